@@ -1,0 +1,523 @@
+//! virtio-blk over a raw image file, with hot attach and detach.
+//!
+//! One request queue. On its ioeventfd the device drains every available chain,
+//! parses it ([`request`]), runs it against the image ([`backend`]), writes the status
+//! byte, and raises one used-ring interrupt per batch. An empty slot (no image) shows
+//! capacity 0 and fails every request with IOERR until [`Block::attach`].
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use virtio_bindings::bindings::virtio_blk::{
+    VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
+    VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR,
+    VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
+};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::iovec::IoVecs;
+use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::event::{EventHandler, EventSource};
+use crate::irq::VirtioInterrupt;
+use crate::log::warn_limited;
+use crate::metrics::{Counter, Metrics};
+
+pub mod backend;
+pub mod request;
+
+use backend::{BackendError, DiskFile};
+use request::{ParseError, Request, RequestKind, Segment, MAX_SEGMENTS, MAX_SEGMENT_SECTORS};
+
+/// Size of the request queue.
+pub const QUEUE_SIZE: u16 = 256;
+/// Event token of the request queue.
+pub const QUEUE_TOKEN: u32 = 0;
+/// Length of the config space this device shows.
+const CONFIG_LEN: usize = 60;
+/// Discard granularity, in sectors (4 KiB).
+const DISCARD_ALIGNMENT: u32 = 8;
+
+/// How to build a [`Block`].
+#[derive(Debug, Clone)]
+pub struct BlockConfig {
+    /// The drive ID, answered to GET_ID (first 20 bytes).
+    pub id: String,
+    /// The image; `None` for an empty hot-attach slot.
+    pub path: Option<PathBuf>,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+}
+
+/// Errors from building or changing a block device.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The image could not be opened.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Detach of an empty slot.
+    #[error("no disk is attached")]
+    NotAttached,
+}
+
+/// Block device counters.
+#[derive(Debug, Default)]
+struct BlockMetrics {
+    read_ops: Counter,
+    write_ops: Counter,
+    read_bytes: Counter,
+    write_bytes: Counter,
+    flush_ops: Counter,
+    discard_ops: Counter,
+    write_zeroes_ops: Counter,
+    get_id_ops: Counter,
+    io_errors: Counter,
+    unsupported: Counter,
+    invalid_requests: Counter,
+    queue_events: Counter,
+    config_changes: Counter,
+}
+
+enum Slot {
+    Empty,
+    Attached(DiskFile),
+}
+
+struct Active {
+    mem: GuestMemoryMmap,
+    queue: Queue,
+    queue_evt: EventFd,
+    interrupt: Arc<VirtioInterrupt>,
+}
+
+enum State {
+    Inactive,
+    Active(Active),
+}
+
+/// A virtio-blk device.
+pub struct Block {
+    id: String,
+    serial: [u8; VIRTIO_BLK_ID_BYTES as usize],
+    slot: Slot,
+    read_only: bool,
+    generation: u32,
+    state: State,
+    /// Queue EventFds of the last activation, kept open after a reset so the event
+    /// loop can still deregister them; dropped on the next activation.
+    retired: Vec<EventFd>,
+    sources_changed: bool,
+    metrics: BlockMetrics,
+}
+
+impl Block {
+    /// Builds the device, opening the image if there is one.
+    pub fn new(config: BlockConfig) -> Result<Self, BlockError> {
+        let slot = match &config.path {
+            Some(path) => Slot::Attached(DiskFile::open(path, config.read_only)?),
+            None => Slot::Empty,
+        };
+        let mut serial = [0u8; VIRTIO_BLK_ID_BYTES as usize];
+        for (dst, src) in serial.iter_mut().zip(config.id.bytes()) {
+            *dst = src;
+        }
+        Ok(Self {
+            id: config.id,
+            serial,
+            slot,
+            read_only: config.read_only,
+            generation: 0,
+            state: State::Inactive,
+            retired: Vec::new(),
+            sources_changed: false,
+            metrics: BlockMetrics::default(),
+        })
+    }
+
+    /// The drive ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The attached image, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.slot {
+            Slot::Attached(disk) => Some(disk.path()),
+            Slot::Empty => None,
+        }
+    }
+
+    /// Whether an image is attached.
+    pub fn is_attached(&self) -> bool {
+        matches!(self.slot, Slot::Attached(_))
+    }
+
+    /// Whether the guest may only read.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Capacity in 512-byte sectors (0 for an empty slot).
+    pub fn capacity(&self) -> u64 {
+        match &self.slot {
+            Slot::Attached(disk) => disk.capacity(),
+            Slot::Empty => 0,
+        }
+    }
+
+    /// Attaches (or replaces) the image. The guest sees the new capacity through a
+    /// configuration change interrupt when the device is active.
+    pub fn attach(&mut self, path: &Path, read_only: bool) -> Result<(), BlockError> {
+        let disk = DiskFile::open(path, read_only)?;
+        self.slot = Slot::Attached(disk);
+        self.read_only = read_only;
+        self.config_changed();
+        Ok(())
+    }
+
+    /// Detaches the image, leaving an empty slot.
+    pub fn detach(&mut self) -> Result<(), BlockError> {
+        if let Slot::Empty = self.slot {
+            return Err(BlockError::NotAttached);
+        }
+        self.slot = Slot::Empty;
+        self.config_changed();
+        Ok(())
+    }
+
+    fn config_changed(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.metrics.config_changes.inc();
+        if let State::Active(active) = &self.state {
+            if let Err(e) = active.interrupt.signal_config_change() {
+                warn_limited!("virtio-blk {}: config interrupt: {}", self.id, e);
+            }
+        }
+    }
+
+    fn config_bytes(&self) -> [u8; CONFIG_LEN] {
+        let mut c = [0u8; CONFIG_LEN];
+        let mut put = |at: usize, bytes: &[u8]| {
+            if let Some(dst) = c.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        };
+        put(0, &self.capacity().to_le_bytes());
+        // seg_max: the queue size less the header and status descriptors.
+        put(12, &(u32::from(QUEUE_SIZE) - 2).to_le_bytes());
+        put(20, &512u32.to_le_bytes());
+        put(34, &1u16.to_le_bytes());
+        put(36, &MAX_SEGMENT_SECTORS.to_le_bytes());
+        put(40, &MAX_SEGMENTS.to_le_bytes());
+        put(44, &DISCARD_ALIGNMENT.to_le_bytes());
+        put(48, &MAX_SEGMENT_SECTORS.to_le_bytes());
+        put(52, &MAX_SEGMENTS.to_le_bytes());
+        put(56, &[1]);
+        c
+    }
+
+    fn process_queue(&mut self) {
+        let Self { state, slot, serial, metrics, id, .. } = self;
+        let State::Active(active) = state else { return };
+        let mem = &active.mem;
+        let mut used = false;
+        while let Some(chain) = active.queue.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            let len = run_chain(slot, serial, metrics, mem, chain);
+            if let Err(e) = active.queue.add_used(mem, head, len) {
+                warn_limited!("virtio-blk {}: returning descriptor {}: {}", id, head, e);
+            }
+            used = true;
+        }
+        if used && active.queue.needs_notification(mem).unwrap_or(true) {
+            if let Err(e) = active.interrupt.signal_used_queue() {
+                warn_limited!("virtio-blk {}: used-ring interrupt: {}", id, e);
+            }
+        }
+    }
+}
+
+/// Runs one chain; returns the used length (bytes written to guest buffers).
+fn run_chain<M>(
+    slot: &Slot,
+    serial: &[u8],
+    metrics: &BlockMetrics,
+    mem: &GuestMemoryMmap,
+    chain: virtio_queue::DescriptorChain<M>,
+) -> u32
+where
+    M: std::ops::Deref,
+    M::Target: vm_memory::GuestMemory,
+{
+    let capacity = match slot {
+        Slot::Attached(disk) => disk.capacity(),
+        Slot::Empty => 0,
+    };
+    let outcome = match request::parse(chain, mem, capacity) {
+        Ok(req) => {
+            let (code, written) = execute(slot, serial, metrics, mem, &req);
+            Some((req.status, code, written))
+        }
+        Err(ParseError { status, error }) => {
+            metrics.invalid_requests.inc();
+            warn_limited!("virtio-blk: invalid request: {}", error);
+            let code = match error {
+                request::RequestError::SegmentFlags(_) => VIRTIO_BLK_S_UNSUPP,
+                _ => VIRTIO_BLK_S_IOERR,
+            };
+            status.map(|at| (at, code, 0))
+        }
+    };
+    let Some((at, code, written)) = outcome else { return 0 };
+    // The status address was checked when the chain was parsed.
+    match mem.write_obj(code as u8, at) {
+        Ok(()) => written.saturating_add(1),
+        Err(_) => 0,
+    }
+}
+
+/// Runs a parsed request: (status, bytes written to guest buffers).
+fn execute(
+    slot: &Slot,
+    serial: &[u8],
+    metrics: &BlockMetrics,
+    mem: &GuestMemoryMmap,
+    req: &Request,
+) -> (u32, u32) {
+    let Slot::Attached(disk) = slot else {
+        metrics.io_errors.inc();
+        return (VIRTIO_BLK_S_IOERR, 0);
+    };
+    let io_result = |r: io::Result<()>, what: &str| match r {
+        Ok(()) => true,
+        Err(e) => {
+            metrics.io_errors.inc();
+            warn_limited!("virtio-blk {}: {} failed: {}", disk.path().display(), what, e);
+            false
+        }
+    };
+    let ok = |done: bool, written: u32| {
+        if done {
+            (VIRTIO_BLK_S_OK, written)
+        } else {
+            (VIRTIO_BLK_S_IOERR, 0)
+        }
+    };
+    match &req.kind {
+        RequestKind::In => {
+            let done = io_result(
+                IoVecs::new(mem, req.data.iter().copied())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+                    .and_then(|bufs| disk.read(&bufs, req.offset())),
+                "read",
+            );
+            if done {
+                metrics.read_ops.inc();
+                metrics.read_bytes.add(u64::from(req.data_len));
+            }
+            ok(done, req.data_len)
+        }
+        RequestKind::Out => {
+            if disk.read_only() {
+                metrics.io_errors.inc();
+                warn_limited!("virtio-blk {}: write to a read-only disk", disk.path().display());
+                return ok(false, 0);
+            }
+            let done = io_result(
+                IoVecs::new(mem, req.data.iter().copied())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+                    .and_then(|bufs| disk.write(&bufs, req.offset())),
+                "write",
+            );
+            if done {
+                metrics.write_ops.inc();
+                metrics.write_bytes.add(u64::from(req.data_len));
+            }
+            ok(done, 0)
+        }
+        RequestKind::Flush => {
+            let done = io_result(disk.flush(), "flush");
+            if done {
+                metrics.flush_ops.inc();
+            }
+            ok(done, 0)
+        }
+        RequestKind::GetId => {
+            metrics.get_id_ops.inc();
+            ok(true, write_buffers(mem, &req.data, serial))
+        }
+        RequestKind::Discard(segments) => {
+            let done = io_result(run_segments(segments, |o, l, _| disk.discard(o, l)), "discard");
+            if done {
+                metrics.discard_ops.inc();
+            }
+            ok(done, 0)
+        }
+        RequestKind::WriteZeroes(segments) => {
+            let done = io_result(
+                run_segments(segments, |o, l, unmap| disk.write_zeroes(o, l, unmap)),
+                "write zeroes",
+            );
+            if done {
+                metrics.write_zeroes_ops.inc();
+            }
+            ok(done, 0)
+        }
+        RequestKind::Unsupported(t) => {
+            metrics.unsupported.inc();
+            warn_limited!("virtio-blk {}: unsupported request type {}", disk.path().display(), t);
+            (VIRTIO_BLK_S_UNSUPP, 0)
+        }
+    }
+}
+
+fn run_segments(
+    segments: &[Segment],
+    mut op: impl FnMut(u64, u64, bool) -> io::Result<()>,
+) -> io::Result<()> {
+    for s in segments {
+        // Ranges were checked against the capacity (and for overflow) when parsed.
+        op(s.sector << request::SECTOR_SHIFT, u64::from(s.num_sectors) << request::SECTOR_SHIFT, s.unmap)?;
+    }
+    Ok(())
+}
+
+/// Copies `src` into the guest buffers, as far as they go; returns the bytes written.
+fn write_buffers(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], src: &[u8]) -> u32 {
+    let mut done = 0usize;
+    for &(addr, len) in bufs {
+        let Some(rest) = src.get(done..) else { break };
+        let n = rest.len().min(len as usize);
+        if n == 0 {
+            break;
+        }
+        if mem.write_slice(rest.get(..n).unwrap_or_default(), addr).is_err() {
+            break;
+        }
+        done += n;
+    }
+    // At most `src.len()` (20 bytes).
+    done as u32
+}
+
+impl EventHandler for Block {
+    fn event_sources(&self) -> Vec<EventSource> {
+        match &self.state {
+            State::Active(a) => vec![EventSource { fd: fd_of(&a.queue_evt), token: QUEUE_TOKEN }],
+            State::Inactive => Vec::new(),
+        }
+    }
+
+    fn handle_event(&mut self, token: u32) {
+        let State::Active(active) = &self.state else { return };
+        if token != QUEUE_TOKEN {
+            warn_limited!("virtio-blk {}: unknown event token {}", self.id, token);
+            return;
+        }
+        // Non-blocking: nothing to read is fine, the queue is processed anyway.
+        let _ = active.queue_evt.read();
+        self.metrics.queue_events.inc();
+        self.process_queue();
+    }
+
+    fn sources_changed(&mut self) -> bool {
+        std::mem::take(&mut self.sources_changed)
+    }
+}
+
+fn fd_of(evt: &EventFd) -> std::os::unix::io::RawFd {
+    use std::os::unix::io::AsRawFd;
+    evt.as_raw_fd()
+}
+
+impl Metrics for Block {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let m = &self.metrics;
+        vec![
+            ("read_ops", m.read_ops.get()),
+            ("write_ops", m.write_ops.get()),
+            ("read_bytes", m.read_bytes.get()),
+            ("write_bytes", m.write_bytes.get()),
+            ("flush_ops", m.flush_ops.get()),
+            ("discard_ops", m.discard_ops.get()),
+            ("write_zeroes_ops", m.write_zeroes_ops.get()),
+            ("get_id_ops", m.get_id_ops.get()),
+            ("io_errors", m.io_errors.get()),
+            ("unsupported", m.unsupported.get()),
+            ("invalid_requests", m.invalid_requests.get()),
+            ("queue_events", m.queue_events.get()),
+            ("config_changes", m.config_changes.get()),
+        ]
+    }
+}
+
+impl VirtioDevice for Block {
+    fn device_type(&self) -> u32 {
+        device_type::BLOCK
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE]
+    }
+
+    fn avail_features(&self) -> u64 {
+        let mut f = VIRTIO_F_VERSION_1
+            | 1 << VIRTIO_BLK_F_SEG_MAX
+            | 1 << VIRTIO_BLK_F_BLK_SIZE
+            | 1 << VIRTIO_BLK_F_FLUSH;
+        if self.read_only {
+            f |= 1 << VIRTIO_BLK_F_RO;
+        } else {
+            f |= 1 << VIRTIO_BLK_F_DISCARD | 1 << VIRTIO_BLK_F_WRITE_ZEROES;
+        }
+        f
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        let config = self.config_bytes();
+        data.fill(0);
+        let Ok(start) = usize::try_from(offset) else { return };
+        if let Some(src) = config.get(start..) {
+            let n = src.len().min(data.len());
+            if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    fn write_config(&mut self, offset: u64, data: &[u8]) {
+        // Nothing writable (no WCE).
+        warn_limited!("virtio-blk {}: config write of {} bytes at {:#x}", self.id, data.len(), offset);
+    }
+
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let got = ctx.queues.len();
+        let Ok::<[(Queue, EventFd); 1], _>([(queue, queue_evt)]) = ctx.queues.try_into() else {
+            return Err(ActivateError::QueueCount { expected: 1, got });
+        };
+        self.retired.clear();
+        self.state = State::Active(Active { mem: ctx.mem, queue, queue_evt, interrupt: ctx.interrupt });
+        self.sources_changed = true;
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        if let State::Active(active) = std::mem::replace(&mut self.state, State::Inactive) {
+            self.retired.push(active.queue_evt);
+            self.sources_changed = true;
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        matches!(self.state, State::Active(_))
+    }
+
+    fn config_generation(&self) -> u32 {
+        self.generation
+    }
+}
+
+#[cfg(test)]
+mod tests;

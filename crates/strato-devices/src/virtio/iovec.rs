@@ -1,0 +1,222 @@
+//! Scatter-gather lists over guest memory, for zero-copy `preadv`/`pwritev`/`readv`/`writev`.
+//!
+//! An [`IoVecs`] is built from guest buffers (address, length) that were checked to lie
+//! in guest memory; it borrows that memory, so the host pointers it holds stay valid for
+//! as long as it lives. The kernel copies straight between the file (or tap) and the
+//! guest's pages. (vm-memory's `xen` feature, where a mapping could be temporary, is not
+//! enabled: guest memory stays mapped as long as the `GuestMemoryMmap` lives.)
+
+use std::io;
+use std::marker::PhantomData;
+use std::os::unix::io::RawFd;
+
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap};
+
+/// Most iovecs one system call takes (`IOV_MAX` on Linux).
+const IOV_MAX: usize = 1024;
+
+/// A list of host buffers backed by guest memory.
+pub struct IoVecs<'m> {
+    iovs: Vec<libc::iovec>,
+    total: usize,
+    _mem: PhantomData<&'m mut [u8]>,
+}
+
+impl<'m> IoVecs<'m> {
+    /// Maps guest buffers to host iovecs. Fails if any byte of any buffer is outside
+    /// guest memory. Zero-length buffers are skipped.
+    pub fn new(
+        mem: &'m GuestMemoryMmap,
+        bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
+    ) -> Result<Self, GuestMemoryError> {
+        let mut iovs = Vec::new();
+        let mut total = 0usize;
+        for (addr, len) in bufs {
+            let len = len as usize;
+            if len == 0 {
+                continue;
+            }
+            // Reject ranges that wrap the address space before asking for slices.
+            addr.0.checked_add(len as u64).ok_or(GuestMemoryError::InvalidGuestAddress(addr))?;
+            let mut covered = 0usize;
+            for slice in GuestMemoryBackend::get_slices(mem, addr, len) {
+                let slice = slice?;
+                covered += slice.len();
+                iovs.push(libc::iovec {
+                    iov_base: slice.ptr_guard_mut().as_ptr().cast(),
+                    iov_len: slice.len(),
+                });
+            }
+            if covered != len {
+                return Err(GuestMemoryError::InvalidGuestAddress(addr));
+            }
+            total = total.saturating_add(len);
+        }
+        Ok(Self { iovs, total, _mem: PhantomData })
+    }
+
+    /// Appends a host buffer after the guest buffers: a frame read that overflows the
+    /// guest's buffers lands there, so the caller learns the frame's full length.
+    pub fn push_host_buffer(&mut self, buf: &'m mut [u8]) {
+        if buf.is_empty() {
+            return;
+        }
+        self.total = self.total.saturating_add(buf.len());
+        self.iovs.push(libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() });
+    }
+
+    /// Total bytes covered.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether no byte is covered.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Fills the buffers from `fd` at `offset`, retrying short reads. A read that hits
+    /// end of file before the buffers are full fails with `UnexpectedEof`.
+    pub fn pread_exact(&self, fd: RawFd, offset: u64) -> io::Result<()> {
+        self.transfer_exact(offset, |iovs, off| {
+            // SAFETY: every iovec points into guest memory that `self` borrows (mapped
+            // for its whole lifetime) and covers only bytes checked to be in it; the
+            // kernel writes at most `iov_len` bytes to each.
+            unsafe { libc::preadv(fd, iovs.as_ptr(), iov_count(iovs), off) }
+        })
+    }
+
+    /// Writes the buffers to `fd` at `offset`, retrying short writes.
+    pub fn pwrite_all(&self, fd: RawFd, offset: u64) -> io::Result<()> {
+        self.transfer_exact(offset, |iovs, off| {
+            // SAFETY: as in `pread_exact`; the kernel only reads the buffers.
+            unsafe { libc::pwritev(fd, iovs.as_ptr(), iov_count(iovs), off) }
+        })
+    }
+
+    /// One `readv` into the buffers (one frame from a tap or packet socket).
+    pub fn readv(&self, fd: RawFd) -> io::Result<usize> {
+        let iovs = self.first_batch();
+        // SAFETY: as in `pread_exact`.
+        let n = unsafe { libc::readv(fd, iovs.as_ptr(), iov_count(iovs)) };
+        ret_len(n)
+    }
+
+    /// One `writev` of the buffers (one frame to a tap or packet socket).
+    pub fn writev(&self, fd: RawFd) -> io::Result<usize> {
+        let iovs = self.first_batch();
+        // SAFETY: as in `pwrite_all`; the kernel only reads the buffers.
+        let n = unsafe { libc::writev(fd, iovs.as_ptr(), iov_count(iovs)) };
+        ret_len(n)
+    }
+
+    /// The iovecs, for system calls this module does not wrap (`recvmsg`, `sendmsg`).
+    /// Every entry points into guest memory borrowed by `self`.
+    pub fn as_slice(&self) -> &[libc::iovec] {
+        self.first_batch()
+    }
+
+    fn first_batch(&self) -> &[libc::iovec] {
+        &self.iovs[..self.iovs.len().min(IOV_MAX)]
+    }
+
+    /// Runs `op` (a positioned vectored read or write) until every byte moved.
+    fn transfer_exact(
+        &self,
+        offset: u64,
+        mut op: impl FnMut(&[libc::iovec], libc::off_t) -> isize,
+    ) -> io::Result<()> {
+        let mut iovs = self.iovs.clone();
+        let mut start = 0usize;
+        let mut offset = offset;
+        while start < iovs.len() {
+            let batch = &iovs[start..iovs.len().min(start + IOV_MAX)];
+            let off = libc::off_t::try_from(offset)
+                .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+            let n = match ret_len(op(batch, off)) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            offset = offset.saturating_add(n as u64);
+            // Skip the iovecs done and shorten the one cut in the middle.
+            let mut left = n;
+            while left > 0 {
+                let Some(iov) = iovs.get_mut(start) else { break };
+                if left >= iov.iov_len {
+                    left -= iov.iov_len;
+                    start += 1;
+                } else {
+                    // SAFETY: `left < iov_len`, so the new base stays inside the buffer.
+                    iov.iov_base = unsafe { iov.iov_base.cast::<u8>().add(left) }.cast();
+                    iov.iov_len -= left;
+                    left = 0;
+                }
+            }
+            while iovs.get(start).is_some_and(|iov| iov.iov_len == 0) {
+                start += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn iov_count(iovs: &[libc::iovec]) -> libc::c_int {
+    // At most IOV_MAX entries are ever passed.
+    iovs.len().min(IOV_MAX) as libc::c_int
+}
+
+fn ret_len(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::io::AsRawFd;
+    use vm_memory::{Bytes, GuestMemoryMmap};
+
+    fn mem() -> GuestMemoryMmap {
+        // Two regions with a hole between them.
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000), (GuestAddress(0x10000), 0x10000)])
+            .unwrap()
+    }
+
+    #[test]
+    fn rejects_outside_and_wrapping_buffers() {
+        let m = mem();
+        assert!(IoVecs::new(&m, [(GuestAddress(0x1f000), 0x2000)]).is_err());
+        assert!(IoVecs::new(&m, [(GuestAddress(u64::MAX - 1), 16)]).is_err());
+        assert!(IoVecs::new(&m, [(GuestAddress(0x30000), 1)]).is_err());
+        let v = IoVecs::new(&m, [(GuestAddress(0x30000), 0), (GuestAddress(0x100), 8)]).unwrap();
+        assert_eq!(v.len(), 8);
+    }
+
+    #[test]
+    fn spans_regions_and_moves_bytes() {
+        let m = mem();
+        let mut f = vmm_sys_util::tempfile::TempFile::new().unwrap().into_file();
+        let data: Vec<u8> = (0..0x3000u32).map(|i| (i % 251) as u8).collect();
+        f.write_all(&data).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        // 0x2000 bytes across the region boundary, then 0x1000 elsewhere.
+        let v = IoVecs::new(&m, [(GuestAddress(0xf000), 0x2000), (GuestAddress(0x100), 0x1000)])
+            .unwrap();
+        v.pread_exact(f.as_raw_fd(), 0).unwrap();
+        let mut got = vec![0u8; 0x2000];
+        m.read_slice(&mut got, GuestAddress(0xf000)).unwrap();
+        assert_eq!(&got[..], &data[..0x2000]);
+        // Write back one sector further on and compare.
+        v.pwrite_all(f.as_raw_fd(), 0x3000).unwrap();
+        let again = IoVecs::new(&m, [(GuestAddress(0x8000), 0x3000)]).unwrap();
+        again.pread_exact(f.as_raw_fd(), 0x3000).unwrap();
+        let mut back = vec![0u8; 0x3000];
+        m.read_slice(&mut back, GuestAddress(0x8000)).unwrap();
+        assert_eq!(back, data);
+        // Reading past the end of file is an error.
+        assert!(v.pread_exact(f.as_raw_fd(), 0x5000).is_err());
+    }
+}

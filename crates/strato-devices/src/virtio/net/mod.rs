@@ -1,0 +1,502 @@
+//! virtio-net over a Linux tap.
+//!
+//! Queue 0 receives (RX), queue 1 transmits (TX). Guest buffers hold a 12-byte
+//! `virtio_net_hdr_v1` followed by the Ethernet frame; the tap uses the same header,
+//! so frames move between guest memory and the tap with `readv`/`writev` and no copy.
+//! No offloads are offered, so the header is always "no checksum, no GSO".
+//!
+//! The tap is watched only while the RX queue may have buffers: when it runs dry the
+//! device stops listening to the tap (level-triggered readiness would spin) and waits
+//! for the guest to kick the RX queue.
+
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::sync::Arc;
+
+use virtio_bindings::bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::chain;
+use super::iovec::IoVecs;
+use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::event::{EventHandler, EventSource};
+use crate::irq::VirtioInterrupt;
+use crate::log::warn_limited;
+use crate::metrics::{Counter, Metrics};
+
+pub mod backend;
+pub mod tap;
+
+pub use backend::FrameIo;
+pub use tap::{Tap, TapError};
+
+/// Size of each queue.
+pub const QUEUE_SIZE: u16 = 256;
+/// Event token of the RX queue (queue 0).
+pub const RX_TOKEN: u32 = 0;
+/// Event token of the TX queue (queue 1).
+pub const TX_TOKEN: u32 = 1;
+/// Event token of the tap.
+pub const TAP_TOKEN: u32 = 2;
+/// Length of `virtio_net_hdr_v1`.
+pub const VNET_HDR_LEN: usize = 12;
+/// Longest frame moved, header included: 64 KiB of payload plus Ethernet and VLAN
+/// headers plus the vnet header.
+pub const MAX_FRAME_LEN: usize = 65562;
+const ETH_HLEN: usize = 14;
+/// Offset of `num_buffers` in the vnet header.
+const NUM_BUFFERS_OFFSET: usize = 10;
+const CONFIG_LEN: usize = 8;
+
+/// How to build a [`Net`].
+pub struct NetConfig<T = Tap> {
+    /// The interface ID (logs and metrics).
+    pub id: String,
+    /// The frame backend, normally a tap.
+    pub tap: T,
+    /// The guest's MAC address; `None` lets the driver pick one.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// Errors from building a network device.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A multicast (or broadcast) MAC address.
+    #[error("mac address {0:02x?} is not unicast")]
+    MulticastMac([u8; 6]),
+}
+
+#[derive(Debug, Default)]
+struct NetMetrics {
+    rx_packets: Counter,
+    rx_bytes: Counter,
+    tx_packets: Counter,
+    tx_bytes: Counter,
+    rx_dropped: Counter,
+    tx_dropped: Counter,
+    invalid_chains: Counter,
+    tap_read_errors: Counter,
+    tap_write_errors: Counter,
+    rx_queue_events: Counter,
+    tx_queue_events: Counter,
+    tap_events: Counter,
+}
+
+struct Active {
+    mem: GuestMemoryMmap,
+    rx: Queue,
+    rx_evt: EventFd,
+    tx: Queue,
+    tx_evt: EventFd,
+    interrupt: Arc<VirtioInterrupt>,
+    /// Whether the tap is among the event sources (RX buffers may be available).
+    watch_tap: bool,
+}
+
+enum State {
+    Inactive,
+    Active(Active),
+}
+
+/// A virtio-net device.
+pub struct Net<T: FrameIo = Tap> {
+    id: String,
+    tap: T,
+    mac: Option<[u8; 6]>,
+    state: State,
+    retired: Vec<EventFd>,
+    sources_changed: bool,
+    /// Catches the tail of a frame that overflows the guest's RX buffers.
+    overflow: Vec<u8>,
+    metrics: NetMetrics,
+}
+
+impl<T: FrameIo> Net<T> {
+    /// Builds the device.
+    pub fn new(config: NetConfig<T>) -> Result<Self, NetError> {
+        if let Some(mac) = config.mac {
+            if mac[0] & 1 != 0 {
+                return Err(NetError::MulticastMac(mac));
+            }
+        }
+        Ok(Self {
+            id: config.id,
+            tap: config.tap,
+            mac: config.mac,
+            state: State::Inactive,
+            retired: Vec::new(),
+            sources_changed: false,
+            overflow: vec![0; MAX_FRAME_LEN],
+            metrics: NetMetrics::default(),
+        })
+    }
+
+    /// The interface ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The MAC address offered to the guest.
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        self.mac
+    }
+
+    /// The frame backend.
+    pub fn tap(&self) -> &T {
+        &self.tap
+    }
+
+    fn config_bytes(&self) -> [u8; CONFIG_LEN] {
+        let mut c = [0u8; CONFIG_LEN];
+        if let Some(mac) = self.mac {
+            c[..6].copy_from_slice(&mac);
+        }
+        c[6..8].copy_from_slice(&(VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
+        c
+    }
+
+    /// Moves frames from the tap into RX buffers until either runs out.
+    fn process_rx(&mut self) {
+        let Self { state, tap, overflow, metrics, id, sources_changed, .. } = self;
+        let State::Active(a) = state else { return };
+        let mem = &a.mem;
+        let mut used = false;
+        loop {
+            let Some(chain) = a.rx.pop_descriptor_chain(mem) else {
+                // Out of buffers: stop watching the tap until the guest adds some.
+                if a.watch_tap {
+                    a.watch_tap = false;
+                    *sources_changed = true;
+                }
+                break;
+            };
+            let head = chain.head_index();
+            let bufs = match rx_buffers(chain) {
+                Ok(bufs) => bufs,
+                Err(why) => {
+                    metrics.invalid_chains.inc();
+                    warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+                    used |= return_used(&mut a.rx, mem, head, 0, id);
+                    continue;
+                }
+            };
+            let capacity = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
+            let mut iovs = match IoVecs::new(mem, bufs.iter().copied()) {
+                Ok(iovs) => iovs,
+                Err(e) => {
+                    metrics.invalid_chains.inc();
+                    warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
+                    used |= return_used(&mut a.rx, mem, head, 0, id);
+                    continue;
+                }
+            };
+            iovs.push_host_buffer(overflow.as_mut_slice());
+            match tap.read_frame(&iovs) {
+                Ok(n) if n > capacity => {
+                    // Does not fit: drop the frame, keep the buffers for the next one.
+                    metrics.rx_dropped.inc();
+                    warn_limited!("virtio-net {}: dropped a {}-byte frame (buffers: {})", id, n, capacity);
+                    a.rx.go_to_previous_position();
+                }
+                Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
+                    // One buffer per frame: num_buffers is 1 without MRG_RXBUF.
+                    write_at(mem, &bufs, NUM_BUFFERS_OFFSET, &1u16.to_le_bytes());
+                    metrics.rx_packets.inc();
+                    metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
+                    // n <= capacity, the sum of u32 lengths of at most QUEUE_SIZE buffers.
+                    used |= return_used(&mut a.rx, mem, head, u32::try_from(n).unwrap_or(0), id);
+                }
+                Ok(n) => {
+                    metrics.rx_dropped.inc();
+                    warn_limited!("virtio-net {}: dropped a runt frame of {} bytes", id, n);
+                    a.rx.go_to_previous_position();
+                    if n == 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    a.rx.go_to_previous_position();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => break,
+                        io::ErrorKind::Interrupted => continue,
+                        _ => {
+                            metrics.tap_read_errors.inc();
+                            warn_limited!("virtio-net {}: reading the tap: {}", id, e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if used {
+            notify(&mut a.rx, mem, &a.interrupt, id);
+        }
+    }
+
+    /// Sends every frame the guest queued for transmission.
+    fn process_tx(&mut self) {
+        let Self { state, tap, metrics, id, .. } = self;
+        let State::Active(a) = state else { return };
+        let mem = &a.mem;
+        let mut used = false;
+        while let Some(chain) = a.tx.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            match tx_frame(mem, chain) {
+                Ok(iovs) => match tap.write_frame(&iovs) {
+                    Ok(_) => {
+                        metrics.tx_packets.inc();
+                        metrics.tx_bytes.add((iovs.len() - VNET_HDR_LEN) as u64);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // The tap's queue is full: drop, as a congested link would.
+                        metrics.tx_dropped.inc();
+                    }
+                    Err(e) => {
+                        metrics.tap_write_errors.inc();
+                        metrics.tx_dropped.inc();
+                        warn_limited!("virtio-net {}: writing the tap: {}", id, e);
+                    }
+                },
+                Err(why) => {
+                    metrics.invalid_chains.inc();
+                    metrics.tx_dropped.inc();
+                    warn_limited!("virtio-net {}: invalid TX chain {}: {}", id, head, why);
+                }
+            }
+            used |= return_used(&mut a.tx, mem, head, 0, id);
+        }
+        if used {
+            notify(&mut a.tx, mem, &a.interrupt, id);
+        }
+    }
+}
+
+/// Why a chain was refused.
+#[derive(Debug, thiserror::Error)]
+enum ChainError {
+    #[error(transparent)]
+    Broken(#[from] chain::BrokenChain),
+    #[error("buffer has the wrong direction")]
+    Direction,
+    #[error("{0} bytes is too short for a frame")]
+    TooShort(usize),
+    #[error("{0} bytes is too long for a frame")]
+    TooLong(usize),
+    #[error("buffer outside guest memory")]
+    Memory,
+}
+
+/// The writable buffers of an RX chain.
+fn rx_buffers<M>(chain: virtio_queue::DescriptorChain<M>) -> Result<Vec<(GuestAddress, u32)>, ChainError>
+where
+    M: std::ops::Deref,
+    M::Target: vm_memory::GuestMemory,
+{
+    let descs = chain::collect(chain)?;
+    if descs.iter().any(|d| !d.is_write_only()) {
+        return Err(ChainError::Direction);
+    }
+    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
+    let capacity = bufs.iter().map(|&(_, len)| u64::from(len)).sum::<u64>();
+    if capacity < (VNET_HDR_LEN + ETH_HLEN) as u64 {
+        return Err(ChainError::TooShort(capacity as usize));
+    }
+    Ok(bufs)
+}
+
+/// Maps a TX chain's readable buffers.
+fn tx_frame<M>(mem: &GuestMemoryMmap, chain: virtio_queue::DescriptorChain<M>) -> Result<IoVecs<'_>, ChainError>
+where
+    M: std::ops::Deref,
+    M::Target: vm_memory::GuestMemory,
+{
+    let descs = chain::collect(chain)?;
+    if descs.iter().any(|d| d.is_write_only()) {
+        return Err(ChainError::Direction);
+    }
+    let total = descs.iter().map(|d| u64::from(d.len())).sum::<u64>();
+    if total > MAX_FRAME_LEN as u64 {
+        return Err(ChainError::TooLong(usize::try_from(total).unwrap_or(usize::MAX)));
+    }
+    if total < (VNET_HDR_LEN + ETH_HLEN) as u64 {
+        return Err(ChainError::TooShort(total as usize));
+    }
+    IoVecs::new(mem, descs.iter().map(|d| (d.addr(), d.len()))).map_err(|_| ChainError::Memory)
+}
+
+/// Writes `bytes` at byte `offset` of the chain's buffers.
+fn write_at(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], offset: usize, bytes: &[u8]) {
+    let mut skip = offset;
+    let mut rest = bytes;
+    for &(addr, len) in bufs {
+        let len = len as usize;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let n = rest.len().min(len - skip);
+        let (now, later) = rest.split_at(n);
+        let Some(at) = addr.0.checked_add(skip as u64) else { return };
+        if mem.write_slice(now, GuestAddress(at)).is_err() {
+            return;
+        }
+        rest = later;
+        skip = 0;
+        if rest.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Adds a used entry; true if it was added.
+fn return_used(q: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32, id: &str) -> bool {
+    match q.add_used(mem, head, len) {
+        Ok(()) => true,
+        Err(e) => {
+            warn_limited!("virtio-net {}: returning descriptor {}: {}", id, head, e);
+            false
+        }
+    }
+}
+
+fn notify(q: &mut Queue, mem: &GuestMemoryMmap, interrupt: &VirtioInterrupt, id: &str) {
+    if q.needs_notification(mem).unwrap_or(true) {
+        if let Err(e) = interrupt.signal_used_queue() {
+            warn_limited!("virtio-net {}: used-ring interrupt: {}", id, e);
+        }
+    }
+}
+
+impl<T: FrameIo> EventHandler for Net<T> {
+    fn event_sources(&self) -> Vec<EventSource> {
+        let State::Active(a) = &self.state else { return Vec::new() };
+        let mut sources = vec![
+            EventSource { fd: a.rx_evt.as_raw_fd(), token: RX_TOKEN },
+            EventSource { fd: a.tx_evt.as_raw_fd(), token: TX_TOKEN },
+        ];
+        if a.watch_tap {
+            sources.push(EventSource { fd: self.tap.as_raw_fd(), token: TAP_TOKEN });
+        }
+        sources
+    }
+
+    fn handle_event(&mut self, token: u32) {
+        let State::Active(a) = &mut self.state else { return };
+        match token {
+            RX_TOKEN => {
+                let _ = a.rx_evt.read();
+                self.metrics.rx_queue_events.inc();
+                if !a.watch_tap {
+                    a.watch_tap = true;
+                    self.sources_changed = true;
+                }
+                self.process_rx();
+            }
+            TX_TOKEN => {
+                let _ = a.tx_evt.read();
+                self.metrics.tx_queue_events.inc();
+                self.process_tx();
+            }
+            TAP_TOKEN => {
+                self.metrics.tap_events.inc();
+                self.process_rx();
+            }
+            other => warn_limited!("virtio-net {}: unknown event token {}", self.id, other),
+        }
+    }
+
+    fn sources_changed(&mut self) -> bool {
+        std::mem::take(&mut self.sources_changed)
+    }
+}
+
+impl<T: FrameIo> Metrics for Net<T> {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let m = &self.metrics;
+        vec![
+            ("rx_packets", m.rx_packets.get()),
+            ("rx_bytes", m.rx_bytes.get()),
+            ("tx_packets", m.tx_packets.get()),
+            ("tx_bytes", m.tx_bytes.get()),
+            ("rx_dropped", m.rx_dropped.get()),
+            ("tx_dropped", m.tx_dropped.get()),
+            ("invalid_chains", m.invalid_chains.get()),
+            ("tap_read_errors", m.tap_read_errors.get()),
+            ("tap_write_errors", m.tap_write_errors.get()),
+            ("rx_queue_events", m.rx_queue_events.get()),
+            ("tx_queue_events", m.tx_queue_events.get()),
+            ("tap_events", m.tap_events.get()),
+        ]
+    }
+}
+
+impl<T: FrameIo> VirtioDevice for Net<T> {
+    fn device_type(&self) -> u32 {
+        device_type::NET
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE, QUEUE_SIZE]
+    }
+
+    fn avail_features(&self) -> u64 {
+        let mut f = VIRTIO_F_VERSION_1 | 1 << VIRTIO_NET_F_STATUS;
+        if self.mac.is_some() {
+            f |= 1 << VIRTIO_NET_F_MAC;
+        }
+        f
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        let config = self.config_bytes();
+        data.fill(0);
+        let Ok(start) = usize::try_from(offset) else { return };
+        if let Some(src) = config.get(start..) {
+            let n = src.len().min(data.len());
+            if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    fn write_config(&mut self, offset: u64, data: &[u8]) {
+        // The MAC is writable only with VIRTIO_NET_F_CTRL_MAC_ADDR (legacy), not offered.
+        warn_limited!("virtio-net {}: config write of {} bytes at {:#x}", self.id, data.len(), offset);
+    }
+
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let got = ctx.queues.len();
+        let Ok::<[(Queue, EventFd); 2], _>([(rx, rx_evt), (tx, tx_evt)]) = ctx.queues.try_into() else {
+            return Err(ActivateError::QueueCount { expected: 2, got });
+        };
+        self.retired.clear();
+        self.state = State::Active(Active {
+            mem: ctx.mem,
+            rx,
+            rx_evt,
+            tx,
+            tx_evt,
+            interrupt: ctx.interrupt,
+            watch_tap: true,
+        });
+        self.sources_changed = true;
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        if let State::Active(a) = std::mem::replace(&mut self.state, State::Inactive) {
+            self.retired.push(a.rx_evt);
+            self.retired.push(a.tx_evt);
+            self.sources_changed = true;
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        matches!(self.state, State::Active(_))
+    }
+}
+
+#[cfg(test)]
+mod tests;

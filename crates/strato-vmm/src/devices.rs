@@ -1,0 +1,279 @@
+//! Builds the VM's devices, places them on the buses, wires them to KVM (irqfd,
+//! ioeventfd) and writes their `virtio_mmio.device=` command-line entries.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use kvm_ioctls::{IoEventAddress, VmFd};
+use linux_loader::loader::Cmdline;
+use strato_devices::bus::{lock, Bus, BusError};
+use strato_devices::legacy::i8042::I8042;
+use strato_devices::legacy::serial::{ConsoleBuffer, Serial};
+use strato_devices::metrics::Metrics;
+use strato_devices::virtio::block::{Block, BlockConfig};
+use strato_devices::virtio::mmio::MmioTransport;
+use strato_devices::virtio::net::{tap::Tap, Net, NetConfig as NetDeviceConfig};
+use strato_devices::virtio::rng::Rng;
+use strato_devices::virtio::VirtioDevice;
+use vm_memory::{GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::arch::x86_64::layout::*;
+use crate::config::{parse_mac, VmConfig};
+
+/// Errors building devices.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// An eventfd could not be created.
+    #[error("creating an eventfd")]
+    EventFd(#[source] std::io::Error),
+    /// KVM refused an irqfd or ioeventfd.
+    #[error("registering {what} with KVM")]
+    Kvm {
+        /// What was registered.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// Two devices want the same window.
+    #[error("placing a device on the bus")]
+    Bus(#[source] BusError),
+    /// A device could not be created.
+    #[error("creating {id}: {message}")]
+    Device {
+        /// Device ID.
+        id: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The console file could not be opened.
+    #[error("opening console file {0}")]
+    Console(String, #[source] std::io::Error),
+    /// The command line has no room for the device entries.
+    #[error("kernel command line is full")]
+    Cmdline(#[source] linux_loader::cmdline::Error),
+    /// More virtio devices than IRQs.
+    #[error("too many devices: at most {0} virtio devices")]
+    TooMany(u32),
+}
+
+/// Kind of a virtio device, for the API and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtioKind {
+    /// virtio-blk.
+    Block,
+    /// virtio-net.
+    Net,
+    /// virtio-rng.
+    Rng,
+}
+
+impl VirtioKind {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            VirtioKind::Block => "block",
+            VirtioKind::Net => "net",
+            VirtioKind::Rng => "rng",
+        }
+    }
+}
+
+/// One virtio device with its transport window.
+pub struct VirtioSlot {
+    /// Device ID (`disk0`, `net0`, `rng`).
+    pub id: String,
+    /// Kind.
+    pub kind: VirtioKind,
+    /// The device (also held by its transport).
+    pub device: Arc<Mutex<dyn VirtioDevice>>,
+    /// MMIO window base.
+    pub base: u64,
+    /// GSI.
+    pub irq: u32,
+}
+
+/// All devices of a VM.
+pub struct DeviceManager {
+    /// Port-I/O bus (serial, i8042).
+    pub pio: Bus,
+    /// MMIO bus (virtio-mmio windows).
+    pub mmio: Bus,
+    /// The serial console's buffer.
+    pub console: ConsoleBuffer,
+    /// The serial port.
+    pub serial: Arc<Mutex<Serial>>,
+    /// The keyboard controller.
+    pub i8042: Arc<Mutex<I8042>>,
+    /// Written by the i8042 when the guest pulses the reset line.
+    pub reset_evt: EventFd,
+    /// Virtio devices in guest order.
+    pub virtio: Vec<VirtioSlot>,
+    /// Block devices by drive ID, for hot attach.
+    pub blocks: HashMap<String, Arc<Mutex<Block>>>,
+}
+
+fn evt() -> Result<EventFd, DeviceError> {
+    EventFd::new(libc::EFD_NONBLOCK).map_err(DeviceError::EventFd)
+}
+
+fn irqfd(vm: &VmFd, gsi: u32) -> Result<EventFd, DeviceError> {
+    let fd = evt()?;
+    vm.register_irqfd(&fd, gsi)
+        .map_err(|source| DeviceError::Kvm { what: "irqfd", source })?;
+    Ok(fd)
+}
+
+fn dev_err(id: &str, e: impl std::fmt::Display) -> DeviceError {
+    DeviceError::Device {
+        id: id.to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl DeviceManager {
+    /// Creates every device in `config`, adding virtio entries to `cmdline`.
+    pub fn build(
+        vm: &VmFd,
+        mem: &GuestMemoryMmap,
+        config: &VmConfig,
+        cmdline: &mut Cmdline,
+    ) -> Result<Self, DeviceError> {
+        let mut pio = Bus::new();
+        let console_file = match &config.console {
+            Some(p) => Some(open_console(p)?),
+            None => None,
+        };
+        let console = ConsoleBuffer::new();
+        let serial = Arc::new(Mutex::new(Serial::new(
+            Arc::new(irqfd(vm, SERIAL_IRQ)?),
+            console.clone(),
+            console_file,
+        )));
+        pio.insert(serial.clone(), SERIAL_PORT, 8)
+            .map_err(DeviceError::Bus)?;
+        let reset_evt = evt()?;
+        let i8042 = Arc::new(Mutex::new(I8042::new(
+            reset_evt.try_clone().map_err(DeviceError::EventFd)?,
+            Arc::new(irqfd(vm, I8042_IRQ)?),
+        )));
+        pio.insert(i8042.clone(), I8042_PORT, 5)
+            .map_err(DeviceError::Bus)?;
+
+        let mut dm = DeviceManager {
+            pio,
+            mmio: Bus::new(),
+            console,
+            serial,
+            i8042,
+            reset_evt,
+            virtio: Vec::new(),
+            blocks: HashMap::new(),
+        };
+        for (i, d) in config.disks.iter().enumerate() {
+            let id = d.id.clone().unwrap_or_else(|| format!("disk{i}"));
+            let block = Block::new(BlockConfig {
+                id: id.clone(),
+                path: d.path.clone(),
+                read_only: d.readonly,
+            })
+            .map_err(|e| dev_err(&id, e))?;
+            let block = Arc::new(Mutex::new(block));
+            dm.blocks.insert(id.clone(), block.clone());
+            dm.add_virtio(vm, mem, cmdline, id, VirtioKind::Block, block)?;
+        }
+        for (i, n) in config.nets.iter().enumerate() {
+            let id = n.id.clone().unwrap_or_else(|| format!("net{i}"));
+            let tap = match (&n.tap, n.fd) {
+                (Some(name), _) => Tap::open(name).map_err(|e| dev_err(&id, e))?,
+                // SAFETY: the fd was handed to us by our parent for this purpose and is
+                // owned by nothing else in this process.
+                (None, Some(fd)) => unsafe { Tap::from_raw_fd(fd) }.map_err(|e| dev_err(&id, e))?,
+                (None, None) => return Err(dev_err(&id, "no tap given")),
+            };
+            let mac = match &n.mac {
+                Some(m) => Some(parse_mac(m).map_err(|e| dev_err(&id, e))?),
+                None => None,
+            };
+            let net = Net::new(NetDeviceConfig {
+                id: id.clone(),
+                tap,
+                mac,
+            })
+            .map_err(|e| dev_err(&id, e))?;
+            dm.add_virtio(vm, mem, cmdline, id, VirtioKind::Net, Arc::new(Mutex::new(net)))?;
+        }
+        if config.rng {
+            let rng = Rng::new("rng");
+            dm.add_virtio(vm, mem, cmdline, "rng".into(), VirtioKind::Rng, Arc::new(Mutex::new(rng)))?;
+        }
+        Ok(dm)
+    }
+
+    fn add_virtio(
+        &mut self,
+        vm: &VmFd,
+        mem: &GuestMemoryMmap,
+        cmdline: &mut Cmdline,
+        id: String,
+        kind: VirtioKind,
+        device: Arc<Mutex<dyn VirtioDevice>>,
+    ) -> Result<(), DeviceError> {
+        let n = self.virtio.len() as u32;
+        let irq = VIRTIO_IRQ_BASE + n;
+        if irq > MAX_IRQ {
+            return Err(DeviceError::TooMany(MAX_IRQ - VIRTIO_IRQ_BASE + 1));
+        }
+        let base = VIRTIO_MMIO_BASE + u64::from(n) * VIRTIO_MMIO_SIZE;
+        let transport = MmioTransport::new(mem.clone(), device.clone(), Arc::new(irqfd(vm, irq)?))
+            .map_err(|e| dev_err(&id, e))?;
+        for (q, qevt) in transport.queue_events().iter().enumerate() {
+            vm.register_ioevent(qevt, &IoEventAddress::Mmio(base + 0x50), q as u32)
+                .map_err(|source| DeviceError::Kvm {
+                    what: "ioeventfd",
+                    source,
+                })?;
+        }
+        self.mmio
+            .insert(Arc::new(Mutex::new(transport)), base, VIRTIO_MMIO_SIZE)
+            .map_err(DeviceError::Bus)?;
+        cmdline
+            .add_virtio_mmio_device(VIRTIO_MMIO_SIZE, GuestAddress(base), irq, None)
+            .map_err(DeviceError::Cmdline)?;
+        self.virtio.push(VirtioSlot {
+            id,
+            kind,
+            device,
+            base,
+            irq,
+        });
+        Ok(())
+    }
+
+    /// Per-device counters, prefixed `<id>_`: the serial port, the i8042 and each virtio device.
+    pub fn counters(&self) -> Vec<(String, Vec<(&'static str, u64)>)> {
+        let mut out = vec![
+            ("serial".to_string(), lock(&self.serial).counters()),
+            ("i8042".to_string(), lock(&self.i8042).counters()),
+        ];
+        for s in &self.virtio {
+            out.push((s.id.clone(), lock(&s.device).counters()));
+        }
+        out
+    }
+
+    /// Every virtio device as an event handler, with its index.
+    pub fn handlers(&self) -> impl Iterator<Item = (usize, &Arc<Mutex<dyn VirtioDevice>>)> {
+        self.virtio.iter().map(|s| &s.device).enumerate()
+    }
+}
+
+fn open_console(path: &Path) -> Result<std::fs::File, DeviceError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| DeviceError::Console(path.display().to_string(), e))
+}

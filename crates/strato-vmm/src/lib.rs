@@ -1,0 +1,17 @@
+//! strato-vmm: the KVM microVM monitor behind every strato instance.
+//!
+//! One process runs one VM (as Firecracker does): the main thread runs the event loop
+//! for devices and the control API, and one thread per vCPU runs guest code. The daemon
+//! spawns the binary; it shares the configuration types in [`config`].
+
+pub mod api;
+pub mod arch;
+pub mod cli;
+pub mod config;
+pub mod devices;
+pub mod emulation;
+pub mod memory;
+pub mod signals;
+pub mod state;
+pub mod vcpu;
+pub mod vmm;

@@ -1,0 +1,462 @@
+//! Assembles a VM from its configuration and runs it: the main thread runs the event loop
+//! (device events, the API socket, exit and reset notifications, SIGTERM/SIGINT) while one
+//! thread per vCPU runs guest code.
+
+use std::collections::HashMap;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VmFd};
+use linux_loader::loader::Cmdline;
+use serde_json::{json, Value};
+use strato_devices::bus::lock;
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::api::{self, ConnState, Connection, Request};
+use crate::arch::x86_64::{boot, layout, mptable, regs};
+use crate::config::VmConfig;
+use crate::devices::{DeviceError, DeviceManager};
+use crate::memory;
+use crate::signals::SignalFd;
+use crate::state::{ExitReason, VmControl, VmEvent, VmState};
+use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuStats};
+
+/// Errors building or starting a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    /// /dev/kvm could not be opened or the VM created.
+    #[error("KVM: {0}")]
+    Kvm(&'static str, #[source] kvm_ioctls::Error),
+    /// Guest memory.
+    #[error("guest memory")]
+    Memory(#[from] memory::MemoryError),
+    /// Kernel, initrd or boot information.
+    #[error("boot")]
+    Boot(#[from] boot::BootError),
+    /// Boot tables.
+    #[error("boot tables")]
+    Regs(#[from] regs::RegsError),
+    /// MP table.
+    #[error("MP table")]
+    Mptable(#[from] mptable::MptableError),
+    /// Devices.
+    #[error("devices")]
+    Devices(#[from] DeviceError),
+    /// vCPUs.
+    #[error("vCPUs")]
+    Vcpu(#[from] vcpu::VcpuError),
+    /// The command line.
+    #[error("kernel command line")]
+    Cmdline(#[source] linux_loader::cmdline::Error),
+    /// The API socket.
+    #[error("API socket {0}")]
+    Api(String, #[source] std::io::Error),
+    /// Event loop plumbing (epoll, eventfd, signalfd).
+    #[error("event loop")]
+    EventLoop(#[source] std::io::Error),
+}
+
+/// A built VM, ready to run.
+pub struct Vmm {
+    _kvm: Kvm,
+    vm: VmFd,
+    mem: GuestMemoryMmap,
+    devices: DeviceManager,
+    control: Arc<VmControl>,
+    exit_evt: EventFd,
+    rescan_evt: EventFd,
+    api: Option<(UnixListener, PathBuf)>,
+    config: VmConfig,
+    kernel: boot::LoadedKernel,
+    vcpus: Vec<VcpuHandle>,
+}
+
+// Epoll tokens on the main loop; connections use CONN_BASE + n.
+const TOKEN_EXIT: u64 = 1;
+const TOKEN_RESET: u64 = 2;
+const TOKEN_RESCAN: u64 = 3;
+const TOKEN_SIGNAL: u64 = 4;
+const TOKEN_API: u64 = 5;
+const TOKEN_DEVICES: u64 = 6;
+const CONN_BASE: u64 = 1 << 32;
+
+impl Vmm {
+    /// Builds the VM: KVM objects, memory, kernel, devices, boot information.
+    pub fn build(config: VmConfig) -> Result<Self, VmmError> {
+        let started = Instant::now();
+        let kvm = Kvm::new().map_err(|e| VmmError::Kvm("opening /dev/kvm", e))?;
+        let vm = kvm.create_vm().map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
+        vm.set_tss_address(layout::KVM_TSS_ADDR as usize)
+            .map_err(|e| VmmError::Kvm("KVM_SET_TSS_ADDR", e))?;
+        vm.create_irq_chip()
+            .map_err(|e| VmmError::Kvm("KVM_CREATE_IRQCHIP", e))?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(pit)
+            .map_err(|e| VmmError::Kvm("KVM_CREATE_PIT2", e))?;
+
+        let mem = memory::create(config.memory_mib)?;
+        for (slot, region) in mem.iter().enumerate() {
+            let r = kvm_bindings::kvm_userspace_memory_region {
+                slot: slot as u32,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+                flags: 0,
+            };
+            // SAFETY: the region is a live mapping owned by `mem`, which the Vmm keeps
+            // alive for as long as the VM exists; slots do not overlap.
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(|e| VmmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
+        }
+
+        let kernel = boot::load_kernel(&mem, &config.kernel)?;
+        let initrd = match &config.initrd {
+            Some(p) => Some(boot::load_initrd(&mem, p, kernel.end)?),
+            None => None,
+        };
+        let mut cmdline = Cmdline::new(layout::CMDLINE_MAX_SIZE).map_err(VmmError::Cmdline)?;
+        if !config.cmdline.is_empty() {
+            cmdline
+                .insert_str(&config.cmdline)
+                .map_err(VmmError::Cmdline)?;
+        }
+        let devices = DeviceManager::build(&vm, &mem, &config, &mut cmdline)?;
+        boot::write_boot_info(&mem, &kernel, &cmdline, initrd)?;
+        regs::write_boot_tables(&mem)?;
+        mptable::setup_mptable(&mem, config.cpus)?;
+
+        let api = match &config.api_socket {
+            Some(path) => {
+                let _ = std::fs::remove_file(path);
+                let l = UnixListener::bind(path)
+                    .map_err(|e| VmmError::Api(path.display().to_string(), e))?;
+                l.set_nonblocking(true)
+                    .map_err(|e| VmmError::Api(path.display().to_string(), e))?;
+                Some((l, path.clone()))
+            }
+            None => None,
+        };
+        let evt = || EventFd::new(libc::EFD_NONBLOCK).map_err(VmmError::EventLoop);
+        tracing::info!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            entry = kernel.entry,
+            mode = ?kernel.mode,
+            "VM built"
+        );
+        Ok(Self {
+            _kvm: kvm,
+            vm,
+            mem,
+            devices,
+            control: Arc::new(VmControl::new()),
+            exit_evt: evt()?,
+            rescan_evt: evt()?,
+            api,
+            config,
+            kernel,
+            vcpus: Vec::new(),
+        })
+    }
+
+    fn start_vcpus(&mut self) -> Result<(), VmmError> {
+        vcpu::install_kick_handler()?;
+        let cpuid = vcpu::supported_cpuid(&self._kvm)?;
+        let count = self.config.cpus;
+        let mut fds = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let boot = (i == 0).then_some((self.kernel.mode, self.kernel.entry));
+            fds.push(vcpu::create(&self.vm, &cpuid, i, count, self.config.cpu_template, boot)?);
+        }
+        self.control
+            .apply(VmEvent::Start, None)
+            .map_err(|e| VmmError::EventLoop(std::io::Error::other(e.to_string())))?;
+        for (i, fd) in fds.into_iter().enumerate() {
+            let ctx = VcpuContext {
+                pio: self.devices.pio.clone(),
+                mmio: self.devices.mmio.clone(),
+                mem: self.mem.clone(),
+                control: self.control.clone(),
+                exit_evt: self.exit_evt.try_clone().map_err(VmmError::EventLoop)?,
+                rescan_evt: self.rescan_evt.try_clone().map_err(VmmError::EventLoop)?,
+                template: self.config.cpu_template,
+                stats: Arc::new(VcpuStats::default()),
+            };
+            self.vcpus.push(vcpu::spawn(fd, ctx, i as u8)?);
+        }
+        Ok(())
+    }
+
+    fn kick_all(&self) {
+        for v in &self.vcpus {
+            v.kick();
+        }
+    }
+
+    /// Runs the VM until it exits; returns why.
+    pub fn run(mut self) -> Result<ExitReason, VmmError> {
+        let signals = SignalFd::termination().map_err(VmmError::EventLoop)?;
+        let epoll = Epoll::new().map_err(VmmError::EventLoop)?;
+        let add = |fd: RawFd, token: u64| {
+            epoll
+                .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token))
+                .map_err(VmmError::EventLoop)
+        };
+        add(self.exit_evt.as_raw_fd(), TOKEN_EXIT)?;
+        add(self.devices.reset_evt.as_raw_fd(), TOKEN_RESET)?;
+        add(self.rescan_evt.as_raw_fd(), TOKEN_RESCAN)?;
+        add(signals.as_raw_fd(), TOKEN_SIGNAL)?;
+        if let Some((l, _)) = &self.api {
+            add(l.as_raw_fd(), TOKEN_API)?;
+        }
+        let mut dev_loop = DeviceLoop::new(&self.devices).map_err(VmmError::EventLoop)?;
+        add(dev_loop.epoll.as_raw_fd(), TOKEN_DEVICES)?;
+
+        self.start_vcpus()?;
+        let mut conns: HashMap<u64, Connection> = HashMap::new();
+        let mut next_conn = CONN_BASE;
+        let mut events = vec![EpollEvent::default(); 32];
+        while self.control.state() != VmState::Exited {
+            let n = match epoll.wait(-1, &mut events) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(VmmError::EventLoop(e)),
+            };
+            for ev in &events[..n] {
+                match ev.data() {
+                    TOKEN_EXIT => {
+                        let _ = self.exit_evt.read();
+                    }
+                    TOKEN_RESET => {
+                        let _ = self.devices.reset_evt.read();
+                        tracing::info!("guest pulsed the i8042 reset line");
+                        self.control.exit(ExitReason::GuestShutdown);
+                    }
+                    TOKEN_RESCAN => {
+                        let _ = self.rescan_evt.read();
+                        dev_loop.rescan(&self.devices, true).map_err(VmmError::EventLoop)?;
+                    }
+                    TOKEN_SIGNAL => {
+                        if let Some(sig) = signals.read() {
+                            tracing::info!(signal = sig, "stopping on signal");
+                            self.control.exit(ExitReason::Stopped);
+                        }
+                    }
+                    TOKEN_DEVICES => dev_loop.dispatch(&self.devices).map_err(VmmError::EventLoop)?,
+                    TOKEN_API => {
+                        if let Some((l, _)) = &self.api {
+                            while let Ok((s, _)) = l.accept() {
+                                let Ok(c) = Connection::new(s) else { continue };
+                                let token = next_conn;
+                                next_conn += 1;
+                                if add(c.stream().as_raw_fd(), token).is_ok() {
+                                    conns.insert(token, c);
+                                }
+                            }
+                        }
+                    }
+                    token => {
+                        let Some(mut c) = conns.remove(&token) else { continue };
+                        let state = c.service(&mut ApiHandler { vmm: &mut self });
+                        if state == ConnState::Open {
+                            conns.insert(token, c);
+                        } else {
+                            let _ = epoll.ctl(
+                                ControlOperation::Delete,
+                                c.stream().as_raw_fd(),
+                                EpollEvent::default(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Bring every vCPU out of the guest and wait for it.
+        self.kick_all();
+        for v in self.vcpus.drain(..) {
+            v.join();
+        }
+        if let Some((_, path)) = &self.api {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(self
+            .control
+            .exit_reason()
+            .unwrap_or(ExitReason::Error("VM ended without a reason".into())))
+    }
+
+    fn counters(&self) -> Value {
+        let vcpus: Vec<Value> = self
+            .vcpus
+            .iter()
+            .map(|v| {
+                let m: serde_json::Map<String, Value> = v
+                    .stats
+                    .counters()
+                    .into_iter()
+                    .map(|(k, n)| (k.to_string(), json!(n)))
+                    .collect();
+                Value::Object(m)
+            })
+            .collect();
+        let mut devices = serde_json::Map::new();
+        for (id, counters) in self.devices.counters() {
+            let m: serde_json::Map<String, Value> = counters
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), json!(n)))
+                .collect();
+            devices.insert(id, Value::Object(m));
+        }
+        json!({"vcpus": vcpus, "devices": devices})
+    }
+}
+
+/// The devices' descriptors live in their own epoll set, nested in the main one, so that
+/// the whole set can be rebuilt when a device is activated or reset without tracking
+/// which old descriptors are gone.
+struct DeviceLoop {
+    epoll: Epoll,
+}
+
+impl DeviceLoop {
+    fn new(devices: &DeviceManager) -> std::io::Result<Self> {
+        let mut l = Self {
+            epoll: Epoll::new()?,
+        };
+        l.rescan(devices, true)?;
+        Ok(l)
+    }
+
+    /// Rebuilds the set when any device reports a change (or when `force`).
+    fn rescan(&mut self, devices: &DeviceManager, force: bool) -> std::io::Result<()> {
+        let mut changed = force;
+        for (_, d) in devices.handlers() {
+            changed |= lock(d).sources_changed();
+        }
+        if !changed {
+            return Ok(());
+        }
+        let epoll = Epoll::new()?;
+        for (i, d) in devices.handlers() {
+            for s in lock(d).event_sources() {
+                let data = ((i as u64) << 32) | u64::from(s.token);
+                epoll.ctl(ControlOperation::Add, s.fd, EpollEvent::new(EventSet::IN, data))?;
+            }
+        }
+        // The old set is closed when replaced, which also removes it from the main loop;
+        // re-adding the new one is the caller's job, so keep the same fd number instead.
+        // SAFETY: both descriptors are valid epoll fds owned by us; dup2 atomically makes
+        // the registered number refer to the new set.
+        let r = unsafe { libc::dup2(epoll.as_raw_fd(), self.epoll.as_raw_fd()) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, devices: &DeviceManager) -> std::io::Result<()> {
+        let mut events = vec![EpollEvent::default(); 64];
+        let n = self.epoll.wait(0, &mut events)?;
+        let mut changed = false;
+        for ev in &events[..n] {
+            let idx = (ev.data() >> 32) as usize;
+            let token = ev.data() as u32;
+            if let Some((_, d)) = devices.handlers().nth(idx) {
+                let mut d = lock(d);
+                d.handle_event(token);
+                changed |= d.sources_changed();
+            }
+        }
+        if changed {
+            self.rescan(devices, true)?;
+        }
+        Ok(())
+    }
+}
+
+struct ApiHandler<'a> {
+    vmm: &'a mut Vmm,
+}
+
+impl api::Handler for ApiHandler<'_> {
+    fn handle(&mut self, req: Request) -> Result<Value, String> {
+        let vmm = &mut *self.vmm;
+        let control = vmm.control.clone();
+        let state = || json!({"state": control.state().name()});
+        match req {
+            Request::State => Ok(json!({
+                "state": vmm.control.state().name(),
+                "uptime_ms": vmm.control.uptime().as_millis() as u64,
+                "vcpus": vmm.config.cpus,
+                "memory_mib": vmm.config.memory_mib,
+            })),
+            Request::Counters => Ok(vmm.counters()),
+            Request::Pause => {
+                vmm.control
+                    .apply(VmEvent::Pause, None)
+                    .map_err(|e| e.to_string())?;
+                vmm.kick_all();
+                if !vmm
+                    .control
+                    .wait_parked(vmm.vcpus.len(), Duration::from_secs(5))
+                {
+                    return Err("vCPUs did not stop within 5 s".into());
+                }
+                Ok(state())
+            }
+            Request::Resume => {
+                vmm.control
+                    .apply(VmEvent::Resume, None)
+                    .map_err(|e| e.to_string())?;
+                Ok(state())
+            }
+            Request::Stop => {
+                vmm.control.exit(ExitReason::Stopped);
+                Ok(state())
+            }
+            Request::CtrlAltDel => {
+                if vmm.control.state() != VmState::Running {
+                    return Err(format!("VM is {}", vmm.control.state().name()));
+                }
+                lock(&vmm.devices.i8042)
+                    .trigger_ctrl_alt_del()
+                    .map_err(|e| format!("ctrl-alt-del: {e}"))?;
+                Ok(Value::Null)
+            }
+            Request::AttachDrive { id, path, readonly } => {
+                let block = vmm
+                    .devices
+                    .blocks
+                    .get(&id)
+                    .ok_or_else(|| format!("no drive slot {id}"))?;
+                lock(block)
+                    .attach(&path, readonly)
+                    .map_err(|e| format!("attach {id}: {e}"))?;
+                Ok(Value::Null)
+            }
+            Request::DetachDrive { id } => {
+                let block = vmm
+                    .devices
+                    .blocks
+                    .get(&id)
+                    .ok_or_else(|| format!("no drive slot {id}"))?;
+                lock(block)
+                    .detach()
+                    .map_err(|e| format!("detach {id}: {e}"))?;
+                Ok(Value::Null)
+            }
+            Request::Console { from } => {
+                let (data, next) = vmm.devices.console.read_from(from);
+                Ok(json!({"data": String::from_utf8_lossy(&data), "next": next}))
+            }
+        }
+    }
+}

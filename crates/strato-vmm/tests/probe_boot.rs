@@ -1,0 +1,260 @@
+//! KVM tests: boot the probe guest under strato-vmm and check what it reports.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const BOOT: Duration = Duration::from_secs(60);
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn boot_and_poweroff(kernel: &str, cpus: &str) -> String {
+    let dir = Scratch::new("boot");
+    let mut vm = Vm::start(&dir, kernel, "probe.poweroff", &s(&["--cpus", cpus]), None);
+    let st = vm.wait_exit(BOOT);
+    let console = vm.console_text();
+    assert_eq!(st.code(), Some(0), "console:\n{console}");
+    assert!(console.contains("probe: ready"), "{console}");
+    assert!(console.contains("probe: poweroff"), "{console}");
+    console
+}
+
+#[test]
+fn one_vcpu_pvh_boot_reports_and_powers_off() {
+    let c = boot_and_poweroff("vmlinux", "1");
+    assert!(c.contains("probe: entry pvh"), "{c}");
+    assert!(c.contains("probe: cpus 1"), "{c}");
+    let mib: u32 = c
+        .lines()
+        .find_map(|l| l.strip_prefix("probe: memory "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("memory line");
+    assert!((62..=64).contains(&mib), "{c}");
+}
+
+#[test]
+fn two_vcpus_linux64_entry() {
+    let c = boot_and_poweroff("vmlinux-nopvh", "2");
+    assert!(c.contains("probe: entry linux64"), "{c}");
+    assert!(c.contains("probe: cpus 2"), "{c}");
+}
+
+#[test]
+fn disk_checksum_and_marker_match_the_host_file() {
+    let dir = Scratch::new("disk");
+    let disk = dir.path("disk.img");
+    let mut data = vec![0u8; 2 << 20];
+    let mut x = rand_u64() | 1;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(&disk, &data).unwrap();
+    let ro = dir.path("ro.img");
+    std::fs::write(&ro, &data[..1 << 20]).unwrap();
+    let mut vm = Vm::start(
+        &dir,
+        "vmlinux",
+        "probe.poweroff probe.write=vda:16:hello-marker",
+        &s(&[
+            "--disk",
+            &format!("path={}", disk.display()),
+            "--disk",
+            &format!("path={},readonly=on", ro.display()),
+            "--rng",
+        ]),
+        None,
+    );
+    assert_eq!(vm.wait_exit(BOOT).code(), Some(0), "{}", vm.console_text());
+    let c = vm.console_text();
+    let want = format!("probe: disk vda size {} sum {}", data.len(), probe_sum(&data));
+    assert!(c.contains(&want), "want {want:?} in\n{c}");
+    let want_ro = format!("probe: disk vdb size {} sum {}", 1 << 20, probe_sum(&data[..1 << 20]));
+    assert!(c.contains(&want_ro), "want {want_ro:?} in\n{c}");
+    assert!(c.contains("probe: marker vda 16 ok"), "{c}");
+    assert!(c.contains("probe: rng ok"), "{c}");
+    let after = std::fs::read(&disk).unwrap();
+    assert!(after[16 * 512..].starts_with(b"STRATO-MARKER hello-marker"));
+    // Nothing else changed.
+    assert_eq!(after[..16 * 512], data[..16 * 512]);
+    assert_eq!(after[17 * 512..], data[17 * 512..]);
+}
+
+#[test]
+fn user_data_from_config_drive_runs() {
+    let dir = Scratch::new("userdata");
+    std::fs::write(
+        dir.path("user-data"),
+        "#!probe\necho hello from user data\nmarker vdb 4 from-user-data\nbogus\npoweroff\n",
+    )
+    .unwrap();
+    sh_ok(&[
+        "tar",
+        "--label=config-2",
+        "-C",
+        dir.0.to_str().unwrap(),
+        "-cf",
+        dir.path("cd.tar").to_str().unwrap(),
+        "user-data",
+    ]);
+    let data = dir.path("data.img");
+    std::fs::write(&data, vec![0u8; 1 << 20]).unwrap();
+    let mut vm = Vm::start(
+        &dir,
+        "vmlinux",
+        "",
+        &s(&[
+            "--disk",
+            &format!("path={},readonly=on", dir.path("cd.tar").display()),
+            "--disk",
+            &format!("path={}", data.display()),
+        ]),
+        None,
+    );
+    assert_eq!(vm.wait_exit(BOOT).code(), Some(0), "{}", vm.console_text());
+    let c = vm.console_text();
+    assert!(c.contains("probe: config-drive vda"), "{c}");
+    assert!(c.contains("probe: user-data: hello from user data"), "{c}");
+    assert!(c.contains("probe: user-data: unknown command bogus"), "{c}");
+    let after = std::fs::read(&data).unwrap();
+    assert!(after[4 * 512..].starts_with(b"STRATO-MARKER from-user-data"));
+}
+
+#[test]
+fn api_pause_resume_counters_and_stop() {
+    let dir = Scratch::new("api");
+    let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--rng"]), None);
+    vm.wait_for("probe: idle", BOOT);
+    let st = vm.api(r#"{"op":"state"}"#);
+    assert_eq!(st["ok"], true, "{st}");
+    assert_eq!(st["state"], "running");
+    assert_eq!(vm.api(r#"{"op":"pause"}"#)["state"], "paused");
+    assert_eq!(vm.api(r#"{"op":"pause"}"#)["ok"], false);
+    assert_eq!(vm.api(r#"{"op":"resume"}"#)["state"], "running");
+    let c = vm.api(r#"{"op":"counters"}"#);
+    assert!(c["vcpus"][0]["io_out"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["devices"]["serial"].is_object(), "{c}");
+    assert!(c["devices"]["rng"].is_object(), "{c}");
+    let con = vm.api(r#"{"op":"console","from":0}"#);
+    assert!(con["data"].as_str().unwrap().contains("probe: ready"), "{con}");
+    let bad = vm.api(r#"{"op":"launch-missiles"}"#);
+    assert_eq!(bad["ok"], false);
+    vm.api(r#"{"op":"stop"}"#);
+    assert_eq!(vm.wait_exit(Duration::from_secs(10)).code(), Some(4));
+}
+
+#[test]
+fn ctrl_alt_del_shuts_the_guest_down() {
+    let dir = Scratch::new("cad");
+    let mut vm = Vm::start(&dir, "vmlinux", "", &[], None);
+    vm.wait_for("probe: idle", BOOT);
+    assert_eq!(vm.api(r#"{"op":"ctrl-alt-del"}"#)["ok"], true);
+    assert_eq!(vm.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    assert!(vm.console_text().contains("probe: ctrl-alt-del"));
+}
+
+#[test]
+fn hot_attached_drive_is_seen_by_the_guest() {
+    let dir = Scratch::new("hot");
+    let disk = dir.path("hot.img");
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&disk, &data).unwrap();
+    let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--disk", "id=slot0"]), None);
+    vm.wait_for("probe: disk vda size 0", BOOT);
+    vm.wait_for("probe: idle", BOOT);
+    let r = vm.api(&format!(
+        r#"{{"op":"attach-drive","id":"slot0","path":"{}"}}"#,
+        disk.display()
+    ));
+    assert_eq!(r["ok"], true, "{r}");
+    let want = format!("probe: disk vda size {} sum {}", data.len(), probe_sum(&data));
+    vm.wait_for(&want, Duration::from_secs(30));
+    assert_eq!(vm.api(r#"{"op":"attach-drive","id":"nope","path":"/x"}"#)["ok"], false);
+    assert_eq!(vm.api(r#"{"op":"detach-drive","id":"slot0"}"#)["ok"], true);
+    vm.wait_for("probe: disk vda size 0\n", Duration::from_secs(30));
+    vm.api(r#"{"op":"stop"}"#);
+    vm.wait_exit(Duration::from_secs(10));
+}
+
+#[test]
+fn guest_answers_arp_and_ping_on_its_tap() {
+    let ns = NetNs::with_tap("net", "172.30.5.1/24");
+    let dir = Scratch::new("net");
+    let mut vm = Vm::start(
+        &dir,
+        "vmlinux",
+        "ip=172.30.5.2::172.30.5.1:255.255.255.0::eth0:off",
+        &s(&["--net", "tap=tap0,mac=02:00:00:00:05:02"]),
+        Some(&ns.name),
+    );
+    vm.wait_for("probe: idle", BOOT);
+    let c = vm.console_text();
+    assert!(c.contains("probe: net eth0 mac 02:00:00:00:05:02"), "{c}");
+    ns.exec_ok(&["arping", "-c", "2", "-w", "20", "-I", "tap0", "172.30.5.2"]);
+    ns.exec_ok(&["ping", "-c", "3", "-W", "5", "172.30.5.2"]);
+    let counters = vm.api(r#"{"op":"counters"}"#);
+    assert!(counters["devices"]["net0"]["tx_packets"].as_u64().unwrap() >= 3, "{counters}");
+    vm.api(r#"{"op":"stop"}"#);
+    vm.wait_exit(Duration::from_secs(10));
+}
+
+#[test]
+fn malformed_configuration_is_refused_with_its_name() {
+    let dir = Scratch::new("badcfg");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(vmm_bin()).args(args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let kernel = probe_dir().join("vmlinux").display().to_string();
+    let (code, err) = run(&["--kernel", &kernel, "--cpus", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--cpus"), "{err}");
+    let (code, err) = run(&["--kernel", &kernel, "--disk", "path=/x,redonly=on"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("redonly"), "{err}");
+    let (code, err) = run(&["--kernel", &kernel, "--frobnicate"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--frobnicate"), "{err}");
+    let cfg = dir.path("vm.json");
+    std::fs::write(&cfg, format!(r#"{{"kernel":"{kernel}","memroy_mib":64}}"#)).unwrap();
+    let (code, err) = run(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("memroy_mib"), "{err}");
+    let (code, err) = run(&["--kernel", "/nonexistent/vmlinux"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("/nonexistent/vmlinux"), "{err}");
+}
+
+#[test]
+fn json_config_boots_like_flags() {
+    let dir = Scratch::new("json");
+    let cfg = dir.path("vm.json");
+    let kernel = probe_dir().join("vmlinux");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({
+            "kernel": kernel,
+            "cmdline": "console=ttyS0 probe.poweroff",
+            "cpus": 2,
+            "memory_mib": 64,
+            "console": dir.path("console.log"),
+            "cpu_template": template(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = std::process::Command::new(vmm_bin())
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let console = std::fs::read_to_string(dir.path("console.log")).unwrap_or_default();
+    assert_eq!(o.status.code(), Some(0), "{console}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(console.contains("probe: cpus 2"), "{console}");
+}

@@ -1,0 +1,106 @@
+/* probe guest: shared declarations. Freestanding x86-64, general registers only. */
+#ifndef PROBE_H
+#define PROBE_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long u64;
+typedef long i64;
+typedef unsigned long usize;
+
+#define NULL ((void *)0)
+#define barrier() __asm__ volatile("" ::: "memory")
+
+/* ---- fixed physical memory used by the probe (never zeroed as a whole) ---- */
+#define MAX_DEVS 32
+#define DEV_AREA_BASE 0x200000UL /* 128 KiB per virtio device: rings + buffers */
+#define DEV_AREA_SIZE 0x20000UL
+#define BLK_BUF 0x600000UL       /* 1 MiB: disk read buffer (checksum) */
+#define BLK_BUF_SIZE 0x100000UL
+#define UD_BUF 0x700000UL        /* user-data script, 16 KiB max */
+#define UD_MAX 16384
+#define MEM_NEEDED 0x708000UL    /* RAM the probe needs below this address */
+
+/* ---- port I/O ---- */
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port)
+{
+	u8 v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+
+/* ---- MMIO ---- */
+static inline u32 mmio_r32(u64 a) { return *(volatile u32 *)a; }
+static inline void mmio_w32(u64 a, u32 v) { *(volatile u32 *)a = v; }
+static inline u8 mmio_r8(u64 a) { return *(volatile u8 *)a; }
+
+/* ---- lib.c ---- */
+void *memcpy(void *d, const void *s, usize n);
+void *memset(void *d, int c, usize n);
+void *memmove(void *d, const void *s, usize n);
+int memcmp(const void *a, const void *b, usize n);
+usize strlen(const char *s);
+int str_eq_n(const char *a, usize alen, const char *b); /* a[0..alen) == NUL-terminated b */
+void con_write(const char *s, usize n);
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses an unsigned number (decimal, or hex with 0x); returns chars consumed (0 = none). */
+usize parse_u64(const char *s, usize n, u64 *out);
+
+/* ---- main.c ---- */
+extern volatile u64 ticks;
+void power_off(void) __attribute__((noreturn));
+int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen);
+
+/* ---- virtio.c ---- */
+struct vq {
+	volatile struct vq_desc *desc;
+	volatile struct vq_avail *avail;
+	volatile struct vq_used *used;
+	u16 size;
+	u16 last_used;
+	u16 avail_idx;
+	u16 qidx;
+};
+
+struct vdev {
+	u64 base;
+	u32 irq;
+	u32 index;
+	u32 id;       /* device id, 0 = empty slot */
+	int ok;       /* DRIVER_OK reached */
+	u64 mem;      /* fixed physical area for rings and buffers */
+	u64 features; /* negotiated */
+	struct vq q[2];
+	/* blk */
+	char name[8];
+	u64 sectors;
+	int is_config;
+	/* net */
+	int netidx;
+	u8 mac[6];
+	u32 tx_busy; /* bitmap of TX descriptors in flight */
+};
+
+extern struct vdev devs[MAX_DEVS];
+extern u32 ndevs;
+
+void virtio_probe_all(void);   /* fills id fields, prints the "virtio" lines */
+void virtio_init_all(void);    /* initialises every device, prints disk/net/rng lines */
+void virtio_service(u32 irqs); /* acks interrupts, serves the net RX ring */
+struct vdev *blk_by_name(const char *name, usize len);
+int blk_rw(struct vdev *d, u32 type, u64 lba, u64 buf, u32 len); /* returns virtio status, 0 = ok */
+void config_drive_run(void);
+
+/* ---- net.c ---- */
+extern u32 net_ip;     /* host order, 0 = none */
+extern u32 net_prefix;
+extern u32 net_gw;
+void net_configured(struct vdev *d); /* print mac/ip, send gratuitous ARP */
+void net_rx_frame(struct vdev *d, const u8 *frame, u32 len);
+int net_tx(struct vdev *d, const u8 *frame, u32 len);
+
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test suite: formatting, lints, unit tests, device tests without a guest, and KVM
+# tests that boot the probe guest. Installs what it needs on a fresh Debian 12 (root).
+#
+#   scripts/test.sh            everything (what CI runs)
+#   scripts/test.sh -- ARGS    extra arguments for `cargo test` (e.g. a test name filter)
+#
+# The slow real-Linux boot check is separate: scripts/linux-smoke.sh.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$STRATO_ROOT"
+
+ensure_packages ca-certificates gcc libc6-dev binutils make iproute2 iputils-ping iputils-arping nftables
+ensure_rust
+ensure_kvm
+
+echo "== probe guest image" >&2
+STRATO_PROBE_DIR="$(scripts/build-image.sh probe | tail -n 1)"
+export STRATO_PROBE_DIR
+
+echo "== rustfmt" >&2
+if cargo fmt --version >/dev/null 2>&1; then
+	cargo fmt --all -- --check
+else
+	echo "rustfmt not installed; skipping the format check" >&2
+fi
+
+echo "== clippy" >&2
+if cargo clippy --version >/dev/null 2>&1; then
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+	echo "clippy not installed; skipping lints" >&2
+fi
+
+echo "== tests" >&2
+[ "${1:-}" = "--" ] && shift
+cargo test --workspace --locked -- "$@"
