@@ -77,7 +77,8 @@ struct vdev {
 	struct vq q[2];
 	/* blk */
 	char name[8];
-	u64 sectors;
+	u64 sectors;  /* last capacity seen (and reported) */
+	u32 cfg_gen;  /* ConfigGeneration that capacity belongs to */
 	int is_config;
 	/* net */
 	int netidx;
@@ -90,7 +91,7 @@ extern u32 ndevs;
 
 void virtio_probe_all(void);   /* fills id fields, prints the "virtio" lines */
 void virtio_init_all(void);    /* initialises every device, prints disk/net/rng lines */
-void virtio_service(u32 irqs); /* acks interrupts, serves the net RX ring */
+void virtio_service(u32 irqs); /* acks interrupts, serves net RX, blk config changes */
 struct vdev *blk_by_name(const char *name, usize len);
 int blk_rw(struct vdev *d, u32 type, u64 lba, u64 buf, u32 len); /* returns virtio status, 0 = ok */
 void config_drive_run(void);

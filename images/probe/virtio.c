@@ -50,6 +50,8 @@ void net_setup(struct vdev *d);
 #define BLK_T_FLUSH 4
 #define BLK_ST_TIMEOUT 0x100
 
+#define INT_CONFIG 2 /* InterruptStatus: configuration change */
+
 #define QSIZE_MAX 16
 #define BLK_CHUNK 0x20000 /* 128 KiB per read request */
 
@@ -372,6 +374,49 @@ int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize 
 	return ok ? 0 : -1;
 }
 
+/* Capacity in sectors, read with the generation check (read ConfigGeneration, the field,
+ * ConfigGeneration again; retry while they differ). *gen gets the generation it belongs to. */
+static u64 blk_capacity(struct vdev *d, u32 *gen)
+{
+	u32 lo = 0, hi = 0, g = 0;
+	for (int t = 0; t < 10; t++) {
+		g = rd(d, R_CFGGEN);
+		lo = cfg_r32(d, 0);
+		hi = cfg_r32(d, 4);
+		if (rd(d, R_CFGGEN) == g)
+			break;
+	}
+	*gen = g;
+	return lo | ((u64)hi << 32);
+}
+
+/* Prints the "disk" line for d->sectors: an empty slot is never read (the monitor fails
+ * every request to it); otherwise the first min(1 MiB, size) bytes are read and summed. */
+static void blk_report(struct vdev *d)
+{
+	u64 size = d->sectors << 9;
+	d->is_config = 0;
+	if (!size) {
+		kprintf("probe: disk %s size 0\n", d->name);
+		return;
+	}
+	u64 n = size < BLK_BUF_SIZE ? size : BLK_BUF_SIZE;
+	int st = 0;
+	for (u64 off = 0; off < n && !st; off += BLK_CHUNK) {
+		u32 len = (u32)(n - off < BLK_CHUNK ? n - off : BLK_CHUNK);
+		st = blk_rw(d, BLK_T_IN, off >> 9, BLK_BUF + off, len);
+	}
+	if (st) {
+		disk_error(d, st);
+		kprintf("probe: disk %s size %lu\n", d->name, size);
+		return;
+	}
+	const u8 *b = (const u8 *)BLK_BUF;
+	d->is_config = b[156] == 'V' && memcmp(b, "config-2", 9) == 0;
+	kprintf("probe: disk %s size %lu sum %016lx\n", d->name, size,
+		fnv1a64_words((const u64 *)BLK_BUF, n / 8));
+}
+
 static void blk_init(struct vdev *d)
 {
 	if (!dev_begin(d, BLK_F_FLUSH) || !vq_setup(d, 0)) {
@@ -379,36 +424,25 @@ static void blk_init(struct vdev *d)
 		return;
 	}
 	dev_ready(d);
-	u32 lo, hi, gen;
-	for (int t = 0; t < 10; t++) {
-		gen = rd(d, R_CFGGEN);
-		lo = cfg_r32(d, 0);
-		hi = cfg_r32(d, 4);
-		if (rd(d, R_CFGGEN) == gen)
-			break;
-	}
-	d->sectors = lo | ((u64)hi << 32);
-	u64 size = d->sectors << 9;
-	if (!size) {
-		kprintf("probe: disk %s size 0\n", d->name);
-	} else {
-		u64 n = size < BLK_BUF_SIZE ? size : BLK_BUF_SIZE;
-		int st = 0;
-		for (u64 off = 0; off < n && !st; off += BLK_CHUNK) {
-			u32 len = (u32)(n - off < BLK_CHUNK ? n - off : BLK_CHUNK);
-			st = blk_rw(d, BLK_T_IN, off >> 9, BLK_BUF + off, len);
-		}
-		if (st) {
-			disk_error(d, st);
-			kprintf("probe: disk %s size %lu\n", d->name, size);
-		} else {
-			const u8 *b = (const u8 *)BLK_BUF;
-			d->is_config = b[156] == 'V' && memcmp(b, "config-2", 9) == 0;
-			kprintf("probe: disk %s size %lu sum %016lx\n", d->name, size,
-				fnv1a64_words((const u64 *)BLK_BUF, n / 8));
-		}
-	}
+	/* after DRIVER_OK: a later attach or detach raises a configuration change interrupt
+	 * and bumps the generation recorded here */
+	d->sectors = blk_capacity(d, &d->cfg_gen);
+	blk_report(d);
 	disk_writes(d->name);
+}
+
+/* Hot attach / detach: called from the idle loop when InterruptStatus had the
+ * configuration change bit or ConfigGeneration moved. Prints the "disk" line again when
+ * the capacity changed. */
+static void blk_config_changed(struct vdev *d)
+{
+	u32 gen;
+	u64 sectors = blk_capacity(d, &gen);
+	d->cfg_gen = gen;
+	if (sectors == d->sectors)
+		return;
+	d->sectors = sectors;
+	blk_report(d);
 }
 
 /* ---------------- rng ---------------- */
@@ -571,22 +605,32 @@ void virtio_init_all(void)
 	}
 }
 
-/* irqs: bitmap of the 8259 lines that fired since the last call. Every call (every PIT tick
- * at least) looks at the net RX rings, so a lost interrupt costs one tick at most; the
- * InterruptStatus register (an exit to the monitor) is read only when there is a reason. */
+/* irqs: bitmap of the 8259 lines that fired since the last call (bit 0: PIT tick). Every
+ * call (every PIT tick at least) looks at the net RX rings, so a lost interrupt costs one
+ * tick at most; the InterruptStatus register (an exit to the monitor) is read only when
+ * there is a reason. On each tick the probe also compares every blk device's
+ * ConfigGeneration with the last one it saw, so a lost configuration change interrupt is
+ * noticed within a tick too. Runs in the idle loop with interrupts on, never in a handler:
+ * a capacity change means up to 1 MiB of polled disk reads. */
 void virtio_service(u32 irqs)
 {
 	for (u32 i = 0; i < ndevs; i++) {
 		struct vdev *d = &devs[i];
 		if (!d->ok)
 			continue;
+		int fired = d->irq >= 16 || (irqs & (1u << d->irq));
 		int pending = d->id == ID_NET && d->q[0].used->idx != d->q[0].last_used;
-		if (pending || d->irq >= 16 || (irqs & (1u << d->irq))) {
+		int changed = d->id == ID_BLK && (irqs & 1) && rd(d, R_CFGGEN) != d->cfg_gen;
+		if (pending || fired || changed) {
 			u32 isr = rd(d, R_ISR);
 			if (isr)
 				wr(d, R_IACK, isr);
+			if (isr & INT_CONFIG)
+				changed = 1;
 		}
-		if (d->id == ID_NET)
+		if (d->id == ID_BLK && changed)
+			blk_config_changed(d); /* after the ACK: a newer change raises a new interrupt */
+		else if (d->id == ID_NET)
 			net_service(d);
 	}
 }

@@ -36,7 +36,10 @@ pub struct VirtioInterrupt {
 impl VirtioInterrupt {
     /// Wraps a trigger.
     pub fn new(trigger: Arc<dyn IrqTrigger>) -> Self {
-        Self { status: AtomicU32::new(0), trigger }
+        Self {
+            status: AtomicU32::new(0),
+            trigger,
+        }
     }
 
     /// Sets `VIRTIO_INT_VRING` and raises the line.

@@ -29,7 +29,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter with nothing logged yet.
     pub const fn new() -> Self {
-        Self { window: AtomicU64::new(0), in_window: AtomicU32::new(0), suppressed: AtomicU64::new(0) }
+        Self {
+            window: AtomicU64::new(0),
+            in_window: AtomicU32::new(0),
+            suppressed: AtomicU64::new(0),
+        }
     }
 
     /// Whether a message may be logged now: `Some(n)` with the number of messages

@@ -146,12 +146,9 @@ impl DeviceManager {
             Some(p) => Some(open_console(p)?),
             None => None,
         };
-        let console = ConsoleBuffer::new();
-        let serial = Arc::new(Mutex::new(Serial::new(
-            Arc::new(irqfd(vm, SERIAL_IRQ)?),
-            console.clone(),
-            console_file,
-        )));
+        let serial = Serial::new(Arc::new(irqfd(vm, SERIAL_IRQ)?), console_file);
+        let console = serial.console();
+        let serial = Arc::new(Mutex::new(serial));
         pio.insert(serial.clone(), SERIAL_PORT, 8)
             .map_err(DeviceError::Bus)?;
         let reset_evt = evt()?;

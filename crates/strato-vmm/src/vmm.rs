@@ -217,8 +217,7 @@ impl Vmm {
         if let Some((l, _)) = &self.api {
             add(l.as_raw_fd(), TOKEN_API)?;
         }
-        let mut dev_loop = DeviceLoop::new(&self.devices).map_err(VmmError::EventLoop)?;
-        add(dev_loop.epoll.as_raw_fd(), TOKEN_DEVICES)?;
+        let mut dev_loop = DeviceLoop::new(&self.devices, &epoll).map_err(VmmError::EventLoop)?;
 
         self.start_vcpus()?;
         let mut conns: HashMap<u64, Connection> = HashMap::new();
@@ -242,7 +241,9 @@ impl Vmm {
                     }
                     TOKEN_RESCAN => {
                         let _ = self.rescan_evt.read();
-                        dev_loop.rescan(&self.devices, true).map_err(VmmError::EventLoop)?;
+                        dev_loop
+                            .rescan(&self.devices, &epoll, true)
+                            .map_err(VmmError::EventLoop)?;
                     }
                     TOKEN_SIGNAL => {
                         if let Some(sig) = signals.read() {
@@ -250,7 +251,9 @@ impl Vmm {
                             self.control.exit(ExitReason::Stopped);
                         }
                     }
-                    TOKEN_DEVICES => dev_loop.dispatch(&self.devices).map_err(VmmError::EventLoop)?,
+                    TOKEN_DEVICES => dev_loop
+                        .dispatch(&self.devices, &epoll)
+                        .map_err(VmmError::EventLoop)?,
                     TOKEN_API => {
                         if let Some((l, _)) = &self.api {
                             while let Ok((s, _)) = l.accept() {
@@ -321,29 +324,24 @@ impl Vmm {
 
 /// The devices' descriptors live in their own epoll set, nested in the main one, so that
 /// the whole set can be rebuilt when a device is activated or reset without tracking
-/// which old descriptors are gone.
+/// which old descriptors are gone (a closed descriptor's number may already be reused).
 struct DeviceLoop {
     epoll: Epoll,
 }
 
 impl DeviceLoop {
-    fn new(devices: &DeviceManager) -> std::io::Result<Self> {
-        let mut l = Self {
-            epoll: Epoll::new()?,
-        };
-        l.rescan(devices, true)?;
-        Ok(l)
+    /// Builds the set and registers it with `main`.
+    fn new(devices: &DeviceManager, main: &Epoll) -> std::io::Result<Self> {
+        let epoll = Self::build(devices)?;
+        main.ctl(
+            ControlOperation::Add,
+            epoll.as_raw_fd(),
+            EpollEvent::new(EventSet::IN, TOKEN_DEVICES),
+        )?;
+        Ok(Self { epoll })
     }
 
-    /// Rebuilds the set when any device reports a change (or when `force`).
-    fn rescan(&mut self, devices: &DeviceManager, force: bool) -> std::io::Result<()> {
-        let mut changed = force;
-        for (_, d) in devices.handlers() {
-            changed |= lock(d).sources_changed();
-        }
-        if !changed {
-            return Ok(());
-        }
+    fn build(devices: &DeviceManager) -> std::io::Result<Epoll> {
         let epoll = Epoll::new()?;
         for (i, d) in devices.handlers() {
             for s in lock(d).event_sources() {
@@ -351,18 +349,31 @@ impl DeviceLoop {
                 epoll.ctl(ControlOperation::Add, s.fd, EpollEvent::new(EventSet::IN, data))?;
             }
         }
-        // The old set is closed when replaced, which also removes it from the main loop;
-        // re-adding the new one is the caller's job, so keep the same fd number instead.
-        // SAFETY: both descriptors are valid epoll fds owned by us; dup2 atomically makes
-        // the registered number refer to the new set.
-        let r = unsafe { libc::dup2(epoll.as_raw_fd(), self.epoll.as_raw_fd()) };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
+        Ok(epoll)
+    }
+
+    /// Rebuilds the set when any device reports a change (or when `force`), swapping the
+    /// new set into `main`.
+    fn rescan(&mut self, devices: &DeviceManager, main: &Epoll, force: bool) -> std::io::Result<()> {
+        let mut changed = force;
+        for (_, d) in devices.handlers() {
+            changed |= lock(d).sources_changed();
         }
+        if !changed {
+            return Ok(());
+        }
+        let new = Self::build(devices)?;
+        main.ctl(
+            ControlOperation::Add,
+            new.as_raw_fd(),
+            EpollEvent::new(EventSet::IN, TOKEN_DEVICES),
+        )?;
+        // Dropping the old set closes it, which also takes it out of `main`.
+        self.epoll = new;
         Ok(())
     }
 
-    fn dispatch(&mut self, devices: &DeviceManager) -> std::io::Result<()> {
+    fn dispatch(&mut self, devices: &DeviceManager, main: &Epoll) -> std::io::Result<()> {
         let mut events = vec![EpollEvent::default(); 64];
         let n = self.epoll.wait(0, &mut events)?;
         let mut changed = false;
@@ -376,7 +387,7 @@ impl DeviceLoop {
             }
         }
         if changed {
-            self.rescan(devices, true)?;
+            self.rescan(devices, main, true)?;
         }
         Ok(())
     }
@@ -426,9 +437,7 @@ impl api::Handler for ApiHandler<'_> {
                 if vmm.control.state() != VmState::Running {
                     return Err(format!("VM is {}", vmm.control.state().name()));
                 }
-                lock(&vmm.devices.i8042)
-                    .trigger_ctrl_alt_del()
-                    .map_err(|e| format!("ctrl-alt-del: {e}"))?;
+                lock(&vmm.devices.i8042).trigger_ctrl_alt_del();
                 Ok(Value::Null)
             }
             Request::AttachDrive { id, path, readonly } => {
@@ -454,7 +463,8 @@ impl api::Handler for ApiHandler<'_> {
                 Ok(Value::Null)
             }
             Request::Console { from } => {
-                let (data, next) = vmm.devices.console.read_from(from);
+                // Position 0 means "the oldest byte still kept".
+                let (data, next) = vmm.devices.console.read_from(from.unwrap_or(0));
                 Ok(json!({"data": String::from_utf8_lossy(&data), "next": next}))
             }
         }

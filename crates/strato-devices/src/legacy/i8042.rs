@@ -1,191 +1,235 @@
-//! A minimal i8042 keyboard controller: enough for Linux's and the probe's drivers to
-//! probe it, for the guest to reset the machine through it (the monitor's "guest shut
-//! down" signal), and for the host to press Ctrl-Alt-Del.
+//! A minimal i8042 keyboard controller (ports 0x60 and 0x64, IRQ 1).
 //!
-//! The window covers ports 0x60..=0x64: offset 0 is the data port, offset 4 the
-//! status (read) and command (write) port.
+//! Enough for Linux's i8042 and atkbd drivers to find a keyboard, for the guest to
+//! reset the machine (command 0xFE, "pulse reset line": the monitor's way out), and for
+//! the monitor to deliver Ctrl-Alt-Del as set-2 scancodes. There is no aux (mouse) port.
+//!
+//! The device sits in a 5-port window at 0x60: offset 0 is the data port (0x60),
+//! offset 4 the status/command port (0x64).
 
 use std::collections::VecDeque;
-use std::io;
 use std::sync::Arc;
 
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::BusDevice;
 use crate::irq::IrqTrigger;
+use crate::log::warn_limited;
 use crate::metrics::{Counter, Metrics};
 
-const DATA: u64 = 0;
-const COMMAND: u64 = 4;
+/// Width of the port window starting at 0x60.
+pub const I8042_PORT_LEN: u64 = 5;
+/// Offset of the data port (0x60).
+pub const DATA_OFFSET: u64 = 0;
+/// Offset of the status/command port (0x64).
+pub const COMMAND_OFFSET: u64 = 4;
+/// Bytes the output buffer holds before dropping.
+pub const OUTPUT_BUFFER_SIZE: usize = 16;
 
-// Status register bits.
+// Status register.
 const SB_OUT_FULL: u8 = 0x01;
 const SB_SYSTEM: u8 = 0x04;
-const SB_LAST_WAS_CMD: u8 = 0x08;
+const SB_LAST_WAS_COMMAND: u8 = 0x08;
 const SB_KBD_ENABLED: u8 = 0x10;
 
-// Controller command byte bits.
+// Command byte.
 const CB_KBD_INT: u8 = 0x01;
-const CB_POST_OK: u8 = 0x04;
+const CB_SYSTEM: u8 = 0x04;
 const CB_KBD_DISABLED: u8 = 0x10;
 const CB_AUX_DISABLED: u8 = 0x20;
 
 // Controller commands.
-const CMD_READ_CTR: u8 = 0x20;
-const CMD_WRITE_CTR: u8 = 0x60;
+const CMD_READ_CMD_BYTE: u8 = 0x20;
+const CMD_WRITE_CMD_BYTE: u8 = 0x60;
 const CMD_AUX_DISABLE: u8 = 0xa7;
 const CMD_AUX_ENABLE: u8 = 0xa8;
-const CMD_AUX_TEST: u8 = 0xa9;
 const CMD_SELF_TEST: u8 = 0xaa;
 const CMD_KBD_TEST: u8 = 0xab;
 const CMD_KBD_DISABLE: u8 = 0xad;
 const CMD_KBD_ENABLE: u8 = 0xae;
-const CMD_READ_OUTPORT: u8 = 0xd0;
-const CMD_WRITE_OUTPUT_BUF: u8 = 0xd2;
+const CMD_WRITE_OUTPUT_PORT: u8 = 0xd1;
+const CMD_WRITE_KBD_BUFFER: u8 = 0xd2;
+const CMD_WRITE_AUX_BUFFER: u8 = 0xd3;
 const CMD_WRITE_AUX: u8 = 0xd4;
 const CMD_PULSE_RESET: u8 = 0xfe;
 
-// Keyboard replies.
-const KBD_ACK: u8 = 0xfa;
+// Keyboard commands and answers.
+const KBD_SET_LEDS: u8 = 0xed;
 const KBD_ECHO: u8 = 0xee;
-const KBD_BAT_OK: u8 = 0xaa;
+const KBD_SCANCODE_SET: u8 = 0xf0;
+const KBD_IDENTIFY: u8 = 0xf2;
+const KBD_TYPEMATIC: u8 = 0xf3;
+const KBD_RESET: u8 = 0xff;
+const KBD_ACK: u8 = 0xfa;
+const KBD_SELF_TEST_OK: u8 = 0xaa;
 
-/// Output buffer depth; a guest that never reads loses the excess (counted).
-const OUT_BUFFER_DEPTH: usize = 16;
-
-/// Ctrl-Alt-Del in scan code set 2: makes, then breaks in reverse order.
+/// Ctrl-Alt-Del in scancode set 2: the three make codes, then the three break codes.
 const CTRL_ALT_DEL: [u8; 11] = [
-    0x14, 0x11, 0xe0, 0x71, // Ctrl, Alt, Delete down
-    0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14, // Delete, Alt, Ctrl up
+    0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14,
 ];
 
-/// What the next data-port write means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    None,
-    WriteCtr,
-    WriteOutputBuf,
-    WriteAux,
+#[derive(Debug, Default)]
+struct I8042Metrics {
+    reset_requests: Counter,
+    controller_commands: Counter,
+    keyboard_commands: Counter,
+    unknown_commands: Counter,
+    output_dropped: Counter,
+    bad_accesses: Counter,
 }
 
 /// The keyboard controller.
 pub struct I8042 {
-    ctr: u8,
-    status_cmd: bool,
-    pending: Pending,
-    out: VecDeque<u8>,
     reset_evt: EventFd,
     irq: Arc<dyn IrqTrigger>,
-    resets: Counter,
-    ctrl_alt_del: Counter,
-    dropped: Counter,
-    irq_errors: Counter,
+    status: u8,
+    command_byte: u8,
+    /// A controller command waiting for its data byte.
+    pending_command: Option<u8>,
+    /// A keyboard command waiting for its parameter byte.
+    pending_kbd: Option<u8>,
+    output: VecDeque<u8>,
+    metrics: I8042Metrics,
 }
 
 impl I8042 {
-    /// A controller that writes `reset_evt` when the guest pulses the reset line and
-    /// raises `irq` (IRQ 1) when a byte is ready.
+    /// A controller that signals `reset_evt` when the guest pulses the reset line and
+    /// raises `irq` (IRQ 1) for keyboard data.
     pub fn new(reset_evt: EventFd, irq: Arc<dyn IrqTrigger>) -> Self {
         Self {
-            ctr: CB_POST_OK | CB_KBD_INT,
-            status_cmd: false,
-            pending: Pending::None,
-            out: VecDeque::with_capacity(OUT_BUFFER_DEPTH),
             reset_evt,
             irq,
-            resets: Counter::default(),
-            ctrl_alt_del: Counter::default(),
-            dropped: Counter::default(),
-            irq_errors: Counter::default(),
+            status: SB_SYSTEM | SB_KBD_ENABLED,
+            command_byte: CB_KBD_INT | CB_SYSTEM | CB_AUX_DISABLED,
+            pending_command: None,
+            pending_kbd: None,
+            output: VecDeque::with_capacity(OUTPUT_BUFFER_SIZE),
+            metrics: I8042Metrics::default(),
         }
     }
 
-    fn raise(&self) {
-        if self.ctr & CB_KBD_INT != 0 && self.irq.trigger().is_err() {
-            self.irq_errors.inc();
-        }
+    /// Queues Ctrl-Alt-Del (make and break codes) and raises IRQ 1.
+    pub fn trigger_ctrl_alt_del(&mut self) {
+        self.push_keyboard(&CTRL_ALT_DEL);
     }
 
-    /// Queues bytes for the guest, raising the interrupt if the buffer was empty.
-    fn push(&mut self, bytes: &[u8]) {
-        let was_empty = self.out.is_empty();
-        for b in bytes {
-            if self.out.len() < OUT_BUFFER_DEPTH {
-                self.out.push_back(*b);
+    /// The reset EventFd (the monitor watches it).
+    pub fn reset_event(&self) -> &EventFd {
+        &self.reset_evt
+    }
+
+    fn status(&self) -> u8 {
+        let full = if self.output.is_empty() {
+            0
+        } else {
+            SB_OUT_FULL
+        };
+        self.status | full
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        let mut any = false;
+        for &b in bytes {
+            if self.output.len() < OUTPUT_BUFFER_SIZE {
+                self.output.push_back(b);
+                any = true;
             } else {
-                self.dropped.inc();
+                self.metrics.output_dropped.inc();
             }
         }
-        if was_empty && !self.out.is_empty() {
+        any
+    }
+
+    /// Queues controller answers (read by polling, no interrupt).
+    fn push_controller(&mut self, bytes: &[u8]) {
+        self.push(bytes);
+    }
+
+    /// Queues bytes from the keyboard and raises IRQ 1 if it is enabled.
+    fn push_keyboard(&mut self, bytes: &[u8]) {
+        if self.push(bytes) {
             self.raise();
         }
     }
 
-    /// Presses and releases Ctrl-Alt-Del: a guest treats it as a request to shut down.
-    pub fn trigger_ctrl_alt_del(&mut self) -> io::Result<()> {
-        if self.out.len() + CTRL_ALT_DEL.len() > OUT_BUFFER_DEPTH {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "keyboard buffer is full",
-            ));
+    fn raise(&self) {
+        if self.command_byte & CB_KBD_INT != 0 {
+            if let Err(e) = self.irq.trigger() {
+                warn_limited!("i8042: raising IRQ 1: {}", e);
+            }
         }
-        self.ctrl_alt_del.inc();
-        self.push(&CTRL_ALT_DEL);
-        Ok(())
     }
 
-    fn status(&self) -> u8 {
-        let mut s = SB_SYSTEM;
-        if !self.out.is_empty() {
-            s |= SB_OUT_FULL;
+    fn read_data(&mut self) -> u8 {
+        let byte = self.output.pop_front().unwrap_or(0);
+        if !self.output.is_empty() {
+            self.raise();
         }
-        if self.status_cmd {
-            s |= SB_LAST_WAS_CMD;
-        }
-        if self.ctr & CB_KBD_DISABLED == 0 {
-            s |= SB_KBD_ENABLED;
-        }
-        s
+        byte
     }
 
-    fn command(&mut self, cmd: u8) {
-        self.status_cmd = true;
+    fn write_command(&mut self, cmd: u8) {
+        self.status |= SB_LAST_WAS_COMMAND;
+        self.metrics.controller_commands.inc();
         match cmd {
-            CMD_READ_CTR => self.push(&[self.ctr]),
-            CMD_WRITE_CTR => self.pending = Pending::WriteCtr,
-            CMD_WRITE_OUTPUT_BUF => self.pending = Pending::WriteOutputBuf,
-            CMD_WRITE_AUX => self.pending = Pending::WriteAux,
-            CMD_SELF_TEST => self.push(&[0x55]),
-            CMD_KBD_TEST => self.push(&[0x00]),
-            // No auxiliary (mouse) port: its test reports a clock line stuck low.
-            CMD_AUX_TEST => self.push(&[0x01]),
-            CMD_KBD_DISABLE => self.ctr |= CB_KBD_DISABLED,
-            CMD_KBD_ENABLE => self.ctr &= !CB_KBD_DISABLED,
-            CMD_AUX_DISABLE => self.ctr |= CB_AUX_DISABLED,
-            CMD_AUX_ENABLE => self.ctr &= !CB_AUX_DISABLED,
-            CMD_READ_OUTPORT => self.push(&[0x01]),
+            CMD_READ_CMD_BYTE => self.push_controller(&[self.command_byte]),
+            CMD_WRITE_CMD_BYTE
+            | CMD_WRITE_OUTPUT_PORT
+            | CMD_WRITE_KBD_BUFFER
+            | CMD_WRITE_AUX_BUFFER
+            | CMD_WRITE_AUX => self.pending_command = Some(cmd),
+            CMD_AUX_DISABLE => self.command_byte |= CB_AUX_DISABLED,
+            CMD_AUX_ENABLE => self.command_byte &= !CB_AUX_DISABLED,
+            CMD_SELF_TEST => {
+                self.status |= SB_SYSTEM;
+                self.push_controller(&[0x55]);
+            }
+            CMD_KBD_TEST => self.push_controller(&[0x00]),
+            CMD_KBD_DISABLE => self.command_byte |= CB_KBD_DISABLED,
+            CMD_KBD_ENABLE => self.command_byte &= !CB_KBD_DISABLED,
             CMD_PULSE_RESET => {
-                self.resets.inc();
-                if self.reset_evt.write(1).is_err() {
-                    self.irq_errors.inc();
+                self.metrics.reset_requests.inc();
+                if let Err(e) = self.reset_evt.write(1) {
+                    warn_limited!("i8042: signalling reset: {}", e);
                 }
             }
-            _ => {}
+            other => {
+                self.metrics.unknown_commands.inc();
+                warn_limited!("i8042: ignoring controller command {:#x}", other);
+            }
         }
     }
 
-    fn data_write(&mut self, value: u8) {
-        self.status_cmd = false;
-        match std::mem::replace(&mut self.pending, Pending::None) {
-            Pending::WriteCtr => self.ctr = value,
-            Pending::WriteOutputBuf => self.push(&[value]),
-            Pending::WriteAux => {}
-            Pending::None => match value {
-                0xff => self.push(&[KBD_ACK, KBD_BAT_OK]),
-                0xee => self.push(&[KBD_ECHO]),
-                0xf2 => self.push(&[KBD_ACK, 0xab, 0x83]),
-                _ => self.push(&[KBD_ACK]),
-            },
+    fn write_data(&mut self, value: u8) {
+        self.status &= !SB_LAST_WAS_COMMAND;
+        if let Some(cmd) = self.pending_command.take() {
+            match cmd {
+                CMD_WRITE_CMD_BYTE => self.command_byte = value,
+                CMD_WRITE_KBD_BUFFER => self.push_keyboard(&[value]),
+                // Output port, aux buffer, aux device: there is nothing behind them.
+                _ => {}
+            }
+            return;
+        }
+        self.metrics.keyboard_commands.inc();
+        if let Some(cmd) = self.pending_kbd.take() {
+            // The parameter of a two-byte keyboard command.
+            if cmd == KBD_SCANCODE_SET && value == 0 {
+                self.push_keyboard(&[KBD_ACK, 0x02]);
+            } else {
+                self.push_keyboard(&[KBD_ACK]);
+            }
+            return;
+        }
+        match value {
+            KBD_RESET => self.push_keyboard(&[KBD_ACK, KBD_SELF_TEST_OK]),
+            KBD_ECHO => self.push_keyboard(&[KBD_ECHO]),
+            KBD_IDENTIFY => self.push_keyboard(&[KBD_ACK, 0xab, 0x83]),
+            KBD_SET_LEDS | KBD_SCANCODE_SET | KBD_TYPEMATIC => {
+                self.pending_kbd = Some(value);
+                self.push_keyboard(&[KBD_ACK]);
+            }
+            _ => self.push_keyboard(&[KBD_ACK]),
         }
     }
 }
@@ -193,128 +237,205 @@ impl I8042 {
 impl BusDevice for I8042 {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
-        let Some(first) = data.first_mut() else {
+        let [byte] = data else {
+            self.metrics.bad_accesses.inc();
             return;
         };
-        match offset {
-            DATA => {
-                if let Some(b) = self.out.pop_front() {
-                    *first = b;
-                    if !self.out.is_empty() {
-                        self.raise();
-                    }
-                }
-            }
-            COMMAND => *first = self.status(),
-            _ => {}
-        }
+        *byte = match offset {
+            DATA_OFFSET => self.read_data(),
+            COMMAND_OFFSET => self.status(),
+            _ => 0,
+        };
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
-        let [value] = data else { return };
+        let [value] = data else {
+            self.metrics.bad_accesses.inc();
+            return;
+        };
         match offset {
-            DATA => self.data_write(*value),
-            COMMAND => self.command(*value),
-            _ => {}
+            DATA_OFFSET => self.write_data(*value),
+            COMMAND_OFFSET => self.write_command(*value),
+            _ => self.metrics.bad_accesses.inc(),
         }
     }
 }
 
 impl Metrics for I8042 {
     fn counters(&self) -> Vec<(&'static str, u64)> {
+        let m = &self.metrics;
         vec![
-            ("resets", self.resets.get()),
-            ("ctrl_alt_del", self.ctrl_alt_del.get()),
-            ("bytes_dropped", self.dropped.get()),
-            ("errors", self.irq_errors.get()),
+            ("reset_requests", m.reset_requests.get()),
+            ("controller_commands", m.controller_commands.get()),
+            ("keyboard_commands", m.keyboard_commands.get()),
+            ("unknown_commands", m.unknown_commands.get()),
+            ("output_dropped", m.output_dropped.get()),
+            ("bad_accesses", m.bad_accesses.get()),
         ]
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::irq::CountingTrigger;
+    use vmm_sys_util::eventfd::EFD_NONBLOCK;
 
-    fn dev() -> (I8042, EventFd, Arc<CountingTrigger>) {
-        let evt = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+    fn dev() -> (I8042, Arc<CountingTrigger>) {
         let irq = Arc::new(CountingTrigger::default());
-        (I8042::new(evt.try_clone().unwrap(), irq.clone()), evt, irq)
+        (
+            I8042::new(EventFd::new(EFD_NONBLOCK).unwrap(), irq.clone()),
+            irq,
+        )
     }
 
-    fn read(d: &mut I8042, off: u64) -> u8 {
+    fn inb(d: &mut I8042, off: u64) -> u8 {
         let mut b = [0u8];
         d.read(off, &mut b);
         b[0]
     }
 
-    #[test]
-    fn reset_line_signals_the_monitor() {
-        let (mut d, evt, _) = dev();
-        assert!(evt.read().is_err());
-        d.write(COMMAND, &[CMD_PULSE_RESET]);
-        assert_eq!(evt.read().unwrap(), 1);
-        assert_eq!(d.counters()[0], ("resets", 1));
+    fn outb(d: &mut I8042, off: u64, v: u8) {
+        d.write(off, &[v]);
+    }
+
+    fn counter(d: &I8042, name: &str) -> u64 {
+        d.counters()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
     }
 
     #[test]
-    fn self_test_and_command_byte() {
-        let (mut d, _, _) = dev();
-        d.write(COMMAND, &[CMD_SELF_TEST]);
-        assert_ne!(read(&mut d, COMMAND) & SB_OUT_FULL, 0);
-        assert_eq!(read(&mut d, DATA), 0x55);
-        assert_eq!(read(&mut d, COMMAND) & SB_OUT_FULL, 0);
-        d.write(COMMAND, &[CMD_WRITE_CTR]);
-        d.write(DATA, &[0x45]);
-        d.write(COMMAND, &[CMD_READ_CTR]);
-        assert_eq!(read(&mut d, DATA), 0x45);
+    fn reset_command_signals_the_eventfd() {
+        let (mut d, _) = dev();
+        assert!(d.reset_event().read().is_err());
+        outb(&mut d, COMMAND_OFFSET, CMD_PULSE_RESET);
+        assert_eq!(d.reset_event().read().unwrap(), 1);
+        assert_eq!(counter(&d, "reset_requests"), 1);
     }
 
     #[test]
-    fn keyboard_commands_are_acknowledged() {
-        let (mut d, _, _) = dev();
-        d.write(DATA, &[0xff]);
-        assert_eq!((read(&mut d, DATA), read(&mut d, DATA)), (KBD_ACK, KBD_BAT_OK));
-        d.write(DATA, &[0xf4]);
-        assert_eq!(read(&mut d, DATA), KBD_ACK);
+    fn controller_commands_answer() {
+        let (mut d, irq) = dev();
+        assert_eq!(inb(&mut d, COMMAND_OFFSET) & SB_OUT_FULL, 0);
+        outb(&mut d, COMMAND_OFFSET, CMD_SELF_TEST);
+        let st = inb(&mut d, COMMAND_OFFSET);
+        assert_eq!(st & (SB_OUT_FULL | SB_SYSTEM | SB_LAST_WAS_COMMAND), 0x0d);
+        assert_eq!(inb(&mut d, DATA_OFFSET), 0x55);
+        assert_eq!(inb(&mut d, COMMAND_OFFSET) & SB_OUT_FULL, 0);
+        outb(&mut d, COMMAND_OFFSET, CMD_KBD_TEST);
+        assert_eq!(inb(&mut d, DATA_OFFSET), 0x00);
+        // Controller answers are polled: no interrupt.
+        assert_eq!(irq.count(), 0);
+        // Command byte: read, write, read back.
+        outb(&mut d, COMMAND_OFFSET, CMD_READ_CMD_BYTE);
+        assert_eq!(
+            inb(&mut d, DATA_OFFSET),
+            CB_KBD_INT | CB_SYSTEM | CB_AUX_DISABLED
+        );
+        outb(&mut d, COMMAND_OFFSET, CMD_WRITE_CMD_BYTE);
+        outb(&mut d, DATA_OFFSET, 0x45);
+        outb(&mut d, COMMAND_OFFSET, CMD_AUX_ENABLE);
+        outb(&mut d, COMMAND_OFFSET, CMD_KBD_DISABLE);
+        outb(&mut d, COMMAND_OFFSET, CMD_READ_CMD_BYTE);
+        assert_eq!(inb(&mut d, DATA_OFFSET), 0x55);
+        outb(&mut d, COMMAND_OFFSET, CMD_AUX_DISABLE);
+        outb(&mut d, COMMAND_OFFSET, CMD_KBD_ENABLE);
+        outb(&mut d, COMMAND_OFFSET, CMD_READ_CMD_BYTE);
+        assert_eq!(inb(&mut d, DATA_OFFSET), 0x65);
+        // Unknown commands are ignored; aux writes swallow their data byte.
+        outb(&mut d, COMMAND_OFFSET, 0xa9);
+        outb(&mut d, COMMAND_OFFSET, CMD_WRITE_AUX);
+        outb(&mut d, DATA_OFFSET, 0xff);
+        assert_eq!(inb(&mut d, COMMAND_OFFSET) & SB_OUT_FULL, 0);
+        assert_eq!(counter(&d, "unknown_commands"), 1);
     }
 
     #[test]
-    fn ctrl_alt_del_queues_scancodes_with_interrupts() {
-        let (mut d, _, irq) = dev();
-        d.trigger_ctrl_alt_del().unwrap();
+    fn keyboard_commands_are_acked_with_interrupts() {
+        let (mut d, irq) = dev();
+        outb(&mut d, DATA_OFFSET, KBD_RESET);
         assert_eq!(irq.count(), 1);
-        let mut got = vec![];
-        while read(&mut d, COMMAND) & SB_OUT_FULL != 0 {
-            got.push(read(&mut d, DATA));
+        assert_eq!(inb(&mut d, DATA_OFFSET), KBD_ACK);
+        // One more byte left: the line is raised again.
+        assert_eq!(irq.count(), 2);
+        assert_eq!(inb(&mut d, DATA_OFFSET), KBD_SELF_TEST_OK);
+        assert_eq!(irq.count(), 2);
+        outb(&mut d, DATA_OFFSET, KBD_ECHO);
+        assert_eq!(inb(&mut d, DATA_OFFSET), KBD_ECHO);
+        outb(&mut d, DATA_OFFSET, KBD_IDENTIFY);
+        assert_eq!(
+            [inb(&mut d, 0), inb(&mut d, 0), inb(&mut d, 0)],
+            [KBD_ACK, 0xab, 0x83]
+        );
+        // Two-byte commands ack both bytes; "get scancode set" answers set 2.
+        outb(&mut d, DATA_OFFSET, KBD_SET_LEDS);
+        outb(&mut d, DATA_OFFSET, 0x07);
+        assert_eq!([inb(&mut d, 0), inb(&mut d, 0)], [KBD_ACK, KBD_ACK]);
+        outb(&mut d, DATA_OFFSET, KBD_SCANCODE_SET);
+        outb(&mut d, DATA_OFFSET, 0);
+        assert_eq!(
+            [inb(&mut d, 0), inb(&mut d, 0), inb(&mut d, 0)],
+            [KBD_ACK, KBD_ACK, 0x02]
+        );
+        outb(&mut d, DATA_OFFSET, 0xf4);
+        assert_eq!(inb(&mut d, DATA_OFFSET), KBD_ACK);
+        // Empty buffer reads zero.
+        assert_eq!(inb(&mut d, DATA_OFFSET), 0);
+        // Interrupts off in the command byte: no line.
+        outb(&mut d, COMMAND_OFFSET, CMD_WRITE_CMD_BYTE);
+        outb(&mut d, DATA_OFFSET, 0);
+        let before = irq.count();
+        outb(&mut d, DATA_OFFSET, 0xf4);
+        assert_eq!(irq.count(), before);
+        assert_eq!(inb(&mut d, DATA_OFFSET), KBD_ACK);
+    }
+
+    #[test]
+    fn ctrl_alt_del_scancodes() {
+        let (mut d, irq) = dev();
+        d.trigger_ctrl_alt_del();
+        assert_eq!(irq.count(), 1);
+        let mut got = Vec::new();
+        while inb(&mut d, COMMAND_OFFSET) & SB_OUT_FULL != 0 {
+            got.push(inb(&mut d, DATA_OFFSET));
         }
-        assert_eq!(got, CTRL_ALT_DEL.to_vec());
-        // One interrupt per byte.
+        assert_eq!(got, CTRL_ALT_DEL);
         assert_eq!(irq.count(), 11);
     }
 
     #[test]
-    fn full_buffer_refuses_and_drops() {
-        let (mut d, _, _) = dev();
-        d.trigger_ctrl_alt_del().unwrap();
-        assert!(d.trigger_ctrl_alt_del().is_err());
-        for _ in 0..10 {
-            d.write(DATA, &[0xee]);
-        }
-        assert!(d.counters()[2].1 > 0);
+    fn output_buffer_is_bounded() {
+        let (mut d, _) = dev();
+        d.trigger_ctrl_alt_del();
+        d.trigger_ctrl_alt_del();
+        assert_eq!(d.output.len(), OUTPUT_BUFFER_SIZE);
+        assert_eq!(counter(&d, "output_dropped"), 6);
+        // Write-to-output-buffer goes through the same bound.
+        outb(&mut d, COMMAND_OFFSET, CMD_WRITE_KBD_BUFFER);
+        outb(&mut d, DATA_OFFSET, 0x42);
+        assert_eq!(counter(&d, "output_dropped"), 7);
+        let (mut d, _) = dev();
+        outb(&mut d, COMMAND_OFFSET, CMD_WRITE_KBD_BUFFER);
+        outb(&mut d, DATA_OFFSET, 0x42);
+        assert_eq!(inb(&mut d, DATA_OFFSET), 0x42);
     }
 
     #[test]
-    fn odd_accesses_are_harmless() {
-        let (mut d, _, _) = dev();
-        d.write(2, &[0xfe]);
-        d.write(COMMAND, &[0xfe, 0xfe]);
-        d.write(COMMAND, &[]);
-        let mut empty: [u8; 0] = [];
-        d.read(DATA, &mut empty);
-        let mut wide = [0xffu8; 4];
-        d.read(7, &mut wide);
-        assert_eq!(wide, [0; 4]);
-        assert_eq!(d.counters()[0], ("resets", 0));
+    fn odd_accesses_are_ignored() {
+        let (mut d, _) = dev();
+        let mut b = [0xffu8; 2];
+        d.read(DATA_OFFSET, &mut b);
+        assert_eq!(b, [0, 0]);
+        assert_eq!(inb(&mut d, 2), 0);
+        assert_eq!(inb(&mut d, u64::MAX), 0);
+        d.write(COMMAND_OFFSET, &[CMD_PULSE_RESET, 0]);
+        d.write(COMMAND_OFFSET, &[]);
+        d.write(1, &[CMD_PULSE_RESET]);
+        assert!(d.reset_event().read().is_err());
+        assert_eq!(counter(&d, "bad_accesses"), 4);
     }
 }

@@ -1,4 +1,7 @@
-//! Legacy PC devices on port I/O: the 8250 UART console and the i8042 keyboard controller.
+//! Legacy PC devices on port I/O: the COM1 UART and the i8042 keyboard controller.
 
 pub mod i8042;
 pub mod serial;
+
+pub use i8042::I8042;
+pub use serial::{ConsoleBuffer, Serial};

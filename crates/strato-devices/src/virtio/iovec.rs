@@ -37,7 +37,9 @@ impl<'m> IoVecs<'m> {
                 continue;
             }
             // Reject ranges that wrap the address space before asking for slices.
-            addr.0.checked_add(len as u64).ok_or(GuestMemoryError::InvalidGuestAddress(addr))?;
+            addr.0
+                .checked_add(len as u64)
+                .ok_or(GuestMemoryError::InvalidGuestAddress(addr))?;
             let mut covered = 0usize;
             for slice in GuestMemoryBackend::get_slices(mem, addr, len) {
                 let slice = slice?;
@@ -52,7 +54,11 @@ impl<'m> IoVecs<'m> {
             }
             total = total.saturating_add(len);
         }
-        Ok(Self { iovs, total, _mem: PhantomData })
+        Ok(Self {
+            iovs,
+            total,
+            _mem: PhantomData,
+        })
     }
 
     /// Appends a host buffer after the guest buffers: a frame read that overflows the
@@ -62,7 +68,10 @@ impl<'m> IoVecs<'m> {
             return;
         }
         self.total = self.total.saturating_add(buf.len());
-        self.iovs.push(libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() });
+        self.iovs.push(libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        });
     }
 
     /// Total bytes covered.
@@ -143,7 +152,9 @@ impl<'m> IoVecs<'m> {
             // Skip the iovecs done and shorten the one cut in the middle.
             let mut left = n;
             while left > 0 {
-                let Some(iov) = iovs.get_mut(start) else { break };
+                let Some(iov) = iovs.get_mut(start) else {
+                    break;
+                };
                 if left >= iov.iov_len {
                     left -= iov.iov_len;
                     start += 1;
@@ -181,8 +192,11 @@ mod tests {
 
     fn mem() -> GuestMemoryMmap {
         // Two regions with a hole between them.
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000), (GuestAddress(0x10000), 0x10000)])
-            .unwrap()
+        GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), 0x10000),
+            (GuestAddress(0x10000), 0x10000),
+        ])
+        .unwrap()
     }
 
     #[test]
@@ -203,8 +217,14 @@ mod tests {
         f.write_all(&data).unwrap();
         f.seek(SeekFrom::Start(0)).unwrap();
         // 0x2000 bytes across the region boundary, then 0x1000 elsewhere.
-        let v = IoVecs::new(&m, [(GuestAddress(0xf000), 0x2000), (GuestAddress(0x100), 0x1000)])
-            .unwrap();
+        let v = IoVecs::new(
+            &m,
+            [
+                (GuestAddress(0xf000), 0x2000),
+                (GuestAddress(0x100), 0x1000),
+            ],
+        )
+        .unwrap();
         v.pread_exact(f.as_raw_fd(), 0).unwrap();
         let mut got = vec![0u8; 0x2000];
         m.read_slice(&mut got, GuestAddress(0xf000)).unwrap();

@@ -235,7 +235,10 @@ impl MmioTransport {
     fn write_driver_features(&mut self, value: u32) {
         // Features may change only between DRIVER and FEATURES_OK.
         if self.status & (DRIVER | FEATURES_OK | FAILED) != DRIVER {
-            warn_limited!("virtio-mmio: driver features written in status {:#x}", self.status);
+            warn_limited!(
+                "virtio-mmio: driver features written in status {:#x}",
+                self.status
+            );
             return;
         }
         let value = u64::from(value);
@@ -256,12 +259,18 @@ impl MmioTransport {
     fn write_queue_reg(&mut self, offset: u64, value: u32) {
         // Queues are set up after FEATURES_OK and before DRIVER_OK.
         if self.status & (FEATURES_OK | DRIVER_OK | FAILED) != FEATURES_OK {
-            warn_limited!("virtio-mmio: queue register written in status {:#x}", self.status);
+            warn_limited!(
+                "virtio-mmio: queue register written in status {:#x}",
+                self.status
+            );
             return;
         }
         let sel = self.queue_sel;
         let Some(q) = self.queues.get_mut(sel as usize) else {
-            warn_limited!("virtio-mmio: queue register written for missing queue {}", sel);
+            warn_limited!(
+                "virtio-mmio: queue register written for missing queue {}",
+                sel
+            );
             return;
         };
         if offset == reg::QUEUE_READY {
@@ -288,7 +297,13 @@ impl MmioTransport {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            warn_limited!("virtio-mmio: queue {} register {:#x} = {:#x}: {}", sel, offset, value, e);
+            warn_limited!(
+                "virtio-mmio: queue {} register {:#x} = {:#x}: {}",
+                sel,
+                offset,
+                value,
+                e
+            );
         }
     }
 
@@ -312,7 +327,11 @@ impl MmioTransport {
         let requested = value & 0xff & !NEEDS_RESET;
         let current = self.status & !NEEDS_RESET;
         if current & !requested != 0 {
-            warn_limited!("virtio-mmio: driver cleared status bits ({:#x} -> {:#x})", current, value);
+            warn_limited!(
+                "virtio-mmio: driver cleared status bits ({:#x} -> {:#x})",
+                current,
+                value
+            );
             return;
         }
         let new = requested & !current;
@@ -393,7 +412,8 @@ impl MmioTransport {
             if !q.is_valid(&self.mem) {
                 return Err(ActivateError::InvalidQueue(index));
             }
-            let copy = Queue::try_from(q.state()).map_err(|_| ActivateError::InvalidQueue(index))?;
+            let copy =
+                Queue::try_from(q.state()).map_err(|_| ActivateError::InvalidQueue(index))?;
             queues.push((copy, evt.try_clone().map_err(ActivateError::Backend)?));
         }
         lock(&self.device).activate(ActivateContext {
@@ -421,7 +441,12 @@ impl MmioTransport {
 
     fn bad_access(&self, what: &str, offset: u64, len: usize) {
         self.metrics.bad_accesses.inc();
-        warn_limited!("virtio-mmio: ignoring {} of {} bytes at {:#x}", what, len, offset);
+        warn_limited!(
+            "virtio-mmio: ignoring {} of {} bytes at {:#x}",
+            what,
+            len,
+            offset
+        );
     }
 }
 
@@ -433,7 +458,7 @@ impl BusDevice for MmioTransport {
             return;
         }
         let len = data.len();
-        let value = if len == 4 && offset % 4 == 0 {
+        let value = if len == 4 && offset & 3 == 0 {
             self.read_reg(offset)
         } else {
             self.bad_access("read", offset, len);
@@ -452,7 +477,7 @@ impl BusDevice for MmioTransport {
             return;
         }
         match <[u8; 4]>::try_from(data) {
-            Ok(word) if offset % 4 == 0 => self.write_reg(offset, u32::from_le_bytes(word)),
+            Ok(word) if offset & 3 == 0 => self.write_reg(offset, u32::from_le_bytes(word)),
             _ => self.bad_access("write", offset, data.len()),
         }
     }
@@ -526,9 +551,13 @@ mod tests {
         }
         fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
             if self.fail_activate {
-                return Err(ActivateError::QueueCount { expected: 2, got: ctx.queues.len() });
+                return Err(ActivateError::QueueCount {
+                    expected: 2,
+                    got: ctx.queues.len(),
+                });
             }
-            self.activations.push((ctx.queues.len(), ctx.acked_features));
+            self.activations
+                .push((ctx.queues.len(), ctx.acked_features));
             self.active = true;
             Ok(())
         }
@@ -650,7 +679,10 @@ mod tests {
     #[test]
     fn features_ok_refused_for_unoffered_or_missing_version_1() {
         let mut g = rig();
-        assert_eq!(negotiate(&mut g.t, VIRTIO_F_VERSION_1 | 0b10), ACKNOWLEDGE | DRIVER);
+        assert_eq!(
+            negotiate(&mut g.t, VIRTIO_F_VERSION_1 | 0b10),
+            ACKNOWLEDGE | DRIVER
+        );
         let mut g = rig();
         assert_eq!(negotiate(&mut g.t, 0b1), ACKNOWLEDGE | DRIVER);
         // DRIVER_OK cannot follow a refused FEATURES_OK.
@@ -702,7 +734,10 @@ mod tests {
         setup_queue(&mut g.t, 0, 16, 0x1_0000_0000);
         w(&mut g.t, reg::STATUS, status | DRIVER_OK);
         assert_eq!(r(&mut g.t, reg::STATUS), status | DRIVER_OK | NEEDS_RESET);
-        assert_eq!(r(&mut g.t, reg::INTERRUPT_STATUS), crate::irq::VIRTIO_INT_CONFIG);
+        assert_eq!(
+            r(&mut g.t, reg::INTERRUPT_STATUS),
+            crate::irq::VIRTIO_INT_CONFIG
+        );
         assert_eq!(g.irq.count(), 1);
         assert!(g.dev.lock().unwrap().activations.is_empty());
         // The driver writes back what it read: NEEDS_RESET stays, nothing else moves.

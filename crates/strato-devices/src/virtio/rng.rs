@@ -70,7 +70,13 @@ impl Rng {
     }
 
     fn process_queue(&mut self) {
-        let Self { state, buf, metrics, id, .. } = self;
+        let Self {
+            state,
+            buf,
+            metrics,
+            id,
+            ..
+        } = self;
         let State::Active(active) = state else { return };
         let mem = &active.mem;
         let mut used = false;
@@ -134,7 +140,8 @@ where
         }
         let chunk = buf.get_mut(..n).ok_or(FillError::Invalid)?;
         getrandom(chunk).map_err(FillError::Entropy)?;
-        mem.write_slice(chunk, d.addr()).map_err(|_| FillError::Invalid)?;
+        mem.write_slice(chunk, d.addr())
+            .map_err(|_| FillError::Invalid)?;
         written += n;
     }
     // At most MAX_REQUEST_BYTES.
@@ -163,13 +170,18 @@ fn getrandom(buf: &mut [u8]) -> io::Result<()> {
 impl EventHandler for Rng {
     fn event_sources(&self) -> Vec<EventSource> {
         match &self.state {
-            State::Active(a) => vec![EventSource { fd: a.queue_evt.as_raw_fd(), token: QUEUE_TOKEN }],
+            State::Active(a) => vec![EventSource {
+                fd: a.queue_evt.as_raw_fd(),
+                token: QUEUE_TOKEN,
+            }],
             State::Inactive => Vec::new(),
         }
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(active) = &self.state else { return };
+        let State::Active(active) = &self.state else {
+            return;
+        };
         if token != QUEUE_TOKEN {
             warn_limited!("virtio-rng {}: unknown event token {}", self.id, token);
             return;
@@ -215,7 +227,12 @@ impl VirtioDevice for Rng {
     }
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
-        warn_limited!("virtio-rng {}: config write of {} bytes at {:#x}", self.id, data.len(), offset);
+        warn_limited!(
+            "virtio-rng {}: config write of {} bytes at {:#x}",
+            self.id,
+            data.len(),
+            offset
+        );
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
@@ -224,7 +241,12 @@ impl VirtioDevice for Rng {
             return Err(ActivateError::QueueCount { expected: 1, got });
         };
         self.retired.clear();
-        self.state = State::Active(Active { mem: ctx.mem, queue, queue_evt, interrupt: ctx.interrupt });
+        self.state = State::Active(Active {
+            mem: ctx.mem,
+            queue,
+            queue_evt,
+            interrupt: ctx.interrupt,
+        });
         self.sources_changed = true;
         Ok(())
     }

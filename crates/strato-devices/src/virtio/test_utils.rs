@@ -37,7 +37,12 @@ pub struct TestQueue<'a> {
 impl<'a> TestQueue<'a> {
     /// A queue of `size` entries with its rings at `base`.
     pub fn new(mem: &'a GuestMemoryMmap, base: u64, size: u16) -> Self {
-        Self { vq: MockSplitQueue::create(mem, GuestAddress(base), size), size, next_desc: 0, avail_idx: 0 }
+        Self {
+            vq: MockSplitQueue::create(mem, GuestAddress(base), size),
+            size,
+            next_desc: 0,
+            avail_idx: 0,
+        }
     }
 
     /// The device's queue, as the transport would hand it over.
@@ -54,7 +59,11 @@ impl<'a> TestQueue<'a> {
             .map(|(i, &(addr, len, flags))| {
                 let idx = (head + i as u16) % self.size;
                 let next = (idx + 1) % self.size;
-                let flags = if i + 1 == descs.len() { flags & !N } else { flags | N };
+                let flags = if i + 1 == descs.len() {
+                    flags & !N
+                } else {
+                    flags | N
+                };
                 RawDescriptor::from(Descriptor::new(addr, len, flags, next))
             })
             .collect();
@@ -66,7 +75,10 @@ impl<'a> TestQueue<'a> {
     /// Writes raw descriptors at `head..` as they are, and offers `head`.
     pub fn add_raw_at(&mut self, head: u16, raw: &[RawDescriptor]) {
         for (i, d) in raw.iter().enumerate() {
-            self.vq.desc_table().store((head + i as u16) % self.size, *d).unwrap();
+            self.vq
+                .desc_table()
+                .store((head + i as u16) % self.size, *d)
+                .unwrap();
         }
         self.offer(head);
     }
@@ -91,7 +103,13 @@ impl<'a> TestQueue<'a> {
 
     /// The `i`-th used entry: (head, length).
     pub fn used(&self, i: u16) -> (u32, u32) {
-        let e = self.vq.used().ring().ref_at(usize::from(i % self.size)).unwrap().load();
+        let e = self
+            .vq
+            .used()
+            .ring()
+            .ref_at(usize::from(i % self.size))
+            .unwrap()
+            .load();
         (e.id(), e.len())
     }
 }
@@ -127,10 +145,21 @@ pub fn activation(
         acked_features: features,
         interrupt: interrupt.clone(),
     };
-    (ctx, Handles { evts, irq, interrupt })
+    (
+        ctx,
+        Handles {
+            evts,
+            irq,
+            interrupt,
+        },
+    )
 }
 
 /// Looks up a counter by name.
 pub fn counter(m: &dyn crate::metrics::Metrics, name: &str) -> u64 {
-    m.counters().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap()
+    m.counters()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .unwrap()
 }

@@ -41,7 +41,7 @@ impl Scratch {
         let p = std::env::temp_dir().join(format!(
             "strato-test-{name}-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ rand_u64()
+            rand_u64()
         ));
         std::fs::create_dir_all(&p).unwrap();
         Scratch(p)

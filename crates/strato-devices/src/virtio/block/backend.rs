@@ -55,12 +55,23 @@ impl DiskFile {
             .read(true)
             .write(!read_only)
             .open(path)
-            .map_err(|source| BackendError::Open { path: path.to_owned(), source })?;
+            .map_err(|source| BackendError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         // Seeking to the end sizes block devices as well as regular files.
         let size = file
             .seek(SeekFrom::End(0))
-            .map_err(|source| BackendError::Size { path: path.to_owned(), source })?;
-        Ok(Self { file, path: path.to_owned(), read_only, size })
+            .map_err(|source| BackendError::Size {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            read_only,
+            size,
+        })
     }
 
     /// The image's path.
@@ -101,7 +112,11 @@ impl DiskFile {
     /// leaves the data in place and the request still succeeds.
     pub fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
         self.writable()?;
-        match self.fallocate(libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len) {
+        match self.fallocate(
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        ) {
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
             other => other,
         }
@@ -117,7 +132,9 @@ impl DiskFile {
             libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE
         };
         match self.fallocate(mode, offset, len) {
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => self.write_zeros_by_hand(offset, len),
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                self.write_zeros_by_hand(offset, len)
+            }
             other => other,
         }
     }
@@ -127,8 +144,11 @@ impl DiskFile {
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(zeros.len() as u64) as usize;
-            let at = offset.checked_add(done).ok_or(io::ErrorKind::InvalidInput)?;
-            self.file.write_all_at(zeros.get(..n).unwrap_or(&zeros), at)?;
+            let at = offset
+                .checked_add(done)
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            self.file
+                .write_all_at(zeros.get(..n).unwrap_or(&zeros), at)?;
             done += n as u64;
         }
         Ok(())
@@ -225,6 +245,8 @@ mod tests {
     #[test]
     fn missing_file_is_an_error() {
         let e = DiskFile::open(Path::new("/nonexistent/strato-disk.img"), true).unwrap_err();
-        assert!(e.to_string().starts_with("opening /nonexistent/strato-disk.img"));
+        assert!(e
+            .to_string()
+            .starts_with("opening /nonexistent/strato-disk.img"));
     }
 }

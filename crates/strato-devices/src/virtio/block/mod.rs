@@ -219,7 +219,14 @@ impl Block {
     }
 
     fn process_queue(&mut self) {
-        let Self { state, slot, serial, metrics, id, .. } = self;
+        let Self {
+            state,
+            slot,
+            serial,
+            metrics,
+            id,
+            ..
+        } = self;
         let State::Active(active) = state else { return };
         let mem = &active.mem;
         let mut used = false;
@@ -270,7 +277,9 @@ where
             status.map(|at| (at, code, 0))
         }
     };
-    let Some((at, code, written)) = outcome else { return 0 };
+    let Some((at, code, written)) = outcome else {
+        return 0;
+    };
     // The status address was checked when the chain was parsed.
     match mem.write_obj(code as u8, at) {
         Ok(()) => written.saturating_add(1),
@@ -294,7 +303,12 @@ fn execute(
         Ok(()) => true,
         Err(e) => {
             metrics.io_errors.inc();
-            warn_limited!("virtio-blk {}: {} failed: {}", disk.path().display(), what, e);
+            warn_limited!(
+                "virtio-blk {}: {} failed: {}",
+                disk.path().display(),
+                what,
+                e
+            );
             false
         }
     };
@@ -322,7 +336,10 @@ fn execute(
         RequestKind::Out => {
             if disk.read_only() {
                 metrics.io_errors.inc();
-                warn_limited!("virtio-blk {}: write to a read-only disk", disk.path().display());
+                warn_limited!(
+                    "virtio-blk {}: write to a read-only disk",
+                    disk.path().display()
+                );
                 return ok(false, 0);
             }
             let done = io_result(
@@ -349,7 +366,10 @@ fn execute(
             ok(true, write_buffers(mem, &req.data, serial))
         }
         RequestKind::Discard(segments) => {
-            let done = io_result(run_segments(segments, |o, l, _| disk.discard(o, l)), "discard");
+            let done = io_result(
+                run_segments(segments, |o, l, _| disk.discard(o, l)),
+                "discard",
+            );
             if done {
                 metrics.discard_ops.inc();
             }
@@ -367,7 +387,11 @@ fn execute(
         }
         RequestKind::Unsupported(t) => {
             metrics.unsupported.inc();
-            warn_limited!("virtio-blk {}: unsupported request type {}", disk.path().display(), t);
+            warn_limited!(
+                "virtio-blk {}: unsupported request type {}",
+                disk.path().display(),
+                t
+            );
             (VIRTIO_BLK_S_UNSUPP, 0)
         }
     }
@@ -379,7 +403,11 @@ fn run_segments(
 ) -> io::Result<()> {
     for s in segments {
         // Ranges were checked against the capacity (and for overflow) when parsed.
-        op(s.sector << request::SECTOR_SHIFT, u64::from(s.num_sectors) << request::SECTOR_SHIFT, s.unmap)?;
+        op(
+            s.sector << request::SECTOR_SHIFT,
+            u64::from(s.num_sectors) << request::SECTOR_SHIFT,
+            s.unmap,
+        )?;
     }
     Ok(())
 }
@@ -393,7 +421,10 @@ fn write_buffers(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], src: &[u8]
         if n == 0 {
             break;
         }
-        if mem.write_slice(rest.get(..n).unwrap_or_default(), addr).is_err() {
+        if mem
+            .write_slice(rest.get(..n).unwrap_or_default(), addr)
+            .is_err()
+        {
             break;
         }
         done += n;
@@ -405,13 +436,18 @@ fn write_buffers(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], src: &[u8]
 impl EventHandler for Block {
     fn event_sources(&self) -> Vec<EventSource> {
         match &self.state {
-            State::Active(a) => vec![EventSource { fd: fd_of(&a.queue_evt), token: QUEUE_TOKEN }],
+            State::Active(a) => vec![EventSource {
+                fd: fd_of(&a.queue_evt),
+                token: QUEUE_TOKEN,
+            }],
             State::Inactive => Vec::new(),
         }
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(active) = &self.state else { return };
+        let State::Active(active) = &self.state else {
+            return;
+        };
         if token != QUEUE_TOKEN {
             warn_limited!("virtio-blk {}: unknown event token {}", self.id, token);
             return;
@@ -478,7 +514,9 @@ impl VirtioDevice for Block {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         let config = self.config_bytes();
         data.fill(0);
-        let Ok(start) = usize::try_from(offset) else { return };
+        let Ok(start) = usize::try_from(offset) else {
+            return;
+        };
         if let Some(src) = config.get(start..) {
             let n = src.len().min(data.len());
             if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
@@ -489,7 +527,12 @@ impl VirtioDevice for Block {
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
         // Nothing writable (no WCE).
-        warn_limited!("virtio-blk {}: config write of {} bytes at {:#x}", self.id, data.len(), offset);
+        warn_limited!(
+            "virtio-blk {}: config write of {} bytes at {:#x}",
+            self.id,
+            data.len(),
+            offset
+        );
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
@@ -498,7 +541,12 @@ impl VirtioDevice for Block {
             return Err(ActivateError::QueueCount { expected: 1, got });
         };
         self.retired.clear();
-        self.state = State::Active(Active { mem: ctx.mem, queue, queue_evt, interrupt: ctx.interrupt });
+        self.state = State::Active(Active {
+            mem: ctx.mem,
+            queue,
+            queue_evt,
+            interrupt: ctx.interrupt,
+        });
         self.sources_changed = true;
         Ok(())
     }

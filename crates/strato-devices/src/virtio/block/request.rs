@@ -130,7 +130,10 @@ pub struct ParseError {
 
 impl ParseError {
     fn broken(error: RequestError) -> Self {
-        Self { status: None, error }
+        Self {
+            status: None,
+            error,
+        }
     }
 }
 
@@ -145,7 +148,9 @@ where
     M::Target: GuestMemory,
 {
     let descs = chain::collect(chain).map_err(|_| ParseError::broken(RequestError::BrokenChain))?;
-    let (status_desc, rest) = descs.split_last().ok_or(ParseError::broken(RequestError::BrokenChain))?;
+    let (status_desc, rest) = descs
+        .split_last()
+        .ok_or(ParseError::broken(RequestError::BrokenChain))?;
     if !status_desc.is_write_only()
         || status_desc.len() == 0
         || !mem.check_range(status_desc.addr(), 1, Permissions::Write)
@@ -153,14 +158,18 @@ where
         return Err(ParseError::broken(RequestError::NoStatus));
     }
     let status = status_desc.addr();
-    let fail = |error| ParseError { status: Some(status), error };
+    let fail = |error| ParseError {
+        status: Some(status),
+        error,
+    };
 
     let (header, data_descs) = rest.split_first().ok_or(fail(RequestError::Header))?;
     if header.is_write_only() || header.len() < HEADER_LEN {
         return Err(fail(RequestError::Header));
     }
     let mut raw = [0u8; HEADER_LEN as usize];
-    mem.read_slice(&mut raw, header.addr()).map_err(|_| fail(RequestError::Header))?;
+    mem.read_slice(&mut raw, header.addr())
+        .map_err(|_| fail(RequestError::Header))?;
     let [t0, t1, t2, t3, _, _, _, _, s0, s1, s2, s3, s4, s5, s6, s7] = raw;
     let request_type = u32::from_le_bytes([t0, t1, t2, t3]);
     let sector = u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
@@ -184,7 +193,11 @@ where
     let mut data = Vec::new();
     let mut total = 0u64;
     if let Some(writable) = writable {
-        let access = if writable { Permissions::Write } else { Permissions::Read };
+        let access = if writable {
+            Permissions::Write
+        } else {
+            Permissions::Read
+        };
         for d in data_descs {
             if d.is_write_only() != writable {
                 return Err(fail(RequestError::Direction));
@@ -207,7 +220,7 @@ where
 
     let kind = match request_type {
         VIRTIO_BLK_T_IN | VIRTIO_BLK_T_OUT => {
-            if total % SECTOR_SIZE != 0 {
+            if total & (SECTOR_SIZE - 1) != 0 {
                 return Err(fail(RequestError::Unaligned(total)));
             }
             check_range(sector, total >> SECTOR_SHIFT, capacity).map_err(fail)?;
@@ -229,7 +242,13 @@ where
             }
         }
     };
-    Ok(Request { kind, sector, data, data_len, status })
+    Ok(Request {
+        kind,
+        sector,
+        data,
+        data_len,
+        status,
+    })
 }
 
 /// Checks that `count` sectors from `sector` fit a disk of `capacity` sectors.
@@ -252,7 +271,7 @@ fn parse_segments(
     if total == 0 || total > u64::from(MAX_SEGMENTS) * SEGMENT_LEN as u64 {
         return Err(RequestError::Segments);
     }
-    if total % SEGMENT_LEN as u64 != 0 {
+    if total & (SEGMENT_LEN as u64 - 1) != 0 {
         return Err(RequestError::Unaligned(total));
     }
     // At most MAX_SEGMENTS * 16 bytes, checked above.
@@ -261,7 +280,8 @@ fn parse_segments(
     for &(addr, len) in data {
         let end = at + len as usize;
         let chunk = raw.get_mut(at..end).ok_or(RequestError::Segments)?;
-        mem.read_slice(chunk, addr).map_err(|_| RequestError::DataAddress)?;
+        mem.read_slice(chunk, addr)
+            .map_err(|_| RequestError::DataAddress)?;
         at = end;
     }
     let mut segments = Vec::new();
@@ -272,9 +292,16 @@ fn parse_segments(
         sector.copy_from_slice(&chunk[0..8]);
         num.copy_from_slice(&chunk[8..12]);
         flags.copy_from_slice(&chunk[12..16]);
-        let (sector, num_sectors, flags) =
-            (u64::from_le_bytes(sector), u32::from_le_bytes(num), u32::from_le_bytes(flags));
-        let allowed = if zeroes { VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP } else { 0 };
+        let (sector, num_sectors, flags) = (
+            u64::from_le_bytes(sector),
+            u32::from_le_bytes(num),
+            u32::from_le_bytes(flags),
+        );
+        let allowed = if zeroes {
+            VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
+        } else {
+            0
+        };
         if flags & !allowed != 0 {
             return Err(RequestError::SegmentFlags(flags));
         }
@@ -282,7 +309,11 @@ fn parse_segments(
             return Err(RequestError::Segments);
         }
         check_range(sector, u64::from(num_sectors), capacity)?;
-        segments.push(Segment { sector, num_sectors, unmap: flags != 0 });
+        segments.push(Segment {
+            sector,
+            num_sectors,
+            unmap: flags != 0,
+        });
     }
     Ok(segments)
 }
@@ -318,7 +349,11 @@ mod tests {
             .enumerate()
             .map(|(i, &(addr, len, flags))| {
                 let last = i + 1 == descs.len();
-                let flags = if last { flags } else { flags | VRING_DESC_F_NEXT as u16 };
+                let flags = if last {
+                    flags
+                } else {
+                    flags | VRING_DESC_F_NEXT as u16
+                };
                 RawDescriptor::from(Descriptor::new(addr, len, flags, i as u16 + 1))
             })
             .collect();
@@ -339,8 +374,16 @@ mod tests {
         assert_eq!(r.data, vec![(GuestAddress(0x20000), 4096)]);
         assert_eq!(r.status, GuestAddress(0x30000));
         header(&m, 0x10000, VIRTIO_BLK_T_OUT, 0);
-        let r = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, 0), (0x21000, 0, 0), (0x30000, 1, W)])
-            .unwrap();
+        let r = parse_chain(
+            &m,
+            &[
+                (0x10000, 16, 0),
+                (0x20000, 512, 0),
+                (0x21000, 0, 0),
+                (0x30000, 1, W),
+            ],
+        )
+        .unwrap();
         assert_eq!(r.kind, RequestKind::Out);
         assert_eq!(r.data_len, 512);
     }
@@ -350,14 +393,23 @@ mod tests {
         let m = mem();
         header(&m, 0x10000, VIRTIO_BLK_T_IN, 0);
         // Readable status: no status at all.
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, W), (0x30000, 1, 0)]).unwrap_err();
-        assert_eq!(e, ParseError { status: None, error: RequestError::NoStatus });
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, W), (0x30000, 1, 0)]).unwrap_err();
+        assert_eq!(
+            e,
+            ParseError {
+                status: None,
+                error: RequestError::NoStatus
+            }
+        );
         // Writable header.
-        let e = parse_chain(&m, &[(0x10000, 16, W), (0x20000, 512, W), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, W), (0x20000, 512, W), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::Header);
         assert_eq!(e.status, Some(GuestAddress(0x30000)));
         // Readable buffer for a read.
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, 0), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, 0), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::Direction);
     }
 
@@ -365,15 +417,23 @@ mod tests {
     fn refuses_bad_lengths_and_addresses() {
         let m = mem();
         header(&m, 0x10000, VIRTIO_BLK_T_IN, 0);
-        let e = parse_chain(&m, &[(0x10000, 8, 0), (0x20000, 512, W), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 8, 0), (0x20000, 512, W), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::Header);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 500, W), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 500, W), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::Unaligned(500));
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0xfff000, 0x2000, W), (0x30000, 1, W)])
-            .unwrap_err();
+        let e = parse_chain(
+            &m,
+            &[(0x10000, 16, 0), (0xfff000, 0x2000, W), (0x30000, 1, W)],
+        )
+        .unwrap_err();
         assert_eq!(e.error, RequestError::DataAddress);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (u64::MAX - 8, 512, W), (0x30000, 1, W)])
-            .unwrap_err();
+        let e = parse_chain(
+            &m,
+            &[(0x10000, 16, 0), (u64::MAX - 8, 512, W), (0x30000, 1, W)],
+        )
+        .unwrap_err();
         assert_eq!(e.error, RequestError::DataAddress);
         // Header outside memory.
         let e = parse_chain(&m, &[(0x2000_0000, 16, 0), (0x30000, 1, W)]).unwrap_err();
@@ -394,7 +454,12 @@ mod tests {
         header(&m, 0x10000, VIRTIO_BLK_T_IN, 0);
         let e = parse_chain(
             &m,
-            &[(0x10000, 16, 0), (0x100000, 0x400_0000, W), (0x100000, 512, W), (0x30000, 1, W)],
+            &[
+                (0x10000, 16, 0),
+                (0x100000, 0x400_0000, W),
+                (0x100000, 512, W),
+                (0x30000, 1, W),
+            ],
         )
         .unwrap_err();
         assert_eq!(e.error, RequestError::TooLarge(0x400_0000 + 512));
@@ -405,10 +470,12 @@ mod tests {
         let m = mem();
         header(&m, 0x10000, VIRTIO_BLK_T_IN, CAP - 1);
         assert!(parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, W), (0x30000, 1, W)]).is_ok());
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 1024, W), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 1024, W), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::OutOfRange);
         header(&m, 0x10000, VIRTIO_BLK_T_OUT, u64::MAX);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, 0), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 512, 0), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::OutOfRange);
         assert!(check_range(u64::MAX >> 9, 1, u64::MAX).is_err());
         assert!(check_range(u64::MAX - 1, 0, u64::MAX).is_err());
@@ -428,10 +495,20 @@ mod tests {
         vq.add_desc_chains(&raw, 0).unwrap();
         let mut q: Queue = vq.create_queue().unwrap();
         let e = parse(q.pop_descriptor_chain(&m).unwrap(), &m, CAP).unwrap_err();
-        assert_eq!(e, ParseError { status: None, error: RequestError::BrokenChain });
+        assert_eq!(
+            e,
+            ParseError {
+                status: None,
+                error: RequestError::BrokenChain
+            }
+        );
         // next past the table.
         let vq = MockSplitQueue::create(&m, GuestAddress(0x1000), 16);
-        vq.add_desc_chains(&[RawDescriptor::from(Descriptor::new(0x10000, 16, n, 999))], 0).unwrap();
+        vq.add_desc_chains(
+            &[RawDescriptor::from(Descriptor::new(0x10000, 16, n, 999))],
+            0,
+        )
+        .unwrap();
         let mut q: Queue = vq.create_queue().unwrap();
         let e = parse(q.pop_descriptor_chain(&m).unwrap(), &m, CAP).unwrap_err();
         assert_eq!(e.error, RequestError::BrokenChain);
@@ -467,31 +544,60 @@ mod tests {
         assert_eq!(
             r.kind,
             RequestKind::Discard(vec![
-                Segment { sector: 8, num_sectors: 16, unmap: false },
-                Segment { sector: 100, num_sectors: 1, unmap: false },
+                Segment {
+                    sector: 8,
+                    num_sectors: 16,
+                    unmap: false
+                },
+                Segment {
+                    sector: 100,
+                    num_sectors: 1,
+                    unmap: false
+                },
             ])
         );
         // Split across two descriptors.
-        let r = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 20, 0), (0x20014, 12, 0), (0x30000, 1, W)])
-            .unwrap();
+        let r = parse_chain(
+            &m,
+            &[
+                (0x10000, 16, 0),
+                (0x20000, 20, 0),
+                (0x20014, 12, 0),
+                (0x30000, 1, W),
+            ],
+        )
+        .unwrap();
         assert!(matches!(r.kind, RequestKind::Discard(ref s) if s.len() == 2));
         // Discard with the unmap flag; write zeroes accepts it.
         segment(&m, 0x20000, 8, 16, 1);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 16, 0), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 16, 0), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::SegmentFlags(1));
         header(&m, 0x10000, VIRTIO_BLK_T_WRITE_ZEROES, 0);
         let r = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 16, 0), (0x30000, 1, W)]).unwrap();
-        assert_eq!(r.kind, RequestKind::WriteZeroes(vec![Segment { sector: 8, num_sectors: 16, unmap: true }]));
+        assert_eq!(
+            r.kind,
+            RequestKind::WriteZeroes(vec![Segment {
+                sector: 8,
+                num_sectors: 16,
+                unmap: true
+            }])
+        );
         // Past the end, unaligned, empty, too many.
         segment(&m, 0x20000, CAP, 1, 0);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 16, 0), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 16, 0), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::OutOfRange);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 15, 0), (0x30000, 1, W)]).unwrap_err();
+        let e =
+            parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 15, 0), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::Unaligned(15));
         let e = parse_chain(&m, &[(0x10000, 16, 0), (0x30000, 1, W)]).unwrap_err();
         assert_eq!(e.error, RequestError::Segments);
-        let e = parse_chain(&m, &[(0x10000, 16, 0), (0x20000, 17 * 16, 0), (0x30000, 1, W)])
-            .unwrap_err();
+        let e = parse_chain(
+            &m,
+            &[(0x10000, 16, 0), (0x20000, 17 * 16, 0), (0x30000, 1, W)],
+        )
+        .unwrap_err();
         assert_eq!(e.error, RequestError::Segments);
     }
 }

@@ -26,14 +26,20 @@ const UNSUPP: u8 = VIRTIO_BLK_S_UNSUPP as u8;
 
 fn image() -> TempFile {
     let t = TempFile::new_with_prefix(std::env::temp_dir().join("strato-blk-test")).unwrap();
-    let data: Vec<u8> = (0..IMAGE_LEN).map(|i| (i / 512) as u8 ^ (i % 7) as u8).collect();
+    let data: Vec<u8> = (0..IMAGE_LEN)
+        .map(|i| (i / 512) as u8 ^ (i % 7) as u8)
+        .collect();
     t.as_file().write_all(&data).unwrap();
     t
 }
 
 fn block(path: Option<&Path>, read_only: bool) -> Block {
-    Block::new(BlockConfig { id: "vol-0123456789abcdef0".into(), path: path.map(Path::to_owned), read_only })
-        .unwrap()
+    Block::new(BlockConfig {
+        id: "vol-0123456789abcdef0".into(),
+        path: path.map(Path::to_owned),
+        read_only,
+    })
+    .unwrap()
 }
 
 struct Rig<'a> {
@@ -100,9 +106,15 @@ fn reads_and_writes_through_the_queue() {
 
     // Write two segments, read back from the file.
     m.write_slice(&[0xab; 512], GuestAddress(DATA)).unwrap();
-    m.write_slice(&[0xcd; 512], GuestAddress(DATA + 0x8000)).unwrap();
+    m.write_slice(&[0xcd; 512], GuestAddress(DATA + 0x8000))
+        .unwrap();
     r.header(VIRTIO_BLK_T_OUT, 10);
-    let st = r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (DATA + 0x8000, 512, 0), (STATUS, 1, W)]);
+    let st = r.submit(&[
+        (HDR, 16, 0),
+        (DATA, 512, 0),
+        (DATA + 0x8000, 512, 0),
+        (STATUS, 1, W),
+    ]);
     assert_eq!(st, (OK, 1));
     let mut back = vec![0u8; 1024];
     img.as_file().read_exact_at(&mut back, 10 * 512).unwrap();
@@ -128,7 +140,11 @@ fn one_interrupt_per_batch() {
         let hdr = HDR + i * 0x100;
         m.write_obj(VIRTIO_BLK_T_IN, GuestAddress(hdr)).unwrap();
         m.write_obj(i, GuestAddress(hdr + 8)).unwrap();
-        r.q.add(&[(hdr, 16, 0), (DATA + i * 0x1000, 512, W), (STATUS + i, 1, W)]);
+        r.q.add(&[
+            (hdr, 16, 0),
+            (DATA + i * 0x1000, 512, W),
+            (STATUS + i, 1, W),
+        ]);
     }
     r.kick();
     assert_eq!(r.q.used_idx(), 5);
@@ -146,29 +162,62 @@ fn hostile_chains_get_ioerr_or_are_dropped() {
     let mut r = rig(&m, block(Some(img.as_path()), false));
     r.header(VIRTIO_BLK_T_IN, 0);
     // Data outside guest memory.
-    assert_eq!(r.submit(&[(HDR, 16, 0), (0x2000_0000, 512, W), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (0x2000_0000, 512, W), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     // Data straddling the end of guest memory.
-    assert_eq!(r.submit(&[(HDR, 16, 0), (0xfffe00, 1024, W), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (0xfffe00, 1024, W), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     // Header outside guest memory, header writable, header short.
-    assert_eq!(r.submit(&[(0x2000_0000, 16, 0), (DATA, 512, W), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(0x2000_0000, 16, 0), (DATA, 512, W), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     r.header(VIRTIO_BLK_T_IN, 0);
-    assert_eq!(r.submit(&[(HDR, 16, W), (DATA, 512, W), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, W), (DATA, 512, W), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     r.header(VIRTIO_BLK_T_IN, 0);
-    assert_eq!(r.submit(&[(HDR, 15, 0), (DATA, 512, W), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 15, 0), (DATA, 512, W), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     // Writable buffer for a write; readable buffer for a read.
     r.header(VIRTIO_BLK_T_OUT, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, W), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 512, W), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     r.header(VIRTIO_BLK_T_IN, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     // Zero-length data buffers are harmless.
     r.header(VIRTIO_BLK_T_IN, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 0, W), (DATA, 512, W), (STATUS, 1, W)]), (OK, 513));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 0, W), (DATA, 512, W), (STATUS, 1, W)]),
+        (OK, 513)
+    );
     // Readable status, zero-length status, missing status: dropped with used length 0.
     r.header(VIRTIO_BLK_T_IN, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, W), (STATUS, 1, 0)]), (0xff, 0));
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, W), (STATUS, 0, W)]), (0xff, 0));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 512, W), (STATUS, 1, 0)]),
+        (0xff, 0)
+    );
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 512, W), (STATUS, 0, W)]),
+        (0xff, 0)
+    );
     assert_eq!(r.submit(&[(HDR, 16, 0)]), (0xff, 0));
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, W), (0x2000_0000, 1, W)]), (0xff, 0));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 512, W), (0x2000_0000, 1, W)]),
+        (0xff, 0)
+    );
     assert_eq!(r.counter("invalid_requests"), 11);
     assert_eq!(r.counter("read_ops"), 1);
 }
@@ -195,7 +244,10 @@ fn loops_and_bad_heads_do_not_hang() {
     assert_eq!(r.q.used_idx(), 1);
     assert_eq!(r.counter("invalid_requests"), 2);
     // A descriptor pointing at a table entry that points far away.
-    r.q.add_raw_at(10, &[RawDescriptor::from(Descriptor::new(HDR, 16, N, 0xffff))]);
+    r.q.add_raw_at(
+        10,
+        &[RawDescriptor::from(Descriptor::new(HDR, 16, N, 0xffff))],
+    );
     r.kick();
     assert_eq!(r.q.used_idx(), 2);
     assert_eq!(r.q.used(1), (10, 0));
@@ -211,7 +263,12 @@ fn oversized_and_out_of_range_requests() {
     let m = mem(0x500_0000);
     let mut r = rig(&m, block(Some(img.as_path()), false));
     r.header(VIRTIO_BLK_T_IN, 0);
-    let big = [(HDR, 16, 0), (0x100_0000, 0x400_0000, W), (DATA, 512, W), (STATUS, 1, W)];
+    let big = [
+        (HDR, 16, 0),
+        (0x100_0000, 0x400_0000, W),
+        (DATA, 512, W),
+        (STATUS, 1, W),
+    ];
     assert_eq!(r.submit(&big), (IOERR, 1));
     let sectors = (IMAGE_LEN / 512) as u64;
     r.header(VIRTIO_BLK_T_IN, sectors - 1);
@@ -222,7 +279,10 @@ fn oversized_and_out_of_range_requests() {
     assert_eq!(r.submit(&read_chain(512)), (IOERR, 1));
     for sector in [u64::MAX, u64::MAX - 1, u64::MAX >> 9, (u64::MAX >> 9) + 1] {
         r.header(VIRTIO_BLK_T_OUT, sector);
-        assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]), (IOERR, 1));
+        assert_eq!(
+            r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]),
+            (IOERR, 1)
+        );
     }
     // Not a whole sector.
     r.header(VIRTIO_BLK_T_IN, 0);
@@ -250,11 +310,24 @@ fn get_id_fills_what_fits() {
     assert_eq!(&id, b"vol-0123\xee");
     // Split over two buffers, and no buffer at all.
     r.header(VIRTIO_BLK_T_GET_ID, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 4, W), (DATA + 0x100, 64, W), (STATUS, 1, W)]), (OK, 21));
+    assert_eq!(
+        r.submit(&[
+            (HDR, 16, 0),
+            (DATA, 4, W),
+            (DATA + 0x100, 64, W),
+            (STATUS, 1, W)
+        ]),
+        (OK, 21)
+    );
     r.header(VIRTIO_BLK_T_GET_ID, 0);
     assert_eq!(r.submit(&[(HDR, 16, 0), (STATUS, 1, W)]), (OK, 1));
     // A short ID is NUL-padded.
-    let d = Block::new(BlockConfig { id: "d1".into(), path: None, read_only: false }).unwrap();
+    let d = Block::new(BlockConfig {
+        id: "d1".into(),
+        path: None,
+        read_only: false,
+    })
+    .unwrap();
     assert_eq!(&d.serial[..3], b"d1\0");
 }
 
@@ -268,7 +341,10 @@ fn read_only_disks_refuse_writes() {
     let mut r = rig(&m, dev);
     m.write_slice(&[0x55; 512], GuestAddress(DATA)).unwrap();
     r.header(VIRTIO_BLK_T_OUT, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     let mut back = [0u8; 512];
     img.as_file().read_exact_at(&mut back, 0).unwrap();
     assert_ne!(back, [0x55; 512]);
@@ -301,23 +377,37 @@ fn discard_and_write_zeroes() {
     };
     seg(DATA, 8, 8, 0);
     r.header(VIRTIO_BLK_T_DISCARD, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 16, 0), (STATUS, 1, W)]), (OK, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 16, 0), (STATUS, 1, W)]),
+        (OK, 1)
+    );
     seg(DATA, 64, 8, 0);
     seg(DATA + 16, 128, 1, 1);
     r.header(VIRTIO_BLK_T_WRITE_ZEROES, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 32, 0), (STATUS, 1, W)]), (OK, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 32, 0), (STATUS, 1, W)]),
+        (OK, 1)
+    );
     let mut buf = vec![0xffu8; 4096];
     img.as_file().read_exact_at(&mut buf, 64 * 512).unwrap();
     assert!(buf.iter().all(|&b| b == 0));
-    img.as_file().read_exact_at(&mut buf[..512], 128 * 512).unwrap();
+    img.as_file()
+        .read_exact_at(&mut buf[..512], 128 * 512)
+        .unwrap();
     assert!(buf[..512].iter().all(|&b| b == 0));
     // Unknown flags: UNSUPP; past the end: IOERR.
     seg(DATA, 8, 8, 2);
     r.header(VIRTIO_BLK_T_WRITE_ZEROES, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 16, 0), (STATUS, 1, W)]), (UNSUPP, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 16, 0), (STATUS, 1, W)]),
+        (UNSUPP, 1)
+    );
     seg(DATA, (IMAGE_LEN / 512) as u64, 1, 0);
     r.header(VIRTIO_BLK_T_DISCARD, 0);
-    assert_eq!(r.submit(&[(HDR, 16, 0), (DATA, 16, 0), (STATUS, 1, W)]), (IOERR, 1));
+    assert_eq!(
+        r.submit(&[(HDR, 16, 0), (DATA, 16, 0), (STATUS, 1, W)]),
+        (IOERR, 1)
+    );
     assert_eq!(r.counter("discard_ops"), 1);
     assert_eq!(r.counter("write_zeroes_ops"), 1);
 }
@@ -336,7 +426,11 @@ fn empty_slot_then_hot_attach_then_detach() {
     assert_eq!(u64::from_le_bytes(cap), 0);
     for t in [VIRTIO_BLK_T_IN, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID] {
         r.header(t, 0);
-        assert_eq!(r.submit(&read_chain(if t == VIRTIO_BLK_T_IN { 0 } else { 20 })).0, IOERR);
+        assert_eq!(
+            r.submit(&read_chain(if t == VIRTIO_BLK_T_IN { 0 } else { 20 }))
+                .0,
+            IOERR
+        );
     }
     r.header(VIRTIO_BLK_T_IN, 0);
     assert_eq!(r.submit(&read_chain(512)).0, IOERR);
@@ -361,7 +455,10 @@ fn empty_slot_then_hot_attach_then_detach() {
     r.header(VIRTIO_BLK_T_IN, 0);
     assert_eq!(r.submit(&read_chain(512)).0, IOERR);
     assert!(matches!(r.dev.detach(), Err(BlockError::NotAttached)));
-    assert!(r.dev.attach(Path::new("/nonexistent/strato.img"), false).is_err());
+    assert!(r
+        .dev
+        .attach(Path::new("/nonexistent/strato.img"), false)
+        .is_err());
     assert_eq!(r.counter("config_changes"), 2);
 }
 
@@ -380,7 +477,10 @@ fn config_space_layout_and_odd_reads() {
     let dev = block(Some(img.as_path()), false);
     let mut c = [0u8; CONFIG_LEN];
     dev.read_config(0, &mut c);
-    assert_eq!(u64::from_le_bytes(c[0..8].try_into().unwrap()), (IMAGE_LEN / 512) as u64);
+    assert_eq!(
+        u64::from_le_bytes(c[0..8].try_into().unwrap()),
+        (IMAGE_LEN / 512) as u64
+    );
     assert_eq!(u32::from_le_bytes(c[12..16].try_into().unwrap()), 254);
     assert_eq!(u32::from_le_bytes(c[20..24].try_into().unwrap()), 512);
     let mut b = [0xffu8; 4];
@@ -393,7 +493,10 @@ fn config_space_layout_and_odd_reads() {
     let mut dev = dev;
     dev.write_config(0, &[1, 2, 3]);
     dev.read_config(0, &mut c[..8]);
-    assert_eq!(u64::from_le_bytes(c[0..8].try_into().unwrap()), (IMAGE_LEN / 512) as u64);
+    assert_eq!(
+        u64::from_le_bytes(c[0..8].try_into().unwrap()),
+        (IMAGE_LEN / 512) as u64
+    );
 }
 
 #[test]
@@ -406,7 +509,13 @@ fn event_glue_follows_activation() {
     // Wrong queue count.
     let q = TestQueue::new(&m, 0x1000, 16);
     let (ctx, _) = activation(&m, vec![q.queue(), q.queue()], VIRTIO_F_VERSION_1);
-    assert!(matches!(dev.activate(ctx), Err(ActivateError::QueueCount { expected: 1, got: 2 })));
+    assert!(matches!(
+        dev.activate(ctx),
+        Err(ActivateError::QueueCount {
+            expected: 1,
+            got: 2
+        })
+    ));
     assert!(!dev.sources_changed());
 
     let (ctx, _act) = activation(&m, vec![q.queue()], VIRTIO_F_VERSION_1);

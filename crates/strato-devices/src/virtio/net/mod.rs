@@ -13,7 +13,9 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
 
-use virtio_bindings::bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP};
+use virtio_bindings::bindings::virtio_net::{
+    VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP,
+};
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
@@ -159,7 +161,15 @@ impl<T: FrameIo> Net<T> {
 
     /// Moves frames from the tap into RX buffers until either runs out.
     fn process_rx(&mut self) {
-        let Self { state, tap, overflow, metrics, id, sources_changed, .. } = self;
+        let Self {
+            state,
+            tap,
+            overflow,
+            metrics,
+            id,
+            sources_changed,
+            ..
+        } = self;
         let State::Active(a) = state else { return };
         let mem = &a.mem;
         let mut used = false;
@@ -197,7 +207,12 @@ impl<T: FrameIo> Net<T> {
                 Ok(n) if n > capacity => {
                     // Does not fit: drop the frame, keep the buffers for the next one.
                     metrics.rx_dropped.inc();
-                    warn_limited!("virtio-net {}: dropped a {}-byte frame (buffers: {})", id, n, capacity);
+                    warn_limited!(
+                        "virtio-net {}: dropped a {}-byte frame (buffers: {})",
+                        id,
+                        n,
+                        capacity
+                    );
                     a.rx.go_to_previous_position();
                 }
                 Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
@@ -237,7 +252,13 @@ impl<T: FrameIo> Net<T> {
 
     /// Sends every frame the guest queued for transmission.
     fn process_tx(&mut self) {
-        let Self { state, tap, metrics, id, .. } = self;
+        let Self {
+            state,
+            tap,
+            metrics,
+            id,
+            ..
+        } = self;
         let State::Active(a) = state else { return };
         let mem = &a.mem;
         let mut used = false;
@@ -289,7 +310,9 @@ enum ChainError {
 }
 
 /// The writable buffers of an RX chain.
-fn rx_buffers<M>(chain: virtio_queue::DescriptorChain<M>) -> Result<Vec<(GuestAddress, u32)>, ChainError>
+fn rx_buffers<M>(
+    chain: virtio_queue::DescriptorChain<M>,
+) -> Result<Vec<(GuestAddress, u32)>, ChainError>
 where
     M: std::ops::Deref,
     M::Target: vm_memory::GuestMemory,
@@ -307,7 +330,10 @@ where
 }
 
 /// Maps a TX chain's readable buffers.
-fn tx_frame<M>(mem: &GuestMemoryMmap, chain: virtio_queue::DescriptorChain<M>) -> Result<IoVecs<'_>, ChainError>
+fn tx_frame<M>(
+    mem: &GuestMemoryMmap,
+    chain: virtio_queue::DescriptorChain<M>,
+) -> Result<IoVecs<'_>, ChainError>
 where
     M: std::ops::Deref,
     M::Target: vm_memory::GuestMemory,
@@ -318,7 +344,9 @@ where
     }
     let total = descs.iter().map(|d| u64::from(d.len())).sum::<u64>();
     if total > MAX_FRAME_LEN as u64 {
-        return Err(ChainError::TooLong(usize::try_from(total).unwrap_or(usize::MAX)));
+        return Err(ChainError::TooLong(
+            usize::try_from(total).unwrap_or(usize::MAX),
+        ));
     }
     if total < (VNET_HDR_LEN + ETH_HLEN) as u64 {
         return Err(ChainError::TooShort(total as usize));
@@ -338,7 +366,9 @@ fn write_at(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], offset: usize, 
         }
         let n = rest.len().min(len - skip);
         let (now, later) = rest.split_at(n);
-        let Some(at) = addr.0.checked_add(skip as u64) else { return };
+        let Some(at) = addr.0.checked_add(skip as u64) else {
+            return;
+        };
         if mem.write_slice(now, GuestAddress(at)).is_err() {
             return;
         }
@@ -371,19 +401,32 @@ fn notify(q: &mut Queue, mem: &GuestMemoryMmap, interrupt: &VirtioInterrupt, id:
 
 impl<T: FrameIo> EventHandler for Net<T> {
     fn event_sources(&self) -> Vec<EventSource> {
-        let State::Active(a) = &self.state else { return Vec::new() };
+        let State::Active(a) = &self.state else {
+            return Vec::new();
+        };
         let mut sources = vec![
-            EventSource { fd: a.rx_evt.as_raw_fd(), token: RX_TOKEN },
-            EventSource { fd: a.tx_evt.as_raw_fd(), token: TX_TOKEN },
+            EventSource {
+                fd: a.rx_evt.as_raw_fd(),
+                token: RX_TOKEN,
+            },
+            EventSource {
+                fd: a.tx_evt.as_raw_fd(),
+                token: TX_TOKEN,
+            },
         ];
         if a.watch_tap {
-            sources.push(EventSource { fd: self.tap.as_raw_fd(), token: TAP_TOKEN });
+            sources.push(EventSource {
+                fd: self.tap.as_raw_fd(),
+                token: TAP_TOKEN,
+            });
         }
         sources
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(a) = &mut self.state else { return };
+        let State::Active(a) = &mut self.state else {
+            return;
+        };
         match token {
             RX_TOKEN => {
                 let _ = a.rx_evt.read();
@@ -452,7 +495,9 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         let config = self.config_bytes();
         data.fill(0);
-        let Ok(start) = usize::try_from(offset) else { return };
+        let Ok(start) = usize::try_from(offset) else {
+            return;
+        };
         if let Some(src) = config.get(start..) {
             let n = src.len().min(data.len());
             if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
@@ -463,12 +508,18 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
         // The MAC is writable only with VIRTIO_NET_F_CTRL_MAC_ADDR (legacy), not offered.
-        warn_limited!("virtio-net {}: config write of {} bytes at {:#x}", self.id, data.len(), offset);
+        warn_limited!(
+            "virtio-net {}: config write of {} bytes at {:#x}",
+            self.id,
+            data.len(),
+            offset
+        );
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         let got = ctx.queues.len();
-        let Ok::<[(Queue, EventFd); 2], _>([(rx, rx_evt), (tx, tx_evt)]) = ctx.queues.try_into() else {
+        let Ok::<[(Queue, EventFd); 2], _>([(rx, rx_evt), (tx, tx_evt)]) = ctx.queues.try_into()
+        else {
             return Err(ActivateError::QueueCount { expected: 2, got });
         };
         self.retired.clear();

@@ -46,11 +46,19 @@ struct IfReq {
 
 impl IfReq {
     fn new() -> Self {
-        Self { name: [0; libc::IFNAMSIZ], flags: 0, _pad: [0; 22] }
+        Self {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        }
     }
 
     fn name(&self) -> String {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
         String::from_utf8_lossy(self.name.get(..end).unwrap_or_default()).into_owned()
     }
 }
@@ -114,28 +122,38 @@ impl Tap {
         let fd = file.as_raw_fd();
         let mut req = IfReq::new();
         // SAFETY: TUNGETIFF writes one `struct ifreq` into `req`.
-        check(unsafe { libc::ioctl(fd, libc::TUNGETIFF, &mut req as *mut IfReq) }, "TUNGETIFF")?;
+        let ret = unsafe { libc::ioctl(fd, libc::TUNGETIFF, &mut req as *mut IfReq) };
+        check(ret, "TUNGETIFF")?;
         let flags = libc::c_int::from(req.flags);
         if flags & TAP_FLAGS != TAP_FLAGS {
             return Err(TapError::Flags(flags));
         }
         let hdr_len = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
-        check(unsafe { libc::ioctl(fd, libc::TUNSETVNETHDRSZ, &hdr_len as *const libc::c_int) }, "TUNSETVNETHDRSZ")?;
+        let ret = unsafe { libc::ioctl(fd, libc::TUNSETVNETHDRSZ, &hdr_len as *const libc::c_int) };
+        check(ret, "TUNSETVNETHDRSZ")?;
         // SAFETY: TUNSETOFFLOAD takes its argument by value.
-        check(unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, 0 as libc::c_ulong) }, "TUNSETOFFLOAD")?;
-        // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+        let ret = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, 0 as libc::c_ulong) };
+        check(ret, "TUNSETOFFLOAD")?;
+        // SAFETY: F_GETFL on a descriptor we own.
         let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         check(fl, "F_GETFL")?;
-        // SAFETY: as above.
-        check(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) }, "F_SETFL")?;
-        Ok(Self { file, name: req.name() })
+        // SAFETY: F_SETFL on a descriptor we own.
+        let ret = unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
+        check(ret, "F_SETFL")?;
+        Ok(Self {
+            file,
+            name: req.name(),
+        })
     }
 }
 
 fn check(ret: libc::c_int, op: &'static str) -> Result<(), TapError> {
     if ret < 0 {
-        Err(TapError::Ioctl { op, source: io::Error::last_os_error() })
+        Err(TapError::Ioctl {
+            op,
+            source: io::Error::last_os_error(),
+        })
     } else {
         Ok(())
     }
@@ -165,14 +183,23 @@ mod tests {
     #[test]
     fn refuses_bad_names() {
         assert!(matches!(Tap::open(""), Err(TapError::Name(_))));
-        assert!(matches!(Tap::open("a-very-long-tap-name"), Err(TapError::Name(_))));
+        assert!(matches!(
+            Tap::open("a-very-long-tap-name"),
+            Err(TapError::Name(_))
+        ));
         assert!(matches!(Tap::open("a\0b"), Err(TapError::Name(_))));
     }
 
     #[test]
     fn refuses_descriptors_that_are_not_taps() {
         let f = File::open("/dev/null").unwrap();
-        assert!(matches!(Tap::from_fd(f.into()), Err(TapError::Ioctl { op: "TUNGETIFF", .. })));
+        assert!(matches!(
+            Tap::from_fd(f.into()),
+            Err(TapError::Ioctl {
+                op: "TUNGETIFF",
+                ..
+            })
+        ));
     }
 
     /// Needs CAP_NET_ADMIN; skipped where taps cannot be created.

@@ -41,7 +41,12 @@ impl Peer {
         let mut buf = vec![0u8; 70000];
         // SAFETY: receives at most `buf.len()` bytes into a live buffer.
         let n = unsafe {
-            libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+            libc::recv(
+                self.0.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
         };
         let n = usize::try_from(n).ok()?;
         buf.truncate(n);
@@ -62,7 +67,12 @@ fn fake_tap() -> (FakeTap, Peer) {
     };
     assert_eq!(ret, 0);
     // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe { (FakeTap(OwnedFd::from_raw_fd(fds[0])), Peer(OwnedFd::from_raw_fd(fds[1]))) }
+    unsafe {
+        (
+            FakeTap(OwnedFd::from_raw_fd(fds[0])),
+            Peer(OwnedFd::from_raw_fd(fds[1])),
+        )
+    }
 }
 
 const MAC: [u8; 6] = [0x06, 0, 0xac, 0x10, 0, 2];
@@ -78,13 +88,25 @@ struct Rig<'a> {
 
 fn rig(m: &GuestMemoryMmap) -> Rig<'_> {
     let (tap, peer) = fake_tap();
-    let mut dev = Net::new(NetConfig { id: "eni-0".into(), tap, mac: Some(MAC) }).unwrap();
+    let mut dev = Net::new(NetConfig {
+        id: "eni-0".into(),
+        tap,
+        mac: Some(MAC),
+    })
+    .unwrap();
     let rx = TestQueue::new(m, 0x1000, QUEUE_SIZE);
     let tx = TestQueue::new(m, 0x8000, QUEUE_SIZE);
     let (ctx, h) = activation(m, vec![rx.queue(), tx.queue()], VIRTIO_F_VERSION_1);
     dev.activate(ctx).unwrap();
     assert!(dev.sources_changed());
-    Rig { dev, peer, rx, tx, h, m }
+    Rig {
+        dev,
+        peer,
+        rx,
+        tx,
+        h,
+        m,
+    }
 }
 
 impl Rig<'_> {
@@ -209,20 +231,28 @@ fn stops_watching_the_tap_without_buffers() {
     assert!(r.dev.sources_changed());
     assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN]);
     assert_eq!(r.rx.used_idx(), 0);
-    // The guest adds buffers and kicks: the tap is back and the frame delivered.
+    // The guest adds buffers and kicks: the frame is delivered, and with the ring dry
+    // again the tap stays off the list.
     r.rx.add(&[(0x20000, 1526, W)]);
+    r.kick_rx();
+    assert_eq!(r.rx.used(0), (0, 72));
+    r.dev.sources_changed();
+    assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN]);
+    // Two buffers: one is left after the frame, so the tap is watched again.
+    r.peer.send(&frame(60, 9));
+    r.rx.add(&[(0x40000, 1526, W)]);
+    r.rx.add(&[(0x50000, 1526, W)]);
     r.kick_rx();
     assert!(r.dev.sources_changed());
     assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN, TAP_TOKEN]);
-    assert_eq!(r.rx.used(0), (0, 72));
+    assert_eq!(r.rx.used(1), (1, 72));
     // A spurious tap event with a buffer but no frame consumes nothing.
-    r.rx.add(&[(0x40000, 1526, W)]);
     r.dev.handle_event(TAP_TOKEN);
-    assert_eq!(r.rx.used_idx(), 1);
+    assert_eq!(r.rx.used_idx(), 2);
     assert!(!r.dev.sources_changed());
     r.peer.send(&frame(60, 9));
     r.dev.handle_event(TAP_TOKEN);
-    assert_eq!(r.rx.used(1), (1, 72));
+    assert_eq!(r.rx.used(2), (2, 72));
 }
 
 #[test]
@@ -246,7 +276,12 @@ fn refuses_hostile_rx_chains() {
 #[test]
 fn config_features_and_mac() {
     let (tap, _peer) = fake_tap();
-    let dev = Net::new(NetConfig { id: "eni-0".into(), tap, mac: Some(MAC) }).unwrap();
+    let dev = Net::new(NetConfig {
+        id: "eni-0".into(),
+        tap,
+        mac: Some(MAC),
+    })
+    .unwrap();
     assert_ne!(dev.avail_features() & 1 << VIRTIO_NET_F_MAC, 0);
     let mut c = [0u8; 10];
     dev.read_config(0, &mut c);
@@ -258,11 +293,20 @@ fn config_features_and_mac() {
     assert_eq!(dev.device_type(), device_type::NET);
 
     let (tap, _peer) = fake_tap();
-    let dev = Net::new(NetConfig { id: "eni-1".into(), tap, mac: None }).unwrap();
+    let dev = Net::new(NetConfig {
+        id: "eni-1".into(),
+        tap,
+        mac: None,
+    })
+    .unwrap();
     assert_eq!(dev.avail_features() & 1 << VIRTIO_NET_F_MAC, 0);
 
     let (tap, _peer) = fake_tap();
-    let e = Net::new(NetConfig { id: "eni-2".into(), tap, mac: Some([1, 0, 0, 0, 0, 0]) });
+    let e = Net::new(NetConfig {
+        id: "eni-2".into(),
+        tap,
+        mac: Some([1, 0, 0, 0, 0, 0]),
+    });
     assert!(matches!(e, Err(NetError::MulticastMac(_))));
 }
 
@@ -270,12 +314,23 @@ fn config_features_and_mac() {
 fn activation_and_reset() {
     let m = mem(0x100_0000);
     let (tap, _peer) = fake_tap();
-    let mut dev = Net::new(NetConfig { id: "eni-0".into(), tap, mac: None }).unwrap();
+    let mut dev = Net::new(NetConfig {
+        id: "eni-0".into(),
+        tap,
+        mac: None,
+    })
+    .unwrap();
     assert!(dev.event_sources().is_empty());
     dev.handle_event(TAP_TOKEN);
     let q = TestQueue::new(&m, 0x1000, 16);
     let (ctx, _h) = activation(&m, vec![q.queue()], VIRTIO_F_VERSION_1);
-    assert!(matches!(dev.activate(ctx), Err(ActivateError::QueueCount { expected: 2, got: 1 })));
+    assert!(matches!(
+        dev.activate(ctx),
+        Err(ActivateError::QueueCount {
+            expected: 2,
+            got: 1
+        })
+    ));
     let mut r = rig(&m);
     r.dev.handle_event(99);
     r.dev.reset();
