@@ -6,40 +6,19 @@
 # Installs the Debian packages it needs when they are missing, and rebuilds only what changed.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	echo "usage: $0 NAME" >&2
 	echo "images: probe" >&2
 }
 
-# Installs the given Debian packages unless dpkg says they are already there.
-ensure_packages() {
-	local missing=()
-	local p
-	for p in "$@"; do
-		if ! dpkg -s "$p" >/dev/null 2>&1; then
-			missing+=("$p")
-		fi
-	done
-	if [ "${#missing[@]}" -gt 0 ]; then
-		echo "installing: ${missing[*]}" >&2
-		local sudo=()
-		if [ "$(id -u)" -ne 0 ]; then
-			sudo=(sudo)
-		fi
-		export DEBIAN_FRONTEND=noninteractive
-		"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-			{ "${sudo[@]}" apt-get update >&2 &&
-				"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
-	fi
-}
-
 build_probe() {
-	local out="$ROOT/target/images/probe"
+	local out="$STRATO_ROOT/target/images/probe"
 	ensure_packages gcc binutils make
 	mkdir -p "$out"
-	make -s -C "$ROOT/images/probe" OUT="$out" OBJ="$ROOT/target/image-build/probe" >&2
+	make -s -C "$STRATO_ROOT/images/probe" OUT="$out" OBJ="$STRATO_ROOT/target/image-build/probe" >&2
 	# The kernel command line the image is meant to boot with (monitors append
 	# virtio_mmio.device= entries and ip= themselves).
 	local manifest_tmp="$out/manifest.json.tmp"

@@ -27,17 +27,17 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
     /// VM state and uptime.
-    State,
+    State {},
     /// Exit and device counters.
-    Counters,
+    Counters {},
     /// Park the vCPUs.
-    Pause,
+    Pause {},
     /// Unpark them.
-    Resume,
+    Resume {},
     /// Press Ctrl-Alt-Del on the guest's keyboard.
-    CtrlAltDel,
+    CtrlAltDel {},
     /// End the VM now.
-    Stop,
+    Stop {},
     /// Put a file into an empty drive slot.
     AttachDrive {
         /// Slot ID.
@@ -167,8 +167,8 @@ mod tests {
         fn handle(&mut self, req: Request) -> Result<Value, String> {
             self.0.push(req.clone());
             match req {
-                Request::State => Ok(json!({"state": "running"})),
-                Request::Stop => Err("cannot stop".into()),
+                Request::State {} => Ok(json!({"state": "running"})),
+                Request::Stop {} => Err("cannot stop".into()),
                 _ => Ok(Value::Null),
             }
         }
@@ -219,9 +219,10 @@ mod tests {
         assert!(f.0.is_empty());
         b.write_all(b"use\"}\n\n{\"op\":\"resume\"}\n").unwrap();
         assert_eq!(conn.service(&mut f), ConnState::Open);
-        assert_eq!(f.0, vec![Request::Pause, Request::Resume]);
+        assert_eq!(f.0, vec![Request::Pause {}, Request::Resume {}]);
         let mut out = String::new();
-        b.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+            .unwrap();
         let mut buf = [0u8; 256];
         let n = b.read(&mut buf).unwrap();
         out.push_str(std::str::from_utf8(&buf[..n]).unwrap());

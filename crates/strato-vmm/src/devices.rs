@@ -122,7 +122,10 @@ fn evt() -> Result<EventFd, DeviceError> {
 fn irqfd(vm: &VmFd, gsi: u32) -> Result<EventFd, DeviceError> {
     let fd = evt()?;
     vm.register_irqfd(&fd, gsi)
-        .map_err(|source| DeviceError::Kvm { what: "irqfd", source })?;
+        .map_err(|source| DeviceError::Kvm {
+            what: "irqfd",
+            source,
+        })?;
     Ok(fd)
 }
 
@@ -200,11 +203,25 @@ impl DeviceManager {
                 mac,
             })
             .map_err(|e| dev_err(&id, e))?;
-            dm.add_virtio(vm, mem, cmdline, id, VirtioKind::Net, Arc::new(Mutex::new(net)))?;
+            dm.add_virtio(
+                vm,
+                mem,
+                cmdline,
+                id,
+                VirtioKind::Net,
+                Arc::new(Mutex::new(net)),
+            )?;
         }
         if config.rng {
             let rng = Rng::new("rng");
-            dm.add_virtio(vm, mem, cmdline, "rng".into(), VirtioKind::Rng, Arc::new(Mutex::new(rng)))?;
+            dm.add_virtio(
+                vm,
+                mem,
+                cmdline,
+                "rng".into(),
+                VirtioKind::Rng,
+                Arc::new(Mutex::new(rng)),
+            )?;
         }
         Ok(dm)
     }

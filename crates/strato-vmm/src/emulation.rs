@@ -28,7 +28,8 @@ const LEAF7_EBX_AVX2: u32 = 1 << 5;
 const LEAF7_EBX_SMEP: u32 = 1 << 7;
 const LEAF7_EBX_SMAP: u32 = 1 << 20;
 /// All AVX-512 foundation/extension bits in CPUID.7.0:EBX (they need XSAVE state).
-const LEAF7_EBX_AVX512: u32 = (1 << 16) | (1 << 17) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31);
+const LEAF7_EBX_AVX512: u32 =
+    (1 << 16) | (1 << 17) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31);
 /// CPUID.80000001:ECX ABM (LZCNT; POPCNT's AMD companion).
 const EXT1_ECX_ABM: u32 = 1 << 5;
 
@@ -136,7 +137,11 @@ pub enum EmulationError {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The instruction bytes at the vCPU's RIP (up to 15), through the guest's page tables.
@@ -180,7 +185,8 @@ pub fn handle_emulation_failure(
             let mut events = kvm_vcpu_events::default();
             events.exception.injected = 1;
             events.exception.nr = BP_VECTOR;
-            vcpu.set_vcpu_events(&events).map_err(EmulationError::State)?;
+            vcpu.set_vcpu_events(&events)
+                .map_err(EmulationError::State)?;
             Ok(Fixup::Breakpoint)
         }
         Some(0x9b) => {
@@ -222,7 +228,10 @@ mod tests {
         apply_template(&mut c, CpuTemplate::EmulatedKvm);
         let s = c.as_slice();
         assert_eq!([s[0].ebx, s[0].edx, s[0].ecx], VENDOR_INTEL);
-        assert_eq!(s[1].ecx & (LEAF1_ECX_XSAVE | LEAF1_ECX_OSXSAVE | LEAF1_ECX_POPCNT), 0);
+        assert_eq!(
+            s[1].ecx & (LEAF1_ECX_XSAVE | LEAF1_ECX_OSXSAVE | LEAF1_ECX_POPCNT),
+            0
+        );
         assert_eq!(s[2].ebx & (LEAF7_EBX_SMEP | LEAF7_EBX_SMAP), 0);
         assert_eq!(s[3].eax, 0);
         // Unrelated bits stay.

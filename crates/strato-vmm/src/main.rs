@@ -63,7 +63,9 @@ fn main() -> ExitCode {
     match vmm.run() {
         Ok(reason) => {
             match &reason {
-                strato_vmm::state::ExitReason::GuestCrash(m) => eprintln!("strato-vmm: guest crashed: {m}"),
+                strato_vmm::state::ExitReason::GuestCrash(m) => {
+                    eprintln!("strato-vmm: guest crashed: {m}")
+                }
                 strato_vmm::state::ExitReason::Error(m) => eprintln!("strato-vmm: {m}"),
                 _ => {}
             }

@@ -136,7 +136,11 @@ impl VmControl {
     }
 
     /// Applies `event`; `Exit` records `reason` (the first reason wins).
-    pub fn apply(&self, event: VmEvent, reason: Option<ExitReason>) -> Result<VmState, TransitionError> {
+    pub fn apply(
+        &self,
+        event: VmEvent,
+        reason: Option<ExitReason>,
+    ) -> Result<VmState, TransitionError> {
         let mut inner = self.lock();
         let next = next_state(inner.state, event)?;
         inner.state = next;

@@ -69,6 +69,19 @@ pub struct VcpuStats {
     pub emulation_fixups: AtomicU64,
     /// Exits of other kinds.
     pub other: AtomicU64,
+    /// CLOCK_MONOTONIC (ns) when this vCPU first entered KVM_RUN; 0 before that.
+    pub first_run_ns: AtomicU64,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock other processes can compare with).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill in.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl VcpuStats {
@@ -139,7 +152,11 @@ fn set_apic_delivery_mode(reg: u32, mode: u32) -> u32 {
 
 /// LINT0 as ExtINT (the PIC) and LINT1 as NMI, as a PC's BIOS leaves them.
 fn setup_lint(vcpu: &VcpuFd, index: u8) -> Result<(), VcpuError> {
-    let kvm = |what, source| VcpuError::Kvm { index, what, source };
+    let kvm = |what, source| VcpuError::Kvm {
+        index,
+        what,
+        source,
+    };
     let mut lapic = vcpu.get_lapic().map_err(|e| kvm("KVM_GET_LAPIC", e))?;
     for (off, mode) in [(APIC_LVT0, APIC_MODE_EXTINT), (APIC_LVT1, APIC_MODE_NMI)] {
         let bytes: Vec<u8> = lapic.regs[off..off + 4].iter().map(|b| *b as u8).collect();
@@ -161,7 +178,11 @@ pub fn create(
     template: CpuTemplate,
     boot: Option<(regs::EntryMode, u64)>,
 ) -> Result<VcpuFd, VcpuError> {
-    let kvm = |what, source| VcpuError::Kvm { index, what, source };
+    let kvm = |what, source| VcpuError::Kvm {
+        index,
+        what,
+        source,
+    };
     let fd = vm
         .create_vcpu(u64::from(index))
         .map_err(|e| kvm("KVM_CREATE_VCPU", e))?;
@@ -204,8 +225,7 @@ enum Step {
 }
 
 fn is_virtio_status_write(addr: u64) -> bool {
-    addr >= layout::VIRTIO_MMIO_BASE
-        && addr < layout::MMIO_GAP_END
+    (layout::VIRTIO_MMIO_BASE..layout::MMIO_GAP_END).contains(&addr)
         && (addr - layout::VIRTIO_MMIO_BASE) % layout::VIRTIO_MMIO_SIZE == 0x70
 }
 
@@ -259,7 +279,9 @@ fn run_once(fd: &mut VcpuFd, ctx: &VcpuContext, index: u8) -> Step {
         }
         VcpuExit::Hlt => inc(&s.hlt),
         VcpuExit::Shutdown => {
-            return Step::Exit(ExitReason::GuestCrash(format!("vCPU {index}: triple fault")))
+            return Step::Exit(ExitReason::GuestCrash(format!(
+                "vCPU {index}: triple fault"
+            )))
         }
         VcpuExit::SystemEvent(kind, _) => match kind {
             KVM_SYSTEM_EVENT_SHUTDOWN | KVM_SYSTEM_EVENT_RESET => {
@@ -302,6 +324,9 @@ fn run_once(fd: &mut VcpuFd, ctx: &VcpuContext, index: u8) -> Step {
 fn vcpu_loop(mut fd: VcpuFd, ctx: VcpuContext, index: u8) {
     let run_ptr: *mut kvm_run = fd.get_kvm_run();
     KVM_RUN.with(|r| r.set(run_ptr));
+    ctx.stats
+        .first_run_ns
+        .store(monotonic_ns(), Ordering::Relaxed);
     loop {
         match ctx.control.state() {
             VmState::Running => {}
@@ -361,7 +386,10 @@ mod tests {
 
     #[test]
     fn lint_modes() {
-        assert_eq!(set_apic_delivery_mode(0x0001_0000, APIC_MODE_EXTINT), 0x0001_0700);
+        assert_eq!(
+            set_apic_delivery_mode(0x0001_0000, APIC_MODE_EXTINT),
+            0x0001_0700
+        );
         assert_eq!(set_apic_delivery_mode(0x700, APIC_MODE_NMI), 0x400);
     }
 

@@ -62,6 +62,39 @@ pub enum VmmError {
     EventLoop(#[source] std::io::Error),
 }
 
+/// TSS, in-kernel PIC + IOAPIC + LAPICs, and the PIT.
+fn setup_irqchips(vm: &VmFd) -> Result<(), VmmError> {
+    vm.set_tss_address(layout::KVM_TSS_ADDR as usize)
+        .map_err(|e| VmmError::Kvm("KVM_SET_TSS_ADDR", e))?;
+    vm.create_irq_chip()
+        .map_err(|e| VmmError::Kvm("KVM_CREATE_IRQCHIP", e))?;
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(|e| VmmError::Kvm("KVM_CREATE_PIT2", e))
+}
+
+/// Maps guest memory and hands it to KVM.
+fn setup_memory(vm: &VmFd, mib: u32) -> Result<GuestMemoryMmap, VmmError> {
+    let mem = memory::create(mib)?;
+    for (slot, region) in mem.iter().enumerate() {
+        let r = kvm_bindings::kvm_userspace_memory_region {
+            slot: slot as u32,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: region.as_ptr() as u64,
+            flags: 0,
+        };
+        // SAFETY: the region is a live mapping owned by `mem`, which the Vmm keeps
+        // alive for as long as the VM exists; slots do not overlap.
+        unsafe { vm.set_user_memory_region(r) }
+            .map_err(|e| VmmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
+    }
+    Ok(mem)
+}
+
 /// A built VM, ready to run.
 pub struct Vmm {
     _kvm: Kvm,
@@ -91,32 +124,19 @@ impl Vmm {
     pub fn build(config: VmConfig) -> Result<Self, VmmError> {
         let started = Instant::now();
         let kvm = Kvm::new().map_err(|e| VmmError::Kvm("opening /dev/kvm", e))?;
-        let vm = kvm.create_vm().map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
-        vm.set_tss_address(layout::KVM_TSS_ADDR as usize)
-            .map_err(|e| VmmError::Kvm("KVM_SET_TSS_ADDR", e))?;
-        vm.create_irq_chip()
-            .map_err(|e| VmmError::Kvm("KVM_CREATE_IRQCHIP", e))?;
-        let pit = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
-        vm.create_pit2(pit)
-            .map_err(|e| VmmError::Kvm("KVM_CREATE_PIT2", e))?;
-
-        let mem = memory::create(config.memory_mib)?;
-        for (slot, region) in mem.iter().enumerate() {
-            let r = kvm_bindings::kvm_userspace_memory_region {
-                slot: slot as u32,
-                guest_phys_addr: region.start_addr().0,
-                memory_size: region.len(),
-                userspace_addr: region.as_ptr() as u64,
-                flags: 0,
-            };
-            // SAFETY: the region is a live mapping owned by `mem`, which the Vmm keeps
-            // alive for as long as the VM exists; slots do not overlap.
-            unsafe { vm.set_user_memory_region(r) }
-                .map_err(|e| VmmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
-        }
+        let vm = kvm
+            .create_vm()
+            .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
+        // The interrupt controllers and the memory slots are independent, and on a nested
+        // host each takes milliseconds inside KVM: set them up side by side.
+        let (chips, mem) = std::thread::scope(|scope| {
+            let chips = scope.spawn(|| setup_irqchips(&vm));
+            let mem = setup_memory(&vm, config.memory_mib);
+            (chips.join(), mem)
+        });
+        chips
+            .map_err(|_| VmmError::EventLoop(std::io::Error::other("irqchip thread panicked")))??;
+        let mem = mem?;
 
         let kernel = boot::load_kernel(&mem, &config.kernel)?;
         let initrd = match &config.initrd {
@@ -174,7 +194,14 @@ impl Vmm {
         let mut fds = Vec::with_capacity(count as usize);
         for i in 0..count {
             let boot = (i == 0).then_some((self.kernel.mode, self.kernel.entry));
-            fds.push(vcpu::create(&self.vm, &cpuid, i, count, self.config.cpu_template, boot)?);
+            fds.push(vcpu::create(
+                &self.vm,
+                &cpuid,
+                i,
+                count,
+                self.config.cpu_template,
+                boot,
+            )?);
         }
         self.control
             .apply(VmEvent::Start, None)
@@ -207,7 +234,11 @@ impl Vmm {
         let epoll = Epoll::new().map_err(VmmError::EventLoop)?;
         let add = |fd: RawFd, token: u64| {
             epoll
-                .ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, token))
+                .ctl(
+                    ControlOperation::Add,
+                    fd,
+                    EpollEvent::new(EventSet::IN, token),
+                )
                 .map_err(VmmError::EventLoop)
         };
         add(self.exit_evt.as_raw_fd(), TOKEN_EXIT)?;
@@ -267,7 +298,9 @@ impl Vmm {
                         }
                     }
                     token => {
-                        let Some(mut c) = conns.remove(&token) else { continue };
+                        let Some(mut c) = conns.remove(&token) else {
+                            continue;
+                        };
                         let state = c.service(&mut ApiHandler { vmm: &mut self });
                         if state == ConnState::Open {
                             conns.insert(token, c);
@@ -346,7 +379,11 @@ impl DeviceLoop {
         for (i, d) in devices.handlers() {
             for s in lock(d).event_sources() {
                 let data = ((i as u64) << 32) | u64::from(s.token);
-                epoll.ctl(ControlOperation::Add, s.fd, EpollEvent::new(EventSet::IN, data))?;
+                epoll.ctl(
+                    ControlOperation::Add,
+                    s.fd,
+                    EpollEvent::new(EventSet::IN, data),
+                )?;
             }
         }
         Ok(epoll)
@@ -354,7 +391,12 @@ impl DeviceLoop {
 
     /// Rebuilds the set when any device reports a change (or when `force`), swapping the
     /// new set into `main`.
-    fn rescan(&mut self, devices: &DeviceManager, main: &Epoll, force: bool) -> std::io::Result<()> {
+    fn rescan(
+        &mut self,
+        devices: &DeviceManager,
+        main: &Epoll,
+        force: bool,
+    ) -> std::io::Result<()> {
         let mut changed = force;
         for (_, d) in devices.handlers() {
             changed |= lock(d).sources_changed();
@@ -403,14 +445,18 @@ impl api::Handler for ApiHandler<'_> {
         let control = vmm.control.clone();
         let state = || json!({"state": control.state().name()});
         match req {
-            Request::State => Ok(json!({
+            Request::State {} => Ok(json!({
                 "state": vmm.control.state().name(),
                 "uptime_ms": vmm.control.uptime().as_millis() as u64,
                 "vcpus": vmm.config.cpus,
                 "memory_mib": vmm.config.memory_mib,
+                "first_kvm_run_monotonic_ns": vmm
+                    .vcpus
+                    .first()
+                    .map(|v| v.stats.first_run_ns.load(std::sync::atomic::Ordering::Relaxed)),
             })),
-            Request::Counters => Ok(vmm.counters()),
-            Request::Pause => {
+            Request::Counters {} => Ok(vmm.counters()),
+            Request::Pause {} => {
                 vmm.control
                     .apply(VmEvent::Pause, None)
                     .map_err(|e| e.to_string())?;
@@ -423,17 +469,17 @@ impl api::Handler for ApiHandler<'_> {
                 }
                 Ok(state())
             }
-            Request::Resume => {
+            Request::Resume {} => {
                 vmm.control
                     .apply(VmEvent::Resume, None)
                     .map_err(|e| e.to_string())?;
                 Ok(state())
             }
-            Request::Stop => {
+            Request::Stop {} => {
                 vmm.control.exit(ExitReason::Stopped);
                 Ok(state())
             }
-            Request::CtrlAltDel => {
+            Request::CtrlAltDel {} => {
                 if vmm.control.state() != VmState::Running {
                     return Err(format!("VM is {}", vmm.control.state().name()));
                 }

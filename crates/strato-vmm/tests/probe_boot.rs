@@ -1,4 +1,5 @@
 //! KVM tests: boot the probe guest under strato-vmm and check what it reports.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -74,9 +75,17 @@ fn disk_checksum_and_marker_match_the_host_file() {
     );
     assert_eq!(vm.wait_exit(BOOT).code(), Some(0), "{}", vm.console_text());
     let c = vm.console_text();
-    let want = format!("probe: disk vda size {} sum {}", data.len(), probe_sum(&data));
+    let want = format!(
+        "probe: disk vda size {} sum {}",
+        data.len(),
+        probe_sum(&data)
+    );
     assert!(c.contains(&want), "want {want:?} in\n{c}");
-    let want_ro = format!("probe: disk vdb size {} sum {}", 1 << 20, probe_sum(&data[..1 << 20]));
+    let want_ro = format!(
+        "probe: disk vdb size {} sum {}",
+        1 << 20,
+        probe_sum(&data[..1 << 20])
+    );
     assert!(c.contains(&want_ro), "want {want_ro:?} in\n{c}");
     assert!(c.contains("probe: marker vda 16 ok"), "{c}");
     assert!(c.contains("probe: rng ok"), "{c}");
@@ -143,7 +152,10 @@ fn api_pause_resume_counters_and_stop() {
     assert!(c["devices"]["serial"].is_object(), "{c}");
     assert!(c["devices"]["rng"].is_object(), "{c}");
     let con = vm.api(r#"{"op":"console","from":0}"#);
-    assert!(con["data"].as_str().unwrap().contains("probe: ready"), "{con}");
+    assert!(
+        con["data"].as_str().unwrap().contains("probe: ready"),
+        "{con}"
+    );
     let bad = vm.api(r#"{"op":"launch-missiles"}"#);
     assert_eq!(bad["ok"], false);
     vm.api(r#"{"op":"stop"}"#);
@@ -174,9 +186,16 @@ fn hot_attached_drive_is_seen_by_the_guest() {
         disk.display()
     ));
     assert_eq!(r["ok"], true, "{r}");
-    let want = format!("probe: disk vda size {} sum {}", data.len(), probe_sum(&data));
+    let want = format!(
+        "probe: disk vda size {} sum {}",
+        data.len(),
+        probe_sum(&data)
+    );
     vm.wait_for(&want, Duration::from_secs(30));
-    assert_eq!(vm.api(r#"{"op":"attach-drive","id":"nope","path":"/x"}"#)["ok"], false);
+    assert_eq!(
+        vm.api(r#"{"op":"attach-drive","id":"nope","path":"/x"}"#)["ok"],
+        false
+    );
     assert_eq!(vm.api(r#"{"op":"detach-drive","id":"slot0"}"#)["ok"], true);
     vm.wait_for("probe: disk vda size 0\n", Duration::from_secs(30));
     vm.api(r#"{"op":"stop"}"#);
@@ -200,7 +219,10 @@ fn guest_answers_arp_and_ping_on_its_tap() {
     ns.exec_ok(&["arping", "-c", "2", "-w", "20", "-I", "tap0", "172.30.5.2"]);
     ns.exec_ok(&["ping", "-c", "3", "-W", "5", "172.30.5.2"]);
     let counters = vm.api(r#"{"op":"counters"}"#);
-    assert!(counters["devices"]["net0"]["tx_packets"].as_u64().unwrap() >= 3, "{counters}");
+    assert!(
+        counters["devices"]["net0"]["tx_packets"].as_u64().unwrap() >= 3,
+        "{counters}"
+    );
     vm.api(r#"{"op":"stop"}"#);
     vm.wait_exit(Duration::from_secs(10));
 }
@@ -209,8 +231,14 @@ fn guest_answers_arp_and_ping_on_its_tap() {
 fn malformed_configuration_is_refused_with_its_name() {
     let dir = Scratch::new("badcfg");
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(vmm_bin()).args(args).output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+        let o = std::process::Command::new(vmm_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
     };
     let kernel = probe_dir().join("vmlinux").display().to_string();
     let (code, err) = run(&["--kernel", &kernel, "--cpus", "0"]);
@@ -255,6 +283,11 @@ fn json_config_boots_like_flags() {
         .output()
         .unwrap();
     let console = std::fs::read_to_string(dir.path("console.log")).unwrap_or_default();
-    assert_eq!(o.status.code(), Some(0), "{console}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{console}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(console.contains("probe: cpus 2"), "{console}");
 }

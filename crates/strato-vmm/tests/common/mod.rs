@@ -1,6 +1,6 @@
 //! Helpers for the KVM tests: the probe image, a monitor process with its console, the
 //! control API, and network namespaces that clean up after themselves.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -14,9 +14,7 @@ use serde_json::Value;
 pub fn probe_dir() -> PathBuf {
     let dir = std::env::var_os("STRATO_PROBE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/images/probe")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/images/probe"));
     assert!(
         dir.join("vmlinux").exists(),
         "probe image missing in {}: run scripts/build-image.sh probe",
@@ -90,7 +88,13 @@ pub fn vmm_bin() -> &'static str {
 impl Vm {
     /// Starts strato-vmm with the probe kernel, `extra` flags, and a console and API socket
     /// in `dir`; `netns` runs it inside a namespace.
-    pub fn start(dir: &Scratch, kernel: &str, cmdline: &str, extra: &[String], netns: Option<&str>) -> Vm {
+    pub fn start(
+        dir: &Scratch,
+        kernel: &str,
+        cmdline: &str,
+        extra: &[String],
+        netns: Option<&str>,
+    ) -> Vm {
         let console = dir.path("console.log");
         let api = dir.path("api.sock");
         let stderr = dir.path("stderr.log");
@@ -124,7 +128,12 @@ impl Vm {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        Vm { child, console, api, stderr }
+        Vm {
+            child,
+            console,
+            api,
+            stderr,
+        }
     }
 
     pub fn console_text(&self) -> String {

@@ -11,7 +11,9 @@ use linux_loader::configurator::{BootConfigurator, BootParams};
 use linux_loader::loader::bootparam::{boot_params, setup_header};
 use linux_loader::loader::elf::start_info::{hvm_memmap_table_entry, hvm_start_info};
 use linux_loader::loader::{self, BzImage, Cmdline, Elf, KernelLoader, PvhBootCapability};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
 
 use super::layout::*;
 use super::regs::EntryMode;
@@ -112,8 +114,8 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, B
         source,
     };
     if magic == *b"\x7fELF" {
-        let r = Elf::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START)))
-            .map_err(load_err)?;
+        let r =
+            Elf::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
         let (entry, mode) = match r.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(addr) => (addr.raw_value(), EntryMode::Pvh),
             _ => (r.kernel_load.raw_value(), EntryMode::Linux64),

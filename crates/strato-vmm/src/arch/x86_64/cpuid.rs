@@ -91,10 +91,26 @@ mod tests {
 
     fn sample() -> CpuId {
         let entries = [
-            kvm_cpuid_entry2 { function: 1, ebx: 0xff, ..Default::default() },
-            kvm_cpuid_entry2 { function: 0xb, index: 0, ..Default::default() },
-            kvm_cpuid_entry2 { function: 0xb, index: 1, ..Default::default() },
-            kvm_cpuid_entry2 { function: 0xa, eax: 7, ..Default::default() },
+            kvm_cpuid_entry2 {
+                function: 1,
+                ebx: 0xff,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 0xb,
+                index: 0,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 0xb,
+                index: 1,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 0xa,
+                eax: 7,
+                ..Default::default()
+            },
         ];
         CpuId::from_entries(&entries).unwrap()
     }

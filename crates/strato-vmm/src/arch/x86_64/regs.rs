@@ -111,8 +111,16 @@ pub fn write_boot_tables(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
 pub fn boot_sregs(mut sregs: kvm_sregs, mode: EntryMode) -> kvm_sregs {
     let table = gdt();
     let (code, data, tss) = match mode {
-        EntryMode::Pvh => (segment(table[1], 1), segment(table[3], 3), segment(table[4], 4)),
-        EntryMode::Linux64 => (segment(table[2], 2), segment(table[3], 3), segment(table[4], 4)),
+        EntryMode::Pvh => (
+            segment(table[1], 1),
+            segment(table[3], 3),
+            segment(table[4], 4),
+        ),
+        EntryMode::Linux64 => (
+            segment(table[2], 2),
+            segment(table[3], 3),
+            segment(table[4], 4),
+        ),
     };
     sregs.gdt.base = GDT_ADDR;
     sregs.gdt.limit = (table.len() * 8 - 1) as u16;
@@ -171,7 +179,8 @@ pub fn setup_boot_cpu(vcpu: &VcpuFd, mode: EntryMode, entry: u64) -> Result<(), 
     let sregs = vcpu.get_sregs().map_err(RegsError::Kvm)?;
     vcpu.set_sregs(&boot_sregs(sregs, mode))
         .map_err(RegsError::Kvm)?;
-    vcpu.set_regs(&boot_regs(mode, entry)).map_err(RegsError::Kvm)
+    vcpu.set_regs(&boot_regs(mode, entry))
+        .map_err(RegsError::Kvm)
 }
 
 #[cfg(test)]
