@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	echo "usage: $0 NAME" >&2
-	echo "images: probe" >&2
+	echo "images: probe minimal debian" >	echo "images: probe" >&22
 }
 
 build_probe() {
@@ -48,6 +48,10 @@ fi
 case "$1" in
 probe)
 	build_probe
+	;;
+minimal | debian)
+	# Root-volume recipes: images/<NAME>/build.sh prints the bundle folder last.
+	exec "$STRATO_ROOT/images/$1/build.sh"
 	;;
 -h | --help)
 	usage

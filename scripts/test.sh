@@ -32,6 +32,10 @@ else
 	echo "clippy not installed; skipping lints" >&2
 fi
 
+echo "== image user-space tests (minimal init in a chroot, config drive conversion)" >&2
+images/minimal/test-init.sh
+images/debian/test-config-drive.sh
+
 echo "== tests" >&2
 [ "${1:-}" = "--" ] && shift
 cargo test --workspace --locked -- "$@"

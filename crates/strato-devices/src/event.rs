@@ -5,6 +5,12 @@
 //! that token when the descriptor is readable. The set may change when the guest
 //! activates or resets the device: the loop asks again after [`EventHandler::handle_event`]
 //! or an MMIO access returns and [`EventHandler::sources_changed`] reports true.
+//!
+//! When the set changes, the loop should remove every descriptor it registered for the
+//! device and add the new set. A device keeps the descriptors it stops listing open
+//! until its next activation, so removing them with `EPOLL_CTL_DEL` always works (an
+//! epoll registration outlives a closed descriptor whose file is still open elsewhere,
+//! as queue ioeventfds are: the transport keeps the originals).
 
 use std::os::unix::io::RawFd;
 

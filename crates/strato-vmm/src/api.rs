@@ -117,13 +117,22 @@ impl Connection {
     /// Reads what is available and answers every complete line.
     pub fn service(&mut self, handler: &mut dyn Handler) -> ConnState {
         let mut chunk = [0u8; 4096];
+        // A client may send its request and shut down its write side at once: answer
+        // what it sent before treating the end of input as a close.
+        let mut eof = false;
         loop {
             match self.stream.read(&mut chunk) {
-                Ok(0) => return ConnState::Closed,
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return ConnState::Closed,
+            }
+            if self.buf.len() > MAX_REQUEST {
+                break;
             }
         }
         while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
@@ -139,6 +148,14 @@ impl Connection {
         }
         if self.buf.len() > MAX_REQUEST {
             let _ = self.send(&json!({"ok": false, "error": "request too long"}).to_string());
+            return ConnState::Closed;
+        }
+        if eof {
+            // A last request without its newline still gets an answer.
+            if !self.buf.iter().all(u8::is_ascii_whitespace) {
+                let line = std::mem::take(&mut self.buf);
+                let _ = self.send(&dispatch(&line, handler));
+            }
             return ConnState::Closed;
         }
         ConnState::Open
@@ -229,6 +246,20 @@ mod tests {
         assert_eq!(out.lines().count(), 2);
         drop(b);
         assert_eq!(conn.service(&mut f), ConnState::Closed);
+    }
+
+    #[test]
+    fn request_followed_by_shutdown_is_answered() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut conn = Connection::new(a).unwrap();
+        let mut f = Fake(vec![]);
+        b.write_all(b"{\"op\":\"state\"}").unwrap();
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(conn.service(&mut f), ConnState::Closed);
+        drop(conn);
+        let mut reply = String::new();
+        b.read_to_string(&mut reply).unwrap();
+        assert!(reply.contains("running"), "{reply}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! instead of running it on VT-x/AMD-V (the nested `kvm_pvm` setup measured in
 //! shared/HOST-KVM.md). That emulator refuses a few instructions; under the
 //! `emulated-kvm` CPU template the monitor
-//! - hides the CPUID features whose instructions it refuses (XSAVE, POPCNT, SMEP/SMAP and
+//! - hides the CPUID features whose instructions it refuses (XSAVE, POPCNT, CMPXCHG16B,
+//!   SMEP/SMAP and
 //!   what depends on them), and reports the vendor GenuineIntel so that Linux avoids the
 //!   AMD-only FNCLEX path;
 //! - finishes the two refused instructions Linux cannot avoid: INT3 (injects #BP with RIP
@@ -19,6 +20,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::config::CpuTemplate;
 
 const LEAF1_ECX_FMA: u32 = 1 << 12;
+/// CMPXCHG16B: Linux's SLUB allocator uses it when offered, and the emulator refuses it.
+const LEAF1_ECX_CX16: u32 = 1 << 13;
 const LEAF1_ECX_POPCNT: u32 = 1 << 23;
 const LEAF1_ECX_XSAVE: u32 = 1 << 26;
 const LEAF1_ECX_OSXSAVE: u32 = 1 << 27;
@@ -57,7 +60,8 @@ pub fn apply_template(cpuid: &mut CpuId, template: CpuTemplate) {
                     | LEAF1_ECX_POPCNT
                     | LEAF1_ECX_AVX
                     | LEAF1_ECX_F16C
-                    | LEAF1_ECX_FMA);
+                    | LEAF1_ECX_FMA
+                    | LEAF1_ECX_CX16);
             }
             (7, 0) => {
                 e.ebx &= !(LEAF7_EBX_SMEP | LEAF7_EBX_SMAP | LEAF7_EBX_AVX2 | LEAF7_EBX_AVX512);

@@ -17,7 +17,7 @@ const IOV_MAX: usize = 1024;
 
 /// A list of host buffers backed by guest memory.
 pub struct IoVecs<'m> {
-    iovs: Vec<libc::iovec>,
+    iovs: IovList,
     total: usize,
     _mem: PhantomData<&'m mut [u8]>,
 }
@@ -29,7 +29,7 @@ impl<'m> IoVecs<'m> {
         mem: &'m GuestMemoryMmap,
         bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
     ) -> Result<Self, GuestMemoryError> {
-        let mut iovs = Vec::new();
+        let mut iovs = IovList::new();
         let mut total = 0usize;
         for (addr, len) in bufs {
             let len = len as usize;
@@ -40,6 +40,15 @@ impl<'m> IoVecs<'m> {
             addr.0
                 .checked_add(len as u64)
                 .ok_or(GuestMemoryError::InvalidGuestAddress(addr))?;
+            // Common case: the buffer lies in one region.
+            if let Ok(slice) = mem.get_slice(addr, len) {
+                iovs.push(libc::iovec {
+                    iov_base: slice.ptr_guard_mut().as_ptr().cast(),
+                    iov_len: slice.len(),
+                });
+                total = total.saturating_add(len);
+                continue;
+            }
             let mut covered = 0usize;
             for slice in GuestMemoryBackend::get_slices(mem, addr, len) {
                 let slice = slice?;
@@ -87,19 +96,23 @@ impl<'m> IoVecs<'m> {
     /// Fills the buffers from `fd` at `offset`, retrying short reads. A read that hits
     /// end of file before the buffers are full fails with `UnexpectedEof`.
     pub fn pread_exact(&self, fd: RawFd, offset: u64) -> io::Result<()> {
-        self.transfer_exact(offset, |iovs, off| {
-            // SAFETY: every iovec points into guest memory that `self` borrows (mapped
-            // for its whole lifetime) and covers only bytes checked to be in it; the
-            // kernel writes at most `iov_len` bytes to each.
-            unsafe { libc::preadv(fd, iovs.as_ptr(), iov_count(iovs), off) }
+        self.transfer_exact(offset, |iovs, off| match iovs {
+            // SAFETY: the iovec points into guest memory that `self` borrows (mapped for
+            // its whole lifetime) and covers only bytes checked to be in it; the kernel
+            // writes at most `iov_len` bytes there.
+            [one] => unsafe { libc::pread(fd, one.iov_base, one.iov_len, off) },
+            // SAFETY: as above, for every iovec.
+            _ => unsafe { libc::preadv(fd, iovs.as_ptr(), iov_count(iovs), off) },
         })
     }
 
     /// Writes the buffers to `fd` at `offset`, retrying short writes.
     pub fn pwrite_all(&self, fd: RawFd, offset: u64) -> io::Result<()> {
-        self.transfer_exact(offset, |iovs, off| {
+        self.transfer_exact(offset, |iovs, off| match iovs {
+            // SAFETY: as in `pread_exact`; the kernel only reads the buffer.
+            [one] => unsafe { libc::pwrite(fd, one.iov_base, one.iov_len, off) },
             // SAFETY: as in `pread_exact`; the kernel only reads the buffers.
-            unsafe { libc::pwritev(fd, iovs.as_ptr(), iov_count(iovs), off) }
+            _ => unsafe { libc::pwritev(fd, iovs.as_ptr(), iov_count(iovs), off) },
         })
     }
 
@@ -126,7 +139,8 @@ impl<'m> IoVecs<'m> {
     }
 
     fn first_batch(&self) -> &[libc::iovec] {
-        &self.iovs[..self.iovs.len().min(IOV_MAX)]
+        let all = self.iovs.as_slice();
+        all.get(..IOV_MAX).unwrap_or(all)
     }
 
     /// Runs `op` (a positioned vectored read or write) until every byte moved.
@@ -135,19 +149,34 @@ impl<'m> IoVecs<'m> {
         offset: u64,
         mut op: impl FnMut(&[libc::iovec], libc::off_t) -> isize,
     ) -> io::Result<()> {
-        let mut iovs = self.iovs.clone();
+        let to_off = |o: u64| {
+            libc::off_t::try_from(o).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))
+        };
+        // Common case: one call moves everything, no copy of the list needed.
+        if self.iovs.len() <= IOV_MAX {
+            match ret_len(op(self.iovs.as_slice(), to_off(offset)?)) {
+                Ok(n) if n == self.total => return Ok(()),
+                Ok(0) if self.total > 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => return self.transfer_rest(n, offset, op),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.transfer_rest(0, offset, op)
+    }
+
+    /// Finishes a transfer of which `done` bytes already moved.
+    fn transfer_rest(
+        &self,
+        done: usize,
+        offset: u64,
+        mut op: impl FnMut(&[libc::iovec], libc::off_t) -> isize,
+    ) -> io::Result<()> {
+        let mut iovs = self.iovs.as_slice().to_vec();
         let mut start = 0usize;
         let mut offset = offset;
-        while start < iovs.len() {
-            let batch = &iovs[start..iovs.len().min(start + IOV_MAX)];
-            let off = libc::off_t::try_from(offset)
-                .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-            let n = match ret_len(op(batch, off)) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
+        let mut n = done;
+        loop {
             offset = offset.saturating_add(n as u64);
             // Skip the iovecs done and shorten the one cut in the middle.
             let mut left = n;
@@ -168,8 +197,65 @@ impl<'m> IoVecs<'m> {
             while iovs.get(start).is_some_and(|iov| iov.iov_len == 0) {
                 start += 1;
             }
+            if start >= iovs.len() {
+                return Ok(());
+            }
+            let batch = &iovs[start..iovs.len().min(start + IOV_MAX)];
+            let off = libc::off_t::try_from(offset)
+                .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+            n = match ret_len(op(batch, off)) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e),
+            };
         }
-        Ok(())
+    }
+}
+
+/// Requests usually have one or two buffers: those stay inline, without allocating.
+const INLINE_IOVS: usize = 4;
+
+enum IovList {
+    Inline([libc::iovec; INLINE_IOVS], usize),
+    Heap(Vec<libc::iovec>),
+}
+
+impl IovList {
+    fn new() -> Self {
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        Self::Inline([empty; INLINE_IOVS], 0)
+    }
+
+    fn push(&mut self, iov: libc::iovec) {
+        match self {
+            Self::Inline(slots, n) => match slots.get_mut(*n) {
+                Some(slot) => {
+                    *slot = iov;
+                    *n += 1;
+                }
+                None => {
+                    let mut v = slots.to_vec();
+                    v.push(iov);
+                    *self = Self::Heap(v);
+                }
+            },
+            Self::Heap(v) => v.push(iov),
+        }
+    }
+
+    fn as_slice(&self) -> &[libc::iovec] {
+        match self {
+            Self::Inline(slots, n) => slots.get(..*n).unwrap_or(slots),
+            Self::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
     }
 }
 
@@ -187,6 +273,7 @@ fn ret_len(n: isize) -> io::Result<usize> {
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::FileExt;
     use std::os::unix::io::AsRawFd;
     use vm_memory::{Bytes, GuestMemoryMmap};
 
@@ -238,5 +325,33 @@ mod tests {
         assert_eq!(back, data);
         // Reading past the end of file is an error.
         assert!(v.pread_exact(f.as_raw_fd(), 0x5000).is_err());
+    }
+
+    #[test]
+    fn many_buffers_spill_to_the_heap_and_past_iov_max() {
+        let m = mem();
+        let f = vmm_sys_util::tempfile::TempFile::new().unwrap().into_file();
+        let data: Vec<u8> = (0..0x3000u32).map(|i| (i % 241) as u8).collect();
+        f.write_all_at(&data, 0).unwrap();
+        // Six 16-byte buffers, then 2000 one-byte buffers (two system calls' worth).
+        let six = IoVecs::new(&m, (0..6u64).map(|i| (GuestAddress(0x100 + 0x40 * i), 16))).unwrap();
+        assert_eq!(six.len(), 96);
+        six.pread_exact(f.as_raw_fd(), 0).unwrap();
+        let mut got = [0u8; 16];
+        m.read_slice(&mut got, GuestAddress(0x100 + 0x40 * 5))
+            .unwrap();
+        assert_eq!(&got[..], &data[80..96]);
+        let many =
+            IoVecs::new(&m, (0..2000u64).map(|i| (GuestAddress(0x8000 + 2 * i), 1))).unwrap();
+        assert_eq!(many.as_slice().len(), IOV_MAX);
+        many.pread_exact(f.as_raw_fd(), 0x100).unwrap();
+        let mut b = [0u8; 1];
+        m.read_slice(&mut b, GuestAddress(0x8000 + 2 * 1999))
+            .unwrap();
+        assert_eq!(b[0], data[0x100 + 1999]);
+        many.pwrite_all(f.as_raw_fd(), 0x2000).unwrap();
+        let mut back = vec![0u8; 2000];
+        f.read_exact_at(&mut back, 0x2000).unwrap();
+        assert_eq!(&back[..], &data[0x100..0x100 + 2000]);
     }
 }

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 
 pub mod block;
 pub(crate) mod chain;
+pub(crate) mod guest;
 pub mod iovec;
 pub mod mmio;
 pub mod net;

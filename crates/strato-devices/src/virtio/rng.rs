@@ -7,11 +7,12 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
 
+use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::chain;
+use super::chain::{BrokenChain, DescTable};
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
 use crate::irq::VirtioInterrupt;
@@ -80,9 +81,10 @@ impl Rng {
         let State::Active(active) = state else { return };
         let mem = &active.mem;
         let mut used = false;
+        let table = DescTable::new(mem, &active.queue);
         while let Some(chain) = active.queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            let len = match fill_chain(mem, chain, buf) {
+            let len = match fill_chain(mem, table.collect(head), buf) {
                 Ok(n) => {
                     metrics.requests.inc();
                     metrics.bytes.add(u64::from(n));
@@ -118,16 +120,12 @@ enum FillError {
 }
 
 /// Fills the chain's buffers; returns the bytes written.
-fn fill_chain<M>(
+fn fill_chain(
     mem: &GuestMemoryMmap,
-    chain: virtio_queue::DescriptorChain<M>,
+    descs: Result<Vec<Descriptor>, BrokenChain>,
     buf: &mut [u8],
-) -> Result<u32, FillError>
-where
-    M: std::ops::Deref,
-    M::Target: vm_memory::GuestMemory,
-{
-    let descs = chain::collect(chain).map_err(|_| FillError::Invalid)?;
+) -> Result<u32, FillError> {
+    let descs = descs.map_err(|_| FillError::Invalid)?;
     if descs.iter().any(|d| !d.is_write_only()) {
         return Err(FillError::Invalid);
     }

@@ -1,5 +1,9 @@
 //! A minimal driver side for device tests: writes descriptor chains into guest memory
 //! and reads back the used ring.
+//!
+//! (virtio-queue 0.18's `MockSplitQueue::create` places the used ring over the second
+//! half of the available ring, which breaks as soon as more than half the ring has been
+//! offered, so the rings are laid out here by hand.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,9 +12,8 @@ use std::sync::Arc;
 use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_NEXT;
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::desc::RawDescriptor;
-use virtio_queue::mock::MockSplitQueue;
-use virtio_queue::Queue;
-use vm_memory::{GuestAddress, GuestMemoryMmap};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::ActivateContext;
@@ -26,28 +29,56 @@ pub fn mem(size: usize) -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), size)]).unwrap()
 }
 
-/// The driver's view of one queue.
+/// The driver's view of one split queue.
 pub struct TestQueue<'a> {
-    vq: MockSplitQueue<'a, GuestMemoryMmap>,
+    mem: &'a GuestMemoryMmap,
     size: u16,
+    desc: u64,
+    avail: u64,
+    used: u64,
     next_desc: u16,
     avail_idx: u16,
 }
 
 impl<'a> TestQueue<'a> {
-    /// A queue of `size` entries with its rings at `base`.
+    /// A queue of `size` entries with its rings from `base` on (descriptor table, then
+    /// the available ring, then the used ring, each 4 KiB aligned).
     pub fn new(mem: &'a GuestMemoryMmap, base: u64, size: u16) -> Self {
+        let align = |x: u64| (x + 0xfff) & !0xfff;
+        let desc = base;
+        let avail = align(desc + 16 * u64::from(size));
+        let used = align(avail + 6 + 2 * u64::from(size));
+        // Zero the rings' headers.
+        mem.write_obj(0u32, GuestAddress(avail)).unwrap();
+        mem.write_obj(0u32, GuestAddress(used)).unwrap();
         Self {
-            vq: MockSplitQueue::create(mem, GuestAddress(base), size),
+            mem,
             size,
+            desc,
+            avail,
+            used,
             next_desc: 0,
             avail_idx: 0,
         }
     }
 
+    /// Addresses of the descriptor table, available ring and used ring.
+    pub fn addrs(&self) -> (u64, u64, u64) {
+        (self.desc, self.avail, self.used)
+    }
+
     /// The device's queue, as the transport would hand it over.
     pub fn queue(&self) -> Queue {
-        self.vq.create_queue().unwrap()
+        let mut q = Queue::new(self.size).unwrap();
+        q.try_set_size(self.size).unwrap();
+        q.try_set_desc_table_address(GuestAddress(self.desc))
+            .unwrap();
+        q.try_set_avail_ring_address(GuestAddress(self.avail))
+            .unwrap();
+        q.try_set_used_ring_address(GuestAddress(self.used))
+            .unwrap();
+        q.set_ready(true);
+        q
     }
 
     /// Adds a chain of (addr, len, flags); NEXT links are filled in. Returns the head.
@@ -75,9 +106,9 @@ impl<'a> TestQueue<'a> {
     /// Writes raw descriptors at `head..` as they are, and offers `head`.
     pub fn add_raw_at(&mut self, head: u16, raw: &[RawDescriptor]) {
         for (i, d) in raw.iter().enumerate() {
-            self.vq
-                .desc_table()
-                .store((head + i as u16) % self.size, *d)
+            let index = u64::from((head + i as u16) % self.size);
+            self.mem
+                .write_obj(*d, GuestAddress(self.desc + 16 * index))
                 .unwrap();
         }
         self.offer(head);
@@ -85,32 +116,32 @@ impl<'a> TestQueue<'a> {
 
     /// Puts `head` in the available ring.
     pub fn offer(&mut self, head: u16) {
-        let slot = usize::from(self.avail_idx % self.size);
-        self.vq.avail().ring().ref_at(slot).unwrap().store(head);
+        let slot = u64::from(self.avail_idx % self.size);
+        self.mem
+            .write_obj(head, GuestAddress(self.avail + 4 + 2 * slot))
+            .unwrap();
         self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.vq.avail().idx().store(self.avail_idx);
+        self.set_avail_idx(self.avail_idx);
     }
 
     /// Sets the available index directly (hostile drivers).
     pub fn set_avail_idx(&mut self, idx: u16) {
-        self.vq.avail().idx().store(idx);
+        self.mem
+            .write_obj(idx, GuestAddress(self.avail + 2))
+            .unwrap();
     }
 
     /// Entries the device has returned.
     pub fn used_idx(&self) -> u16 {
-        self.vq.used().idx().load()
+        self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
     }
 
     /// The `i`-th used entry: (head, length).
     pub fn used(&self, i: u16) -> (u32, u32) {
-        let e = self
-            .vq
-            .used()
-            .ring()
-            .ref_at(usize::from(i % self.size))
-            .unwrap()
-            .load();
-        (e.id(), e.len())
+        let at = self.used + 4 + 8 * u64::from(i % self.size);
+        let id: u32 = self.mem.read_obj(GuestAddress(at)).unwrap();
+        let len: u32 = self.mem.read_obj(GuestAddress(at + 4)).unwrap();
+        (id, len)
     }
 }
 
@@ -162,4 +193,20 @@ pub fn counter(m: &dyn crate::metrics::Metrics, name: &str) -> u64 {
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
         .unwrap()
+}
+
+#[test]
+fn many_requests_wrap_the_rings() {
+    // 600 chains through a 256-entry queue: the rings wrap and stay apart.
+    let m = mem(0x10_0000);
+    let mut tq = TestQueue::new(&m, 0x1000, 256);
+    let mut q = tq.queue();
+    for i in 0..600u32 {
+        let head = tq.add(&[(0x80000, 16, 0)]);
+        let chain = q.pop_descriptor_chain(&m).unwrap();
+        assert_eq!(chain.head_index(), head);
+        q.add_used(&m, head, i).unwrap();
+        assert_eq!(tq.used(i as u16), (u32::from(head), i));
+    }
+    assert_eq!(tq.used_idx(), 600);
 }

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use virtio_bindings::bindings::virtio_blk::{
@@ -14,10 +15,13 @@ use virtio_bindings::bindings::virtio_blk::{
     VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR,
     VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
 };
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::desc::split::Descriptor;
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
+use super::chain::{BrokenChain, DescTable};
+use super::guest::write_bytes;
 use super::iovec::IoVecs;
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
@@ -169,6 +173,10 @@ impl Block {
 
     /// Attaches (or replaces) the image. The guest sees the new capacity through a
     /// configuration change interrupt when the device is active.
+    ///
+    /// The RO feature bit is negotiated once, when the driver starts: attaching a
+    /// read-only image to a device the guest already sees as writable makes its writes
+    /// fail with IOERR.
     pub fn attach(&mut self, path: &Path, read_only: bool) -> Result<(), BlockError> {
         let disk = DiskFile::open(path, read_only)?;
         self.slot = Slot::Attached(disk);
@@ -230,13 +238,33 @@ impl Block {
         let State::Active(active) = state else { return };
         let mem = &active.mem;
         let mut used = false;
-        while let Some(chain) = active.queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let len = run_chain(slot, serial, metrics, mem, chain);
+        // Take every chain the driver has published (one read of the available index),
+        // then serve them: at most a ring's worth per event.
+        let heads: Vec<u16> = match active.queue.iter(mem) {
+            Ok(iter) => iter.map(|chain| chain.head_index()).collect(),
+            Err(e) => {
+                warn_limited!("virtio-blk {}: reading the available ring: {}", id, e);
+                Vec::new()
+            }
+        };
+        let table = DescTable::new(mem, &active.queue);
+        for head in heads {
+            let len = run_chain(slot, serial, metrics, mem, table.collect(head));
             if let Err(e) = active.queue.add_used(mem, head, len) {
                 warn_limited!("virtio-blk {}: returning descriptor {}: {}", id, head, e);
             }
             used = true;
+        }
+        // More published meanwhile: come back through the event loop, so one busy
+        // queue cannot starve the other devices.
+        let pending = active
+            .queue
+            .avail_idx(mem, Ordering::Acquire)
+            .is_ok_and(|idx| idx.0 != active.queue.next_avail());
+        if used && pending {
+            if let Err(e) = active.queue_evt.write(1) {
+                warn_limited!("virtio-blk {}: re-arming the queue: {}", id, e);
+            }
         }
         if used && active.queue.needs_notification(mem).unwrap_or(true) {
             if let Err(e) = active.interrupt.signal_used_queue() {
@@ -247,22 +275,24 @@ impl Block {
 }
 
 /// Runs one chain; returns the used length (bytes written to guest buffers).
-fn run_chain<M>(
+fn run_chain(
     slot: &Slot,
     serial: &[u8],
     metrics: &BlockMetrics,
     mem: &GuestMemoryMmap,
-    chain: virtio_queue::DescriptorChain<M>,
-) -> u32
-where
-    M: std::ops::Deref,
-    M::Target: vm_memory::GuestMemory,
-{
+    descs: Result<Vec<Descriptor>, BrokenChain>,
+) -> u32 {
     let capacity = match slot {
         Slot::Attached(disk) => disk.capacity(),
         Slot::Empty => 0,
     };
-    let outcome = match request::parse(chain, mem, capacity) {
+    let parsed = descs
+        .map_err(|_| ParseError {
+            status: None,
+            error: request::RequestError::BrokenChain,
+        })
+        .and_then(|descs| request::parse_descriptors(descs, mem, capacity));
+    let outcome = match parsed {
         Ok(req) => {
             let (code, written) = execute(slot, serial, metrics, mem, &req);
             Some((req.status, code, written))
@@ -281,9 +311,10 @@ where
         return 0;
     };
     // The status address was checked when the chain was parsed.
-    match mem.write_obj(code as u8, at) {
-        Ok(()) => written.saturating_add(1),
-        Err(_) => 0,
+    if write_bytes(mem, at, &[code as u8]) {
+        written.saturating_add(1)
+    } else {
+        0
     }
 }
 
@@ -322,7 +353,7 @@ fn execute(
     match &req.kind {
         RequestKind::In => {
             let done = io_result(
-                IoVecs::new(mem, req.data.iter().copied())
+                IoVecs::new(mem, req.buffers())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
                     .and_then(|bufs| disk.read(&bufs, req.offset())),
                 "read",
@@ -343,7 +374,7 @@ fn execute(
                 return ok(false, 0);
             }
             let done = io_result(
-                IoVecs::new(mem, req.data.iter().copied())
+                IoVecs::new(mem, req.buffers())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
                     .and_then(|bufs| disk.write(&bufs, req.offset())),
                 "write",
@@ -363,7 +394,7 @@ fn execute(
         }
         RequestKind::GetId => {
             metrics.get_id_ops.inc();
-            ok(true, write_buffers(mem, &req.data, serial))
+            ok(true, write_buffers(mem, req.buffers(), serial))
         }
         RequestKind::Discard(segments) => {
             let done = io_result(
@@ -413,13 +444,19 @@ fn run_segments(
 }
 
 /// Copies `src` into the guest buffers, as far as they go; returns the bytes written.
-fn write_buffers(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], src: &[u8]) -> u32 {
+fn write_buffers(
+    mem: &GuestMemoryMmap,
+    bufs: impl Iterator<Item = (GuestAddress, u32)>,
+    src: &[u8],
+) -> u32 {
     let mut done = 0usize;
-    for &(addr, len) in bufs {
-        let Some(rest) = src.get(done..) else { break };
+    for (addr, len) in bufs {
+        let Some(rest) = src.get(done..).filter(|r| !r.is_empty()) else {
+            break;
+        };
         let n = rest.len().min(len as usize);
         if n == 0 {
-            break;
+            continue;
         }
         if mem
             .write_slice(rest.get(..n).unwrap_or_default(), addr)

@@ -11,10 +11,12 @@ use virtio_bindings::bindings::virtio_blk::{
     VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN,
     VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
+use virtio_queue::desc::split::Descriptor;
 use virtio_queue::DescriptorChain;
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
 use crate::virtio::chain;
+use crate::virtio::guest::{in_guest_memory, read_bytes};
 
 /// log2 of the virtio-blk sector size.
 pub const SECTOR_SHIFT: u32 = 9;
@@ -61,14 +63,15 @@ pub enum RequestKind {
 }
 
 /// A parsed, validated request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Request {
     /// What to do.
     pub kind: RequestKind,
     /// The header's sector (In and Out).
     pub sector: u64,
-    /// The data buffers, in order (zero-length buffers dropped).
-    pub data: Vec<(GuestAddress, u32)>,
+    /// The data descriptors, in order (each checked to lie in guest memory; some may
+    /// be empty).
+    pub data: Vec<Descriptor>,
     /// Total length of `data`.
     pub data_len: u32,
     /// Where the status byte goes.
@@ -79,6 +82,11 @@ impl Request {
     /// Byte offset on the disk of the header's sector (checked when parsed).
     pub fn offset(&self) -> u64 {
         self.sector << SECTOR_SHIFT
+    }
+
+    /// The data buffers as (address, length).
+    pub fn buffers(&self) -> impl Iterator<Item = (GuestAddress, u32)> + '_ {
+        self.data.iter().map(|d| (d.addr(), d.len()))
     }
 }
 
@@ -148,12 +156,21 @@ where
     M::Target: GuestMemory,
 {
     let descs = chain::collect(chain).map_err(|_| ParseError::broken(RequestError::BrokenChain))?;
-    let (status_desc, rest) = descs
-        .split_last()
+    parse_descriptors(descs, mem, capacity)
+}
+
+/// Parses a chain's descriptors (already collected) into a request.
+pub fn parse_descriptors(
+    mut descs: Vec<Descriptor>,
+    mem: &GuestMemoryMmap,
+    capacity: u64,
+) -> Result<Request, ParseError> {
+    let status_desc = descs
+        .pop()
         .ok_or(ParseError::broken(RequestError::BrokenChain))?;
     if !status_desc.is_write_only()
         || status_desc.len() == 0
-        || !mem.check_range(status_desc.addr(), 1, Permissions::Write)
+        || !in_guest_memory(mem, status_desc.addr(), 1)
     {
         return Err(ParseError::broken(RequestError::NoStatus));
     }
@@ -163,13 +180,14 @@ where
         error,
     };
 
-    let (header, data_descs) = rest.split_first().ok_or(fail(RequestError::Header))?;
+    let header = *descs.first().ok_or(fail(RequestError::Header))?;
     if header.is_write_only() || header.len() < HEADER_LEN {
         return Err(fail(RequestError::Header));
     }
     let mut raw = [0u8; HEADER_LEN as usize];
-    mem.read_slice(&mut raw, header.addr())
-        .map_err(|_| fail(RequestError::Header))?;
+    if !read_bytes(mem, header.addr(), &mut raw) {
+        return Err(fail(RequestError::Header));
+    }
     let [t0, t1, t2, t3, _, _, _, _, s0, s1, s2, s3, s4, s5, s6, s7] = raw;
     let request_type = u32::from_le_bytes([t0, t1, t2, t3]);
     let sector = u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
@@ -190,29 +208,25 @@ where
         }
     };
 
-    let mut data = Vec::new();
+    // What is left after the header are the data buffers.
+    descs.remove(0);
+    let data = descs;
     let mut total = 0u64;
     if let Some(writable) = writable {
-        let access = if writable {
-            Permissions::Write
-        } else {
-            Permissions::Read
-        };
-        for d in data_descs {
+        for d in &data {
             if d.is_write_only() != writable {
                 return Err(fail(RequestError::Direction));
             }
             if d.len() == 0 {
                 continue;
             }
-            if !mem.check_range(d.addr(), d.len() as usize, access) {
+            if !in_guest_memory(mem, d.addr(), d.len() as usize) {
                 return Err(fail(RequestError::DataAddress));
             }
             total += u64::from(d.len());
             if total > MAX_REQUEST_BYTES {
                 return Err(fail(RequestError::TooLarge(total)));
             }
-            data.push((d.addr(), d.len()));
         }
     }
     // Bounded by MAX_REQUEST_BYTES above.
@@ -230,7 +244,16 @@ where
                 RequestKind::Out
             }
         }
-        VIRTIO_BLK_T_FLUSH => RequestKind::Flush,
+        VIRTIO_BLK_T_FLUSH => {
+            // Whatever buffers came with it were not checked: drop them.
+            return Ok(Request {
+                kind: RequestKind::Flush,
+                sector,
+                data: Vec::new(),
+                data_len: 0,
+                status,
+            });
+        }
         VIRTIO_BLK_T_GET_ID => RequestKind::GetId,
         _ => {
             let zeroes = request_type == VIRTIO_BLK_T_WRITE_ZEROES;
@@ -263,7 +286,7 @@ fn check_range(sector: u64, count: u64, capacity: u64) -> Result<(), RequestErro
 
 fn parse_segments(
     mem: &GuestMemoryMmap,
-    data: &[(GuestAddress, u32)],
+    data: &[Descriptor],
     total: u64,
     capacity: u64,
     zeroes: bool,
@@ -277,7 +300,8 @@ fn parse_segments(
     // At most MAX_SEGMENTS * 16 bytes, checked above.
     let mut raw = vec![0u8; total as usize];
     let mut at = 0usize;
-    for &(addr, len) in data {
+    for d in data {
+        let (addr, len) = (d.addr(), d.len());
         let end = at + len as usize;
         let chunk = raw.get_mut(at..end).ok_or(RequestError::Segments)?;
         mem.read_slice(chunk, addr)
@@ -322,13 +346,10 @@ fn parse_segments(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
-    use virtio_queue::desc::split::Descriptor;
+    use crate::virtio::test_utils::{TestQueue, N, W};
     use virtio_queue::desc::RawDescriptor;
-    use virtio_queue::mock::MockSplitQueue;
-    use virtio_queue::{Queue, QueueT};
+    use virtio_queue::QueueT;
 
-    const W: u16 = VRING_DESC_F_WRITE as u16;
     const CAP: u64 = 1 << 20;
 
     fn mem() -> GuestMemoryMmap {
@@ -343,22 +364,9 @@ mod tests {
 
     /// Builds a chain from (addr, len, flags) and parses it.
     fn parse_chain(m: &GuestMemoryMmap, descs: &[(u64, u32, u16)]) -> Result<Request, ParseError> {
-        let vq = MockSplitQueue::create(m, GuestAddress(0x1000), 16);
-        let raw: Vec<RawDescriptor> = descs
-            .iter()
-            .enumerate()
-            .map(|(i, &(addr, len, flags))| {
-                let last = i + 1 == descs.len();
-                let flags = if last {
-                    flags
-                } else {
-                    flags | VRING_DESC_F_NEXT as u16
-                };
-                RawDescriptor::from(Descriptor::new(addr, len, flags, i as u16 + 1))
-            })
-            .collect();
-        vq.add_desc_chains(&raw, 0).unwrap();
-        let mut q: Queue = vq.create_queue().unwrap();
+        let mut tq = TestQueue::new(m, 0x1000, 16);
+        tq.add(descs);
+        let mut q = tq.queue();
         let chain = q.pop_descriptor_chain(m).unwrap();
         parse(chain, m, CAP)
     }
@@ -371,7 +379,10 @@ mod tests {
         assert_eq!(r.kind, RequestKind::In);
         assert_eq!(r.sector, 8);
         assert_eq!(r.offset(), 4096);
-        assert_eq!(r.data, vec![(GuestAddress(0x20000), 4096)]);
+        assert_eq!(
+            r.buffers().collect::<Vec<_>>(),
+            vec![(GuestAddress(0x20000), 4096)]
+        );
         assert_eq!(r.status, GuestAddress(0x30000));
         header(&m, 0x10000, VIRTIO_BLK_T_OUT, 0);
         let r = parse_chain(
@@ -485,15 +496,14 @@ mod tests {
     fn detects_loops_and_bad_next() {
         let m = mem();
         header(&m, 0x10000, VIRTIO_BLK_T_IN, 0);
-        let vq = MockSplitQueue::create(&m, GuestAddress(0x1000), 16);
-        let n = VRING_DESC_F_NEXT as u16;
+        let mut tq = TestQueue::new(&m, 0x1000, 16);
         // 0 -> 1 -> 0 -> ...
         let raw = [
-            RawDescriptor::from(Descriptor::new(0x10000, 16, n, 1)),
-            RawDescriptor::from(Descriptor::new(0x20000, 512, n | W, 0)),
+            RawDescriptor::from(Descriptor::new(0x10000, 16, N, 1)),
+            RawDescriptor::from(Descriptor::new(0x20000, 512, N | W, 0)),
         ];
-        vq.add_desc_chains(&raw, 0).unwrap();
-        let mut q: Queue = vq.create_queue().unwrap();
+        tq.add_raw_at(0, &raw);
+        let mut q = tq.queue();
         let e = parse(q.pop_descriptor_chain(&m).unwrap(), &m, CAP).unwrap_err();
         assert_eq!(
             e,
@@ -503,13 +513,10 @@ mod tests {
             }
         );
         // next past the table.
-        let vq = MockSplitQueue::create(&m, GuestAddress(0x1000), 16);
-        vq.add_desc_chains(
-            &[RawDescriptor::from(Descriptor::new(0x10000, 16, n, 999))],
-            0,
-        )
-        .unwrap();
-        let mut q: Queue = vq.create_queue().unwrap();
+        tq.add_raw_at(
+            5,
+            &[RawDescriptor::from(Descriptor::new(0x10000, 16, N, 999))],
+        );
         let e = parse(q.pop_descriptor_chain(&m).unwrap(), &m, CAP).unwrap_err();
         assert_eq!(e.error, RequestError::BrokenChain);
     }

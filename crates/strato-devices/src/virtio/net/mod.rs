@@ -7,7 +7,8 @@
 //!
 //! The tap is watched only while the RX queue may have buffers: when it runs dry the
 //! device stops listening to the tap (level-triggered readiness would spin) and waits
-//! for the guest to kick the RX queue.
+//! for the guest to kick the RX queue. A tap read error parks it the same way until the
+//! guest kicks either queue.
 
 use std::io;
 use std::os::unix::io::AsRawFd;
@@ -16,11 +17,13 @@ use std::sync::Arc;
 use virtio_bindings::bindings::virtio_net::{
     VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP,
 };
+use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::chain;
+use super::chain::{BrokenChain, DescTable};
+use super::guest::write_bytes;
 use super::iovec::IoVecs;
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
@@ -173,6 +176,7 @@ impl<T: FrameIo> Net<T> {
         let State::Active(a) = state else { return };
         let mem = &a.mem;
         let mut used = false;
+        let table = DescTable::new(mem, &a.rx);
         loop {
             let Some(chain) = a.rx.pop_descriptor_chain(mem) else {
                 // Out of buffers: stop watching the tap until the guest adds some.
@@ -183,7 +187,7 @@ impl<T: FrameIo> Net<T> {
                 break;
             };
             let head = chain.head_index();
-            let bufs = match rx_buffers(chain) {
+            let bufs = match rx_buffers(table.collect(head)) {
                 Ok(bufs) => bufs,
                 Err(why) => {
                     metrics.invalid_chains.inc();
@@ -237,8 +241,14 @@ impl<T: FrameIo> Net<T> {
                         io::ErrorKind::WouldBlock => break,
                         io::ErrorKind::Interrupted => continue,
                         _ => {
+                            // A tap in error stays readable: stop watching it (or the
+                            // loop spins) until the guest next kicks a queue.
                             metrics.tap_read_errors.inc();
                             warn_limited!("virtio-net {}: reading the tap: {}", id, e);
+                            if a.watch_tap {
+                                a.watch_tap = false;
+                                *sources_changed = true;
+                            }
                             break;
                         }
                     }
@@ -262,9 +272,10 @@ impl<T: FrameIo> Net<T> {
         let State::Active(a) = state else { return };
         let mem = &a.mem;
         let mut used = false;
+        let table = DescTable::new(mem, &a.tx);
         while let Some(chain) = a.tx.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            match tx_frame(mem, chain) {
+            match tx_frame(mem, table.collect(head)) {
                 Ok(iovs) => match tap.write_frame(&iovs) {
                     Ok(_) => {
                         metrics.tx_packets.inc();
@@ -298,7 +309,7 @@ impl<T: FrameIo> Net<T> {
 #[derive(Debug, thiserror::Error)]
 enum ChainError {
     #[error(transparent)]
-    Broken(#[from] chain::BrokenChain),
+    Broken(#[from] BrokenChain),
     #[error("buffer has the wrong direction")]
     Direction,
     #[error("{0} bytes is too short for a frame")]
@@ -310,14 +321,10 @@ enum ChainError {
 }
 
 /// The writable buffers of an RX chain.
-fn rx_buffers<M>(
-    chain: virtio_queue::DescriptorChain<M>,
-) -> Result<Vec<(GuestAddress, u32)>, ChainError>
-where
-    M: std::ops::Deref,
-    M::Target: vm_memory::GuestMemory,
-{
-    let descs = chain::collect(chain)?;
+fn rx_buffers(
+    descs: Result<Vec<Descriptor>, BrokenChain>,
+) -> Result<Vec<(GuestAddress, u32)>, ChainError> {
+    let descs = descs?;
     if descs.iter().any(|d| !d.is_write_only()) {
         return Err(ChainError::Direction);
     }
@@ -330,15 +337,11 @@ where
 }
 
 /// Maps a TX chain's readable buffers.
-fn tx_frame<M>(
+fn tx_frame(
     mem: &GuestMemoryMmap,
-    chain: virtio_queue::DescriptorChain<M>,
-) -> Result<IoVecs<'_>, ChainError>
-where
-    M: std::ops::Deref,
-    M::Target: vm_memory::GuestMemory,
-{
-    let descs = chain::collect(chain)?;
+    descs: Result<Vec<Descriptor>, BrokenChain>,
+) -> Result<IoVecs<'_>, ChainError> {
+    let descs = descs?;
     if descs.iter().any(|d| d.is_write_only()) {
         return Err(ChainError::Direction);
     }
@@ -369,7 +372,7 @@ fn write_at(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], offset: usize, 
         let Some(at) = addr.0.checked_add(skip as u64) else {
             return;
         };
-        if mem.write_slice(now, GuestAddress(at)).is_err() {
+        if !write_bytes(mem, GuestAddress(at), now) {
             return;
         }
         rest = later;
@@ -440,6 +443,11 @@ impl<T: FrameIo> EventHandler for Net<T> {
             TX_TOKEN => {
                 let _ = a.tx_evt.read();
                 self.metrics.tx_queue_events.inc();
+                // A sign of life: look at the tap again if an error had parked it.
+                if !a.watch_tap {
+                    a.watch_tap = true;
+                    self.sources_changed = true;
+                }
                 self.process_tx();
             }
             TAP_TOKEN => {

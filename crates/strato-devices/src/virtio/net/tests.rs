@@ -10,7 +10,7 @@ use super::*;
 use crate::virtio::test_utils::{activation, counter, mem, Handles, TestQueue, N, W};
 
 /// A packet-preserving stand-in for a tap: one end of a SOCK_SEQPACKET pair.
-struct FakeTap(OwnedFd);
+struct FakeTap(OwnedFd, bool);
 
 impl AsRawFd for FakeTap {
     fn as_raw_fd(&self) -> RawFd {
@@ -20,6 +20,9 @@ impl AsRawFd for FakeTap {
 
 impl FrameIo for FakeTap {
     fn read_frame(&mut self, bufs: &IoVecs<'_>) -> io::Result<usize> {
+        if self.1 {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         bufs.readv(self.0.as_raw_fd())
     }
     fn write_frame(&mut self, bufs: &IoVecs<'_>) -> io::Result<usize> {
@@ -69,7 +72,7 @@ fn fake_tap() -> (FakeTap, Peer) {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     unsafe {
         (
-            FakeTap(OwnedFd::from_raw_fd(fds[0])),
+            FakeTap(OwnedFd::from_raw_fd(fds[0]), false),
             Peer(OwnedFd::from_raw_fd(fds[1])),
         )
     }
@@ -339,4 +342,25 @@ fn activation_and_reset() {
     assert!(r.dev.event_sources().is_empty());
     assert_eq!(r.dev.retired.len(), 2);
     let _ = r.m;
+}
+
+#[test]
+fn tap_errors_park_the_tap_until_a_kick() {
+    let m = mem(0x100_0000);
+    let mut r = rig(&m);
+    r.rx.add(&[(0x20000, 1526, W)]);
+    r.dev.tap.1 = true;
+    r.peer.send(&frame(60, 9));
+    r.dev.handle_event(TAP_TOKEN);
+    assert_eq!(r.counter("tap_read_errors"), 1);
+    assert!(r.dev.sources_changed());
+    assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN]);
+    assert_eq!(r.rx.used_idx(), 0);
+    // The tap recovers; a TX kick brings it back and the frame comes through.
+    r.dev.tap.1 = false;
+    r.kick_tx();
+    assert!(r.dev.sources_changed());
+    assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN, TAP_TOKEN]);
+    r.dev.handle_event(TAP_TOKEN);
+    assert_eq!(r.rx.used(0), (0, 72));
 }
