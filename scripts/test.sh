@@ -38,4 +38,9 @@ images/debian/test-config-drive.sh
 
 echo "== tests" >&2
 [ "${1:-}" = "--" ] && shift
-cargo test --workspace --locked -- "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set -o pipefail
+cargo test --workspace --locked -- "$@" 2>&1 | tee "$log"
+# cargo's last line is often a crate with no tests; close with the totals.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
