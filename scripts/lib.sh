@@ -40,3 +40,27 @@ ensure_kvm() {
 	fi
 	[ -c /dev/net/tun ] || as_root modprobe tun 2>/dev/null || true
 }
+
+# TAP-style checks for the shell test scripts: `check DESCRIPTION COMMAND...` runs COMMAND
+# and prints ok/not ok; on failure the tail of $CHECK_LOG (if set and present) is shown.
+# `checks_done` prints the totals and fails if any check failed.
+checks=0
+failures=0
+check() {
+	local d="$1"
+	shift
+	checks=$((checks + 1))
+	if "$@"; then
+		echo "ok $checks - $d"
+	else
+		failures=$((failures + 1))
+		echo "not ok $checks - $d"
+		if [ -n "${CHECK_LOG:-}" ] && [ -f "$CHECK_LOG" ]; then
+			sed 's/^/#   /' "$CHECK_LOG" | tail -n 40
+		fi
+	fi
+}
+checks_done() {
+	echo "# $checks checks, $failures failed"
+	[ "$failures" -eq 0 ]
+}

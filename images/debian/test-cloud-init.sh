@@ -39,20 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-checks=0
-failures=0
-check() { # DESCRIPTION COMMAND...
-	local d="$1"
-	shift
-	checks=$((checks + 1))
-	if "$@"; then
-		echo "ok $checks - $d"
-	else
-		failures=$((failures + 1))
-		echo "not ok $checks - $d"
-		sed "s/^/#   /" "$tmp/out" | tail -n 40
-	fi
-}
+CHECK_LOG="$tmp/out"
 
 # new_instance: a fresh overlay over the tree (a new instance's root volume).
 new_instance() {
@@ -137,5 +124,4 @@ check "ConfigDrive: instance ID and hostname from the drive's meta-data" \
 check "ConfigDrive: the user data from the drive" grep -qF "USERDATA b'#cloud-config\\nhostname: from-drive\\n'" "$tmp/out"
 check "ConfigDrive: the metadata service was not asked" [ ! -s "$tmp/imds.log" ]
 
-echo "# $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+checks_done

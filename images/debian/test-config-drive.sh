@@ -4,25 +4,13 @@
 #
 #   images/debian/test-config-drive.sh      (about 1 s; needs python3 and GNU tar)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOL="$HERE/rootfs/usr/local/sbin/strato-config-drive"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-checks=0
-failures=0
-check() { # DESCRIPTION COMMAND...
-	local d="$1"
-	shift
-	checks=$((checks + 1))
-	if "$@"; then
-		echo "ok $checks - $d"
-	else
-		failures=$((failures + 1))
-		echo "not ok $checks - $d"
-	fi
-}
 run() { STRATO_SEED="$tmp/seed" STRATO_BLOCK_DEVICES="$*" python3 "$TOOL" >"$tmp/out" 2>&1; }
 seed="$tmp/seed/openstack/latest"
 md() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$1)" "$seed/meta_data.json"; }
@@ -63,5 +51,4 @@ rm -f "$tmp/seed/.strato"
 run "$tmp/blank.img"
 check "a seed it did not write is left alone" [ -f "$tmp/seed/openstack/latest/meta_data.json" ]
 
-echo "# $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+checks_done
