@@ -35,6 +35,8 @@ Options:
   --rng                     Add a virtio-rng device
   --console FILE            Write the serial console to FILE
   --api-socket PATH         Serve the control API on this Unix socket
+  --exit-status-file PATH   On exit, write the exit status and reason as JSON to PATH, so a
+                            supervisor that is not the parent learns how the VM ended
   --cpu-template NAME       host (default) or emulated-kvm
   -h, --help                Print this help
   -V, --version             Print the version
@@ -158,6 +160,7 @@ const VM_FLAGS: &[(&str, bool, bool)] = &[
     ("--rng", false, false),
     ("--console", true, false),
     ("--api-socket", true, false),
+    ("--exit-status-file", true, false),
     ("--cpu-template", true, false),
 ];
 
@@ -233,6 +236,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             "--net" => config.nets.push(parse_net(value)?),
             "--console" => config.console = Some(PathBuf::from(value)),
             "--api-socket" => config.api_socket = Some(PathBuf::from(value)),
+            "--exit-status-file" => config.exit_status_file = Some(PathBuf::from(value)),
             "--cpu-template" => config.cpu_template = parse_cpu_template(value)?,
             _ => return Err(CliError::UnknownFlag(arg.clone())),
         }

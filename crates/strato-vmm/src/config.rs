@@ -245,6 +245,11 @@ pub struct VmConfig {
     /// Unix socket for the control API.
     #[serde(default)]
     pub api_socket: Option<PathBuf>,
+    /// Where to record how the VM ended (`{"code": N, "reason": "..."}`), written atomically
+    /// before the process exits: a supervisor that adopted this process after a restart is
+    /// not its parent and cannot read its exit status.
+    #[serde(default)]
+    pub exit_status_file: Option<PathBuf>,
     /// CPU template.
     #[serde(default)]
     pub cpu_template: CpuTemplate,
@@ -289,6 +294,7 @@ impl VmConfig {
             rng: false,
             console: None,
             api_socket: None,
+            exit_status_file: None,
             cpu_template: CpuTemplate::default(),
         }
     }
@@ -338,6 +344,9 @@ impl VmConfig {
         }
         if let Some(socket) = &self.api_socket {
             check_path("api_socket", socket)?;
+        }
+        if let Some(path) = &self.exit_status_file {
+            check_path("exit_status_file", path)?;
         }
         if self.cmdline.len() > MAX_CMDLINE_LEN {
             return Err(ConfigError::CmdlineTooLong(self.cmdline.len()));

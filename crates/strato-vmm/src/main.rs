@@ -10,13 +10,7 @@ use strato_vmm::vmm::Vmm;
 
 /// Prints an error with its whole source chain, once, at the edge.
 fn report(prefix: &str, err: &dyn std::error::Error) {
-    let mut msg = format!("{prefix}: {err}");
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    eprintln!("{msg}");
+    eprintln!("{prefix}: {}", chain(err));
 }
 
 fn main() -> ExitCode {
@@ -53,28 +47,64 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG as u8);
         }
     };
+    let exit_file = config.exit_status_file.clone();
+    let (code, reason) = run(config);
+    if let Some(path) = exit_file {
+        if let Err(e) = write_exit_status(&path, code, &reason) {
+            eprintln!("strato-vmm: cannot write {}: {e}", path.display());
+        }
+    }
+    ExitCode::from(code as u8)
+}
+
+/// Builds and runs the VM; returns the exit status and a sentence saying why.
+fn run(config: strato_vmm::config::VmConfig) -> (i32, String) {
     let vmm = match Vmm::build(config) {
         Ok(v) => v,
         Err(e) => {
             report("strato-vmm: cannot start the VM", &e);
-            return ExitCode::from(1);
+            return (1, format!("cannot start the VM: {}", chain(&e)));
         }
     };
     match vmm.run() {
         Ok(reason) => {
-            match &reason {
+            let text = match &reason {
                 strato_vmm::state::ExitReason::GuestCrash(m) => {
-                    eprintln!("strato-vmm: guest crashed: {m}")
+                    eprintln!("strato-vmm: guest crashed: {m}");
+                    format!("guest crashed: {m}")
                 }
-                strato_vmm::state::ExitReason::Error(m) => eprintln!("strato-vmm: {m}"),
-                _ => {}
-            }
+                strato_vmm::state::ExitReason::Error(m) => {
+                    eprintln!("strato-vmm: {m}");
+                    m.clone()
+                }
+                strato_vmm::state::ExitReason::GuestShutdown => "guest shut down".to_string(),
+                strato_vmm::state::ExitReason::Stopped => "stopped".to_string(),
+            };
             tracing::info!(?reason, "VM exited");
-            ExitCode::from(reason.exit_code() as u8)
+            (reason.exit_code(), text)
         }
         Err(e) => {
             report("strato-vmm", &e);
-            ExitCode::from(1)
+            (1, chain(&e))
         }
     }
+}
+
+/// An error and its sources as one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+/// Writes the exit status file through a temporary name, so that a reader never sees half.
+fn write_exit_status(path: &std::path::Path, code: i32, reason: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let body = serde_json::json!({"code": code, "reason": reason}).to_string();
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)
 }

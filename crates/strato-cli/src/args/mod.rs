@@ -1,0 +1,177 @@
+//! The command line: global options and one subcommand per API verb, named and spelled
+//! as in the AWS CLI (`describe-instances --instance-ids i-1 i-2`).
+
+pub mod compute;
+pub mod images;
+pub mod volumes;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::conn::DEFAULT_ENDPOINT;
+use crate::output::Format;
+
+/// Command-line client for strato, a self-hosted EC2-style cloud.
+#[derive(Debug, Parser)]
+#[command(name = "strato", version, propagate_version = true)]
+pub struct Cli {
+    /// Daemon address: unix:/path/to/socket or http://host:port.
+    #[arg(long, global = true, env = "STRATO_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+
+    /// Bearer token sent with every request.
+    #[arg(long, global = true, env = "STRATO_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Output format.
+    #[arg(long, global = true, env = "STRATO_OUTPUT", value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// The operation to perform.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every operation, grouped by service.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch instances from an image.
+    RunInstances(compute::RunInstances),
+    /// List instances.
+    DescribeInstances(compute::DescribeInstances),
+    /// Show instance state and status checks.
+    DescribeInstanceStatus(compute::DescribeInstanceStatus),
+    /// Stop running instances.
+    StopInstances(compute::StopInstances),
+    /// Start stopped instances.
+    StartInstances(compute::InstancesWithWait),
+    /// Reboot instances.
+    RebootInstances(compute::Instances),
+    /// Terminate instances.
+    TerminateInstances(compute::InstancesWithWait),
+    /// Change an instance's termination protection or shutdown behavior.
+    ModifyInstanceAttribute(compute::ModifyInstanceAttribute),
+    /// List instance types.
+    DescribeInstanceTypes(compute::DescribeInstanceTypes),
+    /// Print the latest console output of an instance.
+    GetConsoleOutput(compute::GetConsoleOutput),
+    /// Follow an instance's console live until it ends or Ctrl-C.
+    Console(compute::Console),
+
+    /// Register an image from a bundle or a kernel and root volume.
+    RegisterImage(images::RegisterImage),
+    /// List images.
+    DescribeImages(images::DescribeImages),
+    /// Deregister an image.
+    DeregisterImage(images::ImageId),
+    /// Create an image from an instance.
+    CreateImage(images::CreateImage),
+    /// Change who may launch an image.
+    ModifyImageAttribute(images::ModifyImageAttribute),
+    /// Show who may launch an image.
+    DescribeImageAttribute(images::DescribeImageAttribute),
+
+    /// Create a volume.
+    CreateVolume(volumes::CreateVolume),
+    /// Attach a volume to an instance.
+    AttachVolume(volumes::AttachVolume),
+    /// Detach a volume from its instance.
+    DetachVolume(volumes::DetachVolume),
+    /// Delete a volume.
+    DeleteVolume(volumes::VolumeId),
+    /// List volumes.
+    DescribeVolumes(volumes::DescribeVolumes),
+    /// Snapshot a volume.
+    CreateSnapshot(volumes::CreateSnapshot),
+    /// List snapshots.
+    DescribeSnapshots(volumes::DescribeSnapshots),
+    /// Delete a snapshot.
+    DeleteSnapshot(volumes::SnapshotId),
+
+    /// Show metered instance time and volume GiB-seconds.
+    #[command(visible_alias = "describe-usage")]
+    Usage(Usage),
+}
+
+/// `--wait` and its timeout, shared by the commands that start long operations.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Wait {
+    /// Wait until the operation has finished.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up waiting after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, requires = "wait")]
+    pub wait_timeout: u64,
+}
+
+/// Arguments of `usage`.
+#[derive(Debug, Args)]
+pub struct Usage {
+    /// Start of the period: Unix seconds or RFC 3339 (default: the beginning).
+    #[arg(long, value_parser = crate::time::parse_time)]
+    pub start: Option<i64>,
+
+    /// End of the period: Unix seconds or RFC 3339 (default: now).
+    #[arg(long, value_parser = crate::time::parse_time)]
+    pub end: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "strato",
+            "describe-instances",
+            "--output",
+            "json",
+            "--endpoint",
+            "http://127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, Format::Json);
+        assert_eq!(cli.endpoint, "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn usage_alias_and_times() {
+        let cli = Cli::try_parse_from([
+            "strato",
+            "describe-usage",
+            "--start",
+            "2024-05-01T00:00:00Z",
+            "--end",
+            "1714600000",
+        ])
+        .unwrap();
+        let Command::Usage(usage) = cli.command else {
+            panic!("not usage");
+        };
+        assert_eq!(
+            (usage.start, usage.end),
+            (Some(1_714_521_600), Some(1_714_600_000))
+        );
+        assert!(Cli::try_parse_from(["strato", "usage", "--start", "soon"]).is_err());
+    }
+
+    #[test]
+    fn wait_timeout_needs_wait() {
+        let err = Cli::try_parse_from([
+            "strato",
+            "start-instances",
+            "--instance-ids",
+            "i-1",
+            "--wait-timeout",
+            "5",
+        ]);
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! Dispatch: connects, runs the chosen command, and prints what it returns.
+
+mod compute;
+mod images;
+mod usage;
+mod volumes;
+
+use std::io::{self, Write};
+
+use crate::args::{Cli, Command};
+use crate::conn::Conn;
+use crate::error::CliError;
+use crate::output;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let conn = Conn::connect(&cli.endpoint, cli.token.as_deref()).await?;
+    let view = match cli.command {
+        Command::RunInstances(a) => compute::run_instances(&conn, a).await?,
+        Command::DescribeInstances(a) => compute::describe_instances(&conn, a).await?,
+        Command::DescribeInstanceStatus(a) => compute::describe_instance_status(&conn, a).await?,
+        Command::StopInstances(a) => compute::stop_instances(&conn, a).await?,
+        Command::StartInstances(a) => compute::start_instances(&conn, a).await?,
+        Command::RebootInstances(a) => compute::reboot_instances(&conn, a).await?,
+        Command::TerminateInstances(a) => compute::terminate_instances(&conn, a).await?,
+        Command::ModifyInstanceAttribute(a) => compute::modify_instance_attribute(&conn, a).await?,
+        Command::DescribeInstanceTypes(a) => compute::describe_instance_types(&conn, a).await?,
+        Command::GetConsoleOutput(a) => compute::get_console_output(&conn, a).await?,
+        Command::Console(a) => compute::console(&conn, a).await?,
+        Command::RegisterImage(a) => images::register_image(&conn, a).await?,
+        Command::DescribeImages(a) => images::describe_images(&conn, a).await?,
+        Command::DeregisterImage(a) => images::deregister_image(&conn, a).await?,
+        Command::CreateImage(a) => images::create_image(&conn, a).await?,
+        Command::ModifyImageAttribute(a) => images::modify_image_attribute(&conn, a).await?,
+        Command::DescribeImageAttribute(a) => images::describe_image_attribute(&conn, a).await?,
+        Command::CreateVolume(a) => volumes::create_volume(&conn, a).await?,
+        Command::AttachVolume(a) => volumes::attach_volume(&conn, a).await?,
+        Command::DetachVolume(a) => volumes::detach_volume(&conn, a).await?,
+        Command::DeleteVolume(a) => volumes::delete_volume(&conn, a).await?,
+        Command::DescribeVolumes(a) => volumes::describe_volumes(&conn, a).await?,
+        Command::CreateSnapshot(a) => volumes::create_snapshot(&conn, a).await?,
+        Command::DescribeSnapshots(a) => volumes::describe_snapshots(&conn, a).await?,
+        Command::DeleteSnapshot(a) => volumes::delete_snapshot(&conn, a).await?,
+        Command::Usage(a) => usage::describe_usage(&conn, a).await?,
+    };
+    let mut stdout = io::stdout().lock();
+    output::write(&view, cli.output, &mut stdout)?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Runs the `strato` binary against an in-process fake daemon on a Unix socket: proves the
+//! connector, the bearer token, paging, console streaming, output, error printing and
+//! exit statuses end to end.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use strato_proto::v1::compute_server::{Compute, ComputeServer};
+use strato_proto::v1::{
+    ConsoleChunk, DescribeInstanceStatusRequest, DescribeInstanceStatusResponse,
+    DescribeInstanceTypesRequest, DescribeInstanceTypesResponse, DescribeInstancesRequest,
+    DescribeInstancesResponse, GetConsoleOutputRequest, GetConsoleOutputResponse, Instance,
+    InstanceState, InstanceStateChanges, ModifyInstanceAttributeRequest,
+    ModifyInstanceAttributeResponse, RebootInstancesRequest, RebootInstancesResponse,
+    RunInstancesRequest, RunInstancesResponse, StartInstancesRequest, StopInstancesRequest,
+    StreamConsoleRequest, TerminateInstancesRequest,
+};
+use strato_proto::ERROR_CODE_METADATA;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+const TOKEN: &str = "s3cret";
+
+/// A Status as the daemon shapes it: code in the metadata and as the message prefix.
+fn ec2_error(code: &'static str, message: &str) -> Status {
+    let mut status = Status::invalid_argument(format!("{code}: {message}"));
+    status
+        .metadata_mut()
+        .insert(ERROR_CODE_METADATA, MetadataValue::from_static(code));
+    status
+}
+
+fn authorize<T>(request: &Request<T>) -> Result<(), Status> {
+    match request.metadata().get("authorization") {
+        Some(value) if value == format!("Bearer {TOKEN}").as_str() => Ok(()),
+        _ => Err(ec2_error("AuthFailure", "missing or wrong token")),
+    }
+}
+
+fn instance(id: &str) -> Instance {
+    Instance {
+        instance_id: id.into(),
+        instance_type: "t3.micro".into(),
+        state: Some(InstanceState {
+            code: 16,
+            name: "running".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+struct FakeCompute;
+
+type Unary<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Compute for FakeCompute {
+    async fn describe_instances(
+        &self,
+        request: Request<DescribeInstancesRequest>,
+    ) -> Unary<DescribeInstancesResponse> {
+        authorize(&request)?;
+        let request = request.into_inner();
+        if request.instance_ids.iter().any(|id| id == "i-missing") {
+            return Err(ec2_error(
+                "InvalidInstanceID.NotFound",
+                "The instance ID 'i-missing' does not exist",
+            ));
+        }
+        // Two pages, to prove that the CLI follows next_token.
+        let (id, next_token) = match request.next_token.as_str() {
+            "" => ("i-00000000000000001", "page-2"),
+            _ => ("i-00000000000000002", ""),
+        };
+        Ok(Response::new(DescribeInstancesResponse {
+            instances: vec![instance(id)],
+            next_token: next_token.into(),
+        }))
+    }
+
+    type StreamConsoleStream = tokio_stream::Iter<std::vec::IntoIter<Result<ConsoleChunk, Status>>>;
+
+    async fn stream_console(
+        &self,
+        request: Request<StreamConsoleRequest>,
+    ) -> Unary<Self::StreamConsoleStream> {
+        authorize(&request)?;
+        let chunks = ["booting\n", "login: "].map(|text| Ok(ConsoleChunk { data: text.into() }));
+        Ok(Response::new(tokio_stream::iter(chunks.to_vec())))
+    }
+
+    async fn run_instances(&self, _: Request<RunInstancesRequest>) -> Unary<RunInstancesResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn stop_instances(
+        &self,
+        _: Request<StopInstancesRequest>,
+    ) -> Unary<InstanceStateChanges> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn start_instances(
+        &self,
+        _: Request<StartInstancesRequest>,
+    ) -> Unary<InstanceStateChanges> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn reboot_instances(
+        &self,
+        _: Request<RebootInstancesRequest>,
+    ) -> Unary<RebootInstancesResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn terminate_instances(
+        &self,
+        _: Request<TerminateInstancesRequest>,
+    ) -> Unary<InstanceStateChanges> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn modify_instance_attribute(
+        &self,
+        _: Request<ModifyInstanceAttributeRequest>,
+    ) -> Unary<ModifyInstanceAttributeResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn describe_instance_types(
+        &self,
+        _: Request<DescribeInstanceTypesRequest>,
+    ) -> Unary<DescribeInstanceTypesResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn describe_instance_status(
+        &self,
+        _: Request<DescribeInstanceStatusRequest>,
+    ) -> Unary<DescribeInstanceStatusResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn get_console_output(
+        &self,
+        _: Request<GetConsoleOutputRequest>,
+    ) -> Unary<GetConsoleOutputResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+}
+
+/// Serves the fake on a fresh socket and returns its `--endpoint`.
+fn start_fake(name: &str) -> String {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("strato-cli-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).expect("bind the fake daemon's socket");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ComputeServer::new(FakeCompute))
+            .serve_with_incoming(UnixListenerStream::new(listener)),
+    );
+    format!("unix:{}", path.display())
+}
+
+/// Runs `strato` with `args` against `endpoint`, isolated from the caller's environment.
+async fn strato(endpoint: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_strato"))
+        .env_remove("STRATO_TOKEN")
+        .env_remove("STRATO_OUTPUT")
+        .env("STRATO_ENDPOINT", endpoint)
+        .args(args)
+        .output()
+        .await
+        .expect("run strato")
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("UTF-8 output")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_output_follows_pages_and_sends_the_token() {
+    let endpoint = start_fake("json");
+    let out = strato(
+        &endpoint,
+        &["--token", TOKEN, "--output", "json", "describe-instances"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let ids: Vec<&str> = value["Reservations"]
+        .as_array()
+        .expect("Reservations")
+        .iter()
+        .map(|r| {
+            r["Instances"][0]["InstanceId"]
+                .as_str()
+                .expect("InstanceId")
+        })
+        .collect();
+    assert_eq!(ids, ["i-00000000000000001", "i-00000000000000002"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn table_output_has_a_header_and_rows() {
+    let endpoint = start_fake("table");
+    let out = strato(&endpoint, &["--token", TOKEN, "describe-instances"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<&str> = text(&out.stdout).lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("INSTANCE "));
+    assert!(lines[1].starts_with("i-00000000000000001  "));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_errors_print_like_the_aws_cli() {
+    let endpoint = start_fake("errors");
+    let out = strato(
+        &endpoint,
+        &[
+            "--token",
+            TOKEN,
+            "describe-instances",
+            "--instance-ids",
+            "i-missing",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(254));
+    assert_eq!(
+        text(&out.stderr),
+        "An error occurred (InvalidInstanceID.NotFound) when calling the DescribeInstances \
+         operation: The instance ID 'i-missing' does not exist\n"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = strato(&endpoint, &["describe-instances"]).await;
+    assert_eq!(out.status.code(), Some(254));
+    assert!(text(&out.stderr).starts_with("An error occurred (AuthFailure) when calling"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_streams_until_the_end() {
+    let endpoint = start_fake("console");
+    let out = strato(
+        &endpoint,
+        &["--token", TOKEN, "console", "i-00000000000000001"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "booting\nlogin: ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_daemon_exits_255() {
+    let endpoint = format!(
+        "unix:{}/strato-cli-no-such.sock",
+        std::env::temp_dir().display()
+    );
+    let out = strato(&endpoint, &["describe-instances"]).await;
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "Could not connect to the endpoint URL: \"{endpoint}\""
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_errors_exit_2() {
+    let out = strato(
+        "unix:/nonexistent",
+        &["describe-instances", "--filters", "Name=x"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--filters"),
+        "{}",
+        text(&out.stderr)
+    );
+}

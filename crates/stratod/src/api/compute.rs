@@ -1,0 +1,549 @@
+//! The Compute service: instances, instance types, status checks and consoles.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::pin::Pin;
+use std::time::Duration;
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::compute_server::Compute;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::Api;
+use crate::catalog;
+use crate::cloud::filters;
+use crate::cloud::instances::Change;
+use crate::cloud::launch::{Override, RunRequest};
+use crate::db::instances::Instance;
+use crate::error::{ApiError, ApiResult};
+use crate::lifecycle::State;
+
+/// Bytes of console output GetConsoleOutput returns (EC2: the latest 64 KiB).
+pub const CONSOLE_TAIL: u64 = 64 * 1024;
+
+/// Instance filter names.
+const INSTANCE_FILTERS: &[&str] = &[
+    "instance-id",
+    "instance-state-name",
+    "instance-state-code",
+    "instance-type",
+    "image-id",
+    "availability-zone",
+    "private-ip-address",
+    "subnet-id",
+    "vpc-id",
+    "reservation-id",
+    "owner-id",
+    "tag-key",
+    "launch-index",
+];
+
+impl Api {
+    /// An instance as the API shows it.
+    fn instance_message(&self, i: &Instance) -> ApiResult<pb::Instance> {
+        let enis = self.cloud.db.instance_enis(&i.id)?;
+        let primary = enis.first();
+        let vpc = match primary {
+            Some(e) => self
+                .cloud
+                .db
+                .subnet(&e.subnet_id)?
+                .map(|s| s.vpc_id)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let volumes = self.cloud.db.instance_volumes(&i.id)?;
+        Ok(pb::Instance {
+            instance_id: i.id.clone(),
+            image_id: i.image_id.clone(),
+            instance_type: i.instance_type.clone(),
+            state: Some(convert::state(i.state)),
+            state_reason: i.state_reason.clone(),
+            launch_time_unix: i.launch_time,
+            placement: Some(pb::Placement {
+                availability_zone: i.az.clone(),
+                group_name: String::new(),
+                partition_number: 0,
+            }),
+            private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
+            public_ip_address: String::new(),
+            mac_address: primary.map(|e| e.mac.clone()).unwrap_or_default(),
+            subnet_id: i.subnet_id.clone(),
+            vpc_id: vpc,
+            security_group_ids: i.security_groups.clone(),
+            key_name: i.key_name.clone(),
+            root_device_name: i.root_device_name.clone(),
+            block_device_mappings: volumes
+                .iter()
+                .map(|v| pb::InstanceBlockDevice {
+                    device_name: v.device.clone().unwrap_or_default(),
+                    volume_id: v.id.clone(),
+                    delete_on_termination: v.delete_on_termination,
+                    status: v.attach_state.clone().unwrap_or_default(),
+                })
+                .collect(),
+            instance_initiated_shutdown_behavior: i.shutdown_behavior.clone(),
+            disable_api_termination: i.disable_api_termination,
+            vcpus: i.vcpus as i32,
+            memory_mib: i.memory_mib as i32,
+            tags: convert::tags(&i.tags),
+            owner_id: i.owner.clone(),
+            ami_launch_index: i.launch_index,
+        })
+    }
+
+    fn changes(&self, c: Vec<Change>) -> pb::InstanceStateChanges {
+        pb::InstanceStateChanges {
+            changes: c
+                .into_iter()
+                .map(|c| pb::InstanceStateChange {
+                    instance_id: c.id,
+                    previous_state: Some(convert::state(c.previous)),
+                    current_state: Some(convert::state(c.current)),
+                })
+                .collect(),
+        }
+    }
+
+    /// The instances of a Describe call: the named ones (each must exist) or all, filtered.
+    fn select_instances(
+        &self,
+        account: &str,
+        ids: &[String],
+        f: &[pb::Filter],
+    ) -> ApiResult<Vec<Instance>> {
+        let f = convert::filters(f);
+        filters::check_names(&f, INSTANCE_FILTERS)?;
+        let all = self.cloud.db.instances(Some(account))?;
+        let chosen: Vec<Instance> = if ids.is_empty() {
+            all
+        } else {
+            crate::ids::check_all(crate::ids::Kind::Instance, ids)?;
+            let mut out = Vec::new();
+            for id in ids {
+                match all.iter().find(|i| &i.id == id) {
+                    Some(i) => out.push(i.clone()),
+                    None => return Err(crate::ids::Kind::Instance.not_found(id)),
+                }
+            }
+            out
+        };
+        let mut out = Vec::new();
+        for i in chosen {
+            let enis = self.cloud.db.instance_enis(&i.id)?;
+            let vpc = match enis.first() {
+                Some(e) => self
+                    .cloud
+                    .db
+                    .subnet(&e.subnet_id)?
+                    .map(|s| s.vpc_id)
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let ok = filters::matches(&f, |name| {
+                let one = |s: &str| Some(vec![s.to_string()]);
+                match name {
+                    "instance-id" => one(&i.id),
+                    "instance-state-name" => one(i.state.name()),
+                    "instance-state-code" => one(&i.state.code().to_string()),
+                    "instance-type" => one(&i.instance_type),
+                    "image-id" => one(&i.image_id),
+                    "availability-zone" => one(&i.az),
+                    "private-ip-address" => {
+                        Some(enis.iter().map(|e| e.private_ip.clone()).collect())
+                    }
+                    "subnet-id" => one(&i.subnet_id),
+                    "vpc-id" => one(&vpc),
+                    "reservation-id" => one(&i.reservation_id),
+                    "owner-id" => one(&i.owner),
+                    "launch-index" => one(&i.launch_index.to_string()),
+                    "tag-key" => Some(i.tags.iter().map(|t| t.key.clone()).collect()),
+                    n => n.strip_prefix("tag:").map(|k| {
+                        i.tags
+                            .iter()
+                            .filter(|t| t.key == k)
+                            .map(|t| t.value.clone())
+                            .collect()
+                    }),
+                }
+            })?;
+            if ok {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Applies MaxResults / NextToken (an offset) to a listing.
+pub fn paginate<T>(items: Vec<T>, max: i32, token: &str) -> ApiResult<(Vec<T>, String)> {
+    let start: usize = if token.is_empty() {
+        0
+    } else {
+        token
+            .parse()
+            .map_err(|_| ApiError::new("InvalidNextToken", "The NextToken is not valid."))?
+    };
+    if max < 0 || (max > 0 && max < 5) || max > 1000 {
+        return Err(ApiError::invalid("MaxResults must be between 5 and 1000."));
+    }
+    let take = if max == 0 { usize::MAX } else { max as usize };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(take).collect();
+    let next = if start.saturating_add(page.len()) < total {
+        (start + page.len()).to_string()
+    } else {
+        String::new()
+    };
+    Ok((page, next))
+}
+
+/// The last `CONSOLE_TAIL` bytes of a console log.
+pub fn console_tail(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(CONSOLE_TAIL)))?;
+    let mut out = Vec::new();
+    f.take(CONSOLE_TAIL).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+type ConsoleStream = Pin<Box<dyn Stream<Item = Result<pb::ConsoleChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Compute for Api {
+    async fn run_instances(
+        &self,
+        req: Request<pb::RunInstancesRequest>,
+    ) -> Result<Response<pb::RunInstancesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let placement = r.placement.unwrap_or_default();
+        let run = RunRequest {
+            image_id: r.image_id,
+            instance_type: r.instance_type,
+            min_count: r.min_count,
+            max_count: r.max_count,
+            subnet_id: r.subnet_id,
+            security_group_ids: r.security_group_ids,
+            user_data: r.user_data,
+            mappings: r
+                .block_device_mappings
+                .iter()
+                .map(|m| Override {
+                    mapping: convert::mapping_in(m),
+                    delete_on_termination: m
+                        .ebs
+                        .as_ref()
+                        .filter(|e| e.has_delete_on_termination)
+                        .map(|e| e.delete_on_termination),
+                })
+                .collect(),
+            key_name: r.key_name,
+            availability_zone: placement.availability_zone,
+            group_name: placement.group_name,
+            shutdown_behavior: r.instance_initiated_shutdown_behavior,
+            disable_api_termination: r.disable_api_termination,
+            tags: convert::tags_in(&r.tags),
+            client_token: r.client_token,
+        };
+        let result = async {
+            let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
+            let instances = instances
+                .iter()
+                .map(|i| self.instance_message(i))
+                .collect::<ApiResult<Vec<_>>>()?;
+            Ok(pb::RunInstancesResponse {
+                reservation_id: reservation,
+                owner_id: account.clone(),
+                instances,
+            })
+        }
+        .await;
+        self.finish("RunInstances", result)
+    }
+
+    async fn describe_instances(
+        &self,
+        req: Request<pb::DescribeInstancesRequest>,
+    ) -> Result<Response<pb::DescribeInstancesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = (|| {
+            let chosen = self.select_instances(&account, &r.instance_ids, &r.filters)?;
+            let (page, next_token) = paginate(chosen, r.max_results, &r.next_token)?;
+            Ok(pb::DescribeInstancesResponse {
+                instances: page
+                    .iter()
+                    .map(|i| self.instance_message(i))
+                    .collect::<ApiResult<_>>()?,
+                next_token,
+            })
+        })();
+        self.finish("DescribeInstances", result)
+    }
+
+    async fn stop_instances(
+        &self,
+        req: Request<pb::StopInstancesRequest>,
+    ) -> Result<Response<pb::InstanceStateChanges>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .stop_instances(&account, &r.instance_ids, r.force)
+            .map(|c| self.changes(c));
+        self.finish("StopInstances", result)
+    }
+
+    async fn start_instances(
+        &self,
+        req: Request<pb::StartInstancesRequest>,
+    ) -> Result<Response<pb::InstanceStateChanges>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .start_instances(&account, &r.instance_ids)
+            .map(|c| self.changes(c));
+        self.finish("StartInstances", result)
+    }
+
+    async fn reboot_instances(
+        &self,
+        req: Request<pb::RebootInstancesRequest>,
+    ) -> Result<Response<pb::RebootInstancesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .reboot_instances(&account, &r.instance_ids)
+            .map(|_| pb::RebootInstancesResponse {});
+        self.finish("RebootInstances", result)
+    }
+
+    async fn terminate_instances(
+        &self,
+        req: Request<pb::TerminateInstancesRequest>,
+    ) -> Result<Response<pb::InstanceStateChanges>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .terminate_instances(&account, &r.instance_ids)
+            .map(|c| self.changes(c));
+        self.finish("TerminateInstances", result)
+    }
+
+    async fn modify_instance_attribute(
+        &self,
+        req: Request<pb::ModifyInstanceAttributeRequest>,
+    ) -> Result<Response<pb::ModifyInstanceAttributeResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let behavior = (!r.instance_initiated_shutdown_behavior.is_empty())
+            .then_some(r.instance_initiated_shutdown_behavior.as_str());
+        let result = self
+            .cloud
+            .modify_instance(
+                &account,
+                &r.instance_id,
+                r.disable_api_termination,
+                behavior,
+            )
+            .map(|_| pb::ModifyInstanceAttributeResponse {});
+        self.finish("ModifyInstanceAttribute", result)
+    }
+
+    async fn describe_instance_types(
+        &self,
+        req: Request<pb::DescribeInstanceTypesRequest>,
+    ) -> Result<Response<pb::DescribeInstanceTypesResponse>, Status> {
+        self.account(&req)?;
+        let r = req.into_inner();
+        let result = (|| {
+            let types = if r.instance_types.is_empty() {
+                catalog::all()
+            } else {
+                r.instance_types
+                    .iter()
+                    .map(|t| catalog::lookup(t))
+                    .collect::<ApiResult<_>>()?
+            };
+            Ok(pb::DescribeInstanceTypesResponse {
+                instance_types: types
+                    .into_iter()
+                    .map(|t| pb::InstanceTypeInfo {
+                        instance_type: t.name,
+                        vcpus: t.vcpus as i32,
+                        memory_mib: t.memory_mib as i32,
+                        instance_store_gib: t.instance_store_gib as i32,
+                    })
+                    .collect(),
+            })
+        })();
+        self.finish("DescribeInstanceTypes", result)
+    }
+
+    async fn describe_instance_status(
+        &self,
+        req: Request<pb::DescribeInstanceStatusRequest>,
+    ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = (|| {
+            let mut chosen = self.select_instances(&account, &r.instance_ids, &r.filters)?;
+            if !r.include_all_instances {
+                chosen.retain(|i| i.state == State::Running);
+            }
+            let (page, next_token) = paginate(chosen, r.max_results, &r.next_token)?;
+            let summary = |c: &crate::prober::Check| pb::StatusSummary {
+                status: c.status.name().to_string(),
+                details: vec![pb::StatusDetail {
+                    name: "reachability".into(),
+                    status: c.status.detail().to_string(),
+                    impaired_since_unix: c.impaired_since.unwrap_or(0),
+                }],
+            };
+            let na = || pb::StatusSummary {
+                status: "not-applicable".into(),
+                details: vec![],
+            };
+            let statuses = page
+                .iter()
+                .map(|i| {
+                    let (system, instance) = if i.state == State::Running {
+                        let rec = self.cloud.status_of(&i.id);
+                        (summary(&rec.system), summary(&rec.instance))
+                    } else {
+                        (na(), na())
+                    };
+                    pb::InstanceStatus {
+                        instance_id: i.id.clone(),
+                        availability_zone: i.az.clone(),
+                        instance_state: Some(convert::state(i.state)),
+                        system_status: Some(system),
+                        instance_status: Some(instance),
+                        attached_ebs_status: None,
+                    }
+                })
+                .collect();
+            Ok(pb::DescribeInstanceStatusResponse {
+                instance_statuses: statuses,
+                next_token,
+            })
+        })();
+        self.finish("DescribeInstanceStatus", result)
+    }
+
+    async fn get_console_output(
+        &self,
+        req: Request<pb::GetConsoleOutputRequest>,
+    ) -> Result<Response<pb::GetConsoleOutputResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = (|| {
+            let inst = self.cloud.owned_instance(&account, &r.instance_id)?;
+            let path = self.cloud.instance_dir(&inst.id).join("console.log");
+            let output = console_tail(&path)
+                .map_err(|e| crate::cloud::host_io("Cannot read the console", e))?;
+            Ok(pb::GetConsoleOutputResponse {
+                instance_id: inst.id,
+                timestamp_unix: crate::db::now_s(),
+                output,
+            })
+        })();
+        self.finish("GetConsoleOutput", result)
+    }
+
+    type StreamConsoleStream = ConsoleStream;
+
+    async fn stream_console(
+        &self,
+        req: Request<pb::StreamConsoleRequest>,
+    ) -> Result<Response<Self::StreamConsoleStream>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let inst = match self.cloud.owned_instance(&account, &r.instance_id) {
+            Ok(i) => i,
+            Err(e) => return self.finish("StreamConsole", Err(e)),
+        };
+        let path = self.cloud.instance_dir(&inst.id).join("console.log");
+        let cloud = self.cloud.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut pos = std::fs::metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(0)
+                .saturating_sub(CONSOLE_TAIL);
+            loop {
+                let chunk = read_from(&path, pos);
+                if !chunk.is_empty() {
+                    pos += chunk.len() as u64;
+                    if tx.send(Ok(pb::ConsoleChunk { data: chunk })).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                // Follow until the instance is gone for good.
+                let state = cloud.db.instance(&inst.id).ok().flatten().map(|i| i.state);
+                if matches!(state, None | Some(State::Terminated)) || tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let stream: ConsoleStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        Ok(Response::new(stream))
+    }
+}
+
+/// Up to 64 KiB of a file from `pos`.
+fn read_from(path: &std::path::Path, pos: u64) -> Vec<u8> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    if f.seek(SeekFrom::Start(pos)).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let _ = f.take(CONSOLE_TAIL).read_to_end(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages() {
+        let (p, next) = paginate((0..12).collect(), 5, "").unwrap();
+        assert_eq!((p, next.as_str()), (vec![0, 1, 2, 3, 4], "5"));
+        let (p, next) = paginate((0..12).collect(), 5, "10").unwrap();
+        assert_eq!((p, next.as_str()), (vec![10, 11], ""));
+        assert_eq!(
+            paginate(vec![1], 0, "x").unwrap_err().code,
+            "InvalidNextToken"
+        );
+        assert!(paginate(vec![1], 2, "").is_err());
+        assert!(paginate(vec![1], -1, "").is_err());
+    }
+
+    #[test]
+    fn console_tail_keeps_the_latest_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.log");
+        assert!(console_tail(&p).unwrap().is_empty());
+        let mut data = vec![b'a'; 70 * 1024];
+        data.extend_from_slice(b"END");
+        std::fs::write(&p, &data).unwrap();
+        let t = console_tail(&p).unwrap();
+        assert_eq!(t.len() as u64, CONSOLE_TAIL);
+        assert!(t.ends_with(b"END"));
+    }
+}

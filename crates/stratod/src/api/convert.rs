@@ -1,0 +1,111 @@
+//! Conversions between the daemon's records and the API's messages.
+
+use strato_proto::v1 as pb;
+
+use crate::cloud::filters::Filter;
+use crate::db::images::Mapping;
+use crate::db::instances::Tag;
+use crate::lifecycle::State;
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// An instance state message.
+pub fn state(s: State) -> pb::InstanceState {
+    pb::InstanceState {
+        code: s.code(),
+        name: s.name().to_string(),
+    }
+}
+
+/// Tags to messages.
+pub fn tags(t: &[Tag]) -> Vec<pb::Tag> {
+    t.iter()
+        .map(|t| pb::Tag {
+            key: t.key.clone(),
+            value: t.value.clone(),
+        })
+        .collect()
+}
+
+/// Tags from messages.
+pub fn tags_in(t: &[pb::Tag]) -> Vec<Tag> {
+    t.iter()
+        .map(|t| Tag {
+            key: t.key.clone(),
+            value: t.value.clone(),
+        })
+        .collect()
+}
+
+/// Filters from messages.
+pub fn filters(f: &[pb::Filter]) -> Vec<Filter> {
+    f.iter()
+        .map(|f| Filter {
+            name: f.name.clone(),
+            values: f.values.clone(),
+        })
+        .collect()
+}
+
+/// A mapping message to a stored mapping.
+pub fn mapping_in(m: &pb::BlockDeviceMapping) -> Mapping {
+    let ebs = m.ebs.clone().unwrap_or_default();
+    Mapping {
+        device_name: m.device_name.clone(),
+        snapshot_id: ebs.snapshot_id,
+        volume_size: ebs.volume_size,
+        volume_type: ebs.volume_type,
+        delete_on_termination: ebs.delete_on_termination,
+        virtual_name: m.virtual_name.clone(),
+        no_device: m.no_device,
+    }
+}
+
+/// A stored mapping to a message.
+pub fn mapping(m: &Mapping) -> pb::BlockDeviceMapping {
+    pb::BlockDeviceMapping {
+        device_name: m.device_name.clone(),
+        virtual_name: m.virtual_name.clone(),
+        no_device: m.no_device,
+        ebs: m.virtual_name.is_empty().then(|| pb::EbsBlockDevice {
+            delete_on_termination: m.delete_on_termination,
+            snapshot_id: m.snapshot_id.clone(),
+            volume_size: m.volume_size,
+            volume_type: m.volume_type.clone(),
+            has_delete_on_termination: true,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_599), "2026-11-21T23:59:59Z");
+    }
+}

@@ -1,0 +1,246 @@
+//! The Images service.
+
+use std::path::PathBuf;
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::images_server::Images;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::Api;
+use crate::cloud::filters;
+use crate::cloud::images::RegisterRequest;
+use crate::db::images::{Image, PUBLIC};
+use crate::error::ApiResult;
+
+const IMAGE_FILTERS: &[&str] = &[
+    "image-id",
+    "name",
+    "state",
+    "owner-id",
+    "is-public",
+    "architecture",
+    "root-device-name",
+    "description",
+];
+
+fn message(i: &Image, perms: &[String]) -> pb::Image {
+    pb::Image {
+        image_id: i.id.clone(),
+        name: i.name.clone(),
+        description: i.description.clone(),
+        state: i.state.clone(),
+        owner_id: i.owner.clone(),
+        public: perms.iter().any(|g| g == PUBLIC),
+        architecture: i.architecture.clone(),
+        root_device_name: i.root_device_name.clone(),
+        root_device_type: "ebs".into(),
+        block_device_mappings: i.mappings.iter().map(convert::mapping).collect(),
+        creation_time_unix: i.created,
+        boot_args: i.boot_args.clone(),
+        tags: vec![],
+        progress: i.progress,
+        state_reason: i.state_reason.clone(),
+    }
+}
+
+fn permissions(perms: Vec<String>) -> Vec<pb::LaunchPermission> {
+    perms
+        .into_iter()
+        .map(|g| {
+            if g == PUBLIC {
+                pb::LaunchPermission {
+                    user_id: String::new(),
+                    group: g,
+                }
+            } else {
+                pb::LaunchPermission {
+                    user_id: g,
+                    group: String::new(),
+                }
+            }
+        })
+        .collect()
+}
+
+fn grantees(p: &[pb::LaunchPermission]) -> Vec<String> {
+    p.iter()
+        .map(|p| {
+            if p.group.is_empty() {
+                p.user_id.clone()
+            } else {
+                p.group.clone()
+            }
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl Images for Api {
+    async fn register_image(
+        &self,
+        req: Request<pb::RegisterImageRequest>,
+    ) -> Result<Response<pb::RegisterImageResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let nonempty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
+        let reg = RegisterRequest {
+            name: r.name,
+            description: r.description,
+            bundle: nonempty(r.bundle_path),
+            kernel: nonempty(r.kernel_path),
+            root_volume: nonempty(r.root_volume_path),
+            boot_args: r.boot_args,
+            root_device_name: r.root_device_name,
+            mappings: r
+                .block_device_mappings
+                .iter()
+                .map(convert::mapping_in)
+                .collect(),
+        };
+        let result = self
+            .cloud
+            .register_image(&account, reg)
+            .map(|i| pb::RegisterImageResponse { image_id: i.id });
+        self.finish("RegisterImage", result)
+    }
+
+    async fn describe_images(
+        &self,
+        req: Request<pb::DescribeImagesRequest>,
+    ) -> Result<Response<pb::DescribeImagesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = (|| {
+            let f = convert::filters(&r.filters);
+            filters::check_names(&f, IMAGE_FILTERS)?;
+            crate::ids::check_all(crate::ids::Kind::Image, &r.image_ids)?;
+            let visible = self.cloud.visible_images(&account)?;
+            for id in &r.image_ids {
+                if !visible.iter().any(|(i, _)| &i.id == id) {
+                    return Err(crate::ids::Kind::Image.not_found(id));
+                }
+            }
+            let me = |s: &String| {
+                if s == "self" {
+                    account.clone()
+                } else {
+                    s.clone()
+                }
+            };
+            let owners: Vec<String> = r.owners.iter().map(me).collect();
+            let users: Vec<String> = r.executable_users.iter().map(me).collect();
+            let mut out = Vec::new();
+            for (i, perms) in visible {
+                if !r.image_ids.is_empty() && !r.image_ids.contains(&i.id) {
+                    continue;
+                }
+                if !owners.is_empty() && !owners.contains(&i.owner) {
+                    continue;
+                }
+                if !users.is_empty()
+                    && !users
+                        .iter()
+                        .any(|u| (u == &i.owner && u != PUBLIC) || perms.contains(u))
+                {
+                    continue;
+                }
+                let public = perms.iter().any(|g| g == PUBLIC).to_string();
+                let ok = filters::matches(&f, |name| {
+                    let one = |s: &str| Some(vec![s.to_string()]);
+                    match name {
+                        "image-id" => one(&i.id),
+                        "name" => one(&i.name),
+                        "state" => one(&i.state),
+                        "owner-id" => one(&i.owner),
+                        "is-public" => one(&public),
+                        "architecture" => one(&i.architecture),
+                        "root-device-name" => one(&i.root_device_name),
+                        "description" => one(&i.description),
+                        _ => Some(vec![]),
+                    }
+                })?;
+                if ok {
+                    out.push(message(&i, &perms));
+                }
+            }
+            Ok(pb::DescribeImagesResponse { images: out })
+        })();
+        self.finish("DescribeImages", result)
+    }
+
+    async fn deregister_image(
+        &self,
+        req: Request<pb::DeregisterImageRequest>,
+    ) -> Result<Response<pb::DeregisterImageResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .deregister_image(&account, &r.image_id)
+            .map(|_| pb::DeregisterImageResponse {});
+        self.finish("DeregisterImage", result)
+    }
+
+    async fn create_image(
+        &self,
+        req: Request<pb::CreateImageRequest>,
+    ) -> Result<Response<pb::CreateImageResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .create_image(
+                &account,
+                &r.instance_id,
+                &r.name,
+                &r.description,
+                r.no_reboot,
+            )
+            .map(|i| pb::CreateImageResponse { image_id: i.id });
+        self.finish("CreateImage", result)
+    }
+
+    async fn modify_image_attribute(
+        &self,
+        req: Request<pb::ModifyImageAttributeRequest>,
+    ) -> Result<Response<pb::ModifyImageAttributeResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .modify_launch_permissions(
+                &account,
+                &r.image_id,
+                &grantees(&r.add),
+                &grantees(&r.remove),
+            )
+            .map(|_| pb::ModifyImageAttributeResponse {});
+        self.finish("ModifyImageAttribute", result)
+    }
+
+    async fn describe_image_attribute(
+        &self,
+        req: Request<pb::DescribeImageAttributeRequest>,
+    ) -> Result<Response<pb::DescribeImageAttributeResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result: ApiResult<_> = (|| {
+            if !r.attribute.is_empty() && r.attribute != "launchPermission" {
+                return Err(crate::error::ApiError::new(
+                    "InvalidRequest",
+                    format!(
+                        "Attribute {} is not supported; use launchPermission.",
+                        r.attribute.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
+            let perms = self.cloud.launch_permissions(&account, &r.image_id)?;
+            Ok(pb::DescribeImageAttributeResponse {
+                image_id: r.image_id.clone(),
+                launch_permissions: permissions(perms),
+            })
+        })();
+        self.finish("DescribeImageAttribute", result)
+    }
+}

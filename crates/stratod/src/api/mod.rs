@@ -1,0 +1,78 @@
+//! The gRPC layer: each service turns requests into calls on [`Cloud`] for the calling
+//! account and the results into API messages. Who calls: a bearer token in the
+//! `authorization` metadata names an account; without one, only the Unix socket is trusted
+//! and speaks for the host's admin account.
+
+use std::sync::Arc;
+
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Status};
+
+use crate::cloud::Cloud;
+use crate::error::ApiError;
+
+pub mod compute;
+pub mod convert;
+pub mod images;
+pub mod usage;
+pub mod volumes;
+
+/// State shared by the services.
+#[derive(Clone)]
+pub struct Api {
+    /// The cloud.
+    pub cloud: Arc<Cloud>,
+}
+
+impl Api {
+    /// The account a request speaks for.
+    pub fn account<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        crate::metrics::inc(&self.cloud.metrics.api_requests_total);
+        let result = self.resolve(req);
+        if result.is_err() {
+            crate::metrics::inc(&self.cloud.metrics.api_errors_total);
+        }
+        result.map_err(Status::from)
+    }
+
+    fn resolve<T>(&self, req: &Request<T>) -> Result<String, ApiError> {
+        if let Some(v) = req.metadata().get("authorization") {
+            let token = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.strip_prefix("Bearer "))
+                .map(str::trim)
+                .unwrap_or("");
+            return self
+                .cloud
+                .cfg
+                .tokens
+                .get(token)
+                .cloned()
+                .ok_or_else(|| ApiError::new("AuthFailure", "The API token is not valid."));
+        }
+        if req.extensions().get::<UdsConnectInfo>().is_some() {
+            return Ok(self.cloud.cfg.admin_account.clone());
+        }
+        Err(ApiError::new(
+            "AuthFailure",
+            "An API token is required (authorization: Bearer TOKEN).",
+        ))
+    }
+
+    /// Turns an operation's result into a gRPC result, counting errors.
+    pub fn finish<T>(
+        &self,
+        op: &str,
+        r: Result<T, ApiError>,
+    ) -> Result<tonic::Response<T>, Status> {
+        match r {
+            Ok(v) => Ok(tonic::Response::new(v)),
+            Err(e) => {
+                crate::metrics::inc(&self.cloud.metrics.api_errors_total);
+                tracing::debug!(op, code = e.code, message = %e.message, "request refused");
+                Err(e.into())
+            }
+        }
+    }
+}

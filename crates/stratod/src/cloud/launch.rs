@@ -1,0 +1,785 @@
+//! RunInstances: validation against the AMI, the instance type and the caller's rights; the
+//! records of the new instances, their volumes and ENIs; then, in a task per instance, the
+//! boot: volumes cloned from snapshots, the tap, the config drive, the monitor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::Cloud;
+use crate::catalog;
+use crate::db::images::Mapping;
+use crate::db::instances::{Instance, InstanceStore, Tag};
+use crate::db::usage::Period;
+use crate::db::volumes::Volume;
+use crate::db::{now_ms, now_s};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, Kind};
+use crate::lifecycle::State;
+use crate::storage::{self, GIB};
+use crate::supervisor::{self, VmmPaths};
+
+/// Largest user data, raw.
+pub const MAX_USER_DATA: usize = 16 * 1024;
+/// Most instances one call may launch.
+pub const MAX_COUNT: i32 = 100;
+/// Largest volume, in GiB (EC2's gp3 limit).
+pub const MAX_VOLUME_GIB: i64 = 16384;
+/// Drive slots left empty for volumes attached while the instance runs.
+pub const HOT_SLOTS: usize = 4;
+/// Most disks and network interfaces a monitor takes.
+const MAX_DEVICES: usize = 16;
+
+/// What RunInstances asks for, in the daemon's terms.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// AMI.
+    pub image_id: String,
+    /// Instance type.
+    pub instance_type: String,
+    /// Least number to launch.
+    pub min_count: i32,
+    /// Most.
+    pub max_count: i32,
+    /// Subnet (empty: the AZ's default).
+    pub subnet_id: String,
+    /// Security groups.
+    pub security_group_ids: Vec<String>,
+    /// Raw user data.
+    pub user_data: Vec<u8>,
+    /// Block device mapping overrides.
+    pub mappings: Vec<Override>,
+    /// Key pair name.
+    pub key_name: String,
+    /// Availability zone.
+    pub availability_zone: String,
+    /// Placement group.
+    pub group_name: String,
+    /// `stop` or `terminate`.
+    pub shutdown_behavior: String,
+    /// Termination protection.
+    pub disable_api_termination: bool,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Idempotency token.
+    pub client_token: String,
+}
+
+/// One launch-time block device mapping entry.
+#[derive(Debug, Clone, Default)]
+pub struct Override {
+    /// The entry (its `delete_on_termination` is ignored).
+    pub mapping: Mapping,
+    /// DeleteOnTermination if the caller gave it; else the AMI's, or EC2's default.
+    pub delete_on_termination: Option<bool>,
+}
+
+/// The index of a device name: `/dev/vdb`, `/dev/sdb` and `/dev/xvdb` are all 1.
+pub fn device_index(name: &str) -> Option<usize> {
+    let letter = ["/dev/vd", "/dev/sd", "/dev/xvd"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))?;
+    match letter.as_bytes() {
+        [c @ b'a'..=b'z'] => Some((c - b'a') as usize),
+        _ => None,
+    }
+}
+
+/// Checks a device name.
+pub fn check_device(name: &str) -> ApiResult<usize> {
+    device_index(name).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "Invalid device name {}: use /dev/vd[a-z], /dev/sd[a-z] or /dev/xvd[a-z].",
+            name.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// Checks a volume size in GiB.
+pub fn check_size(size: i64) -> ApiResult<()> {
+    if !(1..=MAX_VOLUME_GIB).contains(&size) {
+        return Err(ApiError::invalid(format!(
+            "Volume size {size} GiB is out of range: use 1 to {MAX_VOLUME_GIB}."
+        )));
+    }
+    Ok(())
+}
+
+/// Merges the AMI's mapping with a launch's overrides: entries match by device index;
+/// `NoDevice` drops one; a size or type given replaces the AMI's.
+pub fn merge_mappings(
+    ami: &[Mapping],
+    root_device: &str,
+    overrides: &[Override],
+) -> ApiResult<Vec<Mapping>> {
+    let mut seen = std::collections::HashSet::new();
+    for o in overrides.iter().map(|o| &o.mapping) {
+        if !seen.insert(check_device(&o.device_name)?) {
+            return Err(ApiError::new(
+                "InvalidBlockDeviceMapping",
+                format!("The device {} is mapped twice.", o.device_name),
+            ));
+        }
+    }
+    let mut out: Vec<Mapping> = Vec::new();
+    for m in ami {
+        let idx = device_index(&m.device_name);
+        match overrides
+            .iter()
+            .find(|o| device_index(&o.mapping.device_name) == idx)
+        {
+            Some(o) if o.mapping.no_device => {}
+            Some(ov) => {
+                let o = &ov.mapping;
+                let mut merged = m.clone();
+                if o.volume_size != 0 {
+                    merged.volume_size = o.volume_size;
+                }
+                if !o.volume_type.is_empty() {
+                    merged.volume_type = o.volume_type.clone();
+                }
+                if !o.snapshot_id.is_empty() {
+                    merged.snapshot_id = o.snapshot_id.clone();
+                }
+                if !o.virtual_name.is_empty() {
+                    merged = o.clone();
+                }
+                if let Some(d) = ov.delete_on_termination {
+                    merged.delete_on_termination = d;
+                }
+                out.push(merged);
+            }
+            None => out.push(m.clone()),
+        }
+    }
+    let root = device_index(root_device);
+    for ov in overrides {
+        let o = &ov.mapping;
+        let idx = device_index(&o.device_name);
+        if !o.no_device && !ami.iter().any(|m| device_index(&m.device_name) == idx) {
+            let mut m = o.clone();
+            // EC2's defaults: the root volume goes with the instance, others stay.
+            m.delete_on_termination = ov.delete_on_termination.unwrap_or(idx == root);
+            out.push(m);
+        }
+    }
+    out.sort_by_key(|m| device_index(&m.device_name));
+    Ok(out)
+}
+
+impl Cloud {
+    /// Whether `account` may launch the image.
+    pub fn may_launch(&self, account: &str, image: &crate::db::images::Image) -> ApiResult<bool> {
+        if image.owner == account {
+            return Ok(true);
+        }
+        let perms = self.db.launch_permissions(&image.id)?;
+        Ok(perms
+            .iter()
+            .any(|g| g == account || g == crate::db::images::PUBLIC))
+    }
+
+    /// RunInstances. Every check happens before anything is recorded, so a refused launch
+    /// leaves nothing behind.
+    pub async fn run_instances(
+        self: &Arc<Self>,
+        account: &str,
+        req: RunRequest,
+    ) -> ApiResult<(String, Vec<Instance>)> {
+        if !req.client_token.is_empty() {
+            let earlier = self.db.instances_by_token(account, &req.client_token)?;
+            if let Some(first) = earlier.first() {
+                return Ok((first.reservation_id.clone(), earlier));
+            }
+        }
+        if req.image_id.is_empty() {
+            return Err(ApiError::missing("ImageId"));
+        }
+        ids::check(Kind::Image, &req.image_id)?;
+        let (min, max) = match (req.min_count, req.max_count) {
+            (0, 0) => (1, 1),
+            (0, m) => (1, m),
+            (m, 0) => (m, m),
+            (a, b) => (a, b),
+        };
+        if min < 1 || max < min || max > MAX_COUNT {
+            return Err(ApiError::invalid(format!(
+                "MinCount {} and MaxCount {} must satisfy 1 <= MinCount <= MaxCount <= {MAX_COUNT}.",
+                req.min_count, req.max_count
+            )));
+        }
+        if req.user_data.len() > MAX_USER_DATA {
+            return Err(ApiError::invalid(format!(
+                "User data is limited to {MAX_USER_DATA} bytes; got {}.",
+                req.user_data.len()
+            )));
+        }
+        let shutdown_behavior = match req.shutdown_behavior.as_str() {
+            "" | "stop" => "stop",
+            "terminate" => "terminate",
+            other => {
+                return Err(ApiError::invalid(format!(
+                "Invalid value '{}' for InstanceInitiatedShutdownBehavior: use stop or terminate.",
+                other.chars().take(64).collect::<String>()
+            )))
+            }
+        };
+        let itype = catalog::lookup(if req.instance_type.is_empty() {
+            "t3.micro"
+        } else {
+            &req.instance_type
+        })?;
+        let image = match self.db.image(&req.image_id)? {
+            Some(i) => i,
+            None => return Err(Kind::Image.not_found(&req.image_id)),
+        };
+        if !self.may_launch(account, &image)? {
+            return Err(ApiError::new(
+                "AuthFailure",
+                format!("Not authorized for image:{}", image.id),
+            ));
+        }
+        if image.state != "available" {
+            return Err(ApiError::new(
+                "InvalidAMIID.Unavailable",
+                format!("Image {} is {}, not available.", image.id, image.state),
+            ));
+        }
+        if !req.key_name.is_empty() {
+            return Err(ApiError::new(
+                "InvalidKeyPair.NotFound",
+                format!(
+                    "The key pair '{}' does not exist",
+                    req.key_name.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if let Some(sg) = req.security_group_ids.first() {
+            ids::check(Kind::SecurityGroup, sg)?;
+            return Err(Kind::SecurityGroup.not_found(sg));
+        }
+        if !req.group_name.is_empty() {
+            return Err(ApiError::new(
+                "InvalidPlacementGroup.Unknown",
+                format!(
+                    "The Placement Group '{}' is unknown.",
+                    req.group_name.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        let subnet = self.launch_subnet(&req.subnet_id, &req.availability_zone)?;
+        let mappings = merge_mappings(&image.mappings, &image.root_device_name, &req.mappings)?;
+        let (volumes, stores) = self.plan_volumes(account, &image, &mappings, &itype)?;
+        if volumes.len() + stores.len() + 2 + HOT_SLOTS > MAX_DEVICES {
+            return Err(ApiError::new(
+                "InvalidBlockDeviceMapping",
+                format!("At most {} volumes at launch.", MAX_DEVICES - 2 - HOT_SLOTS),
+            ));
+        }
+        let free = {
+            let used = self.db.used_ips(&subnet.id)?;
+            let (_, prefix) = super::network::parse_cidr(&subnet.cidr)
+                .unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
+            let size = 1i64 << (32 - prefix as u32);
+            (size - 5 - used.len() as i64).max(0)
+        };
+        if free < min as i64 {
+            return Err(ApiError::new(
+                "InsufficientFreeAddressesInSubnet",
+                format!(
+                    "The subnet {} has {free} free addresses; {min} asked for.",
+                    subnet.id
+                ),
+            ));
+        }
+        let count = (max as i64).min(free) as i32;
+
+        let reservation = ids::new_id(Kind::Reservation);
+        let now = now_s();
+        let mut launched = Vec::new();
+        for index in 0..count {
+            let id = ids::new_id(Kind::Instance);
+            // The instance keeps its own link to the kernel, so that deregistering the AMI
+            // does not strand it.
+            let dir = self.instance_dir(&id);
+            let linked = std::fs::create_dir_all(&dir)
+                .and_then(|_| {
+                    super::images::link_or_copy(
+                        std::path::Path::new(&image.kernel),
+                        &dir.join("kernel"),
+                    )
+                })
+                .and_then(|_| match &image.initrd {
+                    Some(i) => {
+                        super::images::link_or_copy(std::path::Path::new(i), &dir.join("initrd"))
+                    }
+                    None => Ok(()),
+                });
+            if let Err(e) = linked {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(super::host_io("Cannot prepare the instance folder", e));
+            }
+            self.allocate_eni(account, &subnet, &id)?;
+            let inst = Instance {
+                id: id.clone(),
+                owner: account.to_string(),
+                reservation_id: reservation.clone(),
+                launch_index: index,
+                image_id: image.id.clone(),
+                instance_type: itype.name.clone(),
+                vcpus: itype.vcpus,
+                memory_mib: itype.memory_mib,
+                state: State::Pending,
+                state_reason: String::new(),
+                launch_time: now,
+                az: subnet.az.clone(),
+                subnet_id: subnet.id.clone(),
+                security_groups: vec![],
+                key_name: String::new(),
+                user_data: req.user_data.clone(),
+                shutdown_behavior: shutdown_behavior.to_string(),
+                disable_api_termination: req.disable_api_termination,
+                root_device_name: image.root_device_name.clone(),
+                kernel: dir.join("kernel").display().to_string(),
+                initrd: image
+                    .initrd
+                    .as_ref()
+                    .map(|_| dir.join("initrd").display().to_string()),
+                boot_args: image.boot_args.clone(),
+                tags: req.tags.clone(),
+                instance_store: stores.clone(),
+                vmm_pid: None,
+                vmm_start: None,
+                terminated_at: None,
+                client_token: req.client_token.clone(),
+            };
+            self.db.insert_instance(&inst)?;
+            for m in &volumes {
+                let vol = Volume {
+                    id: ids::new_id(Kind::Volume),
+                    owner: account.to_string(),
+                    size_gib: m.volume_size,
+                    volume_type: m.volume_type.clone(),
+                    az: subnet.az.clone(),
+                    snapshot_id: m.snapshot_id.clone(),
+                    state: "creating".into(),
+                    created: now,
+                    instance_id: Some(id.clone()),
+                    device: Some(m.device_name.clone()),
+                    attach_state: Some("attaching".into()),
+                    delete_on_termination: m.delete_on_termination,
+                    slot: None,
+                };
+                self.db.insert_volume(&vol)?;
+                self.meter_volume(&vol)?;
+            }
+            crate::metrics::inc(&self.metrics.instances_launched_total);
+            launched.push(inst);
+        }
+        for inst in &launched {
+            let cloud = Arc::clone(self);
+            let id = inst.id.clone();
+            tokio::spawn(async move { cloud.boot(&id, true).await });
+        }
+        Ok((reservation, launched))
+    }
+
+    /// Splits a merged mapping into EBS volumes to create (checked) and instance-store
+    /// volumes.
+    fn plan_volumes(
+        &self,
+        account: &str,
+        image: &crate::db::images::Image,
+        mappings: &[Mapping],
+        itype: &catalog::InstanceType,
+    ) -> ApiResult<(Vec<Mapping>, Vec<InstanceStore>)> {
+        let mut volumes = Vec::new();
+        let mut stores = Vec::new();
+        for m in mappings {
+            if !m.virtual_name.is_empty() {
+                let n: Option<u32> = m
+                    .virtual_name
+                    .strip_prefix("ephemeral")
+                    .and_then(|n| n.parse().ok());
+                if n.is_none() || itype.instance_store_gib == 0 {
+                    return Err(ApiError::new(
+                        "InvalidBlockDeviceMapping",
+                        format!(
+                            "{} has no instance store {}.",
+                            itype.name,
+                            m.virtual_name.chars().take(32).collect::<String>()
+                        ),
+                    ));
+                }
+                stores.push(InstanceStore {
+                    device: m.device_name.clone(),
+                    virtual_name: m.virtual_name.clone(),
+                    gib: itype.instance_store_gib,
+                });
+                continue;
+            }
+            let mut m = m.clone();
+            if !m.snapshot_id.is_empty() {
+                ids::check(Kind::Snapshot, &m.snapshot_id)?;
+                let snap = self
+                    .db
+                    .snapshot(&m.snapshot_id)?
+                    .ok_or_else(|| Kind::Snapshot.not_found(&m.snapshot_id))?;
+                // A snapshot of the AMI is usable by whoever may launch the AMI.
+                let via_ami = image.mappings.iter().any(|a| a.snapshot_id == snap.id);
+                if snap.owner != account && !via_ami {
+                    return Err(Kind::Snapshot.not_found(&m.snapshot_id));
+                }
+                if snap.state != "completed" {
+                    return Err(ApiError::new(
+                        "IncorrectState",
+                        format!("Snapshot {} is {}.", snap.id, snap.state),
+                    ));
+                }
+                if m.volume_size == 0 {
+                    m.volume_size = snap.size_gib;
+                }
+                if m.volume_size < snap.size_gib {
+                    return Err(ApiError::new(
+                        "InvalidBlockDeviceMapping",
+                        format!(
+                            "Volume of size {}GB is smaller than snapshot '{}', expect size >= {}GB",
+                            m.volume_size, snap.id, snap.size_gib
+                        ),
+                    ));
+                }
+            }
+            check_size(m.volume_size)?;
+            if m.volume_type.is_empty() {
+                m.volume_type = "gp3".into();
+            }
+            volumes.push(m);
+        }
+        Ok((volumes, stores))
+    }
+
+    /// Opens the metering period of a volume.
+    pub fn meter_volume(&self, v: &Volume) -> ApiResult<()> {
+        self.db.open_period(&Period {
+            owner: v.owner.clone(),
+            resource_id: v.id.clone(),
+            resource_type: "volume".into(),
+            kind: v.volume_type.clone(),
+            gib: v.size_gib,
+            start_ms: now_ms(),
+            end_ms: None,
+        })?;
+        Ok(())
+    }
+
+    /// Boots a pending instance: volumes, tap, config drive, monitor. A first launch that
+    /// fails ends terminated, a start that fails ends stopped, both with the reason.
+    pub async fn boot(self: Arc<Self>, id: &str, first: bool) {
+        let lock = self.lock(id);
+        let _guard = lock.lock().await;
+        let result = self.boot_locked(id).await;
+        match result {
+            Ok(()) => {
+                match self.db.set_state(id, &[State::Pending], State::Running, "") {
+                    Ok(true) => {
+                        if let Ok(Some(i)) = self.db.instance(id) {
+                            let _ = self.db.open_period(&Period {
+                                owner: i.owner,
+                                resource_id: i.id,
+                                resource_type: "instance".into(),
+                                kind: i.instance_type,
+                                gib: 0,
+                                start_ms: now_ms(),
+                                end_ms: None,
+                            });
+                        }
+                    }
+                    // Terminated while booting: the terminate task, queued on the lock,
+                    // brings the monitor down.
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(instance = id, error = %e, "cannot record running"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(instance = id, error = %e, "boot failed");
+                let reason = format!("Server.InternalError: {}", e.message);
+                if first {
+                    if let Ok(true) =
+                        self.db
+                            .set_state(id, &[State::Pending], State::ShuttingDown, &reason)
+                    {
+                        self.release_locked(id, &reason).await;
+                    }
+                } else {
+                    let _ = self
+                        .db
+                        .set_state(id, &[State::Pending], State::Stopped, &reason);
+                }
+            }
+        }
+    }
+
+    async fn boot_locked(self: &Arc<Self>, id: &str) -> ApiResult<()> {
+        let inst = self
+            .db
+            .instance(id)?
+            .ok_or_else(|| Kind::Instance.not_found(id))?;
+        if inst.state != State::Pending {
+            return Ok(());
+        }
+        let dir = self.instance_dir(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| super::host_io("Cannot create the instance folder", e))?;
+        self.materialize_volumes(id).await?;
+        for s in &inst.instance_store {
+            let path = dir.join(format!("{}.img", s.virtual_name));
+            if !path.exists() {
+                storage::create_sparse(&path, s.gib as u64 * GIB)
+                    .map_err(|e| super::host_io("Cannot create the instance store", e))?;
+            }
+        }
+        for eni in self.db.instance_enis(id)? {
+            self.plug(&eni).await?;
+        }
+        self.write_config_drive(&inst)?;
+        self.db.set_launch_time(id, now_s())?;
+        self.spawn_vmm(&inst).await
+    }
+
+    /// Creates the files of an instance's volumes that do not exist yet.
+    async fn materialize_volumes(&self, id: &str) -> ApiResult<()> {
+        for v in self.db.instance_volumes(id)? {
+            if v.state != "creating" {
+                continue;
+            }
+            let path = self.volume_path(&v.id);
+            let size = v.size_gib as u64 * GIB;
+            if v.snapshot_id.is_empty() {
+                storage::create_sparse(&path, size)
+                    .map_err(|e| super::host_io("Cannot create a volume", e))?;
+            } else {
+                let src = self.snapshot_path(&v.snapshot_id);
+                let dst = path.clone();
+                tokio::task::spawn_blocking(move || storage::clone_file(&src, &dst, size, |_| {}))
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .map_err(|e| super::host_io("Cannot clone a snapshot", e))?;
+            }
+            self.db.set_volume_state(&v.id, "in-use")?;
+            self.db.set_attach_state(&v.id, "attached")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the config drive: user data and the meta-data the images read.
+    fn write_config_drive(&self, inst: &Instance) -> ApiResult<()> {
+        let dir = self.instance_dir(&inst.id);
+        let ip = self
+            .db
+            .instance_enis(&inst.id)?
+            .first()
+            .map(|e| e.private_ip.clone())
+            .unwrap_or_default();
+        let meta = format!(
+            "instance-id: {}\nlocal-hostname: ip-{}\navailability-zone: {}\n",
+            inst.id,
+            ip.replace('.', "-"),
+            inst.az
+        );
+        let mut members: Vec<(&str, &[u8])> = vec![("meta-data", meta.as_bytes())];
+        if !inst.user_data.is_empty() {
+            members.push(("user-data", &inst.user_data));
+        }
+        storage::write_config_drive(&dir.join("config-drive.img"), &members)
+            .map_err(|e| super::host_io("Cannot write the config drive", e))
+    }
+
+    /// The monitor configuration of an instance: its volumes in device order, its instance
+    /// store, the config drive, empty slots for hot attach, its ENIs.
+    pub fn vm_config(&self, inst: &Instance) -> ApiResult<(Value, Vec<(String, String)>)> {
+        let dir = self.instance_dir(&inst.id);
+        let paths = VmmPaths::in_dir(&dir);
+        let mut disks = Vec::new();
+        let mut slots = Vec::new();
+        let mut devices: Vec<(usize, Value, Option<String>)> = Vec::new();
+        for v in self.db.instance_volumes(&inst.id)? {
+            let drive = v.id.replace('-', "");
+            devices.push((
+                v.device
+                    .as_deref()
+                    .and_then(device_index)
+                    .unwrap_or(usize::MAX),
+                json!({"id": drive, "path": self.volume_path(&v.id)}),
+                Some(v.id.clone()),
+            ));
+            slots.push((v.id.clone(), drive));
+        }
+        for s in &inst.instance_store {
+            devices.push((
+                device_index(&s.device).unwrap_or(usize::MAX),
+                json!({"id": s.virtual_name, "path": dir.join(format!("{}.img", s.virtual_name))}),
+                None,
+            ));
+        }
+        devices.sort_by_key(|d| d.0);
+        disks.extend(devices.into_iter().map(|d| d.1));
+        disks.push(
+            json!({"id": "config-drive", "path": dir.join("config-drive.img"), "readonly": true}),
+        );
+        for k in 0..HOT_SLOTS {
+            disks.push(json!({"id": format!("slot{k}")}));
+        }
+        let enis = self.db.instance_enis(&inst.id)?;
+        let nets: Vec<Value> = enis
+            .iter()
+            .enumerate()
+            .map(|(k, e)| json!({"id": format!("eth{k}"), "tap": e.tap, "mac": e.mac}))
+            .collect();
+        let mut cmdline = inst.boot_args.clone();
+        if let Some(e) = enis.first() {
+            if let Some(subnet) = self.db.subnet(&e.subnet_id)? {
+                if let Some((gw, prefix)) = super::network::gateway(&subnet) {
+                    cmdline.push_str(&format!(
+                        " ip={}::{}:{}:ip-{}:eth0:off",
+                        e.private_ip,
+                        gw,
+                        super::network::netmask(prefix),
+                        e.private_ip.replace('.', "-")
+                    ));
+                }
+            }
+        }
+        let mut config = json!({
+            "kernel": inst.kernel,
+            "cmdline": cmdline,
+            "cpus": inst.vcpus,
+            "memory_mib": inst.memory_mib,
+            "disks": disks,
+            "nets": nets,
+            "rng": true,
+            "console": paths.console,
+            "api_socket": paths.api,
+            "exit_status_file": paths.exit_status,
+            "cpu_template": self.cpu_template,
+        });
+        if let Some(initrd) = &inst.initrd {
+            config["initrd"] = json!(initrd);
+        }
+        Ok((config, slots))
+    }
+
+    /// Starts the monitor of an instance and waits until it runs.
+    pub async fn spawn_vmm(self: &Arc<Self>, inst: &Instance) -> ApiResult<()> {
+        let (config, slots) = self.vm_config(inst)?;
+        for (vol, drive) in &slots {
+            self.db.set_volume_slot(vol, Some(drive))?;
+        }
+        let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
+        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config)
+            .map_err(|e| ApiError::internal(chain(&e)))?;
+        crate::metrics::inc(&self.metrics.vmm_spawned_total);
+        self.set_vm(&inst.id, process);
+        self.db
+            .set_vmm(&inst.id, Some(process.pid), Some(process.start))?;
+        if let Err(e) = supervisor::wait_up(process, &paths, Duration::from_secs(30)).await {
+            self.forget_vm(&inst.id);
+            self.db.set_vmm(&inst.id, None, None)?;
+            return Err(ApiError::internal(chain(&e)));
+        }
+        self.watch(&inst.id, process);
+        Ok(())
+    }
+}
+
+/// An error and its sources as one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(dev: &str, size: i64) -> Mapping {
+        Mapping {
+            device_name: dev.into(),
+            volume_size: size,
+            delete_on_termination: true,
+            ..Default::default()
+        }
+    }
+
+    fn o(dev: &str, size: i64, dot: Option<bool>) -> Override {
+        Override {
+            mapping: m(dev, size),
+            delete_on_termination: dot,
+        }
+    }
+
+    #[test]
+    fn device_names() {
+        assert_eq!(device_index("/dev/vda"), Some(0));
+        assert_eq!(device_index("/dev/sdf"), Some(5));
+        assert_eq!(device_index("/dev/xvdz"), Some(25));
+        for bad in ["", "/dev/vd", "/dev/vdaa", "/dev/hda", "vda", "/dev/vdA"] {
+            assert!(device_index(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mapping_overrides() {
+        let ami = [m("/dev/vda", 1), m("/dev/vdb", 2)];
+        let mut none = o("/dev/sdb", 0, None);
+        none.mapping.no_device = true;
+        let bigger = o("/dev/vda", 8, Some(false));
+        let got = merge_mappings(
+            &ami,
+            "/dev/vda",
+            &[
+                none,
+                bigger,
+                o("/dev/vdc", 3, None),
+                o("/dev/vdd", 1, Some(true)),
+            ],
+        )
+        .unwrap();
+        let got: Vec<(String, i64, bool)> = got
+            .into_iter()
+            .map(|m| (m.device_name, m.volume_size, m.delete_on_termination))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/dev/vda".to_string(), 8, false),
+                ("/dev/vdc".to_string(), 3, false),
+                ("/dev/vdd".to_string(), 1, true)
+            ]
+        );
+        // The AMI's setting is inherited when the launch does not say.
+        let kept = merge_mappings(&ami, "/dev/vda", &[o("/dev/vda", 4, None)]).unwrap();
+        assert!(kept[0].delete_on_termination);
+        let dup = merge_mappings(
+            &ami,
+            "/dev/vda",
+            &[o("/dev/vdc", 1, None), o("/dev/sdc", 1, None)],
+        )
+        .unwrap_err();
+        assert_eq!(dup.code, "InvalidBlockDeviceMapping");
+        assert!(merge_mappings(&ami, "/dev/vda", &[o("/dev/hda", 1, None)]).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(check_size(1).is_ok());
+        for bad in [0, -1, MAX_VOLUME_GIB + 1, i64::MAX] {
+            assert_eq!(check_size(bad).unwrap_err().code, "InvalidParameterValue");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The cloud: the daemon's state and everything that changes it. Requests arrive from the
+//! gRPC layer (`crate::api`) already tied to an account; work that takes time (booting,
+//! stopping, copying volumes) runs in tasks that hold the instance's operation lock, while
+//! the request itself records the state change and answers at once, as EC2 does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::supervisor::Process;
+
+pub mod filters;
+pub mod images;
+pub mod instances;
+pub mod launch;
+pub mod network;
+pub mod restore;
+pub mod volumes;
+
+/// A monitor the daemon watches.
+#[derive(Debug, Clone, Copy)]
+pub struct Vm {
+    /// Its process.
+    pub process: Process,
+    /// Set while the daemon itself brings it down (stop, reboot, terminate, create-image),
+    /// so that its exit is not taken for the guest powering off.
+    pub expected_exit: bool,
+}
+
+/// The daemon's state.
+pub struct Cloud {
+    /// Settings.
+    pub cfg: Config,
+    /// The state store.
+    pub db: Db,
+    /// The CPU template every monitor gets.
+    pub cpu_template: String,
+    /// Running monitors by instance ID.
+    vms: Mutex<HashMap<String, Vm>>,
+    /// One operation lock per instance: a boot, stop, reboot or image capture at a time.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Status check results by instance ID.
+    pub status: Mutex<HashMap<String, crate::prober::Record>>,
+    /// Daemon work counters.
+    pub metrics: crate::metrics::Metrics,
+}
+
+impl Cloud {
+    /// Opens the data directory and database, and picks the CPU template.
+    pub fn open(cfg: Config) -> Result<Arc<Cloud>, StartError> {
+        for sub in ["", "images", "volumes", "snapshots", "instances"] {
+            let d = cfg.data_dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| StartError::Dir(d.display().to_string(), e))?;
+        }
+        let db = Db::open(&cfg.data_dir.join("strato.db"))?;
+        let cpu_template = match &cfg.cpu_template {
+            Some(t) => {
+                tracing::info!(template = %t, "CPU template from the configuration");
+                t.clone()
+            }
+            None => {
+                let (t, why) = crate::supervisor::detect_cpu_template(&cfg.vmm_binary)
+                    .map_err(StartError::Detect)?;
+                tracing::info!(template = %t, reason = %why, "CPU template detected");
+                t
+            }
+        };
+        Ok(Arc::new(Cloud {
+            cfg,
+            db,
+            cpu_template,
+            vms: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            status: Mutex::new(HashMap::new()),
+            metrics: crate::metrics::Metrics::default(),
+        }))
+    }
+
+    /// The folder of an instance.
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_dir.join("instances").join(id)
+    }
+
+    /// The file of a volume.
+    pub fn volume_path(&self, id: &str) -> PathBuf {
+        self.cfg.data_dir.join("volumes").join(format!("{id}.img"))
+    }
+
+    /// The file of a snapshot.
+    pub fn snapshot_path(&self, id: &str) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("snapshots")
+            .join(format!("{id}.img"))
+    }
+
+    /// The folder of an image (its kernel and initrd).
+    pub fn image_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_dir.join("images").join(id)
+    }
+
+    /// The operation lock of an instance.
+    pub fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// The monitor of an instance, if one is being watched.
+    pub fn vm(&self, id: &str) -> Option<Vm> {
+        self.vms_map().get(id).copied()
+    }
+
+    /// Starts watching a monitor.
+    pub fn set_vm(&self, id: &str, process: Process) {
+        self.vms_map().insert(
+            id.to_string(),
+            Vm {
+                process,
+                expected_exit: false,
+            },
+        );
+    }
+
+    /// Marks a monitor's coming exit as the daemon's doing.
+    pub fn expect_exit(&self, id: &str) {
+        if let Some(v) = self.vms_map().get_mut(id) {
+            v.expected_exit = true;
+        }
+    }
+
+    /// Stops watching a monitor.
+    pub fn forget_vm(&self, id: &str) -> Option<Vm> {
+        self.vms_map().remove(id)
+    }
+
+    fn vms_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vm>> {
+        self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks that `account` owns the instance and returns it.
+    pub fn owned_instance(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> ApiResult<crate::db::instances::Instance> {
+        crate::ids::check(crate::ids::Kind::Instance, id)?;
+        match self.db.instance(id)? {
+            Some(i) if i.owner == account => Ok(i),
+            _ => Err(crate::ids::Kind::Instance.not_found(id)),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A data folder could not be made.
+    #[error("cannot create {0}")]
+    Dir(String, #[source] std::io::Error),
+    /// The database could not be opened.
+    #[error("cannot open the state store")]
+    Db(#[from] crate::db::DbError),
+    /// The CPU template could not be detected.
+    #[error("cannot detect the CPU template")]
+    Detect(#[source] crate::supervisor::SupervisorError),
+    /// Host networking could not be set up.
+    #[error("cannot set up host networking: {0}")]
+    Net(String),
+}
+
+/// Removes a file, treating "already gone" as done.
+pub fn remove_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// An I/O failure of the host, as an API error.
+pub fn host_io(what: &str, e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "{what}");
+    ApiError::internal(format!("{what}: {e}"))
+}

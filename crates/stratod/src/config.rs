@@ -1,0 +1,266 @@
+//! The daemon's configuration: command-line flags for the common settings and an optional
+//! JSON file for the rest; flags win. Every field has an embedded default, so `stratod` with
+//! no arguments is a working daemon.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read {0}")]
+    Read(String, #[source] std::io::Error),
+    /// The config file is not valid.
+    #[error("invalid config file {0}")]
+    Parse(String, #[source] serde_json::Error),
+    /// A `--listen` value is neither `unix:PATH` nor `tcp:ADDR`.
+    #[error("invalid listen address {0:?}: use unix:PATH or tcp:HOST:PORT")]
+    Listen(String),
+    /// A value is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Where the API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket, owner-only; callers speak for the admin account (or a token's).
+    Unix(PathBuf),
+    /// A TCP address; every call needs a token.
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            if p.is_empty() {
+                return Err(ConfigError::Listen(s.into()));
+            }
+            return Ok(Listen::Unix(PathBuf::from(p)));
+        }
+        if let Some(a) = s.strip_prefix("tcp:") {
+            return a
+                .parse()
+                .map(Listen::Tcp)
+                .map_err(|_| ConfigError::Listen(s.into()));
+        }
+        Err(ConfigError::Listen(s.into()))
+    }
+}
+
+/// The settings a JSON config file may hold (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Listen addresses.
+    pub listen: Option<Vec<String>>,
+    /// The monitor binary.
+    pub vmm_binary: Option<PathBuf>,
+    /// `host` or `emulated-kvm`; absent: detected.
+    pub cpu_template: Option<String>,
+    /// Seconds between status checks.
+    pub status_interval_secs: Option<f64>,
+    /// Seconds an instance may take to answer ARP after boot before it counts as impaired.
+    pub status_grace_secs: Option<f64>,
+    /// Seconds a graceful stop waits for the guest.
+    pub stop_timeout_secs: Option<f64>,
+    /// Seconds terminated instances stay listed.
+    pub terminated_retention_secs: Option<u64>,
+    /// Region name.
+    pub region: Option<String>,
+    /// Availability zone names.
+    pub availability_zones: Option<Vec<String>>,
+    /// The account the Unix socket speaks for.
+    pub admin_account: Option<String>,
+    /// API tokens and the 12-digit account each speaks for.
+    pub tokens: Option<BTreeMap<String, String>>,
+    /// Bridge device of the default VPC.
+    pub bridge: Option<String>,
+}
+
+/// The daemon's settings, defaults applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory: database, images, volumes, instances.
+    pub data_dir: PathBuf,
+    /// Listen addresses.
+    pub listen: Vec<Listen>,
+    /// The `strato-vmm` binary.
+    pub vmm_binary: PathBuf,
+    /// Configured CPU template; `None`: ask the monitor.
+    pub cpu_template: Option<String>,
+    /// Status check interval (EC2: a minute).
+    pub status_interval: Duration,
+    /// Grace after boot before a silent guest counts as impaired.
+    pub status_grace: Duration,
+    /// How long a graceful stop waits before it forces the VM off.
+    pub stop_timeout: Duration,
+    /// How long terminated instances stay listed (EC2: about an hour).
+    pub terminated_retention: Duration,
+    /// Region.
+    pub region: String,
+    /// Availability zones.
+    pub availability_zones: Vec<String>,
+    /// The Unix socket's account.
+    pub admin_account: String,
+    /// Token → account.
+    pub tokens: BTreeMap<String, String>,
+    /// Bridge of the default VPC.
+    pub bridge: String,
+}
+
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/strato";
+
+impl Config {
+    /// Builds the configuration from an optional file and flag overrides.
+    pub fn build(
+        file: Option<&Path>,
+        data_dir: Option<PathBuf>,
+        listen: &[String],
+        cpu_template: Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let f: FileConfig = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| ConfigError::Parse(p.display().to_string(), e))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = data_dir
+            .or(f.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let listen_strs: Vec<String> = if listen.is_empty() {
+            f.listen.unwrap_or_default()
+        } else {
+            listen.to_vec()
+        };
+        let mut listen: Vec<Listen> = listen_strs
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?;
+        if listen.is_empty() {
+            listen.push(Listen::Unix(data_dir.join("stratod.sock")));
+        }
+        let secs = |v: Option<f64>, default: f64, name: &str| -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(default);
+            if !(0.05..=86400.0).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be 0.05 to 86400 seconds"
+                )));
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let cpu_template = cpu_template.or(f.cpu_template);
+        if let Some(t) = &cpu_template {
+            if t != "host" && t != "emulated-kvm" {
+                return Err(ConfigError::Invalid(format!(
+                    "cpu_template {t:?}: use host or emulated-kvm"
+                )));
+            }
+        }
+        let region = f.region.unwrap_or_else(|| "home-1".into());
+        let availability_zones = f.availability_zones.unwrap_or_else(|| {
+            ["a", "b", "c"]
+                .iter()
+                .map(|l| format!("{region}{l}"))
+                .collect()
+        });
+        if availability_zones.is_empty() || availability_zones.len() > 16 {
+            return Err(ConfigError::Invalid("1 to 16 availability zones".into()));
+        }
+        let admin_account = f.admin_account.unwrap_or_else(|| "100000000001".into());
+        let tokens = f.tokens.unwrap_or_default();
+        for account in tokens.values().chain(std::iter::once(&admin_account)) {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "account {account:?} is not a 12-digit account ID"
+                )));
+            }
+        }
+        Ok(Config {
+            listen,
+            vmm_binary: f.vmm_binary.unwrap_or_else(default_vmm_binary),
+            cpu_template,
+            status_interval: secs(f.status_interval_secs, 60.0, "status_interval_secs")?,
+            status_grace: secs(f.status_grace_secs, 300.0, "status_grace_secs")?,
+            stop_timeout: secs(f.stop_timeout_secs, 30.0, "stop_timeout_secs")?,
+            terminated_retention: Duration::from_secs(f.terminated_retention_secs.unwrap_or(3600)),
+            region,
+            availability_zones,
+            admin_account,
+            tokens,
+            bridge: f.bridge.unwrap_or_else(|| "strato0".into()),
+            data_dir,
+        })
+    }
+}
+
+/// `strato-vmm` next to this executable if it is there, else from `PATH`.
+fn default_vmm_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("strato-vmm")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("strato-vmm"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::build(None, Some("/tmp/d".into()), &[], None).unwrap();
+        assert_eq!(c.listen, vec![Listen::Unix("/tmp/d/stratod.sock".into())]);
+        assert_eq!(c.status_interval, Duration::from_secs(60));
+        assert_eq!(c.availability_zones, ["home-1a", "home-1b", "home-1c"]);
+        let c = Config::build(
+            None,
+            None,
+            &["tcp:127.0.0.1:7000".into()],
+            Some("host".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            c.listen,
+            vec![Listen::Tcp("127.0.0.1:7000".parse().unwrap())]
+        );
+        assert!(Config::build(None, None, &["udp:x".into()], None).is_err());
+        assert!(Config::build(None, None, &[], Some("fast".into())).is_err());
+    }
+
+    #[test]
+    fn file_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(&p, r#"{"tokens": {"t1": "12345"}}"#).unwrap();
+        assert!(matches!(
+            Config::build(Some(&p), None, &[], None),
+            Err(ConfigError::Invalid(_))
+        ));
+        std::fs::write(&p, r#"{"nope": 1}"#).unwrap();
+        assert!(matches!(
+            Config::build(Some(&p), None, &[], None),
+            Err(ConfigError::Parse(..))
+        ));
+        std::fs::write(
+            &p,
+            r#"{"status_interval_secs": 1, "tokens": {"t1": "222222222222"}}"#,
+        )
+        .unwrap();
+        let c = Config::build(Some(&p), None, &[], None).unwrap();
+        assert_eq!(c.status_interval, Duration::from_secs(1));
+        assert_eq!(c.tokens["t1"], "222222222222");
+    }
+}

@@ -1,0 +1,217 @@
+//! AMI rows and their launch permissions.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{Db, DbResult};
+
+/// One entry of a block device mapping, as stored for an AMI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Mapping {
+    /// `/dev/vda`, …
+    pub device_name: String,
+    /// Snapshot the volume is cloned from (empty: a blank volume).
+    #[serde(default)]
+    pub snapshot_id: String,
+    /// Size in GiB.
+    #[serde(default)]
+    pub volume_size: i64,
+    /// Volume type label.
+    #[serde(default)]
+    pub volume_type: String,
+    /// Delete the volume when the instance terminates.
+    #[serde(default)]
+    pub delete_on_termination: bool,
+    /// `ephemeralN` for instance store.
+    #[serde(default)]
+    pub virtual_name: String,
+    /// Suppresses the device.
+    #[serde(default)]
+    pub no_device: bool,
+}
+
+/// One AMI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// `ami-…`
+    pub id: String,
+    /// Owning account.
+    pub owner: String,
+    /// Name, unique per owner.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// pending | available | failed
+    pub state: String,
+    /// Why it failed.
+    pub state_reason: String,
+    /// Copy progress, 0-100.
+    pub progress: i32,
+    /// `x86_64`.
+    pub architecture: String,
+    /// Kernel file.
+    pub kernel: String,
+    /// Initrd file.
+    pub initrd: Option<String>,
+    /// Kernel command line.
+    pub boot_args: String,
+    /// Root device name.
+    pub root_device_name: String,
+    /// Block device mapping.
+    pub mappings: Vec<Mapping>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+const COLUMNS: &str = "id, owner, name, description, state, state_reason, progress, \
+    architecture, kernel, initrd, boot_args, root_device_name, bdm, created";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
+    let bdm: String = r.get(12)?;
+    Ok(Image {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        state: r.get(4)?,
+        state_reason: r.get(5)?,
+        progress: r.get(6)?,
+        architecture: r.get(7)?,
+        kernel: r.get(8)?,
+        initrd: r.get(9)?,
+        boot_args: r.get(10)?,
+        root_device_name: r.get(11)?,
+        mappings: serde_json::from_str(&bdm).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(12, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        created: r.get(13)?,
+    })
+}
+
+/// The grantee that makes an image public.
+pub const PUBLIC: &str = "all";
+
+impl Db {
+    /// Records a new image; false if the owner already has an image of that name.
+    pub fn insert_image(&self, i: &Image) -> DbResult<bool> {
+        let res = self.conn().execute(
+            &format!(
+                "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                 ?10, ?11, ?12, ?13, ?14)"
+            ),
+            params![
+                i.id,
+                i.owner,
+                i.name,
+                i.description,
+                i.state,
+                i.state_reason,
+                i.progress,
+                i.architecture,
+                i.kernel,
+                i.initrd,
+                i.boot_args,
+                i.root_device_name,
+                serde_json::to_string(&i.mappings)?,
+                i.created,
+            ],
+        );
+        match res {
+            Ok(_) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One image.
+    pub fn image(&self, id: &str) -> DbResult<Option<Image>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM images WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every image, oldest first.
+    pub fn images(&self) -> DbResult<Vec<Image>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM images ORDER BY created, id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets an image's state, reason and progress.
+    pub fn set_image_state(
+        &self,
+        id: &str,
+        state: &str,
+        reason: &str,
+        progress: i32,
+    ) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE images SET state = ?2, state_reason = ?3, progress = ?4 WHERE id = ?1",
+            params![id, state, reason, progress],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces an image's block device mapping.
+    pub fn set_image_mappings(&self, id: &str, mappings: &[Mapping]) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE images SET bdm = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(mappings)?],
+        )?;
+        Ok(())
+    }
+
+    /// Removes an image and its launch permissions.
+    pub fn delete_image(&self, id: &str) -> DbResult<()> {
+        self.conn()
+            .execute("DELETE FROM images WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Accounts (and `all`) allowed to launch an image besides its owner.
+    pub fn launch_permissions(&self, id: &str) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT grantee FROM launch_permissions WHERE image_id = ?1 ORDER BY grantee",
+        )?;
+        let rows = stmt.query_map([id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Adds and removes launch permissions in one transaction.
+    pub fn modify_launch_permissions(
+        &self,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for g in add {
+            tx.execute(
+                "INSERT OR IGNORE INTO launch_permissions (image_id, grantee) VALUES (?1, ?2)",
+                params![id, g],
+            )?;
+        }
+        for g in remove {
+            tx.execute(
+                "DELETE FROM launch_permissions WHERE image_id = ?1 AND grantee = ?2",
+                params![id, g],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

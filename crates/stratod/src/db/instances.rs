@@ -1,0 +1,326 @@
+//! Instance rows.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{now_s, Db, DbResult};
+use crate::lifecycle::State;
+
+/// A tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// An instance-store volume (a file in the instance's folder, emptied on stop).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStore {
+    /// Device name, e.g. `/dev/vdc`.
+    pub device: String,
+    /// `ephemeralN`.
+    pub virtual_name: String,
+    /// Size in GiB.
+    pub gib: u32,
+}
+
+/// One instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// `i-…`
+    pub id: String,
+    /// Owning account.
+    pub owner: String,
+    /// `r-…`
+    pub reservation_id: String,
+    /// Index within its launch.
+    pub launch_index: i32,
+    /// AMI it was launched from.
+    pub image_id: String,
+    /// Instance type name.
+    pub instance_type: String,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Lifecycle state.
+    pub state: State,
+    /// Why it is in that state (EC2's StateReason / StateTransitionReason).
+    pub state_reason: String,
+    /// Unix seconds of the last launch or start.
+    pub launch_time: i64,
+    /// Availability zone.
+    pub az: String,
+    /// Subnet.
+    pub subnet_id: String,
+    /// Security group IDs.
+    pub security_groups: Vec<String>,
+    /// Key pair name.
+    pub key_name: String,
+    /// Raw user data.
+    pub user_data: Vec<u8>,
+    /// `stop` or `terminate`.
+    pub shutdown_behavior: String,
+    /// Termination protection.
+    pub disable_api_termination: bool,
+    /// Root device name.
+    pub root_device_name: String,
+    /// Kernel file (in the AMI's folder).
+    pub kernel: String,
+    /// Initrd file, if any.
+    pub initrd: Option<String>,
+    /// The AMI's kernel command line.
+    pub boot_args: String,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Instance-store volumes.
+    pub instance_store: Vec<InstanceStore>,
+    /// PID of the monitor process, while one runs.
+    pub vmm_pid: Option<i32>,
+    /// Start time of that process (clock ticks after boot, /proc/PID/stat field 22), so that a
+    /// reused PID is not mistaken for it.
+    pub vmm_start: Option<i64>,
+    /// Unix seconds when it reached `terminated`.
+    pub terminated_at: Option<i64>,
+    /// The RunInstances idempotency token.
+    pub client_token: String,
+}
+
+const COLUMNS: &str = "id, owner, reservation_id, launch_index, image_id, instance_type, vcpus, \
+    memory_mib, state, state_reason, launch_time, az, subnet_id, security_groups, key_name, \
+    user_data, shutdown_behavior, disable_api_termination, root_device_name, kernel, initrd, \
+    boot_args, tags, instance_store, vmm_pid, vmm_start, terminated_at, client_token";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let parse_err = |i: usize, e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let state: String = r.get(8)?;
+    Ok(Instance {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        reservation_id: r.get(2)?,
+        launch_index: r.get(3)?,
+        image_id: r.get(4)?,
+        instance_type: r.get(5)?,
+        vcpus: r.get(6)?,
+        memory_mib: r.get(7)?,
+        state: state.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        state_reason: r.get(9)?,
+        launch_time: r.get(10)?,
+        az: r.get(11)?,
+        subnet_id: r.get(12)?,
+        security_groups: serde_json::from_str(&json(13)?).map_err(|e| parse_err(13, e))?,
+        key_name: r.get(14)?,
+        user_data: r.get(15)?,
+        shutdown_behavior: r.get(16)?,
+        disable_api_termination: r.get(17)?,
+        root_device_name: r.get(18)?,
+        kernel: r.get(19)?,
+        initrd: r.get(20)?,
+        boot_args: r.get(21)?,
+        tags: serde_json::from_str(&json(22)?).map_err(|e| parse_err(22, e))?,
+        instance_store: serde_json::from_str(&json(23)?).map_err(|e| parse_err(23, e))?,
+        vmm_pid: r.get(24)?,
+        vmm_start: r.get(25)?,
+        terminated_at: r.get(26)?,
+        client_token: r.get(27)?,
+    })
+}
+
+impl Db {
+    /// Records a new instance.
+    pub fn insert_instance(&self, i: &Instance) -> DbResult<()> {
+        self.conn().execute(
+            &format!(
+                "INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                 ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
+                 ?25, ?26, ?27, ?28)"
+            ),
+            params![
+                i.id,
+                i.owner,
+                i.reservation_id,
+                i.launch_index,
+                i.image_id,
+                i.instance_type,
+                i.vcpus,
+                i.memory_mib,
+                i.state.name(),
+                i.state_reason,
+                i.launch_time,
+                i.az,
+                i.subnet_id,
+                serde_json::to_string(&i.security_groups)?,
+                i.key_name,
+                i.user_data,
+                i.shutdown_behavior,
+                i.disable_api_termination,
+                i.root_device_name,
+                i.kernel,
+                i.initrd,
+                i.boot_args,
+                serde_json::to_string(&i.tags)?,
+                serde_json::to_string(&i.instance_store)?,
+                i.vmm_pid,
+                i.vmm_start,
+                i.terminated_at,
+                i.client_token,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One instance, whoever owns it.
+    pub fn instance(&self, id: &str) -> DbResult<Option<Instance>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// An account's instances (all accounts' with `None`), oldest first.
+    pub fn instances(&self, owner: Option<&str>) -> DbResult<Vec<Instance>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM instances WHERE ?1 IS NULL OR owner = ?1 \
+             ORDER BY launch_time, reservation_id, launch_index"
+        ))?;
+        let rows = stmt.query_map([owner], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Instances of an account launched with this client token.
+    pub fn instances_by_token(&self, owner: &str, token: &str) -> DbResult<Vec<Instance>> {
+        Ok(self
+            .instances(Some(owner))?
+            .into_iter()
+            .filter(|i| i.client_token == token)
+            .collect())
+    }
+
+    /// Moves an instance to `to` if it is in one of `from`; returns whether it moved. Doing
+    /// the check and the write in one statement makes concurrent requests safe.
+    pub fn set_state(&self, id: &str, from: &[State], to: State, reason: &str) -> DbResult<bool> {
+        let from: Vec<&str> = from.iter().map(|s| s.name()).collect();
+        let from = serde_json::to_string(&from)?;
+        let terminated_at = (to == State::Terminated).then(now_s);
+        let n = self.conn().execute(
+            "UPDATE instances SET state = ?2, state_reason = ?3, \
+             terminated_at = COALESCE(?4, terminated_at) \
+             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?5))",
+            params![id, to.name(), reason, terminated_at, from],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records the launch time of a (re)start.
+    pub fn set_launch_time(&self, id: &str, t: i64) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE instances SET launch_time = ?2 WHERE id = ?1",
+            params![id, t],
+        )?;
+        Ok(())
+    }
+
+    /// Records (or clears) the monitor process of an instance.
+    pub fn set_vmm(&self, id: &str, pid: Option<i32>, start: Option<i64>) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE instances SET vmm_pid = ?2, vmm_start = ?3 WHERE id = ?1",
+            params![id, pid, start],
+        )?;
+        Ok(())
+    }
+
+    /// Updates the state reason alone.
+    pub fn set_state_reason(&self, id: &str, reason: &str) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE instances SET state_reason = ?2 WHERE id = ?1",
+            params![id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Removes terminated instances older than `before` (Unix seconds); returns their IDs.
+    pub fn purge_terminated(&self, before: i64) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "DELETE FROM instances WHERE state = 'terminated' AND terminated_at < ?1 RETURNING id",
+        )?;
+        let ids = stmt.query_map([before], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample(id: &str, owner: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            owner: owner.into(),
+            reservation_id: "r-0000000000000000a".into(),
+            launch_index: 0,
+            image_id: "ami-0000000000000000a".into(),
+            instance_type: "custom-1-64".into(),
+            vcpus: 1,
+            memory_mib: 64,
+            state: State::Pending,
+            state_reason: String::new(),
+            launch_time: 1,
+            az: "home-1a".into(),
+            subnet_id: "subnet-0000000000000000a".into(),
+            security_groups: vec!["sg-0000000000000000a".into()],
+            key_name: String::new(),
+            user_data: b"echo hi".to_vec(),
+            shutdown_behavior: "stop".into(),
+            disable_api_termination: false,
+            root_device_name: "/dev/vda".into(),
+            kernel: "/k".into(),
+            initrd: None,
+            boot_args: "console=ttyS0".into(),
+            tags: vec![Tag {
+                key: "Name".into(),
+                value: "x".into(),
+            }],
+            instance_store: vec![],
+            vmm_pid: None,
+            vmm_start: None,
+            terminated_at: None,
+            client_token: String::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_conditional_transitions() {
+        let db = Db::open_in_memory().unwrap();
+        let i = sample("i-0000000000000000a", "111111111111");
+        db.insert_instance(&i).unwrap();
+        assert_eq!(db.instance(&i.id).unwrap().unwrap(), i);
+        assert!(db
+            .set_state(&i.id, &[State::Pending], State::Running, "")
+            .unwrap());
+        assert!(!db
+            .set_state(&i.id, &[State::Pending], State::Running, "")
+            .unwrap());
+        assert!(db
+            .set_state(&i.id, &[State::Running], State::Terminated, "x")
+            .unwrap());
+        let got = db.instance(&i.id).unwrap().unwrap();
+        assert_eq!(got.state, State::Terminated);
+        assert!(got.terminated_at.is_some());
+        assert!(db.instances(Some("222222222222")).unwrap().is_empty());
+        assert_eq!(db.purge_terminated(0).unwrap().len(), 0);
+        assert_eq!(db.purge_terminated(i64::MAX).unwrap(), vec![i.id.clone()]);
+    }
+}

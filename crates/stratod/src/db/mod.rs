@@ -1,0 +1,252 @@
+//! The state store: one SQLite database under the data directory, in WAL mode with
+//! synchronous writes, its schema created and upgraded by numbered migrations
+//! (`PRAGMA user_version`). Each table has its own module with its rows and queries.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub mod images;
+pub mod instances;
+pub mod network;
+pub mod usage;
+pub mod volumes;
+
+/// A state-store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite refused or failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column could not be read or written.
+    #[error("corrupt stored value")]
+    Json(#[from] serde_json::Error),
+    /// The database was written by a newer stratod.
+    #[error("database schema version {0} is newer than this stratod knows ({1})")]
+    TooNew(u32, u32),
+}
+
+/// Result of a state-store operation.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The migrations, in order; entry `n` brings the schema from version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: instances, images, volumes, snapshots, subnets, ENIs and metering.
+    r#"
+    CREATE TABLE subnets (
+        id TEXT PRIMARY KEY,
+        vpc_id TEXT NOT NULL,
+        az TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        bridge TEXT NOT NULL,
+        is_default INTEGER NOT NULL
+    );
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT NOT NULL DEFAULT '',
+        progress INTEGER NOT NULL DEFAULT 0,
+        architecture TEXT NOT NULL,
+        kernel TEXT NOT NULL,
+        initrd TEXT,
+        boot_args TEXT NOT NULL,
+        root_device_name TEXT NOT NULL,
+        bdm TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX images_owner_name ON images(owner, name);
+    CREATE TABLE launch_permissions (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        grantee TEXT NOT NULL,
+        PRIMARY KEY (image_id, grantee)
+    );
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        volume_id TEXT NOT NULL,
+        size_gib INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        progress INTEGER NOT NULL DEFAULT 0,
+        description TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        size_gib INTEGER NOT NULL,
+        volume_type TEXT NOT NULL,
+        az TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        instance_id TEXT,
+        device TEXT,
+        attach_state TEXT,
+        slot TEXT,
+        delete_on_termination INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        launch_index INTEGER NOT NULL,
+        image_id TEXT NOT NULL,
+        instance_type TEXT NOT NULL,
+        vcpus INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT NOT NULL DEFAULT '',
+        launch_time INTEGER NOT NULL,
+        az TEXT NOT NULL,
+        subnet_id TEXT NOT NULL,
+        security_groups TEXT NOT NULL,
+        key_name TEXT NOT NULL,
+        user_data BLOB NOT NULL,
+        shutdown_behavior TEXT NOT NULL,
+        disable_api_termination INTEGER NOT NULL,
+        root_device_name TEXT NOT NULL,
+        kernel TEXT NOT NULL,
+        initrd TEXT,
+        boot_args TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        instance_store TEXT NOT NULL,
+        vmm_pid INTEGER,
+        vmm_start INTEGER,
+        terminated_at INTEGER,
+        client_token TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE network_interfaces (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        subnet_id TEXT NOT NULL,
+        instance_id TEXT,
+        device_index INTEGER NOT NULL DEFAULT 0,
+        private_ip TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        tap TEXT NOT NULL,
+        UNIQUE (subnet_id, private_ip)
+    );
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        resource_type TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        gib INTEGER NOT NULL DEFAULT 0,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER
+    );
+    CREATE INDEX usage_open ON usage(resource_id, end_ms);
+    "#,
+];
+
+/// The database handle. SQLite calls are short, so callers hold the lock only for one query
+/// or one transaction and never across an `.await`.
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> DbResult<Db> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> DbResult<Db> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> DbResult<Db> {
+        // WAL lets readers run beside the writer; synchronous=FULL makes every committed
+        // transaction durable before the API answers.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The connection, locked.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version.
+    pub fn version(&self) -> DbResult<u32> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> DbResult<()> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let latest = MIGRATIONS.len() as u32;
+    if current > latest {
+        return Err(DbError::TooNew(current, latest));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_s() -> i64 {
+    now_ms() / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.version().unwrap(), MIGRATIONS.len() as u32);
+        let mode: String = db
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.version().unwrap(), MIGRATIONS.len() as u32);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        drop(Db::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(Db::open(&path), Err(DbError::TooNew(99, _))));
+    }
+}

@@ -1,0 +1,157 @@
+//! Subnet and network-interface rows.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{Db, DbResult};
+
+/// A subnet: an address range on its VPC's bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// `subnet-…`
+    pub id: String,
+    /// `vpc-…`
+    pub vpc_id: String,
+    /// Availability zone.
+    pub az: String,
+    /// `a.b.c.d/n`.
+    pub cidr: String,
+    /// The VPC's bridge device.
+    pub bridge: String,
+    /// The AZ's default subnet.
+    pub is_default: bool,
+}
+
+/// A network interface (ENI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eni {
+    /// `eni-…`
+    pub id: String,
+    /// Owning account.
+    pub owner: String,
+    /// Subnet.
+    pub subnet_id: String,
+    /// Instance it is attached to.
+    pub instance_id: Option<String>,
+    /// 0 for the primary interface.
+    pub device_index: i32,
+    /// Primary private IPv4.
+    pub private_ip: String,
+    /// MAC address.
+    pub mac: String,
+    /// Host tap device.
+    pub tap: String,
+}
+
+fn subnet_row(r: &Row<'_>) -> rusqlite::Result<Subnet> {
+    Ok(Subnet {
+        id: r.get(0)?,
+        vpc_id: r.get(1)?,
+        az: r.get(2)?,
+        cidr: r.get(3)?,
+        bridge: r.get(4)?,
+        is_default: r.get(5)?,
+    })
+}
+
+fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
+    Ok(Eni {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        subnet_id: r.get(2)?,
+        instance_id: r.get(3)?,
+        device_index: r.get(4)?,
+        private_ip: r.get(5)?,
+        mac: r.get(6)?,
+        tap: r.get(7)?,
+    })
+}
+
+const ENI_COLUMNS: &str = "id, owner, subnet_id, instance_id, device_index, private_ip, mac, tap";
+
+impl Db {
+    /// Records a subnet.
+    pub fn insert_subnet(&self, s: &Subnet) -> DbResult<()> {
+        self.conn().execute(
+            "INSERT INTO subnets (id, vpc_id, az, cidr, bridge, is_default) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![s.id, s.vpc_id, s.az, s.cidr, s.bridge, s.is_default],
+        )?;
+        Ok(())
+    }
+
+    /// Every subnet.
+    pub fn subnets(&self) -> DbResult<Vec<Subnet>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, vpc_id, az, cidr, bridge, is_default FROM subnets ORDER BY az, id",
+        )?;
+        let rows = stmt.query_map([], subnet_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One subnet.
+    pub fn subnet(&self, id: &str) -> DbResult<Option<Subnet>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, vpc_id, az, cidr, bridge, is_default FROM subnets WHERE id = ?1",
+                [id],
+                subnet_row,
+            )
+            .optional()?)
+    }
+
+    /// Records an ENI; false if its address is taken in the subnet (a concurrent launch won
+    /// it), so that the caller picks another.
+    pub fn insert_eni(&self, e: &Eni) -> DbResult<bool> {
+        let res = self.conn().execute(
+            &format!("INSERT INTO network_interfaces ({ENI_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                e.id,
+                e.owner,
+                e.subnet_id,
+                e.instance_id,
+                e.device_index,
+                e.private_ip,
+                e.mac,
+                e.tap
+            ],
+        );
+        match res {
+            Ok(_) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The private addresses in use in a subnet.
+    pub fn used_ips(&self, subnet_id: &str) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT private_ip FROM network_interfaces WHERE subnet_id = ?1")?;
+        let rows = stmt.query_map([subnet_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// An instance's ENIs, primary first.
+    pub fn instance_enis(&self, instance_id: &str) -> DbResult<Vec<Eni>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ENI_COLUMNS} FROM network_interfaces WHERE instance_id = ?1 \
+             ORDER BY device_index"
+        ))?;
+        let rows = stmt.query_map([instance_id], eni_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes an ENI row.
+    pub fn delete_eni(&self, id: &str) -> DbResult<()> {
+        self.conn()
+            .execute("DELETE FROM network_interfaces WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}

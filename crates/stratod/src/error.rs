@@ -1,0 +1,117 @@
+//! API errors: an EC2 error code plus a sentence, turned into a gRPC status whose message is
+//! "<Code>: <message>" and whose `ec2-error-code` metadata entry carries the code alone (the
+//! convention documented in `proto/strato/v1/common.proto`).
+
+use tonic::{Code, Status};
+
+/// An error the API reports to its caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// EC2 error code, e.g. `InvalidInstanceID.NotFound`.
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this code and message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `InvalidParameterValue`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new("InvalidParameterValue", message)
+    }
+
+    /// `MissingParameter`.
+    pub fn missing(name: &str) -> Self {
+        Self::new(
+            "MissingParameter",
+            format!("The request must contain the parameter {name}"),
+        )
+    }
+
+    /// `IncorrectInstanceState`.
+    pub fn incorrect_state(id: &str, state: &str, action: &str) -> Self {
+        Self::new(
+            "IncorrectInstanceState",
+            format!("The instance '{id}' is not in a state from which it can be {action} (it is {state})."),
+        )
+    }
+
+    /// `InternalError`: a fault of the host, not of the request.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new("InternalError", message)
+    }
+
+    /// The gRPC status code that fits the EC2 code.
+    fn grpc_code(&self) -> Code {
+        match self.code {
+            "AuthFailure" | "UnauthorizedOperation" => Code::PermissionDenied,
+            "InternalError" => Code::Internal,
+            "AddressLimitExceeded" | "InstanceLimitExceeded" | "VolumeLimitExceeded" => {
+                Code::ResourceExhausted
+            }
+            c if c.ends_with(".NotFound") || c.ends_with(".Unknown") => Code::NotFound,
+            c if c.ends_with(".Duplicate") => Code::AlreadyExists,
+            "IncorrectInstanceState"
+            | "IncorrectState"
+            | "VolumeInUse"
+            | "OperationNotPermitted"
+            | "DependencyViolation"
+            | "InvalidPlacementGroup.InUse" => Code::FailedPrecondition,
+            _ => Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let mut status = Status::new(e.grpc_code(), format!("{}: {}", e.code, e.message));
+        if let Ok(v) = e.code.parse() {
+            status
+                .metadata_mut()
+                .insert(strato_proto::ERROR_CODE_METADATA, v);
+        }
+        status
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        tracing::error!(error = %e, "state store failure");
+        ApiError::internal(format!("The state store failed: {e}"))
+    }
+}
+
+/// Result of an API operation.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_carries_code_in_message_and_metadata() {
+        let s: Status = ApiError::new("InvalidInstanceID.NotFound", "no such instance").into();
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(s.message(), "InvalidInstanceID.NotFound: no such instance");
+        let md = s.metadata().get(strato_proto::ERROR_CODE_METADATA).unwrap();
+        assert_eq!(md.to_str().unwrap(), "InvalidInstanceID.NotFound");
+    }
+
+    #[test]
+    fn grpc_codes_follow_the_ec2_code() {
+        let c = |code| Status::from(ApiError::new(code, "x")).code();
+        assert_eq!(c("IncorrectInstanceState"), Code::FailedPrecondition);
+        assert_eq!(c("AuthFailure"), Code::PermissionDenied);
+        assert_eq!(c("InvalidParameterValue"), Code::InvalidArgument);
+        assert_eq!(c("InvalidAMIName.Duplicate"), Code::AlreadyExists);
+        assert_eq!(c("InternalError"), Code::Internal);
+    }
+}

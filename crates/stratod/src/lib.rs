@@ -1,0 +1,19 @@
+//! `stratod`, strato's control daemon: the EC2-style gRPC API over an embedded SQLite state
+//! store, supervising one `strato-vmm` process per running instance, with status checks,
+//! consoles and metering. `../shared/DESIGN.md` has the architecture; `docs/daemon.md` the
+//! user's view.
+
+pub mod api;
+pub mod catalog;
+pub mod cloud;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod lifecycle;
+pub mod metering;
+pub mod metrics;
+pub mod prober;
+pub mod server;
+pub mod storage;
+pub mod supervisor;

@@ -1,0 +1,116 @@
+//! The `stratod` binary: configuration, start-up (database, host network, adoption of
+//! running monitors), background work (status checks, reaping), and the API until SIGTERM
+//! or SIGINT. Monitors run in sessions of their own and keep running when the daemon stops.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use stratod::cloud::Cloud;
+use stratod::config::Config;
+
+/// strato's control daemon.
+#[derive(Debug, Parser)]
+#[command(name = "stratod", version, about)]
+struct Args {
+    /// Data directory (database, images, volumes, instances).
+    #[arg(long, env = "STRATOD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where to serve the API: unix:PATH or tcp:HOST:PORT; repeatable. Default:
+    /// unix:<data-dir>/stratod.sock.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// JSON config file for the other settings (docs/daemon.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// CPU template for every VM: host or emulated-kvm (default: detected).
+    #[arg(long)]
+    cpu_template: Option<String>,
+    /// Serve Prometheus counters on http://ADDR/metrics.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let cfg = match Config::build(
+        args.config.as_deref(),
+        args.data_dir,
+        &args.listen,
+        args.cpu_template,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stratod: {}", chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stratod: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cfg, args.metrics)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stratod: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), String> {
+    let cloud = Cloud::open(cfg).map_err(|e| chain(&e))?;
+    cloud
+        .ensure_default_network()
+        .await
+        .map_err(|e| chain(&e))?;
+    cloud.restore().await;
+    tokio::spawn(cloud.clone().run_prober());
+    tokio::spawn(cloud.clone().run_reaper());
+    if let Some(addr) = metrics {
+        let c = cloud.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stratod::server::serve_metrics(c, addr).await {
+                tracing::error!(error = %chain(&e), "metrics listener failed");
+            }
+        });
+    }
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down; VMs keep running");
+    };
+    stratod::server::serve(cloud, shutdown)
+        .await
+        .map_err(|e| chain(&e))
+}

@@ -1,0 +1,61 @@
+//! The daemon's work counters, rendered in the Prometheus text format (served by
+//! `--metrics tcp:ADDR` on `/metrics`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident: $help:literal),* $(,)?) => {
+        /// Counters of the daemon's work.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(#[doc = $help] pub $name: AtomicU64,)*
+        }
+
+        impl Metrics {
+            /// The counters in the Prometheus text exposition format.
+            pub fn render(&self) -> String {
+                let mut out = String::new();
+                $(
+                    out.push_str(&format!(
+                        "# HELP stratod_{0} {1}\n# TYPE stratod_{0} counter\nstratod_{0} {2}\n",
+                        stringify!($name),
+                        $help,
+                        self.$name.load(Ordering::Relaxed)
+                    ));
+                )*
+                out
+            }
+        }
+    };
+}
+
+counters! {
+    api_requests_total: "API calls received.",
+    api_errors_total: "API calls answered with an error.",
+    instances_launched_total: "Instances launched.",
+    vmm_spawned_total: "Monitor processes started.",
+    vmm_adopted_total: "Monitor processes adopted after a restart.",
+    vmm_unexpected_exits_total: "Monitors that exited without the daemon asking.",
+    status_checks_total: "Status check rounds per instance.",
+    copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
+}
+
+/// Adds one to a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        inc(&m.api_requests_total);
+        let text = m.render();
+        assert!(text
+            .contains("# TYPE stratod_api_requests_total counter\nstratod_api_requests_total 1\n"));
+        assert!(text.contains("stratod_api_errors_total 0\n"));
+    }
+}

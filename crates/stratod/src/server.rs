@@ -1,0 +1,136 @@
+//! Serving the API: every listener gets the four strato services plus the standard gRPC
+//! health and reflection services. The Unix socket is created owner-only. An optional
+//! plain-HTTP listener serves the daemon's counters on `/metrics`.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use strato_proto::v1::compute_server::ComputeServer;
+use strato_proto::v1::images_server::ImagesServer;
+use strato_proto::v1::usage_server::UsageServer;
+use strato_proto::v1::volumes_server::VolumesServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::server::Router;
+use tonic::transport::Server;
+
+use crate::api::Api;
+use crate::cloud::Cloud;
+use crate::config::Listen;
+
+/// A serving failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be opened.
+    #[error("cannot listen on {0}")]
+    Bind(String, #[source] std::io::Error),
+    /// The reflection service could not be built.
+    #[error("cannot build the reflection service")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+async fn router(api: &Api) -> Result<Router, ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<ComputeServer<Api>>().await;
+    reporter.set_serving::<ImagesServer<Api>>().await;
+    reporter.set_serving::<VolumesServer<Api>>().await;
+    reporter.set_serving::<UsageServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    Ok(Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(ComputeServer::new(api.clone()))
+        .add_service(ImagesServer::new(api.clone()))
+        .add_service(VolumesServer::new(api.clone()))
+        .add_service(UsageServer::new(api.clone())))
+}
+
+/// Serves the API on every configured address until `shutdown` resolves.
+pub async fn serve(
+    cloud: Arc<Cloud>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let api = Api {
+        cloud: cloud.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for listen in &cloud.cfg.listen {
+        let router = router(&api).await?;
+        let mut rx = stop_rx.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        match listen {
+            Listen::Unix(path) => {
+                let _ = std::fs::remove_file(path);
+                if let Some(parent) = path.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let l = tokio::net::UnixListener::bind(path)
+                    .map_err(|e| ServeError::Bind(path.display().to_string(), e))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| ServeError::Bind(path.display().to_string(), e))?;
+                tracing::info!(socket = %path.display(), "listening");
+                eprintln!("stratod: listening on unix:{}", path.display());
+                tasks.push(tokio::spawn(
+                    router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop),
+                ));
+            }
+            Listen::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+                let local = l
+                    .local_addr()
+                    .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+                tracing::info!(%local, "listening");
+                eprintln!("stratod: listening on tcp:{local}");
+                tasks.push(tokio::spawn(
+                    router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop),
+                ));
+            }
+        }
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        if let Ok(Err(e)) = t.await {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Serves `/metrics` in the Prometheus text format on a plain TCP address.
+pub async fn serve_metrics(
+    cloud: Arc<Cloud>,
+    addr: std::net::SocketAddr,
+) -> Result<(), ServeError> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            continue;
+        };
+        let cloud = cloud.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf)).await;
+            let body = cloud.metrics.render();
+            let reply = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,374 @@
+//! Monitor processes: spawning `strato-vmm` for an instance in a session of its own (so that
+//! it outlives a daemon restart), talking to its control socket, adopting it again after a
+//! restart, and learning how it ended.
+//!
+//! A process is identified by its PID and its start time (`/proc/PID/stat` field 22), so a
+//! PID the kernel reused for something else is never taken for the monitor.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// A supervisor failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// The monitor could not be started.
+    #[error("cannot start {0}")]
+    Spawn(String, #[source] std::io::Error),
+    /// A file of the instance could not be written.
+    #[error("cannot write {0}")]
+    Write(String, #[source] std::io::Error),
+    /// The control socket did not answer.
+    #[error("monitor API at {0} did not answer")]
+    Api(String, #[source] std::io::Error),
+    /// The control socket answered with an error.
+    #[error("monitor refused {op}: {message}")]
+    Refused {
+        /// The request's op.
+        op: String,
+        /// The monitor's sentence.
+        message: String,
+    },
+    /// The monitor exited before it was up.
+    #[error("monitor exited during boot: {0}")]
+    EarlyExit(String),
+}
+
+/// The files of one monitor process, all in the instance's folder.
+#[derive(Debug, Clone)]
+pub struct VmmPaths {
+    /// The JSON configuration.
+    pub config: PathBuf,
+    /// The control socket.
+    pub api: PathBuf,
+    /// The serial console log.
+    pub console: PathBuf,
+    /// Where the monitor writes how it ended.
+    pub exit_status: PathBuf,
+    /// The monitor's own stderr.
+    pub stderr: PathBuf,
+}
+
+impl VmmPaths {
+    /// The paths for an instance folder.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            config: dir.join("vm.json"),
+            api: dir.join("api.sock"),
+            console: dir.join("console.log"),
+            exit_status: dir.join("exit.json"),
+            stderr: dir.join("vmm.log"),
+        }
+    }
+}
+
+/// A running monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    /// PID.
+    pub pid: i32,
+    /// Start time in clock ticks after boot.
+    pub start: i64,
+}
+
+/// How a monitor ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit status (`None`: killed by a signal, or gone without a record).
+    pub code: Option<i32>,
+    /// The monitor's sentence, or what the daemon could tell.
+    pub reason: String,
+}
+
+/// Exit status of `strato-vmm` when the guest powered off or reset.
+pub const EXIT_GUEST_SHUTDOWN: i32 = 0;
+/// Exit status when it was stopped through its API or a signal.
+pub const EXIT_STOPPED: i32 = 4;
+
+/// Starts the monitor binary `bin` with the configuration `config` in a new session.
+/// Returns the process and a task handle that reaps it.
+pub fn spawn(bin: &Path, paths: &VmmPaths, config: &Value) -> Result<Process, SupervisorError> {
+    let text = serde_json::to_vec_pretty(config)
+        .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e.into()))?;
+    std::fs::write(&paths.config, text)
+        .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e))?;
+    for stale in [&paths.api, &paths.exit_status] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let stderr = std::fs::File::create(&paths.stderr)
+        .map_err(|e| SupervisorError::Write(paths.stderr.display().to_string(), e))?;
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("--config")
+        .arg(&paths.config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(false);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| SupervisorError::Spawn(bin.display().to_string(), e))?;
+    let pid = child.id().map(|p| p as i32).unwrap_or(0);
+    // Reap the child when it exits; its status is read from the exit file, which also works
+    // for monitors adopted after a restart.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let start = start_time(pid).unwrap_or(0);
+    Ok(Process { pid, start })
+}
+
+/// The start time of a process, if it exists.
+pub fn start_time(pid: i32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process is still this monitor and not a zombie.
+pub fn alive(p: Process) -> bool {
+    if p.pid <= 0 || start_time(p.pid) != Some(p.start) {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default();
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .unwrap_or("X");
+    !matches!(state, "Z" | "X" | "x")
+}
+
+/// The number of live vCPU threads (`vcpuN`) of a monitor.
+pub fn vcpu_threads(p: Process) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", p.pid)) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                .unwrap_or("X");
+            comm.trim_end().starts_with("vcpu") && !matches!(state, "Z" | "X" | "x")
+        })
+        .count()
+}
+
+/// Waits until the process has exited, then reads its exit record.
+pub async fn wait_exit(p: Process, exit_status: &Path) -> Exit {
+    if alive(p) {
+        match pidfd(p.pid) {
+            Some(fd) => {
+                // Recheck after opening: the PID may have been reused in between.
+                if alive(p) {
+                    // SAFETY: the AsyncFd owns the OwnedFd, whose descriptor stays open and
+                    // the same until the AsyncFd is dropped.
+                    let registered = unsafe {
+                        AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+                    };
+                    if let Ok(afd) = registered {
+                        let _ = afd.readable().await;
+                    }
+                }
+            }
+            None => {
+                while alive(p) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    read_exit(exit_status)
+}
+
+/// Reads the exit record a monitor left; none means it was killed.
+pub fn read_exit(exit_status: &Path) -> Exit {
+    let parsed = std::fs::read(exit_status)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    match parsed {
+        Some(v) => Exit {
+            code: v["code"].as_i64().map(|c| c as i32),
+            reason: v["reason"].as_str().unwrap_or("").to_string(),
+        },
+        None => Exit {
+            code: None,
+            reason: "the monitor process was killed".to_string(),
+        },
+    }
+}
+
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends SIGKILL to the monitor if it is still this process.
+pub fn kill(p: Process) {
+    if alive(p) {
+        // SAFETY: kill takes a PID and a signal number; the PID was checked to be the monitor.
+        unsafe {
+            libc::kill(p.pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// One request on the monitor's control socket, with a deadline.
+pub async fn api(
+    socket: &Path,
+    request: Value,
+    timeout: Duration,
+) -> Result<Value, SupervisorError> {
+    let op = request["op"].as_str().unwrap_or("").to_string();
+    let err = |e: std::io::Error| SupervisorError::Api(socket.display().to_string(), e);
+    let exchange = async {
+        let mut stream = UnixStream::connect(socket).await?;
+        let mut line = serde_json::to_vec(&request)?;
+        line.push(b'\n');
+        stream.write_all(&line).await?;
+        let mut reader = BufReader::new(stream);
+        let mut reply = String::new();
+        reader.read_line(&mut reply).await?;
+        let v: Value = serde_json::from_str(&reply)?;
+        Ok::<Value, std::io::Error>(v)
+    };
+    let reply = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out",
+            ))
+        })?
+        .map_err(err)?;
+    if reply["ok"].as_bool() == Some(true) {
+        Ok(reply)
+    } else {
+        Err(SupervisorError::Refused {
+            op,
+            message: reply["error"]
+                .as_str()
+                .unwrap_or("no reason given")
+                .to_string(),
+        })
+    }
+}
+
+/// Waits until a freshly spawned monitor answers `state` with `running`, or fails.
+pub async fn wait_up(
+    p: Process,
+    paths: &VmmPaths,
+    timeout: Duration,
+) -> Result<(), SupervisorError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(v) = api(
+            &paths.api,
+            json!({"op": "state"}),
+            Duration::from_millis(500),
+        )
+        .await
+        {
+            if v["state"] == "running" {
+                return Ok(());
+            }
+        }
+        if !alive(p) {
+            let exit = read_exit(&paths.exit_status);
+            let log = std::fs::read_to_string(&paths.stderr).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("").to_string();
+            let reason = if last.is_empty() { exit.reason } else { last };
+            return Err(SupervisorError::EarlyExit(reason));
+        }
+        if tokio::time::Instant::now() > deadline {
+            kill(p);
+            return Err(SupervisorError::EarlyExit(
+                "it did not come up in time".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The monitor's choice of CPU template for this host, from `strato-vmm
+/// --detect-cpu-template` (it knows which instructions this host's KVM refuses).
+pub fn detect_cpu_template(bin: &Path) -> Result<(String, String), SupervisorError> {
+    let out = std::process::Command::new(bin)
+        .arg("--detect-cpu-template")
+        .output()
+        .map_err(|e| SupervisorError::Spawn(bin.display().to_string(), e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (name, reason) = text.trim().split_once('\t').unwrap_or((text.trim(), ""));
+    Ok((name.to_string(), reason.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_identifies_this_process() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).unwrap();
+        assert!(alive(Process { pid: me, start: st }));
+        assert!(!alive(Process {
+            pid: me,
+            start: st + 1
+        }));
+        assert!(!alive(Process { pid: -1, start: 0 }));
+    }
+
+    #[test]
+    fn missing_exit_file_means_killed() {
+        let e = read_exit(Path::new("/nonexistent/exit.json"));
+        assert_eq!(e.code, None);
+    }
+
+    #[tokio::test]
+    async fn waits_for_an_adopted_process() {
+        let child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let p = Process {
+            pid,
+            start: start_time(pid).unwrap(),
+        };
+        // Reap from another thread, as init would for an adopted monitor.
+        let reaper = std::thread::spawn(move || {
+            let mut child = child;
+            child.wait().unwrap()
+        });
+        let exit = tokio::time::timeout(
+            Duration::from_secs(5),
+            wait_exit(p, Path::new("/nonexistent")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(exit.code, None);
+        reaper.join().unwrap();
+    }
+}
