@@ -469,6 +469,14 @@ static void run_script(const char *s, u32 n)
 		} else if (str_eq_n(w, wl, "poweroff")) {
 			kprintf("probe: poweroff\n");
 			power_off();
+		} else if (str_eq_n(w, wl, "net-silent-after")) {
+			/* net-silent-after <n>: answer n more ARP requests, then nothing at all */
+			u64 n;
+			if (!parse_u64(arg, al, &n) || n > 1000000) {
+				kprintf("probe: user-data: bad net-silent-after command\n");
+				continue;
+			}
+			net_reply_budget = (int)n;
 		} else if (str_eq_n(w, wl, "marker")) {
 			/* marker <disk> <lba> <text> */
 			u32 dl = 0;

@@ -100,6 +100,9 @@ void config_drive_run(void);
 extern u32 net_ip;     /* host order, 0 = none */
 extern u32 net_prefix;
 extern u32 net_gw;
+/* ARP replies left before the guest goes silent on the network (user data
+ * `net-silent-after N`); negative: no limit. */
+extern int net_reply_budget;
 void net_configured(struct vdev *d); /* print mac/ip, send gratuitous ARP */
 void net_rx_frame(struct vdev *d, const u8 *frame, u32 len);
 int net_tx(struct vdev *d, const u8 *frame, u32 len);

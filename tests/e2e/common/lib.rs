@@ -1,0 +1,429 @@
+//! The harness of strato's end-to-end tests: a `stratod` with its own data directory, run
+//! inside a network namespace the test creates (its bridge, taps and VMs live there and
+//! vanish with it), driven through the `strato` CLI.
+//!
+//! The binaries are the workspace's own (`target/<profile>/{stratod,strato,strato-vmm}`);
+//! `scripts/test.sh` builds them before the tests run, and the probe guest image
+//! (`target/images/probe`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A workspace binary, built next to the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// The probe guest bundle.
+pub fn probe_bundle() -> PathBuf {
+    let p = root().join("target/images/probe");
+    assert!(
+        p.join("manifest.json").exists(),
+        "the probe image is missing: run scripts/build-image.sh probe"
+    );
+    p.canonicalize().unwrap()
+}
+
+fn sh(cmd: &[&str]) -> Output {
+    Command::new(cmd[0]).args(&cmd[1..]).output().unwrap()
+}
+
+/// Settings for a test daemon (JSON config file fields).
+pub fn fast_config() -> Value {
+    serde_json::json!({
+        "status_interval_secs": 1.0,
+        "status_grace_secs": 4.0,
+        "stop_timeout_secs": 3.0,
+        "tokens": {"token-alice": "111111111111", "token-bob": "222222222222"}
+    })
+}
+
+/// A daemon under test.
+pub struct Daemon {
+    pub ns: String,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    child: Option<Child>,
+    config: Value,
+}
+
+/// The admin account of test daemons (the Unix socket without a token).
+pub const ADMIN: &str = "100000000001";
+
+impl Daemon {
+    /// Starts a daemon in a fresh namespace with `fast_config`.
+    pub fn start(tag: &str) -> Daemon {
+        Self::start_with(tag, fast_config())
+    }
+
+    /// Starts a daemon with this config.
+    pub fn start_with(tag: &str, config: Value) -> Daemon {
+        let ns = format!("se2e-{tag}-{}", std::process::id());
+        let _ = sh(&["ip", "netns", "del", &ns]);
+        let out = sh(&["ip", "netns", "add", &ns]);
+        assert!(
+            out.status.success(),
+            "ip netns add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        let dir = std::env::temp_dir().join(&ns);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            socket: dir.join("stratod.sock"),
+            ns,
+            dir,
+            child: None,
+            config,
+        };
+        d.launch();
+        d
+    }
+
+    fn launch(&mut self) {
+        let cfg = self.dir.join("config.json");
+        let mut config = self.config.clone();
+        config["vmm_binary"] = Value::String(bin("strato-vmm").display().to_string());
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("stratod.log"))
+            .unwrap();
+        let _ = std::fs::remove_file(&self.socket);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(bin("stratod"))
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .arg("--listen")
+            .arg(format!("unix:{}", self.socket.display()))
+            .arg("--config")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "stratod did not start:\n{}",
+                self.log()
+            );
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("stratod exited with {st}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stratod.log")).unwrap_or_default()
+    }
+
+    /// The daemon's data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Stops the daemon with SIGTERM (VMs keep running).
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // `ip netns exec` execs the daemon, so the child is stratod itself.
+            // SAFETY: kill takes a PID and a signal number.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Restarts the daemon on the same data directory.
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.launch();
+    }
+
+    /// The PIDs of the namespace's processes other than the daemon (the monitors).
+    pub fn vmm_pids(&self) -> Vec<i32> {
+        let me = self.child.as_ref().map(|c| c.id() as i32);
+        let out = sh(&["ip", "netns", "pids", &self.ns]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| Some(*p) != me)
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .map(|c| c.trim() == "strato-vmm")
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// Runs the CLI; returns its output whatever the exit status.
+    pub fn cli_raw(&self, args: &[&str]) -> Output {
+        self.cli_as(None, args)
+    }
+
+    /// Runs the CLI with a token.
+    pub fn cli_as(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut c = Command::new(bin("strato"));
+        c.env("STRATO_ENDPOINT", format!("unix:{}", self.socket.display()))
+            .env_remove("STRATO_TOKEN")
+            .env_remove("STRATO_OUTPUT")
+            .args(args);
+        if let Some(t) = token {
+            c.env("STRATO_TOKEN", t);
+        }
+        c.output().unwrap()
+    }
+
+    /// Runs the CLI, expecting success; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_raw(args);
+        assert!(
+            out.status.success(),
+            "strato {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI with `--output json`, expecting success.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--output", "json"];
+        a.extend_from_slice(args);
+        let text = self.cli(&a);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// Runs the CLI expecting an EC2 error; returns stderr, checked to name `code`.
+    pub fn cli_err(&self, code: &str, args: &[&str]) -> String {
+        self.cli_err_as(None, code, args)
+    }
+
+    /// As `cli_err`, with a token.
+    pub fn cli_err_as(&self, token: Option<&str>, code: &str, args: &[&str]) -> String {
+        let out = self.cli_as(token, args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(254), "strato {args:?}: {err}");
+        assert!(
+            err.contains(&format!("An error occurred ({code})")),
+            "strato {args:?}: expected {code}, got: {err}"
+        );
+        err
+    }
+
+    /// Registers the probe image with a 1 GiB blank root volume; returns the AMI ID.
+    pub fn register_probe(&self, name: &str) -> String {
+        let bundle = probe_bundle();
+        let v = self.json(&[
+            "register-image",
+            "--name",
+            name,
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--block-device-mappings",
+            r#"[{"DeviceName":"/dev/vda","Ebs":{"VolumeSize":1,"DeleteOnTermination":true}}]"#,
+        ]);
+        v["ImageId"].as_str().unwrap().to_string()
+    }
+
+    /// Launches instances of the probe AMI; returns their IDs.
+    pub fn run(&self, ami: &str, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "run-instances",
+            "--image-id",
+            ami,
+            "--instance-type",
+            "custom-1-64",
+        ];
+        args.extend_from_slice(extra);
+        let v = self.json(&args);
+        v["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["InstanceId"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// One instance as DescribeInstances shows it.
+    pub fn instance(&self, id: &str) -> Value {
+        let v = self.json(&["describe-instances", "--instance-ids", id]);
+        v["Reservations"][0]["Instances"][0].clone()
+    }
+
+    /// An instance's state name.
+    pub fn state(&self, id: &str) -> String {
+        self.instance(id)["State"]["Name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits until the instance is in `state`.
+    pub fn wait_state(&self, id: &str, state: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.state(id);
+            if s == state {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} is {s}, not {state}, after {timeout:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// (system, instance) status summaries.
+    pub fn status(&self, id: &str) -> (String, String) {
+        let v = self.json(&[
+            "describe-instance-status",
+            "--instance-ids",
+            id,
+            "--include-all-instances",
+        ]);
+        let s = &v["InstanceStatuses"][0];
+        (
+            s["SystemStatus"]["Status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            s["InstanceStatus"]["Status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    }
+
+    /// Waits until the status summaries are (system, instance); `"*"` matches any.
+    pub fn wait_status(&self, id: &str, want: (&str, &str), timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (s, i) = self.status(id);
+            if (want.0 == "*" || s == want.0) && (want.1 == "*" || i == want.1) {
+                let v = self.json(&[
+                    "describe-instance-status",
+                    "--instance-ids",
+                    id,
+                    "--include-all-instances",
+                ]);
+                return v["InstanceStatuses"][0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} status is ({s}, {i}), not {want:?}, after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The console output of an instance.
+    pub fn console(&self, id: &str) -> String {
+        self.cli(&["get-console-output", "--instance-id", id])
+    }
+
+    /// Waits until the console shows `needle`.
+    pub fn wait_console(&self, id: &str, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.console(id);
+            if c.contains(needle) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: {needle:?} not on the console after {timeout:?}:\n{c}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Writes a file in the test's folder; returns its path.
+    pub fn file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    /// Names of the files in a data subfolder (`volumes`, `snapshots`, `images`,
+    /// `instances`).
+    pub fn files(&self, sub: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.data().join(sub))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        for pid in self.vmm_pids() {
+            // SAFETY: kill takes a PID and a signal number; the PID is a monitor in the
+            // test's own namespace.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        self.stop_daemon();
+        let _ = sh(&["ip", "netns", "del", &self.ns]);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Reads up to `len` bytes of a file at `offset`.
+pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0; len];
+    let n = f.read(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
