@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: formatting, lints, unit tests, device tests without a guest, and KVM
-# tests that boot the probe guest. Installs what it needs on a fresh Debian 12 (root).
+# The test suite: formatting, lints, unit tests, device tests without a guest, KVM tests
+# that boot the probe guest, and end-to-end tests (tests/) that drive stratod through the
+# strato CLI and gRPC, each in a network namespace of its own. Installs what it needs on a
+# fresh Debian 12 (root).
 #
 #   scripts/test.sh            everything (what CI runs)
 #   scripts/test.sh -- ARGS    extra arguments for `cargo test` (e.g. a test name filter)
@@ -10,7 +12,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
 
-ensure_packages ca-certificates gcc libc6-dev binutils make iproute2 iputils-ping iputils-arping nftables
+ensure_packages ca-certificates gcc libc6-dev binutils make tar iproute2 iputils-ping iputils-arping nftables
 ensure_rust
 ensure_kvm
 
@@ -40,6 +42,8 @@ echo "== tests" >&2
 [ "${1:-}" = "--" ] && shift
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# The end-to-end tests run the workspace's binaries (stratod, strato, strato-vmm).
+cargo build --workspace --bins --locked
 set -o pipefail
 cargo test --workspace --locked -- "$@" 2>&1 | tee "$log"
 # cargo's last line is often a crate with no tests; close with the totals.

@@ -184,37 +184,42 @@ impl Cloud {
         Some(false)
     }
 
-    /// One round of checks over every running instance.
+    /// One round of checks over every running instance, all instances at once (an ARP
+    /// probe that waits for a silent guest must not delay the others).
     pub async fn probe_round(self: &Arc<Self>) {
         let Ok(instances) = self.db.instances(None) else {
             return;
         };
+        let mut set = tokio::task::JoinSet::new();
+        for inst in instances.into_iter().filter(|i| i.state == State::Running) {
+            let cloud = Arc::clone(self);
+            set.spawn(async move {
+                crate::metrics::inc(&cloud.metrics.status_checks_total);
+                let sys = cloud.system_check(&inst).await;
+                let reach = if sys || cloud.vm(&inst.id).is_some() {
+                    cloud.instance_check(&inst).await
+                } else {
+                    Some(false)
+                };
+                (inst.id, sys, reach)
+            });
+        }
         let now = now_s();
         let grace = self.cfg.status_grace.as_secs_f64();
         let mut results: HashMap<String, Record> = HashMap::new();
-        for inst in instances.into_iter().filter(|i| i.state == State::Running) {
-            crate::metrics::inc(&self.metrics.status_checks_total);
-            let sys = self.system_check(&inst).await;
-            let reach = if sys || self.vm(&inst.id).is_some() {
-                self.instance_check(&inst).await
-            } else {
-                Some(false)
-            };
-            let mut rec = self.status_of(&inst.id);
+        while let Some(Ok((id, sys, reach))) = set.join_next().await {
+            let mut rec = self.status_of(&id);
             let in_grace = (now - rec.since) as f64 <= grace;
             rec.system.update(sys, false, now);
             match reach {
                 Some(passed) => rec.instance.update(passed, in_grace, now),
                 None => rec.instance.status = Status::InsufficientData,
             }
-            results.insert(inst.id.clone(), rec);
+            results.insert(id, rec);
         }
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|id, _| results.contains_key(id));
-        for (id, rec) in results {
-            // Keep a record that was reset while this round ran (a reboot began).
-            map.insert(id, rec);
-        }
+        map.extend(results);
     }
 
     /// Runs the checks forever.

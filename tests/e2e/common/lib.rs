@@ -34,7 +34,9 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// The probe guest bundle.
 pub fn probe_bundle() -> PathBuf {
-    let p = root().join("target/images/probe");
+    let p = std::env::var_os("STRATO_PROBE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/images/probe"));
     assert!(
         p.join("manifest.json").exists(),
         "the probe image is missing: run scripts/build-image.sh probe"

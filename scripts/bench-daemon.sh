@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Control-plane benchmark: RunInstances → running and → status ok for 1 and 20 probe guests
+# (64 MiB each), and stratod's resident memory; one table from one run. The daemon runs in
+# a network namespace the benchmark creates and removes. Figures: docs/performance.md.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$STRATO_ROOT"
+
+ensure_packages ca-certificates gcc libc6-dev binutils make tar iproute2
+ensure_rust
+ensure_kvm
+STRATO_PROBE_DIR="$(scripts/build-image.sh probe | tail -n 1)"
+export STRATO_PROBE_DIR
+cargo build --release --locked --workspace --bins >&2
+cargo run --release --locked -p strato-e2e --example bench-daemon
