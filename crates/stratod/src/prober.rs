@@ -217,6 +217,14 @@ impl Cloud {
             }
             results.insert(id, rec);
         }
+        tracing::debug!(
+            instances = results.len(),
+            ok = results
+                .values()
+                .filter(|r| r.system.status == Status::Ok && r.instance.status == Status::Ok)
+                .count(),
+            "status round"
+        );
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|id, _| results.contains_key(id));
         map.extend(results);

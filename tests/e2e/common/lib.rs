@@ -105,6 +105,13 @@ impl Daemon {
         let cfg = self.dir.join("config.json");
         let mut config = self.config.clone();
         config["vmm_binary"] = Value::String(bin("strato-vmm").display().to_string());
+        // Listeners from the config go on the command line beside the harness's socket.
+        let extra: Vec<String> = config
+            .as_object_mut()
+            .unwrap()
+            .remove("listen")
+            .and_then(|l| serde_json::from_value(l).ok())
+            .unwrap_or_default();
         std::fs::write(&cfg, config.to_string()).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -119,6 +126,7 @@ impl Daemon {
             .arg(self.dir.join("data"))
             .arg("--listen")
             .arg(format!("unix:{}", self.socket.display()))
+            .args(extra.iter().flat_map(|l| ["--listen", l.as_str()]))
             .arg("--config")
             .arg(&cfg)
             .stdin(Stdio::null())
