@@ -6,8 +6,18 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common", "compute", "images", "volumes", "usage"]
-        .map(|f| root.join(format!("strato/v1/{f}.proto")));
+    let files = [
+        "common",
+        "compute",
+        "images",
+        "volumes",
+        "usage",
+        "regions",
+        "placement",
+        "launch_templates",
+        "key_pairs",
+    ]
+    .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -59,7 +59,7 @@ async fn launch(c: &mut ComputeClient<Channel>, ami: &str, n: i32) -> (f64, f64,
     let mut running_at = None;
     loop {
         assert!(t0.elapsed() < Duration::from_secs(120), "timed out");
-        if running_at.is_none() {
+        let Some(running) = running_at else {
             let d = c
                 .describe_instances(pb::DescribeInstancesRequest {
                     instance_ids: ids.clone(),
@@ -74,7 +74,10 @@ async fn launch(c: &mut ComputeClient<Channel>, ami: &str, n: i32) -> (f64, f64,
             {
                 running_at = Some(t0.elapsed());
             }
-        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        {
             let s = c
                 .describe_instance_status(pb::DescribeInstanceStatusRequest {
                     instance_ids: ids.clone(),
@@ -90,7 +93,7 @@ async fn launch(c: &mut ComputeClient<Channel>, ami: &str, n: i32) -> (f64, f64,
                 });
             if ok {
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-                return (ms(running_at.unwrap()), ms(t0.elapsed()), ids);
+                return (ms(running), ms(t0.elapsed()), ids);
             }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use strato_proto::v1::{
-    compute_client::ComputeClient, images_client::ImagesClient, usage_client::UsageClient,
-    volumes_client::VolumesClient,
+    compute_client::ComputeClient, images_client::ImagesClient, key_pairs_client::KeyPairsClient,
+    launch_templates_client::LaunchTemplatesClient, placement_groups_client::PlacementGroupsClient,
+    regions_client::RegionsClient, usage_client::UsageClient, volumes_client::VolumesClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{interceptor::InterceptedService, Interceptor};
@@ -138,6 +139,26 @@ impl Conn {
     /// A client of the Usage service.
     pub fn usage(&self) -> UsageClient<Transport> {
         UsageClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the Regions service.
+    pub fn regions(&self) -> RegionsClient<Transport> {
+        RegionsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the PlacementGroups service.
+    pub fn placement_groups(&self) -> PlacementGroupsClient<Transport> {
+        PlacementGroupsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the LaunchTemplates service.
+    pub fn launch_templates(&self) -> LaunchTemplatesClient<Transport> {
+        LaunchTemplatesClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the KeyPairs service.
+    pub fn key_pairs(&self) -> KeyPairsClient<Transport> {
+        KeyPairsClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// Maps a failed call of `operation` to a [`CliError`], for `map_err`.

@@ -7,6 +7,7 @@ mod conn;
 mod error;
 mod output;
 mod parse;
+mod query;
 mod time;
 mod wait;
 

@@ -84,6 +84,10 @@ pub struct FileConfig {
     pub tokens: Option<BTreeMap<String, String>>,
     /// Bridge device of the default VPC.
     pub bridge: Option<String>,
+    /// Other regions' daemons: region name → endpoint.
+    pub peers: Option<BTreeMap<String, String>>,
+    /// The racks (fault domains) of this host, for placement groups.
+    pub racks: Option<Vec<String>>,
 }
 
 /// The daemon's settings, defaults applied.
@@ -115,6 +119,19 @@ pub struct Config {
     pub tokens: BTreeMap<String, String>,
     /// Bridge of the default VPC.
     pub bridge: String,
+    /// Peer regions: region name → endpoint (listed by DescribeRegions).
+    pub peers: BTreeMap<String, String>,
+    /// Rack names, in order; placement groups spread instances over them.
+    pub racks: Vec<String>,
+}
+
+/// Most racks a host may declare.
+pub const MAX_RACKS: usize = 64;
+
+/// The racks of one lab host when the config names none: seven, so that a spread group
+/// reaches EC2's limit of seven instances per AZ.
+pub fn default_racks() -> Vec<String> {
+    (1..=7).map(|k| format!("rack-{k}")).collect()
 }
 
 /// Default data directory.
@@ -188,7 +205,28 @@ impl Config {
                 )));
             }
         }
+        let peers = f.peers.unwrap_or_default();
+        for (name, endpoint) in &peers {
+            if name.is_empty() || name == &region || endpoint.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "peer {name:?}: a peer needs a region name other than {region:?} and an endpoint"
+                )));
+            }
+        }
+        let racks = f.racks.unwrap_or_else(default_racks);
+        let distinct: std::collections::BTreeSet<&String> = racks.iter().collect();
+        if racks.is_empty()
+            || racks.len() > MAX_RACKS
+            || distinct.len() != racks.len()
+            || racks.iter().any(|r| r.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "racks: 1 to {MAX_RACKS} distinct, non-empty names"
+            )));
+        }
         Ok(Config {
+            peers,
+            racks,
             listen,
             vmm_binary: f.vmm_binary.unwrap_or_else(default_vmm_binary),
             cpu_template,
@@ -225,6 +263,9 @@ mod tests {
         assert_eq!(c.listen, vec![Listen::Unix("/tmp/d/stratod.sock".into())]);
         assert_eq!(c.status_interval, Duration::from_secs(60));
         assert_eq!(c.availability_zones, ["home-1a", "home-1b", "home-1c"]);
+        assert_eq!(c.racks.len(), 7);
+        assert_eq!(c.racks[0], "rack-1");
+        assert!(c.peers.is_empty());
         let c = Config::build(
             None,
             None,
@@ -262,5 +303,28 @@ mod tests {
         let c = Config::build(Some(&p), None, &[], None).unwrap();
         assert_eq!(c.status_interval, Duration::from_secs(1));
         assert_eq!(c.tokens["t1"], "222222222222");
+    }
+
+    #[test]
+    fn peers_and_racks_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        let build = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Config::build(Some(&p), None, &[], None)
+        };
+        let c =
+            build(r#"{"peers": {"away-1": "http://10.0.0.2:7000"}, "racks": ["a", "b"]}"#).unwrap();
+        assert_eq!(c.peers["away-1"], "http://10.0.0.2:7000");
+        assert_eq!(c.racks, ["a", "b"]);
+        for bad in [
+            r#"{"peers": {"home-1": "http://x:1"}}"#,
+            r#"{"peers": {"away-1": ""}}"#,
+            r#"{"racks": []}"#,
+            r#"{"racks": ["a", "a"]}"#,
+            r#"{"racks": [" "]}"#,
+        ] {
+            assert!(matches!(build(bad), Err(ConfigError::Invalid(_))), "{bad}");
+        }
     }
 }

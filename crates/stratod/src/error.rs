@@ -54,11 +54,24 @@ impl ApiError {
         match self.code {
             "AuthFailure" | "UnauthorizedOperation" => Code::PermissionDenied,
             "InternalError" => Code::Internal,
-            "AddressLimitExceeded" | "InstanceLimitExceeded" | "VolumeLimitExceeded" => {
-                Code::ResourceExhausted
+            "AddressLimitExceeded"
+            | "InstanceLimitExceeded"
+            | "VolumeLimitExceeded"
+            | "InsufficientInstanceCapacity"
+            | "PlacementGroupLimitExceeded"
+            | "LaunchTemplateLimitExceeded"
+            | "LaunchTemplateVersionLimitExceeded"
+            | "KeyPairLimitExceeded" => Code::ResourceExhausted,
+            c if c.ends_with(".NotFound")
+                || c.ends_with(".Unknown")
+                || c.ends_with(".NotFoundException")
+                || c.ends_with(".VersionNotFound") =>
+            {
+                Code::NotFound
             }
-            c if c.ends_with(".NotFound") || c.ends_with(".Unknown") => Code::NotFound,
-            c if c.ends_with(".Duplicate") => Code::AlreadyExists,
+            c if c.ends_with(".Duplicate") || c.ends_with(".AlreadyExistsException") => {
+                Code::AlreadyExists
+            }
             "IncorrectInstanceState"
             | "IncorrectState"
             | "VolumeInUse"
@@ -113,5 +126,16 @@ mod tests {
         assert_eq!(c("InvalidParameterValue"), Code::InvalidArgument);
         assert_eq!(c("InvalidAMIName.Duplicate"), Code::AlreadyExists);
         assert_eq!(c("InternalError"), Code::Internal);
+        assert_eq!(
+            c("InvalidLaunchTemplateName.AlreadyExistsException"),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            c("InvalidLaunchTemplateName.NotFoundException"),
+            Code::NotFound
+        );
+        assert_eq!(c("InvalidLaunchTemplateId.VersionNotFound"), Code::NotFound);
+        assert_eq!(c("InvalidPlacementGroup.InUse"), Code::FailedPrecondition);
+        assert_eq!(c("InsufficientInstanceCapacity"), Code::ResourceExhausted);
     }
 }

@@ -24,6 +24,12 @@ pub enum Kind {
     NetworkInterface,
     /// `sg-`
     SecurityGroup,
+    /// `pg-`
+    PlacementGroup,
+    /// `lt-`
+    LaunchTemplate,
+    /// `key-`
+    KeyPair,
 }
 
 impl Kind {
@@ -39,6 +45,9 @@ impl Kind {
             Kind::Vpc => "vpc-",
             Kind::NetworkInterface => "eni-",
             Kind::SecurityGroup => "sg-",
+            Kind::PlacementGroup => "pg-",
+            Kind::LaunchTemplate => "lt-",
+            Kind::KeyPair => "key-",
         }
     }
 
@@ -54,6 +63,9 @@ impl Kind {
             Kind::Vpc => "InvalidVpcID.Malformed",
             Kind::NetworkInterface => "InvalidNetworkInterfaceID.Malformed",
             Kind::SecurityGroup => "InvalidGroupId.Malformed",
+            Kind::PlacementGroup => "InvalidPlacementGroupId.Malformed",
+            Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
+            Kind::KeyPair => "InvalidKeyPairId.Malformed",
         }
     }
 
@@ -69,6 +81,9 @@ impl Kind {
             Kind::Vpc => "InvalidVpcID.NotFound",
             Kind::NetworkInterface => "InvalidNetworkInterfaceID.NotFound",
             Kind::SecurityGroup => "InvalidGroup.NotFound",
+            Kind::PlacementGroup => "InvalidPlacementGroup.Unknown",
+            Kind::LaunchTemplate => "InvalidLaunchTemplateId.NotFound",
+            Kind::KeyPair => "InvalidKeyPair.NotFound",
         }
     }
 
@@ -84,6 +99,9 @@ impl Kind {
             Kind::Vpc => "vpc ID",
             Kind::NetworkInterface => "network interface ID",
             Kind::SecurityGroup => "security group",
+            Kind::PlacementGroup => "placement group",
+            Kind::LaunchTemplate => "launch template ID",
+            Kind::KeyPair => "key pair ID",
         };
         ApiError::new(
             self.not_found_code(),
@@ -168,6 +186,17 @@ mod tests {
         assert_eq!(a.len(), 2 + 17);
         check(Kind::Instance, &a).unwrap();
         check(Kind::Image, &new_id(Kind::Image)).unwrap();
+        for kind in [Kind::PlacementGroup, Kind::LaunchTemplate, Kind::KeyPair] {
+            let id = new_id(kind);
+            assert!(id.starts_with(kind.prefix()), "{id}");
+            check(kind, &id).unwrap();
+        }
+        assert_eq!(
+            check(Kind::LaunchTemplate, "pg-0123456789abcdef0")
+                .unwrap_err()
+                .code,
+            "InvalidLaunchTemplateId.Malformed"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Serving the API: every listener gets the four strato services plus the standard gRPC
+//! Serving the API: every listener gets the strato services plus the standard gRPC
 //! health and reflection services. The Unix socket is created owner-only. An optional
 //! plain-HTTP listener serves the daemon's counters on `/metrics`.
 
@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use strato_proto::v1::compute_server::ComputeServer;
 use strato_proto::v1::images_server::ImagesServer;
+use strato_proto::v1::key_pairs_server::KeyPairsServer;
+use strato_proto::v1::launch_templates_server::LaunchTemplatesServer;
+use strato_proto::v1::placement_groups_server::PlacementGroupsServer;
+use strato_proto::v1::regions_server::RegionsServer;
 use strato_proto::v1::usage_server::UsageServer;
 use strato_proto::v1::volumes_server::VolumesServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,6 +43,10 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
     reporter.set_serving::<ImagesServer<Api>>().await;
     reporter.set_serving::<VolumesServer<Api>>().await;
     reporter.set_serving::<UsageServer<Api>>().await;
+    reporter.set_serving::<RegionsServer<Api>>().await;
+    reporter.set_serving::<PlacementGroupsServer<Api>>().await;
+    reporter.set_serving::<LaunchTemplatesServer<Api>>().await;
+    reporter.set_serving::<KeyPairsServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -49,7 +57,11 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
         .add_service(ComputeServer::new(api.clone()))
         .add_service(ImagesServer::new(api.clone()))
         .add_service(VolumesServer::new(api.clone()))
-        .add_service(UsageServer::new(api.clone())))
+        .add_service(UsageServer::new(api.clone()))
+        .add_service(RegionsServer::new(api.clone()))
+        .add_service(PlacementGroupsServer::new(api.clone()))
+        .add_service(LaunchTemplatesServer::new(api.clone()))
+        .add_service(KeyPairsServer::new(api.clone())))
 }
 
 /// Serves the API on every configured address until `shutdown` resolves.

@@ -1,17 +1,24 @@
 //! Arguments of the Compute commands.
 
 use clap::{ArgGroup, Args};
-use strato_proto::v1::{BlockDeviceMapping, Filter, Placement, Tag};
+use strato_proto::v1::{BlockDeviceMapping, Filter, LaunchTemplateSpecification, Placement, Tag};
 
 use super::Wait;
 use crate::parse::{self, Count, Many, TagSpecification, UserData};
 
 /// Arguments of `run-instances`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).multiple(true)
+    .args(["image_id", "launch_template"])))]
 pub struct RunInstances {
-    /// The image to launch.
+    /// The image to launch (optional with --launch-template).
     #[arg(long)]
-    pub image_id: String,
+    pub image_id: Option<String>,
+
+    /// LaunchTemplateName=NAME,Version=V or LaunchTemplateId=ID,Version=V (V: a number,
+    /// $Latest or $Default, the default); the other options override its parameters.
+    #[arg(long, value_parser = parse::launch_template)]
+    pub launch_template: Option<LaunchTemplateSpecification>,
 
     /// The instance type (the daemon's default when left out).
     #[arg(long)]

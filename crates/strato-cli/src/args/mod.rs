@@ -3,12 +3,16 @@
 
 pub mod compute;
 pub mod images;
+pub mod keys;
+pub mod placement;
+pub mod templates;
 pub mod volumes;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::conn::DEFAULT_ENDPOINT;
 use crate::output::Format;
+use crate::query::Query;
 
 /// Command-line client for strato, a self-hosted EC2-style cloud.
 #[derive(Debug, Parser)]
@@ -25,6 +29,11 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, env = "STRATO_OUTPUT", value_enum, default_value_t = Format::Table)]
     pub output: Format,
+
+    /// Print only this part of the JSON result, e.g. KeyMaterial or
+    /// Reservations[].Instances[].InstanceId (a subset of the AWS CLI's JMESPath).
+    #[arg(long, global = true, value_parser = crate::query::parse)]
+    pub query: Option<Query>,
 
     /// The operation to perform.
     #[command(subcommand)]
@@ -86,6 +95,41 @@ pub enum Command {
     DescribeSnapshots(volumes::DescribeSnapshots),
     /// Delete a snapshot.
     DeleteSnapshot(volumes::SnapshotId),
+
+    /// List this region and its peers, with their endpoints.
+    DescribeRegions(placement::DescribeRegions),
+    /// List the availability zones of this region.
+    DescribeAvailabilityZones(placement::DescribeAvailabilityZones),
+    /// Create a placement group (cluster, spread or partition).
+    CreatePlacementGroup(placement::CreatePlacementGroup),
+    /// List placement groups.
+    DescribePlacementGroups(placement::DescribePlacementGroups),
+    /// Delete a placement group that no instance uses.
+    DeletePlacementGroup(placement::DeletePlacementGroup),
+    /// Move a stopped instance into or out of a placement group.
+    ModifyInstancePlacement(placement::ModifyInstancePlacement),
+
+    /// Create a launch template with its version 1.
+    CreateLaunchTemplate(templates::CreateLaunchTemplate),
+    /// Add a version to a launch template.
+    CreateLaunchTemplateVersion(templates::CreateLaunchTemplateVersion),
+    /// Set a launch template's default version.
+    ModifyLaunchTemplate(templates::ModifyLaunchTemplate),
+    /// List launch templates.
+    DescribeLaunchTemplates(templates::DescribeLaunchTemplates),
+    /// List the versions of a launch template.
+    DescribeLaunchTemplateVersions(templates::DescribeLaunchTemplateVersions),
+    /// Delete a launch template and all its versions.
+    DeleteLaunchTemplate(templates::DeleteLaunchTemplate),
+
+    /// Create an ed25519 key pair; prints the private key (shown only this once).
+    CreateKeyPair(keys::CreateKeyPair),
+    /// Import an OpenSSH public key.
+    ImportKeyPair(keys::ImportKeyPair),
+    /// List key pairs.
+    DescribeKeyPairs(keys::DescribeKeyPairs),
+    /// Delete a key pair (succeeds if there is none).
+    DeleteKeyPair(keys::DeleteKeyPair),
 
     /// Show metered instance time and volume GiB-seconds.
     #[command(visible_alias = "describe-usage")]
@@ -160,6 +204,94 @@ mod tests {
             (Some(1_714_521_600), Some(1_714_600_000))
         );
         assert!(Cli::try_parse_from(["strato", "usage", "--start", "soon"]).is_err());
+    }
+
+    #[test]
+    fn new_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "strato",
+            "create-key-pair",
+            "--key-name",
+            "k",
+            "--query",
+            "KeyMaterial",
+            "--output",
+            "text",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, Format::Text);
+        assert_eq!(cli.query.unwrap().to_string(), "KeyMaterial");
+        for args in [
+            &["describe-regions"][..],
+            &["describe-availability-zones", "--zone-names", "home-1a"],
+            &[
+                "create-placement-group",
+                "--group-name",
+                "g",
+                "--strategy",
+                "spread",
+            ],
+            &[
+                "modify-instance-placement",
+                "--instance-id",
+                "i-1",
+                "--group-name",
+                "",
+            ],
+            &[
+                "create-launch-template",
+                "--launch-template-name",
+                "web",
+                "--launch-template-data",
+                r#"{"ImageId":"ami-1"}"#,
+            ],
+            &[
+                "modify-launch-template",
+                "--launch-template-name",
+                "web",
+                "--default-version",
+                "2",
+            ],
+            &[
+                "describe-launch-template-versions",
+                "--launch-template-id",
+                "lt-1",
+                "--versions",
+                "$Latest",
+            ],
+            &["delete-key-pair", "--key-name", "k"],
+            &[
+                "run-instances",
+                "--launch-template",
+                "LaunchTemplateName=web,Version=2",
+            ],
+        ] {
+            let mut argv = vec!["strato"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        for args in [
+            &["modify-instance-placement", "--instance-id", "i-1"][..],
+            &["delete-launch-template"],
+            &["delete-key-pair"],
+            &["run-instances"],
+            &["describe-regions", "--query", "a..b"],
+            &[
+                "describe-launch-templates",
+                "--launch-template-names",
+                "a",
+                "--query",
+                "x[",
+            ],
+        ] {
+            let mut argv = vec!["strato"];
+            argv.extend_from_slice(args);
+            assert_eq!(
+                Cli::try_parse_from(argv).unwrap_err().exit_code(),
+                2,
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

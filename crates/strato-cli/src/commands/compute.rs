@@ -25,7 +25,9 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
     let tags = tags_for("instance", flatten(a.tag_specifications), flatten(a.tags))
         .map_err(CliError::Usage)?;
     let request = RunInstancesRequest {
-        image_id: a.image_id,
+        image_id: a.image_id.unwrap_or_default(),
+        launch_template: a.launch_template,
+        has_disable_api_termination: a.disable_api_termination || a.enable_api_termination,
         instance_type: a.instance_type.unwrap_or_default(),
         min_count: a.count.min,
         max_count: a.count.max,

@@ -2,6 +2,9 @@
 
 mod compute;
 mod images;
+mod keys;
+mod placement;
+mod templates;
 mod usage;
 mod volumes;
 
@@ -41,10 +44,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::CreateSnapshot(a) => volumes::create_snapshot(&conn, a).await?,
         Command::DescribeSnapshots(a) => volumes::describe_snapshots(&conn, a).await?,
         Command::DeleteSnapshot(a) => volumes::delete_snapshot(&conn, a).await?,
+        Command::DescribeRegions(a) => placement::describe_regions(&conn, a).await?,
+        Command::DescribeAvailabilityZones(a) => {
+            placement::describe_availability_zones(&conn, a).await?
+        }
+        Command::CreatePlacementGroup(a) => placement::create_placement_group(&conn, a).await?,
+        Command::DescribePlacementGroups(a) => {
+            placement::describe_placement_groups(&conn, a).await?
+        }
+        Command::DeletePlacementGroup(a) => placement::delete_placement_group(&conn, a).await?,
+        Command::ModifyInstancePlacement(a) => {
+            placement::modify_instance_placement(&conn, a).await?
+        }
+        Command::CreateLaunchTemplate(a) => templates::create_launch_template(&conn, a).await?,
+        Command::CreateLaunchTemplateVersion(a) => {
+            templates::create_launch_template_version(&conn, a).await?
+        }
+        Command::ModifyLaunchTemplate(a) => templates::modify_launch_template(&conn, a).await?,
+        Command::DescribeLaunchTemplates(a) => {
+            templates::describe_launch_templates(&conn, a).await?
+        }
+        Command::DescribeLaunchTemplateVersions(a) => {
+            templates::describe_launch_template_versions(&conn, a).await?
+        }
+        Command::DeleteLaunchTemplate(a) => templates::delete_launch_template(&conn, a).await?,
+        Command::CreateKeyPair(a) => keys::create_key_pair(&conn, a).await?,
+        Command::ImportKeyPair(a) => keys::import_key_pair(&conn, a).await?,
+        Command::DescribeKeyPairs(a) => keys::describe_key_pairs(&conn, a).await?,
+        Command::DeleteKeyPair(a) => keys::delete_key_pair(&conn, a).await?,
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();
-    output::write(&view, cli.output, &mut stdout)?;
+    output::write(&view, cli.output, cli.query.as_ref(), &mut stdout)?;
     stdout.flush()?;
     Ok(())
 }

@@ -71,6 +71,7 @@ pub fn render(view: &View) -> Value {
         View::Snapshots(snapshots) => json!({
             "Snapshots": snapshots.iter().map(snapshot).collect::<Vec<_>>(),
         }),
+        View::Control(v) => super::control::json(v),
         View::Usage(records) => json!({
             "Usage": records
                 .iter()
@@ -135,7 +136,10 @@ fn placement(p: &Placement) -> Value {
     json!({
         "AvailabilityZone": text(&p.availability_zone),
         "GroupName": text(&p.group_name),
+        "GroupId": text(&p.group_id),
         "PartitionNumber": (p.partition_number > 0).then_some(p.partition_number),
+        // strato's own: the rack (fault domain) the scheduler chose.
+        "Rack": text(&p.rack),
     })
 }
 
@@ -194,7 +198,7 @@ fn image(i: &Image) -> Value {
     })
 }
 
-fn block_device_mapping(b: &BlockDeviceMapping) -> Value {
+pub(super) fn block_device_mapping(b: &BlockDeviceMapping) -> Value {
     json!({
         "DeviceName": b.device_name,
         "VirtualName": text(&b.virtual_name),
@@ -252,7 +256,7 @@ fn snapshot(s: &Snapshot) -> Value {
 }
 
 /// A string, or nothing when empty (proto3 cannot tell empty from absent).
-fn text(s: &str) -> Value {
+pub(super) fn text(s: &str) -> Value {
     if s.is_empty() {
         Value::Null
     } else {
@@ -261,7 +265,7 @@ fn text(s: &str) -> Value {
 }
 
 /// An RFC 3339 timestamp, or nothing for 0 (unset).
-fn time(unix: i64) -> Value {
+pub(super) fn time(unix: i64) -> Value {
     if unix == 0 {
         Value::Null
     } else {
@@ -270,7 +274,7 @@ fn time(unix: i64) -> Value {
 }
 
 /// AWS leaves `Tags` out entirely when there are none.
-fn tags(tags: &[Tag]) -> Value {
+pub(super) fn tags(tags: &[Tag]) -> Value {
     if tags.is_empty() {
         return Value::Null;
     }
@@ -280,7 +284,7 @@ fn tags(tags: &[Tag]) -> Value {
 }
 
 /// Drops object members that are null, at every depth.
-fn strip_nulls(value: &mut Value) {
+pub(super) fn strip_nulls(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.retain(|_, v| !v.is_null());

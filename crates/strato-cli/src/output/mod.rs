@@ -1,8 +1,12 @@
 //! What a command prints: each command returns a [`View`] of its result, and this module
-//! renders it as an aligned table or as the AWS CLI's JSON shape.
+//! renders it as an aligned table, as the AWS CLI's JSON shape, or (with `--query`) the
+//! selected part of that JSON.
 
+mod control;
 mod json;
 mod table;
+
+pub use control::ControlView;
 
 use std::io::{self, Write};
 
@@ -19,6 +23,9 @@ pub enum Format {
     Table,
     /// The AWS CLI's JSON shapes.
     Json,
+    /// Text: with `--query`, the selected values as the AWS CLI prints them (strings bare,
+    /// lists tab-separated); without, the table (create-key-pair: the private key alone).
+    Text,
 }
 
 /// Which state transition a set of [`InstanceStateChange`]s reports; names the JSON list.
@@ -67,22 +74,42 @@ pub enum View {
     Snapshots(Vec<Snapshot>),
     /// usage
     Usage(Vec<UsageRecord>),
+    /// Regions, zones, placement groups, launch templates and key pairs.
+    Control(ControlView),
 }
 
-/// Writes `view` to `out` in `format`.
-pub fn write(view: &View, format: Format, out: &mut impl Write) -> io::Result<()> {
+/// Writes `view` to `out` in `format`, or only the part `query` selects.
+pub fn write(
+    view: &View,
+    format: Format,
+    query: Option<&crate::query::Query>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    if let Some(q) = query {
+        if matches!(view, View::Empty) {
+            return Ok(());
+        }
+        let selected = q.select(&json::render(view));
+        return match format {
+            Format::Json => write_json(&selected, out),
+            Format::Table | Format::Text => out.write_all(crate::query::text(&selected).as_bytes()),
+        };
+    }
     match (format, view) {
         (_, View::Empty) => Ok(()),
         // As the AWS CLI does, the text form of console output is the raw console bytes.
-        (Format::Table, View::ConsoleOutput(console)) => out.write_all(&console.output),
-        (Format::Table, view) => out.write_all(table::render(view).as_bytes()),
-        (Format::Json, view) => {
-            let value = json::render(view);
-            // Four-space indentation, as the AWS CLI prints.
-            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
-            serde::Serialize::serialize(&value, &mut serializer).map_err(io::Error::from)?;
-            out.write_all(b"\n")
+        (Format::Table | Format::Text, View::ConsoleOutput(console)) => {
+            out.write_all(&console.output)
         }
+        (Format::Table | Format::Text, view) => out.write_all(table::render(view).as_bytes()),
+        (Format::Json, view) => write_json(&json::render(view), out),
     }
+}
+
+fn write_json(value: &serde_json::Value, out: &mut impl Write) -> io::Result<()> {
+    // Four-space indentation, as the AWS CLI prints.
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
+    serde::Serialize::serialize(value, &mut serializer).map_err(io::Error::from)?;
+    out.write_all(b"\n")
 }

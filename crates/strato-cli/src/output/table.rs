@@ -152,6 +152,7 @@ pub fn render(view: &View) -> String {
         }
         View::Snapshot(s) => snapshots(std::slice::from_ref(s)),
         View::Snapshots(list) => snapshots(list),
+        View::Control(v) => super::control::table(v),
         View::Usage(records) => {
             let mut t = Table::new(&["RESOURCE", "TYPE", "KIND", "SECONDS", "GIB-SECONDS"]);
             for r in records {
@@ -261,7 +262,7 @@ fn name_tag(tags: &[Tag]) -> String {
         .unwrap_or_default()
 }
 
-fn time(unix: i64) -> String {
+pub(super) fn time(unix: i64) -> String {
     if unix == 0 {
         String::new()
     } else {

@@ -7,8 +7,11 @@
 //! then go through one typed conversion that rejects unknown keys, so a typo such as
 //! `VolumSize` fails loudly instead of being ignored.
 
+mod control;
 mod fields;
 mod shorthand;
+
+pub use control::{launch_template, launch_template_data, public_key_material, PublicKey};
 
 use std::borrow::Cow;
 
@@ -173,6 +176,8 @@ pub fn placement(raw: &str) -> Result<Placement, ParseError> {
         availability_zone: f.string("AvailabilityZone")?.unwrap_or_default(),
         group_name: f.string("GroupName")?.unwrap_or_default(),
         partition_number: f.int32("PartitionNumber")?.unwrap_or_default(),
+        group_id: f.string("GroupId")?.unwrap_or_default(),
+        ..Default::default()
     };
     f.finish()?;
     Ok(placement)
@@ -181,34 +186,36 @@ pub fn placement(raw: &str) -> Result<Placement, ParseError> {
 /// Parses one `--block-device-mappings` argument, usually a JSON list in the AWS CLI's
 /// shape, or shorthand such as `DeviceName=/dev/vdb,Ebs={VolumeSize=1}`.
 pub fn block_device_mappings(raw: &str) -> Result<Many<BlockDeviceMapping>, ParseError> {
-    each(raw, "block device mapping", |mut f| {
-        let device_name = f.required_string("DeviceName")?;
-        let virtual_name = f.string("VirtualName")?.unwrap_or_default();
-        // The AWS API spells "no device" as `"NoDevice": ""`; any value but false counts.
-        let no_device = match f.take("NoDevice") {
-            None | Some(Value::Bool(false)) => false,
-            Some(_) => true,
-        };
-        let ebs = f
-            .take("Ebs")
-            .map(|ebs| ebs_block_device(Fields::new(ebs, "Ebs")?))
-            .transpose()?;
-        f.finish()?;
-        let kinds = usize::from(ebs.is_some())
-            + usize::from(!virtual_name.is_empty())
-            + usize::from(no_device);
-        if kinds != 1 {
-            return Err(ParseError::Invalid {
-                context: "block device mapping",
-                message: format!("{device_name} needs exactly one of Ebs, VirtualName, NoDevice"),
-            });
-        }
-        Ok(BlockDeviceMapping {
-            device_name,
-            virtual_name,
-            no_device,
-            ebs,
-        })
+    each(raw, "block device mapping", block_device_mapping)
+}
+
+/// One block device mapping object.
+fn block_device_mapping(mut f: Fields) -> Result<BlockDeviceMapping, ParseError> {
+    let device_name = f.required_string("DeviceName")?;
+    let virtual_name = f.string("VirtualName")?.unwrap_or_default();
+    // The AWS API spells "no device" as `"NoDevice": ""`; any value but false counts.
+    let no_device = match f.take("NoDevice") {
+        None | Some(Value::Bool(false)) => false,
+        Some(_) => true,
+    };
+    let ebs = f
+        .take("Ebs")
+        .map(|ebs| ebs_block_device(Fields::new(ebs, "Ebs")?))
+        .transpose()?;
+    f.finish()?;
+    let kinds =
+        usize::from(ebs.is_some()) + usize::from(!virtual_name.is_empty()) + usize::from(no_device);
+    if kinds != 1 {
+        return Err(ParseError::Invalid {
+            context: "block device mapping",
+            message: format!("{device_name} needs exactly one of Ebs, VirtualName, NoDevice"),
+        });
+    }
+    Ok(BlockDeviceMapping {
+        device_name,
+        virtual_name,
+        no_device,
+        ebs,
     })
 }
 

@@ -14,7 +14,7 @@ use super::Api;
 use crate::catalog;
 use crate::cloud::filters;
 use crate::cloud::instances::Change;
-use crate::cloud::launch::{Override, RunRequest};
+use crate::cloud::launch::{Override, RunRequest, TemplateRef};
 use crate::db::instances::Instance;
 use crate::error::{ApiError, ApiResult};
 use crate::lifecycle::State;
@@ -37,6 +37,9 @@ const INSTANCE_FILTERS: &[&str] = &[
     "owner-id",
     "tag-key",
     "launch-index",
+    "key-name",
+    "placement-group-name",
+    "placement-partition-number",
 ];
 
 impl Api {
@@ -54,6 +57,7 @@ impl Api {
             None => String::new(),
         };
         let volumes = self.cloud.db.instance_volumes(&i.id)?;
+        let group_name = self.group_name(i)?;
         Ok(pb::Instance {
             instance_id: i.id.clone(),
             image_id: i.image_id.clone(),
@@ -63,8 +67,10 @@ impl Api {
             launch_time_unix: i.launch_time,
             placement: Some(pb::Placement {
                 availability_zone: i.az.clone(),
-                group_name: String::new(),
-                partition_number: 0,
+                group_name,
+                partition_number: i.partition_number,
+                group_id: i.placement_group.clone(),
+                rack: i.rack.clone(),
             }),
             private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
             public_ip_address: String::new(),
@@ -91,6 +97,19 @@ impl Api {
             owner_id: i.owner.clone(),
             ami_launch_index: i.launch_index,
         })
+    }
+
+    /// The name of an instance's placement group (empty outside one).
+    fn group_name(&self, i: &Instance) -> ApiResult<String> {
+        if i.placement_group.is_empty() {
+            return Ok(String::new());
+        }
+        Ok(self
+            .cloud
+            .db
+            .placement_group(&i.placement_group)?
+            .map(|g| g.name)
+            .unwrap_or_default())
     }
 
     fn changes(&self, c: Vec<Change>) -> pb::InstanceStateChanges {
@@ -141,9 +160,17 @@ impl Api {
                     .unwrap_or_default(),
                 None => String::new(),
             };
+            let group = if f.iter().any(|f| f.name == "placement-group-name") {
+                self.group_name(&i)?
+            } else {
+                String::new()
+            };
             let ok = filters::matches(&f, |name| {
                 let one = |s: &str| Some(vec![s.to_string()]);
                 match name {
+                    "key-name" => one(&i.key_name),
+                    "placement-group-name" => one(&group),
+                    "placement-partition-number" => one(&i.partition_number.to_string()),
                     "instance-id" => one(&i.id),
                     "instance-state-name" => one(i.state.name()),
                     "instance-state-code" => one(&i.state.code().to_string()),
@@ -247,10 +274,18 @@ impl Compute for Api {
             key_name: r.key_name,
             availability_zone: placement.availability_zone,
             group_name: placement.group_name,
+            partition_number: placement.partition_number,
             shutdown_behavior: r.instance_initiated_shutdown_behavior,
-            disable_api_termination: r.disable_api_termination,
+            // A true is explicit by itself; a false only when the caller says so.
+            disable_api_termination: (r.disable_api_termination || r.has_disable_api_termination)
+                .then_some(r.disable_api_termination),
             tags: convert::tags_in(&r.tags),
             client_token: r.client_token,
+            launch_template: r.launch_template.map(|t| TemplateRef {
+                id: t.launch_template_id,
+                name: t.launch_template_name,
+                version: t.version,
+            }),
         };
         let result = async {
             let (reservation, instances) = self.cloud.run_instances(&account, run).await?;

@@ -5,6 +5,7 @@ use strato_proto::v1 as pb;
 use crate::cloud::filters::Filter;
 use crate::db::images::Mapping;
 use crate::db::instances::Tag;
+use crate::db::launch_templates::{TemplateData, TemplateMapping};
 use crate::lifecycle::State;
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
@@ -98,6 +99,70 @@ pub fn mapping(m: &Mapping) -> pb::BlockDeviceMapping {
     }
 }
 
+/// Template data from a message.
+pub fn template_data_in(d: &pb::LaunchTemplateData) -> TemplateData {
+    let placement = d.placement.clone().unwrap_or_default();
+    TemplateData {
+        image_id: d.image_id.clone(),
+        instance_type: d.instance_type.clone(),
+        user_data: d.user_data.clone(),
+        mappings: d
+            .block_device_mappings
+            .iter()
+            .map(|m| TemplateMapping {
+                mapping: mapping_in(m),
+                delete_on_termination: m
+                    .ebs
+                    .as_ref()
+                    .filter(|e| e.has_delete_on_termination)
+                    .map(|e| e.delete_on_termination),
+            })
+            .collect(),
+        key_name: d.key_name.clone(),
+        availability_zone: placement.availability_zone,
+        group_name: placement.group_name,
+        partition_number: placement.partition_number,
+        security_group_ids: d.security_group_ids.clone(),
+        shutdown_behavior: d.instance_initiated_shutdown_behavior.clone(),
+        disable_api_termination: d.disable_api_termination,
+        tags: tags_in(&d.tags),
+    }
+}
+
+/// Template data to a message.
+pub fn template_data(d: &TemplateData) -> pb::LaunchTemplateData {
+    let placement =
+        (!d.availability_zone.is_empty() || !d.group_name.is_empty()).then(|| pb::Placement {
+            availability_zone: d.availability_zone.clone(),
+            group_name: d.group_name.clone(),
+            partition_number: d.partition_number,
+            ..Default::default()
+        });
+    pb::LaunchTemplateData {
+        image_id: d.image_id.clone(),
+        instance_type: d.instance_type.clone(),
+        user_data: d.user_data.clone(),
+        block_device_mappings: d
+            .mappings
+            .iter()
+            .map(|m| {
+                let mut out = mapping(&m.mapping);
+                if let Some(ebs) = out.ebs.as_mut() {
+                    ebs.has_delete_on_termination = m.delete_on_termination.is_some();
+                    ebs.delete_on_termination = m.delete_on_termination.unwrap_or(false);
+                }
+                out
+            })
+            .collect(),
+        key_name: d.key_name.clone(),
+        placement,
+        security_group_ids: d.security_group_ids.clone(),
+        instance_initiated_shutdown_behavior: d.shutdown_behavior.clone(),
+        disable_api_termination: d.disable_api_termination,
+        tags: tags(&d.tags),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +172,46 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_305_599), "2026-11-21T23:59:59Z");
+    }
+
+    #[test]
+    fn template_data_round_trips() {
+        let msg = pb::LaunchTemplateData {
+            image_id: "ami-1".into(),
+            user_data: b"x".to_vec(),
+            block_device_mappings: vec![
+                pb::BlockDeviceMapping {
+                    device_name: "/dev/vdb".into(),
+                    ebs: Some(pb::EbsBlockDevice {
+                        volume_size: 2,
+                        volume_type: "gp3".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                pb::BlockDeviceMapping {
+                    device_name: "/dev/vdc".into(),
+                    ebs: Some(pb::EbsBlockDevice {
+                        volume_size: 1,
+                        volume_type: "gp3".into(),
+                        delete_on_termination: true,
+                        has_delete_on_termination: true,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ],
+            placement: Some(pb::Placement {
+                group_name: "pg".into(),
+                partition_number: 2,
+                ..Default::default()
+            }),
+            disable_api_termination: Some(false),
+            ..Default::default()
+        };
+        let d = template_data_in(&msg);
+        assert_eq!(d.mappings[0].delete_on_termination, None);
+        assert_eq!(d.mappings[1].delete_on_termination, Some(true));
+        assert_eq!(template_data(&d), msg);
     }
 }

@@ -14,6 +14,10 @@ use crate::error::ApiError;
 pub mod compute;
 pub mod convert;
 pub mod images;
+pub mod key_pairs;
+pub mod launch_templates;
+pub mod placement;
+pub mod regions;
 pub mod usage;
 pub mod volumes;
 

@@ -197,7 +197,7 @@ impl Cloud {
         }
         let mut mappings: Vec<Mapping> = Vec::new();
         for m in &req.mappings {
-            super::launch::check_device(&m.device_name)?;
+            let idx = Some(super::launch::check_device(&m.device_name)?);
             if !m.snapshot_id.is_empty() {
                 return Err(ApiError::invalid(
                     "Mappings of a registered image cannot name snapshots.",
@@ -205,10 +205,13 @@ impl Cloud {
             }
             if m.virtual_name.is_empty() {
                 super::launch::check_size(m.volume_size)?;
+                if !m.volume_type.is_empty() {
+                    super::volumes::check_volume_type(&m.volume_type)?;
+                }
             }
-            if sources
-                .iter()
-                .any(|s| s.mapping.device_name == m.device_name)
+            let index = |d: &str| super::launch::device_index(d);
+            if sources.iter().any(|s| index(&s.mapping.device_name) == idx)
+                || mappings.iter().any(|o| index(&o.device_name) == idx)
             {
                 return Err(ApiError::new(
                     "InvalidBlockDeviceMapping",

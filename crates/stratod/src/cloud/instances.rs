@@ -134,7 +134,12 @@ impl Cloud {
         ids: &[String],
     ) -> ApiResult<Vec<Change>> {
         let instances = self.owned_all(account, ids)?;
+        // Instances of placement groups get their racks before they turn pending, under the
+        // placement lock, so a full spread group refuses the start with nothing changed.
+        let placement = self.placement_lock();
+        self.place_for_start(&instances)?;
         let changes = self.apply_all(&instances, Event::Start, "")?;
+        drop(placement);
         for (c, moved) in &changes {
             if *moved {
                 let cloud = Arc::clone(self);

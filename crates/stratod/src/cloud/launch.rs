@@ -1,12 +1,11 @@
-//! RunInstances: validation against the AMI, the instance type and the caller's rights; the
-//! records of the new instances, their volumes and ENIs; then, in a task per instance, the
-//! boot: volumes cloned from snapshots, the tap, the config drive, the monitor.
+//! RunInstances: the launch template's parameters filled in, validation against the AMI,
+//! the instance type, the key pair, the placement group and the caller's rights; the records
+//! of the new instances, their volumes and ENIs; then a boot task per instance
+//! (`super::boot`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::{json, Value};
-
+use super::placement::{self, Slot};
 use super::Cloud;
 use crate::catalog;
 use crate::db::images::Mapping;
@@ -17,8 +16,8 @@ use crate::db::{now_ms, now_s};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
-use crate::storage::{self, GIB};
-use crate::supervisor::{self, VmmPaths};
+
+pub use super::boot::chain;
 
 /// Largest user data, raw.
 pub const MAX_USER_DATA: usize = 16 * 1024;
@@ -56,14 +55,29 @@ pub struct RunRequest {
     pub availability_zone: String,
     /// Placement group.
     pub group_name: String,
+    /// Partition of a partition group (0: the scheduler's choice).
+    pub partition_number: i32,
     /// `stop` or `terminate`.
     pub shutdown_behavior: String,
-    /// Termination protection.
-    pub disable_api_termination: bool,
+    /// Termination protection, if given.
+    pub disable_api_termination: Option<bool>,
     /// Tags.
     pub tags: Vec<Tag>,
     /// Idempotency token.
     pub client_token: String,
+    /// The launch template whose version fills what this request leaves empty.
+    pub launch_template: Option<TemplateRef>,
+}
+
+/// A launch template named by a RunInstances.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateRef {
+    /// `lt-…` (or empty).
+    pub id: String,
+    /// Its name (or empty).
+    pub name: String,
+    /// `$Default` (or empty), `$Latest`, or a number.
+    pub version: String,
 }
 
 /// One launch-time block device mapping entry.
@@ -193,6 +207,13 @@ impl Cloud {
                 return Ok((first.reservation_id.clone(), earlier));
             }
         }
+        let req = match &req.launch_template {
+            Some(t) => {
+                let t = t.clone();
+                self.apply_launch_template(account, &t, req)?
+            }
+            None => req,
+        };
         if req.image_id.is_empty() {
             return Err(ApiError::missing("ImageId"));
         }
@@ -246,29 +267,44 @@ impl Cloud {
                 format!("Image {} is {}, not available.", image.id, image.state),
             ));
         }
-        if !req.key_name.is_empty() {
-            return Err(ApiError::new(
-                "InvalidKeyPair.NotFound",
-                format!(
-                    "The key pair '{}' does not exist",
-                    req.key_name.chars().take(64).collect::<String>()
-                ),
-            ));
-        }
+        let public_key = if req.key_name.is_empty() {
+            String::new()
+        } else {
+            self.launch_key(account, &req.key_name)?
+        };
         if let Some(sg) = req.security_group_ids.first() {
             ids::check(Kind::SecurityGroup, sg)?;
             return Err(Kind::SecurityGroup.not_found(sg));
         }
-        if !req.group_name.is_empty() {
-            return Err(ApiError::new(
-                "InvalidPlacementGroup.Unknown",
-                format!(
-                    "The Placement Group '{}' is unknown.",
-                    req.group_name.chars().take(64).collect::<String>()
-                ),
-            ));
+        let group = if req.group_name.is_empty() {
+            if req.partition_number != 0 {
+                return Err(ApiError::invalid(
+                    "Placement.PartitionNumber needs Placement.GroupName.",
+                ));
+            }
+            None
+        } else {
+            Some(self.placement_group_named(account, &req.group_name)?)
+        };
+        // From here to the last insert, placement decisions must not interleave with another
+        // launch's or start's; nothing below awaits.
+        let placement_guard = group.as_ref().map(|_| self.placement_lock());
+        let members = match &group {
+            Some(g) => self.group_members(&g.id, None)?,
+            None => Vec::new(),
+        };
+        let mut zone = req.availability_zone.clone();
+        if let Some(g) = &group {
+            // A cluster group's next instance goes where the others are unless told.
+            if zone.is_empty() && req.subnet_id.is_empty() {
+                if let Some(z) =
+                    placement::cluster_zone(&super::placement_groups::view(g), &members)
+                {
+                    zone = z.to_string();
+                }
+            }
         }
-        let subnet = self.launch_subnet(&req.subnet_id, &req.availability_zone)?;
+        let subnet = self.launch_subnet(&req.subnet_id, &zone)?;
         let mappings = merge_mappings(&image.mappings, &image.root_device_name, &req.mappings)?;
         let (volumes, stores) = self.plan_volumes(account, &image, &mappings, &itype)?;
         if volumes.len() + stores.len() + 2 + HOT_SLOTS > MAX_DEVICES {
@@ -293,7 +329,23 @@ impl Cloud {
                 ),
             ));
         }
-        let count = (max as i64).min(free) as i32;
+        let mut count = (max as i64).min(free) as i32;
+        let slots: Vec<Slot> = match &group {
+            Some(g) => {
+                let slots = placement::place(
+                    &super::placement_groups::view(g),
+                    &self.cfg.racks,
+                    &members,
+                    &subnet.az,
+                    req.partition_number,
+                    min as usize,
+                    count as usize,
+                )?;
+                count = slots.len() as i32;
+                slots
+            }
+            None => Vec::new(),
+        };
 
         let reservation = ids::new_id(Kind::Reservation);
         let now = now_s();
@@ -336,10 +388,10 @@ impl Cloud {
                 az: subnet.az.clone(),
                 subnet_id: subnet.id.clone(),
                 security_groups: vec![],
-                key_name: String::new(),
+                key_name: req.key_name.clone(),
                 user_data: req.user_data.clone(),
                 shutdown_behavior: shutdown_behavior.to_string(),
-                disable_api_termination: req.disable_api_termination,
+                disable_api_termination: req.disable_api_termination.unwrap_or(false),
                 root_device_name: image.root_device_name.clone(),
                 kernel: dir.join("kernel").display().to_string(),
                 initrd: image
@@ -353,6 +405,13 @@ impl Cloud {
                 vmm_start: None,
                 terminated_at: None,
                 client_token: req.client_token.clone(),
+                placement_group: group.as_ref().map(|g| g.id.clone()).unwrap_or_default(),
+                partition_number: slots.get(index as usize).map_or(0, |s| s.partition),
+                rack: slots
+                    .get(index as usize)
+                    .map(|s| s.rack.clone())
+                    .unwrap_or_default(),
+                public_key: public_key.clone(),
             };
             self.db.insert_instance(&inst)?;
             for m in &volumes {
@@ -377,6 +436,7 @@ impl Cloud {
             crate::metrics::inc(&self.metrics.instances_launched_total);
             launched.push(inst);
         }
+        drop(placement_guard);
         for inst in &launched {
             let cloud = Arc::clone(self);
             let id = inst.id.clone();
@@ -454,6 +514,7 @@ impl Cloud {
             if m.volume_type.is_empty() {
                 m.volume_type = "gp3".into();
             }
+            super::volumes::check_volume_type(&m.volume_type)?;
             volumes.push(m);
         }
         Ok((volumes, stores))
@@ -472,235 +533,6 @@ impl Cloud {
         })?;
         Ok(())
     }
-
-    /// Boots a pending instance: volumes, tap, config drive, monitor. A first launch that
-    /// fails ends terminated, a start that fails ends stopped, both with the reason.
-    pub async fn boot(self: Arc<Self>, id: &str, first: bool) {
-        let lock = self.lock(id);
-        let _guard = lock.lock().await;
-        let result = self.boot_locked(id).await;
-        match result {
-            Ok(()) => {
-                match self.db.set_state(id, &[State::Pending], State::Running, "") {
-                    Ok(true) => {
-                        if let Ok(Some(i)) = self.db.instance(id) {
-                            let _ = self.db.open_period(&Period {
-                                owner: i.owner,
-                                resource_id: i.id,
-                                resource_type: "instance".into(),
-                                kind: i.instance_type,
-                                gib: 0,
-                                start_ms: now_ms(),
-                                end_ms: None,
-                            });
-                        }
-                    }
-                    // Terminated while booting: the terminate task, queued on the lock,
-                    // brings the monitor down.
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(instance = id, error = %e, "cannot record running"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(instance = id, error = %e, "boot failed");
-                let reason = format!("Server.InternalError: {}", e.message);
-                if first {
-                    if let Ok(true) =
-                        self.db
-                            .set_state(id, &[State::Pending], State::ShuttingDown, &reason)
-                    {
-                        self.release_locked(id, &reason).await;
-                    }
-                } else {
-                    let _ = self
-                        .db
-                        .set_state(id, &[State::Pending], State::Stopped, &reason);
-                }
-            }
-        }
-    }
-
-    async fn boot_locked(self: &Arc<Self>, id: &str) -> ApiResult<()> {
-        let inst = self
-            .db
-            .instance(id)?
-            .ok_or_else(|| Kind::Instance.not_found(id))?;
-        if inst.state != State::Pending {
-            return Ok(());
-        }
-        let dir = self.instance_dir(id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the instance folder", e))?;
-        self.materialize_volumes(id).await?;
-        for s in &inst.instance_store {
-            let path = dir.join(format!("{}.img", s.virtual_name));
-            if !path.exists() {
-                storage::create_sparse(&path, s.gib as u64 * GIB)
-                    .map_err(|e| super::host_io("Cannot create the instance store", e))?;
-            }
-        }
-        for eni in self.db.instance_enis(id)? {
-            self.plug(&eni).await?;
-        }
-        self.write_config_drive(&inst)?;
-        self.db.set_launch_time(id, now_s())?;
-        self.spawn_vmm(&inst).await
-    }
-
-    /// Creates the files of an instance's volumes that do not exist yet.
-    async fn materialize_volumes(&self, id: &str) -> ApiResult<()> {
-        for v in self.db.instance_volumes(id)? {
-            if v.state != "creating" {
-                continue;
-            }
-            let path = self.volume_path(&v.id);
-            let size = v.size_gib as u64 * GIB;
-            if v.snapshot_id.is_empty() {
-                storage::create_sparse(&path, size)
-                    .map_err(|e| super::host_io("Cannot create a volume", e))?;
-            } else {
-                let src = self.snapshot_path(&v.snapshot_id);
-                let dst = path.clone();
-                tokio::task::spawn_blocking(move || storage::clone_file(&src, &dst, size, |_| {}))
-                    .await
-                    .map_err(|e| ApiError::internal(e.to_string()))?
-                    .map_err(|e| super::host_io("Cannot clone a snapshot", e))?;
-            }
-            self.db.set_volume_state(&v.id, "in-use")?;
-            self.db.set_attach_state(&v.id, "attached")?;
-        }
-        Ok(())
-    }
-
-    /// Writes the config drive: user data and the meta-data the images read.
-    fn write_config_drive(&self, inst: &Instance) -> ApiResult<()> {
-        let dir = self.instance_dir(&inst.id);
-        let ip = self
-            .db
-            .instance_enis(&inst.id)?
-            .first()
-            .map(|e| e.private_ip.clone())
-            .unwrap_or_default();
-        let meta = format!(
-            "instance-id: {}\nlocal-hostname: ip-{}\navailability-zone: {}\n",
-            inst.id,
-            ip.replace('.', "-"),
-            inst.az
-        );
-        let mut members: Vec<(&str, &[u8])> = vec![("meta-data", meta.as_bytes())];
-        if !inst.user_data.is_empty() {
-            members.push(("user-data", &inst.user_data));
-        }
-        storage::write_config_drive(&dir.join("config-drive.img"), &members)
-            .map_err(|e| super::host_io("Cannot write the config drive", e))
-    }
-
-    /// The monitor configuration of an instance: its volumes in device order, its instance
-    /// store, the config drive, empty slots for hot attach, its ENIs.
-    pub fn vm_config(&self, inst: &Instance) -> ApiResult<(Value, Vec<(String, String)>)> {
-        let dir = self.instance_dir(&inst.id);
-        let paths = VmmPaths::in_dir(&dir);
-        let mut disks = Vec::new();
-        let mut slots = Vec::new();
-        let mut devices: Vec<(usize, Value, Option<String>)> = Vec::new();
-        for v in self.db.instance_volumes(&inst.id)? {
-            let drive = v.id.replace('-', "");
-            devices.push((
-                v.device
-                    .as_deref()
-                    .and_then(device_index)
-                    .unwrap_or(usize::MAX),
-                json!({"id": drive, "path": self.volume_path(&v.id)}),
-                Some(v.id.clone()),
-            ));
-            slots.push((v.id.clone(), drive));
-        }
-        for s in &inst.instance_store {
-            devices.push((
-                device_index(&s.device).unwrap_or(usize::MAX),
-                json!({"id": s.virtual_name, "path": dir.join(format!("{}.img", s.virtual_name))}),
-                None,
-            ));
-        }
-        devices.sort_by_key(|d| d.0);
-        disks.extend(devices.into_iter().map(|d| d.1));
-        disks.push(
-            json!({"id": "config-drive", "path": dir.join("config-drive.img"), "readonly": true}),
-        );
-        for k in 0..HOT_SLOTS {
-            disks.push(json!({"id": format!("slot{k}")}));
-        }
-        let enis = self.db.instance_enis(&inst.id)?;
-        let nets: Vec<Value> = enis
-            .iter()
-            .enumerate()
-            .map(|(k, e)| json!({"id": format!("eth{k}"), "tap": e.tap, "mac": e.mac}))
-            .collect();
-        let mut cmdline = inst.boot_args.clone();
-        if let Some(e) = enis.first() {
-            if let Some(subnet) = self.db.subnet(&e.subnet_id)? {
-                if let Some((gw, prefix)) = super::network::gateway(&subnet) {
-                    cmdline.push_str(&format!(
-                        " ip={}::{}:{}:ip-{}:eth0:off",
-                        e.private_ip,
-                        gw,
-                        super::network::netmask(prefix),
-                        e.private_ip.replace('.', "-")
-                    ));
-                }
-            }
-        }
-        let mut config = json!({
-            "kernel": inst.kernel,
-            "cmdline": cmdline,
-            "cpus": inst.vcpus,
-            "memory_mib": inst.memory_mib,
-            "disks": disks,
-            "nets": nets,
-            "rng": true,
-            "console": paths.console,
-            "api_socket": paths.api,
-            "exit_status_file": paths.exit_status,
-            "cpu_template": self.cpu_template,
-        });
-        if let Some(initrd) = &inst.initrd {
-            config["initrd"] = json!(initrd);
-        }
-        Ok((config, slots))
-    }
-
-    /// Starts the monitor of an instance and waits until it runs.
-    pub async fn spawn_vmm(self: &Arc<Self>, inst: &Instance) -> ApiResult<()> {
-        let (config, slots) = self.vm_config(inst)?;
-        for (vol, drive) in &slots {
-            self.db.set_volume_slot(vol, Some(drive))?;
-        }
-        let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config)
-            .map_err(|e| ApiError::internal(chain(&e)))?;
-        crate::metrics::inc(&self.metrics.vmm_spawned_total);
-        self.set_vm(&inst.id, process);
-        self.db
-            .set_vmm(&inst.id, Some(process.pid), Some(process.start))?;
-        if let Err(e) = supervisor::wait_up(process, &paths, Duration::from_secs(30)).await {
-            self.forget_vm(&inst.id);
-            self.db.set_vmm(&inst.id, None, None)?;
-            return Err(ApiError::internal(chain(&e)));
-        }
-        self.watch(&inst.id, process);
-        Ok(())
-    }
-}
-
-/// An error and its sources as one line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]

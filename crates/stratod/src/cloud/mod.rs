@@ -12,11 +12,17 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::supervisor::Process;
 
+pub mod boot;
 pub mod filters;
 pub mod images;
 pub mod instances;
+pub mod key_pairs;
 pub mod launch;
+pub mod launch_templates;
 pub mod network;
+pub mod placement;
+pub mod placement_groups;
+pub mod regions;
 pub mod restore;
 pub mod volumes;
 
@@ -44,6 +50,10 @@ pub struct Cloud {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Status check results by instance ID.
     pub status: Mutex<HashMap<String, crate::prober::Record>>,
+    /// Held while placement decisions are made and recorded (launches, starts and moves of
+    /// instances in placement groups, group deletion), so that two requests cannot both
+    /// take the last rack of a spread group.
+    placement: Mutex<()>,
     /// Daemon work counters.
     pub metrics: crate::metrics::Metrics,
 }
@@ -75,6 +85,7 @@ impl Cloud {
             vms: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             status: Mutex::new(HashMap::new()),
+            placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
         }))
     }
@@ -106,6 +117,11 @@ impl Cloud {
     pub fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// The placement lock (see the field).
+    pub fn placement_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.placement.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The monitor of an instance, if one is being watched.
@@ -183,4 +199,19 @@ pub fn remove_file(path: &Path) -> std::io::Result<()> {
 pub fn host_io(what: &str, e: std::io::Error) -> ApiError {
     tracing::error!(error = %e, "{what}");
     ApiError::internal(format!("{what}: {e}"))
+}
+
+/// A cloud over a fresh data directory, for unit tests (no monitor is ever started).
+#[cfg(test)]
+pub(crate) fn test_cloud() -> (tempfile::TempDir, Arc<Cloud>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = Config::build(
+        None,
+        Some(dir.path().to_path_buf()),
+        &[],
+        Some("host".into()),
+    )
+    .expect("config");
+    let cloud = Cloud::open(cfg).expect("cloud");
+    (dir, cloud)
 }

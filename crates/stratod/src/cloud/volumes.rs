@@ -20,6 +20,19 @@ use crate::supervisor::{self, VmmPaths};
 /// Volume type labels EC2 knows.
 pub const VOLUME_TYPES: &[&str] = &["standard", "gp2", "gp3", "io1", "io2", "st1", "sc1"];
 
+/// Checks a volume type label (CreateVolume, and the mappings of RunInstances and
+/// RegisterImage).
+pub fn check_volume_type(vtype: &str) -> ApiResult<()> {
+    if !VOLUME_TYPES.contains(&vtype) {
+        return Err(ApiError::invalid(format!(
+            "Invalid value '{}' for volumeType: use one of {}.",
+            vtype.chars().take(32).collect::<String>(),
+            VOLUME_TYPES.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 impl Cloud {
     /// A volume the account owns.
     pub fn owned_volume(&self, account: &str, id: &str) -> ApiResult<Volume> {
@@ -53,13 +66,7 @@ impl Cloud {
         } else {
             volume_type
         };
-        if !VOLUME_TYPES.contains(&vtype) {
-            return Err(ApiError::invalid(format!(
-                "Invalid value '{}' for volumeType: use one of {}.",
-                vtype.chars().take(32).collect::<String>(),
-                VOLUME_TYPES.join(", ")
-            )));
-        }
+        check_volume_type(vtype)?;
         if az.is_empty() {
             return Err(ApiError::missing("AvailabilityZone"));
         }

@@ -86,12 +86,23 @@ pub struct Instance {
     pub terminated_at: Option<i64>,
     /// The RunInstances idempotency token.
     pub client_token: String,
+    /// Placement group ID (`pg-…`); empty outside groups.
+    pub placement_group: String,
+    /// Partition of a partition group (1-7); 0 otherwise.
+    pub partition_number: i32,
+    /// The rack the scheduler chose (config `racks`); empty outside groups.
+    pub rack: String,
+    /// The OpenSSH public key of the key pair it was launched with; empty without one.
+    /// Kept with the instance, as EC2 keeps it in the guest, so that deleting the key pair
+    /// changes nothing for instances already launched.
+    pub public_key: String,
 }
 
 const COLUMNS: &str = "id, owner, reservation_id, launch_index, image_id, instance_type, vcpus, \
     memory_mib, state, state_reason, launch_time, az, subnet_id, security_groups, key_name, \
     user_data, shutdown_behavior, disable_api_termination, root_device_name, kernel, initrd, \
-    boot_args, tags, instance_store, vmm_pid, vmm_start, terminated_at, client_token";
+    boot_args, tags, instance_store, vmm_pid, vmm_start, terminated_at, client_token, \
+    placement_group, partition_number, rack, public_key";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -130,6 +141,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         vmm_start: r.get(25)?,
         terminated_at: r.get(26)?,
         client_token: r.get(27)?,
+        placement_group: r.get(28)?,
+        partition_number: r.get(29)?,
+        rack: r.get(30)?,
+        public_key: r.get(31)?,
     })
 }
 
@@ -140,7 +155,7 @@ impl Db {
             &format!(
                 "INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
                  ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
-                 ?25, ?26, ?27, ?28)"
+                 ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"
             ),
             params![
                 i.id,
@@ -171,6 +186,10 @@ impl Db {
                 i.vmm_start,
                 i.terminated_at,
                 i.client_token,
+                i.placement_group,
+                i.partition_number,
+                i.rack,
+                i.public_key,
             ],
         )?;
         Ok(())
@@ -197,6 +216,33 @@ impl Db {
         ))?;
         let rows = stmt.query_map([owner], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The instances of a placement group, terminated ones included, oldest first.
+    pub fn instances_in_group(&self, group_id: &str) -> DbResult<Vec<Instance>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM instances WHERE placement_group = ?1 \
+             ORDER BY launch_time, reservation_id, launch_index"
+        ))?;
+        let rows = stmt.query_map([group_id], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records where an instance is placed.
+    pub fn set_placement(
+        &self,
+        id: &str,
+        group_id: &str,
+        partition_number: i32,
+        rack: &str,
+    ) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE instances SET placement_group = ?2, partition_number = ?3, rack = ?4 \
+             WHERE id = ?1",
+            params![id, group_id, partition_number, rack],
+        )?;
+        Ok(())
     }
 
     /// Instances of an account launched with this client token.
@@ -298,6 +344,10 @@ pub(crate) mod tests {
             vmm_start: None,
             terminated_at: None,
             client_token: String::new(),
+            placement_group: String::new(),
+            partition_number: 0,
+            rack: String::new(),
+            public_key: String::new(),
         }
     }
 

@@ -9,7 +9,10 @@ use rusqlite::Connection;
 
 pub mod images;
 pub mod instances;
+pub mod key_pairs;
+pub mod launch_templates;
 pub mod network;
+pub mod placement;
 pub mod usage;
 pub mod volumes;
 
@@ -142,6 +145,61 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX usage_open ON usage(resource_id, end_ms);
     "#,
+    // 2: placement groups, and where each instance is placed (group ID, partition, rack).
+    r#"
+    CREATE TABLE placement_groups (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        partition_count INTEGER NOT NULL DEFAULT 0,
+        spread_level TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX placement_groups_owner_name ON placement_groups(owner, name);
+    ALTER TABLE instances ADD COLUMN placement_group TEXT NOT NULL DEFAULT '';
+    ALTER TABLE instances ADD COLUMN partition_number INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN rack TEXT NOT NULL DEFAULT '';
+    CREATE INDEX instances_placement_group ON instances(placement_group);
+    "#,
+    // 3: launch templates and their immutable versions.
+    r#"
+    CREATE TABLE launch_templates (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        default_version INTEGER NOT NULL,
+        latest_version INTEGER NOT NULL,
+        tags TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX launch_templates_owner_name ON launch_templates(owner, name);
+    CREATE TABLE launch_template_versions (
+        template_id TEXT NOT NULL REFERENCES launch_templates(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        data TEXT NOT NULL,
+        user_data BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (template_id, version)
+    );
+    "#,
+    // 4: key pairs (public keys only), and the public key each instance was launched with.
+    r#"
+    CREATE TABLE key_pairs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key_type TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX key_pairs_owner_name ON key_pairs(owner, name);
+    ALTER TABLE instances ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query
@@ -237,6 +295,40 @@ mod tests {
         drop(db);
         let db = Db::open(&path).unwrap();
         assert_eq!(db.version().unwrap(), MIGRATIONS.len() as u32);
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO instances (id, owner, reservation_id, launch_index, image_id, \
+                 instance_type, vcpus, memory_mib, state, launch_time, az, subnet_id, \
+                 security_groups, key_name, user_data, shutdown_behavior, \
+                 disable_api_termination, root_device_name, kernel, boot_args, tags, \
+                 instance_store) VALUES ('i-0000000000000000a', '111111111111', 'r-1', 0, \
+                 'ami-1', 't3.micro', 1, 64, 'stopped', 1, 'home-1a', 'subnet-1', '[]', '', \
+                 x'', 'stop', 0, '/dev/vda', '/k', '', '[]', '[]')",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.version().unwrap(), MIGRATIONS.len() as u32);
+        let i = db.instance("i-0000000000000000a").unwrap().unwrap();
+        assert_eq!(
+            (
+                i.placement_group.as_str(),
+                i.partition_number,
+                i.rack.as_str()
+            ),
+            ("", 0, "")
+        );
+        assert_eq!(i.public_key, "");
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! The LaunchTemplates service.
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::launch_templates_server::LaunchTemplates;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::Api;
+use crate::db::launch_templates::{Template, Version};
+
+fn template(t: &Template) -> pb::LaunchTemplate {
+    pb::LaunchTemplate {
+        launch_template_id: t.id.clone(),
+        launch_template_name: t.name.clone(),
+        create_time_unix: t.created,
+        created_by: t.owner.clone(),
+        default_version_number: t.default_version,
+        latest_version_number: t.latest_version,
+        tags: convert::tags(&t.tags),
+    }
+}
+
+fn version(t: &Template, v: &Version) -> pb::LaunchTemplateVersion {
+    pb::LaunchTemplateVersion {
+        launch_template_id: t.id.clone(),
+        launch_template_name: t.name.clone(),
+        version_number: v.version,
+        version_description: v.description.clone(),
+        create_time_unix: v.created,
+        created_by: t.owner.clone(),
+        default_version: v.version == t.default_version,
+        launch_template_data: Some(convert::template_data(&v.data)),
+    }
+}
+
+#[tonic::async_trait]
+impl LaunchTemplates for Api {
+    async fn create_launch_template(
+        &self,
+        req: Request<pb::CreateLaunchTemplateRequest>,
+    ) -> Result<Response<pb::CreateLaunchTemplateResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
+        let result = self
+            .cloud
+            .create_launch_template(
+                &account,
+                &r.launch_template_name,
+                &r.version_description,
+                data,
+                convert::tags_in(&r.tags),
+            )
+            .map(|t| pb::CreateLaunchTemplateResponse {
+                launch_template: Some(template(&t)),
+            });
+        self.finish("CreateLaunchTemplate", result)
+    }
+
+    async fn create_launch_template_version(
+        &self,
+        req: Request<pb::CreateLaunchTemplateVersionRequest>,
+    ) -> Result<Response<pb::CreateLaunchTemplateVersionResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
+        let result = self
+            .cloud
+            .create_launch_template_version(
+                &account,
+                &r.launch_template_id,
+                &r.launch_template_name,
+                &r.source_version,
+                &r.version_description,
+                data,
+            )
+            .map(|(t, v)| pb::CreateLaunchTemplateVersionResponse {
+                launch_template_version: Some(version(&t, &v)),
+            });
+        self.finish("CreateLaunchTemplateVersion", result)
+    }
+
+    async fn modify_launch_template(
+        &self,
+        req: Request<pb::ModifyLaunchTemplateRequest>,
+    ) -> Result<Response<pb::ModifyLaunchTemplateResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .modify_launch_template(
+                &account,
+                &r.launch_template_id,
+                &r.launch_template_name,
+                &r.default_version,
+            )
+            .map(|t| pb::ModifyLaunchTemplateResponse {
+                launch_template: Some(template(&t)),
+            });
+        self.finish("ModifyLaunchTemplate", result)
+    }
+
+    async fn describe_launch_templates(
+        &self,
+        req: Request<pb::DescribeLaunchTemplatesRequest>,
+    ) -> Result<Response<pb::DescribeLaunchTemplatesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_launch_templates(
+                &account,
+                &r.launch_template_ids,
+                &r.launch_template_names,
+                &convert::filters(&r.filters),
+            )
+            .map(|list| pb::DescribeLaunchTemplatesResponse {
+                launch_templates: list.iter().map(template).collect(),
+            });
+        self.finish("DescribeLaunchTemplates", result)
+    }
+
+    async fn describe_launch_template_versions(
+        &self,
+        req: Request<pb::DescribeLaunchTemplateVersionsRequest>,
+    ) -> Result<Response<pb::DescribeLaunchTemplateVersionsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_launch_template_versions(
+                &account,
+                &r.launch_template_id,
+                &r.launch_template_name,
+                &r.versions,
+                r.min_version,
+                r.max_version,
+            )
+            .map(|(t, list)| pb::DescribeLaunchTemplateVersionsResponse {
+                launch_template_versions: list.iter().map(|v| version(&t, v)).collect(),
+            });
+        self.finish("DescribeLaunchTemplateVersions", result)
+    }
+
+    async fn delete_launch_template(
+        &self,
+        req: Request<pb::DeleteLaunchTemplateRequest>,
+    ) -> Result<Response<pb::DeleteLaunchTemplateResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .delete_launch_template(&account, &r.launch_template_id, &r.launch_template_name)
+            .map(|t| pb::DeleteLaunchTemplateResponse {
+                launch_template: Some(template(&t)),
+            });
+        self.finish("DeleteLaunchTemplate", result)
+    }
+}

@@ -1,0 +1,152 @@
+//! The API's surface for generic gRPC tools and remote callers: standard health and server
+//! reflection, the owner-only Unix socket, the TCP listener that requires a token, and the
+//! live console stream.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use strato_e2e::Daemon;
+use tonic::transport::Channel;
+
+async fn unix_channel(d: &Daemon) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("unix:{}", d.socket.display()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_reflection_and_socket_permissions() {
+    let d = Daemon::start("api");
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+
+    let ch = unix_channel(&d).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    for svc in [
+        "strato.v1.Compute",
+        "strato.v1.Images",
+        "strato.v1.Volumes",
+        "strato.v1.Usage",
+    ] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: svc.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{svc}"
+        );
+    }
+
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut refl = ServerReflectionClient::new(ch);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "strato.v1.Compute",
+        "strato.v1.Images",
+        "strato.v1.Volumes",
+        "strato.v1.Usage",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+}
+
+#[test]
+fn tcp_needs_a_token_and_tokens_name_accounts() {
+    // A TCP listener on the namespace's loopback, reached by a CLI run inside the namespace.
+    let mut cfg = strato_e2e::fast_config();
+    cfg["listen"] = serde_json::json!(["tcp:127.0.0.1:7310"]);
+    let d = Daemon::start_with("tcp", cfg);
+    let cli = |token: Option<&str>| {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &d.ns])
+            .arg(strato_e2e::bin("strato"))
+            .args([
+                "--endpoint",
+                "http://127.0.0.1:7310",
+                "--output",
+                "json",
+                "describe-instances",
+            ]);
+        if let Some(t) = token {
+            c.args(["--token", t]);
+        }
+        c.output().unwrap()
+    };
+    let out = cli(None);
+    assert_eq!(
+        out.status.code(),
+        Some(254),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AuthFailure"));
+    let out = cli(Some("token-alice"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = cli(Some("nope"));
+    assert_eq!(bad.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("AuthFailure"));
+}
+
+#[test]
+fn console_stream_follows_the_guest() {
+    let d = Daemon::start("console");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", Duration::from_secs(30));
+    let mut child = std::process::Command::new(strato_e2e::bin("strato"))
+        .env("STRATO_ENDPOINT", format!("unix:{}", d.socket.display()))
+        .args(["console", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // New output after the stream began: the reboot's second boot.
+    d.cli(&["reboot-instances", "--instance-ids", &id]);
+    std::thread::sleep(Duration::from_secs(2));
+    d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);
+    // The stream ends once the instance is terminated.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "console did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.matches("probe: ready").count() >= 2, "{out}");
+}
