@@ -394,6 +394,8 @@ void isr_dispatch(u64 vec, u64 *frame)
 
 /* ---------------- keyboard ---------------- */
 static int kbd_ctrl, kbd_alt, kbd_del, kbd_e0, kbd_f0;
+/* user data `ignore-ctrl-alt-del`: a guest that does not shut down when asked */
+static int ignore_cad;
 
 static void kbd_byte(u8 b)
 {
@@ -420,6 +422,11 @@ static void kbd_byte(u8 b)
 	else
 		return;
 	if (kbd_ctrl && kbd_alt && kbd_del) {
+		if (ignore_cad) {
+			kprintf("probe: ctrl-alt-del ignored\n");
+			kbd_ctrl = kbd_alt = kbd_del = 0;
+			return;
+		}
 		kprintf("probe: ctrl-alt-del\n");
 		power_off();
 	}
@@ -469,6 +476,8 @@ static void run_script(const char *s, u32 n)
 		} else if (str_eq_n(w, wl, "poweroff")) {
 			kprintf("probe: poweroff\n");
 			power_off();
+		} else if (str_eq_n(w, wl, "ignore-ctrl-alt-del")) {
+			ignore_cad = 1;
 		} else if (str_eq_n(w, wl, "net-silent-after")) {
 			/* net-silent-after <n>: answer n more ARP requests, then nothing at all */
 			u64 n;

@@ -181,3 +181,92 @@ fn guest_poweroff_follows_the_shutdown_behavior_and_protection_holds() {
     ]);
     d.cli(&["terminate-instances", "--instance-ids", &p, "--wait"]);
 }
+
+/// Sends one request to an instance's monitor socket.
+fn monitor(d: &Daemon, id: &str, req: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = d.data().join("instances").join(id).join("api.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.write_all(format!("{req}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn stop_forces_a_guest_that_ignores_ctrl_alt_del() {
+    let d = Daemon::start("forced");
+    let ami = d.register_probe("probe");
+    let ud = d.file("ud.txt", b"ignore-ctrl-alt-del\n");
+    let id = d.run(&ami, &["--user-data", &format!("file://{}", ud.display())])[0].clone();
+    d.wait_state(&id, "running", T);
+    d.wait_console(&id, "probe: user-data done", T);
+    // The guest ignores Ctrl-Alt-Del: the stop waits the timeout (3 s in the test config),
+    // then forces the VM off.
+    let t0 = std::time::Instant::now();
+    d.cli(&["stop-instances", "--instance-ids", &id, "--wait"]);
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(2900), "{took:?}");
+    assert_eq!(d.state(&id), "stopped");
+    assert!(d.console(&id).contains("probe: ctrl-alt-del ignored"));
+    assert!(d.log().contains("forcing"), "{}", d.log());
+}
+
+#[test]
+fn stop_of_a_paused_vm_forces_it_at_once() {
+    let d = Daemon::start("paused");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    // A paused VM cannot take the key press; the monitor says so and the stop goes on.
+    assert!(monitor(&d, &id, r#"{"op":"pause"}"#).contains("\"ok\":true"));
+    let t0 = std::time::Instant::now();
+    d.cli(&["stop-instances", "--instance-ids", &id, "--wait"]);
+    assert!(
+        t0.elapsed() < Duration::from_millis(2900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(d.state(&id), "stopped");
+}
+
+#[test]
+fn instance_store_is_wiped_on_stop_and_kept_across_reboot() {
+    let d = Daemon::start("store");
+    let ami = d.register_probe("probe");
+    let v = d.json(&[
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "m5d.large",
+        "--block-device-mappings",
+        r#"[{"DeviceName":"/dev/vdb","VirtualName":"ephemeral0"}]"#,
+    ]);
+    let id = v["Instances"][0]["InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.wait_state(&id, "running", T);
+    let store = d.data().join("instances").join(&id).join("ephemeral0.img");
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), 75 << 30);
+    // The guest sees it as its second disk.
+    d.wait_console(&id, "probe: disk vdb size 80530636800", T);
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&store)
+            .unwrap();
+        f.seek(SeekFrom::Start(4096)).unwrap();
+        f.write_all(b"scratch data").unwrap();
+    }
+    d.cli(&["reboot-instances", "--instance-ids", &id]);
+    std::thread::sleep(Duration::from_secs(1));
+    d.wait_state(&id, "running", T);
+    assert_eq!(strato_e2e::read_at(&store, 4096, 12), b"scratch data");
+    d.cli(&["stop-instances", "--instance-ids", &id, "--wait"]);
+    assert!(!store.exists(), "instance store kept after stop");
+    d.cli(&["start-instances", "--instance-ids", &id, "--wait"]);
+    assert_eq!(strato_e2e::read_at(&store, 4096, 12), vec![0u8; 12]);
+}
