@@ -102,6 +102,17 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+/// An error and its sources as one line, for logs and messages at the edge.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
 /// Result of an API operation.
 pub type ApiResult<T> = Result<T, ApiError>;
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stratod::cloud::Cloud;
 use stratod::config::Config;
+use stratod::error::chain;
 
 /// strato's control daemon.
 #[derive(Debug, Parser)]
@@ -29,16 +30,6 @@ struct Args {
     /// Serve Prometheus counters on http://ADDR/metrics.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }
 
 fn main() -> ExitCode {

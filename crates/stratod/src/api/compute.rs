@@ -185,14 +185,7 @@ impl Api {
                     "reservation-id" => one(&i.reservation_id),
                     "owner-id" => one(&i.owner),
                     "launch-index" => one(&i.launch_index.to_string()),
-                    "tag-key" => Some(i.tags.iter().map(|t| t.key.clone()).collect()),
-                    n => n.strip_prefix("tag:").map(|k| {
-                        i.tags
-                            .iter()
-                            .filter(|t| t.key == k)
-                            .map(|t| t.value.clone())
-                            .collect()
-                    }),
+                    n => filters::tag_values(&i.tags, n),
                 }
             })?;
             if ok {
@@ -264,11 +257,7 @@ impl Compute for Api {
                 .iter()
                 .map(|m| Override {
                     mapping: convert::mapping_in(m),
-                    delete_on_termination: m
-                        .ebs
-                        .as_ref()
-                        .filter(|e| e.has_delete_on_termination)
-                        .map(|e| e.delete_on_termination),
+                    delete_on_termination: convert::delete_on_termination(m),
                 })
                 .collect(),
             key_name: r.key_name,

@@ -83,6 +83,15 @@ pub fn mapping_in(m: &pb::BlockDeviceMapping) -> Mapping {
     }
 }
 
+/// DeleteOnTermination of a mapping message, if the caller gave it (else the AMI's or EC2's
+/// default applies).
+pub fn delete_on_termination(m: &pb::BlockDeviceMapping) -> Option<bool> {
+    m.ebs
+        .as_ref()
+        .filter(|e| e.has_delete_on_termination)
+        .map(|e| e.delete_on_termination)
+}
+
 /// A stored mapping to a message.
 pub fn mapping(m: &Mapping) -> pb::BlockDeviceMapping {
     pb::BlockDeviceMapping {
@@ -111,11 +120,7 @@ pub fn template_data_in(d: &pb::LaunchTemplateData) -> TemplateData {
             .iter()
             .map(|m| TemplateMapping {
                 mapping: mapping_in(m),
-                delete_on_termination: m
-                    .ebs
-                    .as_ref()
-                    .filter(|e| e.has_delete_on_termination)
-                    .map(|e| e.delete_on_termination),
+                delete_on_termination: delete_on_termination(m),
             })
             .collect(),
         key_name: d.key_name.clone(),

@@ -266,16 +266,7 @@ pub fn public_keys(inst: &Instance) -> Option<String> {
     (!key.is_empty()).then(|| format!("{key}\n"))
 }
 
-/// An error and its sources as one line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
-}
+pub use crate::error::chain;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Describe* filters as in the AWS API: a resource matches when, for every filter, one of
 //! the filter's values matches the named attribute; `*` and `?` are wildcards.
 
+use crate::db::instances::Tag;
 use crate::error::{ApiError, ApiResult};
 
 /// One filter.
@@ -59,6 +60,21 @@ pub fn matches(filters: &[Filter], attr: impl Fn(&str) -> Option<Vec<String>>) -
         }
     }
     Ok(true)
+}
+
+/// The values the tag filters see: the keys for `tag-key`, the values of key K for `tag:K`;
+/// `None` for any other filter name.
+pub fn tag_values(tags: &[Tag], name: &str) -> Option<Vec<String>> {
+    if name == "tag-key" {
+        return Some(tags.iter().map(|t| t.key.clone()).collect());
+    }
+    let key = name.strip_prefix("tag:")?;
+    Some(
+        tags.iter()
+            .filter(|t| t.key == key)
+            .map(|t| t.value.clone())
+            .collect(),
+    )
 }
 
 /// Checks the filter names alone (so that an empty listing still refuses a bad filter).

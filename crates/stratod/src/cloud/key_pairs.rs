@@ -233,14 +233,7 @@ impl Cloud {
                     "key-pair-id" => one(&k.id),
                     "fingerprint" => one(&k.fingerprint),
                     "key-type" => one(&k.key_type),
-                    "tag-key" => Some(k.tags.iter().map(|t| t.key.clone()).collect()),
-                    n => n.strip_prefix("tag:").map(|key| {
-                        k.tags
-                            .iter()
-                            .filter(|t| t.key == key)
-                            .map(|t| t.value.clone())
-                            .collect()
-                    }),
+                    n => filters::tag_values(&k.tags, n),
                 }
             })?;
             if ok {

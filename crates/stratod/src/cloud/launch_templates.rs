@@ -442,14 +442,7 @@ impl Cloud {
                 match name {
                     "launch-template-name" => one(&t.name),
                     "launch-template-id" => one(&t.id),
-                    "tag-key" => Some(t.tags.iter().map(|t| t.key.clone()).collect()),
-                    n => n.strip_prefix("tag:").map(|k| {
-                        t.tags
-                            .iter()
-                            .filter(|tag| tag.key == k)
-                            .map(|tag| tag.value.clone())
-                            .collect()
-                    }),
+                    n => filters::tag_values(&t.tags, n),
                 }
             })?;
             if ok {

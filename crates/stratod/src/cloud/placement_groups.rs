@@ -197,14 +197,7 @@ impl Cloud {
                     "state" => one("available"),
                     "spread-level" => one(&g.spread_level),
                     "partition-count" => one(&g.partition_count.to_string()),
-                    "tag-key" => Some(g.tags.iter().map(|t| t.key.clone()).collect()),
-                    n => n.strip_prefix("tag:").map(|k| {
-                        g.tags
-                            .iter()
-                            .filter(|t| t.key == k)
-                            .map(|t| t.value.clone())
-                            .collect()
-                    }),
+                    n => filters::tag_values(&g.tags, n),
                 }
             })?;
             if ok {

@@ -14,6 +14,7 @@ use crate::supervisor::{self, Process, VmmPaths};
 impl Cloud {
     /// Brings every instance back under supervision.
     pub async fn restore(self: &Arc<Self>) {
+        self.restore_storage();
         let instances = match self.db.instances(None) {
             Ok(i) => i,
             Err(e) => {

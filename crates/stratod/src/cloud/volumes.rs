@@ -129,23 +129,50 @@ impl Cloud {
         }
         self.db.insert_volume(&v)?;
         self.meter_volume(&v)?;
-        if let Some(s) = snap {
-            let cloud = Arc::clone(self);
-            let id = v.id.clone();
-            let src = self.snapshot_path(&s.id);
-            tokio::spawn(async move {
-                let r = tokio::task::spawn_blocking(move || {
-                    storage::clone_file(&src, &path, size as u64 * GIB, |_| {})
-                })
-                .await;
-                let state = match r {
-                    Ok(Ok(_)) => "available",
-                    _ => "error",
-                };
-                let _ = cloud.db.set_volume_state(&id, state);
-            });
+        if snap.is_some() {
+            self.fill_volume(&v);
         }
         Ok(v)
+    }
+
+    /// Clones a `creating` volume's snapshot into its file, then marks it available.
+    fn fill_volume(self: &Arc<Self>, v: &Volume) {
+        let cloud = Arc::clone(self);
+        let id = v.id.clone();
+        let src = self.snapshot_path(&v.snapshot_id);
+        let path = self.volume_path(&v.id);
+        let size = v.size_gib as u64 * GIB;
+        tokio::spawn(async move {
+            let r =
+                tokio::task::spawn_blocking(move || storage::clone_file(&src, &path, size, |_| {}))
+                    .await;
+            let state = match r {
+                Ok(Ok(_)) => "available",
+                _ => "error",
+            };
+            let _ = cloud.db.set_volume_state(&id, state);
+        });
+    }
+
+    /// After a restart: copies that were cut short. A volume still `creating` from a
+    /// snapshot is cloned again (the snapshot is still there); a snapshot still `pending` is
+    /// marked `error` (the volume may have changed since it was taken, so a late copy would
+    /// not be the point in time that was asked for).
+    pub fn restore_storage(self: &Arc<Self>) {
+        for v in self.db.volumes(None).unwrap_or_default() {
+            if v.state == "creating" && v.instance_id.is_none() && !v.snapshot_id.is_empty() {
+                tracing::info!(volume = %v.id, "cloning again after a restart");
+                self.fill_volume(&v);
+            }
+        }
+        for s in self.db.snapshots().unwrap_or_default() {
+            let in_image = self.db.snapshot_in_image(&s.id).ok().flatten();
+            if s.state == "pending" && in_image.is_none() {
+                tracing::warn!(snapshot = %s.id, "snapshot cut short by a restart");
+                let _ = super::remove_file(&self.snapshot_path(&s.id).with_extension("part"));
+                let _ = self.db.set_snapshot_state(&s.id, "error", 0);
+            }
+        }
     }
 
     /// AttachVolume: hot on a running instance (into a free drive slot), in the records on a
