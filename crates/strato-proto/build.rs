@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "placement",
         "launch_templates",
         "key_pairs",
+        "vpc",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

@@ -1,4 +1,4 @@
-//! Host networking for strato: the Linux bridge of a VPC subnet, the persistent tap
+//! Host networking for strato: the Linux bridge of a VPC with its subnets' gateways, the persistent tap
 //! device behind each network interface, and the ARP probe of instance status checks.
 //!
 //! Everything is blocking and talks to the kernel directly: rtnetlink over a
@@ -8,7 +8,8 @@
 //! `spawn_blocking`. Every call opens its own socket in the network namespace of the
 //! calling thread, which is what lets the tests run in a throwaway namespace.
 //!
-//! - [`link`]: [`link::ensure_bridge`], [`link::create_tap`], [`link::delete_link`],
+//! - [`link`]: [`link::ensure_bridge`], [`link::ensure_bridge_only`],
+//!   [`link::delete_address`], [`link::create_tap`], [`link::delete_link`],
 //!   [`link::link_status`] and friends.
 //! - [`arp`]: [`arp::arp_probe`] and the pure frame functions it is built from.
 //! - [`mac`]: [`mac::MacAddr`], parsing, printing and generation of MAC addresses.

@@ -13,7 +13,8 @@ use crate::netlink::{
     read_u32, Attrs, Message, Socket, IFADDRMSG_LEN, IFA_ADDRESS, IFA_LOCAL, IFINFOMSG_LEN,
     IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO,
     IFLA_MASTER, IFLA_MTU, IFLA_TUN_TYPE, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK,
+    RTEXT_FILTER_SKIP_STATS, RTM_DELADDR, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR,
+    RTM_NEWLINK,
 };
 use crate::{tun, validate_ifname, NetError};
 
@@ -65,24 +66,7 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix_len: u8) -> Result<()
         return Err(NetError::InvalidPrefix(prefix_len));
     }
     let mut sock = open_socket()?;
-    let link = match lookup(&mut sock, Selector::Name(name))? {
-        Some(link) => link,
-        None => {
-            let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-            msg.ifinfomsg(0, 0, 0).attr_str(IFLA_IFNAME, name);
-            let nest = msg.begin_nest(IFLA_LINKINFO);
-            msg.attr_str(IFLA_INFO_KIND, KIND_BRIDGE).end_nest(nest);
-            match sock.request(msg) {
-                Ok(_) => {}
-                // Someone else created it meanwhile; its kind is checked below.
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(NetError::netlink(format!("create bridge {name}"), e)),
-            }
-            lookup(&mut sock, Selector::Name(name))?
-                .ok_or_else(|| NetError::NoSuchLink(name.to_owned()))?
-        }
-    };
-    check_kind(&link.status, KIND_BRIDGE)?;
+    let link = bridge_link(&mut sock, name)?;
     let index = link.status.index;
 
     let addrs = addresses(&mut sock, index)
@@ -105,6 +89,68 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix_len: u8) -> Result<()
         set_up(&mut sock, index).map_err(|e| NetError::netlink(format!("set {name} up"), e))?;
     }
     Ok(())
+}
+
+/// Creates bridge `name` if absent and sets it up, without giving it any address: a VPC's
+/// bridge exists from CreateVpc on, and gets a gateway address per subnet later.
+pub fn ensure_bridge_only(name: &str) -> Result<(), NetError> {
+    validate_ifname(name)?;
+    let mut sock = open_socket()?;
+    let link = bridge_link(&mut sock, name)?;
+    if !link.status.admin_up {
+        set_up(&mut sock, link.status.index)
+            .map_err(|e| NetError::netlink(format!("set {name} up"), e))?;
+    }
+    Ok(())
+}
+
+/// Removes `addr/prefix_len` from link `name`; an address (or a link) that is already gone
+/// is `Ok`.
+pub fn delete_address(name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<(), NetError> {
+    validate_ifname(name)?;
+    if prefix_len > 32 {
+        return Err(NetError::InvalidPrefix(prefix_len));
+    }
+    let mut sock = open_socket()?;
+    let Some(link) = lookup(&mut sock, Selector::Name(name))? else {
+        return Ok(());
+    };
+    let mut msg = Message::new(RTM_DELADDR, 0);
+    msg.ifaddrmsg(prefix_len, link.status.index)
+        .attr(IFA_LOCAL, &addr.octets())
+        .attr(IFA_ADDRESS, &addr.octets());
+    match sock.request(msg) {
+        Ok(_) => Ok(()),
+        // EADDRNOTAVAIL: the link does not have this address (any more).
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+        Err(e) => Err(NetError::netlink(
+            format!("delete {addr}/{prefix_len} from {name}"),
+            e,
+        )),
+    }
+}
+
+/// The bridge `name`, created if absent; a link of another kind under that name is an error.
+fn bridge_link(sock: &mut Socket, name: &str) -> Result<LinkInfo, NetError> {
+    let link = match lookup(sock, Selector::Name(name))? {
+        Some(link) => link,
+        None => {
+            let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+            msg.ifinfomsg(0, 0, 0).attr_str(IFLA_IFNAME, name);
+            let nest = msg.begin_nest(IFLA_LINKINFO);
+            msg.attr_str(IFLA_INFO_KIND, KIND_BRIDGE).end_nest(nest);
+            match sock.request(msg) {
+                Ok(_) => {}
+                // Someone else created it meanwhile; its kind is checked below.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(NetError::netlink(format!("create bridge {name}"), e)),
+            }
+            lookup(sock, Selector::Name(name))?
+                .ok_or_else(|| NetError::NoSuchLink(name.to_owned()))?
+        }
+    };
+    check_kind(&link.status, KIND_BRIDGE)?;
+    Ok(link)
 }
 
 /// Creates persistent tap `name` (flags `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`) if absent,
@@ -456,6 +502,38 @@ mod tests {
     }
 
     #[test]
+    fn bridge_without_address_then_gateways_come_and_go() {
+        in_netns(|| {
+            let gw2 = Ipv4Addr::new(10, 0, 1, 1);
+            ensure_bridge_only("vbr0").expect("bare bridge");
+            ensure_bridge_only("vbr0").expect("bare bridge again");
+            let br = link_status("vbr0").expect("status").expect("bridge");
+            assert_eq!(br.kind.as_deref(), Some("bridge"));
+            assert!(br.admin_up);
+            assert!(link_addresses("vbr0").expect("addrs").is_empty());
+
+            ensure_bridge("vbr0", GW, 24).expect("first gateway");
+            ensure_bridge("vbr0", gw2, 28).expect("second gateway");
+            let mut addrs = link_addresses("vbr0").expect("addrs");
+            addrs.sort();
+            assert_eq!(addrs, vec![(GW, 24), (gw2, 28)]);
+
+            delete_address("vbr0", GW, 24).expect("delete first");
+            delete_address("vbr0", GW, 24).expect("delete absent address");
+            assert_eq!(link_addresses("vbr0").expect("addrs"), vec![(gw2, 28)]);
+            delete_address("nolink", GW, 24).expect("absent link");
+
+            create_tap("vtap0", "vbr0", None).expect("tap");
+            let err = ensure_bridge_only("vtap0").expect_err("tap is not a bridge");
+            assert!(matches!(err, NetError::WrongKind { .. }), "{err}");
+            for name in ["vtap0", "vbr0"] {
+                delete_link(name).expect("delete");
+            }
+            assert_eq!(link_status("vbr0").expect("status"), None);
+        });
+    }
+
+    #[test]
     fn tap_moves_to_new_bridge() {
         in_netns(|| {
             ensure_bridge("br0", GW, 24).expect("br0");
@@ -481,6 +559,14 @@ mod tests {
             Err(NetError::InvalidName { .. })
         ));
         assert!(matches!(delete_link(""), Err(NetError::InvalidName { .. })));
+        assert!(matches!(
+            delete_address("br0", GW, 40),
+            Err(NetError::InvalidPrefix(40))
+        ));
+        assert!(matches!(
+            ensure_bridge_only("a b"),
+            Err(NetError::InvalidName { .. })
+        ));
         assert!(matches!(
             link_status("a/b"),
             Err(NetError::InvalidName { .. })

@@ -27,6 +27,7 @@ pub(crate) const RTM_NEWLINK: u16 = 16;
 pub(crate) const RTM_DELLINK: u16 = 17;
 pub(crate) const RTM_GETLINK: u16 = 18;
 pub(crate) const RTM_NEWADDR: u16 = 20;
+pub(crate) const RTM_DELADDR: u16 = 21;
 pub(crate) const RTM_GETADDR: u16 = 22;
 
 // Attributes (linux/if_link.h, linux/if_addr.h, linux/veth.h).

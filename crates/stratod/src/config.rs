@@ -88,6 +88,8 @@ pub struct FileConfig {
     pub peers: Option<BTreeMap<String, String>>,
     /// The racks (fault domains) of this host, for placement groups.
     pub racks: Option<Vec<String>>,
+    /// Cap on how fast CopyImage pulls image data from another region, in MiB/s.
+    pub copy_rate_mib_s: Option<f64>,
 }
 
 /// The daemon's settings, defaults applied.
@@ -123,6 +125,8 @@ pub struct Config {
     pub peers: BTreeMap<String, String>,
     /// Rack names, in order; placement groups spread instances over them.
     pub racks: Vec<String>,
+    /// CopyImage bandwidth cap in bytes per second; `None`: unlimited.
+    pub copy_rate: Option<f64>,
 }
 
 /// Most racks a host may declare.
@@ -224,7 +228,17 @@ impl Config {
                 "racks: 1 to {MAX_RACKS} distinct, non-empty names"
             )));
         }
+        let copy_rate = match f.copy_rate_mib_s {
+            None => None,
+            Some(r) if r > 0.0 && r.is_finite() => Some(r * (1 << 20) as f64),
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    "copy_rate_mib_s must be a positive number".into(),
+                ))
+            }
+        };
         Ok(Config {
+            copy_rate,
             peers,
             racks,
             listen,

@@ -38,6 +38,7 @@ counters! {
     vmm_unexpected_exits_total: "Monitors that exited without the daemon asking.",
     status_checks_total: "Status check rounds per instance.",
     copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
+    copy_resumed_total: "Image copy files resumed from a partial file rather than started over.",
 }
 
 /// Adds one to a counter.

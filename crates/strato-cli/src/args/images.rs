@@ -105,6 +105,30 @@ pub struct CreateImage {
     pub wait: Wait,
 }
 
+/// Arguments of `copy-image`.
+#[derive(Debug, Args)]
+pub struct CopyImage {
+    /// The region the image is in (a peer of the daemon's region).
+    #[arg(long)]
+    pub source_region: String,
+
+    /// The image to copy.
+    #[arg(long)]
+    pub source_image_id: String,
+
+    /// The copy's name.
+    #[arg(long)]
+    pub name: String,
+
+    /// A description (default: the source's).
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Wait until the copy is available, showing its progress.
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
 /// Arguments of `modify-image-attribute`.
 #[derive(Debug, Args)]
 pub struct ModifyImageAttribute {

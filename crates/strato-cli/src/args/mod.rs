@@ -7,6 +7,7 @@ pub mod keys;
 pub mod placement;
 pub mod templates;
 pub mod volumes;
+pub mod vpc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -74,6 +75,8 @@ pub enum Command {
     DeregisterImage(images::ImageId),
     /// Create an image from an instance.
     CreateImage(images::CreateImage),
+    /// Copy an image from another region into this one.
+    CopyImage(images::CopyImage),
     /// Change who may launch an image.
     ModifyImageAttribute(images::ModifyImageAttribute),
     /// Show who may launch an image.
@@ -130,6 +133,19 @@ pub enum Command {
     DescribeKeyPairs(keys::DescribeKeyPairs),
     /// Delete a key pair (succeeds if there is none).
     DeleteKeyPair(keys::DeleteKeyPair),
+
+    /// Create a VPC (a bridge of its own on the host).
+    CreateVpc(vpc::CreateVpc),
+    /// List VPCs.
+    DescribeVpcs(vpc::DescribeVpcs),
+    /// Delete a VPC that has no subnets.
+    DeleteVpc(vpc::DeleteVpc),
+    /// Create a subnet in a VPC.
+    CreateSubnet(vpc::CreateSubnet),
+    /// List subnets.
+    DescribeSubnets(vpc::DescribeSubnets),
+    /// Delete a subnet that no network interface uses.
+    DeleteSubnet(vpc::DeleteSubnet),
 
     /// Show metered instance time and volume GiB-seconds.
     #[command(visible_alias = "describe-usage")]

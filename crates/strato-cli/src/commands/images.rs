@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use strato_proto::v1::{
-    CreateImageRequest, DeregisterImageRequest, DescribeImageAttributeRequest,
+    CopyImageRequest, CreateImageRequest, DeregisterImageRequest, DescribeImageAttributeRequest,
     DescribeImagesRequest, ModifyImageAttributeRequest, RegisterImageRequest,
 };
 
 use crate::args::images::{
-    CreateImage, DescribeImageAttribute, DescribeImages, ImageId, ModifyImageAttribute,
+    CopyImage, CreateImage, DescribeImageAttribute, DescribeImages, ImageId, ModifyImageAttribute,
     RegisterImage,
 };
 use crate::conn::Conn;
@@ -96,6 +96,27 @@ pub async fn create_image(conn: &Conn, a: CreateImage) -> Result<View, CliError>
         .create_image(request)
         .await
         .map_err(conn.error("CreateImage"))?
+        .into_inner()
+        .image_id;
+    if a.wait.wait {
+        wait::image(conn, &image_id, a.wait).await?;
+    }
+    Ok(View::ImageId(image_id))
+}
+
+/// `copy-image`
+pub async fn copy_image(conn: &Conn, a: CopyImage) -> Result<View, CliError> {
+    let request = CopyImageRequest {
+        source_region: a.source_region,
+        source_image_id: a.source_image_id,
+        name: a.name,
+        description: a.description.unwrap_or_default(),
+    };
+    let image_id = conn
+        .images()
+        .copy_image(request)
+        .await
+        .map_err(conn.error("CopyImage"))?
         .into_inner()
         .image_id;
     if a.wait.wait {

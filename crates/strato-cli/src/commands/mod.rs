@@ -7,6 +7,7 @@ mod placement;
 mod templates;
 mod usage;
 mod volumes;
+mod vpc;
 
 use std::io::{self, Write};
 
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::DescribeImages(a) => images::describe_images(&conn, a).await?,
         Command::DeregisterImage(a) => images::deregister_image(&conn, a).await?,
         Command::CreateImage(a) => images::create_image(&conn, a).await?,
+        Command::CopyImage(a) => images::copy_image(&conn, a).await?,
         Command::ModifyImageAttribute(a) => images::modify_image_attribute(&conn, a).await?,
         Command::DescribeImageAttribute(a) => images::describe_image_attribute(&conn, a).await?,
         Command::CreateVolume(a) => volumes::create_volume(&conn, a).await?,
@@ -72,6 +74,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::ImportKeyPair(a) => keys::import_key_pair(&conn, a).await?,
         Command::DescribeKeyPairs(a) => keys::describe_key_pairs(&conn, a).await?,
         Command::DeleteKeyPair(a) => keys::delete_key_pair(&conn, a).await?,
+        Command::CreateVpc(a) => vpc::create_vpc(&conn, a).await?,
+        Command::DescribeVpcs(a) => vpc::describe_vpcs(&conn, a).await?,
+        Command::DeleteVpc(a) => vpc::delete_vpc(&conn, a).await?,
+        Command::CreateSubnet(a) => vpc::create_subnet(&conn, a).await?,
+        Command::DescribeSubnets(a) => vpc::describe_subnets(&conn, a).await?,
+        Command::DeleteSubnet(a) => vpc::delete_subnet(&conn, a).await?,
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();

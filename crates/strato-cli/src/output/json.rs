@@ -72,6 +72,7 @@ pub fn render(view: &View) -> Value {
             "Snapshots": snapshots.iter().map(snapshot).collect::<Vec<_>>(),
         }),
         View::Control(v) => super::control::json(v),
+        View::Network(v) => super::network::json(v),
         View::Usage(records) => json!({
             "Usage": records
                 .iter()

@@ -4,9 +4,11 @@
 
 mod control;
 mod json;
+mod network;
 mod table;
 
 pub use control::ControlView;
+pub use network::NetworkView;
 
 use std::io::{self, Write};
 
@@ -76,6 +78,8 @@ pub enum View {
     Usage(Vec<UsageRecord>),
     /// Regions, zones, placement groups, launch templates and key pairs.
     Control(ControlView),
+    /// VPCs and subnets.
+    Network(NetworkView),
 }
 
 /// Writes `view` to `out` in `format`, or only the part `query` selects.

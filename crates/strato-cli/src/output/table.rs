@@ -153,6 +153,7 @@ pub fn render(view: &View) -> String {
         View::Snapshot(s) => snapshots(std::slice::from_ref(s)),
         View::Snapshots(list) => snapshots(list),
         View::Control(v) => super::control::table(v),
+        View::Network(v) => super::network::table(v),
         View::Usage(records) => {
             let mut t = Table::new(&["RESOURCE", "TYPE", "KIND", "SECONDS", "GIB-SECONDS"]);
             for r in records {

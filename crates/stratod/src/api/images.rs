@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::images_server::Images;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::filters;
 use crate::cloud::images::RegisterRequest;
+use crate::cloud::{copy, filters};
 use crate::db::images::{Image, PUBLIC};
 use crate::error::ApiResult;
 
@@ -217,6 +218,86 @@ impl Images for Api {
             )
             .map(|_| pb::ModifyImageAttributeResponse {});
         self.finish("ModifyImageAttribute", result)
+    }
+
+    async fn copy_image(
+        &self,
+        req: Request<pb::CopyImageRequest>,
+    ) -> Result<Response<pb::CopyImageResponse>, Status> {
+        let account = self.account(&req)?;
+        // The source is asked with the caller's own token, so that it applies its own launch
+        // permissions (docs/daemon.md, CopyImage).
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(|s| s.trim().to_string());
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .copy_image(
+                &account,
+                token,
+                &r.source_region,
+                &r.source_image_id,
+                &r.name,
+                &r.description,
+            )
+            .await
+            .map(|i| pb::CopyImageResponse { image_id: i.id });
+        self.finish("CopyImage", result)
+    }
+
+    async fn export_image(
+        &self,
+        req: Request<pb::ExportImageRequest>,
+    ) -> Result<Response<pb::ExportImageManifest>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .export_image(&account, &r.image_id)
+            .await
+            .map(|e| pb::ExportImageManifest {
+                image_id: e.image.id.clone(),
+                name: e.image.name.clone(),
+                description: e.image.description.clone(),
+                architecture: e.image.architecture.clone(),
+                boot_args: e.image.boot_args.clone(),
+                root_device_name: e.image.root_device_name.clone(),
+                block_device_mappings: e.image.mappings.iter().map(convert::mapping).collect(),
+                files: e
+                    .files
+                    .into_iter()
+                    .map(|f| pb::ExportedFile {
+                        name: f.name,
+                        size: f.size,
+                        sha256: f.sha256,
+                    })
+                    .collect(),
+            });
+        self.finish("ExportImage", result)
+    }
+
+    type ReadImageFileStream = ReceiverStream<Result<pb::FileChunk, Status>>;
+
+    async fn read_image_file(
+        &self,
+        req: Request<pb::ReadImageFileRequest>,
+    ) -> Result<Response<Self::ReadImageFileStream>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let path = self
+            .finish(
+                "ReadImageFile",
+                self.cloud.image_file(&account, &r.image_id, &r.file),
+            )?
+            .into_inner();
+        // A few chunks in flight: reading runs ahead of the network without holding the file.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || copy::send_file(&path, r.offset, &tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn describe_image_attribute(

@@ -20,6 +20,7 @@ pub mod placement;
 pub mod regions;
 pub mod usage;
 pub mod volumes;
+pub mod vpc;
 
 /// State shared by the services.
 #[derive(Clone)]

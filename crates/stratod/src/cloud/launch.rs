@@ -304,7 +304,7 @@ impl Cloud {
                 }
             }
         }
-        let subnet = self.launch_subnet(&req.subnet_id, &zone)?;
+        let subnet = self.launch_subnet(account, &req.subnet_id, &zone)?;
         let mappings = merge_mappings(&image.mappings, &image.root_device_name, &req.mappings)?;
         let (volumes, stores) = self.plan_volumes(account, &image, &mappings, &itype)?;
         if volumes.len() + stores.len() + 2 + HOT_SLOTS > MAX_DEVICES {

@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::supervisor::Process;
 
 pub mod boot;
+pub mod copy;
 pub mod filters;
 pub mod images;
 pub mod instances;
@@ -25,6 +26,7 @@ pub mod placement_groups;
 pub mod regions;
 pub mod restore;
 pub mod volumes;
+pub mod vpcs;
 
 /// A monitor the daemon watches.
 #[derive(Debug, Clone, Copy)]

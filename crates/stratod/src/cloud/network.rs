@@ -1,12 +1,13 @@
-//! Instance networking as far as the control plane needs it before VPCs: a default VPC
-//! (172.31.0.0/16) on one bridge with a /20 subnet per availability zone, the host holding
-//! each subnet's gateway address; one ENI per instance with a stable MAC, a private IPv4
-//! that never changes across stop and start, and a persistent tap on the bridge.
+//! Instance networking: the default VPC (172.31.0.0/16, on the config's bridge, with a /20
+//! subnet per availability zone) made on first start, every VPC's bridge and every
+//! subnet's gateway address ensured on each start (VPCs and subnets themselves are
+//! `super::vpcs`); one ENI per instance with a stable MAC, a private IPv4 that never
+//! changes across stop and start, and a persistent tap on its subnet's VPC bridge.
 
 use std::net::Ipv4Addr;
 
 use super::{Cloud, StartError};
-use crate::db::network::{Eni, Subnet};
+use crate::db::network::{Eni, Subnet, Vpc};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 
@@ -43,21 +44,38 @@ pub fn pick_ip(cidr: &str, used: &[String]) -> Option<Ipv4Addr> {
 }
 
 impl Cloud {
-    /// Creates the default VPC's subnets on first start, and the bridge with every
-    /// subnet's gateway address on every start.
+    /// Creates the default VPC and its subnets on first start; on every start, creates
+    /// each VPC's bridge and puts every subnet's gateway address on its bridge (a host
+    /// reboot loses them all).
     pub async fn ensure_default_network(&self) -> Result<(), StartError> {
-        if self.db.subnets()?.is_empty() {
-            let vpc = ids::new_id(Kind::Vpc);
+        if !self.db.vpcs()?.iter().any(|v| v.is_default) {
+            let vpc = Vpc {
+                id: ids::new_id(Kind::Vpc),
+                owner: String::new(),
+                cidr: DEFAULT_VPC_CIDR.to_string(),
+                is_default: true,
+                bridge: self.cfg.bridge.clone(),
+                state: "available".into(),
+                tags: Vec::new(),
+                created: crate::db::now_s(),
+            };
+            self.db.insert_vpc(&vpc)?;
             for (k, az) in self.cfg.availability_zones.iter().enumerate() {
                 self.db.insert_subnet(&Subnet {
                     id: ids::new_id(Kind::Subnet),
-                    vpc_id: vpc.clone(),
+                    vpc_id: vpc.id.clone(),
                     az: az.clone(),
                     cidr: format!("172.31.{}.0/20", k * 16),
-                    bridge: self.cfg.bridge.clone(),
+                    bridge: vpc.bridge.clone(),
                     is_default: true,
                 })?;
             }
+        }
+        for v in self.db.vpcs()? {
+            let bridge = v.bridge.clone();
+            blocking(move || strato_net::link::ensure_bridge_only(&bridge))
+                .await
+                .map_err(StartError::Net)?;
         }
         for s in self.db.subnets()? {
             let Some((gw, prefix)) = gateway(&s) else {
@@ -71,9 +89,9 @@ impl Cloud {
         Ok(())
     }
 
-    /// The subnet a launch goes to: the named one, else the default subnet of the AZ asked
-    /// for, else of the first AZ.
-    pub fn launch_subnet(&self, subnet_id: &str, az: &str) -> ApiResult<Subnet> {
+    /// The subnet a launch goes to: the named one (in a VPC the caller sees), else the
+    /// default subnet of the AZ asked for, else of the first AZ.
+    pub fn launch_subnet(&self, account: &str, subnet_id: &str, az: &str) -> ApiResult<Subnet> {
         let subnets = self.db.subnets()?;
         if !subnet_id.is_empty() {
             ids::check(Kind::Subnet, subnet_id)?;
@@ -81,6 +99,9 @@ impl Cloud {
                 .into_iter()
                 .find(|s| s.id == subnet_id)
                 .ok_or_else(|| Kind::Subnet.not_found(subnet_id))?;
+            if !self.subnet_visible(account, &s)? {
+                return Err(Kind::Subnet.not_found(subnet_id));
+            }
             if !az.is_empty() && s.az != az {
                 return Err(ApiError::invalid(format!(
                     "Subnet {subnet_id} is in {}, not in {az}.",

@@ -1,6 +1,7 @@
 //! What the daemon does when it starts: taps re-created, monitors that kept running adopted
 //! again (checked against their PID, start time and control socket), monitors that ended
-//! while it was down reported as such, and interrupted operations finished.
+//! while it was down reported as such, and interrupted operations finished (image copies
+//! resume from their partial files).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ impl Cloud {
     /// Brings every instance back under supervision.
     pub async fn restore(self: &Arc<Self>) {
         self.restore_storage();
+        self.resume_copies();
         let instances = match self.db.instances(None) {
             Ok(i) => i,
             Err(e) => {

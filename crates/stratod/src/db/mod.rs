@@ -200,6 +200,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX key_pairs_owner_name ON key_pairs(owner, name);
     ALTER TABLE instances ADD COLUMN public_key TEXT NOT NULL DEFAULT '';
     "#,
+    // 5: VPCs, one bridge each. The default VPC of an existing database is the one its
+    // default subnets name; it keeps their bridge. Its owner is '' (shared by all accounts).
+    r#"
+    CREATE TABLE vpcs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        is_default INTEGER NOT NULL,
+        bridge TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL DEFAULT 'available',
+        tags TEXT NOT NULL DEFAULT '[]',
+        created INTEGER NOT NULL
+    );
+    INSERT INTO vpcs (id, owner, cidr, is_default, bridge, created)
+        SELECT vpc_id, '', '172.31.0.0/16', 1, MIN(bridge), 0
+        FROM subnets WHERE is_default = 1 GROUP BY vpc_id;
+    CREATE INDEX subnets_vpc ON subnets(vpc_id);
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query
@@ -329,6 +347,45 @@ mod tests {
             ("", 0, "")
         );
         assert_eq!(i.public_key, "");
+    }
+
+    #[test]
+    fn a_version_4_database_gets_its_default_vpc() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..4] {
+                c.execute_batch(m).unwrap();
+            }
+            c.pragma_update(None, "user_version", 4).unwrap();
+            for (id, az, cidr) in [
+                ("subnet-1", "home-1a", "172.31.0.0/20"),
+                ("subnet-2", "home-1b", "172.31.16.0/20"),
+            ] {
+                c.execute(
+                    "INSERT INTO subnets (id, vpc_id, az, cidr, bridge, is_default) \
+                     VALUES (?1, 'vpc-0000000000000000a', ?2, ?3, 'strato0', 1)",
+                    [id, az, cidr],
+                )
+                .unwrap();
+            }
+        }
+        let db = Db::open(&path).unwrap();
+        let vpcs = db.vpcs().unwrap();
+        assert_eq!(vpcs.len(), 1);
+        let v = &vpcs[0];
+        assert_eq!(
+            (
+                v.id.as_str(),
+                v.owner.as_str(),
+                v.cidr.as_str(),
+                v.bridge.as_str()
+            ),
+            ("vpc-0000000000000000a", "", "172.31.0.0/16", "strato0")
+        );
+        assert!(v.is_default);
+        assert_eq!(v.state, "available");
     }
 
     #[test]

@@ -1,8 +1,30 @@
-//! Subnet and network-interface rows.
+//! VPC, subnet and network-interface rows.
 
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Db, DbResult};
+use crate::db::instances::Tag;
+
+/// A VPC: an address range with a bridge of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpc {
+    /// `vpc-…`
+    pub id: String,
+    /// Owning account; empty for the default VPC, which every account of the host shares.
+    pub owner: String,
+    /// `a.b.c.d/n`.
+    pub cidr: String,
+    /// The default VPC.
+    pub is_default: bool,
+    /// The host bridge device.
+    pub bridge: String,
+    /// `available`.
+    pub state: String,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Unix seconds.
+    pub created: i64,
+}
 
 /// A subnet: an address range on its VPC's bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +41,17 @@ pub struct Subnet {
     pub bridge: String,
     /// The AZ's default subnet.
     pub is_default: bool,
+}
+
+/// What [`Db::insert_subnet_unless`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubnetInsert {
+    /// The subnet is recorded.
+    Done,
+    /// This subnet is in the way.
+    Conflict(Subnet),
+    /// The VPC is gone.
+    NoVpc,
 }
 
 /// A network interface (ENI).
@@ -53,6 +86,24 @@ fn subnet_row(r: &Row<'_>) -> rusqlite::Result<Subnet> {
     })
 }
 
+const VPC_COLUMNS: &str = "id, owner, cidr, is_default, bridge, state, tags, created";
+
+fn vpc_row(r: &Row<'_>) -> rusqlite::Result<Vpc> {
+    let tags: String = r.get(6)?;
+    Ok(Vpc {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        cidr: r.get(2)?,
+        is_default: r.get(3)?,
+        bridge: r.get(4)?,
+        state: r.get(5)?,
+        tags: serde_json::from_str(&tags).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        created: r.get(7)?,
+    })
+}
+
 fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
     Ok(Eni {
         id: r.get(0)?,
@@ -69,6 +120,100 @@ fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
 const ENI_COLUMNS: &str = "id, owner, subnet_id, instance_id, device_index, private_ip, mac, tap";
 
 impl Db {
+    /// Records a VPC.
+    pub fn insert_vpc(&self, v: &Vpc) -> DbResult<()> {
+        self.conn().execute(
+            &format!("INSERT INTO vpcs ({VPC_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                v.id,
+                v.owner,
+                v.cidr,
+                v.is_default,
+                v.bridge,
+                v.state,
+                serde_json::to_string(&v.tags)?,
+                v.created
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every VPC, the default first.
+    pub fn vpcs(&self) -> DbResult<Vec<Vpc>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {VPC_COLUMNS} FROM vpcs ORDER BY is_default DESC, created, id"
+        ))?;
+        let rows = stmt.query_map([], vpc_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One VPC.
+    pub fn vpc(&self, id: &str) -> DbResult<Option<Vpc>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {VPC_COLUMNS} FROM vpcs WHERE id = ?1"),
+                [id],
+                vpc_row,
+            )
+            .optional()?)
+    }
+
+    /// Deletes a VPC unless a subnet is in it; false if one is.
+    pub fn delete_vpc_if_empty(&self, id: &str) -> DbResult<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM vpcs WHERE id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM subnets WHERE vpc_id = ?1)",
+            [id],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records a subnet unless its VPC is gone or `conflicts` says an existing subnet is
+    /// in the way. Checks and insert happen under one lock of the connection, so two
+    /// concurrent CreateSubnets cannot both take a range, nor a DeleteVpc slip in between.
+    pub fn insert_subnet_unless(
+        &self,
+        s: &Subnet,
+        conflicts: impl Fn(&Subnet) -> bool,
+    ) -> DbResult<SubnetInsert> {
+        let conn = self.conn();
+        let vpc: Option<String> = conn
+            .query_row("SELECT id FROM vpcs WHERE id = ?1", [&s.vpc_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if vpc.is_none() {
+            return Ok(SubnetInsert::NoVpc);
+        }
+        let existing = {
+            let mut stmt =
+                conn.prepare("SELECT id, vpc_id, az, cidr, bridge, is_default FROM subnets")?;
+            let rows = stmt.query_map([], subnet_row)?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        if let Some(other) = existing.into_iter().find(|o| conflicts(o)) {
+            return Ok(SubnetInsert::Conflict(other));
+        }
+        conn.execute(
+            "INSERT INTO subnets (id, vpc_id, az, cidr, bridge, is_default) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![s.id, s.vpc_id, s.az, s.cidr, s.bridge, s.is_default],
+        )?;
+        Ok(SubnetInsert::Done)
+    }
+
+    /// Deletes a subnet unless a network interface is in it; false if one is.
+    pub fn delete_subnet_if_unused(&self, id: &str) -> DbResult<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM subnets WHERE id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM network_interfaces WHERE subnet_id = ?1)",
+            [id],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Records a subnet.
     pub fn insert_subnet(&self, s: &Subnet) -> DbResult<()> {
         self.conn().execute(

@@ -1,0 +1,74 @@
+//! Arguments of the VPC and subnet commands.
+
+use clap::Args;
+use strato_proto::v1::Filter;
+
+use crate::parse::{self, Many, TagSpecification};
+
+/// Arguments of `create-vpc`.
+#[derive(Debug, Args)]
+pub struct CreateVpc {
+    /// The VPC's range, a /16 to a /28, e.g. 10.10.0.0/16.
+    #[arg(long)]
+    pub cidr_block: String,
+
+    /// ResourceType=vpc,Tags=[{Key=k,Value=v}].
+    #[arg(long, num_args = 1.., value_parser = parse::tag_specifications)]
+    pub tag_specifications: Vec<Many<TagSpecification>>,
+}
+
+/// Arguments of `describe-vpcs`.
+#[derive(Debug, Args)]
+pub struct DescribeVpcs {
+    /// Only these VPCs.
+    #[arg(long, num_args = 1..)]
+    pub vpc_ids: Vec<String>,
+
+    /// Filters, e.g. Name=is-default,Values=true.
+    #[arg(long, num_args = 1.., value_parser = parse::filters)]
+    pub filters: Vec<Many<Filter>>,
+}
+
+/// Arguments of `delete-vpc`.
+#[derive(Debug, Args)]
+pub struct DeleteVpc {
+    /// The VPC.
+    #[arg(long)]
+    pub vpc_id: String,
+}
+
+/// Arguments of `create-subnet`.
+#[derive(Debug, Args)]
+pub struct CreateSubnet {
+    /// The VPC the subnet is in.
+    #[arg(long)]
+    pub vpc_id: String,
+
+    /// The subnet's range, inside the VPC's, e.g. 10.10.1.0/24.
+    #[arg(long)]
+    pub cidr_block: String,
+
+    /// The zone (default: the first).
+    #[arg(long)]
+    pub availability_zone: Option<String>,
+}
+
+/// Arguments of `describe-subnets`.
+#[derive(Debug, Args)]
+pub struct DescribeSubnets {
+    /// Only these subnets.
+    #[arg(long, num_args = 1..)]
+    pub subnet_ids: Vec<String>,
+
+    /// Filters, e.g. Name=vpc-id,Values=vpc-0123456789abcdef0.
+    #[arg(long, num_args = 1.., value_parser = parse::filters)]
+    pub filters: Vec<Many<Filter>>,
+}
+
+/// Arguments of `delete-subnet`.
+#[derive(Debug, Args)]
+pub struct DeleteSubnet {
+    /// The subnet.
+    #[arg(long)]
+    pub subnet_id: String,
+}

@@ -1,0 +1,99 @@
+//! VPCs and subnets.
+
+use strato_proto::v1::{
+    CreateSubnetRequest, CreateVpcRequest, DeleteSubnetRequest, DeleteVpcRequest,
+    DescribeSubnetsRequest, DescribeVpcsRequest,
+};
+
+use crate::args::vpc::{
+    CreateSubnet, CreateVpc, DeleteSubnet, DeleteVpc, DescribeSubnets, DescribeVpcs,
+};
+use crate::conn::Conn;
+use crate::error::CliError;
+use crate::output::{NetworkView, View};
+use crate::parse::{flatten, tags_for};
+
+/// `create-vpc`
+pub async fn create_vpc(conn: &Conn, a: CreateVpc) -> Result<View, CliError> {
+    let tags =
+        tags_for("vpc", flatten(a.tag_specifications), Vec::new()).map_err(CliError::Usage)?;
+    let request = CreateVpcRequest {
+        cidr_block: a.cidr_block,
+        tags,
+    };
+    let response = conn
+        .vpcs()
+        .create_vpc(request)
+        .await
+        .map_err(conn.error("CreateVpc"))?;
+    let vpc = response.into_inner().vpc.unwrap_or_default();
+    Ok(View::Network(NetworkView::Vpc(vpc)))
+}
+
+/// `describe-vpcs`
+pub async fn describe_vpcs(conn: &Conn, a: DescribeVpcs) -> Result<View, CliError> {
+    let request = DescribeVpcsRequest {
+        vpc_ids: a.vpc_ids,
+        filters: flatten(a.filters),
+    };
+    let response = conn
+        .vpcs()
+        .describe_vpcs(request)
+        .await
+        .map_err(conn.error("DescribeVpcs"))?;
+    Ok(View::Network(NetworkView::Vpcs(response.into_inner().vpcs)))
+}
+
+/// `delete-vpc`
+pub async fn delete_vpc(conn: &Conn, a: DeleteVpc) -> Result<View, CliError> {
+    let request = DeleteVpcRequest { vpc_id: a.vpc_id };
+    conn.vpcs()
+        .delete_vpc(request)
+        .await
+        .map_err(conn.error("DeleteVpc"))?;
+    Ok(View::Empty)
+}
+
+/// `create-subnet`
+pub async fn create_subnet(conn: &Conn, a: CreateSubnet) -> Result<View, CliError> {
+    let request = CreateSubnetRequest {
+        vpc_id: a.vpc_id,
+        cidr_block: a.cidr_block,
+        availability_zone: a.availability_zone.unwrap_or_default(),
+    };
+    let response = conn
+        .vpcs()
+        .create_subnet(request)
+        .await
+        .map_err(conn.error("CreateSubnet"))?;
+    let subnet = response.into_inner().subnet.unwrap_or_default();
+    Ok(View::Network(NetworkView::Subnet(subnet)))
+}
+
+/// `describe-subnets`
+pub async fn describe_subnets(conn: &Conn, a: DescribeSubnets) -> Result<View, CliError> {
+    let request = DescribeSubnetsRequest {
+        subnet_ids: a.subnet_ids,
+        filters: flatten(a.filters),
+    };
+    let response = conn
+        .vpcs()
+        .describe_subnets(request)
+        .await
+        .map_err(conn.error("DescribeSubnets"))?;
+    Ok(View::Network(NetworkView::Subnets(
+        response.into_inner().subnets,
+    )))
+}
+
+/// `delete-subnet`
+pub async fn delete_subnet(conn: &Conn, a: DeleteSubnet) -> Result<View, CliError> {
+    let request = DeleteSubnetRequest {
+        subnet_id: a.subnet_id,
+    };
+    conn.vpcs()
+        .delete_subnet(request)
+        .await
+        .map_err(conn.error("DeleteSubnet"))?;
+    Ok(View::Empty)
+}

@@ -1,0 +1,152 @@
+//! The Vpcs service: VPCs and subnets.
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::vpcs_server::Vpcs;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::Api;
+use crate::cloud::regions::all_zones;
+use crate::cloud::vpcs::SubnetView;
+use crate::db::network::{Subnet, Vpc};
+
+impl Api {
+    fn vpc(&self, v: Vpc, owner: String) -> pb::Vpc {
+        pb::Vpc {
+            tags: convert::tags(&v.tags),
+            vpc_id: v.id,
+            cidr_block: v.cidr,
+            state: v.state,
+            is_default: v.is_default,
+            owner_id: owner,
+            instance_tenancy: "default".into(),
+        }
+    }
+
+    fn subnet(&self, s: Subnet, available: i64, owner: String) -> pb::Subnet {
+        let zone_id = all_zones(&self.cloud.cfg)
+            .into_iter()
+            .find(|z| z.name == s.az)
+            .map(|z| z.id)
+            .unwrap_or_default();
+        pb::Subnet {
+            subnet_id: s.id,
+            vpc_id: s.vpc_id,
+            cidr_block: s.cidr,
+            availability_zone: s.az,
+            availability_zone_id: zone_id,
+            available_ip_address_count: i32::try_from(available).unwrap_or(i32::MAX),
+            default_for_az: s.is_default,
+            state: "available".into(),
+            owner_id: owner,
+            map_public_ip_on_launch: false,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Vpcs for Api {
+    async fn create_vpc(
+        &self,
+        req: Request<pb::CreateVpcRequest>,
+    ) -> Result<Response<pb::CreateVpcResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
+            .await
+            .map(|v| pb::CreateVpcResponse {
+                vpc: Some(self.vpc(v, account.clone())),
+            });
+        self.finish("CreateVpc", result)
+    }
+
+    async fn describe_vpcs(
+        &self,
+        req: Request<pb::DescribeVpcsRequest>,
+    ) -> Result<Response<pb::DescribeVpcsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_vpcs(&account, &r.vpc_ids, &convert::filters(&r.filters))
+            .map(|list| pb::DescribeVpcsResponse {
+                vpcs: list.into_iter().map(|(v, o)| self.vpc(v, o)).collect(),
+            });
+        self.finish("DescribeVpcs", result)
+    }
+
+    async fn delete_vpc(
+        &self,
+        req: Request<pb::DeleteVpcRequest>,
+    ) -> Result<Response<pb::DeleteVpcResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .delete_vpc(&account, &r.vpc_id)
+            .await
+            .map(|()| pb::DeleteVpcResponse {});
+        self.finish("DeleteVpc", result)
+    }
+
+    async fn create_subnet(
+        &self,
+        req: Request<pb::CreateSubnetRequest>,
+    ) -> Result<Response<pb::CreateSubnetResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
+            .await
+            .map(|s| {
+                let available = crate::cloud::vpcs::available(&s.cidr, 0);
+                // The default VPC's subnets belong to the admin account, the only one that
+                // may create them.
+                pb::CreateSubnetResponse {
+                    subnet: Some(self.subnet(s, available, account.clone())),
+                }
+            });
+        self.finish("CreateSubnet", result)
+    }
+
+    async fn describe_subnets(
+        &self,
+        req: Request<pb::DescribeSubnetsRequest>,
+    ) -> Result<Response<pb::DescribeSubnetsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_subnets(&account, &r.subnet_ids, &convert::filters(&r.filters))
+            .map(|list| pb::DescribeSubnetsResponse {
+                subnets: list
+                    .into_iter()
+                    .map(
+                        |SubnetView {
+                             subnet,
+                             available,
+                             owner,
+                         }| { self.subnet(subnet, available, owner) },
+                    )
+                    .collect(),
+            });
+        self.finish("DescribeSubnets", result)
+    }
+
+    async fn delete_subnet(
+        &self,
+        req: Request<pb::DeleteSubnetRequest>,
+    ) -> Result<Response<pb::DeleteSubnetResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .delete_subnet(&account, &r.subnet_id)
+            .await
+            .map(|()| pb::DeleteSubnetResponse {});
+        self.finish("DeleteSubnet", result)
+    }
+}
