@@ -157,12 +157,33 @@ impl Cloud {
     /// After a restart: copies that were cut short. A volume still `creating` from a
     /// snapshot is cloned again (the snapshot is still there); a snapshot still `pending` is
     /// marked `error` (the volume may have changed since it was taken, so a late copy would
-    /// not be the point in time that was asked for).
+    /// not be the point in time that was asked for), and so is a pending image other than a
+    /// CopyImage, which resumes on its own. Runs before the copies resume.
     pub fn restore_storage(self: &Arc<Self>) {
         for v in self.db.volumes(None).unwrap_or_default() {
             if v.state == "creating" && v.instance_id.is_none() && !v.snapshot_id.is_empty() {
                 tracing::info!(volume = %v.id, "cloning again after a restart");
                 self.fill_volume(&v);
+            }
+        }
+        // Registrations and CreateImage copies are not resumed (their sources may have
+        // changed); CopyImage jobs are (they carry a copy.json and verify checksums).
+        for image in self.db.images().unwrap_or_default() {
+            if image.state == "pending" && !self.image_dir(&image.id).join("copy.json").exists() {
+                tracing::warn!(image = %image.id, "image creation cut short by a restart");
+                let reason =
+                    "Server.InternalError: the daemon restarted while the image was being created";
+                let _ = self.db.set_image_state(&image.id, "failed", reason, 0);
+                for m in &image.mappings {
+                    if let Ok(Some(s)) = self.db.snapshot(&m.snapshot_id) {
+                        if s.state == "pending" {
+                            let _ = super::remove_file(
+                                &self.snapshot_path(&s.id).with_extension("part"),
+                            );
+                            let _ = self.db.set_snapshot_state(&s.id, "error", 0);
+                        }
+                    }
+                }
             }
         }
         for s in self.db.snapshots().unwrap_or_default() {
