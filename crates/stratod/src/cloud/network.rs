@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use super::{Cloud, StartError};
-use crate::db::network::{Eni, Subnet, Vpc};
+use crate::db::network::{Eni, EniInsert, Subnet, Vpc};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 
@@ -153,8 +153,10 @@ impl Cloud {
                 private_ip: ip.to_string(),
                 mac: mac.to_string(),
             };
-            if self.db.insert_eni(&eni)? {
-                return Ok(eni);
+            match self.db.insert_eni(&eni)? {
+                EniInsert::Inserted => return Ok(eni),
+                EniInsert::AddressTaken => {}
+                EniInsert::SubnetGone => return Err(Kind::Subnet.not_found(&subnet.id)),
             }
         }
         Err(ApiError::internal("Could not allocate a private address."))

@@ -75,6 +75,17 @@ pub struct Eni {
     pub tap: String,
 }
 
+/// What became of an ENI insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EniInsert {
+    /// Recorded.
+    Inserted,
+    /// Its address was taken meanwhile (pick another).
+    AddressTaken,
+    /// Its subnet was deleted meanwhile.
+    SubnetGone,
+}
+
 fn subnet_row(r: &Row<'_>) -> rusqlite::Result<Subnet> {
     Ok(Subnet {
         id: r.get(0)?,
@@ -246,11 +257,17 @@ impl Db {
             .optional()?)
     }
 
-    /// Records an ENI; false if its address is taken in the subnet (a concurrent launch won
-    /// it), so that the caller picks another.
-    pub fn insert_eni(&self, e: &Eni) -> DbResult<bool> {
+    /// Records an ENI, unless its address was taken in the subnet meanwhile (a concurrent
+    /// launch won it: the caller picks another) or the subnet is gone.
+    pub fn insert_eni(&self, e: &Eni) -> DbResult<EniInsert> {
+        // The subnet check and the insert are one statement, so that a DeleteSubnet running
+        // beside a launch cannot leave an interface in a subnet that is gone.
         let res = self.conn().execute(
-            &format!("INSERT INTO network_interfaces ({ENI_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            &format!(
+                "INSERT INTO network_interfaces ({ENI_COLUMNS}) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+                 WHERE EXISTS (SELECT 1 FROM subnets WHERE id = ?3)"
+            ),
             params![
                 e.id,
                 e.owner,
@@ -263,11 +280,12 @@ impl Db {
             ],
         );
         match res {
-            Ok(_) => Ok(true),
+            Ok(0) => Ok(EniInsert::SubnetGone),
+            Ok(_) => Ok(EniInsert::Inserted),
             Err(rusqlite::Error::SqliteFailure(err, _))
                 if err.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Ok(false)
+                Ok(EniInsert::AddressTaken)
             }
             Err(err) => Err(err.into()),
         }
@@ -298,5 +316,46 @@ impl Db {
         self.conn()
             .execute("DELETE FROM network_interfaces WHERE id = ?1", [id])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eni_inserts_race_safely_with_addresses_and_subnet_deletion() {
+        let db = Db::open_in_memory().unwrap();
+        db.insert_subnet(&Subnet {
+            id: "subnet-0000000000000000a".into(),
+            vpc_id: "vpc-0000000000000000a".into(),
+            az: "home-1a".into(),
+            cidr: "10.0.0.0/24".into(),
+            bridge: "br0".into(),
+            is_default: false,
+        })
+        .unwrap();
+        let eni = |id: &str, ip: &str| Eni {
+            id: id.into(),
+            owner: "111111111111".into(),
+            subnet_id: "subnet-0000000000000000a".into(),
+            instance_id: None,
+            device_index: 0,
+            private_ip: ip.into(),
+            mac: "02:00:00:00:00:01".into(),
+            tap: "tap0".into(),
+        };
+        let a = eni("eni-0000000000000000a", "10.0.0.4");
+        assert_eq!(db.insert_eni(&a).unwrap(), EniInsert::Inserted);
+        let b = eni("eni-0000000000000000b", "10.0.0.4");
+        assert_eq!(db.insert_eni(&b).unwrap(), EniInsert::AddressTaken);
+        db.conn()
+            .execute(
+                "DELETE FROM subnets WHERE id = 'subnet-0000000000000000a'",
+                [],
+            )
+            .unwrap();
+        let c = eni("eni-0000000000000000c", "10.0.0.5");
+        assert_eq!(db.insert_eni(&c).unwrap(), EniInsert::SubnetGone);
     }
 }
