@@ -169,7 +169,7 @@ fn spread_groups_fill_their_racks_and_refuse_one_more() {
         "--filters",
         "Name=placement-group-name,Values=web",
     ]);
-    assert_eq!(v["Reservations"].as_array().unwrap().len(), 3);
+    assert_eq!(strato_e2e::instances_of(&v).len(), 3);
 
     d.cli_err(
         "InvalidPlacementGroup.InUse",
@@ -335,7 +335,7 @@ fn partition_and_cluster_groups() {
         "--filters",
         "Name=placement-partition-number,Values=1",
     ]);
-    assert_eq!(v["Reservations"].as_array().unwrap().len(), 2);
+    assert_eq!(strato_e2e::instances_of(&v).len(), 2);
     // The guest learns its group and partition from the config drive.
     d.wait_state(&two, "running", T);
     let drive = config_drive(&d, &two);

@@ -419,6 +419,18 @@ impl Drop for Daemon {
     }
 }
 
+/// The instances of a describe-instances reply, across its reservations.
+pub fn instances_of(v: &Value) -> Vec<Value> {
+    v["Reservations"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .flat_map(|r| r["Instances"].as_array().cloned().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

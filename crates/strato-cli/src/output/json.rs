@@ -19,13 +19,7 @@ pub fn render(view: &View) -> Value {
             "OwnerId": text(&r.owner_id),
             "Instances": r.instances.iter().map(instance).collect::<Vec<_>>(),
         }),
-        // The API has no reservations on describe, so each instance gets its own.
-        View::Instances(instances) => json!({
-            "Reservations": instances
-                .iter()
-                .map(|i| json!({"OwnerId": text(&i.owner_id), "Instances": [instance(i)]}))
-                .collect::<Vec<_>>(),
-        }),
+        View::Instances(instances) => json!({ "Reservations": reservations(instances) }),
         View::StateChanges(transition, changes) => {
             let key = match transition {
                 Transition::Stopping => "StoppingInstances",
@@ -296,6 +290,25 @@ pub(super) fn strip_nulls(value: &mut Value) {
     }
 }
 
+/// Groups instances by reservation, in the order the reservations first appear (as the AWS
+/// CLI shows them); an instance without one stands alone.
+fn reservations(instances: &[Instance]) -> Vec<Value> {
+    let mut groups: Vec<(String, String, Vec<Value>)> = Vec::new();
+    for i in instances {
+        let key = &i.reservation_id;
+        match groups.iter_mut().find(|g| !key.is_empty() && &g.0 == key) {
+            Some(g) => g.2.push(instance(i)),
+            None => groups.push((key.clone(), i.owner_id.clone(), vec![instance(i)])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(id, owner, list)| {
+            json!({"ReservationId": text(&id), "OwnerId": text(&owner), "Instances": list})
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,15 +360,24 @@ mod tests {
     }
 
     #[test]
-    fn describe_instances_wraps_each_instance_in_a_reservation() {
-        let value = render(&View::Instances(vec![sample_instance(), sample_instance()]));
+    fn describe_instances_groups_by_reservation() {
+        let mut a = sample_instance();
+        a.reservation_id = "r-1".into();
+        let mut b = a.clone();
+        b.instance_id = "i-0000000000000000b".into();
+        let mut c = a.clone();
+        c.reservation_id = "r-2".into();
+        let value = render(&View::Instances(vec![a, c, b]));
         let reservations = value["Reservations"].as_array().unwrap();
         assert_eq!(reservations.len(), 2);
+        assert_eq!(reservations[0]["ReservationId"], "r-1");
+        assert_eq!(reservations[0]["Instances"].as_array().unwrap().len(), 2);
         assert_eq!(
-            reservations[0]["Instances"][0]["InstanceId"],
-            "i-0123456789abcdef0"
+            reservations[0]["Instances"][1]["InstanceId"],
+            "i-0000000000000000b"
         );
         assert_eq!(reservations[0]["OwnerId"], "123456789012");
+        assert_eq!(reservations[1]["ReservationId"], "r-2");
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl Api {
             tags: convert::tags(&i.tags),
             owner_id: i.owner.clone(),
             ami_launch_index: i.launch_index,
+            reservation_id: i.reservation_id.clone(),
         })
     }
 
