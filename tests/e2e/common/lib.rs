@@ -419,6 +419,81 @@ impl Drop for Daemon {
     }
 }
 
+/// A namespace "host": a network namespace of its own whose `eth0` is a veth pair with its
+/// other end a port of one of the daemon's bridges. It has a whole Linux TCP/IP stack, for
+/// tests that need more than the probe guest's ARP and ping. Removed when dropped.
+pub struct NsHost {
+    /// The host's namespace.
+    pub ns: String,
+    /// The bridge port (in the daemon's namespace).
+    pub port: String,
+}
+
+impl Daemon {
+    /// A namespace host named `name` (at most 8 characters) plugged into `bridge` with
+    /// `addr` (`a.b.c.d/n`) on its `eth0` and a default route through `gateway` if given.
+    pub fn host(&self, name: &str, bridge: &str, addr: &str, gateway: Option<&str>) -> NsHost {
+        assert!(name.len() <= 8, "host name too long: {name}");
+        let ns = format!("{}-{name}", self.ns);
+        let port = format!("vh-{name}");
+        let _ = sh(&["ip", "netns", "del", &ns]);
+        let run = |args: &[&str]| {
+            let out = sh(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["ip", "netns", "add", &ns]);
+        let host = NsHost {
+            ns: ns.clone(),
+            port: port.clone(),
+        };
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        run(&[
+            "ip", "-n", &self.ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
+        run(&["ip", "-n", &self.ns, "link", "set", &port, "master", bridge, "up"]);
+        run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        if let Some(gw) = gateway {
+            run(&["ip", "-n", &ns, "route", "add", "default", "via", gw]);
+        }
+        host
+    }
+}
+
+impl NsHost {
+    /// Runs a command inside the host's namespace.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a shell script inside the host's namespace.
+    pub fn sh(&self, script: &str) -> Output {
+        self.exec(&["sh", "-c", script])
+    }
+
+    /// Whether one ping to `ip` is answered within `secs` seconds.
+    pub fn ping(&self, ip: &str, secs: u32) -> bool {
+        self.exec(&["ping", "-c", "1", "-W", &secs.to_string(), ip])
+            .status
+            .success()
+    }
+}
+
+impl Drop for NsHost {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
 /// The instances of a describe-instances reply, across its reservations.
 pub fn instances_of(v: &Value) -> Vec<Value> {
     v["Reservations"]
