@@ -11,7 +11,8 @@ use strato_proto::v1::{
     DescribeInstanceTypesRequest, DescribeInstanceTypesResponse, DescribeInstancesRequest,
     DescribeInstancesResponse, GetConsoleOutputRequest, GetConsoleOutputResponse, Instance,
     InstanceState, InstanceStateChanges, ModifyInstanceAttributeRequest,
-    ModifyInstanceAttributeResponse, RebootInstancesRequest, RebootInstancesResponse,
+    ModifyInstanceAttributeResponse, ModifyInstanceMetadataOptionsRequest,
+    ModifyInstanceMetadataOptionsResponse, RebootInstancesRequest, RebootInstancesResponse,
     RunInstancesRequest, RunInstancesResponse, StartInstancesRequest, StopInstancesRequest,
     StreamConsoleRequest, TerminateInstancesRequest,
 };
@@ -122,6 +123,12 @@ impl Compute for FakeCompute {
         &self,
         _: Request<ModifyInstanceAttributeRequest>,
     ) -> Unary<ModifyInstanceAttributeResponse> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+    async fn modify_instance_metadata_options(
+        &self,
+        _: Request<ModifyInstanceMetadataOptionsRequest>,
+    ) -> Unary<ModifyInstanceMetadataOptionsResponse> {
         Err(Status::unimplemented("not in the fake"))
     }
     async fn describe_instance_types(

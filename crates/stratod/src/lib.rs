@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod imds;
 pub mod lifecycle;
 pub mod metering;
 pub mod metrics;

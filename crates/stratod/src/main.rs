@@ -81,6 +81,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     cloud.restore().await;
     tokio::spawn(cloud.clone().run_prober());
     tokio::spawn(cloud.clone().run_reaper());
+    tokio::spawn(stratod::imds::run(cloud.clone()));
     if let Some(addr) = metrics {
         let c = cloud.clone();
         tokio::spawn(async move {

@@ -39,6 +39,12 @@ counters! {
     status_checks_total: "Status check rounds per instance.",
     copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
     copy_resumed_total: "Image copy files resumed from a partial file rather than started over.",
+    imds_requests_total: "Metadata service requests.",
+    imds_tokens_issued_total: "IMDSv2 session tokens issued.",
+    imds_unauthorized_total: "Metadata requests refused for a missing, invalid or expired token (401).",
+    imds_refused_total: "Metadata requests from no known instance, or with the service disabled (403).",
+    imds_not_found_total: "Metadata requests for paths that do not exist (404).",
+    imds_bad_requests_total: "Malformed metadata requests (400).",
 }
 
 /// Adds one to a counter.

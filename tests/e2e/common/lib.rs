@@ -455,7 +455,9 @@ impl Daemon {
             "ip", "-n", &self.ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
             "netns", &ns,
         ]);
-        run(&["ip", "-n", &self.ns, "link", "set", &port, "master", bridge, "up"]);
+        run(&[
+            "ip", "-n", &self.ns, "link", "set", &port, "master", bridge, "up",
+        ]);
         run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
         run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         if let Some(gw) = gateway {
@@ -466,6 +468,64 @@ impl Daemon {
 }
 
 impl NsHost {
+    /// A host behind `router`: a namespace of its own joined to the router by a veth pair
+    /// (`router_addr` on the router's side, `addr` on the host's `eth0`, the router its
+    /// default gateway); the router forwards and masquerades its traffic out of its own
+    /// `eth0`, as a container runtime or a NAT box would.
+    pub fn behind(router: &NsHost, name: &str, router_addr: &str, addr: &str) -> NsHost {
+        assert!(name.len() <= 8, "host name too long: {name}");
+        let ns = format!("{}-{name}", router.ns);
+        let port = format!("r-{name}");
+        let _ = sh(&["ip", "netns", "del", &ns]);
+        let run = |args: &[&str]| {
+            let out = sh(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["ip", "netns", "add", &ns]);
+        let host = NsHost {
+            ns: ns.clone(),
+            port: port.clone(),
+        };
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        run(&[
+            "ip", "-n", &router.ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &router.ns,
+            "addr",
+            "add",
+            router_addr,
+            "dev",
+            &port,
+        ]);
+        run(&["ip", "-n", &router.ns, "link", "set", &port, "up"]);
+        run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        let gw = router_addr.split('/').next().unwrap();
+        run(&["ip", "-n", &ns, "route", "add", "default", "via", gw]);
+        let out = router.sh("echo 1 > /proc/sys/net/ipv4/ip_forward && nft -f - <<'EOF'
+table ip masq {
+  chain post {
+    type nat hook postrouting priority 100;
+    oifname \"eth0\" masquerade
+  }
+}
+EOF");
+        assert!(
+            out.status.success(),
+            "router setup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        host
+    }
+
     /// Runs a command inside the host's namespace.
     pub fn exec(&self, args: &[&str]) -> Output {
         Command::new("ip")

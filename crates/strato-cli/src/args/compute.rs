@@ -1,7 +1,10 @@
 //! Arguments of the Compute commands.
 
 use clap::{ArgGroup, Args};
-use strato_proto::v1::{BlockDeviceMapping, Filter, LaunchTemplateSpecification, Placement, Tag};
+use strato_proto::v1::{
+    BlockDeviceMapping, Filter, InstanceMetadataOptions, LaunchTemplateSpecification, Placement,
+    Tag,
+};
 
 use super::Wait;
 use crate::parse::{self, Count, Many, TagSpecification, UserData};
@@ -51,6 +54,11 @@ pub struct RunInstances {
     /// AvailabilityZone=..,GroupName=..,PartitionNumber=..
     #[arg(long, value_parser = parse::placement)]
     pub placement: Option<Placement>,
+
+    /// HttpTokens=optional|required,HttpPutResponseHopLimit=N,HttpEndpoint=enabled|disabled,
+    /// InstanceMetadataTags=enabled|disabled (shorthand or JSON).
+    #[arg(long, value_parser = parse::metadata_options)]
+    pub metadata_options: Option<InstanceMetadataOptions>,
 
     /// What an OS-initiated shutdown does.
     #[arg(long, value_parser = ["stop", "terminate"])]
@@ -170,6 +178,37 @@ pub struct ModifyInstanceAttribute {
     /// What an OS-initiated shutdown does.
     #[arg(long, value_parser = ["stop", "terminate"])]
     pub instance_initiated_shutdown_behavior: Option<String>,
+}
+
+/// Arguments of `modify-instance-metadata-options`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("option")
+        .required(true)
+        .multiple(true)
+        .args(["http_tokens", "http_put_response_hop_limit", "http_endpoint",
+               "instance_metadata_tags"])
+))]
+pub struct ModifyInstanceMetadataOptions {
+    /// The instance.
+    #[arg(long)]
+    pub instance_id: String,
+
+    /// Whether IMDSv2 session tokens are required.
+    #[arg(long, value_parser = ["optional", "required"])]
+    pub http_tokens: Option<String>,
+
+    /// IP hop limit of the token response (1-64).
+    #[arg(long)]
+    pub http_put_response_hop_limit: Option<i32>,
+
+    /// Turn the metadata service on or off for the instance.
+    #[arg(long, value_parser = ["enabled", "disabled"])]
+    pub http_endpoint: Option<String>,
+
+    /// Whether the instance's tags show in the metadata.
+    #[arg(long, value_parser = ["enabled", "disabled"])]
+    pub instance_metadata_tags: Option<String>,
 }
 
 /// Arguments of `describe-instance-types`.

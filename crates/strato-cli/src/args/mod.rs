@@ -60,6 +60,8 @@ pub enum Command {
     TerminateInstances(compute::InstancesWithWait),
     /// Change an instance's termination protection or shutdown behavior.
     ModifyInstanceAttribute(compute::ModifyInstanceAttribute),
+    /// Change how the instance metadata service answers an instance.
+    ModifyInstanceMetadataOptions(compute::ModifyInstanceMetadataOptions),
     /// List instance types.
     DescribeInstanceTypes(compute::DescribeInstanceTypes),
     /// Print the latest console output of an instance.

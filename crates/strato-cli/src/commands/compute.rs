@@ -5,18 +5,19 @@ use std::io::Write;
 use strato_proto::v1::{
     DescribeInstanceStatusRequest, DescribeInstanceTypesRequest, DescribeInstancesRequest,
     GetConsoleOutputRequest, InstanceState, InstanceStateChanges, ModifyInstanceAttributeRequest,
-    RebootInstancesRequest, RunInstancesRequest, StartInstancesRequest, StopInstancesRequest,
-    StreamConsoleRequest, TerminateInstancesRequest,
+    ModifyInstanceMetadataOptionsRequest, RebootInstancesRequest, RunInstancesRequest,
+    StartInstancesRequest, StopInstancesRequest, StreamConsoleRequest, TerminateInstancesRequest,
 };
 
 use crate::args::compute::{
     Console, DescribeInstanceStatus, DescribeInstanceTypes, DescribeInstances, GetConsoleOutput,
-    Instances, InstancesWithWait, ModifyInstanceAttribute, RunInstances, StopInstances,
+    Instances, InstancesWithWait, ModifyInstanceAttribute, ModifyInstanceMetadataOptions,
+    RunInstances, StopInstances,
 };
 use crate::args::Wait;
 use crate::conn::Conn;
 use crate::error::CliError;
-use crate::output::{Transition, View};
+use crate::output::{ControlView, Transition, View};
 use crate::parse::{flatten, tags_for};
 use crate::wait;
 
@@ -43,6 +44,7 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
         disable_api_termination: a.disable_api_termination,
         tags,
         client_token: a.client_token.unwrap_or_default(),
+        metadata_options: a.metadata_options,
     };
     let mut reservation = conn
         .compute()
@@ -229,6 +231,27 @@ pub async fn modify_instance_attribute(
         .await
         .map_err(conn.error("ModifyInstanceAttribute"))?;
     Ok(View::Empty)
+}
+
+/// `modify-instance-metadata-options`
+pub async fn modify_instance_metadata_options(
+    conn: &Conn,
+    a: ModifyInstanceMetadataOptions,
+) -> Result<View, CliError> {
+    let request = ModifyInstanceMetadataOptionsRequest {
+        instance_id: a.instance_id,
+        http_tokens: a.http_tokens.unwrap_or_default(),
+        http_put_response_hop_limit: a.http_put_response_hop_limit.unwrap_or_default(),
+        http_endpoint: a.http_endpoint.unwrap_or_default(),
+        instance_metadata_tags: a.instance_metadata_tags.unwrap_or_default(),
+    };
+    let r = conn
+        .compute()
+        .modify_instance_metadata_options(request)
+        .await
+        .map_err(conn.error("ModifyInstanceMetadataOptions"))?
+        .into_inner();
+    Ok(View::Control(ControlView::MetadataOptions(r)))
 }
 
 /// `describe-instance-types`

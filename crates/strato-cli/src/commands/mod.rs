@@ -28,6 +28,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::RebootInstances(a) => compute::reboot_instances(&conn, a).await?,
         Command::TerminateInstances(a) => compute::terminate_instances(&conn, a).await?,
         Command::ModifyInstanceAttribute(a) => compute::modify_instance_attribute(&conn, a).await?,
+        Command::ModifyInstanceMetadataOptions(a) => {
+            compute::modify_instance_metadata_options(&conn, a).await?
+        }
         Command::DescribeInstanceTypes(a) => compute::describe_instance_types(&conn, a).await?,
         Command::GetConsoleOutput(a) => compute::get_console_output(&conn, a).await?,
         Command::Console(a) => compute::console(&conn, a).await?,

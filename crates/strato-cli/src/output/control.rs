@@ -5,7 +5,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 use strato_proto::v1::{
     AvailabilityZone, CreateKeyPairResponse, DeleteKeyPairResponse, ImportKeyPairResponse,
-    KeyPairInfo, LaunchTemplate, LaunchTemplateData, LaunchTemplateVersion, PlacementGroup, Region,
+    InstanceMetadataOptions, KeyPairInfo, LaunchTemplate, LaunchTemplateData,
+    LaunchTemplateVersion, ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region,
 };
 
 use super::json::{block_device_mapping, tags, text, time};
@@ -40,6 +41,19 @@ pub enum ControlView {
     KeyPairs(Vec<KeyPairInfo>),
     /// delete-key-pair
     KeyPairDeleted(DeleteKeyPairResponse),
+    /// modify-instance-metadata-options
+    MetadataOptions(ModifyInstanceMetadataOptionsResponse),
+}
+
+/// An instance's metadata options in the AWS CLI's shape.
+pub fn metadata_options(o: &InstanceMetadataOptions) -> Value {
+    json!({
+        "State": text(&o.state),
+        "HttpTokens": text(&o.http_tokens),
+        "HttpPutResponseHopLimit": o.http_put_response_hop_limit,
+        "HttpEndpoint": text(&o.http_endpoint),
+        "InstanceMetadataTags": text(&o.instance_metadata_tags),
+    })
 }
 
 /// The AWS CLI's JSON for `view` (nulls are stripped by the caller).
@@ -70,6 +84,10 @@ pub fn json(view: &ControlView) -> Value {
             "PlacementGroups": list.iter().map(placement_group).collect::<Vec<_>>(),
         }),
         ControlView::Return(r) => json!({ "Return": r }),
+        ControlView::MetadataOptions(m) => json!({
+            "InstanceId": m.instance_id,
+            "InstanceMetadataOptions": m.instance_metadata_options.as_ref().map(metadata_options),
+        }),
         ControlView::LaunchTemplate(t) => json!({ "LaunchTemplate": template(t) }),
         ControlView::LaunchTemplates(list) => json!({
             "LaunchTemplates": list.iter().map(template).collect::<Vec<_>>(),
@@ -197,6 +215,19 @@ pub fn table(view: &ControlView) -> String {
         ControlView::PlacementGroup(g) => groups(std::slice::from_ref(g)),
         ControlView::PlacementGroups(list) => groups(list),
         ControlView::Return(_) | ControlView::KeyPairDeleted(_) => String::new(),
+        ControlView::MetadataOptions(m) => {
+            let mut t = Table::new(&["INSTANCE", "TOKENS", "HOP LIMIT", "ENDPOINT", "TAGS"]);
+            if let Some(o) = &m.instance_metadata_options {
+                t.row(vec![
+                    m.instance_id.clone(),
+                    o.http_tokens.clone(),
+                    o.http_put_response_hop_limit.to_string(),
+                    o.http_endpoint.clone(),
+                    o.instance_metadata_tags.clone(),
+                ]);
+            }
+            t.render()
+        }
         ControlView::LaunchTemplate(t) => templates(std::slice::from_ref(t)),
         ControlView::LaunchTemplates(list) => templates(list),
         ControlView::LaunchTemplateVersion(v) => versions(std::slice::from_ref(v)),

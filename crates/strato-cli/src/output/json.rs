@@ -124,6 +124,7 @@ fn instance(i: &Instance) -> Value {
         "CpuOptions": (i.vcpus > 0).then(|| json!({"CoreCount": i.vcpus, "ThreadsPerCore": 1})),
         "AmiLaunchIndex": i.ami_launch_index,
         "Tags": tags(&i.tags),
+        "MetadataOptions": i.metadata_options.as_ref().map(super::control::metadata_options),
     })
 }
 

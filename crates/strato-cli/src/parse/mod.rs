@@ -18,7 +18,8 @@ use std::borrow::Cow;
 use fields::Fields;
 use serde_json::Value;
 use strato_proto::v1::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, LaunchPermission, Placement, Tag,
+    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceMetadataOptions, LaunchPermission,
+    Placement, Tag,
 };
 
 /// Why a structured argument is invalid.
@@ -181,6 +182,20 @@ pub fn placement(raw: &str) -> Result<Placement, ParseError> {
     };
     f.finish()?;
     Ok(placement)
+}
+
+/// Parses `--metadata-options` (shorthand or JSON).
+pub fn metadata_options(raw: &str) -> Result<InstanceMetadataOptions, ParseError> {
+    let mut f = Fields::new(document(raw)?, "metadata options")?;
+    let o = InstanceMetadataOptions {
+        http_tokens: f.string("HttpTokens")?.unwrap_or_default(),
+        http_put_response_hop_limit: f.int32("HttpPutResponseHopLimit")?.unwrap_or_default(),
+        http_endpoint: f.string("HttpEndpoint")?.unwrap_or_default(),
+        instance_metadata_tags: f.string("InstanceMetadataTags")?.unwrap_or_default(),
+        ..Default::default()
+    };
+    f.finish()?;
+    Ok(o)
 }
 
 /// Parses one `--block-device-mappings` argument, usually a JSON list in the AWS CLI's

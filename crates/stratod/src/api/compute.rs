@@ -15,6 +15,7 @@ use crate::catalog;
 use crate::cloud::filters;
 use crate::cloud::instances::Change;
 use crate::cloud::launch::{Override, RunRequest, TemplateRef};
+use crate::cloud::metadata::MetadataChange;
 use crate::db::instances::Instance;
 use crate::error::{ApiError, ApiResult};
 use crate::lifecycle::State;
@@ -97,6 +98,7 @@ impl Api {
             owner_id: i.owner.clone(),
             ami_launch_index: i.launch_index,
             reservation_id: i.reservation_id.clone(),
+            metadata_options: Some(convert::metadata_options(&i.metadata_options)),
         })
     }
 
@@ -245,6 +247,16 @@ impl Compute for Api {
         let account = self.account(&req)?;
         let r = req.into_inner();
         let placement = r.placement.unwrap_or_default();
+        let md = r.metadata_options.unwrap_or_default();
+        let metadata = match MetadataChange::parse(
+            &md.http_tokens,
+            md.http_put_response_hop_limit,
+            &md.http_endpoint,
+            &md.instance_metadata_tags,
+        ) {
+            Ok(m) => m,
+            Err(e) => return self.finish("RunInstances", Err(e)),
+        };
         let run = RunRequest {
             image_id: r.image_id,
             instance_type: r.instance_type,
@@ -276,6 +288,7 @@ impl Compute for Api {
                 name: t.launch_template_name,
                 version: t.version,
             }),
+            metadata,
         };
         let result = async {
             let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
@@ -383,6 +396,29 @@ impl Compute for Api {
             )
             .map(|_| pb::ModifyInstanceAttributeResponse {});
         self.finish("ModifyInstanceAttribute", result)
+    }
+
+    async fn modify_instance_metadata_options(
+        &self,
+        req: Request<pb::ModifyInstanceMetadataOptionsRequest>,
+    ) -> Result<Response<pb::ModifyInstanceMetadataOptionsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = MetadataChange::parse(
+            &r.http_tokens,
+            r.http_put_response_hop_limit,
+            &r.http_endpoint,
+            &r.instance_metadata_tags,
+        )
+        .and_then(|c| {
+            self.cloud
+                .modify_metadata_options(&account, &r.instance_id, c)
+        })
+        .map(|o| pb::ModifyInstanceMetadataOptionsResponse {
+            instance_id: r.instance_id.clone(),
+            instance_metadata_options: Some(convert::metadata_options(&o)),
+        });
+        self.finish("ModifyInstanceMetadataOptions", result)
     }
 
     async fn describe_instance_types(

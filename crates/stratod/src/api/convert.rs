@@ -4,7 +4,7 @@ use strato_proto::v1 as pb;
 
 use crate::cloud::filters::Filter;
 use crate::db::images::Mapping;
-use crate::db::instances::Tag;
+use crate::db::instances::{HttpTokens, MetadataOptions, Tag, Toggle};
 use crate::db::launch_templates::{TemplateData, TemplateMapping};
 use crate::lifecycle::State;
 
@@ -165,6 +165,25 @@ pub fn template_data(d: &TemplateData) -> pb::LaunchTemplateData {
         instance_initiated_shutdown_behavior: d.shutdown_behavior.clone(),
         disable_api_termination: d.disable_api_termination,
         tags: tags(&d.tags),
+    }
+}
+
+/// An instance's metadata service settings as the API shows them.
+pub fn metadata_options(o: &MetadataOptions) -> pb::InstanceMetadataOptions {
+    let toggle = |t: Toggle| match t {
+        Toggle::Enabled => "enabled",
+        Toggle::Disabled => "disabled",
+    };
+    pb::InstanceMetadataOptions {
+        http_tokens: match o.http_tokens {
+            HttpTokens::Optional => "optional",
+            HttpTokens::Required => "required",
+        }
+        .into(),
+        http_put_response_hop_limit: i32::from(o.http_put_response_hop_limit),
+        http_endpoint: toggle(o.http_endpoint).into(),
+        instance_metadata_tags: toggle(o.instance_metadata_tags).into(),
+        state: "applied".into(),
     }
 }
 

@@ -67,6 +67,8 @@ pub struct RunRequest {
     pub client_token: String,
     /// The launch template whose version fills what this request leaves empty.
     pub launch_template: Option<TemplateRef>,
+    /// Metadata service settings over EC2's defaults.
+    pub metadata: super::metadata::MetadataChange,
 }
 
 /// A launch template named by a RunInstances.
@@ -412,6 +414,7 @@ impl Cloud {
                     .map(|s| s.rack.clone())
                     .unwrap_or_default(),
                 public_key: public_key.clone(),
+                metadata_options: req.metadata.apply(Default::default()),
             };
             self.db.insert_instance(&inst)?;
             for m in &volumes {

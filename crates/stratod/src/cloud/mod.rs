@@ -20,6 +20,7 @@ pub mod instances;
 pub mod key_pairs;
 pub mod launch;
 pub mod launch_templates;
+pub mod metadata;
 pub mod network;
 pub mod placement;
 pub mod placement_groups;
@@ -58,6 +59,9 @@ pub struct Cloud {
     placement: Mutex<()>,
     /// Daemon work counters.
     pub metrics: crate::metrics::Metrics,
+    /// Poked when VPCs come or go, so that per-bridge services (the metadata service)
+    /// follow at once.
+    pub network_changed: tokio::sync::Notify,
 }
 
 impl Cloud {
@@ -89,6 +93,7 @@ impl Cloud {
             status: Mutex::new(HashMap::new()),
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
+            network_changed: tokio::sync::Notify::new(),
         }))
     }
 

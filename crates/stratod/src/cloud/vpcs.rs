@@ -187,6 +187,7 @@ impl Cloud {
                 v.bridge
             )));
         }
+        self.network_changed.notify_one();
         Ok(v)
     }
 
@@ -252,6 +253,7 @@ impl Cloud {
             // The record is gone; a leftover bridge holds no address and harms nothing.
             tracing::warn!(bridge = %v.bridge, error = %e, "cannot delete VPC bridge");
         }
+        self.network_changed.notify_one();
         Ok(())
     }
 

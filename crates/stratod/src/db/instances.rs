@@ -26,6 +26,52 @@ pub struct InstanceStore {
     pub gib: u32,
 }
 
+/// Whether IMDSv2 session tokens are optional or required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    /// IMDSv1 requests (without a token) are answered too.
+    #[default]
+    Optional,
+    /// Requests without a valid token get 401.
+    Required,
+}
+
+/// On or off, as EC2 spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    /// On.
+    Enabled,
+    /// Off.
+    Disabled,
+}
+
+/// An instance's metadata service settings (EC2's InstanceMetadataOptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetadataOptions {
+    /// IMDSv2 only, or v1 too.
+    pub http_tokens: HttpTokens,
+    /// IP TTL of the token response (1-64): 1 keeps tokens from leaving the guest.
+    pub http_put_response_hop_limit: u8,
+    /// Whether the service answers this instance at all.
+    pub http_endpoint: Toggle,
+    /// Whether the instance's tags are under `meta-data/tags/instance`.
+    pub instance_metadata_tags: Toggle,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        MetadataOptions {
+            http_tokens: HttpTokens::Optional,
+            http_put_response_hop_limit: 1,
+            http_endpoint: Toggle::Enabled,
+            instance_metadata_tags: Toggle::Disabled,
+        }
+    }
+}
+
 /// One instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
@@ -96,13 +142,15 @@ pub struct Instance {
     /// Kept with the instance, as EC2 keeps it in the guest, so that deleting the key pair
     /// changes nothing for instances already launched.
     pub public_key: String,
+    /// Metadata service settings.
+    pub metadata_options: MetadataOptions,
 }
 
 const COLUMNS: &str = "id, owner, reservation_id, launch_index, image_id, instance_type, vcpus, \
     memory_mib, state, state_reason, launch_time, az, subnet_id, security_groups, key_name, \
     user_data, shutdown_behavior, disable_api_termination, root_device_name, kernel, initrd, \
     boot_args, tags, instance_store, vmm_pid, vmm_start, terminated_at, client_token, \
-    placement_group, partition_number, rack, public_key";
+    placement_group, partition_number, rack, public_key, metadata_options";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -145,6 +193,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         partition_number: r.get(29)?,
         rack: r.get(30)?,
         public_key: r.get(31)?,
+        metadata_options: serde_json::from_str(&json(32)?).map_err(|e| parse_err(32, e))?,
     })
 }
 
@@ -155,7 +204,7 @@ impl Db {
             &format!(
                 "INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
                  ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
-                 ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"
+                 ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)"
             ),
             params![
                 i.id,
@@ -190,6 +239,7 @@ impl Db {
                 i.partition_number,
                 i.rack,
                 i.public_key,
+                serde_json::to_string(&i.metadata_options)?,
             ],
         )?;
         Ok(())
@@ -287,6 +337,15 @@ impl Db {
         Ok(())
     }
 
+    /// Records an instance's metadata service settings.
+    pub fn set_metadata_options(&self, id: &str, o: &MetadataOptions) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE instances SET metadata_options = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(o)?],
+        )?;
+        Ok(())
+    }
+
     /// Updates the state reason alone.
     pub fn set_state_reason(&self, id: &str, reason: &str) -> DbResult<()> {
         self.conn().execute(
@@ -348,6 +407,7 @@ pub(crate) mod tests {
             partition_number: 0,
             rack: String::new(),
             public_key: String::new(),
+            metadata_options: MetadataOptions::default(),
         }
     }
 

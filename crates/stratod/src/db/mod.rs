@@ -218,6 +218,10 @@ const MIGRATIONS: &[&str] = &[
         FROM subnets WHERE is_default = 1 GROUP BY vpc_id;
     CREATE INDEX subnets_vpc ON subnets(vpc_id);
     "#,
+    // 6: each instance's metadata service settings (JSON; '{}' is EC2's defaults).
+    r#"
+    ALTER TABLE instances ADD COLUMN metadata_options TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query

@@ -311,6 +311,27 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The ENI whose address `ip` is on a subnet of `bridge`: who is calling the metadata
+    /// service (anti-spoofing rules keep a guest to its own addresses).
+    pub fn eni_on_bridge(&self, bridge: &str, ip: &str) -> DbResult<Option<Eni>> {
+        let cols = ENI_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {cols} FROM network_interfaces e JOIN subnets s ON s.id = e.subnet_id \
+                     WHERE s.bridge = ?1 AND e.private_ip = ?2"
+                ),
+                [bridge, ip],
+                eni_row,
+            )
+            .optional()?)
+    }
+
     /// Removes an ENI row.
     pub fn delete_eni(&self, id: &str) -> DbResult<()> {
         self.conn()

@@ -1,0 +1,529 @@
+//! The instance metadata service at 169.254.169.254, compatible with EC2's: IMDSv2 session
+//! tokens (and IMDSv1 unless an instance requires tokens), the `meta-data` tree, user data
+//! and the identity document.
+//!
+//! One listener per VPC bridge, bound to that bridge (`SO_BINDTODEVICE`), so a request is
+//! known by the bridge it arrived on and its source address; the ENI holding that address
+//! on that bridge is the caller (the firewall's anti-spoofing rules keep each tap to its
+//! ENI's addresses). No instance can name another: nothing in a request says whose data
+//! it wants.
+
+pub mod http;
+pub mod tokens;
+pub mod tree;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::cloud::network::blocking;
+use crate::cloud::Cloud;
+use crate::db::instances::{HttpTokens, Instance, Toggle};
+use crate::lifecycle::State;
+use crate::metrics::inc;
+use http::{Request, Response};
+use tokens::Tokens;
+
+/// The service's address.
+pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// Its port.
+pub const PORT: u16 = 80;
+/// Open connections per bridge; more are closed at once.
+const MAX_CONNECTIONS: usize = 256;
+/// A connection idle this long is closed.
+const IDLE: Duration = Duration::from_secs(10);
+/// Listeners are checked against the VPCs this often even without a change notice.
+const RECONCILE: Duration = Duration::from_secs(30);
+/// Metadata versions listed at `/` (any `YYYY-MM-DD` is served, as `latest`).
+const VERSIONS: &[&str] = &[
+    "1.0",
+    "2007-01-19",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2016-09-02",
+    "2018-09-24",
+    "2021-03-23",
+    "2022-09-24",
+    "latest",
+];
+
+/// Why a listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address could not be put on the bridge.
+    #[error("cannot add {ADDRESS}/32 to {bridge}: {why}")]
+    Address {
+        /// The bridge.
+        bridge: String,
+        /// The netlink error's sentence.
+        why: String,
+    },
+    /// The socket could not be made.
+    #[error("cannot listen on {ADDRESS}:{PORT} on {bridge}")]
+    Socket {
+        /// The bridge.
+        bridge: String,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A log gate for what guests can trigger: a few lines a minute at most.
+#[derive(Debug, Default)]
+struct LogGate {
+    window: AtomicU64,
+    count: AtomicU64,
+}
+
+impl LogGate {
+    fn allow(&self) -> bool {
+        let minute = crate::db::now_s() as u64 / 60;
+        if self.window.swap(minute, Ordering::Relaxed) != minute {
+            self.count.store(0, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed) < 10
+    }
+}
+
+/// The metadata service.
+pub struct Imds {
+    cloud: Arc<Cloud>,
+    tokens: Mutex<Tokens>,
+    listeners: Mutex<HashMap<String, JoinHandle<()>>>,
+    log: LogGate,
+}
+
+/// What a request gets: the response, and the IP TTL to send it with.
+#[derive(Debug)]
+pub struct Answer {
+    /// The response.
+    pub response: Response,
+    /// The hop limit of a token response.
+    pub ttl: Option<u8>,
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Answer {
+            response,
+            ttl: None,
+        }
+    }
+}
+
+/// Runs the service: listeners follow the VPCs for the daemon's life.
+pub async fn run(cloud: Arc<Cloud>) {
+    let imds = Arc::new(Imds::new(cloud));
+    loop {
+        imds.reconcile().await;
+        tokio::select! {
+            _ = imds.cloud.network_changed.notified() => {}
+            _ = tokio::time::sleep(RECONCILE) => {}
+        }
+    }
+}
+
+impl Imds {
+    /// A service over the daemon's state, with no listener yet.
+    pub fn new(cloud: Arc<Cloud>) -> Imds {
+        Imds {
+            cloud,
+            tokens: Mutex::new(Tokens::default()),
+            listeners: Mutex::new(HashMap::new()),
+            log: LogGate::default(),
+        }
+    }
+
+    fn listeners(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a listener on every VPC bridge that lacks one and stops those of VPCs gone.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let bridges: Vec<String> = match self.cloud.db.vpcs() {
+            Ok(v) => v.into_iter().map(|v| v.bridge).collect(),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "metadata service: cannot list VPCs");
+                return;
+            }
+        };
+        let missing: Vec<String> = {
+            let mut ls = self.listeners();
+            ls.retain(|b, h| {
+                let keep = bridges.contains(b) && !h.is_finished();
+                if !keep {
+                    h.abort();
+                }
+                keep
+            });
+            bridges
+                .iter()
+                .filter(|b| !ls.contains_key(*b))
+                .cloned()
+                .collect()
+        };
+        for b in missing {
+            match listen(&b).await {
+                Ok(l) => {
+                    tracing::info!(bridge = %b, "metadata service listening");
+                    let task = tokio::spawn(Arc::clone(self).serve(b.clone(), l));
+                    self.listeners().insert(b, task);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "metadata service");
+                }
+            }
+        }
+    }
+
+    async fn serve(self: Arc<Self>, bridge: String, l: TcpListener) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let (stream, peer) = match l.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    if self.log.allow() {
+                        tracing::warn!(bridge = %bridge, error = %e, "metadata service: accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                continue;
+            };
+            let me = Arc::clone(&self);
+            let b = bridge.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                me.connection(stream, peer, &b).await;
+            });
+        }
+    }
+
+    /// Serves one connection: requests one after another while the client keeps it open.
+    async fn connection(&self, mut s: TcpStream, peer: SocketAddr, bridge: &str) {
+        let IpAddr::V4(ip) = peer.ip() else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            let (req, used) = loop {
+                match http::parse(&buf) {
+                    Ok(Some(x)) => break x,
+                    Ok(None) => {}
+                    Err(e) => {
+                        inc(&self.cloud.metrics.imds_bad_requests_total);
+                        if self.log.allow() {
+                            tracing::info!(bridge, %ip, error = %e, "metadata service: bad request");
+                        }
+                        let out = http::encode(&Response::error(400), false, false);
+                        let _ = s.write_all(&out).await;
+                        return;
+                    }
+                }
+                if !read_more(&mut s, &mut buf).await {
+                    return;
+                }
+            };
+            buf.drain(..used);
+            while buf.len() < req.content_length {
+                if !read_more(&mut s, &mut buf).await {
+                    return;
+                }
+            }
+            buf.drain(..req.content_length);
+            let answer = self.answer(&req, bridge, ip);
+            if let Some(ttl) = answer.ttl {
+                // Kept for the rest of the connection, so that a retransmitted token is
+                // bounded by the same hop limit.
+                if let Err(e) = s.set_ttl(u32::from(ttl)) {
+                    tracing::warn!(error = %e, "metadata service: cannot set the hop limit");
+                    return;
+                }
+            }
+            let out = http::encode(&answer.response, req.keep_alive, req.method == "HEAD");
+            if s.write_all(&out).await.is_err() || !req.keep_alive {
+                return;
+            }
+        }
+    }
+
+    /// The answer to one request from `ip` on `bridge`.
+    pub fn answer(&self, req: &Request, bridge: &str, ip: Ipv4Addr) -> Answer {
+        inc(&self.cloud.metrics.imds_requests_total);
+        let inst = match self.caller(bridge, ip) {
+            Some(i) => i,
+            None => {
+                inc(&self.cloud.metrics.imds_refused_total);
+                return Response::error(403).into();
+            }
+        };
+        if inst.metadata_options.http_endpoint == Toggle::Disabled {
+            inc(&self.cloud.metrics.imds_refused_total);
+            return Response::error(403).into();
+        }
+        let now = Instant::now();
+        match req.method.as_str() {
+            "PUT" => self.put(req, &inst, now),
+            "GET" | "HEAD" => {
+                let authorized = match req.header("x-aws-ec2-metadata-token") {
+                    Some(t) => self.tokens().valid(t, &inst.id, now),
+                    None => inst.metadata_options.http_tokens == HttpTokens::Optional,
+                };
+                if !authorized {
+                    inc(&self.cloud.metrics.imds_unauthorized_total);
+                    return Response::error(401).into();
+                }
+                self.get(&req.path, &inst).into()
+            }
+            _ => Response::error(405).into(),
+        }
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put(&self, req: &Request, inst: &Instance, now: Instant) -> Answer {
+        let parts: Vec<&str> = req.path.split('/').filter(|p| !p.is_empty()).collect();
+        match parts.as_slice() {
+            ["latest", "api", "token"] => {}
+            [v, "api", "token"] if is_version(v) => return Response::error(403).into(),
+            _ => return Response::error(405).into(),
+        }
+        // A proxy in the guest forwarding the request: EC2 refuses those.
+        if req.header("x-forwarded-for").is_some() {
+            return Response::error(403).into();
+        }
+        let Some(ttl) = tokens::parse_ttl(req.header("x-aws-ec2-metadata-token-ttl-seconds"))
+        else {
+            return Response::error(400).into();
+        };
+        let token = self.tokens().issue(&inst.id, ttl, now);
+        inc(&self.cloud.metrics.imds_tokens_issued_total);
+        let mut r = Response::text(200, token);
+        r.headers.push((
+            "X-aws-ec2-metadata-token-ttl-seconds",
+            ttl.as_secs().to_string(),
+        ));
+        Answer {
+            response: r,
+            ttl: Some(inst.metadata_options.http_put_response_hop_limit.max(1)),
+        }
+    }
+
+    fn get(&self, path: &str, inst: &Instance) -> Response {
+        let not_found = || {
+            inc(&self.cloud.metrics.imds_not_found_total);
+            Response::error(404)
+        };
+        if path == "/" {
+            return Response::text(200, VERSIONS.join("\n"));
+        }
+        let rest = &path[1..];
+        let (version, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        if !is_version(version) {
+            return not_found();
+        }
+        let (top, below) = sub.split_once('/').unwrap_or((sub, ""));
+        let has_below = sub.contains('/');
+        let text = match top {
+            "" => {
+                let mut l = vec!["dynamic", "meta-data"];
+                if !inst.user_data.is_empty() {
+                    l.push("user-data");
+                }
+                Some(l.join("\n"))
+            }
+            "user-data" if !has_below && !inst.user_data.is_empty() => {
+                let mut r = Response::text(200, inst.user_data.clone());
+                r.content_type = "application/octet-stream";
+                return r;
+            }
+            "meta-data" => self
+                .view(inst)
+                .and_then(|v| tree::meta_data(&v).get(&trailing(below, has_below))),
+            "dynamic" => self
+                .view(inst)
+                .and_then(|v| tree::dynamic(&v).get(&trailing(below, has_below))),
+            _ => None,
+        };
+        match text {
+            Some(t) => Response::text(200, t),
+            None => not_found(),
+        }
+    }
+
+    /// The instance whose ENI has `ip` on `bridge`, while it may use the service.
+    fn caller(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance> {
+        let eni = self
+            .cloud
+            .db
+            .eni_on_bridge(bridge, &ip.to_string())
+            .ok()??;
+        let inst = self.cloud.db.instance(eni.instance_id.as_deref()?).ok()??;
+        matches!(
+            inst.state,
+            State::Pending | State::Running | State::Stopping | State::ShuttingDown
+        )
+        .then_some(inst)
+    }
+
+    /// What the tree of an instance is built from.
+    fn view(&self, inst: &Instance) -> Option<tree::View> {
+        let db = &self.cloud.db;
+        let mut nics = Vec::new();
+        for e in db.instance_enis(&inst.id).ok()? {
+            let subnet = db.subnet(&e.subnet_id).ok()??;
+            let vpc = db.vpc(&subnet.vpc_id).ok()??;
+            nics.push(tree::NicView {
+                id: e.id,
+                device_index: e.device_index,
+                mac: e.mac,
+                private_ips: vec![e.private_ip],
+                public_ips: Vec::new(),
+                subnet_id: subnet.id,
+                subnet_cidr: subnet.cidr,
+                vpc_id: vpc.id,
+                vpc_cidr: vpc.cidr,
+                groups: Vec::new(),
+            });
+        }
+        let image = db.image(&inst.image_id).ok().flatten();
+        let group_name = if inst.placement_group.is_empty() {
+            String::new()
+        } else {
+            db.placement_group(&inst.placement_group)
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+                .unwrap_or_default()
+        };
+        let mut block_devices = vec![
+            ("ami".to_string(), inst.root_device_name.clone()),
+            ("root".to_string(), inst.root_device_name.clone()),
+        ];
+        let mut ebs = 0;
+        for v in db.instance_volumes(&inst.id).ok()? {
+            let Some(dev) = v.device else { continue };
+            if dev != inst.root_device_name {
+                ebs += 1;
+                block_devices.push((format!("ebs{ebs}"), dev));
+            }
+        }
+        for s in &inst.instance_store {
+            block_devices.push((s.virtual_name.clone(), s.device.clone()));
+        }
+        let az_id = crate::cloud::regions::all_zones(&self.cloud.cfg)
+            .into_iter()
+            .find(|z| z.name == inst.az)
+            .map(|z| z.id)
+            .unwrap_or_default();
+        Some(tree::View {
+            instance_id: inst.id.clone(),
+            account: inst.owner.clone(),
+            reservation_id: inst.reservation_id.clone(),
+            image_id: inst.image_id.clone(),
+            launch_index: inst.launch_index,
+            instance_type: inst.instance_type.clone(),
+            architecture: image
+                .map(|i| i.architecture)
+                .unwrap_or_else(|| "x86_64".into()),
+            region: self.cloud.cfg.region.clone(),
+            az: inst.az.clone(),
+            az_id,
+            group_name,
+            partition_number: inst.partition_number,
+            key_name: inst.key_name.clone(),
+            public_key: inst.public_key.clone(),
+            nics,
+            block_devices,
+            tags: (inst.metadata_options.instance_metadata_tags == Toggle::Enabled).then(|| {
+                inst.tags
+                    .iter()
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect()
+            }),
+            pending_time: inst.launch_time,
+        })
+    }
+}
+
+/// A path below a top directory, with its trailing `/` kept (leaves refuse one).
+fn trailing(below: &str, has_below: bool) -> String {
+    if has_below && below.is_empty() {
+        "/".to_string()
+    } else {
+        below.to_string()
+    }
+}
+
+/// `latest`, `1.0` or a `YYYY-MM-DD` date.
+fn is_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    v == "latest"
+        || v == "1.0"
+        || (b.len() == 10
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                _ => c.is_ascii_digit(),
+            }))
+}
+
+/// Reads more of a request; false when the peer is gone, idle too long, or sends too much.
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    if buf.len() > http::MAX_HEAD + http::MAX_BODY {
+        return false;
+    }
+    let mut chunk = [0u8; 2048];
+    match tokio::time::timeout(IDLE, s.read(&mut chunk)).await {
+        Ok(Ok(n)) if n > 0 => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Puts the service address on `bridge` and listens there.
+async fn listen(bridge: &str) -> Result<TcpListener, ListenError> {
+    let b = bridge.to_string();
+    blocking(move || strato_net::link::ensure_bridge(&b, ADDRESS, 32))
+        .await
+        .map_err(|why| ListenError::Address {
+            bridge: bridge.to_string(),
+            why,
+        })?;
+    let sock_err = |source| ListenError::Socket {
+        bridge: bridge.to_string(),
+        source,
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(sock_err)?;
+    sock.set_reuse_address(true).map_err(sock_err)?;
+    // Every bridge has a listener on the same address and port; the device binding keeps
+    // them apart and tells each which bridge its callers are on.
+    sock.bind_device(Some(bridge.as_bytes()))
+        .map_err(sock_err)?;
+    sock.bind(&SocketAddrV4::new(ADDRESS, PORT).into())
+        .map_err(sock_err)?;
+    sock.listen(128).map_err(sock_err)?;
+    sock.set_nonblocking(true).map_err(sock_err)?;
+    TcpListener::from_std(sock.into()).map_err(sock_err)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,376 @@
+//! The metadata tree of one instance, built from a [`View`] of its records, and path
+//! lookup in it: directories list their entries one per line (sub-directories with a
+//! trailing `/`), leaves are returned as they are, unknown paths are `None` (404).
+
+use std::collections::BTreeMap;
+
+/// A node of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A value.
+    Leaf(String),
+    /// Entries by name; `listing` replaces the generated listing (EC2 lists public keys
+    /// as `0=name`).
+    Dir {
+        /// The entries.
+        entries: BTreeMap<String, Node>,
+        /// A listing of its own, if the generated one is not EC2's.
+        listing: Option<String>,
+    },
+}
+
+impl Node {
+    fn dir() -> Node {
+        Node::Dir {
+            entries: BTreeMap::new(),
+            listing: None,
+        }
+    }
+
+    /// Adds a leaf (or a directory) at a `/`-separated path below this directory.
+    pub fn put(&mut self, path: &str, node: Node) {
+        let Node::Dir { entries, .. } = self else {
+            return;
+        };
+        match path.split_once('/') {
+            None => {
+                entries.insert(path.to_string(), node);
+            }
+            Some((first, rest)) => entries
+                .entry(first.to_string())
+                .or_insert_with(Node::dir)
+                .put(rest, node),
+        }
+    }
+
+    fn leaf(&mut self, path: &str, value: impl Into<String>) {
+        self.put(path, Node::Leaf(value.into()));
+    }
+
+    /// The text at `path` (relative, without a leading `/`; an empty path is this node).
+    /// A trailing `/` is allowed on directories only, as EC2 answers.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let trailing = path.ends_with('/');
+        let mut node = self;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let Node::Dir { entries, .. } = node else {
+                return None;
+            };
+            node = entries.get(part)?;
+        }
+        match node {
+            Node::Leaf(v) if !trailing => Some(v.clone()),
+            Node::Leaf(_) => None,
+            Node::Dir {
+                listing: Some(l), ..
+            } => Some(l.clone()),
+            Node::Dir { entries, .. } => Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Node::Dir { .. } => format!("{k}/"),
+                        Node::Leaf(_) => k.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+        }
+    }
+}
+
+/// One network interface as the metadata service shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicView {
+    /// `eni-…`
+    pub id: String,
+    /// Device index (0 for the primary).
+    pub device_index: i32,
+    /// MAC address.
+    pub mac: String,
+    /// Private IPv4s, the primary first.
+    pub private_ips: Vec<String>,
+    /// Public IPv4s mapped to it.
+    pub public_ips: Vec<String>,
+    /// Subnet ID and range.
+    pub subnet_id: String,
+    /// `a.b.c.d/n`.
+    pub subnet_cidr: String,
+    /// VPC ID and range.
+    pub vpc_id: String,
+    /// `a.b.c.d/n`.
+    pub vpc_cidr: String,
+    /// Security group IDs and names.
+    pub groups: Vec<(String, String)>,
+}
+
+/// What the tree is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// `i-…`
+    pub instance_id: String,
+    /// Owning account.
+    pub account: String,
+    /// `r-…`
+    pub reservation_id: String,
+    /// `ami-…`
+    pub image_id: String,
+    /// Index within its launch.
+    pub launch_index: i32,
+    /// Instance type.
+    pub instance_type: String,
+    /// Architecture of the AMI.
+    pub architecture: String,
+    /// Region and AZ.
+    pub region: String,
+    /// AZ name.
+    pub az: String,
+    /// AZ ID.
+    pub az_id: String,
+    /// Placement group name and partition (0 outside partition groups).
+    pub group_name: String,
+    /// Partition number.
+    pub partition_number: i32,
+    /// Key pair name and OpenSSH public key (empty without a key).
+    pub key_name: String,
+    /// The public key.
+    pub public_key: String,
+    /// Network interfaces, the primary first.
+    pub nics: Vec<NicView>,
+    /// Block devices: (EC2 name such as `ami`, `root`, `ebs2`, `ephemeral0`, device).
+    pub block_devices: Vec<(String, String)>,
+    /// Instance tags, when the instance allows them in the metadata.
+    pub tags: Option<Vec<(String, String)>>,
+    /// Unix seconds of the last start.
+    pub pending_time: i64,
+}
+
+fn hostname(ip: &str, region: &str) -> String {
+    format!("ip-{}.{region}.compute.internal", ip.replace('.', "-"))
+}
+
+/// The `meta-data` directory of an instance.
+pub fn meta_data(v: &View) -> Node {
+    let mut t = Node::dir();
+    let primary = v.nics.first();
+    let local_ip = primary
+        .and_then(|n| n.private_ips.first().cloned())
+        .unwrap_or_default();
+    t.leaf("ami-id", &v.image_id);
+    t.leaf("ami-launch-index", v.launch_index.to_string());
+    t.leaf("ami-manifest-path", "(unknown)");
+    t.leaf("instance-action", "none");
+    t.leaf("instance-id", &v.instance_id);
+    t.leaf("instance-life-cycle", "on-demand");
+    t.leaf("instance-type", &v.instance_type);
+    t.leaf("reservation-id", &v.reservation_id);
+    t.leaf("placement/availability-zone", &v.az);
+    t.leaf("placement/availability-zone-id", &v.az_id);
+    t.leaf("placement/region", &v.region);
+    if !v.group_name.is_empty() {
+        t.leaf("placement/group-name", &v.group_name);
+    }
+    if v.partition_number > 0 {
+        t.leaf("placement/partition-number", v.partition_number.to_string());
+    }
+    if let Some(n) = primary {
+        let host = hostname(&local_ip, &v.region);
+        t.leaf("hostname", &host);
+        t.leaf("local-hostname", &host);
+        t.leaf("local-ipv4", &local_ip);
+        t.leaf("mac", &n.mac);
+        if let Some(p) = n.public_ips.first() {
+            t.leaf("public-ipv4", p);
+            t.leaf("public-hostname", hostname(p, &v.region));
+        }
+        t.leaf(
+            "security-groups",
+            n.groups
+                .iter()
+                .map(|(_, name)| name.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    for n in &v.nics {
+        let base = format!("network/interfaces/macs/{}", n.mac);
+        let ip0 = n.private_ips.first().cloned().unwrap_or_default();
+        t.leaf(&format!("{base}/device-number"), n.device_index.to_string());
+        t.leaf(&format!("{base}/interface-id"), &n.id);
+        t.leaf(&format!("{base}/local-hostname"), hostname(&ip0, &v.region));
+        t.leaf(&format!("{base}/local-ipv4s"), n.private_ips.join("\n"));
+        t.leaf(&format!("{base}/mac"), &n.mac);
+        t.leaf(&format!("{base}/owner-id"), &v.account);
+        t.leaf(&format!("{base}/subnet-id"), &n.subnet_id);
+        t.leaf(&format!("{base}/subnet-ipv4-cidr-block"), &n.subnet_cidr);
+        t.leaf(&format!("{base}/vpc-id"), &n.vpc_id);
+        t.leaf(&format!("{base}/vpc-ipv4-cidr-block"), &n.vpc_cidr);
+        t.leaf(&format!("{base}/vpc-ipv4-cidr-blocks"), &n.vpc_cidr);
+        let ids: Vec<&str> = n.groups.iter().map(|(id, _)| id.as_str()).collect();
+        let names: Vec<&str> = n.groups.iter().map(|(_, name)| name.as_str()).collect();
+        t.leaf(&format!("{base}/security-group-ids"), ids.join("\n"));
+        t.leaf(&format!("{base}/security-groups"), names.join("\n"));
+        if !n.public_ips.is_empty() {
+            t.leaf(&format!("{base}/public-ipv4s"), n.public_ips.join("\n"));
+            t.leaf(
+                &format!("{base}/public-hostname"),
+                hostname(&n.public_ips[0], &v.region),
+            );
+        }
+    }
+    for (name, device) in &v.block_devices {
+        t.leaf(&format!("block-device-mapping/{name}"), device);
+    }
+    if !v.public_key.is_empty() {
+        let mut keys = Node::Dir {
+            entries: BTreeMap::new(),
+            listing: Some(format!("0={}", v.key_name)),
+        };
+        keys.leaf("0/openssh-key", &v.public_key);
+        t.put("public-keys", keys);
+    }
+    if let Some(tags) = &v.tags {
+        let mut dir = Node::dir();
+        for (k, val) in tags {
+            // A key with a `/` cannot be a path element; EC2 refuses such keys for
+            // metadata tags, so they are left out.
+            if !k.is_empty() && !k.contains('/') {
+                dir.leaf(k, val);
+            }
+        }
+        t.put("tags/instance", dir);
+    }
+    t
+}
+
+/// The `dynamic` directory: the instance identity document.
+pub fn dynamic(v: &View) -> Node {
+    let mut t = Node::dir();
+    let doc = serde_json::json!({
+        "accountId": v.account,
+        "architecture": v.architecture,
+        "availabilityZone": v.az,
+        "imageId": v.image_id,
+        "instanceId": v.instance_id,
+        "instanceType": v.instance_type,
+        "pendingTime": crate::api::convert::rfc3339(v.pending_time),
+        "privateIp": v.nics.first().and_then(|n| n.private_ips.first()),
+        "region": v.region,
+        "version": "2017-09-30",
+    });
+    t.leaf(
+        "instance-identity/document",
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    );
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> View {
+        View {
+            instance_id: "i-0123456789abcdef0".into(),
+            account: "111111111111".into(),
+            reservation_id: "r-0123456789abcdef0".into(),
+            image_id: "ami-0123456789abcdef0".into(),
+            launch_index: 0,
+            instance_type: "t3.micro".into(),
+            architecture: "x86_64".into(),
+            region: "home-1".into(),
+            az: "home-1a".into(),
+            az_id: "home-az1".into(),
+            group_name: "racks".into(),
+            partition_number: 3,
+            key_name: "lab".into(),
+            public_key: "ssh-ed25519 AAAAC3Nza lab".into(),
+            nics: vec![NicView {
+                id: "eni-0123456789abcdef0".into(),
+                device_index: 0,
+                mac: "02:00:00:00:00:01".into(),
+                private_ips: vec!["172.31.0.4".into(), "172.31.0.9".into()],
+                public_ips: vec![],
+                subnet_id: "subnet-0123456789abcdef0".into(),
+                subnet_cidr: "172.31.0.0/20".into(),
+                vpc_id: "vpc-0123456789abcdef0".into(),
+                vpc_cidr: "172.31.0.0/16".into(),
+                groups: vec![("sg-0123456789abcdef0".into(), "default".into())],
+            }],
+            block_devices: vec![
+                ("ami".into(), "/dev/vda".into()),
+                ("root".into(), "/dev/vda".into()),
+            ],
+            tags: None,
+            pending_time: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn paths_listings_and_leaves() {
+        let t = meta_data(&view());
+        assert_eq!(t.get("instance-id").unwrap(), "i-0123456789abcdef0");
+        assert_eq!(t.get("local-ipv4").unwrap(), "172.31.0.4");
+        assert_eq!(
+            t.get("hostname").unwrap(),
+            "ip-172-31-0-4.home-1.compute.internal"
+        );
+        assert_eq!(t.get("placement/partition-number").unwrap(), "3");
+        assert_eq!(t.get("placement/group-name").unwrap(), "racks");
+        assert_eq!(t.get("public-keys/").unwrap(), "0=lab");
+        assert_eq!(t.get("public-keys/0").unwrap(), "openssh-key");
+        assert_eq!(
+            t.get("public-keys/0/openssh-key").unwrap(),
+            "ssh-ed25519 AAAAC3Nza lab"
+        );
+        assert_eq!(t.get("security-groups").unwrap(), "default");
+        assert_eq!(
+            t.get("network/interfaces/macs/").unwrap(),
+            "02:00:00:00:00:01/"
+        );
+        assert_eq!(
+            t.get("network/interfaces/macs/02:00:00:00:00:01/local-ipv4s")
+                .unwrap(),
+            "172.31.0.4\n172.31.0.9"
+        );
+        let top = t.get("").unwrap();
+        assert!(top.contains("\nplacement/\n"), "{top}");
+        assert!(top.contains("\ninstance-id\n"), "{top}");
+        assert!(!top.contains("public-ipv4"), "no public address, no key");
+        assert!(!top.contains("tags/"), "tags are off by default");
+        assert_eq!(t.get("instance-id/"), None, "a leaf has no trailing slash");
+        assert_eq!(t.get("nothing"), None);
+        assert_eq!(t.get("placement/nothing/deeper"), None);
+        assert_eq!(t.get("instance-id/deeper"), None);
+    }
+
+    #[test]
+    fn optional_entries_follow_the_instance() {
+        let mut v = view();
+        v.group_name.clear();
+        v.partition_number = 0;
+        v.public_key.clear();
+        v.nics[0].public_ips = vec!["198.51.100.17".into()];
+        v.tags = Some(vec![
+            ("Name".into(), "web".into()),
+            ("a/b".into(), "x".into()),
+        ]);
+        let t = meta_data(&v);
+        assert_eq!(t.get("placement/group-name"), None);
+        assert_eq!(t.get("placement/partition-number"), None);
+        assert_eq!(t.get("public-keys/"), None);
+        assert_eq!(t.get("public-ipv4").unwrap(), "198.51.100.17");
+        assert_eq!(t.get("tags/instance/").unwrap(), "Name");
+        assert_eq!(t.get("tags/instance/Name").unwrap(), "web");
+    }
+
+    #[test]
+    fn identity_document() {
+        let d = dynamic(&view());
+        let doc: serde_json::Value =
+            serde_json::from_str(&d.get("instance-identity/document").unwrap()).unwrap();
+        assert_eq!(doc["instanceId"], "i-0123456789abcdef0");
+        assert_eq!(doc["privateIp"], "172.31.0.4");
+        assert_eq!(doc["pendingTime"], "2023-11-14T22:13:20Z");
+        assert_eq!(d.get("").unwrap(), "instance-identity/");
+    }
+}
