@@ -587,6 +587,8 @@ fn key_pairs_reach_the_guest_and_the_private_key_is_shown_once() {
         "create-key-pair",
         "--key-name",
         "laptop",
+        "--key-type",
+        "ed25519",
         "--query",
         "KeyMaterial",
         "--output",
@@ -637,6 +639,50 @@ fn key_pairs_reach_the_guest_and_the_private_key_is_shown_once() {
         let key = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
         assert_eq!(key(&derived), key(&public));
     }
+
+    // EC2's default key type is rsa, its private key in PKCS#1 PEM.
+    let rsa_pem = d.cli(&[
+        "create-key-pair",
+        "--key-name",
+        "legacy",
+        "--query",
+        "KeyMaterial",
+        "--output",
+        "text",
+    ]);
+    assert!(
+        rsa_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+        "{rsa_pem}"
+    );
+    let v = d.json(&[
+        "describe-key-pairs",
+        "--key-names",
+        "legacy",
+        "--include-public-key",
+    ]);
+    assert_eq!(v["KeyPairs"][0]["KeyType"], "rsa");
+    let rsa_public = v["KeyPairs"][0]["PublicKey"].as_str().unwrap().to_string();
+    assert!(rsa_public.starts_with("ssh-rsa AAAA"), "{rsa_public}");
+    let rsa_file = d.file("legacy.pem", rsa_pem.as_bytes());
+    std::fs::set_permissions(
+        &rsa_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    if let Ok(out) = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&rsa_file)
+        .output()
+    {
+        let derived = String::from_utf8_lossy(&out.stdout);
+        let key = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        assert_eq!(key(&derived), key(&rsa_public));
+    }
+    d.cli_err(
+        "InvalidParameterValue",
+        &["create-key-pair", "--key-name", "odd", "--key-type", "dsa"],
+    );
 
     // Import: the same public key under another name; garbage is refused.
     let pubfile = d.file("id.pub", format!("{public}\n").as_bytes());
@@ -689,5 +735,5 @@ fn key_pairs_reach_the_guest_and_the_private_key_is_shown_once() {
         .iter()
         .map(|k| k["KeyName"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["imported"]);
+    assert_eq!(names, ["imported", "legacy"]);
 }

@@ -12,7 +12,7 @@ pub struct CreateKeyPair {
     #[arg(long)]
     pub key_name: String,
 
-    /// ed25519 (the default).
+    /// rsa (the default, 2048 bits, PKCS#1 PEM) or ed25519 (OpenSSH format).
     #[arg(long)]
     pub key_type: Option<String>,
 

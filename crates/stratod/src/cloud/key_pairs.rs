@@ -103,6 +103,34 @@ pub fn generate_ed25519(name: &str) -> ApiResult<Generated> {
     })
 }
 
+/// RSA keys made by CreateKeyPair, in bits (EC2's size).
+pub const RSA_BITS: usize = 2048;
+
+/// A fresh RSA key pair whose comment is `name`; the private key in PKCS#1 PEM
+/// (`BEGIN RSA PRIVATE KEY`), the format EC2 returns for RSA keys.
+pub fn generate_rsa(name: &str) -> ApiResult<Generated> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    // OsRng draws from getrandom(2) with no fallback.
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)
+        .map_err(|e| ApiError::internal(format!("Cannot generate an RSA key: {e}")))?;
+    let pem = key
+        .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+        .map_err(|e| ApiError::internal(format!("Cannot encode the private key: {e}")))?;
+    let pair = ssh_key::private::RsaKeypair::try_from(&key)
+        .map_err(|e| ApiError::internal(format!("Cannot build the key: {e}")))?;
+    let private = PrivateKey::new(KeypairData::from(pair), name)
+        .map_err(|e| ApiError::internal(format!("Cannot build the key: {e}")))?;
+    let public = private.public_key();
+    let public_key = public
+        .to_openssh()
+        .map_err(|e| ApiError::internal(format!("Cannot encode the public key: {e}")))?;
+    Ok(Generated {
+        public_key,
+        private_key: pem.to_string(),
+        fingerprint: fingerprint(public),
+    })
+}
+
 /// Fills `buf` from getrandom(2). Unlike `ids::fill_random` there is no fallback: a key
 /// must never come from a guessable source.
 fn secure_random(buf: &mut [u8]) -> ApiResult<()> {
@@ -133,27 +161,22 @@ impl Cloud {
         tags: Vec<Tag>,
     ) -> ApiResult<(KeyPair, String)> {
         check_name("KeyName", name)?;
-        match kind {
-            "" | "ed25519" => {}
-            "rsa" => {
-                return Err(ApiError::invalid(
-                    "KeyType rsa is not supported by CreateKeyPair here: create an ed25519 key, \
-                     or import an RSA public key with ImportKeyPair.",
-                ))
-            }
+        // EC2's default type is rsa.
+        let (kind, g) = match kind {
+            "" | "rsa" => ("rsa", generate_rsa(name)?),
+            "ed25519" => ("ed25519", generate_ed25519(name)?),
             other => {
                 return Err(ApiError::invalid(format!(
-                    "Invalid KeyType '{}': use ed25519.",
+                    "Invalid KeyType '{}': use rsa or ed25519.",
                     other.chars().take(32).collect::<String>()
                 )))
             }
-        }
-        let g = generate_ed25519(name)?;
+        };
         let pair = KeyPair {
             id: ids::new_id(Kind::KeyPair),
             owner: account.to_string(),
             name: name.to_string(),
-            key_type: "ed25519".into(),
+            key_type: kind.into(),
             fingerprint: g.fingerprint,
             public_key: g.public_key,
             tags,
@@ -308,6 +331,25 @@ mod tests {
             generate_ed25519("laptop").unwrap().fingerprint,
             g.fingerprint
         );
+    }
+
+    #[test]
+    fn generated_rsa_keys_are_pkcs1_and_match_their_public_half() {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let g = generate_rsa("lab").unwrap();
+        assert!(g
+            .private_key
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(&g.private_key).unwrap();
+        assert_eq!(key.size() * 8, RSA_BITS);
+        assert!(g.public_key.starts_with("ssh-rsa AAAA"), "{}", g.public_key);
+        let (public, kind) = parse_public_key(g.public_key.as_bytes()).unwrap();
+        assert_eq!(kind, "rsa");
+        assert_eq!(fingerprint(&public), g.fingerprint);
+        let pair = ssh_key::private::RsaKeypair::try_from(&key).unwrap();
+        let from_private = PrivateKey::new(KeypairData::from(pair), "lab").unwrap();
+        assert_eq!(fingerprint(from_private.public_key()), g.fingerprint);
     }
 
     #[test]
