@@ -1082,6 +1082,7 @@ async fn instance_rpcs(k: &mut Clients, f: &Fixture) {
             instance_id: f.running.clone(),
             disable_api_termination: Some(true),
             instance_initiated_shutdown_behavior: "x".repeat(10 * 1024),
+            groups: vec![],
         })
     );
 }

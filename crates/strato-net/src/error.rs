@@ -57,6 +57,15 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    /// An ID that cannot name an nftables object.
+    #[error("Invalid nftables identifier {0:?}")]
+    InvalidIdentifier(String),
+    /// A firewall model that cannot be rendered.
+    #[error("Cannot render the firewall: {0}")]
+    Firewall(String),
+    /// `nft` refused a script (its error output).
+    #[error("nft refused the ruleset: {0}")]
+    Nft(String),
     /// A system call failed (the source carries its errno).
     #[error("Cannot {op}: {source}")]
     Io {

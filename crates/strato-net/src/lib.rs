@@ -12,13 +12,17 @@
 //!   [`link::delete_address`], [`link::create_tap`], [`link::delete_link`],
 //!   [`link::link_status`] and friends.
 //! - [`arp`]: [`arp::arp_probe`] and the pure frame functions it is built from.
+//! - [`firewall`] and [`nft`]: security groups rendered as nftables tables, and applied
+//!   through `nft -f -` (the one place the crate runs a program).
 //! - [`mac`]: [`mac::MacAddr`], parsing, printing and generation of MAC addresses.
 
 pub mod arp;
 mod error;
+pub mod firewall;
 pub mod link;
 pub mod mac;
 mod netlink;
+pub mod nft;
 #[cfg(test)]
 mod testns;
 mod tun;

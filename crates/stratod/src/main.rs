@@ -78,6 +78,8 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .ensure_default_network()
         .await
         .map_err(|e| chain(&e))?;
+    // Before any monitor is adopted or booted: no instance runs unfiltered.
+    cloud.start_firewall().await.map_err(|e| chain(&e))?;
     cloud.restore().await;
     tokio::spawn(cloud.clone().run_prober());
     tokio::spawn(cloud.clone().run_reaper());

@@ -45,6 +45,8 @@ counters! {
     imds_refused_total: "Metadata requests from no known instance, or with the service disabled (403).",
     imds_not_found_total: "Metadata requests for paths that do not exist (404).",
     imds_bad_requests_total: "Malformed metadata requests (400).",
+    firewall_applies_total: "Security group rulesets applied (nft transactions tried).",
+    firewall_apply_failures_total: "Security group rulesets that could not be applied.",
 }
 
 /// Adds one to a counter.

@@ -35,9 +35,13 @@ pub struct RunInstances {
     #[arg(long)]
     pub subnet_id: Option<String>,
 
-    /// Security groups for the instances.
+    /// Security groups for the instances (at most 5; none: the VPC's default group).
     #[arg(long, num_args = 1..)]
     pub security_group_ids: Vec<String>,
+
+    /// Security groups by name, in the subnet's VPC.
+    #[arg(long, num_args = 1..)]
+    pub security_groups: Vec<String>,
 
     /// User data: file://PATH or fileb://PATH reads a file, anything else is the data.
     #[arg(long, value_parser = parse::user_data)]
@@ -178,6 +182,10 @@ pub struct ModifyInstanceAttribute {
     /// What an OS-initiated shutdown does.
     #[arg(long, value_parser = ["stop", "terminate"])]
     pub instance_initiated_shutdown_behavior: Option<String>,
+
+    /// Replace the security groups of the instance's primary interface (1 to 5).
+    #[arg(long, num_args = 1..)]
+    pub groups: Vec<String>,
 }
 
 /// Arguments of `modify-instance-metadata-options`.

@@ -5,6 +5,7 @@ pub mod compute;
 pub mod images;
 pub mod keys;
 pub mod placement;
+pub mod security_groups;
 pub mod templates;
 pub mod volumes;
 pub mod vpc;
@@ -58,7 +59,7 @@ pub enum Command {
     RebootInstances(compute::Instances),
     /// Terminate instances.
     TerminateInstances(compute::InstancesWithWait),
-    /// Change an instance's termination protection or shutdown behavior.
+    /// Change an instance's termination protection, shutdown behavior or security groups.
     ModifyInstanceAttribute(compute::ModifyInstanceAttribute),
     /// Change how the instance metadata service answers an instance.
     ModifyInstanceMetadataOptions(compute::ModifyInstanceMetadataOptions),
@@ -148,6 +149,21 @@ pub enum Command {
     DescribeSubnets(vpc::DescribeSubnets),
     /// Delete a subnet that no network interface uses.
     DeleteSubnet(vpc::DeleteSubnet),
+
+    /// Create a security group (all outbound traffic allowed, nothing inbound).
+    CreateSecurityGroup(security_groups::CreateSecurityGroup),
+    /// List security groups and their rules.
+    DescribeSecurityGroups(security_groups::DescribeSecurityGroups),
+    /// Delete a security group nothing uses.
+    DeleteSecurityGroup(security_groups::DeleteSecurityGroup),
+    /// Allow inbound traffic.
+    AuthorizeSecurityGroupIngress(security_groups::SecurityGroupRules),
+    /// Allow outbound traffic.
+    AuthorizeSecurityGroupEgress(security_groups::SecurityGroupRules),
+    /// Remove inbound rules.
+    RevokeSecurityGroupIngress(security_groups::SecurityGroupRules),
+    /// Remove outbound rules.
+    RevokeSecurityGroupEgress(security_groups::SecurityGroupRules),
 
     /// Show metered instance time and volume GiB-seconds.
     #[command(visible_alias = "describe-usage")]

@@ -34,6 +34,7 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
         max_count: a.count.max,
         subnet_id: a.subnet_id.unwrap_or_default(),
         security_group_ids: a.security_group_ids,
+        security_groups: a.security_groups,
         user_data: a.user_data.map(|u| u.0).unwrap_or_default(),
         block_device_mappings: flatten(a.block_device_mappings),
         key_name: a.key_name.unwrap_or_default(),
@@ -225,6 +226,7 @@ pub async fn modify_instance_attribute(
         instance_initiated_shutdown_behavior: a
             .instance_initiated_shutdown_behavior
             .unwrap_or_default(),
+        groups: a.groups,
     };
     conn.compute()
         .modify_instance_attribute(request)

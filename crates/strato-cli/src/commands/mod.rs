@@ -4,6 +4,7 @@ mod compute;
 mod images;
 mod keys;
 mod placement;
+mod security_groups;
 mod templates;
 mod usage;
 mod volumes;
@@ -15,6 +16,7 @@ use crate::args::{Cli, Command};
 use crate::conn::Conn;
 use crate::error::CliError;
 use crate::output;
+use security_groups::RuleOp;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -83,6 +85,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::CreateSubnet(a) => vpc::create_subnet(&conn, a).await?,
         Command::DescribeSubnets(a) => vpc::describe_subnets(&conn, a).await?,
         Command::DeleteSubnet(a) => vpc::delete_subnet(&conn, a).await?,
+        Command::CreateSecurityGroup(a) => security_groups::create_security_group(&conn, a).await?,
+        Command::DescribeSecurityGroups(a) => {
+            security_groups::describe_security_groups(&conn, a).await?
+        }
+        Command::DeleteSecurityGroup(a) => security_groups::delete_security_group(&conn, a).await?,
+        Command::AuthorizeSecurityGroupIngress(a) => {
+            security_groups::rules(&conn, RuleOp::AuthorizeIngress, a).await?
+        }
+        Command::AuthorizeSecurityGroupEgress(a) => {
+            security_groups::rules(&conn, RuleOp::AuthorizeEgress, a).await?
+        }
+        Command::RevokeSecurityGroupIngress(a) => {
+            security_groups::rules(&conn, RuleOp::RevokeIngress, a).await?
+        }
+        Command::RevokeSecurityGroupEgress(a) => {
+            security_groups::rules(&conn, RuleOp::RevokeEgress, a).await?
+        }
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();

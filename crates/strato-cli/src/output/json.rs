@@ -67,6 +67,7 @@ pub fn render(view: &View) -> Value {
         }),
         View::Control(v) => super::control::json(v),
         View::Network(v) => super::network::json(v),
+        View::SecurityGroups(v) => super::security_groups::json(v),
         View::Usage(records) => json!({
             "Usage": records
                 .iter()
@@ -106,8 +107,14 @@ fn instance(i: &Instance) -> Value {
         "SubnetId": text(&i.subnet_id),
         "VpcId": text(&i.vpc_id),
         "NetworkInterfaces": network_interface,
-        "SecurityGroups": i.security_group_ids.iter().map(|id| json!({"GroupId": id}))
-            .collect::<Vec<_>>(),
+        "SecurityGroups": if i.security_groups.is_empty() {
+            i.security_group_ids.iter().map(|id| json!({"GroupId": id})).collect::<Vec<_>>()
+        } else {
+            i.security_groups
+                .iter()
+                .map(|g| json!({"GroupId": g.group_id, "GroupName": text(&g.group_name)}))
+                .collect::<Vec<_>>()
+        },
         "KeyName": text(&i.key_name),
         "RootDeviceName": text(&i.root_device_name),
         "RootDeviceType": (!i.root_device_name.is_empty()).then_some("ebs"),

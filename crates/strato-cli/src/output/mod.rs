@@ -5,10 +5,12 @@
 mod control;
 mod json;
 mod network;
+mod security_groups;
 mod table;
 
 pub use control::ControlView;
 pub use network::NetworkView;
+pub use security_groups::SecurityGroupView;
 
 use std::io::{self, Write};
 
@@ -80,6 +82,8 @@ pub enum View {
     Control(ControlView),
     /// VPCs and subnets.
     Network(NetworkView),
+    /// Security groups.
+    SecurityGroups(SecurityGroupView),
 }
 
 /// Writes `view` to `out` in `format`, or only the part `query` selects.

@@ -154,6 +154,7 @@ pub fn render(view: &View) -> String {
         View::Snapshots(list) => snapshots(list),
         View::Control(v) => super::control::table(v),
         View::Network(v) => super::network::table(v),
+        View::SecurityGroups(v) => super::security_groups::table(v),
         View::Usage(records) => {
             let mut t = Table::new(&["RESOURCE", "TYPE", "KIND", "SECONDS", "GIB-SECONDS"]);
             for r in records {

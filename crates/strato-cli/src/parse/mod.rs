@@ -9,6 +9,7 @@
 
 mod control;
 mod fields;
+pub mod security_groups;
 mod shorthand;
 
 pub use control::{launch_template, launch_template_data, public_key_material, PublicKey};

@@ -58,6 +58,18 @@ impl Api {
             None => String::new(),
         };
         let volumes = self.cloud.db.instance_volumes(&i.id)?;
+        // The primary interface's groups; a terminated instance keeps those it last had.
+        let groups: Vec<(String, String)> = match primary {
+            Some(e) => self.cloud.eni_group_names(&e.id)?,
+            None => i
+                .security_groups
+                .iter()
+                .map(|g| {
+                    let name = self.cloud.db.security_group(g)?.map(|g| g.name);
+                    Ok((g.clone(), name.unwrap_or_default()))
+                })
+                .collect::<ApiResult<_>>()?,
+        };
         let group_name = self.group_name(i)?;
         Ok(pb::Instance {
             instance_id: i.id.clone(),
@@ -78,7 +90,14 @@ impl Api {
             mac_address: primary.map(|e| e.mac.clone()).unwrap_or_default(),
             subnet_id: i.subnet_id.clone(),
             vpc_id: vpc,
-            security_group_ids: i.security_groups.clone(),
+            security_group_ids: groups.iter().map(|g| g.0.clone()).collect(),
+            security_groups: groups
+                .into_iter()
+                .map(|(group_id, group_name)| pb::GroupIdentifier {
+                    group_id,
+                    group_name,
+                })
+                .collect(),
             key_name: i.key_name.clone(),
             root_device_name: i.root_device_name.clone(),
             block_device_mappings: volumes
@@ -264,6 +283,7 @@ impl Compute for Api {
             max_count: r.max_count,
             subnet_id: r.subnet_id,
             security_group_ids: r.security_group_ids,
+            security_group_names: r.security_groups,
             user_data: r.user_data,
             mappings: r
                 .block_device_mappings
@@ -386,15 +406,26 @@ impl Compute for Api {
         let r = req.into_inner();
         let behavior = (!r.instance_initiated_shutdown_behavior.is_empty())
             .then_some(r.instance_initiated_shutdown_behavior.as_str());
-        let result = self
-            .cloud
-            .modify_instance(
+        let result = async {
+            // Checked first, so that a bad group changes nothing.
+            if !r.groups.is_empty() {
+                self.cloud
+                    .plan_instance_groups(&account, &r.instance_id, &r.groups)?;
+            }
+            self.cloud.modify_instance(
                 &account,
                 &r.instance_id,
                 r.disable_api_termination,
                 behavior,
-            )
-            .map(|_| pb::ModifyInstanceAttributeResponse {});
+            )?;
+            if !r.groups.is_empty() {
+                self.cloud
+                    .modify_instance_groups(&account, &r.instance_id, &r.groups)
+                    .await?;
+            }
+            Ok(pb::ModifyInstanceAttributeResponse {})
+        }
+        .await;
         self.finish("ModifyInstanceAttribute", result)
     }
 

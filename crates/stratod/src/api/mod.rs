@@ -18,6 +18,7 @@ pub mod key_pairs;
 pub mod launch_templates;
 pub mod placement;
 pub mod regions;
+pub mod security_groups;
 pub mod usage;
 pub mod volumes;
 pub mod vpc;

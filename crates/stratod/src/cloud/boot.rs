@@ -85,6 +85,8 @@ impl Cloud {
                     .map_err(|e| super::host_io("Cannot create the instance store", e))?;
             }
         }
+        // The interface's rules are in place before its tap is.
+        self.apply_firewall().await?;
         for eni in self.db.instance_enis(id)? {
             self.plug(&eni).await?;
         }

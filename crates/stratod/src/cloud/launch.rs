@@ -43,8 +43,10 @@ pub struct RunRequest {
     pub max_count: i32,
     /// Subnet (empty: the AZ's default).
     pub subnet_id: String,
-    /// Security groups.
+    /// Security groups by ID.
     pub security_group_ids: Vec<String>,
+    /// Security groups by name (in the launch subnet's VPC).
+    pub security_group_names: Vec<String>,
     /// Raw user data.
     pub user_data: Vec<u8>,
     /// Block device mapping overrides.
@@ -274,10 +276,7 @@ impl Cloud {
         } else {
             self.launch_key(account, &req.key_name)?
         };
-        if let Some(sg) = req.security_group_ids.first() {
-            ids::check(Kind::SecurityGroup, sg)?;
-            return Err(Kind::SecurityGroup.not_found(sg));
-        }
+        ids::check_all(Kind::SecurityGroup, &req.security_group_ids)?;
         let group = if req.group_name.is_empty() {
             if req.partition_number != 0 {
                 return Err(ApiError::invalid(
@@ -307,6 +306,12 @@ impl Cloud {
             }
         }
         let subnet = self.launch_subnet(account, &req.subnet_id, &zone)?;
+        let groups = self.launch_groups(
+            account,
+            &subnet.vpc_id,
+            &req.security_group_ids,
+            &req.security_group_names,
+        )?;
         let mappings = merge_mappings(&image.mappings, &image.root_device_name, &req.mappings)?;
         let (volumes, stores) = self.plan_volumes(account, &image, &mappings, &itype)?;
         if volumes.len() + stores.len() + 2 + HOT_SLOTS > MAX_DEVICES {
@@ -374,7 +379,8 @@ impl Cloud {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(super::host_io("Cannot prepare the instance folder", e));
             }
-            self.allocate_eni(account, &subnet, &id)?;
+            let eni = self.allocate_eni(account, &subnet, &id)?;
+            self.db.set_eni_groups(&eni.id, &groups)?;
             let inst = Instance {
                 id: id.clone(),
                 owner: account.to_string(),
@@ -389,7 +395,7 @@ impl Cloud {
                 launch_time: now,
                 az: subnet.az.clone(),
                 subnet_id: subnet.id.clone(),
-                security_groups: vec![],
+                security_groups: groups.clone(),
                 key_name: req.key_name.clone(),
                 user_data: req.user_data.clone(),
                 shutdown_behavior: shutdown_behavior.to_string(),

@@ -171,7 +171,7 @@ pub fn fill(mut req: RunRequest, t: &Template, v: &Version) -> RunRequest {
             req.partition_number = d.partition_number;
         }
     }
-    if req.security_group_ids.is_empty() {
+    if req.security_group_ids.is_empty() && req.security_group_names.is_empty() {
         req.security_group_ids = d.security_group_ids.clone();
     }
     if req.user_data.is_empty() {

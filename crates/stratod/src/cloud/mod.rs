@@ -26,6 +26,7 @@ pub mod placement;
 pub mod placement_groups;
 pub mod regions;
 pub mod restore;
+pub mod security_groups;
 pub mod volumes;
 pub mod vpcs;
 
@@ -62,6 +63,8 @@ pub struct Cloud {
     /// Poked when VPCs come or go, so that per-bridge services (the metadata service)
     /// follow at once.
     pub network_changed: tokio::sync::Notify,
+    /// The security group firewall's apply lock.
+    pub firewall: security_groups::Firewall,
 }
 
 impl Cloud {
@@ -94,6 +97,7 @@ impl Cloud {
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
             network_changed: tokio::sync::Notify::new(),
+            firewall: security_groups::Firewall::default(),
         }))
     }
 
@@ -220,5 +224,7 @@ pub(crate) fn test_cloud() -> (tempfile::TempDir, Arc<Cloud>) {
     )
     .expect("config");
     let cloud = Cloud::open(cfg).expect("cloud");
+    // Unit tests run in the host's namespace: never touch its firewall.
+    cloud.firewall.disable();
     (dir, cloud)
 }

@@ -181,7 +181,8 @@ impl Cloud {
             tracing::warn!(tap = %eni.tap, error = %e, "cannot delete tap");
         }
         self.db.delete_eni(&eni.id)?;
-        Ok(())
+        // Its address may go to another interface next: its rules must go first.
+        self.apply_firewall().await
     }
 }
 

@@ -13,6 +13,7 @@ pub mod key_pairs;
 pub mod launch_templates;
 pub mod network;
 pub mod placement;
+pub mod security_groups;
 pub mod usage;
 pub mod volumes;
 
@@ -221,6 +222,39 @@ const MIGRATIONS: &[&str] = &[
     // 6: each instance's metadata service settings (JSON; '{}' is EC2's defaults).
     r#"
     ALTER TABLE instances ADD COLUMN metadata_options TEXT NOT NULL DEFAULT '{}';
+    "#,
+    // 7: security groups, their rules, and the groups of each network interface (a row
+    // goes with its interface).
+    r#"
+    CREATE TABLE security_groups (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        vpc_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created INTEGER NOT NULL,
+        UNIQUE (owner, vpc_id, name)
+    );
+    CREATE TABLE security_group_rules (
+        seq INTEGER PRIMARY KEY,
+        group_id TEXT NOT NULL REFERENCES security_groups(id) ON DELETE CASCADE,
+        egress INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        from_port INTEGER NOT NULL,
+        to_port INTEGER NOT NULL,
+        cidr TEXT NOT NULL,
+        peer_group TEXT NOT NULL,
+        UNIQUE (group_id, egress, protocol, from_port, to_port, cidr, peer_group)
+    );
+    CREATE INDEX security_group_rules_peer ON security_group_rules(peer_group);
+    CREATE TABLE network_interface_groups (
+        eni_id TEXT NOT NULL REFERENCES network_interfaces(id) ON DELETE CASCADE,
+        group_id TEXT NOT NULL REFERENCES security_groups(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (eni_id, group_id)
+    );
+    CREATE INDEX network_interface_groups_group ON network_interface_groups(group_id);
     "#,
 ];
 

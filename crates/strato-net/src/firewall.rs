@@ -1,0 +1,450 @@
+//! Security groups as nftables rulesets, rendered as text by pure functions (applied with
+//! [`crate::nft::apply`]).
+//!
+//! Two tables, each replaced whole in one `nft -f` transaction:
+//!
+//! - `table bridge strato_guard`: anti-spoofing. Every frame entering the bridge from an
+//!   ENI's tap must carry the ENI's MAC; its IPv4 packets one of the ENI's addresses (or
+//!   0.0.0.0 to the DHCP server port), its ARP the ENI's address (or 0.0.0.0 for RFC 5227
+//!   probes). Anything else from a tap (IPv6, VLAN tags, other ethertypes) is dropped.
+//! - `table inet strato_filter`: the groups themselves, on the forward hook, which bridged
+//!   IPv4 traverses through `br_netfilter` (bridge-family conntrack is not available on
+//!   every kernel; the inet family's is). There both `iifname` and `oifname` of a bridged
+//!   packet are the bridge, so an ENI is known by `bridge . address`, which the guard
+//!   makes trustworthy. Replies of tracked connections pass first; then the source ENI's
+//!   egress chain (a match returns, the chain ends in a drop), then the destination ENI's
+//!   ingress chain (a match accepts, the chain ends in a drop). Traffic of addresses that
+//!   are no ENI's (the host, the outside world) meets only the ENI side's chain.
+//!
+//! No conntrack zones: all VPC bridges share one namespace, and the daemon refuses
+//! overlapping subnets, so an ENI address identifies one flow end on the whole host.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use crate::{validate_ifname, MacAddr, NetError};
+
+/// The filter table's name (inet family).
+pub const FILTER_TABLE: &str = "strato_filter";
+/// The anti-spoofing table's name (bridge family).
+pub const GUARD_TABLE: &str = "strato_guard";
+
+/// What a rule matches besides its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// Every protocol.
+    All,
+    /// TCP destination ports `from..=to`.
+    Tcp(u16, u16),
+    /// UDP destination ports `from..=to`.
+    Udp(u16, u16),
+    /// ICMP, of one type (`None`: all) and one code (`None`: all).
+    Icmp(Option<u8>, Option<u8>),
+    /// Another IP protocol number, whole.
+    Other(u8),
+}
+
+/// The other end of the traffic a rule allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// An IPv4 block.
+    Cidr(Ipv4Addr, u8),
+    /// The member ENIs of a security group (its ID, which names a [`GroupSet`]).
+    Group(String),
+}
+
+/// One allow rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Protocol and ports.
+    pub proto: Proto,
+    /// Source (ingress) or destination (egress).
+    pub peer: Peer,
+}
+
+/// A network interface and the rules of all its groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EniRules {
+    /// `eni-…` (names its chains).
+    pub id: String,
+    /// Its tap device.
+    pub tap: String,
+    /// The bridge the tap is a port of.
+    pub bridge: String,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Its IPv4 addresses, primary first.
+    pub addrs: Vec<Ipv4Addr>,
+    /// Allowed inbound traffic.
+    pub ingress: Vec<Rule>,
+    /// Allowed outbound traffic.
+    pub egress: Vec<Rule>,
+}
+
+/// The members of a group that rules name as a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSet {
+    /// `sg-…` (names the set).
+    pub id: String,
+    /// Member ENIs as (bridge, address).
+    pub members: Vec<(String, Ipv4Addr)>,
+}
+
+/// Everything the host's firewall holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    /// ENIs, each with its rules.
+    pub enis: Vec<EniRules>,
+    /// Groups named as peers.
+    pub groups: Vec<GroupSet>,
+}
+
+/// An ID as an nft identifier: `-` becomes `_`; anything but ASCII letters, digits and
+/// `-` is refused, so that nothing from the database can break out of the script.
+fn ident(prefix: &str, id: &str) -> Result<String, NetError> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(NetError::InvalidIdentifier(id.to_string()));
+    }
+    let out = format!("{prefix}{}", id.replace('-', "_"));
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(NetError::InvalidIdentifier(id.to_string()));
+    }
+    Ok(out)
+}
+
+/// An interface name, checked as the kernel would and for nft's quoted strings.
+fn ifname(name: &str) -> Result<String, NetError> {
+    validate_ifname(name)?;
+    if name.bytes().any(|b| b == b'"' || b == b'\\') {
+        return Err(NetError::InvalidName {
+            name: name.to_string(),
+            reason: "contains a quote or backslash",
+        });
+    }
+    Ok(format!("\"{name}\""))
+}
+
+/// The protocol part of a rule, empty for all traffic.
+fn proto_match(p: Proto) -> String {
+    let ports = |l4: &str, from: u16, to: u16| match (from, to) {
+        (0, 65535) => format!("meta l4proto {l4} "),
+        (f, t) if f == t => format!("{l4} dport {f} "),
+        (f, t) => format!("{l4} dport {f}-{t} "),
+    };
+    match p {
+        Proto::All => String::new(),
+        Proto::Tcp(f, t) => ports("tcp", f, t),
+        Proto::Udp(f, t) => ports("udp", f, t),
+        Proto::Icmp(None, _) => "meta l4proto icmp ".into(),
+        Proto::Icmp(Some(ty), None) => format!("icmp type {ty} "),
+        Proto::Icmp(Some(ty), Some(code)) => format!("icmp type {ty} icmp code {code} "),
+        Proto::Other(n) => format!("meta l4proto {n} "),
+    }
+}
+
+/// The peer part of a rule: `dir` is `s` (ingress: the source) or `d` (egress).
+fn peer_match(peer: &Peer, ingress: bool) -> Result<String, NetError> {
+    let (dev, addr) = if ingress {
+        ("iifname", "ip saddr")
+    } else {
+        ("oifname", "ip daddr")
+    };
+    Ok(match peer {
+        Peer::Cidr(_, 0) => String::new(),
+        Peer::Cidr(a, 32) => format!("{addr} {a} "),
+        Peer::Cidr(a, n) if *n < 32 => {
+            let net = u32::from(*a) & (u32::MAX << (32 - u32::from(*n)));
+            format!("{addr} {}/{n} ", Ipv4Addr::from(net))
+        }
+        Peer::Cidr(_, n) => return Err(NetError::InvalidPrefix(*n)),
+        Peer::Group(g) => format!("{dev} . {addr} @{} ", ident("", g)?),
+    })
+}
+
+/// The `table bridge strato_guard` body.
+pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
+    let mut s = format!("table bridge {GUARD_TABLE} {{\n");
+    s.push_str("\tmap taps {\n\t\ttype ifname : verdict\n");
+    let mut entries = Vec::new();
+    for e in enis {
+        entries.push(format!(
+            "{} : jump {}",
+            ifname(&e.tap)?,
+            ident("guard_", &e.id)?
+        ));
+    }
+    if !entries.is_empty() {
+        let _ = writeln!(s, "\t\telements = {{ {} }}", entries.join(", "));
+    }
+    s.push_str("\t}\n\n");
+    s.push_str(
+        "\tchain prerouting {\n\t\ttype filter hook prerouting priority -300; policy accept;\n",
+    );
+    s.push_str("\t\tiifname vmap @taps\n\t}\n");
+    for e in enis {
+        if e.addrs.is_empty() {
+            // `{ }` is no valid set: an ENI without addresses may send nothing.
+            return Err(NetError::Firewall(format!("{} has no address", e.id)));
+        }
+        let addrs = e
+            .addrs
+            .iter()
+            .map(Ipv4Addr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            s,
+            "\n\tchain {} {{\n\
+             \t\tether saddr != {mac} counter drop\n\
+             \t\tarp saddr ether {mac} arp saddr ip {{ {addrs}, 0.0.0.0 }} return\n\
+             \t\tip saddr {{ {addrs} }} return\n\
+             \t\tip saddr 0.0.0.0 udp dport 67 return\n\
+             \t\tcounter drop\n\t}}\n",
+            ident("guard_", &e.id)?,
+            mac = e.mac,
+        );
+    }
+    s.push_str("}\n");
+    Ok(s)
+}
+
+/// The `table inet strato_filter` body.
+pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
+    let mut s = format!("table inet {FILTER_TABLE} {{\n");
+    for g in &rs.groups {
+        let _ = write!(
+            s,
+            "\tset {} {{\n\t\ttype ifname . ipv4_addr\n",
+            ident("", &g.id)?
+        );
+        if !g.members.is_empty() {
+            let members = g
+                .members
+                .iter()
+                .map(|(br, a)| Ok(format!("{} . {a}", ifname(br)?)))
+                .collect::<Result<Vec<_>, NetError>>()?;
+            let _ = writeln!(s, "\t\telements = {{ {} }}", members.join(", "));
+        }
+        s.push_str("\t}\n\n");
+    }
+    for (map, ingress) in [("eni_out", false), ("eni_in", true)] {
+        let _ = write!(s, "\tmap {map} {{\n\t\ttype ifname . ipv4_addr : verdict\n");
+        let mut entries = Vec::new();
+        for e in &rs.enis {
+            let chain = ident(if ingress { "in_" } else { "out_" }, &e.id)?;
+            for a in &e.addrs {
+                entries.push(format!("{} . {a} : jump {chain}", ifname(&e.bridge)?));
+            }
+        }
+        if !entries.is_empty() {
+            let _ = writeln!(s, "\t\telements = {{ {} }}", entries.join(", "));
+        }
+        s.push_str("\t}\n\n");
+    }
+    s.push_str(
+        "\tchain forward {\n\
+         \t\ttype filter hook forward priority 0; policy accept;\n\
+         \t\tct state established,related accept\n\
+         \t\tct state invalid drop\n\
+         \t\tiifname . ip saddr vmap @eni_out\n\
+         \t\toifname . ip daddr vmap @eni_in\n\
+         \t}\n",
+    );
+    for e in &rs.enis {
+        for (ingress, rules, verdict) in
+            [(false, &e.egress, "return"), (true, &e.ingress, "accept")]
+        {
+            let chain = ident(if ingress { "in_" } else { "out_" }, &e.id)?;
+            let _ = writeln!(s, "\n\tchain {chain} {{");
+            for r in rules.iter() {
+                let _ = writeln!(
+                    s,
+                    "\t\t{}{}counter {verdict}",
+                    peer_match(&r.peer, ingress)?,
+                    proto_match(r.proto)
+                );
+            }
+            s.push_str("\t\tcounter drop\n\t}\n");
+        }
+    }
+    s.push_str("}\n");
+    Ok(s)
+}
+
+/// The whole script: both tables replaced in one transaction (the empty declaration makes
+/// the delete valid when the table does not exist yet).
+pub fn render(rs: &Ruleset) -> Result<String, NetError> {
+    Ok(format!(
+        "table inet {FILTER_TABLE} {{}}\ndelete table inet {FILTER_TABLE}\n{}\
+         table bridge {GUARD_TABLE} {{}}\ndelete table bridge {GUARD_TABLE}\n{}",
+        render_filter(rs)?,
+        render_guard(&rs.enis)?
+    ))
+}
+
+/// A script that removes both tables (idempotent).
+pub fn render_flush() -> String {
+    format!(
+        "table inet {FILTER_TABLE} {{}}\ndelete table inet {FILTER_TABLE}\n\
+         table bridge {GUARD_TABLE} {{}}\ndelete table bridge {GUARD_TABLE}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eni(id: &str, tap: &str, ip: [u8; 4]) -> EniRules {
+        EniRules {
+            id: id.into(),
+            tap: tap.into(),
+            bridge: "strato0".into(),
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            addrs: vec![Ipv4Addr::from(ip)],
+            ingress: vec![],
+            egress: vec![],
+        }
+    }
+
+    #[test]
+    fn protocols_and_peers() {
+        assert_eq!(proto_match(Proto::All), "");
+        assert_eq!(proto_match(Proto::Tcp(22, 22)), "tcp dport 22 ");
+        assert_eq!(proto_match(Proto::Udp(1000, 2000)), "udp dport 1000-2000 ");
+        assert_eq!(proto_match(Proto::Tcp(0, 65535)), "meta l4proto tcp ");
+        assert_eq!(proto_match(Proto::Icmp(None, None)), "meta l4proto icmp ");
+        assert_eq!(proto_match(Proto::Icmp(Some(8), None)), "icmp type 8 ");
+        assert_eq!(
+            proto_match(Proto::Icmp(Some(3), Some(4))),
+            "icmp type 3 icmp code 4 "
+        );
+        assert_eq!(proto_match(Proto::Other(47)), "meta l4proto 47 ");
+        let any = Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0);
+        assert_eq!(peer_match(&any, true).unwrap(), "");
+        let net = Peer::Cidr(Ipv4Addr::new(10, 1, 2, 3), 8);
+        assert_eq!(peer_match(&net, true).unwrap(), "ip saddr 10.0.0.0/8 ");
+        let one = Peer::Cidr(Ipv4Addr::new(10, 1, 2, 3), 32);
+        assert_eq!(peer_match(&one, false).unwrap(), "ip daddr 10.1.2.3 ");
+        let g = Peer::Group("sg-0123456789abcdef0".into());
+        assert_eq!(
+            peer_match(&g, true).unwrap(),
+            "iifname . ip saddr @sg_0123456789abcdef0 "
+        );
+        assert_eq!(
+            peer_match(&g, false).unwrap(),
+            "oifname . ip daddr @sg_0123456789abcdef0 "
+        );
+        assert!(peer_match(&Peer::Cidr(Ipv4Addr::UNSPECIFIED, 33), true).is_err());
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        assert!(ident("x_", "eni-1; flush ruleset").is_err());
+        assert!(ident("x_", "").is_err());
+        assert!(ifname("a\"b").is_err());
+        let mut e = eni("eni-1", "tap1", [10, 0, 0, 4]);
+        e.tap = "tap\" }".into();
+        assert!(render_guard(&[e]).is_err());
+        let g = Peer::Group("sg-x } flush".into());
+        assert!(peer_match(&g, true).is_err());
+    }
+
+    #[test]
+    fn guard_golden() {
+        let got = render_guard(&[eni("eni-0a", "tap0a", [172, 31, 0, 4])]).unwrap();
+        let want = "table bridge strato_guard {
+\tmap taps {
+\t\ttype ifname : verdict
+\t\telements = { \"tap0a\" : jump guard_eni_0a }
+\t}
+
+\tchain prerouting {
+\t\ttype filter hook prerouting priority -300; policy accept;
+\t\tiifname vmap @taps
+\t}
+
+\tchain guard_eni_0a {
+\t\tether saddr != 02:00:00:00:00:01 counter drop
+\t\tarp saddr ether 02:00:00:00:00:01 arp saddr ip { 172.31.0.4, 0.0.0.0 } return
+\t\tip saddr { 172.31.0.4 } return
+\t\tip saddr 0.0.0.0 udp dport 67 return
+\t\tcounter drop
+\t}
+}
+";
+        assert_eq!(got, want);
+        // No ENIs: an empty map, no elements line.
+        let empty = render_guard(&[]).unwrap();
+        assert!(!empty.contains("elements"), "{empty}");
+        let mut none = eni("eni-0b", "tap0b", [172, 31, 0, 5]);
+        none.addrs.clear();
+        assert!(render_guard(&[none]).is_err());
+    }
+
+    #[test]
+    fn filter_golden() {
+        let mut a = eni("eni-0a", "tap0a", [172, 31, 0, 4]);
+        a.egress.push(Rule {
+            proto: Proto::All,
+            peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+        });
+        a.ingress.push(Rule {
+            proto: Proto::Tcp(22, 22),
+            peer: Peer::Cidr(Ipv4Addr::new(10, 0, 0, 0), 8),
+        });
+        a.ingress.push(Rule {
+            proto: Proto::All,
+            peer: Peer::Group("sg-0c".into()),
+        });
+        let rs = Ruleset {
+            enis: vec![a],
+            groups: vec![GroupSet {
+                id: "sg-0c".into(),
+                members: vec![("strato0".into(), Ipv4Addr::new(172, 31, 0, 4))],
+            }],
+        };
+        let got = render_filter(&rs).unwrap();
+        let want = "table inet strato_filter {
+\tset sg_0c {
+\t\ttype ifname . ipv4_addr
+\t\telements = { \"strato0\" . 172.31.0.4 }
+\t}
+
+\tmap eni_out {
+\t\ttype ifname . ipv4_addr : verdict
+\t\telements = { \"strato0\" . 172.31.0.4 : jump out_eni_0a }
+\t}
+
+\tmap eni_in {
+\t\ttype ifname . ipv4_addr : verdict
+\t\telements = { \"strato0\" . 172.31.0.4 : jump in_eni_0a }
+\t}
+
+\tchain forward {
+\t\ttype filter hook forward priority 0; policy accept;
+\t\tct state established,related accept
+\t\tct state invalid drop
+\t\tiifname . ip saddr vmap @eni_out
+\t\toifname . ip daddr vmap @eni_in
+\t}
+
+\tchain out_eni_0a {
+\t\tcounter return
+\t\tcounter drop
+\t}
+
+\tchain in_eni_0a {
+\t\tip saddr 10.0.0.0/8 tcp dport 22 counter accept
+\t\tiifname . ip saddr @sg_0c counter accept
+\t\tcounter drop
+\t}
+}
+";
+        assert_eq!(got, want);
+        let script = render(&rs).unwrap();
+        assert!(script.starts_with(
+            "table inet strato_filter {}\ndelete table inet strato_filter\ntable inet"
+        ));
+        assert!(script.contains("table bridge strato_guard {}\ndelete table bridge strato_guard\n"));
+    }
+}

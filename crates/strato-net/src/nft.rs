@@ -1,0 +1,187 @@
+//! Applying nftables scripts with `nft -f -` (one script is one kernel transaction: it
+//! applies whole or not at all), and the `br_netfilter` switch that makes bridged IPv4
+//! traverse the inet family's hooks. Both act in the calling thread's network namespace.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::NetError;
+
+/// The `nft` program: from the usual sbin folders, else whatever `PATH` finds.
+fn nft_program() -> &'static str {
+    for p in ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"] {
+        if std::path::Path::new(p).exists() {
+            return p;
+        }
+    }
+    "nft"
+}
+
+/// Runs `nft` with `args`, feeding `stdin`; its standard output, or its error output as
+/// [`NetError::Nft`].
+fn run(args: &[&str], stdin: &str) -> Result<String, NetError> {
+    let mut child = Command::new(nft_program())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NetError::io("run nft", e))?;
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.as_bytes())
+            .map_err(|e| NetError::io("write to nft", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetError::io("wait for nft", e))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(NetError::Nft(if err.is_empty() {
+            format!("nft exited with {}", out.status)
+        } else {
+            err
+        }));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Applies a script atomically (`nft -f -`).
+pub fn apply(script: &str) -> Result<(), NetError> {
+    run(&["-f", "-"], script).map(|_| ())
+}
+
+/// The text of one table (`family` is `inet`, `bridge`, ...), or `None` if it does not
+/// exist.
+pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NetError> {
+    match run(&["list", "table", family, name], "") {
+        Ok(s) => Ok(Some(s)),
+        Err(NetError::Nft(e)) if e.contains("No such file or directory") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes bridged IPv4 traverse the inet hooks in this namespace
+/// (`net.bridge.bridge-nf-call-iptables = 1`); without `br_netfilter` loaded, security
+/// groups cannot be enforced, which is an error.
+pub fn enable_bridge_netfilter() -> Result<(), NetError> {
+    const KNOB: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    if !std::path::Path::new(KNOB).exists() {
+        return Err(NetError::io(
+            format!("enable bridge netfilter ({KNOB} is missing: load br_netfilter with `modprobe br_netfilter`)"),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    if std::fs::read_to_string(KNOB).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(KNOB, "1").map_err(|e| NetError::io(format!("write 1 to {KNOB}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::firewall::{self, EniRules, GroupSet, Peer, Proto, Rule, Ruleset};
+    use crate::testns::in_netns;
+
+    fn have_nft() -> bool {
+        let ok = Command::new(nft_program())
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("skipping: nft is not installed");
+        }
+        ok
+    }
+
+    #[test]
+    fn applies_replaces_and_refuses_in_a_namespace() {
+        if !have_nft() {
+            return;
+        }
+        in_netns(|| {
+            crate::link::ensure_bridge("br0", Ipv4Addr::new(10, 0, 0, 1), 24).expect("bridge");
+            crate::link::create_tap("tap0", "br0", None).expect("tap");
+            let eni = EniRules {
+                id: "eni-0123456789abcdef0".into(),
+                tap: "tap0".into(),
+                bridge: "br0".into(),
+                mac: "02:00:00:00:00:01".parse().expect("mac"),
+                addrs: vec![Ipv4Addr::new(10, 0, 0, 4)],
+                ingress: vec![
+                    Rule {
+                        proto: Proto::Tcp(22, 22),
+                        peer: Peer::Cidr(Ipv4Addr::new(10, 0, 0, 0), 24),
+                    },
+                    Rule {
+                        proto: Proto::Icmp(Some(8), None),
+                        peer: Peer::Group("sg-0123456789abcdef0".into()),
+                    },
+                ],
+                egress: vec![Rule {
+                    proto: Proto::All,
+                    peer: Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0),
+                }],
+            };
+            let rs = Ruleset {
+                enis: vec![eni],
+                groups: vec![GroupSet {
+                    id: "sg-0123456789abcdef0".into(),
+                    members: vec![("br0".into(), Ipv4Addr::new(10, 0, 0, 4))],
+                }],
+            };
+            apply(&firewall::render(&rs).expect("render")).expect("apply");
+            // Applying again replaces the tables rather than failing or doubling them.
+            apply(&firewall::render(&rs).expect("render")).expect("apply again");
+            let filter = list_table("inet", firewall::FILTER_TABLE)
+                .expect("list")
+                .expect("filter table");
+            assert!(filter.contains("jump in_eni_0123456789abcdef0"), "{filter}");
+            assert!(filter.contains("tcp dport 22"), "{filter}");
+            assert_eq!(filter.matches("chain forward").count(), 1, "{filter}");
+            let guard = list_table("bridge", firewall::GUARD_TABLE)
+                .expect("list")
+                .expect("guard table");
+            assert!(
+                guard.contains("ether saddr != 02:00:00:00:00:01"),
+                "{guard}"
+            );
+            assert!(guard.contains("\"tap0\" : jump guard_eni_0123456789abcdef0"));
+
+            // A bad script changes nothing and says why.
+            let err =
+                apply("table inet strato_filter {}\ndelete table inet strato_filter\nbogus\n")
+                    .expect_err("bad script");
+            assert!(
+                matches!(err, NetError::Nft(ref m) if !m.is_empty()),
+                "{err}"
+            );
+            assert!(list_table("inet", firewall::FILTER_TABLE)
+                .expect("list")
+                .is_some());
+
+            // An empty model still renders to valid tables; the flush removes them.
+            apply(&firewall::render(&Ruleset::default()).expect("render")).expect("empty");
+            apply(&firewall::render_flush()).expect("flush");
+            apply(&firewall::render_flush()).expect("flush again");
+            assert!(list_table("inet", firewall::FILTER_TABLE)
+                .expect("list")
+                .is_none());
+            assert!(list_table("bridge", firewall::GUARD_TABLE)
+                .expect("list")
+                .is_none());
+
+            match enable_bridge_netfilter() {
+                Ok(()) => {
+                    let v = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+                        .expect("knob");
+                    assert_eq!(v.trim(), "1");
+                }
+                Err(e) => eprintln!("br_netfilter is not loaded here: {e}"),
+            }
+        });
+    }
+}

@@ -1,0 +1,391 @@
+//! Security groups through the CLI, enforced on a daemon's bridge: ICMP to a probe
+//! instance following authorize and revoke while it runs; TCP allowed by port and by
+//! source group, and replies to allowed outbound connections let back in, between
+//! namespace hosts posing as silenced instances (a host given an instance's private IP
+//! is that instance to the firewall, which knows ENIs by bridge and address); and the
+//! refusals: a group in use, another account's group, a sixth group on an interface.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strato_e2e::{Daemon, NsHost};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Runs `f` on a thread that has joined the network namespace of `host`.
+fn in_ns<R: Send + 'static>(host: &NsHost, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let path = format!("/run/netns/{}", host.ns);
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
+        // this thread's network namespace, and the result is checked.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A TCP echo server on `port` inside `host`, serving until the test ends.
+fn listen(host: &NsHost, port: u16) {
+    let l = in_ns(host, move || TcpListener::bind(("0.0.0.0", port)).unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = c.read(&mut buf) {
+                    let _ = c.write_all(&buf[..n]);
+                }
+            });
+        }
+    });
+}
+
+/// Whether `host` can open a TCP connection to `ip:port` and get its bytes echoed.
+fn connects(host: &NsHost, ip: &str, port: u16) -> bool {
+    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    in_ns(host, move || {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 5];
+        s.write_all(b"hello").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"hello"
+    })
+}
+
+/// Whether `host`'s pings to `ip` are answered within `secs`, trying once a second.
+fn pings_within(host: &NsHost, ip: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if host.ping(ip, 1) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+fn create_group(d: &Daemon, name: &str) -> String {
+    let v = d.json(&[
+        "create-security-group",
+        "--group-name",
+        name,
+        "--description",
+        &format!("{name} group"),
+    ]);
+    v["GroupId"].as_str().unwrap().to_string()
+}
+
+fn ip_of(d: &Daemon, id: &str) -> String {
+    d.instance(id)["PrivateIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn group_ids(i: &Value) -> Vec<String> {
+    i["SecurityGroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["GroupId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn icmp_follows_rule_changes_on_a_running_instance() {
+    let d = Daemon::start("sgicmp");
+    let ami = d.register_probe("sg-probe");
+    let web = create_group(&d, "web");
+    let id = d.run(&ami, &["--security-group-ids", &web])[0].clone();
+    d.wait_state(&id, "running", T);
+    // The status check's ARP passes the firewall (it filters IPv4 only): the guest is up.
+    d.wait_status(&id, ("*", "ok"), T);
+    let inst = d.instance(&id);
+    assert_eq!(inst["SecurityGroups"][0]["GroupId"], web.as_str());
+    assert_eq!(inst["SecurityGroups"][0]["GroupName"], "web");
+    let ip = ip_of(&d, &id);
+    let h = d.host("h1", "strato0", "172.31.0.200/20", Some("172.31.0.1"));
+
+    assert!(!h.ping(&ip, 1), "a new group allows nothing inbound");
+    d.cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &web,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--cidr",
+        "172.31.0.200/32",
+    ]);
+    assert!(pings_within(&h, &ip, 5), "allowed after authorize");
+    let v = d.json(&["describe-security-groups", "--group-ids", &web]);
+    let p = &v["SecurityGroups"][0]["IpPermissions"][0];
+    assert_eq!(p["IpProtocol"], "icmp");
+    assert_eq!(p["IpRanges"][0]["CidrIp"], "172.31.0.200/32");
+    d.cli_err(
+        "InvalidPermission.Duplicate",
+        &[
+            "authorize-security-group-ingress",
+            "--group-id",
+            &web,
+            "--ip-permissions",
+            r#"[{"IpProtocol":"icmp","FromPort":-1,"ToPort":-1,"IpRanges":[{"CidrIp":"172.31.0.200/32"}]}]"#,
+        ],
+    );
+
+    d.cli(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &web,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--cidr",
+        "172.31.0.200/32",
+    ]);
+    assert!(!h.ping(&ip, 1), "denied again after revoke");
+    d.cli_err(
+        "InvalidPermission.NotFound",
+        &[
+            "revoke-security-group-ingress",
+            "--group-id",
+            &web,
+            "--protocol",
+            "icmp",
+            "--port",
+            "-1",
+            "--cidr",
+            "172.31.0.200/32",
+        ],
+    );
+
+    // Changing the instance's groups applies at once.
+    let ping = create_group(&d, "ping");
+    d.cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &ping,
+        "--protocol",
+        "icmp",
+        "--port",
+        "8",
+        "--cidr",
+        "172.31.0.0/20",
+    ]);
+    d.cli(&[
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--groups",
+        &ping,
+    ]);
+    assert_eq!(group_ids(&d.instance(&id)), [ping.clone()]);
+    assert!(pings_within(&h, &ip, 5), "allowed by the new group");
+    d.cli(&[
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--groups",
+        &web,
+    ]);
+    assert!(
+        !h.ping(&ip, 1),
+        "denied once the group is gone from the interface"
+    );
+
+    // In use: the instance's group cannot go; an unused one can.
+    d.cli_err(
+        "DependencyViolation",
+        &["delete-security-group", "--group-id", &web],
+    );
+    d.cli(&["delete-security-group", "--group-name", "ping"]);
+    d.cli_err(
+        "CannotDelete",
+        &["delete-security-group", "--group-name", "default"],
+    );
+
+    // Five groups at most per interface.
+    let mut six = Vec::new();
+    for i in 0..6 {
+        six.push(create_group(&d, &format!("g{i}")));
+    }
+    let mut args = vec![
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--groups",
+    ];
+    args.extend(six.iter().map(String::as_str));
+    d.cli_err("SecurityGroupsPerInterfaceLimitExceeded", &args);
+    let mut args = vec!["run-instances", "--image-id", &ami, "--security-group-ids"];
+    args.extend(six.iter().map(String::as_str));
+    d.cli_err("SecurityGroupsPerInterfaceLimitExceeded", &args);
+    assert_eq!(group_ids(&d.instance(&id)), [web.clone()]);
+
+    // Another account sees none of this account's groups.
+    d.cli_err_as(
+        Some("token-alice"),
+        "InvalidGroup.NotFound",
+        &["describe-security-groups", "--group-ids", &web],
+    );
+    d.cli_err_as(
+        Some("token-alice"),
+        "InvalidGroup.NotFound",
+        &[
+            "authorize-security-group-ingress",
+            "--group-id",
+            &web,
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr",
+            "0.0.0.0/0",
+        ],
+    );
+    d.cli_err_as(
+        Some("token-alice"),
+        "InvalidGroup.NotFound",
+        &[
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--security-group-ids",
+            &web,
+        ],
+    );
+    // Each account has its own default group in the shared default VPC.
+    let mine = d.json(&["describe-security-groups", "--group-names", "default"]);
+    let out = d.cli_as(
+        Some("token-alice"),
+        &[
+            "--output",
+            "json",
+            "describe-security-groups",
+            "--group-names",
+            "default",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(
+        mine["SecurityGroups"][0]["GroupId"],
+        theirs["SecurityGroups"][0]["GroupId"]
+    );
+    assert_eq!(theirs["SecurityGroups"][0]["OwnerId"], "111111111111");
+}
+
+#[test]
+fn tcp_by_port_and_source_group_and_stateful_replies() {
+    let d = Daemon::start("sgtcp");
+    let ami = d.register_probe("sg-probe");
+    let ga = create_group(&d, "client");
+    let gb = create_group(&d, "server");
+    // B's group takes 8080 from A's group's members.
+    d.cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &gb,
+        "--protocol",
+        "tcp",
+        "--port",
+        "8080",
+        "--source-group",
+        &ga,
+    ]);
+    // Silenced probes: the namespace hosts below take their addresses and play them.
+    let silent = ["--user-data", "net-silent-after 0"];
+    let a = d.run(
+        &ami,
+        &[&["--security-group-ids", ga.as_str()][..], &silent[..]].concat(),
+    )[0]
+    .clone();
+    let b = d.run(
+        &ami,
+        &[&["--security-group-ids", gb.as_str()][..], &silent[..]].concat(),
+    )[0]
+    .clone();
+    d.wait_state(&a, "running", T);
+    d.wait_state(&b, "running", T);
+    d.wait_console(&a, "probe: net silent", T);
+    d.wait_console(&b, "probe: net silent", T);
+    let (ip_a, ip_b) = (ip_of(&d, &a), ip_of(&d, &b));
+    let gw = Some("172.31.0.1");
+    let ha = d.host("ha", "strato0", &format!("{ip_a}/20"), gw);
+    let hb = d.host("hb", "strato0", &format!("{ip_b}/20"), gw);
+    let hc = d.host("hc", "strato0", "172.31.0.201/20", gw);
+    listen(&hb, 8080);
+    listen(&hb, 9090);
+    listen(&hc, 7070);
+    listen(&ha, 7070);
+
+    assert!(connects(&ha, &ip_b, 8080), "A's group may reach B on 8080");
+    assert!(!connects(&hc, &ip_b, 8080), "a non-member may not");
+    assert!(!connects(&ha, &ip_b, 9090), "9090 is not open");
+
+    // A port rule by CIDR.
+    d.cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &gb,
+        "--ip-permissions",
+        r#"{"IpProtocol":"tcp","FromPort":9000,"ToPort":9100,"IpRanges":[{"CidrIp":"172.31.0.201/32"}]}"#,
+    ]);
+    assert!(connects(&hc, &ip_b, 9090), "the CIDR rule opens 9090 to C");
+    assert!(!connects(&ha, &ip_b, 9090), "but not to A");
+
+    // Stateful: A (all egress, no ingress) connects out and gets its replies; the other
+    // way is closed.
+    assert!(
+        connects(&ha, "172.31.0.201", 7070),
+        "replies come back to A"
+    );
+    assert!(
+        !connects(&hc, &ip_a, 7070),
+        "C cannot open a connection to A"
+    );
+
+    // Revoking all egress of A's group stops A's new connections.
+    d.cli(&[
+        "revoke-security-group-egress",
+        "--group-id",
+        &ga,
+        "--protocol",
+        "-1",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    assert!(!connects(&ha, "172.31.0.201", 7070), "no egress left");
+
+    // A group another group's rule names, or an instance uses, stays.
+    d.cli_err(
+        "DependencyViolation",
+        &["delete-security-group", "--group-id", &ga],
+    );
+    let v = d.json(&[
+        "describe-security-groups",
+        "--filters",
+        &format!("Name=group-id,Values={gb}"),
+    ]);
+    let perms = v["SecurityGroups"][0]["IpPermissions"].as_array().unwrap();
+    assert_eq!(perms.len(), 2, "{v}");
+    assert_eq!(perms[0]["UserIdGroupPairs"][0]["GroupId"], ga.as_str());
+    let log = d.log();
+    assert!(!log.contains("firewall apply failed"), "{log}");
+}
