@@ -255,6 +255,13 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
             "0.0.0.0/0",
         ],
     );
+    d.cli(&[
+        "modify-image-attribute",
+        "--image-id",
+        &ami,
+        "--launch-permission",
+        "Add=[{UserId=111111111111}]",
+    ]);
     d.cli_err_as(
         Some("token-alice"),
         "InvalidGroup.NotFound",
@@ -323,8 +330,9 @@ fn tcp_by_port_and_source_group_and_stateful_replies() {
     .clone();
     d.wait_state(&a, "running", T);
     d.wait_state(&b, "running", T);
-    d.wait_console(&a, "probe: net silent", T);
-    d.wait_console(&b, "probe: net silent", T);
+    // `net-silent-after 0` takes effect once the user data is read.
+    d.wait_console(&a, "probe: user-data done", T);
+    d.wait_console(&b, "probe: user-data done", T);
     let (ip_a, ip_b) = (ip_of(&d, &a), ip_of(&d, &b));
     let gw = Some("172.31.0.1");
     let ha = d.host("ha", "strato0", &format!("{ip_a}/20"), gw);

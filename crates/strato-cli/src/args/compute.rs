@@ -164,7 +164,7 @@ pub struct StopInstances {
         .required(true)
         .multiple(true)
         .args(["disable_api_termination", "no_disable_api_termination",
-               "instance_initiated_shutdown_behavior"])
+               "instance_initiated_shutdown_behavior", "groups"])
 ))]
 pub struct ModifyInstanceAttribute {
     /// The instance.

@@ -70,13 +70,19 @@ pub struct SecurityGroupRules {
     /// tcp, udp, icmp, all (-1) or a protocol number.
     #[arg(
         long,
+        allow_hyphen_values = true,
         conflicts_with = "ip_permissions",
         required_unless_present = "ip_permissions"
     )]
     pub protocol: Option<String>,
 
     /// Port or range: 22, 1000-2000; for icmp the type; -1 for all.
-    #[arg(long, value_parser = sg::port, conflicts_with = "ip_permissions")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        value_parser = sg::port,
+        conflicts_with = "ip_permissions"
+    )]
     pub port: Option<PortRange>,
 
     /// The peer block, e.g. 10.0.0.0/8.
@@ -103,7 +109,10 @@ impl SecurityGroupRules {
         let protocol = self.protocol.unwrap_or_default();
         let proto = protocol.to_ascii_lowercase();
         let (from_port, to_port) = match (self.port, proto.as_str()) {
-            (Some(PortRange(a, b)), _) => (Some(a), Some(b)),
+            (Some(range), _) => {
+                let (a, b) = range.bounds(&protocol);
+                (Some(a), Some(b))
+            }
             (None, "tcp" | "udp" | "6" | "17") => {
                 return Err(format!("--port is required with --protocol {protocol}"))
             }

@@ -55,9 +55,22 @@ fn ip_permission(mut f: Fields) -> Result<IpPermission, ParseError> {
     })
 }
 
-/// A port range of `--port`: `N`, `N-M`, or `-1` (all; for ICMP, all types).
+/// A port range of `--port`: `N`, `N-M`, or `-1` (all). For ICMP, `N` is a type (all its
+/// codes) and `N-M` a type and a code, as in the AWS CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange(pub i32, pub i32);
+pub struct PortRange(pub i32, pub Option<i32>);
+
+impl PortRange {
+    /// (FromPort, ToPort) for `protocol`.
+    pub fn bounds(self, protocol: &str) -> (i32, i32) {
+        let icmp = matches!(protocol.to_ascii_lowercase().as_str(), "icmp" | "1");
+        match (self, icmp) {
+            (PortRange(a, Some(b)), _) => (a, b),
+            (PortRange(a, None), true) => (a, -1),
+            (PortRange(a, None), false) => (a, a),
+        }
+    }
+}
 
 /// Parses `--port`.
 pub fn port(raw: &str) -> Result<PortRange, String> {
@@ -67,14 +80,11 @@ pub fn port(raw: &str) -> Result<PortRange, String> {
             .map_err(|_| format!("invalid port {raw:?}: use N, N-M or -1"))
     };
     if raw.trim() == "-1" || raw.trim() == "all" {
-        return Ok(PortRange(-1, -1));
+        return Ok(PortRange(-1, Some(-1)));
     }
     match raw.split_once('-') {
-        Some((a, b)) => Ok(PortRange(num(a)?, num(b)?)),
-        None => {
-            let n = num(raw)?;
-            Ok(PortRange(n, n))
-        }
+        Some((a, b)) => Ok(PortRange(num(a)?, Some(num(b)?))),
+        None => Ok(PortRange(num(raw)?, None)),
     }
 }
 
@@ -100,9 +110,11 @@ mod tests {
 
     #[test]
     fn ports() {
-        assert_eq!(port("22").unwrap(), PortRange(22, 22));
-        assert_eq!(port("1000-2000").unwrap(), PortRange(1000, 2000));
-        assert_eq!(port("-1").unwrap(), PortRange(-1, -1));
+        assert_eq!(port("22").unwrap().bounds("tcp"), (22, 22));
+        assert_eq!(port("8").unwrap().bounds("icmp"), (8, -1));
+        assert_eq!(port("3-4").unwrap().bounds("icmp"), (3, 4));
+        assert_eq!(port("1000-2000").unwrap().bounds("udp"), (1000, 2000));
+        assert_eq!(port("-1").unwrap().bounds("icmp"), (-1, -1));
         assert!(port("x").is_err());
         assert!(port("1-").is_err());
     }
