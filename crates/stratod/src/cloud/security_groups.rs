@@ -955,7 +955,8 @@ mod tests {
         );
 
         let views = c.describe_security_groups(A, &[], &[], &[]).unwrap();
-        let names: Vec<&str> = views.iter().map(|v| v.group.name.as_str()).collect();
+        let mut names: Vec<&str> = views.iter().map(|v| v.group.name.as_str()).collect();
+        names.sort();
         assert_eq!(names, ["default", "web"]);
         let w = views.iter().find(|v| v.group.id == web.id).unwrap();
         assert_eq!(
