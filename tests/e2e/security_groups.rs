@@ -191,7 +191,7 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
         "--groups",
         &ping,
     ]);
-    assert_eq!(group_ids(&d.instance(&id)), [ping.clone()]);
+    assert_eq!(group_ids(&d.instance(&id)), [ping.as_str()]);
     assert!(pings_within(&h, &ip, 5), "allowed by the new group");
     d.cli(&[
         "modify-instance-attribute",
@@ -232,7 +232,7 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
     let mut args = vec!["run-instances", "--image-id", &ami, "--security-group-ids"];
     args.extend(six.iter().map(String::as_str));
     d.cli_err("SecurityGroupsPerInterfaceLimitExceeded", &args);
-    assert_eq!(group_ids(&d.instance(&id)), [web.clone()]);
+    assert_eq!(group_ids(&d.instance(&id)), [web.as_str()]);
 
     // Another account sees none of this account's groups.
     d.cli_err_as(

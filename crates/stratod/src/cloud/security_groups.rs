@@ -927,11 +927,11 @@ mod tests {
         );
 
         let ssh = perm("tcp", Some(22), Some(22), "10.0.0.0/8");
-        c.authorize(A, &web.id, "", false, &[ssh.clone()])
+        c.authorize(A, &web.id, "", false, std::slice::from_ref(&ssh))
             .await
             .unwrap();
         let again = c
-            .authorize(A, &web.id, "", false, &[ssh.clone()])
+            .authorize(A, &web.id, "", false, std::slice::from_ref(&ssh))
             .await
             .unwrap_err();
         assert_eq!(again.code, "InvalidPermission.Duplicate");
@@ -972,9 +972,11 @@ mod tests {
         assert_eq!(w.egress[0].protocol, "-1");
         assert_eq!(w.egress[0].cidrs, ["0.0.0.0/0"]);
         let d = views.iter().find(|v| v.group.name == "default").unwrap();
-        assert_eq!(d.ingress[0].groups, [d.group.id.clone()]);
+        assert_eq!(d.ingress[0].groups, [d.group.id.as_str()]);
 
-        c.revoke(A, "", "web", false, &[ssh.clone()]).await.unwrap();
+        c.revoke(A, "", "web", false, std::slice::from_ref(&ssh))
+            .await
+            .unwrap();
         assert_eq!(
             c.revoke(A, &web.id, "", false, &[ssh])
                 .await

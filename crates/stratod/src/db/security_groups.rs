@@ -427,7 +427,7 @@ mod tests {
 
         let r22 = tcp(22, "10.0.0.0/8");
         assert_eq!(
-            db.insert_security_group_rules("sg-a", &[r22.clone()], 60)
+            db.insert_security_group_rules("sg-a", std::slice::from_ref(&r22), 60)
                 .unwrap(),
             RulesInsert::Done
         );
@@ -455,7 +455,7 @@ mod tests {
             peer_group: "sg-a".into(),
             ..tcp(5432, "")
         };
-        db.insert_security_group_rules("sg-b", &[from_a.clone()], 60)
+        db.insert_security_group_rules("sg-b", std::slice::from_ref(&from_a), 60)
             .unwrap();
         assert_eq!(
             db.delete_security_group_if_unused("sg-a").unwrap(),
