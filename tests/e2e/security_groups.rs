@@ -343,6 +343,16 @@ fn tcp_by_port_and_source_group_and_stateful_replies() {
     listen(&hc, 7070);
     listen(&ha, 7070);
 
+    // The metadata service (not filtered: guest-to-host traffic) names A's groups.
+    let out = ha.exec(&[
+        "curl",
+        "-s",
+        "--max-time",
+        "3",
+        "http://169.254.169.254/latest/meta-data/security-groups",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "client", "{out:?}");
+
     assert!(connects(&ha, &ip_b, 8080), "A's group may reach B on 8080");
     assert!(!connects(&hc, &ip_b, 8080), "a non-member may not");
     assert!(!connects(&ha, &ip_b, 9090), "9090 is not open");

@@ -385,6 +385,7 @@ impl Imds {
         for e in db.instance_enis(&inst.id).ok()? {
             let subnet = db.subnet(&e.subnet_id).ok()??;
             let vpc = db.vpc(&subnet.vpc_id).ok()??;
+            let groups = self.cloud.eni_group_names(&e.id).ok()?;
             nics.push(tree::NicView {
                 id: e.id,
                 device_index: e.device_index,
@@ -395,7 +396,7 @@ impl Imds {
                 subnet_cidr: subnet.cidr,
                 vpc_id: vpc.id,
                 vpc_cidr: vpc.cidr,
-                groups: Vec::new(),
+                groups,
             });
         }
         let image = db.image(&inst.image_id).ok().flatten();
