@@ -39,6 +39,8 @@ ensure_kvm() {
 		return 1
 	fi
 	[ -c /dev/net/tun ] || as_root modprobe tun 2>/dev/null || true
+	# Security groups filter bridged traffic in the inet hooks, which needs br_netfilter.
+	[ -d /proc/sys/net/bridge ] || as_root modprobe br_netfilter 2>/dev/null || true
 }
 
 # TAP-style checks for the shell test scripts: `check DESCRIPTION COMMAND...` runs COMMAND

@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
 
-ensure_packages ca-certificates gcc libc6-dev binutils make tar python3
+ensure_packages ca-certificates gcc libc6-dev binutils make tar python3 nftables
 ensure_rust
 ensure_kvm
 

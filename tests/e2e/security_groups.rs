@@ -204,6 +204,15 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
         !h.ping(&ip, 1),
         "denied once the group is gone from the interface"
     );
+    let by_group = |f: &str| {
+        let v = d.json(&["describe-instances", "--filters", f]);
+        strato_e2e::instances_of(&v).len()
+    };
+    assert_eq!(by_group("Name=instance.group-name,Values=web"), 1);
+    assert_eq!(
+        by_group(&format!("Name=instance.group-id,Values={ping}")),
+        0
+    );
 
     // In use: the instance's group cannot go; an unused one can.
     d.cli_err(

@@ -41,6 +41,8 @@ const INSTANCE_FILTERS: &[&str] = &[
     "key-name",
     "placement-group-name",
     "placement-partition-number",
+    "instance.group-id",
+    "instance.group-name",
 ];
 
 impl Api {
@@ -187,9 +189,17 @@ impl Api {
             } else {
                 String::new()
             };
+            let groups = match enis.first() {
+                Some(e) if f.iter().any(|f| f.name.starts_with("instance.group-")) => {
+                    self.cloud.eni_group_names(&e.id)?
+                }
+                _ => Vec::new(),
+            };
             let ok = filters::matches(&f, |name| {
                 let one = |s: &str| Some(vec![s.to_string()]);
                 match name {
+                    "instance.group-id" => Some(groups.iter().map(|g| g.0.clone()).collect()),
+                    "instance.group-name" => Some(groups.iter().map(|g| g.1.clone()).collect()),
                     "key-name" => one(&i.key_name),
                     "placement-group-name" => one(&group),
                     "placement-partition-number" => one(&i.partition_number.to_string()),

@@ -820,6 +820,25 @@ impl Cloud {
         result
     }
 
+    /// Gives every interface without a group its VPC's default group; how many there were.
+    pub fn assign_default_groups(&self) -> ApiResult<usize> {
+        let members: HashSet<String> = self
+            .db
+            .eni_memberships()?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        let mut n = 0;
+        for e in self.db.eni_hosts()? {
+            if !members.contains(&e.id) {
+                let g = self.default_group(&e.owner, &e.vpc_id)?;
+                self.db.set_eni_groups(&e.id, &[g.id])?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// On daemon start: bridged traffic through the inet hooks, every interface without a
     /// group given its VPC's default group (interfaces made before security groups
     /// existed), and the firewall applied.
@@ -830,20 +849,8 @@ impl Cloud {
         blocking(strato_net::nft::enable_bridge_netfilter)
             .await
             .map_err(StartError::Net)?;
-        let members: HashSet<String> = self
-            .db
-            .eni_memberships()?
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect();
-        for e in self.db.eni_hosts()? {
-            if !members.contains(&e.id) {
-                let g = self
-                    .default_group(&e.owner, &e.vpc_id)
-                    .map_err(|err| StartError::Net(err.message))?;
-                self.db.set_eni_groups(&e.id, &[g.id])?;
-            }
-        }
+        self.assign_default_groups()
+            .map_err(|e| StartError::Net(e.message))?;
         self.apply_firewall()
             .await
             .map_err(|e| StartError::Net(e.message))
@@ -1027,5 +1034,80 @@ mod tests {
             c.resolve_groups(A, &vpc.id, &[]).unwrap()[0].name,
             "default"
         );
+    }
+
+    #[test]
+    fn older_interfaces_get_default_groups_and_render() {
+        let (_dir, c) = crate::cloud::test_cloud();
+        c.db.insert_subnet(&crate::db::network::Subnet {
+            id: "subnet-0000000000000000a".into(),
+            vpc_id: "vpc-0000000000000000a".into(),
+            az: "home-1a".into(),
+            cidr: "172.31.0.0/20".into(),
+            bridge: "strato0".into(),
+            is_default: true,
+        })
+        .unwrap();
+        for (id, ip, owner) in [
+            ("eni-0000000000000000a", "172.31.0.4", A),
+            ("eni-0000000000000000b", "172.31.0.5", B),
+        ] {
+            c.db.insert_eni(&crate::db::network::Eni {
+                id: id.into(),
+                owner: owner.into(),
+                subnet_id: "subnet-0000000000000000a".into(),
+                instance_id: None,
+                device_index: 0,
+                private_ip: ip.into(),
+                mac: "02:00:00:00:00:01".into(),
+                tap: format!("tap{}", &id[4..16]),
+            })
+            .unwrap();
+        }
+        assert_eq!(c.assign_default_groups().unwrap(), 2);
+        assert_eq!(c.assign_default_groups().unwrap(), 0);
+        let rs = c.ruleset().unwrap();
+        assert_eq!(rs.enis.len(), 2);
+        // Each account's default group: its members are only its own interface.
+        assert_eq!(rs.groups.len(), 2);
+        for g in &rs.groups {
+            assert_eq!(g.members.len(), 1, "{g:?}");
+        }
+        let a = &rs.enis[0];
+        assert_eq!(a.egress.len(), 1);
+        assert!(matches!(a.ingress[0].peer, Peer::Group(_)));
+        let script = firewall::render(&rs).unwrap();
+        assert!(script.contains("\"strato0\" . 172.31.0.4 : jump in_eni_0000000000000000a"));
+    }
+
+    #[test]
+    fn a_vpc_goes_with_its_default_groups_only() {
+        let (_dir, c) = crate::cloud::test_cloud();
+        let vpc = crate::db::network::Vpc {
+            id: "vpc-0000000000000000b".into(),
+            owner: A.into(),
+            cidr: "10.9.0.0/16".into(),
+            is_default: false,
+            bridge: "svpc00000000000".into(),
+            state: "available".into(),
+            tags: vec![],
+            created: 1,
+        };
+        c.db.insert_vpc(&vpc).unwrap();
+        let d = c.default_group(A, &vpc.id).unwrap();
+        let g = c
+            .create_security_group(A, "app", "app", &vpc.id, vec![])
+            .unwrap();
+        assert_eq!(
+            c.create_security_group(B, "app", "theirs", &vpc.id, vec![])
+                .unwrap_err()
+                .code,
+            "InvalidVpcID.NotFound"
+        );
+        assert!(!c.db.delete_vpc_if_empty(&vpc.id).unwrap(), "app is in it");
+        c.delete_security_group(A, &g.id, "").unwrap();
+        assert!(c.db.delete_vpc_if_empty(&vpc.id).unwrap());
+        assert_eq!(c.db.security_group(&d.id).unwrap(), None);
+        assert!(c.db.security_group_rules(&d.id).unwrap().is_empty());
     }
 }

@@ -233,7 +233,8 @@ impl Cloud {
         Ok(out)
     }
 
-    /// DeleteVpc: refused while the VPC has subnets; deletes its bridge.
+    /// DeleteVpc: refused while the VPC has subnets or security groups besides the default
+    /// ones (which go with it); deletes its bridge.
     pub async fn delete_vpc(&self, account: &str, id: &str) -> ApiResult<()> {
         if id.is_empty() {
             return Err(ApiError::missing("VpcId"));

@@ -171,13 +171,23 @@ impl Db {
             .optional()?)
     }
 
-    /// Deletes a VPC unless a subnet is in it; false if one is.
+    /// Deletes a VPC unless a subnet or a security group other than a default one is in
+    /// it (false then); its default groups go with it.
     pub fn delete_vpc_if_empty(&self, id: &str) -> DbResult<bool> {
-        let n = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
             "DELETE FROM vpcs WHERE id = ?1 \
-             AND NOT EXISTS (SELECT 1 FROM subnets WHERE vpc_id = ?1)",
+             AND NOT EXISTS (SELECT 1 FROM subnets WHERE vpc_id = ?1) \
+             AND NOT EXISTS (SELECT 1 FROM security_groups \
+                             WHERE vpc_id = ?1 AND name != 'default')",
             [id],
         )?;
+        if n > 0 {
+            // Rules go with their groups (ON DELETE CASCADE).
+            tx.execute("DELETE FROM security_groups WHERE vpc_id = ?1", [id])?;
+        }
+        tx.commit()?;
         Ok(n > 0)
     }
 
