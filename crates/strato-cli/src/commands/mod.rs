@@ -90,3 +90,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     stdout.flush()?;
     Ok(())
 }
+
+/// Every item of a paged listing: `fetch` gets a NextToken (empty at first) and returns a
+/// page and the token after it. Stops at an empty token, or at one that does not move
+/// (which would loop forever).
+pub(crate) async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), CliError>>,
+{
+    let mut token = String::new();
+    let mut all = Vec::new();
+    loop {
+        let (items, next) = fetch(token.clone()).await?;
+        all.extend(items);
+        if next.is_empty() || next == token {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
