@@ -97,6 +97,7 @@ impl Api {
             owner_id: i.owner.clone(),
             ami_launch_index: i.launch_index,
             reservation_id: i.reservation_id.clone(),
+            network_interfaces: self.instance_enis(&i.id)?,
         })
     }
 

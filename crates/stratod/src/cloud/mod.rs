@@ -21,6 +21,7 @@ pub mod key_pairs;
 pub mod launch;
 pub mod launch_templates;
 pub mod network;
+pub mod network_interfaces;
 pub mod placement;
 pub mod placement_groups;
 pub mod regions;

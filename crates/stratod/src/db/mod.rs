@@ -12,6 +12,7 @@ pub mod instances;
 pub mod key_pairs;
 pub mod launch_templates;
 pub mod network;
+pub mod network_interfaces;
 pub mod placement;
 pub mod usage;
 pub mod volumes;
@@ -217,6 +218,33 @@ const MIGRATIONS: &[&str] = &[
         SELECT vpc_id, '', '172.31.0.0/16', 1, MIN(bridge), 0
         FROM subnets WHERE is_default = 1 GROUP BY vpc_id;
     CREATE INDEX subnets_vpc ON subnets(vpc_id);
+    "#,
+    // 6: network interfaces of their own (CreateNetworkInterface): a description, an
+    // attachment, flags and tags on each, and secondary private addresses. Existing ENIs are
+    // their instances' primaries: attached (an attachment ID derived from the ENI's) and
+    // deleted on termination.
+    r#"
+    ALTER TABLE network_interfaces ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE network_interfaces ADD COLUMN attachment_id TEXT;
+    ALTER TABLE network_interfaces ADD COLUMN attach_time INTEGER;
+    ALTER TABLE network_interfaces ADD COLUMN delete_on_termination INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE network_interfaces ADD COLUMN source_dest_check INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE network_interfaces ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE network_interfaces ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    UPDATE network_interfaces
+        SET attachment_id = 'eni-attach-' || substr(id, 5), attach_time = 0,
+            delete_on_termination = 1
+        WHERE instance_id IS NOT NULL;
+    CREATE UNIQUE INDEX network_interfaces_attachment ON network_interfaces(attachment_id);
+    CREATE UNIQUE INDEX network_interfaces_slot ON network_interfaces(instance_id, device_index)
+        WHERE instance_id IS NOT NULL;
+    CREATE TABLE network_interface_addresses (
+        eni_id TEXT NOT NULL REFERENCES network_interfaces(id) ON DELETE CASCADE,
+        subnet_id TEXT NOT NULL,
+        private_ip TEXT NOT NULL,
+        PRIMARY KEY (eni_id, private_ip),
+        UNIQUE (subnet_id, private_ip)
+    );
     "#,
 ];
 
