@@ -79,6 +79,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .await
         .map_err(|e| chain(&e))?;
     cloud.restore().await;
+    cloud.start_dhcp();
     tokio::spawn(cloud.clone().run_prober());
     tokio::spawn(cloud.clone().run_reaper());
     if let Some(addr) = metrics {

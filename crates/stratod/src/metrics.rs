@@ -39,6 +39,11 @@ counters! {
     status_checks_total: "Status check rounds per instance.",
     copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
     copy_resumed_total: "Image copy files resumed from a partial file rather than started over.",
+    dhcp_requests_total: "DHCP packets received on VPC bridges.",
+    dhcp_offers_total: "DHCP offers sent.",
+    dhcp_acks_total: "DHCP acknowledgements sent.",
+    dhcp_naks_total: "DHCP negative acknowledgements sent.",
+    dhcp_drops_total: "DHCP packets not answered (malformed, unknown MAC, release, not for us).",
 }
 
 /// Adds one to a counter.

@@ -56,6 +56,10 @@ impl Vpcs for Api {
             .cloud
             .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
             .await
+            .map(|v| {
+                self.cloud.dhcp_serve(&v.bridge);
+                v
+            })
             .map(|v| pb::CreateVpcResponse {
                 vpc: Some(self.vpc(v, account.clone())),
             });

@@ -59,6 +59,8 @@ pub struct Cloud {
     placement: Mutex<()>,
     /// Daemon work counters.
     pub metrics: crate::metrics::Metrics,
+    /// The DHCP servers, one per VPC bridge.
+    pub dhcp: crate::dhcp::Servers,
 }
 
 impl Cloud {
@@ -90,6 +92,7 @@ impl Cloud {
             status: Mutex::new(HashMap::new()),
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
+            dhcp: crate::dhcp::Servers::default(),
         }))
     }
 

@@ -103,8 +103,8 @@ pub fn check_address(cidr: &str, ip: &str) -> ApiResult<Ipv4Addr> {
     let addr: Ipv4Addr = ip
         .parse()
         .map_err(|_| ApiError::invalid(format!("Invalid IPv4 address: {shown}.")))?;
-    let (net, prefix) = parse_cidr(cidr)
-        .ok_or_else(|| ApiError::internal(format!("bad subnet range {cidr}")))?;
+    let (net, prefix) =
+        parse_cidr(cidr).ok_or_else(|| ApiError::internal(format!("bad subnet range {cidr}")))?;
     let mask = u32::from(netmask(prefix));
     let base = u32::from(net) & mask;
     let a = u32::from(addr);
@@ -652,7 +652,7 @@ mod tests {
                 Ipv4Addr::new(10, 0, 0, 7)
             ]
         );
-        assert_eq!(pick_ips("10.0.0.0/28", &used, 0).unwrap(), []);
+        assert!(pick_ips("10.0.0.0/28", &used, 0).unwrap().is_empty());
         // A /28 has 11 usable addresses; one is used.
         assert!(pick_ips("10.0.0.0/28", &used, 11).is_none());
         assert_eq!(pick_ips("10.0.0.0/28", &used, 10).unwrap().len(), 10);
@@ -665,15 +665,17 @@ mod tests {
     #[test]
     fn create_assign_and_delete_follow_the_rules() {
         let (_dir, cloud) = crate::cloud::test_cloud();
-        cloud.db.insert_subnet(&Subnet {
-            id: "subnet-0000000000000000a".into(),
-            vpc_id: "vpc-0000000000000000a".into(),
-            az: "home-1a".into(),
-            cidr: "10.0.0.0/28".into(),
-            bridge: "br0".into(),
-            is_default: false,
-        })
-        .unwrap();
+        cloud
+            .db
+            .insert_subnet(&Subnet {
+                id: "subnet-0000000000000000a".into(),
+                vpc_id: "vpc-0000000000000000a".into(),
+                az: "home-1a".into(),
+                cidr: "10.0.0.0/28".into(),
+                bridge: "br0".into(),
+                is_default: false,
+            })
+            .unwrap();
         cloud
             .db
             .insert_vpc(&crate::db::network::Vpc {
@@ -709,7 +711,9 @@ mod tests {
         assert_eq!(e.unwrap_err().code, "InvalidGroup.NotFound");
         let e = cloud.create_network_interface("222222222222", req("", 0));
         assert_eq!(e.unwrap_err().code, "InvalidSubnetID.NotFound");
-        let b = cloud.create_network_interface(me, req("10.0.0.9", 0)).unwrap();
+        let b = cloud
+            .create_network_interface(me, req("10.0.0.9", 0))
+            .unwrap();
         assert_ne!(a.eni.mac, b.eni.mac);
 
         let added = cloud.assign_private_ips(me, &b.eni.id, &[], 1).unwrap();
@@ -751,6 +755,9 @@ mod tests {
         let e = cloud.modify_network_interface(me, &a.eni.id, None, None, None);
         assert_eq!(e.unwrap_err().code, "InvalidParameterCombination");
         let got = cloud.db.eni(&a.eni.id).unwrap().unwrap();
-        assert_eq!((got.description.as_str(), got.source_dest_check), ("web", false));
+        assert_eq!(
+            (got.description.as_str(), got.source_dest_check),
+            ("web", false)
+        );
     }
 }

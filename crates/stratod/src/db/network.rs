@@ -162,7 +162,8 @@ pub(crate) fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
     })
 }
 
-pub(crate) const ENI_COLUMNS: &str = "id, owner, subnet_id, instance_id, device_index, private_ip, \
+pub(crate) const ENI_COLUMNS: &str =
+    "id, owner, subnet_id, instance_id, device_index, private_ip, \
      mac, tap, description, attachment_id, attach_time, delete_on_termination, \
      source_dest_check, tags, created";
 
@@ -307,9 +308,11 @@ impl Db {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let subnet: Option<String> = tx
-            .query_row("SELECT id FROM subnets WHERE id = ?1", [&e.subnet_id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT id FROM subnets WHERE id = ?1",
+                [&e.subnet_id],
+                |r| r.get(0),
+            )
             .optional()?;
         if subnet.is_none() {
             return Ok(EniInsert::SubnetGone);

@@ -119,7 +119,11 @@ impl Db {
             .optional()?;
         match state.as_deref() {
             Some("stopped") => {}
-            other => return Ok(Attach::NotStopped(other.unwrap_or("terminated").to_string())),
+            other => {
+                return Ok(Attach::NotStopped(
+                    other.unwrap_or("terminated").to_string(),
+                ))
+            }
         }
         let indexes: Vec<i32> = {
             let mut stmt =
@@ -315,7 +319,8 @@ mod tests {
             AddAddresses::Done
         );
         assert_eq!(db.secondary_ips(&b.id).unwrap(), ["10.0.0.8", "10.0.0.9"]);
-        db.remove_secondary_ips(&b.id, &["10.0.0.8".into()]).unwrap();
+        db.remove_secondary_ips(&b.id, &["10.0.0.8".into()])
+            .unwrap();
         assert_eq!(db.secondary_ips(&b.id).unwrap(), ["10.0.0.9"]);
         let mut used = db.used_ips("subnet-0000000000000000a").unwrap();
         used.sort();
