@@ -366,7 +366,7 @@ fn mac_bytes(mac: &str) -> [u8; 6] {
 
 #[test]
 fn dhcp_serves_each_eni_its_address_and_strangers_nothing() {
-    let d = Daemon::start("dhcp");
+    let mut d = Daemon::start("dhcp");
     let bundle = strato_e2e::probe_bundle();
     let v = d.json(&[
         "register-image",
@@ -417,5 +417,14 @@ fn dhcp_serves_each_eni_its_address_and_strangers_nothing() {
     assert_eq!(yiaddr.to_string(), ip);
     // Option 53 = 2 (OFFER) right after the cookie.
     assert_eq!(&got[240..243], &[53, 1, 2]);
+
+    // The server comes back with the daemon; a REQUEST for another address is NAKed.
+    d.restart();
+    let mut req = dhcp_request(3, mac_bytes(&mac), 0xabcd_0003);
+    req.pop();
+    req.extend_from_slice(&[50, 4, 172, 31, 0, 250, 255]);
+    let got = dhcp_exchange(&h.ns, req, 0xabcd_0003, Duration::from_secs(5))
+        .expect("an answer after the restart");
+    assert_eq!(&got[240..243], &[53, 1, 6], "a NAK");
     d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);
 }

@@ -54,7 +54,7 @@ pub async fn create(conn: &Conn, a: CreateNetworkInterface) -> Result<View, CliE
         .await
         .map_err(conn.error("CreateNetworkInterface"))?;
     let eni = response.into_inner().network_interface.unwrap_or_default();
-    Ok(View::Network(NetworkView::Eni(eni)))
+    Ok(View::Network(NetworkView::Eni(Box::new(eni))))
 }
 
 /// `describe-network-interfaces`

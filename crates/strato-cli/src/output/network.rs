@@ -17,8 +17,8 @@ pub enum NetworkView {
     Subnet(Subnet),
     /// describe-subnets
     Subnets(Vec<Subnet>),
-    /// create-network-interface
-    Eni(NetworkInterface),
+    /// create-network-interface (boxed: the largest message by far)
+    Eni(Box<NetworkInterface>),
     /// describe-network-interfaces
     Enis(Vec<NetworkInterface>),
     /// attach-network-interface

@@ -741,7 +741,8 @@ mod tests {
             .describe_network_interfaces(me, &[], &[f("status", "available")])
             .unwrap();
         assert_eq!(got.len(), 2);
-        let e = cloud.describe_network_interfaces("222222222222", &[a.eni.id.clone()], &[]);
+        let e =
+            cloud.describe_network_interfaces("222222222222", std::slice::from_ref(&a.eni.id), &[]);
         assert_eq!(e.unwrap_err().code, "InvalidNetworkInterfaceID.NotFound");
         let e = cloud.describe_network_interfaces(me, &[], &[f("bogus", "x")]);
         assert_eq!(e.unwrap_err().code, "InvalidParameterValue");

@@ -417,6 +417,40 @@ mod tests {
     }
 
     #[test]
+    fn a_version_5_database_keeps_its_enis_as_attached_primaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..5] {
+                c.execute_batch(m).unwrap();
+            }
+            c.pragma_update(None, "user_version", 5).unwrap();
+            c.execute(
+                "INSERT INTO network_interfaces (id, owner, subnet_id, instance_id, \
+                 device_index, private_ip, mac, tap) VALUES ('eni-0123456789abcdef0', \
+                 '111111111111', 'subnet-1', 'i-0000000000000000a', 0, '172.31.0.4', \
+                 '02:00:00:00:00:01', 'tap0123456789ab')",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let e = db.eni("eni-0123456789abcdef0").unwrap().unwrap();
+        assert_eq!(
+            e.attachment_id.as_deref(),
+            Some("eni-attach-0123456789abcdef0")
+        );
+        crate::ids::check(
+            crate::ids::Kind::NetworkInterfaceAttachment,
+            e.attachment_id.as_deref().unwrap(),
+        )
+        .unwrap();
+        assert!(e.delete_on_termination && e.source_dest_check);
+        assert_eq!((e.description.as_str(), e.tags.len()), ("", 0));
+    }
+
+    #[test]
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strato.db");
