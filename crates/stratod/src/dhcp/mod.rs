@@ -244,3 +244,121 @@ impl Cloud {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::instances::tests::sample;
+    use crate::db::network::{Eni, Subnet};
+
+    /// A DISCOVER or REQUEST from `mac`.
+    fn client(kind: u8, mac: [u8; 6], requested: Option<[u8; 4]>) -> Vec<u8> {
+        let mut b = vec![0u8; 240];
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&7u32.to_be_bytes());
+        b[28..34].copy_from_slice(&mac);
+        b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        b.extend_from_slice(&[53, 1, kind]);
+        if let Some(ip) = requested {
+            b.extend_from_slice(&[50, 4]);
+            b.extend_from_slice(&ip);
+        }
+        b.push(255);
+        b
+    }
+
+    #[test]
+    fn answers_come_from_the_attached_eni_on_the_bridge() {
+        let (_dir, cloud) = crate::cloud::test_cloud();
+        for (id, cidr, bridge) in [
+            ("subnet-0000000000000000a", "10.0.1.0/24", "br0"),
+            ("subnet-0000000000000000b", "10.0.2.0/28", "br0"),
+            ("subnet-0000000000000000c", "10.0.3.0/24", "br1"),
+        ] {
+            cloud
+                .db
+                .insert_subnet(&Subnet {
+                    id: id.into(),
+                    vpc_id: "vpc-0000000000000000a".into(),
+                    az: "home-1a".into(),
+                    cidr: cidr.into(),
+                    bridge: bridge.into(),
+                    is_default: false,
+                })
+                .unwrap();
+        }
+        let inst = sample("i-0000000000000000a", "111111111111");
+        cloud.db.insert_instance(&inst).unwrap();
+        let eni = |id: &str, subnet: &str, ip: &str, mac: &str, attached: bool| Eni {
+            id: id.into(),
+            owner: "111111111111".into(),
+            subnet_id: subnet.into(),
+            instance_id: attached.then(|| inst.id.clone()),
+            device_index: if attached { 1 } else { 0 },
+            private_ip: ip.into(),
+            mac: mac.into(),
+            tap: "tap0".into(),
+            description: String::new(),
+            attachment_id: attached.then(|| "eni-attach-0000000000000000b".to_string()),
+            attach_time: None,
+            delete_on_termination: false,
+            source_dest_check: true,
+            tags: vec![],
+            created: 0,
+        };
+        // Attached, in the second subnet of br0; and one that is not attached.
+        cloud
+            .db
+            .insert_eni(&eni(
+                "eni-0000000000000000b",
+                "subnet-0000000000000000b",
+                "10.0.2.9",
+                "02:00:00:00:00:0b",
+                true,
+            ))
+            .unwrap();
+        cloud
+            .db
+            .insert_eni(&eni(
+                "eni-0000000000000000c",
+                "subnet-0000000000000000a",
+                "10.0.1.9",
+                "02:00:00:00:00:0c",
+                false,
+            ))
+            .unwrap();
+        let mac_b = [2, 0, 0, 0, 0, 0x0b];
+        let Outcome::Send(reply, to, kind) = cloud.dhcp_answer("br0", &client(1, mac_b, None))
+        else {
+            panic!("no offer");
+        };
+        assert_eq!(kind, MessageType::Offer);
+        assert_eq!(to, SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT));
+        assert_eq!(&reply[16..20], &[10, 0, 2, 9]);
+        // The server identifier and router are that subnet's gateway, the mask its /28.
+        let opts = &reply[240..];
+        assert!(opts.windows(6).any(|w| w == [54, 4, 10, 0, 2, 1]));
+        assert!(opts.windows(6).any(|w| w == [1, 4, 255, 255, 255, 240]));
+        let ack = cloud.dhcp_answer("br0", &client(3, mac_b, Some([10, 0, 2, 9])));
+        assert!(matches!(ack, Outcome::Send(_, _, MessageType::Ack)));
+        let nak = cloud.dhcp_answer("br0", &client(3, mac_b, Some([10, 0, 2, 10])));
+        assert!(matches!(nak, Outcome::Send(_, _, MessageType::Nak)));
+        // Another bridge, a detached ENI, a stranger: silence. Garbage: a bad packet.
+        assert!(matches!(
+            cloud.dhcp_answer("br1", &client(1, mac_b, None)),
+            Outcome::Silent
+        ));
+        for mac in [[2, 0, 0, 0, 0, 0x0c], [2, 9, 9, 9, 9, 9]] {
+            assert!(matches!(
+                cloud.dhcp_answer("br0", &client(1, mac, None)),
+                Outcome::Silent
+            ));
+        }
+        assert!(matches!(
+            cloud.dhcp_answer("br0", &[1, 2, 3]),
+            Outcome::Bad(_)
+        ));
+    }
+}
