@@ -142,6 +142,26 @@ fn enis_attach_detach_addresses_and_accounts() {
     d.cli_err("IncorrectInstanceState", &strs(&attach("1")));
     d.cli(&["stop-instances", "--instance-ids", &id, "--wait"]);
     d.cli_err("InvalidParameterValue", &strs(&attach("0")));
+    // Another zone's subnet: refused.
+    let v = d.json(&[
+        "describe-subnets",
+        "--filters",
+        "Name=availability-zone,Values=home-1b",
+    ]);
+    let far = s(&create(&d, &s(&v["Subnets"][0]["SubnetId"]), &[])["NetworkInterfaceId"]);
+    d.cli_err(
+        "InvalidParameterValue",
+        &[
+            "attach-network-interface",
+            "--network-interface-id",
+            &far,
+            "--instance-id",
+            &id,
+            "--device-index",
+            "1",
+        ],
+    );
+    d.cli(&["delete-network-interface", "--network-interface-id", &far]);
     let v = d.json(&strs(&attach("1")));
     let attachment = s(&v["AttachmentId"]);
     assert!(attachment.starts_with("eni-attach-"), "{v}");
@@ -417,6 +437,21 @@ fn dhcp_serves_each_eni_its_address_and_strangers_nothing() {
     assert_eq!(yiaddr.to_string(), ip);
     // Option 53 = 2 (OFFER) right after the cookie.
     assert_eq!(&got[240..243], &[53, 1, 2]);
+
+    // A VPC made later gets its own server.
+    let v = d.json(&["create-vpc", "--cidr-block", "10.40.0.0/16"]);
+    let vpc = s(&v["Vpc"]["VpcId"]);
+    let v = d.json(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.40.7.0/24",
+    ]);
+    let subnet = s(&v["Subnet"]["SubnetId"]);
+    let other = d.run(&ami, &["--subnet-id", &subnet]).remove(0);
+    d.wait_console(&other, "probe: dhcp 10.40.7.4/24 router 10.40.7.1", T);
+    d.cli(&["terminate-instances", "--instance-ids", &other, "--wait"]);
 
     // The server comes back with the daemon; a REQUEST for another address is NAKed.
     d.restart();
