@@ -31,6 +31,7 @@ async fn health_reflection_and_socket_permissions() {
         "strato.v1.Images",
         "strato.v1.Volumes",
         "strato.v1.Usage",
+        "strato.v1.NetworkInterfaces",
     ] {
         let r = health
             .check(tonic_health::pb::HealthCheckRequest {
@@ -70,6 +71,7 @@ async fn health_reflection_and_socket_permissions() {
         "strato.v1.Images",
         "strato.v1.Volumes",
         "strato.v1.Usage",
+        "strato.v1.NetworkInterfaces",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");

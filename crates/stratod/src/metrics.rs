@@ -45,6 +45,11 @@ counters! {
     imds_refused_total: "Metadata requests from no known instance, or with the service disabled (403).",
     imds_not_found_total: "Metadata requests for paths that do not exist (404).",
     imds_bad_requests_total: "Malformed metadata requests (400).",
+    dhcp_requests_total: "DHCP packets received on VPC bridges.",
+    dhcp_offers_total: "DHCP offers sent.",
+    dhcp_acks_total: "DHCP acknowledgements sent.",
+    dhcp_naks_total: "DHCP negative acknowledgements sent.",
+    dhcp_drops_total: "DHCP packets not answered (malformed, unknown MAC, release, not for us).",
 }
 
 /// Adds one to a counter.

@@ -3,6 +3,7 @@
 mod compute;
 mod images;
 mod keys;
+mod network_interfaces;
 mod placement;
 mod templates;
 mod usage;
@@ -83,6 +84,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::CreateSubnet(a) => vpc::create_subnet(&conn, a).await?,
         Command::DescribeSubnets(a) => vpc::describe_subnets(&conn, a).await?,
         Command::DeleteSubnet(a) => vpc::delete_subnet(&conn, a).await?,
+        Command::CreateNetworkInterface(a) => network_interfaces::create(&conn, a).await?,
+        Command::DescribeNetworkInterfaces(a) => network_interfaces::describe(&conn, a).await?,
+        Command::AttachNetworkInterface(a) => network_interfaces::attach(&conn, a).await?,
+        Command::DetachNetworkInterface(a) => network_interfaces::detach(&conn, a).await?,
+        Command::DeleteNetworkInterface(a) => network_interfaces::delete(&conn, a).await?,
+        Command::AssignPrivateIpAddresses(a) => network_interfaces::assign(&conn, a).await?,
+        Command::UnassignPrivateIpAddresses(a) => network_interfaces::unassign(&conn, a).await?,
+        Command::ModifyNetworkInterfaceAttribute(a) => network_interfaces::modify(&conn, a).await?,
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();

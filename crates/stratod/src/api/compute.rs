@@ -100,6 +100,7 @@ impl Api {
             ami_launch_index: i.launch_index,
             reservation_id: i.reservation_id.clone(),
             metadata_options: Some(convert::metadata_options(&i.metadata_options)),
+            network_interfaces: self.instance_enis(&i.id)?,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod images;
 pub mod key_pairs;
 pub mod launch_templates;
+pub mod network_interfaces;
 pub mod placement;
 pub mod regions;
 pub mod usage;

@@ -22,6 +22,7 @@ pub mod launch;
 pub mod launch_templates;
 pub mod metadata;
 pub mod network;
+pub mod network_interfaces;
 pub mod placement;
 pub mod placement_groups;
 pub mod regions;
@@ -62,6 +63,8 @@ pub struct Cloud {
     /// Poked when VPCs come or go, so that per-bridge services (the metadata service)
     /// follow at once.
     pub network_changed: tokio::sync::Notify,
+    /// The DHCP servers, one per VPC bridge.
+    pub dhcp: crate::dhcp::Servers,
 }
 
 impl Cloud {
@@ -94,6 +97,7 @@ impl Cloud {
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
             network_changed: tokio::sync::Notify::new(),
+            dhcp: crate::dhcp::Servers::default(),
         }))
     }
 
