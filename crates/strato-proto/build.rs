@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "key_pairs",
         "vpc",
         "security_groups",
+        "network_interfaces",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

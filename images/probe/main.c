@@ -232,6 +232,8 @@ static void parse_cmdline(void)
 			opt_poweroff = 1;
 		else if (n == 11 && starts(t, n, "probe.fault"))
 			opt_fault = 1;
+		else if (n == 10 && starts(t, n, "probe.dhcp"))
+			net_dhcp = 1;
 		else if (starts(t, n, "probe.write="))
 			parse_write(t + 12, n - 12);
 	}

@@ -1,4 +1,5 @@
-/* probe guest: a minimal IPv4 responder (ARP requests, ICMP echo) on virtio-net. */
+/* probe guest: a minimal IPv4 responder (ARP requests, ICMP echo) on virtio-net, and a
+ * DHCP client for eth0 (probe.dhcp). */
 #include "probe.h"
 
 static u16 be16(const u8 *p) { return (u16)((p[0] << 8) | p[1]); }
@@ -60,11 +61,146 @@ static void send_arp(struct vdev *d, u16 op, const u8 *dmac, const u8 *tha, u32 
 	net_tx(d, f, 42);
 }
 
+/* ---------------- DHCP client (RFC 2131, the four-message exchange only) ---------------- */
+
+int net_dhcp;
+static int dhcp_state; /* 0 off, 1 discovering, 2 offered, 3 bound */
+static u32 dhcp_xid, dhcp_yiaddr, dhcp_server, dhcp_mask, dhcp_router;
+
+static void dhcp_send(struct vdev *d, u8 type)
+{
+	u8 *f = frame;
+	memset(f, 0, 14 + 20 + 8 + 300);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, d->mac, 6);
+	put16(f + 12, 0x0800);
+	u8 *b = f + 14 + 20 + 8; /* BOOTP */
+	b[0] = 1;
+	b[1] = 1;
+	b[2] = 6;
+	put32(b + 4, dhcp_xid);
+	put16(b + 10, 0x8000); /* broadcast replies: we have no address to take a unicast */
+	memcpy(b + 28, d->mac, 6);
+	put32(b + 236, 0x63825363);
+	u8 *o = b + 240;
+	*o++ = 53, *o++ = 1, *o++ = type;
+	if (type == 3) {
+		*o++ = 50, *o++ = 4, put32(o, dhcp_yiaddr), o += 4;
+		*o++ = 54, *o++ = 4, put32(o, dhcp_server), o += 4;
+	}
+	*o++ = 55, *o++ = 3, *o++ = 1, *o++ = 3, *o++ = 26;
+	*o++ = 255;
+	u32 blen = 300;
+	u8 *u = f + 14 + 20;
+	put16(u, 68);
+	put16(u + 2, 67);
+	put16(u + 4, (u16)(8 + blen));
+	u8 *ip = f + 14; /* from 0.0.0.0 to 255.255.255.255; UDP checksum 0 (none) */
+	ip[0] = 0x45;
+	put16(ip + 2, (u16)(20 + 8 + blen));
+	ip[8] = 64;
+	ip[9] = 17;
+	put32(ip + 16, 0xffffffff);
+	put16(ip + 10, csum(ip, 20));
+	net_tx(d, f, 14 + 20 + 8 + blen);
+}
+
+/* An OFFER, ACK or NAK for our transaction; everything else is ignored. */
+static void dhcp_rx(struct vdev *d, const u8 *p, u32 len)
+{
+	if (len < 14 + 20 + 8 + 240)
+		return;
+	const u8 *ip = p + 14;
+	u32 ihl = (u32)(ip[0] & 15) * 4;
+	if ((ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 17 || 14 + ihl + 8 + 240 > len)
+		return;
+	const u8 *u = ip + ihl;
+	if (be16(u + 2) != 68)
+		return;
+	const u8 *b = u + 8;
+	if (b[0] != 2 || be32(b + 4) != dhcp_xid || memcmp(b + 28, d->mac, 6) || be32(b + 236) != 0x63825363)
+		return;
+	u32 type = 0, server = 0, mask = 0, router = 0;
+	for (u32 i = 14 + ihl + 8 + 240; i < len;) {
+		u8 c = p[i];
+		if (c == 255)
+			break;
+		if (c == 0) {
+			i++;
+			continue;
+		}
+		if (i + 2 > len || i + 2 + p[i + 1] > len)
+			return;
+		u32 n = p[i + 1];
+		const u8 *v = p + i + 2;
+		if (c == 53 && n == 1)
+			type = v[0];
+		else if (c == 54 && n == 4)
+			server = be32(v);
+		else if (c == 1 && n == 4)
+			mask = be32(v);
+		else if (c == 3 && n >= 4)
+			router = be32(v);
+		i += 2 + n;
+	}
+	if (dhcp_state == 1 && type == 2 && be32(b + 16)) {
+		dhcp_yiaddr = be32(b + 16);
+		dhcp_server = server;
+		dhcp_state = 2;
+	} else if (dhcp_state == 2 && type == 5 && be32(b + 16) == dhcp_yiaddr) {
+		dhcp_mask = mask;
+		dhcp_router = router;
+		dhcp_state = 3;
+	} else if (dhcp_state == 2 && type == 6) {
+		dhcp_state = 1;
+	}
+}
+
+/* Polls eth0 for up to `t` PIT ticks (~55 ms each) or until the state leaves `from`. */
+static void dhcp_wait(struct vdev *d, int from, u64 t)
+{
+	u64 t0 = ticks;
+	while (dhcp_state == from && ticks - t0 < t)
+		net_service(d);
+}
+
+/* DISCOVER, OFFER, REQUEST, ACK, up to four times; the address replaces ip='s. */
+static void dhcp_run(struct vdev *d)
+{
+	for (u32 try = 0; try < 4 && dhcp_state != 3; try++) {
+		dhcp_xid = 0x53545200u + try + ((u32)d->mac[5] << 24);
+		dhcp_state = 1;
+		dhcp_send(d, 1);
+		dhcp_wait(d, 1, 18 + 18 * try);
+		if (dhcp_state != 2)
+			continue;
+		dhcp_send(d, 3);
+		dhcp_wait(d, 2, 18 + 18 * try);
+	}
+	if (dhcp_state != 3) {
+		dhcp_state = 0;
+		kprintf("probe: dhcp failed\n");
+		return;
+	}
+	dhcp_state = 0;
+	u32 pfx = 0;
+	while (pfx < 32 && (dhcp_mask & (0x80000000U >> pfx)))
+		pfx++;
+	u32 a = dhcp_yiaddr, r = dhcp_router;
+	kprintf("probe: dhcp %u.%u.%u.%u/%u router %u.%u.%u.%u\n", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
+		a & 255, pfx, r >> 24, (r >> 16) & 255, (r >> 8) & 255, r & 255);
+	net_ip = a;
+	net_prefix = pfx;
+	net_gw = r;
+}
+
 void net_setup(struct vdev *d)
 {
 	const u8 *m = d->mac;
 	kprintf("probe: net eth%d mac %02x:%02x:%02x:%02x:%02x:%02x\n", d->netidx, m[0], m[1], m[2], m[3],
 		m[4], m[5]);
+	if (net_dhcp && d->netidx == 0)
+		dhcp_run(d);
 	if (our_ip_dev(d)) {
 		kprintf("probe: ip %u.%u.%u.%u/%u\n", net_ip >> 24, (net_ip >> 16) & 255, (net_ip >> 8) & 255,
 			net_ip & 255, net_prefix);
@@ -137,6 +273,8 @@ static void rx_ipv4(struct vdev *d, const u8 *p, u32 len)
 
 void net_rx_frame(struct vdev *d, const u8 *p, u32 len)
 {
+	if (dhcp_state && d->netidx == 0 && len >= 14 && be16(p + 12) == 0x0800)
+		dhcp_rx(d, p, len);
 	if (!our_ip_dev(d) || len < 14)
 		return;
 	u16 et = be16(p + 12);

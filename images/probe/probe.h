@@ -103,8 +103,10 @@ extern u32 net_gw;
 /* ARP replies left before the guest goes silent on the network (user data
  * `net-silent-after N`); negative: no limit. */
 extern int net_reply_budget;
+extern int net_dhcp; /* probe.dhcp: ask DHCP for eth0's address */
 void net_configured(struct vdev *d); /* print mac/ip, send gratuitous ARP */
 void net_rx_frame(struct vdev *d, const u8 *frame, u32 len);
 int net_tx(struct vdev *d, const u8 *frame, u32 len);
+void net_service(struct vdev *d); /* virtio.c: serves the RX ring */
 
 #endif

@@ -31,6 +31,7 @@ async fn health_reflection_and_socket_permissions() {
         "strato.v1.Images",
         "strato.v1.Volumes",
         "strato.v1.Usage",
+        "strato.v1.NetworkInterfaces",
     ] {
         let r = health
             .check(tonic_health::pb::HealthCheckRequest {
@@ -70,6 +71,7 @@ async fn health_reflection_and_socket_permissions() {
         "strato.v1.Images",
         "strato.v1.Volumes",
         "strato.v1.Usage",
+        "strato.v1.NetworkInterfaces",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
@@ -149,4 +151,88 @@ fn console_stream_follows_the_guest() {
         .read_to_string(&mut out)
         .unwrap();
     assert!(out.matches("probe: ready").count() >= 2, "{out}");
+}
+
+#[tokio::test]
+async fn listings_come_in_pages() {
+    use strato_proto::v1::volumes_client::VolumesClient;
+    use strato_proto::v1::DescribeVolumesRequest;
+    let d = Daemon::start("pages");
+    let mut ids: Vec<String> = (0..7)
+        .map(|_| {
+            d.json(&[
+                "create-volume",
+                "--size",
+                "1",
+                "--availability-zone",
+                "home-1a",
+            ])["VolumeId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut client = VolumesClient::new(unix_channel(&d).await);
+    let first = client
+        .describe_volumes(DescribeVolumesRequest {
+            max_results: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.volumes.len(), 5);
+    assert!(!first.next_token.is_empty());
+    let second = client
+        .describe_volumes(DescribeVolumesRequest {
+            max_results: 5,
+            next_token: first.next_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.volumes.len(), 2);
+    assert_eq!(second.next_token, "", "the last page has no token");
+    let mut paged: Vec<String> = first
+        .volumes
+        .iter()
+        .chain(&second.volumes)
+        .map(|v| v.volume_id.clone())
+        .collect();
+    paged.sort();
+    ids.sort();
+    assert_eq!(paged, ids, "every volume exactly once");
+
+    // The CLI follows the pages.
+    let v = d.json(&["describe-volumes", "--page-size", "5"]);
+    assert_eq!(v["Volumes"].as_array().unwrap().len(), 7);
+    for ami in ["ami-a", "ami-b", "ami-c", "ami-d", "ami-e", "ami-f"] {
+        d.register_probe(ami);
+    }
+    let v = d.json(&["describe-images", "--owners", "self", "--page-size", "5"]);
+    assert_eq!(v["Images"].as_array().unwrap().len(), 6);
+    // EC2's refusals: a page size out of range, beside IDs, or a token of nonsense.
+    d.cli_err(
+        "InvalidParameterValue",
+        &["describe-volumes", "--page-size", "3"],
+    );
+    d.cli_err(
+        "InvalidParameterCombination",
+        &[
+            "describe-volumes",
+            "--page-size",
+            "5",
+            "--volume-ids",
+            &ids[0],
+        ],
+    );
+    let bad = client
+        .describe_volumes(DescribeVolumesRequest {
+            next_token: "nonsense".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(bad.message().starts_with("InvalidNextToken"), "{bad:?}");
 }

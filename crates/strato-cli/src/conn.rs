@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use strato_proto::v1::{
     compute_client::ComputeClient, images_client::ImagesClient, key_pairs_client::KeyPairsClient,
-    launch_templates_client::LaunchTemplatesClient, placement_groups_client::PlacementGroupsClient,
-    regions_client::RegionsClient, security_groups_client::SecurityGroupsClient,
-    usage_client::UsageClient, volumes_client::VolumesClient, vpcs_client::VpcsClient,
+    launch_templates_client::LaunchTemplatesClient,
+    network_interfaces_client::NetworkInterfacesClient,
+    placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
+    security_groups_client::SecurityGroupsClient, usage_client::UsageClient,
+    volumes_client::VolumesClient, vpcs_client::VpcsClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{interceptor::InterceptedService, Interceptor};
@@ -170,6 +172,11 @@ impl Conn {
     /// A client of the SecurityGroups service.
     pub fn security_groups(&self) -> SecurityGroupsClient<Transport> {
         SecurityGroupsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the NetworkInterfaces service.
+    pub fn enis(&self) -> NetworkInterfacesClient<Transport> {
+        NetworkInterfacesClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// Maps a failed call of `operation` to a [`CliError`], for `map_err`.

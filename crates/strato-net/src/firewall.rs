@@ -75,6 +75,9 @@ pub struct EniRules {
     pub mac: MacAddr,
     /// Its IPv4 addresses, primary first.
     pub addrs: Vec<Ipv4Addr>,
+    /// EC2's source/destination check: off, the interface may send from any address that
+    /// is no other interface's (a NAT or router instance).
+    pub source_dest_check: bool,
     /// Allowed inbound traffic.
     pub ingress: Vec<Rule>,
     /// Allowed outbound traffic.
@@ -177,6 +180,17 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
         let _ = writeln!(s, "\t\telements = {{ {} }}", entries.join(", "));
     }
     s.push_str("\t}\n\n");
+    // Every interface's address: those that interfaces without the source/destination
+    // check may still not send from.
+    s.push_str("\tset eni_addrs {\n\t\ttype ipv4_addr\n");
+    let all: Vec<String> = enis
+        .iter()
+        .flat_map(|e| e.addrs.iter().map(Ipv4Addr::to_string))
+        .collect();
+    if !all.is_empty() {
+        let _ = writeln!(s, "\t\telements = {{ {} }}", all.join(", "));
+    }
+    s.push_str("\t}\n\n");
     s.push_str(
         "\tchain prerouting {\n\t\ttype filter hook prerouting priority -300; policy accept;\n",
     );
@@ -198,10 +212,15 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
              \t\tether saddr != {mac} counter drop\n\
              \t\tarp saddr ether {mac} arp saddr ip {{ {addrs}, 0.0.0.0 }} return\n\
              \t\tip saddr {{ {addrs} }} return\n\
-             \t\tip saddr 0.0.0.0 udp dport 67 return\n\
+             \t\tip saddr 0.0.0.0 udp dport 67 return\n{unchecked}\
              \t\tcounter drop\n\t}}\n",
             ident("guard_", &e.id)?,
             mac = e.mac,
+            unchecked = if e.source_dest_check {
+                ""
+            } else {
+                "\t\tip saddr != @eni_addrs return\n"
+            },
         );
     }
     s.push_str("}\n");
@@ -301,6 +320,7 @@ mod tests {
             bridge: "strato0".into(),
             mac: "02:00:00:00:00:01".parse().unwrap(),
             addrs: vec![Ipv4Addr::from(ip)],
+            source_dest_check: true,
             ingress: vec![],
             egress: vec![],
         }
@@ -358,6 +378,11 @@ mod tests {
 \t\telements = { \"tap0a\" : jump guard_eni_0a }
 \t}
 
+\tset eni_addrs {
+\t\ttype ipv4_addr
+\t\telements = { 172.31.0.4 }
+\t}
+
 \tchain prerouting {
 \t\ttype filter hook prerouting priority -300; policy accept;
 \t\tiifname vmap @taps
@@ -376,6 +401,16 @@ mod tests {
         // No ENIs: an empty map, no elements line.
         let empty = render_guard(&[]).unwrap();
         assert!(!empty.contains("elements"), "{empty}");
+        // Without the source/destination check: any source but another interface's.
+        let mut nat = eni("eni-0c", "tap0c", [172, 31, 0, 6]);
+        nat.source_dest_check = false;
+        let got = render_guard(&[nat]).unwrap();
+        assert!(
+            got.contains(
+                "\t\tip saddr 0.0.0.0 udp dport 67 return\n\t\tip saddr != @eni_addrs return\n\t\tcounter drop\n"
+            ),
+            "{got}"
+        );
         let mut none = eni("eni-0b", "tap0b", [172, 31, 0, 5]);
         none.addrs.clear();
         assert!(render_guard(&[none]).is_err());

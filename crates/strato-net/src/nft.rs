@@ -111,6 +111,7 @@ mod tests {
                 bridge: "br0".into(),
                 mac: "02:00:00:00:00:01".parse().expect("mac"),
                 addrs: vec![Ipv4Addr::new(10, 0, 0, 4)],
+                source_dest_check: false,
                 ingress: vec![
                     Rule {
                         proto: Proto::Tcp(22, 22),
@@ -150,6 +151,7 @@ mod tests {
                 "{guard}"
             );
             assert!(guard.contains("\"tap0\" : jump guard_eni_0123456789abcdef0"));
+            assert!(guard.contains("ip saddr != @eni_addrs return"), "{guard}");
 
             // A bad script changes nothing and says why.
             let err =

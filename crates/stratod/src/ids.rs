@@ -30,6 +30,8 @@ pub enum Kind {
     LaunchTemplate,
     /// `key-`
     KeyPair,
+    /// `eni-attach-`
+    NetworkInterfaceAttachment,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             Kind::PlacementGroup => "pg-",
             Kind::LaunchTemplate => "lt-",
             Kind::KeyPair => "key-",
+            Kind::NetworkInterfaceAttachment => "eni-attach-",
         }
     }
 
@@ -66,6 +69,7 @@ impl Kind {
             Kind::PlacementGroup => "InvalidPlacementGroupId.Malformed",
             Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
             Kind::KeyPair => "InvalidKeyPairId.Malformed",
+            Kind::NetworkInterfaceAttachment => "InvalidAttachmentID.Malformed",
         }
     }
 
@@ -84,6 +88,7 @@ impl Kind {
             Kind::PlacementGroup => "InvalidPlacementGroup.Unknown",
             Kind::LaunchTemplate => "InvalidLaunchTemplateId.NotFound",
             Kind::KeyPair => "InvalidKeyPair.NotFound",
+            Kind::NetworkInterfaceAttachment => "InvalidAttachmentID.NotFound",
         }
     }
 
@@ -102,6 +107,7 @@ impl Kind {
             Kind::PlacementGroup => "placement group",
             Kind::LaunchTemplate => "launch template ID",
             Kind::KeyPair => "key pair ID",
+            Kind::NetworkInterfaceAttachment => "network interface attachment ID",
         };
         ApiError::new(
             self.not_found_code(),

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cloud;
 pub mod config;
 pub mod db;
+pub mod dhcp;
 pub mod error;
 pub mod ids;
 pub mod imds;

@@ -47,6 +47,11 @@ counters! {
     imds_bad_requests_total: "Malformed metadata requests (400).",
     firewall_applies_total: "Security group rulesets applied (nft transactions tried).",
     firewall_apply_failures_total: "Security group rulesets that could not be applied.",
+    dhcp_requests_total: "DHCP packets received on VPC bridges.",
+    dhcp_offers_total: "DHCP offers sent.",
+    dhcp_acks_total: "DHCP acknowledgements sent.",
+    dhcp_naks_total: "DHCP negative acknowledgements sent.",
+    dhcp_drops_total: "DHCP packets not answered (malformed, unknown MAC, release, not for us).",
 }
 
 /// Adds one to a counter.

@@ -103,6 +103,10 @@ pub struct DescribeInstances {
     /// Filters, e.g. Name=instance-state-name,Values=running,stopped.
     #[arg(long, num_args = 1.., value_parser = parse::filters)]
     pub filters: Vec<Many<Filter>>,
+
+    /// Items per API call (the CLI follows every page).
+    #[arg(long)]
+    pub page_size: Option<i32>,
 }
 
 /// Arguments of `describe-instance-status`.

@@ -71,6 +71,10 @@ pub struct DescribeImages {
     /// Filters, e.g. Name=name,Values=debian-12.
     #[arg(long, num_args = 1.., value_parser = parse::filters)]
     pub filters: Vec<Many<Filter>>,
+
+    /// Items per API call (the CLI follows every page).
+    #[arg(long)]
+    pub page_size: Option<i32>,
 }
 
 /// Arguments of commands that act on one image.

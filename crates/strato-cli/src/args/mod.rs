@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod images;
 pub mod keys;
+pub mod network_interfaces;
 pub mod placement;
 pub mod security_groups;
 pub mod templates;
@@ -164,6 +165,22 @@ pub enum Command {
     RevokeSecurityGroupIngress(security_groups::SecurityGroupRules),
     /// Remove outbound rules.
     RevokeSecurityGroupEgress(security_groups::SecurityGroupRules),
+    /// Create a network interface (ENI) in a subnet.
+    CreateNetworkInterface(network_interfaces::CreateNetworkInterface),
+    /// List network interfaces.
+    DescribeNetworkInterfaces(network_interfaces::DescribeNetworkInterfaces),
+    /// Attach a network interface to a stopped instance.
+    AttachNetworkInterface(network_interfaces::AttachNetworkInterface),
+    /// Detach a network interface (not the primary) from a stopped instance.
+    DetachNetworkInterface(network_interfaces::DetachNetworkInterface),
+    /// Delete a network interface that is not attached.
+    DeleteNetworkInterface(network_interfaces::NetworkInterfaceId),
+    /// Add secondary private IPv4 addresses to a network interface.
+    AssignPrivateIpAddresses(network_interfaces::AssignPrivateIpAddresses),
+    /// Remove secondary private IPv4 addresses from a network interface.
+    UnassignPrivateIpAddresses(network_interfaces::UnassignPrivateIpAddresses),
+    /// Change a network interface's description, source/destination check or attachment.
+    ModifyNetworkInterfaceAttribute(network_interfaces::ModifyNetworkInterfaceAttribute),
 
     /// Show metered instance time and volume GiB-seconds.
     #[command(visible_alias = "describe-usage")]

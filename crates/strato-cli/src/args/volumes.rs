@@ -85,6 +85,10 @@ pub struct DescribeVolumes {
     /// Filters, e.g. Name=status,Values=available.
     #[arg(long, num_args = 1.., value_parser = parse::filters)]
     pub filters: Vec<Many<Filter>>,
+
+    /// Items per API call (the CLI follows every page).
+    #[arg(long)]
+    pub page_size: Option<i32>,
 }
 
 /// Arguments of `create-snapshot`.
@@ -125,6 +129,10 @@ pub struct DescribeSnapshots {
     /// Filters, e.g. Name=volume-id,Values=vol-1.
     #[arg(long, num_args = 1.., value_parser = parse::filters)]
     pub filters: Vec<Many<Filter>>,
+
+    /// Items per API call (the CLI follows every page).
+    #[arg(long)]
+    pub page_size: Option<i32>,
 }
 
 /// Arguments of commands that act on one snapshot.

@@ -67,27 +67,32 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
 
 /// `describe-instances`, following `next_token` through every page.
 pub async fn describe_instances(conn: &Conn, a: DescribeInstances) -> Result<View, CliError> {
-    let mut request = DescribeInstancesRequest {
+    let request = DescribeInstancesRequest {
         instance_ids: a.instance_ids,
         filters: flatten(a.filters),
+        max_results: a.page_size.unwrap_or_default(),
         ..Default::default()
     };
-    let mut client = conn.compute();
-    let mut instances = Vec::new();
-    loop {
-        let page = client
-            .describe_instances(request.clone())
-            .await
-            .map_err(conn.error("DescribeInstances"))?
-            .into_inner();
-        instances.extend(page.instances);
-        // A token that does not move would loop forever; stop instead.
-        if page.next_token.is_empty() || page.next_token == request.next_token {
-            break;
+    let client = conn.compute();
+    let err = conn.error("DescribeInstances");
+    let items = super::all_pages(|next_token| {
+        let mut client = client.clone();
+        let request = DescribeInstancesRequest {
+            next_token,
+            ..request.clone()
+        };
+        let err = &err;
+        async move {
+            let page = client
+                .describe_instances(request)
+                .await
+                .map_err(err)?
+                .into_inner();
+            Ok((page.instances, page.next_token))
         }
-        request.next_token = page.next_token;
-    }
-    Ok(View::Instances(instances))
+    })
+    .await?;
+    Ok(View::Instances(items))
 }
 
 /// `describe-instance-status`, following `next_token` through every page.
@@ -95,27 +100,32 @@ pub async fn describe_instance_status(
     conn: &Conn,
     a: DescribeInstanceStatus,
 ) -> Result<View, CliError> {
-    let mut request = DescribeInstanceStatusRequest {
+    let request = DescribeInstanceStatusRequest {
         instance_ids: a.instance_ids,
         filters: flatten(a.filters),
         include_all_instances: a.include_all_instances,
         ..Default::default()
     };
-    let mut client = conn.compute();
-    let mut statuses = Vec::new();
-    loop {
-        let page = client
-            .describe_instance_status(request.clone())
-            .await
-            .map_err(conn.error("DescribeInstanceStatus"))?
-            .into_inner();
-        statuses.extend(page.instance_statuses);
-        if page.next_token.is_empty() || page.next_token == request.next_token {
-            break;
+    let client = conn.compute();
+    let err = conn.error("DescribeInstanceStatus");
+    let items = super::all_pages(|next_token| {
+        let mut client = client.clone();
+        let request = DescribeInstanceStatusRequest {
+            next_token,
+            ..request.clone()
+        };
+        let err = &err;
+        async move {
+            let page = client
+                .describe_instance_status(request)
+                .await
+                .map_err(err)?
+                .into_inner();
+            Ok((page.instance_statuses, page.next_token))
         }
-        request.next_token = page.next_token;
-    }
-    Ok(View::InstanceStatuses(statuses))
+    })
+    .await?;
+    Ok(View::InstanceStatuses(items))
 }
 
 /// `stop-instances`

@@ -62,13 +62,29 @@ pub async fn describe_images(conn: &Conn, a: DescribeImages) -> Result<View, Cli
         owners: a.owners,
         filters: flatten(a.filters),
         executable_users: a.executable_users,
+        max_results: a.page_size.unwrap_or_default(),
+        next_token: String::new(),
     };
-    let response = conn
-        .images()
-        .describe_images(request)
-        .await
-        .map_err(conn.error("DescribeImages"))?;
-    Ok(View::Images(response.into_inner().images))
+    let client = conn.images();
+    let err = conn.error("DescribeImages");
+    let items = super::all_pages(|next_token| {
+        let mut client = client.clone();
+        let request = DescribeImagesRequest {
+            next_token,
+            ..request.clone()
+        };
+        let err = &err;
+        async move {
+            let page = client
+                .describe_images(request)
+                .await
+                .map_err(err)?
+                .into_inner();
+            Ok((page.images, page.next_token))
+        }
+    })
+    .await?;
+    Ok(View::Images(items))
 }
 
 /// `deregister-image`

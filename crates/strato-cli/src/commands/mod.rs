@@ -3,6 +3,7 @@
 mod compute;
 mod images;
 mod keys;
+mod network_interfaces;
 mod placement;
 mod security_groups;
 mod templates;
@@ -102,10 +103,38 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::RevokeSecurityGroupEgress(a) => {
             security_groups::rules(&conn, RuleOp::RevokeEgress, a).await?
         }
+        Command::CreateNetworkInterface(a) => network_interfaces::create(&conn, a).await?,
+        Command::DescribeNetworkInterfaces(a) => network_interfaces::describe(&conn, a).await?,
+        Command::AttachNetworkInterface(a) => network_interfaces::attach(&conn, a).await?,
+        Command::DetachNetworkInterface(a) => network_interfaces::detach(&conn, a).await?,
+        Command::DeleteNetworkInterface(a) => network_interfaces::delete(&conn, a).await?,
+        Command::AssignPrivateIpAddresses(a) => network_interfaces::assign(&conn, a).await?,
+        Command::UnassignPrivateIpAddresses(a) => network_interfaces::unassign(&conn, a).await?,
+        Command::ModifyNetworkInterfaceAttribute(a) => network_interfaces::modify(&conn, a).await?,
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();
     output::write(&view, cli.output, cli.query.as_ref(), &mut stdout)?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Every item of a paged listing: `fetch` gets a NextToken (empty at first) and returns a
+/// page and the token after it. Stops at an empty token, or at one that does not move
+/// (which would loop forever).
+pub(crate) async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), CliError>>,
+{
+    let mut token = String::new();
+    let mut all = Vec::new();
+    loop {
+        let (items, next) = fetch(token.clone()).await?;
+        all.extend(items);
+        if next.is_empty() || next == token {
+            return Ok(all);
+        }
+        token = next;
+    }
 }

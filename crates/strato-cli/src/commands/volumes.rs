@@ -82,13 +82,29 @@ pub async fn describe_volumes(conn: &Conn, a: DescribeVolumes) -> Result<View, C
     let request = DescribeVolumesRequest {
         volume_ids: a.volume_ids,
         filters: flatten(a.filters),
+        max_results: a.page_size.unwrap_or_default(),
+        next_token: String::new(),
     };
-    let response = conn
-        .volumes()
-        .describe_volumes(request)
-        .await
-        .map_err(conn.error("DescribeVolumes"))?;
-    Ok(View::Volumes(response.into_inner().volumes))
+    let client = conn.volumes();
+    let err = conn.error("DescribeVolumes");
+    let items = super::all_pages(|next_token| {
+        let mut client = client.clone();
+        let request = DescribeVolumesRequest {
+            next_token,
+            ..request.clone()
+        };
+        let err = &err;
+        async move {
+            let page = client
+                .describe_volumes(request)
+                .await
+                .map_err(err)?
+                .into_inner();
+            Ok((page.volumes, page.next_token))
+        }
+    })
+    .await?;
+    Ok(View::Volumes(items))
 }
 
 /// `create-snapshot`
@@ -118,13 +134,29 @@ pub async fn describe_snapshots(conn: &Conn, a: DescribeSnapshots) -> Result<Vie
         snapshot_ids: a.snapshot_ids,
         owner_ids: a.owner_ids,
         filters: flatten(a.filters),
+        max_results: a.page_size.unwrap_or_default(),
+        next_token: String::new(),
     };
-    let response = conn
-        .volumes()
-        .describe_snapshots(request)
-        .await
-        .map_err(conn.error("DescribeSnapshots"))?;
-    Ok(View::Snapshots(response.into_inner().snapshots))
+    let client = conn.volumes();
+    let err = conn.error("DescribeSnapshots");
+    let items = super::all_pages(|next_token| {
+        let mut client = client.clone();
+        let request = DescribeSnapshotsRequest {
+            next_token,
+            ..request.clone()
+        };
+        let err = &err;
+        async move {
+            let page = client
+                .describe_snapshots(request)
+                .await
+                .map_err(err)?
+                .into_inner();
+            Ok((page.snapshots, page.next_token))
+        }
+    })
+    .await?;
+    Ok(View::Snapshots(items))
 }
 
 /// `delete-snapshot`

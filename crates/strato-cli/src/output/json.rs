@@ -86,14 +86,23 @@ pub fn render(view: &View) -> Value {
 }
 
 fn instance(i: &Instance) -> Value {
-    let network_interface = (!i.mac_address.is_empty()).then(|| {
-        json!([{
-            "MacAddress": i.mac_address,
-            "PrivateIpAddress": text(&i.private_ip_address),
-            "SubnetId": text(&i.subnet_id),
-            "VpcId": text(&i.vpc_id),
-        }])
-    });
+    let network_interface = if !i.network_interfaces.is_empty() {
+        Some(Value::Array(
+            i.network_interfaces
+                .iter()
+                .map(super::network::eni)
+                .collect(),
+        ))
+    } else {
+        (!i.mac_address.is_empty()).then(|| {
+            json!([{
+                "MacAddress": i.mac_address,
+                "PrivateIpAddress": text(&i.private_ip_address),
+                "SubnetId": text(&i.subnet_id),
+                "VpcId": text(&i.vpc_id),
+            }])
+        })
+    };
     json!({
         "InstanceId": i.instance_id,
         "ImageId": text(&i.image_id),

@@ -1,9 +1,9 @@
-//! The results of the VPC and subnet commands, as the AWS CLI's JSON and as tables.
+//! The results of the VPC, subnet and network interface commands, as the AWS CLI's JSON and as tables.
 
 use serde_json::{json, Value};
-use strato_proto::v1::{Subnet, Vpc};
+use strato_proto::v1::{NetworkInterface, Subnet, Vpc};
 
-use super::json::tags;
+use super::json::{tags, time};
 use super::table::Table;
 
 /// A result of one of these commands.
@@ -17,6 +17,14 @@ pub enum NetworkView {
     Subnet(Subnet),
     /// describe-subnets
     Subnets(Vec<Subnet>),
+    /// create-network-interface (boxed: the largest message by far)
+    Eni(Box<NetworkInterface>),
+    /// describe-network-interfaces
+    Enis(Vec<NetworkInterface>),
+    /// attach-network-interface
+    AttachmentId(String),
+    /// assign-private-ip-addresses: the interface and the addresses added
+    Assigned(String, Vec<String>),
 }
 
 /// The AWS CLI's JSON for `view` (nulls are stripped by the caller).
@@ -28,7 +36,52 @@ pub fn json(view: &NetworkView) -> Value {
         NetworkView::Subnets(list) => {
             json!({ "Subnets": list.iter().map(subnet).collect::<Vec<_>>() })
         }
+        NetworkView::Eni(e) => json!({ "NetworkInterface": eni(e) }),
+        NetworkView::Enis(list) => {
+            json!({ "NetworkInterfaces": list.iter().map(eni).collect::<Vec<_>>() })
+        }
+        NetworkView::AttachmentId(id) => json!({ "AttachmentId": id }),
+        NetworkView::Assigned(id, ips) => json!({
+            "NetworkInterfaceId": id,
+            "AssignedPrivateIpAddresses": ips.iter()
+                .map(|ip| json!({"PrivateIpAddress": ip}))
+                .collect::<Vec<_>>(),
+        }),
     }
+}
+
+/// A network interface in the AWS CLI's shape (also inside describe-instances).
+pub fn eni(e: &NetworkInterface) -> Value {
+    json!({
+        "AvailabilityZone": e.availability_zone,
+        "Description": e.description,
+        "Groups": e.group_ids.iter().map(|g| json!({"GroupId": g})).collect::<Vec<_>>(),
+        "InterfaceType": e.interface_type,
+        "MacAddress": e.mac_address,
+        "NetworkInterfaceId": e.network_interface_id,
+        "OwnerId": e.owner_id,
+        "PrivateDnsName": e.private_dns_name,
+        "PrivateIpAddress": e.private_ip_address,
+        "PrivateIpAddresses": e.private_ip_addresses.iter().map(|a| json!({
+            "Primary": a.primary,
+            "PrivateDnsName": a.private_dns_name,
+            "PrivateIpAddress": a.private_ip_address,
+        })).collect::<Vec<_>>(),
+        "SourceDestCheck": e.source_dest_check,
+        "Status": e.status,
+        "SubnetId": e.subnet_id,
+        "VpcId": e.vpc_id,
+        "Attachment": e.attachment.as_ref().map(|a| json!({
+            "AttachmentId": a.attachment_id,
+            "AttachTime": time(a.attach_time_unix),
+            "DeleteOnTermination": a.delete_on_termination,
+            "DeviceIndex": a.device_index,
+            "InstanceId": a.instance_id,
+            "InstanceOwnerId": a.instance_owner_id,
+            "Status": a.status,
+        })),
+        "TagSet": tags(&e.tags),
+    })
 }
 
 fn vpc(v: &Vpc) -> Value {
@@ -69,7 +122,39 @@ pub fn table(view: &NetworkView) -> String {
         NetworkView::Vpcs(list) => vpcs(list),
         NetworkView::Subnet(s) => subnets(std::slice::from_ref(s)),
         NetworkView::Subnets(list) => subnets(list),
+        NetworkView::Eni(e) => enis(std::slice::from_ref(e)),
+        NetworkView::Enis(list) => enis(list),
+        NetworkView::AttachmentId(id) => format!("{id}\n"),
+        NetworkView::Assigned(_, ips) => ips.iter().map(|ip| format!("{ip}\n")).collect(),
     }
+}
+
+fn enis(list: &[NetworkInterface]) -> String {
+    let mut t = Table::new(&[
+        "ENI ID",
+        "SUBNET ID",
+        "PRIVATE IP",
+        "MAC",
+        "STATUS",
+        "INSTANCE",
+        "INDEX",
+    ]);
+    for e in list {
+        let (instance, index) = match &e.attachment {
+            Some(a) => (a.instance_id.clone(), a.device_index.to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        t.row(vec![
+            e.network_interface_id.clone(),
+            e.subnet_id.clone(),
+            e.private_ip_address.clone(),
+            e.mac_address.clone(),
+            e.status.clone(),
+            instance,
+            index,
+        ]);
+    }
+    t.render()
 }
 
 fn vpcs(list: &[Vpc]) -> String {

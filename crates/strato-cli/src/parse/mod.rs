@@ -20,7 +20,7 @@ use fields::Fields;
 use serde_json::Value;
 use strato_proto::v1::{
     BlockDeviceMapping, EbsBlockDevice, Filter, InstanceMetadataOptions, LaunchPermission,
-    Placement, Tag,
+    NetworkInterfaceAttachmentChanges, Placement, Tag,
 };
 
 /// Why a structured argument is invalid.
@@ -263,6 +263,32 @@ pub fn launch_permission(raw: &str) -> Result<LaunchPermissionChange, ParseError
         return Err(f.missing("Add or Remove"));
     }
     Ok(change)
+}
+
+/// Parses `--attachment` of modify-network-interface-attribute:
+/// `AttachmentId=eni-attach-1,DeleteOnTermination=true` or the JSON form.
+pub fn attachment_changes(raw: &str) -> Result<NetworkInterfaceAttachmentChanges, ParseError> {
+    let mut f = Fields::new(document(raw)?, "attachment")?;
+    let changes = NetworkInterfaceAttachmentChanges {
+        attachment_id: f.required_string("AttachmentId")?,
+        delete_on_termination: f
+            .bool("DeleteOnTermination")?
+            .ok_or_else(|| f.missing("DeleteOnTermination"))?,
+    };
+    f.finish()?;
+    Ok(changes)
+}
+
+/// Parses an AWS `AttributeValue` argument: `Value=text`, `{"Value":"text"}`, or the text
+/// itself.
+pub fn attribute_value(raw: &str) -> Result<String, ParseError> {
+    if !raw.starts_with("Value=") && !raw.starts_with('{') {
+        return Ok(raw.to_string());
+    }
+    let mut f = Fields::new(document(raw)?, "attribute value")?;
+    let v = f.required_string("Value")?;
+    f.finish()?;
+    Ok(v)
 }
 
 /// Picks the tags meant for `resource_type` from `--tag-specifications`, plus `--tags`.

@@ -10,6 +10,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::paginate;
 use super::Api;
 use crate::catalog;
 use crate::cloud::filters;
@@ -17,7 +18,7 @@ use crate::cloud::instances::Change;
 use crate::cloud::launch::{Override, RunRequest, TemplateRef};
 use crate::cloud::metadata::MetadataChange;
 use crate::db::instances::Instance;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::lifecycle::State;
 
 /// Bytes of console output GetConsoleOutput returns (EC2: the latest 64 KiB).
@@ -120,6 +121,7 @@ impl Api {
             ami_launch_index: i.launch_index,
             reservation_id: i.reservation_id.clone(),
             metadata_options: Some(convert::metadata_options(&i.metadata_options)),
+            network_interfaces: self.instance_enis(&i.id)?,
         })
     }
 
@@ -226,29 +228,6 @@ impl Api {
         }
         Ok(out)
     }
-}
-
-/// Applies MaxResults / NextToken (an offset) to a listing.
-pub fn paginate<T>(items: Vec<T>, max: i32, token: &str) -> ApiResult<(Vec<T>, String)> {
-    let start: usize = if token.is_empty() {
-        0
-    } else {
-        token
-            .parse()
-            .map_err(|_| ApiError::new("InvalidNextToken", "The NextToken is not valid."))?
-    };
-    if max < 0 || (max > 0 && max < 5) || max > 1000 {
-        return Err(ApiError::invalid("MaxResults must be between 5 and 1000."));
-    }
-    let take = if max == 0 { usize::MAX } else { max as usize };
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(take).collect();
-    let next = if start.saturating_add(page.len()) < total {
-        (start + page.len()).to_string()
-    } else {
-        String::new()
-    };
-    Ok((page, next))
 }
 
 /// The last `CONSOLE_TAIL` bytes of a console log.

@@ -165,7 +165,11 @@ impl Images for Api {
                     out.push(message(&i, &perms));
                 }
             }
-            Ok(pb::DescribeImagesResponse { images: out })
+            if r.max_results != 0 && !r.image_ids.is_empty() {
+                return Err(super::ids_with_page_size("ImageIds"));
+            }
+            let (images, next_token) = super::paginate(out, r.max_results, &r.next_token)?;
+            Ok(pb::DescribeImagesResponse { images, next_token })
         })();
         self.finish("DescribeImages", result)
     }

@@ -173,7 +173,14 @@ impl Volumes for Api {
                     out.push(volume(&v));
                 }
             }
-            Ok(pb::DescribeVolumesResponse { volumes: out })
+            if r.max_results != 0 && !r.volume_ids.is_empty() {
+                return Err(super::ids_with_page_size("VolumeIds"));
+            }
+            let (volumes, next_token) = super::paginate(out, r.max_results, &r.next_token)?;
+            Ok(pb::DescribeVolumesResponse {
+                volumes,
+                next_token,
+            })
         })();
         self.finish("DescribeVolumes", result)
     }
@@ -246,7 +253,14 @@ impl Volumes for Api {
                     out.push(snapshot(&s));
                 }
             }
-            Ok(pb::DescribeSnapshotsResponse { snapshots: out })
+            if r.max_results != 0 && !r.snapshot_ids.is_empty() {
+                return Err(super::ids_with_page_size("SnapshotIds"));
+            }
+            let (snapshots, next_token) = super::paginate(out, r.max_results, &r.next_token)?;
+            Ok(pb::DescribeSnapshotsResponse {
+                snapshots,
+                next_token,
+            })
         })();
         self.finish("DescribeSnapshots", result)
     }

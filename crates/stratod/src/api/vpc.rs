@@ -56,6 +56,7 @@ impl Vpcs for Api {
             .cloud
             .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
             .await
+            .inspect(|v| self.cloud.dhcp_serve(&v.bridge))
             .map(|v| pb::CreateVpcResponse {
                 vpc: Some(self.vpc(v, account.clone())),
             });

@@ -336,8 +336,8 @@ impl Cloud {
     }
 
     /// Releases everything of an instance that is shutting down and records `terminated`:
-    /// the monitor, DeleteOnTermination volumes (others are detached), the instance store,
-    /// the ENI and tap. Runs under the instance's lock.
+    /// the monitor, DeleteOnTermination volumes and ENIs with their taps (other volumes and
+    /// ENIs are detached), the instance store. Runs under the instance's lock.
     pub async fn release_locked(&self, id: &str, reason: &str) {
         self.halt_vm(id, true).await;
         for v in self.db.instance_volumes(id).unwrap_or_default() {
@@ -352,8 +352,17 @@ impl Cloud {
             }
         }
         for eni in self.db.instance_enis(id).unwrap_or_default() {
-            if let Err(e) = self.release_eni(&eni).await {
-                tracing::warn!(eni = %eni.id, error = %e.message, "cannot release ENI");
+            if eni.delete_on_termination {
+                if let Err(e) = self.release_eni(&eni).await {
+                    tracing::warn!(eni = %eni.id, error = %e.message, "cannot release ENI");
+                }
+            } else {
+                // Attached after launch (or kept by ModifyNetworkInterfaceAttribute): the
+                // interface outlives the instance, available again.
+                self.unplug(&eni).await;
+                if let Err(e) = self.db.detach_eni(&eni.id, &[]) {
+                    tracing::warn!(eni = %eni.id, error = %e, "cannot detach ENI");
+                }
             }
         }
         let dir = self.instance_dir(id);

@@ -28,7 +28,7 @@ pub const MAX_VOLUME_GIB: i64 = 16384;
 /// Drive slots left empty for volumes attached while the instance runs.
 pub const HOT_SLOTS: usize = 4;
 /// Most disks and network interfaces a monitor takes.
-const MAX_DEVICES: usize = 16;
+pub(crate) const MAX_DEVICES: usize = 16;
 
 /// What RunInstances asks for, in the daemon's terms.
 #[derive(Debug, Clone, Default)]

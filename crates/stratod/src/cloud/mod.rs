@@ -22,6 +22,7 @@ pub mod launch;
 pub mod launch_templates;
 pub mod metadata;
 pub mod network;
+pub mod network_interfaces;
 pub mod placement;
 pub mod placement_groups;
 pub mod regions;
@@ -65,6 +66,8 @@ pub struct Cloud {
     pub network_changed: tokio::sync::Notify,
     /// The security group firewall's apply lock.
     pub firewall: security_groups::Firewall,
+    /// The DHCP servers, one per VPC bridge.
+    pub dhcp: crate::dhcp::Servers,
 }
 
 impl Cloud {
@@ -98,6 +101,7 @@ impl Cloud {
             metrics: crate::metrics::Metrics::default(),
             network_changed: tokio::sync::Notify::new(),
             firewall: security_groups::Firewall::default(),
+            dhcp: crate::dhcp::Servers::default(),
         }))
     }
 

@@ -152,6 +152,13 @@ impl Cloud {
                 device_index: 0,
                 private_ip: ip.to_string(),
                 mac: mac.to_string(),
+                description: String::new(),
+                attachment_id: Some(ids::new_id(Kind::NetworkInterfaceAttachment)),
+                attach_time: Some(crate::db::now_s()),
+                delete_on_termination: true,
+                source_dest_check: true,
+                tags: Vec::new(),
+                created: crate::db::now_s(),
             };
             match self.db.insert_eni(&eni)? {
                 EniInsert::Inserted => return Ok(eni),
@@ -172,6 +179,14 @@ impl Cloud {
         blocking(move || strato_net::link::create_tap(&tap, &subnet.bridge, None))
             .await
             .map_err(|e| ApiError::internal(format!("Cannot create tap {}: {e}", eni.tap)))
+    }
+
+    /// Removes an ENI's tap (if it has one).
+    pub async fn unplug(&self, eni: &Eni) {
+        let tap = eni.tap.clone();
+        if let Err(e) = blocking(move || strato_net::link::delete_link(&tap)).await {
+            tracing::warn!(tap = %eni.tap, error = %e, "cannot delete tap");
+        }
     }
 
     /// Removes an ENI's tap and its record.

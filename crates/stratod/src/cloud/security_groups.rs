@@ -741,18 +741,27 @@ impl Cloud {
         }
         let mut model = Ruleset::default();
         let mut peers: Vec<String> = Vec::new();
-        let mut addr_of: HashMap<&str, (String, Ipv4Addr)> = HashMap::new();
+        // Every address of an interface is a member of its groups (source-group rules).
+        let mut addr_of: HashMap<&str, Vec<(String, Ipv4Addr)>> = HashMap::new();
         for e in &enis {
             let bad = |what: &str| ApiError::internal(format!("ENI {} has a bad {what}", e.id));
             let ip: Ipv4Addr = e.private_ip.parse().map_err(|_| bad("address"))?;
             let mac = e.mac.parse().map_err(|_| bad("MAC"))?;
-            addr_of.insert(&e.id, (e.bridge.clone(), ip));
+            let mut addrs = vec![ip];
+            for s in self.db.secondary_ips(&e.id)? {
+                addrs.push(s.parse().map_err(|_| bad("secondary address"))?);
+            }
+            addr_of.insert(
+                &e.id,
+                addrs.iter().map(|a| (e.bridge.clone(), *a)).collect(),
+            );
             let mut er = EniRules {
                 id: e.id.clone(),
                 tap: e.tap.clone(),
                 bridge: e.bridge.clone(),
                 mac,
-                addrs: vec![ip],
+                addrs,
+                source_dest_check: e.source_dest_check,
                 ingress: Vec::new(),
                 egress: Vec::new(),
             };
@@ -787,7 +796,7 @@ impl Cloud {
             for (eni, groups) in &members {
                 if groups.contains(&p) {
                     if let Some(m) = addr_of.get(eni.as_str()) {
-                        set.members.push(m.clone());
+                        set.members.extend(m.iter().cloned());
                     }
                 }
             }
@@ -1061,6 +1070,13 @@ mod tests {
                 private_ip: ip.into(),
                 mac: "02:00:00:00:00:01".into(),
                 tap: format!("tap{}", &id[4..16]),
+                description: String::new(),
+                attachment_id: None,
+                attach_time: None,
+                delete_on_termination: false,
+                source_dest_check: true,
+                tags: vec![],
+                created: 0,
             })
             .unwrap();
         }

@@ -249,6 +249,7 @@ impl Cloud {
         if !self.db.delete_vpc_if_empty(id)? {
             return Err(dependency("vpc", id));
         }
+        self.dhcp_stop(&v.bridge);
         let bridge = v.bridge.clone();
         if let Err(e) = blocking(move || strato_net::link::delete_link(&bridge)).await {
             // The record is gone; a leftover bridge holds no address and harms nothing.

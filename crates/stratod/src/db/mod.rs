@@ -12,6 +12,7 @@ pub mod instances;
 pub mod key_pairs;
 pub mod launch_templates;
 pub mod network;
+pub mod network_interfaces;
 pub mod placement;
 pub mod security_groups;
 pub mod usage;
@@ -219,11 +220,38 @@ const MIGRATIONS: &[&str] = &[
         FROM subnets WHERE is_default = 1 GROUP BY vpc_id;
     CREATE INDEX subnets_vpc ON subnets(vpc_id);
     "#,
-    // 6: each instance's metadata service settings (JSON; '{}' is EC2's defaults).
+    // 6: network interfaces of their own (CreateNetworkInterface): a description, an
+    // attachment, flags and tags on each, and secondary private addresses. Existing ENIs are
+    // their instances' primaries: attached (an attachment ID derived from the ENI's) and
+    // deleted on termination.
+    r#"
+    ALTER TABLE network_interfaces ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE network_interfaces ADD COLUMN attachment_id TEXT;
+    ALTER TABLE network_interfaces ADD COLUMN attach_time INTEGER;
+    ALTER TABLE network_interfaces ADD COLUMN delete_on_termination INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE network_interfaces ADD COLUMN source_dest_check INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE network_interfaces ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE network_interfaces ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    UPDATE network_interfaces
+        SET attachment_id = 'eni-attach-' || substr(id, 5), attach_time = 0,
+            delete_on_termination = 1
+        WHERE instance_id IS NOT NULL;
+    CREATE UNIQUE INDEX network_interfaces_attachment ON network_interfaces(attachment_id);
+    CREATE UNIQUE INDEX network_interfaces_slot ON network_interfaces(instance_id, device_index)
+        WHERE instance_id IS NOT NULL;
+    CREATE TABLE network_interface_addresses (
+        eni_id TEXT NOT NULL REFERENCES network_interfaces(id) ON DELETE CASCADE,
+        subnet_id TEXT NOT NULL,
+        private_ip TEXT NOT NULL,
+        PRIMARY KEY (eni_id, private_ip),
+        UNIQUE (subnet_id, private_ip)
+    );
+    "#,
+    // 7: each instance's metadata service settings (JSON; '{}' is EC2's defaults).
     r#"
     ALTER TABLE instances ADD COLUMN metadata_options TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 7: security groups, their rules, and the groups of each network interface (a row
+    // 8: security groups, their rules, and the groups of each network interface (a row
     // goes with its interface).
     r#"
     CREATE TABLE security_groups (
@@ -424,6 +452,40 @@ mod tests {
         );
         assert!(v.is_default);
         assert_eq!(v.state, "available");
+    }
+
+    #[test]
+    fn a_version_5_database_keeps_its_enis_as_attached_primaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..5] {
+                c.execute_batch(m).unwrap();
+            }
+            c.pragma_update(None, "user_version", 5).unwrap();
+            c.execute(
+                "INSERT INTO network_interfaces (id, owner, subnet_id, instance_id, \
+                 device_index, private_ip, mac, tap) VALUES ('eni-0123456789abcdef0', \
+                 '111111111111', 'subnet-1', 'i-0000000000000000a', 0, '172.31.0.4', \
+                 '02:00:00:00:00:01', 'tap0123456789ab')",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let e = db.eni("eni-0123456789abcdef0").unwrap().unwrap();
+        assert_eq!(
+            e.attachment_id.as_deref(),
+            Some("eni-attach-0123456789abcdef0")
+        );
+        crate::ids::check(
+            crate::ids::Kind::NetworkInterfaceAttachment,
+            e.attachment_id.as_deref().unwrap(),
+        )
+        .unwrap();
+        assert!(e.delete_on_termination && e.source_dest_check);
+        assert_eq!((e.description.as_str(), e.tags.len()), ("", 0));
     }
 
     #[test]

@@ -73,6 +73,20 @@ pub struct Eni {
     pub mac: String,
     /// Host tap device.
     pub tap: String,
+    /// Description.
+    pub description: String,
+    /// `eni-attach-…` while attached.
+    pub attachment_id: Option<String>,
+    /// When it was attached (Unix seconds).
+    pub attach_time: Option<i64>,
+    /// Deleted when its instance terminates (true for primaries).
+    pub delete_on_termination: bool,
+    /// Source/destination checking (stored; the host does not route).
+    pub source_dest_check: bool,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// Unix seconds.
+    pub created: i64,
 }
 
 /// What became of an ENI insert.
@@ -84,6 +98,16 @@ pub enum EniInsert {
     AddressTaken,
     /// Its subnet was deleted meanwhile.
     SubnetGone,
+}
+
+/// The private addresses in use in a subnet, through `conn` (a transaction or not).
+pub(crate) fn used_in(conn: &rusqlite::Connection, subnet_id: &str) -> DbResult<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT private_ip FROM network_interfaces WHERE subnet_id = ?1 \
+         UNION ALL SELECT private_ip FROM network_interface_addresses WHERE subnet_id = ?1",
+    )?;
+    let rows = stmt.query_map([subnet_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn subnet_row(r: &Row<'_>) -> rusqlite::Result<Subnet> {
@@ -115,7 +139,8 @@ fn vpc_row(r: &Row<'_>) -> rusqlite::Result<Vpc> {
     })
 }
 
-fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
+pub(crate) fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
+    let tags: String = r.get(13)?;
     Ok(Eni {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -125,10 +150,22 @@ fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
         private_ip: r.get(5)?,
         mac: r.get(6)?,
         tap: r.get(7)?,
+        description: r.get(8)?,
+        attachment_id: r.get(9)?,
+        attach_time: r.get(10)?,
+        delete_on_termination: r.get(11)?,
+        source_dest_check: r.get(12)?,
+        tags: serde_json::from_str(&tags).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        created: r.get(14)?,
     })
 }
 
-const ENI_COLUMNS: &str = "id, owner, subnet_id, instance_id, device_index, private_ip, mac, tap";
+pub(crate) const ENI_COLUMNS: &str =
+    "id, owner, subnet_id, instance_id, device_index, private_ip, \
+     mac, tap, description, attachment_id, attach_time, delete_on_termination, \
+     source_dest_check, tags, created";
 
 impl Db {
     /// Records a VPC.
@@ -270,13 +307,38 @@ impl Db {
     /// Records an ENI, unless its address was taken in the subnet meanwhile (a concurrent
     /// launch won it: the caller picks another) or the subnet is gone.
     pub fn insert_eni(&self, e: &Eni) -> DbResult<EniInsert> {
-        // The subnet check and the insert are one statement, so that a DeleteSubnet running
-        // beside a launch cannot leave an interface in a subnet that is gone.
-        let res = self.conn().execute(
+        self.insert_eni_with(e, &[])
+    }
+
+    /// Records an ENI with secondary addresses. The subnet check, the address checks (primary
+    /// and secondary addresses share one space per subnet) and the inserts happen in one
+    /// transaction under the connection's lock, so that a DeleteSubnet or another ENI cannot
+    /// slip in between.
+    pub fn insert_eni_with(&self, e: &Eni, secondary: &[String]) -> DbResult<EniInsert> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let subnet: Option<String> = tx
+            .query_row(
+                "SELECT id FROM subnets WHERE id = ?1",
+                [&e.subnet_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if subnet.is_none() {
+            return Ok(EniInsert::SubnetGone);
+        }
+        let used = used_in(&tx, &e.subnet_id)?;
+        let mut wanted = vec![&e.private_ip];
+        wanted.extend(secondary);
+        for (k, ip) in wanted.iter().enumerate() {
+            if used.contains(ip) || wanted[..k].contains(ip) {
+                return Ok(EniInsert::AddressTaken);
+            }
+        }
+        let res = tx.execute(
             &format!(
                 "INSERT INTO network_interfaces ({ENI_COLUMNS}) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
-                 WHERE EXISTS (SELECT 1 FROM subnets WHERE id = ?3)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
             params![
                 e.id,
@@ -286,28 +348,39 @@ impl Db {
                 e.device_index,
                 e.private_ip,
                 e.mac,
-                e.tap
+                e.tap,
+                e.description,
+                e.attachment_id,
+                e.attach_time,
+                e.delete_on_termination,
+                e.source_dest_check,
+                serde_json::to_string(&e.tags)?,
+                e.created
             ],
         );
         match res {
-            Ok(0) => Ok(EniInsert::SubnetGone),
-            Ok(_) => Ok(EniInsert::Inserted),
+            Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(err, _))
                 if err.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Ok(EniInsert::AddressTaken)
+                return Ok(EniInsert::AddressTaken);
             }
-            Err(err) => Err(err.into()),
+            Err(err) => return Err(err.into()),
         }
+        for ip in secondary {
+            tx.execute(
+                "INSERT INTO network_interface_addresses (eni_id, subnet_id, private_ip) \
+                 VALUES (?1, ?2, ?3)",
+                params![e.id, e.subnet_id, ip],
+            )?;
+        }
+        tx.commit()?;
+        Ok(EniInsert::Inserted)
     }
 
-    /// The private addresses in use in a subnet.
+    /// The private addresses in use in a subnet, primary and secondary.
     pub fn used_ips(&self, subnet_id: &str) -> DbResult<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT private_ip FROM network_interfaces WHERE subnet_id = ?1")?;
-        let rows = stmt.query_map([subnet_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        used_in(&self.conn(), subnet_id)
     }
 
     /// An instance's ENIs, primary first.
@@ -321,8 +394,8 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The ENI whose address `ip` is on a subnet of `bridge`: who is calling the metadata
-    /// service (anti-spoofing rules keep a guest to its own addresses).
+    /// The ENI whose address `ip` (primary or secondary) is on a subnet of `bridge`: who is
+    /// calling the metadata service (anti-spoofing rules keep a guest to its own addresses).
     pub fn eni_on_bridge(&self, bridge: &str, ip: &str) -> DbResult<Option<Eni>> {
         let cols = ENI_COLUMNS
             .split(", ")
@@ -334,7 +407,8 @@ impl Db {
             .query_row(
                 &format!(
                     "SELECT {cols} FROM network_interfaces e JOIN subnets s ON s.id = e.subnet_id \
-                     WHERE s.bridge = ?1 AND e.private_ip = ?2"
+                     WHERE s.bridge = ?1 AND (e.private_ip = ?2 OR EXISTS (SELECT 1 FROM \
+                     network_interface_addresses a WHERE a.eni_id = e.id AND a.private_ip = ?2))"
                 ),
                 [bridge, ip],
                 eni_row,
@@ -375,6 +449,13 @@ mod tests {
             private_ip: ip.into(),
             mac: "02:00:00:00:00:01".into(),
             tap: "tap0".into(),
+            description: String::new(),
+            attachment_id: None,
+            attach_time: None,
+            delete_on_termination: false,
+            source_dest_check: true,
+            tags: vec![],
+            created: 0,
         };
         let a = eni("eni-0000000000000000a", "10.0.0.4");
         assert_eq!(db.insert_eni(&a).unwrap(), EniInsert::Inserted);

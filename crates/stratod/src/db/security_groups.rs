@@ -59,6 +59,8 @@ pub struct EniHost {
     pub bridge: String,
     /// Its subnet's VPC.
     pub vpc_id: String,
+    /// EC2's source/destination check.
+    pub source_dest_check: bool,
 }
 
 /// What became of a rules insert.
@@ -373,7 +375,8 @@ impl Db {
     pub fn eni_hosts(&self) -> DbResult<Vec<EniHost>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT e.id, e.owner, e.tap, e.mac, e.private_ip, s.bridge, s.vpc_id \
+            "SELECT e.id, e.owner, e.tap, e.mac, e.private_ip, s.bridge, s.vpc_id, \
+             e.source_dest_check \
              FROM network_interfaces e JOIN subnets s ON s.id = e.subnet_id ORDER BY e.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -385,6 +388,7 @@ impl Db {
                 private_ip: r.get(4)?,
                 bridge: r.get(5)?,
                 vpc_id: r.get(6)?,
+                source_dest_check: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -485,6 +489,13 @@ mod tests {
             private_ip: "10.0.0.4".into(),
             mac: "02:00:00:00:00:01".into(),
             tap: "tap1".into(),
+            description: String::new(),
+            attachment_id: None,
+            attach_time: None,
+            delete_on_termination: false,
+            source_dest_check: true,
+            tags: vec![],
+            created: 0,
         })
         .unwrap();
         assert!(db

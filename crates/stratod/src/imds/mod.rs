@@ -386,11 +386,13 @@ impl Imds {
             let subnet = db.subnet(&e.subnet_id).ok()??;
             let vpc = db.vpc(&subnet.vpc_id).ok()??;
             let groups = self.cloud.eni_group_names(&e.id).ok()?;
+            let mut private_ips = vec![e.private_ip];
+            private_ips.extend(db.secondary_ips(&e.id).ok()?);
             nics.push(tree::NicView {
                 id: e.id,
                 device_index: e.device_index,
                 mac: e.mac,
-                private_ips: vec![e.private_ip],
+                private_ips,
                 public_ips: Vec::new(),
                 subnet_id: subnet.id,
                 subnet_cidr: subnet.cidr,

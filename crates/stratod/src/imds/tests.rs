@@ -83,6 +83,13 @@ fn setup() -> (tempfile::TempDir, Imds) {
                 private_ip: ip.into(),
                 mac: format!("02:00:00:00:00:0{k}"),
                 tap: format!("tap{k}"),
+                description: String::new(),
+                attachment_id: Some(format!("eni-attach-000000000000000{k}a")),
+                attach_time: Some(0),
+                delete_on_termination: true,
+                source_dest_check: true,
+                tags: vec![],
+                created: 0,
             })
             .unwrap();
     }
@@ -289,4 +296,25 @@ fn the_tree_user_data_and_versions() {
     assert_eq!(doc["region"], "home-1");
     let head = req("HEAD /latest/meta-data/instance-id HTTP/1.1\r\n\r\n");
     assert_eq!(s.answer(&head, BRIDGE, A).response.status, 200);
+}
+
+#[test]
+fn a_secondary_address_speaks_for_its_instance() {
+    let (_d, s) = setup();
+    s.cloud
+        .db
+        .add_secondary_ips("eni-0000000000000000a", &["172.31.0.9".to_string()])
+        .unwrap();
+    let second = Ipv4Addr::new(172, 31, 0, 9);
+    let a = s.answer(&get("/latest/meta-data/instance-id", None), BRIDGE, second);
+    assert_eq!(body(&a), "i-0000000000000000a");
+    let a = s.answer(
+        &get(
+            "/latest/meta-data/network/interfaces/macs/02:00:00:00:00:00/local-ipv4s",
+            None,
+        ),
+        BRIDGE,
+        A,
+    );
+    assert_eq!(body(&a), "172.31.0.4\n172.31.0.9");
 }

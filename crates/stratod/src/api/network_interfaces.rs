@@ -1,0 +1,277 @@
+//! The NetworkInterfaces service: elastic network interfaces.
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::network_interfaces_server::NetworkInterfaces;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::Api;
+use crate::cloud::network_interfaces::{CreateEni, EniView};
+use crate::error::ApiResult;
+
+/// The `ip-a-b-c-d` name EC2 gives an address.
+fn dns_name(ip: &str) -> String {
+    format!("ip-{}", ip.replace('.', "-"))
+}
+
+/// An ENI as the API shows it.
+pub fn eni_message(v: EniView) -> pb::NetworkInterface {
+    let e = v.eni;
+    let status = crate::cloud::network_interfaces::status(&e).to_string();
+    let mut addresses = vec![pb::PrivateIpAddress {
+        private_ip_address: e.private_ip.clone(),
+        primary: true,
+        private_dns_name: dns_name(&e.private_ip),
+    }];
+    addresses.extend(v.secondary.iter().map(|ip| pb::PrivateIpAddress {
+        private_ip_address: ip.clone(),
+        primary: false,
+        private_dns_name: dns_name(ip),
+    }));
+    let attachment = match (&e.attachment_id, &e.instance_id) {
+        (Some(att), Some(inst)) => Some(pb::NetworkInterfaceAttachment {
+            attachment_id: att.clone(),
+            instance_id: inst.clone(),
+            instance_owner_id: e.owner.clone(),
+            device_index: e.device_index,
+            status: "attached".into(),
+            attach_time_unix: e.attach_time.unwrap_or(0),
+            delete_on_termination: e.delete_on_termination,
+        }),
+        _ => None,
+    };
+    pb::NetworkInterface {
+        private_dns_name: dns_name(&e.private_ip),
+        network_interface_id: e.id,
+        subnet_id: e.subnet_id,
+        vpc_id: v.subnet.vpc_id,
+        availability_zone: v.subnet.az,
+        description: e.description,
+        owner_id: e.owner,
+        status,
+        mac_address: e.mac,
+        private_ip_address: e.private_ip,
+        private_ip_addresses: addresses,
+        source_dest_check: e.source_dest_check,
+        interface_type: "interface".into(),
+        attachment,
+        group_ids: Vec::new(),
+        tags: convert::tags(&e.tags),
+    }
+}
+
+impl Api {
+    /// An ENI as the API shows it, with its security groups.
+    fn eni_with_groups(&self, v: EniView) -> ApiResult<pb::NetworkInterface> {
+        let groups = self.cloud.db.eni_groups(&v.eni.id)?;
+        Ok(pb::NetworkInterface {
+            group_ids: groups,
+            ..eni_message(v)
+        })
+    }
+
+    /// The ENIs of an instance as the API shows them, primary first.
+    pub fn instance_enis(&self, instance_id: &str) -> ApiResult<Vec<pb::NetworkInterface>> {
+        let mut out = Vec::new();
+        for eni in self.cloud.db.instance_enis(instance_id)? {
+            let Some(subnet) = self.cloud.db.subnet(&eni.subnet_id)? else {
+                continue;
+            };
+            let secondary = self.cloud.db.secondary_ips(&eni.id)?;
+            out.push(self.eni_with_groups(EniView {
+                eni,
+                subnet,
+                secondary,
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+#[tonic::async_trait]
+impl NetworkInterfaces for Api {
+    async fn create_network_interface(
+        &self,
+        req: Request<pb::CreateNetworkInterfaceRequest>,
+    ) -> Result<Response<pb::CreateNetworkInterfaceResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let create = CreateEni {
+            subnet_id: r.subnet_id,
+            private_ip: r.private_ip_address,
+            description: r.description,
+            groups: r.groups,
+            secondary_count: r.secondary_private_ip_address_count,
+            secondary_ips: r.private_ip_addresses,
+            tags: convert::tags_in(&r.tags),
+        };
+        let result = self
+            .cloud
+            .create_network_interface(&account, create)
+            .and_then(|v| {
+                Ok(pb::CreateNetworkInterfaceResponse {
+                    network_interface: Some(self.eni_with_groups(v)?),
+                })
+            });
+        self.finish("CreateNetworkInterface", result)
+    }
+
+    async fn describe_network_interfaces(
+        &self,
+        req: Request<pb::DescribeNetworkInterfacesRequest>,
+    ) -> Result<Response<pb::DescribeNetworkInterfacesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_network_interfaces(
+                &account,
+                &r.network_interface_ids,
+                &convert::filters(&r.filters),
+            )
+            .and_then(|list| {
+                Ok(pb::DescribeNetworkInterfacesResponse {
+                    network_interfaces: list
+                        .into_iter()
+                        .map(|v| self.eni_with_groups(v))
+                        .collect::<ApiResult<_>>()?,
+                })
+            });
+        self.finish("DescribeNetworkInterfaces", result)
+    }
+
+    async fn attach_network_interface(
+        &self,
+        req: Request<pb::AttachNetworkInterfaceRequest>,
+    ) -> Result<Response<pb::AttachNetworkInterfaceResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .attach_network_interface(
+                &account,
+                &r.network_interface_id,
+                &r.instance_id,
+                r.device_index,
+            )
+            .map(|attachment_id| pb::AttachNetworkInterfaceResponse { attachment_id });
+        self.finish("AttachNetworkInterface", result)
+    }
+
+    async fn detach_network_interface(
+        &self,
+        req: Request<pb::DetachNetworkInterfaceRequest>,
+    ) -> Result<Response<pb::DetachNetworkInterfaceResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .detach_network_interface(&account, &r.attachment_id)
+            .await
+            .map(|()| pb::DetachNetworkInterfaceResponse {});
+        self.finish("DetachNetworkInterface", result)
+    }
+
+    async fn delete_network_interface(
+        &self,
+        req: Request<pb::DeleteNetworkInterfaceRequest>,
+    ) -> Result<Response<pb::DeleteNetworkInterfaceResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .delete_network_interface(&account, &r.network_interface_id)
+            .await
+            .map(|()| pb::DeleteNetworkInterfaceResponse {});
+        self.finish("DeleteNetworkInterface", result)
+    }
+
+    async fn assign_private_ip_addresses(
+        &self,
+        req: Request<pb::AssignPrivateIpAddressesRequest>,
+    ) -> Result<Response<pb::AssignPrivateIpAddressesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .assign_private_ips(
+                &account,
+                &r.network_interface_id,
+                &r.private_ip_addresses,
+                r.secondary_private_ip_address_count,
+            )
+            .map(|added| pb::AssignPrivateIpAddressesResponse {
+                network_interface_id: r.network_interface_id.clone(),
+                assigned_private_ip_addresses: added,
+            });
+        // The anti-spoofing rules follow the interface's addresses at once.
+        let result = match result {
+            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
+            Err(e) => Err(e),
+        };
+        self.finish("AssignPrivateIpAddresses", result)
+    }
+
+    async fn unassign_private_ip_addresses(
+        &self,
+        req: Request<pb::UnassignPrivateIpAddressesRequest>,
+    ) -> Result<Response<pb::UnassignPrivateIpAddressesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .unassign_private_ips(&account, &r.network_interface_id, &r.private_ip_addresses)
+            .map(|()| pb::UnassignPrivateIpAddressesResponse {});
+        let result = match result {
+            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
+            Err(e) => Err(e),
+        };
+        self.finish("UnassignPrivateIpAddresses", result)
+    }
+
+    async fn modify_network_interface_attribute(
+        &self,
+        req: Request<pb::ModifyNetworkInterfaceAttributeRequest>,
+    ) -> Result<Response<pb::ModifyNetworkInterfaceAttributeResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        if !r.groups.is_empty() {
+            let result = if r.description.is_some()
+                || r.source_dest_check.is_some()
+                || r.attachment.is_some()
+            {
+                Err(crate::error::ApiError::new(
+                    "InvalidParameterCombination",
+                    "Give exactly one of Description, SourceDestCheck, Attachment and Groups.",
+                ))
+            } else {
+                self.cloud
+                    .set_eni_groups(&account, &r.network_interface_id, &r.groups)
+                    .await
+            };
+            return self.finish(
+                "ModifyNetworkInterfaceAttribute",
+                result.map(|()| pb::ModifyNetworkInterfaceAttributeResponse {}),
+            );
+        }
+        let sdc = r.source_dest_check.is_some();
+        let result = self
+            .cloud
+            .modify_network_interface(
+                &account,
+                &r.network_interface_id,
+                r.description.as_deref(),
+                r.source_dest_check,
+                r.attachment
+                    .as_ref()
+                    .map(|a| (a.attachment_id.as_str(), a.delete_on_termination)),
+            )
+            .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {});
+        // The source/destination check is enforced by the anti-spoofing rules.
+        let result = match result {
+            Ok(v) if sdc => self.cloud.apply_firewall().await.map(|()| v),
+            other => other,
+        };
+        self.finish("ModifyNetworkInterfaceAttribute", result)
+    }
+}

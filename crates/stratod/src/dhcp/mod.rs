@@ -1,0 +1,364 @@
+//! The daemon's DHCP server: one UDP socket per VPC bridge, bound to 0.0.0.0:67 on that
+//! bridge alone (`SO_BINDTODEVICE`), answering each client whose MAC is an attached ENI's
+//! in a subnet on that bridge with the ENI's primary private address, the subnet's mask and
+//! gateway (router and server identifier), a lease time, the host name `ip-a-b-c-d` and the
+//! MTU. Unknown MACs get no answer. Replies are broadcast to 255.255.255.255:68 on the
+//! bridge, except to clients that have an address already. Servers start with the daemon
+//! and with CreateVpc, and stop with DeleteVpc. Guests may also use the kernel's `ip=`.
+//!
+//! Everything a guest sends is hostile: bad packets are counted and logged at most once per
+//! [`LOG_EVERY`] per bridge, with the count of those not logged.
+
+pub mod packet;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cloud::network::parse_cidr;
+use crate::cloud::Cloud;
+use crate::metrics::inc;
+use packet::{Lease, MessageType};
+
+/// Lease time handed out. Addresses never change, so a long lease costs nothing.
+pub const LEASE_SECS: u32 = 86_400;
+/// Interface MTU handed out (the taps' and bridges').
+pub const MTU: u16 = 1500;
+/// Least interval between two log lines about bad packets on one bridge.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+const SERVER_PORT: u16 = 67;
+const CLIENT_PORT: u16 = 68;
+
+/// The running servers, by bridge.
+#[derive(Debug, Default)]
+pub struct Servers {
+    tasks: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+}
+
+impl Servers {
+    fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Opens a UDP socket on 0.0.0.0:67 that sees only `bridge`'s traffic and may broadcast.
+pub fn open_socket(bridge: &str) -> std::io::Result<std::net::UdpSocket> {
+    let err = std::io::Error::last_os_error;
+    // SAFETY: socket(2) with constant arguments; the result is checked and owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(err());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_BROADCAST] {
+        // SAFETY: `one` is a valid c_int for the option's length; `sock` is open.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(err());
+        }
+    }
+    strato_net::validate_ifname(bridge)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    // SAFETY: the name's bytes are valid for their length; `sock` is open.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            bridge.as_ptr().cast(),
+            bridge.len() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(err());
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: SERVER_PORT.to_be(),
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in of the given length; `sock` is open.
+    let r = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(err());
+    }
+    Ok(std::net::UdpSocket::from(sock))
+}
+
+/// What became of one packet.
+enum Outcome {
+    /// Answer with this packet to this address.
+    Send(Vec<u8>, SocketAddrV4, MessageType),
+    /// Not a packet the server reads (malformed): worth a (rate-limited) log line.
+    Bad(String),
+    /// Nothing to say (an unknown MAC, a RELEASE, a REQUEST for another server).
+    Silent,
+}
+
+impl Cloud {
+    /// Starts a DHCP server on every VPC's bridge (at daemon start).
+    pub fn start_dhcp(self: &Arc<Self>) {
+        match self.db.vpcs() {
+            Ok(vpcs) => {
+                for v in vpcs {
+                    self.dhcp_serve(&v.bridge);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list VPCs for DHCP"),
+        }
+    }
+
+    /// Starts the DHCP server of `bridge` unless it runs. A failure is logged: guests still
+    /// have `ip=` on their command line.
+    pub fn dhcp_serve(self: &Arc<Self>, bridge: &str) {
+        let mut tasks = self.dhcp.tasks();
+        if tasks.get(bridge).is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let sock = match open_socket(bridge).and_then(tokio::net::UdpSocket::from_std) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(bridge, error = %e, "cannot start the DHCP server");
+                return;
+            }
+        };
+        tracing::info!(bridge, "DHCP server listening");
+        let cloud = Arc::clone(self);
+        let name = bridge.to_string();
+        tasks.insert(
+            name.clone(),
+            tokio::spawn(async move { cloud.dhcp_loop(&name, sock).await }),
+        );
+    }
+
+    /// Stops the DHCP server of `bridge` (DeleteVpc).
+    pub fn dhcp_stop(&self, bridge: &str) {
+        if let Some(t) = self.dhcp.tasks().remove(bridge) {
+            t.abort();
+        }
+    }
+
+    async fn dhcp_loop(&self, bridge: &str, sock: tokio::net::UdpSocket) {
+        let mut buf = vec![0u8; 2048];
+        let mut last_log: Option<Instant> = None;
+        let mut unlogged = 0u64;
+        loop {
+            let n = match sock.recv_from(&mut buf).await {
+                Ok((n, _)) => n,
+                Err(e) => {
+                    tracing::warn!(bridge, error = %e, "DHCP receive failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            inc(&self.metrics.dhcp_requests_total);
+            match self.dhcp_answer(bridge, &buf[..n]) {
+                Outcome::Send(reply, to, kind) => {
+                    if let Err(e) = sock.send_to(&reply, to).await {
+                        tracing::warn!(bridge, %to, error = %e, "cannot send a DHCP reply");
+                        inc(&self.metrics.dhcp_drops_total);
+                        continue;
+                    }
+                    inc(match kind {
+                        MessageType::Offer => &self.metrics.dhcp_offers_total,
+                        MessageType::Nak => &self.metrics.dhcp_naks_total,
+                        _ => &self.metrics.dhcp_acks_total,
+                    });
+                }
+                Outcome::Silent => inc(&self.metrics.dhcp_drops_total),
+                Outcome::Bad(why) => {
+                    inc(&self.metrics.dhcp_drops_total);
+                    if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+                        unlogged += 1;
+                    } else {
+                        tracing::warn!(bridge, reason = %why, unlogged, "bad DHCP packet");
+                        last_log = Some(Instant::now());
+                        unlogged = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    fn dhcp_answer(&self, bridge: &str, pkt: &[u8]) -> Outcome {
+        let req = match packet::parse(pkt) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Bad(e.to_string()),
+        };
+        let mac = req.mac();
+        let lease = match self.db.dhcp_lease(bridge, &mac) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                tracing::debug!(bridge, %mac, "DHCP from an unknown MAC");
+                return Outcome::Silent;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up a DHCP lease");
+                return Outcome::Silent;
+            }
+        };
+        let (Ok(ip), Some((net, prefix))) = (lease.ip.parse::<Ipv4Addr>(), parse_cidr(&lease.cidr))
+        else {
+            return Outcome::Silent;
+        };
+        let lease = Lease {
+            ip,
+            prefix,
+            gateway: Ipv4Addr::from(u32::from(net) + 1),
+            lease_secs: LEASE_SECS,
+            mtu: MTU,
+        };
+        match packet::decide(&req, &lease) {
+            Some(reply) => {
+                tracing::debug!(bridge, %mac, kind = ?reply.kind, ip = %lease.ip, "DHCP reply");
+                let bytes = packet::encode(&req, &reply, &lease);
+                Outcome::Send(bytes, SocketAddrV4::new(reply.to, CLIENT_PORT), reply.kind)
+            }
+            None => Outcome::Silent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::instances::tests::sample;
+    use crate::db::network::{Eni, Subnet};
+
+    /// A DISCOVER or REQUEST from `mac`.
+    fn client(kind: u8, mac: [u8; 6], requested: Option<[u8; 4]>) -> Vec<u8> {
+        let mut b = vec![0u8; 240];
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&7u32.to_be_bytes());
+        b[28..34].copy_from_slice(&mac);
+        b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        b.extend_from_slice(&[53, 1, kind]);
+        if let Some(ip) = requested {
+            b.extend_from_slice(&[50, 4]);
+            b.extend_from_slice(&ip);
+        }
+        b.push(255);
+        b
+    }
+
+    #[test]
+    fn answers_come_from_the_attached_eni_on_the_bridge() {
+        let (_dir, cloud) = crate::cloud::test_cloud();
+        for (id, cidr, bridge) in [
+            ("subnet-0000000000000000a", "10.0.1.0/24", "br0"),
+            ("subnet-0000000000000000b", "10.0.2.0/28", "br0"),
+            ("subnet-0000000000000000c", "10.0.3.0/24", "br1"),
+        ] {
+            cloud
+                .db
+                .insert_subnet(&Subnet {
+                    id: id.into(),
+                    vpc_id: "vpc-0000000000000000a".into(),
+                    az: "home-1a".into(),
+                    cidr: cidr.into(),
+                    bridge: bridge.into(),
+                    is_default: false,
+                })
+                .unwrap();
+        }
+        let inst = sample("i-0000000000000000a", "111111111111");
+        cloud.db.insert_instance(&inst).unwrap();
+        let eni = |id: &str, subnet: &str, ip: &str, mac: &str, attached: bool| Eni {
+            id: id.into(),
+            owner: "111111111111".into(),
+            subnet_id: subnet.into(),
+            instance_id: attached.then(|| inst.id.clone()),
+            device_index: if attached { 1 } else { 0 },
+            private_ip: ip.into(),
+            mac: mac.into(),
+            tap: "tap0".into(),
+            description: String::new(),
+            attachment_id: attached.then(|| "eni-attach-0000000000000000b".to_string()),
+            attach_time: None,
+            delete_on_termination: false,
+            source_dest_check: true,
+            tags: vec![],
+            created: 0,
+        };
+        // Attached, in the second subnet of br0; and one that is not attached.
+        cloud
+            .db
+            .insert_eni(&eni(
+                "eni-0000000000000000b",
+                "subnet-0000000000000000b",
+                "10.0.2.9",
+                "02:00:00:00:00:0b",
+                true,
+            ))
+            .unwrap();
+        cloud
+            .db
+            .insert_eni(&eni(
+                "eni-0000000000000000c",
+                "subnet-0000000000000000a",
+                "10.0.1.9",
+                "02:00:00:00:00:0c",
+                false,
+            ))
+            .unwrap();
+        let mac_b = [2, 0, 0, 0, 0, 0x0b];
+        let Outcome::Send(reply, to, kind) = cloud.dhcp_answer("br0", &client(1, mac_b, None))
+        else {
+            panic!("no offer");
+        };
+        assert_eq!(kind, MessageType::Offer);
+        assert_eq!(to, SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT));
+        assert_eq!(&reply[16..20], &[10, 0, 2, 9]);
+        // The server identifier and router are that subnet's gateway, the mask its /28.
+        let opts = &reply[240..];
+        assert!(opts.windows(6).any(|w| w == [54, 4, 10, 0, 2, 1]));
+        assert!(opts.windows(6).any(|w| w == [1, 4, 255, 255, 255, 240]));
+        let ack = cloud.dhcp_answer("br0", &client(3, mac_b, Some([10, 0, 2, 9])));
+        assert!(matches!(ack, Outcome::Send(_, _, MessageType::Ack)));
+        let nak = cloud.dhcp_answer("br0", &client(3, mac_b, Some([10, 0, 2, 10])));
+        assert!(matches!(nak, Outcome::Send(_, _, MessageType::Nak)));
+        // Another bridge, a detached ENI, a stranger: silence. Garbage: a bad packet.
+        assert!(matches!(
+            cloud.dhcp_answer("br1", &client(1, mac_b, None)),
+            Outcome::Silent
+        ));
+        for mac in [[2, 0, 0, 0, 0, 0x0c], [2, 9, 9, 9, 9, 9]] {
+            assert!(matches!(
+                cloud.dhcp_answer("br0", &client(1, mac, None)),
+                Outcome::Silent
+            ));
+        }
+        assert!(matches!(
+            cloud.dhcp_answer("br0", &[1, 2, 3]),
+            Outcome::Bad(_)
+        ));
+    }
+}
