@@ -388,6 +388,43 @@ fn tcp_by_port_and_source_group_and_stateful_replies() {
         "C cannot open a connection to A"
     );
 
+    // The groups belong to the interface: DescribeNetworkInterfaces shows them, and
+    // replacing B's interface's groups (with A's group: no inbound rules) closes B at once.
+    let eni_b = d.instance(&b)["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = d.json(&[
+        "describe-network-interfaces",
+        "--network-interface-ids",
+        &eni_b,
+    ]);
+    assert_eq!(
+        v["NetworkInterfaces"][0]["Groups"][0]["GroupId"],
+        gb.as_str(),
+        "{v}"
+    );
+    d.cli(&[
+        "modify-network-interface-attribute",
+        "--network-interface-id",
+        &eni_b,
+        "--groups",
+        &ga,
+    ]);
+    assert!(!connects(&hc, &ip_b, 9090), "B's old rules are gone");
+    assert!(
+        !connects(&ha, &ip_b, 8080),
+        "A's group has no inbound rules"
+    );
+    d.cli(&[
+        "modify-network-interface-attribute",
+        "--network-interface-id",
+        &eni_b,
+        "--groups",
+        &gb,
+    ]);
+    assert!(connects(&ha, &ip_b, 8080), "B's group again");
+
     // Revoking all egress of A's group stops A's new connections.
     d.cli(&[
         "revoke-security-group-egress",
