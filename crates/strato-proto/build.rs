@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "launch_templates",
         "key_pairs",
         "vpc",
+        "addresses",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

@@ -30,6 +30,10 @@ pub enum Kind {
     LaunchTemplate,
     /// `key-`
     KeyPair,
+    /// `eipalloc-`
+    Allocation,
+    /// `eipassoc-`
+    Association,
 }
 
 impl Kind {
@@ -48,6 +52,8 @@ impl Kind {
             Kind::PlacementGroup => "pg-",
             Kind::LaunchTemplate => "lt-",
             Kind::KeyPair => "key-",
+            Kind::Allocation => "eipalloc-",
+            Kind::Association => "eipassoc-",
         }
     }
 
@@ -66,6 +72,8 @@ impl Kind {
             Kind::PlacementGroup => "InvalidPlacementGroupId.Malformed",
             Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
             Kind::KeyPair => "InvalidKeyPairId.Malformed",
+            Kind::Allocation => "InvalidAllocationID.Malformed",
+            Kind::Association => "InvalidAssociationID.Malformed",
         }
     }
 
@@ -84,6 +92,8 @@ impl Kind {
             Kind::PlacementGroup => "InvalidPlacementGroup.Unknown",
             Kind::LaunchTemplate => "InvalidLaunchTemplateId.NotFound",
             Kind::KeyPair => "InvalidKeyPair.NotFound",
+            Kind::Allocation => "InvalidAllocationID.NotFound",
+            Kind::Association => "InvalidAssociationID.NotFound",
         }
     }
 
@@ -102,6 +112,8 @@ impl Kind {
             Kind::PlacementGroup => "placement group",
             Kind::LaunchTemplate => "launch template ID",
             Kind::KeyPair => "key pair ID",
+            Kind::Allocation => "allocation ID",
+            Kind::Association => "association ID",
         };
         ApiError::new(
             self.not_found_code(),
@@ -186,7 +198,13 @@ mod tests {
         assert_eq!(a.len(), 2 + 17);
         check(Kind::Instance, &a).unwrap();
         check(Kind::Image, &new_id(Kind::Image)).unwrap();
-        for kind in [Kind::PlacementGroup, Kind::LaunchTemplate, Kind::KeyPair] {
+        for kind in [
+            Kind::PlacementGroup,
+            Kind::LaunchTemplate,
+            Kind::KeyPair,
+            Kind::Allocation,
+            Kind::Association,
+        ] {
             let id = new_id(kind);
             assert!(id.starts_with(kind.prefix()), "{id}");
             check(kind, &id).unwrap();

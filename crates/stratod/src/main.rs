@@ -78,6 +78,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .ensure_default_network()
         .await
         .map_err(|e| chain(&e))?;
+    cloud.start_public_network().await.map_err(|e| chain(&e))?;
     cloud.restore().await;
     tokio::spawn(cloud.clone().run_prober());
     tokio::spawn(cloud.clone().run_reaper());

@@ -39,6 +39,10 @@ counters! {
     status_checks_total: "Status check rounds per instance.",
     copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
     copy_resumed_total: "Image copy files resumed from a partial file rather than started over.",
+    nat_applies_total: "NAT table applies (nftables rules and uplink addresses).",
+    nat_apply_failures_total: "NAT table applies that failed.",
+    addresses_allocated_total: "Elastic IP addresses allocated.",
+    public_ips_assigned_total: "Public addresses assigned to instances from the pool.",
 }
 
 /// Adds one to a counter.

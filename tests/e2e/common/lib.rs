@@ -455,7 +455,9 @@ impl Daemon {
             "ip", "-n", &self.ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
             "netns", &ns,
         ]);
-        run(&["ip", "-n", &self.ns, "link", "set", &port, "master", bridge, "up"]);
+        run(&[
+            "ip", "-n", &self.ns, "link", "set", &port, "master", bridge, "up",
+        ]);
         run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
         run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         if let Some(gw) = gateway {

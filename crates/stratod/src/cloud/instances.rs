@@ -308,6 +308,7 @@ impl Cloud {
             for v in self.db.instance_volumes(id).unwrap_or_default() {
                 let _ = self.db.set_volume_slot(&v.id, None);
             }
+            self.release_public_ips(id, false);
             let reason = reason.map(str::to_string).unwrap_or(inst.state_reason);
             let _ = self.db.close_period(id, now_ms());
             let _ = self.db.set_vmm(id, None, None);
@@ -351,6 +352,7 @@ impl Cloud {
                 let _ = self.db.detach_volume(&v.id);
             }
         }
+        self.release_public_ips(id, true);
         for eni in self.db.instance_enis(id).unwrap_or_default() {
             if let Err(e) = self.release_eni(&eni).await {
                 tracing::warn!(eni = %eni.id, error = %e.message, "cannot release ENI");

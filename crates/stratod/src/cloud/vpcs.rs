@@ -129,7 +129,7 @@ impl Cloud {
     }
 
     /// A VPC the caller may change: its own, or the default one for the admin account.
-    fn changeable_vpc(&self, account: &str, id: &str) -> ApiResult<Vpc> {
+    pub(crate) fn changeable_vpc(&self, account: &str, id: &str) -> ApiResult<Vpc> {
         ids::check(Kind::Vpc, id)?;
         let v = self
             .db

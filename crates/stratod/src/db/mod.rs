@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub mod addresses;
 pub mod images;
 pub mod instances;
 pub mod key_pairs;
@@ -217,6 +218,26 @@ const MIGRATIONS: &[&str] = &[
         SELECT vpc_id, '', '172.31.0.0/16', 1, MIN(bridge), 0
         FROM subnets WHERE is_default = 1 GROUP BY vpc_id;
     CREATE INDEX subnets_vpc ON subnets(vpc_id);
+    "#,
+    // 6: public IPv4 addresses (Elastic IPs and instances' pool addresses) and where each
+    // is mapped; whether a subnet maps public addresses on launch (NULL: its default) and
+    // whether a network interface gets one while its instance runs.
+    r#"
+    CREATE TABLE public_ips (
+        public_ip TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        allocation_id TEXT UNIQUE,
+        association_id TEXT UNIQUE,
+        eni_id TEXT,
+        private_ip TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX public_ips_target ON public_ips(eni_id, private_ip)
+        WHERE eni_id IS NOT NULL;
+    CREATE INDEX public_ips_owner ON public_ips(owner);
+    ALTER TABLE subnets ADD COLUMN map_public_ip INTEGER;
+    ALTER TABLE network_interfaces ADD COLUMN map_public_ip INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
