@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use strato_proto::v1::{
-    compute_client::ComputeClient, images_client::ImagesClient, key_pairs_client::KeyPairsClient,
-    launch_templates_client::LaunchTemplatesClient, placement_groups_client::PlacementGroupsClient,
-    regions_client::RegionsClient, usage_client::UsageClient, volumes_client::VolumesClient,
-    vpcs_client::VpcsClient,
+    addresses_client::AddressesClient, compute_client::ComputeClient, images_client::ImagesClient,
+    key_pairs_client::KeyPairsClient, launch_templates_client::LaunchTemplatesClient,
+    placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
+    usage_client::UsageClient, volumes_client::VolumesClient, vpcs_client::VpcsClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{interceptor::InterceptedService, Interceptor};
@@ -165,6 +165,11 @@ impl Conn {
     /// A client of the Vpcs service.
     pub fn vpcs(&self) -> VpcsClient<Transport> {
         VpcsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the Addresses service.
+    pub fn addresses(&self) -> AddressesClient<Transport> {
+        AddressesClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// Maps a failed call of `operation` to a [`CliError`], for `map_err`.

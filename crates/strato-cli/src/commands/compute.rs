@@ -43,6 +43,9 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
         disable_api_termination: a.disable_api_termination,
         tags,
         client_token: a.client_token.unwrap_or_default(),
+        associate_public_ip_address: a.associate_public_ip_address,
+        has_associate_public_ip_address: a.associate_public_ip_address
+            || a.no_associate_public_ip_address,
     };
     let mut reservation = conn
         .compute()

@@ -1,9 +1,9 @@
 //! The results of the VPC and subnet commands, as the AWS CLI's JSON and as tables.
 
 use serde_json::{json, Value};
-use strato_proto::v1::{Subnet, Vpc};
+use strato_proto::v1::{Address, AllocateAddressResponse, Subnet, Vpc};
 
-use super::json::tags;
+use super::json::{tags, text};
 use super::table::Table;
 
 /// A result of one of these commands.
@@ -17,6 +17,12 @@ pub enum NetworkView {
     Subnet(Subnet),
     /// describe-subnets
     Subnets(Vec<Subnet>),
+    /// allocate-address
+    Allocated(AllocateAddressResponse),
+    /// associate-address: the association ID
+    Association(String),
+    /// describe-addresses
+    Addresses(Vec<Address>),
 }
 
 /// The AWS CLI's JSON for `view` (nulls are stripped by the caller).
@@ -28,7 +34,34 @@ pub fn json(view: &NetworkView) -> Value {
         NetworkView::Subnets(list) => {
             json!({ "Subnets": list.iter().map(subnet).collect::<Vec<_>>() })
         }
+        NetworkView::Allocated(a) => json!({
+            "PublicIp": a.public_ip,
+            "AllocationId": a.allocation_id,
+            "PublicIpv4Pool": a.public_ipv4_pool,
+            "NetworkBorderGroup": a.network_border_group,
+            "Domain": a.domain,
+        }),
+        NetworkView::Association(id) => json!({ "AssociationId": id }),
+        NetworkView::Addresses(list) => {
+            json!({ "Addresses": list.iter().map(address).collect::<Vec<_>>() })
+        }
     }
+}
+
+fn address(a: &Address) -> Value {
+    json!({
+        "PublicIp": a.public_ip,
+        "AllocationId": a.allocation_id,
+        "AssociationId": text(&a.association_id),
+        "Domain": a.domain,
+        "InstanceId": text(&a.instance_id),
+        "NetworkInterfaceId": text(&a.network_interface_id),
+        "NetworkInterfaceOwnerId": text(&a.network_interface_owner_id),
+        "PrivateIpAddress": text(&a.private_ip_address),
+        "Tags": tags(&a.tags),
+        "PublicIpv4Pool": a.public_ipv4_pool,
+        "NetworkBorderGroup": a.network_border_group,
+    })
 }
 
 fn vpc(v: &Vpc) -> Value {
@@ -69,7 +102,40 @@ pub fn table(view: &NetworkView) -> String {
         NetworkView::Vpcs(list) => vpcs(list),
         NetworkView::Subnet(s) => subnets(std::slice::from_ref(s)),
         NetworkView::Subnets(list) => subnets(list),
+        NetworkView::Allocated(a) => {
+            let mut t = Table::new(&["ALLOCATION ID", "PUBLIC IP", "DOMAIN"]);
+            t.row(vec![
+                a.allocation_id.clone(),
+                a.public_ip.clone(),
+                a.domain.clone(),
+            ]);
+            t.render()
+        }
+        NetworkView::Association(id) => format!("{id}\n"),
+        NetworkView::Addresses(list) => addresses(list),
     }
+}
+
+fn addresses(list: &[Address]) -> String {
+    let mut t = Table::new(&[
+        "ALLOCATION ID",
+        "PUBLIC IP",
+        "ASSOCIATION ID",
+        "INSTANCE",
+        "INTERFACE",
+        "PRIVATE IP",
+    ]);
+    for a in list {
+        t.row(vec![
+            a.allocation_id.clone(),
+            a.public_ip.clone(),
+            a.association_id.clone(),
+            a.instance_id.clone(),
+            a.network_interface_id.clone(),
+            a.private_ip_address.clone(),
+        ]);
+    }
+    t.render()
 }
 
 fn vpcs(list: &[Vpc]) -> String {
@@ -140,5 +206,21 @@ mod tests {
         assert_eq!(out["Subnets"][0]["AvailableIpAddressCount"], 251);
         let table = render(NetworkView::Subnets(vec![]), Format::Table);
         assert!(table.starts_with("SUBNET ID"), "{table}");
+        let a = Address {
+            public_ip: "198.51.100.17".into(),
+            allocation_id: "eipalloc-1".into(),
+            domain: "vpc".into(),
+            ..Default::default()
+        };
+        let out: Value =
+            serde_json::from_str(&render(NetworkView::Addresses(vec![a]), Format::Json)).unwrap();
+        assert_eq!(out["Addresses"][0]["PublicIp"], "198.51.100.17");
+        assert!(out["Addresses"][0].get("AssociationId").is_none(), "{out}");
+        let out: Value = serde_json::from_str(&render(
+            NetworkView::Association("eipassoc-1".into()),
+            Format::Json,
+        ))
+        .unwrap();
+        assert_eq!(out["AssociationId"], "eipassoc-1");
     }
 }

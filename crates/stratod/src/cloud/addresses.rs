@@ -262,7 +262,7 @@ impl Cloud {
         });
     }
 
-    /// AllocateAddress: the lowest free address of the pool, within the account's quota.
+    /// AllocateAddress: the next free address of the pool, within the account's quota.
     pub async fn allocate_address(
         &self,
         account: &str,

@@ -95,9 +95,22 @@ fn row(r: &Row<'_>) -> rusqlite::Result<PublicIp> {
     })
 }
 
-/// The lowest address of `pool` not in `used`.
-fn first_free(pool: impl Iterator<Item = Ipv4Addr>, used: &HashSet<String>) -> Option<Ipv4Addr> {
-    pool.into_iter().find(|ip| !used.contains(&ip.to_string()))
+/// The first address of `pool` after `last` (going round) that is not in `used`.
+fn next_free(
+    pool: impl Iterator<Item = Ipv4Addr>,
+    used: &HashSet<String>,
+    last: Option<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let pool: Vec<Ipv4Addr> = pool.collect();
+    let start = last
+        .and_then(|l| pool.iter().position(|ip| *ip == l))
+        .map_or(0, |k| k + 1);
+    let (before, after) = pool.split_at(start.min(pool.len()));
+    after
+        .iter()
+        .chain(before)
+        .copied()
+        .find(|ip| !used.contains(&ip.to_string()))
 }
 
 impl Db {
@@ -107,7 +120,29 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Allocates an Elastic IP: the lowest free address of `pool`, unless `owner` already
+    /// Picks the next free address of the pool and moves the cursor to it.
+    fn pick_public_ip(
+        conn: &rusqlite::Connection,
+        pool: impl Iterator<Item = Ipv4Addr>,
+    ) -> DbResult<Option<Ipv4Addr>> {
+        let last: Option<String> = conn
+            .query_row("SELECT last FROM public_ip_cursor WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let used = Self::used_public_ips(conn)?;
+        let ip = next_free(pool, &used, last.and_then(|l| l.parse().ok()));
+        if let Some(ip) = ip {
+            conn.execute(
+                "INSERT INTO public_ip_cursor (id, last) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET last = excluded.last",
+                [ip.to_string()],
+            )?;
+        }
+        Ok(ip)
+    }
+
+    /// Allocates an Elastic IP: the next free address of `pool`, unless `owner` already
     /// holds `quota` of them. Count, pick and insert happen under one lock of the
     /// connection, so concurrent allocations can neither exceed the quota nor share an
     /// address.
@@ -128,7 +163,7 @@ impl Db {
         if held >= i64::from(quota) {
             return Ok(Allocation::QuotaReached);
         }
-        let Some(ip) = first_free(pool, &Self::used_public_ips(&conn)?) else {
+        let Some(ip) = Self::pick_public_ip(&conn, pool)? else {
             return Ok(Allocation::PoolEmpty);
         };
         conn.execute(
@@ -145,7 +180,7 @@ impl Db {
         Ok(Allocation::Done(ip))
     }
 
-    /// Gives `eni_id`'s `private_ip` the lowest free address of `pool`, unless it already
+    /// Gives `eni_id`'s `private_ip` the next free address of `pool`, unless it already
     /// has a public address (a pool one or an Elastic IP).
     pub fn assign_pool_ip(
         &self,
@@ -165,7 +200,7 @@ impl Db {
         if let Some(ip) = existing.and_then(|s| s.parse().ok()) {
             return Ok(Allocation::Existing(ip));
         }
-        let Some(ip) = first_free(pool, &Self::used_public_ips(&conn)?) else {
+        let Some(ip) = Self::pick_public_ip(&conn, pool)? else {
             return Ok(Allocation::PoolEmpty);
         };
         conn.execute(
@@ -490,6 +525,30 @@ mod tests {
 
     const A: &str = "eni-0000000000000000a";
     const B: &str = "eni-0000000000000000b";
+
+    #[test]
+    fn allocation_goes_round_the_pool() {
+        let ip = |k| Ipv4Addr::new(198, 51, 100, k);
+        let used: HashSet<String> = ["198.51.100.18".to_string()].into();
+        assert_eq!(next_free(pool(), &used, None), Some(ip(17)));
+        assert_eq!(next_free(pool(), &used, Some(ip(17))), Some(ip(19)));
+        assert_eq!(next_free(pool(), &used, Some(ip(19))), Some(ip(17)));
+        // A cursor outside the pool (the config changed) starts from the beginning.
+        assert_eq!(next_free(pool(), &used, Some(ip(99))), Some(ip(17)));
+        let all: HashSet<String> = pool().map(|i| i.to_string()).collect();
+        assert_eq!(next_free(pool(), &all, Some(ip(17))), None);
+        let db = setup();
+        db.assign_pool_ip(pool(), "111111111111", A, "10.0.0.4")
+            .unwrap();
+        db.release_instance_public_ips("i-0000000000000000a", false)
+            .unwrap();
+        // Released and assigned again: a new address.
+        assert_eq!(
+            db.assign_pool_ip(pool(), "111111111111", A, "10.0.0.4")
+                .unwrap(),
+            Allocation::Done(ip(18))
+        );
+    }
 
     #[test]
     fn quota_pool_and_pool_addresses() {

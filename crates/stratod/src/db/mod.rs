@@ -220,8 +220,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX subnets_vpc ON subnets(vpc_id);
     "#,
     // 6: public IPv4 addresses (Elastic IPs and instances' pool addresses) and where each
-    // is mapped; whether a subnet maps public addresses on launch (NULL: its default) and
-    // whether a network interface gets one while its instance runs.
+    // is mapped; the pool's last allocated address (allocation goes round the pool, so a
+    // restarted instance gets a new address, as in EC2); whether a subnet maps public
+    // addresses on launch (NULL: its default) and whether a network interface gets one
+    // while its instance runs.
     r#"
     CREATE TABLE public_ips (
         public_ip TEXT PRIMARY KEY,
@@ -236,6 +238,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX public_ips_target ON public_ips(eni_id, private_ip)
         WHERE eni_id IS NOT NULL;
     CREATE INDEX public_ips_owner ON public_ips(owner);
+    CREATE TABLE public_ip_cursor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last TEXT NOT NULL
+    );
     ALTER TABLE subnets ADD COLUMN map_public_ip INTEGER;
     ALTER TABLE network_interfaces ADD COLUMN map_public_ip INTEGER NOT NULL DEFAULT 0;
     "#,
