@@ -69,7 +69,7 @@ fn json_as(d: &Daemon, token: &str, args: &[&str]) -> Value {
 
 #[test]
 fn public_and_elastic_ips_reach_instances_from_outside() {
-    let d = Daemon::start_with_uplink("eip", fast_config());
+    let mut d = Daemon::start_with_uplink("eip", fast_config());
     let v = d.json(&["describe-subnets"]);
     let subnet = v["Subnets"][0]["SubnetId"].as_str().unwrap().to_string();
     assert_eq!(v["Subnets"][0]["MapPublicIpOnLaunch"], true, "{v}");
@@ -99,6 +99,14 @@ fn public_and_elastic_ips_reach_instances_from_outside() {
     assert!(in_pool(&ip2) && ip2 != ip1, "{ip1} then {ip2}");
     assert!(answers(&d, &ip2, T), "{ip2} does not answer");
     assert!(!d.outside().ping(&ip1, 1), "{ip1} still answers");
+
+    // A daemon restart adopts the running instance with its address and rules.
+    d.restart();
+    assert_eq!(public_ip(&d, &id), ip2);
+    assert!(
+        answers(&d, &ip2, T),
+        "{ip2} does not answer after a restart"
+    );
 
     // An Elastic IP replaces the instance's public address.
     let a = d.json(&["allocate-address", "--domain", "vpc"]);

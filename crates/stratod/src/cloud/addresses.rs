@@ -578,7 +578,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code, "InvalidAllocationID.NotFound");
         let e = cloud
-            .describe_addresses("222222222222", &[a.allocation_id.clone()], &[], &[])
+            .describe_addresses(
+                "222222222222",
+                std::slice::from_ref(&a.allocation_id),
+                &[],
+                &[],
+            )
             .unwrap_err();
         assert_eq!(e.code, "InvalidAllocationID.NotFound");
         let e = cloud
