@@ -183,6 +183,12 @@ fn public_and_elastic_ips_reach_instances_from_outside() {
     ]);
     let v = d.json(&["describe-subnets", "--subnet-ids", &subnet]);
     assert_eq!(v["Subnets"][0]["MapPublicIpOnLaunch"], false, "{v}");
+    let v = d.json(&[
+        "describe-subnets",
+        "--filters",
+        "Name=map-public-ip-on-launch,Values=true",
+    ]);
+    assert_eq!(v["Subnets"].as_array().unwrap().len(), 2, "{v}");
     let plain = d.run(&ami, &["--subnet-id", &subnet])[0].clone();
     let asked = d.run(
         &ami,

@@ -17,7 +17,7 @@ use super::network::blocking;
 use super::{Cloud, StartError};
 use crate::config::Uplink;
 use crate::db::addresses::{Allocation, Association, PublicIp, Release};
-use crate::db::instances::Tag;
+use crate::db::instances::{Instance, Tag};
 use crate::db::network::Subnet;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
@@ -118,6 +118,33 @@ impl Cloud {
             ));
         }
         Ok(max.min(i32::try_from(free).unwrap_or(i32::MAX)))
+    }
+
+    /// Refuses (`InsufficientAddressCapacity`) a StartInstances whose stopped instances
+    /// need more public addresses than the pool has free.
+    pub fn check_start_capacity(&self, instances: &[Instance]) -> ApiResult<()> {
+        let Some(u) = self.cfg.uplink.as_ref() else {
+            return Ok(());
+        };
+        let mut needed = 0;
+        for i in instances.iter().filter(|i| i.state == State::Stopped) {
+            for (eni, private_ip) in self.db.instance_public_targets(&i.id)? {
+                if self.db.public_ip_of(&eni, &private_ip)?.is_none() {
+                    needed += 1;
+                }
+            }
+        }
+        if needed == 0 {
+            return Ok(());
+        }
+        let free = self.db.free_public_ips(u.addresses())?;
+        if free < needed {
+            return Err(ApiError::new(
+                "InsufficientAddressCapacity",
+                format!("The host's pool has {free} free public IPv4 addresses; {needed} needed."),
+            ));
+        }
+        Ok(())
     }
 
     /// ModifySubnetAttribute MapPublicIpOnLaunch.
@@ -705,5 +732,26 @@ mod tests {
             "InsufficientAddressCapacity"
         );
         assert_eq!(cloud.public_ip_capacity(0, 5).unwrap(), 0);
+
+        // Starting a stopped instance that maps public addresses needs a free one.
+        let mut inst = crate::db::instances::tests::sample("i-0000000000000000b", "111111111111");
+        inst.state = State::Stopped;
+        cloud.db.insert_instance(&inst).unwrap();
+        let eni_b = Eni {
+            id: "eni-0000000000000000b".into(),
+            instance_id: Some(inst.id.clone()),
+            device_index: 0,
+            private_ip: "10.0.0.5".into(),
+            ..eni
+        };
+        cloud.db.insert_eni(&eni_b).unwrap();
+        cloud
+            .check_start_capacity(std::slice::from_ref(&inst))
+            .unwrap();
+        cloud.db.set_eni_map_public_ip(&eni_b.id, true).unwrap();
+        let e = cloud
+            .check_start_capacity(std::slice::from_ref(&inst))
+            .unwrap_err();
+        assert_eq!(e.code, "InsufficientAddressCapacity");
     }
 }

@@ -134,6 +134,7 @@ impl Cloud {
         ids: &[String],
     ) -> ApiResult<Vec<Change>> {
         let instances = self.owned_all(account, ids)?;
+        self.check_start_capacity(&instances)?;
         // Instances of placement groups get their racks before they turn pending, under the
         // placement lock, so a full spread group refuses the start with nothing changed.
         let placement = self.placement_lock();
