@@ -55,6 +55,31 @@ fn in_pool(ip: &str) -> bool {
     (17..=30).contains(&last)
 }
 
+/// Output of a command run in the daemon's namespace.
+fn in_daemon_ns(d: &Daemon, args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &d.ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The /32 addresses on the daemon's uplink.
+fn uplink_publics(d: &Daemon) -> Vec<String> {
+    let text = in_daemon_ns(
+        d,
+        &["ip", "-4", "-o", "addr", "show", "dev", strato_e2e::UPLINK],
+    );
+    let mut v: Vec<String> = text
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix("/32").map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
 fn json_as(d: &Daemon, token: &str, args: &[&str]) -> Value {
     let mut a = vec!["--output", "json"];
     a.extend_from_slice(args);
@@ -125,6 +150,21 @@ fn public_and_elastic_ips_reach_instances_from_outside() {
     assert_eq!(public_ip(&d, &id), eip);
     assert!(answers(&d, &eip, T), "{eip} does not answer");
     assert!(goes_quiet(&d, &ip2, Duration::from_secs(5)));
+    // The host side: one /32 on the uplink, dnat in and snat out for the private address.
+    assert_eq!(uplink_publics(&d), [eip.clone()]);
+    let private = d.instance(&id)["PrivateIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rules = in_daemon_ns(&d, &["nft", "list", "table", "ip", "strato_nat"]);
+    assert!(
+        rules.contains(&format!("ip daddr {eip} dnat to {private}"))
+            && rules.contains(&format!(
+                "oifname \"{}\" ip saddr {private} snat to {eip}",
+                strato_e2e::UPLINK
+            )),
+        "{rules}"
+    );
     let v = d.json(&["describe-addresses", "--allocation-ids", &alloc]);
     let addr = &v["Addresses"][0];
     assert_eq!(addr["InstanceId"], id.as_str(), "{v}");
@@ -200,6 +240,7 @@ fn public_and_elastic_ips_reach_instances_from_outside() {
     assert_eq!(public_ip(&d, &plain), "");
     let ip3 = public_ip(&d, &asked);
     assert!(answers(&d, &ip3, T), "{ip3} does not answer");
+    assert_eq!(uplink_publics(&d), [ip3]);
 }
 
 #[test]
