@@ -151,7 +151,7 @@ fn public_and_elastic_ips_reach_instances_from_outside() {
     assert!(answers(&d, &eip, T), "{eip} does not answer");
     assert!(goes_quiet(&d, &ip2, Duration::from_secs(5)));
     // The host side: one /32 on the uplink, dnat in and snat out for the private address.
-    assert_eq!(uplink_publics(&d), [eip.clone()]);
+    assert_eq!(uplink_publics(&d), std::slice::from_ref(&eip));
     let private = d.instance(&id)["PrivateIpAddress"]
         .as_str()
         .unwrap()
