@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "key_pairs",
         "vpc",
         "network_interfaces",
+        "addresses",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

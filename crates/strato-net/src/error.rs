@@ -57,6 +57,9 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    /// `nft` refused a rule set (its message).
+    #[error("nftables refused the rules: {0}")]
+    Nft(String),
     /// A system call failed (the source carries its errno).
     #[error("Cannot {op}: {source}")]
     Io {

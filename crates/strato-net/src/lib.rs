@@ -12,12 +12,15 @@
 //!   [`link::delete_address`], [`link::create_tap`], [`link::delete_link`],
 //!   [`link::link_status`] and friends.
 //! - [`arp`]: [`arp::arp_probe`] and the pure frame functions it is built from.
+//! - [`nat`]: [`nat::apply`] of the 1:1 NAT table of public addresses, and the /32s on
+//!   the uplink ([`nat::sync_addresses`]); the rules go through `nft -f -`.
 //! - [`mac`]: [`mac::MacAddr`], parsing, printing and generation of MAC addresses.
 
 pub mod arp;
 mod error;
 pub mod link;
 pub mod mac;
+pub mod nat;
 mod netlink;
 #[cfg(test)]
 mod testns;

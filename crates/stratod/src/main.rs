@@ -78,6 +78,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .ensure_default_network()
         .await
         .map_err(|e| chain(&e))?;
+    cloud.start_public_network().await.map_err(|e| chain(&e))?;
     // DHCP first: guests whose boots the restore starts over ask for their address at once.
     cloud.start_dhcp();
     cloud.restore().await;

@@ -42,6 +42,7 @@ const INSTANCE_FILTERS: &[&str] = &[
     "key-name",
     "placement-group-name",
     "placement-partition-number",
+    "ip-address",
 ];
 
 impl Api {
@@ -60,6 +61,10 @@ impl Api {
         };
         let volumes = self.cloud.db.instance_volumes(&i.id)?;
         let group_name = self.group_name(i)?;
+        let public_ip = match primary {
+            Some(e) => self.cloud.db.public_ip_of(&e.id, &e.private_ip)?,
+            None => None,
+        };
         Ok(pb::Instance {
             instance_id: i.id.clone(),
             image_id: i.image_id.clone(),
@@ -75,7 +80,7 @@ impl Api {
                 rack: i.rack.clone(),
             }),
             private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
-            public_ip_address: String::new(),
+            public_ip_address: public_ip.unwrap_or_default(),
             mac_address: primary.map(|e| e.mac.clone()).unwrap_or_default(),
             subnet_id: i.subnet_id.clone(),
             vpc_id: vpc,
@@ -165,6 +170,16 @@ impl Api {
                     .unwrap_or_default(),
                 None => String::new(),
             };
+            let public_ips = if f.iter().any(|f| f.name == "ip-address") {
+                enis.iter()
+                    .map(|e| self.cloud.db.public_ip_of(&e.id, &e.private_ip))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let group = if f.iter().any(|f| f.name == "placement-group-name") {
                 self.group_name(&i)?
             } else {
@@ -174,6 +189,7 @@ impl Api {
                 let one = |s: &str| Some(vec![s.to_string()]);
                 match name {
                     "key-name" => one(&i.key_name),
+                    "ip-address" => Some(public_ips.clone()),
                     "placement-group-name" => one(&group),
                     "placement-partition-number" => one(&i.partition_number.to_string()),
                     "instance-id" => one(&i.id),
@@ -262,6 +278,9 @@ impl Compute for Api {
                 .then_some(r.disable_api_termination),
             tags: convert::tags_in(&r.tags),
             client_token: r.client_token,
+            associate_public_ip: r
+                .has_associate_public_ip_address
+                .then_some(r.associate_public_ip_address),
             launch_template: r.launch_template.map(|t| TemplateRef {
                 id: t.launch_template_id,
                 name: t.launch_template_name,

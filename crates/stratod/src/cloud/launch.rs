@@ -69,6 +69,8 @@ pub struct RunRequest {
     pub launch_template: Option<TemplateRef>,
     /// Metadata service settings over EC2's defaults.
     pub metadata: super::metadata::MetadataChange,
+    /// AssociatePublicIpAddress, if given; else the subnet's MapPublicIpOnLaunch decides.
+    pub associate_public_ip: Option<bool>,
 }
 
 /// A launch template named by a RunInstances.
@@ -332,6 +334,10 @@ impl Cloud {
             ));
         }
         let mut count = (max as i64).min(free) as i32;
+        let public = self.launch_maps_public_ip(&subnet, req.associate_public_ip)?;
+        if public {
+            count = self.public_ip_capacity(min, count)?;
+        }
         let slots: Vec<Slot> = match &group {
             Some(g) => {
                 let slots = placement::place(
@@ -374,7 +380,10 @@ impl Cloud {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(super::host_io("Cannot prepare the instance folder", e));
             }
-            self.allocate_eni(account, &subnet, &id)?;
+            let eni = self.allocate_eni(account, &subnet, &id)?;
+            if public {
+                self.db.set_eni_map_public_ip(&eni.id, true)?;
+            }
             let inst = Instance {
                 id: id.clone(),
                 owner: account.to_string(),
