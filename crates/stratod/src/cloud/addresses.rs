@@ -650,14 +650,8 @@ mod tests {
             })
             .unwrap();
         let eni = Eni {
-            id: "eni-0000000000000000a".into(),
-            owner: "111111111111".into(),
-            subnet_id: "subnet-0000000000000000a".into(),
-            instance_id: None,
             device_index: 1,
-            private_ip: "10.0.0.4".into(),
-            mac: "02:00:00:00:00:01".into(),
-            tap: "tap0".into(),
+            ..Eni::sample("eni-0000000000000000a", "10.0.0.4")
         };
         cloud.db.insert_eni(&eni).unwrap();
         let e = cloud

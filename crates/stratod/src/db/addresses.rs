@@ -462,7 +462,7 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::network::Subnet;
+    use crate::db::network::{Eni, Subnet};
 
     fn pool() -> impl Iterator<Item = Ipv4Addr> {
         (17u8..=19).map(|k| Ipv4Addr::new(198, 51, 100, k))
@@ -484,14 +484,8 @@ mod tests {
             ("eni-0000000000000000b", "10.0.0.5"),
         ] {
             db.insert_eni(&Eni {
-                id: id.into(),
-                owner: "111111111111".into(),
-                subnet_id: "subnet-0000000000000000a".into(),
                 instance_id: Some(format!("i-{}", &id[4..])),
-                device_index: 0,
-                private_ip: ip.into(),
-                mac: "02:00:00:00:00:01".into(),
-                tap: "tap0".into(),
+                ..Eni::sample(id, ip)
             })
             .unwrap();
         }
