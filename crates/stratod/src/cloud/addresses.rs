@@ -383,19 +383,29 @@ impl Cloud {
                 ))
             }
         };
-        if !private_ip.is_empty() && private_ip != eni.private_ip {
+        // The primary address unless a secondary one is named.
+        let target = if private_ip.is_empty() || private_ip == eni.private_ip {
+            eni.private_ip.clone()
+        } else if self
+            .db
+            .secondary_ips(&eni.id)?
+            .iter()
+            .any(|ip| ip == private_ip)
+        {
+            private_ip.to_string()
+        } else {
             return Err(ApiError::invalid(format!(
                 "The address {} is not a private address of {}.",
                 private_ip.chars().take(64).collect::<String>(),
                 eni.id
             )));
-        }
+        };
         let association_id = ids::new_id(Kind::Association);
         match self.db.associate_eip(
             allocation_id,
             &association_id,
             &eni.id,
-            &eni.private_ip,
+            &target,
             allow_reassociation,
         )? {
             Association::Done { released } => {

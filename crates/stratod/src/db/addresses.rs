@@ -347,6 +347,30 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Ends what maps public addresses to an ENI's private addresses (all of them, or only
+    /// `ips`): pool addresses are released, Elastic IPs disassociated. Returns how many.
+    pub fn unmap_eni(&self, eni_id: &str, ips: Option<&[String]>) -> DbResult<usize> {
+        let conn = self.conn();
+        let mut n = 0;
+        let targets: Vec<Option<&String>> = match ips {
+            None => vec![None],
+            Some(l) => l.iter().map(Some).collect(),
+        };
+        for ip in targets {
+            n += conn.execute(
+                "DELETE FROM public_ips WHERE allocation_id IS NULL AND eni_id = ?1 \
+                 AND (?2 IS NULL OR private_ip = ?2)",
+                params![eni_id, ip],
+            )?;
+            n += conn.execute(
+                "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL \
+                 WHERE eni_id = ?1 AND (?2 IS NULL OR private_ip = ?2)",
+                params![eni_id, ip],
+            )?;
+        }
+        Ok(n)
+    }
+
     /// Releases an Elastic IP unless it is associated.
     pub fn release_eip(&self, allocation_id: &str) -> DbResult<Release> {
         let conn = self.conn();
@@ -517,6 +541,27 @@ mod tests {
                 .unwrap(),
             Allocation::Done(ip(18))
         );
+    }
+
+    #[test]
+    fn unmapping_an_eni_releases_and_disassociates() {
+        let db = setup();
+        db.allocate_eip(pool(), "111111111111", "eipalloc-1", 5, &[])
+            .unwrap();
+        db.allocate_eip(pool(), "111111111111", "eipalloc-2", 5, &[])
+            .unwrap();
+        db.associate_eip("eipalloc-1", "eipassoc-1", A, "10.0.0.4", false)
+            .unwrap();
+        db.associate_eip("eipalloc-2", "eipassoc-2", A, "10.0.0.9", false)
+            .unwrap();
+        // Only the named address: one association ends.
+        assert_eq!(db.unmap_eni(A, Some(&["10.0.0.9".to_string()])).unwrap(), 1);
+        assert!(db.public_ip_of(A, "10.0.0.9").unwrap().is_none());
+        assert!(db.public_ip_of(A, "10.0.0.4").unwrap().is_some());
+        // The whole interface: the rest; both stay allocated.
+        assert_eq!(db.unmap_eni(A, None).unwrap(), 1);
+        assert!(db.public_mappings().unwrap().is_empty());
+        assert_eq!(db.eips("111111111111").unwrap().len(), 2);
     }
 
     #[test]
