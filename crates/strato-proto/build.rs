@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vpc",
         "security_groups",
         "network_interfaces",
+        "addresses",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

@@ -28,6 +28,17 @@ fn link(d: &Daemon, name: &str) -> Option<Value> {
 
 /// The IPv4 addresses of a link as `a.b.c.d/n`.
 fn addrs(link: &Value) -> Vec<String> {
+    all_addrs(link)
+        .into_iter()
+        .filter(|a| a != METADATA)
+        .collect()
+}
+
+/// The metadata service's address, which every VPC bridge holds beside its gateways.
+const METADATA: &str = "169.254.169.254/32";
+
+/// Every IPv4 address of a link.
+fn all_addrs(link: &Value) -> Vec<String> {
     link["addr_info"]
         .as_array()
         .unwrap()
@@ -91,6 +102,7 @@ fn vpcs_subnets_and_an_instance_in_one() {
         assert_eq!(s["AvailableIpAddressCount"], 4096 - 5);
     }
     let br = link(&d, "strato0").expect("default bridge");
+    assert!(all_addrs(&br).contains(&METADATA.to_string()), "{br}");
     assert_eq!(
         addrs(&br),
         ["172.31.0.1/20", "172.31.16.1/20", "172.31.32.1/20"]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use strato_proto::v1::{
-    compute_client::ComputeClient, images_client::ImagesClient, key_pairs_client::KeyPairsClient,
-    launch_templates_client::LaunchTemplatesClient,
+    addresses_client::AddressesClient, compute_client::ComputeClient, images_client::ImagesClient,
+    key_pairs_client::KeyPairsClient, launch_templates_client::LaunchTemplatesClient,
     network_interfaces_client::NetworkInterfacesClient,
     placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
     security_groups_client::SecurityGroupsClient, usage_client::UsageClient,
@@ -177,6 +177,11 @@ impl Conn {
     /// A client of the NetworkInterfaces service.
     pub fn enis(&self) -> NetworkInterfacesClient<Transport> {
         NetworkInterfacesClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the Addresses service.
+    pub fn addresses(&self) -> AddressesClient<Transport> {
+        AddressesClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// Maps a failed call of `operation` to a [`CliError`], for `map_err`.

@@ -63,8 +63,8 @@ pub enum NetError {
     /// A firewall model that cannot be rendered.
     #[error("Cannot render the firewall: {0}")]
     Firewall(String),
-    /// `nft` refused a script (its error output).
-    #[error("nft refused the ruleset: {0}")]
+    /// `nft` refused a rule set (its message).
+    #[error("nftables refused the rules: {0}")]
     Nft(String),
     /// A system call failed (the source carries its errno).
     #[error("Cannot {op}: {source}")]

@@ -14,6 +14,8 @@
 //! - [`arp`]: [`arp::arp_probe`] and the pure frame functions it is built from.
 //! - [`firewall`] and [`nft`]: security groups rendered as nftables tables, and applied
 //!   through `nft -f -` (the one place the crate runs a program).
+//! - [`nat`]: [`nat::apply`] of the 1:1 NAT table of public addresses, and the /32s on
+//!   the uplink ([`nat::sync_addresses`]); the rules go through `nft -f -`.
 //! - [`mac`]: [`mac::MacAddr`], parsing, printing and generation of MAC addresses.
 
 pub mod arp;
@@ -21,6 +23,7 @@ mod error;
 pub mod firewall;
 pub mod link;
 pub mod mac;
+pub mod nat;
 mod netlink;
 pub mod nft;
 #[cfg(test)]

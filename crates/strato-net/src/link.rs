@@ -130,6 +130,20 @@ pub fn delete_address(name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<(), 
     }
 }
 
+/// Gives link `name` the address `addr/prefix_len` unless it has it already (with any
+/// prefix length); a missing link is an error.
+pub fn ensure_address(name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<(), NetError> {
+    validate_ifname(name)?;
+    if prefix_len > 32 {
+        return Err(NetError::InvalidPrefix(prefix_len));
+    }
+    let mut sock = open_socket()?;
+    let link = lookup(&mut sock, Selector::Name(name))?
+        .ok_or_else(|| NetError::NoSuchLink(name.to_owned()))?;
+    add_address(&mut sock, link.status.index, addr, prefix_len)
+        .map_err(|e| NetError::netlink(format!("add {addr}/{prefix_len} to {name}"), e))
+}
+
 /// The bridge `name`, created if absent; a link of another kind under that name is an error.
 fn bridge_link(sock: &mut Socket, name: &str) -> Result<LinkInfo, NetError> {
     let link = match lookup(sock, Selector::Name(name))? {

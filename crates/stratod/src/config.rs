@@ -3,6 +3,7 @@
 //! no arguments is a working daemon.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,6 +91,85 @@ pub struct FileConfig {
     pub racks: Option<Vec<String>>,
     /// Cap on how fast CopyImage pulls image data from another region, in MiB/s.
     pub copy_rate_mib_s: Option<f64>,
+    /// The interface facing the outside and the public addresses behind it.
+    pub uplink: Option<UplinkFile>,
+}
+
+/// The `uplink` section of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkFile {
+    /// The interface facing the outside, already present in the daemon's namespace.
+    pub interface: String,
+    /// Public addresses: `a.b.c.d/n` or `first-last`.
+    pub pool: String,
+    /// Elastic IPs per account (EC2: 5 per region).
+    pub eip_quota: Option<u32>,
+}
+
+/// Public IPv4 addressing: the uplink interface and its address pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// The interface facing the outside.
+    pub interface: String,
+    /// First address of the pool.
+    pub first: Ipv4Addr,
+    /// Last address of the pool (inclusive).
+    pub last: Ipv4Addr,
+    /// Elastic IPs per account.
+    pub eip_quota: u32,
+}
+
+/// Largest public address pool (a /16): allocation scans it.
+pub const MAX_POOL: u64 = 1 << 16;
+
+impl Uplink {
+    /// Whether `ip` is in the pool.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(self.first)..=u32::from(self.last)).contains(&u32::from(ip))
+    }
+
+    /// The pool's addresses, in order.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> {
+        (u32::from(self.first)..=u32::from(self.last)).map(Ipv4Addr::from)
+    }
+}
+
+/// Parses a pool: a CIDR block (less its first and last address, as a subnet's, when it
+/// has more than two) or an inclusive `first-last` range.
+pub fn parse_pool(pool: &str) -> Result<(Ipv4Addr, Ipv4Addr), ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "uplink pool {pool:?}: use a.b.c.d/n or a.b.c.d-e.f.g.h, at most {MAX_POOL} addresses"
+        ))
+    };
+    let (first, last) = if let Some((a, n)) = pool.split_once('/') {
+        let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        if n > 32 {
+            return Err(bad());
+        }
+        let mask = u32::MAX.checked_shl(32 - n).unwrap_or(0);
+        if u32::from(a) & !mask != 0 {
+            return Err(bad());
+        }
+        let base = u32::from(a);
+        let top = base | !mask;
+        if n <= 30 {
+            (base + 1, top - 1)
+        } else {
+            (base, top)
+        }
+    } else {
+        let (a, b) = pool.split_once('-').ok_or_else(bad)?;
+        let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+        let b: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+        (u32::from(a), u32::from(b))
+    };
+    if last < first || u64::from(last - first) + 1 > MAX_POOL {
+        return Err(bad());
+    }
+    Ok((Ipv4Addr::from(first), Ipv4Addr::from(last)))
 }
 
 /// The daemon's settings, defaults applied.
@@ -127,6 +207,8 @@ pub struct Config {
     pub racks: Vec<String>,
     /// CopyImage bandwidth cap in bytes per second; `None`: unlimited.
     pub copy_rate: Option<f64>,
+    /// Public IPv4 addressing; `None`: the host has no public addresses.
+    pub uplink: Option<Uplink>,
 }
 
 /// Most racks a host may declare.
@@ -237,7 +319,22 @@ impl Config {
                 ))
             }
         };
+        let uplink = match f.uplink {
+            None => None,
+            Some(u) => {
+                strato_net::validate_ifname(&u.interface)
+                    .map_err(|e| ConfigError::Invalid(format!("uplink interface: {e}")))?;
+                let (first, last) = parse_pool(&u.pool)?;
+                Some(Uplink {
+                    interface: u.interface,
+                    first,
+                    last,
+                    eip_quota: u.eip_quota.unwrap_or(5),
+                })
+            }
+        };
         Ok(Config {
+            uplink,
             copy_rate,
             peers,
             racks,
@@ -317,6 +414,57 @@ mod tests {
         let c = Config::build(Some(&p), None, &[], None).unwrap();
         assert_eq!(c.status_interval, Duration::from_secs(1));
         assert_eq!(c.tokens["t1"], "222222222222");
+    }
+
+    #[test]
+    fn uplink_pools() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            parse_pool("198.51.100.16/28").unwrap(),
+            (ip("198.51.100.17"), ip("198.51.100.30"))
+        );
+        assert_eq!(
+            parse_pool("203.0.113.5 - 203.0.113.9").unwrap(),
+            (ip("203.0.113.5"), ip("203.0.113.9"))
+        );
+        assert_eq!(
+            parse_pool("203.0.113.7/32").unwrap(),
+            (ip("203.0.113.7"), ip("203.0.113.7"))
+        );
+        for bad in [
+            "198.51.100.17/28",
+            "10.0.0.0/8",
+            "203.0.113.9-203.0.113.5",
+            "x/24",
+            "1.2.3.4",
+            "1.2.3.0/33",
+        ] {
+            assert!(parse_pool(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(
+            &p,
+            r#"{"uplink": {"interface": "uplink0", "pool": "198.51.100.16/28"}}"#,
+        )
+        .unwrap();
+        let u = Config::build(Some(&p), None, &[], None)
+            .unwrap()
+            .uplink
+            .unwrap();
+        assert_eq!((u.interface.as_str(), u.eip_quota), ("uplink0", 5));
+        assert!(u.contains(ip("198.51.100.30")) && !u.contains(ip("198.51.100.31")));
+        assert_eq!(u.addresses().count(), 14);
+        std::fs::write(
+            &p,
+            r#"{"uplink": {"interface": "a b", "pool": "1.2.3.0/30"}}"#,
+        )
+        .unwrap();
+        assert!(Config::build(Some(&p), None, &[], None).is_err());
+        assert!(Config::build(None, None, &[], None)
+            .unwrap()
+            .uplink
+            .is_none());
     }
 
     #[test]

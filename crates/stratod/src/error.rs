@@ -58,6 +58,7 @@ impl ApiError {
             | "InstanceLimitExceeded"
             | "VolumeLimitExceeded"
             | "InsufficientInstanceCapacity"
+            | "InsufficientAddressCapacity"
             | "PlacementGroupLimitExceeded"
             | "LaunchTemplateLimitExceeded"
             | "LaunchTemplateVersionLimitExceeded"
@@ -77,7 +78,10 @@ impl ApiError {
             | "VolumeInUse"
             | "OperationNotPermitted"
             | "DependencyViolation"
-            | "InvalidPlacementGroup.InUse" => Code::FailedPrecondition,
+            | "InvalidPlacementGroup.InUse"
+            | "InvalidIPAddress.InUse"
+            | "Resource.AlreadyAssociated"
+            | "UnsupportedOperation" => Code::FailedPrecondition,
             _ => Code::InvalidArgument,
         }
     }

@@ -32,6 +32,10 @@ pub enum Kind {
     KeyPair,
     /// `eni-attach-`
     NetworkInterfaceAttachment,
+    /// `eipalloc-`
+    Allocation,
+    /// `eipassoc-`
+    Association,
 }
 
 impl Kind {
@@ -51,6 +55,8 @@ impl Kind {
             Kind::LaunchTemplate => "lt-",
             Kind::KeyPair => "key-",
             Kind::NetworkInterfaceAttachment => "eni-attach-",
+            Kind::Allocation => "eipalloc-",
+            Kind::Association => "eipassoc-",
         }
     }
 
@@ -70,6 +76,8 @@ impl Kind {
             Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
             Kind::KeyPair => "InvalidKeyPairId.Malformed",
             Kind::NetworkInterfaceAttachment => "InvalidAttachmentID.Malformed",
+            Kind::Allocation => "InvalidAllocationID.Malformed",
+            Kind::Association => "InvalidAssociationID.Malformed",
         }
     }
 
@@ -89,6 +97,8 @@ impl Kind {
             Kind::LaunchTemplate => "InvalidLaunchTemplateId.NotFound",
             Kind::KeyPair => "InvalidKeyPair.NotFound",
             Kind::NetworkInterfaceAttachment => "InvalidAttachmentID.NotFound",
+            Kind::Allocation => "InvalidAllocationID.NotFound",
+            Kind::Association => "InvalidAssociationID.NotFound",
         }
     }
 
@@ -108,6 +118,8 @@ impl Kind {
             Kind::LaunchTemplate => "launch template ID",
             Kind::KeyPair => "key pair ID",
             Kind::NetworkInterfaceAttachment => "network interface attachment ID",
+            Kind::Allocation => "allocation ID",
+            Kind::Association => "association ID",
         };
         ApiError::new(
             self.not_found_code(),
@@ -192,7 +204,13 @@ mod tests {
         assert_eq!(a.len(), 2 + 17);
         check(Kind::Instance, &a).unwrap();
         check(Kind::Image, &new_id(Kind::Image)).unwrap();
-        for kind in [Kind::PlacementGroup, Kind::LaunchTemplate, Kind::KeyPair] {
+        for kind in [
+            Kind::PlacementGroup,
+            Kind::LaunchTemplate,
+            Kind::KeyPair,
+            Kind::Allocation,
+            Kind::Association,
+        ] {
             let id = new_id(kind);
             assert!(id.starts_with(kind.prefix()), "{id}");
             check(kind, &id).unwrap();

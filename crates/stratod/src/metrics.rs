@@ -52,6 +52,10 @@ counters! {
     dhcp_acks_total: "DHCP acknowledgements sent.",
     dhcp_naks_total: "DHCP negative acknowledgements sent.",
     dhcp_drops_total: "DHCP packets not answered (malformed, unknown MAC, release, not for us).",
+    nat_applies_total: "NAT table applies (nftables rules and uplink addresses).",
+    nat_apply_failures_total: "NAT table applies that failed.",
+    addresses_allocated_total: "Elastic IP addresses allocated.",
+    public_ips_assigned_total: "Public addresses assigned to instances from the pool.",
 }
 
 /// Adds one to a counter.

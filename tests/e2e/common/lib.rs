@@ -65,10 +65,18 @@ pub struct Daemon {
     pub socket: PathBuf,
     child: Option<Child>,
     config: Value,
+    /// The "outside" namespace joined to the daemon's by its uplink, if it has one.
+    pub outside: Option<NsHost>,
 }
 
 /// The admin account of test daemons (the Unix socket without a token).
 pub const ADMIN: &str = "100000000001";
+
+/// The uplink of daemons started with [`Daemon::start_with_uplink`].
+pub const UPLINK: &str = "uplink0";
+
+/// Their public address pool (198.51.100.17 to .30).
+pub const PUBLIC_POOL: &str = "198.51.100.16/28";
 
 impl Daemon {
     /// Starts a daemon in a fresh namespace with `fast_config`.
@@ -78,6 +86,74 @@ impl Daemon {
 
     /// Starts a daemon with this config.
     pub fn start_with(tag: &str, config: Value) -> Daemon {
+        let mut d = Self::prepare(tag, config);
+        d.launch();
+        d
+    }
+
+    /// Starts a daemon with an uplink: before it starts, an "outside" namespace is joined to
+    /// its namespace by a veth pair, [`UPLINK`] (198.51.100.2/24) on the daemon's side and
+    /// `eth0` (198.51.100.1/24) outside, and `config` gets an `uplink` section with the
+    /// public pool [`PUBLIC_POOL`]. The outside goes with the daemon.
+    pub fn start_with_uplink(tag: &str, mut config: Value) -> Daemon {
+        let mut d = Self::prepare(tag, Value::Null);
+        config["uplink"] = serde_json::json!({"interface": UPLINK, "pool": PUBLIC_POOL});
+        d.config = config;
+        let outside = format!("{}-out", d.ns);
+        let _ = sh(&["ip", "netns", "del", &outside]);
+        let run = |args: &[&str]| {
+            let out = sh(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["ip", "netns", "add", &outside]);
+        d.outside = Some(NsHost {
+            ns: outside.clone(),
+            port: UPLINK.to_string(),
+        });
+        run(&["ip", "-n", &outside, "link", "set", "lo", "up"]);
+        run(&[
+            "ip", "-n", &d.ns, "link", "add", UPLINK, "type", "veth", "peer", "name", "eth0",
+            "netns", &outside,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &d.ns,
+            "addr",
+            "add",
+            "198.51.100.2/24",
+            "dev",
+            UPLINK,
+        ]);
+        run(&["ip", "-n", &d.ns, "link", "set", UPLINK, "up"]);
+        run(&[
+            "ip",
+            "-n",
+            &outside,
+            "addr",
+            "add",
+            "198.51.100.1/24",
+            "dev",
+            "eth0",
+        ]);
+        run(&["ip", "-n", &outside, "link", "set", "eth0", "up"]);
+        d.launch();
+        d
+    }
+
+    /// The outside namespace of a daemon started with an uplink.
+    pub fn outside(&self) -> &NsHost {
+        self.outside
+            .as_ref()
+            .expect("the daemon was started without an uplink")
+    }
+
+    /// A fresh namespace and data folder for a daemon that is not started yet.
+    fn prepare(tag: &str, config: Value) -> Daemon {
         let ns = format!("se2e-{tag}-{}", std::process::id());
         let _ = sh(&["ip", "netns", "del", &ns]);
         let out = sh(&["ip", "netns", "add", &ns]);
@@ -90,15 +166,14 @@ impl Daemon {
         let dir = std::env::temp_dir().join(&ns);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut d = Daemon {
+        Daemon {
             socket: dir.join("stratod.sock"),
             ns,
             dir,
             child: None,
             config,
-        };
-        d.launch();
-        d
+            outside: None,
+        }
     }
 
     fn launch(&mut self) {

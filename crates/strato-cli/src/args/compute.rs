@@ -88,6 +88,14 @@ pub struct RunInstances {
     #[arg(long)]
     pub client_token: Option<String>,
 
+    /// Give the instances a public IPv4 address whatever the subnet's setting.
+    #[arg(long, conflicts_with = "no_associate_public_ip_address")]
+    pub associate_public_ip_address: bool,
+
+    /// Give the instances no public IPv4 address whatever the subnet's setting.
+    #[arg(long)]
+    pub no_associate_public_ip_address: bool,
+
     /// Wait until the instances are running.
     #[command(flatten)]
     pub wait: Wait,

@@ -1,6 +1,7 @@
 //! The command line: global options and one subcommand per API verb, named and spelled
 //! as in the AWS CLI (`describe-instances --instance-ids i-1 i-2`).
 
+pub mod addresses;
 pub mod compute;
 pub mod images;
 pub mod keys;
@@ -150,6 +151,19 @@ pub enum Command {
     DescribeSubnets(vpc::DescribeSubnets),
     /// Delete a subnet that no network interface uses.
     DeleteSubnet(vpc::DeleteSubnet),
+    /// Change whether a subnet gives launched instances a public IPv4 address.
+    ModifySubnetAttribute(vpc::ModifySubnetAttribute),
+
+    /// Allocate an Elastic IP address from the host's public pool.
+    AllocateAddress(addresses::AllocateAddress),
+    /// Associate an Elastic IP with an instance or a network interface.
+    AssociateAddress(addresses::AssociateAddress),
+    /// End an Elastic IP's association (the address stays allocated).
+    DisassociateAddress(addresses::DisassociateAddress),
+    /// Release an Elastic IP that is not associated.
+    ReleaseAddress(addresses::ReleaseAddress),
+    /// List Elastic IPs.
+    DescribeAddresses(addresses::DescribeAddresses),
 
     /// Create a security group (all outbound traffic allowed, nothing inbound).
     CreateSecurityGroup(security_groups::CreateSecurityGroup),
@@ -311,6 +325,37 @@ mod tests {
                 "$Latest",
             ],
             &["delete-key-pair", "--key-name", "k"],
+            &["allocate-address", "--domain", "vpc"],
+            &[
+                "associate-address",
+                "--allocation-id",
+                "eipalloc-1",
+                "--instance-id",
+                "i-1",
+                "--allow-reassociation",
+            ],
+            &[
+                "associate-address",
+                "--allocation-id",
+                "eipalloc-1",
+                "--network-interface-id",
+                "eni-1",
+                "--private-ip-address",
+                "10.0.0.4",
+            ],
+            &["describe-addresses", "--public-ips", "198.51.100.17"],
+            &[
+                "modify-subnet-attribute",
+                "--subnet-id",
+                "subnet-1",
+                "--no-map-public-ip-on-launch",
+            ],
+            &[
+                "run-instances",
+                "--image-id",
+                "ami-1",
+                "--associate-public-ip-address",
+            ],
             &[
                 "run-instances",
                 "--launch-template",
@@ -326,6 +371,24 @@ mod tests {
             &["delete-launch-template"],
             &["delete-key-pair"],
             &["run-instances"],
+            &["associate-address", "--allocation-id", "eipalloc-1"],
+            &[
+                "associate-address",
+                "--allocation-id",
+                "eipalloc-1",
+                "--instance-id",
+                "i-1",
+                "--network-interface-id",
+                "eni-1",
+            ],
+            &["modify-subnet-attribute", "--subnet-id", "subnet-1"],
+            &[
+                "run-instances",
+                "--image-id",
+                "ami-1",
+                "--associate-public-ip-address",
+                "--no-associate-public-ip-address",
+            ],
             &["describe-regions", "--query", "a..b"],
             &[
                 "describe-launch-templates",

@@ -1,6 +1,6 @@
 //! Arguments of the VPC and subnet commands.
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use strato_proto::v1::Filter;
 
 use crate::parse::{self, Many, TagSpecification};
@@ -71,4 +71,22 @@ pub struct DeleteSubnet {
     /// The subnet.
     #[arg(long)]
     pub subnet_id: String,
+}
+
+/// Arguments of `modify-subnet-attribute`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("attribute").required(true)
+    .args(["map_public_ip_on_launch", "no_map_public_ip_on_launch"])))]
+pub struct ModifySubnetAttribute {
+    /// The subnet.
+    #[arg(long)]
+    pub subnet_id: String,
+
+    /// Instances launched into the subnet get a public IPv4 address.
+    #[arg(long)]
+    pub map_public_ip_on_launch: bool,
+
+    /// Instances launched into the subnet get no public IPv4 address.
+    #[arg(long)]
+    pub no_map_public_ip_on_launch: bool,
 }

@@ -46,6 +46,9 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
         tags,
         client_token: a.client_token.unwrap_or_default(),
         metadata_options: a.metadata_options,
+        associate_public_ip_address: a.associate_public_ip_address,
+        has_associate_public_ip_address: a.associate_public_ip_address
+            || a.no_associate_public_ip_address,
     };
     let mut reservation = conn
         .compute()

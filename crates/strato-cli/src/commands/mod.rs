@@ -1,5 +1,6 @@
 //! Dispatch: connects, runs the chosen command, and prints what it returns.
 
+mod addresses;
 mod compute;
 mod images;
 mod keys;
@@ -111,6 +112,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::AssignPrivateIpAddresses(a) => network_interfaces::assign(&conn, a).await?,
         Command::UnassignPrivateIpAddresses(a) => network_interfaces::unassign(&conn, a).await?,
         Command::ModifyNetworkInterfaceAttribute(a) => network_interfaces::modify(&conn, a).await?,
+        Command::ModifySubnetAttribute(a) => vpc::modify_subnet_attribute(&conn, a).await?,
+        Command::AllocateAddress(a) => addresses::allocate_address(&conn, a).await?,
+        Command::AssociateAddress(a) => addresses::associate_address(&conn, a).await?,
+        Command::DisassociateAddress(a) => addresses::disassociate_address(&conn, a).await?,
+        Command::ReleaseAddress(a) => addresses::release_address(&conn, a).await?,
+        Command::DescribeAddresses(a) => addresses::describe_addresses(&conn, a).await?,
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();

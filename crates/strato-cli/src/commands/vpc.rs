@@ -1,12 +1,13 @@
 //! VPCs and subnets.
 
 use strato_proto::v1::{
-    CreateSubnetRequest, CreateVpcRequest, DeleteSubnetRequest, DeleteVpcRequest,
-    DescribeSubnetsRequest, DescribeVpcsRequest,
+    AttributeBooleanValue, CreateSubnetRequest, CreateVpcRequest, DeleteSubnetRequest,
+    DeleteVpcRequest, DescribeSubnetsRequest, DescribeVpcsRequest, ModifySubnetAttributeRequest,
 };
 
 use crate::args::vpc::{
     CreateSubnet, CreateVpc, DeleteSubnet, DeleteVpc, DescribeSubnets, DescribeVpcs,
+    ModifySubnetAttribute,
 };
 use crate::conn::Conn;
 use crate::error::CliError;
@@ -95,5 +96,23 @@ pub async fn delete_subnet(conn: &Conn, a: DeleteSubnet) -> Result<View, CliErro
         .delete_subnet(request)
         .await
         .map_err(conn.error("DeleteSubnet"))?;
+    Ok(View::Empty)
+}
+
+/// `modify-subnet-attribute`
+pub async fn modify_subnet_attribute(
+    conn: &Conn,
+    a: ModifySubnetAttribute,
+) -> Result<View, CliError> {
+    let request = ModifySubnetAttributeRequest {
+        subnet_id: a.subnet_id,
+        map_public_ip_on_launch: Some(AttributeBooleanValue {
+            value: a.map_public_ip_on_launch,
+        }),
+    };
+    conn.vpcs()
+        .modify_subnet_attribute(request)
+        .await
+        .map_err(conn.error("ModifySubnetAttribute"))?;
     Ok(View::Empty)
 }

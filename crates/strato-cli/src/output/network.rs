@@ -1,9 +1,9 @@
 //! The results of the VPC, subnet and network interface commands, as the AWS CLI's JSON and as tables.
 
 use serde_json::{json, Value};
-use strato_proto::v1::{NetworkInterface, Subnet, Vpc};
+use strato_proto::v1::{Address, AllocateAddressResponse, NetworkInterface, Subnet, Vpc};
 
-use super::json::{tags, time};
+use super::json::{tags, text, time};
 use super::table::Table;
 
 /// A result of one of these commands.
@@ -25,6 +25,12 @@ pub enum NetworkView {
     AttachmentId(String),
     /// assign-private-ip-addresses: the interface and the addresses added
     Assigned(String, Vec<String>),
+    /// allocate-address
+    Allocated(AllocateAddressResponse),
+    /// associate-address: the association ID
+    Association(String),
+    /// describe-addresses
+    Addresses(Vec<Address>),
 }
 
 /// The AWS CLI's JSON for `view` (nulls are stripped by the caller).
@@ -47,6 +53,17 @@ pub fn json(view: &NetworkView) -> Value {
                 .map(|ip| json!({"PrivateIpAddress": ip}))
                 .collect::<Vec<_>>(),
         }),
+        NetworkView::Allocated(a) => json!({
+            "PublicIp": a.public_ip,
+            "AllocationId": a.allocation_id,
+            "PublicIpv4Pool": a.public_ipv4_pool,
+            "NetworkBorderGroup": a.network_border_group,
+            "Domain": a.domain,
+        }),
+        NetworkView::Association(id) => json!({ "AssociationId": id }),
+        NetworkView::Addresses(list) => {
+            json!({ "Addresses": list.iter().map(address).collect::<Vec<_>>() })
+        }
     }
 }
 
@@ -81,6 +98,22 @@ pub fn eni(e: &NetworkInterface) -> Value {
             "Status": a.status,
         })),
         "TagSet": tags(&e.tags),
+    })
+}
+
+fn address(a: &Address) -> Value {
+    json!({
+        "PublicIp": a.public_ip,
+        "AllocationId": a.allocation_id,
+        "AssociationId": text(&a.association_id),
+        "Domain": a.domain,
+        "InstanceId": text(&a.instance_id),
+        "NetworkInterfaceId": text(&a.network_interface_id),
+        "NetworkInterfaceOwnerId": text(&a.network_interface_owner_id),
+        "PrivateIpAddress": text(&a.private_ip_address),
+        "Tags": tags(&a.tags),
+        "PublicIpv4Pool": a.public_ipv4_pool,
+        "NetworkBorderGroup": a.network_border_group,
     })
 }
 
@@ -126,6 +159,17 @@ pub fn table(view: &NetworkView) -> String {
         NetworkView::Enis(list) => enis(list),
         NetworkView::AttachmentId(id) => format!("{id}\n"),
         NetworkView::Assigned(_, ips) => ips.iter().map(|ip| format!("{ip}\n")).collect(),
+        NetworkView::Allocated(a) => {
+            let mut t = Table::new(&["ALLOCATION ID", "PUBLIC IP", "DOMAIN"]);
+            t.row(vec![
+                a.allocation_id.clone(),
+                a.public_ip.clone(),
+                a.domain.clone(),
+            ]);
+            t.render()
+        }
+        NetworkView::Association(id) => format!("{id}\n"),
+        NetworkView::Addresses(list) => addresses(list),
     }
 }
 
@@ -152,6 +196,28 @@ fn enis(list: &[NetworkInterface]) -> String {
             e.status.clone(),
             instance,
             index,
+        ]);
+    }
+    t.render()
+}
+
+fn addresses(list: &[Address]) -> String {
+    let mut t = Table::new(&[
+        "ALLOCATION ID",
+        "PUBLIC IP",
+        "ASSOCIATION ID",
+        "INSTANCE",
+        "INTERFACE",
+        "PRIVATE IP",
+    ]);
+    for a in list {
+        t.row(vec![
+            a.allocation_id.clone(),
+            a.public_ip.clone(),
+            a.association_id.clone(),
+            a.instance_id.clone(),
+            a.network_interface_id.clone(),
+            a.private_ip_address.clone(),
         ]);
     }
     t.render()
@@ -225,5 +291,21 @@ mod tests {
         assert_eq!(out["Subnets"][0]["AvailableIpAddressCount"], 251);
         let table = render(NetworkView::Subnets(vec![]), Format::Table);
         assert!(table.starts_with("SUBNET ID"), "{table}");
+        let a = Address {
+            public_ip: "198.51.100.17".into(),
+            allocation_id: "eipalloc-1".into(),
+            domain: "vpc".into(),
+            ..Default::default()
+        };
+        let out: Value =
+            serde_json::from_str(&render(NetworkView::Addresses(vec![a]), Format::Json)).unwrap();
+        assert_eq!(out["Addresses"][0]["PublicIp"], "198.51.100.17");
+        assert!(out["Addresses"][0].get("AssociationId").is_none(), "{out}");
+        let out: Value = serde_json::from_str(&render(
+            NetworkView::Association("eipassoc-1".into()),
+            Format::Json,
+        ))
+        .unwrap();
+        assert_eq!(out["AssociationId"], "eipassoc-1");
     }
 }

@@ -44,6 +44,7 @@ const INSTANCE_FILTERS: &[&str] = &[
     "placement-partition-number",
     "instance.group-id",
     "instance.group-name",
+    "ip-address",
 ];
 
 impl Api {
@@ -74,6 +75,10 @@ impl Api {
                 .collect::<ApiResult<_>>()?,
         };
         let group_name = self.group_name(i)?;
+        let public_ip = match primary {
+            Some(e) => self.cloud.db.public_ip_of(&e.id, &e.private_ip)?,
+            None => None,
+        };
         Ok(pb::Instance {
             instance_id: i.id.clone(),
             image_id: i.image_id.clone(),
@@ -89,7 +94,7 @@ impl Api {
                 rack: i.rack.clone(),
             }),
             private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
-            public_ip_address: String::new(),
+            public_ip_address: public_ip.unwrap_or_default(),
             mac_address: primary.map(|e| e.mac.clone()).unwrap_or_default(),
             subnet_id: i.subnet_id.clone(),
             vpc_id: vpc,
@@ -186,6 +191,16 @@ impl Api {
                     .unwrap_or_default(),
                 None => String::new(),
             };
+            let public_ips = if f.iter().any(|f| f.name == "ip-address") {
+                enis.iter()
+                    .map(|e| self.cloud.db.public_ip_of(&e.id, &e.private_ip))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let group = if f.iter().any(|f| f.name == "placement-group-name") {
                 self.group_name(&i)?
             } else {
@@ -203,6 +218,7 @@ impl Api {
                     "instance.group-id" => Some(groups.iter().map(|g| g.0.clone()).collect()),
                     "instance.group-name" => Some(groups.iter().map(|g| g.1.clone()).collect()),
                     "key-name" => one(&i.key_name),
+                    "ip-address" => Some(public_ips.clone()),
                     "placement-group-name" => one(&group),
                     "placement-partition-number" => one(&i.partition_number.to_string()),
                     "instance-id" => one(&i.id),
@@ -292,6 +308,9 @@ impl Compute for Api {
                 .then_some(r.disable_api_termination),
             tags: convert::tags_in(&r.tags),
             client_token: r.client_token,
+            associate_public_ip: r
+                .has_associate_public_ip_address
+                .then_some(r.associate_public_ip_address),
             launch_template: r.launch_template.map(|t| TemplateRef {
                 id: t.launch_template_id,
                 name: t.launch_template_name,

@@ -24,6 +24,10 @@ impl Api {
     }
 
     fn subnet(&self, s: Subnet, available: i64, owner: String) -> pb::Subnet {
+        let map_public_ip_on_launch = self.cloud.subnet_maps_public_ip(&s).unwrap_or_else(|e| {
+            tracing::warn!(subnet = %s.id, error = %e.message, "cannot read MapPublicIpOnLaunch");
+            false
+        });
         let zone_id = all_zones(&self.cloud.cfg)
             .into_iter()
             .find(|z| z.name == s.az)
@@ -39,7 +43,7 @@ impl Api {
             default_for_az: s.is_default,
             state: "available".into(),
             owner_id: owner,
-            map_public_ip_on_launch: false,
+            map_public_ip_on_launch,
         }
     }
 }
@@ -149,5 +153,22 @@ impl Vpcs for Api {
             .await
             .map(|()| pb::DeleteSubnetResponse {});
         self.finish("DeleteSubnet", result)
+    }
+
+    async fn modify_subnet_attribute(
+        &self,
+        req: Request<pb::ModifySubnetAttributeRequest>,
+    ) -> Result<Response<pb::ModifySubnetAttributeResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .modify_subnet_attribute(
+                &account,
+                &r.subnet_id,
+                r.map_public_ip_on_launch.map(|v| v.value),
+            )
+            .map(|()| pb::ModifySubnetAttributeResponse {});
+        self.finish("ModifySubnetAttribute", result)
     }
 }

@@ -58,6 +58,7 @@ impl Cloud {
                         self.release_locked(id, &reason).await;
                     }
                 } else {
+                    self.release_public_ips(id, false);
                     let _ = self
                         .db
                         .set_state(id, &[State::Pending], State::Stopped, &reason);
@@ -90,6 +91,7 @@ impl Cloud {
         for eni in self.db.instance_enis(id)? {
             self.plug(&eni).await?;
         }
+        self.assign_public_ips(id).await?;
         self.write_config_drive(&inst)?;
         self.db.set_launch_time(id, now_s())?;
         self.spawn_vmm(&inst).await

@@ -134,6 +134,7 @@ impl Cloud {
         ids: &[String],
     ) -> ApiResult<Vec<Change>> {
         let instances = self.owned_all(account, ids)?;
+        self.check_start_capacity(&instances)?;
         // Instances of placement groups get their racks before they turn pending, under the
         // placement lock, so a full spread group refuses the start with nothing changed.
         let placement = self.placement_lock();
@@ -308,6 +309,7 @@ impl Cloud {
             for v in self.db.instance_volumes(id).unwrap_or_default() {
                 let _ = self.db.set_volume_slot(&v.id, None);
             }
+            self.release_public_ips(id, false);
             let reason = reason.map(str::to_string).unwrap_or(inst.state_reason);
             let _ = self.db.close_period(id, now_ms());
             let _ = self.db.set_vmm(id, None, None);
@@ -351,6 +353,7 @@ impl Cloud {
                 let _ = self.db.detach_volume(&v.id);
             }
         }
+        self.release_public_ips(id, true);
         for eni in self.db.instance_enis(id).unwrap_or_default() {
             if eni.delete_on_termination {
                 if let Err(e) = self.release_eni(&eni).await {

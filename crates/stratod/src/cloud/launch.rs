@@ -71,6 +71,8 @@ pub struct RunRequest {
     pub launch_template: Option<TemplateRef>,
     /// Metadata service settings over EC2's defaults.
     pub metadata: super::metadata::MetadataChange,
+    /// AssociatePublicIpAddress, if given; else the subnet's MapPublicIpOnLaunch decides.
+    pub associate_public_ip: Option<bool>,
 }
 
 /// A launch template named by a RunInstances.
@@ -337,6 +339,10 @@ impl Cloud {
             ));
         }
         let mut count = (max as i64).min(free) as i32;
+        let public = self.launch_maps_public_ip(&subnet, req.associate_public_ip)?;
+        if public {
+            count = self.public_ip_capacity(min, count)?;
+        }
         let slots: Vec<Slot> = match &group {
             Some(g) => {
                 let slots = placement::place(
@@ -381,6 +387,9 @@ impl Cloud {
             }
             let eni = self.allocate_eni(account, &subnet, &id)?;
             self.db.set_eni_groups(&eni.id, &groups)?;
+            if public {
+                self.db.set_eni_map_public_ip(&eni.id, true)?;
+            }
             let inst = Instance {
                 id: id.clone(),
                 owner: account.to_string(),

@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::supervisor::Process;
 
+pub mod addresses;
 pub mod boot;
 pub mod copy;
 pub mod filters;
@@ -68,6 +69,10 @@ pub struct Cloud {
     pub firewall: security_groups::Firewall,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
+    /// Serializes NAT table applies (`addresses`).
+    nat: tokio::sync::Mutex<()>,
+    /// This cloud, for tasks started from calls that only borrow it.
+    me: Weak<Cloud>,
 }
 
 impl Cloud {
@@ -90,7 +95,9 @@ impl Cloud {
                 t
             }
         };
-        Ok(Arc::new(Cloud {
+        Ok(Arc::new_cyclic(|me| Cloud {
+            nat: tokio::sync::Mutex::new(()),
+            me: me.clone(),
             cfg,
             db,
             cpu_template,

@@ -486,6 +486,10 @@ impl Cloud {
         }
         // An available ENI has no tap; this clears one a crash may have left.
         self.unplug(&eni).await;
+        // As in EC2, its Elastic IPs are disassociated (and stay allocated).
+        if self.db.unmap_eni(&eni.id, None)? > 0 {
+            self.nat_changed();
+        }
         Ok(())
     }
 
@@ -562,6 +566,10 @@ impl Cloud {
             )));
         }
         self.db.remove_secondary_ips(&eni.id, ips)?;
+        // An Elastic IP on an address that goes is disassociated.
+        if self.db.unmap_eni(&eni.id, Some(ips))? > 0 {
+            self.nat_changed();
+        }
         Ok(())
     }
 

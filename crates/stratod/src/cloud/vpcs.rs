@@ -41,6 +41,7 @@ pub const SUBNET_FILTERS: &[&str] = &[
     "default-for-az",
     "state",
     "owner-id",
+    "map-public-ip-on-launch",
 ];
 
 /// Smallest and largest prefix of a VPC or subnet, as in EC2.
@@ -129,7 +130,7 @@ impl Cloud {
     }
 
     /// A VPC the caller may change: its own, or the default one for the admin account.
-    fn changeable_vpc(&self, account: &str, id: &str) -> ApiResult<Vpc> {
+    pub(crate) fn changeable_vpc(&self, account: &str, id: &str) -> ApiResult<Vpc> {
         ids::check(Kind::Vpc, id)?;
         let v = self
             .db
@@ -373,9 +374,11 @@ impl Cloud {
             if !subnet_ids.is_empty() && !subnet_ids.contains(&s.id) {
                 continue;
             }
+            let maps_public = self.subnet_maps_public_ip(&s)?;
             let ok = filters::matches(f, |name| {
                 let one = |x: &str| Some(vec![x.to_string()]);
                 match name {
+                    "map-public-ip-on-launch" => one(&maps_public.to_string()),
                     "subnet-id" => one(&s.id),
                     "vpc-id" => one(&s.vpc_id),
                     "availability-zone" => one(&s.az),

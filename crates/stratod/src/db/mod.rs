@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub mod addresses;
 pub mod images;
 pub mod instances;
 pub mod key_pairs;
@@ -251,7 +252,33 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE instances ADD COLUMN metadata_options TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 8: security groups, their rules, and the groups of each network interface (a row
+    // 8: public IPv4 addresses (Elastic IPs and instances' pool addresses) and where each
+    // is mapped; the pool's last allocated address (allocation goes round the pool, so a
+    // restarted instance gets a new address, as in EC2); whether a subnet maps public
+    // addresses on launch (NULL: its default) and whether a network interface gets one
+    // while its instance runs.
+    r#"
+    CREATE TABLE public_ips (
+        public_ip TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        allocation_id TEXT UNIQUE,
+        association_id TEXT UNIQUE,
+        eni_id TEXT,
+        private_ip TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX public_ips_target ON public_ips(eni_id, private_ip)
+        WHERE eni_id IS NOT NULL;
+    CREATE INDEX public_ips_owner ON public_ips(owner);
+    CREATE TABLE public_ip_cursor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last TEXT NOT NULL
+    );
+    ALTER TABLE subnets ADD COLUMN map_public_ip INTEGER;
+    ALTER TABLE network_interfaces ADD COLUMN map_public_ip INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 9: security groups, their rules, and the groups of each network interface (a row
     // goes with its interface).
     r#"
     CREATE TABLE security_groups (

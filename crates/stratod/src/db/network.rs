@@ -89,6 +89,31 @@ pub struct Eni {
     pub created: i64,
 }
 
+#[cfg(test)]
+impl Eni {
+    /// A detached ENI in `subnet-0000000000000000a` for tests; struct update syntax fills
+    /// in what a test cares about.
+    pub(crate) fn sample(id: &str, ip: &str) -> Eni {
+        Eni {
+            id: id.into(),
+            owner: "111111111111".into(),
+            subnet_id: "subnet-0000000000000000a".into(),
+            instance_id: None,
+            device_index: 0,
+            private_ip: ip.into(),
+            mac: "02:00:00:00:00:01".into(),
+            tap: "tap0".into(),
+            description: String::new(),
+            attachment_id: None,
+            attach_time: None,
+            delete_on_termination: false,
+            source_dest_check: true,
+            tags: vec![],
+            created: 0,
+        }
+    }
+}
+
 /// What became of an ENI insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EniInsert {

@@ -261,21 +261,8 @@ mod tests {
 
     fn eni(id: &str, ip: &str, mac: &str) -> Eni {
         Eni {
-            id: id.into(),
-            owner: "111111111111".into(),
-            subnet_id: "subnet-0000000000000000a".into(),
-            instance_id: None,
-            device_index: 0,
-            private_ip: ip.into(),
             mac: mac.into(),
-            tap: "tap0".into(),
-            description: String::new(),
-            attachment_id: None,
-            attach_time: None,
-            delete_on_termination: false,
-            source_dest_check: true,
-            tags: vec![],
-            created: 0,
+            ..Eni::sample(id, ip)
         }
     }
 

@@ -388,12 +388,18 @@ impl Imds {
             let groups = self.cloud.eni_group_names(&e.id).ok()?;
             let mut private_ips = vec![e.private_ip];
             private_ips.extend(db.secondary_ips(&e.id).ok()?);
+            let mut public_ips = Vec::new();
+            for ip in &private_ips {
+                if let Some(p) = db.public_ip_of(&e.id, ip).ok()? {
+                    public_ips.push(p);
+                }
+            }
             nics.push(tree::NicView {
                 id: e.id,
                 device_index: e.device_index,
                 mac: e.mac,
                 private_ips,
-                public_ips: Vec::new(),
+                public_ips,
                 subnet_id: subnet.id,
                 subnet_cidr: subnet.cidr,
                 vpc_id: vpc.id,

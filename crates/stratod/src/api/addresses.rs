@@ -1,0 +1,119 @@
+//! The Addresses service: Elastic IPs.
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::addresses_server::Addresses;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::Api;
+use crate::cloud::addresses::POOL_NAME;
+use crate::db::addresses::PublicIp;
+
+impl Api {
+    fn address(&self, e: PublicIp) -> pb::Address {
+        pb::Address {
+            tags: convert::tags(&e.tags),
+            public_ip: e.public_ip,
+            allocation_id: e.allocation_id.unwrap_or_default(),
+            association_id: e.association_id.unwrap_or_default(),
+            domain: "vpc".into(),
+            instance_id: e.instance_id.unwrap_or_default(),
+            network_interface_id: e.eni_id.unwrap_or_default(),
+            network_interface_owner_id: e.eni_owner.unwrap_or_default(),
+            private_ip_address: e.private_ip.unwrap_or_default(),
+            public_ipv4_pool: POOL_NAME.into(),
+            network_border_group: self.cloud.cfg.region.clone(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Addresses for Api {
+    async fn allocate_address(
+        &self,
+        req: Request<pb::AllocateAddressRequest>,
+    ) -> Result<Response<pb::AllocateAddressResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .allocate_address(&account, &r.domain, convert::tags_in(&r.tags))
+            .await
+            .map(|a| pb::AllocateAddressResponse {
+                public_ip: a.public_ip,
+                allocation_id: a.allocation_id,
+                domain: "vpc".into(),
+                public_ipv4_pool: POOL_NAME.into(),
+                network_border_group: self.cloud.cfg.region.clone(),
+            });
+        self.finish("AllocateAddress", result)
+    }
+
+    async fn associate_address(
+        &self,
+        req: Request<pb::AssociateAddressRequest>,
+    ) -> Result<Response<pb::AssociateAddressResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .associate_address(
+                &account,
+                &r.allocation_id,
+                &r.instance_id,
+                &r.network_interface_id,
+                &r.private_ip_address,
+                r.allow_reassociation,
+            )
+            .await
+            .map(|association_id| pb::AssociateAddressResponse { association_id });
+        self.finish("AssociateAddress", result)
+    }
+
+    async fn disassociate_address(
+        &self,
+        req: Request<pb::DisassociateAddressRequest>,
+    ) -> Result<Response<pb::DisassociateAddressResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .disassociate_address(&account, &r.association_id)
+            .await
+            .map(|()| pb::DisassociateAddressResponse {});
+        self.finish("DisassociateAddress", result)
+    }
+
+    async fn release_address(
+        &self,
+        req: Request<pb::ReleaseAddressRequest>,
+    ) -> Result<Response<pb::ReleaseAddressResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .release_address(&account, &r.allocation_id)
+            .map(|()| pb::ReleaseAddressResponse {});
+        self.finish("ReleaseAddress", result)
+    }
+
+    async fn describe_addresses(
+        &self,
+        req: Request<pb::DescribeAddressesRequest>,
+    ) -> Result<Response<pb::DescribeAddressesResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_addresses(
+                &account,
+                &r.allocation_ids,
+                &r.public_ips,
+                &convert::filters(&r.filters),
+            )
+            .map(|list| pb::DescribeAddressesResponse {
+                addresses: list.into_iter().map(|e| self.address(e)).collect(),
+            });
+        self.finish("DescribeAddresses", result)
+    }
+}
