@@ -16,6 +16,7 @@ pub mod addresses;
 pub mod boot;
 pub mod copy;
 pub mod filters;
+pub mod firewall;
 pub mod images;
 pub mod instances;
 pub mod key_pairs;
@@ -66,7 +67,7 @@ pub struct Cloud {
     /// follow at once.
     pub network_changed: tokio::sync::Notify,
     /// The security group firewall's apply lock.
-    pub firewall: security_groups::Firewall,
+    pub firewall: firewall::Firewall,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// Serializes NAT table applies (`addresses`).
@@ -107,7 +108,7 @@ impl Cloud {
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
             network_changed: tokio::sync::Notify::new(),
-            firewall: security_groups::Firewall::default(),
+            firewall: firewall::Firewall::default(),
             dhcp: crate::dhcp::Servers::default(),
         }))
     }
