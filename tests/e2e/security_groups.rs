@@ -220,6 +220,32 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
         &["delete-security-group", "--group-id", &web],
     );
     d.cli(&["delete-security-group", "--group-name", "ping"]);
+    // Malformed rules change nothing.
+    for (proto, port, cidr) in [
+        ("tcp", "10-5", "10.0.0.0/8"),
+        ("tcp", "22", "10.0.0.1/8"),
+        ("bogus", "22", "10.0.0.0/8"),
+        ("udp", "70000", "10.0.0.0/8"),
+    ] {
+        d.cli_err(
+            "InvalidParameterValue",
+            &[
+                "authorize-security-group-ingress",
+                "--group-id",
+                &web,
+                "--protocol",
+                proto,
+                "--port",
+                port,
+                "--cidr",
+                cidr,
+            ],
+        );
+    }
+    d.cli_err(
+        "InvalidGroupId.Malformed",
+        &["describe-security-groups", "--group-ids", "sg-nothex"],
+    );
     d.cli_err(
         "CannotDelete",
         &["delete-security-group", "--group-name", "default"],
@@ -309,7 +335,7 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
 
 #[test]
 fn tcp_by_port_and_source_group_and_stateful_replies() {
-    let d = Daemon::start("sgtcp");
+    let mut d = Daemon::start("sgtcp");
     let ami = d.register_probe("sg-probe");
     let ga = create_group(&d, "client");
     let gb = create_group(&d, "server");
@@ -452,4 +478,25 @@ fn tcp_by_port_and_source_group_and_stateful_replies() {
     assert_eq!(perms[0]["UserIdGroupPairs"][0]["GroupId"], ga.as_str());
     let log = d.log();
     assert!(!log.contains("firewall apply failed"), "{log}");
+
+    // The daemon puts the firewall back when it starts (here: tables lost meanwhile).
+    d.stop_daemon();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &d.ns, "nft", "flush", "ruleset"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        connects(&hc, &ip_b, 8080),
+        "nothing filters while the tables are gone"
+    );
+    d.restart();
+    assert!(
+        !connects(&hc, &ip_b, 8080),
+        "filtered again after a restart"
+    );
+    assert!(
+        connects(&hc, &ip_b, 9090),
+        "and C's CIDR rule still lets it in"
+    );
 }
