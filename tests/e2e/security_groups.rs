@@ -500,3 +500,99 @@ fn tcp_by_port_and_source_group_and_stateful_replies() {
         "and C's CIDR rule still lets it in"
     );
 }
+
+/// Runs `ip ARGS` and insists on success.
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+}
+
+#[test]
+fn a_tap_may_send_only_as_its_interface() {
+    let d = Daemon::start("sgspoof");
+    let v = d.json(&[
+        "describe-subnets",
+        "--filters",
+        "Name=cidr-block,Values=172.31.0.0/20",
+    ]);
+    let subnet = v["Subnets"][0]["SubnetId"].as_str().unwrap().to_string();
+    // An interface that no instance has: its tap name is free for a stand-in to take, and
+    // the firewall guards that name as the interface's tap.
+    let v = d.json(&["create-network-interface", "--subnet-id", &subnet]);
+    let eni = &v["NetworkInterface"];
+    let id = eni["NetworkInterfaceId"].as_str().unwrap();
+    let mac = eni["MacAddress"].as_str().unwrap().to_string();
+    let addr = eni["PrivateIpAddress"].as_str().unwrap().to_string();
+    let tap = format!("tap{}", &id[4..16]);
+    let ns = format!("{}-tap", d.ns);
+    ip(&["netns", "add", &ns]);
+    let host = NsHost {
+        ns: ns.clone(),
+        port: tap.clone(),
+    };
+    ip(&[
+        "-n", &d.ns, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+    ]);
+    ip(&["-n", &d.ns, "link", "set", &tap, "master", "strato0", "up"]);
+    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    ip(&["-n", &ns, "link", "set", "eth0", "address", &mac]);
+    ip(&[
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        &format!("{addr}/20"),
+        "dev",
+        "eth0",
+    ]);
+    ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+    let hc = d.host("hc", "strato0", "172.31.0.201/20", Some("172.31.0.1"));
+    listen(&hc, 7070);
+    listen(&host, 7070);
+
+    // As itself: out through the default group's egress, replies back; nothing comes in.
+    assert!(
+        connects(&host, "172.31.0.201", 7070),
+        "the interface itself"
+    );
+    assert!(
+        !connects(&hc, &addr, 7070),
+        "the default group takes nothing from C"
+    );
+
+    // Another source address: its ARP and its IPv4 are dropped at the bridge.
+    ip(&["-n", &ns, "addr", "flush", "dev", "eth0"]);
+    ip(&["-n", &ns, "addr", "add", "172.31.0.202/20", "dev", "eth0"]);
+    assert!(!connects(&host, "172.31.0.201", 7070), "a spoofed address");
+
+    // Its own address from another MAC: dropped too.
+    ip(&["-n", &ns, "addr", "flush", "dev", "eth0"]);
+    ip(&[
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        &format!("{addr}/20"),
+        "dev",
+        "eth0",
+    ]);
+    ip(&[
+        "-n",
+        &ns,
+        "link",
+        "set",
+        "eth0",
+        "address",
+        "02:00:00:5e:00:99",
+    ]);
+    assert!(!connects(&host, "172.31.0.201", 7070), "a spoofed MAC");
+
+    // Back as itself, it works again (the drops were the guard's, not a broken link).
+    ip(&["-n", &ns, "link", "set", "eth0", "address", &mac]);
+    ip(&["-n", &ns, "neigh", "flush", "all"]);
+    ip(&["-n", &hc.ns, "neigh", "flush", "all"]);
+    assert!(connects(&host, "172.31.0.201", 7070), "the interface again");
+}

@@ -113,6 +113,11 @@ impl NetworkInterfaces for Api {
                     network_interface: Some(self.eni_with_groups(v)?),
                 })
             });
+        // Its rules and anti-spoofing entries exist before anything can use its tap.
+        let result = match result {
+            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
+            Err(e) => Err(e),
+        };
         self.finish("CreateNetworkInterface", result)
     }
 
@@ -183,6 +188,11 @@ impl NetworkInterfaces for Api {
             .delete_network_interface(&account, &r.network_interface_id)
             .await
             .map(|()| pb::DeleteNetworkInterfaceResponse {});
+        // Its address may go to another interface next.
+        let result = match result {
+            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
+            Err(e) => Err(e),
+        };
         self.finish("DeleteNetworkInterface", result)
     }
 
