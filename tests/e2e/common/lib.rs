@@ -508,69 +508,57 @@ impl Daemon {
     /// A namespace host named `name` (at most 8 characters) plugged into `bridge` with
     /// `addr` (`a.b.c.d/n`) on its `eth0` and a default route through `gateway` if given.
     pub fn host(&self, name: &str, bridge: &str, addr: &str, gateway: Option<&str>) -> NsHost {
-        assert!(name.len() <= 8, "host name too long: {name}");
-        let ns = format!("{}-{name}", self.ns);
-        let port = format!("vh-{name}");
-        let _ = sh(&["ip", "netns", "del", &ns]);
-        let run = |args: &[&str]| {
-            let out = sh(args);
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&["ip", "netns", "add", &ns]);
-        let host = NsHost {
-            ns: ns.clone(),
-            port: port.clone(),
-        };
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        run(&[
-            "ip", "-n", &self.ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-            "netns", &ns,
+        let host = NsHost::plugged(&self.ns, name, "vh", addr);
+        must(&[
+            "ip", "-n", &self.ns, "link", "set", &host.port, "master", bridge, "up",
         ]);
-        run(&[
-            "ip", "-n", &self.ns, "link", "set", &port, "master", bridge, "up",
-        ]);
-        run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
-        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         if let Some(gw) = gateway {
-            run(&["ip", "-n", &ns, "route", "add", "default", "via", gw]);
+            must(&["ip", "-n", &host.ns, "route", "add", "default", "via", gw]);
         }
         host
     }
 }
 
+/// Runs a command that must succeed.
+fn must(args: &[&str]) {
+    let out = sh(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl NsHost {
+    /// A namespace `<parent>-<name>` whose `eth0` (up, with `addr`) is a veth pair with the
+    /// port `<prefix>-<name>` (down, for the caller to plug) in namespace `parent`.
+    fn plugged(parent: &str, name: &str, prefix: &str, addr: &str) -> NsHost {
+        assert!(name.len() <= 8, "host name too long: {name}");
+        let ns = format!("{parent}-{name}");
+        let port = format!("{prefix}-{name}");
+        let _ = sh(&["ip", "netns", "del", &ns]);
+        must(&["ip", "netns", "add", &ns]);
+        let host = NsHost {
+            ns: ns.clone(),
+            port: port.clone(),
+        };
+        must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        must(&[
+            "ip", "-n", parent, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
+        must(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
+        must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        host
+    }
+
     /// A host behind `router`: a namespace of its own joined to the router by a veth pair
     /// (`router_addr` on the router's side, `addr` on the host's `eth0`, the router its
     /// default gateway); the router forwards and masquerades its traffic out of its own
     /// `eth0`, as a container runtime or a NAT box would.
     pub fn behind(router: &NsHost, name: &str, router_addr: &str, addr: &str) -> NsHost {
-        assert!(name.len() <= 8, "host name too long: {name}");
-        let ns = format!("{}-{name}", router.ns);
-        let port = format!("r-{name}");
-        let _ = sh(&["ip", "netns", "del", &ns]);
-        let run = |args: &[&str]| {
-            let out = sh(args);
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&["ip", "netns", "add", &ns]);
-        let host = NsHost {
-            ns: ns.clone(),
-            port: port.clone(),
-        };
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        run(&[
-            "ip", "-n", &router.ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-            "netns", &ns,
-        ]);
-        run(&[
+        let host = NsHost::plugged(&router.ns, name, "r", addr);
+        must(&[
             "ip",
             "-n",
             &router.ns,
@@ -578,13 +566,11 @@ impl NsHost {
             "add",
             router_addr,
             "dev",
-            &port,
+            &host.port,
         ]);
-        run(&["ip", "-n", &router.ns, "link", "set", &port, "up"]);
-        run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"]);
-        run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        must(&["ip", "-n", &router.ns, "link", "set", &host.port, "up"]);
         let gw = router_addr.split('/').next().unwrap();
-        run(&["ip", "-n", &ns, "route", "add", "default", "via", gw]);
+        must(&["ip", "-n", &host.ns, "route", "add", "default", "via", gw]);
         let out = router.sh("echo 1 > /proc/sys/net/ipv4/ip_forward && nft -f - <<'EOF'
 table ip masq {
   chain post {

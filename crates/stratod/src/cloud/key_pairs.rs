@@ -92,13 +92,19 @@ pub fn generate_ed25519(name: &str) -> ApiResult<Generated> {
     let private_key = private
         .to_openssh(LineEnding::LF)
         .map_err(|e| ApiError::internal(format!("Cannot encode the private key: {e}")))?;
+    generated(&private, private_key.to_string())
+}
+
+/// A generated pair: its private key as the caller gets it, its public half and
+/// fingerprint as stored.
+fn generated(private: &PrivateKey, private_key: String) -> ApiResult<Generated> {
     let public = private.public_key();
     let public_key = public
         .to_openssh()
         .map_err(|e| ApiError::internal(format!("Cannot encode the public key: {e}")))?;
     Ok(Generated {
         public_key,
-        private_key: private_key.to_string(),
+        private_key,
         fingerprint: fingerprint(public),
     })
 }
@@ -120,15 +126,7 @@ pub fn generate_rsa(name: &str) -> ApiResult<Generated> {
         .map_err(|e| ApiError::internal(format!("Cannot build the key: {e}")))?;
     let private = PrivateKey::new(KeypairData::from(pair), name)
         .map_err(|e| ApiError::internal(format!("Cannot build the key: {e}")))?;
-    let public = private.public_key();
-    let public_key = public
-        .to_openssh()
-        .map_err(|e| ApiError::internal(format!("Cannot encode the public key: {e}")))?;
-    Ok(Generated {
-        public_key,
-        private_key: pem.to_string(),
-        fingerprint: fingerprint(public),
-    })
+    generated(&private, pem.to_string())
 }
 
 /// Fills `buf` from getrandom(2). Unlike `ids::fill_random` there is no fallback: a key

@@ -78,7 +78,6 @@ const COLUMNS: &str = "p.public_ip, p.owner, p.allocation_id, p.association_id, 
 const FROM: &str = "public_ips p LEFT JOIN network_interfaces n ON n.id = p.eni_id";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<PublicIp> {
-    let tags: String = r.get(8)?;
     Ok(PublicIp {
         public_ip: r.get(0)?,
         owner: r.get(1)?,
@@ -88,9 +87,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<PublicIp> {
         private_ip: r.get(5)?,
         instance_id: r.get(6)?,
         eni_owner: r.get(7)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: super::json_col(r, 8)?,
     })
 }
 

@@ -67,7 +67,6 @@ const COLUMNS: &str = "id, owner, name, description, state, state_reason, progre
     architecture, kernel, initrd, boot_args, root_device_name, bdm, created";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
-    let bdm: String = r.get(12)?;
     Ok(Image {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -81,9 +80,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
         initrd: r.get(9)?,
         boot_args: r.get(10)?,
         root_device_name: r.get(11)?,
-        mappings: serde_json::from_str(&bdm).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(12, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        mappings: super::json_col(r, 12)?,
         created: r.get(13)?,
     })
 }

@@ -153,10 +153,6 @@ const COLUMNS: &str = "id, owner, reservation_id, launch_index, image_id, instan
     placement_group, partition_number, rack, public_key, metadata_options";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
-    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
-    let parse_err = |i: usize, e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    };
     let state: String = r.get(8)?;
     Ok(Instance {
         id: r.get(0)?,
@@ -174,7 +170,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         launch_time: r.get(10)?,
         az: r.get(11)?,
         subnet_id: r.get(12)?,
-        security_groups: serde_json::from_str(&json(13)?).map_err(|e| parse_err(13, e))?,
+        security_groups: super::json_col(r, 13)?,
         key_name: r.get(14)?,
         user_data: r.get(15)?,
         shutdown_behavior: r.get(16)?,
@@ -183,8 +179,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         kernel: r.get(19)?,
         initrd: r.get(20)?,
         boot_args: r.get(21)?,
-        tags: serde_json::from_str(&json(22)?).map_err(|e| parse_err(22, e))?,
-        instance_store: serde_json::from_str(&json(23)?).map_err(|e| parse_err(23, e))?,
+        tags: super::json_col(r, 22)?,
+        instance_store: super::json_col(r, 23)?,
         vmm_pid: r.get(24)?,
         vmm_start: r.get(25)?,
         terminated_at: r.get(26)?,
@@ -193,7 +189,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         partition_number: r.get(29)?,
         rack: r.get(30)?,
         public_key: r.get(31)?,
-        metadata_options: serde_json::from_str(&json(32)?).map_err(|e| parse_err(32, e))?,
+        metadata_options: super::json_col(r, 32)?,
     })
 }
 

@@ -29,7 +29,6 @@ pub struct KeyPair {
 const COLUMNS: &str = "id, owner, name, key_type, fingerprint, public_key, tags, created";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
-    let tags: String = r.get(6)?;
     Ok(KeyPair {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -37,9 +36,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyPair> {
         key_type: r.get(3)?,
         fingerprint: r.get(4)?,
         public_key: r.get(5)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: super::json_col(r, 6)?,
         created: r.get(7)?,
     })
 }

@@ -101,25 +101,19 @@ pub enum Added {
 const COLUMNS: &str = "id, owner, name, default_version, latest_version, tags, created";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Template> {
-    let tags: String = r.get(5)?;
     Ok(Template {
         id: r.get(0)?,
         owner: r.get(1)?,
         name: r.get(2)?,
         default_version: r.get(3)?,
         latest_version: r.get(4)?,
-        tags: serde_json::from_str(&tags).map_err(|e| json_err(5, e))?,
+        tags: super::json_col(r, 5)?,
         created: r.get(6)?,
     })
 }
 
-fn json_err(i: usize, e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-}
-
 fn version_from_row(r: &Row<'_>) -> rusqlite::Result<Version> {
-    let data: String = r.get(3)?;
-    let mut data: TemplateData = serde_json::from_str(&data).map_err(|e| json_err(3, e))?;
+    let mut data: TemplateData = super::json_col(r, 3)?;
     data.user_data = r.get(4)?;
     Ok(Version {
         template_id: r.get(0)?,

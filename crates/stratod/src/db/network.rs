@@ -149,7 +149,6 @@ fn subnet_row(r: &Row<'_>) -> rusqlite::Result<Subnet> {
 const VPC_COLUMNS: &str = "id, owner, cidr, is_default, bridge, state, tags, created";
 
 fn vpc_row(r: &Row<'_>) -> rusqlite::Result<Vpc> {
-    let tags: String = r.get(6)?;
     Ok(Vpc {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -157,15 +156,12 @@ fn vpc_row(r: &Row<'_>) -> rusqlite::Result<Vpc> {
         is_default: r.get(3)?,
         bridge: r.get(4)?,
         state: r.get(5)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: super::json_col(r, 6)?,
         created: r.get(7)?,
     })
 }
 
 pub(crate) fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
-    let tags: String = r.get(13)?;
     Ok(Eni {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -180,9 +176,7 @@ pub(crate) fn eni_row(r: &Row<'_>) -> rusqlite::Result<Eni> {
         attach_time: r.get(10)?,
         delete_on_termination: r.get(11)?,
         source_dest_check: r.get(12)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: super::json_col(r, 13)?,
         created: r.get(14)?,
     })
 }
@@ -465,23 +459,7 @@ mod tests {
             is_default: false,
         })
         .unwrap();
-        let eni = |id: &str, ip: &str| Eni {
-            id: id.into(),
-            owner: "111111111111".into(),
-            subnet_id: "subnet-0000000000000000a".into(),
-            instance_id: None,
-            device_index: 0,
-            private_ip: ip.into(),
-            mac: "02:00:00:00:00:01".into(),
-            tap: "tap0".into(),
-            description: String::new(),
-            attachment_id: None,
-            attach_time: None,
-            delete_on_termination: false,
-            source_dest_check: true,
-            tags: vec![],
-            created: 0,
-        };
+        let eni = Eni::sample;
         let a = eni("eni-0000000000000000a", "10.0.0.4");
         assert_eq!(db.insert_eni(&a).unwrap(), EniInsert::Inserted);
         let b = eni("eni-0000000000000000b", "10.0.0.4");

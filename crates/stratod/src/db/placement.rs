@@ -30,7 +30,6 @@ pub struct PlacementGroup {
 const COLUMNS: &str = "id, owner, name, strategy, partition_count, spread_level, tags, created";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<PlacementGroup> {
-    let tags: String = r.get(6)?;
     Ok(PlacementGroup {
         id: r.get(0)?,
         owner: r.get(1)?,
@@ -38,9 +37,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<PlacementGroup> {
         strategy: r.get(3)?,
         partition_count: r.get(4)?,
         spread_level: r.get(5)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: super::json_col(r, 6)?,
         created: r.get(7)?,
     })
 }

@@ -87,16 +87,13 @@ const COLUMNS: &str = "id, owner, vpc_id, name, description, tags, created";
 const RULE_COLUMNS: &str = "egress, protocol, from_port, to_port, cidr, peer_group";
 
 fn group_row(r: &Row<'_>) -> rusqlite::Result<SecurityGroup> {
-    let tags: String = r.get(5)?;
     Ok(SecurityGroup {
         id: r.get(0)?,
         owner: r.get(1)?,
         vpc_id: r.get(2)?,
         name: r.get(3)?,
         description: r.get(4)?,
-        tags: serde_json::from_str(&tags).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        tags: super::json_col(r, 5)?,
         created: r.get(6)?,
     })
 }

@@ -292,21 +292,12 @@ mod tests {
         let inst = sample("i-0000000000000000a", "111111111111");
         cloud.db.insert_instance(&inst).unwrap();
         let eni = |id: &str, subnet: &str, ip: &str, mac: &str, attached: bool| Eni {
-            id: id.into(),
-            owner: "111111111111".into(),
             subnet_id: subnet.into(),
             instance_id: attached.then(|| inst.id.clone()),
             device_index: if attached { 1 } else { 0 },
-            private_ip: ip.into(),
             mac: mac.into(),
-            tap: "tap0".into(),
-            description: String::new(),
             attachment_id: attached.then(|| "eni-attach-0000000000000000b".to_string()),
-            attach_time: None,
-            delete_on_termination: false,
-            source_dest_check: true,
-            tags: vec![],
-            created: 0,
+            ..Eni::sample(id, ip)
         };
         // Attached, in the second subnet of br0; and one that is not attached.
         cloud

@@ -75,21 +75,12 @@ fn setup() -> (tempfile::TempDir, Imds) {
         cloud
             .db
             .insert_eni(&Eni {
-                id: format!("eni-000000000000000{k}a"),
-                owner: "111111111111".into(),
-                subnet_id: "subnet-0000000000000000a".into(),
                 instance_id: Some(id.into()),
-                device_index: 0,
-                private_ip: ip.into(),
                 mac: format!("02:00:00:00:00:0{k}"),
                 tap: format!("tap{k}"),
-                description: String::new(),
                 attachment_id: Some(format!("eni-attach-000000000000000{k}a")),
-                attach_time: Some(0),
                 delete_on_termination: true,
-                source_dest_check: true,
-                tags: vec![],
-                created: 0,
+                ..Eni::sample(&format!("eni-000000000000000{k}a"), ip)
             })
             .unwrap();
     }
