@@ -268,3 +268,48 @@ fn interrupted_copy_resumes() {
         b.files("snapshots")
     );
 }
+
+#[test]
+fn a_copy_whose_source_stays_down_fails_in_the_end() {
+    // 64 MiB at 8 MiB/s: the source goes away long before the copy could finish, and B
+    // gives up after 2 s without progress.
+    let (mut a, b) = regions(
+        "cpgu",
+        serde_json::json!({"copy_rate_mib_s": 8.0, "copy_give_up_secs": 2.0}),
+    );
+    let root = a.file("data.img", &vec![7u8; 64 * MIB]);
+    let (src, _) = register(&a, "doomed-source", &root);
+    let v = b.json(&[
+        "copy-image",
+        "--source-region",
+        "home-1",
+        "--source-image-id",
+        &src,
+        "--name",
+        "doomed-copy",
+    ]);
+    let copy = v["ImageId"].as_str().unwrap().to_string();
+    a.stop_daemon();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let img = loop {
+        let img = image(&b, &copy);
+        if img["State"] != "pending" {
+            break img;
+        }
+        assert!(Instant::now() < deadline, "the copy never gave up: {img}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(img["State"], "failed", "{img}");
+    let reason = img["StateReason"]["Message"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("Client.SourceUnreachable"), "{img}");
+    assert!(
+        b.files("snapshots").iter().all(|f| !f.contains(".part")),
+        "{:?}",
+        b.files("snapshots")
+    );
+    let snap = img["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"].as_str();
+    if let Some(snap) = snap {
+        let v = b.json(&["describe-snapshots", "--snapshot-ids", snap]);
+        assert_eq!(v["Snapshots"][0]["State"], "error", "{v}");
+    }
+}

@@ -91,6 +91,9 @@ pub struct FileConfig {
     pub racks: Option<Vec<String>>,
     /// Cap on how fast CopyImage pulls image data from another region, in MiB/s.
     pub copy_rate_mib_s: Option<f64>,
+    /// Seconds a copy keeps retrying a source region that stays unreachable (no progress)
+    /// before it fails.
+    pub copy_give_up_secs: Option<f64>,
     /// The interface facing the outside and the public addresses behind it.
     pub uplink: Option<UplinkFile>,
 }
@@ -207,6 +210,8 @@ pub struct Config {
     pub racks: Vec<String>,
     /// CopyImage bandwidth cap in bytes per second; `None`: unlimited.
     pub copy_rate: Option<f64>,
+    /// How long a copy retries a source that stays unreachable before it fails.
+    pub copy_give_up: Duration,
     /// Public IPv4 addressing; `None`: the host has no public addresses.
     pub uplink: Option<Uplink>,
 }
@@ -344,6 +349,7 @@ impl Config {
             status_interval: secs(f.status_interval_secs, 60.0, "status_interval_secs")?,
             status_grace: secs(f.status_grace_secs, 300.0, "status_grace_secs")?,
             stop_timeout: secs(f.stop_timeout_secs, 30.0, "stop_timeout_secs")?,
+            copy_give_up: secs(f.copy_give_up_secs, 3600.0, "copy_give_up_secs")?,
             terminated_retention: Duration::from_secs(f.terminated_retention_secs.unwrap_or(3600)),
             region,
             availability_zones,

@@ -51,6 +51,14 @@ pub enum CopyError {
     /// The source could not be reached or the stream broke: worth retrying.
     #[error("the source region cannot be reached: {0}")]
     Unreachable(String),
+    /// The source stayed unreachable, with no progress, for the configured time.
+    #[error("Client.SourceUnreachable: no progress from the source region for {secs} s: {why}")]
+    GaveUp {
+        /// The configured window.
+        secs: u64,
+        /// The last failure.
+        why: String,
+    },
     /// The source answered with an API error: final.
     #[error("{code}: {message}")]
     Refused {
@@ -520,11 +528,32 @@ impl Cloud {
             }
         };
         let mut backoff = Duration::from_secs(1);
+        // The give-up window starts again whenever an attempt moved the copy forward.
+        let progress = |c: &Cloud| {
+            c.db.image(&image_id)
+                .ok()
+                .flatten()
+                .map_or(0, |i| i.progress)
+        };
+        let mut stalled_since = std::time::Instant::now();
+        let mut last_progress = progress(&self);
         let result = loop {
             match self.copy_files(&image_id, &job).await {
                 Err(CopyError::Unreachable(why)) => {
+                    let p = progress(&self);
+                    if p > last_progress {
+                        last_progress = p;
+                        stalled_since = std::time::Instant::now();
+                        backoff = Duration::from_secs(1);
+                    }
+                    if stalled_since.elapsed() >= self.cfg.copy_give_up {
+                        break Err(CopyError::GaveUp {
+                            secs: self.cfg.copy_give_up.as_secs(),
+                            why,
+                        });
+                    }
                     tracing::warn!(image = %image_id, error = %why, retry_in_s = backoff.as_secs(), "copy interrupted; will resume");
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(backoff.min(self.cfg.copy_give_up)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 other => break other,
