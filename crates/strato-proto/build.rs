@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "security_groups",
         "network_interfaces",
         "addresses",
+        "tags",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

@@ -9,8 +9,8 @@ use strato_proto::v1::{
     key_pairs_client::KeyPairsClient, launch_templates_client::LaunchTemplatesClient,
     network_interfaces_client::NetworkInterfacesClient,
     placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
-    security_groups_client::SecurityGroupsClient, usage_client::UsageClient,
-    volumes_client::VolumesClient, vpcs_client::VpcsClient,
+    security_groups_client::SecurityGroupsClient, tags_client::TagsClient,
+    usage_client::UsageClient, volumes_client::VolumesClient, vpcs_client::VpcsClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{interceptor::InterceptedService, Interceptor};
@@ -162,6 +162,11 @@ impl Conn {
     /// A client of the KeyPairs service.
     pub fn key_pairs(&self) -> KeyPairsClient<Transport> {
         KeyPairsClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the Tags service.
+    pub fn tags(&self) -> TagsClient<Transport> {
+        TagsClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// A client of the Vpcs service.

@@ -15,6 +15,7 @@ use strato_proto::v1::network_interfaces_server::NetworkInterfacesServer;
 use strato_proto::v1::placement_groups_server::PlacementGroupsServer;
 use strato_proto::v1::regions_server::RegionsServer;
 use strato_proto::v1::security_groups_server::SecurityGroupsServer;
+use strato_proto::v1::tags_server::TagsServer;
 use strato_proto::v1::usage_server::UsageServer;
 use strato_proto::v1::volumes_server::VolumesServer;
 use strato_proto::v1::vpcs_server::VpcsServer;
@@ -55,6 +56,7 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
     reporter.set_serving::<SecurityGroupsServer<Api>>().await;
     reporter.set_serving::<NetworkInterfacesServer<Api>>().await;
     reporter.set_serving::<AddressesServer<Api>>().await;
+    reporter.set_serving::<TagsServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -73,7 +75,8 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
         .add_service(VpcsServer::new(api.clone()))
         .add_service(SecurityGroupsServer::new(api.clone()))
         .add_service(NetworkInterfacesServer::new(api.clone()))
-        .add_service(AddressesServer::new(api.clone())))
+        .add_service(AddressesServer::new(api.clone()))
+        .add_service(TagsServer::new(api.clone())))
 }
 
 /// Serves the API on every configured address until `shutdown` resolves.

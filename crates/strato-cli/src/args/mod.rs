@@ -8,6 +8,7 @@ pub mod keys;
 pub mod network_interfaces;
 pub mod placement;
 pub mod security_groups;
+pub mod tags;
 pub mod templates;
 pub mod volumes;
 pub mod vpc;
@@ -130,7 +131,7 @@ pub enum Command {
     /// Delete a launch template and all its versions.
     DeleteLaunchTemplate(templates::DeleteLaunchTemplate),
 
-    /// Create an ed25519 key pair; prints the private key (shown only this once).
+    /// Create a key pair (rsa or ed25519); prints the private key (shown only this once).
     CreateKeyPair(keys::CreateKeyPair),
     /// Import an OpenSSH public key.
     ImportKeyPair(keys::ImportKeyPair),
@@ -164,6 +165,13 @@ pub enum Command {
     ReleaseAddress(addresses::ReleaseAddress),
     /// List Elastic IPs.
     DescribeAddresses(addresses::DescribeAddresses),
+
+    /// Add or overwrite tags on resources.
+    CreateTags(tags::CreateTags),
+    /// Remove tags from resources.
+    DeleteTags(tags::DeleteTags),
+    /// List the tags of your resources.
+    DescribeTags(tags::DescribeTags),
 
     /// Create a security group (all outbound traffic allowed, nothing inbound).
     CreateSecurityGroup(security_groups::CreateSecurityGroup),

@@ -7,6 +7,7 @@ mod keys;
 mod network_interfaces;
 mod placement;
 mod security_groups;
+mod tags;
 mod templates;
 mod usage;
 mod volumes;
@@ -118,6 +119,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::DisassociateAddress(a) => addresses::disassociate_address(&conn, a).await?,
         Command::ReleaseAddress(a) => addresses::release_address(&conn, a).await?,
         Command::DescribeAddresses(a) => addresses::describe_addresses(&conn, a).await?,
+        Command::CreateTags(a) => tags::create_tags(&conn, a).await?,
+        Command::DeleteTags(a) => tags::delete_tags(&conn, a).await?,
+        Command::DescribeTags(a) => tags::describe_tags(&conn, a).await?,
         Command::Usage(a) => usage::describe_usage(&conn, a).await?,
     };
     let mut stdout = io::stdout().lock();

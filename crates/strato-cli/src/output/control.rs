@@ -7,6 +7,7 @@ use strato_proto::v1::{
     AvailabilityZone, CreateKeyPairResponse, DeleteKeyPairResponse, ImportKeyPairResponse,
     InstanceMetadataOptions, KeyPairInfo, LaunchTemplate, LaunchTemplateData,
     LaunchTemplateVersion, ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region,
+    TagDescription,
 };
 
 use super::json::{block_device_mapping, tags, text, time};
@@ -43,6 +44,8 @@ pub enum ControlView {
     KeyPairDeleted(DeleteKeyPairResponse),
     /// modify-instance-metadata-options
     MetadataOptions(ModifyInstanceMetadataOptionsResponse),
+    /// describe-tags
+    Tags(Vec<TagDescription>),
 }
 
 /// An instance's metadata options in the AWS CLI's shape.
@@ -84,6 +87,14 @@ pub fn json(view: &ControlView) -> Value {
             "PlacementGroups": list.iter().map(placement_group).collect::<Vec<_>>(),
         }),
         ControlView::Return(r) => json!({ "Return": r }),
+        ControlView::Tags(list) => json!({
+            "Tags": list.iter().map(|t| json!({
+                "Key": t.key,
+                "ResourceId": t.resource_id,
+                "ResourceType": t.resource_type,
+                "Value": t.value,
+            })).collect::<Vec<_>>(),
+        }),
         ControlView::MetadataOptions(m) => json!({
             "InstanceId": m.instance_id,
             "InstanceMetadataOptions": m.instance_metadata_options.as_ref().map(metadata_options),
@@ -215,6 +226,18 @@ pub fn table(view: &ControlView) -> String {
         ControlView::PlacementGroup(g) => groups(std::slice::from_ref(g)),
         ControlView::PlacementGroups(list) => groups(list),
         ControlView::Return(_) | ControlView::KeyPairDeleted(_) => String::new(),
+        ControlView::Tags(list) => {
+            let mut t = Table::new(&["RESOURCE", "TYPE", "KEY", "VALUE"]);
+            for d in list {
+                t.row(vec![
+                    d.resource_id.clone(),
+                    d.resource_type.clone(),
+                    d.key.clone(),
+                    d.value.clone(),
+                ]);
+            }
+            t.render()
+        }
         ControlView::MetadataOptions(m) => {
             let mut t = Table::new(&["INSTANCE", "TOKENS", "HOP LIMIT", "ENDPOINT", "TAGS"]);
             if let Some(o) = &m.instance_metadata_options {

@@ -19,8 +19,8 @@ use std::borrow::Cow;
 use fields::Fields;
 use serde_json::Value;
 use strato_proto::v1::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceMetadataOptions, LaunchPermission,
-    NetworkInterfaceAttachmentChanges, Placement, Tag,
+    BlockDeviceMapping, DeleteTag, EbsBlockDevice, Filter, InstanceMetadataOptions,
+    LaunchPermission, NetworkInterfaceAttachmentChanges, Placement, Tag,
 };
 
 /// Why a structured argument is invalid.
@@ -151,6 +151,16 @@ pub fn filters(raw: &str) -> Result<Many<Filter>, ParseError> {
 /// Parses one `--tags` argument: `Key=k,Value=v` or JSON.
 pub fn tags(raw: &str) -> Result<Many<Tag>, ParseError> {
     each(raw, "tag", tag)
+}
+
+/// Parses one `--tags` argument of delete-tags: `Key=k` (any value) or `Key=k,Value=v`.
+pub fn delete_tags(raw: &str) -> Result<Many<DeleteTag>, ParseError> {
+    each(raw, "tag", |mut f| {
+        let key = f.required_string("Key")?;
+        let value = f.string("Value")?;
+        f.finish()?;
+        Ok(DeleteTag { key, value })
+    })
 }
 
 /// Parses one `--tag-specifications` argument:

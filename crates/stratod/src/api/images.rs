@@ -23,6 +23,7 @@ const IMAGE_FILTERS: &[&str] = &[
     "architecture",
     "root-device-name",
     "description",
+    "tag-key",
 ];
 
 fn message(i: &Image, perms: &[String]) -> pb::Image {
@@ -39,7 +40,7 @@ fn message(i: &Image, perms: &[String]) -> pb::Image {
         block_device_mappings: i.mappings.iter().map(convert::mapping).collect(),
         creation_time_unix: i.created,
         boot_args: i.boot_args.clone(),
-        tags: vec![],
+        tags: convert::tags(&i.tags),
         progress: i.progress,
         state_reason: i.state_reason.clone(),
     }
@@ -158,7 +159,7 @@ impl Images for Api {
                         "architecture" => one(&i.architecture),
                         "root-device-name" => one(&i.root_device_name),
                         "description" => one(&i.description),
-                        _ => Some(vec![]),
+                        n => filters::tag_values(&i.tags, n),
                     }
                 })?;
                 if ok {

@@ -21,6 +21,7 @@ pub mod network_interfaces;
 pub mod placement;
 pub mod regions;
 pub mod security_groups;
+pub mod tags;
 pub mod usage;
 pub mod volumes;
 pub mod vpc;

@@ -21,6 +21,7 @@ const VOLUME_FILTERS: &[&str] = &[
     "attachment.instance-id",
     "attachment.device",
     "attachment.delete-on-termination",
+    "tag-key",
 ];
 
 const SNAPSHOT_FILTERS: &[&str] = &[
@@ -29,6 +30,7 @@ const SNAPSHOT_FILTERS: &[&str] = &[
     "status",
     "owner-id",
     "description",
+    "tag-key",
 ];
 
 fn volume(v: &Volume) -> pb::Volume {
@@ -41,7 +43,7 @@ fn volume(v: &Volume) -> pb::Volume {
         state: v.state.clone(),
         create_time_unix: v.created,
         attachments: attachment(v).into_iter().collect(),
-        tags: vec![],
+        tags: convert::tags(&v.tags),
     }
 }
 
@@ -65,7 +67,7 @@ fn snapshot(s: &Snapshot) -> pb::Snapshot {
         start_time_unix: s.created,
         description: s.description.clone(),
         owner_id: s.owner.clone(),
-        tags: vec![],
+        tags: convert::tags(&s.tags),
     }
 }
 
@@ -85,6 +87,7 @@ impl Volumes for Api {
                 &r.volume_type,
                 &r.availability_zone,
                 &r.snapshot_id,
+                convert::tags_in(&r.tags),
             )
             .map(|v| volume(&v));
         self.finish("CreateVolume", result)
@@ -166,7 +169,7 @@ impl Volumes for Api {
                         "attachment.delete-on-termination" => {
                             one(&v.delete_on_termination.to_string())
                         }
-                        _ => Some(vec![]),
+                        n => filters::tag_values(&v.tags, n),
                     }
                 })?;
                 if ok {
@@ -193,7 +196,12 @@ impl Volumes for Api {
         let r = req.into_inner();
         let result = self
             .cloud
-            .create_snapshot(&account, &r.volume_id, &r.description)
+            .create_snapshot(
+                &account,
+                &r.volume_id,
+                &r.description,
+                convert::tags_in(&r.tags),
+            )
             .map(|s| snapshot(&s));
         self.finish("CreateSnapshot", result)
     }
@@ -246,7 +254,7 @@ impl Volumes for Api {
                         "status" => one(&s.state),
                         "owner-id" => one(&s.owner),
                         "description" => one(&s.description),
-                        _ => Some(vec![]),
+                        n => filters::tag_values(&s.tags, n),
                     }
                 })?;
                 if ok {

@@ -432,6 +432,7 @@ impl Cloud {
                     progress: 0,
                     description: format!("Copied for {id} from {source_region}:{}", m.snapshot_id),
                     created: now_s(),
+                    tags: Vec::new(),
                 });
                 files.push(JobFile {
                     source: exported(f),
@@ -475,6 +476,7 @@ impl Cloud {
             root_device_name: manifest.root_device_name.clone(),
             mappings,
             created: now_s(),
+            tags: Vec::new(),
         };
         let job = Job {
             source_region: source_region.to_string(),

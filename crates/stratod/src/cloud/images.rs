@@ -274,6 +274,7 @@ impl Cloud {
             root_device_name: root,
             mappings,
             created: now_s(),
+            tags: Vec::new(),
         };
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
@@ -296,6 +297,7 @@ impl Cloud {
                         progress: 0,
                         description: format!("Registered for {id} from {}", s.file.display()),
                         created: now_s(),
+                        tags: Vec::new(),
                     },
                 )
             })
@@ -515,6 +517,7 @@ impl Cloud {
                 progress: 0,
                 description: format!("Created by CreateImage({instance_id}) for {id}"),
                 created: now_s(),
+                tags: Vec::new(),
             };
             mappings.push(Mapping {
                 device_name: v.device.clone().unwrap_or_default(),
@@ -552,6 +555,7 @@ impl Cloud {
             root_device_name: inst.root_device_name.clone(),
             mappings,
             created: now_s(),
+            tags: Vec::new(),
         };
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);

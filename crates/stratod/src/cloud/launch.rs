@@ -447,6 +447,7 @@ impl Cloud {
                     attach_state: Some("attaching".into()),
                     delete_on_termination: m.delete_on_termination,
                     slot: None,
+                    tags: Vec::new(),
                 };
                 self.db.insert_volume(&vol)?;
                 self.meter_volume(&vol)?;

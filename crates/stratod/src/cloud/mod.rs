@@ -30,6 +30,7 @@ pub mod placement_groups;
 pub mod regions;
 pub mod restore;
 pub mod security_groups;
+pub mod tags;
 pub mod volumes;
 pub mod vpcs;
 

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::launch::{check_device, check_size, device_index, HOT_SLOTS};
 use super::Cloud;
+use crate::db::instances::Tag;
 use crate::db::volumes::{Snapshot, Volume};
 use crate::db::{now_ms, now_s};
 use crate::error::{ApiError, ApiResult};
@@ -60,7 +61,9 @@ impl Cloud {
         volume_type: &str,
         az: &str,
         snapshot_id: &str,
+        tags: Vec<Tag>,
     ) -> ApiResult<Volume> {
+        super::tags::check(&tags)?;
         let vtype = if volume_type.is_empty() {
             "gp3"
         } else {
@@ -121,6 +124,7 @@ impl Cloud {
             attach_state: None,
             delete_on_termination: false,
             slot: None,
+            tags,
         };
         let path = self.volume_path(&v.id);
         if snap.is_none() {
@@ -380,7 +384,9 @@ impl Cloud {
         account: &str,
         volume_id: &str,
         description: &str,
+        tags: Vec<Tag>,
     ) -> ApiResult<Snapshot> {
+        super::tags::check(&tags)?;
         let v = self.owned_volume(account, volume_id)?;
         if v.state == "creating" || v.state == "error" {
             return Err(ApiError::new(
@@ -397,6 +403,7 @@ impl Cloud {
             progress: 0,
             description: description.chars().take(255).collect(),
             created: now_s(),
+            tags,
         };
         self.db.insert_snapshot(&s)?;
         let cloud = Arc::clone(self);

@@ -61,10 +61,12 @@ pub struct Image {
     pub mappings: Vec<Mapping>,
     /// Unix seconds.
     pub created: i64,
+    /// Tags.
+    pub tags: Vec<crate::db::instances::Tag>,
 }
 
 const COLUMNS: &str = "id, owner, name, description, state, state_reason, progress, \
-    architecture, kernel, initrd, boot_args, root_device_name, bdm, created";
+    architecture, kernel, initrd, boot_args, root_device_name, bdm, created, tags";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
     Ok(Image {
@@ -82,6 +84,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
         root_device_name: r.get(11)?,
         mappings: super::json_col(r, 12)?,
         created: r.get(13)?,
+        tags: super::json_col(r, 14)?,
     })
 }
 
@@ -94,7 +97,7 @@ impl Db {
         let res = self.conn().execute(
             &format!(
                 "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13, ?14)"
+                 ?10, ?11, ?12, ?13, ?14, ?15)"
             ),
             params![
                 i.id,
@@ -111,6 +114,7 @@ impl Db {
                 i.root_device_name,
                 serde_json::to_string(&i.mappings)?,
                 i.created,
+                serde_json::to_string(&i.tags)?,
             ],
         );
         match res {

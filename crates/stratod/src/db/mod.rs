@@ -16,6 +16,7 @@ pub mod network;
 pub mod network_interfaces;
 pub mod placement;
 pub mod security_groups;
+pub mod tags;
 pub mod usage;
 pub mod volumes;
 
@@ -310,6 +311,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (eni_id, group_id)
     );
     CREATE INDEX network_interface_groups_group ON network_interface_groups(group_id);
+    "#,
+    // 10: tags on images, volumes, snapshots and subnets (CreateTags reaches every resource).
+    r#"
+    ALTER TABLE images ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE volumes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE snapshots ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE subnets ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     "#,
 ];
 

@@ -3,6 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Db, DbResult};
+use crate::db::instances::Tag;
 
 /// One EBS-style volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct Volume {
     pub delete_on_termination: bool,
     /// The monitor drive it occupies while its instance runs.
     pub slot: Option<String>,
+    /// Tags.
+    pub tags: Vec<Tag>,
 }
 
 /// One snapshot.
@@ -54,10 +57,12 @@ pub struct Snapshot {
     pub description: String,
     /// Unix seconds.
     pub created: i64,
+    /// Tags.
+    pub tags: Vec<Tag>,
 }
 
 const VOL_COLUMNS: &str = "id, owner, size_gib, volume_type, az, snapshot_id, state, created, \
-    instance_id, device, attach_state, delete_on_termination, slot";
+    instance_id, device, attach_state, delete_on_termination, slot, tags";
 
 fn volume_row(r: &Row<'_>) -> rusqlite::Result<Volume> {
     Ok(Volume {
@@ -74,10 +79,12 @@ fn volume_row(r: &Row<'_>) -> rusqlite::Result<Volume> {
         attach_state: r.get(10)?,
         delete_on_termination: r.get(11)?,
         slot: r.get(12)?,
+        tags: super::json_col(r, 13)?,
     })
 }
 
-const SNAP_COLUMNS: &str = "id, owner, volume_id, size_gib, state, progress, description, created";
+const SNAP_COLUMNS: &str =
+    "id, owner, volume_id, size_gib, state, progress, description, created, tags";
 
 fn snapshot_row(r: &Row<'_>) -> rusqlite::Result<Snapshot> {
     Ok(Snapshot {
@@ -89,6 +96,7 @@ fn snapshot_row(r: &Row<'_>) -> rusqlite::Result<Snapshot> {
         progress: r.get(5)?,
         description: r.get(6)?,
         created: r.get(7)?,
+        tags: super::json_col(r, 8)?,
     })
 }
 
@@ -98,7 +106,7 @@ impl Db {
         self.conn().execute(
             &format!(
                 "INSERT INTO volumes ({VOL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13)"
+                 ?10, ?11, ?12, ?13, ?14)"
             ),
             params![
                 v.id,
@@ -113,7 +121,8 @@ impl Db {
                 v.device,
                 v.attach_state,
                 v.delete_on_termination,
-                v.slot
+                v.slot,
+                serde_json::to_string(&v.tags)?,
             ],
         )?;
         Ok(())
@@ -219,7 +228,7 @@ impl Db {
     pub fn insert_snapshot(&self, s: &Snapshot) -> DbResult<()> {
         self.conn().execute(
             &format!(
-                "INSERT INTO snapshots ({SNAP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO snapshots ({SNAP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ),
             params![
                 s.id,
@@ -229,7 +238,8 @@ impl Db {
                 s.state,
                 s.progress,
                 s.description,
-                s.created
+                s.created,
+                serde_json::to_string(&s.tags)?,
             ],
         )?;
         Ok(())

@@ -1,0 +1,70 @@
+//! The Tags service.
+
+use strato_proto::v1 as pb;
+use strato_proto::v1::tags_server::Tags;
+use tonic::{Request, Response, Status};
+
+use super::{convert, paginate, Api};
+use crate::cloud::tags::TagKey;
+
+#[tonic::async_trait]
+impl Tags for Api {
+    async fn create_tags(
+        &self,
+        req: Request<pb::CreateTagsRequest>,
+    ) -> Result<Response<pb::CreateTagsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .create_tags(&account, &r.resources, &convert::tags_in(&r.tags))
+            .map(|_| pb::CreateTagsResponse {});
+        self.finish("CreateTags", result)
+    }
+
+    async fn delete_tags(
+        &self,
+        req: Request<pb::DeleteTagsRequest>,
+    ) -> Result<Response<pb::DeleteTagsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let keys: Vec<TagKey> = r
+            .tags
+            .into_iter()
+            .map(|t| TagKey {
+                key: t.key,
+                value: t.value,
+            })
+            .collect();
+        let result = self
+            .cloud
+            .delete_tags(&account, &r.resources, &keys)
+            .map(|_| pb::DeleteTagsResponse {});
+        self.finish("DeleteTags", result)
+    }
+
+    async fn describe_tags(
+        &self,
+        req: Request<pb::DescribeTagsRequest>,
+    ) -> Result<Response<pb::DescribeTagsResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .describe_tags(&account, &convert::filters(&r.filters))
+            .and_then(|all| paginate(all, r.max_results, &r.next_token))
+            .map(|(page, next_token)| pb::DescribeTagsResponse {
+                tags: page
+                    .into_iter()
+                    .map(|d| pb::TagDescription {
+                        key: d.tag.key,
+                        value: d.tag.value,
+                        resource_id: d.resource_id,
+                        resource_type: d.resource_type.into(),
+                    })
+                    .collect(),
+                next_token,
+            });
+        self.finish("DescribeTags", result)
+    }
+}
