@@ -145,12 +145,22 @@ pub fn ensure_address(name: &str, addr: Ipv4Addr, prefix_len: u8) -> Result<(), 
 }
 
 /// The bridge `name`, created if absent; a link of another kind under that name is an error.
+/// A bridge with no address of its own takes the lowest MAC of its ports, so every tap
+/// that joins with a lower one would change the gateway's MAC under the guests' ARP caches
+/// and cut them off until those expire. Bridges here get a fixed MAC: a random one at
+/// creation, and an existing bridge keeps the one it has.
 fn bridge_link(sock: &mut Socket, name: &str) -> Result<LinkInfo, NetError> {
     let link = match lookup(sock, Selector::Name(name))? {
-        Some(link) => link,
+        Some(link) => {
+            set_mac(sock, link.status.index, link.status.mac)
+                .map_err(|e| NetError::netlink(format!("pin the MAC of {name}"), e))?;
+            link
+        }
         None => {
             let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-            msg.ifinfomsg(0, 0, 0).attr_str(IFLA_IFNAME, name);
+            msg.ifinfomsg(0, 0, 0)
+                .attr_str(IFLA_IFNAME, name)
+                .attr(IFLA_ADDRESS, &crate::MacAddr::random().octets());
             let nest = msg.begin_nest(IFLA_LINKINFO);
             msg.attr_str(IFLA_INFO_KIND, KIND_BRIDGE).end_nest(nest);
             match sock.request(msg) {
@@ -369,6 +379,14 @@ fn c_string(data: &[u8]) -> String {
     String::from_utf8_lossy(data.get(..end).unwrap_or_default()).into_owned()
 }
 
+/// Sets the MAC of link `index`; the kernel then keeps it (a bridge no longer follows its
+/// ports).
+fn set_mac(sock: &mut Socket, index: u32, mac: [u8; 6]) -> io::Result<()> {
+    let mut msg = Message::new(RTM_NEWLINK, 0);
+    msg.ifinfomsg(index, 0, 0).attr(IFLA_ADDRESS, &mac);
+    sock.request(msg).map(drop)
+}
+
 fn set_up(sock: &mut Socket, index: u32) -> io::Result<()> {
     let mut msg = Message::new(RTM_NEWLINK, 0);
     msg.ifinfomsg(index, IFF_UP, IFF_UP);
@@ -490,6 +508,11 @@ mod tests {
             assert!(!tap.lower_up, "nobody holds the tap open");
             assert_eq!(link_mac("tap0").expect("mac"), Some(tap.mac));
             assert_eq!(tap.mac[0] & 1, 0, "unicast MAC");
+
+            // A port with a lower MAC does not take over the bridge's.
+            let mut sock = open_socket().expect("socket");
+            set_mac(&mut sock, tap.index, [2, 0, 0, 0, 0, 1]).expect("tap MAC");
+            assert_eq!(link_mac("br0").expect("mac"), Some(br.mac));
 
             // While a process holds the tap open it has carrier.
             let fd = tun::open_tap("tap0").expect("open tap");
