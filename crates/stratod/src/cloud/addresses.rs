@@ -254,29 +254,32 @@ impl Cloud {
 
     /// Rebuilds the NAT table and the uplink's public /32s from the database. Applies are
     /// serialized and each reads the database under the lock, so the last one always
-    /// reflects the last change.
+    /// reflects the last change (requests an apply already covered share it: `applies`).
     pub async fn apply_nat(&self) -> ApiResult<()> {
         let Some(u) = self.cfg.uplink.clone() else {
             return Ok(());
         };
-        let _guard = self.nat.lock().await;
-        let rows = mappings(&self.db.public_mappings()?);
-        crate::metrics::inc(&self.metrics.nat_applies_total);
-        let result = blocking(move || {
-            // Checked first so that nothing is written where the uplink is missing.
-            if strato_net::link::link_status(&u.interface)?.is_none() {
-                return Err(strato_net::NetError::NoSuchLink(u.interface.clone()));
-            }
-            strato_net::nat::apply(&u.interface, &rows)?;
-            let wanted: Vec<Ipv4Addr> = rows.iter().map(|m| m.public).collect();
-            strato_net::nat::sync_addresses(&u.interface, &wanted, |ip| u.contains(ip))
-        })
-        .await;
-        result.map_err(|e| {
-            crate::metrics::inc(&self.metrics.nat_apply_failures_total);
-            tracing::error!(error = %e, "cannot apply the NAT table");
-            ApiError::internal(format!("Cannot update the host's NAT rules: {e}"))
-        })
+        self.nat
+            .run(|| async {
+                let rows = mappings(&self.db.public_mappings()?);
+                crate::metrics::inc(&self.metrics.nat_applies_total);
+                let result = blocking(move || {
+                    // Checked first so that nothing is written where the uplink is missing.
+                    if strato_net::link::link_status(&u.interface)?.is_none() {
+                        return Err(strato_net::NetError::NoSuchLink(u.interface.clone()));
+                    }
+                    strato_net::nat::apply(&u.interface, &rows)?;
+                    let wanted: Vec<Ipv4Addr> = rows.iter().map(|m| m.public).collect();
+                    strato_net::nat::sync_addresses(&u.interface, &wanted, |ip| u.contains(ip))
+                })
+                .await;
+                result.map_err(|e| {
+                    crate::metrics::inc(&self.metrics.nat_apply_failures_total);
+                    tracing::error!(error = %e, "cannot apply the NAT table");
+                    ApiError::internal(format!("Cannot update the host's NAT rules: {e}"))
+                })
+            })
+            .await
     }
 
     /// Applies the NAT table in a task of its own, for callers that cannot wait.

@@ -16,14 +16,14 @@ use crate::error::{ApiError, ApiResult};
 /// Serializes firewall applies; off in unit tests, which must not touch the host.
 #[derive(Debug)]
 pub struct Firewall {
-    lock: tokio::sync::Mutex<()>,
+    applies: super::applies::Applies,
     enabled: AtomicBool,
 }
 
 impl Default for Firewall {
     fn default() -> Self {
         Firewall {
-            lock: tokio::sync::Mutex::new(()),
+            applies: super::applies::Applies::default(),
             enabled: AtomicBool::new(true),
         }
     }
@@ -136,26 +136,32 @@ impl Cloud {
     }
 
     /// Renders the firewall from the database and applies it whole; one apply at a time,
-    /// each from the state at its start, so the last one always reflects the last change.
+    /// each from the state at its start, so the last one always reflects the last change
+    /// (requests an apply already covered share it: `applies`).
     pub async fn apply_firewall(&self) -> ApiResult<()> {
         if !self.firewall.enabled.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let _g = self.firewall.lock.lock().await;
-        let result = async {
-            let script = firewall::render(&self.ruleset()?)
-                .map_err(|e| ApiError::internal(format!("Cannot render the firewall: {e}")))?;
-            blocking(move || strato_net::nft::apply(&script))
-                .await
-                .map_err(|e| ApiError::internal(format!("Cannot apply the firewall: {e}")))
-        }
-        .await;
-        crate::metrics::inc(&self.metrics.firewall_applies_total);
-        if let Err(e) = &result {
-            crate::metrics::inc(&self.metrics.firewall_apply_failures_total);
-            tracing::error!(error = %e.message, "firewall apply failed");
-        }
-        result
+        self.firewall
+            .applies
+            .run(|| async {
+                let result = async {
+                    let script = firewall::render(&self.ruleset()?).map_err(|e| {
+                        ApiError::internal(format!("Cannot render the firewall: {e}"))
+                    })?;
+                    blocking(move || strato_net::nft::apply(&script))
+                        .await
+                        .map_err(|e| ApiError::internal(format!("Cannot apply the firewall: {e}")))
+                }
+                .await;
+                crate::metrics::inc(&self.metrics.firewall_applies_total);
+                if let Err(e) = &result {
+                    crate::metrics::inc(&self.metrics.firewall_apply_failures_total);
+                    tracing::error!(error = %e.message, "firewall apply failed");
+                }
+                result
+            })
+            .await
     }
 
     /// Gives every interface without a group its VPC's default group; how many there were.

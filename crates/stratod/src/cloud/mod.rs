@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::supervisor::Process;
 
 pub mod addresses;
+pub mod applies;
 pub mod boot;
 pub mod copy;
 pub mod filters;
@@ -72,7 +73,7 @@ pub struct Cloud {
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// Serializes NAT table applies (`addresses`).
-    nat: tokio::sync::Mutex<()>,
+    nat: applies::Applies,
     /// This cloud, for tasks started from calls that only borrow it.
     me: Weak<Cloud>,
 }
@@ -98,7 +99,7 @@ impl Cloud {
             }
         };
         Ok(Arc::new_cyclic(|me| Cloud {
-            nat: tokio::sync::Mutex::new(()),
+            nat: applies::Applies::default(),
             me: me.clone(),
             cfg,
             db,
