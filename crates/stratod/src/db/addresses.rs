@@ -491,15 +491,7 @@ mod tests {
 
     fn setup() -> Db {
         let db = Db::open_in_memory().unwrap();
-        db.insert_subnet(&Subnet {
-            id: "subnet-0000000000000000a".into(),
-            vpc_id: "vpc-0000000000000000a".into(),
-            az: "home-1a".into(),
-            cidr: "10.0.0.0/24".into(),
-            bridge: "br0".into(),
-            is_default: false,
-        })
-        .unwrap();
+        db.insert_subnet(&Subnet::sample()).unwrap();
         for (id, ip) in [
             ("eni-0000000000000000a", "10.0.0.4"),
             ("eni-0000000000000000b", "10.0.0.5"),

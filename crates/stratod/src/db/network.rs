@@ -90,6 +90,21 @@ pub struct Eni {
 }
 
 #[cfg(test)]
+impl Subnet {
+    /// `subnet-0000000000000000a` (10.0.0.0/24 on `br0`) in `vpc-0000000000000000a`, for tests.
+    pub(crate) fn sample() -> Subnet {
+        Subnet {
+            id: "subnet-0000000000000000a".into(),
+            vpc_id: "vpc-0000000000000000a".into(),
+            az: "home-1a".into(),
+            cidr: "10.0.0.0/24".into(),
+            bridge: "br0".into(),
+            is_default: false,
+        }
+    }
+}
+
+#[cfg(test)]
 impl Eni {
     /// A detached ENI in `subnet-0000000000000000a` for tests; struct update syntax fills
     /// in what a test cares about.
@@ -450,15 +465,7 @@ mod tests {
     #[test]
     fn eni_inserts_race_safely_with_addresses_and_subnet_deletion() {
         let db = Db::open_in_memory().unwrap();
-        db.insert_subnet(&Subnet {
-            id: "subnet-0000000000000000a".into(),
-            vpc_id: "vpc-0000000000000000a".into(),
-            az: "home-1a".into(),
-            cidr: "10.0.0.0/24".into(),
-            bridge: "br0".into(),
-            is_default: false,
-        })
-        .unwrap();
+        db.insert_subnet(&Subnet::sample()).unwrap();
         let eni = Eni::sample;
         let a = eni("eni-0000000000000000a", "10.0.0.4");
         assert_eq!(db.insert_eni(&a).unwrap(), EniInsert::Inserted);
