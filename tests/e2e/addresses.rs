@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use strato_e2e::{fast_config, Daemon};
 
 const T: Duration = Duration::from_secs(30);
@@ -78,18 +77,6 @@ fn uplink_publics(d: &Daemon) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-fn json_as(d: &Daemon, token: &str, args: &[&str]) -> Value {
-    let mut a = vec!["--output", "json"];
-    a.extend_from_slice(args);
-    let out = d.cli_as(Some(token), &a);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -260,7 +247,7 @@ fn quota_ownership_and_refusals() {
     let d = Daemon::start_with_uplink("eipq", fast_config());
     let mut allocs = Vec::new();
     for _ in 0..5 {
-        let a = json_as(&d, "token-alice", &["allocate-address"]);
+        let a = d.json_as(Some("token-alice"), &["allocate-address"]);
         allocs.push(a["AllocationId"].as_str().unwrap().to_string());
     }
     let err = d.cli_err_as(
@@ -270,9 +257,9 @@ fn quota_ownership_and_refusals() {
     );
     assert!(err.contains("maximum number of addresses"), "{err}");
     // The quota is per account.
-    let b = json_as(&d, "token-bob", &["allocate-address"]);
+    let b = d.json_as(Some("token-bob"), &["allocate-address"]);
     let bob_ip = b["PublicIp"].as_str().unwrap().to_string();
-    let v = json_as(&d, "token-alice", &["describe-addresses"]);
+    let v = d.json_as(Some("token-alice"), &["describe-addresses"]);
     assert_eq!(v["Addresses"].as_array().unwrap().len(), 5, "{v}");
     // Another account's allocation does not exist for the caller.
     for args in [
@@ -309,9 +296,8 @@ fn quota_ownership_and_refusals() {
         "InvalidAllocationID.Malformed",
         &["release-address", "--allocation-id", "eip-1"],
     );
-    let v = json_as(
-        &d,
-        "token-alice",
+    let v = d.json_as(
+        Some("token-alice"),
         &[
             "describe-addresses",
             "--filters",
@@ -324,7 +310,7 @@ fn quota_ownership_and_refusals() {
         &["release-address", "--allocation-id", &allocs[1]],
     );
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
-    json_as(&d, "token-alice", &["allocate-address"]);
+    d.json_as(Some("token-alice"), &["allocate-address"]);
 }
 
 #[test]

@@ -58,6 +58,19 @@ fn image(d: &Daemon, ami: &str) -> Value {
     d.json(&["describe-images", "--image-ids", ami])["Images"][0].clone()
 }
 
+/// Waits until an image is no longer pending; returns it.
+fn settled_image(d: &Daemon, ami: &str, secs: u64, what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let img = image(d, ami);
+        if img["State"] != "pending" {
+            return img;
+        }
+        assert!(Instant::now() < deadline, "{what}: {img}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn snapshot_file(d: &Daemon, snap: &str) -> PathBuf {
     d.data().join("snapshots").join(format!("{snap}.img"))
 }
@@ -242,15 +255,7 @@ fn interrupted_copy_resumes() {
         .collect();
     assert_eq!(parts.len(), 1, "{:?}", b.files("snapshots"));
     b.restart();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let img = loop {
-        let img = image(&b, &copy);
-        if img["State"] != "pending" {
-            break img;
-        }
-        assert!(Instant::now() < deadline, "the copy did not finish: {img}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let img = settled_image(&b, &copy, 120, "the copy did not finish");
     assert_eq!(img["State"], "available", "{img}\n{}", b.log());
     let log = b.log();
     let resumed = log
@@ -290,15 +295,7 @@ fn a_copy_whose_source_stays_down_fails_in_the_end() {
     ]);
     let copy = v["ImageId"].as_str().unwrap().to_string();
     a.stop_daemon();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let img = loop {
-        let img = image(&b, &copy);
-        if img["State"] != "pending" {
-            break img;
-        }
-        assert!(Instant::now() < deadline, "the copy never gave up: {img}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let img = settled_image(&b, &copy, 60, "the copy never gave up");
     assert_eq!(img["State"], "failed", "{img}");
     let reason = img["StateReason"]["Message"].as_str().unwrap_or_default();
     assert!(reason.starts_with("Client.SourceUnreachable"), "{img}");

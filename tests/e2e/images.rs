@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use strato_e2e::{read_at, Daemon};
 
 const T: Duration = Duration::from_secs(30);
@@ -16,23 +15,9 @@ const ALICE: Option<&str> = Some("token-alice");
 const BOB: Option<&str> = Some("token-bob");
 const GIB: u64 = 1 << 30;
 
-/// Runs the CLI with a token and `--output json`, expecting success.
-fn json_as(d: &Daemon, token: Option<&str>, args: &[&str]) -> Value {
-    let mut a = vec!["--output", "json"];
-    a.extend_from_slice(args);
-    let out = d.cli_as(token, &a);
-    assert!(
-        out.status.success(),
-        "strato {args:?} as {token:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Launches one probe instance as the token's account; returns its ID.
 fn run_as(d: &Daemon, token: Option<&str>, ami: &str) -> String {
-    let v = json_as(
-        d,
+    let v = d.json_as(
         token,
         &[
             "run-instances",
@@ -52,7 +37,7 @@ fn run_as(d: &Daemon, token: Option<&str>, ami: &str) -> String {
 fn wait_state_as(d: &Daemon, token: Option<&str>, id: &str, state: &str) {
     let deadline = Instant::now() + T;
     loop {
-        let v = json_as(d, token, &["describe-instances", "--instance-ids", id]);
+        let v = d.json_as(token, &["describe-instances", "--instance-ids", id]);
         let s = v["Reservations"][0]["Instances"][0]["State"]["Name"].clone();
         if s == state {
             return;
@@ -64,7 +49,7 @@ fn wait_state_as(d: &Daemon, token: Option<&str>, id: &str, state: &str) {
 
 /// The image IDs the token's account sees.
 fn visible_images(d: &Daemon, token: Option<&str>) -> Vec<String> {
-    let v = json_as(d, token, &["describe-images"]);
+    let v = d.json_as(token, &["describe-images"]);
     v["Images"]
         .as_array()
         .map(|a| {
@@ -277,8 +262,7 @@ fn launch_permissions_share_withdraw_and_publish() {
         ])
     };
     let attribute = || {
-        json_as(
-            &d,
+        d.json_as(
             None,
             &[
                 "describe-image-attribute",
@@ -309,7 +293,7 @@ fn launch_permissions_share_withdraw_and_publish() {
     // Shared with bob: he sees it (not public) and launches it.
     modify("Add=[{UserId=222222222222}]");
     assert!(visible_images(&d, BOB).contains(&ami));
-    let v = json_as(&d, BOB, &["describe-images", "--image-ids", &ami]);
+    let v = d.json_as(BOB, &["describe-images", "--image-ids", &ami]);
     assert_eq!(v["Images"][0]["Public"], false, "{v}");
     assert_eq!(v["Images"][0]["OwnerId"], strato_e2e::ADMIN, "{v}");
     let v = attribute();
@@ -343,7 +327,7 @@ fn launch_permissions_share_withdraw_and_publish() {
 
     // Public: everyone sees and launches it.
     modify("Add=[{Group=all}]");
-    let v = json_as(&d, ALICE, &["describe-images", "--image-ids", &ami]);
+    let v = d.json_as(ALICE, &["describe-images", "--image-ids", &ami]);
     assert_eq!(v["Images"][0]["Public"], true, "{v}");
     let v = attribute();
     assert_eq!(

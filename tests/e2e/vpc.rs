@@ -64,19 +64,6 @@ fn ports(d: &Daemon, bridge: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The CLI's JSON as the account of `token`.
-fn json_as(d: &Daemon, token: &str, args: &[&str]) -> Value {
-    let mut a = vec!["--output", "json"];
-    a.extend_from_slice(args);
-    let out = d.cli_as(Some(token), &a);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn vpcs_subnets_and_an_instance_in_one() {
     let d = Daemon::start("vpc");
@@ -108,7 +95,7 @@ fn vpcs_subnets_and_an_instance_in_one() {
         ["172.31.0.1/20", "172.31.16.1/20", "172.31.32.1/20"]
     );
     // Everyone sees the shared default VPC; only the admin may change it.
-    let v = json_as(&d, "token-alice", &["describe-vpcs"]);
+    let v = d.json_as(Some("token-alice"), &["describe-vpcs"]);
     assert_eq!(v["Vpcs"][0]["VpcId"], default_vpc.as_str());
     assert_eq!(v["Vpcs"][0]["OwnerId"], ADMIN);
     d.cli_err_as(
@@ -161,7 +148,7 @@ fn vpcs_subnets_and_an_instance_in_one() {
     ]);
     assert_eq!(v["Subnets"].as_array().unwrap().len(), 1);
     // Other accounts see neither.
-    let v = json_as(&d, "token-alice", &["describe-vpcs"]);
+    let v = d.json_as(Some("token-alice"), &["describe-vpcs"]);
     assert_eq!(v["Vpcs"].as_array().unwrap().len(), 1);
     d.cli_err_as(
         Some("token-alice"),

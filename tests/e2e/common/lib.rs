@@ -311,6 +311,20 @@ impl Daemon {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
+    /// Runs the CLI with a token (`None`: the Unix socket's admin) and `--output json`,
+    /// expecting success.
+    pub fn json_as(&self, token: Option<&str>, args: &[&str]) -> Value {
+        let mut a = vec!["--output", "json"];
+        a.extend_from_slice(args);
+        let out = self.cli_as(token, &a);
+        assert!(
+            out.status.success(),
+            "strato {args:?} as {token:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// Runs the CLI expecting an EC2 error; returns stderr, checked to name `code`.
     pub fn cli_err(&self, code: &str, args: &[&str]) -> String {
         self.cli_err_as(None, code, args)
