@@ -16,7 +16,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::ActivateContext;
+use super::{ActivateContext, ActiveQueue};
 use crate::irq::{CountingTrigger, VirtioInterrupt};
 
 /// Device-writable descriptor flag.
@@ -165,9 +165,13 @@ pub fn activation(
     let interrupt = Arc::new(VirtioInterrupt::new(irq.clone()));
     let mut evts = Vec::new();
     let mut pairs = Vec::new();
-    for q in queues {
+    for (index, queue) in queues.into_iter().enumerate() {
         let evt = EventFd::new(EFD_NONBLOCK).unwrap();
-        pairs.push((q, evt.try_clone().unwrap()));
+        pairs.push(ActiveQueue {
+            index,
+            queue,
+            evt: evt.try_clone().unwrap(),
+        });
         evts.push(evt);
     }
     let ctx = ActivateContext {

@@ -12,8 +12,6 @@
 
 use std::io;
 use std::os::unix::io::AsRawFd;
-use std::sync::Arc;
-
 use virtio_bindings::bindings::virtio_net::{
     VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP,
 };
@@ -23,6 +21,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::{BrokenChain, DescTable};
+use super::common::{fixed_queues, read_config, signal_used, Activated, QueueSet, VirtioCommon};
 use super::guest::write_bytes;
 use super::iovec::IoVecs;
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
@@ -89,20 +88,20 @@ struct NetMetrics {
     tap_events: Counter,
 }
 
-struct Active {
-    mem: GuestMemoryMmap,
+/// The queues of an active device.
+struct NetQueues {
     rx: Queue,
     rx_evt: EventFd,
     tx: Queue,
     tx_evt: EventFd,
-    interrupt: Arc<VirtioInterrupt>,
     /// Whether the tap is among the event sources (RX buffers may be available).
     watch_tap: bool,
 }
 
-enum State {
-    Inactive,
-    Active(Active),
+impl QueueSet for NetQueues {
+    fn into_events(self) -> Vec<EventFd> {
+        vec![self.rx_evt, self.tx_evt]
+    }
 }
 
 /// A virtio-net device.
@@ -110,9 +109,7 @@ pub struct Net<T: FrameIo = Tap> {
     id: String,
     tap: T,
     mac: Option<[u8; 6]>,
-    state: State,
-    retired: Vec<EventFd>,
-    sources_changed: bool,
+    common: VirtioCommon<NetQueues>,
     /// Catches the tail of a frame that overflows the guest's RX buffers.
     overflow: Vec<u8>,
     metrics: NetMetrics,
@@ -130,9 +127,7 @@ impl<T: FrameIo> Net<T> {
             id: config.id,
             tap: config.tap,
             mac: config.mac,
-            state: State::Inactive,
-            retired: Vec::new(),
-            sources_changed: false,
+            common: VirtioCommon::new(),
             overflow: vec![0; MAX_FRAME_LEN],
             metrics: NetMetrics::default(),
         })
@@ -165,24 +160,31 @@ impl<T: FrameIo> Net<T> {
     /// Moves frames from the tap into RX buffers until either runs out.
     fn process_rx(&mut self) {
         let Self {
-            state,
+            common,
             tap,
             overflow,
             metrics,
             id,
-            sources_changed,
             ..
         } = self;
-        let State::Active(a) = state else { return };
-        let mem = &a.mem;
+        let Some(active) = common.active_mut() else {
+            return;
+        };
+        let Activated {
+            mem,
+            interrupt,
+            queues: a,
+            ..
+        } = active;
         let mut used = false;
+        let mut sources_changed = false;
         let table = DescTable::new(mem, &a.rx);
         loop {
-            let Some(chain) = a.rx.pop_descriptor_chain(mem) else {
+            let Some(chain) = a.rx.pop_descriptor_chain(&*mem) else {
                 // Out of buffers: stop watching the tap until the guest adds some.
                 if a.watch_tap {
                     a.watch_tap = false;
-                    *sources_changed = true;
+                    sources_changed = true;
                 }
                 break;
             };
@@ -247,7 +249,7 @@ impl<T: FrameIo> Net<T> {
                             warn_limited!("virtio-net {}: reading the tap: {}", id, e);
                             if a.watch_tap {
                                 a.watch_tap = false;
-                                *sources_changed = true;
+                                sources_changed = true;
                             }
                             break;
                         }
@@ -256,21 +258,32 @@ impl<T: FrameIo> Net<T> {
             }
         }
         if used {
-            notify(&mut a.rx, mem, &a.interrupt, id);
+            notify(&mut a.rx, mem, interrupt, id);
+        }
+        if sources_changed {
+            common.set_sources_changed();
         }
     }
 
     /// Sends every frame the guest queued for transmission.
     fn process_tx(&mut self) {
         let Self {
-            state,
+            common,
             tap,
             metrics,
             id,
             ..
         } = self;
-        let State::Active(a) = state else { return };
-        let mem = &a.mem;
+        let Some(Activated {
+            mem,
+            interrupt,
+            queues: a,
+            ..
+        }) = common.active_mut()
+        else {
+            return;
+        };
+        let mem = &*mem;
         let mut used = false;
         let table = DescTable::new(mem, &a.tx);
         while let Some(chain) = a.tx.pop_descriptor_chain(mem) {
@@ -300,7 +313,7 @@ impl<T: FrameIo> Net<T> {
             used |= return_used(&mut a.tx, mem, head, 0, id);
         }
         if used {
-            notify(&mut a.tx, mem, &a.interrupt, id);
+            notify(&mut a.tx, mem, interrupt, id);
         }
     }
 }
@@ -395,16 +408,14 @@ fn return_used(q: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32, id: &s
 }
 
 fn notify(q: &mut Queue, mem: &GuestMemoryMmap, interrupt: &VirtioInterrupt, id: &str) {
-    if q.needs_notification(mem).unwrap_or(true) {
-        if let Err(e) = interrupt.signal_used_queue() {
-            warn_limited!("virtio-net {}: used-ring interrupt: {}", id, e);
-        }
+    if let Err(e) = signal_used(q, mem, interrupt) {
+        warn_limited!("virtio-net {}: used-ring interrupt: {}", id, e);
     }
 }
 
 impl<T: FrameIo> EventHandler for Net<T> {
     fn event_sources(&self) -> Vec<EventSource> {
-        let State::Active(a) = &self.state else {
+        let Some(Activated { queues: a, .. }) = self.common.active() else {
             return Vec::new();
         };
         let mut sources = vec![
@@ -427,7 +438,7 @@ impl<T: FrameIo> EventHandler for Net<T> {
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(a) = &mut self.state else {
+        let Some(Activated { queues: a, .. }) = self.common.active_mut() else {
             return;
         };
         match token {
@@ -436,7 +447,7 @@ impl<T: FrameIo> EventHandler for Net<T> {
                 self.metrics.rx_queue_events.inc();
                 if !a.watch_tap {
                     a.watch_tap = true;
-                    self.sources_changed = true;
+                    self.common.set_sources_changed();
                 }
                 self.process_rx();
             }
@@ -446,7 +457,7 @@ impl<T: FrameIo> EventHandler for Net<T> {
                 // A sign of life: look at the tap again if an error had parked it.
                 if !a.watch_tap {
                     a.watch_tap = true;
-                    self.sources_changed = true;
+                    self.common.set_sources_changed();
                 }
                 self.process_tx();
             }
@@ -459,7 +470,7 @@ impl<T: FrameIo> EventHandler for Net<T> {
     }
 
     fn sources_changed(&mut self) -> bool {
-        std::mem::take(&mut self.sources_changed)
+        self.common.take_sources_changed()
     }
 }
 
@@ -501,17 +512,7 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let config = self.config_bytes();
-        data.fill(0);
-        let Ok(start) = usize::try_from(offset) else {
-            return;
-        };
-        if let Some(src) = config.get(start..) {
-            let n = src.len().min(data.len());
-            if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-        }
+        read_config(&self.config_bytes(), offset, data);
     }
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
@@ -525,35 +526,24 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let Ok::<[(Queue, EventFd); 2], _>([(rx, rx_evt), (tx, tx_evt)]) = ctx.queues.try_into()
-        else {
-            return Err(ActivateError::QueueCount { expected: 2, got });
-        };
-        self.retired.clear();
-        self.state = State::Active(Active {
-            mem: ctx.mem,
-            rx,
-            rx_evt,
-            tx,
-            tx_evt,
-            interrupt: ctx.interrupt,
-            watch_tap: true,
-        });
-        self.sources_changed = true;
-        Ok(())
+        self.common.activate(ctx, |queues, _| {
+            let [rx, tx] = fixed_queues(queues)?;
+            Ok(NetQueues {
+                rx: rx.queue,
+                rx_evt: rx.evt,
+                tx: tx.queue,
+                tx_evt: tx.evt,
+                watch_tap: true,
+            })
+        })
     }
 
     fn reset(&mut self) {
-        if let State::Active(a) = std::mem::replace(&mut self.state, State::Inactive) {
-            self.retired.push(a.rx_evt);
-            self.retired.push(a.tx_evt);
-            self.sources_changed = true;
-        }
+        self.common.reset();
     }
 
     fn is_active(&self) -> bool {
-        matches!(self.state, State::Active(_))
+        self.common.is_active()
     }
 }
 

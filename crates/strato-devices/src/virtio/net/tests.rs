@@ -340,7 +340,7 @@ fn activation_and_reset() {
     assert!(!r.dev.is_active());
     assert!(r.dev.sources_changed());
     assert!(r.dev.event_sources().is_empty());
-    assert_eq!(r.dev.retired.len(), 2);
+    assert_eq!(r.dev.common.retired(), 2);
     let _ = r.m;
 }
 
