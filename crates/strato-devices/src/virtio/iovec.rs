@@ -29,8 +29,37 @@ impl<'m> IoVecs<'m> {
         mem: &'m GuestMemoryMmap,
         bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
     ) -> Result<Self, GuestMemoryError> {
-        let mut iovs = IovList::new();
-        let mut total = 0usize;
+        let mut v = Self {
+            iovs: IovList::new(),
+            total: 0,
+            _mem: PhantomData,
+        };
+        v.push_guest(mem, bufs)?;
+        Ok(v)
+    }
+
+    /// A host buffer followed by guest buffers (mapped as [`IoVecs::new`] maps them): a
+    /// header the device built, in front of the guest's data.
+    pub fn with_host_prefix(
+        prefix: &'m mut [u8],
+        mem: &'m GuestMemoryMmap,
+        bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
+    ) -> Result<Self, GuestMemoryError> {
+        let mut v = Self {
+            iovs: IovList::new(),
+            total: 0,
+            _mem: PhantomData,
+        };
+        v.push_host_buffer(prefix);
+        v.push_guest(mem, bufs)?;
+        Ok(v)
+    }
+
+    fn push_guest(
+        &mut self,
+        mem: &'m GuestMemoryMmap,
+        bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
+    ) -> Result<(), GuestMemoryError> {
         for (addr, len) in bufs {
             let len = len as usize;
             if len == 0 {
@@ -42,18 +71,18 @@ impl<'m> IoVecs<'m> {
                 .ok_or(GuestMemoryError::InvalidGuestAddress(addr))?;
             // Common case: the buffer lies in one region.
             if let Ok(slice) = mem.get_slice(addr, len) {
-                iovs.push(libc::iovec {
+                self.iovs.push(libc::iovec {
                     iov_base: slice.ptr_guard_mut().as_ptr().cast(),
                     iov_len: slice.len(),
                 });
-                total = total.saturating_add(len);
+                self.total = self.total.saturating_add(len);
                 continue;
             }
             let mut covered = 0usize;
             for slice in GuestMemoryBackend::get_slices(mem, addr, len) {
                 let slice = slice?;
                 covered += slice.len();
-                iovs.push(libc::iovec {
+                self.iovs.push(libc::iovec {
                     iov_base: slice.ptr_guard_mut().as_ptr().cast(),
                     iov_len: slice.len(),
                 });
@@ -61,13 +90,9 @@ impl<'m> IoVecs<'m> {
             if covered != len {
                 return Err(GuestMemoryError::InvalidGuestAddress(addr));
             }
-            total = total.saturating_add(len);
+            self.total = self.total.saturating_add(len);
         }
-        Ok(Self {
-            iovs,
-            total,
-            _mem: PhantomData,
-        })
+        Ok(())
     }
 
     /// Appends a host buffer after the guest buffers: a frame read that overflows the

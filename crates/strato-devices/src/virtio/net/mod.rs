@@ -2,7 +2,9 @@
 //!
 //! Queue 0 receives (RX), queue 1 transmits (TX). Guest buffers hold a 12-byte
 //! `virtio_net_hdr_v1` followed by the Ethernet frame; the tap uses the same header,
-//! so frames move between guest memory and the tap with `readv`/`writev` and no copy.
+//! so frames move between guest memory and the tap with `readv`/`writev` and no copy of
+//! the frame. The guest's TX header never reaches the tap as written: the device copies
+//! it out once, checks it against the negotiated offloads and writes its own ([`header`]).
 //! No offloads are offered, so the header is always "no checksum, no GSO".
 //!
 //! The tap is watched only while the RX queue may have buffers: when it runs dry the
@@ -22,7 +24,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::{BrokenChain, DescTable};
 use super::common::{fixed_queues, read_config, signal_used, Activated, QueueSet, VirtioCommon};
-use super::guest::write_bytes;
+use super::guest::{read_bytes, write_bytes};
 use super::iovec::IoVecs;
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
@@ -31,9 +33,12 @@ use crate::log::warn_limited;
 use crate::metrics::{Counter, Metrics};
 
 pub mod backend;
+pub mod header;
 pub mod tap;
 
 pub use backend::FrameIo;
+pub use header::VNET_HDR_LEN;
+use header::{tx_header, HeaderError, Offloads, RawHeader};
 pub use tap::{Tap, TapError};
 
 /// Size of each queue.
@@ -44,8 +49,6 @@ pub const RX_TOKEN: u32 = 0;
 pub const TX_TOKEN: u32 = 1;
 /// Event token of the tap.
 pub const TAP_TOKEN: u32 = 2;
-/// Length of `virtio_net_hdr_v1`.
-pub const VNET_HDR_LEN: usize = 12;
 /// Longest frame moved, header included: 64 KiB of payload plus Ethernet and VLAN
 /// headers plus the vnet header.
 pub const MAX_FRAME_LEN: usize = 65562;
@@ -80,6 +83,7 @@ struct NetMetrics {
     tx_bytes: Counter,
     rx_dropped: Counter,
     tx_dropped: Counter,
+    tx_bad_headers: Counter,
     invalid_chains: Counter,
     tap_read_errors: Counter,
     tap_write_errors: Counter,
@@ -96,6 +100,8 @@ struct NetQueues {
     tx_evt: EventFd,
     /// Whether the tap is among the event sources (RX buffers may be available).
     watch_tap: bool,
+    /// What the guest may ask of the host in its TX headers.
+    tx_offloads: Offloads,
 }
 
 impl QueueSet for NetQueues {
@@ -288,7 +294,8 @@ impl<T: FrameIo> Net<T> {
         let table = DescTable::new(mem, &a.tx);
         while let Some(chain) = a.tx.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            match tx_frame(mem, table.collect(head)) {
+            let mut hdr = [0u8; VNET_HDR_LEN];
+            match tx_frame(mem, table.collect(head), &mut hdr, a.tx_offloads) {
                 Ok(iovs) => match tap.write_frame(&iovs) {
                     Ok(_) => {
                         metrics.tx_packets.inc();
@@ -304,6 +311,11 @@ impl<T: FrameIo> Net<T> {
                         warn_limited!("virtio-net {}: writing the tap: {}", id, e);
                     }
                 },
+                Err(ChainError::Header(why)) => {
+                    metrics.tx_bad_headers.inc();
+                    metrics.tx_dropped.inc();
+                    warn_limited!("virtio-net {}: TX chain {}: {}", id, head, why);
+                }
                 Err(why) => {
                     metrics.invalid_chains.inc();
                     metrics.tx_dropped.inc();
@@ -331,6 +343,8 @@ enum ChainError {
     TooLong(usize),
     #[error("buffer outside guest memory")]
     Memory,
+    #[error("virtio-net header: {0}")]
+    Header(#[from] HeaderError),
 }
 
 /// The writable buffers of an RX chain.
@@ -349,11 +363,15 @@ fn rx_buffers(
     Ok(bufs)
 }
 
-/// Maps a TX chain's readable buffers.
-fn tx_frame(
-    mem: &GuestMemoryMmap,
+/// Maps a TX chain for the tap: the header the device built from the guest's (copied
+/// out of guest memory once, checked against the TX offloads) into `hdr`, then the
+/// guest's frame after its header.
+fn tx_frame<'a>(
+    mem: &'a GuestMemoryMmap,
     descs: Result<Vec<Descriptor>, BrokenChain>,
-) -> Result<IoVecs<'_>, ChainError> {
+    hdr: &'a mut RawHeader,
+    offloads: Offloads,
+) -> Result<IoVecs<'a>, ChainError> {
     let descs = descs?;
     if descs.iter().any(|d| d.is_write_only()) {
         return Err(ChainError::Direction);
@@ -367,7 +385,61 @@ fn tx_frame(
     if total < (VNET_HDR_LEN + ETH_HLEN) as u64 {
         return Err(ChainError::TooShort(total as usize));
     }
-    IoVecs::new(mem, descs.iter().map(|d| (d.addr(), d.len()))).map_err(|_| ChainError::Memory)
+    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
+    let mut guest_hdr = [0u8; VNET_HDR_LEN];
+    if !read_at(mem, &bufs, 0, &mut guest_hdr) {
+        return Err(ChainError::Memory);
+    }
+    // total <= MAX_FRAME_LEN.
+    *hdr = tx_header(&guest_hdr, total as usize - VNET_HDR_LEN, offloads)?;
+    IoVecs::with_host_prefix(hdr, mem, skip(&bufs, VNET_HDR_LEN)).map_err(|_| ChainError::Memory)
+}
+
+/// The buffers less their first `n` bytes.
+fn skip(bufs: &[(GuestAddress, u32)], n: usize) -> impl Iterator<Item = (GuestAddress, u32)> + '_ {
+    let mut left = n as u64;
+    bufs.iter().filter_map(move |&(addr, len)| {
+        let cut = left.min(u64::from(len));
+        left -= cut;
+        // cut <= len; a range that wraps is refused when it is mapped.
+        let rest = len - cut as u32;
+        (rest > 0).then(|| (GuestAddress(addr.0.wrapping_add(cut)), rest))
+    })
+}
+
+/// Reads `buf.len()` bytes from byte `offset` of the chain's buffers; false if they are
+/// not all there.
+fn read_at(
+    mem: &GuestMemoryMmap,
+    bufs: &[(GuestAddress, u32)],
+    offset: usize,
+    buf: &mut [u8],
+) -> bool {
+    let mut skip = offset;
+    let mut done = 0;
+    for &(addr, len) in bufs {
+        let len = len as usize;
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let Some(dst) = buf.get_mut(done..) else {
+            return true;
+        };
+        let n = dst.len().min(len - skip);
+        let Some(at) = addr.0.checked_add(skip as u64) else {
+            return false;
+        };
+        if !read_bytes(mem, GuestAddress(at), &mut dst[..n]) {
+            return false;
+        }
+        done += n;
+        skip = 0;
+        if done == buf.len() {
+            return true;
+        }
+    }
+    done == buf.len()
 }
 
 /// Writes `bytes` at byte `offset` of the chain's buffers.
@@ -484,6 +556,7 @@ impl<T: FrameIo> Metrics for Net<T> {
             ("tx_bytes", m.tx_bytes.get()),
             ("rx_dropped", m.rx_dropped.get()),
             ("tx_dropped", m.tx_dropped.get()),
+            ("tx_bad_headers", m.tx_bad_headers.get()),
             ("invalid_chains", m.invalid_chains.get()),
             ("tap_read_errors", m.tap_read_errors.get()),
             ("tap_write_errors", m.tap_write_errors.get()),
@@ -526,7 +599,7 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        self.common.activate(ctx, |queues, _| {
+        self.common.activate(ctx, |queues, acked| {
             let [rx, tx] = fixed_queues(queues)?;
             Ok(NetQueues {
                 rx: rx.queue,
@@ -534,6 +607,7 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
                 tx: tx.queue,
                 tx_evt: tx.evt,
                 watch_tap: true,
+                tx_offloads: Offloads::tx(acked),
             })
         })
     }
