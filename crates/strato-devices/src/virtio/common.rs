@@ -93,12 +93,13 @@ impl<Q: QueueSet> VirtioCommon<Q> {
     }
 
     /// Activates the device: turns on EVENT_IDX on every queue if the driver acked it,
-    /// lets `build` shape the queues (it refuses a wrong set), and marks the event
-    /// sources changed. On error the device stays as it was.
+    /// lets `build` shape the queues (given them, the acked features and guest memory; it
+    /// refuses a wrong set), and marks the event sources changed. On error the device
+    /// stays as it was.
     pub fn activate(
         &mut self,
         ctx: ActivateContext,
-        build: impl FnOnce(Vec<ActiveQueue>, u64) -> Result<Q, ActivateError>,
+        build: impl FnOnce(Vec<ActiveQueue>, u64, &GuestMemoryMmap) -> Result<Q, ActivateError>,
     ) -> Result<(), ActivateError> {
         let ActivateContext {
             mem,
@@ -110,7 +111,7 @@ impl<Q: QueueSet> VirtioCommon<Q> {
         for q in &mut queues {
             q.queue.set_event_idx(event_idx);
         }
-        let queues = build(queues, acked_features)?;
+        let queues = build(queues, acked_features, &mem)?;
         self.retired.clear();
         self.state = DeviceState::Active(Activated {
             mem,
@@ -233,7 +234,7 @@ mod tests {
         // A refused queue set leaves the device inactive and the flag clear.
         let (ctx, _h) = activation(&m, vec![q.queue(), q.queue()], VIRTIO_F_VERSION_1);
         assert!(matches!(
-            c.activate(ctx, |qs, _| fixed_queues::<1>(qs)),
+            c.activate(ctx, |qs, _, _| fixed_queues::<1>(qs)),
             Err(ActivateError::QueueCount {
                 expected: 1,
                 got: 2
@@ -243,7 +244,7 @@ mod tests {
         assert!(!c.take_sources_changed());
         let features = VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX;
         let (ctx, _h) = activation(&m, vec![q.queue()], features);
-        c.activate(ctx, |qs, _| fixed_queues::<1>(qs)).unwrap();
+        c.activate(ctx, |qs, _, _| fixed_queues::<1>(qs)).unwrap();
         assert!(c.take_sources_changed());
         assert!(!c.take_sources_changed());
         let a = c.active().unwrap();
@@ -257,7 +258,7 @@ mod tests {
         assert!(!c.reset());
         assert!(!c.take_sources_changed());
         let (ctx, _h) = activation(&m, vec![q.queue()], VIRTIO_F_VERSION_1);
-        c.activate(ctx, |qs, _| fixed_queues::<1>(qs)).unwrap();
+        c.activate(ctx, |qs, _, _| fixed_queues::<1>(qs)).unwrap();
         assert_eq!(c.retired(), 0);
         assert!(!c.active().unwrap().queues[0].queue.event_idx_enabled());
     }

@@ -218,7 +218,8 @@ impl VirtioDevice for Rng {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        self.common.activate(ctx, |queues, _| fixed_queues(queues))
+        self.common
+            .activate(ctx, |queues, _, _| fixed_queues(queues))
     }
 
     fn reset(&mut self) {

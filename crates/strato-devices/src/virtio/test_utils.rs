@@ -131,6 +131,18 @@ impl<'a> TestQueue<'a> {
             .unwrap();
     }
 
+    /// EVENT_IDX: asks for an interrupt once the device has used entry `idx`.
+    pub fn set_used_event(&mut self, idx: u16) {
+        let at = self.avail + 4 + 2 * u64::from(self.size);
+        self.mem.write_obj(idx, GuestAddress(at)).unwrap();
+    }
+
+    /// EVENT_IDX: the available index past which the device wants a kick.
+    pub fn avail_event(&self) -> u16 {
+        let at = self.used + 4 + 8 * u64::from(self.size);
+        self.mem.read_obj(GuestAddress(at)).unwrap()
+    }
+
     /// Entries the device has returned.
     pub fn used_idx(&self) -> u16 {
         self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
@@ -213,4 +225,23 @@ fn many_requests_wrap_the_rings() {
         assert_eq!(tq.used(i as u16), (u32::from(head), i));
     }
     assert_eq!(tq.used_idx(), 600);
+}
+
+/// Runs `f` on a thread of its own in a new, empty network namespace (it needs
+/// CAP_SYS_ADMIN; `None` where that is refused), so taps a test creates never touch the
+/// host's network and vanish with the thread.
+pub fn in_own_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    std::thread::spawn(move || {
+        // SAFETY: unshare only changes this thread's namespaces.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            eprintln!(
+                "skipping: unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(f())
+    })
+    .join()
+    .unwrap()
 }
