@@ -217,8 +217,9 @@ impl DeviceManager {
             };
             let net = Net::new(NetDeviceConfig {
                 id: id.clone(),
-                tap,
+                taps: vec![tap],
                 mac,
+                enhanced: false,
             })
             .map_err(|e| dev_err(&id, e))?;
             dm.add_virtio(
