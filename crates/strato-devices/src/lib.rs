@@ -22,8 +22,13 @@
 //! - **legacy devices**: [`legacy::Serial`] on the PIO bus at 0x3f8 (8 ports, IRQ 4),
 //!   [`legacy::I8042`] at 0x60 (5 ports, IRQ 1). The i8042's reset EventFd (given at
 //!   construction) goes into the event loop: readable means the guest asked to reboot.
+//! - **ACPI**: [`acpi::AcpiPm`] on the PIO bus where the FADT's sleep control, sleep status
+//!   and reset registers point (its power-off and reset EventFds go into the event loop), and
+//!   [`acpi::Ged`] where the DSDT's generic event device has its event register, raising the
+//!   GSI its `_CRS` names.
 //! - **metrics**: every device and the transport implement [`metrics::Metrics`].
 
+pub mod acpi;
 pub mod bus;
 pub mod event;
 pub mod irq;
