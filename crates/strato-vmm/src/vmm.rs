@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VmFd};
 use linux_loader::loader::Cmdline;
-use serde_json::{json, Value};
 use strato_devices::bus::lock;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::api::{self, ConnState, Connection, Request};
+use crate::api::{self, ConnState, Connection, Reply, Request};
 use crate::arch::x86_64::{boot, layout, mptable, regs};
 use crate::config::VmConfig;
 use crate::devices::{DeviceError, DeviceManager};
@@ -26,6 +25,7 @@ use crate::memory;
 use crate::signals::SignalFd;
 use crate::state::{ExitReason, VmControl, VmEvent, VmState};
 use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuStats};
+use strato_vmm_api::control::{ConsoleChunk, CounterSet, Counters, StateOnly, StateReply};
 
 /// Errors building or starting a VM.
 #[derive(Debug, thiserror::Error)]
@@ -329,29 +329,19 @@ impl Vmm {
             .unwrap_or(ExitReason::Error("VM ended without a reason".into())))
     }
 
-    fn counters(&self) -> Value {
-        let vcpus: Vec<Value> = self
-            .vcpus
-            .iter()
-            .map(|v| {
-                let m: serde_json::Map<String, Value> = v
-                    .stats
-                    .counters()
-                    .into_iter()
-                    .map(|(k, n)| (k.to_string(), json!(n)))
-                    .collect();
-                Value::Object(m)
-            })
-            .collect();
-        let mut devices = serde_json::Map::new();
-        for (id, counters) in self.devices.counters() {
-            let m: serde_json::Map<String, Value> = counters
+    fn counters(&self) -> Counters {
+        let set = |pairs: Vec<(&'static str, u64)>| -> CounterSet {
+            pairs.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
+        };
+        Counters {
+            vcpus: self.vcpus.iter().map(|v| set(v.stats.counters())).collect(),
+            devices: self
+                .devices
+                .counters()
                 .into_iter()
-                .map(|(k, n)| (k.to_string(), json!(n)))
-                .collect();
-            devices.insert(id, Value::Object(m));
+                .map(|(id, c)| (id, set(c)))
+                .collect(),
         }
-        json!({"vcpus": vcpus, "devices": devices})
     }
 }
 
@@ -440,22 +430,27 @@ struct ApiHandler<'a> {
 }
 
 impl api::Handler for ApiHandler<'_> {
-    fn handle(&mut self, req: Request) -> Result<Value, String> {
+    fn handle(&mut self, req: Request) -> Result<Reply, String> {
         let vmm = &mut *self.vmm;
         let control = vmm.control.clone();
-        let state = || json!({"state": control.state().name()});
+        let state = || {
+            Reply::StateOnly(StateOnly {
+                state: control.state(),
+            })
+        };
         match req {
-            Request::State {} => Ok(json!({
-                "state": vmm.control.state().name(),
-                "uptime_ms": vmm.control.uptime().as_millis() as u64,
-                "vcpus": vmm.config.cpus,
-                "memory_mib": vmm.config.memory_mib,
-                "first_kvm_run_monotonic_ns": vmm
-                    .vcpus
-                    .first()
-                    .map(|v| v.stats.first_run_ns.load(std::sync::atomic::Ordering::Relaxed)),
+            Request::State {} => Ok(Reply::State(StateReply {
+                state: vmm.control.state(),
+                uptime_ms: vmm.control.uptime().as_millis() as u64,
+                vcpus: vmm.config.cpus,
+                memory_mib: vmm.config.memory_mib,
+                first_kvm_run_monotonic_ns: vmm.vcpus.first().map(|v| {
+                    v.stats
+                        .first_run_ns
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                }),
             })),
-            Request::Counters {} => Ok(vmm.counters()),
+            Request::Counters {} => Ok(Reply::Counters(vmm.counters())),
             Request::Pause {} => {
                 vmm.control
                     .apply(VmEvent::Pause, None)
@@ -484,7 +479,7 @@ impl api::Handler for ApiHandler<'_> {
                     return Err(format!("VM is {}", vmm.control.state().name()));
                 }
                 lock(&vmm.devices.i8042).trigger_ctrl_alt_del();
-                Ok(Value::Null)
+                Ok(Reply::Done)
             }
             Request::AttachDrive { id, path, readonly } => {
                 let block = vmm
@@ -495,7 +490,7 @@ impl api::Handler for ApiHandler<'_> {
                 lock(block)
                     .attach(&path, readonly)
                     .map_err(|e| format!("attach {id}: {e}"))?;
-                Ok(Value::Null)
+                Ok(Reply::Done)
             }
             Request::DetachDrive { id } => {
                 let block = vmm
@@ -506,12 +501,15 @@ impl api::Handler for ApiHandler<'_> {
                 lock(block)
                     .detach()
                     .map_err(|e| format!("detach {id}: {e}"))?;
-                Ok(Value::Null)
+                Ok(Reply::Done)
             }
             Request::Console { from } => {
                 // Position 0 means "the oldest byte still kept".
                 let (data, next) = vmm.devices.console.read_from(from.unwrap_or(0));
-                Ok(json!({"data": String::from_utf8_lossy(&data), "next": next}))
+                Ok(Reply::Console(ConsoleChunk {
+                    data: String::from_utf8_lossy(&data).into_owned(),
+                    next,
+                }))
             }
         }
     }

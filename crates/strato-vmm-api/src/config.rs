@@ -1,5 +1,7 @@
 //! The monitor's configuration: one VM, described by a JSON file (`--config`) or by
-//! command-line flags with the same meaning (see `cli`).
+//! command-line flags with the same meaning (strato-vmm's `cli` module). The daemon builds
+//! this struct and writes it as JSON; the monitor parses and checks it with
+//! [`VmConfig::from_json`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,32 @@ pub enum CpuTemplate {
     /// For hosts whose KVM emulates guest kernel code (see `emulation`): masks the
     /// instructions that emulator refuses and steps over INT3/FWAIT.
     EmulatedKvm,
+}
+
+impl CpuTemplate {
+    /// The template's name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuTemplate::Host => "host",
+            CpuTemplate::EmulatedKvm => "emulated-kvm",
+        }
+    }
+}
+
+/// A CPU template name that is not one of the templates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown CPU template {0:?}: use host or emulated-kvm")]
+pub struct UnknownTemplate(pub String);
+
+impl std::str::FromStr for CpuTemplate {
+    type Err = UnknownTemplate;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [CpuTemplate::Host, CpuTemplate::EmulatedKvm]
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| UnknownTemplate(s.to_string()))
+    }
 }
 
 /// One virtio-blk drive, or an empty slot to hot-attach a file to later.
