@@ -9,8 +9,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::images::RegisterRequest;
-use crate::cloud::{copy, filters};
+use crate::cloud::filters;
+use crate::cloud::storage::copy;
+use crate::cloud::storage::images::RegisterRequest;
 use crate::db::images::{Image, PUBLIC};
 use crate::error::ApiResult;
 

@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Cloud, StartError};
+use crate::cloud::{Cloud, StartError};
 use crate::db::network::{Eni, EniInsert, Subnet, Vpc};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};

@@ -12,9 +12,9 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use super::filters::{self, Filter};
-use super::network::blocking;
-use super::{Cloud, StartError};
+use super::plumbing::blocking;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::{Cloud, StartError};
 use crate::config::Uplink;
 use crate::db::addresses::{Allocation, Association, PublicIp, Release};
 use crate::db::instances::{Instance, Tag};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::instances::Instance;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -298,7 +298,7 @@ impl Cloud {
                 let path = self
                     .instance_dir(id)
                     .join(format!("{}.img", s.virtual_name));
-                if let Err(e) = super::remove_file(&path) {
+                if let Err(e) = crate::cloud::remove_file(&path) {
                     tracing::warn!(instance = id, error = %e, "cannot wipe the instance store");
                 }
             }
@@ -340,7 +340,7 @@ impl Cloud {
         self.halt_vm(id, true).await;
         for v in self.db.instance_volumes(id).unwrap_or_default() {
             if v.delete_on_termination {
-                if let Err(e) = super::remove_file(&self.volume_path(&v.id)) {
+                if let Err(e) = crate::cloud::remove_file(&self.volume_path(&v.id)) {
                     tracing::warn!(volume = %v.id, error = %e, "cannot delete volume file");
                 }
                 let _ = self.db.close_period(&v.id, now_ms());

@@ -26,7 +26,7 @@ use strato_proto::v1::images_client::ImagesClient;
 use tonic::transport::{Channel, Endpoint};
 
 use super::images::check_name;
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping};
 use crate::db::now_s;
 use crate::db::volumes::Snapshot;
@@ -293,7 +293,7 @@ impl Cloud {
     /// Where the daemon of `region` answers: a peer's endpoint, or this daemon's own.
     fn region_endpoint(&self, region: &str) -> ApiResult<String> {
         if region == self.cfg.region {
-            return Ok(super::regions::own_endpoint(&self.cfg));
+            return Ok(crate::cloud::placement::regions::own_endpoint(&self.cfg));
         }
         self.cfg.peers.get(region).cloned().ok_or_else(|| {
             ApiError::new(
@@ -336,7 +336,7 @@ impl Cloud {
         })
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| super::host_io("Cannot read the image's files", e))?;
+        .map_err(|e| crate::cloud::host_io("Cannot read the image's files", e))?;
         Ok(Export { image, files })
     }
 
@@ -407,7 +407,7 @@ impl Cloud {
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the image folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the image folder", e))?;
         let mut files = Vec::new();
         let mut snapshots = Vec::new();
         let mut mappings = Vec::new();
@@ -486,7 +486,7 @@ impl Cloud {
         };
         if let Err(e) = write_json(&dir.join("copy.json"), &job) {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(super::host_io("Cannot record the copy", e));
+            return Err(crate::cloud::host_io("Cannot record the copy", e));
         }
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
@@ -570,8 +570,8 @@ impl Cloud {
             Err(e) => {
                 tracing::warn!(image = %image_id, error = %e, "copy failed");
                 for f in &job.files {
-                    let _ = super::remove_file(&part_path(&f.dest));
-                    let _ = super::remove_file(&sidecar_path(&f.dest));
+                    let _ = crate::cloud::remove_file(&part_path(&f.dest));
+                    let _ = crate::cloud::remove_file(&sidecar_path(&f.dest));
                 }
                 for s in snapshot_ids {
                     let _ = self.db.set_snapshot_state(s, "error", 0);
@@ -584,7 +584,7 @@ impl Cloud {
             tracing::error!(image = %image_id, error = %e, "cannot record the copy's state");
         }
         // The job holds the caller's token: it goes as soon as it is no longer needed.
-        let _ = super::remove_file(&job_path);
+        let _ = crate::cloud::remove_file(&job_path);
     }
 
     /// One attempt at pulling the files not yet in place.
@@ -745,8 +745,8 @@ impl Cloud {
             .map_err(|e| CopyError::Io("hashing".into(), std::io::Error::other(e)))?
             .map_err(io("cannot hash the copy"))?;
         if actual != src.sha256 {
-            let _ = super::remove_file(&part);
-            let _ = super::remove_file(&side);
+            let _ = crate::cloud::remove_file(&part);
+            let _ = crate::cloud::remove_file(&side);
             return Err(CopyError::Checksum {
                 file: src.name.clone(),
                 expected: src.sha256.clone(),
@@ -754,7 +754,7 @@ impl Cloud {
             });
         }
         std::fs::rename(&part, &f.dest).map_err(io("cannot rename the copy"))?;
-        let _ = super::remove_file(&side);
+        let _ = crate::cloud::remove_file(&side);
         if let Some(s) = &f.snapshot_id {
             let _ = self.db.set_snapshot_state(s, "completed", 100);
         }

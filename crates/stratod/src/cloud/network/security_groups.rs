@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 
-use super::filters::{self, Filter};
-use super::Cloud;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::security_groups::{GroupDelete, RulesInsert, SecurityGroup, SgRule};
 use crate::error::{ApiError, ApiResult};

@@ -11,9 +11,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::filters::{self, Filter};
-use super::network::{netmask, parse_cidr};
-use super::Cloud;
+use super::plumbing::{netmask, parse_cidr};
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::network::{Eni, EniInsert, Subnet};
 use crate::db::network_interfaces::{AddAddresses, Attach};
@@ -127,7 +127,7 @@ pub fn pick_ips(cidr: &str, used: &[String], n: usize) -> Option<Vec<Ipv4Addr>> 
     let mut used = used.to_vec();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let ip = super::network::pick_ip(cidr, &used)?;
+        let ip = super::plumbing::pick_ip(cidr, &used)?;
         used.push(ip.to_string());
         out.push(ip);
     }
@@ -237,7 +237,7 @@ impl Cloud {
             taken.extend(named.iter().cloned());
             let ip = match &primary {
                 Some(p) => p.clone(),
-                None => super::network::pick_ip(&subnet.cidr, &taken)
+                None => super::plumbing::pick_ip(&subnet.cidr, &taken)
                     .ok_or_else(|| no_addresses(&subnet.id))?
                     .to_string(),
             };
@@ -404,8 +404,8 @@ impl Cloud {
         let disks = self.db.instance_volumes(&inst.id)?.len()
             + inst.instance_store.len()
             + 1
-            + super::launch::HOT_SLOTS;
-        let max = MAX_ENIS.min(super::launch::MAX_DEVICES.saturating_sub(disks));
+            + crate::cloud::compute::launch::HOT_SLOTS;
+        let max = MAX_ENIS.min(crate::cloud::compute::launch::MAX_DEVICES.saturating_sub(disks));
         let attachment = ids::new_id(Kind::NetworkInterfaceAttachment);
         match self.db.attach_eni(
             &eni.id,

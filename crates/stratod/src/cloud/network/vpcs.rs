@@ -11,9 +11,9 @@
 //! the host may overlap, even in different VPCs (`InvalidSubnet.Conflict`); VPC ranges
 //! themselves may overlap.
 
-use super::filters::{self, Filter};
-use super::network::{blocking, gateway, netmask, parse_cidr};
-use super::Cloud;
+use super::plumbing::{blocking, gateway, netmask, parse_cidr};
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::network::{Subnet, SubnetInsert, Vpc};
 use crate::error::{ApiError, ApiResult};

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use super::placement::{self, Slot};
-use super::Cloud;
 use crate::catalog;
+use crate::cloud::placement::scheduler::{self, Slot};
+use crate::cloud::Cloud;
 use crate::db::images::Mapping;
 use crate::db::instances::{Instance, InstanceStore, Tag};
 use crate::db::usage::Period;
@@ -301,7 +301,7 @@ impl Cloud {
             // A cluster group's next instance goes where the others are unless told.
             if zone.is_empty() && req.subnet_id.is_empty() {
                 if let Some(z) =
-                    placement::cluster_zone(&super::placement_groups::view(g), &members)
+                    scheduler::cluster_zone(&crate::cloud::placement::groups::view(g), &members)
                 {
                     zone = z.to_string();
                 }
@@ -324,7 +324,7 @@ impl Cloud {
         }
         let free = {
             let used = self.db.used_ips(&subnet.id)?;
-            let (_, prefix) = super::network::parse_cidr(&subnet.cidr)
+            let (_, prefix) = crate::cloud::network::plumbing::parse_cidr(&subnet.cidr)
                 .unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
             let size = 1i64 << (32 - prefix as u32);
             (size - 5 - used.len() as i64).max(0)
@@ -345,8 +345,8 @@ impl Cloud {
         }
         let slots: Vec<Slot> = match &group {
             Some(g) => {
-                let slots = placement::place(
-                    &super::placement_groups::view(g),
+                let slots = scheduler::place(
+                    &crate::cloud::placement::groups::view(g),
                     &self.cfg.racks,
                     &members,
                     &subnet.az,
@@ -370,20 +370,24 @@ impl Cloud {
             let dir = self.instance_dir(&id);
             let linked = std::fs::create_dir_all(&dir)
                 .and_then(|_| {
-                    super::images::link_or_copy(
+                    crate::cloud::storage::images::link_or_copy(
                         std::path::Path::new(&image.kernel),
                         &dir.join("kernel"),
                     )
                 })
                 .and_then(|_| match &image.initrd {
-                    Some(i) => {
-                        super::images::link_or_copy(std::path::Path::new(i), &dir.join("initrd"))
-                    }
+                    Some(i) => crate::cloud::storage::images::link_or_copy(
+                        std::path::Path::new(i),
+                        &dir.join("initrd"),
+                    ),
                     None => Ok(()),
                 });
             if let Err(e) = linked {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(super::host_io("Cannot prepare the instance folder", e));
+                return Err(crate::cloud::host_io(
+                    "Cannot prepare the instance folder",
+                    e,
+                ));
             }
             let eni = self.allocate_eni(account, &subnet, &id)?;
             self.db.set_eni_groups(&eni.id, &groups)?;
@@ -533,7 +537,7 @@ impl Cloud {
             if m.volume_type.is_empty() {
                 m.volume_type = "gp3".into();
             }
-            super::volumes::check_volume_type(&m.volume_type)?;
+            crate::cloud::storage::volumes::check_volume_type(&m.volume_type)?;
             volumes.push(m);
         }
         Ok((volumes, stores))

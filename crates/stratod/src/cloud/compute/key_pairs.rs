@@ -6,9 +6,9 @@
 use ssh_key::private::{Ed25519Keypair, KeypairData};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
-use super::filters::{self, Filter};
-use super::placement_groups::check_name;
-use super::Cloud;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::placement::groups::check_name;
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::key_pairs::KeyPair;
 use crate::error::{ApiError, ApiResult};

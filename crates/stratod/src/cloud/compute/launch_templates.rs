@@ -2,9 +2,9 @@
 //! (versions 1, 2, …; one is the default), and how RunInstances uses one: the version's
 //! parameters fill whatever the request leaves empty, and the request's own win.
 
-use super::filters::{self, Filter};
 use super::launch::{check_device, Override, RunRequest, TemplateRef, MAX_USER_DATA};
-use super::Cloud;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::launch_templates::{Added, Template, TemplateData, Version};
 use crate::error::{ApiError, ApiResult};

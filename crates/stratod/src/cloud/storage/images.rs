@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping, PUBLIC};
 use crate::db::now_s;
 use crate::db::volumes::Snapshot;
@@ -125,7 +125,7 @@ impl Cloud {
                     serde_json::from_str(&text).map_err(|e| bad("manifest", &mpath, &e))?;
                 let mut sources = Vec::new();
                 for mm in &m.block_device_mappings {
-                    super::launch::check_device(&mm.device_name)?;
+                    crate::cloud::compute::launch::check_device(&mm.device_name)?;
                     let file = dir.join(&mm.volume);
                     let gib = gib_of(&file).map_err(|e| bad("volume", &file, &e))?;
                     sources.push(Source {
@@ -190,26 +190,26 @@ impl Cloud {
         } else {
             req.root_device_name.clone()
         };
-        super::launch::check_device(&root)?;
+        crate::cloud::compute::launch::check_device(&root)?;
         std::fs::metadata(&kernel).map_err(|e| bad("kernel", &kernel, &e))?;
         if let Some(i) = &initrd {
             std::fs::metadata(i).map_err(|e| bad("initrd", i, &e))?;
         }
         let mut mappings: Vec<Mapping> = Vec::new();
         for m in &req.mappings {
-            let idx = Some(super::launch::check_device(&m.device_name)?);
+            let idx = Some(crate::cloud::compute::launch::check_device(&m.device_name)?);
             if !m.snapshot_id.is_empty() {
                 return Err(ApiError::invalid(
                     "Mappings of a registered image cannot name snapshots.",
                 ));
             }
             if m.virtual_name.is_empty() {
-                super::launch::check_size(m.volume_size)?;
+                crate::cloud::compute::launch::check_size(m.volume_size)?;
                 if !m.volume_type.is_empty() {
                     super::volumes::check_volume_type(&m.volume_type)?;
                 }
             }
-            let index = |d: &str| super::launch::device_index(d);
+            let index = |d: &str| crate::cloud::compute::launch::device_index(d);
             if sources.iter().any(|s| index(&s.mapping.device_name) == idx)
                 || mappings.iter().any(|o| index(&o.device_name) == idx)
             {
@@ -228,7 +228,7 @@ impl Cloud {
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the image folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the image folder", e))?;
         let copy_files = || -> std::io::Result<(PathBuf, Option<PathBuf>)> {
             let k = dir.join("kernel");
             std::fs::copy(&kernel, &k)?;
@@ -246,14 +246,14 @@ impl Cloud {
             Ok(p) => p,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(super::host_io("Cannot copy the kernel", e));
+                return Err(crate::cloud::host_io("Cannot copy the kernel", e));
             }
         };
         for s in &mut sources {
             s.mapping.snapshot_id = ids::new_id(Kind::Snapshot);
         }
         mappings.extend(sources.iter().map(|s| s.mapping.clone()));
-        mappings.sort_by_key(|m| super::launch::device_index(&m.device_name));
+        mappings.sort_by_key(|m| crate::cloud::compute::launch::device_index(&m.device_name));
         let image = Image {
             id: id.clone(),
             owner: account.to_string(),
@@ -494,7 +494,7 @@ impl Cloud {
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the image folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the image folder", e))?;
         let kernel = dir.join("kernel");
         let link =
             link_or_copy(Path::new(&inst.kernel), &kernel).and_then(|_| match &inst.initrd {
@@ -503,7 +503,7 @@ impl Cloud {
             });
         if let Err(e) = link {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(super::host_io("Cannot copy the kernel", e));
+            return Err(crate::cloud::host_io("Cannot copy the kernel", e));
         }
         let mut jobs = Vec::new();
         let mut mappings = Vec::new();
@@ -536,7 +536,7 @@ impl Cloud {
                 ..Default::default()
             });
         }
-        mappings.sort_by_key(|m| super::launch::device_index(&m.device_name));
+        mappings.sort_by_key(|m| crate::cloud::compute::launch::device_index(&m.device_name));
         let image = Image {
             id: id.clone(),
             owner: account.to_string(),

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::launch::{check_device, check_size, device_index, HOT_SLOTS};
-use super::Cloud;
+use crate::cloud::compute::launch::{check_device, check_size, device_index, HOT_SLOTS};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::volumes::{Snapshot, Volume};
 use crate::db::{now_ms, now_s};
@@ -62,7 +62,7 @@ impl Cloud {
         snapshot_id: &str,
         tags: Vec<Tag>,
     ) -> ApiResult<Volume> {
-        super::tags::check(&tags)?;
+        crate::cloud::tags::check(&tags)?;
         let vtype = if volume_type.is_empty() {
             "gp3"
         } else {
@@ -128,7 +128,7 @@ impl Cloud {
         let path = self.volume_path(&v.id);
         if snap.is_none() {
             storage::create_sparse(&path, size as u64 * GIB)
-                .map_err(|e| super::host_io("Cannot create the volume file", e))?;
+                .map_err(|e| crate::cloud::host_io("Cannot create the volume file", e))?;
         }
         self.db.insert_volume(&v)?;
         self.meter_volume(&v)?;
@@ -180,7 +180,7 @@ impl Cloud {
                 for m in &image.mappings {
                     if let Ok(Some(s)) = self.db.snapshot(&m.snapshot_id) {
                         if s.state == "pending" {
-                            let _ = super::remove_file(
+                            let _ = crate::cloud::remove_file(
                                 &self.snapshot_path(&s.id).with_extension("part"),
                             );
                             let _ = self.db.set_snapshot_state(&s.id, "error", 0);
@@ -193,7 +193,8 @@ impl Cloud {
             let in_image = self.db.snapshot_in_image(&s.id).ok().flatten();
             if s.state == "pending" && in_image.is_none() {
                 tracing::warn!(snapshot = %s.id, "snapshot cut short by a restart");
-                let _ = super::remove_file(&self.snapshot_path(&s.id).with_extension("part"));
+                let _ =
+                    crate::cloud::remove_file(&self.snapshot_path(&s.id).with_extension("part"));
                 let _ = self.db.set_snapshot_state(&s.id, "error", 0);
             }
         }
@@ -280,7 +281,7 @@ impl Cloud {
                 self.db.detach_volume(volume_id)?;
                 return Err(ApiError::internal(format!(
                     "The monitor refused the attachment: {}",
-                    super::launch::chain(&e)
+                    crate::cloud::compute::launch::chain(&e)
                 )));
             }
             self.db.set_volume_slot(volume_id, Some(&slot))?;
@@ -341,7 +342,7 @@ impl Cloud {
                         self.db.set_attach_state(volume_id, "attached")?;
                         return Err(ApiError::internal(format!(
                             "The monitor refused the detachment: {}",
-                            super::launch::chain(&e)
+                            crate::cloud::compute::launch::chain(&e)
                         )));
                     }
                 }
@@ -370,8 +371,8 @@ impl Cloud {
                 format!("Volume {id} is still being created."),
             ));
         }
-        super::remove_file(&self.volume_path(id))
-            .map_err(|e| super::host_io("Cannot delete the volume file", e))?;
+        crate::cloud::remove_file(&self.volume_path(id))
+            .map_err(|e| crate::cloud::host_io("Cannot delete the volume file", e))?;
         self.db.close_period(id, now_ms())?;
         self.db.delete_volume_row(id)?;
         Ok(())
@@ -385,7 +386,7 @@ impl Cloud {
         description: &str,
         tags: Vec<Tag>,
     ) -> ApiResult<Snapshot> {
-        super::tags::check(&tags)?;
+        crate::cloud::tags::check(&tags)?;
         let v = self.owned_volume(account, volume_id)?;
         if v.state == "creating" || v.state == "error" {
             return Err(ApiError::new(
@@ -444,8 +445,8 @@ impl Cloud {
                 format!("Snapshot {id} is still pending."),
             ));
         }
-        super::remove_file(&self.snapshot_path(id))
-            .map_err(|e| super::host_io("Cannot delete the snapshot file", e))?;
+        crate::cloud::remove_file(&self.snapshot_path(id))
+            .map_err(|e| crate::cloud::host_io("Cannot delete the snapshot file", e))?;
         self.db.delete_snapshot_row(id)?;
         Ok(())
     }
