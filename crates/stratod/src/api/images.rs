@@ -315,7 +315,7 @@ impl Images for Api {
         let result: ApiResult<_> = (|| {
             if !r.attribute.is_empty() && r.attribute != "launchPermission" {
                 return Err(crate::error::ApiError::new(
-                    "InvalidRequest",
+                    crate::error::ErrorCode::InvalidRequest,
                     format!(
                         "Attribute {} is not supported; use launchPermission.",
                         r.attribute.chars().take(64).collect::<String>()

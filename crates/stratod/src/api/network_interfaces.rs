@@ -251,7 +251,7 @@ impl NetworkInterfaces for Api {
                 || r.attachment.is_some()
             {
                 Err(crate::error::ApiError::new(
-                    "InvalidParameterCombination",
+                    crate::error::ErrorCode::InvalidParameterCombination,
                     "Give exactly one of Description, SourceDestCheck, Attachment and Groups.",
                 ))
             } else {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cloud::Cloud;
 use crate::db::instances::Instance;
 use crate::db::now_ms;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::lifecycle::{transition, verb, Event, Outcome, State};
 use crate::supervisor::{self, Exit, Monitor, Process, VmmPaths};
 use strato_vmm_api::exit::ExitStatus;
@@ -180,7 +180,7 @@ impl Cloud {
             .find(|i| i.disable_api_termination && i.state != State::Terminated)
         {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!(
                     "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
                     p.id

@@ -13,7 +13,7 @@ use crate::db::instances::{Instance, InstanceStore, Tag};
 use crate::db::usage::Period;
 use crate::db::volumes::Volume;
 use crate::db::{now_ms, now_s};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 
@@ -137,7 +137,7 @@ pub fn merge_mappings(
     for o in overrides.iter().map(|o| &o.mapping) {
         if !seen.insert(check_device(&o.device_name)?) {
             return Err(ApiError::new(
-                "InvalidBlockDeviceMapping",
+                ErrorCode::InvalidBlockDeviceMapping,
                 format!("The device {} is mapped twice.", o.device_name),
             ));
         }
@@ -263,13 +263,13 @@ impl Cloud {
         };
         if !self.may_launch(account, &image)? {
             return Err(ApiError::new(
-                "AuthFailure",
+                ErrorCode::AuthFailure,
                 format!("Not authorized for image:{}", image.id),
             ));
         }
         if image.state != "available" {
             return Err(ApiError::new(
-                "InvalidAMIID.Unavailable",
+                ErrorCode::InvalidAmiIdUnavailable,
                 format!("Image {} is {}, not available.", image.id, image.state),
             ));
         }
@@ -318,7 +318,7 @@ impl Cloud {
         let (volumes, stores) = self.plan_volumes(account, &image, &mappings, &itype)?;
         if volumes.len() + stores.len() + 2 + HOT_SLOTS > MAX_DEVICES {
             return Err(ApiError::new(
-                "InvalidBlockDeviceMapping",
+                ErrorCode::InvalidBlockDeviceMapping,
                 format!("At most {} volumes at launch.", MAX_DEVICES - 2 - HOT_SLOTS),
             ));
         }
@@ -331,7 +331,7 @@ impl Cloud {
         };
         if free < min as i64 {
             return Err(ApiError::new(
-                "InsufficientFreeAddressesInSubnet",
+                ErrorCode::InsufficientFreeAddressesInSubnet,
                 format!(
                     "The subnet {} has {free} free addresses; {min} asked for.",
                     subnet.id
@@ -487,7 +487,7 @@ impl Cloud {
                     .and_then(|n| n.parse().ok());
                 if n.is_none() || itype.instance_store_gib == 0 {
                     return Err(ApiError::new(
-                        "InvalidBlockDeviceMapping",
+                        ErrorCode::InvalidBlockDeviceMapping,
                         format!(
                             "{} has no instance store {}.",
                             itype.name,
@@ -516,7 +516,7 @@ impl Cloud {
                 }
                 if snap.state != "completed" {
                     return Err(ApiError::new(
-                        "IncorrectState",
+                        ErrorCode::IncorrectState,
                         format!("Snapshot {} is {}.", snap.id, snap.state),
                     ));
                 }
@@ -525,7 +525,7 @@ impl Cloud {
                 }
                 if m.volume_size < snap.size_gib {
                     return Err(ApiError::new(
-                        "InvalidBlockDeviceMapping",
+                        ErrorCode::InvalidBlockDeviceMapping,
                         format!(
                             "Volume of size {}GB is smaller than snapshot '{}', expect size >= {}GB",
                             m.volume_size, snap.id, snap.size_gib

@@ -7,7 +7,7 @@ use crate::cloud::filters::{self, Filter};
 use crate::cloud::Cloud;
 use crate::db::instances::{Instance, Tag};
 use crate::db::placement::PlacementGroup;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 
@@ -44,7 +44,7 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
 /// `InvalidPlacementGroup.Unknown` for a name.
 pub fn unknown(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidPlacementGroup.Unknown",
+        ErrorCode::InvalidPlacementGroupUnknown,
         format!(
             "The Placement Group '{}' is unknown.",
             name.chars().take(64).collect::<String>()
@@ -137,7 +137,7 @@ impl Cloud {
         let _placement = self.placement_lock();
         if self.db.placement_groups(account)?.len() >= MAX_GROUPS {
             return Err(ApiError::new(
-                "PlacementGroupLimitExceeded",
+                ErrorCode::PlacementGroupLimitExceeded,
                 format!("An account may have at most {MAX_GROUPS} placement groups."),
             ));
         }
@@ -153,7 +153,7 @@ impl Cloud {
         };
         if !self.db.insert_placement_group(&g)? {
             return Err(ApiError::new(
-                "InvalidPlacementGroup.Duplicate",
+                ErrorCode::InvalidPlacementGroupDuplicate,
                 format!("The Placement Group '{name}' already exists."),
             ));
         }
@@ -214,7 +214,7 @@ impl Cloud {
         let g = self.placement_group_named(account, name)?;
         if !self.db.delete_placement_group(&g.id)? {
             return Err(ApiError::new(
-                "InvalidPlacementGroup.InUse",
+                ErrorCode::InvalidPlacementGroupInUse,
                 format!("The placement group '{name}' is in use and may not be deleted."),
             ));
         }

@@ -30,7 +30,7 @@ use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping};
 use crate::db::now_s;
 use crate::db::volumes::Snapshot;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// Bytes per streamed chunk.
@@ -102,20 +102,18 @@ impl CopyError {
     /// The error as the CopyImage request's answer.
     fn api(self) -> ApiError {
         match self {
-            CopyError::Refused { code, message } => {
-                let code = match code.as_str() {
-                    "InvalidAMIID.NotFound" => "InvalidAMIID.NotFound",
-                    "InvalidAMIID.Malformed" => "InvalidAMIID.Malformed",
-                    "AuthFailure" => "AuthFailure",
-                    "UnauthorizedOperation" => "UnauthorizedOperation",
-                    "IncorrectState" => "IncorrectState",
-                    _ => {
-                        return ApiError::internal(format!("The source region: {code}: {message}"))
-                    }
-                };
-                ApiError::new(code, message)
-            }
-            other => ApiError::new("Unavailable", other.to_string()),
+            CopyError::Refused { code, message } => match code.parse() {
+                // The source's answers that make sense to the caller pass through.
+                Ok(
+                    c @ (ErrorCode::InvalidAmiIdNotFound
+                    | ErrorCode::InvalidAmiIdMalformed
+                    | ErrorCode::AuthFailure
+                    | ErrorCode::UnauthorizedOperation
+                    | ErrorCode::IncorrectState),
+                ) => ApiError::new(c, message),
+                _ => ApiError::internal(format!("The source region: {code}: {message}")),
+            },
+            other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
         }
     }
 }
@@ -297,7 +295,7 @@ impl Cloud {
         }
         self.cfg.peers.get(region).cloned().ok_or_else(|| {
             ApiError::new(
-                "InvalidRegion",
+                ErrorCode::InvalidRegion,
                 format!(
                     "The region '{}' is not known here.",
                     region.chars().take(64).collect::<String>()
@@ -312,7 +310,7 @@ impl Cloud {
         let (image, _) = self.visible_image(account, id)?;
         if image.state != "available" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Image {id} is {}, not available.", image.state),
             ));
         }
@@ -382,7 +380,7 @@ impl Cloud {
         let unix = endpoint.starts_with("unix:") || endpoint.starts_with('/');
         if token.is_none() && !unix {
             return Err(ApiError::new(
-                "AuthFailure",
+                ErrorCode::AuthFailure,
                 format!("Copying from {source_region} over TCP needs an API token."),
             ));
         }
@@ -401,7 +399,12 @@ impl Cloud {
                 .map_err(|s| CopyError::from_status(&s))
         })
         .await
-        .map_err(|_| ApiError::new("Unavailable", "The source region did not answer in time."))?
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "The source region did not answer in time.",
+            )
+        })?
         .map_err(CopyError::api)?;
 
         let id = ids::new_id(Kind::Image);
@@ -491,7 +494,7 @@ impl Cloud {
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
+                ErrorCode::InvalidAmiNameDuplicate,
                 format!("AMI name {name} is already in use by another AMI."),
             ));
         }
@@ -592,7 +595,7 @@ impl Cloud {
         let endpoint =
             self.region_endpoint(&job.source_region)
                 .map_err(|e| CopyError::Refused {
-                    code: e.code.into(),
+                    code: e.code.to_string(),
                     message: e.message,
                 })?;
         let total = job.files.iter().map(|f| f.source.size).sum::<u64>().max(1);

@@ -11,7 +11,7 @@ use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping, PUBLIC};
 use crate::db::now_s;
 use crate::db::volumes::Snapshot;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 use crate::storage::{self, GIB};
@@ -108,7 +108,7 @@ impl Cloud {
     ) -> ApiResult<Image> {
         if account != self.cfg.admin_account {
             return Err(ApiError::new(
-                "UnauthorizedOperation",
+                ErrorCode::UnauthorizedOperation,
                 "Only the host's admin account may register images from host files.",
             ));
         }
@@ -214,7 +214,7 @@ impl Cloud {
                 || mappings.iter().any(|o| index(&o.device_name) == idx)
             {
                 return Err(ApiError::new(
-                    "InvalidBlockDeviceMapping",
+                    ErrorCode::InvalidBlockDeviceMapping,
                     format!("The device {} is mapped twice.", m.device_name),
                 ));
             }
@@ -279,7 +279,7 @@ impl Cloud {
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
+                ErrorCode::InvalidAmiNameDuplicate,
                 format!("AMI name {} is already in use by another AMI.", req.name),
             ));
         }
@@ -416,7 +416,7 @@ impl Cloud {
         let (i, _) = self.visible_image(account, id)?;
         if i.owner != account {
             return Err(ApiError::new(
-                "AuthFailure",
+                ErrorCode::AuthFailure,
                 format!("Not authorized for image:{id}"),
             ));
         }
@@ -428,7 +428,7 @@ impl Cloud {
         let image = self.owned_image(account, id)?;
         if image.state == "pending" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Image {id} is still pending."),
             ));
         }
@@ -450,7 +450,7 @@ impl Cloud {
             let ok = g == PUBLIC || (g.len() == 12 && g.bytes().all(|b| b.is_ascii_digit()));
             if !ok {
                 return Err(ApiError::new(
-                    "InvalidAMIAttributeItemValue",
+                    ErrorCode::InvalidAmiAttributeItemValue,
                     format!(
                         "Invalid attribute item value \"{}\" for userId item type.",
                         g.chars().take(64).collect::<String>()
@@ -560,7 +560,7 @@ impl Cloud {
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
+                ErrorCode::InvalidAmiNameDuplicate,
                 format!("AMI name {name} is already in use by another AMI."),
             ));
         }

@@ -10,7 +10,7 @@ use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::volumes::{Snapshot, Volume};
 use crate::db::{now_ms, now_s};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 use crate::storage::{self, GIB};
@@ -74,7 +74,7 @@ impl Cloud {
         }
         if !self.cfg.availability_zones.iter().any(|a| a == az) {
             return Err(ApiError::new(
-                "InvalidAvailabilityZone",
+                ErrorCode::InvalidAvailabilityZone,
                 format!(
                     "The zone '{}' does not exist.",
                     az.chars().take(64).collect::<String>()
@@ -87,7 +87,7 @@ impl Cloud {
             let s = self.owned_snapshot(account, snapshot_id)?;
             if s.state != "completed" {
                 return Err(ApiError::new(
-                    "IncorrectState",
+                    ErrorCode::IncorrectState,
                     format!("Snapshot {} is {}.", s.id, s.state),
                 ));
             }
@@ -217,7 +217,7 @@ impl Cloud {
         let idx = check_device(device)?;
         if v.state != "available" {
             return Err(ApiError::new(
-                "VolumeInUse",
+                ErrorCode::VolumeInUse,
                 format!("{volume_id} is already attached to an instance"),
             ));
         }
@@ -259,7 +259,7 @@ impl Cloud {
             false,
         )? {
             return Err(ApiError::new(
-                "VolumeInUse",
+                ErrorCode::VolumeInUse,
                 format!("{volume_id} is already attached to an instance"),
             ));
         }
@@ -268,7 +268,7 @@ impl Cloud {
             let Some(slot) = names::free_hot_slot(HOT_SLOTS, &used) else {
                 self.db.detach_volume(volume_id)?;
                 return Err(ApiError::new(
-                    "AttachmentLimitExceeded",
+                    ErrorCode::AttachmentLimitExceeded,
                     format!("Instance {instance_id} has no free drive slot ({HOT_SLOTS} volumes attached while running)."),
                 ));
             };
@@ -301,14 +301,14 @@ impl Cloud {
         let v = self.owned_volume(account, volume_id)?;
         let Some(owner_instance) = v.instance_id.clone() else {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Volume '{volume_id}' is in the 'available' state."),
             ));
         };
         if !instance_id.is_empty() && instance_id != owner_instance {
             ids::check(Kind::Instance, instance_id)?;
             return Err(ApiError::new(
-                "InvalidAttachment.NotFound",
+                ErrorCode::InvalidAttachmentNotFound,
                 format!("The volume {volume_id} is not attached to {instance_id}."),
             ));
         }
@@ -327,7 +327,7 @@ impl Cloud {
             && v.device.as_deref().and_then(device_index) == device_index(&inst.root_device_name)
         {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!("Cannot detach the root volume {volume_id} of running instance {owner_instance}."),
             ));
         }
@@ -358,7 +358,7 @@ impl Cloud {
         let v = self.owned_volume(account, id)?;
         if v.instance_id.is_some() || v.state == "in-use" {
             return Err(ApiError::new(
-                "VolumeInUse",
+                ErrorCode::VolumeInUse,
                 format!(
                     "Volume {id} is currently attached to {}",
                     v.instance_id.unwrap_or_default()
@@ -367,7 +367,7 @@ impl Cloud {
         }
         if v.state == "creating" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Volume {id} is still being created."),
             ));
         }
@@ -390,7 +390,7 @@ impl Cloud {
         let v = self.owned_volume(account, volume_id)?;
         if v.state == "creating" || v.state == "error" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Volume {volume_id} is {}.", v.state),
             ));
         }
@@ -435,13 +435,13 @@ impl Cloud {
         let s = self.owned_snapshot(account, id)?;
         if let Some(image) = self.db.snapshot_in_image(id)? {
             return Err(ApiError::new(
-                "InvalidSnapshot.InUse",
+                ErrorCode::InvalidSnapshotInUse,
                 format!("The snapshot {id} is currently in use by {image}"),
             ));
         }
         if s.state == "pending" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Snapshot {id} is still pending."),
             ));
         }
