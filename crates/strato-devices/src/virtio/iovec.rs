@@ -10,7 +10,9 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::unix::io::RawFd;
 
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap};
+use vm_memory::{
+    GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap, VolatileSlice,
+};
 
 /// Most iovecs one system call takes (`IOV_MAX` on Linux).
 const IOV_MAX: usize = 1024;
@@ -312,6 +314,42 @@ impl IovQueue {
         r
     }
 
+    /// Copies the first `buf.len()` queued bytes into `buf`; false if fewer are queued.
+    pub fn read_front(&self, buf: &mut [u8]) -> bool {
+        self.walk_front(buf.len(), |slice, at| {
+            slice.copy_to(&mut buf[at..at + slice.len()]);
+        })
+    }
+
+    /// Copies `bytes` over the first queued bytes; false (nothing written) if fewer are
+    /// queued.
+    pub fn write_front(&self, bytes: &[u8]) -> bool {
+        self.walk_front(bytes.len(), |slice, at| {
+            slice.copy_from(&bytes[at..at + slice.len()]);
+        })
+    }
+
+    /// Calls `f` with the first `len` queued bytes, one guest slice (and its offset in
+    /// those bytes) at a time.
+    fn walk_front(&self, len: usize, mut f: impl FnMut(VolatileSlice<'_>, usize)) -> bool {
+        if self.total < len {
+            return false;
+        }
+        let mut done = 0;
+        for iov in self.iovs.get(self.start..).unwrap_or_default() {
+            if done == len {
+                break;
+            }
+            let n = iov.iov_len.min(len - done);
+            // SAFETY: the iovec covers `iov_len` bytes of guest memory that `_mem` keeps
+            // mapped, checked when it was pushed; `n <= iov_len`.
+            let slice = unsafe { VolatileSlice::new(iov.iov_base.cast(), n) };
+            f(slice, done);
+            done += n;
+        }
+        done == len
+    }
+
     /// Drops the first `iovs` iovecs, which cover `bytes` bytes.
     pub fn pop_front(&mut self, iovs: usize, bytes: usize) {
         self.start = (self.start + iovs).min(self.iovs.len());
@@ -522,6 +560,16 @@ mod tests {
         m.read_slice(&mut got, GuestAddress(0x100)).unwrap();
         assert_eq!(&got[..], &data[16..32]);
         assert_eq!(&spill[..], &data[32..96]);
+        let mut front = [0u8; 20];
+        assert!(q.read_front(&mut front));
+        assert_eq!(&front[..16], &data[..16]);
+        assert_eq!(&front[16..], &data[16..20]);
+        assert!(q.write_front(&[0xaa; 18]));
+        assert_eq!(
+            m.read_obj::<[u8; 2]>(GuestAddress(0x100)).unwrap(),
+            [0xaa; 2]
+        );
+        assert!(!q.read_front(&mut [0u8; 33]));
         q.pop_front(2, 16);
         assert_eq!(q.len(), 16);
         q.with_spill(&mut [], |v| v.pread_exact(f.as_raw_fd(), 48))

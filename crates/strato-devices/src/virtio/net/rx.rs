@@ -20,10 +20,10 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use super::backend::FrameIo;
 use super::bufs::{read_at, write_at};
 use super::header::{rx_header, Offloads, RawHeader, VNET_HDR_LEN};
-use super::queues::QueuePair;
+use super::queues::{QueuePair, Scratch};
 use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
 use crate::log::warn_limited;
-use crate::virtio::chain::{BrokenChain, DescTable};
+use crate::virtio::chain::DescTable;
 use crate::virtio::iovec::{IoVecs, IovQueue};
 
 /// The largest MTU a guest without segmentation offload is expected to use.
@@ -46,8 +46,6 @@ struct HeldChain {
     iovs: usize,
     /// Descriptors it is made of.
     descs: usize,
-    /// Its buffers (the header goes into the first chain of a frame).
-    bufs: Vec<(GuestAddress, u32)>,
 }
 
 impl RxBuffers {
@@ -122,15 +120,14 @@ fn receive_single<T: FrameIo>(
             break;
         };
         let head = chain.head_index();
-        let bufs = match rx_buffers(table.collect(head)) {
-            Ok(bufs) => bufs,
-            Err(why) => {
-                metrics.invalid_chains.inc();
-                warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
-                continue;
-            }
-        };
+        let Scratch { descs, bufs } = &mut pair.scratch;
+        let walked = table.collect_into(head, descs).map_err(ChainError::from);
+        if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
+            metrics.invalid_chains.inc();
+            warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+            used |= return_used(&mut pair.rx, mem, head, 0, id);
+            continue;
+        }
         let capacity = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
         let mut iovs = match IoVecs::new(mem, bufs.iter().copied()) {
             Ok(iovs) => iovs,
@@ -157,7 +154,7 @@ fn receive_single<T: FrameIo>(
                 pair.rx.go_to_previous_position();
             }
             Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
-                if finish_header(env, &bufs, 1, rx.offloads) {
+                if finish_header(env, HeaderAt::Chain(&pair.scratch.bufs), 1, rx.offloads) {
                     metrics.rx_packets.inc();
                     metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
                     // n <= capacity, the sum of u32 lengths of at most QUEUE_SIZE buffers.
@@ -263,27 +260,23 @@ fn take_chains(env: &Env<'_>, pair: &mut QueuePair, room: usize) -> bool {
             break;
         };
         let head = chain.head_index();
-        let descs = table.collect(head);
-        let count = descs.as_ref().map_or(0, Vec::len);
-        let bufs = match rx_buffers(descs) {
-            Ok(bufs) => bufs,
-            Err(why) => {
-                metrics.invalid_chains.inc();
-                warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
-                continue;
-            }
-        };
+        let Scratch { descs, bufs } = &mut pair.scratch;
+        let walked = table.collect_into(head, descs).map_err(ChainError::from);
+        if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
+            metrics.invalid_chains.inc();
+            warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+            used |= return_used(&mut pair.rx, mem, head, 0, id);
+            continue;
+        }
         let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
         match pair.rx_bufs.iovs.push(bufs.iter().copied()) {
             Ok(Some(iovs)) => {
-                pair.rx_bufs.descs += count;
+                pair.rx_bufs.descs += descs.len();
                 pair.rx_bufs.chains.push_back(HeldChain {
                     head,
                     len,
                     iovs,
-                    descs: count,
-                    bufs,
+                    descs: descs.len(),
                 });
             }
             Ok(None) => {
@@ -319,10 +312,7 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
     }
     // n <= the bytes held, in at most a queue's worth of chains.
     let num_buffers = u16::try_from(count).unwrap_or(u16::MAX);
-    let Some(first) = held.chains.front() else {
-        return false;
-    };
-    if !finish_header(env, &first.bufs, num_buffers, offloads) {
+    if !finish_header(env, HeaderAt::Held(&held.iovs), num_buffers, offloads) {
         return false;
     }
     metrics.rx_packets.inc();
@@ -346,23 +336,35 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
     used
 }
 
+/// Where a received frame's header lies.
+enum HeaderAt<'a> {
+    /// In the buffers of its chain.
+    Chain(&'a [(GuestAddress, u32)]),
+    /// At the front of the held mergeable buffers.
+    Held(&'a IovQueue),
+}
+
 /// Replaces the header the tap wrote with the one the guest may see. False (the frame
 /// is dropped) if the tap handed over work the guest did not negotiate.
-fn finish_header(
-    env: &Env<'_>,
-    bufs: &[(GuestAddress, u32)],
-    num_buffers: u16,
-    off: Offloads,
-) -> bool {
+fn finish_header(env: &Env<'_>, at: HeaderAt<'_>, num_buffers: u16, off: Offloads) -> bool {
     let mut raw: RawHeader = [0; VNET_HDR_LEN];
-    let checked = if read_at(env.mem, bufs, 0, &mut raw) {
+    let read = match at {
+        HeaderAt::Chain(bufs) => read_at(env.mem, bufs, 0, &mut raw),
+        HeaderAt::Held(q) => q.read_front(&mut raw),
+    };
+    let checked = if read {
         rx_header(&raw, num_buffers, off).map_err(ChainError::Header)
     } else {
         Err(ChainError::Memory)
     };
     match checked {
         Ok(h) => {
-            write_at(env.mem, bufs, 0, &h);
+            match at {
+                HeaderAt::Chain(bufs) => write_at(env.mem, bufs, 0, &h),
+                HeaderAt::Held(q) => {
+                    q.write_front(&h);
+                }
+            }
             true
         }
         Err(why) => {
@@ -390,18 +392,16 @@ fn read_error(env: &Env<'_>, e: io::Error, pair: &mut QueuePair) -> bool {
     }
 }
 
-/// The writable buffers of an RX chain.
-fn rx_buffers(
-    descs: Result<Vec<Descriptor>, BrokenChain>,
-) -> Result<Vec<(GuestAddress, u32)>, ChainError> {
-    let descs = descs?;
+/// The writable buffers of an RX chain, into `bufs`.
+fn rx_buffers(descs: &[Descriptor], bufs: &mut Vec<(GuestAddress, u32)>) -> Result<(), ChainError> {
+    bufs.clear();
     if descs.iter().any(|d| !d.is_write_only()) {
         return Err(ChainError::Direction);
     }
-    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
+    bufs.extend(descs.iter().map(|d| (d.addr(), d.len())));
     let capacity = bufs.iter().map(|&(_, len)| u64::from(len)).sum::<u64>();
     if capacity < (VNET_HDR_LEN + ETH_HLEN) as u64 {
         return Err(ChainError::TooShort(capacity as usize));
     }
-    Ok(bufs)
+    Ok(())
 }

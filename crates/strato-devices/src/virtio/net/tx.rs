@@ -4,15 +4,15 @@ use std::io;
 
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::QueueT;
-use vm_memory::GuestMemoryMmap;
+use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 use super::backend::FrameIo;
 use super::bufs::{read_at, skip};
 use super::header::{tx_header, Offloads, RawHeader, VNET_HDR_LEN};
-use super::queues::QueuePair;
+use super::queues::{QueuePair, Scratch};
 use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
 use crate::log::warn_limited;
-use crate::virtio::chain::{BrokenChain, DescTable};
+use crate::virtio::chain::DescTable;
 use crate::virtio::iovec::IoVecs;
 
 /// Sends every frame the guest queued on `pair` to `tap`.
@@ -31,7 +31,9 @@ pub(super) fn process<T: FrameIo>(
         while let Some(chain) = pair.tx.pop_descriptor_chain(mem) {
             let head = chain.head_index();
             let mut hdr = [0u8; VNET_HDR_LEN];
-            match tx_frame(mem, table.collect(head), &mut hdr, offloads) {
+            let Scratch { descs, bufs } = &mut pair.scratch;
+            let walked = table.collect_into(head, descs).map_err(ChainError::from);
+            match walked.and_then(|()| tx_frame(mem, descs, bufs, &mut hdr, offloads)) {
                 Ok(iovs) => match tap.write_frame(&iovs) {
                     Ok(_) => {
                         metrics.tx_packets.inc();
@@ -72,14 +74,14 @@ pub(super) fn process<T: FrameIo>(
 
 /// Maps a TX chain for the tap: the header the device built from the guest's (copied
 /// out of guest memory once, checked against the TX offloads) into `hdr`, then the
-/// guest's frame after its header.
+/// guest's frame after its header. `bufs` is scratch space.
 fn tx_frame<'a>(
     mem: &'a GuestMemoryMmap,
-    descs: Result<Vec<Descriptor>, BrokenChain>,
+    descs: &[Descriptor],
+    bufs: &'a mut Vec<(GuestAddress, u32)>,
     hdr: &'a mut RawHeader,
     offloads: Offloads,
 ) -> Result<IoVecs<'a>, ChainError> {
-    let descs = descs?;
     if descs.iter().any(|d| d.is_write_only()) {
         return Err(ChainError::Direction);
     }
@@ -92,12 +94,13 @@ fn tx_frame<'a>(
     if total < (VNET_HDR_LEN + ETH_HLEN) as u64 {
         return Err(ChainError::TooShort(total as usize));
     }
-    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
+    bufs.clear();
+    bufs.extend(descs.iter().map(|d| (d.addr(), d.len())));
     let mut guest_hdr = [0u8; VNET_HDR_LEN];
-    if !read_at(mem, &bufs, 0, &mut guest_hdr) {
+    if !read_at(mem, bufs, 0, &mut guest_hdr) {
         return Err(ChainError::Memory);
     }
     // total <= MAX_FRAME_LEN.
     *hdr = tx_header(&guest_hdr, total as usize - VNET_HDR_LEN, offloads)?;
-    IoVecs::with_host_prefix(hdr, mem, skip(&bufs, VNET_HDR_LEN)).map_err(|_| ChainError::Memory)
+    IoVecs::with_host_prefix(hdr, mem, skip(bufs, VNET_HDR_LEN)).map_err(|_| ChainError::Memory)
 }
