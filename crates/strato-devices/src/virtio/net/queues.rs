@@ -33,6 +33,8 @@ pub(super) struct QueuePair {
 pub(super) struct Scratch {
     pub descs: Vec<Descriptor>,
     pub bufs: Vec<(GuestAddress, u32)>,
+    /// A small TX frame, copied out whole.
+    pub frame: Vec<u8>,
 }
 
 /// The queues of an active device and what was negotiated for them.

@@ -36,14 +36,14 @@ pub(super) struct RxBuffers {
     chains: VecDeque<HeldChain>,
     /// Descriptors the held chains take.
     descs: usize,
+    /// Broken chains found while taking chains, returned right after.
+    refused: Vec<u16>,
 }
 
 struct HeldChain {
     head: u16,
     /// Bytes its buffers hold.
     len: usize,
-    /// Iovecs its buffers took in the queue.
-    iovs: usize,
     /// Descriptors it is made of.
     descs: usize,
 }
@@ -55,6 +55,7 @@ impl RxBuffers {
             iovs: IovQueue::new(mem),
             chains: VecDeque::new(),
             descs: 0,
+            refused: Vec::new(),
         }
     }
 
@@ -120,7 +121,7 @@ fn receive_single<T: FrameIo>(
             break;
         };
         let head = chain.head_index();
-        let Scratch { descs, bufs } = &mut pair.scratch;
+        let Scratch { descs, bufs, .. } = &mut pair.scratch;
         let walked = table.collect_into(head, descs).map_err(ChainError::from);
         if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
             metrics.invalid_chains.inc();
@@ -138,7 +139,10 @@ fn receive_single<T: FrameIo>(
                 continue;
             }
         };
-        iovs.push_host_buffer(&mut *rx.overflow);
+        // Room for the tail of a frame too big for the buffers, so its length shows.
+        if capacity < MAX_FRAME_LEN {
+            iovs.push_host_buffer(&mut *rx.overflow);
+        }
         let read = tap.read_frame(&iovs);
         drop(iovs);
         match read {
@@ -205,9 +209,12 @@ fn receive_merged<T: FrameIo>(
             break;
         }
         let capacity = held.len();
-        let read = held
-            .iovs
-            .with_spill(&mut *rx.overflow, |iovs| tap.read_frame(iovs));
+        let spill = if capacity < MAX_FRAME_LEN {
+            &mut *rx.overflow
+        } else {
+            &mut []
+        };
+        let read = held.iovs.with_spill(spill, |iovs| tap.read_frame(iovs));
         match read {
             Ok(n) if n > capacity => {
                 metrics.rx_dropped.inc();
@@ -253,44 +260,63 @@ fn take_chains(env: &Env<'_>, pair: &mut QueuePair, room: usize) -> bool {
     let Env {
         mem, metrics, id, ..
     } = *env;
-    let mut used = false;
-    let table = DescTable::new(mem, &pair.rx);
-    while pair.rx_bufs.len() < room {
-        let Some(chain) = pair.rx.pop_descriptor_chain(mem) else {
-            break;
-        };
-        let head = chain.head_index();
-        let Scratch { descs, bufs } = &mut pair.scratch;
-        let walked = table.collect_into(head, descs).map_err(ChainError::from);
-        if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
-            metrics.invalid_chains.inc();
-            warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-            used |= return_used(&mut pair.rx, mem, head, 0, id);
-            continue;
-        }
-        let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
-        match pair.rx_bufs.iovs.push(bufs.iter().copied()) {
-            Ok(Some(iovs)) => {
-                pair.rx_bufs.descs += descs.len();
-                pair.rx_bufs.chains.push_back(HeldChain {
-                    head,
-                    len,
-                    iovs,
-                    descs: descs.len(),
-                });
-            }
-            Ok(None) => {
-                // As many buffers as one read takes: leave this chain for later.
-                pair.rx.go_to_previous_position();
-                break;
-            }
-            Err(e) => {
-                metrics.invalid_chains.inc();
-                warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
-            }
-        }
+    let QueuePair {
+        rx,
+        rx_bufs: held,
+        scratch: Scratch { descs, bufs, .. },
+        ..
+    } = pair;
+    if held.len() >= room {
+        return false;
     }
+    let table = DescTable::new(mem, rx);
+    // One read of the available index for the whole batch; broken chains are returned
+    // after it.
+    let mut refused = std::mem::take(&mut held.refused);
+    match rx.iter(mem) {
+        Ok(mut chains) => {
+            while held.len() < room {
+                let Some(chain) = chains.next() else {
+                    break;
+                };
+                let head = chain.head_index();
+                let walked = table.collect_into(head, descs).map_err(ChainError::from);
+                if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
+                    metrics.invalid_chains.inc();
+                    warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+                    refused.push(head);
+                    continue;
+                }
+                let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
+                match held.iovs.push(bufs.iter().copied()) {
+                    Ok(true) => {
+                        held.descs += descs.len();
+                        held.chains.push_back(HeldChain {
+                            head,
+                            len,
+                            descs: descs.len(),
+                        });
+                    }
+                    Ok(false) => {
+                        // As many buffers as one read takes: leave this chain for later.
+                        chains.go_to_previous_position();
+                        break;
+                    }
+                    Err(e) => {
+                        metrics.invalid_chains.inc();
+                        warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
+                        refused.push(head);
+                    }
+                }
+            }
+        }
+        Err(e) => warn_limited!("virtio-net {}: reading the RX ring: {}", id, e),
+    }
+    let mut used = false;
+    for head in refused.drain(..) {
+        used |= return_used(rx, mem, head, 0, id);
+    }
+    held.refused = refused;
     used
 }
 
@@ -318,7 +344,7 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
     metrics.rx_packets.inc();
     metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
     let mut left = n;
-    let (mut iovs, mut bytes) = (0usize, 0usize);
+    let mut bytes = 0usize;
     let mut used = false;
     for _ in 0..count {
         let Some(chain) = held.chains.pop_front() else {
@@ -326,13 +352,12 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
         };
         let take = left.min(chain.len);
         left -= take;
-        iovs += chain.iovs;
         bytes += chain.len;
         held.descs -= chain.descs;
         // take <= n <= MAX_FRAME_LEN.
         used |= return_used(&mut pair.rx, mem, chain.head, take as u32, id);
     }
-    held.iovs.pop_front(iovs, bytes);
+    held.iovs.pop_front(bytes);
     used
 }
 
