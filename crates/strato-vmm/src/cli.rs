@@ -38,6 +38,8 @@ Options:
   --exit-status-file PATH   On exit, write the exit status and reason as JSON to PATH, so a
                             supervisor that is not the parent learns how the VM ended
   --cpu-template NAME       host (default) or emulated-kvm
+  --irqchip MODE            split (default: local APICs in KVM, IOAPIC in the monitor, no PIC
+                            or PIT) or kernel (KVM's PIC, IOAPIC, local APICs and PIT)
   -h, --help                Print this help
   -V, --version             Print the version
 
@@ -162,6 +164,7 @@ const VM_FLAGS: &[(&str, bool, bool)] = &[
     ("--api-socket", true, false),
     ("--exit-status-file", true, false),
     ("--cpu-template", true, false),
+    ("--irqchip", true, false),
 ];
 
 /// Parses the arguments (without the program name) into a [`Command`]. `--help` and
@@ -238,6 +241,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             "--api-socket" => config.api_socket = Some(PathBuf::from(value)),
             "--exit-status-file" => config.exit_status_file = Some(PathBuf::from(value)),
             "--cpu-template" => config.cpu_template = parse_cpu_template(value)?,
+            "--irqchip" => {
+                config.irqchip = value
+                    .parse()
+                    .map_err(|_| invalid("--irqchip", value, "expected split or kernel"))?
+            }
             _ => return Err(CliError::UnknownFlag(arg.clone())),
         }
     }
@@ -490,6 +498,8 @@ mod tests {
             "/run/vm.sock",
             "--cpu-template",
             "emulated-kvm",
+            "--irqchip",
+            "kernel",
         ]);
         let from_json = json(
             r#"{
@@ -505,7 +515,8 @@ mod tests {
                 "rng": true,
                 "console": "/tmp/console.log",
                 "api_socket": "/run/vm.sock",
-                "cpu_template": "emulated-kvm"
+                "cpu_template": "emulated-kvm",
+                "irqchip": "kernel"
             }"#,
         );
         assert_eq!(flags, from_json);
@@ -650,6 +661,23 @@ mod tests {
         let msg = refused(&["--kernel", "/k", "--cpu-template", "fast"]);
         assert!(
             msg.contains(r#""fast""#) && msg.contains("--cpu-template"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn irqchip_flag() {
+        assert_eq!(
+            run(&["--kernel", "/k"]).irqchip,
+            crate::config::IrqchipMode::Split
+        );
+        assert_eq!(
+            run(&["--kernel", "/k", "--irqchip=kernel"]).irqchip,
+            crate::config::IrqchipMode::Kernel
+        );
+        let msg = refused(&["--kernel", "/k", "--irqchip", "userspace"]);
+        assert!(
+            msg.contains(r#""userspace""#) && msg.contains("--irqchip"),
             "{msg}"
         );
     }

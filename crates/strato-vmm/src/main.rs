@@ -1,12 +1,12 @@
 //! The `strato-vmm` binary: parse the configuration, build the VM, run it, and exit with
-//! a status that says how it ended (see `state::ExitReason::exit_code`).
+//! a status that says how it ended (`strato_vmm_api::exit::ExitStatus`).
 
 use std::process::ExitCode;
 
 use strato_vmm::cli::{self, Command};
 use strato_vmm::emulation;
-use strato_vmm::state::EXIT_BAD_CONFIG;
 use strato_vmm::vmm::Vmm;
+use strato_vmm_api::exit::{ExitRecord, ExitStatus};
 
 /// Prints an error with its whole source chain, once, at the edge.
 fn report(prefix: &str, err: &dyn std::error::Error) {
@@ -24,11 +24,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--detect-cpu-template") {
         let d = emulation::detect_template();
-        let name = match d.template {
-            strato_vmm::config::CpuTemplate::Host => "host",
-            strato_vmm::config::CpuTemplate::EmulatedKvm => "emulated-kvm",
-        };
-        println!("{name}\t{}", d.reason);
+        println!("{}\t{}", d.template.name(), d.reason);
         return ExitCode::SUCCESS;
     }
     let config = match cli::parse_args(&args) {
@@ -44,26 +40,29 @@ fn main() -> ExitCode {
         Err(e) => {
             report("strato-vmm: invalid configuration", &e);
             eprintln!("run `strato-vmm --help` for usage");
-            return ExitCode::from(EXIT_BAD_CONFIG as u8);
+            return ExitCode::from(ExitStatus::BadConfig.code() as u8);
         }
     };
     let exit_file = config.exit_status_file.clone();
-    let (code, reason) = run(config);
+    let (status, reason) = run(config);
     if let Some(path) = exit_file {
-        if let Err(e) = write_exit_status(&path, code, &reason) {
+        if let Err(e) = ExitRecord::new(status, reason).write(&path) {
             eprintln!("strato-vmm: cannot write {}: {e}", path.display());
         }
     }
-    ExitCode::from(code as u8)
+    ExitCode::from(status.code() as u8)
 }
 
 /// Builds and runs the VM; returns the exit status and a sentence saying why.
-fn run(config: strato_vmm::config::VmConfig) -> (i32, String) {
+fn run(config: strato_vmm::config::VmConfig) -> (ExitStatus, String) {
     let vmm = match Vmm::build(config) {
         Ok(v) => v,
         Err(e) => {
             report("strato-vmm: cannot start the VM", &e);
-            return (1, format!("cannot start the VM: {}", chain(&e)));
+            return (
+                ExitStatus::Failed,
+                format!("cannot start the VM: {}", chain(&e)),
+            );
         }
     };
     match vmm.run() {
@@ -81,11 +80,11 @@ fn run(config: strato_vmm::config::VmConfig) -> (i32, String) {
                 strato_vmm::state::ExitReason::Stopped => "stopped".to_string(),
             };
             tracing::info!(?reason, "VM exited");
-            (reason.exit_code(), text)
+            (reason.status(), text)
         }
         Err(e) => {
             report("strato-vmm", &e);
-            (1, chain(&e))
+            (ExitStatus::Failed, chain(&e))
         }
     }
 }
@@ -99,12 +98,4 @@ fn chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     msg
-}
-
-/// Writes the exit status file through a temporary name, so that a reader never sees half.
-fn write_exit_status(path: &std::path::Path, code: i32, reason: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let body = serde_json::json!({"code": code, "reason": reason}).to_string();
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, path)
 }

@@ -1,0 +1,313 @@
+//! Booting an instance: its volumes cloned from snapshots, its tap, its config drive (user
+//! data, meta-data with the placement, the public key), then its monitor. Runs in a task
+//! holding the instance's operation lock, for launches and starts alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::path::PathBuf;
+
+use strato_vmm_api::config::{DiskConfig, NetConfig, VmConfig};
+use strato_vmm_api::names;
+
+use super::launch::{device_index, HOT_SLOTS};
+use crate::cloud::Cloud;
+use crate::db::instances::Instance;
+use crate::db::usage::Period;
+use crate::db::{now_ms, now_s};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::lifecycle::State;
+use crate::storage::{self, GIB};
+use crate::supervisor::{self, VmmPaths};
+
+impl Cloud {
+    /// Boots a pending instance: volumes, tap, config drive, monitor. A first launch that
+    /// fails ends terminated, a start that fails ends stopped, both with the reason.
+    pub async fn boot(self: Arc<Self>, id: &str, first: bool) {
+        let lock = self.lock(id);
+        let _guard = lock.lock().await;
+        let result = self.boot_locked(id).await;
+        match result {
+            Ok(()) => {
+                match self.db.set_state(id, &[State::Pending], State::Running, "") {
+                    Ok(true) => {
+                        if let Ok(Some(i)) = self.db.instance(id) {
+                            let _ = self.db.open_period(&Period {
+                                owner: i.owner,
+                                resource_id: i.id,
+                                resource_type: "instance".into(),
+                                kind: i.instance_type,
+                                gib: 0,
+                                start_ms: now_ms(),
+                                end_ms: None,
+                            });
+                        }
+                    }
+                    // Terminated while booting: the terminate task, queued on the lock,
+                    // brings the monitor down.
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(instance = id, error = %e, "cannot record running"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(instance = id, error = %e, "boot failed");
+                let reason = format!("Server.InternalError: {}", e.message);
+                if first {
+                    if let Ok(true) =
+                        self.db
+                            .set_state(id, &[State::Pending], State::ShuttingDown, &reason)
+                    {
+                        self.release_locked(id, &reason).await;
+                    }
+                } else {
+                    self.release_public_ips(id, false);
+                    let _ = self
+                        .db
+                        .set_state(id, &[State::Pending], State::Stopped, &reason);
+                }
+            }
+        }
+    }
+
+    async fn boot_locked(self: &Arc<Self>, id: &str) -> ApiResult<()> {
+        let inst = self
+            .db
+            .instance(id)?
+            .ok_or_else(|| Kind::Instance.not_found(id))?;
+        if inst.state != State::Pending {
+            return Ok(());
+        }
+        let dir = self.instance_dir(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::cloud::host_io("Cannot create the instance folder", e))?;
+        self.materialize_volumes(id).await?;
+        for s in &inst.instance_store {
+            let path = dir.join(format!("{}.img", s.virtual_name));
+            if !path.exists() {
+                storage::create_sparse(&path, s.gib as u64 * GIB)
+                    .map_err(|e| crate::cloud::host_io("Cannot create the instance store", e))?;
+            }
+        }
+        // The interface's rules are in place before its tap is.
+        self.apply_firewall().await?;
+        for eni in self.db.instance_enis(id)? {
+            self.plug(&eni).await?;
+        }
+        self.assign_public_ips(id).await?;
+        self.write_config_drive(&inst)?;
+        self.db.set_launch_time(id, now_s())?;
+        self.spawn_vmm(&inst).await
+    }
+
+    /// Creates the files of an instance's volumes that do not exist yet.
+    async fn materialize_volumes(&self, id: &str) -> ApiResult<()> {
+        for v in self.db.instance_volumes(id)? {
+            if v.state != "creating" {
+                continue;
+            }
+            let path = self.volume_path(&v.id);
+            let size = v.size_gib as u64 * GIB;
+            if v.snapshot_id.is_empty() {
+                storage::create_sparse(&path, size)
+                    .map_err(|e| crate::cloud::host_io("Cannot create a volume", e))?;
+            } else {
+                let src = self.snapshot_path(&v.snapshot_id);
+                let dst = path.clone();
+                tokio::task::spawn_blocking(move || storage::clone_file(&src, &dst, size, |_| {}))
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                    .map_err(|e| crate::cloud::host_io("Cannot clone a snapshot", e))?;
+            }
+            self.db.set_volume_state(&v.id, "in-use")?;
+            self.db.set_attach_state(&v.id, "attached")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the config drive: user data and the meta-data the images read.
+    fn write_config_drive(&self, inst: &Instance) -> ApiResult<()> {
+        let dir = self.instance_dir(&inst.id);
+        let ip = self
+            .db
+            .instance_enis(&inst.id)?
+            .first()
+            .map(|e| e.private_ip.clone())
+            .unwrap_or_default();
+        let group = match inst.placement_group.as_str() {
+            "" => None,
+            id => self.db.placement_group(id)?.map(|g| g.name),
+        };
+        let meta = meta_data(inst, &ip, group.as_deref());
+        let mut members: Vec<(&str, &[u8])> = vec![("meta-data", meta.as_bytes())];
+        if !inst.user_data.is_empty() {
+            members.push(("user-data", &inst.user_data));
+        }
+        let keys = public_keys(inst);
+        if let Some(k) = &keys {
+            members.push(("public-keys", k.as_bytes()));
+        }
+        storage::write_config_drive(&dir.join("config-drive.img"), &members)
+            .map_err(|e| crate::cloud::host_io("Cannot write the config drive", e))
+    }
+
+    /// The monitor configuration of an instance: its volumes in device order, its instance
+    /// store, the config drive, empty slots for hot attach, its ENIs. Also returns each
+    /// volume's drive ID.
+    pub fn vm_config(&self, inst: &Instance) -> ApiResult<(VmConfig, Vec<(String, String)>)> {
+        let dir = self.instance_dir(&inst.id);
+        let paths = VmmPaths::in_dir(&dir);
+        let mut slots = Vec::new();
+        let disk = |id: String, path: Option<PathBuf>, readonly: bool| DiskConfig {
+            id: Some(id),
+            path,
+            readonly,
+        };
+        let mut devices: Vec<(usize, DiskConfig)> = Vec::new();
+        for v in self.db.instance_volumes(&inst.id)? {
+            let drive = names::volume_drive(&v.id);
+            devices.push((
+                v.device
+                    .as_deref()
+                    .and_then(device_index)
+                    .unwrap_or(usize::MAX),
+                disk(drive.clone(), Some(self.volume_path(&v.id)), false),
+            ));
+            slots.push((v.id.clone(), drive));
+        }
+        for s in &inst.instance_store {
+            devices.push((
+                device_index(&s.device).unwrap_or(usize::MAX),
+                disk(
+                    s.virtual_name.clone(),
+                    Some(dir.join(format!("{}.img", s.virtual_name))),
+                    false,
+                ),
+            ));
+        }
+        devices.sort_by_key(|d| d.0);
+        let mut disks: Vec<DiskConfig> = devices.into_iter().map(|d| d.1).collect();
+        disks.push(disk(
+            names::CONFIG_DRIVE.to_string(),
+            Some(dir.join("config-drive.img")),
+            true,
+        ));
+        disks.extend((0..HOT_SLOTS).map(|k| disk(names::hot_slot(k), None, false)));
+        let enis = self.db.instance_enis(&inst.id)?;
+        let nets = enis
+            .iter()
+            .enumerate()
+            .map(|(k, e)| NetConfig {
+                id: Some(names::net(k)),
+                tap: Some(e.tap.clone()),
+                fd: None,
+                mac: Some(e.mac.clone()),
+            })
+            .collect();
+        let mut cmdline = inst.boot_args.clone();
+        if let Some(e) = enis.first() {
+            if let Some(subnet) = self.db.subnet(&e.subnet_id)? {
+                if let Some((gw, prefix)) = crate::cloud::network::plumbing::gateway(&subnet) {
+                    cmdline.push_str(&format!(
+                        " ip={}::{}:{}:ip-{}:eth0:off",
+                        e.private_ip,
+                        gw,
+                        crate::cloud::network::plumbing::netmask(prefix),
+                        e.private_ip.replace('.', "-")
+                    ));
+                }
+            }
+        }
+        let config = VmConfig {
+            initrd: inst.initrd.as_ref().map(PathBuf::from),
+            cmdline,
+            cpus: inst.vcpus,
+            memory_mib: inst.memory_mib,
+            disks,
+            nets,
+            rng: true,
+            console: Some(paths.console),
+            api_socket: Some(paths.api),
+            exit_status_file: Some(paths.exit_status),
+            cpu_template: self.cpu_template,
+            ..VmConfig::new(&inst.kernel)
+        };
+        Ok((config, slots))
+    }
+
+    /// Starts the monitor of an instance and waits until it runs.
+    pub async fn spawn_vmm(self: &Arc<Self>, inst: &Instance) -> ApiResult<()> {
+        let (config, slots) = self.vm_config(inst)?;
+        for (vol, drive) in &slots {
+            self.db.set_volume_slot(vol, Some(drive))?;
+        }
+        let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
+        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config)
+            .map_err(|e| ApiError::internal(chain(&e)))?;
+        crate::metrics::inc(&self.metrics.vmm_spawned_total);
+        self.set_vm(&inst.id, process);
+        self.db
+            .set_vmm(&inst.id, Some(process.pid), Some(process.start))?;
+        if let Err(e) = supervisor::wait_up(process, &paths, Duration::from_secs(30)).await {
+            self.forget_vm(&inst.id);
+            self.db.set_vmm(&inst.id, None, None)?;
+            return Err(ApiError::internal(chain(&e)));
+        }
+        self.watch(&inst.id, process);
+        Ok(())
+    }
+}
+
+/// The config drive's `meta-data`: `key: value` lines the images read, with the placement
+/// group and partition of an instance in one (EC2's `placement/group-name` and
+/// `placement/partition-number`).
+pub fn meta_data(inst: &Instance, ip: &str, group: Option<&str>) -> String {
+    let mut meta = format!(
+        "instance-id: {}\nlocal-hostname: ip-{}\navailability-zone: {}\n",
+        inst.id,
+        ip.replace('.', "-"),
+        inst.az
+    );
+    if let Some(g) = group {
+        meta.push_str(&format!("placement-group: {g}\n"));
+        if inst.partition_number > 0 {
+            meta.push_str(&format!("partition-number: {}\n", inst.partition_number));
+        }
+    }
+    meta
+}
+
+/// The config drive's `public-keys` member: the instance's OpenSSH public key on one line.
+pub fn public_keys(inst: &Instance) -> Option<String> {
+    let key = inst.public_key.trim();
+    (!key.is_empty()).then(|| format!("{key}\n"))
+}
+
+pub use crate::error::chain;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_data_names_the_placement_and_keys_go_in_their_own_member() {
+        let mut i = crate::db::instances::tests::sample("i-0000000000000000a", "111111111111");
+        let plain = meta_data(&i, "172.31.0.4", None);
+        assert_eq!(
+            plain,
+            "instance-id: i-0000000000000000a\nlocal-hostname: ip-172-31-0-4\n\
+             availability-zone: home-1a\n"
+        );
+        assert!(public_keys(&i).is_none());
+        i.partition_number = 3;
+        i.public_key = "ssh-ed25519 AAAAC3Nza k1".into();
+        let m = meta_data(&i, "172.31.0.4", Some("hdfs"));
+        assert!(
+            m.ends_with("placement-group: hdfs\npartition-number: 3\n"),
+            "{m}"
+        );
+        assert_eq!(public_keys(&i).unwrap(), "ssh-ed25519 AAAAC3Nza k1\n");
+        i.partition_number = 0;
+        assert!(meta_data(&i, "", Some("web")).ends_with("placement-group: web\n"));
+    }
+}

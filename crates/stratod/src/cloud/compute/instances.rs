@@ -1,0 +1,454 @@
+//! Stop, start, reboot and terminate, and what happens when a monitor exits on its own.
+//! Each request checks the transition table and records the new state at once; the work
+//! runs in a task holding the instance's operation lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cloud::Cloud;
+use crate::db::instances::Instance;
+use crate::db::now_ms;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::lifecycle::{transition, verb, Event, Outcome, State};
+use crate::supervisor::{self, Exit, Monitor, Process, VmmPaths};
+use strato_vmm_api::exit::ExitStatus;
+
+/// One instance's state change, as the API reports it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Instance.
+    pub id: String,
+    /// Before.
+    pub previous: State,
+    /// After.
+    pub current: State,
+}
+
+/// Why a guest-initiated stop happened.
+const GUEST_SHUTDOWN_REASON: &str = "Client.InstanceInitiatedShutdown: Instance initiated shutdown";
+
+impl Cloud {
+    /// Checks every ID first, so that one bad ID refuses the whole request, as EC2 does.
+    fn owned_all(&self, account: &str, ids: &[String]) -> ApiResult<Vec<Instance>> {
+        if ids.is_empty() {
+            return Err(ApiError::missing("InstanceId"));
+        }
+        ids.iter()
+            .map(|id| self.owned_instance(account, id))
+            .collect()
+    }
+
+    /// Applies a caller's event to each instance: the table decides, `IncorrectInstanceState`
+    /// for an illegal one (checked for all before any changes).
+    fn apply_all(
+        &self,
+        instances: &[Instance],
+        event: Event,
+        reason: &str,
+    ) -> ApiResult<Vec<(Change, bool)>> {
+        for i in instances {
+            if transition(i.state, event) == Outcome::Illegal {
+                return Err(ApiError::incorrect_state(
+                    &i.id,
+                    i.state.name(),
+                    verb(event),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for i in instances {
+            match transition(i.state, event) {
+                Outcome::To(to) => {
+                    let moved =
+                        to == i.state || self.db.set_state(&i.id, &[i.state], to, reason)?;
+                    if !moved {
+                        // Lost a race with another request: report what is there now.
+                        let now = self.db.instance(&i.id)?.map(|n| n.state).unwrap_or(i.state);
+                        out.push((
+                            Change {
+                                id: i.id.clone(),
+                                previous: i.state,
+                                current: now,
+                            },
+                            false,
+                        ));
+                    } else {
+                        out.push((
+                            Change {
+                                id: i.id.clone(),
+                                previous: i.state,
+                                current: to,
+                            },
+                            true,
+                        ));
+                    }
+                }
+                _ => out.push((
+                    Change {
+                        id: i.id.clone(),
+                        previous: i.state,
+                        current: i.state,
+                    },
+                    false,
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    /// StopInstances: graceful through Ctrl-Alt-Del, forced after the stop timeout or at
+    /// once with `force`.
+    pub fn stop_instances(
+        self: &Arc<Self>,
+        account: &str,
+        ids: &[String],
+        force: bool,
+    ) -> ApiResult<Vec<Change>> {
+        let instances = self.owned_all(account, ids)?;
+        let reason = format!(
+            "User initiated ({})",
+            crate::api::convert::rfc3339(crate::db::now_s())
+        );
+        let changes = self.apply_all(&instances, Event::Stop, &reason)?;
+        for (c, moved) in &changes {
+            if *moved {
+                let cloud = Arc::clone(self);
+                let id = c.id.clone();
+                tokio::spawn(async move { cloud.stop_task(&id, force).await });
+            } else if force && c.current == State::Stopping {
+                // A graceful stop is waiting for the guest: cut it short.
+                if let Some(vm) = self.vm(&c.id) {
+                    self.expect_exit(&c.id);
+                    supervisor::kill(vm.process);
+                }
+            }
+        }
+        Ok(changes.into_iter().map(|c| c.0).collect())
+    }
+
+    /// StartInstances.
+    pub fn start_instances(
+        self: &Arc<Self>,
+        account: &str,
+        ids: &[String],
+    ) -> ApiResult<Vec<Change>> {
+        let instances = self.owned_all(account, ids)?;
+        self.check_start_capacity(&instances)?;
+        // Instances of placement groups get their racks before they turn pending, under the
+        // placement lock, so a full spread group refuses the start with nothing changed.
+        let placement = self.placement_lock();
+        self.place_for_start(&instances)?;
+        let changes = self.apply_all(&instances, Event::Start, "")?;
+        drop(placement);
+        for (c, moved) in &changes {
+            if *moved {
+                let cloud = Arc::clone(self);
+                let id = c.id.clone();
+                tokio::spawn(async move { cloud.boot(&id, false).await });
+            }
+        }
+        Ok(changes.into_iter().map(|c| c.0).collect())
+    }
+
+    /// RebootInstances: the guest is shut down and booted again on a fresh monitor; the
+    /// instance stays `running` and keeps its billing period.
+    pub fn reboot_instances(self: &Arc<Self>, account: &str, ids: &[String]) -> ApiResult<()> {
+        let instances = self.owned_all(account, ids)?;
+        self.apply_all(&instances, Event::Reboot, "")?;
+        for i in instances {
+            let cloud = Arc::clone(self);
+            tokio::spawn(async move {
+                let lock = cloud.lock(&i.id);
+                let _g = lock.lock().await;
+                if let Err(e) = cloud.restart_locked(&i.id).await {
+                    tracing::warn!(instance = %i.id, error = %e, "reboot failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// TerminateInstances: final and idempotent; protected instances are refused.
+    pub fn terminate_instances(
+        self: &Arc<Self>,
+        account: &str,
+        ids: &[String],
+    ) -> ApiResult<Vec<Change>> {
+        let instances = self.owned_all(account, ids)?;
+        if let Some(p) = instances
+            .iter()
+            .find(|i| i.disable_api_termination && i.state != State::Terminated)
+        {
+            return Err(ApiError::new(
+                ErrorCode::OperationNotPermitted,
+                format!(
+                    "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
+                    p.id
+                ),
+            ));
+        }
+        let reason = format!(
+            "User initiated ({})",
+            crate::api::convert::rfc3339(crate::db::now_s())
+        );
+        let changes = self.apply_all(&instances, Event::Terminate, &reason)?;
+        for (c, moved) in &changes {
+            if *moved {
+                // Cut a graceful stop or a boot short.
+                if let Some(vm) = self.vm(&c.id) {
+                    self.expect_exit(&c.id);
+                    supervisor::kill(vm.process);
+                }
+                let cloud = Arc::clone(self);
+                let id = c.id.clone();
+                let reason = reason.clone();
+                tokio::spawn(async move {
+                    let lock = cloud.lock(&id);
+                    let _g = lock.lock().await;
+                    cloud.release_locked(&id, &reason).await;
+                });
+            }
+        }
+        Ok(changes.into_iter().map(|c| c.0).collect())
+    }
+
+    /// ModifyInstanceAttribute for the attributes kept in the instance row.
+    pub fn modify_instance(
+        &self,
+        account: &str,
+        id: &str,
+        disable_api_termination: Option<bool>,
+        shutdown_behavior: Option<&str>,
+    ) -> ApiResult<()> {
+        let inst = self.owned_instance(account, id)?;
+        if inst.state == State::Terminated {
+            return Err(ApiError::incorrect_state(id, inst.state.name(), "modified"));
+        }
+        if let Some(b) = shutdown_behavior {
+            if b != "stop" && b != "terminate" {
+                return Err(ApiError::invalid(
+                    "InstanceInitiatedShutdownBehavior must be stop or terminate.",
+                ));
+            }
+        }
+        let conn = self.db.conn();
+        if let Some(d) = disable_api_termination {
+            conn.execute(
+                "UPDATE instances SET disable_api_termination = ?2 WHERE id = ?1",
+                rusqlite::params![id, d],
+            )
+            .map_err(crate::db::DbError::from)?;
+        }
+        if let Some(b) = shutdown_behavior {
+            conn.execute(
+                "UPDATE instances SET shutdown_behavior = ?2 WHERE id = ?1",
+                rusqlite::params![id, b],
+            )
+            .map_err(crate::db::DbError::from)?;
+        }
+        Ok(())
+    }
+
+    async fn stop_task(self: Arc<Self>, id: &str, force: bool) {
+        let lock = self.lock(id);
+        let _g = lock.lock().await;
+        self.halt_vm(id, force).await;
+        self.finish_stop(id, None);
+    }
+
+    /// Brings the monitor of an instance down: Ctrl-Alt-Del and up to the stop timeout for
+    /// the guest (unless `force`), then the monitor's stop, then SIGKILL.
+    pub async fn halt_vm(&self, id: &str, force: bool) -> Option<Exit> {
+        let vm = self.vm(id)?;
+        self.expect_exit(id);
+        let paths = VmmPaths::in_dir(&self.instance_dir(id));
+        let exit = supervisor::wait_exit(vm.process, &paths.exit_status);
+        tokio::pin!(exit);
+        let short = Duration::from_secs(2);
+        let monitor = Monitor::new(&paths, short);
+        if !force && monitor.ctrl_alt_del().await.is_ok() {
+            if let Ok(e) = tokio::time::timeout(self.cfg.stop_timeout, &mut exit).await {
+                self.forget_vm(id);
+                return Some(e);
+            }
+            tracing::info!(instance = id, "guest did not power off in time; forcing");
+        }
+        let _ = monitor.stop().await;
+        let e = match tokio::time::timeout(short, &mut exit).await {
+            Ok(e) => e,
+            Err(_) => {
+                supervisor::kill(vm.process);
+                tokio::time::timeout(Duration::from_secs(10), &mut exit)
+                    .await
+                    .unwrap_or(Exit {
+                        status: None,
+                        reason: "killed".into(),
+                    })
+            }
+        };
+        self.forget_vm(id);
+        Some(e)
+    }
+
+    /// After the monitor is gone: wipe the instance store, close the billing period,
+    /// record `stopped`.
+    pub fn finish_stop(&self, id: &str, reason: Option<&str>) {
+        if let Ok(Some(inst)) = self.db.instance(id) {
+            for s in &inst.instance_store {
+                let path = self
+                    .instance_dir(id)
+                    .join(format!("{}.img", s.virtual_name));
+                if let Err(e) = crate::cloud::remove_file(&path) {
+                    tracing::warn!(instance = id, error = %e, "cannot wipe the instance store");
+                }
+            }
+            for v in self.db.instance_volumes(id).unwrap_or_default() {
+                let _ = self.db.set_volume_slot(&v.id, None);
+            }
+            self.release_public_ips(id, false);
+            let reason = reason.map(str::to_string).unwrap_or(inst.state_reason);
+            let _ = self.db.close_period(id, now_ms());
+            let _ = self.db.set_vmm(id, None, None);
+            if let Err(e) = self
+                .db
+                .set_state(id, &[State::Stopping], State::Stopped, &reason)
+            {
+                tracing::error!(instance = id, error = %e, "cannot record stopped");
+            }
+        }
+        self.status_forget(id);
+    }
+
+    /// Shuts the guest down and boots it on a fresh monitor (reboot, create-image).
+    pub async fn restart_locked(self: &Arc<Self>, id: &str) -> ApiResult<()> {
+        self.halt_vm(id, false).await;
+        let inst = self
+            .db
+            .instance(id)?
+            .ok_or_else(|| crate::ids::Kind::Instance.not_found(id))?;
+        if inst.state != State::Running {
+            return Ok(());
+        }
+        self.status_forget(id);
+        self.spawn_vmm(&inst).await
+    }
+
+    /// Releases everything of an instance that is shutting down and records `terminated`:
+    /// the monitor, DeleteOnTermination volumes and ENIs with their taps (other volumes and
+    /// ENIs are detached), the instance store. Runs under the instance's lock.
+    pub async fn release_locked(&self, id: &str, reason: &str) {
+        self.halt_vm(id, true).await;
+        for v in self.db.instance_volumes(id).unwrap_or_default() {
+            if v.delete_on_termination {
+                if let Err(e) = crate::cloud::remove_file(&self.volume_path(&v.id)) {
+                    tracing::warn!(volume = %v.id, error = %e, "cannot delete volume file");
+                }
+                let _ = self.db.close_period(&v.id, now_ms());
+                let _ = self.db.delete_volume_row(&v.id);
+            } else {
+                let _ = self.db.detach_volume(&v.id);
+            }
+        }
+        self.release_public_ips(id, true);
+        for eni in self.db.instance_enis(id).unwrap_or_default() {
+            if eni.delete_on_termination {
+                if let Err(e) = self.release_eni(&eni).await {
+                    tracing::warn!(eni = %eni.id, error = %e.message, "cannot release ENI");
+                }
+            } else {
+                // Attached after launch (or kept by ModifyNetworkInterfaceAttribute): the
+                // interface outlives the instance, available again.
+                self.unplug(&eni).await;
+                if let Err(e) = self.db.detach_eni(&eni.id, &[]) {
+                    tracing::warn!(eni = %eni.id, error = %e, "cannot detach ENI");
+                }
+            }
+        }
+        let dir = self.instance_dir(id);
+        // Keep the console log (GetConsoleOutput works on terminated instances while they
+        // are listed); the rest goes.
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.file_name() != "console.log" {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let _ = self.db.close_period(id, now_ms());
+        let _ = self.db.set_vmm(id, None, None);
+        if let Err(e) = self
+            .db
+            .set_state(id, &[State::ShuttingDown], State::Terminated, reason)
+        {
+            tracing::error!(instance = id, error = %e, "cannot record terminated");
+        }
+        self.status_forget(id);
+    }
+
+    /// Watches a monitor until it exits.
+    pub fn watch(self: &Arc<Self>, id: &str, process: Process) {
+        let cloud = Arc::clone(self);
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let paths = VmmPaths::in_dir(&cloud.instance_dir(&id));
+            let exit = supervisor::wait_exit(process, &paths.exit_status).await;
+            cloud.on_exit(&id, process, exit).await;
+        });
+    }
+
+    /// A monitor exited. If the daemon asked, the operation that asked handles it; else the
+    /// guest powered off (shutdown behavior decides) or the monitor died (the instance stays
+    /// `running` with an impaired system status, as when an EC2 host fails).
+    async fn on_exit(self: &Arc<Self>, id: &str, process: Process, exit: Exit) {
+        match self.vm(id) {
+            Some(vm) if vm.process == process && !vm.expected_exit => {}
+            _ => return,
+        }
+        crate::metrics::inc(&self.metrics.vmm_unexpected_exits_total);
+        let lock = self.lock(id);
+        let _g = lock.lock().await;
+        // Re-check under the lock: an operation may have begun meanwhile.
+        match self.vm(id) {
+            Some(vm) if vm.process == process && !vm.expected_exit => {}
+            _ => return,
+        }
+        self.forget_vm(id);
+        self.handle_unexpected_exit(id, exit).await;
+    }
+
+    /// Applies an exit nobody asked for (also for monitors that ended while the daemon was
+    /// down).
+    pub async fn handle_unexpected_exit(&self, id: &str, exit: Exit) {
+        let Ok(Some(inst)) = self.db.instance(id) else {
+            return;
+        };
+        if inst.state != State::Running {
+            return;
+        }
+        let _ = self.db.set_vmm(id, None, None);
+        if exit.status == Some(ExitStatus::PowerOff) {
+            tracing::info!(instance = id, behavior = %inst.shutdown_behavior, "guest powered off");
+            if inst.shutdown_behavior == "terminate" {
+                if let Ok(true) = self.db.set_state(
+                    id,
+                    &[State::Running],
+                    State::ShuttingDown,
+                    GUEST_SHUTDOWN_REASON,
+                ) {
+                    self.release_locked(id, GUEST_SHUTDOWN_REASON).await;
+                }
+            } else if let Ok(true) = self.db.set_state(
+                id,
+                &[State::Running],
+                State::Stopping,
+                GUEST_SHUTDOWN_REASON,
+            ) {
+                self.finish_stop(id, Some(GUEST_SHUTDOWN_REASON));
+            }
+        } else {
+            let reason = format!("Server.InternalError: the monitor exited: {}", exit.reason);
+            tracing::warn!(instance = id, reason = %reason, "monitor died");
+            let _ = self.db.set_state_reason(id, &reason);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The host firewall of security groups: the model of every interface and its groups'
+//! rules built from the database (`strato_net::firewall` renders it), applied whole with
+//! `nft -f` after every change, one apply at a time; and what the daemon does on start.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use strato_net::firewall::{self, EniRules, GroupSet, Peer, Proto, Rule, Ruleset};
+
+use super::plumbing::{blocking, parse_cidr};
+use crate::cloud::{Cloud, StartError};
+use crate::db::security_groups::SgRule;
+use crate::error::{ApiError, ApiResult};
+
+/// Serializes firewall applies; off in unit tests, which must not touch the host.
+#[derive(Debug)]
+pub struct Firewall {
+    applies: super::applies::Applies,
+    enabled: AtomicBool,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Firewall {
+            applies: super::applies::Applies::default(),
+            enabled: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Firewall {
+    /// Stops applying rulesets (tests without a network namespace of their own).
+    pub fn disable(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A stored rule as the firewall's.
+fn fw_rule(r: &SgRule) -> Option<Rule> {
+    let port = |p: i32| u16::try_from(p).ok();
+    let code = |p: i32| u8::try_from(p).ok();
+    let proto = match r.protocol.as_str() {
+        "-1" => Proto::All,
+        "tcp" => Proto::Tcp(port(r.from_port)?, port(r.to_port)?),
+        "udp" => Proto::Udp(port(r.from_port)?, port(r.to_port)?),
+        "icmp" => Proto::Icmp(code(r.from_port), code(r.to_port)),
+        n => Proto::Other(n.parse().ok()?),
+    };
+    let peer = if r.peer_group.is_empty() {
+        let (a, n) = parse_cidr(&r.cidr)?;
+        Peer::Cidr(a, n)
+    } else {
+        Peer::Group(r.peer_group.clone())
+    };
+    Some(Rule { proto, peer })
+}
+
+impl Cloud {
+    /// The firewall model of everything in the database.
+    pub fn ruleset(&self) -> ApiResult<Ruleset> {
+        let enis = self.db.eni_hosts()?;
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        for (eni, group) in self.db.eni_memberships()? {
+            members.entry(eni).or_default().push(group);
+        }
+        let mut rules: HashMap<String, Vec<SgRule>> = HashMap::new();
+        for (group, rule) in self.db.all_security_group_rules()? {
+            rules.entry(group).or_default().push(rule);
+        }
+        let mut model = Ruleset::default();
+        let mut peers: Vec<String> = Vec::new();
+        // Every address of an interface is a member of its groups (source-group rules).
+        let mut addr_of: HashMap<&str, Vec<(String, Ipv4Addr)>> = HashMap::new();
+        for e in &enis {
+            let bad = |what: &str| ApiError::internal(format!("ENI {} has a bad {what}", e.id));
+            let ip: Ipv4Addr = e.private_ip.parse().map_err(|_| bad("address"))?;
+            let mac = e.mac.parse().map_err(|_| bad("MAC"))?;
+            let mut addrs = vec![ip];
+            for s in self.db.secondary_ips(&e.id)? {
+                addrs.push(s.parse().map_err(|_| bad("secondary address"))?);
+            }
+            addr_of.insert(
+                &e.id,
+                addrs.iter().map(|a| (e.bridge.clone(), *a)).collect(),
+            );
+            let mut er = EniRules {
+                id: e.id.clone(),
+                tap: e.tap.clone(),
+                bridge: e.bridge.clone(),
+                mac,
+                addrs,
+                source_dest_check: e.source_dest_check,
+                ingress: Vec::new(),
+                egress: Vec::new(),
+            };
+            for g in members.get(&e.id).map(Vec::as_slice).unwrap_or_default() {
+                for r in rules.get(g).map(Vec::as_slice).unwrap_or_default() {
+                    let Some(fr) = fw_rule(r) else {
+                        tracing::warn!(group = %g, rule = ?r, "skipping an unreadable rule");
+                        continue;
+                    };
+                    if let Peer::Group(p) = &fr.peer {
+                        if !peers.contains(p) {
+                            peers.push(p.clone());
+                        }
+                    }
+                    let list = if r.egress {
+                        &mut er.egress
+                    } else {
+                        &mut er.ingress
+                    };
+                    if !list.contains(&fr) {
+                        list.push(fr);
+                    }
+                }
+            }
+            model.enis.push(er);
+        }
+        for p in peers {
+            let mut set = GroupSet {
+                id: p.clone(),
+                members: Vec::new(),
+            };
+            for (eni, groups) in &members {
+                if groups.contains(&p) {
+                    if let Some(m) = addr_of.get(eni.as_str()) {
+                        set.members.extend(m.iter().cloned());
+                    }
+                }
+            }
+            set.members.sort();
+            model.groups.push(set);
+        }
+        Ok(model)
+    }
+
+    /// Renders the firewall from the database and applies it whole; one apply at a time,
+    /// each from the state at its start, so the last one always reflects the last change
+    /// (requests an apply already covered share it: `applies`).
+    pub async fn apply_firewall(&self) -> ApiResult<()> {
+        if !self.firewall.enabled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.firewall
+            .applies
+            .run(|| async {
+                let result = async {
+                    let script = firewall::render(&self.ruleset()?).map_err(|e| {
+                        ApiError::internal(format!("Cannot render the firewall: {e}"))
+                    })?;
+                    blocking(move || strato_net::nft::apply(&script))
+                        .await
+                        .map_err(|e| ApiError::internal(format!("Cannot apply the firewall: {e}")))
+                }
+                .await;
+                crate::metrics::inc(&self.metrics.firewall_applies_total);
+                if let Err(e) = &result {
+                    crate::metrics::inc(&self.metrics.firewall_apply_failures_total);
+                    tracing::error!(error = %e.message, "firewall apply failed");
+                }
+                result
+            })
+            .await
+    }
+
+    /// Gives every interface without a group its VPC's default group; how many there were.
+    pub fn assign_default_groups(&self) -> ApiResult<usize> {
+        let members: HashSet<String> = self
+            .db
+            .eni_memberships()?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        let mut n = 0;
+        for e in self.db.eni_hosts()? {
+            if !members.contains(&e.id) {
+                let g = self.default_group(&e.owner, &e.vpc_id)?;
+                self.db.set_eni_groups(&e.id, &[g.id])?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// On daemon start: bridged traffic through the inet hooks, every interface without a
+    /// group given its VPC's default group (interfaces made before security groups
+    /// existed), and the firewall applied.
+    pub async fn start_firewall(&self) -> Result<(), StartError> {
+        if !self.firewall.enabled.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        blocking(strato_net::nft::enable_bridge_netfilter)
+            .await
+            .map_err(StartError::Net)?;
+        self.assign_default_groups()
+            .map_err(|e| StartError::Net(e.message))?;
+        self.apply_firewall()
+            .await
+            .map_err(|e| StartError::Net(e.message))
+    }
+}
