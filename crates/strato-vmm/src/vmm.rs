@@ -458,6 +458,16 @@ impl api::Handler for ApiHandler<'_> {
                 {
                     return Err("vCPUs did not stop within 5 s".into());
                 }
+                // Parked vCPUs publish nothing new: serve what they did publish and make
+                // every image durable, so that a copy taken while paused is whole.
+                for (id, block) in &vmm.devices.blocks {
+                    let served = lock(block)
+                        .quiesce()
+                        .map_err(|e| format!("paused, but drive {id}: {e}"))?;
+                    if served > 0 {
+                        tracing::debug!(drive = %id, served, "served requests on pause");
+                    }
+                }
                 Ok(state())
             }
             Request::Resume {} => {

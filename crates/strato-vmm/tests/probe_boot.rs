@@ -231,6 +231,17 @@ fn hot_attached_drive_is_seen_by_the_guest() {
         vm.api(r#"{"op":"attach-drive","id":"nope","path":"/x"}"#)["ok"],
         false
     );
+    // An occupied slot refuses a second file, naming the one it holds, and keeps it.
+    let other = dir.path("other.img");
+    std::fs::write(&other, [0u8; 4096]).unwrap();
+    let r = vm.api(&format!(
+        r#"{{"op":"attach-drive","id":"slot0","path":"{}"}}"#,
+        other.display()
+    ));
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("hot.img"), "{r}");
+    let c = vm.api(r#"{"op":"counters"}"#);
+    assert_eq!(c["devices"]["slot0"]["config_changes"], 1, "{c}");
     assert_eq!(vm.api(r#"{"op":"detach-drive","id":"slot0"}"#)["ok"], true);
     vm.wait_for("probe: disk vda size 0\n", Duration::from_secs(30));
     vm.api(r#"{"op":"stop"}"#);

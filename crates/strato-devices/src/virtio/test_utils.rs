@@ -227,21 +227,22 @@ fn many_requests_wrap_the_rings() {
     assert_eq!(tq.used_idx(), 600);
 }
 
-/// Runs `f` on a thread of its own in a new, empty network namespace (it needs
-/// CAP_SYS_ADMIN; `None` where that is refused), so taps a test creates never touch the
-/// host's network and vanish with the thread.
-pub fn in_own_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+/// Runs `f` on a thread of its own in a new, empty network namespace, so taps a test
+/// creates never touch the host's network and vanish with the thread. It needs root
+/// (CAP_SYS_ADMIN): where that is refused the test fails and says so, rather than pass
+/// without having run (`scripts/test.sh` runs as root).
+pub fn in_own_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::spawn(move || {
-        // SAFETY: unshare only changes this thread's namespaces.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            eprintln!(
-                "skipping: unshare(CLONE_NEWNET): {}",
-                std::io::Error::last_os_error()
-            );
-            return None;
-        }
-        Some(f())
+        // SAFETY: unshare only changes this thread's namespaces; the result is checked.
+        let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            ret,
+            0,
+            "this test needs root (a network namespace of its own): {}",
+            std::io::Error::last_os_error()
+        );
+        f()
     })
     .join()
-    .unwrap()
+    .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

@@ -63,6 +63,12 @@ pub enum BlockError {
     /// Detach of an empty slot.
     #[error("no disk is attached")]
     NotAttached,
+    /// Attach to a slot that holds a disk (detach it first).
+    #[error("slot holds {0}")]
+    Occupied(PathBuf),
+    /// The image could not be made durable.
+    #[error("cannot flush {0}")]
+    Flush(PathBuf, #[source] io::Error),
 }
 
 /// Block device counters.
@@ -152,13 +158,18 @@ impl Block {
         }
     }
 
-    /// Attaches (or replaces) the image. The guest sees the new capacity through a
-    /// configuration change interrupt when the device is active.
+    /// Attaches the image to an empty slot; a slot that holds a disk is refused (a
+    /// silent replacement would pull a disk from under the guest and leave whoever asked
+    /// for the first attach believing it is still there). The guest sees the new
+    /// capacity through a configuration change interrupt when the device is active.
     ///
     /// The RO feature bit is negotiated once, when the driver starts: attaching a
     /// read-only image to a device the guest already sees as writable makes its writes
     /// fail with IOERR.
     pub fn attach(&mut self, path: &Path, read_only: bool) -> Result<(), BlockError> {
+        if let Slot::Attached(disk) = &self.slot {
+            return Err(BlockError::Occupied(disk.path().to_owned()));
+        }
         let disk = DiskFile::open(path, read_only)?;
         self.slot = Slot::Attached(disk);
         self.read_only = read_only;
@@ -174,6 +185,20 @@ impl Block {
         self.slot = Slot::Empty;
         self.config_changed();
         Ok(())
+    }
+
+    /// Serves every request the driver has published and makes the image durable: with
+    /// the vCPUs parked nothing new can arrive, so afterwards the file holds every write
+    /// the guest has issued and can be copied whole (a crash-consistent image). Requests
+    /// whose queue notification the event loop has not handled yet are served here, not
+    /// left behind. Returns how many requests were served.
+    pub fn quiesce(&mut self) -> Result<u64, BlockError> {
+        let served = self.process_queue();
+        if let Slot::Attached(disk) = &self.slot {
+            disk.flush()
+                .map_err(|e| BlockError::Flush(disk.path().to_owned(), e))?;
+        }
+        Ok(served)
     }
 
     fn config_changed(&mut self) {
@@ -207,7 +232,8 @@ impl Block {
         c
     }
 
-    fn process_queue(&mut self) {
+    /// Serves the published chains; how many.
+    fn process_queue(&mut self) -> u64 {
         let Self {
             common,
             slot,
@@ -217,7 +243,7 @@ impl Block {
             ..
         } = self;
         let Some(active) = common.active_mut() else {
-            return;
+            return 0;
         };
         let mem = &active.mem;
         let [ActiveQueue {
@@ -226,6 +252,7 @@ impl Block {
             ..
         }] = &mut active.queues;
         let mut used = false;
+        let mut served = 0;
         // Take every chain the driver has published (one read of the available index),
         // then serve them: at most a ring's worth per event.
         let heads: Vec<u16> = match queue.iter(mem) {
@@ -242,6 +269,7 @@ impl Block {
                 warn_limited!("virtio-blk {}: returning descriptor {}: {}", id, head, e);
             }
             used = true;
+            served += 1;
         }
         // More published meanwhile: come back through the event loop, so one busy
         // queue cannot starve the other devices.
@@ -258,6 +286,7 @@ impl Block {
                 warn_limited!("virtio-blk {}: used-ring interrupt: {}", id, e);
             }
         }
+        served
     }
 }
 
