@@ -17,5 +17,6 @@ pub mod metering;
 pub mod metrics;
 pub mod prober;
 pub mod server;
+pub mod states;
 pub mod storage;
 pub mod supervisor;
