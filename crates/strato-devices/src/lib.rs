@@ -27,8 +27,13 @@
 //!   its routes and sends its messages with `KVM_SIGNAL_MSI`; end-of-interrupt exits go to
 //!   [`ioapic::Ioapic::end_of_interrupt`]. Legacy devices raise their line through an
 //!   [`ioapic::IoapicPin`], virtio devices keep their irqfd (routed by KVM).
+//! - **ACPI**: [`acpi::AcpiPm`] on the PIO bus where the FADT's sleep control, sleep status
+//!   and reset registers point (its power-off and reset EventFds go into the event loop), and
+//!   [`acpi::Ged`] where the DSDT's generic event device has its event register, raising the
+//!   GSI its `_CRS` names.
 //! - **metrics**: every device and the transport implement [`metrics::Metrics`].
 
+pub mod acpi;
 pub mod bus;
 pub mod event;
 pub mod ioapic;

@@ -4,6 +4,9 @@
 //! [`CONSOLE_BUFFER_SIZE`] bytes, readable from other threads, with a running byte
 //! count so a reader can follow the console live. Input for the guest is queued with
 //! [`Serial::enqueue_input`] and fed into the UART's 64-byte FIFO as the guest reads.
+//! [`Serial::send_break`] queues a break condition behind that input: when it reaches the
+//! receiver, the guest reads a NUL byte with the line status register's break bit (BI) set,
+//! as a 16550 reports a BREAK on its line (Linux's magic SysRq key over a serial console).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -26,6 +29,19 @@ pub const INPUT_QUEUE_SIZE: usize = 4096;
 pub const SERIAL_PORT_LEN: u64 = 8;
 /// Offset of the receive/transmit register.
 const DATA_OFFSET: u64 = 0;
+/// Offset of the line status register.
+const LSR_OFFSET: u64 = 5;
+/// Line status: break interrupt (a break condition was received).
+const LSR_BREAK_BIT: u8 = 0x10;
+/// The UART's receive FIFO size (vm-superio's).
+const FIFO_SIZE: usize = 64;
+
+/// One item of the input queue: a byte, or a break condition on the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Byte(u8),
+    Break,
+}
 
 struct Ring {
     bytes: VecDeque<u8>,
@@ -123,6 +139,7 @@ struct SerialMetrics {
     bytes_in: Counter,
     missed_writes: Counter,
     input_dropped: Counter,
+    breaks: Counter,
     bad_accesses: Counter,
 }
 
@@ -143,7 +160,9 @@ type Uart = vm_superio::Serial<IrqLine, Arc<SerialMetrics>, ConsoleSink>;
 pub struct Serial {
     uart: Uart,
     console: ConsoleBuffer,
-    input: VecDeque<u8>,
+    input: VecDeque<Input>,
+    /// The break bit the next line status read reports (it clears on that read).
+    line_break: bool,
     metrics: Arc<SerialMetrics>,
 }
 
@@ -161,6 +180,7 @@ impl Serial {
             uart,
             console,
             input: VecDeque::new(),
+            line_break: false,
             metrics,
         }
     }
@@ -175,7 +195,13 @@ impl Serial {
     pub fn enqueue_input(&mut self, bytes: &[u8]) -> usize {
         let room = INPUT_QUEUE_SIZE.saturating_sub(self.input.len());
         let accepted = bytes.len().min(room);
-        self.input.extend(bytes.get(..accepted).unwrap_or_default());
+        self.input.extend(
+            bytes
+                .get(..accepted)
+                .unwrap_or_default()
+                .iter()
+                .map(|b| Input::Byte(*b)),
+        );
         self.metrics
             .input_dropped
             .add((bytes.len() - accepted) as u64);
@@ -183,27 +209,56 @@ impl Serial {
         accepted
     }
 
-    /// Moves queued input into the UART's FIFO as far as it has room.
+    /// Queues a break condition behind the input already queued; returns false when the
+    /// queue is full.
+    pub fn send_break(&mut self) -> bool {
+        if self.input.len() >= INPUT_QUEUE_SIZE {
+            self.metrics.input_dropped.inc();
+            return false;
+        }
+        self.metrics.breaks.inc();
+        self.input.push_back(Input::Break);
+        self.feed_fifo();
+        true
+    }
+
+    /// Moves queued input into the UART's FIFO as far as it has room. A break enters only
+    /// an empty FIFO, as a NUL byte, so the break bit goes with the byte the guest reads
+    /// next.
     fn feed_fifo(&mut self) {
-        let room = self.uart.fifo_capacity().min(self.input.len());
-        if room == 0 {
+        if self.input.front() == Some(&Input::Break) {
+            if self.uart.fifo_capacity() < FIFO_SIZE {
+                return;
+            }
+            self.input.pop_front();
+            match self.uart.enqueue_raw_bytes(&[0]) {
+                Ok(_) => self.line_break = true,
+                Err(e) => {
+                    warn_limited!("serial: queueing a break: {:?}", e);
+                    self.input.push_front(Input::Break);
+                }
+            }
             return;
         }
-        let chunk: Vec<u8> = self.input.drain(..room).collect();
+        let room = self.uart.fifo_capacity();
+        let chunk: Vec<u8> = self
+            .input
+            .iter()
+            .take(room)
+            .map_while(|i| match i {
+                Input::Byte(b) => Some(*b),
+                Input::Break => None,
+            })
+            .collect();
+        if chunk.is_empty() {
+            return;
+        }
         match self.uart.enqueue_raw_bytes(&chunk) {
             Ok(n) => {
                 self.metrics.bytes_in.add(n as u64);
-                // Whatever did not fit goes back to the front of the queue.
-                for &b in chunk.get(n..).unwrap_or_default().iter().rev() {
-                    self.input.push_front(b);
-                }
+                self.input.drain(..n.min(chunk.len()));
             }
-            Err(e) => {
-                warn_limited!("serial: queueing input: {:?}", e);
-                for &b in chunk.iter().rev() {
-                    self.input.push_front(b);
-                }
-            }
+            Err(e) => warn_limited!("serial: queueing input: {:?}", e),
         }
     }
 
@@ -224,8 +279,15 @@ impl BusDevice for Serial {
         };
         if let Some(b) = data.first_mut() {
             *b = self.uart.read(port);
+            if offset == LSR_OFFSET && self.line_break {
+                // Like a 16550's, the break bit clears once the status has been read.
+                *b |= LSR_BREAK_BIT;
+                self.line_break = false;
+            }
         }
         if offset == DATA_OFFSET {
+            // The byte of a break has been taken: its break bit goes with it.
+            self.line_break = false;
             self.feed_fifo();
         }
     }
@@ -249,6 +311,7 @@ impl Metrics for Serial {
             ("bytes_in", m.bytes_in.get()),
             ("missed_writes", m.missed_writes.get()),
             ("input_dropped", m.input_dropped.get()),
+            ("breaks", m.breaks.get()),
             ("bad_accesses", m.bad_accesses.get()),
         ]
     }
@@ -339,6 +402,58 @@ mod tests {
         let accepted = s.enqueue_input(&big);
         assert!(accepted < big.len());
         assert_eq!(counter(&s, "input_dropped"), (big.len() - accepted) as u64);
+    }
+
+    fn read_lsr(s: &mut Serial) -> u8 {
+        let mut lsr = [0u8];
+        s.read(LSR, &mut lsr);
+        lsr[0]
+    }
+
+    fn read_rbr(s: &mut Serial) -> u8 {
+        let mut b = [0u8];
+        s.read(0, &mut b);
+        b[0]
+    }
+
+    #[test]
+    fn break_arrives_as_nul_with_the_break_bit_after_earlier_input() {
+        let irq = Arc::new(CountingTrigger::default());
+        let mut s = Serial::new(irq.clone(), None);
+        s.write(IER, &[1]);
+        s.enqueue_input(b"ab");
+        assert!(s.send_break());
+        s.enqueue_input(b"o");
+        // The bytes before the break read normally, without the break bit.
+        for want in [b'a', b'b'] {
+            let lsr = read_lsr(&mut s);
+            assert_eq!(lsr & (1 | LSR_BREAK_BIT), 1, "{lsr:#x}");
+            assert_eq!(read_rbr(&mut s), want);
+        }
+        // Then the break: a NUL with BI, and BI clears once read.
+        assert_eq!(read_lsr(&mut s) & (1 | LSR_BREAK_BIT), 1 | LSR_BREAK_BIT);
+        assert_eq!(read_lsr(&mut s) & LSR_BREAK_BIT, 0);
+        assert_eq!(read_rbr(&mut s), 0);
+        // And what was typed after it.
+        assert_eq!(read_lsr(&mut s) & (1 | LSR_BREAK_BIT), 1);
+        assert_eq!(read_rbr(&mut s), b'o');
+        assert_eq!(read_lsr(&mut s) & 1, 0);
+        assert_eq!(counter(&s, "breaks"), 1);
+        assert!(irq.count() >= 2, "the NUL of the break raised an interrupt");
+    }
+
+    #[test]
+    fn break_on_an_idle_line_is_immediate_and_repeatable() {
+        let irq = Arc::new(CountingTrigger::default());
+        let mut s = Serial::new(irq, None);
+        assert!(s.send_break());
+        assert!(s.send_break());
+        assert_eq!(read_lsr(&mut s) & (1 | LSR_BREAK_BIT), 1 | LSR_BREAK_BIT);
+        assert_eq!(read_rbr(&mut s), 0);
+        // The second break enters once the first NUL is read.
+        assert_eq!(read_lsr(&mut s) & (1 | LSR_BREAK_BIT), 1 | LSR_BREAK_BIT);
+        assert_eq!(read_rbr(&mut s), 0);
+        assert_eq!(read_lsr(&mut s) & (1 | LSR_BREAK_BIT), 0);
     }
 
     #[test]

@@ -22,6 +22,15 @@ pub const CMDLINE_ADDR: u64 = 0x20000;
 pub const CMDLINE_MAX_SIZE: usize = 4096;
 /// Start of the MP tables; from here to 1 MiB is reserved in the e820 map.
 pub const MPTABLE_START: u64 = 0x9fc00;
+/// ACPI tables, RSDP first (16-byte aligned in the BIOS area a guest may scan); this range is
+/// an ACPI (type 3) entry in the e820 map.
+pub const ACPI_START: u64 = 0xe_0000;
+/// End (exclusive) of the ACPI tables' range.
+pub const ACPI_END: u64 = 0xf_0000;
+/// SMBIOS 3.0 entry point (found by a scan of 0xf0000..0x100000), the structure table after it.
+pub const SMBIOS_START: u64 = 0xf_0000;
+/// End (exclusive) of the SMBIOS range.
+pub const SMBIOS_END: u64 = 0x10_0000;
 /// Where the kernel is loaded (high memory start).
 pub const HIMEM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO hole; RAM stops here and resumes at 4 GiB.
@@ -46,3 +55,10 @@ pub const SERIAL_IRQ: u32 = 4;
 pub const I8042_PORT: u64 = 0x60;
 /// i8042 IRQ (keyboard).
 pub const I8042_IRQ: u32 = 1;
+/// ACPI sleep control (0x600), sleep status (0x601) and reset (0x602) registers.
+pub const ACPI_PM_PORT: u64 = 0x600;
+/// The ACPI generic event device's 32-bit event register (0x610..0x614).
+pub const GED_PORT: u64 = 0x610;
+/// The generic event device's GSI: an ISA line no device uses (COM2's), below 16 so that the
+/// 8259 sees it too.
+pub const GED_IRQ: u32 = 3;
