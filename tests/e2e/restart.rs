@@ -1,7 +1,9 @@
 //! Daemon restarts: running VMs keep running and are adopted again; a monitor that ended
 //! while the daemon was down is reported, not forgotten; a guest that powered off meanwhile
 //! is stopped as its shutdown behavior says. One daemon per data directory: a second one is
-//! refused with the first one's PID, and a stopped daemon leaves no socket behind.
+//! refused with the first one's PID, and a stopped daemon leaves no socket behind. A monitor
+//! that does not answer when the daemon starts is adopted all the same and judged by the
+//! status check, not killed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -124,4 +126,36 @@ fn one_daemon_per_data_directory() {
     assert!(!d.socket.exists(), "the socket outlived the daemon");
     d.restart();
     d.cli(&["describe-regions"]);
+}
+
+#[test]
+fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
+    let mut d = Daemon::start("adopt");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    d.wait_status(&id, ("ok", "*"), T);
+    let pids = d.vmm_pids();
+    assert_eq!(pids.len(), 1);
+    let pid = pids[0];
+
+    // A stopped process keeps its socket but answers nothing.
+    d.stop_daemon();
+    // SAFETY: kill takes a PID and a signal number; the PID is the test's own monitor.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    d.restart();
+    assert_eq!(
+        d.vmm_pids(),
+        vec![pid],
+        "the monitor was killed:\n{}",
+        d.log()
+    );
+    assert_eq!(d.state(&id), "running");
+    d.wait_status(&id, ("impaired", "*"), T);
+
+    // Once it answers again, the check says so; nothing was lost.
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    d.wait_status(&id, ("ok", "*"), T);
+    assert_eq!(d.vmm_pids(), vec![pid]);
 }
