@@ -7,6 +7,7 @@ pub mod api;
 pub mod catalog;
 pub mod cloud;
 pub mod config;
+pub mod datadir;
 pub mod db;
 pub mod dhcp;
 pub mod error;

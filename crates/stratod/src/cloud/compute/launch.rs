@@ -262,11 +262,10 @@ impl Cloud {
             Some(i) => i,
             None => return Err(Kind::Image.not_found(&req.image_id)),
         };
+        // Another account's private image does not exist for the caller: EC2 answers
+        // NotFound, so that the answer does not tell that the ID is taken.
         if !self.may_launch(account, &image)? {
-            return Err(ApiError::new(
-                ErrorCode::AuthFailure,
-                format!("Not authorized for image:{}", image.id),
-            ));
+            return Err(Kind::Image.not_found(&req.image_id));
         }
         if image.state != ImageState::Available {
             return Err(ApiError::new(

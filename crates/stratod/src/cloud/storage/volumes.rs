@@ -241,6 +241,18 @@ impl Cloud {
                 "attached to",
             ));
         }
+        // Everything that concurrent attachments to this instance could race on (its state,
+        // its attachments, the drive slots) is read under its lock.
+        let lock = self.lock(instance_id);
+        let _g = lock.lock().await;
+        let inst = self.owned_instance(account, instance_id)?;
+        if !matches!(inst.state, State::Running | State::Stopped) {
+            return Err(ApiError::incorrect_state(
+                instance_id,
+                inst.state.name(),
+                "attached to",
+            ));
+        }
         let attached = self.db.instance_volumes(instance_id)?;
         if attached
             .iter()
@@ -254,10 +266,7 @@ impl Cloud {
                 "Attachment point {device} is already in use"
             )));
         }
-        let lock = self.lock(instance_id);
-        let _g = lock.lock().await;
-        let running = self.db.instance(instance_id)?.map(|i| i.state) == Some(State::Running)
-            && self.vm(instance_id).is_some();
+        let running = inst.state == State::Running && self.vm(instance_id).is_some();
         if !self.db.attach_volume(
             volume_id,
             instance_id,
