@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "network_interfaces",
         "addresses",
         "tags",
+        "access_keys",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use strato_proto::v1::{
-    addresses_client::AddressesClient, compute_client::ComputeClient, images_client::ImagesClient,
-    key_pairs_client::KeyPairsClient, launch_templates_client::LaunchTemplatesClient,
+    access_keys_client::AccessKeysClient, addresses_client::AddressesClient,
+    compute_client::ComputeClient, images_client::ImagesClient, key_pairs_client::KeyPairsClient,
+    launch_templates_client::LaunchTemplatesClient,
     network_interfaces_client::NetworkInterfacesClient,
     placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
     security_groups_client::SecurityGroupsClient, tags_client::TagsClient,
@@ -157,6 +158,11 @@ impl Conn {
     /// A client of the LaunchTemplates service.
     pub fn launch_templates(&self) -> LaunchTemplatesClient<Transport> {
         LaunchTemplatesClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the AccessKeys service.
+    pub fn access_keys(&self) -> AccessKeysClient<Transport> {
+        AccessKeysClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// A client of the KeyPairs service.

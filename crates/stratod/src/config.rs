@@ -96,6 +96,32 @@ pub struct FileConfig {
     pub copy_give_up_secs: Option<f64>,
     /// The interface facing the outside and the public addresses behind it.
     pub uplink: Option<UplinkFile>,
+    /// The EC2 Query API.
+    pub ec2_api: Option<Ec2ApiFile>,
+}
+
+/// The `ec2_api` section of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2ApiFile {
+    /// Where to serve it: one `tcp:HOST:PORT` (or `unix:PATH`), or a list.
+    pub listen: OneOrMany,
+}
+
+/// One string or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Default for OneOrMany {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
 }
 
 /// The `uplink` section of the config file.
@@ -214,6 +240,8 @@ pub struct Config {
     pub copy_give_up: Duration,
     /// Public IPv4 addressing; `None`: the host has no public addresses.
     pub uplink: Option<Uplink>,
+    /// Where the EC2 Query API listens (none: it is off).
+    pub ec2_api_listen: Vec<Listen>,
 }
 
 /// Most racks a host may declare.
@@ -335,7 +363,13 @@ impl Config {
                 })
             }
         };
+        let ec2_api_listen = match f.ec2_api.map(|e| e.listen) {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s.parse()?],
+            Some(OneOrMany::Many(v)) => v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?,
+        };
         Ok(Config {
+            ec2_api_listen,
             uplink,
             copy_rate,
             peers,

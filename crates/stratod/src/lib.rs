@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod metering;
 pub mod metrics;
 pub mod prober;
+pub mod query;
 pub mod server;
 pub mod states;
 pub mod storage;

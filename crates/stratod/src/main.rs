@@ -97,7 +97,18 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
             }
         });
     }
-    let shutdown = async {
+    let (query_stop, query_stop_rx) = tokio::sync::watch::channel(false);
+    if !cloud.cfg.ec2_api_listen.is_empty() {
+        let api = stratod::query::QueryApi::new(cloud.clone()).map_err(|e| chain(&e))?;
+        stratod::query::serve(
+            std::sync::Arc::new(api),
+            &cloud.cfg.ec2_api_listen,
+            query_stop_rx,
+        )
+        .await
+        .map_err(|e| chain(&e))?;
+    }
+    let shutdown = async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
@@ -108,6 +119,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("shutting down; VMs keep running");
+        let _ = query_stop.send(true);
     };
     stratod::server::serve(cloud, shutdown)
         .await

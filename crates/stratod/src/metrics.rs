@@ -32,6 +32,8 @@ macro_rules! counters {
 counters! {
     api_requests_total: "API calls received.",
     api_errors_total: "API calls answered with an error.",
+    query_requests_total: "EC2 Query API requests received.",
+    query_errors_total: "EC2 Query API requests answered with an error (signature failures included).",
     instances_launched_total: "Instances launched.",
     vmm_spawned_total: "Monitor processes started.",
     vmm_adopted_total: "Monitor processes adopted after a restart.",

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+use strato_proto::v1::access_keys_server::AccessKeysServer;
 use strato_proto::v1::addresses_server::AddressesServer;
 use strato_proto::v1::compute_server::ComputeServer;
 use strato_proto::v1::images_server::ImagesServer;
@@ -58,6 +59,7 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
     reporter.set_serving::<NetworkInterfacesServer<Api>>().await;
     reporter.set_serving::<AddressesServer<Api>>().await;
     reporter.set_serving::<TagsServer<Api>>().await;
+    reporter.set_serving::<AccessKeysServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -77,7 +79,8 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
         .add_service(SecurityGroupsServer::new(api.clone()))
         .add_service(NetworkInterfacesServer::new(api.clone()))
         .add_service(AddressesServer::new(api.clone()))
-        .add_service(TagsServer::new(api.clone())))
+        .add_service(TagsServer::new(api.clone()))
+        .add_service(AccessKeysServer::new(api.clone())))
 }
 
 /// Serves the API on every configured address until `shutdown` resolves.

@@ -70,3 +70,32 @@ pub struct DeleteKeyPair {
     #[arg(long)]
     pub key_pair_id: Option<String>,
 }
+
+/// Arguments of `create-access-key`.
+#[derive(Debug, Args)]
+pub struct CreateAccessKey {
+    /// The 12-digit account the key speaks for (default: the caller's; another account only
+    /// for the admin).
+    #[arg(long)]
+    pub account_id: Option<String>,
+}
+
+/// Arguments of `describe-access-keys`.
+#[derive(Debug, Args)]
+pub struct DescribeAccessKeys {
+    /// Another account's keys (the admin only).
+    #[arg(long, conflicts_with = "all")]
+    pub account_id: Option<String>,
+
+    /// Every account's keys (the admin only).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Arguments of `delete-access-key`.
+#[derive(Debug, Args)]
+pub struct DeleteAccessKey {
+    /// The access key ID (AKIA…).
+    #[arg(long)]
+    pub access_key_id: String,
+}

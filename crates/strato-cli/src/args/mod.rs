@@ -140,6 +140,14 @@ pub enum Command {
     /// Delete a key pair (succeeds if there is none).
     DeleteKeyPair(keys::DeleteKeyPair),
 
+    /// Create an access key for the EC2 Query API (aws CLI, boto3, Terraform); prints the
+    /// secret (shown only this once).
+    CreateAccessKey(keys::CreateAccessKey),
+    /// List access keys (never their secrets).
+    DescribeAccessKeys(keys::DescribeAccessKeys),
+    /// Delete an access key.
+    DeleteAccessKey(keys::DeleteAccessKey),
+
     /// Create a VPC (a bridge of its own on the host).
     CreateVpc(vpc::CreateVpc),
     /// List VPCs.

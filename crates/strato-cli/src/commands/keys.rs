@@ -1,10 +1,14 @@
-//! Key pairs.
+//! Key pairs and access keys.
 
 use strato_proto::v1::{
-    CreateKeyPairRequest, DeleteKeyPairRequest, DescribeKeyPairsRequest, ImportKeyPairRequest,
+    CreateAccessKeyRequest, CreateKeyPairRequest, DeleteAccessKeyRequest, DeleteKeyPairRequest,
+    DescribeAccessKeysRequest, DescribeKeyPairsRequest, ImportKeyPairRequest,
 };
 
-use crate::args::keys::{CreateKeyPair, DeleteKeyPair, DescribeKeyPairs, ImportKeyPair};
+use crate::args::keys::{
+    CreateAccessKey, CreateKeyPair, DeleteAccessKey, DeleteKeyPair, DescribeAccessKeys,
+    DescribeKeyPairs, ImportKeyPair,
+};
 use crate::conn::Conn;
 use crate::error::CliError;
 use crate::output::{ControlView, View};
@@ -80,4 +84,47 @@ pub async fn delete_key_pair(conn: &Conn, a: DeleteKeyPair) -> Result<View, CliE
     Ok(View::Control(ControlView::KeyPairDeleted(
         response.into_inner(),
     )))
+}
+
+/// `create-access-key`
+pub async fn create_access_key(conn: &Conn, a: CreateAccessKey) -> Result<View, CliError> {
+    let request = CreateAccessKeyRequest {
+        account_id: a.account_id.unwrap_or_default(),
+    };
+    let response = conn
+        .access_keys()
+        .create_access_key(request)
+        .await
+        .map_err(conn.error("CreateAccessKey"))?;
+    Ok(View::Control(ControlView::AccessKeyCreated(
+        response.into_inner(),
+    )))
+}
+
+/// `describe-access-keys`
+pub async fn describe_access_keys(conn: &Conn, a: DescribeAccessKeys) -> Result<View, CliError> {
+    let request = DescribeAccessKeysRequest {
+        account_id: a.account_id.unwrap_or_default(),
+        all: a.all,
+    };
+    let response = conn
+        .access_keys()
+        .describe_access_keys(request)
+        .await
+        .map_err(conn.error("DescribeAccessKeys"))?;
+    Ok(View::Control(ControlView::AccessKeys(
+        response.into_inner().access_keys,
+    )))
+}
+
+/// `delete-access-key`
+pub async fn delete_access_key(conn: &Conn, a: DeleteAccessKey) -> Result<View, CliError> {
+    let request = DeleteAccessKeyRequest {
+        access_key_id: a.access_key_id,
+    };
+    conn.access_keys()
+        .delete_access_key(request)
+        .await
+        .map_err(conn.error("DeleteAccessKey"))?;
+    Ok(View::Control(ControlView::Nothing))
 }

@@ -4,10 +4,10 @@
 use base64::Engine;
 use serde_json::{json, Value};
 use strato_proto::v1::{
-    AvailabilityZone, CreateKeyPairResponse, DeleteKeyPairResponse, ImportKeyPairResponse,
-    InstanceMetadataOptions, KeyPairInfo, LaunchTemplate, LaunchTemplateData,
-    LaunchTemplateVersion, ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region,
-    TagDescription,
+    AccessKeyInfo, AvailabilityZone, CreateAccessKeyResponse, CreateKeyPairResponse,
+    DeleteKeyPairResponse, ImportKeyPairResponse, InstanceMetadataOptions, KeyPairInfo,
+    LaunchTemplate, LaunchTemplateData, LaunchTemplateVersion,
+    ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region, TagDescription,
 };
 
 use super::json::{block_device_mapping, tags, text, time};
@@ -46,6 +46,12 @@ pub enum ControlView {
     MetadataOptions(ModifyInstanceMetadataOptionsResponse),
     /// describe-tags
     Tags(Vec<TagDescription>),
+    /// create-access-key (the only time the secret is seen)
+    AccessKeyCreated(CreateAccessKeyResponse),
+    /// describe-access-keys
+    AccessKeys(Vec<AccessKeyInfo>),
+    /// A command that answers nothing (delete-access-key).
+    Nothing,
 }
 
 /// An instance's metadata options in the AWS CLI's shape.
@@ -87,6 +93,25 @@ pub fn json(view: &ControlView) -> Value {
             "PlacementGroups": list.iter().map(placement_group).collect::<Vec<_>>(),
         }),
         ControlView::Return(r) => json!({ "Return": r }),
+        // IAM's shape, with the account instead of a user name.
+        ControlView::AccessKeyCreated(k) => json!({
+            "AccessKey": {
+                "AccessKeyId": k.access_key_id,
+                "SecretAccessKey": k.secret_access_key,
+                "AccountId": k.account_id,
+                "Status": "Active",
+                "CreateDate": time(k.create_time_unix),
+            }
+        }),
+        ControlView::AccessKeys(list) => json!({
+            "AccessKeyMetadata": list.iter().map(|k| json!({
+                "AccessKeyId": k.access_key_id,
+                "AccountId": k.account_id,
+                "Status": "Active",
+                "CreateDate": time(k.create_time_unix),
+            })).collect::<Vec<_>>(),
+        }),
+        ControlView::Nothing => json!({}),
         ControlView::Tags(list) => json!({
             "Tags": list.iter().map(|t| json!({
                 "Key": t.key,
@@ -225,7 +250,29 @@ pub fn table(view: &ControlView) -> String {
         }
         ControlView::PlacementGroup(g) => groups(std::slice::from_ref(g)),
         ControlView::PlacementGroups(list) => groups(list),
-        ControlView::Return(_) | ControlView::KeyPairDeleted(_) => String::new(),
+        ControlView::Return(_) | ControlView::KeyPairDeleted(_) | ControlView::Nothing => {
+            String::new()
+        }
+        ControlView::AccessKeyCreated(k) => {
+            let mut t = Table::new(&["ACCESS KEY ID", "SECRET ACCESS KEY", "ACCOUNT"]);
+            t.row(vec![
+                k.access_key_id.clone(),
+                k.secret_access_key.clone(),
+                k.account_id.clone(),
+            ]);
+            t.render()
+        }
+        ControlView::AccessKeys(list) => {
+            let mut t = Table::new(&["ACCESS KEY ID", "ACCOUNT", "CREATED"]);
+            for k in list {
+                t.row(vec![
+                    k.access_key_id.clone(),
+                    k.account_id.clone(),
+                    table::time(k.create_time_unix),
+                ]);
+            }
+            t.render()
+        }
         ControlView::Tags(list) => {
             let mut t = Table::new(&["RESOURCE", "TYPE", "KEY", "VALUE"]);
             for d in list {

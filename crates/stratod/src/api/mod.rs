@@ -11,6 +11,7 @@ use tonic::{Request, Status};
 use crate::cloud::Cloud;
 use crate::error::{ApiError, ErrorCode};
 
+pub mod access_keys;
 pub mod addresses;
 pub mod compute;
 pub mod convert;

@@ -5,7 +5,8 @@
 //!
 //! One sub-folder per group of the API's services, each with the rules and describe logic
 //! of its resources: `compute`, `storage` (images, volumes, snapshots), `network` and
-//! `placement` (placement groups, regions and zones). What every group uses sits here:
+//! `placement` (placement groups, regions and zones), `identity` (the Query API's access
+//! keys). What every group uses sits here:
 //! the `Cloud` itself, describe `filters` and `tags`.
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::supervisor::Process;
 
 pub mod compute;
 pub mod filters;
+pub mod identity;
 pub mod network;
 pub mod placement;
 pub mod storage;

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub mod access_keys;
 pub mod addresses;
 pub mod images;
 pub mod instances;
@@ -29,6 +30,9 @@ pub enum DbError {
     /// A stored JSON column could not be read or written.
     #[error("corrupt stored value")]
     Json(#[from] serde_json::Error),
+    /// The database file's permissions could not be set.
+    #[error("cannot make the database file owner-only")]
+    File(#[source] std::io::Error),
     /// The database was written by a newer stratod.
     #[error("database schema version {0} is newer than this stratod knows ({1})")]
     TooNew(u32, u32),
@@ -319,6 +323,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE snapshots ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE subnets ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 11: access keys of the EC2 Query API (SigV4 needs the secret itself, so it is stored;
+    // the database file is owner-only).
+    r#"
+    CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX access_keys_owner ON access_keys(owner);
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query
@@ -330,6 +345,7 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> DbResult<Db> {
+        owner_only(path)?;
         let conn = Connection::open(path)?;
         Self::setup(conn)
     }
@@ -365,6 +381,35 @@ impl Db {
             .conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
+}
+
+/// Creates the database file owner-only, or makes it so (it holds access key secrets);
+/// SQLite gives its WAL and shared-memory files the database file's mode.
+fn owner_only(path: &Path) -> DbResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(DbError::File)?;
+    for p in [
+        path.to_path_buf(),
+        wal_file(path, "-wal"),
+        wal_file(path, "-shm"),
+    ] {
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(DbError::File(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn wal_file(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
 }
 
 fn migrate(conn: &mut Connection) -> DbResult<()> {
@@ -451,6 +496,14 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["strato.db", "strato.db-wal"] {
+            let m = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o600, "{f}");
+        }
         drop(db);
         let db = Db::open(&path).unwrap();
         assert_eq!(db.version().unwrap(), MIGRATIONS.len() as u32);

@@ -60,6 +60,10 @@ error_codes! {
     IncorrectInstanceState = "IncorrectInstanceState", FailedPrecondition, 400;
     /// The resource is not in a state that allows the request.
     IncorrectState = "IncorrectState", FailedPrecondition, 400;
+    /// A ClientToken was used before with other parameters.
+    IdempotentParameterMismatch = "IdempotentParameterMismatch", InvalidArgument, 400;
+    /// The request's signature is not complete (a part of its Authorization is missing).
+    IncompleteSignature = "IncompleteSignature", InvalidArgument, 400;
     /// The public address pool is exhausted.
     InsufficientAddressCapacity = "InsufficientAddressCapacity", ResourceExhausted, 500;
     /// The subnet has no free private address.
@@ -68,6 +72,12 @@ error_codes! {
     InsufficientInstanceCapacity = "InsufficientInstanceCapacity", ResourceExhausted, 500;
     /// A fault of the host, not of the request.
     InternalError = "InternalError", Internal, 500;
+    /// No such access key.
+    InvalidAccessKeyIdNotFound = "InvalidAccessKeyId.NotFound", NotFound, 400;
+    /// A malformed access key ID.
+    InvalidAccessKeyIdMalformed = "InvalidAccessKeyId.Malformed", InvalidArgument, 400;
+    /// The Query API has no such action.
+    InvalidAction = "InvalidAction", Unimplemented, 400;
     /// An image attribute value is not valid.
     InvalidAmiAttributeItemValue = "InvalidAMIAttributeItemValue", InvalidArgument, 400;
     /// A malformed image ID.
@@ -194,6 +204,14 @@ error_codes! {
     LaunchTemplateLimitExceeded = "LaunchTemplateLimitExceeded", ResourceExhausted, 400;
     /// No more versions for the launch template.
     LaunchTemplateVersionLimitExceeded = "LaunchTemplateVersionLimitExceeded", ResourceExhausted, 400;
+    /// An account limit on a kind of resource is reached (access keys).
+    LimitExceeded = "LimitExceeded", ResourceExhausted, 400;
+    /// The request's parameters are not well-formed form encoding.
+    MalformedQueryString = "MalformedQueryString", InvalidArgument, 400;
+    /// The request names no action.
+    MissingAction = "MissingAction", InvalidArgument, 400;
+    /// The request is not signed.
+    MissingAuthenticationToken = "MissingAuthenticationToken", Unauthenticated, 403;
     /// A required parameter is missing.
     MissingParameter = "MissingParameter", InvalidArgument, 400;
     /// The request is not allowed on this resource.
@@ -202,6 +220,8 @@ error_codes! {
     PlacementGroupLimitExceeded = "PlacementGroupLimitExceeded", ResourceExhausted, 400;
     /// No more private addresses on the interface.
     PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", ResourceExhausted, 400;
+    /// The request's date is more than 15 minutes from the daemon's clock.
+    RequestExpired = "RequestExpired", Unauthenticated, 400;
     /// The address is associated already.
     ResourceAlreadyAssociated = "Resource.AlreadyAssociated", FailedPrecondition, 400;
     /// No more rules in the security group.
@@ -212,6 +232,8 @@ error_codes! {
     TagLimitExceeded = "TagLimitExceeded", ResourceExhausted, 400;
     /// The caller may not do this.
     UnauthorizedOperation = "UnauthorizedOperation", PermissionDenied, 403;
+    /// The request carries a parameter the action does not have.
+    UnknownParameter = "UnknownParameter", InvalidArgument, 400;
     /// A service the request needs cannot be reached.
     Unavailable = "Unavailable", Unavailable, 503;
     /// The request is not supported here.
