@@ -22,6 +22,11 @@
 //! - **legacy devices**: [`legacy::Serial`] on the PIO bus at 0x3f8 (8 ports, IRQ 4),
 //!   [`legacy::I8042`] at 0x60 (5 ports, IRQ 1). The i8042's reset EventFd (given at
 //!   construction) goes into the event loop: readable means the guest asked to reboot.
+//! - **split irqchip**: an [`ioapic::Ioapic`] on the MMIO bus at
+//!   [`ioapic::IOAPIC_DEFAULT_BASE`], with a backend that programs KVM's GSI routing table from
+//!   its routes and sends its messages with `KVM_SIGNAL_MSI`; end-of-interrupt exits go to
+//!   [`ioapic::Ioapic::end_of_interrupt`]. Legacy devices raise their line through an
+//!   [`ioapic::IoapicPin`], virtio devices keep their irqfd (routed by KVM).
 //! - **ACPI**: [`acpi::AcpiPm`] on the PIO bus where the FADT's sleep control, sleep status
 //!   and reset registers point (its power-off and reset EventFds go into the event loop), and
 //!   [`acpi::Ged`] where the DSDT's generic event device has its event register, raising the
@@ -31,6 +36,7 @@
 pub mod acpi;
 pub mod bus;
 pub mod event;
+pub mod ioapic;
 pub mod irq;
 pub mod legacy;
 mod log;

@@ -410,10 +410,20 @@ mod tests {
             ensure_bridge("br0", HOST_IP, 24).expect("bridge");
             create_tap("tap0", "br0", None).expect("tap");
             let mut guest = tun::open_tap("tap0").expect("open tap");
-            let probe = thread::spawn(|| {
-                arp_probe("tap0", HOST_MAC, HOST_IP, GUEST_IP, Duration::from_secs(3))
+            // A tap that has just been opened may drop what is sent before the kernel has
+            // attached its queue (link-watch work, up to a second later): probe again, as
+            // the prober does every interval.
+            let probe = thread::spawn(|| -> Result<Option<[u8; 6]>, NetError> {
+                for _ in 0..5 {
+                    let got =
+                        arp_probe("tap0", HOST_MAC, HOST_IP, GUEST_IP, Duration::from_secs(1))?;
+                    if got.is_some() {
+                        return Ok(got);
+                    }
+                }
+                Ok(None)
             });
-            let deadline = Instant::now() + Duration::from_secs(3);
+            let deadline = Instant::now() + Duration::from_secs(5);
             let mut buf = [0u8; 2048];
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());

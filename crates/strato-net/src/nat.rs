@@ -113,7 +113,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::testns::in_netns;
+    use crate::testns::{in_netns, require_nft};
 
     fn m(public: [u8; 4], private: [u8; 4]) -> Mapping {
         Mapping {
@@ -164,11 +164,8 @@ mod tests {
 
     #[test]
     fn applies_replaces_and_removes_in_a_namespace() {
+        require_nft();
         in_netns(|| {
-            if Command::new("nft").arg("--version").output().is_err() {
-                eprintln!("skipping: nft is not installed");
-                return;
-            }
             link::testutil::veth_pair("up0", "out0", Ipv4Addr::new(198, 51, 100, 2), 24);
             let a = m([198, 51, 100, 17], [172, 31, 0, 4]);
             let b = m([198, 51, 100, 18], [172, 31, 0, 5]);

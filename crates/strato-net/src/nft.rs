@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use crate::NetError;
 
 /// The `nft` program: from the usual sbin folders, else whatever `PATH` finds.
-fn nft_program() -> &'static str {
+pub(crate) fn nft_program() -> &'static str {
     for p in ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"] {
         if std::path::Path::new(p).exists() {
             return p;
@@ -84,24 +84,11 @@ mod tests {
 
     use super::*;
     use crate::firewall::{self, EniRules, GroupSet, Peer, Proto, Rule, Ruleset};
-    use crate::testns::in_netns;
-
-    fn have_nft() -> bool {
-        let ok = Command::new(nft_program())
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            eprintln!("skipping: nft is not installed");
-        }
-        ok
-    }
+    use crate::testns::{in_netns, require_nft};
 
     #[test]
     fn applies_replaces_and_refuses_in_a_namespace() {
-        if !have_nft() {
-            return;
-        }
+        require_nft();
         in_netns(|| {
             crate::link::ensure_bridge("br0", Ipv4Addr::new(10, 0, 0, 1), 24).expect("bridge");
             crate::link::create_tap("tap0", "br0", None).expect("tap");
@@ -176,14 +163,11 @@ mod tests {
                 .expect("list")
                 .is_none());
 
-            match enable_bridge_netfilter() {
-                Ok(()) => {
-                    let v = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
-                        .expect("knob");
-                    assert_eq!(v.trim(), "1");
-                }
-                Err(e) => eprintln!("br_netfilter is not loaded here: {e}"),
-            }
+            // The daemon refuses to start without it, so the test needs it too.
+            enable_bridge_netfilter().expect("br_netfilter");
+            let v = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+                .expect("knob");
+            assert_eq!(v.trim(), "1");
         });
     }
 }

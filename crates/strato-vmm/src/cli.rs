@@ -43,6 +43,8 @@ Options:
                               serial=TEXT      system serial number
                               uuid=UUID        system UUID (8-4-4-4-12 hex digits)
                               asset_tag=TEXT   chassis asset tag
+  --irqchip MODE            split (default: local APICs in KVM, IOAPIC in the monitor, no PIC
+                            or PIT) or kernel (KVM's PIC, IOAPIC, local APICs and PIT)
   -h, --help                Print this help
   -V, --version             Print the version
 
@@ -168,6 +170,7 @@ const VM_FLAGS: &[(&str, bool, bool)] = &[
     ("--exit-status-file", true, false),
     ("--cpu-template", true, false),
     ("--smbios", true, false),
+    ("--irqchip", true, false),
 ];
 
 /// Parses the arguments (without the program name) into a [`Command`]. `--help` and
@@ -245,6 +248,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             "--exit-status-file" => config.exit_status_file = Some(PathBuf::from(value)),
             "--cpu-template" => config.cpu_template = parse_cpu_template(value)?,
             "--smbios" => config.smbios = parse_smbios(value)?,
+            "--irqchip" => {
+                config.irqchip = value
+                    .parse()
+                    .map_err(|_| invalid("--irqchip", value, "expected split or kernel"))?
+            }
             _ => return Err(CliError::UnknownFlag(arg.clone())),
         }
     }
@@ -517,6 +525,8 @@ mod tests {
             "emulated-kvm",
             "--smbios",
             "product=t3.micro,serial=ec2a1b2c-3d4e-456f-8790-0123456789ab,asset_tag=i-0123456789abcdef0,uuid=ec2a1b2c-3d4e-456f-8790-0123456789ab",
+            "--irqchip",
+            "kernel",
         ]);
         let from_json = json(
             r#"{
@@ -535,7 +545,8 @@ mod tests {
                 "cpu_template": "emulated-kvm",
                 "smbios": {"product": "t3.micro", "serial": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
                            "uuid": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
-                           "asset_tag": "i-0123456789abcdef0"}
+                           "asset_tag": "i-0123456789abcdef0"},
+                "irqchip": "kernel"
             }"#,
         );
         assert_eq!(flags, from_json);
@@ -697,6 +708,23 @@ mod tests {
         let msg = refused(&["--kernel", "/k", "--cpu-template", "fast"]);
         assert!(
             msg.contains(r#""fast""#) && msg.contains("--cpu-template"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn irqchip_flag() {
+        assert_eq!(
+            run(&["--kernel", "/k"]).irqchip,
+            crate::config::IrqchipMode::Split
+        );
+        assert_eq!(
+            run(&["--kernel", "/k", "--irqchip=kernel"]).irqchip,
+            crate::config::IrqchipMode::Kernel
+        );
+        let msg = refused(&["--kernel", "/k", "--irqchip", "userspace"]);
+        assert!(
+            msg.contains(r#""userspace""#) && msg.contains("--irqchip"),
             "{msg}"
         );
     }

@@ -11,6 +11,7 @@ pub mod cli;
 pub use strato_vmm_api::config;
 pub mod devices;
 pub mod emulation;
+pub mod irqchip;
 pub mod memory;
 pub mod signals;
 pub mod state;

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VmFd};
 use linux_loader::loader::Cmdline;
 use strato_devices::bus::lock;
@@ -18,10 +17,10 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::api::{self, ConnState, Connection, Reply, Request};
-use crate::arch::x86_64::irqchip::InterruptControllers;
 use crate::arch::x86_64::{acpi, boot, layout, mptable, regs, smbios};
 use crate::config::VmConfig;
 use crate::devices::{DeviceError, DeviceManager};
+use crate::irqchip::{Irqchip, IrqchipError};
 use crate::memory;
 use crate::signals::SignalFd;
 use crate::state::{ExitReason, VmControl, VmEvent, VmState};
@@ -45,6 +44,9 @@ pub enum VmmError {
     /// Boot tables.
     #[error("boot tables")]
     Regs(#[from] regs::RegsError),
+    /// Interrupt controllers.
+    #[error("interrupt controllers")]
+    Irqchip(#[from] IrqchipError),
     /// MP table.
     #[error("MP table")]
     Mptable(#[from] mptable::MptableError),
@@ -71,20 +73,6 @@ pub enum VmmError {
     EventLoop(#[source] std::io::Error),
 }
 
-/// TSS, in-kernel PIC + IOAPIC + LAPICs, and the PIT.
-fn setup_irqchips(vm: &VmFd) -> Result<(), VmmError> {
-    vm.set_tss_address(layout::KVM_TSS_ADDR as usize)
-        .map_err(|e| VmmError::Kvm("KVM_SET_TSS_ADDR", e))?;
-    vm.create_irq_chip()
-        .map_err(|e| VmmError::Kvm("KVM_CREATE_IRQCHIP", e))?;
-    let pit = kvm_pit_config {
-        flags: KVM_PIT_SPEAKER_DUMMY,
-        ..Default::default()
-    };
-    vm.create_pit2(pit)
-        .map_err(|e| VmmError::Kvm("KVM_CREATE_PIT2", e))
-}
-
 /// Maps guest memory and hands it to KVM.
 fn setup_memory(vm: &VmFd, mib: u32) -> Result<GuestMemoryMmap, VmmError> {
     let mem = memory::create(mib)?;
@@ -107,7 +95,8 @@ fn setup_memory(vm: &VmFd, mib: u32) -> Result<GuestMemoryMmap, VmmError> {
 /// A built VM, ready to run.
 pub struct Vmm {
     _kvm: Kvm,
-    vm: VmFd,
+    vm: Arc<VmFd>,
+    irqchip: Irqchip,
     mem: GuestMemoryMmap,
     devices: DeviceManager,
     control: Arc<VmControl>,
@@ -134,17 +123,19 @@ impl Vmm {
     pub fn build(config: VmConfig) -> Result<Self, VmmError> {
         let started = Instant::now();
         let kvm = Kvm::new().map_err(|e| VmmError::Kvm("opening /dev/kvm", e))?;
-        let vm = kvm
-            .create_vm()
-            .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
+        let vm = Arc::new(
+            kvm.create_vm()
+                .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?,
+        );
         // The interrupt controllers and the memory slots are independent, and on a nested
-        // host each takes milliseconds inside KVM: set them up side by side.
+        // host each can take milliseconds inside KVM: set them up side by side. The IOAPIC
+        // takes the APIC ID after the last vCPU's.
         let (chips, mem) = std::thread::scope(|scope| {
-            let chips = scope.spawn(|| setup_irqchips(&vm));
+            let chips = scope.spawn(|| Irqchip::create(&vm, config.irqchip, config.cpus + 1));
             let mem = setup_memory(&vm, config.memory_mib);
             (chips.join(), mem)
         });
-        chips
+        let irqchip = chips
             .map_err(|_| VmmError::EventLoop(std::io::Error::other("irqchip thread panicked")))??;
         let mem = mem?;
 
@@ -159,13 +150,13 @@ impl Vmm {
                 .insert_str(&config.cmdline)
                 .map_err(VmmError::Cmdline)?;
         }
-        let devices = DeviceManager::build(&vm, &mem, &config, &mut cmdline)?;
-        let irqchips = InterruptControllers::in_kernel(config.cpus);
+        let devices = DeviceManager::build(&vm, &irqchip, &mem, &config, &mut cmdline)?;
         let virtio = devices.acpi_virtio();
         let rsdp = acpi::write_tables(
             &mem,
             &acpi::Platform {
-                irqchips: &irqchips,
+                cpus: config.cpus,
+                irqchips: &irqchip.platform(),
                 virtio: &virtio,
                 pm_port: layout::ACPI_PM_PORT as u16,
                 ged_port: layout::GED_PORT as u16,
@@ -178,7 +169,7 @@ impl Vmm {
         )?;
         boot::write_boot_info(&mem, &kernel, &cmdline, initrd, rsdp)?;
         regs::write_boot_tables(&mem)?;
-        mptable::setup_mptable(&mem, config.cpus)?;
+        mptable::setup_mptable(&mem, config.cpus, &irqchip.platform())?;
 
         let api = match &config.api_socket {
             Some(path) => {
@@ -196,11 +187,13 @@ impl Vmm {
             elapsed_us = started.elapsed().as_micros() as u64,
             entry = kernel.entry,
             mode = ?kernel.mode,
+            irqchip = irqchip.mode().name(),
             "VM built"
         );
         Ok(Self {
             _kvm: kvm,
             vm,
+            irqchip,
             mem,
             devices,
             control: Arc::new(VmControl::new()),
@@ -241,6 +234,7 @@ impl Vmm {
                 exit_evt: self.exit_evt.try_clone().map_err(VmmError::EventLoop)?,
                 rescan_evt: self.rescan_evt.try_clone().map_err(VmmError::EventLoop)?,
                 template: self.config.cpu_template,
+                ioapic: self.irqchip.eoi_target(),
                 stats: Arc::new(VcpuStats::default()),
             };
             self.vcpus.push(vcpu::spawn(fd, ctx, i as u8)?);
@@ -371,6 +365,7 @@ impl Vmm {
                 .devices
                 .counters()
                 .into_iter()
+                .chain(self.irqchip.counters().map(|c| ("ioapic".to_string(), c)))
                 .map(|(id, c)| (id, set(c)))
                 .collect(),
         }
@@ -493,6 +488,16 @@ impl api::Handler for ApiHandler<'_> {
                     .wait_parked(vmm.vcpus.len(), Duration::from_secs(5))
                 {
                     return Err("vCPUs did not stop within 5 s".into());
+                }
+                // Parked vCPUs publish nothing new: serve what they did publish and make
+                // every image durable, so that a copy taken while paused is whole.
+                for (id, block) in &vmm.devices.blocks {
+                    let served = lock(block)
+                        .quiesce()
+                        .map_err(|e| format!("paused, but drive {id}: {e}"))?;
+                    if served > 0 {
+                        tracing::debug!(drive = %id, served, "served requests on pause");
+                    }
                 }
                 Ok(state())
             }

@@ -82,18 +82,29 @@ fn guest_reboot_ends_the_monitor_with_the_reset_status() {
     assert!(!c.contains("not reached"), "{c}");
 }
 
+/// Both interrupt-controller modes: the GED's GSI through the userspace IOAPIC (split) or
+/// KVM's PIC and IOAPIC (kernel).
+const IRQCHIPS: [&str; 2] = ["split", "kernel"];
+
 #[test]
 fn power_button_powers_the_guest_off() {
-    let dir = Scratch::new("pwrbtn");
-    let mut vm = Vm::start(&dir, "vmlinux", "", &[], None);
-    vm.wait_for("probe: idle", BOOT);
-    let r = vm.api(&Request::PowerButton {}.encode());
-    assert_eq!(r["ok"], true, "{r}");
-    assert_eq!(
-        vm.wait_exit(Duration::from_secs(30)).code(),
-        code(ExitStatus::PowerOff)
-    );
-    assert!(vm.console_text().contains("probe: power-button\n"));
+    for irqchip in IRQCHIPS {
+        let dir = Scratch::new("pwrbtn");
+        let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--irqchip", irqchip]), None);
+        vm.wait_for("probe: idle", BOOT);
+        let r = vm.api(&Request::PowerButton {}.encode());
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(
+            vm.wait_exit(Duration::from_secs(30)).code(),
+            code(ExitStatus::PowerOff),
+            "{irqchip}: {}",
+            vm.console_text()
+        );
+        assert!(
+            vm.console_text().contains("probe: power-button\n"),
+            "{irqchip}"
+        );
+    }
 }
 
 #[test]
@@ -142,8 +153,14 @@ fn a_guest_that_ignores_the_power_button_keeps_running() {
 
 #[test]
 fn console_input_and_break_reach_the_guest() {
+    for irqchip in IRQCHIPS {
+        console_round_trip(irqchip);
+    }
+}
+
+fn console_round_trip(irqchip: &str) {
     let dir = Scratch::new("console-in");
-    let mut vm = Vm::start(&dir, "vmlinux", "", &[], None);
+    let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--irqchip", irqchip]), None);
     vm.wait_for("probe: idle", BOOT);
     let input = |vm: &Vm, data: &[u8]| {
         vm.api(

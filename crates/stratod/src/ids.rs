@@ -1,7 +1,7 @@
 //! Resource IDs in EC2 form (`i-` and 17 lowercase hex digits), their generation and their
 //! validation, with the EC2 error codes for malformed and unknown IDs.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The kinds of resource IDs the daemon hands out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,44 +61,44 @@ impl Kind {
     }
 
     /// EC2's error code for a malformed ID of this kind.
-    pub fn malformed_code(self) -> &'static str {
+    pub fn malformed_code(self) -> ErrorCode {
         match self {
-            Kind::Instance => "InvalidInstanceID.Malformed",
-            Kind::Image => "InvalidAMIID.Malformed",
-            Kind::Volume => "InvalidVolumeID.Malformed",
-            Kind::Snapshot => "InvalidSnapshotID.Malformed",
-            Kind::Reservation => "InvalidReservationID.Malformed",
-            Kind::Subnet => "InvalidSubnetID.Malformed",
-            Kind::Vpc => "InvalidVpcID.Malformed",
-            Kind::NetworkInterface => "InvalidNetworkInterfaceID.Malformed",
-            Kind::SecurityGroup => "InvalidGroupId.Malformed",
-            Kind::PlacementGroup => "InvalidPlacementGroupId.Malformed",
-            Kind::LaunchTemplate => "InvalidLaunchTemplateId.Malformed",
-            Kind::KeyPair => "InvalidKeyPairId.Malformed",
-            Kind::NetworkInterfaceAttachment => "InvalidAttachmentID.Malformed",
-            Kind::Allocation => "InvalidAllocationID.Malformed",
-            Kind::Association => "InvalidAssociationID.Malformed",
+            Kind::Instance => ErrorCode::InvalidInstanceIdMalformed,
+            Kind::Image => ErrorCode::InvalidAmiIdMalformed,
+            Kind::Volume => ErrorCode::InvalidVolumeIdMalformed,
+            Kind::Snapshot => ErrorCode::InvalidSnapshotIdMalformed,
+            Kind::Reservation => ErrorCode::InvalidReservationIdMalformed,
+            Kind::Subnet => ErrorCode::InvalidSubnetIdMalformed,
+            Kind::Vpc => ErrorCode::InvalidVpcIdMalformed,
+            Kind::NetworkInterface => ErrorCode::InvalidNetworkInterfaceIdMalformed,
+            Kind::SecurityGroup => ErrorCode::InvalidGroupIdMalformed,
+            Kind::PlacementGroup => ErrorCode::InvalidPlacementGroupIdMalformed,
+            Kind::LaunchTemplate => ErrorCode::InvalidLaunchTemplateIdMalformed,
+            Kind::KeyPair => ErrorCode::InvalidKeyPairIdMalformed,
+            Kind::NetworkInterfaceAttachment => ErrorCode::InvalidAttachmentIdMalformed,
+            Kind::Allocation => ErrorCode::InvalidAllocationIdMalformed,
+            Kind::Association => ErrorCode::InvalidAssociationIdMalformed,
         }
     }
 
     /// EC2's error code for a well-formed ID that names nothing (for this caller).
-    pub fn not_found_code(self) -> &'static str {
+    pub fn not_found_code(self) -> ErrorCode {
         match self {
-            Kind::Instance => "InvalidInstanceID.NotFound",
-            Kind::Image => "InvalidAMIID.NotFound",
-            Kind::Volume => "InvalidVolume.NotFound",
-            Kind::Snapshot => "InvalidSnapshot.NotFound",
-            Kind::Reservation => "InvalidReservationID.NotFound",
-            Kind::Subnet => "InvalidSubnetID.NotFound",
-            Kind::Vpc => "InvalidVpcID.NotFound",
-            Kind::NetworkInterface => "InvalidNetworkInterfaceID.NotFound",
-            Kind::SecurityGroup => "InvalidGroup.NotFound",
-            Kind::PlacementGroup => "InvalidPlacementGroup.Unknown",
-            Kind::LaunchTemplate => "InvalidLaunchTemplateId.NotFound",
-            Kind::KeyPair => "InvalidKeyPair.NotFound",
-            Kind::NetworkInterfaceAttachment => "InvalidAttachmentID.NotFound",
-            Kind::Allocation => "InvalidAllocationID.NotFound",
-            Kind::Association => "InvalidAssociationID.NotFound",
+            Kind::Instance => ErrorCode::InvalidInstanceIdNotFound,
+            Kind::Image => ErrorCode::InvalidAmiIdNotFound,
+            Kind::Volume => ErrorCode::InvalidVolumeNotFound,
+            Kind::Snapshot => ErrorCode::InvalidSnapshotNotFound,
+            Kind::Reservation => ErrorCode::InvalidReservationIdNotFound,
+            Kind::Subnet => ErrorCode::InvalidSubnetIdNotFound,
+            Kind::Vpc => ErrorCode::InvalidVpcIdNotFound,
+            Kind::NetworkInterface => ErrorCode::InvalidNetworkInterfaceIdNotFound,
+            Kind::SecurityGroup => ErrorCode::InvalidGroupNotFound,
+            Kind::PlacementGroup => ErrorCode::InvalidPlacementGroupUnknown,
+            Kind::LaunchTemplate => ErrorCode::InvalidLaunchTemplateIdNotFound,
+            Kind::KeyPair => ErrorCode::InvalidKeyPairNotFound,
+            Kind::NetworkInterfaceAttachment => ErrorCode::InvalidAttachmentIdNotFound,
+            Kind::Allocation => ErrorCode::InvalidAllocationIdNotFound,
+            Kind::Association => ErrorCode::InvalidAssociationIdNotFound,
         }
     }
 

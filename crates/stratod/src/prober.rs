@@ -137,12 +137,14 @@ impl Cloud {
         }
         for eni in self.db.instance_enis(&inst.id).unwrap_or_default() {
             let tap = eni.tap.clone();
-            let up = crate::cloud::network::blocking(move || strato_net::link::link_status(&tap))
-                .await
-                .ok()
-                .flatten()
-                .map(|s| s.admin_up && s.lower_up)
-                .unwrap_or(false);
+            let up = crate::cloud::network::plumbing::blocking(move || {
+                strato_net::link::link_status(&tap)
+            })
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.admin_up && s.lower_up)
+            .unwrap_or(false);
             if !up {
                 return false;
             }
@@ -159,18 +161,19 @@ impl Cloud {
     async fn instance_check(&self, inst: &crate::db::instances::Instance) -> Option<bool> {
         let eni = self.db.instance_enis(&inst.id).ok()?.into_iter().next()?;
         let subnet = self.db.subnet(&eni.subnet_id).ok()??;
-        let (gw, _) = crate::cloud::network::gateway(&subnet)?;
+        let (gw, _) = crate::cloud::network::plumbing::gateway(&subnet)?;
         let target: Ipv4Addr = eni.private_ip.parse().ok()?;
         let bridge = subnet.bridge.clone();
-        let src_mac = crate::cloud::network::blocking(move || strato_net::link::link_mac(&bridge))
-            .await
-            .ok()??;
+        let src_mac =
+            crate::cloud::network::plumbing::blocking(move || strato_net::link::link_mac(&bridge))
+                .await
+                .ok()??;
         let timeout = (self.cfg.status_interval / 2).min(Duration::from_secs(1));
         let tap = eni.tap.clone();
         // Three tries inside the window: one lost frame is not an outage.
         for _ in 0..3 {
             let tap = tap.clone();
-            let r = crate::cloud::network::blocking(move || {
+            let r = crate::cloud::network::plumbing::blocking(move || {
                 strato_net::arp::arp_probe(&tap, src_mac, gw, target, timeout / 3)
             })
             .await;

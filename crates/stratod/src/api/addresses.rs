@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::addresses::POOL_NAME;
+use crate::cloud::network::addresses::POOL_NAME;
 use crate::db::addresses::PublicIp;
 
 impl Api {

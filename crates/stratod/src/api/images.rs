@@ -9,8 +9,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::images::RegisterRequest;
-use crate::cloud::{copy, filters};
+use crate::cloud::filters;
+use crate::cloud::storage::copy;
+use crate::cloud::storage::images::RegisterRequest;
 use crate::db::images::{Image, PUBLIC};
 use crate::error::ApiResult;
 
@@ -314,7 +315,7 @@ impl Images for Api {
         let result: ApiResult<_> = (|| {
             if !r.attribute.is_empty() && r.attribute != "launchPermission" {
                 return Err(crate::error::ApiError::new(
-                    "InvalidRequest",
+                    crate::error::ErrorCode::InvalidRequest,
                     format!(
                         "Attribute {} is not supported; use launchPermission.",
                         r.attribute.chars().take(64).collect::<String>()

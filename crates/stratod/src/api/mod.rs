@@ -9,7 +9,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
 
 use crate::cloud::Cloud;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub mod addresses;
 pub mod compute;
@@ -52,19 +52,15 @@ impl Api {
                 .and_then(|s| s.strip_prefix("Bearer "))
                 .map(str::trim)
                 .unwrap_or("");
-            return self
-                .cloud
-                .cfg
-                .tokens
-                .get(token)
-                .cloned()
-                .ok_or_else(|| ApiError::new("AuthFailure", "The API token is not valid."));
+            return self.cloud.cfg.tokens.get(token).cloned().ok_or_else(|| {
+                ApiError::new(ErrorCode::AuthFailure, "The API token is not valid.")
+            });
         }
         if req.extensions().get::<UdsConnectInfo>().is_some() {
             return Ok(self.cloud.cfg.admin_account.clone());
         }
         Err(ApiError::new(
-            "AuthFailure",
+            ErrorCode::AuthFailure,
             "An API token is required (authorization: Bearer TOKEN).",
         ))
     }
@@ -79,7 +75,7 @@ impl Api {
             Ok(v) => Ok(tonic::Response::new(v)),
             Err(e) => {
                 crate::metrics::inc(&self.cloud.metrics.api_errors_total);
-                tracing::debug!(op, code = e.code, message = %e.message, "request refused");
+                tracing::debug!(op, code = e.code.as_str(), message = %e.message, "request refused");
                 Err(e.into())
             }
         }
@@ -96,9 +92,9 @@ pub fn paginate<T>(
     let start: usize = if token.is_empty() {
         0
     } else {
-        token
-            .parse()
-            .map_err(|_| ApiError::new("InvalidNextToken", "The NextToken is not valid."))?
+        token.parse().map_err(|_| {
+            ApiError::new(ErrorCode::InvalidNextToken, "The NextToken is not valid.")
+        })?
     };
     if max < 0 || (max > 0 && max < 5) || max > 1000 {
         return Err(ApiError::invalid("MaxResults must be between 5 and 1000."));
@@ -117,7 +113,7 @@ pub fn paginate<T>(
 /// EC2's refusal of MaxResults beside an ID list.
 pub fn ids_with_page_size(param: &str) -> crate::error::ApiError {
     crate::error::ApiError::new(
-        "InvalidParameterCombination",
+        crate::error::ErrorCode::InvalidParameterCombination,
         format!("The parameter {param} cannot be used with the parameter MaxResults."),
     )
 }

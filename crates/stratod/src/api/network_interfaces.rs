@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::network_interfaces::{CreateEni, EniView};
+use crate::cloud::network::network_interfaces::{CreateEni, EniView};
 use crate::error::ApiResult;
 
 /// The `ip-a-b-c-d` name EC2 gives an address.
@@ -17,7 +17,7 @@ fn dns_name(ip: &str) -> String {
 /// An ENI as the API shows it.
 pub fn eni_message(v: EniView) -> pb::NetworkInterface {
     let e = v.eni;
-    let status = crate::cloud::network_interfaces::status(&e).to_string();
+    let status = crate::cloud::network::network_interfaces::status(&e).to_string();
     let mut addresses = vec![pb::PrivateIpAddress {
         private_ip_address: e.private_ip.clone(),
         primary: true,
@@ -251,7 +251,7 @@ impl NetworkInterfaces for Api {
                 || r.attachment.is_some()
             {
                 Err(crate::error::ApiError::new(
-                    "InvalidParameterCombination",
+                    crate::error::ErrorCode::InvalidParameterCombination,
                     "Give exactly one of Description, SourceDestCheck, Attachment and Groups.",
                 ))
             } else {

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::regions;
+use crate::cloud::placement::regions;
 
 /// EC2's opt-in status of regions and zones that need no opt-in.
 const OPT_IN: &str = "opt-in-not-required";

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::security_groups::{GroupView, Permission};
+use crate::cloud::network::security_groups::{GroupView, Permission};
 
 /// Permissions from messages.
 fn permissions_in(p: &[pb::IpPermission]) -> Vec<Permission> {

@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::regions::all_zones;
-use crate::cloud::vpcs::SubnetView;
+use crate::cloud::network::vpcs::SubnetView;
+use crate::cloud::placement::regions::all_zones;
 use crate::db::network::{Subnet, Vpc};
 
 impl Api {
@@ -107,7 +107,7 @@ impl Vpcs for Api {
             .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
             .await
             .map(|s| {
-                let available = crate::cloud::vpcs::available(&s.cidr, 0);
+                let available = crate::cloud::network::vpcs::available(&s.cidr, 0);
                 // The default VPC's subnets belong to the admin account, the only one that
                 // may create them.
                 pb::CreateSubnetResponse {

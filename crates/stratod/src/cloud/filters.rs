@@ -2,7 +2,7 @@
 //! the filter's values matches the named attribute; `*` and `?` are wildcards.
 
 use crate::db::instances::Tag;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// One filter.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub fn matches(filters: &[Filter], attr: impl Fn(&str) -> Option<Vec<String>>) -
     for f in filters {
         let values = attr(&f.name).ok_or_else(|| {
             ApiError::new(
-                "InvalidParameterValue",
+                ErrorCode::InvalidParameterValue,
                 format!(
                     "The filter '{}' is invalid",
                     f.name.chars().take(64).collect::<String>()
@@ -82,7 +82,7 @@ pub fn check_names(filters: &[Filter], known: &[&str]) -> ApiResult<()> {
     for f in filters {
         if !(known.contains(&f.name.as_str()) || f.name.starts_with("tag:")) {
             return Err(ApiError::new(
-                "InvalidParameterValue",
+                ErrorCode::InvalidParameterValue,
                 format!(
                     "The filter '{}' is invalid",
                     f.name.chars().take(64).collect::<String>()

@@ -2,6 +2,11 @@
 //! gRPC layer (`crate::api`) already tied to an account; work that takes time (booting,
 //! stopping, copying volumes) runs in tasks that hold the instance's operation lock, while
 //! the request itself records the state change and answers at once, as EC2 does.
+//!
+//! One sub-folder per group of the API's services, each with the rules and describe logic
+//! of its resources: `compute`, `storage` (images, volumes, snapshots), `network` and
+//! `placement` (placement groups, regions and zones). What every group uses sits here:
+//! the `Cloud` itself, describe `filters` and `tags`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,28 +17,12 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::supervisor::Process;
 
-pub mod addresses;
-pub mod applies;
-pub mod boot;
-pub mod copy;
+pub mod compute;
 pub mod filters;
-pub mod firewall;
-pub mod images;
-pub mod instances;
-pub mod key_pairs;
-pub mod launch;
-pub mod launch_templates;
-pub mod metadata;
 pub mod network;
-pub mod network_interfaces;
 pub mod placement;
-pub mod placement_groups;
-pub mod regions;
-pub mod restore;
-pub mod security_groups;
+pub mod storage;
 pub mod tags;
-pub mod volumes;
-pub mod vpcs;
 
 /// A monitor the daemon watches.
 #[derive(Debug, Clone, Copy)]
@@ -69,11 +58,11 @@ pub struct Cloud {
     /// follow at once.
     pub network_changed: tokio::sync::Notify,
     /// The security group firewall's apply lock.
-    pub firewall: firewall::Firewall,
+    pub firewall: network::firewall::Firewall,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// Serializes NAT table applies (`addresses`).
-    nat: applies::Applies,
+    nat: network::applies::Applies,
     /// This cloud, for tasks started from calls that only borrow it.
     me: Weak<Cloud>,
 }
@@ -99,7 +88,7 @@ impl Cloud {
             }
         };
         Ok(Arc::new_cyclic(|me| Cloud {
-            nat: applies::Applies::default(),
+            nat: network::applies::Applies::default(),
             me: me.clone(),
             cfg,
             db,
@@ -110,7 +99,7 @@ impl Cloud {
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
             network_changed: tokio::sync::Notify::new(),
-            firewall: firewall::Firewall::default(),
+            firewall: network::firewall::Firewall::default(),
             dhcp: crate::dhcp::Servers::default(),
         }))
     }

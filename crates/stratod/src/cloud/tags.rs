@@ -5,7 +5,7 @@ use super::filters::{self, Filter};
 use super::Cloud;
 use crate::db::instances::Tag;
 use crate::db::tags::{TagChange, Tagged, MAX_TAGS};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// A kind of taggable resource.
@@ -126,7 +126,7 @@ pub struct TagKey {
 pub fn check(tags: &[Tag]) -> ApiResult<()> {
     if tags.len() > MAX_TAGS {
         return Err(ApiError::new(
-            "TagLimitExceeded",
+            ErrorCode::TagLimitExceeded,
             format!("At most {MAX_TAGS} tags may be given."),
         ));
     }
@@ -187,7 +187,10 @@ fn taggable(id: &str) -> ApiResult<&'static Taggable> {
 }
 
 fn invalid_id(id: &str) -> ApiError {
-    ApiError::new("InvalidID", format!("The ID '{}' is not valid", short(id)))
+    ApiError::new(
+        ErrorCode::InvalidId,
+        format!("The ID '{}' is not valid", short(id)),
+    )
 }
 
 impl Cloud {
@@ -231,7 +234,7 @@ impl Cloud {
             TagChange::Done => Ok(()),
             TagChange::NotFound(id) => Err(kind_of(&id).not_found(&id)),
             TagChange::TooMany(id) => Err(ApiError::new(
-                "TagLimitExceeded",
+                ErrorCode::TagLimitExceeded,
                 format!("The resource {id} would have more than {MAX_TAGS} tags."),
             )),
         }

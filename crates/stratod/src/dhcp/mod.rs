@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cloud::network::parse_cidr;
+use crate::cloud::network::plumbing::parse_cidr;
 use crate::cloud::Cloud;
 use crate::metrics::inc;
 use packet::{Lease, MessageType};

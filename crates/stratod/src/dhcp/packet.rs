@@ -262,7 +262,7 @@ pub fn encode(req: &Request, reply: &Reply, lease: &Lease) -> Vec<u8> {
     option(&mut b, 53, &[reply.kind.code()]);
     option(&mut b, 54, &lease.gateway.octets());
     if reply.kind != MessageType::Nak {
-        let mask = crate::cloud::network::netmask(lease.prefix);
+        let mask = crate::cloud::network::plumbing::netmask(lease.prefix);
         option(&mut b, 1, &mask.octets());
         option(&mut b, 3, &lease.gateway.octets());
         let host = format!("ip-{}", lease.ip.to_string().replace('.', "-"));

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::cloud::network::blocking;
+use crate::cloud::network::plumbing::blocking;
 use crate::cloud::Cloud;
 use crate::db::instances::{HttpTokens, Instance, Toggle};
 use crate::lifecycle::State;
@@ -432,7 +432,7 @@ impl Imds {
         for s in &inst.instance_store {
             block_devices.push((s.virtual_name.clone(), s.device.clone()));
         }
-        let az_id = crate::cloud::regions::all_zones(&self.cloud.cfg)
+        let az_id = crate::cloud::placement::regions::all_zones(&self.cloud.cfg)
             .into_iter()
             .find(|z| z.name == inst.az)
             .map(|z| z.id)

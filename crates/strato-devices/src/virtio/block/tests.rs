@@ -466,6 +466,56 @@ fn empty_slot_then_hot_attach_then_detach() {
 }
 
 #[test]
+fn attach_refuses_an_occupied_slot() {
+    let first = image();
+    let second = image();
+    let m = mem(0x100_0000);
+    let mut r = rig(&m, block(None, false));
+    r.dev.attach(first.as_path(), false).unwrap();
+    let irqs = r.act.irq.count();
+    let err = r.dev.attach(second.as_path(), false).unwrap_err();
+    assert!(
+        matches!(&err, BlockError::Occupied(p) if p == first.as_path()),
+        "{err}"
+    );
+    // Nothing changed: same disk, no configuration change, no interrupt.
+    assert_eq!(r.dev.path(), Some(first.as_path()));
+    assert_eq!(r.dev.config_generation(), 1);
+    assert_eq!(r.act.irq.count(), irqs);
+    assert_eq!(r.counter("config_changes"), 1);
+    // Built with a disk, the slot is occupied too; after a detach it takes one again.
+    let mut dev = block(Some(first.as_path()), false);
+    assert!(matches!(
+        dev.attach(second.as_path(), false),
+        Err(BlockError::Occupied(_))
+    ));
+    dev.detach().unwrap();
+    dev.attach(second.as_path(), false).unwrap();
+    assert_eq!(dev.path(), Some(second.as_path()));
+}
+
+#[test]
+fn quiesce_serves_what_the_driver_published() {
+    let img = image();
+    let m = mem(0x100_0000);
+    let mut r = rig(&m, block(Some(img.as_path()), false));
+    // Published but not yet noticed by the event loop (no kick): quiesce serves it.
+    m.write_slice(&[0x5a; 512], GuestAddress(DATA)).unwrap();
+    r.header(VIRTIO_BLK_T_OUT, 4);
+    let before = r.q.used_idx();
+    r.q.add(&[(HDR, 16, 0), (DATA, 512, 0), (STATUS, 1, W)]);
+    assert_eq!(r.dev.quiesce().unwrap(), 1);
+    assert_eq!(r.q.used_idx(), before.wrapping_add(1));
+    assert_eq!(m.read_obj::<u8>(GuestAddress(STATUS)).unwrap(), OK);
+    let mut back = [0u8; 512];
+    img.as_file().read_exact_at(&mut back, 4 * 512).unwrap();
+    assert_eq!(back, [0x5a; 512]);
+    // Nothing left: a second quiesce serves nothing; an empty slot quiesces too.
+    assert_eq!(r.dev.quiesce().unwrap(), 0);
+    assert_eq!(block(None, false).quiesce().unwrap(), 0);
+}
+
+#[test]
 fn attach_while_inactive_raises_no_interrupt() {
     let img = image();
     let mut dev = block(None, true);
@@ -536,11 +586,11 @@ fn event_glue_follows_activation() {
     assert!(dev.sources_changed());
     assert!(dev.event_sources().is_empty());
     // The retired descriptor stays open until the next activation.
-    assert_eq!(dev.retired.len(), 1);
+    assert_eq!(dev.common.retired(), 1);
     dev.handle_event(QUEUE_TOKEN);
     let (ctx, _act) = activation(&m, vec![q.queue()], VIRTIO_F_VERSION_1);
     dev.activate(ctx).unwrap();
-    assert!(dev.retired.is_empty());
+    assert_eq!(dev.common.retired(), 0);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! - FADT: `HW_REDUCED_ACPI`, a control-method power button, the sleep control and sleep status
 //!   registers and the reset register (the power-management device, `strato_devices::acpi::pm`),
 //!   and the PC boot flags: an i8042 is present, no VGA, no MSI, no CMOS RTC.
-//! - MADT from [`InterruptControllers`]: one local APIC per vCPU, the IOAPICs, and NMI on the
+//! - MADT from the irqchip's [`InterruptPlatform`]: one local APIC per vCPU, the IOAPIC, its
+//!   interrupt source overrides, and NMI on the
 //!   local APICs' LINT pin.
 //! - DSDT: `\_S5` (the sleep type of power-off), and under `\_SB` the power button (PNP0C0C), the
 //!   generic event device (ACPI0013) whose `_EVT` reads its event register and notifies the power
@@ -35,8 +36,8 @@ use strato_devices::acpi::pm::{
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryError};
 use zerocopy::{Immutable, IntoBytes};
 
-use super::irqchip::InterruptControllers;
 use super::layout::{ACPI_END, ACPI_START, I8042_IRQ, I8042_PORT, SERIAL_IRQ, SERIAL_PORT};
+use crate::irqchip::InterruptPlatform;
 
 /// OEM ID in every table header.
 pub const OEM_ID: [u8; 6] = *b"STRATO";
@@ -57,8 +58,12 @@ const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
 const IAPC_MSI_NOT_SUPPORTED: u16 = 1 << 3;
 const IAPC_CMOS_RTC_NOT_PRESENT: u16 = 1 << 5;
 
+/// MADT structure type: interrupt source override.
+const MADT_INTERRUPT_SOURCE_OVERRIDE: u8 = 2;
 /// MADT structure type: local APIC NMI.
 const MADT_LOCAL_APIC_NMI: u8 = 4;
+/// The local APIC pin wired to NMI (LINT1, as the vCPUs' LVT set-up leaves it).
+const NMI_LINT: u8 = 1;
 /// Processor UID meaning every processor.
 const ALL_PROCESSORS: u8 = 0xff;
 
@@ -79,8 +84,10 @@ pub struct VirtioMmioDevice {
 /// Everything the tables describe.
 #[derive(Debug, Clone)]
 pub struct Platform<'a> {
-    /// Local APICs and IOAPICs.
-    pub irqchips: &'a InterruptControllers,
+    /// vCPUs; vCPU `n` has local APIC ID `n`.
+    pub cpus: u8,
+    /// The interrupt controllers, as the irqchip describes them.
+    pub irqchips: &'a InterruptPlatform,
     /// Virtio devices in guest order.
     pub virtio: &'a [VirtioMmioDevice],
     /// First port of the power-management registers (sleep control, status, reset).
@@ -132,6 +139,25 @@ struct LocalApicNmi {
 }
 
 impl Aml for LocalApicNmi {
+    fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
+        sink.vec(self.as_bytes());
+    }
+}
+
+/// MADT interrupt source override (type 2): an ISA IRQ arriving on another GSI, or with
+/// another polarity or trigger than ISA's.
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, IntoBytes, Immutable)]
+struct SourceOverride {
+    r#type: u8,
+    length: u8,
+    bus: u8,
+    source: u8,
+    gsi: [u8; 4],
+    flags: [u8; 2],
+}
+
+impl Aml for SourceOverride {
     fn to_aml_bytes(&self, sink: &mut dyn AmlSink) {
         sink.vec(self.as_bytes());
     }
@@ -290,25 +316,37 @@ fn fadt(p: &Platform, dsdt_addr: u64) -> Vec<u8> {
     bytes_of(&f.finalize())
 }
 
-fn madt(ic: &InterruptControllers) -> Vec<u8> {
+fn madt(cpus: u8, ic: &InterruptPlatform) -> Vec<u8> {
     let mut madt = MADT::new(
         OEM_ID,
         OEM_TABLE_ID,
         OEM_REVISION,
-        LocalInterruptController::Address(ic.local_apic_address),
+        LocalInterruptController::Address(ic.lapic_address),
     );
-    for cpu in 0..ic.cpus {
+    for cpu in 0..cpus {
         madt.add_structure(ProcessorLocalApic::new(cpu, cpu, EnabledStatus::Enabled));
     }
-    for io in &ic.ioapics {
-        madt.add_structure(IoApic::new(io.id, io.address, io.gsi_base));
+    madt.add_structure(IoApic::new(ic.ioapic_id, ic.ioapic_address, ic.gsi_base));
+    for o in &ic.overrides {
+        // MPS INTI flags: polarity in bits 0-1 (1 high, 3 low), trigger in bits 2-3 (1 edge,
+        // 3 level).
+        let polarity: u16 = if o.active_low { 3 } else { 1 };
+        let trigger: u16 = if o.level { 3 } else { 1 };
+        madt.add_structure(SourceOverride {
+            r#type: MADT_INTERRUPT_SOURCE_OVERRIDE,
+            length: std::mem::size_of::<SourceOverride>() as u8,
+            bus: 0,
+            source: o.isa_irq,
+            gsi: o.gsi.to_le_bytes(),
+            flags: (polarity | (trigger << 2)).to_le_bytes(),
+        });
     }
     madt.add_structure(LocalApicNmi {
         r#type: MADT_LOCAL_APIC_NMI,
         length: std::mem::size_of::<LocalApicNmi>() as u8,
         processor_uid: ALL_PROCESSORS,
         flags: [0, 0],
-        lint: ic.nmi_lint,
+        lint: NMI_LINT,
     });
     bytes_of(&madt)
 }
@@ -319,9 +357,7 @@ fn align(n: u64) -> u64 {
 
 /// Builds every table for guest address `base`.
 pub fn build(p: &Platform, base: u64) -> Result<Tables, AcpiError> {
-    for io in &p.irqchips.ioapics {
-        u32_addr(u64::from(io.address))?;
-    }
+    u32_addr(u64::from(p.irqchips.ioapic_address))?;
     let mut image: Vec<u8> = Vec::new();
     let place = |table: &[u8], image: &mut Vec<u8>| -> u64 {
         let offset = align(image.len() as u64);
@@ -334,7 +370,7 @@ pub fn build(p: &Platform, base: u64) -> Result<Tables, AcpiError> {
     image.resize(rsdp_len, 0);
     let dsdt_addr = place(&dsdt(p)?, &mut image);
     let fadt_addr = place(&fadt(p, dsdt_addr), &mut image);
-    let madt_addr = place(&madt(p.irqchips), &mut image);
+    let madt_addr = place(&madt(p.cpus, p.irqchips), &mut image);
     let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     xsdt.add_entry(fadt_addr);
     xsdt.add_entry(madt_addr);
@@ -383,6 +419,21 @@ mod tests {
         hay.windows(needle.len()).filter(|w| *w == needle).count()
     }
 
+    /// The in-kernel irqchip's description for `cpus` vCPUs (what the KVM tests boot on).
+    fn platform(cpus: u8) -> InterruptPlatform {
+        InterruptPlatform {
+            pic: true,
+            pit: true,
+            ioapic_id: cpus + 1,
+            ioapic_address: 0xfec0_0000,
+            ioapic_version: 0x11,
+            ioapic_pins: 24,
+            gsi_base: 0,
+            lapic_address: 0xfee0_0000,
+            overrides: Vec::new(),
+        }
+    }
+
     fn virtio(n: usize) -> Vec<VirtioMmioDevice> {
         (0..n)
             .map(|i| VirtioMmioDevice {
@@ -420,9 +471,10 @@ mod tests {
 
     fn boot(cpus: u8, devices: usize) -> (Guest, u64) {
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
-        let ic = InterruptControllers::in_kernel(cpus);
+        let ic = platform(cpus);
         let v = virtio(devices);
         let p = Platform {
+            cpus,
             irqchips: &ic,
             virtio: &v,
             pm_port: ACPI_PM_PORT as u16,
@@ -592,9 +644,10 @@ mod tests {
 
     #[test]
     fn the_largest_vm_fits_and_a_window_above_4_gib_is_refused() {
-        let ic = InterruptControllers::in_kernel(8);
+        let ic = platform(8);
         let v = virtio(17);
         let p = Platform {
+            cpus: 8,
             irqchips: &ic,
             virtio: &v,
             pm_port: 0x600,

@@ -4,7 +4,6 @@
 pub mod acpi;
 pub mod boot;
 pub mod cpuid;
-pub mod irqchip;
 pub mod layout;
 pub mod mptable;
 pub mod msr;

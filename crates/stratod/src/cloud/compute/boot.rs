@@ -11,7 +11,7 @@ use strato_vmm_api::config::{DiskConfig, NetConfig, VmConfig};
 use strato_vmm_api::names;
 
 use super::launch::{device_index, HOT_SLOTS};
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::instances::Instance;
 use crate::db::usage::Period;
 use crate::db::{now_ms, now_s};
@@ -80,13 +80,13 @@ impl Cloud {
         }
         let dir = self.instance_dir(id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the instance folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the instance folder", e))?;
         self.materialize_volumes(id).await?;
         for s in &inst.instance_store {
             let path = dir.join(format!("{}.img", s.virtual_name));
             if !path.exists() {
                 storage::create_sparse(&path, s.gib as u64 * GIB)
-                    .map_err(|e| super::host_io("Cannot create the instance store", e))?;
+                    .map_err(|e| crate::cloud::host_io("Cannot create the instance store", e))?;
             }
         }
         // The interface's rules are in place before its tap is.
@@ -110,14 +110,14 @@ impl Cloud {
             let size = v.size_gib as u64 * GIB;
             if v.snapshot_id.is_empty() {
                 storage::create_sparse(&path, size)
-                    .map_err(|e| super::host_io("Cannot create a volume", e))?;
+                    .map_err(|e| crate::cloud::host_io("Cannot create a volume", e))?;
             } else {
                 let src = self.snapshot_path(&v.snapshot_id);
                 let dst = path.clone();
                 tokio::task::spawn_blocking(move || storage::clone_file(&src, &dst, size, |_| {}))
                     .await
                     .map_err(|e| ApiError::internal(e.to_string()))?
-                    .map_err(|e| super::host_io("Cannot clone a snapshot", e))?;
+                    .map_err(|e| crate::cloud::host_io("Cannot clone a snapshot", e))?;
             }
             self.db.set_volume_state(&v.id, "in-use")?;
             self.db.set_attach_state(&v.id, "attached")?;
@@ -148,7 +148,7 @@ impl Cloud {
             members.push(("public-keys", k.as_bytes()));
         }
         storage::write_config_drive(&dir.join("config-drive.img"), &members)
-            .map_err(|e| super::host_io("Cannot write the config drive", e))
+            .map_err(|e| crate::cloud::host_io("Cannot write the config drive", e))
     }
 
     /// The monitor configuration of an instance: its volumes in device order, its instance
@@ -207,12 +207,12 @@ impl Cloud {
         let mut cmdline = inst.boot_args.clone();
         if let Some(e) = enis.first() {
             if let Some(subnet) = self.db.subnet(&e.subnet_id)? {
-                if let Some((gw, prefix)) = super::network::gateway(&subnet) {
+                if let Some((gw, prefix)) = crate::cloud::network::plumbing::gateway(&subnet) {
                     cmdline.push_str(&format!(
                         " ip={}::{}:{}:ip-{}:eth0:off",
                         e.private_ip,
                         gw,
-                        super::network::netmask(prefix),
+                        crate::cloud::network::plumbing::netmask(prefix),
                         e.private_ip.replace('.', "-")
                     ));
                 }

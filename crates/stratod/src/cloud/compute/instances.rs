@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::instances::Instance;
 use crate::db::now_ms;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::lifecycle::{transition, verb, Event, Outcome, State};
 use crate::supervisor::{self, Exit, Monitor, Process, VmmPaths};
 use strato_vmm_api::exit::ExitStatus;
@@ -180,7 +180,7 @@ impl Cloud {
             .find(|i| i.disable_api_termination && i.state != State::Terminated)
         {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!(
                     "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
                     p.id
@@ -298,7 +298,7 @@ impl Cloud {
                 let path = self
                     .instance_dir(id)
                     .join(format!("{}.img", s.virtual_name));
-                if let Err(e) = super::remove_file(&path) {
+                if let Err(e) = crate::cloud::remove_file(&path) {
                     tracing::warn!(instance = id, error = %e, "cannot wipe the instance store");
                 }
             }
@@ -340,7 +340,7 @@ impl Cloud {
         self.halt_vm(id, true).await;
         for v in self.db.instance_volumes(id).unwrap_or_default() {
             if v.delete_on_termination {
-                if let Err(e) = super::remove_file(&self.volume_path(&v.id)) {
+                if let Err(e) = crate::cloud::remove_file(&self.volume_path(&v.id)) {
                     tracing::warn!(volume = %v.id, error = %e, "cannot delete volume file");
                 }
                 let _ = self.db.close_period(&v.id, now_ms());

@@ -5,15 +5,15 @@
 
 use std::sync::Arc;
 
-use super::placement::{self, Slot};
-use super::Cloud;
 use crate::catalog;
+use crate::cloud::placement::scheduler::{self, Slot};
+use crate::cloud::Cloud;
 use crate::db::images::Mapping;
 use crate::db::instances::{Instance, InstanceStore, Tag};
 use crate::db::usage::Period;
 use crate::db::volumes::Volume;
 use crate::db::{now_ms, now_s};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 
@@ -137,7 +137,7 @@ pub fn merge_mappings(
     for o in overrides.iter().map(|o| &o.mapping) {
         if !seen.insert(check_device(&o.device_name)?) {
             return Err(ApiError::new(
-                "InvalidBlockDeviceMapping",
+                ErrorCode::InvalidBlockDeviceMapping,
                 format!("The device {} is mapped twice.", o.device_name),
             ));
         }
@@ -263,13 +263,13 @@ impl Cloud {
         };
         if !self.may_launch(account, &image)? {
             return Err(ApiError::new(
-                "AuthFailure",
+                ErrorCode::AuthFailure,
                 format!("Not authorized for image:{}", image.id),
             ));
         }
         if image.state != "available" {
             return Err(ApiError::new(
-                "InvalidAMIID.Unavailable",
+                ErrorCode::InvalidAmiIdUnavailable,
                 format!("Image {} is {}, not available.", image.id, image.state),
             ));
         }
@@ -301,7 +301,7 @@ impl Cloud {
             // A cluster group's next instance goes where the others are unless told.
             if zone.is_empty() && req.subnet_id.is_empty() {
                 if let Some(z) =
-                    placement::cluster_zone(&super::placement_groups::view(g), &members)
+                    scheduler::cluster_zone(&crate::cloud::placement::groups::view(g), &members)
                 {
                     zone = z.to_string();
                 }
@@ -318,20 +318,20 @@ impl Cloud {
         let (volumes, stores) = self.plan_volumes(account, &image, &mappings, &itype)?;
         if volumes.len() + stores.len() + 2 + HOT_SLOTS > MAX_DEVICES {
             return Err(ApiError::new(
-                "InvalidBlockDeviceMapping",
+                ErrorCode::InvalidBlockDeviceMapping,
                 format!("At most {} volumes at launch.", MAX_DEVICES - 2 - HOT_SLOTS),
             ));
         }
         let free = {
             let used = self.db.used_ips(&subnet.id)?;
-            let (_, prefix) = super::network::parse_cidr(&subnet.cidr)
+            let (_, prefix) = crate::cloud::network::plumbing::parse_cidr(&subnet.cidr)
                 .unwrap_or((std::net::Ipv4Addr::UNSPECIFIED, 32));
             let size = 1i64 << (32 - prefix as u32);
             (size - 5 - used.len() as i64).max(0)
         };
         if free < min as i64 {
             return Err(ApiError::new(
-                "InsufficientFreeAddressesInSubnet",
+                ErrorCode::InsufficientFreeAddressesInSubnet,
                 format!(
                     "The subnet {} has {free} free addresses; {min} asked for.",
                     subnet.id
@@ -345,8 +345,8 @@ impl Cloud {
         }
         let slots: Vec<Slot> = match &group {
             Some(g) => {
-                let slots = placement::place(
-                    &super::placement_groups::view(g),
+                let slots = scheduler::place(
+                    &crate::cloud::placement::groups::view(g),
                     &self.cfg.racks,
                     &members,
                     &subnet.az,
@@ -370,20 +370,24 @@ impl Cloud {
             let dir = self.instance_dir(&id);
             let linked = std::fs::create_dir_all(&dir)
                 .and_then(|_| {
-                    super::images::link_or_copy(
+                    crate::cloud::storage::images::link_or_copy(
                         std::path::Path::new(&image.kernel),
                         &dir.join("kernel"),
                     )
                 })
                 .and_then(|_| match &image.initrd {
-                    Some(i) => {
-                        super::images::link_or_copy(std::path::Path::new(i), &dir.join("initrd"))
-                    }
+                    Some(i) => crate::cloud::storage::images::link_or_copy(
+                        std::path::Path::new(i),
+                        &dir.join("initrd"),
+                    ),
                     None => Ok(()),
                 });
             if let Err(e) = linked {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(super::host_io("Cannot prepare the instance folder", e));
+                return Err(crate::cloud::host_io(
+                    "Cannot prepare the instance folder",
+                    e,
+                ));
             }
             let eni = self.allocate_eni(account, &subnet, &id)?;
             self.db.set_eni_groups(&eni.id, &groups)?;
@@ -483,7 +487,7 @@ impl Cloud {
                     .and_then(|n| n.parse().ok());
                 if n.is_none() || itype.instance_store_gib == 0 {
                     return Err(ApiError::new(
-                        "InvalidBlockDeviceMapping",
+                        ErrorCode::InvalidBlockDeviceMapping,
                         format!(
                             "{} has no instance store {}.",
                             itype.name,
@@ -512,7 +516,7 @@ impl Cloud {
                 }
                 if snap.state != "completed" {
                     return Err(ApiError::new(
-                        "IncorrectState",
+                        ErrorCode::IncorrectState,
                         format!("Snapshot {} is {}.", snap.id, snap.state),
                     ));
                 }
@@ -521,7 +525,7 @@ impl Cloud {
                 }
                 if m.volume_size < snap.size_gib {
                     return Err(ApiError::new(
-                        "InvalidBlockDeviceMapping",
+                        ErrorCode::InvalidBlockDeviceMapping,
                         format!(
                             "Volume of size {}GB is smaller than snapshot '{}', expect size >= {}GB",
                             m.volume_size, snap.id, snap.size_gib
@@ -533,7 +537,7 @@ impl Cloud {
             if m.volume_type.is_empty() {
                 m.volume_type = "gp3".into();
             }
-            super::volumes::check_volume_type(&m.volume_type)?;
+            crate::cloud::storage::volumes::check_volume_type(&m.volume_type)?;
             volumes.push(m);
         }
         Ok((volumes, stores))

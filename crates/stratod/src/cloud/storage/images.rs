@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping, PUBLIC};
 use crate::db::now_s;
 use crate::db::volumes::Snapshot;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 use crate::storage::{self, GIB};
@@ -108,7 +108,7 @@ impl Cloud {
     ) -> ApiResult<Image> {
         if account != self.cfg.admin_account {
             return Err(ApiError::new(
-                "UnauthorizedOperation",
+                ErrorCode::UnauthorizedOperation,
                 "Only the host's admin account may register images from host files.",
             ));
         }
@@ -125,7 +125,7 @@ impl Cloud {
                     serde_json::from_str(&text).map_err(|e| bad("manifest", &mpath, &e))?;
                 let mut sources = Vec::new();
                 for mm in &m.block_device_mappings {
-                    super::launch::check_device(&mm.device_name)?;
+                    crate::cloud::compute::launch::check_device(&mm.device_name)?;
                     let file = dir.join(&mm.volume);
                     let gib = gib_of(&file).map_err(|e| bad("volume", &file, &e))?;
                     sources.push(Source {
@@ -190,31 +190,31 @@ impl Cloud {
         } else {
             req.root_device_name.clone()
         };
-        super::launch::check_device(&root)?;
+        crate::cloud::compute::launch::check_device(&root)?;
         std::fs::metadata(&kernel).map_err(|e| bad("kernel", &kernel, &e))?;
         if let Some(i) = &initrd {
             std::fs::metadata(i).map_err(|e| bad("initrd", i, &e))?;
         }
         let mut mappings: Vec<Mapping> = Vec::new();
         for m in &req.mappings {
-            let idx = Some(super::launch::check_device(&m.device_name)?);
+            let idx = Some(crate::cloud::compute::launch::check_device(&m.device_name)?);
             if !m.snapshot_id.is_empty() {
                 return Err(ApiError::invalid(
                     "Mappings of a registered image cannot name snapshots.",
                 ));
             }
             if m.virtual_name.is_empty() {
-                super::launch::check_size(m.volume_size)?;
+                crate::cloud::compute::launch::check_size(m.volume_size)?;
                 if !m.volume_type.is_empty() {
                     super::volumes::check_volume_type(&m.volume_type)?;
                 }
             }
-            let index = |d: &str| super::launch::device_index(d);
+            let index = |d: &str| crate::cloud::compute::launch::device_index(d);
             if sources.iter().any(|s| index(&s.mapping.device_name) == idx)
                 || mappings.iter().any(|o| index(&o.device_name) == idx)
             {
                 return Err(ApiError::new(
-                    "InvalidBlockDeviceMapping",
+                    ErrorCode::InvalidBlockDeviceMapping,
                     format!("The device {} is mapped twice.", m.device_name),
                 ));
             }
@@ -228,7 +228,7 @@ impl Cloud {
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the image folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the image folder", e))?;
         let copy_files = || -> std::io::Result<(PathBuf, Option<PathBuf>)> {
             let k = dir.join("kernel");
             std::fs::copy(&kernel, &k)?;
@@ -246,14 +246,14 @@ impl Cloud {
             Ok(p) => p,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(super::host_io("Cannot copy the kernel", e));
+                return Err(crate::cloud::host_io("Cannot copy the kernel", e));
             }
         };
         for s in &mut sources {
             s.mapping.snapshot_id = ids::new_id(Kind::Snapshot);
         }
         mappings.extend(sources.iter().map(|s| s.mapping.clone()));
-        mappings.sort_by_key(|m| super::launch::device_index(&m.device_name));
+        mappings.sort_by_key(|m| crate::cloud::compute::launch::device_index(&m.device_name));
         let image = Image {
             id: id.clone(),
             owner: account.to_string(),
@@ -279,7 +279,7 @@ impl Cloud {
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
+                ErrorCode::InvalidAmiNameDuplicate,
                 format!("AMI name {} is already in use by another AMI.", req.name),
             ));
         }
@@ -416,7 +416,7 @@ impl Cloud {
         let (i, _) = self.visible_image(account, id)?;
         if i.owner != account {
             return Err(ApiError::new(
-                "AuthFailure",
+                ErrorCode::AuthFailure,
                 format!("Not authorized for image:{id}"),
             ));
         }
@@ -428,7 +428,7 @@ impl Cloud {
         let image = self.owned_image(account, id)?;
         if image.state == "pending" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Image {id} is still pending."),
             ));
         }
@@ -450,7 +450,7 @@ impl Cloud {
             let ok = g == PUBLIC || (g.len() == 12 && g.bytes().all(|b| b.is_ascii_digit()));
             if !ok {
                 return Err(ApiError::new(
-                    "InvalidAMIAttributeItemValue",
+                    ErrorCode::InvalidAmiAttributeItemValue,
                     format!(
                         "Invalid attribute item value \"{}\" for userId item type.",
                         g.chars().take(64).collect::<String>()
@@ -494,7 +494,7 @@ impl Cloud {
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the image folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the image folder", e))?;
         let kernel = dir.join("kernel");
         let link =
             link_or_copy(Path::new(&inst.kernel), &kernel).and_then(|_| match &inst.initrd {
@@ -503,7 +503,7 @@ impl Cloud {
             });
         if let Err(e) = link {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(super::host_io("Cannot copy the kernel", e));
+            return Err(crate::cloud::host_io("Cannot copy the kernel", e));
         }
         let mut jobs = Vec::new();
         let mut mappings = Vec::new();
@@ -536,7 +536,7 @@ impl Cloud {
                 ..Default::default()
             });
         }
-        mappings.sort_by_key(|m| super::launch::device_index(&m.device_name));
+        mappings.sort_by_key(|m| crate::cloud::compute::launch::device_index(&m.device_name));
         let image = Image {
             id: id.clone(),
             owner: account.to_string(),
@@ -560,7 +560,7 @@ impl Cloud {
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
+                ErrorCode::InvalidAmiNameDuplicate,
                 format!("AMI name {name} is already in use by another AMI."),
             ));
         }

@@ -26,11 +26,11 @@ use strato_proto::v1::images_client::ImagesClient;
 use tonic::transport::{Channel, Endpoint};
 
 use super::images::check_name;
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping};
 use crate::db::now_s;
 use crate::db::volumes::Snapshot;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// Bytes per streamed chunk.
@@ -102,20 +102,18 @@ impl CopyError {
     /// The error as the CopyImage request's answer.
     fn api(self) -> ApiError {
         match self {
-            CopyError::Refused { code, message } => {
-                let code = match code.as_str() {
-                    "InvalidAMIID.NotFound" => "InvalidAMIID.NotFound",
-                    "InvalidAMIID.Malformed" => "InvalidAMIID.Malformed",
-                    "AuthFailure" => "AuthFailure",
-                    "UnauthorizedOperation" => "UnauthorizedOperation",
-                    "IncorrectState" => "IncorrectState",
-                    _ => {
-                        return ApiError::internal(format!("The source region: {code}: {message}"))
-                    }
-                };
-                ApiError::new(code, message)
-            }
-            other => ApiError::new("Unavailable", other.to_string()),
+            CopyError::Refused { code, message } => match code.parse() {
+                // The source's answers that make sense to the caller pass through.
+                Ok(
+                    c @ (ErrorCode::InvalidAmiIdNotFound
+                    | ErrorCode::InvalidAmiIdMalformed
+                    | ErrorCode::AuthFailure
+                    | ErrorCode::UnauthorizedOperation
+                    | ErrorCode::IncorrectState),
+                ) => ApiError::new(c, message),
+                _ => ApiError::internal(format!("The source region: {code}: {message}")),
+            },
+            other => ApiError::new(ErrorCode::Unavailable, other.to_string()),
         }
     }
 }
@@ -293,11 +291,11 @@ impl Cloud {
     /// Where the daemon of `region` answers: a peer's endpoint, or this daemon's own.
     fn region_endpoint(&self, region: &str) -> ApiResult<String> {
         if region == self.cfg.region {
-            return Ok(super::regions::own_endpoint(&self.cfg));
+            return Ok(crate::cloud::placement::regions::own_endpoint(&self.cfg));
         }
         self.cfg.peers.get(region).cloned().ok_or_else(|| {
             ApiError::new(
-                "InvalidRegion",
+                ErrorCode::InvalidRegion,
                 format!(
                     "The region '{}' is not known here.",
                     region.chars().take(64).collect::<String>()
@@ -312,7 +310,7 @@ impl Cloud {
         let (image, _) = self.visible_image(account, id)?;
         if image.state != "available" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Image {id} is {}, not available.", image.state),
             ));
         }
@@ -336,7 +334,7 @@ impl Cloud {
         })
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| super::host_io("Cannot read the image's files", e))?;
+        .map_err(|e| crate::cloud::host_io("Cannot read the image's files", e))?;
         Ok(Export { image, files })
     }
 
@@ -382,7 +380,7 @@ impl Cloud {
         let unix = endpoint.starts_with("unix:") || endpoint.starts_with('/');
         if token.is_none() && !unix {
             return Err(ApiError::new(
-                "AuthFailure",
+                ErrorCode::AuthFailure,
                 format!("Copying from {source_region} over TCP needs an API token."),
             ));
         }
@@ -401,13 +399,18 @@ impl Cloud {
                 .map_err(|s| CopyError::from_status(&s))
         })
         .await
-        .map_err(|_| ApiError::new("Unavailable", "The source region did not answer in time."))?
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "The source region did not answer in time.",
+            )
+        })?
         .map_err(CopyError::api)?;
 
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)
-            .map_err(|e| super::host_io("Cannot create the image folder", e))?;
+            .map_err(|e| crate::cloud::host_io("Cannot create the image folder", e))?;
         let mut files = Vec::new();
         let mut snapshots = Vec::new();
         let mut mappings = Vec::new();
@@ -486,12 +489,12 @@ impl Cloud {
         };
         if let Err(e) = write_json(&dir.join("copy.json"), &job) {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(super::host_io("Cannot record the copy", e));
+            return Err(crate::cloud::host_io("Cannot record the copy", e));
         }
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(ApiError::new(
-                "InvalidAMIName.Duplicate",
+                ErrorCode::InvalidAmiNameDuplicate,
                 format!("AMI name {name} is already in use by another AMI."),
             ));
         }
@@ -570,8 +573,8 @@ impl Cloud {
             Err(e) => {
                 tracing::warn!(image = %image_id, error = %e, "copy failed");
                 for f in &job.files {
-                    let _ = super::remove_file(&part_path(&f.dest));
-                    let _ = super::remove_file(&sidecar_path(&f.dest));
+                    let _ = crate::cloud::remove_file(&part_path(&f.dest));
+                    let _ = crate::cloud::remove_file(&sidecar_path(&f.dest));
                 }
                 for s in snapshot_ids {
                     let _ = self.db.set_snapshot_state(s, "error", 0);
@@ -584,7 +587,7 @@ impl Cloud {
             tracing::error!(image = %image_id, error = %e, "cannot record the copy's state");
         }
         // The job holds the caller's token: it goes as soon as it is no longer needed.
-        let _ = super::remove_file(&job_path);
+        let _ = crate::cloud::remove_file(&job_path);
     }
 
     /// One attempt at pulling the files not yet in place.
@@ -592,7 +595,7 @@ impl Cloud {
         let endpoint =
             self.region_endpoint(&job.source_region)
                 .map_err(|e| CopyError::Refused {
-                    code: e.code.into(),
+                    code: e.code.to_string(),
                     message: e.message,
                 })?;
         let total = job.files.iter().map(|f| f.source.size).sum::<u64>().max(1);
@@ -745,8 +748,8 @@ impl Cloud {
             .map_err(|e| CopyError::Io("hashing".into(), std::io::Error::other(e)))?
             .map_err(io("cannot hash the copy"))?;
         if actual != src.sha256 {
-            let _ = super::remove_file(&part);
-            let _ = super::remove_file(&side);
+            let _ = crate::cloud::remove_file(&part);
+            let _ = crate::cloud::remove_file(&side);
             return Err(CopyError::Checksum {
                 file: src.name.clone(),
                 expected: src.sha256.clone(),
@@ -754,7 +757,7 @@ impl Cloud {
             });
         }
         std::fs::rename(&part, &f.dest).map_err(io("cannot rename the copy"))?;
-        let _ = super::remove_file(&side);
+        let _ = crate::cloud::remove_file(&side);
         if let Some(s) = &f.snapshot_id {
             let _ = self.db.set_snapshot_state(s, "completed", 100);
         }

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::launch::{check_device, check_size, device_index, HOT_SLOTS};
-use super::Cloud;
+use crate::cloud::compute::launch::{check_device, check_size, device_index, HOT_SLOTS};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::volumes::{Snapshot, Volume};
 use crate::db::{now_ms, now_s};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 use crate::storage::{self, GIB};
@@ -62,7 +62,7 @@ impl Cloud {
         snapshot_id: &str,
         tags: Vec<Tag>,
     ) -> ApiResult<Volume> {
-        super::tags::check(&tags)?;
+        crate::cloud::tags::check(&tags)?;
         let vtype = if volume_type.is_empty() {
             "gp3"
         } else {
@@ -74,7 +74,7 @@ impl Cloud {
         }
         if !self.cfg.availability_zones.iter().any(|a| a == az) {
             return Err(ApiError::new(
-                "InvalidAvailabilityZone",
+                ErrorCode::InvalidAvailabilityZone,
                 format!(
                     "The zone '{}' does not exist.",
                     az.chars().take(64).collect::<String>()
@@ -87,7 +87,7 @@ impl Cloud {
             let s = self.owned_snapshot(account, snapshot_id)?;
             if s.state != "completed" {
                 return Err(ApiError::new(
-                    "IncorrectState",
+                    ErrorCode::IncorrectState,
                     format!("Snapshot {} is {}.", s.id, s.state),
                 ));
             }
@@ -128,7 +128,7 @@ impl Cloud {
         let path = self.volume_path(&v.id);
         if snap.is_none() {
             storage::create_sparse(&path, size as u64 * GIB)
-                .map_err(|e| super::host_io("Cannot create the volume file", e))?;
+                .map_err(|e| crate::cloud::host_io("Cannot create the volume file", e))?;
         }
         self.db.insert_volume(&v)?;
         self.meter_volume(&v)?;
@@ -180,7 +180,7 @@ impl Cloud {
                 for m in &image.mappings {
                     if let Ok(Some(s)) = self.db.snapshot(&m.snapshot_id) {
                         if s.state == "pending" {
-                            let _ = super::remove_file(
+                            let _ = crate::cloud::remove_file(
                                 &self.snapshot_path(&s.id).with_extension("part"),
                             );
                             let _ = self.db.set_snapshot_state(&s.id, "error", 0);
@@ -193,7 +193,8 @@ impl Cloud {
             let in_image = self.db.snapshot_in_image(&s.id).ok().flatten();
             if s.state == "pending" && in_image.is_none() {
                 tracing::warn!(snapshot = %s.id, "snapshot cut short by a restart");
-                let _ = super::remove_file(&self.snapshot_path(&s.id).with_extension("part"));
+                let _ =
+                    crate::cloud::remove_file(&self.snapshot_path(&s.id).with_extension("part"));
                 let _ = self.db.set_snapshot_state(&s.id, "error", 0);
             }
         }
@@ -216,7 +217,7 @@ impl Cloud {
         let idx = check_device(device)?;
         if v.state != "available" {
             return Err(ApiError::new(
-                "VolumeInUse",
+                ErrorCode::VolumeInUse,
                 format!("{volume_id} is already attached to an instance"),
             ));
         }
@@ -258,7 +259,7 @@ impl Cloud {
             false,
         )? {
             return Err(ApiError::new(
-                "VolumeInUse",
+                ErrorCode::VolumeInUse,
                 format!("{volume_id} is already attached to an instance"),
             ));
         }
@@ -267,7 +268,7 @@ impl Cloud {
             let Some(slot) = names::free_hot_slot(HOT_SLOTS, &used) else {
                 self.db.detach_volume(volume_id)?;
                 return Err(ApiError::new(
-                    "AttachmentLimitExceeded",
+                    ErrorCode::AttachmentLimitExceeded,
                     format!("Instance {instance_id} has no free drive slot ({HOT_SLOTS} volumes attached while running)."),
                 ));
             };
@@ -280,7 +281,7 @@ impl Cloud {
                 self.db.detach_volume(volume_id)?;
                 return Err(ApiError::internal(format!(
                     "The monitor refused the attachment: {}",
-                    super::launch::chain(&e)
+                    crate::cloud::compute::launch::chain(&e)
                 )));
             }
             self.db.set_volume_slot(volume_id, Some(&slot))?;
@@ -300,14 +301,14 @@ impl Cloud {
         let v = self.owned_volume(account, volume_id)?;
         let Some(owner_instance) = v.instance_id.clone() else {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Volume '{volume_id}' is in the 'available' state."),
             ));
         };
         if !instance_id.is_empty() && instance_id != owner_instance {
             ids::check(Kind::Instance, instance_id)?;
             return Err(ApiError::new(
-                "InvalidAttachment.NotFound",
+                ErrorCode::InvalidAttachmentNotFound,
                 format!("The volume {volume_id} is not attached to {instance_id}."),
             ));
         }
@@ -326,7 +327,7 @@ impl Cloud {
             && v.device.as_deref().and_then(device_index) == device_index(&inst.root_device_name)
         {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!("Cannot detach the root volume {volume_id} of running instance {owner_instance}."),
             ));
         }
@@ -341,7 +342,7 @@ impl Cloud {
                         self.db.set_attach_state(volume_id, "attached")?;
                         return Err(ApiError::internal(format!(
                             "The monitor refused the detachment: {}",
-                            super::launch::chain(&e)
+                            crate::cloud::compute::launch::chain(&e)
                         )));
                     }
                 }
@@ -357,7 +358,7 @@ impl Cloud {
         let v = self.owned_volume(account, id)?;
         if v.instance_id.is_some() || v.state == "in-use" {
             return Err(ApiError::new(
-                "VolumeInUse",
+                ErrorCode::VolumeInUse,
                 format!(
                     "Volume {id} is currently attached to {}",
                     v.instance_id.unwrap_or_default()
@@ -366,12 +367,12 @@ impl Cloud {
         }
         if v.state == "creating" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Volume {id} is still being created."),
             ));
         }
-        super::remove_file(&self.volume_path(id))
-            .map_err(|e| super::host_io("Cannot delete the volume file", e))?;
+        crate::cloud::remove_file(&self.volume_path(id))
+            .map_err(|e| crate::cloud::host_io("Cannot delete the volume file", e))?;
         self.db.close_period(id, now_ms())?;
         self.db.delete_volume_row(id)?;
         Ok(())
@@ -385,11 +386,11 @@ impl Cloud {
         description: &str,
         tags: Vec<Tag>,
     ) -> ApiResult<Snapshot> {
-        super::tags::check(&tags)?;
+        crate::cloud::tags::check(&tags)?;
         let v = self.owned_volume(account, volume_id)?;
         if v.state == "creating" || v.state == "error" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Volume {volume_id} is {}.", v.state),
             ));
         }
@@ -434,18 +435,18 @@ impl Cloud {
         let s = self.owned_snapshot(account, id)?;
         if let Some(image) = self.db.snapshot_in_image(id)? {
             return Err(ApiError::new(
-                "InvalidSnapshot.InUse",
+                ErrorCode::InvalidSnapshotInUse,
                 format!("The snapshot {id} is currently in use by {image}"),
             ));
         }
         if s.state == "pending" {
             return Err(ApiError::new(
-                "IncorrectState",
+                ErrorCode::IncorrectState,
                 format!("Snapshot {id} is still pending."),
             ));
         }
-        super::remove_file(&self.snapshot_path(id))
-            .map_err(|e| super::host_io("Cannot delete the snapshot file", e))?;
+        crate::cloud::remove_file(&self.snapshot_path(id))
+            .map_err(|e| crate::cloud::host_io("Cannot delete the snapshot file", e))?;
         self.db.delete_snapshot_row(id)?;
         Ok(())
     }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use strato_net::firewall::{self, EniRules, GroupSet, Peer, Proto, Rule, Ruleset};
 
-use super::network::{blocking, parse_cidr};
-use super::{Cloud, StartError};
+use super::plumbing::{blocking, parse_cidr};
+use crate::cloud::{Cloud, StartError};
 use crate::db::security_groups::SgRule;
 use crate::error::{ApiError, ApiResult};
 

@@ -9,11 +9,11 @@
 
 use std::collections::HashSet;
 
-use super::filters::{self, Filter};
-use super::Cloud;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::security_groups::{GroupDelete, RulesInsert, SecurityGroup, SgRule};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// Most rules per group and direction (EC2's default quota).
@@ -198,7 +198,10 @@ impl Cloud {
             .filter(|v| v.owner.is_empty() || v.owner == account)
             .ok_or_else(|| {
                 if vpc_id.is_empty() {
-                    ApiError::new("VPCIdNotSpecified", "No default VPC for this account.")
+                    ApiError::new(
+                        ErrorCode::VpcIdNotSpecified,
+                        "No default VPC for this account.",
+                    )
                 } else {
                     Kind::Vpc.not_found(vpc_id)
                 }
@@ -284,7 +287,7 @@ impl Cloud {
             (Some(g), _) => Ok(g.clone()),
             (None, 1) => Ok(mine[0].clone()),
             _ => Err(ApiError::new(
-                "InvalidGroup.NotFound",
+                ErrorCode::InvalidGroupNotFound,
                 format!(
                     "The security group '{}' does not exist in default VPC",
                     name.chars().take(64).collect::<String>()
@@ -326,7 +329,7 @@ impl Cloud {
         };
         if !self.db.insert_security_group(&g)? {
             return Err(ApiError::new(
-                "InvalidGroup.Duplicate",
+                ErrorCode::InvalidGroupDuplicate,
                 format!(
                     "The security group '{name}' already exists for VPC '{}'",
                     vpc.id
@@ -343,7 +346,7 @@ impl Cloud {
         let g = self.group_by_id_or_name(account, id, name)?;
         if g.name == DEFAULT_NAME {
             return Err(ApiError::new(
-                "CannotDelete",
+                ErrorCode::CannotDelete,
                 format!(
                     "the specified group: \"{}\" name: \"default\" cannot be deleted by a user",
                     g.id
@@ -353,7 +356,7 @@ impl Cloud {
         match self.db.delete_security_group_if_unused(&g.id)? {
             GroupDelete::Deleted => Ok(()),
             GroupDelete::InUse => Err(ApiError::new(
-                "DependencyViolation",
+                ErrorCode::DependencyViolation,
                 format!("resource {} has a dependent object", g.id),
             )),
         }
@@ -447,7 +450,7 @@ impl Cloud {
                 let peer = self.owned_group(account, id)?;
                 if peer.vpc_id != g.vpc_id {
                     return Err(ApiError::new(
-                        "InvalidGroup.NotFound",
+                        ErrorCode::InvalidGroupNotFound,
                         format!(
                             "You have specified a security group ({id}) that is not in the VPC of {} ({}).",
                             g.id, g.vpc_id
@@ -483,7 +486,7 @@ impl Cloud {
             RulesInsert::Duplicate(r) => return Err(duplicate(&r)),
             RulesInsert::Limit => {
                 return Err(ApiError::new(
-                    "RulesPerSecurityGroupLimitExceeded",
+                    ErrorCode::RulesPerSecurityGroupLimitExceeded,
                     format!(
                         "The maximum number of rules per security group ({MAX_RULES} per direction) has been reached."
                     ),
@@ -506,7 +509,7 @@ impl Cloud {
         let rules = self.rules_of(account, &g, egress, perms)?;
         if let Some(missing) = self.db.delete_security_group_rules(&g.id, &rules)? {
             return Err(ApiError::new(
-                "InvalidPermission.NotFound",
+                ErrorCode::InvalidPermissionNotFound,
                 format!(
                     "The specified rule does not exist in this security group: {}",
                     describe_rule(&missing)
@@ -533,7 +536,7 @@ impl Cloud {
             let g = self.owned_group(account, id)?;
             if g.vpc_id != vpc_id {
                 return Err(ApiError::new(
-                    "InvalidParameter",
+                    ErrorCode::InvalidParameter,
                     format!("Security group {id} and the subnet belong to different networks (VPC {} and {vpc_id}).", g.vpc_id),
                 ));
             }
@@ -543,7 +546,7 @@ impl Cloud {
         }
         if out.len() > MAX_GROUPS_PER_ENI {
             return Err(ApiError::new(
-                "SecurityGroupsPerInterfaceLimitExceeded",
+                ErrorCode::SecurityGroupsPerInterfaceLimitExceeded,
                 format!(
                     "The maximum number of security groups per interface ({MAX_GROUPS_PER_ENI}) has been reached."
                 ),
@@ -570,7 +573,7 @@ impl Cloud {
                     .security_group_named(account, vpc_id, n)?
                     .ok_or_else(|| {
                         ApiError::new(
-                            "InvalidGroup.NotFound",
+                            ErrorCode::InvalidGroupNotFound,
                             format!(
                                 "The security group '{}' does not exist in VPC '{vpc_id}'",
                                 n.chars().take(64).collect::<String>()
@@ -682,7 +685,7 @@ impl Cloud {
 
 fn duplicate(r: &SgRule) -> ApiError {
     ApiError::new(
-        "InvalidPermission.Duplicate",
+        ErrorCode::InvalidPermissionDuplicate,
         format!("the specified rule \"{}\" already exists", describe_rule(r)),
     )
 }

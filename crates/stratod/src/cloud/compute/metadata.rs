@@ -2,7 +2,7 @@
 //! ModifyInstanceMetadataOptions): parsed from EC2's words, applied over an instance's
 //! current settings. The service itself is `crate::imds`.
 
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::db::instances::{HttpTokens, MetadataOptions, Toggle};
 use crate::error::{ApiError, ApiResult};
 use crate::lifecycle::State;

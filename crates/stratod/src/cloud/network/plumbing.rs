@@ -6,9 +6,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Cloud, StartError};
+use crate::cloud::{Cloud, StartError};
 use crate::db::network::{Eni, EniInsert, Subnet, Vpc};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// The default VPC's range.
@@ -120,7 +120,7 @@ impl Cloud {
             .find(|s| s.is_default && s.az == az)
             .ok_or_else(|| {
                 ApiError::new(
-                    "InvalidParameterValue",
+                    ErrorCode::InvalidParameterValue,
                     format!(
                         "Invalid availability zone: [{}]",
                         az.chars().take(64).collect::<String>()
@@ -137,7 +137,7 @@ impl Cloud {
             let used = self.db.used_ips(&subnet.id)?;
             let ip = pick_ip(&subnet.cidr, &used).ok_or_else(|| {
                 ApiError::new(
-                    "InsufficientFreeAddressesInSubnet",
+                    ErrorCode::InsufficientFreeAddressesInSubnet,
                     format!("The subnet {} has no free addresses.", subnet.id),
                 )
             })?;

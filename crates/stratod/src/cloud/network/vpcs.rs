@@ -11,12 +11,12 @@
 //! the host may overlap, even in different VPCs (`InvalidSubnet.Conflict`); VPC ranges
 //! themselves may overlap.
 
-use super::filters::{self, Filter};
-use super::network::{blocking, gateway, netmask, parse_cidr};
-use super::Cloud;
+use super::plumbing::{blocking, gateway, netmask, parse_cidr};
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::network::{Subnet, SubnetInsert, Vpc};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// Filter names of DescribeVpcs.
@@ -109,7 +109,7 @@ pub fn available(cidr: &str, used: usize) -> i64 {
 
 fn dependency(what: &str, id: &str) -> ApiError {
     ApiError::new(
-        "DependencyViolation",
+        ErrorCode::DependencyViolation,
         format!("The {what} '{id}' has dependencies and cannot be deleted."),
     )
 }
@@ -139,7 +139,7 @@ impl Cloud {
             .ok_or_else(|| Kind::Vpc.not_found(id))?;
         if v.owner.is_empty() && account != self.cfg.admin_account {
             return Err(ApiError::new(
-                "UnauthorizedOperation",
+                ErrorCode::UnauthorizedOperation,
                 format!("Only the host's admin account may change the default VPC {id}."),
             ));
         }
@@ -163,7 +163,7 @@ impl Cloud {
         let (_, prefix) = check_cidr("cidrBlock", cidr)?;
         if !PREFIXES.contains(&prefix) {
             return Err(ApiError::new(
-                "InvalidVpc.Range",
+                ErrorCode::InvalidVpcRange,
                 format!("The CIDR '{cidr}' is invalid: a VPC is a /16 to a /28."),
             ));
         }
@@ -243,7 +243,7 @@ impl Cloud {
         let v = self.changeable_vpc(account, id)?;
         if v.is_default {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!("The default VPC {id} is shared by every account of this host and cannot be deleted."),
             ));
         }
@@ -280,7 +280,7 @@ impl Cloud {
         let vpc_block = check_cidr("cidrBlock", &v.cidr)?;
         if !PREFIXES.contains(&block.1) || !contains(vpc_block, block) {
             return Err(ApiError::new(
-                "InvalidSubnet.Range",
+                ErrorCode::InvalidSubnetRange,
                 format!(
                     "The CIDR '{cidr}' is invalid: a subnet is a /16 to a /28 inside its VPC's {}.",
                     v.cidr
@@ -322,7 +322,7 @@ impl Cloud {
                 format!(" of {} on this host", o.vpc_id)
             };
             return Err(ApiError::new(
-                "InvalidSubnet.Conflict",
+                ErrorCode::InvalidSubnetConflict,
                 format!(
                     "The CIDR '{cidr}' conflicts with another subnet{where_} ({}, {}).",
                     o.id, o.cidr
@@ -414,12 +414,12 @@ impl Cloud {
             .ok_or_else(|| Kind::Subnet.not_found(id))?;
         self.changeable_vpc(account, &s.vpc_id)
             .map_err(|e| match e.code {
-                "InvalidVpcID.NotFound" => Kind::Subnet.not_found(id),
+                ErrorCode::InvalidVpcIdNotFound => Kind::Subnet.not_found(id),
                 _ => e,
             })?;
         if s.is_default {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!(
                     "{id} is the default subnet of {}; launches without a subnet use it.",
                     s.az

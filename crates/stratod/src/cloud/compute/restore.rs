@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Cloud;
+use crate::cloud::Cloud;
 use crate::lifecycle::State;
 use crate::supervisor::{self, Monitor, Process, VmmPaths};
 

@@ -6,12 +6,12 @@
 use ssh_key::private::{Ed25519Keypair, KeypairData};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
-use super::filters::{self, Filter};
-use super::placement_groups::check_name;
-use super::Cloud;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::placement::groups::check_name;
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::key_pairs::KeyPair;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// Largest public key accepted by ImportKeyPair (an RSA-16384 line is about 2.8 KiB).
@@ -55,7 +55,7 @@ fn key_type(alg: &Algorithm) -> Option<&'static str> {
 
 fn bad_format(why: &str) -> ApiError {
     ApiError::new(
-        "InvalidKey.Format",
+        ErrorCode::InvalidKeyFormat,
         format!("Key is not in valid OpenSSH public key format: {why}"),
     )
 }
@@ -215,7 +215,7 @@ impl Cloud {
     fn insert_pair(&self, pair: &KeyPair) -> ApiResult<()> {
         if !self.db.insert_key_pair(pair)? {
             return Err(ApiError::new(
-                "InvalidKeyPair.Duplicate",
+                ErrorCode::InvalidKeyPairDuplicate,
                 format!("The keypair '{}' already exists.", pair.name),
             ));
         }
@@ -293,7 +293,7 @@ impl Cloud {
 /// `InvalidKeyPair.NotFound` for a name.
 pub fn not_found(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidKeyPair.NotFound",
+        ErrorCode::InvalidKeyPairNotFound,
         format!(
             "The key pair '{}' does not exist",
             name.chars().take(64).collect::<String>()

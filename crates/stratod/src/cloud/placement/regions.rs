@@ -2,7 +2,7 @@
 //! config (`region`, `availability_zones`) and its peers' regions (`peers`), each with the
 //! endpoint its daemon answers on. Regions are isolated, as in EC2: nothing is proxied.
 
-use super::filters::{self, Filter};
+use crate::cloud::filters::{self, Filter};
 use crate::config::{Config, Listen};
 use crate::error::{ApiError, ApiResult};
 

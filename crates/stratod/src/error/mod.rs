@@ -2,21 +2,25 @@
 //! "<Code>: <message>" and whose `ec2-error-code` metadata entry carries the code alone (the
 //! convention documented in `proto/strato/v1/common.proto`).
 
-use tonic::{Code, Status};
+use tonic::Status;
+
+mod codes;
+
+pub use codes::{ErrorCode, UnknownCode};
 
 /// An error the API reports to its caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
     /// EC2 error code, e.g. `InvalidInstanceID.NotFound`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What went wrong, for a person.
     pub message: String,
 }
 
 impl ApiError {
     /// An error with this code and message.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -25,13 +29,13 @@ impl ApiError {
 
     /// `InvalidParameterValue`.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new("InvalidParameterValue", message)
+        Self::new(ErrorCode::InvalidParameterValue, message)
     }
 
     /// `MissingParameter`.
     pub fn missing(name: &str) -> Self {
         Self::new(
-            "MissingParameter",
+            ErrorCode::MissingParameter,
             format!("The request must contain the parameter {name}"),
         )
     }
@@ -39,62 +43,24 @@ impl ApiError {
     /// `IncorrectInstanceState`.
     pub fn incorrect_state(id: &str, state: &str, action: &str) -> Self {
         Self::new(
-            "IncorrectInstanceState",
+            ErrorCode::IncorrectInstanceState,
             format!("The instance '{id}' is not in a state from which it can be {action} (it is {state})."),
         )
     }
 
     /// `InternalError`: a fault of the host, not of the request.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new("InternalError", message)
-    }
-
-    /// The gRPC status code that fits the EC2 code.
-    fn grpc_code(&self) -> Code {
-        match self.code {
-            "AuthFailure" | "UnauthorizedOperation" => Code::PermissionDenied,
-            "InternalError" => Code::Internal,
-            "AddressLimitExceeded"
-            | "InstanceLimitExceeded"
-            | "VolumeLimitExceeded"
-            | "InsufficientInstanceCapacity"
-            | "InsufficientAddressCapacity"
-            | "PlacementGroupLimitExceeded"
-            | "LaunchTemplateLimitExceeded"
-            | "LaunchTemplateVersionLimitExceeded"
-            | "KeyPairLimitExceeded" => Code::ResourceExhausted,
-            c if c.ends_with(".NotFound")
-                || c.ends_with(".Unknown")
-                || c.ends_with(".NotFoundException")
-                || c.ends_with(".VersionNotFound") =>
-            {
-                Code::NotFound
-            }
-            c if c.ends_with(".Duplicate") || c.ends_with(".AlreadyExistsException") => {
-                Code::AlreadyExists
-            }
-            "IncorrectInstanceState"
-            | "IncorrectState"
-            | "VolumeInUse"
-            | "OperationNotPermitted"
-            | "DependencyViolation"
-            | "InvalidPlacementGroup.InUse"
-            | "InvalidIPAddress.InUse"
-            | "Resource.AlreadyAssociated"
-            | "UnsupportedOperation" => Code::FailedPrecondition,
-            _ => Code::InvalidArgument,
-        }
+        Self::new(ErrorCode::InternalError, message)
     }
 }
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
-        let mut status = Status::new(e.grpc_code(), format!("{}: {}", e.code, e.message));
-        if let Ok(v) = e.code.parse() {
-            status
-                .metadata_mut()
-                .insert(strato_proto::ERROR_CODE_METADATA, v);
-        }
+        let mut status = Status::new(e.code.grpc(), format!("{}: {}", e.code, e.message));
+        status.metadata_mut().insert(
+            strato_proto::ERROR_CODE_METADATA,
+            tonic::metadata::MetadataValue::from_static(e.code.as_str()),
+        );
         status
     }
 }
@@ -123,10 +89,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     #[test]
     fn status_carries_code_in_message_and_metadata() {
-        let s: Status = ApiError::new("InvalidInstanceID.NotFound", "no such instance").into();
+        let s: Status =
+            ApiError::new(ErrorCode::InvalidInstanceIdNotFound, "no such instance").into();
         assert_eq!(s.code(), Code::NotFound);
         assert_eq!(s.message(), "InvalidInstanceID.NotFound: no such instance");
         let md = s.metadata().get(strato_proto::ERROR_CODE_METADATA).unwrap();
@@ -135,7 +103,7 @@ mod tests {
 
     #[test]
     fn grpc_codes_follow_the_ec2_code() {
-        let c = |code| Status::from(ApiError::new(code, "x")).code();
+        let c = |code: &str| Status::from(ApiError::new(code.parse().unwrap(), "x")).code();
         assert_eq!(c("IncorrectInstanceState"), Code::FailedPrecondition);
         assert_eq!(c("AuthFailure"), Code::PermissionDenied);
         assert_eq!(c("InvalidParameterValue"), Code::InvalidArgument);

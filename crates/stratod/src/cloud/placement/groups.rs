@@ -1,13 +1,13 @@
 //! Placement groups: CreatePlacementGroup, DescribePlacementGroups, DeletePlacementGroup and
-//! ModifyInstancePlacement, and the scheduler's inputs (`super::placement`) for launches
+//! ModifyInstancePlacement, and the scheduler's inputs (`super::scheduler`) for launches
 //! and starts. Every decision is made under the cloud's placement lock.
 
-use super::filters::{self, Filter};
-use super::placement::{self, Group, Member, Slot, Strategy};
-use super::Cloud;
+use super::scheduler::{self, Group, Member, Slot, Strategy};
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::{Instance, Tag};
 use crate::db::placement::PlacementGroup;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 
@@ -44,7 +44,7 @@ pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
 /// `InvalidPlacementGroup.Unknown` for a name.
 pub fn unknown(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidPlacementGroup.Unknown",
+        ErrorCode::InvalidPlacementGroupUnknown,
         format!(
             "The Placement Group '{}' is unknown.",
             name.chars().take(64).collect::<String>()
@@ -95,12 +95,12 @@ impl Cloud {
         }
         let strategy = Strategy::parse(strategy)?;
         let partition_count = match (strategy, partition_count) {
-            (Strategy::Partition, 0) => placement::DEFAULT_PARTITIONS,
-            (Strategy::Partition, n) if (1..=placement::MAX_PARTITIONS).contains(&n) => n,
+            (Strategy::Partition, 0) => scheduler::DEFAULT_PARTITIONS,
+            (Strategy::Partition, n) if (1..=scheduler::MAX_PARTITIONS).contains(&n) => n,
             (Strategy::Partition, n) => {
                 return Err(ApiError::invalid(format!(
                     "PartitionCount {n} is out of range: use 1 to {}.",
-                    placement::MAX_PARTITIONS
+                    scheduler::MAX_PARTITIONS
                 )))
             }
             (_, 0) => 0,
@@ -137,7 +137,7 @@ impl Cloud {
         let _placement = self.placement_lock();
         if self.db.placement_groups(account)?.len() >= MAX_GROUPS {
             return Err(ApiError::new(
-                "PlacementGroupLimitExceeded",
+                ErrorCode::PlacementGroupLimitExceeded,
                 format!("An account may have at most {MAX_GROUPS} placement groups."),
             ));
         }
@@ -153,7 +153,7 @@ impl Cloud {
         };
         if !self.db.insert_placement_group(&g)? {
             return Err(ApiError::new(
-                "InvalidPlacementGroup.Duplicate",
+                ErrorCode::InvalidPlacementGroupDuplicate,
                 format!("The Placement Group '{name}' already exists."),
             ));
         }
@@ -214,7 +214,7 @@ impl Cloud {
         let g = self.placement_group_named(account, name)?;
         if !self.db.delete_placement_group(&g.id)? {
             return Err(ApiError::new(
-                "InvalidPlacementGroup.InUse",
+                ErrorCode::InvalidPlacementGroupInUse,
                 format!("The placement group '{name}' is in use and may not be deleted."),
             ));
         }
@@ -282,9 +282,9 @@ impl Cloud {
             }
         };
         let group = view(&g);
-        placement::check_partition(&group, partition)?;
+        scheduler::check_partition(&group, partition)?;
         let members = self.group_members(&g.id, Some(&inst.id))?;
-        placement::check_cluster_zone(&group, &members, &inst.az)?;
+        scheduler::check_cluster_zone(&group, &members, &inst.az)?;
         let partition = match group.strategy {
             Strategy::Partition if partition != 0 => partition,
             // Staying in the same group keeps the partition it has.
@@ -292,7 +292,7 @@ impl Cloud {
                 inst.partition_number
             }
             Strategy::Partition => {
-                placement::place(&group, &self.cfg.racks, &members, &inst.az, 0, 1, 1)?
+                scheduler::place(&group, &self.cfg.racks, &members, &inst.az, 0, 1, 1)?
                     .first()
                     .map_or(1, |s| s.partition)
             }
@@ -328,7 +328,7 @@ impl Cloud {
                 rack: inst.rack.clone(),
                 partition: inst.partition_number,
             };
-            let slot = placement::replace(&view(&g), &self.cfg.racks, &others, &inst.az, &current)?;
+            let slot = scheduler::replace(&view(&g), &self.cfg.racks, &others, &inst.az, &current)?;
             placed.insert(
                 inst.id.clone(),
                 Member {
@@ -378,7 +378,7 @@ mod tests {
         let p = c
             .create_placement_group(A, "hdfs", "partition", 0, "", vec![])
             .unwrap();
-        assert_eq!(p.partition_count, placement::DEFAULT_PARTITIONS);
+        assert_eq!(p.partition_count, scheduler::DEFAULT_PARTITIONS);
         for (strategy, count) in [("partition", 8), ("spread", 2), ("mesh", 0)] {
             let e = c
                 .create_placement_group(A, "x", strategy, count, "", vec![])

@@ -2,12 +2,12 @@
 //! (versions 1, 2, …; one is the default), and how RunInstances uses one: the version's
 //! parameters fill whatever the request leaves empty, and the request's own win.
 
-use super::filters::{self, Filter};
 use super::launch::{check_device, Override, RunRequest, TemplateRef, MAX_USER_DATA};
-use super::Cloud;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::launch_templates::{Added, Template, TemplateData, Version};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
 /// Templates per account (EC2: 5,000 per region).
@@ -62,7 +62,7 @@ pub fn check_template_name(name: &str) -> ApiResult<()> {
             .all(|b| b.is_ascii_alphanumeric() || b"().-/_".contains(&b));
     if !ok {
         return Err(ApiError::new(
-            "InvalidLaunchTemplateName.MalformedException",
+            ErrorCode::InvalidLaunchTemplateNameMalformedException,
             format!(
                 "The launch template name '{}' is not valid: use 3 to 128 characters of \
                  A-Z, a-z, 0-9, and ( ) . - / _",
@@ -212,7 +212,7 @@ pub fn fill(mut req: RunRequest, t: &Template, v: &Version) -> RunRequest {
 
 fn version_not_found(t: &Template, what: &str) -> ApiError {
     ApiError::new(
-        "InvalidLaunchTemplateId.VersionNotFound",
+        ErrorCode::InvalidLaunchTemplateIdVersionNotFound,
         format!(
             "Could not find launch template version {} for launch template {}.",
             what.chars().take(32).collect::<String>(),
@@ -223,7 +223,7 @@ fn version_not_found(t: &Template, what: &str) -> ApiError {
 
 fn name_not_found(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidLaunchTemplateName.NotFoundException",
+        ErrorCode::InvalidLaunchTemplateNameNotFoundException,
         format!(
             "The specified launch template, with template name {}, does not exist.",
             name.chars().take(128).collect::<String>()
@@ -248,7 +248,7 @@ impl Cloud {
             return match self.db.template(id)? {
                 Some(t) if t.owner == account => Ok(t),
                 _ => Err(ApiError::new(
-                    "InvalidLaunchTemplateId.NotFound",
+                    ErrorCode::InvalidLaunchTemplateIdNotFound,
                     format!(
                         "The specified launch template, with template ID {id}, does not exist."
                     ),
@@ -319,11 +319,11 @@ impl Cloud {
         match self.db.insert_template(&t, &v, limit)? {
             Added::Done(_) => Ok(t),
             Added::Duplicate => Err(ApiError::new(
-                "InvalidLaunchTemplateName.AlreadyExistsException",
+                ErrorCode::InvalidLaunchTemplateNameAlreadyExistsException,
                 format!("Launch template name already in use: {name}."),
             )),
             Added::Limit | Added::Gone => Err(ApiError::new(
-                "LaunchTemplateLimitExceeded",
+                ErrorCode::LaunchTemplateLimitExceeded,
                 format!("An account may have at most {limit} launch templates; delete one first."),
             )),
         }
@@ -372,7 +372,7 @@ impl Cloud {
                 Ok((t, v))
             }
             Added::Limit => Err(ApiError::new(
-                "LaunchTemplateVersionLimitExceeded",
+                ErrorCode::LaunchTemplateVersionLimitExceeded,
                 format!(
                     "Launch template {} has {limit} versions, the most a template may have; \
                      create a new template.",
@@ -380,7 +380,7 @@ impl Cloud {
                 ),
             )),
             Added::Duplicate | Added::Gone => Err(ApiError::new(
-                "InvalidLaunchTemplateId.NotFound",
+                ErrorCode::InvalidLaunchTemplateIdNotFound,
                 format!(
                     "The specified launch template, with template ID {}, does not exist.",
                     t.id
@@ -425,7 +425,7 @@ impl Cloud {
             .find(|id| !all.iter().any(|t| &t.id == *id))
         {
             return Err(ApiError::new(
-                "InvalidLaunchTemplateId.NotFound",
+                ErrorCode::InvalidLaunchTemplateIdNotFound,
                 format!("The specified launch template, with template ID {id}, does not exist."),
             ));
         }

@@ -11,13 +11,13 @@
 
 use std::net::Ipv4Addr;
 
-use super::filters::{self, Filter};
-use super::network::{netmask, parse_cidr};
-use super::Cloud;
+use super::plumbing::{netmask, parse_cidr};
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::network::{Eni, EniInsert, Subnet};
 use crate::db::network_interfaces::{AddAddresses, Attach};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 
@@ -127,7 +127,7 @@ pub fn pick_ips(cidr: &str, used: &[String], n: usize) -> Option<Vec<Ipv4Addr>> 
     let mut used = used.to_vec();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let ip = super::network::pick_ip(cidr, &used)?;
+        let ip = super::plumbing::pick_ip(cidr, &used)?;
         used.push(ip.to_string());
         out.push(ip);
     }
@@ -136,21 +136,21 @@ pub fn pick_ips(cidr: &str, used: &[String], n: usize) -> Option<Vec<Ipv4Addr>> 
 
 fn in_use(ip: &str) -> ApiError {
     ApiError::new(
-        "InvalidIPAddress.InUse",
+        ErrorCode::InvalidIpAddressInUse,
         format!("The specified address {ip} is already in use."),
     )
 }
 
 fn no_addresses(subnet: &str) -> ApiError {
     ApiError::new(
-        "InsufficientFreeAddressesInSubnet",
+        ErrorCode::InsufficientFreeAddressesInSubnet,
         format!("The subnet {subnet} has not enough free addresses."),
     )
 }
 
 fn too_many_secondary() -> ApiError {
     ApiError::new(
-        "PrivateIpAddressLimitExceeded",
+        ErrorCode::PrivateIpAddressLimitExceeded,
         format!("A network interface has at most {MAX_SECONDARY} secondary private addresses."),
     )
 }
@@ -197,7 +197,7 @@ impl Cloud {
         }
         if req.secondary_count != 0 && !req.secondary_ips.is_empty() {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                ErrorCode::InvalidParameterCombination,
                 "Give SecondaryPrivateIpAddressCount or PrivateIpAddresses, not both.",
             ));
         }
@@ -237,7 +237,7 @@ impl Cloud {
             taken.extend(named.iter().cloned());
             let ip = match &primary {
                 Some(p) => p.clone(),
-                None => super::network::pick_ip(&subnet.cidr, &taken)
+                None => super::plumbing::pick_ip(&subnet.cidr, &taken)
                     .ok_or_else(|| no_addresses(&subnet.id))?
                     .to_string(),
             };
@@ -404,8 +404,8 @@ impl Cloud {
         let disks = self.db.instance_volumes(&inst.id)?.len()
             + inst.instance_store.len()
             + 1
-            + super::launch::HOT_SLOTS;
-        let max = MAX_ENIS.min(super::launch::MAX_DEVICES.saturating_sub(disks));
+            + crate::cloud::compute::launch::HOT_SLOTS;
+        let max = MAX_ENIS.min(crate::cloud::compute::launch::MAX_DEVICES.saturating_sub(disks));
         let attachment = ids::new_id(Kind::NetworkInterfaceAttachment);
         match self.db.attach_eni(
             &eni.id,
@@ -427,7 +427,7 @@ impl Cloud {
                 inst.id
             ))),
             Attach::Full => Err(ApiError::new(
-                "AttachmentLimitExceeded",
+                ErrorCode::AttachmentLimitExceeded,
                 format!(
                     "Instance {} has the most network interfaces it may have ({max}).",
                     inst.id
@@ -454,7 +454,7 @@ impl Cloud {
             .ok_or_else(|| Kind::NetworkInterfaceAttachment.not_found(attachment_id))?;
         if eni.device_index == 0 {
             return Err(ApiError::new(
-                "OperationNotPermitted",
+                ErrorCode::OperationNotPermitted,
                 format!(
                     "The network interface at device index 0 ({}) cannot be detached.",
                     eni.id
@@ -509,7 +509,7 @@ impl Cloud {
             (true, 0) => return Err(ApiError::missing("PrivateIpAddress")),
             (false, n) if n > 0 => {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    ErrorCode::InvalidParameterCombination,
                     "Give SecondaryPrivateIpAddressCount or PrivateIpAddresses, not both.",
                 ))
             }
@@ -591,7 +591,7 @@ impl Cloud {
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(ApiError::new(
-                "InvalidParameterCombination",
+                ErrorCode::InvalidParameterCombination,
                 "Give exactly one of Description, SourceDestCheck and Attachment.",
             ));
         }
@@ -616,7 +616,7 @@ impl Cloud {
 
 fn eni_in_use(id: &str) -> ApiError {
     ApiError::new(
-        "InvalidNetworkInterface.InUse",
+        ErrorCode::InvalidNetworkInterfaceInUse,
         format!("The network interface '{id}' is currently in use."),
     )
 }

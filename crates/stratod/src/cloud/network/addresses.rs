@@ -12,14 +12,14 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use super::filters::{self, Filter};
-use super::network::blocking;
-use super::{Cloud, StartError};
+use super::plumbing::blocking;
+use crate::cloud::filters::{self, Filter};
+use crate::cloud::{Cloud, StartError};
 use crate::config::Uplink;
 use crate::db::addresses::{Allocation, Association, PublicIp, Release};
 use crate::db::instances::{Instance, Tag};
 use crate::db::network::Subnet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 
@@ -50,14 +50,14 @@ pub struct Allocated {
 
 fn no_uplink() -> ApiError {
     ApiError::new(
-        "UnsupportedOperation",
+        ErrorCode::UnsupportedOperation,
         "This host has no uplink configured, so it has no public IPv4 addresses.",
     )
 }
 
 fn pool_empty() -> ApiError {
     ApiError::new(
-        "InsufficientAddressCapacity",
+        ErrorCode::InsufficientAddressCapacity,
         "There are not enough free public IPv4 addresses in the host's pool.",
     )
 }
@@ -113,7 +113,7 @@ impl Cloud {
         let free = self.db.free_public_ips(u.addresses())?;
         if free < min.max(0) as usize {
             return Err(ApiError::new(
-                "InsufficientAddressCapacity",
+                ErrorCode::InsufficientAddressCapacity,
                 format!("The host's pool has {free} free public IPv4 addresses; {min} asked for."),
             ));
         }
@@ -140,7 +140,7 @@ impl Cloud {
         let free = self.db.free_public_ips(u.addresses())?;
         if free < needed {
             return Err(ApiError::new(
-                "InsufficientAddressCapacity",
+                ErrorCode::InsufficientAddressCapacity,
                 format!("The host's pool has {free} free public IPv4 addresses; {needed} needed."),
             ));
         }
@@ -164,7 +164,7 @@ impl Cloud {
             .ok_or_else(|| Kind::Subnet.not_found(subnet_id))?;
         self.changeable_vpc(account, &s.vpc_id)
             .map_err(|e| match e.code {
-                "InvalidVpcID.NotFound" => Kind::Subnet.not_found(subnet_id),
+                ErrorCode::InvalidVpcIdNotFound => Kind::Subnet.not_found(subnet_id),
                 _ => e,
             })?;
         let Some(map) = map_public_ip else {
@@ -319,7 +319,7 @@ impl Cloud {
                 })
             }
             Allocation::QuotaReached => Err(ApiError::new(
-                "AddressLimitExceeded",
+                ErrorCode::AddressLimitExceeded,
                 "The maximum number of addresses has been reached.",
             )),
             Allocation::PoolEmpty => Err(pool_empty()),
@@ -381,7 +381,7 @@ impl Cloud {
             (true, true) => return Err(ApiError::missing("InstanceId")),
             (false, false) => {
                 return Err(ApiError::new(
-                    "InvalidParameterCombination",
+                    ErrorCode::InvalidParameterCombination,
                     "Give either InstanceId or NetworkInterfaceId, not both.",
                 ))
             }
@@ -418,7 +418,7 @@ impl Cloud {
             }
             Association::AlreadyAssociated => {
                 return Err(ApiError::new(
-                    "Resource.AlreadyAssociated",
+                    ErrorCode::ResourceAlreadyAssociated,
                     format!(
                         "The address with allocation id [{allocation_id}] is already associated."
                     ),
@@ -452,7 +452,7 @@ impl Cloud {
         match self.db.release_eip(allocation_id)? {
             Release::Done => Ok(()),
             Release::InUse => Err(ApiError::new(
-                "InvalidIPAddress.InUse",
+                ErrorCode::InvalidIpAddressInUse,
                 format!("Address {} is in use.", e.public_ip),
             )),
             Release::Gone => Err(Kind::Allocation.not_found(allocation_id)),
@@ -482,7 +482,7 @@ impl Cloud {
             .find(|ip| !all.iter().any(|e| &e.public_ip == *ip))
         {
             return Err(ApiError::new(
-                "InvalidAddress.NotFound",
+                ErrorCode::InvalidAddressNotFound,
                 format!(
                     "Address '{}' not found.",
                     ip.chars().take(64).collect::<String>()

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// EC2's limit of running instances per AZ in a spread group.
 pub const MAX_SPREAD_PER_AZ: usize = 7;
@@ -244,7 +244,7 @@ fn spread(
     if capacity < min {
         let active = members.iter().filter(|m| m.active && m.az == az).count();
         return Err(ApiError::new(
-            "InsufficientInstanceCapacity",
+            ErrorCode::InsufficientInstanceCapacity,
             format!(
                 "There is not enough capacity in spread placement group '{}' for {min} more \
                  instance(s) in {az}: it has {active} running there, and a spread group puts \

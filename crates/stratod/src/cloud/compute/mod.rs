@@ -1,0 +1,11 @@
+//! Compute (the API's `Compute`, `KeyPairs` and `LaunchTemplates` services): instances from
+//! RunInstances to termination, what boots them and what the daemon adopts again on start,
+//! their metadata options, the key pairs and launch templates a launch draws on.
+
+pub mod boot;
+pub mod instances;
+pub mod key_pairs;
+pub mod launch;
+pub mod launch_templates;
+pub mod metadata;
+pub mod restore;

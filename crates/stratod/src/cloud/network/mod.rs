@@ -1,0 +1,12 @@
+//! Networking (the API's `Vpcs`, `NetworkInterfaces`, `SecurityGroups` and `Addresses`
+//! services): VPCs and subnets and their bridges, network interfaces and their taps,
+//! security groups and the host firewall that enforces them, public and Elastic IPs and the
+//! NAT table; `plumbing` holds what they share (the default VPC, CIDR arithmetic, taps).
+
+pub mod addresses;
+pub mod applies;
+pub mod firewall;
+pub mod network_interfaces;
+pub mod plumbing;
+pub mod security_groups;
+pub mod vpcs;

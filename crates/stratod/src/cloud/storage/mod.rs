@@ -1,0 +1,7 @@
+//! Images and storage (the API's `Images` and `Volumes` services): AMIs (registration,
+//! permissions, CreateImage, CopyImage from a peer region) and EBS-style volumes and
+//! snapshots, the files under the data directory behind them.
+
+pub mod copy;
+pub mod images;
+pub mod volumes;
