@@ -760,9 +760,9 @@ async fn run_instances(k: &mut Clients, f: &Fixture) {
             &|r| r.security_group_ids = ids(&["sg-0123456789abcdef0"])
         ))
     );
-    // Someone else's private image.
+    // Someone else's private image: EC2 does not say that it exists.
     refuse!(
-        "AuthFailure",
+        "InvalidAMIID.NotFound",
         k.c.run_instances(with_token(ALICE, run(&|_| {})))
     );
 }
