@@ -15,7 +15,10 @@
 # (strato-smoke-<pid>), deleted at the end; no traffic leaves it.
 # Environment: SMOKE_TIMEOUT (seconds for the boot, default 240), STRATO_VMM (a strato-vmm
 # binary to use instead of building one), SMOKE_CMDLINE_EXTRA (more kernel arguments),
-# SMOKE_LINGER (seconds to keep the guest running after the milestones, then ping again).
+# SMOKE_LINGER (seconds to keep the guest running after the milestones, then ping again),
+# SMOKE_IRQCHIP (split or kernel; default: the monitor's default), SMOKE_CPUS (vCPUs, default
+# 1), SMOKE_ENTRY (pvh, the default, or linux64: the same vmlinux without its PVH note, booted
+# through the 64-bit Linux boot protocol).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
@@ -88,6 +91,22 @@ while read -r volume; do
 done < <(jq -r '.block_device_mappings | sort_by(.device_name) | .[].volume' "$bundle/manifest.json")
 
 template="$("$vmm" --detect-cpu-template | cut -f1)"
+cpus="${SMOKE_CPUS:-1}"
+irqchip_args=()
+[ -n "${SMOKE_IRQCHIP:-}" ] && irqchip_args=(--irqchip "$SMOKE_IRQCHIP")
+kernel="$bundle/vmlinux"
+case "${SMOKE_ENTRY:-pvh}" in
+pvh) ;;
+linux64)
+	# Without the Xen note the monitor enters the ELF at e_entry in 64-bit mode.
+	objcopy --remove-section .notes "$bundle/vmlinux" "$work/vmlinux-nopvh"
+	kernel="$work/vmlinux-nopvh"
+	;;
+*)
+	echo "linux-smoke.sh: SMOKE_ENTRY must be pvh or linux64" >&2
+	exit 2
+	;;
+esac
 cmdline="$(jq -r .boot_args "$bundle/manifest.json")"
 # panic=0: stay up after init dies (it does here: guest user space cannot run), so the
 # kernel keeps answering ARP and ping. ip=: what the daemon will append.
@@ -107,12 +126,12 @@ ip -n "$ns" tuntap add dev tap0 mode tap
 ip -n "$ns" addr add "$HOST_IP/24" dev tap0
 ip -n "$ns" link set tap0 up
 
-echo "== booting $(jq -r .kernel_release "$bundle/manifest.json") (cpu template $template)" >&2
+echo "== booting $(jq -r .kernel_release "$bundle/manifest.json") (cpu template $template, irqchip ${SMOKE_IRQCHIP:-default}, $cpus vCPUs, entry ${SMOKE_ENTRY:-pvh})" >&2
 echo "   cmdline: $cmdline" >&2
 : >"$work/console.log"
 start="$(date +%s.%N)"
-ip netns exec "$ns" "$vmm" --kernel "$bundle/vmlinux" --cmdline "$cmdline" --cpus 1 --memory 128 \
-	"${disks[@]}" --net "tap=tap0,mac=$MAC" --rng \
+ip netns exec "$ns" "$vmm" --kernel "$kernel" --cmdline "$cmdline" --cpus "$cpus" --memory 128 \
+	"${irqchip_args[@]}" "${disks[@]}" --net "tap=tap0,mac=$MAC" --rng \
 	--console "$work/console.log" --api-socket "$work/api.sock" --cpu-template "$template" \
 	2>"$work/vmm.stderr" &
 vmm_pid=$!
@@ -127,6 +146,8 @@ milestones=(
 	"ext4 root mounted|EXT4-fs \\(vda\\): mounted filesystem"
 	"Run /sbin/init|Run /sbin/init as init process"
 )
+# Every vCPU must come up (INIT/SIPI through the local APICs, in either irqchip).
+[ "$cpus" -gt 1 ] && milestones=("${milestones[0]}" "all $cpus vCPUs up|smp: Brought up 1 node, $cpus CPUs" "${milestones[@]:1}")
 declare -A seen=()
 arp_ok="" ping_ok=""
 failed=""

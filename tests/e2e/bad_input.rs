@@ -464,7 +464,11 @@ fn cli_refusals_carry_the_ec2_code_and_change_nothing() {
         "InvalidSnapshot.NotFound",
         &["delete-snapshot", "--snapshot-id", &f.snap],
     );
-    d.cli_err_as(a, "AuthFailure", &["run-instances", "--image-id", &f.ami]);
+    d.cli_err_as(
+        a,
+        "InvalidAMIID.NotFound",
+        &["run-instances", "--image-id", &f.ami],
+    );
 
     assert_eq!(world(&d, &f), before);
 

@@ -274,8 +274,8 @@ fn launch_permissions_share_withdraw_and_publish() {
         )
     };
 
-    // Private: bob can neither launch it nor see it.
-    d.cli_err_as(BOB, "AuthFailure", &run_args);
+    // Private: bob can neither launch it nor see it; to him it does not exist.
+    d.cli_err_as(BOB, "InvalidAMIID.NotFound", &run_args);
     assert!(!visible_images(&d, BOB).contains(&ami));
     d.cli_err_as(
         BOB,
@@ -310,12 +310,12 @@ fn launch_permissions_share_withdraw_and_publish() {
     );
     assert!(out.status.success(), "{out:?}");
     // Alice was not given it.
-    d.cli_err_as(ALICE, "AuthFailure", &run_args);
+    d.cli_err_as(ALICE, "InvalidAMIID.NotFound", &run_args);
     assert!(!visible_images(&d, ALICE).contains(&ami));
 
     // Withdrawn: bob is refused again and no longer sees it.
     modify("Remove=[{UserId=222222222222}]");
-    d.cli_err_as(BOB, "AuthFailure", &run_args);
+    d.cli_err_as(BOB, "InvalidAMIID.NotFound", &run_args);
     assert!(!visible_images(&d, BOB).contains(&ami));
     let v = attribute();
     assert!(

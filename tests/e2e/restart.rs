@@ -1,12 +1,16 @@
 //! Daemon restarts: running VMs keep running and are adopted again; a monitor that ended
 //! while the daemon was down is reported, not forgotten; a guest that powered off meanwhile
-//! is stopped as its shutdown behavior says.
+//! is stopped as its shutdown behavior says. One daemon per data directory: a second one is
+//! refused with the first one's PID, and a stopped daemon leaves no socket behind. A monitor
+//! that does not answer when the daemon starts is adopted all the same and judged by the
+//! status check, not killed.
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use strato_e2e::Daemon;
+use strato_e2e::{bin, Daemon};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -65,4 +69,93 @@ fn restart_adopts_running_vms_and_reports_dead_ones() {
     d.cli(&["start-instances", "--instance-ids", &ids[1], "--wait"]);
     d.wait_status(&ids[1], ("ok", "ok"), T);
     assert!(d.log().contains("monitor adopted"));
+}
+
+#[test]
+fn one_daemon_per_data_directory() {
+    let mut d = Daemon::start("datadir");
+    let pid = d.pid().unwrap();
+    assert!(
+        d.log().contains(&format!("stratod: ready (pid {pid})")),
+        "{}",
+        d.log()
+    );
+    let lock = std::fs::read_to_string(d.data().join("stratod.lock")).unwrap();
+    assert_eq!(lock.trim(), pid.to_string());
+
+    // A second daemon on the same data directory (another socket) refuses to start.
+    let other = d.dir.join("other.sock");
+    let mut second = Command::new("ip")
+        .args(["netns", "exec", &d.ns])
+        .arg(bin("stratod"))
+        .arg("--data-dir")
+        .arg(d.data())
+        .arg("--listen")
+        .arg(format!("unix:{}", other.display()))
+        .arg("--config")
+        .arg(d.dir.join("config.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second daemon on the same data directory kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("in use by another stratod (pid {pid})")),
+        "{err}"
+    );
+    assert!(!other.exists(), "the refused daemon made a socket");
+    // The first one is untouched.
+    d.cli(&["describe-regions"]);
+
+    // Stopped, it leaves no socket (nor a lock holder); started again, it serves.
+    d.stop_daemon();
+    assert!(!d.socket.exists(), "the socket outlived the daemon");
+    d.restart();
+    d.cli(&["describe-regions"]);
+}
+
+#[test]
+fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
+    let mut d = Daemon::start("adopt");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    d.wait_status(&id, ("ok", "*"), T);
+    let pids = d.vmm_pids();
+    assert_eq!(pids.len(), 1);
+    let pid = pids[0];
+
+    // A stopped process keeps its socket but answers nothing.
+    d.stop_daemon();
+    // SAFETY: kill takes a PID and a signal number; the PID is the test's own monitor.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    d.restart();
+    assert_eq!(
+        d.vmm_pids(),
+        vec![pid],
+        "the monitor was killed:\n{}",
+        d.log()
+    );
+    assert_eq!(d.state(&id), "running");
+    d.wait_status(&id, ("impaired", "*"), T);
+
+    // Once it answers again, the check says so; nothing was lost.
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    d.wait_status(&id, ("ok", "*"), T);
+    assert_eq!(d.vmm_pids(), vec![pid]);
 }

@@ -596,3 +596,67 @@ fn a_tap_may_send_only_as_its_interface() {
     ip(&["-n", &hc.ns, "neigh", "flush", "all"]);
     assert!(connects(&host, "172.31.0.201", 7070), "the interface again");
 }
+
+/// Whether `host` can open a TCP connection to `ip:port` (nothing is sent).
+fn opens(host: &NsHost, ip: &str, port: u16) -> bool {
+    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    in_ns(host, move || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(1500)).is_ok()
+    })
+}
+
+/// The host itself, seen from a VPC bridge: a namespace host plugged into the default VPC's
+/// bridge reaches DHCP's port, the metadata service and ICMP echo to its own gateway, and
+/// nothing else of the host: not the daemon's TCP API on the gateway address, not another
+/// VPC's gateway address, not a listener of the host's own on any address.
+#[test]
+fn guests_reach_only_the_guest_services_of_the_host() {
+    let mut cfg = strato_e2e::fast_config();
+    cfg["listen"] = serde_json::json!(["tcp:0.0.0.0:7320"]);
+    let d = Daemon::start_with("sghost", cfg);
+    let v = d.json(&["create-vpc", "--cidr-block", "10.77.0.0/16"]);
+    let vpc = v["Vpc"]["VpcId"].as_str().unwrap().to_string();
+    d.json(&[
+        "create-subnet",
+        "--vpc-id",
+        &vpc,
+        "--cidr-block",
+        "10.77.1.0/24",
+    ]);
+    let h = d.host("hg", "strato0", "172.31.0.200/20", Some("172.31.0.1"));
+    // The daemon's namespace as a host, to listen and to check from inside.
+    let me = NsHost {
+        ns: d.ns.clone(),
+        port: String::new(),
+    };
+    listen(&me, 7321);
+    // From the host's own side both listeners answer on the gateway address.
+    assert!(opens(&me, "172.31.0.1", 7320), "the API, from the host");
+    assert!(connects(&me, "172.31.0.1", 7321), "the host's listener");
+
+    assert!(
+        pings_within(&h, "172.31.0.1", 10),
+        "ICMP echo to the gateway"
+    );
+    assert!(opens(&h, "169.254.169.254", 80), "the metadata service");
+    assert!(
+        !opens(&h, "172.31.0.1", 7320),
+        "the API through the gateway"
+    );
+    assert!(!connects(&h, "172.31.0.1", 7321), "another host listener");
+    assert!(
+        !opens(&h, "10.77.1.1", 7320),
+        "the API on another VPC's gateway"
+    );
+    assert!(!h.ping("10.77.1.1", 2), "another VPC's gateway");
+    // The rules come from the database: a restart renders them again.
+    let mut d = d;
+    d.restart();
+    assert!(!opens(&h, "172.31.0.1", 7320), "the API after a restart");
+    assert!(
+        pings_within(&h, "172.31.0.1", 10),
+        "the gateway after a restart"
+    );
+    // Dropping `me` must not delete the daemon's namespace.
+    std::mem::forget(me);
+}

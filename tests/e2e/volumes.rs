@@ -504,3 +504,78 @@ fn impossible_attachments_are_refused() {
     d.cli_err("IncorrectState", &["detach-volume", "--volume-id", &second]);
     assert_eq!(d.state(&id), "running");
 }
+
+/// The monitor's counters, asked on its control socket.
+fn monitor_counters(d: &Daemon, instance: &str) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = d.data().join("instances").join(instance).join("api.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"{\"op\":\"counters\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+/// Attachments started together to one running instance each get a drive slot of their own
+/// (the guest gets every disk, and a later detach empties the right one).
+#[test]
+fn concurrent_attachments_take_distinct_slots() {
+    let d = Daemon::start("vol-race");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    let vols: Vec<String> = (0..3).map(|_| create_volume(&d, AZ)).collect();
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = vols
+            .iter()
+            .zip(["/dev/vdf", "/dev/vdg", "/dev/vdh"])
+            .map(|(vol, dev)| {
+                let (d, id) = (&d, &id);
+                s.spawn(move || {
+                    d.cli_raw(&[
+                        "attach-volume",
+                        "--volume-id",
+                        vol,
+                        "--instance-id",
+                        id,
+                        "--device",
+                        dev,
+                    ])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        assert!(o.status.success(), "{o:?}");
+    }
+    for v in &vols {
+        assert_eq!(attachments(&wait_volume(&d, v, "in-use")).len(), 1);
+    }
+    let c = monitor_counters(&d, &id);
+    let mut changed = Vec::new();
+    for (dev, counters) in c["devices"].as_object().unwrap() {
+        if let Some(n) = counters.get("config_changes").and_then(Value::as_u64) {
+            assert!(n <= 1, "slot {dev} changed {n} times: {c}");
+            if n == 1 {
+                changed.push(dev.clone());
+            }
+        }
+    }
+    assert_eq!(changed.len(), 3, "three slots, one change each: {c}");
+    // Each detach empties its own slot: all three come back.
+    for v in &vols {
+        d.cli(&["detach-volume", "--volume-id", v]);
+    }
+    for v in &vols {
+        wait_volume(&d, v, "available");
+    }
+    let c = monitor_counters(&d, &id);
+    let twice = c["devices"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|x| x.get("config_changes").and_then(Value::as_u64) == Some(2))
+        .count();
+    assert_eq!(twice, 3, "{c}");
+}

@@ -151,8 +151,28 @@ impl Compute for FakeCompute {
     }
 }
 
+/// A fake daemon's `--endpoint`; its socket file goes when the test ends.
+struct Fake {
+    endpoint: String,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Fake {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Serves the fake on a fresh socket and returns its `--endpoint`.
-fn start_fake(name: &str) -> String {
+fn start_fake(name: &str) -> Fake {
     let path: PathBuf =
         std::env::temp_dir().join(format!("strato-cli-{}-{name}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
@@ -162,7 +182,10 @@ fn start_fake(name: &str) -> String {
             .add_service(ComputeServer::new(FakeCompute))
             .serve_with_incoming(UnixListenerStream::new(listener)),
     );
-    format!("unix:{}", path.display())
+    Fake {
+        endpoint: format!("unix:{}", path.display()),
+        path,
+    }
 }
 
 /// Runs `strato` with `args` against `endpoint`, isolated from the caller's environment.

@@ -217,10 +217,12 @@ pub struct Ioapic {
 }
 
 impl Ioapic {
-    /// An IOAPIC with APIC ID `id` (4 bits), every pin masked. It tells `backend` its (empty)
-    /// routes once, so the backend starts from a known table.
+    /// An IOAPIC with APIC ID `id` (4 bits), every pin masked. The backend must start with no
+    /// routes, as KVM's table does once a split irqchip is enabled: the first call to
+    /// [`IoapicBackend::routes_changed`] comes when the guest unmasks a pin (on a nested host
+    /// each update of KVM's table costs milliseconds).
     pub fn new(id: u8, backend: Arc<dyn IoapicBackend>) -> Self {
-        let mut ioapic = Self {
+        Self {
             id: id & 0x0f,
             regsel: 0,
             entries: [RedirectionEntry::RESET; IOAPIC_PINS],
@@ -228,9 +230,7 @@ impl Ioapic {
             backend,
             routes: [None; IOAPIC_PINS],
             metrics: IoapicMetrics::default(),
-        };
-        ioapic.push_routes();
-        ioapic
+        }
     }
 
     /// The APIC ID the guest sees in the ID register.
@@ -307,7 +307,7 @@ impl Ioapic {
         self.regsel = 0;
         self.entries = [RedirectionEntry::RESET; IOAPIC_PINS];
         self.lines = 0;
-        self.push_routes();
+        self.update_routes();
     }
 
     fn deliver_level(&mut self, pin: usize) {
@@ -350,8 +350,12 @@ impl Ioapic {
         routes
     }
 
-    fn push_routes(&mut self) {
+    /// Tells the backend the routes if they changed.
+    fn update_routes(&mut self) {
         let routes = self.compute_routes();
+        if routes == self.routes {
+            return;
+        }
         self.routes = routes;
         self.metrics.route_updates.inc();
         if let Err(e) = self.backend.routes_changed(&routes) {
@@ -405,9 +409,7 @@ impl Ioapic {
             e.0 &= !REMOTE_IRR;
         }
         self.entries[pin] = e;
-        if self.compute_routes() != self.routes {
-            self.push_routes();
-        }
+        self.update_routes();
         // An unmasked level-triggered pin whose line is high delivers now.
         if e.level_triggered() && !e.masked() && !e.remote_irr() && self.lines & (1 << pin) != 0 {
             self.deliver_level(pin);
@@ -514,8 +516,12 @@ mod tests {
         fn take_sent(&self) -> Vec<MsiMessage> {
             std::mem::take(&mut *lock(&self.sent))
         }
+        /// The routes last pushed; none pushed means the empty table the backend starts with.
         fn last_routes(&self) -> [Option<MsiMessage>; IOAPIC_PINS] {
-            *lock(&self.routes).last().expect("routes pushed")
+            lock(&self.routes)
+                .last()
+                .copied()
+                .unwrap_or([None; IOAPIC_PINS])
         }
         fn route_pushes(&self) -> usize {
             lock(&self.routes).len()
@@ -608,8 +614,10 @@ mod tests {
             assert_eq!(reg_read(&mut io, REG_REDIRECTION + 2 * pin), MASK);
             assert_eq!(reg_read(&mut io, REG_REDIRECTION + 2 * pin + 1), 0);
         }
-        assert_eq!(rec.last_routes(), [None; IOAPIC_PINS]);
+        // Nothing pushed yet: the backend's table starts empty.
+        assert_eq!(rec.route_pushes(), 0);
         program(&mut io, 3, 0x0000_0931, 2);
+        assert_eq!(rec.route_pushes(), 1);
         assert_eq!(reg_read(&mut io, REG_REDIRECTION + 6), 0x0931);
         assert_eq!(reg_read(&mut io, REG_REDIRECTION + 7), 2 << 24);
         let e = io.entry(3).unwrap();
@@ -848,7 +856,11 @@ mod tests {
         program(&mut io, 5, 0x25, 0);
         io.set_line(5, true);
         io.reset();
+        assert_eq!(rec.route_pushes(), 2);
         assert_eq!(rec.last_routes(), [None; IOAPIC_PINS]);
+        // Nothing to change: nothing pushed.
+        io.reset();
+        assert_eq!(rec.route_pushes(), 2);
         assert!(io.entry(5).unwrap().masked());
         assert_eq!(io.id(), 9);
     }

@@ -16,11 +16,18 @@
 //!   ingress chain (a match accepts, the chain ends in a drop). Traffic of addresses that
 //!   are no ENI's (the host, the outside world) meets only the ENI side's chain.
 //!
+//!
+//! The same inet table guards the host itself: its `input` chain sends everything that
+//! arrives on a VPC bridge (guests, and anything else plugged into one) to `from_guests`,
+//! which accepts replies of the host's own connections, DHCP, the metadata service and
+//! ICMP echo to the bridge's gateways, and drops the rest, so that no guest reaches the
+//! host's other listeners (the API, `/metrics`, sshd...) through its gateway address.
+//!
 //! No conntrack zones: all VPC bridges share one namespace, and the daemon refuses
 //! overlapping subnets, so an ENI address identifies one flow end on the whole host.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::{validate_ifname, MacAddr, NetError};
 
@@ -93,6 +100,15 @@ pub struct GroupSet {
     pub members: Vec<(String, Ipv4Addr)>,
 }
 
+/// A VPC bridge, whose traffic to the host itself is limited to the guest services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBridge {
+    /// The bridge device.
+    pub name: String,
+    /// Its subnets' gateway addresses (ICMP echo to them is answered).
+    pub gateways: Vec<Ipv4Addr>,
+}
+
 /// Everything the host's firewall holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
@@ -100,6 +116,11 @@ pub struct Ruleset {
     pub enis: Vec<EniRules>,
     /// Groups named as peers.
     pub groups: Vec<GroupSet>,
+    /// VPC bridges: what arrives on them for the host is limited to DHCP, the metadata
+    /// service and ICMP echo to a gateway.
+    pub bridges: Vec<HostBridge>,
+    /// The metadata service's address (TCP); `None`: not accepted from guests.
+    pub metadata: Option<SocketAddrV4>,
 }
 
 /// An ID as an nft identifier: `-` becomes `_`; anything but ASCII letters, digits and
@@ -260,6 +281,7 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
         }
         s.push_str("\t}\n\n");
     }
+    render_host_input(rs, &mut s)?;
     s.push_str(
         "\tchain forward {\n\
          \t\ttype filter hook forward priority 0; policy accept;\n\
@@ -288,6 +310,48 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
     }
     s.push_str("}\n");
     Ok(s)
+}
+
+/// The host's own input from VPC bridges (part of the filter table).
+fn render_host_input(rs: &Ruleset, s: &mut String) -> Result<(), NetError> {
+    s.push_str("\tset vpc_bridges {\n\t\ttype ifname\n");
+    let names = rs
+        .bridges
+        .iter()
+        .map(|b| ifname(&b.name))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !names.is_empty() {
+        let _ = writeln!(s, "\t\telements = {{ {} }}", names.join(", "));
+    }
+    s.push_str("\t}\n\n\tset gateways {\n\t\ttype ifname . ipv4_addr\n");
+    let mut gws = Vec::new();
+    for b in &rs.bridges {
+        for g in &b.gateways {
+            gws.push(format!("{} . {g}", ifname(&b.name)?));
+        }
+    }
+    if !gws.is_empty() {
+        let _ = writeln!(s, "\t\telements = {{ {} }}", gws.join(", "));
+    }
+    s.push_str(
+        "\t}\n\n\
+         \tchain input {\n\
+         \t\ttype filter hook input priority 0; policy accept;\n\
+         \t\tiifname @vpc_bridges jump from_guests\n\
+         \t}\n\n\
+         \tchain from_guests {\n\
+         \t\tct state established,related accept\n\
+         \t\tudp sport 68 udp dport 67 accept\n",
+    );
+    if let Some(m) = rs.metadata {
+        let _ = writeln!(s, "\t\tip daddr {} tcp dport {} accept", m.ip(), m.port());
+    }
+    s.push_str(
+        "\t\ticmp type echo-request iifname . ip daddr @gateways accept\n\
+         \t\tcounter drop\n\
+         \t}\n\n",
+    );
+    Ok(())
 }
 
 /// The whole script: both tables replaced in one transaction (the empty declaration makes
@@ -437,6 +501,11 @@ mod tests {
                 id: "sg-0c".into(),
                 members: vec![("strato0".into(), Ipv4Addr::new(172, 31, 0, 4))],
             }],
+            bridges: vec![HostBridge {
+                name: "strato0".into(),
+                gateways: vec![Ipv4Addr::new(172, 31, 0, 1)],
+            }],
+            metadata: Some(SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80)),
         };
         let got = render_filter(&rs).unwrap();
         let want = "table inet strato_filter {
@@ -453,6 +522,29 @@ mod tests {
 \tmap eni_in {
 \t\ttype ifname . ipv4_addr : verdict
 \t\telements = { \"strato0\" . 172.31.0.4 : jump in_eni_0a }
+\t}
+
+\tset vpc_bridges {
+\t\ttype ifname
+\t\telements = { \"strato0\" }
+\t}
+
+\tset gateways {
+\t\ttype ifname . ipv4_addr
+\t\telements = { \"strato0\" . 172.31.0.1 }
+\t}
+
+\tchain input {
+\t\ttype filter hook input priority 0; policy accept;
+\t\tiifname @vpc_bridges jump from_guests
+\t}
+
+\tchain from_guests {
+\t\tct state established,related accept
+\t\tudp sport 68 udp dport 67 accept
+\t\tip daddr 169.254.169.254 tcp dport 80 accept
+\t\ticmp type echo-request iifname . ip daddr @gateways accept
+\t\tcounter drop
 \t}
 
 \tchain forward {
@@ -481,5 +573,30 @@ mod tests {
             "table inet strato_filter {}\ndelete table inet strato_filter\ntable inet"
         ));
         assert!(script.contains("table bridge strato_guard {}\ndelete table bridge strato_guard\n"));
+    }
+
+    /// With no bridges the host input chain still exists (empty sets, nothing jumps to the
+    /// guest chain); without a metadata address nothing is let through to it; a bridge name
+    /// that could break out of the script is refused.
+    #[test]
+    fn host_input_without_bridges_or_metadata() {
+        let got = render_filter(&Ruleset::default()).unwrap();
+        assert!(
+            got.contains("\tset vpc_bridges {\n\t\ttype ifname\n\t}\n"),
+            "{got}"
+        );
+        assert!(
+            got.contains("iifname @vpc_bridges jump from_guests"),
+            "{got}"
+        );
+        assert!(!got.contains("tcp dport 80"), "{got}");
+        let rs = Ruleset {
+            bridges: vec![HostBridge {
+                name: "br\" }".into(),
+                gateways: vec![],
+            }],
+            ..Ruleset::default()
+        };
+        assert!(render_filter(&rs).is_err());
     }
 }

@@ -120,6 +120,14 @@ mod tests {
                     id: "sg-0123456789abcdef0".into(),
                     members: vec![("br0".into(), Ipv4Addr::new(10, 0, 0, 4))],
                 }],
+                bridges: vec![firewall::HostBridge {
+                    name: "br0".into(),
+                    gateways: vec![Ipv4Addr::new(10, 0, 0, 1)],
+                }],
+                metadata: Some(std::net::SocketAddrV4::new(
+                    Ipv4Addr::new(169, 254, 169, 254),
+                    80,
+                )),
             };
             apply(&firewall::render(&rs).expect("render")).expect("apply");
             // Applying again replaces the tables rather than failing or doubling them.
@@ -130,6 +138,11 @@ mod tests {
             assert!(filter.contains("jump in_eni_0123456789abcdef0"), "{filter}");
             assert!(filter.contains("tcp dport 22"), "{filter}");
             assert_eq!(filter.matches("chain forward").count(), 1, "{filter}");
+            assert!(
+                filter.contains("iifname @vpc_bridges jump from_guests"),
+                "{filter}"
+            );
+            assert!(filter.contains("\"br0\" . 10.0.0.1"), "{filter}");
             let guard = list_table("bridge", firewall::GUARD_TABLE)
                 .expect("list")
                 .expect("guard table");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cloud::Cloud;
+use crate::db::instances::Instance;
 use crate::db::now_s;
 use crate::lifecycle::State;
 use crate::supervisor::{self, Monitor, VmmPaths};
@@ -192,30 +193,60 @@ impl Cloud {
         let Ok(instances) = self.db.instances(None) else {
             return;
         };
+        let running = instances
+            .into_iter()
+            .filter(|i| i.state == State::Running)
+            .collect();
+        self.record_round(running, |cloud, inst| async move {
+            let sys = cloud.system_check(&inst).await;
+            let reach = if sys || cloud.vm(&inst.id).is_some() {
+                cloud.instance_check(&inst).await
+            } else {
+                Some(false)
+            };
+            (sys, reach)
+        })
+        .await;
+    }
+
+    /// Runs `check` (system passed, reachability passed) for each instance at once and
+    /// folds the results into the status map. A check that panics keeps its instance's
+    /// previous record and costs no other instance its history.
+    async fn record_round<F, Fut>(self: &Arc<Self>, instances: Vec<Instance>, check: F)
+    where
+        F: Fn(Arc<Cloud>, Instance) -> Fut,
+        Fut: std::future::Future<Output = (bool, Option<bool>)> + Send + 'static,
+    {
         let mut set = tokio::task::JoinSet::new();
-        for inst in instances.into_iter().filter(|i| i.state == State::Running) {
-            let cloud = Arc::clone(self);
-            set.spawn(async move {
-                crate::metrics::inc(&cloud.metrics.status_checks_total);
-                let sys = cloud.system_check(&inst).await;
-                let reach = if sys || cloud.vm(&inst.id).is_some() {
-                    cloud.instance_check(&inst).await
-                } else {
-                    Some(false)
-                };
-                (inst.id, sys, reach)
-            });
+        let mut task_of: HashMap<tokio::task::Id, String> = HashMap::new();
+        for inst in instances {
+            crate::metrics::inc(&self.metrics.status_checks_total);
+            let id = inst.id.clone();
+            let handle = set.spawn(check(Arc::clone(self), inst));
+            task_of.insert(handle.id(), id);
         }
         let now = now_s();
         let grace = self.cfg.status_grace.as_secs_f64();
         let mut results: HashMap<String, Record> = HashMap::new();
-        while let Some(Ok((id, sys, reach))) = set.join_next().await {
+        while let Some(joined) = set.join_next_with_id().await {
+            let (task, outcome) = match joined {
+                Ok((task, r)) => (task, Some(r)),
+                Err(e) => (e.id(), None),
+            };
+            let Some(id) = task_of.remove(&task) else {
+                continue;
+            };
             let mut rec = self.status_of(&id);
-            let in_grace = (now - rec.since) as f64 <= grace;
-            rec.system.update(sys, false, now);
-            match reach {
-                Some(passed) => rec.instance.update(passed, in_grace, now),
-                None => rec.instance.status = Status::InsufficientData,
+            match outcome {
+                Some((sys, reach)) => {
+                    let in_grace = (now - rec.since) as f64 <= grace;
+                    rec.system.update(sys, false, now);
+                    match reach {
+                        Some(passed) => rec.instance.update(passed, in_grace, now),
+                        None => rec.instance.status = Status::InsufficientData,
+                    }
+                }
+                None => tracing::error!(instance = %id, "status check panicked; its record stays"),
             }
             results.insert(id, rec);
         }
@@ -246,6 +277,39 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::instances::tests::sample;
+
+    /// A panicking check of one instance leaves every instance's history in place, its own
+    /// included.
+    #[tokio::test]
+    async fn a_panicking_check_costs_no_history() {
+        let (_dir, cloud) = crate::cloud::test_cloud();
+        let insts: Vec<Instance> = [
+            "i-0000000000000000a",
+            "i-0000000000000000b",
+            "i-0000000000000000c",
+        ]
+        .iter()
+        .map(|id| sample(id, "111111111111"))
+        .collect();
+        cloud
+            .record_round(insts.clone(), |_, _| async { (true, Some(true)) })
+            .await;
+        for i in &insts {
+            assert_eq!(cloud.status_of(&i.id).system.status, Status::Ok);
+        }
+        cloud
+            .record_round(insts.clone(), |_, inst| async move {
+                assert_ne!(inst.id, "i-0000000000000000a", "a probe bug");
+                (false, Some(true))
+            })
+            .await;
+        let map = cloud.status.lock().unwrap().clone();
+        assert_eq!(map.len(), 3, "{map:?}");
+        assert_eq!(map["i-0000000000000000a"].system.status, Status::Ok);
+        assert_eq!(map["i-0000000000000000b"].system.status, Status::Impaired);
+        assert_eq!(map["i-0000000000000000c"].system.status, Status::Impaired);
+    }
 
     #[test]
     fn check_history() {

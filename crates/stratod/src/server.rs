@@ -1,5 +1,6 @@
 //! Serving the API: every listener gets the strato services plus the standard gRPC
-//! health and reflection services. The Unix socket is created owner-only. An optional
+//! health and reflection services. The Unix socket is created owner-only and removed when
+//! the daemon stops; readiness is announced once every listener is bound. An optional
 //! plain-HTTP listener serves the daemon's counters on `/metrics`.
 
 use std::future::Future;
@@ -129,14 +130,22 @@ pub async fn serve(
             }
         }
     }
+    crate::datadir::notify_ready();
     shutdown.await;
     let _ = stop_tx.send(true);
+    let mut result = Ok(());
     for t in tasks {
         if let Ok(Err(e)) = t.await {
-            return Err(e.into());
+            result = Err(e.into());
         }
     }
-    Ok(())
+    // A socket file left behind would look like a live daemon to whoever checks for it.
+    for listen in &cloud.cfg.listen {
+        if let Listen::Unix(path) = listen {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
 }
 
 /// Serves `/metrics` in the Prometheus text format on a plain TCP address.

@@ -224,6 +224,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's PID while it runs (`ip netns exec` execs it, so the child is stratod).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The daemon's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("stratod.log")).unwrap_or_default()

@@ -72,6 +72,14 @@ impl<'m> DescTable<'m> {
     /// The descriptors of the chain starting at `head` (at most the queue size of them).
     pub fn collect(&self, head: u16) -> Result<Vec<Descriptor>, BrokenChain> {
         let mut descs = Vec::new();
+        self.collect_into(head, &mut descs)?;
+        Ok(descs)
+    }
+
+    /// As [`DescTable::collect`], into `descs` (cleared first), so a caller that walks
+    /// many chains reuses one allocation.
+    pub fn collect_into(&self, head: u16, descs: &mut Vec<Descriptor>) -> Result<(), BrokenChain> {
+        descs.clear();
         let mut index = head;
         for _ in 0..self.size {
             if index >= self.size {
@@ -83,7 +91,7 @@ impl<'m> DescTable<'m> {
             }
             descs.push(desc);
             if !desc.has_next() {
-                return Ok(descs);
+                return Ok(());
             }
             index = desc.next();
         }

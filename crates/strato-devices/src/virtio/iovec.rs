@@ -10,7 +10,9 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::unix::io::RawFd;
 
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap};
+use vm_memory::{
+    GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap, VolatileSlice,
+};
 
 /// Most iovecs one system call takes (`IOV_MAX` on Linux).
 const IOV_MAX: usize = 1024;
@@ -141,20 +143,39 @@ impl<'m> IoVecs<'m> {
         })
     }
 
-    /// One `readv` into the buffers (one frame from a tap or packet socket).
+    /// One `readv` into the buffers (one frame from a tap or packet socket); a plain
+    /// `read` when there is one buffer.
     pub fn readv(&self, fd: RawFd) -> io::Result<usize> {
-        let iovs = self.first_batch();
-        // SAFETY: as in `pread_exact`.
-        let n = unsafe { libc::readv(fd, iovs.as_ptr(), iov_count(iovs)) };
+        let n = match self.first_batch() {
+            // SAFETY: as in `pread_exact`.
+            [one] => unsafe { libc::read(fd, one.iov_base, one.iov_len) },
+            // SAFETY: as in `pread_exact`.
+            iovs => unsafe { libc::readv(fd, iovs.as_ptr(), iov_count(iovs)) },
+        };
         ret_len(n)
     }
 
-    /// One `writev` of the buffers (one frame to a tap or packet socket).
+    /// One `writev` of the buffers (one frame to a tap or packet socket); a plain
+    /// `write` when there is one buffer.
     pub fn writev(&self, fd: RawFd) -> io::Result<usize> {
-        let iovs = self.first_batch();
-        // SAFETY: as in `pwrite_all`; the kernel only reads the buffers.
-        let n = unsafe { libc::writev(fd, iovs.as_ptr(), iov_count(iovs)) };
+        let n = match self.first_batch() {
+            // SAFETY: as in `pwrite_all`; the kernel only reads the buffer.
+            [one] => unsafe { libc::write(fd, one.iov_base, one.iov_len) },
+            // SAFETY: as in `pwrite_all`; the kernel only reads the buffers.
+            iovs => unsafe { libc::writev(fd, iovs.as_ptr(), iov_count(iovs)) },
+        };
         ret_len(n)
+    }
+
+    /// A list of one host buffer.
+    pub fn host(buf: &'m mut [u8]) -> Self {
+        let mut v = Self {
+            iovs: IovList::new(),
+            total: 0,
+            _mem: PhantomData,
+        };
+        v.push_host_buffer(buf);
+        v
     }
 
     /// The iovecs, for system calls this module does not wrap (`recvmsg`, `sendmsg`).
@@ -266,22 +287,33 @@ impl IovQueue {
         }
     }
 
-    /// Appends guest buffers (checked and mapped as [`IoVecs::new`] does); returns how
-    /// many iovecs they took. Nothing is added on error, or when the queue would hold
-    /// more than one system call takes (`Ok(None)`).
+    /// Appends guest buffers (checked and mapped as [`IoVecs::new`] does); a buffer that
+    /// starts where the last one ends extends it, so adjacent guest buffers cost the
+    /// kernel one iovec. Nothing is added on error, or when the queue would hold more
+    /// than one system call takes (`Ok(false)`).
     pub fn push(
         &mut self,
         bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
-    ) -> Result<Option<usize>, GuestMemoryError> {
+    ) -> Result<bool, GuestMemoryError> {
         let mapped = IoVecs::new(&self._mem, bufs)?;
         let new = mapped.iovs.as_slice();
         // One slot stays free for the spill buffer of `with_spill`.
         if self.iovs.len() - self.start + new.len() >= IOV_MAX {
-            return Ok(None);
+            return Ok(false);
         }
-        self.iovs.extend_from_slice(new);
+        for iov in new {
+            match self.iovs.get_mut(self.start..).and_then(|q| q.last_mut()) {
+                Some(last)
+                    if last.iov_base.cast::<u8>().wrapping_add(last.iov_len)
+                        == iov.iov_base.cast::<u8>() =>
+                {
+                    last.iov_len += iov.iov_len;
+                }
+                _ => self.iovs.push(*iov),
+            }
+        }
         self.total = self.total.saturating_add(mapped.total);
-        Ok(Some(new.len()))
+        Ok(true)
     }
 
     /// Bytes queued.
@@ -294,8 +326,17 @@ impl IovQueue {
         self.total == 0
     }
 
-    /// Runs `f` with the queued buffers followed by the host buffer `spill`, as one list.
+    /// Runs `f` with the queued buffers followed by the host buffer `spill` (if not
+    /// empty), as one list.
     pub fn with_spill<R>(&mut self, spill: &mut [u8], f: impl FnOnce(&IoVecs<'_>) -> R) -> R {
+        if spill.is_empty() {
+            let list = IoVecs {
+                iovs: IovList::Borrowed(self.iovs.get(self.start..).unwrap_or_default()),
+                total: self.total,
+                _mem: PhantomData,
+            };
+            return f(&list);
+        }
         self.iovs.push(libc::iovec {
             iov_base: spill.as_mut_ptr().cast(),
             iov_len: spill.len(),
@@ -312,10 +353,60 @@ impl IovQueue {
         r
     }
 
-    /// Drops the first `iovs` iovecs, which cover `bytes` bytes.
-    pub fn pop_front(&mut self, iovs: usize, bytes: usize) {
-        self.start = (self.start + iovs).min(self.iovs.len());
-        self.total = self.total.saturating_sub(bytes);
+    /// Copies the first `buf.len()` queued bytes into `buf`; false if fewer are queued.
+    pub fn read_front(&self, buf: &mut [u8]) -> bool {
+        self.walk_front(buf.len(), |slice, at| {
+            slice.copy_to(&mut buf[at..at + slice.len()]);
+        })
+    }
+
+    /// Copies `bytes` over the first queued bytes; false (nothing written) if fewer are
+    /// queued.
+    pub fn write_front(&self, bytes: &[u8]) -> bool {
+        self.walk_front(bytes.len(), |slice, at| {
+            slice.copy_from(&bytes[at..at + slice.len()]);
+        })
+    }
+
+    /// Calls `f` with the first `len` queued bytes, one guest slice (and its offset in
+    /// those bytes) at a time.
+    fn walk_front(&self, len: usize, mut f: impl FnMut(VolatileSlice<'_>, usize)) -> bool {
+        if self.total < len {
+            return false;
+        }
+        let mut done = 0;
+        for iov in self.iovs.get(self.start..).unwrap_or_default() {
+            if done == len {
+                break;
+            }
+            let n = iov.iov_len.min(len - done);
+            // SAFETY: the iovec covers `iov_len` bytes of guest memory that `_mem` keeps
+            // mapped, checked when it was pushed; `n <= iov_len`.
+            let slice = unsafe { VolatileSlice::new(iov.iov_base.cast(), n) };
+            f(slice, done);
+            done += n;
+        }
+        done == len
+    }
+
+    /// Drops the first `bytes` queued bytes.
+    pub fn pop_front(&mut self, bytes: usize) {
+        let mut left = bytes.min(self.total);
+        self.total -= left;
+        while left > 0 {
+            let Some(iov) = self.iovs.get_mut(self.start) else {
+                break;
+            };
+            if iov.iov_len <= left {
+                left -= iov.iov_len;
+                self.start += 1;
+            } else {
+                // SAFETY: `left < iov_len`, so the new base stays inside the buffer.
+                iov.iov_base = unsafe { iov.iov_base.cast::<u8>().add(left) }.cast();
+                iov.iov_len -= left;
+                left = 0;
+            }
+        }
         // Move the rest to the front now and then, not on every frame.
         if self.start == self.iovs.len() {
             self.iovs.clear();
@@ -507,9 +598,9 @@ mod tests {
         f.write_all_at(&data, 0).unwrap();
         let mut q = IovQueue::new(&m);
         assert!(q.is_empty());
-        // A buffer across the region boundary takes two iovecs.
-        assert_eq!(q.push([(GuestAddress(0xfff8), 16)]).unwrap(), Some(2));
-        assert_eq!(q.push([(GuestAddress(0x100), 16)]).unwrap(), Some(1));
+        // Two buffers in different places, one across the region boundary.
+        assert!(q.push([(GuestAddress(0xfff8), 16)]).unwrap());
+        assert!(q.push([(GuestAddress(0x100), 16)]).unwrap());
         assert!(q.push([(GuestAddress(0x30000), 16)]).is_err());
         assert_eq!(q.len(), 32);
         let mut spill = [0u8; 64];
@@ -522,17 +613,47 @@ mod tests {
         m.read_slice(&mut got, GuestAddress(0x100)).unwrap();
         assert_eq!(&got[..], &data[16..32]);
         assert_eq!(&spill[..], &data[32..96]);
-        q.pop_front(2, 16);
-        assert_eq!(q.len(), 16);
+        let mut front = [0u8; 20];
+        assert!(q.read_front(&mut front));
+        assert_eq!(&front[..16], &data[..16]);
+        assert_eq!(&front[16..], &data[16..20]);
+        assert!(q.write_front(&[0xaa; 18]));
+        assert_eq!(
+            m.read_obj::<[u8; 2]>(GuestAddress(0x100)).unwrap(),
+            [0xaa; 2]
+        );
+        assert!(!q.read_front(&mut [0u8; 33]));
+        // Part of the second buffer goes too.
+        q.pop_front(20);
+        assert_eq!(q.len(), 12);
         q.with_spill(&mut [], |v| v.pread_exact(f.as_raw_fd(), 48))
             .unwrap();
-        m.read_slice(&mut got, GuestAddress(0x100)).unwrap();
-        assert_eq!(&got[..], &data[48..64]);
-        q.pop_front(1, 16);
+        let mut rest = [0u8; 12];
+        m.read_slice(&mut rest, GuestAddress(0x104)).unwrap();
+        assert_eq!(&rest[..], &data[48..60]);
+        q.pop_front(12);
+        assert!(q.is_empty());
+        // Adjacent buffers merge into one iovec: one read fills both.
+        assert!(q.push([(GuestAddress(0x2000), 8)]).unwrap());
+        assert!(q
+            .push([(GuestAddress(0x2008), 8), (GuestAddress(0x2010), 8)])
+            .unwrap());
+        assert_eq!(q.iovs.len() - q.start, 1);
+        q.with_spill(&mut [], |v| v.pread_exact(f.as_raw_fd(), 0))
+            .unwrap();
+        assert_eq!(
+            m.read_obj::<[u8; 24]>(GuestAddress(0x2000)).unwrap()[..],
+            data[..24]
+        );
+        q.pop_front(10);
+        assert_eq!(q.len(), 14);
+        assert!(q.read_front(&mut rest));
+        assert_eq!(&rest[..], &data[10..22]);
+        q.pop_front(100);
         assert!(q.is_empty());
         // The queue refuses what one system call could not take.
         let many = (0..IOV_MAX as u64).map(|i| (GuestAddress(0x8000 + 2 * i), 1));
-        assert_eq!(q.push(many).unwrap(), None);
+        assert!(!q.push(many).unwrap());
         assert!(q.is_empty());
         q.push([(GuestAddress(0x100), 1)]).unwrap();
         q.clear();

@@ -114,7 +114,11 @@ impl Api {
                     device_name: v.device.clone().unwrap_or_default(),
                     volume_id: v.id.clone(),
                     delete_on_termination: v.delete_on_termination,
-                    status: v.attach_state.clone().unwrap_or_default(),
+                    status: v
+                        .attach_state
+                        .map(|a| a.name())
+                        .unwrap_or_default()
+                        .to_string(),
                 })
                 .collect(),
             instance_initiated_shutdown_behavior: i.shutdown_behavior.clone(),

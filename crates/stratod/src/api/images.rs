@@ -32,7 +32,7 @@ fn message(i: &Image, perms: &[String]) -> pb::Image {
         image_id: i.id.clone(),
         name: i.name.clone(),
         description: i.description.clone(),
-        state: i.state.clone(),
+        state: i.state.to_string(),
         owner_id: i.owner.clone(),
         public: perms.iter().any(|g| g == PUBLIC),
         architecture: i.architecture.clone(),
@@ -154,7 +154,7 @@ impl Images for Api {
                     match name {
                         "image-id" => one(&i.id),
                         "name" => one(&i.name),
-                        "state" => one(&i.state),
+                        "state" => one(i.state.name()),
                         "owner-id" => one(&i.owner),
                         "is-public" => one(&public),
                         "architecture" => one(&i.architecture),

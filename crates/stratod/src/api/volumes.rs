@@ -40,7 +40,7 @@ fn volume(v: &Volume) -> pb::Volume {
         volume_type: v.volume_type.clone(),
         availability_zone: v.az.clone(),
         snapshot_id: v.snapshot_id.clone(),
-        state: v.state.clone(),
+        state: v.state.to_string(),
         create_time_unix: v.created,
         attachments: attachment(v).into_iter().collect(),
         tags: convert::tags(&v.tags),
@@ -52,7 +52,11 @@ fn attachment(v: &Volume) -> Option<pb::VolumeAttachment> {
         volume_id: v.id.clone(),
         instance_id: v.instance_id.clone()?,
         device: v.device.clone().unwrap_or_default(),
-        state: v.attach_state.clone().unwrap_or_default(),
+        state: v
+            .attach_state
+            .map(|a| a.name())
+            .unwrap_or_default()
+            .to_string(),
         delete_on_termination: v.delete_on_termination,
     })
 }
@@ -62,7 +66,7 @@ fn snapshot(s: &Snapshot) -> pb::Snapshot {
         snapshot_id: s.id.clone(),
         volume_id: s.volume_id.clone(),
         volume_size: s.size_gib,
-        state: s.state.clone(),
+        state: s.state.to_string(),
         progress: format!("{}%", s.progress),
         start_time_unix: s.created,
         description: s.description.clone(),
@@ -159,7 +163,7 @@ impl Volumes for Api {
                     let one = |s: &str| Some(vec![s.to_string()]);
                     match name {
                         "volume-id" => one(&v.id),
-                        "status" => one(&v.state),
+                        "status" => one(v.state.name()),
                         "size" => one(&v.size_gib.to_string()),
                         "volume-type" => one(&v.volume_type),
                         "availability-zone" => one(&v.az),
@@ -251,7 +255,7 @@ impl Volumes for Api {
                     match name {
                         "snapshot-id" => one(&s.id),
                         "volume-id" => one(&s.volume_id),
-                        "status" => one(&s.state),
+                        "status" => one(s.state.name()),
                         "owner-id" => one(&s.owner),
                         "description" => one(&s.description),
                         n => filters::tag_values(&s.tags, n),

@@ -4,7 +4,7 @@
 use super::filters::{self, Filter};
 use super::Cloud;
 use crate::db::instances::Tag;
-use crate::db::tags::{TagChange, Tagged, MAX_TAGS};
+use crate::db::tags::{TagChange, MAX_TAGS};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 
@@ -14,15 +14,6 @@ struct Taggable {
     kind: Kind,
     /// DescribeTags' `ResourceType`.
     resource_type: &'static str,
-    at: Tagged,
-}
-
-const fn owned(table: &'static str) -> Tagged {
-    Tagged {
-        table,
-        id_column: "id",
-        owner: "owner",
-    }
 }
 
 /// Every taggable kind. An ENI attachment ID shares the `eni-` prefix, so kinds are matched
@@ -31,70 +22,50 @@ const TAGGABLE: &[Taggable] = &[
     Taggable {
         kind: Kind::Instance,
         resource_type: "instance",
-        at: owned("instances"),
     },
     Taggable {
         kind: Kind::Image,
         resource_type: "image",
-        at: owned("images"),
     },
     Taggable {
         kind: Kind::Volume,
         resource_type: "volume",
-        at: owned("volumes"),
     },
     Taggable {
         kind: Kind::Snapshot,
         resource_type: "snapshot",
-        at: owned("snapshots"),
     },
     Taggable {
         kind: Kind::Vpc,
         resource_type: "vpc",
-        at: owned("vpcs"),
     },
     Taggable {
         kind: Kind::Subnet,
         resource_type: "subnet",
-        at: Tagged {
-            table: "subnets",
-            id_column: "id",
-            owner: "(SELECT owner FROM vpcs WHERE vpcs.id = subnets.vpc_id)",
-        },
     },
     Taggable {
         kind: Kind::NetworkInterface,
         resource_type: "network-interface",
-        at: owned("network_interfaces"),
     },
     Taggable {
         kind: Kind::SecurityGroup,
         resource_type: "security-group",
-        at: owned("security_groups"),
     },
     Taggable {
         kind: Kind::Allocation,
         resource_type: "elastic-ip",
-        at: Tagged {
-            table: "public_ips",
-            id_column: "allocation_id",
-            owner: "owner",
-        },
     },
     Taggable {
         kind: Kind::KeyPair,
         resource_type: "key-pair",
-        at: owned("key_pairs"),
     },
     Taggable {
         kind: Kind::PlacementGroup,
         resource_type: "placement-group",
-        at: owned("placement_groups"),
     },
     Taggable {
         kind: Kind::LaunchTemplate,
         resource_type: "launch-template",
-        at: owned("launch_templates"),
     },
 ];
 
@@ -200,7 +171,7 @@ impl Cloud {
         owner == account || (owner.is_empty() && account == self.cfg.admin_account)
     }
 
-    fn tag_targets(&self, resources: &[String]) -> ApiResult<Vec<(Tagged, String, Kind)>> {
+    fn tag_targets(&self, resources: &[String]) -> ApiResult<Vec<(Kind, String)>> {
         if resources.is_empty() {
             return Err(ApiError::missing("ResourceId"));
         }
@@ -209,27 +180,25 @@ impl Cloud {
         }
         resources
             .iter()
-            .map(|id| taggable(id).map(|t| (t.at, id.clone(), t.kind)))
+            .map(|id| taggable(id).map(|t| (t.kind, id.clone())))
             .collect()
     }
 
     fn apply_tag_change(
         &self,
         account: &str,
-        targets: Vec<(Tagged, String, Kind)>,
+        targets: Vec<(Kind, String)>,
         change: impl Fn(&mut Vec<Tag>),
     ) -> ApiResult<()> {
-        let pairs: Vec<(Tagged, String)> =
-            targets.iter().map(|(t, id, _)| (*t, id.clone())).collect();
         let kind_of = |id: &str| {
             targets
                 .iter()
-                .find(|(_, i, _)| i == id)
-                .map_or(Kind::Instance, |(_, _, k)| *k)
+                .find(|(_, i)| i == id)
+                .map_or(Kind::Instance, |(k, _)| *k)
         };
         match self
             .db
-            .change_tags(&pairs, |owner| self.may_tag(account, owner), change)?
+            .change_tags(&targets, |owner| self.may_tag(account, owner), change)?
         {
             TagChange::Done => Ok(()),
             TagChange::NotFound(id) => Err(kind_of(&id).not_found(&id)),
@@ -288,7 +257,7 @@ impl Cloud {
         filters::check_names(f, TAG_FILTERS)?;
         let mut out = Vec::new();
         for t in TAGGABLE {
-            for r in self.db.all_tags(t.at)? {
+            for r in self.db.all_tags(t.kind)? {
                 if !(r.owner == account || r.owner.is_empty()) {
                     continue;
                 }

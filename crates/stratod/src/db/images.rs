@@ -4,6 +4,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::{Db, DbResult};
+use crate::states::ImageState;
 
 /// One entry of a block device mapping, as stored for an AMI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -41,8 +42,8 @@ pub struct Image {
     pub name: String,
     /// Description.
     pub description: String,
-    /// pending | available | failed
-    pub state: String,
+    /// Its state.
+    pub state: ImageState,
     /// Why it failed.
     pub state_reason: String,
     /// Copy progress, 0-100.
@@ -154,7 +155,7 @@ impl Db {
     pub fn set_image_state(
         &self,
         id: &str,
-        state: &str,
+        state: ImageState,
         reason: &str,
         progress: i32,
     ) -> DbResult<()> {

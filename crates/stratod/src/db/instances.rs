@@ -291,6 +291,29 @@ impl Db {
         Ok(())
     }
 
+    /// Sets DisableApiTermination and the shutdown behaviour, each if given.
+    pub fn set_instance_attributes(
+        &self,
+        id: &str,
+        disable_api_termination: Option<bool>,
+        shutdown_behavior: Option<&str>,
+    ) -> DbResult<()> {
+        let conn = self.conn();
+        if let Some(d) = disable_api_termination {
+            conn.execute(
+                "UPDATE instances SET disable_api_termination = ?2 WHERE id = ?1",
+                params![id, d],
+            )?;
+        }
+        if let Some(b) = shutdown_behavior {
+            conn.execute(
+                "UPDATE instances SET shutdown_behavior = ?2 WHERE id = ?1",
+                params![id, b],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Instances of an account launched with this client token.
     pub fn instances_by_token(&self, owner: &str, token: &str) -> DbResult<Vec<Instance>> {
         Ok(self

@@ -369,7 +369,7 @@ impl Db {
     }
 
     /// The connection, locked.
-    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -438,6 +438,35 @@ pub(crate) fn json_col<T: serde::de::DeserializeOwned>(
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
 }
+
+/// Stores a state enum as its EC2 name in a text column and reads it back, so that rows
+/// carry the enum and the schema keeps its text.
+macro_rules! text_state_column {
+    ($($t:ty),+) => {$(
+        impl rusqlite::types::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.name()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(
+                v: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?
+                    .parse()
+                    .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )+};
+}
+
+text_state_column!(
+    crate::states::VolumeState,
+    crate::states::AttachState,
+    crate::states::SnapshotState,
+    crate::states::ImageState
+);
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

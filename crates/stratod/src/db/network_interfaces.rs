@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::network::{eni_row, used_in, Eni, ENI_COLUMNS};
 use super::{Db, DbResult};
+use crate::lifecycle::State;
 
 /// What became of an attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +149,9 @@ impl Db {
 
     /// Detaches an ENI if its instance is in one of `states` (any state if empty); false if
     /// it is not attached or the instance is in another state.
-    pub fn detach_eni(&self, eni_id: &str, states: &[&str]) -> DbResult<bool> {
-        let states = serde_json::to_string(states)?;
+    pub fn detach_eni(&self, eni_id: &str, states: &[State]) -> DbResult<bool> {
+        let states: Vec<&str> = states.iter().map(|s| s.name()).collect();
+        let states = serde_json::to_string(&states)?;
         let n = self.conn().execute(
             "UPDATE network_interfaces SET instance_id = NULL, device_index = 0, \
              attachment_id = NULL, attach_time = NULL, delete_on_termination = 0 \
@@ -257,7 +259,6 @@ mod tests {
     use super::*;
     use crate::db::instances::tests::sample;
     use crate::db::network::{EniInsert, Subnet};
-    use crate::lifecycle::State;
 
     fn eni(id: &str, ip: &str, mac: &str) -> Eni {
         Eni {
@@ -354,7 +355,7 @@ mod tests {
         assert!(db.dhcp_lease("br1", "02:00:00:00:00:0b").unwrap().is_none());
         db.set_state(&inst.id, &[State::Stopped], State::Pending, "")
             .unwrap();
-        assert!(!db.detach_eni(&second.id, &["stopped"]).unwrap());
+        assert!(!db.detach_eni(&second.id, &[State::Stopped]).unwrap());
         assert!(db.detach_eni(&second.id, &[]).unwrap());
         assert!(db.dhcp_lease("br0", "02:00:00:00:00:0b").unwrap().is_none());
         assert!(db.delete_eni_if_available(&second.id).unwrap());

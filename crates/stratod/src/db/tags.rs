@@ -5,17 +5,53 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{Db, DbResult};
 use crate::db::instances::Tag;
+use crate::ids::Kind;
 
 /// Where one kind of resource keeps its tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tagged {
+struct Tagged {
     /// The table.
-    pub table: &'static str,
+    table: &'static str,
     /// Its ID column.
-    pub id_column: &'static str,
+    id_column: &'static str,
     /// SQL for the owning account of a row (subnets have theirs through the VPC; the default
     /// VPC's is '').
-    pub owner: &'static str,
+    owner: &'static str,
+}
+
+const fn owned(table: &'static str) -> Tagged {
+    Tagged {
+        table,
+        id_column: "id",
+        owner: "owner",
+    }
+}
+
+/// Where a kind of resource keeps its tags; `None` for kinds without tags.
+fn tagged(kind: Kind) -> Option<Tagged> {
+    Some(match kind {
+        Kind::Instance => owned("instances"),
+        Kind::Image => owned("images"),
+        Kind::Volume => owned("volumes"),
+        Kind::Snapshot => owned("snapshots"),
+        Kind::Vpc => owned("vpcs"),
+        Kind::Subnet => Tagged {
+            table: "subnets",
+            id_column: "id",
+            owner: "(SELECT owner FROM vpcs WHERE vpcs.id = subnets.vpc_id)",
+        },
+        Kind::NetworkInterface => owned("network_interfaces"),
+        Kind::SecurityGroup => owned("security_groups"),
+        Kind::Allocation => Tagged {
+            table: "public_ips",
+            id_column: "allocation_id",
+            owner: "owner",
+        },
+        Kind::KeyPair => owned("key_pairs"),
+        Kind::PlacementGroup => owned("placement_groups"),
+        Kind::LaunchTemplate => owned("launch_templates"),
+        Kind::Reservation | Kind::NetworkInterfaceAttachment | Kind::Association => return None,
+    })
 }
 
 /// One resource's tags and owner.
@@ -44,8 +80,11 @@ pub enum TagChange {
 pub const MAX_TAGS: usize = 50;
 
 impl Db {
-    /// Every resource of one kind with its tags.
-    pub fn all_tags(&self, t: Tagged) -> DbResult<Vec<ResourceTags>> {
+    /// Every resource of one kind with its tags (none for a kind without tags).
+    pub fn all_tags(&self, kind: Kind) -> DbResult<Vec<ResourceTags>> {
+        let Some(t) = tagged(kind) else {
+            return Ok(Vec::new());
+        };
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {id}, {owner}, tags FROM {table} WHERE {id} IS NOT NULL ORDER BY {id}",
@@ -64,16 +103,20 @@ impl Db {
     }
 
     /// Changes the tags of several resources in one transaction: `change` edits each list;
-    /// `may_tag` says whether the caller may tag a resource of that owner. All or nothing.
+    /// `may_tag` says whether the caller may tag a resource of that owner. All or nothing; a
+    /// resource of a kind without tags is not found.
     pub fn change_tags(
         &self,
-        targets: &[(Tagged, String)],
+        targets: &[(Kind, String)],
         may_tag: impl Fn(&str) -> bool,
         change: impl Fn(&mut Vec<Tag>),
     ) -> DbResult<TagChange> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for (t, id) in targets {
+        for (kind, id) in targets {
+            let Some(t) = tagged(*kind) else {
+                return Ok(TagChange::NotFound(id.clone()));
+            };
             let row: Option<(Option<String>, String)> = tx
                 .query_row(
                     &format!(

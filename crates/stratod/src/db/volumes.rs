@@ -4,6 +4,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{Db, DbResult};
 use crate::db::instances::Tag;
+use crate::states::{AttachState, SnapshotState, VolumeState};
 
 /// One EBS-style volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,16 +21,16 @@ pub struct Volume {
     pub az: String,
     /// Snapshot it was made from, or empty.
     pub snapshot_id: String,
-    /// creating | available | in-use | deleting | error
-    pub state: String,
+    /// Its state.
+    pub state: VolumeState,
     /// Unix seconds.
     pub created: i64,
     /// Instance it is attached to.
     pub instance_id: Option<String>,
     /// Device name on that instance.
     pub device: Option<String>,
-    /// attaching | attached | detaching
-    pub attach_state: Option<String>,
+    /// The state of its attachment, while it has one.
+    pub attach_state: Option<AttachState>,
     /// Deleted with its instance.
     pub delete_on_termination: bool,
     /// The monitor drive it occupies while its instance runs.
@@ -49,8 +50,8 @@ pub struct Snapshot {
     pub volume_id: String,
     /// Size in GiB.
     pub size_gib: i64,
-    /// pending | completed | error
-    pub state: String,
+    /// Its state.
+    pub state: SnapshotState,
     /// 0-100.
     pub progress: i32,
     /// Description.
@@ -161,7 +162,7 @@ impl Db {
     }
 
     /// Sets a volume's state.
-    pub fn set_volume_state(&self, id: &str, state: &str) -> DbResult<()> {
+    pub fn set_volume_state(&self, id: &str, state: VolumeState) -> DbResult<()> {
         self.conn().execute(
             "UPDATE volumes SET state = ?2 WHERE id = ?1",
             params![id, state],
@@ -176,7 +177,7 @@ impl Db {
         id: &str,
         instance_id: &str,
         device: &str,
-        attach_state: &str,
+        attach_state: AttachState,
         delete_on_termination: bool,
     ) -> DbResult<bool> {
         let n = self.conn().execute(
@@ -190,7 +191,7 @@ impl Db {
     }
 
     /// Sets the attachment state of an attached volume.
-    pub fn set_attach_state(&self, id: &str, attach_state: &str) -> DbResult<()> {
+    pub fn set_attach_state(&self, id: &str, attach_state: AttachState) -> DbResult<()> {
         self.conn().execute(
             "UPDATE volumes SET attach_state = ?2 WHERE id = ?1",
             params![id, attach_state],
@@ -268,7 +269,12 @@ impl Db {
     }
 
     /// Sets a snapshot's state and progress.
-    pub fn set_snapshot_state(&self, id: &str, state: &str, progress: i32) -> DbResult<()> {
+    pub fn set_snapshot_state(
+        &self,
+        id: &str,
+        state: SnapshotState,
+        progress: i32,
+    ) -> DbResult<()> {
         self.conn().execute(
             "UPDATE snapshots SET state = ?2, progress = ?3 WHERE id = ?1",
             params![id, state, progress],

@@ -276,7 +276,7 @@ impl Imds {
             "PUT" => self.put(req, &inst, now),
             "GET" | "HEAD" => {
                 let authorized = match req.header("x-aws-ec2-metadata-token") {
-                    Some(t) => self.tokens().valid(t, &inst.id, now),
+                    Some(t) => self.tokens().valid(t, &inst.id, inst.launch_time, now),
                     None => inst.metadata_options.http_tokens == HttpTokens::Optional,
                 };
                 if !authorized {
@@ -308,7 +308,7 @@ impl Imds {
         else {
             return Response::error(400).into();
         };
-        let token = self.tokens().issue(&inst.id, ttl, now);
+        let token = self.tokens().issue(&inst.id, inst.launch_time, ttl, now);
         inc(&self.cloud.metrics.imds_tokens_issued_total);
         let mut r = Response::text(200, token);
         r.headers.push((

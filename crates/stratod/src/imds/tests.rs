@@ -112,6 +112,18 @@ fn v2_tokens_are_per_instance_and_v1_works_while_optional() {
         (200, "i-0000000000000000a")
     );
     assert_eq!(a.ttl, None);
+    // A stopped and started again (a new launch time): the old token is refused.
+    s.cloud
+        .db
+        .set_launch_time("i-0000000000000000a", 1_000_000)
+        .unwrap();
+    let a = s.answer(
+        &get("/latest/meta-data/instance-id", Some(&token)),
+        BRIDGE,
+        A,
+    );
+    assert_eq!(a.response.status, 401, "a token outlived a stop");
+    let token = body(&s.answer(&put_token("60"), BRIDGE, A));
     // B presenting A's token: 401.
     let b = s.answer(
         &get("/latest/meta-data/instance-id", Some(&token)),

@@ -1,5 +1,7 @@
-//! IMDSv2 session tokens: random strings bound to the instance that asked for them, with a
-//! lifetime of 1 to 21600 seconds. Kept in memory only: after a daemon restart guests get
+//! IMDSv2 session tokens: random strings bound to the instance that asked for them and to
+//! its running period (the launch time of its current start), with a lifetime of 1 to
+//! 21600 seconds. A stop or a termination ends the period: tokens issued before it are
+//! refused afterwards whatever their lifetime, as EC2 revokes them. Kept in memory only: after a daemon restart guests get
 //! 401 and ask again, as SDKs and cloud-init do when a token expires.
 
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ pub const MAX_PER_INSTANCE: usize = 1024;
 #[derive(Debug, Clone)]
 struct Token {
     instance: String,
+    session: i64,
     expires: Instant,
     issued: Instant,
 }
@@ -36,8 +39,9 @@ pub fn parse_ttl(header: Option<&str>) -> Option<Duration> {
 }
 
 impl Tokens {
-    /// A new token for `instance`, valid for `ttl` from `now`.
-    pub fn issue(&mut self, instance: &str, ttl: Duration, now: Instant) -> String {
+    /// A new token for `instance` in its running period `session`, valid for `ttl` from
+    /// `now`.
+    pub fn issue(&mut self, instance: &str, session: i64, ttl: Duration, now: Instant) -> String {
         self.live.retain(|_, t| t.expires > now);
         let mine: Vec<(String, Instant)> = self
             .live
@@ -57,6 +61,7 @@ impl Tokens {
             token.clone(),
             Token {
                 instance: instance.to_string(),
+                session,
                 expires: now + ttl,
                 issued: now,
             },
@@ -64,16 +69,12 @@ impl Tokens {
         token
     }
 
-    /// Whether `token` is live at `now` and was issued to `instance`.
-    pub fn valid(&self, token: &str, instance: &str, now: Instant) -> bool {
+    /// Whether `token` is live at `now` and was issued to `instance` in its running period
+    /// `session`.
+    pub fn valid(&self, token: &str, instance: &str, session: i64, now: Instant) -> bool {
         self.live
             .get(token)
-            .is_some_and(|t| t.instance == instance && t.expires > now)
-    }
-
-    /// Forgets every token of an instance (it stopped or was terminated).
-    pub fn revoke_instance(&mut self, instance: &str) {
-        self.live.retain(|_, t| t.instance != instance);
+            .is_some_and(|t| t.instance == instance && t.session == session && t.expires > now)
     }
 
     /// Live tokens (for tests and metrics).
@@ -105,21 +106,26 @@ mod tests {
     fn tokens_are_bound_to_their_instance_and_expire() {
         let mut t = Tokens::default();
         let now = Instant::now();
-        let a = t.issue("i-a", Duration::from_secs(10), now);
-        let b = t.issue("i-b", Duration::from_secs(10), now);
+        let a = t.issue("i-a", 7, Duration::from_secs(10), now);
+        let b = t.issue("i-b", 7, Duration::from_secs(10), now);
         assert_ne!(a, b);
         assert!(a.len() >= 40);
-        assert!(t.valid(&a, "i-a", now));
+        assert!(t.valid(&a, "i-a", 7, now));
         assert!(
-            !t.valid(&a, "i-b", now),
+            !t.valid(&a, "i-b", 7, now),
             "a token works only for its instance"
         );
-        assert!(!t.valid("forged", "i-a", now));
-        assert!(!t.valid(&a, "i-a", now + Duration::from_secs(10)));
-        t.revoke_instance("i-b");
-        assert!(!t.valid(&b, "i-b", now));
+        assert!(!t.valid("forged", "i-a", 7, now));
+        assert!(!t.valid(&a, "i-a", 7, now + Duration::from_secs(10)));
+        // The instance stopped and started again: a new running period.
+        assert!(!t.valid(&b, "i-b", 8, now));
         // Expired tokens are dropped when the next one is issued.
-        t.issue("i-c", Duration::from_secs(1), now + Duration::from_secs(11));
+        t.issue(
+            "i-c",
+            7,
+            Duration::from_secs(1),
+            now + Duration::from_secs(11),
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -127,15 +133,19 @@ mod tests {
     fn a_guest_cannot_hold_unbounded_tokens() {
         let mut t = Tokens::default();
         let now = Instant::now();
-        let first = t.issue("i-a", Duration::from_secs(100), now);
+        let first = t.issue("i-a", 0, Duration::from_secs(100), now);
         for k in 1..=MAX_PER_INSTANCE as u64 {
             t.issue(
                 "i-a",
+                0,
                 Duration::from_secs(100),
                 now + Duration::from_millis(k),
             );
         }
         assert_eq!(t.len(), MAX_PER_INSTANCE);
-        assert!(!t.valid(&first, "i-a", now), "the oldest token made room");
+        assert!(
+            !t.valid(&first, "i-a", 0, now),
+            "the oldest token made room"
+        );
     }
 }

@@ -4,8 +4,9 @@
 use virtio_bindings::bindings::virtio_net::{
     VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF,
 };
+use virtio_queue::desc::split::Descriptor;
 use virtio_queue::Queue;
-use vm_memory::GuestMemoryMmap;
+use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::header::Offloads;
@@ -23,6 +24,17 @@ pub(super) struct QueuePair {
     pub watch_taps: bool,
     /// With mergeable buffers: RX chains taken from the ring, mapped, not yet used.
     pub rx_bufs: RxBuffers,
+    /// Reused for every chain walked, so frames cost no allocation.
+    pub scratch: Scratch,
+}
+
+/// A chain's descriptors and buffers, kept between chains for their allocations.
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub descs: Vec<Descriptor>,
+    pub bufs: Vec<(GuestAddress, u32)>,
+    /// A small TX frame, copied out whole.
+    pub frame: Vec<u8>,
 }
 
 /// The queues of an active device and what was negotiated for them.
@@ -87,6 +99,7 @@ impl NetQueues {
                 tx_evt: tx.evt,
                 watch_taps: true,
                 rx_bufs: RxBuffers::new(mem),
+                scratch: Scratch::default(),
             });
         }
         if pairs.is_empty() {

@@ -20,10 +20,10 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 use super::backend::FrameIo;
 use super::bufs::{read_at, write_at};
 use super::header::{rx_header, Offloads, RawHeader, VNET_HDR_LEN};
-use super::queues::QueuePair;
+use super::queues::{QueuePair, Scratch};
 use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
 use crate::log::warn_limited;
-use crate::virtio::chain::{BrokenChain, DescTable};
+use crate::virtio::chain::DescTable;
 use crate::virtio::iovec::{IoVecs, IovQueue};
 
 /// The largest MTU a guest without segmentation offload is expected to use.
@@ -36,18 +36,16 @@ pub(super) struct RxBuffers {
     chains: VecDeque<HeldChain>,
     /// Descriptors the held chains take.
     descs: usize,
+    /// Broken chains found while taking chains, returned right after.
+    refused: Vec<u16>,
 }
 
 struct HeldChain {
     head: u16,
     /// Bytes its buffers hold.
     len: usize,
-    /// Iovecs its buffers took in the queue.
-    iovs: usize,
     /// Descriptors it is made of.
     descs: usize,
-    /// Its buffers (the header goes into the first chain of a frame).
-    bufs: Vec<(GuestAddress, u32)>,
 }
 
 impl RxBuffers {
@@ -57,6 +55,7 @@ impl RxBuffers {
             iovs: IovQueue::new(mem),
             chains: VecDeque::new(),
             descs: 0,
+            refused: Vec::new(),
         }
     }
 
@@ -122,15 +121,14 @@ fn receive_single<T: FrameIo>(
             break;
         };
         let head = chain.head_index();
-        let bufs = match rx_buffers(table.collect(head)) {
-            Ok(bufs) => bufs,
-            Err(why) => {
-                metrics.invalid_chains.inc();
-                warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
-                continue;
-            }
-        };
+        let Scratch { descs, bufs, .. } = &mut pair.scratch;
+        let walked = table.collect_into(head, descs).map_err(ChainError::from);
+        if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
+            metrics.invalid_chains.inc();
+            warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+            used |= return_used(&mut pair.rx, mem, head, 0, id);
+            continue;
+        }
         let capacity = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
         let mut iovs = match IoVecs::new(mem, bufs.iter().copied()) {
             Ok(iovs) => iovs,
@@ -141,7 +139,10 @@ fn receive_single<T: FrameIo>(
                 continue;
             }
         };
-        iovs.push_host_buffer(&mut *rx.overflow);
+        // Room for the tail of a frame too big for the buffers, so its length shows.
+        if capacity < MAX_FRAME_LEN {
+            iovs.push_host_buffer(&mut *rx.overflow);
+        }
         let read = tap.read_frame(&iovs);
         drop(iovs);
         match read {
@@ -157,7 +158,7 @@ fn receive_single<T: FrameIo>(
                 pair.rx.go_to_previous_position();
             }
             Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
-                if finish_header(env, &bufs, 1, rx.offloads) {
+                if finish_header(env, HeaderAt::Chain(&pair.scratch.bufs), 1, rx.offloads) {
                     metrics.rx_packets.inc();
                     metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
                     // n <= capacity, the sum of u32 lengths of at most QUEUE_SIZE buffers.
@@ -208,9 +209,12 @@ fn receive_merged<T: FrameIo>(
             break;
         }
         let capacity = held.len();
-        let read = held
-            .iovs
-            .with_spill(&mut *rx.overflow, |iovs| tap.read_frame(iovs));
+        let spill = if capacity < MAX_FRAME_LEN {
+            &mut *rx.overflow
+        } else {
+            &mut []
+        };
+        let read = held.iovs.with_spill(spill, |iovs| tap.read_frame(iovs));
         match read {
             Ok(n) if n > capacity => {
                 metrics.rx_dropped.inc();
@@ -256,48 +260,63 @@ fn take_chains(env: &Env<'_>, pair: &mut QueuePair, room: usize) -> bool {
     let Env {
         mem, metrics, id, ..
     } = *env;
-    let mut used = false;
-    let table = DescTable::new(mem, &pair.rx);
-    while pair.rx_bufs.len() < room {
-        let Some(chain) = pair.rx.pop_descriptor_chain(mem) else {
-            break;
-        };
-        let head = chain.head_index();
-        let descs = table.collect(head);
-        let count = descs.as_ref().map_or(0, Vec::len);
-        let bufs = match rx_buffers(descs) {
-            Ok(bufs) => bufs,
-            Err(why) => {
-                metrics.invalid_chains.inc();
-                warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
-                continue;
-            }
-        };
-        let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
-        match pair.rx_bufs.iovs.push(bufs.iter().copied()) {
-            Ok(Some(iovs)) => {
-                pair.rx_bufs.descs += count;
-                pair.rx_bufs.chains.push_back(HeldChain {
-                    head,
-                    len,
-                    iovs,
-                    descs: count,
-                    bufs,
-                });
-            }
-            Ok(None) => {
-                // As many buffers as one read takes: leave this chain for later.
-                pair.rx.go_to_previous_position();
-                break;
-            }
-            Err(e) => {
-                metrics.invalid_chains.inc();
-                warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
+    let QueuePair {
+        rx,
+        rx_bufs: held,
+        scratch: Scratch { descs, bufs, .. },
+        ..
+    } = pair;
+    if held.len() >= room {
+        return false;
+    }
+    let table = DescTable::new(mem, rx);
+    // One read of the available index for the whole batch; broken chains are returned
+    // after it.
+    let mut refused = std::mem::take(&mut held.refused);
+    match rx.iter(mem) {
+        Ok(mut chains) => {
+            while held.len() < room {
+                let Some(chain) = chains.next() else {
+                    break;
+                };
+                let head = chain.head_index();
+                let walked = table.collect_into(head, descs).map_err(ChainError::from);
+                if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
+                    metrics.invalid_chains.inc();
+                    warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+                    refused.push(head);
+                    continue;
+                }
+                let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
+                match held.iovs.push(bufs.iter().copied()) {
+                    Ok(true) => {
+                        held.descs += descs.len();
+                        held.chains.push_back(HeldChain {
+                            head,
+                            len,
+                            descs: descs.len(),
+                        });
+                    }
+                    Ok(false) => {
+                        // As many buffers as one read takes: leave this chain for later.
+                        chains.go_to_previous_position();
+                        break;
+                    }
+                    Err(e) => {
+                        metrics.invalid_chains.inc();
+                        warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
+                        refused.push(head);
+                    }
+                }
             }
         }
+        Err(e) => warn_limited!("virtio-net {}: reading the RX ring: {}", id, e),
     }
+    let mut used = false;
+    for head in refused.drain(..) {
+        used |= return_used(rx, mem, head, 0, id);
+    }
+    held.refused = refused;
     used
 }
 
@@ -319,16 +338,13 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
     }
     // n <= the bytes held, in at most a queue's worth of chains.
     let num_buffers = u16::try_from(count).unwrap_or(u16::MAX);
-    let Some(first) = held.chains.front() else {
-        return false;
-    };
-    if !finish_header(env, &first.bufs, num_buffers, offloads) {
+    if !finish_header(env, HeaderAt::Held(&held.iovs), num_buffers, offloads) {
         return false;
     }
     metrics.rx_packets.inc();
     metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
     let mut left = n;
-    let (mut iovs, mut bytes) = (0usize, 0usize);
+    let mut bytes = 0usize;
     let mut used = false;
     for _ in 0..count {
         let Some(chain) = held.chains.pop_front() else {
@@ -336,33 +352,44 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
         };
         let take = left.min(chain.len);
         left -= take;
-        iovs += chain.iovs;
         bytes += chain.len;
         held.descs -= chain.descs;
         // take <= n <= MAX_FRAME_LEN.
         used |= return_used(&mut pair.rx, mem, chain.head, take as u32, id);
     }
-    held.iovs.pop_front(iovs, bytes);
+    held.iovs.pop_front(bytes);
     used
+}
+
+/// Where a received frame's header lies.
+enum HeaderAt<'a> {
+    /// In the buffers of its chain.
+    Chain(&'a [(GuestAddress, u32)]),
+    /// At the front of the held mergeable buffers.
+    Held(&'a IovQueue),
 }
 
 /// Replaces the header the tap wrote with the one the guest may see. False (the frame
 /// is dropped) if the tap handed over work the guest did not negotiate.
-fn finish_header(
-    env: &Env<'_>,
-    bufs: &[(GuestAddress, u32)],
-    num_buffers: u16,
-    off: Offloads,
-) -> bool {
+fn finish_header(env: &Env<'_>, at: HeaderAt<'_>, num_buffers: u16, off: Offloads) -> bool {
     let mut raw: RawHeader = [0; VNET_HDR_LEN];
-    let checked = if read_at(env.mem, bufs, 0, &mut raw) {
+    let read = match at {
+        HeaderAt::Chain(bufs) => read_at(env.mem, bufs, 0, &mut raw),
+        HeaderAt::Held(q) => q.read_front(&mut raw),
+    };
+    let checked = if read {
         rx_header(&raw, num_buffers, off).map_err(ChainError::Header)
     } else {
         Err(ChainError::Memory)
     };
     match checked {
         Ok(h) => {
-            write_at(env.mem, bufs, 0, &h);
+            match at {
+                HeaderAt::Chain(bufs) => write_at(env.mem, bufs, 0, &h),
+                HeaderAt::Held(q) => {
+                    q.write_front(&h);
+                }
+            }
             true
         }
         Err(why) => {
@@ -390,18 +417,16 @@ fn read_error(env: &Env<'_>, e: io::Error, pair: &mut QueuePair) -> bool {
     }
 }
 
-/// The writable buffers of an RX chain.
-fn rx_buffers(
-    descs: Result<Vec<Descriptor>, BrokenChain>,
-) -> Result<Vec<(GuestAddress, u32)>, ChainError> {
-    let descs = descs?;
+/// The writable buffers of an RX chain, into `bufs`.
+fn rx_buffers(descs: &[Descriptor], bufs: &mut Vec<(GuestAddress, u32)>) -> Result<(), ChainError> {
+    bufs.clear();
     if descs.iter().any(|d| !d.is_write_only()) {
         return Err(ChainError::Direction);
     }
-    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
+    bufs.extend(descs.iter().map(|d| (d.addr(), d.len())));
     let capacity = bufs.iter().map(|&(_, len)| u64::from(len)).sum::<u64>();
     if capacity < (VNET_HDR_LEN + ETH_HLEN) as u64 {
         return Err(ChainError::TooShort(capacity as usize));
     }
-    Ok(bufs)
+    Ok(())
 }

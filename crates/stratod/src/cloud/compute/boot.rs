@@ -18,6 +18,7 @@ use crate::db::{now_ms, now_s};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::lifecycle::State;
+use crate::states::{AttachState, VolumeState};
 use crate::storage::{self, GIB};
 use crate::supervisor::{self, VmmPaths};
 
@@ -103,7 +104,7 @@ impl Cloud {
     /// Creates the files of an instance's volumes that do not exist yet.
     async fn materialize_volumes(&self, id: &str) -> ApiResult<()> {
         for v in self.db.instance_volumes(id)? {
-            if v.state != "creating" {
+            if v.state != VolumeState::Creating {
                 continue;
             }
             let path = self.volume_path(&v.id);
@@ -119,8 +120,8 @@ impl Cloud {
                     .map_err(|e| ApiError::internal(e.to_string()))?
                     .map_err(|e| crate::cloud::host_io("Cannot clone a snapshot", e))?;
             }
-            self.db.set_volume_state(&v.id, "in-use")?;
-            self.db.set_attach_state(&v.id, "attached")?;
+            self.db.set_volume_state(&v.id, VolumeState::InUse)?;
+            self.db.set_attach_state(&v.id, AttachState::Attached)?;
         }
         Ok(())
     }

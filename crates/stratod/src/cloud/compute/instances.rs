@@ -231,21 +231,8 @@ impl Cloud {
                 ));
             }
         }
-        let conn = self.db.conn();
-        if let Some(d) = disable_api_termination {
-            conn.execute(
-                "UPDATE instances SET disable_api_termination = ?2 WHERE id = ?1",
-                rusqlite::params![id, d],
-            )
-            .map_err(crate::db::DbError::from)?;
-        }
-        if let Some(b) = shutdown_behavior {
-            conn.execute(
-                "UPDATE instances SET shutdown_behavior = ?2 WHERE id = ?1",
-                rusqlite::params![id, b],
-            )
-            .map_err(crate::db::DbError::from)?;
-        }
+        self.db
+            .set_instance_attributes(id, disable_api_termination, shutdown_behavior)?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use crate::db::{now_ms, now_s};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
+use crate::states::{AttachState, ImageState, SnapshotState, VolumeState};
 
 pub use super::boot::chain;
 
@@ -261,13 +262,12 @@ impl Cloud {
             Some(i) => i,
             None => return Err(Kind::Image.not_found(&req.image_id)),
         };
+        // Another account's private image does not exist for the caller: EC2 answers
+        // NotFound, so that the answer does not tell that the ID is taken.
         if !self.may_launch(account, &image)? {
-            return Err(ApiError::new(
-                ErrorCode::AuthFailure,
-                format!("Not authorized for image:{}", image.id),
-            ));
+            return Err(Kind::Image.not_found(&req.image_id));
         }
-        if image.state != "available" {
+        if image.state != ImageState::Available {
             return Err(ApiError::new(
                 ErrorCode::InvalidAmiIdUnavailable,
                 format!("Image {} is {}, not available.", image.id, image.state),
@@ -444,11 +444,11 @@ impl Cloud {
                     volume_type: m.volume_type.clone(),
                     az: subnet.az.clone(),
                     snapshot_id: m.snapshot_id.clone(),
-                    state: "creating".into(),
+                    state: VolumeState::Creating,
                     created: now,
                     instance_id: Some(id.clone()),
                     device: Some(m.device_name.clone()),
-                    attach_state: Some("attaching".into()),
+                    attach_state: Some(AttachState::Attaching),
                     delete_on_termination: m.delete_on_termination,
                     slot: None,
                     tags: Vec::new(),
@@ -514,7 +514,7 @@ impl Cloud {
                 if snap.owner != account && !via_ami {
                     return Err(Kind::Snapshot.not_found(&m.snapshot_id));
                 }
-                if snap.state != "completed" {
+                if snap.state != SnapshotState::Completed {
                     return Err(ApiError::new(
                         ErrorCode::IncorrectState,
                         format!("Snapshot {} is {}.", snap.id, snap.state),

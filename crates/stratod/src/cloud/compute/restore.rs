@@ -37,22 +37,23 @@ impl Cloud {
                 _ => None,
             };
             let adopted = match process {
+                // The process is the one the daemon started (PID and start time): adopt it
+                // whether or not it answers now. A busy or wedged monitor is the system
+                // status check's to judge; killing it would end a guest that may be fine.
                 Some(p) if supervisor::alive(p) => {
+                    self.set_vm(&inst.id, p);
+                    self.watch(&inst.id, p);
+                    crate::metrics::inc(&self.metrics.vmm_adopted_total);
                     let answers = Monitor::new(&paths, Duration::from_secs(2))
                         .state()
                         .await
                         .is_ok();
                     if answers {
-                        self.set_vm(&inst.id, p);
-                        self.watch(&inst.id, p);
-                        crate::metrics::inc(&self.metrics.vmm_adopted_total);
                         tracing::info!(instance = %inst.id, pid = p.pid, "monitor adopted");
-                        true
                     } else {
-                        tracing::warn!(instance = %inst.id, pid = p.pid, "monitor does not answer; killing it");
-                        supervisor::kill(p);
-                        false
+                        tracing::warn!(instance = %inst.id, pid = p.pid, "monitor adopted; it does not answer (the status check will tell)");
                     }
+                    true
                 }
                 _ => false,
             };

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use strato_net::firewall::{self, EniRules, GroupSet, Peer, Proto, Rule, Ruleset};
+use strato_net::firewall::{self, EniRules, GroupSet, HostBridge, Peer, Proto, Rule, Ruleset};
 
-use super::plumbing::{blocking, parse_cidr};
+use super::plumbing::{blocking, gateway, parse_cidr};
 use crate::cloud::{Cloud, StartError};
 use crate::db::security_groups::SgRule;
 use crate::error::{ApiError, ApiResult};
@@ -132,6 +132,28 @@ impl Cloud {
             set.members.sort();
             model.groups.push(set);
         }
+        // Every VPC bridge limits what reaches the host itself to the guest services.
+        let mut bridges: Vec<HostBridge> = self
+            .db
+            .vpcs()?
+            .into_iter()
+            .map(|v| HostBridge {
+                name: v.bridge,
+                gateways: Vec::new(),
+            })
+            .collect();
+        for s in self.db.subnets()? {
+            if let (Some((gw, _)), Some(b)) =
+                (gateway(&s), bridges.iter_mut().find(|b| b.name == s.bridge))
+            {
+                b.gateways.push(gw);
+            }
+        }
+        model.bridges = bridges;
+        model.metadata = Some(std::net::SocketAddrV4::new(
+            crate::imds::ADDRESS,
+            crate::imds::PORT,
+        ));
         Ok(model)
     }
 

@@ -462,7 +462,7 @@ impl Cloud {
             ));
         }
         let instance = eni.instance_id.clone().unwrap_or_default();
-        if !self.db.detach_eni(&eni.id, &["stopped"])? {
+        if !self.db.detach_eni(&eni.id, &[State::Stopped])? {
             let state = self
                 .db
                 .instance(&instance)?

@@ -179,6 +179,11 @@ impl Cloud {
             created: crate::db::now_s(),
         };
         self.db.insert_vpc(&v)?;
+        // The bridge's input is filtered before the bridge exists.
+        if let Err(e) = self.apply_firewall().await {
+            self.db.delete_vpc_if_empty(&v.id)?;
+            return Err(e);
+        }
         let bridge = v.bridge.clone();
         if let Err(e) = blocking(move || strato_net::link::ensure_bridge_only(&bridge)).await {
             // Without its bridge the VPC is unusable: take the record back.
@@ -332,6 +337,11 @@ impl Cloud {
         let Some((gw, prefix)) = gateway(&s) else {
             return Err(ApiError::internal(format!("bad subnet range {cidr}")));
         };
+        // The new gateway answers ping as soon as it has its address.
+        if let Err(e) = self.apply_firewall().await {
+            self.db.delete_subnet_if_unused(&s.id)?;
+            return Err(e);
+        }
         let bridge = s.bridge.clone();
         if let Err(e) = blocking(move || strato_net::link::ensure_bridge(&bridge, gw, prefix)).await
         {

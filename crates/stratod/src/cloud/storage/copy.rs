@@ -32,6 +32,7 @@ use crate::db::now_s;
 use crate::db::volumes::Snapshot;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
+use crate::states::{ImageState, SnapshotState};
 
 /// Bytes per streamed chunk.
 pub const CHUNK: usize = 1 << 20;
@@ -308,7 +309,7 @@ impl Cloud {
     /// SHA-256 of each of its files.
     pub async fn export_image(&self, account: &str, id: &str) -> ApiResult<Export> {
         let (image, _) = self.visible_image(account, id)?;
-        if image.state != "available" {
+        if image.state != ImageState::Available {
             return Err(ApiError::new(
                 ErrorCode::IncorrectState,
                 format!("Image {id} is {}, not available.", image.state),
@@ -431,7 +432,7 @@ impl Cloud {
                     owner: account.to_string(),
                     volume_id: "vol-ffffffff".into(),
                     size_gib: m.volume_size,
-                    state: "pending".into(),
+                    state: SnapshotState::Pending,
                     progress: 0,
                     description: format!("Copied for {id} from {source_region}:{}", m.snapshot_id),
                     created: now_s(),
@@ -469,7 +470,7 @@ impl Cloud {
             } else {
                 description.to_string()
             },
-            state: "pending".into(),
+            state: ImageState::Pending,
             state_reason: String::new(),
             progress: 0,
             architecture: manifest.architecture.clone(),
@@ -510,7 +511,9 @@ impl Cloud {
     /// Starts again the copies a restart interrupted (their partial files are kept).
     pub fn resume_copies(self: &Arc<Self>) {
         for image in self.db.images().unwrap_or_default() {
-            if image.state == "pending" && self.image_dir(&image.id).join("copy.json").exists() {
+            if image.state == ImageState::Pending
+                && self.image_dir(&image.id).join("copy.json").exists()
+            {
                 tracing::info!(image = %image.id, "resuming an interrupted copy");
                 tokio::spawn(Arc::clone(self).run_copy(image.id));
             }
@@ -528,7 +531,9 @@ impl Cloud {
             Ok(j) => j,
             Err(e) => {
                 let reason = format!("Server.InternalError: cannot read the copy job: {e}");
-                let _ = self.db.set_image_state(&image_id, "failed", &reason, 0);
+                let _ = self
+                    .db
+                    .set_image_state(&image_id, ImageState::Failed, &reason, 0);
                 return;
             }
         };
@@ -568,7 +573,8 @@ impl Cloud {
         let recorded = match result {
             Ok(()) => {
                 tracing::info!(image = %image_id, "copy complete");
-                self.db.set_image_state(&image_id, "available", "", 100)
+                self.db
+                    .set_image_state(&image_id, ImageState::Available, "", 100)
             }
             Err(e) => {
                 tracing::warn!(image = %image_id, error = %e, "copy failed");
@@ -577,10 +583,10 @@ impl Cloud {
                     let _ = crate::cloud::remove_file(&sidecar_path(&f.dest));
                 }
                 for s in snapshot_ids {
-                    let _ = self.db.set_snapshot_state(s, "error", 0);
+                    let _ = self.db.set_snapshot_state(s, SnapshotState::Error, 0);
                 }
                 self.db
-                    .set_image_state(&image_id, "failed", &e.to_string(), 0)
+                    .set_image_state(&image_id, ImageState::Failed, &e.to_string(), 0)
             }
         };
         if let Err(e) = recorded {
@@ -730,10 +736,12 @@ impl Cloud {
                 let pct = ((done + pos) * 100 / total).min(99) as i32;
                 if pct != last_pct {
                     last_pct = pct;
-                    let _ = self.db.set_image_state(image_id, "pending", "", pct);
+                    let _ = self
+                        .db
+                        .set_image_state(image_id, ImageState::Pending, "", pct);
                     if let Some(s) = &f.snapshot_id {
                         let own = (pos * 100 / src.size.max(1)).min(99) as i32;
-                        let _ = self.db.set_snapshot_state(s, "pending", own);
+                        let _ = self.db.set_snapshot_state(s, SnapshotState::Pending, own);
                     }
                 }
             }
@@ -759,7 +767,7 @@ impl Cloud {
         std::fs::rename(&part, &f.dest).map_err(io("cannot rename the copy"))?;
         let _ = crate::cloud::remove_file(&side);
         if let Some(s) = &f.snapshot_id {
-            let _ = self.db.set_snapshot_state(s, "completed", 100);
+            let _ = self.db.set_snapshot_state(s, SnapshotState::Completed, 100);
         }
         Ok(())
     }

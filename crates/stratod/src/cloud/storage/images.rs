@@ -14,6 +14,7 @@ use crate::db::volumes::Snapshot;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
+use crate::states::{ImageState, SnapshotState};
 use crate::storage::{self, GIB};
 
 /// What RegisterImage asks for.
@@ -260,11 +261,10 @@ impl Cloud {
             name: req.name.clone(),
             description: req.description.clone(),
             state: if sources.is_empty() {
-                "available"
+                ImageState::Available
             } else {
-                "pending"
-            }
-            .into(),
+                ImageState::Pending
+            },
             state_reason: String::new(),
             progress: if sources.is_empty() { 100 } else { 0 },
             architecture: arch,
@@ -293,7 +293,7 @@ impl Cloud {
                         owner: account.to_string(),
                         volume_id: "vol-ffffffff".into(),
                         size_gib: s.mapping.volume_size,
-                        state: "pending".into(),
+                        state: SnapshotState::Pending,
                         progress: 0,
                         description: format!("Registered for {id} from {}", s.file.display()),
                         created: now_s(),
@@ -341,10 +341,17 @@ impl Cloud {
                     let overall = ((base + size * pct as i64 / 100) * 100 / total) as i32;
                     if pct as i32 != last {
                         last = pct as i32;
-                        let _ = db_cloud.db.set_snapshot_state(&sid, "pending", pct as i32);
-                        let _ = db_cloud
-                            .db
-                            .set_image_state(&iid, "pending", "", overall.min(99));
+                        let _ = db_cloud.db.set_snapshot_state(
+                            &sid,
+                            SnapshotState::Pending,
+                            pct as i32,
+                        );
+                        let _ = db_cloud.db.set_image_state(
+                            &iid,
+                            ImageState::Pending,
+                            "",
+                            overall.min(99),
+                        );
                     }
                 })
             })
@@ -355,11 +362,15 @@ impl Cloud {
                     self.metrics
                         .copied_bytes_total
                         .fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
-                    let _ = self.db.set_snapshot_state(&snap.id, "completed", 100);
+                    let _ = self
+                        .db
+                        .set_snapshot_state(&snap.id, SnapshotState::Completed, 100);
                 }
                 Ok(Err(e)) => {
                     failure = Some(format!("copying {}: {e}", file.display()));
-                    let _ = self.db.set_snapshot_state(&snap.id, "error", 0);
+                    let _ = self
+                        .db
+                        .set_snapshot_state(&snap.id, SnapshotState::Error, 0);
                 }
                 Err(e) => failure = Some(e.to_string()),
             }
@@ -374,12 +385,14 @@ impl Cloud {
             }
         }
         let r = match failure {
-            None => self.db.set_image_state(image_id, "available", "", 100),
+            None => self
+                .db
+                .set_image_state(image_id, ImageState::Available, "", 100),
             Some(f) => {
                 tracing::warn!(image = image_id, reason = %f, "image failed");
                 self.db.set_image_state(
                     image_id,
-                    "failed",
+                    ImageState::Failed,
                     &format!("Server.InternalError: {f}"),
                     0,
                 )
@@ -426,7 +439,7 @@ impl Cloud {
     /// DeregisterImage: the AMI goes; its snapshots stay, as in EC2.
     pub fn deregister_image(&self, account: &str, id: &str) -> ApiResult<()> {
         let image = self.owned_image(account, id)?;
-        if image.state == "pending" {
+        if image.state == ImageState::Pending {
             return Err(ApiError::new(
                 ErrorCode::IncorrectState,
                 format!("Image {id} is still pending."),
@@ -513,7 +526,7 @@ impl Cloud {
                 owner: account.to_string(),
                 volume_id: v.id.clone(),
                 size_gib: v.size_gib,
-                state: "pending".into(),
+                state: SnapshotState::Pending,
                 progress: 0,
                 description: format!("Created by CreateImage({instance_id}) for {id}"),
                 created: now_s(),
@@ -542,7 +555,7 @@ impl Cloud {
             owner: account.to_string(),
             name: name.to_string(),
             description: description.to_string(),
-            state: "pending".into(),
+            state: ImageState::Pending,
             state_reason: String::new(),
             progress: 0,
             architecture: "x86_64".into(),

@@ -13,6 +13,7 @@ use crate::db::{now_ms, now_s};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
+use crate::states::{AttachState, ImageState, SnapshotState, VolumeState};
 use crate::storage::{self, GIB};
 use crate::supervisor::{Monitor, VmmPaths};
 use strato_vmm_api::names;
@@ -85,7 +86,7 @@ impl Cloud {
             None
         } else {
             let s = self.owned_snapshot(account, snapshot_id)?;
-            if s.state != "completed" {
+            if s.state != SnapshotState::Completed {
                 return Err(ApiError::new(
                     ErrorCode::IncorrectState,
                     format!("Snapshot {} is {}.", s.id, s.state),
@@ -112,11 +113,10 @@ impl Cloud {
             az: az.to_string(),
             snapshot_id: snapshot_id.to_string(),
             state: if snap.is_some() {
-                "creating"
+                VolumeState::Creating
             } else {
-                "available"
-            }
-            .into(),
+                VolumeState::Available
+            },
             created: now_s(),
             instance_id: None,
             device: None,
@@ -150,8 +150,8 @@ impl Cloud {
                 tokio::task::spawn_blocking(move || storage::clone_file(&src, &path, size, |_| {}))
                     .await;
             let state = match r {
-                Ok(Ok(_)) => "available",
-                _ => "error",
+                Ok(Ok(_)) => VolumeState::Available,
+                _ => VolumeState::Error,
             };
             let _ = cloud.db.set_volume_state(&id, state);
         });
@@ -164,7 +164,10 @@ impl Cloud {
     /// CopyImage, which resumes on its own. Runs before the copies resume.
     pub fn restore_storage(self: &Arc<Self>) {
         for v in self.db.volumes(None).unwrap_or_default() {
-            if v.state == "creating" && v.instance_id.is_none() && !v.snapshot_id.is_empty() {
+            if v.state == VolumeState::Creating
+                && v.instance_id.is_none()
+                && !v.snapshot_id.is_empty()
+            {
                 tracing::info!(volume = %v.id, "cloning again after a restart");
                 self.fill_volume(&v);
             }
@@ -172,18 +175,22 @@ impl Cloud {
         // Registrations and CreateImage copies are not resumed (their sources may have
         // changed); CopyImage jobs are (they carry a copy.json and verify checksums).
         for image in self.db.images().unwrap_or_default() {
-            if image.state == "pending" && !self.image_dir(&image.id).join("copy.json").exists() {
+            if image.state == ImageState::Pending
+                && !self.image_dir(&image.id).join("copy.json").exists()
+            {
                 tracing::warn!(image = %image.id, "image creation cut short by a restart");
                 let reason =
                     "Server.InternalError: the daemon restarted while the image was being created";
-                let _ = self.db.set_image_state(&image.id, "failed", reason, 0);
+                let _ = self
+                    .db
+                    .set_image_state(&image.id, ImageState::Failed, reason, 0);
                 for m in &image.mappings {
                     if let Ok(Some(s)) = self.db.snapshot(&m.snapshot_id) {
-                        if s.state == "pending" {
+                        if s.state == SnapshotState::Pending {
                             let _ = crate::cloud::remove_file(
                                 &self.snapshot_path(&s.id).with_extension("part"),
                             );
-                            let _ = self.db.set_snapshot_state(&s.id, "error", 0);
+                            let _ = self.db.set_snapshot_state(&s.id, SnapshotState::Error, 0);
                         }
                     }
                 }
@@ -191,11 +198,11 @@ impl Cloud {
         }
         for s in self.db.snapshots().unwrap_or_default() {
             let in_image = self.db.snapshot_in_image(&s.id).ok().flatten();
-            if s.state == "pending" && in_image.is_none() {
+            if s.state == SnapshotState::Pending && in_image.is_none() {
                 tracing::warn!(snapshot = %s.id, "snapshot cut short by a restart");
                 let _ =
                     crate::cloud::remove_file(&self.snapshot_path(&s.id).with_extension("part"));
-                let _ = self.db.set_snapshot_state(&s.id, "error", 0);
+                let _ = self.db.set_snapshot_state(&s.id, SnapshotState::Error, 0);
             }
         }
     }
@@ -215,7 +222,7 @@ impl Cloud {
             return Err(ApiError::missing("Device"));
         }
         let idx = check_device(device)?;
-        if v.state != "available" {
+        if v.state != VolumeState::Available {
             return Err(ApiError::new(
                 ErrorCode::VolumeInUse,
                 format!("{volume_id} is already attached to an instance"),
@@ -227,6 +234,18 @@ impl Cloud {
                 v.az, inst.az
             )));
         }
+        if !matches!(inst.state, State::Running | State::Stopped) {
+            return Err(ApiError::incorrect_state(
+                instance_id,
+                inst.state.name(),
+                "attached to",
+            ));
+        }
+        // Everything that concurrent attachments to this instance could race on (its state,
+        // its attachments, the drive slots) is read under its lock.
+        let lock = self.lock(instance_id);
+        let _g = lock.lock().await;
+        let inst = self.owned_instance(account, instance_id)?;
         if !matches!(inst.state, State::Running | State::Stopped) {
             return Err(ApiError::incorrect_state(
                 instance_id,
@@ -247,15 +266,16 @@ impl Cloud {
                 "Attachment point {device} is already in use"
             )));
         }
-        let lock = self.lock(instance_id);
-        let _g = lock.lock().await;
-        let running = self.db.instance(instance_id)?.map(|i| i.state) == Some(State::Running)
-            && self.vm(instance_id).is_some();
+        let running = inst.state == State::Running && self.vm(instance_id).is_some();
         if !self.db.attach_volume(
             volume_id,
             instance_id,
             device,
-            if running { "attaching" } else { "attached" },
+            if running {
+                AttachState::Attaching
+            } else {
+                AttachState::Attached
+            },
             false,
         )? {
             return Err(ApiError::new(
@@ -285,7 +305,7 @@ impl Cloud {
                 )));
             }
             self.db.set_volume_slot(volume_id, Some(&slot))?;
-            self.db.set_attach_state(volume_id, "attached")?;
+            self.db.set_attach_state(volume_id, AttachState::Attached)?;
         }
         Ok(self.db.volume(volume_id)?.unwrap_or(v))
     }
@@ -334,12 +354,13 @@ impl Cloud {
         let mut previous = v.clone();
         if running {
             if let Some(slot) = &v.slot {
-                self.db.set_attach_state(volume_id, "detaching")?;
+                self.db
+                    .set_attach_state(volume_id, AttachState::Detaching)?;
                 let paths = VmmPaths::in_dir(&self.instance_dir(&owner_instance));
                 let monitor = Monitor::new(&paths, Duration::from_secs(5));
                 if let Err(e) = monitor.detach_drive(slot).await {
                     if !force {
-                        self.db.set_attach_state(volume_id, "attached")?;
+                        self.db.set_attach_state(volume_id, AttachState::Attached)?;
                         return Err(ApiError::internal(format!(
                             "The monitor refused the detachment: {}",
                             crate::cloud::compute::launch::chain(&e)
@@ -349,14 +370,14 @@ impl Cloud {
             }
         }
         self.db.detach_volume(volume_id)?;
-        previous.attach_state = Some("detaching".into());
+        previous.attach_state = Some(AttachState::Detaching);
         Ok(previous)
     }
 
     /// DeleteVolume: refused while attached.
     pub fn delete_volume(&self, account: &str, id: &str) -> ApiResult<()> {
         let v = self.owned_volume(account, id)?;
-        if v.instance_id.is_some() || v.state == "in-use" {
+        if v.instance_id.is_some() || v.state == VolumeState::InUse {
             return Err(ApiError::new(
                 ErrorCode::VolumeInUse,
                 format!(
@@ -365,7 +386,7 @@ impl Cloud {
                 ),
             ));
         }
-        if v.state == "creating" {
+        if v.state == VolumeState::Creating {
             return Err(ApiError::new(
                 ErrorCode::IncorrectState,
                 format!("Volume {id} is still being created."),
@@ -388,7 +409,7 @@ impl Cloud {
     ) -> ApiResult<Snapshot> {
         crate::cloud::tags::check(&tags)?;
         let v = self.owned_volume(account, volume_id)?;
-        if v.state == "creating" || v.state == "error" {
+        if matches!(v.state, VolumeState::Creating | VolumeState::Error) {
             return Err(ApiError::new(
                 ErrorCode::IncorrectState,
                 format!("Volume {volume_id} is {}.", v.state),
@@ -399,7 +420,7 @@ impl Cloud {
             owner: account.to_string(),
             volume_id: volume_id.to_string(),
             size_gib: v.size_gib,
-            state: "pending".into(),
+            state: SnapshotState::Pending,
             progress: 0,
             description: description.chars().take(255).collect(),
             created: now_s(),
@@ -417,13 +438,15 @@ impl Cloud {
             let id2 = id.clone();
             let r = tokio::task::spawn_blocking(move || {
                 storage::clone_file(&src, &dst, 0, |pct| {
-                    let _ = c2.db.set_snapshot_state(&id2, "pending", pct as i32);
+                    let _ = c2
+                        .db
+                        .set_snapshot_state(&id2, SnapshotState::Pending, pct as i32);
                 })
             })
             .await;
             let (state, pct) = match r {
-                Ok(Ok(_)) => ("completed", 100),
-                _ => ("error", 0),
+                Ok(Ok(_)) => (SnapshotState::Completed, 100),
+                _ => (SnapshotState::Error, 0),
             };
             let _ = cloud.db.set_snapshot_state(&id, state, pct);
         });
@@ -439,7 +462,7 @@ impl Cloud {
                 format!("The snapshot {id} is currently in use by {image}"),
             ));
         }
-        if s.state == "pending" {
+        if s.state == SnapshotState::Pending {
             return Err(ApiError::new(
                 ErrorCode::IncorrectState,
                 format!("Snapshot {id} is still pending."),

@@ -298,6 +298,31 @@ fn mergeable_rx_spans_chains_and_counts_them() {
 }
 
 #[test]
+fn mergeable_rx_over_adjacent_buffers() {
+    let m = mem(0x100_0000);
+    // Buffers back to back, as a guest's page-fragment allocator hands them out: the
+    // device reads into them as one, and still returns them one chain at a time.
+    let mut r = erig(&m, 1, MRG, 2, 16);
+    for i in 0..16u64 {
+        r.qs[0].add(&[(BUFS + i * 1526, 1526, W)]);
+    }
+    let big = frame(3000, 7);
+    r.peers[0].send(&big);
+    r.peers[0].send(&frame(100, 8));
+    r.kick(0);
+    assert_eq!(r.qs[0].used(0), (0, 1526));
+    assert_eq!(r.qs[0].used(1), (1, 3012 - 1526));
+    assert_eq!(r.qs[0].used(2), (2, 112));
+    let mut got = vec![0u8; 3012];
+    m.read_slice(&mut got, GuestAddress(BUFS)).unwrap();
+    let h = VnetHeader::from_bytes(&got[..12].try_into().unwrap());
+    assert_eq!(h.num_buffers, 2);
+    assert_eq!(&got[12..], &big[12..]);
+    let h: [u8; 12] = m.read_obj(GuestAddress(BUFS + 2 * 1526)).unwrap();
+    assert_eq!(VnetHeader::from_bytes(&h).num_buffers, 1);
+}
+
+#[test]
 fn mergeable_rx_waits_for_room_for_a_largest_frame() {
     let m = mem(0x100_0000);
     let mut r = erig(&m, 1, MRG | EVENT_IDX, 2, QUEUE_SIZE);
