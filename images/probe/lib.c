@@ -102,12 +102,18 @@ usize parse_u64(const char *s, usize n, u64 *out)
 
 /* ---------------- serial console (8250, polled) ---------------- */
 
+volatile u8 uart_lsr_saved;
+
 static void con_putc(char c)
 {
-	/* wait for THR empty (LSR bit 5); bounded so a missing UART cannot hang us */
-	for (u32 i = 0; i < 100000; i++)
-		if (inb(COM1 + 5) & 0x20)
+	/* wait for THR empty (LSR bit 5); bounded so a missing UART cannot hang us. Reading LSR
+	 * clears its break bit, so keep it for the receiver (as Linux's 8250 driver does). */
+	for (u32 i = 0; i < 100000; i++) {
+		u8 lsr = inb(COM1 + 5);
+		uart_lsr_saved |= lsr & 0x10;
+		if (lsr & 0x20)
 			break;
+	}
 	outb(COM1, (u8)c);
 }
 

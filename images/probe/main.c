@@ -1,5 +1,5 @@
-/* probe guest: boot info, command line, MP table, interrupts, idle loop, keyboard,
- * user-data script. See README.md for the console protocol. */
+/* probe guest: boot info, command line, MP table, interrupts, idle loop, keyboard, console
+ * input, power button, user-data script. See README.md for the console protocol. */
 #include "probe.h"
 
 #define ENTRY_PVH 1
@@ -29,17 +29,27 @@ volatile u64 ticks;
 static volatile u32 work;
 static u64 mem_bytes;
 static u64 ram_top_low; /* end of the RAM range containing 1 MiB */
+static u64 rsdp_hint;   /* the RSDP's address from the boot information, 0 if none */
 
 struct vdev devs[MAX_DEVS];
 u32 ndevs;
 
-/* ---------------- power off ---------------- */
-void power_off(void)
+/* ---------------- power off, reboot ---------------- */
+static void __attribute__((noreturn)) i8042_reset(void)
 {
 	cli();
 	outb(0x64, 0xfe);
 	for (;;)
 		__asm__ volatile("cli; hlt");
+}
+
+/* ACPI S5 when the firmware tables offer it, else the i8042 reset line (which ends a VM
+ * whose monitor treats a reset as the end). */
+void power_off(void)
+{
+	cli();
+	acpi_power_off();
+	i8042_reset();
 }
 
 /* ---------------- boot information ---------------- */
@@ -72,6 +82,7 @@ static void read_boot_info(int kind, u64 info)
 		if (*(const u32 *)si != 0x336ec578)
 			return;
 		copy_cmdline(*(const u64 *)(si + 24));
+		rsdp_hint = *(const u64 *)(si + 32);
 		if (*(const u32 *)(si + 4) >= 1) {
 			const u8 *mm = (const u8 *)*(const u64 *)(si + 40);
 			u32 n = *(const u32 *)(si + 48);
@@ -85,6 +96,7 @@ static void read_boot_info(int kind, u64 info)
 		const u8 *bp = (const u8 *)info;
 		u64 cl = *(const u32 *)(bp + 0x228) | ((u64) * (const u32 *)(bp + 0xc8) << 32);
 		copy_cmdline(cl);
+		rsdp_hint = *(const u64 *)(bp + 0x70);
 		u32 n = bp[0x1e8];
 		if (n > 128)
 			n = 128;
@@ -584,6 +596,61 @@ static void kbd_poll(void)
 	}
 }
 
+/* ---------------- console input (COM1 receiver) ---------------- */
+#define CON_LINE_MAX 120
+static char con_line[CON_LINE_MAX];
+static u32 con_len;
+
+static void con_line_done(void)
+{
+	if (con_len)
+		kprintf("probe: console %.*s\n", (int)con_len, con_line);
+	con_len = 0;
+}
+
+/* Bytes typed on the UART come back as lines; a BREAK on the line is reported. */
+static void uart_poll(void)
+{
+	for (int i = 0; i < 256; i++) {
+		u8 lsr = inb(0x3fd);
+		if (lsr == 0xff)
+			return;
+		lsr |= uart_lsr_saved;
+		if (!(lsr & 1))
+			return;
+		u8 b = inb(0x3f8);
+		uart_lsr_saved = 0;
+		if (lsr & 0x10) { /* break: the NUL that comes with it is not input */
+			con_line_done();
+			kprintf("probe: console break\n");
+			continue;
+		}
+		if (b == '\r' || b == '\n') {
+			con_line_done();
+			continue;
+		}
+		con_line[con_len++] = (b < 0x20 || b == 0x7f) ? '?' : (char)b;
+		if (con_len == CON_LINE_MAX)
+			con_line_done();
+	}
+}
+
+/* ---------------- power button (ACPI generic event device) ---------------- */
+/* user data `ignore-power-button`: a guest that does not shut down when asked */
+static int ignore_power_button;
+
+static void ged_poll(void)
+{
+	if (!(acpi_ged_events() & 1))
+		return;
+	if (ignore_power_button) {
+		kprintf("probe: power-button ignored\n");
+		return;
+	}
+	kprintf("probe: power-button\n");
+	power_off();
+}
+
 /* ---------------- user-data script ---------------- */
 static int is_sp(char c) { return c == ' ' || c == '\t'; }
 
@@ -616,8 +683,13 @@ static void run_script(const char *s, u32 n)
 		} else if (str_eq_n(w, wl, "poweroff")) {
 			kprintf("probe: poweroff\n");
 			power_off();
+		} else if (str_eq_n(w, wl, "reboot")) {
+			kprintf("probe: reboot\n");
+			i8042_reset();
 		} else if (str_eq_n(w, wl, "ignore-ctrl-alt-del")) {
 			ignore_cad = 1;
+		} else if (str_eq_n(w, wl, "ignore-power-button")) {
+			ignore_power_button = 1;
 		} else if (str_eq_n(w, wl, "net-silent-after")) {
 			/* net-silent-after <n>: answer n more ARP requests, then nothing at all */
 			u64 n;
@@ -669,6 +741,8 @@ void kmain(int kind, u64 info)
 	kprintf("probe: memory %lu MiB\n", mem_bytes >> 20);
 	u32 cpus = read_mptable();
 	kprintf("probe: cpus %u\n", cpus ? cpus : 1);
+	acpi_init(rsdp_hint);
+	smbios_init();
 	use_ioapic = !pic_present() && have_lapic();
 	kprintf("probe: interrupts %s\n", use_ioapic ? "ioapic" : "8259");
 
@@ -676,25 +750,33 @@ void kmain(int kind, u64 info)
 	if (opt_fault) /* test aid: an invalid opcode, to see the exception report */
 		__asm__ volatile("ud2");
 
-	/* interrupts: 8259 pair (timer, keyboard, cascade, virtio IRQs) and a PIT safety tick,
-	 * or without an 8259 the IOAPIC (keyboard, virtio IRQs) and a local APIC timer tick */
+	/* interrupts: 8259 pair (timer, keyboard, cascade, COM1, the generic event device, virtio
+	 * IRQs) and a PIT safety tick, or without an 8259 the IOAPIC (keyboard, COM1, the generic
+	 * event device, virtio IRQs) and a local APIC timer tick */
 	if (use_ioapic) {
 		u32 mask = (1 << 1) | (1 << 4);
 		for (u32 i = 0; i < ndevs; i++)
 			if (devs[i].irq < 24)
 				mask |= 1u << devs[i].irq;
+		if (acpi.ged_reg && acpi.ged_irq < 24)
+			mask |= 1u << acpi.ged_irq;
 		apic_init(mask);
 	} else {
 		u16 mask = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 4);
 		for (u32 i = 0; i < ndevs; i++)
 			if (devs[i].irq < 16 && devs[i].irq != 2)
 				mask |= (u16)(1 << devs[i].irq);
+		if (acpi.ged_reg && acpi.ged_irq < 16 && acpi.ged_irq != 2)
+			mask |= (u16)(1 << acpi.ged_irq);
 		lapic_passthrough();
 		pic_init(mask);
 		pit_init();
 	}
 	sti();
 	serial_irq_check();
+	/* COM1 receiver: data-available interrupt (IER bit 0), OUT2 gates the line */
+	outb(0x3fc, 0x0b);
+	outb(0x3f9, 0x01);
 
 	if (ram_top_low && ram_top_low < MEM_NEEDED) {
 		kprintf("probe: not enough memory for device buffers\n");
@@ -728,6 +810,8 @@ void kmain(int kind, u64 info)
 		sti();
 		virtio_service(w);
 		kbd_poll();
+		uart_poll();
+		ged_poll();
 	}
 }
 

@@ -46,6 +46,8 @@ int memcmp(const void *a, const void *b, usize n);
 usize strlen(const char *s);
 int str_eq_n(const char *a, usize alen, const char *b); /* a[0..alen) == NUL-terminated b */
 void con_write(const char *s, usize n);
+/* Line status bits (break) seen while waiting to transmit, for the receiver to report. */
+extern volatile u8 uart_lsr_saved;
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses an unsigned number (decimal, or hex with 0x); returns chars consumed (0 = none). */
 usize parse_u64(const char *s, usize n, u64 *out);
@@ -54,6 +56,23 @@ usize parse_u64(const char *s, usize n, u64 *out);
 extern volatile u64 ticks;
 void power_off(void) __attribute__((noreturn));
 int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen);
+
+/* ---- acpi.c ---- */
+struct acpi_info {
+	int ok;          /* RSDP, XSDT, FADT, MADT and DSDT found and checksummed */
+	int hw_reduced;  /* FADT HW_REDUCED_ACPI */
+	u8 sleep_space;  /* sleep control register: 0 system memory, 1 I/O */
+	u64 sleep_reg;   /* 0: no ACPI power-off */
+	u8 s5_type;      /* \_S5 SLP_TYP */
+	u8 ged_space;    /* generic event device's event register: 0 memory, 1 I/O */
+	u64 ged_reg;     /* 0: no generic event device */
+	u32 ged_irq;     /* its GSI */
+};
+extern struct acpi_info acpi;
+void acpi_init(u64 rsdp_hint); /* prints "probe: acpi ok|none|bad <table>" */
+void acpi_power_off(void);     /* returns only when there is no ACPI power-off */
+u32 acpi_ged_events(void);     /* reads (and takes) the pending GED events */
+void smbios_init(void);        /* prints "probe: smbios <manufacturer> <product> <serial>|none" */
 
 /* ---- virtio.c ---- */
 struct vq {

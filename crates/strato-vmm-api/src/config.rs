@@ -91,6 +91,24 @@ pub enum ConfigError {
         /// The refused descriptor.
         fd: i32,
     },
+    /// An SMBIOS identity string is empty, too long or not printable ASCII.
+    #[error(
+        "invalid smbios {field} {value:?}: use 1 to {MAX_SMBIOS_STRING_LEN} printable ASCII characters"
+    )]
+    SmbiosString {
+        /// The field, e.g. `product`.
+        field: &'static str,
+        /// The refused value.
+        value: String,
+    },
+    /// The SMBIOS UUID does not parse.
+    #[error("invalid smbios uuid {value:?}: {source}")]
+    SmbiosUuid {
+        /// The refused value.
+        value: String,
+        /// What is wrong with it.
+        source: UuidError,
+    },
     /// A MAC address does not parse or is not a unicast address.
     #[error("invalid MAC address {mac:?} for {id}: {source}")]
     InvalidMac {
@@ -101,6 +119,40 @@ pub enum ConfigError {
         /// What is wrong with it.
         source: MacError,
     },
+}
+
+/// Longest SMBIOS identity string, in bytes.
+pub const MAX_SMBIOS_STRING_LEN: usize = 64;
+
+/// Why a UUID was refused by [`parse_uuid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected 8-4-4-4-12 hex digits like ec2a1b2c-3d4e-456f-8790-0123456789ab")]
+pub struct UuidError;
+
+/// Parses a UUID written as 32 hex digits in groups of 8-4-4-4-12 (either case); the bytes
+/// are in the order the text reads.
+pub fn parse_uuid(s: &str) -> Result<[u8; 16], UuidError> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lens != [8, 4, 4, 4, 12] {
+        return Err(UuidError);
+    }
+    let hex: String = groups.concat();
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let pair = hex.get(2 * i..2 * i + 2).ok_or(UuidError)?;
+        if !pair.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(UuidError);
+        }
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| UuidError)?;
+    }
+    Ok(out)
+}
+
+fn is_valid_smbios_string(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SMBIOS_STRING_LEN
+        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// Why a MAC address was refused by [`parse_mac`].
@@ -279,6 +331,55 @@ pub struct NetConfig {
     pub mac: Option<String>,
 }
 
+/// The machine's identity in its SMBIOS tables (system information and chassis); the
+/// manufacturer is always `strato`. The daemon sets the instance type as product, the same
+/// `ec2`-prefixed UUID as UUID and serial number (as EC2 guests see), and the instance ID as
+/// asset tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmbiosConfig {
+    /// System product name (`strato-vmm` when unset).
+    #[serde(default)]
+    pub product: Option<String>,
+    /// System serial number.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// System UUID, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Chassis asset tag.
+    #[serde(default)]
+    pub asset_tag: Option<String>,
+}
+
+impl SmbiosConfig {
+    /// Checks every field: strings of 1 to [`MAX_SMBIOS_STRING_LEN`] printable ASCII
+    /// characters, a UUID that [`parse_uuid`] reads.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("product", &self.product),
+            ("serial", &self.serial),
+            ("asset_tag", &self.asset_tag),
+        ] {
+            if let Some(v) = value {
+                if !is_valid_smbios_string(v) {
+                    return Err(ConfigError::SmbiosString {
+                        field,
+                        value: v.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(u) = &self.uuid {
+            parse_uuid(u).map_err(|source| ConfigError::SmbiosUuid {
+                value: u.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// The whole VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,6 +421,9 @@ pub struct VmConfig {
     /// CPU template.
     #[serde(default)]
     pub cpu_template: CpuTemplate,
+    /// The identity in the guest's SMBIOS tables.
+    #[serde(default)]
+    pub smbios: SmbiosConfig,
     /// Interrupt controllers.
     #[serde(default)]
     pub irqchip: IrqchipMode,
@@ -366,6 +470,7 @@ impl VmConfig {
             api_socket: None,
             exit_status_file: None,
             cpu_template: CpuTemplate::default(),
+            smbios: SmbiosConfig::default(),
             irqchip: IrqchipMode::default(),
         }
     }
@@ -398,7 +503,7 @@ impl VmConfig {
     /// Checks every field: vCPU count (1 to [`MAX_VCPUS`]), memory ([`MIN_MEMORY_MIB`] to
     /// [`MAX_MEMORY_MIB`]), non-empty paths, command line length, device count (at most
     /// [`MAX_DEVICES`] disks and nets), device IDs (valid, and unique across disks and nets,
-    /// counting default IDs), one tap backend per interface, and MAC addresses.
+    /// counting default IDs), one tap backend per interface, MAC addresses, and the SMBIOS identity.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cpus == 0 || self.cpus > MAX_VCPUS {
             return Err(ConfigError::Cpus(self.cpus));
@@ -429,6 +534,7 @@ impl VmConfig {
         if devices > MAX_DEVICES {
             return Err(ConfigError::TooManyDevices(devices));
         }
+        self.smbios.validate()?;
 
         let mut ids = HashSet::new();
         let mut check_id = |what: String, id: String| {
@@ -679,6 +785,44 @@ mod tests {
         );
         let msg = err(r#"{"kernel": "/k", "nets": [{"tap": "t", "mac": "01:00:00:00:00:01"}]}"#);
         assert!(msg.contains("multicast"), "{msg}");
+    }
+
+    #[test]
+    fn smbios_identity() {
+        let text = r#"{"kernel": "/k", "smbios": {"product": "t3.micro",
+            "serial": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
+            "uuid": "EC2A1B2C-3D4E-456F-8790-0123456789AB", "asset_tag": "i-0123456789abcdef0"}}"#;
+        let config = parse(text).expect("smbios config");
+        assert_eq!(config.smbios.product.as_deref(), Some("t3.micro"));
+        assert_eq!(
+            parse_uuid(config.smbios.uuid.as_deref().unwrap()),
+            Ok([
+                0xec, 0x2a, 0x1b, 0x2c, 0x3d, 0x4e, 0x45, 0x6f, 0x87, 0x90, 0x01, 0x23, 0x45, 0x67,
+                0x89, 0xab
+            ])
+        );
+        assert!(err(r#"{"kernel": "/k", "smbios": {"produkt": "x"}}"#).contains("produkt"));
+        let msg = err(r#"{"kernel": "/k", "smbios": {"product": ""}}"#);
+        assert!(msg.starts_with("invalid smbios product"), "{msg}");
+        let long = "x".repeat(MAX_SMBIOS_STRING_LEN + 1);
+        assert!(err(&format!(
+            r#"{{"kernel": "/k", "smbios": {{"serial": "{long}"}}}}"#
+        ))
+        .contains("serial"));
+        assert!(
+            err(r#"{"kernel": "/k", "smbios": {"asset_tag": "tab\there"}}"#).contains("asset_tag")
+        );
+        for bad in [
+            "ec2a1b2c3d4e456f87900123456789ab",
+            "ec2a1b2c-3d4e-456f-8790-0123456789a",
+            "ec2a1b2c-3d4e-456f-8790-0123456789ag",
+            "ec2a1b2c-3d4e-456f-8790_0123456789ab",
+            "+c2a1b2c-3d4e-456f-8790-0123456789ab",
+        ] {
+            assert_eq!(parse_uuid(bad), Err(UuidError), "{bad}");
+        }
+        let msg = err(r#"{"kernel": "/k", "smbios": {"uuid": "nope"}}"#);
+        assert!(msg.starts_with("invalid smbios uuid \"nope\""), "{msg}");
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! | `attach-drive` | `id`, `path`, `readonly` | nothing |
 //! | `detach-drive` | `id` | nothing |
 //! | `console` | `from` (byte position, optional) | [`ConsoleChunk`] |
+//! | `console-input` | `data` (base64 bytes) | [`InputAccepted`] |
+//! | `console-break` | | nothing |
+//! | `power-button` | | nothing |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +62,35 @@ pub enum Request {
         #[serde(default)]
         from: Option<u64>,
     },
+    /// Bytes for the guest's serial console, as if typed on its line.
+    ConsoleInput {
+        /// The bytes (base64 on the wire: terminal input need not be UTF-8).
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+    },
+    /// A BREAK condition on the serial line, behind the input already queued (Linux's
+    /// magic SysRq prefix on a serial console).
+    ConsoleBreak {},
+    /// Press the ACPI power button (a graceful shutdown request).
+    PowerButton {},
+}
+
+/// Bytes as a base64 string (standard alphabet, padded).
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("data is not base64: {e}")))
+    }
 }
 
 impl Request {
@@ -74,6 +106,9 @@ impl Request {
             Request::AttachDrive { .. } => "attach-drive",
             Request::DetachDrive { .. } => "detach-drive",
             Request::Console { .. } => "console",
+            Request::ConsoleInput { .. } => "console-input",
+            Request::ConsoleBreak {} => "console-break",
+            Request::PowerButton {} => "power-button",
         }
     }
 
@@ -154,6 +189,13 @@ pub struct ConsoleChunk {
     pub next: u64,
 }
 
+/// Reply to `console-input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputAccepted {
+    /// Bytes queued for the guest; the rest did not fit the input queue and were dropped.
+    pub accepted: u64,
+}
+
 /// Reply to requests that answer nothing but success.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {}
@@ -169,6 +211,8 @@ pub enum Reply {
     Counters(Counters),
     /// To `console`.
     Console(ConsoleChunk),
+    /// To `console-input`.
+    InputAccepted(InputAccepted),
     /// To the rest.
     Done,
 }
@@ -203,6 +247,7 @@ impl Reply {
             Reply::StateOnly(r) => ok_line(r),
             Reply::Counters(r) => ok_line(r),
             Reply::Console(r) => ok_line(r),
+            Reply::InputAccepted(r) => ok_line(r),
             Reply::Done => ok_line(&Done {}),
         }
     }
@@ -246,6 +291,11 @@ mod tests {
             },
             Request::DetachDrive { id: "slot0".into() },
             Request::Console { from: Some(7) },
+            Request::ConsoleInput {
+                data: vec![b'r', 0, 0xff, b'\n'],
+            },
+            Request::ConsoleBreak {},
+            Request::PowerButton {},
         ];
         for r in all {
             let line = r.encode();
@@ -255,6 +305,18 @@ mod tests {
             assert_eq!(back, r);
         }
         assert_eq!(Request::State {}.encode(), r#"{"op":"state"}"#);
+        assert_eq!(
+            Request::ConsoleInput {
+                data: b"ls\n".to_vec()
+            }
+            .encode(),
+            r#"{"op":"console-input","data":"bHMK"}"#
+        );
+        let bad = serde_json::from_str::<Request>(r#"{"op":"console-input","data":"%%"}"#);
+        assert!(bad.unwrap_err().to_string().contains("not base64"));
+        let accepted: InputAccepted =
+            decode_reply(&Reply::InputAccepted(InputAccepted { accepted: 3 }).encode()).unwrap();
+        assert_eq!(accepted.accepted, 3);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use crate::config::{
-    ConfigError, CpuTemplate, DiskConfig, NetConfig, VmConfig, MAX_MEMORY_MIB, MAX_VCPUS,
-    MIN_MEMORY_MIB,
+    ConfigError, CpuTemplate, DiskConfig, NetConfig, SmbiosConfig, VmConfig, MAX_MEMORY_MIB,
+    MAX_VCPUS, MIN_MEMORY_MIB,
 };
 
 /// The help text: every flag the monitor accepts.
@@ -38,6 +38,11 @@ Options:
   --exit-status-file PATH   On exit, write the exit status and reason as JSON to PATH, so a
                             supervisor that is not the parent learns how the VM ended
   --cpu-template NAME       host (default) or emulated-kvm
+  --smbios KEY=VALUE,...    The machine's identity in its SMBIOS tables. Keys:
+                              product=TEXT     system product name (default strato-vmm)
+                              serial=TEXT      system serial number
+                              uuid=UUID        system UUID (8-4-4-4-12 hex digits)
+                              asset_tag=TEXT   chassis asset tag
   --irqchip MODE            split (default: local APICs in KVM, IOAPIC in the monitor, no PIC
                             or PIT) or kernel (KVM's PIC, IOAPIC, local APICs and PIT)
   -h, --help                Print this help
@@ -51,7 +56,7 @@ _ and -. A value that starts with -- must use the --flag=VALUE form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Run the VM described by the flags or the config file (normalized and validated).
-    Run(VmConfig),
+    Run(Box<VmConfig>),
     /// Print [`USAGE`].
     Help,
     /// Print the version.
@@ -164,6 +169,7 @@ const VM_FLAGS: &[(&str, bool, bool)] = &[
     ("--api-socket", true, false),
     ("--exit-status-file", true, false),
     ("--cpu-template", true, false),
+    ("--smbios", true, false),
     ("--irqchip", true, false),
 ];
 
@@ -241,6 +247,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             "--api-socket" => config.api_socket = Some(PathBuf::from(value)),
             "--exit-status-file" => config.exit_status_file = Some(PathBuf::from(value)),
             "--cpu-template" => config.cpu_template = parse_cpu_template(value)?,
+            "--smbios" => config.smbios = parse_smbios(value)?,
             "--irqchip" => {
                 config.irqchip = value
                     .parse()
@@ -256,13 +263,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             source,
         })?;
         return VmConfig::from_json(&text)
-            .map(Command::Run)
+            .map(|c| Command::Run(Box::new(c)))
             .map_err(|source| CliError::ConfigFile { path, source });
     }
     config.kernel = kernel.ok_or(CliError::MissingKernel)?;
     config.normalize();
     config.validate()?;
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 /// The flag's value: the `=VALUE` part, or else the next argument unless that is a flag.
@@ -400,6 +407,24 @@ fn parse_disk(value: &str) -> Result<DiskConfig, CliError> {
     Ok(disk)
 }
 
+fn parse_smbios(value: &str) -> Result<SmbiosConfig, CliError> {
+    let mut smbios = SmbiosConfig::default();
+    for (key, val) in key_values(
+        "--smbios",
+        value,
+        &["product", "serial", "uuid", "asset_tag"],
+    )? {
+        let val = Some(val.to_string());
+        match key {
+            "product" => smbios.product = val,
+            "serial" => smbios.serial = val,
+            "uuid" => smbios.uuid = val,
+            _ => smbios.asset_tag = val,
+        }
+    }
+    Ok(smbios)
+}
+
 fn parse_net(value: &str) -> Result<NetConfig, CliError> {
     let mut net = NetConfig {
         id: None,
@@ -439,7 +464,7 @@ mod tests {
 
     fn run(line: &[&str]) -> VmConfig {
         match parse_args(&args(line)) {
-            Ok(Command::Run(config)) => config,
+            Ok(Command::Run(config)) => *config,
             other => panic!("{line:?} gave {other:?}"),
         }
     }
@@ -498,6 +523,8 @@ mod tests {
             "/run/vm.sock",
             "--cpu-template",
             "emulated-kvm",
+            "--smbios",
+            "product=t3.micro,serial=ec2a1b2c-3d4e-456f-8790-0123456789ab,asset_tag=i-0123456789abcdef0,uuid=ec2a1b2c-3d4e-456f-8790-0123456789ab",
             "--irqchip",
             "kernel",
         ]);
@@ -516,6 +543,9 @@ mod tests {
                 "console": "/tmp/console.log",
                 "api_socket": "/run/vm.sock",
                 "cpu_template": "emulated-kvm",
+                "smbios": {"product": "t3.micro", "serial": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
+                           "uuid": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
+                           "asset_tag": "i-0123456789abcdef0"},
                 "irqchip": "kernel"
             }"#,
         );
@@ -654,6 +684,23 @@ mod tests {
             );
         }
         assert_eq!(run(&["--kernel", "/k", "--cpus", "8"]).cpus, 8);
+    }
+
+    #[test]
+    fn bad_smbios() {
+        let msg = refused(&["--kernel", "/k", "--smbios", "vendor=x"]);
+        assert!(msg.contains("unknown key \"vendor\" in --smbios"), "{msg}");
+        let msg = refused(&["--kernel", "/k", "--smbios", "uuid=not-a-uuid"]);
+        assert!(msg.starts_with("invalid smbios uuid"), "{msg}");
+        let msg = refused(&[
+            "--kernel",
+            "/k",
+            "--smbios",
+            "product=a",
+            "--smbios",
+            "serial=b",
+        ]);
+        assert!(msg.contains("--smbios given more than once"), "{msg}");
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use kvm_ioctls::{IoEventAddress, VmFd};
 use linux_loader::loader::Cmdline;
+use strato_devices::acpi::ged::GED_PORT_LEN;
+use strato_devices::acpi::pm::PM_PORT_LEN;
+use strato_devices::acpi::{AcpiPm, Ged};
 use strato_devices::bus::{lock, Bus, BusError};
 use strato_devices::irq::IrqTrigger;
 use strato_devices::legacy::i8042::I8042;
@@ -20,6 +23,7 @@ use strato_devices::virtio::VirtioDevice;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::arch::x86_64::acpi;
 use crate::arch::x86_64::layout::*;
 use crate::config::{parse_mac, VmConfig};
 use crate::irqchip::Irqchip;
@@ -109,8 +113,15 @@ pub struct DeviceManager {
     pub serial: Arc<Mutex<Serial>>,
     /// The keyboard controller.
     pub i8042: Arc<Mutex<I8042>>,
-    /// Written by the i8042 when the guest pulses the reset line.
+    /// Written by the i8042 when the guest pulses the reset line, and by the ACPI reset
+    /// register.
     pub reset_evt: EventFd,
+    /// The ACPI sleep control, sleep status and reset registers.
+    pub acpi_pm: Arc<Mutex<AcpiPm>>,
+    /// Written by the sleep control register when the guest enters S5.
+    pub poweroff_evt: EventFd,
+    /// The ACPI generic event device (the power button).
+    pub ged: Arc<Mutex<Ged>>,
     /// Virtio devices in guest order.
     pub virtio: Vec<VirtioSlot>,
     /// Block devices by drive ID, for hot attach.
@@ -155,8 +166,8 @@ impl DeviceManager {
             Some(p) => Some(open_console(p)?),
             None => None,
         };
-        // The UART and the i8042 raise their lines through the split irqchip's IOAPIC when
-        // there is one, so that its masking and Remote IRR apply to them.
+        // The UART, the i8042 and the ACPI event device raise their lines through the split
+        // irqchip's IOAPIC when there is one, so that its masking and Remote IRR apply to them.
         let legacy_line = |gsi: u32| -> Result<Arc<dyn IrqTrigger>, DeviceError> {
             Ok(match irqchip.ioapic_pin(gsi) {
                 Some(pin) => Arc::new(pin),
@@ -175,6 +186,16 @@ impl DeviceManager {
         )));
         pio.insert(i8042.clone(), I8042_PORT, 5)
             .map_err(DeviceError::Bus)?;
+        let poweroff_evt = evt()?;
+        let acpi_pm = Arc::new(Mutex::new(AcpiPm::new(
+            poweroff_evt.try_clone().map_err(DeviceError::EventFd)?,
+            reset_evt.try_clone().map_err(DeviceError::EventFd)?,
+        )));
+        pio.insert(acpi_pm.clone(), ACPI_PM_PORT, PM_PORT_LEN)
+            .map_err(DeviceError::Bus)?;
+        let ged = Arc::new(Mutex::new(Ged::new(legacy_line(GED_IRQ)?)));
+        pio.insert(ged.clone(), GED_PORT, GED_PORT_LEN)
+            .map_err(DeviceError::Bus)?;
 
         let mut mmio = Bus::new();
         if let Some((ioapic, base, len)) = irqchip.mmio_window() {
@@ -187,6 +208,9 @@ impl DeviceManager {
             serial,
             i8042,
             reset_evt,
+            acpi_pm,
+            poweroff_evt,
+            ged,
             virtio: Vec::new(),
             blocks: HashMap::new(),
         };
@@ -285,16 +309,31 @@ impl DeviceManager {
         Ok(())
     }
 
-    /// Per-device counters, prefixed `<id>_`: the serial port, the i8042 and each virtio device.
+    /// Per-device counters: the serial port, the i8042, the ACPI devices and each virtio
+    /// device.
     pub fn counters(&self) -> Vec<(String, Vec<(&'static str, u64)>)> {
         let mut out = vec![
             ("serial".to_string(), lock(&self.serial).counters()),
             ("i8042".to_string(), lock(&self.i8042).counters()),
+            ("acpi_pm".to_string(), lock(&self.acpi_pm).counters()),
+            ("ged".to_string(), lock(&self.ged).counters()),
         ];
         for s in &self.virtio {
             out.push((s.id.clone(), lock(&s.device).counters()));
         }
         out
+    }
+
+    /// The virtio devices as the ACPI tables describe them.
+    pub fn acpi_virtio(&self) -> Vec<acpi::VirtioMmioDevice> {
+        self.virtio
+            .iter()
+            .map(|s| acpi::VirtioMmioDevice {
+                base: s.base,
+                size: VIRTIO_MMIO_SIZE,
+                gsi: s.irq,
+            })
+            .collect()
     }
 
     /// Every virtio device as an event handler, with its index.

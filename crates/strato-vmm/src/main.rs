@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let config = match cli::parse_args(&args) {
-        Ok(Command::Run(c)) => c,
+        Ok(Command::Run(c)) => *c,
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -76,7 +76,8 @@ fn run(config: strato_vmm::config::VmConfig) -> (ExitStatus, String) {
                     eprintln!("strato-vmm: {m}");
                     m.clone()
                 }
-                strato_vmm::state::ExitReason::GuestShutdown => "guest shut down".to_string(),
+                strato_vmm::state::ExitReason::GuestPowerOff => "guest powered off".to_string(),
+                strato_vmm::state::ExitReason::GuestReset => "guest reset".to_string(),
                 strato_vmm::state::ExitReason::Stopped => "stopped".to_string(),
             };
             tracing::info!(?reason, "VM exited");

@@ -46,8 +46,10 @@ pub fn next_state(state: VmState, event: VmEvent) -> Result<VmState, TransitionE
 /// Why the VM ended; decides the process exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExitReason {
-    /// The guest reset or powered itself off (i8042 reset line, KVM system event).
-    GuestShutdown,
+    /// The guest powered itself off (ACPI S5, KVM shutdown event).
+    GuestPowerOff,
+    /// The guest reset itself (i8042 reset line, ACPI reset register, KVM reset event).
+    GuestReset,
     /// Stopped from outside: API `stop`, SIGTERM or SIGINT.
     Stopped,
     /// The guest crashed (triple fault, unhandled emulation failure).
@@ -60,7 +62,8 @@ impl ExitReason {
     /// The process exit status (documented in the README).
     pub fn status(&self) -> ExitStatus {
         match self {
-            ExitReason::GuestShutdown => ExitStatus::PowerOff,
+            ExitReason::GuestPowerOff => ExitStatus::PowerOff,
+            ExitReason::GuestReset => ExitStatus::Reset,
             ExitReason::Error(_) => ExitStatus::Failed,
             ExitReason::GuestCrash(_) => ExitStatus::Crashed,
             ExitReason::Stopped => ExitStatus::Stopped,
@@ -204,19 +207,20 @@ mod tests {
     fn first_exit_reason_wins() {
         let c = VmControl::new();
         c.apply(Start, None).unwrap();
-        assert!(c.exit(ExitReason::GuestShutdown));
+        assert!(c.exit(ExitReason::GuestPowerOff));
         assert!(!c.exit(ExitReason::Stopped));
-        assert_eq!(c.exit_reason(), Some(ExitReason::GuestShutdown));
+        assert_eq!(c.exit_reason(), Some(ExitReason::GuestPowerOff));
         assert_eq!(c.state(), Exited);
     }
 
     #[test]
     fn exit_reasons_map_to_the_documented_statuses() {
         let got = [
-            ExitReason::GuestShutdown.status(),
+            ExitReason::GuestPowerOff.status(),
             ExitReason::Error(String::new()).status(),
             ExitReason::GuestCrash(String::new()).status(),
             ExitReason::Stopped.status(),
+            ExitReason::GuestReset.status(),
         ];
         assert_eq!(
             got,
@@ -224,7 +228,8 @@ mod tests {
                 ExitStatus::PowerOff,
                 ExitStatus::Failed,
                 ExitStatus::Crashed,
-                ExitStatus::Stopped
+                ExitStatus::Stopped,
+                ExitStatus::Reset,
             ]
         );
     }

@@ -303,9 +303,8 @@ fn run_once(fd: &mut VcpuFd, ctx: &VcpuContext, index: u8) -> Step {
             )))
         }
         VcpuExit::SystemEvent(kind, _) => match kind {
-            KVM_SYSTEM_EVENT_SHUTDOWN | KVM_SYSTEM_EVENT_RESET => {
-                return Step::Exit(ExitReason::GuestShutdown)
-            }
+            KVM_SYSTEM_EVENT_SHUTDOWN => return Step::Exit(ExitReason::GuestPowerOff),
+            KVM_SYSTEM_EVENT_RESET => return Step::Exit(ExitReason::GuestReset),
             other => {
                 return Step::Exit(ExitReason::GuestCrash(format!(
                     "vCPU {index}: system event {other}"

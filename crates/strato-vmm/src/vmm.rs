@@ -17,7 +17,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::api::{self, ConnState, Connection, Reply, Request};
-use crate::arch::x86_64::{boot, layout, mptable, regs};
+use crate::arch::x86_64::{acpi, boot, layout, mptable, regs, smbios};
 use crate::config::VmConfig;
 use crate::devices::{DeviceError, DeviceManager};
 use crate::irqchip::{Irqchip, IrqchipError};
@@ -25,7 +25,9 @@ use crate::memory;
 use crate::signals::SignalFd;
 use crate::state::{ExitReason, VmControl, VmEvent, VmState};
 use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuStats};
-use strato_vmm_api::control::{ConsoleChunk, CounterSet, Counters, StateOnly, StateReply};
+use strato_vmm_api::control::{
+    ConsoleChunk, CounterSet, Counters, InputAccepted, StateOnly, StateReply,
+};
 
 /// Errors building or starting a VM.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,12 @@ pub enum VmmError {
     /// MP table.
     #[error("MP table")]
     Mptable(#[from] mptable::MptableError),
+    /// ACPI tables.
+    #[error("ACPI tables")]
+    Acpi(#[from] acpi::AcpiError),
+    /// SMBIOS tables.
+    #[error("SMBIOS tables")]
+    Smbios(#[from] smbios::SmbiosError),
     /// Devices.
     #[error("devices")]
     Devices(#[from] DeviceError),
@@ -107,6 +115,7 @@ const TOKEN_RESCAN: u64 = 3;
 const TOKEN_SIGNAL: u64 = 4;
 const TOKEN_API: u64 = 5;
 const TOKEN_DEVICES: u64 = 6;
+const TOKEN_POWEROFF: u64 = 7;
 const CONN_BASE: u64 = 1 << 32;
 
 impl Vmm {
@@ -142,7 +151,23 @@ impl Vmm {
                 .map_err(VmmError::Cmdline)?;
         }
         let devices = DeviceManager::build(&vm, &irqchip, &mem, &config, &mut cmdline)?;
-        boot::write_boot_info(&mem, &kernel, &cmdline, initrd)?;
+        let virtio = devices.acpi_virtio();
+        let rsdp = acpi::write_tables(
+            &mem,
+            &acpi::Platform {
+                cpus: config.cpus,
+                irqchips: &irqchip.platform(),
+                virtio: &virtio,
+                pm_port: layout::ACPI_PM_PORT as u16,
+                ged_port: layout::GED_PORT as u16,
+                ged_gsi: layout::GED_IRQ,
+            },
+        )?;
+        smbios::write_tables(
+            &mem,
+            &smbios::SmbiosInfo::from_config(&config.smbios, config.cpus)?,
+        )?;
+        boot::write_boot_info(&mem, &kernel, &cmdline, initrd, rsdp)?;
         regs::write_boot_tables(&mem)?;
         mptable::setup_mptable(&mem, config.cpus, &irqchip.platform())?;
 
@@ -238,6 +263,7 @@ impl Vmm {
         };
         add(self.exit_evt.as_raw_fd(), TOKEN_EXIT)?;
         add(self.devices.reset_evt.as_raw_fd(), TOKEN_RESET)?;
+        add(self.devices.poweroff_evt.as_raw_fd(), TOKEN_POWEROFF)?;
         add(self.rescan_evt.as_raw_fd(), TOKEN_RESCAN)?;
         add(signals.as_raw_fd(), TOKEN_SIGNAL)?;
         if let Some((l, _)) = &self.api {
@@ -262,8 +288,13 @@ impl Vmm {
                     }
                     TOKEN_RESET => {
                         let _ = self.devices.reset_evt.read();
-                        tracing::info!("guest pulsed the i8042 reset line");
-                        self.control.exit(ExitReason::GuestShutdown);
+                        tracing::info!("guest reset (i8042 reset line or ACPI reset register)");
+                        self.control.exit(ExitReason::GuestReset);
+                    }
+                    TOKEN_POWEROFF => {
+                        let _ = self.devices.poweroff_evt.read();
+                        tracing::info!("guest entered ACPI S5");
+                        self.control.exit(ExitReason::GuestPowerOff);
                     }
                     TOKEN_RESCAN => {
                         let _ = self.rescan_evt.read();
@@ -507,6 +538,27 @@ impl api::Handler for ApiHandler<'_> {
                 lock(block)
                     .detach()
                     .map_err(|e| format!("detach {id}: {e}"))?;
+                Ok(Reply::Done)
+            }
+            Request::ConsoleInput { data } => {
+                let accepted = lock(&vmm.devices.serial).enqueue_input(&data);
+                Ok(Reply::InputAccepted(InputAccepted {
+                    accepted: accepted as u64,
+                }))
+            }
+            Request::ConsoleBreak {} => {
+                if !lock(&vmm.devices.serial).send_break() {
+                    return Err("the console input queue is full".into());
+                }
+                Ok(Reply::Done)
+            }
+            Request::PowerButton {} => {
+                if vmm.control.state() != VmState::Running {
+                    return Err(format!("VM is {}", vmm.control.state().name()));
+                }
+                lock(&vmm.devices.ged)
+                    .press_power_button()
+                    .map_err(|e| format!("power button: {e}"))?;
                 Ok(Reply::Done)
             }
             Request::Console { from } => {

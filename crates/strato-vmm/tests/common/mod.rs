@@ -263,3 +263,21 @@ impl Drop for NetNs {
         let _ = sh(&["ip", "netns", "del", &self.name]);
     }
 }
+
+/// A config drive (tar volume labelled config-2) holding `script` as its user data.
+pub fn config_drive(dir: &Scratch, script: &str) -> PathBuf {
+    let sub = dir.path("cd");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("user-data"), script).unwrap();
+    let tar = dir.path("cd.tar");
+    sh_ok(&[
+        "tar",
+        "--label=config-2",
+        "-C",
+        sub.to_str().unwrap(),
+        "-cf",
+        tar.to_str().unwrap(),
+        "user-data",
+    ]);
+    tar
+}

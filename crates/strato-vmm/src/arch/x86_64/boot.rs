@@ -20,6 +20,7 @@ use super::regs::EntryMode;
 
 const E820_RAM: u32 = 1;
 const E820_RESERVED: u32 = 2;
+const E820_ACPI: u32 = 3;
 const KERNEL_BOOT_FLAG_MAGIC: u16 = 0xaa55;
 const KERNEL_HDR_MAGIC: u32 = 0x5372_6448;
 const KERNEL_LOADER_OTHER: u8 = 0xff;
@@ -168,11 +169,14 @@ pub fn load_initrd(
     Ok(Initrd { addr, size })
 }
 
-/// The guest's memory map: (start, size, type).
+/// The guest's memory map: (start, size, type). Below 1 MiB: RAM, then the MP table and
+/// the legacy holes reserved, the ACPI tables as ACPI data, the SMBIOS area reserved.
 pub fn e820_map(mem: &GuestMemoryMmap) -> Vec<(u64, u64, u32)> {
     let mut map = vec![
         (0, MPTABLE_START, E820_RAM),
-        (MPTABLE_START, HIMEM_START - MPTABLE_START, E820_RESERVED),
+        (MPTABLE_START, ACPI_START - MPTABLE_START, E820_RESERVED),
+        (ACPI_START, ACPI_END - ACPI_START, E820_ACPI),
+        (SMBIOS_START, HIMEM_START - SMBIOS_START, E820_RESERVED),
     ];
     for region in mem.iter() {
         let start = region.start_addr().raw_value().max(HIMEM_START);
@@ -184,12 +188,14 @@ pub fn e820_map(mem: &GuestMemoryMmap) -> Vec<(u64, u64, u32)> {
     map
 }
 
-/// Writes the command line and the boot information for `kernel`'s entry protocol.
+/// Writes the command line and the boot information for `kernel`'s entry protocol, with the
+/// ACPI RSDP's address `rsdp`.
 pub fn write_boot_info(
     mem: &GuestMemoryMmap,
     kernel: &LoadedKernel,
     cmdline: &Cmdline,
     initrd: Option<Initrd>,
+    rsdp: u64,
 ) -> Result<(), BootError> {
     loader::load_cmdline(mem, GuestAddress(CMDLINE_ADDR), cmdline).map_err(BootError::Cmdline)?;
     let cmdline_len = cmdline
@@ -212,6 +218,7 @@ pub fn write_boot_info(
                 magic: XEN_HVM_START_MAGIC_VALUE,
                 version: 1,
                 cmdline_paddr: CMDLINE_ADDR,
+                rsdp_paddr: rsdp,
                 memmap_paddr: PVH_MEMMAP_ADDR,
                 memmap_entries: memmap.len() as u32,
                 ..Default::default()
@@ -245,6 +252,7 @@ pub fn write_boot_info(
             bp.hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
             bp.hdr.cmdline_size = cmdline_len as u32;
             bp.hdr.kernel_alignment = KERNEL_MIN_ALIGNMENT_BYTES;
+            bp.acpi_rsdp_addr = rsdp;
             if let Some(rd) = initrd {
                 bp.hdr.ramdisk_image = rd.addr as u32;
                 bp.hdr.ramdisk_size = rd.size as u32;
@@ -276,7 +284,16 @@ mod tests {
         let map = e820_map(&m);
         assert_eq!(map[0], (0, MPTABLE_START, E820_RAM));
         assert_eq!(map[1].2, E820_RESERVED);
-        assert_eq!(map[2], (HIMEM_START, (64 << 20) - HIMEM_START, E820_RAM));
+        assert_eq!(map[2], (ACPI_START, ACPI_END - ACPI_START, E820_ACPI));
+        assert_eq!(
+            map[3],
+            (SMBIOS_START, HIMEM_START - SMBIOS_START, E820_RESERVED)
+        );
+        assert_eq!(map[4], (HIMEM_START, (64 << 20) - HIMEM_START, E820_RAM));
+        // Contiguous, in order, below 1 MiB.
+        for w in map.windows(2).take(3) {
+            assert_eq!(w[0].0 + w[0].1, w[1].0);
+        }
     }
 
     #[test]
@@ -290,11 +307,12 @@ mod tests {
             setup_header: None,
             end: HIMEM_START + 4096,
         };
-        write_boot_info(&m, &k, &cmdline, None).unwrap();
+        write_boot_info(&m, &k, &cmdline, None, ACPI_START).unwrap();
         let bp: boot_params = m.read_obj(GuestAddress(ZERO_PAGE_ADDR)).unwrap();
         assert_eq!({ bp.hdr.cmd_line_ptr }, CMDLINE_ADDR as u32);
         assert_eq!({ bp.hdr.boot_flag }, KERNEL_BOOT_FLAG_MAGIC);
-        assert_eq!(bp.e820_entries, 3);
+        assert_eq!({ bp.acpi_rsdp_addr }, ACPI_START);
+        assert_eq!(bp.e820_entries, 5);
         let mut text = [0u8; 13];
         m.read_slice(&mut text, GuestAddress(CMDLINE_ADDR)).unwrap();
         assert_eq!(&text, b"console=ttyS0");
@@ -310,10 +328,11 @@ mod tests {
             setup_header: None,
             end: HIMEM_START,
         };
-        write_boot_info(&m, &k, &cmdline, None).unwrap();
+        write_boot_info(&m, &k, &cmdline, None, ACPI_START).unwrap();
         let info: hvm_start_info = m.read_obj(GuestAddress(PVH_INFO_ADDR)).unwrap();
         assert_eq!(info.magic, XEN_HVM_START_MAGIC_VALUE);
-        assert_eq!(info.memmap_entries, 3);
+        assert_eq!(info.rsdp_paddr, ACPI_START);
+        assert_eq!(info.memmap_entries, 5);
         let first: hvm_memmap_table_entry = m.read_obj(GuestAddress(PVH_MEMMAP_ADDR)).unwrap();
         assert_eq!(first.size, MPTABLE_START);
     }

@@ -13,6 +13,7 @@
 //! | 4 | processor | one package holding every vCPU as a core |
 //! | 127 | end of table | |
 
+use strato_vmm_api::config::{parse_uuid, SmbiosConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryError};
 
 use super::layout::{SMBIOS_END, SMBIOS_START};
@@ -72,9 +73,29 @@ pub struct SmbiosInfo {
     pub cpus: u8,
 }
 
+impl SmbiosInfo {
+    /// The tables' contents for a VM of `cpus` vCPUs with the identity in `config`.
+    pub fn from_config(config: &SmbiosConfig, cpus: u8) -> Result<Self, SmbiosError> {
+        let uuid = match &config.uuid {
+            Some(text) => Some(parse_uuid(text).map_err(|_| SmbiosError::BadUuid(text.clone()))?),
+            None => None,
+        };
+        Ok(Self {
+            product: config.product.clone(),
+            serial: config.serial.clone(),
+            uuid,
+            asset_tag: config.asset_tag.clone(),
+            cpus,
+        })
+    }
+}
+
 /// Why the tables could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SmbiosError {
+    /// The UUID does not parse.
+    #[error("SMBIOS UUID {0:?} does not parse")]
+    BadUuid(String),
     /// A string is empty, has a NUL byte or is longer than SMBIOS allows here.
     #[error("SMBIOS string {0:?} must be 1 to 64 bytes without NUL")]
     BadString(String),
