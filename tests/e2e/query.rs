@@ -309,3 +309,232 @@ with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
         "secrets are never listed"
     );
 }
+
+#[test]
+fn the_aws_cli_walks_an_instances_life() {
+    let d = Daemon::start_with("qlife", query_config());
+    let ami = d.register_probe("probe");
+    let aws = d.aws(None);
+    let ud = d.file("user-data.txt", b"#probe\necho hello from user data\n");
+
+    let run = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "custom-1-64",
+        "--count",
+        "1",
+        "--user-data",
+        &format!("file://{}", ud.display()),
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web},{Key=tier,Value=front}]",
+        "--client-token",
+        "life-1",
+    ]);
+    let inst = &run["Instances"][0];
+    let id = inst["InstanceId"].as_str().unwrap().to_string();
+    assert_eq!(inst["State"]["Name"], "pending");
+    assert_eq!(inst["ClientToken"], "life-1");
+    assert!(run["ReservationId"].as_str().unwrap().starts_with("r-"));
+    // The same token again is the same launch.
+    let again = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "custom-1-64",
+        "--client-token",
+        "life-1",
+    ]);
+    assert_eq!(again["Instances"][0]["InstanceId"], id.as_str());
+
+    aws.json(&["ec2", "wait", "instance-running", "--instance-ids", &id]);
+    let v = aws.json(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        "Name=tag:Name,Values=web",
+        "Name=instance-state-name,Values=running",
+    ]);
+    let r = v["Reservations"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{v}");
+    let i = &r[0]["Instances"][0];
+    assert_eq!(i["InstanceId"], id.as_str());
+    assert_eq!(i["State"]["Code"], 16);
+    assert!(i["PrivateIpAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with("172.31."));
+    assert!(i["LaunchTime"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        i["Placement"]["AvailabilityZone"].as_str().unwrap().len(),
+        7
+    );
+    assert_eq!(i["NetworkInterfaces"][0]["Attachment"]["DeviceIndex"], 0);
+    assert_eq!(i["SecurityGroups"][0]["GroupName"], "default");
+    // What the gRPC CLI sees is the same instance.
+    assert_eq!(d.state(&id), "running");
+
+    let ud_attr = aws.json(&[
+        "ec2",
+        "describe-instance-attribute",
+        "--instance-id",
+        &id,
+        "--attribute",
+        "userData",
+    ]);
+    let decoded = base64_decode(ud_attr["UserData"]["Value"].as_str().unwrap());
+    assert_eq!(decoded, b"#probe\necho hello from user data\n");
+    for (attr, member, want) in [
+        (
+            "disableApiTermination",
+            "DisableApiTermination",
+            Value::Bool(false),
+        ),
+        ("disableApiStop", "DisableApiStop", Value::Bool(false)),
+        (
+            "instanceInitiatedShutdownBehavior",
+            "InstanceInitiatedShutdownBehavior",
+            "stop".into(),
+        ),
+    ] {
+        let a = aws.json(&[
+            "ec2",
+            "describe-instance-attribute",
+            "--instance-id",
+            &id,
+            "--attribute",
+            attr,
+        ]);
+        assert_eq!(a[member]["Value"], want, "{attr}: {a}");
+    }
+
+    aws.json(&["ec2", "wait", "instance-status-ok", "--instance-ids", &id]);
+    let st = aws.json(&["ec2", "describe-instance-status", "--instance-ids", &id]);
+    assert_eq!(st["InstanceStatuses"][0]["InstanceStatus"]["Status"], "ok");
+    assert_eq!(
+        st["InstanceStatuses"][0]["SystemStatus"]["Details"][0]["Name"],
+        "reachability"
+    );
+
+    let console = aws.json(&["ec2", "get-console-output", "--instance-id", &id]);
+    assert!(
+        console["Output"].as_str().unwrap().contains("probe: ready"),
+        "{console}"
+    );
+
+    // Termination protection, as Terraform clears it before deleting.
+    aws.json(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--disable-api-termination",
+    ]);
+    aws.err(
+        "OperationNotPermitted",
+        &["ec2", "terminate-instances", "--instance-ids", &id],
+    );
+    aws.json(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--no-disable-api-termination",
+    ]);
+
+    // A dry run changes nothing.
+    aws.err(
+        "DryRunOperation",
+        &["ec2", "stop-instances", "--instance-ids", &id, "--dry-run"],
+    );
+    assert_eq!(d.state(&id), "running");
+    aws.err(
+        "InvalidInstanceID.NotFound",
+        &[
+            "ec2",
+            "stop-instances",
+            "--instance-ids",
+            "i-0123456789abcdef0",
+            "--dry-run",
+        ],
+    );
+
+    let stop = aws.json(&["ec2", "stop-instances", "--instance-ids", &id]);
+    assert_eq!(
+        stop["StoppingInstances"][0]["PreviousState"]["Name"],
+        "running"
+    );
+    aws.json(&["ec2", "wait", "instance-stopped", "--instance-ids", &id]);
+    aws.json(&["ec2", "start-instances", "--instance-ids", &id]);
+    aws.json(&["ec2", "wait", "instance-running", "--instance-ids", &id]);
+    let term = aws.json(&["ec2", "terminate-instances", "--instance-ids", &id]);
+    assert_eq!(
+        term["TerminatingInstances"][0]["CurrentState"]["Name"],
+        "shutting-down"
+    );
+    aws.json(&["ec2", "wait", "instance-terminated", "--instance-ids", &id]);
+    assert_eq!(d.state(&id), "terminated");
+}
+
+#[test]
+fn boto3_pages_and_uses_its_resource_api() {
+    let d = Daemon::start_with("qboto", query_config());
+    let ami = d.register_probe("probe");
+    let aws = d.aws(None);
+    let out = aws.python(&format!(
+        r#"
+import os, boto3
+ec2 = boto3.resource("ec2", endpoint_url=os.environ["STRATO_ENDPOINT_URL"])
+made = ec2.create_instances(ImageId="{ami}", InstanceType="custom-1-64", MinCount=7, MaxCount=7,
+    TagSpecifications=[{{"ResourceType": "instance", "Tags": [{{"Key": "batch", "Value": "b1"}}]}}])
+assert len(made) == 7, made
+made[0].wait_until_running()
+made[0].reload()
+assert made[0].state["Name"] == "running", made[0].state
+client = ec2.meta.client
+pages = list(client.get_paginator("describe_instances").paginate(
+    Filters=[{{"Name": "tag:batch", "Values": ["b1"]}}], PaginationConfig={{"PageSize": 5}}))
+assert len(pages) == 2, [len(p["Reservations"]) for p in pages]
+ids = [i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+assert sorted(ids) == sorted(i.id for i in made), ids
+tagged = list(ec2.instances.filter(Filters=[{{"Name": "tag:batch", "Values": ["b1"]}}]))
+assert len(tagged) == 7
+try:
+    client.describe_instances(InstanceIds=[made[0].id], MaxResults=5)
+    raise SystemExit("MaxResults beside InstanceIds was accepted")
+except client.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidParameterCombination", e.response
+ec2.instances.filter(InstanceIds=[i.id for i in made]).terminate()
+for i in made:
+    i.wait_until_terminated()
+print("ok", len(ids))
+"#
+    ));
+    assert_eq!(out.trim(), "ok 7");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let table = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(table).collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (k, b) in chunk.iter().enumerate() {
+            n |= u32::from(*b) << (18 - 6 * k);
+        }
+        for k in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * k)) as u8);
+        }
+    }
+    out
+}

@@ -3,9 +3,11 @@
 
 use super::value::Value;
 use super::Ctx;
+use crate::cloud::paging::{self, PageRequest};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 mod compute;
+mod instances;
 mod keys;
 mod regions;
 mod tags;
@@ -22,6 +24,16 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
     let out = match action {
         "DescribeRegions" => regions::describe_regions(ctx, input),
         "DescribeAvailabilityZones" => regions::describe_zones(ctx, input),
+        "RunInstances" => instances::run(ctx, input).await,
+        "DescribeInstances" => instances::describe(ctx, input),
+        "DescribeInstanceStatus" => instances::describe_status(ctx, input),
+        "GetConsoleOutput" => instances::console(ctx, input),
+        "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input),
+        "ModifyInstanceAttribute" => instances::modify_attribute(ctx, input).await,
+        "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input),
+        "DescribeInstanceCreditSpecifications" => {
+            instances::describe_credit_specifications(ctx, input)
+        }
         "StopInstances" => compute::stop(ctx, input),
         "StartInstances" => compute::start(ctx, input),
         "TerminateInstances" => compute::terminate(ctx, input),
@@ -113,13 +125,20 @@ pub fn filters(input: &Value) -> Vec<crate::cloud::filters::Filter> {
         .collect()
 }
 
-/// One page of a listing by the request's `MaxResults` and `NextToken`, and the next
-/// page's token (absent on the last page).
+/// The request's `MaxResults` and `NextToken`.
+pub fn page_request(input: &Value) -> ApiResult<PageRequest> {
+    Ok(PageRequest {
+        max_results: i32::try_from(input.int("MaxResults").unwrap_or(0))
+            .map_err(|_| ApiError::invalid("MaxResults must be between 5 and 1000."))?,
+        next_token: input.str("NextToken").to_string(),
+    })
+}
+
+/// One page of a listing the domain does not page itself, and the next page's token
+/// (absent on the last page).
 pub fn page<T>(items: Vec<T>, input: &Value) -> ApiResult<(Vec<T>, Value)> {
-    let max = i32::try_from(input.int("MaxResults").unwrap_or(0))
-        .map_err(|_| ApiError::invalid("MaxResults must be between 5 and 1000."))?;
-    let (page, next) = crate::api::paginate(items, max, input.str("NextToken"))?;
-    Ok((page, super::value::nonempty(&next)))
+    let p = paging::paginate(items, &page_request(input)?)?;
+    Ok((p.items, super::value::nonempty(&p.next_token)))
 }
 
 /// An instance state.

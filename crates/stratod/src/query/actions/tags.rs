@@ -1,8 +1,9 @@
 //! CreateTags, DeleteTags, DescribeTags.
 
+use super::super::value::nonempty;
 use super::super::value::Value;
 use super::super::Ctx;
-use super::{filters, page, tags_in};
+use super::{filters, page_request, tags_in};
 use crate::cloud::tags::TagKey;
 use crate::error::ApiResult;
 
@@ -34,8 +35,10 @@ pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 
 /// DescribeTags.
 pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let all = ctx.cloud.describe_tags(ctx.account(), &filters(input))?;
-    let (list, next) = page(all, input)?;
+    let p = ctx
+        .cloud
+        .describe_tags(ctx.account(), &filters(input), &page_request(input)?)?;
+    let (list, next) = (p.items, nonempty(&p.next_token));
     Ok(Value::obj([
         (
             "Tags",

@@ -4,8 +4,7 @@ use super::super::value::Value;
 use super::super::Ctx;
 use super::{filters, page, tag_list, tags_for};
 use crate::cloud::network::vpcs::SubnetView;
-use crate::cloud::placement::regions::all_zones;
-use crate::db::network::{Subnet, Vpc};
+use crate::db::network::Vpc;
 use crate::error::ApiResult;
 
 fn vpc(v: Vpc, owner: String) -> Value {
@@ -30,16 +29,14 @@ fn vpc(v: Vpc, owner: String) -> Value {
     ])
 }
 
-fn subnet(ctx: &Ctx<'_>, s: Subnet, available: i64, owner: String) -> Value {
-    let map_public = ctx.cloud.subnet_maps_public_ip(&s).unwrap_or_else(|e| {
-        tracing::warn!(subnet = %s.id, error = %e.message, "cannot read MapPublicIpOnLaunch");
-        false
-    });
-    let zone_id = all_zones(&ctx.cloud.cfg)
-        .into_iter()
-        .find(|z| z.name == s.az)
-        .map(|z| z.id)
-        .unwrap_or_default();
+fn subnet(v: SubnetView) -> Value {
+    let SubnetView {
+        subnet: s,
+        available,
+        owner,
+        map_public_ip_on_launch: map_public,
+        zone_id,
+    } = v;
     Value::obj([
         ("SubnetId", s.id.into()),
         ("VpcId", s.vpc_id.into()),
@@ -105,11 +102,7 @@ pub async fn create_subnet(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             input.str("AvailabilityZone"),
         )
         .await?;
-    let available = crate::cloud::network::vpcs::available(&s.cidr, 0);
-    Ok(Value::obj([(
-        "Subnet",
-        subnet(ctx, s, available, ctx.account().to_string()),
-    )]))
+    Ok(Value::obj([("Subnet", subnet(s))]))
 }
 
 /// DescribeSubnets.
@@ -119,16 +112,7 @@ pub fn describe_subnets(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             .describe_subnets(ctx.account(), &input.strs("SubnetIds"), &filters(input))?;
     let (list, next) = page(list, input)?;
     Ok(Value::obj([
-        (
-            "Subnets",
-            Value::list(list.into_iter().map(
-                |SubnetView {
-                     subnet: s,
-                     available,
-                     owner,
-                 }| subnet(ctx, s, available, owner),
-            )),
-        ),
+        ("Subnets", Value::list(list.into_iter().map(subnet))),
         ("NextToken", next),
     ]))
 }
