@@ -10,6 +10,7 @@ mod compute;
 mod instances;
 mod keys;
 mod regions;
+mod storage;
 mod tags;
 mod vpc;
 
@@ -39,6 +40,21 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "TerminateInstances" => compute::terminate(ctx, input),
         "RebootInstances" => compute::reboot(ctx, input),
         "DescribeInstanceTypes" => compute::describe_types(ctx, input),
+        "CreateVolume" => storage::create_volume(ctx, input),
+        "AttachVolume" => storage::attach_volume(ctx, input).await,
+        "DetachVolume" => storage::detach_volume(ctx, input).await,
+        "DeleteVolume" => storage::delete_volume(ctx, input),
+        "DescribeVolumes" => storage::describe_volumes(ctx, input),
+        "CreateSnapshot" => storage::create_snapshot(ctx, input),
+        "DescribeSnapshots" => storage::describe_snapshots(ctx, input),
+        "DeleteSnapshot" => storage::delete_snapshot(ctx, input),
+        "DescribeImages" => storage::describe_images(ctx, input),
+        "RegisterImage" => storage::register_image(ctx, input),
+        "DeregisterImage" => storage::deregister_image(ctx, input),
+        "CreateImage" => storage::create_image(ctx, input),
+        "ModifyImageAttribute" => storage::modify_image_attribute(ctx, input),
+        "DescribeImageAttribute" => storage::describe_image_attribute(ctx, input),
+        "CopyImage" => storage::copy_image(ctx, input).await,
         "CreateKeyPair" => keys::create(ctx, input),
         "ImportKeyPair" => keys::import(ctx, input),
         "DescribeKeyPairs" => keys::describe(ctx, input),
