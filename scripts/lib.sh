@@ -66,3 +66,22 @@ checks_done() {
 	echo "# $checks checks, $failures failed"
 	[ "$failures" -eq 0 ]
 }
+
+# The real clients of the EC2 Query API and of the gRPC API that the end-to-end tests drive
+# (the aws CLI, boto3, grpcio), pinned, in a virtual environment under target/ so that a
+# clean clone can make it. Idempotent: a stamp records what is installed.
+QUERY_CLIENTS="awscli==1.45.11 botocore==1.43.11 boto3==1.43.11 grpcio==1.85.1 grpcio-reflection==1.85.1 grpcio-health-checking==1.85.1"
+ensure_query_clients() {
+	local venv="$STRATO_ROOT/target/query-venv"
+	if [ -f "$venv/stamp" ] && [ "$(cat "$venv/stamp")" = "$QUERY_CLIENTS" ]; then
+		return 0
+	fi
+	command -v python3 >/dev/null 2>&1 || ensure_packages python3
+	python3 -m venv --help >/dev/null 2>&1 || ensure_packages python3-venv
+	echo "installing the Query API's test clients into $venv: $QUERY_CLIENTS" >&2
+	rm -rf "$venv"
+	python3 -m venv "$venv" >&2 || { ensure_packages python3-venv && python3 -m venv "$venv" >&2; }
+	# shellcheck disable=SC2086
+	"$venv/bin/python" -m pip install --disable-pip-version-check -q $QUERY_CLIENTS >&2
+	echo "$QUERY_CLIENTS" >"$venv/stamp"
+}

@@ -15,6 +15,8 @@ cd "$STRATO_ROOT"
 ensure_packages ca-certificates gcc libc6-dev binutils make tar iproute2 iputils-ping iputils-arping nftables curl
 ensure_rust
 ensure_kvm
+# The aws CLI, boto3 and grpcio for the EC2 Query API and stock-client tests.
+ensure_query_clients
 
 echo "== probe guest image" >&2
 STRATO_PROBE_DIR="$(scripts/build-image.sh probe | tail -n 1)"

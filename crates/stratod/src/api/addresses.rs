@@ -22,7 +22,7 @@ impl Api {
             network_interface_owner_id: e.eni_owner.unwrap_or_default(),
             private_ip_address: e.private_ip.unwrap_or_default(),
             public_ipv4_pool: POOL_NAME.into(),
-            network_border_group: self.cloud.cfg.region.clone(),
+            network_border_group: self.cloud.region().to_string(),
         }
     }
 }
@@ -44,7 +44,7 @@ impl Addresses for Api {
                 allocation_id: a.allocation_id,
                 domain: "vpc".into(),
                 public_ipv4_pool: POOL_NAME.into(),
-                network_border_group: self.cloud.cfg.region.clone(),
+                network_border_group: self.cloud.region().to_string(),
             });
         self.finish("AllocateAddress", result)
     }

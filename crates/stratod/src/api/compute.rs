@@ -1,267 +1,125 @@
 //! The Compute service: instances, instance types, status checks and consoles.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::pin::Pin;
-use std::time::Duration;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::compute_server::Compute;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::paginate;
+use super::network_interfaces::eni_message;
 use super::Api;
 use crate::catalog;
-use crate::cloud::compute::instances::Change;
+use crate::cloud::compute::describe::{
+    DescribeInstanceStatus, DescribeInstances, InstanceStatus, InstanceView,
+};
+use crate::cloud::compute::instances::{Change, InstanceAttributes};
 use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
 use crate::cloud::compute::metadata::MetadataChange;
-use crate::cloud::filters;
-use crate::db::instances::Instance;
+use crate::cloud::paging::PageRequest;
 use crate::error::ApiResult;
-use crate::lifecycle::State;
 
-/// Bytes of console output GetConsoleOutput returns (EC2: the latest 64 KiB).
-pub const CONSOLE_TAIL: u64 = 64 * 1024;
-
-/// Instance filter names.
-const INSTANCE_FILTERS: &[&str] = &[
-    "instance-id",
-    "instance-state-name",
-    "instance-state-code",
-    "instance-type",
-    "image-id",
-    "availability-zone",
-    "private-ip-address",
-    "subnet-id",
-    "vpc-id",
-    "reservation-id",
-    "owner-id",
-    "tag-key",
-    "launch-index",
-    "key-name",
-    "placement-group-name",
-    "placement-partition-number",
-    "instance.group-id",
-    "instance.group-name",
-    "ip-address",
-];
-
-impl Api {
-    /// An instance as the API shows it.
-    fn instance_message(&self, i: &Instance) -> ApiResult<pb::Instance> {
-        let enis = self.cloud.db.instance_enis(&i.id)?;
-        let primary = enis.first();
-        let vpc = match primary {
-            Some(e) => self
-                .cloud
-                .db
-                .subnet(&e.subnet_id)?
-                .map(|s| s.vpc_id)
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        let volumes = self.cloud.db.instance_volumes(&i.id)?;
-        // The primary interface's groups; a terminated instance keeps those it last had.
-        let groups: Vec<(String, String)> = match primary {
-            Some(e) => self.cloud.eni_group_names(&e.id)?,
-            None => i
-                .security_groups
-                .iter()
-                .map(|g| {
-                    let name = self.cloud.db.security_group(g)?.map(|g| g.name);
-                    Ok((g.clone(), name.unwrap_or_default()))
-                })
-                .collect::<ApiResult<_>>()?,
-        };
-        let group_name = self.group_name(i)?;
-        let public_ip = match primary {
-            Some(e) => self.cloud.db.public_ip_of(&e.id, &e.private_ip)?,
-            None => None,
-        };
-        Ok(pb::Instance {
-            instance_id: i.id.clone(),
-            image_id: i.image_id.clone(),
-            instance_type: i.instance_type.clone(),
-            state: Some(convert::state(i.state)),
-            state_reason: i.state_reason.clone(),
-            launch_time_unix: i.launch_time,
-            placement: Some(pb::Placement {
-                availability_zone: i.az.clone(),
+/// An instance as the API shows it.
+fn instance_message(v: InstanceView) -> pb::Instance {
+    let i = v.instance;
+    let primary = v.network_interfaces.first().map(|e| &e.eni);
+    pb::Instance {
+        instance_id: i.id.clone(),
+        image_id: i.image_id.clone(),
+        instance_type: i.instance_type.clone(),
+        state: Some(convert::state(i.state)),
+        state_reason: i.state_reason.clone(),
+        launch_time_unix: i.launch_time,
+        placement: Some(pb::Placement {
+            availability_zone: i.az.clone(),
+            group_name: v.placement_group_name,
+            partition_number: i.partition_number,
+            group_id: i.placement_group.clone(),
+            rack: i.rack.clone(),
+        }),
+        private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
+        public_ip_address: v.public_ip.unwrap_or_default(),
+        mac_address: primary.map(|e| e.mac.clone()).unwrap_or_default(),
+        subnet_id: i.subnet_id.clone(),
+        vpc_id: v.vpc_id,
+        security_group_ids: v.security_groups.iter().map(|g| g.0.clone()).collect(),
+        security_groups: v
+            .security_groups
+            .into_iter()
+            .map(|(group_id, group_name)| pb::GroupIdentifier {
+                group_id,
                 group_name,
-                partition_number: i.partition_number,
-                group_id: i.placement_group.clone(),
-                rack: i.rack.clone(),
-            }),
-            private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
-            public_ip_address: public_ip.unwrap_or_default(),
-            mac_address: primary.map(|e| e.mac.clone()).unwrap_or_default(),
-            subnet_id: i.subnet_id.clone(),
-            vpc_id: vpc,
-            security_group_ids: groups.iter().map(|g| g.0.clone()).collect(),
-            security_groups: groups
-                .into_iter()
-                .map(|(group_id, group_name)| pb::GroupIdentifier {
-                    group_id,
-                    group_name,
-                })
-                .collect(),
-            key_name: i.key_name.clone(),
-            root_device_name: i.root_device_name.clone(),
-            block_device_mappings: volumes
-                .iter()
-                .map(|v| pb::InstanceBlockDevice {
-                    device_name: v.device.clone().unwrap_or_default(),
-                    volume_id: v.id.clone(),
-                    delete_on_termination: v.delete_on_termination,
-                    status: v
-                        .attach_state
-                        .map(|a| a.name())
-                        .unwrap_or_default()
-                        .to_string(),
-                })
-                .collect(),
-            instance_initiated_shutdown_behavior: i.shutdown_behavior.clone(),
-            disable_api_termination: i.disable_api_termination,
-            vcpus: i.vcpus as i32,
-            memory_mib: i.memory_mib as i32,
-            tags: convert::tags(&i.tags),
-            owner_id: i.owner.clone(),
-            ami_launch_index: i.launch_index,
-            reservation_id: i.reservation_id.clone(),
-            metadata_options: Some(convert::metadata_options(&i.metadata_options)),
-            network_interfaces: self.instance_enis(&i.id)?,
-        })
-    }
-
-    /// The name of an instance's placement group (empty outside one).
-    fn group_name(&self, i: &Instance) -> ApiResult<String> {
-        if i.placement_group.is_empty() {
-            return Ok(String::new());
-        }
-        Ok(self
-            .cloud
-            .db
-            .placement_group(&i.placement_group)?
-            .map(|g| g.name)
-            .unwrap_or_default())
-    }
-
-    fn changes(&self, c: Vec<Change>) -> pb::InstanceStateChanges {
-        pb::InstanceStateChanges {
-            changes: c
-                .into_iter()
-                .map(|c| pb::InstanceStateChange {
-                    instance_id: c.id,
-                    previous_state: Some(convert::state(c.previous)),
-                    current_state: Some(convert::state(c.current)),
-                })
-                .collect(),
-        }
-    }
-
-    /// The instances of a Describe call: the named ones (each must exist) or all, filtered.
-    fn select_instances(
-        &self,
-        account: &str,
-        ids: &[String],
-        f: &[pb::Filter],
-    ) -> ApiResult<Vec<Instance>> {
-        let f = convert::filters(f);
-        filters::check_names(&f, INSTANCE_FILTERS)?;
-        let all = self.cloud.db.instances(Some(account))?;
-        let chosen: Vec<Instance> = if ids.is_empty() {
-            all
-        } else {
-            crate::ids::check_all(crate::ids::Kind::Instance, ids)?;
-            let mut out = Vec::new();
-            for id in ids {
-                match all.iter().find(|i| &i.id == id) {
-                    Some(i) => out.push(i.clone()),
-                    None => return Err(crate::ids::Kind::Instance.not_found(id)),
-                }
-            }
-            out
-        };
-        let mut out = Vec::new();
-        for i in chosen {
-            let enis = self.cloud.db.instance_enis(&i.id)?;
-            let vpc = match enis.first() {
-                Some(e) => self
-                    .cloud
-                    .db
-                    .subnet(&e.subnet_id)?
-                    .map(|s| s.vpc_id)
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            let public_ips = if f.iter().any(|f| f.name == "ip-address") {
-                enis.iter()
-                    .map(|e| self.cloud.db.public_ip_of(&e.id, &e.private_ip))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .flatten()
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let group = if f.iter().any(|f| f.name == "placement-group-name") {
-                self.group_name(&i)?
-            } else {
-                String::new()
-            };
-            let groups = match enis.first() {
-                Some(e) if f.iter().any(|f| f.name.starts_with("instance.group-")) => {
-                    self.cloud.eni_group_names(&e.id)?
-                }
-                _ => Vec::new(),
-            };
-            let ok = filters::matches(&f, |name| {
-                let one = |s: &str| Some(vec![s.to_string()]);
-                match name {
-                    "instance.group-id" => Some(groups.iter().map(|g| g.0.clone()).collect()),
-                    "instance.group-name" => Some(groups.iter().map(|g| g.1.clone()).collect()),
-                    "key-name" => one(&i.key_name),
-                    "ip-address" => Some(public_ips.clone()),
-                    "placement-group-name" => one(&group),
-                    "placement-partition-number" => one(&i.partition_number.to_string()),
-                    "instance-id" => one(&i.id),
-                    "instance-state-name" => one(i.state.name()),
-                    "instance-state-code" => one(&i.state.code().to_string()),
-                    "instance-type" => one(&i.instance_type),
-                    "image-id" => one(&i.image_id),
-                    "availability-zone" => one(&i.az),
-                    "private-ip-address" => {
-                        Some(enis.iter().map(|e| e.private_ip.clone()).collect())
-                    }
-                    "subnet-id" => one(&i.subnet_id),
-                    "vpc-id" => one(&vpc),
-                    "reservation-id" => one(&i.reservation_id),
-                    "owner-id" => one(&i.owner),
-                    "launch-index" => one(&i.launch_index.to_string()),
-                    n => filters::tag_values(&i.tags, n),
-                }
-            })?;
-            if ok {
-                out.push(i);
-            }
-        }
-        Ok(out)
+            })
+            .collect(),
+        key_name: i.key_name.clone(),
+        root_device_name: i.root_device_name.clone(),
+        block_device_mappings: v
+            .volumes
+            .iter()
+            .map(|v| pb::InstanceBlockDevice {
+                device_name: v.device.clone().unwrap_or_default(),
+                volume_id: v.id.clone(),
+                delete_on_termination: v.delete_on_termination,
+                status: v
+                    .attach_state
+                    .map(|a| a.name())
+                    .unwrap_or_default()
+                    .to_string(),
+            })
+            .collect(),
+        instance_initiated_shutdown_behavior: i.shutdown_behavior.clone(),
+        disable_api_termination: i.disable_api_termination,
+        vcpus: i.vcpus as i32,
+        memory_mib: i.memory_mib as i32,
+        tags: convert::tags(&i.tags),
+        owner_id: i.owner.clone(),
+        ami_launch_index: i.launch_index,
+        reservation_id: i.reservation_id.clone(),
+        metadata_options: Some(convert::metadata_options(&i.metadata_options)),
+        network_interfaces: v.network_interfaces.into_iter().map(eni_message).collect(),
     }
 }
 
-/// The last `CONSOLE_TAIL` bytes of a console log.
-pub fn console_tail(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+fn changes(c: Vec<Change>) -> pb::InstanceStateChanges {
+    pb::InstanceStateChanges {
+        changes: c
+            .into_iter()
+            .map(|c| pb::InstanceStateChange {
+                instance_id: c.id,
+                previous_state: Some(convert::state(c.previous)),
+                current_state: Some(convert::state(c.current)),
+            })
+            .collect(),
+    }
+}
+
+/// One instance's checks as the API shows them.
+fn instance_status(s: InstanceStatus) -> pb::InstanceStatus {
+    let summary = |c: &crate::prober::Check| pb::StatusSummary {
+        status: c.status.name().to_string(),
+        details: vec![pb::StatusDetail {
+            name: "reachability".into(),
+            status: c.status.detail().to_string(),
+            impaired_since_unix: c.impaired_since.unwrap_or(0),
+        }],
     };
-    let len = f.metadata()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(CONSOLE_TAIL)))?;
-    let mut out = Vec::new();
-    f.take(CONSOLE_TAIL).read_to_end(&mut out)?;
-    Ok(out)
+    let na = || pb::StatusSummary {
+        status: "not-applicable".into(),
+        details: vec![],
+    };
+    let (system, instance) = match &s.checks {
+        Some(rec) => (summary(&rec.system), summary(&rec.instance)),
+        None => (na(), na()),
+    };
+    pb::InstanceStatus {
+        instance_id: s.instance.id,
+        availability_zone: s.instance.az,
+        instance_state: Some(convert::state(s.instance.state)),
+        system_status: Some(system),
+        instance_status: Some(instance),
+        attached_ebs_status: None,
+    }
 }
 
 type ConsoleStream = Pin<Box<dyn Stream<Item = Result<pb::ConsoleChunk, Status>> + Send>>;
@@ -325,8 +183,8 @@ impl Compute for Api {
         let result = async {
             let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
             let instances = instances
-                .iter()
-                .map(|i| self.instance_message(i))
+                .into_iter()
+                .map(|i| self.cloud.instance_view(i).map(instance_message))
                 .collect::<ApiResult<Vec<_>>>()?;
             Ok(pb::RunInstancesResponse {
                 reservation_id: reservation,
@@ -344,17 +202,23 @@ impl Compute for Api {
     ) -> Result<Response<pb::DescribeInstancesResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result = (|| {
-            let chosen = self.select_instances(&account, &r.instance_ids, &r.filters)?;
-            let (page, next_token) = paginate(chosen, r.max_results, &r.next_token)?;
-            Ok(pb::DescribeInstancesResponse {
-                instances: page
-                    .iter()
-                    .map(|i| self.instance_message(i))
-                    .collect::<ApiResult<_>>()?,
-                next_token,
-            })
-        })();
+        let result = self
+            .cloud
+            .describe_instances(
+                &account,
+                &DescribeInstances {
+                    instance_ids: r.instance_ids,
+                    filters: convert::filters(&r.filters),
+                    page: PageRequest {
+                        max_results: r.max_results,
+                        next_token: r.next_token,
+                    },
+                },
+            )
+            .map(|p| pb::DescribeInstancesResponse {
+                next_token: p.next_token,
+                instances: p.items.into_iter().map(instance_message).collect(),
+            });
         self.finish("DescribeInstances", result)
     }
 
@@ -367,7 +231,7 @@ impl Compute for Api {
         let result = self
             .cloud
             .stop_instances(&account, &r.instance_ids, r.force)
-            .map(|c| self.changes(c));
+            .map(changes);
         self.finish("StopInstances", result)
     }
 
@@ -380,7 +244,7 @@ impl Compute for Api {
         let result = self
             .cloud
             .start_instances(&account, &r.instance_ids)
-            .map(|c| self.changes(c));
+            .map(changes);
         self.finish("StartInstances", result)
     }
 
@@ -406,7 +270,7 @@ impl Compute for Api {
         let result = self
             .cloud
             .terminate_instances(&account, &r.instance_ids)
-            .map(|c| self.changes(c));
+            .map(changes);
         self.finish("TerminateInstances", result)
     }
 
@@ -416,28 +280,17 @@ impl Compute for Api {
     ) -> Result<Response<pb::ModifyInstanceAttributeResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let behavior = (!r.instance_initiated_shutdown_behavior.is_empty())
-            .then_some(r.instance_initiated_shutdown_behavior.as_str());
-        let result = async {
-            // Checked first, so that a bad group changes nothing.
-            if !r.groups.is_empty() {
-                self.cloud
-                    .plan_instance_groups(&account, &r.instance_id, &r.groups)?;
-            }
-            self.cloud.modify_instance(
-                &account,
-                &r.instance_id,
-                r.disable_api_termination,
-                behavior,
-            )?;
-            if !r.groups.is_empty() {
-                self.cloud
-                    .modify_instance_groups(&account, &r.instance_id, &r.groups)
-                    .await?;
-            }
-            Ok(pb::ModifyInstanceAttributeResponse {})
-        }
-        .await;
+        let change = InstanceAttributes {
+            disable_api_termination: r.disable_api_termination,
+            shutdown_behavior: (!r.instance_initiated_shutdown_behavior.is_empty())
+                .then_some(r.instance_initiated_shutdown_behavior),
+            groups: r.groups,
+        };
+        let result = self
+            .cloud
+            .modify_instance_attribute(&account, &r.instance_id, &change)
+            .await
+            .map(|()| pb::ModifyInstanceAttributeResponse {});
         self.finish("ModifyInstanceAttribute", result)
     }
 
@@ -500,48 +353,24 @@ impl Compute for Api {
     ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result = (|| {
-            let mut chosen = self.select_instances(&account, &r.instance_ids, &r.filters)?;
-            if !r.include_all_instances {
-                chosen.retain(|i| i.state == State::Running);
-            }
-            let (page, next_token) = paginate(chosen, r.max_results, &r.next_token)?;
-            let summary = |c: &crate::prober::Check| pb::StatusSummary {
-                status: c.status.name().to_string(),
-                details: vec![pb::StatusDetail {
-                    name: "reachability".into(),
-                    status: c.status.detail().to_string(),
-                    impaired_since_unix: c.impaired_since.unwrap_or(0),
-                }],
-            };
-            let na = || pb::StatusSummary {
-                status: "not-applicable".into(),
-                details: vec![],
-            };
-            let statuses = page
-                .iter()
-                .map(|i| {
-                    let (system, instance) = if i.state == State::Running {
-                        let rec = self.cloud.status_of(&i.id);
-                        (summary(&rec.system), summary(&rec.instance))
-                    } else {
-                        (na(), na())
-                    };
-                    pb::InstanceStatus {
-                        instance_id: i.id.clone(),
-                        availability_zone: i.az.clone(),
-                        instance_state: Some(convert::state(i.state)),
-                        system_status: Some(system),
-                        instance_status: Some(instance),
-                        attached_ebs_status: None,
-                    }
-                })
-                .collect();
-            Ok(pb::DescribeInstanceStatusResponse {
-                instance_statuses: statuses,
-                next_token,
-            })
-        })();
+        let result = self
+            .cloud
+            .describe_instance_status(
+                &account,
+                &DescribeInstanceStatus {
+                    instance_ids: r.instance_ids,
+                    filters: convert::filters(&r.filters),
+                    include_all_instances: r.include_all_instances,
+                    page: PageRequest {
+                        max_results: r.max_results,
+                        next_token: r.next_token,
+                    },
+                },
+            )
+            .map(|p| pb::DescribeInstanceStatusResponse {
+                next_token: p.next_token,
+                instance_statuses: p.items.into_iter().map(instance_status).collect(),
+            });
         self.finish("DescribeInstanceStatus", result)
     }
 
@@ -551,17 +380,14 @@ impl Compute for Api {
     ) -> Result<Response<pb::GetConsoleOutputResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result = (|| {
-            let inst = self.cloud.owned_instance(&account, &r.instance_id)?;
-            let path = self.cloud.instance_dir(&inst.id).join("console.log");
-            let output = console_tail(&path)
-                .map_err(|e| crate::cloud::host_io("Cannot read the console", e))?;
-            Ok(pb::GetConsoleOutputResponse {
-                instance_id: inst.id,
-                timestamp_unix: crate::db::now_s(),
-                output,
-            })
-        })();
+        let result = self
+            .cloud
+            .console_output(&account, &r.instance_id)
+            .map(|c| pb::GetConsoleOutputResponse {
+                instance_id: c.instance_id,
+                timestamp_unix: c.timestamp,
+                output: c.output,
+            });
         self.finish("GetConsoleOutput", result)
     }
 
@@ -573,81 +399,14 @@ impl Compute for Api {
     ) -> Result<Response<Self::StreamConsoleStream>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let inst = match self.cloud.owned_instance(&account, &r.instance_id) {
-            Ok(i) => i,
+        let rx = match self.cloud.follow_console(&account, &r.instance_id) {
+            Ok(rx) => rx,
             Err(e) => return self.finish("StreamConsole", Err(e)),
         };
-        let path = self.cloud.instance_dir(&inst.id).join("console.log");
-        let cloud = self.cloud.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move {
-            let mut pos = std::fs::metadata(&path)
-                .map(|m| m.len())
-                .unwrap_or(0)
-                .saturating_sub(CONSOLE_TAIL);
-            loop {
-                let chunk = read_from(&path, pos);
-                if !chunk.is_empty() {
-                    pos += chunk.len() as u64;
-                    if tx.send(Ok(pb::ConsoleChunk { data: chunk })).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                // Follow until the instance is gone for good.
-                let state = cloud.db.instance(&inst.id).ok().flatten().map(|i| i.state);
-                if matches!(state, None | Some(State::Terminated)) || tx.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        let stream: ConsoleStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
-        Ok(Response::new(stream))
-    }
-}
-
-/// Up to 64 KiB of a file from `pos`.
-fn read_from(path: &std::path::Path, pos: u64) -> Vec<u8> {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    if f.seek(SeekFrom::Start(pos)).is_err() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let _ = f.take(CONSOLE_TAIL).read_to_end(&mut out);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages() {
-        let (p, next) = paginate((0..12).collect(), 5, "").unwrap();
-        assert_eq!((p, next.as_str()), (vec![0, 1, 2, 3, 4], "5"));
-        let (p, next) = paginate((0..12).collect(), 5, "10").unwrap();
-        assert_eq!((p, next.as_str()), (vec![10, 11], ""));
-        assert_eq!(
-            paginate(vec![1], 0, "x").unwrap_err().code,
-            "InvalidNextToken"
+        let stream: ConsoleStream = Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx)
+                .map(|data| Ok(pb::ConsoleChunk { data })),
         );
-        assert!(paginate(vec![1], 2, "").is_err());
-        assert!(paginate(vec![1], -1, "").is_err());
-    }
-
-    #[test]
-    fn console_tail_keeps_the_latest_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.log");
-        assert!(console_tail(&p).unwrap().is_empty());
-        let mut data = vec![b'a'; 70 * 1024];
-        data.extend_from_slice(b"END");
-        std::fs::write(&p, &data).unwrap();
-        let t = console_tail(&p).unwrap();
-        assert_eq!(t.len() as u64, CONSOLE_TAIL);
-        assert!(t.ends_with(b"END"));
+        Ok(Response::new(stream))
     }
 }

@@ -9,32 +9,21 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::filters;
+use crate::cloud::paging::PageRequest;
 use crate::cloud::storage::copy;
+use crate::cloud::storage::describe::{DescribeImages, ImageView};
 use crate::cloud::storage::images::RegisterRequest;
-use crate::db::images::{Image, PUBLIC};
-use crate::error::ApiResult;
+use crate::db::images::PUBLIC;
 
-const IMAGE_FILTERS: &[&str] = &[
-    "image-id",
-    "name",
-    "state",
-    "owner-id",
-    "is-public",
-    "architecture",
-    "root-device-name",
-    "description",
-    "tag-key",
-];
-
-fn message(i: &Image, perms: &[String]) -> pb::Image {
+fn message(v: ImageView) -> pb::Image {
+    let i = &v.image;
     pb::Image {
         image_id: i.id.clone(),
         name: i.name.clone(),
         description: i.description.clone(),
         state: i.state.to_string(),
         owner_id: i.owner.clone(),
-        public: perms.iter().any(|g| g == PUBLIC),
+        public: v.public,
         architecture: i.architecture.clone(),
         root_device_name: i.root_device_name.clone(),
         root_device_type: "ebs".into(),
@@ -114,65 +103,25 @@ impl Images for Api {
     ) -> Result<Response<pb::DescribeImagesResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result = (|| {
-            let f = convert::filters(&r.filters);
-            filters::check_names(&f, IMAGE_FILTERS)?;
-            crate::ids::check_all(crate::ids::Kind::Image, &r.image_ids)?;
-            let visible = self.cloud.visible_images(&account)?;
-            for id in &r.image_ids {
-                if !visible.iter().any(|(i, _)| &i.id == id) {
-                    return Err(crate::ids::Kind::Image.not_found(id));
-                }
-            }
-            let me = |s: &String| {
-                if s == "self" {
-                    account.clone()
-                } else {
-                    s.clone()
-                }
-            };
-            let owners: Vec<String> = r.owners.iter().map(me).collect();
-            let users: Vec<String> = r.executable_users.iter().map(me).collect();
-            let mut out = Vec::new();
-            for (i, perms) in visible {
-                if !r.image_ids.is_empty() && !r.image_ids.contains(&i.id) {
-                    continue;
-                }
-                if !owners.is_empty() && !owners.contains(&i.owner) {
-                    continue;
-                }
-                if !users.is_empty()
-                    && !users
-                        .iter()
-                        .any(|u| (u == &i.owner && u != PUBLIC) || perms.contains(u))
-                {
-                    continue;
-                }
-                let public = perms.iter().any(|g| g == PUBLIC).to_string();
-                let ok = filters::matches(&f, |name| {
-                    let one = |s: &str| Some(vec![s.to_string()]);
-                    match name {
-                        "image-id" => one(&i.id),
-                        "name" => one(&i.name),
-                        "state" => one(i.state.name()),
-                        "owner-id" => one(&i.owner),
-                        "is-public" => one(&public),
-                        "architecture" => one(&i.architecture),
-                        "root-device-name" => one(&i.root_device_name),
-                        "description" => one(&i.description),
-                        n => filters::tag_values(&i.tags, n),
-                    }
-                })?;
-                if ok {
-                    out.push(message(&i, &perms));
-                }
-            }
-            if r.max_results != 0 && !r.image_ids.is_empty() {
-                return Err(super::ids_with_page_size("ImageIds"));
-            }
-            let (images, next_token) = super::paginate(out, r.max_results, &r.next_token)?;
-            Ok(pb::DescribeImagesResponse { images, next_token })
-        })();
+        let result = self
+            .cloud
+            .describe_images(
+                &account,
+                &DescribeImages {
+                    image_ids: r.image_ids,
+                    owners: r.owners,
+                    executable_users: r.executable_users,
+                    filters: convert::filters(&r.filters),
+                    page: PageRequest {
+                        max_results: r.max_results,
+                        next_token: r.next_token,
+                    },
+                },
+            )
+            .map(|p| pb::DescribeImagesResponse {
+                next_token: p.next_token,
+                images: p.items.into_iter().map(message).collect(),
+            });
         self.finish("DescribeImages", result)
     }
 
@@ -312,22 +261,13 @@ impl Images for Api {
     ) -> Result<Response<pb::DescribeImageAttributeResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result: ApiResult<_> = (|| {
-            if !r.attribute.is_empty() && r.attribute != "launchPermission" {
-                return Err(crate::error::ApiError::new(
-                    crate::error::ErrorCode::InvalidRequest,
-                    format!(
-                        "Attribute {} is not supported; use launchPermission.",
-                        r.attribute.chars().take(64).collect::<String>()
-                    ),
-                ));
-            }
-            let perms = self.cloud.launch_permissions(&account, &r.image_id)?;
-            Ok(pb::DescribeImageAttributeResponse {
+        let result = self
+            .cloud
+            .describe_image_attribute(&account, &r.image_id, &r.attribute)
+            .map(|perms| pb::DescribeImageAttributeResponse {
                 image_id: r.image_id.clone(),
                 launch_permissions: permissions(perms),
-            })
-        })();
+            });
         self.finish("DescribeImageAttribute", result)
     }
 }

@@ -53,12 +53,10 @@ impl Api {
                 .and_then(|s| s.strip_prefix("Bearer "))
                 .map(str::trim)
                 .unwrap_or("");
-            return self.cloud.cfg.tokens.get(token).cloned().ok_or_else(|| {
-                ApiError::new(ErrorCode::AuthFailure, "The API token is not valid.")
-            });
+            return self.cloud.account_for_token(token);
         }
         if req.extensions().get::<UdsConnectInfo>().is_some() {
-            return Ok(self.cloud.cfg.admin_account.clone());
+            return Ok(self.cloud.admin_account().to_string());
         }
         Err(ApiError::new(
             ErrorCode::AuthFailure,
@@ -81,40 +79,4 @@ impl Api {
             }
         }
     }
-}
-
-/// Applies MaxResults / NextToken (an offset) to a listing.
-pub fn paginate<T>(
-    items: Vec<T>,
-    max: i32,
-    token: &str,
-) -> crate::error::ApiResult<(Vec<T>, String)> {
-    use crate::error::ApiError;
-    let start: usize = if token.is_empty() {
-        0
-    } else {
-        token.parse().map_err(|_| {
-            ApiError::new(ErrorCode::InvalidNextToken, "The NextToken is not valid.")
-        })?
-    };
-    if max < 0 || (max > 0 && max < 5) || max > 1000 {
-        return Err(ApiError::invalid("MaxResults must be between 5 and 1000."));
-    }
-    let take = if max == 0 { usize::MAX } else { max as usize };
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(take).collect();
-    let next = if start.saturating_add(page.len()) < total {
-        (start + page.len()).to_string()
-    } else {
-        String::new()
-    };
-    Ok((page, next))
-}
-
-/// EC2's refusal of MaxResults beside an ID list.
-pub fn ids_with_page_size(param: &str) -> crate::error::ApiError {
-    crate::error::ApiError::new(
-        crate::error::ErrorCode::InvalidParameterCombination,
-        format!("The parameter {param} cannot be used with the parameter MaxResults."),
-    )
 }

@@ -6,8 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::network::network_interfaces::{CreateEni, EniView};
-use crate::error::ApiResult;
+use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute, EniView};
 
 /// The `ip-a-b-c-d` name EC2 gives an address.
 fn dns_name(ip: &str) -> String {
@@ -55,36 +54,8 @@ pub fn eni_message(v: EniView) -> pb::NetworkInterface {
         source_dest_check: e.source_dest_check,
         interface_type: "interface".into(),
         attachment,
-        group_ids: Vec::new(),
+        group_ids: v.groups,
         tags: convert::tags(&e.tags),
-    }
-}
-
-impl Api {
-    /// An ENI as the API shows it, with its security groups.
-    fn eni_with_groups(&self, v: EniView) -> ApiResult<pb::NetworkInterface> {
-        let groups = self.cloud.db.eni_groups(&v.eni.id)?;
-        Ok(pb::NetworkInterface {
-            group_ids: groups,
-            ..eni_message(v)
-        })
-    }
-
-    /// The ENIs of an instance as the API shows them, primary first.
-    pub fn instance_enis(&self, instance_id: &str) -> ApiResult<Vec<pb::NetworkInterface>> {
-        let mut out = Vec::new();
-        for eni in self.cloud.db.instance_enis(instance_id)? {
-            let Some(subnet) = self.cloud.db.subnet(&eni.subnet_id)? else {
-                continue;
-            };
-            let secondary = self.cloud.db.secondary_ips(&eni.id)?;
-            out.push(self.eni_with_groups(EniView {
-                eni,
-                subnet,
-                secondary,
-            })?);
-        }
-        Ok(out)
     }
 }
 
@@ -108,16 +79,10 @@ impl NetworkInterfaces for Api {
         let result = self
             .cloud
             .create_network_interface(&account, create)
-            .and_then(|v| {
-                Ok(pb::CreateNetworkInterfaceResponse {
-                    network_interface: Some(self.eni_with_groups(v)?),
-                })
+            .await
+            .map(|v| pb::CreateNetworkInterfaceResponse {
+                network_interface: Some(eni_message(v)),
             });
-        // Its rules and anti-spoofing entries exist before anything can use its tap.
-        let result = match result {
-            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
-            Err(e) => Err(e),
-        };
         self.finish("CreateNetworkInterface", result)
     }
 
@@ -134,13 +99,8 @@ impl NetworkInterfaces for Api {
                 &r.network_interface_ids,
                 &convert::filters(&r.filters),
             )
-            .and_then(|list| {
-                Ok(pb::DescribeNetworkInterfacesResponse {
-                    network_interfaces: list
-                        .into_iter()
-                        .map(|v| self.eni_with_groups(v))
-                        .collect::<ApiResult<_>>()?,
-                })
+            .map(|list| pb::DescribeNetworkInterfacesResponse {
+                network_interfaces: list.into_iter().map(eni_message).collect(),
             });
         self.finish("DescribeNetworkInterfaces", result)
     }
@@ -188,11 +148,6 @@ impl NetworkInterfaces for Api {
             .delete_network_interface(&account, &r.network_interface_id)
             .await
             .map(|()| pb::DeleteNetworkInterfaceResponse {});
-        // Its address may go to another interface next.
-        let result = match result {
-            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
-            Err(e) => Err(e),
-        };
         self.finish("DeleteNetworkInterface", result)
     }
 
@@ -210,15 +165,11 @@ impl NetworkInterfaces for Api {
                 &r.private_ip_addresses,
                 r.secondary_private_ip_address_count,
             )
+            .await
             .map(|added| pb::AssignPrivateIpAddressesResponse {
                 network_interface_id: r.network_interface_id.clone(),
                 assigned_private_ip_addresses: added,
             });
-        // The anti-spoofing rules follow the interface's addresses at once.
-        let result = match result {
-            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
-            Err(e) => Err(e),
-        };
         self.finish("AssignPrivateIpAddresses", result)
     }
 
@@ -231,11 +182,8 @@ impl NetworkInterfaces for Api {
         let result = self
             .cloud
             .unassign_private_ips(&account, &r.network_interface_id, &r.private_ip_addresses)
+            .await
             .map(|()| pb::UnassignPrivateIpAddressesResponse {});
-        let result = match result {
-            Ok(v) => self.cloud.apply_firewall().await.map(|()| v),
-            Err(e) => Err(e),
-        };
         self.finish("UnassignPrivateIpAddresses", result)
     }
 
@@ -245,43 +193,19 @@ impl NetworkInterfaces for Api {
     ) -> Result<Response<pb::ModifyNetworkInterfaceAttributeResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        if !r.groups.is_empty() {
-            let result = if r.description.is_some()
-                || r.source_dest_check.is_some()
-                || r.attachment.is_some()
-            {
-                Err(crate::error::ApiError::new(
-                    crate::error::ErrorCode::InvalidParameterCombination,
-                    "Give exactly one of Description, SourceDestCheck, Attachment and Groups.",
-                ))
-            } else {
-                self.cloud
-                    .set_eni_groups(&account, &r.network_interface_id, &r.groups)
-                    .await
-            };
-            return self.finish(
-                "ModifyNetworkInterfaceAttribute",
-                result.map(|()| pb::ModifyNetworkInterfaceAttributeResponse {}),
-            );
-        }
-        let sdc = r.source_dest_check.is_some();
+        let change = EniAttribute {
+            description: r.description,
+            source_dest_check: r.source_dest_check,
+            attachment: r
+                .attachment
+                .map(|a| (a.attachment_id, a.delete_on_termination)),
+            groups: r.groups,
+        };
         let result = self
             .cloud
-            .modify_network_interface(
-                &account,
-                &r.network_interface_id,
-                r.description.as_deref(),
-                r.source_dest_check,
-                r.attachment
-                    .as_ref()
-                    .map(|a| (a.attachment_id.as_str(), a.delete_on_termination)),
-            )
+            .modify_network_interface_attribute(&account, &r.network_interface_id, &change)
+            .await
             .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {});
-        // The source/destination check is enforced by the anti-spoofing rules.
-        let result = match result {
-            Ok(v) if sdc => self.cloud.apply_firewall().await.map(|()| v),
-            other => other,
-        };
         self.finish("ModifyNetworkInterfaceAttribute", result)
     }
 }

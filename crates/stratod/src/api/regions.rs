@@ -6,7 +6,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::placement::regions;
 
 /// EC2's opt-in status of regions and zones that need no opt-in.
 const OPT_IN: &str = "opt-in-not-required";
@@ -19,21 +18,19 @@ impl Regions for Api {
     ) -> Result<Response<pb::DescribeRegionsResponse>, Status> {
         self.account(&req)?;
         let r = req.into_inner();
-        let result = regions::describe_regions(
-            &self.cloud.cfg,
-            &r.region_names,
-            &convert::filters(&r.filters),
-        )
-        .map(|list| pb::DescribeRegionsResponse {
-            regions: list
-                .into_iter()
-                .map(|r| pb::Region {
-                    region_name: r.name,
-                    endpoint: r.endpoint,
-                    opt_in_status: OPT_IN.into(),
-                })
-                .collect(),
-        });
+        let result = self
+            .cloud
+            .describe_regions(&r.region_names, &convert::filters(&r.filters))
+            .map(|list| pb::DescribeRegionsResponse {
+                regions: list
+                    .into_iter()
+                    .map(|r| pb::Region {
+                        region_name: r.name,
+                        endpoint: r.endpoint,
+                        opt_in_status: OPT_IN.into(),
+                    })
+                    .collect(),
+            });
         self.finish("DescribeRegions", result)
     }
 
@@ -43,27 +40,24 @@ impl Regions for Api {
     ) -> Result<Response<pb::DescribeAvailabilityZonesResponse>, Status> {
         self.account(&req)?;
         let r = req.into_inner();
-        let result = regions::describe_zones(
-            &self.cloud.cfg,
-            &r.zone_names,
-            &r.zone_ids,
-            &convert::filters(&r.filters),
-        )
-        .map(|list| pb::DescribeAvailabilityZonesResponse {
-            availability_zones: list
-                .into_iter()
-                .map(|z| pb::AvailabilityZone {
-                    zone_name: z.name,
-                    zone_id: z.id,
-                    group_name: z.region.clone(),
-                    network_border_group: z.region.clone(),
-                    region_name: z.region,
-                    state: "available".into(),
-                    zone_type: "availability-zone".into(),
-                    opt_in_status: OPT_IN.into(),
-                })
-                .collect(),
-        });
+        let result = self
+            .cloud
+            .describe_availability_zones(&r.zone_names, &r.zone_ids, &convert::filters(&r.filters))
+            .map(|list| pb::DescribeAvailabilityZonesResponse {
+                availability_zones: list
+                    .into_iter()
+                    .map(|z| pb::AvailabilityZone {
+                        zone_name: z.name,
+                        zone_id: z.id,
+                        group_name: z.region.clone(),
+                        network_border_group: z.region.clone(),
+                        region_name: z.region,
+                        state: "available".into(),
+                        zone_type: "availability-zone".into(),
+                        opt_in_status: OPT_IN.into(),
+                    })
+                    .collect(),
+            });
         self.finish("DescribeAvailabilityZones", result)
     }
 }

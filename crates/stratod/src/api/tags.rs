@@ -4,7 +4,8 @@ use strato_proto::v1 as pb;
 use strato_proto::v1::tags_server::Tags;
 use tonic::{Request, Response, Status};
 
-use super::{convert, paginate, Api};
+use super::{convert, Api};
+use crate::cloud::paging::PageRequest;
 use crate::cloud::tags::TagKey;
 
 #[tonic::async_trait]
@@ -51,10 +52,17 @@ impl Tags for Api {
         let r = req.into_inner();
         let result = self
             .cloud
-            .describe_tags(&account, &convert::filters(&r.filters))
-            .and_then(|all| paginate(all, r.max_results, &r.next_token))
-            .map(|(page, next_token)| pb::DescribeTagsResponse {
+            .describe_tags(
+                &account,
+                &convert::filters(&r.filters),
+                &PageRequest {
+                    max_results: r.max_results,
+                    next_token: r.next_token,
+                },
+            )
+            .map(|page| pb::DescribeTagsResponse {
                 tags: page
+                    .items
                     .into_iter()
                     .map(|d| pb::TagDescription {
                         key: d.tag.key,
@@ -63,7 +71,7 @@ impl Tags for Api {
                         resource_type: d.resource_type.into(),
                     })
                     .collect(),
-                next_token,
+                next_token: page.next_token,
             });
         self.finish("DescribeTags", result)
     }

@@ -5,8 +5,6 @@ use strato_proto::v1::usage_server::Usage;
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::error::ApiError;
-use crate::metering;
 
 #[tonic::async_trait]
 impl Usage for Api {
@@ -16,22 +14,11 @@ impl Usage for Api {
     ) -> Result<Response<pb::DescribeUsageResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result = (|| {
-            let now = crate::db::now_ms();
-            let start = r.start_unix.saturating_mul(1000);
-            let end = if r.end_unix == 0 {
-                now
-            } else {
-                r.end_unix.saturating_mul(1000).min(now)
-            };
-            if r.start_unix < 0 || r.end_unix < 0 || end < start {
-                return Err(ApiError::invalid(
-                    "The time window is not valid: 0 <= start <= end.",
-                ));
-            }
-            let periods = self.cloud.db.periods(&account, start, end)?;
-            Ok(pb::DescribeUsageResponse {
-                records: metering::summarize(&periods, start, end)
+        let result = self
+            .cloud
+            .describe_usage(&account, r.start_unix, r.end_unix)
+            .map(|records| pb::DescribeUsageResponse {
+                records: records
                     .into_iter()
                     .map(|u| pb::UsageRecord {
                         resource_id: u.resource_id,
@@ -41,8 +28,7 @@ impl Usage for Api {
                         gib_seconds: u.gib_seconds,
                     })
                     .collect(),
-            })
-        })();
+            });
         self.finish("DescribeUsage", result)
     }
 }

@@ -6,32 +6,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
-use crate::cloud::filters;
+use crate::cloud::paging::PageRequest;
+use crate::cloud::storage::describe::{DescribeSnapshots, DescribeVolumes};
 use crate::db::volumes::{Snapshot, Volume};
-use crate::error::ApiResult;
-use crate::ids::{self, Kind};
-
-const VOLUME_FILTERS: &[&str] = &[
-    "volume-id",
-    "status",
-    "size",
-    "volume-type",
-    "availability-zone",
-    "snapshot-id",
-    "attachment.instance-id",
-    "attachment.device",
-    "attachment.delete-on-termination",
-    "tag-key",
-];
-
-const SNAPSHOT_FILTERS: &[&str] = &[
-    "snapshot-id",
-    "volume-id",
-    "status",
-    "owner-id",
-    "description",
-    "tag-key",
-];
 
 fn volume(v: &Volume) -> pb::Volume {
     pb::Volume {
@@ -144,51 +121,23 @@ impl Volumes for Api {
     ) -> Result<Response<pb::DescribeVolumesResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result: ApiResult<_> = (|| {
-            let f = convert::filters(&r.filters);
-            filters::check_names(&f, VOLUME_FILTERS)?;
-            ids::check_all(Kind::Volume, &r.volume_ids)?;
-            let all = self.cloud.db.volumes(Some(&account))?;
-            for id in &r.volume_ids {
-                if !all.iter().any(|v| &v.id == id) {
-                    return Err(Kind::Volume.not_found(id));
-                }
-            }
-            let mut out = Vec::new();
-            for v in all {
-                if !r.volume_ids.is_empty() && !r.volume_ids.contains(&v.id) {
-                    continue;
-                }
-                let ok = filters::matches(&f, |name| {
-                    let one = |s: &str| Some(vec![s.to_string()]);
-                    match name {
-                        "volume-id" => one(&v.id),
-                        "status" => one(v.state.name()),
-                        "size" => one(&v.size_gib.to_string()),
-                        "volume-type" => one(&v.volume_type),
-                        "availability-zone" => one(&v.az),
-                        "snapshot-id" => one(&v.snapshot_id),
-                        "attachment.instance-id" => Some(v.instance_id.iter().cloned().collect()),
-                        "attachment.device" => Some(v.device.iter().cloned().collect()),
-                        "attachment.delete-on-termination" => {
-                            one(&v.delete_on_termination.to_string())
-                        }
-                        n => filters::tag_values(&v.tags, n),
-                    }
-                })?;
-                if ok {
-                    out.push(volume(&v));
-                }
-            }
-            if r.max_results != 0 && !r.volume_ids.is_empty() {
-                return Err(super::ids_with_page_size("VolumeIds"));
-            }
-            let (volumes, next_token) = super::paginate(out, r.max_results, &r.next_token)?;
-            Ok(pb::DescribeVolumesResponse {
-                volumes,
-                next_token,
-            })
-        })();
+        let result = self
+            .cloud
+            .describe_volumes(
+                &account,
+                &DescribeVolumes {
+                    volume_ids: r.volume_ids,
+                    filters: convert::filters(&r.filters),
+                    page: PageRequest {
+                        max_results: r.max_results,
+                        next_token: r.next_token,
+                    },
+                },
+            )
+            .map(|p| pb::DescribeVolumesResponse {
+                next_token: p.next_token,
+                volumes: p.items.iter().map(volume).collect(),
+            });
         self.finish("DescribeVolumes", result)
     }
 
@@ -216,64 +165,24 @@ impl Volumes for Api {
     ) -> Result<Response<pb::DescribeSnapshotsResponse>, Status> {
         let account = self.account(&req)?;
         let r = req.into_inner();
-        let result: ApiResult<_> = (|| {
-            let f = convert::filters(&r.filters);
-            filters::check_names(&f, SNAPSHOT_FILTERS)?;
-            ids::check_all(Kind::Snapshot, &r.snapshot_ids)?;
-            let owners: Vec<String> = r
-                .owner_ids
-                .iter()
-                .map(|o| {
-                    if o == "self" {
-                        account.clone()
-                    } else {
-                        o.clone()
-                    }
-                })
-                .collect();
-            let all: Vec<Snapshot> = self
-                .cloud
-                .db
-                .snapshots()?
-                .into_iter()
-                .filter(|s| s.owner == account)
-                .collect();
-            for id in &r.snapshot_ids {
-                if !all.iter().any(|s| &s.id == id) {
-                    return Err(Kind::Snapshot.not_found(id));
-                }
-            }
-            let mut out = Vec::new();
-            for s in all {
-                if (!r.snapshot_ids.is_empty() && !r.snapshot_ids.contains(&s.id))
-                    || (!owners.is_empty() && !owners.contains(&s.owner))
-                {
-                    continue;
-                }
-                let ok = filters::matches(&f, |name| {
-                    let one = |v: &str| Some(vec![v.to_string()]);
-                    match name {
-                        "snapshot-id" => one(&s.id),
-                        "volume-id" => one(&s.volume_id),
-                        "status" => one(s.state.name()),
-                        "owner-id" => one(&s.owner),
-                        "description" => one(&s.description),
-                        n => filters::tag_values(&s.tags, n),
-                    }
-                })?;
-                if ok {
-                    out.push(snapshot(&s));
-                }
-            }
-            if r.max_results != 0 && !r.snapshot_ids.is_empty() {
-                return Err(super::ids_with_page_size("SnapshotIds"));
-            }
-            let (snapshots, next_token) = super::paginate(out, r.max_results, &r.next_token)?;
-            Ok(pb::DescribeSnapshotsResponse {
-                snapshots,
-                next_token,
-            })
-        })();
+        let result = self
+            .cloud
+            .describe_snapshots(
+                &account,
+                &DescribeSnapshots {
+                    snapshot_ids: r.snapshot_ids,
+                    owner_ids: r.owner_ids,
+                    filters: convert::filters(&r.filters),
+                    page: PageRequest {
+                        max_results: r.max_results,
+                        next_token: r.next_token,
+                    },
+                },
+            )
+            .map(|p| pb::DescribeSnapshotsResponse {
+                next_token: p.next_token,
+                snapshots: p.items.iter().map(snapshot).collect(),
+            });
         self.finish("DescribeSnapshots", result)
     }
 

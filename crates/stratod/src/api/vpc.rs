@@ -7,8 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::Api;
 use crate::cloud::network::vpcs::SubnetView;
-use crate::cloud::placement::regions::all_zones;
-use crate::db::network::{Subnet, Vpc};
+use crate::db::network::Vpc;
 
 impl Api {
     fn vpc(&self, v: Vpc, owner: String) -> pb::Vpc {
@@ -23,27 +22,19 @@ impl Api {
         }
     }
 
-    fn subnet(&self, s: Subnet, available: i64, owner: String) -> pb::Subnet {
-        let map_public_ip_on_launch = self.cloud.subnet_maps_public_ip(&s).unwrap_or_else(|e| {
-            tracing::warn!(subnet = %s.id, error = %e.message, "cannot read MapPublicIpOnLaunch");
-            false
-        });
-        let zone_id = all_zones(&self.cloud.cfg)
-            .into_iter()
-            .find(|z| z.name == s.az)
-            .map(|z| z.id)
-            .unwrap_or_default();
+    fn subnet(&self, v: SubnetView) -> pb::Subnet {
+        let s = v.subnet;
         pb::Subnet {
             subnet_id: s.id,
             vpc_id: s.vpc_id,
             cidr_block: s.cidr,
             availability_zone: s.az,
-            availability_zone_id: zone_id,
-            available_ip_address_count: i32::try_from(available).unwrap_or(i32::MAX),
+            availability_zone_id: v.zone_id,
+            available_ip_address_count: i32::try_from(v.available).unwrap_or(i32::MAX),
             default_for_az: s.is_default,
             state: "available".into(),
-            owner_id: owner,
-            map_public_ip_on_launch,
+            owner_id: v.owner,
+            map_public_ip_on_launch: v.map_public_ip_on_launch,
         }
     }
 }
@@ -60,7 +51,6 @@ impl Vpcs for Api {
             .cloud
             .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
             .await
-            .inspect(|v| self.cloud.dhcp_serve(&v.bridge))
             .map(|v| pb::CreateVpcResponse {
                 vpc: Some(self.vpc(v, account.clone())),
             });
@@ -106,13 +96,8 @@ impl Vpcs for Api {
             .cloud
             .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
             .await
-            .map(|s| {
-                let available = crate::cloud::network::vpcs::available(&s.cidr, 0);
-                // The default VPC's subnets belong to the admin account, the only one that
-                // may create them.
-                pb::CreateSubnetResponse {
-                    subnet: Some(self.subnet(s, available, account.clone())),
-                }
+            .map(|s| pb::CreateSubnetResponse {
+                subnet: Some(self.subnet(s)),
             });
         self.finish("CreateSubnet", result)
     }
@@ -127,16 +112,7 @@ impl Vpcs for Api {
             .cloud
             .describe_subnets(&account, &r.subnet_ids, &convert::filters(&r.filters))
             .map(|list| pb::DescribeSubnetsResponse {
-                subnets: list
-                    .into_iter()
-                    .map(
-                        |SubnetView {
-                             subnet,
-                             available,
-                             owner,
-                         }| { self.subnet(subnet, available, owner) },
-                    )
-                    .collect(),
+                subnets: list.into_iter().map(|v| self.subnet(v)).collect(),
             });
         self.finish("DescribeSubnets", result)
     }

@@ -15,16 +15,18 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::supervisor::Process;
 
 pub mod compute;
 pub mod filters;
 pub mod identity;
 pub mod network;
+pub mod paging;
 pub mod placement;
 pub mod storage;
 pub mod tags;
+pub mod usage;
 
 /// A monitor the daemon watches.
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +172,20 @@ impl Cloud {
 
     fn vms_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vm>> {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The account an API token names; `AuthFailure` for a token the config does not know.
+    pub fn account_for_token(&self, token: &str) -> ApiResult<String> {
+        self.cfg
+            .tokens
+            .get(token)
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::AuthFailure, "The API token is not valid."))
+    }
+
+    /// The host's admin account, which callers on the Unix socket speak for.
+    pub fn admin_account(&self) -> &str {
+        &self.cfg.admin_account
     }
 
     /// Checks that `account` owns the instance and returns it.

@@ -2,6 +2,7 @@
 //! taggable kind of resource, each found by its ID prefix.
 
 use super::filters::{self, Filter};
+use super::paging::{self, Page, PageRequest};
 use super::Cloud;
 use crate::db::instances::Tag;
 use crate::db::tags::{TagChange, MAX_TAGS};
@@ -251,9 +252,19 @@ impl Cloud {
         })
     }
 
-    /// DescribeTags: the caller's tags (and those of what every account shares), by resource
-    /// type, resource and key.
-    pub fn describe_tags(&self, account: &str, f: &[Filter]) -> ApiResult<Vec<TagDescription>> {
+    /// DescribeTags: the caller's tags the filters pick, one page.
+    pub fn describe_tags(
+        &self,
+        account: &str,
+        f: &[Filter],
+        page: &PageRequest,
+    ) -> ApiResult<Page<TagDescription>> {
+        paging::paginate(self.matching_tags(account, f)?, page)
+    }
+
+    /// The caller's tags (and those of what every account shares) the filters pick, by
+    /// resource type, resource and key.
+    pub fn matching_tags(&self, account: &str, f: &[Filter]) -> ApiResult<Vec<TagDescription>> {
         filters::check_names(f, TAG_FILTERS)?;
         let mut out = Vec::new();
         for t in TAGGABLE {
@@ -367,7 +378,7 @@ mod tests {
             .unwrap();
         // Overwrite one value.
         c.create_tags(a, &ids, &[tag("env", "dev")]).unwrap();
-        let got = c.describe_tags(a, &[]).unwrap();
+        let got = c.matching_tags(a, &[]).unwrap();
         let kv: Vec<(&str, &str)> = got
             .iter()
             .map(|d| (d.tag.key.as_str(), d.tag.value.as_str()))
@@ -382,7 +393,7 @@ mod tests {
         let e = c.create_tags(a, &both, &[tag("x", "y")]).unwrap_err();
         assert_eq!(e.code, "InvalidInstanceID.NotFound");
         assert!(e.message.contains("i-0000000000000000b"));
-        assert_eq!(c.describe_tags(a, &[]).unwrap().len(), 2);
+        assert_eq!(c.matching_tags(a, &[]).unwrap().len(), 2);
         // Delete by key and value: a wrong value keeps the tag.
         c.delete_tags(
             a,
@@ -393,7 +404,7 @@ mod tests {
             }],
         )
         .unwrap();
-        assert_eq!(c.describe_tags(a, &[]).unwrap().len(), 2);
+        assert_eq!(c.matching_tags(a, &[]).unwrap().len(), 2);
         c.delete_tags(
             a,
             &ids,
@@ -407,9 +418,9 @@ mod tests {
             name: "key".into(),
             values: vec!["Name".into()],
         }];
-        assert_eq!(c.describe_tags(a, &f).unwrap().len(), 1);
+        assert_eq!(c.matching_tags(a, &f).unwrap().len(), 1);
         c.delete_tags(a, &ids, &[]).unwrap();
-        assert!(c.describe_tags(a, &[]).unwrap().is_empty());
+        assert!(c.matching_tags(a, &[]).unwrap().is_empty());
         // 50 is the most a resource holds.
         let fifty: Vec<Tag> = (0..50).map(|k| tag(&format!("k{k}"), "")).collect();
         c.create_tags(a, &ids, &fifty).unwrap();

@@ -13,6 +13,17 @@ use crate::lifecycle::{transition, verb, Event, Outcome, State};
 use crate::supervisor::{self, Exit, Monitor, Process, VmmPaths};
 use strato_vmm_api::exit::ExitStatus;
 
+/// ModifyInstanceAttribute's changes; `None` or empty leaves an attribute as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceAttributes {
+    /// DisableApiTermination.
+    pub disable_api_termination: Option<bool>,
+    /// InstanceInitiatedShutdownBehavior: `stop` or `terminate`.
+    pub shutdown_behavior: Option<String>,
+    /// The security groups of the primary interface.
+    pub groups: Vec<String>,
+}
+
 /// One instance's state change, as the API reports it.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -210,6 +221,30 @@ impl Cloud {
             }
         }
         Ok(changes.into_iter().map(|c| c.0).collect())
+    }
+
+    /// ModifyInstanceAttribute: the groups are checked first, so that a bad group changes
+    /// nothing; then the row's attributes; then the groups of the primary interface.
+    pub async fn modify_instance_attribute(
+        &self,
+        account: &str,
+        id: &str,
+        change: &InstanceAttributes,
+    ) -> ApiResult<()> {
+        if !change.groups.is_empty() {
+            self.plan_instance_groups(account, id, &change.groups)?;
+        }
+        self.modify_instance(
+            account,
+            id,
+            change.disable_api_termination,
+            change.shutdown_behavior.as_deref(),
+        )?;
+        if !change.groups.is_empty() {
+            self.modify_instance_groups(account, id, &change.groups)
+                .await?;
+        }
+        Ok(())
     }
 
     /// ModifyInstanceAttribute for the attributes kept in the instance row.

@@ -3,6 +3,8 @@
 //! their metadata options, the key pairs and launch templates a launch draws on.
 
 pub mod boot;
+pub mod console;
+pub mod describe;
 pub mod instances;
 pub mod key_pairs;
 pub mod launch;

@@ -69,6 +69,19 @@ pub struct CreateEni {
     pub tags: Vec<Tag>,
 }
 
+/// ModifyNetworkInterfaceAttribute's change: exactly one of these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EniAttribute {
+    /// A new description.
+    pub description: Option<String>,
+    /// The source/destination check flag.
+    pub source_dest_check: Option<bool>,
+    /// DeleteOnTermination of the attachment with this ID.
+    pub attachment: Option<(String, bool)>,
+    /// The security groups that replace the interface's.
+    pub groups: Vec<String>,
+}
+
 /// An ENI as the API shows it.
 #[derive(Debug, Clone)]
 pub struct EniView {
@@ -78,6 +91,8 @@ pub struct EniView {
     pub subnet: Subnet,
     /// Secondary private addresses.
     pub secondary: Vec<String>,
+    /// Its security groups.
+    pub groups: Vec<String>,
 }
 
 impl EniView {
@@ -174,8 +189,20 @@ impl Cloud {
             .ok_or_else(|| ApiError::internal(format!("subnet {} is gone", eni.subnet_id)))
     }
 
-    /// CreateNetworkInterface.
-    pub fn create_network_interface(&self, account: &str, req: CreateEni) -> ApiResult<EniView> {
+    /// CreateNetworkInterface: the records, then the firewall, so that the interface's
+    /// rules and anti-spoofing entries exist before anything can use its tap.
+    pub async fn create_network_interface(
+        &self,
+        account: &str,
+        req: CreateEni,
+    ) -> ApiResult<EniView> {
+        let view = self.new_network_interface(account, req)?;
+        self.apply_firewall().await?;
+        Ok(view)
+    }
+
+    /// The records of CreateNetworkInterface.
+    fn new_network_interface(&self, account: &str, req: CreateEni) -> ApiResult<EniView> {
         if req.subnet_id.is_empty() {
             return Err(ApiError::missing("SubnetId"));
         }
@@ -271,6 +298,7 @@ impl Cloud {
                 EniInsert::Inserted => {
                     self.db.set_eni_groups(&eni.id, &groups)?;
                     return Ok(EniView {
+                        groups: self.db.eni_groups(&eni.id)?,
                         eni,
                         subnet,
                         secondary,
@@ -305,10 +333,11 @@ impl Cloud {
             let Some(subnet) = self.db.subnet(&eni.subnet_id)? else {
                 continue;
             };
-            let view = EniView {
+            let mut view = EniView {
                 secondary: self.db.secondary_ips(&eni.id)?,
                 eni,
                 subnet,
+                groups: Vec::new(),
             };
             let ok = filters::matches(f, |name| {
                 let e = &view.eni;
@@ -347,8 +376,26 @@ impl Cloud {
                 }
             })?;
             if ok {
+                view.groups = self.db.eni_groups(&view.eni.id)?;
                 out.push(view);
             }
+        }
+        Ok(out)
+    }
+
+    /// The interfaces of an instance as a front end shows them, primary first.
+    pub fn instance_eni_views(&self, instance_id: &str) -> ApiResult<Vec<EniView>> {
+        let mut out = Vec::new();
+        for eni in self.db.instance_enis(instance_id)? {
+            let Some(subnet) = self.db.subnet(&eni.subnet_id)? else {
+                continue;
+            };
+            out.push(EniView {
+                secondary: self.db.secondary_ips(&eni.id)?,
+                groups: self.db.eni_groups(&eni.id)?,
+                eni,
+                subnet,
+            });
         }
         Ok(out)
     }
@@ -490,11 +537,26 @@ impl Cloud {
         if self.db.unmap_eni(&eni.id, None)? > 0 {
             self.nat_changed();
         }
-        Ok(())
+        // Its address may go to another interface next.
+        self.apply_firewall().await
     }
 
     /// AssignPrivateIpAddresses: secondary addresses, named or picked; returns those added.
-    pub fn assign_private_ips(
+    /// The anti-spoofing rules follow the interface's addresses at once.
+    pub async fn assign_private_ips(
+        &self,
+        account: &str,
+        eni_id: &str,
+        ips: &[String],
+        count: i32,
+    ) -> ApiResult<Vec<String>> {
+        let added = self.add_private_ips(account, eni_id, ips, count)?;
+        self.apply_firewall().await?;
+        Ok(added)
+    }
+
+    /// The records of AssignPrivateIpAddresses.
+    fn add_private_ips(
         &self,
         account: &str,
         eni_id: &str,
@@ -546,13 +608,20 @@ impl Cloud {
         Err(ApiError::internal("Could not allocate a private address."))
     }
 
-    /// UnassignPrivateIpAddresses: each must be a secondary address of the ENI.
-    pub fn unassign_private_ips(
+    /// UnassignPrivateIpAddresses: each must be a secondary address of the ENI; the
+    /// anti-spoofing rules follow at once.
+    pub async fn unassign_private_ips(
         &self,
         account: &str,
         eni_id: &str,
         ips: &[String],
     ) -> ApiResult<()> {
+        self.remove_private_ips(account, eni_id, ips)?;
+        self.apply_firewall().await
+    }
+
+    /// The records of UnassignPrivateIpAddresses.
+    fn remove_private_ips(&self, account: &str, eni_id: &str, ips: &[String]) -> ApiResult<()> {
         let eni = self.owned_eni(account, eni_id)?;
         if ips.is_empty() {
             return Err(ApiError::missing("PrivateIpAddress"));
@@ -573,9 +642,45 @@ impl Cloud {
         Ok(())
     }
 
-    /// ModifyNetworkInterfaceAttribute: one of the description, the source/destination check
-    /// flag and the attachment's DeleteOnTermination.
-    pub fn modify_network_interface(
+    /// ModifyNetworkInterfaceAttribute: exactly one of the description, the
+    /// source/destination check flag, the attachment's DeleteOnTermination and the security
+    /// groups. The source/destination check is enforced by the anti-spoofing rules, applied
+    /// at once.
+    pub async fn modify_network_interface_attribute(
+        &self,
+        account: &str,
+        eni_id: &str,
+        change: &EniAttribute,
+    ) -> ApiResult<()> {
+        if !change.groups.is_empty() {
+            if change.description.is_some()
+                || change.source_dest_check.is_some()
+                || change.attachment.is_some()
+            {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameterCombination,
+                    "Give exactly one of Description, SourceDestCheck, Attachment and Groups.",
+                ));
+            }
+            return self.set_eni_groups(account, eni_id, &change.groups).await;
+        }
+        self.modify_network_interface(
+            account,
+            eni_id,
+            change.description.as_deref(),
+            change.source_dest_check,
+            change.attachment.as_ref().map(|(id, d)| (id.as_str(), *d)),
+        )?;
+        if change.source_dest_check.is_some() {
+            self.apply_firewall().await?;
+        }
+        Ok(())
+    }
+
+    /// The records of ModifyNetworkInterfaceAttribute without groups: one of the
+    /// description, the source/destination check flag and the attachment's
+    /// DeleteOnTermination.
+    fn modify_network_interface(
         &self,
         account: &str,
         eni_id: &str,
@@ -704,35 +809,33 @@ mod tests {
             secondary_count: n,
             ..Default::default()
         };
-        let a = cloud.create_network_interface(me, req("", 2)).unwrap();
+        let a = cloud.new_network_interface(me, req("", 2)).unwrap();
         assert_eq!(a.eni.private_ip, "10.0.0.4");
         assert_eq!(a.secondary, ["10.0.0.5", "10.0.0.6"]);
         assert_eq!(a.status(), "available");
-        let e = cloud.create_network_interface(me, req("10.0.0.5", 0));
+        let e = cloud.new_network_interface(me, req("10.0.0.5", 0));
         assert_eq!(e.unwrap_err().code, "InvalidIPAddress.InUse");
-        let e = cloud.create_network_interface(me, req("10.0.0.15", 0));
+        let e = cloud.new_network_interface(me, req("10.0.0.15", 0));
         assert_eq!(e.unwrap_err().code, "InvalidParameterValue");
         let mut grouped = req("", 0);
         grouped.groups = vec!["sg-0123456789abcdef0".into()];
-        let e = cloud.create_network_interface(me, grouped);
+        let e = cloud.new_network_interface(me, grouped);
         assert_eq!(e.unwrap_err().code, "InvalidGroup.NotFound");
-        let e = cloud.create_network_interface("222222222222", req("", 0));
+        let e = cloud.new_network_interface("222222222222", req("", 0));
         assert_eq!(e.unwrap_err().code, "InvalidSubnetID.NotFound");
-        let b = cloud
-            .create_network_interface(me, req("10.0.0.9", 0))
-            .unwrap();
+        let b = cloud.new_network_interface(me, req("10.0.0.9", 0)).unwrap();
         assert_ne!(a.eni.mac, b.eni.mac);
 
-        let added = cloud.assign_private_ips(me, &b.eni.id, &[], 1).unwrap();
+        let added = cloud.add_private_ips(me, &b.eni.id, &[], 1).unwrap();
         assert_eq!(added, ["10.0.0.7"]);
-        let e = cloud.assign_private_ips(me, &b.eni.id, &["10.0.0.4".into()], 0);
+        let e = cloud.add_private_ips(me, &b.eni.id, &["10.0.0.4".into()], 0);
         assert_eq!(e.unwrap_err().code, "InvalidIPAddress.InUse");
-        let e = cloud.unassign_private_ips(me, &b.eni.id, &["10.0.0.5".into()]);
+        let e = cloud.remove_private_ips(me, &b.eni.id, &["10.0.0.5".into()]);
         assert_eq!(e.unwrap_err().code, "InvalidParameterValue");
         cloud
-            .unassign_private_ips(me, &b.eni.id, &["10.0.0.7".into()])
+            .remove_private_ips(me, &b.eni.id, &["10.0.0.7".into()])
             .unwrap();
-        let e = cloud.assign_private_ips(me, &b.eni.id, &[], 11);
+        let e = cloud.add_private_ips(me, &b.eni.id, &[], 11);
         assert_eq!(e.unwrap_err().code, "PrivateIpAddressLimitExceeded");
 
         let f = |name: &str, v: &str| Filter {

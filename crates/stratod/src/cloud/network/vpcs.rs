@@ -13,6 +13,9 @@
 
 use super::plumbing::{blocking, gateway, netmask, parse_cidr};
 use crate::cloud::filters::{self, Filter};
+use std::sync::Arc;
+
+use crate::cloud::placement::regions::all_zones;
 use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::network::{Subnet, SubnetInsert, Vpc};
@@ -60,6 +63,10 @@ pub struct SubnetView {
     pub available: i64,
     /// The owning account (the admin account for the default VPC's subnets).
     pub owner: String,
+    /// Whether launches into it get public addresses by default.
+    pub map_public_ip_on_launch: bool,
+    /// The ID of its availability zone.
+    pub zone_id: String,
 }
 
 /// Parses a CIDR block and checks it names a network (no host bits set); returns the
@@ -155,8 +162,13 @@ impl Cloud {
     }
 
     /// CreateVpc: records the VPC and creates its bridge, which has no address until the
-    /// VPC's first subnet.
-    pub async fn create_vpc(&self, account: &str, cidr: &str, tags: Vec<Tag>) -> ApiResult<Vpc> {
+    /// VPC's first subnet, and starts the bridge's DHCP server.
+    pub async fn create_vpc(
+        self: &Arc<Self>,
+        account: &str,
+        cidr: &str,
+        tags: Vec<Tag>,
+    ) -> ApiResult<Vpc> {
         if cidr.is_empty() {
             return Err(ApiError::missing("CidrBlock"));
         }
@@ -194,6 +206,7 @@ impl Cloud {
             )));
         }
         self.network_changed.notify_one();
+        self.dhcp_serve(&v.bridge);
         Ok(v)
     }
 
@@ -273,7 +286,7 @@ impl Cloud {
         vpc_id: &str,
         cidr: &str,
         az: &str,
-    ) -> ApiResult<Subnet> {
+    ) -> ApiResult<SubnetView> {
         if vpc_id.is_empty() {
             return Err(ApiError::missing("VpcId"));
         }
@@ -351,7 +364,36 @@ impl Cloud {
                 s.bridge
             )));
         }
-        Ok(s)
+        let map_public = self.subnet_maps_public_ip(&s).unwrap_or_else(|e| {
+            tracing::warn!(subnet = %s.id, error = %e.message, "cannot read MapPublicIpOnLaunch");
+            false
+        });
+        // The default VPC's subnets belong to the admin account, the only one that may
+        // create them.
+        let available = available(&s.cidr, 0);
+        Ok(self.subnet_view(s, available, account.to_string(), map_public))
+    }
+
+    /// A subnet as the API shows it.
+    fn subnet_view(
+        &self,
+        subnet: Subnet,
+        available: i64,
+        owner: String,
+        map_public_ip_on_launch: bool,
+    ) -> SubnetView {
+        let zone_id = all_zones(&self.cfg)
+            .into_iter()
+            .find(|z| z.name == subnet.az)
+            .map(|z| z.id)
+            .unwrap_or_default();
+        SubnetView {
+            subnet,
+            available,
+            owner,
+            map_public_ip_on_launch,
+            zone_id,
+        }
     }
 
     /// DescribeSubnets: the named ones (each must be visible) or all the caller sees,
@@ -401,11 +443,8 @@ impl Cloud {
             })?;
             if ok {
                 let used = self.db.used_ips(&s.id)?.len();
-                out.push(SubnetView {
-                    available: available(&s.cidr, used),
-                    subnet: s,
-                    owner,
-                });
+                let available = available(&s.cidr, used);
+                out.push(self.subnet_view(s, available, owner, maps_public));
             }
         }
         Ok(out)

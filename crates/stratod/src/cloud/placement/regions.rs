@@ -154,6 +154,28 @@ pub fn describe_zones(
     Ok(out)
 }
 
+impl crate::cloud::Cloud {
+    /// The region this daemon serves.
+    pub fn region(&self) -> &str {
+        &self.cfg.region
+    }
+
+    /// DescribeRegions.
+    pub fn describe_regions(&self, names: &[String], f: &[Filter]) -> ApiResult<Vec<Region>> {
+        describe_regions(&self.cfg, names, f)
+    }
+
+    /// DescribeAvailabilityZones.
+    pub fn describe_availability_zones(
+        &self,
+        names: &[String],
+        zone_ids: &[String],
+        f: &[Filter],
+    ) -> ApiResult<Vec<Zone>> {
+        describe_zones(&self.cfg, names, zone_ids, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -484,6 +484,26 @@ impl Cloud {
         Ok(self.db.launch_permissions(id)?)
     }
 
+    /// DescribeImageAttribute: the launch permissions (the only attribute there is; an
+    /// empty name means it too).
+    pub fn describe_image_attribute(
+        &self,
+        account: &str,
+        id: &str,
+        attribute: &str,
+    ) -> ApiResult<Vec<String>> {
+        if !attribute.is_empty() && attribute != "launchPermission" {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "Attribute {} is not supported; use launchPermission.",
+                    attribute.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        self.launch_permissions(account, id)
+    }
+
     /// CreateImage: snapshots every volume of the instance into a new pending AMI; a running
     /// instance is shut down first and booted again afterwards unless `no_reboot`.
     pub fn create_image(

@@ -3,5 +3,6 @@
 //! snapshots, the files under the data directory behind them.
 
 pub mod copy;
+pub mod describe;
 pub mod images;
 pub mod volumes;

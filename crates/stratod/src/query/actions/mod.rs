@@ -3,15 +3,72 @@
 
 use super::value::Value;
 use super::Ctx;
+use crate::cloud::paging::{self, PageRequest};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
+mod compute;
+mod instances;
+mod keys;
 mod regions;
+mod storage;
+mod tags;
+mod vpc;
 
 /// Answers an EC2 action.
 pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value> {
+    if input.bool("DryRun") == Some(true) && !read_only(action) {
+        // Nothing may change: the checks the action can make without acting, then the
+        // dry run's answer.
+        dry_run_checks(ctx, input)?;
+        return Err(dry_run_ok());
+    }
     let out = match action {
         "DescribeRegions" => regions::describe_regions(ctx, input),
         "DescribeAvailabilityZones" => regions::describe_zones(ctx, input),
+        "RunInstances" => instances::run(ctx, input).await,
+        "DescribeInstances" => instances::describe(ctx, input),
+        "DescribeInstanceStatus" => instances::describe_status(ctx, input),
+        "GetConsoleOutput" => instances::console(ctx, input),
+        "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input),
+        "ModifyInstanceAttribute" => instances::modify_attribute(ctx, input).await,
+        "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input),
+        "DescribeInstanceCreditSpecifications" => {
+            instances::describe_credit_specifications(ctx, input)
+        }
+        "StopInstances" => compute::stop(ctx, input),
+        "StartInstances" => compute::start(ctx, input),
+        "TerminateInstances" => compute::terminate(ctx, input),
+        "RebootInstances" => compute::reboot(ctx, input),
+        "DescribeInstanceTypes" => compute::describe_types(ctx, input),
+        "CreateVolume" => storage::create_volume(ctx, input),
+        "AttachVolume" => storage::attach_volume(ctx, input).await,
+        "DetachVolume" => storage::detach_volume(ctx, input).await,
+        "DeleteVolume" => storage::delete_volume(ctx, input),
+        "DescribeVolumes" => storage::describe_volumes(ctx, input),
+        "CreateSnapshot" => storage::create_snapshot(ctx, input),
+        "DescribeSnapshots" => storage::describe_snapshots(ctx, input),
+        "DeleteSnapshot" => storage::delete_snapshot(ctx, input),
+        "DescribeImages" => storage::describe_images(ctx, input),
+        "RegisterImage" => storage::register_image(ctx, input),
+        "DeregisterImage" => storage::deregister_image(ctx, input),
+        "CreateImage" => storage::create_image(ctx, input),
+        "ModifyImageAttribute" => storage::modify_image_attribute(ctx, input),
+        "DescribeImageAttribute" => storage::describe_image_attribute(ctx, input),
+        "CopyImage" => storage::copy_image(ctx, input).await,
+        "CreateKeyPair" => keys::create(ctx, input),
+        "ImportKeyPair" => keys::import(ctx, input),
+        "DescribeKeyPairs" => keys::describe(ctx, input),
+        "DeleteKeyPair" => keys::delete(ctx, input),
+        "CreateTags" => tags::create(ctx, input),
+        "DeleteTags" => tags::delete(ctx, input),
+        "DescribeTags" => tags::describe(ctx, input),
+        "CreateVpc" => vpc::create_vpc(ctx, input).await,
+        "DescribeVpcs" => vpc::describe_vpcs(ctx, input),
+        "DeleteVpc" => vpc::delete_vpc(ctx, input).await,
+        "CreateSubnet" => vpc::create_subnet(ctx, input).await,
+        "DescribeSubnets" => vpc::describe_subnets(ctx, input),
+        "DeleteSubnet" => vpc::delete_subnet(ctx, input).await,
+        "ModifySubnetAttribute" => vpc::modify_subnet_attribute(ctx, input),
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidAction,
@@ -40,7 +97,23 @@ pub fn sts(ctx: &Ctx<'_>, action: &str, _input: &Value) -> ApiResult<Value> {
     }
 }
 
-/// A read-only call with DryRun ran its checks and answers DryRunOperation instead.
+/// Whether an action only reads (it then runs whole under DryRun).
+fn read_only(action: &str) -> bool {
+    action.starts_with("Describe") || action.starts_with("Get")
+}
+
+/// The checks of a changing action that need no change: the caller must own every
+/// instance the request names.
+fn dry_run_checks(ctx: &Ctx<'_>, input: &Value) -> ApiResult<()> {
+    let mut ids = input.strs("InstanceIds");
+    ids.extend(input.opt_str("InstanceId").map(str::to_string));
+    for id in ids {
+        ctx.cloud.owned_instance(ctx.account(), &id)?;
+    }
+    Ok(())
+}
+
+/// A read-only call with DryRun answers DryRunOperation once it has run.
 fn dry_run(input: &Value, out: Value) -> ApiResult<Value> {
     if input.bool("DryRun") == Some(true) {
         return Err(dry_run_ok());
@@ -65,5 +138,55 @@ pub fn filters(input: &Value) -> Vec<crate::cloud::filters::Filter> {
             name: f.str("Name").to_string(),
             values: f.strs("Values"),
         })
+        .collect()
+}
+
+/// The request's `MaxResults` and `NextToken`.
+pub fn page_request(input: &Value) -> ApiResult<PageRequest> {
+    Ok(PageRequest {
+        max_results: i32::try_from(input.int("MaxResults").unwrap_or(0))
+            .map_err(|_| ApiError::invalid("MaxResults must be between 5 and 1000."))?,
+        next_token: input.str("NextToken").to_string(),
+    })
+}
+
+/// One page of a listing the domain does not page itself, and the next page's token
+/// (absent on the last page).
+pub fn page<T>(items: Vec<T>, input: &Value) -> ApiResult<(Vec<T>, Value)> {
+    let p = paging::paginate(items, &page_request(input)?)?;
+    Ok((p.items, super::value::nonempty(&p.next_token)))
+}
+
+/// An instance state.
+pub fn state(s: crate::lifecycle::State) -> Value {
+    Value::obj([("Code", s.code().into()), ("Name", s.name().into())])
+}
+
+/// Tags as the model's `TagList`.
+pub fn tag_list(tags: &[crate::db::instances::Tag]) -> Value {
+    Value::list(
+        tags.iter()
+            .map(|t| Value::obj([("Key", (&t.key).into()), ("Value", (&t.value).into())])),
+    )
+}
+
+/// Tags of a `TagList` input.
+pub fn tags_in(items: &[Value]) -> Vec<crate::db::instances::Tag> {
+    items
+        .iter()
+        .map(|t| crate::db::instances::Tag {
+            key: t.str("Key").to_string(),
+            value: t.str("Value").to_string(),
+        })
+        .collect()
+}
+
+/// The tags a request's `TagSpecifications` give resources of one type.
+pub fn tags_for(input: &Value, resource_type: &str) -> Vec<crate::db::instances::Tag> {
+    input
+        .items("TagSpecifications")
+        .iter()
+        .filter(|s| s.str("ResourceType") == resource_type)
+        .flat_map(|s| tags_in(s.items("Tags")))
         .collect()
 }

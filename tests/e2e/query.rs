@@ -1,0 +1,540 @@
+//! The EC2 Query API driven by the real clients, unchanged: the aws CLI (1.45) and boto3
+//! (1.43) from the pinned virtual environment of `scripts/test.sh`, signing with access
+//! keys made by `strato create-access-key`, against a daemon in a namespace of its own.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use strato_e2e::query::{query_config, Aws};
+use strato_e2e::{Daemon, ADMIN};
+
+/// A signed request of any action and parameters, sent by botocore's own signer and
+/// printed as `STATUS BODY` (for what the aws CLI cannot send: unknown actions and
+/// parameters).
+fn raw_request(aws: &Aws<'_>, body: &str) -> (u16, String) {
+    let script = format!(
+        r#"
+import os, urllib.request, urllib.error
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+url = os.environ["STRATO_ENDPOINT_URL"] + "/"
+req = AWSRequest(method="POST", url=url, data={body:?}.encode(),
+                 headers={{"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}})
+SigV4Auth(Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]), "ec2", "home-1").add_auth(req)
+p = req.prepare()
+r = urllib.request.Request(url, data=p.body, headers=dict(p.headers), method="POST")
+try:
+    with urllib.request.urlopen(r) as resp:
+        print(resp.status, resp.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#
+    );
+    let out = aws.python(&script);
+    let (status, body) = out.trim().split_once(' ').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn the_aws_cli_speaks_to_strato() {
+    let d = Daemon::start_with("qcli", query_config());
+    let admin = d.aws(None);
+    let alice = d.aws(Some("token-alice"));
+
+    // STS first, as Terraform's provider does.
+    let who = alice.json(&["sts", "get-caller-identity"]);
+    assert_eq!(who["Account"], "111111111111");
+    assert_eq!(who["Arn"], "arn:aws:iam::111111111111:root");
+    assert_eq!(
+        admin.json(&["sts", "get-caller-identity"])["Account"],
+        ADMIN
+    );
+
+    let regions = alice.json(&["ec2", "describe-regions"]);
+    assert_eq!(regions["Regions"][0]["RegionName"], "home-1");
+    let zones = alice.json(&[
+        "ec2",
+        "describe-availability-zones",
+        "--filters",
+        "Name=zone-name,Values=home-1b",
+    ]);
+    let zones = zones["AvailabilityZones"].as_array().unwrap();
+    assert_eq!(zones.len(), 1);
+    assert_eq!(zones[0]["ZoneId"], "home-1-az2");
+
+    // The default VPC and its subnets, with filters.
+    let vpcs = alice.json(&[
+        "ec2",
+        "describe-vpcs",
+        "--filters",
+        "Name=is-default,Values=true",
+    ]);
+    let vpc = &vpcs["Vpcs"][0];
+    assert_eq!(vpc["CidrBlock"], "172.31.0.0/16");
+    assert_eq!(vpc["IsDefault"], true);
+    let vpc_id = vpc["VpcId"].as_str().unwrap();
+    let subnets = alice.json(&[
+        "ec2",
+        "describe-subnets",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc_id}"),
+        "Name=availability-zone,Values=home-1a",
+    ]);
+    assert_eq!(subnets["Subnets"].as_array().unwrap().len(), 1);
+    assert_eq!(subnets["Subnets"][0]["DefaultForAz"], true);
+
+    // A VPC of alice's own, tagged, seen by the gRPC CLI too; bob does not see it.
+    let v = alice.json(&[
+        "ec2",
+        "create-vpc",
+        "--cidr-block",
+        "10.20.0.0/16",
+        "--tag-specifications",
+        "ResourceType=vpc,Tags=[{Key=Name,Value=lab}]",
+    ]);
+    let mine = v["Vpc"]["VpcId"].as_str().unwrap().to_string();
+    assert_eq!(v["Vpc"]["Tags"][0]["Value"], "lab");
+    let by_grpc = d.json_as(Some("token-alice"), &["describe-vpcs", "--vpc-ids", &mine]);
+    assert_eq!(by_grpc["Vpcs"][0]["CidrBlock"], "10.20.0.0/16");
+    let bob = d.aws(Some("token-bob"));
+    bob.err(
+        "InvalidVpcID.NotFound",
+        &["ec2", "describe-vpcs", "--vpc-ids", &mine],
+    );
+    alice.json(&[
+        "ec2",
+        "create-tags",
+        "--resources",
+        &mine,
+        "--tags",
+        "Key=env,Value=test",
+    ]);
+    let tags = alice.json(&[
+        "ec2",
+        "describe-tags",
+        "--filters",
+        &format!("Name=resource-id,Values={mine}"),
+    ]);
+    let keys: Vec<&str> = tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["Key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["Name", "env"]);
+    alice.json(&[
+        "ec2",
+        "delete-tags",
+        "--resources",
+        &mine,
+        "--tags",
+        "Key=env",
+    ]);
+    // DryRun: the checks run and nothing changes.
+    alice.err(
+        "DryRunOperation",
+        &["ec2", "delete-vpc", "--vpc-id", &mine, "--dry-run"],
+    );
+    alice.err("DryRunOperation", &["ec2", "describe-vpcs", "--dry-run"]);
+    alice.json(&["ec2", "describe-vpcs", "--vpc-ids", &mine]);
+    alice.json(&["ec2", "delete-vpc", "--vpc-id", &mine]);
+    alice.err(
+        "InvalidVpcID.NotFound",
+        &["ec2", "describe-vpcs", "--vpc-ids", &mine],
+    );
+
+    // Key pairs: create (the private key once), import (a blob), describe, delete.
+    let k = alice.json(&[
+        "ec2",
+        "create-key-pair",
+        "--key-name",
+        "laptop",
+        "--key-type",
+        "ed25519",
+    ]);
+    assert!(k["KeyMaterial"]
+        .as_str()
+        .unwrap()
+        .contains("OPENSSH PRIVATE KEY"));
+    let pubkey = d.file(
+        "k.pub",
+        b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test\n",
+    );
+    let imported = alice.json(&[
+        "ec2",
+        "import-key-pair",
+        "--key-name",
+        "imported",
+        "--public-key-material",
+        &format!("fileb://{}", pubkey.display()),
+    ]);
+    assert!(imported["KeyFingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("SHA256:"));
+    let pairs = alice.json(&["ec2", "describe-key-pairs"]);
+    let names: Vec<&str> = pairs["KeyPairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["KeyName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["imported", "laptop"]);
+    alice.json(&["ec2", "delete-key-pair", "--key-name", "laptop"]);
+    alice.err(
+        "InvalidKeyPair.NotFound",
+        &["ec2", "describe-key-pairs", "--key-names", "laptop"],
+    );
+
+    // Instance types: no burstable credits.
+    let t = alice.json(&[
+        "ec2",
+        "describe-instance-types",
+        "--instance-types",
+        "t3.micro",
+    ]);
+    let t = &t["InstanceTypes"][0];
+    assert_eq!(t["BurstablePerformanceSupported"], false);
+    assert!(t["VCpuInfo"]["DefaultVCpus"].as_i64().unwrap() >= 1);
+
+    // What the CLI cannot send: an unknown action, an unknown or ill-typed parameter.
+    let (status, body) = raw_request(&alice, "Action=LaunchRockets&Version=2016-11-15");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
+    let (status, body) = raw_request(
+        &alice,
+        "Action=DescribeRegions&Version=2016-11-15&RegionName.1=home-1&Colour=blue",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("<Code>UnknownParameter</Code>"), "{body}");
+    assert!(body.contains("Colour"), "{body}");
+    let (status, body) = raw_request(
+        &alice,
+        "Action=DescribeTags&Version=2016-11-15&MaxResults=ten",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("<Code>InvalidParameterValue</Code>"),
+        "{body}"
+    );
+    // Leading zeros are decimal, and list indexes past 9 keep their order.
+    let (status, body) = raw_request(
+        &alice,
+        "Action=DescribeTags&Version=2016-11-15&MaxResults=010",
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut q = String::from("Action=DescribeRegions&Version=2016-11-15");
+    for n in 1..=11 {
+        q.push_str(&format!("&RegionName.{n}=home-1"));
+    }
+    let (status, body) = raw_request(&alice, &q);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<requestId>"), "{body}");
+}
+
+#[test]
+fn signatures_are_verified() {
+    let d = Daemon::start_with("qsig", query_config());
+    let good = d.aws(Some("token-alice"));
+    good.json(&["ec2", "describe-regions"]);
+
+    let wrong_secret = Aws {
+        secret: "x".repeat(40),
+        ..d.aws(Some("token-bob"))
+    };
+    let e = wrong_secret.err("AuthFailure", &["ec2", "describe-regions"]);
+    assert!(e.contains("signature does not match"), "{e}");
+
+    let unknown = Aws {
+        key: "AKIAAAAAAAAAAAAAAAAA".into(),
+        ..d.aws(None)
+    };
+    let e = unknown.err("AuthFailure", &["ec2", "describe-regions"]);
+    assert!(e.contains("does not exist"), "{e}");
+
+    let other_region = Aws {
+        region: "us-east-1".into(),
+        ..d.aws(None)
+    };
+    let e = other_region.err("AuthFailure", &["ec2", "describe-regions"]);
+    assert!(e.contains("us-east-1"), "{e}");
+
+    good.err(
+        "MissingAuthenticationToken",
+        &["ec2", "describe-regions", "--no-sign-request"],
+    );
+
+    // A client whose clock is 20 minutes ahead, then 10 (within AWS's 15).
+    for (minutes, ok) in [(20, false), (-20, false), (10, true)] {
+        let out = good.python(&format!(
+            r#"
+import datetime, os
+from unittest import mock
+import boto3, botocore.auth, botocore.exceptions
+skewed = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(minutes={minutes})
+ec2 = boto3.client("ec2", endpoint_url=os.environ["STRATO_ENDPOINT_URL"])
+with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
+    try:
+        ec2.describe_regions()
+        print("ok")
+    except botocore.exceptions.ClientError as e:
+        print(e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+"#
+        ));
+        if ok {
+            assert_eq!(out.trim(), "ok");
+        } else {
+            assert_eq!(out.trim(), "RequestExpired 400", "{minutes} minutes");
+        }
+    }
+
+    // A deleted key stops working at once.
+    let gone = d.aws(Some("token-bob"));
+    gone.json(&["ec2", "describe-regions"]);
+    let out = d.cli_as(
+        Some("token-bob"),
+        &["delete-access-key", "--access-key-id", &gone.key],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gone.err("AuthFailure", &["ec2", "describe-regions"]);
+    let keys: Value = d.json(&["describe-access-keys", "--all"]);
+    assert!(!keys.to_string().contains(&gone.key));
+    assert!(
+        !keys.to_string().contains(&good.secret),
+        "secrets are never listed"
+    );
+}
+
+#[test]
+fn the_aws_cli_walks_an_instances_life() {
+    let d = Daemon::start_with("qlife", query_config());
+    let ami = d.register_probe("probe");
+    let aws = d.aws(None);
+    let ud = d.file("user-data.txt", b"#probe\necho hello from user data\n");
+
+    let run = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "custom-1-64",
+        "--count",
+        "1",
+        "--user-data",
+        &format!("file://{}", ud.display()),
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web},{Key=tier,Value=front}]",
+        "--client-token",
+        "life-1",
+    ]);
+    let inst = &run["Instances"][0];
+    let id = inst["InstanceId"].as_str().unwrap().to_string();
+    assert_eq!(inst["State"]["Name"], "pending");
+    assert_eq!(inst["ClientToken"], "life-1");
+    assert!(run["ReservationId"].as_str().unwrap().starts_with("r-"));
+    // The same token again is the same launch.
+    let again = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "custom-1-64",
+        "--client-token",
+        "life-1",
+    ]);
+    assert_eq!(again["Instances"][0]["InstanceId"], id.as_str());
+
+    aws.json(&["ec2", "wait", "instance-running", "--instance-ids", &id]);
+    let v = aws.json(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        "Name=tag:Name,Values=web",
+        "Name=instance-state-name,Values=running",
+    ]);
+    let r = v["Reservations"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{v}");
+    let i = &r[0]["Instances"][0];
+    assert_eq!(i["InstanceId"], id.as_str());
+    assert_eq!(i["State"]["Code"], 16);
+    assert!(i["PrivateIpAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with("172.31."));
+    assert!(i["LaunchTime"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        i["Placement"]["AvailabilityZone"].as_str().unwrap().len(),
+        7
+    );
+    assert_eq!(i["NetworkInterfaces"][0]["Attachment"]["DeviceIndex"], 0);
+    assert_eq!(i["SecurityGroups"][0]["GroupName"], "default");
+    // What the gRPC CLI sees is the same instance.
+    assert_eq!(d.state(&id), "running");
+
+    let ud_attr = aws.json(&[
+        "ec2",
+        "describe-instance-attribute",
+        "--instance-id",
+        &id,
+        "--attribute",
+        "userData",
+    ]);
+    let decoded = base64_decode(ud_attr["UserData"]["Value"].as_str().unwrap());
+    assert_eq!(decoded, b"#probe\necho hello from user data\n");
+    for (attr, member, want) in [
+        (
+            "disableApiTermination",
+            "DisableApiTermination",
+            Value::Bool(false),
+        ),
+        ("disableApiStop", "DisableApiStop", Value::Bool(false)),
+        (
+            "instanceInitiatedShutdownBehavior",
+            "InstanceInitiatedShutdownBehavior",
+            "stop".into(),
+        ),
+    ] {
+        let a = aws.json(&[
+            "ec2",
+            "describe-instance-attribute",
+            "--instance-id",
+            &id,
+            "--attribute",
+            attr,
+        ]);
+        assert_eq!(a[member]["Value"], want, "{attr}: {a}");
+    }
+
+    aws.json(&["ec2", "wait", "instance-status-ok", "--instance-ids", &id]);
+    let st = aws.json(&["ec2", "describe-instance-status", "--instance-ids", &id]);
+    assert_eq!(st["InstanceStatuses"][0]["InstanceStatus"]["Status"], "ok");
+    assert_eq!(
+        st["InstanceStatuses"][0]["SystemStatus"]["Details"][0]["Name"],
+        "reachability"
+    );
+
+    let console = aws.json(&["ec2", "get-console-output", "--instance-id", &id]);
+    assert!(
+        console["Output"].as_str().unwrap().contains("probe: ready"),
+        "{console}"
+    );
+
+    // Termination protection, as Terraform clears it before deleting.
+    aws.json(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--disable-api-termination",
+    ]);
+    aws.err(
+        "OperationNotPermitted",
+        &["ec2", "terminate-instances", "--instance-ids", &id],
+    );
+    aws.json(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--no-disable-api-termination",
+    ]);
+
+    // A dry run changes nothing.
+    aws.err(
+        "DryRunOperation",
+        &["ec2", "stop-instances", "--instance-ids", &id, "--dry-run"],
+    );
+    assert_eq!(d.state(&id), "running");
+    aws.err(
+        "InvalidInstanceID.NotFound",
+        &[
+            "ec2",
+            "stop-instances",
+            "--instance-ids",
+            "i-0123456789abcdef0",
+            "--dry-run",
+        ],
+    );
+
+    let stop = aws.json(&["ec2", "stop-instances", "--instance-ids", &id]);
+    assert_eq!(
+        stop["StoppingInstances"][0]["PreviousState"]["Name"],
+        "running"
+    );
+    aws.json(&["ec2", "wait", "instance-stopped", "--instance-ids", &id]);
+    aws.json(&["ec2", "start-instances", "--instance-ids", &id]);
+    aws.json(&["ec2", "wait", "instance-running", "--instance-ids", &id]);
+    let term = aws.json(&["ec2", "terminate-instances", "--instance-ids", &id]);
+    assert_eq!(
+        term["TerminatingInstances"][0]["CurrentState"]["Name"],
+        "shutting-down"
+    );
+    aws.json(&["ec2", "wait", "instance-terminated", "--instance-ids", &id]);
+    assert_eq!(d.state(&id), "terminated");
+}
+
+#[test]
+fn boto3_pages_and_uses_its_resource_api() {
+    let d = Daemon::start_with("qboto", query_config());
+    let ami = d.register_probe("probe");
+    let aws = d.aws(None);
+    let out = aws.python(&format!(
+        r#"
+import os, boto3
+ec2 = boto3.resource("ec2", endpoint_url=os.environ["STRATO_ENDPOINT_URL"])
+made = ec2.create_instances(ImageId="{ami}", InstanceType="custom-1-64", MinCount=7, MaxCount=7,
+    TagSpecifications=[{{"ResourceType": "instance", "Tags": [{{"Key": "batch", "Value": "b1"}}]}}])
+assert len(made) == 7, made
+made[0].wait_until_running()
+made[0].reload()
+assert made[0].state["Name"] == "running", made[0].state
+client = ec2.meta.client
+pages = list(client.get_paginator("describe_instances").paginate(
+    Filters=[{{"Name": "tag:batch", "Values": ["b1"]}}], PaginationConfig={{"PageSize": 5}}))
+assert len(pages) == 2, [len(p["Reservations"]) for p in pages]
+ids = [i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+assert sorted(ids) == sorted(i.id for i in made), ids
+tagged = list(ec2.instances.filter(Filters=[{{"Name": "tag:batch", "Values": ["b1"]}}]))
+assert len(tagged) == 7
+try:
+    client.describe_instances(InstanceIds=[made[0].id], MaxResults=5)
+    raise SystemExit("MaxResults beside InstanceIds was accepted")
+except client.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidParameterCombination", e.response
+ec2.instances.filter(InstanceIds=[i.id for i in made]).terminate()
+for i in made:
+    i.wait_until_terminated()
+print("ok", len(ids))
+"#
+    ));
+    assert_eq!(out.trim(), "ok 7");
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let table = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(table).collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (k, b) in chunk.iter().enumerate() {
+            n |= u32::from(*b) << (18 - 6 * k);
+        }
+        for k in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * k)) as u8);
+        }
+    }
+    out
+}
