@@ -7,7 +7,9 @@ interleaved) and reports, per irqchip, medians of:
     CLOCK_MONOTONIC time through its API, compared with the time taken before exec),
   - exec -> "probe: ready" on the serial console (read from a FIFO as it is written),
   - monitor memory: resident set size minus the guest memory the guest touched
-    (and the proportional set size the same way), in MiB.
+    (and the proportional set size the same way), in MiB,
+  - stop -> exit: from sending the API's `stop` (the guest idle, its IOAPIC routes set) to
+    the process's exit: the teardown of a VM that has booted a guest.
 Usage: bench_vmm.py VMM PROBE_DIR TEMPLATE [RUNS]
 """
 import json
@@ -103,8 +105,10 @@ def one_run(vmm, probe, template, irqchip, mem_mib=64):
     st = api(sock, {"op": "state"})
     first_run = st["first_kvm_run_monotonic_ns"]
     rss, pss = mem_overhead(p.pid, mem_mib << 20)
+    stop_at = time.monotonic_ns()
     api(sock, {"op": "stop"})
     p.wait(timeout=10)
+    exit_at = time.monotonic_ns()
     t.join(timeout=2)
     for f in (fifo, sock):
         try:
@@ -117,6 +121,7 @@ def one_run(vmm, probe, template, irqchip, mem_mib=64):
         "ready_ms": (ready_at[0] - start) / 1e6,
         "rss_overhead_mib": rss,
         "pss_overhead_mib": pss,
+        "stop_ms": (exit_at - stop_at) / 1e6,
     }
 
 
@@ -136,6 +141,7 @@ def main():
             ("ready_ms", "exec -> 'probe: ready' (ms)", 1000.0),
             ("rss_overhead_mib", "monitor RSS minus guest memory (MiB)", 5.0),
             ("pss_overhead_mib", "monitor PSS minus guest memory (MiB)", 5.0),
+            ("stop_ms", "API stop -> process exit (ms)", 1.0),
         ]:
             vals = [r[key] for r in results[m]]
             med = statistics.median(vals)

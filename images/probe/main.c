@@ -448,12 +448,13 @@ static void ioapic_w(u32 reg, u32 v)
 	mmio_w32(ioapic_base + 0x10, v);
 }
 
-/* ISA IRQ or GSI `irq` to vector 0x20 + irq on this CPU: fixed, physical, edge, active high. */
-static void ioapic_route(u32 irq, u32 apic_id)
+/* ISA IRQ or GSI `irq` to vector 0x20 + irq on this CPU: fixed, physical, active high, edge-
+ * or level-triggered. */
+static void ioapic_route(u32 irq, u32 apic_id, int level)
 {
 	u32 pin = irq < 16 ? isa_pin[irq] : irq;
 	ioapic_w(0x10 + 2 * pin + 1, apic_id << 24);
-	ioapic_w(0x10 + 2 * pin, 0x20 + irq);
+	ioapic_w(0x10 + 2 * pin, (0x20 + irq) | (level ? 1u << 15 : 0));
 }
 
 /* Routes the IRQs in `mask` (bit n = IRQ n) to this CPU and starts the tick. */
@@ -467,9 +468,11 @@ static void apic_init(u32 mask)
 	u32 id = lapic_r(LAPIC_ID);
 	if (!x2apic)
 		id >>= 24;
+	/* COM1 level-triggered: its check then needs the IOAPIC's Remote IRR cleared by the
+	 * local APIC's EOI before the second interrupt can come. */
 	for (u32 irq = 1; irq < 24; irq++)
 		if (mask & (1u << irq))
-			ioapic_route(irq, id);
+			ioapic_route(irq, id, irq == 4);
 	lapic_w(LAPIC_TDCR, 0xb); /* divide by 1 */
 	lapic_w(LAPIC_LVTT, LVT_PERIODIC | 0x20);
 	lapic_w(LAPIC_TMICT, LAPIC_TICK_COUNT);
@@ -524,9 +527,10 @@ void isr_dispatch(u64 vec, u64 *frame)
 
 /* ---------------- serial interrupt ---------------- */
 /* COM1 raises IRQ 4 as soon as its transmitter-empty interrupt is enabled (its transmitter is
- * always empty): one round trip through whatever interrupt controller there is. The console
- * itself stays polled. */
-static void serial_irq_check(void)
+ * always empty): a round trip through whatever interrupt controller there is. Done twice, so
+ * that a level-triggered pin whose end of interrupt got lost shows. The console itself stays
+ * polled. */
+static int serial_irq_once(void)
 {
 	cli();
 	work &= ~(1u << 4);
@@ -538,10 +542,18 @@ static void serial_irq_check(void)
 		__asm__ volatile("pause");
 	outb(0x3f9, 0x00);
 	(void)inb(0x3fa); /* IIR: reading it clears the THRE interrupt */
-	kprintf("probe: serial irq %s\n", (work & (1u << 4)) ? "ok" : "missing");
+	int got = (work & (1u << 4)) != 0;
 	cli();
 	work &= ~(1u << 4);
 	sti();
+	return got;
+}
+
+static void serial_irq_check(void)
+{
+	int first = serial_irq_once();
+	int second = first && serial_irq_once();
+	kprintf("probe: serial irq %s\n", second ? "ok" : "missing");
 }
 
 /* ---------------- keyboard ---------------- */

@@ -6,6 +6,10 @@
 //!   SMEP/SMAP and
 //!   what depends on them), and reports the vendor GenuineIntel so that Linux avoids the
 //!   AMD-only FNCLEX path;
+//! - hides the KVM paravirtual features that make Linux issue hypercalls (PV spinlock kicks,
+//!   PV IPIs, PV sched yield): the emulator answers a VMCALL by rewriting it in guest memory,
+//!   which faults once the kernel's text is read-only, so an SMP guest died at its first
+//!   contended spinlock or IPI after boot;
 //! - finishes the two refused instructions Linux cannot avoid: INT3 (injects #BP with RIP
 //!   past it, as the CPU would) and FWAIT (a no-op here: no x87 exception can be pending
 //!   because the guest's FPU is never used in kernel mode).
@@ -35,6 +39,12 @@ const LEAF7_EBX_AVX512: u32 =
     (1 << 16) | (1 << 17) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31);
 /// CPUID.80000001:ECX ABM (LZCNT; POPCNT's AMD companion).
 const EXT1_ECX_ABM: u32 = 1 << 5;
+
+/// KVM's paravirtual feature leaf (`KVM_CPUID_FEATURES`).
+const KVM_CPUID_FEATURES: u32 = 0x4000_0001;
+/// The KVM features whose use is a hypercall: `KVM_FEATURE_PV_UNHALT` (spinlock kicks),
+/// `KVM_FEATURE_PV_SEND_IPI` and `KVM_FEATURE_PV_SCHED_YIELD`.
+const KVM_FEATURES_HYPERCALLS: u32 = (1 << 7) | (1 << 11) | (1 << 13);
 
 /// "GenuineIntel" as CPUID.0 returns it in EBX, EDX, ECX.
 const VENDOR_INTEL: [u32; 3] = [0x756e_6547, 0x4965_6e69, 0x6c65_746e];
@@ -74,6 +84,7 @@ pub fn apply_template(cpuid: &mut CpuId, template: CpuTemplate) {
                 e.edx = 0;
             }
             (0x8000_0001, _) => e.ecx &= !EXT1_ECX_ABM,
+            (KVM_CPUID_FEATURES, _) => e.eax &= !KVM_FEATURES_HYPERCALLS,
             _ => {}
         }
     }
@@ -222,6 +233,7 @@ mod tests {
             e(1, 0, 0, 0, u32::MAX, u32::MAX),
             e(7, 0, 0, u32::MAX, 0, 0),
             e(0xd, 0, 7, 0x240, 0x340, 0),
+            e(KVM_CPUID_FEATURES, 0, 0xffff, 0, 0, 0),
         ])
         .unwrap()
     }
@@ -238,6 +250,8 @@ mod tests {
         );
         assert_eq!(s[2].ebx & (LEAF7_EBX_SMEP | LEAF7_EBX_SMAP), 0);
         assert_eq!(s[3].eax, 0);
+        // No PV spinlock kicks, PV IPIs or PV sched yield; kvm-clock and the rest stay.
+        assert_eq!(s[4].eax, 0xffff & !((1 << 7) | (1 << 11) | (1 << 13)));
         // Unrelated bits stay.
         assert_ne!(s[1].ecx & 1, 0);
     }

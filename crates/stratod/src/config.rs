@@ -67,6 +67,9 @@ pub struct FileConfig {
     pub vmm_binary: Option<PathBuf>,
     /// `host` or `emulated-kvm`; absent: detected.
     pub cpu_template: Option<String>,
+    /// `split` or `kernel`: where every VM's interrupt controllers live; absent: the
+    /// monitor's default.
+    pub irqchip: Option<String>,
     /// Seconds between status checks.
     pub status_interval_secs: Option<f64>,
     /// Seconds an instance may take to answer ARP after boot before it counts as impaired.
@@ -212,6 +215,8 @@ pub struct Config {
     pub vmm_binary: PathBuf,
     /// Configured CPU template; `None`: ask the monitor.
     pub cpu_template: Option<strato_vmm_api::config::CpuTemplate>,
+    /// The interrupt controllers every monitor gets.
+    pub irqchip: strato_vmm_api::config::IrqchipMode,
     /// Status check interval (EC2: a minute).
     pub status_interval: Duration,
     /// Grace after boot before a silent guest counts as impaired.
@@ -302,6 +307,12 @@ impl Config {
             .map(|t| t.parse::<strato_vmm_api::config::CpuTemplate>())
             .transpose()
             .map_err(|e| ConfigError::Invalid(format!("cpu_template: {e}")))?;
+        let irqchip = f
+            .irqchip
+            .map(|m| m.parse::<strato_vmm_api::config::IrqchipMode>())
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("irqchip: {e}")))?
+            .unwrap_or_default();
         let region = f.region.unwrap_or_else(|| "home-1".into());
         let availability_zones = f.availability_zones.unwrap_or_else(|| {
             ["a", "b", "c"]
@@ -377,6 +388,7 @@ impl Config {
             listen,
             vmm_binary: f.vmm_binary.unwrap_or_else(default_vmm_binary),
             cpu_template,
+            irqchip,
             status_interval: secs(f.status_interval_secs, 60.0, "status_interval_secs")?,
             status_grace: secs(f.status_grace_secs, 300.0, "status_grace_secs")?,
             stop_timeout: secs(f.stop_timeout_secs, 30.0, "stop_timeout_secs")?,
@@ -451,6 +463,18 @@ mod tests {
         let c = Config::build(Some(&p), None, &[], None).unwrap();
         assert_eq!(c.status_interval, Duration::from_secs(1));
         assert_eq!(c.tokens["t1"], "222222222222");
+        use strato_vmm_api::config::IrqchipMode;
+        assert_eq!(c.irqchip, IrqchipMode::default());
+        std::fs::write(&p, r#"{"irqchip": "kernel"}"#).unwrap();
+        let c = Config::build(Some(&p), None, &[], None).unwrap();
+        assert_eq!(c.irqchip, IrqchipMode::Kernel);
+        std::fs::write(&p, r#"{"irqchip": "pic"}"#).unwrap();
+        match Config::build(Some(&p), None, &[], None) {
+            Err(ConfigError::Invalid(m)) => {
+                assert!(m.contains("irqchip") && m.contains("pic"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -231,6 +231,7 @@ impl Cloud {
             api_socket: Some(paths.api),
             exit_status_file: Some(paths.exit_status),
             cpu_template: self.cpu_template,
+            irqchip: self.cfg.irqchip,
             ..VmConfig::new(&inst.kernel)
         };
         Ok((config, slots))
