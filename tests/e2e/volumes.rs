@@ -579,3 +579,37 @@ fn concurrent_attachments_take_distinct_slots() {
         .count();
     assert_eq!(twice, 3, "{c}");
 }
+
+/// A forced detach that the monitor does not carry out leaves the volume attached: the
+/// monitor still has the file open, and releasing it would let a second writer in.
+#[test]
+fn a_forced_detach_the_monitor_refuses_keeps_the_volume() {
+    let d = Daemon::start("vol-force");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    let vol = create_volume(&d, AZ);
+    d.cli(&[
+        "attach-volume",
+        "--volume-id",
+        &vol,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/vdf",
+    ]);
+    wait_volume(&d, &vol, "in-use");
+    let pid = d.vmm_pids()[0];
+    // SAFETY: kill takes a PID and a signal number; the PID is the test's own monitor.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let out = d.cli_raw(&["detach-volume", "--volume-id", &vol, "--force"]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(!out.status.success(), "{out:?}");
+    let v = volume(&d, &vol);
+    assert_eq!(v["State"], "in-use", "{v}");
+    assert_eq!(attachments(&v)[0]["State"], "attached", "{v}");
+    // Once the monitor answers, a detach goes through.
+    d.cli(&["detach-volume", "--volume-id", &vol]);
+    wait_volume(&d, &vol, "available");
+}

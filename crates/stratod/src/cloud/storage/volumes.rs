@@ -347,10 +347,21 @@ impl Cloud {
                 let paths = VmmPaths::in_dir(&self.instance_dir(&owner_instance));
                 let monitor = Monitor::new(&paths, Duration::from_secs(5));
                 if let Err(e) = monitor.detach_drive(slot).await {
-                    if !force {
+                    // A monitor that is still alive may still have the file open: releasing
+                    // the volume then would let a second writer in. Force only helps when
+                    // the monitor is gone.
+                    let gone = self
+                        .vm(&owner_instance)
+                        .is_none_or(|vm| !crate::supervisor::alive(vm.process));
+                    if !(force && gone) {
                         self.db.set_attach_state(volume_id, "attached")?;
                         return Err(ApiError::internal(format!(
-                            "The monitor refused the detachment: {}",
+                            "The monitor refused the detachment{}: {}",
+                            if force {
+                                " and still runs, so the volume stays attached until it detaches or the instance stops"
+                            } else {
+                                ""
+                            },
                             crate::cloud::compute::launch::chain(&e)
                         )));
                     }
