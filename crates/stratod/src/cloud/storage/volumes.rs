@@ -432,7 +432,27 @@ impl Cloud {
             self.snapshot_path(&s.id),
             s.id.clone(),
         );
+        let attached_to = v.instance_id.clone();
         tokio::spawn(async move {
+            // An attached volume of a running VM is copied while the VM is paused, under the
+            // instance's lock (no stop, detach or other copy meanwhile).
+            let lock = attached_to.as_ref().map(|i| cloud.lock(i));
+            let _g = match &lock {
+                Some(l) => Some(l.lock().await),
+                None => None,
+            };
+            let pause = match &attached_to {
+                Some(i) => cloud.pause_for_copy(i).await,
+                None => Ok(None),
+            };
+            let pause = match pause {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(snapshot = %id, error = %e.message, "snapshot failed");
+                    let _ = cloud.db.set_snapshot_state(&id, "error", 0);
+                    return;
+                }
+            };
             let c2 = Arc::clone(&cloud);
             let id2 = id.clone();
             let r = tokio::task::spawn_blocking(move || {
@@ -441,6 +461,9 @@ impl Cloud {
                 })
             })
             .await;
+            if let Some(p) = pause {
+                p.resume(&cloud).await;
+            }
             let (state, pct) = match r {
                 Ok(Ok(_)) => ("completed", 100),
                 _ => ("error", 0),
