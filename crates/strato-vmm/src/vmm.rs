@@ -330,7 +330,17 @@ impl Vmm {
             pairs.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
         };
         Counters {
-            vcpus: self.vcpus.iter().map(|v| set(v.stats.counters())).collect(),
+            vcpus: self
+                .vcpus
+                .iter()
+                .map(|v| {
+                    let mut c = v.stats.counters();
+                    if let Some(k) = &v.kvm_stats {
+                        c.extend(k.read());
+                    }
+                    set(c)
+                })
+                .collect(),
             devices: self
                 .devices
                 .counters()
