@@ -579,3 +579,121 @@ fn concurrent_attachments_take_distinct_slots() {
         .count();
     assert_eq!(twice, 3, "{c}");
 }
+
+/// A forced detach that the monitor does not carry out leaves the volume attached: the
+/// monitor still has the file open, and releasing it would let a second writer in.
+#[test]
+fn a_forced_detach_the_monitor_refuses_keeps_the_volume() {
+    let d = Daemon::start("vol-force");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    let vol = create_volume(&d, AZ);
+    d.cli(&[
+        "attach-volume",
+        "--volume-id",
+        &vol,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/vdf",
+    ]);
+    wait_volume(&d, &vol, "in-use");
+    let pid = d.vmm_pids()[0];
+    // SAFETY: kill takes a PID and a signal number; the PID is the test's own monitor.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let out = d.cli_raw(&["detach-volume", "--volume-id", &vol, "--force"]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(!out.status.success(), "{out:?}");
+    let v = volume(&d, &vol);
+    assert_eq!(v["State"], "in-use", "{v}");
+    assert_eq!(attachments(&v)[0]["State"], "attached", "{v}");
+    // Once the monitor answers, a detach goes through.
+    d.cli(&["detach-volume", "--volume-id", &vol]);
+    wait_volume(&d, &vol, "available");
+}
+
+/// The monitor's VM state (`running`, `paused`), asked on its control socket.
+fn monitor_state(d: &Daemon, instance: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = d.data().join("instances").join(instance).join("api.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"{\"op\":\"state\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    v["state"].as_str().unwrap().to_string()
+}
+
+/// CreateSnapshot of an attached volume and CreateImage with NoReboot copy a running VM's
+/// disks while it is paused (the monitor has served and flushed what the guest issued),
+/// then resume it: same monitor, still running, the copies whole.
+#[test]
+fn copies_of_a_running_vm_are_taken_paused() {
+    let d = Daemon::start("vol-pause");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    let pid = d.vmm_pids();
+    let vol = create_volume(&d, AZ);
+    d.cli(&[
+        "attach-volume",
+        "--volume-id",
+        &vol,
+        "--instance-id",
+        &id,
+        "--device",
+        "/dev/vdf",
+    ]);
+    wait_volume(&d, &vol, "in-use");
+    let marker = b"written before the snapshot";
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(volume_file(&d, &vol))
+        .unwrap()
+        .write_all_at(marker, 4096)
+        .unwrap();
+    let s = d.json(&["create-snapshot", "--volume-id", &vol, "--wait"]);
+    assert_eq!(s["State"], "completed", "{s}");
+    let snap = s["SnapshotId"].as_str().unwrap();
+    let copy = d.data().join("snapshots").join(format!("{snap}.img"));
+    assert_eq!(read_at(&copy, 4096, marker.len()), marker);
+    let paused = |n: usize| {
+        let log = d.log();
+        assert_eq!(
+            log.matches("paused for a consistent copy").count(),
+            n,
+            "{log}"
+        );
+    };
+    paused(1);
+    assert_eq!(monitor_state(&d, &id), "running");
+
+    let v = d.json(&[
+        "create-image",
+        "--instance-id",
+        &id,
+        "--name",
+        "no-reboot",
+        "--no-reboot",
+    ]);
+    let image = v["ImageId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + T;
+    loop {
+        let v = d.json(&["describe-images", "--image-ids", &image]);
+        if v["Images"][0]["State"] == "available" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    paused(2);
+    assert_eq!(monitor_state(&d, &id), "running");
+    assert_eq!(d.state(&id), "running");
+    assert_eq!(d.vmm_pids(), pid, "the VM was not rebooted");
+    // The pause lengths, for docs/performance.md.
+    for l in d.log().lines().filter(|l| l.contains("paused_ms")) {
+        eprintln!("{l}");
+    }
+}

@@ -12,6 +12,7 @@ pub use strato_vmm_api::config;
 pub mod devices;
 pub mod emulation;
 pub mod irqchip;
+pub mod kvm_stats;
 pub mod memory;
 pub mod signals;
 pub mod state;

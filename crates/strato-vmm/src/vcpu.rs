@@ -371,6 +371,8 @@ pub struct VcpuHandle {
     thread: JoinHandle<()>,
     /// Its counters.
     pub stats: Arc<VcpuStats>,
+    /// KVM's own statistics of it, where the kernel has them.
+    pub kvm_stats: Option<crate::kvm_stats::VcpuKvmStats>,
 }
 
 impl VcpuHandle {
@@ -391,11 +393,22 @@ impl VcpuHandle {
 /// Starts vCPU `index` on its own thread.
 pub fn spawn(fd: VcpuFd, ctx: VcpuContext, index: u8) -> Result<VcpuHandle, VcpuError> {
     let stats = ctx.stats.clone();
+    let kvm_stats = match crate::kvm_stats::VcpuKvmStats::open(&fd) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::info!(vcpu = index, error = %e, "no KVM statistics for this vCPU");
+            None
+        }
+    };
     let thread = std::thread::Builder::new()
         .name(format!("vcpu{index}"))
         .spawn(move || vcpu_loop(fd, ctx, index))
         .map_err(|e| VcpuError::Spawn(index, e))?;
-    Ok(VcpuHandle { thread, stats })
+    Ok(VcpuHandle {
+        thread,
+        stats,
+        kvm_stats,
+    })
 }
 
 #[cfg(test)]

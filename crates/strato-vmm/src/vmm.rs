@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use kvm_ioctls::{Kvm, VmFd};
 use linux_loader::loader::Cmdline;
 use strato_devices::bus::lock;
+use strato_devices::virtio::block::BlockError;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
@@ -360,7 +361,17 @@ impl Vmm {
             pairs.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
         };
         Counters {
-            vcpus: self.vcpus.iter().map(|v| set(v.stats.counters())).collect(),
+            vcpus: self
+                .vcpus
+                .iter()
+                .map(|v| {
+                    let mut c = v.stats.counters();
+                    if let Some(k) = &v.kvm_stats {
+                        c.extend(k.read());
+                    }
+                    set(c)
+                })
+                .collect(),
             devices: self
                 .devices
                 .counters()
@@ -535,10 +546,12 @@ impl api::Handler for ApiHandler<'_> {
                     .blocks
                     .get(&id)
                     .ok_or_else(|| format!("no drive slot {id}"))?;
-                lock(block)
-                    .detach()
-                    .map_err(|e| format!("detach {id}: {e}"))?;
-                Ok(Reply::Done)
+                // Emptying an empty slot is done already: a detach the daemon retries after
+                // a timeout (the first one carried out late) must not fail.
+                match lock(block).detach() {
+                    Ok(()) | Err(BlockError::NotAttached) => Ok(Reply::Done),
+                    Err(e) => Err(format!("detach {id}: {e}")),
+                }
             }
             Request::ConsoleInput { data } => {
                 let accepted = lock(&vmm.devices.serial).enqueue_input(&data);

@@ -174,8 +174,28 @@ fn api_pause_resume_counters_and_stop() {
     let st = vm.api(r#"{"op":"state"}"#);
     assert_eq!(st["ok"], true, "{st}");
     assert_eq!(st["state"], "running");
+    // KVM's own statistics tell progress: an idle guest is halted (blocking) or leaves
+    // the guest (exits); a paused one does neither.
+    let kvm = |vm: &Vm| {
+        let c = vm.api(r#"{"op":"counters"}"#);
+        let v = &c["vcpus"][0];
+        (
+            v["kvm_exits"].as_u64().unwrap_or_else(|| panic!("{c}")),
+            v["kvm_halt_exits"].as_u64().unwrap(),
+            v["kvm_blocking"].as_u64().unwrap(),
+        )
+    };
+    let a = kvm(&vm);
+    std::thread::sleep(Duration::from_millis(300));
+    let b = kvm(&vm);
+    assert!(b.0 > a.0 || b.1 > a.1 || b.2 == 1, "idle: {a:?} then {b:?}");
     assert_eq!(vm.api(r#"{"op":"pause"}"#)["state"], "paused");
     assert_eq!(vm.api(r#"{"op":"pause"}"#)["ok"], false);
+    let a = kvm(&vm);
+    std::thread::sleep(Duration::from_millis(300));
+    let b = kvm(&vm);
+    assert_eq!((a.0, a.1), (b.0, b.1), "paused vCPUs left the guest");
+    assert_eq!(b.2, 0, "a parked vCPU is not blocking in KVM");
     assert_eq!(vm.api(r#"{"op":"resume"}"#)["state"], "running");
     let c = vm.api(r#"{"op":"counters"}"#);
     assert!(c["vcpus"][0]["io_out"].as_u64().unwrap() > 0, "{c}");

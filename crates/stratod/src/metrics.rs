@@ -40,6 +40,8 @@ counters! {
     vmm_unexpected_exits_total: "Monitors that exited without the daemon asking.",
     status_checks_total: "Status check rounds per instance.",
     copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
+    consistent_pauses_total: "VMs paused for a crash-consistent copy (CreateSnapshot, CreateImage with NoReboot).",
+    consistent_pause_ms_total: "Milliseconds VMs spent paused for crash-consistent copies.",
     copy_resumed_total: "Image copy files resumed from a partial file rather than started over.",
     imds_requests_total: "Metadata service requests.",
     imds_tokens_issued_total: "IMDSv2 session tokens issued.",

@@ -1,8 +1,11 @@
 //! Status checks as EC2 defines them, run every interval against each running instance.
 //!
 //! - System status (the host's side): the monitor process is alive and answers on its
-//!   control socket, the VM is not paused and every vCPU thread is alive, the ENI's tap is up
-//!   with carrier, and every volume file is present.
+//!   control socket, the VM is not paused and every vCPU thread is alive and making
+//!   progress, the ENI's tap is up with carrier, and every volume file is present. Progress
+//!   comes from KVM's statistics of each vCPU, which the guest cannot fake: since the last
+//!   round it left the guest (an exit of any kind) or it is halted now (an idle guest); a
+//!   vCPU that did neither is wedged.
 //! - Instance status (the guest's side): an ARP request for the instance's private IP sent
 //!   into its ENI gets an answer, as EC2's reachability check does.
 //!
@@ -93,6 +96,38 @@ impl Check {
     }
 }
 
+/// One vCPU's progress as KVM counts it: exits, halt exits, and whether it is halted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuSample {
+    /// `exits`: every time the vCPU left the guest.
+    pub exits: u64,
+    /// `halt_exits`.
+    pub halts: u64,
+    /// `blocking`: halted (waiting for an interrupt) right now.
+    pub blocking: bool,
+}
+
+impl VcpuSample {
+    /// The sample in a vCPU's monitor counters; `None` where the kernel has no statistics.
+    pub fn from_counters(c: &strato_vmm_api::control::CounterSet) -> Option<Self> {
+        Some(Self {
+            exits: *c.get("kvm_exits")?,
+            halts: *c.get("kvm_halt_exits")?,
+            blocking: *c.get("kvm_blocking")? != 0,
+        })
+    }
+}
+
+/// Whether every vCPU made progress between two samples: it exited or halted meanwhile,
+/// or is halted now. A count that changed at all counts (a new VM starts from zero).
+pub fn vcpus_progressed(before: &[VcpuSample], now: &[VcpuSample]) -> bool {
+    before.len() == now.len()
+        && before
+            .iter()
+            .zip(now)
+            .all(|(b, n)| n.blocking || n.exits != b.exits || n.halts != b.halts)
+}
+
 /// Both checks of one instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Record {
@@ -118,6 +153,33 @@ impl Cloud {
     pub fn status_forget(&self, id: &str) {
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(id);
+        drop(map);
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// The vCPU part of the system check: false when a vCPU neither exited nor halted
+    /// since the last round. Kernels without KVM statistics fall back to the thread count.
+    async fn vcpus_progress(&self, id: &str, monitor: &Monitor) -> bool {
+        let Ok(c) = monitor.counters().await else {
+            return false;
+        };
+        let Some(now) = c
+            .vcpus
+            .iter()
+            .map(VcpuSample::from_counters)
+            .collect::<Option<Vec<_>>>()
+        else {
+            return true;
+        };
+        let before = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), now.clone());
+        before.is_none_or(|b| vcpus_progressed(&b, &now))
     }
 
     /// The system check of one instance; false with the first failing part logged.
@@ -129,11 +191,16 @@ impl Cloud {
             return false;
         }
         let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        match Monitor::new(&paths, Duration::from_secs(1)).state().await {
+        let monitor = Monitor::new(&paths, Duration::from_secs(1));
+        match monitor.state().await {
             Ok(s) if s.state == VmState::Running => {}
             _ => return false,
         }
         if supervisor::vcpu_threads(vm.process) != inst.vcpus as usize {
+            return false;
+        }
+        if !self.vcpus_progress(&inst.id, &monitor).await {
+            tracing::warn!(instance = %inst.id, "a vCPU made no progress (no exit, not halted)");
             return false;
         }
         for eni in self.db.instance_enis(&inst.id).unwrap_or_default() {
@@ -278,6 +345,37 @@ impl Cloud {
 mod tests {
     use super::*;
     use crate::db::instances::tests::sample;
+
+    #[test]
+    fn progress_is_an_exit_a_halt_or_being_halted() {
+        let s = |exits, halts, blocking| VcpuSample {
+            exits,
+            halts,
+            blocking,
+        };
+        let before = [s(10, 2, false), s(5, 5, true)];
+        // Busy (exits), idle (halted now), halted meanwhile: progress.
+        assert!(vcpus_progressed(&before, &[s(11, 2, false), s(5, 5, true)]));
+        assert!(vcpus_progressed(&before, &[s(10, 3, false), s(5, 5, true)]));
+        // One vCPU that neither exited nor halted and is not halted: wedged.
+        assert!(!vcpus_progressed(
+            &before,
+            &[s(11, 2, false), s(5, 5, false)]
+        ));
+        assert!(!vcpus_progressed(
+            &before,
+            &[s(10, 2, false), s(9, 5, true)]
+        ));
+        // A VM that was replaced (counts from zero) and a vCPU count that changed.
+        assert!(vcpus_progressed(&before, &[s(1, 0, false), s(0, 0, true)]));
+        assert!(!vcpus_progressed(&before, &before[..1]));
+        let mut c = strato_vmm_api::control::CounterSet::new();
+        assert_eq!(VcpuSample::from_counters(&c), None);
+        for (k, v) in [("kvm_exits", 7), ("kvm_halt_exits", 1), ("kvm_blocking", 1)] {
+            c.insert(k.into(), v);
+        }
+        assert_eq!(VcpuSample::from_counters(&c), Some(s(7, 1, true)));
+    }
 
     /// A panicking check of one instance leaves every instance's history in place, its own
     /// included.

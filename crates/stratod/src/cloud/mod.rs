@@ -52,6 +52,8 @@ pub struct Cloud {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Status check results by instance ID.
     pub status: Mutex<HashMap<String, crate::prober::Record>>,
+    /// The last vCPU progress sample of each running instance (KVM's statistics).
+    pub progress: Mutex<HashMap<String, Vec<crate::prober::VcpuSample>>>,
     /// Held while placement decisions are made and recorded (launches, starts and moves of
     /// instances in placement groups, group deletion), so that two requests cannot both
     /// take the last rack of a spread group.
@@ -100,6 +102,7 @@ impl Cloud {
             vms: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             status: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
             placement: Mutex::new(()),
             metrics: crate::metrics::Metrics::default(),
             network_changed: tokio::sync::Notify::new(),

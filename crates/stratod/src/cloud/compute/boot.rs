@@ -17,7 +17,7 @@ use crate::db::usage::Period;
 use crate::db::{now_ms, now_s};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
-use crate::lifecycle::State;
+use crate::lifecycle::{Event, State};
 use crate::states::{AttachState, VolumeState};
 use crate::storage::{self, GIB};
 use crate::supervisor::{self, VmmPaths};
@@ -31,8 +31,8 @@ impl Cloud {
         let result = self.boot_locked(id).await;
         match result {
             Ok(()) => {
-                match self.db.set_state(id, &[State::Pending], State::Running, "") {
-                    Ok(true) => {
+                match self.advance_from(id, State::Pending, Event::Booted, "") {
+                    Ok(Some(_)) => {
                         if let Ok(Some(i)) = self.db.instance(id) {
                             let _ = self.db.open_period(&Period {
                                 owner: i.owner,
@@ -47,7 +47,7 @@ impl Cloud {
                     }
                     // Terminated while booting: the terminate task, queued on the lock,
                     // brings the monitor down.
-                    Ok(false) => {}
+                    Ok(None) => {}
                     Err(e) => tracing::error!(instance = id, error = %e, "cannot record running"),
                 }
             }
@@ -55,17 +55,14 @@ impl Cloud {
                 tracing::warn!(instance = id, error = %e, "boot failed");
                 let reason = format!("Server.InternalError: {}", e.message);
                 if first {
-                    if let Ok(true) =
-                        self.db
-                            .set_state(id, &[State::Pending], State::ShuttingDown, &reason)
+                    if let Ok(Some(_)) =
+                        self.advance_from(id, State::Pending, Event::LaunchFailed, &reason)
                     {
                         self.release_locked(id, &reason).await;
                     }
                 } else {
                     self.release_public_ips(id, false);
-                    let _ = self
-                        .db
-                        .set_state(id, &[State::Pending], State::Stopped, &reason);
+                    let _ = self.advance_from(id, State::Pending, Event::BootFailed, &reason);
                 }
             }
         }

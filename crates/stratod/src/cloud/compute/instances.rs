@@ -70,8 +70,8 @@ impl Cloud {
         for i in instances {
             match transition(i.state, event) {
                 Outcome::To(to) => {
-                    let moved =
-                        to == i.state || self.db.set_state(&i.id, &[i.state], to, reason)?;
+                    let moved = to == i.state
+                        || self.advance_from(&i.id, i.state, event, reason)?.is_some();
                     if !moved {
                         // Lost a race with another request: report what is there now.
                         let now = self.db.instance(&i.id)?.map(|n| n.state).unwrap_or(i.state);
@@ -331,10 +331,7 @@ impl Cloud {
             let reason = reason.map(str::to_string).unwrap_or(inst.state_reason);
             let _ = self.db.close_period(id, now_ms());
             let _ = self.db.set_vmm(id, None, None);
-            if let Err(e) = self
-                .db
-                .set_state(id, &[State::Stopping], State::Stopped, &reason)
-            {
+            if let Err(e) = self.advance_from(id, State::Stopping, Event::Halted, &reason) {
                 tracing::error!(instance = id, error = %e, "cannot record stopped");
             }
         }
@@ -398,10 +395,7 @@ impl Cloud {
         }
         let _ = self.db.close_period(id, now_ms());
         let _ = self.db.set_vmm(id, None, None);
-        if let Err(e) = self
-            .db
-            .set_state(id, &[State::ShuttingDown], State::Terminated, reason)
-        {
+        if let Err(e) = self.advance_from(id, State::ShuttingDown, Event::Released, reason) {
             tracing::error!(instance = id, error = %e, "cannot record terminated");
         }
         self.status_forget(id);
@@ -451,18 +445,18 @@ impl Cloud {
         if exit.status == Some(ExitStatus::PowerOff) {
             tracing::info!(instance = id, behavior = %inst.shutdown_behavior, "guest powered off");
             if inst.shutdown_behavior == "terminate" {
-                if let Ok(true) = self.db.set_state(
+                if let Ok(Some(_)) = self.advance_from(
                     id,
-                    &[State::Running],
-                    State::ShuttingDown,
+                    State::Running,
+                    Event::GuestTerminated,
                     GUEST_SHUTDOWN_REASON,
                 ) {
                     self.release_locked(id, GUEST_SHUTDOWN_REASON).await;
                 }
-            } else if let Ok(true) = self.db.set_state(
+            } else if let Ok(Some(_)) = self.advance_from(
                 id,
-                &[State::Running],
-                State::Stopping,
+                State::Running,
+                Event::GuestStopped,
                 GUEST_SHUTDOWN_REASON,
             ) {
                 self.finish_stop(id, Some(GUEST_SHUTDOWN_REASON));

@@ -9,5 +9,6 @@ pub mod instances;
 pub mod key_pairs;
 pub mod launch;
 pub mod launch_templates;
+pub mod lifecycle;
 pub mod metadata;
 pub mod restore;

@@ -18,6 +18,9 @@ use crate::error::{ApiError, ApiResult};
 pub struct Firewall {
     applies: super::applies::Applies,
     enabled: AtomicBool,
+    /// Unit tests: every apply fails as a kernel refusal would.
+    #[cfg(test)]
+    refuse: AtomicBool,
 }
 
 impl Default for Firewall {
@@ -25,6 +28,8 @@ impl Default for Firewall {
         Firewall {
             applies: super::applies::Applies::default(),
             enabled: AtomicBool::new(true),
+            #[cfg(test)]
+            refuse: AtomicBool::new(false),
         }
     }
 }
@@ -33,6 +38,12 @@ impl Firewall {
     /// Stops applying rulesets (tests without a network namespace of their own).
     pub fn disable(&self) {
         self.enabled.store(false, Ordering::SeqCst);
+    }
+
+    /// Unit tests: makes every apply fail (or succeed again) without touching the host.
+    #[cfg(test)]
+    pub fn refuse_applies(&self, refuse: bool) {
+        self.refuse.store(refuse, Ordering::SeqCst);
     }
 }
 
@@ -161,6 +172,12 @@ impl Cloud {
     /// each from the state at its start, so the last one always reflects the last change
     /// (requests an apply already covered share it: `applies`).
     pub async fn apply_firewall(&self) -> ApiResult<()> {
+        #[cfg(test)]
+        if self.firewall.refuse.load(Ordering::SeqCst) {
+            return Err(ApiError::internal(
+                "Cannot apply the firewall: refused (test)",
+            ));
+        }
         if !self.firewall.enabled.load(Ordering::SeqCst) {
             return Ok(());
         }

@@ -493,7 +493,12 @@ impl Cloud {
                 ))
             }
         }
-        self.apply_firewall().await
+        // A change the kernel refuses is not kept: the database stays what the kernel holds.
+        if let Err(e) = self.apply_firewall().await {
+            self.db.delete_security_group_rules(&g.id, &rules)?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// RevokeSecurityGroupIngress / Egress: all the rules or none; applied at once.
@@ -516,7 +521,12 @@ impl Cloud {
                 ),
             ));
         }
-        self.apply_firewall().await
+        if let Err(e) = self.apply_firewall().await {
+            self.db
+                .insert_security_group_rules(&g.id, &rules, usize::MAX)?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The groups for a network interface in `vpc_id`: the named ones (the caller's, in
@@ -612,10 +622,15 @@ impl Cloud {
             .into_iter()
             .map(|g| g.id)
             .collect();
+        let before = self.db.eni_groups(eni_id)?;
         if !self.db.set_eni_groups(eni_id, &groups)? {
             return Err(Kind::NetworkInterface.not_found(eni_id));
         }
-        self.apply_firewall().await
+        if let Err(e) = self.apply_firewall().await {
+            self.db.set_eni_groups(eni_id, &before)?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// ModifyInstanceAttribute `groups`, checked only: the primary interface and its new
@@ -661,11 +676,16 @@ impl Cloud {
             return Err(ApiError::missing("GroupId"));
         }
         let (eni, groups) = self.plan_instance_groups(account, instance_id, group_ids)?;
+        let before = self.db.eni_groups(&eni)?;
         if !self.db.set_eni_groups(&eni, &groups)? {
             return Err(Kind::NetworkInterface.not_found(&eni));
         }
+        if let Err(e) = self.apply_firewall().await {
+            self.db.set_eni_groups(&eni, &before)?;
+            return Err(e);
+        }
         self.db.set_instance_groups(instance_id, &groups)?;
-        self.apply_firewall().await
+        Ok(())
     }
 
     /// The groups (ID and name) of a network interface.
@@ -945,5 +965,72 @@ mod tests {
         assert!(c.db.delete_vpc_if_empty(&vpc.id).unwrap());
         assert_eq!(c.db.security_group(&d.id).unwrap(), None);
         assert!(c.db.security_group_rules(&d.id).unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod refusals {
+    use super::*;
+    use crate::db::network::Vpc;
+
+    const ME: &str = "111111111111";
+
+    fn rules(cloud: &Cloud, group: &str) -> usize {
+        cloud.db.security_group_rules(group).unwrap().len()
+    }
+
+    /// A rule change the kernel refuses is not stored: authorize and revoke leave the
+    /// database as the kernel has it.
+    #[tokio::test]
+    async fn changes_the_kernel_refuses_are_not_stored() {
+        let (_dir, cloud) = crate::cloud::test_cloud();
+        cloud
+            .db
+            .insert_vpc(&Vpc {
+                id: "vpc-0000000000000000a".into(),
+                owner: String::new(),
+                cidr: "172.31.0.0/16".into(),
+                is_default: true,
+                bridge: "strato0".into(),
+                state: "available".into(),
+                tags: vec![],
+                created: 0,
+            })
+            .unwrap();
+        let g = cloud
+            .create_security_group(ME, "web", "web servers", "", vec![])
+            .unwrap();
+        let base = rules(&cloud, &g.id);
+        let ssh = || Permission {
+            protocol: "tcp".into(),
+            from_port: Some(22),
+            to_port: Some(22),
+            cidrs: vec!["10.0.0.0/8".into()],
+            groups: vec![],
+        };
+        cloud.firewall.refuse_applies(true);
+        let e = cloud
+            .authorize(ME, &g.id, "", false, &[ssh()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InternalError, "{e}");
+        assert_eq!(rules(&cloud, &g.id), base, "a refused rule was stored");
+        // Accepted, it is stored; a refused revoke leaves it there.
+        cloud.firewall.refuse_applies(false);
+        cloud
+            .authorize(ME, &g.id, "", false, &[ssh()])
+            .await
+            .unwrap();
+        assert_eq!(rules(&cloud, &g.id), base + 1);
+        cloud.firewall.refuse_applies(true);
+        assert!(cloud.revoke(ME, &g.id, "", false, &[ssh()]).await.is_err());
+        assert_eq!(
+            rules(&cloud, &g.id),
+            base + 1,
+            "a refused revoke was stored"
+        );
+        cloud.firewall.refuse_applies(false);
+        cloud.revoke(ME, &g.id, "", false, &[ssh()]).await.unwrap();
+        assert_eq!(rules(&cloud, &g.id), base);
     }
 }

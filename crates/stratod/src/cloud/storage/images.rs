@@ -610,9 +610,34 @@ impl Cloud {
                 cloud.halt_vm(&iid, false).await;
                 cloud.status_forget(&iid);
             }
+            // Without a reboot the VM is paused while its disks are copied, so that the
+            // image is crash-consistent across all of them.
+            let pause = if reboot {
+                None
+            } else {
+                match cloud.pause_for_copy(&iid).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(image = %image.id, error = %e.message, "CreateImage failed");
+                        for (_, s) in &jobs {
+                            let _ = cloud.db.set_snapshot_state(&s.id, SnapshotState::Error, 0);
+                        }
+                        let _ =
+                            cloud
+                                .db
+                                .set_image_state(&image.id, ImageState::Failed, &e.message, 0);
+                        return;
+                    }
+                }
+            };
             let restart = reboot.then(|| iid.clone());
             let image_id = image.id.clone();
-            cloud.fill_image(&image_id, jobs, restart).await;
+            Arc::clone(&cloud)
+                .fill_image(&image_id, jobs, restart)
+                .await;
+            if let Some(p) = pause {
+                p.resume(&cloud).await;
+            }
         });
         self.db
             .image(&id)?

@@ -2,6 +2,7 @@
 //! permissions, CreateImage, CopyImage from a peer region) and EBS-style volumes and
 //! snapshots, the files under the data directory behind them.
 
+pub mod consistent;
 pub mod copy;
 pub mod describe;
 pub mod images;

@@ -359,10 +359,21 @@ impl Cloud {
                 let paths = VmmPaths::in_dir(&self.instance_dir(&owner_instance));
                 let monitor = Monitor::new(&paths, Duration::from_secs(5));
                 if let Err(e) = monitor.detach_drive(slot).await {
-                    if !force {
+                    // A monitor that is still alive may still have the file open: releasing
+                    // the volume then would let a second writer in. Force only helps when
+                    // the monitor is gone.
+                    let gone = self
+                        .vm(&owner_instance)
+                        .is_none_or(|vm| !crate::supervisor::alive(vm.process));
+                    if !(force && gone) {
                         self.db.set_attach_state(volume_id, AttachState::Attached)?;
                         return Err(ApiError::internal(format!(
-                            "The monitor refused the detachment: {}",
+                            "The monitor refused the detachment{}: {}",
+                            if force {
+                                " and still runs, so the volume stays attached until it detaches or the instance stops"
+                            } else {
+                                ""
+                            },
                             crate::cloud::compute::launch::chain(&e)
                         )));
                     }
@@ -433,7 +444,27 @@ impl Cloud {
             self.snapshot_path(&s.id),
             s.id.clone(),
         );
+        let attached_to = v.instance_id.clone();
         tokio::spawn(async move {
+            // An attached volume of a running VM is copied while the VM is paused, under the
+            // instance's lock (no stop, detach or other copy meanwhile).
+            let lock = attached_to.as_ref().map(|i| cloud.lock(i));
+            let _g = match &lock {
+                Some(l) => Some(l.lock().await),
+                None => None,
+            };
+            let pause = match &attached_to {
+                Some(i) => cloud.pause_for_copy(i).await,
+                None => Ok(None),
+            };
+            let pause = match pause {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(snapshot = %id, error = %e.message, "snapshot failed");
+                    let _ = cloud.db.set_snapshot_state(&id, SnapshotState::Error, 0);
+                    return;
+                }
+            };
             let c2 = Arc::clone(&cloud);
             let id2 = id.clone();
             let r = tokio::task::spawn_blocking(move || {
@@ -444,6 +475,9 @@ impl Cloud {
                 })
             })
             .await;
+            if let Some(p) = pause {
+                p.resume(&cloud).await;
+            }
             let (state, pct) = match r {
                 Ok(Ok(_)) => (SnapshotState::Completed, 100),
                 _ => (SnapshotState::Error, 0),
