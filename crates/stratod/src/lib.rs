@@ -20,3 +20,4 @@ pub mod server;
 pub mod states;
 pub mod storage;
 pub mod supervisor;
+pub mod time;

@@ -73,7 +73,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), String> {
-    let cloud = Cloud::open(cfg).map_err(|e| chain(&e))?;
+    let cloud =
+        Cloud::open(cfg, Box::new(stratod::api::peer::GrpcRegions)).map_err(|e| chain(&e))?;
     cloud
         .ensure_default_network()
         .await

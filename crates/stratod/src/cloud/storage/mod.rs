@@ -5,4 +5,5 @@
 pub mod copy;
 pub mod describe;
 pub mod images;
+pub mod source;
 pub mod volumes;
