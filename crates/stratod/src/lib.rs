@@ -22,3 +22,4 @@ pub mod server;
 pub mod states;
 pub mod storage;
 pub mod supervisor;
+pub mod time;

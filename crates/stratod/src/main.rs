@@ -75,7 +75,8 @@ fn main() -> ExitCode {
 async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), String> {
     // Before anything else touches the directory: one daemon per data directory.
     let _lock = stratod::datadir::lock(&cfg.data_dir).map_err(|e| chain(&e))?;
-    let cloud = Cloud::open(cfg).map_err(|e| chain(&e))?;
+    let cloud =
+        Cloud::open(cfg, Box::new(stratod::api::peer::GrpcRegions)).map_err(|e| chain(&e))?;
     cloud
         .ensure_default_network()
         .await

@@ -1,14 +1,19 @@
 //! The Images service.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::images_server::Images;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::peer::chunk_message;
 use super::Api;
+
+type FileStream = Pin<Box<dyn Stream<Item = Result<pb::FileChunk, Status>> + Send>>;
 use crate::cloud::paging::PageRequest;
 use crate::cloud::storage::copy;
 use crate::cloud::storage::describe::{DescribeImages, ImageView};
@@ -235,7 +240,7 @@ impl Images for Api {
         self.finish("ExportImage", result)
     }
 
-    type ReadImageFileStream = ReceiverStream<Result<pb::FileChunk, Status>>;
+    type ReadImageFileStream = FileStream;
 
     async fn read_image_file(
         &self,
@@ -252,7 +257,9 @@ impl Images for Api {
         // A few chunks in flight: reading runs ahead of the network without holding the file.
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || copy::send_file(&path, r.offset, &tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let stream: FileStream =
+            Box::pin(ReceiverStream::new(rx).map(|c| c.map(chunk_message).map_err(Status::from)));
+        Ok(Response::new(stream))
     }
 
     async fn describe_image_attribute(

@@ -19,6 +19,7 @@ pub mod images;
 pub mod key_pairs;
 pub mod launch_templates;
 pub mod network_interfaces;
+pub mod peer;
 pub mod placement;
 pub mod regions;
 pub mod security_groups;

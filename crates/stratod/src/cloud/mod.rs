@@ -69,13 +69,19 @@ pub struct Cloud {
     pub dhcp: crate::dhcp::Servers,
     /// Serializes NAT table applies (`addresses`).
     nat: network::applies::Applies,
+    /// How CopyImage reaches other regions' daemons.
+    regions: Box<dyn storage::source::RegionLink>,
     /// This cloud, for tasks started from calls that only borrow it.
     me: Weak<Cloud>,
 }
 
 impl Cloud {
-    /// Opens the data directory and database, and picks the CPU template.
-    pub fn open(cfg: Config) -> Result<Arc<Cloud>, StartError> {
+    /// Opens the data directory and database, and picks the CPU template; `regions` is how
+    /// CopyImage reaches other regions.
+    pub fn open(
+        cfg: Config,
+        regions: Box<dyn storage::source::RegionLink>,
+    ) -> Result<Arc<Cloud>, StartError> {
         for sub in ["", "images", "volumes", "snapshots", "instances"] {
             let d = cfg.data_dir.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| StartError::Dir(d.display().to_string(), e))?;
@@ -95,6 +101,7 @@ impl Cloud {
         };
         Ok(Arc::new_cyclic(|me| Cloud {
             nat: network::applies::Applies::default(),
+            regions,
             me: me.clone(),
             cfg,
             db,
@@ -247,7 +254,7 @@ pub(crate) fn test_cloud() -> (tempfile::TempDir, Arc<Cloud>) {
         Some("host".into()),
     )
     .expect("config");
-    let cloud = Cloud::open(cfg).expect("cloud");
+    let cloud = Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions)).expect("cloud");
     // Unit tests run in the host's namespace: never touch its firewall.
     cloud.firewall.disable();
     (dir, cloud)

@@ -252,7 +252,7 @@ pub fn dynamic(v: &View) -> Node {
         "imageId": v.image_id,
         "instanceId": v.instance_id,
         "instanceType": v.instance_type,
-        "pendingTime": crate::api::convert::rfc3339(v.pending_time),
+        "pendingTime": crate::time::rfc3339(v.pending_time),
         "privateIp": v.nics.first().and_then(|n| n.private_ips.first()),
         "region": v.region,
         "version": "2017-09-30",

@@ -118,7 +118,7 @@ impl Cloud {
         let instances = self.owned_all(account, ids)?;
         let reason = format!(
             "User initiated ({})",
-            crate::api::convert::rfc3339(crate::db::now_s())
+            crate::time::rfc3339(crate::db::now_s())
         );
         let changes = self.apply_all(&instances, Event::Stop, &reason)?;
         for (c, moved) in &changes {
@@ -200,7 +200,7 @@ impl Cloud {
         }
         let reason = format!(
             "User initiated ({})",
-            crate::api::convert::rfc3339(crate::db::now_s())
+            crate::time::rfc3339(crate::db::now_s())
         );
         let changes = self.apply_all(&instances, Event::Terminate, &reason)?;
         for (c, moved) in &changes {

@@ -548,7 +548,10 @@ mod tests {
             Some("host".into()),
         )
         .unwrap();
-        (dir, Cloud::open(cfg).unwrap())
+        (
+            dir,
+            Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions)).unwrap(),
+        )
     }
 
     #[tokio::test]

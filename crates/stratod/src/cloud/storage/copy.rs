@@ -21,11 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use strato_proto::v1 as pb;
-use strato_proto::v1::images_client::ImagesClient;
-use tonic::transport::{Channel, Endpoint};
 
 use super::images::check_name;
+use super::source::{Chunk, SourceRegion};
 use crate::cloud::Cloud;
 use crate::db::images::{Image, Mapping};
 use crate::db::now_s;
@@ -39,8 +37,6 @@ pub const CHUNK: usize = 1 << 20;
 /// How much is written between syncs of the partial file and its sidecar: a resume redoes
 /// at most this much.
 const SYNC_EVERY: u64 = 16 << 20;
-/// How long to wait for a source daemon to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long CopyImage waits for the source's manifest (it hashes every file).
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest pause between retries while the source is unreachable.
@@ -84,22 +80,6 @@ pub enum CopyError {
 }
 
 impl CopyError {
-    fn from_status(s: &tonic::Status) -> CopyError {
-        // An API answer carries its EC2 code; anything else is the transport failing.
-        match s.metadata().get(strato_proto::ERROR_CODE_METADATA) {
-            Some(code) => {
-                let code = code.to_str().unwrap_or("InternalError").to_string();
-                let message = s
-                    .message()
-                    .strip_prefix(&format!("{code}: "))
-                    .unwrap_or(s.message())
-                    .to_string();
-                CopyError::Refused { code, message }
-            }
-            None => CopyError::Unreachable(format!("{:?}: {}", s.code(), s.message())),
-        }
-    }
-
     /// The error as the CopyImage request's answer.
     fn api(self) -> ApiError {
         match self {
@@ -205,16 +185,11 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Streams `path` from `offset` in chunks into `tx` (runs in a blocking task); stops when the
 /// receiver goes away.
-pub fn send_file(
-    path: &Path,
-    offset: u64,
-    tx: &tokio::sync::mpsc::Sender<Result<pb::FileChunk, tonic::Status>>,
-) {
+pub fn send_file(path: &Path, offset: u64, tx: &tokio::sync::mpsc::Sender<ApiResult<Chunk>>) {
     let fail = |e: std::io::Error| {
         let _ = tx.blocking_send(Err(ApiError::internal(format!(
             "Cannot read the image: {e}"
-        ))
-        .into()));
+        ))));
     };
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -237,13 +212,13 @@ pub fn send_file(
             return;
         }
         let chunk = if buf[..n].iter().all(|&b| b == 0) {
-            pb::FileChunk {
+            Chunk {
                 offset: pos,
                 data: Vec::new(),
                 zero_length: n as u64,
             }
         } else {
-            pb::FileChunk {
+            Chunk {
                 offset: pos,
                 data: buf[..n].to_vec(),
                 zero_length: 0,
@@ -254,34 +229,6 @@ pub fn send_file(
         }
         pos += n as u64;
     }
-}
-
-async fn connect(endpoint: &str) -> Result<ImagesClient<Channel>, CopyError> {
-    let uri = match endpoint.strip_prefix("unix:") {
-        Some(p) => format!("unix:{}", p.strip_prefix("//").unwrap_or(p)),
-        None => endpoint.to_string(),
-    };
-    let channel = Endpoint::from_shared(uri)
-        .map_err(|e| CopyError::Unreachable(format!("endpoint {endpoint}: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .connect()
-        .await
-        .map_err(|e| CopyError::Unreachable(format!("{endpoint}: {}", crate::error::chain(&e))))?;
-    Ok(ImagesClient::new(channel).max_decoding_message_size(4 * CHUNK))
-}
-
-fn request<T>(msg: T, token: &Option<String>) -> Result<tonic::Request<T>, CopyError> {
-    let mut r = tonic::Request::new(msg);
-    if let Some(t) = token {
-        let v = format!("Bearer {t}")
-            .parse()
-            .map_err(|_| CopyError::Refused {
-                code: "AuthFailure".into(),
-                message: "The API token cannot be forwarded.".into(),
-            })?;
-        r.metadata_mut().insert("authorization", v);
-    }
-    Ok(r)
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> CopyError + '_ {
@@ -386,18 +333,8 @@ impl Cloud {
             ));
         }
         let manifest = tokio::time::timeout(MANIFEST_TIMEOUT, async {
-            let mut client = connect(&endpoint).await?;
-            let req = request(
-                pb::ExportImageRequest {
-                    image_id: source_image_id.to_string(),
-                },
-                &token,
-            )?;
-            client
-                .export_image(req)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| CopyError::from_status(&s))
+            let mut source = self.regions.connect(&endpoint).await?;
+            source.export_image(source_image_id, token.as_deref()).await
         })
         .await
         .map_err(|_| {
@@ -415,8 +352,8 @@ impl Cloud {
         let mut files = Vec::new();
         let mut snapshots = Vec::new();
         let mut mappings = Vec::new();
-        for m in &manifest.block_device_mappings {
-            let mut m: Mapping = crate::api::convert::mapping_in(m);
+        for m in &manifest.mappings {
+            let mut m: Mapping = m.clone();
             if !m.snapshot_id.is_empty() {
                 let Some(f) = manifest.files.iter().find(|f| f.name == m.snapshot_id) else {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -439,7 +376,7 @@ impl Cloud {
                     tags: Vec::new(),
                 });
                 files.push(JobFile {
-                    source: exported(f),
+                    source: f.clone(),
                     dest: self.snapshot_path(&sid),
                     snapshot_id: Some(sid.clone()),
                 });
@@ -455,7 +392,7 @@ impl Cloud {
                     initrd = Some(dest.display().to_string());
                 }
                 files.push(JobFile {
-                    source: exported(f),
+                    source: f.clone(),
                     dest,
                     snapshot_id: None,
                 });
@@ -606,18 +543,19 @@ impl Cloud {
                 })?;
         let total = job.files.iter().map(|f| f.source.size).sum::<u64>().max(1);
         let mut done = 0;
-        let mut client = None;
+        let mut source: Option<Box<dyn SourceRegion>> = None;
         for f in &job.files {
             // The final name appears only after the checksum matched.
             if f.dest.exists() && !part_path(&f.dest).exists() {
                 done += f.source.size;
                 continue;
             }
-            let c = match &mut client {
+            let c = match &mut source {
                 Some(c) => c,
-                None => client.insert(connect(&endpoint).await?),
+                None => source.insert(self.regions.connect(&endpoint).await?),
             };
-            self.copy_file(c, image_id, job, f, done, total).await?;
+            self.copy_file(c.as_mut(), image_id, job, f, done, total)
+                .await?;
             done += f.source.size;
         }
         Ok(())
@@ -627,7 +565,7 @@ impl Cloud {
     /// it into place.
     async fn copy_file(
         &self,
-        client: &mut ImagesClient<Channel>,
+        source: &mut dyn SourceRegion,
         image_id: &str,
         job: &Job,
         f: &JobFile,
@@ -666,33 +604,22 @@ impl Cloud {
         }
         let mut pos = verified;
         if pos < src.size {
-            let req = request(
-                pb::ReadImageFileRequest {
-                    image_id: job.source_image_id.clone(),
-                    file: src.name.clone(),
-                    offset: pos,
-                },
-                &job.token,
-            )?;
-            let mut stream = client
-                .read_image_file(req)
-                .await
-                .map_err(|s| CopyError::from_status(&s))?
-                .into_inner();
+            let mut stream = source
+                .read_file(&job.source_image_id, &src.name, pos, job.token.as_deref())
+                .await?;
             let started = Instant::now();
             let mut data_bytes: u64 = 0;
             let mut unsynced: u64 = 0;
             let mut last_pct = -1;
             while pos < src.size {
-                let chunk = match stream.message().await {
-                    Ok(Some(c)) => c,
-                    Ok(None) => {
+                let chunk = match stream.next().await? {
+                    Some(c) => c,
+                    None => {
                         return Err(CopyError::Unreachable(format!(
                             "the stream of {} ended at {pos} of {}",
                             src.name, src.size
                         )))
                     }
-                    Err(s) => return Err(CopyError::from_status(&s)),
                 };
                 let n = if chunk.zero_length > 0 {
                     chunk.zero_length
@@ -701,7 +628,7 @@ impl Cloud {
                 };
                 if chunk.offset != pos || n == 0 || pos + n > src.size {
                     return Err(CopyError::Refused {
-                        code: "InternalError".into(),
+                        code: ErrorCode::InternalError.to_string(),
                         message: format!(
                             "the source sent a bad chunk of {} at {}",
                             src.name, chunk.offset
@@ -770,14 +697,6 @@ impl Cloud {
             let _ = self.db.set_snapshot_state(s, SnapshotState::Completed, 100);
         }
         Ok(())
-    }
-}
-
-fn exported(f: &pb::ExportedFile) -> ExportedFile {
-    ExportedFile {
-        name: f.name.clone(),
-        size: f.size,
-        sha256: f.sha256.clone(),
     }
 }
 

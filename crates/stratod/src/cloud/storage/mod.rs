@@ -6,4 +6,5 @@ pub mod consistent;
 pub mod copy;
 pub mod describe;
 pub mod images;
+pub mod source;
 pub mod volumes;
