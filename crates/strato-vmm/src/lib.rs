@@ -10,8 +10,22 @@ pub mod cli;
 pub mod config;
 pub mod devices;
 pub mod emulation;
+pub mod jail;
 pub mod memory;
+pub mod resources;
+pub mod seccomp;
 pub mod signals;
 pub mod state;
 pub mod vcpu;
 pub mod vmm;
+
+/// An error and its sources as one line, for the edge where it is reported.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}

@@ -1,16 +1,38 @@
-//! The `strato-vmm` binary: parse the configuration, build the VM, run it, and exit with
-//! a status that says how it ended (see `state::ExitReason::exit_code`).
+//! The `strato-vmm` binary: parse the configuration, open what the VM needs, enter the jail
+//! if asked, build the VM, run it, and exit with a status that says how it ended (see
+//! `state::ExitReason::exit_code`).
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 
 use strato_vmm::cli::{self, Command};
-use strato_vmm::emulation;
+use strato_vmm::config::VmConfig;
+use strato_vmm::resources::Resources;
 use strato_vmm::state::EXIT_BAD_CONFIG;
 use strato_vmm::vmm::Vmm;
+use strato_vmm::{emulation, error_chain, jail};
 
 /// Prints an error with its whole source chain, once, at the edge.
 fn report(prefix: &str, err: &dyn std::error::Error) {
-    eprintln!("{prefix}: {}", chain(err));
+    eprintln!("{prefix}: {}", error_chain(err));
+}
+
+/// Test builds only: takes `--test-seccomp-violation=KIND` out of the arguments.
+#[cfg(feature = "test-hooks")]
+fn take_test_flags(args: &mut Vec<String>) {
+    use strato_vmm::seccomp::{set_test_violation, ThreadKind};
+    args.retain(|a| match a.strip_prefix("--test-seccomp-violation=") {
+        Some(kind) => {
+            match ThreadKind::parse(kind) {
+                Some(k) => set_test_violation(k),
+                None => eprintln!("strato-vmm: unknown thread kind {kind:?}"),
+            }
+            false
+        }
+        None => true,
+    });
 }
 
 fn main() -> ExitCode {
@@ -21,15 +43,22 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--detect-cpu-template") {
-        let d = emulation::detect_template();
-        let name = match d.template {
-            strato_vmm::config::CpuTemplate::Host => "host",
-            strato_vmm::config::CpuTemplate::EmulatedKvm => "emulated-kvm",
-        };
-        println!("{name}\t{}", d.reason);
-        return ExitCode::SUCCESS;
+    #[allow(unused_mut)]
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    #[cfg(feature = "test-hooks")]
+    take_test_flags(&mut args);
+    match args.first().map(String::as_str) {
+        Some("--detect-cpu-template") => {
+            let d = emulation::detect_template();
+            let name = match d.template {
+                strato_vmm::config::CpuTemplate::Host => "host",
+                strato_vmm::config::CpuTemplate::EmulatedKvm => "emulated-kvm",
+            };
+            println!("{name}\t{}", d.reason);
+            return ExitCode::SUCCESS;
+        }
+        Some("--check-jail") => return ExitCode::from(jail::check::report() as u8),
+        _ => {}
     }
     let config = match cli::parse_args(&args) {
         Ok(Command::Run(c)) => c,
@@ -47,23 +76,48 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG as u8);
         }
     };
-    let exit_file = config.exit_status_file.clone();
-    let (code, reason) = run(config);
-    if let Some(path) = exit_file {
-        if let Err(e) = write_exit_status(&path, code, &reason) {
-            eprintln!("strato-vmm: cannot write {}: {e}", path.display());
+    let (code, reason, exit_file) = start(config);
+    if let Some(file) = exit_file {
+        if let Err(e) = write_exit_status(&file, code, &reason) {
+            eprintln!("strato-vmm: cannot write the exit status record: {e}");
         }
     }
     ExitCode::from(code as u8)
 }
 
+/// Opens what the VM needs, jails the monitor if asked, and runs the VM. Returns the exit
+/// status, a sentence saying why, and where to record them.
+fn start(config: VmConfig) -> (i32, String, Option<File>) {
+    let mut resources = match Resources::open(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            report("strato-vmm: cannot start the VM", &e);
+            return (1, format!("cannot start the VM: {}", error_chain(&e)), None);
+        }
+    };
+    let exit_file = resources.exit_status.take();
+    if let Some(jail_config) = &config.jail {
+        let setup = jail::KeeperSetup {
+            exit_record: exit_file.as_ref().map(|f| f.as_raw_fd()),
+        };
+        // Returns in the jailed child only; the keeper exits from inside.
+        if let Err(e) = jail::enter(jail_config, &resources.raw_fds(), setup) {
+            report("strato-vmm: cannot enter the jail", &e);
+            let reason = format!("cannot enter the jail: {}", error_chain(&e));
+            return (1, reason, exit_file);
+        }
+    }
+    let (code, reason) = run(config, resources);
+    (code, reason, exit_file)
+}
+
 /// Builds and runs the VM; returns the exit status and a sentence saying why.
-fn run(config: strato_vmm::config::VmConfig) -> (i32, String) {
-    let vmm = match Vmm::build(config) {
+fn run(config: VmConfig, resources: Resources) -> (i32, String) {
+    let vmm = match Vmm::build(config, resources) {
         Ok(v) => v,
         Err(e) => {
             report("strato-vmm: cannot start the VM", &e);
-            return (1, format!("cannot start the VM: {}", chain(&e)));
+            return (1, format!("cannot start the VM: {}", error_chain(&e)));
         }
     };
     match vmm.run() {
@@ -85,26 +139,15 @@ fn run(config: strato_vmm::config::VmConfig) -> (i32, String) {
         }
         Err(e) => {
             report("strato-vmm", &e);
-            (1, chain(&e))
+            (1, error_chain(&e))
         }
     }
 }
 
-/// An error and its sources as one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
-}
-
-/// Writes the exit status file through a temporary name, so that a reader never sees half.
-fn write_exit_status(path: &std::path::Path, code: i32, reason: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+/// Writes the exit status record (`{"code": N, "reason": "..."}`) over the file, in one
+/// write at its start: a reader looks only once the process is gone.
+fn write_exit_status(file: &File, code: i32, reason: &str) -> std::io::Result<()> {
     let body = serde_json::json!({"code": code, "reason": reason}).to_string();
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, path)
+    file.set_len(0)?;
+    file.write_all_at(body.as_bytes(), 0)
 }

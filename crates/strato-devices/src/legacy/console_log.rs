@@ -32,7 +32,11 @@ pub struct ConsoleLog {
 enum Kind {
     /// A regular file: `len` bytes of it are the log. Old output can only be kept on
     /// compaction if the descriptor is `readable`; a write-only one starts over.
-    Capped { limit: u64, len: u64, readable: bool },
+    Capped {
+        limit: u64,
+        len: u64,
+        readable: bool,
+    },
     /// Anything else: written as a stream.
     Stream,
 }
@@ -133,6 +137,12 @@ impl ConsoleLog {
             done += n as u64;
         }
         Ok(())
+    }
+}
+
+impl AsRawFd for ConsoleLog {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.file.as_raw_fd()
     }
 }
 

@@ -53,6 +53,12 @@ pub struct DiskFile {
     size: u64,
 }
 
+impl AsRawFd for DiskFile {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 /// Bytes written per call when zeroing by hand.
 const ZERO_CHUNK: usize = 1 << 20;
 
