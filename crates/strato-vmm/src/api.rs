@@ -357,9 +357,7 @@ mod tests {
         msg.msg_iovlen = 1;
         if !fds.is_empty() {
             msg.msg_control = control.as_mut_ptr().cast();
-        }
-        // SAFETY: size computations and writes inside `control`.
-        if !fds.is_empty() {
+            // SAFETY: size computations and writes inside `control`.
             unsafe {
                 msg.msg_controllen = libc::CMSG_SPACE((fds.len() * 4) as u32) as usize;
                 let c = libc::CMSG_FIRSTHDR(&msg);

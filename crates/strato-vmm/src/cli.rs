@@ -60,7 +60,7 @@ _ and -. A value that starts with -- must use the --flag=VALUE form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Run the VM described by the flags or the config file (normalized and validated).
-    Run(VmConfig),
+    Run(Box<VmConfig>),
     /// Print [`USAGE`].
     Help,
     /// Print the version.
@@ -268,13 +268,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             source,
         })?;
         return VmConfig::from_json(&text)
-            .map(Command::Run)
+            .map(|c| Command::Run(Box::new(c)))
             .map_err(|source| CliError::ConfigFile { path, source });
     }
     config.kernel = kernel.ok_or(CliError::MissingKernel)?;
     config.normalize();
     config.validate()?;
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 /// The flag's value: the `=VALUE` part, or else the next argument unless that is a flag.
@@ -512,7 +512,7 @@ mod tests {
 
     fn run(line: &[&str]) -> VmConfig {
         match parse_args(&args(line)) {
-            Ok(Command::Run(config)) => config,
+            Ok(Command::Run(config)) => *config,
             other => panic!("{line:?} gave {other:?}"),
         }
     }

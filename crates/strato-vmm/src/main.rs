@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         _ => {}
     }
     let config = match cli::parse_args(&args) {
-        Ok(Command::Run(c)) => c,
+        Ok(Command::Run(c)) => *c,
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;

@@ -181,10 +181,24 @@ fn hot_attached_drive_is_seen_by_the_guest() {
     let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--disk", "id=slot0"]), None);
     vm.wait_for("probe: disk vda size 0", BOOT);
     vm.wait_for("probe: idle", BOOT);
-    let r = vm.api(&format!(
+    // A jailed monitor opens no paths: the image goes over the socket as a descriptor.
+    let by_path = vm.api(&format!(
         r#"{{"op":"attach-drive","id":"slot0","path":"{}"}}"#,
         disk.display()
     ));
+    assert_eq!(by_path["ok"], false, "{by_path}");
+    assert!(
+        by_path["error"].as_str().unwrap().contains("jailed"),
+        "{by_path}"
+    );
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&disk)
+        .unwrap();
+    let mismatch = vm.api_with_fd(r#"{"op":"attach-drive","id":"slot0","readonly":true}"#, &rw);
+    assert_eq!(mismatch["ok"], false, "{mismatch}");
+    let r = vm.api_with_fd(r#"{"op":"attach-drive","id":"slot0"}"#, &rw);
     assert_eq!(r["ok"], true, "{r}");
     let want = format!(
         "probe: disk vda size {} sum {}",

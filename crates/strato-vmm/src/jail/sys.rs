@@ -338,12 +338,15 @@ mod tests {
             let a = std::fs::File::open("/dev/null").unwrap();
             let b = std::fs::File::open("/dev/null").unwrap();
             let c = std::fs::File::open("/dev/null").unwrap();
-            let ok = close_all_but(&[b.as_raw_fd()]).is_ok()
+            let open = |fd: RawFd| {
                 // SAFETY: F_GETFD only reads flags.
-                && unsafe { libc::fcntl(a.as_raw_fd(), libc::F_GETFD) } < 0
-                && unsafe { libc::fcntl(b.as_raw_fd(), libc::F_GETFD) } >= 0
-                && unsafe { libc::fcntl(c.as_raw_fd(), libc::F_GETFD) } < 0
-                && unsafe { libc::fcntl(2, libc::F_GETFD) } >= 0;
+                unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+            };
+            let ok = close_all_but(&[b.as_raw_fd()]).is_ok()
+                && !open(a.as_raw_fd())
+                && open(b.as_raw_fd())
+                && !open(c.as_raw_fd())
+                && open(2);
             std::mem::forget((a, c));
             // SAFETY: ends the child without running the test harness's destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
