@@ -94,14 +94,15 @@ common64:
 	jmp	1b
 
 /* ---------------- interrupt stubs ----------------
- * Stub n (vectors 0..47) lives at isr_stubs + 16*n. Each pushes a dummy error code
+ * Stub n (vectors 0..55: exceptions, then 0x20 + IRQ for the 8259's 16 IRQs or the
+ * IOAPIC's 24 pins) lives at isr_stubs + 16*n. Each pushes a dummy error code
  * where the CPU does not, then the vector, and jumps to isr_common. */
 	.text
 	.balign 16
 	.globl isr_stubs
 isr_stubs:
 	.set vec, 0
-	.rept 48
+	.rept 56
 	.balign 16
 	.if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
 	.else

@@ -240,7 +240,13 @@ static void parse_cmdline(void)
 }
 
 /* ---------------- MP table ---------------- */
-static u32 count_cpus(void)
+/* What the MP table says about the IOAPIC (used when there is no 8259). */
+static u64 ioapic_base = 0xfec00000UL;
+static u8 isa_pin[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* Walks the MP table: returns the processor entries, records the first IOAPIC's address
+ * and the IOAPIC pin of each ISA IRQ (I/O interrupt entries of type INT). */
+static u32 read_mptable(void)
 {
 	static const u64 ranges[2][2] = {{0x9fc00, 0xa0000}, {0xf0000, 0x100000}};
 	for (int r = 0; r < 2; r++) {
@@ -253,13 +259,19 @@ static u32 count_cpus(void)
 			/* walk by the base table length, as Linux does (some tables leave the
 			 * entry count at 0) */
 			u32 len = *(const u16 *)(cfg + 4);
-			u32 off = 44, cpus = 0;
+			u32 off = 44, cpus = 0, ioapics = 0;
 			for (u32 e = 0; e < 4096 && off + 8 <= len; e++) {
-				u8 type = *(const u8 *)(cfg + off);
+				const u8 *ent = (const u8 *)(cfg + off);
+				u8 type = ent[0];
 				if (type == 0) {
 					cpus++;
 					off += 20;
 				} else if (type <= 4) {
+					if (type == 2 && !ioapics++ && (ent[3] & 1))
+						ioapic_base = *(const u32 *)(ent + 4);
+					/* I/O interrupt, type INT, from an ISA IRQ (the only bus strato lists) */
+					if (type == 3 && ent[1] == 0 && ent[5] < 16 && ent[7] < 24)
+						isa_pin[ent[5]] = ent[7];
 					off += 8;
 				} else {
 					break;
@@ -297,7 +309,7 @@ static void set_gate(u32 vec, u64 addr)
 
 static void idt_init(void)
 {
-	for (u32 v = 0; v < 48; v++)
+	for (u32 v = 0; v < 56; v++)
 		set_gate(v, (u64)isr_stubs + 16 * v);
 	set_gate(0xff, (u64)isr_spurious);
 	struct {
@@ -305,6 +317,17 @@ static void idt_init(void)
 		u64 base;
 	} __attribute__((packed)) p = {sizeof(idt) - 1, (u64)idt};
 	__asm__ volatile("lidt %0" ::"m"(p));
+}
+
+static inline u64 rdmsr(u32 msr)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return lo | ((u64)hi << 32);
+}
+static inline void wrmsr(u32 msr, u64 v)
+{
+	__asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
 }
 
 static void pic_init(u16 mask)
@@ -329,40 +352,126 @@ static void pit_init(void)
 	outb(0x40, 0);
 }
 
-static inline u64 rdmsr(u32 msr)
+/* ---------------- local APIC ---------------- */
+static int x2apic;
+static u64 lapic_base = 0xfee00000UL;
+
+#define LAPIC_ID 0x20
+#define LAPIC_TPR 0x80
+#define LAPIC_EOI 0xb0
+#define LAPIC_SVR 0xf0
+#define LAPIC_LVTT 0x320
+#define LAPIC_LVT0 0x350
+#define LAPIC_LVT1 0x360
+#define LAPIC_TMICT 0x380
+#define LAPIC_TDCR 0x3e0
+#define LVT_MASKED 0x10000
+#define LVT_PERIODIC 0x20000
+/* KVM's local APIC timer counts at 1 GHz (its APIC bus cycle is 1 ns): with divide-by-1,
+ * this many counts is the PIT's period at divisor 65536 (54.9 ms, 18.2 Hz). */
+#define LAPIC_TICK_COUNT 54925000u
+
+static u32 lapic_r(u32 reg)
 {
-	u32 lo, hi;
-	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-	return lo | ((u64)hi << 32);
+	return x2apic ? (u32)rdmsr(0x800 + (reg >> 4)) : mmio_r32(lapic_base + reg);
 }
-static inline void wrmsr(u32 msr, u64 v)
+static void lapic_w(u32 reg, u32 v)
 {
-	__asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
+	if (x2apic)
+		wrmsr(0x800 + (reg >> 4), v);
+	else
+		mmio_w32(lapic_base + reg, v);
+}
+
+static int have_lapic(void)
+{
+	u32 a, b, c, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+	return (d >> 9) & 1;
+}
+
+/* Finds the local APIC in whatever mode it is in (enabling it in xAPIC mode if it is off). */
+static void lapic_find(void)
+{
+	u64 base = rdmsr(0x1b);
+	if (!(base & (1 << 11))) {
+		base |= 1 << 11;
+		wrmsr(0x1b, base);
+	}
+	x2apic = (base >> 10) & 1;
+	lapic_base = base & 0xfffff000UL;
 }
 
 /* Make sure the local APIC passes the 8259's interrupts through (LVT0 = ExtINT). */
 static void lapic_passthrough(void)
 {
-	u32 a, b, c, d;
-	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-	if (!(d & (1 << 9)))
+	if (!have_lapic())
 		return;
-	u64 base = rdmsr(0x1b);
-	if (!(base & (1 << 11)))
+	if (!(rdmsr(0x1b) & (1 << 11)))
 		return; /* APIC disabled: the PIC is wired straight to the CPU */
-	if (base & (1 << 10)) {
-		if ((rdmsr(0x835) & 0x10700) == 0x700)
-			return;
-		wrmsr(0x80f, 0x1ff);
-		wrmsr(0x835, 0x700);
-		wrmsr(0x836, 0x400);
+	lapic_find();
+	if ((lapic_r(LAPIC_LVT0) & 0x10700) == 0x700)
+		return;
+	lapic_w(LAPIC_SVR, 0x1ff);
+	lapic_w(LAPIC_LVT0, 0x700);
+	lapic_w(LAPIC_LVT1, 0x400);
+}
+
+/* ---------------- IOAPIC (no 8259) ---------------- */
+/* Set when the platform has no 8259 (a split irqchip): device IRQs come through the IOAPIC
+ * and the tick from the local APIC timer, on the same vectors as with the PIC. */
+static int use_ioapic;
+
+/* Like Linux's probe_8259A: an 8259's mask register reads back what was written. */
+static int pic_present(void)
+{
+	outb(0xa1, 0xff);
+	outb(0x21, 0xfb);
+	return inb(0x21) == 0xfb;
+}
+
+static void ioapic_w(u32 reg, u32 v)
+{
+	mmio_w32(ioapic_base, reg);
+	mmio_w32(ioapic_base + 0x10, v);
+}
+
+/* ISA IRQ or GSI `irq` to vector 0x20 + irq on this CPU: fixed, physical, edge, active high. */
+static void ioapic_route(u32 irq, u32 apic_id)
+{
+	u32 pin = irq < 16 ? isa_pin[irq] : irq;
+	ioapic_w(0x10 + 2 * pin + 1, apic_id << 24);
+	ioapic_w(0x10 + 2 * pin, 0x20 + irq);
+}
+
+/* Routes the IRQs in `mask` (bit n = IRQ n) to this CPU and starts the tick. */
+static void apic_init(u32 mask)
+{
+	lapic_find();
+	lapic_w(LAPIC_SVR, 0x1ff); /* software-enabled, spurious vector 0xff */
+	lapic_w(LAPIC_TPR, 0);
+	lapic_w(LAPIC_LVT0, LVT_MASKED); /* no 8259 behind LINT0 */
+	lapic_w(LAPIC_LVT1, 0x400);      /* NMI */
+	u32 id = lapic_r(LAPIC_ID);
+	if (!x2apic)
+		id >>= 24;
+	for (u32 irq = 1; irq < 24; irq++)
+		if (mask & (1u << irq))
+			ioapic_route(irq, id);
+	lapic_w(LAPIC_TDCR, 0xb); /* divide by 1 */
+	lapic_w(LAPIC_LVTT, LVT_PERIODIC | 0x20);
+	lapic_w(LAPIC_TMICT, LAPIC_TICK_COUNT);
+}
+
+/* Masks (1) or unmasks (0) the tick. */
+static void tick_mask(int masked)
+{
+	if (use_ioapic) {
+		u32 v = lapic_r(LAPIC_LVTT);
+		lapic_w(LAPIC_LVTT, masked ? v | LVT_MASKED : v & ~LVT_MASKED);
 	} else {
-		u64 r = base & 0xfffff000UL;
-		if ((mmio_r32(r + 0x350) & 0x10700) == 0x700)
-			return;
-		mmio_w32(r + 0xf0, 0x1ff);
-		mmio_w32(r + 0x350, 0x700);
-		mmio_w32(r + 0x360, 0x400);
+		u8 m = inb(0x21);
+		outb(0x21, masked ? m | 1 : m & ~1);
 	}
 }
 
@@ -380,6 +489,13 @@ void isr_dispatch(u64 vec, u64 *frame)
 		power_off();
 	}
 	u32 irq = (u32)vec - 0x20;
+	if (use_ioapic) {
+		if (irq == 0)
+			ticks++;
+		work |= 1u << irq;
+		lapic_w(LAPIC_EOI, 0);
+		return;
+	}
 	if (irq == 7 || irq == 15) { /* spurious? check the in-service register */
 		outb(irq == 7 ? 0x20 : 0xa0, 0x0b);
 		if (!(inb(irq == 7 ? 0x20 : 0xa0) & 0x80)) {
@@ -392,6 +508,28 @@ void isr_dispatch(u64 vec, u64 *frame)
 		ticks++;
 	work |= 1u << irq;
 	pic_eoi(irq);
+}
+
+/* ---------------- serial interrupt ---------------- */
+/* COM1 raises IRQ 4 as soon as its transmitter-empty interrupt is enabled (its transmitter is
+ * always empty): one round trip through whatever interrupt controller there is. The console
+ * itself stays polled. */
+static void serial_irq_check(void)
+{
+	cli();
+	work &= ~(1u << 4);
+	sti();
+	outb(0x3f9, 0x02); /* IER: transmitter holding register empty */
+	/* up to ~4 ticks, or a bounded spin should the tick itself be missing */
+	u64 t0 = ticks;
+	for (u64 n = 0; !(work & (1u << 4)) && ticks - t0 < 4 && n < (1UL << 22); n++)
+		__asm__ volatile("pause");
+	outb(0x3f9, 0x00);
+	(void)inb(0x3fa); /* IIR: reading it clears the THRE interrupt */
+	kprintf("probe: serial irq %s\n", (work & (1u << 4)) ? "ok" : "missing");
+	cli();
+	work &= ~(1u << 4);
+	sti();
 }
 
 /* ---------------- keyboard ---------------- */
@@ -529,22 +667,34 @@ void kmain(int kind, u64 info)
 	kprintf("probe: entry %s\n", kind == ENTRY_PVH ? "pvh" : "linux64");
 	parse_cmdline();
 	kprintf("probe: memory %lu MiB\n", mem_bytes >> 20);
-	u32 cpus = count_cpus();
+	u32 cpus = read_mptable();
 	kprintf("probe: cpus %u\n", cpus ? cpus : 1);
+	use_ioapic = !pic_present() && have_lapic();
+	kprintf("probe: interrupts %s\n", use_ioapic ? "ioapic" : "8259");
 
 	virtio_probe_all();
 	if (opt_fault) /* test aid: an invalid opcode, to see the exception report */
 		__asm__ volatile("ud2");
 
-	/* interrupts: 8259 pair (timer, keyboard, cascade, virtio IRQs), PIT safety tick */
-	u16 mask = (1 << 0) | (1 << 1) | (1 << 2);
-	for (u32 i = 0; i < ndevs; i++)
-		if (devs[i].irq < 16 && devs[i].irq != 2)
-			mask |= (u16)(1 << devs[i].irq);
-	lapic_passthrough();
-	pic_init(mask);
-	pit_init();
+	/* interrupts: 8259 pair (timer, keyboard, cascade, virtio IRQs) and a PIT safety tick,
+	 * or without an 8259 the IOAPIC (keyboard, virtio IRQs) and a local APIC timer tick */
+	if (use_ioapic) {
+		u32 mask = (1 << 1) | (1 << 4);
+		for (u32 i = 0; i < ndevs; i++)
+			if (devs[i].irq < 24)
+				mask |= 1u << devs[i].irq;
+		apic_init(mask);
+	} else {
+		u16 mask = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 4);
+		for (u32 i = 0; i < ndevs; i++)
+			if (devs[i].irq < 16 && devs[i].irq != 2)
+				mask |= (u16)(1 << devs[i].irq);
+		lapic_passthrough();
+		pic_init(mask);
+		pit_init();
+	}
 	sti();
+	serial_irq_check();
 
 	if (ram_top_low && ram_top_low < MEM_NEEDED) {
 		kprintf("probe: not enough memory for device buffers\n");
@@ -569,9 +719,9 @@ void kmain(int kind, u64 info)
 		if (!work) {
 			/* Idle: mask the timer so that only devices wake us. Every tick costs
 			 * a VM exit, and on hosts that emulate guest code a costly one. */
-			outb(0x21, inb(0x21) | 1);
+			tick_mask(1);
 			__asm__ volatile("sti; hlt; cli" ::: "memory");
-			outb(0x21, inb(0x21) & ~1);
+			tick_mask(0);
 		}
 		u32 w = work;
 		work = 0;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use strato_devices::event::EventHandler;
 use strato_devices::irq::{CountingTrigger, VirtioInterrupt};
 use strato_devices::virtio::block::{Block, BlockConfig, QUEUE_SIZE, QUEUE_TOKEN};
-use strato_devices::virtio::{ActivateContext, VirtioDevice, VIRTIO_F_VERSION_1};
+use strato_devices::virtio::{ActivateContext, ActiveQueue, VirtioDevice, VIRTIO_F_VERSION_1};
 use virtio_bindings::bindings::virtio_blk::{VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN};
 use virtio_bindings::bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use virtio_queue::desc::split::Descriptor;
@@ -160,7 +160,11 @@ fn device<'a>(mem: &'a GuestMemoryMmap, path: &Path) -> Res<(Block, EventFd, Dri
     let interrupt = Arc::new(VirtioInterrupt::new(Arc::new(CountingTrigger::default())));
     blk.activate(ActivateContext {
         mem: mem.clone(),
-        queues: vec![(queue, kick.try_clone()?)],
+        queues: vec![ActiveQueue {
+            index: 0,
+            queue,
+            evt: kick.try_clone()?,
+        }],
         acked_features: VIRTIO_F_VERSION_1,
         interrupt,
     })?;

@@ -22,10 +22,16 @@
 //! - **legacy devices**: [`legacy::Serial`] on the PIO bus at 0x3f8 (8 ports, IRQ 4),
 //!   [`legacy::I8042`] at 0x60 (5 ports, IRQ 1). The i8042's reset EventFd (given at
 //!   construction) goes into the event loop: readable means the guest asked to reboot.
+//! - **split irqchip**: an [`ioapic::Ioapic`] on the MMIO bus at
+//!   [`ioapic::IOAPIC_DEFAULT_BASE`], with a backend that programs KVM's GSI routing table from
+//!   its routes and sends its messages with `KVM_SIGNAL_MSI`; end-of-interrupt exits go to
+//!   [`ioapic::Ioapic::end_of_interrupt`]. Legacy devices raise their line through an
+//!   [`ioapic::IoapicPin`], virtio devices keep their irqfd (routed by KVM).
 //! - **metrics**: every device and the transport implement [`metrics::Metrics`].
 
 pub mod bus;
 pub mod event;
+pub mod ioapic;
 pub mod irq;
 pub mod legacy;
 mod log;

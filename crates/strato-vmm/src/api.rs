@@ -1,16 +1,7 @@
-//! The control API: a Unix stream socket carrying one JSON request per line and one JSON
-//! reply per line. Requests look like `{"op": "pause"}`; every reply has `"ok"`, and
-//! failures carry `"error"` with a sentence.
-//!
-//! | op | arguments | reply |
-//! |---|---|---|
-//! | `state` | | `state`, `uptime_ms`, `vcpus` |
-//! | `counters` | | per-vCPU exit counts and per-device counters |
-//! | `pause`, `resume`, `stop` | | `state` |
-//! | `ctrl-alt-del` | | |
-//! | `attach-drive` | `id`, `path` or a descriptor, `readonly` | |
-//! | `detach-drive` | `id` | |
-//! | `console` | `from` (byte position, optional) | `data` (UTF-8, lossy), `next` |
+//! The control API's server side: a Unix stream socket carrying one JSON request per line
+//! and one JSON reply per line. The requests and replies are the contract in
+//! `strato_vmm_api::control`; this module reads lines from nonblocking connections and hands
+//! each parsed [`Request`] to the VMM's [`Handler`].
 //!
 //! A request may carry descriptors as `SCM_RIGHTS` ancillary data, sent with its bytes:
 //! `attach-drive` without a `path` takes the drive's image that way, which is how a jailed
@@ -19,13 +10,9 @@
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-/// Longest request line accepted.
-pub const MAX_REQUEST: usize = 64 * 1024;
+use strato_vmm_api::control::error_line;
+pub use strato_vmm_api::control::{Reply, Request, MAX_REQUEST};
 
 /// Most descriptors one message may carry; the kernel closes any beyond them.
 pub const MAX_FDS_PER_MESSAGE: usize = 4;
@@ -33,68 +20,22 @@ pub const MAX_FDS_PER_MESSAGE: usize = 4;
 /// Most received descriptors a connection holds for requests still to come.
 const MAX_PENDING_FDS: usize = 8;
 
-/// One API request.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Request {
-    /// VM state and uptime.
-    State {},
-    /// Exit and device counters.
-    Counters {},
-    /// Park the vCPUs.
-    Pause {},
-    /// Unpark them.
-    Resume {},
-    /// Press Ctrl-Alt-Del on the guest's keyboard.
-    CtrlAltDel {},
-    /// End the VM now.
-    Stop {},
-    /// Put a file into an empty drive slot.
-    AttachDrive {
-        /// Slot ID.
-        id: String,
-        /// Backing file; without it, the descriptor sent with the request.
-        #[serde(default)]
-        path: Option<PathBuf>,
-        /// Read-only.
-        #[serde(default)]
-        readonly: bool,
-    },
-    /// Empty a drive slot.
-    DetachDrive {
-        /// Slot ID.
-        id: String,
-    },
-    /// Console output from byte position `from` (default: what is still buffered).
-    Console {
-        /// Position in the console's byte stream.
-        #[serde(default)]
-        from: Option<u64>,
-    },
-}
-
 /// Carries out requests; implemented by the VMM (and by fakes in tests).
 pub trait Handler {
-    /// Handles one request with the descriptors that came with it; `Ok` values are merged
-    /// into `{"ok": true, ...}`.
-    fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Value, String>;
+    /// Handles one request with the descriptors that came with it; the reply, or the
+    /// sentence saying why it was refused.
+    fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Reply, String>;
 }
 
 /// Parses one request line and produces the reply line (without the newline).
 pub fn dispatch(line: &[u8], fds: Vec<OwnedFd>, handler: &mut dyn Handler) -> String {
-    let reply = match serde_json::from_slice::<Request>(line) {
-        Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+    match serde_json::from_slice::<Request>(line) {
+        Err(e) => error_line(&format!("bad request: {e}")),
         Ok(req) => match handler.handle(req, fds) {
-            Ok(Value::Object(mut fields)) => {
-                fields.insert("ok".into(), Value::Bool(true));
-                Value::Object(fields)
-            }
-            Ok(Value::Null) => json!({"ok": true}),
-            Ok(other) => json!({"ok": true, "result": other}),
-            Err(e) => json!({"ok": false, "error": e}),
+            Ok(reply) => reply.encode(),
+            Err(e) => error_line(&e),
         },
-    };
-    reply.to_string()
+    }
 }
 
 /// One client connection: buffers partial lines from a nonblocking stream.
@@ -219,7 +160,7 @@ impl Connection {
             }
         }
         if self.buf.len() > MAX_REQUEST {
-            let _ = self.send(&json!({"ok": false, "error": "request too long"}).to_string());
+            let _ = self.send(&error_line("request too long"));
             return ConnState::Closed;
         }
         if eof {
@@ -251,18 +192,22 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+    use strato_vmm_api::control::{StateOnly, VmState};
 
     use std::io::Read;
 
     struct Fake(Vec<Request>, Vec<usize>);
     impl Handler for Fake {
-        fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Value, String> {
+        fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Reply, String> {
             self.0.push(req.clone());
             self.1.push(fds.len());
             match req {
-                Request::State {} => Ok(json!({"state": "running"})),
+                Request::State {} => Ok(Reply::StateOnly(StateOnly {
+                    state: VmState::Running,
+                })),
                 Request::Stop {} => Err("cannot stop".into()),
-                _ => Ok(Value::Null),
+                _ => Ok(Reply::Done),
             }
         }
     }

@@ -41,6 +41,8 @@ Options:
   --exit-status-file PATH   On exit, write the exit status and reason as JSON to PATH, so a
                             supervisor that is not the parent learns how the VM ended
   --cpu-template NAME       host (default) or emulated-kvm
+  --irqchip MODE            split (default: local APICs in KVM, IOAPIC in the monitor, no PIC
+                            or PIT) or kernel (KVM's PIC, IOAPIC, local APICs and PIT)
   --jail[=KEY=VALUE,...]    Run the VM jailed: own namespaces, an empty root, no capabilities,
                             an unprivileged user, landlock and a seccomp filter per thread
                             (see docs/security.md). Keys:
@@ -175,6 +177,7 @@ const VM_FLAGS: &[(&str, bool, bool)] = &[
     ("--api-socket", true, false),
     ("--exit-status-file", true, false),
     ("--cpu-template", true, false),
+    ("--irqchip", true, false),
 ];
 
 /// Parses the arguments (without the program name) into a [`Command`]. `--help` and
@@ -258,6 +261,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             "--api-socket" => config.api_socket = Some(PathBuf::from(value)),
             "--exit-status-file" => config.exit_status_file = Some(PathBuf::from(value)),
             "--cpu-template" => config.cpu_template = parse_cpu_template(value)?,
+            "--irqchip" => {
+                config.irqchip = value
+                    .parse()
+                    .map_err(|_| invalid("--irqchip", value, "expected split or kernel"))?
+            }
             _ => return Err(CliError::UnknownFlag(arg.clone())),
         }
     }
@@ -574,6 +582,8 @@ mod tests {
             "--jail=uid=20001,gid=20002,nofile=512,core=on",
             "--console-max-bytes",
             "64K",
+            "--irqchip",
+            "kernel",
         ]);
         let from_json = json(
             r#"{
@@ -591,7 +601,8 @@ mod tests {
                 "api_socket": "/run/vm.sock",
                 "cpu_template": "emulated-kvm",
                 "jail": {"uid": 20001, "gid": 20002, "max_open_files": 512, "core_dumps": true},
-                "console_max_bytes": 65536
+                "console_max_bytes": 65536,
+                "irqchip": "kernel"
             }"#,
         );
         assert_eq!(flags, from_json);
@@ -736,6 +747,23 @@ mod tests {
         let msg = refused(&["--kernel", "/k", "--cpu-template", "fast"]);
         assert!(
             msg.contains(r#""fast""#) && msg.contains("--cpu-template"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn irqchip_flag() {
+        assert_eq!(
+            run(&["--kernel", "/k"]).irqchip,
+            crate::config::IrqchipMode::Split
+        );
+        assert_eq!(
+            run(&["--kernel", "/k", "--irqchip=kernel"]).irqchip,
+            crate::config::IrqchipMode::Kernel
+        );
+        let msg = refused(&["--kernel", "/k", "--irqchip", "userspace"]);
+        assert!(
+            msg.contains(r#""userspace""#) && msg.contains("--irqchip"),
             "{msg}"
         );
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use linux_loader::loader::Cmdline;
 use strato_devices::bus::{lock, Bus, BusError};
+use strato_devices::irq::IrqTrigger;
 use strato_devices::legacy::i8042::I8042;
 use strato_devices::legacy::serial::{ConsoleBuffer, Serial};
 use strato_devices::legacy::ConsoleLog;
@@ -22,6 +23,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::arch::x86_64::layout::*;
 use crate::config::{parse_mac, VmConfig};
+use crate::irqchip::Irqchip;
 
 /// Errors building devices.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +119,10 @@ fn evt() -> Result<EventFd, DeviceError> {
     EventFd::new(libc::EFD_NONBLOCK).map_err(DeviceError::EventFd)
 }
 
-fn irqfd(vm: &VmFd, gsi: u32) -> Result<EventFd, DeviceError> {
+/// How a device raises GSI `gsi`, with either irqchip: an eventfd KVM turns into an interrupt
+/// on that GSI (through its in-kernel IOAPIC and PIC, or through the routes the split irqchip's
+/// IOAPIC programs).
+pub fn irqfd(vm: &VmFd, gsi: u32) -> Result<EventFd, DeviceError> {
     let fd = evt()?;
     vm.register_irqfd(&fd, gsi)
         .map_err(|source| DeviceError::Kvm {
@@ -148,13 +153,22 @@ impl DeviceManager {
     /// Creates every device in `config` over `files`, adding virtio entries to `cmdline`.
     pub fn build(
         vm: &VmFd,
+        irqchip: &Irqchip,
         mem: &GuestMemoryMmap,
         config: &VmConfig,
         cmdline: &mut Cmdline,
         files: DeviceFiles,
     ) -> Result<Self, DeviceError> {
         let mut pio = Bus::new();
-        let serial = Serial::with_log(Arc::new(irqfd(vm, SERIAL_IRQ)?), files.console);
+        // The UART and the i8042 raise their lines through the split irqchip's IOAPIC when
+        // there is one, so that its masking and Remote IRR apply to them.
+        let legacy_line = |gsi: u32| -> Result<Arc<dyn IrqTrigger>, DeviceError> {
+            Ok(match irqchip.ioapic_pin(gsi) {
+                Some(pin) => Arc::new(pin),
+                None => Arc::new(irqfd(vm, gsi)?),
+            })
+        };
+        let serial = Serial::with_log(legacy_line(SERIAL_IRQ)?, files.console);
         let console = serial.console();
         let serial = Arc::new(Mutex::new(serial));
         pio.insert(serial.clone(), SERIAL_PORT, 8)
@@ -162,14 +176,18 @@ impl DeviceManager {
         let reset_evt = evt()?;
         let i8042 = Arc::new(Mutex::new(I8042::new(
             reset_evt.try_clone().map_err(DeviceError::EventFd)?,
-            Arc::new(irqfd(vm, I8042_IRQ)?),
+            legacy_line(I8042_IRQ)?,
         )));
         pio.insert(i8042.clone(), I8042_PORT, 5)
             .map_err(DeviceError::Bus)?;
 
+        let mut mmio = Bus::new();
+        if let Some((ioapic, base, len)) = irqchip.mmio_window() {
+            mmio.insert(ioapic, base, len).map_err(DeviceError::Bus)?;
+        }
         let mut dm = DeviceManager {
             pio,
-            mmio: Bus::new(),
+            mmio,
             console,
             serial,
             i8042,
@@ -196,8 +214,9 @@ impl DeviceManager {
             };
             let net = Net::new(NetDeviceConfig {
                 id: id.clone(),
-                tap,
+                taps: vec![tap],
                 mac,
+                enhanced: false,
             })
             .map_err(|e| dev_err(&id, e))?;
             dm.add_virtio(

@@ -2,14 +2,16 @@
 //!
 //! One process runs one VM (as Firecracker does): the main thread runs the event loop
 //! for devices and the control API, and one thread per vCPU runs guest code. The daemon
-//! spawns the binary; it shares the configuration types in [`config`].
+//! spawns the binary; the two share the contract in `strato-vmm-api` (configuration,
+//! control requests and replies, exit statuses), re-exported here as [`config`].
 
 pub mod api;
 pub mod arch;
 pub mod cli;
-pub mod config;
+pub use strato_vmm_api::config;
 pub mod devices;
 pub mod emulation;
+pub mod irqchip;
 pub mod jail;
 pub mod memory;
 pub mod resources;

@@ -1,18 +1,17 @@
 //! The `strato-vmm` binary: parse the configuration, open what the VM needs, enter the jail
-//! if asked, build the VM, run it, and exit with a status that says how it ended (see
-//! `state::ExitReason::exit_code`).
+//! if asked, build the VM, run it, and exit with a status that says how it ended
+//! (`strato_vmm_api::exit::ExitStatus`).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 
 use strato_vmm::cli::{self, Command};
 use strato_vmm::config::VmConfig;
 use strato_vmm::resources::Resources;
-use strato_vmm::state::EXIT_BAD_CONFIG;
 use strato_vmm::vmm::Vmm;
 use strato_vmm::{emulation, error_chain, jail};
+use strato_vmm_api::exit::{ExitRecord, ExitStatus};
 
 /// Prints an error with its whole source chain, once, at the edge.
 fn report(prefix: &str, err: &dyn std::error::Error) {
@@ -50,11 +49,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("--detect-cpu-template") => {
             let d = emulation::detect_template();
-            let name = match d.template {
-                strato_vmm::config::CpuTemplate::Host => "host",
-                strato_vmm::config::CpuTemplate::EmulatedKvm => "emulated-kvm",
-            };
-            println!("{name}\t{}", d.reason);
+            println!("{}\t{}", d.template.name(), d.reason);
             return ExitCode::SUCCESS;
         }
         Some("--check-jail") => return ExitCode::from(jail::check::report() as u8),
@@ -73,26 +68,27 @@ fn main() -> ExitCode {
         Err(e) => {
             report("strato-vmm: invalid configuration", &e);
             eprintln!("run `strato-vmm --help` for usage");
-            return ExitCode::from(EXIT_BAD_CONFIG as u8);
+            return ExitCode::from(ExitStatus::BadConfig.code() as u8);
         }
     };
-    let (code, reason, exit_file) = start(config);
+    let (status, reason, exit_file) = start(config);
     if let Some(file) = exit_file {
-        if let Err(e) = write_exit_status(&file, code, &reason) {
-            eprintln!("strato-vmm: cannot write the exit status record: {e}");
+        if let Err(e) = ExitRecord::new(status, reason).write_to(&file) {
+            eprintln!("strato-vmm: cannot write the exit record: {e}");
         }
     }
-    ExitCode::from(code as u8)
+    ExitCode::from(status.code() as u8)
 }
 
 /// Opens what the VM needs, jails the monitor if asked, and runs the VM. Returns the exit
 /// status, a sentence saying why, and where to record them.
-fn start(config: VmConfig) -> (i32, String, Option<File>) {
+fn start(config: VmConfig) -> (ExitStatus, String, Option<File>) {
     let mut resources = match Resources::open(&config) {
         Ok(r) => r,
         Err(e) => {
             report("strato-vmm: cannot start the VM", &e);
-            return (1, format!("cannot start the VM: {}", error_chain(&e)), None);
+            let reason = format!("cannot start the VM: {}", error_chain(&e));
+            return (ExitStatus::Failed, reason, None);
         }
     };
     let exit_file = resources.exit_status.take();
@@ -104,20 +100,23 @@ fn start(config: VmConfig) -> (i32, String, Option<File>) {
         if let Err(e) = jail::enter(jail_config, &resources.raw_fds(), setup) {
             report("strato-vmm: cannot enter the jail", &e);
             let reason = format!("cannot enter the jail: {}", error_chain(&e));
-            return (1, reason, exit_file);
+            return (ExitStatus::Failed, reason, exit_file);
         }
     }
-    let (code, reason) = run(config, resources);
-    (code, reason, exit_file)
+    let (status, reason) = run(config, resources);
+    (status, reason, exit_file)
 }
 
 /// Builds and runs the VM; returns the exit status and a sentence saying why.
-fn run(config: VmConfig, resources: Resources) -> (i32, String) {
+fn run(config: VmConfig, resources: Resources) -> (ExitStatus, String) {
     let vmm = match Vmm::build(config, resources) {
         Ok(v) => v,
         Err(e) => {
             report("strato-vmm: cannot start the VM", &e);
-            return (1, format!("cannot start the VM: {}", error_chain(&e)));
+            return (
+                ExitStatus::Failed,
+                format!("cannot start the VM: {}", error_chain(&e)),
+            );
         }
     };
     match vmm.run() {
@@ -135,19 +134,11 @@ fn run(config: VmConfig, resources: Resources) -> (i32, String) {
                 strato_vmm::state::ExitReason::Stopped => "stopped".to_string(),
             };
             tracing::info!(?reason, "VM exited");
-            (reason.exit_code(), text)
+            (reason.status(), text)
         }
         Err(e) => {
             report("strato-vmm", &e);
-            (1, error_chain(&e))
+            (ExitStatus::Failed, error_chain(&e))
         }
     }
-}
-
-/// Writes the exit status record (`{"code": N, "reason": "..."}`) over the file, in one
-/// write at its start: a reader looks only once the process is gone.
-fn write_exit_status(file: &File, code: i32, reason: &str) -> std::io::Result<()> {
-    let body = serde_json::json!({"code": code, "reason": reason}).to_string();
-    file.set_len(0)?;
-    file.write_all_at(body.as_bytes(), 0)
 }

@@ -8,7 +8,7 @@
 //! | thread | what it does | when it installs its filter |
 //! |---|---|---|
 //! | event loop (main thread) | devices' queues (disk I/O, tap frames, entropy), the control socket (with `SCM_RIGHTS`), vCPU kicks, the exit record | after spawning the vCPUs, before releasing them |
-//! | vCPU | `KVM_RUN` and the exits it handles: port and MMIO accesses (console log, eventfds, device activation), the emulation fix-ups' register ioctls | first thing on its thread, then it waits for the event loop's |
+//! | vCPU | `KVM_RUN` and the exits it handles: port and MMIO accesses (console log, eventfds, device activation, the split irqchip's IOAPIC), the emulation fix-ups' register ioctls | first thing on its thread, then it waits for the event loop's |
 //! | other (the jail's keeper) | waits for the monitor, forwards signals to it, writes its exit record | once it holds nothing but that record |
 //!
 //! No thread keeps `open`, `socket`, `execve`, `clone`, `mount`, `ptrace` or the like: by the
@@ -132,6 +132,15 @@ const KVM_SET_VCPU_EVENTS: u64 = ioc(
     0xa0,
     size_of::<kvm_bindings::kvm_vcpu_events>(),
 );
+/// The split irqchip's IOAPIC delivers its pins as MSIs and reroutes irqfds when the guest
+/// reprograms it (from a vCPU's MMIO write, or the event loop raising a line).
+const KVM_SIGNAL_MSI: u64 = ioc(IOC_WRITE, KVMIO, 0xa5, size_of::<kvm_bindings::kvm_msi>());
+const KVM_SET_GSI_ROUTING: u64 = ioc(
+    IOC_WRITE,
+    KVMIO,
+    0x6a,
+    size_of::<kvm_bindings::kvm_irq_routing>(),
+);
 /// Offloads are negotiated when the guest activates a virtio-net device.
 const TUNSETOFFLOAD: u64 = ioc(IOC_WRITE, b'T' as u64, 208, size_of::<libc::c_uint>());
 
@@ -249,7 +258,12 @@ pub fn event_loop_filter() -> Result<BpfProgram, SeccompError> {
         &mut rules,
         libc::SYS_ioctl,
         1,
-        &[libc::FIONBIO, TUNSETOFFLOAD],
+        &[
+            libc::FIONBIO,
+            TUNSETOFFLOAD,
+            KVM_SIGNAL_MSI,
+            KVM_SET_GSI_ROUTING,
+        ],
     )?;
     let sol = || arg(1, Len::Dword, Op::Eq, libc::SOL_SOCKET as u64);
     allow_if(
@@ -297,6 +311,8 @@ pub fn vcpu_filter() -> Result<BpfProgram, SeccompError> {
             KVM_TRANSLATE,
             KVM_GET_VCPU_EVENTS,
             KVM_SET_VCPU_EVENTS,
+            KVM_SIGNAL_MSI,
+            KVM_SET_GSI_ROUTING,
             TUNSETOFFLOAD,
         ],
     )?;
@@ -391,6 +407,8 @@ mod tests {
         assert_eq!(KVM_GET_VCPU_EVENTS, 0x8040_ae9f);
         assert_eq!(KVM_SET_VCPU_EVENTS, 0x4040_aea0);
         assert_eq!(TUNSETOFFLOAD, 0x4004_54d0);
+        assert_eq!(KVM_SIGNAL_MSI, 0x4020_aea5);
+        assert_eq!(KVM_SET_GSI_ROUTING, 0x4008_ae6a);
     }
 
     #[test]

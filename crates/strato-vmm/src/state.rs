@@ -4,30 +4,8 @@
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Where the VM is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmState {
-    /// Built, vCPUs not started.
-    Created,
-    /// vCPUs running guest code.
-    Running,
-    /// vCPUs parked; devices keep their state.
-    Paused,
-    /// Finished; the process is about to exit.
-    Exited,
-}
-
-impl VmState {
-    /// Lower-case name used by the API.
-    pub fn name(self) -> &'static str {
-        match self {
-            VmState::Created => "created",
-            VmState::Running => "running",
-            VmState::Paused => "paused",
-            VmState::Exited => "exited",
-        }
-    }
-}
+pub use strato_vmm_api::control::VmState;
+use strato_vmm_api::exit::ExitStatus;
 
 /// What moves the VM between states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,18 +58,15 @@ pub enum ExitReason {
 
 impl ExitReason {
     /// The process exit status (documented in the README).
-    pub fn exit_code(&self) -> i32 {
+    pub fn status(&self) -> ExitStatus {
         match self {
-            ExitReason::GuestShutdown => 0,
-            ExitReason::Error(_) => 1,
-            ExitReason::GuestCrash(_) => 3,
-            ExitReason::Stopped => 4,
+            ExitReason::GuestShutdown => ExitStatus::PowerOff,
+            ExitReason::Error(_) => ExitStatus::Failed,
+            ExitReason::GuestCrash(_) => ExitStatus::Crashed,
+            ExitReason::Stopped => ExitStatus::Stopped,
         }
     }
 }
-
-/// Exit status when the configuration is refused before the VM exists.
-pub const EXIT_BAD_CONFIG: i32 = 2;
 
 struct Inner {
     state: VmState,
@@ -236,18 +211,22 @@ mod tests {
     }
 
     #[test]
-    fn exit_codes_are_distinct() {
-        let codes = [
-            ExitReason::GuestShutdown.exit_code(),
-            ExitReason::Error(String::new()).exit_code(),
-            EXIT_BAD_CONFIG,
-            ExitReason::GuestCrash(String::new()).exit_code(),
-            ExitReason::Stopped.exit_code(),
+    fn exit_reasons_map_to_the_documented_statuses() {
+        let got = [
+            ExitReason::GuestShutdown.status(),
+            ExitReason::Error(String::new()).status(),
+            ExitReason::GuestCrash(String::new()).status(),
+            ExitReason::Stopped.status(),
         ];
-        let mut sorted = codes.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), codes.len());
+        assert_eq!(
+            got,
+            [
+                ExitStatus::PowerOff,
+                ExitStatus::Failed,
+                ExitStatus::Crashed,
+                ExitStatus::Stopped
+            ]
+        );
     }
 
     #[test]

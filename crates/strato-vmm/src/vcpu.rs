@@ -3,12 +3,13 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 
 use kvm_bindings::{kvm_run, CpuId, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
-use strato_devices::bus::Bus;
+use kvm_ioctls::{Cap, Kvm, VcpuExit, VcpuFd, VmFd};
+use strato_devices::bus::{lock, Bus};
+use strato_devices::ioapic::Ioapic;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
@@ -66,6 +67,8 @@ pub struct VcpuStats {
     pub hlt: AtomicU64,
     /// Returns caused by a kick or signal.
     pub interrupted: AtomicU64,
+    /// End-of-interrupt exits for the userspace IOAPIC (split irqchip).
+    pub ioapic_eoi: AtomicU64,
     /// Emulation failures finished by the `emulated-kvm` template.
     pub emulation_fixups: AtomicU64,
     /// Exits of other kinds.
@@ -98,6 +101,7 @@ impl VcpuStats {
             ("unhandled_io", g(&self.unhandled_io)),
             ("hlt", g(&self.hlt)),
             ("interrupted", g(&self.interrupted)),
+            ("ioapic_eoi", g(&self.ioapic_eoi)),
             ("emulation_fixups", g(&self.emulation_fixups)),
             ("other", g(&self.other)),
         ]
@@ -132,14 +136,20 @@ pub fn install_kick_handler() -> Result<(), VcpuError> {
     register_signal_handler(kick_signal(), handle_kick).map_err(VcpuError::Signal)
 }
 
-/// The CPUID KVM supports on this host, before per-vCPU normalization.
+/// The CPUID KVM supports on this host (plus the TSC-deadline timer when KVM emulates it),
+/// before per-vCPU normalization.
 pub fn supported_cpuid(kvm: &Kvm) -> Result<CpuId, VcpuError> {
-    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+    let mut c = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|source| VcpuError::Kvm {
             index: 0,
             what: "KVM_GET_SUPPORTED_CPUID",
             source,
-        })
+        })?;
+    if kvm.check_extension(Cap::TscDeadlineTimer) {
+        cpuid::set_tsc_deadline(&mut c);
+    }
+    Ok(c)
 }
 
 const APIC_LVT0: usize = 0x350;
@@ -216,6 +226,9 @@ pub struct VcpuContext {
     pub rescan_evt: EventFd,
     /// CPU template in force.
     pub template: CpuTemplate,
+    /// The split irqchip's IOAPIC, which hears of every end of a level-triggered interrupt
+    /// (`None` with the in-kernel irqchip).
+    pub ioapic: Option<Arc<Mutex<Ioapic>>>,
     /// Counters.
     pub stats: Arc<VcpuStats>,
     /// In a jailed monitor: the filter this thread installs before it runs the guest.
@@ -290,6 +303,12 @@ fn run_once(fd: &mut VcpuFd, ctx: &VcpuContext, index: u8) -> Step {
             }
         }
         VcpuExit::Hlt => inc(&s.hlt),
+        VcpuExit::IoapicEoi(vector) => {
+            inc(&s.ioapic_eoi);
+            if let Some(ioapic) = &ctx.ioapic {
+                lock(ioapic).end_of_interrupt(vector);
+            }
+        }
         VcpuExit::Shutdown => {
             return Step::Exit(ExitReason::GuestCrash(format!(
                 "vCPU {index}: triple fault"

@@ -8,19 +8,18 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Kvm, VmFd};
 use linux_loader::loader::Cmdline;
-use serde_json::{json, Value};
 use strato_devices::bus::lock;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::api::{self, ConnState, Connection, Request};
+use crate::api::{self, ConnState, Connection, Reply, Request};
 use crate::arch::x86_64::{boot, layout, mptable, regs};
 use crate::config::VmConfig;
 use crate::devices::{DeviceError, DeviceFiles, DeviceManager};
+use crate::irqchip::{Irqchip, IrqchipError};
 use crate::memory;
 use crate::resources::{ApiSocket, Resources};
 use crate::seccomp::{self, ThreadKind};
@@ -28,6 +27,7 @@ use crate::signals::SignalFd;
 use crate::state::{ExitReason, VmControl, VmEvent, VmState};
 use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuSandbox, VcpuStats};
 use strato_devices::virtio::block::backend::DiskFile;
+use strato_vmm_api::control::{ConsoleChunk, CounterSet, Counters, StateOnly, StateReply};
 
 /// Errors building or starting a VM.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,9 @@ pub enum VmmError {
     /// Boot tables.
     #[error("boot tables")]
     Regs(#[from] regs::RegsError),
+    /// Interrupt controllers.
+    #[error("interrupt controllers")]
+    Irqchip(#[from] IrqchipError),
     /// MP table.
     #[error("MP table")]
     Mptable(#[from] mptable::MptableError),
@@ -62,20 +65,6 @@ pub enum VmmError {
     /// Event loop plumbing (epoll, eventfd, signalfd).
     #[error("event loop")]
     EventLoop(#[source] std::io::Error),
-}
-
-/// TSS, in-kernel PIC + IOAPIC + LAPICs, and the PIT.
-fn setup_irqchips(vm: &VmFd) -> Result<(), VmmError> {
-    vm.set_tss_address(layout::KVM_TSS_ADDR as usize)
-        .map_err(|e| VmmError::Kvm("KVM_SET_TSS_ADDR", e))?;
-    vm.create_irq_chip()
-        .map_err(|e| VmmError::Kvm("KVM_CREATE_IRQCHIP", e))?;
-    let pit = kvm_pit_config {
-        flags: KVM_PIT_SPEAKER_DUMMY,
-        ..Default::default()
-    };
-    vm.create_pit2(pit)
-        .map_err(|e| VmmError::Kvm("KVM_CREATE_PIT2", e))
 }
 
 /// Maps guest memory and hands it to KVM.
@@ -100,7 +89,8 @@ fn setup_memory(vm: &VmFd, mib: u32) -> Result<GuestMemoryMmap, VmmError> {
 /// A built VM, ready to run.
 pub struct Vmm {
     _kvm: Kvm,
-    vm: VmFd,
+    vm: Arc<VmFd>,
+    irqchip: Irqchip,
     mem: GuestMemoryMmap,
     devices: DeviceManager,
     control: Arc<VmControl>,
@@ -138,17 +128,19 @@ impl Vmm {
             api,
             exit_status: _,
         } = resources;
-        let vm = kvm
-            .create_vm()
-            .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?;
+        let vm = Arc::new(
+            kvm.create_vm()
+                .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?,
+        );
         // The interrupt controllers and the memory slots are independent, and on a nested
-        // host each takes milliseconds inside KVM: set them up side by side.
+        // host each can take milliseconds inside KVM: set them up side by side. The IOAPIC
+        // takes the APIC ID after the last vCPU's.
         let (chips, mem) = std::thread::scope(|scope| {
-            let chips = scope.spawn(|| setup_irqchips(&vm));
+            let chips = scope.spawn(|| Irqchip::create(&vm, config.irqchip, config.cpus + 1));
             let mem = setup_memory(&vm, config.memory_mib);
             (chips.join(), mem)
         });
-        chips
+        let irqchip = chips
             .map_err(|_| VmmError::EventLoop(std::io::Error::other("irqchip thread panicked")))??;
         let mem = mem?;
 
@@ -168,21 +160,23 @@ impl Vmm {
             taps,
             console,
         };
-        let devices = DeviceManager::build(&vm, &mem, &config, &mut cmdline, files)?;
+        let devices = DeviceManager::build(&vm, &irqchip, &mem, &config, &mut cmdline, files)?;
         boot::write_boot_info(&mem, &kernel, &cmdline, initrd)?;
         regs::write_boot_tables(&mem)?;
-        mptable::setup_mptable(&mem, config.cpus)?;
+        mptable::setup_mptable(&mem, config.cpus, &irqchip.platform())?;
 
         let evt = || EventFd::new(libc::EFD_NONBLOCK).map_err(VmmError::EventLoop);
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,
             entry = kernel.entry,
             mode = ?kernel.mode,
+            irqchip = irqchip.mode().name(),
             "VM built"
         );
         Ok(Self {
             _kvm: kvm,
             vm,
+            irqchip,
             mem,
             devices,
             control: Arc::new(VmControl::new()),
@@ -236,6 +230,7 @@ impl Vmm {
                 exit_evt: self.exit_evt.try_clone().map_err(VmmError::EventLoop)?,
                 rescan_evt: self.rescan_evt.try_clone().map_err(VmmError::EventLoop)?,
                 template: self.config.cpu_template,
+                ioapic: self.irqchip.eoi_target(),
                 stats: Arc::new(VcpuStats::default()),
                 sandbox: sandbox.clone(),
             };
@@ -367,29 +362,20 @@ impl Vmm {
             .unwrap_or(ExitReason::Error("VM ended without a reason".into())))
     }
 
-    fn counters(&self) -> Value {
-        let vcpus: Vec<Value> = self
-            .vcpus
-            .iter()
-            .map(|v| {
-                let m: serde_json::Map<String, Value> = v
-                    .stats
-                    .counters()
-                    .into_iter()
-                    .map(|(k, n)| (k.to_string(), json!(n)))
-                    .collect();
-                Value::Object(m)
-            })
-            .collect();
-        let mut devices = serde_json::Map::new();
-        for (id, counters) in self.devices.counters() {
-            let m: serde_json::Map<String, Value> = counters
+    fn counters(&self) -> Counters {
+        let set = |pairs: Vec<(&'static str, u64)>| -> CounterSet {
+            pairs.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
+        };
+        Counters {
+            vcpus: self.vcpus.iter().map(|v| set(v.stats.counters())).collect(),
+            devices: self
+                .devices
+                .counters()
                 .into_iter()
-                .map(|(k, n)| (k.to_string(), json!(n)))
-                .collect();
-            devices.insert(id, Value::Object(m));
+                .chain(self.irqchip.counters().map(|c| ("ioapic".to_string(), c)))
+                .map(|(id, c)| (id, set(c)))
+                .collect(),
         }
-        json!({"vcpus": vcpus, "devices": devices})
     }
 }
 
@@ -478,22 +464,27 @@ struct ApiHandler<'a> {
 }
 
 impl api::Handler for ApiHandler<'_> {
-    fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Value, String> {
+    fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Reply, String> {
         let vmm = &mut *self.vmm;
         let control = vmm.control.clone();
-        let state = || json!({"state": control.state().name()});
+        let state = || {
+            Reply::StateOnly(StateOnly {
+                state: control.state(),
+            })
+        };
         match req {
-            Request::State {} => Ok(json!({
-                "state": vmm.control.state().name(),
-                "uptime_ms": vmm.control.uptime().as_millis() as u64,
-                "vcpus": vmm.config.cpus,
-                "memory_mib": vmm.config.memory_mib,
-                "first_kvm_run_monotonic_ns": vmm
-                    .vcpus
-                    .first()
-                    .map(|v| v.stats.first_run_ns.load(std::sync::atomic::Ordering::Relaxed)),
+            Request::State {} => Ok(Reply::State(StateReply {
+                state: vmm.control.state(),
+                uptime_ms: vmm.control.uptime().as_millis() as u64,
+                vcpus: vmm.config.cpus,
+                memory_mib: vmm.config.memory_mib,
+                first_kvm_run_monotonic_ns: vmm.vcpus.first().map(|v| {
+                    v.stats
+                        .first_run_ns
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                }),
             })),
-            Request::Counters {} => Ok(vmm.counters()),
+            Request::Counters {} => Ok(Reply::Counters(vmm.counters())),
             Request::Pause {} => {
                 vmm.control
                     .apply(VmEvent::Pause, None)
@@ -522,7 +513,7 @@ impl api::Handler for ApiHandler<'_> {
                     return Err(format!("VM is {}", vmm.control.state().name()));
                 }
                 lock(&vmm.devices.i8042).trigger_ctrl_alt_del();
-                Ok(Value::Null)
+                Ok(Reply::Done)
             }
             Request::AttachDrive { id, path, readonly } => {
                 let block = vmm
@@ -533,7 +524,7 @@ impl api::Handler for ApiHandler<'_> {
                 let disk = attached_disk(path, fds, readonly, vmm.jailed)
                     .map_err(|e| format!("attach {id}: {e}"))?;
                 lock(block).attach_disk(disk);
-                Ok(Value::Null)
+                Ok(Reply::Done)
             }
             Request::DetachDrive { id } => {
                 let block = vmm
@@ -544,12 +535,15 @@ impl api::Handler for ApiHandler<'_> {
                 lock(block)
                     .detach()
                     .map_err(|e| format!("detach {id}: {e}"))?;
-                Ok(Value::Null)
+                Ok(Reply::Done)
             }
             Request::Console { from } => {
                 // Position 0 means "the oldest byte still kept".
                 let (data, next) = vmm.devices.console.read_from(from.unwrap_or(0));
-                Ok(json!({"data": String::from_utf8_lossy(&data), "next": next}))
+                Ok(Reply::Console(ConsoleChunk {
+                    data: String::from_utf8_lossy(&data).into_owned(),
+                    next,
+                }))
             }
         }
     }

@@ -14,8 +14,12 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 fn boot_and_poweroff(kernel: &str, cpus: &str) -> String {
+    boot_and_poweroff_with(kernel, &["--cpus", cpus])
+}
+
+fn boot_and_poweroff_with(kernel: &str, flags: &[&str]) -> String {
     let dir = Scratch::new("boot");
-    let mut vm = Vm::start(&dir, kernel, "probe.poweroff", &s(&["--cpus", cpus]), None);
+    let mut vm = Vm::start(&dir, kernel, "probe.poweroff", &s(flags), None);
     let st = vm.wait_exit(BOOT);
     let console = vm.console_text();
     assert_eq!(st.code(), Some(0), "console:\n{console}");
@@ -29,6 +33,9 @@ fn one_vcpu_pvh_boot_reports_and_powers_off() {
     let c = boot_and_poweroff("vmlinux", "1");
     assert!(c.contains("probe: entry pvh"), "{c}");
     assert!(c.contains("probe: cpus 1"), "{c}");
+    // The default irqchip is split: no 8259, COM1's IRQ through the userspace IOAPIC.
+    assert!(c.contains("probe: interrupts ioapic"), "{c}");
+    assert!(c.contains("probe: serial irq ok"), "{c}");
     let mib: u32 = c
         .lines()
         .find_map(|l| l.strip_prefix("probe: memory "))
@@ -43,6 +50,29 @@ fn two_vcpus_linux64_entry() {
     let c = boot_and_poweroff("vmlinux-nopvh", "2");
     assert!(c.contains("probe: entry linux64"), "{c}");
     assert!(c.contains("probe: cpus 2"), "{c}");
+    assert!(c.contains("probe: interrupts ioapic"), "{c}");
+    assert!(c.contains("probe: serial irq ok"), "{c}");
+}
+
+#[test]
+fn split_irqchip_eight_vcpus_both_entries() {
+    for (kernel, entry) in [("vmlinux", "pvh"), ("vmlinux-nopvh", "linux64")] {
+        let c = boot_and_poweroff_with(kernel, &["--cpus", "8", "--irqchip", "split"]);
+        assert!(c.contains(&format!("probe: entry {entry}")), "{c}");
+        assert!(c.contains("probe: cpus 8"), "{c}");
+        assert!(c.contains("probe: interrupts ioapic"), "{c}");
+        assert!(c.contains("probe: serial irq ok"), "{c}");
+    }
+}
+
+#[test]
+fn kernel_irqchip_gives_the_guest_an_8259() {
+    for cpus in ["1", "4"] {
+        let c = boot_and_poweroff_with("vmlinux", &["--cpus", cpus, "--irqchip", "kernel"]);
+        assert!(c.contains(&format!("probe: cpus {cpus}")), "{c}");
+        assert!(c.contains("probe: interrupts 8259"), "{c}");
+        assert!(c.contains("probe: serial irq ok"), "{c}");
+    }
 }
 
 #[test]
@@ -151,6 +181,11 @@ fn api_pause_resume_counters_and_stop() {
     assert!(c["vcpus"][0]["io_out"].as_u64().unwrap() > 0, "{c}");
     assert!(c["devices"]["serial"].is_object(), "{c}");
     assert!(c["devices"]["rng"].is_object(), "{c}");
+    // Split irqchip: COM1's interrupt went through the userspace IOAPIC.
+    assert!(
+        c["devices"]["ioapic"]["delivered"].as_u64().unwrap() >= 1,
+        "{c}"
+    );
     let con = vm.api(r#"{"op":"console","from":0}"#);
     assert!(
         con["data"].as_str().unwrap().contains("probe: ready"),
@@ -216,22 +251,38 @@ fn hot_attached_drive_is_seen_by_the_guest() {
     vm.wait_exit(Duration::from_secs(10));
 }
 
-#[test]
-fn guest_answers_arp_and_ping_on_its_tap() {
-    let ns = NetNs::with_tap("net", "172.30.5.1/24");
-    let dir = Scratch::new("net");
+/// Boots the probe on a tap in a namespace of its own (`172.30.<subnet>.0/24`) with `flags`,
+/// waits until it idles, and pings it. An idle probe masks its tick, so the first answer needs
+/// the net device's interrupt.
+fn net_round_trip(tag: &str, subnet: u8, flags: &[&str]) -> String {
+    let ns = NetNs::with_tap(tag, &format!("172.30.{subnet}.1/24"));
+    let dir = Scratch::new(tag);
+    let disk = dir.path("disk.img");
+    std::fs::write(&disk, vec![0x5au8; 1 << 20]).unwrap();
+    let mut args = s(&[
+        "--net",
+        &format!("tap=tap0,mac=02:00:00:00:{subnet:02x}:02"),
+        "--disk",
+        &format!("path={}", disk.display()),
+    ]);
+    args.extend(s(flags));
     let mut vm = Vm::start(
         &dir,
         "vmlinux",
-        "ip=172.30.5.2::172.30.5.1:255.255.255.0::eth0:off",
-        &s(&["--net", "tap=tap0,mac=02:00:00:00:05:02"]),
+        &format!("ip=172.30.{subnet}.2::172.30.{subnet}.1:255.255.255.0::eth0:off"),
+        &args,
         Some(&ns.name),
     );
     vm.wait_for("probe: idle", BOOT);
     let c = vm.console_text();
-    assert!(c.contains("probe: net eth0 mac 02:00:00:00:05:02"), "{c}");
-    ns.exec_ok(&["arping", "-c", "2", "-w", "20", "-I", "tap0", "172.30.5.2"]);
-    ns.exec_ok(&["ping", "-c", "3", "-W", "5", "172.30.5.2"]);
+    assert!(
+        c.contains(&format!("probe: net eth0 mac 02:00:00:00:{subnet:02x}:02")),
+        "{c}"
+    );
+    assert!(c.contains("probe: disk vda size 1048576 sum"), "{c}");
+    let guest = format!("172.30.{subnet}.2");
+    ns.exec_ok(&["arping", "-c", "2", "-w", "20", "-I", "tap0", &guest]);
+    ns.exec_ok(&["ping", "-c", "3", "-W", "5", &guest]);
     let counters = vm.api(r#"{"op":"counters"}"#);
     assert!(
         counters["devices"]["net0"]["tx_packets"].as_u64().unwrap() >= 3,
@@ -239,6 +290,36 @@ fn guest_answers_arp_and_ping_on_its_tap() {
     );
     vm.api(r#"{"op":"stop"}"#);
     vm.wait_exit(Duration::from_secs(10));
+    c
+}
+
+#[test]
+fn guest_answers_arp_and_ping_on_its_tap() {
+    let c = net_round_trip("net", 5, &[]);
+    assert!(c.contains("probe: interrupts ioapic"), "{c}");
+}
+
+#[test]
+fn split_irqchip_four_vcpus_net_and_disk_interrupts() {
+    let c = net_round_trip("net4", 6, &["--cpus", "4", "--irqchip", "split"]);
+    assert!(c.contains("probe: cpus 4"), "{c}");
+    assert!(c.contains("probe: interrupts ioapic"), "{c}");
+}
+
+#[test]
+fn kernel_irqchip_net_and_disk_interrupts() {
+    let c = net_round_trip("netk", 7, &["--cpus", "2", "--irqchip", "kernel"]);
+    assert!(c.contains("probe: interrupts 8259"), "{c}");
+}
+
+#[test]
+fn kernel_irqchip_ctrl_alt_del() {
+    let dir = Scratch::new("cadk");
+    let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--irqchip", "kernel"]), None);
+    vm.wait_for("probe: idle", BOOT);
+    assert_eq!(vm.api(r#"{"op":"ctrl-alt-del"}"#)["ok"], true);
+    assert_eq!(vm.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    assert!(vm.console_text().contains("probe: ctrl-alt-del"));
 }
 
 #[test]

@@ -185,7 +185,7 @@ pub struct Config {
     /// The `strato-vmm` binary.
     pub vmm_binary: PathBuf,
     /// Configured CPU template; `None`: ask the monitor.
-    pub cpu_template: Option<String>,
+    pub cpu_template: Option<strato_vmm_api::config::CpuTemplate>,
     /// Status check interval (EC2: a minute).
     pub status_interval: Duration,
     /// Grace after boot before a silent guest counts as impaired.
@@ -269,14 +269,11 @@ impl Config {
             }
             Ok(Duration::from_secs_f64(v))
         };
-        let cpu_template = cpu_template.or(f.cpu_template);
-        if let Some(t) = &cpu_template {
-            if t != "host" && t != "emulated-kvm" {
-                return Err(ConfigError::Invalid(format!(
-                    "cpu_template {t:?}: use host or emulated-kvm"
-                )));
-            }
-        }
+        let cpu_template = cpu_template
+            .or(f.cpu_template)
+            .map(|t| t.parse::<strato_vmm_api::config::CpuTemplate>())
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("cpu_template: {e}")))?;
         let region = f.region.unwrap_or_else(|| "home-1".into());
         let availability_zones = f.availability_zones.unwrap_or_else(|| {
             ["a", "b", "c"]

@@ -14,12 +14,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::cloud::Cloud;
 use crate::db::now_s;
 use crate::lifecycle::State;
-use crate::supervisor::{self, VmmPaths};
+use crate::supervisor::{self, Monitor, VmmPaths};
+use strato_vmm_api::control::VmState;
 
 /// A check's summary status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,8 +128,8 @@ impl Cloud {
             return false;
         }
         let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        match supervisor::api(&paths.api, json!({"op": "state"}), Duration::from_secs(1)).await {
-            Ok(v) if v["state"] == "running" => {}
+        match Monitor::new(&paths, Duration::from_secs(1)).state().await {
+            Ok(s) if s.state == VmState::Running => {}
             _ => return false,
         }
         if supervisor::vcpu_threads(vm.process) != inst.vcpus as usize {

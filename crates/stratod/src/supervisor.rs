@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use strato_vmm_api::config::{CpuTemplate, UnknownTemplate, VmConfig};
+use strato_vmm_api::control::{
+    self, ConsoleChunk, Counters, Done, Request, StateOnly, StateReply, VmState,
+};
+use strato_vmm_api::exit::{ExitRecord, ExitStatus};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -31,10 +36,22 @@ pub enum SupervisorError {
     #[error("monitor refused {op}: {message}")]
     Refused {
         /// The request's op.
-        op: String,
+        op: &'static str,
         /// The monitor's sentence.
         message: String,
     },
+    /// The control socket answered something that is not a reply to the request.
+    #[error("monitor answered {op} with a malformed reply")]
+    Malformed {
+        /// The request's op.
+        op: &'static str,
+        /// What was wrong with it.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `strato-vmm --detect-cpu-template` gave an answer this daemon does not know.
+    #[error("monitor's CPU template detection: {0}")]
+    Detect(String),
     /// The monitor exited before it was up.
     #[error("monitor exited during boot: {0}")]
     EarlyExit(String),
@@ -80,20 +97,16 @@ pub struct Process {
 /// How a monitor ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
-    /// Exit status (`None`: killed by a signal, or gone without a record).
-    pub code: Option<i32>,
+    /// Exit status (`None`: killed by a signal, gone without a record, or a code this
+    /// daemon does not know).
+    pub status: Option<ExitStatus>,
     /// The monitor's sentence, or what the daemon could tell.
     pub reason: String,
 }
 
-/// Exit status of `strato-vmm` when the guest powered off or reset.
-pub const EXIT_GUEST_SHUTDOWN: i32 = 0;
-/// Exit status when it was stopped through its API or a signal.
-pub const EXIT_STOPPED: i32 = 4;
-
 /// Starts the monitor binary `bin` with the configuration `config` in a new session.
 /// Returns the process and a task handle that reaps it.
-pub fn spawn(bin: &Path, paths: &VmmPaths, config: &Value) -> Result<Process, SupervisorError> {
+pub fn spawn(bin: &Path, paths: &VmmPaths, config: &VmConfig) -> Result<Process, SupervisorError> {
     let text = serde_json::to_vec_pretty(config)
         .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e.into()))?;
     std::fs::write(&paths.config, text)
@@ -200,16 +213,13 @@ pub async fn wait_exit(p: Process, exit_status: &Path) -> Exit {
 
 /// Reads the exit record a monitor left; none means it was killed.
 pub fn read_exit(exit_status: &Path) -> Exit {
-    let parsed = std::fs::read(exit_status)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-    match parsed {
-        Some(v) => Exit {
-            code: v["code"].as_i64().map(|c| c as i32),
-            reason: v["reason"].as_str().unwrap_or("").to_string(),
+    match ExitRecord::read(exit_status) {
+        Some(r) => Exit {
+            status: r.status(),
+            reason: r.reason,
         },
         None => Exit {
-            code: None,
+            status: None,
             reason: "the monitor process was killed".to_string(),
         },
     }
@@ -235,44 +245,110 @@ pub fn kill(p: Process) {
     }
 }
 
-/// One request on the monitor's control socket, with a deadline.
-pub async fn api(
-    socket: &Path,
-    request: Value,
+/// A typed client of one monitor's control socket: each call connects, sends one request
+/// and reads one reply within the client's deadline.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    socket: PathBuf,
     timeout: Duration,
-) -> Result<Value, SupervisorError> {
-    let op = request["op"].as_str().unwrap_or("").to_string();
-    let err = |e: std::io::Error| SupervisorError::Api(socket.display().to_string(), e);
-    let exchange = async {
-        let mut stream = UnixStream::connect(socket).await?;
-        let mut line = serde_json::to_vec(&request)?;
-        line.push(b'\n');
-        stream.write_all(&line).await?;
-        let mut reader = BufReader::new(stream);
-        let mut reply = String::new();
-        reader.read_line(&mut reply).await?;
-        let v: Value = serde_json::from_str(&reply)?;
-        Ok::<Value, std::io::Error>(v)
-    };
-    let reply = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| {
-            err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "timed out",
-            ))
-        })?
-        .map_err(err)?;
-    if reply["ok"].as_bool() == Some(true) {
-        Ok(reply)
-    } else {
-        Err(SupervisorError::Refused {
-            op,
-            message: reply["error"]
-                .as_str()
-                .unwrap_or("no reason given")
-                .to_string(),
+}
+
+impl Monitor {
+    /// The monitor whose control socket is `paths.api`, with `timeout` for each call.
+    pub fn new(paths: &VmmPaths, timeout: Duration) -> Self {
+        Self {
+            socket: paths.api.clone(),
+            timeout,
+        }
+    }
+
+    /// One request, its reply read as `T`.
+    async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T, SupervisorError> {
+        let op = request.op();
+        let err = |e: std::io::Error| SupervisorError::Api(self.socket.display().to_string(), e);
+        let exchange = async {
+            let mut stream = UnixStream::connect(&self.socket).await?;
+            let mut line = request.encode().into_bytes();
+            line.push(b'\n');
+            stream.write_all(&line).await?;
+            let mut reader = BufReader::new(stream);
+            let mut reply = String::new();
+            reader.read_line(&mut reply).await?;
+            Ok::<String, std::io::Error>(reply)
+        };
+        let reply = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out",
+                ))
+            })?
+            .map_err(err)?;
+        control::decode_reply(&reply).map_err(|e| match e {
+            control::ReplyError::Refused(message) => SupervisorError::Refused { op, message },
+            control::ReplyError::Malformed(source) => SupervisorError::Malformed { op, source },
         })
+    }
+
+    /// The VM's state and size.
+    pub async fn state(&self) -> Result<StateReply, SupervisorError> {
+        self.call(Request::State {}).await
+    }
+
+    /// Exit and device counters.
+    pub async fn counters(&self) -> Result<Counters, SupervisorError> {
+        self.call(Request::Counters {}).await
+    }
+
+    /// Parks the vCPUs.
+    pub async fn pause(&self) -> Result<StateOnly, SupervisorError> {
+        self.call(Request::Pause {}).await
+    }
+
+    /// Unparks the vCPUs.
+    pub async fn resume(&self) -> Result<StateOnly, SupervisorError> {
+        self.call(Request::Resume {}).await
+    }
+
+    /// Ends the VM now.
+    pub async fn stop(&self) -> Result<StateOnly, SupervisorError> {
+        self.call(Request::Stop {}).await
+    }
+
+    /// Presses Ctrl-Alt-Del on the guest's keyboard.
+    pub async fn ctrl_alt_del(&self) -> Result<(), SupervisorError> {
+        self.call::<Done>(Request::CtrlAltDel {}).await.map(drop)
+    }
+
+    /// Puts a file into an empty drive slot.
+    pub async fn attach_drive(
+        &self,
+        slot: &str,
+        path: &Path,
+        readonly: bool,
+    ) -> Result<(), SupervisorError> {
+        self.call::<Done>(Request::AttachDrive {
+            id: slot.to_string(),
+            path: Some(path.to_path_buf()),
+            readonly,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Empties a drive slot.
+    pub async fn detach_drive(&self, slot: &str) -> Result<(), SupervisorError> {
+        self.call::<Done>(Request::DetachDrive {
+            id: slot.to_string(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Console output from byte position `from`.
+    pub async fn console(&self, from: Option<u64>) -> Result<ConsoleChunk, SupervisorError> {
+        self.call(Request::Console { from }).await
     }
 }
 
@@ -283,15 +359,10 @@ pub async fn wait_up(
     timeout: Duration,
 ) -> Result<(), SupervisorError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let monitor = Monitor::new(paths, Duration::from_millis(500));
     loop {
-        if let Ok(v) = api(
-            &paths.api,
-            json!({"op": "state"}),
-            Duration::from_millis(500),
-        )
-        .await
-        {
-            if v["state"] == "running" {
+        if let Ok(s) = monitor.state().await {
+            if s.state == VmState::Running {
                 return Ok(());
             }
         }
@@ -313,15 +384,18 @@ pub async fn wait_up(
 }
 
 /// The monitor's choice of CPU template for this host, from `strato-vmm
-/// --detect-cpu-template` (it knows which instructions this host's KVM refuses).
-pub fn detect_cpu_template(bin: &Path) -> Result<(String, String), SupervisorError> {
+/// --detect-cpu-template` (it knows which instructions this host's KVM refuses), and why.
+pub fn detect_cpu_template(bin: &Path) -> Result<(CpuTemplate, String), SupervisorError> {
     let out = std::process::Command::new(bin)
         .arg("--detect-cpu-template")
         .output()
         .map_err(|e| SupervisorError::Spawn(bin.display().to_string(), e))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let (name, reason) = text.trim().split_once('\t').unwrap_or((text.trim(), ""));
-    Ok((name.to_string(), reason.to_string()))
+    let template = name
+        .parse()
+        .map_err(|e: UnknownTemplate| SupervisorError::Detect(e.to_string()))?;
+    Ok((template, reason.to_string()))
 }
 
 #[cfg(test)]
@@ -343,7 +417,7 @@ mod tests {
     #[test]
     fn missing_exit_file_means_killed() {
         let e = read_exit(Path::new("/nonexistent/exit.json"));
-        assert_eq!(e.code, None);
+        assert_eq!(e.status, None);
     }
 
     #[tokio::test]
@@ -368,7 +442,7 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(exit.code, None);
+        assert_eq!(exit.status, None);
         reaper.join().unwrap();
     }
 }

@@ -17,7 +17,7 @@ const IOV_MAX: usize = 1024;
 
 /// A list of host buffers backed by guest memory.
 pub struct IoVecs<'m> {
-    iovs: IovList,
+    iovs: IovList<'m>,
     total: usize,
     _mem: PhantomData<&'m mut [u8]>,
 }
@@ -29,8 +29,37 @@ impl<'m> IoVecs<'m> {
         mem: &'m GuestMemoryMmap,
         bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
     ) -> Result<Self, GuestMemoryError> {
-        let mut iovs = IovList::new();
-        let mut total = 0usize;
+        let mut v = Self {
+            iovs: IovList::new(),
+            total: 0,
+            _mem: PhantomData,
+        };
+        v.push_guest(mem, bufs)?;
+        Ok(v)
+    }
+
+    /// A host buffer followed by guest buffers (mapped as [`IoVecs::new`] maps them): a
+    /// header the device built, in front of the guest's data.
+    pub fn with_host_prefix(
+        prefix: &'m mut [u8],
+        mem: &'m GuestMemoryMmap,
+        bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
+    ) -> Result<Self, GuestMemoryError> {
+        let mut v = Self {
+            iovs: IovList::new(),
+            total: 0,
+            _mem: PhantomData,
+        };
+        v.push_host_buffer(prefix);
+        v.push_guest(mem, bufs)?;
+        Ok(v)
+    }
+
+    fn push_guest(
+        &mut self,
+        mem: &'m GuestMemoryMmap,
+        bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
+    ) -> Result<(), GuestMemoryError> {
         for (addr, len) in bufs {
             let len = len as usize;
             if len == 0 {
@@ -42,18 +71,18 @@ impl<'m> IoVecs<'m> {
                 .ok_or(GuestMemoryError::InvalidGuestAddress(addr))?;
             // Common case: the buffer lies in one region.
             if let Ok(slice) = mem.get_slice(addr, len) {
-                iovs.push(libc::iovec {
+                self.iovs.push(libc::iovec {
                     iov_base: slice.ptr_guard_mut().as_ptr().cast(),
                     iov_len: slice.len(),
                 });
-                total = total.saturating_add(len);
+                self.total = self.total.saturating_add(len);
                 continue;
             }
             let mut covered = 0usize;
             for slice in GuestMemoryBackend::get_slices(mem, addr, len) {
                 let slice = slice?;
                 covered += slice.len();
-                iovs.push(libc::iovec {
+                self.iovs.push(libc::iovec {
                     iov_base: slice.ptr_guard_mut().as_ptr().cast(),
                     iov_len: slice.len(),
                 });
@@ -61,13 +90,9 @@ impl<'m> IoVecs<'m> {
             if covered != len {
                 return Err(GuestMemoryError::InvalidGuestAddress(addr));
             }
-            total = total.saturating_add(len);
+            self.total = self.total.saturating_add(len);
         }
-        Ok(Self {
-            iovs,
-            total,
-            _mem: PhantomData,
-        })
+        Ok(())
     }
 
     /// Appends a host buffer after the guest buffers: a frame read that overflows the
@@ -213,15 +238,113 @@ impl<'m> IoVecs<'m> {
     }
 }
 
+/// Guest buffers mapped once and consumed from the front: for a device that holds many
+/// available chains across requests (virtio-net's mergeable receive buffers), so each
+/// chain is looked up in guest memory once, not once per frame.
+///
+/// It keeps its own handle on guest memory, so the mappings its host pointers refer to
+/// live as long as it does.
+pub struct IovQueue {
+    _mem: GuestMemoryMmap,
+    iovs: Vec<libc::iovec>,
+    start: usize,
+    total: usize,
+}
+
+// SAFETY: the raw pointers point into guest memory that `_mem` keeps mapped; moving the
+// queue to another thread moves that handle with it.
+unsafe impl Send for IovQueue {}
+
+impl IovQueue {
+    /// An empty queue over `mem`.
+    pub fn new(mem: &GuestMemoryMmap) -> Self {
+        Self {
+            _mem: mem.clone(),
+            iovs: Vec::new(),
+            start: 0,
+            total: 0,
+        }
+    }
+
+    /// Appends guest buffers (checked and mapped as [`IoVecs::new`] does); returns how
+    /// many iovecs they took. Nothing is added on error, or when the queue would hold
+    /// more than one system call takes (`Ok(None)`).
+    pub fn push(
+        &mut self,
+        bufs: impl IntoIterator<Item = (GuestAddress, u32)>,
+    ) -> Result<Option<usize>, GuestMemoryError> {
+        let mapped = IoVecs::new(&self._mem, bufs)?;
+        let new = mapped.iovs.as_slice();
+        // One slot stays free for the spill buffer of `with_spill`.
+        if self.iovs.len() - self.start + new.len() >= IOV_MAX {
+            return Ok(None);
+        }
+        self.iovs.extend_from_slice(new);
+        self.total = self.total.saturating_add(mapped.total);
+        Ok(Some(new.len()))
+    }
+
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Runs `f` with the queued buffers followed by the host buffer `spill`, as one list.
+    pub fn with_spill<R>(&mut self, spill: &mut [u8], f: impl FnOnce(&IoVecs<'_>) -> R) -> R {
+        self.iovs.push(libc::iovec {
+            iov_base: spill.as_mut_ptr().cast(),
+            iov_len: spill.len(),
+        });
+        let r = {
+            let list = IoVecs {
+                iovs: IovList::Borrowed(self.iovs.get(self.start..).unwrap_or_default()),
+                total: self.total.saturating_add(spill.len()),
+                _mem: PhantomData,
+            };
+            f(&list)
+        };
+        self.iovs.pop();
+        r
+    }
+
+    /// Drops the first `iovs` iovecs, which cover `bytes` bytes.
+    pub fn pop_front(&mut self, iovs: usize, bytes: usize) {
+        self.start = (self.start + iovs).min(self.iovs.len());
+        self.total = self.total.saturating_sub(bytes);
+        // Move the rest to the front now and then, not on every frame.
+        if self.start == self.iovs.len() {
+            self.iovs.clear();
+            self.start = 0;
+        } else if self.start >= IOV_MAX {
+            self.iovs.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.iovs.clear();
+        self.start = 0;
+        self.total = 0;
+    }
+}
+
 /// Requests usually have one or two buffers: those stay inline, without allocating.
 const INLINE_IOVS: usize = 4;
 
-enum IovList {
+enum IovList<'m> {
     Inline([libc::iovec; INLINE_IOVS], usize),
     Heap(Vec<libc::iovec>),
+    /// A list an [`IovQueue`] keeps (never pushed to).
+    Borrowed(&'m [libc::iovec]),
 }
 
-impl IovList {
+impl IovList<'_> {
     fn new() -> Self {
         let empty = libc::iovec {
             iov_base: std::ptr::null_mut(),
@@ -244,6 +367,11 @@ impl IovList {
                 }
             },
             Self::Heap(v) => v.push(iov),
+            Self::Borrowed(b) => {
+                let mut v = b.to_vec();
+                v.push(iov);
+                *self = Self::Heap(v);
+            }
         }
     }
 
@@ -251,6 +379,7 @@ impl IovList {
         match self {
             Self::Inline(slots, n) => slots.get(..*n).unwrap_or(slots),
             Self::Heap(v) => v,
+            Self::Borrowed(b) => b,
         }
     }
 
@@ -353,5 +482,60 @@ mod tests {
         let mut back = vec![0u8; 2000];
         f.read_exact_at(&mut back, 0x2000).unwrap();
         assert_eq!(&back[..], &data[0x100..0x100 + 2000]);
+    }
+
+    #[test]
+    fn host_prefix_comes_first() {
+        let m = mem();
+        m.write_slice(b"world", GuestAddress(0x200)).unwrap();
+        let f = vmm_sys_util::tempfile::TempFile::new().unwrap().into_file();
+        let mut hello = *b"hello ";
+        let v = IoVecs::with_host_prefix(&mut hello, &m, [(GuestAddress(0x200), 5)]).unwrap();
+        assert_eq!(v.len(), 11);
+        v.pwrite_all(f.as_raw_fd(), 0).unwrap();
+        let mut back = [0u8; 11];
+        f.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(&back, b"hello world");
+        assert!(IoVecs::with_host_prefix(&mut hello, &m, [(GuestAddress(0x30000), 1)]).is_err());
+    }
+
+    #[test]
+    fn iov_queue_maps_once_and_consumes_from_the_front() {
+        let m = mem();
+        let f = vmm_sys_util::tempfile::TempFile::new().unwrap().into_file();
+        let data: Vec<u8> = (0..128u8).collect();
+        f.write_all_at(&data, 0).unwrap();
+        let mut q = IovQueue::new(&m);
+        assert!(q.is_empty());
+        // A buffer across the region boundary takes two iovecs.
+        assert_eq!(q.push([(GuestAddress(0xfff8), 16)]).unwrap(), Some(2));
+        assert_eq!(q.push([(GuestAddress(0x100), 16)]).unwrap(), Some(1));
+        assert!(q.push([(GuestAddress(0x30000), 16)]).is_err());
+        assert_eq!(q.len(), 32);
+        let mut spill = [0u8; 64];
+        let n = q.with_spill(&mut spill, |v| {
+            assert_eq!(v.len(), 96);
+            v.pread_exact(f.as_raw_fd(), 0).map(|()| v.len())
+        });
+        assert_eq!(n.unwrap(), 96);
+        let mut got = [0u8; 16];
+        m.read_slice(&mut got, GuestAddress(0x100)).unwrap();
+        assert_eq!(&got[..], &data[16..32]);
+        assert_eq!(&spill[..], &data[32..96]);
+        q.pop_front(2, 16);
+        assert_eq!(q.len(), 16);
+        q.with_spill(&mut [], |v| v.pread_exact(f.as_raw_fd(), 48))
+            .unwrap();
+        m.read_slice(&mut got, GuestAddress(0x100)).unwrap();
+        assert_eq!(&got[..], &data[48..64]);
+        q.pop_front(1, 16);
+        assert!(q.is_empty());
+        // The queue refuses what one system call could not take.
+        let many = (0..IOV_MAX as u64).map(|i| (GuestAddress(0x8000 + 2 * i), 1));
+        assert_eq!(q.push(many).unwrap(), None);
+        assert!(q.is_empty());
+        q.push([(GuestAddress(0x100), 1)]).unwrap();
+        q.clear();
+        assert!(q.is_empty());
     }
 }

@@ -20,7 +20,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::{ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{ActivateContext, ActivateError, ActiveQueue, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::{lock, BusDevice};
 use crate::irq::{IrqTrigger, VirtioInterrupt};
 use crate::log::warn_limited;
@@ -414,7 +414,11 @@ impl MmioTransport {
             }
             let copy =
                 Queue::try_from(q.state()).map_err(|_| ActivateError::InvalidQueue(index))?;
-            queues.push((copy, evt.try_clone().map_err(ActivateError::Backend)?));
+            queues.push(ActiveQueue {
+                index,
+                queue: copy,
+                evt: evt.try_clone().map_err(ActivateError::Backend)?,
+            });
         }
         lock(&self.device).activate(ActivateContext {
             mem: self.mem.clone(),

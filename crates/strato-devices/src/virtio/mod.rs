@@ -7,16 +7,16 @@
 
 use std::sync::Arc;
 
-use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::EventFd;
 
 use crate::event::EventHandler;
 use crate::irq::VirtioInterrupt;
 use crate::metrics::Metrics;
+pub use common::ActiveQueue;
 
 pub mod block;
 pub(crate) mod chain;
+pub mod common;
 pub(crate) mod guest;
 pub mod iovec;
 pub mod mmio;
@@ -61,8 +61,9 @@ pub enum ActivateError {
 pub struct ActivateContext {
     /// Guest memory.
     pub mem: GuestMemoryMmap,
-    /// The queues the driver made ready, with the ioeventfd the guest kicks each with.
-    pub queues: Vec<(Queue, EventFd)>,
+    /// The queues the driver made ready (in index order), with the ioeventfd the guest
+    /// kicks each with.
+    pub queues: Vec<ActiveQueue>,
     /// The features the driver acknowledged (a subset of the device's).
     pub acked_features: u64,
     /// The device's interrupt.

@@ -5,17 +5,15 @@
 
 use std::io;
 use std::os::unix::io::AsRawFd;
-use std::sync::Arc;
 
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::QueueT;
 use vm_memory::{Bytes, GuestMemoryMmap};
-use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::{BrokenChain, DescTable};
+use super::common::{fixed_queues, signal_used, ActiveQueue, VirtioCommon};
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
-use crate::irq::VirtioInterrupt;
 use crate::log::warn_limited;
 use crate::metrics::{Counter, Metrics};
 
@@ -35,24 +33,10 @@ struct RngMetrics {
     queue_events: Counter,
 }
 
-struct Active {
-    mem: GuestMemoryMmap,
-    queue: Queue,
-    queue_evt: EventFd,
-    interrupt: Arc<VirtioInterrupt>,
-}
-
-enum State {
-    Inactive,
-    Active(Active),
-}
-
 /// A virtio entropy device.
 pub struct Rng {
     id: String,
-    state: State,
-    retired: Vec<EventFd>,
-    sources_changed: bool,
+    common: VirtioCommon<[ActiveQueue; 1]>,
     buf: Vec<u8>,
     metrics: RngMetrics,
 }
@@ -62,9 +46,7 @@ impl Rng {
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            state: State::Inactive,
-            retired: Vec::new(),
-            sources_changed: false,
+            common: VirtioCommon::new(),
             buf: vec![0; MAX_REQUEST_BYTES],
             metrics: RngMetrics::default(),
         }
@@ -72,17 +54,19 @@ impl Rng {
 
     fn process_queue(&mut self) {
         let Self {
-            state,
+            common,
             buf,
             metrics,
             id,
-            ..
         } = self;
-        let State::Active(active) = state else { return };
+        let Some(active) = common.active_mut() else {
+            return;
+        };
         let mem = &active.mem;
+        let [ActiveQueue { queue, .. }] = &mut active.queues;
         let mut used = false;
-        let table = DescTable::new(mem, &active.queue);
-        while let Some(chain) = active.queue.pop_descriptor_chain(mem) {
+        let table = DescTable::new(mem, queue);
+        while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
             let len = match fill_chain(mem, table.collect(head), buf) {
                 Ok(n) => {
@@ -101,13 +85,13 @@ impl Rng {
                     0
                 }
             };
-            if let Err(e) = active.queue.add_used(mem, head, len) {
+            if let Err(e) = queue.add_used(mem, head, len) {
                 warn_limited!("virtio-rng {}: returning descriptor {}: {}", id, head, e);
             }
             used = true;
         }
-        if used && active.queue.needs_notification(mem).unwrap_or(true) {
-            if let Err(e) = active.interrupt.signal_used_queue() {
+        if used {
+            if let Err(e) = signal_used(queue, mem, &active.interrupt) {
                 warn_limited!("virtio-rng {}: used-ring interrupt: {}", id, e);
             }
         }
@@ -167,30 +151,30 @@ fn getrandom(buf: &mut [u8]) -> io::Result<()> {
 
 impl EventHandler for Rng {
     fn event_sources(&self) -> Vec<EventSource> {
-        match &self.state {
-            State::Active(a) => vec![EventSource {
-                fd: a.queue_evt.as_raw_fd(),
+        match self.common.active() {
+            Some(a) => vec![EventSource {
+                fd: a.queues[0].evt.as_raw_fd(),
                 token: QUEUE_TOKEN,
             }],
-            State::Inactive => Vec::new(),
+            None => Vec::new(),
         }
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(active) = &self.state else {
+        let Some(active) = self.common.active() else {
             return;
         };
         if token != QUEUE_TOKEN {
             warn_limited!("virtio-rng {}: unknown event token {}", self.id, token);
             return;
         }
-        let _ = active.queue_evt.read();
+        let _ = active.queues[0].evt.read();
         self.metrics.queue_events.inc();
         self.process_queue();
     }
 
     fn sources_changed(&mut self) -> bool {
-        std::mem::take(&mut self.sources_changed)
+        self.common.take_sources_changed()
     }
 }
 
@@ -234,30 +218,16 @@ impl VirtioDevice for Rng {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let Ok::<[(Queue, EventFd); 1], _>([(queue, queue_evt)]) = ctx.queues.try_into() else {
-            return Err(ActivateError::QueueCount { expected: 1, got });
-        };
-        self.retired.clear();
-        self.state = State::Active(Active {
-            mem: ctx.mem,
-            queue,
-            queue_evt,
-            interrupt: ctx.interrupt,
-        });
-        self.sources_changed = true;
-        Ok(())
+        self.common
+            .activate(ctx, |queues, _, _| fixed_queues(queues))
     }
 
     fn reset(&mut self) {
-        if let State::Active(active) = std::mem::replace(&mut self.state, State::Inactive) {
-            self.retired.push(active.queue_evt);
-            self.sources_changed = true;
-        }
+        self.common.reset();
     }
 
     fn is_active(&self) -> bool {
-        matches!(self.state, State::Active(_))
+        self.common.is_active()
     }
 }
 

@@ -16,7 +16,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::ActivateContext;
+use super::{ActivateContext, ActiveQueue};
 use crate::irq::{CountingTrigger, VirtioInterrupt};
 
 /// Device-writable descriptor flag.
@@ -131,6 +131,18 @@ impl<'a> TestQueue<'a> {
             .unwrap();
     }
 
+    /// EVENT_IDX: asks for an interrupt once the device has used entry `idx`.
+    pub fn set_used_event(&mut self, idx: u16) {
+        let at = self.avail + 4 + 2 * u64::from(self.size);
+        self.mem.write_obj(idx, GuestAddress(at)).unwrap();
+    }
+
+    /// EVENT_IDX: the available index past which the device wants a kick.
+    pub fn avail_event(&self) -> u16 {
+        let at = self.used + 4 + 8 * u64::from(self.size);
+        self.mem.read_obj(GuestAddress(at)).unwrap()
+    }
+
     /// Entries the device has returned.
     pub fn used_idx(&self) -> u16 {
         self.mem.read_obj(GuestAddress(self.used + 2)).unwrap()
@@ -165,9 +177,13 @@ pub fn activation(
     let interrupt = Arc::new(VirtioInterrupt::new(irq.clone()));
     let mut evts = Vec::new();
     let mut pairs = Vec::new();
-    for q in queues {
+    for (index, queue) in queues.into_iter().enumerate() {
         let evt = EventFd::new(EFD_NONBLOCK).unwrap();
-        pairs.push((q, evt.try_clone().unwrap()));
+        pairs.push(ActiveQueue {
+            index,
+            queue,
+            evt: evt.try_clone().unwrap(),
+        });
         evts.push(evt);
     }
     let ctx = ActivateContext {
@@ -209,4 +225,23 @@ fn many_requests_wrap_the_rings() {
         assert_eq!(tq.used(i as u16), (u32::from(head), i));
     }
     assert_eq!(tq.used_idx(), 600);
+}
+
+/// Runs `f` on a thread of its own in a new, empty network namespace (it needs
+/// CAP_SYS_ADMIN; `None` where that is refused), so taps a test creates never touch the
+/// host's network and vanish with the thread.
+pub fn in_own_netns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    std::thread::spawn(move || {
+        // SAFETY: unshare only changes this thread's namespaces.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            eprintln!(
+                "skipping: unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(f())
+    })
+    .join()
+    .unwrap()
 }

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use std::path::PathBuf;
+
+use strato_vmm_api::config::{DiskConfig, NetConfig, VmConfig};
+use strato_vmm_api::names;
 
 use super::launch::{device_index, HOT_SLOTS};
 use super::Cloud;
@@ -149,45 +152,58 @@ impl Cloud {
     }
 
     /// The monitor configuration of an instance: its volumes in device order, its instance
-    /// store, the config drive, empty slots for hot attach, its ENIs.
-    pub fn vm_config(&self, inst: &Instance) -> ApiResult<(Value, Vec<(String, String)>)> {
+    /// store, the config drive, empty slots for hot attach, its ENIs. Also returns each
+    /// volume's drive ID.
+    pub fn vm_config(&self, inst: &Instance) -> ApiResult<(VmConfig, Vec<(String, String)>)> {
         let dir = self.instance_dir(&inst.id);
         let paths = VmmPaths::in_dir(&dir);
-        let mut disks = Vec::new();
         let mut slots = Vec::new();
-        let mut devices: Vec<(usize, Value, Option<String>)> = Vec::new();
+        let disk = |id: String, path: Option<PathBuf>, readonly: bool| DiskConfig {
+            id: Some(id),
+            path,
+            fd: None,
+            readonly,
+        };
+        let mut devices: Vec<(usize, DiskConfig)> = Vec::new();
         for v in self.db.instance_volumes(&inst.id)? {
-            let drive = v.id.replace('-', "");
+            let drive = names::volume_drive(&v.id);
             devices.push((
                 v.device
                     .as_deref()
                     .and_then(device_index)
                     .unwrap_or(usize::MAX),
-                json!({"id": drive, "path": self.volume_path(&v.id)}),
-                Some(v.id.clone()),
+                disk(drive.clone(), Some(self.volume_path(&v.id)), false),
             ));
             slots.push((v.id.clone(), drive));
         }
         for s in &inst.instance_store {
             devices.push((
                 device_index(&s.device).unwrap_or(usize::MAX),
-                json!({"id": s.virtual_name, "path": dir.join(format!("{}.img", s.virtual_name))}),
-                None,
+                disk(
+                    s.virtual_name.clone(),
+                    Some(dir.join(format!("{}.img", s.virtual_name))),
+                    false,
+                ),
             ));
         }
         devices.sort_by_key(|d| d.0);
-        disks.extend(devices.into_iter().map(|d| d.1));
-        disks.push(
-            json!({"id": "config-drive", "path": dir.join("config-drive.img"), "readonly": true}),
-        );
-        for k in 0..HOT_SLOTS {
-            disks.push(json!({"id": format!("slot{k}")}));
-        }
+        let mut disks: Vec<DiskConfig> = devices.into_iter().map(|d| d.1).collect();
+        disks.push(disk(
+            names::CONFIG_DRIVE.to_string(),
+            Some(dir.join("config-drive.img")),
+            true,
+        ));
+        disks.extend((0..HOT_SLOTS).map(|k| disk(names::hot_slot(k), None, false)));
         let enis = self.db.instance_enis(&inst.id)?;
-        let nets: Vec<Value> = enis
+        let nets = enis
             .iter()
             .enumerate()
-            .map(|(k, e)| json!({"id": format!("eth{k}"), "tap": e.tap, "mac": e.mac}))
+            .map(|(k, e)| NetConfig {
+                id: Some(names::net(k)),
+                tap: Some(e.tap.clone()),
+                fd: None,
+                mac: Some(e.mac.clone()),
+            })
             .collect();
         let mut cmdline = inst.boot_args.clone();
         if let Some(e) = enis.first() {
@@ -203,22 +219,20 @@ impl Cloud {
                 }
             }
         }
-        let mut config = json!({
-            "kernel": inst.kernel,
-            "cmdline": cmdline,
-            "cpus": inst.vcpus,
-            "memory_mib": inst.memory_mib,
-            "disks": disks,
-            "nets": nets,
-            "rng": true,
-            "console": paths.console,
-            "api_socket": paths.api,
-            "exit_status_file": paths.exit_status,
-            "cpu_template": self.cpu_template,
-        });
-        if let Some(initrd) = &inst.initrd {
-            config["initrd"] = json!(initrd);
-        }
+        let config = VmConfig {
+            initrd: inst.initrd.as_ref().map(PathBuf::from),
+            cmdline,
+            cpus: inst.vcpus,
+            memory_mib: inst.memory_mib,
+            disks,
+            nets,
+            rng: true,
+            console: Some(paths.console),
+            api_socket: Some(paths.api),
+            exit_status_file: Some(paths.exit_status),
+            cpu_template: self.cpu_template,
+            ..VmConfig::new(&inst.kernel)
+        };
         Ok((config, slots))
     }
 

@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::Cloud;
 use crate::db::instances::Instance;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::lifecycle::{transition, verb, Event, Outcome, State};
-use crate::supervisor::{self, Exit, Process, VmmPaths, EXIT_GUEST_SHUTDOWN};
+use crate::supervisor::{self, Exit, Monitor, Process, VmmPaths};
+use strato_vmm_api::exit::ExitStatus;
 
 /// One instance's state change, as the API reports it.
 #[derive(Debug, Clone)]
@@ -266,18 +265,15 @@ impl Cloud {
         let exit = supervisor::wait_exit(vm.process, &paths.exit_status);
         tokio::pin!(exit);
         let short = Duration::from_secs(2);
-        if !force
-            && supervisor::api(&paths.api, json!({"op": "ctrl-alt-del"}), short)
-                .await
-                .is_ok()
-        {
+        let monitor = Monitor::new(&paths, short);
+        if !force && monitor.ctrl_alt_del().await.is_ok() {
             if let Ok(e) = tokio::time::timeout(self.cfg.stop_timeout, &mut exit).await {
                 self.forget_vm(id);
                 return Some(e);
             }
             tracing::info!(instance = id, "guest did not power off in time; forcing");
         }
-        let _ = supervisor::api(&paths.api, json!({"op": "stop"}), short).await;
+        let _ = monitor.stop().await;
         let e = match tokio::time::timeout(short, &mut exit).await {
             Ok(e) => e,
             Err(_) => {
@@ -285,7 +281,7 @@ impl Cloud {
                 tokio::time::timeout(Duration::from_secs(10), &mut exit)
                     .await
                     .unwrap_or(Exit {
-                        code: None,
+                        status: None,
                         reason: "killed".into(),
                     })
             }
@@ -430,7 +426,7 @@ impl Cloud {
             return;
         }
         let _ = self.db.set_vmm(id, None, None);
-        if exit.code == Some(EXIT_GUEST_SHUTDOWN) {
+        if exit.status == Some(ExitStatus::PowerOff) {
             tracing::info!(instance = id, behavior = %inst.shutdown_behavior, "guest powered off");
             if inst.shutdown_behavior == "terminate" {
                 if let Ok(true) = self.db.set_state(

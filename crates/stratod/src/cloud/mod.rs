@@ -52,7 +52,7 @@ pub struct Cloud {
     /// The state store.
     pub db: Db,
     /// The CPU template every monitor gets.
-    pub cpu_template: String,
+    pub cpu_template: strato_vmm_api::config::CpuTemplate,
     /// Running monitors by instance ID.
     vms: Mutex<HashMap<String, Vm>>,
     /// One operation lock per instance: a boot, stop, reboot or image capture at a time.
@@ -88,13 +88,13 @@ impl Cloud {
         let db = Db::open(&cfg.data_dir.join("strato.db"))?;
         let cpu_template = match &cfg.cpu_template {
             Some(t) => {
-                tracing::info!(template = %t, "CPU template from the configuration");
-                t.clone()
+                tracing::info!(template = t.name(), "CPU template from the configuration");
+                *t
             }
             None => {
                 let (t, why) = crate::supervisor::detect_cpu_template(&cfg.vmm_binary)
                     .map_err(StartError::Detect)?;
-                tracing::info!(template = %t, reason = %why, "CPU template detected");
+                tracing::info!(template = t.name(), reason = %why, "CPU template detected");
                 t
             }
         };

@@ -6,11 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::Cloud;
 use crate::lifecycle::State;
-use crate::supervisor::{self, Process, VmmPaths};
+use crate::supervisor::{self, Monitor, Process, VmmPaths};
 
 impl Cloud {
     /// Brings every instance back under supervision.
@@ -40,10 +38,10 @@ impl Cloud {
             };
             let adopted = match process {
                 Some(p) if supervisor::alive(p) => {
-                    let answers =
-                        supervisor::api(&paths.api, json!({"op": "state"}), Duration::from_secs(2))
-                            .await
-                            .is_ok();
+                    let answers = Monitor::new(&paths, Duration::from_secs(2))
+                        .state()
+                        .await
+                        .is_ok();
                     if answers {
                         self.set_vm(&inst.id, p);
                         self.watch(&inst.id, p);

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::launch::{check_device, check_size, device_index, HOT_SLOTS};
 use super::Cloud;
 use crate::db::instances::Tag;
@@ -16,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, Kind};
 use crate::lifecycle::State;
 use crate::storage::{self, GIB};
-use crate::supervisor::{self, VmmPaths};
+use crate::supervisor::{Monitor, VmmPaths};
+use strato_vmm_api::names;
 
 /// Volume type labels EC2 knows.
 pub const VOLUME_TYPES: &[&str] = &["standard", "gp2", "gp3", "io1", "io2", "st1", "sc1"];
@@ -265,10 +264,7 @@ impl Cloud {
         }
         if running {
             let used: Vec<String> = attached.iter().filter_map(|a| a.slot.clone()).collect();
-            let slot = (0..HOT_SLOTS)
-                .map(|k| format!("slot{k}"))
-                .find(|s| !used.contains(s));
-            let Some(slot) = slot else {
+            let Some(slot) = names::free_hot_slot(HOT_SLOTS, &used) else {
                 self.db.detach_volume(volume_id)?;
                 return Err(ApiError::new(
                     "AttachmentLimitExceeded",
@@ -276,8 +272,11 @@ impl Cloud {
                 ));
             };
             let paths = VmmPaths::in_dir(&self.instance_dir(instance_id));
-            let req = json!({"op": "attach-drive", "id": slot, "path": self.volume_path(volume_id), "readonly": false});
-            if let Err(e) = supervisor::api(&paths.api, req, Duration::from_secs(5)).await {
+            let monitor = Monitor::new(&paths, Duration::from_secs(5));
+            if let Err(e) = monitor
+                .attach_drive(&slot, &self.volume_path(volume_id), false)
+                .await
+            {
                 self.db.detach_volume(volume_id)?;
                 return Err(ApiError::internal(format!(
                     "The monitor refused the attachment: {}",
@@ -336,8 +335,8 @@ impl Cloud {
             if let Some(slot) = &v.slot {
                 self.db.set_attach_state(volume_id, "detaching")?;
                 let paths = VmmPaths::in_dir(&self.instance_dir(&owner_instance));
-                let req = json!({"op": "detach-drive", "id": slot});
-                if let Err(e) = supervisor::api(&paths.api, req, Duration::from_secs(5)).await {
+                let monitor = Monitor::new(&paths, Duration::from_secs(5));
+                if let Err(e) = monitor.detach_drive(slot).await {
                     if !force {
                         self.db.set_attach_state(volume_id, "attached")?;
                         return Err(ApiError::internal(format!(

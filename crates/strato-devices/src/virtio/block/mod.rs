@@ -6,9 +6,9 @@
 //! capacity 0 and fails every request with IOERR until [`Block::attach`].
 
 use std::io;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use virtio_bindings::bindings::virtio_blk::{
     VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
@@ -16,16 +16,15 @@ use virtio_bindings::bindings::virtio_blk::{
     VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
 };
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::{BrokenChain, DescTable};
+use super::common::{fixed_queues, read_config, signal_used, ActiveQueue, VirtioCommon};
 use super::guest::write_bytes;
 use super::iovec::IoVecs;
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
-use crate::irq::VirtioInterrupt;
 use crate::log::warn_limited;
 use crate::metrics::{Counter, Metrics};
 
@@ -89,18 +88,6 @@ enum Slot {
     Attached(DiskFile),
 }
 
-struct Active {
-    mem: GuestMemoryMmap,
-    queue: Queue,
-    queue_evt: EventFd,
-    interrupt: Arc<VirtioInterrupt>,
-}
-
-enum State {
-    Inactive,
-    Active(Active),
-}
-
 /// A virtio-blk device.
 pub struct Block {
     id: String,
@@ -108,11 +95,7 @@ pub struct Block {
     slot: Slot,
     read_only: bool,
     generation: u32,
-    state: State,
-    /// Queue EventFds of the last activation, kept open after a reset so the event
-    /// loop can still deregister them; dropped on the next activation.
-    retired: Vec<EventFd>,
-    sources_changed: bool,
+    common: VirtioCommon<[ActiveQueue; 1]>,
     metrics: BlockMetrics,
 }
 
@@ -137,9 +120,7 @@ impl Block {
             slot: Slot::Empty,
             read_only,
             generation: 0,
-            state: State::Inactive,
-            retired: Vec::new(),
-            sources_changed: false,
+            common: VirtioCommon::new(),
             metrics: BlockMetrics::default(),
         }
     }
@@ -218,7 +199,7 @@ impl Block {
     fn config_changed(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         self.metrics.config_changes.inc();
-        if let State::Active(active) = &self.state {
+        if let Some(active) = self.common.active() {
             if let Err(e) = active.interrupt.signal_config_change() {
                 warn_limited!("virtio-blk {}: config interrupt: {}", self.id, e);
             }
@@ -248,46 +229,52 @@ impl Block {
 
     fn process_queue(&mut self) {
         let Self {
-            state,
+            common,
             slot,
             serial,
             metrics,
             id,
             ..
         } = self;
-        let State::Active(active) = state else { return };
+        let Some(active) = common.active_mut() else {
+            return;
+        };
         let mem = &active.mem;
+        let [ActiveQueue {
+            queue,
+            evt: queue_evt,
+            ..
+        }] = &mut active.queues;
         let mut used = false;
         // Take every chain the driver has published (one read of the available index),
         // then serve them: at most a ring's worth per event.
-        let heads: Vec<u16> = match active.queue.iter(mem) {
+        let heads: Vec<u16> = match queue.iter(mem) {
             Ok(iter) => iter.map(|chain| chain.head_index()).collect(),
             Err(e) => {
                 warn_limited!("virtio-blk {}: reading the available ring: {}", id, e);
                 Vec::new()
             }
         };
-        let table = DescTable::new(mem, &active.queue);
+        let table = DescTable::new(mem, queue);
         for head in heads {
             let len = run_chain(slot, serial, metrics, mem, table.collect(head));
-            if let Err(e) = active.queue.add_used(mem, head, len) {
+            if let Err(e) = queue.add_used(mem, head, len) {
                 warn_limited!("virtio-blk {}: returning descriptor {}: {}", id, head, e);
             }
             used = true;
         }
         // More published meanwhile: come back through the event loop, so one busy
         // queue cannot starve the other devices.
-        let pending = active
-            .queue
+        let pending = queue
             .avail_idx(mem, Ordering::Acquire)
-            .is_ok_and(|idx| idx.0 != active.queue.next_avail());
+            .is_ok_and(|idx| idx.0 != queue.next_avail());
         if used && pending {
-            if let Err(e) = active.queue_evt.write(1) {
+            if let Err(e) = queue_evt.write(1) {
                 warn_limited!("virtio-blk {}: re-arming the queue: {}", id, e);
             }
         }
-        if used && active.queue.needs_notification(mem).unwrap_or(true) {
-            if let Err(e) = active.interrupt.signal_used_queue() {
+        if used {
+            if let Err(e) = signal_used(queue, mem, &active.interrupt) {
                 warn_limited!("virtio-blk {}: used-ring interrupt: {}", id, e);
             }
         }
@@ -492,17 +479,17 @@ fn write_buffers(
 
 impl EventHandler for Block {
     fn event_sources(&self) -> Vec<EventSource> {
-        match &self.state {
-            State::Active(a) => vec![EventSource {
-                fd: fd_of(&a.queue_evt),
+        match self.common.active() {
+            Some(a) => vec![EventSource {
+                fd: a.queues[0].evt.as_raw_fd(),
                 token: QUEUE_TOKEN,
             }],
-            State::Inactive => Vec::new(),
+            None => Vec::new(),
         }
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(active) = &self.state else {
+        let Some(active) = self.common.active() else {
             return;
         };
         if token != QUEUE_TOKEN {
@@ -510,19 +497,14 @@ impl EventHandler for Block {
             return;
         }
         // Non-blocking: nothing to read is fine, the queue is processed anyway.
-        let _ = active.queue_evt.read();
+        let _ = active.queues[0].evt.read();
         self.metrics.queue_events.inc();
         self.process_queue();
     }
 
     fn sources_changed(&mut self) -> bool {
-        std::mem::take(&mut self.sources_changed)
+        self.common.take_sources_changed()
     }
-}
-
-fn fd_of(evt: &EventFd) -> std::os::unix::io::RawFd {
-    use std::os::unix::io::AsRawFd;
-    evt.as_raw_fd()
 }
 
 impl Metrics for Block {
@@ -569,17 +551,7 @@ impl VirtioDevice for Block {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let config = self.config_bytes();
-        data.fill(0);
-        let Ok(start) = usize::try_from(offset) else {
-            return;
-        };
-        if let Some(src) = config.get(start..) {
-            let n = src.len().min(data.len());
-            if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-        }
+        read_config(&self.config_bytes(), offset, data);
     }
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
@@ -593,30 +565,16 @@ impl VirtioDevice for Block {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let Ok::<[(Queue, EventFd); 1], _>([(queue, queue_evt)]) = ctx.queues.try_into() else {
-            return Err(ActivateError::QueueCount { expected: 1, got });
-        };
-        self.retired.clear();
-        self.state = State::Active(Active {
-            mem: ctx.mem,
-            queue,
-            queue_evt,
-            interrupt: ctx.interrupt,
-        });
-        self.sources_changed = true;
-        Ok(())
+        self.common
+            .activate(ctx, |queues, _, _| fixed_queues(queues))
     }
 
     fn reset(&mut self) {
-        if let State::Active(active) = std::mem::replace(&mut self.state, State::Inactive) {
-            self.retired.push(active.queue_evt);
-            self.sources_changed = true;
-        }
+        self.common.reset();
     }
 
     fn is_active(&self) -> bool {
-        matches!(self.state, State::Active(_))
+        self.common.is_active()
     }
 
     fn config_generation(&self) -> u32 {

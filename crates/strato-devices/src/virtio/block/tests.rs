@@ -536,11 +536,11 @@ fn event_glue_follows_activation() {
     assert!(dev.sources_changed());
     assert!(dev.event_sources().is_empty());
     // The retired descriptor stays open until the next activation.
-    assert_eq!(dev.retired.len(), 1);
+    assert_eq!(dev.common.retired(), 1);
     dev.handle_event(QUEUE_TOKEN);
     let (ctx, _act) = activation(&m, vec![q.queue()], VIRTIO_F_VERSION_1);
     dev.activate(ctx).unwrap();
-    assert!(dev.retired.is_empty());
+    assert_eq!(dev.common.retired(), 0);
 }
 
 #[test]

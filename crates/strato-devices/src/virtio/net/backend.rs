@@ -15,4 +15,8 @@ pub trait FrameIo: AsRawFd + Send {
     fn read_frame(&mut self, bufs: &IoVecs<'_>) -> io::Result<usize>;
     /// Writes one frame made of all of `bufs`.
     fn write_frame(&mut self, bufs: &IoVecs<'_>) -> io::Result<usize>;
+    /// Sets which offloads frames read from the channel may carry (`TUNSETOFFLOAD`
+    /// flags, [`super::header::tun`]): partial checksums and segmentation the reader
+    /// then finishes. Fails if the channel cannot hand over one of them.
+    fn set_offloads(&mut self, flags: u32) -> io::Result<()>;
 }

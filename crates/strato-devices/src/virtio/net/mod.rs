@@ -1,30 +1,40 @@
 //! virtio-net over a Linux tap.
 //!
-//! Queue 0 receives (RX), queue 1 transmits (TX). Guest buffers hold a 12-byte
-//! `virtio_net_hdr_v1` followed by the Ethernet frame; the tap uses the same header,
-//! so frames move between guest memory and the tap with `readv`/`writev` and no copy.
-//! No offloads are offered, so the header is always "no checksum, no GSO".
+//! Queues come in pairs, receive then transmit (receiveq1 = 0, transmitq1 = 1, ...), with
+//! the control queue after the last pair when there is one. Guest buffers hold a 12-byte
+//! `virtio_net_hdr_v1` followed by the Ethernet frame; the tap uses the same header, so
+//! frames move between guest memory and the tap with `readv`/`writev` and no copy of the
+//! frame. The guest's TX header never reaches the tap as written: the device copies it
+//! out once, checks it against the negotiated offloads and writes its own ([`header`]).
 //!
-//! The tap is watched only while the RX queue may have buffers: when it runs dry the
-//! device stops listening to the tap (level-triggered readiness would spin) and waits
-//! for the guest to kick the RX queue. A tap read error parks it the same way until the
-//! guest kicks either queue.
+//! Two kinds of device:
+//! - **plain** (the default): one queue pair, no offloads, one chain per received frame.
+//! - **enhanced** (EC2's `EnaSupport`): checksum and TCP segmentation offloads both ways
+//!   (the tap is told which ones the guest accepts, `TUNSETOFFLOAD`), mergeable receive
+//!   buffers ([`rx`]), EVENT_IDX notification suppression, and with a multiqueue tap one
+//!   queue pair per tap queue, the guest choosing how many it uses through the control
+//!   queue ([`ctrl`]). Tap queue `k` delivers into pair `k mod pairs-in-use`, pair `p`
+//!   transmits on tap queue `p`.
+//!
+//! A tap is watched only while the RX queue it feeds may have buffers: when that runs
+//! dry the device stops listening (level-triggered readiness would spin) and waits for
+//! the guest to kick the RX queue. A tap read error parks it the same way until the
+//! guest kicks either queue of the pair.
 
-use std::io;
 use std::os::unix::io::AsRawFd;
-use std::sync::Arc;
 
 use virtio_bindings::bindings::virtio_net::{
-    VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP,
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_ECN,
+    VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_HOST_ECN,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MQ,
+    VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP,
 };
-use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::eventfd::EventFd;
+use virtio_bindings::bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemoryMmap;
 
-use super::chain::{BrokenChain, DescTable};
-use super::guest::write_bytes;
-use super::iovec::IoVecs;
+use super::chain::BrokenChain;
+use super::common::{read_config, signal_used, Activated, VirtioCommon};
 use super::{device_type, ActivateContext, ActivateError, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::event::{EventHandler, EventSource};
 use crate::irq::VirtioInterrupt;
@@ -32,37 +42,67 @@ use crate::log::warn_limited;
 use crate::metrics::{Counter, Metrics};
 
 pub mod backend;
+mod bufs;
+mod ctrl;
+pub mod header;
+mod queues;
+mod rx;
 pub mod tap;
+mod tx;
 
 pub use backend::FrameIo;
+pub use header::VNET_HDR_LEN;
 pub use tap::{Tap, TapError};
+
+use header::{tun, HeaderError, Offloads};
+use queues::NetQueues;
 
 /// Size of each queue.
 pub const QUEUE_SIZE: u16 = 256;
-/// Event token of the RX queue (queue 0).
+/// Most queue pairs (one per vCPU).
+pub const MAX_QUEUE_PAIRS: usize = 8;
+/// Event token of the RX queue of pair 0 (queue 0); pair `p`'s is [`rx_token`]`(p)`.
 pub const RX_TOKEN: u32 = 0;
-/// Event token of the TX queue (queue 1).
+/// Event token of the TX queue of pair 0 (queue 1); pair `p`'s is [`tx_token`]`(p)`.
 pub const TX_TOKEN: u32 = 1;
-/// Event token of the tap.
+/// Event token of the (first) tap; tap queue `k`'s is [`tap_token`]`(k)`.
 pub const TAP_TOKEN: u32 = 2;
-/// Length of `virtio_net_hdr_v1`.
-pub const VNET_HDR_LEN: usize = 12;
+/// Event token of the control queue.
+pub const CTRL_TOKEN: u32 = 3 * MAX_QUEUE_PAIRS as u32;
 /// Longest frame moved, header included: 64 KiB of payload plus Ethernet and VLAN
 /// headers plus the vnet header.
 pub const MAX_FRAME_LEN: usize = 65562;
 const ETH_HLEN: usize = 14;
-/// Offset of `num_buffers` in the vnet header.
-const NUM_BUFFERS_OFFSET: usize = 10;
-const CONFIG_LEN: usize = 8;
+/// MAC, status, max_virtqueue_pairs.
+const CONFIG_LEN: usize = 10;
+
+/// Event token of pair `pair`'s RX queue.
+pub fn rx_token(pair: usize) -> u32 {
+    3 * pair as u32
+}
+
+/// Event token of pair `pair`'s TX queue.
+pub fn tx_token(pair: usize) -> u32 {
+    3 * pair as u32 + 1
+}
+
+/// Event token of tap queue `tap`.
+pub fn tap_token(tap: usize) -> u32 {
+    3 * tap as u32 + 2
+}
 
 /// How to build a [`Net`].
 pub struct NetConfig<T = Tap> {
     /// The interface ID (logs and metrics).
     pub id: String,
-    /// The frame backend, normally a tap.
-    pub tap: T,
+    /// The frame backends, normally taps: one, or the queues of a multiqueue tap (one
+    /// queue pair each; more than one needs `enhanced`).
+    pub taps: Vec<T>,
     /// The guest's MAC address; `None` lets the driver pick one.
     pub mac: Option<[u8; 6]>,
+    /// Enhanced networking: offloads, mergeable receive buffers, EVENT_IDX and
+    /// multiqueue. Without it, the plain device.
+    pub enhanced: bool,
 }
 
 /// Errors from building a network device.
@@ -71,6 +111,18 @@ pub enum NetError {
     /// A multicast (or broadcast) MAC address.
     #[error("mac address {0:02x?} is not unicast")]
     MulticastMac([u8; 6]),
+    /// No frame backend.
+    #[error("no tap given")]
+    NoTap,
+    /// More tap queues than queue pairs a device may have.
+    #[error("{0} tap queues, at most {MAX_QUEUE_PAIRS}")]
+    TooManyQueues(usize),
+    /// Several tap queues for a plain device, which has one queue pair.
+    #[error("{0} tap queues need enhanced networking")]
+    MultiqueuePlain(usize),
+    /// The tap's offloads could not be turned off.
+    #[error("clearing the tap's offloads: {0}")]
+    Offloads(#[source] std::io::Error),
 }
 
 #[derive(Debug, Default)]
@@ -81,58 +133,121 @@ struct NetMetrics {
     tx_bytes: Counter,
     rx_dropped: Counter,
     tx_dropped: Counter,
+    rx_bad_headers: Counter,
+    tx_bad_headers: Counter,
     invalid_chains: Counter,
     tap_read_errors: Counter,
     tap_write_errors: Counter,
     rx_queue_events: Counter,
     tx_queue_events: Counter,
     tap_events: Counter,
+    ctrl_commands: Counter,
+    ctrl_errors: Counter,
 }
 
-struct Active {
-    mem: GuestMemoryMmap,
-    rx: Queue,
-    rx_evt: EventFd,
-    tx: Queue,
-    tx_evt: EventFd,
-    interrupt: Arc<VirtioInterrupt>,
-    /// Whether the tap is among the event sources (RX buffers may be available).
-    watch_tap: bool,
+/// What the queue paths share: guest memory, the interrupt, counters, the name.
+struct Env<'a> {
+    mem: &'a GuestMemoryMmap,
+    interrupt: &'a VirtioInterrupt,
+    metrics: &'a NetMetrics,
+    id: &'a str,
 }
 
-enum State {
-    Inactive,
-    Active(Active),
+impl Env<'_> {
+    /// Raises the used-ring interrupt for `q` unless the guest suppressed it.
+    fn notify(&self, q: &mut Queue) {
+        if let Err(e) = signal_used(q, self.mem, self.interrupt) {
+            warn_limited!("virtio-net {}: used-ring interrupt: {}", self.id, e);
+        }
+    }
 }
 
 /// A virtio-net device.
 pub struct Net<T: FrameIo = Tap> {
     id: String,
-    tap: T,
+    taps: Vec<T>,
     mac: Option<[u8; 6]>,
-    state: State,
-    retired: Vec<EventFd>,
-    sources_changed: bool,
+    features: u64,
+    queue_sizes: Vec<u16>,
+    common: VirtioCommon<NetQueues>,
     /// Catches the tail of a frame that overflows the guest's RX buffers.
     overflow: Vec<u8>,
     metrics: NetMetrics,
 }
 
+/// The `TUNSETOFFLOAD` flags an enhanced device wants the tap to support.
+const TAP_OFFLOADS: u32 = tun::TUN_F_CSUM | tun::TUN_F_TSO4 | tun::TUN_F_TSO6 | tun::TUN_F_TSO_ECN;
+
 impl<T: FrameIo> Net<T> {
-    /// Builds the device.
+    /// Builds the device. An enhanced device offers the guest receive offloads only if
+    /// the tap takes them.
     pub fn new(config: NetConfig<T>) -> Result<Self, NetError> {
-        if let Some(mac) = config.mac {
+        let NetConfig {
+            id,
+            mut taps,
+            mac,
+            enhanced,
+        } = config;
+        if let Some(mac) = mac {
             if mac[0] & 1 != 0 {
                 return Err(NetError::MulticastMac(mac));
             }
         }
+        let queues = taps.len();
+        if queues == 0 {
+            return Err(NetError::NoTap);
+        }
+        if queues > MAX_QUEUE_PAIRS {
+            return Err(NetError::TooManyQueues(queues));
+        }
+        if queues > 1 && !enhanced {
+            return Err(NetError::MultiqueuePlain(queues));
+        }
+        let mut features = VIRTIO_F_VERSION_1 | 1 << VIRTIO_NET_F_STATUS;
+        if mac.is_some() {
+            features |= 1 << VIRTIO_NET_F_MAC;
+        }
+        if enhanced {
+            features |= 1 << VIRTIO_NET_F_CSUM
+                | 1 << VIRTIO_NET_F_HOST_TSO4
+                | 1 << VIRTIO_NET_F_HOST_TSO6
+                | 1 << VIRTIO_NET_F_HOST_ECN
+                | 1 << VIRTIO_NET_F_MRG_RXBUF
+                | 1 << VIRTIO_RING_F_EVENT_IDX;
+            let probe = taps
+                .iter_mut()
+                .try_for_each(|t| t.set_offloads(TAP_OFFLOADS));
+            match probe {
+                Ok(()) => {
+                    features |= 1 << VIRTIO_NET_F_GUEST_CSUM
+                        | 1 << VIRTIO_NET_F_GUEST_TSO4
+                        | 1 << VIRTIO_NET_F_GUEST_TSO6
+                        | 1 << VIRTIO_NET_F_GUEST_ECN;
+                }
+                Err(e) => tracing::warn!(
+                    "virtio-net {}: the tap takes no receive offloads ({}); not offering them",
+                    id,
+                    e
+                ),
+            }
+            for t in &mut taps {
+                t.set_offloads(0).map_err(NetError::Offloads)?;
+            }
+            if queues > 1 {
+                features |= 1 << VIRTIO_NET_F_CTRL_VQ | 1 << VIRTIO_NET_F_MQ;
+            }
+        }
+        let mut queue_sizes = vec![QUEUE_SIZE; 2 * queues];
+        if features & 1 << VIRTIO_NET_F_CTRL_VQ != 0 {
+            queue_sizes.push(QUEUE_SIZE);
+        }
         Ok(Self {
-            id: config.id,
-            tap: config.tap,
-            mac: config.mac,
-            state: State::Inactive,
-            retired: Vec::new(),
-            sources_changed: false,
+            id,
+            taps,
+            mac,
+            features,
+            queue_sizes,
+            common: VirtioCommon::new(),
             overflow: vec![0; MAX_FRAME_LEN],
             metrics: NetMetrics::default(),
         })
@@ -148,9 +263,14 @@ impl<T: FrameIo> Net<T> {
         self.mac
     }
 
-    /// The frame backend.
-    pub fn tap(&self) -> &T {
-        &self.tap
+    /// The frame backends, one per queue pair.
+    pub fn taps(&self) -> &[T] {
+        &self.taps
+    }
+
+    /// Queue pairs in use (0 while inactive).
+    pub fn active_pairs(&self) -> usize {
+        self.common.active().map_or(0, |a| a.queues.active_pairs)
     }
 
     fn config_bytes(&self) -> [u8; CONFIG_LEN] {
@@ -159,148 +279,145 @@ impl<T: FrameIo> Net<T> {
             c[..6].copy_from_slice(&mac);
         }
         c[6..8].copy_from_slice(&(VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
+        if self.features & 1 << VIRTIO_NET_F_MQ != 0 {
+            // At most MAX_QUEUE_PAIRS.
+            c[8..10].copy_from_slice(&(self.taps.len() as u16).to_le_bytes());
+        }
         c
     }
 
-    /// Moves frames from the tap into RX buffers until either runs out.
-    fn process_rx(&mut self) {
+    /// Moves frames from tap queue `tap` into the RX queue it feeds.
+    fn process_rx(&mut self, tap: usize) {
         let Self {
-            state,
-            tap,
+            common,
+            taps,
             overflow,
             metrics,
             id,
-            sources_changed,
             ..
         } = self;
-        let State::Active(a) = state else { return };
-        let mem = &a.mem;
-        let mut used = false;
-        let table = DescTable::new(mem, &a.rx);
-        loop {
-            let Some(chain) = a.rx.pop_descriptor_chain(mem) else {
-                // Out of buffers: stop watching the tap until the guest adds some.
-                if a.watch_tap {
-                    a.watch_tap = false;
-                    *sources_changed = true;
-                }
-                break;
-            };
-            let head = chain.head_index();
-            let bufs = match rx_buffers(table.collect(head)) {
-                Ok(bufs) => bufs,
-                Err(why) => {
-                    metrics.invalid_chains.inc();
-                    warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-                    used |= return_used(&mut a.rx, mem, head, 0, id);
-                    continue;
-                }
-            };
-            let capacity = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
-            let mut iovs = match IoVecs::new(mem, bufs.iter().copied()) {
-                Ok(iovs) => iovs,
-                Err(e) => {
-                    metrics.invalid_chains.inc();
-                    warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
-                    used |= return_used(&mut a.rx, mem, head, 0, id);
-                    continue;
-                }
-            };
-            iovs.push_host_buffer(overflow.as_mut_slice());
-            match tap.read_frame(&iovs) {
-                Ok(n) if n > capacity => {
-                    // Does not fit: drop the frame, keep the buffers for the next one.
-                    metrics.rx_dropped.inc();
-                    warn_limited!(
-                        "virtio-net {}: dropped a {}-byte frame (buffers: {})",
-                        id,
-                        n,
-                        capacity
-                    );
-                    a.rx.go_to_previous_position();
-                }
-                Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
-                    // One buffer per frame: num_buffers is 1 without MRG_RXBUF.
-                    write_at(mem, &bufs, NUM_BUFFERS_OFFSET, &1u16.to_le_bytes());
-                    metrics.rx_packets.inc();
-                    metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
-                    // n <= capacity, the sum of u32 lengths of at most QUEUE_SIZE buffers.
-                    used |= return_used(&mut a.rx, mem, head, u32::try_from(n).unwrap_or(0), id);
-                }
-                Ok(n) => {
-                    metrics.rx_dropped.inc();
-                    warn_limited!("virtio-net {}: dropped a runt frame of {} bytes", id, n);
-                    a.rx.go_to_previous_position();
-                    if n == 0 {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    a.rx.go_to_previous_position();
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => break,
-                        io::ErrorKind::Interrupted => continue,
-                        _ => {
-                            // A tap in error stays readable: stop watching it (or the
-                            // loop spins) until the guest next kicks a queue.
-                            metrics.tap_read_errors.inc();
-                            warn_limited!("virtio-net {}: reading the tap: {}", id, e);
-                            if a.watch_tap {
-                                a.watch_tap = false;
-                                *sources_changed = true;
-                            }
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        if used {
-            notify(&mut a.rx, mem, &a.interrupt, id);
+        let Some(Activated {
+            mem,
+            interrupt,
+            queues,
+            ..
+        }) = common.active_mut()
+        else {
+            return;
+        };
+        let pair = queues.pair_of_tap(tap);
+        let (offloads, mergeable) = (queues.rx_offloads, queues.mergeable);
+        let (Some(p), Some(t)) = (queues.pairs.get_mut(pair), taps.get_mut(tap)) else {
+            return;
+        };
+        let env = Env {
+            mem,
+            interrupt,
+            metrics,
+            id,
+        };
+        let rx = rx::Rx {
+            offloads,
+            mergeable,
+            overflow,
+        };
+        if rx::process(&env, rx, p, t) {
+            common.set_sources_changed();
         }
     }
 
-    /// Sends every frame the guest queued for transmission.
-    fn process_tx(&mut self) {
+    /// Moves frames into pair `pair`'s RX queue from every tap queue that feeds it.
+    fn process_rx_pair(&mut self, pair: usize) {
+        let Some(a) = self.common.active() else {
+            return;
+        };
+        let feeding: Vec<usize> = (0..self.taps.len())
+            .filter(|&k| a.queues.pair_of_tap(k) == pair)
+            .collect();
+        for k in feeding {
+            self.process_rx(k);
+        }
+    }
+
+    /// Sends every frame the guest queued on pair `pair`.
+    fn process_tx(&mut self, pair: usize) {
         let Self {
-            state,
-            tap,
+            common,
+            taps,
             metrics,
             id,
             ..
         } = self;
-        let State::Active(a) = state else { return };
-        let mem = &a.mem;
-        let mut used = false;
-        let table = DescTable::new(mem, &a.tx);
-        while let Some(chain) = a.tx.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            match tx_frame(mem, table.collect(head)) {
-                Ok(iovs) => match tap.write_frame(&iovs) {
-                    Ok(_) => {
-                        metrics.tx_packets.inc();
-                        metrics.tx_bytes.add((iovs.len() - VNET_HDR_LEN) as u64);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // The tap's queue is full: drop, as a congested link would.
-                        metrics.tx_dropped.inc();
-                    }
-                    Err(e) => {
-                        metrics.tap_write_errors.inc();
-                        metrics.tx_dropped.inc();
-                        warn_limited!("virtio-net {}: writing the tap: {}", id, e);
-                    }
-                },
-                Err(why) => {
-                    metrics.invalid_chains.inc();
-                    metrics.tx_dropped.inc();
-                    warn_limited!("virtio-net {}: invalid TX chain {}: {}", id, head, why);
-                }
+        let Some(Activated {
+            mem,
+            interrupt,
+            queues,
+            ..
+        }) = common.active_mut()
+        else {
+            return;
+        };
+        let offloads = queues.tx_offloads;
+        let (Some(p), Some(t)) = (queues.pairs.get_mut(pair), taps.get_mut(pair)) else {
+            return;
+        };
+        let env = Env {
+            mem,
+            interrupt,
+            metrics,
+            id,
+        };
+        tx::process(&env, offloads, p, t);
+    }
+
+    fn process_ctrl(&mut self) {
+        let Self {
+            common,
+            metrics,
+            id,
+            ..
+        } = self;
+        let Some(Activated {
+            mem,
+            interrupt,
+            queues,
+            ..
+        }) = common.active_mut()
+        else {
+            return;
+        };
+        let env = Env {
+            mem,
+            interrupt,
+            metrics,
+            id,
+        };
+        let before = queues.active_pairs;
+        if ctrl::process(&env, queues) {
+            // Taps now feed other pairs: watch them all again, the loop re-registers.
+            for p in &mut queues.pairs {
+                p.watch_taps = true;
             }
-            used |= return_used(&mut a.tx, mem, head, 0, id);
+            tracing::debug!(
+                "virtio-net {}: {} queue pairs in use (was {})",
+                id,
+                queues.active_pairs,
+                before
+            );
+            common.set_sources_changed();
         }
-        if used {
-            notify(&mut a.tx, mem, &a.interrupt, id);
+    }
+
+    /// A kick on a pair's queue: its taps are worth watching again.
+    fn rewatch(&mut self, pair: usize) {
+        let Some(a) = self.common.active_mut() else {
+            return;
+        };
+        if let Some(p) = a.queues.pairs.get_mut(pair) {
+            if !p.watch_taps {
+                p.watch_taps = true;
+                self.common.set_sources_changed();
+            }
         }
     }
 }
@@ -318,69 +435,8 @@ enum ChainError {
     TooLong(usize),
     #[error("buffer outside guest memory")]
     Memory,
-}
-
-/// The writable buffers of an RX chain.
-fn rx_buffers(
-    descs: Result<Vec<Descriptor>, BrokenChain>,
-) -> Result<Vec<(GuestAddress, u32)>, ChainError> {
-    let descs = descs?;
-    if descs.iter().any(|d| !d.is_write_only()) {
-        return Err(ChainError::Direction);
-    }
-    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
-    let capacity = bufs.iter().map(|&(_, len)| u64::from(len)).sum::<u64>();
-    if capacity < (VNET_HDR_LEN + ETH_HLEN) as u64 {
-        return Err(ChainError::TooShort(capacity as usize));
-    }
-    Ok(bufs)
-}
-
-/// Maps a TX chain's readable buffers.
-fn tx_frame(
-    mem: &GuestMemoryMmap,
-    descs: Result<Vec<Descriptor>, BrokenChain>,
-) -> Result<IoVecs<'_>, ChainError> {
-    let descs = descs?;
-    if descs.iter().any(|d| d.is_write_only()) {
-        return Err(ChainError::Direction);
-    }
-    let total = descs.iter().map(|d| u64::from(d.len())).sum::<u64>();
-    if total > MAX_FRAME_LEN as u64 {
-        return Err(ChainError::TooLong(
-            usize::try_from(total).unwrap_or(usize::MAX),
-        ));
-    }
-    if total < (VNET_HDR_LEN + ETH_HLEN) as u64 {
-        return Err(ChainError::TooShort(total as usize));
-    }
-    IoVecs::new(mem, descs.iter().map(|d| (d.addr(), d.len()))).map_err(|_| ChainError::Memory)
-}
-
-/// Writes `bytes` at byte `offset` of the chain's buffers.
-fn write_at(mem: &GuestMemoryMmap, bufs: &[(GuestAddress, u32)], offset: usize, bytes: &[u8]) {
-    let mut skip = offset;
-    let mut rest = bytes;
-    for &(addr, len) in bufs {
-        let len = len as usize;
-        if skip >= len {
-            skip -= len;
-            continue;
-        }
-        let n = rest.len().min(len - skip);
-        let (now, later) = rest.split_at(n);
-        let Some(at) = addr.0.checked_add(skip as u64) else {
-            return;
-        };
-        if !write_bytes(mem, GuestAddress(at), now) {
-            return;
-        }
-        rest = later;
-        skip = 0;
-        if rest.is_empty() {
-            return;
-        }
-    }
+    #[error("virtio-net header: {0}")]
+    Header(#[from] HeaderError),
 }
 
 /// Adds a used entry; true if it was added.
@@ -394,72 +450,79 @@ fn return_used(q: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32, id: &s
     }
 }
 
-fn notify(q: &mut Queue, mem: &GuestMemoryMmap, interrupt: &VirtioInterrupt, id: &str) {
-    if q.needs_notification(mem).unwrap_or(true) {
-        if let Err(e) = interrupt.signal_used_queue() {
-            warn_limited!("virtio-net {}: used-ring interrupt: {}", id, e);
-        }
-    }
-}
-
 impl<T: FrameIo> EventHandler for Net<T> {
     fn event_sources(&self) -> Vec<EventSource> {
-        let State::Active(a) = &self.state else {
+        let Some(Activated { queues, .. }) = self.common.active() else {
             return Vec::new();
         };
-        let mut sources = vec![
-            EventSource {
-                fd: a.rx_evt.as_raw_fd(),
-                token: RX_TOKEN,
-            },
-            EventSource {
-                fd: a.tx_evt.as_raw_fd(),
-                token: TX_TOKEN,
-            },
-        ];
-        if a.watch_tap {
+        let mut sources = Vec::new();
+        for (p, pair) in queues.pairs.iter().enumerate() {
             sources.push(EventSource {
-                fd: self.tap.as_raw_fd(),
-                token: TAP_TOKEN,
+                fd: pair.rx_evt.as_raw_fd(),
+                token: rx_token(p),
+            });
+            sources.push(EventSource {
+                fd: pair.tx_evt.as_raw_fd(),
+                token: tx_token(p),
+            });
+        }
+        for (k, tap) in self.taps.iter().enumerate() {
+            let watched = queues
+                .pairs
+                .get(queues.pair_of_tap(k))
+                .is_some_and(|p| p.watch_taps);
+            if watched {
+                sources.push(EventSource {
+                    fd: tap.as_raw_fd(),
+                    token: tap_token(k),
+                });
+            }
+        }
+        if let Some(c) = &queues.ctrl {
+            sources.push(EventSource {
+                fd: c.evt.as_raw_fd(),
+                token: CTRL_TOKEN,
             });
         }
         sources
     }
 
     fn handle_event(&mut self, token: u32) {
-        let State::Active(a) = &mut self.state else {
+        let Some(Activated { queues, .. }) = self.common.active() else {
             return;
         };
-        match token {
-            RX_TOKEN => {
-                let _ = a.rx_evt.read();
+        if token == CTRL_TOKEN {
+            if let Some(c) = &queues.ctrl {
+                let _ = c.evt.read();
+                self.process_ctrl();
+                return;
+            }
+        }
+        let index = (token / 3) as usize;
+        match token % 3 {
+            0 if index < queues.pairs.len() => {
+                let _ = queues.pairs[index].rx_evt.read();
                 self.metrics.rx_queue_events.inc();
-                if !a.watch_tap {
-                    a.watch_tap = true;
-                    self.sources_changed = true;
-                }
-                self.process_rx();
+                self.rewatch(index);
+                self.process_rx_pair(index);
             }
-            TX_TOKEN => {
-                let _ = a.tx_evt.read();
+            1 if index < queues.pairs.len() => {
+                let _ = queues.pairs[index].tx_evt.read();
                 self.metrics.tx_queue_events.inc();
-                // A sign of life: look at the tap again if an error had parked it.
-                if !a.watch_tap {
-                    a.watch_tap = true;
-                    self.sources_changed = true;
-                }
-                self.process_tx();
+                // A sign of life: look at the taps again if an error had parked them.
+                self.rewatch(index);
+                self.process_tx(index);
             }
-            TAP_TOKEN => {
+            2 if index < self.taps.len() => {
                 self.metrics.tap_events.inc();
-                self.process_rx();
+                self.process_rx(index);
             }
-            other => warn_limited!("virtio-net {}: unknown event token {}", self.id, other),
+            _ => warn_limited!("virtio-net {}: unknown event token {}", self.id, token),
         }
     }
 
     fn sources_changed(&mut self) -> bool {
-        std::mem::take(&mut self.sources_changed)
+        self.common.take_sources_changed()
     }
 }
 
@@ -473,12 +536,16 @@ impl<T: FrameIo> Metrics for Net<T> {
             ("tx_bytes", m.tx_bytes.get()),
             ("rx_dropped", m.rx_dropped.get()),
             ("tx_dropped", m.tx_dropped.get()),
+            ("rx_bad_headers", m.rx_bad_headers.get()),
+            ("tx_bad_headers", m.tx_bad_headers.get()),
             ("invalid_chains", m.invalid_chains.get()),
             ("tap_read_errors", m.tap_read_errors.get()),
             ("tap_write_errors", m.tap_write_errors.get()),
             ("rx_queue_events", m.rx_queue_events.get()),
             ("tx_queue_events", m.tx_queue_events.get()),
             ("tap_events", m.tap_events.get()),
+            ("ctrl_commands", m.ctrl_commands.get()),
+            ("ctrl_errors", m.ctrl_errors.get()),
         ]
     }
 }
@@ -489,29 +556,15 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
-        &[QUEUE_SIZE, QUEUE_SIZE]
+        &self.queue_sizes
     }
 
     fn avail_features(&self) -> u64 {
-        let mut f = VIRTIO_F_VERSION_1 | 1 << VIRTIO_NET_F_STATUS;
-        if self.mac.is_some() {
-            f |= 1 << VIRTIO_NET_F_MAC;
-        }
-        f
+        self.features
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let config = self.config_bytes();
-        data.fill(0);
-        let Ok(start) = usize::try_from(offset) else {
-            return;
-        };
-        if let Some(src) = config.get(start..) {
-            let n = src.len().min(data.len());
-            if let (Some(dst), Some(src)) = (data.get_mut(..n), src.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-        }
+        read_config(&self.config_bytes(), offset, data);
     }
 
     fn write_config(&mut self, offset: u64, data: &[u8]) {
@@ -525,35 +578,41 @@ impl<T: FrameIo> VirtioDevice for Net<T> {
     }
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
-        let got = ctx.queues.len();
-        let Ok::<[(Queue, EventFd); 2], _>([(rx, rx_evt), (tx, tx_evt)]) = ctx.queues.try_into()
-        else {
-            return Err(ActivateError::QueueCount { expected: 2, got });
-        };
-        self.retired.clear();
-        self.state = State::Active(Active {
-            mem: ctx.mem,
-            rx,
-            rx_evt,
-            tx,
-            tx_evt,
-            interrupt: ctx.interrupt,
-            watch_tap: true,
-        });
-        self.sources_changed = true;
+        let max_pairs = self.taps.len();
+        self.common.activate(ctx, |queues, acked, mem| {
+            NetQueues::build(queues, acked, mem, max_pairs)
+        })?;
+        // Let the tap hand over what the guest agreed to finish.
+        let flags = self
+            .common
+            .active()
+            .map_or(0, |a| a.queues.rx_offloads.tun_flags());
+        if flags != 0 {
+            if let Err(e) = self.taps.iter_mut().try_for_each(|t| t.set_offloads(flags)) {
+                self.reset();
+                return Err(ActivateError::Backend(e));
+            }
+        }
         Ok(())
     }
 
     fn reset(&mut self) {
-        if let State::Active(a) = std::mem::replace(&mut self.state, State::Inactive) {
-            self.retired.push(a.rx_evt);
-            self.retired.push(a.tx_evt);
-            self.sources_changed = true;
+        let offloaded = self
+            .common
+            .active()
+            .is_some_and(|a| a.queues.rx_offloads != Offloads::default());
+        self.common.reset();
+        if offloaded {
+            for t in &mut self.taps {
+                if let Err(e) = t.set_offloads(0) {
+                    warn_limited!("virtio-net {}: clearing tap offloads: {}", self.id, e);
+                }
+            }
         }
     }
 
     fn is_active(&self) -> bool {
-        matches!(self.state, State::Active(_))
+        self.common.is_active()
     }
 }
 

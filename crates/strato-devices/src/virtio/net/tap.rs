@@ -1,8 +1,10 @@
 //! A Linux tap interface set up for virtio-net.
 //!
 //! The tap carries a 12-byte `virtio_net_hdr_v1` in front of every frame
-//! (`IFF_VNET_HDR`, `TUNSETVNETHDRSZ`), so guest frames pass through unchanged. It is
-//! non-blocking, without packet information (`IFF_NO_PI`) and without offloads.
+//! (`IFF_VNET_HDR`, `TUNSETVNETHDRSZ`). It is non-blocking, without packet information
+//! (`IFF_NO_PI`), and starts without offloads: the device turns on what the guest
+//! negotiated (`TUNSETOFFLOAD`). A multiqueue tap (`IFF_MULTI_QUEUE`) is one descriptor
+//! per queue, each a [`Tap`] here.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -75,6 +77,23 @@ pub struct Tap {
 impl Tap {
     /// Opens (or creates) the tap interface `name` (a `%d` pattern lets the kernel pick).
     pub fn open(name: &str) -> Result<Self, TapError> {
+        Self::open_with(name, TAP_FLAGS)
+    }
+
+    /// Opens `queues` queues of the multiqueue tap `name` (creating it if needed; a `%d`
+    /// pattern lets the kernel pick, and every queue then joins the interface the first
+    /// one created).
+    pub fn open_multiqueue(name: &str, queues: usize) -> Result<Vec<Self>, TapError> {
+        let flags = TAP_FLAGS | libc::IFF_MULTI_QUEUE;
+        let mut taps: Vec<Self> = Vec::with_capacity(queues);
+        for _ in 0..queues {
+            let name = taps.first().map_or(name, |t| t.name.as_str()).to_owned();
+            taps.push(Self::open_with(&name, flags)?);
+        }
+        Ok(taps)
+    }
+
+    fn open_with(name: &str, flags: libc::c_int) -> Result<Self, TapError> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(TapError::Name(name.to_owned()));
         }
@@ -88,8 +107,8 @@ impl Tap {
         for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
             *dst = src;
         }
-        // The flags fit a c_short (0x5002).
-        req.flags = TAP_FLAGS as libc::c_short;
+        // The flags fit a c_short (0x5102 at most).
+        req.flags = flags as libc::c_short;
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `req` is (with
         // its full 40-byte size).
         let ret = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req as *mut IfReq) };
@@ -98,7 +117,8 @@ impl Tap {
     }
 
     /// Adopts a tap descriptor opened by someone else (the daemon hands them over). It
-    /// must have been set up with `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`.
+    /// must have been set up with `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR` (and may be one
+    /// queue of an `IFF_MULTI_QUEUE` tap).
     pub fn from_fd(fd: OwnedFd) -> Result<Self, TapError> {
         Self::configure(File::from(fd))
     }
@@ -132,9 +152,10 @@ impl Tap {
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
         let ret = unsafe { libc::ioctl(fd, libc::TUNSETVNETHDRSZ, &hdr_len as *const libc::c_int) };
         check(ret, "TUNSETVNETHDRSZ")?;
-        // SAFETY: TUNSETOFFLOAD takes its argument by value.
-        let ret = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, 0 as libc::c_ulong) };
-        check(ret, "TUNSETOFFLOAD")?;
+        set_offload(fd, 0).map_err(|source| TapError::Ioctl {
+            op: "TUNSETOFFLOAD",
+            source,
+        })?;
         // SAFETY: F_GETFL on a descriptor we own.
         let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         check(fl, "F_GETFL")?;
@@ -145,6 +166,16 @@ impl Tap {
             file,
             name: req.name(),
         })
+    }
+}
+
+fn set_offload(fd: RawFd, flags: u32) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes its argument by value and touches no memory of ours.
+    let ret = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(flags)) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
@@ -173,12 +204,17 @@ impl FrameIo for Tap {
     fn write_frame(&mut self, bufs: &IoVecs<'_>) -> io::Result<usize> {
         bufs.writev(self.file.as_raw_fd())
     }
+
+    fn set_offloads(&mut self, flags: u32) -> io::Result<()> {
+        set_offload(self.file.as_raw_fd(), flags)
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::virtio::test_utils::in_own_netns;
 
     #[test]
     fn refuses_bad_names() {
@@ -202,20 +238,47 @@ mod tests {
         ));
     }
 
-    /// Needs CAP_NET_ADMIN; skipped where taps cannot be created.
+    /// Needs CAP_SYS_ADMIN and CAP_NET_ADMIN; skipped where they are missing. The tap
+    /// lives in a network namespace of the test's own.
     #[test]
     fn opens_a_tap_when_permitted() {
-        let tap = match Tap::open("stratot%d") {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("skipping: {e}");
-                return;
-            }
-        };
-        assert!(tap.name().starts_with("stratot"));
-        // Adopting a second descriptor for the same interface works too.
-        let dup = tap.file.try_clone().unwrap();
-        let again = Tap::from_fd(dup.into()).unwrap();
-        assert_eq!(again.name(), tap.name());
+        in_own_netns(|| {
+            let tap = match Tap::open("stratot%d") {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("skipping: {e}");
+                    return;
+                }
+            };
+            assert!(tap.name().starts_with("stratot"));
+            // Adopting a second descriptor for the same interface works too.
+            let dup = tap.file.try_clone().unwrap();
+            let again = Tap::from_fd(dup.into()).unwrap();
+            assert_eq!(again.name(), tap.name());
+        });
+    }
+
+    /// As above.
+    #[test]
+    fn opens_multiqueue_taps_and_sets_offloads_when_permitted() {
+        use super::super::header::tun::*;
+        in_own_netns(|| {
+            let mut taps = match Tap::open_multiqueue("stratom%d", 3) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("skipping: {e}");
+                    return;
+                }
+            };
+            assert_eq!(taps.len(), 3);
+            assert!(taps.iter().all(|t| t.name() == taps[0].name()));
+            let all = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+            taps[1].set_offloads(all).unwrap();
+            taps[0].set_offloads(0).unwrap();
+            // A flag the kernel does not know is refused.
+            assert!(taps[0].set_offloads(1 << 30).is_err());
+            // A plain open of the same name is refused: it is a multiqueue tap.
+            assert!(Tap::open(taps[0].name()).is_err());
+        });
     }
 }

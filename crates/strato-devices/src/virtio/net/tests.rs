@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use virtio_queue::desc::split::Descriptor;
@@ -7,10 +8,12 @@ use virtio_queue::desc::RawDescriptor;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::*;
+use crate::virtio::iovec::IoVecs;
 use crate::virtio::test_utils::{activation, counter, mem, Handles, TestQueue, N, W};
 
-/// A packet-preserving stand-in for a tap: one end of a SOCK_SEQPACKET pair.
-struct FakeTap(OwnedFd, bool);
+/// A packet-preserving stand-in for a tap: one end of a SOCK_SEQPACKET pair; reads fail
+/// while `.1` is set; `.2` is the last offload flags set, `.3` refuses any.
+struct FakeTap(OwnedFd, bool, u32, bool);
 
 impl AsRawFd for FakeTap {
     fn as_raw_fd(&self) -> RawFd {
@@ -27,6 +30,13 @@ impl FrameIo for FakeTap {
     }
     fn write_frame(&mut self, bufs: &IoVecs<'_>) -> io::Result<usize> {
         bufs.writev(self.0.as_raw_fd())
+    }
+    fn set_offloads(&mut self, flags: u32) -> io::Result<()> {
+        if self.3 && flags != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        self.2 = flags;
+        Ok(())
     }
 }
 
@@ -72,13 +82,17 @@ fn fake_tap() -> (FakeTap, Peer) {
     // SAFETY: both descriptors were just created and are owned by nobody else.
     unsafe {
         (
-            FakeTap(OwnedFd::from_raw_fd(fds[0]), false),
+            FakeTap(OwnedFd::from_raw_fd(fds[0]), false, 0, false),
             Peer(OwnedFd::from_raw_fd(fds[1])),
         )
     }
 }
 
+mod enhanced;
+
 const MAC: [u8; 6] = [0x06, 0, 0xac, 0x10, 0, 2];
+/// Offset of `num_buffers` in the vnet header.
+const NUM_BUFFERS_OFFSET: usize = 10;
 
 struct Rig<'a> {
     dev: Net<FakeTap>,
@@ -93,8 +107,9 @@ fn rig(m: &GuestMemoryMmap) -> Rig<'_> {
     let (tap, peer) = fake_tap();
     let mut dev = Net::new(NetConfig {
         id: "eni-0".into(),
-        tap,
+        taps: vec![tap],
         mac: Some(MAC),
+        enhanced: false,
     })
     .unwrap();
     let rx = TestQueue::new(m, 0x1000, QUEUE_SIZE);
@@ -281,8 +296,9 @@ fn config_features_and_mac() {
     let (tap, _peer) = fake_tap();
     let dev = Net::new(NetConfig {
         id: "eni-0".into(),
-        tap,
+        taps: vec![tap],
         mac: Some(MAC),
+        enhanced: false,
     })
     .unwrap();
     assert_ne!(dev.avail_features() & 1 << VIRTIO_NET_F_MAC, 0);
@@ -298,8 +314,9 @@ fn config_features_and_mac() {
     let (tap, _peer) = fake_tap();
     let dev = Net::new(NetConfig {
         id: "eni-1".into(),
-        tap,
+        taps: vec![tap],
         mac: None,
+        enhanced: false,
     })
     .unwrap();
     assert_eq!(dev.avail_features() & 1 << VIRTIO_NET_F_MAC, 0);
@@ -307,8 +324,9 @@ fn config_features_and_mac() {
     let (tap, _peer) = fake_tap();
     let e = Net::new(NetConfig {
         id: "eni-2".into(),
-        tap,
+        taps: vec![tap],
         mac: Some([1, 0, 0, 0, 0, 0]),
+        enhanced: false,
     });
     assert!(matches!(e, Err(NetError::MulticastMac(_))));
 }
@@ -319,8 +337,9 @@ fn activation_and_reset() {
     let (tap, _peer) = fake_tap();
     let mut dev = Net::new(NetConfig {
         id: "eni-0".into(),
-        tap,
+        taps: vec![tap],
         mac: None,
+        enhanced: false,
     })
     .unwrap();
     assert!(dev.event_sources().is_empty());
@@ -340,7 +359,7 @@ fn activation_and_reset() {
     assert!(!r.dev.is_active());
     assert!(r.dev.sources_changed());
     assert!(r.dev.event_sources().is_empty());
-    assert_eq!(r.dev.retired.len(), 2);
+    assert_eq!(r.dev.common.retired(), 2);
     let _ = r.m;
 }
 
@@ -349,7 +368,7 @@ fn tap_errors_park_the_tap_until_a_kick() {
     let m = mem(0x100_0000);
     let mut r = rig(&m);
     r.rx.add(&[(0x20000, 1526, W)]);
-    r.dev.tap.1 = true;
+    r.dev.taps[0].1 = true;
     r.peer.send(&frame(60, 9));
     r.dev.handle_event(TAP_TOKEN);
     assert_eq!(r.counter("tap_read_errors"), 1);
@@ -357,10 +376,43 @@ fn tap_errors_park_the_tap_until_a_kick() {
     assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN]);
     assert_eq!(r.rx.used_idx(), 0);
     // The tap recovers; a TX kick brings it back and the frame comes through.
-    r.dev.tap.1 = false;
+    r.dev.taps[0].1 = false;
     r.kick_tx();
     assert!(r.dev.sources_changed());
     assert_eq!(r.tokens(), vec![RX_TOKEN, TX_TOKEN, TAP_TOKEN]);
     r.dev.handle_event(TAP_TOKEN);
     assert_eq!(r.rx.used(0), (0, 72));
+}
+
+#[test]
+fn tx_headers_reach_the_tap_only_as_the_device_builds_them() {
+    let m = mem(0x100_0000);
+    let mut r = rig(&m);
+    // Stray fields with no offload asked for: the tap gets a zero header. The guest's
+    // header is split 4 + 8 across descriptors, the frame follows in the second one.
+    let mut f = frame(60, 5);
+    f[2..12].copy_from_slice(&[9, 0, 7, 0, 1, 0, 2, 0, 0xff, 0xff]);
+    m.write_slice(&f[..4], GuestAddress(0x20000)).unwrap();
+    m.write_slice(&f[4..], GuestAddress(0x30000)).unwrap();
+    r.tx.add(&[(0x20000, 4, 0), (0x30000, (f.len() - 4) as u32, 0)]);
+    // Offloads this device did not negotiate: a partial checksum, then TSO.
+    let mut csum = frame(60, 6);
+    csum[0] = 1;
+    m.write_slice(&csum, GuestAddress(0x40000)).unwrap();
+    r.tx.add(&[(0x40000, csum.len() as u32, 0)]);
+    let mut tso = frame(60, 7);
+    tso[1] = 1;
+    tso[4] = 0xa8;
+    m.write_slice(&tso, GuestAddress(0x50000)).unwrap();
+    r.tx.add(&[(0x50000, tso.len() as u32, 0)]);
+    r.kick_tx();
+    let mut want = frame(60, 5);
+    want[..12].fill(0);
+    assert_eq!(r.peer.recv().unwrap(), want);
+    assert!(r.peer.recv().is_none());
+    assert_eq!(r.tx.used_idx(), 3);
+    assert_eq!(r.counter("tx_packets"), 1);
+    assert_eq!(r.counter("tx_bad_headers"), 2);
+    assert_eq!(r.counter("tx_dropped"), 2);
+    assert_eq!(r.counter("invalid_chains"), 0);
 }

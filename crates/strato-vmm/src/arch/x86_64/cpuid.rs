@@ -5,6 +5,8 @@ use kvm_bindings::{kvm_cpuid_entry2, CpuId};
 
 /// CPUID.1:ECX hypervisor-present bit.
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// CPUID.1:ECX TSC-deadline mode of the local APIC timer.
+const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 /// CPUID.1:EDX HTT (multi-threading / multi-core package).
 const LEAF1_EDX_HTT: u32 = 1 << 28;
 /// CPUID.B/1F level types.
@@ -77,6 +79,18 @@ pub fn normalize(cpuid: &mut CpuId, cpu: u8, cpus: u8) {
     }
 }
 
+/// Advertises the local APIC timer's TSC-deadline mode, which KVM emulates when it reports
+/// `KVM_CAP_TSC_DEADLINE_TIMER` but leaves out of `KVM_GET_SUPPORTED_CPUID`. With it (and ARAT,
+/// which KVM does report) Linux needs no PIT to calibrate or drive its timer, which a split
+/// irqchip does not have.
+pub fn set_tsc_deadline(cpuid: &mut CpuId) {
+    for e in cpuid.as_mut_slice() {
+        if e.function == 0x1 {
+            e.ecx |= LEAF1_ECX_TSC_DEADLINE;
+        }
+    }
+}
+
 /// Looks up one entry.
 pub fn find(cpuid: &CpuId, function: u32, index: u32) -> Option<&kvm_cpuid_entry2> {
     cpuid
@@ -136,6 +150,14 @@ mod tests {
         let l1 = find(&c, 1, 0).unwrap();
         assert_eq!(l1.edx & LEAF1_EDX_HTT, 0);
         assert_eq!(find(&c, 0xb, 1).unwrap().eax, 0);
+    }
+
+    #[test]
+    fn tsc_deadline_bit() {
+        let mut c = sample();
+        set_tsc_deadline(&mut c);
+        assert_ne!(find(&c, 1, 0).unwrap().ecx & (1 << 24), 0);
+        assert_eq!(find(&c, 0xb, 0).unwrap().ecx & (1 << 24), 0);
     }
 
     #[test]

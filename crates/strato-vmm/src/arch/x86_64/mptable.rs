@@ -7,19 +7,15 @@
 
 use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryError};
 
+use crate::irqchip::InterruptPlatform;
+
 /// Guest physical address of the MP floating pointer structure.
 pub const MPTABLE_START: u64 = 0x9fc00;
 
 /// End (exclusive) of the area the tables may use: the start of the legacy VGA hole.
 pub const MPTABLE_END: u64 = 0xa0000;
 
-/// Guest physical address of the local APIC.
-pub const APIC_DEFAULT_PHYS_BASE: u32 = 0xfee0_0000;
-
-/// Guest physical address of the IOAPIC.
-pub const IO_APIC_DEFAULT_PHYS_BASE: u32 = 0xfec0_0000;
-
-/// Highest IOAPIC input pin: the in-kernel IOAPIC has 24 (0 to 23).
+/// Highest IOAPIC input pin the table routes: both irqchips' IOAPICs have 24 (0 to 23).
 pub const IRQ_MAX: u8 = 23;
 
 /// Most vCPUs an MP table can describe: APIC IDs are 8 bits, 0xff means "all", and the IOAPIC
@@ -28,7 +24,6 @@ pub const MAX_CPUS: u8 = 254;
 
 const SPEC_REV: u8 = 4;
 const APIC_VERSION: u8 = 0x14;
-const IOAPIC_VERSION: u8 = 0x11;
 const OEM_ID: [u8; 8] = *b"STRATO  ";
 const PRODUCT_ID: [u8; 12] = *b"strato-vmm  ";
 const BUS_TYPE_ISA: [u8; 6] = *b"ISA   ";
@@ -210,11 +205,12 @@ fn entries_size(num_cpus: u8) -> usize {
 
 /// Writes the MP floating pointer structure and the MP configuration table for `num_cpus`
 /// vCPUs (APIC IDs 0 to `num_cpus - 1`, vCPU 0 the bootstrap processor) at [`MPTABLE_START`]:
-/// one ISA bus, the IOAPIC (ID `num_cpus + 1`) with ISA IRQs 0 to 23 routed to its pins 0 to 23,
-/// ExtINT on LINT0 and NMI on LINT1 of every local APIC.
+/// one ISA bus, the IOAPIC `platform` describes with ISA IRQs 0 to 23 routed to its pins 0
+/// to 23, ExtINT on LINT0 and NMI on LINT1 of every local APIC.
 pub fn setup_mptable<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     num_cpus: u8,
+    platform: &InterruptPlatform,
 ) -> Result<(), MptableError> {
     if num_cpus == 0 || num_cpus > MAX_CPUS {
         return Err(MptableError::CpuCount(num_cpus));
@@ -236,7 +232,7 @@ pub fn setup_mptable<M: GuestMemoryBackend + ?Sized>(
         });
     }
 
-    let ioapic_id = num_cpus + 1;
+    let ioapic_id = platform.ioapic_id;
     let mut entries: Vec<u8> = Vec::with_capacity(entries_size(num_cpus));
     for cpu in 0..num_cpus {
         let entry = MpcCpu {
@@ -259,9 +255,9 @@ pub fn setup_mptable<M: GuestMemoryBackend + ?Sized>(
     let ioapic = MpcIoapic {
         entry_type: ENTRY_IOAPIC,
         apicid: ioapic_id,
-        apicver: IOAPIC_VERSION,
+        apicver: platform.ioapic_version,
         flags: IOAPIC_ENABLED,
-        apicaddr: IO_APIC_DEFAULT_PHYS_BASE,
+        apicaddr: platform.ioapic_address,
     };
     entries.extend_from_slice(ioapic.as_slice());
     for irq in 0..=IRQ_MAX {
@@ -303,7 +299,7 @@ pub fn setup_mptable<M: GuestMemoryBackend + ?Sized>(
         oemptr: 0,
         oemsize: 0,
         oemcount: entry_count as u16,
-        lapic: APIC_DEFAULT_PHYS_BASE,
+        lapic: platform.lapic_address,
         ext_length: 0,
         ext_checksum: 0,
         reserved: 0,
@@ -337,6 +333,21 @@ mod tests {
     use super::*;
     use vm_memory::GuestMemoryMmap;
 
+    /// A platform like the split irqchip's for `cpus` vCPUs.
+    fn platform(cpus: u8) -> InterruptPlatform {
+        InterruptPlatform {
+            pic: false,
+            pit: false,
+            ioapic_id: cpus + 1,
+            ioapic_address: 0xfec0_0000,
+            ioapic_version: 0x20,
+            ioapic_pins: 24,
+            gsi_base: 0,
+            lapic_address: 0xfee0_0000,
+            overrides: Vec::new(),
+        }
+    }
+
     fn memory(size: usize) -> GuestMemoryMmap {
         match GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size)]) {
             Ok(mem) => mem,
@@ -368,7 +379,7 @@ mod tests {
     /// specification, without the structs above.
     struct Parsed {
         cpus: Vec<(u8, u8)>,
-        ioapics: Vec<(u8, u32)>,
+        ioapics: Vec<(u8, u32, u8)>,
         io_irqs: Vec<(u8, u8, u8)>,
         lints: Vec<(u8, u8, u8)>,
         buses: usize,
@@ -426,9 +437,8 @@ mod tests {
                     off += 8;
                 }
                 2 => {
-                    assert_eq!(e[2], 0x11, "IOAPIC version");
                     assert_eq!(e[3] & 1, 1, "IOAPIC enabled");
-                    parsed.ioapics.push((e[1], u32_at(e, 4)));
+                    parsed.ioapics.push((e[1], u32_at(e, 4), e[2]));
                     off += 8;
                 }
                 3 => {
@@ -453,9 +463,13 @@ mod tests {
 
     #[test]
     fn tables_parse_back() {
-        for cpus in [1u8, 2, 8] {
+        for (cpus, version) in [(1u8, 0x20), (2, 0x11), (8, 0x20)] {
             let mem = memory(1 << 20);
-            setup_mptable(&mem, cpus).expect("mptable");
+            let p = InterruptPlatform {
+                ioapic_version: version,
+                ..platform(cpus)
+            };
+            setup_mptable(&mem, cpus, &p).expect("mptable");
             let parsed = parse(&mem);
 
             assert_eq!(parsed.lapic, 0xfee0_0000);
@@ -466,7 +480,7 @@ mod tests {
                 assert_eq!(flags & 2 != 0, i == 0, "only cpu 0 is the BSP");
             }
             assert_eq!(parsed.buses, 1);
-            assert_eq!(parsed.ioapics, vec![(cpus + 1, 0xfec0_0000)]);
+            assert_eq!(parsed.ioapics, vec![(cpus + 1, 0xfec0_0000, version)]);
             let expected: Vec<_> = (0..=23).map(|irq| (irq, cpus + 1, irq)).collect();
             assert_eq!(parsed.io_irqs, expected);
             assert_eq!(parsed.lints, vec![(3, 0xff, 0), (1, 0xff, 1)]);
@@ -481,9 +495,9 @@ mod tests {
             .unwrap_or(0);
         assert!(fits >= 8);
         let mem = memory(1 << 20);
-        setup_mptable(&mem, fits).expect("largest mptable");
+        setup_mptable(&mem, fits, &platform(1)).expect("largest mptable");
         assert_eq!(parse(&mem).cpus.len(), usize::from(fits));
-        match setup_mptable(&mem, fits + 1) {
+        match setup_mptable(&mem, fits + 1, &platform(1)) {
             Err(MptableError::TooLarge {
                 size,
                 available: 0x400,
@@ -497,15 +511,15 @@ mod tests {
     fn refuses_bad_cpu_counts() {
         let mem = memory(1 << 20);
         assert!(matches!(
-            setup_mptable(&mem, 0),
+            setup_mptable(&mem, 0, &platform(1)),
             Err(MptableError::CpuCount(0))
         ));
         assert!(matches!(
-            setup_mptable(&mem, 255),
+            setup_mptable(&mem, 255, &platform(1)),
             Err(MptableError::CpuCount(255))
         ));
         assert!(matches!(
-            setup_mptable(&mem, 254),
+            setup_mptable(&mem, 254, &platform(1)),
             Err(MptableError::TooLarge { .. })
         ));
     }
@@ -513,7 +527,7 @@ mod tests {
     #[test]
     fn refuses_memory_that_does_not_cover_it() {
         let mem = memory(0x9f000);
-        let err = setup_mptable(&mem, 1).expect_err("memory too small");
+        let err = setup_mptable(&mem, 1, &platform(1)).expect_err("memory too small");
         assert!(
             matches!(err, MptableError::NotInMemory { start: 0x9fc00, .. }),
             "{err}"
@@ -521,10 +535,10 @@ mod tests {
         // Ends inside the table.
         let mem = memory(0x9fc40);
         assert!(matches!(
-            setup_mptable(&mem, 1),
+            setup_mptable(&mem, 1, &platform(1)),
             Err(MptableError::NotInMemory { .. })
         ));
         let mem = memory(0xa0000);
-        assert!(setup_mptable(&mem, 8).is_ok());
+        assert!(setup_mptable(&mem, 8, &platform(1)).is_ok());
     }
 }

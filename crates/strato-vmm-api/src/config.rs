@@ -1,5 +1,7 @@
 //! The monitor's configuration: one VM, described by a JSON file (`--config`) or by
-//! command-line flags with the same meaning (see `cli`).
+//! command-line flags with the same meaning (strato-vmm's `cli` module). The daemon builds
+//! this struct and writes it as JSON; the monitor parses and checks it with
+//! [`VmConfig::from_json`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -194,6 +196,71 @@ pub enum CpuTemplate {
     EmulatedKvm,
 }
 
+impl CpuTemplate {
+    /// The template's name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuTemplate::Host => "host",
+            CpuTemplate::EmulatedKvm => "emulated-kvm",
+        }
+    }
+}
+
+/// A CPU template name that is not one of the templates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown CPU template {0:?}: use host or emulated-kvm")]
+pub struct UnknownTemplate(pub String);
+
+impl std::str::FromStr for CpuTemplate {
+    type Err = UnknownTemplate;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [CpuTemplate::Host, CpuTemplate::EmulatedKvm]
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| UnknownTemplate(s.to_string()))
+    }
+}
+
+/// Where the VM's interrupt controllers live (the daemon chooses; the monitor obeys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IrqchipMode {
+    /// Local APICs in KVM, the IOAPIC in the monitor, no 8259 PIC and no PIT
+    /// (`KVM_CAP_SPLIT_IRQCHIP`): the cheapest to create and to tear down. The guest needs the
+    /// local APIC timer (Linux uses it, with TSC deadline mode where KVM offers it).
+    #[default]
+    Split,
+    /// KVM's in-kernel PIC, IOAPIC, local APICs and PIT, for guests that need an 8259 or a PIT.
+    Kernel,
+}
+
+impl IrqchipMode {
+    /// The mode's name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            IrqchipMode::Split => "split",
+            IrqchipMode::Kernel => "kernel",
+        }
+    }
+}
+
+/// An irqchip mode name that is not one of the modes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown irqchip mode {0:?}: use split or kernel")]
+pub struct UnknownIrqchipMode(pub String);
+
+impl std::str::FromStr for IrqchipMode {
+    type Err = UnknownIrqchipMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [IrqchipMode::Split, IrqchipMode::Kernel]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownIrqchipMode(s.to_string()))
+    }
+}
+
 /// One virtio-blk drive, or an empty slot to hot-attach a file to later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +356,9 @@ pub struct VmConfig {
     /// CPU template.
     #[serde(default)]
     pub cpu_template: CpuTemplate,
+    /// Interrupt controllers.
+    #[serde(default)]
+    pub irqchip: IrqchipMode,
     /// Run the VM in a jail (see the monitor's `jail` module); `None` runs it unconfined.
     #[serde(default)]
     pub jail: Option<JailConfig>,
@@ -459,6 +529,7 @@ impl VmConfig {
             exit_status_file: None,
             exit_status_fd: None,
             cpu_template: CpuTemplate::default(),
+            irqchip: IrqchipMode::default(),
             jail: None,
         }
     }
@@ -602,6 +673,7 @@ mod tests {
         assert_eq!(config.cpus, 1);
         assert_eq!(config.memory_mib, 128);
         assert_eq!(config.cpu_template, CpuTemplate::Host);
+        assert_eq!(config.irqchip, IrqchipMode::Split);
     }
 
     #[test]
@@ -618,7 +690,8 @@ mod tests {
             "rng": true,
             "console": "/tmp/console.log",
             "api_socket": "/run/vm.sock",
-            "cpu_template": "emulated-kvm"
+            "cpu_template": "emulated-kvm",
+            "irqchip": "kernel"
         }"#;
         let config = parse(text).expect("full config");
         assert_eq!(config.disks[0].id.as_deref(), Some("disk0"));
@@ -626,6 +699,7 @@ mod tests {
         assert_eq!(config.nets[0].id.as_deref(), Some("net0"));
         assert_eq!(config.nets[1].id.as_deref(), Some("eth1"));
         assert_eq!(config.cpu_template, CpuTemplate::EmulatedKvm);
+        assert_eq!(config.irqchip, IrqchipMode::Kernel);
         let text = serde_json::to_string(&config).expect("serialize");
         let again = parse(&text).expect("serialized config");
         assert_eq!(again, config);
@@ -648,7 +722,19 @@ mod tests {
         assert!(err(r#"{"kernel": "/k", "cpus": "two"}"#).contains("invalid type"));
         assert!(err(r#"{"kernel": "/k", "cpus": 300}"#).contains("invalid value"));
         assert!(err(r#"{"kernel": "/k", "cpu_template": "fast"}"#).contains("fast"));
+        assert!(err(r#"{"kernel": "/k", "irqchip": "userspace"}"#).contains("userspace"));
         assert!(err("not json").contains("line 1"));
+    }
+
+    #[test]
+    fn irqchip_mode_names() {
+        for mode in [IrqchipMode::Split, IrqchipMode::Kernel] {
+            assert_eq!(mode.name().parse::<IrqchipMode>(), Ok(mode));
+        }
+        let e = "in-kernel"
+            .parse::<IrqchipMode>()
+            .expect_err("unknown mode");
+        assert!(e.to_string().contains("in-kernel"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,407 @@
+//! The receive path: frames from a tap into a pair's RX queue.
+//!
+//! Without mergeable buffers every frame goes into one chain (the tap reads straight into
+//! its buffers, plus a host spill buffer that catches the tail of a frame too big for
+//! them). With mergeable buffers (`VIRTIO_NET_F_MRG_RXBUF`) a frame may span several
+//! chains: the device keeps the chains it took from the ring mapped in an [`IovQueue`],
+//! reads each frame into as many of them as it needs, and tells the guest how many in
+//! `num_buffers`. It reads the tap only once the chains it holds take a largest frame (or
+//! the guest has handed over its whole ring), so a large frame is not dropped for want
+//! of buffers the guest was about to add. A largest frame is 64 KiB when the guest takes
+//! segmentation offload, a 9216-byte jumbo frame otherwise.
+
+use std::collections::VecDeque;
+use std::io;
+
+use virtio_queue::desc::split::Descriptor;
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+use super::backend::FrameIo;
+use super::bufs::{read_at, write_at};
+use super::header::{rx_header, Offloads, RawHeader, VNET_HDR_LEN};
+use super::queues::QueuePair;
+use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
+use crate::log::warn_limited;
+use crate::virtio::chain::{BrokenChain, DescTable};
+use crate::virtio::iovec::{IoVecs, IovQueue};
+
+/// The largest MTU a guest without segmentation offload is expected to use.
+const MAX_JUMBO_MTU: usize = 9216;
+const VLAN_HLEN: usize = 4;
+
+/// RX chains held for mergeable buffers, oldest first, with their mapped buffers.
+pub(super) struct RxBuffers {
+    iovs: IovQueue,
+    chains: VecDeque<HeldChain>,
+    /// Descriptors the held chains take.
+    descs: usize,
+}
+
+struct HeldChain {
+    head: u16,
+    /// Bytes its buffers hold.
+    len: usize,
+    /// Iovecs its buffers took in the queue.
+    iovs: usize,
+    /// Descriptors it is made of.
+    descs: usize,
+    /// Its buffers (the header goes into the first chain of a frame).
+    bufs: Vec<(GuestAddress, u32)>,
+}
+
+impl RxBuffers {
+    /// None held yet.
+    pub fn new(mem: &GuestMemoryMmap) -> Self {
+        Self {
+            iovs: IovQueue::new(mem),
+            chains: VecDeque::new(),
+            descs: 0,
+        }
+    }
+
+    /// Bytes held.
+    fn len(&self) -> usize {
+        self.iovs.len()
+    }
+}
+
+/// What the receive path needs besides the pair and the tap.
+pub(super) struct Rx<'a> {
+    pub offloads: Offloads,
+    pub mergeable: bool,
+    /// Catches the tail of a frame that overflows the guest's buffers.
+    pub overflow: &'a mut [u8],
+}
+
+/// Moves frames from `tap` into `pair`'s RX queue until either runs out. Returns true if
+/// the pair stopped (or started) watching its taps.
+pub(super) fn process<T: FrameIo>(
+    env: &Env<'_>,
+    rx: Rx<'_>,
+    pair: &mut QueuePair,
+    tap: &mut T,
+) -> bool {
+    let was_watching = pair.watch_taps;
+    let used = if rx.mergeable {
+        receive_merged(env, rx, pair, tap)
+    } else {
+        receive_single(env, rx, pair, tap)
+    };
+    if used {
+        env.notify(&mut pair.rx);
+    }
+    was_watching != pair.watch_taps
+}
+
+/// Whether the guest added buffers since the device last looked, asking for a kick when
+/// it next does (EVENT_IDX: the driver kicks only when told where to).
+fn more_buffers(env: &Env<'_>, q: &mut Queue) -> bool {
+    q.event_idx_enabled() && q.enable_notification(env.mem).unwrap_or(false)
+}
+
+/// One chain per frame. Returns whether used entries were added.
+fn receive_single<T: FrameIo>(
+    env: &Env<'_>,
+    rx: Rx<'_>,
+    pair: &mut QueuePair,
+    tap: &mut T,
+) -> bool {
+    let Env {
+        mem, metrics, id, ..
+    } = *env;
+    let mut used = false;
+    let table = DescTable::new(mem, &pair.rx);
+    loop {
+        let Some(chain) = pair.rx.pop_descriptor_chain(mem) else {
+            if more_buffers(env, &mut pair.rx) {
+                continue;
+            }
+            // Out of buffers: stop watching the taps until the guest adds some.
+            pair.watch_taps = false;
+            break;
+        };
+        let head = chain.head_index();
+        let bufs = match rx_buffers(table.collect(head)) {
+            Ok(bufs) => bufs,
+            Err(why) => {
+                metrics.invalid_chains.inc();
+                warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+                used |= return_used(&mut pair.rx, mem, head, 0, id);
+                continue;
+            }
+        };
+        let capacity = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
+        let mut iovs = match IoVecs::new(mem, bufs.iter().copied()) {
+            Ok(iovs) => iovs,
+            Err(e) => {
+                metrics.invalid_chains.inc();
+                warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
+                used |= return_used(&mut pair.rx, mem, head, 0, id);
+                continue;
+            }
+        };
+        iovs.push_host_buffer(&mut *rx.overflow);
+        let read = tap.read_frame(&iovs);
+        drop(iovs);
+        match read {
+            Ok(n) if n > capacity => {
+                // Does not fit: drop the frame, keep the buffers for the next one.
+                metrics.rx_dropped.inc();
+                warn_limited!(
+                    "virtio-net {}: dropped a {}-byte frame (buffers: {})",
+                    id,
+                    n,
+                    capacity
+                );
+                pair.rx.go_to_previous_position();
+            }
+            Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
+                if finish_header(env, &bufs, 1, rx.offloads) {
+                    metrics.rx_packets.inc();
+                    metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
+                    // n <= capacity, the sum of u32 lengths of at most QUEUE_SIZE buffers.
+                    let len = u32::try_from(n).unwrap_or(0);
+                    used |= return_used(&mut pair.rx, mem, head, len, id);
+                } else {
+                    pair.rx.go_to_previous_position();
+                }
+            }
+            Ok(n) => {
+                metrics.rx_dropped.inc();
+                warn_limited!("virtio-net {}: dropped a runt frame of {} bytes", id, n);
+                pair.rx.go_to_previous_position();
+                if n == 0 {
+                    break;
+                }
+            }
+            Err(e) => {
+                pair.rx.go_to_previous_position();
+                if !read_error(env, e, pair) {
+                    break;
+                }
+            }
+        }
+    }
+    used
+}
+
+/// Frames over as many chains as they need. Returns whether used entries were added.
+fn receive_merged<T: FrameIo>(
+    env: &Env<'_>,
+    rx: Rx<'_>,
+    pair: &mut QueuePair,
+    tap: &mut T,
+) -> bool {
+    let Env { metrics, id, .. } = *env;
+    let mut used = false;
+    loop {
+        let room = largest_frame(rx.offloads);
+        used |= take_chains(env, pair, room);
+        let held = &mut pair.rx_bufs;
+        let whole_ring = held.descs >= usize::from(pair.rx.size());
+        if held.chains.is_empty() || (held.len() < room && !whole_ring) {
+            if more_buffers(env, &mut pair.rx) {
+                continue;
+            }
+            pair.watch_taps = false;
+            break;
+        }
+        let capacity = held.len();
+        let read = held
+            .iovs
+            .with_spill(&mut *rx.overflow, |iovs| tap.read_frame(iovs));
+        match read {
+            Ok(n) if n > capacity => {
+                metrics.rx_dropped.inc();
+                warn_limited!(
+                    "virtio-net {}: dropped a {}-byte frame (buffers: {})",
+                    id,
+                    n,
+                    capacity
+                );
+            }
+            Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
+                used |= deliver_merged(env, rx.offloads, pair, n);
+            }
+            Ok(n) => {
+                metrics.rx_dropped.inc();
+                warn_limited!("virtio-net {}: dropped a runt frame of {} bytes", id, n);
+                if n == 0 {
+                    break;
+                }
+            }
+            Err(e) => {
+                if !read_error(env, e, pair) {
+                    break;
+                }
+            }
+        }
+    }
+    used
+}
+
+/// The longest frame (vnet header included) the tap may hand over.
+fn largest_frame(offloads: Offloads) -> usize {
+    if offloads.gso() {
+        MAX_FRAME_LEN
+    } else {
+        VNET_HDR_LEN + ETH_HLEN + VLAN_HLEN + MAX_JUMBO_MTU
+    }
+}
+
+/// Takes chains from the ring until those held take `room` bytes. Returns whether
+/// broken chains were returned.
+fn take_chains(env: &Env<'_>, pair: &mut QueuePair, room: usize) -> bool {
+    let Env {
+        mem, metrics, id, ..
+    } = *env;
+    let mut used = false;
+    let table = DescTable::new(mem, &pair.rx);
+    while pair.rx_bufs.len() < room {
+        let Some(chain) = pair.rx.pop_descriptor_chain(mem) else {
+            break;
+        };
+        let head = chain.head_index();
+        let descs = table.collect(head);
+        let count = descs.as_ref().map_or(0, Vec::len);
+        let bufs = match rx_buffers(descs) {
+            Ok(bufs) => bufs,
+            Err(why) => {
+                metrics.invalid_chains.inc();
+                warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+                used |= return_used(&mut pair.rx, mem, head, 0, id);
+                continue;
+            }
+        };
+        let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
+        match pair.rx_bufs.iovs.push(bufs.iter().copied()) {
+            Ok(Some(iovs)) => {
+                pair.rx_bufs.descs += count;
+                pair.rx_bufs.chains.push_back(HeldChain {
+                    head,
+                    len,
+                    iovs,
+                    descs: count,
+                    bufs,
+                });
+            }
+            Ok(None) => {
+                // As many buffers as one read takes: leave this chain for later.
+                pair.rx.go_to_previous_position();
+                break;
+            }
+            Err(e) => {
+                metrics.invalid_chains.inc();
+                warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
+                used |= return_used(&mut pair.rx, mem, head, 0, id);
+            }
+        }
+    }
+    used
+}
+
+/// Hands a frame of `n` bytes (header included), read into the held chains, to the
+/// guest: one used entry per chain it filled. Returns whether entries were added.
+fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: usize) -> bool {
+    let Env {
+        mem, metrics, id, ..
+    } = *env;
+    let held = &mut pair.rx_bufs;
+    let mut count = 0usize;
+    let mut left = n;
+    for chain in &held.chains {
+        count += 1;
+        left = left.saturating_sub(chain.len);
+        if left == 0 {
+            break;
+        }
+    }
+    // n <= the bytes held, in at most a queue's worth of chains.
+    let num_buffers = u16::try_from(count).unwrap_or(u16::MAX);
+    let Some(first) = held.chains.front() else {
+        return false;
+    };
+    if !finish_header(env, &first.bufs, num_buffers, offloads) {
+        return false;
+    }
+    metrics.rx_packets.inc();
+    metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
+    let mut left = n;
+    let (mut iovs, mut bytes) = (0usize, 0usize);
+    let mut used = false;
+    for _ in 0..count {
+        let Some(chain) = held.chains.pop_front() else {
+            break;
+        };
+        let take = left.min(chain.len);
+        left -= take;
+        iovs += chain.iovs;
+        bytes += chain.len;
+        held.descs -= chain.descs;
+        // take <= n <= MAX_FRAME_LEN.
+        used |= return_used(&mut pair.rx, mem, chain.head, take as u32, id);
+    }
+    held.iovs.pop_front(iovs, bytes);
+    used
+}
+
+/// Replaces the header the tap wrote with the one the guest may see. False (the frame
+/// is dropped) if the tap handed over work the guest did not negotiate.
+fn finish_header(
+    env: &Env<'_>,
+    bufs: &[(GuestAddress, u32)],
+    num_buffers: u16,
+    off: Offloads,
+) -> bool {
+    let mut raw: RawHeader = [0; VNET_HDR_LEN];
+    let checked = if read_at(env.mem, bufs, 0, &mut raw) {
+        rx_header(&raw, num_buffers, off).map_err(ChainError::Header)
+    } else {
+        Err(ChainError::Memory)
+    };
+    match checked {
+        Ok(h) => {
+            write_at(env.mem, bufs, 0, &h);
+            true
+        }
+        Err(why) => {
+            env.metrics.rx_bad_headers.inc();
+            env.metrics.rx_dropped.inc();
+            warn_limited!("virtio-net {}: dropped an RX frame: {}", env.id, why);
+            false
+        }
+    }
+}
+
+/// Handles a failed tap read; true to go on reading.
+fn read_error(env: &Env<'_>, e: io::Error, pair: &mut QueuePair) -> bool {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => false,
+        io::ErrorKind::Interrupted => true,
+        _ => {
+            // A tap in error stays readable: stop watching it (or the loop spins) until
+            // the guest next kicks a queue.
+            env.metrics.tap_read_errors.inc();
+            warn_limited!("virtio-net {}: reading the tap: {}", env.id, e);
+            pair.watch_taps = false;
+            false
+        }
+    }
+}
+
+/// The writable buffers of an RX chain.
+fn rx_buffers(
+    descs: Result<Vec<Descriptor>, BrokenChain>,
+) -> Result<Vec<(GuestAddress, u32)>, ChainError> {
+    let descs = descs?;
+    if descs.iter().any(|d| !d.is_write_only()) {
+        return Err(ChainError::Direction);
+    }
+    let bufs: Vec<_> = descs.iter().map(|d| (d.addr(), d.len())).collect();
+    let capacity = bufs.iter().map(|&(_, len)| u64::from(len)).sum::<u64>();
+    if capacity < (VNET_HDR_LEN + ETH_HLEN) as u64 {
+        return Err(ChainError::TooShort(capacity as usize));
+    }
+    Ok(bufs)
+}
