@@ -148,6 +148,7 @@ fn a_forbidden_system_call_on_a_vcpu_or_the_event_loop_ends_the_monitor() {
         assert_eq!(st.code(), Some(128 + libc::SIGSYS), "{kind}: {st}");
         let record = std::fs::read_to_string(dir.path("exit.json")).unwrap();
         assert!(record.contains("SIGSYS"), "{kind}: {record}");
+        assert!(record.contains("\"code\":1"), "{kind}: {record}");
         let stderr = std::fs::read_to_string(&vm.stderr).unwrap();
         assert!(stderr.contains("calls chroot"), "{kind}: {stderr}");
         assert!(!stderr.contains("survived"), "{kind}: {stderr}");

@@ -4,8 +4,9 @@
 //! the jail's uid, loses every capability, is landlocked and runs under the seccomp filter
 //! for "other" threads, which lets it wait for its child, signal only that child and write
 //! only the exit record. It forwards SIGTERM, SIGINT and SIGHUP to the monitor, records a
-//! death by signal (a seccomp kill shows as SIGSYS) in the exit record when the monitor
-//! wrote none, and exits with the monitor's status (128 + the signal after a signal).
+//! death by a signal other than SIGKILL (a seccomp kill shows as SIGSYS) in the exit record
+//! as "failed" when the monitor wrote none, and exits with the monitor's status (128 + the
+//! signal after a signal).
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
@@ -13,6 +14,7 @@ use std::os::unix::fs::FileExt;
 use super::{Identity, KeeperSetup};
 use crate::config::JailConfig;
 use crate::seccomp::{self, ThreadKind};
+use strato_vmm_api::exit::{ExitRecord, ExitStatus};
 
 /// Signals forwarded to the monitor.
 const FORWARDED: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
@@ -118,8 +120,13 @@ fn wait(pid: libc::pid_t) -> libc::c_int {
     }
 }
 
-/// Writes `{"code": null, "reason": ...}` unless the monitor wrote a record itself.
+/// Writes a "failed" record naming the signal, unless the monitor wrote a record itself or
+/// the signal was SIGKILL (sent from outside, by the supervisor or the OOM killer, which
+/// know why).
 fn record_signal(fd: RawFd, sig: libc::c_int) {
+    if sig == libc::SIGKILL {
+        return;
+    }
     // SAFETY: lseek only moves the offset of a descriptor we hold.
     let len = unsafe { libc::lseek(fd, 0, libc::SEEK_END) };
     if len != 0 {
@@ -127,20 +134,22 @@ fn record_signal(fd: RawFd, sig: libc::c_int) {
     }
     let what = match sig {
         libc::SIGSYS => " (SIGSYS: a system call outside its seccomp allow-list)",
-        libc::SIGKILL => " (SIGKILL)",
         libc::SIGSEGV => " (SIGSEGV)",
         libc::SIGABRT => " (SIGABRT)",
+        libc::SIGBUS => " (SIGBUS)",
         _ => "",
     };
-    let body = serde_json::json!({
-        "code": null,
-        "reason": format!("the monitor was killed by signal {sig}{what}"),
-    })
-    .to_string();
+    let record = ExitRecord::new(
+        ExitStatus::Failed,
+        format!("the monitor was killed by signal {sig}{what}"),
+    );
+    let Ok(body) = serde_json::to_vec(&record) else {
+        return;
+    };
     // SAFETY: the descriptor stays open for the life of the process; ManuallyDrop keeps
     // this File from closing it.
     let file = std::mem::ManuallyDrop::new(unsafe {
         <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
     });
-    let _ = file.write_all_at(body.as_bytes(), 0);
+    let _ = file.write_all_at(&body, 0);
 }
