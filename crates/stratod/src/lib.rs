@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod dhcp;
 pub mod error;
+pub mod handoff;
 pub mod ids;
 pub mod imds;
 pub mod lifecycle;

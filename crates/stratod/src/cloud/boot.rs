@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use strato_vmm_api::config::{DiskConfig, NetConfig, VmConfig};
+use strato_vmm_api::config::{DiskConfig, JailConfig, NetConfig, VmConfig};
 use strato_vmm_api::names;
 
 use super::launch::{device_index, HOT_SLOTS};
@@ -243,7 +243,10 @@ impl Cloud {
             self.db.set_volume_slot(vol, Some(drive))?;
         }
         let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config)
+        let jail = self.jail_for(&inst.id)?;
+        let (config, fds) =
+            crate::handoff::hand_over(config, jail).map_err(|e| ApiError::internal(chain(&e)))?;
+        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config, fds)
             .map_err(|e| ApiError::internal(chain(&e)))?;
         crate::metrics::inc(&self.metrics.vmm_spawned_total);
         self.set_vm(&inst.id, process);
@@ -256,6 +259,41 @@ impl Cloud {
         }
         self.watch(&inst.id, process);
         Ok(())
+    }
+}
+
+impl Cloud {
+    /// The jail of instance `id`'s monitor: its own uid and gid from the configured range,
+    /// or none when the jail is off (warned about on every launch). Refuses when this host
+    /// cannot jail monitors and the configuration did not turn the jail off.
+    fn jail_for(&self, id: &str) -> ApiResult<Option<JailConfig>> {
+        match &self.jail_support {
+            None => {
+                tracing::warn!(
+                    instance = id,
+                    "launching a monitor WITHOUT the jail (\"jail\": false or --no-jail)"
+                );
+                Ok(None)
+            }
+            Some(Err(report)) => Err(ApiError::internal(format!(
+                "this host cannot jail monitors ({}); set \"jail\": false in the daemon's configuration to run them unjailed",
+                report.replace('\n', "; ")
+            ))),
+            Some(Ok(())) => {
+                let ids = self.cfg.jail_ids;
+                let uid = self.db.jail_id(id, ids.first, ids.last)?.ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "every jail uid of {}-{} is taken: widen jail_id_range",
+                        ids.first, ids.last
+                    ))
+                })?;
+                Ok(Some(JailConfig {
+                    uid: Some(uid),
+                    gid: Some(uid),
+                    ..JailConfig::default()
+                }))
+            }
+        }
     }
 }
 

@@ -319,6 +319,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE snapshots ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE subnets ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 11: the uid (and gid) each instance's jailed monitor runs as, held until termination.
+    r#"
+    CREATE TABLE jail_ids (
+        uid INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE
+    );
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query
