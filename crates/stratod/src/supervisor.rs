@@ -146,9 +146,8 @@ pub fn spawn(
         .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e.into()))?;
     std::fs::write(&paths.config, text)
         .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e))?;
-    for stale in [&paths.api, &paths.exit_status] {
-        let _ = std::fs::remove_file(stale);
-    }
+    // No stale control socket or exit record to remove: the handoff bound the one and
+    // truncated the other, and the monitor holds them as descriptors.
     let stderr = std::fs::File::create(&paths.stderr)
         .map_err(|e| SupervisorError::Write(paths.stderr.display().to_string(), e))?;
     let mut cmd = tokio::process::Command::new(bin);
