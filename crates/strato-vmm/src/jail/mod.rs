@@ -126,6 +126,7 @@ pub struct KeeperSetup {
 ///
 /// Must be called while the process has one thread: it forks.
 pub fn enter(config: &JailConfig, keep: &[RawFd], keeper: KeeperSetup) -> Result<(), JailError> {
+    let started = std::time::Instant::now();
     let id = Identity::resolve(config)?;
     // SAFETY: geteuid only reads the caller's credentials.
     let root = unsafe { libc::geteuid() } == 0;
@@ -170,7 +171,14 @@ pub fn enter(config: &JailConfig, keep: &[RawFd], keeper: KeeperSetup) -> Result
         keeper::run(pid, id, config, keeper, keeper_end);
     }
     drop(keeper_end);
-    enter_child(config, id, child_end)
+    let forked = started.elapsed();
+    let r = enter_child(config, id, child_end, started);
+    tracing::debug!(
+        forked_us = forked.as_micros() as u64,
+        total_us = started.elapsed().as_micros() as u64,
+        "jail entered"
+    );
+    r
 }
 
 /// The keeper's half of the handshake: waits for the child's new user namespace, writes its
@@ -183,7 +191,13 @@ fn map_child(pid: libc::pid_t, id: Identity, sock: &OwnedFd) -> Result<(), JailE
     sys::send_byte(sock, b'm').map_err(step("waking the jailed monitor"))
 }
 
-fn enter_child(config: &JailConfig, id: Identity, sock: OwnedFd) -> Result<(), JailError> {
+fn enter_child(
+    config: &JailConfig,
+    id: Identity,
+    sock: OwnedFd,
+    started: std::time::Instant,
+) -> Result<(), JailError> {
+    let us = || started.elapsed().as_micros() as u64;
     sys::unshare(
         libc::CLONE_NEWUSER
             | libc::CLONE_NEWNS
@@ -200,8 +214,10 @@ fn enter_child(config: &JailConfig, id: Identity, sock: OwnedFd) -> Result<(), J
     }
     sys::set_hostname("strato-vm").map_err(step("setting the jail's host name"))?;
 
+    tracing::debug!(at_us = us(), "ids mapped");
     // 3. An empty root.
     sys::pivot_to_empty_root().map_err(step("pivoting into an empty root"))?;
+    tracing::debug!(at_us = us(), "root pivoted");
 
     // 4. Limits and identity.
     drop_privileges(config, id)?;
