@@ -137,11 +137,14 @@ fn daemon_started_vms_are_jailed_each_as_its_own_user() {
     assert_eq!(keepers.len(), 2, "{keepers:?}");
     let uids: Vec<u32> = keepers.iter().map(|k| assert_jailed(vm_of(*k))).collect();
     assert_ne!(uids[0], uids[1], "two running VMs share a uid");
-    // The keepers (the daemon's children) hold nothing either.
+    // The keepers (the daemon's children) hold nothing either, and sit in the empty mount
+    // namespace the daemon made for jails to start from.
     for k in &keepers {
         let st = format!("/proc/{k}/status");
         assert_eq!(field(&st, "CapEff"), "0000000000000000");
         assert_eq!(field(&st, "Seccomp"), "2");
+        let mounts = std::fs::read_to_string(format!("/proc/{k}/mountinfo")).unwrap();
+        assert_eq!(mounts.lines().count(), 1, "{mounts}");
     }
 
     // Hot attach and detach: the daemon sends the volume's descriptor.

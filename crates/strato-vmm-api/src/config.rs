@@ -382,6 +382,12 @@ pub struct JailConfig {
     /// Allow core dumps (off by default: a dump holds guest memory).
     #[serde(default)]
     pub core_dumps: bool,
+    /// A mount namespace holding only an empty root, as an inherited descriptor (what
+    /// `strato-vmm --serve-empty-mount-ns` makes; the daemon makes one for all its VMs).
+    /// The jail's own mount namespace is then copied from it instead of from the host's
+    /// whole mount table, so that its cost does not grow with the host's mounts. Root only.
+    #[serde(default)]
+    pub mount_ns_fd: Option<i32>,
 }
 
 impl Default for JailConfig {
@@ -391,6 +397,7 @@ impl Default for JailConfig {
             gid: None,
             max_open_files: default_max_open_files(),
             core_dumps: false,
+            mount_ns_fd: None,
         }
     }
 }
@@ -447,6 +454,10 @@ impl VmConfig {
         push("console_fd", self.console_fd);
         push("api_socket_fd", self.api_socket_fd);
         push("exit_status_fd", self.exit_status_fd);
+        push(
+            "jail.mount_ns_fd",
+            self.jail.as_ref().and_then(|j| j.mount_ns_fd),
+        );
         for (i, d) in self.disks.iter().enumerate() {
             push(&format!("disk {}", d.id_or_default(i)), d.fd);
         }

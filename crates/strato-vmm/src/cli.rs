@@ -50,7 +50,13 @@ Options:
                                                65534 when run as root)
                               nofile=N         most open descriptors (default 1024)
                               core=on|off      allow core dumps (default off)
+                              mountns=N        an empty mount namespace to copy the
+                                               jail's from (root; see
+                                               --serve-empty-mount-ns)
   --check-jail              Report which jail layers this host supports, then exit
+  --serve-empty-mount-ns    Make a mount namespace holding only an empty root, print
+                            `ready`, and keep it until standard input closes (open
+                            /proc/PID/ns/mnt meanwhile and pass it as --jail=mountns=N)
   -h, --help                Print this help
   -V, --version             Print the version
 
@@ -366,7 +372,11 @@ fn parse_jail(value: &str) -> Result<JailConfig, CliError> {
     if value.is_empty() {
         return Ok(jail);
     }
-    for (key, val) in key_values("--jail", value, &["uid", "gid", "nofile", "core"])? {
+    for (key, val) in key_values(
+        "--jail",
+        value,
+        &["uid", "gid", "nofile", "core", "mountns"],
+    )? {
         let bad = |reason: &str| CliError::InvalidKeyValue {
             flag: "--jail".into(),
             key: key.into(),
@@ -378,6 +388,10 @@ fn parse_jail(value: &str) -> Result<JailConfig, CliError> {
             "gid" => jail.gid = Some(val.parse().map_err(|_| bad("expected a group ID"))?),
             "nofile" => {
                 jail.max_open_files = val.parse().map_err(|_| bad("expected a number"))?;
+            }
+            "mountns" => {
+                let fd = val.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                jail.mount_ns_fd = Some(fd.ok_or_else(|| bad("expected a file descriptor"))?);
             }
             _ => {
                 jail.core_dumps = match val {

@@ -53,6 +53,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("--check-jail") => return ExitCode::from(jail::check::report() as u8),
+        Some("--serve-empty-mount-ns") => {
+            return match jail::serve_empty_mount_ns() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    report("strato-vmm: cannot make an empty mount namespace", &e);
+                    ExitCode::from(ExitStatus::Failed.code() as u8)
+                }
+            };
+        }
         _ => {}
     }
     let config = match cli::parse_args(&args) {

@@ -212,3 +212,47 @@ fn the_console_file_stays_under_its_cap_across_restarts() {
     assert!(text.ends_with("probe: poweroff\n"), "{text}");
     assert!(text.starts_with('x'), "older output kept up to the cap");
 }
+
+#[test]
+fn a_jail_started_from_an_empty_mount_namespace_copies_nothing_of_the_hosts() {
+    use std::io::BufRead;
+    use std::os::fd::AsRawFd;
+    let mut server = std::process::Command::new(vmm_bin())
+        .arg("--serve-empty-mount-ns")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let ns = std::fs::File::open(format!("/proc/{}/ns/mnt", server.id())).unwrap();
+    drop(server.stdin.take());
+    assert!(server.wait().unwrap().success());
+    // The namespace outlives its maker through `ns`; the monitor inherits it.
+    // SAFETY: clears close-on-exec on a descriptor this test owns, before the spawn below.
+    unsafe { libc::fcntl(ns.as_raw_fd(), libc::F_SETFD, 0) };
+    let dir = Scratch::new("mountns");
+    let mut vm = Vm::start_unjailed(
+        &dir,
+        "vmlinux",
+        "",
+        &s(&[&format!("--jail=mountns={}", ns.as_raw_fd())]),
+        None,
+    );
+    vm.wait_for("probe: idle", BOOT);
+    let keeper = vm.child.id();
+    for pid in [keeper, vm.vm_pid()] {
+        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        assert_eq!(mounts.lines().count(), 1, "{pid}: {mounts}");
+    }
+    assert_ne!(ns_of(keeper), ns_of(std::process::id()));
+    vm.api(r#"{"op":"stop"}"#);
+    assert_eq!(vm.wait_exit(Duration::from_secs(10)).code(), Some(4));
+}
+
+fn ns_of(pid: u32) -> String {
+    ns(&pid.to_string(), "mnt")
+}

@@ -483,6 +483,34 @@ pub fn check_jail(bin: &Path) -> Result<String, String> {
     }
 }
 
+/// An empty mount namespace for jails to start from (`strato-vmm --serve-empty-mount-ns`):
+/// each jail's own mount namespace is then a copy of it rather than of the host's whole
+/// mount table. The namespace lives as long as the returned descriptor.
+pub fn empty_mount_ns(bin: &Path) -> Result<OwnedFd, SupervisorError> {
+    use std::io::BufRead;
+    let spawn_err =
+        |e| SupervisorError::Spawn(format!("{} --serve-empty-mount-ns", bin.display()), e);
+    let mut child = std::process::Command::new(bin)
+        .arg("--serve-empty-mount-ns")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let ns = if line.trim() == "ready" {
+        std::fs::File::open(format!("/proc/{}/ns/mnt", child.id())).map(OwnedFd::from)
+    } else {
+        Err(std::io::Error::other("it did not get ready"))
+    };
+    // Closing its standard input lets it exit; the namespace stays with `ns`.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    ns.map_err(spawn_err)
+}
+
 /// Waits until a freshly spawned monitor answers `state` with `running`, or fails.
 pub async fn wait_up(
     p: Process,

@@ -17,9 +17,11 @@
 //!    of the host's and locked to each other, so nothing done in the jail propagates back.
 //! 3. **An empty root.** A fresh tmpfs (`fsopen`/`fsmount`: read-only, nosuid, nodev,
 //!    noexec), attached over `/`, becomes the root through `pivot_root(".", ".")`, and the
-//!    old root with every mount under it is detached. The jail never builds a copy of the
-//!    host's mount table of its own, so its cost does not grow with the host's mounts beyond
-//!    the kernel's copy and release of them.
+//!    old root with every mount under it is detached. The new mount namespace is a copy of
+//!    the keeper's: given an empty mount namespace ([`JailConfig::mount_ns_fd`], which
+//!    [`serve_empty_mount_ns`] makes and the daemon keeps for all its VMs), the keeper
+//!    enters it first, so that neither the copy nor the detach touches the host's mount
+//!    table and the jail's cost does not grow with the host's mounts.
 //! 4. **Limits and identity.** RLIMIT_NOFILE, RLIMIT_CORE 0 unless core dumps are asked for;
 //!    the capability bounding and ambient sets are emptied; the jail's gid and uid are set;
 //!    every capability is dropped; the process is not dumpable (unless core dumps are asked
@@ -43,6 +45,22 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use crate::config::JailConfig;
 
 pub use landlock::abi as landlock_abi;
+
+/// `strato-vmm --serve-empty-mount-ns`: makes a mount namespace (in a user namespace of its
+/// own) holding only an empty, read-only tmpfs root, prints `ready` on standard output, and
+/// keeps it alive until standard input closes. Whoever started it opens
+/// `/proc/PID/ns/mnt` meanwhile and passes that descriptor as [`JailConfig::mount_ns_fd`];
+/// the namespace lives on as long as a descriptor of it is open.
+pub fn serve_empty_mount_ns() -> Result<(), JailError> {
+    sys::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS)
+        .map_err(step("creating the user and mount namespaces"))?;
+    sys::pivot_to_empty_root().map_err(step("pivoting into an empty root"))?;
+    println!("ready");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest)
+        .map_err(step("waiting for standard input to close"))?;
+    Ok(())
+}
 
 /// The uid and gid root's jails use when the configuration names none (`nobody`).
 pub const DEFAULT_ID: u32 = 65534;
@@ -135,7 +153,9 @@ pub fn enter(config: &JailConfig, keep: &[RawFd], keeper: KeeperSetup) -> Result
     sys::stdin_to_dev_null().map_err(step("replacing standard input with /dev/null"))?;
     let mut kept: Vec<RawFd> = keep.to_vec();
     kept.extend(keeper.exit_record);
+    kept.extend(config.mount_ns_fd);
     sys::close_all_but(&kept).map_err(step("closing inherited descriptors"))?;
+    let proc = sys::open_proc().map_err(step("opening /proc"))?;
     let vars: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
     for k in vars {
         std::env::remove_var(k);
@@ -147,11 +167,23 @@ pub fn enter(config: &JailConfig, keep: &[RawFd], keeper: KeeperSetup) -> Result
     // 2. Namespaces. An unprivileged caller needs a user namespace of its own to make a
     // PID namespace; root makes the PID namespace directly and keeps the keeper on the host.
     if root {
+        // The child's mount namespace is copied from this process's: from the empty one
+        // given, rather than from the host's whole mount table, when there is one.
+        if let Some(fd) = config.mount_ns_fd {
+            sys::set_mount_ns(fd).map_err(step("entering the empty mount namespace"))?;
+            // SAFETY: the descriptor was inherited for this alone and is not used again.
+            unsafe { libc::close(fd) };
+        }
         sys::unshare(libc::CLONE_NEWPID).map_err(step("creating the PID namespace"))?;
     } else {
+        if config.mount_ns_fd.is_some() {
+            return Err(step("entering the empty mount namespace")(
+                io::Error::from_raw_os_error(libc::EPERM),
+            ));
+        }
         sys::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID)
             .map_err(step("creating the user and PID namespaces"))?;
-        sys::map_ids("self", id).map_err(step("mapping the caller's uid and gid"))?;
+        sys::map_ids(&proc, "self", id).map_err(step("mapping the caller's uid and gid"))?;
     }
     let (keeper_end, child_end) = sys::socket_pair().map_err(step("creating a socket pair"))?;
     // SAFETY: the process has one thread (see the function's contract), so the child
@@ -164,13 +196,15 @@ pub fn enter(config: &JailConfig, keep: &[RawFd], keeper: KeeperSetup) -> Result
     }
     if pid > 0 {
         drop(child_end);
-        if let Err(e) = map_child(pid, id, &keeper_end) {
+        if let Err(e) = map_child(&proc, pid, id, &keeper_end) {
             sys::kill_and_reap(pid);
             return Err(e);
         }
+        drop(proc);
         keeper::run(pid, id, config, keeper, keeper_end);
     }
     drop(keeper_end);
+    drop(proc);
     let forked = started.elapsed();
     let r = enter_child(config, id, child_end, started);
     tracing::debug!(
@@ -183,11 +217,16 @@ pub fn enter(config: &JailConfig, keep: &[RawFd], keeper: KeeperSetup) -> Result
 
 /// The keeper's half of the handshake: waits for the child's new user namespace, writes its
 /// uid and gid maps, and tells it to go on.
-fn map_child(pid: libc::pid_t, id: Identity, sock: &OwnedFd) -> Result<(), JailError> {
+fn map_child(
+    proc: &OwnedFd,
+    pid: libc::pid_t,
+    id: Identity,
+    sock: &OwnedFd,
+) -> Result<(), JailError> {
     if sys::recv_byte(sock).map_err(step("waiting for the jailed monitor"))? != Some(b'u') {
         return Err(JailError::ChildGone);
     }
-    sys::map_ids(&pid.to_string(), id).map_err(step("mapping the jail's uid and gid"))?;
+    sys::map_ids(proc, &pid.to_string(), id).map_err(step("mapping the jail's uid and gid"))?;
     sys::send_byte(sock, b'm').map_err(step("waking the jailed monitor"))
 }
 

@@ -68,17 +68,51 @@ pub fn unshare(flags: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::unshare(flags) }).map(drop)
 }
 
-fn write_proc(pid: &str, file: &str, text: &str) -> io::Result<()> {
-    std::fs::write(format!("/proc/{pid}/{file}"), text)
-        .map_err(|e| io::Error::new(e.kind(), format!("/proc/{pid}/{file}: {e}")))
+/// `/proc`, opened before the process may leave the host's mount namespace (see
+/// [`set_mount_ns`]), so that the keeper can still write its child's uid and gid maps.
+pub fn open_proc() -> io::Result<OwnedFd> {
+    // SAFETY: open takes a NUL-terminated path; the result is checked and owned below.
+    let fd = cvt(unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: a new descriptor, owned from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn write_proc(proc: &OwnedFd, pid: &str, file: &str, text: &str) -> io::Result<()> {
+    let what = |e: io::Error| io::Error::new(e.kind(), format!("/proc/{pid}/{file}: {e}"));
+    let rel =
+        std::ffi::CString::new(format!("{pid}/{file}")).map_err(|e| what(io::Error::other(e)))?;
+    // SAFETY: openat resolves a NUL-terminated relative path under a directory we hold.
+    let fd = unsafe {
+        libc::openat(
+            proc.as_raw_fd(),
+            rel.as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    let fd = cvt(fd).map_err(what)?;
+    // SAFETY: a new descriptor, owned from here on.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut &file, text.as_bytes()).map_err(what)
 }
 
 /// Maps `id` to itself in the user namespace of process `pid` (or `self`); supplementary
 /// groups cannot be changed in it afterwards.
-pub fn map_ids(pid: &str, id: Identity) -> io::Result<()> {
-    write_proc(pid, "setgroups", "deny")?;
-    write_proc(pid, "gid_map", &format!("{0} {0} 1\n", id.gid))?;
-    write_proc(pid, "uid_map", &format!("{0} {0} 1\n", id.uid))
+pub fn map_ids(proc: &OwnedFd, pid: &str, id: Identity) -> io::Result<()> {
+    write_proc(proc, pid, "setgroups", "deny")?;
+    write_proc(proc, pid, "gid_map", &format!("{0} {0} 1\n", id.gid))?;
+    write_proc(proc, pid, "uid_map", &format!("{0} {0} 1\n", id.uid))
+}
+
+/// Moves into the mount namespace `fd` refers to (root and working directory become its
+/// root).
+pub fn set_mount_ns(fd: RawFd) -> io::Result<()> {
+    // SAFETY: setns takes a descriptor and a namespace type.
+    cvt(unsafe { libc::setns(fd, libc::CLONE_NEWNS) }).map(drop)
 }
 
 /// A connected pair of sequenced-packet sockets: the keeper's end and the child's.

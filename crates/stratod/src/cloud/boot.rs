@@ -244,8 +244,11 @@ impl Cloud {
         }
         let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
         let jail = self.jail_for(&inst.id)?;
-        let (config, fds) =
+        let (mut config, mut fds) =
             crate::handoff::hand_over(config, jail).map_err(|e| ApiError::internal(chain(&e)))?;
+        if let Some(j) = config.jail.as_mut() {
+            j.mount_ns_fd = self.jail_mount_ns()?.map(|ns| fds.pass(ns));
+        }
         let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config, fds)
             .map_err(|e| ApiError::internal(chain(&e)))?;
         crate::metrics::inc(&self.metrics.vmm_spawned_total);
@@ -293,6 +296,17 @@ impl Cloud {
                     ..JailConfig::default()
                 }))
             }
+        }
+    }
+
+    /// A copy of the empty mount namespace jails start from, for one monitor.
+    fn jail_mount_ns(&self) -> ApiResult<Option<std::os::fd::OwnedFd>> {
+        match &self.jail_mount_ns {
+            Some(fd) => fd
+                .try_clone()
+                .map(Some)
+                .map_err(|e| super::host_io("Cannot pass the jails' mount namespace", e)),
+            None => Ok(None),
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Cloud {
     /// `Some(Err)` with `strato-vmm --check-jail`'s report when this host cannot jail them
     /// (launches are then refused).
     pub jail_support: Option<Result<(), String>>,
+    /// An empty mount namespace each jail's own is copied from (none: from the host's).
+    pub jail_mount_ns: Option<std::os::fd::OwnedFd>,
     /// Running monitors by instance ID.
     vms: Mutex<HashMap<String, Vm>>,
     /// One operation lock per instance: a boot, stop, reboot or image capture at a time.
@@ -120,7 +122,18 @@ impl Cloud {
             );
             None
         };
+        let jail_mount_ns = match &jail_support {
+            Some(Ok(())) => match crate::supervisor::empty_mount_ns(&cfg.vmm_binary) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "no empty mount namespace for jails: each copies the host's mount table");
+                    None
+                }
+            },
+            _ => None,
+        };
         Ok(Arc::new_cyclic(|me| Cloud {
+            jail_mount_ns,
             jail_support,
             nat: applies::Applies::default(),
             me: me.clone(),
