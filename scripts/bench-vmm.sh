@@ -8,6 +8,8 @@
 #  3. the real Linux kernel's time to `Run /sbin/init` (scripts/linux-smoke.sh) with each
 #     irqchip (skipped with BENCH_LINUX=0; the first run builds the kernel and its image);
 #  4. virtio-blk throughput through the queue (no guest) against reading the file directly.
+#  5. the jail's start-up cost: jailed beside unjailed, 1 and 10 at once, with the host's
+#     mounts and with 500 more.
 #
 #   scripts/bench-vmm.sh [RUNS]        RUNS: rounds of 1 and runs of 2 (default 30 and 10)
 #
@@ -58,5 +60,8 @@ print(f"  median: split {s:.1f} s, kernel {k:.1f} s; split / kernel {s / k:.2f}"
 PY
 	echo
 fi
+echo "== the jail's start-up cost (jailed vs. unjailed, 1 and 10 at once, few and many mounts)"
+python3 scripts/bench_jail.py "$vmm" "$probe" "$template" "${1:-10}" 500
+echo
 echo "== virtio-blk throughput (device driven through its queue, no guest) vs. raw file"
 cargo run --release --locked -q -p strato-devices --example blk_throughput

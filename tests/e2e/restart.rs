@@ -31,7 +31,8 @@ fn restart_adopts_running_vms_and_reports_dead_ones() {
     let victim_pid = {
         let dir = d.data().join("instances").join(&ids[1]);
         let cfg = std::fs::read_to_string(dir.join("vm.json")).unwrap();
-        assert!(cfg.contains("api.sock"));
+        // The monitor got its control socket as a descriptor (the daemon bound it).
+        assert!(cfg.contains("api_socket_fd"), "{cfg}");
         // Find the monitor serving this instance's socket.
         *before
             .iter()

@@ -9,7 +9,7 @@
 //! calling thread, which is what lets the tests run in a throwaway namespace.
 //!
 //! - [`link`]: [`link::ensure_bridge`], [`link::ensure_bridge_only`],
-//!   [`link::delete_address`], [`link::create_tap`], [`link::delete_link`],
+//!   [`link::delete_address`], [`link::create_tap`], [`link::open_tap`], [`link::delete_link`],
 //!   [`link::link_status`] and friends.
 //! - [`arp`]: [`arp::arp_probe`] and the pure frame functions it is built from.
 //! - [`firewall`] and [`nft`]: security groups rendered as nftables tables, and applied

@@ -177,6 +177,14 @@ fn bridge_link(sock: &mut Socket, name: &str) -> Result<LinkInfo, NetError> {
     Ok(link)
 }
 
+/// Opens a queue of the existing tap `name` (flags `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`),
+/// close-on-exec: the daemon hands the descriptor to a jailed monitor, which opens nothing
+/// by name. Must be called in the tap's network namespace.
+pub fn open_tap(name: &str) -> Result<std::fs::File, NetError> {
+    validate_ifname(name)?;
+    tun::open_tap(name).map_err(|e| NetError::io(format!("open tap {name}"), e))
+}
+
 /// Creates persistent tap `name` (flags `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`) if absent,
 /// sets its MTU if given, enslaves it to `bridge` and sets it up.
 ///

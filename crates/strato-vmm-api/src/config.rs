@@ -109,6 +109,22 @@ pub enum ConfigError {
         /// What is wrong with it.
         source: UuidError,
     },
+    /// A descriptor named in the configuration is a standard stream, or is named twice.
+    #[error("{what}: descriptor {fd} {reason}")]
+    Fd {
+        /// The field, e.g. `kvm_fd` or `disk disk0`.
+        what: String,
+        /// The descriptor.
+        fd: i32,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A resource is given both as a path and as a descriptor.
+    #[error("{0}: give a path or a descriptor, not both")]
+    PathAndFd(String),
+    /// The jail's settings are refused.
+    #[error("jail: {0}")]
+    Jail(&'static str),
     /// A MAC address does not parse or is not a unicast address.
     #[error("invalid MAC address {mac:?} for {id}: {source}")]
     InvalidMac {
@@ -305,9 +321,13 @@ pub struct DiskConfig {
     /// `disk<N>` in declaration order.
     #[serde(default)]
     pub id: Option<String>,
-    /// Backing file; `None` declares an empty hot-attach slot.
+    /// Backing file; `None` (and no `fd`) declares an empty hot-attach slot.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// The backing file as an inherited descriptor instead of a path (opened read-only for
+    /// a read-only drive).
+    #[serde(default)]
+    pub fd: Option<i32>,
     /// Read-only drive.
     #[serde(default)]
     pub readonly: bool,
@@ -410,14 +430,30 @@ pub struct VmConfig {
     /// File that receives the serial console (it is also kept in memory for the API).
     #[serde(default)]
     pub console: Option<PathBuf>,
+    /// The console file as an inherited descriptor (readable too, so that old output can be
+    /// kept when the cap is reached).
+    #[serde(default)]
+    pub console_fd: Option<i32>,
+    /// Most bytes the console file holds; past it the oldest output is dropped.
+    #[serde(default = "default_console_max_bytes")]
+    pub console_max_bytes: u64,
     /// Unix socket for the control API.
     #[serde(default)]
     pub api_socket: Option<PathBuf>,
+    /// The control API's listening Unix socket as an inherited descriptor.
+    #[serde(default)]
+    pub api_socket_fd: Option<i32>,
+    /// `/dev/kvm` as an inherited descriptor (default: the monitor opens `/dev/kvm`).
+    #[serde(default)]
+    pub kvm_fd: Option<i32>,
     /// Where to record how the VM ended (`{"code": N, "reason": "..."}`), written atomically
     /// before the process exits: a supervisor that adopted this process after a restart is
     /// not its parent and cannot read its exit status.
     #[serde(default)]
     pub exit_status_file: Option<PathBuf>,
+    /// The exit status record as an inherited, writable descriptor.
+    #[serde(default)]
+    pub exit_status_fd: Option<i32>,
     /// CPU template.
     #[serde(default)]
     pub cpu_template: CpuTemplate,
@@ -427,6 +463,62 @@ pub struct VmConfig {
     /// Interrupt controllers.
     #[serde(default)]
     pub irqchip: IrqchipMode,
+    /// Run the VM in a jail (see the monitor's `jail` module); `None` runs it unconfined.
+    #[serde(default)]
+    pub jail: Option<JailConfig>,
+}
+
+/// The jail a monitor puts itself in before the guest runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JailConfig {
+    /// User the monitor runs as; default: the caller's own, or 65534 (`nobody`) for root.
+    /// Root must give every VM a uid of its own: VMs sharing one may signal and trace each
+    /// other if one escapes.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Group the monitor runs as; default as for `uid`.
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// Most open descriptors (RLIMIT_NOFILE).
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: u64,
+    /// Allow core dumps (off by default: a dump holds guest memory).
+    #[serde(default)]
+    pub core_dumps: bool,
+    /// A mount namespace holding only an empty root, as an inherited descriptor (what
+    /// `strato-vmm --serve-empty-mount-ns` makes; the daemon makes one for all its VMs).
+    /// The jail's own mount namespace is then copied from it instead of from the host's
+    /// whole mount table, so that its cost does not grow with the host's mounts. Root only.
+    #[serde(default)]
+    pub mount_ns_fd: Option<i32>,
+}
+
+impl Default for JailConfig {
+    fn default() -> Self {
+        JailConfig {
+            uid: None,
+            gid: None,
+            max_open_files: default_max_open_files(),
+            core_dumps: false,
+            mount_ns_fd: None,
+        }
+    }
+}
+
+/// Least RLIMIT_NOFILE a jail accepts: the monitor's own descriptors (KVM, eventfds, epoll,
+/// sockets) for the largest VM fit well below it.
+pub const MIN_OPEN_FILES: u64 = 256;
+
+fn default_max_open_files() -> u64 {
+    1024
+}
+
+/// The console file's cap when the configuration names none: 1 MiB.
+pub const DEFAULT_CONSOLE_MAX_BYTES: u64 = 1 << 20;
+
+fn default_console_max_bytes() -> u64 {
+    DEFAULT_CONSOLE_MAX_BYTES
 }
 
 fn default_cpus() -> u8 {
@@ -454,6 +546,83 @@ impl NetConfig {
 }
 
 impl VmConfig {
+    /// Every descriptor the configuration names, with the field that names it.
+    pub fn named_fds(&self) -> Vec<(String, i32)> {
+        let mut fds = Vec::new();
+        let mut push = |what: &str, fd: Option<i32>| {
+            if let Some(fd) = fd {
+                fds.push((what.to_string(), fd));
+            }
+        };
+        push("kvm_fd", self.kvm_fd);
+        push("console_fd", self.console_fd);
+        push("api_socket_fd", self.api_socket_fd);
+        push("exit_status_fd", self.exit_status_fd);
+        push(
+            "jail.mount_ns_fd",
+            self.jail.as_ref().and_then(|j| j.mount_ns_fd),
+        );
+        for (i, d) in self.disks.iter().enumerate() {
+            push(&format!("disk {}", d.id_or_default(i)), d.fd);
+        }
+        for (i, n) in self.nets.iter().enumerate() {
+            push(&format!("net {}", n.id_or_default(i)), n.fd);
+        }
+        fds
+    }
+
+    /// Paths and descriptors: one of the two per resource, descriptors above the standard
+    /// streams and each named once (two owners would close it twice).
+    fn validate_fds(&self) -> Result<(), ConfigError> {
+        let both = [
+            (
+                "console",
+                self.console.is_some() && self.console_fd.is_some(),
+            ),
+            (
+                "api_socket",
+                self.api_socket.is_some() && self.api_socket_fd.is_some(),
+            ),
+            (
+                "exit_status",
+                self.exit_status_file.is_some() && self.exit_status_fd.is_some(),
+            ),
+        ];
+        if let Some((what, _)) = both.iter().find(|(_, b)| *b) {
+            return Err(ConfigError::PathAndFd(what.to_string()));
+        }
+        for (i, d) in self.disks.iter().enumerate() {
+            if d.path.is_some() && d.fd.is_some() {
+                return Err(ConfigError::PathAndFd(format!(
+                    "disk {}",
+                    d.id_or_default(i)
+                )));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (what, fd) in self.named_fds() {
+            // Negative tap descriptors keep their own message (see `validate`).
+            if what.starts_with("net ") && fd < 0 {
+                continue;
+            }
+            if fd < 3 {
+                return Err(ConfigError::Fd {
+                    what,
+                    fd,
+                    reason: "is not above the standard streams",
+                });
+            }
+            if !seen.insert(fd) {
+                return Err(ConfigError::Fd {
+                    what,
+                    fd,
+                    reason: "is named twice",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A configuration with the given kernel and every other field at its default, as an
     /// empty JSON object with only `kernel` would give.
     pub fn new(kernel: impl Into<PathBuf>) -> Self {
@@ -467,11 +636,17 @@ impl VmConfig {
             nets: Vec::new(),
             rng: false,
             console: None,
+            console_fd: None,
+            console_max_bytes: DEFAULT_CONSOLE_MAX_BYTES,
             api_socket: None,
+            api_socket_fd: None,
+            kvm_fd: None,
             exit_status_file: None,
+            exit_status_fd: None,
             cpu_template: CpuTemplate::default(),
             smbios: SmbiosConfig::default(),
             irqchip: IrqchipMode::default(),
+            jail: None,
         }
     }
 
@@ -535,6 +710,16 @@ impl VmConfig {
             return Err(ConfigError::TooManyDevices(devices));
         }
         self.smbios.validate()?;
+
+        self.validate_fds()?;
+        if let Some(jail) = &self.jail {
+            if jail.uid == Some(0) || jail.gid == Some(0) {
+                return Err(ConfigError::Jail("uid and gid must not be 0"));
+            }
+            if jail.max_open_files < MIN_OPEN_FILES {
+                return Err(ConfigError::Jail("max_open_files must be at least 256"));
+            }
+        }
 
         let mut ids = HashSet::new();
         let mut check_id = |what: String, id: String| {
@@ -724,11 +909,13 @@ mod tests {
         config.disks.push(DiskConfig {
             id: None,
             path: None,
+            fd: None,
             readonly: false,
         });
         config.disks.push(DiskConfig {
             id: Some("disk0".into()),
             path: None,
+            fd: None,
             readonly: false,
         });
         assert!(config.validate().is_err());
@@ -826,12 +1013,48 @@ mod tests {
     }
 
     #[test]
+    fn descriptors() {
+        let config = parse(
+            r#"{"kernel": "/k", "kvm_fd": 3, "console_fd": 4, "api_socket_fd": 5,
+                "exit_status_fd": 6, "disks": [{"fd": 7, "readonly": true}], "nets": [{"fd": 8}],
+                "console_max_bytes": 65536, "jail": {"uid": 20000, "gid": 20000}}"#,
+        )
+        .expect("descriptor config");
+        assert_eq!(config.named_fds().len(), 6);
+        assert_eq!(config.console_max_bytes, 65536);
+        assert_eq!(config.jail.as_ref().and_then(|j| j.uid), Some(20000));
+        assert_eq!(
+            parse(r#"{"kernel": "/k"}"#).unwrap().console_max_bytes,
+            DEFAULT_CONSOLE_MAX_BYTES
+        );
+        let msg = err(r#"{"kernel": "/k", "kvm_fd": 4, "console_fd": 4}"#);
+        assert_eq!(msg, "console_fd: descriptor 4 is named twice");
+        let msg = err(r#"{"kernel": "/k", "disks": [{"fd": 3}], "nets": [{"fd": 3}]}"#);
+        assert!(
+            msg.contains("net net0: descriptor 3 is named twice"),
+            "{msg}"
+        );
+        let msg = err(r#"{"kernel": "/k", "kvm_fd": 2}"#);
+        assert!(msg.contains("standard streams"), "{msg}");
+        let msg = err(r#"{"kernel": "/k", "disks": [{"fd": 5, "path": "/x"}]}"#);
+        assert_eq!(msg, "disk disk0: give a path or a descriptor, not both");
+        let msg = err(r#"{"kernel": "/k", "console": "/c", "console_fd": 5}"#);
+        assert!(msg.starts_with("console:"), "{msg}");
+        let msg = err(r#"{"kernel": "/k", "jail": {"uid": 0}}"#);
+        assert!(msg.contains("must not be 0"), "{msg}");
+        let msg = err(r#"{"kernel": "/k", "jail": {"max_open_files": 10}}"#);
+        assert!(msg.contains("max_open_files"), "{msg}");
+        assert!(err(r#"{"kernel": "/k", "jail": {"uid": 5, "chroot": "/"}}"#).contains("chroot"));
+    }
+
+    #[test]
     fn device_limit() {
         let mut config = VmConfig::new("/k");
         for _ in 0..MAX_DEVICES - 1 {
             config.disks.push(DiskConfig {
                 id: None,
                 path: None,
+                fd: None,
                 readonly: false,
             });
         }

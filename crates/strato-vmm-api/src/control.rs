@@ -8,7 +8,7 @@
 //! | `counters` | | [`Counters`] |
 //! | `pause`, `resume`, `stop` | | [`StateOnly`] |
 //! | `ctrl-alt-del` | | nothing |
-//! | `attach-drive` | `id`, `path`, `readonly` | nothing |
+//! | `attach-drive` | `id`, `path` or a descriptor, `readonly` | nothing |
 //! | `detach-drive` | `id` | nothing |
 //! | `console` | `from` (byte position, optional) | [`ConsoleChunk`] |
 //! | `console-input` | `data` (base64 bytes) | [`InputAccepted`] |
@@ -45,8 +45,10 @@ pub enum Request {
     AttachDrive {
         /// Slot ID.
         id: String,
-        /// Backing file.
-        path: PathBuf,
+        /// Backing file. Without it, the image is the descriptor sent with the request as
+        /// `SCM_RIGHTS` ancillary data: a jailed monitor opens no paths.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
         /// Read-only.
         #[serde(default)]
         readonly: bool,
@@ -286,7 +288,7 @@ mod tests {
             Request::Stop {},
             Request::AttachDrive {
                 id: "slot0".into(),
-                path: "/v/a.img".into(),
+                path: Some("/v/a.img".into()),
                 readonly: true,
             },
             Request::DetachDrive { id: "slot0".into() },

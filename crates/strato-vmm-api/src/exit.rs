@@ -83,6 +83,16 @@ impl ExitRecord {
         std::fs::rename(&tmp, path)
     }
 
+    /// Writes the record over an open file, in one write at its start: a jailed monitor
+    /// holds its record as a descriptor and cannot rename. Readers look only once the
+    /// process is gone.
+    pub fn write_to(&self, file: &std::fs::File) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        file.set_len(0)?;
+        file.write_all_at(&body, 0)
+    }
+
     /// Reads a record; `None` if there is none or it does not parse.
     pub fn read(path: &Path) -> Option<ExitRecord> {
         let bytes = std::fs::read(path).ok()?;
@@ -116,6 +126,13 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(back.status(), Some(ExitStatus::Reset));
         assert!(!path.with_extension("tmp").exists());
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let longer = ExitRecord::new(ExitStatus::Failed, "a much longer reason than before");
+        longer.write_to(&f).unwrap();
+        ExitRecord::new(ExitStatus::Stopped, "short")
+            .write_to(&f)
+            .unwrap();
+        assert_eq!(ExitRecord::read(&path).unwrap().reason, "short");
         std::fs::write(&path, "{half").unwrap();
         assert_eq!(ExitRecord::read(&path), None);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use crate::config::{
-    ConfigError, CpuTemplate, DiskConfig, NetConfig, SmbiosConfig, VmConfig, MAX_MEMORY_MIB,
-    MAX_VCPUS, MIN_MEMORY_MIB,
+    ConfigError, CpuTemplate, DiskConfig, JailConfig, NetConfig, SmbiosConfig, VmConfig,
+    MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB,
 };
 
 /// The help text: every flag the monitor accepts.
@@ -25,6 +25,7 @@ Options:
   --disk KEY=VALUE,...      A virtio-blk drive; repeatable. Keys:
                               path=FILE        backing file (without it: an empty slot for
                                                a drive attached later through the API)
+                              fd=N             the backing file as an open descriptor
                               readonly=on|off  read-only drive (default off)
                               id=ID            drive ID and serial (default disk<N>)
   --net KEY=VALUE,...       A virtio-net interface; repeatable. Keys:
@@ -34,6 +35,8 @@ Options:
                               id=ID            interface ID (default net<N>)
   --rng                     Add a virtio-rng device
   --console FILE            Write the serial console to FILE
+  --console-max-bytes SIZE  Cap the console file at SIZE bytes (suffix K, M or G; default
+                            1M); the oldest output is dropped past it
   --api-socket PATH         Serve the control API on this Unix socket
   --exit-status-file PATH   On exit, write the exit status and reason as JSON to PATH, so a
                             supervisor that is not the parent learns how the VM ended
@@ -45,6 +48,20 @@ Options:
                               asset_tag=TEXT   chassis asset tag
   --irqchip MODE            split (default: local APICs in KVM, IOAPIC in the monitor, no PIC
                             or PIT) or kernel (KVM's PIC, IOAPIC, local APICs and PIT)
+  --jail[=KEY=VALUE,...]    Run the VM jailed: own namespaces, an empty root, no capabilities,
+                            an unprivileged user, landlock and a seccomp filter per thread
+                            (see docs/security.md). Keys:
+                              uid=N, gid=N     user and group (default: the caller's own;
+                                               65534 when run as root)
+                              nofile=N         most open descriptors (default 1024)
+                              core=on|off      allow core dumps (default off)
+                              mountns=N        an empty mount namespace to copy the
+                                               jail's from (root; see
+                                               --serve-empty-mount-ns)
+  --check-jail              Report which jail layers this host supports, then exit
+  --serve-empty-mount-ns    Make a mount namespace holding only an empty root, print
+                            `ready`, and keep it until standard input closes (open
+                            /proc/PID/ns/mnt meanwhile and pass it as --jail=mountns=N)
   -h, --help                Print this help
   -V, --version             Print the version
 
@@ -165,7 +182,9 @@ const VM_FLAGS: &[(&str, bool, bool)] = &[
     ("--disk", true, true),
     ("--net", true, true),
     ("--rng", false, false),
+    ("--jail", false, false),
     ("--console", true, false),
+    ("--console-max-bytes", true, false),
     ("--api-socket", true, false),
     ("--exit-status-file", true, false),
     ("--cpu-template", true, false),
@@ -226,11 +245,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             }
             seen.push(flag);
         }
+        if flag == "--jail" {
+            // The jail's settings are optional and only given inline, so that a following
+            // argument is never mistaken for them.
+            config.jail = Some(parse_jail(inline.unwrap_or(""))?);
+            continue;
+        }
         if !takes_value {
             if inline.is_some() {
                 return Err(CliError::UnexpectedValue(flag.to_string()));
             }
-            // `--rng` is the only flag without a value.
+            // `--rng` is the only other flag without a value.
             config.rng = true;
             continue;
         }
@@ -244,6 +269,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, CliError> {
             "--disk" => config.disks.push(parse_disk(value)?),
             "--net" => config.nets.push(parse_net(value)?),
             "--console" => config.console = Some(PathBuf::from(value)),
+            "--console-max-bytes" => config.console_max_bytes = parse_bytes(flag, value)?,
             "--api-socket" => config.api_socket = Some(PathBuf::from(value)),
             "--exit-status-file" => config.exit_status_file = Some(PathBuf::from(value)),
             "--cpu-template" => config.cpu_template = parse_cpu_template(value)?,
@@ -327,6 +353,65 @@ fn parse_memory(value: &str) -> Result<u32, CliError> {
     mib.ok_or_else(|| invalid("--memory", value, &reason))
 }
 
+/// Bytes from `N`, `NK`, `NM` or `NG` (either case, powers of 1024).
+fn parse_bytes(flag: &str, value: &str) -> Result<u64, CliError> {
+    let (digits, shift) = match value.as_bytes().last() {
+        Some(b'K' | b'k') => (&value[..value.len() - 1], 10),
+        Some(b'M' | b'm') => (&value[..value.len() - 1], 20),
+        Some(b'G' | b'g') => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            invalid(
+                flag,
+                value,
+                "expected bytes, optionally with a K, M or G suffix",
+            )
+        })
+}
+
+fn parse_jail(value: &str) -> Result<JailConfig, CliError> {
+    let mut jail = JailConfig::default();
+    if value.is_empty() {
+        return Ok(jail);
+    }
+    for (key, val) in key_values(
+        "--jail",
+        value,
+        &["uid", "gid", "nofile", "core", "mountns"],
+    )? {
+        let bad = |reason: &str| CliError::InvalidKeyValue {
+            flag: "--jail".into(),
+            key: key.into(),
+            value: val.into(),
+            reason: reason.into(),
+        };
+        match key {
+            "uid" => jail.uid = Some(val.parse().map_err(|_| bad("expected a user ID"))?),
+            "gid" => jail.gid = Some(val.parse().map_err(|_| bad("expected a group ID"))?),
+            "nofile" => {
+                jail.max_open_files = val.parse().map_err(|_| bad("expected a number"))?;
+            }
+            "mountns" => {
+                let fd = val.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                jail.mount_ns_fd = Some(fd.ok_or_else(|| bad("expected a file descriptor"))?);
+            }
+            _ => {
+                jail.core_dumps = match val {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("expected on or off")),
+                }
+            }
+        }
+    }
+    Ok(jail)
+}
+
 fn parse_cpu_template(value: &str) -> Result<CpuTemplate, CliError> {
     match value {
         "host" => Ok(CpuTemplate::Host),
@@ -382,12 +467,22 @@ fn parse_disk(value: &str) -> Result<DiskConfig, CliError> {
     let mut disk = DiskConfig {
         id: None,
         path: None,
+        fd: None,
         readonly: false,
     };
-    for (key, val) in key_values("--disk", value, &["path", "readonly", "id"])? {
+    for (key, val) in key_values("--disk", value, &["path", "fd", "readonly", "id"])? {
         match key {
             "path" => disk.path = Some(PathBuf::from(val)),
             "id" => disk.id = Some(val.to_string()),
+            "fd" => {
+                let fd = val.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                disk.fd = Some(fd.ok_or_else(|| CliError::InvalidKeyValue {
+                    flag: "--disk".into(),
+                    key: key.into(),
+                    value: val.into(),
+                    reason: "expected a file descriptor number".into(),
+                })?);
+            }
             _ => {
                 disk.readonly = match val {
                     "on" => true,
@@ -525,6 +620,9 @@ mod tests {
             "emulated-kvm",
             "--smbios",
             "product=t3.micro,serial=ec2a1b2c-3d4e-456f-8790-0123456789ab,asset_tag=i-0123456789abcdef0,uuid=ec2a1b2c-3d4e-456f-8790-0123456789ab",
+            "--jail=uid=20001,gid=20002,nofile=512,core=on",
+            "--console-max-bytes",
+            "64K",
             "--irqchip",
             "kernel",
         ]);
@@ -546,6 +644,8 @@ mod tests {
                 "smbios": {"product": "t3.micro", "serial": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
                            "uuid": "ec2a1b2c-3d4e-456f-8790-0123456789ab",
                            "asset_tag": "i-0123456789abcdef0"},
+                "jail": {"uid": 20001, "gid": 20002, "max_open_files": 512, "core_dumps": true},
+                "console_max_bytes": 65536,
                 "irqchip": "kernel"
             }"#,
         );
@@ -825,5 +925,19 @@ mod tests {
             msg.starts_with("cannot read config file /nonexistent/strato/vm.json"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn jail_and_descriptor_flags() {
+        let c = run(&["--kernel", "/k", "--jail", "--disk", "fd=5,readonly=on"]);
+        assert_eq!(c.jail, Some(JailConfig::default()));
+        assert_eq!(c.disks[0].fd, Some(5));
+        assert!(refused(&["--kernel", "/k", "--jail=uid=x"]).contains("expected a user ID"));
+        assert!(refused(&["--kernel", "/k", "--jail=root=1"]).contains("unknown key"));
+        assert!(refused(&["--kernel", "/k", "--jail=uid=0"]).contains("must not be 0"));
+        assert!(refused(&["--kernel", "/k", "--disk", "fd=-2"]).contains("descriptor"));
+        assert!(refused(&["--kernel", "/k", "--console-max-bytes", "1T"]).contains("suffix"));
+        let c = run(&["--kernel", "/k", "--console-max-bytes=2M"]);
+        assert_eq!(c.console_max_bytes, 2 << 20);
     }
 }

@@ -2,7 +2,6 @@
 //! ioeventfd) and writes their `virtio_mmio.device=` command-line entries.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use kvm_ioctls::{IoEventAddress, VmFd};
@@ -14,8 +13,10 @@ use strato_devices::bus::{lock, Bus, BusError};
 use strato_devices::irq::IrqTrigger;
 use strato_devices::legacy::i8042::I8042;
 use strato_devices::legacy::serial::{ConsoleBuffer, Serial};
+use strato_devices::legacy::ConsoleLog;
 use strato_devices::metrics::Metrics;
-use strato_devices::virtio::block::{Block, BlockConfig};
+use strato_devices::virtio::block::backend::DiskFile;
+use strato_devices::virtio::block::Block;
 use strato_devices::virtio::mmio::MmioTransport;
 use strato_devices::virtio::net::{tap::Tap, Net, NetConfig as NetDeviceConfig};
 use strato_devices::virtio::rng::Rng;
@@ -54,9 +55,6 @@ pub enum DeviceError {
         /// What went wrong.
         message: String,
     },
-    /// The console file could not be opened.
-    #[error("opening console file {0}")]
-    Console(String, #[source] std::io::Error),
     /// The command line has no room for the device entries.
     #[error("kernel command line is full")]
     Cmdline(#[source] linux_loader::cmdline::Error),
@@ -152,20 +150,27 @@ fn dev_err(id: &str, e: impl std::fmt::Display) -> DeviceError {
     }
 }
 
+/// The files behind the devices, opened before the VM is built (see `resources`).
+pub struct DeviceFiles {
+    /// Each configured drive's image (`None`: an empty slot), in configuration order.
+    pub disks: Vec<Option<DiskFile>>,
+    /// Each configured interface's tap, in configuration order.
+    pub taps: Vec<Tap>,
+    /// The console log.
+    pub console: Option<ConsoleLog>,
+}
+
 impl DeviceManager {
-    /// Creates every device in `config`, adding virtio entries to `cmdline`.
+    /// Creates every device in `config` over `files`, adding virtio entries to `cmdline`.
     pub fn build(
         vm: &VmFd,
         irqchip: &Irqchip,
         mem: &GuestMemoryMmap,
         config: &VmConfig,
         cmdline: &mut Cmdline,
+        files: DeviceFiles,
     ) -> Result<Self, DeviceError> {
         let mut pio = Bus::new();
-        let console_file = match &config.console {
-            Some(p) => Some(open_console(p)?),
-            None => None,
-        };
         // The UART, the i8042 and the ACPI event device raise their lines through the split
         // irqchip's IOAPIC when there is one, so that its masking and Remote IRR apply to them.
         let legacy_line = |gsi: u32| -> Result<Arc<dyn IrqTrigger>, DeviceError> {
@@ -174,7 +179,7 @@ impl DeviceManager {
                 None => Arc::new(irqfd(vm, gsi)?),
             })
         };
-        let serial = Serial::new(legacy_line(SERIAL_IRQ)?, console_file);
+        let serial = Serial::with_log(legacy_line(SERIAL_IRQ)?, files.console);
         let console = serial.console();
         let serial = Arc::new(Mutex::new(serial));
         pio.insert(serial.clone(), SERIAL_PORT, 8)
@@ -214,27 +219,19 @@ impl DeviceManager {
             virtio: Vec::new(),
             blocks: HashMap::new(),
         };
+        let mut disk_files = files.disks.into_iter();
         for (i, d) in config.disks.iter().enumerate() {
             let id = d.id.clone().unwrap_or_else(|| format!("disk{i}"));
-            let block = Block::new(BlockConfig {
-                id: id.clone(),
-                path: d.path.clone(),
-                read_only: d.readonly,
-            })
-            .map_err(|e| dev_err(&id, e))?;
+            let disk = disk_files.next().flatten();
+            let block = Block::with_disk(id.clone(), disk, d.readonly);
             let block = Arc::new(Mutex::new(block));
             dm.blocks.insert(id.clone(), block.clone());
             dm.add_virtio(vm, mem, cmdline, id, VirtioKind::Block, block)?;
         }
+        let mut taps = files.taps.into_iter();
         for (i, n) in config.nets.iter().enumerate() {
             let id = n.id.clone().unwrap_or_else(|| format!("net{i}"));
-            let tap = match (&n.tap, n.fd) {
-                (Some(name), _) => Tap::open(name).map_err(|e| dev_err(&id, e))?,
-                // SAFETY: the fd was handed to us by our parent for this purpose and is
-                // owned by nothing else in this process.
-                (None, Some(fd)) => unsafe { Tap::from_raw_fd(fd) }.map_err(|e| dev_err(&id, e))?,
-                (None, None) => return Err(dev_err(&id, "no tap given")),
-            };
+            let tap = taps.next().ok_or_else(|| dev_err(&id, "no tap given"))?;
             let mac = match &n.mac {
                 Some(m) => Some(parse_mac(m).map_err(|e| dev_err(&id, e))?),
                 None => None,
@@ -340,12 +337,4 @@ impl DeviceManager {
     pub fn handlers(&self) -> impl Iterator<Item = (usize, &Arc<Mutex<dyn VirtioDevice>>)> {
         self.virtio.iter().map(|s| &s.device).enumerate()
     }
-}
-
-fn open_console(path: &Path) -> Result<std::fs::File, DeviceError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| DeviceError::Console(path.display().to_string(), e))
 }

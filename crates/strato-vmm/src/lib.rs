@@ -12,9 +12,23 @@ pub use strato_vmm_api::config;
 pub mod devices;
 pub mod emulation;
 pub mod irqchip;
+pub mod jail;
 pub mod kvm_stats;
 pub mod memory;
+pub mod resources;
+pub mod seccomp;
 pub mod signals;
 pub mod state;
 pub mod vcpu;
 pub mod vmm;
+
+/// An error and its sources as one line, for the edge where it is reported.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}

@@ -1,16 +1,37 @@
-//! The `strato-vmm` binary: parse the configuration, build the VM, run it, and exit with
-//! a status that says how it ended (`strato_vmm_api::exit::ExitStatus`).
+//! The `strato-vmm` binary: parse the configuration, open what the VM needs, enter the jail
+//! if asked, build the VM, run it, and exit with a status that says how it ended
+//! (`strato_vmm_api::exit::ExitStatus`).
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 use strato_vmm::cli::{self, Command};
-use strato_vmm::emulation;
+use strato_vmm::config::VmConfig;
+use strato_vmm::resources::Resources;
 use strato_vmm::vmm::Vmm;
+use strato_vmm::{emulation, error_chain, jail};
 use strato_vmm_api::exit::{ExitRecord, ExitStatus};
 
 /// Prints an error with its whole source chain, once, at the edge.
 fn report(prefix: &str, err: &dyn std::error::Error) {
-    eprintln!("{prefix}: {}", chain(err));
+    eprintln!("{prefix}: {}", error_chain(err));
+}
+
+/// Test builds only: takes `--test-seccomp-violation=KIND` out of the arguments.
+#[cfg(feature = "test-hooks")]
+fn take_test_flags(args: &mut Vec<String>) {
+    use strato_vmm::seccomp::{set_test_violation, ThreadKind};
+    args.retain(|a| match a.strip_prefix("--test-seccomp-violation=") {
+        Some(kind) => {
+            match ThreadKind::parse(kind) {
+                Some(k) => set_test_violation(k),
+                None => eprintln!("strato-vmm: unknown thread kind {kind:?}"),
+            }
+            false
+        }
+        None => true,
+    });
 }
 
 fn main() -> ExitCode {
@@ -21,11 +42,27 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--detect-cpu-template") {
-        let d = emulation::detect_template();
-        println!("{}\t{}", d.template.name(), d.reason);
-        return ExitCode::SUCCESS;
+    #[allow(unused_mut)]
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    #[cfg(feature = "test-hooks")]
+    take_test_flags(&mut args);
+    match args.first().map(String::as_str) {
+        Some("--detect-cpu-template") => {
+            let d = emulation::detect_template();
+            println!("{}\t{}", d.template.name(), d.reason);
+            return ExitCode::SUCCESS;
+        }
+        Some("--check-jail") => return ExitCode::from(jail::check::report() as u8),
+        Some("--serve-empty-mount-ns") => {
+            return match jail::serve_empty_mount_ns() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    report("strato-vmm: cannot make an empty mount namespace", &e);
+                    ExitCode::from(ExitStatus::Failed.code() as u8)
+                }
+            };
+        }
+        _ => {}
     }
     let config = match cli::parse_args(&args) {
         Ok(Command::Run(c)) => *c,
@@ -43,25 +80,51 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::BadConfig.code() as u8);
         }
     };
-    let exit_file = config.exit_status_file.clone();
-    let (status, reason) = run(config);
-    if let Some(path) = exit_file {
-        if let Err(e) = ExitRecord::new(status, reason).write(&path) {
-            eprintln!("strato-vmm: cannot write {}: {e}", path.display());
+    let (status, reason, exit_file) = start(config);
+    if let Some(file) = exit_file {
+        if let Err(e) = ExitRecord::new(status, reason).write_to(&file) {
+            eprintln!("strato-vmm: cannot write the exit record: {e}");
         }
     }
     ExitCode::from(status.code() as u8)
 }
 
+/// Opens what the VM needs, jails the monitor if asked, and runs the VM. Returns the exit
+/// status, a sentence saying why, and where to record them.
+fn start(config: VmConfig) -> (ExitStatus, String, Option<File>) {
+    let mut resources = match Resources::open(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            report("strato-vmm: cannot start the VM", &e);
+            let reason = format!("cannot start the VM: {}", error_chain(&e));
+            return (ExitStatus::Failed, reason, None);
+        }
+    };
+    let exit_file = resources.exit_status.take();
+    if let Some(jail_config) = &config.jail {
+        let setup = jail::KeeperSetup {
+            exit_record: exit_file.as_ref().map(|f| f.as_raw_fd()),
+        };
+        // Returns in the jailed child only; the keeper exits from inside.
+        if let Err(e) = jail::enter(jail_config, &resources.raw_fds(), setup) {
+            report("strato-vmm: cannot enter the jail", &e);
+            let reason = format!("cannot enter the jail: {}", error_chain(&e));
+            return (ExitStatus::Failed, reason, exit_file);
+        }
+    }
+    let (status, reason) = run(config, resources);
+    (status, reason, exit_file)
+}
+
 /// Builds and runs the VM; returns the exit status and a sentence saying why.
-fn run(config: strato_vmm::config::VmConfig) -> (ExitStatus, String) {
-    let vmm = match Vmm::build(config) {
+fn run(config: VmConfig, resources: Resources) -> (ExitStatus, String) {
+    let vmm = match Vmm::build(config, resources) {
         Ok(v) => v,
         Err(e) => {
             report("strato-vmm: cannot start the VM", &e);
             return (
                 ExitStatus::Failed,
-                format!("cannot start the VM: {}", chain(&e)),
+                format!("cannot start the VM: {}", error_chain(&e)),
             );
         }
     };
@@ -85,18 +148,7 @@ fn run(config: strato_vmm::config::VmConfig) -> (ExitStatus, String) {
         }
         Err(e) => {
             report("strato-vmm", &e);
-            (ExitStatus::Failed, chain(&e))
+            (ExitStatus::Failed, error_chain(&e))
         }
     }
-}
-
-/// An error and its sources as one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
 }

@@ -4,6 +4,8 @@
 use std::io;
 use std::os::unix::io::{AsRawFd, RawFd};
 
+extern "C" fn ignore(_: libc::c_int) {}
+
 /// A signalfd for the termination signals (which are blocked for the whole process).
 pub struct SignalFd {
     fd: RawFd,
@@ -12,7 +14,23 @@ pub struct SignalFd {
 impl SignalFd {
     /// Blocks SIGTERM and SIGINT in the calling thread (inherited by threads spawned
     /// later) and returns a descriptor that reads them.
+    ///
+    /// They also get a handler that never runs while they are blocked: the kernel drops
+    /// signals from outside a PID namespace to its PID 1 (which a jailed monitor is) when
+    /// their disposition is the default, even blocked ones.
     pub fn termination() -> io::Result<Self> {
+        for sig in [libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: sigaction is plain data; the handler is an extern "C" fn that does
+            // nothing, which is async-signal-safe.
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = ignore as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut act.sa_mask);
+                if libc::sigaction(sig, &act, std::ptr::null_mut()) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
         // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: `set` is a valid sigset_t owned by this frame.

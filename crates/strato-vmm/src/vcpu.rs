@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 
 use kvm_bindings::{kvm_run, CpuId, KVM_MAX_CPUID_ENTRIES};
@@ -17,6 +17,7 @@ use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
 use crate::arch::x86_64::{cpuid, layout, msr, regs};
 use crate::config::CpuTemplate;
 use crate::emulation;
+use crate::seccomp::{self, ThreadKind};
 use crate::state::{ExitReason, VmControl, VmState};
 
 /// Errors creating or configuring a vCPU.
@@ -230,6 +231,17 @@ pub struct VcpuContext {
     pub ioapic: Option<Arc<Mutex<Ioapic>>>,
     /// Counters.
     pub stats: Arc<VcpuStats>,
+    /// In a jailed monitor: the filter this thread installs before it runs the guest.
+    pub sandbox: Option<Arc<VcpuSandbox>>,
+}
+
+/// What a jailed monitor's vCPU threads do before the guest's first instruction: install
+/// their seccomp filter, then wait until every vCPU and the event loop have theirs.
+pub struct VcpuSandbox {
+    /// The vCPU allow-list.
+    pub filter: seccompiler::BpfProgram,
+    /// Passed by every vCPU thread and the event loop once their filters are in.
+    pub start: Barrier,
 }
 
 enum Step {
@@ -340,6 +352,19 @@ fn run_once(fd: &mut VcpuFd, ctx: &VcpuContext, index: u8) -> Step {
 
 /// Runs a vCPU until the VM exits.
 fn vcpu_loop(mut fd: VcpuFd, ctx: VcpuContext, index: u8) {
+    if let Some(sandbox) = &ctx.sandbox {
+        let installed = seccomp::apply(&sandbox.filter);
+        if installed.is_ok() {
+            seccomp::test_hook(ThreadKind::Vcpu);
+        }
+        sandbox.start.wait();
+        if let Err(e) = installed {
+            ctx.control
+                .exit(ExitReason::Error(format!("vCPU {index}: seccomp: {e}")));
+            let _ = ctx.exit_evt.write(1);
+            return;
+        }
+    }
     let run_ptr: *mut kvm_run = fd.get_kvm_run();
     KVM_RUN.with(|r| r.set(run_ptr));
     ctx.stats

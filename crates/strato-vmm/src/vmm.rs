@@ -3,10 +3,9 @@
 //! thread per vCPU runs guest code.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use kvm_ioctls::{Kvm, VmFd};
@@ -20,12 +19,15 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::api::{self, ConnState, Connection, Reply, Request};
 use crate::arch::x86_64::{acpi, boot, layout, mptable, regs, smbios};
 use crate::config::VmConfig;
-use crate::devices::{DeviceError, DeviceManager};
+use crate::devices::{DeviceError, DeviceFiles, DeviceManager};
 use crate::irqchip::{Irqchip, IrqchipError};
 use crate::memory;
+use crate::resources::{ApiSocket, Resources};
+use crate::seccomp::{self, ThreadKind};
 use crate::signals::SignalFd;
 use crate::state::{ExitReason, VmControl, VmEvent, VmState};
-use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuStats};
+use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuSandbox, VcpuStats};
+use strato_devices::virtio::block::backend::DiskFile;
 use strato_vmm_api::control::{
     ConsoleChunk, CounterSet, Counters, InputAccepted, StateOnly, StateReply,
 };
@@ -66,9 +68,9 @@ pub enum VmmError {
     /// The command line.
     #[error("kernel command line")]
     Cmdline(#[source] linux_loader::cmdline::Error),
-    /// The API socket.
-    #[error("API socket {0}")]
-    Api(String, #[source] std::io::Error),
+    /// seccomp.
+    #[error("seccomp")]
+    Seccomp(#[from] seccomp::SeccompError),
     /// Event loop plumbing (epoll, eventfd, signalfd).
     #[error("event loop")]
     EventLoop(#[source] std::io::Error),
@@ -103,7 +105,9 @@ pub struct Vmm {
     control: Arc<VmControl>,
     exit_evt: EventFd,
     rescan_evt: EventFd,
-    api: Option<(UnixListener, PathBuf)>,
+    api: Option<ApiSocket>,
+    /// Jailed: every thread gets a seccomp filter, and no path is ever opened.
+    jailed: bool,
     config: VmConfig,
     kernel: boot::LoadedKernel,
     vcpus: Vec<VcpuHandle>,
@@ -120,10 +124,20 @@ const TOKEN_POWEROFF: u64 = 7;
 const CONN_BASE: u64 = 1 << 32;
 
 impl Vmm {
-    /// Builds the VM: KVM objects, memory, kernel, devices, boot information.
-    pub fn build(config: VmConfig) -> Result<Self, VmmError> {
+    /// Builds the VM from its configuration and the files opened for it: KVM objects,
+    /// memory, kernel, devices, boot information.
+    pub fn build(config: VmConfig, resources: Resources) -> Result<Self, VmmError> {
         let started = Instant::now();
-        let kvm = Kvm::new().map_err(|e| VmmError::Kvm("opening /dev/kvm", e))?;
+        let Resources {
+            kvm,
+            mut kernel,
+            initrd,
+            disks,
+            taps,
+            console,
+            api,
+            exit_status: _,
+        } = resources;
         let vm = Arc::new(
             kvm.create_vm()
                 .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?,
@@ -140,10 +154,10 @@ impl Vmm {
             .map_err(|_| VmmError::EventLoop(std::io::Error::other("irqchip thread panicked")))??;
         let mem = mem?;
 
-        let kernel = boot::load_kernel(&mem, &config.kernel)?;
-        let initrd = match &config.initrd {
-            Some(p) => Some(boot::load_initrd(&mem, p, kernel.end)?),
-            None => None,
+        let kernel = boot::load_kernel_file(&mem, &mut kernel, &config.kernel)?;
+        let initrd = match (initrd, &config.initrd) {
+            (Some(mut f), Some(p)) => Some(boot::load_initrd_file(&mem, &mut f, p, kernel.end)?),
+            _ => None,
         };
         let mut cmdline = Cmdline::new(layout::CMDLINE_MAX_SIZE).map_err(VmmError::Cmdline)?;
         if !config.cmdline.is_empty() {
@@ -151,7 +165,12 @@ impl Vmm {
                 .insert_str(&config.cmdline)
                 .map_err(VmmError::Cmdline)?;
         }
-        let devices = DeviceManager::build(&vm, &irqchip, &mem, &config, &mut cmdline)?;
+        let files = DeviceFiles {
+            disks,
+            taps,
+            console,
+        };
+        let devices = DeviceManager::build(&vm, &irqchip, &mem, &config, &mut cmdline, files)?;
         let virtio = devices.acpi_virtio();
         let rsdp = acpi::write_tables(
             &mem,
@@ -172,17 +191,6 @@ impl Vmm {
         regs::write_boot_tables(&mem)?;
         mptable::setup_mptable(&mem, config.cpus, &irqchip.platform())?;
 
-        let api = match &config.api_socket {
-            Some(path) => {
-                let _ = std::fs::remove_file(path);
-                let l = UnixListener::bind(path)
-                    .map_err(|e| VmmError::Api(path.display().to_string(), e))?;
-                l.set_nonblocking(true)
-                    .map_err(|e| VmmError::Api(path.display().to_string(), e))?;
-                Some((l, path.clone()))
-            }
-            None => None,
-        };
         let evt = || EventFd::new(libc::EFD_NONBLOCK).map_err(VmmError::EventLoop);
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -201,6 +209,7 @@ impl Vmm {
             exit_evt: evt()?,
             rescan_evt: evt()?,
             api,
+            jailed: config.jail.is_some(),
             config,
             kernel,
             vcpus: Vec::new(),
@@ -223,6 +232,18 @@ impl Vmm {
                 boot,
             )?);
         }
+        let sandbox = if self.jailed {
+            Some(Arc::new(VcpuSandbox {
+                filter: seccomp::vcpu_filter()?,
+                start: Barrier::new(usize::from(count) + 1),
+            }))
+        } else {
+            None
+        };
+        let event_loop_filter = match &sandbox {
+            Some(_) => Some(seccomp::event_loop_filter()?),
+            None => None,
+        };
         self.control
             .apply(VmEvent::Start, None)
             .map_err(|e| VmmError::EventLoop(std::io::Error::other(e.to_string())))?;
@@ -237,8 +258,22 @@ impl Vmm {
                 template: self.config.cpu_template,
                 ioapic: self.irqchip.eoi_target(),
                 stats: Arc::new(VcpuStats::default()),
+                sandbox: sandbox.clone(),
             };
             self.vcpus.push(vcpu::spawn(fd, ctx, i as u8)?);
+        }
+        // The vCPU threads were spawned without a filter and install their own; the event
+        // loop's goes in before any of them may enter the guest.
+        if let (Some(sandbox), Some(filter)) = (&sandbox, &event_loop_filter) {
+            let installed = seccomp::apply(filter);
+            if installed.is_err() {
+                self.control.exit(ExitReason::Error(
+                    "the event loop's seccomp filter could not be installed".into(),
+                ));
+            }
+            sandbox.start.wait();
+            installed?;
+            seccomp::test_hook(ThreadKind::EventLoop);
         }
         Ok(())
     }
@@ -267,8 +302,8 @@ impl Vmm {
         add(self.devices.poweroff_evt.as_raw_fd(), TOKEN_POWEROFF)?;
         add(self.rescan_evt.as_raw_fd(), TOKEN_RESCAN)?;
         add(signals.as_raw_fd(), TOKEN_SIGNAL)?;
-        if let Some((l, _)) = &self.api {
-            add(l.as_raw_fd(), TOKEN_API)?;
+        if let Some(a) = &self.api {
+            add(a.listener.as_raw_fd(), TOKEN_API)?;
         }
         let mut dev_loop = DeviceLoop::new(&self.devices, &epoll).map_err(VmmError::EventLoop)?;
 
@@ -313,8 +348,8 @@ impl Vmm {
                         .dispatch(&self.devices, &epoll)
                         .map_err(VmmError::EventLoop)?,
                     TOKEN_API => {
-                        if let Some((l, _)) = &self.api {
-                            while let Ok((s, _)) = l.accept() {
+                        if let Some(a) = &self.api {
+                            while let Ok((s, _)) = a.listener.accept() {
                                 let Ok(c) = Connection::new(s) else { continue };
                                 let token = next_conn;
                                 next_conn += 1;
@@ -347,8 +382,11 @@ impl Vmm {
         for v in self.vcpus.drain(..) {
             v.join();
         }
-        if let Some((_, path)) = &self.api {
-            let _ = std::fs::remove_file(path);
+        // A jailed monitor cannot remove its socket file; whoever made the jail does.
+        if let Some(path) = self.api.as_ref().and_then(|a| a.path.as_ref()) {
+            if !self.jailed {
+                let _ = std::fs::remove_file(path);
+            }
         }
         Ok(self
             .control
@@ -468,7 +506,7 @@ struct ApiHandler<'a> {
 }
 
 impl api::Handler for ApiHandler<'_> {
-    fn handle(&mut self, req: Request) -> Result<Reply, String> {
+    fn handle(&mut self, req: Request, fds: Vec<OwnedFd>) -> Result<Reply, String> {
         let vmm = &mut *self.vmm;
         let control = vmm.control.clone();
         let state = || {
@@ -535,8 +573,10 @@ impl api::Handler for ApiHandler<'_> {
                     .blocks
                     .get(&id)
                     .ok_or_else(|| format!("no drive slot {id}"))?;
+                let disk = attached_disk(path, fds, readonly, vmm.jailed)
+                    .map_err(|e| format!("attach {id}: {e}"))?;
                 lock(block)
-                    .attach(&path, readonly)
+                    .attach_disk(disk)
                     .map_err(|e| format!("attach {id}: {e}"))?;
                 Ok(Reply::Done)
             }
@@ -583,5 +623,30 @@ impl api::Handler for ApiHandler<'_> {
                 }))
             }
         }
+    }
+}
+
+/// The image for `attach-drive`: the descriptor sent with the request, or (unjailed only)
+/// the path it names.
+fn attached_disk(
+    path: Option<std::path::PathBuf>,
+    fds: Vec<OwnedFd>,
+    readonly: bool,
+    jailed: bool,
+) -> Result<DiskFile, String> {
+    let mut fds = fds.into_iter();
+    match (path, fds.next()) {
+        (Some(_), Some(_)) => Err("give a path or a descriptor, not both".into()),
+        (None, Some(fd)) => DiskFile::from_file(
+            std::fs::File::from(fd),
+            "a descriptor from the control socket".into(),
+            readonly,
+        )
+        .map_err(|e| e.to_string()),
+        (Some(_), None) if jailed => Err(
+            "this monitor is jailed and opens no paths: send the image's descriptor with the request (SCM_RIGHTS)".into(),
+        ),
+        (Some(p), None) => DiskFile::open(&p, readonly).map_err(|e| e.to_string()),
+        (None, None) => Err("needs a path or a descriptor sent with the request".into()),
     }
 }

@@ -239,10 +239,24 @@ fn hot_attached_drive_is_seen_by_the_guest() {
     let mut vm = Vm::start(&dir, "vmlinux", "", &s(&["--disk", "id=slot0"]), None);
     vm.wait_for("probe: disk vda size 0", BOOT);
     vm.wait_for("probe: idle", BOOT);
-    let r = vm.api(&format!(
+    // A jailed monitor opens no paths: the image goes over the socket as a descriptor.
+    let by_path = vm.api(&format!(
         r#"{{"op":"attach-drive","id":"slot0","path":"{}"}}"#,
         disk.display()
     ));
+    assert_eq!(by_path["ok"], false, "{by_path}");
+    assert!(
+        by_path["error"].as_str().unwrap().contains("jailed"),
+        "{by_path}"
+    );
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&disk)
+        .unwrap();
+    let mismatch = vm.api_with_fd(r#"{"op":"attach-drive","id":"slot0","readonly":true}"#, &rw);
+    assert_eq!(mismatch["ok"], false, "{mismatch}");
+    let r = vm.api_with_fd(r#"{"op":"attach-drive","id":"slot0"}"#, &rw);
     assert_eq!(r["ok"], true, "{r}");
     let want = format!(
         "probe: disk vda size {} sum {}",
@@ -257,12 +271,14 @@ fn hot_attached_drive_is_seen_by_the_guest() {
     // An occupied slot refuses a second file, naming the one it holds, and keeps it.
     let other = dir.path("other.img");
     std::fs::write(&other, [0u8; 4096]).unwrap();
-    let r = vm.api(&format!(
-        r#"{{"op":"attach-drive","id":"slot0","path":"{}"}}"#,
-        other.display()
-    ));
+    let other = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&other)
+        .unwrap();
+    let r = vm.api_with_fd(r#"{"op":"attach-drive","id":"slot0"}"#, &other);
     assert_eq!(r["ok"], false, "{r}");
-    assert!(r["error"].as_str().unwrap().contains("hot.img"), "{r}");
+    assert!(r["error"].as_str().unwrap().contains("occupied"), "{r}");
     let c = vm.api(r#"{"op":"counters"}"#);
     assert_eq!(c["devices"]["slot0"]["config_changes"], 1, "{c}");
     assert_eq!(vm.api(r#"{"op":"detach-drive","id":"slot0"}"#)["ok"], true);

@@ -101,6 +101,12 @@ pub struct FileConfig {
     pub uplink: Option<UplinkFile>,
     /// The EC2 Query API.
     pub ec2_api: Option<Ec2ApiFile>,
+    /// Jail every monitor (default true); `false` is for development and is logged as a
+    /// warning at start and on every launch.
+    pub jail: Option<bool>,
+    /// The uids (and the same gids) jailed monitors run as, `FIRST-LAST`; each running VM
+    /// has one of its own.
+    pub jail_id_range: Option<String>,
 }
 
 /// The `ec2_api` section of the config file.
@@ -125,6 +131,37 @@ impl Default for OneOrMany {
     fn default() -> Self {
         OneOrMany::Many(Vec::new())
     }
+}
+
+/// The uids and gids of jailed monitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    /// First ID.
+    pub first: u32,
+    /// Last ID (inclusive).
+    pub last: u32,
+}
+
+/// The default jail ID range: 100000 IDs above the usual system and user ranges.
+pub const DEFAULT_JAIL_IDS: IdRange = IdRange {
+    first: 200_000,
+    last: 299_999,
+};
+
+/// Parses `FIRST-LAST`: unprivileged IDs (above 0, below 2^32 - 1, which means "none").
+pub fn parse_id_range(s: &str) -> Result<IdRange, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "jail_id_range {s:?}: use FIRST-LAST, IDs from 1 to 4294967294"
+        ))
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let first: u32 = a.trim().parse().map_err(|_| bad())?;
+    let last: u32 = b.trim().parse().map_err(|_| bad())?;
+    if first == 0 || last == u32::MAX || first > last {
+        return Err(bad());
+    }
+    Ok(IdRange { first, last })
 }
 
 /// The `uplink` section of the config file.
@@ -247,6 +284,10 @@ pub struct Config {
     pub uplink: Option<Uplink>,
     /// Where the EC2 Query API listens (none: it is off).
     pub ec2_api_listen: Vec<Listen>,
+    /// Whether monitors are jailed.
+    pub jail: bool,
+    /// The uids and gids of jailed monitors.
+    pub jail_ids: IdRange,
 }
 
 /// Most racks a host may declare.
@@ -379,8 +420,14 @@ impl Config {
             Some(OneOrMany::One(s)) => vec![s.parse()?],
             Some(OneOrMany::Many(v)) => v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?,
         };
+        let jail_ids = match &f.jail_id_range {
+            Some(r) => parse_id_range(r)?,
+            None => DEFAULT_JAIL_IDS,
+        };
         Ok(Config {
             ec2_api_listen,
+            jail: f.jail.unwrap_or(true),
+            jail_ids,
             uplink,
             copy_rate,
             peers,
@@ -416,6 +463,23 @@ fn default_vmm_binary() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jail_settings() {
+        let c = Config::build(None, Some("/tmp/d".into()), &[], None).unwrap();
+        assert!(c.jail);
+        assert_eq!(c.jail_ids, DEFAULT_JAIL_IDS);
+        assert_eq!(
+            parse_id_range("1000-1999").unwrap(),
+            IdRange {
+                first: 1000,
+                last: 1999
+            }
+        );
+        for bad in ["", "5", "0-10", "10-5", "a-b", "1-4294967295"] {
+            assert!(parse_id_range(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn defaults_and_overrides() {

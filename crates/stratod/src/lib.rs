@@ -11,6 +11,7 @@ pub mod datadir;
 pub mod db;
 pub mod dhcp;
 pub mod error;
+pub mod handoff;
 pub mod ids;
 pub mod imds;
 pub mod lifecycle;

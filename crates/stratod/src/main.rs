@@ -30,6 +30,10 @@ struct Args {
     /// Serve Prometheus counters on http://ADDR/metrics.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Run monitors without the jail (development only; logged as a warning at start and on
+    /// every launch). Same as `"jail": false` in the config file.
+    #[arg(long)]
+    no_jail: bool,
 }
 
 fn main() -> ExitCode {
@@ -47,7 +51,10 @@ fn main() -> ExitCode {
         &args.listen,
         args.cpu_template,
     ) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.jail &= !args.no_jail;
+            c
+        }
         Err(e) => {
             eprintln!("stratod: {}", chain(&e));
             return ExitCode::from(2);

@@ -4,8 +4,15 @@
 //!
 //! A process is identified by its PID and its start time (`/proc/PID/stat` field 22), so a
 //! PID the kernel reused for something else is never taken for the monitor.
+//!
+//! The daemon opens everything a monitor uses (`/dev/kvm`, taps, volume files, the console
+//! file, the listening control socket, the exit record) and hands the descriptors over
+//! ([`Handoff`]); a jailed monitor opens no path. The process the daemon starts is then the
+//! jail's keeper, and the VM runs in its only child, PID 1 of a PID namespace of its own
+//! ([`vm_pid`]): the daemon waits for, signals and adopts the keeper, which exits with the
+//! VM's status.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -104,16 +111,43 @@ pub struct Exit {
     pub reason: String,
 }
 
-/// Starts the monitor binary `bin` with the configuration `config` in a new session.
+/// Descriptors a monitor inherits. Each keeps its number, which is what the configuration
+/// names; they are close-on-exec in the daemon and made inheritable only in the child
+/// between fork and exec, so no other program the daemon starts meanwhile gets them.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    fds: Vec<OwnedFd>,
+}
+
+impl Handoff {
+    /// Hands `fd` over; returns the number the monitor will know it by.
+    pub fn pass(&mut self, fd: impl Into<OwnedFd>) -> i32 {
+        let fd = fd.into();
+        let raw = fd.as_raw_fd();
+        self.fds.push(fd);
+        raw
+    }
+
+    fn raw(&self) -> Vec<RawFd> {
+        self.fds.iter().map(|f| f.as_raw_fd()).collect()
+    }
+}
+
+/// Starts the monitor binary `bin` with the configuration `config` in a new session, handing
+/// it the descriptors in `handoff` (closed in the daemon once the monitor has them).
 /// Returns the process and a task handle that reaps it.
-pub fn spawn(bin: &Path, paths: &VmmPaths, config: &VmConfig) -> Result<Process, SupervisorError> {
+pub fn spawn(
+    bin: &Path,
+    paths: &VmmPaths,
+    config: &VmConfig,
+    handoff: Handoff,
+) -> Result<Process, SupervisorError> {
     let text = serde_json::to_vec_pretty(config)
         .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e.into()))?;
     std::fs::write(&paths.config, text)
         .map_err(|e| SupervisorError::Write(paths.config.display().to_string(), e))?;
-    for stale in [&paths.api, &paths.exit_status] {
-        let _ = std::fs::remove_file(stale);
-    }
+    // No stale control socket or exit record to remove: the handoff bound the one and
+    // truncated the other, and the monitor holds them as descriptors.
     let stderr = std::fs::File::create(&paths.stderr)
         .map_err(|e| SupervisorError::Write(paths.stderr.display().to_string(), e))?;
     let mut cmd = tokio::process::Command::new(bin);
@@ -123,11 +157,18 @@ pub fn spawn(bin: &Path, paths: &VmmPaths, config: &VmConfig) -> Result<Process,
         .stdout(Stdio::null())
         .stderr(stderr)
         .kill_on_drop(false);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    let inherited = handoff.raw();
+    // SAFETY: setsid and fcntl are async-signal-safe; the closure reads only `inherited`,
+    // allocated before the fork, and touches no other memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            for &fd in &inherited {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -135,6 +176,7 @@ pub fn spawn(bin: &Path, paths: &VmmPaths, config: &VmConfig) -> Result<Process,
     let mut child = cmd
         .spawn()
         .map_err(|e| SupervisorError::Spawn(bin.display().to_string(), e))?;
+    drop(handoff);
     let pid = child.id().map(|p| p as i32).unwrap_or(0);
     // Reap the child when it exits; its status is read from the exit file, which also works
     // for monitors adopted after a restart.
@@ -166,9 +208,18 @@ pub fn alive(p: Process) -> bool {
     !matches!(state, "Z" | "X" | "x")
 }
 
+/// The process that runs the VM: a jailed monitor's keeper has it as its only child; an
+/// unjailed monitor runs it itself.
+pub fn vm_pid(p: Process) -> i32 {
+    std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.pid))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        .unwrap_or(p.pid)
+}
+
 /// The number of live vCPU threads (`vcpuN`) of a monitor.
 pub fn vcpu_threads(p: Process) -> usize {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", p.pid)) else {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", vm_pid(p))) else {
         return 0;
     };
     dir.flatten()
@@ -264,12 +315,34 @@ impl Monitor {
 
     /// One request, its reply read as `T`.
     async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T, SupervisorError> {
+        self.call_with(request, None).await
+    }
+
+    /// One request with `fd` sent along as `SCM_RIGHTS` (in the same message as the line's
+    /// bytes), its reply read as `T`.
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        request: Request,
+        fd: Option<&OwnedFd>,
+    ) -> Result<T, SupervisorError> {
         let op = request.op();
         let err = |e: std::io::Error| SupervisorError::Api(self.socket.display().to_string(), e);
         let exchange = async {
             let mut stream = UnixStream::connect(&self.socket).await?;
             let mut line = request.encode().into_bytes();
             line.push(b'\n');
+            if let Some(fd) = fd {
+                let sent = loop {
+                    stream.writable().await?;
+                    match stream.try_io(tokio::io::Interest::WRITABLE, || {
+                        send_with_fd(stream.as_raw_fd(), &line, fd.as_raw_fd())
+                    }) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        other => break other?,
+                    }
+                };
+                line.drain(..sent);
+            }
             stream.write_all(&line).await?;
             let mut reader = BufReader::new(stream);
             let mut reply = String::new();
@@ -321,20 +394,25 @@ impl Monitor {
         self.call::<Done>(Request::CtrlAltDel {}).await.map(drop)
     }
 
-    /// Puts a file into an empty drive slot.
+    /// Puts a file into an empty drive slot: the daemon opens it (read-only for a read-only
+    /// drive) and sends the descriptor with the request, since a jailed monitor opens no
+    /// path.
     pub async fn attach_drive(
         &self,
         slot: &str,
         path: &Path,
         readonly: bool,
     ) -> Result<(), SupervisorError> {
-        self.call::<Done>(Request::AttachDrive {
+        let file = open_drive(path, readonly)
+            .map_err(|e| SupervisorError::Write(path.display().to_string(), e))?;
+        let request = Request::AttachDrive {
             id: slot.to_string(),
-            path: path.to_path_buf(),
+            path: None,
             readonly,
-        })
-        .await
-        .map(drop)
+        };
+        self.call_with::<Done>(request, Some(&OwnedFd::from(file)))
+            .await
+            .map(drop)
     }
 
     /// Empties a drive slot.
@@ -350,6 +428,87 @@ impl Monitor {
     pub async fn console(&self, from: Option<u64>) -> Result<ConsoleChunk, SupervisorError> {
         self.call(Request::Console { from }).await
     }
+}
+
+/// Opens a drive's image for a monitor: read-only for a read-only drive.
+pub fn open_drive(path: &Path, readonly: bool) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(!readonly)
+        .open(path)
+}
+
+/// One `sendmsg` of `bytes` with `fd` as `SCM_RIGHTS`; returns the bytes sent.
+fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> std::io::Result<usize> {
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: fills one SCM_RIGHTS header and its one descriptor inside `control`, which
+    // CMSG_SPACE(4) fits.
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        libc::CMSG_DATA(c).cast::<libc::c_int>().write_unaligned(fd);
+    }
+    // SAFETY: `msg` is valid for the call; the socket is nonblocking.
+    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Runs `strato-vmm --check-jail`: `Ok` with its report when every layer a jail needs
+/// works on this host, `Err` with the report (or why it could not run) otherwise.
+pub fn check_jail(bin: &Path) -> Result<String, String> {
+    let out = std::process::Command::new(bin)
+        .arg("--check-jail")
+        .output()
+        .map_err(|e| format!("cannot run {} --check-jail: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+/// An empty mount namespace for jails to start from (`strato-vmm --serve-empty-mount-ns`):
+/// each jail's own mount namespace is then a copy of it rather than of the host's whole
+/// mount table. The namespace lives as long as the returned descriptor.
+pub fn empty_mount_ns(bin: &Path) -> Result<OwnedFd, SupervisorError> {
+    use std::io::BufRead;
+    let spawn_err =
+        |e| SupervisorError::Spawn(format!("{} --serve-empty-mount-ns", bin.display()), e);
+    let mut child = std::process::Command::new(bin)
+        .arg("--serve-empty-mount-ns")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let ns = if line.trim() == "ready" {
+        std::fs::File::open(format!("/proc/{}/ns/mnt", child.id())).map(OwnedFd::from)
+    } else {
+        Err(std::io::Error::other("it did not get ready"))
+    };
+    // Closing its standard input lets it exit; the namespace stays with `ns`.
+    drop(child.stdin.take());
+    let _ = child.wait();
+    ns.map_err(spawn_err)
 }
 
 /// Waits until a freshly spawned monitor answers `state` with `running`, or fails.

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use vm_superio::serial::SerialEvents;
 use vm_superio::Trigger;
 
+use super::console_log::{ConsoleLog, DEFAULT_CONSOLE_LOG_LIMIT};
 use crate::bus::{lock, BusDevice};
 use crate::irq::IrqTrigger;
 use crate::log::warn_limited;
@@ -105,7 +106,7 @@ impl ConsoleBuffer {
 /// Where the UART's output goes: the console buffer, and the log file if any.
 struct ConsoleSink {
     buffer: ConsoleBuffer,
-    file: Option<File>,
+    file: Option<ConsoleLog>,
 }
 
 impl Write for ConsoleSink {
@@ -168,7 +169,21 @@ pub struct Serial {
 
 impl Serial {
     /// A UART raising `irq`, copying output to `log` (if any) and to a console buffer.
+    /// The log is capped at [`DEFAULT_CONSOLE_LOG_LIMIT`]; a log that cannot be set up
+    /// (see [`ConsoleLog::new`]) is left out with a warning.
     pub fn new(irq: Arc<dyn IrqTrigger>, log: Option<File>) -> Self {
+        let log = log.and_then(|f| match ConsoleLog::new(f, DEFAULT_CONSOLE_LOG_LIMIT) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("serial: console log left out: {e}");
+                None
+            }
+        });
+        Self::with_log(irq, log)
+    }
+
+    /// A UART raising `irq`, copying output to `log` (if any) and to a console buffer.
+    pub fn with_log(irq: Arc<dyn IrqTrigger>, log: Option<ConsoleLog>) -> Self {
         let console = ConsoleBuffer::new(CONSOLE_BUFFER_SIZE);
         let metrics = Arc::new(SerialMetrics::default());
         let sink = ConsoleSink {

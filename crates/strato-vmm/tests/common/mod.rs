@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -86,9 +87,22 @@ pub fn vmm_bin() -> &'static str {
 }
 
 impl Vm {
-    /// Starts strato-vmm with the probe kernel, `extra` flags, and a console and API socket
-    /// in `dir`; `netns` runs it inside a namespace.
+    /// Starts a jailed strato-vmm with the probe kernel, `extra` flags, and a console and
+    /// API socket in `dir`; `netns` runs it inside a namespace.
     pub fn start(
+        dir: &Scratch,
+        kernel: &str,
+        cmdline: &str,
+        extra: &[String],
+        netns: Option<&str>,
+    ) -> Vm {
+        let mut args = vec!["--jail".to_string()];
+        args.extend(extra.iter().cloned());
+        Vm::start_unjailed(dir, kernel, cmdline, &args, netns)
+    }
+
+    /// As [`Vm::start`], without the jail unless `extra` asks for it.
+    pub fn start_unjailed(
         dir: &Scratch,
         kernel: &str,
         cmdline: &str,
@@ -179,6 +193,47 @@ impl Vm {
         }
     }
 
+    /// The process running the VM: the jail keeper's only child, or the monitor itself
+    /// when it is not jailed.
+    pub fn vm_pid(&self) -> u32 {
+        let pid = self.child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+            if let Some(c) = children.split_whitespace().next() {
+                return c.parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the keeper {pid} has no child");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends one API request with `file`'s descriptor attached (SCM_RIGHTS).
+    pub fn api_with_fd(&self, req: &str, file: &std::fs::File) -> Value {
+        let s = self.connect();
+        send_with_fd(&s, format!("{req}\n").as_bytes(), file.as_raw_fd());
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
+    }
+
+    fn connect(&self) -> UnixStream {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let s = loop {
+            match UnixStream::connect(&self.api) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("API socket {}: {e}", self.api.display()),
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
     /// Sends one API request and returns the reply.
     pub fn api(&self, req: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -206,6 +261,47 @@ impl Drop for Vm {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `bytes` with one descriptor as SCM_RIGHTS, in one message.
+pub fn send_with_fd(s: &UnixStream, bytes: &[u8], fd: i32) {
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: plain data; every pointer outlives the sendmsg below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: fills one SCM_RIGHTS header inside `control`, which is large enough.
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        libc::CMSG_DATA(c).cast::<i32>().write_unaligned(fd);
+    }
+    // SAFETY: `msg` is valid for the call.
+    let n = unsafe { libc::sendmsg(s.as_raw_fd(), &msg, 0) };
+    assert_eq!(
+        n,
+        bytes.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The `Key:` line of /proc/PID/status (or of a task's status file at `path`).
+pub fn status_field(path: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {path}"))
+        .trim()
+        .to_string()
 }
 
 /// A network namespace with a tap device and a host-side address; deleted on drop.

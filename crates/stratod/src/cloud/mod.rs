@@ -46,6 +46,12 @@ pub struct Cloud {
     pub db: Db,
     /// The CPU template every monitor gets.
     pub cpu_template: strato_vmm_api::config::CpuTemplate,
+    /// Whether monitors are jailed: `None` when the configuration turned the jail off,
+    /// `Some(Err)` with `strato-vmm --check-jail`'s report when this host cannot jail them
+    /// (launches are then refused).
+    pub jail_support: Option<Result<(), String>>,
+    /// An empty mount namespace each jail's own is copied from (none: from the host's).
+    pub jail_mount_ns: Option<std::os::fd::OwnedFd>,
     /// Running monitors by instance ID.
     vms: Mutex<HashMap<String, Vm>>,
     /// One operation lock per instance: a boot, stop, reboot or image capture at a time.
@@ -99,7 +105,37 @@ impl Cloud {
                 t
             }
         };
+        let jail_support = if cfg.jail {
+            let r = crate::supervisor::check_jail(&cfg.vmm_binary);
+            match &r {
+                Ok(report) => {
+                    tracing::info!(layers = %report.replace('\n', "; "), "monitors are jailed")
+                }
+                Err(report) => tracing::error!(
+                    report = %report.replace('\n', "; "),
+                    "this host cannot jail monitors: launches are refused (\"jail\": false or --no-jail runs them unjailed)"
+                ),
+            }
+            Some(r.map(drop))
+        } else {
+            tracing::warn!(
+                "monitors run WITHOUT the jail (\"jail\": false or --no-jail): a guest that escapes its monitor owns this host; for development only"
+            );
+            None
+        };
+        let jail_mount_ns = match &jail_support {
+            Some(Ok(())) => match crate::supervisor::empty_mount_ns(&cfg.vmm_binary) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "no empty mount namespace for jails: each copies the host's mount table");
+                    None
+                }
+            },
+            _ => None,
+        };
         Ok(Arc::new_cyclic(|me| Cloud {
+            jail_mount_ns,
+            jail_support,
             nat: network::applies::Applies::default(),
             regions,
             me: me.clone(),

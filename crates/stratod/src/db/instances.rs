@@ -347,6 +347,55 @@ impl Db {
         Ok(())
     }
 
+    /// The uid (and gid) the jailed monitor of instance `id` runs as: the one it already
+    /// holds, or the lowest in `first..=last` that no instance short of terminated holds.
+    /// An instance keeps its ID until it is terminated, across stops, starts and daemon
+    /// restarts, so two VMs that may run at once never share one. `None` when every ID of
+    /// the range is taken.
+    pub fn jail_id(&self, id: &str, first: u32, last: u32) -> DbResult<Option<u32>> {
+        let conn = self.conn();
+        let held: Option<u32> = conn
+            .query_row(
+                "SELECT uid FROM jail_ids WHERE instance_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(uid) = held.filter(|u| (first..=last).contains(u)) {
+            return Ok(Some(uid));
+        }
+        conn.execute(
+            "DELETE FROM jail_ids WHERE instance_id = ?1 OR instance_id NOT IN \
+             (SELECT id FROM instances WHERE state != ?2)",
+            params![id, State::Terminated.name()],
+        )?;
+        let mut stmt =
+            conn.prepare("SELECT uid FROM jail_ids WHERE uid BETWEEN ?1 AND ?2 ORDER BY uid")?;
+        let taken = stmt
+            .query_map(params![first, last], |r| r.get::<_, u32>(0))?
+            .collect::<Result<Vec<u32>, _>>()?;
+        drop(stmt);
+        // The lowest gap: the taken IDs are sorted, so the first one out of step marks it.
+        let mut uid = first;
+        for t in taken {
+            if t != uid {
+                break;
+            }
+            uid = match uid.checked_add(1) {
+                Some(u) => u,
+                None => return Ok(None),
+            };
+        }
+        if uid > last {
+            return Ok(None);
+        }
+        conn.execute(
+            "INSERT INTO jail_ids (uid, instance_id) VALUES (?1, ?2)",
+            params![uid, id],
+        )?;
+        Ok(Some(uid))
+    }
+
     /// Records (or clears) the monitor process of an instance.
     pub fn set_vmm(&self, id: &str, pid: Option<i32>, start: Option<i64>) -> DbResult<()> {
         self.conn().execute(
@@ -428,6 +477,29 @@ pub(crate) mod tests {
             public_key: String::new(),
             metadata_options: MetadataOptions::default(),
         }
+    }
+
+    #[test]
+    fn jail_ids_are_held_until_termination_and_never_shared() {
+        let db = Db::open_in_memory().unwrap();
+        let ids: Vec<String> = (0..4).map(|k| format!("i-000000000000000{k}a")).collect();
+        for id in &ids {
+            db.insert_instance(&sample(id, "111111111111")).unwrap();
+        }
+        let a = db.jail_id(&ids[0], 100, 102).unwrap();
+        let b = db.jail_id(&ids[1], 100, 102).unwrap();
+        assert_eq!((a, b), (Some(100), Some(101)));
+        // The same instance keeps its ID (a stop and a start, a daemon restart).
+        assert_eq!(db.jail_id(&ids[0], 100, 102).unwrap(), Some(100));
+        assert_eq!(db.jail_id(&ids[2], 100, 102).unwrap(), Some(102));
+        assert_eq!(db.jail_id(&ids[3], 100, 102).unwrap(), None, "range full");
+        // A terminated instance gives its ID back; the lowest free one goes next.
+        db.set_state(&ids[0], &[State::Pending], State::Terminated, "")
+            .unwrap();
+        assert_eq!(db.jail_id(&ids[3], 100, 102).unwrap(), Some(100));
+        assert_eq!(db.jail_id(&ids[1], 100, 102).unwrap(), Some(101));
+        // A range that moved: the instance gets one from the new range.
+        assert_eq!(db.jail_id(&ids[1], 500, 600).unwrap(), Some(500));
     }
 
     #[test]

@@ -334,6 +334,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX access_keys_owner ON access_keys(owner);
     "#,
+    // 12: the uid (and gid) each instance's jailed monitor runs as, held until termination.
+    r#"
+    CREATE TABLE jail_ids (
+        uid INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE
+    );
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query

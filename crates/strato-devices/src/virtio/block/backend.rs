@@ -25,6 +25,14 @@ pub enum BackendError {
         #[source]
         source: io::Error,
     },
+    /// A descriptor's access mode does not match the drive's.
+    #[error("{path}: a {} drive needs a descriptor opened {}", if *read_only { "read-only" } else { "writable" }, if *read_only { "read-only" } else { "for reading and writing" })]
+    AccessMode {
+        /// The image.
+        path: PathBuf,
+        /// Whether the drive is read-only.
+        read_only: bool,
+    },
     /// The file's size could not be read.
     #[error("sizing {path}: {source}")]
     Size {
@@ -45,13 +53,19 @@ pub struct DiskFile {
     size: u64,
 }
 
+impl AsRawFd for DiskFile {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 /// Bytes written per call when zeroing by hand.
 const ZERO_CHUNK: usize = 1 << 20;
 
 impl DiskFile {
     /// Opens the image at `path`, read-only or read-write.
     pub fn open(path: &Path, read_only: bool) -> Result<Self, BackendError> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(!read_only)
             .open(path)
@@ -59,16 +73,40 @@ impl DiskFile {
                 path: path.to_owned(),
                 source,
             })?;
+        Self::from_file(file, path.to_owned(), read_only)
+    }
+
+    /// Adopts an image someone else opened (a jailed monitor gets descriptors, not paths);
+    /// `name` stands for it in messages. The descriptor's access mode must match: a
+    /// read-only drive needs a read-only descriptor, so that a bug in the device can never
+    /// write it, and a writable drive a writable one.
+    pub fn from_file(mut file: File, name: PathBuf, read_only: bool) -> Result<Self, BackendError> {
+        // SAFETY: F_GETFL takes no argument and returns the descriptor's flags.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        if flags < 0 {
+            return Err(BackendError::Open {
+                path: name,
+                source: io::Error::last_os_error(),
+            });
+        }
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let readable = flags & libc::O_ACCMODE != libc::O_WRONLY;
+        if !readable || writable == read_only {
+            return Err(BackendError::AccessMode {
+                path: name,
+                read_only,
+            });
+        }
         // Seeking to the end sizes block devices as well as regular files.
         let size = file
             .seek(SeekFrom::End(0))
             .map_err(|source| BackendError::Size {
-                path: path.to_owned(),
+                path: name.clone(),
                 source,
             })?;
         Ok(Self {
             file,
-            path: path.to_owned(),
+            path: name,
             read_only,
             size,
         })
@@ -240,6 +278,27 @@ mod tests {
         assert_ne!(buf[1000], 0);
         d.discard(0, 4096).unwrap();
         assert_eq!(d.capacity(), 128);
+    }
+
+    #[test]
+    fn adopted_descriptors_must_match_the_access_mode() {
+        let t = image(4096);
+        let ro = File::open(t.as_path()).unwrap();
+        let d = DiskFile::from_file(ro, "fd 9".into(), true).unwrap();
+        assert_eq!(d.capacity(), 8);
+        assert_eq!(d.path(), Path::new("fd 9"));
+        let ro = File::open(t.as_path()).unwrap();
+        let e = DiskFile::from_file(ro, "fd 9".into(), false).unwrap_err();
+        assert!(e.to_string().contains("writable drive"), "{e}");
+        let rw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(t.as_path())
+            .unwrap();
+        let e = DiskFile::from_file(rw, "fd 9".into(), true).unwrap_err();
+        assert!(e.to_string().contains("read-only drive"), "{e}");
+        let wo = OpenOptions::new().write(true).open(t.as_path()).unwrap();
+        assert!(DiskFile::from_file(wo, "fd 9".into(), false).is_err());
     }
 
     #[test]

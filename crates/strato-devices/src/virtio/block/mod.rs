@@ -64,7 +64,7 @@ pub enum BlockError {
     #[error("no disk is attached")]
     NotAttached,
     /// Attach to a slot that holds a disk (detach it first).
-    #[error("slot holds {0}")]
+    #[error("slot is occupied: it holds {0}")]
     Occupied(PathBuf),
     /// The image could not be made durable.
     #[error("cannot flush {0}")]
@@ -108,23 +108,27 @@ pub struct Block {
 impl Block {
     /// Builds the device, opening the image if there is one.
     pub fn new(config: BlockConfig) -> Result<Self, BlockError> {
-        let slot = match &config.path {
-            Some(path) => Slot::Attached(DiskFile::open(path, config.read_only)?),
-            None => Slot::Empty,
+        let disk = match &config.path {
+            Some(path) => Some(DiskFile::open(path, config.read_only)?),
+            None => None,
         };
+        Ok(Self::with_disk(config.id, disk, config.read_only))
+    }
+
+    fn empty(id: String, read_only: bool) -> Self {
         let mut serial = [0u8; VIRTIO_BLK_ID_BYTES as usize];
-        for (dst, src) in serial.iter_mut().zip(config.id.bytes()) {
+        for (dst, src) in serial.iter_mut().zip(id.bytes()) {
             *dst = src;
         }
-        Ok(Self {
-            id: config.id,
+        Self {
+            id,
             serial,
-            slot,
-            read_only: config.read_only,
+            slot: Slot::Empty,
+            read_only,
             generation: 0,
             common: VirtioCommon::new(),
             metrics: BlockMetrics::default(),
-        })
+        }
     }
 
     /// The drive ID.
@@ -156,6 +160,27 @@ impl Block {
             Slot::Attached(disk) => disk.capacity(),
             Slot::Empty => 0,
         }
+    }
+
+    /// Builds the device around an image that is already open (or none).
+    pub fn with_disk(id: String, disk: Option<DiskFile>, read_only: bool) -> Self {
+        let mut block = Self::empty(id, read_only);
+        if let Some(disk) = disk {
+            block.slot = Slot::Attached(disk);
+        }
+        block
+    }
+
+    /// Attaches an image that is already open, as [`Block::attach`] (an occupied slot is
+    /// refused the same way).
+    pub fn attach_disk(&mut self, disk: DiskFile) -> Result<(), BlockError> {
+        if let Slot::Attached(held) = &self.slot {
+            return Err(BlockError::Occupied(held.path().to_owned()));
+        }
+        self.read_only = disk.read_only();
+        self.slot = Slot::Attached(disk);
+        self.config_changed();
+        Ok(())
     }
 
     /// Attaches the image to an empty slot; a slot that holds a disk is refused (a

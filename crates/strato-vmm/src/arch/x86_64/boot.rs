@@ -101,7 +101,16 @@ fn open(what: &'static str, path: &Path) -> Result<File, BootError> {
 
 /// Loads an ELF vmlinux (PVH preferred when its note is present) or a bzImage.
 pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, BootError> {
-    let mut file = open("kernel", path)?;
+    load_kernel_file(mem, &mut open("kernel", path)?, path)
+}
+
+/// Loads a kernel from a file that is already open (a jailed monitor opens it before it
+/// enters the jail); `path` names it in errors.
+pub fn load_kernel_file(
+    mem: &GuestMemoryMmap,
+    file: &mut File,
+    path: &Path,
+) -> Result<LoadedKernel, BootError> {
     let mut magic = [0u8; 4];
     let read_err = |source| BootError::Open {
         what: "kernel",
@@ -115,8 +124,7 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, B
         source,
     };
     if magic == *b"\x7fELF" {
-        let r =
-            Elf::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
+        let r = Elf::load(mem, None, file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
         let (entry, mode) = match r.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(addr) => (addr.raw_value(), EntryMode::Pvh),
             _ => (r.kernel_load.raw_value(), EntryMode::Linux64),
@@ -128,8 +136,8 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path) -> Result<LoadedKernel, B
             end: r.kernel_end,
         })
     } else {
-        let r = BzImage::load(mem, None, &mut file, Some(GuestAddress(HIMEM_START)))
-            .map_err(load_err)?;
+        let r =
+            BzImage::load(mem, None, file, Some(GuestAddress(HIMEM_START))).map_err(load_err)?;
         Ok(LoadedKernel {
             entry: r.kernel_load.raw_value() + BZIMAGE_64BIT_ENTRY_OFFSET,
             mode: EntryMode::Linux64,
@@ -145,7 +153,16 @@ pub fn load_initrd(
     path: &Path,
     kernel_end: u64,
 ) -> Result<Initrd, BootError> {
-    let mut file = open("initrd", path)?;
+    load_initrd_file(mem, &mut open("initrd", path)?, path, kernel_end)
+}
+
+/// Copies an initrd from a file that is already open, as [`load_initrd`].
+pub fn load_initrd_file(
+    mem: &GuestMemoryMmap,
+    file: &mut File,
+    path: &Path,
+    kernel_end: u64,
+) -> Result<Initrd, BootError> {
     let size = file
         .metadata()
         .map_err(|source| BootError::Open {
@@ -164,7 +181,7 @@ pub fn load_initrd(
         .map(|a| a & !0xfff)
         .filter(|a| *a >= kernel_end)
         .ok_or(BootError::InitrdTooBig(size))?;
-    mem.read_exact_volatile_from(GuestAddress(addr), &mut file, size as usize)
+    mem.read_exact_volatile_from(GuestAddress(addr), file, size as usize)
         .map_err(BootError::InitrdCopy)?;
     Ok(Initrd { addr, size })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use strato_vmm_api::config::{DiskConfig, NetConfig, VmConfig};
+use strato_vmm_api::config::{DiskConfig, JailConfig, NetConfig, VmConfig};
 use strato_vmm_api::names;
 
 use super::launch::{device_index, HOT_SLOTS};
@@ -159,6 +159,7 @@ impl Cloud {
         let disk = |id: String, path: Option<PathBuf>, readonly: bool| DiskConfig {
             id: Some(id),
             path,
+            fd: None,
             readonly,
         };
         let mut devices: Vec<(usize, DiskConfig)> = Vec::new();
@@ -241,7 +242,13 @@ impl Cloud {
             self.db.set_volume_slot(vol, Some(drive))?;
         }
         let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config)
+        let jail = self.jail_for(&inst.id)?;
+        let (mut config, mut fds) =
+            crate::handoff::hand_over(config, jail).map_err(|e| ApiError::internal(chain(&e)))?;
+        if let Some(j) = config.jail.as_mut() {
+            j.mount_ns_fd = self.jail_mount_ns()?.map(|ns| fds.pass(ns));
+        }
+        let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config, fds)
             .map_err(|e| ApiError::internal(chain(&e)))?;
         crate::metrics::inc(&self.metrics.vmm_spawned_total);
         self.set_vm(&inst.id, process);
@@ -254,6 +261,52 @@ impl Cloud {
         }
         self.watch(&inst.id, process);
         Ok(())
+    }
+}
+
+impl Cloud {
+    /// The jail of instance `id`'s monitor: its own uid and gid from the configured range,
+    /// or none when the jail is off (warned about on every launch). Refuses when this host
+    /// cannot jail monitors and the configuration did not turn the jail off.
+    fn jail_for(&self, id: &str) -> ApiResult<Option<JailConfig>> {
+        match &self.jail_support {
+            None => {
+                tracing::warn!(
+                    instance = id,
+                    "launching a monitor WITHOUT the jail (\"jail\": false or --no-jail)"
+                );
+                Ok(None)
+            }
+            Some(Err(report)) => Err(ApiError::internal(format!(
+                "this host cannot jail monitors ({}); set \"jail\": false in the daemon's configuration to run them unjailed",
+                report.replace('\n', "; ")
+            ))),
+            Some(Ok(())) => {
+                let ids = self.cfg.jail_ids;
+                let uid = self.db.jail_id(id, ids.first, ids.last)?.ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "every jail uid of {}-{} is taken: widen jail_id_range",
+                        ids.first, ids.last
+                    ))
+                })?;
+                Ok(Some(JailConfig {
+                    uid: Some(uid),
+                    gid: Some(uid),
+                    ..JailConfig::default()
+                }))
+            }
+        }
+    }
+
+    /// A copy of the empty mount namespace jails start from, for one monitor.
+    fn jail_mount_ns(&self) -> ApiResult<Option<std::os::fd::OwnedFd>> {
+        match &self.jail_mount_ns {
+            Some(fd) => fd
+                .try_clone()
+                .map(Some)
+                .map_err(|e| crate::cloud::host_io("Cannot pass the jails' mount namespace", e)),
+            None => Ok(None),
+        }
     }
 }
 
