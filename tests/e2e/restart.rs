@@ -140,10 +140,18 @@ fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
     assert_eq!(pids.len(), 1);
     let pid = pids[0];
 
-    // A stopped process keeps its socket but answers nothing.
+    // A stopped process keeps its socket but answers nothing. A jailed monitor runs as
+    // its keeper's child, so the whole tree is stopped.
     d.stop_daemon();
-    // SAFETY: kill takes a PID and a signal number; the PID is the test's own monitor.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let tree = Daemon::monitor_tree(pid);
+    assert!(
+        tree.len() >= 2,
+        "the monitor {pid} was not jailed: {tree:?}"
+    );
+    for p in &tree {
+        // SAFETY: kill takes a PID and a signal number; the PIDs are the test's own monitor.
+        unsafe { libc::kill(*p, libc::SIGSTOP) };
+    }
     d.restart();
     assert_eq!(
         d.vmm_pids(),
@@ -155,8 +163,10 @@ fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
     d.wait_status(&id, ("impaired", "*"), T);
 
     // Once it answers again, the check says so; nothing was lost.
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    for p in &tree {
+        // SAFETY: as above.
+        unsafe { libc::kill(*p, libc::SIGCONT) };
+    }
     d.wait_status(&id, ("ok", "*"), T);
     assert_eq!(d.vmm_pids(), vec![pid]);
 }

@@ -279,6 +279,25 @@ impl Daemon {
             .collect()
     }
 
+    /// A monitor's whole process tree: the process the daemon started (a jail's keeper,
+    /// or the monitor itself when unjailed) and every descendant (the jailed monitor).
+    pub fn monitor_tree(pid: i32) -> Vec<i32> {
+        let mut out = vec![pid];
+        let mut i = 0;
+        while i < out.len() {
+            let p = out[i];
+            let children =
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            out.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+            i += 1;
+        }
+        out
+    }
+
     /// Runs the CLI; returns its output whatever the exit status.
     pub fn cli_raw(&self, args: &[&str]) -> Output {
         self.cli_as(None, args)
