@@ -37,11 +37,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal: the journal, a log file or a pipe gets plain
+    // lines (NO_COLOR turns it off at a terminal too).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATO_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

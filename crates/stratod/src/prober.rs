@@ -11,11 +11,23 @@
 //!
 //! A check is `initializing` until it first passes (for the instance check, at most for the
 //! grace period after boot), then `ok` or `impaired` with the time it first failed.
+//!
+//! Timing: a VM's first checks do not wait for the next round. Once its monitor is up they
+//! run at [`FIRST_CHECK_CADENCE`] until both pass (or the grace period ends), so a guest
+//! that answers ARP a moment after boot is `ok` a moment later; from then on the rounds at
+//! the configured interval check it with every other instance.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often a new VM's checks are retried until they first pass: short, since each retry
+/// costs one control-socket request and one ARP request, and the wait is the user's.
+pub const FIRST_CHECK_CADENCE: Duration = Duration::from_millis(100);
+
+/// How long one of those retries waits for the guest's ARP reply.
+const FIRST_CHECK_ARP_WAIT: Duration = Duration::from_millis(200);
 
 use crate::cloud::Cloud;
 use crate::db::instances::Instance;
@@ -182,8 +194,10 @@ impl Cloud {
         before.is_none_or(|b| vcpus_progressed(&b, &now))
     }
 
-    /// The system check of one instance; false with the first failing part logged.
-    async fn system_check(&self, inst: &crate::db::instances::Instance) -> bool {
+    /// The system check of one instance; false with the first failing part logged. Without
+    /// `progress` the vCPUs' progress is not sampled (a new VM's first checks, too close
+    /// together to tell a wedged vCPU from a busy one).
+    async fn system_check(&self, inst: &crate::db::instances::Instance, progress: bool) -> bool {
         let Some(vm) = self.vm(&inst.id) else {
             return false;
         };
@@ -199,7 +213,7 @@ impl Cloud {
         if supervisor::vcpu_threads(vm.process) != inst.vcpus as usize {
             return false;
         }
-        if !self.vcpus_progress(&inst.id, &monitor).await {
+        if progress && !self.vcpus_progress(&inst.id, &monitor).await {
             tracing::warn!(instance = %inst.id, "a vCPU made no progress (no exit, not halted)");
             return false;
         }
@@ -225,8 +239,13 @@ impl Cloud {
         true
     }
 
-    /// The instance check: does the guest answer ARP for its private IP on its ENI?
-    async fn instance_check(&self, inst: &crate::db::instances::Instance) -> Option<bool> {
+    /// The instance check: does the guest answer ARP for its private IP on its ENI within
+    /// `window`?
+    async fn instance_check(
+        &self,
+        inst: &crate::db::instances::Instance,
+        window: Duration,
+    ) -> Option<bool> {
         let eni = self.db.instance_enis(&inst.id).ok()?.into_iter().next()?;
         let subnet = self.db.subnet(&eni.subnet_id).ok()??;
         let (gw, _) = crate::cloud::network::plumbing::gateway(&subnet)?;
@@ -236,22 +255,19 @@ impl Cloud {
             crate::cloud::network::plumbing::blocking(move || strato_net::link::link_mac(&bridge))
                 .await
                 .ok()??;
-        let timeout = (self.cfg.status_interval / 2).min(Duration::from_secs(1));
         let tap = eni.tap.clone();
-        // Three tries inside the window: one lost frame is not an outage.
-        for _ in 0..3 {
-            let tap = tap.clone();
-            let r = crate::cloud::network::plumbing::blocking(move || {
-                strato_net::arp::arp_probe(&tap, src_mac, gw, target, timeout / 3)
-            })
-            .await;
-            match r {
-                Ok(Some(_)) => return Some(true),
-                Ok(None) => {}
-                Err(_) => return Some(false),
-            }
-        }
-        Some(false)
+        // Three requests inside the window, any reply counts: one lost frame is not an
+        // outage, and a guest slow to answer the first request is still answering.
+        let r = crate::cloud::network::plumbing::blocking(move || {
+            strato_net::arp::arp_probe_retrying(&tap, src_mac, gw, target, window, 3)
+        })
+        .await;
+        Some(matches!(r, Ok(Some(_))))
+    }
+
+    /// The ARP window of a round at the configured interval.
+    fn round_arp_window(&self) -> Duration {
+        (self.cfg.status_interval / 2).min(Duration::from_secs(1))
     }
 
     /// One round of checks over every running instance, all instances at once (an ARP
@@ -265,15 +281,102 @@ impl Cloud {
             .filter(|i| i.state == State::Running)
             .collect();
         self.record_round(running, |cloud, inst| async move {
-            let sys = cloud.system_check(&inst).await;
+            let sys = cloud.system_check(&inst, true).await;
             let reach = if sys || cloud.vm(&inst.id).is_some() {
-                cloud.instance_check(&inst).await
+                cloud.instance_check(&inst, cloud.round_arp_window()).await
             } else {
                 Some(false)
             };
             (sys, reach)
         })
         .await;
+    }
+
+    /// Starts the first checks of instance `id`, whose monitor `process` just came up:
+    /// every [`FIRST_CHECK_CADENCE`] until both checks have passed, the grace period is
+    /// over, or the VM is no longer this one. The instance's record starts now.
+    pub fn first_checks(self: &Arc<Self>, id: &str, process: supervisor::Process) {
+        let started = now_s();
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id.to_string(),
+                Record {
+                    since: started,
+                    ..Default::default()
+                },
+            );
+        let cloud = Arc::clone(self);
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let grace = cloud.cfg.status_grace.as_secs_f64();
+            loop {
+                tokio::time::sleep(FIRST_CHECK_CADENCE).await;
+                if cloud.vm(&id).map(|v| v.process) != Some(process) {
+                    return;
+                }
+                let inst = match cloud.db.instance(&id) {
+                    Ok(Some(i)) => i,
+                    _ => return,
+                };
+                match inst.state {
+                    // The boot records `running` once this returns to it.
+                    State::Pending => continue,
+                    State::Running => {}
+                    _ => return,
+                }
+                let rec = cloud.status_of(&id);
+                let sys = rec.system.status == Status::Ok
+                    || cloud.system_check(&inst, false).await;
+                let reach = cloud.instance_check(&inst, FIRST_CHECK_ARP_WAIT).await;
+                // Folded in only while the VM is still this one (a stop may have begun).
+                if cloud.vm(&id).map(|v| v.process) != Some(process) {
+                    return;
+                }
+                let now = now_s();
+                let rec = cloud.fold(&id, Some((sys, reach)), now);
+                let settled = rec.system.status == Status::Ok
+                    && rec.instance.status != Status::Initializing;
+                if settled || (now - rec.since) as f64 > grace {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Folds one result (system passed, reachability passed; `None`: the check panicked)
+    /// into instance `id`'s record, logging a change of either status; returns the record.
+    fn fold(&self, id: &str, outcome: Option<(bool, Option<bool>)>, now: i64) -> Record {
+        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.get(id).copied().unwrap_or(Record {
+            since: now,
+            ..Default::default()
+        });
+        let mut rec = before;
+        match outcome {
+            Some((sys, reach)) => {
+                let in_grace = (now - rec.since) as f64 <= self.cfg.status_grace.as_secs_f64();
+                rec.system.update(sys, false, now);
+                match reach {
+                    Some(passed) => rec.instance.update(passed, in_grace, now),
+                    None => rec.instance.status = Status::InsufficientData,
+                }
+            }
+            None => tracing::error!(instance = %id, "status check panicked; its record stays"),
+        }
+        if (rec.system.status, rec.instance.status)
+            != (before.system.status, before.instance.status)
+        {
+            tracing::info!(
+                instance = %id,
+                system = rec.system.status.name(),
+                reachability = rec.instance.status.name(),
+                "status changed"
+            );
+        }
+        map.insert(id.to_string(), rec);
+        rec
     }
 
     /// Runs `check` (system passed, reachability passed) for each instance at once and
@@ -293,7 +396,6 @@ impl Cloud {
             task_of.insert(handle.id(), id);
         }
         let now = now_s();
-        let grace = self.cfg.status_grace.as_secs_f64();
         let mut results: HashMap<String, Record> = HashMap::new();
         while let Some(joined) = set.join_next_with_id().await {
             let (task, outcome) = match joined {
@@ -303,19 +405,7 @@ impl Cloud {
             let Some(id) = task_of.remove(&task) else {
                 continue;
             };
-            let mut rec = self.status_of(&id);
-            match outcome {
-                Some((sys, reach)) => {
-                    let in_grace = (now - rec.since) as f64 <= grace;
-                    rec.system.update(sys, false, now);
-                    match reach {
-                        Some(passed) => rec.instance.update(passed, in_grace, now),
-                        None => rec.instance.status = Status::InsufficientData,
-                    }
-                }
-                None => tracing::error!(instance = %id, "status check panicked; its record stays"),
-            }
-            results.insert(id, rec);
+            results.insert(id.clone(), self.fold(&id, outcome, now));
         }
         tracing::debug!(
             instances = results.len(),
@@ -325,9 +415,11 @@ impl Cloud {
                 .count(),
             "status round"
         );
+        // Records of instances no longer running go; a VM that came up during the round
+        // (its first checks run on their own) keeps its record.
+        let live: std::collections::HashSet<String> = self.vms_map().keys().cloned().collect();
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|id, _| results.contains_key(id));
-        map.extend(results);
+        map.retain(|id, _| results.contains_key(id) || live.contains(id));
     }
 
     /// Runs the checks forever.
