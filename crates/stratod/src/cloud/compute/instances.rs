@@ -463,11 +463,7 @@ impl Cloud {
             }
         } else {
             let reason = format!("Server.InternalError: the monitor exited: {}", exit.reason);
-            if exit.status == Some(ExitStatus::Reset) {
-                tracing::warn!(instance = id, "guest reset; its monitor ended");
-            } else {
-                tracing::warn!(instance = id, reason = %reason, "monitor died");
-            }
+            tracing::warn!(instance = id, reason = %reason, "monitor died");
             let _ = self.db.set_state_reason(id, &reason);
         }
     }
