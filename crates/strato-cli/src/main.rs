@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("{err}");
+            if let Some(hint) = err.hint() {
+                eprintln!("Hint: {hint}");
+            }
             ExitCode::from(err.exit_code())
         }
     }
