@@ -83,16 +83,27 @@ fn mistyped(cmd: &mut clap::Command, err: clap::Error) -> clap::Error {
         ContextKind::Suggested,
         ContextValue::StyledStrs(vec![tip.into()]),
     );
+    e.insert(
+        ContextKind::Usage,
+        ContextValue::StyledStr(cmd.render_usage()),
+    );
     e
 }
 
-/// The commands nearest to `typed`, best first: by edit distance, within a third of the
-/// typed length (at least 2), at most [`SUGGESTIONS`] of them.
+/// The commands nearest to `typed`, best first, at most [`SUGGESTIONS`] of them: by edit
+/// distance, where a name that begins with (nearly) what was typed counts one more than
+/// its distance from that beginning (`describe-instance` is near `describe-instance-types`),
+/// within a third of the typed length (at least 2).
 pub fn nearest(typed: &str, names: &[String]) -> Vec<String> {
-    let limit = (typed.chars().count() / 3).max(2);
+    let len = typed.chars().count();
+    let limit = (len / 3).max(2);
     let mut scored: Vec<(usize, &String)> = names
         .iter()
-        .map(|n| (distance(typed, n), n))
+        .map(|n| {
+            let head: String = n.chars().take(len).collect();
+            let prefix = distance(typed, &head) + usize::from(head.len() < n.len());
+            (distance(typed, n).min(prefix), n)
+        })
         .filter(|(d, _)| *d <= limit)
         .collect();
     scored.sort();
@@ -175,20 +186,21 @@ mod tests {
         let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
         assert!(!usage.contains("--endpoint"), "{usage}");
         assert!(!usage.contains("--token"), "{usage}");
-        let help = command(env)
-            .find_subcommand_mut("describe-instances")
-            .unwrap()
-            .render_long_help()
-            .to_string();
-        assert!(!help.contains("[env:"), "{help}");
-        assert!(!help.contains("s3cret"), "{help}");
-        assert!(help.contains("STRATO_ENDPOINT"), "{help}");
-        let help = command(no_env)
-            .find_subcommand_mut("describe-instances")
-            .unwrap()
-            .render_long_help()
-            .to_string();
-        assert!(!help.contains("[env:"), "{help}");
+        let help = |env: &dyn Fn(&str) -> Option<String>| {
+            let mut cmd = command(env);
+            cmd.build();
+            cmd.find_subcommand_mut("describe-instances")
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let with = help(&env);
+        assert!(!with.contains("[env:"), "{with}");
+        assert!(!with.contains("s3cret"), "{with}");
+        assert!(with.contains("STRATO_ENDPOINT"), "{with}");
+        assert!(with.contains("[default: unix:/run/s.sock]"), "{with}");
+        let without = help(&no_env);
+        assert!(!without.contains("[env:"), "{without}");
     }
 
     #[test]
@@ -196,17 +208,26 @@ mod tests {
         let err = try_parse(["strato", "describe-instancs"], no_env).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
-        assert!(text.contains("'describe-instances'"), "{text}");
-        assert!(!text.contains("reboot-instances"), "{text}");
-        let quoted = text.matches("'describe-").count();
-        assert!((1..=SUGGESTIONS).contains(&quoted), "{text}");
+        let tip = text.lines().find(|l| l.contains("did you mean")).unwrap();
+        assert_eq!(
+            tip.trim(),
+            "tip: did you mean one of: 'describe-instances', 'describe-instance-status', \
+             'describe-instance-types'?",
+            "{text}"
+        );
+        assert!(text.contains("Usage: strato [OPTIONS] <COMMAND>"), "{text}");
+        let err = try_parse(["strato", "terminate-instance"], no_env).unwrap_err();
+        assert!(
+            err.to_string().contains("'terminate-instances'"),
+            "{err}"
+        );
         let err = try_parse(["strato", "qwertyuiop"], no_env).unwrap_err();
         assert!(err.to_string().contains("strato --help"), "{err}");
         let names: Vec<String> = ["run-instances", "stop-instances", "start-instances", "usage"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(nearest("stop-instance", &names), ["stop-instances", "start-instances"]);
+        assert_eq!(nearest("stop-instance", &names)[0], "stop-instances");
         assert_eq!(nearest("usag", &names), ["usage"]);
         assert_eq!(distance("kitten", "sitting"), 3);
     }

@@ -216,7 +216,7 @@ impl Cloud {
         self.vms_map().remove(id)
     }
 
-    fn vms_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vm>> {
+    pub(crate) fn vms_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vm>> {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
