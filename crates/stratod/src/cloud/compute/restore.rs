@@ -73,6 +73,7 @@ impl Cloud {
                             reason: format!("{} (while the daemon was down)", exit.reason),
                             ..exit
                         },
+                        None,
                     )
                     .await;
                 }
@@ -106,7 +107,7 @@ impl Cloud {
                             .flatten()
                             .map(|i| i.state_reason)
                             .unwrap_or_default();
-                        cloud.release_locked(&id, &reason).await;
+                        cloud.release_locked(&id, &reason, false).await;
                     });
                 }
                 _ => {}
