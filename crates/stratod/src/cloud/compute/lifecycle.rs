@@ -58,6 +58,7 @@ fn event_name(event: Event) -> &'static str {
         Event::Released => "terminated",
         Event::GuestStopped => "guest powered off",
         Event::GuestTerminated => "guest powered off",
+        Event::GuestRebooted => "guest reset",
     }
 }
 
