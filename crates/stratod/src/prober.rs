@@ -296,8 +296,9 @@ impl Prober {
         for _ in 0..3 {
             let tap = reach.tap.clone();
             let (gw, ip) = (reach.gateway, reach.ip);
-            let r = blocking(move || strato_net::arp::arp_probe(&tap, src_mac, gw, ip, timeout / 3))
-                .await;
+            let r =
+                blocking(move || strato_net::arp::arp_probe(&tap, src_mac, gw, ip, timeout / 3))
+                    .await;
             match r {
                 Ok(Some(_)) => return Some(true),
                 Ok(None) => {}
@@ -437,10 +438,15 @@ mod tests {
 
     impl StatusBoard for Fake {
         fn record(&self, id: &str) -> Record {
-            self.board.lock().unwrap().get(id).copied().unwrap_or(Record {
-                since: now_s(),
-                ..Default::default()
-            })
+            self.board
+                .lock()
+                .unwrap()
+                .get(id)
+                .copied()
+                .unwrap_or(Record {
+                    since: now_s(),
+                    ..Default::default()
+                })
         }
 
         fn publish(&self, round: HashMap<String, Record>) {
@@ -499,7 +505,12 @@ mod tests {
         assert_eq!(map["i-0000000000000000a"].system.status, Status::Ok);
         assert_eq!(map["i-0000000000000000b"].system.status, Status::Impaired);
         assert_eq!(map["i-0000000000000000c"].system.status, Status::Impaired);
-        assert_eq!(p.metrics.status_checks_total.load(std::sync::atomic::Ordering::Relaxed), 6);
+        assert_eq!(
+            p.metrics
+                .status_checks_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+            6
+        );
     }
 
     /// An instance without a monitor fails its system check and, once the grace period is
@@ -519,7 +530,11 @@ mod tests {
         let a = fake.record(IDS[0]);
         assert_eq!(a.system.status, Status::Impaired);
         assert!(a.system.impaired_since.is_some());
-        assert_eq!(a.instance.status, Status::Initializing, "inside the grace period");
+        assert_eq!(
+            a.instance.status,
+            Status::Initializing,
+            "inside the grace period"
+        );
         // A process the daemon watches (no process ever had that start time: the system check fails) and
         // no facts to probe with: the instance check cannot run.
         let b = fake.record(IDS[1]);

@@ -13,8 +13,7 @@ impl AccessKeys for Api {
         req: Request<pb::CreateAccessKeyRequest>,
     ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
         self.handle("CreateAccessKey", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_access_key(account, &r.account_id)
                 .map(|k| pb::CreateAccessKeyResponse {
                     access_key_id: k.id,
@@ -30,8 +29,7 @@ impl AccessKeys for Api {
         req: Request<pb::DescribeAccessKeysRequest>,
     ) -> Result<Response<pb::DescribeAccessKeysResponse>, Status> {
         self.handle("DescribeAccessKeys", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_access_keys(account, &r.account_id, r.all)
                 .map(|list| pb::DescribeAccessKeysResponse {
                     access_keys: list
@@ -51,8 +49,7 @@ impl AccessKeys for Api {
         req: Request<pb::DeleteAccessKeyRequest>,
     ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
         self.handle("DeleteAccessKey", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_access_key(account, &r.access_key_id)
                 .map(|()| pb::DeleteAccessKeyResponse {})
         })

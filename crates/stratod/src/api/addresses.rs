@@ -34,8 +34,7 @@ impl Addresses for Api {
         req: Request<pb::AllocateAddressRequest>,
     ) -> Result<Response<pb::AllocateAddressResponse>, Status> {
         self.handle_async("AllocateAddress", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .allocate_address(&account, &r.domain, convert::tags_in(&r.tags))
                 .await
                 .map(|a| pb::AllocateAddressResponse {
@@ -54,8 +53,7 @@ impl Addresses for Api {
         req: Request<pb::AssociateAddressRequest>,
     ) -> Result<Response<pb::AssociateAddressResponse>, Status> {
         self.handle_async("AssociateAddress", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .associate_address(
                     &account,
                     &r.allocation_id,
@@ -75,8 +73,7 @@ impl Addresses for Api {
         req: Request<pb::DisassociateAddressRequest>,
     ) -> Result<Response<pb::DisassociateAddressResponse>, Status> {
         self.handle_async("DisassociateAddress", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .disassociate_address(&account, &r.association_id)
                 .await
                 .map(|()| pb::DisassociateAddressResponse {})
@@ -89,8 +86,7 @@ impl Addresses for Api {
         req: Request<pb::ReleaseAddressRequest>,
     ) -> Result<Response<pb::ReleaseAddressResponse>, Status> {
         self.handle("ReleaseAddress", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .release_address(account, &r.allocation_id)
                 .map(|()| pb::ReleaseAddressResponse {})
         })
@@ -101,8 +97,7 @@ impl Addresses for Api {
         req: Request<pb::DescribeAddressesRequest>,
     ) -> Result<Response<pb::DescribeAddressesResponse>, Status> {
         self.handle("DescribeAddresses", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_addresses(
                     account,
                     &r.allocation_ids,

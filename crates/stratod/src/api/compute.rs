@@ -162,7 +162,8 @@ impl Compute for Api {
                 partition_number: placement.partition_number,
                 shutdown_behavior: r.instance_initiated_shutdown_behavior,
                 // A true is explicit by itself; a false only when the caller says so.
-                disable_api_termination: (r.disable_api_termination || r.has_disable_api_termination)
+                disable_api_termination: (r.disable_api_termination
+                    || r.has_disable_api_termination)
                     .then_some(r.disable_api_termination),
                 tags: convert::tags_in(&r.tags),
                 client_token: r.client_token,
@@ -195,8 +196,7 @@ impl Compute for Api {
         req: Request<pb::DescribeInstancesRequest>,
     ) -> Result<Response<pb::DescribeInstancesResponse>, Status> {
         self.handle("DescribeInstances", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_instances(
                     account,
                     &DescribeInstances {
@@ -220,8 +220,7 @@ impl Compute for Api {
         req: Request<pb::StopInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
         self.handle("StopInstances", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .stop_instances(account, &r.instance_ids, r.force)
                 .map(changes)
         })
@@ -232,8 +231,7 @@ impl Compute for Api {
         req: Request<pb::StartInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
         self.handle("StartInstances", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .start_instances(account, &r.instance_ids)
                 .map(changes)
         })
@@ -244,8 +242,7 @@ impl Compute for Api {
         req: Request<pb::RebootInstancesRequest>,
     ) -> Result<Response<pb::RebootInstancesResponse>, Status> {
         self.handle("RebootInstances", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .reboot_instances(account, &r.instance_ids)
                 .map(|_| pb::RebootInstancesResponse {})
         })
@@ -256,8 +253,7 @@ impl Compute for Api {
         req: Request<pb::TerminateInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
         self.handle("TerminateInstances", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .terminate_instances(account, &r.instance_ids)
                 .map(changes)
         })
@@ -274,8 +270,7 @@ impl Compute for Api {
                     .then_some(r.instance_initiated_shutdown_behavior),
                 groups: r.groups,
             };
-            self
-                .cloud
+            self.cloud
                 .modify_instance_attribute(&account, &r.instance_id, &change)
                 .await
                 .map(|()| pb::ModifyInstanceAttributeResponse {})
@@ -337,8 +332,7 @@ impl Compute for Api {
         req: Request<pb::DescribeInstanceStatusRequest>,
     ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
         self.handle("DescribeInstanceStatus", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_instance_status(
                     account,
                     &DescribeInstanceStatus {
@@ -363,14 +357,13 @@ impl Compute for Api {
         req: Request<pb::GetConsoleOutputRequest>,
     ) -> Result<Response<pb::GetConsoleOutputResponse>, Status> {
         self.handle("GetConsoleOutput", req, |account, r| {
-            self
-                .cloud
-                .console_output(account, &r.instance_id)
-                .map(|c| pb::GetConsoleOutputResponse {
+            self.cloud.console_output(account, &r.instance_id).map(|c| {
+                pb::GetConsoleOutputResponse {
                     instance_id: c.instance_id,
                     timestamp_unix: c.timestamp,
                     output: c.output,
-                })
+                }
+            })
         })
     }
 

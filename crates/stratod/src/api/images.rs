@@ -94,8 +94,7 @@ impl Images for Api {
                     .map(convert::mapping_in)
                     .collect(),
             };
-            self
-                .cloud
+            self.cloud
                 .register_image(account, reg)
                 .map(|i| pb::RegisterImageResponse { image_id: i.id })
         })
@@ -106,8 +105,7 @@ impl Images for Api {
         req: Request<pb::DescribeImagesRequest>,
     ) -> Result<Response<pb::DescribeImagesResponse>, Status> {
         self.handle("DescribeImages", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_images(
                     account,
                     &DescribeImages {
@@ -133,8 +131,7 @@ impl Images for Api {
         req: Request<pb::DeregisterImageRequest>,
     ) -> Result<Response<pb::DeregisterImageResponse>, Status> {
         self.handle("DeregisterImage", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .deregister_image(account, &r.image_id)
                 .map(|_| pb::DeregisterImageResponse {})
         })
@@ -145,8 +142,7 @@ impl Images for Api {
         req: Request<pb::CreateImageRequest>,
     ) -> Result<Response<pb::CreateImageResponse>, Status> {
         self.handle("CreateImage", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_image(
                     account,
                     &r.instance_id,
@@ -163,8 +159,7 @@ impl Images for Api {
         req: Request<pb::ModifyImageAttributeRequest>,
     ) -> Result<Response<pb::ModifyImageAttributeResponse>, Status> {
         self.handle("ModifyImageAttribute", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .modify_launch_permissions(
                     account,
                     &r.image_id,
@@ -179,18 +174,16 @@ impl Images for Api {
         &self,
         req: Request<pb::CopyImageRequest>,
     ) -> Result<Response<pb::CopyImageResponse>, Status> {
-        self.handle_async("CopyImage", req, |account, _| async move {
-            // The source is asked with the caller's own token, so that it applies its own launch
-            // permissions (docs/daemon.md, CopyImage).
-            let token = req
-                .metadata()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| s.strip_prefix("Bearer "))
-                .map(|s| s.trim().to_string());
-            let r = req.into_inner();
-            self
-                .cloud
+        // The source is asked with the caller's own token, so that it applies its own launch
+        // permissions (docs/daemon.md, CopyImage).
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(|s| s.trim().to_string());
+        self.handle_async("CopyImage", req, |account, r| async move {
+            self.cloud
                 .copy_image(
                     &account,
                     token,
@@ -210,8 +203,7 @@ impl Images for Api {
         req: Request<pb::ExportImageRequest>,
     ) -> Result<Response<pb::ExportImageManifest>, Status> {
         self.handle_async("ExportImage", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .export_image(&account, &r.image_id)
                 .await
                 .map(|e| pb::ExportImageManifest {
@@ -260,8 +252,7 @@ impl Images for Api {
         req: Request<pb::DescribeImageAttributeRequest>,
     ) -> Result<Response<pb::DescribeImageAttributeResponse>, Status> {
         self.handle("DescribeImageAttribute", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_image_attribute(account, &r.image_id, &r.attribute)
                 .map(|perms| pb::DescribeImageAttributeResponse {
                     image_id: r.image_id.clone(),

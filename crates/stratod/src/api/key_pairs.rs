@@ -14,14 +14,8 @@ impl KeyPairs for Api {
         req: Request<pb::CreateKeyPairRequest>,
     ) -> Result<Response<pb::CreateKeyPairResponse>, Status> {
         self.handle("CreateKeyPair", req, |account, r| {
-            self
-                .cloud
-                .create_key_pair(
-                    account,
-                    &r.key_name,
-                    &r.key_type,
-                    convert::tags_in(&r.tags),
-                )
+            self.cloud
+                .create_key_pair(account, &r.key_name, &r.key_type, convert::tags_in(&r.tags))
                 .map(|(k, private_key)| pb::CreateKeyPairResponse {
                     tags: convert::tags(&k.tags),
                     key_name: k.name,
@@ -37,8 +31,7 @@ impl KeyPairs for Api {
         req: Request<pb::ImportKeyPairRequest>,
     ) -> Result<Response<pb::ImportKeyPairResponse>, Status> {
         self.handle("ImportKeyPair", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .import_key_pair(
                     account,
                     &r.key_name,
@@ -59,8 +52,7 @@ impl KeyPairs for Api {
         req: Request<pb::DescribeKeyPairsRequest>,
     ) -> Result<Response<pb::DescribeKeyPairsResponse>, Status> {
         self.handle("DescribeKeyPairs", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_key_pairs(
                     account,
                     &r.key_names,
@@ -93,8 +85,7 @@ impl KeyPairs for Api {
         req: Request<pb::DeleteKeyPairRequest>,
     ) -> Result<Response<pb::DeleteKeyPairResponse>, Status> {
         self.handle("DeleteKeyPair", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_key_pair(account, &r.key_name, &r.key_pair_id)
                 .map(|id| pb::DeleteKeyPairResponse {
                     success: true,

@@ -41,8 +41,7 @@ impl LaunchTemplates for Api {
     ) -> Result<Response<pb::CreateLaunchTemplateResponse>, Status> {
         self.handle("CreateLaunchTemplate", req, |account, r| {
             let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
-            self
-                .cloud
+            self.cloud
                 .create_launch_template(
                     account,
                     &r.launch_template_name,
@@ -62,8 +61,7 @@ impl LaunchTemplates for Api {
     ) -> Result<Response<pb::CreateLaunchTemplateVersionResponse>, Status> {
         self.handle("CreateLaunchTemplateVersion", req, |account, r| {
             let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
-            self
-                .cloud
+            self.cloud
                 .create_launch_template_version(
                     account,
                     &r.launch_template_id,
@@ -83,8 +81,7 @@ impl LaunchTemplates for Api {
         req: Request<pb::ModifyLaunchTemplateRequest>,
     ) -> Result<Response<pb::ModifyLaunchTemplateResponse>, Status> {
         self.handle("ModifyLaunchTemplate", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .modify_launch_template(
                     account,
                     &r.launch_template_id,
@@ -102,8 +99,7 @@ impl LaunchTemplates for Api {
         req: Request<pb::DescribeLaunchTemplatesRequest>,
     ) -> Result<Response<pb::DescribeLaunchTemplatesResponse>, Status> {
         self.handle("DescribeLaunchTemplates", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_launch_templates(
                     account,
                     &r.launch_template_ids,
@@ -121,8 +117,7 @@ impl LaunchTemplates for Api {
         req: Request<pb::DescribeLaunchTemplateVersionsRequest>,
     ) -> Result<Response<pb::DescribeLaunchTemplateVersionsResponse>, Status> {
         self.handle("DescribeLaunchTemplateVersions", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_launch_template_versions(
                     account,
                     &r.launch_template_id,
@@ -142,8 +137,7 @@ impl LaunchTemplates for Api {
         req: Request<pb::DeleteLaunchTemplateRequest>,
     ) -> Result<Response<pb::DeleteLaunchTemplateResponse>, Status> {
         self.handle("DeleteLaunchTemplate", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_launch_template(account, &r.launch_template_id, &r.launch_template_name)
                 .map(|t| pb::DeleteLaunchTemplateResponse {
                     launch_template: Some(template(&t)),

@@ -95,11 +95,7 @@ impl Api {
     }
 
     /// Turns an operation's result into a gRPC result, counting errors.
-    fn finish<T>(
-        &self,
-        op: &str,
-        r: Result<T, ApiError>,
-    ) -> Result<tonic::Response<T>, Status> {
+    fn finish<T>(&self, op: &str, r: Result<T, ApiError>) -> Result<tonic::Response<T>, Status> {
         match r {
             Ok(v) => Ok(tonic::Response::new(v)),
             Err(e) => {

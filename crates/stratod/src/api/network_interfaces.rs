@@ -75,8 +75,7 @@ impl NetworkInterfaces for Api {
                 secondary_ips: r.private_ip_addresses,
                 tags: convert::tags_in(&r.tags),
             };
-            self
-                .cloud
+            self.cloud
                 .create_network_interface(&account, create)
                 .await
                 .map(|v| pb::CreateNetworkInterfaceResponse {
@@ -91,8 +90,7 @@ impl NetworkInterfaces for Api {
         req: Request<pb::DescribeNetworkInterfacesRequest>,
     ) -> Result<Response<pb::DescribeNetworkInterfacesResponse>, Status> {
         self.handle("DescribeNetworkInterfaces", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_network_interfaces(
                     account,
                     &r.network_interface_ids,
@@ -109,8 +107,7 @@ impl NetworkInterfaces for Api {
         req: Request<pb::AttachNetworkInterfaceRequest>,
     ) -> Result<Response<pb::AttachNetworkInterfaceResponse>, Status> {
         self.handle("AttachNetworkInterface", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .attach_network_interface(
                     account,
                     &r.network_interface_id,
@@ -126,8 +123,7 @@ impl NetworkInterfaces for Api {
         req: Request<pb::DetachNetworkInterfaceRequest>,
     ) -> Result<Response<pb::DetachNetworkInterfaceResponse>, Status> {
         self.handle_async("DetachNetworkInterface", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .detach_network_interface(&account, &r.attachment_id)
                 .await
                 .map(|()| pb::DetachNetworkInterfaceResponse {})
@@ -140,8 +136,7 @@ impl NetworkInterfaces for Api {
         req: Request<pb::DeleteNetworkInterfaceRequest>,
     ) -> Result<Response<pb::DeleteNetworkInterfaceResponse>, Status> {
         self.handle_async("DeleteNetworkInterface", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .delete_network_interface(&account, &r.network_interface_id)
                 .await
                 .map(|()| pb::DeleteNetworkInterfaceResponse {})
@@ -154,8 +149,7 @@ impl NetworkInterfaces for Api {
         req: Request<pb::AssignPrivateIpAddressesRequest>,
     ) -> Result<Response<pb::AssignPrivateIpAddressesResponse>, Status> {
         self.handle_async("AssignPrivateIpAddresses", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .assign_private_ips(
                     &account,
                     &r.network_interface_id,
@@ -176,8 +170,7 @@ impl NetworkInterfaces for Api {
         req: Request<pb::UnassignPrivateIpAddressesRequest>,
     ) -> Result<Response<pb::UnassignPrivateIpAddressesResponse>, Status> {
         self.handle_async("UnassignPrivateIpAddresses", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .unassign_private_ips(&account, &r.network_interface_id, &r.private_ip_addresses)
                 .await
                 .map(|()| pb::UnassignPrivateIpAddressesResponse {})
@@ -189,21 +182,24 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::ModifyNetworkInterfaceAttributeRequest>,
     ) -> Result<Response<pb::ModifyNetworkInterfaceAttributeResponse>, Status> {
-        self.handle_async("ModifyNetworkInterfaceAttribute", req, |account, r| async move {
-            let change = EniAttribute {
-                description: r.description,
-                source_dest_check: r.source_dest_check,
-                attachment: r
-                    .attachment
-                    .map(|a| (a.attachment_id, a.delete_on_termination)),
-                groups: r.groups,
-            };
-            self
-                .cloud
-                .modify_network_interface_attribute(&account, &r.network_interface_id, &change)
-                .await
-                .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {})
-        })
+        self.handle_async(
+            "ModifyNetworkInterfaceAttribute",
+            req,
+            |account, r| async move {
+                let change = EniAttribute {
+                    description: r.description,
+                    source_dest_check: r.source_dest_check,
+                    attachment: r
+                        .attachment
+                        .map(|a| (a.attachment_id, a.delete_on_termination)),
+                    groups: r.groups,
+                };
+                self.cloud
+                    .modify_network_interface_attribute(&account, &r.network_interface_id, &change)
+                    .await
+                    .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {})
+            },
+        )
         .await
     }
 }

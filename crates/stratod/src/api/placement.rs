@@ -29,8 +29,7 @@ impl PlacementGroups for Api {
         req: Request<pb::CreatePlacementGroupRequest>,
     ) -> Result<Response<pb::CreatePlacementGroupResponse>, Status> {
         self.handle("CreatePlacementGroup", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_placement_group(
                     account,
                     &r.group_name,
@@ -50,8 +49,7 @@ impl PlacementGroups for Api {
         req: Request<pb::DescribePlacementGroupsRequest>,
     ) -> Result<Response<pb::DescribePlacementGroupsResponse>, Status> {
         self.handle("DescribePlacementGroups", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_placement_groups(
                     account,
                     &r.group_names,
@@ -69,8 +67,7 @@ impl PlacementGroups for Api {
         req: Request<pb::DeletePlacementGroupRequest>,
     ) -> Result<Response<pb::DeletePlacementGroupResponse>, Status> {
         self.handle("DeletePlacementGroup", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_placement_group(account, &r.group_name)
                 .map(|_| pb::DeletePlacementGroupResponse {})
         })
@@ -81,8 +78,7 @@ impl PlacementGroups for Api {
         req: Request<pb::ModifyInstancePlacementRequest>,
     ) -> Result<Response<pb::ModifyInstancePlacementResponse>, Status> {
         self.handle("ModifyInstancePlacement", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .modify_instance_placement(
                     account,
                     &r.instance_id,

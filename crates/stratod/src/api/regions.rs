@@ -17,8 +17,7 @@ impl Regions for Api {
         req: Request<pb::DescribeRegionsRequest>,
     ) -> Result<Response<pb::DescribeRegionsResponse>, Status> {
         self.handle("DescribeRegions", req, |_, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_regions(&r.region_names, &convert::filters(&r.filters))
                 .map(|list| pb::DescribeRegionsResponse {
                     regions: list
@@ -38,9 +37,12 @@ impl Regions for Api {
         req: Request<pb::DescribeAvailabilityZonesRequest>,
     ) -> Result<Response<pb::DescribeAvailabilityZonesResponse>, Status> {
         self.handle("DescribeAvailabilityZones", req, |_, r| {
-            self
-                .cloud
-                .describe_availability_zones(&r.zone_names, &r.zone_ids, &convert::filters(&r.filters))
+            self.cloud
+                .describe_availability_zones(
+                    &r.zone_names,
+                    &r.zone_ids,
+                    &convert::filters(&r.filters),
+                )
                 .map(|list| pb::DescribeAvailabilityZonesResponse {
                     availability_zones: list
                         .into_iter()

@@ -99,8 +99,7 @@ impl SecurityGroups for Api {
         req: Request<pb::CreateSecurityGroupRequest>,
     ) -> Result<Response<pb::CreateSecurityGroupResponse>, Status> {
         self.handle("CreateSecurityGroup", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_security_group(
                     account,
                     &r.group_name,
@@ -120,8 +119,7 @@ impl SecurityGroups for Api {
         req: Request<pb::DeleteSecurityGroupRequest>,
     ) -> Result<Response<pb::DeleteSecurityGroupResponse>, Status> {
         self.handle("DeleteSecurityGroup", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_security_group(account, &r.group_id, &r.group_name)
                 .map(|()| pb::DeleteSecurityGroupResponse {})
         })
@@ -132,8 +130,7 @@ impl SecurityGroups for Api {
         req: Request<pb::DescribeSecurityGroupsRequest>,
     ) -> Result<Response<pb::DescribeSecurityGroupsResponse>, Status> {
         self.handle("DescribeSecurityGroups", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_security_groups(
                     account,
                     &r.group_ids,

@@ -15,8 +15,7 @@ impl Tags for Api {
         req: Request<pb::CreateTagsRequest>,
     ) -> Result<Response<pb::CreateTagsResponse>, Status> {
         self.handle("CreateTags", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_tags(account, &r.resources, &convert::tags_in(&r.tags))
                 .map(|_| pb::CreateTagsResponse {})
         })
@@ -35,8 +34,7 @@ impl Tags for Api {
                     value: t.value,
                 })
                 .collect();
-            self
-                .cloud
+            self.cloud
                 .delete_tags(account, &r.resources, &keys)
                 .map(|_| pb::DeleteTagsResponse {})
         })
@@ -47,8 +45,7 @@ impl Tags for Api {
         req: Request<pb::DescribeTagsRequest>,
     ) -> Result<Response<pb::DescribeTagsResponse>, Status> {
         self.handle("DescribeTags", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_tags(
                     account,
                     &convert::filters(&r.filters),

@@ -13,8 +13,7 @@ impl Usage for Api {
         req: Request<pb::DescribeUsageRequest>,
     ) -> Result<Response<pb::DescribeUsageResponse>, Status> {
         self.handle("DescribeUsage", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_usage(account, r.start_unix, r.end_unix)
                 .map(|records| pb::DescribeUsageResponse {
                     records: records

@@ -59,8 +59,7 @@ impl Volumes for Api {
         req: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
         self.handle("CreateVolume", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_volume(
                     account,
                     r.size,
@@ -78,8 +77,7 @@ impl Volumes for Api {
         req: Request<pb::AttachVolumeRequest>,
     ) -> Result<Response<pb::VolumeAttachment>, Status> {
         self.handle_async("AttachVolume", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .attach_volume(&account, &r.volume_id, &r.instance_id, &r.device)
                 .await
                 .map(|v| attachment(&v).unwrap_or_default())
@@ -92,8 +90,7 @@ impl Volumes for Api {
         req: Request<pb::DetachVolumeRequest>,
     ) -> Result<Response<pb::VolumeAttachment>, Status> {
         self.handle_async("DetachVolume", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .detach_volume(&account, &r.volume_id, &r.instance_id, r.force)
                 .await
                 .map(|v| attachment(&v).unwrap_or_default())
@@ -106,8 +103,7 @@ impl Volumes for Api {
         req: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
         self.handle("DeleteVolume", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_volume(account, &r.volume_id)
                 .map(|_| pb::DeleteVolumeResponse {})
         })
@@ -118,8 +114,7 @@ impl Volumes for Api {
         req: Request<pb::DescribeVolumesRequest>,
     ) -> Result<Response<pb::DescribeVolumesResponse>, Status> {
         self.handle("DescribeVolumes", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_volumes(
                     account,
                     &DescribeVolumes {
@@ -143,8 +138,7 @@ impl Volumes for Api {
         req: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::Snapshot>, Status> {
         self.handle("CreateSnapshot", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .create_snapshot(
                     account,
                     &r.volume_id,
@@ -160,8 +154,7 @@ impl Volumes for Api {
         req: Request<pb::DescribeSnapshotsRequest>,
     ) -> Result<Response<pb::DescribeSnapshotsResponse>, Status> {
         self.handle("DescribeSnapshots", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_snapshots(
                     account,
                     &DescribeSnapshots {
@@ -186,8 +179,7 @@ impl Volumes for Api {
         req: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
         self.handle("DeleteSnapshot", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .delete_snapshot(account, &r.snapshot_id)
                 .map(|_| pb::DeleteSnapshotResponse {})
         })

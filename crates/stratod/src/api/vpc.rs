@@ -46,8 +46,7 @@ impl Vpcs for Api {
         req: Request<pb::CreateVpcRequest>,
     ) -> Result<Response<pb::CreateVpcResponse>, Status> {
         self.handle_async("CreateVpc", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
                 .await
                 .map(|v| pb::CreateVpcResponse {
@@ -62,8 +61,7 @@ impl Vpcs for Api {
         req: Request<pb::DescribeVpcsRequest>,
     ) -> Result<Response<pb::DescribeVpcsResponse>, Status> {
         self.handle("DescribeVpcs", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_vpcs(account, &r.vpc_ids, &convert::filters(&r.filters))
                 .map(|list| pb::DescribeVpcsResponse {
                     vpcs: list.into_iter().map(|(v, o)| self.vpc(v, o)).collect(),
@@ -76,8 +74,7 @@ impl Vpcs for Api {
         req: Request<pb::DeleteVpcRequest>,
     ) -> Result<Response<pb::DeleteVpcResponse>, Status> {
         self.handle_async("DeleteVpc", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .delete_vpc(&account, &r.vpc_id)
                 .await
                 .map(|()| pb::DeleteVpcResponse {})
@@ -90,8 +87,7 @@ impl Vpcs for Api {
         req: Request<pb::CreateSubnetRequest>,
     ) -> Result<Response<pb::CreateSubnetResponse>, Status> {
         self.handle_async("CreateSubnet", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
                 .await
                 .map(|s| pb::CreateSubnetResponse {
@@ -106,8 +102,7 @@ impl Vpcs for Api {
         req: Request<pb::DescribeSubnetsRequest>,
     ) -> Result<Response<pb::DescribeSubnetsResponse>, Status> {
         self.handle("DescribeSubnets", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .describe_subnets(account, &r.subnet_ids, &convert::filters(&r.filters))
                 .map(|list| pb::DescribeSubnetsResponse {
                     subnets: list.into_iter().map(|v| self.subnet(v)).collect(),
@@ -120,8 +115,7 @@ impl Vpcs for Api {
         req: Request<pb::DeleteSubnetRequest>,
     ) -> Result<Response<pb::DeleteSubnetResponse>, Status> {
         self.handle_async("DeleteSubnet", req, |account, r| async move {
-            self
-                .cloud
+            self.cloud
                 .delete_subnet(&account, &r.subnet_id)
                 .await
                 .map(|()| pb::DeleteSubnetResponse {})
@@ -134,8 +128,7 @@ impl Vpcs for Api {
         req: Request<pb::ModifySubnetAttributeRequest>,
     ) -> Result<Response<pb::ModifySubnetAttributeResponse>, Status> {
         self.handle("ModifySubnetAttribute", req, |account, r| {
-            self
-                .cloud
+            self.cloud
                 .modify_subnet_attribute(
                     account,
                     &r.subnet_id,

@@ -168,81 +168,86 @@ enum Outcome {
 }
 
 /// Answers the packets of one bridge's socket for as long as the task lives.
-async fn serve_loop(book: &dyn LeaseBook, metrics: &Metrics, bridge: &str, sock: tokio::net::UdpSocket) {
-        let mut buf = vec![0u8; 2048];
-        let mut last_log: Option<Instant> = None;
-        let mut unlogged = 0u64;
-        loop {
-            let n = match sock.recv_from(&mut buf).await {
-                Ok((n, _)) => n,
-                Err(e) => {
-                    tracing::warn!(bridge, error = %e, "DHCP receive failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+async fn serve_loop(
+    book: &dyn LeaseBook,
+    metrics: &Metrics,
+    bridge: &str,
+    sock: tokio::net::UdpSocket,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut last_log: Option<Instant> = None;
+    let mut unlogged = 0u64;
+    loop {
+        let n = match sock.recv_from(&mut buf).await {
+            Ok((n, _)) => n,
+            Err(e) => {
+                tracing::warn!(bridge, error = %e, "DHCP receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        inc(&metrics.dhcp_requests_total);
+        match answer(book, bridge, &buf[..n]) {
+            Outcome::Send(reply, to, kind) => {
+                if let Err(e) = sock.send_to(&reply, to).await {
+                    tracing::warn!(bridge, %to, error = %e, "cannot send a DHCP reply");
+                    inc(&metrics.dhcp_drops_total);
                     continue;
                 }
-            };
-            inc(&metrics.dhcp_requests_total);
-            match answer(book, bridge, &buf[..n]) {
-                Outcome::Send(reply, to, kind) => {
-                    if let Err(e) = sock.send_to(&reply, to).await {
-                        tracing::warn!(bridge, %to, error = %e, "cannot send a DHCP reply");
-                        inc(&metrics.dhcp_drops_total);
-                        continue;
-                    }
-                    inc(match kind {
-                        MessageType::Offer => &metrics.dhcp_offers_total,
-                        MessageType::Nak => &metrics.dhcp_naks_total,
-                        _ => &metrics.dhcp_acks_total,
-                    });
-                }
-                Outcome::Silent => inc(&metrics.dhcp_drops_total),
-                Outcome::Bad(why) => {
-                    inc(&metrics.dhcp_drops_total);
-                    if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
-                        unlogged += 1;
-                    } else {
-                        tracing::warn!(bridge, reason = %why, unlogged, "bad DHCP packet");
-                        last_log = Some(Instant::now());
-                        unlogged = 0;
-                    }
+                inc(match kind {
+                    MessageType::Offer => &metrics.dhcp_offers_total,
+                    MessageType::Nak => &metrics.dhcp_naks_total,
+                    _ => &metrics.dhcp_acks_total,
+                });
+            }
+            Outcome::Silent => inc(&metrics.dhcp_drops_total),
+            Outcome::Bad(why) => {
+                inc(&metrics.dhcp_drops_total);
+                if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+                    unlogged += 1;
+                } else {
+                    tracing::warn!(bridge, reason = %why, unlogged, "bad DHCP packet");
+                    last_log = Some(Instant::now());
+                    unlogged = 0;
                 }
             }
         }
     }
+}
 
 /// What to do with one packet that arrived on `bridge`.
 fn answer(book: &dyn LeaseBook, bridge: &str, pkt: &[u8]) -> Outcome {
-        let req = match packet::parse(pkt) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Bad(e.to_string()),
-        };
-        let mac = req.mac();
-        let binding = match book.binding(bridge, &mac) {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                tracing::debug!(bridge, %mac, "DHCP from an unknown MAC");
-                return Outcome::Silent;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot look up a DHCP lease");
-                return Outcome::Silent;
-            }
-        };
-        let lease = Lease {
-            ip: binding.ip,
-            prefix: binding.prefix,
-            gateway: Ipv4Addr::from(u32::from(binding.net) + 1),
-            lease_secs: LEASE_SECS,
-            mtu: MTU,
-        };
-        match packet::decide(&req, &lease) {
-            Some(reply) => {
-                tracing::debug!(bridge, %mac, kind = ?reply.kind, ip = %lease.ip, "DHCP reply");
-                let bytes = packet::encode(&req, &reply, &lease);
-                Outcome::Send(bytes, SocketAddrV4::new(reply.to, CLIENT_PORT), reply.kind)
-            }
-            None => Outcome::Silent,
+    let req = match packet::parse(pkt) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Bad(e.to_string()),
+    };
+    let mac = req.mac();
+    let binding = match book.binding(bridge, &mac) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            tracing::debug!(bridge, %mac, "DHCP from an unknown MAC");
+            return Outcome::Silent;
         }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look up a DHCP lease");
+            return Outcome::Silent;
+        }
+    };
+    let lease = Lease {
+        ip: binding.ip,
+        prefix: binding.prefix,
+        gateway: Ipv4Addr::from(u32::from(binding.net) + 1),
+        lease_secs: LEASE_SECS,
+        mtu: MTU,
+    };
+    match packet::decide(&req, &lease) {
+        Some(reply) => {
+            tracing::debug!(bridge, %mac, kind = ?reply.kind, ip = %lease.ip, "DHCP reply");
+            let bytes = packet::encode(&req, &reply, &lease);
+            Outcome::Send(bytes, SocketAddrV4::new(reply.to, CLIENT_PORT), reply.kind)
+        }
+        None => Outcome::Silent,
+    }
 }
 
 #[cfg(test)]
@@ -255,13 +260,15 @@ mod tests {
 
     impl LeaseBook for Fake {
         fn binding(&self, bridge: &str, mac: &str) -> ApiResult<Option<Binding>> {
-            Ok((bridge == "br0" && mac.eq_ignore_ascii_case("02:00:00:00:00:0b")).then_some(
-                Binding {
-                    ip: Ipv4Addr::new(10, 0, 2, 9),
-                    net: Ipv4Addr::new(10, 0, 2, 0),
-                    prefix: 28,
-                },
-            ))
+            Ok(
+                (bridge == "br0" && mac.eq_ignore_ascii_case("02:00:00:00:00:0b")).then_some(
+                    Binding {
+                        ip: Ipv4Addr::new(10, 0, 2, 9),
+                        net: Ipv4Addr::new(10, 0, 2, 0),
+                        prefix: 28,
+                    },
+                ),
+            )
         }
     }
 

@@ -63,16 +63,15 @@ impl MetadataSource for Fake {
 
     fn instance_at(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance> {
         let g = self.guests();
-        let (_, inst) = g.iter().find(|(ips, _)| bridge == BRIDGE && ips.contains(&ip))?;
+        let (_, inst) = g
+            .iter()
+            .find(|(ips, _)| bridge == BRIDGE && ips.contains(&ip))?;
         Some(inst.clone())
     }
 
     fn view(&self, inst: &Instance) -> Option<tree::View> {
         let g = self.guests();
-        let (k, (ips, _)) = g
-            .iter()
-            .enumerate()
-            .find(|(_, (_, i))| i.id == inst.id)?;
+        let (k, (ips, _)) = g.iter().enumerate().find(|(_, (_, i))| i.id == inst.id)?;
         Some(tree::View {
             instance_id: inst.id.clone(),
             account: inst.owner.clone(),
@@ -191,7 +190,7 @@ fn required_tokens_hop_limit_and_disabled_endpoint() {
         http_put_response_hop_limit: 3,
         ..MetadataOptions::default()
     };
-    f.update("i-0000000000000000a", |i| i.metadata_options = o.clone());
+    f.update("i-0000000000000000a", |i| i.metadata_options = o);
     assert_eq!(
         s.answer(&get("/latest/meta-data/", None), BRIDGE, A)
             .response
@@ -207,13 +206,13 @@ fn required_tokens_hop_limit_and_disabled_endpoint() {
     );
     assert_eq!(body(&ok), "172.31.0.4");
     o.http_endpoint = Toggle::Disabled;
-    f.update("i-0000000000000000a", |i| i.metadata_options = o.clone());
+    f.update("i-0000000000000000a", |i| i.metadata_options = o);
     assert_eq!(s.answer(&put_token("60"), BRIDGE, A).response.status, 403);
 }
 
 #[test]
 fn bad_token_requests() {
-    let (f, s) = setup();
+    let (_f, s) = setup();
     for ttl in ["0", "21601", "x", ""] {
         assert_eq!(
             s.answer(&put_token(ttl), BRIDGE, A).response.status,
@@ -271,7 +270,7 @@ fn strangers_get_nothing() {
 
 #[test]
 fn the_tree_user_data_and_versions() {
-    let (f, s) = setup();
+    let (_f, s) = setup();
     let g = |p: &str| {
         let a = s.answer(&get(p, None), BRIDGE, A);
         (a.response.status, body(&a))

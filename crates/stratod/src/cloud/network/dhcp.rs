@@ -39,8 +39,11 @@ impl Cloud {
 
     /// Starts the DHCP server of `bridge` unless it runs.
     pub(super) fn dhcp_serve(self: &Arc<Self>, bridge: &str) {
-        self.dhcp
-            .serve(bridge, Arc::clone(self) as Arc<dyn LeaseBook>, Arc::clone(&self.metrics));
+        self.dhcp.serve(
+            bridge,
+            Arc::clone(self) as Arc<dyn LeaseBook>,
+            Arc::clone(&self.metrics),
+        );
     }
 
     /// Stops the DHCP server of `bridge` (DeleteVpc).
@@ -111,9 +114,15 @@ mod tests {
             net: Ipv4Addr::new(10, 0, 2, 0),
             prefix: 28,
         };
-        assert_eq!(cloud.binding("br0", "02:00:00:00:00:0b").unwrap(), Some(want));
+        assert_eq!(
+            cloud.binding("br0", "02:00:00:00:00:0b").unwrap(),
+            Some(want)
+        );
         // MACs compare in any case, as clients write them.
-        assert_eq!(cloud.binding("br0", "02:00:00:00:00:0B").unwrap(), Some(want));
+        assert_eq!(
+            cloud.binding("br0", "02:00:00:00:00:0B").unwrap(),
+            Some(want)
+        );
         // Another bridge, a detached ENI, a stranger: nothing.
         for (bridge, mac) in [
             ("br1", "02:00:00:00:00:0b"),
