@@ -139,7 +139,10 @@ fn readiness_logs_and_the_first_status_check() {
     d.cli(&["stop-instances", "--instance-ids", &id, "--wait"]);
     d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);
     let log = d.log();
-    assert!(!log.contains('\u{1b}'), "colour codes in a log file:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file:\n{log}"
+    );
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(id.as_str())).collect();
     for event in [
         "launch",
@@ -179,7 +182,13 @@ fn the_cli_says_what_to_do_next() {
     // An unknown instance type names the listing and the custom form, which it shows.
     let err = d.cli_err(
         "InvalidParameterValue",
-        &["run-instances", "--image-id", &ami, "--instance-type", "t9.huge"],
+        &[
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "t9.huge",
+        ],
     );
     assert!(
         err.contains("describe-instance-types") && err.contains("custom-<vcpus>-<MiB>"),
@@ -187,11 +196,18 @@ fn the_cli_says_what_to_do_next() {
     );
     let types = d.cli(&["describe-instance-types"]);
     assert!(
-        types.lines().last().unwrap().starts_with("custom-<vcpus>-<MiB>"),
+        types
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("custom-<vcpus>-<MiB>"),
         "{types}"
     );
     // An image name where its ID belongs.
-    let err = d.cli_err("InvalidAMIID.Malformed", &["run-instances", "--image-id", "probe"]);
+    let err = d.cli_err(
+        "InvalidAMIID.Malformed",
+        &["run-instances", "--image-id", "probe"],
+    );
     assert!(
         err.contains("strato describe-images --filters Name=name,Values=probe"),
         "{err}"
@@ -209,7 +225,9 @@ fn the_cli_says_what_to_do_next() {
     let err = stderr(&["describe-instances", "--page-size", "3"]);
     assert!(err.contains("--page-size"), "{err}");
     assert_eq!(
-        d.cli_raw(&["describe-images", "--page-size", "4"]).status.code(),
+        d.cli_raw(&["describe-images", "--page-size", "4"])
+            .status
+            .code(),
         Some(2)
     );
     // No daemon at the endpoint: how to start one or point at it.
@@ -235,6 +253,10 @@ fn the_cli_says_what_to_do_next() {
         "text",
     ]);
     assert_eq!(out, format!("{ami}\tprobe\n"));
-    let v = d.json(&["describe-images", "--query", "Images[].{Id: ImageId, N: Name}"]);
+    let v = d.json(&[
+        "describe-images",
+        "--query",
+        "Images[].{Id: ImageId, N: Name}",
+    ]);
     assert_eq!(v, serde_json::json!([{"Id": ami, "N": "probe"}]));
 }

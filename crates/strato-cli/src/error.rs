@@ -108,7 +108,9 @@ impl CliError {
 
 fn service_hint(code: &str, message: &str) -> Option<String> {
     match code {
-        "InvalidParameterValue" if message.contains("InstanceType") || message.contains("custom instance type") => {
+        "InvalidParameterValue"
+            if message.contains("InstanceType") || message.contains("custom instance type") =>
+        {
             Some(
                 "`strato describe-instance-types` lists the instance types; any other size is \
                  custom-<vcpus>-<MiB>, e.g. custom-1-64."
@@ -227,7 +229,12 @@ mod tests {
             detail: "No such file or directory (os error 2)".into(),
         };
         let hint = connect.hint().unwrap();
-        for needle in ["STRATO_ENDPOINT", "--endpoint", "scripts/run.sh", "unix:/var/lib"] {
+        for needle in [
+            "STRATO_ENDPOINT",
+            "--endpoint",
+            "scripts/run.sh",
+            "unix:/var/lib",
+        ] {
             assert!(hint.contains(needle), "{needle}: {hint}");
         }
     }

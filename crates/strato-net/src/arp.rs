@@ -144,7 +144,9 @@ pub fn arp_probe_retrying(
         } else {
             deadline
         };
-        let wait = next_send.min(deadline).saturating_duration_since(Instant::now());
+        let wait = next_send
+            .min(deadline)
+            .saturating_duration_since(Instant::now());
         let readable = poll_readable(&sock.fd, wait)
             .map_err(|e| NetError::io(format!("wait for ARP reply on {ifname}"), e))?;
         if !readable {

@@ -12,15 +12,28 @@
 //! A check is `initializing` until it first passes (for the instance check, at most for the
 //! grace period after boot), then `ok` or `impaired` with the time it first failed.
 //!
-//! Timing: a VM's first checks do not wait for the next round. Once its monitor is up they
-//! run at [`FIRST_CHECK_CADENCE`] until both pass (or the grace period ends), so a guest
-//! that answers ARP a moment after boot is `ok` a moment later; from then on the rounds at
-//! the configured interval check it with every other instance.
+//! Timing: a VM's first checks do not wait for the next round. The domain announces each
+//! monitor that comes up (or is adopted) on [`BootEvents`]; its checks then run every
+//! [`FIRST_CHECK_CADENCE`] until both pass (or the grace period ends), so a guest that
+//! answers ARP a moment after boot is `ok` a moment later. From then on the rounds at the
+//! configured interval check it with every other instance.
+//!
+//! The prober reads what it checks from a [`ProbeTargets`] and writes what it found to a
+//! [`StatusBoard`]; the domain implements both over its state, and DescribeInstanceStatus
+//! reads the board.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::cloud::network::plumbing::blocking;
+use crate::db::now_s;
+use crate::metrics::Metrics;
+use crate::supervisor::{self, Monitor, Process, VmmPaths};
+use strato_vmm_api::control::VmState;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// How often a new VM's checks are retried until they first pass: short, since each retry
 /// costs one control-socket request and one ARP request, and the wait is the user's.
@@ -28,13 +41,6 @@ pub const FIRST_CHECK_CADENCE: Duration = Duration::from_millis(100);
 
 /// How long one of those retries waits for the guest's ARP reply.
 const FIRST_CHECK_ARP_WAIT: Duration = Duration::from_millis(200);
-
-use crate::cloud::Cloud;
-use crate::db::instances::Instance;
-use crate::db::now_s;
-use crate::lifecycle::State;
-use crate::supervisor::{self, Monitor, VmmPaths};
-use strato_vmm_api::control::VmState;
 
 /// A check's summary status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,30 +157,141 @@ pub struct Record {
     pub since: i64,
 }
 
-impl Cloud {
-    /// The latest status of an instance (`initializing` before the first round).
-    pub fn status_of(&self, id: &str) -> Record {
-        let map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).copied().unwrap_or(Record {
-            since: now_s(),
-            ..Default::default()
-        })
+/// One running instance as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `i-…`
+    pub id: String,
+    /// vCPUs it was booted with (one thread each).
+    pub vcpus: usize,
+    /// Its monitor, while the daemon watches one.
+    pub process: Option<Process>,
+    /// Its folder (the monitor's control socket).
+    pub dir: PathBuf,
+    /// The taps of its ENIs.
+    pub taps: Vec<String>,
+    /// The files of its volumes.
+    pub volumes: Vec<PathBuf>,
+    /// What the reachability check asks; `None` when its records do not say.
+    pub reach: Option<Reach>,
+}
+
+/// The reachability check of one instance: an ARP request from the subnet's gateway for
+/// the primary private address, sent into the primary ENI's tap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    /// The primary ENI's tap.
+    pub tap: String,
+    /// Its subnet's bridge (whose MAC the request comes from).
+    pub bridge: String,
+    /// The subnet's gateway (the request's sender address).
+    pub gateway: Ipv4Addr,
+    /// The primary private address.
+    pub ip: Ipv4Addr,
+}
+
+/// One instance as a new VM's first checks look it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Still booting: `running` is recorded once its monitor answers.
+    Pending,
+    /// Running.
+    Running(Target),
+    /// Neither (stopping, stopped, gone): its first checks end.
+    Gone,
+}
+
+/// What a status check may read: the running instances.
+pub trait ProbeTargets: Send + Sync + 'static {
+    /// Every running instance, as the checks see it.
+    fn running(&self) -> Vec<Target>;
+    /// One instance.
+    fn target(&self, id: &str) -> Lookup;
+}
+
+/// Where status results go, and where a check's history is read back from.
+pub trait StatusBoard: Send + Sync + 'static {
+    /// The record of an instance; a fresh one (`initializing`, since now) if it has none.
+    fn record(&self, id: &str) -> Record;
+    /// Publishes a round: these records replace every record held, but those of VMs that
+    /// came up during the round.
+    fn publish(&self, round: HashMap<String, Record>);
+    /// Sets one instance's record (a new VM's first checks).
+    fn put(&self, id: &str, record: Record);
+}
+
+/// A VM whose monitor came up (or was adopted): its instance and monitor.
+pub type Booted = (String, Process);
+
+/// The domain's announcements of booted VMs, and the prober's end of them (taken once).
+#[derive(Debug)]
+pub struct BootEvents {
+    tx: UnboundedSender<Booted>,
+    rx: Mutex<Option<UnboundedReceiver<Booted>>>,
+}
+
+impl Default for BootEvents {
+    fn default() -> Self {
+        let (tx, rx) = unbounded_channel();
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl BootEvents {
+    /// Announces that instance `id`'s monitor `process` is up. Kept until the prober runs
+    /// (a restart adopts monitors before it starts).
+    pub fn booted(&self, id: &str, process: Process) {
+        let _ = self.tx.send((id.to_string(), process));
     }
 
-    /// Drops an instance's checks (it stopped, or its VM is replaced).
-    pub fn status_forget(&self, id: &str) {
-        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
-        drop(map);
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    /// The receiving end, for the prober; `None` once taken.
+    pub fn take(&self) -> Option<UnboundedReceiver<Booted>> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// The status checks, run every interval.
+pub struct Prober {
+    targets: Arc<dyn ProbeTargets>,
+    board: Arc<dyn StatusBoard>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    grace: Duration,
+    /// The last vCPU sample of each instance's monitor (KVM's statistics): a new monitor
+    /// starts without one.
+    progress: Mutex<HashMap<String, (Process, Vec<VcpuSample>)>>,
+}
+
+impl Prober {
+    /// Checks `targets` every `interval` into `board`; an instance check that never passed
+    /// stays `initializing` for `grace` after its checks began.
+    pub fn new(
+        targets: Arc<dyn ProbeTargets>,
+        board: Arc<dyn StatusBoard>,
+        metrics: Arc<Metrics>,
+        interval: Duration,
+        grace: Duration,
+    ) -> Prober {
+        Prober {
+            targets,
+            board,
+            metrics,
+            interval,
+            grace,
+            progress: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Process, Vec<VcpuSample>)>> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The vCPU part of the system check: false when a vCPU neither exited nor halted
     /// since the last round. Kernels without KVM statistics fall back to the thread count.
-    async fn vcpus_progress(&self, id: &str, monitor: &Monitor) -> bool {
+    async fn vcpus_progress(&self, id: &str, process: Process, monitor: &Monitor) -> bool {
         let Ok(c) = monitor.counters().await else {
             return false;
         };
@@ -187,103 +304,81 @@ impl Cloud {
             return true;
         };
         let before = self
-            .progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), now.clone());
-        before.is_none_or(|b| vcpus_progressed(&b, &now))
+            .progress()
+            .insert(id.to_string(), (process, now.clone()));
+        match before {
+            Some((p, b)) if p == process => vcpus_progressed(&b, &now),
+            _ => true,
+        }
     }
 
     /// The system check of one instance; false with the first failing part logged. Without
     /// `progress` the vCPUs' progress is not sampled (a new VM's first checks, too close
     /// together to tell a wedged vCPU from a busy one).
-    async fn system_check(&self, inst: &crate::db::instances::Instance, progress: bool) -> bool {
-        let Some(vm) = self.vm(&inst.id) else {
+    async fn system_check(&self, t: &Target, progress: bool) -> bool {
+        let Some(process) = t.process else {
             return false;
         };
-        if !supervisor::alive(vm.process) {
+        if !supervisor::alive(process) {
             return false;
         }
-        let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        let monitor = Monitor::new(&paths, Duration::from_secs(1));
+        let monitor = Monitor::new(&VmmPaths::in_dir(&t.dir), Duration::from_secs(1));
         match monitor.state().await {
             Ok(s) if s.state == VmState::Running => {}
             _ => return false,
         }
-        if supervisor::vcpu_threads(vm.process) != inst.vcpus as usize {
+        if supervisor::vcpu_threads(process) != t.vcpus {
             return false;
         }
-        if progress && !self.vcpus_progress(&inst.id, &monitor).await {
-            tracing::warn!(instance = %inst.id, "a vCPU made no progress (no exit, not halted)");
+        if progress && !self.vcpus_progress(&t.id, process, &monitor).await {
+            tracing::warn!(instance = %t.id, "a vCPU made no progress (no exit, not halted)");
             return false;
         }
-        for eni in self.db.instance_enis(&inst.id).unwrap_or_default() {
-            let tap = eni.tap.clone();
-            let up = crate::cloud::network::plumbing::blocking(move || {
-                strato_net::link::link_status(&tap)
-            })
-            .await
-            .ok()
-            .flatten()
-            .map(|s| s.admin_up && s.lower_up)
-            .unwrap_or(false);
+        for tap in &t.taps {
+            let tap = tap.clone();
+            let up = blocking(move || strato_net::link::link_status(&tap))
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.admin_up && s.lower_up)
+                .unwrap_or(false);
             if !up {
                 return false;
             }
         }
-        for v in self.db.instance_volumes(&inst.id).unwrap_or_default() {
-            if !self.volume_path(&v.id).exists() {
-                return false;
-            }
-        }
-        true
+        t.volumes.iter().all(|v| v.exists())
     }
 
     /// The instance check: does the guest answer ARP for its private IP on its ENI within
     /// `window`?
-    async fn instance_check(
-        &self,
-        inst: &crate::db::instances::Instance,
-        window: Duration,
-    ) -> Option<bool> {
-        let eni = self.db.instance_enis(&inst.id).ok()?.into_iter().next()?;
-        let subnet = self.db.subnet(&eni.subnet_id).ok()??;
-        let (gw, _) = crate::cloud::network::plumbing::gateway(&subnet)?;
-        let target: Ipv4Addr = eni.private_ip.parse().ok()?;
-        let bridge = subnet.bridge.clone();
-        let src_mac =
-            crate::cloud::network::plumbing::blocking(move || strato_net::link::link_mac(&bridge))
-                .await
-                .ok()??;
-        let tap = eni.tap.clone();
+    async fn instance_check(&self, t: &Target, window: Duration) -> Option<bool> {
+        let reach = t.reach.clone()?;
+        let bridge = reach.bridge.clone();
+        let src_mac = blocking(move || strato_net::link::link_mac(&bridge))
+            .await
+            .ok()??;
+        let (tap, gw, ip) = (reach.tap.clone(), reach.gateway, reach.ip);
         // Three requests inside the window, any reply counts: one lost frame is not an
         // outage, and a guest slow to answer the first request is still answering.
-        let r = crate::cloud::network::plumbing::blocking(move || {
-            strato_net::arp::arp_probe_retrying(&tap, src_mac, gw, target, window, 3)
-        })
-        .await;
+        let r =
+            blocking(move || strato_net::arp::arp_probe_retrying(&tap, src_mac, gw, ip, window, 3))
+                .await;
         Some(matches!(r, Ok(Some(_))))
     }
 
     /// The ARP window of a round at the configured interval.
     fn round_arp_window(&self) -> Duration {
-        (self.cfg.status_interval / 2).min(Duration::from_secs(1))
+        (self.interval / 2).min(Duration::from_secs(1))
     }
 
     /// One round of checks over every running instance, all instances at once (an ARP
     /// probe that waits for a silent guest must not delay the others).
     pub async fn probe_round(self: &Arc<Self>) {
-        let Ok(instances) = self.db.instances(None) else {
-            return;
-        };
-        let running = instances
-            .into_iter()
-            .filter(|i| i.state == State::Running)
-            .collect();
-        self.record_round(running, |cloud, inst| async move {
-            let sys = cloud.system_check(&inst, true).await;
-            let reach = if sys || cloud.vm(&inst.id).is_some() {
-                cloud.instance_check(&inst, cloud.round_arp_window()).await
+        let running = self.targets.running();
+        self.record_round(running, |me, t| async move {
+            let sys = me.system_check(&t, true).await;
+            let reach = if sys || t.process.is_some() {
+                me.instance_check(&t, me.round_arp_window()).await
             } else {
                 Some(false)
             };
@@ -292,71 +387,67 @@ impl Cloud {
         .await;
     }
 
-    /// Starts the first checks of instance `id`, whose monitor `process` just came up:
-    /// every [`FIRST_CHECK_CADENCE`] until both checks have passed, the grace period is
-    /// over, or the VM is no longer this one. The instance's record starts now.
-    pub fn first_checks(self: &Arc<Self>, id: &str, process: supervisor::Process) {
-        let started = now_s();
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id.to_string(),
-                Record {
-                    since: started,
-                    ..Default::default()
-                },
-            );
-        let cloud = Arc::clone(self);
-        let id = id.to_string();
-        tokio::spawn(async move {
-            let grace = cloud.cfg.status_grace.as_secs_f64();
-            loop {
-                tokio::time::sleep(FIRST_CHECK_CADENCE).await;
-                if cloud.vm(&id).map(|v| v.process) != Some(process) {
-                    return;
-                }
-                let inst = match cloud.db.instance(&id) {
-                    Ok(Some(i)) => i,
-                    _ => return,
-                };
-                match inst.state {
-                    // The boot records `running` once this returns to it.
-                    State::Pending => continue,
-                    State::Running => {}
-                    _ => return,
-                }
-                let rec = cloud.status_of(&id);
-                let sys = rec.system.status == Status::Ok
-                    || cloud.system_check(&inst, false).await;
-                let reach = cloud.instance_check(&inst, FIRST_CHECK_ARP_WAIT).await;
-                // Folded in only while the VM is still this one (a stop may have begun).
-                if cloud.vm(&id).map(|v| v.process) != Some(process) {
-                    return;
-                }
-                let now = now_s();
-                let rec = cloud.fold(&id, Some((sys, reach)), now);
-                let settled = rec.system.status == Status::Ok
-                    && rec.instance.status != Status::Initializing;
-                if settled || (now - rec.since) as f64 > grace {
-                    return;
-                }
-            }
-        });
+    /// The first checks of instance `id`, whose monitor `process` just came up: every
+    /// [`FIRST_CHECK_CADENCE`] until both have passed, the grace period is over, or the VM
+    /// is no longer this one. Its record starts now.
+    async fn first_checks(self: Arc<Self>, id: String, process: Process) {
+        self.first_checks_with(id, process, |me, t, system_passed| async move {
+            let sys = system_passed || me.system_check(&t, false).await;
+            (sys, me.instance_check(&t, FIRST_CHECK_ARP_WAIT).await)
+        })
+        .await;
     }
 
-    /// Folds one result (system passed, reachability passed; `None`: the check panicked)
-    /// into instance `id`'s record, logging a change of either status; returns the record.
+    /// As [`Prober::first_checks`], with `check` (the target, whether its system check has
+    /// passed already) giving each try's result.
+    async fn first_checks_with<F, Fut>(self: Arc<Self>, id: String, process: Process, check: F)
+    where
+        F: Fn(Arc<Prober>, Target, bool) -> Fut,
+        Fut: std::future::Future<Output = (bool, Option<bool>)>,
+    {
+        let started = now_s();
+        self.board.put(
+            &id,
+            Record {
+                since: started,
+                ..Default::default()
+            },
+        );
+        loop {
+            tokio::time::sleep(FIRST_CHECK_CADENCE).await;
+            if (now_s() - started) as f64 > self.grace.as_secs_f64() {
+                return;
+            }
+            let t = match self.targets.target(&id) {
+                Lookup::Running(t) if t.process == Some(process) => t,
+                // The boot records `running` once the monitor answers.
+                Lookup::Pending => continue,
+                _ => return,
+            };
+            crate::metrics::inc(&self.metrics.status_checks_total);
+            let system_passed = self.board.record(&id).system.status == Status::Ok;
+            let outcome = check(Arc::clone(&self), t, system_passed).await;
+            // Folded in only while the VM is still this one (a stop may have begun).
+            if !matches!(self.targets.target(&id), Lookup::Running(t) if t.process == Some(process))
+            {
+                return;
+            }
+            let rec = self.fold(&id, Some(outcome), now_s());
+            self.board.put(&id, rec);
+            if rec.system.status == Status::Ok && rec.instance.status != Status::Initializing {
+                return;
+            }
+        }
+    }
+
+    /// Instance `id`'s record with one result folded in (system passed, reachability
+    /// passed; `None`: the check panicked), a change of either status logged.
     fn fold(&self, id: &str, outcome: Option<(bool, Option<bool>)>, now: i64) -> Record {
-        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        let before = map.get(id).copied().unwrap_or(Record {
-            since: now,
-            ..Default::default()
-        });
+        let before = self.board.record(id);
         let mut rec = before;
         match outcome {
             Some((sys, reach)) => {
-                let in_grace = (now - rec.since) as f64 <= self.cfg.status_grace.as_secs_f64();
+                let in_grace = (now - rec.since) as f64 <= self.grace.as_secs_f64();
                 rec.system.update(sys, false, now);
                 match reach {
                     Some(passed) => rec.instance.update(passed, in_grace, now),
@@ -375,24 +466,23 @@ impl Cloud {
                 "status changed"
             );
         }
-        map.insert(id.to_string(), rec);
         rec
     }
 
     /// Runs `check` (system passed, reachability passed) for each instance at once and
-    /// folds the results into the status map. A check that panics keeps its instance's
-    /// previous record and costs no other instance its history.
-    async fn record_round<F, Fut>(self: &Arc<Self>, instances: Vec<Instance>, check: F)
+    /// publishes the results. A check that panics keeps its instance's previous record
+    /// and costs no other instance its history.
+    async fn record_round<F, Fut>(self: &Arc<Self>, targets: Vec<Target>, check: F)
     where
-        F: Fn(Arc<Cloud>, Instance) -> Fut,
+        F: Fn(Arc<Prober>, Target) -> Fut,
         Fut: std::future::Future<Output = (bool, Option<bool>)> + Send + 'static,
     {
         let mut set = tokio::task::JoinSet::new();
         let mut task_of: HashMap<tokio::task::Id, String> = HashMap::new();
-        for inst in instances {
+        for t in targets {
             crate::metrics::inc(&self.metrics.status_checks_total);
-            let id = inst.id.clone();
-            let handle = set.spawn(check(Arc::clone(self), inst));
+            let id = t.id.clone();
+            let handle = set.spawn(check(Arc::clone(self), t));
             task_of.insert(handle.id(), id);
         }
         let now = now_s();
@@ -415,16 +505,22 @@ impl Cloud {
                 .count(),
             "status round"
         );
-        // Records of instances no longer running go; a VM that came up during the round
-        // (its first checks run on their own) keeps its record.
-        let live: std::collections::HashSet<String> = self.vms_map().keys().cloned().collect();
-        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|id, _| results.contains_key(id) || live.contains(id));
+        self.progress().retain(|id, _| results.contains_key(id));
+        self.board.publish(results);
     }
 
-    /// Runs the checks forever.
-    pub async fn run_prober(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.cfg.status_interval);
+    /// Runs the checks forever: a round every interval, and the first checks of each VM
+    /// announced on `boots` as it comes.
+    pub async fn run(self: Arc<Self>, boots: Option<UnboundedReceiver<Booted>>) {
+        if let Some(mut boots) = boots {
+            let me = Arc::clone(&self);
+            tokio::spawn(async move {
+                while let Some((id, process)) = boots.recv().await {
+                    tokio::spawn(Arc::clone(&me).first_checks(id, process));
+                }
+            });
+        }
+        let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -436,7 +532,6 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::instances::tests::sample;
 
     #[test]
     fn progress_is_an_exit_a_halt_or_being_halted() {
@@ -469,36 +564,210 @@ mod tests {
         assert_eq!(VcpuSample::from_counters(&c), Some(s(7, 1, true)));
     }
 
+    /// Targets and a board held in memory.
+    #[derive(Default)]
+    struct Fake {
+        targets: Mutex<Vec<Target>>,
+        /// Instances still booting.
+        pending: Mutex<Vec<String>>,
+        board: Mutex<HashMap<String, Record>>,
+    }
+
+    impl ProbeTargets for Fake {
+        fn running(&self) -> Vec<Target> {
+            self.targets.lock().unwrap().clone()
+        }
+
+        fn target(&self, id: &str) -> Lookup {
+            if self.pending.lock().unwrap().iter().any(|p| p == id) {
+                return Lookup::Pending;
+            }
+            self.running()
+                .into_iter()
+                .find(|t| t.id == id)
+                .map_or(Lookup::Gone, Lookup::Running)
+        }
+    }
+
+    impl StatusBoard for Fake {
+        fn record(&self, id: &str) -> Record {
+            self.board
+                .lock()
+                .unwrap()
+                .get(id)
+                .copied()
+                .unwrap_or(Record {
+                    since: now_s(),
+                    ..Default::default()
+                })
+        }
+
+        fn publish(&self, round: HashMap<String, Record>) {
+            *self.board.lock().unwrap() = round;
+        }
+
+        fn put(&self, id: &str, record: Record) {
+            self.board.lock().unwrap().insert(id.to_string(), record);
+        }
+    }
+
+    /// An instance the daemon watches no monitor of, with nothing to probe.
+    fn target(id: &str) -> Target {
+        Target {
+            id: id.into(),
+            vcpus: 1,
+            process: None,
+            dir: PathBuf::from("/nonexistent"),
+            taps: vec![],
+            volumes: vec![],
+            reach: None,
+        }
+    }
+
+    fn prober(fake: &Arc<Fake>, grace: Duration) -> Arc<Prober> {
+        Arc::new(Prober::new(
+            fake.clone(),
+            fake.clone(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(5),
+            grace,
+        ))
+    }
+
+    const IDS: [&str; 3] = [
+        "i-0000000000000000a",
+        "i-0000000000000000b",
+        "i-0000000000000000c",
+    ];
+
     /// A panicking check of one instance leaves every instance's history in place, its own
     /// included.
     #[tokio::test]
     async fn a_panicking_check_costs_no_history() {
-        let (_dir, cloud) = crate::cloud::test_cloud();
-        let insts: Vec<Instance> = [
-            "i-0000000000000000a",
-            "i-0000000000000000b",
-            "i-0000000000000000c",
-        ]
-        .iter()
-        .map(|id| sample(id, "111111111111"))
-        .collect();
-        cloud
-            .record_round(insts.clone(), |_, _| async { (true, Some(true)) })
+        let fake = Arc::new(Fake::default());
+        let p = prober(&fake, Duration::from_secs(60));
+        let targets: Vec<Target> = IDS.iter().map(|id| target(id)).collect();
+        p.record_round(targets.clone(), |_, _| async { (true, Some(true)) })
             .await;
-        for i in &insts {
-            assert_eq!(cloud.status_of(&i.id).system.status, Status::Ok);
+        for id in IDS {
+            assert_eq!(fake.record(id).system.status, Status::Ok);
         }
-        cloud
-            .record_round(insts.clone(), |_, inst| async move {
-                assert_ne!(inst.id, "i-0000000000000000a", "a probe bug");
-                (false, Some(true))
-            })
-            .await;
-        let map = cloud.status.lock().unwrap().clone();
+        p.record_round(targets, |_, t| async move {
+            assert_ne!(t.id, "i-0000000000000000a", "a probe bug");
+            (false, Some(true))
+        })
+        .await;
+        let map = fake.board.lock().unwrap().clone();
         assert_eq!(map.len(), 3, "{map:?}");
         assert_eq!(map["i-0000000000000000a"].system.status, Status::Ok);
         assert_eq!(map["i-0000000000000000b"].system.status, Status::Impaired);
         assert_eq!(map["i-0000000000000000c"].system.status, Status::Impaired);
+        assert_eq!(
+            p.metrics
+                .status_checks_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+            6
+        );
+    }
+
+    /// An instance without a monitor fails its system check and, once the grace period is
+    /// over, its instance check; one with no reachability facts has insufficient data; one
+    /// that stopped running leaves the board.
+    #[tokio::test]
+    async fn a_round_without_monitors() {
+        let fake = Arc::new(Fake::default());
+        let mut unreachable = target(IDS[1]);
+        unreachable.process = Some(Process { pid: 1, start: -1 });
+        *fake.targets.lock().unwrap() = vec![target(IDS[0]), unreachable];
+        fake.board
+            .lock()
+            .unwrap()
+            .insert(IDS[2].into(), Record::default());
+        prober(&fake, Duration::from_secs(600)).probe_round().await;
+        let a = fake.record(IDS[0]);
+        assert_eq!(a.system.status, Status::Impaired);
+        assert!(a.system.impaired_since.is_some());
+        assert_eq!(
+            a.instance.status,
+            Status::Initializing,
+            "inside the grace period"
+        );
+        // A process the daemon watches (no process ever had that start time: the system check fails) and
+        // no facts to probe with: the instance check cannot run.
+        let b = fake.record(IDS[1]);
+        assert_eq!(b.system.status, Status::Impaired);
+        assert_eq!(b.instance.status, Status::InsufficientData);
+        assert!(!fake.board.lock().unwrap().contains_key(IDS[2]), "gone");
+        // Past the grace period a check that never passed is impaired.
+        fake.board.lock().unwrap().get_mut(IDS[0]).unwrap().since -= 10;
+        prober(&fake, Duration::from_secs(5)).probe_round().await;
+        assert_eq!(fake.record(IDS[0]).instance.status, Status::Impaired);
+    }
+
+    /// A new VM's first checks wait out its boot, retry at the short cadence until both
+    /// pass, then stop; the rounds take over.
+    #[tokio::test]
+    async fn first_checks_retry_until_both_pass() {
+        let fake = Arc::new(Fake::default());
+        let process = Process { pid: 7, start: 70 };
+        let mut t = target(IDS[0]);
+        t.process = Some(process);
+        fake.pending.lock().unwrap().push(IDS[0].into());
+        let p = prober(&fake, Duration::from_secs(600));
+        let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = {
+            let (p, tries) = (Arc::clone(&p), Arc::clone(&tries));
+            tokio::spawn(
+                p.first_checks_with(IDS[0].into(), process, move |_, _, sys| {
+                    let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // The monitor answers at once; the guest from its third try on.
+                    async move { (true, Some(n >= 2 && sys)) }
+                }),
+            )
+        };
+        tokio::time::sleep(FIRST_CHECK_CADENCE * 3).await;
+        assert_eq!(
+            tries.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "booting"
+        );
+        assert_eq!(fake.record(IDS[0]).system.status, Status::Initializing);
+        fake.pending.lock().unwrap().clear();
+        *fake.targets.lock().unwrap() = vec![t];
+        task.await.unwrap();
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let rec = fake.record(IDS[0]);
+        assert_eq!(
+            (rec.system.status, rec.instance.status),
+            (Status::Ok, Status::Ok)
+        );
+    }
+
+    /// First checks end when the VM is replaced or stops, and never touch the record of
+    /// the VM that replaced it.
+    #[tokio::test]
+    async fn first_checks_end_with_their_vm() {
+        let fake = Arc::new(Fake::default());
+        let mut t = target(IDS[1]);
+        t.process = Some(Process { pid: 8, start: 80 });
+        *fake.targets.lock().unwrap() = vec![t];
+        let p = prober(&fake, Duration::from_secs(600));
+        // A monitor that is not the running one: nothing is tried.
+        Arc::clone(&p)
+            .first_checks_with(
+                IDS[1].into(),
+                Process { pid: 9, start: 90 },
+                |_, _, _| async { panic!("checked another VM") },
+            )
+            .await;
+        // Gone: ends.
+        fake.targets.lock().unwrap().clear();
+        p.first_checks_with(
+            IDS[1].into(),
+            Process { pid: 8, start: 80 },
+            |_, _, _| async { panic!("checked a stopped VM") },
+        )
+        .await;
     }
 
     #[test]

@@ -152,11 +152,21 @@ mod tests {
         assert_eq!(cli.output, Format::Json);
         assert_eq!(cli.token.as_deref(), Some("s3cret"));
         let cli = try_parse(
-            ["strato", "describe-regions", "--endpoint", "http://h:1", "--output", "text"],
+            [
+                "strato",
+                "describe-regions",
+                "--endpoint",
+                "http://h:1",
+                "--output",
+                "text",
+            ],
             env,
         )
         .unwrap();
-        assert_eq!((cli.endpoint.as_str(), cli.output), ("http://h:1", Format::Text));
+        assert_eq!(
+            (cli.endpoint.as_str(), cli.output),
+            ("http://h:1", Format::Text)
+        );
         let cli = try_parse(["strato", "describe-regions"], no_env).unwrap();
         assert_eq!(cli.endpoint, crate::conn::DEFAULT_ENDPOINT);
         assert_eq!(cli.token, None);
@@ -217,16 +227,18 @@ mod tests {
         );
         assert!(text.contains("Usage: strato [OPTIONS] <COMMAND>"), "{text}");
         let err = try_parse(["strato", "terminate-instance"], no_env).unwrap_err();
-        assert!(
-            err.to_string().contains("'terminate-instances'"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("'terminate-instances'"), "{err}");
         let err = try_parse(["strato", "qwertyuiop"], no_env).unwrap_err();
         assert!(err.to_string().contains("strato --help"), "{err}");
-        let names: Vec<String> = ["run-instances", "stop-instances", "start-instances", "usage"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = [
+            "run-instances",
+            "stop-instances",
+            "start-instances",
+            "usage",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(nearest("stop-instance", &names)[0], "stop-instances");
         assert_eq!(nearest("usag", &names), ["usage"]);
         assert_eq!(distance("kitten", "sitting"), 3);

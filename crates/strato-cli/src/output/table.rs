@@ -308,12 +308,14 @@ mod tests {
 
     #[test]
     fn instance_types_end_with_the_custom_form() {
-        let out = render(&View::InstanceTypes(vec![strato_proto::v1::InstanceTypeInfo {
-            instance_type: "t3.micro".into(),
-            vcpus: 2,
-            memory_mib: 1024,
-            instance_store_gib: 0,
-        }]));
+        let out = render(&View::InstanceTypes(vec![
+            strato_proto::v1::InstanceTypeInfo {
+                instance_type: "t3.micro".into(),
+                vcpus: 2,
+                memory_mib: 1024,
+                instance_store_gib: 0,
+            },
+        ]));
         let last = out.lines().last().unwrap();
         assert!(last.starts_with("custom-<vcpus>-<MiB>"), "{out}");
         assert!(last.contains("1-8") && last.contains("32-65536"), "{out}");

@@ -45,7 +45,7 @@ impl Cloud {
                     self.watch(&inst.id, p);
                     if inst.state == State::Running {
                         // Its checks' history went with the old daemon: tell again now.
-                        self.first_checks(&inst.id, p);
+                        self.boots.booted(&inst.id, p);
                     }
                     crate::metrics::inc(&self.metrics.vmm_adopted_total);
                     let answers = Monitor::new(&paths, Duration::from_secs(2))
