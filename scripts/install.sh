@@ -56,7 +56,9 @@ render_unit() {
 		a="${a//\\/\\\\}"
 		args+=" \"${a//\"/\\\"}\""
 	done
-	sed -e "s|@BIN@|$BIN|g" -e "s|@DATA@|$DATA|g" -e "s|@ARGS@|${args# }|" \
+	echo "# stratod.service, installed by strato's scripts/install.sh from scripts/stratod.service."
+	# The template's own header (what the placeholders are) stays behind.
+	sed -e '1,/^\[Unit\]/{/^#/d}' -e "s|@BIN@|$BIN|g" -e "s|@DATA@|$DATA|g" -e "s|@ARGS@|${args# }|" \
 		scripts/stratod.service
 }
 
