@@ -11,3 +11,10 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod names;
+#[cfg(any(test, feature = "fuzzgen"))]
+pub mod fuzzgen;
+
+// The property tests bound what each case holds: count allocations.
+#[cfg(test)]
+#[global_allocator]
+static METER: strato_fuzzgen::alloc::Meter = strato_fuzzgen::alloc::Meter;
