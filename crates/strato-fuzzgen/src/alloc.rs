@@ -101,7 +101,10 @@ pub fn installed() -> bool {
 /// Runs `f` and panics if the thread held more than `bound` bytes beyond what it held
 /// before at any point during it. The meter must be installed (else nothing is proven).
 pub fn bounded<R>(what: &str, bound: usize, f: impl FnOnce() -> R) -> R {
-    assert!(installed(), "the allocation meter is not the global allocator");
+    assert!(
+        installed(),
+        "the allocation meter is not the global allocator"
+    );
     let (r, peak) = peak_during(f);
     assert!(
         peak <= bound,

@@ -15,7 +15,8 @@ use strato_fuzzgen::{alloc, Source};
 
 use crate::config::VmConfig;
 use crate::control::{
-    decode_reply, ConsoleChunk, Counters, InputAccepted, Request, StateOnly, StateReply, MAX_REQUEST,
+    decode_reply, ConsoleChunk, Counters, InputAccepted, Request, StateOnly, StateReply,
+    MAX_REQUEST,
 };
 
 /// The most one case may hold beyond its start: a line is at most 64 KiB; its JSON tree
@@ -28,7 +29,12 @@ fn text(src: &mut Source<'_>, max: usize) -> String {
         return String::from_utf8_lossy(src.bytes(n)).into_owned();
     }
     (0..n)
-        .map(|_| char::from(*src.pick(b"abcdefghijklmnopqrstuvwxyz0123456789-_/.").unwrap_or(&b'a')))
+        .map(|_| {
+            char::from(
+                *src.pick(b"abcdefghijklmnopqrstuvwxyz0123456789-_/.")
+                    .unwrap_or(&b'a'),
+            )
+        })
         .collect()
 }
 
@@ -42,7 +48,11 @@ fn request(src: &mut Source<'_>) -> Request {
         5 => Request::Stop {},
         6 => Request::AttachDrive {
             id: text(src, 24),
-            path: if src.bool() { Some(text(src, 64).into()) } else { None },
+            path: if src.bool() {
+                Some(text(src, 64).into())
+            } else {
+                None
+            },
             readonly: src.bool(),
         },
         7 => Request::DetachDrive { id: text(src, 24) },
@@ -52,7 +62,9 @@ fn request(src: &mut Source<'_>) -> Request {
         9 => {
             let max = if src.rarely() { 4096 } else { 64 };
             let n = src.below(max) as usize;
-            Request::ConsoleInput { data: src.bytes(n).to_vec() }
+            Request::ConsoleInput {
+                data: src.bytes(n).to_vec(),
+            }
         }
         10 => Request::ConsoleBreak {},
         _ => Request::PowerButton {},
@@ -76,7 +88,9 @@ fn mangle(src: &mut Source<'_>, buf: &mut Vec<u8>) -> bool {
 /// Runs one control-socket case: request lines as the monitor parses them, reply lines as
 /// the daemon reads them.
 pub fn control(data: &[u8]) {
-    alloc::bounded("control lines", MEMORY_BOUND, || control_case(&mut Source::new(data)));
+    alloc::bounded("control lines", MEMORY_BOUND, || {
+        control_case(&mut Source::new(data))
+    });
 }
 
 fn control_case(src: &mut Source<'_>) {
@@ -100,7 +114,11 @@ pub fn request_line(src: &mut Source<'_>) -> (Vec<u8>, Option<Request>) {
     let mut line = req.encode().into_bytes();
     if src.rarely() {
         // An unknown field or op.
-        let extra = if src.bool() { r#","extra":1}"# } else { r#","op":"reboot"}"# };
+        let extra = if src.bool() {
+            r#","extra":1}"#
+        } else {
+            r#","op":"reboot"}"#
+        };
         line.pop();
         line.extend_from_slice(extra.as_bytes());
         return (line, None);
@@ -112,8 +130,10 @@ pub fn request_line(src: &mut Source<'_>) -> (Vec<u8>, Option<Request>) {
 fn reply_line(src: &mut Source<'_>) {
     let ok = !src.rarely();
     let mut v = match src.below(5) {
-        0 => json!({"state": *src.pick(&["created", "running", "paused", "exited", "gone"]).unwrap_or(&"running"),
-                    "uptime_ms": src.u64(), "vcpus": src.u8(), "memory_mib": src.u32()}),
+        0 => {
+            json!({"state": *src.pick(&["created", "running", "paused", "exited", "gone"]).unwrap_or(&"running"),
+                    "uptime_ms": src.u64(), "vcpus": src.u8(), "memory_mib": src.u32()})
+        }
         1 => json!({"state": "paused"}),
         2 => json!({"exits": {text(src, 8): src.u64()}, "devices": {}}),
         3 => json!({"data": text(src, 32), "start": src.u64(), "next": src.u64()}),
@@ -139,7 +159,9 @@ fn reply_line(src: &mut Source<'_>) {
 fn base_config(src: &mut Source<'_>) -> Value {
     let mut disks = Vec::new();
     for i in 0..src.below(4) {
-        disks.push(json!({"id": format!("vol{i}"), "path": format!("/d/{i}.img"), "readonly": src.bool()}));
+        disks.push(
+            json!({"id": format!("vol{i}"), "path": format!("/d/{i}.img"), "readonly": src.bool()}),
+        );
     }
     let mut nets = Vec::new();
     for i in 0..src.below(3) {
@@ -221,7 +243,9 @@ fn mutate(src: &mut Source<'_>, v: &mut Value) {
 
 /// Runs one configuration case.
 pub fn config(data: &[u8]) {
-    alloc::bounded("config", MEMORY_BOUND, || config_case(&mut Source::new(data)));
+    alloc::bounded("config", MEMORY_BOUND, || {
+        config_case(&mut Source::new(data))
+    });
 }
 
 fn config_case(src: &mut Source<'_>) {
@@ -270,7 +294,9 @@ mod tests {
     #[test]
     fn config_properties() {
         property("config", 400, 512, super::config);
-        property("exit-record", 200, 64, |b| super::exit_record(&mut Source::new(b)));
+        property("exit-record", 200, 64, |b| {
+            super::exit_record(&mut Source::new(b))
+        });
     }
 
     #[test]

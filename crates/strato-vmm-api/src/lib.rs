@@ -10,9 +10,9 @@
 pub mod config;
 pub mod control;
 pub mod exit;
-pub mod names;
 #[cfg(any(test, feature = "fuzzgen"))]
 pub mod fuzzgen;
+pub mod names;
 
 // The property tests bound what each case holds: count allocations.
 #[cfg(test)]

@@ -37,7 +37,9 @@ impl Handler for Recorder {
 
 /// Runs one case.
 pub fn control_socket(data: &[u8]) {
-    alloc::bounded("control socket", MEMORY_BOUND, || case(&mut Source::new(data)));
+    alloc::bounded("control socket", MEMORY_BOUND, || {
+        case(&mut Source::new(data))
+    });
 }
 
 fn case(src: &mut Source<'_>) {
@@ -63,7 +65,10 @@ fn case(src: &mut Source<'_>) {
     }
     if src.rarely() {
         // Past the longest line.
-        sent.resize(sent.len() + MAX_REQUEST + 1 + src.below(4096) as usize, b'x');
+        sent.resize(
+            sent.len() + MAX_REQUEST + 1 + src.below(4096) as usize,
+            b'x',
+        );
         lines += 1;
     }
     let last_unterminated = src.rarely();
@@ -90,7 +95,10 @@ fn case(src: &mut Source<'_>) {
     assert!(count <= lines + 1, "{count} replies to {lines} lines");
     for r in replies.lines() {
         let v: Value = serde_json::from_str(r).unwrap_or_else(|e| panic!("reply {r:?}: {e}"));
-        assert!(v.get("ok").is_some_and(Value::is_boolean), "reply without ok: {r}");
+        assert!(
+            v.get("ok").is_some_and(Value::is_boolean),
+            "reply without ok: {r}"
+        );
     }
     // Valid requests reach the handler as they were, in order (others may come between).
     let mut got = handler.0.iter();

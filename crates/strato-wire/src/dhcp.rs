@@ -118,7 +118,11 @@ impl Request {
 
 /// The netmask of a prefix length (0 to 32).
 fn netmask(prefix: u8) -> Ipv4Addr {
-    Ipv4Addr::from(u32::MAX.checked_shl(32u32.saturating_sub(prefix.into())).unwrap_or(0))
+    Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32u32.saturating_sub(prefix.into()))
+            .unwrap_or(0),
+    )
 }
 
 fn ip_at(b: &[u8], at: usize) -> Ipv4Addr {

@@ -43,7 +43,9 @@ const PATH_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-_./";
 
 /// Runs one IMDS HTTP case.
 pub fn imds_http(data: &[u8]) {
-    alloc::bounded("IMDS HTTP", MEMORY_BOUND, || http_case(&mut Source::new(data)));
+    alloc::bounded("IMDS HTTP", MEMORY_BOUND, || {
+        http_case(&mut Source::new(data))
+    });
 }
 
 fn http_case(src: &mut Source<'_>) {
@@ -66,21 +68,44 @@ fn http_case(src: &mut Source<'_>) {
     } else {
         String::new()
     };
-    let version = if src.rarely() { "HTTP/2.0" } else { *src.pick(&["HTTP/1.1", "HTTP/1.0"]).unwrap_or(&"HTTP/1.1") };
+    let version = if src.rarely() {
+        "HTTP/2.0"
+    } else {
+        *src.pick(&["HTTP/1.1", "HTTP/1.0"]).unwrap_or(&"HTTP/1.1")
+    };
     let mut headers: Vec<(String, String)> = Vec::new();
     for _ in 0..src.below(6) {
         let (name, value) = match src.below(7) {
             0 => ("Host".to_string(), "169.254.169.254".to_string()),
-            1 => ("X-aws-ec2-metadata-token".to_string(), token(src, PATH_CHARS, 56)),
-            2 => ("X-aws-ec2-metadata-token-ttl-seconds".to_string(), src.below(30000).to_string()),
-            3 => ("Connection".to_string(), (*src.pick(&["close", "keep-alive", "x"]).unwrap_or(&"close")).to_string()),
-            4 => ("Content-Length".to_string(), src.below(2 * MAX_BODY as u64).to_string()),
+            1 => (
+                "X-aws-ec2-metadata-token".to_string(),
+                token(src, PATH_CHARS, 56),
+            ),
+            2 => (
+                "X-aws-ec2-metadata-token-ttl-seconds".to_string(),
+                src.below(30000).to_string(),
+            ),
+            3 => (
+                "Connection".to_string(),
+                (*src.pick(&["close", "keep-alive", "x"]).unwrap_or(&"close")).to_string(),
+            ),
+            4 => (
+                "Content-Length".to_string(),
+                src.below(2 * MAX_BODY as u64).to_string(),
+            ),
             5 if src.rarely() => ("Transfer-Encoding".to_string(), "chunked".to_string()),
-            _ => (token(src, b"abcdefghijklmnopqrstuvwxyz-", 16), token(src, PATH_CHARS, 32)),
+            _ => (
+                token(src, b"abcdefghijklmnopqrstuvwxyz-", 16),
+                token(src, PATH_CHARS, 32),
+            ),
         };
         headers.push((name, value));
     }
-    let padding = if src.rarely() { src.below(2 * MAX_HEAD as u64) as usize } else { 0 };
+    let padding = if src.rarely() {
+        src.below(2 * MAX_HEAD as u64) as usize
+    } else {
+        0
+    };
     if padding > 0 {
         headers.push(("X-Pad".to_string(), "p".repeat(padding)));
     }
@@ -98,7 +123,10 @@ fn http_case(src: &mut Source<'_>) {
         return;
     }
     // A valid head parses to what was built, whatever follows it.
-    let lower: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())).collect();
+    let lower: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect();
     // The first Content-Length counts; any Transfer-Encoding is refused.
     let length = lower.iter().find(|(n, _)| n == "content-length");
     let bad_body = lower.iter().any(|(n, _)| n == "transfer-encoding")
@@ -107,26 +135,37 @@ fn http_case(src: &mut Source<'_>) {
     match parsed {
         Err(imds_http::ParseError::Version) => assert_eq!(version, "HTTP/2.0"),
         Err(imds_http::ParseError::Body) => assert!(bad_body, "a valid body refused"),
-        Err(imds_http::ParseError::TooLarge) => assert!(too_large, "a {head_len}-byte head refused as too large"),
+        Err(imds_http::ParseError::TooLarge) => {
+            assert!(too_large, "a {head_len}-byte head refused as too large")
+        }
         Err(e) => panic!("a valid head refused: {e}"),
         Ok(None) => panic!("a complete head of {head_len} bytes reads as incomplete"),
         Ok(Some((req, n))) => {
             assert!(version != "HTTP/2.0" && !bad_body && !too_large);
             assert_eq!(n, head_len);
-            assert_eq!((req.method.as_str(), req.path.as_str()), (method.as_str(), path.as_str()));
+            assert_eq!(
+                (req.method.as_str(), req.path.as_str()),
+                (method.as_str(), path.as_str())
+            );
             assert_eq!(req.headers.len(), lower.len());
             for ((n, v), (gn, gv)) in lower.iter().zip(&req.headers) {
                 assert_eq!((n, v.trim()), (gn, gv.as_str()));
             }
             // Every strict prefix is incomplete.
             let cut = src.below(head_len as u64) as usize;
-            assert_eq!(imds_http::parse(&buf[..cut]), Ok(None), "a {cut}-byte prefix");
+            assert_eq!(
+                imds_http::parse(&buf[..cut]),
+                Ok(None),
+                "a {cut}-byte prefix"
+            );
         }
     }
     // The answer encodes with its own length.
     let n = src.below(256) as usize;
     let body = src.bytes(n).to_vec();
-    let status = *src.pick(&[200u16, 400, 401, 403, 404, 405, 500]).unwrap_or(&200);
+    let status = *src
+        .pick(&[200u16, 400, 401, 403, 404, 405, 500])
+        .unwrap_or(&200);
     let out = imds_http::encode(&Response::text(status, body.clone()), src.bool(), false);
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains(&format!("Content-Length: {}\r\n", body.len())));
@@ -144,7 +183,12 @@ fn check_head(buf: &[u8]) -> Result<Option<(imds_http::Request, usize)>, imds_ht
             assert!(req.path.starts_with('/') && !req.path.contains('?'));
             assert!(req.content_length <= MAX_BODY);
             for (name, _) in &req.headers {
-                assert!(!name.is_empty() && !name.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_uppercase()));
+                assert!(
+                    !name.is_empty()
+                        && !name
+                            .bytes()
+                            .any(|b| b.is_ascii_whitespace() || b.is_ascii_uppercase())
+                );
             }
         }
         Ok(None) => assert!(buf.len() < MAX_HEAD, "{} bytes still incomplete", buf.len()),
@@ -184,7 +228,14 @@ fn dhcp_case(src: &mut Source<'_>) {
     let kind = src.range(1, 8) as u8;
     let xid = src.u32();
     let flags = src.u16();
-    let (ciaddr, giaddr) = (ip(src), if src.rarely() { ip(src) } else { Ipv4Addr::UNSPECIFIED });
+    let (ciaddr, giaddr) = (
+        ip(src),
+        if src.rarely() {
+            ip(src)
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        },
+    );
     let mut chaddr = [0u8; 6];
     src.fill(&mut chaddr);
     let mut b = vec![0u8; HEADER];
@@ -198,7 +249,11 @@ fn dhcp_case(src: &mut Source<'_>) {
     b[28..34].copy_from_slice(&chaddr);
     b[236..240].copy_from_slice(&COOKIE);
     let requested = if src.bool() { Some(ip(src)) } else { None };
-    let server = if src.bool() { Some(if src.bool() { lease.gateway } else { ip(src) }) } else { None };
+    let server = if src.bool() {
+        Some(if src.bool() { lease.gateway } else { ip(src) })
+    } else {
+        None
+    };
     let mut options: Vec<(u8, Vec<u8>)> = vec![(53, vec![kind])];
     if let Some(r) = requested {
         options.push((50, r.octets().to_vec()));
@@ -234,7 +289,10 @@ fn dhcp_case(src: &mut Source<'_>) {
         return;
     }
     let req = parsed.unwrap_or_else(|e| panic!("a valid request refused: {e}"));
-    assert_eq!((req.xid, req.flags, req.ciaddr, req.giaddr, req.chaddr), (xid, flags, ciaddr, giaddr, chaddr));
+    assert_eq!(
+        (req.xid, req.flags, req.ciaddr, req.giaddr, req.chaddr),
+        (xid, flags, ciaddr, giaddr, chaddr)
+    );
     assert_eq!((req.requested_ip, req.server_id), (requested, server));
     let want = [
         MessageType::Discover,
@@ -258,7 +316,11 @@ fn check_request(b: &[u8], lease: &Lease) -> Result<dhcp::Request, dhcp::PacketE
     };
     assert!(req.giaddr.is_unspecified(), "answered a relayed request");
     let out = dhcp::encode(&req, &reply, lease);
-    assert!(out.len() >= 300 && out.len() <= 576, "a {}-byte reply", out.len());
+    assert!(
+        out.len() >= 300 && out.len() <= 576,
+        "a {}-byte reply",
+        out.len()
+    );
     assert_eq!(out[0], 2, "not a BOOTREPLY");
     assert_eq!(out[4..8], req.xid.to_be_bytes());
     assert_eq!(out[28..34], req.chaddr);
@@ -271,8 +333,13 @@ fn check_request(b: &[u8], lease: &Lease) -> Result<dhcp::Request, dhcp::PacketE
         if code == 255 {
             break;
         }
-        let len = usize::from(*out.get(i + 1).unwrap_or_else(|| panic!("option {code} cut")));
-        let val = out.get(i + 2..i + 2 + len).unwrap_or_else(|| panic!("option {code} cut"));
+        let len = usize::from(
+            *out.get(i + 1)
+                .unwrap_or_else(|| panic!("option {code} cut")),
+        );
+        let val = out
+            .get(i + 2..i + 2 + len)
+            .unwrap_or_else(|| panic!("option {code} cut"));
         if code == 53 {
             kind = val.first().copied();
         }

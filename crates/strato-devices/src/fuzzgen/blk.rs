@@ -37,8 +37,7 @@ fn disk(sectors: u64, read_only: bool) -> DiskFile {
     } else {
         file
     };
-    DiskFile::from_file(file, "fuzz disk".into(), read_only)
-        .unwrap_or_else(|e| panic!("disk: {e}"))
+    DiskFile::from_file(file, "fuzz disk".into(), read_only).unwrap_or_else(|e| panic!("disk: {e}"))
 }
 
 /// Runs one case.
@@ -50,7 +49,11 @@ fn case(src: &mut Source<'_>) {
     let mem = memory();
     let read_only = src.rarely();
     let sectors = *src.pick(&[2048u64, 64, 8, 1, 0]).unwrap_or(&2048);
-    let dev = if src.rarely() { None } else { Some(disk(sectors, read_only)) };
+    let dev = if src.rarely() {
+        None
+    } else {
+        Some(disk(sectors, read_only))
+    };
     let capacity = if dev.is_some() { sectors } else { 0 };
     let mut block = Block::with_disk("vol-fuzz".into(), dev, read_only);
     let size = queue_size(src, QUEUE_SIZE);
@@ -126,7 +129,11 @@ fn request(mem: &GuestMemoryMmap, src: &mut Source<'_>, arena: &mut Arena, cap: 
     let mut hdr = [0u8; 16];
     hdr[..4].copy_from_slice(&kind.to_le_bytes());
     hdr[8..].copy_from_slice(&sector.to_le_bytes());
-    let hdr_len = if src.rarely() { src.below(32) as u32 } else { 16 };
+    let hdr_len = if src.rarely() {
+        src.below(32) as u32
+    } else {
+        16
+    };
     let hdr_at = arena.take_hostile(src, hdr_len);
     write_lossy(mem, hdr_at, &hdr);
     let mut descs = vec![Desc {
@@ -142,11 +149,23 @@ fn request(mem: &GuestMemoryMmap, src: &mut Source<'_>, arena: &mut Arena, cap: 
         1 + src.below(3)
     };
     if segments {
-        let count = if src.rarely() { src.below(20) } else { 1 + src.below(3) };
+        let count = if src.rarely() {
+            src.below(20)
+        } else {
+            1 + src.below(3)
+        };
         let mut raw = Vec::new();
         for _ in 0..count {
-            let start = if src.rarely() { src.u64() } else { src.below(cap.max(1)) };
-            let num = if src.rarely() { src.u32() } else { 1 + src.below(8) as u32 };
+            let start = if src.rarely() {
+                src.u64()
+            } else {
+                src.below(cap.max(1))
+            };
+            let num = if src.rarely() {
+                src.u32()
+            } else {
+                1 + src.below(8) as u32
+            };
             let flags = if src.rarely() {
                 src.u32()
             } else if kind == VIRTIO_BLK_T_WRITE_ZEROES && src.bool() {
@@ -168,7 +187,11 @@ fn request(mem: &GuestMemoryMmap, src: &mut Source<'_>, arena: &mut Arena, cap: 
             };
             let (now, later) = rest.split_at(take.min(rest.len()));
             rest = later;
-            let len = if src.rarely() { src.below(64) as u32 } else { now.len() as u32 };
+            let len = if src.rarely() {
+                src.below(64) as u32
+            } else {
+                now.len() as u32
+            };
             let at = arena.take_hostile(src, len);
             write_lossy(mem, at, now);
             descs.push(Desc {

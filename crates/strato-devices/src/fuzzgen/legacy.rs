@@ -28,7 +28,9 @@ fn access_len(src: &mut Source<'_>) -> usize {
 
 /// Runs one UART case.
 pub fn run_uart(data: &[u8]) {
-    alloc::bounded("8250 UART", MEMORY_BOUND, || uart_case(&mut Source::new(data)));
+    alloc::bounded("8250 UART", MEMORY_BOUND, || {
+        uart_case(&mut Source::new(data))
+    });
 }
 
 fn uart_case(src: &mut Source<'_>) {
@@ -60,7 +62,10 @@ fn uart_case(src: &mut Source<'_>) {
                 let n = src.below(max) as usize;
                 let bytes = vec![src.u8(); n];
                 let accepted = uart.enqueue_input(&bytes);
-                assert!(accepted <= n.min(INPUT_QUEUE_SIZE), "accepted {accepted} of {n}");
+                assert!(
+                    accepted <= n.min(INPUT_QUEUE_SIZE),
+                    "accepted {accepted} of {n}"
+                );
             }
             _ => {
                 uart.send_break();
@@ -113,5 +118,8 @@ fn i8042_case(src: &mut Source<'_>) {
     }
     // Only the guest's reset pulses ask for a reboot, each one once.
     let signalled = watch.read().unwrap_or(0);
-    assert_eq!(signalled, pulses, "reset signalled {signalled} times for {pulses} pulses");
+    assert_eq!(
+        signalled, pulses,
+        "reset signalled {signalled} times for {pulses} pulses"
+    );
 }

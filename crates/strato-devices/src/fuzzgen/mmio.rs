@@ -35,7 +35,11 @@ pub fn run(data: &[u8]) {
 
 fn device(src: &mut Source<'_>) -> Arc<Mutex<dyn VirtioDevice>> {
     match src.below(3) {
-        0 => Arc::new(Mutex::new(Block::with_disk("vol-fuzz".into(), None, src.bool()))),
+        0 => Arc::new(Mutex::new(Block::with_disk(
+            "vol-fuzz".into(),
+            None,
+            src.bool(),
+        ))),
         1 => {
             let net = Net::new(NetConfig {
                 id: "eni-fuzz".into(),
@@ -63,8 +67,12 @@ fn write32(t: &mut MmioTransport, offset: u64, v: u32) {
 fn case(src: &mut Source<'_>) {
     let mem = memory();
     let dev = device(src);
-    let mut t = MmioTransport::new(mem.clone(), dev.clone(), Arc::new(CountingTrigger::default()))
-        .unwrap_or_else(|e| panic!("transport: {e}"));
+    let mut t = MmioTransport::new(
+        mem.clone(),
+        dev.clone(),
+        Arc::new(CountingTrigger::default()),
+    )
+    .unwrap_or_else(|e| panic!("transport: {e}"));
     let queues = lock(&dev).queue_max_sizes().len();
     let mut steps = 0u32;
     while !src.is_empty() && steps < 512 {
@@ -85,7 +93,10 @@ fn case(src: &mut Source<'_>) {
     }
     write32(&mut t, STATUS, 0);
     assert_eq!(read32(&mut t, STATUS), 0, "status after a reset");
-    assert!(!lock(&dev).is_active(), "the device is active after a reset");
+    assert!(
+        !lock(&dev).is_active(),
+        "the device is active after a reset"
+    );
 }
 
 /// Invariants of the register file, whatever the guest wrote.
@@ -126,7 +137,12 @@ fn random_access(t: &mut MmioTransport, src: &mut Source<'_>) {
 }
 
 /// One step of a driver's initialisation, chosen from where the status says it is.
-fn driver_step(t: &mut MmioTransport, src: &mut Source<'_>, mem: &vm_memory::GuestMemoryMmap, queues: usize) {
+fn driver_step(
+    t: &mut MmioTransport,
+    src: &mut Source<'_>,
+    mem: &vm_memory::GuestMemoryMmap,
+    queues: usize,
+) {
     let status = read32(t, STATUS);
     match status & 0xf {
         0 => write32(t, STATUS, ACK),

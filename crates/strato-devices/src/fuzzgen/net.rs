@@ -13,10 +13,10 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use strato_fuzzgen::{alloc, Source};
 use virtio_bindings::bindings::virtio_net::{
-    VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, VIRTIO_NET_F_CSUM,
-    VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6,
-    VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM,
-    VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
+    VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_ECN,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN,
+    VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -137,7 +137,11 @@ fn rig(src: &mut Source<'_>) -> Option<Rig> {
         t.refuse_offloads = src.rarely();
         tap_list.push(t);
     }
-    let mac = if src.rarely() { None } else { Some([2, 0, 0, 0, 0, 1]) };
+    let mac = if src.rarely() {
+        None
+    } else {
+        Some([2, 0, 0, 0, 0, 1])
+    };
     let mut net = Net::new(NetConfig {
         id: "eni-fuzz".into(),
         taps: tap_list,
@@ -195,7 +199,9 @@ fn tx_header(src: &mut Source<'_>, len: usize) -> [u8; VNET_HDR_LEN] {
             h.flags = NEEDS_CSUM;
             h.csum_start = 34;
             h.csum_offset = 16;
-            h.gso_type = *src.pick(&[GSO_TCPV4, GSO_TCPV6, GSO_TCPV4 | GSO_ECN]).unwrap_or(&GSO_TCPV4);
+            h.gso_type = *src
+                .pick(&[GSO_TCPV4, GSO_TCPV6, GSO_TCPV4 | GSO_ECN])
+                .unwrap_or(&GSO_TCPV4);
             h.gso_size = src.range(1, 1460) as u16;
             h.hdr_len = src.below(len as u64 + 1) as u16;
         }
@@ -234,7 +240,9 @@ fn place(rig: &mut Rig, src: &mut Source<'_>, bytes: &[u8], write: bool) -> Vec<
 
 /// Runs one TX case.
 pub fn run_tx(data: &[u8]) {
-    alloc::bounded("virtio-net TX", MEMORY_BOUND, || tx_case(&mut Source::new(data)));
+    alloc::bounded("virtio-net TX", MEMORY_BOUND, || {
+        tx_case(&mut Source::new(data))
+    });
 }
 
 fn tx_case(src: &mut Source<'_>) {
@@ -245,8 +253,10 @@ fn tx_case(src: &mut Source<'_>) {
     let rounds = 1 + src.below(3);
     for _ in 0..rounds {
         if src.rarely() {
-            rig.net.taps_mut()[0].write_error =
-                Some(*src.pick(&[io::ErrorKind::WouldBlock, io::ErrorKind::Other]).unwrap_or(&io::ErrorKind::Other));
+            rig.net.taps_mut()[0].write_error = Some(
+                *src.pick(&[io::ErrorKind::WouldBlock, io::ErrorKind::Other])
+                    .unwrap_or(&io::ErrorKind::Other),
+            );
         }
         let mut expected = Vec::new();
         let mut clean = true;
@@ -277,7 +287,10 @@ fn tx_case(src: &mut Source<'_>) {
         let _ = rig.act.evts[tx].write(1);
         rig.net.handle_event(tx_token(0));
         let used = rig.rings[tx].check_used(&rig.mem);
-        assert!(used.iter().all(|&(_, len)| len == 0), "TX used length is not 0: {used:?}");
+        assert!(
+            used.iter().all(|&(_, len)| len == 0),
+            "TX used length is not 0: {used:?}"
+        );
         rig.rings[tx].assert_drained();
         let sent = std::mem::take(&mut rig.net.taps_mut()[0].sent);
         check_sent(&sent, rig.acked);
@@ -286,7 +299,11 @@ fn tx_case(src: &mut Source<'_>) {
             let mut want = expected.iter();
             for s in &sent {
                 let found = want.any(|e| e[VNET_HDR_LEN..] == s[VNET_HDR_LEN..]);
-                assert!(found, "the tap got a {}-byte frame the guest never sent", s.len());
+                assert!(
+                    found,
+                    "the tap got a {}-byte frame the guest never sent",
+                    s.len()
+                );
             }
         }
         if rig.rings[tx].is_broken() {
@@ -321,26 +338,45 @@ fn check_sent(sent: &[Vec<u8>], acked: u64) {
             let end = usize::from(h.csum_start) + usize::from(h.csum_offset) + 2;
             assert!(end <= len, "checksum outside a {len}-byte frame: {h:?}");
         } else {
-            assert_eq!((h.csum_start, h.csum_offset), (0, 0), "stale checksum fields: {h:?}");
+            assert_eq!(
+                (h.csum_start, h.csum_offset),
+                (0, 0),
+                "stale checksum fields: {h:?}"
+            );
         }
         if h.gso_type == 0 {
-            assert_eq!((h.gso_size, h.hdr_len), (0, 0), "stale segmentation fields: {h:?}");
+            assert_eq!(
+                (h.gso_size, h.hdr_len),
+                (0, 0),
+                "stale segmentation fields: {h:?}"
+            );
         } else {
             let ok = match h.gso_type & !GSO_ECN {
                 GSO_TCPV4 => tso4,
                 GSO_TCPV6 => tso6,
                 _ => false,
             };
-            assert!(ok && (h.gso_type & GSO_ECN == 0 || ecn), "segmentation not negotiated: {h:?}");
-            assert!(h.flags & NEEDS_CSUM != 0 && h.gso_size > 0, "inconsistent segmentation: {h:?}");
-            assert!(usize::from(h.hdr_len) <= len, "headers past the frame: {h:?}");
+            assert!(
+                ok && (h.gso_type & GSO_ECN == 0 || ecn),
+                "segmentation not negotiated: {h:?}"
+            );
+            assert!(
+                h.flags & NEEDS_CSUM != 0 && h.gso_size > 0,
+                "inconsistent segmentation: {h:?}"
+            );
+            assert!(
+                usize::from(h.hdr_len) <= len,
+                "headers past the frame: {h:?}"
+            );
         }
     }
 }
 
 /// Runs one RX case.
 pub fn run_rx(data: &[u8]) {
-    alloc::bounded("virtio-net RX", MEMORY_BOUND, || rx_case(&mut Source::new(data)));
+    alloc::bounded("virtio-net RX", MEMORY_BOUND, || {
+        rx_case(&mut Source::new(data))
+    });
 }
 
 /// An RX header as a tap writes it, for the offloads it was told to hand over.
@@ -397,13 +433,25 @@ fn rx_case(src: &mut Source<'_>) {
             let len = *src
                 .pick(&[1526u32, 4096, 65562, 256, 2048])
                 .unwrap_or(&1526);
-            let len = if src.rarely() { src.below(1 << 17) as u32 } else { len };
+            let len = if src.rarely() {
+                src.below(1 << 17) as u32
+            } else {
+                len
+            };
             let parts = 1 + src.below(3) as u32;
             let mut descs = Vec::new();
             for p in 0..parts {
-                let l = if p + 1 == parts { len - len / parts * p } else { len / parts };
+                let l = if p + 1 == parts {
+                    len - len / parts * p
+                } else {
+                    len / parts
+                };
                 let at = rig.arena.take_hostile(src, l);
-                descs.push(Desc { addr: at, len: l, write: !src.rarely() });
+                descs.push(Desc {
+                    addr: at,
+                    len: l,
+                    write: !src.rarely(),
+                });
             }
             match rig.rings[rx].offer(&rig.mem, src, &descs) {
                 Some((_, broken)) => clean &= !broken,
@@ -423,7 +471,9 @@ fn rx_case(src: &mut Source<'_>) {
                 1 if rig.rings.len() > 4 => {
                     ctrl_command(&mut rig, src);
                 }
-                _ => rig.net.handle_event(tap_token(src.below(pairs as u64) as usize)),
+                _ => rig
+                    .net
+                    .handle_event(tap_token(src.below(pairs as u64) as usize)),
             }
         }
         let used = rig.rings[rx].check_used(&rig.mem);
@@ -437,7 +487,10 @@ fn rx_case(src: &mut Source<'_>) {
                 let got = chain_bytes(&rig.mem, &rig.rings[rx], head, len as usize);
                 let found = std::iter::from_fn(|| queued.pop_front())
                     .any(|f| f.len() == got.len() && f[VNET_HDR_LEN..] == got[VNET_HDR_LEN..]);
-                assert!(found, "the guest got a {len}-byte frame the tap never delivered");
+                assert!(
+                    found,
+                    "the guest got a {len}-byte frame the tap never delivered"
+                );
             }
         } else {
             // Unchecked rounds leave no trail to match later frames against.
@@ -476,17 +529,32 @@ fn ctrl_command(rig: &mut Rig, src: &mut Source<'_>) {
     let (class, cmd) = if src.rarely() {
         (src.u8(), src.u8())
     } else {
-        (VIRTIO_NET_CTRL_MQ as u8, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET as u8)
+        (
+            VIRTIO_NET_CTRL_MQ as u8,
+            VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET as u8,
+        )
     };
-    let pairs = if src.rarely() { src.u16() } else { src.range(1, 2) as u16 };
+    let pairs = if src.rarely() {
+        src.u16()
+    } else {
+        src.range(1, 2) as u16
+    };
     let mut cmd_bytes = vec![class, cmd];
     cmd_bytes.extend_from_slice(&pairs.to_le_bytes());
     let at = rig.arena.take_hostile(src, cmd_bytes.len() as u32);
     write_lossy(&rig.mem, at, &cmd_bytes);
     let ack = rig.arena.take_hostile(src, 1);
     let descs = [
-        Desc { addr: at, len: cmd_bytes.len() as u32, write: src.rarely() },
-        Desc { addr: ack, len: 1, write: !src.rarely() },
+        Desc {
+            addr: at,
+            len: cmd_bytes.len() as u32,
+            write: src.rarely(),
+        },
+        Desc {
+            addr: ack,
+            len: 1,
+            write: !src.rarely(),
+        },
     ];
     if rig.rings[ctrl].offer(&rig.mem, src, &descs).is_some() {
         let _ = rig.act.evts[ctrl].write(1);

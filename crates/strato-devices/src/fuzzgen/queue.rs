@@ -15,7 +15,9 @@ pub const MEMORY_BOUND: usize = 1 << 20;
 
 /// Runs one case.
 pub fn run(data: &[u8]) {
-    alloc::bounded("descriptor walk", MEMORY_BOUND, || case(&mut Source::new(data)));
+    alloc::bounded("descriptor walk", MEMORY_BOUND, || {
+        case(&mut Source::new(data))
+    });
 }
 
 fn case(src: &mut Source<'_>) {
@@ -66,15 +68,24 @@ fn case(src: &mut Source<'_>) {
         let has_indirect = walk_has_indirect(&mem, &table_desc(&mem, size), head, size);
         let theirs = chain::collect(c);
         if let Ok(d) = &ours {
-            assert!(!d.is_empty() && d.len() <= usize::from(size), "a {}-descriptor chain", d.len());
+            assert!(
+                !d.is_empty() && d.len() <= usize::from(size),
+                "a {}-descriptor chain",
+                d.len()
+            );
             let (last, rest) = d.split_last().unwrap_or_else(|| unreachable!());
             assert!(!last.has_next(), "the last descriptor points on");
-            assert!(rest.iter().all(|x| x.has_next()), "a middle descriptor ends the chain");
+            assert!(
+                rest.iter().all(|x| x.has_next()),
+                "a middle descriptor ends the chain"
+            );
             assert!(d.iter().all(|x| !x.refers_to_indirect_table()));
         }
         if !has_indirect {
             let key = |v: &Vec<virtio_queue::desc::split::Descriptor>| {
-                v.iter().map(|x| (x.addr().0, x.len(), x.flags())).collect::<Vec<_>>()
+                v.iter()
+                    .map(|x| (x.addr().0, x.len(), x.flags()))
+                    .collect::<Vec<_>>()
             };
             match (&ours, &theirs) {
                 (Ok(a), Ok(b)) => assert_eq!(key(a), key(b), "the walks disagree at head {head}"),
@@ -83,7 +94,10 @@ fn case(src: &mut Source<'_>) {
             }
         }
     }
-    assert!(seen <= u32::from(size), "{seen} chains from a {size}-entry ring");
+    assert!(
+        seen <= u32::from(size),
+        "{seen} chains from a {size}-entry ring"
+    );
     // Heads past the table never walk.
     assert!(table.collect(size).is_err() && table.collect(u16::MAX).is_err());
 }

@@ -225,7 +225,15 @@ impl Ring {
         self.push_avail(mem, index);
     }
 
-    fn write_desc(&self, mem: &GuestMemoryMmap, at: u16, addr: u64, len: u32, flags: u16, next: u16) {
+    fn write_desc(
+        &self,
+        mem: &GuestMemoryMmap,
+        at: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        next: u16,
+    ) {
         let mut raw = [0u8; 16];
         raw[..8].copy_from_slice(&addr.to_le_bytes());
         raw[8..12].copy_from_slice(&len.to_le_bytes());
@@ -281,7 +289,10 @@ impl Ring {
             }
             let mut raw = [0u8; 16];
             if mem
-                .read_slice(&mut raw, GuestAddress(self.desc_table() + 16 * u64::from(index)))
+                .read_slice(
+                    &mut raw,
+                    GuestAddress(self.desc_table() + 16 * u64::from(index)),
+                )
                 .is_err()
             {
                 break;
