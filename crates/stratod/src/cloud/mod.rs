@@ -290,7 +290,8 @@ pub(crate) fn test_cloud() -> (tempfile::TempDir, Arc<Cloud>) {
         Some("host".into()),
     )
     .expect("config");
-    let cloud = Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions)).expect("cloud");
+    let cloud =
+        Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions::default())).expect("cloud");
     // Unit tests run in the host's namespace: never touch its firewall.
     cloud.firewall.disable();
     (dir, cloud)
