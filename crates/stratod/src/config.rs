@@ -690,4 +690,32 @@ mod tests {
             assert!(matches!(build(bad), Err(ConfigError::Invalid(_))), "{bad}");
         }
     }
+
+    #[test]
+    fn tls_settings_and_plain_listeners() {
+        assert_eq!(
+            "tcp+plain:127.0.0.1:7".parse::<Listen>().unwrap(),
+            Listen::TcpPlain("127.0.0.1:7".parse().unwrap())
+        );
+        assert!("tcp+plain:nowhere".parse::<Listen>().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        let build = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Config::build(Some(&p), None, &[], None)
+        };
+        let c = build(
+            r#"{"tls": {"cert_file": "/c.pem", "key_file": "/k.pem", "ca_file": "/ca.pem", "names": ["api.example"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.tls.cert_key, Some(("/c.pem".into(), "/k.pem".into())));
+        assert_eq!(c.tls.ca_file, Some("/ca.pem".into()));
+        assert_eq!(c.tls.names, ["api.example"]);
+        for bad in [
+            r#"{"tls": {"cert_file": "/c.pem"}}"#,
+            r#"{"tls": {"names": [" "]}}"#,
+        ] {
+            assert!(matches!(build(bad), Err(ConfigError::Invalid(_))), "{bad}");
+        }
+    }
 }
