@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tonic::transport::server::{TcpConnectInfo, UdsConnectInfo};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
 use tonic::{Request, Status};
 
 use crate::cloud::Cloud;
@@ -55,8 +55,13 @@ impl Api {
                 .and_then(|s| s.strip_prefix("Bearer "))
                 .map(str::trim)
                 .unwrap_or("");
-            // TLS connections carry `TlsConnectInfo`; a bare `TcpConnectInfo` is plaintext.
-            if let Some(tcp) = req.extensions().get::<TcpConnectInfo>() {
+            // TLS connections carry `TlsConnectInfo` (beside the `TcpConnectInfo` both
+            // carry); without it the token came in plaintext.
+            let tls = req
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .is_some();
+            if let (Some(tcp), false) = (req.extensions().get::<TcpConnectInfo>(), tls) {
                 if !tcp.remote_addr().is_some_and(is_loopback) {
                     return Err(ApiError::new(
                         ErrorCode::AuthFailure,
