@@ -1,10 +1,11 @@
 //! Reading the command line: the global options' environment variables, and what a
 //! mistyped command is told.
 //!
-//! `STRATO_ENDPOINT`, `STRATO_OUTPUT` and `STRATO_TOKEN` become the options' defaults
-//! rather than clap `env` values: clap counts a value from the environment as given on the
-//! command line, so usage lines would show `--endpoint <ENDPOINT>` among the required
-//! options, and `--help` would print an empty `[env: STRATO_ENDPOINT=]` when it is unset.
+//! `STRATO_ENDPOINT`, `STRATO_CA_BUNDLE`, `STRATO_OUTPUT` and `STRATO_TOKEN` become the
+//! options' defaults rather than clap `env` values: clap counts a value from the
+//! environment as given on the command line, so usage lines would show `--endpoint
+//! <ENDPOINT>` among the required options, and `--help` would print an empty
+//! `[env: STRATO_ENDPOINT=]` when it is unset.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
@@ -13,8 +14,9 @@ use super::Cli;
 
 /// The global options that the environment may set: (argument ID, variable, whether its
 /// value is a secret that `--help` must not print).
-const FROM_ENV: [(&str, &str, bool); 3] = [
+const FROM_ENV: [(&str, &str, bool); 4] = [
     ("endpoint", "STRATO_ENDPOINT", false),
+    ("ca_bundle", "STRATO_CA_BUNDLE", false),
     ("output", "STRATO_OUTPUT", false),
     ("token", "STRATO_TOKEN", true),
 ];

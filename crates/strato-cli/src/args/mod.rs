@@ -24,10 +24,15 @@ use crate::query::Query;
 #[derive(Debug, Parser)]
 #[command(name = "strato", version, propagate_version = true)]
 pub struct Cli {
-    /// Daemon address: unix:/path/to/socket or http://host:port (default: $STRATO_ENDPOINT,
-    /// else the socket below).
+    /// Daemon address: unix:/path/to/socket, https://host:port or http://host:port
+    /// (default: $STRATO_ENDPOINT, else the socket below).
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
+
+    /// CA certificates (PEM) to verify an https:// endpoint with, instead of the system's
+    /// (the daemon's own CA is <data-dir>/tls/ca.pem; default: $STRATO_CA_BUNDLE).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 
     /// Bearer token sent with every request (default: $STRATO_TOKEN).
     #[arg(long, global = true)]
