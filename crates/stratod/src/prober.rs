@@ -42,6 +42,21 @@ pub const FIRST_CHECK_CADENCE: Duration = Duration::from_millis(100);
 /// How long one of those retries waits for the guest's ARP reply.
 const FIRST_CHECK_ARP_WAIT: Duration = Duration::from_millis(200);
 
+/// How long first checks wait for a guest to send its first frame before asking it anyway.
+const QUIET_GUEST_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the guest behind `tap` has sent a frame (the tap has received one); true when
+/// the counter cannot be read, so that nothing waits on a host without it.
+fn guest_has_sent(tap: &str) -> bool {
+    if tap.is_empty() || tap.contains('/') || tap.starts_with('.') {
+        return true;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/rx_packets"))
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .is_none_or(|n| n > 0)
+}
+
 /// A check's summary status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -391,8 +406,16 @@ impl Prober {
     /// [`FIRST_CHECK_CADENCE`] until both have passed, the grace period is over, or the VM
     /// is no longer this one. Its record starts now.
     async fn first_checks(self: Arc<Self>, id: String, process: Process) {
-        self.first_checks_with(id, process, |me, t, system_passed| async move {
+        let started = std::time::Instant::now();
+        self.first_checks_with(id, process, move |me, t, system_passed| async move {
             let sys = system_passed || me.system_check(&t, false).await;
+            // ARP requests sent before the guest's network driver is up wait in the tap's
+            // queue and reach the guest all at once later: ask only once the guest has sent
+            // a frame (a DHCP request, an announcement), or after a while for a quiet one.
+            let quiet = t.reach.as_ref().is_some_and(|r| !guest_has_sent(&r.tap));
+            if quiet && started.elapsed() < QUIET_GUEST_WAIT {
+                return (sys, Some(false));
+            }
             (sys, me.instance_check(&t, FIRST_CHECK_ARP_WAIT).await)
         })
         .await;
