@@ -179,6 +179,7 @@ impl Compute for Api {
                 version: t.version,
             }),
             metadata,
+            dry_run: false,
         };
         let result = async {
             let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
