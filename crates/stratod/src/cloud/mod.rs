@@ -36,6 +36,8 @@ pub struct Vm {
     /// Set while the daemon itself brings it down (stop, reboot, terminate, create-image),
     /// so that its exit is not taken for the guest powering off.
     pub expected_exit: bool,
+    /// When the daemon started (or adopted) it.
+    pub since: std::time::Instant,
 }
 
 /// The daemon's state.
@@ -200,6 +202,7 @@ impl Cloud {
             Vm {
                 process,
                 expected_exit: false,
+                since: std::time::Instant::now(),
             },
         );
     }

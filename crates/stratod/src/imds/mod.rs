@@ -330,6 +330,16 @@ impl Imds {
             return Response::text(200, VERSIONS.join("\n"));
         }
         let rest = &path[1..];
+        // An empty segment (`/latest//meta-data`) names nothing, as on EC2; only the last
+        // one may be empty (a trailing `/`).
+        if rest
+            .strip_suffix('/')
+            .unwrap_or(rest)
+            .split('/')
+            .any(str::is_empty)
+        {
+            return not_found();
+        }
         let (version, sub) = rest.split_once('/').unwrap_or((rest, ""));
         if !is_version(version) {
             return not_found();
@@ -349,12 +359,8 @@ impl Imds {
                 r.content_type = "application/octet-stream";
                 return r;
             }
-            "meta-data" => self
-                .view(inst)
-                .and_then(|v| tree::meta_data(&v).get(&trailing(below, has_below))),
-            "dynamic" => self
-                .view(inst)
-                .and_then(|v| tree::dynamic(&v).get(&trailing(below, has_below))),
+            "meta-data" => self.view(inst).and_then(|v| tree::meta_data(&v).get(below)),
+            "dynamic" => self.view(inst).and_then(|v| tree::dynamic(&v).get(below)),
             _ => None,
         };
         match text {
@@ -464,15 +470,6 @@ impl Imds {
             }),
             pending_time: inst.launch_time,
         })
-    }
-}
-
-/// A path below a top directory, with its trailing `/` kept (leaves refuse one).
-fn trailing(below: &str, has_below: bool) -> String {
-    if has_below && below.is_empty() {
-        "/".to_string()
-    } else {
-        below.to_string()
     }
 }
 

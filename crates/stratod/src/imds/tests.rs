@@ -293,6 +293,29 @@ fn the_tree_user_data_and_versions() {
         "tags are opt-in"
     );
     assert_eq!(g("/nonsense").0, 404);
+    // A leaf with a trailing slash answers its value, as EC2 does: botocore's region lookup
+    // asks for exactly this path.
+    assert_eq!(
+        g("/latest/meta-data/placement/availability-zone/"),
+        (200, "home-1a".into())
+    );
+    assert_eq!(g("/latest/meta-data/instance-id/").1, "i-0000000000000000a");
+    assert_eq!(
+        g("/latest/meta-data/placement").1,
+        g("/latest/meta-data/placement/").1
+    );
+    // An empty segment names nothing: never the listing of the level above.
+    for p in [
+        "/latest//meta-data/ramdisk-id",
+        "/latest//meta-data/",
+        "/latest/meta-data//instance-id",
+        "/latest/meta-data//",
+        "//latest/meta-data/instance-id",
+        "/latest//",
+        "//",
+    ] {
+        assert_eq!(g(p), (404, "Not Found".into()), "{p}");
+    }
     let doc: serde_json::Value =
         serde_json::from_str(&g("/latest/dynamic/instance-identity/document").1).unwrap();
     assert_eq!(doc["accountId"], "111111111111");
