@@ -220,7 +220,7 @@ pub fn instance(v: InstanceView) -> Value {
     ])
 }
 
-fn mapping(m: &Value) -> Override {
+pub(super) fn mapping(m: &Value) -> Override {
     let ebs = m.get("Ebs").cloned().unwrap_or_else(|| Value::obj([]));
     Override {
         mapping: Mapping {
@@ -317,6 +317,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         launch_template: template,
         metadata,
         associate_public_ip: associate,
+        // The domain runs every launch check, then answers DryRunOperation.
+        dry_run: input.bool("DryRun") == Some(true),
     };
     let (reservation, instances) = ctx.cloud.run_instances(ctx.account(), req).await?;
     let instances = instances
