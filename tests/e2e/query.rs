@@ -1152,6 +1152,20 @@ fn dry_runs_run_the_real_checks_and_change_nothing() {
         ],
     );
 
+    // Instance roles do not exist yet: refused, not ignored.
+    admin.err(
+        "UnsupportedOperation",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--iam-instance-profile",
+            "Name=web",
+            "--dry-run",
+        ],
+    );
+
     // Who may change what: the default VPC is the admin's, images are registered by the admin.
     let default_vpc = s(&alice.json(&[
         "ec2",

@@ -253,6 +253,12 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         md.str("HttpEndpoint"),
         md.str("InstanceMetadataTags"),
     )?;
+    if input.get("IamInstanceProfile").is_some() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedOperation,
+            "IamInstanceProfile (instance roles) is not supported by strato yet.",
+        ));
+    }
     if input.bool("DisableApiStop") == Some(true) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedOperation,
