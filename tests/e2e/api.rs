@@ -134,7 +134,12 @@ fn console_stream_follows_the_guest() {
     std::thread::sleep(Duration::from_millis(500));
     // New output after the stream began: the reboot's second boot.
     d.cli(&["reboot-instances", "--instance-ids", &id]);
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait for the second boot (a loaded host may take seconds) before ending the stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while d.console(&id).matches("probe: ready").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second boot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);
     // The stream ends once the instance is terminated.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

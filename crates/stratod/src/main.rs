@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use stratod::cloud::Cloud;
@@ -94,9 +95,17 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     // DHCP first: guests whose boots the restore starts over ask for their address at once.
     cloud.start_dhcp();
     cloud.restore().await;
-    tokio::spawn(cloud.clone().run_prober());
+    let prober = stratod::prober::Prober::new(
+        cloud.clone(),
+        cloud.clone(),
+        cloud.metrics.clone(),
+        cloud.cfg.status_interval,
+        cloud.cfg.status_grace,
+    );
+    tokio::spawn(Arc::new(prober).run());
     tokio::spawn(cloud.clone().run_reaper());
-    tokio::spawn(stratod::imds::run(cloud.clone()));
+    let imds = stratod::imds::Imds::new(cloud.clone(), cloud.metrics.clone());
+    tokio::spawn(Arc::new(imds).run(cloud.network_changed.clone()));
     if let Some(addr) = metrics {
         let c = cloud.clone();
         tokio::spawn(async move {

@@ -9,7 +9,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
 
 use crate::cloud::Cloud;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 pub mod access_keys;
 pub mod addresses;
@@ -37,7 +37,7 @@ pub struct Api {
 
 impl Api {
     /// The account a request speaks for.
-    pub fn account<T>(&self, req: &Request<T>) -> Result<String, Status> {
+    fn account<T>(&self, req: &Request<T>) -> Result<String, Status> {
         crate::metrics::inc(&self.cloud.metrics.api_requests_total);
         let result = self.resolve(req);
         if result.is_err() {
@@ -65,12 +65,37 @@ impl Api {
         ))
     }
 
-    /// Turns an operation's result into a gRPC result, counting errors.
-    pub fn finish<T>(
+    /// The skeleton every handler shares: the caller's account, the operation `f` on it and
+    /// the request's message, and the answer, its error counted and logged under `op`.
+    pub fn handle<T, R>(
         &self,
         op: &str,
-        r: Result<T, ApiError>,
-    ) -> Result<tonic::Response<T>, Status> {
+        req: Request<T>,
+        f: impl FnOnce(&str, T) -> ApiResult<R>,
+    ) -> Result<tonic::Response<R>, Status> {
+        let account = self.account(&req)?;
+        let result = f(&account, req.into_inner());
+        self.finish(op, result)
+    }
+
+    /// [`Api::handle`] for an operation that awaits (it gets the account by value, for
+    /// its future to hold).
+    pub async fn handle_async<T, R, Fut>(
+        &self,
+        op: &str,
+        req: Request<T>,
+        f: impl FnOnce(String, T) -> Fut,
+    ) -> Result<tonic::Response<R>, Status>
+    where
+        Fut: std::future::Future<Output = ApiResult<R>>,
+    {
+        let account = self.account(&req)?;
+        let result = f(account, req.into_inner()).await;
+        self.finish(op, result)
+    }
+
+    /// Turns an operation's result into a gRPC result, counting errors.
+    fn finish<T>(&self, op: &str, r: Result<T, ApiError>) -> Result<tonic::Response<T>, Status> {
         match r {
             Ok(v) => Ok(tonic::Response::new(v)),
             Err(e) => {

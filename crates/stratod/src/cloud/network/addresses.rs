@@ -550,7 +550,7 @@ mod tests {
         .unwrap();
         (
             dir,
-            Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions)).unwrap(),
+            Cloud::open(cfg, Box::new(crate::cloud::storage::source::NoRegions)).unwrap(),
         )
     }
 
