@@ -373,8 +373,14 @@ impl Imds {
                 r.content_type = "application/octet-stream";
                 return r;
             }
-            "meta-data" => self.source.view(inst).and_then(|v| tree::meta_data(&v).get(below)),
-            "dynamic" => self.source.view(inst).and_then(|v| tree::dynamic(&v).get(below)),
+            "meta-data" => self
+                .source
+                .view(inst)
+                .and_then(|v| tree::meta_data(&v).get(below)),
+            "dynamic" => self
+                .source
+                .view(inst)
+                .and_then(|v| tree::dynamic(&v).get(below)),
             _ => None,
         };
         match text {
