@@ -14,7 +14,7 @@ use strato_e2e::{Daemon, ADMIN};
 fn raw_request(aws: &Aws<'_>, body: &str) -> (u16, String) {
     let script = format!(
         r#"
-import os, urllib.request, urllib.error
+import os, ssl, urllib.request, urllib.error
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -25,7 +25,7 @@ SigV4Auth(Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_AC
 p = req.prepare()
 r = urllib.request.Request(url, data=p.body, headers=dict(p.headers), method="POST")
 try:
-    with urllib.request.urlopen(r) as resp:
+    with urllib.request.urlopen(r, context=ssl.create_default_context(cafile=os.environ["AWS_CA_BUNDLE"])) as resp:
         print(resp.status, resp.read().decode())
 except urllib.error.HTTPError as e:
     print(e.code, e.read().decode())

@@ -9,7 +9,7 @@
 //! Everything a guest sends is hostile: bad packets are counted and logged at most once per
 //! [`LOG_EVERY`] per bridge, with the count of those not logged.
 
-pub mod packet;
+pub use strato_wire::dhcp as packet;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};

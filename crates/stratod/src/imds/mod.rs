@@ -8,7 +8,7 @@
 //! ENI's addresses). No instance can name another: nothing in a request says whose data
 //! it wants.
 
-pub mod http;
+pub use strato_wire::imds_http as http;
 pub mod tokens;
 pub mod tree;
 
