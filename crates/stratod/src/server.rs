@@ -41,12 +41,31 @@ pub enum ServeError {
     /// The reflection service could not be built.
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The health service's descriptor does not decode.
+    #[error("cannot read the health service's descriptor")]
+    Descriptor(#[from] prost::DecodeError),
     /// The gRPC server failed.
     #[error("gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
     /// A TLS listener has no certificate.
     #[error("a TLS listener needs a server certificate")]
     NoCertificate,
+}
+
+/// The standard path of the health service's file, which reflection clients ask for.
+pub const HEALTH_PROTO: &str = "grpc/health/v1/health.proto";
+
+/// tonic-health's descriptor, its file named by the standard path (tonic-health calls it
+/// `health.proto`, so a client asking for the standard file finds nothing).
+fn health_descriptor() -> Result<prost_types::FileDescriptorSet, ServeError> {
+    use prost::Message;
+    let mut set = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+    for f in &mut set.file {
+        if f.package() == "grpc.health.v1" {
+            f.name = Some(HEALTH_PROTO.to_string());
+        }
+    }
+    Ok(set)
 }
 
 async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, ServeError> {
@@ -65,10 +84,20 @@ async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, Serve
     reporter.set_serving::<AddressesServer<Api>>().await;
     reporter.set_serving::<TagsServer<Api>>().await;
     reporter.set_serving::<AccessKeysServer<Api>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions (grpcurl speaks v1, grpcio-reflection's client v1alpha),
+    // each listing every service, the other version's too.
+    let health_fds = health_descriptor()?;
+    let files = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+            .register_file_descriptor_set(health_fds.clone())
+    };
+    let reflection = files().build_v1()?;
+    let reflection_v1alpha = files().build_v1alpha()?;
     let mut builder = Server::builder();
     if let Some(id) = tls {
         builder = builder.tls_config(
@@ -78,6 +107,7 @@ async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, Serve
     Ok(builder
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ComputeServer::new(api.clone()))
         .add_service(ImagesServer::new(api.clone()))
         .add_service(VolumesServer::new(api.clone()))

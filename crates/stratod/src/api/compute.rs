@@ -176,6 +176,7 @@ impl Compute for Api {
                     version: t.version,
                 }),
                 metadata,
+                dry_run: false,
             };
             let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
             let instances = instances

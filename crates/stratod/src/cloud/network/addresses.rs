@@ -330,7 +330,7 @@ impl Cloud {
     }
 
     /// An Elastic IP of `account`.
-    fn owned_eip(&self, account: &str, allocation_id: &str) -> ApiResult<PublicIp> {
+    pub(crate) fn owned_eip(&self, account: &str, allocation_id: &str) -> ApiResult<PublicIp> {
         if allocation_id.is_empty() {
             return Err(ApiError::missing("AllocationId"));
         }
