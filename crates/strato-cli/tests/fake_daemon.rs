@@ -13,8 +13,8 @@ use strato_proto::v1::{
     InstanceState, InstanceStateChanges, ModifyInstanceAttributeRequest,
     ModifyInstanceAttributeResponse, ModifyInstanceMetadataOptionsRequest,
     ModifyInstanceMetadataOptionsResponse, RebootInstancesRequest, RebootInstancesResponse,
-    RunInstancesRequest, RunInstancesResponse, StartInstancesRequest, StopInstancesRequest,
-    StreamConsoleRequest, TerminateInstancesRequest,
+    RunInstancesRequest, RunInstancesResponse, SendConsoleInputRequest, SendConsoleInputResponse,
+    StartInstancesRequest, StopInstancesRequest, StreamConsoleRequest, TerminateInstancesRequest,
 };
 use strato_proto::ERROR_CODE_METADATA;
 use tokio::net::UnixListener;
@@ -52,7 +52,17 @@ fn instance(id: &str) -> Instance {
     }
 }
 
-struct FakeCompute;
+/// The fake's echo console (instance `i-0000000000000000e`): input comes back on its
+/// stream as `echo:<bytes>` or `break`, two bytes taken per call (so the CLI must send the
+/// rest again), and the stream ends after a `quit` line.
+#[derive(Default)]
+struct FakeCompute {
+    echo: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Result<ConsoleChunk, Status>>>>,
+    /// Everything the echo console took so far.
+    typed: std::sync::Mutex<Vec<u8>>,
+}
+
+const ECHO: &str = "i-0000000000000000e";
 
 type Unary<T> = Result<Response<T>, Status>;
 
@@ -81,15 +91,63 @@ impl Compute for FakeCompute {
         }))
     }
 
-    type StreamConsoleStream = tokio_stream::Iter<std::vec::IntoIter<Result<ConsoleChunk, Status>>>;
+    type StreamConsoleStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<ConsoleChunk, Status>> + Send>>;
 
     async fn stream_console(
         &self,
         request: Request<StreamConsoleRequest>,
     ) -> Unary<Self::StreamConsoleStream> {
         authorize(&request)?;
+        if request.get_ref().instance_id == ECHO {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            *self.echo.lock().unwrap() = Some(tx);
+            return Ok(Response::new(Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )));
+        }
         let chunks = ["booting\n", "login: "].map(|text| Ok(ConsoleChunk { data: text.into() }));
-        Ok(Response::new(tokio_stream::iter(chunks.to_vec())))
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks.to_vec()))))
+    }
+
+    async fn send_console_input(
+        &self,
+        request: Request<SendConsoleInputRequest>,
+    ) -> Unary<SendConsoleInputResponse> {
+        authorize(&request)?;
+        let r = request.into_inner();
+        let Some(tx) = self.echo.lock().unwrap().clone() else {
+            return Err(ec2_error(
+                "IncorrectInstanceState",
+                "The instance is not running.",
+            ));
+        };
+        let taken = &r.data[..r.data.len().min(2)];
+        let mut out = Vec::new();
+        if !taken.is_empty() {
+            out.push(format!("echo:{}|", String::from_utf8_lossy(taken)));
+        }
+        let break_sent = r.send_break && taken.len() == r.data.len();
+        if break_sent {
+            out.push("break|".into());
+        }
+        for text in out {
+            let _ = tx
+                .send(Ok(ConsoleChunk {
+                    data: text.into_bytes(),
+                }))
+                .await;
+        }
+        let mut typed = self.typed.lock().unwrap();
+        typed.extend_from_slice(taken);
+        if typed.ends_with(b"quit\n") {
+            // The console closes, as when the instance is terminated.
+            self.echo.lock().unwrap().take();
+        }
+        Ok(Response::new(SendConsoleInputResponse {
+            accepted: taken.len() as i64,
+            break_sent,
+        }))
     }
 
     async fn run_instances(&self, _: Request<RunInstancesRequest>) -> Unary<RunInstancesResponse> {
@@ -179,7 +237,7 @@ fn start_fake(name: &str) -> Fake {
     let listener = UnixListener::bind(&path).expect("bind the fake daemon's socket");
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(ComputeServer::new(FakeCompute))
+            .add_service(ComputeServer::new(FakeCompute::default()))
             .serve_with_incoming(UnixListenerStream::new(listener)),
     );
     Fake {
@@ -275,6 +333,39 @@ async fn console_streams_until_the_end() {
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "booting\nlogin: ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_types_piped_lines_and_breaks() {
+    use tokio::io::AsyncWriteExt;
+    let endpoint = start_fake("console-input");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_strato"))
+        .env_remove("STRATO_TOKEN")
+        .env("STRATO_ENDPOINT", &*endpoint)
+        .args(["--token", TOKEN, "console", "--instance-id", ECHO])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strato");
+    // ~B takes its whole line: BREAK, then "b" with no newline in between (SysRq's key).
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello\n~B\nb\nquit\n").await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("console ended")
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "echo:he|echo:ll|echo:o\n|break|echo:b\n|echo:qu|echo:it|echo:\n|"
+    );
+    assert!(
+        text(&out.stderr).contains("Ctrl-] detaches"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
