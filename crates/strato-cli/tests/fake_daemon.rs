@@ -368,6 +368,97 @@ async fn console_types_piped_lines_and_breaks() {
     );
 }
 
+/// The terminal settings of `fd`.
+fn termios(fd: i32) -> libc::termios {
+    // SAFETY: termios is plain data, filled by tcgetattr (checked).
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is an open terminal and `t` a valid termios.
+    assert_eq!(unsafe { libc::tcgetattr(fd, &mut t) }, 0);
+    t
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_on_a_terminal_types_keys_raw_and_restores_the_terminal() {
+    use std::os::fd::FromRawFd;
+    use tokio::io::AsyncReadExt;
+    let endpoint = start_fake("console-tty");
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes the two descriptors; the name, termios and size are optional.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: both descriptors are new and owned here alone.
+    let (mut master, slave_file) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let before = termios(slave);
+    assert_ne!(before.c_lflag & libc::ICANON, 0);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_strato"))
+        .env_remove("STRATO_TOKEN")
+        .env("STRATO_ENDPOINT", &*endpoint)
+        .args(["--token", TOKEN, "console", ECHO])
+        .stdin(std::process::Stdio::from(slave_file.try_clone().unwrap()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strato");
+    // Raw mode: no line discipline, no signals from Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while termios(slave).c_lflag & (libc::ICANON | libc::ISIG | libc::ECHO) != 0 {
+        assert!(std::time::Instant::now() < deadline, "no raw mode");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    use std::io::Write;
+    // Keys go as typed: CR is not turned into LF, Ctrl-C reaches the guest.
+    master.write_all(b"hi\r~Bx\x03").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    let want = b"echo:hi|echo:\r|break|echo:x\x03|";
+    while !shown.ends_with(want) {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stdout.read(&mut buf))
+            .await
+            .expect("echo shown")
+            .unwrap();
+        assert!(n > 0, "output ended: {:?}", String::from_utf8_lossy(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(shown, want);
+    // Ctrl-] detaches.
+    master.write_all(b"\x1d").unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("detached")
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("Ctrl-] detaches"), "{stderr}");
+    assert!(stderr.contains("Detached"), "{stderr}");
+    let after = termios(slave);
+    assert_eq!(
+        (after.c_iflag, after.c_oflag, after.c_lflag),
+        (before.c_iflag, before.c_oflag, before.c_lflag),
+        "the terminal's settings are back"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_daemon_exits_255() {
     let endpoint = format!(
