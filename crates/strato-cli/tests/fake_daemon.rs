@@ -2,6 +2,8 @@
 //! connector, the bearer token, paging, console streaming, output, error printing and
 //! exit statuses end to end.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Output;
 

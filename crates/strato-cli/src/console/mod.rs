@@ -99,9 +99,8 @@ fn read_input(interactive: bool) -> mpsc::Receiver<Vec<u8>> {
             let mut chunk = Vec::new();
             let read = if interactive {
                 let mut buf = [0u8; 1024];
-                stdin.read(&mut buf).map(|n| {
+                stdin.read(&mut buf).inspect(|&n| {
                     chunk.extend_from_slice(buf.get(..n).unwrap_or_default());
-                    n
                 })
             } else {
                 stdin.read_until(b'\n', &mut chunk)
