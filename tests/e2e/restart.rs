@@ -64,7 +64,7 @@ fn restart_adopts_running_vms_and_reports_dead_ones() {
 
     // Adopted VMs are fully managed: a graceful stop works after the restart.
     d.cli(&["stop-instances", "--instance-ids", &ids[0], "--wait"]);
-    assert!(d.console(&ids[0]).contains("probe: ctrl-alt-del"));
+    assert!(d.console(&ids[0]).contains("probe: power-button\n"));
     // And the dead one recovers with stop and start.
     d.cli(&["stop-instances", "--instance-ids", &ids[1], "--wait"]);
     d.cli(&["start-instances", "--instance-ids", &ids[1], "--wait"]);
@@ -148,10 +148,7 @@ fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
         tree.len() >= 2,
         "the monitor {pid} was not jailed: {tree:?}"
     );
-    for p in &tree {
-        // SAFETY: kill takes a PID and a signal number; the PIDs are the test's own monitor.
-        unsafe { libc::kill(*p, libc::SIGSTOP) };
-    }
+    Daemon::signal_monitor(pid, libc::SIGSTOP);
     d.restart();
     assert_eq!(
         d.vmm_pids(),
@@ -163,10 +160,7 @@ fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
     d.wait_status(&id, ("impaired", "*"), T);
 
     // Once it answers again, the check says so; nothing was lost.
-    for p in &tree {
-        // SAFETY: as above.
-        unsafe { libc::kill(*p, libc::SIGCONT) };
-    }
+    Daemon::signal_monitor(pid, libc::SIGCONT);
     d.wait_status(&id, ("ok", "*"), T);
     assert_eq!(d.vmm_pids(), vec![pid]);
 }

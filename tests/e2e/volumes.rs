@@ -600,11 +600,9 @@ fn a_forced_detach_the_monitor_refuses_keeps_the_volume() {
     ]);
     wait_volume(&d, &vol, "in-use");
     let pid = d.vmm_pids()[0];
-    // SAFETY: kill takes a PID and a signal number; the PID is the test's own monitor.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    Daemon::signal_monitor(pid, libc::SIGSTOP);
     let out = d.cli_raw(&["detach-volume", "--volume-id", &vol, "--force"]);
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    Daemon::signal_monitor(pid, libc::SIGCONT);
     assert!(!out.status.success(), "{out:?}");
     let v = volume(&d, &vol);
     assert_eq!(v["State"], "in-use", "{v}");

@@ -196,6 +196,10 @@ impl Daemon {
             .open(self.dir.join("stratod.log"))
             .unwrap();
         let _ = std::fs::remove_file(&self.socket);
+        // The log is appended across restarts: this launch is ready when one more
+        // readiness line appears (printed once every listener is bound).
+        let readies = |d: &Daemon| d.log().matches("stratod: ready (pid ").count();
+        let before = readies(self);
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns])
             .arg(bin("stratod"))
@@ -213,7 +217,7 @@ impl Daemon {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.socket.exists() {
+        while !self.socket.exists() || readies(self) == before {
             assert!(
                 Instant::now() < deadline,
                 "stratod did not start:\n{}",
@@ -234,6 +238,11 @@ impl Daemon {
     /// The daemon's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("stratod.log")).unwrap_or_default()
+    }
+
+    /// The CA the daemon made for its TLS listeners (there once one is configured).
+    pub fn ca_file(&self) -> PathBuf {
+        self.data().join("tls/ca.pem")
     }
 
     /// The daemon's data directory.
@@ -296,6 +305,15 @@ impl Daemon {
             i += 1;
         }
         out
+    }
+
+    /// Sends a signal to a monitor's whole process tree (see `monitor_tree`): stopping a
+    /// jail's keeper alone leaves the jailed monitor answering.
+    pub fn signal_monitor(pid: i32, signal: i32) {
+        for p in Daemon::monitor_tree(pid) {
+            // SAFETY: kill takes a PID and a signal number; the PIDs are a test's own monitor.
+            unsafe { libc::kill(p, signal) };
+        }
     }
 
     /// Runs the CLI; returns its output whatever the exit status.

@@ -74,6 +74,8 @@ pub struct RunRequest {
     pub metadata: super::metadata::MetadataChange,
     /// AssociatePublicIpAddress, if given; else the subnet's MapPublicIpOnLaunch decides.
     pub associate_public_ip: Option<bool>,
+    /// DryRun: every check, then `DryRunOperation` instead of the launch.
+    pub dry_run: bool,
 }
 
 /// A launch template named by a RunInstances.
@@ -208,7 +210,7 @@ impl Cloud {
         account: &str,
         req: RunRequest,
     ) -> ApiResult<(String, Vec<Instance>)> {
-        if !req.client_token.is_empty() {
+        if !req.client_token.is_empty() && !req.dry_run {
             let earlier = self.db.instances_by_token(account, &req.client_token)?;
             if let Some(first) = earlier.first() {
                 return Ok((first.reservation_id.clone(), earlier));
@@ -360,6 +362,12 @@ impl Cloud {
             None => Vec::new(),
         };
 
+        if req.dry_run {
+            return Err(ApiError::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
+        }
         let reservation = ids::new_id(Kind::Reservation);
         let now = now_s();
         let mut launched = Vec::new();

@@ -5,6 +5,7 @@
 
 pub mod addresses;
 pub mod applies;
+pub mod dhcp;
 pub mod firewall;
 pub mod network_interfaces;
 pub mod plumbing;

@@ -220,7 +220,7 @@ pub fn instance(v: InstanceView) -> Value {
     ])
 }
 
-fn mapping(m: &Value) -> Override {
+pub(super) fn mapping(m: &Value) -> Override {
     let ebs = m.get("Ebs").cloned().unwrap_or_else(|| Value::obj([]));
     Override {
         mapping: Mapping {
@@ -253,6 +253,12 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         md.str("HttpEndpoint"),
         md.str("InstanceMetadataTags"),
     )?;
+    if input.get("IamInstanceProfile").is_some() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedOperation,
+            "IamInstanceProfile (instance roles) is not supported by strato yet.",
+        ));
+    }
     if input.bool("DisableApiStop") == Some(true) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedOperation,
@@ -317,6 +323,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         launch_template: template,
         metadata,
         associate_public_ip: associate,
+        // The domain runs every launch check, then answers DryRunOperation.
+        dry_run: input.bool("DryRun") == Some(true),
     };
     let (reservation, instances) = ctx.cloud.run_instances(ctx.account(), req).await?;
     let instances = instances

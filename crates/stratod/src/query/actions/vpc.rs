@@ -64,7 +64,6 @@ pub async fn create_vpc(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             tags_for(input, "vpc"),
         )
         .await?;
-    ctx.cloud.dhcp_serve(&v.bridge);
     Ok(Value::obj([("Vpc", vpc(v, ctx.account().to_string()))]))
 }
 
