@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod conn;
+mod console;
 mod error;
 mod output;
 mod parse;

@@ -77,7 +77,8 @@ pub enum Command {
     DescribeInstanceTypes(compute::DescribeInstanceTypes),
     /// Print the latest console output of an instance.
     GetConsoleOutput(compute::GetConsoleOutput),
-    /// Follow an instance's console live until it ends or Ctrl-C.
+    /// Open an instance's serial console: output live, keyboard input to the guest.
+    /// Ctrl-] detaches; `~B` at the start of a line sends a BREAK; `~?` lists the escapes.
     Console(compute::Console),
 
     /// Register an image from a bundle or a kernel and root volume.
