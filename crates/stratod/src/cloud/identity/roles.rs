@@ -84,6 +84,23 @@ pub fn allows(actions: &[String], service: &str, action: &str) -> bool {
         .any(|p| wildcard(p.as_bytes(), full.as_bytes()))
 }
 
+/// The ARN RunInstances may name a profile by.
+pub fn profile_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:instance-profile/{name}")
+}
+
+/// The profile name in an instance profile ARN of `account`; `None` when it is not one.
+pub fn profile_name_from_arn<'a>(account: &str, arn: &'a str) -> Option<&'a str> {
+    let rest = arn.strip_prefix("arn:aws:iam::")?;
+    let (acct, rest) = rest.split_once(':')?;
+    if acct != account {
+        return None;
+    }
+    let name = rest.strip_prefix("instance-profile/")?;
+    // IAM paths (`/a/b/name`) are not kept; the name is the last segment.
+    Some(name.rsplit('/').next().unwrap_or(name))
+}
+
 fn no_role(name: &str) -> ApiError {
     ApiError::new(
         ErrorCode::NoSuchEntity,
