@@ -360,8 +360,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX client_tokens_created ON client_tokens(created);
     "#,
-    // 14: instance roles (a list of allowed actions) and the instance profiles naming them,
-    // per account.
+    // 14: instance roles (a list of allowed actions), the instance profiles naming them, per
+    // account, and which instance has which profile.
     r#"
     CREATE TABLE roles (
         account TEXT NOT NULL,
@@ -378,6 +378,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, name),
         FOREIGN KEY (account, role) REFERENCES roles(account, name)
     );
+    CREATE TABLE iam_associations (
+        id TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE,
+        account TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX iam_associations_profile ON iam_associations(account, profile);
     "#,
 ];
 

@@ -32,6 +32,21 @@ pub struct InstanceProfile {
     pub created: i64,
 }
 
+/// An instance's instance profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamAssociation {
+    /// `iip-assoc-…`
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The instance's (and the profile's) account.
+    pub account: String,
+    /// The profile's name.
+    pub profile: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
 fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
     let actions: String = r.get(2)?;
     let actions = serde_json::from_str(&actions).map_err(|e| {
@@ -152,12 +167,59 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Deletes a profile; `false` when there was none.
-    pub fn delete_instance_profile(&self, account: &str, name: &str) -> DbResult<bool> {
-        Ok(self.conn().execute(
+    /// Deletes a profile no instance has; `None` when there was no such profile,
+    /// `Some(false)` when an instance still has it.
+    pub fn delete_instance_profile(&self, account: &str, name: &str) -> DbResult<Option<bool>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let used: u32 = tx.query_row(
+            "SELECT COUNT(*) FROM iam_associations WHERE account = ?1 AND profile = ?2",
+            [account, name],
+            |r| r.get(0),
+        )?;
+        let n = tx.execute(
             "DELETE FROM instance_profiles WHERE account = ?1 AND name = ?2",
             [account, name],
-        )? == 1)
+        )?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if used > 0 {
+            return Ok(Some(false));
+        }
+        tx.commit()?;
+        Ok(Some(true))
+    }
+
+    /// Records that an instance has a profile (one at most).
+    pub fn insert_iam_association(&self, a: &IamAssociation) -> DbResult<()> {
+        self.conn().execute(
+            "INSERT INTO iam_associations (id, instance_id, account, profile, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![a.id, a.instance_id, a.account, a.profile, a.created],
+        )?;
+        Ok(())
+    }
+
+    /// The profile association of an instance.
+    pub fn iam_association_of(&self, instance_id: &str) -> DbResult<Option<IamAssociation>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, instance_id, account, profile, created FROM iam_associations \
+                 WHERE instance_id = ?1",
+                [instance_id],
+                |r| {
+                    Ok(IamAssociation {
+                        id: r.get(0)?,
+                        instance_id: r.get(1)?,
+                        account: r.get(2)?,
+                        profile: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 }
 
@@ -200,8 +262,24 @@ mod tests {
         assert!(db.insert_instance_profile(&orphan).is_err());
         assert_eq!(db.instance_profiles(A).unwrap(), vec![p.clone()]);
         assert_eq!(db.delete_role(A, "reader").unwrap(), Some(false));
-        assert!(db.delete_instance_profile(A, "web").unwrap());
-        assert!(!db.delete_instance_profile(A, "web").unwrap());
+        let assoc = IamAssociation {
+            id: "iip-assoc-1".into(),
+            instance_id: "i-1".into(),
+            account: A.into(),
+            profile: "web".into(),
+            created: 3,
+        };
+        db.insert_iam_association(&assoc).unwrap();
+        assert_eq!(db.iam_association_of("i-1").unwrap(), Some(assoc));
+        assert!(db.iam_association_of("i-2").unwrap().is_none());
+        // A profile an instance has stays.
+        assert_eq!(db.delete_instance_profile(A, "web").unwrap(), Some(false));
+        assert!(db.instance_profile(A, "web").unwrap().is_some());
+        db.conn()
+            .execute("DELETE FROM iam_associations", [])
+            .unwrap();
+        assert_eq!(db.delete_instance_profile(A, "web").unwrap(), Some(true));
+        assert_eq!(db.delete_instance_profile(A, "web").unwrap(), None);
         assert_eq!(db.delete_role(A, "reader").unwrap(), Some(true));
         assert_eq!(db.delete_role(A, "reader").unwrap(), None);
         assert!(db.roles(A).unwrap().is_empty());

@@ -203,12 +203,59 @@ impl Cloud {
             .ok_or_else(|| no_profile(name))
     }
 
+    /// The profile RunInstances names by name or by ARN (of the caller's account).
+    pub fn launch_profile(&self, account: &str, name_or_arn: &str) -> ApiResult<InstanceProfile> {
+        let name = if name_or_arn.starts_with("arn:") {
+            profile_name_from_arn(account, name_or_arn).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Value ({}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+                    name_or_arn.chars().take(140).collect::<String>()
+                ))
+            })?
+        } else {
+            name_or_arn
+        };
+        self.db.instance_profile(account, name)?.ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Value ({}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+                name.chars().take(64).collect::<String>()
+            ))
+        })
+    }
+
+    /// Records that a new instance has `profile`.
+    pub fn associate_profile(&self, instance_id: &str, profile: &InstanceProfile) -> ApiResult<String> {
+        let id = format!(
+            "iip-assoc-{}",
+            crate::ids::new_id(crate::ids::Kind::Instance).trim_start_matches("i-")
+        );
+        self.db.insert_iam_association(&crate::db::roles::IamAssociation {
+            id: id.clone(),
+            instance_id: instance_id.to_string(),
+            account: profile.account.clone(),
+            profile: profile.name.clone(),
+            created: crate::db::now_s(),
+        })?;
+        Ok(id)
+    }
+
+    /// An instance's profile ARN and association ID, if it has one.
+    pub fn instance_profile_of(&self, instance_id: &str) -> ApiResult<Option<(String, String)>> {
+        Ok(self
+            .db
+            .iam_association_of(instance_id)?
+            .map(|a| (profile_arn(&a.account, &a.profile), a.id)))
+    }
+
     /// Deletes an instance profile.
     pub fn delete_instance_profile(&self, account: &str, name: &str) -> ApiResult<()> {
-        if self.db.delete_instance_profile(account, name)? {
-            Ok(())
-        } else {
-            Err(no_profile(name))
+        match self.db.delete_instance_profile(account, name)? {
+            None => Err(no_profile(name)),
+            Some(false) => Err(ApiError::new(
+                ErrorCode::DependencyViolation,
+                format!("Cannot delete instance profile {name}: an instance has it."),
+            )),
+            Some(true) => Ok(()),
         }
     }
 }
