@@ -224,18 +224,23 @@ impl Cloud {
     }
 
     /// Records that a new instance has `profile`.
-    pub fn associate_profile(&self, instance_id: &str, profile: &InstanceProfile) -> ApiResult<String> {
+    pub fn associate_profile(
+        &self,
+        instance_id: &str,
+        profile: &InstanceProfile,
+    ) -> ApiResult<String> {
         let id = format!(
             "iip-assoc-{}",
             crate::ids::new_id(crate::ids::Kind::Instance).trim_start_matches("i-")
         );
-        self.db.insert_iam_association(&crate::db::roles::IamAssociation {
-            id: id.clone(),
-            instance_id: instance_id.to_string(),
-            account: profile.account.clone(),
-            profile: profile.name.clone(),
-            created: crate::db::now_s(),
-        })?;
+        self.db
+            .insert_iam_association(&crate::db::roles::IamAssociation {
+                id: id.clone(),
+                instance_id: instance_id.to_string(),
+                account: profile.account.clone(),
+                profile: profile.name.clone(),
+                created: crate::db::now_s(),
+            })?;
         Ok(id)
     }
 

@@ -217,10 +217,9 @@ pub fn instance(v: InstanceView) -> Value {
         (
             "IamInstanceProfile",
             match &v.iam_instance_profile {
-                Some((arn, id)) => Value::obj([
-                    ("Arn", arn.as_str().into()),
-                    ("Id", id.as_str().into()),
-                ]),
+                Some((arn, id)) => {
+                    Value::obj([("Arn", arn.as_str().into()), ("Id", id.as_str().into())])
+                }
                 None => Value::Null,
             },
         ),
