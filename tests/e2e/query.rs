@@ -1322,7 +1322,6 @@ fn instance_profiles_reach_run_and_describe_instances() {
     let d = Daemon::start_with("qrole", query_config());
     let ami = d.register_probe("probe");
     let admin = d.aws(None);
-    let alice = d.aws(Some("token-alice"));
 
     // Roles and profiles through strato's CLI, checked as IAM checks them.
     d.cli_err(
@@ -1377,8 +1376,8 @@ fn instance_profiles_reach_run_and_describe_instances() {
         &["delete-role", "--role-name", "reader"],
     );
 
-    // Another account's profile does not exist for alice, by name or by ARN.
-    alice.err(
+    // A profile ARN of another account names nothing the caller has.
+    admin.err(
         "InvalidParameterValue",
         &[
             "ec2",
@@ -1386,7 +1385,7 @@ fn instance_profiles_reach_run_and_describe_instances() {
             "--image-id",
             &ami,
             "--iam-instance-profile",
-            "Name=web",
+            "Arn=arn:aws:iam::222222222222:instance-profile/web",
             "--dry-run",
         ],
     );
