@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "addresses",
         "tags",
         "access_keys",
+        "roles",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

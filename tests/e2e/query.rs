@@ -1152,9 +1152,9 @@ fn dry_runs_run_the_real_checks_and_change_nothing() {
         ],
     );
 
-    // Instance roles do not exist yet: refused, not ignored.
+    // An instance profile the account does not have.
     admin.err(
-        "UnsupportedOperation",
+        "InvalidParameterValue",
         &[
             "ec2",
             "run-instances",
@@ -1315,4 +1315,124 @@ fn dry_runs_run_the_real_checks_and_change_nothing() {
         &["ec2", "delete-volume", "--volume-id", &vol, "--dry-run"],
     );
     admin.json(&["ec2", "describe-volumes", "--volume-ids", &vol]);
+}
+
+#[test]
+fn instance_profiles_reach_run_and_describe_instances() {
+    let d = Daemon::start_with("qrole", query_config());
+    let ami = d.register_probe("probe");
+    let admin = d.aws(None);
+
+    // Roles and profiles through strato's CLI, checked as IAM checks them.
+    d.cli_err(
+        "InvalidParameterValue",
+        &[
+            "create-role",
+            "--role-name",
+            "bad",
+            "--actions",
+            "s3:GetObject",
+        ],
+    );
+    d.cli_err(
+        "NoSuchEntity",
+        &[
+            "create-instance-profile",
+            "--instance-profile-name",
+            "web",
+            "--role-name",
+            "reader",
+        ],
+    );
+    let role = d.json(&[
+        "create-role",
+        "--role-name",
+        "reader",
+        "--actions",
+        "ec2:Describe*",
+        "sts:GetCallerIdentity",
+    ]);
+    assert_eq!(role["Roles"][0]["RoleName"], "reader");
+    assert_eq!(role["Roles"][0]["Actions"][0], "ec2:Describe*");
+    d.cli_err(
+        "EntityAlreadyExists",
+        &["create-role", "--role-name", "reader", "--actions", "*"],
+    );
+    let profile = d.json(&[
+        "create-instance-profile",
+        "--instance-profile-name",
+        "web",
+        "--role-name",
+        "reader",
+    ]);
+    let arn = format!("arn:aws:iam::{ADMIN}:instance-profile/web");
+    assert_eq!(profile["InstanceProfiles"][0]["Arn"], arn.as_str());
+    assert_eq!(
+        d.json(&["describe-instance-profiles"])["InstanceProfiles"][0]["Roles"][0]["RoleName"],
+        "reader"
+    );
+    d.cli_err(
+        "DependencyViolation",
+        &["delete-role", "--role-name", "reader"],
+    );
+
+    // A profile ARN of another account names nothing the caller has.
+    admin.err(
+        "InvalidParameterValue",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--iam-instance-profile",
+            "Arn=arn:aws:iam::222222222222:instance-profile/web",
+            "--dry-run",
+        ],
+    );
+    admin.err(
+        "DryRunOperation",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "custom-1-64",
+            "--iam-instance-profile",
+            "Name=web",
+            "--dry-run",
+        ],
+    );
+
+    // A launch by ARN: DescribeInstances shows the profile and its association.
+    let run = admin.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "custom-1-64",
+        "--iam-instance-profile",
+        &format!("Arn={arn}"),
+    ]);
+    let id = s(&run["Instances"][0]["InstanceId"]);
+    assert_eq!(
+        run["Instances"][0]["IamInstanceProfile"]["Arn"],
+        arn.as_str()
+    );
+    let described = admin.json(&["ec2", "describe-instances", "--instance-ids", &id]);
+    let p = &described["Reservations"][0]["Instances"][0]["IamInstanceProfile"];
+    assert_eq!(p["Arn"], arn.as_str());
+    assert!(s(&p["Id"]).starts_with("iip-assoc-"), "{p}");
+    // The gRPC API shows the same.
+    let grpc = d.json(&["describe-instances", "--instance-ids", &id]);
+    assert!(grpc.to_string().contains(&arn), "{grpc}");
+    // A profile an instance has stays.
+    d.cli_err(
+        "DependencyViolation",
+        &["delete-instance-profile", "--instance-profile-name", "web"],
+    );
+    admin.json(&["ec2", "terminate-instances", "--instance-ids", &id]);
+    let waited = admin.raw(&["ec2", "wait", "instance-terminated", "--instance-ids", &id]);
+    assert!(waited.status.success(), "{waited:?}");
 }

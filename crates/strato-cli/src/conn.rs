@@ -11,8 +11,9 @@ use strato_proto::v1::{
     launch_templates_client::LaunchTemplatesClient,
     network_interfaces_client::NetworkInterfacesClient,
     placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
-    security_groups_client::SecurityGroupsClient, tags_client::TagsClient,
-    usage_client::UsageClient, volumes_client::VolumesClient, vpcs_client::VpcsClient,
+    roles_client::RolesClient, security_groups_client::SecurityGroupsClient,
+    tags_client::TagsClient, usage_client::UsageClient, volumes_client::VolumesClient,
+    vpcs_client::VpcsClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{interceptor::InterceptedService, Interceptor};
@@ -195,6 +196,11 @@ impl Conn {
     /// A client of the LaunchTemplates service.
     pub fn launch_templates(&self) -> LaunchTemplatesClient<Transport> {
         LaunchTemplatesClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the Roles service.
+    pub fn roles(&self) -> RolesClient<Transport> {
+        RolesClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// A client of the AccessKeys service.

@@ -17,6 +17,7 @@ use strato_proto::v1::launch_templates_server::LaunchTemplatesServer;
 use strato_proto::v1::network_interfaces_server::NetworkInterfacesServer;
 use strato_proto::v1::placement_groups_server::PlacementGroupsServer;
 use strato_proto::v1::regions_server::RegionsServer;
+use strato_proto::v1::roles_server::RolesServer;
 use strato_proto::v1::security_groups_server::SecurityGroupsServer;
 use strato_proto::v1::tags_server::TagsServer;
 use strato_proto::v1::usage_server::UsageServer;
@@ -84,6 +85,7 @@ async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, Serve
     reporter.set_serving::<AddressesServer<Api>>().await;
     reporter.set_serving::<TagsServer<Api>>().await;
     reporter.set_serving::<AccessKeysServer<Api>>().await;
+    reporter.set_serving::<RolesServer<Api>>().await;
     // Reflection in both versions (grpcurl speaks v1, grpcio-reflection's client v1alpha),
     // each listing every service, the other version's too.
     let health_fds = health_descriptor()?;
@@ -121,7 +123,8 @@ async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, Serve
         .add_service(NetworkInterfacesServer::new(api.clone()))
         .add_service(AddressesServer::new(api.clone()))
         .add_service(TagsServer::new(api.clone()))
-        .add_service(AccessKeysServer::new(api.clone())))
+        .add_service(AccessKeysServer::new(api.clone()))
+        .add_service(RolesServer::new(api.clone())))
 }
 
 /// Serves the API on every configured address until `shutdown` resolves; `tls` is what

@@ -223,8 +223,8 @@ mod tests {
         let tip = text.lines().find(|l| l.contains("did you mean")).unwrap();
         assert_eq!(
             tip.trim(),
-            "tip: did you mean one of: 'describe-instances', 'describe-instance-status', \
-             'describe-instance-types'?",
+            "tip: did you mean one of: 'describe-instances', 'describe-instance-profiles', \
+             'describe-instance-status'?",
             "{text}"
         );
         assert!(text.contains("Usage: strato [OPTIONS] <COMMAND>"), "{text}");

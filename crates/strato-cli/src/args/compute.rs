@@ -55,6 +55,11 @@ pub struct RunInstances {
     #[arg(long)]
     pub key_name: Option<String>,
 
+    /// An instance profile of the account, by name or ARN (its role's credentials reach the
+    /// instance through the metadata service).
+    #[arg(long)]
+    pub iam_instance_profile: Option<String>,
+
     /// AvailabilityZone=..,GroupName=..,PartitionNumber=..
     #[arg(long, value_parser = parse::placement)]
     pub placement: Option<Placement>,

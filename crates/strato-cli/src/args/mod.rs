@@ -8,6 +8,7 @@ pub mod images;
 pub mod keys;
 pub mod network_interfaces;
 pub mod placement;
+pub mod roles;
 pub mod security_groups;
 pub mod tags;
 pub mod templates;
@@ -56,7 +57,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Launch instances from an image.
-    RunInstances(compute::RunInstances),
+    RunInstances(Box<compute::RunInstances>),
     /// List instances.
     DescribeInstances(compute::DescribeInstances),
     /// Show instance state and status checks.
@@ -155,6 +156,19 @@ pub enum Command {
     DescribeAccessKeys(keys::DescribeAccessKeys),
     /// Delete an access key.
     DeleteAccessKey(keys::DeleteAccessKey),
+
+    /// Create an instance role: a list of allowed actions (e.g. `ec2:Describe*`).
+    CreateRole(roles::CreateRole),
+    /// List the account's instance roles.
+    DescribeRoles,
+    /// Delete an instance role no profile names.
+    DeleteRole(roles::DeleteRole),
+    /// Create an instance profile naming a role (RunInstances' IamInstanceProfile).
+    CreateInstanceProfile(roles::CreateInstanceProfile),
+    /// List the account's instance profiles.
+    DescribeInstanceProfiles,
+    /// Delete an instance profile.
+    DeleteInstanceProfile(roles::DeleteInstanceProfile),
 
     /// Create a VPC (a bridge of its own on the host).
     CreateVpc(vpc::CreateVpc),

@@ -36,6 +36,7 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
         user_data: a.user_data.map(|u| u.0).unwrap_or_default(),
         block_device_mappings: flatten(a.block_device_mappings),
         key_name: a.key_name.unwrap_or_default(),
+        iam_instance_profile: a.iam_instance_profile.unwrap_or_default(),
         placement: a.placement,
         instance_initiated_shutdown_behavior: a
             .instance_initiated_shutdown_behavior

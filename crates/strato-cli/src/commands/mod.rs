@@ -6,6 +6,7 @@ mod images;
 mod keys;
 mod network_interfaces;
 mod placement;
+mod roles;
 mod security_groups;
 mod tags;
 mod templates;
@@ -30,7 +31,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     )
     .await?;
     let view = match cli.command {
-        Command::RunInstances(a) => compute::run_instances(&conn, a).await?,
+        Command::RunInstances(a) => compute::run_instances(&conn, *a).await?,
         Command::DescribeInstances(a) => compute::describe_instances(&conn, a).await?,
         Command::DescribeInstanceStatus(a) => compute::describe_instance_status(&conn, a).await?,
         Command::StopInstances(a) => compute::stop_instances(&conn, a).await?,
@@ -90,6 +91,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::CreateAccessKey(a) => keys::create_access_key(&conn, a).await?,
         Command::DescribeAccessKeys(a) => keys::describe_access_keys(&conn, a).await?,
         Command::DeleteAccessKey(a) => keys::delete_access_key(&conn, a).await?,
+        Command::CreateRole(a) => roles::create_role(&conn, a).await?,
+        Command::DescribeRoles => roles::describe_roles(&conn).await?,
+        Command::DeleteRole(a) => roles::delete_role(&conn, a).await?,
+        Command::CreateInstanceProfile(a) => roles::create_instance_profile(&conn, a).await?,
+        Command::DescribeInstanceProfiles => roles::describe_instance_profiles(&conn).await?,
+        Command::DeleteInstanceProfile(a) => roles::delete_instance_profile(&conn, a).await?,
         Command::CreateVpc(a) => vpc::create_vpc(&conn, a).await?,
         Command::DescribeVpcs(a) => vpc::describe_vpcs(&conn, a).await?,
         Command::DeleteVpc(a) => vpc::delete_vpc(&conn, a).await?,

@@ -5,9 +5,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 use strato_proto::v1::{
     AccessKeyInfo, AvailabilityZone, CreateAccessKeyResponse, CreateKeyPairResponse,
-    DeleteKeyPairResponse, ImportKeyPairResponse, InstanceMetadataOptions, KeyPairInfo,
-    LaunchTemplate, LaunchTemplateData, LaunchTemplateVersion,
-    ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region, TagDescription,
+    DeleteKeyPairResponse, ImportKeyPairResponse, InstanceMetadataOptions, InstanceProfileInfo,
+    KeyPairInfo, LaunchTemplate, LaunchTemplateData, LaunchTemplateVersion,
+    ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region, RoleInfo, TagDescription,
 };
 
 use super::json::{block_device_mapping, tags, text, time};
@@ -50,6 +50,10 @@ pub enum ControlView {
     AccessKeyCreated(CreateAccessKeyResponse),
     /// describe-access-keys
     AccessKeys(Vec<AccessKeyInfo>),
+    /// create-role, describe-roles
+    Roles(Vec<RoleInfo>),
+    /// create-instance-profile, describe-instance-profiles
+    InstanceProfiles(Vec<InstanceProfileInfo>),
     /// A command that answers nothing (delete-access-key).
     Nothing,
 }
@@ -109,6 +113,21 @@ pub fn json(view: &ControlView) -> Value {
                 "AccountId": k.account_id,
                 "Status": "Active",
                 "CreateDate": time(k.create_time_unix),
+            })).collect::<Vec<_>>(),
+        }),
+        ControlView::Roles(list) => json!({
+            "Roles": list.iter().map(|r| json!({
+                "RoleName": r.role_name,
+                "Actions": r.actions,
+                "CreateDate": time(r.create_time_unix),
+            })).collect::<Vec<_>>(),
+        }),
+        ControlView::InstanceProfiles(list) => json!({
+            "InstanceProfiles": list.iter().map(|p| json!({
+                "InstanceProfileName": p.instance_profile_name,
+                "Arn": p.arn,
+                "Roles": [{"RoleName": p.role_name}],
+                "CreateDate": time(p.create_time_unix),
             })).collect::<Vec<_>>(),
         }),
         ControlView::Nothing => json!({}),
@@ -269,6 +288,28 @@ pub fn table(view: &ControlView) -> String {
                     k.access_key_id.clone(),
                     k.account_id.clone(),
                     table::time(k.create_time_unix),
+                ]);
+            }
+            t.render()
+        }
+        ControlView::Roles(list) => {
+            let mut t = Table::new(&["ROLE", "ACTIONS", "CREATED"]);
+            for r in list {
+                t.row(vec![
+                    r.role_name.clone(),
+                    r.actions.join(","),
+                    table::time(r.create_time_unix),
+                ]);
+            }
+            t.render()
+        }
+        ControlView::InstanceProfiles(list) => {
+            let mut t = Table::new(&["INSTANCE PROFILE", "ROLE", "ARN"]);
+            for p in list {
+                t.row(vec![
+                    p.instance_profile_name.clone(),
+                    p.role_name.clone(),
+                    p.arn.clone(),
                 ]);
             }
             t.render()

@@ -125,6 +125,10 @@ fn instance(i: &Instance) -> Value {
                 .collect::<Vec<_>>()
         },
         "KeyName": text(&i.key_name),
+        "IamInstanceProfile": (!i.iam_instance_profile_arn.is_empty()).then(|| json!({
+            "Arn": i.iam_instance_profile_arn,
+            "Id": i.iam_instance_profile_association_id,
+        })),
         "RootDeviceName": text(&i.root_device_name),
         "RootDeviceType": (!i.root_device_name.is_empty()).then_some("ebs"),
         "BlockDeviceMappings": i.block_device_mappings.iter().map(|b| json!({

@@ -78,6 +78,16 @@ fn instance_message(v: InstanceView) -> pb::Instance {
         reservation_id: i.reservation_id.clone(),
         metadata_options: Some(convert::metadata_options(&i.metadata_options)),
         network_interfaces: v.network_interfaces.into_iter().map(eni_message).collect(),
+        iam_instance_profile_arn: v
+            .iam_instance_profile
+            .as_ref()
+            .map(|p| p.0.clone())
+            .unwrap_or_default(),
+        iam_instance_profile_association_id: v
+            .iam_instance_profile
+            .as_ref()
+            .map(|p| p.1.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -167,6 +177,7 @@ impl Compute for Api {
                     .then_some(r.disable_api_termination),
                 tags: convert::tags_in(&r.tags),
                 client_token: r.client_token,
+                iam_instance_profile: r.iam_instance_profile,
                 associate_public_ip: r
                     .has_associate_public_ip_address
                     .then_some(r.associate_public_ip_address),

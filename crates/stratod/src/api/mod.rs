@@ -23,6 +23,7 @@ pub mod network_interfaces;
 pub mod peer;
 pub mod placement;
 pub mod regions;
+pub mod roles;
 pub mod security_groups;
 pub mod tags;
 pub mod usage;

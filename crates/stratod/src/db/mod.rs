@@ -17,6 +17,7 @@ pub mod launch_templates;
 pub mod network;
 pub mod network_interfaces;
 pub mod placement;
+pub mod roles;
 pub mod security_groups;
 pub mod tags;
 pub mod usage;
@@ -358,6 +359,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, action, token)
     );
     CREATE INDEX client_tokens_created ON client_tokens(created);
+    "#,
+    // 14: instance roles (a list of allowed actions), the instance profiles naming them, per
+    // account, and which instance has which profile.
+    r#"
+    CREATE TABLE roles (
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        actions TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (account, name)
+    );
+    CREATE TABLE instance_profiles (
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (account, name),
+        FOREIGN KEY (account, role) REFERENCES roles(account, name)
+    );
+    CREATE TABLE iam_associations (
+        id TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE,
+        account TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX iam_associations_profile ON iam_associations(account, profile);
     "#,
 ];
 

@@ -54,6 +54,8 @@ error_codes! {
     CannotDelete = "CannotDelete", FailedPrecondition, 400;
     /// Other resources still depend on this one.
     DependencyViolation = "DependencyViolation", FailedPrecondition, 400;
+    /// An instance role or profile of that name exists already (IAM's code).
+    EntityAlreadyExists = "EntityAlreadyExists", AlreadyExists, 400;
     /// A dry run would have succeeded.
     DryRunOperation = "DryRunOperation", FailedPrecondition, 412;
     /// The instance is not in a state that allows the request.
@@ -214,6 +216,8 @@ error_codes! {
     MissingAuthenticationToken = "MissingAuthenticationToken", Unauthenticated, 403;
     /// A required parameter is missing.
     MissingParameter = "MissingParameter", InvalidArgument, 400;
+    /// No instance role or profile of that name (IAM's code).
+    NoSuchEntity = "NoSuchEntity", NotFound, 400;
     /// The request is not allowed on this resource.
     OperationNotPermitted = "OperationNotPermitted", FailedPrecondition, 400;
     /// No more placement groups, or no more room in one.

@@ -77,6 +77,8 @@ pub struct InstanceView {
     pub volumes: Vec<Volume>,
     /// Its interfaces, primary first.
     pub network_interfaces: Vec<EniView>,
+    /// Its instance profile's ARN and association ID.
+    pub iam_instance_profile: Option<(String, String)>,
 }
 
 /// One instance's status checks as DescribeInstanceStatus shows them.
@@ -154,7 +156,9 @@ impl Cloud {
             None => None,
         };
         let network_interfaces = self.instance_eni_views(&i.id)?;
+        let iam_instance_profile = self.instance_profile_of(&i.id)?;
         Ok(InstanceView {
+            iam_instance_profile,
             instance: i,
             vpc_id,
             public_ip,

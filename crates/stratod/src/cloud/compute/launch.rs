@@ -76,6 +76,8 @@ pub struct RunRequest {
     pub associate_public_ip: Option<bool>,
     /// DryRun: every check, then `DryRunOperation` instead of the launch.
     pub dry_run: bool,
+    /// IamInstanceProfile: a profile of the account, by name or ARN (empty: none).
+    pub iam_instance_profile: String,
 }
 
 /// A launch template named by a RunInstances.
@@ -280,6 +282,11 @@ impl Cloud {
         } else {
             self.launch_key(account, &req.key_name)?
         };
+        let profile = if req.iam_instance_profile.is_empty() {
+            None
+        } else {
+            Some(self.launch_profile(account, &req.iam_instance_profile)?)
+        };
         ids::check_all(Kind::SecurityGroup, &req.security_group_ids)?;
         let group = if req.group_name.is_empty() {
             if req.partition_number != 0 {
@@ -444,6 +451,9 @@ impl Cloud {
                 metadata_options: req.metadata.apply(Default::default()),
             };
             self.db.insert_instance(&inst)?;
+            if let Some(p) = &profile {
+                self.associate_profile(&inst.id, p)?;
+            }
             for m in &volumes {
                 let vol = Volume {
                     id: ids::new_id(Kind::Volume),

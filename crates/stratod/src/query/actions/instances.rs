@@ -214,6 +214,15 @@ pub fn instance(v: InstanceView) -> Value {
                 ("ThreadsPerCore", 1i64.into()),
             ]),
         ),
+        (
+            "IamInstanceProfile",
+            match &v.iam_instance_profile {
+                Some((arn, id)) => {
+                    Value::obj([("Arn", arn.as_str().into()), ("Id", id.as_str().into())])
+                }
+                None => Value::Null,
+            },
+        ),
         ("PlatformDetails", "Linux/UNIX".into()),
         ("UsageOperation", "RunInstances".into()),
         ("BootMode", "legacy-bios".into()),
@@ -253,12 +262,14 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         md.str("HttpEndpoint"),
         md.str("InstanceMetadataTags"),
     )?;
-    if input.get("IamInstanceProfile").is_some() {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedOperation,
-            "IamInstanceProfile (instance roles) is not supported by strato yet.",
-        ));
-    }
+    let iam_instance_profile = match input.get("IamInstanceProfile") {
+        Some(p) => match (p.opt_str("Arn"), p.opt_str("Name")) {
+            (Some(arn), _) if !arn.is_empty() => arn.to_string(),
+            (_, Some(name)) => name.to_string(),
+            _ => return Err(ApiError::missing("IamInstanceProfile.Name")),
+        },
+        None => String::new(),
+    };
     if input.bool("DisableApiStop") == Some(true) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedOperation,
@@ -325,6 +336,7 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         associate_public_ip: associate,
         // The domain runs every launch check, then answers DryRunOperation.
         dry_run: input.bool("DryRun") == Some(true),
+        iam_instance_profile,
     };
     let (reservation, instances) = ctx.cloud.run_instances(ctx.account(), req).await?;
     let instances = instances
