@@ -724,4 +724,306 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), 5);
     }
+
+    fn vpc(id: &str, owner: &str, bridge: &str) -> crate::db::network::Vpc {
+        crate::db::network::Vpc {
+            id: id.into(),
+            owner: owner.into(),
+            cidr: "10.0.0.0/16".into(),
+            is_default: false,
+            bridge: bridge.into(),
+            state: "available".into(),
+            tags: vec![],
+            created: 0,
+        }
+    }
+
+    fn subnet(id: &str, vpc: &str, cidr: &str) -> Subnet {
+        Subnet {
+            id: id.into(),
+            vpc_id: vpc.into(),
+            az: "home-1a".into(),
+            cidr: cidr.into(),
+            bridge: "br0".into(),
+            is_default: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn blocks_and_addresses_follow_ec2s_rules() {
+        let (_dir, cloud) = crate::cloud::test_cloud_with(|c| {
+            c.ipv6_pool = Block::parse("2001:db8:a::/48");
+        });
+        let me = "111111111111";
+        let admin = cloud.cfg.admin_account.clone();
+        let (va, vb, vc) = (
+            "vpc-0000000000000000a",
+            "vpc-0000000000000000b",
+            "vpc-0000000000000000c",
+        );
+        cloud.db.insert_vpc(&vpc(va, me, "br0")).unwrap();
+        cloud.db.insert_vpc(&vpc(vb, me, "br1")).unwrap();
+        cloud.db.insert_vpc(&vpc(vc, &admin, "br2")).unwrap();
+        let (sa, sa2) = ("subnet-0000000000000000a", "subnet-0000000000000000b");
+        cloud
+            .db
+            .insert_subnet(&subnet(sa, va, "10.0.0.0/24"))
+            .unwrap();
+        cloud
+            .db
+            .insert_subnet(&subnet(sa2, va, "10.0.1.0/24"))
+            .unwrap();
+
+        let amazon = |v: &str| AssociateVpcCidr {
+            vpc_id: v.into(),
+            amazon_provided: true,
+            ..Default::default()
+        };
+        let given = |v: &str, c: &str| AssociateVpcCidr {
+            vpc_id: v.into(),
+            ipv6_cidr_block: c.into(),
+            ..Default::default()
+        };
+        let code = |r: ApiResult<VpcIpv6Block>| r.unwrap_err().code;
+        let a = cloud.associate_vpc_cidr_block(me, &amazon(va)).unwrap();
+        assert_eq!(a.cidr, "2001:db8:a::/56");
+        assert_eq!(a.pool, AMAZON_POOL);
+        assert!(a.association_id.starts_with("vpc-cidr-assoc-"));
+        assert_eq!(
+            code(cloud.associate_vpc_cidr_block(me, &amazon(va))),
+            "CidrLimitExceeded"
+        );
+        let b = cloud.associate_vpc_cidr_block(me, &amazon(vb)).unwrap();
+        assert_eq!(b.cidr, "2001:db8:a:100::/56");
+        let mut both = amazon(vc);
+        both.ipv6_cidr_block = "2001:db8:ff::/56".into();
+        assert_eq!(
+            code(cloud.associate_vpc_cidr_block(&admin, &both)),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(
+            code(cloud.associate_vpc_cidr_block(me, &given(vb, "2001:db8:ff::/56"))),
+            "UnauthorizedOperation"
+        );
+        for bad in ["2001:db8:a::/56", "2001:db8:ff::/48", "fe80::/56"] {
+            assert_eq!(
+                code(cloud.associate_vpc_cidr_block(&admin, &given(vc, bad))),
+                "InvalidVpc.Range",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            code(cloud.associate_vpc_cidr_block(&admin, &given(vc, "2001:db8::1/56"))),
+            "InvalidParameterValue"
+        );
+        let c = cloud
+            .associate_vpc_cidr_block(&admin, &given(vc, "2001:DB8:FF::/56"))
+            .unwrap();
+        assert_eq!(
+            (c.cidr.as_str(), c.pool.as_str()),
+            ("2001:db8:ff::/56", "operator")
+        );
+        // Another account sees neither the VPC nor its block.
+        assert_eq!(
+            code(cloud.associate_vpc_cidr_block("222222222222", &amazon(va))),
+            "InvalidVpcID.NotFound"
+        );
+
+        let scode = |r: ApiResult<SubnetIpv6Block>| r.unwrap_err().code;
+        assert_eq!(
+            scode(
+                cloud
+                    .associate_subnet_cidr_block(me, sa, "2001:db8:a:100::/64")
+                    .await
+            ),
+            "InvalidSubnet.Range"
+        );
+        assert_eq!(
+            scode(
+                cloud
+                    .associate_subnet_cidr_block(me, sa, "2001:db8:a::/60")
+                    .await
+            ),
+            "InvalidSubnet.Range"
+        );
+        let s1 = cloud
+            .associate_subnet_cidr_block(me, sa, "2001:db8:a:1::/64")
+            .await
+            .unwrap();
+        assert!(s1.association_id.starts_with("subnet-cidr-assoc-"));
+        assert_eq!(
+            scode(
+                cloud
+                    .associate_subnet_cidr_block(me, sa2, "2001:db8:a:1::/64")
+                    .await
+            ),
+            "InvalidSubnet.Conflict"
+        );
+        assert_eq!(
+            scode(
+                cloud
+                    .associate_subnet_cidr_block(me, sa, "2001:db8:a:2::/64")
+                    .await
+            ),
+            "CidrLimitExceeded"
+        );
+        assert_eq!(
+            code(cloud.disassociate_vpc_cidr_block(me, &a.association_id)),
+            "DependencyViolation"
+        );
+
+        use crate::cloud::network::network_interfaces::CreateEni;
+        let eni = |subnet: &str, count: Option<i32>, named: &[&str]| CreateEni {
+            subnet_id: subnet.into(),
+            ipv6_count: count,
+            ipv6_addresses: named.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let e1 = cloud
+            .create_network_interface(me, eni(sa, Some(2), &[]))
+            .await
+            .unwrap();
+        assert_eq!(e1.ipv6.len(), 2);
+        for x in &e1.ipv6 {
+            assert_eq!(&check_address("2001:db8:a:1::/64", x).unwrap(), x);
+        }
+        let none = cloud
+            .create_network_interface(me, eni(sa, None, &[]))
+            .await
+            .unwrap();
+        assert!(
+            none.ipv6.is_empty(),
+            "the subnet does not assign on creation"
+        );
+        let e = cloud
+            .create_network_interface(me, eni(sa2, Some(1), &[]))
+            .await;
+        assert_eq!(e.unwrap_err().code, "InvalidParameterValue");
+        let e = cloud
+            .create_network_interface(me, eni(sa, None, &[&e1.ipv6[0]]))
+            .await;
+        assert_eq!(e.unwrap_err().code, "InvalidIPAddress.InUse");
+        let e = cloud
+            .create_network_interface(me, eni(sa, Some(1), &["2001:db8:a:1::10"]))
+            .await;
+        assert_eq!(e.unwrap_err().code, "InvalidParameterCombination");
+        assert_eq!(
+            cloud
+                .modify_subnet_attribute(me, sa2, None, Some(true))
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
+        cloud
+            .modify_subnet_attribute(me, sa, None, Some(true))
+            .unwrap();
+        let e2 = cloud
+            .create_network_interface(me, eni(sa, None, &[]))
+            .await
+            .unwrap();
+        assert_eq!(e2.ipv6.len(), 1, "AssignIpv6AddressOnCreation gives one");
+
+        let added = cloud
+            .assign_ipv6_addresses(me, &e2.eni.id, &["2001:DB8:A:1::10".into()], 0)
+            .await
+            .unwrap();
+        assert_eq!(added, ["2001:db8:a:1::10"]);
+        let e = cloud
+            .assign_ipv6_addresses(me, &e1.eni.id, &["2001:db8:a:1::10".into()], 0)
+            .await;
+        assert_eq!(e.unwrap_err().code, "InvalidIPAddress.InUse");
+        let e = cloud.assign_ipv6_addresses(me, &e1.eni.id, &[], 9).await;
+        assert_eq!(e.unwrap_err().code, "InvalidParameterValue", "over 10");
+        let e = cloud.assign_ipv6_addresses(me, &e1.eni.id, &[], 0).await;
+        assert_eq!(e.unwrap_err().code, "MissingParameter");
+        let e = cloud
+            .assign_ipv6_addresses("222222222222", &e1.eni.id, &[], 1)
+            .await;
+        assert_eq!(e.unwrap_err().code, "InvalidNetworkInterfaceID.NotFound");
+        let more = cloud
+            .assign_ipv6_addresses(me, &e1.eni.id, &[], 8)
+            .await
+            .unwrap();
+        assert_eq!(more.len(), 8);
+        assert_eq!(cloud.eni_ipv6(&e1.eni.id).unwrap().len(), 10);
+
+        let f = |name: &str, v: &str| crate::cloud::filters::Filter {
+            name: name.into(),
+            values: vec![v.into()],
+        };
+        let got = cloud
+            .describe_network_interfaces(
+                me,
+                &[],
+                &[f("ipv6-addresses.ipv6-address", "2001:db8:a:1::10")],
+            )
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].eni.id, e2.eni.id);
+        assert_eq!(got[0].ipv6.len(), 2);
+        let got = cloud
+            .describe_vpcs(
+                me,
+                &[],
+                &[f(
+                    "ipv6-cidr-block-association.ipv6-cidr-block",
+                    "2001:db8:a:100::/56",
+                )],
+            )
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.id, vb);
+        let got = cloud
+            .describe_subnets(me, &[], &[f("assign-ipv6-address-on-creation", "true")])
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].subnet.id, sa);
+        assert_eq!(
+            got[0].ipv6.as_ref().map(|b| b.cidr.as_str()),
+            Some("2001:db8:a:1::/64")
+        );
+
+        let e = cloud
+            .unassign_ipv6_addresses(me, &e2.eni.id, &["2001:db8:a:1::11".into()])
+            .await;
+        assert_eq!(e.unwrap_err().code, "InvalidParameterValue");
+        let gone = cloud
+            .unassign_ipv6_addresses(me, &e2.eni.id, &["2001:db8:a:1:0::10".into()])
+            .await
+            .unwrap();
+        assert_eq!(gone, ["2001:db8:a:1::10"]);
+
+        assert_eq!(
+            scode(
+                cloud
+                    .disassociate_subnet_cidr_block(me, &s1.association_id)
+                    .await
+            ),
+            "DependencyViolation"
+        );
+        for v in [&e1, &e2, &none] {
+            cloud.delete_network_interface(me, &v.eni.id).await.unwrap();
+        }
+        let e = cloud
+            .disassociate_subnet_cidr_block("222222222222", &s1.association_id)
+            .await;
+        assert_eq!(
+            e.unwrap_err().code,
+            "InvalidSubnetCidrBlockAssociationID.NotFound"
+        );
+        cloud
+            .disassociate_subnet_cidr_block(me, &s1.association_id)
+            .await
+            .unwrap();
+        cloud
+            .disassociate_vpc_cidr_block(me, &a.association_id)
+            .unwrap();
+        assert_eq!(
+            code(cloud.disassociate_vpc_cidr_block(me, &a.association_id)),
+            "InvalidVpcCidrBlockAssociationID.NotFound"
+        );
+        // The freed /56 is the next one handed out.
+        let again = cloud.associate_vpc_cidr_block(me, &amazon(va)).unwrap();
+        assert_eq!(again.cidr, "2001:db8:a::/56");
+    }
 }
