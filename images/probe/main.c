@@ -710,8 +710,11 @@ static void run_script(const char *s, u32 n)
 				continue;
 			}
 			net_reply_budget = (int)n;
-		} else if (str_eq_n(w, wl, "marker")) {
-			/* marker <disk> <lba> <text> */
+		} else if (str_eq_n(w, wl, "marker") || str_eq_n(w, wl, "stop-if-marker")) {
+			/* marker <disk> <lba> <text>; stop-if-marker <disk> <lba> <text> ends the
+			 * script when the sector holds that marker (a script that runs once per
+			 * disk, e.g. a reboot that must not loop) */
+			int stop_if = wl != 6;
 			u32 dl = 0;
 			while (dl < al && !is_sp(arg[dl]))
 				dl++;
@@ -721,13 +724,16 @@ static void run_script(const char *s, u32 n)
 			u64 lba;
 			usize c = parse_u64(arg + p, al - p, &lba);
 			if (!dl || !c || (p + c < al && !is_sp(arg[p + c]))) {
-				kprintf("probe: user-data: bad marker command\n");
+				kprintf("probe: user-data: bad %.*s command\n", (int)wl, w);
 				continue;
 			}
 			p += (u32)c;
 			while (p < al && is_sp(arg[p]))
 				p++;
-			do_marker(arg, dl, lba, arg + p, al - p);
+			if (!stop_if)
+				do_marker(arg, dl, lba, arg + p, al - p);
+			else if (has_marker(arg, dl, lba, arg + p, al - p) == 1)
+				break;
 		} else {
 			kprintf("probe: user-data: unknown command %.*s\n", (int)wl, w);
 		}

@@ -56,6 +56,7 @@ usize parse_u64(const char *s, usize n, u64 *out);
 extern volatile u64 ticks;
 void power_off(void) __attribute__((noreturn));
 int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen);
+int has_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen);
 
 /* ---- acpi.c ---- */
 struct acpi_info {

@@ -374,6 +374,33 @@ int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize 
 	return ok ? 0 : -1;
 }
 
+/* Whether sector lba of the disk holds the marker `text` (as do_marker writes it): 1 yes,
+ * 0 no, -1 no such disk or the read failed. Prints `probe: marker <vdX> <lba> found|absent`. */
+int has_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen)
+{
+	static const char tag[] = "STRATO-MARKER ";
+	struct vdev *d = blk_by_name(disk, disklen);
+	if (!d || !d->ok) {
+		kprintf("probe: marker %.*s %lu no-such-disk\n", (int)disklen, disk, lba);
+		return -1;
+	}
+	u8 *w = (u8 *)(d->mem + A_SECT_W), *r = (u8 *)(d->mem + A_SECT_R);
+	memset(w, 0, 512);
+	memcpy(w, tag, 14);
+	if (textlen > 512 - 14)
+		textlen = 512 - 14;
+	memcpy(w + 14, text, textlen);
+	memset(r, 0xa5, 512);
+	int st = blk_rw(d, BLK_T_IN, lba, (u64)r, 512);
+	if (st) {
+		disk_error(d, st);
+		return -1;
+	}
+	int found = memcmp(w, r, 512) == 0;
+	kprintf("probe: marker %s %lu %s\n", d->name, lba, found ? "found" : "absent");
+	return found;
+}
+
 /* Capacity in sectors, read with the generation check (read ConfigGeneration, the field,
  * ConfigGeneration again; retry while they differ). *gen gets the generation it belongs to. */
 static u64 blk_capacity(struct vdev *d, u32 *gen)

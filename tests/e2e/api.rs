@@ -1,6 +1,6 @@
 //! The API's surface for generic gRPC tools and remote callers: standard health and server
-//! reflection, the owner-only Unix socket, the TCP listener that requires a token, and the
-//! live console stream.
+//! reflection, the owner-only Unix socket, the TLS listener that requires a token (and the
+//! plaintext one that takes tokens from loopback only), and the live console stream.
 
 #![allow(clippy::unwrap_used)]
 
@@ -78,45 +78,166 @@ async fn health_reflection_and_socket_permissions() {
     }
 }
 
+/// The CLI inside the daemon's namespace against `endpoint`, with these extra arguments.
+fn cli_in(d: &Daemon, endpoint: &str, extra: &[&str], token: Option<&str>) -> std::process::Output {
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", &d.ns])
+        .arg(strato_e2e::bin("strato"))
+        .env_remove("STRATO_CA_BUNDLE")
+        .env_remove("STRATO_TOKEN")
+        .args(["--endpoint", endpoint, "--output", "json"])
+        .args(extra)
+        .arg("describe-instances");
+    if let Some(t) = token {
+        c.args(["--token", t]);
+    }
+    c.output().unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The CA fingerprint the daemon printed at start.
+fn printed_fingerprint(d: &Daemon) -> String {
+    let log = d.log();
+    let line = log
+        .lines()
+        .filter(|l| l.contains("SHA-256 fingerprint"))
+        .last()
+        .unwrap_or_else(|| panic!("no fingerprint in the log:\n{log}"));
+    line.rsplit(' ').next().unwrap().to_string()
+}
+
 #[test]
-fn tcp_needs_a_token_and_tokens_name_accounts() {
-    // A TCP listener on the namespace's loopback, reached by a CLI run inside the namespace.
+fn tcp_speaks_tls_needs_a_token_and_tokens_name_accounts() {
+    // A TLS listener on the namespace's loopback, reached by a CLI run inside the namespace.
     let mut cfg = strato_e2e::fast_config();
     cfg["listen"] = serde_json::json!(["tcp:127.0.0.1:7310"]);
-    let d = Daemon::start_with("tcp", cfg);
-    let cli = |token: Option<&str>| {
-        let mut c = std::process::Command::new("ip");
-        c.args(["netns", "exec", &d.ns])
-            .arg(strato_e2e::bin("strato"))
-            .args([
-                "--endpoint",
-                "http://127.0.0.1:7310",
-                "--output",
-                "json",
-                "describe-instances",
-            ]);
-        if let Some(t) = token {
-            c.args(["--token", t]);
-        }
-        c.output().unwrap()
-    };
-    let out = cli(None);
-    assert_eq!(
-        out.status.code(),
-        Some(254),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("AuthFailure"));
-    let out = cli(Some("token-alice"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bad = cli(Some("nope"));
+    let mut d = Daemon::start_with("tcp", cfg);
+    let ca = d.ca_file();
+    let ca_arg = ["--ca-bundle", ca.to_str().unwrap()];
+    let url = "https://127.0.0.1:7310";
+    let out = cli_in(&d, url, &ca_arg, None);
+    assert_eq!(out.status.code(), Some(254), "{}", stderr(&out));
+    assert!(stderr(&out).contains("AuthFailure"));
+    let out = cli_in(&d, url, &ca_arg, Some("token-alice"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = cli_in(&d, url, &ca_arg, Some("nope"));
     assert_eq!(bad.status.code(), Some(254));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("AuthFailure"));
+    assert!(stderr(&bad).contains("AuthFailure"));
+
+    // The CA comes from the environment too; without it the system's roots do not know
+    // the daemon's CA and the CLI does not connect.
+    let mut c = std::process::Command::new("ip");
+    let env_ca = c
+        .args(["netns", "exec", &d.ns])
+        .arg(strato_e2e::bin("strato"))
+        .env("STRATO_CA_BUNDLE", &ca)
+        .args([
+            "--endpoint",
+            url,
+            "--token",
+            "token-bob",
+            "describe-instances",
+        ])
+        .output()
+        .unwrap();
+    assert!(env_ca.status.success(), "{}", stderr(&env_ca));
+    let untrusted = cli_in(&d, url, &[], Some("token-alice"));
+    assert_eq!(untrusted.status.code(), Some(255), "{}", stderr(&untrusted));
+    // Plaintext against the TLS port gets nowhere.
+    let plain = cli_in(&d, "http://127.0.0.1:7310", &[], Some("token-alice"));
+    assert!(!plain.status.success());
+
+    // The printed fingerprint is the CA's, and the CA survives a restart.
+    let printed = printed_fingerprint(&d);
+    let openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let openssl = String::from_utf8_lossy(&openssl.stdout);
+    assert_eq!(
+        openssl.trim().rsplit('=').next().unwrap(),
+        printed,
+        "{openssl}"
+    );
+    let before = std::fs::read(&ca).unwrap();
+    let key_mode = std::fs::metadata(d.data().join("tls/ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    d.restart();
+    assert_eq!(std::fs::read(&ca).unwrap(), before, "the CA is reused");
+    assert_eq!(printed_fingerprint(&d), printed);
+    let out = cli_in(&d, url, &ca_arg, Some("token-alice"));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// DescribeInstances with `token` over plaintext gRPC from inside namespace `ns`.
+fn plaintext_call(ns: &str, url: &str, token: &str) -> Result<(), tonic::Status> {
+    use std::os::fd::AsRawFd;
+    let (path, url, token) = (
+        format!("/run/netns/{ns}"),
+        url.to_string(),
+        token.to_string(),
+    );
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
+        // this thread's network namespace, and the result is checked.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let ch = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut c = strato_proto::v1::compute_client::ComputeClient::new(ch);
+            let mut req =
+                tonic::Request::new(strato_proto::v1::DescribeInstancesRequest::default());
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            c.describe_instances(req).await.map(|_| ())
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn plaintext_tcp_takes_tokens_from_loopback_only() {
+    let mut cfg = strato_e2e::fast_config();
+    cfg["listen"] = serde_json::json!(["tcp+plain:0.0.0.0:7311"]);
+    let d = Daemon::start_with("plain", cfg);
+    // An address of the test's own namespace that is not loopback: calls to it come from it.
+    let out = std::process::Command::new("ip")
+        .args(["-n", &d.ns, "addr", "add", "10.250.0.1/32", "dev", "lo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = cli_in(&d, "http://127.0.0.1:7311", &[], Some("token-alice"));
+    assert!(out.status.success(), "loopback: {}", stderr(&out));
+    plaintext_call(&d.ns, "http://127.0.0.1:7311", "token-alice").unwrap();
+
+    // The daemon refuses a token that came over plaintext from elsewhere…
+    let refused = plaintext_call(&d.ns, "http://10.250.0.1:7311", "token-alice").unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("plaintext"), "{refused:?}");
+    // …and the CLI does not send it in the first place.
+    let out = cli_in(&d, "http://10.250.0.1:7311", &[], Some("token-alice"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plaintext"), "{}", stderr(&out));
+    // No TLS listener, no certificate made.
+    assert!(!d.ca_file().exists());
 }
 
 #[test]
@@ -134,7 +255,12 @@ fn console_stream_follows_the_guest() {
     std::thread::sleep(Duration::from_millis(500));
     // New output after the stream began: the reboot's second boot.
     d.cli(&["reboot-instances", "--instance-ids", &id]);
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait for the second boot (a loaded host may take seconds) before ending the stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while d.console(&id).matches("probe: ready").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second boot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);
     // The stream ends once the instance is terminated.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -310,3 +310,102 @@ fn a_copy_whose_source_stays_down_fails_in_the_end() {
         assert_eq!(v["Snapshots"][0]["State"], "error", "{v}");
     }
 }
+
+/// Runs `ip ARGS`, expecting success.
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn copy_over_tls_with_the_configured_ca_keeps_the_token_off_disk() {
+    // A serves TLS on a veth link between the two namespaces; B trusts A's CA
+    // (`tls.ca_file`) and copies as Alice, whose token must never reach B's disk, even
+    // across a restart that resumes the copy.
+    let mut a_cfg = fast_config();
+    a_cfg["region"] = "home-1".into();
+    a_cfg["listen"] = serde_json::json!(["tcp:0.0.0.0:7400"]);
+    a_cfg["tls"] = serde_json::json!({"names": ["10.203.0.1"]});
+    let a = Daemon::start_with("cpta", a_cfg);
+    let mut b_cfg = fast_config();
+    b_cfg["region"] = "away-1".into();
+    b_cfg["peers"] = serde_json::json!({"home-1": "https://10.203.0.1:7400"});
+    b_cfg["tls"] = serde_json::json!({"ca_file": a.ca_file()});
+    b_cfg["copy_rate_mib_s"] = 8.0.into();
+    let mut b = Daemon::start_with("cptb", b_cfg);
+    ip(&[
+        "-n", &a.ns, "link", "add", "cpt0", "type", "veth", "peer", "name", "cpt1", "netns", &b.ns,
+    ]);
+    ip(&["-n", &a.ns, "addr", "add", "10.203.0.1/30", "dev", "cpt0"]);
+    ip(&["-n", &b.ns, "addr", "add", "10.203.0.2/30", "dev", "cpt1"]);
+    ip(&["-n", &a.ns, "link", "set", "cpt0", "up"]);
+    ip(&["-n", &b.ns, "link", "set", "cpt1", "up"]);
+
+    let mut root = vec![0u8; 32 * MIB];
+    for (i, block) in root.chunks_mut(MIB).enumerate() {
+        block.fill((i % 251) as u8 + 1);
+    }
+    let root = a.file("tls.img", &root);
+    let (src, src_snap) = register(&a, "tls-image", &root);
+    a.cli(&[
+        "modify-image-attribute",
+        "--image-id",
+        &src,
+        "--launch-permission",
+        "Add=[{UserId=111111111111}]",
+    ]);
+    let v = b.json_as(
+        Some("token-alice"),
+        &[
+            "copy-image",
+            "--source-region",
+            "home-1",
+            "--source-image-id",
+            &src,
+            "--name",
+            "tls-copy",
+        ],
+    );
+    let copy = v["ImageId"].as_str().unwrap().to_string();
+    let job = b.data().join("images").join(&copy).join("copy.json");
+    let text = std::fs::read_to_string(&job).unwrap();
+    assert!(!text.contains("token-alice"), "{text}");
+    assert!(text.contains("token_sha256"), "{text}");
+    // Interrupted and resumed: the copy finds Alice's token again by its digest.
+    std::thread::sleep(Duration::from_secs(1));
+    let alices = |b: &Daemon| {
+        b.json_as(
+            Some("token-alice"),
+            &["describe-images", "--image-ids", &copy],
+        )["Images"][0]
+            .clone()
+    };
+    assert_eq!(alices(&b)["State"], "pending");
+    b.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let img = loop {
+        let img = alices(&b);
+        if img["State"] != "pending" {
+            break img;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copy over TLS did not finish: {img}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(img["State"], "available", "{img}\n{}", b.log());
+    let copy_snap = img["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+        .as_str()
+        .unwrap();
+    same_bytes(&snapshot_file(&a, &src_snap), &snapshot_file(&b, copy_snap));
+    let log = b.log();
+    assert!(!log.contains("token-alice"), "{log}");
+}

@@ -140,7 +140,7 @@ fn create_image_from_a_running_instance_captures_its_disk() {
     let img = v["ImageId"].as_str().unwrap().to_string();
     assert!(img.starts_with("ami-"), "{v}");
     let c = wait_count(&d, &src, "probe: ready", 2);
-    assert!(c.contains("probe: ctrl-alt-del"), "{c}");
+    assert!(c.contains("probe: power-button\n"), "{c}");
     assert_eq!(d.state(&src), "running");
     // The second boot sees the markers' disk: its checksum is no longer the blank one.
     let c = wait_count(&d, &src, &format!("probe: disk vda size {GIB} sum "), 2);
@@ -225,6 +225,7 @@ fn create_image_with_no_reboot_leaves_the_guest_alone() {
     std::thread::sleep(Duration::from_millis(500));
     let c = d.console(&id);
     assert_eq!(c.matches("probe: ready").count(), 1, "{c}");
+    assert!(!c.contains("probe: power-button"), "{c}");
     assert!(!c.contains("probe: ctrl-alt-del"), "{c}");
     assert_eq!(d.state(&id), "running");
     assert_eq!(d.vmm_pids(), monitors);

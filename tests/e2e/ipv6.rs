@@ -204,7 +204,11 @@ fn vpcs_subnets_and_interfaces_get_ipv6_through_both_front_ends() {
             "--assign-ipv6-address-on-creation",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let auto = alice(&["create-network-interface", "--subnet-id", &subnet_id]);
     assert_eq!(
         auto["NetworkInterface"]["Ipv6Addresses"]

@@ -72,7 +72,7 @@ fn whole_lifecycle_through_the_cli() {
     }
     assert_eq!(d.state(a), "running");
 
-    // Graceful stop: the probe powers off on Ctrl-Alt-Del.
+    // Graceful stop: the probe powers off on the ACPI power button.
     let v = d.json(&["stop-instances", "--instance-ids", a]);
     assert_eq!(
         v["StoppingInstances"][0]["PreviousState"]["Name"],
@@ -83,7 +83,7 @@ fn whole_lifecycle_through_the_cli() {
         "stopping"
     );
     d.wait_state(a, "stopped", T);
-    assert!(d.console(a).contains("probe: ctrl-alt-del"));
+    assert!(d.console(a).contains("probe: power-button\n"));
     // The private IP survives stop and start.
     assert_eq!(d.instance(a)["PrivateIpAddress"], ip.as_str());
     // Stop on a stopped instance is no error; reboot is.
@@ -196,11 +196,12 @@ fn monitor(d: &Daemon, id: &str, req: &str) -> String {
 fn stop_forces_a_guest_that_ignores_ctrl_alt_del() {
     let d = Daemon::start("forced");
     let ami = d.register_probe("probe");
-    let ud = d.file("ud.txt", b"ignore-ctrl-alt-del\n");
+    // It ignores the power button too, which the stop presses first.
+    let ud = d.file("ud.txt", b"ignore-power-button\nignore-ctrl-alt-del\n");
     let id = d.run(&ami, &["--user-data", &format!("file://{}", ud.display())])[0].clone();
     d.wait_state(&id, "running", T);
     d.wait_console(&id, "probe: user-data done", T);
-    // The guest ignores Ctrl-Alt-Del: the stop waits the timeout (3 s in the test config),
+    // The guest ignores the button and Ctrl-Alt-Del: the stop waits the timeout (3 s in the test config),
     // then forces the VM off.
     let t0 = std::time::Instant::now();
     d.cli(&["stop-instances", "--instance-ids", &id, "--wait"]);

@@ -14,7 +14,7 @@ use strato_e2e::{Daemon, ADMIN};
 fn raw_request(aws: &Aws<'_>, body: &str) -> (u16, String) {
     let script = format!(
         r#"
-import os, urllib.request, urllib.error
+import os, ssl, urllib.request, urllib.error
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -25,7 +25,7 @@ SigV4Auth(Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_AC
 p = req.prepare()
 r = urllib.request.Request(url, data=p.body, headers=dict(p.headers), method="POST")
 try:
-    with urllib.request.urlopen(r) as resp:
+    with urllib.request.urlopen(r, context=ssl.create_default_context(cafile=os.environ["AWS_CA_BUNDLE"])) as resp:
         print(resp.status, resp.read().decode())
 except urllib.error.HTTPError as e:
     print(e.code, e.read().decode())
@@ -338,7 +338,8 @@ fn the_aws_cli_walks_an_instances_life() {
     assert_eq!(inst["State"]["Name"], "pending");
     assert_eq!(inst["ClientToken"], "life-1");
     assert!(run["ReservationId"].as_str().unwrap().starts_with("r-"));
-    // The same token again is the same launch.
+    // The same token and parameters again is the same launch; other parameters with it
+    // are refused.
     let again = aws.json(&[
         "ec2",
         "run-instances",
@@ -346,10 +347,30 @@ fn the_aws_cli_walks_an_instances_life() {
         &ami,
         "--instance-type",
         "custom-1-64",
+        "--count",
+        "1",
+        "--user-data",
+        &format!("file://{}", ud.display()),
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web},{Key=tier,Value=front}]",
         "--client-token",
         "life-1",
     ]);
     assert_eq!(again["Instances"][0]["InstanceId"], id.as_str());
+    assert_eq!(again["ReservationId"], run["ReservationId"]);
+    aws.err(
+        "IdempotentParameterMismatch",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "custom-1-64",
+            "--client-token",
+            "life-1",
+        ],
+    );
 
     aws.json(&["ec2", "wait", "instance-running", "--instance-ids", &id]);
     let v = aws.json(&[
@@ -537,4 +558,761 @@ fn base64_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `s` of a JSON string.
+fn s(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_string()
+}
+
+#[test]
+fn the_aws_cli_manages_groups_addresses_interfaces_and_templates() {
+    let d = Daemon::start_with_uplink("qnet", query_config());
+    let ami = d.register_probe("probe");
+    let aws = d.aws(None);
+
+    // A security group in the default VPC with rules in both of EC2's forms.
+    let vpc = s(&aws.json(&[
+        "ec2",
+        "describe-vpcs",
+        "--filters",
+        "Name=is-default,Values=true",
+    ])["Vpcs"][0]["VpcId"]);
+    let sg = s(&aws.json(&[
+        "ec2",
+        "create-security-group",
+        "--group-name",
+        "web",
+        "--description",
+        "web servers",
+        "--vpc-id",
+        &vpc,
+        "--tag-specifications",
+        "ResourceType=security-group,Tags=[{Key=Name,Value=web}]",
+    ])["GroupId"]);
+    // The CLI's short form (IpProtocol/FromPort/ToPort/CidrIp) and the IpPermissions form.
+    aws.json(&[
+        "ec2",
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--cidr",
+        "10.0.0.0/8",
+    ]);
+    aws.json(&[
+        "ec2",
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--ip-permissions",
+        &format!("IpProtocol=tcp,FromPort=80,ToPort=81,UserIdGroupPairs=[{{GroupId={sg}}}]"),
+    ]);
+    aws.err(
+        "InvalidPermission.Duplicate",
+        &[
+            "ec2",
+            "authorize-security-group-ingress",
+            "--group-id",
+            &sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr",
+            "10.0.0.0/8",
+        ],
+    );
+    let g = aws.json(&["ec2", "describe-security-groups", "--group-ids", &sg]);
+    let g = &g["SecurityGroups"][0];
+    assert_eq!(g["GroupName"], "web");
+    assert_eq!(g["Tags"][0]["Value"], "web");
+    let ingress = g["IpPermissions"].as_array().unwrap();
+    assert_eq!(ingress.len(), 2, "{g}");
+    let ssh = ingress.iter().find(|p| p["FromPort"] == 22).unwrap();
+    assert_eq!(ssh["IpRanges"][0]["CidrIp"], "10.0.0.0/8");
+    let http = ingress.iter().find(|p| p["FromPort"] == 80).unwrap();
+    assert_eq!(http["ToPort"], 81);
+    assert_eq!(http["UserIdGroupPairs"][0]["GroupId"], sg.as_str());
+    assert_eq!(g["IpPermissionsEgress"][0]["IpProtocol"], "-1");
+    aws.json(&[
+        "ec2",
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "tcp",
+        "--port",
+        "22",
+        "--cidr",
+        "10.0.0.0/8",
+    ]);
+    aws.err(
+        "InvalidPermission.NotFound",
+        &[
+            "ec2",
+            "revoke-security-group-ingress",
+            "--group-id",
+            &sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr",
+            "10.0.0.0/8",
+        ],
+    );
+    // By name, as EC2 finds names in the default VPC.
+    let by_name = aws.json(&["ec2", "describe-security-groups", "--group-names", "web"]);
+    assert_eq!(by_name["SecurityGroups"][0]["GroupId"], sg.as_str());
+
+    // A placement group and a launch template with two versions.
+    let pg = aws.json(&[
+        "ec2",
+        "create-placement-group",
+        "--group-name",
+        "racks",
+        "--strategy",
+        "partition",
+        "--partition-count",
+        "2",
+    ]);
+    assert_eq!(pg["PlacementGroup"]["PartitionCount"], 2);
+    let pgs = aws.json(&["ec2", "describe-placement-groups", "--group-names", "racks"]);
+    assert_eq!(pgs["PlacementGroups"][0]["Strategy"], "partition");
+    assert_eq!(pgs["PlacementGroups"][0]["State"], "available");
+    let data = serde_json::json!({
+        "ImageId": ami,
+        "InstanceType": "custom-1-64",
+        "SecurityGroupIds": [sg],
+        "UserData": "I3Byb2JlCg==",
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "from", "Value": "lt"}]}],
+    });
+    let lt = aws.json(&[
+        "ec2",
+        "create-launch-template",
+        "--launch-template-name",
+        "web-lt",
+        "--version-description",
+        "first",
+        "--launch-template-data",
+        &data.to_string(),
+    ]);
+    let lt_id = s(&lt["LaunchTemplate"]["LaunchTemplateId"]);
+    assert_eq!(lt["LaunchTemplate"]["LatestVersionNumber"], 1);
+    let v2 = aws.json(&[
+        "ec2",
+        "create-launch-template-version",
+        "--launch-template-id",
+        &lt_id,
+        "--source-version",
+        "1",
+        "--launch-template-data",
+        r#"{"InstanceInitiatedShutdownBehavior":"terminate"}"#,
+    ]);
+    assert_eq!(v2["LaunchTemplateVersion"]["VersionNumber"], 2);
+    assert_eq!(
+        v2["LaunchTemplateVersion"]["LaunchTemplateData"]["ImageId"],
+        ami.as_str()
+    );
+    aws.err(
+        "UnsupportedOperation",
+        &[
+            "ec2",
+            "create-launch-template-version",
+            "--launch-template-id",
+            &lt_id,
+            "--launch-template-data",
+            r#"{"EbsOptimized":true}"#,
+        ],
+    );
+    aws.json(&[
+        "ec2",
+        "modify-launch-template",
+        "--launch-template-id",
+        &lt_id,
+        "--default-version",
+        "2",
+    ]);
+    let versions = aws.json(&[
+        "ec2",
+        "describe-launch-template-versions",
+        "--launch-template-name",
+        "web-lt",
+        "--versions",
+        "$Default",
+    ]);
+    let v = &versions["LaunchTemplateVersions"][0];
+    assert_eq!(v["VersionNumber"], 2, "{versions}");
+    assert_eq!(v["DefaultVersion"], true);
+    assert_eq!(
+        v["LaunchTemplateData"]["InstanceInitiatedShutdownBehavior"],
+        "terminate"
+    );
+    assert_eq!(v["LaunchTemplateData"]["UserData"], "I3Byb2JlCg==");
+    let all = aws.json(&["ec2", "describe-launch-templates"]);
+    assert_eq!(all["LaunchTemplates"][0]["DefaultVersionNumber"], 2);
+
+    // An instance from the template's default version, in the placement group.
+    let run = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--launch-template",
+        "LaunchTemplateName=web-lt",
+        "--placement",
+        "GroupName=racks,PartitionNumber=1",
+    ]);
+    let inst = &run["Instances"][0];
+    let id = s(&inst["InstanceId"]);
+    assert_eq!(inst["ImageId"], ami.as_str());
+    assert_eq!(inst["SecurityGroups"][0]["GroupId"], sg.as_str());
+    assert!(inst["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["Key"] == "from" && t["Value"] == "lt"));
+    let shutdown = aws.json(&[
+        "ec2",
+        "describe-instance-attribute",
+        "--instance-id",
+        &id,
+        "--attribute",
+        "instanceInitiatedShutdownBehavior",
+    ]);
+    assert_eq!(
+        shutdown["InstanceInitiatedShutdownBehavior"]["Value"],
+        "terminate"
+    );
+    aws.json(&["ec2", "wait", "instance-running", "--instance-ids", &id]);
+    let i = &aws.json(&["ec2", "describe-instances", "--instance-ids", &id])["Reservations"][0]
+        ["Instances"][0];
+    assert_eq!(i["Placement"]["GroupName"], "racks");
+    assert_eq!(i["Placement"]["PartitionNumber"], 1);
+    aws.err(
+        "InvalidPlacementGroup.InUse",
+        &["ec2", "delete-placement-group", "--group-name", "racks"],
+    );
+    aws.err(
+        "DependencyViolation",
+        &["ec2", "delete-security-group", "--group-id", &sg],
+    );
+
+    // An Elastic IP on the instance, through the uplink.
+    let eip = aws.json(&["ec2", "allocate-address", "--domain", "vpc"]);
+    let alloc = s(&eip["AllocationId"]);
+    let public = s(&eip["PublicIp"]);
+    assert!(public.starts_with("198.51.100."), "{eip}");
+    let assoc = aws.json(&[
+        "ec2",
+        "associate-address",
+        "--allocation-id",
+        &alloc,
+        "--instance-id",
+        &id,
+    ]);
+    let assoc_id = s(&assoc["AssociationId"]);
+    let a = aws.json(&["ec2", "describe-addresses", "--allocation-ids", &alloc]);
+    assert_eq!(a["Addresses"][0]["InstanceId"], id.as_str());
+    assert_eq!(a["Addresses"][0]["AssociationId"], assoc_id.as_str());
+    let i = &aws.json(&["ec2", "describe-instances", "--instance-ids", &id])["Reservations"][0]
+        ["Instances"][0];
+    assert_eq!(i["PublicIpAddress"], public.as_str());
+    aws.err(
+        "InvalidIPAddress.InUse",
+        &["ec2", "release-address", "--allocation-id", &alloc],
+    );
+    aws.json(&["ec2", "disassociate-address", "--association-id", &assoc_id]);
+    let a = aws.json(&["ec2", "describe-addresses", "--public-ips", &public]);
+    assert!(a["Addresses"][0].get("InstanceId").is_none(), "{a}");
+    aws.json(&["ec2", "release-address", "--allocation-id", &alloc]);
+    aws.err(
+        "InvalidAllocationID.NotFound",
+        &["ec2", "describe-addresses", "--allocation-ids", &alloc],
+    );
+
+    // A network interface with a secondary address, attached while the instance is stopped.
+    let subnet = s(&i["SubnetId"]);
+    let eni = aws.json(&[
+        "ec2",
+        "create-network-interface",
+        "--subnet-id",
+        &subnet,
+        "--groups",
+        &sg,
+        "--description",
+        "second",
+        "--secondary-private-ip-address-count",
+        "1",
+    ]);
+    let eni = &eni["NetworkInterface"];
+    let eni_id = s(&eni["NetworkInterfaceId"]);
+    assert_eq!(eni["Status"], "available");
+    assert_eq!(eni["PrivateIpAddresses"].as_array().unwrap().len(), 2);
+    assert_eq!(eni["Groups"][0]["GroupName"], "web");
+    let added = aws.json(&[
+        "ec2",
+        "assign-private-ip-addresses",
+        "--network-interface-id",
+        &eni_id,
+        "--secondary-private-ip-address-count",
+        "1",
+    ]);
+    let extra = s(&added["AssignedPrivateIpAddresses"][0]["PrivateIpAddress"]);
+    aws.json(&[
+        "ec2",
+        "unassign-private-ip-addresses",
+        "--network-interface-id",
+        &eni_id,
+        "--private-ip-addresses",
+        &extra,
+    ]);
+    aws.json(&[
+        "ec2",
+        "modify-network-interface-attribute",
+        "--network-interface-id",
+        &eni_id,
+        "--description",
+        "Value=renamed",
+    ]);
+    aws.err(
+        "IncorrectInstanceState",
+        &[
+            "ec2",
+            "attach-network-interface",
+            "--network-interface-id",
+            &eni_id,
+            "--instance-id",
+            &id,
+            "--device-index",
+            "1",
+        ],
+    );
+    aws.json(&["ec2", "stop-instances", "--instance-ids", &id]);
+    aws.json(&["ec2", "wait", "instance-stopped", "--instance-ids", &id]);
+    let att = aws.json(&[
+        "ec2",
+        "attach-network-interface",
+        "--network-interface-id",
+        &eni_id,
+        "--instance-id",
+        &id,
+        "--device-index",
+        "1",
+    ]);
+    let att_id = s(&att["AttachmentId"]);
+    let e = aws.json(&[
+        "ec2",
+        "describe-network-interfaces",
+        "--filters",
+        &format!("Name=attachment.instance-id,Values={id}"),
+    ]);
+    let list = e["NetworkInterfaces"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{e}");
+    let second = list
+        .iter()
+        .find(|n| n["NetworkInterfaceId"] == eni_id.as_str())
+        .unwrap();
+    assert_eq!(second["Description"], "renamed");
+    assert_eq!(second["Status"], "in-use");
+    assert_eq!(second["Attachment"]["DeviceIndex"], 1);
+    assert_eq!(second["PrivateIpAddresses"].as_array().unwrap().len(), 2);
+    aws.err(
+        "InvalidNetworkInterface.InUse",
+        &[
+            "ec2",
+            "delete-network-interface",
+            "--network-interface-id",
+            &eni_id,
+        ],
+    );
+    aws.json(&[
+        "ec2",
+        "detach-network-interface",
+        "--attachment-id",
+        &att_id,
+    ]);
+
+    // Into the other partition while stopped.
+    aws.json(&[
+        "ec2",
+        "modify-instance-placement",
+        "--instance-id",
+        &id,
+        "--group-name",
+        "racks",
+        "--partition-number",
+        "2",
+    ]);
+    let i = &aws.json(&["ec2", "describe-instances", "--instance-ids", &id])["Reservations"][0]
+        ["Instances"][0];
+    assert_eq!(i["Placement"]["PartitionNumber"], 2);
+
+    aws.json(&["ec2", "terminate-instances", "--instance-ids", &id]);
+    aws.json(&["ec2", "wait", "instance-terminated", "--instance-ids", &id]);
+    aws.json(&[
+        "ec2",
+        "delete-network-interface",
+        "--network-interface-id",
+        &eni_id,
+    ]);
+    aws.json(&["ec2", "delete-placement-group", "--group-name", "racks"]);
+    aws.json(&["ec2", "delete-security-group", "--group-id", &sg]);
+    aws.json(&[
+        "ec2",
+        "delete-launch-template",
+        "--launch-template-id",
+        &lt_id,
+    ]);
+    aws.err(
+        "InvalidLaunchTemplateId.NotFound",
+        &[
+            "ec2",
+            "describe-launch-templates",
+            "--launch-template-ids",
+            &lt_id,
+        ],
+    );
+}
+
+#[test]
+fn client_tokens_make_retries_safe_across_restarts() {
+    let mut d = Daemon::start_with("qtoken", query_config());
+    let aws = d.aws(None);
+    let az = "home-1a";
+    let create = |size: &str, token: &str| -> Vec<String> {
+        [
+            "ec2",
+            "create-volume",
+            "--availability-zone",
+            az,
+            "--size",
+            size,
+            "--client-token",
+            token,
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect()
+    };
+    let args = create("1", "vol-token-1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = aws.json(&args);
+    let vol = s(&first["VolumeId"]);
+    let again = aws.json(&args);
+    assert_eq!(again["VolumeId"], vol.as_str());
+    let other = create("2", "vol-token-1");
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    aws.err("IdempotentParameterMismatch", &other);
+    // A failed call keeps no token: the same token with good parameters works after it.
+    let bad = create("0", "vol-token-2");
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    aws.err("InvalidParameterValue", &bad);
+    let good = create("1", "vol-token-2");
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    let second = s(&aws.json(&good)["VolumeId"]);
+    assert_ne!(second, vol);
+    // A dry run neither uses nor claims the token.
+    let mut dry = good.clone();
+    dry.push("--dry-run");
+    aws.err("DryRunOperation", &dry);
+
+    // Another account's token of the same text is its own.
+    let bob = d.aws(Some("token-bob"));
+    let theirs = s(&bob.json(&args)["VolumeId"]);
+    assert_ne!(theirs, vol);
+
+    // A network interface and a launch template by token too.
+    let subnet = s(&aws.json(&[
+        "ec2",
+        "describe-subnets",
+        "--filters",
+        "Name=availability-zone,Values=home-1a",
+        "Name=default-for-az,Values=true",
+    ])["Subnets"][0]["SubnetId"]);
+    let eni_args = [
+        "ec2",
+        "create-network-interface",
+        "--subnet-id",
+        &subnet,
+        "--client-token",
+        "eni-token",
+    ];
+    let eni = s(&aws.json(&eni_args)["NetworkInterface"]["NetworkInterfaceId"]);
+    assert_eq!(
+        aws.json(&eni_args)["NetworkInterface"]["NetworkInterfaceId"],
+        eni.as_str()
+    );
+    let lt_args = [
+        "ec2",
+        "create-launch-template",
+        "--launch-template-name",
+        "tok",
+        "--launch-template-data",
+        r#"{"InstanceType":"custom-1-64"}"#,
+        "--client-token",
+        "lt-token",
+    ];
+    let lt = s(&aws.json(&lt_args)["LaunchTemplate"]["LaunchTemplateId"]);
+
+    // The daemon restarts; the same retries get the same answers.
+    let key = (aws.key.clone(), aws.secret.clone());
+    d.restart();
+    let aws = Aws {
+        key: key.0,
+        secret: key.1,
+        ..d.aws(None)
+    };
+    assert_eq!(aws.json(&args)["VolumeId"], vol.as_str());
+    aws.err("IdempotentParameterMismatch", &other);
+    assert_eq!(
+        aws.json(&eni_args)["NetworkInterface"]["NetworkInterfaceId"],
+        eni.as_str()
+    );
+    assert_eq!(
+        aws.json(&lt_args)["LaunchTemplate"]["LaunchTemplateId"],
+        lt.as_str()
+    );
+    let vols = aws.json(&["ec2", "describe-volumes"]);
+    assert_eq!(
+        vols["Volumes"].as_array().unwrap().len(),
+        2,
+        "one volume per token: {vols}"
+    );
+}
+
+#[test]
+fn dry_runs_run_the_real_checks_and_change_nothing() {
+    let d = Daemon::start_with("qdry", query_config());
+    let ami = d.register_probe("probe");
+    let admin = d.aws(None);
+    let alice = d.aws(Some("token-alice"));
+    let missing_instance = "i-0123456789abcdef0";
+
+    // RunInstances: every launch check, and no instance. The admin's private image does
+    // not exist for alice.
+    alice.err(
+        "InvalidAMIID.NotFound",
+        &["ec2", "run-instances", "--image-id", &ami, "--dry-run"],
+    );
+    admin.err(
+        "DryRunOperation",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "custom-1-64",
+            "--dry-run",
+        ],
+    );
+    let none = admin.json(&["ec2", "describe-instances"]);
+    assert_eq!(none["Reservations"].as_array().unwrap().len(), 0, "{none}");
+    admin.err(
+        "InvalidAMIID.NotFound",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-0123456789abcdef0",
+            "--dry-run",
+        ],
+    );
+    admin.err(
+        "InvalidKeyPair.NotFound",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "custom-1-64",
+            "--key-name",
+            "nosuchkey",
+            "--dry-run",
+        ],
+    );
+    admin.err(
+        "InvalidParameterValue",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "custom-1-64",
+            "--count",
+            "3:2",
+            "--dry-run",
+        ],
+    );
+
+    // Instance roles do not exist yet: refused, not ignored.
+    admin.err(
+        "UnsupportedOperation",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--iam-instance-profile",
+            "Name=web",
+            "--dry-run",
+        ],
+    );
+
+    // Who may change what: the default VPC is the admin's, images are registered by the admin.
+    let default_vpc = s(&alice.json(&[
+        "ec2",
+        "describe-vpcs",
+        "--filters",
+        "Name=is-default,Values=true",
+    ])["Vpcs"][0]["VpcId"]);
+    alice.err(
+        "UnauthorizedOperation",
+        &["ec2", "delete-vpc", "--vpc-id", &default_vpc, "--dry-run"],
+    );
+    alice.err(
+        "UnauthorizedOperation",
+        &["ec2", "delete-vpc", "--vpc-id", &default_vpc],
+    );
+    alice.err(
+        "UnauthorizedOperation",
+        &[
+            "ec2",
+            "register-image",
+            "--name",
+            "mine",
+            "--image-location",
+            "/nonexistent",
+            "--dry-run",
+        ],
+    );
+
+    // References: each named resource must be the caller's.
+    alice.err(
+        "InvalidInstanceID.NotFound",
+        &[
+            "ec2",
+            "create-tags",
+            "--resources",
+            missing_instance,
+            "--tags",
+            "Key=a,Value=b",
+            "--dry-run",
+        ],
+    );
+    alice.err(
+        "InvalidSnapshot.NotFound",
+        &[
+            "ec2",
+            "create-volume",
+            "--availability-zone",
+            "home-1a",
+            "--size",
+            "1",
+            "--snapshot-id",
+            "snap-0123456789abcdef0",
+            "--dry-run",
+        ],
+    );
+    alice.err(
+        "InvalidGroup.NotFound",
+        &[
+            "ec2",
+            "authorize-security-group-ingress",
+            "--group-id",
+            "sg-0123456789abcdef0",
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr",
+            "0.0.0.0/0",
+            "--dry-run",
+        ],
+    );
+    // Another account's group is not found either, and a good request changes nothing.
+    let sg = s(&admin.json(&[
+        "ec2",
+        "create-security-group",
+        "--group-name",
+        "dry",
+        "--description",
+        "dry",
+    ])["GroupId"]);
+    alice.err(
+        "InvalidGroup.NotFound",
+        &[
+            "ec2",
+            "delete-security-group",
+            "--group-id",
+            &sg,
+            "--dry-run",
+        ],
+    );
+    admin.err(
+        "DryRunOperation",
+        &[
+            "ec2",
+            "authorize-security-group-ingress",
+            "--group-id",
+            &sg,
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr",
+            "0.0.0.0/0",
+            "--dry-run",
+        ],
+    );
+    let g = admin.json(&["ec2", "describe-security-groups", "--group-ids", &sg]);
+    assert_eq!(
+        g["SecurityGroups"][0]["IpPermissions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "{g}"
+    );
+    admin.err(
+        "DryRunOperation",
+        &[
+            "ec2",
+            "delete-security-group",
+            "--group-id",
+            &sg,
+            "--dry-run",
+        ],
+    );
+    admin.json(&["ec2", "describe-security-groups", "--group-ids", &sg]);
+    // A host without an uplink has no addresses to allocate, dry run or not.
+    admin.err(
+        "UnsupportedOperation",
+        &["ec2", "allocate-address", "--dry-run"],
+    );
+    let v = admin.json(&[
+        "ec2",
+        "create-volume",
+        "--availability-zone",
+        "home-1a",
+        "--size",
+        "1",
+    ]);
+    let vol = s(&v["VolumeId"]);
+    alice.err(
+        "InvalidVolume.NotFound",
+        &["ec2", "delete-volume", "--volume-id", &vol, "--dry-run"],
+    );
+    admin.err(
+        "DryRunOperation",
+        &["ec2", "delete-volume", "--volume-id", &vol, "--dry-run"],
+    );
+    admin.json(&["ec2", "describe-volumes", "--volume-ids", &vol]);
 }

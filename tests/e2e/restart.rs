@@ -64,7 +64,7 @@ fn restart_adopts_running_vms_and_reports_dead_ones() {
 
     // Adopted VMs are fully managed: a graceful stop works after the restart.
     d.cli(&["stop-instances", "--instance-ids", &ids[0], "--wait"]);
-    assert!(d.console(&ids[0]).contains("probe: ctrl-alt-del"));
+    assert!(d.console(&ids[0]).contains("probe: power-button\n"));
     // And the dead one recovers with stop and start.
     d.cli(&["stop-instances", "--instance-ids", &ids[1], "--wait"]);
     d.cli(&["start-instances", "--instance-ids", &ids[1], "--wait"]);

@@ -1,7 +1,8 @@
-//! The connection to the daemon: endpoint parsing, the gRPC channel, and the bearer
-//! token sent with every call.
+//! The connection to the daemon: endpoint parsing, the gRPC channel (TLS for `https://`,
+//! verified against `--ca-bundle` or the system's roots), and the bearer token sent with
+//! every call. A token never goes over plaintext TCP to anything but loopback.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strato_proto::v1::{
@@ -15,7 +16,7 @@ use strato_proto::v1::{
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{interceptor::InterceptedService, Interceptor};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use crate::error::CliError;
@@ -33,6 +34,8 @@ pub enum Target {
     Unix(PathBuf),
     /// `http://host:port`.
     Http(String),
+    /// `https://host:port`.
+    Https(String),
 }
 
 /// Parses an `--endpoint` value.
@@ -53,13 +56,26 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Target, CliError> {
         return Ok(Target::Http(endpoint.to_owned()));
     }
     if endpoint.starts_with("https://") {
-        return Err(CliError::Usage(
-            "https endpoints are not supported; use http://host:port or unix:/path".into(),
-        ));
+        return Ok(Target::Https(endpoint.to_owned()));
     }
     Err(CliError::Usage(format!(
-        "invalid endpoint {endpoint:?}: expected unix:/path/to/socket or http://host:port"
+        "invalid endpoint {endpoint:?}: expected unix:/path/to/socket, https://host:port or http://host:port"
     )))
+}
+
+/// Whether an `http://` URL names this host's loopback.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Adds `authorization: Bearer <token>` to every request when a token is set.
@@ -102,14 +118,35 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `endpoint`, failing early (exit 255) when nothing answers there.
-    pub async fn connect(endpoint: &str, token: Option<&str>) -> Result<Self, CliError> {
+    /// Connects to `endpoint`, failing early (exit 255) when nothing answers there;
+    /// `ca_bundle` holds the CA certificates an `https://` endpoint is checked against (the
+    /// system's roots when absent).
+    pub async fn connect(
+        endpoint: &str,
+        token: Option<&str>,
+        ca_bundle: Option<&Path>,
+    ) -> Result<Self, CliError> {
         let auth = Auth::new(token)?;
+        let invalid = |e: tonic::transport::Error| {
+            CliError::Usage(format!("invalid endpoint {endpoint:?}: {e}"))
+        };
         let builder = match parse_endpoint(endpoint)? {
-            Target::Unix(path) => Endpoint::from_shared(format!("unix:{}", path.display())),
-            Target::Http(url) => Endpoint::from_shared(url),
-        }
-        .map_err(|e| CliError::Usage(format!("invalid endpoint {endpoint:?}: {e}")))?;
+            Target::Unix(path) => {
+                Endpoint::from_shared(format!("unix:{}", path.display())).map_err(invalid)?
+            }
+            Target::Http(url) => {
+                if auth.0.is_some() && !is_loopback_url(&url) {
+                    return Err(CliError::Usage(format!(
+                        "refusing to send the token over plaintext {url}; use https:// (the daemon's tcp: listener)"
+                    )));
+                }
+                Endpoint::from_shared(url).map_err(invalid)?
+            }
+            Target::Https(url) => Endpoint::from_shared(url)
+                .map_err(invalid)?
+                .tls_config(tls_config(ca_bundle)?)
+                .map_err(invalid)?,
+        };
         let channel = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .connect()
@@ -201,6 +238,24 @@ impl Conn {
     }
 }
 
+/// The TLS settings of an `https://` endpoint: the bundle's CA certificates when given
+/// (and only those, as with the AWS CLI's `--ca-bundle`), else the system's roots.
+fn tls_config(ca_bundle: Option<&Path>) -> Result<ClientTlsConfig, CliError> {
+    let Some(path) = ca_bundle else {
+        return Ok(ClientTlsConfig::new().with_native_roots());
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        CliError::Usage(format!("cannot read the CA bundle {}: {e}", path.display()))
+    })?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(CliError::Usage(format!(
+            "the CA bundle {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+}
+
 /// The innermost cause, which says what actually failed ("No such file or directory");
 /// the outer layers only say "transport error".
 fn root_cause(err: &tonic::transport::Error) -> String {
@@ -232,11 +287,49 @@ mod tests {
             parse_endpoint("http://127.0.0.1:50051").ok(),
             Some(Target::Http("http://127.0.0.1:50051".into()))
         );
+        assert_eq!(
+            parse_endpoint("https://strato.example:7000").ok(),
+            Some(Target::Https("https://strato.example:7000".into()))
+        );
+    }
+
+    #[test]
+    fn loopback_urls() {
+        for u in [
+            "http://127.0.0.1:1",
+            "http://localhost:1/x",
+            "http://[::1]:7",
+            "http://127.3.2.1",
+        ] {
+            assert!(is_loopback_url(u), "{u}");
+        }
+        for u in [
+            "http://10.0.0.1:1",
+            "http://example.com:1",
+            "http://[fe80::1]:7",
+            "http://127.0.0.1.evil:1",
+        ] {
+            assert!(!is_loopback_url(u), "{u}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_stay_off_plaintext_tcp_to_other_hosts() {
+        let err = Conn::connect("http://10.0.0.1:1", Some("s3cret"), None)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        let err = Conn::connect("https://127.0.0.1:1", None, Some(Path::new("/nonexistent")))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]
     fn rejects_bad_endpoints() {
-        for bad in ["unix:", "unix://", "https://host:1", "host:50051", ""] {
+        for bad in ["unix:", "unix://", "ftp://host:1", "host:50051", ""] {
             let err = parse_endpoint(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
         }

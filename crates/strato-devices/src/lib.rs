@@ -36,9 +36,16 @@
 pub mod acpi;
 pub mod bus;
 pub mod event;
+#[cfg(any(test, feature = "fuzzgen"))]
+pub mod fuzzgen;
 pub mod ioapic;
 pub mod irq;
 pub mod legacy;
 mod log;
 pub mod metrics;
 pub mod virtio;
+
+// The property tests (`fuzzgen`) bound what each case holds: count allocations.
+#[cfg(test)]
+#[global_allocator]
+static METER: strato_fuzzgen::alloc::Meter = strato_fuzzgen::alloc::Meter;

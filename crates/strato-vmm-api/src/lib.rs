@@ -10,4 +10,11 @@
 pub mod config;
 pub mod control;
 pub mod exit;
+#[cfg(any(test, feature = "fuzzgen"))]
+pub mod fuzzgen;
 pub mod names;
+
+// The property tests bound what each case holds: count allocations.
+#[cfg(test)]
+#[global_allocator]
+static METER: strato_fuzzgen::alloc::Meter = strato_fuzzgen::alloc::Meter;

@@ -11,6 +11,8 @@ pub mod cli;
 pub use strato_vmm_api::config;
 pub mod devices;
 pub mod emulation;
+#[cfg(any(test, feature = "fuzzgen"))]
+pub mod fuzzgen;
 pub mod irqchip;
 pub mod jail;
 pub mod kvm_stats;
@@ -32,3 +34,8 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     msg
 }
+
+// The control-socket property test (`fuzzgen`) bounds what a case holds: count allocations.
+#[cfg(test)]
+#[global_allocator]
+static METER: strato_fuzzgen::alloc::Meter = strato_fuzzgen::alloc::Meter;

@@ -18,8 +18,8 @@ pub enum ConfigError {
     /// The config file is not valid.
     #[error("invalid config file {0}")]
     Parse(String, #[source] serde_json::Error),
-    /// A `--listen` value is neither `unix:PATH` nor `tcp:ADDR`.
-    #[error("invalid listen address {0:?}: use unix:PATH or tcp:HOST:PORT")]
+    /// A `--listen` value is neither `unix:PATH`, `tcp:ADDR` nor `tcp+plain:ADDR`.
+    #[error("invalid listen address {0:?}: use unix:PATH, tcp:HOST:PORT or tcp+plain:HOST:PORT")]
     Listen(String),
     /// A value is out of range.
     #[error("invalid setting: {0}")]
@@ -31,8 +31,21 @@ pub enum ConfigError {
 pub enum Listen {
     /// A Unix socket, owner-only; callers speak for the admin account (or a token's).
     Unix(PathBuf),
-    /// A TCP address; every call needs a token.
+    /// A TCP address speaking TLS; every call needs a token.
     Tcp(std::net::SocketAddr),
+    /// A TCP address without TLS (`tcp+plain:`): tokens are accepted from loopback peers
+    /// only, since anyone on the path could read them.
+    TcpPlain(std::net::SocketAddr),
+}
+
+impl Listen {
+    /// The TCP address, TLS or not.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listen::Tcp(a) | Listen::TcpPlain(a) => Some(*a),
+            Listen::Unix(_) => None,
+        }
+    }
 }
 
 impl std::str::FromStr for Listen {
@@ -49,6 +62,12 @@ impl std::str::FromStr for Listen {
             return a
                 .parse()
                 .map(Listen::Tcp)
+                .map_err(|_| ConfigError::Listen(s.into()));
+        }
+        if let Some(a) = s.strip_prefix("tcp+plain:") {
+            return a
+                .parse()
+                .map(Listen::TcpPlain)
                 .map_err(|_| ConfigError::Listen(s.into()));
         }
         Err(ConfigError::Listen(s.into()))
@@ -110,6 +129,35 @@ pub struct FileConfig {
     /// The IPv6 block (a /48, or any /32 to /52) VPCs get their /56 from
     /// (AssociateVpcCidrBlock with AmazonProvidedIpv6CidrBlock); absent: none.
     pub ipv6_pool: Option<String>,
+    /// TLS of the TCP listeners and of the links to peer regions.
+    pub tls: Option<TlsFile>,
+}
+
+/// The `tls` section of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// The server's certificate chain (PEM); with `key_file`. Absent: the daemon makes a CA
+    /// and a server certificate in `<data_dir>/tls` on first start.
+    pub cert_file: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// The CA certificates (PEM) trusted for peer regions' https endpoints. Absent: the
+    /// daemon's own CA (when it made one) and the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// More DNS names or IP addresses for the certificate the daemon makes.
+    pub names: Option<Vec<String>>,
+}
+
+/// TLS settings, defaults applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Server certificate chain and key; `None`: made in the data directory.
+    pub cert_key: Option<(PathBuf, PathBuf)>,
+    /// CA bundle for peer regions.
+    pub ca_file: Option<PathBuf>,
+    /// Extra names of the made certificate.
+    pub names: Vec<String>,
 }
 
 /// The `ec2_api` section of the config file.
@@ -293,6 +341,8 @@ pub struct Config {
     pub jail_ids: IdRange,
     /// The block VPCs get Amazon-provided IPv6 /56s from; `None`: there are none.
     pub ipv6_pool: Option<crate::cloud::network::ipv6::Block>,
+    /// TLS settings.
+    pub tls: TlsConfig,
 }
 
 /// Most racks a host may declare.
@@ -429,6 +479,31 @@ impl Config {
             Some(r) => parse_id_range(r)?,
             None => DEFAULT_JAIL_IDS,
         };
+        let tls = match f.tls {
+            None => TlsConfig::default(),
+            Some(t) => {
+                let cert_key = match (t.cert_file, t.key_file) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError::Invalid(
+                            "tls: cert_file and key_file go together".into(),
+                        ))
+                    }
+                };
+                let names = t.names.unwrap_or_default();
+                if names.iter().any(|n| n.trim().is_empty() || n.len() > 253) {
+                    return Err(ConfigError::Invalid(
+                        "tls.names: non-empty names of at most 253 characters".into(),
+                    ));
+                }
+                TlsConfig {
+                    cert_key,
+                    ca_file: t.ca_file,
+                    names,
+                }
+            }
+        };
         let ipv6_pool = match &f.ipv6_pool {
             None => None,
             Some(p) => {
@@ -443,6 +518,7 @@ impl Config {
             }
         };
         Ok(Config {
+            tls,
             ipv6_pool,
             ec2_api_listen,
             jail: f.jail.unwrap_or(true),
@@ -629,6 +705,34 @@ mod tests {
             r#"{"racks": []}"#,
             r#"{"racks": ["a", "a"]}"#,
             r#"{"racks": [" "]}"#,
+        ] {
+            assert!(matches!(build(bad), Err(ConfigError::Invalid(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tls_settings_and_plain_listeners() {
+        assert_eq!(
+            "tcp+plain:127.0.0.1:7".parse::<Listen>().unwrap(),
+            Listen::TcpPlain("127.0.0.1:7".parse().unwrap())
+        );
+        assert!("tcp+plain:nowhere".parse::<Listen>().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        let build = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Config::build(Some(&p), None, &[], None)
+        };
+        let c = build(
+            r#"{"tls": {"cert_file": "/c.pem", "key_file": "/k.pem", "ca_file": "/ca.pem", "names": ["api.example"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.tls.cert_key, Some(("/c.pem".into(), "/k.pem".into())));
+        assert_eq!(c.tls.ca_file, Some("/ca.pem".into()));
+        assert_eq!(c.tls.names, ["api.example"]);
+        for bad in [
+            r#"{"tls": {"cert_file": "/c.pem"}}"#,
+            r#"{"tls": {"names": [" "]}}"#,
         ] {
             assert!(matches!(build(bad), Err(ConfigError::Invalid(_))), "{bad}");
         }

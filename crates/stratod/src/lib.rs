@@ -24,3 +24,4 @@ pub mod states;
 pub mod storage;
 pub mod supervisor;
 pub mod time;
+pub mod tls;

@@ -105,6 +105,9 @@ pub enum Event {
     GuestStopped,
     /// The guest powered itself off and its shutdown behavior is `terminate`.
     GuestTerminated,
+    /// The guest reset itself: it boots again on a fresh monitor, still `running` (as a
+    /// `reboot` inside an EC2 instance does).
+    GuestRebooted,
 }
 
 /// What an event does in a state.
@@ -139,6 +142,7 @@ pub fn transition(state: State, event: Event) -> Outcome {
         (ShuttingDown, Released) => To(Terminated),
         (Running, GuestStopped) => To(Stopping),
         (Running, GuestTerminated) => To(ShuttingDown),
+        (Running, GuestRebooted) => To(Running),
         _ => Illegal,
     }
 }
@@ -149,7 +153,7 @@ pub fn verb(event: Event) -> &'static str {
         Event::Stop | Event::GuestStopped | Event::Halted => "stopped",
         Event::Start | Event::Booted | Event::BootFailed => "started",
         Event::LaunchFailed => "launched",
-        Event::Reboot => "rebooted",
+        Event::Reboot | Event::GuestRebooted => "rebooted",
         Event::Terminate | Event::GuestTerminated | Event::Released => "terminated",
     }
 }
@@ -161,7 +165,7 @@ mod tests {
     use Outcome::*;
     use State::*;
 
-    const EVENTS: [Event; 11] = [
+    const EVENTS: [Event; 12] = [
         Stop,
         Start,
         Reboot,
@@ -173,6 +177,7 @@ mod tests {
         Released,
         GuestStopped,
         GuestTerminated,
+        GuestRebooted,
     ];
 
     #[test]
@@ -199,14 +204,14 @@ mod tests {
     #[test]
     #[rustfmt::skip]
     fn transition_table() {
-        let table: [(State, [Outcome; 11]); 6] = [
-            // Stop, Start, Reboot, Terminate, Booted, BootFailed, LaunchFailed, Halted, Released, GuestStopped, GuestTerminated
-            (Pending, [Illegal, NoOp, Illegal, To(ShuttingDown), To(Running), To(Stopped), To(ShuttingDown), Illegal, Illegal, Illegal, Illegal]),
-            (Running, [To(Stopping), NoOp, To(Running), To(ShuttingDown), Illegal, Illegal, Illegal, Illegal, Illegal, To(Stopping), To(ShuttingDown)]),
-            (ShuttingDown, [Illegal, Illegal, Illegal, NoOp, Illegal, Illegal, Illegal, Illegal, To(Terminated), Illegal, Illegal]),
-            (Terminated, [Illegal, Illegal, Illegal, NoOp, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal]),
-            (Stopping, [NoOp, Illegal, Illegal, To(ShuttingDown), Illegal, Illegal, Illegal, To(Stopped), Illegal, Illegal, Illegal]),
-            (Stopped, [NoOp, To(Pending), Illegal, To(ShuttingDown), Illegal, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal]),
+        let table: [(State, [Outcome; 12]); 6] = [
+            // Stop, Start, Reboot, Terminate, Booted, BootFailed, LaunchFailed, Halted, Released, GuestStopped, GuestTerminated, GuestRebooted
+            (Pending, [Illegal, NoOp, Illegal, To(ShuttingDown), To(Running), To(Stopped), To(ShuttingDown), Illegal, Illegal, Illegal, Illegal, Illegal]),
+            (Running, [To(Stopping), NoOp, To(Running), To(ShuttingDown), Illegal, Illegal, Illegal, Illegal, Illegal, To(Stopping), To(ShuttingDown), To(Running)]),
+            (ShuttingDown, [Illegal, Illegal, Illegal, NoOp, Illegal, Illegal, Illegal, Illegal, To(Terminated), Illegal, Illegal, Illegal]),
+            (Terminated, [Illegal, Illegal, Illegal, NoOp, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal]),
+            (Stopping, [NoOp, Illegal, Illegal, To(ShuttingDown), Illegal, Illegal, Illegal, To(Stopped), Illegal, Illegal, Illegal, Illegal]),
+            (Stopped, [NoOp, To(Pending), Illegal, To(ShuttingDown), Illegal, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal, Illegal]),
         ];
         for (state, row) in table {
             for (event, want) in EVENTS.iter().zip(row) {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use stratod::cloud::Cloud;
@@ -17,8 +18,8 @@ struct Args {
     /// Data directory (database, images, volumes, instances).
     #[arg(long, env = "STRATOD_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Where to serve the API: unix:PATH or tcp:HOST:PORT; repeatable. Default:
-    /// unix:<data-dir>/stratod.sock.
+    /// Where to serve the API: unix:PATH, tcp:HOST:PORT (TLS) or tcp+plain:HOST:PORT;
+    /// repeatable. Default: unix:<data-dir>/stratod.sock.
     #[arg(long)]
     listen: Vec<String>,
     /// JSON config file for the other settings (docs/daemon.md).
@@ -82,8 +83,30 @@ fn main() -> ExitCode {
 async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), String> {
     // Before anything else touches the directory: one daemon per data directory.
     let _lock = stratod::datadir::lock(&cfg.data_dir).map_err(|e| chain(&e))?;
-    let cloud =
-        Cloud::open(cfg, Box::new(stratod::api::peer::GrpcRegions)).map_err(|e| chain(&e))?;
+    let tls = if stratod::tls::needed(&cfg) {
+        let id = stratod::tls::server_identity(&cfg).map_err(|e| chain(&e))?;
+        tracing::info!(fingerprint = %id.fingerprint, ca = ?id.ca_file, "TLS CA (SHA-256)");
+        match &id.ca_file {
+            Some(ca) => eprintln!(
+                "stratod: TLS CA {} SHA-256 fingerprint {}",
+                ca.display(),
+                id.fingerprint
+            ),
+            None => eprintln!(
+                "stratod: TLS server certificate SHA-256 fingerprint {}",
+                id.fingerprint
+            ),
+        }
+        Some(id)
+    } else {
+        None
+    };
+    let peer_roots = stratod::tls::peer_roots(&cfg).map_err(|e| chain(&e))?;
+    let cloud = Cloud::open(
+        cfg,
+        Box::new(stratod::api::peer::GrpcRegions::new(peer_roots)),
+    )
+    .map_err(|e| chain(&e))?;
     cloud
         .ensure_default_network()
         .await
@@ -94,9 +117,17 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     // DHCP first: guests whose boots the restore starts over ask for their address at once.
     cloud.start_dhcp();
     cloud.restore().await;
-    tokio::spawn(cloud.clone().run_prober());
+    let prober = stratod::prober::Prober::new(
+        cloud.clone(),
+        cloud.clone(),
+        cloud.metrics.clone(),
+        cloud.cfg.status_interval,
+        cloud.cfg.status_grace,
+    );
+    tokio::spawn(Arc::new(prober).run());
     tokio::spawn(cloud.clone().run_reaper());
-    tokio::spawn(stratod::imds::run(cloud.clone()));
+    let imds = stratod::imds::Imds::new(cloud.clone(), cloud.metrics.clone());
+    tokio::spawn(Arc::new(imds).run(cloud.network_changed.clone()));
     if let Some(addr) = metrics {
         let c = cloud.clone();
         tokio::spawn(async move {
@@ -111,6 +142,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         stratod::query::serve(
             std::sync::Arc::new(api),
             &cloud.cfg.ec2_api_listen,
+            tls.as_ref(),
             query_stop_rx,
         )
         .await
@@ -129,7 +161,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         tracing::info!("shutting down; VMs keep running");
         let _ = query_stop.send(true);
     };
-    stratod::server::serve(cloud, shutdown)
+    stratod::server::serve(cloud, tls.as_ref(), shutdown)
         .await
         .map_err(|e| chain(&e))
 }

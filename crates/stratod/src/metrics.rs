@@ -38,6 +38,7 @@ counters! {
     vmm_spawned_total: "Monitor processes started.",
     vmm_adopted_total: "Monitor processes adopted after a restart.",
     vmm_unexpected_exits_total: "Monitors that exited without the daemon asking.",
+    guest_reboots_total: "Guests that reset themselves and were booted again on a fresh monitor.",
     status_checks_total: "Status check rounds per instance.",
     copied_bytes_total: "Bytes copied for volumes, snapshots and images.",
     consistent_pauses_total: "VMs paused for a crash-consistent copy (CreateSnapshot, CreateImage with NoReboot).",

@@ -11,17 +11,21 @@
 //!
 //! A check is `initializing` until it first passes (for the instance check, at most for the
 //! grace period after boot), then `ok` or `impaired` with the time it first failed.
+//!
+//! The prober reads what it checks from a [`ProbeTargets`] and writes what it found to a
+//! [`StatusBoard`]; the domain implements both over its state, and DescribeInstanceStatus
+//! reads the board.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::cloud::Cloud;
-use crate::db::instances::Instance;
+use crate::cloud::network::plumbing::blocking;
 use crate::db::now_s;
-use crate::lifecycle::State;
-use crate::supervisor::{self, Monitor, VmmPaths};
+use crate::metrics::Metrics;
+use crate::supervisor::{self, Monitor, Process, VmmPaths};
 use strato_vmm_api::control::VmState;
 
 /// A check's summary status.
@@ -139,30 +143,92 @@ pub struct Record {
     pub since: i64,
 }
 
-impl Cloud {
-    /// The latest status of an instance (`initializing` before the first round).
-    pub fn status_of(&self, id: &str) -> Record {
-        let map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).copied().unwrap_or(Record {
-            since: now_s(),
-            ..Default::default()
-        })
+/// One running instance as the checks see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `i-…`
+    pub id: String,
+    /// vCPUs it was booted with (one thread each).
+    pub vcpus: usize,
+    /// Its monitor, while the daemon watches one.
+    pub process: Option<Process>,
+    /// Its folder (the monitor's control socket).
+    pub dir: PathBuf,
+    /// The taps of its ENIs.
+    pub taps: Vec<String>,
+    /// The files of its volumes.
+    pub volumes: Vec<PathBuf>,
+    /// What the reachability check asks; `None` when its records do not say.
+    pub reach: Option<Reach>,
+}
+
+/// The reachability check of one instance: an ARP request from the subnet's gateway for
+/// the primary private address, sent into the primary ENI's tap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    /// The primary ENI's tap.
+    pub tap: String,
+    /// Its subnet's bridge (whose MAC the request comes from).
+    pub bridge: String,
+    /// The subnet's gateway (the request's sender address).
+    pub gateway: Ipv4Addr,
+    /// The primary private address.
+    pub ip: Ipv4Addr,
+}
+
+/// What a status check may read: the running instances.
+pub trait ProbeTargets: Send + Sync + 'static {
+    /// Every running instance, as the checks see it.
+    fn running(&self) -> Vec<Target>;
+}
+
+/// Where status results go, and where a check's history is read back from.
+pub trait StatusBoard: Send + Sync + 'static {
+    /// The record of an instance; a fresh one (`initializing`, since now) if it has none.
+    fn record(&self, id: &str) -> Record;
+    /// Publishes a round: these records replace every record held.
+    fn publish(&self, round: HashMap<String, Record>);
+}
+
+/// The status checks, run every interval.
+pub struct Prober {
+    targets: Arc<dyn ProbeTargets>,
+    board: Arc<dyn StatusBoard>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    grace: Duration,
+    /// The last vCPU sample of each instance's monitor (KVM's statistics): a new monitor
+    /// starts without one.
+    progress: Mutex<HashMap<String, (Process, Vec<VcpuSample>)>>,
+}
+
+impl Prober {
+    /// Checks `targets` every `interval` into `board`; an instance check that never passed
+    /// stays `initializing` for `grace` after its checks began.
+    pub fn new(
+        targets: Arc<dyn ProbeTargets>,
+        board: Arc<dyn StatusBoard>,
+        metrics: Arc<Metrics>,
+        interval: Duration,
+        grace: Duration,
+    ) -> Prober {
+        Prober {
+            targets,
+            board,
+            metrics,
+            interval,
+            grace,
+            progress: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Drops an instance's checks (it stopped, or its VM is replaced).
-    pub fn status_forget(&self, id: &str) {
-        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
-        drop(map);
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    fn progress(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Process, Vec<VcpuSample>)>> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The vCPU part of the system check: false when a vCPU neither exited nor halted
     /// since the last round. Kernels without KVM statistics fall back to the thread count.
-    async fn vcpus_progress(&self, id: &str, monitor: &Monitor) -> bool {
+    async fn vcpus_progress(&self, id: &str, process: Process, monitor: &Monitor) -> bool {
         let Ok(c) = monitor.counters().await else {
             return false;
         };
@@ -175,76 +241,64 @@ impl Cloud {
             return true;
         };
         let before = self
-            .progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), now.clone());
-        before.is_none_or(|b| vcpus_progressed(&b, &now))
+            .progress()
+            .insert(id.to_string(), (process, now.clone()));
+        match before {
+            Some((p, b)) if p == process => vcpus_progressed(&b, &now),
+            _ => true,
+        }
     }
 
     /// The system check of one instance; false with the first failing part logged.
-    async fn system_check(&self, inst: &crate::db::instances::Instance) -> bool {
-        let Some(vm) = self.vm(&inst.id) else {
+    async fn system_check(&self, t: &Target) -> bool {
+        let Some(process) = t.process else {
             return false;
         };
-        if !supervisor::alive(vm.process) {
+        if !supervisor::alive(process) {
             return false;
         }
-        let paths = VmmPaths::in_dir(&self.instance_dir(&inst.id));
-        let monitor = Monitor::new(&paths, Duration::from_secs(1));
+        let monitor = Monitor::new(&VmmPaths::in_dir(&t.dir), Duration::from_secs(1));
         match monitor.state().await {
             Ok(s) if s.state == VmState::Running => {}
             _ => return false,
         }
-        if supervisor::vcpu_threads(vm.process) != inst.vcpus as usize {
+        if supervisor::vcpu_threads(process) != t.vcpus {
             return false;
         }
-        if !self.vcpus_progress(&inst.id, &monitor).await {
-            tracing::warn!(instance = %inst.id, "a vCPU made no progress (no exit, not halted)");
+        if !self.vcpus_progress(&t.id, process, &monitor).await {
+            tracing::warn!(instance = %t.id, "a vCPU made no progress (no exit, not halted)");
             return false;
         }
-        for eni in self.db.instance_enis(&inst.id).unwrap_or_default() {
-            let tap = eni.tap.clone();
-            let up = crate::cloud::network::plumbing::blocking(move || {
-                strato_net::link::link_status(&tap)
-            })
-            .await
-            .ok()
-            .flatten()
-            .map(|s| s.admin_up && s.lower_up)
-            .unwrap_or(false);
+        for tap in &t.taps {
+            let tap = tap.clone();
+            let up = blocking(move || strato_net::link::link_status(&tap))
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.admin_up && s.lower_up)
+                .unwrap_or(false);
             if !up {
                 return false;
             }
         }
-        for v in self.db.instance_volumes(&inst.id).unwrap_or_default() {
-            if !self.volume_path(&v.id).exists() {
-                return false;
-            }
-        }
-        true
+        t.volumes.iter().all(|v| v.exists())
     }
 
     /// The instance check: does the guest answer ARP for its private IP on its ENI?
-    async fn instance_check(&self, inst: &crate::db::instances::Instance) -> Option<bool> {
-        let eni = self.db.instance_enis(&inst.id).ok()?.into_iter().next()?;
-        let subnet = self.db.subnet(&eni.subnet_id).ok()??;
-        let (gw, _) = crate::cloud::network::plumbing::gateway(&subnet)?;
-        let target: Ipv4Addr = eni.private_ip.parse().ok()?;
-        let bridge = subnet.bridge.clone();
-        let src_mac =
-            crate::cloud::network::plumbing::blocking(move || strato_net::link::link_mac(&bridge))
-                .await
-                .ok()??;
-        let timeout = (self.cfg.status_interval / 2).min(Duration::from_secs(1));
-        let tap = eni.tap.clone();
+    async fn instance_check(&self, t: &Target) -> Option<bool> {
+        let reach = t.reach.clone()?;
+        let bridge = reach.bridge.clone();
+        let src_mac = blocking(move || strato_net::link::link_mac(&bridge))
+            .await
+            .ok()??;
+        let timeout = (self.interval / 2).min(Duration::from_secs(1));
         // Three tries inside the window: one lost frame is not an outage.
         for _ in 0..3 {
-            let tap = tap.clone();
-            let r = crate::cloud::network::plumbing::blocking(move || {
-                strato_net::arp::arp_probe(&tap, src_mac, gw, target, timeout / 3)
-            })
-            .await;
+            let tap = reach.tap.clone();
+            let (gw, ip) = (reach.gateway, reach.ip);
+            let r =
+                blocking(move || strato_net::arp::arp_probe(&tap, src_mac, gw, ip, timeout / 3))
+                    .await;
             match r {
                 Ok(Some(_)) => return Some(true),
                 Ok(None) => {}
@@ -257,17 +311,11 @@ impl Cloud {
     /// One round of checks over every running instance, all instances at once (an ARP
     /// probe that waits for a silent guest must not delay the others).
     pub async fn probe_round(self: &Arc<Self>) {
-        let Ok(instances) = self.db.instances(None) else {
-            return;
-        };
-        let running = instances
-            .into_iter()
-            .filter(|i| i.state == State::Running)
-            .collect();
-        self.record_round(running, |cloud, inst| async move {
-            let sys = cloud.system_check(&inst).await;
-            let reach = if sys || cloud.vm(&inst.id).is_some() {
-                cloud.instance_check(&inst).await
+        let running = self.targets.running();
+        self.record_round(running, |me, t| async move {
+            let sys = me.system_check(&t).await;
+            let reach = if sys || t.process.is_some() {
+                me.instance_check(&t).await
             } else {
                 Some(false)
             };
@@ -277,23 +325,23 @@ impl Cloud {
     }
 
     /// Runs `check` (system passed, reachability passed) for each instance at once and
-    /// folds the results into the status map. A check that panics keeps its instance's
-    /// previous record and costs no other instance its history.
-    async fn record_round<F, Fut>(self: &Arc<Self>, instances: Vec<Instance>, check: F)
+    /// publishes the results. A check that panics keeps its instance's previous record
+    /// and costs no other instance its history.
+    async fn record_round<F, Fut>(self: &Arc<Self>, targets: Vec<Target>, check: F)
     where
-        F: Fn(Arc<Cloud>, Instance) -> Fut,
+        F: Fn(Arc<Prober>, Target) -> Fut,
         Fut: std::future::Future<Output = (bool, Option<bool>)> + Send + 'static,
     {
         let mut set = tokio::task::JoinSet::new();
         let mut task_of: HashMap<tokio::task::Id, String> = HashMap::new();
-        for inst in instances {
+        for t in targets {
             crate::metrics::inc(&self.metrics.status_checks_total);
-            let id = inst.id.clone();
-            let handle = set.spawn(check(Arc::clone(self), inst));
+            let id = t.id.clone();
+            let handle = set.spawn(check(Arc::clone(self), t));
             task_of.insert(handle.id(), id);
         }
         let now = now_s();
-        let grace = self.cfg.status_grace.as_secs_f64();
+        let grace = self.grace.as_secs_f64();
         let mut results: HashMap<String, Record> = HashMap::new();
         while let Some(joined) = set.join_next_with_id().await {
             let (task, outcome) = match joined {
@@ -303,7 +351,7 @@ impl Cloud {
             let Some(id) = task_of.remove(&task) else {
                 continue;
             };
-            let mut rec = self.status_of(&id);
+            let mut rec = self.board.record(&id);
             match outcome {
                 Some((sys, reach)) => {
                     let in_grace = (now - rec.since) as f64 <= grace;
@@ -325,14 +373,13 @@ impl Cloud {
                 .count(),
             "status round"
         );
-        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|id, _| results.contains_key(id));
-        map.extend(results);
+        self.progress().retain(|id, _| results.contains_key(id));
+        self.board.publish(results);
     }
 
     /// Runs the checks forever.
-    pub async fn run_prober(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.cfg.status_interval);
+    pub async fn run(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -344,7 +391,6 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::instances::tests::sample;
 
     #[test]
     fn progress_is_an_exit_a_halt_or_being_halted() {
@@ -377,36 +423,128 @@ mod tests {
         assert_eq!(VcpuSample::from_counters(&c), Some(s(7, 1, true)));
     }
 
+    /// Targets and a board held in memory.
+    #[derive(Default)]
+    struct Fake {
+        targets: Mutex<Vec<Target>>,
+        board: Mutex<HashMap<String, Record>>,
+    }
+
+    impl ProbeTargets for Fake {
+        fn running(&self) -> Vec<Target> {
+            self.targets.lock().unwrap().clone()
+        }
+    }
+
+    impl StatusBoard for Fake {
+        fn record(&self, id: &str) -> Record {
+            self.board
+                .lock()
+                .unwrap()
+                .get(id)
+                .copied()
+                .unwrap_or(Record {
+                    since: now_s(),
+                    ..Default::default()
+                })
+        }
+
+        fn publish(&self, round: HashMap<String, Record>) {
+            *self.board.lock().unwrap() = round;
+        }
+    }
+
+    /// An instance the daemon watches no monitor of, with nothing to probe.
+    fn target(id: &str) -> Target {
+        Target {
+            id: id.into(),
+            vcpus: 1,
+            process: None,
+            dir: PathBuf::from("/nonexistent"),
+            taps: vec![],
+            volumes: vec![],
+            reach: None,
+        }
+    }
+
+    fn prober(fake: &Arc<Fake>, grace: Duration) -> Arc<Prober> {
+        Arc::new(Prober::new(
+            fake.clone(),
+            fake.clone(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(5),
+            grace,
+        ))
+    }
+
+    const IDS: [&str; 3] = [
+        "i-0000000000000000a",
+        "i-0000000000000000b",
+        "i-0000000000000000c",
+    ];
+
     /// A panicking check of one instance leaves every instance's history in place, its own
     /// included.
     #[tokio::test]
     async fn a_panicking_check_costs_no_history() {
-        let (_dir, cloud) = crate::cloud::test_cloud();
-        let insts: Vec<Instance> = [
-            "i-0000000000000000a",
-            "i-0000000000000000b",
-            "i-0000000000000000c",
-        ]
-        .iter()
-        .map(|id| sample(id, "111111111111"))
-        .collect();
-        cloud
-            .record_round(insts.clone(), |_, _| async { (true, Some(true)) })
+        let fake = Arc::new(Fake::default());
+        let p = prober(&fake, Duration::from_secs(60));
+        let targets: Vec<Target> = IDS.iter().map(|id| target(id)).collect();
+        p.record_round(targets.clone(), |_, _| async { (true, Some(true)) })
             .await;
-        for i in &insts {
-            assert_eq!(cloud.status_of(&i.id).system.status, Status::Ok);
+        for id in IDS {
+            assert_eq!(fake.record(id).system.status, Status::Ok);
         }
-        cloud
-            .record_round(insts.clone(), |_, inst| async move {
-                assert_ne!(inst.id, "i-0000000000000000a", "a probe bug");
-                (false, Some(true))
-            })
-            .await;
-        let map = cloud.status.lock().unwrap().clone();
+        p.record_round(targets, |_, t| async move {
+            assert_ne!(t.id, "i-0000000000000000a", "a probe bug");
+            (false, Some(true))
+        })
+        .await;
+        let map = fake.board.lock().unwrap().clone();
         assert_eq!(map.len(), 3, "{map:?}");
         assert_eq!(map["i-0000000000000000a"].system.status, Status::Ok);
         assert_eq!(map["i-0000000000000000b"].system.status, Status::Impaired);
         assert_eq!(map["i-0000000000000000c"].system.status, Status::Impaired);
+        assert_eq!(
+            p.metrics
+                .status_checks_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+            6
+        );
+    }
+
+    /// An instance without a monitor fails its system check and, once the grace period is
+    /// over, its instance check; one with no reachability facts has insufficient data; one
+    /// that stopped running leaves the board.
+    #[tokio::test]
+    async fn a_round_without_monitors() {
+        let fake = Arc::new(Fake::default());
+        let mut unreachable = target(IDS[1]);
+        unreachable.process = Some(Process { pid: 1, start: -1 });
+        *fake.targets.lock().unwrap() = vec![target(IDS[0]), unreachable];
+        fake.board
+            .lock()
+            .unwrap()
+            .insert(IDS[2].into(), Record::default());
+        prober(&fake, Duration::from_secs(600)).probe_round().await;
+        let a = fake.record(IDS[0]);
+        assert_eq!(a.system.status, Status::Impaired);
+        assert!(a.system.impaired_since.is_some());
+        assert_eq!(
+            a.instance.status,
+            Status::Initializing,
+            "inside the grace period"
+        );
+        // A process the daemon watches (no process ever had that start time: the system check fails) and
+        // no facts to probe with: the instance check cannot run.
+        let b = fake.record(IDS[1]);
+        assert_eq!(b.system.status, Status::Impaired);
+        assert_eq!(b.instance.status, Status::InsufficientData);
+        assert!(!fake.board.lock().unwrap().contains_key(IDS[2]), "gone");
+        // Past the grace period a check that never passed is impaired.
+        fake.board.lock().unwrap().get_mut(IDS[0]).unwrap().since -= 10;
+        prober(&fake, Duration::from_secs(5)).probe_round().await;
+        assert_eq!(fake.record(IDS[0]).instance.status, Status::Impaired);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Serving the API: every listener gets the strato services plus the standard gRPC
-//! health and reflection services. The Unix socket is created owner-only and removed when
+//! health and reflection services. TCP listeners speak TLS (`tcp:`) unless configured
+//! plain (`tcp+plain:`). The Unix socket is created owner-only and removed when
 //! the daemon stops; readiness is announced once every listener is bound. An optional
 //! plain-HTTP listener serves the daemon's counters on `/metrics`.
 
@@ -24,11 +25,12 @@ use strato_proto::v1::vpcs_server::VpcsServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::server::Router;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::Api;
 use crate::cloud::Cloud;
 use crate::config::Listen;
+use crate::tls::ServerIdentity;
 
 /// A serving failure.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +41,34 @@ pub enum ServeError {
     /// The reflection service could not be built.
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The health service's descriptor does not decode.
+    #[error("cannot read the health service's descriptor")]
+    Descriptor(#[from] prost::DecodeError),
     /// The gRPC server failed.
     #[error("gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// A TLS listener has no certificate.
+    #[error("a TLS listener needs a server certificate")]
+    NoCertificate,
 }
 
-async fn router(api: &Api) -> Result<Router, ServeError> {
+/// The standard path of the health service's file, which reflection clients ask for.
+pub const HEALTH_PROTO: &str = "grpc/health/v1/health.proto";
+
+/// tonic-health's descriptor, its file named by the standard path (tonic-health calls it
+/// `health.proto`, so a client asking for the standard file finds nothing).
+fn health_descriptor() -> Result<prost_types::FileDescriptorSet, ServeError> {
+    use prost::Message;
+    let mut set = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+    for f in &mut set.file {
+        if f.package() == "grpc.health.v1" {
+            f.name = Some(HEALTH_PROTO.to_string());
+        }
+    }
+    Ok(set)
+}
+
+async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<ComputeServer<Api>>().await;
     reporter.set_serving::<ImagesServer<Api>>().await;
@@ -60,13 +84,30 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
     reporter.set_serving::<AddressesServer<Api>>().await;
     reporter.set_serving::<TagsServer<Api>>().await;
     reporter.set_serving::<AccessKeysServer<Api>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    Ok(Server::builder()
+    // Reflection in both versions (grpcurl speaks v1, grpcio-reflection's client v1alpha),
+    // each listing every service, the other version's too.
+    let health_fds = health_descriptor()?;
+    let files = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(strato_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+            .register_file_descriptor_set(health_fds.clone())
+    };
+    let reflection = files().build_v1()?;
+    let reflection_v1alpha = files().build_v1alpha()?;
+    let mut builder = Server::builder();
+    if let Some(id) = tls {
+        builder = builder.tls_config(
+            ServerTlsConfig::new().identity(Identity::from_pem(&id.cert_pem, &id.key_pem)),
+        )?;
+    }
+    Ok(builder
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ComputeServer::new(api.clone()))
         .add_service(ImagesServer::new(api.clone()))
         .add_service(VolumesServer::new(api.clone()))
@@ -83,9 +124,11 @@ async fn router(api: &Api) -> Result<Router, ServeError> {
         .add_service(AccessKeysServer::new(api.clone())))
 }
 
-/// Serves the API on every configured address until `shutdown` resolves.
+/// Serves the API on every configured address until `shutdown` resolves; `tls` is what
+/// the TLS listeners present.
 pub async fn serve(
     cloud: Arc<Cloud>,
+    tls: Option<&ServerIdentity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let api = Api {
@@ -94,7 +137,10 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for listen in &cloud.cfg.listen {
-        let router = router(&api).await?;
+        let router = match listen {
+            Listen::Tcp(_) => router(&api, Some(tls.ok_or(ServeError::NoCertificate)?)).await?,
+            _ => router(&api, None).await?,
+        };
         let mut rx = stop_rx.clone();
         let stop = async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -115,15 +161,20 @@ pub async fn serve(
                     router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop),
                 ));
             }
-            Listen::Tcp(addr) => {
+            Listen::Tcp(addr) | Listen::TcpPlain(addr) => {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
                 let local = l
                     .local_addr()
                     .map_err(|e| ServeError::Bind(addr.to_string(), e))?;
-                tracing::info!(%local, "listening");
-                eprintln!("stratod: listening on tcp:{local}");
+                let scheme = if matches!(listen, Listen::Tcp(_)) {
+                    "https"
+                } else {
+                    "http"
+                };
+                tracing::info!(%local, scheme, "listening");
+                eprintln!("stratod: listening on {scheme}://{local}");
                 tasks.push(tokio::spawn(
                     router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop),
                 ));

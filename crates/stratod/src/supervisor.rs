@@ -394,6 +394,11 @@ impl Monitor {
         self.call::<Done>(Request::CtrlAltDel {}).await.map(drop)
     }
 
+    /// Presses the guest's ACPI power button.
+    pub async fn power_button(&self) -> Result<(), SupervisorError> {
+        self.call::<Done>(Request::PowerButton {}).await.map(drop)
+    }
+
     /// Puts a file into an empty drive slot: the daemon opens it (read-only for a read-only
     /// drive) and sends the descriptor with the request, since a jailed monitor opens no
     /// path.

@@ -240,6 +240,11 @@ impl Daemon {
         std::fs::read_to_string(self.dir.join("stratod.log")).unwrap_or_default()
     }
 
+    /// The CA the daemon made for its TLS listeners (there once one is configured).
+    pub fn ca_file(&self) -> PathBuf {
+        self.data().join("tls/ca.pem")
+    }
+
     /// The daemon's data directory.
     pub fn data(&self) -> PathBuf {
         self.dir.join("data")

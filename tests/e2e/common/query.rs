@@ -1,6 +1,7 @@
 //! Driving a test daemon's EC2 Query API with the real clients: the aws CLI and boto3 from
 //! the pinned virtual environment `scripts/test.sh` makes (`target/query-venv`), run inside
-//! the daemon's namespace against its loopback listener.
+//! the daemon's namespace against its loopback listener, over TLS: the aws CLI is given the
+//! daemon's own CA with `--ca-bundle`, boto3 and Python with `AWS_CA_BUNDLE`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -9,10 +10,10 @@ use serde_json::Value;
 
 use super::{fast_config, root, Daemon};
 
-/// Where test daemons serve the Query API (inside their own namespace).
+/// Where test daemons serve the Query API (inside their own namespace), TLS.
 pub const QUERY_LISTEN: &str = "tcp:127.0.0.1:8773";
 /// The endpoint URL clients use.
-pub const ENDPOINT: &str = "http://127.0.0.1:8773";
+pub const ENDPOINT: &str = "https://127.0.0.1:8773";
 
 /// `fast_config` with the Query API on.
 pub fn query_config() -> Value {
@@ -75,6 +76,7 @@ impl Aws<'_> {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_MAX_ATTEMPTS", "1")
             .env("STRATO_ENDPOINT_URL", ENDPOINT)
+            .env("AWS_CA_BUNDLE", self.d.ca_file())
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
         c
@@ -84,7 +86,14 @@ impl Aws<'_> {
     /// exit status.
     pub fn raw(&self, args: &[&str]) -> Output {
         self.command(venv_bin("aws"))
-            .args(["--endpoint-url", ENDPOINT, "--output", "json"])
+            .args([
+                "--endpoint-url",
+                ENDPOINT,
+                "--output",
+                "json",
+                "--ca-bundle",
+            ])
+            .arg(self.d.ca_file())
             .args(args)
             .output()
             .unwrap()

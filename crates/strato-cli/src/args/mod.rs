@@ -23,9 +23,14 @@ use crate::query::Query;
 #[derive(Debug, Parser)]
 #[command(name = "strato", version, propagate_version = true)]
 pub struct Cli {
-    /// Daemon address: unix:/path/to/socket or http://host:port.
+    /// Daemon address: unix:/path/to/socket, https://host:port or http://host:port.
     #[arg(long, global = true, env = "STRATO_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
+
+    /// CA certificates (PEM) to verify an https:// endpoint with, instead of the system's
+    /// (the daemon's own CA is <data-dir>/tls/ca.pem).
+    #[arg(long, global = true, env = "STRATO_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 
     /// Bearer token sent with every request.
     #[arg(long, global = true, env = "STRATO_TOKEN", hide_env_values = true)]

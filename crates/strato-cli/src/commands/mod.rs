@@ -23,7 +23,12 @@ use security_groups::RuleOp;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let conn = Conn::connect(&cli.endpoint, cli.token.as_deref()).await?;
+    let conn = Conn::connect(
+        &cli.endpoint,
+        cli.token.as_deref(),
+        cli.ca_bundle.as_deref(),
+    )
+    .await?;
     let view = match cli.command {
         Command::RunInstances(a) => compute::run_instances(&conn, a).await?,
         Command::DescribeInstances(a) => compute::describe_instances(&conn, a).await?,

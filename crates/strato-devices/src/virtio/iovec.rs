@@ -167,6 +167,50 @@ impl<'m> IoVecs<'m> {
         ret_len(n)
     }
 
+    /// Copies `src` into the buffers in order, as far as both go; returns the bytes copied.
+    /// For frame channels that are not descriptors (the fuzz harness's in-memory tap).
+    #[cfg(any(test, feature = "fuzzgen"))]
+    pub fn copy_from_host(&self, src: &[u8]) -> usize {
+        let mut done = 0usize;
+        for iov in self.iovs.as_slice() {
+            let n = iov.iov_len.min(src.len() - done);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: the iovec covers `iov_len` writable bytes that `self` borrows (guest
+            // memory checked when mapped, or a host buffer); `n <= iov_len` and `src` holds
+            // `n` bytes from `done`; a host slice never overlaps guest memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr().add(done), iov.iov_base.cast(), n);
+            }
+            done += n;
+        }
+        done
+    }
+
+    /// Copies the buffers' bytes in order into `dst`, as far as both go; returns the bytes
+    /// copied.
+    #[cfg(any(test, feature = "fuzzgen"))]
+    pub fn copy_to_host(&self, dst: &mut [u8]) -> usize {
+        let mut done = 0usize;
+        for iov in self.iovs.as_slice() {
+            let n = iov.iov_len.min(dst.len() - done);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: as in `copy_from_host`, reading the iovec's bytes into `dst`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    iov.iov_base.cast::<u8>(),
+                    dst.as_mut_ptr().add(done),
+                    n,
+                );
+            }
+            done += n;
+        }
+        done
+    }
+
     /// A list of one host buffer.
     pub fn host(buf: &'m mut [u8]) -> Self {
         let mut v = Self {

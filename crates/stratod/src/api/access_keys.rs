@@ -12,52 +12,46 @@ impl AccessKeys for Api {
         &self,
         req: Request<pb::CreateAccessKeyRequest>,
     ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_access_key(&account, &r.account_id)
-            .map(|k| pb::CreateAccessKeyResponse {
-                access_key_id: k.id,
-                secret_access_key: k.secret,
-                account_id: k.owner,
-                create_time_unix: k.created,
-            });
-        self.finish("CreateAccessKey", result)
+        self.handle("CreateAccessKey", req, |account, r| {
+            self.cloud
+                .create_access_key(account, &r.account_id)
+                .map(|k| pb::CreateAccessKeyResponse {
+                    access_key_id: k.id,
+                    secret_access_key: k.secret,
+                    account_id: k.owner,
+                    create_time_unix: k.created,
+                })
+        })
     }
 
     async fn describe_access_keys(
         &self,
         req: Request<pb::DescribeAccessKeysRequest>,
     ) -> Result<Response<pb::DescribeAccessKeysResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_access_keys(&account, &r.account_id, r.all)
-            .map(|list| pb::DescribeAccessKeysResponse {
-                access_keys: list
-                    .into_iter()
-                    .map(|k| pb::AccessKeyInfo {
-                        access_key_id: k.id,
-                        account_id: k.account,
-                        create_time_unix: k.created,
-                    })
-                    .collect(),
-            });
-        self.finish("DescribeAccessKeys", result)
+        self.handle("DescribeAccessKeys", req, |account, r| {
+            self.cloud
+                .describe_access_keys(account, &r.account_id, r.all)
+                .map(|list| pb::DescribeAccessKeysResponse {
+                    access_keys: list
+                        .into_iter()
+                        .map(|k| pb::AccessKeyInfo {
+                            access_key_id: k.id,
+                            account_id: k.account,
+                            create_time_unix: k.created,
+                        })
+                        .collect(),
+                })
+        })
     }
 
     async fn delete_access_key(
         &self,
         req: Request<pb::DeleteAccessKeyRequest>,
     ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_access_key(&account, &r.access_key_id)
-            .map(|()| pb::DeleteAccessKeyResponse {});
-        self.finish("DeleteAccessKey", result)
+        self.handle("DeleteAccessKey", req, |account, r| {
+            self.cloud
+                .delete_access_key(account, &r.access_key_id)
+                .map(|()| pb::DeleteAccessKeyResponse {})
+        })
     }
 }

@@ -33,87 +33,80 @@ impl Addresses for Api {
         &self,
         req: Request<pb::AllocateAddressRequest>,
     ) -> Result<Response<pb::AllocateAddressResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .allocate_address(&account, &r.domain, convert::tags_in(&r.tags))
-            .await
-            .map(|a| pb::AllocateAddressResponse {
-                public_ip: a.public_ip,
-                allocation_id: a.allocation_id,
-                domain: "vpc".into(),
-                public_ipv4_pool: POOL_NAME.into(),
-                network_border_group: self.cloud.region().to_string(),
-            });
-        self.finish("AllocateAddress", result)
+        self.handle_async("AllocateAddress", req, |account, r| async move {
+            self.cloud
+                .allocate_address(&account, &r.domain, convert::tags_in(&r.tags))
+                .await
+                .map(|a| pb::AllocateAddressResponse {
+                    public_ip: a.public_ip,
+                    allocation_id: a.allocation_id,
+                    domain: "vpc".into(),
+                    public_ipv4_pool: POOL_NAME.into(),
+                    network_border_group: self.cloud.region().to_string(),
+                })
+        })
+        .await
     }
 
     async fn associate_address(
         &self,
         req: Request<pb::AssociateAddressRequest>,
     ) -> Result<Response<pb::AssociateAddressResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .associate_address(
-                &account,
-                &r.allocation_id,
-                &r.instance_id,
-                &r.network_interface_id,
-                &r.private_ip_address,
-                r.allow_reassociation,
-            )
-            .await
-            .map(|association_id| pb::AssociateAddressResponse { association_id });
-        self.finish("AssociateAddress", result)
+        self.handle_async("AssociateAddress", req, |account, r| async move {
+            self.cloud
+                .associate_address(
+                    &account,
+                    &r.allocation_id,
+                    &r.instance_id,
+                    &r.network_interface_id,
+                    &r.private_ip_address,
+                    r.allow_reassociation,
+                )
+                .await
+                .map(|association_id| pb::AssociateAddressResponse { association_id })
+        })
+        .await
     }
 
     async fn disassociate_address(
         &self,
         req: Request<pb::DisassociateAddressRequest>,
     ) -> Result<Response<pb::DisassociateAddressResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .disassociate_address(&account, &r.association_id)
-            .await
-            .map(|()| pb::DisassociateAddressResponse {});
-        self.finish("DisassociateAddress", result)
+        self.handle_async("DisassociateAddress", req, |account, r| async move {
+            self.cloud
+                .disassociate_address(&account, &r.association_id)
+                .await
+                .map(|()| pb::DisassociateAddressResponse {})
+        })
+        .await
     }
 
     async fn release_address(
         &self,
         req: Request<pb::ReleaseAddressRequest>,
     ) -> Result<Response<pb::ReleaseAddressResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .release_address(&account, &r.allocation_id)
-            .map(|()| pb::ReleaseAddressResponse {});
-        self.finish("ReleaseAddress", result)
+        self.handle("ReleaseAddress", req, |account, r| {
+            self.cloud
+                .release_address(account, &r.allocation_id)
+                .map(|()| pb::ReleaseAddressResponse {})
+        })
     }
 
     async fn describe_addresses(
         &self,
         req: Request<pb::DescribeAddressesRequest>,
     ) -> Result<Response<pb::DescribeAddressesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_addresses(
-                &account,
-                &r.allocation_ids,
-                &r.public_ips,
-                &convert::filters(&r.filters),
-            )
-            .map(|list| pb::DescribeAddressesResponse {
-                addresses: list.into_iter().map(|e| self.address(e)).collect(),
-            });
-        self.finish("DescribeAddresses", result)
+        self.handle("DescribeAddresses", req, |account, r| {
+            self.cloud
+                .describe_addresses(
+                    account,
+                    &r.allocation_ids,
+                    &r.public_ips,
+                    &convert::filters(&r.filters),
+                )
+                .map(|list| pb::DescribeAddressesResponse {
+                    addresses: list.into_iter().map(|e| self.address(e)).collect(),
+                })
+        })
     }
 }

@@ -130,59 +130,56 @@ impl Compute for Api {
         &self,
         req: Request<pb::RunInstancesRequest>,
     ) -> Result<Response<pb::RunInstancesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let placement = r.placement.unwrap_or_default();
-        let md = r.metadata_options.unwrap_or_default();
-        let metadata = match MetadataChange::parse(
-            &md.http_tokens,
-            md.http_put_response_hop_limit,
-            &md.http_endpoint,
-            &md.instance_metadata_tags,
-        ) {
-            Ok(m) => m,
-            Err(e) => return self.finish("RunInstances", Err(e)),
-        };
-        let run = RunRequest {
-            image_id: r.image_id,
-            instance_type: r.instance_type,
-            min_count: r.min_count,
-            max_count: r.max_count,
-            subnet_id: r.subnet_id,
-            security_group_ids: r.security_group_ids,
-            security_group_names: r.security_groups,
-            user_data: r.user_data,
-            mappings: r
-                .block_device_mappings
-                .iter()
-                .map(|m| Override {
-                    mapping: convert::mapping_in(m),
-                    delete_on_termination: convert::delete_on_termination(m),
-                })
-                .collect(),
-            key_name: r.key_name,
-            availability_zone: placement.availability_zone,
-            group_name: placement.group_name,
-            partition_number: placement.partition_number,
-            shutdown_behavior: r.instance_initiated_shutdown_behavior,
-            // A true is explicit by itself; a false only when the caller says so.
-            disable_api_termination: (r.disable_api_termination || r.has_disable_api_termination)
-                .then_some(r.disable_api_termination),
-            tags: convert::tags_in(&r.tags),
-            client_token: r.client_token,
-            associate_public_ip: r
-                .has_associate_public_ip_address
-                .then_some(r.associate_public_ip_address),
-            ipv6_count: r.ipv6_address_count,
-            ipv6_addresses: r.ipv6_addresses,
-            launch_template: r.launch_template.map(|t| TemplateRef {
-                id: t.launch_template_id,
-                name: t.launch_template_name,
-                version: t.version,
-            }),
-            metadata,
-        };
-        let result = async {
+        self.handle_async("RunInstances", req, |account, r| async move {
+            let placement = r.placement.unwrap_or_default();
+            let md = r.metadata_options.unwrap_or_default();
+            let metadata = MetadataChange::parse(
+                &md.http_tokens,
+                md.http_put_response_hop_limit,
+                &md.http_endpoint,
+                &md.instance_metadata_tags,
+            )?;
+            let run = RunRequest {
+                image_id: r.image_id,
+                instance_type: r.instance_type,
+                min_count: r.min_count,
+                max_count: r.max_count,
+                subnet_id: r.subnet_id,
+                security_group_ids: r.security_group_ids,
+                security_group_names: r.security_groups,
+                user_data: r.user_data,
+                mappings: r
+                    .block_device_mappings
+                    .iter()
+                    .map(|m| Override {
+                        mapping: convert::mapping_in(m),
+                        delete_on_termination: convert::delete_on_termination(m),
+                    })
+                    .collect(),
+                key_name: r.key_name,
+                availability_zone: placement.availability_zone,
+                group_name: placement.group_name,
+                partition_number: placement.partition_number,
+                shutdown_behavior: r.instance_initiated_shutdown_behavior,
+                // A true is explicit by itself; a false only when the caller says so.
+                disable_api_termination: (r.disable_api_termination
+                    || r.has_disable_api_termination)
+                    .then_some(r.disable_api_termination),
+                tags: convert::tags_in(&r.tags),
+                client_token: r.client_token,
+                associate_public_ip: r
+                    .has_associate_public_ip_address
+                    .then_some(r.associate_public_ip_address),
+                ipv6_count: r.ipv6_address_count,
+                ipv6_addresses: r.ipv6_addresses,
+                launch_template: r.launch_template.map(|t| TemplateRef {
+                    id: t.launch_template_id,
+                    name: t.launch_template_name,
+                    version: t.version,
+                }),
+                metadata,
+                dry_run: false,
+            };
             let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
             let instances = instances
                 .into_iter()
@@ -190,142 +187,127 @@ impl Compute for Api {
                 .collect::<ApiResult<Vec<_>>>()?;
             Ok(pb::RunInstancesResponse {
                 reservation_id: reservation,
-                owner_id: account.clone(),
+                owner_id: account,
                 instances,
             })
-        }
-        .await;
-        self.finish("RunInstances", result)
+        })
+        .await
     }
 
     async fn describe_instances(
         &self,
         req: Request<pb::DescribeInstancesRequest>,
     ) -> Result<Response<pb::DescribeInstancesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_instances(
-                &account,
-                &DescribeInstances {
-                    instance_ids: r.instance_ids,
-                    filters: convert::filters(&r.filters),
-                    page: PageRequest {
-                        max_results: r.max_results,
-                        next_token: r.next_token,
+        self.handle("DescribeInstances", req, |account, r| {
+            self.cloud
+                .describe_instances(
+                    account,
+                    &DescribeInstances {
+                        instance_ids: r.instance_ids,
+                        filters: convert::filters(&r.filters),
+                        page: PageRequest {
+                            max_results: r.max_results,
+                            next_token: r.next_token,
+                        },
                     },
-                },
-            )
-            .map(|p| pb::DescribeInstancesResponse {
-                next_token: p.next_token,
-                instances: p.items.into_iter().map(instance_message).collect(),
-            });
-        self.finish("DescribeInstances", result)
+                )
+                .map(|p| pb::DescribeInstancesResponse {
+                    next_token: p.next_token,
+                    instances: p.items.into_iter().map(instance_message).collect(),
+                })
+        })
     }
 
     async fn stop_instances(
         &self,
         req: Request<pb::StopInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .stop_instances(&account, &r.instance_ids, r.force)
-            .map(changes);
-        self.finish("StopInstances", result)
+        self.handle("StopInstances", req, |account, r| {
+            self.cloud
+                .stop_instances(account, &r.instance_ids, r.force)
+                .map(changes)
+        })
     }
 
     async fn start_instances(
         &self,
         req: Request<pb::StartInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .start_instances(&account, &r.instance_ids)
-            .map(changes);
-        self.finish("StartInstances", result)
+        self.handle("StartInstances", req, |account, r| {
+            self.cloud
+                .start_instances(account, &r.instance_ids)
+                .map(changes)
+        })
     }
 
     async fn reboot_instances(
         &self,
         req: Request<pb::RebootInstancesRequest>,
     ) -> Result<Response<pb::RebootInstancesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .reboot_instances(&account, &r.instance_ids)
-            .map(|_| pb::RebootInstancesResponse {});
-        self.finish("RebootInstances", result)
+        self.handle("RebootInstances", req, |account, r| {
+            self.cloud
+                .reboot_instances(account, &r.instance_ids)
+                .map(|_| pb::RebootInstancesResponse {})
+        })
     }
 
     async fn terminate_instances(
         &self,
         req: Request<pb::TerminateInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .terminate_instances(&account, &r.instance_ids)
-            .map(changes);
-        self.finish("TerminateInstances", result)
+        self.handle("TerminateInstances", req, |account, r| {
+            self.cloud
+                .terminate_instances(account, &r.instance_ids)
+                .map(changes)
+        })
     }
 
     async fn modify_instance_attribute(
         &self,
         req: Request<pb::ModifyInstanceAttributeRequest>,
     ) -> Result<Response<pb::ModifyInstanceAttributeResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let change = InstanceAttributes {
-            disable_api_termination: r.disable_api_termination,
-            shutdown_behavior: (!r.instance_initiated_shutdown_behavior.is_empty())
-                .then_some(r.instance_initiated_shutdown_behavior),
-            groups: r.groups,
-        };
-        let result = self
-            .cloud
-            .modify_instance_attribute(&account, &r.instance_id, &change)
-            .await
-            .map(|()| pb::ModifyInstanceAttributeResponse {});
-        self.finish("ModifyInstanceAttribute", result)
+        self.handle_async("ModifyInstanceAttribute", req, |account, r| async move {
+            let change = InstanceAttributes {
+                disable_api_termination: r.disable_api_termination,
+                shutdown_behavior: (!r.instance_initiated_shutdown_behavior.is_empty())
+                    .then_some(r.instance_initiated_shutdown_behavior),
+                groups: r.groups,
+            };
+            self.cloud
+                .modify_instance_attribute(&account, &r.instance_id, &change)
+                .await
+                .map(|()| pb::ModifyInstanceAttributeResponse {})
+        })
+        .await
     }
 
     async fn modify_instance_metadata_options(
         &self,
         req: Request<pb::ModifyInstanceMetadataOptionsRequest>,
     ) -> Result<Response<pb::ModifyInstanceMetadataOptionsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = MetadataChange::parse(
-            &r.http_tokens,
-            r.http_put_response_hop_limit,
-            &r.http_endpoint,
-            &r.instance_metadata_tags,
-        )
-        .and_then(|c| {
-            self.cloud
-                .modify_metadata_options(&account, &r.instance_id, c)
+        self.handle("ModifyInstanceMetadataOptions", req, |account, r| {
+            MetadataChange::parse(
+                &r.http_tokens,
+                r.http_put_response_hop_limit,
+                &r.http_endpoint,
+                &r.instance_metadata_tags,
+            )
+            .and_then(|c| {
+                self.cloud
+                    .modify_metadata_options(account, &r.instance_id, c)
+            })
+            .map(|o| pb::ModifyInstanceMetadataOptionsResponse {
+                instance_id: r.instance_id.clone(),
+                instance_metadata_options: Some(convert::metadata_options(&o)),
+            })
         })
-        .map(|o| pb::ModifyInstanceMetadataOptionsResponse {
-            instance_id: r.instance_id.clone(),
-            instance_metadata_options: Some(convert::metadata_options(&o)),
-        });
-        self.finish("ModifyInstanceMetadataOptions", result)
     }
 
     async fn describe_instance_types(
         &self,
         req: Request<pb::DescribeInstanceTypesRequest>,
     ) -> Result<Response<pb::DescribeInstanceTypesResponse>, Status> {
-        self.account(&req)?;
-        let r = req.into_inner();
-        let result = (|| {
+        self.handle("DescribeInstanceTypes", req, |_, r| {
             let types = if r.instance_types.is_empty() {
                 catalog::all()
             } else {
@@ -345,52 +327,47 @@ impl Compute for Api {
                     })
                     .collect(),
             })
-        })();
-        self.finish("DescribeInstanceTypes", result)
+        })
     }
 
     async fn describe_instance_status(
         &self,
         req: Request<pb::DescribeInstanceStatusRequest>,
     ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_instance_status(
-                &account,
-                &DescribeInstanceStatus {
-                    instance_ids: r.instance_ids,
-                    filters: convert::filters(&r.filters),
-                    include_all_instances: r.include_all_instances,
-                    page: PageRequest {
-                        max_results: r.max_results,
-                        next_token: r.next_token,
+        self.handle("DescribeInstanceStatus", req, |account, r| {
+            self.cloud
+                .describe_instance_status(
+                    account,
+                    &DescribeInstanceStatus {
+                        instance_ids: r.instance_ids,
+                        filters: convert::filters(&r.filters),
+                        include_all_instances: r.include_all_instances,
+                        page: PageRequest {
+                            max_results: r.max_results,
+                            next_token: r.next_token,
+                        },
                     },
-                },
-            )
-            .map(|p| pb::DescribeInstanceStatusResponse {
-                next_token: p.next_token,
-                instance_statuses: p.items.into_iter().map(instance_status).collect(),
-            });
-        self.finish("DescribeInstanceStatus", result)
+                )
+                .map(|p| pb::DescribeInstanceStatusResponse {
+                    next_token: p.next_token,
+                    instance_statuses: p.items.into_iter().map(instance_status).collect(),
+                })
+        })
     }
 
     async fn get_console_output(
         &self,
         req: Request<pb::GetConsoleOutputRequest>,
     ) -> Result<Response<pb::GetConsoleOutputResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .console_output(&account, &r.instance_id)
-            .map(|c| pb::GetConsoleOutputResponse {
-                instance_id: c.instance_id,
-                timestamp_unix: c.timestamp,
-                output: c.output,
-            });
-        self.finish("GetConsoleOutput", result)
+        self.handle("GetConsoleOutput", req, |account, r| {
+            self.cloud.console_output(account, &r.instance_id).map(|c| {
+                pb::GetConsoleOutputResponse {
+                    instance_id: c.instance_id,
+                    timestamp_unix: c.timestamp,
+                    output: c.output,
+                }
+            })
+        })
     }
 
     type StreamConsoleStream = ConsoleStream;
@@ -399,16 +376,13 @@ impl Compute for Api {
         &self,
         req: Request<pb::StreamConsoleRequest>,
     ) -> Result<Response<Self::StreamConsoleStream>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let rx = match self.cloud.follow_console(&account, &r.instance_id) {
-            Ok(rx) => rx,
-            Err(e) => return self.finish("StreamConsole", Err(e)),
-        };
-        let stream: ConsoleStream = Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx)
-                .map(|data| Ok(pb::ConsoleChunk { data })),
-        );
-        Ok(Response::new(stream))
+        self.handle("StreamConsole", req, |account, r| {
+            let rx = self.cloud.follow_console(account, &r.instance_id)?;
+            let stream: ConsoleStream = Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx)
+                    .map(|data| Ok(pb::ConsoleChunk { data })),
+            );
+            Ok(stream)
+        })
     }
 }

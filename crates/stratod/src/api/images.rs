@@ -78,113 +78,102 @@ impl Images for Api {
         &self,
         req: Request<pb::RegisterImageRequest>,
     ) -> Result<Response<pb::RegisterImageResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let nonempty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
-        let reg = RegisterRequest {
-            name: r.name,
-            description: r.description,
-            bundle: nonempty(r.bundle_path),
-            kernel: nonempty(r.kernel_path),
-            root_volume: nonempty(r.root_volume_path),
-            boot_args: r.boot_args,
-            root_device_name: r.root_device_name,
-            mappings: r
-                .block_device_mappings
-                .iter()
-                .map(convert::mapping_in)
-                .collect(),
-        };
-        let result = self
-            .cloud
-            .register_image(&account, reg)
-            .map(|i| pb::RegisterImageResponse { image_id: i.id });
-        self.finish("RegisterImage", result)
+        self.handle("RegisterImage", req, |account, r| {
+            let nonempty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
+            let reg = RegisterRequest {
+                name: r.name,
+                description: r.description,
+                bundle: nonempty(r.bundle_path),
+                kernel: nonempty(r.kernel_path),
+                root_volume: nonempty(r.root_volume_path),
+                boot_args: r.boot_args,
+                root_device_name: r.root_device_name,
+                mappings: r
+                    .block_device_mappings
+                    .iter()
+                    .map(convert::mapping_in)
+                    .collect(),
+            };
+            self.cloud
+                .register_image(account, reg)
+                .map(|i| pb::RegisterImageResponse { image_id: i.id })
+        })
     }
 
     async fn describe_images(
         &self,
         req: Request<pb::DescribeImagesRequest>,
     ) -> Result<Response<pb::DescribeImagesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_images(
-                &account,
-                &DescribeImages {
-                    image_ids: r.image_ids,
-                    owners: r.owners,
-                    executable_users: r.executable_users,
-                    filters: convert::filters(&r.filters),
-                    page: PageRequest {
-                        max_results: r.max_results,
-                        next_token: r.next_token,
+        self.handle("DescribeImages", req, |account, r| {
+            self.cloud
+                .describe_images(
+                    account,
+                    &DescribeImages {
+                        image_ids: r.image_ids,
+                        owners: r.owners,
+                        executable_users: r.executable_users,
+                        filters: convert::filters(&r.filters),
+                        page: PageRequest {
+                            max_results: r.max_results,
+                            next_token: r.next_token,
+                        },
                     },
-                },
-            )
-            .map(|p| pb::DescribeImagesResponse {
-                next_token: p.next_token,
-                images: p.items.into_iter().map(message).collect(),
-            });
-        self.finish("DescribeImages", result)
+                )
+                .map(|p| pb::DescribeImagesResponse {
+                    next_token: p.next_token,
+                    images: p.items.into_iter().map(message).collect(),
+                })
+        })
     }
 
     async fn deregister_image(
         &self,
         req: Request<pb::DeregisterImageRequest>,
     ) -> Result<Response<pb::DeregisterImageResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .deregister_image(&account, &r.image_id)
-            .map(|_| pb::DeregisterImageResponse {});
-        self.finish("DeregisterImage", result)
+        self.handle("DeregisterImage", req, |account, r| {
+            self.cloud
+                .deregister_image(account, &r.image_id)
+                .map(|_| pb::DeregisterImageResponse {})
+        })
     }
 
     async fn create_image(
         &self,
         req: Request<pb::CreateImageRequest>,
     ) -> Result<Response<pb::CreateImageResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_image(
-                &account,
-                &r.instance_id,
-                &r.name,
-                &r.description,
-                r.no_reboot,
-            )
-            .map(|i| pb::CreateImageResponse { image_id: i.id });
-        self.finish("CreateImage", result)
+        self.handle("CreateImage", req, |account, r| {
+            self.cloud
+                .create_image(
+                    account,
+                    &r.instance_id,
+                    &r.name,
+                    &r.description,
+                    r.no_reboot,
+                )
+                .map(|i| pb::CreateImageResponse { image_id: i.id })
+        })
     }
 
     async fn modify_image_attribute(
         &self,
         req: Request<pb::ModifyImageAttributeRequest>,
     ) -> Result<Response<pb::ModifyImageAttributeResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .modify_launch_permissions(
-                &account,
-                &r.image_id,
-                &grantees(&r.add),
-                &grantees(&r.remove),
-            )
-            .map(|_| pb::ModifyImageAttributeResponse {});
-        self.finish("ModifyImageAttribute", result)
+        self.handle("ModifyImageAttribute", req, |account, r| {
+            self.cloud
+                .modify_launch_permissions(
+                    account,
+                    &r.image_id,
+                    &grantees(&r.add),
+                    &grantees(&r.remove),
+                )
+                .map(|_| pb::ModifyImageAttributeResponse {})
+        })
     }
 
     async fn copy_image(
         &self,
         req: Request<pb::CopyImageRequest>,
     ) -> Result<Response<pb::CopyImageResponse>, Status> {
-        let account = self.account(&req)?;
         // The source is asked with the caller's own token, so that it applies its own launch
         // permissions (docs/daemon.md, CopyImage).
         let token = req
@@ -193,51 +182,50 @@ impl Images for Api {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.strip_prefix("Bearer "))
             .map(|s| s.trim().to_string());
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .copy_image(
-                &account,
-                token,
-                &r.source_region,
-                &r.source_image_id,
-                &r.name,
-                &r.description,
-            )
-            .await
-            .map(|i| pb::CopyImageResponse { image_id: i.id });
-        self.finish("CopyImage", result)
+        self.handle_async("CopyImage", req, |account, r| async move {
+            self.cloud
+                .copy_image(
+                    &account,
+                    token,
+                    &r.source_region,
+                    &r.source_image_id,
+                    &r.name,
+                    &r.description,
+                )
+                .await
+                .map(|i| pb::CopyImageResponse { image_id: i.id })
+        })
+        .await
     }
 
     async fn export_image(
         &self,
         req: Request<pb::ExportImageRequest>,
     ) -> Result<Response<pb::ExportImageManifest>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .export_image(&account, &r.image_id)
-            .await
-            .map(|e| pb::ExportImageManifest {
-                image_id: e.image.id.clone(),
-                name: e.image.name.clone(),
-                description: e.image.description.clone(),
-                architecture: e.image.architecture.clone(),
-                boot_args: e.image.boot_args.clone(),
-                root_device_name: e.image.root_device_name.clone(),
-                block_device_mappings: e.image.mappings.iter().map(convert::mapping).collect(),
-                files: e
-                    .files
-                    .into_iter()
-                    .map(|f| pb::ExportedFile {
-                        name: f.name,
-                        size: f.size,
-                        sha256: f.sha256,
-                    })
-                    .collect(),
-            });
-        self.finish("ExportImage", result)
+        self.handle_async("ExportImage", req, |account, r| async move {
+            self.cloud
+                .export_image(&account, &r.image_id)
+                .await
+                .map(|e| pb::ExportImageManifest {
+                    image_id: e.image.id.clone(),
+                    name: e.image.name.clone(),
+                    description: e.image.description.clone(),
+                    architecture: e.image.architecture.clone(),
+                    boot_args: e.image.boot_args.clone(),
+                    root_device_name: e.image.root_device_name.clone(),
+                    block_device_mappings: e.image.mappings.iter().map(convert::mapping).collect(),
+                    files: e
+                        .files
+                        .into_iter()
+                        .map(|f| pb::ExportedFile {
+                            name: f.name,
+                            size: f.size,
+                            sha256: f.sha256,
+                        })
+                        .collect(),
+                })
+        })
+        .await
     }
 
     type ReadImageFileStream = FileStream;
@@ -246,35 +234,30 @@ impl Images for Api {
         &self,
         req: Request<pb::ReadImageFileRequest>,
     ) -> Result<Response<Self::ReadImageFileStream>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let path = self
-            .finish(
-                "ReadImageFile",
-                self.cloud.image_file(&account, &r.image_id, &r.file),
-            )?
-            .into_inner();
-        // A few chunks in flight: reading runs ahead of the network without holding the file.
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || copy::send_file(&path, r.offset, &tx));
-        let stream: FileStream =
-            Box::pin(ReceiverStream::new(rx).map(|c| c.map(chunk_message).map_err(Status::from)));
-        Ok(Response::new(stream))
+        self.handle("ReadImageFile", req, |account, r| {
+            let path = self.cloud.image_file(account, &r.image_id, &r.file)?;
+            // A few chunks in flight: reading runs ahead of the network without holding the
+            // file.
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::task::spawn_blocking(move || copy::send_file(&path, r.offset, &tx));
+            let stream: FileStream = Box::pin(
+                ReceiverStream::new(rx).map(|c| c.map(chunk_message).map_err(Status::from)),
+            );
+            Ok(stream)
+        })
     }
 
     async fn describe_image_attribute(
         &self,
         req: Request<pb::DescribeImageAttributeRequest>,
     ) -> Result<Response<pb::DescribeImageAttributeResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_image_attribute(&account, &r.image_id, &r.attribute)
-            .map(|perms| pb::DescribeImageAttributeResponse {
-                image_id: r.image_id.clone(),
-                launch_permissions: permissions(perms),
-            });
-        self.finish("DescribeImageAttribute", result)
+        self.handle("DescribeImageAttribute", req, |account, r| {
+            self.cloud
+                .describe_image_attribute(account, &r.image_id, &r.attribute)
+                .map(|perms| pb::DescribeImageAttributeResponse {
+                    image_id: r.image_id.clone(),
+                    launch_permissions: permissions(perms),
+                })
+        })
     }
 }

@@ -13,97 +13,84 @@ impl KeyPairs for Api {
         &self,
         req: Request<pb::CreateKeyPairRequest>,
     ) -> Result<Response<pb::CreateKeyPairResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_key_pair(
-                &account,
-                &r.key_name,
-                &r.key_type,
-                convert::tags_in(&r.tags),
-            )
-            .map(|(k, private_key)| pb::CreateKeyPairResponse {
-                tags: convert::tags(&k.tags),
-                key_name: k.name,
-                key_fingerprint: k.fingerprint,
-                key_material: private_key,
-                key_pair_id: k.id,
-            });
-        self.finish("CreateKeyPair", result)
+        self.handle("CreateKeyPair", req, |account, r| {
+            self.cloud
+                .create_key_pair(account, &r.key_name, &r.key_type, convert::tags_in(&r.tags))
+                .map(|(k, private_key)| pb::CreateKeyPairResponse {
+                    tags: convert::tags(&k.tags),
+                    key_name: k.name,
+                    key_fingerprint: k.fingerprint,
+                    key_material: private_key,
+                    key_pair_id: k.id,
+                })
+        })
     }
 
     async fn import_key_pair(
         &self,
         req: Request<pb::ImportKeyPairRequest>,
     ) -> Result<Response<pb::ImportKeyPairResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .import_key_pair(
-                &account,
-                &r.key_name,
-                &r.public_key_material,
-                convert::tags_in(&r.tags),
-            )
-            .map(|k| pb::ImportKeyPairResponse {
-                tags: convert::tags(&k.tags),
-                key_name: k.name,
-                key_fingerprint: k.fingerprint,
-                key_pair_id: k.id,
-            });
-        self.finish("ImportKeyPair", result)
+        self.handle("ImportKeyPair", req, |account, r| {
+            self.cloud
+                .import_key_pair(
+                    account,
+                    &r.key_name,
+                    &r.public_key_material,
+                    convert::tags_in(&r.tags),
+                )
+                .map(|k| pb::ImportKeyPairResponse {
+                    tags: convert::tags(&k.tags),
+                    key_name: k.name,
+                    key_fingerprint: k.fingerprint,
+                    key_pair_id: k.id,
+                })
+        })
     }
 
     async fn describe_key_pairs(
         &self,
         req: Request<pb::DescribeKeyPairsRequest>,
     ) -> Result<Response<pb::DescribeKeyPairsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_key_pairs(
-                &account,
-                &r.key_names,
-                &r.key_pair_ids,
-                &convert::filters(&r.filters),
-            )
-            .map(|pairs| pb::DescribeKeyPairsResponse {
-                key_pairs: pairs
-                    .into_iter()
-                    .map(|k| pb::KeyPairInfo {
-                        tags: convert::tags(&k.tags),
-                        key_pair_id: k.id,
-                        key_name: k.name,
-                        key_fingerprint: k.fingerprint,
-                        key_type: k.key_type,
-                        create_time_unix: k.created,
-                        public_key: if r.include_public_key {
-                            k.public_key
-                        } else {
-                            String::new()
-                        },
-                    })
-                    .collect(),
-            });
-        self.finish("DescribeKeyPairs", result)
+        self.handle("DescribeKeyPairs", req, |account, r| {
+            self.cloud
+                .describe_key_pairs(
+                    account,
+                    &r.key_names,
+                    &r.key_pair_ids,
+                    &convert::filters(&r.filters),
+                )
+                .map(|pairs| pb::DescribeKeyPairsResponse {
+                    key_pairs: pairs
+                        .into_iter()
+                        .map(|k| pb::KeyPairInfo {
+                            tags: convert::tags(&k.tags),
+                            key_pair_id: k.id,
+                            key_name: k.name,
+                            key_fingerprint: k.fingerprint,
+                            key_type: k.key_type,
+                            create_time_unix: k.created,
+                            public_key: if r.include_public_key {
+                                k.public_key
+                            } else {
+                                String::new()
+                            },
+                        })
+                        .collect(),
+                })
+        })
     }
 
     async fn delete_key_pair(
         &self,
         req: Request<pb::DeleteKeyPairRequest>,
     ) -> Result<Response<pb::DeleteKeyPairResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_key_pair(&account, &r.key_name, &r.key_pair_id)
-            .map(|id| pb::DeleteKeyPairResponse {
-                success: true,
-                key_pair_id: id.unwrap_or_default(),
-            });
-        self.finish("DeleteKeyPair", result)
+        self.handle("DeleteKeyPair", req, |account, r| {
+            self.cloud
+                .delete_key_pair(account, &r.key_name, &r.key_pair_id)
+                .map(|id| pb::DeleteKeyPairResponse {
+                    success: true,
+                    key_pair_id: id.unwrap_or_default(),
+                })
+        })
     }
 }

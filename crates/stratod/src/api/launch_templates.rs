@@ -39,121 +39,109 @@ impl LaunchTemplates for Api {
         &self,
         req: Request<pb::CreateLaunchTemplateRequest>,
     ) -> Result<Response<pb::CreateLaunchTemplateResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
-        let result = self
-            .cloud
-            .create_launch_template(
-                &account,
-                &r.launch_template_name,
-                &r.version_description,
-                data,
-                convert::tags_in(&r.tags),
-            )
-            .map(|t| pb::CreateLaunchTemplateResponse {
-                launch_template: Some(template(&t)),
-            });
-        self.finish("CreateLaunchTemplate", result)
+        self.handle("CreateLaunchTemplate", req, |account, r| {
+            let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
+            self.cloud
+                .create_launch_template(
+                    account,
+                    &r.launch_template_name,
+                    &r.version_description,
+                    data,
+                    convert::tags_in(&r.tags),
+                )
+                .map(|t| pb::CreateLaunchTemplateResponse {
+                    launch_template: Some(template(&t)),
+                })
+        })
     }
 
     async fn create_launch_template_version(
         &self,
         req: Request<pb::CreateLaunchTemplateVersionRequest>,
     ) -> Result<Response<pb::CreateLaunchTemplateVersionResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
-        let result = self
-            .cloud
-            .create_launch_template_version(
-                &account,
-                &r.launch_template_id,
-                &r.launch_template_name,
-                &r.source_version,
-                &r.version_description,
-                data,
-            )
-            .map(|(t, v)| pb::CreateLaunchTemplateVersionResponse {
-                launch_template_version: Some(version(&t, &v)),
-            });
-        self.finish("CreateLaunchTemplateVersion", result)
+        self.handle("CreateLaunchTemplateVersion", req, |account, r| {
+            let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
+            self.cloud
+                .create_launch_template_version(
+                    account,
+                    &r.launch_template_id,
+                    &r.launch_template_name,
+                    &r.source_version,
+                    &r.version_description,
+                    data,
+                )
+                .map(|(t, v)| pb::CreateLaunchTemplateVersionResponse {
+                    launch_template_version: Some(version(&t, &v)),
+                })
+        })
     }
 
     async fn modify_launch_template(
         &self,
         req: Request<pb::ModifyLaunchTemplateRequest>,
     ) -> Result<Response<pb::ModifyLaunchTemplateResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .modify_launch_template(
-                &account,
-                &r.launch_template_id,
-                &r.launch_template_name,
-                &r.default_version,
-            )
-            .map(|t| pb::ModifyLaunchTemplateResponse {
-                launch_template: Some(template(&t)),
-            });
-        self.finish("ModifyLaunchTemplate", result)
+        self.handle("ModifyLaunchTemplate", req, |account, r| {
+            self.cloud
+                .modify_launch_template(
+                    account,
+                    &r.launch_template_id,
+                    &r.launch_template_name,
+                    &r.default_version,
+                )
+                .map(|t| pb::ModifyLaunchTemplateResponse {
+                    launch_template: Some(template(&t)),
+                })
+        })
     }
 
     async fn describe_launch_templates(
         &self,
         req: Request<pb::DescribeLaunchTemplatesRequest>,
     ) -> Result<Response<pb::DescribeLaunchTemplatesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_launch_templates(
-                &account,
-                &r.launch_template_ids,
-                &r.launch_template_names,
-                &convert::filters(&r.filters),
-            )
-            .map(|list| pb::DescribeLaunchTemplatesResponse {
-                launch_templates: list.iter().map(template).collect(),
-            });
-        self.finish("DescribeLaunchTemplates", result)
+        self.handle("DescribeLaunchTemplates", req, |account, r| {
+            self.cloud
+                .describe_launch_templates(
+                    account,
+                    &r.launch_template_ids,
+                    &r.launch_template_names,
+                    &convert::filters(&r.filters),
+                )
+                .map(|list| pb::DescribeLaunchTemplatesResponse {
+                    launch_templates: list.iter().map(template).collect(),
+                })
+        })
     }
 
     async fn describe_launch_template_versions(
         &self,
         req: Request<pb::DescribeLaunchTemplateVersionsRequest>,
     ) -> Result<Response<pb::DescribeLaunchTemplateVersionsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_launch_template_versions(
-                &account,
-                &r.launch_template_id,
-                &r.launch_template_name,
-                &r.versions,
-                r.min_version,
-                r.max_version,
-            )
-            .map(|(t, list)| pb::DescribeLaunchTemplateVersionsResponse {
-                launch_template_versions: list.iter().map(|v| version(&t, v)).collect(),
-            });
-        self.finish("DescribeLaunchTemplateVersions", result)
+        self.handle("DescribeLaunchTemplateVersions", req, |account, r| {
+            self.cloud
+                .describe_launch_template_versions(
+                    account,
+                    &r.launch_template_id,
+                    &r.launch_template_name,
+                    &r.versions,
+                    r.min_version,
+                    r.max_version,
+                )
+                .map(|(t, list)| pb::DescribeLaunchTemplateVersionsResponse {
+                    launch_template_versions: list.iter().map(|v| version(&t, v)).collect(),
+                })
+        })
     }
 
     async fn delete_launch_template(
         &self,
         req: Request<pb::DeleteLaunchTemplateRequest>,
     ) -> Result<Response<pb::DeleteLaunchTemplateResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_launch_template(&account, &r.launch_template_id, &r.launch_template_name)
-            .map(|t| pb::DeleteLaunchTemplateResponse {
-                launch_template: Some(template(&t)),
-            });
-        self.finish("DeleteLaunchTemplate", result)
+        self.handle("DeleteLaunchTemplate", req, |account, r| {
+            self.cloud
+                .delete_launch_template(account, &r.launch_template_id, &r.launch_template_name)
+                .map(|t| pb::DeleteLaunchTemplateResponse {
+                    launch_template: Some(template(&t)),
+                })
+        })
     }
 }

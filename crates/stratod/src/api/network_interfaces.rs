@@ -73,188 +73,180 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::CreateNetworkInterfaceRequest>,
     ) -> Result<Response<pb::CreateNetworkInterfaceResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let create = CreateEni {
-            subnet_id: r.subnet_id,
-            private_ip: r.private_ip_address,
-            description: r.description,
-            groups: r.groups,
-            secondary_count: r.secondary_private_ip_address_count,
-            secondary_ips: r.private_ip_addresses,
-            tags: convert::tags_in(&r.tags),
-            ipv6_count: r.ipv6_address_count,
-            ipv6_addresses: r.ipv6_addresses,
-        };
-        let result = self
-            .cloud
-            .create_network_interface(&account, create)
-            .await
-            .map(|v| pb::CreateNetworkInterfaceResponse {
-                network_interface: Some(eni_message(v)),
-            });
-        self.finish("CreateNetworkInterface", result)
+        self.handle_async("CreateNetworkInterface", req, |account, r| async move {
+            let create = CreateEni {
+                subnet_id: r.subnet_id,
+                private_ip: r.private_ip_address,
+                description: r.description,
+                groups: r.groups,
+                secondary_count: r.secondary_private_ip_address_count,
+                secondary_ips: r.private_ip_addresses,
+                tags: convert::tags_in(&r.tags),
+                ipv6_count: r.ipv6_address_count,
+                ipv6_addresses: r.ipv6_addresses,
+            };
+            self.cloud
+                .create_network_interface(&account, create)
+                .await
+                .map(|v| pb::CreateNetworkInterfaceResponse {
+                    network_interface: Some(eni_message(v)),
+                })
+        })
+        .await
     }
 
     async fn describe_network_interfaces(
         &self,
         req: Request<pb::DescribeNetworkInterfacesRequest>,
     ) -> Result<Response<pb::DescribeNetworkInterfacesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_network_interfaces(
-                &account,
-                &r.network_interface_ids,
-                &convert::filters(&r.filters),
-            )
-            .map(|list| pb::DescribeNetworkInterfacesResponse {
-                network_interfaces: list.into_iter().map(eni_message).collect(),
-            });
-        self.finish("DescribeNetworkInterfaces", result)
+        self.handle("DescribeNetworkInterfaces", req, |account, r| {
+            self.cloud
+                .describe_network_interfaces(
+                    account,
+                    &r.network_interface_ids,
+                    &convert::filters(&r.filters),
+                )
+                .map(|list| pb::DescribeNetworkInterfacesResponse {
+                    network_interfaces: list.into_iter().map(eni_message).collect(),
+                })
+        })
     }
 
     async fn attach_network_interface(
         &self,
         req: Request<pb::AttachNetworkInterfaceRequest>,
     ) -> Result<Response<pb::AttachNetworkInterfaceResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .attach_network_interface(
-                &account,
-                &r.network_interface_id,
-                &r.instance_id,
-                r.device_index,
-            )
-            .map(|attachment_id| pb::AttachNetworkInterfaceResponse { attachment_id });
-        self.finish("AttachNetworkInterface", result)
+        self.handle("AttachNetworkInterface", req, |account, r| {
+            self.cloud
+                .attach_network_interface(
+                    account,
+                    &r.network_interface_id,
+                    &r.instance_id,
+                    r.device_index,
+                )
+                .map(|attachment_id| pb::AttachNetworkInterfaceResponse { attachment_id })
+        })
     }
 
     async fn detach_network_interface(
         &self,
         req: Request<pb::DetachNetworkInterfaceRequest>,
     ) -> Result<Response<pb::DetachNetworkInterfaceResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .detach_network_interface(&account, &r.attachment_id)
-            .await
-            .map(|()| pb::DetachNetworkInterfaceResponse {});
-        self.finish("DetachNetworkInterface", result)
+        self.handle_async("DetachNetworkInterface", req, |account, r| async move {
+            self.cloud
+                .detach_network_interface(&account, &r.attachment_id)
+                .await
+                .map(|()| pb::DetachNetworkInterfaceResponse {})
+        })
+        .await
     }
 
     async fn delete_network_interface(
         &self,
         req: Request<pb::DeleteNetworkInterfaceRequest>,
     ) -> Result<Response<pb::DeleteNetworkInterfaceResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_network_interface(&account, &r.network_interface_id)
-            .await
-            .map(|()| pb::DeleteNetworkInterfaceResponse {});
-        self.finish("DeleteNetworkInterface", result)
+        self.handle_async("DeleteNetworkInterface", req, |account, r| async move {
+            self.cloud
+                .delete_network_interface(&account, &r.network_interface_id)
+                .await
+                .map(|()| pb::DeleteNetworkInterfaceResponse {})
+        })
+        .await
     }
 
     async fn assign_private_ip_addresses(
         &self,
         req: Request<pb::AssignPrivateIpAddressesRequest>,
     ) -> Result<Response<pb::AssignPrivateIpAddressesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .assign_private_ips(
-                &account,
-                &r.network_interface_id,
-                &r.private_ip_addresses,
-                r.secondary_private_ip_address_count,
-            )
-            .await
-            .map(|added| pb::AssignPrivateIpAddressesResponse {
-                network_interface_id: r.network_interface_id.clone(),
-                assigned_private_ip_addresses: added,
-            });
-        self.finish("AssignPrivateIpAddresses", result)
+        self.handle_async("AssignPrivateIpAddresses", req, |account, r| async move {
+            self.cloud
+                .assign_private_ips(
+                    &account,
+                    &r.network_interface_id,
+                    &r.private_ip_addresses,
+                    r.secondary_private_ip_address_count,
+                )
+                .await
+                .map(|added| pb::AssignPrivateIpAddressesResponse {
+                    network_interface_id: r.network_interface_id.clone(),
+                    assigned_private_ip_addresses: added,
+                })
+        })
+        .await
     }
 
     async fn unassign_private_ip_addresses(
         &self,
         req: Request<pb::UnassignPrivateIpAddressesRequest>,
     ) -> Result<Response<pb::UnassignPrivateIpAddressesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .unassign_private_ips(&account, &r.network_interface_id, &r.private_ip_addresses)
-            .await
-            .map(|()| pb::UnassignPrivateIpAddressesResponse {});
-        self.finish("UnassignPrivateIpAddresses", result)
+        self.handle_async("UnassignPrivateIpAddresses", req, |account, r| async move {
+            self.cloud
+                .unassign_private_ips(&account, &r.network_interface_id, &r.private_ip_addresses)
+                .await
+                .map(|()| pb::UnassignPrivateIpAddressesResponse {})
+        })
+        .await
     }
 
     async fn modify_network_interface_attribute(
         &self,
         req: Request<pb::ModifyNetworkInterfaceAttributeRequest>,
     ) -> Result<Response<pb::ModifyNetworkInterfaceAttributeResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let change = EniAttribute {
-            description: r.description,
-            source_dest_check: r.source_dest_check,
-            attachment: r
-                .attachment
-                .map(|a| (a.attachment_id, a.delete_on_termination)),
-            groups: r.groups,
-        };
-        let result = self
-            .cloud
-            .modify_network_interface_attribute(&account, &r.network_interface_id, &change)
-            .await
-            .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {});
-        self.finish("ModifyNetworkInterfaceAttribute", result)
+        self.handle_async(
+            "ModifyNetworkInterfaceAttribute",
+            req,
+            |account, r| async move {
+                let change = EniAttribute {
+                    description: r.description,
+                    source_dest_check: r.source_dest_check,
+                    attachment: r
+                        .attachment
+                        .map(|a| (a.attachment_id, a.delete_on_termination)),
+                    groups: r.groups,
+                };
+                self.cloud
+                    .modify_network_interface_attribute(&account, &r.network_interface_id, &change)
+                    .await
+                    .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {})
+            },
+        )
+        .await
     }
 
     async fn assign_ipv6_addresses(
         &self,
         req: Request<pb::AssignIpv6AddressesRequest>,
     ) -> Result<Response<pb::AssignIpv6AddressesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .assign_ipv6_addresses(
-                &account,
-                &r.network_interface_id,
-                &r.ipv6_addresses,
-                r.ipv6_address_count,
-            )
-            .await
-            .map(|added| pb::AssignIpv6AddressesResponse {
-                network_interface_id: r.network_interface_id.clone(),
-                assigned_ipv6_addresses: added,
-            });
-        self.finish("AssignIpv6Addresses", result)
+        self.handle_async("AssignIpv6Addresses", req, |account, r| async move {
+            self.cloud
+                .assign_ipv6_addresses(
+                    &account,
+                    &r.network_interface_id,
+                    &r.ipv6_addresses,
+                    r.ipv6_address_count,
+                )
+                .await
+                .map(|added| pb::AssignIpv6AddressesResponse {
+                    network_interface_id: r.network_interface_id.clone(),
+                    assigned_ipv6_addresses: added,
+                })
+        })
+        .await
     }
 
     async fn unassign_ipv6_addresses(
         &self,
         req: Request<pb::UnassignIpv6AddressesRequest>,
     ) -> Result<Response<pb::UnassignIpv6AddressesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .unassign_ipv6_addresses(&account, &r.network_interface_id, &r.ipv6_addresses)
-            .await
-            .map(|gone| pb::UnassignIpv6AddressesResponse {
-                network_interface_id: r.network_interface_id.clone(),
-                unassigned_ipv6_addresses: gone,
-            });
-        self.finish("UnassignIpv6Addresses", result)
+        self.handle_async("UnassignIpv6Addresses", req, |account, r| async move {
+            self.cloud
+                .unassign_ipv6_addresses(&account, &r.network_interface_id, &r.ipv6_addresses)
+                .await
+                .map(|gone| pb::UnassignIpv6AddressesResponse {
+                    network_interface_id: r.network_interface_id.clone(),
+                    unassigned_ipv6_addresses: gone,
+                })
+        })
+        .await
     }
 }

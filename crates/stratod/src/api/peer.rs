@@ -1,11 +1,13 @@
 //! The gRPC side of CopyImage's link to another region: a client of the source daemon's
-//! Images service (ExportImage, ReadImageFile) behind the domain's `RegionLink`.
+//! Images service (ExportImage, ReadImageFile) behind the domain's `RegionLink`. An
+//! `https://` peer is verified against the configured CA bundle (`tls.ca_file`, else the
+//! daemon's own CA) and the system's roots.
 
 use std::time::Duration;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::images_client::ImagesClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::convert;
 use crate::cloud::storage::copy::{CopyError, ExportedFile, CHUNK};
@@ -18,8 +20,18 @@ use crate::error::ErrorCode;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reaches other regions' daemons over gRPC.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GrpcRegions;
+#[derive(Debug, Default, Clone)]
+pub struct GrpcRegions {
+    /// CA certificates (PEM) trusted for `https://` peers, besides the system's.
+    roots: Vec<String>,
+}
+
+impl GrpcRegions {
+    /// A link that trusts these CA certificates (PEM) for `https://` peers.
+    pub fn new(roots: Vec<String>) -> Self {
+        Self { roots }
+    }
+}
 
 impl RegionLink for GrpcRegions {
     fn connect<'a>(
@@ -27,7 +39,7 @@ impl RegionLink for GrpcRegions {
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>> {
         Box::pin(async move {
-            let client = connect(endpoint).await?;
+            let client = connect(endpoint, &self.roots).await?;
             Ok(Box::new(GrpcSource(client)) as Box<dyn SourceRegion>)
         })
     }
@@ -132,13 +144,22 @@ pub fn chunk_message(c: Chunk) -> pb::FileChunk {
     }
 }
 
-async fn connect(endpoint: &str) -> Result<ImagesClient<Channel>, CopyError> {
+async fn connect(endpoint: &str, roots: &[String]) -> Result<ImagesClient<Channel>, CopyError> {
     let uri = match endpoint.strip_prefix("unix:") {
         Some(p) => format!("unix:{}", p.strip_prefix("//").unwrap_or(p)),
         None => endpoint.to_string(),
     };
-    let channel = Endpoint::from_shared(uri)
-        .map_err(|e| CopyError::Unreachable(format!("endpoint {endpoint}: {e}")))?
+    let mut ep = Endpoint::from_shared(uri)
+        .map_err(|e| CopyError::Unreachable(format!("endpoint {endpoint}: {e}")))?;
+    if endpoint.starts_with("https://") {
+        let tls = ClientTlsConfig::new()
+            .with_native_roots()
+            .ca_certificates(roots.iter().map(Certificate::from_pem));
+        ep = ep.tls_config(tls).map_err(|e| {
+            CopyError::Unreachable(format!("{endpoint}: {}", crate::error::chain(&e)))
+        })?;
+    }
+    let channel = ep
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await

@@ -28,73 +28,65 @@ impl PlacementGroups for Api {
         &self,
         req: Request<pb::CreatePlacementGroupRequest>,
     ) -> Result<Response<pb::CreatePlacementGroupResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_placement_group(
-                &account,
-                &r.group_name,
-                &r.strategy,
-                r.partition_count,
-                &r.spread_level,
-                convert::tags_in(&r.tags),
-            )
-            .map(|g| pb::CreatePlacementGroupResponse {
-                placement_group: Some(message(g)),
-            });
-        self.finish("CreatePlacementGroup", result)
+        self.handle("CreatePlacementGroup", req, |account, r| {
+            self.cloud
+                .create_placement_group(
+                    account,
+                    &r.group_name,
+                    &r.strategy,
+                    r.partition_count,
+                    &r.spread_level,
+                    convert::tags_in(&r.tags),
+                )
+                .map(|g| pb::CreatePlacementGroupResponse {
+                    placement_group: Some(message(g)),
+                })
+        })
     }
 
     async fn describe_placement_groups(
         &self,
         req: Request<pb::DescribePlacementGroupsRequest>,
     ) -> Result<Response<pb::DescribePlacementGroupsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_placement_groups(
-                &account,
-                &r.group_names,
-                &r.group_ids,
-                &convert::filters(&r.filters),
-            )
-            .map(|groups| pb::DescribePlacementGroupsResponse {
-                placement_groups: groups.into_iter().map(message).collect(),
-            });
-        self.finish("DescribePlacementGroups", result)
+        self.handle("DescribePlacementGroups", req, |account, r| {
+            self.cloud
+                .describe_placement_groups(
+                    account,
+                    &r.group_names,
+                    &r.group_ids,
+                    &convert::filters(&r.filters),
+                )
+                .map(|groups| pb::DescribePlacementGroupsResponse {
+                    placement_groups: groups.into_iter().map(message).collect(),
+                })
+        })
     }
 
     async fn delete_placement_group(
         &self,
         req: Request<pb::DeletePlacementGroupRequest>,
     ) -> Result<Response<pb::DeletePlacementGroupResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_placement_group(&account, &r.group_name)
-            .map(|_| pb::DeletePlacementGroupResponse {});
-        self.finish("DeletePlacementGroup", result)
+        self.handle("DeletePlacementGroup", req, |account, r| {
+            self.cloud
+                .delete_placement_group(account, &r.group_name)
+                .map(|_| pb::DeletePlacementGroupResponse {})
+        })
     }
 
     async fn modify_instance_placement(
         &self,
         req: Request<pb::ModifyInstancePlacementRequest>,
     ) -> Result<Response<pb::ModifyInstancePlacementResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .modify_instance_placement(
-                &account,
-                &r.instance_id,
-                &r.group_name,
-                &r.group_id,
-                r.partition_number,
-            )
-            .map(|_| pb::ModifyInstancePlacementResponse { success: true });
-        self.finish("ModifyInstancePlacement", result)
+        self.handle("ModifyInstancePlacement", req, |account, r| {
+            self.cloud
+                .modify_instance_placement(
+                    account,
+                    &r.instance_id,
+                    &r.group_name,
+                    &r.group_id,
+                    r.partition_number,
+                )
+                .map(|_| pb::ModifyInstancePlacementResponse { success: true })
+        })
     }
 }

@@ -16,48 +16,48 @@ impl Regions for Api {
         &self,
         req: Request<pb::DescribeRegionsRequest>,
     ) -> Result<Response<pb::DescribeRegionsResponse>, Status> {
-        self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_regions(&r.region_names, &convert::filters(&r.filters))
-            .map(|list| pb::DescribeRegionsResponse {
-                regions: list
-                    .into_iter()
-                    .map(|r| pb::Region {
-                        region_name: r.name,
-                        endpoint: r.endpoint,
-                        opt_in_status: OPT_IN.into(),
-                    })
-                    .collect(),
-            });
-        self.finish("DescribeRegions", result)
+        self.handle("DescribeRegions", req, |_, r| {
+            self.cloud
+                .describe_regions(&r.region_names, &convert::filters(&r.filters))
+                .map(|list| pb::DescribeRegionsResponse {
+                    regions: list
+                        .into_iter()
+                        .map(|r| pb::Region {
+                            region_name: r.name,
+                            endpoint: r.endpoint,
+                            opt_in_status: OPT_IN.into(),
+                        })
+                        .collect(),
+                })
+        })
     }
 
     async fn describe_availability_zones(
         &self,
         req: Request<pb::DescribeAvailabilityZonesRequest>,
     ) -> Result<Response<pb::DescribeAvailabilityZonesResponse>, Status> {
-        self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_availability_zones(&r.zone_names, &r.zone_ids, &convert::filters(&r.filters))
-            .map(|list| pb::DescribeAvailabilityZonesResponse {
-                availability_zones: list
-                    .into_iter()
-                    .map(|z| pb::AvailabilityZone {
-                        zone_name: z.name,
-                        zone_id: z.id,
-                        group_name: z.region.clone(),
-                        network_border_group: z.region.clone(),
-                        region_name: z.region,
-                        state: "available".into(),
-                        zone_type: "availability-zone".into(),
-                        opt_in_status: OPT_IN.into(),
-                    })
-                    .collect(),
-            });
-        self.finish("DescribeAvailabilityZones", result)
+        self.handle("DescribeAvailabilityZones", req, |_, r| {
+            self.cloud
+                .describe_availability_zones(
+                    &r.zone_names,
+                    &r.zone_ids,
+                    &convert::filters(&r.filters),
+                )
+                .map(|list| pb::DescribeAvailabilityZonesResponse {
+                    availability_zones: list
+                        .into_iter()
+                        .map(|z| pb::AvailabilityZone {
+                            zone_name: z.name,
+                            zone_id: z.id,
+                            group_name: z.region.clone(),
+                            network_border_group: z.region.clone(),
+                            region_name: z.region,
+                            state: "available".into(),
+                            zone_type: "availability-zone".into(),
+                            opt_in_status: OPT_IN.into(),
+                        })
+                        .collect(),
+                })
+        })
     }
 }

@@ -75,19 +75,20 @@ impl Api {
         authorize: bool,
         egress: bool,
     ) -> Result<Response<pb::SecurityGroupRulesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let perms = permissions_in(&r.ip_permissions);
-        let result = if authorize {
-            self.cloud
-                .authorize(&account, &r.group_id, &r.group_name, egress, &perms)
-                .await
-        } else {
-            self.cloud
-                .revoke(&account, &r.group_id, &r.group_name, egress, &perms)
-                .await
-        };
-        self.finish(op, result.map(|()| pb::SecurityGroupRulesResponse {}))
+        self.handle_async(op, req, |account, r| async move {
+            let perms = permissions_in(&r.ip_permissions);
+            if authorize {
+                self.cloud
+                    .authorize(&account, &r.group_id, &r.group_name, egress, &perms)
+                    .await?;
+            } else {
+                self.cloud
+                    .revoke(&account, &r.group_id, &r.group_name, egress, &perms)
+                    .await?;
+            }
+            Ok(pb::SecurityGroupRulesResponse {})
+        })
+        .await
     }
 }
 
@@ -97,55 +98,49 @@ impl SecurityGroups for Api {
         &self,
         req: Request<pb::CreateSecurityGroupRequest>,
     ) -> Result<Response<pb::CreateSecurityGroupResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_security_group(
-                &account,
-                &r.group_name,
-                &r.description,
-                &r.vpc_id,
-                convert::tags_in(&r.tags),
-            )
-            .map(|g| pb::CreateSecurityGroupResponse {
-                tags: convert::tags(&g.tags),
-                group_id: g.id,
-            });
-        self.finish("CreateSecurityGroup", result)
+        self.handle("CreateSecurityGroup", req, |account, r| {
+            self.cloud
+                .create_security_group(
+                    account,
+                    &r.group_name,
+                    &r.description,
+                    &r.vpc_id,
+                    convert::tags_in(&r.tags),
+                )
+                .map(|g| pb::CreateSecurityGroupResponse {
+                    tags: convert::tags(&g.tags),
+                    group_id: g.id,
+                })
+        })
     }
 
     async fn delete_security_group(
         &self,
         req: Request<pb::DeleteSecurityGroupRequest>,
     ) -> Result<Response<pb::DeleteSecurityGroupResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_security_group(&account, &r.group_id, &r.group_name)
-            .map(|()| pb::DeleteSecurityGroupResponse {});
-        self.finish("DeleteSecurityGroup", result)
+        self.handle("DeleteSecurityGroup", req, |account, r| {
+            self.cloud
+                .delete_security_group(account, &r.group_id, &r.group_name)
+                .map(|()| pb::DeleteSecurityGroupResponse {})
+        })
     }
 
     async fn describe_security_groups(
         &self,
         req: Request<pb::DescribeSecurityGroupsRequest>,
     ) -> Result<Response<pb::DescribeSecurityGroupsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_security_groups(
-                &account,
-                &r.group_ids,
-                &r.group_names,
-                &convert::filters(&r.filters),
-            )
-            .map(|list| pb::DescribeSecurityGroupsResponse {
-                security_groups: list.into_iter().map(group).collect(),
-            });
-        self.finish("DescribeSecurityGroups", result)
+        self.handle("DescribeSecurityGroups", req, |account, r| {
+            self.cloud
+                .describe_security_groups(
+                    account,
+                    &r.group_ids,
+                    &r.group_names,
+                    &convert::filters(&r.filters),
+                )
+                .map(|list| pb::DescribeSecurityGroupsResponse {
+                    security_groups: list.into_iter().map(group).collect(),
+                })
+        })
     }
 
     async fn authorize_security_group_ingress(

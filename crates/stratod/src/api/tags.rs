@@ -14,65 +14,59 @@ impl Tags for Api {
         &self,
         req: Request<pb::CreateTagsRequest>,
     ) -> Result<Response<pb::CreateTagsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_tags(&account, &r.resources, &convert::tags_in(&r.tags))
-            .map(|_| pb::CreateTagsResponse {});
-        self.finish("CreateTags", result)
+        self.handle("CreateTags", req, |account, r| {
+            self.cloud
+                .create_tags(account, &r.resources, &convert::tags_in(&r.tags))
+                .map(|_| pb::CreateTagsResponse {})
+        })
     }
 
     async fn delete_tags(
         &self,
         req: Request<pb::DeleteTagsRequest>,
     ) -> Result<Response<pb::DeleteTagsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let keys: Vec<TagKey> = r
-            .tags
-            .into_iter()
-            .map(|t| TagKey {
-                key: t.key,
-                value: t.value,
-            })
-            .collect();
-        let result = self
-            .cloud
-            .delete_tags(&account, &r.resources, &keys)
-            .map(|_| pb::DeleteTagsResponse {});
-        self.finish("DeleteTags", result)
+        self.handle("DeleteTags", req, |account, r| {
+            let keys: Vec<TagKey> = r
+                .tags
+                .into_iter()
+                .map(|t| TagKey {
+                    key: t.key,
+                    value: t.value,
+                })
+                .collect();
+            self.cloud
+                .delete_tags(account, &r.resources, &keys)
+                .map(|_| pb::DeleteTagsResponse {})
+        })
     }
 
     async fn describe_tags(
         &self,
         req: Request<pb::DescribeTagsRequest>,
     ) -> Result<Response<pb::DescribeTagsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_tags(
-                &account,
-                &convert::filters(&r.filters),
-                &PageRequest {
-                    max_results: r.max_results,
-                    next_token: r.next_token,
-                },
-            )
-            .map(|page| pb::DescribeTagsResponse {
-                tags: page
-                    .items
-                    .into_iter()
-                    .map(|d| pb::TagDescription {
-                        key: d.tag.key,
-                        value: d.tag.value,
-                        resource_id: d.resource_id,
-                        resource_type: d.resource_type.into(),
-                    })
-                    .collect(),
-                next_token: page.next_token,
-            });
-        self.finish("DescribeTags", result)
+        self.handle("DescribeTags", req, |account, r| {
+            self.cloud
+                .describe_tags(
+                    account,
+                    &convert::filters(&r.filters),
+                    &PageRequest {
+                        max_results: r.max_results,
+                        next_token: r.next_token,
+                    },
+                )
+                .map(|page| pb::DescribeTagsResponse {
+                    tags: page
+                        .items
+                        .into_iter()
+                        .map(|d| pb::TagDescription {
+                            key: d.tag.key,
+                            value: d.tag.value,
+                            resource_id: d.resource_id,
+                            resource_type: d.resource_type.into(),
+                        })
+                        .collect(),
+                    next_token: page.next_token,
+                })
+        })
     }
 }

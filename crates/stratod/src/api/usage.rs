@@ -12,23 +12,21 @@ impl Usage for Api {
         &self,
         req: Request<pb::DescribeUsageRequest>,
     ) -> Result<Response<pb::DescribeUsageResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_usage(&account, r.start_unix, r.end_unix)
-            .map(|records| pb::DescribeUsageResponse {
-                records: records
-                    .into_iter()
-                    .map(|u| pb::UsageRecord {
-                        resource_id: u.resource_id,
-                        resource_type: u.resource_type,
-                        kind: u.kind,
-                        seconds: u.seconds,
-                        gib_seconds: u.gib_seconds,
-                    })
-                    .collect(),
-            });
-        self.finish("DescribeUsage", result)
+        self.handle("DescribeUsage", req, |account, r| {
+            self.cloud
+                .describe_usage(account, r.start_unix, r.end_unix)
+                .map(|records| pb::DescribeUsageResponse {
+                    records: records
+                        .into_iter()
+                        .map(|u| pb::UsageRecord {
+                            resource_id: u.resource_id,
+                            resource_type: u.resource_type,
+                            kind: u.kind,
+                            seconds: u.seconds,
+                            gib_seconds: u.gib_seconds,
+                        })
+                        .collect(),
+                })
+        })
     }
 }

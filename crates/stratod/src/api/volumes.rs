@@ -58,144 +58,130 @@ impl Volumes for Api {
         &self,
         req: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_volume(
-                &account,
-                r.size,
-                &r.volume_type,
-                &r.availability_zone,
-                &r.snapshot_id,
-                convert::tags_in(&r.tags),
-            )
-            .map(|v| volume(&v));
-        self.finish("CreateVolume", result)
+        self.handle("CreateVolume", req, |account, r| {
+            self.cloud
+                .create_volume(
+                    account,
+                    r.size,
+                    &r.volume_type,
+                    &r.availability_zone,
+                    &r.snapshot_id,
+                    convert::tags_in(&r.tags),
+                )
+                .map(|v| volume(&v))
+        })
     }
 
     async fn attach_volume(
         &self,
         req: Request<pb::AttachVolumeRequest>,
     ) -> Result<Response<pb::VolumeAttachment>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .attach_volume(&account, &r.volume_id, &r.instance_id, &r.device)
-            .await
-            .map(|v| attachment(&v).unwrap_or_default());
-        self.finish("AttachVolume", result)
+        self.handle_async("AttachVolume", req, |account, r| async move {
+            self.cloud
+                .attach_volume(&account, &r.volume_id, &r.instance_id, &r.device)
+                .await
+                .map(|v| attachment(&v).unwrap_or_default())
+        })
+        .await
     }
 
     async fn detach_volume(
         &self,
         req: Request<pb::DetachVolumeRequest>,
     ) -> Result<Response<pb::VolumeAttachment>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .detach_volume(&account, &r.volume_id, &r.instance_id, r.force)
-            .await
-            .map(|v| attachment(&v).unwrap_or_default());
-        self.finish("DetachVolume", result)
+        self.handle_async("DetachVolume", req, |account, r| async move {
+            self.cloud
+                .detach_volume(&account, &r.volume_id, &r.instance_id, r.force)
+                .await
+                .map(|v| attachment(&v).unwrap_or_default())
+        })
+        .await
     }
 
     async fn delete_volume(
         &self,
         req: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_volume(&account, &r.volume_id)
-            .map(|_| pb::DeleteVolumeResponse {});
-        self.finish("DeleteVolume", result)
+        self.handle("DeleteVolume", req, |account, r| {
+            self.cloud
+                .delete_volume(account, &r.volume_id)
+                .map(|_| pb::DeleteVolumeResponse {})
+        })
     }
 
     async fn describe_volumes(
         &self,
         req: Request<pb::DescribeVolumesRequest>,
     ) -> Result<Response<pb::DescribeVolumesResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_volumes(
-                &account,
-                &DescribeVolumes {
-                    volume_ids: r.volume_ids,
-                    filters: convert::filters(&r.filters),
-                    page: PageRequest {
-                        max_results: r.max_results,
-                        next_token: r.next_token,
+        self.handle("DescribeVolumes", req, |account, r| {
+            self.cloud
+                .describe_volumes(
+                    account,
+                    &DescribeVolumes {
+                        volume_ids: r.volume_ids,
+                        filters: convert::filters(&r.filters),
+                        page: PageRequest {
+                            max_results: r.max_results,
+                            next_token: r.next_token,
+                        },
                     },
-                },
-            )
-            .map(|p| pb::DescribeVolumesResponse {
-                next_token: p.next_token,
-                volumes: p.items.iter().map(volume).collect(),
-            });
-        self.finish("DescribeVolumes", result)
+                )
+                .map(|p| pb::DescribeVolumesResponse {
+                    next_token: p.next_token,
+                    volumes: p.items.iter().map(volume).collect(),
+                })
+        })
     }
 
     async fn create_snapshot(
         &self,
         req: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::Snapshot>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_snapshot(
-                &account,
-                &r.volume_id,
-                &r.description,
-                convert::tags_in(&r.tags),
-            )
-            .map(|s| snapshot(&s));
-        self.finish("CreateSnapshot", result)
+        self.handle("CreateSnapshot", req, |account, r| {
+            self.cloud
+                .create_snapshot(
+                    account,
+                    &r.volume_id,
+                    &r.description,
+                    convert::tags_in(&r.tags),
+                )
+                .map(|s| snapshot(&s))
+        })
     }
 
     async fn describe_snapshots(
         &self,
         req: Request<pb::DescribeSnapshotsRequest>,
     ) -> Result<Response<pb::DescribeSnapshotsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_snapshots(
-                &account,
-                &DescribeSnapshots {
-                    snapshot_ids: r.snapshot_ids,
-                    owner_ids: r.owner_ids,
-                    filters: convert::filters(&r.filters),
-                    page: PageRequest {
-                        max_results: r.max_results,
-                        next_token: r.next_token,
+        self.handle("DescribeSnapshots", req, |account, r| {
+            self.cloud
+                .describe_snapshots(
+                    account,
+                    &DescribeSnapshots {
+                        snapshot_ids: r.snapshot_ids,
+                        owner_ids: r.owner_ids,
+                        filters: convert::filters(&r.filters),
+                        page: PageRequest {
+                            max_results: r.max_results,
+                            next_token: r.next_token,
+                        },
                     },
-                },
-            )
-            .map(|p| pb::DescribeSnapshotsResponse {
-                next_token: p.next_token,
-                snapshots: p.items.iter().map(snapshot).collect(),
-            });
-        self.finish("DescribeSnapshots", result)
+                )
+                .map(|p| pb::DescribeSnapshotsResponse {
+                    next_token: p.next_token,
+                    snapshots: p.items.iter().map(snapshot).collect(),
+                })
+        })
     }
 
     async fn delete_snapshot(
         &self,
         req: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_snapshot(&account, &r.snapshot_id)
-            .map(|_| pb::DeleteSnapshotResponse {});
-        self.finish("DeleteSnapshot", result)
+        self.handle("DeleteSnapshot", req, |account, r| {
+            self.cloud
+                .delete_snapshot(account, &r.snapshot_id)
+                .map(|_| pb::DeleteSnapshotResponse {})
+        })
     }
 }

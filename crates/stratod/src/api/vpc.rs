@@ -77,180 +77,168 @@ impl Vpcs for Api {
         &self,
         req: Request<pb::CreateVpcRequest>,
     ) -> Result<Response<pb::CreateVpcResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
-            .await
-            .map(|v| pb::CreateVpcResponse {
-                vpc: Some(self.vpc(v, account.clone())),
-            });
-        self.finish("CreateVpc", result)
+        self.handle_async("CreateVpc", req, |account, r| async move {
+            self.cloud
+                .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
+                .await
+                .map(|v| pb::CreateVpcResponse {
+                    vpc: Some(self.vpc(v, account.clone())),
+                })
+        })
+        .await
     }
 
     async fn describe_vpcs(
         &self,
         req: Request<pb::DescribeVpcsRequest>,
     ) -> Result<Response<pb::DescribeVpcsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_vpcs(&account, &r.vpc_ids, &convert::filters(&r.filters))
-            .map(|list| pb::DescribeVpcsResponse {
-                vpcs: list.into_iter().map(|(v, o)| self.vpc(v, o)).collect(),
-            });
-        self.finish("DescribeVpcs", result)
+        self.handle("DescribeVpcs", req, |account, r| {
+            self.cloud
+                .describe_vpcs(account, &r.vpc_ids, &convert::filters(&r.filters))
+                .map(|list| pb::DescribeVpcsResponse {
+                    vpcs: list.into_iter().map(|(v, o)| self.vpc(v, o)).collect(),
+                })
+        })
     }
 
     async fn delete_vpc(
         &self,
         req: Request<pb::DeleteVpcRequest>,
     ) -> Result<Response<pb::DeleteVpcResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_vpc(&account, &r.vpc_id)
-            .await
-            .map(|()| pb::DeleteVpcResponse {});
-        self.finish("DeleteVpc", result)
+        self.handle_async("DeleteVpc", req, |account, r| async move {
+            self.cloud
+                .delete_vpc(&account, &r.vpc_id)
+                .await
+                .map(|()| pb::DeleteVpcResponse {})
+        })
+        .await
     }
 
     async fn create_subnet(
         &self,
         req: Request<pb::CreateSubnetRequest>,
     ) -> Result<Response<pb::CreateSubnetResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
-            .await
-            .map(|s| pb::CreateSubnetResponse {
-                subnet: Some(self.subnet(s)),
-            });
-        self.finish("CreateSubnet", result)
+        self.handle_async("CreateSubnet", req, |account, r| async move {
+            self.cloud
+                .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
+                .await
+                .map(|s| pb::CreateSubnetResponse {
+                    subnet: Some(self.subnet(s)),
+                })
+        })
+        .await
     }
 
     async fn describe_subnets(
         &self,
         req: Request<pb::DescribeSubnetsRequest>,
     ) -> Result<Response<pb::DescribeSubnetsResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .describe_subnets(&account, &r.subnet_ids, &convert::filters(&r.filters))
-            .map(|list| pb::DescribeSubnetsResponse {
-                subnets: list.into_iter().map(|v| self.subnet(v)).collect(),
-            });
-        self.finish("DescribeSubnets", result)
+        self.handle("DescribeSubnets", req, |account, r| {
+            self.cloud
+                .describe_subnets(account, &r.subnet_ids, &convert::filters(&r.filters))
+                .map(|list| pb::DescribeSubnetsResponse {
+                    subnets: list.into_iter().map(|v| self.subnet(v)).collect(),
+                })
+        })
     }
 
     async fn delete_subnet(
         &self,
         req: Request<pb::DeleteSubnetRequest>,
     ) -> Result<Response<pb::DeleteSubnetResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .delete_subnet(&account, &r.subnet_id)
-            .await
-            .map(|()| pb::DeleteSubnetResponse {});
-        self.finish("DeleteSubnet", result)
+        self.handle_async("DeleteSubnet", req, |account, r| async move {
+            self.cloud
+                .delete_subnet(&account, &r.subnet_id)
+                .await
+                .map(|()| pb::DeleteSubnetResponse {})
+        })
+        .await
     }
 
     async fn modify_subnet_attribute(
         &self,
         req: Request<pb::ModifySubnetAttributeRequest>,
     ) -> Result<Response<pb::ModifySubnetAttributeResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .modify_subnet_attribute(
-                &account,
-                &r.subnet_id,
-                r.map_public_ip_on_launch.map(|v| v.value),
-                r.assign_ipv6_address_on_creation.map(|v| v.value),
-            )
-            .map(|()| pb::ModifySubnetAttributeResponse {});
-        self.finish("ModifySubnetAttribute", result)
+        self.handle("ModifySubnetAttribute", req, |account, r| {
+            self.cloud
+                .modify_subnet_attribute(
+                    account,
+                    &r.subnet_id,
+                    r.map_public_ip_on_launch.map(|v| v.value),
+                    r.assign_ipv6_address_on_creation.map(|v| v.value),
+                )
+                .map(|()| pb::ModifySubnetAttributeResponse {})
+        })
     }
 
     async fn associate_vpc_cidr_block(
         &self,
         req: Request<pb::AssociateVpcCidrBlockRequest>,
     ) -> Result<Response<pb::AssociateVpcCidrBlockResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let ask = AssociateVpcCidr {
-            vpc_id: r.vpc_id,
-            amazon_provided: r.amazon_provided_ipv6_cidr_block,
-            ipv6_cidr_block: r.ipv6_cidr_block,
-            ipv6_pool: r.ipv6_pool,
-            cidr_block: r.cidr_block,
-        };
-        let result = self
-            .cloud
-            .associate_vpc_cidr_block(&account, &ask)
-            .map(|b| pb::AssociateVpcCidrBlockResponse {
-                vpc_id: b.vpc_id.clone(),
-                ipv6_cidr_block_association: Some(self.vpc_block(b, "associated")),
-            });
-        self.finish("AssociateVpcCidrBlock", result)
+        self.handle("AssociateVpcCidrBlock", req, |account, r| {
+            let ask = AssociateVpcCidr {
+                vpc_id: r.vpc_id,
+                amazon_provided: r.amazon_provided_ipv6_cidr_block,
+                ipv6_cidr_block: r.ipv6_cidr_block,
+                ipv6_pool: r.ipv6_pool,
+                cidr_block: r.cidr_block,
+            };
+            self.cloud.associate_vpc_cidr_block(account, &ask).map(|b| {
+                pb::AssociateVpcCidrBlockResponse {
+                    vpc_id: b.vpc_id.clone(),
+                    ipv6_cidr_block_association: Some(self.vpc_block(b, "associated")),
+                }
+            })
+        })
     }
 
     async fn disassociate_vpc_cidr_block(
         &self,
         req: Request<pb::DisassociateVpcCidrBlockRequest>,
     ) -> Result<Response<pb::DisassociateVpcCidrBlockResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .disassociate_vpc_cidr_block(&account, &r.association_id)
-            .map(|b| pb::DisassociateVpcCidrBlockResponse {
-                vpc_id: b.vpc_id.clone(),
-                ipv6_cidr_block_association: Some(self.vpc_block(b, "disassociated")),
-            });
-        self.finish("DisassociateVpcCidrBlock", result)
+        self.handle("DisassociateVpcCidrBlock", req, |account, r| {
+            self.cloud
+                .disassociate_vpc_cidr_block(account, &r.association_id)
+                .map(|b| pb::DisassociateVpcCidrBlockResponse {
+                    vpc_id: b.vpc_id.clone(),
+                    ipv6_cidr_block_association: Some(self.vpc_block(b, "disassociated")),
+                })
+        })
     }
 
     async fn associate_subnet_cidr_block(
         &self,
         req: Request<pb::AssociateSubnetCidrBlockRequest>,
     ) -> Result<Response<pb::AssociateSubnetCidrBlockResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .associate_subnet_cidr_block(&account, &r.subnet_id, &r.ipv6_cidr_block)
-            .await
-            .map(|b| pb::AssociateSubnetCidrBlockResponse {
-                subnet_id: b.subnet_id.clone(),
-                ipv6_cidr_block_association: Some(Self::subnet_block(b, "associated")),
-            });
-        self.finish("AssociateSubnetCidrBlock", result)
+        self.handle_async("AssociateSubnetCidrBlock", req, |account, r| async move {
+            self.cloud
+                .associate_subnet_cidr_block(&account, &r.subnet_id, &r.ipv6_cidr_block)
+                .await
+                .map(|b| pb::AssociateSubnetCidrBlockResponse {
+                    subnet_id: b.subnet_id.clone(),
+                    ipv6_cidr_block_association: Some(Self::subnet_block(b, "associated")),
+                })
+        })
+        .await
     }
 
     async fn disassociate_subnet_cidr_block(
         &self,
         req: Request<pb::DisassociateSubnetCidrBlockRequest>,
     ) -> Result<Response<pb::DisassociateSubnetCidrBlockResponse>, Status> {
-        let account = self.account(&req)?;
-        let r = req.into_inner();
-        let result = self
-            .cloud
-            .disassociate_subnet_cidr_block(&account, &r.association_id)
-            .await
-            .map(|b| pb::DisassociateSubnetCidrBlockResponse {
-                subnet_id: b.subnet_id.clone(),
-                ipv6_cidr_block_association: Some(Self::subnet_block(b, "disassociated")),
-            });
-        self.finish("DisassociateSubnetCidrBlock", result)
+        self.handle_async(
+            "DisassociateSubnetCidrBlock",
+            req,
+            |account, r| async move {
+                self.cloud
+                    .disassociate_subnet_cidr_block(&account, &r.association_id)
+                    .await
+                    .map(|b| pb::DisassociateSubnetCidrBlockResponse {
+                        subnet_id: b.subnet_id.clone(),
+                        ipv6_cidr_block_association: Some(Self::subnet_block(b, "disassociated")),
+                    })
+            },
+        )
+        .await
     }
 }

@@ -36,14 +36,17 @@ pub struct Vm {
     /// Set while the daemon itself brings it down (stop, reboot, terminate, create-image),
     /// so that its exit is not taken for the guest powering off.
     pub expected_exit: bool,
+    /// When the daemon started (or adopted) it.
+    pub since: std::time::Instant,
 }
 
 /// The daemon's state.
 pub struct Cloud {
     /// Settings.
     pub cfg: Config,
-    /// The state store.
-    pub db: Db,
+    /// The state store: private to the domain, which every front end and guest-facing
+    /// service reaches through methods and narrow traits.
+    db: Db,
     /// The CPU template every monitor gets.
     pub cpu_template: strato_vmm_api::config::CpuTemplate,
     /// Whether monitors are jailed: `None` when the configuration turned the jail off,
@@ -56,19 +59,17 @@ pub struct Cloud {
     vms: Mutex<HashMap<String, Vm>>,
     /// One operation lock per instance: a boot, stop, reboot or image capture at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Status check results by instance ID.
-    pub status: Mutex<HashMap<String, crate::prober::Record>>,
-    /// The last vCPU progress sample of each running instance (KVM's statistics).
-    pub progress: Mutex<HashMap<String, Vec<crate::prober::VcpuSample>>>,
+    /// Status check results by instance ID (the prober's board).
+    status: Mutex<HashMap<String, crate::prober::Record>>,
     /// Held while placement decisions are made and recorded (launches, starts and moves of
     /// instances in placement groups, group deletion), so that two requests cannot both
     /// take the last rack of a spread group.
     placement: Mutex<()>,
     /// Daemon work counters.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Poked when VPCs come or go, so that per-bridge services (the metadata service)
     /// follow at once.
-    pub network_changed: tokio::sync::Notify,
+    pub network_changed: Arc<tokio::sync::Notify>,
     /// The security group firewall's apply lock.
     pub firewall: network::firewall::Firewall,
     /// The DHCP servers, one per VPC bridge.
@@ -145,10 +146,9 @@ impl Cloud {
             vms: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             status: Mutex::new(HashMap::new()),
-            progress: Mutex::new(HashMap::new()),
             placement: Mutex::new(()),
-            metrics: crate::metrics::Metrics::default(),
-            network_changed: tokio::sync::Notify::new(),
+            metrics: Arc::default(),
+            network_changed: Arc::default(),
             firewall: network::firewall::Firewall::default(),
             dhcp: crate::dhcp::Servers::default(),
         }))
@@ -200,6 +200,7 @@ impl Cloud {
             Vm {
                 process,
                 expected_exit: false,
+                since: std::time::Instant::now(),
             },
         );
     }
@@ -297,7 +298,8 @@ pub(crate) fn test_cloud_with(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir
     )
     .expect("config");
     f(&mut cfg);
-    let cloud = Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions)).expect("cloud");
+    let cloud =
+        Cloud::open(cfg, Box::new(crate::cloud::storage::source::NoRegions)).expect("cloud");
     // Unit tests run in the host's namespace: never touch its firewall.
     cloud.firewall.disable();
     (dir, cloud)

@@ -9,6 +9,7 @@ use rusqlite::Connection;
 
 pub mod access_keys;
 pub mod addresses;
+pub mod client_tokens;
 pub mod images;
 pub mod instances;
 pub mod ipv6;
@@ -342,7 +343,24 @@ const MIGRATIONS: &[&str] = &[
         instance_id TEXT NOT NULL UNIQUE
     );
     "#,
-    // 13: IPv6: each VPC's /56 and each subnet's /64 (at most one each, as EC2 allows one
+    // 13: ClientTokens of the Query API (a retry gets the first call's answer, even after a
+    // restart): claimed before the call runs, the answer kept once it succeeded.
+    r#"
+    CREATE TABLE client_tokens (
+        account TEXT NOT NULL,
+        action TEXT NOT NULL,
+        token TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        response TEXT NOT NULL DEFAULT '',
+        request_id TEXT NOT NULL DEFAULT '',
+        boot TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (account, action, token)
+    );
+    CREATE INDEX client_tokens_created ON client_tokens(created);
+    "#,
+    // 14: IPv6: each VPC's /56 and each subnet's /64 (at most one each, as EC2 allows one
     // Amazon-provided block), the IPv6 addresses of each network interface (unique in their
     // subnet; a row goes with its interface), and each subnet's AssignIpv6AddressOnCreation.
     r#"

@@ -9,7 +9,7 @@
 //! Everything a guest sends is hostile: bad packets are counted and logged at most once per
 //! [`LOG_EVERY`] per bridge, with the count of those not logged.
 
-pub mod packet;
+pub use strato_wire::dhcp as packet;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -17,9 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cloud::network::plumbing::parse_cidr;
-use crate::cloud::Cloud;
-use crate::metrics::inc;
+use crate::error::ApiResult;
+use crate::metrics::{inc, Metrics};
 use packet::{Lease, MessageType};
 
 /// Lease time handed out. Addresses never change, so a long lease costs nothing.
@@ -32,6 +31,24 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 const SERVER_PORT: u16 = 67;
 const CLIENT_PORT: u16 = 68;
 
+/// The address a client gets: an attached ENI's primary private address in its subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// The ENI's primary private address.
+    pub ip: Ipv4Addr,
+    /// The subnet's network address.
+    pub net: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+}
+
+/// What a lease lookup may read: the binding of a MAC on a bridge. The domain implements
+/// it over the state store; the server never sees more.
+pub trait LeaseBook: Send + Sync + 'static {
+    /// The binding of the attached ENI with `mac` (any case) in a subnet on `bridge`.
+    fn binding(&self, bridge: &str, mac: &str) -> ApiResult<Option<Binding>>;
+}
+
 /// The running servers, by bridge.
 #[derive(Debug, Default)]
 pub struct Servers {
@@ -41,6 +58,35 @@ pub struct Servers {
 impl Servers {
     fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::JoinHandle<()>>> {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the server of `bridge` over `book` unless it runs. A failure is logged:
+    /// guests still have `ip=` on their command line.
+    pub fn serve(&self, bridge: &str, book: Arc<dyn LeaseBook>, metrics: Arc<Metrics>) {
+        let mut tasks = self.tasks();
+        if tasks.get(bridge).is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let sock = match open_socket(bridge).and_then(tokio::net::UdpSocket::from_std) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(bridge, error = %e, "cannot start the DHCP server");
+                return;
+            }
+        };
+        tracing::info!(bridge, "DHCP server listening");
+        let name = bridge.to_string();
+        tasks.insert(
+            name.clone(),
+            tokio::spawn(async move { serve_loop(&*book, &metrics, &name, sock).await }),
+        );
+    }
+
+    /// Stops the server of `bridge`.
+    pub fn stop(&self, bridge: &str) {
+        if let Some(t) = self.tasks().remove(bridge) {
+            t.abort();
+        }
     }
 }
 
@@ -121,135 +167,119 @@ enum Outcome {
     Silent,
 }
 
-impl Cloud {
-    /// Starts a DHCP server on every VPC's bridge (at daemon start).
-    pub fn start_dhcp(self: &Arc<Self>) {
-        match self.db.vpcs() {
-            Ok(vpcs) => {
-                for v in vpcs {
-                    self.dhcp_serve(&v.bridge);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot list VPCs for DHCP"),
-        }
-    }
-
-    /// Starts the DHCP server of `bridge` unless it runs. A failure is logged: guests still
-    /// have `ip=` on their command line.
-    pub fn dhcp_serve(self: &Arc<Self>, bridge: &str) {
-        let mut tasks = self.dhcp.tasks();
-        if tasks.get(bridge).is_some_and(|t| !t.is_finished()) {
-            return;
-        }
-        let sock = match open_socket(bridge).and_then(tokio::net::UdpSocket::from_std) {
-            Ok(s) => s,
+/// Answers the packets of one bridge's socket for as long as the task lives.
+async fn serve_loop(
+    book: &dyn LeaseBook,
+    metrics: &Metrics,
+    bridge: &str,
+    sock: tokio::net::UdpSocket,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut last_log: Option<Instant> = None;
+    let mut unlogged = 0u64;
+    loop {
+        let n = match sock.recv_from(&mut buf).await {
+            Ok((n, _)) => n,
             Err(e) => {
-                tracing::warn!(bridge, error = %e, "cannot start the DHCP server");
-                return;
+                tracing::warn!(bridge, error = %e, "DHCP receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
         };
-        tracing::info!(bridge, "DHCP server listening");
-        let cloud = Arc::clone(self);
-        let name = bridge.to_string();
-        tasks.insert(
-            name.clone(),
-            tokio::spawn(async move { cloud.dhcp_loop(&name, sock).await }),
-        );
-    }
-
-    /// Stops the DHCP server of `bridge` (DeleteVpc).
-    pub fn dhcp_stop(&self, bridge: &str) {
-        if let Some(t) = self.dhcp.tasks().remove(bridge) {
-            t.abort();
-        }
-    }
-
-    async fn dhcp_loop(&self, bridge: &str, sock: tokio::net::UdpSocket) {
-        let mut buf = vec![0u8; 2048];
-        let mut last_log: Option<Instant> = None;
-        let mut unlogged = 0u64;
-        loop {
-            let n = match sock.recv_from(&mut buf).await {
-                Ok((n, _)) => n,
-                Err(e) => {
-                    tracing::warn!(bridge, error = %e, "DHCP receive failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+        inc(&metrics.dhcp_requests_total);
+        match answer(book, bridge, &buf[..n]) {
+            Outcome::Send(reply, to, kind) => {
+                if let Err(e) = sock.send_to(&reply, to).await {
+                    tracing::warn!(bridge, %to, error = %e, "cannot send a DHCP reply");
+                    inc(&metrics.dhcp_drops_total);
                     continue;
                 }
-            };
-            inc(&self.metrics.dhcp_requests_total);
-            match self.dhcp_answer(bridge, &buf[..n]) {
-                Outcome::Send(reply, to, kind) => {
-                    if let Err(e) = sock.send_to(&reply, to).await {
-                        tracing::warn!(bridge, %to, error = %e, "cannot send a DHCP reply");
-                        inc(&self.metrics.dhcp_drops_total);
-                        continue;
-                    }
-                    inc(match kind {
-                        MessageType::Offer => &self.metrics.dhcp_offers_total,
-                        MessageType::Nak => &self.metrics.dhcp_naks_total,
-                        _ => &self.metrics.dhcp_acks_total,
-                    });
-                }
-                Outcome::Silent => inc(&self.metrics.dhcp_drops_total),
-                Outcome::Bad(why) => {
-                    inc(&self.metrics.dhcp_drops_total);
-                    if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
-                        unlogged += 1;
-                    } else {
-                        tracing::warn!(bridge, reason = %why, unlogged, "bad DHCP packet");
-                        last_log = Some(Instant::now());
-                        unlogged = 0;
-                    }
+                inc(match kind {
+                    MessageType::Offer => &metrics.dhcp_offers_total,
+                    MessageType::Nak => &metrics.dhcp_naks_total,
+                    _ => &metrics.dhcp_acks_total,
+                });
+            }
+            Outcome::Silent => inc(&metrics.dhcp_drops_total),
+            Outcome::Bad(why) => {
+                inc(&metrics.dhcp_drops_total);
+                if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+                    unlogged += 1;
+                } else {
+                    tracing::warn!(bridge, reason = %why, unlogged, "bad DHCP packet");
+                    last_log = Some(Instant::now());
+                    unlogged = 0;
                 }
             }
         }
     }
+}
 
-    fn dhcp_answer(&self, bridge: &str, pkt: &[u8]) -> Outcome {
-        let req = match packet::parse(pkt) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Bad(e.to_string()),
-        };
-        let mac = req.mac();
-        let lease = match self.db.dhcp_lease(bridge, &mac) {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                tracing::debug!(bridge, %mac, "DHCP from an unknown MAC");
-                return Outcome::Silent;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot look up a DHCP lease");
-                return Outcome::Silent;
-            }
-        };
-        let (Ok(ip), Some((net, prefix))) = (lease.ip.parse::<Ipv4Addr>(), parse_cidr(&lease.cidr))
-        else {
+/// What to do with one packet that arrived on `bridge`.
+fn answer(book: &dyn LeaseBook, bridge: &str, pkt: &[u8]) -> Outcome {
+    let req = match packet::parse(pkt) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Bad(e.to_string()),
+    };
+    let mac = req.mac();
+    let binding = match book.binding(bridge, &mac) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            tracing::debug!(bridge, %mac, "DHCP from an unknown MAC");
             return Outcome::Silent;
-        };
-        let lease = Lease {
-            ip,
-            prefix,
-            gateway: Ipv4Addr::from(u32::from(net) + 1),
-            lease_secs: LEASE_SECS,
-            mtu: MTU,
-        };
-        match packet::decide(&req, &lease) {
-            Some(reply) => {
-                tracing::debug!(bridge, %mac, kind = ?reply.kind, ip = %lease.ip, "DHCP reply");
-                let bytes = packet::encode(&req, &reply, &lease);
-                Outcome::Send(bytes, SocketAddrV4::new(reply.to, CLIENT_PORT), reply.kind)
-            }
-            None => Outcome::Silent,
         }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look up a DHCP lease");
+            return Outcome::Silent;
+        }
+    };
+    let lease = Lease {
+        ip: binding.ip,
+        prefix: binding.prefix,
+        gateway: Ipv4Addr::from(u32::from(binding.net) + 1),
+        lease_secs: LEASE_SECS,
+        mtu: MTU,
+    };
+    match packet::decide(&req, &lease) {
+        Some(reply) => {
+            tracing::debug!(bridge, %mac, kind = ?reply.kind, ip = %lease.ip, "DHCP reply");
+            let bytes = packet::encode(&req, &reply, &lease);
+            Outcome::Send(bytes, SocketAddrV4::new(reply.to, CLIENT_PORT), reply.kind)
+        }
+        None => Outcome::Silent,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::instances::tests::sample;
-    use crate::db::network::{Eni, Subnet};
+
+    /// A lease book held in memory: one attached ENI, 02:00:00:00:00:0b on br0 with
+    /// 10.0.2.9 in 10.0.2.0/28; every other MAC and bridge is unknown.
+    struct Fake;
+
+    impl LeaseBook for Fake {
+        fn binding(&self, bridge: &str, mac: &str) -> ApiResult<Option<Binding>> {
+            Ok(
+                (bridge == "br0" && mac.eq_ignore_ascii_case("02:00:00:00:00:0b")).then_some(
+                    Binding {
+                        ip: Ipv4Addr::new(10, 0, 2, 9),
+                        net: Ipv4Addr::new(10, 0, 2, 0),
+                        prefix: 28,
+                    },
+                ),
+            )
+        }
+    }
+
+    /// A lease book whose store fails.
+    struct Broken;
+
+    impl LeaseBook for Broken {
+        fn binding(&self, _: &str, _: &str) -> ApiResult<Option<Binding>> {
+            Err(crate::error::ApiError::internal("the store is gone"))
+        }
+    }
 
     /// A DISCOVER or REQUEST from `mac`.
     fn client(kind: u8, mac: [u8; 6], requested: Option<[u8; 4]>) -> Vec<u8> {
@@ -270,86 +300,40 @@ mod tests {
     }
 
     #[test]
-    fn answers_come_from_the_attached_eni_on_the_bridge() {
-        let (_dir, cloud) = crate::cloud::test_cloud();
-        for (id, cidr, bridge) in [
-            ("subnet-0000000000000000a", "10.0.1.0/24", "br0"),
-            ("subnet-0000000000000000b", "10.0.2.0/28", "br0"),
-            ("subnet-0000000000000000c", "10.0.3.0/24", "br1"),
-        ] {
-            cloud
-                .db
-                .insert_subnet(&Subnet {
-                    id: id.into(),
-                    vpc_id: "vpc-0000000000000000a".into(),
-                    az: "home-1a".into(),
-                    cidr: cidr.into(),
-                    bridge: bridge.into(),
-                    is_default: false,
-                })
-                .unwrap();
-        }
-        let inst = sample("i-0000000000000000a", "111111111111");
-        cloud.db.insert_instance(&inst).unwrap();
-        let eni = |id: &str, subnet: &str, ip: &str, mac: &str, attached: bool| Eni {
-            subnet_id: subnet.into(),
-            instance_id: attached.then(|| inst.id.clone()),
-            device_index: if attached { 1 } else { 0 },
-            mac: mac.into(),
-            attachment_id: attached.then(|| "eni-attach-0000000000000000b".to_string()),
-            ..Eni::sample(id, ip)
-        };
-        // Attached, in the second subnet of br0; and one that is not attached.
-        cloud
-            .db
-            .insert_eni(&eni(
-                "eni-0000000000000000b",
-                "subnet-0000000000000000b",
-                "10.0.2.9",
-                "02:00:00:00:00:0b",
-                true,
-            ))
-            .unwrap();
-        cloud
-            .db
-            .insert_eni(&eni(
-                "eni-0000000000000000c",
-                "subnet-0000000000000000a",
-                "10.0.1.9",
-                "02:00:00:00:00:0c",
-                false,
-            ))
-            .unwrap();
+    fn answers_come_from_the_binding_of_the_mac_on_the_bridge() {
         let mac_b = [2, 0, 0, 0, 0, 0x0b];
-        let Outcome::Send(reply, to, kind) = cloud.dhcp_answer("br0", &client(1, mac_b, None))
-        else {
+        let Outcome::Send(reply, to, kind) = answer(&Fake, "br0", &client(1, mac_b, None)) else {
             panic!("no offer");
         };
         assert_eq!(kind, MessageType::Offer);
         assert_eq!(to, SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT));
         assert_eq!(&reply[16..20], &[10, 0, 2, 9]);
-        // The server identifier and router are that subnet's gateway, the mask its /28.
+        // The server identifier and router are the subnet's gateway, the mask its /28;
+        // the lease time and MTU are the server's.
         let opts = &reply[240..];
         assert!(opts.windows(6).any(|w| w == [54, 4, 10, 0, 2, 1]));
+        assert!(opts.windows(6).any(|w| w == [3, 4, 10, 0, 2, 1]));
         assert!(opts.windows(6).any(|w| w == [1, 4, 255, 255, 255, 240]));
-        let ack = cloud.dhcp_answer("br0", &client(3, mac_b, Some([10, 0, 2, 9])));
+        let mut lease = vec![51, 4];
+        lease.extend_from_slice(&LEASE_SECS.to_be_bytes());
+        assert!(opts.windows(6).any(|w| w == lease.as_slice()));
+        let ack = answer(&Fake, "br0", &client(3, mac_b, Some([10, 0, 2, 9])));
         assert!(matches!(ack, Outcome::Send(_, _, MessageType::Ack)));
-        let nak = cloud.dhcp_answer("br0", &client(3, mac_b, Some([10, 0, 2, 10])));
+        let nak = answer(&Fake, "br0", &client(3, mac_b, Some([10, 0, 2, 10])));
         assert!(matches!(nak, Outcome::Send(_, _, MessageType::Nak)));
-        // Another bridge, a detached ENI, a stranger: silence. Garbage: a bad packet.
+        // Another bridge, a stranger, a failing store: silence. Garbage: a bad packet.
         assert!(matches!(
-            cloud.dhcp_answer("br1", &client(1, mac_b, None)),
+            answer(&Fake, "br1", &client(1, mac_b, None)),
             Outcome::Silent
         ));
-        for mac in [[2, 0, 0, 0, 0, 0x0c], [2, 9, 9, 9, 9, 9]] {
-            assert!(matches!(
-                cloud.dhcp_answer("br0", &client(1, mac, None)),
-                Outcome::Silent
-            ));
-        }
         assert!(matches!(
-            cloud.dhcp_answer("br0", &[1, 2, 3]),
-            Outcome::Bad(_)
+            answer(&Fake, "br0", &client(1, [2, 9, 9, 9, 9, 9], None)),
+            Outcome::Silent
         ));
+        assert!(matches!(
+            answer(&Broken, "br0", &client(1, mac_b, None)),
+            Outcome::Silent
+        ));
+        assert!(matches!(answer(&Fake, "br0", &[1, 2, 3]), Outcome::Bad(_)));
     }
 }

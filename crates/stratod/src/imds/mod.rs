@@ -8,7 +8,7 @@
 //! ENI's addresses). No instance can name another: nothing in a request says whose data
 //! it wants.
 
-pub mod http;
+pub use strato_wire::imds_http as http;
 pub mod tokens;
 pub mod tree;
 
@@ -23,10 +23,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::cloud::network::plumbing::blocking;
-use crate::cloud::Cloud;
 use crate::db::instances::{HttpTokens, Instance, Toggle};
+use crate::error::ApiResult;
 use crate::lifecycle::State;
-use crate::metrics::inc;
+use crate::metrics::{inc, Metrics};
 use http::{Request, Response};
 use tokens::Tokens;
 
@@ -93,9 +93,22 @@ impl LogGate {
     }
 }
 
+/// What a metadata request may read: the bridges to listen on, the instance behind an
+/// address, and what its tree is built from. The domain implements it over the state
+/// store; the service never sees more.
+pub trait MetadataSource: Send + Sync + 'static {
+    /// The bridges of every VPC (one listener each).
+    fn bridges(&self) -> ApiResult<Vec<String>>;
+    /// The instance whose ENI holds `ip` (primary or secondary) on `bridge`, in any state.
+    fn instance_at(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance>;
+    /// What the tree of `inst` is built from; `None` when its records are inconsistent.
+    fn view(&self, inst: &Instance) -> Option<tree::View>;
+}
+
 /// The metadata service.
 pub struct Imds {
-    cloud: Arc<Cloud>,
+    source: Arc<dyn MetadataSource>,
+    metrics: Arc<Metrics>,
     tokens: Mutex<Tokens>,
     listeners: Mutex<HashMap<String, JoinHandle<()>>>,
     log: LogGate,
@@ -119,26 +132,27 @@ impl From<Response> for Answer {
     }
 }
 
-/// Runs the service: listeners follow the VPCs for the daemon's life.
-pub async fn run(cloud: Arc<Cloud>) {
-    let imds = Arc::new(Imds::new(cloud));
-    loop {
-        imds.reconcile().await;
-        tokio::select! {
-            _ = imds.cloud.network_changed.notified() => {}
-            _ = tokio::time::sleep(RECONCILE) => {}
-        }
-    }
-}
-
 impl Imds {
-    /// A service over the daemon's state, with no listener yet.
-    pub fn new(cloud: Arc<Cloud>) -> Imds {
+    /// A service over `source`, counting into `metrics`, with no listener yet.
+    pub fn new(source: Arc<dyn MetadataSource>, metrics: Arc<Metrics>) -> Imds {
         Imds {
-            cloud,
+            source,
+            metrics,
             tokens: Mutex::new(Tokens::default()),
             listeners: Mutex::new(HashMap::new()),
             log: LogGate::default(),
+        }
+    }
+
+    /// Runs the service: listeners follow the VPCs for the daemon's life, checked at each
+    /// `changed` notice (VPCs came or went) and every [`RECONCILE`].
+    pub async fn run(self: Arc<Self>, changed: Arc<tokio::sync::Notify>) {
+        loop {
+            self.reconcile().await;
+            tokio::select! {
+                _ = changed.notified() => {}
+                _ = tokio::time::sleep(RECONCILE) => {}
+            }
         }
     }
 
@@ -148,8 +162,8 @@ impl Imds {
 
     /// Starts a listener on every VPC bridge that lacks one and stops those of VPCs gone.
     pub async fn reconcile(self: &Arc<Self>) {
-        let bridges: Vec<String> = match self.cloud.db.vpcs() {
-            Ok(v) => v.into_iter().map(|v| v.bridge).collect(),
+        let bridges = match self.source.bridges() {
+            Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %crate::error::chain(&e), "metadata service: cannot list VPCs");
                 return;
@@ -221,7 +235,7 @@ impl Imds {
                     Ok(Some(x)) => break x,
                     Ok(None) => {}
                     Err(e) => {
-                        inc(&self.cloud.metrics.imds_bad_requests_total);
+                        inc(&self.metrics.imds_bad_requests_total);
                         if self.log.allow() {
                             tracing::info!(bridge, %ip, error = %e, "metadata service: bad request");
                         }
@@ -259,16 +273,16 @@ impl Imds {
 
     /// The answer to one request from `ip` on `bridge`.
     pub fn answer(&self, req: &Request, bridge: &str, ip: Ipv4Addr) -> Answer {
-        inc(&self.cloud.metrics.imds_requests_total);
+        inc(&self.metrics.imds_requests_total);
         let inst = match self.caller(bridge, ip) {
             Some(i) => i,
             None => {
-                inc(&self.cloud.metrics.imds_refused_total);
+                inc(&self.metrics.imds_refused_total);
                 return Response::error(403).into();
             }
         };
         if inst.metadata_options.http_endpoint == Toggle::Disabled {
-            inc(&self.cloud.metrics.imds_refused_total);
+            inc(&self.metrics.imds_refused_total);
             return Response::error(403).into();
         }
         let now = Instant::now();
@@ -280,7 +294,7 @@ impl Imds {
                     None => inst.metadata_options.http_tokens == HttpTokens::Optional,
                 };
                 if !authorized {
-                    inc(&self.cloud.metrics.imds_unauthorized_total);
+                    inc(&self.metrics.imds_unauthorized_total);
                     return Response::error(401).into();
                 }
                 self.get(&req.path, &inst).into()
@@ -309,7 +323,7 @@ impl Imds {
             return Response::error(400).into();
         };
         let token = self.tokens().issue(&inst.id, inst.launch_time, ttl, now);
-        inc(&self.cloud.metrics.imds_tokens_issued_total);
+        inc(&self.metrics.imds_tokens_issued_total);
         let mut r = Response::text(200, token);
         r.headers.push((
             "X-aws-ec2-metadata-token-ttl-seconds",
@@ -323,13 +337,23 @@ impl Imds {
 
     fn get(&self, path: &str, inst: &Instance) -> Response {
         let not_found = || {
-            inc(&self.cloud.metrics.imds_not_found_total);
+            inc(&self.metrics.imds_not_found_total);
             Response::error(404)
         };
         if path == "/" {
             return Response::text(200, VERSIONS.join("\n"));
         }
         let rest = &path[1..];
+        // An empty segment (`/latest//meta-data`) names nothing, as on EC2; only the last
+        // one may be empty (a trailing `/`).
+        if rest
+            .strip_suffix('/')
+            .unwrap_or(rest)
+            .split('/')
+            .any(str::is_empty)
+        {
+            return not_found();
+        }
         let (version, sub) = rest.split_once('/').unwrap_or((rest, ""));
         if !is_version(version) {
             return not_found();
@@ -350,11 +374,13 @@ impl Imds {
                 return r;
             }
             "meta-data" => self
+                .source
                 .view(inst)
-                .and_then(|v| tree::meta_data(&v).get(&trailing(below, has_below))),
+                .and_then(|v| tree::meta_data(&v).get(below)),
             "dynamic" => self
+                .source
                 .view(inst)
-                .and_then(|v| tree::dynamic(&v).get(&trailing(below, has_below))),
+                .and_then(|v| tree::dynamic(&v).get(below)),
             _ => None,
         };
         match text {
@@ -365,114 +391,12 @@ impl Imds {
 
     /// The instance whose ENI has `ip` on `bridge`, while it may use the service.
     fn caller(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance> {
-        let eni = self
-            .cloud
-            .db
-            .eni_on_bridge(bridge, &ip.to_string())
-            .ok()??;
-        let inst = self.cloud.db.instance(eni.instance_id.as_deref()?).ok()??;
+        let inst = self.source.instance_at(bridge, ip)?;
         matches!(
             inst.state,
             State::Pending | State::Running | State::Stopping | State::ShuttingDown
         )
         .then_some(inst)
-    }
-
-    /// What the tree of an instance is built from.
-    fn view(&self, inst: &Instance) -> Option<tree::View> {
-        let db = &self.cloud.db;
-        let mut nics = Vec::new();
-        for e in db.instance_enis(&inst.id).ok()? {
-            let subnet = db.subnet(&e.subnet_id).ok()??;
-            let vpc = db.vpc(&subnet.vpc_id).ok()??;
-            let groups = self.cloud.eni_group_names(&e.id).ok()?;
-            let mut private_ips = vec![e.private_ip];
-            private_ips.extend(db.secondary_ips(&e.id).ok()?);
-            let mut public_ips = Vec::new();
-            for ip in &private_ips {
-                if let Some(p) = db.public_ip_of(&e.id, ip).ok()? {
-                    public_ips.push(p);
-                }
-            }
-            nics.push(tree::NicView {
-                id: e.id,
-                device_index: e.device_index,
-                mac: e.mac,
-                private_ips,
-                public_ips,
-                subnet_id: subnet.id,
-                subnet_cidr: subnet.cidr,
-                vpc_id: vpc.id,
-                vpc_cidr: vpc.cidr,
-                groups,
-            });
-        }
-        let image = db.image(&inst.image_id).ok().flatten();
-        let group_name = if inst.placement_group.is_empty() {
-            String::new()
-        } else {
-            db.placement_group(&inst.placement_group)
-                .ok()
-                .flatten()
-                .map(|g| g.name)
-                .unwrap_or_default()
-        };
-        let mut block_devices = vec![
-            ("ami".to_string(), inst.root_device_name.clone()),
-            ("root".to_string(), inst.root_device_name.clone()),
-        ];
-        let mut ebs = 0;
-        for v in db.instance_volumes(&inst.id).ok()? {
-            let Some(dev) = v.device else { continue };
-            if dev != inst.root_device_name {
-                ebs += 1;
-                block_devices.push((format!("ebs{ebs}"), dev));
-            }
-        }
-        for s in &inst.instance_store {
-            block_devices.push((s.virtual_name.clone(), s.device.clone()));
-        }
-        let az_id = crate::cloud::placement::regions::all_zones(&self.cloud.cfg)
-            .into_iter()
-            .find(|z| z.name == inst.az)
-            .map(|z| z.id)
-            .unwrap_or_default();
-        Some(tree::View {
-            instance_id: inst.id.clone(),
-            account: inst.owner.clone(),
-            reservation_id: inst.reservation_id.clone(),
-            image_id: inst.image_id.clone(),
-            launch_index: inst.launch_index,
-            instance_type: inst.instance_type.clone(),
-            architecture: image
-                .map(|i| i.architecture)
-                .unwrap_or_else(|| "x86_64".into()),
-            region: self.cloud.cfg.region.clone(),
-            az: inst.az.clone(),
-            az_id,
-            group_name,
-            partition_number: inst.partition_number,
-            key_name: inst.key_name.clone(),
-            public_key: inst.public_key.clone(),
-            nics,
-            block_devices,
-            tags: (inst.metadata_options.instance_metadata_tags == Toggle::Enabled).then(|| {
-                inst.tags
-                    .iter()
-                    .map(|t| (t.key.clone(), t.value.clone()))
-                    .collect()
-            }),
-            pending_time: inst.launch_time,
-        })
-    }
-}
-
-/// A path below a top directory, with its trailing `/` kept (leaves refuse one).
-fn trailing(below: &str, has_below: bool) -> String {
-    if has_below && below.is_empty() {
-        "/".to_string()
-    } else {
-        below.to_string()
     }
 }
 

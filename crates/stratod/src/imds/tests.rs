@@ -1,11 +1,10 @@
-//! The service's answers, without sockets: requests as parsed from bytes, callers as (bridge,
-//! address) pairs over a real state store.
+//! The service's answers, without sockets or a state store: requests as parsed from bytes,
+//! callers as (bridge, address) pairs over a [`MetadataSource`] held in memory. The
+//! domain's own source is tested beside it (`cloud::compute::metadata_source`).
 
 use super::*;
-use crate::cloud::test_cloud;
 use crate::db::instances::tests::sample;
 use crate::db::instances::MetadataOptions;
-use crate::db::network::{Eni, Subnet, Vpc};
 
 const BRIDGE: &str = "strato0";
 
@@ -32,60 +31,100 @@ fn body(a: &Answer) -> String {
     String::from_utf8(a.response.body.clone()).unwrap()
 }
 
-/// A cloud with instances i-…a (172.31.0.4) and i-…b (172.31.0.5) on the default VPC.
-fn setup() -> (tempfile::TempDir, Imds) {
-    let (dir, cloud) = test_cloud();
-    cloud
-        .db
-        .insert_vpc(&Vpc {
-            id: "vpc-0000000000000000a".into(),
-            owner: String::new(),
-            cidr: "172.31.0.0/16".into(),
-            is_default: true,
-            bridge: BRIDGE.into(),
-            state: "available".into(),
-            tags: vec![],
-            created: 0,
+/// A metadata source held in memory: what the domain would answer, without a state store.
+/// Each guest is an instance and the addresses its ENI holds on [`BRIDGE`].
+#[derive(Default)]
+struct Fake {
+    guests: Mutex<Vec<(Vec<Ipv4Addr>, Instance)>>,
+}
+
+impl Fake {
+    fn guests(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<Ipv4Addr>, Instance)>> {
+        self.guests.lock().unwrap()
+    }
+
+    /// Changes the instance `id` as the domain would (a stop, a start, new options).
+    fn update(&self, id: &str, f: impl FnOnce(&mut Instance)) {
+        let mut g = self.guests();
+        f(&mut g.iter_mut().find(|(_, i)| i.id == id).unwrap().1);
+    }
+
+    /// Gives the ENI of instance `id` another address.
+    fn add_ip(&self, id: &str, ip: Ipv4Addr) {
+        let mut g = self.guests();
+        g.iter_mut().find(|(_, i)| i.id == id).unwrap().0.push(ip);
+    }
+}
+
+impl MetadataSource for Fake {
+    fn bridges(&self) -> ApiResult<Vec<String>> {
+        Ok(vec![BRIDGE.into()])
+    }
+
+    fn instance_at(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance> {
+        let g = self.guests();
+        let (_, inst) = g
+            .iter()
+            .find(|(ips, _)| bridge == BRIDGE && ips.contains(&ip))?;
+        Some(inst.clone())
+    }
+
+    fn view(&self, inst: &Instance) -> Option<tree::View> {
+        let g = self.guests();
+        let (k, (ips, _)) = g.iter().enumerate().find(|(_, (_, i))| i.id == inst.id)?;
+        Some(tree::View {
+            instance_id: inst.id.clone(),
+            account: inst.owner.clone(),
+            reservation_id: inst.reservation_id.clone(),
+            image_id: inst.image_id.clone(),
+            launch_index: inst.launch_index,
+            instance_type: inst.instance_type.clone(),
+            architecture: "x86_64".into(),
+            region: "home-1".into(),
+            az: inst.az.clone(),
+            az_id: "home-1-az1".into(),
+            group_name: String::new(),
+            partition_number: 0,
+            key_name: inst.key_name.clone(),
+            public_key: inst.public_key.clone(),
+            nics: vec![tree::NicView {
+                id: format!("eni-000000000000000{k}a"),
+                device_index: 0,
+                mac: format!("02:00:00:00:00:0{k}"),
+                private_ips: ips.iter().map(Ipv4Addr::to_string).collect(),
+                public_ips: vec![],
+                subnet_id: "subnet-0000000000000000a".into(),
+                subnet_cidr: "172.31.0.0/20".into(),
+                vpc_id: "vpc-0000000000000000a".into(),
+                vpc_cidr: "172.31.0.0/16".into(),
+                groups: vec![("sg-0000000000000000a".into(), "default".into())],
+            }],
+            block_devices: vec![
+                ("ami".into(), inst.root_device_name.clone()),
+                ("root".into(), inst.root_device_name.clone()),
+            ],
+            tags: None,
+            pending_time: inst.launch_time,
         })
-        .unwrap();
-    cloud
-        .db
-        .insert_subnet(&Subnet {
-            id: "subnet-0000000000000000a".into(),
-            vpc_id: "vpc-0000000000000000a".into(),
-            az: "home-1a".into(),
-            cidr: "172.31.0.0/20".into(),
-            bridge: BRIDGE.into(),
-            is_default: true,
-        })
-        .unwrap();
-    for (k, (id, ip)) in [
-        ("i-0000000000000000a", "172.31.0.4"),
-        ("i-0000000000000000b", "172.31.0.5"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    }
+}
+
+/// Instances i-…a (172.31.0.4) and i-…b (172.31.0.5), running, on [`BRIDGE`].
+fn setup() -> (Arc<Fake>, Imds) {
+    let fake = Arc::new(Fake::default());
+    for (id, ip) in [
+        ("i-0000000000000000a", Ipv4Addr::new(172, 31, 0, 4)),
+        ("i-0000000000000000b", Ipv4Addr::new(172, 31, 0, 5)),
+    ] {
         let mut i = sample(id, "111111111111");
         i.state = State::Running;
         i.user_data = format!("user data of {id}").into_bytes();
         i.key_name = "lab".into();
         i.public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 lab".into();
-        cloud.db.insert_instance(&i).unwrap();
-        cloud
-            .db
-            .insert_eni(&Eni {
-                instance_id: Some(id.into()),
-                mac: format!("02:00:00:00:00:0{k}"),
-                tap: format!("tap{k}"),
-                attachment_id: Some(format!("eni-attach-000000000000000{k}a")),
-                delete_on_termination: true,
-                ..Eni::sample(&format!("eni-000000000000000{k}a"), ip)
-            })
-            .unwrap();
+        fake.guests().push((vec![ip], i));
     }
-    let imds = Imds::new(cloud);
-    (dir, imds)
+    let imds = Imds::new(fake.clone(), Arc::new(Metrics::default()));
+    (fake, imds)
 }
 
 const A: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 4);
@@ -93,7 +132,7 @@ const B: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 5);
 
 #[test]
 fn v2_tokens_are_per_instance_and_v1_works_while_optional() {
-    let (_d, s) = setup();
+    let (f, s) = setup();
     let t = s.answer(&put_token("60"), BRIDGE, A);
     assert_eq!(t.response.status, 200);
     assert_eq!(t.ttl, Some(1), "token responses leave with hop limit 1");
@@ -113,10 +152,7 @@ fn v2_tokens_are_per_instance_and_v1_works_while_optional() {
     );
     assert_eq!(a.ttl, None);
     // A stopped and started again (a new launch time): the old token is refused.
-    s.cloud
-        .db
-        .set_launch_time("i-0000000000000000a", 1_000_000)
-        .unwrap();
+    f.update("i-0000000000000000a", |i| i.launch_time = 1_000_000);
     let a = s.answer(
         &get("/latest/meta-data/instance-id", Some(&token)),
         BRIDGE,
@@ -148,16 +184,13 @@ fn v2_tokens_are_per_instance_and_v1_works_while_optional() {
 
 #[test]
 fn required_tokens_hop_limit_and_disabled_endpoint() {
-    let (_d, s) = setup();
+    let (f, s) = setup();
     let mut o = MetadataOptions {
         http_tokens: HttpTokens::Required,
         http_put_response_hop_limit: 3,
         ..MetadataOptions::default()
     };
-    s.cloud
-        .db
-        .set_metadata_options("i-0000000000000000a", &o)
-        .unwrap();
+    f.update("i-0000000000000000a", |i| i.metadata_options = o);
     assert_eq!(
         s.answer(&get("/latest/meta-data/", None), BRIDGE, A)
             .response
@@ -173,16 +206,13 @@ fn required_tokens_hop_limit_and_disabled_endpoint() {
     );
     assert_eq!(body(&ok), "172.31.0.4");
     o.http_endpoint = Toggle::Disabled;
-    s.cloud
-        .db
-        .set_metadata_options("i-0000000000000000a", &o)
-        .unwrap();
+    f.update("i-0000000000000000a", |i| i.metadata_options = o);
     assert_eq!(s.answer(&put_token("60"), BRIDGE, A).response.status, 403);
 }
 
 #[test]
 fn bad_token_requests() {
-    let (_d, s) = setup();
+    let (_f, s) = setup();
     for ttl in ["0", "21601", "x", ""] {
         assert_eq!(
             s.answer(&put_token(ttl), BRIDGE, A).response.status,
@@ -209,7 +239,7 @@ fn bad_token_requests() {
 
 #[test]
 fn strangers_get_nothing() {
-    let (_d, s) = setup();
+    let (f, s) = setup();
     let stranger = Ipv4Addr::new(172, 31, 0, 200);
     assert_eq!(
         s.answer(&put_token("60"), BRIDGE, stranger).response.status,
@@ -229,10 +259,7 @@ fn strangers_get_nothing() {
         403
     );
     // A stopped instance is not served.
-    s.cloud
-        .db
-        .set_state("i-0000000000000000a", &[State::Running], State::Stopped, "")
-        .unwrap();
+    f.update("i-0000000000000000a", |i| i.state = State::Stopped);
     assert_eq!(
         s.answer(&get("/latest/meta-data/", None), BRIDGE, A)
             .response
@@ -243,7 +270,7 @@ fn strangers_get_nothing() {
 
 #[test]
 fn the_tree_user_data_and_versions() {
-    let (_d, s) = setup();
+    let (_f, s) = setup();
     let g = |p: &str| {
         let a = s.answer(&get(p, None), BRIDGE, A);
         (a.response.status, body(&a))
@@ -293,6 +320,29 @@ fn the_tree_user_data_and_versions() {
         "tags are opt-in"
     );
     assert_eq!(g("/nonsense").0, 404);
+    // A leaf with a trailing slash answers its value, as EC2 does: botocore's region lookup
+    // asks for exactly this path.
+    assert_eq!(
+        g("/latest/meta-data/placement/availability-zone/"),
+        (200, "home-1a".into())
+    );
+    assert_eq!(g("/latest/meta-data/instance-id/").1, "i-0000000000000000a");
+    assert_eq!(
+        g("/latest/meta-data/placement").1,
+        g("/latest/meta-data/placement/").1
+    );
+    // An empty segment names nothing: never the listing of the level above.
+    for p in [
+        "/latest//meta-data/ramdisk-id",
+        "/latest//meta-data/",
+        "/latest/meta-data//instance-id",
+        "/latest/meta-data//",
+        "//latest/meta-data/instance-id",
+        "/latest//",
+        "//",
+    ] {
+        assert_eq!(g(p), (404, "Not Found".into()), "{p}");
+    }
     let doc: serde_json::Value =
         serde_json::from_str(&g("/latest/dynamic/instance-identity/document").1).unwrap();
     assert_eq!(doc["accountId"], "111111111111");
@@ -303,12 +353,9 @@ fn the_tree_user_data_and_versions() {
 
 #[test]
 fn a_secondary_address_speaks_for_its_instance() {
-    let (_d, s) = setup();
-    s.cloud
-        .db
-        .add_secondary_ips("eni-0000000000000000a", &["172.31.0.9".to_string()])
-        .unwrap();
+    let (f, s) = setup();
     let second = Ipv4Addr::new(172, 31, 0, 9);
+    f.add_ip("i-0000000000000000a", second);
     let a = s.answer(&get("/latest/meta-data/instance-id", None), BRIDGE, second);
     assert_eq!(body(&a), "i-0000000000000000a");
     let a = s.answer(

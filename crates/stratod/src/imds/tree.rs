@@ -48,9 +48,9 @@ impl Node {
     }
 
     /// The text at `path` (relative, without a leading `/`; an empty path is this node).
-    /// A trailing `/` is allowed on directories only, as EC2 answers.
+    /// A trailing `/` changes nothing, on directories and leaves alike, as EC2 answers
+    /// (botocore asks for `placement/availability-zone/`).
     pub fn get(&self, path: &str) -> Option<String> {
-        let trailing = path.ends_with('/');
         let mut node = self;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             let Node::Dir { entries, .. } = node else {
@@ -59,8 +59,7 @@ impl Node {
             node = entries.get(part)?;
         }
         match node {
-            Node::Leaf(v) if !trailing => Some(v.clone()),
-            Node::Leaf(_) => None,
+            Node::Leaf(v) => Some(v.clone()),
             Node::Dir {
                 listing: Some(l), ..
             } => Some(l.clone()),
@@ -337,7 +336,12 @@ mod tests {
         assert!(top.contains("\ninstance-id\n"), "{top}");
         assert!(!top.contains("public-ipv4"), "no public address, no key");
         assert!(!top.contains("tags/"), "tags are off by default");
-        assert_eq!(t.get("instance-id/"), None, "a leaf has no trailing slash");
+        assert_eq!(
+            t.get("instance-id/").unwrap(),
+            "i-0123456789abcdef0",
+            "a leaf with a trailing slash is the leaf"
+        );
+        assert_eq!(t.get("placement/availability-zone/").unwrap(), "home-1a");
         assert_eq!(t.get("nothing"), None);
         assert_eq!(t.get("placement/nothing/deeper"), None);
         assert_eq!(t.get("instance-id/deeper"), None);

@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 
 mod actions;
 pub mod form;
+pub mod idempotency;
 pub mod model;
 mod server;
 pub mod sigv4;
@@ -39,6 +40,8 @@ pub struct QueryApi {
     cloud: Arc<Cloud>,
     ec2: Model,
     sts: Model,
+    /// This daemon run, in the client token claims it holds.
+    boot: String,
 }
 
 /// Which service a request is for, from its signature's credential scope.
@@ -93,6 +96,7 @@ impl QueryApi {
             cloud,
             ec2: Model::ec2()?,
             sts: Model::sts()?,
+            boot: format!("{:032x}", crate::ids::random_u128()),
         })
     }
 
@@ -212,15 +216,29 @@ impl QueryApi {
                 cloud: &self.cloud,
                 caller: &caller,
             };
-            let output = match service {
-                Service::Ec2 => actions::ec2(&ctx, &action, &input).await?,
-                Service::Sts => actions::sts(&ctx, &action, &input)?,
+            let run = async {
+                let output = match service {
+                    Service::Ec2 => actions::ec2(&ctx, &action, &input).await?,
+                    Service::Sts => actions::sts(&ctx, &action, &input)?,
+                };
+                tracing::debug!(action, account = %caller.account, "query request answered");
+                xml::response(model, &action, &output, id).map_err(|e| {
+                    tracing::error!(error = %e, "a Query API answer does not fit the model");
+                    ApiError::internal(format!("The answer could not be written: {e}"))
+                })
             };
-            tracing::debug!(action, account = %caller.account, "query request answered");
-            xml::response(model, &action, &output, id).map_err(|e| {
-                tracing::error!(error = %e, "a Query API answer does not fit the model");
-                ApiError::internal(format!("The answer could not be written: {e}"))
-            })
+            // A dry run changes nothing, so it neither claims nor replays a token.
+            match idempotency::token(&input)? {
+                Some(token) if input.bool("DryRun") != Some(true) => {
+                    let key = crate::db::client_tokens::TokenKey {
+                        account: &caller.account,
+                        action: &action,
+                        token,
+                    };
+                    idempotency::answer(&self.cloud, &self.boot, key, &input, id, run).await
+                }
+                _ => run.await,
+            }
         }
         .await;
         (service, result)

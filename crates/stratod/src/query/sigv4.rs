@@ -334,7 +334,8 @@ pub fn signature(secret: &str, amz_date: &str, auth: &Authorization, canonical: 
     hex(&hmac(&k_signing, to_sign.as_bytes()))
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lowercase hex of bytes.
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

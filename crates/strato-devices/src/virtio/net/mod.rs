@@ -268,6 +268,12 @@ impl<T: FrameIo> Net<T> {
         &self.taps
     }
 
+    /// The frame backends, to script them (the fuzz harness's in-memory taps).
+    #[cfg(any(test, feature = "fuzzgen"))]
+    pub fn taps_mut(&mut self) -> &mut [T] {
+        &mut self.taps
+    }
+
     /// Queue pairs in use (0 while inactive).
     pub fn active_pairs(&self) -> usize {
         self.common.active().map_or(0, |a| a.queues.active_pairs)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
-use strato_vmm_api::config::{DiskConfig, JailConfig, NetConfig, VmConfig};
+use strato_vmm_api::config::{DiskConfig, JailConfig, NetConfig, SmbiosConfig, VmConfig};
 use strato_vmm_api::names;
 
 use super::launch::{device_index, HOT_SLOTS};
@@ -58,7 +58,7 @@ impl Cloud {
                     if let Ok(Some(_)) =
                         self.advance_from(id, State::Pending, Event::LaunchFailed, &reason)
                     {
-                        self.release_locked(id, &reason).await;
+                        self.release_locked(id, &reason, false).await;
                     }
                 } else {
                     self.release_public_ips(id, false);
@@ -230,6 +230,7 @@ impl Cloud {
             exit_status_file: Some(paths.exit_status),
             cpu_template: self.cpu_template,
             irqchip: self.cfg.irqchip,
+            smbios: smbios(inst),
             ..VmConfig::new(&inst.kernel)
         };
         Ok((config, slots))
@@ -329,6 +330,37 @@ pub fn meta_data(inst: &Instance, ip: &str, group: Option<&str>) -> String {
     meta
 }
 
+/// The machine identity an instance's guest reads from SMBIOS (DMI), as EC2 guests see it:
+/// product name the instance type, serial number and UUID the same `ec2`-prefixed UUID (what
+/// cloud-init's ds-identify takes for EC2), the instance ID as chassis asset tag. The
+/// manufacturer is the monitor's own, `strato`.
+pub fn smbios(inst: &Instance) -> SmbiosConfig {
+    let uuid = system_uuid(&inst.id);
+    SmbiosConfig {
+        product: Some(inst.instance_type.clone()),
+        serial: Some(uuid.clone()),
+        uuid: Some(uuid),
+        asset_tag: Some(inst.id.clone()),
+    }
+}
+
+/// The system UUID of an instance: derived from its ID alone (SHA-256), so that it stays the
+/// same across reboots, stops and starts, with `ec2` as its first three hex digits.
+pub fn system_uuid(instance_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("strato system uuid {instance_id}").as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = format!("ec2{}", &hex[3..]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// The config drive's `public-keys` member: the instance's OpenSSH public key on one line.
 pub fn public_keys(inst: &Instance) -> Option<String> {
     let key = inst.public_key.trim();
@@ -361,5 +393,30 @@ mod tests {
         assert_eq!(public_keys(&i).unwrap(), "ssh-ed25519 AAAAC3Nza k1\n");
         i.partition_number = 0;
         assert!(meta_data(&i, "", Some("web")).ends_with("placement-group: web\n"));
+    }
+
+    #[test]
+    fn smbios_identity_is_ec2s_and_follows_the_instance_id() {
+        let mut i = crate::db::instances::tests::sample("i-0000000000000000a", "111111111111");
+        i.instance_type = "t3.micro".into();
+        let s = smbios(&i);
+        let uuid = s.uuid.clone().unwrap();
+        assert!(uuid.starts_with("ec2"), "{uuid}");
+        assert_eq!(s.serial.as_deref(), Some(uuid.as_str()));
+        assert_eq!(s.product.as_deref(), Some("t3.micro"));
+        assert_eq!(s.asset_tag.as_deref(), Some("i-0000000000000000a"));
+        // What the monitor accepts, the same every time, and another instance's differs.
+        s.validate().unwrap();
+        assert!(strato_vmm_api::config::parse_uuid(&uuid).is_ok());
+        assert_eq!(system_uuid(&i.id), uuid);
+        let other = system_uuid("i-0000000000000000b");
+        assert_ne!(other, uuid);
+        assert!(other.starts_with("ec2"));
+        // Lower-case hex in 8-4-4-4-12 groups, as EC2 guests read it.
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(uuid
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     }
 }

@@ -35,6 +35,9 @@ pub struct Change {
     pub current: State,
 }
 
+/// The least time between two boots of a guest that keeps resetting itself.
+const MIN_GUEST_REBOOT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Why a guest-initiated stop happened.
 const GUEST_SHUTDOWN_REASON: &str = "Client.InstanceInitiatedShutdown: Instance initiated shutdown";
 
@@ -205,10 +208,14 @@ impl Cloud {
         let changes = self.apply_all(&instances, Event::Terminate, &reason)?;
         for (c, moved) in &changes {
             if *moved {
-                // Cut a graceful stop or a boot short.
-                if let Some(vm) = self.vm(&c.id) {
-                    self.expect_exit(&c.id);
-                    supervisor::kill(vm.process);
+                // A running guest is asked to shut down first, as StopInstances asks; a boot
+                // or a graceful stop under way is cut short.
+                let graceful = c.previous == State::Running;
+                if !graceful {
+                    if let Some(vm) = self.vm(&c.id) {
+                        self.expect_exit(&c.id);
+                        supervisor::kill(vm.process);
+                    }
                 }
                 let cloud = Arc::clone(self);
                 let id = c.id.clone();
@@ -216,7 +223,7 @@ impl Cloud {
                 tokio::spawn(async move {
                     let lock = cloud.lock(&id);
                     let _g = lock.lock().await;
-                    cloud.release_locked(&id, &reason).await;
+                    cloud.release_locked(&id, &reason, graceful).await;
                 });
             }
         }
@@ -278,8 +285,10 @@ impl Cloud {
         self.finish_stop(id, None);
     }
 
-    /// Brings the monitor of an instance down: Ctrl-Alt-Del and up to the stop timeout for
-    /// the guest (unless `force`), then the monitor's stop, then SIGKILL.
+    /// Brings the monitor of an instance down. Unless `force`, the guest is asked first, as
+    /// EC2 asks its guests: the ACPI power button, then Ctrl-Alt-Del once half the stop
+    /// timeout has passed, and at the stop timeout the monitor's stop, then SIGKILL. A guest
+    /// that resets instead of powering off is down all the same: its monitor ends either way.
     pub async fn halt_vm(&self, id: &str, force: bool) -> Option<Exit> {
         let vm = self.vm(id)?;
         self.expect_exit(id);
@@ -288,12 +297,33 @@ impl Cloud {
         tokio::pin!(exit);
         let short = Duration::from_secs(2);
         let monitor = Monitor::new(&paths, short);
-        if !force && monitor.ctrl_alt_del().await.is_ok() {
-            if let Ok(e) = tokio::time::timeout(self.cfg.stop_timeout, &mut exit).await {
-                self.forget_vm(id);
-                return Some(e);
+        if !force {
+            let start = tokio::time::Instant::now();
+            let mut asked = false;
+            match monitor.power_button().await {
+                Ok(()) => {
+                    asked = true;
+                    let grace = start + self.cfg.stop_timeout / 2;
+                    if let Ok(e) = tokio::time::timeout_at(grace, &mut exit).await {
+                        self.forget_vm(id);
+                        return Some(e);
+                    }
+                }
+                // A paused VM, or a monitor without ACPI: on to the next way of asking.
+                Err(e) => tracing::debug!(instance = id, error = %e, "power button not pressed"),
             }
-            tracing::info!(instance = id, "guest did not power off in time; forcing");
+            match monitor.ctrl_alt_del().await {
+                Ok(()) => asked = true,
+                Err(e) => tracing::debug!(instance = id, error = %e, "Ctrl-Alt-Del not pressed"),
+            }
+            if asked {
+                let deadline = start + self.cfg.stop_timeout;
+                if let Ok(e) = tokio::time::timeout_at(deadline, &mut exit).await {
+                    self.forget_vm(id);
+                    return Some(e);
+                }
+                tracing::info!(instance = id, "guest did not power off in time; forcing");
+            }
         }
         let _ = monitor.stop().await;
         let e = match tokio::time::timeout(short, &mut exit).await {
@@ -353,10 +383,11 @@ impl Cloud {
     }
 
     /// Releases everything of an instance that is shutting down and records `terminated`:
-    /// the monitor, DeleteOnTermination volumes and ENIs with their taps (other volumes and
-    /// ENIs are detached), the instance store. Runs under the instance's lock.
-    pub async fn release_locked(&self, id: &str, reason: &str) {
-        self.halt_vm(id, true).await;
+    /// the monitor (asking the guest to shut down first when `graceful`), DeleteOnTermination
+    /// volumes and ENIs with their taps (other volumes and ENIs are detached), the instance
+    /// store. Runs under the instance's lock.
+    pub async fn release_locked(&self, id: &str, reason: &str, graceful: bool) {
+        self.halt_vm(id, !graceful).await;
         for v in self.db.instance_volumes(id).unwrap_or_default() {
             if v.delete_on_termination {
                 if let Err(e) = crate::cloud::remove_file(&self.volume_path(&v.id)) {
@@ -413,8 +444,9 @@ impl Cloud {
     }
 
     /// A monitor exited. If the daemon asked, the operation that asked handles it; else the
-    /// guest powered off (shutdown behavior decides) or the monitor died (the instance stays
-    /// `running` with an impaired system status, as when an EC2 host fails).
+    /// guest powered off (shutdown behavior decides), reset itself (it boots again) or the
+    /// monitor died (the instance stays `running` with an impaired system status, as when an
+    /// EC2 host fails).
     async fn on_exit(self: &Arc<Self>, id: &str, process: Process, exit: Exit) {
         match self.vm(id) {
             Some(vm) if vm.process == process && !vm.expected_exit => {}
@@ -424,17 +456,23 @@ impl Cloud {
         let lock = self.lock(id);
         let _g = lock.lock().await;
         // Re-check under the lock: an operation may have begun meanwhile.
-        match self.vm(id) {
-            Some(vm) if vm.process == process && !vm.expected_exit => {}
+        let ran_for = match self.vm(id) {
+            Some(vm) if vm.process == process && !vm.expected_exit => vm.since.elapsed(),
             _ => return,
-        }
+        };
         self.forget_vm(id);
-        self.handle_unexpected_exit(id, exit).await;
+        self.handle_unexpected_exit(id, exit, Some(ran_for)).await;
     }
 
     /// Applies an exit nobody asked for (also for monitors that ended while the daemon was
-    /// down).
-    pub async fn handle_unexpected_exit(&self, id: &str, exit: Exit) {
+    /// down); `ran_for` is how long the monitor ran, when known. Runs under the instance's
+    /// lock.
+    pub async fn handle_unexpected_exit(
+        self: &Arc<Self>,
+        id: &str,
+        exit: Exit,
+        ran_for: Option<Duration>,
+    ) {
         let Ok(Some(inst)) = self.db.instance(id) else {
             return;
         };
@@ -442,28 +480,67 @@ impl Cloud {
             return;
         }
         let _ = self.db.set_vmm(id, None, None);
-        if exit.status == Some(ExitStatus::PowerOff) {
-            tracing::info!(instance = id, behavior = %inst.shutdown_behavior, "guest powered off");
-            if inst.shutdown_behavior == "terminate" {
-                if let Ok(Some(_)) = self.advance_from(
-                    id,
-                    State::Running,
-                    Event::GuestTerminated,
-                    GUEST_SHUTDOWN_REASON,
-                ) {
-                    self.release_locked(id, GUEST_SHUTDOWN_REASON).await;
-                }
-            } else if let Ok(Some(_)) = self.advance_from(
+        match exit.status {
+            Some(ExitStatus::PowerOff) => self.guest_powered_off(&inst).await,
+            Some(ExitStatus::Reset) => self.guest_reset(id, ran_for).await,
+            _ => {
+                let reason = format!("Server.InternalError: the monitor exited: {}", exit.reason);
+                tracing::warn!(instance = id, reason = %reason, "monitor died");
+                let _ = self.db.set_state_reason(id, &reason);
+            }
+        }
+    }
+
+    /// The guest powered off: `stopped` or `terminated` as its shutdown behavior says.
+    async fn guest_powered_off(&self, inst: &Instance) {
+        let id = inst.id.as_str();
+        tracing::info!(instance = id, behavior = %inst.shutdown_behavior, "guest powered off");
+        if inst.shutdown_behavior == "terminate" {
+            if let Ok(Some(_)) = self.advance_from(
                 id,
                 State::Running,
-                Event::GuestStopped,
+                Event::GuestTerminated,
                 GUEST_SHUTDOWN_REASON,
             ) {
-                self.finish_stop(id, Some(GUEST_SHUTDOWN_REASON));
+                self.release_locked(id, GUEST_SHUTDOWN_REASON, false).await;
             }
-        } else {
-            let reason = format!("Server.InternalError: the monitor exited: {}", exit.reason);
-            tracing::warn!(instance = id, reason = %reason, "monitor died");
+        } else if let Ok(Some(_)) = self.advance_from(
+            id,
+            State::Running,
+            Event::GuestStopped,
+            GUEST_SHUTDOWN_REASON,
+        ) {
+            self.finish_stop(id, Some(GUEST_SHUTDOWN_REASON));
+        }
+    }
+
+    /// The guest reset itself: as RebootInstances, a fresh monitor on the same volumes,
+    /// interfaces and addresses, the instance `running` all along in the same billing
+    /// period. A guest that resets again at once waits out [`MIN_GUEST_REBOOT_INTERVAL`], so
+    /// that a reboot loop costs the host at most one monitor start (and log line) a second.
+    async fn guest_reset(self: &Arc<Self>, id: &str, ran_for: Option<Duration>) {
+        crate::metrics::inc(&self.metrics.guest_reboots_total);
+        tracing::info!(instance = id, "guest reset itself; booting it again");
+        if let Some(wait) = ran_for.and_then(|r| MIN_GUEST_REBOOT_INTERVAL.checked_sub(r)) {
+            tokio::time::sleep(wait).await;
+        }
+        // A stop or terminate may have come meanwhile: its task, queued on the lock, finds no
+        // monitor and finishes.
+        let inst = match self.db.instance(id) {
+            Ok(Some(i))
+                if transition(i.state, Event::GuestRebooted) == Outcome::To(State::Running) =>
+            {
+                i
+            }
+            _ => return,
+        };
+        self.status_forget(id);
+        if let Err(e) = self.spawn_vmm(&inst).await {
+            let reason = format!(
+                "Server.InternalError: the guest reset and its monitor did not start again: {}",
+                e.message
+            );
+            tracing::warn!(instance = id, reason = %reason, "reboot after a guest reset failed");
             let _ = self.db.set_state_reason(id, &reason);
         }
     }

@@ -79,6 +79,8 @@ pub struct RunRequest {
     pub ipv6_count: Option<i32>,
     /// Ipv6Addresses of the primary interface (one instance only).
     pub ipv6_addresses: Vec<String>,
+    /// DryRun: every check, then `DryRunOperation` instead of the launch.
+    pub dry_run: bool,
 }
 
 /// A launch template named by a RunInstances.
@@ -213,7 +215,7 @@ impl Cloud {
         account: &str,
         req: RunRequest,
     ) -> ApiResult<(String, Vec<Instance>)> {
-        if !req.client_token.is_empty() {
+        if !req.client_token.is_empty() && !req.dry_run {
             let earlier = self.db.instances_by_token(account, &req.client_token)?;
             if let Some(first) = earlier.first() {
                 return Ok((first.reservation_id.clone(), earlier));
@@ -372,6 +374,12 @@ impl Cloud {
             None => Vec::new(),
         };
 
+        if req.dry_run {
+            return Err(ApiError::new(
+                ErrorCode::DryRunOperation,
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
+        }
         let reservation = ids::new_id(Kind::Reservation);
         let now = now_s();
         let mut launched = Vec::new();

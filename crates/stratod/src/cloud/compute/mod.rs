@@ -11,4 +11,6 @@ pub mod launch;
 pub mod launch_templates;
 pub mod lifecycle;
 pub mod metadata;
+pub mod metadata_source;
 pub mod restore;
+pub mod status;

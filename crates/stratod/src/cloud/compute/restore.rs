@@ -69,6 +69,7 @@ impl Cloud {
                             reason: format!("{} (while the daemon was down)", exit.reason),
                             ..exit
                         },
+                        None,
                     )
                     .await;
                 }
@@ -102,7 +103,7 @@ impl Cloud {
                             .flatten()
                             .map(|i| i.state_reason)
                             .unwrap_or_default();
-                        cloud.release_locked(&id, &reason).await;
+                        cloud.release_locked(&id, &reason, false).await;
                     });
                 }
                 _ => {}

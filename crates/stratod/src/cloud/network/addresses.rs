@@ -337,7 +337,7 @@ impl Cloud {
     }
 
     /// An Elastic IP of `account`.
-    fn owned_eip(&self, account: &str, allocation_id: &str) -> ApiResult<PublicIp> {
+    pub(crate) fn owned_eip(&self, account: &str, allocation_id: &str) -> ApiResult<PublicIp> {
         if allocation_id.is_empty() {
             return Err(ApiError::missing("AllocationId"));
         }
@@ -560,7 +560,7 @@ mod tests {
         .unwrap();
         (
             dir,
-            Cloud::open(cfg, Box::new(crate::api::peer::GrpcRegions)).unwrap(),
+            Cloud::open(cfg, Box::new(crate::cloud::storage::source::NoRegions)).unwrap(),
         )
     }
 

@@ -355,7 +355,7 @@ impl Cloud {
     }
 
     /// The subnet the caller may change, or `InvalidSubnetID.NotFound`.
-    fn changeable_subnet(&self, account: &str, subnet_id: &str) -> ApiResult<Subnet> {
+    pub(crate) fn changeable_subnet(&self, account: &str, subnet_id: &str) -> ApiResult<Subnet> {
         if subnet_id.is_empty() {
             return Err(ApiError::missing("SubnetId"));
         }

@@ -41,13 +41,14 @@ pub struct Zone {
 /// Where this daemon answers: its first TCP listener, else its first Unix socket.
 pub fn own_endpoint(cfg: &Config) -> String {
     let tcp = cfg.listen.iter().find_map(|l| match l {
-        Listen::Tcp(a) => Some(format!("http://{a}")),
+        Listen::Tcp(a) => Some(format!("https://{a}")),
+        Listen::TcpPlain(a) => Some(format!("http://{a}")),
         Listen::Unix(_) => None,
     });
     tcp.or_else(|| {
         cfg.listen.iter().find_map(|l| match l {
             Listen::Unix(p) => Some(format!("unix:{}", p.display())),
-            Listen::Tcp(_) => None,
+            Listen::Tcp(_) | Listen::TcpPlain(_) => None,
         })
     })
     .unwrap_or_default()
@@ -204,7 +205,7 @@ mod tests {
             [
                 Region {
                     name: "home-1".into(),
-                    endpoint: "http://127.0.0.1:7000".into()
+                    endpoint: "https://127.0.0.1:7000".into()
                 },
                 Region {
                     name: "away-1".into(),

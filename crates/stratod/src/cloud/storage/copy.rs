@@ -9,8 +9,9 @@
 //! every few MiB. An interruption (source outage, daemon restart) resumes from that length;
 //! the whole file is checked against the source's SHA-256 before it is renamed into place.
 //!
-//! The job (source, files, and the caller's token, needed to resume) lives in
-//! `images/<ami>/copy.json`, owner-only, until the copy ends.
+//! The job (source, files, and which token the caller used, needed to resume) lives in
+//! `images/<ami>/copy.json`, owner-only, until the copy ends. The token itself is never
+//! written: the job holds its SHA-256, and the copy finds the configured token again by it.
 
 use std::fs::OpenOptions;
 use std::io::Read;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::images::check_name;
 use super::source::{Chunk, SourceRegion};
@@ -125,8 +127,32 @@ struct Job {
     source_region: String,
     source_image_id: String,
     /// The caller's bearer token, forwarded to the source; `None` over a Unix socket.
+    /// Never written; read only from jobs of older versions, which kept it in clear.
+    #[serde(default, skip_serializing)]
     token: Option<String>,
+    /// SHA-256 (hex) of that token, by which the copy finds it among the configured ones.
+    #[serde(default)]
+    token_sha256: Option<String>,
     files: Vec<JobFile>,
+}
+
+/// Lower-case hex SHA-256 of a token.
+fn token_digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The configured token whose digest is `digest`.
+fn token_by_digest<'a>(
+    tokens: &'a std::collections::BTreeMap<String, String>,
+    digest: &str,
+) -> Option<&'a str> {
+    tokens
+        .keys()
+        .find(|t| bool::from(token_digest(t).as_bytes().ct_eq(digest.as_bytes())))
+        .map(String::as_str)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -422,7 +448,8 @@ impl Cloud {
         let job = Job {
             source_region: source_region.to_string(),
             source_image_id: source_image_id.to_string(),
-            token,
+            token_sha256: token.as_deref().map(token_digest),
+            token: None,
             files,
         };
         if let Err(e) = write_json(&dir.join("copy.json"), &job) {
@@ -461,7 +488,7 @@ impl Cloud {
     /// source is unreachable; then marks the image available, or failed with the reason.
     async fn run_copy(self: Arc<Self>, image_id: String) {
         let job_path = self.image_dir(&image_id).join("copy.json");
-        let job: Job = match std::fs::read(&job_path)
+        let mut job: Job = match std::fs::read(&job_path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         {
@@ -474,6 +501,28 @@ impl Cloud {
                 return;
             }
         };
+        if let Some(legacy) = job.token.take() {
+            // An older job with the token in clear: keep its digest only.
+            job.token_sha256 = Some(token_digest(&legacy));
+            if let Err(e) = write_json(&job_path, &job) {
+                tracing::warn!(image = %image_id, error = %e, "cannot rewrite the copy job");
+            }
+        }
+        if let Some(digest) = &job.token_sha256 {
+            match token_by_digest(&self.cfg.tokens, digest) {
+                Some(t) => job.token = Some(t.to_string()),
+                None => {
+                    let _ = self.db.set_image_state(
+                        &image_id,
+                        ImageState::Failed,
+                        "Client.AuthFailure: the API token that started the copy is no longer configured",
+                        0,
+                    );
+                    let _ = crate::cloud::remove_file(&job_path);
+                    return;
+                }
+            }
+        }
         let mut backoff = Duration::from_secs(1);
         // The give-up window starts again whenever an attempt moved the copy forward.
         let progress = |c: &Cloud| {
@@ -529,7 +578,6 @@ impl Cloud {
         if let Err(e) = recorded {
             tracing::error!(image = %image_id, error = %e, "cannot record the copy's state");
         }
-        // The job holds the caller's token: it goes as soon as it is no longer needed.
         let _ = crate::cloud::remove_file(&job_path);
     }
 

@@ -77,3 +77,32 @@ fn api_errors_keep_the_source_code() {
     assert_eq!(e.api().code, "InvalidAMIID.NotFound");
     assert_eq!(CopyError::Unreachable("x".into()).api().code, "Unavailable");
 }
+
+#[test]
+fn jobs_keep_a_digest_of_the_token_never_the_token() {
+    let job = Job {
+        source_region: "home-1".into(),
+        source_image_id: "ami-12345678".into(),
+        token: Some("s3cret-token".into()),
+        token_sha256: Some(token_digest("s3cret-token")),
+        files: Vec::new(),
+    };
+    let text = serde_json::to_string(&job).unwrap();
+    assert!(!text.contains("s3cret-token"), "{text}");
+    let back: Job = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.token, None);
+    let tokens: std::collections::BTreeMap<String, String> = [
+        ("other".to_string(), "111111111111".to_string()),
+        ("s3cret-token".to_string(), "222222222222".to_string()),
+    ]
+    .into();
+    let digest = back.token_sha256.unwrap();
+    assert_eq!(token_by_digest(&tokens, &digest), Some("s3cret-token"));
+    assert_eq!(token_by_digest(&tokens, &token_digest("gone")), None);
+    // A job of an older version, token in clear, still reads.
+    let legacy: Job = serde_json::from_str(
+        r#"{"source_region":"home-1","source_image_id":"ami-1","token":"t","files":[]}"#,
+    )
+    .unwrap();
+    assert_eq!(legacy.token.as_deref(), Some("t"));
+}

@@ -100,6 +100,17 @@ fn gib_of(path: &Path) -> std::io::Result<i64> {
 }
 
 impl Cloud {
+    /// Whether `account` may call RegisterImage: only the host's admin.
+    pub fn may_register_images(&self, account: &str) -> ApiResult<()> {
+        if account != self.cfg.admin_account {
+            return Err(ApiError::new(
+                ErrorCode::UnauthorizedOperation,
+                "Only the host's admin account may register images from host files.",
+            ));
+        }
+        Ok(())
+    }
+
     /// RegisterImage. Host paths can only be named by the host's admin (the Unix socket),
     /// since the daemon reads them with its own rights.
     pub fn register_image(
@@ -107,12 +118,7 @@ impl Cloud {
         account: &str,
         req: RegisterRequest,
     ) -> ApiResult<Image> {
-        if account != self.cfg.admin_account {
-            return Err(ApiError::new(
-                ErrorCode::UnauthorizedOperation,
-                "Only the host's admin account may register images from host files.",
-            ));
-        }
+        self.may_register_images(account)?;
         check_name(&req.name)?;
         let bad = |what: &str, p: &Path, e: &dyn std::fmt::Display| {
             ApiError::invalid(format!("Cannot read {what} {}: {e}", p.display()))
@@ -425,7 +431,7 @@ impl Cloud {
     }
 
     /// An image the account owns (for changes).
-    fn owned_image(&self, account: &str, id: &str) -> ApiResult<Image> {
+    pub(crate) fn owned_image(&self, account: &str, id: &str) -> ApiResult<Image> {
         let (i, _) = self.visible_image(account, id)?;
         if i.owner != account {
             return Err(ApiError::new(

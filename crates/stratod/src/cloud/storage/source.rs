@@ -73,3 +73,21 @@ pub trait ChunkStream: Send {
     /// The next chunk; `None` when the source ended the stream.
     fn next(&mut self) -> BoxFuture<'_, Result<Option<Chunk>, CopyError>>;
 }
+
+/// A link to no region, for unit tests of the domain (which never copy across regions).
+#[cfg(test)]
+pub(crate) struct NoRegions;
+
+#[cfg(test)]
+impl RegionLink for NoRegions {
+    fn connect<'a>(
+        &'a self,
+        endpoint: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>> {
+        Box::pin(async move {
+            Err(CopyError::Unreachable(format!(
+                "{endpoint}: unit tests reach no region"
+            )))
+        })
+    }
+}

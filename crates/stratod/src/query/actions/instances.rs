@@ -228,7 +228,7 @@ pub fn instance(v: InstanceView) -> Value {
     ])
 }
 
-fn mapping(m: &Value) -> Override {
+pub(super) fn mapping(m: &Value) -> Override {
     let ebs = m.get("Ebs").cloned().unwrap_or_else(|| Value::obj([]));
     Override {
         mapping: Mapping {
@@ -261,6 +261,12 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         md.str("HttpEndpoint"),
         md.str("InstanceMetadataTags"),
     )?;
+    if input.get("IamInstanceProfile").is_some() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedOperation,
+            "IamInstanceProfile (instance roles) is not supported by strato yet.",
+        ));
+    }
     if input.bool("DisableApiStop") == Some(true) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedOperation,
@@ -344,6 +350,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         associate_public_ip: associate,
         ipv6_count,
         ipv6_addresses,
+        // The domain runs every launch check, then answers DryRunOperation.
+        dry_run: input.bool("DryRun") == Some(true),
     };
     let (reservation, instances) = ctx.cloud.run_instances(ctx.account(), req).await?;
     let instances = instances

@@ -6,20 +6,26 @@ use super::Ctx;
 use crate::cloud::paging::{self, PageRequest};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
+mod addresses;
 mod compute;
+mod dry_run;
 mod instances;
 mod keys;
+mod launch_templates;
+mod network_interfaces;
+mod placement;
 mod regions;
+mod security_groups;
 mod storage;
 mod tags;
 mod vpc;
 
 /// Answers an EC2 action.
 pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value> {
-    if input.bool("DryRun") == Some(true) && !read_only(action) {
+    if input.bool("DryRun") == Some(true) && !read_only(action) && !dry_run::in_domain(action) {
         // Nothing may change: the checks the action can make without acting, then the
         // dry run's answer.
-        dry_run_checks(ctx, input)?;
+        dry_run::check(ctx, action, input)?;
         return Err(dry_run_ok());
     }
     let out = match action {
@@ -69,6 +75,36 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "DescribeSubnets" => vpc::describe_subnets(ctx, input),
         "DeleteSubnet" => vpc::delete_subnet(ctx, input).await,
         "ModifySubnetAttribute" => vpc::modify_subnet_attribute(ctx, input),
+        "CreateSecurityGroup" => security_groups::create(ctx, input),
+        "DeleteSecurityGroup" => security_groups::delete(ctx, input),
+        "DescribeSecurityGroups" => security_groups::describe(ctx, input),
+        "AuthorizeSecurityGroupIngress" => security_groups::rules(ctx, input, true, false).await,
+        "AuthorizeSecurityGroupEgress" => security_groups::rules(ctx, input, true, true).await,
+        "RevokeSecurityGroupIngress" => security_groups::rules(ctx, input, false, false).await,
+        "RevokeSecurityGroupEgress" => security_groups::rules(ctx, input, false, true).await,
+        "AllocateAddress" => addresses::allocate(ctx, input).await,
+        "AssociateAddress" => addresses::associate(ctx, input).await,
+        "DisassociateAddress" => addresses::disassociate(ctx, input).await,
+        "ReleaseAddress" => addresses::release(ctx, input),
+        "DescribeAddresses" => addresses::describe(ctx, input),
+        "CreateNetworkInterface" => network_interfaces::create(ctx, input).await,
+        "DescribeNetworkInterfaces" => network_interfaces::describe(ctx, input),
+        "AttachNetworkInterface" => network_interfaces::attach(ctx, input),
+        "DetachNetworkInterface" => network_interfaces::detach(ctx, input).await,
+        "DeleteNetworkInterface" => network_interfaces::delete(ctx, input).await,
+        "AssignPrivateIpAddresses" => network_interfaces::assign_private_ips(ctx, input).await,
+        "UnassignPrivateIpAddresses" => network_interfaces::unassign_private_ips(ctx, input).await,
+        "ModifyNetworkInterfaceAttribute" => network_interfaces::modify_attribute(ctx, input).await,
+        "CreatePlacementGroup" => placement::create(ctx, input),
+        "DescribePlacementGroups" => placement::describe(ctx, input),
+        "DeletePlacementGroup" => placement::delete(ctx, input),
+        "ModifyInstancePlacement" => placement::modify_instance_placement(ctx, input),
+        "CreateLaunchTemplate" => launch_templates::create(ctx, input),
+        "CreateLaunchTemplateVersion" => launch_templates::create_version(ctx, input),
+        "ModifyLaunchTemplate" => launch_templates::modify(ctx, input),
+        "DescribeLaunchTemplates" => launch_templates::describe(ctx, input),
+        "DescribeLaunchTemplateVersions" => launch_templates::describe_versions(ctx, input),
+        "DeleteLaunchTemplate" => launch_templates::delete(ctx, input),
         "AssociateVpcCidrBlock" => vpc::associate_vpc_cidr_block(ctx, input),
         "DisassociateVpcCidrBlock" => vpc::disassociate_vpc_cidr_block(ctx, input),
         "AssociateSubnetCidrBlock" => vpc::associate_subnet_cidr_block(ctx, input).await,
@@ -106,17 +142,6 @@ pub fn sts(ctx: &Ctx<'_>, action: &str, _input: &Value) -> ApiResult<Value> {
 /// Whether an action only reads (it then runs whole under DryRun).
 fn read_only(action: &str) -> bool {
     action.starts_with("Describe") || action.starts_with("Get")
-}
-
-/// The checks of a changing action that need no change: the caller must own every
-/// instance the request names.
-fn dry_run_checks(ctx: &Ctx<'_>, input: &Value) -> ApiResult<()> {
-    let mut ids = input.strs("InstanceIds");
-    ids.extend(input.opt_str("InstanceId").map(str::to_string));
-    for id in ids {
-        ctx.cloud.owned_instance(ctx.account(), &id)?;
-    }
-    Ok(())
 }
 
 /// A read-only call with DryRun answers DryRunOperation once it has run.

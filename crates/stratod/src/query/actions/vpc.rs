@@ -101,7 +101,6 @@ pub async fn create_vpc(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             tags_for(input, "vpc"),
         )
         .await?;
-    ctx.cloud.dhcp_serve(&v.bridge);
     Ok(Value::obj([(
         "Vpc",
         vpc(ctx, v, ctx.account().to_string())?,

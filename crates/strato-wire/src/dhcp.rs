@@ -116,6 +116,15 @@ impl Request {
     }
 }
 
+/// The netmask of a prefix length (0 to 32).
+fn netmask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32u32.saturating_sub(prefix.into()))
+            .unwrap_or(0),
+    )
+}
+
 fn ip_at(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
 }
@@ -262,7 +271,7 @@ pub fn encode(req: &Request, reply: &Reply, lease: &Lease) -> Vec<u8> {
     option(&mut b, 53, &[reply.kind.code()]);
     option(&mut b, 54, &lease.gateway.octets());
     if reply.kind != MessageType::Nak {
-        let mask = crate::cloud::network::plumbing::netmask(lease.prefix);
+        let mask = netmask(lease.prefix);
         option(&mut b, 1, &mask.octets());
         option(&mut b, 3, &lease.gateway.octets());
         let host = format!("ip-{}", lease.ip.to_string().replace('.', "-"));

@@ -1,0 +1,15 @@
+//! Fuzzes the monitor's control socket and its request and reply lines: the generator and checks are in the crate's `fuzzgen` module, which the
+//! unit tests run as property tests.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+// Every case bounds what it holds, which needs the counting allocator.
+#[global_allocator]
+static METER: strato_fuzzgen::alloc::Meter = strato_fuzzgen::alloc::Meter;
+
+fuzz_target!(|data: &[u8]| {
+    strato_vmm_api::fuzzgen::control(data);
+    strato_vmm::fuzzgen::control_socket(data);
+});
