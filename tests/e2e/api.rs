@@ -103,8 +103,7 @@ fn printed_fingerprint(d: &Daemon) -> String {
     let log = d.log();
     let line = log
         .lines()
-        .filter(|l| l.contains("SHA-256 fingerprint"))
-        .last()
+        .rfind(|l| l.contains("SHA-256 fingerprint"))
         .unwrap_or_else(|| panic!("no fingerprint in the log:\n{log}"));
     line.rsplit(' ').next().unwrap().to_string()
 }

@@ -54,7 +54,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Launch instances from an image.
-    RunInstances(compute::RunInstances),
+    RunInstances(Box<compute::RunInstances>),
     /// List instances.
     DescribeInstances(compute::DescribeInstances),
     /// Show instance state and status checks.

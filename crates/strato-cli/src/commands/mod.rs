@@ -30,7 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     )
     .await?;
     let view = match cli.command {
-        Command::RunInstances(a) => compute::run_instances(&conn, a).await?,
+        Command::RunInstances(a) => compute::run_instances(&conn, *a).await?,
         Command::DescribeInstances(a) => compute::describe_instances(&conn, a).await?,
         Command::DescribeInstanceStatus(a) => compute::describe_instance_status(&conn, a).await?,
         Command::StopInstances(a) => compute::stop_instances(&conn, a).await?,
