@@ -2,6 +2,8 @@
 # Builds a guest image into target/images/<NAME>/ and prints that folder on the last line.
 #
 #   scripts/build-image.sh probe     the probe guest kernel (images/probe), see images/probe/README.md
+#   scripts/build-image.sh minimal   strato's kernel and a busybox root volume (images/minimal)
+#   scripts/build-image.sh debian    strato's kernel and a Debian 12 root volume with cloud-init (images/debian)
 #
 # Installs the Debian packages it needs when they are missing, and rebuilds only what changed.
 set -euo pipefail
@@ -11,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	echo "usage: $0 NAME" >&2
-	echo "images: probe minimal debian" >	echo "images: probe" >&22
+	echo "images: probe (the probe guest), minimal (busybox root volume), debian (Debian 12 with cloud-init)" >&2
 }
 
 build_probe() {

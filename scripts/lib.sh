@@ -85,3 +85,33 @@ ensure_query_clients() {
 	"$venv/bin/python" -m pip install --disable-pip-version-check -q $QUERY_CLIENTS >&2
 	echo "$QUERY_CLIENTS" >"$venv/stamp"
 }
+
+# Builds the release binaries and links strato, stratod and strato-vmm into /usr/local/bin
+# (run.sh and install.sh). Prints the probe image's folder on stdout.
+build_and_link() {
+	local probe b
+	probe="$(scripts/build-image.sh probe | tail -n 1)"
+	cargo build --release --locked -p stratod -p strato-cli -p strato-vmm >&2
+	for b in strato stratod strato-vmm; do
+		as_root ln -sf "$STRATO_ROOT/target/release/$b" "/usr/local/bin/$b"
+	done
+	echo "$probe"
+}
+
+# Prints the AMI named "probe", registering the probe bundle $1 under that name first if
+# there is none. Talks to the daemon at $STRATO_ENDPOINT.
+ensure_probe_ami() {
+	local bundle="$1" images ami
+	images="$(as_root "$STRATO_ROOT/target/release/strato" --endpoint "$STRATO_ENDPOINT" \
+		describe-images --filters Name=name,Values=probe --output json)" || return 1
+	ami="$(printf '%s' "$images" |
+		python3 -c 'import json,sys; i=json.load(sys.stdin).get("Images",[]); print(i[0]["ImageId"] if i else "")')"
+	if [ -z "$ami" ]; then
+		ami="$(as_root "$STRATO_ROOT/target/release/strato" --endpoint "$STRATO_ENDPOINT" \
+			register-image --name probe \
+			--description "strato's probe guest with a blank 1 GiB root volume" --bundle "$bundle" \
+			--block-device-mappings '[{"DeviceName":"/dev/vda","Ebs":{"VolumeSize":1,"DeleteOnTermination":true}}]')" ||
+			return 1
+	fi
+	echo "$ami"
+}

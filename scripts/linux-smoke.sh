@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The slow check: boots a real Linux kernel (strato's microVM kernel, scripts/build-kernel.sh)
 # on the "minimal" image's volumes under strato-vmm, and passes when the console shows
-# the virtio-blk probe of the root disk, the kernel's IP configuration, the ext4 root mount
-# and `Run /sbin/init`, and when the guest kernel answers an ARP request and a ping sent
-# through its tap. Prints the seconds from the monitor's start to each milestone.
+# the kernel's `DMI:` line with the SMBIOS identity given to the monitor, its ACPI tables,
+# interpreter and power button, the virtio-blk probe of the root disk, the kernel's IP
+# configuration, the ext4 root mount and `Run /sbin/init`, and when the guest kernel answers
+# an ARP request and a ping sent through its tap. Then the magic SysRq over the serial
+# console: BREAK and `b` (reboot) must end the monitor with the reset status (5); booted
+# again on the same volumes, as the daemon reboots an instance in place, the kernel must
+# come up again, and BREAK and `o` (power off) must end the monitor with the power-off
+# status (0) through ACPI S5. Prints the seconds from the monitor's start to each milestone.
 #
 #   scripts/linux-smoke.sh [--keep] [minimal|debian]
 #
@@ -18,7 +23,8 @@
 # SMOKE_LINGER (seconds to keep the guest running after the milestones, then ping again),
 # SMOKE_IRQCHIP (split or kernel; default: the monitor's default), SMOKE_CPUS (vCPUs, default
 # 1), SMOKE_ENTRY (pvh, the default, or linux64: the same vmlinux without its PVH note, booted
-# through the 64-bit Linux boot protocol).
+# through the 64-bit Linux boot protocol), SMOKE_SYSRQ (0 skips the SysRq reboot and power
+# off).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
@@ -47,6 +53,10 @@ TIMEOUT="${SMOKE_TIMEOUT:-240}"
 GUEST_IP=172.31.254.2
 HOST_IP=172.31.254.1
 MAC=02:00:00:00:fe:02
+# The identity the daemon would give an instance (EC2's: serial number and UUID the same
+# ec2-prefixed UUID, the instance ID as the chassis asset tag).
+SMBIOS_UUID=ec2f5a1e-7d3c-4b2a-9e8f-0123456789ab
+SMBIOS="product=t3.micro,serial=$SMBIOS_UUID,uuid=$SMBIOS_UUID,asset_tag=i-0123456789abcdef0"
 
 echo "== kernel and $image image (built once, then reused)" >&2
 bundle="$(scripts/build-image.sh "$image" | tail -n 1)"
@@ -128,19 +138,27 @@ ip -n "$ns" link set tap0 up
 
 echo "== booting $(jq -r .kernel_release "$bundle/manifest.json") (cpu template $template, irqchip ${SMOKE_IRQCHIP:-default}, $cpus vCPUs, entry ${SMOKE_ENTRY:-pvh})" >&2
 echo "   cmdline: $cmdline" >&2
-: >"$work/console.log"
-start="$(date +%s.%N)"
-ip netns exec "$ns" "$vmm" --kernel "$kernel" --cmdline "$cmdline" --cpus "$cpus" --memory 128 \
-	"${irqchip_args[@]}" "${disks[@]}" --net "tap=tap0,mac=$MAC" --rng \
-	--console "$work/console.log" --api-socket "$work/api.sock" --cpu-template "$template" \
-	2>"$work/vmm.stderr" &
-vmm_pid=$!
+# Starts the monitor with the console in $1 (a second boot gets a file of its own).
+launch() {
+	: >"$1"
+	start="$(date +%s.%N)"
+	ip netns exec "$ns" "$vmm" --kernel "$kernel" --cmdline "$cmdline" --cpus "$cpus" --memory 128 \
+		"${irqchip_args[@]}" "${disks[@]}" --net "tap=tap0,mac=$MAC" --rng --smbios "$SMBIOS" \
+		--console "$1" --api-socket "$work/api.sock" --cpu-template "$template" \
+		2>>"$work/vmm.stderr" &
+	vmm_pid=$!
+}
+launch "$work/console.log"
 
 elapsed() { echo "$(date +%s.%N) $start" | awk '{printf "%.1f", $1 - $2}'; }
 
 # Milestones, in the order they usually come: name|pattern (extended regex on the console).
 milestones=(
 	"linux-version|Linux version "
+	"DMI: strato t3.micro|DMI: strato t3\\.micro"
+	"ACPI tables (DSDT)|ACPI: DSDT 0x[0-9A-F]+ [0-9A-F]+ \\(v02 STRATO STRATOVM"
+	"ACPI interpreter|ACPI: Interpreter enabled"
+	"ACPI power button|ACPI: button: Power Button \\[PWRB\\]"
 	"virtio-blk root probe|virtio_blk virtio[0-9]+: \\[vda\\]"
 	"IP-Config: Complete|IP-Config: Complete"
 	"ext4 root mounted|EXT4-fs \\(vda\\): mounted filesystem"
@@ -231,6 +249,85 @@ if [ -z "$failed" ] && [ -n "${SMOKE_LINGER:-}" ]; then
 	kill -0 "$vmm_pid" 2>/dev/null || { wait "$vmm_pid" || echo "strato-vmm exited with status $?" >&2; vmm_pid=""; }
 fi
 
+# The magic SysRq over the serial console: a BREAK, then the command key, through the
+# monitor's control socket (what `strato console` sends for `~B` and the key).
+sysrq() {
+	python3 - "$work/api.sock" "$1" <<'PY'
+import base64, json, socket, sys
+def call(request):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sys.argv[1])
+    s.sendall((json.dumps(request) + "\n").encode())
+    reply = json.loads(s.makefile().readline())
+    if not reply.get("ok"):
+        sys.exit("monitor refused %s: %s" % (request["op"], reply.get("error")))
+call({"op": "console-break"})
+call({"op": "console-input", "data": base64.b64encode(sys.argv[2].encode()).decode()})
+PY
+}
+# Waits up to $1 s for the monitor to end; sets vmm_status (empty if it did not end).
+wait_vmm() {
+	local until
+	until=$(($(date +%s) + $1))
+	vmm_status=""
+	while kill -0 "$vmm_pid" 2>/dev/null; do
+		[ "$(date +%s)" -ge "$until" ] && return 0
+		sleep 0.25
+	done
+	vmm_status=0
+	wait "$vmm_pid" || vmm_status=$?
+	vmm_pid=""
+}
+# Waits up to $2 s for the extended regex $1 on the console $3; prints the milestone $4.
+wait_console() {
+	local until
+	until=$(($(date +%s) + $2))
+	until grep -qE "$1" "$3"; do
+		if [ "$(date +%s)" -ge "$until" ] || ! kill -0 "$vmm_pid" 2>/dev/null; then
+			return 1
+		fi
+		sleep 0.25
+	done
+	printf '%7s s  %s\n' "$(elapsed)" "$4"
+}
+
+if [ -z "$failed" ] && [ "${SMOKE_SYSRQ:-1}" != 0 ]; then
+	if ! sysrq b; then
+		failed="SysRq b could not be sent"
+	else
+		wait_vmm 60
+		if [ "$vmm_status" != 5 ]; then
+			failed="after SysRq b the monitor did not end with the reset status 5 (${vmm_status:-still running})"
+		else
+			printf '%7s s  %s\n' "$(elapsed)" "SysRq b: monitor ended with the reset status (5)"
+		fi
+	fi
+	if [ -z "$failed" ]; then
+		# The daemon reboots an instance in place: a fresh monitor on the same volumes.
+		launch "$work/console-reboot.log"
+		echo "== rebooted: a fresh monitor on the same volumes (seconds from its start)" >&2
+		# The console's receiver (and so SysRq) is up once the kernel opened /dev/console,
+		# before it mounts the root; power off must come before init dies and the kernel
+		# panics (the power-off work then never runs).
+		if ! wait_console "Linux version " "$TIMEOUT" "$work/console-reboot.log" "reboot: linux-version" ||
+			! wait_console "EXT4-fs \\(vda\\): mounted filesystem" "$TIMEOUT" "$work/console-reboot.log" "reboot: ext4 root mounted"; then
+			failed="the kernel did not boot again after SysRq b"
+		elif ! sysrq o; then
+			failed="SysRq o could not be sent"
+		else
+			wait_vmm 60
+			if [ "$vmm_status" != 0 ]; then
+				failed="after SysRq o the monitor did not end with the power-off status 0 (${vmm_status:-still running})"
+			elif ! grep -q "reboot: Power down" "$work/console-reboot.log"; then
+				failed="the monitor ended after SysRq o, but the kernel did not say 'reboot: Power down'"
+			else
+				printf '%7s s  %s\n' "$(elapsed)" "SysRq o: monitor ended with the power-off status (0)"
+			fi
+		fi
+	fi
+fi
+
 # Stop the monitor through its API (exit status 4), or with SIGTERM.
 if [ -n "$vmm_pid" ]; then
 	python3 - "$work/api.sock" <<'PY' >/dev/null 2>&1 || kill -TERM "$vmm_pid" 2>/dev/null || true
@@ -257,6 +354,10 @@ if [ -n "$failed" ]; then
 	[ -n "$ping_ok" ] || echo "  missing: ping answer" >&2
 	echo "---- console (last 40 lines)" >&2
 	tail -n 40 "$work/console.log" >&2
+	if [ -f "$work/console-reboot.log" ]; then
+		echo "---- console after the reboot (last 40 lines)" >&2
+		tail -n 40 "$work/console-reboot.log" >&2
+	fi
 	echo "---- strato-vmm stderr" >&2
 	tail -n 20 "$work/vmm.stderr" >&2
 	keep=1

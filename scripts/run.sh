@@ -11,21 +11,22 @@
 # binaries and links strato, stratod and strato-vmm into /usr/local/bin. Idempotent.
 # STRATO_DATA_DIR moves the data directory; extra arguments go to stratod. VMs keep running
 # when the daemon stops and are adopted again when it starts. One daemon per data directory:
-# a second run.sh while one runs stops with the first daemon's PID.
+# a second run.sh while one runs stops with the first daemon's PID. scripts/install.sh runs
+# the same daemon as a systemd service instead.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
+if [ "${1:-}" = --install ]; then
+	shift
+	exec scripts/install.sh "$@"
+fi
 
 ensure_packages ca-certificates gcc libc6-dev binutils make tar python3 nftables
 ensure_rust
 ensure_kvm
 
-probe="$(scripts/build-image.sh probe | tail -n 1)"
-cargo build --release --locked -p stratod -p strato-cli -p strato-vmm >&2
+probe="$(build_and_link)"
 bin="$STRATO_ROOT/target/release"
-for b in strato stratod strato-vmm; do
-	as_root ln -sf "$bin/$b" "/usr/local/bin/$b"
-done
 
 DATA="${STRATO_DATA_DIR:-/var/lib/strato}"
 SOCK="$DATA/stratod.sock"
@@ -79,20 +80,10 @@ fi
 # The daemon's own PID, from its lock on the data directory.
 daemon_pid="$(as_root cat "$DATA/stratod.lock" 2>/dev/null || echo "$pid")"
 
-if ! images="$(cli describe-images --filters Name=name,Values=probe --output json)"; then
-	echo "describe-images failed; stopping stratod" >&2
+ami="$(ensure_probe_ami "$probe")" || {
+	echo "cannot find or register the probe AMI; stopping stratod" >&2
 	stop
-fi
-ami="$(printf '%s' "$images" |
-	python3 -c 'import json,sys; i=json.load(sys.stdin).get("Images",[]); print(i[0]["ImageId"] if i else "")')"
-if [ -z "$ami" ]; then
-	ami="$(cli register-image --name probe \
-		--description "strato's probe guest with a blank 1 GiB root volume" --bundle "$probe" \
-		--block-device-mappings '[{"DeviceName":"/dev/vda","Ebs":{"VolumeSize":1,"DeleteOnTermination":true}}]')" || {
-		echo "register-image failed; stopping stratod" >&2
-		stop
-	}
-fi
+}
 cat >&2 <<MSG
 
 stratod is running (pid $daemon_pid, data $DATA). The probe guest is AMI $ami. Try:

@@ -1,6 +1,7 @@
 //! The API's surface for generic gRPC tools and remote callers: standard health and server
 //! reflection, the owner-only Unix socket, the TLS listener that requires a token (and the
-//! plaintext one that takes tokens from loopback only), and the live console stream.
+//! plaintext one that takes tokens from loopback only), and the live console: its output
+//! stream and its input.
 
 #![allow(clippy::unwrap_used)]
 
@@ -276,6 +277,109 @@ fn console_stream_follows_the_guest() {
         .read_to_string(&mut out)
         .unwrap();
     assert!(out.matches("probe: ready").count() >= 2, "{out}");
+}
+
+/// Collects a child's pipe in the background, for waiting on what it shows.
+fn collect(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+fn wait_for(text: &std::sync::Mutex<String>, needle: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !text.lock().unwrap().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} did not show:\n{}",
+            text.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn console_input_typed_through_the_cli_reaches_the_guest() {
+    use std::io::Write;
+    let d = Daemon::start("console-input");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_console(&id, "probe: ready", Duration::from_secs(30));
+
+    // Another account's instance does not exist for it, as in EC2.
+    d.cli_err_as(
+        Some("token-alice"),
+        "InvalidInstanceID.NotFound",
+        &["console", &id],
+    );
+
+    // Input from a pipe goes line by line; `~B` alone on its line is a BREAK.
+    let mut child = std::process::Command::new(strato_e2e::bin("strato"))
+        .env("STRATO_ENDPOINT", format!("unix:{}", d.socket.display()))
+        .env_remove("STRATO_TOKEN")
+        .args(["console", "--instance-id", &id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    wait_for(&err, "Ctrl-] detaches", Duration::from_secs(10));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello from strato\n").unwrap();
+    wait_for(
+        &out,
+        "probe: console hello from strato",
+        Duration::from_secs(10),
+    );
+    // More than the guest's 4 KiB input queue holds at once: the CLI sends the rest as the
+    // guest reads, so every line arrives.
+    let many: String = (0..100)
+        .map(|i| format!("line {i:03} {}\n", "x".repeat(60)))
+        .collect();
+    stdin.write_all(many.as_bytes()).unwrap();
+    stdin.write_all(b"~B\nafter break\n").unwrap();
+    wait_for(&out, "probe: console after break", Duration::from_secs(30));
+    let shown = out.lock().unwrap().clone();
+    for i in 0..100 {
+        let line = format!("probe: console line {i:03} {}", "x".repeat(60));
+        assert!(shown.contains(&line), "{line:?} missing:\n{shown}");
+    }
+    let brk = shown
+        .find("probe: console break")
+        .expect("the BREAK arrived");
+    assert!(brk > shown.find("line 099").unwrap() && brk < shown.find("after break").unwrap());
+    // The daemon's log of the console has them as well (GetConsoleOutput).
+    assert!(d.console(&id).contains("probe: console hello from strato"));
+
+    // `~.` detaches; the instance runs on.
+    stdin.write_all(b"~.\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "console did not detach"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{}", err.lock().unwrap());
+    wait_for(&err, "Detached", Duration::from_secs(5));
+    assert_eq!(d.state(&id), "running");
+    d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);
 }
 
 #[tokio::test]

@@ -846,6 +846,15 @@ async fn instance_rpcs(k: &mut Clients, f: &Fixture) {
         );
         refuse!(
             m,
+            what("SendConsoleInput"),
+            k.c.send_console_input(pb::SendConsoleInputRequest {
+                instance_id: bad.clone(),
+                data: b"x\n".to_vec(),
+                send_break: true,
+            })
+        );
+        refuse!(
+            m,
             what("CreateImage"),
             k.i.create_image(pb::CreateImageRequest {
                 instance_id: bad.clone(),
@@ -967,6 +976,18 @@ async fn instance_rpcs(k: &mut Clients, f: &Fixture) {
         );
         refuse!(
             nf,
+            what("SendConsoleInput"),
+            k.c.send_console_input(as_account(
+                token,
+                pb::SendConsoleInputRequest {
+                    instance_id: id.into(),
+                    data: b"x\n".to_vec(),
+                    send_break: true,
+                }
+            ))
+        );
+        refuse!(
+            nf,
             what("CreateImage"),
             k.i.create_image(as_account(
                 token,
@@ -1067,6 +1088,26 @@ async fn instance_rpcs(k: &mut Clients, f: &Fixture) {
             instance_id: f.terminated.clone(),
             disable_api_termination: Some(true),
             ..Default::default()
+        })
+    );
+
+    // Console input goes only to a running guest, at most 16 KiB at a time.
+    for id in [&f.stopped, &f.terminated] {
+        refuse!(
+            st,
+            k.c.send_console_input(pb::SendConsoleInputRequest {
+                instance_id: id.clone(),
+                data: b"x\n".to_vec(),
+                send_break: false,
+            })
+        );
+    }
+    refuse!(
+        "InvalidParameterValue",
+        k.c.send_console_input(pb::SendConsoleInputRequest {
+            instance_id: f.running.clone(),
+            data: vec![b'x'; 16 * 1024 + 1],
+            send_break: true,
         })
     );
 
@@ -1769,6 +1810,18 @@ async fn auth_rpcs(k: &mut Clients, f: &Fixture) {
                 header,
                 pb::StreamConsoleRequest {
                     instance_id: f.running.clone(),
+                }
+            ))
+        );
+        refuse!(
+            a,
+            what("SendConsoleInput"),
+            k.c.send_console_input(with_header(
+                header,
+                pb::SendConsoleInputRequest {
+                    instance_id: f.running.clone(),
+                    data: b"x\n".to_vec(),
+                    send_break: false,
                 }
             ))
         );

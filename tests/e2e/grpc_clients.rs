@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-sock, tcp = sys.argv[1], sys.argv[2]
+sock, tcp, ca = sys.argv[1], sys.argv[2], sys.argv[3]
 # grpc-core names a Unix socket's percent-encoded path as :authority, which is no valid
 # host name for the server's HTTP/2 layer; a plain authority is.
 ch = grpc.insecure_channel("unix:" + sock, options=[("grpc.default_authority", "localhost")])
@@ -61,8 +61,8 @@ assert [r.region_name for r in regions.regions] == ["home-1"], regions
 vpcs = call(ch, "strato.v1.Vpcs", "DescribeVpcs", {})
 assert any(v.is_default for v in vpcs.vpcs), vpcs
 
-# TCP: a token names the account; none is refused.
-t = grpc.insecure_channel(tcp)
+# TCP speaks TLS with the daemon's own CA; a token names the account; none is refused.
+t = grpc.secure_channel(tcp, grpc.ssl_channel_credentials(open(ca, "rb").read()))
 made = call(t, "strato.v1.KeyPairs", "CreateKeyPair", {"key_name": "grpcio"},
             metadata=[("authorization", "Bearer token-alice")])
 assert made.key_name == "grpcio", made
@@ -88,6 +88,7 @@ fn grpcio_finds_and_calls_the_api_by_reflection() {
         .args(["-c", SCRIPT])
         .arg(&d.socket)
         .arg("127.0.0.1:7311")
+        .arg(d.data().join("tls").join("ca.pem"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();

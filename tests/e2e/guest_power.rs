@@ -179,7 +179,7 @@ fn a_guest_power_off_follows_the_shutdown_behavior_and_delete_on_termination() {
     }
     let i = d.instance(&stop);
     assert!(
-        i["StateReason"]["Message"]
+        i["StateTransitionReason"]
             .as_str()
             .unwrap()
             .contains("InstanceInitiatedShutdown"),

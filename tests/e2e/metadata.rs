@@ -245,3 +245,45 @@ fn token_responses_do_not_survive_a_router_unless_the_hop_limit_allows() {
     assert_eq!(code, 200);
     assert_eq!(get_with(&c, &t, "/latest/meta-data/instance-id"), (200, a));
 }
+
+#[test]
+fn paths_as_real_clients_ask_them() {
+    let d = Daemon::start("imdspaths");
+    let ami = d.register_probe("probe");
+    let (id, h) = instance_and_stand_in(&d, &ami, "a", &[]);
+    let (_, t) = token(&h, "300");
+    // A leaf with a trailing slash is the leaf, as on EC2.
+    assert_eq!(
+        get_with(&h, &t, "/latest/meta-data/placement/availability-zone/"),
+        (200, "home-1a".into())
+    );
+    assert_eq!(
+        get_with(&h, &t, "/latest/meta-data/instance-id/"),
+        (200, id.clone())
+    );
+    // An empty segment names nothing (curl sends the path as it is).
+    for p in ["/latest//meta-data/ramdisk-id", "/latest//meta-data/"] {
+        let hdr = format!("X-aws-ec2-metadata-token: {t}");
+        assert_eq!(curl(&h, &["--path-as-is", "-H", &hdr], p).0, 404, "{p}");
+    }
+    // botocore's region lookup (what boto3 on an instance does without a configured
+    // region) asks for `placement/availability-zone/` with an IMDSv2 token.
+    let py = strato_e2e::query::venv_bin("python");
+    let script = "from botocore.utils import InstanceMetadataRegionFetcher as F\n\
+                  print(F(timeout=3, num_attempts=1).retrieve_region())";
+    for required in [false, true] {
+        if required {
+            d.cli(&[
+                "modify-instance-metadata-options",
+                "--instance-id",
+                &id,
+                "--http-tokens",
+                "required",
+            ]);
+        }
+        let out = h.exec(&[py.to_str().unwrap(), "-c", script]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(text.trim(), "home-1", "{out:?}");
+    }
+}

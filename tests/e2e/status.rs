@@ -51,8 +51,10 @@ fn killed_monitor_impairs_system_status_until_stop_and_start() {
 fn silent_guest_impairs_instance_status_only() {
     let d = Daemon::start("silent");
     let ami = d.register_probe("probe");
-    // The probe answers a few ARP requests, then goes quiet.
-    let ud = d.file("ud.txt", b"net-silent-after 3\n");
+    // The probe answers a few ARP requests, then goes quiet. Enough of them that `ok` lasts
+    // several one-second rounds (a round's probe may be answered more than once by a slow
+    // guest), so that polling sees it on a loaded host too.
+    let ud = d.file("ud.txt", b"net-silent-after 10\n");
     let id = d.run(&ami, &["--user-data", &format!("file://{}", ud.display())])[0].clone();
     d.wait_state(&id, "running", T);
     d.wait_status(&id, ("ok", "ok"), T);

@@ -82,6 +82,20 @@ impl CliError {
         }
     }
 
+    /// What to do next, for the errors a newcomer meets first: printed on a line of its own
+    /// after the error, which keeps the AWS CLI's wording.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Connect { endpoint, .. } => Some(format!(
+                "Is stratod running? Start it with scripts/run.sh (or install it as a service \
+                 with scripts/install.sh), or point --endpoint or STRATO_ENDPOINT at its socket \
+                 (this call used {endpoint})."
+            )),
+            CliError::Service { code, message, .. } => service_hint(code, message),
+            _ => None,
+        }
+    }
+
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -89,6 +103,31 @@ impl CliError {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Connect { .. } | CliError::Wait(_) | CliError::Output(_) => EXIT_OTHER,
         }
+    }
+}
+
+fn service_hint(code: &str, message: &str) -> Option<String> {
+    match code {
+        "InvalidParameterValue"
+            if message.contains("InstanceType") || message.contains("custom instance type") =>
+        {
+            Some(
+                "`strato describe-instance-types` lists the instance types; any other size is \
+                 custom-<vcpus>-<MiB>, e.g. custom-1-64."
+                    .into(),
+            )
+        }
+        // `--image-id probe`: a name where an ID belongs.
+        "InvalidAMIID.Malformed" => {
+            let id = message.split('"').nth(1)?;
+            (!id.starts_with("ami-") && !id.is_empty()).then(|| {
+                format!(
+                    "Image IDs look like ami-0123456789abcdef0. To find the ID of the image named \
+                     {id:?}: strato describe-images --filters Name=name,Values={id}"
+                )
+            })
+        }
+        _ => None,
     }
 }
 
@@ -156,6 +195,48 @@ mod tests {
             .to_string()
             .starts_with("An error occurred (Unimplemented) when"));
         assert!(err.to_string().ends_with("operation: no such method: here"));
+    }
+
+    #[test]
+    fn newcomers_get_a_hint() {
+        let err = |code: &'static str, message: &str| {
+            CliError::from_status("RunInstances", &status_with_code(code, message), "unix:/x")
+        };
+        let hint = err(
+            "InvalidParameterValue",
+            "Invalid value 't9.huge' for InstanceType.",
+        )
+        .hint()
+        .unwrap();
+        assert!(hint.contains("describe-instance-types") && hint.contains("custom-<vcpus>-<MiB>"));
+        let hint = err(
+            "InvalidAMIID.Malformed",
+            "Invalid id: \"probe\" (expecting \"ami-...\")",
+        )
+        .hint()
+        .unwrap();
+        assert!(
+            hint.contains("describe-images --filters Name=name,Values=probe"),
+            "{hint}"
+        );
+        assert_eq!(
+            err("InvalidAMIID.Malformed", "Invalid id: \"ami-x\"").hint(),
+            None
+        );
+        assert_eq!(err("InvalidInstanceID.NotFound", "nope").hint(), None);
+        let connect = CliError::Connect {
+            endpoint: "unix:/var/lib/strato/stratod.sock".into(),
+            detail: "No such file or directory (os error 2)".into(),
+        };
+        let hint = connect.hint().unwrap();
+        for needle in [
+            "STRATO_ENDPOINT",
+            "--endpoint",
+            "scripts/run.sh",
+            "unix:/var/lib",
+        ] {
+            assert!(hint.contains(needle), "{needle}: {hint}");
+        }
     }
 
     #[test]

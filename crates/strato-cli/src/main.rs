@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod conn;
+mod console;
 mod error;
 mod output;
 mod parse;
@@ -13,13 +14,11 @@ mod wait;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::error::{CliError, EXIT_OTHER};
 
 fn main() -> ExitCode {
     // Usage errors print clap's message and exit with status 2.
-    let cli = args::Cli::parse();
+    let cli = args::cmdline::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -38,6 +37,9 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("{err}");
+            if let Some(hint) = err.hint() {
+                eprintln!("Hint: {hint}");
+            }
             ExitCode::from(err.exit_code())
         }
     }

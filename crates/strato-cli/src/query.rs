@@ -1,99 +1,40 @@
-//! `--query`: a small subset of the AWS CLI's JMESPath, enough for the common idioms —
-//! `KeyMaterial`, `Instances[0].InstanceId`, `Reservations[].Instances[].InstanceId`.
-//! A path is names separated by dots, each optionally followed by `[N]` (one element) or
-//! `[]` (every element: what follows applies to each, and the results form a list).
+//! `--query`: JMESPath, as the AWS CLI's — paths (`Reservations[].Instances[].InstanceId`),
+//! filters (`Images[?State=='available']`), functions (`length(Volumes)`), multiselect lists
+//! (`Instances[].[InstanceId, State.Name]`) and hashes (`Instances[].{ID: InstanceId}`).
+//! The expression is checked when the command line is parsed and runs on the command's
+//! JSON result.
 
 use serde_json::Value;
-
-/// One step of a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    /// An object member.
-    Key(String),
-    /// An array element.
-    Index(usize),
-    /// Every element of an array.
-    Each,
-}
 
 /// A parsed `--query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
-    steps: Vec<Step>,
     text: String,
 }
 
 /// Parses a query for clap.
 pub fn parse(raw: &str) -> Result<Query, String> {
-    let bad =
-        |why: &str| format!("unsupported query {raw:?}: {why} (use Name, A.B, A[0].B or A[].B)");
-    let mut steps = Vec::new();
-    for part in raw.split('.') {
-        let (name, mut rest) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if name.is_empty() && (steps.is_empty() || rest.is_empty()) {
-            return Err(bad("empty name"));
-        }
-        if !name.is_empty() {
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(bad("names are letters, digits, - and _"));
-            }
-            steps.push(Step::Key(name.to_string()));
-        }
-        while !rest.is_empty() {
-            let close = rest.find(']').ok_or_else(|| bad("missing ]"))?;
-            let inside = &rest[1..close];
-            steps.push(if inside.is_empty() {
-                Step::Each
-            } else {
-                Step::Index(inside.parse().map_err(|_| bad("an index is a number"))?)
-            });
-            rest = &rest[close + 1..];
-            if !rest.is_empty() && !rest.starts_with('[') {
-                return Err(bad("unexpected text after ]"));
-            }
-        }
+    if raw.trim().is_empty() {
+        return Err("an empty query selects nothing".into());
     }
+    jmespath::compile(raw).map_err(|e| format!("invalid JMESPath expression: {}", e.reason))?;
     Ok(Query {
-        steps,
         text: raw.to_string(),
     })
 }
 
 impl Query {
-    /// The part of `value` the query selects (null when absent).
+    /// The part of `value` the query selects (null when absent or on a type error, as the
+    /// AWS CLI prints for an expression that selects nothing).
     pub fn select(&self, value: &Value) -> Value {
-        select(&self.steps, value)
-    }
-}
-
-fn select(steps: &[Step], value: &Value) -> Value {
-    let Some((first, rest)) = steps.split_first() else {
-        return value.clone();
-    };
-    match first {
-        Step::Key(k) => value.get(k).map_or(Value::Null, |v| select(rest, v)),
-        Step::Index(i) => value.get(*i).map_or(Value::Null, |v| select(rest, v)),
-        Step::Each => match value {
-            Value::Array(items) => {
-                let mut out = Vec::new();
-                for item in items {
-                    match select(rest, item) {
-                        Value::Null => {}
-                        // Nested projections flatten, as in JMESPath.
-                        Value::Array(inner) if rest.contains(&Step::Each) => out.extend(inner),
-                        v => out.push(v),
-                    }
-                }
-                Value::Array(out)
-            }
-            _ => Value::Null,
-        },
+        // Compiled again here: a compiled expression is not Send, which clap's values must be.
+        let Ok(expr) = jmespath::compile(&self.text) else {
+            return Value::Null;
+        };
+        expr.search(value)
+            .ok()
+            .and_then(|v| serde_json::to_value(&*v).ok())
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -180,9 +121,44 @@ mod tests {
         );
         assert_eq!(q("Nope"), Value::Null);
         assert_eq!(q("Reservations[9]"), Value::Null);
-        for bad in ["", "a..b", "a[x]", "a[0", "a b", "a[0]b", "[0]"] {
+        for bad in ["", " ", "a..b", "a[x]", "a[0", "a b", "a[0]b", "x["] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn multiselect_filters_and_functions() {
+        let v = json!({"Instances": [
+            {"InstanceId": "i-1", "State": {"Name": "running"}, "Tags": [{"Key": "Name", "Value": "web"}]},
+            {"InstanceId": "i-2", "State": {"Name": "stopped"}, "Tags": []}
+        ]});
+        let q = |s: &str| parse(s).unwrap().select(&v);
+        assert_eq!(
+            q("Instances[].[InstanceId, State.Name]"),
+            json!([["i-1", "running"], ["i-2", "stopped"]])
+        );
+        assert_eq!(
+            q("Instances[].{ID: InstanceId, State: State.Name}"),
+            json!([{"ID": "i-1", "State": "running"}, {"ID": "i-2", "State": "stopped"}])
+        );
+        assert_eq!(
+            q("Instances[?State.Name=='running'].InstanceId"),
+            json!(["i-1"])
+        );
+        assert_eq!(q("length(Instances)"), json!(2));
+        assert_eq!(
+            q("Instances[0].Tags[?Key=='Name'].Value | [0]"),
+            json!("web")
+        );
+        // Text output of a multiselect: one line per row, as the AWS CLI prints.
+        assert_eq!(
+            text(&q("Instances[].[InstanceId, State.Name]")),
+            "i-1\trunning\ni-2\tstopped\n"
+        );
+        assert_eq!(
+            text(&q("Instances[].{ID: InstanceId, State: State.Name}")),
+            "i-1\trunning\ni-2\tstopped\n"
+        );
     }
 
     #[test]

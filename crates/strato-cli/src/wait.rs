@@ -130,10 +130,10 @@ fn is_dead_end(target: &str, state: &str) -> bool {
     }
 }
 
-/// Waits until image `id` is available, showing its copy progress.
-pub async fn image(conn: &Conn, id: &str, wait: Wait) -> Result<Image, CliError> {
+/// Waits until image `id` is available, showing its progress after `verb` ("Creating").
+pub async fn image(conn: &Conn, id: &str, wait: Wait, verb: &str) -> Result<Image, CliError> {
     let poller = Poller::new(wait, format!("{id} to be available"));
-    let mut bar = ProgressBar::stderr(format!("Copying {id}"));
+    let mut bar = ProgressBar::stderr(format!("{verb} {id}"));
     loop {
         let request = DescribeImagesRequest {
             image_ids: vec![id.to_owned()],

@@ -2,6 +2,8 @@
 //! connector, the bearer token, paging, console streaming, output, error printing and
 //! exit statuses end to end.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -13,8 +15,8 @@ use strato_proto::v1::{
     InstanceState, InstanceStateChanges, ModifyInstanceAttributeRequest,
     ModifyInstanceAttributeResponse, ModifyInstanceMetadataOptionsRequest,
     ModifyInstanceMetadataOptionsResponse, RebootInstancesRequest, RebootInstancesResponse,
-    RunInstancesRequest, RunInstancesResponse, StartInstancesRequest, StopInstancesRequest,
-    StreamConsoleRequest, TerminateInstancesRequest,
+    RunInstancesRequest, RunInstancesResponse, SendConsoleInputRequest, SendConsoleInputResponse,
+    StartInstancesRequest, StopInstancesRequest, StreamConsoleRequest, TerminateInstancesRequest,
 };
 use strato_proto::ERROR_CODE_METADATA;
 use tokio::net::UnixListener;
@@ -52,7 +54,17 @@ fn instance(id: &str) -> Instance {
     }
 }
 
-struct FakeCompute;
+/// The fake's echo console (instance `i-0000000000000000e`): input comes back on its
+/// stream as `echo:<bytes>` or `break`, two bytes taken per call (so the CLI must send the
+/// rest again), and the stream ends after a `quit` line.
+#[derive(Default)]
+struct FakeCompute {
+    echo: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Result<ConsoleChunk, Status>>>>,
+    /// Everything the echo console took so far.
+    typed: std::sync::Mutex<Vec<u8>>,
+}
+
+const ECHO: &str = "i-0000000000000000e";
 
 type Unary<T> = Result<Response<T>, Status>;
 
@@ -81,15 +93,63 @@ impl Compute for FakeCompute {
         }))
     }
 
-    type StreamConsoleStream = tokio_stream::Iter<std::vec::IntoIter<Result<ConsoleChunk, Status>>>;
+    type StreamConsoleStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<ConsoleChunk, Status>> + Send>>;
 
     async fn stream_console(
         &self,
         request: Request<StreamConsoleRequest>,
     ) -> Unary<Self::StreamConsoleStream> {
         authorize(&request)?;
+        if request.get_ref().instance_id == ECHO {
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            *self.echo.lock().unwrap() = Some(tx);
+            return Ok(Response::new(Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )));
+        }
         let chunks = ["booting\n", "login: "].map(|text| Ok(ConsoleChunk { data: text.into() }));
-        Ok(Response::new(tokio_stream::iter(chunks.to_vec())))
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks.to_vec()))))
+    }
+
+    async fn send_console_input(
+        &self,
+        request: Request<SendConsoleInputRequest>,
+    ) -> Unary<SendConsoleInputResponse> {
+        authorize(&request)?;
+        let r = request.into_inner();
+        let Some(tx) = self.echo.lock().unwrap().clone() else {
+            return Err(ec2_error(
+                "IncorrectInstanceState",
+                "The instance is not running.",
+            ));
+        };
+        let taken = &r.data[..r.data.len().min(2)];
+        let mut out = Vec::new();
+        if !taken.is_empty() {
+            out.push(format!("echo:{}|", String::from_utf8_lossy(taken)));
+        }
+        let break_sent = r.send_break && taken.len() == r.data.len();
+        if break_sent {
+            out.push("break|".into());
+        }
+        for text in out {
+            let _ = tx
+                .send(Ok(ConsoleChunk {
+                    data: text.into_bytes(),
+                }))
+                .await;
+        }
+        let mut typed = self.typed.lock().unwrap();
+        typed.extend_from_slice(taken);
+        if typed.ends_with(b"quit\n") {
+            // The console closes, as when the instance is terminated.
+            self.echo.lock().unwrap().take();
+        }
+        Ok(Response::new(SendConsoleInputResponse {
+            accepted: taken.len() as i64,
+            break_sent,
+        }))
     }
 
     async fn run_instances(&self, _: Request<RunInstancesRequest>) -> Unary<RunInstancesResponse> {
@@ -179,7 +239,7 @@ fn start_fake(name: &str) -> Fake {
     let listener = UnixListener::bind(&path).expect("bind the fake daemon's socket");
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(ComputeServer::new(FakeCompute))
+            .add_service(ComputeServer::new(FakeCompute::default()))
             .serve_with_incoming(UnixListenerStream::new(listener)),
     );
     Fake {
@@ -275,6 +335,130 @@ async fn console_streams_until_the_end() {
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "booting\nlogin: ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_types_piped_lines_and_breaks() {
+    use tokio::io::AsyncWriteExt;
+    let endpoint = start_fake("console-input");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_strato"))
+        .env_remove("STRATO_TOKEN")
+        .env("STRATO_ENDPOINT", &*endpoint)
+        .args(["--token", TOKEN, "console", "--instance-id", ECHO])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strato");
+    // ~B takes its whole line: BREAK, then "b" with no newline in between (SysRq's key).
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello\n~B\nb\nquit\n").await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("console ended")
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "echo:he|echo:ll|echo:o\n|break|echo:b\n|echo:qu|echo:it|echo:\n|"
+    );
+    assert!(
+        text(&out.stderr).contains("Ctrl-] detaches"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The terminal settings of `fd`.
+fn termios(fd: i32) -> libc::termios {
+    // SAFETY: termios is plain data, filled by tcgetattr (checked).
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is an open terminal and `t` a valid termios.
+    assert_eq!(unsafe { libc::tcgetattr(fd, &mut t) }, 0);
+    t
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_on_a_terminal_types_keys_raw_and_restores_the_terminal() {
+    use std::os::fd::FromRawFd;
+    use tokio::io::AsyncReadExt;
+    let endpoint = start_fake("console-tty");
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes the two descriptors; the name, termios and size are optional.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: both descriptors are new and owned here alone.
+    let (mut master, slave_file) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let before = termios(slave);
+    assert_ne!(before.c_lflag & libc::ICANON, 0);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_strato"))
+        .env_remove("STRATO_TOKEN")
+        .env("STRATO_ENDPOINT", &*endpoint)
+        .args(["--token", TOKEN, "console", ECHO])
+        .stdin(std::process::Stdio::from(slave_file.try_clone().unwrap()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strato");
+    // Raw mode: no line discipline, no signals from Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while termios(slave).c_lflag & (libc::ICANON | libc::ISIG | libc::ECHO) != 0 {
+        assert!(std::time::Instant::now() < deadline, "no raw mode");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    use std::io::Write;
+    // Keys go as typed: CR is not turned into LF, Ctrl-C reaches the guest.
+    master.write_all(b"hi\r~Bx\x03").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut shown = Vec::new();
+    let want = b"echo:hi|echo:\r|break|echo:x\x03|";
+    while !shown.ends_with(want) {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stdout.read(&mut buf))
+            .await
+            .expect("echo shown")
+            .unwrap();
+        assert!(n > 0, "output ended: {:?}", String::from_utf8_lossy(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(shown, want);
+    // Ctrl-] detaches.
+    master.write_all(b"\x1d").unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("detached")
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("Ctrl-] detaches"), "{stderr}");
+    assert!(stderr.contains("Detached"), "{stderr}");
+    let after = termios(slave);
+    assert_eq!(
+        (after.c_iflag, after.c_oflag, after.c_lflag),
+        (before.c_iflag, before.c_oflag, before.c_lflag),
+        "the terminal's settings are back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -107,19 +107,47 @@ pub fn arp_probe(
     target_ip: Ipv4Addr,
     timeout: Duration,
 ) -> Result<Option<[u8; 6]>, NetError> {
+    arp_probe_retrying(ifname, src_mac, src_ip, target_ip, timeout, 1)
+}
+
+/// As [`arp_probe`], with `tries` requests spread over `window` on one socket: a reply to
+/// any of them counts, so a guest slow to answer the first request is not taken for a
+/// silent one when it answers after the next was sent.
+pub fn arp_probe_retrying(
+    ifname: &str,
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    target_ip: Ipv4Addr,
+    window: Duration,
+    tries: u32,
+) -> Result<Option<[u8; 6]>, NetError> {
     validate_ifname(ifname)?;
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + window;
+    let step = window / tries.max(1);
     let sock = PacketSocket::bind(ifname)?;
     let request = build_arp_request(src_mac, src_ip, target_ip);
-    sock.send(&request)
-        .map_err(|e| NetError::io(format!("send ARP request on {ifname}"), e))?;
+    let mut sent = 0;
     let mut buf = [0u8; RECV_BUF_LEN];
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        let now = Instant::now();
+        if now >= deadline {
             return Ok(None);
         }
-        let readable = poll_readable(&sock.fd, remaining)
+        if sent < tries.max(1) && now >= start + step * sent {
+            sock.send(&request)
+                .map_err(|e| NetError::io(format!("send ARP request on {ifname}"), e))?;
+            sent += 1;
+        }
+        let next_send = if sent < tries.max(1) {
+            start + step * sent
+        } else {
+            deadline
+        };
+        let wait = next_send
+            .min(deadline)
+            .saturating_duration_since(Instant::now());
+        let readable = poll_readable(&sock.fd, wait)
             .map_err(|e| NetError::io(format!("wait for ARP reply on {ifname}"), e))?;
         if !readable {
             continue;

@@ -35,11 +35,15 @@ fn take_test_flags(args: &mut Vec<String>) {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // The daemon points stderr at the instance's vmm.log: colour only at a terminal.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATO_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     #[allow(unused_mut)]

@@ -164,13 +164,15 @@ pub fn check(kind: Kind, id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         let shown: String = id.chars().take(64).collect();
-        Err(ApiError::new(
-            kind.malformed_code(),
-            format!(
+        // EC2's own wording: instance IDs get no "(expecting ...)" tail, the others do.
+        let message = match kind {
+            Kind::Instance => format!("Invalid id: \"{shown}\""),
+            _ => format!(
                 "Invalid id: \"{shown}\" (expecting \"{}...\")",
                 kind.prefix()
             ),
-        ))
+        };
+        Err(ApiError::new(kind.malformed_code(), message))
     }
 }
 
@@ -251,6 +253,15 @@ mod tests {
             assert_eq!(e.code, "InvalidInstanceID.Malformed", "{bad}");
         }
         assert!(check(Kind::Instance, "i-0123abcd").is_ok());
+        // EC2's wording, per kind.
+        assert_eq!(
+            check(Kind::Instance, "i-nope").unwrap_err().message,
+            "Invalid id: \"i-nope\""
+        );
+        assert_eq!(
+            check(Kind::Image, "probe").unwrap_err().message,
+            "Invalid id: \"probe\" (expecting \"ami-...\")"
+        );
         let e = check(Kind::Volume, &"x".repeat(10_000)).unwrap_err();
         assert!(e.message.len() < 200);
     }

@@ -38,11 +38,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal: the journal, a log file or a pipe gets plain
+    // lines (NO_COLOR turns it off at a terminal too).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATO_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -124,7 +129,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         cloud.cfg.status_interval,
         cloud.cfg.status_grace,
     );
-    tokio::spawn(Arc::new(prober).run());
+    tokio::spawn(Arc::new(prober).run(cloud.boots.take()));
     tokio::spawn(cloud.clone().run_reaper());
     let imds = stratod::imds::Imds::new(cloud.clone(), cloud.metrics.clone());
     tokio::spawn(Arc::new(imds).run(cloud.network_changed.clone()));

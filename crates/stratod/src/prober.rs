@@ -12,6 +12,12 @@
 //! A check is `initializing` until it first passes (for the instance check, at most for the
 //! grace period after boot), then `ok` or `impaired` with the time it first failed.
 //!
+//! Timing: a VM's first checks do not wait for the next round. The domain announces each
+//! monitor that comes up (or is adopted) on [`BootEvents`]; its checks then run every
+//! [`FIRST_CHECK_CADENCE`] until both pass (or the grace period ends), so a guest that
+//! answers ARP a moment after boot is `ok` a moment later. From then on the rounds at the
+//! configured interval check it with every other instance.
+//!
 //! The prober reads what it checks from a [`ProbeTargets`] and writes what it found to a
 //! [`StatusBoard`]; the domain implements both over its state, and DescribeInstanceStatus
 //! reads the board.
@@ -27,6 +33,29 @@ use crate::db::now_s;
 use crate::metrics::Metrics;
 use crate::supervisor::{self, Monitor, Process, VmmPaths};
 use strato_vmm_api::control::VmState;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// How often a new VM's checks are retried until they first pass: short, since each retry
+/// costs one control-socket request and one ARP request, and the wait is the user's.
+pub const FIRST_CHECK_CADENCE: Duration = Duration::from_millis(100);
+
+/// How long one of those retries waits for the guest's ARP reply.
+const FIRST_CHECK_ARP_WAIT: Duration = Duration::from_millis(200);
+
+/// How long first checks wait for a guest to send its first frame before asking it anyway.
+const QUIET_GUEST_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the guest behind `tap` has sent a frame (the tap has received one); true when
+/// the counter cannot be read, so that nothing waits on a host without it.
+fn guest_has_sent(tap: &str) -> bool {
+    if tap.is_empty() || tap.contains('/') || tap.starts_with('.') {
+        return true;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{tap}/statistics/rx_packets"))
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .is_none_or(|n| n > 0)
+}
 
 /// A check's summary status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,18 +205,67 @@ pub struct Reach {
     pub ip: Ipv4Addr,
 }
 
+/// One instance as a new VM's first checks look it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Still booting: `running` is recorded once its monitor answers.
+    Pending,
+    /// Running.
+    Running(Target),
+    /// Neither (stopping, stopped, gone): its first checks end.
+    Gone,
+}
+
 /// What a status check may read: the running instances.
 pub trait ProbeTargets: Send + Sync + 'static {
     /// Every running instance, as the checks see it.
     fn running(&self) -> Vec<Target>;
+    /// One instance.
+    fn target(&self, id: &str) -> Lookup;
 }
 
 /// Where status results go, and where a check's history is read back from.
 pub trait StatusBoard: Send + Sync + 'static {
     /// The record of an instance; a fresh one (`initializing`, since now) if it has none.
     fn record(&self, id: &str) -> Record;
-    /// Publishes a round: these records replace every record held.
+    /// Publishes a round: these records replace every record held, but those of VMs that
+    /// came up during the round.
     fn publish(&self, round: HashMap<String, Record>);
+    /// Sets one instance's record (a new VM's first checks).
+    fn put(&self, id: &str, record: Record);
+}
+
+/// A VM whose monitor came up (or was adopted): its instance and monitor.
+pub type Booted = (String, Process);
+
+/// The domain's announcements of booted VMs, and the prober's end of them (taken once).
+#[derive(Debug)]
+pub struct BootEvents {
+    tx: UnboundedSender<Booted>,
+    rx: Mutex<Option<UnboundedReceiver<Booted>>>,
+}
+
+impl Default for BootEvents {
+    fn default() -> Self {
+        let (tx, rx) = unbounded_channel();
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl BootEvents {
+    /// Announces that instance `id`'s monitor `process` is up. Kept until the prober runs
+    /// (a restart adopts monitors before it starts).
+    pub fn booted(&self, id: &str, process: Process) {
+        let _ = self.tx.send((id.to_string(), process));
+    }
+
+    /// The receiving end, for the prober; `None` once taken.
+    pub fn take(&self) -> Option<UnboundedReceiver<Booted>> {
+        self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// The status checks, run every interval.
@@ -249,8 +327,10 @@ impl Prober {
         }
     }
 
-    /// The system check of one instance; false with the first failing part logged.
-    async fn system_check(&self, t: &Target) -> bool {
+    /// The system check of one instance; false with the first failing part logged. Without
+    /// `progress` the vCPUs' progress is not sampled (a new VM's first checks, too close
+    /// together to tell a wedged vCPU from a busy one).
+    async fn system_check(&self, t: &Target, progress: bool) -> bool {
         let Some(process) = t.process else {
             return false;
         };
@@ -265,7 +345,7 @@ impl Prober {
         if supervisor::vcpu_threads(process) != t.vcpus {
             return false;
         }
-        if !self.vcpus_progress(&t.id, process, &monitor).await {
+        if progress && !self.vcpus_progress(&t.id, process, &monitor).await {
             tracing::warn!(instance = %t.id, "a vCPU made no progress (no exit, not halted)");
             return false;
         }
@@ -284,28 +364,26 @@ impl Prober {
         t.volumes.iter().all(|v| v.exists())
     }
 
-    /// The instance check: does the guest answer ARP for its private IP on its ENI?
-    async fn instance_check(&self, t: &Target) -> Option<bool> {
+    /// The instance check: does the guest answer ARP for its private IP on its ENI within
+    /// `window`?
+    async fn instance_check(&self, t: &Target, window: Duration) -> Option<bool> {
         let reach = t.reach.clone()?;
         let bridge = reach.bridge.clone();
         let src_mac = blocking(move || strato_net::link::link_mac(&bridge))
             .await
             .ok()??;
-        let timeout = (self.interval / 2).min(Duration::from_secs(1));
-        // Three tries inside the window: one lost frame is not an outage.
-        for _ in 0..3 {
-            let tap = reach.tap.clone();
-            let (gw, ip) = (reach.gateway, reach.ip);
-            let r =
-                blocking(move || strato_net::arp::arp_probe(&tap, src_mac, gw, ip, timeout / 3))
-                    .await;
-            match r {
-                Ok(Some(_)) => return Some(true),
-                Ok(None) => {}
-                Err(_) => return Some(false),
-            }
-        }
-        Some(false)
+        let (tap, gw, ip) = (reach.tap.clone(), reach.gateway, reach.ip);
+        // Three requests inside the window, any reply counts: one lost frame is not an
+        // outage, and a guest slow to answer the first request is still answering.
+        let r =
+            blocking(move || strato_net::arp::arp_probe_retrying(&tap, src_mac, gw, ip, window, 3))
+                .await;
+        Some(matches!(r, Ok(Some(_))))
+    }
+
+    /// The ARP window of a round at the configured interval.
+    fn round_arp_window(&self) -> Duration {
+        (self.interval / 2).min(Duration::from_secs(1))
     }
 
     /// One round of checks over every running instance, all instances at once (an ARP
@@ -313,15 +391,105 @@ impl Prober {
     pub async fn probe_round(self: &Arc<Self>) {
         let running = self.targets.running();
         self.record_round(running, |me, t| async move {
-            let sys = me.system_check(&t).await;
+            let sys = me.system_check(&t, true).await;
             let reach = if sys || t.process.is_some() {
-                me.instance_check(&t).await
+                me.instance_check(&t, me.round_arp_window()).await
             } else {
                 Some(false)
             };
             (sys, reach)
         })
         .await;
+    }
+
+    /// The first checks of instance `id`, whose monitor `process` just came up: every
+    /// [`FIRST_CHECK_CADENCE`] until both have passed, the grace period is over, or the VM
+    /// is no longer this one. Its record starts now.
+    async fn first_checks(self: Arc<Self>, id: String, process: Process) {
+        let started = std::time::Instant::now();
+        self.first_checks_with(id, process, move |me, t, system_passed| async move {
+            let sys = system_passed || me.system_check(&t, false).await;
+            // ARP requests sent before the guest's network driver is up wait in the tap's
+            // queue and reach the guest all at once later: ask only once the guest has sent
+            // a frame (a DHCP request, an announcement), or after a while for a quiet one.
+            let quiet = t.reach.as_ref().is_some_and(|r| !guest_has_sent(&r.tap));
+            if quiet && started.elapsed() < QUIET_GUEST_WAIT {
+                return (sys, Some(false));
+            }
+            (sys, me.instance_check(&t, FIRST_CHECK_ARP_WAIT).await)
+        })
+        .await;
+    }
+
+    /// As [`Prober::first_checks`], with `check` (the target, whether its system check has
+    /// passed already) giving each try's result.
+    async fn first_checks_with<F, Fut>(self: Arc<Self>, id: String, process: Process, check: F)
+    where
+        F: Fn(Arc<Prober>, Target, bool) -> Fut,
+        Fut: std::future::Future<Output = (bool, Option<bool>)>,
+    {
+        let started = now_s();
+        self.board.put(
+            &id,
+            Record {
+                since: started,
+                ..Default::default()
+            },
+        );
+        loop {
+            tokio::time::sleep(FIRST_CHECK_CADENCE).await;
+            if (now_s() - started) as f64 > self.grace.as_secs_f64() {
+                return;
+            }
+            let t = match self.targets.target(&id) {
+                Lookup::Running(t) if t.process == Some(process) => t,
+                // The boot records `running` once the monitor answers.
+                Lookup::Pending => continue,
+                _ => return,
+            };
+            crate::metrics::inc(&self.metrics.status_checks_total);
+            let system_passed = self.board.record(&id).system.status == Status::Ok;
+            let outcome = check(Arc::clone(&self), t, system_passed).await;
+            // Folded in only while the VM is still this one (a stop may have begun).
+            if !matches!(self.targets.target(&id), Lookup::Running(t) if t.process == Some(process))
+            {
+                return;
+            }
+            let rec = self.fold(&id, Some(outcome), now_s());
+            self.board.put(&id, rec);
+            if rec.system.status == Status::Ok && rec.instance.status != Status::Initializing {
+                return;
+            }
+        }
+    }
+
+    /// Instance `id`'s record with one result folded in (system passed, reachability
+    /// passed; `None`: the check panicked), a change of either status logged.
+    fn fold(&self, id: &str, outcome: Option<(bool, Option<bool>)>, now: i64) -> Record {
+        let before = self.board.record(id);
+        let mut rec = before;
+        match outcome {
+            Some((sys, reach)) => {
+                let in_grace = (now - rec.since) as f64 <= self.grace.as_secs_f64();
+                rec.system.update(sys, false, now);
+                match reach {
+                    Some(passed) => rec.instance.update(passed, in_grace, now),
+                    None => rec.instance.status = Status::InsufficientData,
+                }
+            }
+            None => tracing::error!(instance = %id, "status check panicked; its record stays"),
+        }
+        if (rec.system.status, rec.instance.status)
+            != (before.system.status, before.instance.status)
+        {
+            tracing::info!(
+                instance = %id,
+                system = rec.system.status.name(),
+                reachability = rec.instance.status.name(),
+                "status changed"
+            );
+        }
+        rec
     }
 
     /// Runs `check` (system passed, reachability passed) for each instance at once and
@@ -341,7 +509,6 @@ impl Prober {
             task_of.insert(handle.id(), id);
         }
         let now = now_s();
-        let grace = self.grace.as_secs_f64();
         let mut results: HashMap<String, Record> = HashMap::new();
         while let Some(joined) = set.join_next_with_id().await {
             let (task, outcome) = match joined {
@@ -351,19 +518,7 @@ impl Prober {
             let Some(id) = task_of.remove(&task) else {
                 continue;
             };
-            let mut rec = self.board.record(&id);
-            match outcome {
-                Some((sys, reach)) => {
-                    let in_grace = (now - rec.since) as f64 <= grace;
-                    rec.system.update(sys, false, now);
-                    match reach {
-                        Some(passed) => rec.instance.update(passed, in_grace, now),
-                        None => rec.instance.status = Status::InsufficientData,
-                    }
-                }
-                None => tracing::error!(instance = %id, "status check panicked; its record stays"),
-            }
-            results.insert(id, rec);
+            results.insert(id.clone(), self.fold(&id, outcome, now));
         }
         tracing::debug!(
             instances = results.len(),
@@ -377,8 +532,17 @@ impl Prober {
         self.board.publish(results);
     }
 
-    /// Runs the checks forever.
-    pub async fn run(self: Arc<Self>) {
+    /// Runs the checks forever: a round every interval, and the first checks of each VM
+    /// announced on `boots` as it comes.
+    pub async fn run(self: Arc<Self>, boots: Option<UnboundedReceiver<Booted>>) {
+        if let Some(mut boots) = boots {
+            let me = Arc::clone(&self);
+            tokio::spawn(async move {
+                while let Some((id, process)) = boots.recv().await {
+                    tokio::spawn(Arc::clone(&me).first_checks(id, process));
+                }
+            });
+        }
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -427,12 +591,24 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         targets: Mutex<Vec<Target>>,
+        /// Instances still booting.
+        pending: Mutex<Vec<String>>,
         board: Mutex<HashMap<String, Record>>,
     }
 
     impl ProbeTargets for Fake {
         fn running(&self) -> Vec<Target> {
             self.targets.lock().unwrap().clone()
+        }
+
+        fn target(&self, id: &str) -> Lookup {
+            if self.pending.lock().unwrap().iter().any(|p| p == id) {
+                return Lookup::Pending;
+            }
+            self.running()
+                .into_iter()
+                .find(|t| t.id == id)
+                .map_or(Lookup::Gone, Lookup::Running)
         }
     }
 
@@ -451,6 +627,10 @@ mod tests {
 
         fn publish(&self, round: HashMap<String, Record>) {
             *self.board.lock().unwrap() = round;
+        }
+
+        fn put(&self, id: &str, record: Record) {
+            self.board.lock().unwrap().insert(id.to_string(), record);
         }
     }
 
@@ -545,6 +725,72 @@ mod tests {
         fake.board.lock().unwrap().get_mut(IDS[0]).unwrap().since -= 10;
         prober(&fake, Duration::from_secs(5)).probe_round().await;
         assert_eq!(fake.record(IDS[0]).instance.status, Status::Impaired);
+    }
+
+    /// A new VM's first checks wait out its boot, retry at the short cadence until both
+    /// pass, then stop; the rounds take over.
+    #[tokio::test]
+    async fn first_checks_retry_until_both_pass() {
+        let fake = Arc::new(Fake::default());
+        let process = Process { pid: 7, start: 70 };
+        let mut t = target(IDS[0]);
+        t.process = Some(process);
+        fake.pending.lock().unwrap().push(IDS[0].into());
+        let p = prober(&fake, Duration::from_secs(600));
+        let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = {
+            let (p, tries) = (Arc::clone(&p), Arc::clone(&tries));
+            tokio::spawn(
+                p.first_checks_with(IDS[0].into(), process, move |_, _, sys| {
+                    let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // The monitor answers at once; the guest from its third try on.
+                    async move { (true, Some(n >= 2 && sys)) }
+                }),
+            )
+        };
+        tokio::time::sleep(FIRST_CHECK_CADENCE * 3).await;
+        assert_eq!(
+            tries.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "booting"
+        );
+        assert_eq!(fake.record(IDS[0]).system.status, Status::Initializing);
+        fake.pending.lock().unwrap().clear();
+        *fake.targets.lock().unwrap() = vec![t];
+        task.await.unwrap();
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let rec = fake.record(IDS[0]);
+        assert_eq!(
+            (rec.system.status, rec.instance.status),
+            (Status::Ok, Status::Ok)
+        );
+    }
+
+    /// First checks end when the VM is replaced or stops, and never touch the record of
+    /// the VM that replaced it.
+    #[tokio::test]
+    async fn first_checks_end_with_their_vm() {
+        let fake = Arc::new(Fake::default());
+        let mut t = target(IDS[1]);
+        t.process = Some(Process { pid: 8, start: 80 });
+        *fake.targets.lock().unwrap() = vec![t];
+        let p = prober(&fake, Duration::from_secs(600));
+        // A monitor that is not the running one: nothing is tried.
+        Arc::clone(&p)
+            .first_checks_with(
+                IDS[1].into(),
+                Process { pid: 9, start: 90 },
+                |_, _, _| async { panic!("checked another VM") },
+            )
+            .await;
+        // Gone: ends.
+        fake.targets.lock().unwrap().clear();
+        p.first_checks_with(
+            IDS[1].into(),
+            Process { pid: 8, start: 80 },
+            |_, _, _| async { panic!("checked a stopped VM") },
+        )
+        .await;
     }
 
     #[test]

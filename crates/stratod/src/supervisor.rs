@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use strato_vmm_api::config::{CpuTemplate, UnknownTemplate, VmConfig};
 use strato_vmm_api::control::{
-    self, ConsoleChunk, Counters, Done, Request, StateOnly, StateReply, VmState,
+    self, ConsoleChunk, Counters, Done, InputAccepted, Request, StateOnly, StateReply, VmState,
 };
 use strato_vmm_api::exit::{ExitRecord, ExitStatus};
 use tokio::io::unix::AsyncFd;
@@ -432,6 +432,21 @@ impl Monitor {
     /// Console output from byte position `from`.
     pub async fn console(&self, from: Option<u64>) -> Result<ConsoleChunk, SupervisorError> {
         self.call(Request::Console { from }).await
+    }
+
+    /// Queues bytes for the guest's serial line; answers how many fitted the input queue.
+    pub async fn console_input(&self, data: &[u8]) -> Result<u64, SupervisorError> {
+        self.call::<InputAccepted>(Request::ConsoleInput {
+            data: data.to_vec(),
+        })
+        .await
+        .map(|a| a.accepted)
+    }
+
+    /// Queues a BREAK on the guest's serial line, behind the input already queued. The
+    /// monitor refuses it while its input queue is full.
+    pub async fn console_break(&self) -> Result<(), SupervisorError> {
+        self.call::<Done>(Request::ConsoleBreak {}).await.map(drop)
     }
 }
 

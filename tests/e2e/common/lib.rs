@@ -69,6 +69,8 @@ pub struct Daemon {
     config: Value,
     /// The "outside" namespace joined to the daemon's by its uplink, if it has one.
     pub outside: Option<NsHost>,
+    /// Extra environment variables for the daemon.
+    env: Vec<(String, String)>,
 }
 
 /// The admin account of test daemons (the Unix socket without a token).
@@ -88,7 +90,16 @@ impl Daemon {
 
     /// Starts a daemon with this config.
     pub fn start_with(tag: &str, config: Value) -> Daemon {
+        Self::start_with_env(tag, config, &[])
+    }
+
+    /// Starts a daemon with this config and these environment variables besides the test's.
+    pub fn start_with_env(tag: &str, config: Value, env: &[(&str, &str)]) -> Daemon {
         let mut d = Self::prepare(tag, config);
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         d.launch();
         d
     }
@@ -175,6 +186,7 @@ impl Daemon {
             child: None,
             config,
             outside: None,
+            env: Vec::new(),
         }
     }
 
@@ -210,6 +222,7 @@ impl Daemon {
             .args(extra.iter().flat_map(|l| ["--listen", l.as_str()]))
             .arg("--config")
             .arg(&cfg)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -122,8 +122,8 @@ pub struct DescribeInstances {
     #[arg(long, num_args = 1.., value_parser = parse::filters)]
     pub filters: Vec<Many<Filter>>,
 
-    /// Items per API call (the CLI follows every page).
-    #[arg(long)]
+    /// Items per API call, 5 to 1000 (the CLI follows every page).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(5..=1000))]
     pub page_size: Option<i32>,
 }
 
@@ -260,8 +260,26 @@ pub struct GetConsoleOutput {
 /// Arguments of `console`.
 #[derive(Debug, Args)]
 pub struct Console {
-    /// The instance whose console to follow.
-    pub instance_id: String,
+    /// The instance whose console to open.
+    #[arg(
+        value_name = "INSTANCE_ID",
+        required_unless_present = "instance_id",
+        conflicts_with = "instance_id"
+    )]
+    pub instance: Option<String>,
+    /// The instance, as a flag (the same as the positional argument).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+}
+
+impl Console {
+    /// The instance named either way.
+    pub fn id(&self) -> String {
+        self.instance
+            .clone()
+            .or_else(|| self.instance_id.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +338,21 @@ mod tests {
         };
         assert!(modify.no_disable_api_termination && !modify.disable_api_termination);
         assert_eq!(modify.instance_initiated_shutdown_behavior, None);
+    }
+
+    #[test]
+    fn console_takes_the_instance_either_way() {
+        for args in [
+            &["console", "i-1"][..],
+            &["console", "--instance-id", "i-1"],
+        ] {
+            let Command::Console(c) = parse(args).unwrap() else {
+                panic!("wrong command");
+            };
+            assert_eq!(c.id(), "i-1");
+        }
+        assert!(parse(&["console"]).is_err());
+        assert!(parse(&["console", "i-1", "--instance-id", "i-2"]).is_err());
     }
 
     #[test]

@@ -72,8 +72,8 @@ pub struct DescribeImages {
     #[arg(long, num_args = 1.., value_parser = parse::filters)]
     pub filters: Vec<Many<Filter>>,
 
-    /// Items per API call (the CLI follows every page).
-    #[arg(long)]
+    /// Items per API call, 5 to 1000 (the CLI follows every page).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(5..=1000))]
     pub page_size: Option<i32>,
 }
 

@@ -2,6 +2,7 @@
 //! as in the AWS CLI (`describe-instances --instance-ids i-1 i-2`).
 
 pub mod addresses;
+pub mod cmdline;
 pub mod compute;
 pub mod images;
 pub mod keys;
@@ -23,25 +24,26 @@ use crate::query::Query;
 #[derive(Debug, Parser)]
 #[command(name = "strato", version, propagate_version = true)]
 pub struct Cli {
-    /// Daemon address: unix:/path/to/socket, https://host:port or http://host:port.
-    #[arg(long, global = true, env = "STRATO_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    /// Daemon address: unix:/path/to/socket, https://host:port or http://host:port
+    /// (default: $STRATO_ENDPOINT, else the socket below).
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
 
     /// CA certificates (PEM) to verify an https:// endpoint with, instead of the system's
-    /// (the daemon's own CA is <data-dir>/tls/ca.pem).
-    #[arg(long, global = true, env = "STRATO_CA_BUNDLE", value_name = "FILE")]
+    /// (the daemon's own CA is <data-dir>/tls/ca.pem; default: $STRATO_CA_BUNDLE).
+    #[arg(long, global = true, value_name = "FILE")]
     pub ca_bundle: Option<std::path::PathBuf>,
 
-    /// Bearer token sent with every request.
-    #[arg(long, global = true, env = "STRATO_TOKEN", hide_env_values = true)]
+    /// Bearer token sent with every request (default: $STRATO_TOKEN).
+    #[arg(long, global = true)]
     pub token: Option<String>,
 
-    /// Output format.
-    #[arg(long, global = true, env = "STRATO_OUTPUT", value_enum, default_value_t = Format::Table)]
+    /// Output format (default: $STRATO_OUTPUT, else table).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
 
-    /// Print only this part of the JSON result, e.g. KeyMaterial or
-    /// Reservations[].Instances[].InstanceId (a subset of the AWS CLI's JMESPath).
+    /// Print only this part of the JSON result: a JMESPath expression, as the AWS CLI's,
+    /// e.g. Reservations[].Instances[].[InstanceId, State.Name].
     #[arg(long, global = true, value_parser = crate::query::parse)]
     pub query: Option<Query>,
 
@@ -75,7 +77,8 @@ pub enum Command {
     DescribeInstanceTypes(compute::DescribeInstanceTypes),
     /// Print the latest console output of an instance.
     GetConsoleOutput(compute::GetConsoleOutput),
-    /// Follow an instance's console live until it ends or Ctrl-C.
+    /// Open an instance's serial console: output live, keyboard input to the guest.
+    /// Ctrl-] detaches; `~B` at the start of a line sends a BREAK; `~?` lists the escapes.
     Console(compute::Console),
 
     /// Register an image from a bundle or a kernel and root volume.

@@ -1,12 +1,10 @@
 //! Instances, instance types, status checks and consoles.
 
-use std::io::Write;
-
 use strato_proto::v1::{
     DescribeInstanceStatusRequest, DescribeInstanceTypesRequest, DescribeInstancesRequest,
     GetConsoleOutputRequest, InstanceState, InstanceStateChanges, ModifyInstanceAttributeRequest,
     ModifyInstanceMetadataOptionsRequest, RebootInstancesRequest, RunInstancesRequest,
-    StartInstancesRequest, StopInstancesRequest, StreamConsoleRequest, TerminateInstancesRequest,
+    StartInstancesRequest, StopInstancesRequest, TerminateInstancesRequest,
 };
 
 use crate::args::compute::{
@@ -300,32 +298,8 @@ pub async fn get_console_output(conn: &Conn, a: GetConsoleOutput) -> Result<View
     Ok(View::ConsoleOutput(response.into_inner()))
 }
 
-/// `console`: copies the live console to stdout until the stream ends or Ctrl-C.
+/// `console`: the instance's serial console, live, with the keyboard (see `crate::console`).
 pub async fn console(conn: &Conn, a: Console) -> Result<View, CliError> {
-    let request = StreamConsoleRequest {
-        instance_id: a.instance_id,
-    };
-    let mut stream = conn
-        .compute()
-        .stream_console(request)
-        .await
-        .map_err(conn.error("StreamConsole"))?
-        .into_inner();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut stdout = std::io::stdout();
-    loop {
-        tokio::select! {
-            chunk = stream.message() => match chunk.map_err(conn.error("StreamConsole"))? {
-                Some(chunk) => {
-                    // Flush every chunk: the console is followed by a person, live.
-                    stdout.write_all(&chunk.data)?;
-                    stdout.flush()?;
-                }
-                None => break,
-            },
-            _ = &mut ctrl_c => break,
-        }
-    }
+    crate::console::run(conn, a.id()).await?;
     Ok(View::Empty)
 }

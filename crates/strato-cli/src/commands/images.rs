@@ -38,7 +38,7 @@ pub async fn register_image(conn: &Conn, a: RegisterImage) -> Result<View, CliEr
         .into_inner()
         .image_id;
     if a.wait.wait {
-        wait::image(conn, &image_id, a.wait).await?;
+        wait::image(conn, &image_id, a.wait, "Registering").await?;
     }
     Ok(View::ImageId(image_id))
 }
@@ -115,7 +115,7 @@ pub async fn create_image(conn: &Conn, a: CreateImage) -> Result<View, CliError>
         .into_inner()
         .image_id;
     if a.wait.wait {
-        wait::image(conn, &image_id, a.wait).await?;
+        wait::image(conn, &image_id, a.wait, "Creating").await?;
     }
     Ok(View::ImageId(image_id))
 }
@@ -136,7 +136,7 @@ pub async fn copy_image(conn: &Conn, a: CopyImage) -> Result<View, CliError> {
         .into_inner()
         .image_id;
     if a.wait.wait {
-        wait::image(conn, &image_id, a.wait).await?;
+        wait::image(conn, &image_id, a.wait, "Copying").await?;
     }
     Ok(View::ImageId(image_id))
 }

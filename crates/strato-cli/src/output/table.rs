@@ -103,6 +103,14 @@ pub fn render(view: &View) -> String {
                     it.instance_store_gib.to_string(),
                 ]);
             }
+            // Any other shape is a custom size (the daemon's limits: 1-8 vCPUs, 32 MiB to
+            // 64 GiB); the JSON keeps EC2's shape, a list of real types only.
+            t.row(vec![
+                "custom-<vcpus>-<MiB>".into(),
+                "1-8".into(),
+                "32-65536".into(),
+                "0".into(),
+            ]);
             t.render()
         }
         View::ConsoleOutput(c) => String::from_utf8_lossy(&c.output).into_owned(),
@@ -296,6 +304,21 @@ mod tests {
         t.row(vec!["héllo".into(), "1".into()]);
         t.row(vec!["x".into(), "2".into()]);
         assert_eq!(t.render(), "A      B\nhéllo  1\nx      2\n");
+    }
+
+    #[test]
+    fn instance_types_end_with_the_custom_form() {
+        let out = render(&View::InstanceTypes(vec![
+            strato_proto::v1::InstanceTypeInfo {
+                instance_type: "t3.micro".into(),
+                vcpus: 2,
+                memory_mib: 1024,
+                instance_store_gib: 0,
+            },
+        ]));
+        let last = out.lines().last().unwrap();
+        assert!(last.starts_with("custom-<vcpus>-<MiB>"), "{out}");
+        assert!(last.contains("1-8") && last.contains("32-65536"), "{out}");
     }
 
     #[test]

@@ -56,6 +56,16 @@ mod tests {
     }
 
     #[test]
+    fn replays_inputs_the_fuzzers_found() {
+        // A stray offer of a held head on a 1-entry ring: more offers than entries (the
+        // harness must count the ring as broken, not the device for refusing it).
+        super::net::run_tx(&[
+            251, 251, 0, 0, 212, 10, 87, 1, 10, 118, 0, 0, 0, 143, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 254, 251, 251, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 110, 0, 191, 32, 255, 255, 10, 118, 36,
+        ]);
+    }
+
+    #[test]
     fn uart_properties() {
         property("uart", 150, 2048, super::legacy::run_uart);
     }

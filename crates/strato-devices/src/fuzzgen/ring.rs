@@ -247,6 +247,11 @@ impl Ring {
         write(mem, self.avail() + 4 + 2 * slot, &index.to_le_bytes());
         self.avail_idx = self.avail_idx.wrapping_add(1);
         write(mem, self.avail() + 2, &self.avail_idx.to_le_bytes());
+        // More offers outstanding than the ring has entries (stray offers of a held head):
+        // the available index runs more than a ring ahead, and the device may refuse it all.
+        if self.outstanding.iter().sum::<u32>() >= u32::from(self.size) {
+            self.broken = true;
+        }
         if index < self.size {
             let i = usize::from(index);
             self.outstanding[i] += 1;

@@ -385,4 +385,21 @@ impl Compute for Api {
             Ok(stream)
         })
     }
+
+    async fn send_console_input(
+        &self,
+        req: Request<pb::SendConsoleInputRequest>,
+    ) -> Result<Response<pb::SendConsoleInputResponse>, Status> {
+        let account = self.account(&req)?;
+        let r = req.into_inner();
+        let result = self
+            .cloud
+            .console_input(&account, &r.instance_id, &r.data, r.send_break)
+            .await
+            .map(|d| pb::SendConsoleInputResponse {
+                accepted: d.accepted as i64,
+                break_sent: d.break_sent,
+            });
+        self.finish("SendConsoleInput", result)
+    }
 }

@@ -70,6 +70,8 @@ pub struct Cloud {
     /// Poked when VPCs come or go, so that per-bridge services (the metadata service)
     /// follow at once.
     pub network_changed: Arc<tokio::sync::Notify>,
+    /// Monitors that came up (or were adopted), for the status prober's first checks.
+    pub boots: crate::prober::BootEvents,
     /// The security group firewall's apply lock.
     pub firewall: network::firewall::Firewall,
     /// The DHCP servers, one per VPC bridge.
@@ -149,6 +151,7 @@ impl Cloud {
             placement: Mutex::new(()),
             metrics: Arc::default(),
             network_changed: Arc::default(),
+            boots: Default::default(),
             firewall: network::firewall::Firewall::default(),
             dhcp: crate::dhcp::Servers::default(),
         }))

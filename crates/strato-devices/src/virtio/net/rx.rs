@@ -24,6 +24,7 @@ use super::queues::{QueuePair, Scratch};
 use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
 use crate::log::warn_limited;
 use crate::virtio::chain::DescTable;
+use crate::virtio::common::more_published;
 use crate::virtio::iovec::{IoVecs, IovQueue};
 
 /// The largest MTU a guest without segmentation offload is expected to use.
@@ -96,7 +97,7 @@ pub(super) fn process<T: FrameIo>(
 /// Whether the guest added buffers since the device last looked, asking for a kick when
 /// it next does (EVENT_IDX: the driver kicks only when told where to).
 fn more_buffers(env: &Env<'_>, q: &mut Queue) -> bool {
-    q.event_idx_enabled() && q.enable_notification(env.mem).unwrap_or(false)
+    more_published(q, env.mem)
 }
 
 /// One chain per frame. Returns whether used entries were added.

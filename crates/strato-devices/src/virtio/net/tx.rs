@@ -13,6 +13,7 @@ use super::queues::{QueuePair, Scratch};
 use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
 use crate::log::warn_limited;
 use crate::virtio::chain::DescTable;
+use crate::virtio::common::more_published;
 use crate::virtio::iovec::IoVecs;
 
 /// Sends every frame the guest queued on `pair` to `tap`.
@@ -65,7 +66,7 @@ pub(super) fn process<T: FrameIo>(
             used |= return_used(&mut pair.tx, mem, head, 0, id);
         }
         // With EVENT_IDX, ask for the next kick; frames queued meanwhile are sent now.
-        if !(pair.tx.event_idx_enabled() && pair.tx.enable_notification(mem).unwrap_or(false)) {
+        if !more_published(&mut pair.tx, mem) {
             break;
         }
     }

@@ -261,6 +261,7 @@ impl Cloud {
             return Err(ApiError::internal(chain(&e)));
         }
         self.watch(&inst.id, process);
+        self.boots.booted(&inst.id, process);
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Instance consoles: GetConsoleOutput (the latest 64 KiB of the serial console's log, as
-//! EC2 returns) and a follow of the log while the instance exists, for StreamConsole.
+//! EC2 returns), a follow of the log while the instance exists, for StreamConsole, and
+//! input for the guest's serial line (bytes and BREAK), for SendConsoleInput.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -7,11 +8,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cloud::Cloud;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::lifecycle::State;
+use crate::supervisor::{Monitor, SupervisorError, VmmPaths};
 
 /// Bytes of console output GetConsoleOutput returns (EC2: the latest 64 KiB).
 pub const CONSOLE_TAIL: u64 = 64 * 1024;
+
+/// Most bytes one SendConsoleInput carries (as base64 they stay well inside the monitor's
+/// request line).
+pub const MAX_CONSOLE_INPUT: usize = 16 * 1024;
+
+/// How long the daemon waits for the monitor to take console input.
+const INPUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What SendConsoleInput delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputDelivered {
+    /// Bytes queued for the guest, from the start of the input; the rest did not fit the
+    /// monitor's input queue (the guest has not read it yet) and can be sent again.
+    pub accepted: u64,
+    /// Whether the BREAK asked for was queued: only once all the input was, since it goes
+    /// behind it.
+    pub break_sent: bool,
+}
 
 /// GetConsoleOutput's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +119,65 @@ impl Cloud {
             }
         });
         Ok(rx)
+    }
+}
+
+impl Cloud {
+    /// SendConsoleInput: `data` onto the serial line of a running instance of `account`,
+    /// then a BREAK if `send_break`. Input that does not fit the monitor's queue is not
+    /// an error: the answer says how much went in.
+    pub async fn console_input(
+        &self,
+        account: &str,
+        instance_id: &str,
+        data: &[u8],
+        send_break: bool,
+    ) -> ApiResult<InputDelivered> {
+        let inst = self.owned_instance(account, instance_id)?;
+        if data.len() > MAX_CONSOLE_INPUT {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!(
+                    "Console input of {} bytes is longer than {MAX_CONSOLE_INPUT} bytes.",
+                    data.len()
+                ),
+            ));
+        }
+        let not_running = || ApiError::incorrect_state(&inst.id, inst.state.name(), "typed on");
+        if inst.state != State::Running || self.vm(&inst.id).is_none() {
+            return Err(not_running());
+        }
+        let monitor = Monitor::new(
+            &VmmPaths::in_dir(&self.instance_dir(&inst.id)),
+            INPUT_TIMEOUT,
+        );
+        // A monitor that went away meanwhile (a stop or reboot under way) is a state the
+        // caller can wait out, not a fault of the host.
+        let failed = |e: SupervisorError| match self.vm(&inst.id) {
+            Some(vm) if crate::supervisor::alive(vm.process) => ApiError::internal(format!(
+                "The monitor did not take the console input: {}",
+                crate::cloud::compute::launch::chain(&e)
+            )),
+            _ => not_running(),
+        };
+        let accepted = if data.is_empty() {
+            0
+        } else {
+            monitor.console_input(data).await.map_err(failed)?
+        };
+        let mut break_sent = false;
+        if send_break && accepted == data.len() as u64 {
+            break_sent = match monitor.console_break().await {
+                Ok(()) => true,
+                // Refused only while the input queue is full: sent again later.
+                Err(SupervisorError::Refused { .. }) => false,
+                Err(e) => return Err(failed(e)),
+            };
+        }
+        Ok(InputDelivered {
+            accepted,
+            break_sent,
+        })
     }
 }
 

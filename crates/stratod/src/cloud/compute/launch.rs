@@ -486,6 +486,13 @@ impl Cloud {
         }
         drop(placement_guard);
         for inst in &launched {
+            tracing::info!(
+                instance = %inst.id,
+                image = %inst.image_id,
+                instance_type = %inst.instance_type,
+                account = %inst.owner,
+                "launch"
+            );
             let cloud = Arc::clone(self);
             let id = inst.id.clone();
             tokio::spawn(async move { cloud.boot(&id, true).await });

@@ -26,9 +26,39 @@ impl Cloud {
         reason: &str,
     ) -> ApiResult<Option<State>> {
         match transition(from, event) {
-            Outcome::To(to) => Ok(self.db.set_state(id, &[from], to, reason)?.then_some(to)),
+            Outcome::To(to) => {
+                let moved = self.db.set_state(id, &[from], to, reason)?;
+                if moved {
+                    // The one line per lifecycle event an operator reads in the journal.
+                    tracing::info!(
+                        instance = id,
+                        event = event_name(event),
+                        reason = (!reason.is_empty()).then_some(reason),
+                        "{from} -> {to}"
+                    );
+                }
+                Ok(moved.then_some(to))
+            }
             Outcome::NoOp | Outcome::Illegal => Ok(None),
         }
+    }
+}
+
+/// How the log names an event.
+fn event_name(event: Event) -> &'static str {
+    match event {
+        Event::Stop => "stop",
+        Event::Start => "start",
+        Event::Reboot => "reboot",
+        Event::Terminate => "terminate",
+        Event::Booted => "running",
+        Event::BootFailed => "boot failed",
+        Event::LaunchFailed => "launch failed",
+        Event::Halted => "stopped",
+        Event::Released => "terminated",
+        Event::GuestStopped => "guest powered off",
+        Event::GuestTerminated => "guest powered off",
+        Event::GuestRebooted => "guest reset",
     }
 }
 

@@ -43,6 +43,10 @@ impl Cloud {
                 Some(p) if supervisor::alive(p) => {
                     self.set_vm(&inst.id, p);
                     self.watch(&inst.id, p);
+                    if inst.state == State::Running {
+                        // Its checks' history went with the old daemon: tell again now.
+                        self.boots.booted(&inst.id, p);
+                    }
                     crate::metrics::inc(&self.metrics.vmm_adopted_total);
                     let answers = Monitor::new(&paths, Duration::from_secs(2))
                         .state()

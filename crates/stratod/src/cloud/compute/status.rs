@@ -2,14 +2,14 @@
 //! monitor, taps, volume files and primary address) and the board its results go to, which
 //! DescribeInstanceStatus reads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::cloud::network::plumbing::gateway;
 use crate::cloud::Cloud;
 use crate::db::instances::Instance;
 use crate::db::now_s;
 use crate::lifecycle::State;
-use crate::prober::{ProbeTargets, Reach, Record, StatusBoard, Target};
+use crate::prober::{Lookup, ProbeTargets, Reach, Record, StatusBoard, Target};
 
 impl Cloud {
     /// The latest status of an instance (`initializing` before the first round).
@@ -60,6 +60,14 @@ impl Cloud {
 }
 
 impl ProbeTargets for Cloud {
+    fn target(&self, id: &str) -> Lookup {
+        match self.db.instance(id) {
+            Ok(Some(i)) if i.state == State::Running => Lookup::Running(self.probe_target(&i)),
+            Ok(Some(i)) if i.state == State::Pending => Lookup::Pending,
+            _ => Lookup::Gone,
+        }
+    }
+
     fn running(&self) -> Vec<Target> {
         match self.db.instances(None) {
             Ok(all) => all
@@ -81,8 +89,17 @@ impl StatusBoard for Cloud {
     }
 
     fn publish(&self, round: HashMap<String, Record>) {
+        // A VM that came up during the round (its first checks run on their own) keeps its
+        // record; every other record not in the round goes.
+        let live: HashSet<String> = self.vms_map().keys().cloned().collect();
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        *map = round;
+        map.retain(|id, _| live.contains(id) && !round.contains_key(id));
+        map.extend(round);
+    }
+
+    fn put(&self, id: &str, record: Record) {
+        let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(id.to_string(), record);
     }
 }
 

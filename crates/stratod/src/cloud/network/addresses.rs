@@ -51,7 +51,10 @@ pub struct Allocated {
 fn no_uplink() -> ApiError {
     ApiError::new(
         ErrorCode::UnsupportedOperation,
-        "This host has no uplink configured, so it has no public IPv4 addresses.",
+        "This host has no uplink configured, so it has no public IPv4 addresses: set the \
+         \"uplink\" field of the daemon's config file, e.g. \
+         {\"uplink\": {\"interface\": \"eth1\", \"pool\": \"203.0.113.0/26\"}} \
+         (docs/daemon.md), and restart it.",
     )
 }
 

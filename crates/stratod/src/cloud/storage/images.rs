@@ -99,6 +99,13 @@ fn gib_of(path: &Path) -> std::io::Result<i64> {
     Ok(len.div_ceil(GIB).max(1) as i64)
 }
 
+/// CreateImage with a reboot: the image's progress once the guest is down, ...
+const HALTED_AT: i32 = 10;
+/// ... once its volumes are copied, ...
+const COPIED_AT: i32 = 90;
+/// ... and while it boots again (available, 100 %, once it runs).
+const BOOT_AGAIN_AT: i32 = 95;
+
 impl Cloud {
     /// Whether `account` may call RegisterImage: only the host's admin.
     pub fn may_register_images(&self, account: &str) -> ApiResult<()> {
@@ -314,7 +321,7 @@ impl Cloud {
         if !jobs.is_empty() {
             let cloud = Arc::clone(self);
             let image_id = id.clone();
-            tokio::spawn(async move { cloud.fill_image(&image_id, jobs, None).await });
+            tokio::spawn(async move { cloud.fill_image(&image_id, jobs, None, (0, 99)).await });
         }
         Ok(image)
     }
@@ -322,11 +329,15 @@ impl Cloud {
     /// Copies the files behind a pending image's snapshots, reporting progress on the image
     /// and the snapshots; then marks it available (or failed). With `restart`, the instance
     /// whose volumes were copied is booted again afterwards (CreateImage with a reboot).
+    /// The image's progress runs over the range `copy_from..copy_to` during the copy, then to
+    /// [`BOOT_AGAIN_AT`] while the instance boots again, so that a waiting client sees the
+    /// whole operation move, not a copy that jumps to 99 % and then stalls.
     async fn fill_image(
         self: Arc<Self>,
         image_id: &str,
         jobs: Vec<(PathBuf, Snapshot)>,
         restart: Option<String>,
+        (copy_from, copy_to): (i32, i32),
     ) {
         let total: i64 = jobs
             .iter()
@@ -344,7 +355,8 @@ impl Cloud {
             let res = tokio::task::spawn_blocking(move || {
                 let mut last = -1;
                 storage::clone_file(&src, &dst, 0, |pct| {
-                    let overall = ((base + size * pct as i64 / 100) * 100 / total) as i32;
+                    let copied = ((base + size * pct as i64 / 100) * 100 / total) as i32;
+                    let overall = copy_from + copied * (copy_to - copy_from) / 100;
                     if pct as i32 != last {
                         last = pct as i32;
                         let _ = db_cloud.db.set_snapshot_state(
@@ -384,6 +396,14 @@ impl Cloud {
         if let Some(id) = restart {
             if let Ok(Some(inst)) = self.db.instance(&id) {
                 if inst.state == State::Running {
+                    if failure.is_none() {
+                        let _ = self.db.set_image_state(
+                            image_id,
+                            ImageState::Pending,
+                            "",
+                            BOOT_AGAIN_AT,
+                        );
+                    }
                     if let Err(e) = self.spawn_vmm(&inst).await {
                         tracing::warn!(instance = %id, error = %e, "cannot boot again after create-image");
                     }
@@ -638,8 +658,17 @@ impl Cloud {
             };
             let restart = reboot.then(|| iid.clone());
             let image_id = image.id.clone();
+            // The guest is down (or paused): the copy starts.
+            let copy = if reboot {
+                (HALTED_AT, COPIED_AT)
+            } else {
+                (0, 99)
+            };
+            let _ = cloud
+                .db
+                .set_image_state(&image_id, ImageState::Pending, "", copy.0);
             Arc::clone(&cloud)
-                .fill_image(&image_id, jobs, restart)
+                .fill_image(&image_id, jobs, restart, copy)
                 .await;
             if let Some(p) = pause {
                 p.resume(&cloud).await;

@@ -572,3 +572,43 @@ fn multiqueue_activation_places_queues_by_index() {
         Err(ActivateError::QueueCount { .. })
     ));
 }
+
+/// Runs `f` on a thread of its own and fails unless it returns within 10 s (a device that
+/// spins on a hostile ring never does).
+fn within_deadline(f: impl FnOnce() + Send + 'static) {
+    let (done, wait) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match wait.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(()) => worker.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the device did not return: it spins on the ring")
+        }
+    }
+}
+
+#[test]
+fn an_available_index_a_ring_ahead_does_not_spin() {
+    // Found by the virtio_net_tx and virtio_net_rx fuzz targets: with EVENT_IDX the paths
+    // looked again whenever the available index differed from theirs, and a ring whose index
+    // runs more than a ring ahead yields no chain, so they looked forever.
+    for features in [EVENT_IDX, EVENT_IDX | MRG] {
+        within_deadline(move || {
+            let m = mem(0x100_0000);
+            let mut r = erig(&m, 1, features, 2, QUEUE_SIZE);
+            r.qs[1].set_avail_idx(QUEUE_SIZE + 7);
+            r.kick(1);
+            assert_eq!(r.qs[1].used_idx(), 0);
+            r.peers[0].send(&[0u8; VNET_HDR_LEN + 60]);
+            r.qs[0].set_avail_idx(QUEUE_SIZE + 7);
+            r.kick(0);
+            r.dev.handle_event(tap_token(0));
+            assert_eq!(r.qs[0].used_idx(), 0);
+        });
+    }
+}
