@@ -53,6 +53,8 @@ CreateVolume AttachVolume DetachVolume DeleteVolume DescribeVolumes
 CreateSnapshot DescribeSnapshots DeleteSnapshot
 CreateVpc DescribeVpcs DeleteVpc CreateSubnet DescribeSubnets DeleteSubnet
 ModifySubnetAttribute
+AssociateVpcCidrBlock DisassociateVpcCidrBlock AssociateSubnetCidrBlock
+DisassociateSubnetCidrBlock AssignIpv6Addresses UnassignIpv6Addresses
 """.split())
 
 STS_OPERATIONS = ["GetCallerIdentity"]

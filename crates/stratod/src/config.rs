@@ -126,6 +126,9 @@ pub struct FileConfig {
     /// The uids (and the same gids) jailed monitors run as, `FIRST-LAST`; each running VM
     /// has one of its own.
     pub jail_id_range: Option<String>,
+    /// The IPv6 block (a /48, or any /32 to /52) VPCs get their /56 from
+    /// (AssociateVpcCidrBlock with AmazonProvidedIpv6CidrBlock); absent: none.
+    pub ipv6_pool: Option<String>,
     /// TLS of the TCP listeners and of the links to peer regions.
     pub tls: Option<TlsFile>,
 }
@@ -336,6 +339,8 @@ pub struct Config {
     pub jail: bool,
     /// The uids and gids of jailed monitors.
     pub jail_ids: IdRange,
+    /// The block VPCs get Amazon-provided IPv6 /56s from; `None`: there are none.
+    pub ipv6_pool: Option<crate::cloud::network::ipv6::Block>,
     /// TLS settings.
     pub tls: TlsConfig,
 }
@@ -499,8 +504,22 @@ impl Config {
                 }
             }
         };
+        let ipv6_pool = match &f.ipv6_pool {
+            None => None,
+            Some(p) => {
+                let b = crate::cloud::network::ipv6::Block::parse(p)
+                    .filter(|b| (32..=52).contains(&b.prefix))
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "ipv6_pool {p:?} is not an IPv6 network of /32 to /52 (a /48 is usual)"
+                        ))
+                    })?;
+                Some(b)
+            }
+        };
         Ok(Config {
             tls,
+            ipv6_pool,
             ec2_api_listen,
             jail: f.jail.unwrap_or(true),
             jail_ids,

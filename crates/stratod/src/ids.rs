@@ -36,6 +36,10 @@ pub enum Kind {
     Allocation,
     /// `eipassoc-`
     Association,
+    /// `vpc-cidr-assoc-`
+    VpcCidrAssociation,
+    /// `subnet-cidr-assoc-`
+    SubnetCidrAssociation,
 }
 
 impl Kind {
@@ -57,6 +61,8 @@ impl Kind {
             Kind::NetworkInterfaceAttachment => "eni-attach-",
             Kind::Allocation => "eipalloc-",
             Kind::Association => "eipassoc-",
+            Kind::VpcCidrAssociation => "vpc-cidr-assoc-",
+            Kind::SubnetCidrAssociation => "subnet-cidr-assoc-",
         }
     }
 
@@ -78,6 +84,10 @@ impl Kind {
             Kind::NetworkInterfaceAttachment => ErrorCode::InvalidAttachmentIdMalformed,
             Kind::Allocation => ErrorCode::InvalidAllocationIdMalformed,
             Kind::Association => ErrorCode::InvalidAssociationIdMalformed,
+            // EC2 has no Malformed code for these; it answers a bad one as a bad value.
+            Kind::VpcCidrAssociation | Kind::SubnetCidrAssociation => {
+                ErrorCode::InvalidParameterValue
+            }
         }
     }
 
@@ -99,6 +109,8 @@ impl Kind {
             Kind::NetworkInterfaceAttachment => ErrorCode::InvalidAttachmentIdNotFound,
             Kind::Allocation => ErrorCode::InvalidAllocationIdNotFound,
             Kind::Association => ErrorCode::InvalidAssociationIdNotFound,
+            Kind::VpcCidrAssociation => ErrorCode::InvalidVpcCidrBlockAssociationIdNotFound,
+            Kind::SubnetCidrAssociation => ErrorCode::InvalidSubnetCidrBlockAssociationIdNotFound,
         }
     }
 
@@ -120,6 +132,8 @@ impl Kind {
             Kind::NetworkInterfaceAttachment => "network interface attachment ID",
             Kind::Allocation => "allocation ID",
             Kind::Association => "association ID",
+            Kind::VpcCidrAssociation => "vpc CIDR block association ID",
+            Kind::SubnetCidrAssociation => "subnet CIDR block association ID",
         };
         ApiError::new(
             self.not_found_code(),

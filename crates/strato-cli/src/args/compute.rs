@@ -101,6 +101,16 @@ pub struct RunInstances {
     #[arg(long)]
     pub no_associate_public_ip_address: bool,
 
+    /// How many IPv6 addresses the primary interface gets from the subnet's /64
+    /// (default: one if the subnet's AssignIpv6AddressOnCreation is on, else none).
+    #[arg(long, conflicts_with = "ipv6_addresses")]
+    pub ipv6_address_count: Option<i32>,
+
+    /// IPv6 addresses of the primary interface (one instance only): Ipv6Address=addr, or
+    /// the address.
+    #[arg(long, num_args = 1.., value_parser = crate::args::network_interfaces::ipv6_spec)]
+    pub ipv6_addresses: Vec<String>,
+
     /// Wait until the instances are running.
     #[command(flatten)]
     pub wait: Wait,

@@ -184,6 +184,14 @@ pub enum Command {
     DeleteSubnet(vpc::DeleteSubnet),
     /// Change whether a subnet gives launched instances a public IPv4 address.
     ModifySubnetAttribute(vpc::ModifySubnetAttribute),
+    /// Give a VPC an IPv6 /56 (from the host's pool, or one the operator names).
+    AssociateVpcCidrBlock(vpc::AssociateVpcCidrBlock),
+    /// Take a VPC's IPv6 /56 away (none of its subnets may have a /64 of it).
+    DisassociateVpcCidrBlock(vpc::DisassociateCidrBlock),
+    /// Give a subnet an IPv6 /64 of its VPC's /56.
+    AssociateSubnetCidrBlock(vpc::AssociateSubnetCidrBlock),
+    /// Take a subnet's IPv6 /64 away (no interface may hold an address of it).
+    DisassociateSubnetCidrBlock(vpc::DisassociateCidrBlock),
 
     /// Allocate an Elastic IP address from the host's public pool.
     AllocateAddress(addresses::AllocateAddress),
@@ -231,6 +239,10 @@ pub enum Command {
     AssignPrivateIpAddresses(network_interfaces::AssignPrivateIpAddresses),
     /// Remove secondary private IPv4 addresses from a network interface.
     UnassignPrivateIpAddresses(network_interfaces::UnassignPrivateIpAddresses),
+    /// Add IPv6 addresses to a network interface.
+    AssignIpv6Addresses(network_interfaces::AssignIpv6Addresses),
+    /// Remove IPv6 addresses from a network interface.
+    UnassignIpv6Addresses(network_interfaces::UnassignIpv6Addresses),
     /// Change a network interface's description, source/destination check or attachment.
     ModifyNetworkInterfaceAttribute(network_interfaces::ModifyNetworkInterfaceAttribute),
 

@@ -35,6 +35,24 @@ pub struct CreateNetworkInterface {
     /// ResourceType=network-interface,Tags=[{Key=k,Value=v}].
     #[arg(long, num_args = 1.., value_parser = parse::tag_specifications)]
     pub tag_specifications: Vec<Many<TagSpecification>>,
+
+    /// How many IPv6 addresses the daemon picks from the subnet's /64 (default: one if the
+    /// subnet's AssignIpv6AddressOnCreation is on, else none).
+    #[arg(long, conflicts_with = "ipv6_addresses")]
+    pub ipv6_address_count: Option<i32>,
+
+    /// IPv6 addresses of the subnet's /64: Ipv6Address=2001:db8::10, or the address.
+    #[arg(long, num_args = 1.., value_parser = ipv6_spec)]
+    pub ipv6_addresses: Vec<String>,
+}
+
+/// Parses `Ipv6Address=addr` (the aws CLI's shorthand) or a bare address.
+pub fn ipv6_spec(raw: &str) -> Result<String, String> {
+    let a = raw.strip_prefix("Ipv6Address=").unwrap_or(raw);
+    if a.is_empty() || a.contains('=') || a.contains(',') {
+        return Err(format!("unexpected {raw:?}: use Ipv6Address=2001:db8::10"));
+    }
+    Ok(a.to_string())
 }
 
 /// One `--private-ip-addresses` entry.
@@ -148,6 +166,36 @@ pub struct UnassignPrivateIpAddresses {
     /// The secondary addresses to remove.
     #[arg(long, num_args = 1.., required = true)]
     pub private_ip_addresses: Vec<String>,
+}
+
+/// Arguments of `assign-ipv6-addresses`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true)
+    .args(["ipv6_addresses", "ipv6_address_count"])))]
+pub struct AssignIpv6Addresses {
+    /// The network interface.
+    #[arg(long)]
+    pub network_interface_id: String,
+
+    /// The addresses to add (of the subnet's /64).
+    #[arg(long, num_args = 1.., conflicts_with = "ipv6_address_count")]
+    pub ipv6_addresses: Vec<String>,
+
+    /// How many addresses the daemon picks.
+    #[arg(long)]
+    pub ipv6_address_count: Option<i32>,
+}
+
+/// Arguments of `unassign-ipv6-addresses`.
+#[derive(Debug, Args)]
+pub struct UnassignIpv6Addresses {
+    /// The network interface.
+    #[arg(long)]
+    pub network_interface_id: String,
+
+    /// The addresses to remove.
+    #[arg(long, num_args = 1.., required = true)]
+    pub ipv6_addresses: Vec<String>,
 }
 
 /// Arguments of `modify-network-interface-attribute`.

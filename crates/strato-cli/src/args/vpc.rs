@@ -76,7 +76,8 @@ pub struct DeleteSubnet {
 /// Arguments of `modify-subnet-attribute`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("attribute").required(true)
-    .args(["map_public_ip_on_launch", "no_map_public_ip_on_launch"])))]
+    .args(["map_public_ip_on_launch", "no_map_public_ip_on_launch",
+        "assign_ipv6_address_on_creation", "no_assign_ipv6_address_on_creation"])))]
 pub struct ModifySubnetAttribute {
     /// The subnet.
     #[arg(long)]
@@ -89,4 +90,59 @@ pub struct ModifySubnetAttribute {
     /// Instances launched into the subnet get no public IPv4 address.
     #[arg(long)]
     pub no_map_public_ip_on_launch: bool,
+
+    /// Instances and interfaces made in the subnet get an IPv6 address (the subnet needs
+    /// an IPv6 block).
+    #[arg(long)]
+    pub assign_ipv6_address_on_creation: bool,
+
+    /// Instances and interfaces made in the subnet get no IPv6 address unless asked.
+    #[arg(long)]
+    pub no_assign_ipv6_address_on_creation: bool,
+}
+
+/// Arguments of `associate-vpc-cidr-block`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("block").required(true)
+    .args(["amazon_provided_ipv6_cidr_block", "ipv6_cidr_block", "cidr_block"])))]
+pub struct AssociateVpcCidrBlock {
+    /// The VPC.
+    #[arg(long)]
+    pub vpc_id: String,
+
+    /// A /56 from the host's IPv6 pool.
+    #[arg(long)]
+    pub amazon_provided_ipv6_cidr_block: bool,
+
+    /// A /56 the operator names (admin account only).
+    #[arg(long)]
+    pub ipv6_cidr_block: Option<String>,
+
+    /// The pool the named block comes from (recorded and shown).
+    #[arg(long, requires = "ipv6_cidr_block")]
+    pub ipv6_pool: Option<String>,
+
+    /// A secondary IPv4 block (not supported; the daemon refuses it).
+    #[arg(long)]
+    pub cidr_block: Option<String>,
+}
+
+/// Arguments of `disassociate-vpc-cidr-block` and `disassociate-subnet-cidr-block`.
+#[derive(Debug, Args)]
+pub struct DisassociateCidrBlock {
+    /// The block's association ID (vpc-cidr-assoc-… or subnet-cidr-assoc-…).
+    #[arg(long)]
+    pub association_id: String,
+}
+
+/// Arguments of `associate-subnet-cidr-block`.
+#[derive(Debug, Args)]
+pub struct AssociateSubnetCidrBlock {
+    /// The subnet.
+    #[arg(long)]
+    pub subnet_id: String,
+
+    /// A /64 of the VPC's IPv6 /56.
+    #[arg(long)]
+    pub ipv6_cidr_block: String,
 }

@@ -48,6 +48,8 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
         associate_public_ip_address: a.associate_public_ip_address,
         has_associate_public_ip_address: a.associate_public_ip_address
             || a.no_associate_public_ip_address,
+        ipv6_address_count: a.ipv6_address_count,
+        ipv6_addresses: a.ipv6_addresses,
     };
     let mut reservation = conn
         .compute()

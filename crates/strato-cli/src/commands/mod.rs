@@ -129,6 +129,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::UnassignPrivateIpAddresses(a) => network_interfaces::unassign(&conn, a).await?,
         Command::ModifyNetworkInterfaceAttribute(a) => network_interfaces::modify(&conn, a).await?,
         Command::ModifySubnetAttribute(a) => vpc::modify_subnet_attribute(&conn, a).await?,
+        Command::AssociateVpcCidrBlock(a) => vpc::associate_vpc_cidr_block(&conn, a).await?,
+        Command::DisassociateVpcCidrBlock(a) => vpc::disassociate_vpc_cidr_block(&conn, a).await?,
+        Command::AssociateSubnetCidrBlock(a) => vpc::associate_subnet_cidr_block(&conn, a).await?,
+        Command::DisassociateSubnetCidrBlock(a) => {
+            vpc::disassociate_subnet_cidr_block(&conn, a).await?
+        }
+        Command::AssignIpv6Addresses(a) => network_interfaces::assign_ipv6(&conn, a).await?,
+        Command::UnassignIpv6Addresses(a) => network_interfaces::unassign_ipv6(&conn, a).await?,
         Command::AllocateAddress(a) => addresses::allocate_address(&conn, a).await?,
         Command::AssociateAddress(a) => addresses::associate_address(&conn, a).await?,
         Command::DisassociateAddress(a) => addresses::disassociate_address(&conn, a).await?,

@@ -1,15 +1,16 @@
 //! Network interfaces.
 
 use strato_proto::v1::{
-    AssignPrivateIpAddressesRequest, AttachNetworkInterfaceRequest, CreateNetworkInterfaceRequest,
-    DeleteNetworkInterfaceRequest, DescribeNetworkInterfacesRequest, DetachNetworkInterfaceRequest,
-    ModifyNetworkInterfaceAttributeRequest, UnassignPrivateIpAddressesRequest,
+    AssignIpv6AddressesRequest, AssignPrivateIpAddressesRequest, AttachNetworkInterfaceRequest,
+    CreateNetworkInterfaceRequest, DeleteNetworkInterfaceRequest, DescribeNetworkInterfacesRequest,
+    DetachNetworkInterfaceRequest, ModifyNetworkInterfaceAttributeRequest,
+    UnassignIpv6AddressesRequest, UnassignPrivateIpAddressesRequest,
 };
 
 use crate::args::network_interfaces::{
-    AssignPrivateIpAddresses, AttachNetworkInterface, CreateNetworkInterface,
+    AssignIpv6Addresses, AssignPrivateIpAddresses, AttachNetworkInterface, CreateNetworkInterface,
     DescribeNetworkInterfaces, DetachNetworkInterface, ModifyNetworkInterfaceAttribute,
-    NetworkInterfaceId, UnassignPrivateIpAddresses,
+    NetworkInterfaceId, UnassignIpv6Addresses, UnassignPrivateIpAddresses,
 };
 use crate::conn::Conn;
 use crate::error::CliError;
@@ -47,6 +48,8 @@ pub async fn create(conn: &Conn, a: CreateNetworkInterface) -> Result<View, CliE
         secondary_private_ip_address_count: a.secondary_private_ip_address_count.unwrap_or(0),
         private_ip_addresses: secondary,
         tags,
+        ipv6_address_count: a.ipv6_address_count,
+        ipv6_addresses: a.ipv6_addresses,
     };
     let response = conn
         .enis()
@@ -166,4 +169,41 @@ pub async fn modify(conn: &Conn, a: ModifyNetworkInterfaceAttribute) -> Result<V
         .await
         .map_err(conn.error("ModifyNetworkInterfaceAttribute"))?;
     Ok(View::Empty)
+}
+
+/// `assign-ipv6-addresses`
+pub async fn assign_ipv6(conn: &Conn, a: AssignIpv6Addresses) -> Result<View, CliError> {
+    let request = AssignIpv6AddressesRequest {
+        network_interface_id: a.network_interface_id,
+        ipv6_addresses: a.ipv6_addresses,
+        ipv6_address_count: a.ipv6_address_count.unwrap_or(0),
+    };
+    let r = conn
+        .enis()
+        .assign_ipv6_addresses(request)
+        .await
+        .map_err(conn.error("AssignIpv6Addresses"))?
+        .into_inner();
+    Ok(View::Network(NetworkView::Ipv6Assigned(
+        r.network_interface_id,
+        r.assigned_ipv6_addresses,
+    )))
+}
+
+/// `unassign-ipv6-addresses`
+pub async fn unassign_ipv6(conn: &Conn, a: UnassignIpv6Addresses) -> Result<View, CliError> {
+    let request = UnassignIpv6AddressesRequest {
+        network_interface_id: a.network_interface_id,
+        ipv6_addresses: a.ipv6_addresses,
+    };
+    let r = conn
+        .enis()
+        .unassign_ipv6_addresses(request)
+        .await
+        .map_err(conn.error("UnassignIpv6Addresses"))?
+        .into_inner();
+    Ok(View::Network(NetworkView::Ipv6Unassigned(
+        r.network_interface_id,
+        r.unassigned_ipv6_addresses,
+    )))
 }

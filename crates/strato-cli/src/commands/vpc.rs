@@ -1,13 +1,15 @@
 //! VPCs and subnets.
 
 use strato_proto::v1::{
-    AttributeBooleanValue, CreateSubnetRequest, CreateVpcRequest, DeleteSubnetRequest,
-    DeleteVpcRequest, DescribeSubnetsRequest, DescribeVpcsRequest, ModifySubnetAttributeRequest,
+    AssociateSubnetCidrBlockRequest, AssociateVpcCidrBlockRequest, AttributeBooleanValue,
+    CreateSubnetRequest, CreateVpcRequest, DeleteSubnetRequest, DeleteVpcRequest,
+    DescribeSubnetsRequest, DescribeVpcsRequest, DisassociateSubnetCidrBlockRequest,
+    DisassociateVpcCidrBlockRequest, ModifySubnetAttributeRequest,
 };
 
 use crate::args::vpc::{
-    CreateSubnet, CreateVpc, DeleteSubnet, DeleteVpc, DescribeSubnets, DescribeVpcs,
-    ModifySubnetAttribute,
+    AssociateSubnetCidrBlock, AssociateVpcCidrBlock, CreateSubnet, CreateVpc, DeleteSubnet,
+    DeleteVpc, DescribeSubnets, DescribeVpcs, DisassociateCidrBlock, ModifySubnetAttribute,
 };
 use crate::conn::Conn;
 use crate::error::CliError;
@@ -104,15 +106,103 @@ pub async fn modify_subnet_attribute(
     conn: &Conn,
     a: ModifySubnetAttribute,
 ) -> Result<View, CliError> {
+    let flag = |on: bool, off: bool| (on || off).then_some(AttributeBooleanValue { value: on });
     let request = ModifySubnetAttributeRequest {
         subnet_id: a.subnet_id,
-        map_public_ip_on_launch: Some(AttributeBooleanValue {
-            value: a.map_public_ip_on_launch,
-        }),
+        map_public_ip_on_launch: flag(a.map_public_ip_on_launch, a.no_map_public_ip_on_launch),
+        assign_ipv6_address_on_creation: flag(
+            a.assign_ipv6_address_on_creation,
+            a.no_assign_ipv6_address_on_creation,
+        ),
     };
     conn.vpcs()
         .modify_subnet_attribute(request)
         .await
         .map_err(conn.error("ModifySubnetAttribute"))?;
     Ok(View::Empty)
+}
+
+/// `associate-vpc-cidr-block`
+pub async fn associate_vpc_cidr_block(
+    conn: &Conn,
+    a: AssociateVpcCidrBlock,
+) -> Result<View, CliError> {
+    let request = AssociateVpcCidrBlockRequest {
+        vpc_id: a.vpc_id,
+        amazon_provided_ipv6_cidr_block: a.amazon_provided_ipv6_cidr_block,
+        ipv6_cidr_block: a.ipv6_cidr_block.unwrap_or_default(),
+        ipv6_pool: a.ipv6_pool.unwrap_or_default(),
+        cidr_block: a.cidr_block.unwrap_or_default(),
+    };
+    let r = conn
+        .vpcs()
+        .associate_vpc_cidr_block(request)
+        .await
+        .map_err(conn.error("AssociateVpcCidrBlock"))?
+        .into_inner();
+    Ok(View::Network(NetworkView::VpcIpv6(
+        r.vpc_id,
+        r.ipv6_cidr_block_association.unwrap_or_default(),
+    )))
+}
+
+/// `disassociate-vpc-cidr-block`
+pub async fn disassociate_vpc_cidr_block(
+    conn: &Conn,
+    a: DisassociateCidrBlock,
+) -> Result<View, CliError> {
+    let request = DisassociateVpcCidrBlockRequest {
+        association_id: a.association_id,
+    };
+    let r = conn
+        .vpcs()
+        .disassociate_vpc_cidr_block(request)
+        .await
+        .map_err(conn.error("DisassociateVpcCidrBlock"))?
+        .into_inner();
+    Ok(View::Network(NetworkView::VpcIpv6(
+        r.vpc_id,
+        r.ipv6_cidr_block_association.unwrap_or_default(),
+    )))
+}
+
+/// `associate-subnet-cidr-block`
+pub async fn associate_subnet_cidr_block(
+    conn: &Conn,
+    a: AssociateSubnetCidrBlock,
+) -> Result<View, CliError> {
+    let request = AssociateSubnetCidrBlockRequest {
+        subnet_id: a.subnet_id,
+        ipv6_cidr_block: a.ipv6_cidr_block,
+    };
+    let r = conn
+        .vpcs()
+        .associate_subnet_cidr_block(request)
+        .await
+        .map_err(conn.error("AssociateSubnetCidrBlock"))?
+        .into_inner();
+    Ok(View::Network(NetworkView::SubnetIpv6(
+        r.subnet_id,
+        r.ipv6_cidr_block_association.unwrap_or_default(),
+    )))
+}
+
+/// `disassociate-subnet-cidr-block`
+pub async fn disassociate_subnet_cidr_block(
+    conn: &Conn,
+    a: DisassociateCidrBlock,
+) -> Result<View, CliError> {
+    let request = DisassociateSubnetCidrBlockRequest {
+        association_id: a.association_id,
+    };
+    let r = conn
+        .vpcs()
+        .disassociate_subnet_cidr_block(request)
+        .await
+        .map_err(conn.error("DisassociateSubnetCidrBlock"))?
+        .into_inner();
+    Ok(View::Network(NetworkView::SubnetIpv6(
+        r.subnet_id,
+        r.ipv6_cidr_block_association.unwrap_or_default(),
+    )))
 }

@@ -1,7 +1,10 @@
 //! The results of the VPC, subnet and network interface commands, as the AWS CLI's JSON and as tables.
 
 use serde_json::{json, Value};
-use strato_proto::v1::{Address, AllocateAddressResponse, NetworkInterface, Subnet, Vpc};
+use strato_proto::v1::{
+    Address, AllocateAddressResponse, NetworkInterface, Subnet, SubnetIpv6CidrBlockAssociation,
+    Vpc, VpcIpv6CidrBlockAssociation,
+};
 
 use super::json::{tags, text, time};
 use super::table::Table;
@@ -25,6 +28,14 @@ pub enum NetworkView {
     AttachmentId(String),
     /// assign-private-ip-addresses: the interface and the addresses added
     Assigned(String, Vec<String>),
+    /// associate-/disassociate-vpc-cidr-block: the VPC and its IPv6 block
+    VpcIpv6(String, VpcIpv6CidrBlockAssociation),
+    /// associate-/disassociate-subnet-cidr-block: the subnet and its IPv6 block
+    SubnetIpv6(String, SubnetIpv6CidrBlockAssociation),
+    /// assign-ipv6-addresses: the interface and the addresses added
+    Ipv6Assigned(String, Vec<String>),
+    /// unassign-ipv6-addresses: the interface and the addresses removed
+    Ipv6Unassigned(String, Vec<String>),
     /// allocate-address
     Allocated(AllocateAddressResponse),
     /// associate-address: the association ID
@@ -52,6 +63,22 @@ pub fn json(view: &NetworkView) -> Value {
             "AssignedPrivateIpAddresses": ips.iter()
                 .map(|ip| json!({"PrivateIpAddress": ip}))
                 .collect::<Vec<_>>(),
+        }),
+        NetworkView::VpcIpv6(id, b) => json!({
+            "VpcId": id,
+            "Ipv6CidrBlockAssociation": vpc_block(b),
+        }),
+        NetworkView::SubnetIpv6(id, b) => json!({
+            "SubnetId": id,
+            "Ipv6CidrBlockAssociation": subnet_block(b),
+        }),
+        NetworkView::Ipv6Assigned(id, ips) => json!({
+            "NetworkInterfaceId": id,
+            "AssignedIpv6Addresses": ips,
+        }),
+        NetworkView::Ipv6Unassigned(id, ips) => json!({
+            "NetworkInterfaceId": id,
+            "UnassignedIpv6Addresses": ips,
         }),
         NetworkView::Allocated(a) => json!({
             "PublicIp": a.public_ip,
@@ -83,6 +110,10 @@ pub fn eni(e: &NetworkInterface) -> Value {
             "Primary": a.primary,
             "PrivateDnsName": a.private_dns_name,
             "PrivateIpAddress": a.private_ip_address,
+        })).collect::<Vec<_>>(),
+        "Ipv6Addresses": e.ipv6_addresses.iter().map(|a| json!({
+            "Ipv6Address": a.ipv6_address,
+            "IsPrimaryIpv6": a.is_primary_ipv6,
         })).collect::<Vec<_>>(),
         "SourceDestCheck": e.source_dest_check,
         "Status": e.status,
@@ -117,6 +148,24 @@ fn address(a: &Address) -> Value {
     })
 }
 
+fn vpc_block(b: &VpcIpv6CidrBlockAssociation) -> Value {
+    json!({
+        "AssociationId": b.association_id,
+        "Ipv6CidrBlock": b.ipv6_cidr_block,
+        "Ipv6CidrBlockState": {"State": b.state},
+        "Ipv6Pool": b.ipv6_pool,
+        "NetworkBorderGroup": b.network_border_group,
+    })
+}
+
+fn subnet_block(b: &SubnetIpv6CidrBlockAssociation) -> Value {
+    json!({
+        "AssociationId": b.association_id,
+        "Ipv6CidrBlock": b.ipv6_cidr_block,
+        "Ipv6CidrBlockState": {"State": b.state},
+    })
+}
+
 fn vpc(v: &Vpc) -> Value {
     json!({
         "CidrBlock": v.cidr_block,
@@ -129,6 +178,8 @@ fn vpc(v: &Vpc) -> Value {
             "CidrBlockState": {"State": "associated"},
         }],
         "IsDefault": v.is_default,
+        "Ipv6CidrBlockAssociationSet": v.ipv6_cidr_block_associations.iter()
+            .map(vpc_block).collect::<Vec<_>>(),
         "Tags": tags(&v.tags),
     })
 }
@@ -141,6 +192,10 @@ fn subnet(s: &Subnet) -> Value {
         "CidrBlock": s.cidr_block,
         "DefaultForAz": s.default_for_az,
         "MapPublicIpOnLaunch": s.map_public_ip_on_launch,
+        "AssignIpv6AddressOnCreation": s.assign_ipv6_address_on_creation,
+        "Ipv6CidrBlockAssociationSet": s.ipv6_cidr_block_associations.iter()
+            .map(subnet_block).collect::<Vec<_>>(),
+        "Ipv6Native": false,
         "State": s.state,
         "SubnetId": s.subnet_id,
         "VpcId": s.vpc_id,
@@ -158,7 +213,29 @@ pub fn table(view: &NetworkView) -> String {
         NetworkView::Eni(e) => enis(std::slice::from_ref(e)),
         NetworkView::Enis(list) => enis(list),
         NetworkView::AttachmentId(id) => format!("{id}\n"),
-        NetworkView::Assigned(_, ips) => ips.iter().map(|ip| format!("{ip}\n")).collect(),
+        NetworkView::Assigned(_, ips)
+        | NetworkView::Ipv6Assigned(_, ips)
+        | NetworkView::Ipv6Unassigned(_, ips) => ips.iter().map(|ip| format!("{ip}\n")).collect(),
+        NetworkView::VpcIpv6(id, b) => {
+            let mut t = Table::new(&["VPC ID", "ASSOCIATION ID", "IPV6 CIDR", "STATE"]);
+            t.row(vec![
+                id.clone(),
+                b.association_id.clone(),
+                b.ipv6_cidr_block.clone(),
+                b.state.clone(),
+            ]);
+            t.render()
+        }
+        NetworkView::SubnetIpv6(id, b) => {
+            let mut t = Table::new(&["SUBNET ID", "ASSOCIATION ID", "IPV6 CIDR", "STATE"]);
+            t.row(vec![
+                id.clone(),
+                b.association_id.clone(),
+                b.ipv6_cidr_block.clone(),
+                b.state.clone(),
+            ]);
+            t.render()
+        }
         NetworkView::Allocated(a) => {
             let mut t = Table::new(&["ALLOCATION ID", "PUBLIC IP", "DOMAIN"]);
             t.row(vec![
@@ -224,11 +301,15 @@ fn addresses(list: &[Address]) -> String {
 }
 
 fn vpcs(list: &[Vpc]) -> String {
-    let mut t = Table::new(&["VPC ID", "CIDR", "DEFAULT", "STATE", "OWNER"]);
+    let mut t = Table::new(&["VPC ID", "CIDR", "IPV6 CIDR", "DEFAULT", "STATE", "OWNER"]);
     for v in list {
         t.row(vec![
             v.vpc_id.clone(),
             v.cidr_block.clone(),
+            v.ipv6_cidr_block_associations
+                .first()
+                .map(|b| b.ipv6_cidr_block.clone())
+                .unwrap_or_default(),
             v.is_default.to_string(),
             v.state.clone(),
             v.owner_id.clone(),
@@ -238,12 +319,24 @@ fn vpcs(list: &[Vpc]) -> String {
 }
 
 fn subnets(list: &[Subnet]) -> String {
-    let mut t = Table::new(&["SUBNET ID", "VPC ID", "CIDR", "ZONE", "FREE IPS", "DEFAULT"]);
+    let mut t = Table::new(&[
+        "SUBNET ID",
+        "VPC ID",
+        "CIDR",
+        "IPV6 CIDR",
+        "ZONE",
+        "FREE IPS",
+        "DEFAULT",
+    ]);
     for s in list {
         t.row(vec![
             s.subnet_id.clone(),
             s.vpc_id.clone(),
             s.cidr_block.clone(),
+            s.ipv6_cidr_block_associations
+                .first()
+                .map(|b| b.ipv6_cidr_block.clone())
+                .unwrap_or_default(),
             s.availability_zone.clone(),
             s.available_ip_address_count.to_string(),
             s.default_for_az.to_string(),

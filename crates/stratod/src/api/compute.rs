@@ -181,6 +181,8 @@ impl Compute for Api {
                 associate_public_ip: r
                     .has_associate_public_ip_address
                     .then_some(r.associate_public_ip_address),
+                ipv6_count: r.ipv6_address_count,
+                ipv6_addresses: r.ipv6_addresses,
                 launch_template: r.launch_template.map(|t| TemplateRef {
                     id: t.launch_template_id,
                     name: t.launch_template_name,

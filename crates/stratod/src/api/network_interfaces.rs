@@ -55,6 +55,14 @@ pub fn eni_message(v: EniView) -> pb::NetworkInterface {
         interface_type: "interface".into(),
         attachment,
         group_ids: v.groups,
+        ipv6_addresses: v
+            .ipv6
+            .into_iter()
+            .map(|a| pb::NetworkInterfaceIpv6Address {
+                ipv6_address: a,
+                is_primary_ipv6: false,
+            })
+            .collect(),
         tags: convert::tags(&e.tags),
     }
 }
@@ -74,6 +82,8 @@ impl NetworkInterfaces for Api {
                 secondary_count: r.secondary_private_ip_address_count,
                 secondary_ips: r.private_ip_addresses,
                 tags: convert::tags_in(&r.tags),
+                ipv6_count: r.ipv6_address_count,
+                ipv6_addresses: r.ipv6_addresses,
             };
             self.cloud
                 .create_network_interface(&account, create)
@@ -200,6 +210,43 @@ impl NetworkInterfaces for Api {
                     .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {})
             },
         )
+        .await
+    }
+
+    async fn assign_ipv6_addresses(
+        &self,
+        req: Request<pb::AssignIpv6AddressesRequest>,
+    ) -> Result<Response<pb::AssignIpv6AddressesResponse>, Status> {
+        self.handle_async("AssignIpv6Addresses", req, |account, r| async move {
+            self.cloud
+                .assign_ipv6_addresses(
+                    &account,
+                    &r.network_interface_id,
+                    &r.ipv6_addresses,
+                    r.ipv6_address_count,
+                )
+                .await
+                .map(|added| pb::AssignIpv6AddressesResponse {
+                    network_interface_id: r.network_interface_id.clone(),
+                    assigned_ipv6_addresses: added,
+                })
+        })
+        .await
+    }
+
+    async fn unassign_ipv6_addresses(
+        &self,
+        req: Request<pb::UnassignIpv6AddressesRequest>,
+    ) -> Result<Response<pb::UnassignIpv6AddressesResponse>, Status> {
+        self.handle_async("UnassignIpv6Addresses", req, |account, r| async move {
+            self.cloud
+                .unassign_ipv6_addresses(&account, &r.network_interface_id, &r.ipv6_addresses)
+                .await
+                .map(|gone| pb::UnassignIpv6AddressesResponse {
+                    network_interface_id: r.network_interface_id.clone(),
+                    unassigned_ipv6_addresses: gone,
+                })
+        })
         .await
     }
 }

@@ -6,12 +6,38 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
+use crate::cloud::network::ipv6::AssociateVpcCidr;
 use crate::cloud::network::vpcs::SubnetView;
+use crate::db::ipv6::{SubnetIpv6Block, VpcIpv6Block};
 use crate::db::network::Vpc;
 
 impl Api {
+    fn vpc_block(&self, b: VpcIpv6Block, state: &str) -> pb::VpcIpv6CidrBlockAssociation {
+        pb::VpcIpv6CidrBlockAssociation {
+            association_id: b.association_id,
+            ipv6_cidr_block: b.cidr,
+            state: state.into(),
+            ipv6_pool: b.pool,
+            network_border_group: self.cloud.cfg.region.clone(),
+        }
+    }
+
+    fn subnet_block(b: SubnetIpv6Block, state: &str) -> pb::SubnetIpv6CidrBlockAssociation {
+        pb::SubnetIpv6CidrBlockAssociation {
+            association_id: b.association_id,
+            ipv6_cidr_block: b.cidr,
+            state: state.into(),
+        }
+    }
+
     fn vpc(&self, v: Vpc, owner: String) -> pb::Vpc {
+        // A block that cannot be read is left out of the answer rather than failing it.
+        let v6 = self.cloud.vpc_ipv6(&v.id).ok().flatten();
         pb::Vpc {
+            ipv6_cidr_block_associations: v6
+                .into_iter()
+                .map(|b| self.vpc_block(b, "associated"))
+                .collect(),
             tags: convert::tags(&v.tags),
             vpc_id: v.id,
             cidr_block: v.cidr,
@@ -35,6 +61,12 @@ impl Api {
             state: "available".into(),
             owner_id: v.owner,
             map_public_ip_on_launch: v.map_public_ip_on_launch,
+            ipv6_cidr_block_associations: v
+                .ipv6
+                .into_iter()
+                .map(|b| Self::subnet_block(b, "associated"))
+                .collect(),
+            assign_ipv6_address_on_creation: v.assign_ipv6_on_creation,
         }
     }
 }
@@ -133,8 +165,80 @@ impl Vpcs for Api {
                     account,
                     &r.subnet_id,
                     r.map_public_ip_on_launch.map(|v| v.value),
+                    r.assign_ipv6_address_on_creation.map(|v| v.value),
                 )
                 .map(|()| pb::ModifySubnetAttributeResponse {})
         })
+    }
+
+    async fn associate_vpc_cidr_block(
+        &self,
+        req: Request<pb::AssociateVpcCidrBlockRequest>,
+    ) -> Result<Response<pb::AssociateVpcCidrBlockResponse>, Status> {
+        self.handle("AssociateVpcCidrBlock", req, |account, r| {
+            let ask = AssociateVpcCidr {
+                vpc_id: r.vpc_id,
+                amazon_provided: r.amazon_provided_ipv6_cidr_block,
+                ipv6_cidr_block: r.ipv6_cidr_block,
+                ipv6_pool: r.ipv6_pool,
+                cidr_block: r.cidr_block,
+            };
+            self.cloud.associate_vpc_cidr_block(account, &ask).map(|b| {
+                pb::AssociateVpcCidrBlockResponse {
+                    vpc_id: b.vpc_id.clone(),
+                    ipv6_cidr_block_association: Some(self.vpc_block(b, "associated")),
+                }
+            })
+        })
+    }
+
+    async fn disassociate_vpc_cidr_block(
+        &self,
+        req: Request<pb::DisassociateVpcCidrBlockRequest>,
+    ) -> Result<Response<pb::DisassociateVpcCidrBlockResponse>, Status> {
+        self.handle("DisassociateVpcCidrBlock", req, |account, r| {
+            self.cloud
+                .disassociate_vpc_cidr_block(account, &r.association_id)
+                .map(|b| pb::DisassociateVpcCidrBlockResponse {
+                    vpc_id: b.vpc_id.clone(),
+                    ipv6_cidr_block_association: Some(self.vpc_block(b, "disassociated")),
+                })
+        })
+    }
+
+    async fn associate_subnet_cidr_block(
+        &self,
+        req: Request<pb::AssociateSubnetCidrBlockRequest>,
+    ) -> Result<Response<pb::AssociateSubnetCidrBlockResponse>, Status> {
+        self.handle_async("AssociateSubnetCidrBlock", req, |account, r| async move {
+            self.cloud
+                .associate_subnet_cidr_block(&account, &r.subnet_id, &r.ipv6_cidr_block)
+                .await
+                .map(|b| pb::AssociateSubnetCidrBlockResponse {
+                    subnet_id: b.subnet_id.clone(),
+                    ipv6_cidr_block_association: Some(Self::subnet_block(b, "associated")),
+                })
+        })
+        .await
+    }
+
+    async fn disassociate_subnet_cidr_block(
+        &self,
+        req: Request<pb::DisassociateSubnetCidrBlockRequest>,
+    ) -> Result<Response<pb::DisassociateSubnetCidrBlockResponse>, Status> {
+        self.handle_async(
+            "DisassociateSubnetCidrBlock",
+            req,
+            |account, r| async move {
+                self.cloud
+                    .disassociate_subnet_cidr_block(&account, &r.association_id)
+                    .await
+                    .map(|b| pb::DisassociateSubnetCidrBlockResponse {
+                        subnet_id: b.subnet_id.clone(),
+                        ipv6_cidr_block_association: Some(Self::subnet_block(b, "disassociated")),
+                    })
+            },
+        )
+        .await
     }
 }

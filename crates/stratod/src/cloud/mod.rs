@@ -286,14 +286,21 @@ pub fn host_io(what: &str, e: std::io::Error) -> ApiError {
 /// A cloud over a fresh data directory, for unit tests (no monitor is ever started).
 #[cfg(test)]
 pub(crate) fn test_cloud() -> (tempfile::TempDir, Arc<Cloud>) {
+    test_cloud_with(|_| {})
+}
+
+/// [`test_cloud`] with its configuration changed by `f` first.
+#[cfg(test)]
+pub(crate) fn test_cloud_with(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc<Cloud>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = Config::build(
+    let mut cfg = Config::build(
         None,
         Some(dir.path().to_path_buf()),
         &[],
         Some("host".into()),
     )
     .expect("config");
+    f(&mut cfg);
     let cloud =
         Cloud::open(cfg, Box::new(crate::cloud::storage::source::NoRegions)).expect("cloud");
     // Unit tests run in the host's namespace: never touch its firewall.

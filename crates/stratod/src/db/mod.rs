@@ -12,6 +12,7 @@ pub mod addresses;
 pub mod client_tokens;
 pub mod images;
 pub mod instances;
+pub mod ipv6;
 pub mod key_pairs;
 pub mod launch_templates;
 pub mod network;
@@ -386,6 +387,32 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
     );
     CREATE INDEX iam_associations_profile ON iam_associations(account, profile);
+    "#,
+    // 15: IPv6: each VPC's /56 and each subnet's /64 (at most one each, as EC2 allows one
+    // Amazon-provided block), the IPv6 addresses of each network interface (unique in their
+    // subnet; a row goes with its interface), and each subnet's AssignIpv6AddressOnCreation.
+    r#"
+    CREATE TABLE vpc_ipv6_blocks (
+        association_id TEXT PRIMARY KEY,
+        vpc_id TEXT NOT NULL UNIQUE REFERENCES vpcs(id) ON DELETE CASCADE,
+        cidr TEXT NOT NULL UNIQUE,
+        pool TEXT NOT NULL
+    );
+    CREATE TABLE subnet_ipv6_blocks (
+        association_id TEXT PRIMARY KEY,
+        subnet_id TEXT NOT NULL UNIQUE REFERENCES subnets(id) ON DELETE CASCADE,
+        vpc_id TEXT NOT NULL,
+        cidr TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX subnet_ipv6_blocks_vpc ON subnet_ipv6_blocks(vpc_id);
+    CREATE TABLE network_interface_ipv6 (
+        eni_id TEXT NOT NULL REFERENCES network_interfaces(id) ON DELETE CASCADE,
+        subnet_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        PRIMARY KEY (subnet_id, address)
+    );
+    CREATE INDEX network_interface_ipv6_eni ON network_interface_ipv6(eni_id);
+    ALTER TABLE subnets ADD COLUMN assign_ipv6_on_creation INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -50,7 +50,11 @@ fn tagged(kind: Kind) -> Option<Tagged> {
         Kind::KeyPair => owned("key_pairs"),
         Kind::PlacementGroup => owned("placement_groups"),
         Kind::LaunchTemplate => owned("launch_templates"),
-        Kind::Reservation | Kind::NetworkInterfaceAttachment | Kind::Association => return None,
+        Kind::Reservation
+        | Kind::NetworkInterfaceAttachment
+        | Kind::Association
+        | Kind::VpcCidrAssociation
+        | Kind::SubnetCidrAssociation => return None,
     })
 }
 

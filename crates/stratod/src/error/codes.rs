@@ -52,6 +52,8 @@ error_codes! {
     AuthFailure = "AuthFailure", PermissionDenied, 401;
     /// The resource cannot be deleted (a default security group).
     CannotDelete = "CannotDelete", FailedPrecondition, 400;
+    /// The VPC or subnet has as many CIDR blocks (of that family) as it may.
+    CidrLimitExceeded = "CidrLimitExceeded", ResourceExhausted, 400;
     /// Other resources still depend on this one.
     DependencyViolation = "DependencyViolation", FailedPrecondition, 400;
     /// An instance role or profile of that name exists already (IAM's code).
@@ -196,6 +198,10 @@ error_codes! {
     InvalidVolumeNotFound = "InvalidVolume.NotFound", NotFound, 400;
     /// A malformed volume ID.
     InvalidVolumeIdMalformed = "InvalidVolumeID.Malformed", InvalidArgument, 400;
+    /// No such CIDR block association of a subnet.
+    InvalidSubnetCidrBlockAssociationIdNotFound = "InvalidSubnetCidrBlockAssociationID.NotFound", NotFound, 400;
+    /// No such CIDR block association of a VPC.
+    InvalidVpcCidrBlockAssociationIdNotFound = "InvalidVpcCidrBlockAssociationID.NotFound", NotFound, 400;
     /// The VPC range is not valid.
     InvalidVpcRange = "InvalidVpc.Range", InvalidArgument, 400;
     /// A malformed VPC ID.

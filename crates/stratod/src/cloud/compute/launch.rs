@@ -74,6 +74,11 @@ pub struct RunRequest {
     pub metadata: super::metadata::MetadataChange,
     /// AssociatePublicIpAddress, if given; else the subnet's MapPublicIpOnLaunch decides.
     pub associate_public_ip: Option<bool>,
+    /// Ipv6AddressCount of the primary interface, if given; else the subnet's
+    /// AssignIpv6AddressOnCreation decides (one address or none).
+    pub ipv6_count: Option<i32>,
+    /// Ipv6Addresses of the primary interface (one instance only).
+    pub ipv6_addresses: Vec<String>,
     /// DryRun: every check, then `DryRunOperation` instead of the launch.
     pub dry_run: bool,
     /// IamInstanceProfile: a profile of the account, by name or ARN (empty: none).
@@ -349,6 +354,13 @@ impl Cloud {
         }
         let mut count = (max as i64).min(free) as i32;
         let public = self.launch_maps_public_ip(&subnet, req.associate_public_ip)?;
+        let ipv6 = self.ipv6_ask(&subnet, &req.ipv6_addresses, req.ipv6_count)?;
+        if !ipv6.named.is_empty() && max > 1 {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterCombination,
+                "Ipv6Addresses name addresses of one instance: launch one (MaxCount 1) or give Ipv6AddressCount.",
+            ));
+        }
         if public {
             count = self.public_ip_capacity(min, count)?;
         }
@@ -405,6 +417,11 @@ impl Cloud {
                 ));
             }
             let eni = self.allocate_eni(account, &subnet, &id)?;
+            if let Err(e) = self.give_ipv6(&eni.id, &subnet, &ipv6) {
+                self.db.delete_eni(&eni.id)?;
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
             self.db.set_eni_groups(&eni.id, &groups)?;
             if public {
                 self.db.set_eni_map_public_ip(&eni.id, true)?;

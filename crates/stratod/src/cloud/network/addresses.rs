@@ -156,7 +156,17 @@ impl Cloud {
         account: &str,
         subnet_id: &str,
         map_public_ip: Option<bool>,
+        assign_ipv6: Option<bool>,
     ) -> ApiResult<()> {
+        if map_public_ip.is_some() && assign_ipv6.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterCombination,
+                "Give one attribute: MapPublicIpOnLaunch or AssignIpv6AddressOnCreation.",
+            ));
+        }
+        if let Some(on) = assign_ipv6 {
+            return self.set_subnet_assign_ipv6(account, subnet_id, on);
+        }
         if subnet_id.is_empty() {
             return Err(ApiError::missing("SubnetId"));
         }

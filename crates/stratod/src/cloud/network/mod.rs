@@ -7,6 +7,7 @@ pub mod addresses;
 pub mod applies;
 pub mod dhcp;
 pub mod firewall;
+pub mod ipv6;
 pub mod network_interfaces;
 pub mod plumbing;
 pub mod security_groups;

@@ -40,6 +40,8 @@ pub const ENI_FILTERS: &[&str] = &[
     "source-dest-check",
     "interface-type",
     "tag-key",
+    "ipv6-addresses.ipv6-address",
+    "ipv6-address",
 ];
 
 /// Most ENIs per instance (EC2's limit for small instance types; the catalog has no
@@ -67,6 +69,11 @@ pub struct CreateEni {
     pub secondary_ips: Vec<String>,
     /// Tags.
     pub tags: Vec<Tag>,
+    /// IPv6 addresses the daemon picks (absent: the subnet's AssignIpv6AddressOnCreation
+    /// decides whether it picks one).
+    pub ipv6_count: Option<i32>,
+    /// IPv6 addresses named by the caller.
+    pub ipv6_addresses: Vec<String>,
 }
 
 /// ModifyNetworkInterfaceAttribute's change: exactly one of these.
@@ -93,6 +100,8 @@ pub struct EniView {
     pub secondary: Vec<String>,
     /// Its security groups.
     pub groups: Vec<String>,
+    /// Its IPv6 addresses.
+    pub ipv6: Vec<String>,
 }
 
 impl EniView {
@@ -249,6 +258,7 @@ impl Cloud {
                 )));
             }
         }
+        let ask = self.ipv6_ask(&subnet, &req.ipv6_addresses, req.ipv6_count)?;
         let now = crate::db::now_s();
         // A concurrent create or launch may take a picked address first; the insert refuses
         // and the loop picks again. Addresses the caller named are not picked again.
@@ -296,8 +306,17 @@ impl Cloud {
             };
             match self.db.insert_eni_with(&eni, &secondary)? {
                 EniInsert::Inserted => {
+                    let ipv6 = match self.give_ipv6(&eni.id, &subnet, &ask) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // All or nothing: the interface goes with its addresses.
+                            self.db.delete_eni(&eni.id)?;
+                            return Err(e);
+                        }
+                    };
                     self.db.set_eni_groups(&eni.id, &groups)?;
                     return Ok(EniView {
+                        ipv6,
                         groups: self.db.eni_groups(&eni.id)?,
                         eni,
                         subnet,
@@ -335,6 +354,7 @@ impl Cloud {
             };
             let mut view = EniView {
                 secondary: self.db.secondary_ips(&eni.id)?,
+                ipv6: self.db.eni_ipv6(&eni.id)?,
                 eni,
                 subnet,
                 groups: Vec::new(),
@@ -372,6 +392,7 @@ impl Cloud {
                     "description" => one(&e.description),
                     "source-dest-check" => one(&e.source_dest_check.to_string()),
                     "interface-type" => one("interface"),
+                    "ipv6-addresses.ipv6-address" | "ipv6-address" => Some(view.ipv6.clone()),
                     n => filters::tag_values(&e.tags, n),
                 }
             })?;
@@ -392,6 +413,7 @@ impl Cloud {
             };
             out.push(EniView {
                 secondary: self.db.secondary_ips(&eni.id)?,
+                ipv6: self.db.eni_ipv6(&eni.id)?,
                 groups: self.db.eni_groups(&eni.id)?,
                 eni,
                 subnet,

@@ -32,6 +32,10 @@ pub const VPC_FILTERS: &[&str] = &[
     "state",
     "owner-id",
     "tag-key",
+    "ipv6-cidr-block-association.ipv6-cidr-block",
+    "ipv6-cidr-block-association.association-id",
+    "ipv6-cidr-block-association.state",
+    "ipv6-cidr-block-association.ipv6-pool",
 ];
 
 /// Filter names of DescribeSubnets.
@@ -45,6 +49,11 @@ pub const SUBNET_FILTERS: &[&str] = &[
     "state",
     "owner-id",
     "map-public-ip-on-launch",
+    "ipv6-cidr-block-association.ipv6-cidr-block",
+    "ipv6-cidr-block-association.association-id",
+    "ipv6-cidr-block-association.state",
+    "assign-ipv6-address-on-creation",
+    "ipv6-native",
 ];
 
 /// Smallest and largest prefix of a VPC or subnet, as in EC2.
@@ -67,6 +76,10 @@ pub struct SubnetView {
     pub map_public_ip_on_launch: bool,
     /// The ID of its availability zone.
     pub zone_id: String,
+    /// Its IPv6 /64.
+    pub ipv6: Option<crate::db::ipv6::SubnetIpv6Block>,
+    /// Whether launches into it get an IPv6 address by default.
+    pub assign_ipv6_on_creation: bool,
 }
 
 /// Parses a CIDR block and checks it names a network (no host bits set); returns the
@@ -234,9 +247,19 @@ impl Cloud {
                 continue;
             }
             let owner = self.owner_id(&v);
+            let v6 = self.db.vpc_ipv6_block(&v.id)?;
             let ok = filters::matches(f, |name| {
                 let one = |s: &str| Some(vec![s.to_string()]);
+                let v6f = |g: fn(&crate::db::ipv6::VpcIpv6Block) -> String| {
+                    Some(v6.iter().map(g).collect())
+                };
                 match name {
+                    "ipv6-cidr-block-association.ipv6-cidr-block" => v6f(|b| b.cidr.clone()),
+                    "ipv6-cidr-block-association.association-id" => {
+                        v6f(|b| b.association_id.clone())
+                    }
+                    "ipv6-cidr-block-association.state" => v6f(|_| "associated".into()),
+                    "ipv6-cidr-block-association.ipv6-pool" => v6f(|b| b.pool.clone()),
                     "vpc-id" => one(&v.id),
                     "cidr" | "cidr-block" | "cidr-block-association.cidr-block" => one(&v.cidr),
                     "is-default" => one(&v.is_default.to_string()),
@@ -371,7 +394,7 @@ impl Cloud {
         // The default VPC's subnets belong to the admin account, the only one that may
         // create them.
         let available = available(&s.cidr, 0);
-        Ok(self.subnet_view(s, available, account.to_string(), map_public))
+        self.subnet_view(s, available, account.to_string(), map_public)
     }
 
     /// A subnet as the API shows it.
@@ -381,19 +404,21 @@ impl Cloud {
         available: i64,
         owner: String,
         map_public_ip_on_launch: bool,
-    ) -> SubnetView {
+    ) -> ApiResult<SubnetView> {
         let zone_id = all_zones(&self.cfg)
             .into_iter()
             .find(|z| z.name == subnet.az)
             .map(|z| z.id)
             .unwrap_or_default();
-        SubnetView {
+        Ok(SubnetView {
+            ipv6: self.db.subnet_ipv6_block(&subnet.id)?,
+            assign_ipv6_on_creation: self.db.subnet_assigns_ipv6(&subnet.id)?,
             subnet,
             available,
             owner,
             map_public_ip_on_launch,
             zone_id,
-        }
+        })
     }
 
     /// DescribeSubnets: the named ones (each must be visible) or all the caller sees,
@@ -427,9 +452,21 @@ impl Cloud {
                 continue;
             }
             let maps_public = self.subnet_maps_public_ip(&s)?;
+            let v6 = self.db.subnet_ipv6_block(&s.id)?;
+            let assigns6 = self.db.subnet_assigns_ipv6(&s.id)?;
             let ok = filters::matches(f, |name| {
                 let one = |x: &str| Some(vec![x.to_string()]);
+                let v6f = |g: fn(&crate::db::ipv6::SubnetIpv6Block) -> String| {
+                    Some(v6.iter().map(g).collect())
+                };
                 match name {
+                    "ipv6-cidr-block-association.ipv6-cidr-block" => v6f(|b| b.cidr.clone()),
+                    "ipv6-cidr-block-association.association-id" => {
+                        v6f(|b| b.association_id.clone())
+                    }
+                    "ipv6-cidr-block-association.state" => v6f(|_| "associated".into()),
+                    "assign-ipv6-address-on-creation" => one(&assigns6.to_string()),
+                    "ipv6-native" => one("false"),
                     "map-public-ip-on-launch" => one(&maps_public.to_string()),
                     "subnet-id" => one(&s.id),
                     "vpc-id" => one(&s.vpc_id),
@@ -444,7 +481,7 @@ impl Cloud {
             if ok {
                 let used = self.db.used_ips(&s.id)?.len();
                 let available = available(&s.cidr, used);
-                out.push(self.subnet_view(s, available, owner, maps_public));
+                out.push(self.subnet_view(s, available, owner, maps_public)?);
             }
         }
         Ok(out)

@@ -205,6 +205,11 @@ pub fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> {
             }
             Ok(())
         }
+        "AssignIpv6Addresses" | "UnassignIpv6Addresses" => {
+            c.owned_eni(a, input.str("NetworkInterfaceId")).map(drop)
+        }
+        "AssociateVpcCidrBlock" => c.changeable_vpc(a, input.str("VpcId")).map(drop),
+        "AssociateSubnetCidrBlock" => c.changeable_subnet(a, input.str("SubnetId")).map(drop),
         "DeleteNetworkInterface"
         | "AssignPrivateIpAddresses"
         | "UnassignPrivateIpAddresses"

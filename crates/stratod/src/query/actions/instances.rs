@@ -90,6 +90,14 @@ fn eni(v: &EniView, groups: &[(String, String)]) -> Value {
         ("PrivateIpAddress", (&e.private_ip).into()),
         ("PrivateDnsName", dns_name(&e.private_ip).into()),
         ("PrivateIpAddresses", Value::List(ips)),
+        (
+            "Ipv6Addresses",
+            Value::list(
+                v.ipv6.iter().map(|a| {
+                    Value::obj([("Ipv6Address", a.into()), ("IsPrimaryIpv6", false.into())])
+                }),
+            ),
+        ),
         ("SourceDestCheck", e.source_dest_check.into()),
         ("InterfaceType", "interface".into()),
         ("Attachment", attachment),
@@ -293,7 +301,24 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let mut subnet_id = input.str("SubnetId").to_string();
     let mut group_ids = input.strs("SecurityGroupIds");
     let mut associate = None;
+    let v6 = |v: &Value| -> Vec<String> {
+        v.items("Ipv6Addresses")
+            .iter()
+            .map(|a| a.str("Ipv6Address").to_string())
+            .collect()
+    };
+    let count6 = |v: &Value| -> ApiResult<Option<i32>> {
+        v.int("Ipv6AddressCount")
+            .map(|n| {
+                i32::try_from(n).map_err(|_| ApiError::invalid("Ipv6AddressCount is out of range."))
+            })
+            .transpose()
+    };
+    let mut ipv6_addresses = v6(input);
+    let mut ipv6_count = count6(input)?;
     if let Some(n) = nic {
+        ipv6_addresses.extend(v6(n));
+        ipv6_count = ipv6_count.or(count6(n)?);
         if subnet_id.is_empty() {
             subnet_id = n.str("SubnetId").to_string();
         }
@@ -334,6 +359,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         launch_template: template,
         metadata,
         associate_public_ip: associate,
+        ipv6_count,
+        ipv6_addresses,
         // The domain runs every launch check, then answers DryRunOperation.
         dry_run: input.bool("DryRun") == Some(true),
         iam_instance_profile,

@@ -105,6 +105,12 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "DescribeLaunchTemplates" => launch_templates::describe(ctx, input),
         "DescribeLaunchTemplateVersions" => launch_templates::describe_versions(ctx, input),
         "DeleteLaunchTemplate" => launch_templates::delete(ctx, input),
+        "AssociateVpcCidrBlock" => vpc::associate_vpc_cidr_block(ctx, input),
+        "DisassociateVpcCidrBlock" => vpc::disassociate_vpc_cidr_block(ctx, input),
+        "AssociateSubnetCidrBlock" => vpc::associate_subnet_cidr_block(ctx, input).await,
+        "DisassociateSubnetCidrBlock" => vpc::disassociate_subnet_cidr_block(ctx, input).await,
+        "AssignIpv6Addresses" => vpc::assign_ipv6_addresses(ctx, input).await,
+        "UnassignIpv6Addresses" => vpc::unassign_ipv6_addresses(ctx, input).await,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidAction,

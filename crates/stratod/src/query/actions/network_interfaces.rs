@@ -53,6 +53,14 @@ fn eni(ctx: &Ctx<'_>, v: EniView) -> ApiResult<Value> {
         ("PrivateIpAddress", (&e.private_ip).into()),
         ("PrivateDnsName", dns_name(&e.private_ip).into()),
         ("PrivateIpAddresses", Value::List(ips)),
+        (
+            "Ipv6Addresses",
+            Value::list(
+                v.ipv6.iter().map(|a| {
+                    Value::obj([("Ipv6Address", a.into()), ("IsPrimaryIpv6", false.into())])
+                }),
+            ),
+        ),
         ("SourceDestCheck", e.source_dest_check.into()),
         ("InterfaceType", "interface".into()),
         ("Attachment", attachment),
@@ -101,6 +109,17 @@ pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             .map_err(|_| ApiError::invalid("SecondaryPrivateIpAddressCount is out of range."))?,
         secondary_ips: secondary,
         tags: tags_for(input, "network-interface"),
+        ipv6_count: input
+            .int("Ipv6AddressCount")
+            .map(|n| {
+                i32::try_from(n).map_err(|_| ApiError::invalid("Ipv6AddressCount is out of range."))
+            })
+            .transpose()?,
+        ipv6_addresses: input
+            .items("Ipv6Addresses")
+            .iter()
+            .map(|a| a.str("Ipv6Address").to_string())
+            .collect(),
     };
     let v = ctx
         .cloud
