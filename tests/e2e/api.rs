@@ -442,10 +442,21 @@ async fn listings_come_in_pages() {
     let v = d.json(&["describe-images", "--owners", "self", "--page-size", "5"]);
     assert_eq!(v["Images"].as_array().unwrap().len(), 6);
     // EC2's refusals: a page size out of range, beside IDs, or a token of nonsense.
-    d.cli_err(
-        "InvalidParameterValue",
-        &["describe-volumes", "--page-size", "3"],
+    // The CLI refuses a page size below 5 itself (naming --page-size); the daemon too.
+    let small = client
+        .describe_volumes(DescribeVolumesRequest {
+            max_results: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        small.message().starts_with("InvalidParameterValue"),
+        "{small:?}"
     );
+    let out = d.cli_raw(&["describe-volumes", "--page-size", "3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--page-size"));
     d.cli_err(
         "InvalidParameterCombination",
         &[
