@@ -17,31 +17,6 @@ use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
 use tonic::transport::Channel;
 
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn daemon_pid(d: &Daemon) -> i32 {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", &d.ns])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .find(|p: &i32| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .map(|c| c.trim() == "stratod")
-                .unwrap_or(false)
-        })
-        .unwrap()
-}
-
 /// Launches `n` instances in one call; returns (ms to all running, ms to all status ok).
 async fn launch(c: &mut ComputeClient<Channel>, ami: &str, n: i32) -> (f64, f64, Vec<String>) {
     let t0 = Instant::now();
@@ -140,8 +115,8 @@ async fn main() {
         .await
         .unwrap();
     let mut c = ComputeClient::new(channel);
-    let pid = daemon_pid(&d);
-    let idle = rss_kib(pid);
+    let pid = d.pid().expect("the daemon runs") as i32;
+    let idle = strato_e2e::rss_kib(pid);
 
     // Warm-up launch (page cache, first spawn), not reported.
     let (_, _, ids) = launch(&mut c, &ami, 1).await;
@@ -156,7 +131,7 @@ async fn main() {
         terminate(&mut c, ids).await;
     }
     let (r20, o20, ids) = launch(&mut c, &ami, 20).await;
-    let busy = rss_kib(pid);
+    let busy = strato_e2e::rss_kib(pid);
     terminate(&mut c, ids).await;
 
     let med = |v: &mut Vec<f64>| {

@@ -83,31 +83,6 @@ struct Clients {
     keys: KeyPairsClient<Channel>,
 }
 
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn daemon_pid(d: &Daemon) -> i32 {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", &d.ns])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .find(|p: &i32| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .map(|c| c.trim() == "stratod")
-                .unwrap_or(false)
-        })
-        .unwrap()
-}
-
 async fn connect(d: &Daemon) -> Channel {
     tonic::transport::Endpoint::from_shared(format!("unix:{}", d.socket.display()))
         .unwrap()
@@ -311,8 +286,8 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pid = daemon_pid(&d);
-    let rss_before = rss_kib(pid);
+    let pid = d.pid().expect("the daemon runs") as i32;
+    let rss_before = strato_e2e::rss_kib(pid);
 
     let instances = Arc::new(ids.clone());
     let mut set = Vec::new();
@@ -345,7 +320,7 @@ async fn main() {
         leftover.extend(v);
     }
     let wall = start.elapsed();
-    let rss_after = rss_kib(pid);
+    let rss_after = strato_e2e::rss_kib(pid);
 
     let mut volumes = VolumesClient::new(connect(&d).await);
     delete_volumes(&mut volumes, leftover).await;

@@ -552,10 +552,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A jailed monitor outlives its keeper: the whole tree goes.
         for pid in self.vmm_pids() {
-            // SAFETY: kill takes a PID and a signal number; the PID is a monitor in the
-            // test's own namespace.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            Daemon::signal_monitor(pid, libc::SIGKILL);
         }
         self.stop_daemon();
         let _ = sh(&["ip", "netns", "del", &self.ns]);
@@ -684,6 +683,16 @@ impl Drop for NsHost {
     fn drop(&mut self) {
         let _ = sh(&["ip", "netns", "del", &self.ns]);
     }
+}
+
+/// A process's resident memory in KiB (0 when it is gone).
+pub fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The instances of a describe-instances reply, across its reservations.
