@@ -346,20 +346,32 @@ static u64 fnv1a64_words(const u64 *p, u64 n)
 	return h;
 }
 
-int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen)
+/* The disk named `disk` with the marker sector for `text` built in its write buffer; NULL
+ * (after saying so) when there is no such disk. */
+static struct vdev *marker_sector(const char *disk, usize disklen, u64 lba, const char *text,
+				  usize textlen)
 {
 	static const char tag[] = "STRATO-MARKER ";
 	struct vdev *d = blk_by_name(disk, disklen);
 	if (!d || !d->ok) {
 		kprintf("probe: marker %.*s %lu no-such-disk\n", (int)disklen, disk, lba);
-		return -1;
+		return 0;
 	}
-	u8 *w = (u8 *)(d->mem + A_SECT_W), *r = (u8 *)(d->mem + A_SECT_R);
+	u8 *w = (u8 *)(d->mem + A_SECT_W);
 	memset(w, 0, 512);
 	memcpy(w, tag, 14);
 	if (textlen > 512 - 14)
 		textlen = 512 - 14;
 	memcpy(w + 14, text, textlen);
+	return d;
+}
+
+int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen)
+{
+	struct vdev *d = marker_sector(disk, disklen, lba, text, textlen);
+	if (!d)
+		return -1;
+	u8 *w = (u8 *)(d->mem + A_SECT_W), *r = (u8 *)(d->mem + A_SECT_R);
 	int st = blk_rw(d, BLK_T_OUT, lba, (u64)w, 512);
 	if (!st && (d->features & BLK_F_FLUSH))
 		st = blk_rw(d, BLK_T_FLUSH, 0, 0, 0);
@@ -378,18 +390,10 @@ int do_marker(const char *disk, usize disklen, u64 lba, const char *text, usize 
  * 0 no, -1 no such disk or the read failed. Prints `probe: marker <vdX> <lba> found|absent`. */
 int has_marker(const char *disk, usize disklen, u64 lba, const char *text, usize textlen)
 {
-	static const char tag[] = "STRATO-MARKER ";
-	struct vdev *d = blk_by_name(disk, disklen);
-	if (!d || !d->ok) {
-		kprintf("probe: marker %.*s %lu no-such-disk\n", (int)disklen, disk, lba);
+	struct vdev *d = marker_sector(disk, disklen, lba, text, textlen);
+	if (!d)
 		return -1;
-	}
 	u8 *w = (u8 *)(d->mem + A_SECT_W), *r = (u8 *)(d->mem + A_SECT_R);
-	memset(w, 0, 512);
-	memcpy(w, tag, 14);
-	if (textlen > 512 - 14)
-		textlen = 512 - 14;
-	memcpy(w + 14, text, textlen);
 	memset(r, 0xa5, 512);
 	int st = blk_rw(d, BLK_T_IN, lba, (u64)r, 512);
 	if (st) {

@@ -167,19 +167,7 @@ impl Cloud {
         if let Some(on) = assign_ipv6 {
             return self.set_subnet_assign_ipv6(account, subnet_id, on);
         }
-        if subnet_id.is_empty() {
-            return Err(ApiError::missing("SubnetId"));
-        }
-        ids::check(Kind::Subnet, subnet_id)?;
-        let s = self
-            .db
-            .subnet(subnet_id)?
-            .ok_or_else(|| Kind::Subnet.not_found(subnet_id))?;
-        self.changeable_vpc(account, &s.vpc_id)
-            .map_err(|e| match e.code {
-                ErrorCode::InvalidVpcIdNotFound => Kind::Subnet.not_found(subnet_id),
-                _ => e,
-            })?;
+        self.changeable_subnet(account, subnet_id)?;
         let Some(map) = map_public_ip else {
             return Err(ApiError::missing("MapPublicIpOnLaunch"));
         };

@@ -6,7 +6,8 @@ use base64::Engine;
 
 use super::super::value::{nonempty, Value};
 use super::super::Ctx;
-use super::{filters, page, page_request, state, tag_list, tags_for};
+use super::network_interfaces::ipv6_addresses;
+use super::{dns_name, filters, page, page_request, state, tag_list, tags_for};
 use crate::cloud::compute::describe::{DescribeInstanceStatus, DescribeInstances, InstanceView};
 use crate::cloud::compute::instances::InstanceAttributes;
 use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
@@ -17,14 +18,6 @@ use crate::db::instances::{HttpTokens, MetadataOptions, Toggle};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-fn dns_name(ip: &str) -> String {
-    if ip.is_empty() {
-        String::new()
-    } else {
-        format!("ip-{}.ec2.internal", ip.replace('.', "-"))
-    }
-}
 
 fn metadata_options(o: &MetadataOptions) -> Value {
     let toggle = |t: Toggle| match t {
@@ -90,14 +83,7 @@ fn eni(v: &EniView, groups: &[(String, String)]) -> Value {
         ("PrivateIpAddress", (&e.private_ip).into()),
         ("PrivateDnsName", dns_name(&e.private_ip).into()),
         ("PrivateIpAddresses", Value::List(ips)),
-        (
-            "Ipv6Addresses",
-            Value::list(
-                v.ipv6.iter().map(|a| {
-                    Value::obj([("Ipv6Address", a.into()), ("IsPrimaryIpv6", false.into())])
-                }),
-            ),
-        ),
+        ("Ipv6Addresses", ipv6_addresses(&v.ipv6)),
         ("SourceDestCheck", e.source_dest_check.into()),
         ("InterfaceType", "interface".into()),
         ("Attachment", attachment),

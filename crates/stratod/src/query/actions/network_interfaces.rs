@@ -2,13 +2,9 @@
 
 use super::super::value::Value;
 use super::super::Ctx;
-use super::{filters, page, tag_list, tags_for};
+use super::{dns_name, filters, page, tag_list, tags_for};
 use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute, EniView};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-
-fn dns_name(ip: &str) -> String {
-    format!("ip-{}.ec2.internal", ip.replace('.', "-"))
-}
 
 /// An interface as DescribeNetworkInterfaces shows it.
 fn eni(ctx: &Ctx<'_>, v: EniView) -> ApiResult<Value> {
@@ -53,14 +49,7 @@ fn eni(ctx: &Ctx<'_>, v: EniView) -> ApiResult<Value> {
         ("PrivateIpAddress", (&e.private_ip).into()),
         ("PrivateDnsName", dns_name(&e.private_ip).into()),
         ("PrivateIpAddresses", Value::List(ips)),
-        (
-            "Ipv6Addresses",
-            Value::list(
-                v.ipv6.iter().map(|a| {
-                    Value::obj([("Ipv6Address", a.into()), ("IsPrimaryIpv6", false.into())])
-                }),
-            ),
-        ),
+        ("Ipv6Addresses", ipv6_addresses(&v.ipv6)),
         ("SourceDestCheck", e.source_dest_check.into()),
         ("InterfaceType", "interface".into()),
         ("Attachment", attachment),
@@ -261,4 +250,13 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
         .modify_network_interface_attribute(ctx.account(), input.str("NetworkInterfaceId"), &change)
         .await?;
     Ok(Value::obj([]))
+}
+
+/// An interface's IPv6 addresses, as both of EC2's interface shapes list them.
+pub(super) fn ipv6_addresses(addresses: &[String]) -> Value {
+    Value::list(
+        addresses
+            .iter()
+            .map(|a| Value::obj([("Ipv6Address", a.into()), ("IsPrimaryIpv6", false.into())])),
+    )
 }
