@@ -552,11 +552,13 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // A jailed monitor outlives its keeper: the whole tree goes.
+        // The daemon first, so that no launch still under way starts a monitor after the
+        // sweep; its monitors outlive it in the namespace, each tree (a jailed monitor
+        // and its keeper) killed whole.
+        self.stop_daemon();
         for pid in self.vmm_pids() {
             Daemon::signal_monitor(pid, libc::SIGKILL);
         }
-        self.stop_daemon();
         let _ = sh(&["ip", "netns", "del", &self.ns]);
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
