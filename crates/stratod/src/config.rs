@@ -131,6 +131,16 @@ pub struct FileConfig {
     pub ipv6_pool: Option<String>,
     /// TLS of the TCP listeners and of the links to peer regions.
     pub tls: Option<TlsFile>,
+    /// The web view.
+    pub web: Option<WebFile>,
+}
+
+/// The `web` section of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebFile {
+    /// Where to serve it: one `tcp:HOST:PORT` (TLS) or `tcp+plain:HOST:PORT`, or a list.
+    pub listen: OneOrMany,
 }
 
 /// The `tls` section of the config file.
@@ -335,6 +345,8 @@ pub struct Config {
     pub uplink: Option<Uplink>,
     /// Where the EC2 Query API listens (none: it is off).
     pub ec2_api_listen: Vec<Listen>,
+    /// Where the web view listens (none: it is off); TCP only.
+    pub web_listen: Vec<Listen>,
     /// Whether monitors are jailed.
     pub jail: bool,
     /// The uids and gids of jailed monitors.
@@ -475,6 +487,17 @@ impl Config {
             Some(OneOrMany::One(s)) => vec![s.parse()?],
             Some(OneOrMany::Many(v)) => v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?,
         };
+        let web_listen: Vec<Listen> = match f.web.map(|w| w.listen) {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s.parse()?],
+            Some(OneOrMany::Many(v)) => v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?,
+        };
+        if let Some(Listen::Unix(p)) = web_listen.iter().find(|l| matches!(l, Listen::Unix(_))) {
+            return Err(ConfigError::Invalid(format!(
+                "web.listen: the web view is served over TCP only (tcp:HOST:PORT or tcp+plain:HOST:PORT), not unix:{}",
+                p.display()
+            )));
+        }
         let jail_ids = match &f.jail_id_range {
             Some(r) => parse_id_range(r)?,
             None => DEFAULT_JAIL_IDS,
@@ -521,6 +544,7 @@ impl Config {
             tls,
             ipv6_pool,
             ec2_api_listen,
+            web_listen,
             jail: f.jail.unwrap_or(true),
             jail_ids,
             uplink,

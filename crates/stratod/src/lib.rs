@@ -25,3 +25,4 @@ pub mod storage;
 pub mod supervisor;
 pub mod time;
 pub mod tls;
+pub mod web;

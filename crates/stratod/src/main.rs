@@ -148,7 +148,17 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
             std::sync::Arc::new(api),
             &cloud.cfg.ec2_api_listen,
             tls.as_ref(),
-            query_stop_rx,
+            query_stop_rx.clone(),
+        )
+        .await
+        .map_err(|e| chain(&e))?;
+    }
+    if !cloud.cfg.web_listen.is_empty() {
+        stratod::web::serve(
+            stratod::web::Web::new(cloud.clone()),
+            &cloud.cfg.web_listen,
+            tls.as_ref(),
+            query_stop_rx.clone(),
         )
         .await
         .map_err(|e| chain(&e))?;

@@ -92,6 +92,34 @@ impl Status {
     }
 }
 
+/// The system check's result: `Err` says which part failed.
+pub type SystemResult = Result<(), &'static str>;
+
+/// One round's result for an instance: the system check's, and whether the guest answered
+/// (`None`: its records do not say what to ask).
+pub type Outcome = (SystemResult, Option<bool>);
+
+/// Why a system check failed: the daemon watches no monitor for the instance.
+pub const NO_MONITOR: &str = "no monitor process is watched for this instance";
+/// Why a system check failed: the monitor process is gone.
+pub const MONITOR_GONE: &str = "the monitor process is not running";
+/// Why a system check failed: the control socket did not answer.
+pub const MONITOR_SILENT: &str = "the monitor does not answer on its control socket";
+/// Why a system check failed: the VM is paused or stopped.
+pub const VM_NOT_RUNNING: &str = "the VM is not running (paused or stopped in the monitor)";
+/// Why a system check failed: fewer vCPU threads than vCPUs.
+pub const VCPU_THREAD_GONE: &str = "a vCPU thread of the monitor is gone";
+/// Why a system check failed: a vCPU neither exited nor halted.
+pub const VCPU_WEDGED: &str = "a vCPU made no progress (no exit since the last check, not halted)";
+/// Why a system check failed: a tap is down.
+pub const TAP_DOWN: &str = "a network interface's tap is down or has no carrier";
+/// Why a system check failed: a volume's file is gone.
+pub const VOLUME_MISSING: &str = "a volume's file is missing on the host";
+/// Why a reachability check failed.
+pub const NO_ARP_REPLY: &str = "the guest did not answer ARP for its private address";
+/// Why a reachability check has insufficient data.
+pub const NO_REACH_FACTS: &str = "the instance's records do not say which address to check";
+
 /// One check's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Check {
@@ -101,6 +129,8 @@ pub struct Check {
     pub impaired_since: Option<i64>,
     /// Whether it ever passed since the VM booted.
     pub passed_once: bool,
+    /// Why it failed last, while it fails.
+    pub reason: Option<&'static str>,
 }
 
 impl Default for Check {
@@ -109,6 +139,7 @@ impl Default for Check {
             status: Status::Initializing,
             impaired_since: None,
             passed_once: false,
+            reason: None,
         }
     }
 }
@@ -120,6 +151,7 @@ impl Check {
             self.status = Status::Ok;
             self.impaired_since = None;
             self.passed_once = true;
+            self.reason = None;
         } else if !self.passed_once && in_grace {
             self.status = Status::Initializing;
         } else {
@@ -327,27 +359,28 @@ impl Prober {
         }
     }
 
-    /// The system check of one instance; false with the first failing part logged. Without
+    /// The system check of one instance: `Err` names the first failing part. Without
     /// `progress` the vCPUs' progress is not sampled (a new VM's first checks, too close
     /// together to tell a wedged vCPU from a busy one).
-    async fn system_check(&self, t: &Target, progress: bool) -> bool {
+    async fn system_check(&self, t: &Target, progress: bool) -> SystemResult {
         let Some(process) = t.process else {
-            return false;
+            return Err(NO_MONITOR);
         };
         if !supervisor::alive(process) {
-            return false;
+            return Err(MONITOR_GONE);
         }
         let monitor = Monitor::new(&VmmPaths::in_dir(&t.dir), Duration::from_secs(1));
         match monitor.state().await {
             Ok(s) if s.state == VmState::Running => {}
-            _ => return false,
+            Ok(_) => return Err(VM_NOT_RUNNING),
+            Err(_) => return Err(MONITOR_SILENT),
         }
         if supervisor::vcpu_threads(process) != t.vcpus {
-            return false;
+            return Err(VCPU_THREAD_GONE);
         }
         if progress && !self.vcpus_progress(&t.id, process, &monitor).await {
             tracing::warn!(instance = %t.id, "a vCPU made no progress (no exit, not halted)");
-            return false;
+            return Err(VCPU_WEDGED);
         }
         for tap in &t.taps {
             let tap = tap.clone();
@@ -358,10 +391,14 @@ impl Prober {
                 .map(|s| s.admin_up && s.lower_up)
                 .unwrap_or(false);
             if !up {
-                return false;
+                return Err(TAP_DOWN);
             }
         }
-        t.volumes.iter().all(|v| v.exists())
+        if t.volumes.iter().all(|v| v.exists()) {
+            Ok(())
+        } else {
+            Err(VOLUME_MISSING)
+        }
     }
 
     /// The instance check: does the guest answer ARP for its private IP on its ENI within
@@ -392,7 +429,7 @@ impl Prober {
         let running = self.targets.running();
         self.record_round(running, |me, t| async move {
             let sys = me.system_check(&t, true).await;
-            let reach = if sys || t.process.is_some() {
+            let reach = if sys.is_ok() || t.process.is_some() {
                 me.instance_check(&t, me.round_arp_window()).await
             } else {
                 Some(false)
@@ -408,7 +445,11 @@ impl Prober {
     async fn first_checks(self: Arc<Self>, id: String, process: Process) {
         let started = std::time::Instant::now();
         self.first_checks_with(id, process, move |me, t, system_passed| async move {
-            let sys = system_passed || me.system_check(&t, false).await;
+            let sys = if system_passed {
+                Ok(())
+            } else {
+                me.system_check(&t, false).await
+            };
             // ARP requests sent before the guest's network driver is up wait in the tap's
             // queue and reach the guest all at once later: ask only once the guest has sent
             // a frame (a DHCP request, an announcement), or after a while for a quiet one.
@@ -426,7 +467,7 @@ impl Prober {
     async fn first_checks_with<F, Fut>(self: Arc<Self>, id: String, process: Process, check: F)
     where
         F: Fn(Arc<Prober>, Target, bool) -> Fut,
-        Fut: std::future::Future<Output = (bool, Option<bool>)>,
+        Fut: std::future::Future<Output = Outcome>,
     {
         let started = now_s();
         self.board.put(
@@ -463,18 +504,25 @@ impl Prober {
         }
     }
 
-    /// Instance `id`'s record with one result folded in (system passed, reachability
-    /// passed; `None`: the check panicked), a change of either status logged.
-    fn fold(&self, id: &str, outcome: Option<(bool, Option<bool>)>, now: i64) -> Record {
+    /// Instance `id`'s record with one result folded in (the system check's result,
+    /// reachability passed; `None`: the check panicked), a change of either status logged.
+    fn fold(&self, id: &str, outcome: Option<Outcome>, now: i64) -> Record {
         let before = self.board.record(id);
         let mut rec = before;
         match outcome {
             Some((sys, reach)) => {
                 let in_grace = (now - rec.since) as f64 <= self.grace.as_secs_f64();
-                rec.system.update(sys, false, now);
+                rec.system.update(sys.is_ok(), false, now);
+                rec.system.reason = sys.err();
                 match reach {
-                    Some(passed) => rec.instance.update(passed, in_grace, now),
-                    None => rec.instance.status = Status::InsufficientData,
+                    Some(passed) => {
+                        rec.instance.update(passed, in_grace, now);
+                        rec.instance.reason = (!passed).then_some(NO_ARP_REPLY);
+                    }
+                    None => {
+                        rec.instance.status = Status::InsufficientData;
+                        rec.instance.reason = Some(NO_REACH_FACTS);
+                    }
                 }
             }
             None => tracing::error!(instance = %id, "status check panicked; its record stays"),
@@ -498,7 +546,7 @@ impl Prober {
     async fn record_round<F, Fut>(self: &Arc<Self>, targets: Vec<Target>, check: F)
     where
         F: Fn(Arc<Prober>, Target) -> Fut,
-        Fut: std::future::Future<Output = (bool, Option<bool>)> + Send + 'static,
+        Fut: std::future::Future<Output = Outcome> + Send + 'static,
     {
         let mut set = tokio::task::JoinSet::new();
         let mut task_of: HashMap<tokio::task::Id, String> = HashMap::new();
@@ -670,14 +718,14 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let p = prober(&fake, Duration::from_secs(60));
         let targets: Vec<Target> = IDS.iter().map(|id| target(id)).collect();
-        p.record_round(targets.clone(), |_, _| async { (true, Some(true)) })
+        p.record_round(targets.clone(), |_, _| async { (Ok(()), Some(true)) })
             .await;
         for id in IDS {
             assert_eq!(fake.record(id).system.status, Status::Ok);
         }
         p.record_round(targets, |_, t| async move {
             assert_ne!(t.id, "i-0000000000000000a", "a probe bug");
-            (false, Some(true))
+            (Err(MONITOR_GONE), Some(true))
         })
         .await;
         let map = fake.board.lock().unwrap().clone();
@@ -744,7 +792,7 @@ mod tests {
                 p.first_checks_with(IDS[0].into(), process, move |_, _, sys| {
                     let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     // The monitor answers at once; the guest from its third try on.
-                    async move { (true, Some(n >= 2 && sys)) }
+                    async move { (Ok(()), Some(n >= 2 && sys)) }
                 }),
             )
         };

@@ -72,6 +72,7 @@ pub fn needed(cfg: &Config) -> bool {
     cfg.listen
         .iter()
         .chain(&cfg.ec2_api_listen)
+        .chain(&cfg.web_listen)
         .any(|l| matches!(l, Listen::Tcp(_)))
 }
 
@@ -302,7 +303,12 @@ pub fn server_names(cfg: &Config) -> Vec<String> {
         names.push(h);
     }
     let mut wildcard = false;
-    for l in cfg.listen.iter().chain(&cfg.ec2_api_listen) {
+    for l in cfg
+        .listen
+        .iter()
+        .chain(&cfg.ec2_api_listen)
+        .chain(&cfg.web_listen)
+    {
         if let Listen::Tcp(a) = l {
             if a.ip().is_unspecified() {
                 wildcard = true;

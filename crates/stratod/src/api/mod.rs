@@ -124,7 +124,7 @@ impl Api {
 }
 
 /// Whether a peer is on this host's loopback (IPv4-mapped IPv6 included).
-fn is_loopback(addr: std::net::SocketAddr) -> bool {
+pub(crate) fn is_loopback(addr: std::net::SocketAddr) -> bool {
     match addr.ip() {
         std::net::IpAddr::V4(a) => a.is_loopback(),
         std::net::IpAddr::V6(a) => a

@@ -168,6 +168,7 @@ mod tests {
             status: Status::Ok,
             impaired_since: None,
             passed_once: true,
+            reason: None,
         };
         let rec = Record {
             system: ok,

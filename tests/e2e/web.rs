@@ -1,0 +1,358 @@
+//! The web view's API end to end: login by API token (a session cookie), the JSON API
+//! (instances with status checks, volumes, addresses; stop from the API), account
+//! isolation, the console WebSocket (the buffered output first, then live, with input),
+//! the TLS listener, and the refusals (no login, another site's WebSocket).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use strato_e2e::{fast_config, Daemon, ADMIN};
+
+const PLAIN: &str = "127.0.0.1:8780";
+const TLS: &str = "127.0.0.1:8781";
+
+fn web_config() -> Value {
+    let mut c = fast_config();
+    c["tokens"]["token-admin"] = Value::String(ADMIN.into());
+    c["web"] =
+        serde_json::json!({ "listen": [format!("tcp+plain:{PLAIN}"), format!("tcp:{TLS}")] });
+    c
+}
+
+/// An HTTP answer: status and body.
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {} {}", self.status, self.body))
+    }
+}
+
+/// curl inside the daemon's namespace, with the cookie jar of this test.
+fn curl(d: &Daemon, args: &[&str]) -> Answer {
+    let jar = d.dir.join("cookies.txt");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &d.ns, "curl", "-sS", "-D", "-", "-b"])
+        .arg(&jar)
+        .arg("-c")
+        .arg(&jar)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        headers: headers.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn get(d: &Daemon, path: &str) -> Answer {
+    curl(d, &[&format!("http://{PLAIN}{path}")])
+}
+
+fn post(d: &Daemon, path: &str, body: &str) -> Answer {
+    curl(
+        d,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            body,
+            &format!("http://{PLAIN}{path}"),
+        ],
+    )
+}
+
+/// The session cookie curl keeps.
+fn cookie(d: &Daemon) -> String {
+    let jar = std::fs::read_to_string(d.dir.join("cookies.txt")).unwrap();
+    let line = jar
+        .lines()
+        .find(|l| l.contains("strato_session"))
+        .expect("a session cookie");
+    let value = line.split('\t').next_back().unwrap();
+    format!("strato_session={value}")
+}
+
+/// Runs `f` on a thread inside the daemon's namespace, with a Tokio runtime.
+fn in_ns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
+        // this thread's network namespace, and the result is checked.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+/// Waits until the instance's JSON (from the web API) satisfies `ok`.
+fn wait_web(d: &Daemon, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = get(d, &format!("/api/instances/{id}")).json();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v:#}\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn web_api_login_instances_actions_and_console() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let d = Daemon::start_with("web", web_config());
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+
+    // The page itself needs no login; the API does.
+    let page = get(&d, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/assets/app.js"), "{}", page.body);
+    assert!(
+        page.headers.contains("content-security-policy"),
+        "{}",
+        page.headers
+    );
+    assert_eq!(get(&d, "/assets/xterm.js").status, 200);
+    let anon = get(&d, "/api/instances");
+    assert_eq!(anon.status, 401, "{}", anon.body);
+    assert_eq!(anon.json()["code"], "AuthFailure");
+    let bad = post(&d, "/api/login", r#"{"token":"nope"}"#);
+    assert_eq!(bad.status, 401, "{}", bad.body);
+
+    // Login: a session cookie, HttpOnly and SameSite=Strict (not Secure over plaintext).
+    let ok = post(&d, "/api/login", r#"{"token":"token-admin"}"#);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["account"], ADMIN);
+    let set = ok
+        .headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "{set}");
+    assert_eq!(get(&d, "/api/session").json()["account"], ADMIN);
+
+    // The list and the detail: running, checks ok, an address and the root volume.
+    let list = get(&d, "/api/instances").json();
+    let row = list["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{list:#}"))
+        .clone();
+    assert_eq!(row["instance_type"], "custom-1-64");
+    let v = wait_web(&d, &id, "running with both checks ok", |v| {
+        v["state"] == "running"
+            && v["status_checks"]["system"]["status"] == "ok"
+            && v["status_checks"]["instance"]["status"] == "ok"
+    });
+    assert!(v["status_checks"]["system"]["reason"].is_null(), "{v:#}");
+    let private_ip = v["private_ip"].as_str().unwrap();
+    assert!(private_ip.starts_with("172.31."), "{v:#}");
+    assert_eq!(v["network_interfaces"][0]["private_ip"], private_ip);
+    assert_eq!(v["volumes"][0]["device"], "/dev/vda");
+    assert_eq!(v["volumes"][0]["size_gib"], 1);
+    let vol = v["volumes"][0]["volume_id"].as_str().unwrap().to_string();
+    let vols = get(&d, "/api/volumes").json();
+    assert!(
+        vols["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["volume_id"] == vol.as_str() && x["instance_id"] == id.as_str()),
+        "{vols:#}"
+    );
+    assert_eq!(
+        get(&d, "/api/addresses").json()["addresses"],
+        serde_json::json!([])
+    );
+
+    // Another account does not see the instance (bearer tokens work without a session).
+    let bob = curl(
+        &d,
+        &[
+            "-H",
+            "Authorization: Bearer token-bob",
+            &format!("http://{PLAIN}/api/instances/{id}"),
+        ],
+    );
+    assert_eq!(bob.status, 400, "{}", bob.body);
+    assert_eq!(bob.json()["code"], "InvalidInstanceID.NotFound");
+    let bob_list = curl(
+        &d,
+        &[
+            "-H",
+            "Authorization: Bearer token-bob",
+            &format!("http://{PLAIN}/api/instances"),
+        ],
+    );
+    assert_eq!(bob_list.json()["instances"], serde_json::json!([]));
+
+    // The console: the buffered banner first, then input typed (ended by CR, as a terminal
+    // sends Enter) echoed back live.
+    d.wait_console(&id, "probe: ready", Duration::from_secs(30));
+    let (ns, cookie, url) = (
+        d.ns.clone(),
+        cookie(&d),
+        format!("ws://{PLAIN}/api/instances/{id}/console"),
+    );
+    let seen = in_ns(&ns, move || {
+        Box::pin(async move {
+            let mut req = url.as_str().into_client_request().unwrap();
+            req.headers_mut().insert("cookie", cookie.parse().unwrap());
+            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            let mut seen = String::new();
+            let mut typed = false;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !seen.contains("probe: console typed in the browser") {
+                let msg = tokio::time::timeout_at(deadline, ws.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("no echo; saw:\n{seen}"))
+                    .unwrap()
+                    .unwrap();
+                if let Message::Binary(b) = msg {
+                    seen.push_str(&String::from_utf8_lossy(&b));
+                }
+                if !typed && seen.contains("probe: ready") {
+                    typed = true;
+                    ws.send(Message::Binary(b"typed in the browser\r".to_vec().into()))
+                        .await
+                        .unwrap();
+                }
+            }
+            seen
+        })
+    });
+    let banner = seen.find("probe: ready").unwrap();
+    assert!(
+        banner < seen.find("probe: console typed").unwrap(),
+        "{seen}"
+    );
+
+    // Another site's page may not open the console with the viewer's cookie.
+    let foreign = curl(
+        &d,
+        &[
+            "-H",
+            "Origin: http://evil.example",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            &format!("http://{PLAIN}/api/instances/{id}/console"),
+        ],
+    );
+    assert_eq!(foreign.status, 400, "{}", foreign.body);
+
+    // The TLS listener: the daemon's CA, a bearer token, and Secure cookies.
+    let ca = d.ca_file().display().to_string();
+    let tls = curl(
+        &d,
+        &[
+            "--cacert",
+            &ca,
+            "-H",
+            "Authorization: Bearer token-admin",
+            &format!("https://{TLS}/api/instances/{id}"),
+        ],
+    );
+    assert_eq!(tls.status, 200, "{}", tls.body);
+    assert_eq!(tls.json()["instance_id"], id.as_str());
+    let tls_login = curl(
+        &d,
+        &[
+            "--cacert",
+            &ca,
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"token":"token-admin"}"#,
+            &format!("https://{TLS}/api/login"),
+        ],
+    );
+    assert!(
+        tls_login.headers.contains("Secure"),
+        "{}",
+        tls_login.headers
+    );
+
+    // Stop from the API: the instance stops, and the page's API says so.
+    let unknown = post(&d, &format!("/api/instances/{id}/explode"), "{}");
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    let stop = post(&d, &format!("/api/instances/{id}/stop"), "{}");
+    assert_eq!(stop.status, 200, "{}", stop.body);
+    assert_eq!(stop.json()["changes"][0]["current_state"], "stopping");
+    d.wait_state(&id, "stopped", Duration::from_secs(30));
+    let v = wait_web(&d, &id, "stopped", |v| v["state"] == "stopped");
+    assert!(v["status_checks"].is_null(), "{v:#}");
+    assert!(
+        v["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("User initiated"),
+        "{v:#}"
+    );
+    // Starting a stopped instance from the API boots it again.
+    let start = post(&d, &format!("/api/instances/{id}/start"), "{}");
+    assert_eq!(
+        start.json()["changes"][0]["current_state"],
+        "pending",
+        "{}",
+        start.body
+    );
+    d.wait_state(&id, "running", Duration::from_secs(30));
+
+    // Logout ends the session.
+    assert_eq!(post(&d, "/api/logout", "{}").status, 204);
+    assert_eq!(get(&d, "/api/instances").status, 401);
+}
