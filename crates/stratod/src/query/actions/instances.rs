@@ -348,6 +348,7 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         shutdown_behavior: input.str("InstanceInitiatedShutdownBehavior").to_string(),
         disable_api_termination: input.bool("DisableApiTermination"),
         tags: tags_for(input, "instance"),
+        volume_tags: tags_for(input, "volume"),
         client_token: input.str("ClientToken").to_string(),
         launch_template: template,
         metadata,
