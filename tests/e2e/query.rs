@@ -385,10 +385,29 @@ fn the_aws_cli_walks_an_instances_life() {
     let i = &r[0]["Instances"][0];
     assert_eq!(i["InstanceId"], id.as_str());
     assert_eq!(i["State"]["Code"], 16);
-    assert!(i["PrivateIpAddress"]
+    let ip = i["PrivateIpAddress"].as_str().unwrap();
+    assert!(ip.starts_with("172.31."), "{ip}");
+    // One private DNS name on every surface: EC2's form for a region other than us-east-1.
+    let name = format!(
+        "ip-{}.{}.compute.internal",
+        ip.replace('.', "-"),
+        aws.region
+    );
+    assert_eq!(i["PrivateDnsName"], name.as_str());
+    assert_eq!(i["NetworkInterfaces"][0]["PrivateDnsName"], name.as_str());
+    let eni_id = i["NetworkInterfaces"][0]["NetworkInterfaceId"]
         .as_str()
-        .unwrap()
-        .starts_with("172.31."));
+        .unwrap();
+    let grpc = d.json(&[
+        "describe-network-interfaces",
+        "--network-interface-ids",
+        eni_id,
+    ]);
+    assert_eq!(
+        grpc["NetworkInterfaces"][0]["PrivateDnsName"],
+        name.as_str(),
+        "{grpc}"
+    );
     assert!(i["LaunchTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
         i["Placement"]["AvailabilityZone"].as_str().unwrap().len(),

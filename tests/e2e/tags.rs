@@ -225,3 +225,53 @@ fn tags_on_creation_and_afterwards() {
         &["describe-tags", "--filters", "Name=colour,Values=red"],
     );
 }
+
+#[test]
+fn run_instances_tags_the_instance_and_the_volumes_it_creates() {
+    let d = Daemon::start("tagrun");
+    let ami = d.register_probe("probe");
+    let id = d.run(
+        &ami,
+        &[
+            "--tag-specifications",
+            "ResourceType=instance,Tags=[{Key=Name,Value=web}]",
+            "ResourceType=volume,Tags=[{Key=Name,Value=web-disk},{Key=team,Value=lab}]",
+        ],
+    )[0]
+    .clone();
+    let i = d.json(&["describe-instances", "--instance-ids", &id]);
+    assert_eq!(
+        tags_of(&i["Reservations"][0]["Instances"][0]),
+        [pair("Name", "web")]
+    );
+    let v = d.json(&[
+        "describe-volumes",
+        "--filters",
+        &format!("Name=attachment.instance-id,Values={id}"),
+    ]);
+    let vols = v["Volumes"].as_array().unwrap();
+    assert!(!vols.is_empty(), "{v}");
+    for vol in vols {
+        assert_eq!(
+            tags_of(vol),
+            [pair("Name", "web-disk"), pair("team", "lab")],
+            "{vol}"
+        );
+    }
+    // Reserved keys are refused for volumes as for instances, and nothing is launched.
+    let err = d.cli_err(
+        "InvalidParameterValue",
+        &[
+            "run-instances",
+            "--image-id",
+            &ami,
+            "--instance-type",
+            "custom-1-64",
+            "--tag-specifications",
+            "ResourceType=volume,Tags=[{Key=aws:x,Value=y}]",
+        ],
+    );
+    assert!(err.contains("aws:"), "{err}");
+    let all = d.json(&["describe-instances"]);
+    assert_eq!(all["Reservations"].as_array().unwrap().len(), 1, "{all}");
+}

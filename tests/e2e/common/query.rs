@@ -135,9 +135,15 @@ impl Aws<'_> {
     /// Runs a Python script with boto3 (environment: the key, `STRATO_ENDPOINT_URL`);
     /// expects success and returns stdout.
     pub fn python(&self, script: &str) -> String {
+        self.python_with_args(script, &[])
+    }
+
+    /// [`Aws::python`] with arguments for the script (`sys.argv[1:]`).
+    pub fn python_with_args(&self, script: &str, args: &[&str]) -> String {
         let out = self
             .command(venv_bin("python"))
             .args(["-c", script])
+            .args(args)
             .output()
             .unwrap();
         assert!(

@@ -81,7 +81,8 @@ pub struct RunInstances {
     #[arg(long)]
     pub enable_api_termination: bool,
 
-    /// ResourceType=instance,Tags=[{Key=k,Value=v}] (only instance tags are supported).
+    /// ResourceType=instance|volume,Tags=[{Key=k,Value=v}]: tags for the instance, or for the
+    /// volumes the launch creates.
     #[arg(long, num_args = 1.., value_parser = parse::tag_specifications)]
     pub tag_specifications: Vec<Many<TagSpecification>>,
 

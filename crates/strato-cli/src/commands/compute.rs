@@ -21,9 +21,14 @@ use crate::wait;
 
 /// `run-instances`
 pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliError> {
-    let tags = tags_for("instance", flatten(a.tag_specifications), flatten(a.tags))
-        .map_err(CliError::Usage)?;
+    // The instance's tags, and those of the volumes the launch creates.
+    let (volume_specs, specs): (Vec<_>, Vec<_>) = flatten(a.tag_specifications)
+        .into_iter()
+        .partition(|s| s.resource_type == "volume");
+    let tags = tags_for("instance", specs, flatten(a.tags)).map_err(CliError::Usage)?;
+    let volume_tags = tags_for("volume", volume_specs, Vec::new()).map_err(CliError::Usage)?;
     let request = RunInstancesRequest {
+        volume_tags,
         image_id: a.image_id.unwrap_or_default(),
         launch_template: a.launch_template,
         has_disable_api_termination: a.disable_api_termination || a.enable_api_termination,

@@ -176,6 +176,7 @@ impl Compute for Api {
                     || r.has_disable_api_termination)
                     .then_some(r.disable_api_termination),
                 tags: convert::tags_in(&r.tags),
+                volume_tags: convert::tags_in(&r.volume_tags),
                 client_token: r.client_token,
                 iam_instance_profile: r.iam_instance_profile,
                 associate_public_ip: r

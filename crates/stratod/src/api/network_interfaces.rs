@@ -6,26 +6,23 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::Api;
+use crate::cloud::network::dns::name_in;
 use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute, EniView};
-
-/// The `ip-a-b-c-d` name EC2 gives an address.
-fn dns_name(ip: &str) -> String {
-    format!("ip-{}", ip.replace('.', "-"))
-}
 
 /// An ENI as the API shows it.
 pub fn eni_message(v: EniView) -> pb::NetworkInterface {
+    let dns = |ip: &str| name_in(ip, &v.dns_domain);
     let e = v.eni;
     let status = crate::cloud::network::network_interfaces::status(&e).to_string();
     let mut addresses = vec![pb::PrivateIpAddress {
         private_ip_address: e.private_ip.clone(),
         primary: true,
-        private_dns_name: dns_name(&e.private_ip),
+        private_dns_name: dns(&e.private_ip),
     }];
     addresses.extend(v.secondary.iter().map(|ip| pb::PrivateIpAddress {
         private_ip_address: ip.clone(),
         primary: false,
-        private_dns_name: dns_name(ip),
+        private_dns_name: dns(ip),
     }));
     let attachment = match (&e.attachment_id, &e.instance_id) {
         (Some(att), Some(inst)) => Some(pb::NetworkInterfaceAttachment {
@@ -40,7 +37,7 @@ pub fn eni_message(v: EniView) -> pb::NetworkInterface {
         _ => None,
     };
     pb::NetworkInterface {
-        private_dns_name: dns_name(&e.private_ip),
+        private_dns_name: dns(&e.private_ip),
         network_interface_id: e.id,
         subnet_id: e.subnet_id,
         vpc_id: v.subnet.vpc_id,

@@ -144,7 +144,7 @@ pub struct View {
 }
 
 fn hostname(ip: &str, region: &str) -> String {
-    format!("ip-{}.{region}.compute.internal", ip.replace('.', "-"))
+    crate::cloud::network::dns::private_dns_name(ip, region)
 }
 
 /// The `meta-data` directory of an instance.

@@ -66,6 +66,8 @@ pub struct RunRequest {
     pub disable_api_termination: Option<bool>,
     /// Tags.
     pub tags: Vec<Tag>,
+    /// Tags for the volumes the launch creates (`TagSpecifications` of type `volume`).
+    pub volume_tags: Vec<Tag>,
     /// Idempotency token.
     pub client_token: String,
     /// The launch template whose version fills what this request leaves empty.
@@ -223,6 +225,8 @@ impl Cloud {
                 return Ok((first.reservation_id.clone(), earlier));
             }
         }
+        crate::cloud::tags::check(&req.tags)?;
+        crate::cloud::tags::check(&req.volume_tags)?;
         let req = match &req.launch_template {
             Some(t) => {
                 let t = t.clone();
@@ -486,7 +490,7 @@ impl Cloud {
                     attach_state: Some(AttachState::Attaching),
                     delete_on_termination: m.delete_on_termination,
                     slot: None,
-                    tags: Vec::new(),
+                    tags: req.volume_tags.clone(),
                 };
                 self.db.insert_volume(&vol)?;
                 self.meter_volume(&vol)?;

@@ -6,6 +6,7 @@
 pub mod addresses;
 pub mod applies;
 pub mod dhcp;
+pub mod dns;
 pub mod firewall;
 pub mod ipv6;
 pub mod network_interfaces;

@@ -102,9 +102,16 @@ pub struct EniView {
     pub groups: Vec<String>,
     /// Its IPv6 addresses.
     pub ipv6: Vec<String>,
+    /// The region's private DNS domain (`dns::domain`).
+    pub dns_domain: String,
 }
 
 impl EniView {
+    /// The private DNS name of one of its addresses.
+    pub fn private_dns_name(&self, ip: &str) -> String {
+        super::dns::name_in(ip, &self.dns_domain)
+    }
+
     /// `in-use` while attached, else `available`.
     pub fn status(&self) -> &'static str {
         status(&self.eni)
@@ -321,6 +328,7 @@ impl Cloud {
                         eni,
                         subnet,
                         secondary,
+                        dns_domain: super::dns::domain(&self.cfg.region),
                     });
                 }
                 EniInsert::AddressTaken => {}
@@ -358,6 +366,7 @@ impl Cloud {
                 eni,
                 subnet,
                 groups: Vec::new(),
+                dns_domain: super::dns::domain(&self.cfg.region),
             };
             let ok = filters::matches(f, |name| {
                 let e = &view.eni;
@@ -417,6 +426,7 @@ impl Cloud {
                 groups: self.db.eni_groups(&eni.id)?,
                 eni,
                 subnet,
+                dns_domain: super::dns::domain(&self.cfg.region),
             });
         }
         Ok(out)

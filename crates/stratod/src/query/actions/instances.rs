@@ -7,7 +7,7 @@ use base64::Engine;
 use super::super::value::{nonempty, Value};
 use super::super::Ctx;
 use super::network_interfaces::ipv6_addresses;
-use super::{dns_name, filters, page, page_request, state, tag_list, tags_for};
+use super::{filters, page, page_request, state, tag_list, tags_for};
 use crate::cloud::compute::describe::{DescribeInstanceStatus, DescribeInstances, InstanceView};
 use crate::cloud::compute::instances::InstanceAttributes;
 use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
@@ -51,13 +51,13 @@ fn eni(v: &EniView, groups: &[(String, String)]) -> Value {
     let e = &v.eni;
     let mut ips = vec![Value::obj([
         ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", dns_name(&e.private_ip).into()),
+        ("PrivateDnsName", v.private_dns_name(&e.private_ip).into()),
         ("Primary", true.into()),
     ])];
     ips.extend(v.secondary.iter().map(|ip| {
         Value::obj([
             ("PrivateIpAddress", ip.into()),
-            ("PrivateDnsName", dns_name(ip).into()),
+            ("PrivateDnsName", v.private_dns_name(ip).into()),
             ("Primary", false.into()),
         ])
     }));
@@ -81,7 +81,7 @@ fn eni(v: &EniView, groups: &[(String, String)]) -> Value {
         ("Status", v.status().into()),
         ("MacAddress", (&e.mac).into()),
         ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", dns_name(&e.private_ip).into()),
+        ("PrivateDnsName", v.private_dns_name(&e.private_ip).into()),
         ("PrivateIpAddresses", Value::List(ips)),
         ("Ipv6Addresses", ipv6_addresses(&v.ipv6)),
         ("SourceDestCheck", e.source_dest_check.into()),
@@ -149,7 +149,14 @@ pub fn instance(v: InstanceView) -> Value {
             ]),
         ),
         ("PrivateIpAddress", nonempty(&private_ip)),
-        ("PrivateDnsName", dns_name(&private_ip).into()),
+        (
+            "PrivateDnsName",
+            v.network_interfaces
+                .first()
+                .map(|e| e.private_dns_name(&private_ip))
+                .unwrap_or_default()
+                .into(),
+        ),
         ("PublicIpAddress", v.public_ip.clone().into()),
         ("PublicDnsName", "".into()),
         ("SubnetId", nonempty(&i.subnet_id)),
@@ -341,6 +348,7 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         shutdown_behavior: input.str("InstanceInitiatedShutdownBehavior").to_string(),
         disable_api_termination: input.bool("DisableApiTermination"),
         tags: tags_for(input, "instance"),
+        volume_tags: tags_for(input, "volume"),
         client_token: input.str("ClientToken").to_string(),
         launch_template: template,
         metadata,

@@ -193,15 +193,6 @@ pub fn state(s: crate::lifecycle::State) -> Value {
     Value::obj([("Code", s.code().into()), ("Name", s.name().into())])
 }
 
-/// The private DNS name EC2 gives an address (none for no address).
-pub fn dns_name(ip: &str) -> String {
-    if ip.is_empty() {
-        String::new()
-    } else {
-        format!("ip-{}.ec2.internal", ip.replace('.', "-"))
-    }
-}
-
 /// Tags as the model's `TagList`.
 pub fn tag_list(tags: &[crate::db::instances::Tag]) -> Value {
     Value::list(

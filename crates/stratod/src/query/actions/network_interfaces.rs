@@ -2,7 +2,8 @@
 
 use super::super::value::Value;
 use super::super::Ctx;
-use super::{dns_name, filters, page, tag_list, tags_for};
+use super::{filters, page, tag_list, tags_for};
+use crate::cloud::network::dns::name_in;
 use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute, EniView};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -10,16 +11,17 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 fn eni(ctx: &Ctx<'_>, v: EniView) -> ApiResult<Value> {
     let names = ctx.cloud.eni_group_names(&v.eni.id)?;
     let status = v.status();
+    let dns = |ip: &str| name_in(ip, &v.dns_domain);
     let e = v.eni;
     let mut ips = vec![Value::obj([
         ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", dns_name(&e.private_ip).into()),
+        ("PrivateDnsName", dns(&e.private_ip).into()),
         ("Primary", true.into()),
     ])];
     ips.extend(v.secondary.iter().map(|ip| {
         Value::obj([
             ("PrivateIpAddress", ip.into()),
-            ("PrivateDnsName", dns_name(ip).into()),
+            ("PrivateDnsName", dns(ip).into()),
             ("Primary", false.into()),
         ])
     }));
@@ -47,7 +49,7 @@ fn eni(ctx: &Ctx<'_>, v: EniView) -> ApiResult<Value> {
         ("Status", status.into()),
         ("MacAddress", (&e.mac).into()),
         ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", dns_name(&e.private_ip).into()),
+        ("PrivateDnsName", dns(&e.private_ip).into()),
         ("PrivateIpAddresses", Value::List(ips)),
         ("Ipv6Addresses", ipv6_addresses(&v.ipv6)),
         ("SourceDestCheck", e.source_dest_check.into()),
