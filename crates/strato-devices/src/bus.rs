@@ -1,6 +1,7 @@
 //! Address-range dispatch for MMIO and port I/O exits.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A device that answers reads and writes in an address window.
@@ -43,9 +44,27 @@ pub type SharedDevice = Arc<Mutex<dyn BusDevice>>;
 struct Entry {
     len: u64,
     device: SharedDevice,
+    /// The device's name, for the counters.
+    name: Arc<str>,
+    /// Accesses dispatched to it (each one a vCPU exit), shared by every clone of the bus.
+    accesses: Arc<AtomicU64>,
 }
 
-/// Maps guest addresses (MMIO) or ports (PIO) to devices. Cloned into every vCPU thread.
+/// One window of a bus as its counters show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// The device's name.
+    pub name: String,
+    /// Start address (or port).
+    pub base: u64,
+    /// Length.
+    pub len: u64,
+    /// Accesses the bus dispatched to it: exits the device served.
+    pub accesses: u64,
+}
+
+/// Maps guest addresses (MMIO) or ports (PIO) to devices, counting the accesses each device
+/// serves. Cloned into every vCPU thread; the clones share the counters.
 #[derive(Clone, Default)]
 pub struct Bus {
     entries: BTreeMap<u64, Entry>,
@@ -57,8 +76,14 @@ impl Bus {
         Self::default()
     }
 
-    /// Inserts `device` at `[base, base + len)`.
-    pub fn insert(&mut self, device: SharedDevice, base: u64, len: u64) -> Result<(), BusError> {
+    /// Inserts `device`, called `name` in the counters, at `[base, base + len)`.
+    pub fn insert(
+        &mut self,
+        name: &str,
+        device: SharedDevice,
+        base: u64,
+        len: u64,
+    ) -> Result<(), BusError> {
         let end = base
             .checked_add(len)
             .filter(|_| len > 0)
@@ -74,8 +99,29 @@ impl Bus {
                 return Err(BusError::Overlap { base, len });
             }
         }
-        self.entries.insert(base, Entry { len, device });
+        self.entries.insert(
+            base,
+            Entry {
+                len,
+                device,
+                name: name.into(),
+                accesses: Arc::new(AtomicU64::new(0)),
+            },
+        );
         Ok(())
+    }
+
+    /// Every window, in address order, with its access count.
+    pub fn windows(&self) -> Vec<Window> {
+        self.entries
+            .iter()
+            .map(|(&base, e)| Window {
+                name: e.name.to_string(),
+                base,
+                len: e.len,
+                accesses: e.accesses.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     fn find(&self, addr: u64, size: usize) -> Option<(u64, &Entry)> {
@@ -89,6 +135,7 @@ impl Bus {
     pub fn read(&self, addr: u64, data: &mut [u8]) -> bool {
         match self.find(addr, data.len()) {
             Some((off, e)) => {
+                e.accesses.fetch_add(1, Ordering::Relaxed);
                 lock(&e.device).read(off, data);
                 true
             }
@@ -100,6 +147,7 @@ impl Bus {
     pub fn write(&self, addr: u64, data: &[u8]) -> bool {
         match self.find(addr, data.len()) {
             Some((off, e)) => {
+                e.accesses.fetch_add(1, Ordering::Relaxed);
                 lock(&e.device).write(off, data);
                 true
             }
@@ -141,7 +189,7 @@ mod tests {
     #[test]
     fn dispatches_within_window() {
         let mut bus = Bus::new();
-        bus.insert(dev(), 0x100, 16).unwrap();
+        bus.insert("d", dev(), 0x100, 16).unwrap();
         assert!(bus.write(0x104, &[1, 2]));
         let mut b = [0u8; 2];
         assert!(bus.read(0x104, &mut b));
@@ -150,17 +198,40 @@ mod tests {
         assert!(!bus.read(0x10f, &mut [0u8; 2]));
         assert!(!bus.read(0xff, &mut [0u8; 1]));
         assert!(!bus.read(0x110, &mut [0u8; 1]));
+        // Two accesses served; the three unclaimed ones count for no device.
+        let w = bus.windows();
+        assert_eq!(
+            (w[0].name.as_str(), w[0].base, w[0].len, w[0].accesses),
+            ("d", 0x100, 16, 2)
+        );
+    }
+
+    #[test]
+    fn clones_share_the_access_counts() {
+        let mut bus = Bus::new();
+        bus.insert("a", dev(), 0x10, 4).unwrap();
+        bus.insert("b", dev(), 0x20, 4).unwrap();
+        let other = bus.clone();
+        assert!(other.write(0x20, &[1]));
+        assert!(bus.write(0x21, &[1]));
+        assert!(bus.read(0x10, &mut [0u8; 1]));
+        let counts: Vec<_> = bus
+            .windows()
+            .into_iter()
+            .map(|w| (w.name, w.accesses))
+            .collect();
+        assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 2)]);
     }
 
     #[test]
     fn refuses_overlaps_and_empty_windows() {
         let mut bus = Bus::new();
-        bus.insert(dev(), 0x100, 16).unwrap();
-        assert!(bus.insert(dev(), 0x108, 16).is_err());
-        assert!(bus.insert(dev(), 0xf8, 16).is_err());
-        assert!(bus.insert(dev(), 0x110, 0).is_err());
-        assert!(bus.insert(dev(), u64::MAX - 2, 16).is_err());
-        bus.insert(dev(), 0x110, 16).unwrap();
-        bus.insert(dev(), 0xf0, 16).unwrap();
+        bus.insert("d", dev(), 0x100, 16).unwrap();
+        assert!(bus.insert("d", dev(), 0x108, 16).is_err());
+        assert!(bus.insert("d", dev(), 0xf8, 16).is_err());
+        assert!(bus.insert("d", dev(), 0x110, 0).is_err());
+        assert!(bus.insert("d", dev(), u64::MAX - 2, 16).is_err());
+        bus.insert("d", dev(), 0x110, 16).unwrap();
+        bus.insert("d", dev(), 0xf0, 16).unwrap();
     }
 }

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `state` | | [`StateReply`] |
 //! | `counters` | | [`Counters`] |
+//! | `lab` | | [`Lab`] |
 //! | `pause`, `resume`, `stop` | | [`StateOnly`] |
 //! | `ctrl-alt-del` | | nothing |
 //! | `attach-drive` | `id`, `path` or a descriptor, `readonly` | nothing |
@@ -33,6 +34,9 @@ pub enum Request {
     State {},
     /// Exit and device counters.
     Counters {},
+    /// What a teaching lab shows: the guest physical memory map, the accesses each bus
+    /// window served, each virtqueue's indexes and the monitor's boot milestones.
+    Lab {},
     /// Park the vCPUs.
     Pause {},
     /// Unpark them.
@@ -101,6 +105,7 @@ impl Request {
         match self {
             Request::State {} => "state",
             Request::Counters {} => "counters",
+            Request::Lab {} => "lab",
             Request::Pause {} => "pause",
             Request::Resume {} => "resume",
             Request::CtrlAltDel {} => "ctrl-alt-del",
@@ -182,6 +187,79 @@ pub struct Counters {
     pub devices: BTreeMap<String, CounterSet>,
 }
 
+/// One region of the guest physical address space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemRegion {
+    /// `ram`, `mmio`, `acpi`, `smbios`, `mptable`, `boot`.
+    pub kind: String,
+    /// What is there (`RAM`, a device ID, `ACPI tables`...).
+    pub name: String,
+    /// First address.
+    pub base: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// One window of the port-I/O or MMIO bus and the accesses (vCPU exits) it served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusWindow {
+    /// `pio` or `mmio`.
+    pub bus: String,
+    /// The device's ID.
+    pub device: String,
+    /// First port or address.
+    pub base: u64,
+    /// Length.
+    pub len: u64,
+    /// Accesses served since the VM started.
+    pub accesses: u64,
+}
+
+/// One virtqueue's live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Virtqueue {
+    /// The device's ID.
+    pub device: String,
+    /// Queue index.
+    pub queue: u16,
+    /// Size (descriptors).
+    pub size: u16,
+    /// Whether the driver set it up.
+    pub ready: bool,
+    /// The available ring's index: buffers the driver offered (mod 2^16).
+    pub avail_idx: Option<u16>,
+    /// The used ring's index: buffers the device returned (mod 2^16).
+    pub used_idx: Option<u16>,
+}
+
+/// The monitor's boot milestones, CLOCK_MONOTONIC in ns (comparable across processes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootMarks {
+    /// The monitor began building the VM (its configuration read, its files open).
+    pub build_start_ns: Option<u64>,
+    /// KVM_CREATE_VM returned.
+    pub vm_created_ns: Option<u64>,
+    /// Guest memory was mapped and handed to KVM.
+    pub memory_mapped_ns: Option<u64>,
+    /// The boot vCPU first entered KVM_RUN (the first guest instruction).
+    pub first_kvm_run_ns: Option<u64>,
+    /// The guest wrote its first console byte.
+    pub first_console_byte_ns: Option<u64>,
+}
+
+/// Reply to `lab`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lab {
+    /// The guest physical memory map, in address order.
+    pub memory_map: Vec<MemRegion>,
+    /// Every bus window with its access count.
+    pub bus: Vec<BusWindow>,
+    /// Every virtqueue.
+    pub virtqueues: Vec<Virtqueue>,
+    /// Boot milestones.
+    pub boot: BootMarks,
+}
+
 /// Reply to `console`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleChunk {
@@ -211,6 +289,8 @@ pub enum Reply {
     StateOnly(StateOnly),
     /// To `counters`.
     Counters(Counters),
+    /// To `lab`.
+    Lab(Lab),
     /// To `console`.
     Console(ConsoleChunk),
     /// To `console-input`.
@@ -248,6 +328,7 @@ impl Reply {
             Reply::State(r) => ok_line(r),
             Reply::StateOnly(r) => ok_line(r),
             Reply::Counters(r) => ok_line(r),
+            Reply::Lab(r) => ok_line(r),
             Reply::Console(r) => ok_line(r),
             Reply::InputAccepted(r) => ok_line(r),
             Reply::Done => ok_line(&Done {}),
@@ -282,6 +363,7 @@ mod tests {
         let all = [
             Request::State {},
             Request::Counters {},
+            Request::Lab {},
             Request::Pause {},
             Request::Resume {},
             Request::CtrlAltDel {},
@@ -345,6 +427,35 @@ mod tests {
         );
         let back: Counters = decode_reply(&Reply::Counters(c.clone()).encode()).unwrap();
         assert_eq!(back, c);
+        let lab = Lab {
+            memory_map: vec![MemRegion {
+                kind: "ram".into(),
+                name: "RAM".into(),
+                base: 0,
+                len: 64 << 20,
+            }],
+            bus: vec![BusWindow {
+                bus: "pio".into(),
+                device: "serial".into(),
+                base: 0x3f8,
+                len: 8,
+                accesses: 12,
+            }],
+            virtqueues: vec![Virtqueue {
+                device: "net0".into(),
+                queue: 1,
+                size: 256,
+                ready: true,
+                avail_idx: Some(3),
+                used_idx: Some(2),
+            }],
+            boot: BootMarks {
+                vm_created_ns: Some(5),
+                ..Default::default()
+            },
+        };
+        let back: Lab = decode_reply(&Reply::Lab(lab.clone()).encode()).unwrap();
+        assert_eq!(back, lab);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use strato_fuzzgen::{alloc, Source};
 
 use crate::config::VmConfig;
 use crate::control::{
-    decode_reply, ConsoleChunk, Counters, InputAccepted, Request, StateOnly, StateReply,
+    decode_reply, ConsoleChunk, Counters, InputAccepted, Lab, Request, StateOnly, StateReply,
     MAX_REQUEST,
 };
 
@@ -39,7 +39,7 @@ fn text(src: &mut Source<'_>, max: usize) -> String {
 }
 
 fn request(src: &mut Source<'_>) -> Request {
-    match src.below(12) {
+    match src.below(13) {
         0 => Request::State {},
         1 => Request::Counters {},
         2 => Request::Pause {},
@@ -67,6 +67,7 @@ fn request(src: &mut Source<'_>) -> Request {
             }
         }
         10 => Request::ConsoleBreak {},
+        11 => Request::Lab {},
         _ => Request::PowerButton {},
     }
 }
@@ -151,6 +152,7 @@ fn reply_line(src: &mut Source<'_>) {
     let _ = decode_reply::<StateReply>(&line);
     let _ = decode_reply::<StateOnly>(&line);
     let _ = decode_reply::<Counters>(&line);
+    let _ = decode_reply::<Lab>(&line);
     let _ = decode_reply::<ConsoleChunk>(&line);
     let _ = decode_reply::<InputAccepted>(&line);
 }

@@ -97,6 +97,8 @@ pub struct VirtioSlot {
     pub base: u64,
     /// GSI.
     pub irq: u32,
+    /// Its virtio-mmio transport (also on the MMIO bus), for its queues' live indexes.
+    pub transport: Arc<Mutex<MmioTransport>>,
 }
 
 /// All devices of a VM.
@@ -182,29 +184,30 @@ impl DeviceManager {
         let serial = Serial::with_log(legacy_line(SERIAL_IRQ)?, files.console);
         let console = serial.console();
         let serial = Arc::new(Mutex::new(serial));
-        pio.insert(serial.clone(), SERIAL_PORT, 8)
+        pio.insert("serial", serial.clone(), SERIAL_PORT, 8)
             .map_err(DeviceError::Bus)?;
         let reset_evt = evt()?;
         let i8042 = Arc::new(Mutex::new(I8042::new(
             reset_evt.try_clone().map_err(DeviceError::EventFd)?,
             legacy_line(I8042_IRQ)?,
         )));
-        pio.insert(i8042.clone(), I8042_PORT, 5)
+        pio.insert("i8042", i8042.clone(), I8042_PORT, 5)
             .map_err(DeviceError::Bus)?;
         let poweroff_evt = evt()?;
         let acpi_pm = Arc::new(Mutex::new(AcpiPm::new(
             poweroff_evt.try_clone().map_err(DeviceError::EventFd)?,
             reset_evt.try_clone().map_err(DeviceError::EventFd)?,
         )));
-        pio.insert(acpi_pm.clone(), ACPI_PM_PORT, PM_PORT_LEN)
+        pio.insert("acpi_pm", acpi_pm.clone(), ACPI_PM_PORT, PM_PORT_LEN)
             .map_err(DeviceError::Bus)?;
         let ged = Arc::new(Mutex::new(Ged::new(legacy_line(GED_IRQ)?)));
-        pio.insert(ged.clone(), GED_PORT, GED_PORT_LEN)
+        pio.insert("ged", ged.clone(), GED_PORT, GED_PORT_LEN)
             .map_err(DeviceError::Bus)?;
 
         let mut mmio = Bus::new();
         if let Some((ioapic, base, len)) = irqchip.mmio_window() {
-            mmio.insert(ioapic, base, len).map_err(DeviceError::Bus)?;
+            mmio.insert("ioapic", ioapic, base, len)
+                .map_err(DeviceError::Bus)?;
         }
         let mut dm = DeviceManager {
             pio,
@@ -290,8 +293,9 @@ impl DeviceManager {
                     source,
                 })?;
         }
+        let transport = Arc::new(Mutex::new(transport));
         self.mmio
-            .insert(Arc::new(Mutex::new(transport)), base, VIRTIO_MMIO_SIZE)
+            .insert(&id, transport.clone(), base, VIRTIO_MMIO_SIZE)
             .map_err(DeviceError::Bus)?;
         cmdline
             .add_virtio_mmio_device(VIRTIO_MMIO_SIZE, GuestAddress(base), irq, None)
@@ -302,6 +306,7 @@ impl DeviceManager {
             device,
             base,
             irq,
+            transport,
         });
         Ok(())
     }
@@ -317,6 +322,24 @@ impl DeviceManager {
         ];
         for s in &self.virtio {
             out.push((s.id.clone(), lock(&s.device).counters()));
+        }
+        out
+    }
+
+    /// Every virtqueue of every virtio device, with its live ring indexes.
+    pub fn virtqueues(&self) -> Vec<strato_vmm_api::control::Virtqueue> {
+        let mut out = Vec::new();
+        for s in &self.virtio {
+            for (i, q) in lock(&s.transport).queue_indexes().into_iter().enumerate() {
+                out.push(strato_vmm_api::control::Virtqueue {
+                    device: s.id.clone(),
+                    queue: i as u16,
+                    size: q.size,
+                    ready: q.ready,
+                    avail_idx: q.avail,
+                    used_idx: q.used,
+                });
+            }
         }
         out
     }

@@ -29,6 +29,7 @@ const WANTED: &[(&str, &str)] = &[
     ("io_exits", "kvm_io_exits"),
     ("mmio_exits", "kvm_mmio_exits"),
     ("irq_exits", "kvm_irq_exits"),
+    ("irq_window_exits", "kvm_irq_window_exits"),
     ("signal_exits", "kvm_signal_exits"),
     ("insn_emulation", "kvm_insn_emulation"),
 ];

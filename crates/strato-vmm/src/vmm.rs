@@ -29,7 +29,8 @@ use crate::state::{ExitReason, VmControl, VmEvent, VmState};
 use crate::vcpu::{self, VcpuContext, VcpuHandle, VcpuSandbox, VcpuStats};
 use strato_devices::virtio::block::backend::DiskFile;
 use strato_vmm_api::control::{
-    ConsoleChunk, CounterSet, Counters, InputAccepted, StateOnly, StateReply,
+    BootMarks, BusWindow, ConsoleChunk, CounterSet, Counters, InputAccepted, Lab, MemRegion,
+    StateOnly, StateReply,
 };
 
 /// Errors building or starting a VM.
@@ -111,6 +112,8 @@ pub struct Vmm {
     config: VmConfig,
     kernel: boot::LoadedKernel,
     vcpus: Vec<VcpuHandle>,
+    /// Boot milestones (CLOCK_MONOTONIC ns) measured while building.
+    marks: BootMarks,
 }
 
 // Epoll tokens on the main loop; connections use CONN_BASE + n.
@@ -128,6 +131,10 @@ impl Vmm {
     /// memory, kernel, devices, boot information.
     pub fn build(config: VmConfig, resources: Resources) -> Result<Self, VmmError> {
         let started = Instant::now();
+        let mut marks = BootMarks {
+            build_start_ns: Some(crate::vcpu::monotonic_ns()),
+            ..Default::default()
+        };
         let Resources {
             kvm,
             mut kernel,
@@ -142,6 +149,7 @@ impl Vmm {
             kvm.create_vm()
                 .map_err(|e| VmmError::Kvm("KVM_CREATE_VM", e))?,
         );
+        marks.vm_created_ns = Some(crate::vcpu::monotonic_ns());
         // The interrupt controllers and the memory slots are independent, and on a nested
         // host each can take milliseconds inside KVM: set them up side by side. The IOAPIC
         // takes the APIC ID after the last vCPU's.
@@ -153,6 +161,7 @@ impl Vmm {
         let irqchip = chips
             .map_err(|_| VmmError::EventLoop(std::io::Error::other("irqchip thread panicked")))??;
         let mem = mem?;
+        marks.memory_mapped_ns = Some(crate::vcpu::monotonic_ns());
 
         let kernel = boot::load_kernel_file(&mem, &mut kernel, &config.kernel)?;
         let initrd = match (initrd, &config.initrd) {
@@ -213,6 +222,7 @@ impl Vmm {
             config,
             kernel,
             vcpus: Vec::new(),
+            marks,
         })
     }
 
@@ -394,6 +404,90 @@ impl Vmm {
             .unwrap_or(ExitReason::Error("VM ended without a reason".into())))
     }
 
+    /// The `lab` reply: the memory map, the bus windows' accesses, the virtqueues, the
+    /// boot milestones.
+    fn lab(&self) -> Lab {
+        let mut memory_map: Vec<MemRegion> = memory::ram_ranges(self.config.memory_mib)
+            .into_iter()
+            .map(|(base, len)| MemRegion {
+                kind: "ram".into(),
+                name: "RAM".into(),
+                base: base.0,
+                len: len as u64,
+            })
+            .collect();
+        let fixed = [
+            (
+                "boot",
+                "boot data (GDT, PVH info, zero page, page tables)",
+                layout::GDT_ADDR,
+                layout::PD_ADDR + 0x1000,
+            ),
+            (
+                "boot",
+                "kernel command line",
+                layout::CMDLINE_ADDR,
+                layout::CMDLINE_ADDR + layout::CMDLINE_MAX_SIZE as u64,
+            ),
+            ("mptable", "MP table", layout::MPTABLE_START, 0xa_0000),
+            ("acpi", "ACPI tables", layout::ACPI_START, layout::ACPI_END),
+            (
+                "smbios",
+                "SMBIOS tables",
+                layout::SMBIOS_START,
+                layout::SMBIOS_END,
+            ),
+        ];
+        memory_map.extend(fixed.iter().map(|&(kind, name, start, end)| MemRegion {
+            kind: kind.into(),
+            name: name.into(),
+            base: start,
+            len: end - start,
+        }));
+        let windows = |bus: &str, b: &strato_devices::bus::Bus| -> Vec<BusWindow> {
+            b.windows()
+                .into_iter()
+                .map(|w| BusWindow {
+                    bus: bus.into(),
+                    device: w.name,
+                    base: w.base,
+                    len: w.len,
+                    accesses: w.accesses,
+                })
+                .collect()
+        };
+        let bus: Vec<BusWindow> = windows("pio", &self.devices.pio)
+            .into_iter()
+            .chain(windows("mmio", &self.devices.mmio))
+            .collect();
+        memory_map.extend(bus.iter().filter(|w| w.bus == "mmio").map(|w| MemRegion {
+            kind: "mmio".into(),
+            name: w.device.clone(),
+            base: w.base,
+            len: w.len,
+        }));
+        memory_map.sort_by_key(|r| (r.base, r.len));
+        let now_ns = crate::vcpu::monotonic_ns();
+        let since = |t: Instant| now_ns.saturating_sub(t.elapsed().as_nanos() as u64);
+        let mut boot = self.marks.clone();
+        boot.first_kvm_run_ns = self
+            .vcpus
+            .first()
+            .map(|v| {
+                v.stats
+                    .first_run_ns
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .filter(|&n| n != 0);
+        boot.first_console_byte_ns = self.devices.console.first_output().map(since);
+        Lab {
+            memory_map,
+            bus,
+            virtqueues: self.devices.virtqueues(),
+            boot,
+        }
+    }
+
     fn counters(&self) -> Counters {
         let set = |pairs: Vec<(&'static str, u64)>| -> CounterSet {
             pairs.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
@@ -527,6 +621,7 @@ impl api::Handler for ApiHandler<'_> {
                 }),
             })),
             Request::Counters {} => Ok(Reply::Counters(vmm.counters())),
+            Request::Lab {} => Ok(Reply::Lab(vmm.lab())),
             Request::Pause {} => {
                 vmm.control
                     .apply(VmEvent::Pause, None)

@@ -14,6 +14,7 @@ pub mod error;
 pub mod handoff;
 pub mod ids;
 pub mod imds;
+pub mod lab;
 pub mod lifecycle;
 pub mod metering;
 pub mod metrics;

@@ -133,10 +133,15 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     tokio::spawn(cloud.clone().run_reaper());
     let imds = stratod::imds::Imds::new(cloud.clone(), cloud.metrics.clone());
     tokio::spawn(Arc::new(imds).run(cloud.network_changed.clone()));
+    // The lab's history, sampled only when something shows it.
+    let lab = Arc::new(stratod::lab::History::default());
+    if metrics.is_some() || !cloud.cfg.web_listen.is_empty() {
+        tokio::spawn(lab.clone().run(cloud.clone()));
+    }
     if let Some(addr) = metrics {
-        let c = cloud.clone();
+        let (c, l) = (cloud.clone(), lab.clone());
         tokio::spawn(async move {
-            if let Err(e) = stratod::server::serve_metrics(c, addr).await {
+            if let Err(e) = stratod::server::serve_metrics(c, l, addr).await {
                 tracing::error!(error = %chain(&e), "metrics listener failed");
             }
         });
@@ -155,7 +160,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     }
     if !cloud.cfg.web_listen.is_empty() {
         stratod::web::serve(
-            stratod::web::Web::new(cloud.clone()),
+            stratod::web::Web::new(cloud.clone(), lab.clone()),
             &cloud.cfg.web_listen,
             tls.as_ref(),
             query_stop_rx.clone(),

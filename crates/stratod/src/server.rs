@@ -202,9 +202,11 @@ pub async fn serve(
     result
 }
 
-/// Serves `/metrics` in the Prometheus text format on a plain TCP address.
+/// Serves `/metrics` in the Prometheus text format on a plain TCP address: the daemon's
+/// counters and every running instance's latest second of the lab's history.
 pub async fn serve_metrics(
     cloud: Arc<Cloud>,
+    lab: Arc<crate::lab::History>,
     addr: std::net::SocketAddr,
 ) -> Result<(), ServeError> {
     let l = tokio::net::TcpListener::bind(addr)
@@ -215,10 +217,11 @@ pub async fn serve_metrics(
             continue;
         };
         let cloud = cloud.clone();
+        let lab = lab.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf)).await;
-            let body = cloud.metrics.render();
+            let body = cloud.metrics.render() + &lab.render();
             let reply = format!(
                 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()

@@ -374,6 +374,11 @@ impl Monitor {
         self.call(Request::Counters {}).await
     }
 
+    /// The teaching lab's view: memory map, bus accesses, virtqueues, boot milestones.
+    pub async fn lab(&self) -> Result<strato_vmm_api::control::Lab, SupervisorError> {
+        self.call(Request::Lab {}).await
+    }
+
     /// Parks the vCPUs.
     pub async fn pause(&self) -> Result<StateOnly, SupervisorError> {
         self.call(Request::Pause {}).await

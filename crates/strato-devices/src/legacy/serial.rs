@@ -48,6 +48,8 @@ struct Ring {
     bytes: VecDeque<u8>,
     capacity: usize,
     total: u64,
+    /// When the guest wrote its first byte.
+    first: Option<std::time::Instant>,
 }
 
 /// The latest guest console output, shared between the device and its readers.
@@ -63,6 +65,7 @@ impl ConsoleBuffer {
             bytes: VecDeque::with_capacity(capacity),
             capacity,
             total: 0,
+            first: None,
         };
         Self {
             ring: Arc::new(Mutex::new(ring)),
@@ -72,6 +75,11 @@ impl ConsoleBuffer {
     /// The bytes kept now, oldest first.
     pub fn snapshot(&self) -> Vec<u8> {
         lock(&self.ring).bytes.iter().copied().collect()
+    }
+
+    /// When the guest wrote its first byte, once it has.
+    pub fn first_output(&self) -> Option<std::time::Instant> {
+        lock(&self.ring).first
     }
 
     /// Bytes written since the start (including those no longer kept).
@@ -90,8 +98,12 @@ impl ConsoleBuffer {
     }
 
     fn push(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
         let mut ring = lock(&self.ring);
         ring.total += data.len() as u64;
+        ring.first.get_or_insert_with(std::time::Instant::now);
         let capacity = ring.capacity;
         let data = data
             .get(data.len().saturating_sub(capacity)..)

@@ -101,6 +101,20 @@ struct TransportMetrics {
     bad_accesses: Counter,
 }
 
+/// One queue's live state: its size, whether the driver made it ready, and its rings'
+/// indexes in guest memory (`None` until ready, or where the rings are outside RAM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueIndexes {
+    /// Queue size (descriptors).
+    pub size: u16,
+    /// Whether the driver set QueueReady.
+    pub ready: bool,
+    /// The available ring's index (the driver's side).
+    pub avail: Option<u16>,
+    /// The used ring's index (the device's side).
+    pub used: Option<u16>,
+}
+
 /// One virtio device behind a virtio-mmio v2 register window.
 pub struct MmioTransport {
     device: Arc<Mutex<dyn VirtioDevice>>,
@@ -175,6 +189,32 @@ impl MmioTransport {
     /// The features the driver acknowledged.
     pub fn acked_features(&self) -> u64 {
         self.acked_features
+    }
+
+    /// Each queue's size and, once the driver made it ready, the indexes in guest memory:
+    /// `avail` (how far the driver has offered buffers) and `used` (how far the device has
+    /// returned them). Read without stopping anything; a torn value is one update old.
+    pub fn queue_indexes(&self) -> Vec<QueueIndexes> {
+        self.queues
+            .iter()
+            .map(|q| {
+                let ready = q.ready();
+                let read =
+                    |f: &dyn Fn() -> Result<std::num::Wrapping<u16>, virtio_queue::Error>| {
+                        if ready {
+                            f().ok().map(|w| w.0)
+                        } else {
+                            None
+                        }
+                    };
+                QueueIndexes {
+                    size: q.size(),
+                    ready,
+                    avail: read(&|| q.avail_idx(&self.mem, std::sync::atomic::Ordering::Acquire)),
+                    used: read(&|| q.used_idx(&self.mem, std::sync::atomic::Ordering::Acquire)),
+                }
+            })
+            .collect()
     }
 
     fn selected_queue(&self) -> Option<&Queue> {

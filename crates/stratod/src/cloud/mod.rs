@@ -61,6 +61,8 @@ pub struct Cloud {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Status check results by instance ID (the prober's board).
     status: Mutex<HashMap<String, crate::prober::Record>>,
+    /// Each instance's latest boot, step by step.
+    pub timelines: compute::timeline::Timelines,
     /// Held while placement decisions are made and recorded (launches, starts and moves of
     /// instances in placement groups, group deletion), so that two requests cannot both
     /// take the last rack of a spread group.
@@ -148,6 +150,7 @@ impl Cloud {
             vms: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             status: Mutex::new(HashMap::new()),
+            timelines: Default::default(),
             placement: Mutex::new(()),
             metrics: Arc::default(),
             network_changed: Arc::default(),

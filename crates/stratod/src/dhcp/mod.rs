@@ -47,6 +47,9 @@ pub struct Binding {
 pub trait LeaseBook: Send + Sync + 'static {
     /// The binding of the attached ENI with `mac` (any case) in a subnet on `bridge`.
     fn binding(&self, bridge: &str, mac: &str) -> ApiResult<Option<Binding>>;
+
+    /// An ACK for `ip` went out on `bridge`: the client holds its lease.
+    fn acked(&self, _bridge: &str, _ip: Ipv4Addr) {}
 }
 
 /// The running servers, by bridge.
@@ -193,6 +196,12 @@ async fn serve_loop(
                     tracing::warn!(bridge, %to, error = %e, "cannot send a DHCP reply");
                     inc(&metrics.dhcp_drops_total);
                     continue;
+                }
+                if kind == MessageType::Ack {
+                    // BOOTP's yiaddr: the address the client now holds.
+                    if let Some(ip) = reply.get(16..20).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+                        book.acked(bridge, Ipv4Addr::from(ip));
+                    }
                 }
                 inc(match kind {
                     MessageType::Offer => &metrics.dhcp_offers_total,

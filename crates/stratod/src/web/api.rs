@@ -34,6 +34,7 @@ pub(super) fn router(web: Arc<Web>) -> Router {
         .route("/api/instances/{id}", get(instance))
         .route("/api/instances/{id}/{action}", post(act))
         .route("/api/instances/{id}/console", get(super::console::console))
+        .route("/api/instances/{id}/lab", get(super::lab::lab))
         .route("/api/volumes", get(volumes))
         .route("/api/addresses", get(addresses))
         .with_state(web)

@@ -28,6 +28,7 @@ use crate::tls::ServerIdentity;
 mod api;
 mod assets;
 mod console;
+mod lab;
 
 /// A web listener failure.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,7 @@ struct Session {
 /// The web view's state.
 pub struct Web {
     cloud: Arc<Cloud>,
+    lab: Arc<crate::lab::History>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -76,10 +78,11 @@ struct Conn {
 }
 
 impl Web {
-    /// The web view over `cloud`.
-    pub fn new(cloud: Arc<Cloud>) -> Arc<Self> {
+    /// The web view over `cloud`, with the lab's history `lab`.
+    pub fn new(cloud: Arc<Cloud>, lab: Arc<crate::lab::History>) -> Arc<Self> {
         Arc::new(Self {
             cloud,
+            lab,
             sessions: Mutex::new(HashMap::new()),
         })
     }

@@ -26,6 +26,7 @@ impl Cloud {
     /// Boots a pending instance: volumes, tap, config drive, monitor. A first launch that
     /// fails ends terminated, a start that fails ends stopped, both with the reason.
     pub async fn boot(self: Arc<Self>, id: &str, first: bool) {
+        self.timelines.begin(id);
         let lock = self.lock(id);
         let _guard = lock.lock().await;
         let result = self.boot_locked(id).await;
@@ -80,6 +81,7 @@ impl Cloud {
         std::fs::create_dir_all(&dir)
             .map_err(|e| crate::cloud::host_io("Cannot create the instance folder", e))?;
         self.materialize_volumes(id).await?;
+        self.timelines.mark(id, "volumes");
         for s in &inst.instance_store {
             let path = dir.join(format!("{}.img", s.virtual_name));
             if !path.exists() {
@@ -92,6 +94,7 @@ impl Cloud {
         for eni in self.db.instance_enis(id)? {
             self.plug(&eni).await?;
         }
+        self.timelines.mark(id, "tap");
         self.assign_public_ips(id).await?;
         self.write_config_drive(&inst)?;
         self.db.set_launch_time(id, now_s())?;
@@ -252,6 +255,7 @@ impl Cloud {
         let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config, fds)
             .map_err(|e| ApiError::internal(chain(&e)))?;
         crate::metrics::inc(&self.metrics.vmm_spawned_total);
+        self.timelines.mark(&inst.id, "monitor_exec");
         self.set_vm(&inst.id, process);
         self.db
             .set_vmm(&inst.id, Some(process.pid), Some(process.start))?;

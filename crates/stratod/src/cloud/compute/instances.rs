@@ -370,6 +370,7 @@ impl Cloud {
 
     /// Shuts the guest down and boots it on a fresh monitor (reboot, create-image).
     pub async fn restart_locked(self: &Arc<Self>, id: &str) -> ApiResult<()> {
+        self.timelines.begin(id);
         self.halt_vm(id, false).await;
         let inst = self
             .db

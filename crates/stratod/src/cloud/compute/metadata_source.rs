@@ -15,7 +15,9 @@ impl MetadataSource for Cloud {
 
     fn instance_at(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance> {
         let eni = self.db.eni_on_bridge(bridge, &ip.to_string()).ok()??;
-        self.db.instance(eni.instance_id.as_deref()?).ok()?
+        let id = eni.instance_id.as_deref()?;
+        self.timelines.mark(id, "first_metadata_request");
+        self.db.instance(id).ok()?
     }
 
     fn view(&self, inst: &Instance) -> Option<tree::View> {

@@ -14,3 +14,4 @@ pub mod metadata;
 pub mod metadata_source;
 pub mod restore;
 pub mod status;
+pub mod timeline;

@@ -128,6 +128,7 @@ impl Cloud {
                     for id in ids {
                         let _ = std::fs::remove_dir_all(self.instance_dir(&id));
                         self.status_forget(&id);
+                        self.timelines.forget(&id);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot purge terminated instances"),

@@ -94,10 +94,22 @@ impl StatusBoard for Cloud {
         let live: HashSet<String> = self.vms_map().keys().cloned().collect();
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|id, _| live.contains(id) && !round.contains_key(id));
+        for (id, r) in &round {
+            if r.system.status == crate::prober::Status::Ok
+                && r.instance.status == crate::prober::Status::Ok
+            {
+                self.timelines.mark(id, "status_ok");
+            }
+        }
         map.extend(round);
     }
 
     fn put(&self, id: &str, record: Record) {
+        if record.system.status == crate::prober::Status::Ok
+            && record.instance.status == crate::prober::Status::Ok
+        {
+            self.timelines.mark(id, "status_ok");
+        }
         let mut map = self.status.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(id.to_string(), record);
     }

@@ -22,6 +22,14 @@ impl LeaseBook for Cloud {
         };
         Ok(Some(Binding { ip, net, prefix }))
     }
+
+    fn acked(&self, bridge: &str, ip: std::net::Ipv4Addr) {
+        if let Ok(Some(eni)) = self.db.eni_on_bridge(bridge, &ip.to_string()) {
+            if let Some(id) = eni.instance_id.as_deref() {
+                self.timelines.mark(id, "dhcp_lease");
+            }
+        }
+    }
 }
 
 impl Cloud {
