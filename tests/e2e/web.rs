@@ -13,6 +13,7 @@ use strato_e2e::{fast_config, Daemon, ADMIN};
 
 const PLAIN: &str = "127.0.0.1:8780";
 const TLS: &str = "127.0.0.1:8781";
+const METRICS: &str = "127.0.0.1:8782";
 
 fn web_config() -> Value {
     let mut c = fast_config();
@@ -138,8 +139,23 @@ fn web_api_login_instances_actions_and_console() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
-    let d = Daemon::start_with("web", web_config());
-    let ami = d.register_probe("probe");
+    let d = Daemon::start_with_env("web", web_config(), &[("STRATOD_METRICS", METRICS)]);
+    // The probe asks DHCP for its address, so the boot timeline has the lease.
+    let bundle = strato_e2e::probe_bundle();
+    let ami = d.json(&[
+        "register-image",
+        "--name",
+        "probe-dhcp",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--boot-args",
+        "console=ttyS0 probe.dhcp",
+        "--block-device-mappings",
+        r#"[{"DeviceName":"/dev/vda","Ebs":{"VolumeSize":1,"DeleteOnTermination":true}}]"#,
+    ])["ImageId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let id = d.run(&ami, &[])[0].clone();
 
     // The page itself needs no login; the API does.
@@ -272,6 +288,117 @@ fn web_api_login_instances_actions_and_console() {
         banner < seen.find("probe: console typed").unwrap(),
         "{seen}"
     );
+
+    // The lab: exits per second by reason and by device, KVM's counters, the memory map,
+    // the virtqueues and the boot timeline, all from the daemon's one-second sampling.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lab = loop {
+        let lab = get(&d, &format!("/api/instances/{id}/lab")).json();
+        let pts = lab["points"].as_array().cloned().unwrap_or_default();
+        let total: f64 = pts
+            .iter()
+            .filter_map(|p| p["exits"]["total"].as_f64())
+            .sum();
+        let serial: f64 = pts
+            .iter()
+            .filter_map(|p| p["devices"]["serial"].as_f64())
+            .sum();
+        if pts.len() >= 2 && total > 0.0 && serial > 0.0 {
+            break lab;
+        }
+        assert!(Instant::now() < deadline, "no lab data: {lab:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let last_t = lab["points"].as_array().unwrap().last().unwrap()["t"]
+        .as_i64()
+        .unwrap();
+    let newer = get(&d, &format!("/api/instances/{id}/lab?since={last_t}")).json();
+    assert!(
+        newer["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["t"].as_i64().unwrap() > last_t),
+        "{newer:#}"
+    );
+    assert!(
+        lab["vcpus"][0]["io_out"].as_u64().unwrap() > 0,
+        "{:#}",
+        lab["vcpus"]
+    );
+    let map = lab["memory_map"].as_array().unwrap();
+    let has = |kind: &str, name: &str| {
+        map.iter()
+            .any(|r| r["kind"] == kind && r["name"].as_str().unwrap().contains(name))
+    };
+    assert!(
+        has("ram", "RAM") && has("acpi", "ACPI") && has("smbios", "SMBIOS"),
+        "{map:#?}"
+    );
+    assert!(has("mmio", "eth0") && has("mmio", "vol"), "{map:#?}");
+    let bus = lab["bus"].as_array().unwrap();
+    assert!(
+        bus.iter()
+            .any(|w| w["bus"] == "pio" && w["device"] == "serial" && w["base"] == 0x3f8),
+        "{bus:#?}"
+    );
+    let queues = lab["virtqueues"].as_array().unwrap();
+    let rx = queues
+        .iter()
+        .find(|q| q["device"] == "eth0" && q["queue"] == 0)
+        .unwrap_or_else(|| panic!("{queues:#?}"));
+    assert_eq!(rx["ready"], true, "{rx}");
+    assert!(
+        rx["avail_idx"].as_u64().unwrap() > 0,
+        "the driver offered rx buffers: {rx}"
+    );
+    let steps: Vec<String> = lab["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "request",
+        "volumes",
+        "tap",
+        "monitor_exec",
+        "vm_created",
+        "memory_mapped",
+        "first_guest_instruction",
+        "first_console_byte",
+        "dhcp_lease",
+        "status_ok",
+    ] {
+        assert!(steps.iter().any(|s| s == want), "{want} missing: {steps:?}");
+    }
+    let pos = |s: &str| steps.iter().position(|x| x == s).unwrap();
+    assert!(pos("request") < pos("monitor_exec") && pos("monitor_exec") < pos("vm_created"));
+    assert!(pos("first_guest_instruction") < pos("first_console_byte"));
+    // /metrics has the same series, labelled by instance.
+    let metrics = curl(&d, &[&format!("http://{METRICS}/metrics")]).body;
+    assert!(
+        metrics.contains(&format!(
+            "strato_instance_exits_per_second{{instance=\"{id}\",reason=\"total\"}}"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "strato_instance_device_exits_per_second{{instance=\"{id}\",device=\"serial\"}}"
+        )),
+        "{metrics}"
+    );
+    // Another account gets nothing of it.
+    let bob_lab = curl(
+        &d,
+        &[
+            "-H",
+            "Authorization: Bearer token-bob",
+            &format!("http://{PLAIN}/api/instances/{id}/lab"),
+        ],
+    );
+    assert_eq!(bob_lab.status, 400, "{}", bob_lab.body);
 
     // Another site's page may not open the console with the viewer's cookie.
     let foreign = curl(

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long)]
     cpu_template: Option<String>,
     /// Serve Prometheus counters on http://ADDR/metrics.
-    #[arg(long)]
+    #[arg(long, env = "STRATOD_METRICS")]
     metrics: Option<std::net::SocketAddr>,
     /// Run monitors without the jail (development only; logged as a warning at start and on
     /// every launch). Same as `"jail": false` in the config file.

@@ -16,6 +16,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/app.js"),
     ),
     (
+        "lab.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/lab.js"),
+    ),
+    (
         "app.css",
         "text/css; charset=utf-8",
         include_bytes!("assets/app.css"),
