@@ -20,6 +20,13 @@ ensure_packages() {
 		{ as_root apt-get update >&2 && as_root apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
 }
 
+# Installs Debian's Chromium for the web view's page tests (tests/e2e/web.rs); where it
+# cannot be installed those tests skip and say so.
+ensure_chromium() {
+	ensure_packages chromium ||
+		echo "chromium could not be installed: the web view's page tests will skip" >&2
+}
+
 # Makes cargo available: a rustup install in ~/.cargo if there is one, else Debian's.
 ensure_rust() {
 	if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then

@@ -17,6 +17,7 @@ ensure_rust
 ensure_kvm
 # The aws CLI, boto3 and grpcio for the EC2 Query API and stock-client tests.
 ensure_query_clients
+ensure_chromium
 
 echo "== probe guest image" >&2
 STRATO_PROBE_DIR="$(scripts/build-image.sh probe | tail -n 1)"

@@ -483,3 +483,317 @@ fn web_api_login_instances_actions_and_console() {
     assert_eq!(post(&d, "/api/logout", "{}").status, 204);
     assert_eq!(get(&d, "/api/instances").status, 401);
 }
+
+/// A DevTools protocol client of one page.
+struct Cdp {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next: u64,
+}
+
+impl Cdp {
+    /// Calls `method`; its result (events in between are skipped).
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        self.next += 1;
+        let id = self.next;
+        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{method}: no answer"))
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    assert!(v["error"].is_null(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+        }
+    }
+
+    /// Evaluates `expr` in the page; its value.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
+            )
+            .await;
+        assert!(r["exceptionDetails"].is_null(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `expr` is true in the page.
+    async fn wait(&mut self, what: &str, expr: &str) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if self.eval(expr).await == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let body = self.eval("document.body.innerText").await;
+                panic!("{what}: not so after 40 s; the page shows:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", serde_json::json!({ "url": url }))
+            .await;
+    }
+
+    /// Saves a PNG of the whole page to `path`.
+    async fn screenshot(&mut self, path: &std::path::Path) {
+        let r = self
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({ "format": "png", "captureBeyondViewport": true }),
+            )
+            .await;
+        let png = base64_decode(r["data"].as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+/// Standard base64 (what the DevTools protocol sends screenshots as).
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Headless Chromium inside the daemon's namespace, killed when dropped.
+struct Chromium {
+    child: std::process::Child,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn chromium_binary() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// The pages in a real browser: the list renders, the console shows the probe's banner and
+/// echoes what is typed, the exit chart has data, a stop from the page stops the
+/// instance; a screenshot of each page goes to target/web-screenshots/.
+#[test]
+fn pages_in_headless_chromium() {
+    let Some(browser) = chromium_binary() else {
+        eprintln!(
+            "SKIPPED: chromium is not installed (`. scripts/lib.sh; ensure_chromium` installs \
+             Debian's); the web pages were not tested in a browser"
+        );
+        return;
+    };
+    let d = Daemon::start_with("webui", web_config());
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", Duration::from_secs(30));
+
+    let profile = d.dir.join("chromium");
+    std::fs::create_dir_all(&profile).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &d.ns, browser])
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--remote-debugging-port=0",
+            "--window-size=1280,1000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("about:blank")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.dir.join("chromium.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _chromium = Chromium {
+        child,
+        profile: profile.clone(),
+    };
+    // Chromium writes its DevTools port to the profile once it listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        if let Ok(s) = std::fs::read_to_string(profile.join("DevToolsActivePort")) {
+            if let Some(p) = s.lines().next().and_then(|l| l.trim().parse::<u16>().ok()) {
+                break p;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromium did not start:\n{}",
+            std::fs::read_to_string(d.dir.join("chromium.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let targets = curl(&d, &[&format!("http://127.0.0.1:{port}/json/list")]).json();
+    let page_ws = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "page")
+        .unwrap()["webSocketDebuggerUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let shots = strato_e2e::root().join("target/web-screenshots");
+    let (ns, id2, shots2) = (d.ns.clone(), id.clone(), shots.clone());
+    let base = format!("http://{PLAIN}");
+    in_ns(&ns, move || {
+        Box::pin(async move {
+            let shots = shots2;
+            let (ws, _) = tokio_tungstenite::connect_async(page_ws.as_str())
+                .await
+                .unwrap();
+            let mut p = Cdp { ws, next: 0 };
+            p.call("Page.enable", serde_json::json!({})).await;
+            p.call("Runtime.enable", serde_json::json!({})).await;
+            p.call(
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({ "width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": false }),
+            )
+            .await;
+
+            // Not logged in: the login form.
+            p.goto(&format!("{base}/")).await;
+            p.wait("the login form", "!!document.getElementById('token')")
+                .await;
+            p.screenshot(&shots.join("login.png")).await;
+            p.eval(
+                "document.getElementById('token').value = 'token-admin'; \
+                 document.querySelector('form.login button').click(); true",
+            )
+            .await;
+
+            // The list renders the instance, running.
+            let row = format!("document.querySelector('tr[data-instance=\"{id2}\"]')");
+            p.wait(
+                "the instance listed as running",
+                &format!("!!{row} && !!{row}.querySelector('[data-state=\"running\"]')"),
+            )
+            .await;
+            p.wait(
+                "both status checks ok",
+                &format!("{row}.innerText.includes('system: ok') && {row}.innerText.includes('instance: ok')"),
+            )
+            .await;
+            p.screenshot(&shots.join("instances.png")).await;
+
+            // The detail page: the console shows the banner (the buffered output) and
+            // echoes what is typed into the terminal.
+            p.goto(&format!("{base}/instances/{id2}")).await;
+            let term = "(() => { const t = window.stratoTerm; if (!t) return ''; const b = t.buffer.active; \
+                        let s = ''; for (let i = 0; i < b.length; i++) s += b.getLine(i).translateToString(true) + '\\n'; return s; })()";
+            p.wait(
+                "the probe's banner on the console",
+                &format!("{term}.includes('probe: ready')"),
+            )
+            .await;
+            p.eval("window.stratoTerm.focus(); true").await;
+            p.call(
+                "Input.insertText",
+                serde_json::json!({ "text": "hello from chromium" }),
+            )
+            .await;
+            p.call(
+                "Input.dispatchKeyEvent",
+                serde_json::json!({ "type": "keyDown", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r" }),
+            )
+            .await;
+            p.call(
+                "Input.dispatchKeyEvent",
+                serde_json::json!({ "type": "keyUp", "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13 }),
+            )
+            .await;
+            p.wait(
+                "the typed line echoed by the guest",
+                &format!("{term}.includes('probe: console hello from chromium')"),
+            )
+            .await;
+
+            // The lab: the exit chart has data, the timeline and memory map are shown.
+            p.wait(
+                "points on the exit chart",
+                "Number((document.getElementById('exit-chart') || {dataset: {}}).dataset.points || 0) >= 3",
+            )
+            .await;
+            p.wait(
+                "the boot timeline",
+                "!!document.querySelector('#boot-timeline tr[data-step=\"first_console_byte\"]')",
+            )
+            .await;
+            p.wait(
+                "the memory map",
+                "document.getElementById('memory-map').innerText.includes('ACPI tables')",
+            )
+            .await;
+            let h = p.eval("document.documentElement.scrollHeight").await;
+            p.call(
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({ "width": 1280, "height": h.as_u64().unwrap_or(2000).min(6000), "deviceScaleFactor": 1, "mobile": false }),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            p.screenshot(&shots.join("instance.png")).await;
+
+            // Stop from the page.
+            p.eval("document.querySelector('button[data-action=\"stop\"]').click(); true")
+                .await;
+            p.wait(
+                "the page showing the instance stopped",
+                "!!document.querySelector('h1 [data-state=\"stopped\"]')",
+            )
+            .await;
+        })
+    });
+    assert_eq!(d.state(&id), "stopped");
+    for page in ["login", "instances", "instance"] {
+        let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
+        assert!(png.len() > 10_000, "{page}.png is {} bytes", png.len());
+    }
+}

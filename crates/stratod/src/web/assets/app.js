@@ -44,6 +44,10 @@ function every(ms, f) {
   timers.push(setInterval(f, ms));
 }
 
+function fill(node, ...kids) {
+  node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined));
+}
+
 function reset() {
   timers.forEach(clearInterval);
   timers = [];
@@ -224,7 +228,7 @@ async function detailPage(id) {
   const refresh = async () => {
     try {
       const i = await api("/api/instances/" + id);
-      head.replaceChildren(
+      fill(head,
         el("h1", {}, i.instance_id, i.name ? " (" + i.name + ")" : "", " ", stateCell(i.state)),
         i.state_reason ? el("p", { class: "muted" }, i.state_reason) : null,
         actionButtons(i, refresh));
