@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use strato_vmm_api::control::{CounterSet, Counters, Lab as LabView};
 
-use crate::cloud::Cloud;
 use crate::prober::ProbeTargets;
 use crate::supervisor::{Monitor, Process, VmmPaths};
 
@@ -229,13 +228,13 @@ impl History {
         out
     }
 
-    /// Samples every running instance once a second, forever.
-    pub async fn run(self: Arc<Self>, cloud: Arc<Cloud>) {
+    /// Samples every running instance `targets` lists once a second, forever.
+    pub async fn run(self: Arc<Self>, targets: Arc<dyn ProbeTargets>) {
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let targets = cloud.running();
+            let targets = targets.running();
             self.retain(&targets.iter().map(|t| t.id.clone()).collect::<Vec<_>>());
             let mut set = tokio::task::JoinSet::new();
             for t in targets {

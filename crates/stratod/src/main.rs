@@ -136,7 +136,10 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     // The lab's history, sampled only when something shows it.
     let lab = Arc::new(stratod::lab::History::default());
     if metrics.is_some() || !cloud.cfg.web_listen.is_empty() {
-        tokio::spawn(lab.clone().run(cloud.clone()));
+        tokio::spawn(
+            lab.clone()
+                .run(cloud.clone() as Arc<dyn stratod::prober::ProbeTargets>),
+        );
     }
     if let Some(addr) = metrics {
         let (c, l) = (cloud.clone(), lab.clone());

@@ -15,6 +15,9 @@ use axum::response::Response;
 
 use super::{Web, WebError};
 
+/// The largest frame a viewer may send.
+const MAX_FRAME: usize = crate::cloud::compute::console::MAX_CONSOLE_INPUT;
+
 /// How often input the monitor's queue had no room for is offered again.
 const INPUT_RETRY: Duration = Duration::from_millis(20);
 
@@ -45,7 +48,11 @@ pub(super) async fn console(
         }
     }
     let output = web.cloud.follow_console(&account, &id)?;
-    Ok(ws.on_upgrade(move |socket| run(web, account, id, output, socket)))
+    // Typed input comes in keystrokes and pastes: a frame larger than one console input
+    // request is refused by the WebSocket layer.
+    Ok(ws
+        .max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| run(web, account, id, output, socket)))
 }
 
 fn notice(text: &str) -> Message {

@@ -214,7 +214,12 @@ function consoleView(id) {
     }
   };
   ws.onclose = () => notes.append(el("p", { class: "muted" }, "Console disconnected."));
-  term.onData((d) => { if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d)); });
+  // Pastes go in frames of at most 8 KiB (the daemon takes up to 16 KiB a frame).
+  term.onData((d) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const b = enc.encode(d);
+    for (let i = 0; i < b.length; i += 8192) ws.send(b.subarray(i, i + 8192));
+  });
   return wrap;
 }
 
