@@ -280,9 +280,31 @@ fn web_api_login_instances_actions_and_console() {
                         .unwrap();
                 }
             }
+            // A paste larger than the guest's 4 KiB input queue: the daemon offers the
+            // rest as the guest reads, so every line arrives.
+            let many: String = (0..100)
+                .map(|i| format!("pasted {i:03} {}\r", "y".repeat(60)))
+                .collect();
+            ws.send(Message::Binary(many.into_bytes().into()))
+                .await
+                .unwrap();
+            while !seen.contains("probe: console pasted 099") {
+                let msg = tokio::time::timeout_at(deadline, ws.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("the paste did not arrive; saw:\n{seen}"))
+                    .unwrap()
+                    .unwrap();
+                if let Message::Binary(b) = msg {
+                    seen.push_str(&String::from_utf8_lossy(&b));
+                }
+            }
             seen
         })
     });
+    for i in 0..100 {
+        let line = format!("probe: console pasted {i:03} {}", "y".repeat(60));
+        assert!(seen.contains(&line), "{line:?} missing:\n{seen}");
+    }
     let banner = seen.find("probe: ready").unwrap();
     assert!(
         banner < seen.find("probe: console typed").unwrap(),

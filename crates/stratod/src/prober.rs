@@ -732,6 +732,8 @@ mod tests {
         assert_eq!(map.len(), 3, "{map:?}");
         assert_eq!(map["i-0000000000000000a"].system.status, Status::Ok);
         assert_eq!(map["i-0000000000000000b"].system.status, Status::Impaired);
+        assert_eq!(map["i-0000000000000000b"].system.reason, Some(MONITOR_GONE));
+        assert_eq!(map["i-0000000000000000a"].system.reason, None);
         assert_eq!(map["i-0000000000000000c"].system.status, Status::Impaired);
         assert_eq!(
             p.metrics

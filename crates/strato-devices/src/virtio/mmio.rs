@@ -703,6 +703,32 @@ mod tests {
     }
 
     #[test]
+    fn queue_indexes_are_read_from_the_rings_once_ready() {
+        use vm_memory::Bytes;
+        let mut g = rig();
+        negotiate(&mut g.t, VIRTIO_F_VERSION_1);
+        let before = g.t.queue_indexes();
+        assert_eq!(before.len(), 2);
+        assert!(!before[0].ready && before[0].avail.is_none() && before[0].used.is_none());
+        setup_queue(&mut g.t, 0, 16, 0x10000);
+        // The driver has offered 7 buffers; the device has used 5 (each ring's idx is the
+        // u16 after its flags).
+        g.t.mem.write_obj(7u16, GuestAddress(0x11002)).unwrap();
+        g.t.mem.write_obj(5u16, GuestAddress(0x12002)).unwrap();
+        let q = g.t.queue_indexes();
+        assert_eq!(
+            q[0],
+            QueueIndexes {
+                size: 16,
+                ready: true,
+                avail: Some(7),
+                used: Some(5)
+            }
+        );
+        assert!(!q[1].ready && q[1].avail.is_none());
+    }
+
+    #[test]
     fn status_written_in_one_go_is_accepted_in_order() {
         let mut g = rig();
         w(&mut g.t, reg::STATUS, ACKNOWLEDGE | DRIVER);
