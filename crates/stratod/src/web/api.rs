@@ -51,13 +51,19 @@ async fn login(
     Extension(conn): Extension<Conn>,
     Json(body): Json<Login>,
 ) -> Result<Response, WebError> {
+    let now = std::time::Instant::now();
+    if !web.logins.allowed(conn.peer.ip(), now) {
+        return Err(WebError::Throttled);
+    }
     let account = match web.cloud.account_for_token(body.token.trim()) {
         Ok(a) => a,
         Err(e) => {
             tracing::info!(peer = %conn.peer, "web view login refused");
+            web.logins.failed(conn.peer.ip(), now);
             return Err(WebError::Auth(e));
         }
     };
+    web.logins.succeeded(conn.peer.ip());
     tracing::info!(peer = %conn.peer, account = %account, "web view login");
     let id = web.login(account.clone());
     let secure = if conn.tls { "; Secure" } else { "" };

@@ -53,6 +53,46 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Most sessions kept at once; the oldest goes first beyond it.
 const MAX_SESSIONS: usize = 1024;
 
+/// Failed logins one address may make within [`FAILURE_WINDOW`] before it must wait.
+const MAX_FAILURES: u32 = 10;
+
+/// The window failed logins are counted in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Failed logins by client address: past [`MAX_FAILURES`] in a window, that address's
+/// logins are refused until the window ends, so a token cannot be guessed at line rate.
+#[derive(Debug, Default)]
+struct LoginLimiter {
+    failures: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<std::net::IpAddr, (u32, Instant)>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `ip` may try to log in at `now`.
+    fn allowed(&self, ip: std::net::IpAddr, now: Instant) -> bool {
+        match self.map().get(&ip) {
+            Some(&(n, since)) => n < MAX_FAILURES || now.duration_since(since) >= FAILURE_WINDOW,
+            None => true,
+        }
+    }
+
+    /// A failed login from `ip` at `now`.
+    fn failed(&self, ip: std::net::IpAddr, now: Instant) {
+        let mut m = self.map();
+        m.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        let e = m.entry(ip).or_insert((0, now));
+        e.0 += 1;
+    }
+
+    /// A login from `ip` succeeded: its count starts over.
+    fn succeeded(&self, ip: std::net::IpAddr) {
+        self.map().remove(&ip);
+    }
+}
+
 /// The session cookie's name.
 const COOKIE: &str = "strato_session";
 
@@ -68,6 +108,7 @@ pub struct Web {
     cloud: Arc<Cloud>,
     lab: Arc<crate::lab::History>,
     sessions: Mutex<HashMap<String, Session>>,
+    logins: LoginLimiter,
 }
 
 /// What a request's connection was: TLS or not, and from where.
@@ -84,6 +125,7 @@ impl Web {
             cloud,
             lab,
             sessions: Mutex::new(HashMap::new()),
+            logins: LoginLimiter::default(),
         })
     }
 
@@ -173,6 +215,8 @@ enum WebError {
     Api(ApiError),
     /// A request the view cannot take (400).
     Bad(String),
+    /// Too many failed logins from the caller's address (429).
+    Throttled,
 }
 
 impl From<ApiError> for WebError {
@@ -192,6 +236,13 @@ impl IntoResponse for WebError {
                 e.message,
             ),
             WebError::Bad(m) => (StatusCode::BAD_REQUEST, "InvalidRequest", m),
+            WebError::Throttled => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RequestLimitExceeded",
+                format!(
+                    "More than {MAX_FAILURES} failed logins from this address: try again in a minute."
+                ),
+            ),
         };
         (
             status,
@@ -333,6 +384,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_logins_past_the_limit_wait_out_the_window() {
+        let l = LoginLimiter::default();
+        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let other: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(l.allowed(ip, t0));
+            l.failed(ip, t0);
+        }
+        assert!(!l.allowed(ip, t0 + Duration::from_secs(1)));
+        assert!(l.allowed(other, t0), "another address is not held up");
+        assert!(l.allowed(ip, t0 + FAILURE_WINDOW));
+        l.failed(ip, t0 + FAILURE_WINDOW);
+        assert!(
+            l.allowed(ip, t0 + FAILURE_WINDOW),
+            "a new window counts from one"
+        );
+        l.succeeded(ip);
+        assert!(l.map().is_empty());
+    }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {
