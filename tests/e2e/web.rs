@@ -281,7 +281,8 @@ fn web_api_login_instances_actions_and_console() {
                 }
             }
             // A paste larger than the guest's 4 KiB input queue: the daemon offers the
-            // rest as the guest reads, so every line arrives.
+            // rest as the guest reads, so every line arrives (on a loaded host too).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             let many: String = (0..100)
                 .map(|i| format!("pasted {i:03} {}\r", "y".repeat(60)))
                 .collect();
@@ -294,8 +295,10 @@ fn web_api_login_instances_actions_and_console() {
                     .unwrap_or_else(|_| panic!("the paste did not arrive; saw:\n{seen}"))
                     .unwrap()
                     .unwrap();
-                if let Message::Binary(b) = msg {
-                    seen.push_str(&String::from_utf8_lossy(&b));
+                match msg {
+                    Message::Binary(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                    Message::Text(t) => seen.push_str(&format!("[notice] {t}\n")),
+                    _ => {}
                 }
             }
             seen

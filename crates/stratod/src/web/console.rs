@@ -21,8 +21,9 @@ const MAX_FRAME: usize = crate::cloud::compute::console::MAX_CONSOLE_INPUT;
 /// How often input the monitor's queue had no room for is offered again.
 const INPUT_RETRY: Duration = Duration::from_millis(20);
 
-/// How many times before the rest is dropped (the guest reads nothing).
-const INPUT_TRIES: u32 = 100;
+/// How long input may make no progress (the guest reads nothing) before the rest is
+/// dropped.
+const INPUT_STALL: Duration = Duration::from_secs(10);
 
 /// GET /api/instances/{id}/console: the WebSocket.
 pub(super) async fn console(
@@ -101,7 +102,8 @@ async fn run(
 /// is a notice for the viewer.
 async fn send_input(web: &Web, account: &str, id: &str, data: &[u8]) -> Result<(), String> {
     let mut rest = data;
-    for _ in 0..INPUT_TRIES {
+    let mut progress = std::time::Instant::now();
+    while progress.elapsed() < INPUT_STALL {
         if rest.is_empty() {
             return Ok(());
         }
@@ -119,6 +121,8 @@ async fn send_input(web: &Web, account: &str, id: &str, data: &[u8]) -> Result<(
         rest = &rest[n..];
         if n == 0 {
             tokio::time::sleep(INPUT_RETRY).await;
+        } else {
+            progress = std::time::Instant::now();
         }
     }
     if rest.is_empty() {
