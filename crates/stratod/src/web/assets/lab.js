@@ -77,6 +77,7 @@ window.stratoLab = function (id) {
   const pick = el("select", { onchange: (e) => { windowSecs = Number(e.target.value); redraw(); } },
     el("option", { value: 300 }, "5 minutes"), el("option", { value: 900 }, "15 minutes"), el("option", { value: 3600 }, "1 hour"));
   let reasons = [];
+  let lastVcpus = null;
   let devices = [];
   const redraw = () => {
     const last = points[points.length - 1];
@@ -102,10 +103,22 @@ window.stratoLab = function (id) {
     devices = Array.from(devs).sort();
     redraw();
     if (lab.vcpus) {
+      // The totals and, from the previous answer, how fast each grows.
+      const now = Date.now() / 1000;
+      const prev = lastVcpus;
+      const secs = prev ? now - prev.at : 0;
       const names = Array.from(new Set(lab.vcpus.flatMap((v) => Object.keys(v)))).sort();
+      const cell = (i, n) => {
+        const v = lab.vcpus[i][n];
+        if (v === undefined) return "";
+        const before = prev && prev.vcpus[i] ? prev.vcpus[i][n] : undefined;
+        if (before === undefined || secs <= 0 || n === "kvm_blocking") return String(v);
+        return v + "  (" + (Math.max(0, v - before) / secs).toFixed(0) + "/s)";
+      };
       kvm.replaceChildren(el("table", {},
         el("tr", {}, el("th", {}, "counter"), lab.vcpus.map((_, i) => el("th", {}, "vCPU " + i))),
-        names.map((n) => el("tr", {}, el("td", { class: "mono" }, n), lab.vcpus.map((v) => el("td", { class: "mono" }, v[n] === undefined ? "" : v[n]))))));
+        names.map((n) => el("tr", {}, el("td", { class: "mono" }, n), lab.vcpus.map((_, i) => el("td", { class: "mono" }, cell(i, n)))))));
+      lastVcpus = { at: now, vcpus: lab.vcpus };
     }
     if (lab.timeline.length) {
       const total = Math.max(1, lab.timeline[lab.timeline.length - 1].ms);
