@@ -625,6 +625,37 @@ mod tests {
     }
 
     #[test]
+    fn the_web_view_listens_on_tcp_only_and_is_off_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(&p, "{}").unwrap();
+        let c = Config::build(Some(&p), None, &[], None).unwrap();
+        assert!(c.web_listen.is_empty());
+        std::fs::write(
+            &p,
+            r#"{"web": {"listen": ["tcp:127.0.0.1:8443", "tcp+plain:127.0.0.1:8080"]}}"#,
+        )
+        .unwrap();
+        let c = Config::build(Some(&p), None, &[], None).unwrap();
+        assert_eq!(
+            c.web_listen,
+            vec![
+                Listen::Tcp("127.0.0.1:8443".parse().unwrap()),
+                Listen::TcpPlain("127.0.0.1:8080".parse().unwrap())
+            ]
+        );
+        assert!(
+            crate::tls::needed(&c),
+            "a TLS web listener needs the certificate"
+        );
+        std::fs::write(&p, r#"{"web": {"listen": "unix:/tmp/web.sock"}}"#).unwrap();
+        match Config::build(Some(&p), None, &[], None) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("web.listen"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn file_settings_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.json");
