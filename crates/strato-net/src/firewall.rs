@@ -121,6 +121,9 @@ pub struct Ruleset {
     pub bridges: Vec<HostBridge>,
     /// The metadata service's address (TCP); `None`: not accepted from guests.
     pub metadata: Option<SocketAddrV4>,
+    /// The EC2 Query API's port, when guests may reach it on their gateway addresses
+    /// (an interface endpoint, as a VPC gets for EC2 in AWS); `None`: not from guests.
+    pub api_port: Option<u16>,
 }
 
 /// An ID as an nft identifier: `-` becomes `_`; anything but ASCII letters, digits and
@@ -346,6 +349,9 @@ fn render_host_input(rs: &Ruleset, s: &mut String) -> Result<(), NetError> {
     if let Some(m) = rs.metadata {
         let _ = writeln!(s, "\t\tip daddr {} tcp dport {} accept", m.ip(), m.port());
     }
+    if let Some(p) = rs.api_port {
+        let _ = writeln!(s, "\t\ttcp dport {p} iifname . ip daddr @gateways accept");
+    }
     s.push_str(
         "\t\ticmp type echo-request iifname . ip daddr @gateways accept\n\
          \t\tcounter drop\n\
@@ -506,6 +512,7 @@ mod tests {
                 gateways: vec![Ipv4Addr::new(172, 31, 0, 1)],
             }],
             metadata: Some(SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80)),
+            api_port: None,
         };
         let got = render_filter(&rs).unwrap();
         let want = "table inet strato_filter {
@@ -590,6 +597,14 @@ mod tests {
             "{got}"
         );
         assert!(!got.contains("tcp dport 80"), "{got}");
+        assert!(!got.contains("tcp dport 8773"), "{got}");
+        let endpoint = Ruleset {
+            api_port: Some(8773),
+            ..Ruleset::default()
+        };
+        assert!(render_filter(&endpoint)
+            .unwrap()
+            .contains("\t\ttcp dport 8773 iifname . ip daddr @gateways accept\n"));
         let rs = Ruleset {
             bridges: vec![HostBridge {
                 name: "br\" }".into(),

@@ -128,6 +128,8 @@ mod tests {
                     Ipv4Addr::new(169, 254, 169, 254),
                     80,
                 )),
+                // nft itself checks the endpoint rule's syntax.
+                api_port: Some(8773),
             };
             apply(&firewall::render(&rs).expect("render")).expect("apply");
             // Applying again replaces the tables rather than failing or doubling them.

@@ -176,6 +176,11 @@ pub struct TlsConfig {
 pub struct Ec2ApiFile {
     /// Where to serve it: one `tcp:HOST:PORT` (or `unix:PATH`), or a list.
     pub listen: OneOrMany,
+    /// Whether instances may reach it on their subnet's gateway address (the port of
+    /// the TCP listener on a wildcard address), as a VPC endpoint for EC2 gives them;
+    /// off by default: guests reach only DHCP, the metadata service and ping.
+    #[serde(default)]
+    pub vpc_endpoint: bool,
 }
 
 /// One string or a list of them.
@@ -345,6 +350,8 @@ pub struct Config {
     pub uplink: Option<Uplink>,
     /// Where the EC2 Query API listens (none: it is off).
     pub ec2_api_listen: Vec<Listen>,
+    /// The Query API port instances reach on their gateway (`ec2_api.vpc_endpoint`).
+    pub ec2_api_vpc_endpoint: Option<u16>,
     /// Where the web view listens (none: it is off); TCP only.
     pub web_listen: Vec<Listen>,
     /// Whether monitors are jailed.
@@ -482,10 +489,24 @@ impl Config {
                 })
             }
         };
-        let ec2_api_listen = match f.ec2_api.map(|e| e.listen) {
+        let vpc_endpoint = f.ec2_api.as_ref().is_some_and(|e| e.vpc_endpoint);
+        let ec2_api_listen: Vec<Listen> = match f.ec2_api.map(|e| e.listen) {
             None => Vec::new(),
             Some(OneOrMany::One(s)) => vec![s.parse()?],
             Some(OneOrMany::Many(v)) => v.iter().map(|s| s.parse()).collect::<Result<_, _>>()?,
+        };
+        let ec2_api_vpc_endpoint = if vpc_endpoint {
+            let port = ec2_api_listen.iter().find_map(|l| match l {
+                Listen::Tcp(a) | Listen::TcpPlain(a) if a.ip().is_unspecified() => Some(a.port()),
+                _ => None,
+            });
+            Some(port.ok_or_else(|| {
+                ConfigError::Invalid(
+                    "ec2_api.vpc_endpoint needs a TCP listener on a wildcard address (tcp:0.0.0.0:PORT), which the gateways share".into(),
+                )
+            })?)
+        } else {
+            None
         };
         let web_listen: Vec<Listen> = match f.web.map(|w| w.listen) {
             None => Vec::new(),
@@ -544,6 +565,7 @@ impl Config {
             tls,
             ipv6_pool,
             ec2_api_listen,
+            ec2_api_vpc_endpoint,
             web_listen,
             jail: f.jail.unwrap_or(true),
             jail_ids,

@@ -33,6 +33,8 @@ counters! {
     api_requests_total: "API calls received.",
     api_errors_total: "API calls answered with an error.",
     query_requests_total: "EC2 Query API requests received.",
+    query_denied_total: "EC2 Query API calls a role's temporary credentials were not allowed to make.",
+    role_credentials_issued_total: "Temporary credentials issued to instances for their roles.",
     query_errors_total: "EC2 Query API requests answered with an error (signature failures included).",
     instances_launched_total: "Instances launched.",
     vmm_spawned_total: "Monitor processes started.",

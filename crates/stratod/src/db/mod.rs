@@ -20,6 +20,7 @@ pub mod network_interfaces;
 pub mod placement;
 pub mod roles;
 pub mod security_groups;
+pub mod sessions;
 pub mod tags;
 pub mod usage;
 pub mod volumes;
@@ -413,6 +414,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX network_interface_ipv6_eni ON network_interface_ipv6(eni_id);
     ALTER TABLE subnets ADD COLUMN assign_ipv6_on_creation INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 16: the temporary credentials of instance roles, served by the metadata service: one
+    // row per issued key, kept until it expires or its instance loses the profile.
+    r#"
+    CREATE TABLE session_credentials (
+        access_key TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        token TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        role TEXT NOT NULL,
+        issued INTEGER NOT NULL,
+        expires INTEGER NOT NULL
+    );
+    CREATE INDEX session_credentials_instance ON session_credentials(instance_id, expires);
     "#,
 ];
 

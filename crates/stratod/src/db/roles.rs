@@ -47,6 +47,18 @@ pub struct IamAssociation {
     pub created: i64,
 }
 
+const ASSOC_COLUMNS: &str = "id, instance_id, account, profile, created";
+
+fn assoc_from_row(r: &Row<'_>) -> rusqlite::Result<IamAssociation> {
+    Ok(IamAssociation {
+        id: r.get(0)?,
+        instance_id: r.get(1)?,
+        account: r.get(2)?,
+        profile: r.get(3)?,
+        created: r.get(4)?,
+    })
+}
+
 fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
     let actions: String = r.get(2)?;
     let actions = serde_json::from_str(&actions).map_err(|e| {
@@ -206,20 +218,60 @@ impl Db {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id, instance_id, account, profile, created FROM iam_associations \
-                 WHERE instance_id = ?1",
+                &format!("SELECT {ASSOC_COLUMNS} FROM iam_associations WHERE instance_id = ?1"),
                 [instance_id],
-                |r| {
-                    Ok(IamAssociation {
-                        id: r.get(0)?,
-                        instance_id: r.get(1)?,
-                        account: r.get(2)?,
-                        profile: r.get(3)?,
-                        created: r.get(4)?,
-                    })
-                },
+                assoc_from_row,
             )
             .optional()?)
+    }
+
+    /// One association by its ID.
+    pub fn iam_association(&self, id: &str) -> DbResult<Option<IamAssociation>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {ASSOC_COLUMNS} FROM iam_associations WHERE id = ?1"),
+                [id],
+                assoc_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The associations of an account, oldest first.
+    pub fn iam_associations(&self, account: &str) -> DbResult<Vec<IamAssociation>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ASSOC_COLUMNS} FROM iam_associations WHERE account = ?1 ORDER BY created, id"
+        ))?;
+        let rows = stmt.query_map([account], assoc_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Points an association at another profile under a new ID, and revokes the
+    /// instance's credentials (they were for the old role); `false` when it is gone.
+    pub fn replace_iam_association(&self, id: &str, new: &IamAssociation) -> DbResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM iam_associations WHERE id = ?1", [id])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "DELETE FROM session_credentials WHERE instance_id = ?1",
+            [&new.instance_id],
+        )?;
+        tx.execute(
+            &format!("INSERT INTO iam_associations ({ASSOC_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                new.id,
+                new.instance_id,
+                new.account,
+                new.profile,
+                new.created
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 }
 

@@ -105,6 +105,7 @@ impl MetadataSource for Fake {
             ],
             tags: None,
             pending_time: inst.launch_time,
+            iam: None,
         })
     }
 }

@@ -141,6 +141,61 @@ pub struct View {
     pub tags: Option<Vec<(String, String)>>,
     /// Unix seconds of the last start.
     pub pending_time: i64,
+    /// The instance profile and its role's current credentials, if it has a profile.
+    pub iam: Option<IamView>,
+}
+
+/// An instance profile as the `iam/` directory shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamView {
+    /// The profile's ARN.
+    pub profile_arn: String,
+    /// The profile's unique ID (`AIPA…`).
+    pub profile_id: String,
+    /// The role's name (the one entry of `iam/security-credentials/`).
+    pub role: String,
+    /// `ASIA…`
+    pub access_key: String,
+    /// The secret access key.
+    pub secret: String,
+    /// The session token.
+    pub token: String,
+    /// Unix seconds the credentials were issued.
+    pub issued: i64,
+    /// Unix seconds they expire.
+    pub expires: i64,
+}
+
+/// The `iam/` directory: `info` and the role's credentials, in the JSON EC2 serves and
+/// botocore's credential chain reads.
+fn iam(v: &IamView) -> Node {
+    let mut t = Node::dir();
+    let updated = crate::time::rfc3339(v.issued);
+    let info = serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": updated,
+        "InstanceProfileArn": v.profile_arn,
+        "InstanceProfileId": v.profile_id,
+    });
+    t.leaf(
+        "info",
+        serde_json::to_string_pretty(&info).unwrap_or_default(),
+    );
+    let creds = serde_json::json!({
+        "Code": "Success",
+        "LastUpdated": updated,
+        "Type": "AWS-HMAC",
+        "AccessKeyId": v.access_key,
+        "SecretAccessKey": v.secret,
+        "Token": v.token,
+        "Expiration": crate::time::rfc3339(v.expires),
+    });
+    // A role name is letters, digits and `+=,.@_-`: always one path element.
+    t.leaf(
+        &format!("security-credentials/{}", v.role),
+        serde_json::to_string_pretty(&creds).unwrap_or_default(),
+    );
+    t
 }
 
 fn hostname(ip: &str, region: &str) -> String {
@@ -227,6 +282,9 @@ pub fn meta_data(v: &View) -> Node {
         keys.leaf("0/openssh-key", &v.public_key);
         t.put("public-keys", keys);
     }
+    if let Some(i) = &v.iam {
+        t.put("iam", iam(i));
+    }
     if let Some(tags) = &v.tags {
         let mut dir = Node::dir();
         for (k, val) in tags {
@@ -301,6 +359,7 @@ mod tests {
             ],
             tags: None,
             pending_time: 1_700_000_000,
+            iam: None,
         }
     }
 
@@ -376,5 +435,38 @@ mod tests {
         assert_eq!(doc["privateIp"], "172.31.0.4");
         assert_eq!(doc["pendingTime"], "2023-11-14T22:13:20Z");
         assert_eq!(d.get("").unwrap(), "instance-identity/");
+    }
+
+    #[test]
+    fn a_profile_shows_iam_info_and_the_roles_credentials() {
+        let mut v = view();
+        assert_eq!(meta_data(&v).get("iam"), None, "no profile, no iam/");
+        v.iam = Some(IamView {
+            profile_arn: "arn:aws:iam::111111111111:instance-profile/web".into(),
+            profile_id: "AIPAABCDEFGHIJKLMNOPQ".into(),
+            role: "reader".into(),
+            access_key: "ASIAABCDEFGHIJKLMNOP".into(),
+            secret: "secret".into(),
+            token: "token".into(),
+            issued: 1_700_000_000,
+            expires: 1_700_021_600,
+        });
+        let t = meta_data(&v);
+        assert!(t.get("").unwrap().lines().any(|l| l == "iam/"));
+        assert_eq!(t.get("iam").unwrap(), "info\nsecurity-credentials/");
+        assert_eq!(t.get("iam/security-credentials/").unwrap(), "reader");
+        let info: serde_json::Value = serde_json::from_str(&t.get("iam/info").unwrap()).unwrap();
+        assert_eq!(info["Code"], "Success");
+        assert_eq!(
+            info["InstanceProfileArn"],
+            "arn:aws:iam::111111111111:instance-profile/web"
+        );
+        let c: serde_json::Value =
+            serde_json::from_str(&t.get("iam/security-credentials/reader").unwrap()).unwrap();
+        assert_eq!(c["Type"], "AWS-HMAC");
+        assert_eq!(c["AccessKeyId"], "ASIAABCDEFGHIJKLMNOP");
+        assert_eq!(c["Token"], "token");
+        assert_eq!(c["Expiration"], "2023-11-15T04:13:20Z");
+        assert_eq!(t.get("iam/security-credentials/writer"), None);
     }
 }

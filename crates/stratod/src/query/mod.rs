@@ -14,6 +14,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::cloud::identity::roles::allows;
+use crate::cloud::identity::sessions::RoleSession;
 use crate::cloud::Cloud;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -58,6 +60,21 @@ pub struct Caller {
     pub account: String,
     /// The access key that signed.
     pub access_key: String,
+    /// The role a temporary credential limits the caller to; `None` for an access key.
+    pub role: Option<RoleSession>,
+}
+
+impl Caller {
+    /// Whether the caller may call `action` of `service`. STS's GetCallerIdentity needs no
+    /// permission, as in AWS.
+    fn may_call(&self, service: Service, action: &str) -> bool {
+        let Some(r) = &self.role else { return true };
+        match service {
+            Service::Sts if action == "GetCallerIdentity" => true,
+            Service::Sts => allows(&r.actions, "sts", action),
+            Service::Ec2 => allows(&r.actions, "ec2", action),
+        }
+    }
 }
 
 /// A request being answered: the caller and the cloud.
@@ -202,6 +219,24 @@ impl QueryApi {
                     format!("The action {action} is not valid for this web service."),
                 )
             })?;
+            if !caller.may_call(service, &action) {
+                crate::metrics::inc(&self.cloud.metrics.query_denied_total);
+                let who = caller
+                    .role
+                    .as_ref()
+                    .map(|r| r.arn(&caller.account))
+                    .unwrap_or_default();
+                let svc = match service {
+                    Service::Ec2 => "ec2",
+                    Service::Sts => "sts",
+                };
+                return Err(ApiError::new(
+                    ErrorCode::UnauthorizedOperation,
+                    format!(
+                        "You are not authorized to perform this operation. User: {who} is not authorized to perform: {svc}:{action}"
+                    ),
+                ));
+            }
             let input = match &op.input {
                 Some(shape) => form::parse(model, shape, &params)?,
                 None if params.is_empty() => Value::obj([]),
@@ -275,16 +310,27 @@ impl QueryApi {
                 auth.region, self.cloud.cfg.region
             )));
         }
+        let now = crate::db::now_s();
+        let token = req.header("x-amz-security-token");
+        if let Some(s) = self.cloud.session_caller(&auth.access_key, token, now)? {
+            sigv4::verify(req, &auth, &s.secret, now)?;
+            return Ok(Caller {
+                account: s.account,
+                access_key: auth.access_key,
+                role: Some(s.session),
+            });
+        }
         let Some(cred) = self.cloud.access_key_credential(&auth.access_key)? else {
             return Err(sigv4::auth_failure(&format!(
                 "the access key ID '{}' does not exist.",
                 auth.access_key
             )));
         };
-        sigv4::verify(req, &auth, &cred.secret, crate::db::now_s())?;
+        sigv4::verify(req, &auth, &cred.secret, now)?;
         Ok(Caller {
             account: cred.account,
             access_key: auth.access_key,
+            role: None,
         })
     }
 }

@@ -415,6 +415,10 @@ impl Cloud {
                 }
             }
         }
+        // EC2 disassociates a terminated instance's profile: its credentials die now.
+        if let Err(e) = self.db.delete_iam_association(id) {
+            tracing::warn!(instance = id, error = %e, "cannot remove the profile association");
+        }
         let dir = self.instance_dir(id);
         // Keep the console log (GetConsoleOutput works on terminated instances while they
         // are listed); the rest goes.

@@ -104,6 +104,23 @@ impl MetadataSource for Cloud {
                     .collect()
             }),
             pending_time: inst.launch_time,
+            iam: self
+                .instance_credentials(&inst.id, crate::db::now_s())
+                .map_err(|e| {
+                    tracing::warn!(instance = %inst.id, error = %e.message, "cannot issue role credentials")
+                })
+                .ok()
+                .flatten()
+                .map(|c| tree::IamView {
+                    profile_arn: c.profile_arn,
+                    profile_id: c.profile_id,
+                    role: c.credential.role,
+                    access_key: c.credential.access_key,
+                    secret: c.credential.secret,
+                    token: c.credential.token,
+                    issued: c.credential.issued,
+                    expires: c.credential.expires,
+                }),
         })
     }
 }

@@ -42,12 +42,12 @@ impl From<&AccessKey> for KeyInfo {
 }
 
 /// Base32 (RFC 4648) letters, as AWS key IDs use.
-const ID_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+pub(super) const ID_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 /// The secret's alphabet: base64's.
-const SECRET_ALPHABET: &[u8; 64] =
+pub(super) const SECRET_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn random_string(alphabet: &[u8], len: usize) -> ApiResult<String> {
+pub(super) fn random_string(alphabet: &[u8], len: usize) -> ApiResult<String> {
     let mut buf = vec![0u8; len];
     OsRng
         .try_fill_bytes(&mut buf)

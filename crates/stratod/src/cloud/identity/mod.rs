@@ -3,5 +3,7 @@
 //! tokens stay in the configuration. Instance roles and profiles live here too.
 
 pub mod access_keys;
+pub mod associations;
 pub mod client_tokens;
 pub mod roles;
+pub mod sessions;

@@ -165,6 +165,7 @@ impl Cloud {
             crate::imds::ADDRESS,
             crate::imds::PORT,
         ));
+        model.api_port = self.cfg.ec2_api_vpc_endpoint;
         Ok(model)
     }
 

@@ -146,6 +146,17 @@ pub fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> {
             }
             Ok(())
         }
+        "AssociateIamInstanceProfile" => {
+            instance(ctx, input)?;
+            c.launch_profile(a, &super::iam::profile(input)?).map(drop)
+        }
+        "ReplaceIamInstanceProfileAssociation" => {
+            c.owned_association(a, input.str("AssociationId"))?;
+            c.launch_profile(a, &super::iam::profile(input)?).map(drop)
+        }
+        "DisassociateIamInstanceProfile" => {
+            c.owned_association(a, input.str("AssociationId")).map(drop)
+        }
         "AllocateAddress" => c.uplink().map(drop),
         "AssociateAddress" => {
             let allocation = super::addresses::allocation_of(ctx, input, "AllocationId")?;

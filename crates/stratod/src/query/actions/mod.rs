@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 mod addresses;
 mod compute;
 mod dry_run;
+mod iam;
 mod instances;
 mod keys;
 mod launch_templates;
@@ -109,6 +110,10 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "DisassociateVpcCidrBlock" => vpc::disassociate_vpc_cidr_block(ctx, input),
         "AssociateSubnetCidrBlock" => vpc::associate_subnet_cidr_block(ctx, input).await,
         "DisassociateSubnetCidrBlock" => vpc::disassociate_subnet_cidr_block(ctx, input).await,
+        "AssociateIamInstanceProfile" => iam::associate(ctx, input),
+        "ReplaceIamInstanceProfileAssociation" => iam::replace(ctx, input),
+        "DisassociateIamInstanceProfile" => iam::disassociate(ctx, input),
+        "DescribeIamInstanceProfileAssociations" => iam::describe(ctx, input),
         "AssignIpv6Addresses" => vpc::assign_ipv6_addresses(ctx, input).await,
         "UnassignIpv6Addresses" => vpc::unassign_ipv6_addresses(ctx, input).await,
         _ => {
@@ -126,10 +131,21 @@ pub fn sts(ctx: &Ctx<'_>, action: &str, _input: &Value) -> ApiResult<Value> {
     match action {
         "GetCallerIdentity" => {
             let account = ctx.account();
+            let (arn, user) = match &ctx.caller.role {
+                Some(r) => (
+                    r.arn(account),
+                    format!(
+                        "{}:{}",
+                        crate::cloud::identity::sessions::role_id(account, &r.role),
+                        r.instance_id
+                    ),
+                ),
+                None => (format!("arn:aws:iam::{account}:root"), account.to_string()),
+            };
             Ok(Value::obj([
                 ("Account", account.into()),
-                ("Arn", format!("arn:aws:iam::{account}:root").into()),
-                ("UserId", account.into()),
+                ("Arn", arn.into()),
+                ("UserId", user.into()),
             ]))
         }
         _ => Err(ApiError::new(
