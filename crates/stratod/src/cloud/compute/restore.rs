@@ -13,6 +13,7 @@ use crate::supervisor::{self, Monitor, Process, VmmPaths};
 impl Cloud {
     /// Brings every instance back under supervision.
     pub async fn restore(self: &Arc<Self>) {
+        self.sweep_storage();
         self.restore_storage();
         self.resume_copies();
         let instances = match self.db.instances(None) {
@@ -61,6 +62,15 @@ impl Cloud {
                 }
                 _ => false,
             };
+            // A monitor started just before a crash, its PID never recorded: it would run
+            // beside the one a restarted boot starts, both on the same volumes.
+            let keep = process.filter(|_| adopted).map(|p| p.pid);
+            for pid in supervisor::strays(&paths.config, keep) {
+                tracing::warn!(instance = %inst.id, pid, "killing an unrecorded monitor (started before a crash)");
+                // SAFETY: kill takes a PID and a signal; the process runs this instance's
+                // monitor configuration and is not the one the records name.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             let cloud = Arc::clone(self);
             let id = inst.id.clone();
             match inst.state {
