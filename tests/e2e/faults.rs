@@ -56,7 +56,14 @@ impl Call {
 
     /// An EC2 error the daemon answered (not a call cut off by the crash).
     fn refused(&self) -> bool {
-        self.code == Some(254) && self.err.contains("An error occurred (")
+        let code = self
+            .err
+            .split_once("An error occurred (")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(code, _)| code);
+        // A connection cut by the crash comes back as a transport status, not an EC2 code.
+        self.code == Some(254)
+            && code.is_some_and(|c| !matches!(c, "Unknown" | "Unavailable" | "Cancelled"))
     }
 }
 

@@ -301,6 +301,10 @@ impl Cloud {
                     format!("Instance {instance_id} has no free drive slot ({HOT_SLOTS} volumes attached while running)."),
                 ));
             };
+            // The slot is recorded before the monitor fills it: after a crash in between,
+            // the start-up knows which slot to empty (a file in an unrecorded slot would
+            // stay open in the guest after the volume was released).
+            self.db.set_volume_slot(volume_id, Some(&slot))?;
             let paths = VmmPaths::in_dir(&self.instance_dir(instance_id));
             let monitor = Monitor::new(&paths, Duration::from_secs(5));
             if let Err(e) = monitor
@@ -313,7 +317,6 @@ impl Cloud {
                     crate::cloud::compute::launch::chain(&e)
                 )));
             }
-            self.db.set_volume_slot(volume_id, Some(&slot))?;
             self.db.set_attach_state(volume_id, AttachState::Attached)?;
         }
         Ok(self.db.volume(volume_id)?.unwrap_or(v))
