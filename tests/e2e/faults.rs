@@ -159,12 +159,13 @@ fn check_calls(calls: &[Call], r: &Records, client_tokens: &BTreeMap<String, Vec
                 assert!(r.images.contains_key(id), "{id} is gone: {c:?}");
             }
             ("terminate-instances", true) => {
-                assert_eq!(
-                    r.instances.get(&c.id).map(String::as_str),
-                    Some("terminated"),
-                    "{} was terminated: {c:?}",
-                    c.id
-                );
+                for id in c.id.split(' ') {
+                    assert_eq!(
+                        r.instances.get(id).map(String::as_str),
+                        Some("terminated"),
+                        "{id} was terminated: {c:?}"
+                    );
+                }
             }
             _ => {}
         }
@@ -225,12 +226,13 @@ fn kill9_storm_keeps_the_invariants() {
                 .unwrap_or(false)
             })
             .collect();
-        // An earlier round's launch to terminate now.
-        let victim = r
+        // Earlier rounds' launches, terminated now.
+        let victims: Vec<String> = r
             .instances
             .iter()
-            .find(|(id, st)| *id != &base && st.as_str() != "terminated")
-            .map(|(id, _)| id.clone());
+            .filter(|(id, st)| *id != &base && st.as_str() != "terminated")
+            .map(|(id, _)| id.clone())
+            .collect();
 
         let sock = d.socket.clone();
         let token = format!("storm-{seed}-{round}");
@@ -298,12 +300,14 @@ fn kill9_storm_keeps_the_invariants() {
                 "--no-reboot",
             ]),
         ));
-        if let Some(v) = &victim {
+        if !victims.is_empty() {
+            let mut args = strs(&["terminate-instances", "--instance-ids"]);
+            args.extend(victims.iter().cloned());
             jobs.push(spawn_cli(
                 &sock,
                 "terminate-instances",
-                v,
-                strs(&["terminate-instances", "--instance-ids", v]),
+                &victims.join(" "),
+                args,
             ));
         }
         let delay = rng.below(1500);

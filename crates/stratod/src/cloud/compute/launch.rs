@@ -293,13 +293,10 @@ impl Cloud {
                 .mappings
                 .iter()
                 .filter(|m| !m.snapshot_id.is_empty())
-                .map(|m| self.snapshot_path(&m.snapshot_id))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|p| p.as_path()),
+                .map(|m| self.snapshot_path(&m.snapshot_id)),
         );
         self.ensure_space(
-            per_instance.saturating_mul(u64::from(min)),
+            per_instance.saturating_mul(u64::try_from(min).unwrap_or(1)),
             ErrorCode::InsufficientInstanceCapacity,
             "the instances' volumes",
         )?;

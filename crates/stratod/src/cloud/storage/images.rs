@@ -550,9 +550,8 @@ impl Cloud {
         }
         check_name(name)?;
         let volumes = self.db.instance_volumes(instance_id)?;
-        let paths: Vec<_> = volumes.iter().map(|v| self.volume_path(&v.id)).collect();
         self.ensure_space(
-            self.copy_need(paths.iter().map(|p| p.as_path())),
+            self.copy_need(volumes.iter().map(|v| self.volume_path(&v.id))),
             ErrorCode::InsufficientVolumeCapacity,
             "the image's snapshots",
         )?;

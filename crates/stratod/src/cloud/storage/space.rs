@@ -39,10 +39,10 @@ impl Cloud {
     }
 
     /// What copies of these files could take: their allocated bytes.
-    pub fn copy_need<'a>(&self, files: impl IntoIterator<Item = &'a Path>) -> u64 {
+    pub fn copy_need<P: AsRef<Path>>(&self, files: impl IntoIterator<Item = P>) -> u64 {
         files
             .into_iter()
-            .map(|p| storage::allocated_bytes(p).unwrap_or(0))
+            .map(|p| storage::allocated_bytes(p.as_ref()).unwrap_or(0))
             .sum()
     }
 }

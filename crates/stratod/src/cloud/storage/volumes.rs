@@ -106,7 +106,7 @@ impl Cloud {
         };
         check_size(size)?;
         let need = match &snap {
-            Some(s) => self.copy_need([self.snapshot_path(&s.id).as_path()]),
+            Some(s) => self.copy_need([self.snapshot_path(&s.id)]),
             None => 0,
         };
         self.ensure_space(need, ErrorCode::InsufficientVolumeCapacity, "the volume")?;
@@ -442,7 +442,7 @@ impl Cloud {
             ));
         }
         self.ensure_space(
-            self.copy_need([self.volume_path(volume_id).as_path()]),
+            self.copy_need([self.volume_path(volume_id)]),
             ErrorCode::InsufficientVolumeCapacity,
             "the snapshot",
         )?;
