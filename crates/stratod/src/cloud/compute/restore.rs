@@ -10,6 +10,7 @@ use crate::cloud::Cloud;
 use crate::lifecycle::State;
 use crate::states::{AttachState, VolumeState};
 use crate::supervisor::{self, Monitor, Process, VmmPaths};
+use strato_vmm_api::control::VmState;
 
 impl Cloud {
     /// Brings every instance back under supervision.
@@ -50,10 +51,19 @@ impl Cloud {
                         self.boots.booted(&inst.id, p);
                     }
                     crate::metrics::inc(&self.metrics.vmm_adopted_total);
-                    let answers = Monitor::new(&paths, Duration::from_secs(2))
-                        .state()
-                        .await
-                        .is_ok();
+                    let monitor = Monitor::new(&paths, Duration::from_secs(2));
+                    let reply = monitor.state().await;
+                    let answers = reply.is_ok();
+                    // Only the daemon pauses a VM, for a consistent copy; no copy outlives
+                    // the daemon, so a VM still paused was left so by a crash mid-copy.
+                    if matches!(&reply, Ok(r) if r.state == VmState::Paused)
+                        && inst.state == State::Running
+                    {
+                        match monitor.resume().await {
+                            Ok(_) => tracing::warn!(instance = %inst.id, "resumed a VM left paused by a crash during a copy"),
+                            Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot resume a VM left paused"),
+                        }
+                    }
                     if answers {
                         tracing::info!(instance = %inst.id, pid = p.pid, "monitor adopted");
                     } else {
