@@ -380,7 +380,7 @@ fn killed_monitor_keeps_every_flushed_write() {
     let deadline = Instant::now() + T;
     let pid = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.matches(" ok\n").count() >= 5 {
+        if text.matches("probe: marker vdb ").count() >= 20 {
             let pids = d.vmm_pids();
             assert_eq!(pids.len(), 1);
             break pids[0];
@@ -472,7 +472,7 @@ fn storage_files(d: &Daemon) -> Vec<String> {
 
 #[test]
 fn full_disk_gives_clear_errors_and_leaves_nothing_half_made() {
-    let d = Daemon::start_on_tmpfs("full", strato_e2e::fast_config(), 96);
+    let d = Daemon::start_on_tmpfs("full", strato_e2e::fast_config(), 128);
     let ami = d.register_probe("probe");
     let base = d.run(&ami, &[])[0].clone();
     d.wait_state(&base, "running", T);
