@@ -201,8 +201,7 @@ fn kill9_storm_keeps_the_invariants() {
     let ami = d.register_probe("probe");
     let base = d.run(&ami, &[])[0].clone();
     d.wait_state(&base, "running", T);
-    let spare = d.json(&["create-volume", "--size", "1", "--availability-zone", AZ])
-        ["VolumeId"]
+    let spare = d.json(&["create-volume", "--size", "1", "--availability-zone", AZ])["VolumeId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -497,7 +496,10 @@ fn full_disk_gives_clear_errors_and_leaves_nothing_half_made() {
     fill(&d.data(), "filler", u64::MAX);
     let filler = d.data().join("filler");
     let len = std::fs::metadata(&filler).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(&filler).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
     f.set_len(len.saturating_sub(8 << 20)).unwrap();
     drop(f);
 
@@ -511,7 +513,14 @@ fn full_disk_gives_clear_errors_and_leaves_nothing_half_made() {
     assert!(err.contains("not enough free disk space"), "{err}");
     let err = d.cli_err(
         "InsufficientVolumeCapacity",
-        &["create-image", "--instance-id", &base, "--name", "full", "--no-reboot"],
+        &[
+            "create-image",
+            "--instance-id",
+            &base,
+            "--name",
+            "full",
+            "--no-reboot",
+        ],
     );
     assert!(err.contains("not enough free disk space"), "{err}");
     let err = d.cli_err(

@@ -159,8 +159,7 @@ pub fn monitors(d: &Daemon) -> BTreeMap<String, Vec<i32>> {
                     .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
             })
             .unwrap_or(0);
-        let parent_comm =
-            std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+        let parent_comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
         if parent_comm.trim() == "strato-vmm" {
             continue;
         }
@@ -329,7 +328,12 @@ pub fn violations(d: &Daemon) -> Vec<String> {
         }
     }
     for (id, state) in &r.snapshots {
-        if state == "completed" && !d.data().join("snapshots").join(format!("{id}.img")).exists()
+        if state == "completed"
+            && !d
+                .data()
+                .join("snapshots")
+                .join(format!("{id}.img"))
+                .exists()
         {
             bad.push(format!("{id} is completed but has no file"));
         }

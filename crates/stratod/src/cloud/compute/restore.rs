@@ -60,8 +60,12 @@ impl Cloud {
                         && inst.state == State::Running
                     {
                         match monitor.resume().await {
-                            Ok(_) => tracing::warn!(instance = %inst.id, "resumed a VM left paused by a crash during a copy"),
-                            Err(e) => tracing::warn!(instance = %inst.id, error = %e, "cannot resume a VM left paused"),
+                            Ok(_) => {
+                                tracing::warn!(instance = %inst.id, "resumed a VM left paused by a crash during a copy")
+                            }
+                            Err(e) => {
+                                tracing::warn!(instance = %inst.id, error = %e, "cannot resume a VM left paused")
+                            }
                         }
                     }
                     if answers {
@@ -223,13 +227,33 @@ mod tests {
         i.state = State::Running;
         cloud.db.insert_instance(&i).unwrap();
         let cut = [
-            volume("vol-0000000000000000a", VolumeState::InUse, AttachState::Attaching, "/dev/vdb"),
-            volume("vol-0000000000000000b", VolumeState::InUse, AttachState::Detaching, "/dev/vdc"),
+            volume(
+                "vol-0000000000000000a",
+                VolumeState::InUse,
+                AttachState::Attaching,
+                "/dev/vdb",
+            ),
+            volume(
+                "vol-0000000000000000b",
+                VolumeState::InUse,
+                AttachState::Detaching,
+                "/dev/vdc",
+            ),
         ];
         let kept = [
-            volume("vol-0000000000000000c", VolumeState::InUse, AttachState::Attached, "/dev/vda"),
+            volume(
+                "vol-0000000000000000c",
+                VolumeState::InUse,
+                AttachState::Attached,
+                "/dev/vda",
+            ),
             // A launch-time volume not created yet: the boot that resumes makes it.
-            volume("vol-0000000000000000d", VolumeState::Creating, AttachState::Attaching, "/dev/vdd"),
+            volume(
+                "vol-0000000000000000d",
+                VolumeState::Creating,
+                AttachState::Attaching,
+                "/dev/vdd",
+            ),
         ];
         for v in cut.iter().chain(&kept) {
             cloud.db.insert_volume(v).unwrap();

@@ -58,10 +58,18 @@ mod tests {
             .ensure_space(0, ErrorCode::InsufficientVolumeCapacity, "a volume")
             .is_ok());
         let e = cloud
-            .ensure_space(u64::MAX / 2, ErrorCode::InsufficientVolumeCapacity, "a volume")
+            .ensure_space(
+                u64::MAX / 2,
+                ErrorCode::InsufficientVolumeCapacity,
+                "a volume",
+            )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::InsufficientVolumeCapacity);
-        assert!(e.message.contains("not enough free disk space"), "{}", e.message);
+        assert!(
+            e.message.contains("not enough free disk space"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("MiB free"), "{}", e.message);
     }
 }

@@ -49,8 +49,12 @@ fn sweep_dir(dir: &Path, known: &HashSet<String>) {
             continue;
         }
         match crate::cloud::remove_file(&e.path()) {
-            Ok(()) => tracing::warn!(file = %e.path().display(), "removed a file without a record (left by a crash)"),
-            Err(err) => tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a file without a record"),
+            Ok(()) => {
+                tracing::warn!(file = %e.path().display(), "removed a file without a record (left by a crash)")
+            }
+            Err(err) => {
+                tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a file without a record")
+            }
         }
     }
 }
@@ -62,7 +66,13 @@ mod tests {
     #[test]
     fn files_without_records_go_and_recorded_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["vol-a.img", "vol-b.img", "vol-b.part", "vol-c.part", "notes.txt"] {
+        for f in [
+            "vol-a.img",
+            "vol-b.img",
+            "vol-b.part",
+            "vol-c.part",
+            "notes.txt",
+        ] {
             std::fs::write(dir.path().join(f), b"x").unwrap();
         }
         let known: HashSet<String> = ["vol-a".to_string()].into();
