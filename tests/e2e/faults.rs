@@ -560,3 +560,36 @@ fn full_disk_gives_clear_errors_and_leaves_nothing_half_made() {
     invariants::settle(&d, T);
     invariants::assert_hold(&d, "after the disk had room again");
 }
+
+/// Sends one request line to an instance's monitor; returns its reply line.
+fn monitor(d: &Daemon, id: &str, req: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = d.data().join("instances").join(id).join("api.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.write_all(format!("{req}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn a_vm_left_paused_by_a_crash_mid_copy_runs_again_after_the_restart() {
+    let mut d = Daemon::start("paused-crash");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    d.wait_status(&id, ("ok", "*"), T);
+    // What a consistent copy does first; the daemon then dies before it resumes the VM.
+    assert!(monitor(&d, &id, r#"{"op":"pause"}"#).contains("\"ok\":true"));
+    d.kill_daemon();
+    d.start_again();
+    assert!(
+        monitor(&d, &id, r#"{"op":"state"}"#).contains("\"running\""),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("resumed a VM left paused"), "{}", d.log());
+    d.wait_status(&id, ("ok", "*"), T);
+    invariants::settle(&d, T);
+    invariants::assert_hold(&d, "after the restart");
+}
