@@ -37,20 +37,36 @@ pub fn clone_file(
     mut progress: impl FnMut(u8),
 ) -> io::Result<CloneKind> {
     let tmp = dst.with_extension("part");
+    let r = clone_through(src, dst, &tmp, size, &mut progress);
+    if r.is_err() {
+        // A half-written copy takes the space a full disk lacks and belongs to nothing.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// [`clone_file`]'s work, through the temporary file `tmp`.
+fn clone_through(
+    src: &Path,
+    dst: &Path,
+    tmp: &Path,
+    size: u64,
+    progress: &mut impl FnMut(u8),
+) -> io::Result<CloneKind> {
     let input = File::open(src)?;
     let len = input.metadata()?.len();
     let output = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&tmp)?;
+        .open(tmp)?;
     // SAFETY: FICLONE takes the source descriptor by value; both descriptors are open.
     let rc = unsafe { libc::ioctl(output.as_raw_fd(), libc::FICLONE, input.as_raw_fd()) };
     let kind = if rc == 0 {
         progress(100);
         CloneKind::Reflink
     } else {
-        sparse_copy(&input, &output, len, &mut progress)?;
+        sparse_copy(&input, &output, len, progress)?;
         CloneKind::SparseCopy
     };
     if size > len {
@@ -58,8 +74,28 @@ pub fn clone_file(
     }
     output.sync_all()?;
     drop(output);
-    std::fs::rename(&tmp, dst)?;
+    std::fs::rename(tmp, dst)?;
     Ok(kind)
+}
+
+/// Bytes free for unprivileged use on the file system that holds `dir`.
+pub fn free_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statvfs is plain old data; zeroed is a valid value for it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `st` a statvfs the call fills in.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Bytes a file takes on disk (its allocated blocks, not its length: volumes are sparse).
+pub fn allocated_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)?.blocks() * 512)
 }
 
 /// Copies the data regions of `input` (found with SEEK_DATA/SEEK_HOLE) into `output` at the
@@ -173,6 +209,18 @@ fn put_octal(field: &mut [u8], v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_clone_leaves_no_part_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory opens but cannot be read: the copy fails after the part file exists.
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let dst = dir.path().join("dst.img");
+        assert!(clone_file(&src, &dst, 0, |_| {}).is_err());
+        assert!(!dst.exists());
+        assert!(!dst.with_extension("part").exists());
+    }
 
     #[test]
     fn sparse_copy_keeps_data_and_holes_and_grows() {

@@ -187,6 +187,38 @@ pub fn spawn(
     Ok(Process { pid, start })
 }
 
+/// Monitors started with the configuration file `config` (an argument of their command
+/// line) other than `keep` and its children: after a crash between starting a monitor and
+/// recording its PID, the monitor runs on unrecorded, and booting the instance again would
+/// give it a second one. `config` is compared as the daemon passes it.
+pub fn strays(config: &Path, keep: Option<i32>) -> Vec<i32> {
+    let want = config.as_os_str().as_encoded_bytes();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| Some(pid) != keep)
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|arg| arg == want))
+                .unwrap_or(false)
+        })
+        .filter(|&pid| keep.is_none() || parent(pid) != keep)
+        .collect()
+}
+
+/// The parent of a process, if it exists.
+fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// The start time of a process, if it exists.
 pub fn start_time(pid: i32) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

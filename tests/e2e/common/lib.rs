@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod invariants;
 pub mod query;
 
 /// The repository root.
@@ -71,6 +72,8 @@ pub struct Daemon {
     pub outside: Option<NsHost>,
     /// Extra environment variables for the daemon.
     env: Vec<(String, String)>,
+    /// Whether the data directory is a tmpfs of the test's (unmounted when dropped).
+    tmpfs: bool,
 }
 
 /// The admin account of test daemons (the Unix socket without a token).
@@ -158,6 +161,24 @@ impl Daemon {
         d
     }
 
+    /// Starts a daemon whose data directory is a tmpfs of `mib` MiB (a disk that fills up).
+    pub fn start_on_tmpfs(tag: &str, config: Value, mib: u64) -> Daemon {
+        let mut d = Self::prepare(tag, config);
+        std::fs::create_dir_all(d.data()).unwrap();
+        must(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mib}m,mode=0755"),
+            "strato-e2e",
+            d.data().to_str().unwrap(),
+        ]);
+        d.tmpfs = true;
+        d.launch();
+        d
+    }
+
     /// The outside namespace of a daemon started with an uplink.
     pub fn outside(&self) -> &NsHost {
         self.outside
@@ -187,6 +208,7 @@ impl Daemon {
             config,
             outside: None,
             env: Vec::new(),
+            tmpfs: false,
         }
     }
 
@@ -277,6 +299,22 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// Kills the daemon with SIGKILL, wherever it is (a crash: no clean-up runs; VMs keep
+    /// running) and reaps it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same data directory after [`Daemon::kill_daemon`] or
+    /// [`Daemon::stop_daemon`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        self.launch();
     }
 
     /// Restarts the daemon on the same data directory.
@@ -560,6 +598,9 @@ impl Drop for Daemon {
             Daemon::signal_monitor(pid, libc::SIGKILL);
         }
         let _ = sh(&["ip", "netns", "del", &self.ns]);
+        if self.tmpfs {
+            let _ = sh(&["umount", "-l", self.data().to_str().unwrap_or("")]);
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

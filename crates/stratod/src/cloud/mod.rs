@@ -283,6 +283,11 @@ pub fn remove_file(path: &Path) -> std::io::Result<()> {
 /// An I/O failure of the host, as an API error.
 pub fn host_io(what: &str, e: std::io::Error) -> ApiError {
     tracing::error!(error = %e, "{what}");
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        return ApiError::internal(format!(
+            "{what}: the disk of the host's data directory is full ({e})"
+        ));
+    }
     ApiError::internal(format!("{what}: {e}"))
 }
 

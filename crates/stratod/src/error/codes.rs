@@ -74,6 +74,8 @@ error_codes! {
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", ResourceExhausted, 400;
     /// The host has no room for the instances.
     InsufficientInstanceCapacity = "InsufficientInstanceCapacity", ResourceExhausted, 500;
+    /// The host has no room for the volume or snapshot (its data directory's disk is full).
+    InsufficientVolumeCapacity = "InsufficientVolumeCapacity", ResourceExhausted, 500;
     /// A fault of the host, not of the request.
     InternalError = "InternalError", Internal, 500;
     /// No such access key.

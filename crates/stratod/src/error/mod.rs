@@ -68,6 +68,13 @@ impl From<ApiError> for Status {
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         tracing::error!(error = %e, "state store failure");
+        if let crate::db::DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) = &e {
+            if f.code == rusqlite::ErrorCode::DiskFull {
+                return ApiError::internal(
+                    "The state store failed: the disk of the host's data directory is full; nothing was changed.",
+                );
+            }
+        }
         ApiError::internal(format!("The state store failed: {e}"))
     }
 }

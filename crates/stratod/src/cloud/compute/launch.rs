@@ -286,6 +286,20 @@ impl Cloud {
                 format!("Image {} is {}, not available.", image.id, image.state),
             ));
         }
+        // Each instance's volumes are clones of the AMI's snapshots (full copies where the
+        // file system cannot share extents) beside its config drive and console log.
+        let per_instance = self.copy_need(
+            image
+                .mappings
+                .iter()
+                .filter(|m| !m.snapshot_id.is_empty())
+                .map(|m| self.snapshot_path(&m.snapshot_id)),
+        );
+        self.ensure_space(
+            per_instance.saturating_mul(u64::try_from(min).unwrap_or(1)),
+            ErrorCode::InsufficientInstanceCapacity,
+            "the instances' volumes",
+        )?;
         let public_key = if req.key_name.is_empty() {
             String::new()
         } else {

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use crate::cloud::Cloud;
 use crate::lifecycle::State;
+use crate::states::{AttachState, VolumeState};
 use crate::supervisor::{self, Monitor, Process, VmmPaths};
+use strato_vmm_api::control::VmState;
 
 impl Cloud {
     /// Brings every instance back under supervision.
     pub async fn restore(self: &Arc<Self>) {
+        self.sweep_storage();
         self.restore_storage();
         self.resume_copies();
         let instances = match self.db.instances(None) {
@@ -48,10 +51,23 @@ impl Cloud {
                         self.boots.booted(&inst.id, p);
                     }
                     crate::metrics::inc(&self.metrics.vmm_adopted_total);
-                    let answers = Monitor::new(&paths, Duration::from_secs(2))
-                        .state()
-                        .await
-                        .is_ok();
+                    let monitor = Monitor::new(&paths, Duration::from_secs(2));
+                    let reply = monitor.state().await;
+                    let answers = reply.is_ok();
+                    // Only the daemon pauses a VM, for a consistent copy; no copy outlives
+                    // the daemon, so a VM still paused was left so by a crash mid-copy.
+                    if matches!(&reply, Ok(r) if r.state == VmState::Paused)
+                        && inst.state == State::Running
+                    {
+                        match monitor.resume().await {
+                            Ok(_) => {
+                                tracing::warn!(instance = %inst.id, "resumed a VM left paused by a crash during a copy")
+                            }
+                            Err(e) => {
+                                tracing::warn!(instance = %inst.id, error = %e, "cannot resume a VM left paused")
+                            }
+                        }
+                    }
                     if answers {
                         tracing::info!(instance = %inst.id, pid = p.pid, "monitor adopted");
                     } else {
@@ -61,6 +77,18 @@ impl Cloud {
                 }
                 _ => false,
             };
+            // A monitor started just before a crash, its PID never recorded: it would run
+            // beside the one a restarted boot starts, both on the same volumes.
+            let keep = process.filter(|_| adopted).map(|p| p.pid);
+            for pid in supervisor::strays(&paths.config, keep) {
+                tracing::warn!(instance = %inst.id, pid, "killing an unrecorded monitor (started before a crash)");
+                // SAFETY: kill takes a PID and a signal; the process runs this instance's
+                // monitor configuration and is not the one the records name.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if inst.state == State::Running {
+                self.settle_attachments(&inst.id, adopted).await;
+            }
             let cloud = Arc::clone(self);
             let id = inst.id.clone();
             match inst.state {
@@ -115,6 +143,36 @@ impl Cloud {
         }
     }
 
+    /// Hot attachments of a running instance that a crash cut short (`attaching` or `detaching`, the caller never told
+    /// the outcome) are rolled to detached: the drive slot they name is emptied first when the
+    /// monitor lives (emptying an empty slot is no error), so the volume is released only
+    /// once no monitor has it open. A monitor that does not answer keeps the volume as it is.
+    async fn settle_attachments(&self, id: &str, adopted: bool) {
+        let paths = VmmPaths::in_dir(&self.instance_dir(id));
+        for v in self.db.instance_volumes(id).unwrap_or_default() {
+            // Launch-time volumes are `attaching` while they are still being created.
+            if v.state == VolumeState::Creating
+                || !matches!(
+                    v.attach_state,
+                    Some(AttachState::Attaching | AttachState::Detaching)
+                )
+            {
+                continue;
+            }
+            if let (true, Some(slot)) = (adopted, &v.slot) {
+                let monitor = Monitor::new(&paths, Duration::from_secs(5));
+                if let Err(e) = monitor.detach_drive(slot).await {
+                    tracing::warn!(instance = id, volume = %v.id, error = %e, "cannot finish an attachment cut short by a restart");
+                    continue;
+                }
+            }
+            tracing::warn!(instance = id, volume = %v.id, state = ?v.attach_state, "attachment cut short by a restart: detached");
+            if let Err(e) = self.db.detach_volume(&v.id) {
+                tracing::warn!(volume = %v.id, error = %e, "cannot detach");
+            }
+        }
+    }
+
     /// Removes terminated instances once their retention is over, every minute.
     pub async fn run_reaper(self: Arc<Self>) {
         let mut tick = tokio::time::interval(
@@ -133,6 +191,84 @@ impl Cloud {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot purge terminated instances"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::instances::tests::sample;
+    use crate::db::volumes::Volume;
+
+    fn volume(id: &str, state: VolumeState, attach: AttachState, device: &str) -> Volume {
+        Volume {
+            id: id.into(),
+            owner: "111111111111".into(),
+            size_gib: 1,
+            volume_type: "gp3".into(),
+            az: "home-1a".into(),
+            snapshot_id: String::new(),
+            state,
+            created: 0,
+            instance_id: Some("i-0000000000000000a".into()),
+            device: Some(device.into()),
+            attach_state: Some(attach),
+            delete_on_termination: false,
+            slot: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn attachments_cut_short_are_rolled_back_and_launch_volumes_kept() {
+        let (_dir, cloud) = crate::cloud::test_cloud();
+        let mut i = sample("i-0000000000000000a", "111111111111");
+        i.state = State::Running;
+        cloud.db.insert_instance(&i).unwrap();
+        let cut = [
+            volume(
+                "vol-0000000000000000a",
+                VolumeState::InUse,
+                AttachState::Attaching,
+                "/dev/vdb",
+            ),
+            volume(
+                "vol-0000000000000000b",
+                VolumeState::InUse,
+                AttachState::Detaching,
+                "/dev/vdc",
+            ),
+        ];
+        let kept = [
+            volume(
+                "vol-0000000000000000c",
+                VolumeState::InUse,
+                AttachState::Attached,
+                "/dev/vda",
+            ),
+            // A launch-time volume not created yet: the boot that resumes makes it.
+            volume(
+                "vol-0000000000000000d",
+                VolumeState::Creating,
+                AttachState::Attaching,
+                "/dev/vdd",
+            ),
+        ];
+        for v in cut.iter().chain(&kept) {
+            cloud.db.insert_volume(v).unwrap();
+        }
+        // No monitor answers (none was adopted): nothing can hold the slots open.
+        cloud.settle_attachments("i-0000000000000000a", false).await;
+        for v in &cut {
+            let now = cloud.db.volume(&v.id).unwrap().unwrap();
+            assert_eq!(now.state, VolumeState::Available, "{}", v.id);
+            assert_eq!(now.instance_id, None);
+        }
+        for v in &kept {
+            let now = cloud.db.volume(&v.id).unwrap().unwrap();
+            assert_eq!(now.state, v.state, "{}", v.id);
+            assert_eq!(now.attach_state, v.attach_state, "{}", v.id);
         }
     }
 }

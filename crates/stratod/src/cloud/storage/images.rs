@@ -550,6 +550,11 @@ impl Cloud {
         }
         check_name(name)?;
         let volumes = self.db.instance_volumes(instance_id)?;
+        self.ensure_space(
+            self.copy_need(volumes.iter().map(|v| self.volume_path(&v.id))),
+            ErrorCode::InsufficientVolumeCapacity,
+            "the image's snapshots",
+        )?;
         let id = ids::new_id(Kind::Image);
         let dir = self.image_dir(&id);
         std::fs::create_dir_all(&dir)

@@ -7,4 +7,6 @@ pub mod copy;
 pub mod describe;
 pub mod images;
 pub mod source;
+pub mod space;
+pub mod sweep;
 pub mod volumes;

@@ -105,6 +105,11 @@ impl Cloud {
             (_, n) => n,
         };
         check_size(size)?;
+        let need = match &snap {
+            Some(s) => self.copy_need([self.snapshot_path(&s.id)]),
+            None => 0,
+        };
+        self.ensure_space(need, ErrorCode::InsufficientVolumeCapacity, "the volume")?;
         let v = Volume {
             id: ids::new_id(Kind::Volume),
             owner: account.to_string(),
@@ -130,7 +135,11 @@ impl Cloud {
             storage::create_sparse(&path, size as u64 * GIB)
                 .map_err(|e| crate::cloud::host_io("Cannot create the volume file", e))?;
         }
-        self.db.insert_volume(&v)?;
+        if let Err(e) = self.db.insert_volume(&v) {
+            // No record, no file: a volume the caller was refused must not linger.
+            let _ = crate::cloud::remove_file(&path);
+            return Err(e.into());
+        }
         self.meter_volume(&v)?;
         if snap.is_some() {
             self.fill_volume(&v);
@@ -292,6 +301,10 @@ impl Cloud {
                     format!("Instance {instance_id} has no free drive slot ({HOT_SLOTS} volumes attached while running)."),
                 ));
             };
+            // The slot is recorded before the monitor fills it: after a crash in between,
+            // the start-up knows which slot to empty (a file in an unrecorded slot would
+            // stay open in the guest after the volume was released).
+            self.db.set_volume_slot(volume_id, Some(&slot))?;
             let paths = VmmPaths::in_dir(&self.instance_dir(instance_id));
             let monitor = Monitor::new(&paths, Duration::from_secs(5));
             if let Err(e) = monitor
@@ -304,7 +317,6 @@ impl Cloud {
                     crate::cloud::compute::launch::chain(&e)
                 )));
             }
-            self.db.set_volume_slot(volume_id, Some(&slot))?;
             self.db.set_attach_state(volume_id, AttachState::Attached)?;
         }
         Ok(self.db.volume(volume_id)?.unwrap_or(v))
@@ -403,10 +415,13 @@ impl Cloud {
                 format!("Volume {id} is still being created."),
             ));
         }
-        crate::cloud::remove_file(&self.volume_path(id))
-            .map_err(|e| crate::cloud::host_io("Cannot delete the volume file", e))?;
+        // The record goes first: a crash between the two leaves a file without a record,
+        // which the next start-up sweeps, never a record whose file is gone.
         self.db.close_period(id, now_ms())?;
         self.db.delete_volume_row(id)?;
+        if let Err(e) = crate::cloud::remove_file(&self.volume_path(id)) {
+            tracing::warn!(volume = id, error = %e, "cannot delete the volume file (the next start-up sweeps it)");
+        }
         Ok(())
     }
 
@@ -426,6 +441,11 @@ impl Cloud {
                 format!("Volume {volume_id} is {}.", v.state),
             ));
         }
+        self.ensure_space(
+            self.copy_need([self.volume_path(volume_id)]),
+            ErrorCode::InsufficientVolumeCapacity,
+            "the snapshot",
+        )?;
         let s = Snapshot {
             id: ids::new_id(Kind::Snapshot),
             owner: account.to_string(),
@@ -502,9 +522,11 @@ impl Cloud {
                 format!("Snapshot {id} is still pending."),
             ));
         }
-        crate::cloud::remove_file(&self.snapshot_path(id))
-            .map_err(|e| crate::cloud::host_io("Cannot delete the snapshot file", e))?;
+        // Record first, as for volumes.
         self.db.delete_snapshot_row(id)?;
+        if let Err(e) = crate::cloud::remove_file(&self.snapshot_path(id)) {
+            tracing::warn!(snapshot = id, error = %e, "cannot delete the snapshot file (the next start-up sweeps it)");
+        }
         Ok(())
     }
 }
