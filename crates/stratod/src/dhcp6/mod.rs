@@ -70,7 +70,8 @@ impl Servers {
         let mut handles = Vec::new();
         match open_socket(bridge).and_then(tokio::net::UdpSocket::from_std) {
             Ok(sock) => {
-                let (name, book, metrics) = (bridge.to_string(), Arc::clone(&book), Arc::clone(&metrics));
+                let (name, book, metrics) =
+                    (bridge.to_string(), Arc::clone(&book), Arc::clone(&metrics));
                 handles.push(tokio::spawn(async move {
                     serve_loop(&*book, &metrics, &name, sock).await
                 }));
@@ -250,12 +251,14 @@ mod tests {
         }
 
         fn addresses(&self, bridge: &str, mac: &str) -> ApiResult<Option<Vec<Ipv6Addr>>> {
-            Ok((bridge == "br0" && mac.eq_ignore_ascii_case("02:00:00:00:00:0b")).then(|| {
-                vec![
-                    "2001:db8:0:1::10".parse().unwrap(),
-                    "2001:db8:0:1::11".parse().unwrap(),
-                ]
-            }))
+            Ok(
+                (bridge == "br0" && mac.eq_ignore_ascii_case("02:00:00:00:00:0b")).then(|| {
+                    vec![
+                        "2001:db8:0:1::10".parse().unwrap(),
+                        "2001:db8:0:1::11".parse().unwrap(),
+                    ]
+                }),
+            )
         }
     }
 
@@ -300,9 +303,15 @@ mod tests {
         ));
         // A stranger, another bridge, garbage.
         let other = vec![0, 3, 0, 1, 2, 9, 9, 9, 9, 9];
-        assert!(matches!(answer(&Fake, "br0", ll, &solicit(other)), Outcome::Silent));
+        assert!(matches!(
+            answer(&Fake, "br0", ll, &solicit(other)),
+            Outcome::Silent
+        ));
         let duid_ll = vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 0x0b];
-        assert!(matches!(answer(&Fake, "br1", ll, &solicit(duid_ll)), Outcome::Silent));
+        assert!(matches!(
+            answer(&Fake, "br1", ll, &solicit(duid_ll)),
+            Outcome::Silent
+        ));
         assert!(matches!(answer(&Fake, "br0", ll, &[1, 2]), Outcome::Bad(_)));
     }
 }

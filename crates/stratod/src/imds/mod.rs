@@ -170,7 +170,11 @@ impl Imds {
     }
 
     fn listeners(&self, v6: bool) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
-        let m = if v6 { &self.listeners6 } else { &self.listeners };
+        let m = if v6 {
+            &self.listeners6
+        } else {
+            &self.listeners
+        };
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -205,7 +209,11 @@ impl Imds {
                 .collect()
         };
         for b in missing {
-            let l = if v6 { listen6(&b).await } else { listen(&b).await };
+            let l = if v6 {
+                listen6(&b).await
+            } else {
+                listen(&b).await
+            };
             match l {
                 Ok(l) => {
                     tracing::info!(bridge = %b, ipv6 = v6, "metadata service listening");

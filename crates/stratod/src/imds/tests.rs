@@ -72,8 +72,12 @@ impl MetadataSource for Fake {
     /// Guest k holds `2001:db8::` k + 4 (as its IPv4 ends in k + 4).
     fn instance_at6(&self, bridge: &str, ip: Ipv6Addr) -> Option<Instance> {
         let g = self.guests();
-        let k = u128::from(ip).checked_sub(u128::from(V6_BASE))?.checked_sub(4)?;
-        let (_, inst) = g.get(usize::try_from(k).ok()?).filter(|_| bridge == BRIDGE)?;
+        let k = u128::from(ip)
+            .checked_sub(u128::from(V6_BASE))?
+            .checked_sub(4)?;
+        let (_, inst) = g
+            .get(usize::try_from(k).ok()?)
+            .filter(|_| bridge == BRIDGE)?;
         Some(inst.clone())
     }
 
@@ -147,7 +151,10 @@ fn over_ipv6_only_instances_that_enable_it_are_answered() {
     let (f, s) = setup();
     let a6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 4));
     let path = "/latest/meta-data/instance-id";
-    assert_eq!(s.answer_ip(&get(path, None), BRIDGE, a6).response.status, 403);
+    assert_eq!(
+        s.answer_ip(&get(path, None), BRIDGE, a6).response.status,
+        403
+    );
     f.update("i-0000000000000000a", |i| {
         i.metadata_options.http_protocol_ipv6 = Toggle::Enabled
     });
@@ -158,8 +165,16 @@ fn over_ipv6_only_instances_that_enable_it_are_answered() {
     let t = s.answer_ip(&put_token("60"), BRIDGE, a6);
     assert_eq!((t.response.status, t.ttl), (200, Some(1)));
     let stranger = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 99));
-    assert_eq!(s.answer_ip(&get(path, None), BRIDGE, stranger).response.status, 403);
-    assert_eq!(s.answer_ip(&get(path, None), "strato1", a6).response.status, 403);
+    assert_eq!(
+        s.answer_ip(&get(path, None), BRIDGE, stranger)
+            .response
+            .status,
+        403
+    );
+    assert_eq!(
+        s.answer_ip(&get(path, None), "strato1", a6).response.status,
+        403
+    );
     // IPv4 is unchanged by the option.
     assert_eq!(s.answer(&get(path, None), BRIDGE, A).response.status, 200);
 }

@@ -132,7 +132,10 @@ mod tests {
 
     #[test]
     fn the_ipv6_endpoint_is_off_until_enabled() {
-        assert_eq!(MetadataOptions::default().http_protocol_ipv6, Toggle::Disabled);
+        assert_eq!(
+            MetadataOptions::default().http_protocol_ipv6,
+            Toggle::Disabled
+        );
         let on = MetadataChange::default()
             .with_protocol_ipv6("enabled")
             .unwrap()

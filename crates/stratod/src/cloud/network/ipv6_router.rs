@@ -114,7 +114,10 @@ mod tests {
     #[test]
     fn the_router_is_address_one_of_the_subnet() {
         let b = Block::parse("2001:db8:0:1::/64").unwrap();
-        assert_eq!(router_address(&b), "2001:db8:0:1::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            router_address(&b),
+            "2001:db8:0:1::1".parse::<Ipv6Addr>().unwrap()
+        );
         assert!(is_router_address("2001:db8:0:1::1".parse().unwrap(), 64));
         assert!(!is_router_address("2001:db8:0:1::1".parse().unwrap(), 128));
         assert!(!is_router_address("2001:db8:0:1::2".parse().unwrap(), 64));
