@@ -119,11 +119,16 @@ pub fn enable_ipv6_forwarding() -> Result<(), NetError> {
 }
 
 /// Makes sure IPv6 is on for link `name` (a namespace may start with it off for new
-/// links) and that the link takes no router advertisements: the daemon is the router.
+/// links), that the link takes no router advertisements (the daemon is the router), and
+/// that its addresses skip duplicate address detection: a bridge gets its link-local
+/// address when its first port comes up, and while that address is tentative the kernel
+/// would send advertisements from a global one, which hosts must ignore (RFC 4861 6.1.2).
 pub fn enable_ipv6(name: &str) -> Result<(), NetError> {
     validate_ifname(name)?;
-    write_sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "0")?;
-    write_sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/accept_ra"), "0")
+    let conf = |key: &str| format!("/proc/sys/net/ipv6/conf/{name}/{key}");
+    write_sysctl(&conf("accept_dad"), "0")?;
+    write_sysctl(&conf("disable_ipv6"), "0")?;
+    write_sysctl(&conf("accept_ra"), "0")
 }
 
 #[cfg(test)]
