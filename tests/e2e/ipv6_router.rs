@@ -128,7 +128,16 @@ fn addrs_of(m: &Message) -> BTreeSet<String> {
 fn imds6(h: &NsHost, path: &str) -> (u16, String) {
     let url = format!("http://[fd00:ec2::254]{path}");
     let out = h.exec(&[
-        "curl", "-g", "-s", "--max-time", "3", "-o", "/dev/stdout", "-w", "\n%{http_code}", &url,
+        "curl",
+        "-g",
+        "-s",
+        "--max-time",
+        "3",
+        "-o",
+        "/dev/stdout",
+        "-w",
+        "\n%{http_code}",
+        &url,
     ]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
@@ -212,7 +221,10 @@ fn a_host_on_the_bridge_gets_an_advertisement_its_addresses_and_metadata_over_ip
     assert!(ra.lifetime > 0, "a default router: {ra:?}");
     assert_eq!(ra.prefixes.len(), 1, "{ra:?}");
     let p = ra.prefixes[0];
-    assert_eq!((p.prefix.to_string(), p.len), ("2001:db8:50:1::".into(), 64));
+    assert_eq!(
+        (p.prefix.to_string(), p.len),
+        ("2001:db8:50:1::".into(), 64)
+    );
     assert!(p.on_link && !p.autonomous, "{p:?}");
     assert!(router.starts_with("fe80:"), "{router}");
 
@@ -229,14 +241,22 @@ fn a_host_on_the_bridge_gets_an_advertisement_its_addresses_and_metadata_over_ip
         assert_eq!(r.kind, MessageType::Reply, "{kind:?}");
         assert_eq!(addrs_of(&r), want, "{kind:?}");
     }
-    let rel = ask(&h, &client(MessageType::Release, &duid, Some(server.clone())), 3).unwrap();
+    let rel = ask(
+        &h,
+        &client(MessageType::Release, &duid, Some(server.clone())),
+        3,
+    )
+    .unwrap();
     assert_eq!(rel.status.unwrap().code, dhcp6::status::SUCCESS);
     // A MAC that is no attached ENI's gets nothing.
     let stranger = duid_ll("02:99:99:99:99:99");
     assert!(ask(&h, &client(MessageType::Solicit, &stranger, None), 2).is_none());
 
     // The metadata service over IPv6, from the first address: off until enabled.
-    let first = nic["Ipv6Addresses"][0]["Ipv6Address"].as_str().unwrap().to_string();
+    let first = nic["Ipv6Addresses"][0]["Ipv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = h.sh(&format!(
         "ip -6 addr add {first}/64 dev eth0 nodad && \
          ip -6 route replace fd00:ec2::254 via {router} dev eth0"
@@ -251,12 +271,18 @@ fn a_host_on_the_bridge_gets_an_advertisement_its_addresses_and_metadata_over_ip
         "enabled",
     ]);
     assert_eq!(v["InstanceMetadataOptions"]["HttpProtocolIpv6"], "enabled");
-    assert_eq!(imds6(&h, "/latest/meta-data/instance-id"), (200, id.clone()));
+    assert_eq!(
+        imds6(&h, "/latest/meta-data/instance-id"),
+        (200, id.clone())
+    );
     assert_eq!(imds6(&h, "/latest/meta-data/ipv6"), (200, first.clone()));
     let base = format!("/latest/meta-data/network/interfaces/macs/{mac}");
     let (code, listed) = imds6(&h, &format!("{base}/ipv6s"));
     assert_eq!(code, 200);
-    assert_eq!(listed.lines().map(String::from).collect::<BTreeSet<_>>(), want);
+    assert_eq!(
+        listed.lines().map(String::from).collect::<BTreeSet<_>>(),
+        want
+    );
     assert_eq!(
         imds6(&h, &format!("{base}/subnet-ipv6-cidr-blocks")),
         (200, "2001:db8:50:1::/64".into())

@@ -65,7 +65,7 @@ pub struct RunInstances {
     pub placement: Option<Placement>,
 
     /// HttpTokens=optional|required,HttpPutResponseHopLimit=N,HttpEndpoint=enabled|disabled,
-    /// InstanceMetadataTags=enabled|disabled (shorthand or JSON).
+    /// InstanceMetadataTags=enabled|disabled,HttpProtocolIpv6=enabled|disabled (shorthand or JSON).
     #[arg(long, value_parser = parse::metadata_options)]
     pub metadata_options: Option<InstanceMetadataOptions>,
 

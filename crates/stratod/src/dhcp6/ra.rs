@@ -113,7 +113,7 @@ pub async fn advertise_loop(
                 Ok((n, _)) => {
                     inc(&metrics.router_solicitations_total);
                     if let Err(e) = ndp::parse_solicitation(&buf[..n]) {
-                        if !last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+                        if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
                             tracing::info!(bridge, error = %e, "bad router solicitation");
                             last_log = Some(Instant::now());
                         }
@@ -142,7 +142,7 @@ pub async fn advertise_loop(
             }
             Ok(false) => {}
             Err(e) => {
-                if !last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+                if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
                     tracing::warn!(bridge, error = %e, "cannot send a router advertisement");
                     last_log = Some(Instant::now());
                 }

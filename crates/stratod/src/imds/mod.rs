@@ -330,7 +330,7 @@ impl Imds {
                 .source
                 .instance_at6(bridge, ip)
                 .filter(|i| i.metadata_options.http_protocol_ipv6 == Toggle::Enabled)
-                .filter(|i| may_call(i)),
+                .filter(may_call),
         };
         let inst = match inst {
             Some(i) => i,
