@@ -1,5 +1,5 @@
-//! Fuzzes the dhcp6 codec: the generator and checks are in the crate's `fuzzgen` module, which the
-//! unit tests run as property tests.
+//! Fuzzes the DHCPv6 codec and the server's decisions: the generator and checks are in
+//! strato-wire's `fuzzgen` module, which the unit tests run as property tests.
 
 #![no_main]
 

@@ -1,5 +1,5 @@
-//! Fuzzes the ndp codec: the generator and checks are in the crate's `fuzzgen` module, which the
-//! unit tests run as property tests.
+//! Fuzzes router solicitations and advertisements: the generator and checks are in
+//! strato-wire's `fuzzgen` module, which the unit tests run as property tests.
 
 #![no_main]
 
