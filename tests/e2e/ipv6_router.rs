@@ -3,7 +3,8 @@
 //! router advertisement with the managed flag and the subnet's /64 on-link without SLAAC,
 //! asks DHCPv6 (Solicit, Request, Renew, Release) and gets exactly the ENI's addresses,
 //! while a stranger's MAC gets no answer; then fetches its metadata over
-//! `[fd00:ec2::254]`, which answers only once the instance enables HttpProtocolIpv6.
+//! `[fd00:ec2::254]`, which answers only once the instance enables HttpProtocolIpv6; all of
+//! it again after a daemon restart, from a server with the same DUID.
 //!
 //! The probe guest speaks no IPv6, so the namespace host is the instance here: Python in
 //! the namespace does the socket work only, and the messages are built and read with the
@@ -148,7 +149,7 @@ fn imds6(h: &NsHost, path: &str) -> (u16, String) {
 fn a_host_on_the_bridge_gets_an_advertisement_its_addresses_and_metadata_over_ipv6() {
     let mut cfg = fast_config();
     cfg["ipv6_pool"] = "2001:db8:50::/48".into();
-    let d = Daemon::start_with("ip6r", cfg);
+    let mut d = Daemon::start_with("ip6r", cfg);
     let ami = d.register_probe("probe");
     let vpc = d.json(&["create-vpc", "--cidr-block", "10.62.0.0/16"])["Vpc"]["VpcId"]
         .as_str()
@@ -291,4 +292,13 @@ fn a_host_on_the_bridge_gets_an_advertisement_its_addresses_and_metadata_over_ip
         imds6(&h, &format!("{base}/vpc-ipv6-cidr-blocks")),
         (200, "2001:db8:50::/56".into())
     );
+
+    // After a restart: advertisements again, and the same server by its DUID.
+    d.restart();
+    let out = python(&h, SOLICIT, &[&hex(&rs)]).expect("no advertisement after a restart");
+    let ra = ndp::parse_advertisement(&unhex(out.split_once(' ').unwrap().0)).unwrap();
+    assert!(ra.managed && ra.prefixes.len() == 1, "{ra:?}");
+    let r = ask(&h, &client(MessageType::Renew, &duid, Some(server)), 10).expect("no Reply");
+    assert_eq!(addrs_of(&r), want);
+    assert_eq!(imds6(&h, "/latest/meta-data/instance-id"), (200, id));
 }
