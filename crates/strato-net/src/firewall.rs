@@ -344,10 +344,18 @@ fn render_host_input(rs: &Ruleset, s: &mut String) -> Result<(), NetError> {
          \t}\n\n\
          \tchain from_guests {\n\
          \t\tct state established,related accept\n\
-         \t\tudp sport 68 udp dport 67 accept\n",
+         \t\tudp sport 68 udp dport 67 accept\n\
+         \t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept\n\
+         \t\tudp sport 546 udp dport 547 accept\n",
     );
     if let Some(m) = rs.metadata {
         let _ = writeln!(s, "\t\tip daddr {} tcp dport {} accept", m.ip(), m.port());
+        // The IPv6 endpoint of the same service (the daemon decides who may use it).
+        let _ = writeln!(
+            s,
+            "\t\tip6 daddr fd00:ec2::254 tcp dport {} accept",
+            m.port()
+        );
     }
     if let Some(p) = rs.api_port {
         let _ = writeln!(s, "\t\ttcp dport {p} iifname . ip daddr @gateways accept");
@@ -549,7 +557,10 @@ mod tests {
 \tchain from_guests {
 \t\tct state established,related accept
 \t\tudp sport 68 udp dport 67 accept
+\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept
+\t\tudp sport 546 udp dport 547 accept
 \t\tip daddr 169.254.169.254 tcp dport 80 accept
+\t\tip6 daddr fd00:ec2::254 tcp dport 80 accept
 \t\ticmp type echo-request iifname . ip daddr @gateways accept
 \t\tcounter drop
 \t}

@@ -11,6 +11,8 @@
 //! - [`link`]: [`link::ensure_bridge`], [`link::ensure_bridge_only`],
 //!   [`link::delete_address`], [`link::create_tap`], [`link::open_tap`], [`link::delete_link`],
 //!   [`link::link_status`] and friends.
+//! - [`link6`]: IPv6 addresses on bridges ([`link6::ensure_address6`], ...), and the
+//!   per-namespace IPv6 switches ([`link6::enable_ipv6_forwarding`]).
 //! - [`arp`]: [`arp::arp_probe`] and the pure frame functions it is built from.
 //! - [`firewall`] and [`nft`]: security groups rendered as nftables tables, and applied
 //!   through `nft -f -` (the one place the crate runs a program).
@@ -22,6 +24,7 @@ pub mod arp;
 mod error;
 pub mod firewall;
 pub mod link;
+pub mod link6;
 pub mod mac;
 pub mod nat;
 mod netlink;

@@ -102,6 +102,16 @@ impl Message {
         self
     }
 
+    /// Appends a `struct ifaddrmsg` for IPv6 with address flags `flags` (`IFA_F_*`).
+    pub(crate) fn ifaddrmsg6(&mut self, prefix_len: u8, flags: u8, index: u32) -> &mut Self {
+        self.buf.push(libc::AF_INET6 as u8);
+        self.buf.push(prefix_len);
+        self.buf.push(flags);
+        self.buf.push(0); // scope: RT_SCOPE_UNIVERSE
+        self.buf.extend_from_slice(&index.to_ne_bytes());
+        self
+    }
+
     /// Appends an attribute.
     pub(crate) fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Self {
         self.pad();

@@ -7,12 +7,15 @@
 //! a bad length, raw bytes). A valid one must parse to exactly what was built; anything that
 //! parses must satisfy the parser's promises.
 
+mod v6;
+
 use std::net::Ipv4Addr;
 
 use strato_fuzzgen::{alloc, Source};
 
 use crate::dhcp::{self, Lease, MessageType};
 use crate::imds_http::{self, Response, MAX_BODY, MAX_HEAD};
+pub use v6::{dhcp6, ndp};
 
 /// The most one case may hold beyond its start (a head is at most 8 KiB; the copies the
 /// harness makes of it).

@@ -10,6 +10,7 @@ pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod dhcp;
+pub mod dhcp6;
 pub mod error;
 pub mod handoff;
 pub mod ids;

@@ -119,6 +119,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     // Before any monitor is adopted or booted: no instance runs unfiltered.
     cloud.start_firewall().await.map_err(|e| chain(&e))?;
     cloud.start_public_network().await.map_err(|e| chain(&e))?;
+    cloud.start_ipv6_routing().await;
     // DHCP first: guests whose boots the restore starts over ask for their address at once.
     cloud.start_dhcp();
     cloud.restore().await;

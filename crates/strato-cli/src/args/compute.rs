@@ -65,7 +65,7 @@ pub struct RunInstances {
     pub placement: Option<Placement>,
 
     /// HttpTokens=optional|required,HttpPutResponseHopLimit=N,HttpEndpoint=enabled|disabled,
-    /// InstanceMetadataTags=enabled|disabled (shorthand or JSON).
+    /// InstanceMetadataTags=enabled|disabled,HttpProtocolIpv6=enabled|disabled (shorthand or JSON).
     #[arg(long, value_parser = parse::metadata_options)]
     pub metadata_options: Option<InstanceMetadataOptions>,
 
@@ -223,7 +223,7 @@ pub struct ModifyInstanceAttribute {
         .required(true)
         .multiple(true)
         .args(["http_tokens", "http_put_response_hop_limit", "http_endpoint",
-               "instance_metadata_tags"])
+               "instance_metadata_tags", "http_protocol_ipv6"])
 ))]
 pub struct ModifyInstanceMetadataOptions {
     /// The instance.
@@ -245,6 +245,10 @@ pub struct ModifyInstanceMetadataOptions {
     /// Whether the instance's tags show in the metadata.
     #[arg(long, value_parser = ["enabled", "disabled"])]
     pub instance_metadata_tags: Option<String>,
+
+    /// Whether the metadata service also answers on [fd00:ec2::254].
+    #[arg(long, value_parser = ["enabled", "disabled"])]
+    pub http_protocol_ipv6: Option<String>,
 }
 
 /// Arguments of `describe-instance-types`.

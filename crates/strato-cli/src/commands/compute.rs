@@ -265,6 +265,7 @@ pub async fn modify_instance_metadata_options(
         http_put_response_hop_limit: a.http_put_response_hop_limit.unwrap_or_default(),
         http_endpoint: a.http_endpoint.unwrap_or_default(),
         instance_metadata_tags: a.instance_metadata_tags.unwrap_or_default(),
+        http_protocol_ipv6: a.http_protocol_ipv6.unwrap_or_default(),
     };
     let r = conn
         .compute()

@@ -66,6 +66,7 @@ pub fn metadata_options(o: &InstanceMetadataOptions) -> Value {
         "HttpPutResponseHopLimit": o.http_put_response_hop_limit,
         "HttpEndpoint": text(&o.http_endpoint),
         "InstanceMetadataTags": text(&o.instance_metadata_tags),
+        "HttpProtocolIpv6": text(&o.http_protocol_ipv6),
     })
 }
 

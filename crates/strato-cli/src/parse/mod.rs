@@ -203,6 +203,7 @@ pub fn metadata_options(raw: &str) -> Result<InstanceMetadataOptions, ParseError
         http_put_response_hop_limit: f.int32("HttpPutResponseHopLimit")?.unwrap_or_default(),
         http_endpoint: f.string("HttpEndpoint")?.unwrap_or_default(),
         instance_metadata_tags: f.string("InstanceMetadataTags")?.unwrap_or_default(),
+        http_protocol_ipv6: f.string("HttpProtocolIpv6")?.unwrap_or_default(),
         ..Default::default()
     };
     f.finish()?;

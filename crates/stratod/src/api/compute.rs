@@ -148,7 +148,8 @@ impl Compute for Api {
                 md.http_put_response_hop_limit,
                 &md.http_endpoint,
                 &md.instance_metadata_tags,
-            )?;
+            )?
+            .with_protocol_ipv6(&md.http_protocol_ipv6)?;
             let run = RunRequest {
                 image_id: r.image_id,
                 instance_type: r.instance_type,
@@ -304,6 +305,7 @@ impl Compute for Api {
                 &r.http_endpoint,
                 &r.instance_metadata_tags,
             )
+            .and_then(|c| c.with_protocol_ipv6(&r.http_protocol_ipv6))
             .and_then(|c| {
                 self.cloud
                     .modify_metadata_options(account, &r.instance_id, c)

@@ -160,6 +160,7 @@ pub fn metadata_options(o: &MetadataOptions) -> pb::InstanceMetadataOptions {
         http_put_response_hop_limit: i32::from(o.http_put_response_hop_limit),
         http_endpoint: toggle(o.http_endpoint).into(),
         instance_metadata_tags: toggle(o.instance_metadata_tags).into(),
+        http_protocol_ipv6: toggle(o.http_protocol_ipv6).into(),
         state: "applied".into(),
     }
 }

@@ -78,6 +78,8 @@ pub struct Cloud {
     pub firewall: network::firewall::Firewall,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
+    /// The IPv6 router services (advertisements, DHCPv6), one set per VPC bridge.
+    pub dhcp6: crate::dhcp6::Servers,
     /// Serializes NAT table applies (`addresses`).
     nat: network::applies::Applies,
     /// How CopyImage reaches other regions' daemons.
@@ -157,6 +159,7 @@ impl Cloud {
             boots: Default::default(),
             firewall: network::firewall::Firewall::default(),
             dhcp: crate::dhcp::Servers::default(),
+            dhcp6: crate::dhcp6::Servers::default(),
         }))
     }
 

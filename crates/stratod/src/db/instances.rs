@@ -59,6 +59,9 @@ pub struct MetadataOptions {
     pub http_endpoint: Toggle,
     /// Whether the instance's tags are under `meta-data/tags/instance`.
     pub instance_metadata_tags: Toggle,
+    /// Whether the service also answers on `[fd00:ec2::254]` (EC2's HttpProtocolIpv6,
+    /// off by default; rows from before it read as off through `serde(default)`).
+    pub http_protocol_ipv6: Toggle,
 }
 
 impl Default for MetadataOptions {
@@ -68,6 +71,7 @@ impl Default for MetadataOptions {
             http_put_response_hop_limit: 1,
             http_endpoint: Toggle::Enabled,
             instance_metadata_tags: Toggle::Disabled,
+            http_protocol_ipv6: Toggle::Disabled,
         }
     }
 }

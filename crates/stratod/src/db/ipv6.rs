@@ -369,6 +369,68 @@ impl Db {
         tx.commit()?;
         Ok(())
     }
+
+    /// The IPv6 blocks of the subnets on `bridge` (what the router advertises on it).
+    pub fn bridge_ipv6_blocks(&self, bridge: &str) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT b.cidr FROM subnet_ipv6_blocks b JOIN subnets s ON s.id = b.subnet_id \
+             WHERE s.bridge = ?1 ORDER BY b.cidr",
+        )?;
+        let rows = stmt.query_map([bridge], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The attached ENI with MAC `mac` (any case) in a subnet on `bridge`: its ID, its
+    /// instance's, and its IPv6 addresses (what DHCPv6 hands out).
+    pub fn dhcp6_lease(&self, bridge: &str, mac: &str) -> DbResult<Option<Ipv6Lease>> {
+        let found: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT n.id, n.instance_id FROM network_interfaces n \
+                 JOIN subnets s ON s.id = n.subnet_id \
+                 WHERE s.bridge = ?1 AND lower(n.mac) = lower(?2) AND n.instance_id IS NOT NULL",
+                params![bridge, mac],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((eni_id, instance_id)) = found else {
+            return Ok(None);
+        };
+        let addrs = self.eni_ipv6(&eni_id)?;
+        Ok(Some(Ipv6Lease {
+            eni_id,
+            instance_id,
+            addrs,
+        }))
+    }
+
+    /// The instance whose ENI holds IPv6 address `addr` (canonical form) in a subnet on
+    /// `bridge`, if the ENI is attached.
+    pub fn instance_at_ipv6(&self, bridge: &str, addr: &str) -> DbResult<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT n.instance_id FROM network_interface_ipv6 a \
+                 JOIN network_interfaces n ON n.id = a.eni_id \
+                 JOIN subnets s ON s.id = a.subnet_id \
+                 WHERE s.bridge = ?1 AND a.address = ?2 AND n.instance_id IS NOT NULL",
+                params![bridge, addr],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+/// What DHCPv6 reads about a client: [`Db::dhcp6_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6Lease {
+    /// `eni-…`
+    pub eni_id: String,
+    /// `i-…`
+    pub instance_id: String,
+    /// Its IPv6 addresses, in the order they were assigned.
+    pub addrs: Vec<String>,
 }
 
 #[cfg(test)]
@@ -467,6 +529,11 @@ mod tests {
             "over the limit"
         );
         assert_eq!(db.eni_ipv6(&eni.id).unwrap(), a);
+        // What the router and DHCPv6 read: the bridge's /64s; a detached ENI gets nothing.
+        assert_eq!(db.bridge_ipv6_blocks("br0").unwrap(), ["2001:db8::/64"]);
+        assert!(db.bridge_ipv6_blocks("br1").unwrap().is_empty());
+        assert_eq!(db.dhcp6_lease("br0", "02:00:00:00:00:01").unwrap(), None);
+        assert_eq!(db.instance_at_ipv6("br0", "2001:db8::10").unwrap(), None);
         assert_eq!(db.used_ipv6("subnet-0000000000000000a").unwrap().len(), 2);
         // The subnet's block stays while addresses of it are in use.
         assert!(!db.delete_subnet_ipv6_block("subnet-cidr-assoc-1").unwrap());

@@ -7,13 +7,18 @@
 //! on that bridge is the caller (the firewall's anti-spoofing rules keep each tap to its
 //! ENI's addresses). No instance can name another: nothing in a request says whose data
 //! it wants.
+//!
+//! The service also listens on `[fd00:ec2::254]:80` on every bridge ([`ADDRESS6`]); an
+//! instance reaches it there only when its metadata options enable `HttpProtocolIpv6`
+//! (off by default, as on EC2). For the others the connection is closed unanswered, as
+//! near as one shared listener comes to an address that is not there.
 
 pub use strato_wire::imds_http as http;
 pub mod tokens;
 pub mod tree;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +37,8 @@ use tokens::Tokens;
 
 /// The service's address.
 pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// Its IPv6 address.
+pub const ADDRESS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 /// Its port.
 pub const PORT: u16 = 80;
 /// Open connections per bridge; more are closed at once.
@@ -58,7 +65,7 @@ const VERSIONS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     /// The address could not be put on the bridge.
-    #[error("cannot add {ADDRESS}/32 to {bridge}: {why}")]
+    #[error("cannot add the service's address to {bridge}: {why}")]
     Address {
         /// The bridge.
         bridge: String,
@@ -66,7 +73,7 @@ pub enum ListenError {
         why: String,
     },
     /// The socket could not be made.
-    #[error("cannot listen on {ADDRESS}:{PORT} on {bridge}")]
+    #[error("cannot listen on the service's address, port {PORT}, on {bridge}")]
     Socket {
         /// The bridge.
         bridge: String,
@@ -101,6 +108,10 @@ pub trait MetadataSource: Send + Sync + 'static {
     fn bridges(&self) -> ApiResult<Vec<String>>;
     /// The instance whose ENI holds `ip` (primary or secondary) on `bridge`, in any state.
     fn instance_at(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance>;
+    /// The instance whose ENI holds IPv6 address `ip` on `bridge`, in any state.
+    fn instance_at6(&self, _bridge: &str, _ip: Ipv6Addr) -> Option<Instance> {
+        None
+    }
     /// What the tree of `inst` is built from; `None` when its records are inconsistent.
     fn view(&self, inst: &Instance) -> Option<tree::View>;
 }
@@ -111,6 +122,7 @@ pub struct Imds {
     metrics: Arc<Metrics>,
     tokens: Mutex<Tokens>,
     listeners: Mutex<HashMap<String, JoinHandle<()>>>,
+    listeners6: Mutex<HashMap<String, JoinHandle<()>>>,
     log: LogGate,
 }
 
@@ -140,6 +152,7 @@ impl Imds {
             metrics,
             tokens: Mutex::new(Tokens::default()),
             listeners: Mutex::new(HashMap::new()),
+            listeners6: Mutex::new(HashMap::new()),
             log: LogGate::default(),
         }
     }
@@ -156,8 +169,13 @@ impl Imds {
         }
     }
 
-    fn listeners(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
-        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    fn listeners(&self, v6: bool) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        let m = if v6 {
+            &self.listeners6
+        } else {
+            &self.listeners
+        };
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts a listener on every VPC bridge that lacks one and stops those of VPCs gone.
@@ -169,8 +187,14 @@ impl Imds {
                 return;
             }
         };
+        for v6 in [false, true] {
+            self.reconcile_family(&bridges, v6).await;
+        }
+    }
+
+    async fn reconcile_family(self: &Arc<Self>, bridges: &[String], v6: bool) {
         let missing: Vec<String> = {
-            let mut ls = self.listeners();
+            let mut ls = self.listeners(v6);
             ls.retain(|b, h| {
                 let keep = bridges.contains(b) && !h.is_finished();
                 if !keep {
@@ -185,11 +209,22 @@ impl Imds {
                 .collect()
         };
         for b in missing {
-            match listen(&b).await {
+            let l = if v6 {
+                listen6(&b).await
+            } else {
+                listen(&b).await
+            };
+            match l {
                 Ok(l) => {
-                    tracing::info!(bridge = %b, "metadata service listening");
+                    tracing::info!(bridge = %b, ipv6 = v6, "metadata service listening");
                     let task = tokio::spawn(Arc::clone(self).serve(b.clone(), l));
-                    self.listeners().insert(b, task);
+                    self.listeners(v6).insert(b, task);
+                }
+                // A host without IPv6 would say so every RECONCILE: the gate keeps it short.
+                Err(e) if v6 => {
+                    if self.log.allow() {
+                        tracing::warn!(error = %crate::error::chain(&e), "metadata service");
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %crate::error::chain(&e), "metadata service");
@@ -225,9 +260,14 @@ impl Imds {
 
     /// Serves one connection: requests one after another while the client keeps it open.
     async fn connection(&self, mut s: TcpStream, peer: SocketAddr, bridge: &str) {
-        let IpAddr::V4(ip) = peer.ip() else {
-            return;
-        };
+        let ip = peer.ip();
+        if let IpAddr::V6(ip6) = ip {
+            let known = self.source.instance_at6(bridge, ip6);
+            if known.is_some_and(|i| i.metadata_options.http_protocol_ipv6 != Toggle::Enabled) {
+                inc(&self.metrics.imds_refused_total);
+                return;
+            }
+        }
         let mut buf = Vec::with_capacity(1024);
         loop {
             let (req, used) = loop {
@@ -255,11 +295,15 @@ impl Imds {
                 }
             }
             buf.drain(..req.content_length);
-            let answer = self.answer(&req, bridge, ip);
+            let answer = self.answer_ip(&req, bridge, ip);
             if let Some(ttl) = answer.ttl {
                 // Kept for the rest of the connection, so that a retransmitted token is
                 // bounded by the same hop limit.
-                if let Err(e) = s.set_ttl(u32::from(ttl)) {
+                let set = match ip {
+                    IpAddr::V4(_) => s.set_ttl(u32::from(ttl)),
+                    IpAddr::V6(_) => socket2::SockRef::from(&s).set_unicast_hops_v6(u32::from(ttl)),
+                };
+                if let Err(e) = set {
                     tracing::warn!(error = %e, "metadata service: cannot set the hop limit");
                     return;
                 }
@@ -273,8 +317,22 @@ impl Imds {
 
     /// The answer to one request from `ip` on `bridge`.
     pub fn answer(&self, req: &Request, bridge: &str, ip: Ipv4Addr) -> Answer {
+        self.answer_ip(req, bridge, IpAddr::V4(ip))
+    }
+
+    /// The answer to one request from `ip` (either family) on `bridge`. Over IPv6 only
+    /// instances with HttpProtocolIpv6 enabled are callers.
+    pub fn answer_ip(&self, req: &Request, bridge: &str, ip: IpAddr) -> Answer {
         inc(&self.metrics.imds_requests_total);
-        let inst = match self.caller(bridge, ip) {
+        let inst = match ip {
+            IpAddr::V4(ip) => self.caller(bridge, ip),
+            IpAddr::V6(ip) => self
+                .source
+                .instance_at6(bridge, ip)
+                .filter(|i| i.metadata_options.http_protocol_ipv6 == Toggle::Enabled)
+                .filter(may_call),
+        };
+        let inst = match inst {
             Some(i) => i,
             None => {
                 inc(&self.metrics.imds_refused_total);
@@ -391,13 +449,16 @@ impl Imds {
 
     /// The instance whose ENI has `ip` on `bridge`, while it may use the service.
     fn caller(&self, bridge: &str, ip: Ipv4Addr) -> Option<Instance> {
-        let inst = self.source.instance_at(bridge, ip)?;
-        matches!(
-            inst.state,
-            State::Pending | State::Running | State::Stopping | State::ShuttingDown
-        )
-        .then_some(inst)
+        self.source.instance_at(bridge, ip).filter(may_call)
     }
+}
+
+/// Whether an instance in its state may use the service.
+fn may_call(inst: &Instance) -> bool {
+    matches!(
+        inst.state,
+        State::Pending | State::Running | State::Stopping | State::ShuttingDown
+    )
 }
 
 /// `latest`, `1.0` or a `YYYY-MM-DD` date.
@@ -452,6 +513,39 @@ async fn listen(bridge: &str) -> Result<TcpListener, ListenError> {
     sock.bind_device(Some(bridge.as_bytes()))
         .map_err(sock_err)?;
     sock.bind(&SocketAddrV4::new(ADDRESS, PORT).into())
+        .map_err(sock_err)?;
+    sock.listen(128).map_err(sock_err)?;
+    sock.set_nonblocking(true).map_err(sock_err)?;
+    TcpListener::from_std(sock.into()).map_err(sock_err)
+}
+
+/// Puts the service's IPv6 address on `bridge` and listens there.
+async fn listen6(bridge: &str) -> Result<TcpListener, ListenError> {
+    let b = bridge.to_string();
+    blocking(move || {
+        strato_net::link6::enable_ipv6(&b)?;
+        strato_net::link6::ensure_address6(&b, ADDRESS6, 128)
+    })
+    .await
+    .map_err(|why| ListenError::Address {
+        bridge: bridge.to_string(),
+        why,
+    })?;
+    let sock_err = |source| ListenError::Socket {
+        bridge: bridge.to_string(),
+        source,
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV6,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(sock_err)?;
+    sock.set_only_v6(true).map_err(sock_err)?;
+    sock.set_reuse_address(true).map_err(sock_err)?;
+    sock.bind_device(Some(bridge.as_bytes()))
+        .map_err(sock_err)?;
+    sock.bind(&SocketAddrV6::new(ADDRESS6, PORT, 0, 0).into())
         .map_err(sock_err)?;
     sock.listen(128).map_err(sock_err)?;
     sock.set_nonblocking(true).map_err(sock_err)?;

@@ -69,6 +69,18 @@ impl MetadataSource for Fake {
         Some(inst.clone())
     }
 
+    /// Guest k holds `2001:db8::` k + 4 (as its IPv4 ends in k + 4).
+    fn instance_at6(&self, bridge: &str, ip: Ipv6Addr) -> Option<Instance> {
+        let g = self.guests();
+        let k = u128::from(ip)
+            .checked_sub(u128::from(V6_BASE))?
+            .checked_sub(4)?;
+        let (_, inst) = g
+            .get(usize::try_from(k).ok()?)
+            .filter(|_| bridge == BRIDGE)?;
+        Some(inst.clone())
+    }
+
     fn view(&self, inst: &Instance) -> Option<tree::View> {
         let g = self.guests();
         let (k, (ips, _)) = g.iter().enumerate().find(|(_, (_, i))| i.id == inst.id)?;
@@ -98,6 +110,9 @@ impl MetadataSource for Fake {
                 vpc_id: "vpc-0000000000000000a".into(),
                 vpc_cidr: "172.31.0.0/16".into(),
                 groups: vec![("sg-0000000000000000a".into(), "default".into())],
+                ipv6s: vec![],
+                subnet_ipv6_cidrs: vec![],
+                vpc_ipv6_cidrs: vec![],
             }],
             block_devices: vec![
                 ("ami".into(), inst.root_device_name.clone()),
@@ -130,6 +145,40 @@ fn setup() -> (Arc<Fake>, Imds) {
 
 const A: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 4);
 const B: Ipv4Addr = Ipv4Addr::new(172, 31, 0, 5);
+const V6_BASE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0);
+
+#[test]
+fn over_ipv6_only_instances_that_enable_it_are_answered() {
+    let (f, s) = setup();
+    let a6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 4));
+    let path = "/latest/meta-data/instance-id";
+    assert_eq!(
+        s.answer_ip(&get(path, None), BRIDGE, a6).response.status,
+        403
+    );
+    f.update("i-0000000000000000a", |i| {
+        i.metadata_options.http_protocol_ipv6 = Toggle::Enabled
+    });
+    let r = s.answer_ip(&get(path, None), BRIDGE, a6);
+    assert_eq!(r.response.status, 200);
+    assert_eq!(body(&r), "i-0000000000000000a");
+    // Tokens work the same; a stranger's address and another bridge get nothing.
+    let t = s.answer_ip(&put_token("60"), BRIDGE, a6);
+    assert_eq!((t.response.status, t.ttl), (200, Some(1)));
+    let stranger = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 99));
+    assert_eq!(
+        s.answer_ip(&get(path, None), BRIDGE, stranger)
+            .response
+            .status,
+        403
+    );
+    assert_eq!(
+        s.answer_ip(&get(path, None), "strato1", a6).response.status,
+        403
+    );
+    // IPv4 is unchanged by the option.
+    assert_eq!(s.answer(&get(path, None), BRIDGE, A).response.status, 200);
+}
 
 #[test]
 fn v2_tokens_are_per_instance_and_v1_works_while_optional() {

@@ -100,6 +100,12 @@ pub struct NicView {
     pub vpc_cidr: String,
     /// Security group IDs and names.
     pub groups: Vec<(String, String)>,
+    /// IPv6 addresses, in the order they were assigned.
+    pub ipv6s: Vec<String>,
+    /// The subnet's IPv6 block (none or one), `x::/64`.
+    pub subnet_ipv6_cidrs: Vec<String>,
+    /// The VPC's IPv6 block (none or one), `x::/56`.
+    pub vpc_ipv6_cidrs: Vec<String>,
 }
 
 /// What the tree is built from.
@@ -232,6 +238,10 @@ pub fn meta_data(v: &View) -> Node {
         t.leaf("local-hostname", &host);
         t.leaf("local-ipv4", &local_ip);
         t.leaf("mac", &n.mac);
+        // EC2's `ipv6`: the primary interface's first IPv6 address, when it has one.
+        if let Some(a) = n.ipv6s.first() {
+            t.leaf("ipv6", a);
+        }
         if let Some(p) = n.public_ips.first() {
             t.leaf("public-ipv4", p);
             t.leaf("public-hostname", hostname(p, &v.region));
@@ -263,6 +273,16 @@ pub fn meta_data(v: &View) -> Node {
         let names: Vec<&str> = n.groups.iter().map(|(_, name)| name.as_str()).collect();
         t.leaf(&format!("{base}/security-group-ids"), ids.join("\n"));
         t.leaf(&format!("{base}/security-groups"), names.join("\n"));
+        // The IPv6 entries exist only where there is something to list, as on EC2.
+        for (key, list) in [
+            ("ipv6s", &n.ipv6s),
+            ("subnet-ipv6-cidr-blocks", &n.subnet_ipv6_cidrs),
+            ("vpc-ipv6-cidr-blocks", &n.vpc_ipv6_cidrs),
+        ] {
+            if !list.is_empty() {
+                t.leaf(&format!("{base}/{key}"), list.join("\n"));
+            }
+        }
         if !n.public_ips.is_empty() {
             t.leaf(&format!("{base}/public-ipv4s"), n.public_ips.join("\n"));
             t.leaf(
@@ -352,6 +372,9 @@ mod tests {
                 vpc_id: "vpc-0123456789abcdef0".into(),
                 vpc_cidr: "172.31.0.0/16".into(),
                 groups: vec![("sg-0123456789abcdef0".into(), "default".into())],
+                ipv6s: vec![],
+                subnet_ipv6_cidrs: vec![],
+                vpc_ipv6_cidrs: vec![],
             }],
             block_devices: vec![
                 ("ami".into(), "/dev/vda".into()),
@@ -404,6 +427,37 @@ mod tests {
         assert_eq!(t.get("nothing"), None);
         assert_eq!(t.get("placement/nothing/deeper"), None);
         assert_eq!(t.get("instance-id/deeper"), None);
+    }
+
+    #[test]
+    fn ipv6_entries_show_when_the_interface_has_ipv6() {
+        let t = meta_data(&view());
+        let base = "network/interfaces/macs/02:00:00:00:00:01";
+        assert_eq!(t.get("ipv6"), None);
+        assert_eq!(t.get(&format!("{base}/ipv6s")), None);
+        let mut v = view();
+        v.nics[0].ipv6s = vec!["2001:db8:0:1::10".into(), "2001:db8:0:1::11".into()];
+        v.nics[0].subnet_ipv6_cidrs = vec!["2001:db8:0:1::/64".into()];
+        v.nics[0].vpc_ipv6_cidrs = vec!["2001:db8::/56".into()];
+        let t = meta_data(&v);
+        assert_eq!(t.get("ipv6").unwrap(), "2001:db8:0:1::10");
+        assert_eq!(
+            t.get(&format!("{base}/ipv6s")).unwrap(),
+            "2001:db8:0:1::10\n2001:db8:0:1::11"
+        );
+        assert_eq!(
+            t.get(&format!("{base}/subnet-ipv6-cidr-blocks")).unwrap(),
+            "2001:db8:0:1::/64"
+        );
+        assert_eq!(
+            t.get(&format!("{base}/vpc-ipv6-cidr-blocks")).unwrap(),
+            "2001:db8::/56"
+        );
+        assert!(t
+            .get(&format!("{base}/"))
+            .unwrap()
+            .lines()
+            .any(|l| l == "ipv6s"));
     }
 
     #[test]

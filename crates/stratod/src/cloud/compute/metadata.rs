@@ -18,6 +18,8 @@ pub struct MetadataChange {
     pub http_endpoint: Option<Toggle>,
     /// `enabled` or `disabled`.
     pub instance_metadata_tags: Option<Toggle>,
+    /// `enabled` or `disabled`.
+    pub http_protocol_ipv6: Option<Toggle>,
 }
 
 fn toggle(name: &str, v: &str) -> ApiResult<Option<Toggle>> {
@@ -60,6 +62,15 @@ impl MetadataChange {
             hop_limit,
             http_endpoint: toggle("HttpEndpoint", endpoint)?,
             instance_metadata_tags: toggle("InstanceMetadataTags", tags)?,
+            http_protocol_ipv6: None,
+        })
+    }
+
+    /// This change with EC2's HttpProtocolIpv6 word (empty: unchanged).
+    pub fn with_protocol_ipv6(self, v: &str) -> ApiResult<Self> {
+        Ok(MetadataChange {
+            http_protocol_ipv6: toggle("HttpProtocolIpv6", v)?,
+            ..self
         })
     }
 
@@ -72,6 +83,7 @@ impl MetadataChange {
             instance_metadata_tags: self
                 .instance_metadata_tags
                 .unwrap_or(base.instance_metadata_tags),
+            http_protocol_ipv6: self.http_protocol_ipv6.unwrap_or(base.http_protocol_ipv6),
         }
     }
 }
@@ -116,6 +128,28 @@ mod tests {
             MetadataChange::parse("", 0, "", "").unwrap(),
             MetadataChange::default()
         );
+    }
+
+    #[test]
+    fn the_ipv6_endpoint_is_off_until_enabled() {
+        assert_eq!(
+            MetadataOptions::default().http_protocol_ipv6,
+            Toggle::Disabled
+        );
+        let on = MetadataChange::default()
+            .with_protocol_ipv6("enabled")
+            .unwrap()
+            .apply(MetadataOptions::default());
+        assert_eq!(on.http_protocol_ipv6, Toggle::Enabled);
+        let kept = MetadataChange::default()
+            .with_protocol_ipv6("")
+            .unwrap()
+            .apply(on);
+        assert_eq!(kept.http_protocol_ipv6, Toggle::Enabled);
+        assert!(MetadataChange::default().with_protocol_ipv6("on").is_err());
+        // Rows written before the option existed read as off.
+        let old: MetadataOptions = serde_json::from_str(r#"{"http_tokens":"required"}"#).unwrap();
+        assert_eq!(old.http_protocol_ipv6, Toggle::Disabled);
     }
 
     #[test]

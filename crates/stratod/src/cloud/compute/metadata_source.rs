@@ -1,7 +1,7 @@
 //! What the instance metadata service may read, from the state store: the VPC bridges it
 //! listens on, the instance behind an address on a bridge, and the facts its tree shows.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::cloud::Cloud;
 use crate::db::instances::{Instance, Toggle};
@@ -20,6 +20,13 @@ impl MetadataSource for Cloud {
         self.db.instance(id).ok()?
     }
 
+    fn instance_at6(&self, bridge: &str, ip: Ipv6Addr) -> Option<Instance> {
+        // Addresses are stored in canonical form, which is what `to_string` writes.
+        let id = self.db.instance_at_ipv6(bridge, &ip.to_string()).ok()??;
+        self.timelines.mark(&id, "first_metadata_request");
+        self.db.instance(&id).ok()?
+    }
+
     fn view(&self, inst: &Instance) -> Option<tree::View> {
         let db = &self.db;
         let mut nics = Vec::new();
@@ -35,6 +42,11 @@ impl MetadataSource for Cloud {
                     public_ips.push(p);
                 }
             }
+            let ipv6s = db.eni_ipv6(&e.id).ok()?;
+            let subnet_ipv6_cidrs = db.subnet_ipv6_block(&subnet.id).ok()?;
+            let subnet_ipv6_cidrs = subnet_ipv6_cidrs.map(|b| b.cidr).into_iter().collect();
+            let vpc_ipv6_cidrs = db.vpc_ipv6_block(&vpc.id).ok()?;
+            let vpc_ipv6_cidrs = vpc_ipv6_cidrs.map(|b| b.cidr).into_iter().collect();
             nics.push(tree::NicView {
                 id: e.id,
                 device_index: e.device_index,
@@ -46,6 +58,9 @@ impl MetadataSource for Cloud {
                 vpc_id: vpc.id,
                 vpc_cidr: vpc.cidr,
                 groups,
+                ipv6s,
+                subnet_ipv6_cidrs,
+                vpc_ipv6_cidrs,
             });
         }
         let image = db.image(&inst.image_id).ok().flatten();

@@ -52,11 +52,17 @@ impl Cloud {
             Arc::clone(self) as Arc<dyn LeaseBook>,
             Arc::clone(&self.metrics),
         );
+        self.dhcp6.serve(
+            bridge,
+            Arc::clone(self) as Arc<dyn crate::dhcp6::RouterBook>,
+            Arc::clone(&self.metrics),
+        );
     }
 
     /// Stops the DHCP server of `bridge` (DeleteVpc).
     pub(super) fn dhcp_stop(&self, bridge: &str) {
         self.dhcp.stop(bridge);
+        self.dhcp6.stop(bridge);
     }
 }
 

@@ -416,7 +416,10 @@ impl Cloud {
             cidr: b.to_string(),
         };
         match self.db.insert_subnet_ipv6_block(&block, &vb.cidr)? {
-            BlockInsert::Done(_) => Ok(block),
+            BlockInsert::Done(_) => {
+                self.router6_sync(&s.bridge).await;
+                Ok(block)
+            }
             BlockInsert::HasOne => Err(ApiError::new(
                 ErrorCode::CidrLimitExceeded,
                 format!(
@@ -451,7 +454,8 @@ impl Cloud {
             .db
             .subnet_ipv6_association(association_id)?
             .ok_or_else(|| Kind::SubnetCidrAssociation.not_found(association_id))?;
-        self.changeable_subnet(account, &b.subnet_id)
+        let s = self
+            .changeable_subnet(account, &b.subnet_id)
             .map_err(|e| match e.code {
                 ErrorCode::InvalidSubnetIdNotFound => {
                     Kind::SubnetCidrAssociation.not_found(association_id)
@@ -464,6 +468,7 @@ impl Cloud {
             }
             return Err(dependency("subnet CIDR block association", association_id));
         }
+        self.router6_sync(&s.bridge).await;
         Ok(b)
     }
 

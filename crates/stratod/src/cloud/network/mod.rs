@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod firewall;
 pub mod ipv6;
+pub mod ipv6_router;
 pub mod network_interfaces;
 pub mod plumbing;
 pub mod security_groups;

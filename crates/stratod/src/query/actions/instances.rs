@@ -43,7 +43,7 @@ fn metadata_options(o: &MetadataOptions) -> Value {
             "InstanceMetadataTags",
             toggle(o.instance_metadata_tags).into(),
         ),
-        ("HttpProtocolIpv6", "disabled".into()),
+        ("HttpProtocolIpv6", toggle(o.http_protocol_ipv6).into()),
     ])
 }
 
@@ -262,7 +262,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         i32::try_from(md.int("HttpPutResponseHopLimit").unwrap_or(0)).unwrap_or(-1),
         md.str("HttpEndpoint"),
         md.str("InstanceMetadataTags"),
-    )?;
+    )?
+    .with_protocol_ipv6(md.str("HttpProtocolIpv6"))?;
     let iam_instance_profile = match input.get("IamInstanceProfile") {
         Some(p) => match (p.opt_str("Arn"), p.opt_str("Name")) {
             (Some(arn), _) if !arn.is_empty() => arn.to_string(),
@@ -630,7 +631,8 @@ pub fn modify_metadata_options(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value>
         i32::try_from(input.int("HttpPutResponseHopLimit").unwrap_or(0)).unwrap_or(-1),
         input.str("HttpEndpoint"),
         input.str("InstanceMetadataTags"),
-    )?;
+    )?
+    .with_protocol_ipv6(input.str("HttpProtocolIpv6"))?;
     let o = ctx
         .cloud
         .modify_metadata_options(ctx.account(), input.str("InstanceId"), c)?;
