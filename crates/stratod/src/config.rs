@@ -793,8 +793,8 @@ mod tests {
         .unwrap();
         let b = c.uplink.unwrap().ipv6_prefix.unwrap();
         assert_eq!((b.net, b.prefix), (0x2001_0db8_u128 << 96, 32));
-        let none = build(r#"{"uplink": {"interface": "uplink0", "pool": "198.51.100.16/28"}}"#)
-            .unwrap();
+        let none =
+            build(r#"{"uplink": {"interface": "uplink0", "pool": "198.51.100.16/28"}}"#).unwrap();
         assert!(none.uplink.unwrap().ipv6_prefix.is_none());
         for bad in [
             // The pool outside the prefix.

@@ -123,9 +123,7 @@ impl SecurityGroupRules {
             (None, _) => (None, None),
         };
         if self.cidr.is_none() && self.cidr_ipv6.is_none() && self.source_group.is_none() {
-            return Err(
-                "give --cidr, --cidr-ipv6 or --source-group (or --ip-permissions)".into(),
-            );
+            return Err("give --cidr, --cidr-ipv6 or --source-group (or --ip-permissions)".into());
         }
         Ok(vec![IpPermission {
             ip_protocol: protocol,

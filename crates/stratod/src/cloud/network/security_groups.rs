@@ -114,9 +114,8 @@ pub fn normalize(p: &Permission) -> ApiResult<(String, i32, i32)> {
 fn permissions(rules: &[SgRule], egress: bool) -> Vec<Permission> {
     let mut out: Vec<Permission> = Vec::new();
     for r in rules.iter().filter(|r| r.egress == egress) {
-        let ports = |p: i32| {
-            matches!(r.protocol.as_str(), "tcp" | "udp" | "icmp" | "icmpv6").then_some(p)
-        };
+        let ports =
+            |p: i32| matches!(r.protocol.as_str(), "tcp" | "udp" | "icmp" | "icmpv6").then_some(p);
         let (from, to) = (ports(r.from_port), ports(r.to_port));
         let i = match out
             .iter()
@@ -824,11 +823,23 @@ mod tests {
             .await
             .unwrap();
         let again = c
-            .authorize(A, &web.id, "", false, &[v6("tcp", Some(22), Some(22), "0::/0")])
+            .authorize(
+                A,
+                &web.id,
+                "",
+                false,
+                &[v6("tcp", Some(22), Some(22), "0::/0")],
+            )
             .await
             .unwrap_err();
         assert_eq!(again.code, "InvalidPermission.Duplicate");
-        for bad in ["2001:db8::1/64", "::/129", "10.0.0.0/8", "nonsense", "::/0x"] {
+        for bad in [
+            "2001:db8::1/64",
+            "::/129",
+            "10.0.0.0/8",
+            "nonsense",
+            "::/0x",
+        ] {
             let e = c
                 .authorize(A, &web.id, "", false, &[v6("tcp", Some(22), Some(22), bad)])
                 .await
@@ -850,7 +861,10 @@ mod tests {
         assert_eq!(w.ingress[0].cidrs6, ["::/0"]);
         assert!(w.ingress[0].cidrs.is_empty());
         assert_eq!(w.ingress[1].protocol, "icmpv6");
-        assert_eq!((w.ingress[1].from_port, w.ingress[1].to_port), (Some(128), Some(0)));
+        assert_eq!(
+            (w.ingress[1].from_port, w.ingress[1].to_port),
+            (Some(128), Some(0))
+        );
         assert_eq!(w.ingress[1].cidrs6, ["2001:db8::/32"]);
         // The VPC has an IPv6 block: all IPv6 egress beside all IPv4 egress.
         assert_eq!(w.egress.len(), 1);
@@ -874,10 +888,7 @@ mod tests {
                 },
                 strato_net::firewall::Rule {
                     proto: strato_net::firewall::Proto::Icmpv6(Some(128), Some(0)),
-                    peer: strato_net::firewall::Peer::Cidr6(
-                        "2001:db8::".parse().unwrap(),
-                        32
-                    ),
+                    peer: strato_net::firewall::Peer::Cidr6("2001:db8::".parse().unwrap(), 32),
                 },
             ]
         );
@@ -955,7 +966,7 @@ mod tests {
                 from_port: Some(22),
                 to_port: Some(22),
                 cidrs: vec!["10.0.0.0/8".into()],
-            cidrs6: vec![],
+                cidrs6: vec![],
                 groups: vec![],
             }]
         );
