@@ -19,6 +19,9 @@ pub enum NetError {
     /// An IPv4 prefix length above 32.
     #[error("Invalid prefix length {0}: must be at most 32")]
     InvalidPrefix(u8),
+    /// An IPv6 prefix length above 128.
+    #[error("Invalid IPv6 prefix length {0}: must be at most 128")]
+    InvalidPrefix6(u8),
     /// A string that is not a MAC address in `xx:xx:xx:xx:xx:xx` form.
     #[error("Invalid MAC address {0:?}")]
     InvalidMac(String),

@@ -6,7 +6,18 @@
 //! - `table bridge strato_guard`: anti-spoofing. Every frame entering the bridge from an
 //!   ENI's tap must carry the ENI's MAC; its IPv4 packets one of the ENI's addresses (or
 //!   0.0.0.0 to the DHCP server port), its ARP the ENI's address (or 0.0.0.0 for RFC 5227
-//!   probes). Anything else from a tap (IPv6, VLAN tags, other ethertypes) is dropped.
+//!   probes). Its IPv6 packets one of the ENI's IPv6 addresses or its link-local address,
+//!   which is the one the MAC derives (modified EUI-64, a kernel's default): a guest that
+//!   could send from any `fe80::` address could claim the host's router address in its
+//!   neighbour solicitations. Neighbour advertisements must name one of those addresses
+//!   as their target (the IPv6 form of a gratuitous ARP for someone else's address);
+//!   router advertisements and redirects from a guest are dropped (the host is the only
+//!   router); `::` may send only what duplicate address detection sends (a neighbour
+//!   solicitation, an MLDv2 report); DHCPv6 clients reach `ff02::1:2` from any link-local
+//!   source (DHCPv6 hands out addresses by DUID and MAC, so which `fe80::` a client picked
+//!   does not matter). A solicitation's target is the address being looked up, someone
+//!   else's by nature, so it is not checked. Anything else from a tap (VLAN tags, other
+//!   ethertypes) is dropped.
 //! - `table inet strato_filter`: the groups themselves, on the forward hook, which bridged
 //!   IPv4 traverses through `br_netfilter` (bridge-family conntrack is not available on
 //!   every kernel; the inet family's is). There both `iifname` and `oifname` of a bridged
@@ -14,7 +25,11 @@
 //!   makes trustworthy. Replies of tracked connections pass first; then the source ENI's
 //!   egress chain (a match returns, the chain ends in a drop), then the destination ENI's
 //!   ingress chain (a match accepts, the chain ends in a drop). Traffic of addresses that
-//!   are no ENI's (the host, the outside world) meets only the ENI side's chain.
+//!   are no ENI's (the host, the outside world) meets only the ENI side's chain. IPv6 has
+//!   its own maps (`eni_out6`, `eni_in6`) and each group set an IPv6 twin (`<group>_v6`);
+//!   an IPv4 block never matches IPv6 and an IPv6 block never IPv4 (EC2: `0.0.0.0/0` does
+//!   not cover `::/0`). Neighbour discovery and MLD pass the forward hook before any group
+//!   (EC2 does not filter them; the guard has vetted what guests send).
 //!
 //!
 //! The same inet table guards the host itself: its `input` chain sends everything that
@@ -22,12 +37,14 @@
 //! which accepts replies of the host's own connections, DHCP, the metadata service and
 //! ICMP echo to the bridge's gateways, and drops the rest, so that no guest reaches the
 //! host's other listeners (the API, `/metrics`, sshd...) through its gateway address.
+//! For IPv6 the same: neighbour discovery and router solicitations, DHCPv6, the IPv6
+//! metadata address and echo to the bridge's IPv6 gateways.
 //!
 //! No conntrack zones: all VPC bridges share one namespace, and the daemon refuses
 //! overlapping subnets, so an ENI address identifies one flow end on the whole host.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use crate::{validate_ifname, MacAddr, NetError};
 
@@ -47,6 +64,8 @@ pub enum Proto {
     Udp(u16, u16),
     /// ICMP, of one type (`None`: all) and one code (`None`: all).
     Icmp(Option<u8>, Option<u8>),
+    /// ICMPv6 (protocol 58), of one type (`None`: all) and one code (`None`: all).
+    Icmpv6(Option<u8>, Option<u8>),
     /// Another IP protocol number, whole.
     Other(u8),
 }
@@ -56,6 +75,8 @@ pub enum Proto {
 pub enum Peer {
     /// An IPv4 block.
     Cidr(Ipv4Addr, u8),
+    /// An IPv6 block.
+    Cidr6(Ipv6Addr, u8),
     /// The member ENIs of a security group (its ID, which names a [`GroupSet`]).
     Group(String),
 }
@@ -82,6 +103,8 @@ pub struct EniRules {
     pub mac: MacAddr,
     /// Its IPv4 addresses, primary first.
     pub addrs: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses (its link-local one, from the MAC, is implied).
+    pub addrs6: Vec<Ipv6Addr>,
     /// EC2's source/destination check: off, the interface may send from any address that
     /// is no other interface's (a NAT or router instance).
     pub source_dest_check: bool,
@@ -98,6 +121,8 @@ pub struct GroupSet {
     pub id: String,
     /// Member ENIs as (bridge, address).
     pub members: Vec<(String, Ipv4Addr)>,
+    /// Member ENIs' IPv6 addresses as (bridge, address).
+    pub members6: Vec<(String, Ipv6Addr)>,
 }
 
 /// A VPC bridge, whose traffic to the host itself is limited to the guest services.
@@ -107,6 +132,8 @@ pub struct HostBridge {
     pub name: String,
     /// Its subnets' gateway addresses (ICMP echo to them is answered).
     pub gateways: Vec<Ipv4Addr>,
+    /// Its subnets' IPv6 gateway addresses (ICMPv6 echo to them is answered).
+    pub gateways6: Vec<Ipv6Addr>,
 }
 
 /// Everything the host's firewall holds.
@@ -124,7 +151,15 @@ pub struct Ruleset {
     /// The EC2 Query API's port, when guests may reach it on their gateway addresses
     /// (an interface endpoint, as a VPC gets for EC2 in AWS); `None`: not from guests.
     pub api_port: Option<u16>,
+    /// The metadata service's IPv6 address (TCP); `None`: not accepted from guests.
+    pub metadata6: Option<SocketAddrV6>,
 }
+
+/// Neighbour discovery and multicast listener messages: the link's plumbing, which passes
+/// before any group (what guests send of it the guard has checked).
+const ND_TYPES: &str = "{ nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+     nd-neighbor-advert, mld-listener-query, mld-listener-report, mld-listener-done, \
+     mld2-listener-report }";
 
 /// An ID as an nft identifier: `-` becomes `_`; anything but ASCII letters, digits and
 /// `-` is refused, so that nothing from the database can break out of the script.
@@ -165,27 +200,78 @@ fn proto_match(p: Proto) -> String {
         Proto::Icmp(None, _) => "meta l4proto icmp ".into(),
         Proto::Icmp(Some(ty), None) => format!("icmp type {ty} "),
         Proto::Icmp(Some(ty), Some(code)) => format!("icmp type {ty} icmp code {code} "),
+        Proto::Icmpv6(None, _) => "meta l4proto ipv6-icmp ".into(),
+        Proto::Icmpv6(Some(ty), None) => format!("icmpv6 type {ty} "),
+        Proto::Icmpv6(Some(ty), Some(code)) => {
+            format!("icmpv6 type {ty} icmpv6 code {code} ")
+        }
         Proto::Other(n) => format!("meta l4proto {n} "),
     }
 }
 
-/// The peer part of a rule: `dir` is `s` (ingress: the source) or `d` (egress).
-fn peer_match(peer: &Peer, ingress: bool) -> Result<String, NetError> {
-    let (dev, addr) = if ingress {
-        ("iifname", "ip saddr")
+/// The peer part of a rule, one alternative per line it needs (a group has members of
+/// both families): `ingress` matches the source, else the destination.
+fn peer_matches(peer: &Peer, ingress: bool) -> Result<Vec<String>, NetError> {
+    let (dev, addr, addr6) = if ingress {
+        ("iifname", "ip saddr", "ip6 saddr")
     } else {
-        ("oifname", "ip daddr")
+        ("oifname", "ip daddr", "ip6 daddr")
     };
     Ok(match peer {
-        Peer::Cidr(_, 0) => String::new(),
-        Peer::Cidr(a, 32) => format!("{addr} {a} "),
+        // Not empty: `0.0.0.0/0` must not let IPv6 through.
+        Peer::Cidr(_, 0) => vec!["meta nfproto ipv4 ".into()],
+        Peer::Cidr(a, 32) => vec![format!("{addr} {a} ")],
         Peer::Cidr(a, n) if *n < 32 => {
             let net = u32::from(*a) & (u32::MAX << (32 - u32::from(*n)));
-            format!("{addr} {}/{n} ", Ipv4Addr::from(net))
+            vec![format!("{addr} {}/{n} ", Ipv4Addr::from(net))]
         }
         Peer::Cidr(_, n) => return Err(NetError::InvalidPrefix(*n)),
-        Peer::Group(g) => format!("{dev} . {addr} @{} ", ident("", g)?),
+        Peer::Cidr6(_, 0) => vec!["meta nfproto ipv6 ".into()],
+        Peer::Cidr6(a, 128) => vec![format!("{addr6} {a} ")],
+        Peer::Cidr6(a, n) if *n < 128 => {
+            let net = u128::from(*a) & (u128::MAX << (128 - u32::from(*n)));
+            vec![format!("{addr6} {}/{n} ", Ipv6Addr::from(net))]
+        }
+        Peer::Cidr6(_, n) => return Err(NetError::InvalidPrefix6(*n)),
+        Peer::Group(g) => {
+            let set = ident("", g)?;
+            vec![
+                format!("{dev} . {addr} @{set} "),
+                format!("{dev} . {addr6} @{set}_v6 "),
+            ]
+        }
     })
+}
+
+/// The family a peer match line is about: `ip ` or `ip6 ` (what [`peer_matches`] wrote).
+fn family_of(line: &str) -> &'static str {
+    if line.contains("ip6 ") || line.contains("ipv6") {
+        "ip6 "
+    } else {
+        "ip "
+    }
+}
+
+/// An IPv6 address as the 128-bit integer a raw payload match compares.
+fn hex128(a: Ipv6Addr) -> String {
+    format!("0x{:032x}", u128::from(a))
+}
+
+/// The guard's IPv6 lines of one ENI (before its final drop).
+fn guard_v6(e: &EniRules, s: &mut String) {
+    let mut own: Vec<Ipv6Addr> = e.addrs6.clone();
+    own.push(e.mac.eui64_link_local());
+    let list = |f: fn(Ipv6Addr) -> String| own.iter().map(|a| f(*a)).collect::<Vec<_>>().join(", ");
+    let _ = write!(
+        s,
+        "\t\ticmpv6 type {{ nd-router-advert, nd-redirect }} counter drop\n\
+         \t\ticmpv6 type nd-neighbor-advert @th,64,128 != {{ {targets} }} counter drop\n\
+         \t\tip6 saddr {{ {addrs} }} return\n\
+         \t\tip6 saddr :: icmpv6 type {{ nd-neighbor-solicit, mld2-listener-report }} return\n\
+         \t\tip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return\n",
+        targets = list(hex128),
+        addrs = list(|a| a.to_string()),
+    );
 }
 
 /// The `table bridge strato_guard` body.
@@ -215,6 +301,22 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
         let _ = writeln!(s, "\t\telements = {{ {} }}", all.join(", "));
     }
     s.push_str("\t}\n\n");
+    // The same for IPv6, link-local addresses included.
+    s.push_str("\tset eni_addrs6 {\n\t\ttype ipv6_addr\n");
+    let all6: Vec<String> = enis
+        .iter()
+        .flat_map(|e| {
+            e.addrs6
+                .iter()
+                .copied()
+                .chain([e.mac.eui64_link_local()])
+                .map(|a| a.to_string())
+        })
+        .collect();
+    if !all6.is_empty() {
+        let _ = writeln!(s, "\t\telements = {{ {} }}", all6.join(", "));
+    }
+    s.push_str("\t}\n\n");
     s.push_str(
         "\tchain prerouting {\n\t\ttype filter hook prerouting priority -300; policy accept;\n",
     );
@@ -236,8 +338,7 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
              \t\tether saddr != {mac} counter drop\n\
              \t\tarp saddr ether {mac} arp saddr ip {{ {addrs}, 0.0.0.0 }} return\n\
              \t\tip saddr {{ {addrs} }} return\n\
-             \t\tip saddr 0.0.0.0 udp dport 67 return\n{unchecked}\
-             \t\tcounter drop\n\t}}\n",
+             \t\tip saddr 0.0.0.0 udp dport 67 return\n{unchecked}",
             ident("guard_", &e.id)?,
             mac = e.mac,
             unchecked = if e.source_dest_check {
@@ -246,6 +347,13 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
                 "\t\tip saddr != @eni_addrs return\n"
             },
         );
+        guard_v6(e, &mut s);
+        if !e.source_dest_check {
+            // A router instance forwards others' traffic, but never from a link-local
+            // address (its own is already allowed) nor another interface's.
+            s.push_str("\t\tip6 saddr != fe80::/10 ip6 saddr != @eni_addrs6 return\n");
+        }
+        s.push_str("\t\tcounter drop\n\t}\n");
     }
     s.push_str("}\n");
     Ok(s)
@@ -269,6 +377,20 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
             let _ = writeln!(s, "\t\telements = {{ {} }}", members.join(", "));
         }
         s.push_str("\t}\n\n");
+        let _ = write!(
+            s,
+            "\tset {}_v6 {{\n\t\ttype ifname . ipv6_addr\n",
+            ident("", &g.id)?
+        );
+        if !g.members6.is_empty() {
+            let members = g
+                .members6
+                .iter()
+                .map(|(br, a)| Ok(format!("{} . {a}", ifname(br)?)))
+                .collect::<Result<Vec<_>, NetError>>()?;
+            let _ = writeln!(s, "\t\telements = {{ {} }}", members.join(", "));
+        }
+        s.push_str("\t}\n\n");
     }
     for (map, ingress) in [("eni_out", false), ("eni_in", true)] {
         let _ = write!(s, "\tmap {map} {{\n\t\ttype ifname . ipv4_addr : verdict\n");
@@ -284,15 +406,33 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
         }
         s.push_str("\t}\n\n");
     }
+    for (map, ingress) in [("eni_out6", false), ("eni_in6", true)] {
+        let _ = write!(s, "\tmap {map} {{\n\t\ttype ifname . ipv6_addr : verdict\n");
+        let mut entries = Vec::new();
+        for e in &rs.enis {
+            let chain = ident(if ingress { "in_" } else { "out_" }, &e.id)?;
+            for a in &e.addrs6 {
+                entries.push(format!("{} . {a} : jump {chain}", ifname(&e.bridge)?));
+            }
+        }
+        if !entries.is_empty() {
+            let _ = writeln!(s, "\t\telements = {{ {} }}", entries.join(", "));
+        }
+        s.push_str("\t}\n\n");
+    }
     render_host_input(rs, &mut s)?;
-    s.push_str(
-        "\tchain forward {\n\
+    let _ = write!(
+        s,
+        "\tchain forward {{\n\
          \t\ttype filter hook forward priority 0; policy accept;\n\
          \t\tct state established,related accept\n\
+         \t\ticmpv6 type {ND_TYPES} accept\n\
          \t\tct state invalid drop\n\
          \t\tiifname . ip saddr vmap @eni_out\n\
          \t\toifname . ip daddr vmap @eni_in\n\
-         \t}\n",
+         \t\tiifname . ip6 saddr vmap @eni_out6\n\
+         \t\toifname . ip6 daddr vmap @eni_in6\n\
+         \t}}\n",
     );
     for e in &rs.enis {
         for (ingress, rules, verdict) in
@@ -301,12 +441,19 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
             let chain = ident(if ingress { "in_" } else { "out_" }, &e.id)?;
             let _ = writeln!(s, "\n\tchain {chain} {{");
             for r in rules.iter() {
-                let _ = writeln!(
-                    s,
-                    "\t\t{}{}counter {verdict}",
-                    peer_match(&r.peer, ingress)?,
-                    proto_match(r.proto)
-                );
+                // An ICMP rule matches only its own family (nft refuses `ip6 saddr …
+                // icmp type …`), whatever its peer's other family holds.
+                let family = match r.proto {
+                    Proto::Icmp(..) => Some("ip "),
+                    Proto::Icmpv6(..) => Some("ip6 "),
+                    _ => None,
+                };
+                for peer in peer_matches(&r.peer, ingress)? {
+                    if family.is_some_and(|f| !family_of(&peer).starts_with(f)) {
+                        continue;
+                    }
+                    let _ = writeln!(s, "\t\t{peer}{}counter {verdict}", proto_match(r.proto));
+                }
             }
             s.push_str("\t\tcounter drop\n\t}\n");
         }
@@ -336,32 +483,41 @@ fn render_host_input(rs: &Ruleset, s: &mut String) -> Result<(), NetError> {
     if !gws.is_empty() {
         let _ = writeln!(s, "\t\telements = {{ {} }}", gws.join(", "));
     }
-    s.push_str(
-        "\t}\n\n\
-         \tchain input {\n\
+    s.push_str("\t}\n\n\tset gateways6 {\n\t\ttype ifname . ipv6_addr\n");
+    let mut gws6 = Vec::new();
+    for b in &rs.bridges {
+        for g in &b.gateways6 {
+            gws6.push(format!("{} . {g}", ifname(&b.name)?));
+        }
+    }
+    if !gws6.is_empty() {
+        let _ = writeln!(s, "\t\telements = {{ {} }}", gws6.join(", "));
+    }
+    let _ = write!(
+        s,
+        "\t}}\n\n\
+         \tchain input {{\n\
          \t\ttype filter hook input priority 0; policy accept;\n\
          \t\tiifname @vpc_bridges jump from_guests\n\
-         \t}\n\n\
-         \tchain from_guests {\n\
+         \t}}\n\n\
+         \tchain from_guests {{\n\
          \t\tct state established,related accept\n\
          \t\tudp sport 68 udp dport 67 accept\n\
-         \t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept\n\
+         \t\ticmpv6 type {ND_TYPES} accept\n\
          \t\tudp sport 546 udp dport 547 accept\n",
     );
     if let Some(m) = rs.metadata {
         let _ = writeln!(s, "\t\tip daddr {} tcp dport {} accept", m.ip(), m.port());
-        // The IPv6 endpoint of the same service (the daemon decides who may use it).
-        let _ = writeln!(
-            s,
-            "\t\tip6 daddr fd00:ec2::254 tcp dport {} accept",
-            m.port()
-        );
     }
     if let Some(p) = rs.api_port {
         let _ = writeln!(s, "\t\ttcp dport {p} iifname . ip daddr @gateways accept");
     }
+    if let Some(m) = rs.metadata6 {
+        let _ = writeln!(s, "\t\tip6 daddr {} tcp dport {} accept", m.ip(), m.port());
+    }
     s.push_str(
         "\t\ticmp type echo-request iifname . ip daddr @gateways accept\n\
+         \t\ticmpv6 type echo-request iifname . ip6 daddr @gateways6 accept\n\
          \t\tcounter drop\n\
          \t}\n\n",
     );
@@ -398,6 +554,7 @@ mod tests {
             bridge: "strato0".into(),
             mac: "02:00:00:00:00:01".parse().unwrap(),
             addrs: vec![Ipv4Addr::from(ip)],
+            addrs6: vec![],
             source_dest_check: true,
             ingress: vec![],
             egress: vec![],
@@ -417,22 +574,53 @@ mod tests {
             "icmp type 3 icmp code 4 "
         );
         assert_eq!(proto_match(Proto::Other(47)), "meta l4proto 47 ");
+        assert_eq!(
+            proto_match(Proto::Icmpv6(None, None)),
+            "meta l4proto ipv6-icmp "
+        );
+        assert_eq!(
+            proto_match(Proto::Icmpv6(Some(128), None)),
+            "icmpv6 type 128 "
+        );
+        assert_eq!(
+            proto_match(Proto::Icmpv6(Some(1), Some(4))),
+            "icmpv6 type 1 icmpv6 code 4 "
+        );
+        let one_line = |p: &Peer, ingress: bool| {
+            let v = peer_matches(p, ingress).unwrap();
+            assert_eq!(v.len(), 1, "{v:?}");
+            v[0].clone()
+        };
+        // `0.0.0.0/0` is every IPv4 source, and no IPv6 one; `::/0` the other way round.
         let any = Peer::Cidr(Ipv4Addr::UNSPECIFIED, 0);
-        assert_eq!(peer_match(&any, true).unwrap(), "");
+        assert_eq!(one_line(&any, true), "meta nfproto ipv4 ");
+        let any6 = Peer::Cidr6(Ipv6Addr::UNSPECIFIED, 0);
+        assert_eq!(one_line(&any6, true), "meta nfproto ipv6 ");
         let net = Peer::Cidr(Ipv4Addr::new(10, 1, 2, 3), 8);
-        assert_eq!(peer_match(&net, true).unwrap(), "ip saddr 10.0.0.0/8 ");
+        assert_eq!(one_line(&net, true), "ip saddr 10.0.0.0/8 ");
         let one = Peer::Cidr(Ipv4Addr::new(10, 1, 2, 3), 32);
-        assert_eq!(peer_match(&one, false).unwrap(), "ip daddr 10.1.2.3 ");
+        assert_eq!(one_line(&one, false), "ip daddr 10.1.2.3 ");
+        let net6 = Peer::Cidr6("2001:db8:1:2::5".parse().unwrap(), 56);
+        assert_eq!(one_line(&net6, true), "ip6 saddr 2001:db8:1::/56 ");
+        let one6 = Peer::Cidr6("2001:db8::5".parse().unwrap(), 128);
+        assert_eq!(one_line(&one6, false), "ip6 daddr 2001:db8::5 ");
         let g = Peer::Group("sg-0123456789abcdef0".into());
         assert_eq!(
-            peer_match(&g, true).unwrap(),
-            "iifname . ip saddr @sg_0123456789abcdef0 "
+            peer_matches(&g, true).unwrap(),
+            [
+                "iifname . ip saddr @sg_0123456789abcdef0 ",
+                "iifname . ip6 saddr @sg_0123456789abcdef0_v6 "
+            ]
         );
         assert_eq!(
-            peer_match(&g, false).unwrap(),
-            "oifname . ip daddr @sg_0123456789abcdef0 "
+            peer_matches(&g, false).unwrap(),
+            [
+                "oifname . ip daddr @sg_0123456789abcdef0 ",
+                "oifname . ip6 daddr @sg_0123456789abcdef0_v6 "
+            ]
         );
-        assert!(peer_match(&Peer::Cidr(Ipv4Addr::UNSPECIFIED, 33), true).is_err());
+        assert!(peer_matches(&Peer::Cidr(Ipv4Addr::UNSPECIFIED, 33), true).is_err());
+        assert!(peer_matches(&Peer::Cidr6(Ipv6Addr::UNSPECIFIED, 129), true).is_err());
     }
 
     #[test]
@@ -444,7 +632,7 @@ mod tests {
         e.tap = "tap\" }".into();
         assert!(render_guard(&[e]).is_err());
         let g = Peer::Group("sg-x } flush".into());
-        assert!(peer_match(&g, true).is_err());
+        assert!(peer_matches(&g, true).is_err());
     }
 
     #[test]
@@ -461,6 +649,11 @@ mod tests {
 \t\telements = { 172.31.0.4 }
 \t}
 
+\tset eni_addrs6 {
+\t\ttype ipv6_addr
+\t\telements = { fe80::ff:fe00:1 }
+\t}
+
 \tchain prerouting {
 \t\ttype filter hook prerouting priority -300; policy accept;
 \t\tiifname vmap @taps
@@ -471,6 +664,11 @@ mod tests {
 \t\tarp saddr ether 02:00:00:00:00:01 arp saddr ip { 172.31.0.4, 0.0.0.0 } return
 \t\tip saddr { 172.31.0.4 } return
 \t\tip saddr 0.0.0.0 udp dport 67 return
+\t\ticmpv6 type { nd-router-advert, nd-redirect } counter drop
+\t\ticmpv6 type nd-neighbor-advert @th,64,128 != { 0xfe80000000000000000000fffe000001 } counter drop
+\t\tip6 saddr { fe80::ff:fe00:1 } return
+\t\tip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } return
+\t\tip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return
 \t\tcounter drop
 \t}
 }
@@ -485,7 +683,13 @@ mod tests {
         let got = render_guard(&[nat]).unwrap();
         assert!(
             got.contains(
-                "\t\tip saddr 0.0.0.0 udp dport 67 return\n\t\tip saddr != @eni_addrs return\n\t\tcounter drop\n"
+                "\t\tip saddr 0.0.0.0 udp dport 67 return\n\t\tip saddr != @eni_addrs return\n\t\ticmpv6"
+            ),
+            "{got}"
+        );
+        assert!(
+            got.contains(
+                "\t\tip6 saddr != fe80::/10 ip6 saddr != @eni_addrs6 return\n\t\tcounter drop\n"
             ),
             "{got}"
         );
@@ -514,19 +718,26 @@ mod tests {
             groups: vec![GroupSet {
                 id: "sg-0c".into(),
                 members: vec![("strato0".into(), Ipv4Addr::new(172, 31, 0, 4))],
+                members6: vec![],
             }],
             bridges: vec![HostBridge {
                 name: "strato0".into(),
                 gateways: vec![Ipv4Addr::new(172, 31, 0, 1)],
+                gateways6: vec![],
             }],
             metadata: Some(SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80)),
             api_port: None,
+            metadata6: None,
         };
         let got = render_filter(&rs).unwrap();
         let want = "table inet strato_filter {
 \tset sg_0c {
 \t\ttype ifname . ipv4_addr
 \t\telements = { \"strato0\" . 172.31.0.4 }
+\t}
+
+\tset sg_0c_v6 {
+\t\ttype ifname . ipv6_addr
 \t}
 
 \tmap eni_out {
@@ -539,6 +750,14 @@ mod tests {
 \t\telements = { \"strato0\" . 172.31.0.4 : jump in_eni_0a }
 \t}
 
+\tmap eni_out6 {
+\t\ttype ifname . ipv6_addr : verdict
+\t}
+
+\tmap eni_in6 {
+\t\ttype ifname . ipv6_addr : verdict
+\t}
+
 \tset vpc_bridges {
 \t\ttype ifname
 \t\telements = { \"strato0\" }
@@ -549,6 +768,10 @@ mod tests {
 \t\telements = { \"strato0\" . 172.31.0.1 }
 \t}
 
+\tset gateways6 {
+\t\ttype ifname . ipv6_addr
+\t}
+
 \tchain input {
 \t\ttype filter hook input priority 0; policy accept;
 \t\tiifname @vpc_bridges jump from_guests
@@ -557,30 +780,34 @@ mod tests {
 \tchain from_guests {
 \t\tct state established,related accept
 \t\tudp sport 68 udp dport 67 accept
-\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept
+\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept
 \t\tudp sport 546 udp dport 547 accept
 \t\tip daddr 169.254.169.254 tcp dport 80 accept
-\t\tip6 daddr fd00:ec2::254 tcp dport 80 accept
 \t\ticmp type echo-request iifname . ip daddr @gateways accept
+\t\ticmpv6 type echo-request iifname . ip6 daddr @gateways6 accept
 \t\tcounter drop
 \t}
 
 \tchain forward {
 \t\ttype filter hook forward priority 0; policy accept;
 \t\tct state established,related accept
+\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept
 \t\tct state invalid drop
 \t\tiifname . ip saddr vmap @eni_out
 \t\toifname . ip daddr vmap @eni_in
+\t\tiifname . ip6 saddr vmap @eni_out6
+\t\toifname . ip6 daddr vmap @eni_in6
 \t}
 
 \tchain out_eni_0a {
-\t\tcounter return
+\t\tmeta nfproto ipv4 counter return
 \t\tcounter drop
 \t}
 
 \tchain in_eni_0a {
 \t\tip saddr 10.0.0.0/8 tcp dport 22 counter accept
 \t\tiifname . ip saddr @sg_0c counter accept
+\t\tiifname . ip6 saddr @sg_0c_v6 counter accept
 \t\tcounter drop
 \t}
 }
@@ -620,9 +847,96 @@ mod tests {
             bridges: vec![HostBridge {
                 name: "br\" }".into(),
                 gateways: vec![],
+                gateways6: vec![],
             }],
             ..Ruleset::default()
         };
         assert!(render_filter(&rs).is_err());
+    }
+
+    /// IPv6: the guard lets a tap send from its own addresses and its MAC's link-local one
+    /// only, advertise only those, never route; the filter has IPv6 maps and group sets and
+    /// keeps each family's blocks to that family.
+    #[test]
+    fn ipv6_guard_and_filter() {
+        let mut a = eni("eni-0a", "tap0a", [172, 31, 0, 4]);
+        a.addrs6 = vec!["2001:db8:0:1::10".parse().unwrap()];
+        a.ingress.push(Rule {
+            proto: Proto::Tcp(22, 22),
+            peer: Peer::Cidr6(Ipv6Addr::UNSPECIFIED, 0),
+        });
+        a.ingress.push(Rule {
+            proto: Proto::Icmpv6(Some(128), None),
+            peer: Peer::Group("sg-0c".into()),
+        });
+        a.egress.push(Rule {
+            proto: Proto::All,
+            peer: Peer::Cidr6(Ipv6Addr::UNSPECIFIED, 0),
+        });
+        let guard = render_guard(std::slice::from_ref(&a)).unwrap();
+        assert!(
+            guard.contains("\t\tip6 saddr { 2001:db8:0:1::10, fe80::ff:fe00:1 } return\n"),
+            "{guard}"
+        );
+        assert!(
+            guard.contains(
+                "@th,64,128 != { 0x20010db8000000010000000000000010, \
+                 0xfe80000000000000000000fffe000001 } counter drop\n"
+            ),
+            "{guard}"
+        );
+        assert!(
+            guard.contains("elements = { 2001:db8:0:1::10, fe80::ff:fe00:1 }"),
+            "{guard}"
+        );
+        // Router advertisements and redirects are dropped before any source is accepted.
+        let ra = guard.find("nd-router-advert, nd-redirect").unwrap();
+        let ok = guard.find("ip6 saddr { 2001").unwrap();
+        assert!(ra < ok, "{guard}");
+        assert!(!guard.contains("ip6 saddr != fe80::/10"), "{guard}");
+
+        let rs = Ruleset {
+            enis: vec![a],
+            groups: vec![GroupSet {
+                id: "sg-0c".into(),
+                members: vec![("strato0".into(), Ipv4Addr::new(172, 31, 0, 4))],
+                members6: vec![("strato0".into(), "2001:db8:0:1::10".parse().unwrap())],
+            }],
+            bridges: vec![HostBridge {
+                name: "strato0".into(),
+                gateways: vec![Ipv4Addr::new(172, 31, 0, 1)],
+                gateways6: vec!["2001:db8:0:1::1".parse().unwrap()],
+            }],
+            metadata: None,
+            api_port: None,
+            metadata6: Some(SocketAddrV6::new(
+                "fd00:ec2::254".parse().unwrap(),
+                80,
+                0,
+                0,
+            )),
+        };
+        let got = render_filter(&rs).unwrap();
+        for want in [
+            "\tset sg_0c_v6 {\n\t\ttype ifname . ipv6_addr\n\t\telements = { \"strato0\" . 2001:db8:0:1::10 }\n\t}\n",
+            "\tmap eni_in6 {\n\t\ttype ifname . ipv6_addr : verdict\n\t\telements = { \"strato0\" . 2001:db8:0:1::10 : jump in_eni_0a }\n",
+            "\tset gateways6 {\n\t\ttype ifname . ipv6_addr\n\t\telements = { \"strato0\" . 2001:db8:0:1::1 }\n",
+            "\t\tip6 daddr fd00:ec2::254 tcp dport 80 accept\n",
+            "\t\tudp sport 546 udp dport 547 accept\n",
+            "\t\ticmpv6 type echo-request iifname . ip6 daddr @gateways6 accept\n",
+            "\t\toifname . ip6 daddr vmap @eni_in6\n",
+            "\tchain in_eni_0a {\n\
+             \t\tmeta nfproto ipv6 tcp dport 22 counter accept\n\
+             \t\tiifname . ip6 saddr @sg_0c_v6 icmpv6 type 128 counter accept\n\
+             \t\tcounter drop\n",
+            "\tchain out_eni_0a {\n\t\tmeta nfproto ipv6 counter return\n\t\tcounter drop\n",
+        ] {
+            assert!(got.contains(want), "missing {want:?} in\n{got}");
+        }
+        // Neighbour discovery passes the forward hook before the invalid-state drop.
+        let nd = got.find("\t\ticmpv6 type { nd-router-solicit").unwrap();
+        let inv = got.find("ct state invalid drop").unwrap();
+        assert!(nd < inv, "{got}");
+        assert!(peer_matches(&Peer::Cidr6(Ipv6Addr::UNSPECIFIED, 200), true).is_err());
     }
 }

@@ -77,6 +77,31 @@ impl MacAddr {
     pub fn is_unicast(self) -> bool {
         !self.is_multicast() && self.0 != [0; 6]
     }
+
+    /// The modified EUI-64 link-local address of this MAC (RFC 4291 appendix A:
+    /// `fe80::` + the MAC with `ff:fe` in its middle and the universal/local bit flipped),
+    /// what a guest kernel forms by default (`addr_gen_mode` 0).
+    pub fn eui64_link_local(self) -> std::net::Ipv6Addr {
+        let m = self.0;
+        std::net::Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
 }
 
 /// The splitmix64 finalizer: a bijective mix, so distinct seeds give distinct outputs.
@@ -131,6 +156,16 @@ impl From<MacAddr> for [u8; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eui64_link_local() {
+        let m: MacAddr = "02:00:00:aa:bb:cc".parse().unwrap();
+        let want: std::net::Ipv6Addr = "fe80::ff:feaa:bbcc".parse().unwrap();
+        assert_eq!(m.eui64_link_local(), want);
+        let u: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let want: std::net::Ipv6Addr = "fe80::5054:ff:fe12:3456".parse().unwrap();
+        assert_eq!(u.eui64_link_local(), want);
+    }
 
     #[test]
     fn display_and_parse_round_trip() {

@@ -103,6 +103,17 @@ pub fn enable_ipv4_forwarding() -> Result<(), NetError> {
     std::fs::write(PATH, "1").map_err(|e| NetError::io(format!("write {PATH}"), e))
 }
 
+/// Turns on IPv6 forwarding in the calling thread's network namespace (every interface's
+/// `forwarding`, through `all`). The host then ignores router advertisements on its own
+/// interfaces, as a router does: an uplink with a routed prefix has static addressing.
+pub fn enable_ipv6_forwarding() -> Result<(), NetError> {
+    const PATH: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
+    if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(PATH, "1").map_err(|e| NetError::io(format!("write {PATH}"), e))
+}
+
 /// Runs `nft -f -` with `script` on its standard input (one runner for the crate).
 fn nft(script: &str) -> Result<(), NetError> {
     crate::nft::apply(script)

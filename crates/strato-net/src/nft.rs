@@ -1,5 +1,5 @@
 //! Applying nftables scripts with `nft -f -` (one script is one kernel transaction: it
-//! applies whole or not at all), and the `br_netfilter` switch that makes bridged IPv4
+//! applies whole or not at all), and the `br_netfilter` switches that make bridged IPv4 and IPv6
 //! traverse the inet family's hooks. Both act in the calling thread's network namespace.
 
 use std::io::Write;
@@ -61,21 +61,28 @@ pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NetError> 
     }
 }
 
-/// Makes bridged IPv4 traverse the inet hooks in this namespace
-/// (`net.bridge.bridge-nf-call-iptables = 1`); without `br_netfilter` loaded, security
-/// groups cannot be enforced, which is an error.
+/// Makes bridged IPv4 and IPv6 traverse the inet hooks in this namespace
+/// (`net.bridge.bridge-nf-call-iptables = 1`, `…-ip6tables = 1`); without `br_netfilter`
+/// loaded, security groups cannot be enforced, which is an error. Both or neither: the
+/// guard lets guests' IPv6 onto the bridge, which without the second knob would bypass
+/// every group.
 pub fn enable_bridge_netfilter() -> Result<(), NetError> {
-    const KNOB: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
-    if !std::path::Path::new(KNOB).exists() {
-        return Err(NetError::io(
-            format!("enable bridge netfilter ({KNOB} is missing: load br_netfilter with `modprobe br_netfilter`)"),
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
+    for knob in [
+        "/proc/sys/net/bridge/bridge-nf-call-iptables",
+        "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+    ] {
+        if !std::path::Path::new(knob).exists() {
+            return Err(NetError::io(
+                format!("enable bridge netfilter ({knob} is missing: load br_netfilter with `modprobe br_netfilter`)"),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        if std::fs::read_to_string(knob).is_ok_and(|v| v.trim() == "1") {
+            continue;
+        }
+        std::fs::write(knob, "1").map_err(|e| NetError::io(format!("write 1 to {knob}"), e))?;
     }
-    if std::fs::read_to_string(KNOB).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
-    }
-    std::fs::write(KNOB, "1").map_err(|e| NetError::io(format!("write 1 to {KNOB}"), e))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -98,6 +105,7 @@ mod tests {
                 bridge: "br0".into(),
                 mac: "02:00:00:00:00:01".parse().expect("mac"),
                 addrs: vec![Ipv4Addr::new(10, 0, 0, 4)],
+                addrs6: vec!["2001:db8::4".parse().expect("v6")],
                 source_dest_check: false,
                 ingress: vec![
                     Rule {
@@ -107,6 +115,14 @@ mod tests {
                     Rule {
                         proto: Proto::Icmp(Some(8), None),
                         peer: Peer::Group("sg-0123456789abcdef0".into()),
+                    },
+                    Rule {
+                        proto: Proto::Icmpv6(Some(128), None),
+                        peer: Peer::Group("sg-0123456789abcdef0".into()),
+                    },
+                    Rule {
+                        proto: Proto::Tcp(22, 22),
+                        peer: Peer::Cidr6(std::net::Ipv6Addr::UNSPECIFIED, 0),
                     },
                 ],
                 egress: vec![Rule {
@@ -119,10 +135,12 @@ mod tests {
                 groups: vec![GroupSet {
                     id: "sg-0123456789abcdef0".into(),
                     members: vec![("br0".into(), Ipv4Addr::new(10, 0, 0, 4))],
+                    members6: vec![("br0".into(), "2001:db8::4".parse().expect("v6"))],
                 }],
                 bridges: vec![firewall::HostBridge {
                     name: "br0".into(),
                     gateways: vec![Ipv4Addr::new(10, 0, 0, 1)],
+                    gateways6: vec!["2001:db8::1".parse().expect("v6")],
                 }],
                 metadata: Some(std::net::SocketAddrV4::new(
                     Ipv4Addr::new(169, 254, 169, 254),
@@ -130,6 +148,12 @@ mod tests {
                 )),
                 // nft itself checks the endpoint rule's syntax.
                 api_port: Some(8773),
+                metadata6: Some(std::net::SocketAddrV6::new(
+                    "fd00:ec2::254".parse().expect("v6"),
+                    80,
+                    0,
+                    0,
+                )),
             };
             apply(&firewall::render(&rs).expect("render")).expect("apply");
             // Applying again replaces the tables rather than failing or doubling them.
@@ -154,6 +178,9 @@ mod tests {
             );
             assert!(guard.contains("\"tap0\" : jump guard_eni_0123456789abcdef0"));
             assert!(guard.contains("ip saddr != @eni_addrs return"), "{guard}");
+            assert!(guard.contains("nd-neighbor-advert"), "{guard}");
+            assert!(filter.contains("jump in_eni_0123456789abcdef0"), "{filter}");
+            assert!(filter.contains("@eni_in6"), "{filter}");
 
             // A bad script changes nothing and says why.
             let err =
@@ -181,6 +208,9 @@ mod tests {
             // The daemon refuses to start without it, so the test needs it too.
             enable_bridge_netfilter().expect("br_netfilter");
             let v = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+                .expect("knob");
+            assert_eq!(v.trim(), "1");
+            let v = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-ip6tables")
                 .expect("knob");
             assert_eq!(v.trim(), "1");
         });

@@ -240,6 +240,9 @@ pub struct UplinkFile {
     pub pool: String,
     /// Elastic IPs per account (EC2: 5 per region).
     pub eip_quota: Option<u32>,
+    /// The IPv6 prefix the outside routes to this host through the uplink (`a:b:c::/n`),
+    /// holding `ipv6_pool`: instances' IPv6 addresses are reached directly, no NAT.
+    pub ipv6_prefix: Option<String>,
 }
 
 /// Public IPv4 addressing: the uplink interface and its address pool.
@@ -253,6 +256,9 @@ pub struct Uplink {
     pub last: Ipv4Addr,
     /// Elastic IPs per account.
     pub eip_quota: u32,
+    /// The IPv6 prefix routed to the host through the uplink; `None`: VPCs' IPv6 stays on
+    /// the host (no IPv6 forwarding is turned on).
+    pub ipv6_prefix: Option<crate::cloud::network::ipv6::Block>,
 }
 
 /// Largest public address pool (a /16): allocation scans it.
@@ -481,11 +487,24 @@ impl Config {
                 strato_net::validate_ifname(&u.interface)
                     .map_err(|e| ConfigError::Invalid(format!("uplink interface: {e}")))?;
                 let (first, last) = parse_pool(&u.pool)?;
+                let ipv6_prefix = match &u.ipv6_prefix {
+                    None => None,
+                    Some(p) => Some(
+                        crate::cloud::network::ipv6::Block::parse(p)
+                            .filter(|b| b.prefix <= 64 && b.is_unicast())
+                            .ok_or_else(|| {
+                                ConfigError::Invalid(format!(
+                                    "uplink ipv6_prefix {p:?} is not a unicast IPv6 network of at most /64"
+                                ))
+                            })?,
+                    ),
+                };
                 Some(Uplink {
                     interface: u.interface,
                     first,
                     last,
                     eip_quota: u.eip_quota.unwrap_or(5),
+                    ipv6_prefix,
                 })
             }
         };
@@ -561,6 +580,21 @@ impl Config {
                 Some(b)
             }
         };
+        // Addresses from the pool are routed from outside only if the pool is in the prefix.
+        if let (Some(pool), Some(prefix)) = (
+            ipv6_pool,
+            uplink.as_ref().and_then(|u: &Uplink| u.ipv6_prefix),
+        ) {
+            if !prefix.contains(pool) {
+                return Err(ConfigError::Invalid(format!(
+                    "ipv6_pool {}/{} lies outside uplink ipv6_prefix {}/{}",
+                    std::net::Ipv6Addr::from(pool.net),
+                    pool.prefix,
+                    std::net::Ipv6Addr::from(prefix.net),
+                    prefix.prefix
+                )));
+            }
+        }
         Ok(Config {
             tls,
             ipv6_pool,
@@ -762,6 +796,40 @@ mod tests {
             .unwrap()
             .uplink
             .is_none());
+    }
+
+    /// A routed IPv6 prefix on the uplink: a unicast network of at most /64 that holds
+    /// `ipv6_pool` when both are given.
+    #[test]
+    fn uplink_ipv6_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        let build = |body: &str| {
+            std::fs::write(&p, body).unwrap();
+            Config::build(Some(&p), None, &[], None)
+        };
+        let c = build(
+            r#"{"ipv6_pool": "2001:db8:40::/48", "uplink": {"interface": "uplink0",
+                "pool": "198.51.100.16/28", "ipv6_prefix": "2001:db8::/32"}}"#,
+        )
+        .unwrap();
+        let b = c.uplink.unwrap().ipv6_prefix.unwrap();
+        assert_eq!((b.net, b.prefix), (0x2001_0db8_u128 << 96, 32));
+        let none =
+            build(r#"{"uplink": {"interface": "uplink0", "pool": "198.51.100.16/28"}}"#).unwrap();
+        assert!(none.uplink.unwrap().ipv6_prefix.is_none());
+        for bad in [
+            // The pool outside the prefix.
+            r#"{"ipv6_pool": "2001:db8:40::/48", "uplink": {"interface": "uplink0",
+                "pool": "198.51.100.16/28", "ipv6_prefix": "2001:db9::/32"}}"#,
+            // Host bits, too long, not unicast, not IPv6.
+            r#"{"uplink": {"interface": "u", "pool": "198.51.100.16/28", "ipv6_prefix": "2001:db8::1/32"}}"#,
+            r#"{"uplink": {"interface": "u", "pool": "198.51.100.16/28", "ipv6_prefix": "2001:db8::/96"}}"#,
+            r#"{"uplink": {"interface": "u", "pool": "198.51.100.16/28", "ipv6_prefix": "fe80::/16"}}"#,
+            r#"{"uplink": {"interface": "u", "pool": "198.51.100.16/28", "ipv6_prefix": "10.0.0.0/8"}}"#,
+        ] {
+            assert!(build(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -110,10 +110,18 @@ impl Daemon {
     /// Starts a daemon with an uplink: before it starts, an "outside" namespace is joined to
     /// its namespace by a veth pair, [`UPLINK`] (198.51.100.2/24) on the daemon's side and
     /// `eth0` (198.51.100.1/24) outside, and `config` gets an `uplink` section with the
-    /// public pool [`PUBLIC_POOL`]. The outside goes with the daemon.
+    /// public pool [`PUBLIC_POOL`] (keys of a `uplink` section in `config` are kept). The
+    /// outside goes with the daemon.
     pub fn start_with_uplink(tag: &str, mut config: Value) -> Daemon {
         let mut d = Self::prepare(tag, Value::Null);
-        config["uplink"] = serde_json::json!({"interface": UPLINK, "pool": PUBLIC_POOL});
+        // Keys the caller put in `uplink` (its `ipv6_prefix`) stay.
+        let mut uplink = serde_json::json!({"interface": UPLINK, "pool": PUBLIC_POOL});
+        if let Some(extra) = config.get("uplink").and_then(Value::as_object) {
+            for (k, v) in extra {
+                uplink[k] = v.clone();
+            }
+        }
+        config["uplink"] = uplink;
         d.config = config;
         let outside = format!("{}-out", d.ns);
         let _ = sh(&["ip", "netns", "del", &outside]);

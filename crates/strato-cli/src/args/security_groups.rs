@@ -86,8 +86,12 @@ pub struct SecurityGroupRules {
     pub port: Option<PortRange>,
 
     /// The peer block, e.g. 10.0.0.0/8.
-    #[arg(long, conflicts_with_all = ["ip_permissions", "source_group"])]
+    #[arg(long, conflicts_with_all = ["ip_permissions", "source_group", "cidr_ipv6"])]
     pub cidr: Option<String>,
+
+    /// The peer IPv6 block, e.g. ::/0.
+    #[arg(long, conflicts_with_all = ["ip_permissions", "source_group"])]
+    pub cidr_ipv6: Option<String>,
 
     /// The peer group (its members' addresses).
     #[arg(long, conflicts_with = "ip_permissions")]
@@ -118,8 +122,8 @@ impl SecurityGroupRules {
             }
             (None, _) => (None, None),
         };
-        if self.cidr.is_none() && self.source_group.is_none() {
-            return Err("give --cidr or --source-group (or --ip-permissions)".into());
+        if self.cidr.is_none() && self.cidr_ipv6.is_none() && self.source_group.is_none() {
+            return Err("give --cidr, --cidr-ipv6 or --source-group (or --ip-permissions)".into());
         }
         Ok(vec![IpPermission {
             ip_protocol: protocol,
@@ -130,6 +134,14 @@ impl SecurityGroupRules {
                 .into_iter()
                 .map(|c| strato_proto::v1::IpRange {
                     cidr_ip: c,
+                    description: String::new(),
+                })
+                .collect(),
+            ipv6_ranges: self
+                .cidr_ipv6
+                .into_iter()
+                .map(|c| strato_proto::v1::Ipv6Range {
+                    cidr_ipv6: c,
                     description: String::new(),
                 })
                 .collect(),
@@ -192,6 +204,26 @@ mod tests {
             r#"{"IpProtocol":"udp","FromPort":53,"ToPort":53,"IpRanges":[{"CidrIp":"0.0.0.0/0"}]}"#,
         ]);
         assert_eq!(p[0].ip_protocol, "udp");
+        let p = rules(&[
+            "--group-id",
+            "sg-1",
+            "--protocol",
+            "tcp",
+            "--port",
+            "22",
+            "--cidr-ipv6",
+            "::/0",
+        ]);
+        assert_eq!(p[0].ipv6_ranges[0].cidr_ipv6, "::/0");
+        assert!(p[0].ip_ranges.is_empty());
+        let p = rules(&[
+            "--group-id",
+            "sg-1",
+            "--ip-permissions",
+            r#"{"IpProtocol":"icmpv6","FromPort":-1,"ToPort":-1,"Ipv6Ranges":[{"CidrIpv6":"2001:db8::/32","Description":"lab"}]}"#,
+        ]);
+        assert_eq!(p[0].ipv6_ranges[0].cidr_ipv6, "2001:db8::/32");
+        assert_eq!(p[0].ipv6_ranges[0].description, "lab");
         let bad = Cli::try_parse_from([
             "strato",
             "authorize-security-group-ingress",

@@ -47,6 +47,9 @@ fn permission(p: &IpPermission) -> Value {
         "FromPort": p.from_port,
         "ToPort": p.to_port,
         "IpRanges": p.ip_ranges.iter().map(|r| json!({"CidrIp": r.cidr_ip})).collect::<Vec<_>>(),
+        "Ipv6Ranges": p.ipv6_ranges.iter()
+            .map(|r| json!({"CidrIpv6": r.cidr_ipv6}))
+            .collect::<Vec<_>>(),
         "UserIdGroupPairs": p.user_id_group_pairs.iter()
             .map(|g| json!({"GroupId": g.group_id, "UserId": g.user_id}))
             .collect::<Vec<_>>(),
@@ -70,6 +73,7 @@ fn rule_text(p: &IpPermission) -> String {
         .ip_ranges
         .iter()
         .map(|r| r.cidr_ip.as_str())
+        .chain(p.ipv6_ranges.iter().map(|r| r.cidr_ipv6.as_str()))
         .chain(p.user_id_group_pairs.iter().map(|g| g.group_id.as_str()))
         .collect();
     format!("{proto}{ports} {}", peers.join(","))
@@ -123,6 +127,10 @@ mod tests {
                     description: String::new(),
                 }],
                 user_id_group_pairs: vec![],
+                ipv6_ranges: vec![strato_proto::v1::Ipv6Range {
+                    cidr_ipv6: "::/0".into(),
+                    description: String::new(),
+                }],
             }],
             ..Default::default()
         };

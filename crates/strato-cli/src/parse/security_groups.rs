@@ -1,8 +1,9 @@
 //! Structured arguments of the security group commands: `--ip-permissions` (the AWS
-//! shape: IpProtocol, FromPort, ToPort, IpRanges[{CidrIp}], UserIdGroupPairs[{GroupId}])
+//! shape: IpProtocol, FromPort, ToPort, IpRanges[{CidrIp}], Ipv6Ranges[{CidrIpv6}],
+//! UserIdGroupPairs[{GroupId}])
 //! and `--port` (`22`, `1000-2000`, `-1` for all).
 
-use strato_proto::v1::{IpPermission, IpRange, UserIdGroupPair};
+use strato_proto::v1::{IpPermission, IpRange, Ipv6Range, UserIdGroupPair};
 
 use super::fields::Fields;
 use super::{each, Many, ParseError};
@@ -30,6 +31,19 @@ fn ip_permission(mut f: Fields) -> Result<IpPermission, ParseError> {
             Ok(range)
         })
         .collect::<Result<_, ParseError>>()?;
+    let ipv6_ranges = f
+        .objects("Ipv6Ranges")?
+        .into_iter()
+        .map(|r| {
+            let mut r = Fields::new(r, "IPv6 range")?;
+            let range = Ipv6Range {
+                cidr_ipv6: r.required_string("CidrIpv6")?,
+                description: r.string("Description")?.unwrap_or_default(),
+            };
+            r.finish()?;
+            Ok(range)
+        })
+        .collect::<Result<_, ParseError>>()?;
     let user_id_group_pairs = f
         .objects("UserIdGroupPairs")?
         .into_iter()
@@ -51,6 +65,7 @@ fn ip_permission(mut f: Fields) -> Result<IpPermission, ParseError> {
         from_port,
         to_port,
         ip_ranges,
+        ipv6_ranges,
         user_id_group_pairs,
     })
 }
@@ -63,7 +78,10 @@ pub struct PortRange(pub i32, pub Option<i32>);
 impl PortRange {
     /// (FromPort, ToPort) for `protocol`.
     pub fn bounds(self, protocol: &str) -> (i32, i32) {
-        let icmp = matches!(protocol.to_ascii_lowercase().as_str(), "icmp" | "1");
+        let icmp = matches!(
+            protocol.to_ascii_lowercase().as_str(),
+            "icmp" | "1" | "icmpv6" | "58"
+        );
         match (self, icmp) {
             (PortRange(a, Some(b)), _) => (a, b),
             (PortRange(a, None), true) => (a, -1),
@@ -113,6 +131,7 @@ mod tests {
         assert_eq!(port("22").unwrap().bounds("tcp"), (22, 22));
         assert_eq!(port("8").unwrap().bounds("icmp"), (8, -1));
         assert_eq!(port("3-4").unwrap().bounds("icmp"), (3, 4));
+        assert_eq!(port("128").unwrap().bounds("icmpv6"), (128, -1));
         assert_eq!(port("1000-2000").unwrap().bounds("udp"), (1000, 2000));
         assert_eq!(port("-1").unwrap().bounds("icmp"), (-1, -1));
         assert!(port("x").is_err());

@@ -16,6 +16,7 @@ fn permissions_in(p: &[pb::IpPermission]) -> Vec<Permission> {
             from_port: p.from_port,
             to_port: p.to_port,
             cidrs: p.ip_ranges.iter().map(|r| r.cidr_ip.clone()).collect(),
+            cidrs6: p.ipv6_ranges.iter().map(|r| r.cidr_ipv6.clone()).collect(),
             groups: p
                 .user_id_group_pairs
                 .iter()
@@ -37,6 +38,14 @@ fn permissions(p: &[Permission], owner: &str) -> Vec<pb::IpPermission> {
                 .iter()
                 .map(|c| pb::IpRange {
                     cidr_ip: c.clone(),
+                    description: String::new(),
+                })
+                .collect(),
+            ipv6_ranges: p
+                .cidrs6
+                .iter()
+                .map(|c| pb::Ipv6Range {
+                    cidr_ipv6: c.clone(),
                     description: String::new(),
                 })
                 .collect(),

@@ -244,6 +244,13 @@ impl Cloud {
         blocking(strato_net::nat::enable_ipv4_forwarding)
             .await
             .map_err(StartError::Net)?;
+        // A routed IPv6 prefix: instances' IPv6 addresses are reached through the host as
+        // their router, the firewall's forward hook holding them to their groups.
+        if u.ipv6_prefix.is_some() {
+            blocking(strato_net::nat::enable_ipv6_forwarding)
+                .await
+                .map_err(StartError::Net)?;
+        }
         let n = self.db.release_stale_public_ips()?;
         if n > 0 {
             tracing::info!(count = n, "stale public addresses released");

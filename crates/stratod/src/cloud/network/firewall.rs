@@ -3,7 +3,7 @@
 //! `nft -f` after every change, one apply at a time; and what the daemon does on start.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use strato_net::firewall::{self, EniRules, GroupSet, HostBridge, Peer, Proto, Rule, Ruleset};
@@ -47,8 +47,16 @@ impl Firewall {
     }
 }
 
+/// `addr/len` as an IPv6 block (`None` for anything else, IPv4 included).
+pub fn parse_cidr6(cidr: &str) -> Option<(Ipv6Addr, u8)> {
+    let (a, n) = cidr.split_once('/')?;
+    let addr: Ipv6Addr = a.parse().ok()?;
+    let n: u8 = n.parse().ok()?;
+    (n <= 128).then_some((addr, n))
+}
+
 /// A stored rule as the firewall's.
-fn fw_rule(r: &SgRule) -> Option<Rule> {
+pub(crate) fn fw_rule(r: &SgRule) -> Option<Rule> {
     let port = |p: i32| u16::try_from(p).ok();
     let code = |p: i32| u8::try_from(p).ok();
     let proto = match r.protocol.as_str() {
@@ -56,11 +64,17 @@ fn fw_rule(r: &SgRule) -> Option<Rule> {
         "tcp" => Proto::Tcp(port(r.from_port)?, port(r.to_port)?),
         "udp" => Proto::Udp(port(r.from_port)?, port(r.to_port)?),
         "icmp" => Proto::Icmp(code(r.from_port), code(r.to_port)),
+        "icmpv6" | "58" => Proto::Icmpv6(code(r.from_port), code(r.to_port)),
         n => Proto::Other(n.parse().ok()?),
     };
     let peer = if r.peer_group.is_empty() {
-        let (a, n) = parse_cidr(&r.cidr)?;
-        Peer::Cidr(a, n)
+        // IPv6 blocks share the column: the stored text tells the family.
+        if let Some((a, n)) = parse_cidr6(&r.cidr) {
+            Peer::Cidr6(a, n)
+        } else {
+            let (a, n) = parse_cidr(&r.cidr)?;
+            Peer::Cidr(a, n)
+        }
     } else {
         Peer::Group(r.peer_group.clone())
     };
@@ -83,6 +97,7 @@ impl Cloud {
         let mut peers: Vec<String> = Vec::new();
         // Every address of an interface is a member of its groups (source-group rules).
         let mut addr_of: HashMap<&str, Vec<(String, Ipv4Addr)>> = HashMap::new();
+        let mut addr6_of: HashMap<&str, Vec<(String, Ipv6Addr)>> = HashMap::new();
         for e in &enis {
             let bad = |what: &str| ApiError::internal(format!("ENI {} has a bad {what}", e.id));
             let ip: Ipv4Addr = e.private_ip.parse().map_err(|_| bad("address"))?;
@@ -95,12 +110,21 @@ impl Cloud {
                 &e.id,
                 addrs.iter().map(|a| (e.bridge.clone(), *a)).collect(),
             );
+            let mut addrs6 = Vec::new();
+            for a in self.db.eni_ipv6(&e.id)? {
+                addrs6.push(a.parse::<Ipv6Addr>().map_err(|_| bad("IPv6 address"))?);
+            }
+            addr6_of.insert(
+                &e.id,
+                addrs6.iter().map(|a| (e.bridge.clone(), *a)).collect(),
+            );
             let mut er = EniRules {
                 id: e.id.clone(),
                 tap: e.tap.clone(),
                 bridge: e.bridge.clone(),
                 mac,
                 addrs,
+                addrs6,
                 source_dest_check: e.source_dest_check,
                 ingress: Vec::new(),
                 egress: Vec::new(),
@@ -132,15 +156,20 @@ impl Cloud {
             let mut set = GroupSet {
                 id: p.clone(),
                 members: Vec::new(),
+                members6: Vec::new(),
             };
             for (eni, groups) in &members {
                 if groups.contains(&p) {
                     if let Some(m) = addr_of.get(eni.as_str()) {
                         set.members.extend(m.iter().cloned());
                     }
+                    if let Some(m) = addr6_of.get(eni.as_str()) {
+                        set.members6.extend(m.iter().cloned());
+                    }
                 }
             }
             set.members.sort();
+            set.members6.sort();
             model.groups.push(set);
         }
         // Every VPC bridge limits what reaches the host itself to the guest services.
@@ -151,6 +180,7 @@ impl Cloud {
             .map(|v| HostBridge {
                 name: v.bridge,
                 gateways: Vec::new(),
+                gateways6: Vec::new(),
             })
             .collect();
         for s in self.db.subnets()? {
@@ -160,12 +190,36 @@ impl Cloud {
                 b.gateways.push(gw);
             }
         }
+        // The host is each subnet's IPv6 router at the /64's first address (`::1`).
+        let subnet_bridges: HashMap<String, String> = self
+            .db
+            .subnets()?
+            .into_iter()
+            .map(|s| (s.id, s.bridge))
+            .collect();
+        for blk in self.db.subnet_ipv6_blocks()? {
+            if let (Some((net, _)), Some(br)) =
+                (parse_cidr6(&blk.cidr), subnet_bridges.get(&blk.subnet_id))
+            {
+                if let Some(b) = bridges.iter_mut().find(|b| &b.name == br) {
+                    b.gateways6.push(Ipv6Addr::from(u128::from(net) + 1));
+                }
+            }
+        }
         model.bridges = bridges;
         model.metadata = Some(std::net::SocketAddrV4::new(
             crate::imds::ADDRESS,
             crate::imds::PORT,
         ));
         model.api_port = self.cfg.ec2_api_vpc_endpoint;
+        // EC2's IPv6 metadata address; whether an instance may use it is the service's
+        // business (HttpProtocolIpv6), the firewall only lets it be reached.
+        model.metadata6 = Some(std::net::SocketAddrV6::new(
+            Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
+            crate::imds::PORT,
+            0,
+            0,
+        ));
         Ok(model)
     }
 

@@ -44,6 +44,8 @@ pub struct Permission {
     pub to_port: Option<i32>,
     /// Peer blocks.
     pub cidrs: Vec<String>,
+    /// Peer IPv6 blocks (`Ipv6Ranges`).
+    pub cidrs6: Vec<String>,
     /// Peer groups (IDs).
     pub groups: Vec<String>,
 }
@@ -69,7 +71,8 @@ pub fn normalize(p: &Permission) -> ApiResult<(String, i32, i32)> {
         "6" => "tcp".to_string(),
         "17" => "udp".to_string(),
         "1" => "icmp".to_string(),
-        "tcp" | "udp" | "icmp" => proto,
+        "58" => "icmpv6".to_string(),
+        "tcp" | "udp" | "icmp" | "icmpv6" => proto,
         n => match n.parse::<u8>() {
             Ok(n) => return Ok((n.to_string(), -1, -1)),
             Err(_) => {
@@ -80,7 +83,7 @@ pub fn normalize(p: &Permission) -> ApiResult<(String, i32, i32)> {
             }
         },
     };
-    if proto == "icmp" {
+    if proto == "icmp" || proto == "icmpv6" {
         let ty = p.from_port.unwrap_or(-1);
         let code = if ty == -1 {
             -1
@@ -111,9 +114,8 @@ pub fn normalize(p: &Permission) -> ApiResult<(String, i32, i32)> {
 fn permissions(rules: &[SgRule], egress: bool) -> Vec<Permission> {
     let mut out: Vec<Permission> = Vec::new();
     for r in rules.iter().filter(|r| r.egress == egress) {
-        let ports = |p: i32| {
-            (r.protocol == "tcp" || r.protocol == "udp" || r.protocol == "icmp").then_some(p)
-        };
+        let ports =
+            |p: i32| matches!(r.protocol.as_str(), "tcp" | "udp" | "icmp" | "icmpv6").then_some(p);
         let (from, to) = (ports(r.from_port), ports(r.to_port));
         let i = match out
             .iter()
@@ -130,10 +132,12 @@ fn permissions(rules: &[SgRule], egress: bool) -> Vec<Permission> {
                 out.len() - 1
             }
         };
-        if r.peer_group.is_empty() {
-            out[i].cidrs.push(r.cidr.clone());
-        } else {
+        if !r.peer_group.is_empty() {
             out[i].groups.push(r.peer_group.clone());
+        } else if r.cidr.contains(':') {
+            out[i].cidrs6.push(r.cidr.clone());
+        } else {
+            out[i].cidrs.push(r.cidr.clone());
         }
     }
     out
@@ -155,6 +159,26 @@ fn describe_rule(r: &SgRule) -> String {
         "peer: {peer}, {proto}, from port: {}, to port: {}, ALLOW",
         r.from_port, r.to_port
     )
+}
+
+/// All outbound IPv6 traffic: what EC2 adds beside `0.0.0.0/0` to a new group's egress
+/// when its VPC has an IPv6 block.
+fn all_traffic6() -> SgRule {
+    SgRule {
+        cidr: "::/0".into(),
+        ..all_traffic(true, "")
+    }
+}
+
+/// An IPv6 peer block in its canonical form (what duplicates are found by), or EC2's error.
+fn check_cidr6(c: &str) -> ApiResult<String> {
+    let b = super::ipv6::Block::parse(c).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "Value ({}) for parameter CidrIpv6 is invalid. This is not a valid IPv6 CIDR block.",
+            c.chars().take(64).collect::<String>()
+        ))
+    })?;
+    Ok(format!("{}/{}", std::net::Ipv6Addr::from(b.net), b.prefix))
 }
 
 fn all_traffic(egress: bool, peer_group: &str) -> SgRule {
@@ -226,7 +250,10 @@ impl Cloud {
             created: crate::db::now_s(),
         };
         if self.db.insert_security_group(&g)? {
-            let rules = [all_traffic(false, &g.id), all_traffic(true, "")];
+            let mut rules = vec![all_traffic(false, &g.id), all_traffic(true, "")];
+            if self.db.vpc_ipv6_block(vpc_id)?.is_some() {
+                rules.push(all_traffic6());
+            }
             self.db
                 .insert_security_group_rules(&g.id, &rules, MAX_RULES)?;
             return Ok(g);
@@ -336,8 +363,12 @@ impl Cloud {
                 ),
             ));
         }
+        let mut rules = vec![all_traffic(true, "")];
+        if self.db.vpc_ipv6_block(&vpc.id)?.is_some() {
+            rules.push(all_traffic6());
+        }
         self.db
-            .insert_security_group_rules(&g.id, &[all_traffic(true, "")], MAX_RULES)?;
+            .insert_security_group_rules(&g.id, &rules, MAX_RULES)?;
         Ok(g)
     }
 
@@ -431,8 +462,10 @@ impl Cloud {
         let mut out = Vec::new();
         for p in perms {
             let (protocol, from_port, to_port) = normalize(p)?;
-            if p.cidrs.is_empty() && p.groups.is_empty() {
-                return Err(ApiError::missing("IpRanges or UserIdGroupPairs"));
+            if p.cidrs.is_empty() && p.cidrs6.is_empty() && p.groups.is_empty() {
+                return Err(ApiError::missing(
+                    "IpRanges, Ipv6Ranges or UserIdGroupPairs",
+                ));
             }
             let rule = |cidr: String, peer_group: String| SgRule {
                 egress,
@@ -445,6 +478,9 @@ impl Cloud {
             for c in &p.cidrs {
                 super::vpcs::check_cidr("CidrIp", c)?;
                 out.push(rule(c.clone(), String::new()));
+            }
+            for c in &p.cidrs6 {
+                out.push(rule(check_cidr6(c)?, String::new()));
             }
             for id in &p.groups {
                 let peer = self.owned_group(account, id)?;
@@ -723,6 +759,7 @@ mod tests {
             from_port: from,
             to_port: to,
             cidrs: vec![cidr.into()],
+            cidrs6: vec![],
             groups: vec![],
         }
     }
@@ -746,6 +783,116 @@ mod tests {
         ] {
             assert!(n(p, f, t).is_err(), "{p} {f:?} {t:?}");
         }
+    }
+
+    /// IPv6 peers: `Ipv6Ranges` stored in canonical form (so `0::/0` duplicates `::/0`),
+    /// EC2's errors for a bad block, shown apart from IPv4 ones, `icmpv6` as a protocol
+    /// with type and code; a VPC with an IPv6 block gives new groups `::/0` egress; the
+    /// firewall model reads them back as IPv6 peers.
+    #[tokio::test]
+    async fn ipv6_rules() {
+        let (_dir, c) = crate::cloud::test_cloud();
+        let vpc = crate::db::network::Vpc {
+            id: "vpc-0000000000000000a".into(),
+            owner: String::new(),
+            cidr: "172.31.0.0/16".into(),
+            is_default: true,
+            bridge: "strato0".into(),
+            state: "available".into(),
+            tags: vec![],
+            created: 1,
+        };
+        c.db.insert_vpc(&vpc).unwrap();
+        c.db.insert_vpc_ipv6_block(&vpc.id, "vpc-cidr-assoc-1", "Amazon", |_| {
+            Ok("2001:db8:0:100::/56".into())
+        })
+        .unwrap();
+        let web = c
+            .create_security_group(A, "web6", "web servers", "", vec![])
+            .unwrap();
+        let v6 = |proto: &str, from, to, cidr: &str| Permission {
+            protocol: proto.into(),
+            from_port: from,
+            to_port: to,
+            cidrs: vec![],
+            cidrs6: vec![cidr.into()],
+            groups: vec![],
+        };
+        let ssh = v6("tcp", Some(22), Some(22), "::/0");
+        c.authorize(A, &web.id, "", false, std::slice::from_ref(&ssh))
+            .await
+            .unwrap();
+        let again = c
+            .authorize(
+                A,
+                &web.id,
+                "",
+                false,
+                &[v6("tcp", Some(22), Some(22), "0::/0")],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(again.code, "InvalidPermission.Duplicate");
+        for bad in [
+            "2001:db8::1/64",
+            "::/129",
+            "10.0.0.0/8",
+            "nonsense",
+            "::/0x",
+        ] {
+            let e = c
+                .authorize(A, &web.id, "", false, &[v6("tcp", Some(22), Some(22), bad)])
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{bad}");
+        }
+        c.authorize(
+            A,
+            &web.id,
+            "",
+            false,
+            &[v6("58", Some(128), Some(0), "2001:db8::/32")],
+        )
+        .await
+        .unwrap();
+        let views = c.describe_security_groups(A, &[], &[], &[]).unwrap();
+        let w = views.iter().find(|v| v.group.id == web.id).unwrap();
+        assert_eq!(w.ingress.len(), 2, "{:?}", w.ingress);
+        assert_eq!(w.ingress[0].cidrs6, ["::/0"]);
+        assert!(w.ingress[0].cidrs.is_empty());
+        assert_eq!(w.ingress[1].protocol, "icmpv6");
+        assert_eq!(
+            (w.ingress[1].from_port, w.ingress[1].to_port),
+            (Some(128), Some(0))
+        );
+        assert_eq!(w.ingress[1].cidrs6, ["2001:db8::/32"]);
+        // The VPC has an IPv6 block: all IPv6 egress beside all IPv4 egress.
+        assert_eq!(w.egress.len(), 1);
+        assert_eq!(w.egress[0].cidrs, ["0.0.0.0/0"]);
+        assert_eq!(w.egress[0].cidrs6, ["::/0"]);
+        let d = views.iter().find(|v| v.group.name == "default").unwrap();
+        assert_eq!(d.egress[0].cidrs6, ["::/0"]);
+
+        let rules = c.db.security_group_rules(&web.id).unwrap();
+        let fw: Vec<_> = rules
+            .iter()
+            .filter(|r| !r.egress)
+            .filter_map(super::super::firewall::fw_rule)
+            .collect();
+        assert_eq!(
+            fw,
+            [
+                strato_net::firewall::Rule {
+                    proto: strato_net::firewall::Proto::Tcp(22, 22),
+                    peer: strato_net::firewall::Peer::Cidr6(std::net::Ipv6Addr::UNSPECIFIED, 0),
+                },
+                strato_net::firewall::Rule {
+                    proto: strato_net::firewall::Proto::Icmpv6(Some(128), Some(0)),
+                    peer: strato_net::firewall::Peer::Cidr6("2001:db8::".parse().unwrap(), 32),
+                },
+            ]
+        );
+        c.revoke(A, &web.id, "", false, &[ssh]).await.unwrap();
     }
 
     #[tokio::test]
@@ -819,6 +966,7 @@ mod tests {
                 from_port: Some(22),
                 to_port: Some(22),
                 cidrs: vec!["10.0.0.0/8".into()],
+                cidrs6: vec![],
                 groups: vec![],
             }]
         );
@@ -847,6 +995,7 @@ mod tests {
             from_port: Some(8080),
             to_port: Some(8080),
             cidrs: vec![],
+            cidrs6: vec![],
             groups: vec![web.id.clone()],
         };
         c.authorize(A, &app.id, "", false, &[from_web])
@@ -1006,6 +1155,7 @@ mod refusals {
             from_port: Some(22),
             to_port: Some(22),
             cidrs: vec!["10.0.0.0/8".into()],
+            cidrs6: vec![],
             groups: vec![],
         };
         cloud.firewall.refuse_applies(true);

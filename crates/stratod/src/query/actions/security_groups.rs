@@ -25,6 +25,11 @@ pub(super) fn permissions_in(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Vec<Perm
                 .iter()
                 .map(|r| r.str("CidrIp").to_string())
                 .collect(),
+            cidrs6: p
+                .items("Ipv6Ranges")
+                .iter()
+                .map(|r| r.str("CidrIpv6").to_string())
+                .collect(),
             groups,
         });
     }
@@ -52,6 +57,7 @@ pub(super) fn permissions_in(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Vec<Perm
                 .map(str::to_string)
                 .into_iter()
                 .collect(),
+            cidrs6: Vec::new(),
             groups: if source.is_empty() {
                 vec![]
             } else {
@@ -84,7 +90,14 @@ fn permissions(p: &[Permission], owner: &str) -> Value {
                 "IpRanges",
                 Value::list(p.cidrs.iter().map(|c| Value::obj([("CidrIp", c.into())]))),
             ),
-            ("Ipv6Ranges", Value::List(vec![])),
+            (
+                "Ipv6Ranges",
+                Value::list(
+                    p.cidrs6
+                        .iter()
+                        .map(|c| Value::obj([("CidrIpv6", c.into())])),
+                ),
+            ),
             ("PrefixListIds", Value::List(vec![])),
             (
                 "UserIdGroupPairs",
