@@ -83,6 +83,15 @@ pub enum ConfigError {
         /// The refused name.
         name: String,
     },
+    /// The queue pairs of an interface are out of range, disagree with its descriptors,
+    /// or ask for multiqueue on a plain device.
+    #[error("{id}: {reason}")]
+    QueuePairs {
+        /// Interface ID.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tap file descriptor is negative.
     #[error("invalid tap fd {fd} for {id}")]
     InvalidFd {
@@ -334,7 +343,7 @@ pub struct DiskConfig {
 }
 
 /// One virtio-net interface on a tap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetConfig {
     /// Interface ID. Defaults to `net<N>`.
@@ -349,6 +358,19 @@ pub struct NetConfig {
     /// Guest MAC address, `aa:bb:cc:dd:ee:ff`.
     #[serde(default)]
     pub mac: Option<String>,
+    /// Enhanced networking (EC2's ENA): checksum and segmentation offloads, mergeable
+    /// receive buffers, EVENT_IDX and multiqueue. Off, the device is today's plain one.
+    #[serde(default)]
+    pub enhanced: bool,
+    /// Queue pairs; above 1 the tap is multiqueue (`IFF_MULTI_QUEUE`) and the device
+    /// enhanced. With `tap` the monitor opens that many queues; with `fd` the default is
+    /// one plus the length of `queue_fds`, and a given value must match it.
+    #[serde(default)]
+    pub queue_pairs: Option<u16>,
+    /// The descriptors of queue pairs 2 and up of a multiqueue tap whose first queue is
+    /// `fd` (the daemon opens every queue and hands each one over).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue_fds: Vec<i32>,
 }
 
 /// The machine's identity in its SMBIOS tables (system information and chassis); the
@@ -543,7 +565,47 @@ impl NetConfig {
     pub fn id_or_default(&self, index: usize) -> String {
         self.id.clone().unwrap_or_else(|| format!("net{index}"))
     }
+
+    /// How many queue pairs (tap queues) the interface has.
+    pub fn queue_pairs(&self) -> usize {
+        match (self.queue_pairs, self.fd) {
+            (Some(n), _) => usize::from(n),
+            (None, Some(_)) => 1 + self.queue_fds.len(),
+            (None, None) => 1,
+        }
+    }
+
+    fn validate_queues(&self, id: &str) -> Result<(), ConfigError> {
+        let wrong = |reason: String| ConfigError::QueuePairs {
+            id: id.to_string(),
+            reason,
+        };
+        let pairs = self.queue_pairs();
+        if pairs == 0 || pairs > MAX_QUEUE_PAIRS {
+            return Err(wrong(format!(
+                "{pairs} queue pairs, use 1 to {MAX_QUEUE_PAIRS}"
+            )));
+        }
+        if pairs > 1 && !self.enhanced {
+            return Err(wrong(format!(
+                "{pairs} queue pairs need enhanced=true (a plain device has one)"
+            )));
+        }
+        if self.tap.is_some() && !self.queue_fds.is_empty() {
+            return Err(wrong("queue_fds go with fd, not tap".into()));
+        }
+        if self.fd.is_some() && pairs != 1 + self.queue_fds.len() {
+            return Err(wrong(format!(
+                "{pairs} queue pairs but {} descriptors",
+                1 + self.queue_fds.len()
+            )));
+        }
+        Ok(())
+    }
 }
+
+/// The most queue pairs of one interface (the device's limit, one per vCPU up to it).
+pub const MAX_QUEUE_PAIRS: usize = 8;
 
 impl VmConfig {
     /// Every descriptor the configuration names, with the field that names it.
@@ -567,6 +629,12 @@ impl VmConfig {
         }
         for (i, n) in self.nets.iter().enumerate() {
             push(&format!("net {}", n.id_or_default(i)), n.fd);
+            for (q, fd) in n.queue_fds.iter().enumerate() {
+                push(
+                    &format!("net {} queue {}", n.id_or_default(i), q + 2),
+                    Some(*fd),
+                );
+            }
         }
         fds
     }
@@ -756,6 +824,7 @@ impl VmConfig {
                 }
                 _ => return Err(ConfigError::NetBackend(id)),
             }
+            net.validate_queues(&id)?;
             if let Some(mac) = &net.mac {
                 parse_mac(mac).map_err(|source| ConfigError::InvalidMac {
                     id: id.clone(),
@@ -1063,6 +1132,7 @@ mod tests {
             tap: Some("t".into()),
             fd: None,
             mac: None,
+            ..NetConfig::default()
         });
         assert!(config.validate().is_ok());
         config.nets.push(NetConfig {
@@ -1070,6 +1140,7 @@ mod tests {
             tap: Some("u".into()),
             fd: None,
             mac: None,
+            ..NetConfig::default()
         });
         assert!(matches!(
             config.validate(),

@@ -414,6 +414,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX network_interface_ipv6_eni ON network_interface_ipv6(eni_id);
     ALTER TABLE subnets ADD COLUMN assign_ipv6_on_creation INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 16: taken by another change on its own branch; this placeholder keeps the numbering
+    // (the merge replaces it with that migration).
+    "-- migration 16 placeholder",
+    // 17: EnaSupport of images and instances. Rows from before it keep what the API showed
+    // for them then (true); RegisterImage without --ena-support gives false, as in EC2.
+    r#"
+    ALTER TABLE images ADD COLUMN ena_support INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE instances ADD COLUMN ena_support INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query
