@@ -85,7 +85,14 @@ fn ena_support_gives_the_enhanced_multiqueue_device() {
     assert_eq!(ids, vec![plain.clone()]);
 
     // Two vCPUs: two queue pairs and the control queue.
-    let id = d.run(&ena, &["--instance-type", "custom-2-64"]).remove(0);
+    let v = d.json(&[
+        "run-instances",
+        "--image-id",
+        &ena,
+        "--instance-type",
+        "custom-2-64",
+    ]);
+    let id = s(&v["Instances"][0]["InstanceId"]);
     d.wait_state(&id, "running", T);
     assert_eq!(d.instance(&id)["EnaSupport"], true);
     network_works(&d, &id);
