@@ -143,3 +143,69 @@ fn ena_support_gives_the_enhanced_multiqueue_device() {
     network_works(&d, &other);
     assert_eq!(eth0_queues(&d, &other), 2);
 }
+
+#[test]
+fn the_aws_cli_sees_and_changes_ena_support() {
+    let d = Daemon::start_with("qena", strato_e2e::query::query_config());
+    let ami = d.register_probe("probe");
+    let aws = d.aws(None);
+    let images = aws.json(&["ec2", "describe-images", "--image-ids", &ami]);
+    assert_eq!(images["Images"][0]["EnaSupport"], true);
+    let run = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "custom-1-64",
+        "--count",
+        "1",
+    ]);
+    let id = s(&run["Instances"][0]["InstanceId"]);
+    d.wait_state(&id, "running", T);
+    let attr = |aws: &strato_e2e::query::Aws<'_>| {
+        aws.json(&[
+            "ec2",
+            "describe-instance-attribute",
+            "--instance-id",
+            &id,
+            "--attribute",
+            "enaSupport",
+        ])["EnaSupport"]["Value"]
+            .clone()
+    };
+    assert_eq!(attr(&aws), true);
+    aws.err(
+        "IncorrectInstanceState",
+        &[
+            "ec2",
+            "modify-instance-attribute",
+            "--instance-id",
+            &id,
+            "--no-ena-support",
+        ],
+    );
+    aws.json(&["ec2", "stop-instances", "--instance-ids", &id]);
+    d.wait_state(&id, "stopped", T);
+    aws.json(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--no-ena-support",
+    ]);
+    assert_eq!(attr(&aws), false);
+    let v = aws.json(&["ec2", "describe-instances", "--instance-ids", &id]);
+    assert_eq!(v["Reservations"][0]["Instances"][0]["EnaSupport"], false);
+    aws.json(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &id,
+        "--attribute",
+        "enaSupport",
+        "--value",
+        "true",
+    ]);
+    assert_eq!(attr(&aws), true);
+}
