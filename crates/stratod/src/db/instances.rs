@@ -497,6 +497,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ena_support_round_trips_and_changes_only_while_stopped() {
+        let db = Db::open_in_memory().unwrap();
+        let id = "i-0000000000000000a";
+        let mut i = sample(id, "111111111111");
+        i.ena_support = false;
+        db.insert_instance(&i).unwrap();
+        assert!(!db.instance(id).unwrap().unwrap().ena_support);
+        assert!(!db.set_stopped_instance_ena_support(id, true).unwrap(), "pending");
+        assert!(!db.instance(id).unwrap().unwrap().ena_support);
+        db.set_state(id, &[State::Pending], State::Stopped, "").unwrap();
+        assert!(db.set_stopped_instance_ena_support(id, true).unwrap());
+        assert!(db.instance(id).unwrap().unwrap().ena_support);
+        assert!(!db
+            .set_stopped_instance_ena_support("i-0000000000000000b", true)
+            .unwrap());
+    }
+
+    #[test]
     fn jail_ids_are_held_until_termination_and_never_shared() {
         let db = Db::open_in_memory().unwrap();
         let ids: Vec<String> = (0..4).map(|k| format!("i-000000000000000{k}a")).collect();
