@@ -504,9 +504,13 @@ pub(crate) mod tests {
         i.ena_support = false;
         db.insert_instance(&i).unwrap();
         assert!(!db.instance(id).unwrap().unwrap().ena_support);
-        assert!(!db.set_stopped_instance_ena_support(id, true).unwrap(), "pending");
+        assert!(
+            !db.set_stopped_instance_ena_support(id, true).unwrap(),
+            "pending"
+        );
         assert!(!db.instance(id).unwrap().unwrap().ena_support);
-        db.set_state(id, &[State::Pending], State::Stopped, "").unwrap();
+        db.set_state(id, &[State::Pending], State::Stopped, "")
+            .unwrap();
         assert!(db.set_stopped_instance_ena_support(id, true).unwrap());
         assert!(db.instance(id).unwrap().unwrap().ena_support);
         assert!(!db
