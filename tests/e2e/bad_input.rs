@@ -1128,6 +1128,7 @@ async fn instance_rpcs(k: &mut Clients, f: &Fixture) {
             disable_api_termination: Some(true),
             instance_initiated_shutdown_behavior: "x".repeat(10 * 1024),
             groups: vec![],
+            ena_support: None,
         })
     );
 }

@@ -185,7 +185,16 @@ pub fn open_tap(name: &str) -> Result<std::fs::File, NetError> {
     tun::open_tap(name).map_err(|e| NetError::io(format!("open tap {name}"), e))
 }
 
-/// Creates persistent tap `name` (flags `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`) if absent,
+/// Opens up to `queues` queues of the existing tap `name` (one per queue pair of an
+/// enhanced device), as [`open_tap`] does one: all of them on a multiqueue tap (every tap
+/// [`create_tap`] makes), one on an older single-queue tap.
+pub fn open_tap_queues(name: &str, queues: usize) -> Result<Vec<std::fs::File>, NetError> {
+    validate_ifname(name)?;
+    tun::open_tap_queues(name, queues).map_err(|e| NetError::io(format!("open tap {name}"), e))
+}
+
+/// Creates persistent tap `name` (flags `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR |
+/// IFF_MULTI_QUEUE`) if absent,
 /// sets its MTU if given, enslaves it to `bridge` and sets it up.
 ///
 /// An existing tap is reused (and moved to `bridge` if it is elsewhere); an existing link
@@ -526,6 +535,24 @@ mod tests {
             let fd = tun::open_tap("tap0").expect("open tap");
             assert!(link_status("tap0").expect("status").expect("tap").lower_up);
             drop(fd);
+
+            // The tap is multiqueue: an enhanced device gets a queue per vCPU.
+            let queues = open_tap_queues("tap0", 4).expect("four queues");
+            assert_eq!(queues.len(), 4);
+            drop(queues);
+            // A single-queue tap made elsewhere still opens, with one queue.
+            let old = tun::open_tap_with("oldtap0", tun::TAP_FLAGS).expect("single-queue tap");
+            // SAFETY: TUNSETPERSIST takes its argument by value and touches no memory.
+            let ret = unsafe {
+                libc::ioctl(
+                    std::os::fd::AsRawFd::as_raw_fd(&old),
+                    libc::TUNSETPERSIST,
+                    1 as libc::c_ulong,
+                )
+            };
+            assert_eq!(ret, 0, "persist the single-queue tap");
+            drop(old);
+            assert_eq!(open_tap_queues("oldtap0", 4).expect("one queue").len(), 1);
 
             // A bridge name taken by the tap, a tap onto a non-bridge, a missing bridge.
             let err = ensure_bridge("tap0", GW, 24).expect_err("tap is not a bridge");

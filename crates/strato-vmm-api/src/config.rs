@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod net;
+pub use net::{NetConfig, MAX_QUEUE_PAIRS};
+
 /// Most vCPUs a VM may have.
 pub const MAX_VCPUS: u8 = 8;
 
@@ -82,6 +85,15 @@ pub enum ConfigError {
         id: String,
         /// The refused name.
         name: String,
+    },
+    /// The queue pairs of an interface are out of range, disagree with its descriptors,
+    /// or ask for multiqueue on a plain device.
+    #[error("{id}: {reason}")]
+    QueuePairs {
+        /// Interface ID.
+        id: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A tap file descriptor is negative.
     #[error("invalid tap fd {fd} for {id}")]
@@ -333,24 +345,6 @@ pub struct DiskConfig {
     pub readonly: bool,
 }
 
-/// One virtio-net interface on a tap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetConfig {
-    /// Interface ID. Defaults to `net<N>`.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Tap device name to open; exactly one of `tap` and `fd`.
-    #[serde(default)]
-    pub tap: Option<String>,
-    /// An already-open tap file descriptor inherited from the parent (the daemon).
-    #[serde(default)]
-    pub fd: Option<i32>,
-    /// Guest MAC address, `aa:bb:cc:dd:ee:ff`.
-    #[serde(default)]
-    pub mac: Option<String>,
-}
-
 /// The machine's identity in its SMBIOS tables (system information and chassis); the
 /// manufacturer is always `strato`. The daemon sets the instance type as product, the same
 /// `ec2`-prefixed UUID as UUID and serial number (as EC2 guests see), and the instance ID as
@@ -537,14 +531,6 @@ impl DiskConfig {
     }
 }
 
-impl NetConfig {
-    /// This interface's ID: the configured one, or `net<index>` where `index` is its position
-    /// in [`VmConfig::nets`].
-    pub fn id_or_default(&self, index: usize) -> String {
-        self.id.clone().unwrap_or_else(|| format!("net{index}"))
-    }
-}
-
 impl VmConfig {
     /// Every descriptor the configuration names, with the field that names it.
     pub fn named_fds(&self) -> Vec<(String, i32)> {
@@ -567,6 +553,12 @@ impl VmConfig {
         }
         for (i, n) in self.nets.iter().enumerate() {
             push(&format!("net {}", n.id_or_default(i)), n.fd);
+            for (q, fd) in n.queue_fds.iter().enumerate() {
+                push(
+                    &format!("net {} queue {}", n.id_or_default(i), q + 2),
+                    Some(*fd),
+                );
+            }
         }
         fds
     }
@@ -756,6 +748,7 @@ impl VmConfig {
                 }
                 _ => return Err(ConfigError::NetBackend(id)),
             }
+            net.validate_queues(&id)?;
             if let Some(mac) = &net.mac {
                 parse_mac(mac).map_err(|source| ConfigError::InvalidMac {
                     id: id.clone(),
@@ -1063,6 +1056,7 @@ mod tests {
             tap: Some("t".into()),
             fd: None,
             mac: None,
+            ..NetConfig::default()
         });
         assert!(config.validate().is_ok());
         config.nets.push(NetConfig {
@@ -1070,6 +1064,7 @@ mod tests {
             tap: Some("u".into()),
             fd: None,
             mac: None,
+            ..NetConfig::default()
         });
         assert!(matches!(
             config.validate(),

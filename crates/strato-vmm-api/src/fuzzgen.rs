@@ -167,7 +167,15 @@ fn base_config(src: &mut Source<'_>) -> Value {
     }
     let mut nets = Vec::new();
     for i in 0..src.below(3) {
-        nets.push(json!({"id": format!("eni{i}"), "fd": 10 + i, "mac": format!("02:00:00:00:00:{i:02x}")}));
+        let mut net = json!({"id": format!("eni{i}"), "fd": 10 + i, "mac": format!("02:00:00:00:00:{i:02x}")});
+        // Enhanced, with a descriptor per further queue pair of a multiqueue tap.
+        if src.bool() {
+            let queue_fds: Vec<u64> = (0..src.below(4)).map(|k| 20 + 10 * i + k).collect();
+            net["enhanced"] = json!(true);
+            net["queue_pairs"] = json!(1 + queue_fds.len());
+            net["queue_fds"] = json!(queue_fds);
+        }
+        nets.push(net);
     }
     json!({
         "kernel": "/boot/vmlinux",

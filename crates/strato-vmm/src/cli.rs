@@ -30,7 +30,13 @@ Options:
                               id=ID            drive ID and serial (default disk<N>)
   --net KEY=VALUE,...       A virtio-net interface; repeatable. Keys:
                               tap=NAME         tap device to open, or
-                              fd=N             an already-open tap file descriptor
+                              fd=N[:N...]      an already-open tap file descriptor (one
+                                               per queue of a multiqueue tap)
+                              enhanced=on|off  enhanced networking (EC2's ENA): offloads,
+                                               mergeable RX buffers, EVENT_IDX,
+                                               multiqueue (default off)
+                              queues=N         queue pairs, 1 to 8 (above 1: enhanced,
+                                               and a tap= is opened multiqueue)
                               mac=MAC          guest MAC address aa:bb:cc:dd:ee:ff
                               id=ID            interface ID (default net<N>)
   --rng                     Add a virtio-rng device
@@ -521,25 +527,39 @@ fn parse_smbios(value: &str) -> Result<SmbiosConfig, CliError> {
 }
 
 fn parse_net(value: &str) -> Result<NetConfig, CliError> {
-    let mut net = NetConfig {
-        id: None,
-        tap: None,
-        fd: None,
-        mac: None,
-    };
-    for (key, val) in key_values("--net", value, &["tap", "fd", "mac", "id"])? {
+    let mut net = NetConfig::default();
+    let known = ["tap", "fd", "mac", "id", "enhanced", "queues"];
+    for (key, val) in key_values("--net", value, &known)? {
+        let invalid = |reason: &str| CliError::InvalidKeyValue {
+            flag: "--net".into(),
+            key: key.into(),
+            value: val.into(),
+            reason: reason.into(),
+        };
         match key {
             "tap" => net.tap = Some(val.to_string()),
             "mac" => net.mac = Some(val.to_string()),
             "id" => net.id = Some(val.to_string()),
+            "enhanced" => {
+                net.enhanced = match val {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(invalid("expected on or off")),
+                }
+            }
+            "queues" => {
+                let n = val.parse::<u16>().ok().filter(|n| *n > 0);
+                net.queue_pairs = Some(n.ok_or_else(|| invalid("expected a queue count"))?);
+            }
             _ => {
-                let fd = val.parse::<i32>().ok().filter(|fd| *fd >= 0);
-                net.fd = Some(fd.ok_or_else(|| CliError::InvalidKeyValue {
-                    flag: "--net".into(),
-                    key: key.into(),
-                    value: val.into(),
-                    reason: "expected a file descriptor number".into(),
-                })?);
+                // `fd=3:4:5`: one descriptor per queue of a multiqueue tap.
+                let mut fds = Vec::new();
+                for part in val.split(':') {
+                    let fd = part.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                    fds.push(fd.ok_or_else(|| invalid("expected a file descriptor number"))?);
+                }
+                net.fd = fds.first().copied();
+                net.queue_fds = fds.into_iter().skip(1).collect();
             }
         }
     }
@@ -584,6 +604,36 @@ mod tests {
             panic!("write {}: {e}", path.display());
         }
         path
+    }
+
+    #[test]
+    fn enhanced_multiqueue_net_flags() {
+        let config = run(&[
+            "--kernel",
+            "/k",
+            "--net",
+            "fd=5:6:7,enhanced=on",
+            "--net",
+            "tap=t1,enhanced=on,queues=4",
+        ]);
+        assert_eq!(
+            config.nets,
+            json(
+                r#"{"kernel": "/k", "nets": [
+                    {"fd": 5, "queue_fds": [6, 7], "enhanced": true},
+                    {"tap": "t1", "enhanced": true, "queue_pairs": 4}]}"#
+            )
+            .nets
+        );
+        assert_eq!(config.nets[0].queue_pairs(), 3);
+        let msg = refused(&["--kernel", "/k", "--net", "tap=t0,queues=2"]);
+        assert!(msg.contains("need enhanced=true"), "{msg}");
+        let msg = refused(&["--kernel", "/k", "--net", "fd=3:x,enhanced=on"]);
+        assert!(msg.contains("expected a file descriptor number"), "{msg}");
+        let msg = refused(&["--kernel", "/k", "--net", "tap=t0,enhanced=yes"]);
+        assert!(msg.contains("expected on or off"), "{msg}");
+        let msg = refused(&["--kernel", "/k", "--net", "tap=t0,enhanced=on,queues=9"]);
+        assert!(msg.contains("use 1 to 8"), "{msg}");
     }
 
     #[test]

@@ -156,8 +156,8 @@ fn dev_err(id: &str, e: impl std::fmt::Display) -> DeviceError {
 pub struct DeviceFiles {
     /// Each configured drive's image (`None`: an empty slot), in configuration order.
     pub disks: Vec<Option<DiskFile>>,
-    /// Each configured interface's tap, in configuration order.
-    pub taps: Vec<Tap>,
+    /// Each configured interface's tap queues (one per queue pair), in configuration order.
+    pub taps: Vec<Vec<Tap>>,
     /// The console log.
     pub console: Option<ConsoleLog>,
 }
@@ -234,16 +234,16 @@ impl DeviceManager {
         let mut taps = files.taps.into_iter();
         for (i, n) in config.nets.iter().enumerate() {
             let id = n.id.clone().unwrap_or_else(|| format!("net{i}"));
-            let tap = taps.next().ok_or_else(|| dev_err(&id, "no tap given"))?;
+            let queues = taps.next().ok_or_else(|| dev_err(&id, "no tap given"))?;
             let mac = match &n.mac {
                 Some(m) => Some(parse_mac(m).map_err(|e| dev_err(&id, e))?),
                 None => None,
             };
             let net = Net::new(NetDeviceConfig {
                 id: id.clone(),
-                taps: vec![tap],
+                taps: queues,
                 mac,
-                enhanced: false,
+                enhanced: n.enhanced,
             })
             .map_err(|e| dev_err(&id, e))?;
             dm.add_virtio(

@@ -88,8 +88,8 @@ pub struct Resources {
     pub initrd: Option<File>,
     /// Each configured drive's image, in configuration order (`None`: an empty slot).
     pub disks: Vec<Option<DiskFile>>,
-    /// Each configured interface's tap, in configuration order.
-    pub taps: Vec<Tap>,
+    /// Each configured interface's tap queues (one per queue pair), in configuration order.
+    pub taps: Vec<Vec<Tap>>,
     /// The console log.
     pub console: Option<ConsoleLog>,
     /// The control socket.
@@ -196,12 +196,22 @@ impl Resources {
         let mut taps = Vec::with_capacity(config.nets.len());
         for (i, n) in config.nets.iter().enumerate() {
             let id = n.id_or_default(i);
-            let tap = match (&n.tap, n.fd) {
-                (Some(name), _) => Tap::open(name),
+            let queues = match (&n.tap, n.fd) {
+                (Some(name), _) if n.queue_pairs() > 1 => {
+                    Tap::open_multiqueue(name, n.queue_pairs())
+                }
+                (Some(name), _) => Tap::open(name).map(|t| vec![t]),
                 (None, Some(fd)) => {
-                    let owned =
-                        adopt_fd(fd).map_err(io_err(format!("net {id} (descriptor {fd})")))?;
-                    Tap::from_fd(owned)
+                    let mut queues = Vec::with_capacity(1 + n.queue_fds.len());
+                    for fd in std::iter::once(fd).chain(n.queue_fds.iter().copied()) {
+                        let owned =
+                            adopt_fd(fd).map_err(io_err(format!("net {id} (descriptor {fd})")))?;
+                        match Tap::from_fd(owned) {
+                            Ok(t) => queues.push(t),
+                            Err(source) => return Err(ResourceError::Tap { id, source }),
+                        }
+                    }
+                    Ok(queues)
                 }
                 (None, None) => {
                     return Err(ResourceError::Wrong {
@@ -210,7 +220,7 @@ impl Resources {
                     })
                 }
             };
-            taps.push(tap.map_err(|source| ResourceError::Tap { id, source })?);
+            taps.push(queues.map_err(|source| ResourceError::Tap { id, source })?);
         }
         let console_file = match (&config.console, config.console_fd) {
             (Some(path), _) => Some(open_path(
@@ -276,7 +286,7 @@ impl Resources {
         let mut fds = vec![self.kvm.as_raw_fd(), self.kernel.as_raw_fd()];
         fds.extend(self.initrd.as_ref().map(|f| f.as_raw_fd()));
         fds.extend(self.disks.iter().flatten().map(|d| d.as_raw_fd()));
-        fds.extend(self.taps.iter().map(|t| t.as_raw_fd()));
+        fds.extend(self.taps.iter().flatten().map(|t| t.as_raw_fd()));
         fds.extend(self.console.as_ref().map(|c| c.as_raw_fd()));
         fds.extend(self.api.as_ref().map(|a| a.listener.as_raw_fd()));
         fds

@@ -56,11 +56,19 @@ pub fn hand_over(
     }
     for n in &mut config.nets {
         if let Some(name) = n.tap.take() {
-            let f = strato_net::link::open_tap(&name).map_err(|e| HandoffError {
-                what: format!("tap {name}"),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            n.fd = Some(fds.pass(f));
+            // One descriptor per queue pair; an older single-queue tap gives one, and the
+            // device then has one queue pair (still with the enhanced features).
+            let queues =
+                strato_net::link::open_tap_queues(&name, n.queue_pairs()).map_err(|e| {
+                    HandoffError {
+                        what: format!("tap {name}"),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+            let mut queue_fds: Vec<i32> = queues.into_iter().map(|f| fds.pass(f)).collect();
+            n.fd = Some(queue_fds.remove(0));
+            n.queue_pairs = Some((1 + queue_fds.len()) as u16);
+            n.queue_fds = queue_fds;
         }
     }
     if let Some(p) = config.console.take() {

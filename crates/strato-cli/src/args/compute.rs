@@ -192,7 +192,8 @@ pub struct StopInstances {
         .required(true)
         .multiple(true)
         .args(["disable_api_termination", "no_disable_api_termination",
-               "instance_initiated_shutdown_behavior", "groups"])
+               "instance_initiated_shutdown_behavior", "groups",
+               "ena_support", "no_ena_support"])
 ))]
 pub struct ModifyInstanceAttribute {
     /// The instance.
@@ -214,6 +215,14 @@ pub struct ModifyInstanceAttribute {
     /// Replace the security groups of the instance's primary interface (1 to 5).
     #[arg(long, num_args = 1..)]
     pub groups: Vec<String>,
+
+    /// Enable enhanced networking (only while the instance is stopped; from its next start).
+    #[arg(long, conflicts_with = "no_ena_support")]
+    pub ena_support: bool,
+
+    /// Disable enhanced networking (only while the instance is stopped).
+    #[arg(long)]
+    pub no_ena_support: bool,
 }
 
 /// Arguments of `modify-instance-metadata-options`.

@@ -44,6 +44,16 @@ pub struct RegisterImage {
     #[arg(long)]
     pub architecture: Option<String>,
 
+    /// Give its instances enhanced networking (EnaSupport). Without this or
+    /// --no-ena-support a bundle's manifest decides (true unless it says otherwise) and
+    /// explicit files get none, as in EC2.
+    #[arg(long, conflicts_with = "no_ena_support")]
+    pub ena_support: bool,
+
+    /// No enhanced networking for its instances.
+    #[arg(long)]
+    pub no_ena_support: bool,
+
     /// Block device mappings: the AWS CLI's JSON list, shorthand, or file://PATH.
     #[arg(long, num_args = 1.., value_parser = parse::block_device_mappings)]
     pub block_device_mappings: Vec<Many<BlockDeviceMapping>>,

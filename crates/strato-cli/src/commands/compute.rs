@@ -246,6 +246,13 @@ pub async fn modify_instance_attribute(
             .instance_initiated_shutdown_behavior
             .unwrap_or_default(),
         groups: a.groups,
+        ena_support: if a.ena_support {
+            Some(true)
+        } else if a.no_ena_support {
+            Some(false)
+        } else {
+            None
+        },
     };
     conn.compute()
         .modify_instance_attribute(request)

@@ -29,6 +29,13 @@ pub async fn register_image(conn: &Conn, a: RegisterImage) -> Result<View, CliEr
         root_device_name: a.root_device_name.unwrap_or_default(),
         architecture: a.architecture.unwrap_or_default(),
         block_device_mappings: flatten(a.block_device_mappings),
+        ena_support: if a.ena_support {
+            Some(true)
+        } else if a.no_ena_support {
+            Some(false)
+        } else {
+            None
+        },
     };
     let image_id = conn
         .images()

@@ -141,6 +141,7 @@ fn instance(i: &Instance) -> Value {
         })).collect::<Vec<_>>(),
         "InstanceInitiatedShutdownBehavior": text(&i.instance_initiated_shutdown_behavior),
         "DisableApiTermination": i.disable_api_termination,
+        "EnaSupport": i.ena_support,
         "CpuOptions": (i.vcpus > 0).then(|| json!({"CoreCount": i.vcpus, "ThreadsPerCore": 1})),
         "AmiLaunchIndex": i.ami_launch_index,
         "Tags": tags(&i.tags),
@@ -207,6 +208,7 @@ fn image(i: &Image) -> Value {
         "BlockDeviceMappings": i.block_device_mappings.iter().map(block_device_mapping)
             .collect::<Vec<_>>(),
         "CreationDate": time(i.creation_time_unix),
+        "EnaSupport": i.ena_support,
         "BootArgs": text(&i.boot_args),
         "Progress": (i.state == "pending").then_some(i.progress),
         "StateReason": (!i.state_reason.is_empty()).then(|| json!({"Message": i.state_reason})),

@@ -77,6 +77,7 @@ fn instance_message(v: InstanceView) -> pb::Instance {
         ami_launch_index: i.launch_index,
         reservation_id: i.reservation_id.clone(),
         metadata_options: Some(convert::metadata_options(&i.metadata_options)),
+        ena_support: i.ena_support,
         network_interfaces: v.network_interfaces.into_iter().map(eni_message).collect(),
         iam_instance_profile_arn: v
             .iam_instance_profile
@@ -285,6 +286,7 @@ impl Compute for Api {
                 shutdown_behavior: (!r.instance_initiated_shutdown_behavior.is_empty())
                     .then_some(r.instance_initiated_shutdown_behavior),
                 groups: r.groups,
+                ena_support: r.ena_support,
             };
             self.cloud
                 .modify_instance_attribute(&account, &r.instance_id, &change)

@@ -38,6 +38,7 @@ fn message(v: ImageView) -> pb::Image {
         tags: convert::tags(&i.tags),
         progress: i.progress,
         state_reason: i.state_reason.clone(),
+        ena_support: i.ena_support,
     }
 }
 
@@ -93,6 +94,7 @@ impl Images for Api {
                     .iter()
                     .map(convert::mapping_in)
                     .collect(),
+                ena_support: r.ena_support,
             };
             self.cloud
                 .register_image(account, reg)
@@ -223,6 +225,7 @@ impl Images for Api {
                             sha256: f.sha256,
                         })
                         .collect(),
+                    ena_support: Some(e.image.ena_support),
                 })
         })
         .await

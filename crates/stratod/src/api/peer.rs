@@ -68,6 +68,8 @@ impl SourceRegion for GrpcSource {
                 .map_err(|s| from_status(&s))?
                 .into_inner();
             Ok(Manifest {
+                // A source older than the attribute showed true for every image.
+                ena_support: m.ena_support.unwrap_or(true),
                 description: m.description,
                 architecture: m.architecture,
                 boot_args: m.boot_args,

@@ -64,10 +64,12 @@ pub struct Image {
     pub created: i64,
     /// Tags.
     pub tags: Vec<crate::db::instances::Tag>,
+    /// EnaSupport: instances launched from it get enhanced networking.
+    pub ena_support: bool,
 }
 
 const COLUMNS: &str = "id, owner, name, description, state, state_reason, progress, \
-    architecture, kernel, initrd, boot_args, root_device_name, bdm, created, tags";
+    architecture, kernel, initrd, boot_args, root_device_name, bdm, created, tags, ena_support";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
     Ok(Image {
@@ -86,6 +88,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Image> {
         mappings: super::json_col(r, 12)?,
         created: r.get(13)?,
         tags: super::json_col(r, 14)?,
+        ena_support: r.get(15)?,
     })
 }
 
@@ -98,7 +101,7 @@ impl Db {
         let res = self.conn().execute(
             &format!(
                 "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13, ?14, ?15)"
+                 ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ),
             params![
                 i.id,
@@ -116,6 +119,7 @@ impl Db {
                 serde_json::to_string(&i.mappings)?,
                 i.created,
                 serde_json::to_string(&i.tags)?,
+                i.ena_support,
             ],
         );
         match res {

@@ -148,13 +148,16 @@ pub struct Instance {
     pub public_key: String,
     /// Metadata service settings.
     pub metadata_options: MetadataOptions,
+    /// EnaSupport: enhanced networking (the enhanced, multiqueue virtio-net device),
+    /// inherited from the image at launch.
+    pub ena_support: bool,
 }
 
 const COLUMNS: &str = "id, owner, reservation_id, launch_index, image_id, instance_type, vcpus, \
     memory_mib, state, state_reason, launch_time, az, subnet_id, security_groups, key_name, \
     user_data, shutdown_behavior, disable_api_termination, root_device_name, kernel, initrd, \
     boot_args, tags, instance_store, vmm_pid, vmm_start, terminated_at, client_token, \
-    placement_group, partition_number, rack, public_key, metadata_options";
+    placement_group, partition_number, rack, public_key, metadata_options, ena_support";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
     let state: String = r.get(8)?;
@@ -194,6 +197,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
         rack: r.get(30)?,
         public_key: r.get(31)?,
         metadata_options: super::json_col(r, 32)?,
+        ena_support: r.get(33)?,
     })
 }
 
@@ -204,7 +208,7 @@ impl Db {
             &format!(
                 "INSERT INTO instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
                  ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, \
-                 ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)"
+                 ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)"
             ),
             params![
                 i.id,
@@ -240,6 +244,7 @@ impl Db {
                 i.rack,
                 i.public_key,
                 serde_json::to_string(&i.metadata_options)?,
+                i.ena_support,
             ],
         )?;
         Ok(())
@@ -316,6 +321,17 @@ impl Db {
             )?;
         }
         Ok(())
+    }
+
+    /// Sets EnaSupport of a stopped instance; false (nothing changed) if it is not stopped.
+    /// One statement, so that a StartInstances racing with it sees the old or the new value,
+    /// never a change after its boot read the row.
+    pub fn set_stopped_instance_ena_support(&self, id: &str, ena_support: bool) -> DbResult<bool> {
+        let n = self.conn().execute(
+            "UPDATE instances SET ena_support = ?2 WHERE id = ?1 AND state = 'stopped'",
+            params![id, ena_support],
+        )?;
+        Ok(n == 1)
     }
 
     /// Instances of an account launched with this client token.
@@ -480,7 +496,30 @@ pub(crate) mod tests {
             rack: String::new(),
             public_key: String::new(),
             metadata_options: MetadataOptions::default(),
+            ena_support: true,
         }
+    }
+
+    #[test]
+    fn ena_support_round_trips_and_changes_only_while_stopped() {
+        let db = Db::open_in_memory().unwrap();
+        let id = "i-0000000000000000a";
+        let mut i = sample(id, "111111111111");
+        i.ena_support = false;
+        db.insert_instance(&i).unwrap();
+        assert!(!db.instance(id).unwrap().unwrap().ena_support);
+        assert!(
+            !db.set_stopped_instance_ena_support(id, true).unwrap(),
+            "pending"
+        );
+        assert!(!db.instance(id).unwrap().unwrap().ena_support);
+        db.set_state(id, &[State::Pending], State::Stopped, "")
+            .unwrap();
+        assert!(db.set_stopped_instance_ena_support(id, true).unwrap());
+        assert!(db.instance(id).unwrap().unwrap().ena_support);
+        assert!(!db
+            .set_stopped_instance_ena_support("i-0000000000000000b", true)
+            .unwrap());
     }
 
     #[test]

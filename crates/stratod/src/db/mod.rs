@@ -430,6 +430,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX session_credentials_instance ON session_credentials(instance_id, expires);
     "#,
+    // 17: EnaSupport of images and instances. Rows from before it keep what the API showed
+    // for them then (true); RegisterImage without --ena-support gives false, as in EC2.
+    r#"
+    ALTER TABLE images ADD COLUMN ena_support INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE instances ADD COLUMN ena_support INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query

@@ -22,6 +22,16 @@ use crate::states::{AttachState, VolumeState};
 use crate::storage::{self, GIB};
 use crate::supervisor::{self, VmmPaths};
 
+/// Queue pairs of each interface: with EnaSupport one per vCPU (as ENA gives), up to the
+/// device's limit; one for the plain device.
+fn queue_pairs(inst: &Instance) -> u16 {
+    if !inst.ena_support {
+        return 1;
+    }
+    let max = strato_vmm_api::config::MAX_QUEUE_PAIRS as u16;
+    u16::from(inst.vcpus).clamp(1, max)
+}
+
 impl Cloud {
     /// Boots a pending instance: volumes, tap, config drive, monitor. A first launch that
     /// fails ends terminated, a start that fails ends stopped, both with the reason.
@@ -204,6 +214,9 @@ impl Cloud {
                 tap: Some(e.tap.clone()),
                 fd: None,
                 mac: Some(e.mac.clone()),
+                enhanced: inst.ena_support,
+                queue_pairs: Some(queue_pairs(inst)),
+                queue_fds: Vec::new(),
             })
             .collect();
         let mut cmdline = inst.boot_args.clone();

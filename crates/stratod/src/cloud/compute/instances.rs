@@ -22,6 +22,8 @@ pub struct InstanceAttributes {
     pub shutdown_behavior: Option<String>,
     /// The security groups of the primary interface.
     pub groups: Vec<String>,
+    /// EnaSupport: only while stopped, as in EC2 (the device is chosen at start).
+    pub ena_support: Option<bool>,
 }
 
 /// One instance's state change, as the API reports it.
@@ -240,6 +242,21 @@ impl Cloud {
     ) -> ApiResult<()> {
         if !change.groups.is_empty() {
             self.plan_instance_groups(account, id, &change.groups)?;
+        }
+        if let Some(ena) = change.ena_support {
+            // As EC2: the device is chosen when the monitor starts, so only while stopped.
+            let inst = self.owned_instance(account, id)?;
+            if !self.db.set_stopped_instance_ena_support(id, ena)? {
+                let state = self.db.instance(id)?.map_or(inst.state, |i| i.state);
+                return Err(ApiError::new(
+                    ErrorCode::IncorrectInstanceState,
+                    format!(
+                        "The instance '{id}' is not in the 'stopped' state (it is {}): \
+                         EnaSupport can be modified only while it is stopped.",
+                        state.name()
+                    ),
+                ));
+            }
         }
         self.modify_instance(
             account,

@@ -484,6 +484,7 @@ impl Cloud {
                     .unwrap_or_default(),
                 public_key: public_key.clone(),
                 metadata_options: req.metadata.apply(Default::default()),
+                ena_support: image.ena_support,
             };
             self.db.insert_instance(&inst)?;
             if let Some(p) = &profile {

@@ -444,6 +444,7 @@ impl Cloud {
             mappings,
             created: now_s(),
             tags: Vec::new(),
+            ena_support: manifest.ena_support,
         };
         let job = Job {
             source_region: source_region.to_string(),

@@ -19,6 +19,7 @@ pub const IMAGE_FILTERS: &[&str] = &[
     "architecture",
     "root-device-name",
     "description",
+    "ena-support",
     "tag-key",
 ];
 
@@ -154,6 +155,7 @@ impl Cloud {
                     "architecture" => one(&i.architecture),
                     "root-device-name" => one(&i.root_device_name),
                     "description" => one(&i.description),
+                    "ena-support" => one(if i.ena_support { "true" } else { "false" }),
                     n => filters::tag_values(&i.tags, n),
                 }
             })?;

@@ -36,6 +36,11 @@ pub struct RegisterRequest {
     pub root_device_name: String,
     /// Extra mapping entries (blank volumes, instance store).
     pub mappings: Vec<Mapping>,
+    /// EnaSupport (`--ena-support`); unset, the bundle's manifest decides (true unless it
+    /// says otherwise: strato's bundles are its Amazon-provided images, and those are ENA
+    /// enabled in EC2), and an image of explicit files has none, as EC2's RegisterImage
+    /// without the flag.
+    pub ena_support: Option<bool>,
 }
 
 /// A bundle's `manifest.json` (docs/images.md).
@@ -52,6 +57,8 @@ struct Manifest {
     architecture: Option<String>,
     #[serde(default)]
     block_device_mappings: Vec<ManifestMapping>,
+    #[serde(default = "yes")]
+    ena_support: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,72 +137,75 @@ impl Cloud {
         let bad = |what: &str, p: &Path, e: &dyn std::fmt::Display| {
             ApiError::invalid(format!("Cannot read {what} {}: {e}", p.display()))
         };
-        let (kernel, initrd, mut boot_args, root, arch, mut sources) = match &req.bundle {
-            Some(dir) => {
-                let mpath = dir.join("manifest.json");
-                let text =
-                    std::fs::read_to_string(&mpath).map_err(|e| bad("manifest", &mpath, &e))?;
-                let m: Manifest =
-                    serde_json::from_str(&text).map_err(|e| bad("manifest", &mpath, &e))?;
-                let mut sources = Vec::new();
-                for mm in &m.block_device_mappings {
-                    crate::cloud::compute::launch::check_device(&mm.device_name)?;
-                    let file = dir.join(&mm.volume);
-                    let gib = gib_of(&file).map_err(|e| bad("volume", &file, &e))?;
-                    sources.push(Source {
-                        mapping: Mapping {
-                            device_name: mm.device_name.clone(),
-                            volume_size: mm.size_gib.unwrap_or(gib).max(gib),
-                            volume_type: "gp3".into(),
-                            delete_on_termination: mm.delete_on_termination,
-                            ..Default::default()
-                        },
-                        file,
-                    });
+        let (kernel, initrd, mut boot_args, root, arch, mut sources, default_ena) =
+            match &req.bundle {
+                Some(dir) => {
+                    let mpath = dir.join("manifest.json");
+                    let text =
+                        std::fs::read_to_string(&mpath).map_err(|e| bad("manifest", &mpath, &e))?;
+                    let m: Manifest =
+                        serde_json::from_str(&text).map_err(|e| bad("manifest", &mpath, &e))?;
+                    let mut sources = Vec::new();
+                    for mm in &m.block_device_mappings {
+                        crate::cloud::compute::launch::check_device(&mm.device_name)?;
+                        let file = dir.join(&mm.volume);
+                        let gib = gib_of(&file).map_err(|e| bad("volume", &file, &e))?;
+                        sources.push(Source {
+                            mapping: Mapping {
+                                device_name: mm.device_name.clone(),
+                                volume_size: mm.size_gib.unwrap_or(gib).max(gib),
+                                volume_type: "gp3".into(),
+                                delete_on_termination: mm.delete_on_termination,
+                                ..Default::default()
+                            },
+                            file,
+                        });
+                    }
+                    (
+                        dir.join(&m.kernel),
+                        m.initrd.map(|i| dir.join(i)),
+                        m.boot_args,
+                        m.root_device_name.unwrap_or_else(|| "/dev/vda".into()),
+                        m.architecture.unwrap_or_else(|| "x86_64".into()),
+                        sources,
+                        m.ena_support,
+                    )
                 }
-                (
-                    dir.join(&m.kernel),
-                    m.initrd.map(|i| dir.join(i)),
-                    m.boot_args,
-                    m.root_device_name.unwrap_or_else(|| "/dev/vda".into()),
-                    m.architecture.unwrap_or_else(|| "x86_64".into()),
-                    sources,
-                )
-            }
-            None => {
-                let kernel = req
-                    .kernel
-                    .clone()
-                    .ok_or_else(|| ApiError::missing("KernelPath or BundlePath"))?;
-                let root = if req.root_device_name.is_empty() {
-                    "/dev/vda".to_string()
-                } else {
-                    req.root_device_name.clone()
-                };
-                let mut sources = Vec::new();
-                if let Some(file) = &req.root_volume {
-                    let gib = gib_of(file).map_err(|e| bad("volume", file, &e))?;
-                    sources.push(Source {
-                        file: file.clone(),
-                        mapping: Mapping {
-                            device_name: root.clone(),
-                            volume_size: gib,
-                            volume_type: "gp3".into(),
-                            delete_on_termination: true,
-                            ..Default::default()
-                        },
-                    });
+                None => {
+                    let kernel = req
+                        .kernel
+                        .clone()
+                        .ok_or_else(|| ApiError::missing("KernelPath or BundlePath"))?;
+                    let root = if req.root_device_name.is_empty() {
+                        "/dev/vda".to_string()
+                    } else {
+                        req.root_device_name.clone()
+                    };
+                    let mut sources = Vec::new();
+                    if let Some(file) = &req.root_volume {
+                        let gib = gib_of(file).map_err(|e| bad("volume", file, &e))?;
+                        sources.push(Source {
+                            file: file.clone(),
+                            mapping: Mapping {
+                                device_name: root.clone(),
+                                volume_size: gib,
+                                volume_type: "gp3".into(),
+                                delete_on_termination: true,
+                                ..Default::default()
+                            },
+                        });
+                    }
+                    (
+                        kernel,
+                        None,
+                        String::new(),
+                        root,
+                        "x86_64".to_string(),
+                        sources,
+                        false,
+                    )
                 }
-                (
-                    kernel,
-                    None,
-                    String::new(),
-                    root,
-                    "x86_64".to_string(),
-                    sources,
-                )
-            }
-        };
+            };
         if !req.boot_args.is_empty() {
             boot_args = req.boot_args.clone();
         }
@@ -288,6 +298,7 @@ impl Cloud {
             mappings,
             created: now_s(),
             tags: Vec::new(),
+            ena_support: req.ena_support.unwrap_or(default_ena),
         };
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);
@@ -620,6 +631,8 @@ impl Cloud {
             mappings,
             created: now_s(),
             tags: Vec::new(),
+            // As EC2's CreateImage: the image keeps the instance's attribute.
+            ena_support: inst.ena_support,
         };
         if !self.db.insert_image(&image)? {
             let _ = std::fs::remove_dir_all(&dir);

@@ -37,6 +37,8 @@ pub struct Manifest {
     pub mappings: Vec<Mapping>,
     /// Its files.
     pub files: Vec<ExportedFile>,
+    /// Its EnaSupport.
+    pub ena_support: bool,
 }
 
 /// How this daemon reaches the daemon of another region.

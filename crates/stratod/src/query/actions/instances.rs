@@ -195,7 +195,7 @@ pub fn instance(v: InstanceView) -> Value {
         ("Hypervisor", "xen".into()),
         ("VirtualizationType", "hvm".into()),
         ("EbsOptimized", false.into()),
-        ("EnaSupport", true.into()),
+        ("EnaSupport", i.ena_support.into()),
         (
             "SourceDestCheck",
             primary.map(|e| e.source_dest_check).into(),
@@ -529,7 +529,7 @@ pub fn describe_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             ),
         ),
         "ebsOptimized" => ("EbsOptimized", attr_bool(false)),
-        "enaSupport" => ("EnaSupport", attr_bool(true)),
+        "enaSupport" => ("EnaSupport", attr_bool(i.ena_support)),
         "kernel" => ("KernelId", attr_value("")),
         "ramdisk" => ("RamdiskId", attr_value("")),
         "groupSet" => (
@@ -567,6 +567,7 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
         disable_api_termination: inner_bool("DisableApiTermination"),
         shutdown_behavior: inner_str("InstanceInitiatedShutdownBehavior"),
         groups: input.strs("Groups"),
+        ena_support: inner_bool("EnaSupport"),
     };
     if let Some(attr) = input.opt_str("Attribute") {
         let value = input.str("Value");
@@ -584,6 +585,17 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
             }
             "instanceInitiatedShutdownBehavior" => {
                 change.shutdown_behavior = Some(value.to_string())
+            }
+            "enaSupport" => {
+                change.ena_support = Some(match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError::invalid(format!(
+                            "Value ({value}) for enaSupport is not a boolean."
+                        )))
+                    }
+                })
             }
             "disableApiStop" if value == "false" => {}
             other => {
@@ -607,7 +619,6 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
         "Ramdisk",
         "SourceDestCheck",
         "EbsOptimized",
-        "EnaSupport",
         "SriovNetSupport",
         "BlockDeviceMappings",
     ] {

@@ -134,7 +134,7 @@ fn image(v: ImageView) -> Value {
         ("ImageType", "machine".into()),
         ("VirtualizationType", "hvm".into()),
         ("Hypervisor", "xen".into()),
-        ("EnaSupport", true.into()),
+        ("EnaSupport", i.ena_support.into()),
         ("PlatformDetails", "Linux/UNIX".into()),
         ("UsageOperation", "RunInstances".into()),
         (
@@ -285,6 +285,7 @@ pub fn register_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
                 .iter()
                 .map(mapping_in)
                 .collect(),
+            ena_support: input.bool("EnaSupport"),
         },
     )?;
     Ok(Value::obj([("ImageId", i.id.into())]))
