@@ -206,4 +206,46 @@ fn boto3_on_an_instance_gets_role_credentials_and_may_call_only_what_its_role_al
             "Name=web",
         ],
     );
+
+    // A launch template carries the profile to the instances it launches.
+    let data = json!({
+        "ImageId": ami,
+        "InstanceType": "custom-1-64",
+        "IamInstanceProfile": { "Name": "web" },
+    });
+    admin.json(&[
+        "ec2",
+        "create-launch-template",
+        "--launch-template-name",
+        "webs",
+        "--launch-template-data",
+        &data.to_string(),
+    ]);
+    let versions = admin.json(&[
+        "ec2",
+        "describe-launch-template-versions",
+        "--launch-template-name",
+        "webs",
+    ]);
+    assert_eq!(
+        versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]["IamInstanceProfile"]["Name"],
+        "web",
+        "{versions}"
+    );
+    let run = admin.json(&[
+        "ec2",
+        "run-instances",
+        "--launch-template",
+        "LaunchTemplateName=webs",
+        "--count",
+        "1",
+    ]);
+    let launched = &run["Instances"][0];
+    assert!(
+        launched["IamInstanceProfile"]["Arn"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(":instance-profile/web"),
+        "{run}"
+    );
 }

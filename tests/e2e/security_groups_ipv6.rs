@@ -411,7 +411,8 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
         &ns,
         "-6",
         "route",
-        "add",
+        // The daemon's router advertisements may have set a default route already.
+        "replace",
         "default",
         "via",
         "2001:db8:40::1",

@@ -239,6 +239,13 @@ fn template_data(d: &LaunchTemplateData) -> Value {
             "PartitionNumber": (p.partition_number > 0).then_some(p.partition_number),
         })),
         "SecurityGroupIds": (!d.security_group_ids.is_empty()).then_some(&d.security_group_ids),
+        "IamInstanceProfile": (!d.iam_instance_profile.is_empty()).then(|| {
+            if d.iam_instance_profile.starts_with("arn:") {
+                json!({ "Arn": &d.iam_instance_profile })
+            } else {
+                json!({ "Name": &d.iam_instance_profile })
+            }
+        }),
         "InstanceInitiatedShutdownBehavior": text(&d.instance_initiated_shutdown_behavior),
         "DisableApiTermination": d.disable_api_termination,
         "TagSpecifications": tag_specs,

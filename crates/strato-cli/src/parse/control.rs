@@ -31,6 +31,20 @@ pub fn launch_template_data(raw: &str) -> Result<LaunchTemplateData, ParseError>
         .into_iter()
         .map(|m| block_device_mapping(Fields::new(m, "block device mapping")?))
         .collect::<Result<_, _>>()?;
+    let iam_instance_profile = match f.take("IamInstanceProfile") {
+        Some(p) => {
+            let mut p = Fields::new(p, "IamInstanceProfile")?;
+            let arn = p.string("Arn")?.unwrap_or_default();
+            let name = p.string("Name")?.unwrap_or_default();
+            p.finish()?;
+            if arn.is_empty() {
+                name
+            } else {
+                arn
+            }
+        }
+        None => String::new(),
+    };
     let placement = f
         .take("Placement")
         .map(|p| {
@@ -65,6 +79,7 @@ pub fn launch_template_data(raw: &str) -> Result<LaunchTemplateData, ParseError>
         user_data,
         block_device_mappings,
         key_name: f.string("KeyName")?.unwrap_or_default(),
+        iam_instance_profile,
         placement,
         security_group_ids: f.strings("SecurityGroupIds")?,
         instance_initiated_shutdown_behavior: f

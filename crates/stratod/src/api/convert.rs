@@ -101,6 +101,7 @@ pub fn template_data_in(d: &pb::LaunchTemplateData) -> TemplateData {
             })
             .collect(),
         key_name: d.key_name.clone(),
+        iam_instance_profile: d.iam_instance_profile.clone(),
         availability_zone: placement.availability_zone,
         group_name: placement.group_name,
         partition_number: placement.partition_number,
@@ -137,6 +138,7 @@ pub fn template_data(d: &TemplateData) -> pb::LaunchTemplateData {
             })
             .collect(),
         key_name: d.key_name.clone(),
+        iam_instance_profile: d.iam_instance_profile.clone(),
         placement,
         security_group_ids: d.security_group_ids.clone(),
         instance_initiated_shutdown_behavior: d.shutdown_behavior.clone(),

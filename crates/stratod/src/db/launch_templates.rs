@@ -68,6 +68,8 @@ pub struct TemplateData {
     pub disable_api_termination: Option<bool>,
     /// Instance tags.
     pub tags: Vec<Tag>,
+    /// Instance profile, by name or ARN (checked at launch, as EC2 does).
+    pub iam_instance_profile: String,
 }
 
 /// One version of a template.

@@ -133,6 +133,7 @@ pub fn overlay(base: &TemplateData, top: &TemplateData) -> TemplateData {
             top.mappings.clone()
         },
         key_name: s(&top.key_name, &base.key_name),
+        iam_instance_profile: s(&top.iam_instance_profile, &base.iam_instance_profile),
         availability_zone,
         group_name,
         partition_number,
@@ -160,6 +161,7 @@ pub fn fill(mut req: RunRequest, t: &Template, v: &Version) -> RunRequest {
     take(&mut req.image_id, &d.image_id);
     take(&mut req.instance_type, &d.instance_type);
     take(&mut req.key_name, &d.key_name);
+    take(&mut req.iam_instance_profile, &d.iam_instance_profile);
     take(&mut req.shutdown_behavior, &d.shutdown_behavior);
     // A subnet names the AZ itself.
     if req.subnet_id.is_empty() {
@@ -520,6 +522,7 @@ mod tests {
             instance_type: "custom-1-64".into(),
             user_data: b"from template".to_vec(),
             key_name: "k".into(),
+            iam_instance_profile: "web".into(),
             availability_zone: "home-1b".into(),
             disable_api_termination: Some(true),
             tags: vec![
@@ -572,6 +575,7 @@ mod tests {
         assert_eq!(got.instance_type, "custom-1-64");
         assert_eq!(got.user_data, b"from template");
         assert_eq!(got.availability_zone, "home-1b");
+        assert_eq!(got.iam_instance_profile, "web");
         assert_eq!(got.disable_api_termination, Some(true));
         assert_eq!(got.mappings.len(), 1);
         assert_eq!(got.mappings[0].delete_on_termination, Some(true));
@@ -593,7 +597,15 @@ mod tests {
             }],
             ..Default::default()
         };
-        let got = fill(explicit, &t, &v);
+        let got = fill(
+            RunRequest {
+                iam_instance_profile: "ops".into(),
+                ..explicit
+            },
+            &t,
+            &v,
+        );
+        assert_eq!(got.iam_instance_profile, "ops");
         assert_eq!(got.instance_type, "t3.micro");
         assert_eq!(got.image_id, "ami-0000000000000000a");
         // A subnet picks the AZ, so the template's AZ does not apply.

@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 const SUPPORTED: &[&str] = &[
     "BlockDeviceMappings",
     "DisableApiTermination",
+    "IamInstanceProfile",
     "ImageId",
     "InstanceInitiatedShutdownBehavior",
     "InstanceType",
@@ -83,6 +84,14 @@ pub(super) fn data_in(d: Option<&Value>) -> ApiResult<TemplateData> {
             })
             .collect(),
         key_name: d.str("KeyName").to_string(),
+        iam_instance_profile: match d.get("IamInstanceProfile") {
+            Some(p) => match (p.opt_str("Arn"), p.opt_str("Name")) {
+                (Some(arn), _) if !arn.is_empty() => arn.to_string(),
+                (_, Some(name)) => name.to_string(),
+                _ => String::new(),
+            },
+            None => String::new(),
+        },
         availability_zone: placement.str("AvailabilityZone").to_string(),
         group_name: placement.str("GroupName").to_string(),
         partition_number: i32::try_from(placement.int("PartitionNumber").unwrap_or(0))
@@ -170,6 +179,16 @@ fn data(d: &TemplateData) -> Value {
             }))),
         ),
         ("KeyName", nonempty(&d.key_name)),
+        (
+            "IamInstanceProfile",
+            if d.iam_instance_profile.is_empty() {
+                Value::Null
+            } else if d.iam_instance_profile.starts_with("arn:") {
+                Value::obj([("Arn", d.iam_instance_profile.as_str().into())])
+            } else {
+                Value::obj([("Name", d.iam_instance_profile.as_str().into())])
+            },
+        ),
         ("Placement", placement),
         (
             "SecurityGroupIds",
