@@ -191,6 +191,17 @@ fn boto3_on_an_instance_gets_role_credentials_and_may_call_only_what_its_role_al
         again["IamInstanceProfileAssociation"]["InstanceId"],
         id.as_str()
     );
+    // strato's own CLI (gRPC) sees the same association.
+    let mine = d.json(&[
+        "describe-iam-instance-profile-associations",
+        "--filters",
+        &format!("Name=instance-id,Values={id}"),
+    ]);
+    assert_eq!(
+        mine["IamInstanceProfileAssociations"][0]["AssociationId"],
+        again["IamInstanceProfileAssociation"]["AssociationId"],
+        "{mine}"
+    );
     let got2 = on_instance(&d, &h, CALLS, &[&id]);
     assert_eq!(got2["method"], "iam-role");
     assert_ne!(got2["key"], got["key"]);

@@ -169,6 +169,14 @@ pub enum Command {
     DescribeInstanceProfiles,
     /// Delete an instance profile.
     DeleteInstanceProfile(roles::DeleteInstanceProfile),
+    /// Give a running or stopped instance an instance profile.
+    AssociateIamInstanceProfile(roles::AssociateIamInstanceProfile),
+    /// Swap an instance's profile (the old role's credentials are revoked).
+    ReplaceIamInstanceProfileAssociation(roles::ReplaceIamInstanceProfileAssociation),
+    /// Take an instance's profile away (its credentials are revoked).
+    DisassociateIamInstanceProfile(roles::DisassociateIamInstanceProfile),
+    /// List which instances have which profiles.
+    DescribeIamInstanceProfileAssociations(roles::DescribeIamInstanceProfileAssociations),
 
     /// Create a VPC (a bridge of its own on the host).
     CreateVpc(vpc::CreateVpc),

@@ -97,6 +97,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::CreateInstanceProfile(a) => roles::create_instance_profile(&conn, a).await?,
         Command::DescribeInstanceProfiles => roles::describe_instance_profiles(&conn).await?,
         Command::DeleteInstanceProfile(a) => roles::delete_instance_profile(&conn, a).await?,
+        Command::AssociateIamInstanceProfile(a) => roles::associate(&conn, a).await?,
+        Command::ReplaceIamInstanceProfileAssociation(a) => roles::replace(&conn, a).await?,
+        Command::DisassociateIamInstanceProfile(a) => roles::disassociate(&conn, a).await?,
+        Command::DescribeIamInstanceProfileAssociations(a) => {
+            roles::describe_associations(&conn, a).await?
+        }
         Command::CreateVpc(a) => vpc::create_vpc(&conn, a).await?,
         Command::DescribeVpcs(a) => vpc::describe_vpcs(&conn, a).await?,
         Command::DeleteVpc(a) => vpc::delete_vpc(&conn, a).await?,

@@ -1,11 +1,17 @@
 //! Instance roles and instance profiles.
 
 use strato_proto::v1::{
-    CreateInstanceProfileRequest, CreateRoleRequest, DeleteInstanceProfileRequest,
-    DeleteRoleRequest, DescribeInstanceProfilesRequest, DescribeRolesRequest,
+    AssociateIamInstanceProfileRequest, CreateInstanceProfileRequest, CreateRoleRequest,
+    DeleteInstanceProfileRequest, DeleteRoleRequest, DescribeIamInstanceProfileAssociationsRequest,
+    DescribeInstanceProfilesRequest, DescribeRolesRequest, DisassociateIamInstanceProfileRequest,
+    ReplaceIamInstanceProfileAssociationRequest,
 };
 
-use crate::args::roles::{CreateInstanceProfile, CreateRole, DeleteInstanceProfile, DeleteRole};
+use crate::args::roles::{
+    profile_spec, AssociateIamInstanceProfile, CreateInstanceProfile, CreateRole,
+    DeleteInstanceProfile, DeleteRole, DescribeIamInstanceProfileAssociations,
+    DisassociateIamInstanceProfile, ReplaceIamInstanceProfileAssociation,
+};
 use crate::conn::Conn;
 use crate::error::CliError;
 use crate::output::{ControlView, View};
@@ -92,4 +98,74 @@ pub async fn delete_instance_profile(
         .await
         .map_err(conn.error("DeleteInstanceProfile"))?;
     Ok(View::Control(ControlView::Nothing))
+}
+
+/// `associate-iam-instance-profile`
+pub async fn associate(conn: &Conn, a: AssociateIamInstanceProfile) -> Result<View, CliError> {
+    let request = AssociateIamInstanceProfileRequest {
+        instance_id: a.instance_id,
+        iam_instance_profile: profile_spec(&a.iam_instance_profile),
+    };
+    let response = conn
+        .roles()
+        .associate_iam_instance_profile(request)
+        .await
+        .map_err(conn.error("AssociateIamInstanceProfile"))?;
+    Ok(View::Control(ControlView::Association(
+        response.into_inner().association,
+    )))
+}
+
+/// `replace-iam-instance-profile-association`
+pub async fn replace(
+    conn: &Conn,
+    a: ReplaceIamInstanceProfileAssociation,
+) -> Result<View, CliError> {
+    let request = ReplaceIamInstanceProfileAssociationRequest {
+        association_id: a.association_id,
+        iam_instance_profile: profile_spec(&a.iam_instance_profile),
+    };
+    let response = conn
+        .roles()
+        .replace_iam_instance_profile_association(request)
+        .await
+        .map_err(conn.error("ReplaceIamInstanceProfileAssociation"))?;
+    Ok(View::Control(ControlView::Association(
+        response.into_inner().association,
+    )))
+}
+
+/// `disassociate-iam-instance-profile`
+pub async fn disassociate(
+    conn: &Conn,
+    a: DisassociateIamInstanceProfile,
+) -> Result<View, CliError> {
+    let response = conn
+        .roles()
+        .disassociate_iam_instance_profile(DisassociateIamInstanceProfileRequest {
+            association_id: a.association_id,
+        })
+        .await
+        .map_err(conn.error("DisassociateIamInstanceProfile"))?;
+    Ok(View::Control(ControlView::Association(
+        response.into_inner().association,
+    )))
+}
+
+/// `describe-iam-instance-profile-associations`
+pub async fn describe_associations(
+    conn: &Conn,
+    a: DescribeIamInstanceProfileAssociations,
+) -> Result<View, CliError> {
+    let response = conn
+        .roles()
+        .describe_iam_instance_profile_associations(DescribeIamInstanceProfileAssociationsRequest {
+            association_ids: a.association_ids,
+            filters: crate::parse::flatten(a.filters),
+        })
+        .await
+        .map_err(conn.error("DescribeIamInstanceProfileAssociations"))?;
+    Ok(View::Control(ControlView::Associations(
+        response.into_inner().associations,
+    )))
 }

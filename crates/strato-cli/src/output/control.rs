@@ -5,13 +5,38 @@ use base64::Engine;
 use serde_json::{json, Value};
 use strato_proto::v1::{
     AccessKeyInfo, AvailabilityZone, CreateAccessKeyResponse, CreateKeyPairResponse,
-    DeleteKeyPairResponse, ImportKeyPairResponse, InstanceMetadataOptions, InstanceProfileInfo,
-    KeyPairInfo, LaunchTemplate, LaunchTemplateData, LaunchTemplateVersion,
-    ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region, RoleInfo, TagDescription,
+    DeleteKeyPairResponse, IamInstanceProfileAssociation, ImportKeyPairResponse,
+    InstanceMetadataOptions, InstanceProfileInfo, KeyPairInfo, LaunchTemplate, LaunchTemplateData,
+    LaunchTemplateVersion, ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region, RoleInfo,
+    TagDescription,
 };
 
 use super::json::{block_device_mapping, tags, text, time};
 use super::table::{self, Table};
+
+/// An association as the aws CLI prints it.
+fn association_json(a: &IamInstanceProfileAssociation) -> Value {
+    json!({
+        "AssociationId": a.association_id,
+        "InstanceId": a.instance_id,
+        "IamInstanceProfile": {"Arn": a.instance_profile_arn, "Id": a.instance_profile_id},
+        "State": a.state,
+        "Timestamp": time(a.timestamp_unix),
+    })
+}
+
+fn association_table<'a>(list: impl Iterator<Item = &'a IamInstanceProfileAssociation>) -> String {
+    let mut t = Table::new(&["ASSOCIATION", "INSTANCE", "STATE", "PROFILE"]);
+    for a in list {
+        t.row(vec![
+            a.association_id.clone(),
+            a.instance_id.clone(),
+            a.state.clone(),
+            a.instance_profile_arn.clone(),
+        ]);
+    }
+    t.render()
+}
 
 /// A result of one of these commands.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +79,10 @@ pub enum ControlView {
     Roles(Vec<RoleInfo>),
     /// create-instance-profile, describe-instance-profiles
     InstanceProfiles(Vec<InstanceProfileInfo>),
+    /// associate-, replace- and disassociate-iam-instance-profile
+    Association(Option<IamInstanceProfileAssociation>),
+    /// describe-iam-instance-profile-associations
+    Associations(Vec<IamInstanceProfileAssociation>),
     /// A command that answers nothing (delete-access-key).
     Nothing,
 }
@@ -130,6 +159,13 @@ pub fn json(view: &ControlView) -> Value {
                 "Roles": [{"RoleName": p.role_name}],
                 "CreateDate": time(p.create_time_unix),
             })).collect::<Vec<_>>(),
+        }),
+        ControlView::Association(a) => json!({
+            "IamInstanceProfileAssociation": a.as_ref().map(association_json),
+        }),
+        ControlView::Associations(list) => json!({
+            "IamInstanceProfileAssociations":
+                list.iter().map(association_json).collect::<Vec<_>>(),
         }),
         ControlView::Nothing => json!({}),
         ControlView::Tags(list) => json!({
@@ -311,6 +347,8 @@ pub fn table(view: &ControlView) -> String {
             }
             t.render()
         }
+        ControlView::Association(a) => association_table(a.iter()),
+        ControlView::Associations(list) => association_table(list.iter()),
         ControlView::InstanceProfiles(list) => {
             let mut t = Table::new(&["INSTANCE PROFILE", "ROLE", "ARN"]);
             for p in list {

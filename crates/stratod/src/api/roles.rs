@@ -5,7 +5,25 @@ use strato_proto::v1::roles_server::Roles;
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use crate::cloud::identity::associations::AssociationInfo;
 use crate::db::roles::{InstanceProfile, Role};
+
+fn association(a: AssociationInfo) -> pb::IamInstanceProfileAssociation {
+    pb::IamInstanceProfileAssociation {
+        association_id: a.id,
+        instance_id: a.instance_id,
+        instance_profile_arn: a.profile_arn,
+        instance_profile_id: a.profile_id,
+        state: a.state.to_string(),
+        timestamp_unix: a.created,
+    }
+}
+
+fn association_response(a: AssociationInfo) -> pb::IamInstanceProfileAssociationResponse {
+    pb::IamInstanceProfileAssociationResponse {
+        association: Some(association(a)),
+    }
+}
 
 fn role_info(r: Role) -> pb::RoleInfo {
     pb::RoleInfo {
@@ -98,5 +116,63 @@ impl Roles for Api {
                 .delete_instance_profile(account, &r.instance_profile_name)
                 .map(|()| pb::DeleteInstanceProfileResponse {})
         })
+    }
+
+    async fn associate_iam_instance_profile(
+        &self,
+        req: Request<pb::AssociateIamInstanceProfileRequest>,
+    ) -> Result<Response<pb::IamInstanceProfileAssociationResponse>, Status> {
+        self.handle("AssociateIamInstanceProfile", req, |account, r| {
+            self.cloud
+                .associate_iam_instance_profile(account, &r.instance_id, &r.iam_instance_profile)
+                .map(association_response)
+        })
+    }
+
+    async fn replace_iam_instance_profile_association(
+        &self,
+        req: Request<pb::ReplaceIamInstanceProfileAssociationRequest>,
+    ) -> Result<Response<pb::IamInstanceProfileAssociationResponse>, Status> {
+        self.handle("ReplaceIamInstanceProfileAssociation", req, |account, r| {
+            self.cloud
+                .replace_iam_instance_profile_association(
+                    account,
+                    &r.association_id,
+                    &r.iam_instance_profile,
+                )
+                .map(association_response)
+        })
+    }
+
+    async fn disassociate_iam_instance_profile(
+        &self,
+        req: Request<pb::DisassociateIamInstanceProfileRequest>,
+    ) -> Result<Response<pb::IamInstanceProfileAssociationResponse>, Status> {
+        self.handle("DisassociateIamInstanceProfile", req, |account, r| {
+            self.cloud
+                .disassociate_iam_instance_profile(account, &r.association_id)
+                .map(association_response)
+        })
+    }
+
+    async fn describe_iam_instance_profile_associations(
+        &self,
+        req: Request<pb::DescribeIamInstanceProfileAssociationsRequest>,
+    ) -> Result<Response<pb::DescribeIamInstanceProfileAssociationsResponse>, Status> {
+        self.handle(
+            "DescribeIamInstanceProfileAssociations",
+            req,
+            |account, r| {
+                self.cloud
+                    .describe_iam_instance_profile_associations(
+                        account,
+                        &r.association_ids,
+                        &super::convert::filters(&r.filters),
+                    )
+                    .map(|list| pb::DescribeIamInstanceProfileAssociationsResponse {
+                        associations: list.into_iter().map(association).collect(),
+                    })
+            },
+        )
     }
 }
