@@ -302,12 +302,15 @@ impl Cloud {
             .db
             .insert_vpc_ipv6_block(&v.id, &assoc, &pool_name, choose)?
         {
-            BlockInsert::Done(cidr) => Ok(VpcIpv6Block {
-                association_id: assoc,
-                vpc_id: v.id,
-                cidr,
-                pool: pool_name,
-            }),
+            BlockInsert::Done(cidr) => {
+                self.default_groups_gain_ipv6_egress(&v.id)?;
+                Ok(VpcIpv6Block {
+                    association_id: assoc,
+                    vpc_id: v.id,
+                    cidr,
+                    pool: pool_name,
+                })
+            }
             BlockInsert::HasOne => Err(ApiError::new(
                 ErrorCode::CidrLimitExceeded,
                 format!(
@@ -790,7 +793,23 @@ mod tests {
             ..Default::default()
         };
         let code = |r: ApiResult<VpcIpv6Block>| r.unwrap_err().code;
+        // Groups made before the block: the default one gains ::/0 egress, others do not.
+        let default = cloud.default_group(me, va).unwrap();
+        let own = cloud
+            .create_security_group(me, "own", "mine", va, vec![])
+            .unwrap();
+        let egress6 = |g: &str| {
+            cloud
+                .db
+                .security_group_rules(g)
+                .unwrap()
+                .iter()
+                .filter(|r| r.egress && r.cidr == "::/0")
+                .count()
+        };
+        assert_eq!((egress6(&default.id), egress6(&own.id)), (0, 0));
         let a = cloud.associate_vpc_cidr_block(me, &amazon(va)).unwrap();
+        assert_eq!((egress6(&default.id), egress6(&own.id)), (1, 0));
         assert_eq!(a.cidr, "2001:db8:a::/56");
         assert_eq!(a.pool, AMAZON_POOL);
         assert!(a.association_id.starts_with("vpc-cidr-assoc-"));

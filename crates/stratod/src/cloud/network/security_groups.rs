@@ -264,6 +264,20 @@ impl Cloud {
             .ok_or_else(|| ApiError::internal("The default security group vanished."))
     }
 
+    /// What EC2 does when a VPC gets an IPv6 block: its default groups (one per account)
+    /// gain `::/0` egress beside `0.0.0.0/0`; other groups keep their rules. No interface
+    /// has an IPv6 address before a subnet gets its block, which applies the firewall.
+    pub fn default_groups_gain_ipv6_egress(&self, vpc_id: &str) -> ApiResult<()> {
+        for g in self.db.security_groups(None)? {
+            if g.vpc_id == vpc_id && g.name == DEFAULT_NAME {
+                // A group that has it already (Duplicate) or is full (Limit) stays as it is.
+                self.db
+                    .insert_security_group_rules(&g.id, &[all_traffic6()], MAX_RULES)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes the default groups of every VPC the account sees.
     fn ensure_default_groups(&self, account: &str) -> ApiResult<()> {
         for v in self.db.vpcs()? {
