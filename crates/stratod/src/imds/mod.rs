@@ -497,26 +497,7 @@ async fn listen(bridge: &str) -> Result<TcpListener, ListenError> {
             bridge: bridge.to_string(),
             why,
         })?;
-    let sock_err = |source| ListenError::Socket {
-        bridge: bridge.to_string(),
-        source,
-    };
-    let sock = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(sock_err)?;
-    sock.set_reuse_address(true).map_err(sock_err)?;
-    // Every bridge has a listener on the same address and port; the device binding keeps
-    // them apart and tells each which bridge its callers are on.
-    sock.bind_device(Some(bridge.as_bytes()))
-        .map_err(sock_err)?;
-    sock.bind(&SocketAddrV4::new(ADDRESS, PORT).into())
-        .map_err(sock_err)?;
-    sock.listen(128).map_err(sock_err)?;
-    sock.set_nonblocking(true).map_err(sock_err)?;
-    TcpListener::from_std(sock.into()).map_err(sock_err)
+    bound(bridge, SocketAddr::V4(SocketAddrV4::new(ADDRESS, PORT)))
 }
 
 /// Puts the service's IPv6 address on `bridge` and listens there.
@@ -531,22 +512,33 @@ async fn listen6(bridge: &str) -> Result<TcpListener, ListenError> {
         bridge: bridge.to_string(),
         why,
     })?;
+    bound(
+        bridge,
+        SocketAddr::V6(SocketAddrV6::new(ADDRESS6, PORT, 0, 0)),
+    )
+}
+
+/// A listener on `addr` bound to `bridge`'s device. Every bridge has a listener on the same
+/// address and port; the device binding keeps them apart and tells each which bridge its
+/// callers are on.
+fn bound(bridge: &str, addr: SocketAddr) -> Result<TcpListener, ListenError> {
     let sock_err = |source| ListenError::Socket {
         bridge: bridge.to_string(),
         source,
     };
     let sock = socket2::Socket::new(
-        socket2::Domain::IPV6,
+        socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         Some(socket2::Protocol::TCP),
     )
     .map_err(sock_err)?;
-    sock.set_only_v6(true).map_err(sock_err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true).map_err(sock_err)?;
+    }
     sock.set_reuse_address(true).map_err(sock_err)?;
     sock.bind_device(Some(bridge.as_bytes()))
         .map_err(sock_err)?;
-    sock.bind(&SocketAddrV6::new(ADDRESS6, PORT, 0, 0).into())
-        .map_err(sock_err)?;
+    sock.bind(&addr.into()).map_err(sock_err)?;
     sock.listen(128).map_err(sock_err)?;
     sock.set_nonblocking(true).map_err(sock_err)?;
     TcpListener::from_std(sock.into()).map_err(sock_err)
