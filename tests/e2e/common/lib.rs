@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub mod invariants;
 pub mod query;
+pub mod underlay;
 
 /// The repository root.
 pub fn root() -> PathBuf {
