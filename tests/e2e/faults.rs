@@ -47,9 +47,20 @@ struct Call {
     code: Option<i32>,
     out: Value,
     err: String,
+    /// The CLI arguments.
+    args: Vec<String>,
 }
 
 impl Call {
+    /// The value of the CLI option `name` ("" without it).
+    fn arg(&self, name: &str) -> &str {
+        self.args
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.args.get(i + 1))
+            .map_or("", String::as_str)
+    }
+
     fn ok(&self) -> bool {
         self.code == Some(0)
     }
@@ -67,10 +78,11 @@ impl Call {
     }
 }
 
-fn finish(what: &'static str, id: &str, out: Output) -> Call {
+fn finish(what: &'static str, id: &str, args: Vec<String>, out: Output) -> Call {
     Call {
         what,
         id: id.to_string(),
+        args,
         code: out.status.code(),
         out: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
         err: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -96,7 +108,7 @@ fn spawn_cli(
             .args(&args)
             .output()
             .unwrap();
-        finish(what, &id, out)
+        finish(what, &id, args, out)
     })
 }
 
@@ -119,7 +131,12 @@ fn seed() -> u64 {
 }
 
 /// Checks what the client saw against the records after the restart.
-fn check_calls(calls: &[Call], r: &Records, client_tokens: &BTreeMap<String, Vec<String>>) {
+fn check_calls(
+    db: &Path,
+    calls: &[Call],
+    r: &Records,
+    client_tokens: &BTreeMap<String, Vec<String>>,
+) {
     for c in calls {
         match (c.what, c.ok()) {
             ("run-instances", true) => {
@@ -142,9 +159,33 @@ fn check_calls(calls: &[Call], r: &Records, client_tokens: &BTreeMap<String, Vec
                 let id = c.out["VolumeId"].as_str().unwrap();
                 assert!(r.volumes.contains_key(id), "{id} is gone: {c:?}");
             }
+            ("create-volume", false) if c.refused() => {
+                let left = tagged(db, "volumes", &c.id);
+                assert!(
+                    left.is_empty(),
+                    "a refused create-volume left {left:?}: {c:?}"
+                );
+            }
             ("attach-volume", true) => {
                 let (_, inst) = r.volumes.get(&c.id).expect("attached volume is gone");
                 assert!(!inst.is_empty(), "{} attached, now detached: {c:?}", c.id);
+                assert_eq!(
+                    device_of(db, &c.id),
+                    c.out["Device"].as_str().unwrap_or(""),
+                    "{} is not where the attach the client saw put it: {c:?}",
+                    c.id
+                );
+            }
+            ("attach-volume", false) if c.refused() => {
+                // The racing twin of this call may have attached the volume, but never at
+                // the device this call asked for.
+                let asked = c.arg("--device");
+                assert_ne!(
+                    device_of(db, &c.id),
+                    asked,
+                    "a refused attach left {} at {asked}: {c:?}",
+                    c.id
+                );
             }
             ("detach-volume", true) => {
                 let (_, inst) = r.volumes.get(&c.id).expect("detached volume is gone");
@@ -154,9 +195,39 @@ fn check_calls(calls: &[Call], r: &Records, client_tokens: &BTreeMap<String, Vec
                 let id = c.out["SnapshotId"].as_str().unwrap();
                 assert!(r.snapshots.contains_key(id), "{id} is gone: {c:?}");
             }
+            ("create-snapshot", false) if c.refused() => {
+                let left = invariants::query(
+                    db,
+                    &format!("SELECT id FROM snapshots WHERE description = '{}'", c.id),
+                );
+                assert!(
+                    left.is_empty(),
+                    "a refused create-snapshot left {left:?}: {c:?}"
+                );
+            }
             ("create-image", true) => {
                 let id = c.out["ImageId"].as_str().unwrap();
                 assert!(r.images.contains_key(id), "{id} is gone: {c:?}");
+                assert_eq!(
+                    images_named(db, &c.id),
+                    vec![id.to_string()],
+                    "the image the client saw made is not the only one named {}: {c:?}",
+                    c.id
+                );
+            }
+            ("create-image", false) if c.refused() => {
+                // Its twin (same name) may have made the one image of that name; this call
+                // made none, so there is at most one, and only if the twin was not refused.
+                let named = images_named(db, &c.id);
+                let twin_refused = calls
+                    .iter()
+                    .filter(|o| o.what == "create-image" && o.id == c.id)
+                    .all(Call::refused);
+                assert!(
+                    named.len() <= 1 && (!twin_refused || named.is_empty()),
+                    "refused create-image left {named:?} named {}: {c:?}",
+                    c.id
+                );
             }
             ("terminate-instances", true) => {
                 for id in c.id.split(' ') {
@@ -170,6 +241,36 @@ fn check_calls(calls: &[Call], r: &Records, client_tokens: &BTreeMap<String, Vec
             _ => {}
         }
     }
+}
+
+/// Resources of `table` carrying the tag `storm=<value>`.
+fn tagged(db: &Path, table: &str, value: &str) -> Vec<Value> {
+    invariants::query(
+        db,
+        &format!(
+            "SELECT id FROM {table} WHERE EXISTS (SELECT 1 FROM json_each({table}.tags) \
+             WHERE json_extract(value, '$.Key') = 'storm' AND json_extract(value, '$.Value') = '{value}')"
+        ),
+    )
+}
+
+/// The device a volume is attached at ("" when it is not attached).
+fn device_of(db: &Path, volume: &str) -> String {
+    invariants::query(
+        db,
+        &format!("SELECT device FROM volumes WHERE id = '{volume}' AND instance_id IS NOT NULL"),
+    )
+    .first()
+    .and_then(|row| row["device"].as_str().map(str::to_string))
+    .unwrap_or_default()
+}
+
+/// The IDs of the images named `name`.
+fn images_named(db: &Path, name: &str) -> Vec<String> {
+    invariants::query(db, &format!("SELECT id FROM images WHERE name = '{name}'"))
+        .iter()
+        .filter_map(|row| row["id"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Instances by the client token they were launched with.
@@ -259,46 +360,86 @@ fn kill9_storm_keeps_the_invariants() {
                 strs(&["detach-volume", "--volume-id", v]),
             ));
         } else if r.volumes.get(&spare).map(|(st, _)| st.as_str()) == Some("available") {
-            jobs.push(spawn_cli(
-                &sock,
-                "attach-volume",
-                &spare,
-                strs(&[
+            // Two attaches of one volume race: at most one may win, and the loser must
+            // leave no trace of its device.
+            for device in ["/dev/vdb", "/dev/vdc"] {
+                jobs.push(spawn_cli(
+                    &sock,
                     "attach-volume",
-                    "--volume-id",
                     &spare,
-                    "--instance-id",
-                    &base,
-                    "--device",
-                    "/dev/vdb",
-                ]),
-            ));
+                    strs(&[
+                        "attach-volume",
+                        "--volume-id",
+                        &spare,
+                        "--instance-id",
+                        &base,
+                        "--device",
+                        device,
+                    ]),
+                ));
+            }
         }
+        // Calls that fail (an EC2 error the client sees) must leave nothing behind: each
+        // one carries a mark (a tag, a description, a name) the check looks for.
+        let mark = format!("storm-{seed}-{round}");
         jobs.push(spawn_cli(
             &sock,
             "create-volume",
-            "",
-            strs(&["create-volume", "--size", "1", "--availability-zone", AZ]),
+            &mark,
+            strs(&[
+                "create-volume",
+                "--size",
+                "1",
+                "--availability-zone",
+                AZ,
+                "--tag-specifications",
+                &format!("ResourceType=volume,Tags=[{{Key=storm,Value={mark}}}]"),
+            ]),
+        ));
+        // A volume in a zone the region lacks: always refused.
+        jobs.push(spawn_cli(
+            &sock,
+            "create-volume",
+            &format!("{mark}-badzone"),
+            strs(&[
+                "create-volume",
+                "--size",
+                "1",
+                "--availability-zone",
+                "nowhere-1z",
+                "--tag-specifications",
+                &format!("ResourceType=volume,Tags=[{{Key=storm,Value={mark}-badzone}}]"),
+            ]),
         ));
         jobs.push(spawn_cli(
             &sock,
             "create-snapshot",
-            &spare,
-            strs(&["create-snapshot", "--volume-id", &spare]),
-        ));
-        jobs.push(spawn_cli(
-            &sock,
-            "create-image",
-            &base,
+            &mark,
             strs(&[
-                "create-image",
-                "--instance-id",
-                &base,
-                "--name",
-                &format!("storm-{round}"),
-                "--no-reboot",
+                "create-snapshot",
+                "--volume-id",
+                &spare,
+                "--description",
+                &mark,
             ]),
         ));
+        // Two images of one name race: one may be made, the other is refused as a
+        // duplicate and makes nothing.
+        for _ in 0..2 {
+            jobs.push(spawn_cli(
+                &sock,
+                "create-image",
+                &mark,
+                strs(&[
+                    "create-image",
+                    "--instance-id",
+                    &base,
+                    "--name",
+                    &mark,
+                    "--no-reboot",
+                ]),
+            ));
+        }
         if !victims.is_empty() {
             let mut args = strs(&["terminate-instances", "--instance-ids"]);
             args.extend(victims.iter().cloned());
@@ -325,7 +466,12 @@ fn kill9_storm_keeps_the_invariants() {
         let records = invariants::settle(&d, Duration::from_secs(60));
         let context = format!("seed {seed}, round {round}, killed after {delay} ms");
         invariants::assert_hold(&d, &context);
-        check_calls(&calls, &records, &by_client_token(&d));
+        check_calls(
+            &d.data().join("strato.db"),
+            &calls,
+            &records,
+            &by_client_token(&d),
+        );
         // The guest every round images and snapshots runs on (not left paused mid-copy).
         d.wait_status(&base, ("ok", "*"), T);
 
