@@ -318,3 +318,29 @@ pub(crate) fn test_cloud_with(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir
     cloud.firewall.disable();
     (dir, cloud)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_an_internal_error_that_says_so() {
+        let e = host_io(
+            "cannot write the volume",
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        );
+        assert_eq!(e.code, ErrorCode::InternalError);
+        assert!(
+            e.message
+                .contains("the disk of the host's data directory is full"),
+            "{}",
+            e.message
+        );
+        let other = host_io(
+            "cannot write the volume",
+            std::io::Error::from_raw_os_error(libc::EIO),
+        );
+        assert_eq!(other.code, ErrorCode::InternalError);
+        assert!(!other.message.contains("full"), "{}", other.message);
+    }
+}
