@@ -249,8 +249,8 @@ pub struct Reach {
 pub enum Lookup {
     /// Still booting: `running` is recorded once its monitor answers.
     Pending,
-    /// Running.
-    Running(Target),
+    /// Running (boxed: a target is large beside the other variants).
+    Running(Box<Target>),
     /// Neither (stopping, stopped, gone): its first checks end.
     Gone,
 }
@@ -510,7 +510,7 @@ impl Prober {
                 return;
             }
             let t = match self.targets.target(&id) {
-                Lookup::Running(t) if t.process == Some(process) => t,
+                Lookup::Running(t) if t.process == Some(process) => *t,
                 // The boot records `running` once the monitor answers.
                 Lookup::Pending => continue,
                 _ => return,
@@ -683,7 +683,7 @@ mod tests {
             self.running()
                 .into_iter()
                 .find(|t| t.id == id)
-                .map_or(Lookup::Gone, Lookup::Running)
+                .map_or(Lookup::Gone, |t| Lookup::Running(Box::new(t)))
         }
     }
 

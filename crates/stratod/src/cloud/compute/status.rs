@@ -69,7 +69,9 @@ impl Cloud {
 impl ProbeTargets for Cloud {
     fn target(&self, id: &str) -> Lookup {
         match self.db.instance(id) {
-            Ok(Some(i)) if i.state == State::Running => Lookup::Running(self.probe_target(&i)),
+            Ok(Some(i)) if i.state == State::Running => {
+                Lookup::Running(Box::new(self.probe_target(&i)))
+            }
             Ok(Some(i)) if i.state == State::Pending => Lookup::Pending,
             _ => Lookup::Gone,
         }
