@@ -204,8 +204,10 @@ mod tests {
             assert!(filter.contains("ip saddr != @overlay_peers"), "{filter}");
             assert!(filter.contains("ip daddr @underlay"), "{filter}");
             // An overlay with nothing in it yet (no VPC, no peer) is valid too.
-            let mut bare = Ruleset::default();
-            bare.overlay = Some(firewall::Overlay::default());
+            let bare = Ruleset {
+                overlay: Some(firewall::Overlay::default()),
+                ..Ruleset::default()
+            };
             apply(&firewall::render(&bare).expect("render")).expect("empty overlay");
 
             // A bad script changes nothing and says why.
