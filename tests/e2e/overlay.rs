@@ -124,7 +124,7 @@ fn neighbour(host: &NsHost, addr: &str) -> String {
 #[test]
 fn a_vpc_across_two_hosts() {
     let ul = Underlay::new("ovl");
-    let a = ul.start_daemon(
+    let mut a = ul.start_daemon(
         "ovla",
         config("10.250.0.11", "10.250.0.12"),
         "10.250.0.11/24",
@@ -235,8 +235,15 @@ fn a_vpc_across_two_hosts() {
     ip(&["-n", &hb.ns, "link", "set", "eth0", "address", &mac_pa]);
     ip(&["-n", &ha.ns, "neigh", "flush", "all"]);
     assert!(!hb.ping("10.77.1.30", 2), "A's MAC from B");
+    // Both were A's guard at B's VXLAN port (its counters), not a broken link.
     let guard = ns_sh(&a.ns, "nft list table bridge strato_guard");
-    assert!(guard.contains("jump from_overlay"), "{guard}");
+    for rule in ["ether saddr @eni_macs", "arp saddr ip @eni_addrs"] {
+        let line = guard.lines().find(|l| l.contains(rule)).unwrap_or_default();
+        assert!(
+            line.contains("counter") && !line.contains("packets 0 "),
+            "{rule} was hit: {guard}"
+        );
+    }
     // As itself again it passes: the drops were the guard's.
     ip(&[
         "-n",
@@ -267,6 +274,43 @@ fn a_vpc_across_two_hosts() {
         !line.contains("packets 0 "),
         "the underlay drop was hit: {line}"
     );
+
+    // A host on the underlay that is no peer cannot put frames on the VPC: its VXLAN
+    // (the right VNI, to A's address) is dropped on A's input.
+    let rogue = NsHost {
+        ns: format!("se2e-ovlr-{}", std::process::id()),
+        port: String::new(),
+    };
+    ip(&["netns", "add", &rogue.ns]);
+    ul.plug(&rogue.ns, "ovlr", "10.250.0.99/24");
+    ns_sh(
+        &rogue.ns,
+        &format!(
+            "ip link add vx0 type vxlan id {VNI} dstport 4789 local 10.250.0.99 \
+             remote 10.250.0.11 nolearning && ip addr add 10.77.1.99/24 dev vx0 && \
+             ip link set vx0 up"
+        ),
+    );
+    assert!(!rogue.ping("10.77.1.30", 2), "VXLAN from a non-peer");
+    let filter = ns_sh(&a.ns, "nft list table inet strato_filter");
+    let line = filter
+        .lines()
+        .find(|l| l.contains("@overlay_peers"))
+        .unwrap_or_default();
+    assert!(
+        !line.contains("packets 0 "),
+        "the non-peer drop was hit: {line}"
+    );
+    drop(rogue);
+
+    // A restart keeps the VPC joined (the device is ensured again, after the firewall).
+    a.restart();
+    assert!(link(&a.ns, &format!("svx{}", &vpc_a[4..16])).is_some());
+    assert!(
+        pings_within(&ha, "10.77.1.40", 10),
+        "joined after a restart"
+    );
+    assert!(pings_within(&ha, &ip_b, 10), "B's probe after A's restart");
 
     // DeleteVpc takes the VXLAN device with the bridge.
     b.cli(&["terminate-instances", "--instance-ids", &pb]);
