@@ -174,6 +174,19 @@ impl Cloud {
         pinned.unwrap_or_else(|| derived_vni(&vpc.id))
     }
 
+    /// The MTU guests are told (DHCP option 26): the VXLAN device's when the host has an
+    /// overlay and that is below the usual 1500, else 1500. Every VPC gets a VXLAN device,
+    /// so every bridge has the smaller MTU.
+    pub fn overlay_guest_mtu(&self) -> u16 {
+        let plain = crate::dhcp::MTU;
+        match &self.overlay.cfg {
+            Some(c) => {
+                u16::try_from(vxlan::overlay_mtu(c.underlay_mtu)).map_or(plain, |m| m.min(plain))
+            }
+            None => plain,
+        }
+    }
+
     /// The firewall's overlay part (`None` when the host is alone).
     pub fn overlay_model(&self) -> ApiResult<Option<strato_net::firewall::Overlay>> {
         let Some(cfg) = &self.overlay.cfg else {
@@ -317,5 +330,69 @@ mod tests {
         assert!(
             serde_json::from_str::<OverlayFile>(r#"{"underlay": "10.0.0.1", "x": 1}"#).is_err()
         );
+    }
+
+    fn overlay_cloud(mtu: Option<u32>) -> (tempfile::TempDir, std::sync::Arc<Cloud>) {
+        crate::cloud::test_cloud_with(|c| {
+            c.overlay = Some(
+                OverlayFile {
+                    underlay: "10.250.0.11".into(),
+                    peers: Some(vec!["10.250.0.12".into()]),
+                    mtu,
+                    vnis: Some(BTreeMap::from([("10.77.0.0/16".into(), 4242)])),
+                }
+                .parse()
+                .unwrap(),
+            )
+        })
+    }
+
+    fn vpc(id: &str, cidr: &str) -> Vpc {
+        Vpc {
+            id: id.into(),
+            owner: String::new(),
+            cidr: cidr.into(),
+            is_default: false,
+            bridge: super::super::vpcs::bridge_name(id),
+            state: "available".into(),
+            tags: Vec::new(),
+            created: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_daemon_side() {
+        let (_d, alone) = crate::cloud::test_cloud();
+        assert_eq!(alone.overlay_guest_mtu(), 1500);
+        assert_eq!(alone.overlay_model().unwrap(), None);
+        let v = vpc("vpc-0123456789abcdef0", "10.77.0.0/16");
+        // No overlay: nothing to make, and no peers to set.
+        alone.overlay_ensure(&v).await.unwrap();
+        assert!(alone
+            .set_peers(vec![Ipv4Addr::new(10, 0, 0, 2)])
+            .await
+            .is_err());
+
+        let (_d, c) = overlay_cloud(None);
+        assert_eq!(c.overlay_guest_mtu(), 1450);
+        assert_eq!(c.overlay_vni(&v), 4242, "pinned by CIDR");
+        let other = vpc("vpc-0123456789abcdef0", "10.78.0.0/16");
+        assert_eq!(c.overlay_vni(&other), derived_vni(&other.id));
+        let m = c.overlay_model().unwrap().unwrap();
+        assert_eq!(m.underlay, [Ipv4Addr::new(10, 250, 0, 11)]);
+        assert_eq!(m.peers, [Ipv4Addr::new(10, 250, 0, 12)]);
+        assert_eq!(m.port, 4789);
+        // Membership changes the peers at runtime; this host's own address is left out.
+        let p = [Ipv4Addr::new(10, 250, 0, 13), Ipv4Addr::new(10, 250, 0, 11)];
+        c.set_peers(p.to_vec()).await.unwrap();
+        assert_eq!(c.overlay.peers(), [Ipv4Addr::new(10, 250, 0, 13)]);
+        assert_eq!(
+            c.overlay_model().unwrap().unwrap().peers,
+            [Ipv4Addr::new(10, 250, 0, 13)]
+        );
+
+        // A jumbo underlay keeps 1500 in the VPC.
+        let (_d, j) = overlay_cloud(Some(9000));
+        assert_eq!(j.overlay_guest_mtu(), 1500);
     }
 }
