@@ -133,6 +133,9 @@ pub struct FileConfig {
     pub tls: Option<TlsFile>,
     /// The web view.
     pub web: Option<WebFile>,
+    /// VPCs joined to other hosts' by VXLAN (provisional: the region's membership will
+    /// supply the peers).
+    pub overlay: Option<crate::cloud::network::overlay::OverlayFile>,
 }
 
 /// The `web` section of the config file.
@@ -368,6 +371,8 @@ pub struct Config {
     pub ipv6_pool: Option<crate::cloud::network::ipv6::Block>,
     /// TLS settings.
     pub tls: TlsConfig,
+    /// The VXLAN overlay between hosts; `None`: this host is alone.
+    pub overlay: Option<crate::cloud::network::overlay::OverlayConfig>,
 }
 
 /// Most racks a host may declare.
@@ -595,7 +600,12 @@ impl Config {
                 )));
             }
         }
+        let overlay = match f.overlay {
+            None => None,
+            Some(o) => Some(o.parse().map_err(ConfigError::Invalid)?),
+        };
         Ok(Config {
+            overlay,
             tls,
             ipv6_pool,
             ec2_api_listen,

@@ -76,6 +76,8 @@ pub struct Cloud {
     pub boots: crate::prober::BootEvents,
     /// The security group firewall's apply lock.
     pub firewall: network::firewall::Firewall,
+    /// The VXLAN overlay joining VPC bridges across hosts (its peers change at runtime).
+    pub overlay: network::overlay::Overlay,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// The IPv6 router services (advertisements, DHCPv6), one set per VPC bridge.
@@ -140,7 +142,9 @@ impl Cloud {
             },
             _ => None,
         };
+        let overlay = network::overlay::Overlay::new(cfg.overlay.clone());
         Ok(Arc::new_cyclic(|me| Cloud {
+            overlay,
             jail_mount_ns,
             jail_support,
             nat: network::applies::Applies::default(),

@@ -60,6 +60,9 @@ pub struct Binding {
     pub net: Ipv4Addr,
     /// The subnet's prefix length.
     pub prefix: u8,
+    /// The interface MTU for the client: [`MTU`], or less on a VPC joined to other hosts
+    /// by VXLAN (its bridge carries 50 bytes less than the underlay).
+    pub mtu: u16,
 }
 
 /// What a lease lookup may read: the binding of a MAC on a bridge. The domain implements
@@ -262,7 +265,7 @@ fn answer(book: &dyn LeaseBook, bridge: &str, pkt: &[u8]) -> Outcome {
         prefix: binding.prefix,
         gateway: Ipv4Addr::from(u32::from(binding.net) + 1),
         lease_secs: LEASE_SECS,
-        mtu: MTU,
+        mtu: binding.mtu,
     };
     match packet::decide(&req, &lease) {
         Some(reply) => {
@@ -302,6 +305,7 @@ mod tests {
                         ip: Ipv4Addr::new(10, 0, 2, 9),
                         net: Ipv4Addr::new(10, 0, 2, 0),
                         prefix: 28,
+                        mtu: MTU,
                     },
                 ),
             )
