@@ -133,6 +133,8 @@ pub struct FileConfig {
     pub tls: Option<TlsFile>,
     /// The web view.
     pub web: Option<WebFile>,
+    /// A region of several hosts (`crate::cluster::config`).
+    pub cluster: Option<crate::cluster::config::ClusterFile>,
 }
 
 /// The `web` section of the config file.
@@ -368,6 +370,8 @@ pub struct Config {
     pub ipv6_pool: Option<crate::cloud::network::ipv6::Block>,
     /// TLS settings.
     pub tls: TlsConfig,
+    /// The region of hosts this one belongs to; `None`: a region of one host.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 /// Most racks a host may declare.
@@ -595,7 +599,9 @@ impl Config {
                 )));
             }
         }
+        let cluster = f.cluster.map(|c| c.validate(&listen)).transpose()?;
         Ok(Config {
+            cluster,
             tls,
             ipv6_pool,
             ec2_api_listen,
