@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tags",
         "access_keys",
         "roles",
+        "hosts",
     ]
     .map(|f| root.join(format!("strato/v1/{f}.proto")));
     for f in &files {

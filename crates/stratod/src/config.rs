@@ -136,6 +136,8 @@ pub struct FileConfig {
     /// VPCs joined to other hosts' by VXLAN (provisional: the region's membership will
     /// supply the peers).
     pub overlay: Option<crate::cloud::network::overlay::OverlayFile>,
+    /// A region of several hosts (`crate::cluster::config`).
+    pub cluster: Option<crate::cluster::config::ClusterFile>,
 }
 
 /// The `web` section of the config file.
@@ -373,6 +375,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The VXLAN overlay between hosts; `None`: this host is alone.
     pub overlay: Option<crate::cloud::network::overlay::OverlayConfig>,
+    /// The region of hosts this one belongs to; `None`: a region of one host.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 /// Most racks a host may declare.
@@ -604,8 +608,10 @@ impl Config {
             None => None,
             Some(o) => Some(o.parse().map_err(ConfigError::Invalid)?),
         };
+        let cluster = f.cluster.map(|c| c.validate(&listen)).transpose()?;
         Ok(Config {
             overlay,
+            cluster,
             tls,
             ipv6_pool,
             ec2_api_listen,

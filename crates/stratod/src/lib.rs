@@ -6,6 +6,7 @@
 pub mod api;
 pub mod catalog;
 pub mod cloud;
+pub mod cluster;
 pub mod config;
 pub mod datadir;
 pub mod db;

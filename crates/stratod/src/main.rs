@@ -134,6 +134,11 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
     );
     tokio::spawn(Arc::new(prober).run(cloud.boots.take()));
     tokio::spawn(cloud.clone().run_reaper());
+    if let Some(region) = cloud.cluster.clone() {
+        tokio::spawn(region.clone().run_lease());
+        tokio::spawn(region.run_view());
+        tokio::spawn(stratod::cluster::reconcile::run(cloud.clone()));
+    }
     let imds = stratod::imds::Imds::new(cloud.clone(), cloud.metrics.clone());
     tokio::spawn(Arc::new(imds).run(cloud.network_changed.clone()));
     // The lab's history, sampled only when something shows it.
@@ -174,6 +179,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .await
         .map_err(|e| chain(&e))?;
     }
+    let leaving = cloud.cluster.clone();
     let shutdown = async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -186,6 +192,10 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         }
         tracing::info!("shutting down; VMs keep running");
         let _ = query_stop.send(true);
+        // Leave the region at once rather than a lease TTL later.
+        if let Some(region) = &leaving {
+            region.leave().await;
+        }
     };
     stratod::server::serve(cloud, tls.as_ref(), shutdown)
         .await

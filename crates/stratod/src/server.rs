@@ -11,6 +11,7 @@ use std::sync::Arc;
 use strato_proto::v1::access_keys_server::AccessKeysServer;
 use strato_proto::v1::addresses_server::AddressesServer;
 use strato_proto::v1::compute_server::ComputeServer;
+use strato_proto::v1::hosts_server::HostsServer;
 use strato_proto::v1::images_server::ImagesServer;
 use strato_proto::v1::key_pairs_server::KeyPairsServer;
 use strato_proto::v1::launch_templates_server::LaunchTemplatesServer;
@@ -86,6 +87,7 @@ async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, Serve
     reporter.set_serving::<TagsServer<Api>>().await;
     reporter.set_serving::<AccessKeysServer<Api>>().await;
     reporter.set_serving::<RolesServer<Api>>().await;
+    reporter.set_serving::<HostsServer<Api>>().await;
     // Reflection in both versions (grpcurl speaks v1, grpcio-reflection's client v1alpha),
     // each listing every service, the other version's too.
     let health_fds = health_descriptor()?;
@@ -124,7 +126,8 @@ async fn router(api: &Api, tls: Option<&ServerIdentity>) -> Result<Router, Serve
         .add_service(AddressesServer::new(api.clone()))
         .add_service(TagsServer::new(api.clone()))
         .add_service(AccessKeysServer::new(api.clone()))
-        .add_service(RolesServer::new(api.clone())))
+        .add_service(RolesServer::new(api.clone()))
+        .add_service(HostsServer::new(api.clone())))
 }
 
 /// Serves the API on every configured address until `shutdown` resolves; `tls` is what

@@ -21,7 +21,7 @@ use crate::cloud::paging::PageRequest;
 use crate::error::ApiResult;
 
 /// An instance as the API shows it.
-fn instance_message(v: InstanceView) -> pb::Instance {
+pub(super) fn instance_message(v: InstanceView) -> pb::Instance {
     let i = v.instance;
     let primary = v.network_interfaces.first().map(|e| &e.eni);
     pb::Instance {
@@ -37,6 +37,7 @@ fn instance_message(v: InstanceView) -> pb::Instance {
             partition_number: i.partition_number,
             group_id: i.placement_group.clone(),
             rack: i.rack.clone(),
+            host_id: v.host_id.clone(),
         }),
         private_ip_address: primary.map(|e| e.private_ip.clone()).unwrap_or_default(),
         public_ip_address: v.public_ip.unwrap_or_default(),
@@ -141,7 +142,19 @@ impl Compute for Api {
         &self,
         req: Request<pb::RunInstancesRequest>,
     ) -> Result<Response<pb::RunInstancesResponse>, Status> {
+        let from_host = self.is_region_host(&req);
         self.handle_async("RunInstances", req, |account, r| async move {
+            let original = r.clone();
+            let pinned = match &r.region_placement {
+                Some(_) if !from_host => {
+                    return Err(crate::error::ApiError::new(
+                        crate::error::ErrorCode::AuthFailure,
+                        "RegionPlacement is set only by the region's hosts.",
+                    ))
+                }
+                Some(p) => Some(super::hosts::pinned_in(p)?),
+                None => None,
+            };
             let placement = r.placement.unwrap_or_default();
             let md = r.metadata_options.unwrap_or_default();
             let metadata = MetadataChange::parse(
@@ -193,17 +206,16 @@ impl Compute for Api {
                 }),
                 metadata,
                 dry_run: false,
+                pinned,
             };
-            let (reservation, instances) = self.cloud.run_instances(&account, run).await?;
-            let instances = instances
-                .into_iter()
-                .map(|i| self.cloud.instance_view(i).map(instance_message))
-                .collect::<ApiResult<Vec<_>>>()?;
-            Ok(pb::RunInstancesResponse {
-                reservation_id: reservation,
-                owner_id: account,
-                instances,
-            })
+            // In a region of hosts a launch is placed (and its capacity reserved) across
+            // the hosts first, unless another host already did.
+            if run.pinned.is_none() {
+                if let Some(r) = self.run_in_region(&account, &run, &original).await? {
+                    return Ok(r);
+                }
+            }
+            self.launch_local(&account, run).await
         })
         .await
     }

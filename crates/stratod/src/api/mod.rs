@@ -16,6 +16,7 @@ pub mod access_keys;
 pub mod addresses;
 pub mod compute;
 pub mod convert;
+pub mod hosts;
 pub mod images;
 pub mod key_pairs;
 pub mod launch_templates;
@@ -69,6 +70,9 @@ impl Api {
                         "API tokens are not accepted over plaintext TCP except from loopback; use TLS (https://).",
                     ));
                 }
+            }
+            if let Some(account) = self.region_caller(req, token)? {
+                return Ok(account);
             }
             return self.cloud.account_for_token(token);
         }

@@ -86,6 +86,8 @@ pub struct Cloud {
     nat: network::applies::Applies,
     /// How CopyImage reaches other regions' daemons.
     regions: Box<dyn storage::source::RegionLink>,
+    /// This host's membership of a region of hosts (config `cluster`).
+    pub cluster: Option<Arc<crate::cluster::Region>>,
     /// This cloud, for tasks started from calls that only borrow it.
     me: Weak<Cloud>,
 }
@@ -143,8 +145,18 @@ impl Cloud {
             _ => None,
         };
         let overlay = network::overlay::Overlay::new(cfg.overlay.clone());
+        let cluster = cfg.cluster.clone().map(|c| {
+            // The other hosts' APIs are verified against the region's CA (`tls.ca_file`, or
+            // this host's own CA when the hosts share it).
+            let roots = crate::tls::peer_roots(&cfg).unwrap_or_else(|e| {
+                tracing::warn!(error = %crate::error::chain(&e), "no CA for the region's hosts");
+                Vec::new()
+            });
+            Arc::new(crate::cluster::Region::new(c, cfg.region.clone(), roots))
+        });
         Ok(Arc::new_cyclic(|me| Cloud {
             overlay,
+            cluster,
             jail_mount_ns,
             jail_support,
             nat: network::applies::Applies::default(),

@@ -79,6 +79,8 @@ pub struct InstanceView {
     pub network_interfaces: Vec<EniView>,
     /// Its instance profile's ARN and association ID.
     pub iam_instance_profile: Option<(String, String)>,
+    /// The region's host it runs on (this one; empty without a `cluster` config).
+    pub host_id: String,
 }
 
 /// One instance's status checks as DescribeInstanceStatus shows them.
@@ -158,6 +160,7 @@ impl Cloud {
         let network_interfaces = self.instance_eni_views(&i.id)?;
         let iam_instance_profile = self.instance_profile_of(&i.id)?;
         Ok(InstanceView {
+            host_id: self.host_id().to_string(),
             iam_instance_profile,
             instance: i,
             vpc_id,

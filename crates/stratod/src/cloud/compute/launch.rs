@@ -85,6 +85,19 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// IamInstanceProfile: a profile of the account, by name or ARN (empty: none).
     pub iam_instance_profile: String,
+    /// What the region's placement chose for this host (config `cluster`): set only for a
+    /// launch another host (or this one) placed and reserved in etcd.
+    pub pinned: Option<Pinned>,
+}
+
+/// A launch placed by the region: the instances' IDs, under which their capacity is
+/// reserved, and their racks and partitions (empty outside placement groups).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pinned {
+    /// Instance IDs, one per instance.
+    pub ids: Vec<String>,
+    /// Racks and partitions, one per instance (or none).
+    pub slots: Vec<Slot>,
 }
 
 /// A launch template named by a RunInstances.
@@ -382,8 +395,19 @@ impl Cloud {
         if public {
             count = self.public_ip_capacity(min, count)?;
         }
-        let slots: Vec<Slot> = match &group {
-            Some(g) => {
+        if let Some(p) = &req.pinned {
+            ids::check_all(Kind::Instance, &p.ids)?;
+            if p.ids.len() < min as usize {
+                return Err(ApiError::invalid(
+                    "The region placed fewer instances than MinCount asks for.",
+                ));
+            }
+            count = count.min(p.ids.len() as i32);
+        }
+        let slots: Vec<Slot> = match (&group, &req.pinned) {
+            (_, Some(p)) if !p.slots.is_empty() => p.slots.clone(),
+            (_, Some(_)) => Vec::new(),
+            (Some(g), None) => {
                 let slots = scheduler::place(
                     &crate::cloud::placement::groups::view(g),
                     &self.cfg.racks,
@@ -396,7 +420,7 @@ impl Cloud {
                 count = slots.len() as i32;
                 slots
             }
-            None => Vec::new(),
+            (None, None) => Vec::new(),
         };
 
         if req.dry_run {
@@ -409,7 +433,11 @@ impl Cloud {
         let now = now_s();
         let mut launched = Vec::new();
         for index in 0..count {
-            let id = ids::new_id(Kind::Instance);
+            let id = req
+                .pinned
+                .as_ref()
+                .and_then(|p| p.ids.get(index as usize).cloned())
+                .unwrap_or_else(|| ids::new_id(Kind::Instance));
             // The instance keeps its own link to the kernel, so that deregistering the AMI
             // does not strand it.
             let dir = self.instance_dir(&id);

@@ -3,5 +3,6 @@
 //! the scheduler that picks each instance's rack and partition.
 
 pub mod groups;
+pub mod hosts;
 pub mod regions;
 pub mod scheduler;

@@ -146,6 +146,7 @@ pub fn instance(v: InstanceView) -> Value {
                     },
                 ),
                 ("Tenancy", "default".into()),
+                ("HostId", nonempty(&v.host_id)),
             ]),
         ),
         ("PrivateIpAddress", nonempty(&private_ip)),
@@ -359,6 +360,8 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         // The domain runs every launch check, then answers DryRunOperation.
         dry_run: input.bool("DryRun") == Some(true),
         iam_instance_profile,
+        // The Query API places on the host it reaches (see docs/cluster.md).
+        pinned: None,
     };
     let (reservation, instances) = ctx.cloud.run_instances(ctx.account(), req).await?;
     let instances = instances

@@ -1,0 +1,376 @@
+//! A region of several hosts (config `cluster`). Each host's SQLite stays the truth for what
+//! runs on it; etcd holds what the hosts share: membership (`membership`), capacity
+//! reservations for placement (`placement`). Calls that must run on another host are
+//! forwarded to it over the hosts' TLS links (`forward`).
+//!
+//! What a host does when etcd is away: its VMs keep running and its own instances keep
+//! answering; region-wide changes (RunInstances, which must reserve capacity) are refused
+//! with `Unavailable` until etcd answers again. Nothing else waits on etcd.
+
+pub mod config;
+pub mod etcd;
+pub mod forward;
+pub mod membership;
+pub mod placement;
+pub mod reconcile;
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use self::config::ClusterConfig;
+use self::etcd::{Etcd, EtcdError};
+use self::membership::{HostRecord, HostView, HOSTS, MEMBERS};
+use self::placement::{Reservation, Snapshot, GROUPREV, HOSTREV, RESERVATIONS};
+use crate::error::{ApiError, ErrorCode};
+
+/// How long a host waits before trying etcd again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How often the view is rebuilt and lapsed hosts probed even without a watch event.
+const VIEW_TICK: Duration = Duration::from_secs(1);
+
+/// This host's membership of a region.
+pub struct Region {
+    /// The `cluster` config.
+    pub cfg: ClusterConfig,
+    /// The region's name.
+    pub region: String,
+    /// CA certificates (PEM) trusted for the other hosts' APIs.
+    pub roots: Vec<String>,
+    conn: tokio::sync::Mutex<Option<Etcd>>,
+    hosts: RwLock<BTreeMap<String, HostView>>,
+    lease: Mutex<Option<i64>>,
+    last_ok: Mutex<Option<Instant>>,
+    started_at: i64,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("host", &self.cfg.host)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Region {
+    /// A member-to-be of `region`.
+    pub fn new(cfg: ClusterConfig, region: String, roots: Vec<String>) -> Region {
+        Region {
+            cfg,
+            region,
+            roots,
+            conn: tokio::sync::Mutex::new(None),
+            hosts: RwLock::new(BTreeMap::new()),
+            lease: Mutex::new(None),
+            last_ok: Mutex::new(None),
+            started_at: crate::db::now_s(),
+        }
+    }
+
+    /// This host's name.
+    pub fn host(&self) -> &str {
+        &self.cfg.host
+    }
+
+    /// The connection, made if there is none.
+    async fn etcd(&self) -> Result<Etcd, EtcdError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(c) = conn.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Etcd::connect(&self.cfg.etcd, &self.region).await?;
+        *conn = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Notes an etcd answer (`Ok`) or drops the connection so that the next call makes a
+    /// fresh one.
+    async fn note<T>(&self, r: Result<T, EtcdError>) -> Result<T, EtcdError> {
+        match &r {
+            Ok(_) => *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now()),
+            Err(EtcdError::Unreachable { .. }) => *self.conn.lock().await = None,
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// Whether etcd answered within the lease's TTL.
+    pub fn etcd_reachable(&self) -> bool {
+        self.last_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() <= self.cfg.lease_ttl)
+    }
+
+    /// The hosts as last seen (this one included once it registered).
+    pub fn hosts(&self) -> BTreeMap<String, HostView> {
+        self.hosts.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What this host publishes.
+    pub fn record(&self) -> HostRecord {
+        HostRecord {
+            name: self.cfg.host.clone(),
+            underlay: self.cfg.underlay.to_string(),
+            api: self.cfg.api.clone(),
+            capacity: self.cfg.capacity,
+            racks: self.cfg.racks.clone(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// The error a region-wide change gets while etcd is away.
+    pub fn cut_off(&self, e: &EtcdError) -> ApiError {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "Host {} cannot reach the region's etcd ({}): region-wide changes such as \
+                 placing new instances are refused until it is back. Instances on this host \
+                 keep running and answer.",
+                self.cfg.host,
+                crate::error::chain(e)
+            ),
+        )
+    }
+
+    async fn register(&self) -> Result<i64, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = async {
+            let lease = c.grant(self.cfg.lease_ttl).await?;
+            let value = serde_json::to_vec(&self.record())
+                .map_err(|e| EtcdError::Decode(self.cfg.host.clone(), e))?;
+            c.put(&format!("{MEMBERS}{}", self.cfg.host), value.clone(), None)
+                .await?;
+            c.put(&format!("{HOSTS}{}", self.cfg.host), value, Some(lease))
+                .await?;
+            Ok(lease)
+        }
+        .await;
+        self.note(r).await
+    }
+
+    /// Holds this host's lease for as long as the daemon runs: registers, renews a third
+    /// of a TTL apart, and registers again when the lease is lost (etcd away longer than a
+    /// TTL).
+    pub async fn run_lease(self: std::sync::Arc<Self>) {
+        let every = self.cfg.lease_ttl / 3;
+        loop {
+            let lease = match self.register().await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(host = %self.cfg.host, error = %crate::error::chain(&e), "cannot join the region; retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
+            tracing::info!(host = %self.cfg.host, region = %self.region, lease, "joined the region");
+            loop {
+                tokio::time::sleep(every).await;
+                let r = match self.etcd().await {
+                    Ok(mut c) => c.renew(lease).await,
+                    Err(e) => Err(e),
+                };
+                match self.note(r).await {
+                    Ok(()) => {}
+                    Err(EtcdError::LeaseLost) => {
+                        tracing::warn!(host = %self.cfg.host, "membership lease expired; joining again");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %crate::error::chain(&e), "cannot renew the membership lease")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves the region (daemon stop): revokes the lease, so that the others see this
+    /// host go at once rather than a TTL later.
+    pub async fn leave(&self) {
+        let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(lease) = lease {
+            let r = match self.etcd().await {
+                Ok(mut c) => c.revoke(lease).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => tracing::info!(host = %self.cfg.host, "left the region"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "cannot revoke the membership lease")
+                }
+            }
+        }
+    }
+
+    async fn refresh(&self) -> Result<i64, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = async {
+            let (_, members) = c.list(MEMBERS).await?;
+            let (rev, hosts) = c.list(HOSTS).await?;
+            Ok((rev, members, hosts))
+        }
+        .await;
+        let (rev, members, hosts) = self.note(r).await?;
+        let old = self.hosts();
+        let mut view = membership::merge(&old, &members, &hosts);
+        // Hosts whose lease lapsed are probed before they are called unavailable.
+        for h in view.values_mut().filter(|h| !h.leased) {
+            h.probe_ok = Some(membership::probe(&h.record.api).await);
+        }
+        for (name, h) in &view {
+            let before = old.get(name).map(|o| o.state());
+            if before != Some(h.state()) {
+                tracing::info!(host = %name, state = h.state().name(), "region host state");
+            }
+        }
+        *self.hosts.write().unwrap_or_else(|p| p.into_inner()) = view;
+        Ok(rev)
+    }
+
+    /// Keeps the view of the region's hosts: a watch on `hosts/` rebuilds it at once when
+    /// one joins or leaves; a tick rebuilds it anyway (and probes lapsed hosts).
+    pub async fn run_view(self: std::sync::Arc<Self>) {
+        loop {
+            let rev = match self.refresh().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(error = %crate::error::chain(&e), "cannot read the region's hosts");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            let stream = match self.etcd().await {
+                Ok(mut c) => c.watch(HOSTS, rev + 1).await,
+                Err(e) => Err(e),
+            };
+            let Ok(mut stream) = self.note(stream).await else {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            };
+            loop {
+                tokio::select! {
+                    m = stream.message() => match m {
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    },
+                    _ = tokio::time::sleep(VIEW_TICK) => {}
+                }
+                if self.refresh().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// What placement reads: the hosts, the revisions of the keys a launch will swap, then
+    /// every reservation (in that order, so that a reservation added after the revisions
+    /// were read fails the swap).
+    pub async fn snapshot(&self) -> Result<Snapshot, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = async {
+            let (_, hostrevs) = c.list(HOSTREV).await?;
+            let (_, grouprevs) = c.list(GROUPREV).await?;
+            let (_, res) = c.list(RESERVATIONS).await?;
+            Ok((hostrevs, grouprevs, res))
+        }
+        .await;
+        let (hostrevs, grouprevs, res) = self.note(r).await?;
+        let mut reservations = Vec::new();
+        for e in res {
+            match serde_json::from_slice::<Reservation>(&e.value) {
+                Ok(r) => reservations.push(r),
+                Err(err) => {
+                    tracing::warn!(key = %e.key, error = %err, "skipping a reservation that does not decode")
+                }
+            }
+        }
+        Ok(Snapshot {
+            hosts: self.hosts(),
+            reservations,
+            revisions: hostrevs
+                .into_iter()
+                .chain(grouprevs)
+                .map(|e| (e.key, e.mod_revision))
+                .collect(),
+        })
+    }
+
+    /// Takes the capacity of `claims` if nothing moved since `snap`; whether it did.
+    pub async fn reserve(
+        &self,
+        snap: &Snapshot,
+        claims: &[Reservation],
+    ) -> Result<bool, EtcdError> {
+        let mut guards: Vec<String> = claims
+            .iter()
+            .map(|c| placement::host_key(&c.host))
+            .chain(
+                claims
+                    .iter()
+                    .filter(|c| !c.group.is_empty())
+                    .map(|c| placement::group_key(&c.group)),
+            )
+            .collect();
+        guards.sort();
+        guards.dedup();
+        let expect: Vec<(String, i64)> = guards
+            .iter()
+            .map(|k| (k.clone(), snap.revisions.get(k).copied().unwrap_or(0)))
+            .collect();
+        let mut puts: Vec<(String, Vec<u8>)> = guards
+            .iter()
+            .map(|k| (k.clone(), crate::db::now_ms().to_string().into_bytes()))
+            .collect();
+        for c in claims {
+            let v =
+                serde_json::to_vec(c).map_err(|e| EtcdError::Decode(c.instance_id.clone(), e))?;
+            puts.push((placement::reservation_key(&c.host, &c.instance_id), v));
+        }
+        let mut conn = self.etcd().await?;
+        let r = conn.swap(&expect, puts).await;
+        self.note(r).await
+    }
+
+    /// Gives back the capacity of instances on `host` (best effort: the reconciler of
+    /// that host removes what is left).
+    pub async fn release(&self, host: &str, ids: &[String]) {
+        let Ok(mut c) = self.etcd().await else { return };
+        for id in ids {
+            let r = c.delete(&placement::reservation_key(host, id)).await;
+            if self.note(r).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The reservations of `host`, by instance ID.
+    pub async fn reservations_of(
+        &self,
+        host: &str,
+    ) -> Result<BTreeMap<String, Reservation>, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = c.list(&format!("{RESERVATIONS}{host}/")).await;
+        let (_, entries) = self.note(r).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| serde_json::from_slice::<Reservation>(&e.value).ok())
+            .map(|r| (r.instance_id.clone(), r))
+            .collect())
+    }
+
+    /// Puts one reservation as it is (the reconciler's repair of a lost key).
+    pub async fn put_reservation(&self, r: &Reservation) -> Result<(), EtcdError> {
+        let v = serde_json::to_vec(r).map_err(|e| EtcdError::Decode(r.instance_id.clone(), e))?;
+        let mut c = self.etcd().await?;
+        let res = c
+            .put(
+                &placement::reservation_key(&r.host, &r.instance_id),
+                v,
+                None,
+            )
+            .await;
+        self.note(res).await
+    }
+}
