@@ -426,7 +426,8 @@ static void rx_icmp6(const u8 *f, const u8 *ip, const u8 *m, u32 n)
 		}
 		if (net_reply_budget != 0)
 			send_na(target, src, from_dad ? NULL : mac);
-	} else if (m[0] == T_RA && m[1] == 0 && ip[7] == 255 && n >= 16 && src[0] == 0xfe) {
+	} else if (m[0] == T_RA && m[1] == 0 && ip[7] == 255 && n >= 16 && src[0] == 0xfe &&
+		   (src[1] & 0xc0) == 0x80) { /* from a link-local address (RFC 4861 6.1.2) */
 		if (have_router || !be16(m + 6)) /* router lifetime 0: not a default router */
 			return;
 		memcpy(router6, src, 16);
@@ -463,7 +464,8 @@ void net6_rx_frame(struct vdev *d, const u8 *f, u32 len)
 		rx_icmp6(f, ip, pl, plen);
 	} else if (ip[6] == NH_UDP && d6_state && plen >= 8 && be16(pl + 2) == 546) {
 		u32 ulen = be16(pl + 4);
-		if (ulen < 8 || ulen > plen || (be16(pl + 6) && csum6(ip + 8, dst, NH_UDP, pl, ulen)))
+		/* IPv6 makes the UDP checksum mandatory: 0 is no checksum, and dropped. */
+		if (ulen < 8 || ulen > plen || !be16(pl + 6) || csum6(ip + 8, dst, NH_UDP, pl, ulen))
 			return;
 		d6_rx(pl + 8, ulen - 8);
 	}
