@@ -232,6 +232,52 @@ static void send_rs(void)
 	send6(NULL, ll6, all_routers, NH_ICMP6, 255, 16, 2);
 }
 
+/* An MLDv2 report (RFC 3810 5.2) joining the solicited-node groups of eth0's addresses,
+ * so that a bridge that snoops multicast keeps forwarding them here: from the link-local
+ * address to ff02::16, hop limit 1, behind a hop-by-hop header with the router alert. */
+static void send_mld_report(void)
+{
+	static const u8 mld_routers[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16};
+	static const u8 sn[13] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff};
+	u8 *f = frame6;
+	u8 *hbh = f + 54;
+	u8 *m = hbh + 8;
+	u32 nrec = 0;
+	for (u32 i = 0; i <= naddr6; i++) {
+		u8 *r = m + 8 + 20 * nrec++;
+		memset(r, 0, 20);
+		r[0] = 4; /* CHANGE_TO_EXCLUDE_MODE with no sources: join */
+		memcpy(r + 4, sn, 13);
+		memcpy(r + 17, (i == naddr6 ? ll6 : addr6[i]) + 13, 3);
+	}
+	u32 len = 8 + 20 * nrec;
+	memset(m, 0, 8);
+	m[0] = 143;
+	put16(m + 6, (u16)nrec);
+	put16(m + 2, csum6(ll6, mld_routers, NH_ICMP6, m, len));
+	hbh[0] = NH_ICMP6;
+	hbh[1] = 0;
+	hbh[2] = 5; /* router alert: MLD */
+	hbh[3] = 2;
+	hbh[4] = 0;
+	hbh[5] = 0;
+	hbh[6] = 1; /* PadN, 0 bytes */
+	hbh[7] = 0;
+	f[0] = 0x33;
+	f[1] = 0x33;
+	memcpy(f + 2, mld_routers + 12, 4);
+	memcpy(f + 6, dev6->mac, 6);
+	put16(f + 12, ETH_IP6);
+	u8 *ip = f + 14;
+	put32(ip, 0x60000000);
+	put16(ip + 4, (u16)(8 + len));
+	ip[6] = 0; /* hop-by-hop options */
+	ip[7] = 1;
+	memcpy(ip + 8, ll6, 16);
+	memcpy(ip + 24, mld_routers, 16);
+	net_tx(dev6, f, 14 + 40 + 8 + len);
+}
+
 /* A neighbour advertisement for `target`: solicited (S) to the asker, or, for a DAD probe
  * from ::, to all nodes without S (RFC 4861 7.2.4). */
 static void send_na(const u8 *target, const u8 *to, const u8 *to_mac)
@@ -496,6 +542,7 @@ void net6_setup(struct vdev *d)
 		d6_run();
 	for (u32 i = 0; i < naddr6; i++)
 		kprintf("probe: ip6 %s\n", fmt_ip6(addr6[i], b));
+	send_mld_report();
 	/* The answer to the solicitation may still be on its way (DHCPv6 above waits too). */
 	u64 t0 = ticks;
 	while (!have_router && ticks - t0 < 18)

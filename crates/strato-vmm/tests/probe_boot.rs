@@ -434,17 +434,14 @@ fn ping6_ok(ns: &NetNs, addr: &str) {
 
 #[test]
 fn guest_answers_neighbour_discovery_and_ping_over_ipv6_on_its_tap() {
+    // The tap on a bridge that snoops multicast, as a VPC bridge may: the guest's report
+    // must put its solicited-node groups on the tap's port.
     let ns = NetNs::with_tap("net6", "172.30.8.1/24");
-    ns.exec_ok(&[
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:8::1/64",
-        "dev",
-        "tap0",
-        "nodad",
-    ]);
+    let ip = |args: &str| ns.exec_ok(&args.split(' ').collect::<Vec<_>>());
+    ip("ip link add br0 type bridge mcast_snooping 1");
+    ip("ip link set tap0 master br0");
+    ip("ip link set br0 up");
+    ip("ip -6 addr add 2001:db8:8::1/64 dev br0 nodad");
     let dir = Scratch::new("net6");
     let args = s(&["--net", "tap=tap0,mac=02:00:00:00:08:02"]);
     let mut vm = Vm::start(
@@ -469,15 +466,24 @@ fn guest_answers_neighbour_discovery_and_ping_over_ipv6_on_its_tap() {
     // Neighbour solicitations to the solicited-node groups, then echo, for each address.
     ping6_ok(&ns, "2001:db8:8::2");
     ping6_ok(&ns, "2001:db8:8::3");
-    ping6_ok(&ns, "fe80::ff:fe00:802%tap0");
-    let arp = ns.exec(&["arping", "-c", "1", "-w", "2", "-I", "tap0", "172.30.8.2"]);
+    ping6_ok(&ns, "fe80::ff:fe00:802%br0");
+    let mdb = ns.exec(&["bridge", "mdb", "show", "dev", "br0"]);
+    let mdb = String::from_utf8_lossy(&mdb.stdout).to_string();
+    for group in ["ff02::1:ff00:2", "ff02::1:ff00:3", "ff02::1:ff00:802"] {
+        assert!(
+            mdb.lines()
+                .any(|l| l.contains("port tap0") && l.contains(&format!("grp {group} "))),
+            "{group}:\n{mdb}"
+        );
+    }
+    let arp = ns.exec(&["arping", "-c", "1", "-w", "2", "-I", "br0", "172.30.8.2"]);
     assert!(!arp.status.success(), "no IPv4, no ARP answer");
     // Duplicate address detection: the host trying the guest's address hears the guest's
     // advertisement (to all nodes, from ::'s solicitation) and gives the address up.
-    ns.exec_ok(&["ip", "-6", "addr", "add", "2001:db8:8::3/64", "dev", "tap0"]);
+    ns.exec_ok(&["ip", "-6", "addr", "add", "2001:db8:8::3/64", "dev", "br0"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let o = ns.exec(&["ip", "-6", "addr", "show", "dev", "tap0"]);
+        let o = ns.exec(&["ip", "-6", "addr", "show", "dev", "br0"]);
         let text = String::from_utf8_lossy(&o.stdout).to_string();
         if text.contains("dadfailed") {
             break;
