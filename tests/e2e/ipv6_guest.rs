@@ -161,12 +161,15 @@ fn a_probe_guest_gets_its_ipv6_addresses_by_dhcpv6_and_answers_ping_through_its_
         .split(':')
         .map(|p| u8::from_str_radix(p, 16).unwrap())
         .collect();
-    let ll = format!(
-        "fe80::{:x}:{:x}ff:fe{:02x}:{:x}",
+    let ll = std::net::Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
         u16::from_be_bytes([m[0] ^ 2, m[1]]),
-        m[2],
-        m[3],
-        u16::from_be_bytes([m[4], m[5]])
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
     );
     assert!(
         console.contains(&format!("probe: ip6 link-local {ll}\n")),
