@@ -449,6 +449,85 @@ static void d6_run(void)
 		net6_add_addr(d6_got[i]);
 }
 
+/* ---------------- ping6 (user data) ---------------- */
+
+static u8 nd_want[16]; /* the neighbour asked for, then the echo's destination */
+static u8 nd_mac[6];
+static int nd_state;   /* 1 asking, 2 answered */
+static int echo_state; /* 1 waiting, 2 answered */
+#define ECHO_ID 0x5052
+
+/* A solicitation for `target` from the link-local address (always eth0's own). */
+static void send_ns(const u8 *target)
+{
+	u8 dst[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff};
+	memcpy(dst + 13, target + 13, 3);
+	u8 *m = frame6 + 54;
+	memset(m, 0, 32);
+	m[0] = T_NS;
+	memcpy(m + 8, target, 16);
+	m[24] = 1;
+	m[25] = 1;
+	memcpy(m + 26, dev6->mac, 6);
+	send6(NULL, ll6, dst, NH_ICMP6, 255, 32, 2);
+}
+
+static void wait_state(volatile int *st, int from, u64 t)
+{
+	u64 t0 = ticks;
+	while (*st == from && ticks - t0 < t)
+		net_service(dev6);
+}
+
+/* `ping6 <src>|self <dst>`: resolves dst's MAC (from the link-local address), sends up to
+ * three echo requests from src (any address: the host's anti-spoofing is what is tested)
+ * and prints `probe: ping6 <dst> from <src> reply|no-reply|no-neighbour`. */
+void net6_ping(const char *s, u32 n)
+{
+	u32 k = 0;
+	while (k < n && s[k] != ' ' && s[k] != '\t')
+		k++;
+	u32 d0 = k;
+	while (d0 < n && (s[d0] == ' ' || s[d0] == '\t'))
+		d0++;
+	u8 src[16], dst[16];
+	int self = k == 4 && !memcmp(s, "self", 4);
+	if (!dev6 || (self && !naddr6) || (!self && !parse_ip6(s, k, src)) || !parse_ip6(s + d0, n - d0, dst)) {
+		kprintf("probe: user-data: bad ping6 command\n");
+		return;
+	}
+	if (self)
+		memcpy(src, addr6[0], 16);
+	char a[40], b[40];
+	fmt_ip6(dst, a);
+	fmt_ip6(src, b);
+	memcpy(nd_want, dst, 16);
+	nd_state = 1;
+	for (u32 t = 0; t < 3 && nd_state == 1; t++) {
+		send_ns(dst);
+		wait_state(&nd_state, 1, 18);
+	}
+	if (nd_state != 2) {
+		nd_state = 0;
+		kprintf("probe: ping6 %s from %s no-neighbour\n", a, b);
+		return;
+	}
+	nd_state = 0;
+	echo_state = 1;
+	for (u16 seq = 1; seq <= 3 && echo_state == 1; seq++) {
+		u8 *m = frame6 + 54;
+		memset(m, 0, 16);
+		m[0] = T_ECHO_REQ;
+		put16(m + 4, ECHO_ID);
+		put16(m + 6, seq);
+		memcpy(m + 8, "strato-6", 8);
+		send6(nd_mac, src, dst, NH_ICMP6, 64, 16, 2);
+		wait_state(&echo_state, 1, 18);
+	}
+	kprintf("probe: ping6 %s from %s %s\n", a, b, echo_state == 2 ? "reply" : "no-reply");
+	echo_state = 0;
+}
+
 /* ---------------- receiving ---------------- */
 
 static void rx_icmp6(const u8 *f, const u8 *ip, const u8 *m, u32 n)
@@ -481,6 +560,24 @@ static void rx_icmp6(const u8 *f, const u8 *ip, const u8 *m, u32 n)
 		have_router = 1;
 		char b[40];
 		kprintf("probe: ip6 router %s\n", fmt_ip6(router6, b));
+	} else if (m[0] == T_NA && m[1] == 0 && ip[7] == 255 && n >= 24 && nd_state == 1 &&
+		   !memcmp(m + 8, nd_want, 16)) {
+		const u8 *mac = f + 6;
+		for (u32 i = 24; i + 8 <= n;) { /* a target link-layer address option wins */
+			u32 len = (u32)m[i + 1] * 8;
+			if (!len || i + len > n)
+				return;
+			if (m[i] == 2 && len == 8)
+				mac = m + i + 2;
+			i += len;
+		}
+		if (mac[0] & 1)
+			return;
+		memcpy(nd_mac, mac, 6);
+		nd_state = 2;
+	} else if (m[0] == T_ECHO_REP && m[1] == 0 && n >= 8 && echo_state == 1 && !memcmp(src, nd_want, 16) &&
+		   be16(m + 4) == ECHO_ID) {
+		echo_state = 2;
 	} else if (m[0] == T_ECHO_REQ && m[1] == 0 && ours(dst) && net_reply_budget != 0) {
 		if (54 + n > sizeof(frame6))
 			return;
