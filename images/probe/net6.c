@@ -21,7 +21,6 @@ static u8 ll6[16];               /* fe80::/64 + EUI-64 of eth0's MAC */
 static u8 addr6[MAX_IP6][16];    /* global addresses: command line, then DHCPv6 */
 static u32 naddr6;
 static u8 router6[16];
-static u8 router_mac[6];
 static int have_router;
 static struct vdev *dev6;        /* eth0, once set up */
 
@@ -556,7 +555,6 @@ static void rx_icmp6(const u8 *f, const u8 *ip, const u8 *m, u32 n)
 		if (have_router || !be16(m + 6)) /* router lifetime 0: not a default router */
 			return;
 		memcpy(router6, src, 16);
-		memcpy(router_mac, f + 6, 6);
 		have_router = 1;
 		char b[40];
 		kprintf("probe: ip6 router %s\n", fmt_ip6(router6, b));
