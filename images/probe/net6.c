@@ -21,7 +21,6 @@ static u8 ll6[16];               /* fe80::/64 + EUI-64 of eth0's MAC */
 static u8 addr6[MAX_IP6][16];    /* global addresses: command line, then DHCPv6 */
 static u32 naddr6;
 static u8 router6[16];
-static u8 router_mac[6];
 static int have_router;
 static struct vdev *dev6;        /* eth0, once set up */
 
@@ -232,6 +231,52 @@ static void send_rs(void)
 	send6(NULL, ll6, all_routers, NH_ICMP6, 255, 16, 2);
 }
 
+/* An MLDv2 report (RFC 3810 5.2) joining the solicited-node groups of eth0's addresses,
+ * so that a bridge that snoops multicast keeps forwarding them here: from the link-local
+ * address to ff02::16, hop limit 1, behind a hop-by-hop header with the router alert. */
+static void send_mld_report(void)
+{
+	static const u8 mld_routers[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16};
+	static const u8 sn[13] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff};
+	u8 *f = frame6;
+	u8 *hbh = f + 54;
+	u8 *m = hbh + 8;
+	u32 nrec = 0;
+	for (u32 i = 0; i <= naddr6; i++) {
+		u8 *r = m + 8 + 20 * nrec++;
+		memset(r, 0, 20);
+		r[0] = 4; /* CHANGE_TO_EXCLUDE_MODE with no sources: join */
+		memcpy(r + 4, sn, 13);
+		memcpy(r + 17, (i == naddr6 ? ll6 : addr6[i]) + 13, 3);
+	}
+	u32 len = 8 + 20 * nrec;
+	memset(m, 0, 8);
+	m[0] = 143;
+	put16(m + 6, (u16)nrec);
+	put16(m + 2, csum6(ll6, mld_routers, NH_ICMP6, m, len));
+	hbh[0] = NH_ICMP6;
+	hbh[1] = 0;
+	hbh[2] = 5; /* router alert: MLD */
+	hbh[3] = 2;
+	hbh[4] = 0;
+	hbh[5] = 0;
+	hbh[6] = 1; /* PadN, 0 bytes */
+	hbh[7] = 0;
+	f[0] = 0x33;
+	f[1] = 0x33;
+	memcpy(f + 2, mld_routers + 12, 4);
+	memcpy(f + 6, dev6->mac, 6);
+	put16(f + 12, ETH_IP6);
+	u8 *ip = f + 14;
+	put32(ip, 0x60000000);
+	put16(ip + 4, (u16)(8 + len));
+	ip[6] = 0; /* hop-by-hop options */
+	ip[7] = 1;
+	memcpy(ip + 8, ll6, 16);
+	memcpy(ip + 24, mld_routers, 16);
+	net_tx(dev6, f, 14 + 40 + 8 + len);
+}
+
 /* A neighbour advertisement for `target`: solicited (S) to the asker, or, for a DAD probe
  * from ::, to all nodes without S (RFC 4861 7.2.4). */
 static void send_na(const u8 *target, const u8 *to, const u8 *to_mac)
@@ -403,6 +448,85 @@ static void d6_run(void)
 		net6_add_addr(d6_got[i]);
 }
 
+/* ---------------- ping6 (user data) ---------------- */
+
+static u8 nd_want[16]; /* the neighbour asked for, then the echo's destination */
+static u8 nd_mac[6];
+static int nd_state;   /* 1 asking, 2 answered */
+static int echo_state; /* 1 waiting, 2 answered */
+#define ECHO_ID 0x5052
+
+/* A solicitation for `target` from the link-local address (always eth0's own). */
+static void send_ns(const u8 *target)
+{
+	u8 dst[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff};
+	memcpy(dst + 13, target + 13, 3);
+	u8 *m = frame6 + 54;
+	memset(m, 0, 32);
+	m[0] = T_NS;
+	memcpy(m + 8, target, 16);
+	m[24] = 1;
+	m[25] = 1;
+	memcpy(m + 26, dev6->mac, 6);
+	send6(NULL, ll6, dst, NH_ICMP6, 255, 32, 2);
+}
+
+static void wait_state(volatile int *st, int from, u64 t)
+{
+	u64 t0 = ticks;
+	while (*st == from && ticks - t0 < t)
+		net_service(dev6);
+}
+
+/* `ping6 <src>|self <dst>`: resolves dst's MAC (from the link-local address), sends up to
+ * three echo requests from src (any address: the host's anti-spoofing is what is tested)
+ * and prints `probe: ping6 <dst> from <src> reply|no-reply|no-neighbour`. */
+void net6_ping(const char *s, u32 n)
+{
+	u32 k = 0;
+	while (k < n && s[k] != ' ' && s[k] != '\t')
+		k++;
+	u32 d0 = k;
+	while (d0 < n && (s[d0] == ' ' || s[d0] == '\t'))
+		d0++;
+	u8 src[16], dst[16];
+	int self = k == 4 && !memcmp(s, "self", 4);
+	if (!dev6 || (self && !naddr6) || (!self && !parse_ip6(s, k, src)) || !parse_ip6(s + d0, n - d0, dst)) {
+		kprintf("probe: user-data: bad ping6 command\n");
+		return;
+	}
+	if (self)
+		memcpy(src, addr6[0], 16);
+	char a[40], b[40];
+	fmt_ip6(dst, a);
+	fmt_ip6(src, b);
+	memcpy(nd_want, dst, 16);
+	nd_state = 1;
+	for (u32 t = 0; t < 3 && nd_state == 1; t++) {
+		send_ns(dst);
+		wait_state(&nd_state, 1, 18);
+	}
+	if (nd_state != 2) {
+		nd_state = 0;
+		kprintf("probe: ping6 %s from %s no-neighbour\n", a, b);
+		return;
+	}
+	nd_state = 0;
+	echo_state = 1;
+	for (u16 seq = 1; seq <= 3 && echo_state == 1; seq++) {
+		u8 *m = frame6 + 54;
+		memset(m, 0, 16);
+		m[0] = T_ECHO_REQ;
+		put16(m + 4, ECHO_ID);
+		put16(m + 6, seq);
+		memcpy(m + 8, "strato-6", 8);
+		send6(nd_mac, src, dst, NH_ICMP6, 64, 16, 2);
+		wait_state(&echo_state, 1, 18);
+	}
+	kprintf("probe: ping6 %s from %s %s\n", a, b, echo_state == 2 ? "reply" : "no-reply");
+	echo_state = 0;
+}
+
 /* ---------------- receiving ---------------- */
 
 static void rx_icmp6(const u8 *f, const u8 *ip, const u8 *m, u32 n)
@@ -426,14 +550,32 @@ static void rx_icmp6(const u8 *f, const u8 *ip, const u8 *m, u32 n)
 		}
 		if (net_reply_budget != 0)
 			send_na(target, src, from_dad ? NULL : mac);
-	} else if (m[0] == T_RA && m[1] == 0 && ip[7] == 255 && n >= 16 && src[0] == 0xfe) {
+	} else if (m[0] == T_RA && m[1] == 0 && ip[7] == 255 && n >= 16 && src[0] == 0xfe &&
+		   (src[1] & 0xc0) == 0x80) { /* from a link-local address (RFC 4861 6.1.2) */
 		if (have_router || !be16(m + 6)) /* router lifetime 0: not a default router */
 			return;
 		memcpy(router6, src, 16);
-		memcpy(router_mac, f + 6, 6);
 		have_router = 1;
 		char b[40];
 		kprintf("probe: ip6 router %s\n", fmt_ip6(router6, b));
+	} else if (m[0] == T_NA && m[1] == 0 && ip[7] == 255 && n >= 24 && nd_state == 1 &&
+		   !memcmp(m + 8, nd_want, 16)) {
+		const u8 *mac = f + 6;
+		for (u32 i = 24; i + 8 <= n;) { /* a target link-layer address option wins */
+			u32 len = (u32)m[i + 1] * 8;
+			if (!len || i + len > n)
+				return;
+			if (m[i] == 2 && len == 8)
+				mac = m + i + 2;
+			i += len;
+		}
+		if (mac[0] & 1)
+			return;
+		memcpy(nd_mac, mac, 6);
+		nd_state = 2;
+	} else if (m[0] == T_ECHO_REP && m[1] == 0 && n >= 8 && echo_state == 1 && !memcmp(src, nd_want, 16) &&
+		   be16(m + 4) == ECHO_ID) {
+		echo_state = 2;
 	} else if (m[0] == T_ECHO_REQ && m[1] == 0 && ours(dst) && net_reply_budget != 0) {
 		if (54 + n > sizeof(frame6))
 			return;
@@ -463,7 +605,8 @@ void net6_rx_frame(struct vdev *d, const u8 *f, u32 len)
 		rx_icmp6(f, ip, pl, plen);
 	} else if (ip[6] == NH_UDP && d6_state && plen >= 8 && be16(pl + 2) == 546) {
 		u32 ulen = be16(pl + 4);
-		if (ulen < 8 || ulen > plen || (be16(pl + 6) && csum6(ip + 8, dst, NH_UDP, pl, ulen)))
+		/* IPv6 makes the UDP checksum mandatory: 0 is no checksum, and dropped. */
+		if (ulen < 8 || ulen > plen || !be16(pl + 6) || csum6(ip + 8, dst, NH_UDP, pl, ulen))
 			return;
 		d6_rx(pl + 8, ulen - 8);
 	}
@@ -494,6 +637,7 @@ void net6_setup(struct vdev *d)
 		d6_run();
 	for (u32 i = 0; i < naddr6; i++)
 		kprintf("probe: ip6 %s\n", fmt_ip6(addr6[i], b));
+	send_mld_report();
 	/* The answer to the solicitation may still be on its way (DHCPv6 above waits too). */
 	u64 t0 = ticks;
 	while (!have_router && ticks - t0 < 18)

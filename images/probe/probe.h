@@ -138,5 +138,6 @@ int parse_ip6(const char *s, u32 n, u8 out[16]); /* 1 when s[0..n) is a whole ad
 void net6_add_addr(const u8 a[16]);
 void net6_setup(struct vdev *d); /* eth0: link-local, RS, DHCPv6, prints the ip6 lines */
 void net6_rx_frame(struct vdev *d, const u8 *frame, u32 len);
+void net6_ping(const char *arg, u32 len); /* user data `ping6 <src>|self <dst>` */
 
 #endif

@@ -5,7 +5,9 @@
 //! routed prefix, no NAT) only while its group allows ICMPv6. The instance status check
 //! passes on a guest that has no IPv4 address at all (probe.noip4: ARP gets no answer),
 //! by the neighbour solicitation for its IPv6 address; the same guest without IPv6
-//! addresses is impaired.
+//! addresses is impaired. That guest's script pings a host as itself (answered) and
+//! another host from an address it does not own (dropped at the bridge: the host hears
+//! nothing).
 //!
 //! strato's model gives every interface a private IPv4 address (there are no IPv6-only
 //! subnets), so "IPv6-only" here is the guest's side: it ignores its IPv4 address.
@@ -89,6 +91,16 @@ fn console_ipv6(console: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The ICMPv6 echo requests a namespace host has received.
+fn echo_requests(host: &NsHost) -> u64 {
+    let out = host.exec(&["cat", "/proc/net/snmp6"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Icmp6InEchos"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap()
+}
+
 fn icmpv6(d: &Daemon, verb: &str, sg: &str) {
     d.cli(&[
         verb,
@@ -137,6 +149,8 @@ fn a_probe_guest_gets_its_ipv6_addresses_by_dhcpv6_and_answers_ping_through_its_
     // router advertisements' source) before the guest asks for a router.
     let hc = d.host("hc", "strato0", "172.31.0.201/20", Some("172.31.0.1"));
     add6(&hc.ns, "2001:db8:40::c9/64");
+    let hd = d.host("hd", "strato0", "172.31.0.202/20", Some("172.31.0.1"));
+    add6(&hd.ns, "2001:db8:40::ca/64");
 
     let ami = register(&d, "probe-dhcp6", "console=ttyS0 probe.dhcp6");
     let id = d
@@ -161,12 +175,15 @@ fn a_probe_guest_gets_its_ipv6_addresses_by_dhcpv6_and_answers_ping_through_its_
         .split(':')
         .map(|p| u8::from_str_radix(p, 16).unwrap())
         .collect();
-    let ll = format!(
-        "fe80::{:x}:{:x}ff:fe{:02x}:{:x}",
+    let ll = std::net::Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
         u16::from_be_bytes([m[0] ^ 2, m[1]]),
-        m[2],
-        m[3],
-        u16::from_be_bytes([m[4], m[5]])
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
     );
     assert!(
         console.contains(&format!("probe: ip6 link-local {ll}\n")),
@@ -222,14 +239,46 @@ fn a_probe_guest_gets_its_ipv6_addresses_by_dhcpv6_and_answers_ping_through_its_
 
     // A guest with no IPv4 address: ARP finds nothing, the neighbour probe finds it.
     let v6only = register(&d, "probe-v6only", "console=ttyS0 probe.dhcp6 probe.noip4");
-    let only = d.run(&v6only, &["--ipv6-address-count", "1"]).remove(0);
+    // Its script pings hc from its own address, and hd from an address of the subnet that
+    // is not its own: a guest cannot send as an address it does not own.
+    let ud = d.file(
+        "ping6.txt",
+        b"ping6 self 2001:db8:40::c9\nping6 2001:db8:40::99 2001:db8:40::ca\n",
+    );
+    let only = d
+        .run(
+            &v6only,
+            &[
+                "--ipv6-address-count",
+                "1",
+                "--user-data",
+                &format!("file://{}", ud.display()),
+            ],
+        )
+        .remove(0);
     // The control: the same guest without IPv6 addresses answers neither.
     let silent = d.run(&v6only, &[]).remove(0);
     d.wait_state(&only, "running", T);
     d.wait_state(&silent, "running", T);
     let c = d.wait_console(&only, "probe: idle", T);
     assert!(!c.contains("probe: ip "), "no IPv4 address:\n{c}");
-    assert_eq!(console_ipv6(&c), ipv6_of(&d.instance(&only)), "{c}");
+    let own = ipv6_of(&d.instance(&only));
+    assert_eq!(console_ipv6(&c), own, "{c}");
+    let own = own.first().unwrap();
+    assert!(
+        c.contains(&format!("probe: ping6 2001:db8:40::c9 from {own} reply\n")),
+        "{c}"
+    );
+    assert!(
+        c.contains("probe: ping6 2001:db8:40::ca from 2001:db8:40::99 no-reply\n"),
+        "{c}"
+    );
+    assert!(echo_requests(&hc) >= 1, "hc heard the guest as itself");
+    assert_eq!(
+        echo_requests(&hd),
+        0,
+        "the spoofed requests were dropped at the bridge"
+    );
     d.wait_status(&only, ("ok", "ok"), T);
     d.wait_status(&silent, ("ok", "impaired"), T);
     d.cli(&[
