@@ -609,6 +609,20 @@ impl Config {
             Some(o) => Some(o.parse().map_err(ConfigError::Invalid)?),
         };
         let cluster = f.cluster.map(|c| c.validate(&listen)).transpose()?;
+        // A region's host joins its VPCs to the other hosts' over its cluster underlay
+        // unless it configures an overlay of its own, which must then agree.
+        let overlay = match (overlay, &cluster) {
+            (None, Some(c)) => {
+                crate::cloud::network::overlay::OverlayConfig::for_region(c.underlay)
+            }
+            (Some(o), Some(c)) if std::net::IpAddr::V4(o.underlay) != c.underlay => {
+                return Err(ConfigError::Invalid(format!(
+                    "overlay.underlay {} is not cluster.underlay {}",
+                    o.underlay, c.underlay
+                )));
+            }
+            (o, _) => o,
+        };
         Ok(Config {
             overlay,
             cluster,
