@@ -320,7 +320,7 @@ fn take_chains(env: &Env<'_>, pair: &mut QueuePair, ring: &mut RxRing<'_>, room:
             continue;
         }
         let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
-        match held.iovs.push(bufs.iter().copied()) {
+        match held.iovs.push_chain(bufs) {
             Ok(true) => {
                 held.descs += descs.len();
                 held.chains.push_back(HeldChain {
