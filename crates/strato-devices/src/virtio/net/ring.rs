@@ -21,7 +21,9 @@ use std::num::Wrapping;
 use std::sync::atomic::{fence, Ordering};
 
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileMemory, VolatileSlice,
+};
 
 /// Used entries written before the used index is published mid-batch. A guest polling
 /// the ring (NAPI on another vCPU) sees frames at least this often; vhost-net batches 64
@@ -115,10 +117,11 @@ impl<'m> RxRing<'m> {
             return None;
         }
         let slot = usize::from(next.0 % self.size);
+        // Relaxed: `refresh`'s acquire load of the index ordered this read after it.
         let head: u16 = self
             .avail
             .as_ref()?
-            .read_obj(RING_HEADER + AVAIL_ENTRY * slot)
+            .load(RING_HEADER + AVAIL_ENTRY * slot, Ordering::Relaxed)
             .ok()?;
         q.set_next_avail((next + Wrapping(1)).0);
         Some(u16::from_le(head))
@@ -141,11 +144,11 @@ impl<'m> RxRing<'m> {
         let next = q.next_used();
         let slot = usize::from(next % self.size);
         let elem = u64::from(head) | u64::from(len) << 32;
-        if used
-            .write_obj(elem.to_le(), RING_HEADER + USED_ENTRY * slot)
-            .is_err()
-        {
-            return false;
+        // One 8-byte volatile store (`write_obj` goes through a memcpy call); the entry
+        // is only 4-aligned, which the unaligned store allows.
+        match used.get_ref::<u64>(RING_HEADER + USED_ENTRY * slot) {
+            Ok(r) => r.store(elem.to_le()),
+            Err(_) => return false,
         }
         q.set_next_used(next.wrapping_add(1));
         true
