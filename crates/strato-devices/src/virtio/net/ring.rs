@@ -245,6 +245,42 @@ mod tests {
     }
 
     #[test]
+    fn interrupt_decisions_wrap_with_the_used_index() {
+        let m = mem(0x10_0000);
+        let mut t = TestQueue::new(&m, 0x1000, 8);
+        let mut q = t.queue();
+        q.set_event_idx(true);
+        q.set_next_used(65534);
+        let mut last = 65534;
+        let mut ring = RxRing::new(&m, &q);
+        // The driver wants an interrupt after entry 65535; the batch runs past the wrap.
+        t.set_used_event(65535);
+        for head in 0..3 {
+            assert!(ring.add_used(&mut q, head, 1));
+        }
+        ring.publish(&q);
+        assert_eq!(t.used_idx(), 1);
+        assert!(ring.needs_interrupt(&q, &mut last));
+        assert_eq!(last, 1);
+        // Nothing new: no interrupt. New entries, but used_event behind them: none either.
+        assert!(!ring.needs_interrupt(&q, &mut last));
+        assert!(ring.add_used(&mut q, 3, 1));
+        ring.publish(&q);
+        assert!(!ring.needs_interrupt(&q, &mut last));
+        // used_event at the entry just used.
+        t.set_used_event(2);
+        assert!(ring.add_used(&mut q, 4, 1));
+        ring.publish(&q);
+        assert!(ring.needs_interrupt(&q, &mut last));
+        // Without EVENT_IDX, any new entry interrupts.
+        q.set_event_idx(false);
+        assert!(ring.add_used(&mut q, 5, 1));
+        ring.publish(&q);
+        assert!(ring.needs_interrupt(&q, &mut last));
+        assert!(!ring.needs_interrupt(&q, &mut last));
+    }
+
+    #[test]
     fn refuses_an_available_index_more_than_a_ring_ahead() {
         let m = mem(0x10_0000);
         let mut t = TestQueue::new(&m, 0x1000, 8);

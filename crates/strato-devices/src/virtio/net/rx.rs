@@ -9,6 +9,10 @@
 //! the guest has handed over its whole ring), so a large frame is not dropped for want
 //! of buffers the guest was about to add. A largest frame is 64 KiB when the guest takes
 //! segmentation offload, a 9216-byte jumbo frame otherwise.
+//!
+//! Both ways read heads and write used entries through an [`RxRing`] mapped once per
+//! batch; the used index is published every [`PUBLISH_BATCH`] entries at a frame
+//! boundary and when the batch ends, and the interrupt is decided once, after that.
 
 use std::collections::VecDeque;
 use std::io;
