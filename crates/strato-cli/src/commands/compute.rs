@@ -55,6 +55,7 @@ pub async fn run_instances(conn: &Conn, a: RunInstances) -> Result<View, CliErro
             || a.no_associate_public_ip_address,
         ipv6_address_count: a.ipv6_address_count,
         ipv6_addresses: a.ipv6_addresses,
+        region_placement: None,
     };
     let mut reservation = conn
         .compute()
