@@ -90,6 +90,7 @@ impl Api {
                 local.pinned = Some(Pinned {
                     ids: share.ids.clone(),
                     slots: share.slots.clone(),
+                    image_name: String::new(),
                 });
                 self.launch_local(account, local).await
             } else {
@@ -106,6 +107,7 @@ impl Api {
                     instance_ids: share.ids.clone(),
                     racks: share.slots.iter().map(|s| s.rack.clone()).collect(),
                     partitions: share.slots.iter().map(|s| s.partition).collect(),
+                    image_name: self.cloud.image_name(&run.image_id)?,
                 });
                 forward::run_instances(&share.api, &region.roots, &region.cfg.secret, account, fwd)
                     .await
@@ -182,6 +184,7 @@ pub(super) fn pinned_in(p: &pb::RegionPlacement) -> ApiResult<Pinned> {
     Ok(Pinned {
         ids: p.instance_ids.clone(),
         slots,
+        image_name: p.image_name.clone(),
     })
 }
 
