@@ -291,6 +291,16 @@ fn three_hosts_one_region() {
     assert_eq!(total, 10, "9 grouped instances and one more");
     let got = launch(&d[2], &amis[2], &[]);
     assert_eq!(got.len(), 1);
+
+    // A daemon that stops leaves at once (its lease revoked), not a TTL later.
+    d[1].stop_daemon();
+    let stopped = Instant::now();
+    wait_host(&d[0], "h2", "unavailable", T);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(TTL),
+        "h2 took {:?} to leave: its lease was not revoked",
+        stopped.elapsed()
+    );
     eprintln!("cluster test took {:?}", started.elapsed());
 }
 
