@@ -241,10 +241,63 @@ fn three_hosts_one_region() {
         }
     }
 
+    // Four launches at once for the region's last three vCPUs (one per host): the etcd
+    // transaction lets exactly three through, one per host. Terminated, their capacity
+    // comes back.
+    let racers: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|k| {
+                let (x, ami) = (&d[k % 3], &amis[k % 3]);
+                s.spawn(move || {
+                    x.cli_raw(&[
+                        "run-instances",
+                        "--image-id",
+                        ami,
+                        "--instance-type",
+                        "custom-1-64",
+                        "--output",
+                        "json",
+                    ])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut won = Vec::new();
+    for out in &racers {
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let i = &v["Instances"][0];
+            won.push((
+                i["InstanceId"].as_str().unwrap().to_string(),
+                i["Placement"]["HostId"].as_str().unwrap().to_string(),
+            ));
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("InsufficientInstanceCapacity"), "{err}");
+        }
+    }
+    assert_eq!(won.len(), 3, "{won:?}");
+    let won_hosts: BTreeSet<&str> = won.iter().map(|(_, h)| h.as_str()).collect();
+    assert_eq!(won_hosts.len(), 3, "{won:?}");
+    for (id, host) in &won {
+        let k = names.iter().position(|n| n == host).unwrap();
+        d[k].cli(&["terminate-instances", "--instance-ids", id]);
+    }
+    let deadline = Instant::now() + T;
+    while hosts(&d[0])
+        .values()
+        .any(|h| h["AvailableCapacity"]["AvailableVCpus"] != 1)
+    {
+        assert!(Instant::now() < deadline, "{:?}", hosts(&d[0]));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     // kill -9 of h3: the others see it unavailable within the TTL plus a probe, and its
     // VMs keep running; restarted, it rejoins and adopts them.
     let on_h3: Vec<String> = strato_e2e::instances_of(&d[2].json(&["describe-instances"]))
         .iter()
+        .filter(|i| i["State"]["Name"] == "running")
         .map(|i| i["InstanceId"].as_str().unwrap().to_string())
         .collect();
     let vmms = d[2].vmm_pids().len();

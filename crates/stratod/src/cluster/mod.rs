@@ -270,13 +270,18 @@ impl Region {
     pub async fn snapshot(&self) -> Result<Snapshot, EtcdError> {
         let mut c = self.etcd().await?;
         let r = async {
+            let (_, members) = c.list(MEMBERS).await?;
+            let (_, hosts) = c.list(HOSTS).await?;
             let (_, hostrevs) = c.list(HOSTREV).await?;
             let (_, grouprevs) = c.list(GROUPREV).await?;
             let (_, res) = c.list(RESERVATIONS).await?;
-            Ok((hostrevs, grouprevs, res))
+            Ok((members, hosts, hostrevs, grouprevs, res))
         }
         .await;
-        let (hostrevs, grouprevs, res) = self.note(r).await?;
+        let (members, hosts, hostrevs, grouprevs, res) = self.note(r).await?;
+        // The leases as they are now, not as the view last saw them (a host that joined a
+        // moment ago takes instances; one that lapsed does not), with the view's probes.
+        let hosts = membership::merge(&self.hosts(), &members, &hosts);
         let mut reservations = Vec::new();
         for e in res {
             match serde_json::from_slice::<Reservation>(&e.value) {
@@ -287,7 +292,7 @@ impl Region {
             }
         }
         Ok(Snapshot {
-            hosts: self.hosts(),
+            hosts,
             reservations,
             revisions: hostrevs
                 .into_iter()
