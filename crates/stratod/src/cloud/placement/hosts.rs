@@ -133,11 +133,13 @@ impl Cloud {
     }
 
     /// Places a RunInstances in the region and reserves the capacity: which hosts get how
-    /// many instances, with their IDs. `None` without a `cluster` config.
+    /// many instances, with their IDs; `exclude` names hosts not to use (found unreachable
+    /// by this launch). `None` without a `cluster` config.
     pub async fn place_in_region(
         &self,
         account: &str,
         req: &RunRequest,
+        exclude: &[String],
     ) -> ApiResult<Option<Vec<Share>>> {
         let Some(region) = self.cluster.clone() else {
             return Ok(None);
@@ -186,7 +188,8 @@ impl Cloud {
         };
         let key = group.as_ref().map(|g| format!("{account}/{}", g.name));
         for _ in 0..RESERVE_TRIES {
-            let snap = region.snapshot().await.map_err(|e| region.cut_off(&e))?;
+            let mut snap = region.snapshot().await.map_err(|e| region.cut_off(&e))?;
+            snap.hosts.retain(|name, _| !exclude.contains(name));
             let az = if !az.is_empty() {
                 az.clone()
             } else {
