@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::cloud::compute::launch::{Pinned, RunRequest};
-use crate::cloud::placement::hosts::Share;
+use crate::cloud::placement::hosts::{HostFilter, Share};
 use crate::cloud::placement::scheduler::Slot;
 use crate::cluster::forward::{self, ACCOUNT_METADATA};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -77,7 +77,11 @@ impl Api {
         // A host that cannot be reached before its lease lapses gets nothing sent: its
         // share is placed again without it (twice at most).
         for attempt in 0..3 {
-            let shares = match self.cloud.place_in_region(account, &todo, &exclude).await {
+            let shares = match self
+                .cloud
+                .place_in_region(account, &todo, HostFilter::Except(&exclude))
+                .await
+            {
                 Ok(Some(s)) => s,
                 Ok(None) => return Ok(None),
                 Err(e) if attempt == 0 => return Err(e),
