@@ -291,3 +291,37 @@ impl Hosts for Api {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_placement_reads_back() {
+        let p = pb::RegionPlacement {
+            host: "h2".into(),
+            instance_ids: vec!["i-0000000000000000a".into(), "i-0000000000000000b".into()],
+            racks: vec!["h2".into(), "h2".into()],
+            partitions: vec![1, 2],
+            image_name: "probe".into(),
+        };
+        let pin = pinned_in(&p).unwrap();
+        assert_eq!(pin.ids.len(), 2);
+        assert_eq!(pin.slots[1].partition, 2);
+        assert_eq!(pin.image_name, "probe");
+        // Ungrouped: no slots at all.
+        let plain = pinned_in(&pb::RegionPlacement {
+            racks: Vec::new(),
+            partitions: Vec::new(),
+            ..p.clone()
+        })
+        .unwrap();
+        assert!(plain.slots.is_empty());
+        // Racks that do not match the IDs are refused, not guessed.
+        let bad = pb::RegionPlacement {
+            partitions: vec![1],
+            ..p
+        };
+        assert!(pinned_in(&bad).is_err());
+    }
+}
