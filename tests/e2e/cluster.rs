@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use strato_e2e::underlay::{Underlay, SWITCH_ADDR};
 use strato_e2e::{fast_config, Daemon};
+use strato_proto::v1 as pb;
 
 const SECRET: &str = "region-secret-for-tests-0123";
 const TTL: u64 = 2;
@@ -240,6 +241,45 @@ fn three_hosts_one_region() {
             x.wait_state(i["InstanceId"].as_str().unwrap(), "running", T);
         }
     }
+
+    // Only a host holding the region's secret may name a launch's IDs and slots.
+    let forged = pb::RunInstancesRequest {
+        image_id: amis[0].clone(),
+        instance_type: "custom-1-64".into(),
+        min_count: 1,
+        max_count: 1,
+        region_placement: Some(pb::RegionPlacement {
+            host: "h1".into(),
+            instance_ids: vec!["i-0000000000000000f".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let socket = d[0].socket.clone();
+    let refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("unix:{}", socket.display()))
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+            pb::compute_client::ComputeClient::new(channel)
+                .run_instances(forged)
+                .await
+                .unwrap_err()
+        });
+    assert_eq!(
+        refused
+            .metadata()
+            .get(strato_proto::ERROR_CODE_METADATA)
+            .and_then(|v| v.to_str().ok()),
+        Some("AuthFailure"),
+        "{refused:?}"
+    );
 
     // Four launches at once for the region's last three vCPUs (one per host): the etcd
     // transaction lets exactly three through, one per host. Terminated, their capacity
