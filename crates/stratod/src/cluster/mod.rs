@@ -215,9 +215,19 @@ impl Region {
         let (rev, members, hosts) = self.note(r).await?;
         let old = self.hosts();
         let mut view = membership::merge(&old, &members, &hosts);
-        // Hosts whose lease lapsed are probed before they are called unavailable.
-        for h in view.values_mut().filter(|h| !h.leased) {
-            h.probe_ok = Some(membership::probe(&h.record.api).await);
+        // Hosts whose lease lapsed are probed (all at once) before they are called
+        // unavailable.
+        let mut probes = tokio::task::JoinSet::new();
+        for (name, h) in view.iter().filter(|(_, h)| !h.leased) {
+            let (name, api) = (name.clone(), h.record.api.clone());
+            probes.spawn(async move { (name, membership::probe(&api).await) });
+        }
+        while let Some(done) = probes.join_next().await {
+            if let Ok((name, ok)) = done {
+                if let Some(h) = view.get_mut(&name) {
+                    h.probe_ok = Some(ok);
+                }
+            }
         }
         for (name, h) in &view {
             let before = old.get(name).map(|o| o.state());
