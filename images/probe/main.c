@@ -223,6 +223,19 @@ static void parse_write(const char *s, u32 n)
 	w->textlen = n - (i + 2 + (u32)c);
 }
 
+/* probe.ip6=<addr>[/<prefix>]: the prefix is not used (neighbours are asked for anyway). */
+static void parse_ip6_opt(const char *s, u32 n)
+{
+	u32 k = 0;
+	while (k < n && s[k] != '/')
+		k++;
+	u8 a[16];
+	if (parse_ip6(s, k, a)) {
+		net6_add_addr(a);
+		net6_on = 1;
+	}
+}
+
 static void parse_cmdline(void)
 {
 	u32 i = 0;
@@ -246,6 +259,14 @@ static void parse_cmdline(void)
 			opt_fault = 1;
 		else if (n == 10 && starts(t, n, "probe.dhcp"))
 			net_dhcp = 1;
+		else if (n == 11 && starts(t, n, "probe.dhcp6"))
+			net6_on = net6_dhcp = 1;
+		else if (n == 10 && starts(t, n, "probe.ipv6"))
+			net6_on = 1;
+		else if (n == 11 && starts(t, n, "probe.noip4"))
+			net_noip4 = 1;
+		else if (starts(t, n, "probe.ip6="))
+			parse_ip6_opt(t + 10, n - 10);
 		else if (starts(t, n, "probe.write="))
 			parse_write(t + 12, n - 12);
 	}
@@ -710,6 +731,8 @@ static void run_script(const char *s, u32 n)
 				continue;
 			}
 			net_reply_budget = (int)n;
+		} else if (str_eq_n(w, wl, "ping6")) {
+			net6_ping(arg, al);
 		} else if (str_eq_n(w, wl, "marker") || str_eq_n(w, wl, "stop-if-marker")) {
 			/* marker <disk> <lba> <text>; stop-if-marker <disk> <lba> <text> ends the
 			 * script when the sector holds that marker (a script that runs once per

@@ -39,6 +39,8 @@ static u16 csum(const u8 *p, u32 n)
 	return (u16)((r >> 8) | (r << 8));
 }
 
+int net_noip4;
+
 static int our_ip_dev(struct vdev *d) { return net_ip && d->netidx == 0; }
 
 static u8 frame[1536] __attribute__((section(".noinit")));
@@ -199,7 +201,9 @@ void net_setup(struct vdev *d)
 	const u8 *m = d->mac;
 	kprintf("probe: net eth%d mac %02x:%02x:%02x:%02x:%02x:%02x\n", d->netidx, m[0], m[1], m[2], m[3],
 		m[4], m[5]);
-	if (net_dhcp && d->netidx == 0)
+	if (net_noip4 && d->netidx == 0)
+		net_ip = 0;
+	else if (net_dhcp && d->netidx == 0)
 		dhcp_run(d);
 	if (our_ip_dev(d)) {
 		kprintf("probe: ip %u.%u.%u.%u/%u\n", net_ip >> 24, (net_ip >> 16) & 255, (net_ip >> 8) & 255,
@@ -208,6 +212,7 @@ void net_setup(struct vdev *d)
 		static const u8 zero[6] = {0, 0, 0, 0, 0, 0};
 		send_arp(d, 1, bcast, zero, net_ip); /* gratuitous ARP */
 	}
+	net6_setup(d);
 }
 
 static void rx_arp(struct vdev *d, const u8 *p, u32 len)
@@ -275,6 +280,10 @@ void net_rx_frame(struct vdev *d, const u8 *p, u32 len)
 {
 	if (dhcp_state && d->netidx == 0 && len >= 14 && be16(p + 12) == 0x0800)
 		dhcp_rx(d, p, len);
+	if (len >= 14 && be16(p + 12) == 0x86dd) {
+		net6_rx_frame(d, p, len);
+		return;
+	}
 	if (!our_ip_dev(d) || len < 14)
 		return;
 	u16 et = be16(p + 12);

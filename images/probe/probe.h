@@ -128,5 +128,16 @@ void net_configured(struct vdev *d); /* print mac/ip, send gratuitous ARP */
 void net_rx_frame(struct vdev *d, const u8 *frame, u32 len);
 int net_tx(struct vdev *d, const u8 *frame, u32 len);
 void net_service(struct vdev *d); /* virtio.c: serves the RX ring */
+extern int net_noip4; /* probe.noip4: no IPv4 address on eth0 (ip= and probe.dhcp ignored) */
+
+/* ---- net6.c ---- */
+#define MAX_IP6 8
+extern int net6_on;   /* IPv6 on eth0: probe.ip6=, probe.dhcp6 or probe.ipv6 */
+extern int net6_dhcp; /* probe.dhcp6: ask DHCPv6 for eth0's addresses */
+int parse_ip6(const char *s, u32 n, u8 out[16]); /* 1 when s[0..n) is a whole address */
+void net6_add_addr(const u8 a[16]);
+void net6_setup(struct vdev *d); /* eth0: link-local, RS, DHCPv6, prints the ip6 lines */
+void net6_rx_frame(struct vdev *d, const u8 *frame, u32 len);
+void net6_ping(const char *arg, u32 len); /* user data `ping6 <src>|self <dst>` */
 
 #endif

@@ -459,7 +459,11 @@ fn kill9_storm_keeps_the_invariants() {
             "round {round}: killed after {delay} ms; calls: {:?}",
             calls
                 .iter()
-                .map(|c| format!("{} {:?}", c.what, c.code))
+                .map(|c| match (c.ok(), c.refused()) {
+                    (true, _) => format!("{} ok", c.what),
+                    (false, true) => format!("{} refused", c.what),
+                    (false, false) => format!("{} cut off ({:?})", c.what, c.code),
+                })
                 .collect::<Vec<_>>()
         );
         d.start_again();

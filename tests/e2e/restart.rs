@@ -3,7 +3,7 @@
 //! is stopped as its shutdown behavior says. One daemon per data directory: a second one is
 //! refused with the first one's PID, and a stopped daemon leaves no socket behind. A monitor
 //! that does not answer when the daemon starts is adopted all the same and judged by the
-//! status check, not killed.
+//! status check, not killed; one that no record names (started just before a crash) is.
 
 #![allow(clippy::unwrap_used)]
 
@@ -163,4 +163,69 @@ fn a_monitor_that_does_not_answer_is_adopted_not_killed() {
     Daemon::signal_monitor(pid, libc::SIGCONT);
     d.wait_status(&id, ("ok", "*"), T);
     assert_eq!(d.vmm_pids(), vec![pid]);
+}
+
+#[test]
+fn an_unrecorded_monitor_is_killed_and_the_recorded_one_adopted() {
+    let mut d = Daemon::start("stray");
+    let ami = d.register_probe("probe");
+    let id = d.run(&ami, &[])[0].clone();
+    d.wait_state(&id, "running", T);
+    let pids = d.vmm_pids();
+    assert_eq!(pids.len(), 1);
+
+    // A crash between starting a monitor and recording its PID leaves one running that no
+    // record names, on the instance's configuration: a stand-in with that command line.
+    d.kill_daemon();
+    let config = d.data().join("instances").join(&id).join("vm.json");
+    assert!(config.exists(), "{} is missing", config.display());
+    let mut stray = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &d.ns,
+            "sh",
+            "-c",
+            "read x",
+            "strato-vmm",
+            "--config",
+        ])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stray_pid = stray.id() as i32;
+    std::thread::sleep(Duration::from_millis(200));
+    let want = config.display().to_string();
+    let cmdline = std::fs::read(format!("/proc/{stray_pid}/cmdline")).unwrap_or_default();
+    assert!(
+        cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes()),
+        "the stand-in does not name {want}"
+    );
+
+    d.start_again();
+    let deadline = Instant::now() + T;
+    // The daemon SIGKILLs it during its start-up; reap it here, its parent.
+    loop {
+        if let Some(st) = stray.try_wait().unwrap() {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(st.signal(), Some(libc::SIGKILL), "{st}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unrecorded monitor still runs:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        d.log().contains("killing an unrecorded monitor"),
+        "{}",
+        d.log()
+    );
+    // The recorded monitor was adopted, not touched.
+    assert_eq!(d.vmm_pids(), pids);
+    assert_eq!(d.state(&id), "running");
+    d.wait_status(&id, ("ok", "*"), T);
 }

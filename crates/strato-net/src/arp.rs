@@ -12,6 +12,9 @@
 //! keeps ARP only: a tap is a bridge port, and the bridge consumes the frames of its ports
 //! before protocol-specific (`ETH_P_ARP`) packet sockets see them, while `ETH_P_ALL`
 //! sockets see them first.
+//!
+//! [`frame_probe_retrying`] is the same exchange for any one ethertype: the status check's
+//! IPv6 neighbour solicitations (built and read by `strato_wire::neighbour`) go through it.
 
 use std::io;
 use std::mem;
@@ -36,21 +39,24 @@ const RECV_BUF_LEN: usize = 2048;
 /// `SO_ATTACH_FILTER` (asm-generic/socket.h; the same on x86 and arm), absent from `libc`
 /// for glibc targets.
 const SO_ATTACH_FILTER: libc::c_int = 26;
-/// Bytes of each ARP frame the filter passes (ARP frames are 42, or 60 with padding).
+/// Bytes of each frame the filter passes (ARP frames are 42, or 60 with padding; a
+/// neighbour advertisement with its options fits too).
 const FILTER_SNAPLEN: u32 = 128;
 
-/// Classic BPF: accept the first [`FILTER_SNAPLEN`] bytes of frames whose ethertype is
-/// ARP, drop everything else.
-const ARP_FILTER: [libc::sock_filter; 4] = [
-    // ldh [12]: the ethertype.
-    bpf(0x28, 0, 0, 12),
-    // jeq #ETHERTYPE_ARP: next instruction, else skip one.
-    bpf(0x15, 0, 1, ETHERTYPE_ARP as u32),
-    // ret #FILTER_SNAPLEN
-    bpf(0x06, 0, 0, FILTER_SNAPLEN),
-    // ret #0: drop.
-    bpf(0x06, 0, 0, 0),
-];
+/// Classic BPF: accept the first [`FILTER_SNAPLEN`] bytes of frames of `ethertype`, drop
+/// everything else.
+const fn ethertype_filter(ethertype: u16) -> [libc::sock_filter; 4] {
+    [
+        // ldh [12]: the ethertype.
+        bpf(0x28, 0, 0, 12),
+        // jeq #ethertype: next instruction, else skip one.
+        bpf(0x15, 0, 1, ethertype as u32),
+        // ret #FILTER_SNAPLEN
+        bpf(0x06, 0, 0, FILTER_SNAPLEN),
+        // ret #0: drop.
+        bpf(0x06, 0, 0, 0),
+    ]
+}
 
 const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
@@ -121,12 +127,29 @@ pub fn arp_probe_retrying(
     window: Duration,
     tries: u32,
 ) -> Result<Option<[u8; 6]>, NetError> {
+    let request = build_arp_request(src_mac, src_ip, target_ip);
+    frame_probe_retrying(ifname, ETHERTYPE_ARP, &request, window, tries, |f| {
+        parse_arp_reply(f, target_ip)
+    })
+}
+
+/// Sends `request` (a whole Ethernet frame) on `ifname` `tries` times spread over `window`
+/// and returns what `answer` makes of the first received frame of `ethertype` it accepts,
+/// or `None` when none came in time. On a tap this asks the guest alone; the received
+/// frames are the guest's and `answer` must treat them as hostile.
+pub fn frame_probe_retrying<T>(
+    ifname: &str,
+    ethertype: u16,
+    request: &[u8],
+    window: Duration,
+    tries: u32,
+    mut answer: impl FnMut(&[u8]) -> Option<T>,
+) -> Result<Option<T>, NetError> {
     validate_ifname(ifname)?;
     let start = Instant::now();
     let deadline = start + window;
     let step = window / tries.max(1);
-    let sock = PacketSocket::bind(ifname)?;
-    let request = build_arp_request(src_mac, src_ip, target_ip);
+    let sock = PacketSocket::bind(ifname, ethertype)?;
     let mut sent = 0;
     let mut buf = [0u8; RECV_BUF_LEN];
     loop {
@@ -135,8 +158,8 @@ pub fn arp_probe_retrying(
             return Ok(None);
         }
         if sent < tries.max(1) && now >= start + step * sent {
-            sock.send(&request)
-                .map_err(|e| NetError::io(format!("send ARP request on {ifname}"), e))?;
+            sock.send(request)
+                .map_err(|e| NetError::io(format!("send a probe on {ifname}"), e))?;
             sent += 1;
         }
         let next_send = if sent < tries.max(1) {
@@ -148,7 +171,7 @@ pub fn arp_probe_retrying(
             .min(deadline)
             .saturating_duration_since(Instant::now());
         let readable = poll_readable(&sock.fd, wait)
-            .map_err(|e| NetError::io(format!("wait for ARP reply on {ifname}"), e))?;
+            .map_err(|e| NetError::io(format!("wait for a probe's answer on {ifname}"), e))?;
         if !readable {
             continue;
         }
@@ -158,20 +181,22 @@ pub fn arp_probe_retrying(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(NetError::io(format!("receive on {ifname}"), e)),
         };
-        if let Some(mac) = parse_arp_reply(frame, target_ip) {
-            return Ok(Some(mac));
+        if let Some(got) = answer(frame) {
+            return Ok(Some(got));
         }
     }
 }
 
-/// An `AF_PACKET` raw socket receiving the ARP frames (and only those) of one interface.
+/// An `AF_PACKET` raw socket receiving the frames of one ethertype (and only those) of
+/// one interface.
 struct PacketSocket {
     fd: OwnedFd,
     ifindex: i32,
+    ethertype: u16,
 }
 
 impl PacketSocket {
-    fn bind(ifname: &str) -> Result<Self, NetError> {
+    fn bind(ifname: &str, ethertype: u16) -> Result<Self, NetError> {
         let cname = std::ffi::CString::new(ifname).map_err(|_| NetError::InvalidName {
             name: ifname.to_owned(),
             reason: "contains NUL",
@@ -194,8 +219,9 @@ impl PacketSocket {
         let sock = PacketSocket {
             fd,
             ifindex: ifindex as i32,
+            ethertype,
         };
-        let mut filter = ARP_FILTER;
+        let mut filter = ethertype_filter(ethertype);
         let prog = libc::sock_fprog {
             len: filter.len() as libc::c_ushort,
             filter: filter.as_mut_ptr(),
@@ -230,12 +256,13 @@ impl PacketSocket {
         Ok(sock)
     }
 
-    /// The broadcast ARP destination on the interface.
+    /// The broadcast destination on the interface (a raw socket's frames carry their own
+    /// destination; the address names the interface).
     fn sockaddr(&self) -> libc::sockaddr_ll {
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (ETHERTYPE_ARP).to_be();
+        addr.sll_protocol = self.ethertype.to_be();
         addr.sll_ifindex = self.ifindex;
         addr.sll_halen = 6;
         addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
@@ -260,7 +287,7 @@ impl PacketSocket {
             return Err(io::Error::last_os_error());
         }
         if n as usize != frame.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short ARP send"));
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short probe send"));
         }
         Ok(())
     }

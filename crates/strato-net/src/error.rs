@@ -22,6 +22,9 @@ pub enum NetError {
     /// An IPv6 prefix length above 128.
     #[error("Invalid IPv6 prefix length {0}: must be at most 128")]
     InvalidPrefix6(u8),
+    /// A VXLAN network identifier outside 1 to 2^24 - 1.
+    #[error("Invalid VNI {0}: must be 1 to 16777215")]
+    InvalidVni(u32),
     /// A string that is not a MAC address in `xx:xx:xx:xx:xx:xx` form.
     #[error("Invalid MAC address {0:?}")]
     InvalidMac(String),

@@ -153,6 +153,27 @@ pub struct Ruleset {
     pub api_port: Option<u16>,
     /// The metadata service's IPv6 address (TCP); `None`: not accepted from guests.
     pub metadata6: Option<SocketAddrV6>,
+    /// VPCs joined to other hosts' by VXLAN; `None`: this host is alone.
+    pub overlay: Option<Overlay>,
+}
+
+/// The VXLAN side of the firewall (see [`crate::vxlan`]): what comes in on a VPC bridge's
+/// VXLAN port is from outside this host's taps, so it may not claim to be a local
+/// interface (MAC or address) nor a gateway, and meets the destination interface's
+/// ingress rules like traffic from anywhere else; what this host itself sends on a VPC
+/// bridge (its gateways' ARP, DHCP, router advertisements, the metadata service's replies)
+/// never leaves through a VXLAN port, since every host serves its own instances; guests
+/// reach no underlay address; and only peers may send VXLAN to this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overlay {
+    /// The VXLAN devices (bridge ports).
+    pub ports: Vec<String>,
+    /// This host's underlay address and its peers': guests reach none of them.
+    pub underlay: Vec<Ipv4Addr>,
+    /// The peers: the only sources VXLAN is taken from.
+    pub peers: Vec<Ipv4Addr>,
+    /// The VXLAN UDP port.
+    pub port: u16,
 }
 
 /// Neighbour discovery and multicast listener messages: the link's plumbing, which passes
@@ -276,6 +297,14 @@ fn guard_v6(e: &EniRules, s: &mut String) {
 
 /// The `table bridge strato_guard` body.
 pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
+    guard_table(enis, None)
+}
+
+/// The guard table, with the VXLAN ports' chains when the host has an overlay.
+fn guard_table(
+    enis: &[EniRules],
+    overlay: Option<(&Overlay, &[HostBridge])>,
+) -> Result<String, NetError> {
     let mut s = format!("table bridge {GUARD_TABLE} {{\n");
     s.push_str("\tmap taps {\n\t\ttype ifname : verdict\n");
     let mut entries = Vec::new();
@@ -320,7 +349,13 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
     s.push_str(
         "\tchain prerouting {\n\t\ttype filter hook prerouting priority -300; policy accept;\n",
     );
-    s.push_str("\t\tiifname vmap @taps\n\t}\n");
+    s.push_str("\t\tiifname vmap @taps\n");
+    if let Some((o, bridges)) = overlay {
+        s.push_str("\t\tiifname @overlay_ports jump from_overlay\n\t}\n");
+        guard_overlay(enis, o, bridges, &mut s)?;
+    } else {
+        s.push_str("\t}\n");
+    }
     for e in enis {
         if e.addrs.is_empty() {
             // `{ }` is no valid set: an ENI without addresses may send nothing.
@@ -357,6 +392,88 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
     }
     s.push_str("}\n");
     Ok(s)
+}
+
+/// Guest services: DHCP and DHCPv6 (each host serves its own instances).
+const DHCP_PORTS: &str = "{ 67, 68, 546, 547 }";
+
+/// The guard's VXLAN part: its sets, what comes in (`from_overlay`), what goes out.
+fn guard_overlay(
+    enis: &[EniRules],
+    o: &Overlay,
+    bridges: &[HostBridge],
+    s: &mut String,
+) -> Result<(), NetError> {
+    let ports = o
+        .ports
+        .iter()
+        .map(|p| ifname(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let macs: Vec<String> = enis.iter().map(|e| e.mac.to_string()).collect();
+    let gws: Vec<String> = bridges
+        .iter()
+        .flat_map(|b| b.gateways.iter().map(Ipv4Addr::to_string))
+        .collect();
+    let gws6: Vec<String> = bridges
+        .iter()
+        .flat_map(|b| b.gateways6.iter().map(Ipv6Addr::to_string))
+        .collect();
+    for (name, ty, elems) in [
+        ("overlay_ports", "ifname", &ports),
+        ("eni_macs", "ether_addr", &macs),
+        ("host_gws", "ipv4_addr", &gws),
+        ("host_gws6", "ipv6_addr", &gws6),
+    ] {
+        let _ = writeln!(s, "\n\tset {name} {{\n\t\ttype {ty}");
+        if !elems.is_empty() {
+            let mut uniq = elems.clone();
+            uniq.sort();
+            uniq.dedup();
+            let _ = writeln!(s, "\t\telements = {{ {} }}", uniq.join(", "));
+        }
+        s.push_str("\t}\n");
+    }
+    // In: nothing may pose as a local interface or a gateway (a remote host's guard
+    // checked its own taps, but the underlay is only as trusted as its least careful
+    // host); another host's DHCP, router advertisements and ARP for the gateways stay
+    // out (the gateway addresses are the same on every host of a VPC).
+    let _ = write!(
+        s,
+        "\n\tchain from_overlay {{\n\
+         \t\tether saddr @eni_macs counter drop\n\
+         \t\tarp saddr ip @eni_addrs counter drop\n\
+         \t\tarp saddr ip @host_gws counter drop\n\
+         \t\tarp daddr ip @host_gws counter drop\n\
+         \t\tip saddr @eni_addrs counter drop\n\
+         \t\tip saddr @host_gws counter drop\n\
+         \t\tip6 saddr @eni_addrs6 counter drop\n\
+         \t\tip6 saddr @host_gws6 counter drop\n\
+         \t\tudp dport {DHCP_PORTS} counter drop\n\
+         \t\ticmpv6 type {{ nd-router-advert, nd-redirect }} counter drop\n\
+         \t\ticmpv6 type nd-neighbor-solicit @th,64,128 {{ {targets} }} counter drop\n\
+         \t}}\n\n\
+         \tchain output {{\n\
+         \t\ttype filter hook output priority 0; policy accept;\n\
+         \t\toifname @overlay_ports counter drop\n\
+         \t}}\n\n\
+         \tchain forward {{\n\
+         \t\ttype filter hook forward priority 0; policy accept;\n\
+         \t\toifname @overlay_ports udp dport {DHCP_PORTS} counter drop\n\
+         \t\toifname @overlay_ports arp daddr ip @host_gws counter drop\n\
+         \t\toifname @overlay_ports icmpv6 type nd-router-solicit counter drop\n\
+         \t}}\n",
+        // No raw match on an empty list: `::` is nobody's gateway.
+        targets = if bridges.iter().all(|b| b.gateways6.is_empty()) {
+            hex128(Ipv6Addr::UNSPECIFIED)
+        } else {
+            bridges
+                .iter()
+                .flat_map(|b| b.gateways6.iter().map(|g| hex128(*g)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    Ok(())
 }
 
 /// The `table inet strato_filter` body.
@@ -424,7 +541,7 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
     let _ = write!(
         s,
         "\tchain forward {{\n\
-         \t\ttype filter hook forward priority 0; policy accept;\n\
+         \t\ttype filter hook forward priority 0; policy accept;\n{underlay}\
          \t\tct state established,related accept\n\
          \t\ticmpv6 type {ND_TYPES} accept\n\
          \t\tct state invalid drop\n\
@@ -433,6 +550,16 @@ pub fn render_filter(rs: &Ruleset) -> Result<String, NetError> {
          \t\tiifname . ip6 saddr vmap @eni_out6\n\
          \t\toifname . ip6 daddr vmap @eni_in6\n\
          \t}}\n",
+        // Guests reach no underlay address, and send no VXLAN off their VPC (a packet a
+        // peer took for its own would be decapsulated onto a VPC bridge there).
+        underlay = match &rs.overlay {
+            Some(o) => format!(
+                "\t\tiifname @vpc_bridges ip daddr @underlay counter drop\n\
+                 \t\tiifname @vpc_bridges oifname != @vpc_bridges udp dport {} counter drop\n",
+                o.port
+            ),
+            None => String::new(),
+        },
     );
     for e in &rs.enis {
         for (ingress, rules, verdict) in
@@ -493,11 +620,27 @@ fn render_host_input(rs: &Ruleset, s: &mut String) -> Result<(), NetError> {
     if !gws6.is_empty() {
         let _ = writeln!(s, "\t\telements = {{ {} }}", gws6.join(", "));
     }
+    if let Some(o) = &rs.overlay {
+        s.push_str("\t}\n\n\tset underlay {\n\t\ttype ipv4_addr\n");
+        let mut all = o.underlay.clone();
+        all.extend(o.peers.iter().copied());
+        all.sort();
+        all.dedup();
+        if !all.is_empty() {
+            let list: Vec<String> = all.iter().map(Ipv4Addr::to_string).collect();
+            let _ = writeln!(s, "\t\telements = {{ {} }}", list.join(", "));
+        }
+        s.push_str("\t}\n\n\tset overlay_peers {\n\t\ttype ipv4_addr\n");
+        if !o.peers.is_empty() {
+            let list: Vec<String> = o.peers.iter().map(Ipv4Addr::to_string).collect();
+            let _ = writeln!(s, "\t\telements = {{ {} }}", list.join(", "));
+        }
+    }
     let _ = write!(
         s,
         "\t}}\n\n\
          \tchain input {{\n\
-         \t\ttype filter hook input priority 0; policy accept;\n\
+         \t\ttype filter hook input priority 0; policy accept;\n{vxlan}\
          \t\tiifname @vpc_bridges jump from_guests\n\
          \t}}\n\n\
          \tchain from_guests {{\n\
@@ -505,6 +648,14 @@ fn render_host_input(rs: &Ruleset, s: &mut String) -> Result<(), NetError> {
          \t\tudp sport 68 udp dport 67 accept\n\
          \t\ticmpv6 type {ND_TYPES} accept\n\
          \t\tudp sport 546 udp dport 547 accept\n",
+        // VXLAN only from the peers: anyone else could put frames on a VPC bridge.
+        vxlan = match &rs.overlay {
+            Some(o) => format!(
+                "\t\tudp dport {} ip saddr != @overlay_peers counter drop\n",
+                o.port
+            ),
+            None => String::new(),
+        },
     );
     if let Some(m) = rs.metadata {
         let _ = writeln!(s, "\t\tip daddr {} tcp dport {} accept", m.ip(), m.port());
@@ -531,7 +682,10 @@ pub fn render(rs: &Ruleset) -> Result<String, NetError> {
         "table inet {FILTER_TABLE} {{}}\ndelete table inet {FILTER_TABLE}\n{}\
          table bridge {GUARD_TABLE} {{}}\ndelete table bridge {GUARD_TABLE}\n{}",
         render_filter(rs)?,
-        render_guard(&rs.enis)?
+        guard_table(
+            &rs.enis,
+            rs.overlay.as_ref().map(|o| (o, rs.bridges.as_slice()))
+        )?
     ))
 }
 
@@ -728,6 +882,7 @@ mod tests {
             metadata: Some(SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80)),
             api_port: None,
             metadata6: None,
+            overlay: None,
         };
         let got = render_filter(&rs).unwrap();
         let want = "table inet strato_filter {
@@ -915,6 +1070,7 @@ mod tests {
                 0,
                 0,
             )),
+            overlay: None,
         };
         let got = render_filter(&rs).unwrap();
         for want in [
@@ -938,5 +1094,64 @@ mod tests {
         let inv = got.find("ct state invalid drop").unwrap();
         assert!(nd < inv, "{got}");
         assert!(peer_matches(&Peer::Cidr6(Ipv6Addr::UNSPECIFIED, 200), true).is_err());
+    }
+
+    #[test]
+    fn overlay_ports_are_outside_the_taps() {
+        let rs = Ruleset {
+            enis: vec![eni("eni-0a", "tap0", [10, 77, 1, 10])],
+            bridges: vec![HostBridge {
+                name: "svpc0".into(),
+                gateways: vec![Ipv4Addr::new(10, 77, 1, 1)],
+                gateways6: vec![],
+            }],
+            overlay: Some(Overlay {
+                ports: vec!["svx0".into()],
+                underlay: vec![Ipv4Addr::new(10, 250, 0, 11)],
+                peers: vec![Ipv4Addr::new(10, 250, 0, 12)],
+                port: 4789,
+            }),
+            ..Ruleset::default()
+        };
+        let guard =
+            guard_table(&rs.enis, Some((rs.overlay.as_ref().unwrap(), &rs.bridges))).unwrap();
+        // The VXLAN port is no tap: it is not in the taps map, it has a chain of its own.
+        assert!(!guard.contains("\"svx0\" : jump"), "{guard}");
+        assert!(
+            guard.contains("iifname @overlay_ports jump from_overlay"),
+            "{guard}"
+        );
+        assert!(
+            guard.contains("elements = { 02:00:00:00:00:01 }"),
+            "{guard}"
+        );
+        assert!(guard.contains("elements = { 10.77.1.1 }"), "{guard}");
+        assert!(
+            guard.contains("ip saddr @eni_addrs counter drop"),
+            "{guard}"
+        );
+        let filter = render_filter(&rs).unwrap();
+        // The underlay drop comes before replies are let through.
+        let ul = filter.find("ip daddr @underlay counter drop").unwrap();
+        let est = filter.find("ct state established,related accept").unwrap();
+        let fwd = filter.find("chain forward").unwrap();
+        assert!(
+            fwd < ul && ul < filter[fwd..].find("ct state").unwrap() + fwd,
+            "{filter}"
+        );
+        assert!(est < fwd, "from_guests' own comes first");
+        assert!(
+            filter.contains("elements = { 10.250.0.11, 10.250.0.12 }"),
+            "{filter}"
+        );
+        assert!(filter.contains("udp dport 4789 ip saddr != @overlay_peers counter drop"));
+        // Without an overlay, none of it.
+        let alone = render(&Ruleset {
+            overlay: None,
+            ..rs
+        })
+        .unwrap();
+        assert!(!alone.contains("overlay"), "{alone}");
+        assert!(!alone.contains("underlay"), "{alone}");
     }
 }

@@ -18,6 +18,8 @@
 //!   through `nft -f -` (the one place the crate runs a program).
 //! - [`nat`]: [`nat::apply`] of the 1:1 NAT table of public addresses, and the /32s on
 //!   the uplink ([`nat::sync_addresses`]); the rules go through `nft -f -`.
+//! - [`vxlan`]: a VPC's VXLAN device on its bridge ([`vxlan::ensure_vxlan`]) and its
+//!   FDB: the peer hosts ([`vxlan::set_peers`]) and remote MACs.
 //! - [`mac`]: [`mac::MacAddr`], parsing, printing and generation of MAC addresses.
 
 pub mod arp;
@@ -32,6 +34,7 @@ pub mod nft;
 #[cfg(test)]
 mod testns;
 mod tun;
+pub mod vxlan;
 
 pub use error::NetError;
 pub use link::LinkStatus;

@@ -47,13 +47,15 @@ pub struct LinkStatus {
 }
 
 /// What [`get_link`] parses from an `RTM_NEWLINK` reply.
-struct LinkInfo {
-    status: LinkStatus,
+pub(crate) struct LinkInfo {
+    pub(crate) status: LinkStatus,
     /// `IFLA_TUN_TYPE` for tun/tap links (`IFF_TUN` or `IFF_TAP`), when reported.
     tun_type: Option<u8>,
+    /// The kind's own attributes (`IFLA_INFO_DATA`), for the kinds that read them (vxlan).
+    pub(crate) info_data: Vec<u8>,
 }
 
-enum Selector<'a> {
+pub(crate) enum Selector<'a> {
     Name(&'a str),
     Index(u32),
 }
@@ -291,11 +293,11 @@ pub fn link_addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>, NetError> {
         .map_err(|e| NetError::netlink(format!("list addresses of {name}"), e))
 }
 
-fn open_socket() -> Result<Socket, NetError> {
+pub(crate) fn open_socket() -> Result<Socket, NetError> {
     Socket::open().map_err(|e| NetError::io("open netlink socket", e))
 }
 
-fn check_kind(status: &LinkStatus, expected: &'static str) -> Result<(), NetError> {
+pub(crate) fn check_kind(status: &LinkStatus, expected: &'static str) -> Result<(), NetError> {
     if status.kind.as_deref() == Some(expected) {
         return Ok(());
     }
@@ -311,7 +313,7 @@ fn check_kind(status: &LinkStatus, expected: &'static str) -> Result<(), NetErro
 }
 
 /// Looks a link up by name or index; `None` when the kernel says `ENODEV`.
-fn lookup(sock: &mut Socket, sel: Selector<'_>) -> Result<Option<LinkInfo>, NetError> {
+pub(crate) fn lookup(sock: &mut Socket, sel: Selector<'_>) -> Result<Option<LinkInfo>, NetError> {
     let mut msg = Message::new(RTM_GETLINK, 0);
     let what = match sel {
         Selector::Name(name) => {
@@ -358,6 +360,7 @@ fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
         mac: [0; 6],
     };
     let mut tun_type = None;
+    let mut info_data = Vec::new();
     for (ty, data) in Attrs::new(payload.get(IFINFOMSG_LEN..)?) {
         match ty {
             IFLA_IFNAME => status.name = c_string(data),
@@ -373,6 +376,7 @@ fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
                     match ty {
                         IFLA_INFO_KIND => status.kind = Some(c_string(data)),
                         IFLA_INFO_DATA => {
+                            info_data = data.to_vec();
                             tun_type = Attrs::new(data)
                                 .find(|&(t, _)| t == IFLA_TUN_TYPE)
                                 .and_then(|(_, d)| d.first().copied());
@@ -387,11 +391,15 @@ fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
     if status.kind.as_deref() != Some(KIND_TUN) {
         tun_type = None;
     }
-    Some(LinkInfo { status, tun_type })
+    Some(LinkInfo {
+        status,
+        tun_type,
+        info_data,
+    })
 }
 
 /// A NUL-terminated (or not) attribute string.
-fn c_string(data: &[u8]) -> String {
+pub(crate) fn c_string(data: &[u8]) -> String {
     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     String::from_utf8_lossy(data.get(..end).unwrap_or_default()).into_owned()
 }
@@ -404,7 +412,7 @@ fn set_mac(sock: &mut Socket, index: u32, mac: [u8; 6]) -> io::Result<()> {
     sock.request(msg).map(drop)
 }
 
-fn set_up(sock: &mut Socket, index: u32) -> io::Result<()> {
+pub(crate) fn set_up(sock: &mut Socket, index: u32) -> io::Result<()> {
     let mut msg = Message::new(RTM_NEWLINK, 0);
     msg.ifinfomsg(index, IFF_UP, IFF_UP);
     sock.request(msg).map(drop)

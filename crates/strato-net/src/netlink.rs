@@ -29,6 +29,14 @@ pub(crate) const RTM_GETLINK: u16 = 18;
 pub(crate) const RTM_NEWADDR: u16 = 20;
 pub(crate) const RTM_DELADDR: u16 = 21;
 pub(crate) const RTM_GETADDR: u16 = 22;
+pub(crate) const RTM_NEWNEIGH: u16 = 28;
+pub(crate) const RTM_DELNEIGH: u16 = 29;
+pub(crate) const RTM_GETNEIGH: u16 = 30;
+/// With [`NLM_F_CREATE`]: replace an existing object.
+pub(crate) const NLM_F_REPLACE: u16 = 0x100;
+/// With [`NLM_F_CREATE`]: add to the objects under the same key (a second FDB
+/// destination for one MAC).
+pub(crate) const NLM_F_APPEND: u16 = 0x800;
 
 // Attributes (linux/if_link.h, linux/if_addr.h, linux/veth.h).
 pub(crate) const IFLA_ADDRESS: u16 = 1;
@@ -51,6 +59,8 @@ const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 /// Size of `struct ifinfomsg`.
 pub(crate) const IFINFOMSG_LEN: usize = 16;
+/// Size of `struct ndmsg`.
+pub(crate) const NDMSG_LEN: usize = 12;
 /// Size of `struct ifaddrmsg`.
 pub(crate) const IFADDRMSG_LEN: usize = 8;
 
@@ -109,6 +119,17 @@ impl Message {
         self.buf.push(flags);
         self.buf.push(0); // scope: RT_SCOPE_UNIVERSE
         self.buf.extend_from_slice(&index.to_ne_bytes());
+        self
+    }
+
+    /// Appends a `struct ndmsg` (neighbour and FDB entries).
+    pub(crate) fn ndmsg(&mut self, family: u8, index: u32, state: u16, flags: u8) -> &mut Self {
+        self.buf.push(family);
+        self.buf.extend_from_slice(&[0, 0, 0]); // pad1, pad2
+        self.buf.extend_from_slice(&index.to_ne_bytes());
+        self.buf.extend_from_slice(&state.to_ne_bytes());
+        self.buf.push(flags);
+        self.buf.push(0); // type
         self
     }
 

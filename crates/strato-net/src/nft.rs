@@ -154,6 +154,7 @@ mod tests {
                     0,
                     0,
                 )),
+                overlay: None,
             };
             apply(&firewall::render(&rs).expect("render")).expect("apply");
             // Applying again replaces the tables rather than failing or doubling them.
@@ -181,6 +182,33 @@ mod tests {
             assert!(guard.contains("nd-neighbor-advert"), "{guard}");
             assert!(filter.contains("jump in_eni_0123456789abcdef0"), "{filter}");
             assert!(filter.contains("@eni_in6"), "{filter}");
+
+            // With a VXLAN port: nft takes the overlay's sets and chains too.
+            let mut with = rs.clone();
+            with.overlay = Some(firewall::Overlay {
+                ports: vec!["svx0".into()],
+                underlay: vec![Ipv4Addr::new(10, 250, 0, 11)],
+                peers: vec![Ipv4Addr::new(10, 250, 0, 12)],
+                port: crate::vxlan::VXLAN_PORT,
+            });
+            apply(&firewall::render(&with).expect("render")).expect("apply with overlay");
+            let guard = list_table("bridge", firewall::GUARD_TABLE)
+                .expect("list")
+                .expect("guard table");
+            assert!(guard.contains("jump from_overlay"), "{guard}");
+            assert!(guard.contains("ether saddr @eni_macs"), "{guard}");
+            assert!(guard.contains("oifname @overlay_ports"), "{guard}");
+            let filter = list_table("inet", firewall::FILTER_TABLE)
+                .expect("list")
+                .expect("filter table");
+            assert!(filter.contains("ip saddr != @overlay_peers"), "{filter}");
+            assert!(filter.contains("ip daddr @underlay"), "{filter}");
+            // An overlay with nothing in it yet (no VPC, no peer) is valid too.
+            let bare = Ruleset {
+                overlay: Some(firewall::Overlay::default()),
+                ..Ruleset::default()
+            };
+            apply(&firewall::render(&bare).expect("render")).expect("empty overlay");
 
             // A bad script changes nothing and says why.
             let err =

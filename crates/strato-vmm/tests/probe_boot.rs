@@ -422,3 +422,78 @@ fn json_config_boots_like_flags() {
     );
     assert!(console.contains("probe: cpus 2"), "{console}");
 }
+
+/// `ping -6` from `ns` reaches `addr` within a few tries (the tap's own addresses may still
+/// be tentative just after the monitor opened it).
+fn ping6_ok(ns: &NetNs, addr: &str) {
+    let script = format!(
+        "for i in 1 2 3 4 5 6; do ping -6 -c 1 -W 2 {addr} && exit 0; sleep 1; done; exit 1"
+    );
+    ns.exec_ok(&["sh", "-c", &script]);
+}
+
+#[test]
+fn guest_answers_neighbour_discovery_and_ping_over_ipv6_on_its_tap() {
+    // The tap on a bridge that snoops multicast, as a VPC bridge may: the guest's report
+    // must put its solicited-node groups on the tap's port.
+    let ns = NetNs::with_tap("net6", "172.30.8.1/24");
+    let ip = |args: &str| ns.exec_ok(&args.split(' ').collect::<Vec<_>>());
+    ip("ip link add br0 type bridge mcast_snooping 1");
+    ip("ip link set tap0 master br0");
+    ip("ip link set br0 up");
+    ip("ip -6 addr add 2001:db8:8::1/64 dev br0 nodad");
+    let dir = Scratch::new("net6");
+    let args = s(&["--net", "tap=tap0,mac=02:00:00:00:08:02"]);
+    let mut vm = Vm::start(
+        &dir,
+        "vmlinux",
+        "probe.noip4 probe.ip6=2001:db8:8::2/64 probe.ip6=2001:db8:8:0:0:0:0:3",
+        &args,
+        Some(&ns.name),
+    );
+    vm.wait_for("probe: idle", BOOT);
+    let c = vm.console_text();
+    for line in [
+        "probe: ip6 link-local fe80::ff:fe00:802",
+        "probe: ip6 2001:db8:8::2",
+        "probe: ip6 2001:db8:8::3",
+        // Nobody on the tap sends router advertisements.
+        "probe: ip6 router none",
+    ] {
+        assert!(c.contains(&format!("{line}\n")), "{line}:\n{c}");
+    }
+    assert!(!c.contains("probe: ip "), "probe.noip4:\n{c}");
+    // Neighbour solicitations to the solicited-node groups, then echo, for each address.
+    ping6_ok(&ns, "2001:db8:8::2");
+    ping6_ok(&ns, "2001:db8:8::3");
+    ping6_ok(&ns, "fe80::ff:fe00:802%br0");
+    let mdb = ns.exec(&["bridge", "mdb", "show", "dev", "br0"]);
+    let mdb = String::from_utf8_lossy(&mdb.stdout).to_string();
+    for group in ["ff02::1:ff00:2", "ff02::1:ff00:3", "ff02::1:ff00:802"] {
+        assert!(
+            mdb.lines()
+                .any(|l| l.contains("port tap0") && l.contains(&format!("grp {group} "))),
+            "{group}:\n{mdb}"
+        );
+    }
+    let arp = ns.exec(&["arping", "-c", "1", "-w", "2", "-I", "br0", "172.30.8.2"]);
+    assert!(!arp.status.success(), "no IPv4, no ARP answer");
+    // Duplicate address detection: the host trying the guest's address hears the guest's
+    // advertisement (to all nodes, from ::'s solicitation) and gives the address up.
+    ns.exec_ok(&["ip", "-6", "addr", "add", "2001:db8:8::3/64", "dev", "br0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = ns.exec(&["ip", "-6", "addr", "show", "dev", "br0"]);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        if text.contains("dadfailed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no DAD failure:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    vm.api(r#"{"op":"stop"}"#);
+    vm.wait_exit(Duration::from_secs(10));
+}

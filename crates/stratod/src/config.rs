@@ -133,6 +133,9 @@ pub struct FileConfig {
     pub tls: Option<TlsFile>,
     /// The web view.
     pub web: Option<WebFile>,
+    /// VPCs joined to other hosts' by VXLAN (provisional: the region's membership will
+    /// supply the peers).
+    pub overlay: Option<crate::cloud::network::overlay::OverlayFile>,
     /// A region of several hosts (`crate::cluster::config`).
     pub cluster: Option<crate::cluster::config::ClusterFile>,
 }
@@ -370,6 +373,8 @@ pub struct Config {
     pub ipv6_pool: Option<crate::cloud::network::ipv6::Block>,
     /// TLS settings.
     pub tls: TlsConfig,
+    /// The VXLAN overlay between hosts; `None`: this host is alone.
+    pub overlay: Option<crate::cloud::network::overlay::OverlayConfig>,
     /// The region of hosts this one belongs to; `None`: a region of one host.
     pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
@@ -600,6 +605,10 @@ impl Config {
                 )));
             }
         }
+        let overlay = match f.overlay {
+            None => None,
+            Some(o) => Some(o.parse().map_err(ConfigError::Invalid)?),
+        };
         let cluster = f.cluster.map(|c| c.validate(&listen)).transpose()?;
         // In a region the host's racks are `cluster.racks` (the host itself by default).
         let racks = match (&cluster, had_racks) {
@@ -612,6 +621,7 @@ impl Config {
             (None, _) => racks,
         };
         Ok(Config {
+            overlay,
             cluster,
             tls,
             ipv6_pool,

@@ -118,6 +118,8 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .map_err(|e| chain(&e))?;
     // Before any monitor is adopted or booted: no instance runs unfiltered.
     cloud.start_firewall().await.map_err(|e| chain(&e))?;
+    // After the firewall: no VXLAN port is up before its filters are.
+    cloud.start_overlay().await.map_err(|e| chain(&e))?;
     cloud.start_public_network().await.map_err(|e| chain(&e))?;
     cloud.start_ipv6_routing().await;
     // DHCP first: guests whose boots the restore starts over ask for their address at once.

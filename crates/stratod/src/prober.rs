@@ -7,7 +7,9 @@
 //!   round it left the guest (an exit of any kind) or it is halted now (an idle guest); a
 //!   vCPU that did neither is wedged.
 //! - Instance status (the guest's side): an ARP request for the instance's private IP sent
-//!   into its ENI gets an answer, as EC2's reachability check does.
+//!   into its ENI gets an answer, as EC2's reachability check does; when it does not and
+//!   the ENI has IPv6 addresses, a neighbour solicitation for the first one sent the same
+//!   way gets an advertisement (a guest that speaks only IPv6 is reachable too).
 //!
 //! A check is `initializing` until it first passes (for the instance check, at most for the
 //! grace period after boot), then `ok` or `impaired` with the time it first failed.
@@ -23,7 +25,7 @@
 //! reads the board.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +35,7 @@ use crate::db::now_s;
 use crate::metrics::Metrics;
 use crate::supervisor::{self, Monitor, Process, VmmPaths};
 use strato_vmm_api::control::VmState;
+use strato_wire::neighbour;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// How often a new VM's checks are retried until they first pass: short, since each retry
@@ -224,7 +227,9 @@ pub struct Target {
 }
 
 /// The reachability check of one instance: an ARP request from the subnet's gateway for
-/// the primary private address, sent into the primary ENI's tap.
+/// the primary private address, sent into the primary ENI's tap; when no ARP reply comes
+/// and the ENI has IPv6 addresses, a neighbour solicitation for the first of them (a guest
+/// that speaks only IPv6 is reachable too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reach {
     /// The primary ENI's tap.
@@ -235,6 +240,8 @@ pub struct Reach {
     pub gateway: Ipv4Addr,
     /// The primary private address.
     pub ip: Ipv4Addr,
+    /// The ENI's IPv6 addresses, in the order they were assigned.
+    pub ipv6: Vec<Ipv6Addr>,
 }
 
 /// One instance as a new VM's first checks look it up.
@@ -242,8 +249,8 @@ pub struct Reach {
 pub enum Lookup {
     /// Still booting: `running` is recorded once its monitor answers.
     Pending,
-    /// Running.
-    Running(Target),
+    /// Running (boxed: a target is large beside the other variants).
+    Running(Box<Target>),
     /// Neither (stopping, stopped, gone): its first checks end.
     Gone,
 }
@@ -402,7 +409,8 @@ impl Prober {
     }
 
     /// The instance check: does the guest answer ARP for its private IP on its ENI within
-    /// `window`?
+    /// `window`, or, failing that, a neighbour solicitation for its first IPv6 address
+    /// within another `window`?
     async fn instance_check(&self, t: &Target, window: Duration) -> Option<bool> {
         let reach = t.reach.clone()?;
         let bridge = reach.bridge.clone();
@@ -415,6 +423,25 @@ impl Prober {
         let r =
             blocking(move || strato_net::arp::arp_probe_retrying(&tap, src_mac, gw, ip, window, 3))
                 .await;
+        if matches!(r, Ok(Some(_))) {
+            return Some(true);
+        }
+        let Some(&target) = reach.ipv6.first() else {
+            return Some(false);
+        };
+        let tap = reach.tap;
+        let r = blocking(move || {
+            let ns = neighbour::solicitation_frame(src_mac, target);
+            strato_net::arp::frame_probe_retrying(
+                &tap,
+                neighbour::ETHERTYPE_IPV6,
+                &ns,
+                window,
+                3,
+                |f| neighbour::parse_advertisement_frame(f, target),
+            )
+        })
+        .await;
         Some(matches!(r, Ok(Some(_))))
     }
 
@@ -483,7 +510,7 @@ impl Prober {
                 return;
             }
             let t = match self.targets.target(&id) {
-                Lookup::Running(t) if t.process == Some(process) => t,
+                Lookup::Running(t) if t.process == Some(process) => *t,
                 // The boot records `running` once the monitor answers.
                 Lookup::Pending => continue,
                 _ => return,
@@ -656,7 +683,7 @@ mod tests {
             self.running()
                 .into_iter()
                 .find(|t| t.id == id)
-                .map_or(Lookup::Gone, Lookup::Running)
+                .map_or(Lookup::Gone, |t| Lookup::Running(Box::new(t)))
         }
     }
 

@@ -631,6 +631,42 @@ mod tests {
     }
 
     #[test]
+    fn strays_are_the_processes_naming_the_config_other_than_the_kept_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("i-0123/vmm.json");
+        let other = dir.path().join("i-4567/vmm.json");
+        // Stand-ins for monitors: their command lines carry the config path as an argument,
+        // as the daemon starts them.
+        let spawn = |path: &Path| {
+            // `read` is a builtin: the shell stays the process (no exec, no child left).
+            std::process::Command::new("sh")
+                .args(["-c", "read x", "monitor"])
+                .arg(path)
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut kept = spawn(&config);
+        let mut stray = spawn(&config);
+        let mut unrelated = spawn(&other);
+        let (k, s, u) = (kept.id() as i32, stray.id() as i32, unrelated.id() as i32);
+        let found = strays(&config, Some(k));
+        assert!(found.contains(&s), "{found:?} lacks the stray {s}");
+        assert!(!found.contains(&k), "{found:?} holds the kept monitor {k}");
+        assert!(
+            !found.contains(&u),
+            "{found:?} holds another instance's monitor {u}"
+        );
+        let all = strays(&config, None);
+        assert!(all.contains(&k) && all.contains(&s) && !all.contains(&u));
+        for c in [&mut kept, &mut stray, &mut unrelated] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(strays(&config, None).is_empty());
+    }
+
+    #[test]
     fn missing_exit_file_means_killed() {
         let e = read_exit(Path::new("/nonexistent/exit.json"));
         assert_eq!(e.status, None);

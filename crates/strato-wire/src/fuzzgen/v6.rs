@@ -10,6 +10,7 @@ use strato_fuzzgen::{alloc, Source};
 use super::{mangle, MEMORY_BOUND};
 use crate::dhcp6::{self, IaAddr, IaNa, Lease, Message, MessageType, Status};
 use crate::ndp::{self, Advertisement, Prefix, Solicitation};
+use crate::neighbour;
 
 /// Runs one DHCPv6 case.
 pub fn dhcp6(data: &[u8]) {
@@ -147,9 +148,22 @@ fn check(b: &[u8], lease: &Lease) -> Result<Message, dhcp6::PacketError> {
 
 fn ndp_case(src: &mut Source<'_>) {
     if src.rarely() {
+        let target = addr(src);
         let rest = src.rest();
         let _ = ndp::parse_solicitation(rest);
         let _ = ndp::parse_advertisement(rest);
+        // The status check's neighbour probe reads whole frames from the guest.
+        let _ = neighbour::parse_advertisement_frame(rest, target);
+        return;
+    }
+    if src.rarely() {
+        // A solicitation frame (ours) is no advertisement, mangled or not.
+        let mut m = [0u8; 6];
+        src.fill(&mut m);
+        let target = addr(src);
+        let mut f = neighbour::solicitation_frame(m, target);
+        mangle(src, &mut f);
+        let _ = neighbour::parse_advertisement_frame(&f, target);
         return;
     }
     if src.bool() {

@@ -76,6 +76,8 @@ pub struct Cloud {
     pub boots: crate::prober::BootEvents,
     /// The security group firewall's apply lock.
     pub firewall: network::firewall::Firewall,
+    /// The VXLAN overlay joining VPC bridges across hosts (its peers change at runtime).
+    pub overlay: network::overlay::Overlay,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// The IPv6 router services (advertisements, DHCPv6), one set per VPC bridge.
@@ -142,6 +144,7 @@ impl Cloud {
             },
             _ => None,
         };
+        let overlay = network::overlay::Overlay::new(cfg.overlay.clone());
         let cluster = cfg.cluster.clone().map(|c| {
             // The other hosts' APIs are verified against the region's CA (`tls.ca_file`, or
             // this host's own CA when the hosts share it).
@@ -152,6 +155,7 @@ impl Cloud {
             Arc::new(crate::cluster::Region::new(c, cfg.region.clone(), roots))
         });
         Ok(Arc::new_cyclic(|me| Cloud {
+            overlay,
             cluster,
             jail_mount_ns,
             jail_support,
@@ -329,4 +333,30 @@ pub(crate) fn test_cloud_with(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir
     // Unit tests run in the host's namespace: never touch its firewall.
     cloud.firewall.disable();
     (dir, cloud)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_an_internal_error_that_says_so() {
+        let e = host_io(
+            "cannot write the volume",
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        );
+        assert_eq!(e.code, ErrorCode::InternalError);
+        assert!(
+            e.message
+                .contains("the disk of the host's data directory is full"),
+            "{}",
+            e.message
+        );
+        let other = host_io(
+            "cannot write the volume",
+            std::io::Error::from_raw_os_error(libc::EIO),
+        );
+        assert_eq!(other.code, ErrorCode::InternalError);
+        assert!(!other.message.contains("full"), "{}", other.message);
+    }
 }

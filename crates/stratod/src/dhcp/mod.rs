@@ -28,6 +28,26 @@ pub const MTU: u16 = 1500;
 /// Least interval between two log lines about bad packets on one bridge.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// At most one log line per [`LOG_EVERY`] for what a guest can make happen at will (bad
+/// packets), counting the ones it held back.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl Throttle {
+    /// `Some(lines held back since the last one)` when a line may be logged now.
+    pub fn allow(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
 const SERVER_PORT: u16 = 67;
 const CLIENT_PORT: u16 = 68;
 
@@ -40,6 +60,9 @@ pub struct Binding {
     pub net: Ipv4Addr,
     /// The subnet's prefix length.
     pub prefix: u8,
+    /// The interface MTU for the client: [`MTU`], or less on a VPC joined to other hosts
+    /// by VXLAN (its bridge carries 50 bytes less than the underlay).
+    pub mtu: u16,
 }
 
 /// What a lease lookup may read: the binding of a MAC on a bridge. The domain implements
@@ -178,8 +201,7 @@ async fn serve_loop(
     sock: tokio::net::UdpSocket,
 ) {
     let mut buf = vec![0u8; 2048];
-    let mut last_log: Option<Instant> = None;
-    let mut unlogged = 0u64;
+    let mut throttle = Throttle::default();
     loop {
         let n = match sock.recv_from(&mut buf).await {
             Ok((n, _)) => n,
@@ -212,12 +234,8 @@ async fn serve_loop(
             Outcome::Silent => inc(&metrics.dhcp_drops_total),
             Outcome::Bad(why) => {
                 inc(&metrics.dhcp_drops_total);
-                if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
-                    unlogged += 1;
-                } else {
+                if let Some(unlogged) = throttle.allow() {
                     tracing::warn!(bridge, reason = %why, unlogged, "bad DHCP packet");
-                    last_log = Some(Instant::now());
-                    unlogged = 0;
                 }
             }
         }
@@ -247,7 +265,7 @@ fn answer(book: &dyn LeaseBook, bridge: &str, pkt: &[u8]) -> Outcome {
         prefix: binding.prefix,
         gateway: Ipv4Addr::from(u32::from(binding.net) + 1),
         lease_secs: LEASE_SECS,
-        mtu: MTU,
+        mtu: binding.mtu,
     };
     match packet::decide(&req, &lease) {
         Some(reply) => {
@@ -263,6 +281,18 @@ fn answer(book: &dyn LeaseBook, bridge: &str, pkt: &[u8]) -> Outcome {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_throttle_lets_one_line_through_and_counts_the_rest() {
+        let mut t = Throttle::default();
+        assert_eq!(t.allow(), Some(0));
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        // Once the interval has passed, the next line carries the count held back.
+        t.last = t.last.and_then(|at| at.checked_sub(LOG_EVERY));
+        assert_eq!(t.allow(), Some(2));
+        assert_eq!(t.allow(), None);
+    }
+
     /// A lease book held in memory: one attached ENI, 02:00:00:00:00:0b on br0 with
     /// 10.0.2.9 in 10.0.2.0/28; every other MAC and bridge is unknown.
     struct Fake;
@@ -275,6 +305,7 @@ mod tests {
                         ip: Ipv4Addr::new(10, 0, 2, 9),
                         net: Ipv4Addr::new(10, 0, 2, 0),
                         prefix: 28,
+                        mtu: MTU,
                     },
                 ),
             )

@@ -22,9 +22,9 @@ pub use strato_wire::dhcp6 as packet;
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::dhcp::{LEASE_SECS, LOG_EVERY};
+use crate::dhcp::{Throttle, LEASE_SECS};
 use crate::error::ApiResult;
 use crate::metrics::{inc, Metrics};
 
@@ -159,8 +159,7 @@ async fn serve_loop(
     sock: tokio::net::UdpSocket,
 ) {
     let mut buf = vec![0u8; 2048];
-    let mut last_log: Option<Instant> = None;
-    let mut unlogged = 0u64;
+    let mut throttle = Throttle::default();
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
             Ok((n, SocketAddr::V6(from))) => (n, from),
@@ -184,12 +183,8 @@ async fn serve_loop(
             Outcome::Silent => inc(&metrics.dhcp6_drops_total),
             Outcome::Bad(why) => {
                 inc(&metrics.dhcp6_drops_total);
-                if last_log.is_some_and(|t| t.elapsed() < LOG_EVERY) {
-                    unlogged += 1;
-                } else {
+                if let Some(unlogged) = throttle.allow() {
                     tracing::warn!(bridge, reason = %why, unlogged, "bad DHCPv6 message");
-                    last_log = Some(Instant::now());
-                    unlogged = 0;
                 }
             }
         }

@@ -16,7 +16,7 @@ use strato_wire::ndp::{self, Advertisement, Prefix};
 
 use super::RouterBook;
 use crate::cloud::network::plumbing::blocking;
-use crate::dhcp::{LEASE_SECS, LOG_EVERY, MTU};
+use crate::dhcp::{Throttle, LEASE_SECS, MTU};
 use crate::metrics::{inc, Metrics};
 
 /// Unsolicited advertisements go out this often (RFC 4861's MaxRtrAdvInterval may be 4 s
@@ -105,7 +105,7 @@ pub async fn advertise_loop(
 ) {
     let mut buf = vec![0u8; 1500];
     let mut last_sent: Option<Instant> = None;
-    let mut last_log: Option<Instant> = None;
+    let mut throttle = Throttle::default();
     let mut next = tokio::time::Instant::now();
     loop {
         let solicited = tokio::select! {
@@ -113,9 +113,8 @@ pub async fn advertise_loop(
                 Ok((n, _)) => {
                     inc(&metrics.router_solicitations_total);
                     if let Err(e) = ndp::parse_solicitation(&buf[..n]) {
-                        if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-                            tracing::info!(bridge, error = %e, "bad router solicitation");
-                            last_log = Some(Instant::now());
+                        if let Some(unlogged) = throttle.allow() {
+                            tracing::info!(bridge, error = %e, unlogged, "bad router solicitation");
                         }
                         continue;
                     }
@@ -142,9 +141,8 @@ pub async fn advertise_loop(
             }
             Ok(false) => {}
             Err(e) => {
-                if last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-                    tracing::warn!(bridge, error = %e, "cannot send a router advertisement");
-                    last_log = Some(Instant::now());
+                if let Some(unlogged) = throttle.allow() {
+                    tracing::warn!(bridge, error = %e, unlogged, "cannot send a router advertisement");
                 }
             }
         }

@@ -598,6 +598,53 @@ mod tests {
         assert_eq!(nmis, vec![(0xff, 1)]);
     }
 
+    /// ACPICA's own tools (Debian's acpica-tools, which scripts/test.sh installs) read the
+    /// DSDT as a guest's interpreter would: it must disassemble without a warning and
+    /// compile back.
+    #[test]
+    fn acpica_disassembles_the_dsdt_and_compiles_it_back() {
+        let (g, rsdp) = boot(2, 3);
+        let (_, _, dsdt) = walk(&g, rsdp);
+        let dir = tempfile::tempdir().unwrap();
+        let aml = dir.path().join("dsdt.aml");
+        std::fs::write(&aml, &dsdt).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("iasl")
+                .current_dir(dir.path())
+                .args(args)
+                .output()
+                .expect(
+                    "iasl (Debian's acpica-tools) is not installed; scripts/test.sh installs it",
+                );
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "iasl {args:?}:\n{text}");
+            text
+        };
+        run(&["-d", "dsdt.aml"]);
+        let dsl = std::fs::read_to_string(dir.path().join("dsdt.dsl")).unwrap();
+        for needle in [
+            "Name (_S5, Package (0x02)",
+            "Device (PWRB)",
+            "\"ACPI0013\"",
+            "OperationRegion (GDST, SystemIO, 0x0610, 0x04)",
+            "Method (_EVT, 1, Serialized)",
+            "EisaId (\"PNP0501\")",
+            "EisaId (\"PNP0303\")",
+            "Device (V002)",
+        ] {
+            assert!(dsl.contains(needle), "{needle} missing from:\n{dsl}");
+        }
+        let compiled = run(&["-p", "again", "dsdt.dsl"]);
+        assert!(
+            compiled.contains("0 Errors, 0 Warnings"),
+            "recompiling the DSDT:\n{compiled}"
+        );
+    }
+
     #[test]
     fn dsdt_describes_s5_the_power_button_the_ged_and_each_virtio_device() {
         let (g, rsdp) = boot(1, 3);

@@ -39,6 +39,13 @@ impl Cloud {
                 bridge: subnet.bridge,
                 gateway,
                 ip: eni.private_ip.parse().ok()?,
+                ipv6: self
+                    .db
+                    .eni_ipv6(&eni.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
             })
         });
         Target {
@@ -62,7 +69,9 @@ impl Cloud {
 impl ProbeTargets for Cloud {
     fn target(&self, id: &str) -> Lookup {
         match self.db.instance(id) {
-            Ok(Some(i)) if i.state == State::Running => Lookup::Running(self.probe_target(&i)),
+            Ok(Some(i)) if i.state == State::Running => {
+                Lookup::Running(Box::new(self.probe_target(&i)))
+            }
             Ok(Some(i)) if i.state == State::Pending => Lookup::Pending,
             _ => Lookup::Gone,
         }
@@ -152,6 +161,15 @@ mod tests {
                 ..Eni::sample("eni-0000000000000000a", "10.0.2.9")
             })
             .unwrap();
+        // Its IPv6 addresses, in assignment order, for the neighbour probe.
+        cloud
+            .db
+            .add_eni_ipv6(
+                "eni-0000000000000000a",
+                &["2001:db8::20".into(), "2001:db8::10".into()],
+                10,
+            )
+            .unwrap();
         let t = cloud.running();
         assert_eq!(t.len(), 1, "{t:?}");
         assert_eq!(
@@ -168,6 +186,10 @@ mod tests {
                     bridge: "br0".into(),
                     gateway: "10.0.2.1".parse().unwrap(),
                     ip: "10.0.2.9".parse().unwrap(),
+                    ipv6: vec![
+                        "2001:db8::20".parse().unwrap(),
+                        "2001:db8::10".parse().unwrap()
+                    ],
                 }),
             }
         );

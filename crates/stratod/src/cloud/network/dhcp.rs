@@ -20,7 +20,12 @@ impl LeaseBook for Cloud {
             tracing::error!(bridge, mac, ip = %lease.ip, cidr = %lease.cidr, "unreadable DHCP lease");
             return Ok(None);
         };
-        Ok(Some(Binding { ip, net, prefix }))
+        Ok(Some(Binding {
+            ip,
+            net,
+            prefix,
+            mtu: self.overlay_guest_mtu(),
+        }))
     }
 
     fn acked(&self, bridge: &str, ip: std::net::Ipv4Addr) {
@@ -127,6 +132,7 @@ mod tests {
             ip: Ipv4Addr::new(10, 0, 2, 9),
             net: Ipv4Addr::new(10, 0, 2, 0),
             prefix: 28,
+            mtu: crate::dhcp::MTU,
         };
         assert_eq!(
             cloud.binding("br0", "02:00:00:00:00:0b").unwrap(),

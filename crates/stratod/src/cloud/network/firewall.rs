@@ -212,6 +212,7 @@ impl Cloud {
             crate::imds::PORT,
         ));
         model.api_port = self.cfg.ec2_api_vpc_endpoint;
+        model.overlay = self.overlay_model()?;
         // EC2's IPv6 metadata address; whether an instance may use it is the service's
         // business (HttpProtocolIpv6), the firewall only lets it be reached.
         model.metadata6 = Some(std::net::SocketAddrV6::new(

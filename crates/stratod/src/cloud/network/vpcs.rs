@@ -218,6 +218,14 @@ impl Cloud {
                 v.bridge
             )));
         }
+        if let Err(e) = self.overlay_ensure(&v).await {
+            // Half a VPC (here but not across hosts) is worse than none: take it back.
+            self.overlay_remove(&v).await;
+            let bridge = v.bridge.clone();
+            let _ = blocking(move || strato_net::link::delete_link(&bridge)).await;
+            self.db.delete_vpc_if_empty(&v.id)?;
+            return Err(e);
+        }
         self.network_changed.notify_one();
         self.dhcp_serve(&v.bridge);
         Ok(v)
@@ -292,6 +300,7 @@ impl Cloud {
             return Err(dependency("vpc", id));
         }
         self.dhcp_stop(&v.bridge);
+        self.overlay_remove(&v).await;
         let bridge = v.bridge.clone();
         if let Err(e) = blocking(move || strato_net::link::delete_link(&bridge)).await {
             // The record is gone; a leftover bridge holds no address and harms nothing.
