@@ -12,6 +12,7 @@ use crate::cloud::compute::launch::{Pinned, RunRequest};
 use crate::cloud::placement::hosts::{HostFilter, Share};
 use crate::cloud::placement::scheduler::Slot;
 use crate::cluster::forward::{self, ACCOUNT_METADATA};
+use crate::cluster::membership::HostState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 impl Api {
@@ -203,6 +204,61 @@ impl Api {
             owner_id: account.to_string(),
             instances,
         })
+    }
+}
+
+impl Api {
+    /// Whether a DescribeInstances covers the region: there is one, the call names no
+    /// instances, asks for no page, and is not itself one host asking another.
+    pub(super) fn region_wide_describe(&self, r: &pb::DescribeInstancesRequest) -> bool {
+        self.cloud.cluster.is_some()
+            && !r.this_host_only
+            && r.instance_ids.is_empty()
+            && r.max_results == 0
+            && r.next_token.is_empty()
+    }
+
+    /// Adds the instances of every other available host (asked all at once). A host that
+    /// does not answer is left out: a describe must not fail because one host is away.
+    pub(super) async fn describe_other_hosts(
+        &self,
+        account: &str,
+        req: pb::DescribeInstancesRequest,
+        page: &mut pb::DescribeInstancesResponse,
+    ) {
+        let Some(region) = self.cloud.cluster.clone() else {
+            return;
+        };
+        let mut asks = tokio::task::JoinSet::new();
+        for (name, h) in region.hosts() {
+            if name == region.host() || h.state() != HostState::Available {
+                continue;
+            }
+            let (region, account, req) = (region.clone(), account.to_string(), req.clone());
+            asks.spawn(async move {
+                let r = forward::describe_instances(
+                    &h.record.api,
+                    &region.roots,
+                    &region.cfg.secret,
+                    &account,
+                    req,
+                )
+                .await;
+                (name, r)
+            });
+        }
+        let mut more = Vec::new();
+        while let Some(done) = asks.join_next().await {
+            match done {
+                Ok((_, Ok(r))) => more.extend(r.instances),
+                Ok((host, Err(e))) => {
+                    tracing::warn!(%host, error = %e.message, "a region host left out of DescribeInstances")
+                }
+                Err(_) => {}
+            }
+        }
+        more.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        page.instances.extend(more);
     }
 }
 

@@ -108,3 +108,20 @@ pub async fn run_instances(
         .map(|r| r.into_inner())
         .map_err(|s| Forwarded::Failed(from_status(&s)))
 }
+
+/// DescribeInstances of another host's own instances, for `account`.
+pub async fn describe_instances(
+    endpoint: &str,
+    roots: &[String],
+    secret: &str,
+    account: &str,
+    mut req: pb::DescribeInstancesRequest,
+) -> ApiResult<pb::DescribeInstancesResponse> {
+    req.this_host_only = true;
+    let req = request(req, secret, account)?;
+    ComputeClient::new(channel(endpoint, roots).await?)
+        .describe_instances(req)
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| from_status(&s))
+}
