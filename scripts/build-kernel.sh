@@ -9,14 +9,16 @@
 # allnoconfig semantics. Builds are cached under target/kernel/<hash>/, where <hash> covers
 # the fragment, the linux-source package version and this script's build recipe, so a second
 # run is instant. The unpacked source lives in target/kernel/src/ (never in the repository).
-# Environment: LINUX_SOURCE_PACKAGE (default linux-source-6.1), JOBS (default nproc).
+# Environment: LINUX_SOURCE_PACKAGE (default linux-source-6.1), JOBS (default nproc),
+# KERNEL_FRAGMENT (another fragment than images/linux/microvm.config, e.g. an older one to
+# compare boot times against; cached under its own hash like any other).
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT="$STRATO_ROOT"
 
 PKG="${LINUX_SOURCE_PACKAGE:-linux-source-6.1}"
-FRAGMENT="$ROOT/images/linux/microvm.config"
+FRAGMENT="${KERNEL_FRAGMENT:-$ROOT/images/linux/microvm.config}"
 # Bump when the way the kernel is built changes (not the fragment: it is hashed itself).
 RECIPE=1
 KDIR="$ROOT/target/kernel"

@@ -24,7 +24,8 @@
 # SMOKE_IRQCHIP (split or kernel; default: the monitor's default), SMOKE_CPUS (vCPUs, default
 # 1), SMOKE_ENTRY (pvh, the default, or linux64: the same vmlinux without its PVH note, booted
 # through the 64-bit Linux boot protocol), SMOKE_SYSRQ (0 skips the SysRq reboot and power
-# off).
+# off), SMOKE_KERNEL (a vmlinux to boot instead of the one build-kernel.sh makes, e.g. one
+# built from an older fragment with KERNEL_FRAGMENT=..., to compare milestones).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
@@ -104,12 +105,12 @@ template="$("$vmm" --detect-cpu-template | cut -f1)"
 cpus="${SMOKE_CPUS:-1}"
 irqchip_args=()
 [ -n "${SMOKE_IRQCHIP:-}" ] && irqchip_args=(--irqchip "$SMOKE_IRQCHIP")
-kernel="$bundle/vmlinux"
+kernel="${SMOKE_KERNEL:-$bundle/vmlinux}"
 case "${SMOKE_ENTRY:-pvh}" in
 pvh) ;;
 linux64)
 	# Without the Xen note the monitor enters the ELF at e_entry in 64-bit mode.
-	objcopy --remove-section .notes "$bundle/vmlinux" "$work/vmlinux-nopvh"
+	objcopy --remove-section .notes "$kernel" "$work/vmlinux-nopvh"
 	kernel="$work/vmlinux-nopvh"
 	;;
 *)

@@ -7,9 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,48 +15,9 @@ use strato_e2e::{Daemon, NsHost};
 
 const T: Duration = Duration::from_secs(30);
 
-/// Runs `f` on a thread that has joined the network namespace of `host`.
-fn in_ns<R: Send + 'static>(host: &NsHost, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let path = format!("/run/netns/{}", host.ns);
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
-        // this thread's network namespace, and the result is checked.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-/// A TCP echo server on `port` inside `host`, serving until the test ends.
-fn listen(host: &NsHost, port: u16) {
-    let l = in_ns(host, move || TcpListener::bind(("0.0.0.0", port)).unwrap());
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                if let Ok(n) = c.read(&mut buf) {
-                    let _ = c.write_all(&buf[..n]);
-                }
-            });
-        }
-    });
-}
-
 /// Whether `host` can open a TCP connection to `ip:port` and get its bytes echoed.
 fn connects(host: &NsHost, ip: &str, port: u16) -> bool {
-    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
-    in_ns(host, move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) else {
-            return false;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut buf = [0u8; 5];
-        s.write_all(b"hello").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"hello"
-    })
+    host.echoes(&format!("{ip}:{port}"))
 }
 
 /// Whether `host`'s pings to `ip` are answered within `secs`, trying once a second.
@@ -373,10 +332,10 @@ fn tcp_by_port_and_source_group_and_stateful_replies() {
     let ha = d.host("ha", "strato0", &format!("{ip_a}/20"), gw);
     let hb = d.host("hb", "strato0", &format!("{ip_b}/20"), gw);
     let hc = d.host("hc", "strato0", "172.31.0.201/20", gw);
-    listen(&hb, 8080);
-    listen(&hb, 9090);
-    listen(&hc, 7070);
-    listen(&ha, 7070);
+    hb.echo_server(8080);
+    hb.echo_server(9090);
+    hc.echo_server(7070);
+    ha.echo_server(7070);
 
     // The metadata service (not filtered: guest-to-host traffic) names A's groups.
     let out = ha.exec(&[
@@ -550,8 +509,8 @@ fn a_tap_may_send_only_as_its_interface() {
     ]);
     ip(&["-n", &ns, "link", "set", "eth0", "up"]);
     let hc = d.host("hc", "strato0", "172.31.0.201/20", Some("172.31.0.1"));
-    listen(&hc, 7070);
-    listen(&host, 7070);
+    hc.echo_server(7070);
+    host.echo_server(7070);
 
     // As itself: out through the default group's egress, replies back; nothing comes in.
     assert!(
@@ -600,7 +559,7 @@ fn a_tap_may_send_only_as_its_interface() {
 /// Whether `host` can open a TCP connection to `ip:port` (nothing is sent).
 fn opens(host: &NsHost, ip: &str, port: u16) -> bool {
     let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
-    in_ns(host, move || {
+    strato_e2e::in_netns(&host.ns, move || {
         TcpStream::connect_timeout(&addr, Duration::from_millis(1500)).is_ok()
     })
 }
@@ -629,7 +588,7 @@ fn guests_reach_only_the_guest_services_of_the_host() {
         ns: d.ns.clone(),
         port: String::new(),
     };
-    listen(&me, 7321);
+    me.echo_server(7321);
     // From the host's own side both listeners answer on the gateway address.
     assert!(opens(&me, "172.31.0.1", 7320), "the API, from the host");
     assert!(connects(&me, "172.31.0.1", 7321), "the host's listener");

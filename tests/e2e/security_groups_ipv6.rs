@@ -9,64 +9,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use strato_e2e::{Daemon, NsHost};
-
-/// Runs `f` on a thread that has joined the network namespace of `host`.
-fn in_ns<R: Send + 'static>(host: &NsHost, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let path = format!("/run/netns/{}", host.ns);
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
-        // this thread's network namespace, and the result is checked.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-/// A TCP echo server on `[::]:port` (IPv4 too, dual-stack) inside `host`.
-fn listen(host: &NsHost, port: u16) {
-    let l = in_ns(host, move || TcpListener::bind(("::", port)).unwrap());
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 64];
-                if let Ok(n) = c.read(&mut buf) {
-                    let _ = c.write_all(&buf[..n]);
-                }
-            });
-        }
-    });
-}
-
-/// Whether `host` can open a TCP connection to `addr` and get its bytes echoed.
-fn connects(host: &NsHost, addr: &str) -> bool {
-    let addr: SocketAddr = addr.parse().unwrap();
-    in_ns(host, move || {
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) else {
-            return false;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut buf = [0u8; 5];
-        s.write_all(b"hello").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"hello"
-    })
-}
 
 /// Whether `connects` turns true within `secs` (the firewall applies asynchronously to
 /// nothing here, but neighbour discovery takes a moment after an address change).
 fn connects_within(host: &NsHost, addr: &str, secs: u64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if connects(host, addr) {
+        if host.echoes(addr) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -111,7 +65,7 @@ fn neighbour(ns: &str, addr: &str) -> Option<String> {
 /// Sends, from `host`, an unsolicited neighbour advertisement to `to` claiming `target`
 /// for `mac` (override set): what a guest would send to take over someone's address.
 fn advertise(host: &NsHost, to: Ipv6Addr, target: Ipv6Addr, mac: [u8; 6]) {
-    in_ns(host, move || {
+    strato_e2e::in_netns(&host.ns, move || {
         // SAFETY: plain socket calls on a socket this closure owns; every pointer passed
         // points at a live local of the size given, and the results are checked.
         unsafe {
@@ -247,14 +201,11 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
     add6(&hc.ns, "2001:db8:40::c9/64");
     let hd = d.host("hd6", "strato0", "172.31.0.202/20", Some("172.31.0.1"));
     add6(&hd.ns, "2001:db8:40::ca/64");
-    listen(&host, 2222);
-    listen(&hc, 7070);
+    host.echo_server(2222);
+    hc.echo_server(7070);
 
     // No ingress rule: nothing comes in. The group's ::/0 egress lets it out.
-    assert!(
-        !connects(&hc, "[2001:db8:40::10]:2222"),
-        "no rule, no way in"
-    );
+    assert!(!hc.echoes("[2001:db8:40::10]:2222"), "no rule, no way in");
     assert!(
         connects_within(&host, "[2001:db8:40::c9]:7070", 5),
         "out through ::/0 egress, replies back"
@@ -272,11 +223,11 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
         "::/0",
     ]);
     assert!(
-        connects(&hc, "[2001:db8:40::10]:2222"),
+        hc.echoes("[2001:db8:40::10]:2222"),
         "::/0 tcp 2222 lets it in"
     );
     assert!(
-        !connects(&hc, &format!("{addr4}:2222")),
+        !hc.echoes(&format!("{addr4}:2222")),
         "an IPv6 rule is no IPv4 rule"
     );
     d.cli_err(
@@ -344,7 +295,7 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
     ]);
     add6(&ns, "2001:db8:40::11/64");
     assert!(
-        !connects(&host, "[2001:db8:40::c9]:7070"),
+        !host.echoes("[2001:db8:40::c9]:7070"),
         "a spoofed IPv6 source"
     );
     ip(&[
@@ -433,7 +384,7 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
         "::/0",
     ]);
     assert!(
-        !connects(out, "[2001:db8:40::10]:2222"),
+        !out.echoes("[2001:db8:40::10]:2222"),
         "from outside, revoked"
     );
     let v: Value = d.json(&["describe-security-groups", "--group-ids", &sg]);

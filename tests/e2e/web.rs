@@ -102,22 +102,13 @@ fn in_ns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
 ) -> T {
-    use std::os::fd::AsRawFd;
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
-        // this thread's network namespace, and the result is checked.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    strato_e2e::in_netns(ns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(f())
     })
-    .join()
-    .unwrap()
 }
 
 /// Waits until the instance's JSON (from the web API) satisfies `ok`.

@@ -620,6 +620,20 @@ impl Config {
             (Some(c), false) => c.racks.clone(),
             (None, _) => racks,
         };
+        // A region's host joins its VPCs to the other hosts' over its cluster underlay
+        // unless it configures an overlay of its own, which must then agree.
+        let overlay = match (overlay, &cluster) {
+            (None, Some(c)) => {
+                crate::cloud::network::overlay::OverlayConfig::for_region(c.underlay)
+            }
+            (Some(o), Some(c)) if std::net::IpAddr::V4(o.underlay) != c.underlay => {
+                return Err(ConfigError::Invalid(format!(
+                    "overlay.underlay {} is not cluster.underlay {}",
+                    o.underlay, c.underlay
+                )));
+            }
+            (o, _) => o,
+        };
         Ok(Config {
             overlay,
             cluster,

@@ -731,6 +731,61 @@ EOF");
     }
 }
 
+/// Runs `f` on a thread that has joined the network namespace `ns` (a test's own).
+pub fn in_netns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns takes an open namespace file and a namespace type; it changes only
+        // this thread's network namespace, and the result is checked.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+impl NsHost {
+    /// A TCP echo server on `port` of every address of the host (IPv4 and IPv6), serving
+    /// until the test ends.
+    pub fn echo_server(&self, port: u16) {
+        use std::io::{Read, Write};
+        let l = in_netns(&self.ns, move || {
+            std::net::TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).unwrap()
+        });
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = c.read(&mut buf) {
+                        let _ = c.write_all(&buf[..n]);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Whether the host can open a TCP connection to `addr` (`ip:port`, `[ip6]:port`) and
+    /// get its bytes echoed.
+    pub fn echoes(&self, addr: &str) -> bool {
+        use std::io::{Read, Write};
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        in_netns(&self.ns, move || {
+            let Ok(mut s) =
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
+            else {
+                return false;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 5];
+            s.write_all(b"hello").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"hello"
+        })
+    }
+}
+
 impl Drop for NsHost {
     fn drop(&mut self) {
         let _ = sh(&["ip", "netns", "del", &self.ns]);

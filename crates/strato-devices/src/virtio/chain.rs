@@ -5,7 +5,8 @@ use std::ops::Deref;
 use virtio_queue::desc::split::Descriptor;
 use virtio_queue::{DescriptorChain, Queue, QueueT};
 use vm_memory::{
-    Bytes, GuestAddress, GuestMemory, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice,
+    Bytes, GuestAddress, GuestMemory, GuestMemoryBackend, GuestMemoryMmap, VolatileMemory,
+    VolatileSlice,
 };
 
 /// A chain that loops, points outside its descriptor table or cannot be read.
@@ -61,7 +62,8 @@ impl<'m> DescTable<'m> {
     fn read(&self, index: u16) -> Option<Descriptor> {
         let offset = DESC_SIZE * usize::from(index);
         match &self.slice {
-            Some(table) => table.read_obj(offset).ok(),
+            // One 16-byte volatile load (`read_obj` goes through a memcpy call).
+            Some(table) => table.get_ref::<Descriptor>(offset).ok().map(|d| d.load()),
             None => {
                 let at = self.addr.0.checked_add(offset as u64)?;
                 self.mem.read_obj(GuestAddress(at)).ok()

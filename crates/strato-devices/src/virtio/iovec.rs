@@ -11,7 +11,8 @@ use std::marker::PhantomData;
 use std::os::unix::io::RawFd;
 
 use vm_memory::{
-    GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap, VolatileSlice,
+    GuestAddress, GuestMemoryBackend, GuestMemoryError, GuestMemoryMmap, GuestMemoryRegion,
+    MemoryRegionAddress, VolatileSlice,
 };
 
 /// Most iovecs one system call takes (`IOV_MAX` on Linux).
@@ -314,6 +315,24 @@ pub struct IovQueue {
     iovs: Vec<libc::iovec>,
     start: usize,
     total: usize,
+    /// The guest memory region the last buffer was found in: a driver's buffers nearly
+    /// always lie in one, so [`IovQueue::push_chain`] maps them without a search.
+    region: Option<Region>,
+}
+
+/// A guest memory region: guest start, length, host address.
+#[derive(Clone, Copy)]
+struct Region {
+    start: u64,
+    len: u64,
+    host: *mut u8,
+}
+
+impl Region {
+    /// Whether `[addr, end)` lies in the region.
+    fn holds(&self, addr: u64, end: u64) -> bool {
+        addr >= self.start && self.start.checked_add(self.len).is_some_and(|e| end <= e)
+    }
 }
 
 // SAFETY: the raw pointers point into guest memory that `_mem` keeps mapped; moving the
@@ -328,6 +347,7 @@ impl IovQueue {
             iovs: Vec::new(),
             start: 0,
             total: 0,
+            region: None,
         }
     }
 
@@ -346,18 +366,67 @@ impl IovQueue {
             return Ok(false);
         }
         for iov in new {
-            match self.iovs.get_mut(self.start..).and_then(|q| q.last_mut()) {
-                Some(last)
-                    if last.iov_base.cast::<u8>().wrapping_add(last.iov_len)
-                        == iov.iov_base.cast::<u8>() =>
-                {
-                    last.iov_len += iov.iov_len;
-                }
-                _ => self.iovs.push(*iov),
-            }
+            append(&mut self.iovs, self.start, *iov);
         }
         self.total = self.total.saturating_add(mapped.total);
         Ok(true)
+    }
+
+    /// As [`IovQueue::push`], for one chain's buffers: each is looked up first in the
+    /// region the previous one was in (the same checks: the whole buffer in one region,
+    /// no wrap), and only a buffer outside it, or across regions, takes the general path.
+    pub fn push_chain(&mut self, bufs: &[(GuestAddress, u32)]) -> Result<bool, GuestMemoryError> {
+        let nonempty = bufs.iter().filter(|&&(_, len)| len > 0).count();
+        if self.iovs.len() - self.start + nonempty >= IOV_MAX {
+            return Ok(false);
+        }
+        let mark = (self.iovs.len(), self.iovs.last().map(|l| l.iov_len));
+        let mut added = 0usize;
+        for &(addr, len) in bufs {
+            if len == 0 {
+                continue;
+            }
+            let Some(host) = self.host_addr(addr, len as usize) else {
+                // Undo what this chain added; the general path maps it or says why not.
+                self.iovs.truncate(mark.0);
+                if let (Some(len), Some(last)) = (mark.1, self.iovs.last_mut()) {
+                    last.iov_len = len;
+                }
+                return self.push(bufs.iter().copied());
+            };
+            let iov = libc::iovec {
+                iov_base: host.cast(),
+                iov_len: len as usize,
+            };
+            append(&mut self.iovs, self.start, iov);
+            added += len as usize;
+        }
+        self.total = self.total.saturating_add(added);
+        Ok(true)
+    }
+
+    /// The host address of guest buffer `[addr, addr + len)` if it lies in one region.
+    fn host_addr(&mut self, addr: GuestAddress, len: usize) -> Option<*mut u8> {
+        let end = addr.0.checked_add(len as u64)?;
+        let region = match self.region {
+            Some(r) if r.holds(addr.0, end) => r,
+            _ => {
+                let r = self._mem.find_region(addr)?;
+                let found = Region {
+                    start: r.start_addr().0,
+                    len: r.len(),
+                    host: r.get_host_address(MemoryRegionAddress(0)).ok()?,
+                };
+                self.region = Some(found);
+                if !found.holds(addr.0, end) {
+                    return None;
+                }
+                found
+            }
+        };
+        // SAFETY: `[addr, end)` lies in the region (checked above), so the offset keeps
+        // the pointer inside the region's mapping, which `_mem` keeps alive.
+        Some(unsafe { region.host.add((addr.0 - region.start) as usize) })
     }
 
     /// Bytes queued.
@@ -466,6 +535,19 @@ impl IovQueue {
         self.iovs.clear();
         self.start = 0;
         self.total = 0;
+    }
+}
+
+/// Appends an iovec to the queued ones (from `start` on), extending the last one when it starts where that one ends.
+fn append(iovs: &mut Vec<libc::iovec>, start: usize, iov: libc::iovec) {
+    match iovs.get_mut(start..).and_then(|q| q.last_mut()) {
+        Some(last)
+            if last.iov_base.cast::<u8>().wrapping_add(last.iov_len)
+                == iov.iov_base.cast::<u8>() =>
+        {
+            last.iov_len += iov.iov_len;
+        }
+        _ => iovs.push(iov),
     }
 }
 
@@ -632,6 +714,56 @@ mod tests {
         f.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(&back, b"hello world");
         assert!(IoVecs::with_host_prefix(&mut hello, &m, [(GuestAddress(0x30000), 1)]).is_err());
+    }
+
+    #[test]
+    fn iov_queue_push_chain_checks_as_push_does() {
+        let m = mem();
+        let f = vmm_sys_util::tempfile::TempFile::new().unwrap().into_file();
+        let data: Vec<u8> = (0..96u8).collect();
+        f.write_all_at(&data, 0).unwrap();
+        let mut q = IovQueue::new(&m);
+        // In the first region, then the second (the cached region changes), then across
+        // the boundary (the general path).
+        assert!(q.push_chain(&[(GuestAddress(0x100), 16)]).unwrap());
+        assert!(q.push_chain(&[(GuestAddress(0x10100), 16)]).unwrap());
+        assert!(q
+            .push_chain(&[(GuestAddress(0x2000), 0), (GuestAddress(0xfff8), 16)])
+            .unwrap());
+        assert_eq!(q.len(), 48);
+        q.with_spill(&mut [], |v| v.pread_exact(f.as_raw_fd(), 0))
+            .unwrap();
+        let mut got = [0u8; 16];
+        m.read_slice(&mut got, GuestAddress(0x10100)).unwrap();
+        assert_eq!(&got[..], &data[16..32]);
+        m.read_slice(&mut got, GuestAddress(0xfff8)).unwrap();
+        assert_eq!(&got[..], &data[32..48]);
+        // A chain whose second buffer is outside memory or wraps adds nothing, not even
+        // its first buffer (which would have extended the last iovec).
+        let before = q.iovs.clone();
+        for bad in [(GuestAddress(0x30000), 1), (GuestAddress(u64::MAX - 1), 16)] {
+            assert!(q.push_chain(&[(GuestAddress(0x10108), 8), bad]).is_err());
+            assert_eq!(q.len(), 48);
+            assert_eq!(q.iovs.len(), before.len());
+            assert_eq!(
+                q.iovs.last().map(|l| l.iov_len),
+                before.last().map(|l| l.iov_len)
+            );
+        }
+        // Adjacent buffers merge, as with `push`.
+        q.clear();
+        assert!(q.push_chain(&[(GuestAddress(0x2000), 8)]).unwrap());
+        assert!(q
+            .push_chain(&[(GuestAddress(0x2008), 8), (GuestAddress(0x2010), 8)])
+            .unwrap());
+        assert_eq!(q.iovs.len() - q.start, 1);
+        assert_eq!(q.len(), 24);
+        // And what one system call could not take is refused.
+        let many: Vec<_> = (0..IOV_MAX as u64)
+            .map(|i| (GuestAddress(0x8000 + 2 * i), 1))
+            .collect();
+        assert!(!q.push_chain(&many).unwrap());
+        assert_eq!(q.len(), 24);
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod bufs;
 mod ctrl;
 pub mod header;
 mod queues;
+mod ring;
 mod rx;
 pub mod tap;
 mod tx;

@@ -5,7 +5,7 @@ use virtio_bindings::bindings::virtio_net::{
     VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_MQ, VIRTIO_NET_F_MRG_RXBUF,
 };
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -26,6 +26,9 @@ pub(super) struct QueuePair {
     pub rx_bufs: RxBuffers,
     /// Reused for every chain walked, so frames cost no allocation.
     pub scratch: Scratch,
+    /// The RX used index at the last interrupt decision (EVENT_IDX asks about the entries
+    /// since then).
+    pub rx_signalled: u16,
 }
 
 /// A chain's descriptors and buffers, kept between chains for their allocations.
@@ -92,7 +95,9 @@ impl NetQueues {
         let mut pairs = Vec::new();
         for half in halves {
             let (Some(rx), Some(tx)) = half else { break };
+            let rx_signalled = rx.queue.next_used();
             pairs.push(QueuePair {
+                rx_signalled,
                 rx: rx.queue,
                 rx_evt: rx.evt,
                 tx: tx.queue,

@@ -9,19 +9,24 @@
 //! the guest has handed over its whole ring), so a large frame is not dropped for want
 //! of buffers the guest was about to add. A largest frame is 64 KiB when the guest takes
 //! segmentation offload, a 9216-byte jumbo frame otherwise.
+//!
+//! Both ways read heads and write used entries through an [`RxRing`] mapped once per
+//! batch; the used index is published every [`PUBLISH_BATCH`] entries at a frame
+//! boundary and when the batch ends, and the interrupt is decided once, after that.
 
 use std::collections::VecDeque;
 use std::io;
 
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 use super::backend::FrameIo;
 use super::bufs::{read_at, write_at};
 use super::header::{rx_header, Offloads, RawHeader, VNET_HDR_LEN};
 use super::queues::{QueuePair, Scratch};
-use super::{return_used, ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
+use super::ring::{RxRing, PUBLISH_BATCH};
+use super::{ChainError, Env, ETH_HLEN, MAX_FRAME_LEN};
 use crate::log::warn_limited;
 use crate::virtio::chain::DescTable;
 use crate::virtio::common::more_published;
@@ -37,8 +42,6 @@ pub(super) struct RxBuffers {
     chains: VecDeque<HeldChain>,
     /// Descriptors the held chains take.
     descs: usize,
-    /// Broken chains found while taking chains, returned right after.
-    refused: Vec<u16>,
 }
 
 struct HeldChain {
@@ -56,7 +59,6 @@ impl RxBuffers {
             iovs: IovQueue::new(mem),
             chains: VecDeque::new(),
             descs: 0,
-            refused: Vec::new(),
         }
     }
 
@@ -83,15 +85,55 @@ pub(super) fn process<T: FrameIo>(
     tap: &mut T,
 ) -> bool {
     let was_watching = pair.watch_taps;
-    let used = if rx.mergeable {
-        receive_merged(env, rx, pair, tap)
+    let mut ring = RxRing::new(env.mem, &pair.rx);
+    if rx.mergeable {
+        receive_merged(env, rx, pair, &mut ring, tap);
     } else {
-        receive_single(env, rx, pair, tap)
-    };
-    if used {
-        env.notify(&mut pair.rx);
+        receive_single(env, rx, pair, &mut ring, tap);
+    }
+    ring.publish(&pair.rx);
+    if ring.needs_interrupt(&pair.rx, &mut pair.rx_signalled) {
+        if let Err(e) = env.interrupt.signal_used_queue() {
+            warn_limited!("virtio-net {}: used-ring interrupt: {}", env.id, e);
+        }
     }
     was_watching != pair.watch_taps
+}
+
+/// The next available head, reading the driver's available index again when the heads
+/// known are used up.
+fn next_head(env: &Env<'_>, ring: &mut RxRing<'_>, q: &mut Queue) -> Option<u16> {
+    if let Some(head) = ring.pop_head(q) {
+        return Some(head);
+    }
+    match ring.refresh(q) {
+        Ok(0) => None,
+        Ok(_) => ring.pop_head(q),
+        Err(e) => {
+            warn_limited!("virtio-net {}: reading the RX ring: {}", env.id, e);
+            None
+        }
+    }
+}
+
+/// Writes a used entry for `head`, published with the batch.
+fn give_back(env: &Env<'_>, ring: &mut RxRing<'_>, q: &mut Queue, head: u16, len: u32) {
+    if !ring.add_used(q, head, len) {
+        warn_limited!(
+            "virtio-net {}: cannot return RX descriptor {}",
+            env.id,
+            head
+        );
+    }
+}
+
+/// Publishes the used entries of the frames delivered so far once there are enough of
+/// them: a guest polling the ring sees frames before the batch ends, and never part of
+/// a frame (its `num_buffers` entries appear together).
+fn publish_some(ring: &mut RxRing<'_>, q: &Queue) {
+    if ring.unpublished(q) >= PUBLISH_BATCH {
+        ring.publish(q);
+    }
 }
 
 /// Whether the guest added buffers since the device last looked, asking for a kick when
@@ -100,20 +142,21 @@ fn more_buffers(env: &Env<'_>, q: &mut Queue) -> bool {
     more_published(q, env.mem)
 }
 
-/// One chain per frame. Returns whether used entries were added.
+/// One chain per frame.
 fn receive_single<T: FrameIo>(
     env: &Env<'_>,
     rx: Rx<'_>,
     pair: &mut QueuePair,
+    ring: &mut RxRing<'_>,
     tap: &mut T,
-) -> bool {
+) {
     let Env {
         mem, metrics, id, ..
     } = *env;
-    let mut used = false;
     let table = DescTable::new(mem, &pair.rx);
     loop {
-        let Some(chain) = pair.rx.pop_descriptor_chain(mem) else {
+        publish_some(ring, &pair.rx);
+        let Some(head) = next_head(env, ring, &mut pair.rx) else {
             if more_buffers(env, &mut pair.rx) {
                 continue;
             }
@@ -121,13 +164,12 @@ fn receive_single<T: FrameIo>(
             pair.watch_taps = false;
             break;
         };
-        let head = chain.head_index();
         let Scratch { descs, bufs, .. } = &mut pair.scratch;
         let walked = table.collect_into(head, descs).map_err(ChainError::from);
         if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
             metrics.invalid_chains.inc();
             warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-            used |= return_used(&mut pair.rx, mem, head, 0, id);
+            give_back(env, ring, &mut pair.rx, head, 0);
             continue;
         }
         let capacity = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
@@ -136,7 +178,7 @@ fn receive_single<T: FrameIo>(
             Err(e) => {
                 metrics.invalid_chains.inc();
                 warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
-                used |= return_used(&mut pair.rx, mem, head, 0, id);
+                give_back(env, ring, &mut pair.rx, head, 0);
                 continue;
             }
         };
@@ -156,7 +198,7 @@ fn receive_single<T: FrameIo>(
                     n,
                     capacity
                 );
-                pair.rx.go_to_previous_position();
+                RxRing::unpop(&mut pair.rx);
             }
             Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
                 if finish_header(env, HeaderAt::Chain(&pair.scratch.bufs), 1, rx.offloads) {
@@ -164,42 +206,42 @@ fn receive_single<T: FrameIo>(
                     metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
                     // n <= capacity, the sum of u32 lengths of at most QUEUE_SIZE buffers.
                     let len = u32::try_from(n).unwrap_or(0);
-                    used |= return_used(&mut pair.rx, mem, head, len, id);
+                    give_back(env, ring, &mut pair.rx, head, len);
                 } else {
-                    pair.rx.go_to_previous_position();
+                    RxRing::unpop(&mut pair.rx);
                 }
             }
             Ok(n) => {
                 metrics.rx_dropped.inc();
                 warn_limited!("virtio-net {}: dropped a runt frame of {} bytes", id, n);
-                pair.rx.go_to_previous_position();
+                RxRing::unpop(&mut pair.rx);
                 if n == 0 {
                     break;
                 }
             }
             Err(e) => {
-                pair.rx.go_to_previous_position();
+                RxRing::unpop(&mut pair.rx);
                 if !read_error(env, e, pair) {
                     break;
                 }
             }
         }
     }
-    used
 }
 
-/// Frames over as many chains as they need. Returns whether used entries were added.
+/// Frames over as many chains as they need.
 fn receive_merged<T: FrameIo>(
     env: &Env<'_>,
     rx: Rx<'_>,
     pair: &mut QueuePair,
+    ring: &mut RxRing<'_>,
     tap: &mut T,
-) -> bool {
+) {
     let Env { metrics, id, .. } = *env;
-    let mut used = false;
     loop {
+        publish_some(ring, &pair.rx);
         let room = largest_frame(rx.offloads);
-        used |= take_chains(env, pair, room);
+        take_chains(env, pair, ring, room);
         let held = &mut pair.rx_bufs;
         let whole_ring = held.descs >= usize::from(pair.rx.size());
         if held.chains.is_empty() || (held.len() < room && !whole_ring) {
@@ -227,7 +269,7 @@ fn receive_merged<T: FrameIo>(
                 );
             }
             Ok(n) if n >= VNET_HDR_LEN + ETH_HLEN => {
-                used |= deliver_merged(env, rx.offloads, pair, n);
+                deliver_merged(env, rx.offloads, pair, ring, n);
             }
             Ok(n) => {
                 metrics.rx_dropped.inc();
@@ -243,7 +285,6 @@ fn receive_merged<T: FrameIo>(
             }
         }
     }
-    used
 }
 
 /// The longest frame (vnet header included) the tap may hand over.
@@ -255,9 +296,9 @@ fn largest_frame(offloads: Offloads) -> usize {
     }
 }
 
-/// Takes chains from the ring until those held take `room` bytes. Returns whether
-/// broken chains were returned.
-fn take_chains(env: &Env<'_>, pair: &mut QueuePair, room: usize) -> bool {
+/// Takes chains from the ring until those held take `room` bytes. Broken chains are
+/// returned (empty) as they are found.
+fn take_chains(env: &Env<'_>, pair: &mut QueuePair, ring: &mut RxRing<'_>, room: usize) {
     let Env {
         mem, metrics, id, ..
     } = *env;
@@ -268,65 +309,54 @@ fn take_chains(env: &Env<'_>, pair: &mut QueuePair, room: usize) -> bool {
         ..
     } = pair;
     if held.len() >= room {
-        return false;
+        return;
     }
     let table = DescTable::new(mem, rx);
-    // One read of the available index for the whole batch; broken chains are returned
-    // after it.
-    let mut refused = std::mem::take(&mut held.refused);
-    match rx.iter(mem) {
-        Ok(mut chains) => {
-            while held.len() < room {
-                let Some(chain) = chains.next() else {
-                    break;
-                };
-                let head = chain.head_index();
-                let walked = table.collect_into(head, descs).map_err(ChainError::from);
-                if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
-                    metrics.invalid_chains.inc();
-                    warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
-                    refused.push(head);
-                    continue;
-                }
-                let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
-                match held.iovs.push(bufs.iter().copied()) {
-                    Ok(true) => {
-                        held.descs += descs.len();
-                        held.chains.push_back(HeldChain {
-                            head,
-                            len,
-                            descs: descs.len(),
-                        });
-                    }
-                    Ok(false) => {
-                        // As many buffers as one read takes: leave this chain for later.
-                        chains.go_to_previous_position();
-                        break;
-                    }
-                    Err(e) => {
-                        metrics.invalid_chains.inc();
-                        warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
-                        refused.push(head);
-                    }
-                }
+    while held.len() < room {
+        let Some(head) = next_head(env, ring, rx) else {
+            break;
+        };
+        let walked = table.collect_into(head, descs).map_err(ChainError::from);
+        if let Err(why) = walked.and_then(|()| rx_buffers(descs, bufs)) {
+            metrics.invalid_chains.inc();
+            warn_limited!("virtio-net {}: invalid RX chain {}: {}", id, head, why);
+            give_back(env, ring, rx, head, 0);
+            continue;
+        }
+        let len = bufs.iter().map(|&(_, len)| len as usize).sum::<usize>();
+        match held.iovs.push_chain(bufs) {
+            Ok(true) => {
+                held.descs += descs.len();
+                held.chains.push_back(HeldChain {
+                    head,
+                    len,
+                    descs: descs.len(),
+                });
+            }
+            Ok(false) => {
+                // As many buffers as one read takes: leave this chain for later.
+                RxRing::unpop(rx);
+                break;
+            }
+            Err(e) => {
+                metrics.invalid_chains.inc();
+                warn_limited!("virtio-net {}: RX chain {} outside memory: {}", id, head, e);
+                give_back(env, ring, rx, head, 0);
             }
         }
-        Err(e) => warn_limited!("virtio-net {}: reading the RX ring: {}", id, e),
     }
-    let mut used = false;
-    for head in refused.drain(..) {
-        used |= return_used(rx, mem, head, 0, id);
-    }
-    held.refused = refused;
-    used
 }
 
 /// Hands a frame of `n` bytes (header included), read into the held chains, to the
-/// guest: one used entry per chain it filled. Returns whether entries were added.
-fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: usize) -> bool {
-    let Env {
-        mem, metrics, id, ..
-    } = *env;
+/// guest: one used entry per chain it filled (published with the batch).
+fn deliver_merged(
+    env: &Env<'_>,
+    offloads: Offloads,
+    pair: &mut QueuePair,
+    ring: &mut RxRing<'_>,
+    n: usize,
+) {
+    let metrics = env.metrics;
     let held = &mut pair.rx_bufs;
     let mut count = 0usize;
     let mut left = n;
@@ -340,13 +370,12 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
     // n <= the bytes held, in at most a queue's worth of chains.
     let num_buffers = u16::try_from(count).unwrap_or(u16::MAX);
     if !finish_header(env, HeaderAt::Held(&held.iovs), num_buffers, offloads) {
-        return false;
+        return;
     }
     metrics.rx_packets.inc();
     metrics.rx_bytes.add((n - VNET_HDR_LEN) as u64);
     let mut left = n;
     let mut bytes = 0usize;
-    let mut used = false;
     for _ in 0..count {
         let Some(chain) = held.chains.pop_front() else {
             break;
@@ -356,10 +385,9 @@ fn deliver_merged(env: &Env<'_>, offloads: Offloads, pair: &mut QueuePair, n: us
         bytes += chain.len;
         held.descs -= chain.descs;
         // take <= n <= MAX_FRAME_LEN.
-        used |= return_used(&mut pair.rx, mem, chain.head, take as u32, id);
+        give_back(env, ring, &mut pair.rx, chain.head, take as u32);
     }
     held.iovs.pop_front(bytes);
-    used
 }
 
 /// Where a received frame's header lies.

@@ -2,9 +2,10 @@
 //! joins it to the same VPC's bridges on the other hosts of the region, over the
 //! underlay network between the hosts.
 //!
-//! What this module knows: this host's underlay address and the peer hosts' (for now from
-//! the provisional `overlay` config key; the region's membership is to call
-//! [`Cloud::set_peers`] as hosts come and go), and each VPC's VNI: derived from its ID
+//! What this module knows: this host's underlay address and the peer hosts' (from the
+//! `overlay` config key, or, on a host of a region (`cluster`), from the region's
+//! membership: [`Cloud::follow_region`] calls [`Cloud::set_peers`] as hosts come and go),
+//! and each VPC's VNI: derived from its ID
 //! ([`derived_vni`]), so that every host that knows the VPC by the same ID puts it on the
 //! same VNI without asking anyone, unless the config pins the VNI of a VPC CIDR
 //! (`overlay.vnis`), which is how hosts that do not share VPC records yet (two daemons
@@ -17,7 +18,8 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Deserialize;
 use strato_net::vxlan::{self, VxlanSpec};
@@ -267,6 +269,37 @@ impl Cloud {
         Ok(())
     }
 
+    /// On a host of a region: keeps the peers equal to the other hosts' underlay addresses
+    /// as the membership sees them, so a host that joins is sent to (and taken from) within
+    /// a second and one found unavailable is dropped. Returns at once without a region or
+    /// an overlay.
+    pub async fn follow_region(self: Arc<Self>) {
+        let Some(region) = self.cluster.clone() else {
+            return;
+        };
+        if self.overlay.cfg.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let want = region_peers(&region.hosts(), region.host());
+            if want == self.overlay.peers() && !failing {
+                continue;
+            }
+            match self.set_peers(want).await {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e.message, "cannot follow the region's hosts in the overlay");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    }
+
     /// On start, after the firewall: every VPC's VXLAN device with the configured peers.
     pub async fn start_overlay(&self) -> Result<(), StartError> {
         let Some(cfg) = &self.overlay.cfg else {
@@ -282,9 +315,85 @@ impl Cloud {
     }
 }
 
+/// The overlay peers of host `me` in a region: every other host's underlay address unless
+/// the host is known to be down (its lease lapsed and it does not answer).
+pub fn region_peers(
+    hosts: &BTreeMap<String, crate::cluster::membership::HostView>,
+    me: &str,
+) -> Vec<Ipv4Addr> {
+    use crate::cluster::membership::HostState;
+    let mut out: Vec<Ipv4Addr> = hosts
+        .values()
+        .filter(|h| h.record.name != me && h.state() != HostState::Unavailable)
+        .filter_map(|h| h.record.underlay.parse().ok())
+        .collect();
+    out.dedup();
+    out
+}
+
+impl OverlayConfig {
+    /// The overlay of a region's host that configures none itself: its cluster underlay
+    /// address (IPv4), the default MTU, no pinned VNIs; the peers come from membership.
+    pub fn for_region(underlay: std::net::IpAddr) -> Option<OverlayConfig> {
+        match underlay {
+            std::net::IpAddr::V4(a) => Some(OverlayConfig {
+                underlay: a,
+                peers: Vec::new(),
+                underlay_mtu: 1500,
+                vnis: BTreeMap::new(),
+            }),
+            std::net::IpAddr::V6(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_peers_are_the_other_hosts_not_known_down() {
+        use crate::cluster::membership::{HostRecord, HostView};
+        let host = |name: &str, underlay: &str, leased: bool, probe_ok: Option<bool>| {
+            let record = HostRecord {
+                name: name.into(),
+                underlay: underlay.into(),
+                api: format!("https://{underlay}:7700"),
+                capacity: Default::default(),
+                racks: vec![name.into()],
+                started_at: 0,
+            };
+            (
+                name.to_string(),
+                HostView {
+                    record,
+                    leased,
+                    probe_ok,
+                },
+            )
+        };
+        let hosts: BTreeMap<_, _> = [
+            host("a", "10.250.0.11", true, None),
+            host("b", "10.250.0.12", true, None),
+            // Lapsed but answering: still a peer (its VMs run).
+            host("c", "10.250.0.13", false, Some(true)),
+            // Lapsed and silent: dropped.
+            host("d", "10.250.0.14", false, Some(false)),
+            host("e", "not an address", true, None),
+        ]
+        .into_iter()
+        .collect();
+        let want: Vec<Ipv4Addr> = vec![
+            "10.250.0.12".parse().unwrap(),
+            "10.250.0.13".parse().unwrap(),
+        ];
+        assert_eq!(region_peers(&hosts, "a"), want);
+        assert_eq!(
+            OverlayConfig::for_region("10.250.0.11".parse().unwrap()).map(|c| c.underlay),
+            Some("10.250.0.11".parse().unwrap())
+        );
+        assert_eq!(OverlayConfig::for_region("fd00::1".parse().unwrap()), None);
+    }
 
     #[test]
     fn vnis_and_names() {
