@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use strato_proto::v1::{
     access_keys_client::AccessKeysClient, addresses_client::AddressesClient,
-    compute_client::ComputeClient, images_client::ImagesClient, key_pairs_client::KeyPairsClient,
-    launch_templates_client::LaunchTemplatesClient,
+    compute_client::ComputeClient, hosts_client::HostsClient, images_client::ImagesClient,
+    key_pairs_client::KeyPairsClient, launch_templates_client::LaunchTemplatesClient,
     network_interfaces_client::NetworkInterfacesClient,
     placement_groups_client::PlacementGroupsClient, regions_client::RegionsClient,
     roles_client::RolesClient, security_groups_client::SecurityGroupsClient,
@@ -181,6 +181,11 @@ impl Conn {
     /// A client of the Usage service.
     pub fn usage(&self) -> UsageClient<Transport> {
         UsageClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// A client of the Hosts service.
+    pub fn hosts(&self) -> HostsClient<Transport> {
+        HostsClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// A client of the Regions service.

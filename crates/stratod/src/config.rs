@@ -470,6 +470,7 @@ impl Config {
                 )));
             }
         }
+        let had_racks = f.racks.is_some();
         let racks = f.racks.unwrap_or_else(default_racks);
         let distinct: std::collections::BTreeSet<&String> = racks.iter().collect();
         if racks.is_empty()
@@ -609,6 +610,16 @@ impl Config {
             Some(o) => Some(o.parse().map_err(ConfigError::Invalid)?),
         };
         let cluster = f.cluster.map(|c| c.validate(&listen)).transpose()?;
+        // In a region the host's racks are `cluster.racks` (the host itself by default).
+        let racks = match (&cluster, had_racks) {
+            (Some(_), true) => {
+                return Err(ConfigError::Invalid(
+                    "racks: in a region of hosts name this host's racks in cluster.racks".into(),
+                ))
+            }
+            (Some(c), false) => c.racks.clone(),
+            (None, _) => racks,
+        };
         // A region's host joins its VPCs to the other hosts' over its cluster underlay
         // unless it configures an overlay of its own, which must then agree.
         let overlay = match (overlay, &cluster) {
@@ -860,6 +871,37 @@ mod tests {
         ] {
             assert!(build(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_cluster_section_gives_the_hosts_racks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        let build = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Config::build(Some(&p), None, &[], None)
+        };
+        let cluster = r#""cluster": {"etcd": ["http://10.0.0.1:2379"], "host": "box-2",
+            "underlay": "10.0.0.12", "capacity": {"vcpus": 4, "memory_mib": 8192},
+            "secret": "0123456789abcdef"}"#;
+        let c = build(&format!(
+            r#"{{"listen": ["tcp:10.0.0.12:7443"], {cluster}}}"#
+        ))
+        .unwrap();
+        let region = c.cluster.as_ref().unwrap();
+        assert_eq!(region.host, "box-2");
+        assert_eq!(region.api, "https://10.0.0.12:7443");
+        assert_eq!(c.racks, ["box-2"]);
+        // Top-level racks would contradict cluster.racks.
+        let e = build(&format!(
+            r#"{{"listen": ["tcp:10.0.0.12:7443"], "racks": ["a"], {cluster}}}"#
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("cluster.racks"), "{e}");
+        // No TLS listener for the other hosts to call.
+        let e = build(&format!("{{{cluster}}}")).unwrap_err();
+        assert!(e.to_string().contains("cluster:"), "{e}");
+        assert!(build("{}").unwrap().cluster.is_none());
     }
 
     #[test]

@@ -73,6 +73,22 @@ impl Underlay {
         d
     }
 
+    /// [`Underlay::start_daemon`] with `before` run on the prepared daemon before it starts
+    /// (to seed its data folder, with a region's shared CA say).
+    pub fn start_daemon_with(
+        &self,
+        tag: &str,
+        config: Value,
+        addr: &str,
+        before: impl FnOnce(&Daemon),
+    ) -> Daemon {
+        let mut d = Daemon::prepare(tag, config);
+        self.plug(&d.ns, tag, addr);
+        before(&d);
+        d.launch();
+        d
+    }
+
     /// Plugs namespace `ns` into the switch: `underlay0` (with `addr`) there, `u-<tag>` here.
     pub fn plug(&self, ns: &str, tag: &str, addr: &str) {
         let port = format!("u-{tag}");

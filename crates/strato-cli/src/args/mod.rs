@@ -116,6 +116,8 @@ pub enum Command {
 
     /// List this region and its peers, with their endpoints.
     DescribeRegions(placement::DescribeRegions),
+    /// List the hosts of this region (config `cluster`): state, capacity, instances.
+    DescribeHosts(placement::DescribeHosts),
     /// List the availability zones of this region.
     DescribeAvailabilityZones(placement::DescribeAvailabilityZones),
     /// Create a placement group (cluster, spread or partition).

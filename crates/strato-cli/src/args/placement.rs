@@ -21,6 +21,14 @@ pub struct DescribeRegions {
     pub all_regions: bool,
 }
 
+/// Arguments of `describe-hosts`.
+#[derive(Debug, Args)]
+pub struct DescribeHosts {
+    /// Only these hosts, by name.
+    #[arg(long, num_args = 1..)]
+    pub host_ids: Vec<String>,
+}
+
 /// Arguments of `describe-availability-zones`.
 #[derive(Debug, Args)]
 pub struct DescribeAvailabilityZones {

@@ -61,6 +61,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::DescribeSnapshots(a) => volumes::describe_snapshots(&conn, a).await?,
         Command::DeleteSnapshot(a) => volumes::delete_snapshot(&conn, a).await?,
         Command::DescribeRegions(a) => placement::describe_regions(&conn, a).await?,
+        Command::DescribeHosts(a) => placement::describe_hosts(&conn, a).await?,
         Command::DescribeAvailabilityZones(a) => {
             placement::describe_availability_zones(&conn, a).await?
         }

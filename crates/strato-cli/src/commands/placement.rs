@@ -2,12 +2,13 @@
 
 use strato_proto::v1::{
     CreatePlacementGroupRequest, DeletePlacementGroupRequest, DescribeAvailabilityZonesRequest,
-    DescribePlacementGroupsRequest, DescribeRegionsRequest, ModifyInstancePlacementRequest,
+    DescribeHostsRequest, DescribePlacementGroupsRequest, DescribeRegionsRequest,
+    ModifyInstancePlacementRequest,
 };
 
 use crate::args::placement::{
-    CreatePlacementGroup, DeletePlacementGroup, DescribeAvailabilityZones, DescribePlacementGroups,
-    DescribeRegions, ModifyInstancePlacement,
+    CreatePlacementGroup, DeletePlacementGroup, DescribeAvailabilityZones, DescribeHosts,
+    DescribePlacementGroups, DescribeRegions, ModifyInstancePlacement,
 };
 use crate::conn::Conn;
 use crate::error::CliError;
@@ -28,6 +29,20 @@ pub async fn describe_regions(conn: &Conn, a: DescribeRegions) -> Result<View, C
         .map_err(conn.error("DescribeRegions"))?;
     Ok(View::Control(ControlView::Regions(
         response.into_inner().regions,
+    )))
+}
+
+/// `describe-hosts`
+pub async fn describe_hosts(conn: &Conn, a: DescribeHosts) -> Result<View, CliError> {
+    let response = conn
+        .hosts()
+        .describe_hosts(DescribeHostsRequest {
+            host_ids: a.host_ids,
+        })
+        .await
+        .map_err(conn.error("DescribeHosts"))?;
+    Ok(View::Control(ControlView::Hosts(
+        response.into_inner().hosts,
     )))
 }
 

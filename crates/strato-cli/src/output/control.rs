@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use strato_proto::v1::{
     AccessKeyInfo, AvailabilityZone, CreateAccessKeyResponse, CreateKeyPairResponse,
-    DeleteKeyPairResponse, IamInstanceProfileAssociation, ImportKeyPairResponse,
+    DeleteKeyPairResponse, Host, IamInstanceProfileAssociation, ImportKeyPairResponse,
     InstanceMetadataOptions, InstanceProfileInfo, KeyPairInfo, LaunchTemplate, LaunchTemplateData,
     LaunchTemplateVersion, ModifyInstanceMetadataOptionsResponse, PlacementGroup, Region, RoleInfo,
     TagDescription,
@@ -43,6 +43,8 @@ fn association_table<'a>(list: impl Iterator<Item = &'a IamInstanceProfileAssoci
 pub enum ControlView {
     /// describe-regions
     Regions(Vec<Region>),
+    /// describe-hosts
+    Hosts(Vec<Host>),
     /// describe-availability-zones
     AvailabilityZones(Vec<AvailabilityZone>),
     /// create-placement-group
@@ -99,6 +101,33 @@ pub fn metadata_options(o: &InstanceMetadataOptions) -> Value {
     })
 }
 
+/// One host in EC2's DescribeHosts shape.
+fn host_json(h: &Host) -> Value {
+    let p = h.host_properties.clone().unwrap_or_default();
+    let a = h.available_capacity.unwrap_or_default();
+    json!({
+        "HostId": h.host_id,
+        "State": h.state,
+        "HostProperties": {
+            "TotalVCpus": p.total_vcpus,
+            "MemoryMiB": p.memory_mib,
+            "Racks": p.racks,
+        },
+        "AvailableCapacity": {
+            "AvailableVCpus": a.available_vcpus,
+            "AvailableMemoryMiB": a.available_memory_mib,
+        },
+        "Instances": h.instances.iter().map(|i| json!({
+            "InstanceId": i.instance_id,
+            "InstanceType": i.instance_type,
+            "OwnerId": i.owner_id,
+        })).collect::<Vec<_>>(),
+        "Underlay": text(&h.underlay),
+        "ApiEndpoint": text(&h.api_endpoint),
+        "AllocationTime": h.allocation_time_unix,
+    })
+}
+
 /// The AWS CLI's JSON for `view` (nulls are stripped by the caller).
 pub fn json(view: &ControlView) -> Value {
     match view {
@@ -108,6 +137,9 @@ pub fn json(view: &ControlView) -> Value {
                 "RegionName": r.region_name,
                 "OptInStatus": text(&r.opt_in_status),
             })).collect::<Vec<_>>(),
+        }),
+        ControlView::Hosts(list) => json!({
+            "Hosts": list.iter().map(host_json).collect::<Vec<_>>(),
         }),
         ControlView::AvailabilityZones(list) => json!({
             "AvailabilityZones": list.iter().map(|z| json!({
@@ -296,6 +328,21 @@ pub fn table(view: &ControlView) -> String {
             let mut t = Table::new(&["REGION", "ENDPOINT"]);
             for r in list {
                 t.row(vec![r.region_name.clone(), r.endpoint.clone()]);
+            }
+            t.render()
+        }
+        ControlView::Hosts(list) => {
+            let mut t = Table::new(&["HOST", "STATE", "VCPUS FREE", "MIB FREE", "INSTANCES"]);
+            for h in list {
+                let p = h.host_properties.clone().unwrap_or_default();
+                let a = h.available_capacity.unwrap_or_default();
+                t.row(vec![
+                    h.host_id.clone(),
+                    h.state.clone(),
+                    format!("{}/{}", a.available_vcpus, p.total_vcpus),
+                    format!("{}/{}", a.available_memory_mib, p.memory_mib),
+                    h.instances.len().to_string(),
+                ]);
             }
             t.render()
         }

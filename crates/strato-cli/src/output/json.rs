@@ -157,6 +157,7 @@ fn placement(p: &Placement) -> Value {
         "PartitionNumber": (p.partition_number > 0).then_some(p.partition_number),
         // strato's own: the rack (fault domain) the scheduler chose.
         "Rack": text(&p.rack),
+        "HostId": text(&p.host_id),
     })
 }
 

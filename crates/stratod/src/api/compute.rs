@@ -224,10 +224,13 @@ impl Compute for Api {
         &self,
         req: Request<pb::DescribeInstancesRequest>,
     ) -> Result<Response<pb::DescribeInstancesResponse>, Status> {
-        self.handle("DescribeInstances", req, |account, r| {
-            self.cloud
+        self.handle_async("DescribeInstances", req, |account, r| async move {
+            let region_wide = self.region_wide_describe(&r);
+            let original = r.clone();
+            let mut page = self
+                .cloud
                 .describe_instances(
-                    account,
+                    &account,
                     &DescribeInstances {
                         instance_ids: r.instance_ids,
                         filters: convert::filters(&r.filters),
@@ -240,8 +243,14 @@ impl Compute for Api {
                 .map(|p| pb::DescribeInstancesResponse {
                     next_token: p.next_token,
                     instances: p.items.into_iter().map(instance_message).collect(),
-                })
+                })?;
+            if region_wide {
+                self.describe_other_hosts(&account, original, &mut page)
+                    .await;
+            }
+            Ok(page)
         })
+        .await
     }
 
     async fn stop_instances(

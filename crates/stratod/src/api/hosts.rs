@@ -9,8 +9,10 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use crate::cloud::compute::launch::{Pinned, RunRequest};
+use crate::cloud::placement::hosts::{HostFilter, Share};
 use crate::cloud::placement::scheduler::Slot;
 use crate::cluster::forward::{self, ACCOUNT_METADATA};
+use crate::cluster::membership::HostState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 impl Api {
@@ -65,77 +67,121 @@ impl Api {
         let Some(region) = self.cloud.cluster.clone() else {
             return Ok(None);
         };
-        let Some(shares) = self.cloud.place_in_region(account, run).await? else {
-            return Ok(None);
-        };
         let mut out = pb::RunInstancesResponse {
             reservation_id: String::new(),
             owner_id: account.to_string(),
             instances: Vec::new(),
         };
-        let mut failure = None;
-        for share in shares {
-            if share.ids.is_empty() {
-                // Nothing was reserved: the local launch words the refusal.
-                return Ok(None);
-            }
-            let n = share.ids.len() as i32;
-            let result = if share.host == region.host() {
-                let mut local = run.clone();
-                local.min_count = n;
-                local.max_count = n;
-                if local.subnet_id.is_empty() && !share.az.is_empty() {
-                    local.availability_zone = share.az.clone();
-                }
-                local.pinned = Some(Pinned {
-                    ids: share.ids.clone(),
-                    slots: share.slots.clone(),
-                });
-                self.launch_local(account, local).await
-            } else {
-                let mut fwd = original.clone();
-                fwd.min_count = n;
-                fwd.max_count = n;
-                let mut placement = fwd.placement.take().unwrap_or_default();
-                if fwd.subnet_id.is_empty() && !share.az.is_empty() {
-                    placement.availability_zone = share.az.clone();
-                }
-                fwd.placement = Some(placement);
-                fwd.region_placement = Some(pb::RegionPlacement {
-                    host: share.host.clone(),
-                    instance_ids: share.ids.clone(),
-                    racks: share.slots.iter().map(|s| s.rack.clone()).collect(),
-                    partitions: share.slots.iter().map(|s| s.partition).collect(),
-                });
-                forward::run_instances(&share.api, &region.roots, &region.cfg.secret, account, fwd)
-                    .await
-            };
-            match result {
-                Ok(r) => {
-                    // Reserved IDs the host did not use (it launched fewer) go back.
-                    let unused: Vec<String> = share
-                        .ids
-                        .iter()
-                        .filter(|id| !r.instances.iter().any(|i| &i.instance_id == *id))
-                        .cloned()
-                        .collect();
-                    region.release(&share.host, &unused).await;
-                    if out.reservation_id.is_empty() {
-                        out.reservation_id = r.reservation_id;
-                    }
-                    out.instances.extend(r.instances);
-                }
+        let mut failure: Option<ApiError> = None;
+        let mut exclude: Vec<String> = Vec::new();
+        let mut todo = run.clone();
+        // A host that cannot be reached before its lease lapses gets nothing sent: its
+        // share is placed again without it (twice at most).
+        for attempt in 0..3 {
+            let shares = match self
+                .cloud
+                .place_in_region(account, &todo, HostFilter::Except(&exclude))
+                .await
+            {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(None),
+                Err(e) if attempt == 0 => return Err(e),
+                // A share placed again found no room: what launched stands.
                 Err(e) => {
-                    region.release(&share.host, &share.ids).await;
-                    failure.get_or_insert(e);
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let mut again = 0;
+            for share in shares {
+                if share.ids.is_empty() {
+                    // Nothing was reserved: the local launch words the refusal.
+                    return Ok(None);
+                }
+                let n = share.ids.len() as i32;
+                let result = if share.host == region.host() {
+                    self.launch_local(account, local_share(&todo, &share))
+                        .await
+                        .map_err(forward::Forwarded::Failed)
+                } else {
+                    let fwd = self.forwarded_share(original, &todo, &share)?;
+                    forward::run_instances(
+                        &share.api,
+                        &region.roots,
+                        &region.cfg.secret,
+                        account,
+                        fwd,
+                    )
+                    .await
+                };
+                match result {
+                    Ok(r) => {
+                        // Reserved IDs the host did not use (it launched fewer) go back.
+                        let unused: Vec<String> = share
+                            .ids
+                            .iter()
+                            .filter(|id| !r.instances.iter().any(|i| &i.instance_id == *id))
+                            .cloned()
+                            .collect();
+                        region.release(&share.host, &unused).await;
+                        if out.reservation_id.is_empty() {
+                            out.reservation_id = r.reservation_id;
+                        }
+                        out.instances.extend(r.instances);
+                    }
+                    Err(forward::Forwarded::Unreachable(e)) => {
+                        tracing::warn!(host = %share.host, error = %e.message, "region host unreachable; placing its share elsewhere");
+                        region.release(&share.host, &share.ids).await;
+                        exclude.push(share.host.clone());
+                        again += n;
+                        failure = Some(e);
+                    }
+                    Err(forward::Forwarded::Failed(e)) => {
+                        region.release(&share.host, &share.ids).await;
+                        failure.get_or_insert(e);
+                    }
                 }
             }
+            if again == 0 {
+                break;
+            }
+            todo.min_count = again;
+            todo.max_count = again;
         }
         let min = run.min_count.max(1) as usize;
         match failure {
             Some(e) if out.instances.len() < min => Err(e),
             _ => Ok(Some(out)),
         }
+    }
+
+    /// The RunInstances another host gets for its share.
+    fn forwarded_share(
+        &self,
+        original: &pb::RunInstancesRequest,
+        run: &RunRequest,
+        share: &Share,
+    ) -> Result<pb::RunInstancesRequest, forward::Forwarded> {
+        let n = share.ids.len() as i32;
+        let mut fwd = original.clone();
+        fwd.min_count = n;
+        fwd.max_count = n;
+        let mut placement = fwd.placement.take().unwrap_or_default();
+        if fwd.subnet_id.is_empty() && !share.az.is_empty() {
+            placement.availability_zone = share.az.clone();
+        }
+        fwd.placement = Some(placement);
+        fwd.region_placement = Some(pb::RegionPlacement {
+            host: share.host.clone(),
+            instance_ids: share.ids.clone(),
+            racks: share.slots.iter().map(|s| s.rack.clone()).collect(),
+            partitions: share.slots.iter().map(|s| s.partition).collect(),
+            image_name: self
+                .cloud
+                .image_name(&run.image_id)
+                .map_err(forward::Forwarded::Failed)?,
+        });
+        Ok(fwd)
     }
 
     /// RunInstances on this host, as the API answers it.
@@ -161,6 +207,78 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Whether a DescribeInstances covers the region: there is one, the call names no
+    /// instances, asks for no page, and is not itself one host asking another.
+    pub(super) fn region_wide_describe(&self, r: &pb::DescribeInstancesRequest) -> bool {
+        self.cloud.cluster.is_some()
+            && !r.this_host_only
+            && r.instance_ids.is_empty()
+            && r.max_results == 0
+            && r.next_token.is_empty()
+    }
+
+    /// Adds the instances of every other available host (asked all at once). A host that
+    /// does not answer is left out: a describe must not fail because one host is away.
+    pub(super) async fn describe_other_hosts(
+        &self,
+        account: &str,
+        req: pb::DescribeInstancesRequest,
+        page: &mut pb::DescribeInstancesResponse,
+    ) {
+        let Some(region) = self.cloud.cluster.clone() else {
+            return;
+        };
+        let mut asks = tokio::task::JoinSet::new();
+        for (name, h) in region.hosts() {
+            if name == region.host() || h.state() != HostState::Available {
+                continue;
+            }
+            let (region, account, req) = (region.clone(), account.to_string(), req.clone());
+            asks.spawn(async move {
+                let r = forward::describe_instances(
+                    &h.record.api,
+                    &region.roots,
+                    &region.cfg.secret,
+                    &account,
+                    req,
+                )
+                .await;
+                (name, r)
+            });
+        }
+        let mut more = Vec::new();
+        while let Some(done) = asks.join_next().await {
+            match done {
+                Ok((_, Ok(r))) => more.extend(r.instances),
+                Ok((host, Err(e))) => {
+                    tracing::warn!(%host, error = %e.message, "a region host left out of DescribeInstances")
+                }
+                Err(_) => {}
+            }
+        }
+        more.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        page.instances.extend(more);
+    }
+}
+
+/// This host's share of a launch the region placed.
+fn local_share(run: &RunRequest, share: &Share) -> RunRequest {
+    let n = share.ids.len() as i32;
+    let mut local = run.clone();
+    local.min_count = n;
+    local.max_count = n;
+    if local.subnet_id.is_empty() && !share.az.is_empty() {
+        local.availability_zone = share.az.clone();
+    }
+    local.pinned = Some(Pinned {
+        ids: share.ids.clone(),
+        slots: share.slots.clone(),
+        image_name: String::new(),
+    });
+    local
+}
+
 /// A forwarded launch's placement, in the domain's terms.
 pub(super) fn pinned_in(p: &pb::RegionPlacement) -> ApiResult<Pinned> {
     let slots = if p.racks.is_empty() {
@@ -182,6 +300,7 @@ pub(super) fn pinned_in(p: &pb::RegionPlacement) -> ApiResult<Pinned> {
     Ok(Pinned {
         ids: p.instance_ids.clone(),
         slots,
+        image_name: p.image_name.clone(),
     })
 }
 
@@ -226,5 +345,39 @@ impl Hosts for Api {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_placement_reads_back() {
+        let p = pb::RegionPlacement {
+            host: "h2".into(),
+            instance_ids: vec!["i-0000000000000000a".into(), "i-0000000000000000b".into()],
+            racks: vec!["h2".into(), "h2".into()],
+            partitions: vec![1, 2],
+            image_name: "probe".into(),
+        };
+        let pin = pinned_in(&p).unwrap();
+        assert_eq!(pin.ids.len(), 2);
+        assert_eq!(pin.slots[1].partition, 2);
+        assert_eq!(pin.image_name, "probe");
+        // Ungrouped: no slots at all.
+        let plain = pinned_in(&pb::RegionPlacement {
+            racks: Vec::new(),
+            partitions: Vec::new(),
+            ..p.clone()
+        })
+        .unwrap();
+        assert!(plain.slots.is_empty());
+        // Racks that do not match the IDs are refused, not guessed.
+        let bad = pb::RegionPlacement {
+            partitions: vec![1],
+            ..p
+        };
+        assert!(pinned_in(&bad).is_err());
     }
 }

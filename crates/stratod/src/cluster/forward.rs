@@ -73,6 +73,23 @@ fn from_status(s: &tonic::Status) -> ApiError {
     }
 }
 
+/// Why a forwarded call failed.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// The host could not be reached: nothing was sent, so the call may go elsewhere.
+    Unreachable(ApiError),
+    /// The host answered with a refusal, or the call broke once sent.
+    Failed(ApiError),
+}
+
+impl From<Forwarded> for ApiError {
+    fn from(f: Forwarded) -> ApiError {
+        match f {
+            Forwarded::Unreachable(e) | Forwarded::Failed(e) => e,
+        }
+    }
+}
+
 /// RunInstances on another host, for `account`.
 pub async fn run_instances(
     endpoint: &str,
@@ -80,10 +97,30 @@ pub async fn run_instances(
     secret: &str,
     account: &str,
     req: pb::RunInstancesRequest,
-) -> ApiResult<pb::RunInstancesResponse> {
-    let mut client = ComputeClient::new(channel(endpoint, roots).await?);
-    client
-        .run_instances(request(req, secret, account)?)
+) -> Result<pb::RunInstancesResponse, Forwarded> {
+    let req = request(req, secret, account).map_err(Forwarded::Failed)?;
+    let channel = channel(endpoint, roots)
+        .await
+        .map_err(Forwarded::Unreachable)?;
+    ComputeClient::new(channel)
+        .run_instances(req)
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| Forwarded::Failed(from_status(&s)))
+}
+
+/// DescribeInstances of another host's own instances, for `account`.
+pub async fn describe_instances(
+    endpoint: &str,
+    roots: &[String],
+    secret: &str,
+    account: &str,
+    mut req: pb::DescribeInstancesRequest,
+) -> ApiResult<pb::DescribeInstancesResponse> {
+    req.this_host_only = true;
+    let req = request(req, secret, account)?;
+    ComputeClient::new(channel(endpoint, roots).await?)
+        .describe_instances(req)
         .await
         .map(|r| r.into_inner())
         .map_err(|s| from_status(&s))

@@ -215,9 +215,19 @@ impl Region {
         let (rev, members, hosts) = self.note(r).await?;
         let old = self.hosts();
         let mut view = membership::merge(&old, &members, &hosts);
-        // Hosts whose lease lapsed are probed before they are called unavailable.
-        for h in view.values_mut().filter(|h| !h.leased) {
-            h.probe_ok = Some(membership::probe(&h.record.api).await);
+        // Hosts whose lease lapsed are probed (all at once) before they are called
+        // unavailable.
+        let mut probes = tokio::task::JoinSet::new();
+        for (name, h) in view.iter().filter(|(_, h)| !h.leased) {
+            let (name, api) = (name.clone(), h.record.api.clone());
+            probes.spawn(async move { (name, membership::probe(&api).await) });
+        }
+        while let Some(done) = probes.join_next().await {
+            if let Ok((name, ok)) = done {
+                if let Some(h) = view.get_mut(&name) {
+                    h.probe_ok = Some(ok);
+                }
+            }
         }
         for (name, h) in &view {
             let before = old.get(name).map(|o| o.state());
@@ -270,13 +280,18 @@ impl Region {
     pub async fn snapshot(&self) -> Result<Snapshot, EtcdError> {
         let mut c = self.etcd().await?;
         let r = async {
+            let (_, members) = c.list(MEMBERS).await?;
+            let (_, hosts) = c.list(HOSTS).await?;
             let (_, hostrevs) = c.list(HOSTREV).await?;
             let (_, grouprevs) = c.list(GROUPREV).await?;
             let (_, res) = c.list(RESERVATIONS).await?;
-            Ok((hostrevs, grouprevs, res))
+            Ok((members, hosts, hostrevs, grouprevs, res))
         }
         .await;
-        let (hostrevs, grouprevs, res) = self.note(r).await?;
+        let (members, hosts, hostrevs, grouprevs, res) = self.note(r).await?;
+        // The leases as they are now, not as the view last saw them (a host that joined a
+        // moment ago takes instances; one that lapsed does not), with the view's probes.
+        let hosts = membership::merge(&self.hosts(), &members, &hosts);
         let mut reservations = Vec::new();
         for e in res {
             match serde_json::from_slice::<Reservation>(&e.value) {
@@ -287,7 +302,7 @@ impl Region {
             }
         }
         Ok(Snapshot {
-            hosts: self.hosts(),
+            hosts,
             reservations,
             revisions: hostrevs
                 .into_iter()

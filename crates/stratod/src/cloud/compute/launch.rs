@@ -98,6 +98,9 @@ pub struct Pinned {
     pub ids: Vec<String>,
     /// Racks and partitions, one per instance (or none).
     pub slots: Vec<Slot>,
+    /// The AMI's name on the host that placed the launch: AMIs are not shared through etcd
+    /// yet, so a host without the AMI's ID uses its own AMI of that name.
+    pub image_name: String,
 }
 
 /// A launch template named by a RunInstances.
@@ -286,7 +289,10 @@ impl Cloud {
         })?;
         let image = match self.db.image(&req.image_id)? {
             Some(i) => i,
-            None => return Err(Kind::Image.not_found(&req.image_id)),
+            None => match self.region_image(account, &req)? {
+                Some(i) => i,
+                None => return Err(Kind::Image.not_found(&req.image_id)),
+            },
         };
         // Another account's private image does not exist for the caller: EC2 answers
         // NotFound, so that the answer does not tell that the ID is taken.

@@ -111,8 +111,10 @@ impl Cloud {
                 )))
             }
         };
-        // Partitions own disjoint racks, so there can be no more of them than racks.
-        if partition_count as usize > self.cfg.racks.len() {
+        // Partitions own disjoint racks, so there can be no more of them than racks. In a
+        // region of hosts the racks are the region's, which come and go: a partition with no
+        // rack of its own then refuses the launch (InsufficientInstanceCapacity) instead.
+        if self.cluster.is_none() && partition_count as usize > self.cfg.racks.len() {
             return Err(ApiError::invalid(format!(
                 "PartitionCount {partition_count} exceeds the {} racks of this host (config racks).",
                 self.cfg.racks.len()

@@ -31,6 +31,15 @@ pub struct Share {
     pub az: String,
 }
 
+/// Which hosts a placement may use.
+#[derive(Debug, Clone, Copy)]
+pub enum HostFilter<'a> {
+    /// Any but these (found unreachable by this launch).
+    Except(&'a [String]),
+    /// This one only.
+    Only(&'a str),
+}
+
 /// One host for DescribeHosts.
 #[derive(Debug, Clone)]
 pub struct HostInfo {
@@ -55,6 +64,37 @@ pub struct HostInfo {
 }
 
 impl Cloud {
+    /// For a launch another host placed here: this host's own available AMI of the name
+    /// the placing host gave, when it lacks the AMI's ID (AMIs are not shared yet).
+    pub(crate) fn region_image(
+        &self,
+        account: &str,
+        req: &RunRequest,
+    ) -> ApiResult<Option<crate::db::images::Image>> {
+        let Some(name) = req
+            .pinned
+            .as_ref()
+            .map(|p| p.image_name.as_str())
+            .filter(|n| !n.is_empty())
+        else {
+            return Ok(None);
+        };
+        for i in self.db.images()? {
+            if i.name == name
+                && i.state == crate::states::ImageState::Available
+                && self.may_launch(account, &i)?
+            {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The name of an AMI of this host (empty if it has none of that ID).
+    pub fn image_name(&self, id: &str) -> ApiResult<String> {
+        Ok(self.db.image(id)?.map(|i| i.name).unwrap_or_default())
+    }
+
     /// This host's name in the region, or empty without a `cluster` config.
     pub fn host_id(&self) -> &str {
         self.cluster.as_ref().map_or("", |r| r.host())
@@ -102,11 +142,13 @@ impl Cloud {
     }
 
     /// Places a RunInstances in the region and reserves the capacity: which hosts get how
-    /// many instances, with their IDs. `None` without a `cluster` config.
+    /// many instances, with their IDs; `hosts` says which hosts it may use. `None` without a
+    /// `cluster` config.
     pub async fn place_in_region(
         &self,
         account: &str,
         req: &RunRequest,
+        hosts: HostFilter<'_>,
     ) -> ApiResult<Option<Vec<Share>>> {
         let Some(region) = self.cluster.clone() else {
             return Ok(None);
@@ -155,7 +197,11 @@ impl Cloud {
         };
         let key = group.as_ref().map(|g| format!("{account}/{}", g.name));
         for _ in 0..RESERVE_TRIES {
-            let snap = region.snapshot().await.map_err(|e| region.cut_off(&e))?;
+            let mut snap = region.snapshot().await.map_err(|e| region.cut_off(&e))?;
+            snap.hosts.retain(|name, _| match hosts {
+                HostFilter::Except(these) => !these.contains(name),
+                HostFilter::Only(this) => name == this,
+            });
             let az = if !az.is_empty() {
                 az.clone()
             } else {
@@ -230,6 +276,57 @@ impl Cloud {
             ErrorCode::InsufficientInstanceCapacity,
             "Other launches kept taking the region's capacity first; try again.",
         ))
+    }
+
+    /// RunInstances for a front end that cannot forward (the EC2 Query API): in a region,
+    /// placed on this host only, its capacity reserved in etcd like any other launch;
+    /// without one, the plain local launch.
+    pub async fn run_on_this_host(
+        self: &std::sync::Arc<Self>,
+        account: &str,
+        req: RunRequest,
+    ) -> ApiResult<(String, Vec<Instance>)> {
+        let Some(region) = self.cluster.clone() else {
+            return self.run_instances(account, req).await;
+        };
+        if req.dry_run || req.pinned.is_some() {
+            return self.run_instances(account, req).await;
+        }
+        let shares = self
+            .place_in_region(account, &req, HostFilter::Only(region.host()))
+            .await?;
+        let Some(share) = shares.and_then(|s| s.into_iter().next()) else {
+            return self.run_instances(account, req).await;
+        };
+        if share.ids.is_empty() {
+            // Nothing was reserved: the launch words the refusal.
+            return self.run_instances(account, req).await;
+        }
+        let n = share.ids.len() as i32;
+        let mut local = req;
+        local.min_count = n;
+        local.max_count = n;
+        if local.subnet_id.is_empty() && !share.az.is_empty() {
+            local.availability_zone = share.az.clone();
+        }
+        local.pinned = Some(super::super::compute::launch::Pinned {
+            ids: share.ids.clone(),
+            slots: share.slots.clone(),
+            image_name: String::new(),
+        });
+        let result = self.run_instances(account, local).await;
+        let used: Vec<&str> = match &result {
+            Ok((_, list)) => list.iter().map(|i| i.id.as_str()).collect(),
+            Err(_) => Vec::new(),
+        };
+        let unused: Vec<String> = share
+            .ids
+            .iter()
+            .filter(|id| !used.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        region.release(region.host(), &unused).await;
+        result
     }
 
     /// DescribeHosts: the region's hosts (`ids` empty: all). Instances are from the

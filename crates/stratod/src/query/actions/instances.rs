@@ -360,10 +360,10 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         // The domain runs every launch check, then answers DryRunOperation.
         dry_run: input.bool("DryRun") == Some(true),
         iam_instance_profile,
-        // The Query API places on the host it reaches (see docs/cluster.md).
         pinned: None,
     };
-    let (reservation, instances) = ctx.cloud.run_instances(ctx.account(), req).await?;
+    // In a region of hosts the Query API places on this host (it does not forward yet).
+    let (reservation, instances) = ctx.cloud.run_on_this_host(ctx.account(), req).await?;
     let instances = instances
         .into_iter()
         .map(|i| ctx.cloud.instance_view(i).map(instance))
