@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use strato_e2e::underlay::Underlay;
-use strato_e2e::{fast_config, Daemon, NsHost};
+use strato_e2e::{dhcp, fast_config, Daemon, NsHost};
 
 const T: Duration = Duration::from_secs(30);
 const CIDR: &str = "10.77.0.0/16";
@@ -212,11 +212,24 @@ fn a_vpc_across_two_hosts() {
     assert_eq!(neighbour(&ha, "10.77.1.1"), mac_a);
     assert_eq!(neighbour(&hb, "10.77.1.1"), mac_b);
 
-    // A stand-in on B cannot send as A's interface: not from its address...
+    // DHCP, too: A's server answers A's probe's MAC on A, with the VPC's MTU (the
+    // underlay's 1500 less VXLAN's 50); from B's side nobody answers it (B has no such
+    // interface, and A's server is not reached across).
     let mac_pa = a.instance(&pa)["NetworkInterfaces"][0]["MacAddress"]
         .as_str()
         .unwrap()
         .to_string();
+    let discover = |xid| dhcp::request(1, dhcp::mac_bytes(&mac_pa), xid);
+    let offer =
+        dhcp::exchange(&ha.ns, discover(0x0e1a_0001), 0x0e1a_0001, T / 6).expect("an offer on A");
+    assert_eq!(
+        dhcp::option(&offer, 26),
+        Some(1450u16.to_be_bytes().to_vec())
+    );
+    let across = dhcp::exchange(&hb.ns, discover(0x0e1a_0002), 0x0e1a_0002, T / 10);
+    assert!(across.is_none(), "answered across hosts: {across:?}");
+
+    // A stand-in on B cannot send as A's interface: not from its address...
     ip(&["-n", &hb.ns, "addr", "flush", "dev", "eth0"]);
     ip(&[
         "-n",
