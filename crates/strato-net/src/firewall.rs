@@ -40,6 +40,12 @@
 //! For IPv6 the same: neighbour discovery and router solicitations, DHCPv6, the IPv6
 //! metadata address and echo to the bridge's IPv6 gateways.
 //!
+//! A host whose VPCs span hosts ([`Overlay`], [`crate::vxlan`]) has one more kind of bridge
+//! port, the VXLAN device, which is no tap: the guard sends what comes in on it to
+//! `from_overlay` (no posing as a local interface or as the host), keeps the host's own
+//! frames and the guests' DHCP from going out on it, and the filter table drops guests'
+//! traffic to the underlay and VXLAN from anyone but the peers.
+//!
 //! No conntrack zones: all VPC bridges share one namespace, and the daemon refuses
 //! overlapping subnets, so an ENI address identifies one flow end on the whole host.
 
