@@ -325,6 +325,21 @@ fn a_vpc_across_two_hosts() {
     );
     assert!(pings_within(&ha, &ip_b, 10), "B's probe after A's restart");
 
+    // A second VPC with the pinned CIDR on one host would share the VNI: refused, and
+    // nothing of it stays behind.
+    let err = a.cli_err("InternalError", &["create-vpc", "--cidr-block", CIDR]);
+    assert!(err.contains(&format!("VNI {VNI}")), "{err}");
+    let v = a.json(&[
+        "describe-vpcs",
+        "--filters",
+        &format!("Name=cidr,Values={CIDR}"),
+    ]);
+    assert_eq!(v["Vpcs"].as_array().unwrap().len(), 1, "{v}");
+    let links = ns_sh(&a.ns, "ip -o link show type vxlan | wc -l");
+    let bridges = ns_sh(&a.ns, "ip -o link show type bridge | wc -l");
+    assert_eq!(links.trim(), "2", "the default VPC's and this one's");
+    assert_eq!(bridges.trim(), "2", "{bridges}");
+
     // DeleteVpc takes the VXLAN device with the bridge.
     b.cli(&["terminate-instances", "--instance-ids", &pb]);
     b.wait_state(&pb, "terminated", T);
