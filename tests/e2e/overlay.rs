@@ -5,7 +5,8 @@
 //! on each host's VPC bridge send the pings (probe guests only answer them).
 //!
 //! Checked: the VXLAN device on each bridge; a ping across hosts only while the target's
-//! security group allows it (enforced by the target's own host); the gateway each side
+//! security group allows it (enforced by the target's own host) and the sender's lets it
+//! out (enforced by the sender's); the gateway each side
 //! answers ARP with is its own host's; a stand-in on the remote side cannot send as a
 //! local interface (its address or its MAC); what comes from the VPC towards the underlay
 //! is dropped; DeleteVpc takes the VXLAN device with the bridge.
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use strato_e2e::underlay::Underlay;
-use strato_e2e::{fast_config, Daemon, NsHost};
+use strato_e2e::{dhcp, fast_config, Daemon, NsHost};
 
 const T: Duration = Duration::from_secs(30);
 const CIDR: &str = "10.77.0.0/16";
@@ -199,6 +200,72 @@ fn a_vpc_across_two_hosts() {
     assert!(!hb.ping(&ip_a, 2), "A's group revoked");
     assert!(ha.ping(&ip_b, 2), "B's still allows");
 
+    // The sender's own host enforces the sender's egress: an interface of B's (a stand-in
+    // on its tap, guarded as the interface) reaches A's probe while its group lets it
+    // out, and not once that egress is revoked, though A's group still lets it in.
+    icmp(&a, "authorize-security-group-ingress", &sg_a);
+    let v = b.json(&[
+        "create-security-group",
+        "--group-name",
+        "out",
+        "--description",
+        "egress only",
+        "--vpc-id",
+        &vpc_b,
+    ]);
+    let sg_out = v["GroupId"].as_str().unwrap().to_string();
+    let v = b.json(&[
+        "create-network-interface",
+        "--subnet-id",
+        &subnet_b,
+        "--private-ip-address",
+        "10.77.1.50",
+        "--groups",
+        &sg_out,
+    ]);
+    let eni = &v["NetworkInterface"];
+    let eni_id = eni["NetworkInterfaceId"].as_str().unwrap().to_string();
+    let eni_mac = eni["MacAddress"].as_str().unwrap().to_string();
+    let tap = format!("tap{}", &eni_id[4..16]);
+    let se = NsHost {
+        ns: format!("{}-se", b.ns),
+        port: tap.clone(),
+    };
+    ip(&["netns", "add", &se.ns]);
+    ip(&[
+        "-n", &b.ns, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "netns", &se.ns,
+    ]);
+    ip(&["-n", &b.ns, "link", "set", &tap, "master", &bridge_b, "up"]);
+    ip(&["-n", &se.ns, "link", "set", "eth0", "address", &eni_mac]);
+    ip(&["-n", &se.ns, "addr", "add", "10.77.1.50/24", "dev", "eth0"]);
+    ip(&["-n", &se.ns, "link", "set", "eth0", "up"]);
+    assert!(
+        pings_within(&se, &ip_a, 10),
+        "B's interface out, A's probe in"
+    );
+    b.cli(&[
+        "revoke-security-group-egress",
+        "--group-id",
+        &sg_out,
+        "--protocol",
+        "-1",
+        "--cidr",
+        "0.0.0.0/0",
+    ]);
+    assert!(!se.ping(&ip_a, 2), "B's interface has no egress left");
+    assert!(
+        pings_within(&hb, &ip_a, 5),
+        "while A's group still lets B in"
+    );
+    drop(se);
+    b.cli(&[
+        "delete-network-interface",
+        "--network-interface-id",
+        &eni_id,
+    ]);
+    b.cli(&["delete-security-group", "--group-id", &sg_out]);
+    icmp(&a, "revoke-security-group-ingress", &sg_a);
+
     // Each side's gateway is its own host's: the other host's never answers across.
     assert!(ha.ping("10.77.1.1", 2) && hb.ping("10.77.1.1", 2));
     let mac_a = link(&a.ns, &bridge_a).unwrap()["address"]
@@ -212,11 +279,24 @@ fn a_vpc_across_two_hosts() {
     assert_eq!(neighbour(&ha, "10.77.1.1"), mac_a);
     assert_eq!(neighbour(&hb, "10.77.1.1"), mac_b);
 
-    // A stand-in on B cannot send as A's interface: not from its address...
+    // DHCP, too: A's server answers A's probe's MAC on A, with the VPC's MTU (the
+    // underlay's 1500 less VXLAN's 50); from B's side nobody answers it (B has no such
+    // interface, and A's server is not reached across).
     let mac_pa = a.instance(&pa)["NetworkInterfaces"][0]["MacAddress"]
         .as_str()
         .unwrap()
         .to_string();
+    let discover = |xid| dhcp::request(1, dhcp::mac_bytes(&mac_pa), xid);
+    let offer =
+        dhcp::exchange(&ha.ns, discover(0x0e1a_0001), 0x0e1a_0001, T / 6).expect("an offer on A");
+    assert_eq!(
+        dhcp::option(&offer, 26),
+        Some(1450u16.to_be_bytes().to_vec())
+    );
+    let across = dhcp::exchange(&hb.ns, discover(0x0e1a_0002), 0x0e1a_0002, T / 10);
+    assert!(across.is_none(), "answered across hosts: {across:?}");
+
+    // A stand-in on B cannot send as A's interface: not from its address...
     ip(&["-n", &hb.ns, "addr", "flush", "dev", "eth0"]);
     ip(&[
         "-n",
@@ -311,6 +391,21 @@ fn a_vpc_across_two_hosts() {
         "joined after a restart"
     );
     assert!(pings_within(&ha, &ip_b, 10), "B's probe after A's restart");
+
+    // A second VPC with the pinned CIDR on one host would share the VNI: refused, and
+    // nothing of it stays behind.
+    let err = a.cli_err("InternalError", &["create-vpc", "--cidr-block", CIDR]);
+    assert!(err.contains(&format!("VNI {VNI}")), "{err}");
+    let v = a.json(&[
+        "describe-vpcs",
+        "--filters",
+        &format!("Name=cidr,Values={CIDR}"),
+    ]);
+    assert_eq!(v["Vpcs"].as_array().unwrap().len(), 1, "{v}");
+    let links = ns_sh(&a.ns, "ip -o link show type vxlan | wc -l");
+    let bridges = ns_sh(&a.ns, "ip -o link show type bridge | wc -l");
+    assert_eq!(links.trim(), "2", "the default VPC's and this one's");
+    assert_eq!(bridges.trim(), "2", "{bridges}");
 
     // DeleteVpc takes the VXLAN device with the bridge.
     b.cli(&["terminate-instances", "--instance-ids", &pb]);

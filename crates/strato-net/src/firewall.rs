@@ -40,6 +40,12 @@
 //! For IPv6 the same: neighbour discovery and router solicitations, DHCPv6, the IPv6
 //! metadata address and echo to the bridge's IPv6 gateways.
 //!
+//! A host whose VPCs span hosts ([`Overlay`], [`crate::vxlan`]) has one more kind of bridge
+//! port, the VXLAN device, which is no tap: the guard sends what comes in on it to
+//! `from_overlay` (no posing as a local interface or as the host), keeps the host's own
+//! frames and the guests' DHCP from going out on it, and the filter table drops guests'
+//! traffic to the underlay and VXLAN from anyone but the peers.
+//!
 //! No conntrack zones: all VPC bridges share one namespace, and the daemon refuses
 //! overlapping subnets, so an ENI address identifies one flow end on the whole host.
 
@@ -303,7 +309,7 @@ pub fn render_guard(enis: &[EniRules]) -> Result<String, NetError> {
 /// The guard table, with the VXLAN ports' chains when the host has an overlay.
 fn guard_table(
     enis: &[EniRules],
-    overlay: Option<(&Overlay, &[HostBridge])>,
+    overlay: Option<(&Overlay, &Ruleset)>,
 ) -> Result<String, NetError> {
     let mut s = format!("table bridge {GUARD_TABLE} {{\n");
     s.push_str("\tmap taps {\n\t\ttype ifname : verdict\n");
@@ -350,9 +356,9 @@ fn guard_table(
         "\tchain prerouting {\n\t\ttype filter hook prerouting priority -300; policy accept;\n",
     );
     s.push_str("\t\tiifname vmap @taps\n");
-    if let Some((o, bridges)) = overlay {
+    if let Some((o, rs)) = overlay {
         s.push_str("\t\tiifname @overlay_ports jump from_overlay\n\t}\n");
-        guard_overlay(enis, o, bridges, &mut s)?;
+        guard_overlay(enis, o, rs, &mut s)?;
     } else {
         s.push_str("\t}\n");
     }
@@ -401,22 +407,26 @@ const DHCP_PORTS: &str = "{ 67, 68, 546, 547 }";
 fn guard_overlay(
     enis: &[EniRules],
     o: &Overlay,
-    bridges: &[HostBridge],
+    rs: &Ruleset,
     s: &mut String,
 ) -> Result<(), NetError> {
+    let bridges = &rs.bridges;
     let ports = o
         .ports
         .iter()
         .map(|p| ifname(p))
         .collect::<Result<Vec<_>, _>>()?;
     let macs: Vec<String> = enis.iter().map(|e| e.mac.to_string()).collect();
+    // The host's own addresses on VPC bridges: gateways and the metadata service.
     let gws: Vec<String> = bridges
         .iter()
         .flat_map(|b| b.gateways.iter().map(Ipv4Addr::to_string))
+        .chain(rs.metadata.map(|m| m.ip().to_string()))
         .collect();
     let gws6: Vec<String> = bridges
         .iter()
         .flat_map(|b| b.gateways6.iter().map(Ipv6Addr::to_string))
+        .chain(rs.metadata6.map(|m| m.ip().to_string()))
         .collect();
     for (name, ty, elems) in [
         ("overlay_ports", "ifname", &ports),
@@ -682,10 +692,7 @@ pub fn render(rs: &Ruleset) -> Result<String, NetError> {
         "table inet {FILTER_TABLE} {{}}\ndelete table inet {FILTER_TABLE}\n{}\
          table bridge {GUARD_TABLE} {{}}\ndelete table bridge {GUARD_TABLE}\n{}",
         render_filter(rs)?,
-        guard_table(
-            &rs.enis,
-            rs.overlay.as_ref().map(|o| (o, rs.bridges.as_slice()))
-        )?
+        guard_table(&rs.enis, rs.overlay.as_ref().map(|o| (o, rs)))?
     ))
 }
 
@@ -1113,8 +1120,7 @@ mod tests {
             }),
             ..Ruleset::default()
         };
-        let guard =
-            guard_table(&rs.enis, Some((rs.overlay.as_ref().unwrap(), &rs.bridges))).unwrap();
+        let guard = guard_table(&rs.enis, Some((rs.overlay.as_ref().unwrap(), &rs))).unwrap();
         // The VXLAN port is no tap: it is not in the taps map, it has a chain of its own.
         assert!(!guard.contains("\"svx0\" : jump"), "{guard}");
         assert!(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod dhcp;
 pub mod invariants;
 pub mod query;
 pub mod underlay;

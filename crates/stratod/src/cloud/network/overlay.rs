@@ -300,15 +300,35 @@ impl Cloud {
         }
     }
 
+    /// Makes `macs` (an interface's MAC and its host's underlay address) the remote
+    /// interfaces of `vpc` whose unicast goes to their host alone; the rest is replicated
+    /// to every peer. For the region, which knows where each interface is.
+    pub async fn overlay_remote_macs(
+        &self,
+        vpc: &Vpc,
+        macs: Vec<(strato_net::MacAddr, Ipv4Addr)>,
+    ) -> ApiResult<()> {
+        if self.overlay.cfg.is_none() {
+            return Ok(());
+        }
+        let name = vxlan_name(&vpc.id);
+        blocking(move || vxlan::set_remote_macs(&name, &macs))
+            .await
+            .map_err(|e| ApiError::internal(format!("Cannot set remote MACs of {}: {e}", vpc.id)))
+    }
+
     /// On start, after the firewall: every VPC's VXLAN device with the configured peers.
+    /// Fails only on what stops every VPC (the database).
     pub async fn start_overlay(&self) -> Result<(), StartError> {
         let Some(cfg) = &self.overlay.cfg else {
             return Ok(());
         };
+        // One VPC that cannot be joined (its VNI taken by another after a change of
+        // `overlay.vnis`, say) stays on this host alone; the others still join.
         for v in self.db.vpcs()? {
-            self.overlay_ensure(&v)
-                .await
-                .map_err(|e| StartError::Net(e.message))?;
+            if let Err(e) = self.overlay_ensure(&v).await {
+                tracing::error!(vpc = %v.id, error = %e.message, "VPC not joined to the overlay");
+            }
         }
         tracing::info!(underlay = %cfg.underlay, peers = ?self.overlay.peers(), "overlay up");
         Ok(())
