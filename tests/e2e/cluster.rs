@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -339,6 +340,17 @@ fn three_hosts_one_region() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    // The overlay follows membership: every VPC's VXLAN device on each host (each has
+    // its default VPC by now) replicates to the other two hosts' underlay addresses.
+    for (k, x) in d.iter().enumerate() {
+        let mut want: Vec<String> = (1..=3)
+            .filter(|&i| i != k + 1)
+            .map(|i| format!("10.250.0.1{i}"))
+            .collect();
+        want.sort();
+        wait_peers(x, &want, T);
+    }
+
     // kill -9 of h3: the others see it unavailable within the TTL plus a probe, and its
     // VMs keep running; restarted, it rejoins and adopts them.
     let on_h3: Vec<String> = strato_e2e::instances_of(&d[2].json(&["describe-instances"]))
@@ -370,6 +382,8 @@ fn three_hosts_one_region() {
     wait_host(&d[0], "h3", "unavailable", Duration::from_secs(TTL * 4 + 5));
     wait_host(&d[1], "h3", "unavailable", Duration::from_secs(5));
     eprintln!("h3 unavailable after {:?}", killed.elapsed());
+    // A host known down is no longer a VXLAN peer.
+    wait_peers(&d[0], &["10.250.0.12".to_string()], T);
     assert_eq!(d[2].vmm_pids().len(), vmms, "the VMs outlive their daemon");
     d[2].start_again();
     wait_host(&d[0], "h3", "available", T);
@@ -416,6 +430,67 @@ fn three_hosts_one_region() {
         stopped.elapsed()
     );
     eprintln!("cluster test took {:?}", started.elapsed());
+}
+
+/// The underlay addresses the VXLAN devices of `d`'s VPCs replicate to (the all-zeros
+/// FDB entries), the same for every device, sorted.
+fn vxlan_peers(d: &Daemon) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &d.ns, "bridge", "fdb", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut by_dev: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.first() != Some(&"00:00:00:00:00:00") {
+            continue;
+        }
+        let dev = w
+            .iter()
+            .position(|x| *x == "dev")
+            .and_then(|i| w.get(i + 1));
+        let dst = w
+            .iter()
+            .position(|x| *x == "dst")
+            .and_then(|i| w.get(i + 1));
+        if let (Some(dev), Some(dst)) = (dev, dst) {
+            if dev.starts_with("svx") {
+                by_dev
+                    .entry(dev.to_string())
+                    .or_default()
+                    .push(dst.to_string());
+            }
+        }
+    }
+    assert!(!by_dev.is_empty(), "no VXLAN device on {}:\n{text}", d.ns);
+    let mut sets: Vec<Vec<String>> = by_dev
+        .into_values()
+        .map(|mut v| {
+            v.sort();
+            v
+        })
+        .collect();
+    sets.dedup();
+    assert_eq!(sets.len(), 1, "VPCs of {} differ in peers: {sets:?}", d.ns);
+    sets.remove(0)
+}
+
+/// Waits until `d`'s VXLAN peers are `want` (sorted).
+fn wait_peers(d: &Daemon, want: &[String], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = vxlan_peers(d);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: VXLAN peers {got:?}, want {want:?}",
+            d.ns
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn which(cmd: &str) -> Option<std::path::PathBuf> {
