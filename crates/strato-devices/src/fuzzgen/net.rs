@@ -7,7 +7,7 @@
 //! the frame behind it is the one the guest wrote; every frame the guest receives in one
 //! buffer is one the tap delivered.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -413,6 +413,10 @@ fn rx_case(src: &mut Source<'_>) {
     let rounds = 1 + src.below(4);
     // Frames the tap holds or delivered, oldest first, not yet matched to a used buffer.
     let mut queued: VecDeque<Vec<u8>> = VecDeque::new();
+    // Heads of broken chains the device may still walk. Such a chain can run on into
+    // descriptors the ring later gives to another chain (RX chains outlive a round), so
+    // while one is out the device may rightly write one frame over another's buffers.
+    let mut broken_out: BTreeSet<u16> = BTreeSet::new();
     for _ in 0..rounds {
         let frames = src.below(6);
         for _ in 0..frames {
@@ -427,7 +431,6 @@ fn rx_case(src: &mut Source<'_>) {
             let tap = src.below(pairs as u64) as usize;
             rig.net.taps_mut()[tap].incoming.push_back(f);
         }
-        let mut clean = true;
         let chains = src.below(8);
         for _ in 0..chains {
             let len = *src
@@ -454,7 +457,10 @@ fn rx_case(src: &mut Source<'_>) {
                 });
             }
             match rig.rings[rx].offer(&rig.mem, src, &descs) {
-                Some((_, broken)) => clean &= !broken,
+                Some((head, true)) => {
+                    broken_out.insert(head);
+                }
+                Some((_, false)) => {}
                 None => break,
             }
         }
@@ -477,6 +483,11 @@ fn rx_case(src: &mut Source<'_>) {
             }
         }
         let used = rig.rings[rx].check_used(&rig.mem);
+        // Clean: no broken chain was out during the round (those returned now included).
+        let clean = broken_out.is_empty();
+        for (head, _) in &used {
+            broken_out.remove(head);
+        }
         if !mergeable && clean && !rig.rings[rx].is_broken() && pairs == 1 {
             // One buffer per frame: each one the guest got is the next the tap delivered.
             // (Frames that did not fit were dropped: skipped over.)
