@@ -353,6 +353,7 @@ fn three_hosts_one_region() {
         .filter(|i| i["State"]["Name"] == "running" && i["Placement"]["HostId"] == "h3")
         .map(|i| i["InstanceId"].as_str().unwrap().to_string())
         .collect();
+    assert!(!on_h3.is_empty(), "nothing runs on h3");
     let vmms = d[2].vmm_pids().len();
     let killed = Instant::now();
     d[2].kill_daemon();
@@ -377,6 +378,24 @@ fn three_hosts_one_region() {
     wait_host(&d[0], "h3", "unavailable", Duration::from_secs(TTL * 4 + 5));
     wait_host(&d[1], "h3", "unavailable", Duration::from_secs(5));
     eprintln!("h3 unavailable after {:?}", killed.elapsed());
+    // Its instances show impaired region-wide (from the others' view), the others' own ok.
+    let st = d[0].json(&["describe-instance-status"]);
+    let statuses = st["InstanceStatuses"].as_array().unwrap();
+    for id in &on_h3 {
+        let s = statuses
+            .iter()
+            .find(|s| s["InstanceId"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} of the down host is not listed: {st}"));
+        assert_eq!(s["SystemStatus"]["Status"], "impaired", "{s}");
+        assert_eq!(s["InstanceStatus"]["Status"], "insufficient-data", "{s}");
+    }
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| !on_h3.iter().any(|id| s["InstanceId"] == id.as_str()))
+            .all(|s| s["SystemStatus"]["Status"] != "impaired"),
+        "{st}"
+    );
     // A host known down is no longer a VXLAN peer.
     wait_peers(&d[0], &["10.250.0.12".to_string()], T);
     assert_eq!(d[2].vmm_pids().len(), vmms, "the VMs outlive their daemon");

@@ -371,10 +371,18 @@ impl Compute for Api {
         &self,
         req: Request<pb::DescribeInstanceStatusRequest>,
     ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
-        self.handle("DescribeInstanceStatus", req, |account, r| {
-            self.cloud
+        self.handle_async("DescribeInstanceStatus", req, |account, r| async move {
+            // A host found down cannot answer for its instances: the region says they are
+            // impaired, as EC2 does for a failed host.
+            let region_wide = self.cloud.cluster.is_some()
+                && r.instance_ids.is_empty()
+                && r.filters.is_empty()
+                && r.max_results == 0
+                && r.next_token.is_empty();
+            let mut page = self
+                .cloud
                 .describe_instance_status(
-                    account,
+                    &account,
                     &DescribeInstanceStatus {
                         instance_ids: r.instance_ids,
                         filters: convert::filters(&r.filters),
@@ -388,8 +396,14 @@ impl Compute for Api {
                 .map(|p| pb::DescribeInstanceStatusResponse {
                     next_token: p.next_token,
                     instance_statuses: p.items.into_iter().map(instance_status).collect(),
-                })
+                })?;
+            if region_wide {
+                page.instance_statuses
+                    .extend(self.down_hosts_statuses(&account).await);
+            }
+            Ok(page)
         })
+        .await
     }
 
     async fn get_console_output(

@@ -260,6 +260,60 @@ impl Api {
         more.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
         page.instances.extend(more);
     }
+
+    /// The status of `account`'s instances on hosts found down (lease lapsed, API silent),
+    /// from their capacity reservations: system status `impaired` (the host failed),
+    /// instance status `insufficient-data` (nothing can look at the guest). Hosts etcd
+    /// cannot be asked about are left out.
+    pub(super) async fn down_hosts_statuses(&self, account: &str) -> Vec<pb::InstanceStatus> {
+        let Some(region) = self.cloud.cluster.clone() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, h) in region.hosts() {
+            if name == region.host() || h.state() != HostState::Unavailable {
+                continue;
+            }
+            match region.reservations_of(&name).await {
+                Ok(rs) => out.extend(
+                    rs.into_values()
+                        .filter(|r| r.account == account)
+                        .map(|r| down_host_status(&r)),
+                ),
+                Err(e) => {
+                    tracing::warn!(host = %name, error = %e, "no reservations of a down host")
+                }
+            }
+        }
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        out
+    }
+}
+
+/// How an instance on a failed host shows: its host's failure as the system check's.
+fn down_host_status(r: &crate::cluster::placement::Reservation) -> pb::InstanceStatus {
+    pb::InstanceStatus {
+        instance_id: r.instance_id.clone(),
+        availability_zone: r.az.clone(),
+        instance_state: Some(super::convert::state(crate::lifecycle::State::Running)),
+        system_status: Some(pb::StatusSummary {
+            status: "impaired".into(),
+            details: vec![pb::StatusDetail {
+                name: "reachability".into(),
+                status: "failed".into(),
+                impaired_since_unix: 0,
+            }],
+        }),
+        instance_status: Some(pb::StatusSummary {
+            status: "insufficient-data".into(),
+            details: vec![pb::StatusDetail {
+                name: "reachability".into(),
+                status: "insufficient-data".into(),
+                impaired_since_unix: 0,
+            }],
+        }),
+        attached_ebs_status: None,
+    }
 }
 
 /// This host's share of a launch the region placed.
