@@ -354,6 +354,21 @@ fn three_hosts_one_region() {
         .map(|i| i["InstanceId"].as_str().unwrap().to_string())
         .collect();
     assert!(!on_h3.is_empty(), "nothing runs on h3");
+    // A status describe covers the region too: each host lists every running instance.
+    let running: BTreeSet<String> = strato_e2e::instances_of(&d[0].json(&["describe-instances"]))
+        .iter()
+        .filter(|i| i["State"]["Name"] == "running")
+        .map(|i| i["InstanceId"].as_str().unwrap().to_string())
+        .collect();
+    for x in &d {
+        let listed: BTreeSet<String> = x.json(&["describe-instance-status"])["InstanceStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["InstanceId"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(listed, running, "describe-instance-status on {}", x.ns);
+    }
     let vmms = d[2].vmm_pids().len();
     let killed = Instant::now();
     d[2].kill_daemon();

@@ -372,13 +372,15 @@ impl Compute for Api {
         req: Request<pb::DescribeInstanceStatusRequest>,
     ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
         self.handle_async("DescribeInstanceStatus", req, |account, r| async move {
-            // A host found down cannot answer for its instances: the region says they are
-            // impaired, as EC2 does for a failed host.
+            // The region's other hosts answer for theirs; a host found down cannot, so the
+            // region says its instances are impaired, as EC2 does for a failed host.
             let region_wide = self.cloud.cluster.is_some()
+                && !r.this_host_only
                 && r.instance_ids.is_empty()
                 && r.filters.is_empty()
                 && r.max_results == 0
                 && r.next_token.is_empty();
+            let original = r.clone();
             let mut page = self
                 .cloud
                 .describe_instance_status(
@@ -398,8 +400,8 @@ impl Compute for Api {
                     instance_statuses: p.items.into_iter().map(instance_status).collect(),
                 })?;
             if region_wide {
-                page.instance_statuses
-                    .extend(self.down_hosts_statuses(&account).await);
+                let more = self.status_of_other_hosts(&account, original).await;
+                page.instance_statuses.extend(more);
             }
             Ok(page)
         })

@@ -226,39 +226,84 @@ impl Api {
         req: pb::DescribeInstancesRequest,
         page: &mut pb::DescribeInstancesResponse,
     ) {
+        let more = self
+            .ask_other_hosts("DescribeInstances", |region, api| {
+                let (account, req) = (account.to_string(), req.clone());
+                async move {
+                    forward::describe_instances(
+                        &api,
+                        &region.roots,
+                        &region.cfg.secret,
+                        &account,
+                        req,
+                    )
+                    .await
+                    .map(|r| r.instances)
+                }
+            })
+            .await;
+        page.instances.extend(more);
+    }
+
+    /// The status of `account`'s instances on every other available host, asked all at
+    /// once (one that does not answer is left out), and on the hosts found down.
+    pub(super) async fn status_of_other_hosts(
+        &self,
+        account: &str,
+        req: pb::DescribeInstanceStatusRequest,
+    ) -> Vec<pb::InstanceStatus> {
+        let mut more = self
+            .ask_other_hosts("DescribeInstanceStatus", |region, api| {
+                let (account, req) = (account.to_string(), req.clone());
+                async move {
+                    forward::describe_instance_status(
+                        &api,
+                        &region.roots,
+                        &region.cfg.secret,
+                        &account,
+                        req,
+                    )
+                    .await
+                    .map(|r| r.instance_statuses)
+                }
+            })
+            .await;
+        more.extend(self.down_hosts_statuses(account).await);
+        more
+    }
+
+    /// Runs `ask(region, api endpoint)` against every other available host at once and
+    /// gathers what they answer, sorted by instance ID; a host that fails is logged and
+    /// left out.
+    async fn ask_other_hosts<T, F, Fut>(&self, what: &'static str, ask: F) -> Vec<T>
+    where
+        T: HasInstanceId + Send + 'static,
+        F: Fn(std::sync::Arc<crate::cluster::Region>, String) -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Vec<T>>> + Send + 'static,
+    {
         let Some(region) = self.cloud.cluster.clone() else {
-            return;
+            return Vec::new();
         };
         let mut asks = tokio::task::JoinSet::new();
         for (name, h) in region.hosts() {
             if name == region.host() || h.state() != HostState::Available {
                 continue;
             }
-            let (region, account, req) = (region.clone(), account.to_string(), req.clone());
-            asks.spawn(async move {
-                let r = forward::describe_instances(
-                    &h.record.api,
-                    &region.roots,
-                    &region.cfg.secret,
-                    &account,
-                    req,
-                )
-                .await;
-                (name, r)
-            });
+            let fut = ask(region.clone(), h.record.api.clone());
+            asks.spawn(async move { (name, fut.await) });
         }
         let mut more = Vec::new();
         while let Some(done) = asks.join_next().await {
             match done {
-                Ok((_, Ok(r))) => more.extend(r.instances),
+                Ok((_, Ok(r))) => more.extend(r),
                 Ok((host, Err(e))) => {
-                    tracing::warn!(%host, error = %e.message, "a region host left out of DescribeInstances")
+                    tracing::warn!(%host, error = %e.message, "a region host left out of {what}")
                 }
                 Err(_) => {}
             }
         }
-        more.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-        page.instances.extend(more);
+        more.sort_by(|a, b| a.instance_id().cmp(b.instance_id()));
+        more
     }
 
     /// The status of `account`'s instances on hosts found down (lease lapsed, API silent),
@@ -399,6 +444,23 @@ impl Hosts for Api {
             })
         })
         .await
+    }
+}
+
+/// What a region-wide describe sorts by.
+trait HasInstanceId {
+    fn instance_id(&self) -> &str;
+}
+
+impl HasInstanceId for pb::Instance {
+    fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+}
+
+impl HasInstanceId for pb::InstanceStatus {
+    fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 }
 

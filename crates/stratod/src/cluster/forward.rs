@@ -125,3 +125,20 @@ pub async fn describe_instances(
         .map(|r| r.into_inner())
         .map_err(|s| from_status(&s))
 }
+
+/// DescribeInstanceStatus of another host's own instances, for `account`.
+pub async fn describe_instance_status(
+    endpoint: &str,
+    roots: &[String],
+    secret: &str,
+    account: &str,
+    mut req: pb::DescribeInstanceStatusRequest,
+) -> ApiResult<pb::DescribeInstanceStatusResponse> {
+    req.this_host_only = true;
+    let req = request(req, secret, account)?;
+    ComputeClient::new(channel(endpoint, roots).await?)
+        .describe_instance_status(req)
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| from_status(&s))
+}
