@@ -117,26 +117,7 @@ fn a_probe_guest_gets_its_ipv6_addresses_by_dhcpv6_and_answers_ping_through_its_
     config["ipv6_pool"] = "2001:db8:40::/48".into();
     config["uplink"] = json!({"ipv6_prefix": "2001:db8::/32"});
     let d = Daemon::start_with_uplink("ip6g", config);
-    let v = d.json(&[
-        "describe-subnets",
-        "--filters",
-        "Name=cidr-block,Values=172.31.0.0/20",
-    ]);
-    let subnet = v["Subnets"][0]["SubnetId"].as_str().unwrap().to_string();
-    let vpc = v["Subnets"][0]["VpcId"].as_str().unwrap().to_string();
-    d.json(&[
-        "associate-vpc-cidr-block",
-        "--vpc-id",
-        &vpc,
-        "--amazon-provided-ipv6-cidr-block",
-    ]);
-    d.json(&[
-        "associate-subnet-cidr-block",
-        "--subnet-id",
-        &subnet,
-        "--ipv6-cidr-block",
-        "2001:db8:40::/64",
-    ]);
+    d.default_subnet_with_ipv6("2001:db8:40::/64");
     let g = d.json(&[
         "create-security-group",
         "--group-name",

@@ -7,11 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde_json::Value;
-use strato_e2e::Daemon;
+use strato_e2e::{dhcp, Daemon};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -329,61 +329,6 @@ fn enis_attach_detach_addresses_and_accounts() {
     d.cli(&["delete-network-interface", "--network-interface-id", &other]);
 }
 
-/// A BOOTREQUEST of `kind` (option 53) from `mac`.
-fn dhcp_request(kind: u8, mac: [u8; 6], xid: u32) -> Vec<u8> {
-    let mut b = vec![0u8; 240];
-    b[0] = 1;
-    b[1] = 1;
-    b[2] = 6;
-    b[4..8].copy_from_slice(&xid.to_be_bytes());
-    b[10] = 0x80;
-    b[28..34].copy_from_slice(&mac);
-    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
-    b.extend_from_slice(&[53, 1, kind, 255]);
-    b
-}
-
-/// Sends `packet` from 0.0.0.0:68 to the broadcast address inside network namespace `ns`
-/// and returns the first reply to port 68 with our transaction ID within `wait`.
-fn dhcp_exchange(ns: &str, packet: Vec<u8>, xid: u32, wait: Duration) -> Option<Vec<u8>> {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-        // SAFETY: setns on this thread only, with a namespace file we hold open.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).unwrap();
-        sock.set_broadcast(true).unwrap();
-        sock.send_to(&packet, (Ipv4Addr::BROADCAST, 67)).unwrap();
-        let deadline = std::time::Instant::now() + wait;
-        let mut buf = [0u8; 1500];
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            sock.set_read_timeout(Some(left)).unwrap();
-            match sock.recv_from(&mut buf) {
-                Ok((n, _)) if n >= 240 && buf[4..8] == xid.to_be_bytes() => {
-                    return Some(buf[..n].to_vec())
-                }
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    })
-    .join()
-    .unwrap()
-}
-
-fn mac_bytes(mac: &str) -> [u8; 6] {
-    let mut out = [0u8; 6];
-    for (o, part) in out.iter_mut().zip(mac.split(':')) {
-        *o = u8::from_str_radix(part, 16).unwrap();
-    }
-    out
-}
-
 #[test]
 fn dhcp_serves_each_eni_its_address_and_strangers_nothing() {
     let mut d = Daemon::start("dhcp");
@@ -418,16 +363,16 @@ fn dhcp_serves_each_eni_its_address_and_strangers_nothing() {
     // The route only lets the limited broadcast out of eth0.
     let h = d.host("dh", "strato0", "172.31.15.200/20", Some("172.31.0.1"));
     let stranger = [0x02, 0x5e, 0x11, 0x22, 0x33, 0x44];
-    let got = dhcp_exchange(
+    let got = dhcp::exchange(
         &h.ns,
-        dhcp_request(1, stranger, 0xabcd_0001),
+        dhcp::request(1, stranger, 0xabcd_0001),
         0xabcd_0001,
         Duration::from_secs(2),
     );
     assert!(got.is_none(), "a stranger got an answer: {got:?}");
-    let got = dhcp_exchange(
+    let got = dhcp::exchange(
         &h.ns,
-        dhcp_request(1, mac_bytes(&mac), 0xabcd_0002),
+        dhcp::request(1, dhcp::mac_bytes(&mac), 0xabcd_0002),
         0xabcd_0002,
         Duration::from_secs(5),
     )
@@ -455,10 +400,10 @@ fn dhcp_serves_each_eni_its_address_and_strangers_nothing() {
 
     // The server comes back with the daemon; a REQUEST for another address is NAKed.
     d.restart();
-    let mut req = dhcp_request(3, mac_bytes(&mac), 0xabcd_0003);
+    let mut req = dhcp::request(3, dhcp::mac_bytes(&mac), 0xabcd_0003);
     req.pop();
     req.extend_from_slice(&[50, 4, 172, 31, 0, 250, 255]);
-    let got = dhcp_exchange(&h.ns, req, 0xabcd_0003, Duration::from_secs(5))
+    let got = dhcp::exchange(&h.ns, req, 0xabcd_0003, Duration::from_secs(5))
         .expect("an answer after the restart");
     assert_eq!(&got[240..243], &[53, 1, 6], "a NAK");
     d.cli(&["terminate-instances", "--instance-ids", &id, "--wait"]);

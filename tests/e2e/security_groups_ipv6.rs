@@ -124,26 +124,7 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
         "uplink": {"ipv6_prefix": "2001:db8::/32"},
     });
     let d = Daemon::start_with_uplink("sgv6", config);
-    let v = d.json(&[
-        "describe-subnets",
-        "--filters",
-        "Name=cidr-block,Values=172.31.0.0/20",
-    ]);
-    let subnet = v["Subnets"][0]["SubnetId"].as_str().unwrap().to_string();
-    let vpc = v["Subnets"][0]["VpcId"].as_str().unwrap().to_string();
-    d.json(&[
-        "associate-vpc-cidr-block",
-        "--vpc-id",
-        &vpc,
-        "--amazon-provided-ipv6-cidr-block",
-    ]);
-    d.json(&[
-        "associate-subnet-cidr-block",
-        "--subnet-id",
-        &subnet,
-        "--ipv6-cidr-block",
-        "2001:db8:40::/64",
-    ]);
+    let (_, subnet) = d.default_subnet_with_ipv6("2001:db8:40::/64");
     // A group made in a VPC with IPv6: all IPv6 egress beside all IPv4 egress.
     let g = d.json(&[
         "create-security-group",

@@ -628,6 +628,33 @@ pub struct NsHost {
 }
 
 impl Daemon {
+    /// Gives the default VPC an Amazon-provided IPv6 block (from the daemon's `ipv6_pool`)
+    /// and its default subnet (172.31.0.0/20) the /64 `subnet_block` of it; returns the
+    /// VPC's and the subnet's IDs.
+    pub fn default_subnet_with_ipv6(&self, subnet_block: &str) -> (String, String) {
+        let v = self.json(&[
+            "describe-subnets",
+            "--filters",
+            "Name=cidr-block,Values=172.31.0.0/20",
+        ]);
+        let subnet = v["Subnets"][0]["SubnetId"].as_str().unwrap().to_string();
+        let vpc = v["Subnets"][0]["VpcId"].as_str().unwrap().to_string();
+        self.json(&[
+            "associate-vpc-cidr-block",
+            "--vpc-id",
+            &vpc,
+            "--amazon-provided-ipv6-cidr-block",
+        ]);
+        self.json(&[
+            "associate-subnet-cidr-block",
+            "--subnet-id",
+            &subnet,
+            "--ipv6-cidr-block",
+            subnet_block,
+        ]);
+        (vpc, subnet)
+    }
+
     /// A namespace host named `name` (at most 8 characters) plugged into `bridge` with
     /// `addr` (`a.b.c.d/n`) on its `eth0` and a default route through `gateway` if given.
     pub fn host(&self, name: &str, bridge: &str, addr: &str, gateway: Option<&str>) -> NsHost {
