@@ -74,15 +74,7 @@ fn wait_host(d: &Daemon, host: &str, state: &str, timeout: Duration) {
 
 /// Launches from `d`; the instances' IDs and hosts.
 fn launch(d: &Daemon, ami: &str, extra: &[&str]) -> Vec<(String, String)> {
-    let mut args = vec![
-        "run-instances",
-        "--image-id",
-        ami,
-        "--instance-type",
-        "custom-1-64",
-    ];
-    args.extend_from_slice(extra);
-    let v = d.json(&args);
+    let v = d.run_json(ami, extra);
     v["Instances"]
         .as_array()
         .unwrap()

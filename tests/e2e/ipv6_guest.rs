@@ -186,28 +186,7 @@ fn a_probe_guest_gets_its_ipv6_addresses_by_dhcpv6_and_answers_ping_through_its_
 
     // From outside, through the uplink's routed prefix (the guest answers the router's MAC).
     let out = d.outside();
-    add6(&out.ns, "2001:db8:ffff::1/64");
-    ip(&[
-        "-n",
-        &d.ns,
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:ffff::2/64",
-        "dev",
-        "uplink0",
-        "nodad",
-    ]);
-    ip(&[
-        "-n",
-        &out.ns,
-        "-6",
-        "route",
-        "add",
-        "2001:db8:40::/48",
-        "via",
-        "2001:db8:ffff::2",
-    ]);
+    d.route_outside_ipv6("2001:db8:40::/48");
     for a in &addrs {
         assert!(ping6_within(out, a, 10), "{a}: allowed from outside");
     }

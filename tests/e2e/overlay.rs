@@ -13,7 +13,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use strato_e2e::underlay::Underlay;
@@ -28,19 +28,6 @@ fn config(me: &str, peer: &str) -> Value {
     let mut c = fast_config();
     c["overlay"] = json!({"underlay": me, "peers": [peer], "vnis": {CIDR: VNI}});
     c
-}
-
-/// Whether `host`'s pings to `ip` are answered within `secs`, trying once a second.
-fn pings_within(host: &NsHost, ip: &str, secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if host.ping(ip, 1) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-    }
 }
 
 /// Runs `ip ARGS` and insists on success.
@@ -184,7 +171,7 @@ fn a_vpc_across_two_hosts() {
     let ha = a.host("ha", &bridge_a, "10.77.1.30/24", Some("10.77.1.1"));
     let hb = b.host("hb", &bridge_b, "10.77.1.40/24", Some("10.77.1.1"));
     assert!(
-        pings_within(&ha, "10.77.1.40", 10),
+        ha.pings_within("10.77.1.40", 10),
         "one segment over the underlay"
     );
 
@@ -192,10 +179,10 @@ fn a_vpc_across_two_hosts() {
     assert!(!hb.ping(&ip_a, 1), "A's group allows nothing yet");
     assert!(!ha.ping(&ip_b, 1), "B's group allows nothing yet");
     icmp(&a, "authorize-security-group-ingress", &sg_a);
-    assert!(pings_within(&hb, &ip_a, 10), "A's group allows the VPC");
+    assert!(hb.pings_within(&ip_a, 10), "A's group allows the VPC");
     assert!(!ha.ping(&ip_b, 1), "B's group still allows nothing");
     icmp(&b, "authorize-security-group-ingress", &sg_b);
-    assert!(pings_within(&ha, &ip_b, 10), "B's group allows the VPC");
+    assert!(ha.pings_within(&ip_b, 10), "B's group allows the VPC");
     icmp(&a, "revoke-security-group-ingress", &sg_a);
     assert!(!hb.ping(&ip_a, 2), "A's group revoked");
     assert!(ha.ping(&ip_b, 2), "B's still allows");
@@ -240,7 +227,7 @@ fn a_vpc_across_two_hosts() {
     ip(&["-n", &se.ns, "addr", "add", "10.77.1.50/24", "dev", "eth0"]);
     ip(&["-n", &se.ns, "link", "set", "eth0", "up"]);
     assert!(
-        pings_within(&se, &ip_a, 10),
+        se.pings_within(&ip_a, 10),
         "B's interface out, A's probe in"
     );
     b.cli(&[
@@ -253,10 +240,7 @@ fn a_vpc_across_two_hosts() {
         "0.0.0.0/0",
     ]);
     assert!(!se.ping(&ip_a, 2), "B's interface has no egress left");
-    assert!(
-        pings_within(&hb, &ip_a, 5),
-        "while A's group still lets B in"
-    );
+    assert!(hb.pings_within(&ip_a, 5), "while A's group still lets B in");
     drop(se);
     b.cli(&[
         "delete-network-interface",
@@ -336,10 +320,7 @@ fn a_vpc_across_two_hosts() {
     ]);
     ip(&["-n", &hb.ns, "neigh", "flush", "all"]);
     ip(&["-n", &ha.ns, "neigh", "flush", "all"]);
-    assert!(
-        pings_within(&hb, "10.77.1.30", 10),
-        "B's stand-in as itself"
-    );
+    assert!(hb.pings_within("10.77.1.30", 10), "B's stand-in as itself");
 
     // Nothing from the VPC reaches the underlay (B's address, through A's gateway), even
     // where the host routes (as one with an uplink does; this one has none).
@@ -386,11 +367,8 @@ fn a_vpc_across_two_hosts() {
     // A restart keeps the VPC joined (the device is ensured again, after the firewall).
     a.restart();
     assert!(link(&a.ns, &format!("svx{}", &vpc_a[4..16])).is_some());
-    assert!(
-        pings_within(&ha, "10.77.1.40", 10),
-        "joined after a restart"
-    );
-    assert!(pings_within(&ha, &ip_b, 10), "B's probe after A's restart");
+    assert!(ha.pings_within("10.77.1.40", 10), "joined after a restart");
+    assert!(ha.pings_within(&ip_b, 10), "B's probe after A's restart");
 
     // A second VPC with the pinned CIDR on one host would share the VNI: refused, and
     // nothing of it stays behind.

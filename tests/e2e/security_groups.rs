@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use strato_e2e::{Daemon, NsHost};
@@ -18,19 +18,6 @@ const T: Duration = Duration::from_secs(30);
 /// Whether `host` can open a TCP connection to `ip:port` and get its bytes echoed.
 fn connects(host: &NsHost, ip: &str, port: u16) -> bool {
     host.echoes(&format!("{ip}:{port}"))
-}
-
-/// Whether `host`'s pings to `ip` are answered within `secs`, trying once a second.
-fn pings_within(host: &NsHost, ip: &str, secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if host.ping(ip, 1) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-    }
 }
 
 fn create_group(d: &Daemon, name: &str) -> String {
@@ -87,7 +74,7 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
         "--cidr",
         "172.31.0.200/32",
     ]);
-    assert!(pings_within(&h, &ip, 5), "allowed after authorize");
+    assert!(h.pings_within(&ip, 5), "allowed after authorize");
     let v = d.json(&["describe-security-groups", "--group-ids", &web]);
     let p = &v["SecurityGroups"][0]["IpPermissions"][0];
     assert_eq!(p["IpProtocol"], "icmp");
@@ -151,7 +138,7 @@ fn icmp_follows_rule_changes_on_a_running_instance() {
         &ping,
     ]);
     assert_eq!(group_ids(&d.instance(&id)), [ping.as_str()]);
-    assert!(pings_within(&h, &ip, 5), "allowed by the new group");
+    assert!(h.pings_within(&ip, 5), "allowed by the new group");
     d.cli(&[
         "modify-instance-attribute",
         "--instance-id",
@@ -593,10 +580,7 @@ fn guests_reach_only_the_guest_services_of_the_host() {
     assert!(opens(&me, "172.31.0.1", 7320), "the API, from the host");
     assert!(connects(&me, "172.31.0.1", 7321), "the host's listener");
 
-    assert!(
-        pings_within(&h, "172.31.0.1", 10),
-        "ICMP echo to the gateway"
-    );
+    assert!(h.pings_within("172.31.0.1", 10), "ICMP echo to the gateway");
     assert!(opens(&h, "169.254.169.254", 80), "the metadata service");
     assert!(
         !opens(&h, "172.31.0.1", 7320),
@@ -613,7 +597,7 @@ fn guests_reach_only_the_guest_services_of_the_host() {
     d.restart();
     assert!(!opens(&h, "172.31.0.1", 7320), "the API after a restart");
     assert!(
-        pings_within(&h, "172.31.0.1", 10),
+        h.pings_within("172.31.0.1", 10),
         "the gateway after a restart"
     );
     // Dropping `me` must not delete the daemon's namespace.

@@ -292,38 +292,7 @@ fn ipv6_rules_anti_spoofing_and_the_routed_uplink() {
     // The outside, through the uplink's routed prefix: the host routes to the subnet's /64
     // (its router address on the bridge), no NAT.
     let out = d.outside();
-    ip(&[
-        "-n",
-        &out.ns,
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:ffff::1/64",
-        "dev",
-        "eth0",
-        "nodad",
-    ]);
-    ip(&[
-        "-n",
-        &d.ns,
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:ffff::2/64",
-        "dev",
-        "uplink0",
-        "nodad",
-    ]);
-    ip(&[
-        "-n",
-        &out.ns,
-        "-6",
-        "route",
-        "add",
-        "2001:db8:40::/48",
-        "via",
-        "2001:db8:ffff::2",
-    ]);
+    d.route_outside_ipv6("2001:db8:40::/48");
     if !ip_out(&["-n", &d.ns, "-6", "addr", "show", "dev", "strato0"]).contains("2001:db8:40::1/64")
     {
         ip(&[

@@ -462,8 +462,19 @@ impl Daemon {
         v["ImageId"].as_str().unwrap().to_string()
     }
 
-    /// Launches instances of the probe AMI; returns their IDs.
+    /// Launches instances of the probe AMI (custom-1-64); returns their IDs.
     pub fn run(&self, ami: &str, extra: &[&str]) -> Vec<String> {
+        let v = self.run_json(ami, extra);
+        v["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["InstanceId"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Launches instances of the probe AMI (custom-1-64); returns the reservation.
+    pub fn run_json(&self, ami: &str, extra: &[&str]) -> Value {
         let mut args = vec![
             "run-instances",
             "--image-id",
@@ -472,13 +483,49 @@ impl Daemon {
             "custom-1-64",
         ];
         args.extend_from_slice(extra);
-        let v = self.json(&args);
-        v["Instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["InstanceId"].as_str().unwrap().to_string())
-            .collect()
+        self.json(&args)
+    }
+
+    /// Routes the uplink's IPv6 test prefix: `2001:db8:ffff::1/64` on the outside's `eth0`,
+    /// `::2` on the daemon's uplink, and the outside's route to `routed` through it (the
+    /// daemon's routed prefix, no NAT).
+    pub fn route_outside_ipv6(&self, routed: &str) {
+        let out = self.outside();
+        must(&[
+            "ip",
+            "-n",
+            &out.ns,
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:ffff::1/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &self.ns,
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:ffff::2/64",
+            "dev",
+            UPLINK,
+            "nodad",
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &out.ns,
+            "-6",
+            "route",
+            "add",
+            routed,
+            "via",
+            "2001:db8:ffff::2",
+        ]);
     }
 
     /// One instance as DescribeInstances shows it.
@@ -749,6 +796,19 @@ EOF");
     /// Runs a shell script inside the host's namespace.
     pub fn sh(&self, script: &str) -> Output {
         self.exec(&["sh", "-c", script])
+    }
+
+    /// Whether pings to `ip` are answered within `secs`, trying once a second.
+    pub fn pings_within(&self, ip: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if self.ping(ip, 1) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
     }
 
     /// Whether one ping to `ip` is answered within `secs` seconds.
