@@ -2,20 +2,6 @@
  * DHCP client for eth0 (probe.dhcp). */
 #include "probe.h"
 
-static u16 be16(const u8 *p) { return (u16)((p[0] << 8) | p[1]); }
-static u32 be32(const u8 *p) { return ((u32)p[0] << 24) | ((u32)p[1] << 16) | ((u32)p[2] << 8) | p[3]; }
-static void put16(u8 *p, u16 v)
-{
-	p[0] = (u8)(v >> 8);
-	p[1] = (u8)v;
-}
-static void put32(u8 *p, u32 v)
-{
-	p[0] = (u8)(v >> 24);
-	p[1] = (u8)(v >> 16);
-	p[2] = (u8)(v >> 8);
-	p[3] = (u8)v;
-}
 
 typedef u64 __attribute__((may_alias, aligned(1))) u64_unaligned;
 

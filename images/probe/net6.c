@@ -26,18 +26,6 @@ static struct vdev *dev6;        /* eth0, once set up */
 
 static u8 frame6[1536] __attribute__((section(".noinit")));
 
-static u16 be16(const u8 *p) { return (u16)((p[0] << 8) | p[1]); }
-static u32 be32(const u8 *p) { return ((u32)p[0] << 24) | ((u32)p[1] << 16) | ((u32)p[2] << 8) | p[3]; }
-static void put16(u8 *p, u16 v)
-{
-	p[0] = (u8)(v >> 8);
-	p[1] = (u8)v;
-}
-static void put32(u8 *p, u32 v)
-{
-	put16(p, (u16)(v >> 16));
-	put16(p + 2, (u16)v);
-}
 
 /* ---------------- addresses ---------------- */
 

@@ -38,6 +38,22 @@ static inline u32 mmio_r32(u64 a) { return *(volatile u32 *)a; }
 static inline void mmio_w32(u64 a, u32 v) { *(volatile u32 *)a = v; }
 static inline u8 mmio_r8(u64 a) { return *(volatile u8 *)a; }
 
+/* ---- network byte order (net.c, net6.c) ---- */
+static inline u16 be16(const u8 *p) { return (u16)((p[0] << 8) | p[1]); }
+static inline u32 be32(const u8 *p) { return ((u32)p[0] << 24) | ((u32)p[1] << 16) | ((u32)p[2] << 8) | p[3]; }
+static inline void put16(u8 *p, u16 v)
+{
+	p[0] = (u8)(v >> 8);
+	p[1] = (u8)v;
+}
+static inline void put32(u8 *p, u32 v)
+{
+	p[0] = (u8)(v >> 24);
+	p[1] = (u8)(v >> 16);
+	p[2] = (u8)(v >> 8);
+	p[3] = (u8)v;
+}
+
 /* ---- lib.c ---- */
 void *memcpy(void *d, const void *s, usize n);
 void *memset(void *d, int c, usize n);
