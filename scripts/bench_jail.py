@@ -3,7 +3,8 @@
 
 For 1 and for 10 monitors started at once, unjailed, jailed (--jail) and jailed the daemon's
 way (--jail=mountns=N: the jail's mount namespace copied from an empty one that
-`strato-vmm --serve-empty-mount-ns` made, not from the host's), interleaved, reports the
+`strato-vmm --serve-empty-mount-ns` made, not from the host's; then also with netns=M, a
+fresh network namespace made ahead for each monitor as the daemon's pool does), interleaved, reports the
 median time from exec to the first KVM_RUN (vCPU 0 entering the guest; the monitor reports
 CLOCK_MONOTONIC through its API) and the jail's cost as the difference of the medians. Then
 the same with MOUNTS extra mounts in the bench's own mount namespace (which the monitors
@@ -20,9 +21,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 
@@ -62,10 +65,31 @@ def empty_mount_ns(vmm):
     return fd
 
 
+def fresh_net_ns():
+    """A new network namespace, made on a thread of its own as the daemon's pool makes them
+    (ahead of the launch, so outside the timed start)."""
+    out = {}
+
+    def make():
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNET) != 0:
+            out["err"] = os.strerror(ctypes.get_errno())
+            return
+        out["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+
+    t = threading.Thread(target=make)
+    t.start()
+    t.join()
+    if "fd" not in out:
+        raise SystemExit(f"unshare(CLONE_NEWNET): {out.get('err')}")
+    return out["fd"]
+
+
 def batch(vmm, probe, template, n, mode, ns_fd):
     """Starts n monitors at once; returns each one's exec -> first KVM_RUN in ms."""
     d = tempfile.mkdtemp(prefix="strato-bench-jail-")
     procs = []
+    nets = [fresh_net_ns() for _ in range(n)] if mode == "jailed-daemon" else []
     try:
         for i in range(n):
             sock = os.path.join(d, f"api{i}.sock")
@@ -76,9 +100,12 @@ def batch(vmm, probe, template, n, mode, ns_fd):
                 args.append(f"--jail=uid={50000 + i},gid={50000 + i}")
             elif mode == "jailed-empty-ns":
                 args.append(f"--jail=uid={50000 + i},gid={50000 + i},mountns={ns_fd}")
+            elif mode == "jailed-daemon":
+                args.append(f"--jail=uid={50000 + i},gid={50000 + i},mountns={ns_fd},"
+                            f"netns={nets[i]}")
             start = time.monotonic_ns()
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, pass_fds=[ns_fd])
+                                 stderr=subprocess.DEVNULL, pass_fds=[ns_fd] + nets)
             procs.append((p, sock, start))
         out = []
         for p, sock, start in procs:
@@ -101,10 +128,12 @@ def batch(vmm, probe, template, n, mode, ns_fd):
                 p.kill()
         for p, _, _ in procs:
             p.wait(timeout=10)
+        for fd in nets:
+            os.close(fd)
         shutil.rmtree(d, ignore_errors=True)
 
 
-MODES = ("unjailed", "jailed", "jailed-empty-ns")
+MODES = ("unjailed", "jailed", "jailed-empty-ns", "jailed-daemon")
 
 
 def measure(vmm, probe, template, rounds):

@@ -40,6 +40,22 @@ fn ns(pid: &str, kind: &str) -> String {
         .to_string()
 }
 
+/// The user namespace that owns process `pid`'s network namespace (NS_GET_USERNS).
+fn net_ns_owner(pid: &str) -> String {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    let net = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor or -1.
+    let fd = unsafe { libc::ioctl(net.as_raw_fd(), NS_GET_USERNS) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: the descriptor was just returned to this process and nothing else owns it.
+    let owner = unsafe { OwnedFd::from_raw_fd(fd) };
+    std::fs::read_link(format!("/proc/self/fd/{}", owner.as_raw_fd()))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
 /// Checks every jail property of the VM process `vm`; returns its uid.
 fn assert_jailed(vm: i32) -> u32 {
     let status = format!("/proc/{vm}/status");
@@ -137,6 +153,27 @@ fn daemon_started_vms_are_jailed_each_as_its_own_user() {
     assert_eq!(keepers.len(), 2, "{keepers:?}");
     let uids: Vec<u32> = keepers.iter().map(|k| assert_jailed(vm_of(*k))).collect();
     assert_ne!(uids[0], uids[1], "two running VMs share a uid");
+    // Each VM has a network namespace of its own (made ahead by the daemon's pool, or by
+    // the jail when the pool ran dry), never one shared with the other VM or the daemon.
+    let nets: Vec<String> = keepers
+        .iter()
+        .map(|k| ns(&vm_of(*k).to_string(), "net"))
+        .collect();
+    assert_ne!(
+        nets[0], nets[1],
+        "two running VMs share a network namespace"
+    );
+    let daemon = d.pid().unwrap().to_string();
+    assert_ne!(nets[0], ns(&daemon, "net"));
+    // The first launches find the pool full: their namespaces were made by the daemon (owned
+    // by its user namespace, where the jailed monitor has no rights), not by the jail.
+    for k in &keepers {
+        assert_eq!(
+            net_ns_owner(&vm_of(*k).to_string()),
+            ns(&daemon, "user"),
+            "the VM's network namespace was not made ahead"
+        );
+    }
     // The keepers (the daemon's children) hold nothing either, and sit in the empty mount
     // namespace the daemon made for jails to start from.
     for k in &keepers {

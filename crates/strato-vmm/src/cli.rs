@@ -64,6 +64,9 @@ Options:
                               mountns=N        an empty mount namespace to copy the
                                                jail's from (root; see
                                                --serve-empty-mount-ns)
+                              netns=N          a fresh network namespace made for
+                                               this VM alone, to join instead of
+                                               making one (root)
   --check-jail              Report which jail layers this host supports, then exit
   --serve-empty-mount-ns    Make a mount namespace holding only an empty root, print
                             `ready`, and keep it until standard input closes (open
@@ -388,7 +391,7 @@ fn parse_jail(value: &str) -> Result<JailConfig, CliError> {
     for (key, val) in key_values(
         "--jail",
         value,
-        &["uid", "gid", "nofile", "core", "mountns"],
+        &["uid", "gid", "nofile", "core", "mountns", "netns"],
     )? {
         let bad = |reason: &str| CliError::InvalidKeyValue {
             flag: "--jail".into(),
@@ -405,6 +408,10 @@ fn parse_jail(value: &str) -> Result<JailConfig, CliError> {
             "mountns" => {
                 let fd = val.parse::<i32>().ok().filter(|fd| *fd >= 0);
                 jail.mount_ns_fd = Some(fd.ok_or_else(|| bad("expected a file descriptor"))?);
+            }
+            "netns" => {
+                let fd = val.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                jail.net_ns_fd = Some(fd.ok_or_else(|| bad("expected a file descriptor"))?);
             }
             _ => {
                 jail.core_dumps = match val {

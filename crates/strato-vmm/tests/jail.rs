@@ -253,6 +253,46 @@ fn a_jail_started_from_an_empty_mount_namespace_copies_nothing_of_the_hosts() {
     assert_eq!(vm.wait_exit(Duration::from_secs(10)).code(), Some(4));
 }
 
+#[test]
+fn a_jail_given_a_network_namespace_joins_it_and_makes_none() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // A fresh namespace made on a thread of its own, as the daemon's pool makes them.
+    let made = std::thread::spawn(|| {
+        // SAFETY: CLONE_NEWNET moves only this thread.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+        let f = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        OwnedFd::from(f)
+    })
+    .join()
+    .unwrap();
+    let want = std::fs::read_link(format!("/proc/self/fd/{}", made.as_raw_fd()))
+        .unwrap()
+        .display()
+        .to_string();
+    // SAFETY: clears close-on-exec on a descriptor this test owns, before the spawn below.
+    unsafe { libc::fcntl(made.as_raw_fd(), libc::F_SETFD, 0) };
+    let dir = Scratch::new("netns");
+    let mut vm = Vm::start_unjailed(
+        &dir,
+        "vmlinux",
+        "",
+        &s(&[&format!("--jail=netns={}", made.as_raw_fd())]),
+        None,
+    );
+    vm.wait_for("probe: idle", BOOT);
+    // The keeper and the VM are both in the namespace given; the VM's user namespace is
+    // its own all the same (so it has no rights over that network namespace).
+    let keeper = vm.child.id();
+    assert_eq!(ns(&keeper.to_string(), "net"), want);
+    assert_eq!(ns(&vm.vm_pid().to_string(), "net"), want);
+    assert_ne!(ns(&vm.vm_pid().to_string(), "user"), ns("self", "user"));
+    assert_confined(&vm.vm_pid().to_string(), 65534, "the VM");
+    // The test's own copy closes; the namespace lives on through the monitor.
+    drop(made);
+    vm.api(r#"{"op":"stop"}"#);
+    assert_eq!(vm.wait_exit(Duration::from_secs(10)).code(), Some(4));
+}
+
 fn ns_of(pid: u32) -> String {
     ns(&pid.to_string(), "mnt")
 }

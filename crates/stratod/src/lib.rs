@@ -20,6 +20,7 @@ pub mod lab;
 pub mod lifecycle;
 pub mod metering;
 pub mod metrics;
+pub mod netns_pool;
 pub mod prober;
 pub mod query;
 pub mod server;

@@ -333,20 +333,45 @@ impl Daemon {
         self.launch();
     }
 
-    /// The PIDs of the namespace's processes other than the daemon (the monitors).
+    /// The PIDs of this daemon's monitors: the process it started for each VM (a jail's
+    /// keeper, or the monitor itself when unjailed), sorted.
     pub fn vmm_pids(&self) -> Vec<i32> {
-        let me = self.child.as_ref().map(|c| c.id() as i32);
-        let out = sh(&["ip", "netns", "pids", &self.ns]);
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .filter(|p| Some(*p) != me)
+        // A monitor's command line names its config under this daemon's data directory.
+        // (Its network namespace says nothing: a jail's keeper joins the one made for it.)
+        let data = self.data().display().to_string();
+        let comm = |p: &str| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default()
+        };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut pids: Vec<i32> = procs
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| comm(&p.to_string()) == "strato-vmm")
             .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .map(|c| c.trim() == "strato-vmm")
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| {
+                        c.split(|b| *b == 0)
+                            .any(|a| String::from_utf8_lossy(a).starts_with(&data))
+                    })
                     .unwrap_or(false)
             })
-            .collect()
+            // A jailed monitor is the keeper's child: the keeper stands for the pair.
+            .filter(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .unwrap_or("0")
+                    .to_string();
+                comm(&ppid) != "strato-vmm"
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     /// A monitor's whole process tree: the process the daemon started (a jail's keeper,

@@ -115,6 +115,12 @@ pub fn set_mount_ns(fd: RawFd) -> io::Result<()> {
     cvt(unsafe { libc::setns(fd, libc::CLONE_NEWNS) }).map(drop)
 }
 
+/// Moves into the network namespace `fd` refers to.
+pub fn set_net_ns(fd: RawFd) -> io::Result<()> {
+    // SAFETY: setns takes a descriptor and a namespace type.
+    cvt(unsafe { libc::setns(fd, libc::CLONE_NEWNET) }).map(drop)
+}
+
 /// A connected pair of sequenced-packet sockets: the keeper's end and the child's.
 pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];

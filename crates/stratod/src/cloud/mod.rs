@@ -55,6 +55,8 @@ pub struct Cloud {
     pub jail_support: Option<Result<(), String>>,
     /// An empty mount namespace each jail's own is copied from (none: from the host's).
     pub jail_mount_ns: Option<std::os::fd::OwnedFd>,
+    /// Fresh network namespaces made ahead, one per jail (none: each jail makes its own).
+    pub jail_net_ns: Option<crate::netns_pool::NetNsPool>,
     /// Running monitors by instance ID.
     vms: Mutex<HashMap<String, Vm>>,
     /// One operation lock per instance: a boot, stop, reboot or image capture at a time.
@@ -144,6 +146,10 @@ impl Cloud {
             },
             _ => None,
         };
+        let jail_net_ns = match &jail_support {
+            Some(Ok(())) => crate::netns_pool::NetNsPool::start(),
+            _ => None,
+        };
         let overlay = network::overlay::Overlay::new(cfg.overlay.clone());
         let cluster = cfg.cluster.clone().map(|c| {
             // The other hosts' APIs are verified against the region's CA (`tls.ca_file`, or
@@ -158,6 +164,7 @@ impl Cloud {
             overlay,
             cluster,
             jail_mount_ns,
+            jail_net_ns,
             jail_support,
             nat: network::applies::Applies::default(),
             regions,

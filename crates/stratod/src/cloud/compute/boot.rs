@@ -264,6 +264,11 @@ impl Cloud {
             crate::handoff::hand_over(config, jail).map_err(|e| ApiError::internal(chain(&e)))?;
         if let Some(j) = config.jail.as_mut() {
             j.mount_ns_fd = self.jail_mount_ns()?.map(|ns| fds.pass(ns));
+            j.net_ns_fd = self
+                .jail_net_ns
+                .as_ref()
+                .and_then(|pool| pool.take())
+                .map(|ns| fds.pass(ns));
         }
         let process = supervisor::spawn(&self.cfg.vmm_binary, &paths, &config, fds)
             .map_err(|e| ApiError::internal(chain(&e)))?;
