@@ -37,6 +37,8 @@ ensure_rust() {
 		ensure_packages cargo rustc
 	fi
 	command -v cargo >/dev/null 2>&1 || { echo "cargo not found" >&2; return 1; }
+	# etcd-client's build script compiles etcd's protos with the system protoc.
+	command -v protoc >/dev/null 2>&1 || ensure_packages protobuf-compiler
 }
 
 # Checks that this host can run VMs at all.
