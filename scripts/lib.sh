@@ -39,7 +39,7 @@ ensure_rust() {
 	command -v cargo >/dev/null 2>&1 || { echo "cargo not found" >&2; return 1; }
 	# etcd-client's build script compiles etcd's protos with the system protoc (and its
 	# well-known types, in libprotobuf-dev).
-	command -v protoc >/dev/null 2>&1 || ensure_packages protobuf-compiler libprotobuf-dev
+	ensure_packages protobuf-compiler libprotobuf-dev
 }
 
 # Checks that this host can run VMs at all.

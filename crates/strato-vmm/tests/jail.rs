@@ -255,7 +255,7 @@ fn a_jail_started_from_an_empty_mount_namespace_copies_nothing_of_the_hosts() {
 
 #[test]
 fn a_jail_given_a_network_namespace_joins_it_and_makes_none() {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
     // A fresh namespace made on a thread of its own, as the daemon's pool makes them.
     let made = std::thread::spawn(|| {
         // SAFETY: CLONE_NEWNET moves only this thread.
