@@ -12,7 +12,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$STRATO_ROOT"
 
-ensure_packages ca-certificates gcc libc6-dev binutils make tar iproute2 iputils-ping iputils-arping nftables curl sqlite3 acpica-tools etcd-server
+ensure_packages ca-certificates gcc libc6-dev binutils make tar iproute2 iputils-ping iputils-arping nftables curl sqlite3 acpica-tools etcd-server etcd-client
 ensure_rust
 ensure_kvm
 # The aws CLI, boto3 and grpcio for the EC2 Query API and stock-client tests.
