@@ -26,6 +26,8 @@ const T: Duration = Duration::from_secs(30);
 fn config(name: &str, addr: &str, etcd: &str) -> Value {
     let mut c = fast_config();
     c["listen"] = json!([format!("tcp:{addr}:7443")]);
+    // The EC2 Query API too (on each host's loopback, in its namespace).
+    c["ec2_api"] = json!({ "listen": strato_e2e::query::QUERY_LISTEN });
     c["cluster"] = json!({
         "etcd": [etcd],
         "host": name,
@@ -235,6 +237,75 @@ fn three_hosts_one_region() {
             x.wait_state(i["InstanceId"].as_str().unwrap(), "running", T);
         }
     }
+
+    // Calls about another host's instance go to its owner, from any host: the spread
+    // group put one instance on each host.
+    let on = |h: &str| spread.iter().find(|(_, x)| x == h).unwrap().0.clone();
+    let (i2, i3) = (on("h2"), on("h3"));
+    let v = d[0].json(&["stop-instances", "--instance-ids", &i2, "--force"]);
+    assert_eq!(v["StoppingInstances"][0]["InstanceId"], i2.as_str(), "{v}");
+    d[2].wait_state(&i2, "stopped", T);
+    let v = d[2].json(&["start-instances", "--instance-ids", &i2]);
+    assert_eq!(
+        v["StartingInstances"][0]["PreviousState"]["Name"], "stopped",
+        "{v}"
+    );
+    let console = d[0].json(&["get-console-output", "--instance-id", &i3]);
+    assert!(
+        console["Output"].as_str().unwrap().contains("probe: ready"),
+        "{console}"
+    );
+    let v = d[0].json(&["describe-instances", "--instance-ids", &i3, &i2]);
+    let both: Vec<(&str, &str)> = strato_e2e::instances_of(&v)
+        .iter()
+        .map(|i| {
+            (
+                i["InstanceId"].as_str().unwrap(),
+                i["Placement"]["HostId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(both, [(i3.as_str(), "h3"), (i2.as_str(), "h2")], "{v}");
+    // An ID no host has is refused as on one host; a refusal from the owner keeps its code.
+    d[1].cli_err(
+        "InvalidInstanceID.NotFound",
+        &["stop-instances", "--instance-ids", "i-0000000000000000e"],
+    );
+    d[0].cli_err(
+        "IncorrectInstanceState",
+        &[
+            "modify-instance-attribute",
+            "--instance-id",
+            &i3,
+            "--no-ena-support",
+        ],
+    );
+    d[1].wait_state(&i2, "running", T);
+    // The EC2 Query API routes the same way (h1 serves it): the aws CLI describes both by
+    // ID and stops h3's instance.
+    let aws = d[0].aws(None);
+    let v = aws.json(&["ec2", "describe-instances", "--instance-ids", &i2, &i3]);
+    let listed: BTreeSet<&str> = v["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap())
+        .map(|i| i["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, BTreeSet::from([i2.as_str(), i3.as_str()]), "{v}");
+    let plain = aws.json(&["ec2", "describe-instances"]);
+    let count: usize = plain["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Instances"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(count, 9, "a plain describe covers the region: {plain}");
+    let v = aws.json(&["ec2", "stop-instances", "--instance-ids", &i3, "--force"]);
+    assert_eq!(v["StoppingInstances"][0]["InstanceId"], i3.as_str(), "{v}");
+    d[1].wait_state(&i3, "stopped", T);
+    aws.json(&["ec2", "start-instances", "--instance-ids", &i3]);
+    d[2].wait_state(&i3, "running", T);
 
     // Only a host holding the region's secret may name a launch's IDs and slots.
     let forged = pb::RunInstancesRequest {
