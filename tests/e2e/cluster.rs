@@ -256,7 +256,8 @@ fn three_hosts_one_region() {
         "{console}"
     );
     let v = d[0].json(&["describe-instances", "--instance-ids", &i3, &i2]);
-    let both: Vec<(&str, &str)> = strato_e2e::instances_of(&v)
+    let listed = strato_e2e::instances_of(&v);
+    let both: Vec<(&str, &str)> = listed
         .iter()
         .map(|i| {
             (
@@ -266,6 +267,35 @@ fn three_hosts_one_region() {
         })
         .collect();
     assert_eq!(both, [(i3.as_str(), "h3"), (i2.as_str(), "h2")], "{v}");
+    let st = d[0].json(&[
+        "describe-instance-status",
+        "--instance-ids",
+        &i2,
+        &i3,
+        "--include-all-instances",
+    ]);
+    let ids: Vec<&str> = st["InstanceStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [i2.as_str(), i3.as_str()], "{st}");
+    let v = d[1].json(&[
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &i3,
+        "--http-tokens",
+        "required",
+    ]);
+    assert_eq!(
+        v["InstanceMetadataOptions"]["HttpTokens"], "required",
+        "{v}"
+    );
+    assert_eq!(
+        d[2].instance(&i3)["MetadataOptions"]["HttpTokens"],
+        "required"
+    );
     // An ID no host has is refused as on one host; a refusal from the owner keeps its code.
     d[1].cli_err(
         "InvalidInstanceID.NotFound",
@@ -304,7 +334,7 @@ fn three_hosts_one_region() {
     let v = aws.json(&["ec2", "stop-instances", "--instance-ids", &i3, "--force"]);
     assert_eq!(v["StoppingInstances"][0]["InstanceId"], i3.as_str(), "{v}");
     d[1].wait_state(&i3, "stopped", T);
-    aws.json(&["ec2", "start-instances", "--instance-ids", &i3]);
+    d[0].cli(&["start-instances", "--instance-ids", &i3]);
     d[2].wait_state(&i3, "running", T);
 
     // Only a host holding the region's secret may name a launch's IDs and slots.
