@@ -697,6 +697,57 @@ mod tests {
         assert!(err.message.contains("h3"), "{}", err.message);
     }
 
+    /// A cloud in a region whose etcd never answers: its port takes connections (the
+    /// listener's backlog) and says nothing, so each ask would wait out a timeout.
+    fn region_cloud(etcd: &std::net::TcpListener) -> (tempfile::TempDir, Arc<Cloud>) {
+        let etcd = format!("http://{}", etcd.local_addr().unwrap());
+        crate::cloud::test_cloud_with(|cfg| {
+            cfg.cluster = Some(crate::cluster::config::ClusterConfig {
+                etcd: vec![etcd],
+                host: "h1".into(),
+                underlay: "127.0.0.1".parse().unwrap(),
+                api: "https://127.0.0.1:1".into(),
+                capacity: crate::cluster::config::Capacity {
+                    vcpus: 2,
+                    memory_mib: 1024,
+                },
+                racks: vec!["h1".into()],
+                lease_ttl: std::time::Duration::from_secs(2),
+                secret: "0123456789abcdef".into(),
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_call_and_a_host_cut_off_from_etcd_act_here() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (_dir, cloud) = region_cloud(&silent);
+        let asked = ids(&["i-0000000000000000a", "i-0000000000000000b"]);
+        // A call another host sent is never routed again, whatever etcd says.
+        assert_eq!(
+            cloud.route(&asked, Origin::RegionHost).await,
+            Route::all_local(&asked)
+        );
+        // etcd has not answered within a TTL: this host answers for its own at once
+        // rather than after etcd's connect timeout.
+        let started = std::time::Instant::now();
+        assert_eq!(
+            cloud.route(&asked, Origin::Caller).await,
+            Route::all_local(&asked)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let err = cloud
+            .change_states_routed(
+                "000000000000",
+                StateOp::Stop { force: true },
+                &asked,
+                Origin::RegionHost,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidInstanceIdNotFound);
+    }
+
     #[tokio::test]
     async fn a_local_refusal_keeps_the_code() {
         let link = Fake::default();
