@@ -255,6 +255,48 @@ fn three_hosts_one_region() {
         console["Output"].as_str().unwrap().contains("probe: ready"),
         "{console}"
     );
+    // `strato console` streams another host's console too (relayed by the host asked).
+    let mut console = Command::new(strato_e2e::bin("strato"))
+        .env("STRATO_ENDPOINT", format!("unix:{}", d[0].socket.display()))
+        .env_remove("STRATO_TOKEN")
+        .args(["console", &i3])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = console.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let mut wait_shown = |what: &str| {
+        let deadline = Instant::now() + T;
+        while !String::from_utf8_lossy(&shown).contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => shown.extend(chunk),
+                Err(e) => panic!("{what}: {e}: {}", String::from_utf8_lossy(&shown)),
+            }
+        }
+    };
+    wait_shown("probe: ready");
+    // What is typed goes to the guest on its host (SendConsoleInput, forwarded).
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().unwrap();
+        stdin.write_all(b"hello across hosts\n").unwrap();
+        wait_shown("probe: console hello across hosts");
+    }
+    console.kill().unwrap();
+    console.wait().unwrap();
     let v = d[0].json(&["describe-instances", "--instance-ids", &i3, &i2]);
     let listed = strato_e2e::instances_of(&v);
     let both: Vec<(&str, &str)> = listed

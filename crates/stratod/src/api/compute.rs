@@ -455,14 +455,25 @@ impl Compute for Api {
         &self,
         req: Request<pb::StreamConsoleRequest>,
     ) -> Result<Response<Self::StreamConsoleStream>, Status> {
-        self.handle("StreamConsole", req, |account, r| {
-            let rx = self.cloud.follow_console(account, &r.instance_id)?;
+        let origin = self.origin(&req);
+        self.handle_async("StreamConsole", req, |account, r| async move {
+            // Another host's instance: its host's stream, relayed chunk by chunk.
+            if let Some(remote) = self
+                .cloud
+                .console_stream_elsewhere(&account, &r.instance_id, origin)
+                .await
+            {
+                let stream: ConsoleStream = Box::pin(remote?);
+                return Ok(stream);
+            }
+            let rx = self.cloud.follow_console(&account, &r.instance_id)?;
             let stream: ConsoleStream = Box::pin(
                 tokio_stream::wrappers::ReceiverStream::new(rx)
                     .map(|data| Ok(pb::ConsoleChunk { data })),
             );
             Ok(stream)
         })
+        .await
     }
 
     async fn send_console_input(

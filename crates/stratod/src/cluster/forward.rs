@@ -188,6 +188,25 @@ impl Link {
     }
 }
 
+impl Link {
+    /// StreamConsole of an instance on `host`: its chunks as that host sends them. (The
+    /// link's call timeout bounds the wait for the stream to open, not its length.)
+    pub async fn stream_console(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+    ) -> ApiResult<tonic::Streaming<pb::ConsoleChunk>> {
+        let msg = pb::StreamConsoleRequest {
+            instance_id: id.to_string(),
+        };
+        self.on(host, account, msg, |mut c, r| async move {
+            c.stream_console(r).await
+        })
+        .await
+    }
+}
+
 fn pb_filters(f: &[Filter]) -> Vec<pb::Filter> {
     f.iter()
         .map(|f| pb::Filter {

@@ -307,6 +307,18 @@ impl Cloud {
         }
     }
 
+    /// StreamConsole of an instance on another host: that host's stream (`None`: the
+    /// instance is answered here). Only gRPC streams a console.
+    pub async fn console_stream_elsewhere(
+        &self,
+        account: &str,
+        id: &str,
+        origin: Origin,
+    ) -> Option<ApiResult<tonic::Streaming<pb::ConsoleChunk>>> {
+        let (link, host) = self.owner_elsewhere(id, origin).await?;
+        Some(link.stream_console(&host, account, id).await)
+    }
+
     /// SendConsoleInput, on the instance's host.
     pub async fn console_input_routed(
         &self,
