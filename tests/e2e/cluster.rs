@@ -338,6 +338,12 @@ fn three_hosts_one_region() {
         d[2].instance(&i3)["MetadataOptions"]["HttpTokens"],
         "required"
     );
+    // Another account's instance on another host is unknown to the caller, as on one host.
+    d[0].cli_err_as(
+        Some("token-alice"),
+        "InvalidInstanceID.NotFound",
+        &["stop-instances", "--instance-ids", &i2],
+    );
     // An ID no host has is refused as on one host; a refusal from the owner keeps its code.
     d[1].cli_err(
         "InvalidInstanceID.NotFound",

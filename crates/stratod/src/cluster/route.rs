@@ -233,9 +233,10 @@ pub struct Described<L, R> {
 }
 
 impl Cloud {
-    /// Where `ids` go: all here without a region, for a call another host forwarded, or
-    /// while etcd cannot be asked (it did not answer within a lease TTL).
-    pub async fn route(&self, ids: &[String], origin: Origin) -> Route {
+    /// Where `account`'s `ids` go (another account's stay here, refused as unknown): all
+    /// here without a region, for a call another host forwarded, or while etcd cannot be
+    /// asked (it did not answer within a lease TTL).
+    pub async fn route(&self, account: &str, ids: &[String], origin: Origin) -> Route {
         let Some(region) = &self.cluster else {
             return Route::all_local(ids);
         };
@@ -244,7 +245,7 @@ impl Cloud {
         if origin == Origin::RegionHost || ids.is_empty() || !region.etcd_reachable() {
             return Route::all_local(ids);
         }
-        match region.owners_of(ids).await {
+        match region.owners_of(account, ids).await {
             Ok(owners) => Route::split(region.host(), ids, &owners),
             Err(e) => {
                 tracing::debug!(error = %crate::error::chain(&e), "no owners from etcd; answering here");
@@ -261,10 +262,11 @@ impl Cloud {
     /// The other host that owns `id`, if one does (`None`: answer here).
     async fn owner_elsewhere(
         &self,
+        account: &str,
         id: &str,
         origin: Origin,
     ) -> Option<(super::forward::Link, String)> {
-        let route = self.route(&[id.to_string()], origin).await;
+        let route = self.route(account, &[id.to_string()], origin).await;
         let host = route.single_remote()?.to_string();
         Some((self.link()?, host))
     }
@@ -277,7 +279,7 @@ impl Cloud {
         ids: &[String],
         origin: Origin,
     ) -> ApiResult<Vec<Change>> {
-        let route = self.route(ids, origin).await;
+        let route = self.route(account, ids, origin).await;
         let local = |part: Vec<String>| match op {
             StateOp::Stop { force } => self.stop_instances(account, &part, force),
             StateOp::Start => self.start_instances(account, &part),
@@ -301,7 +303,7 @@ impl Cloud {
         id: &str,
         origin: Origin,
     ) -> ApiResult<ConsoleOutput> {
-        match self.owner_elsewhere(id, origin).await {
+        match self.owner_elsewhere(account, id, origin).await {
             Some((link, host)) => link.console_output(&host, account, id).await,
             None => self.console_output(account, id),
         }
@@ -315,7 +317,7 @@ impl Cloud {
         id: &str,
         origin: Origin,
     ) -> Option<ApiResult<tonic::Streaming<pb::ConsoleChunk>>> {
-        let (link, host) = self.owner_elsewhere(id, origin).await?;
+        let (link, host) = self.owner_elsewhere(account, id, origin).await?;
         Some(link.stream_console(&host, account, id).await)
     }
 
@@ -328,7 +330,7 @@ impl Cloud {
         send_break: bool,
         origin: Origin,
     ) -> ApiResult<InputDelivered> {
-        match self.owner_elsewhere(id, origin).await {
+        match self.owner_elsewhere(account, id, origin).await {
             Some((link, host)) => {
                 link.console_input(&host, account, id, data, send_break)
                     .await
@@ -345,7 +347,7 @@ impl Cloud {
         change: &InstanceAttributes,
         origin: Origin,
     ) -> ApiResult<()> {
-        match self.owner_elsewhere(id, origin).await {
+        match self.owner_elsewhere(account, id, origin).await {
             Some((link, host)) => {
                 link.modify_instance_attribute(&host, account, id, change)
                     .await
@@ -362,7 +364,7 @@ impl Cloud {
         change: MetadataChange,
         origin: Origin,
     ) -> ApiResult<MetadataOptions> {
-        match self.owner_elsewhere(id, origin).await {
+        match self.owner_elsewhere(account, id, origin).await {
             Some((link, host)) => {
                 link.modify_metadata_options(&host, account, id, change)
                     .await
@@ -394,7 +396,7 @@ impl Cloud {
                 remote,
             });
         }
-        let route = self.route(&req.instance_ids, origin).await;
+        let route = self.route(account, &req.instance_ids, origin).await;
         if route.remote.is_empty() {
             let page = self.describe_instances(account, req)?;
             return Ok(Described {
@@ -450,7 +452,7 @@ impl Cloud {
                 remote,
             });
         }
-        let route = self.route(&req.instance_ids, origin).await;
+        let route = self.route(account, &req.instance_ids, origin).await;
         if route.remote.is_empty() {
             let page = self.describe_instance_status(account, req)?;
             return Ok(Described {
@@ -737,14 +739,16 @@ mod tests {
         let asked = ids(&["i-0000000000000000a", "i-0000000000000000b"]);
         // A call another host sent is never routed again, whatever etcd says.
         assert_eq!(
-            cloud.route(&asked, Origin::RegionHost).await,
+            cloud
+                .route("000000000000", &asked, Origin::RegionHost)
+                .await,
             Route::all_local(&asked)
         );
         // etcd has not answered within a TTL: this host answers for its own at once
         // rather than after etcd's connect timeout.
         let started = std::time::Instant::now();
         assert_eq!(
-            cloud.route(&asked, Origin::Caller).await,
+            cloud.route("000000000000", &asked, Origin::Caller).await,
             Route::all_local(&asked)
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
