@@ -534,6 +534,12 @@ fn three_hosts_one_region() {
     wait_host(&d[0], "h3", "unavailable", Duration::from_secs(TTL * 4 + 5));
     wait_host(&d[1], "h3", "unavailable", Duration::from_secs(5));
     eprintln!("h3 unavailable after {:?}", killed.elapsed());
+    // A call about its instances cannot reach their owner: Unavailable, naming it.
+    let err = d[0].cli_err(
+        "Unavailable",
+        &["stop-instances", "--instance-ids", &on_h3[0]],
+    );
+    assert!(err.contains("h3"), "{err}");
     // Its instances show impaired region-wide (from the others' view), the others' own ok.
     let st = d[0].json(&["describe-instance-status"]);
     let statuses = st["InstanceStatuses"].as_array().unwrap();

@@ -9,6 +9,7 @@ use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+use super::membership::HostState;
 use super::route::{HostLink, StateOp};
 use super::Region;
 use crate::cloud::compute::console::{ConsoleOutput, InputDelivered};
@@ -167,12 +168,24 @@ impl Link {
         F: FnOnce(ComputeClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        let Some(endpoint) = self.region.endpoint_of(host) else {
+        let view = self.region.hosts().remove(host);
+        let Some(view) = view else {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
                 format!("The instance's host {host} is not a member of the region."),
             ));
         };
+        // A host found down is not called (that would wait out the connect timeout).
+        if view.state() == HostState::Unavailable {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "The instance's host {host} is unavailable (its lease lapsed and it does \
+                     not answer); its instances answer again when it is back."
+                ),
+            ));
+        }
+        let endpoint = view.record.api;
         let r = &self.region;
         match call(&endpoint, &r.roots, &r.cfg.secret, account, msg, f).await {
             Ok(v) => Ok(v),

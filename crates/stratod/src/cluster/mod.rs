@@ -400,15 +400,6 @@ impl Region {
         Ok(route::by_owner(ids, &owner))
     }
 
-    /// The API endpoint of `host` as the view last saw it, if it is a member.
-    pub fn endpoint_of(&self, host: &str) -> Option<String> {
-        self.hosts
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(host)
-            .map(|h| h.record.api.clone())
-    }
-
     /// Puts one reservation as it is (the reconciler's repair of a lost key).
     pub async fn put_reservation(&self, r: &Reservation) -> Result<(), EtcdError> {
         let v = serde_json::to_vec(r).map_err(|e| EtcdError::Decode(r.instance_id.clone(), e))?;

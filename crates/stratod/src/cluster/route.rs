@@ -245,6 +245,14 @@ impl Cloud {
         if origin == Origin::RegionHost || ids.is_empty() || !region.etcd_reachable() {
             return Route::all_local(ids);
         }
+        // The common case, all of them here (a CLI's --wait polls this way), needs no
+        // etcd read.
+        if ids
+            .iter()
+            .all(|id| self.owned_instance(account, id).is_ok())
+        {
+            return Route::all_local(ids);
+        }
         match region.owners_of(account, ids).await {
             Ok(owners) => Route::split(region.host(), ids, &owners),
             Err(e) => {
