@@ -26,6 +26,8 @@ const T: Duration = Duration::from_secs(30);
 fn config(name: &str, addr: &str, etcd: &str) -> Value {
     let mut c = fast_config();
     c["listen"] = json!([format!("tcp:{addr}:7443")]);
+    // The EC2 Query API too (on each host's loopback, in its namespace).
+    c["ec2_api"] = json!({ "listen": strato_e2e::query::QUERY_LISTEN });
     c["cluster"] = json!({
         "etcd": [etcd],
         "host": name,
@@ -236,6 +238,153 @@ fn three_hosts_one_region() {
         }
     }
 
+    // Calls about another host's instance go to its owner, from any host: the spread
+    // group put one instance on each host.
+    let on = |h: &str| spread.iter().find(|(_, x)| x == h).unwrap().0.clone();
+    let (i2, i3) = (on("h2"), on("h3"));
+    let v = d[0].json(&["stop-instances", "--instance-ids", &i2, "--force"]);
+    assert_eq!(v["StoppingInstances"][0]["InstanceId"], i2.as_str(), "{v}");
+    d[2].wait_state(&i2, "stopped", T);
+    let v = d[2].json(&["start-instances", "--instance-ids", &i2]);
+    assert_eq!(
+        v["StartingInstances"][0]["PreviousState"]["Name"], "stopped",
+        "{v}"
+    );
+    let console = d[0].json(&["get-console-output", "--instance-id", &i3]);
+    assert!(
+        console["Output"].as_str().unwrap().contains("probe: ready"),
+        "{console}"
+    );
+    // `strato console` streams another host's console too (relayed by the host asked).
+    let mut console = Command::new(strato_e2e::bin("strato"))
+        .env("STRATO_ENDPOINT", format!("unix:{}", d[0].socket.display()))
+        .env_remove("STRATO_TOKEN")
+        .args(["console", &i3])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = console.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let mut wait_shown = |what: &str| {
+        let deadline = Instant::now() + T;
+        while !String::from_utf8_lossy(&shown).contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => shown.extend(chunk),
+                Err(e) => panic!("{what}: {e}: {}", String::from_utf8_lossy(&shown)),
+            }
+        }
+    };
+    wait_shown("probe: ready");
+    // What is typed goes to the guest on its host (SendConsoleInput, forwarded).
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().unwrap();
+        stdin.write_all(b"hello across hosts\n").unwrap();
+        wait_shown("probe: console hello across hosts");
+    }
+    console.kill().unwrap();
+    console.wait().unwrap();
+    let v = d[0].json(&["describe-instances", "--instance-ids", &i3, &i2]);
+    let listed = strato_e2e::instances_of(&v);
+    let both: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|i| {
+            (
+                i["InstanceId"].as_str().unwrap(),
+                i["Placement"]["HostId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(both, [(i3.as_str(), "h3"), (i2.as_str(), "h2")], "{v}");
+    let st = d[0].json(&[
+        "describe-instance-status",
+        "--instance-ids",
+        &i2,
+        &i3,
+        "--include-all-instances",
+    ]);
+    let ids: Vec<&str> = st["InstanceStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [i2.as_str(), i3.as_str()], "{st}");
+    let v = d[1].json(&[
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &i3,
+        "--http-tokens",
+        "required",
+    ]);
+    assert_eq!(
+        v["InstanceMetadataOptions"]["HttpTokens"], "required",
+        "{v}"
+    );
+    assert_eq!(
+        d[2].instance(&i3)["MetadataOptions"]["HttpTokens"],
+        "required"
+    );
+    // Another account's instance on another host is unknown to the caller, as on one host.
+    d[0].cli_err_as(
+        Some("token-alice"),
+        "InvalidInstanceID.NotFound",
+        &["stop-instances", "--instance-ids", &i2],
+    );
+    // An ID no host has is refused as on one host; a refusal from the owner keeps its code.
+    d[1].cli_err(
+        "InvalidInstanceID.NotFound",
+        &["stop-instances", "--instance-ids", "i-0000000000000000e"],
+    );
+    d[0].cli_err(
+        "IncorrectInstanceState",
+        &[
+            "modify-instance-attribute",
+            "--instance-id",
+            &i3,
+            "--no-ena-support",
+        ],
+    );
+    d[1].wait_state(&i2, "running", T);
+    // The EC2 Query API routes the same way (h1 serves it): the aws CLI describes both by
+    // ID and stops h3's instance.
+    let aws = d[0].aws(None);
+    let v = aws.json(&["ec2", "describe-instances", "--instance-ids", &i2, &i3]);
+    let listed: BTreeSet<&str> = v["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap())
+        .map(|i| i["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, BTreeSet::from([i2.as_str(), i3.as_str()]), "{v}");
+    let plain = aws.json(&["ec2", "describe-instances"]);
+    let count: usize = plain["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Instances"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(count, 9, "a plain describe covers the region: {plain}");
+    let v = aws.json(&["ec2", "stop-instances", "--instance-ids", &i3, "--force"]);
+    assert_eq!(v["StoppingInstances"][0]["InstanceId"], i3.as_str(), "{v}");
+    d[1].wait_state(&i3, "stopped", T);
+    d[0].cli(&["start-instances", "--instance-ids", &i3]);
+    d[2].wait_state(&i3, "running", T);
+
     // Only a host holding the region's secret may name a launch's IDs and slots.
     let forged = pb::RunInstancesRequest {
         image_id: amis[0].clone(),
@@ -385,6 +534,12 @@ fn three_hosts_one_region() {
     wait_host(&d[0], "h3", "unavailable", Duration::from_secs(TTL * 4 + 5));
     wait_host(&d[1], "h3", "unavailable", Duration::from_secs(5));
     eprintln!("h3 unavailable after {:?}", killed.elapsed());
+    // A call about its instances cannot reach their owner: Unavailable, naming it.
+    let err = d[0].cli_err(
+        "Unavailable",
+        &["stop-instances", "--instance-ids", &on_h3[0]],
+    );
+    assert!(err.contains("h3"), "{err}");
     // Its instances show impaired region-wide (from the others' view), the others' own ok.
     let st = d[0].json(&["describe-instance-status"]);
     let statuses = st["InstanceStatuses"].as_array().unwrap();

@@ -18,6 +18,7 @@ use crate::cloud::compute::instances::{Change, InstanceAttributes};
 use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
 use crate::cloud::compute::metadata::MetadataChange;
 use crate::cloud::paging::PageRequest;
+use crate::cluster::route::{in_request_order, Origin, StateOp};
 use crate::error::ApiResult;
 
 /// An instance as the API shows it.
@@ -224,12 +225,16 @@ impl Compute for Api {
         &self,
         req: Request<pb::DescribeInstancesRequest>,
     ) -> Result<Response<pb::DescribeInstancesResponse>, Status> {
+        // Another host asks for its own part only (this_host_only): it routed the call.
+        let origin = match (self.origin(&req), req.get_ref().this_host_only) {
+            (_, true) => Origin::RegionHost,
+            (o, false) => o,
+        };
         self.handle_async("DescribeInstances", req, |account, r| async move {
-            let region_wide = self.region_wide_describe(&r);
-            let original = r.clone();
-            let mut page = self
+            let ids = r.instance_ids.clone();
+            let d = self
                 .cloud
-                .describe_instances(
+                .describe_instances_routed(
                     &account,
                     &DescribeInstances {
                         instance_ids: r.instance_ids,
@@ -239,16 +244,16 @@ impl Compute for Api {
                             next_token: r.next_token,
                         },
                     },
+                    origin,
                 )
-                .map(|p| pb::DescribeInstancesResponse {
-                    next_token: p.next_token,
-                    instances: p.items.into_iter().map(instance_message).collect(),
-                })?;
-            if region_wide {
-                self.describe_other_hosts(&account, original, &mut page)
-                    .await;
-            }
-            Ok(page)
+                .await?;
+            let mut instances: Vec<pb::Instance> =
+                d.local.into_iter().map(instance_message).collect();
+            instances.extend(d.remote);
+            Ok(pb::DescribeInstancesResponse {
+                next_token: d.next_token,
+                instances: in_request_order(&ids, instances, |i| i.instance_id.as_str()),
+            })
         })
         .await
     }
@@ -257,50 +262,64 @@ impl Compute for Api {
         &self,
         req: Request<pb::StopInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
-        self.handle("StopInstances", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("StopInstances", req, |account, r| async move {
+            let op = StateOp::Stop { force: r.force };
             self.cloud
-                .stop_instances(account, &r.instance_ids, r.force)
+                .change_states_routed(&account, op, &r.instance_ids, origin)
+                .await
                 .map(changes)
         })
+        .await
     }
 
     async fn start_instances(
         &self,
         req: Request<pb::StartInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
-        self.handle("StartInstances", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("StartInstances", req, |account, r| async move {
             self.cloud
-                .start_instances(account, &r.instance_ids)
+                .change_states_routed(&account, StateOp::Start, &r.instance_ids, origin)
+                .await
                 .map(changes)
         })
+        .await
     }
 
     async fn reboot_instances(
         &self,
         req: Request<pb::RebootInstancesRequest>,
     ) -> Result<Response<pb::RebootInstancesResponse>, Status> {
-        self.handle("RebootInstances", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("RebootInstances", req, |account, r| async move {
             self.cloud
-                .reboot_instances(account, &r.instance_ids)
+                .change_states_routed(&account, StateOp::Reboot, &r.instance_ids, origin)
+                .await
                 .map(|_| pb::RebootInstancesResponse {})
         })
+        .await
     }
 
     async fn terminate_instances(
         &self,
         req: Request<pb::TerminateInstancesRequest>,
     ) -> Result<Response<pb::InstanceStateChanges>, Status> {
-        self.handle("TerminateInstances", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("TerminateInstances", req, |account, r| async move {
             self.cloud
-                .terminate_instances(account, &r.instance_ids)
+                .change_states_routed(&account, StateOp::Terminate, &r.instance_ids, origin)
+                .await
                 .map(changes)
         })
+        .await
     }
 
     async fn modify_instance_attribute(
         &self,
         req: Request<pb::ModifyInstanceAttributeRequest>,
     ) -> Result<Response<pb::ModifyInstanceAttributeResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("ModifyInstanceAttribute", req, |account, r| async move {
             let change = InstanceAttributes {
                 disable_api_termination: r.disable_api_termination,
@@ -310,7 +329,7 @@ impl Compute for Api {
                 ena_support: r.ena_support,
             };
             self.cloud
-                .modify_instance_attribute(&account, &r.instance_id, &change)
+                .modify_instance_attribute_routed(&account, &r.instance_id, &change, origin)
                 .await
                 .map(|()| pb::ModifyInstanceAttributeResponse {})
         })
@@ -321,23 +340,29 @@ impl Compute for Api {
         &self,
         req: Request<pb::ModifyInstanceMetadataOptionsRequest>,
     ) -> Result<Response<pb::ModifyInstanceMetadataOptionsResponse>, Status> {
-        self.handle("ModifyInstanceMetadataOptions", req, |account, r| {
-            MetadataChange::parse(
-                &r.http_tokens,
-                r.http_put_response_hop_limit,
-                &r.http_endpoint,
-                &r.instance_metadata_tags,
-            )
-            .and_then(|c| c.with_protocol_ipv6(&r.http_protocol_ipv6))
-            .and_then(|c| {
-                self.cloud
-                    .modify_metadata_options(account, &r.instance_id, c)
-            })
-            .map(|o| pb::ModifyInstanceMetadataOptionsResponse {
-                instance_id: r.instance_id.clone(),
-                instance_metadata_options: Some(convert::metadata_options(&o)),
-            })
-        })
+        let origin = self.origin(&req);
+        self.handle_async(
+            "ModifyInstanceMetadataOptions",
+            req,
+            |account, r| async move {
+                let c = MetadataChange::parse(
+                    &r.http_tokens,
+                    r.http_put_response_hop_limit,
+                    &r.http_endpoint,
+                    &r.instance_metadata_tags,
+                )?
+                .with_protocol_ipv6(&r.http_protocol_ipv6)?;
+                let o = self
+                    .cloud
+                    .modify_metadata_options_routed(&account, &r.instance_id, c, origin)
+                    .await?;
+                Ok(pb::ModifyInstanceMetadataOptionsResponse {
+                    instance_id: r.instance_id.clone(),
+                    instance_metadata_options: Some(convert::metadata_options(&o)),
+                })
+            },
+        )
+        .await
     }
 
     async fn describe_instance_types(
@@ -371,19 +396,17 @@ impl Compute for Api {
         &self,
         req: Request<pb::DescribeInstanceStatusRequest>,
     ) -> Result<Response<pb::DescribeInstanceStatusResponse>, Status> {
+        let origin = match (self.origin(&req), req.get_ref().this_host_only) {
+            (_, true) => Origin::RegionHost,
+            (o, false) => o,
+        };
         self.handle_async("DescribeInstanceStatus", req, |account, r| async move {
             // The region's other hosts answer for theirs; a host found down cannot, so the
             // region says its instances are impaired, as EC2 does for a failed host.
-            let region_wide = self.cloud.cluster.is_some()
-                && !r.this_host_only
-                && r.instance_ids.is_empty()
-                && r.filters.is_empty()
-                && r.max_results == 0
-                && r.next_token.is_empty();
-            let original = r.clone();
-            let mut page = self
+            let ids = r.instance_ids.clone();
+            let d = self
                 .cloud
-                .describe_instance_status(
+                .describe_instance_status_routed(
                     &account,
                     &DescribeInstanceStatus {
                         instance_ids: r.instance_ids,
@@ -394,16 +417,16 @@ impl Compute for Api {
                             next_token: r.next_token,
                         },
                     },
+                    origin,
                 )
-                .map(|p| pb::DescribeInstanceStatusResponse {
-                    next_token: p.next_token,
-                    instance_statuses: p.items.into_iter().map(instance_status).collect(),
-                })?;
-            if region_wide {
-                let more = self.status_of_other_hosts(&account, original).await;
-                page.instance_statuses.extend(more);
-            }
-            Ok(page)
+                .await?;
+            let mut statuses: Vec<pb::InstanceStatus> =
+                d.local.into_iter().map(instance_status).collect();
+            statuses.extend(d.remote);
+            Ok(pb::DescribeInstanceStatusResponse {
+                next_token: d.next_token,
+                instance_statuses: in_request_order(&ids, statuses, |s| s.instance_id.as_str()),
+            })
         })
         .await
     }
@@ -412,15 +435,18 @@ impl Compute for Api {
         &self,
         req: Request<pb::GetConsoleOutputRequest>,
     ) -> Result<Response<pb::GetConsoleOutputResponse>, Status> {
-        self.handle("GetConsoleOutput", req, |account, r| {
-            self.cloud.console_output(account, &r.instance_id).map(|c| {
-                pb::GetConsoleOutputResponse {
+        let origin = self.origin(&req);
+        self.handle_async("GetConsoleOutput", req, |account, r| async move {
+            self.cloud
+                .console_output_routed(&account, &r.instance_id, origin)
+                .await
+                .map(|c| pb::GetConsoleOutputResponse {
                     instance_id: c.instance_id,
                     timestamp_unix: c.timestamp,
                     output: c.output,
-                }
-            })
+                })
         })
+        .await
     }
 
     type StreamConsoleStream = ConsoleStream;
@@ -429,25 +455,37 @@ impl Compute for Api {
         &self,
         req: Request<pb::StreamConsoleRequest>,
     ) -> Result<Response<Self::StreamConsoleStream>, Status> {
-        self.handle("StreamConsole", req, |account, r| {
-            let rx = self.cloud.follow_console(account, &r.instance_id)?;
+        let origin = self.origin(&req);
+        self.handle_async("StreamConsole", req, |account, r| async move {
+            // Another host's instance: its host's stream, relayed chunk by chunk.
+            if let Some(remote) = self
+                .cloud
+                .console_stream_elsewhere(&account, &r.instance_id, origin)
+                .await
+            {
+                let stream: ConsoleStream = Box::pin(remote?);
+                return Ok(stream);
+            }
+            let rx = self.cloud.follow_console(&account, &r.instance_id)?;
             let stream: ConsoleStream = Box::pin(
                 tokio_stream::wrappers::ReceiverStream::new(rx)
                     .map(|data| Ok(pb::ConsoleChunk { data })),
             );
             Ok(stream)
         })
+        .await
     }
 
     async fn send_console_input(
         &self,
         req: Request<pb::SendConsoleInputRequest>,
     ) -> Result<Response<pb::SendConsoleInputResponse>, Status> {
+        let origin = self.origin(&req);
         let account = self.account(&req)?;
         let r = req.into_inner();
         let result = self
             .cloud
-            .console_input(&account, &r.instance_id, &r.data, r.send_break)
+            .console_input_routed(&account, &r.instance_id, &r.data, r.send_break, origin)
             .await
             .map(|d| pb::SendConsoleInputResponse {
                 accepted: d.accepted as i64,

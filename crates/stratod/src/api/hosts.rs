@@ -12,7 +12,7 @@ use crate::cloud::compute::launch::{Pinned, RunRequest};
 use crate::cloud::placement::hosts::{HostFilter, Share};
 use crate::cloud::placement::scheduler::Slot;
 use crate::cluster::forward::{self, ACCOUNT_METADATA};
-use crate::cluster::membership::HostState;
+use crate::cluster::route::Origin;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 impl Api {
@@ -53,6 +53,15 @@ impl Api {
             .map(str::trim)
             .unwrap_or("");
         matches!(self.region_caller(req, token), Ok(Some(_)))
+    }
+
+    /// Where a call comes from, for routing: another host of the region routed it already.
+    pub(super) fn origin<T>(&self, req: &Request<T>) -> Origin {
+        if self.is_region_host(req) {
+            Origin::RegionHost
+        } else {
+            Origin::Caller
+        }
     }
 
     /// RunInstances in a region of hosts: places and reserves in etcd, then launches each
@@ -207,160 +216,6 @@ impl Api {
     }
 }
 
-impl Api {
-    /// Whether a DescribeInstances covers the region: there is one, the call names no
-    /// instances, asks for no page, and is not itself one host asking another.
-    pub(super) fn region_wide_describe(&self, r: &pb::DescribeInstancesRequest) -> bool {
-        self.cloud.cluster.is_some()
-            && !r.this_host_only
-            && r.instance_ids.is_empty()
-            && r.max_results == 0
-            && r.next_token.is_empty()
-    }
-
-    /// Adds the instances of every other available host (asked all at once). A host that
-    /// does not answer is left out: a describe must not fail because one host is away.
-    pub(super) async fn describe_other_hosts(
-        &self,
-        account: &str,
-        req: pb::DescribeInstancesRequest,
-        page: &mut pb::DescribeInstancesResponse,
-    ) {
-        let more = self
-            .ask_other_hosts("DescribeInstances", |region, api| {
-                let (account, req) = (account.to_string(), req.clone());
-                async move {
-                    forward::describe_instances(
-                        &api,
-                        &region.roots,
-                        &region.cfg.secret,
-                        &account,
-                        req,
-                    )
-                    .await
-                    .map(|r| r.instances)
-                }
-            })
-            .await;
-        page.instances.extend(more);
-    }
-
-    /// The status of `account`'s instances on every other available host, asked all at
-    /// once (one that does not answer is left out), and on the hosts found down.
-    pub(super) async fn status_of_other_hosts(
-        &self,
-        account: &str,
-        req: pb::DescribeInstanceStatusRequest,
-    ) -> Vec<pb::InstanceStatus> {
-        let mut more = self
-            .ask_other_hosts("DescribeInstanceStatus", |region, api| {
-                let (account, req) = (account.to_string(), req.clone());
-                async move {
-                    forward::describe_instance_status(
-                        &api,
-                        &region.roots,
-                        &region.cfg.secret,
-                        &account,
-                        req,
-                    )
-                    .await
-                    .map(|r| r.instance_statuses)
-                }
-            })
-            .await;
-        more.extend(self.down_hosts_statuses(account).await);
-        more
-    }
-
-    /// Runs `ask(region, api endpoint)` against every other available host at once and
-    /// gathers what they answer, sorted by instance ID; a host that fails is logged and
-    /// left out.
-    async fn ask_other_hosts<T, F, Fut>(&self, what: &'static str, ask: F) -> Vec<T>
-    where
-        T: HasInstanceId + Send + 'static,
-        F: Fn(std::sync::Arc<crate::cluster::Region>, String) -> Fut,
-        Fut: std::future::Future<Output = ApiResult<Vec<T>>> + Send + 'static,
-    {
-        let Some(region) = self.cloud.cluster.clone() else {
-            return Vec::new();
-        };
-        let mut asks = tokio::task::JoinSet::new();
-        for (name, h) in region.hosts() {
-            if name == region.host() || h.state() != HostState::Available {
-                continue;
-            }
-            let fut = ask(region.clone(), h.record.api.clone());
-            asks.spawn(async move { (name, fut.await) });
-        }
-        let mut more = Vec::new();
-        while let Some(done) = asks.join_next().await {
-            match done {
-                Ok((_, Ok(r))) => more.extend(r),
-                Ok((host, Err(e))) => {
-                    tracing::warn!(%host, error = %e.message, "a region host left out of {what}")
-                }
-                Err(_) => {}
-            }
-        }
-        more.sort_by(|a, b| a.instance_id().cmp(b.instance_id()));
-        more
-    }
-
-    /// The status of `account`'s instances on hosts found down (lease lapsed, API silent),
-    /// from their capacity reservations: system status `impaired` (the host failed),
-    /// instance status `insufficient-data` (nothing can look at the guest). Hosts etcd
-    /// cannot be asked about are left out.
-    pub(super) async fn down_hosts_statuses(&self, account: &str) -> Vec<pb::InstanceStatus> {
-        let Some(region) = self.cloud.cluster.clone() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (name, h) in region.hosts() {
-            if name == region.host() || h.state() != HostState::Unavailable {
-                continue;
-            }
-            match region.reservations_of(&name).await {
-                Ok(rs) => out.extend(
-                    rs.into_values()
-                        .filter(|r| r.account == account)
-                        .map(|r| down_host_status(&r)),
-                ),
-                Err(e) => {
-                    tracing::warn!(host = %name, error = %e, "no reservations of a down host")
-                }
-            }
-        }
-        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-        out
-    }
-}
-
-/// How an instance on a failed host shows: its host's failure as the system check's.
-fn down_host_status(r: &crate::cluster::placement::Reservation) -> pb::InstanceStatus {
-    pb::InstanceStatus {
-        instance_id: r.instance_id.clone(),
-        availability_zone: r.az.clone(),
-        instance_state: Some(super::convert::state(crate::lifecycle::State::Running)),
-        system_status: Some(pb::StatusSummary {
-            status: "impaired".into(),
-            details: vec![pb::StatusDetail {
-                name: "reachability".into(),
-                status: "failed".into(),
-                impaired_since_unix: 0,
-            }],
-        }),
-        instance_status: Some(pb::StatusSummary {
-            status: "insufficient-data".into(),
-            details: vec![pb::StatusDetail {
-                name: "reachability".into(),
-                status: "insufficient-data".into(),
-                impaired_since_unix: 0,
-            }],
-        }),
-        attached_ebs_status: None,
-    }
-}
-
 /// This host's share of a launch the region placed.
 fn local_share(run: &RunRequest, share: &Share) -> RunRequest {
     let n = share.ids.len() as i32;
@@ -444,23 +299,6 @@ impl Hosts for Api {
             })
         })
         .await
-    }
-}
-
-/// What a region-wide describe sorts by.
-trait HasInstanceId {
-    fn instance_id(&self) -> &str;
-}
-
-impl HasInstanceId for pb::Instance {
-    fn instance_id(&self) -> &str {
-        &self.instance_id
-    }
-}
-
-impl HasInstanceId for pb::InstanceStatus {
-    fn instance_id(&self) -> &str {
-        &self.instance_id
     }
 }
 

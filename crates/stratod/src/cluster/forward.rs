@@ -2,12 +2,21 @@
 //! with the region's shared secret and names the caller's account beside it, so that the
 //! receiving host acts for that account (and trusts the placement the sender reserved).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+use super::membership::HostState;
+use super::route::{HostLink, StateOp};
+use super::Region;
+use crate::cloud::compute::console::{ConsoleOutput, InputDelivered};
+use crate::cloud::compute::instances::{Change, InstanceAttributes};
+use crate::cloud::compute::metadata::MetadataChange;
+use crate::cloud::filters::Filter;
+use crate::db::instances::{HttpTokens, MetadataOptions, Toggle};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// The metadata key of the account a forwarded call speaks for.
@@ -90,6 +99,30 @@ impl From<Forwarded> for ApiError {
     }
 }
 
+/// One Compute call on another host, for `account`: `call` gets the client and the
+/// request (the region's secret and the account already in its metadata).
+pub async fn call<Req, Resp, F, Fut>(
+    endpoint: &str,
+    roots: &[String],
+    secret: &str,
+    account: &str,
+    msg: Req,
+    call: F,
+) -> Result<Resp, Forwarded>
+where
+    F: FnOnce(ComputeClient<Channel>, tonic::Request<Req>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let req = request(msg, secret, account).map_err(Forwarded::Failed)?;
+    let channel = channel(endpoint, roots)
+        .await
+        .map_err(Forwarded::Unreachable)?;
+    call(ComputeClient::new(channel), req)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| Forwarded::Failed(from_status(&s)))
+}
+
 /// RunInstances on another host, for `account`.
 pub async fn run_instances(
     endpoint: &str,
@@ -98,47 +131,387 @@ pub async fn run_instances(
     account: &str,
     req: pb::RunInstancesRequest,
 ) -> Result<pb::RunInstancesResponse, Forwarded> {
-    let req = request(req, secret, account).map_err(Forwarded::Failed)?;
-    let channel = channel(endpoint, roots)
-        .await
-        .map_err(Forwarded::Unreachable)?;
-    ComputeClient::new(channel)
-        .run_instances(req)
-        .await
-        .map(|r| r.into_inner())
-        .map_err(|s| Forwarded::Failed(from_status(&s)))
+    call(
+        endpoint,
+        roots,
+        secret,
+        account,
+        req,
+        |mut c, r| async move { c.run_instances(r).await },
+    )
+    .await
 }
 
-/// DescribeInstances of another host's own instances, for `account`.
-pub async fn describe_instances(
-    endpoint: &str,
-    roots: &[String],
-    secret: &str,
-    account: &str,
-    mut req: pb::DescribeInstancesRequest,
-) -> ApiResult<pb::DescribeInstancesResponse> {
-    req.this_host_only = true;
-    let req = request(req, secret, account)?;
-    ComputeClient::new(channel(endpoint, roots).await?)
-        .describe_instances(req)
-        .await
-        .map(|r| r.into_inner())
-        .map_err(|s| from_status(&s))
+/// The region's other hosts, called over their TLS APIs with the region's secret (the
+/// gRPC [`HostLink`]).
+#[derive(Debug, Clone)]
+pub struct Link {
+    region: Arc<Region>,
 }
 
-/// DescribeInstanceStatus of another host's own instances, for `account`.
-pub async fn describe_instance_status(
-    endpoint: &str,
-    roots: &[String],
-    secret: &str,
-    account: &str,
-    mut req: pb::DescribeInstanceStatusRequest,
-) -> ApiResult<pb::DescribeInstanceStatusResponse> {
-    req.this_host_only = true;
-    let req = request(req, secret, account)?;
-    ComputeClient::new(channel(endpoint, roots).await?)
-        .describe_instance_status(req)
+impl Link {
+    /// A link from this host of `region`.
+    pub fn new(region: Arc<Region>) -> Link {
+        Link { region }
+    }
+
+    /// `call` on `host` for `account`; a host that is not a member, or cannot be reached,
+    /// is `Unavailable`, named.
+    async fn on<Req, Resp, F, Fut>(
+        &self,
+        host: &str,
+        account: &str,
+        msg: Req,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(ComputeClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let view = self.region.hosts().remove(host);
+        let Some(view) = view else {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("The instance's host {host} is not a member of the region."),
+            ));
+        };
+        // A host found down is not called (that would wait out the connect timeout).
+        if view.state() == HostState::Unavailable {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "The instance's host {host} is unavailable (its lease lapsed and it does \
+                     not answer); its instances answer again when it is back."
+                ),
+            ));
+        }
+        let endpoint = view.record.api;
+        let r = &self.region;
+        match call(&endpoint, &r.roots, &r.cfg.secret, account, msg, f).await {
+            Ok(v) => Ok(v),
+            Err(Forwarded::Unreachable(e)) => Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "The instance's host {host} cannot be reached; try again when it is back. ({})",
+                    e.message
+                ),
+            )),
+            Err(Forwarded::Failed(e)) => Err(e),
+        }
+    }
+}
+
+impl Link {
+    /// StreamConsole of an instance on `host`: its chunks as that host sends them. (The
+    /// link's call timeout bounds the wait for the stream to open, not its length.)
+    pub async fn stream_console(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+    ) -> ApiResult<tonic::Streaming<pb::ConsoleChunk>> {
+        let msg = pb::StreamConsoleRequest {
+            instance_id: id.to_string(),
+        };
+        self.on(host, account, msg, |mut c, r| async move {
+            c.stream_console(r).await
+        })
         .await
-        .map(|r| r.into_inner())
-        .map_err(|s| from_status(&s))
+    }
+}
+
+fn pb_filters(f: &[Filter]) -> Vec<pb::Filter> {
+    f.iter()
+        .map(|f| pb::Filter {
+            name: f.name.clone(),
+            values: f.values.clone(),
+        })
+        .collect()
+}
+
+/// A state as another host sent it (by name, as the API carries it).
+fn state_in(s: Option<pb::InstanceState>) -> ApiResult<crate::lifecycle::State> {
+    let name = s.map(|s| s.name).unwrap_or_default();
+    name.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("The region's other host answered an unknown instance state '{name}'."),
+        )
+    })
+}
+
+fn changes_in(r: pb::InstanceStateChanges) -> ApiResult<Vec<Change>> {
+    r.changes
+        .into_iter()
+        .map(|c| {
+            Ok(Change {
+                id: c.instance_id,
+                previous: state_in(c.previous_state)?,
+                current: state_in(c.current_state)?,
+            })
+        })
+        .collect()
+}
+
+/// The request's words for a metadata change ("" and 0 leave a setting).
+fn metadata_request(id: &str, c: MetadataChange) -> pb::ModifyInstanceMetadataOptionsRequest {
+    let toggle = |t: Option<Toggle>| match t {
+        None => "",
+        Some(Toggle::Enabled) => "enabled",
+        Some(Toggle::Disabled) => "disabled",
+    };
+    pb::ModifyInstanceMetadataOptionsRequest {
+        instance_id: id.to_string(),
+        http_tokens: match c.http_tokens {
+            None => "",
+            Some(HttpTokens::Optional) => "optional",
+            Some(HttpTokens::Required) => "required",
+        }
+        .into(),
+        http_put_response_hop_limit: c.hop_limit.map(i32::from).unwrap_or(0),
+        http_endpoint: toggle(c.http_endpoint).into(),
+        instance_metadata_tags: toggle(c.instance_metadata_tags).into(),
+        http_protocol_ipv6: toggle(c.http_protocol_ipv6).into(),
+    }
+}
+
+fn metadata_options_in(o: pb::InstanceMetadataOptions) -> ApiResult<MetadataOptions> {
+    let c = MetadataChange::parse(
+        &o.http_tokens,
+        o.http_put_response_hop_limit,
+        &o.http_endpoint,
+        &o.instance_metadata_tags,
+    )?
+    .with_protocol_ipv6(&o.http_protocol_ipv6)?;
+    Ok(c.apply(MetadataOptions::default()))
+}
+
+#[tonic::async_trait]
+impl HostLink for Link {
+    async fn change_states(
+        &self,
+        host: &str,
+        account: &str,
+        op: StateOp,
+        ids: Vec<String>,
+    ) -> ApiResult<Vec<Change>> {
+        let instance_ids = ids;
+        match op {
+            StateOp::Stop { force } => {
+                let msg = pb::StopInstancesRequest {
+                    instance_ids,
+                    force,
+                };
+                let r = self
+                    .on(host, account, msg, |mut c, r| async move {
+                        c.stop_instances(r).await
+                    })
+                    .await?;
+                changes_in(r)
+            }
+            StateOp::Start => {
+                let msg = pb::StartInstancesRequest { instance_ids };
+                let r = self
+                    .on(host, account, msg, |mut c, r| async move {
+                        c.start_instances(r).await
+                    })
+                    .await?;
+                changes_in(r)
+            }
+            StateOp::Reboot => {
+                let msg = pb::RebootInstancesRequest { instance_ids };
+                self.on(host, account, msg, |mut c, r| async move {
+                    c.reboot_instances(r).await
+                })
+                .await?;
+                Ok(Vec::new())
+            }
+            StateOp::Terminate => {
+                let msg = pb::TerminateInstancesRequest { instance_ids };
+                let r = self
+                    .on(host, account, msg, |mut c, r| async move {
+                        c.terminate_instances(r).await
+                    })
+                    .await?;
+                changes_in(r)
+            }
+        }
+    }
+
+    async fn console_output(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+    ) -> ApiResult<ConsoleOutput> {
+        let msg = pb::GetConsoleOutputRequest {
+            instance_id: id.to_string(),
+        };
+        let r = self
+            .on(host, account, msg, |mut c, r| async move {
+                c.get_console_output(r).await
+            })
+            .await?;
+        Ok(ConsoleOutput {
+            instance_id: r.instance_id,
+            timestamp: r.timestamp_unix,
+            output: r.output,
+        })
+    }
+
+    async fn console_input(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+        data: &[u8],
+        send_break: bool,
+    ) -> ApiResult<InputDelivered> {
+        let msg = pb::SendConsoleInputRequest {
+            instance_id: id.to_string(),
+            data: data.to_vec(),
+            send_break,
+        };
+        let r = self
+            .on(host, account, msg, |mut c, r| async move {
+                c.send_console_input(r).await
+            })
+            .await?;
+        Ok(InputDelivered {
+            accepted: u64::try_from(r.accepted).unwrap_or(0),
+            break_sent: r.break_sent,
+        })
+    }
+
+    async fn modify_instance_attribute(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+        change: &InstanceAttributes,
+    ) -> ApiResult<()> {
+        let msg = pb::ModifyInstanceAttributeRequest {
+            instance_id: id.to_string(),
+            disable_api_termination: change.disable_api_termination,
+            instance_initiated_shutdown_behavior: change
+                .shutdown_behavior
+                .clone()
+                .unwrap_or_default(),
+            groups: change.groups.clone(),
+            ena_support: change.ena_support,
+        };
+        self.on(host, account, msg, |mut c, r| async move {
+            c.modify_instance_attribute(r).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn modify_metadata_options(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+        change: MetadataChange,
+    ) -> ApiResult<MetadataOptions> {
+        let msg = metadata_request(id, change);
+        let r = self
+            .on(host, account, msg, |mut c, r| async move {
+                c.modify_instance_metadata_options(r).await
+            })
+            .await?;
+        metadata_options_in(r.instance_metadata_options.unwrap_or_default())
+    }
+
+    async fn describe_instances(
+        &self,
+        host: &str,
+        account: &str,
+        ids: Vec<String>,
+        filters: &[Filter],
+    ) -> ApiResult<Vec<pb::Instance>> {
+        let msg = pb::DescribeInstancesRequest {
+            instance_ids: ids,
+            filters: pb_filters(filters),
+            this_host_only: true,
+            ..Default::default()
+        };
+        self.on(host, account, msg, |mut c, r| async move {
+            c.describe_instances(r).await
+        })
+        .await
+        .map(|r| r.instances)
+    }
+
+    async fn describe_instance_status(
+        &self,
+        host: &str,
+        account: &str,
+        ids: Vec<String>,
+        filters: &[Filter],
+        include_all: bool,
+    ) -> ApiResult<Vec<pb::InstanceStatus>> {
+        let msg = pb::DescribeInstanceStatusRequest {
+            instance_ids: ids,
+            filters: pb_filters(filters),
+            include_all_instances: include_all,
+            this_host_only: true,
+            ..Default::default()
+        };
+        self.on(host, account, msg, |mut c, r| async move {
+            c.describe_instance_status(r).await
+        })
+        .await
+        .map(|r| r.instance_statuses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_changes_cross_the_wire_unchanged() {
+        let c = MetadataChange::parse("required", 3, "", "enabled")
+            .unwrap()
+            .with_protocol_ipv6("disabled")
+            .unwrap();
+        let r = metadata_request("i-1", c);
+        let back = MetadataChange::parse(
+            &r.http_tokens,
+            r.http_put_response_hop_limit,
+            &r.http_endpoint,
+            &r.instance_metadata_tags,
+        )
+        .unwrap()
+        .with_protocol_ipv6(&r.http_protocol_ipv6)
+        .unwrap();
+        assert_eq!(back, c);
+        let shown = crate::api::convert::metadata_options(&c.apply(MetadataOptions::default()));
+        let read = metadata_options_in(shown).unwrap();
+        assert_eq!(read, c.apply(MetadataOptions::default()));
+    }
+
+    #[test]
+    fn states_come_back_by_name() {
+        let r = pb::InstanceStateChanges {
+            changes: vec![pb::InstanceStateChange {
+                instance_id: "i-1".into(),
+                previous_state: Some(crate::api::convert::state(crate::lifecycle::State::Running)),
+                current_state: Some(crate::api::convert::state(
+                    crate::lifecycle::State::Stopping,
+                )),
+            }],
+        };
+        let c = changes_in(r).unwrap();
+        assert_eq!(c[0].current, crate::lifecycle::State::Stopping);
+        let bad = pb::InstanceStateChanges {
+            changes: vec![pb::InstanceStateChange {
+                instance_id: "i-1".into(),
+                previous_state: None,
+                current_state: None,
+            }],
+        };
+        assert!(changes_in(bad).is_err());
+    }
 }

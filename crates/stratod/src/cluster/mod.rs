@@ -9,10 +9,12 @@
 
 pub mod config;
 pub mod etcd;
+pub mod fanout;
 pub mod forward;
 pub mod membership;
 pub mod placement;
 pub mod reconcile;
+pub mod route;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
@@ -373,6 +375,29 @@ impl Region {
             .filter_map(|e| serde_json::from_slice::<Reservation>(&e.value).ok())
             .map(|r| (r.instance_id.clone(), r))
             .collect())
+    }
+
+    /// The hosts that own `account`'s instances among `ids`, from their capacity
+    /// reservations: host → its IDs, in the order asked. An ID without a reservation of
+    /// `account` is left out (the caller answers for it here, NotFound for an ID that is
+    /// not the account's, before anything is forwarded). One read of every reservation per
+    /// call is cheap at a homelab's size; an index by instance ID can replace it behind
+    /// this function.
+    pub async fn owners_of(
+        &self,
+        account: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = c.list(RESERVATIONS).await;
+        let (_, entries) = self.note(r).await?;
+        let owner: BTreeMap<String, String> = entries
+            .into_iter()
+            .filter_map(|e| serde_json::from_slice::<Reservation>(&e.value).ok())
+            .filter(|r| r.account == account)
+            .map(|r| (r.instance_id, r.host))
+            .collect();
+        Ok(route::by_owner(ids, &owner))
     }
 
     /// Puts one reservation as it is (the reconciler's repair of a lost key).

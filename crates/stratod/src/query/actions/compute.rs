@@ -5,6 +5,7 @@ use super::super::Ctx;
 use super::{page, state};
 use crate::catalog;
 use crate::cloud::compute::instances::Change;
+use crate::cluster::route::{Origin, StateOp};
 use crate::error::ApiResult;
 
 fn changes(list: Vec<Change>) -> Value {
@@ -17,35 +18,40 @@ fn changes(list: Vec<Change>) -> Value {
     }))
 }
 
+/// A state change of `InstanceIds`, routed to each instance's host.
+async fn change(ctx: &Ctx<'_>, input: &Value, op: StateOp) -> ApiResult<Vec<Change>> {
+    ctx.cloud
+        .change_states_routed(
+            ctx.account(),
+            op,
+            &input.strs("InstanceIds"),
+            Origin::Caller,
+        )
+        .await
+}
+
 /// StopInstances.
-pub fn stop(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn stop(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let force = input.bool("Force").unwrap_or(false);
-    let c = ctx
-        .cloud
-        .stop_instances(ctx.account(), &input.strs("InstanceIds"), force)?;
+    let c = change(ctx, input, StateOp::Stop { force }).await?;
     Ok(Value::obj([("StoppingInstances", changes(c))]))
 }
 
 /// StartInstances.
-pub fn start(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let c = ctx
-        .cloud
-        .start_instances(ctx.account(), &input.strs("InstanceIds"))?;
+pub async fn start(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let c = change(ctx, input, StateOp::Start).await?;
     Ok(Value::obj([("StartingInstances", changes(c))]))
 }
 
 /// TerminateInstances.
-pub fn terminate(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let c = ctx
-        .cloud
-        .terminate_instances(ctx.account(), &input.strs("InstanceIds"))?;
+pub async fn terminate(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let c = change(ctx, input, StateOp::Terminate).await?;
     Ok(Value::obj([("TerminatingInstances", changes(c))]))
 }
 
 /// RebootInstances.
-pub fn reboot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    ctx.cloud
-        .reboot_instances(ctx.account(), &input.strs("InstanceIds"))?;
+pub async fn reboot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    change(ctx, input, StateOp::Reboot).await?;
     Ok(Value::obj([]))
 }
 

@@ -7,12 +7,14 @@ use base64::Engine;
 use super::super::value::{nonempty, Value};
 use super::super::Ctx;
 use super::network_interfaces::ipv6_addresses;
+use super::remote;
 use super::{filters, page, page_request, state, tag_list, tags_for};
 use crate::cloud::compute::describe::{DescribeInstanceStatus, DescribeInstances, InstanceView};
 use crate::cloud::compute::instances::InstanceAttributes;
 use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
 use crate::cloud::compute::metadata::MetadataChange;
 use crate::cloud::network::network_interfaces::EniView;
+use crate::cluster::route::{in_request_order, Origin};
 use crate::db::images::Mapping;
 use crate::db::instances::{HttpTokens, MetadataOptions, Toggle};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -376,23 +378,45 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ]))
 }
 
-/// DescribeInstances: one reservation per launch, as EC2 groups them.
-pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// DescribeInstances: one reservation per launch, as EC2 groups them. In a region of
+/// hosts, instances named by ID are described by their hosts, and a plain describe covers
+/// every available host.
+pub async fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let ids = input.strs("InstanceIds");
     let page = page_request(input)?;
     crate::cloud::paging::check_ids_without_page_size("InstanceIds", &ids, &page)?;
-    let p = ctx.cloud.describe_instances(
-        ctx.account(),
-        &DescribeInstances {
-            instance_ids: ids,
-            filters: filters(input),
-            page,
-        },
-    )?;
+    let p = ctx
+        .cloud
+        .describe_instances_routed(
+            ctx.account(),
+            &DescribeInstances {
+                instance_ids: ids.clone(),
+                filters: filters(input),
+                page,
+            },
+            Origin::Caller,
+        )
+        .await?;
+    let mut items: Vec<(String, String, String, Value)> = p
+        .local
+        .into_iter()
+        .map(|v| {
+            let i = &v.instance;
+            let key = (i.id.clone(), i.reservation_id.clone(), i.owner.clone());
+            (key.0, key.1, key.2, instance(v))
+        })
+        .collect();
+    items.extend(p.remote.into_iter().map(|i| {
+        let key = (
+            i.instance_id.clone(),
+            i.reservation_id.clone(),
+            i.owner_id.clone(),
+        );
+        (key.0, key.1, key.2, remote::instance(i))
+    }));
+    let items = in_request_order(&ids, items, |i| i.0.as_str());
     let mut reservations: Vec<(String, String, Vec<Value>)> = Vec::new();
-    for v in p.items {
-        let (rid, owner) = (v.instance.reservation_id.clone(), v.instance.owner.clone());
-        let item = instance(v);
+    for (_, rid, owner, item) in items {
         match reservations.iter_mut().find(|r| r.0 == rid) {
             Some(r) => r.2.push(item),
             None => reservations.push((rid, owner, vec![item])),
@@ -431,52 +455,67 @@ fn summary(c: Option<&crate::prober::Check>) -> Value {
     }
 }
 
-/// DescribeInstanceStatus.
-pub fn describe_status(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let p = ctx.cloud.describe_instance_status(
-        ctx.account(),
-        &DescribeInstanceStatus {
-            instance_ids: input.strs("InstanceIds"),
-            filters: filters(input),
-            include_all_instances: input.bool("IncludeAllInstances").unwrap_or(false),
-            page: page_request(input)?,
-        },
-    )?;
+/// DescribeInstanceStatus, routed as DescribeInstances is (a plain one also shows the
+/// instances of hosts found down, impaired).
+pub async fn describe_status(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let ids = input.strs("InstanceIds");
+    let p = ctx
+        .cloud
+        .describe_instance_status_routed(
+            ctx.account(),
+            &DescribeInstanceStatus {
+                instance_ids: ids.clone(),
+                filters: filters(input),
+                include_all_instances: input.bool("IncludeAllInstances").unwrap_or(false),
+                page: page_request(input)?,
+            },
+            Origin::Caller,
+        )
+        .await?;
     let zones = crate::cloud::placement::regions::all_zones(&ctx.cloud.cfg);
+    let zone_of = |az: &str| zones.iter().find(|z| z.name == az).map(|z| z.id.clone());
+    let mut items: Vec<(String, Value)> = p
+        .local
+        .into_iter()
+        .map(|s| {
+            let v = Value::obj([
+                ("InstanceId", (&s.instance.id).into()),
+                ("AvailabilityZone", (&s.instance.az).into()),
+                ("AvailabilityZoneId", zone_of(&s.instance.az).into()),
+                ("InstanceState", state(s.instance.state)),
+                (
+                    "SystemStatus",
+                    summary(s.checks.as_ref().map(|c| &c.system)),
+                ),
+                (
+                    "InstanceStatus",
+                    summary(s.checks.as_ref().map(|c| &c.instance)),
+                ),
+                ("Events", Value::list(Vec::<Value>::new())),
+            ]);
+            (s.instance.id, v)
+        })
+        .collect();
+    items.extend(p.remote.into_iter().map(|s| {
+        let zone_id = zone_of(&s.availability_zone);
+        (s.instance_id.clone(), remote::status(s, zone_id))
+    }));
+    let items = in_request_order(&ids, items, |i| i.0.as_str());
     Ok(Value::obj([
         (
             "InstanceStatuses",
-            Value::list(p.items.into_iter().map(|s| {
-                let zone_id = zones
-                    .iter()
-                    .find(|z| z.name == s.instance.az)
-                    .map(|z| z.id.clone());
-                Value::obj([
-                    ("InstanceId", (&s.instance.id).into()),
-                    ("AvailabilityZone", (&s.instance.az).into()),
-                    ("AvailabilityZoneId", zone_id.into()),
-                    ("InstanceState", state(s.instance.state)),
-                    (
-                        "SystemStatus",
-                        summary(s.checks.as_ref().map(|c| &c.system)),
-                    ),
-                    (
-                        "InstanceStatus",
-                        summary(s.checks.as_ref().map(|c| &c.instance)),
-                    ),
-                    ("Events", Value::list(Vec::<Value>::new())),
-                ])
-            })),
+            Value::list(items.into_iter().map(|(_, v)| v)),
         ),
         ("NextToken", nonempty(&p.next_token)),
     ]))
 }
 
 /// GetConsoleOutput: the latest 64 KiB, base64 as EC2 sends it.
-pub fn console(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn console(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let c = ctx
         .cloud
-        .console_output(ctx.account(), input.str("InstanceId"))?;
+        .console_output_routed(ctx.account(), input.str("InstanceId"), Origin::Caller)
+        .await?;
     Ok(Value::obj([
         ("InstanceId", c.instance_id.into()),
         ("Timestamp", Value::Time(c.timestamp)),
@@ -633,13 +672,13 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
         }
     }
     ctx.cloud
-        .modify_instance_attribute(ctx.account(), id, &change)
+        .modify_instance_attribute_routed(ctx.account(), id, &change, Origin::Caller)
         .await?;
     Ok(Value::obj([]))
 }
 
 /// ModifyInstanceMetadataOptions.
-pub fn modify_metadata_options(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn modify_metadata_options(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let c = MetadataChange::parse(
         input.str("HttpTokens"),
         i32::try_from(input.int("HttpPutResponseHopLimit").unwrap_or(0)).unwrap_or(-1),
@@ -649,7 +688,8 @@ pub fn modify_metadata_options(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value>
     .with_protocol_ipv6(input.str("HttpProtocolIpv6"))?;
     let o = ctx
         .cloud
-        .modify_metadata_options(ctx.account(), input.str("InstanceId"), c)?;
+        .modify_metadata_options_routed(ctx.account(), input.str("InstanceId"), c, Origin::Caller)
+        .await?;
     Ok(Value::obj([
         ("InstanceId", input.str("InstanceId").into()),
         ("InstanceMetadataOptions", metadata_options(&o)),

@@ -16,6 +16,7 @@ mod launch_templates;
 mod network_interfaces;
 mod placement;
 mod regions;
+mod remote;
 mod security_groups;
 mod storage;
 mod tags;
@@ -33,19 +34,19 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "DescribeRegions" => regions::describe_regions(ctx, input),
         "DescribeAvailabilityZones" => regions::describe_zones(ctx, input),
         "RunInstances" => instances::run(ctx, input).await,
-        "DescribeInstances" => instances::describe(ctx, input),
-        "DescribeInstanceStatus" => instances::describe_status(ctx, input),
-        "GetConsoleOutput" => instances::console(ctx, input),
+        "DescribeInstances" => instances::describe(ctx, input).await,
+        "DescribeInstanceStatus" => instances::describe_status(ctx, input).await,
+        "GetConsoleOutput" => instances::console(ctx, input).await,
         "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input),
         "ModifyInstanceAttribute" => instances::modify_attribute(ctx, input).await,
-        "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input),
+        "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input).await,
         "DescribeInstanceCreditSpecifications" => {
             instances::describe_credit_specifications(ctx, input)
         }
-        "StopInstances" => compute::stop(ctx, input),
-        "StartInstances" => compute::start(ctx, input),
-        "TerminateInstances" => compute::terminate(ctx, input),
-        "RebootInstances" => compute::reboot(ctx, input),
+        "StopInstances" => compute::stop(ctx, input).await,
+        "StartInstances" => compute::start(ctx, input).await,
+        "TerminateInstances" => compute::terminate(ctx, input).await,
+        "RebootInstances" => compute::reboot(ctx, input).await,
         "DescribeInstanceTypes" => compute::describe_types(ctx, input),
         "CreateVolume" => storage::create_volume(ctx, input),
         "AttachVolume" => storage::attach_volume(ctx, input).await,
