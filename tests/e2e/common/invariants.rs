@@ -125,22 +125,12 @@ pub fn settle(d: &Daemon, timeout: Duration) -> Records {
     }
 }
 
-/// The monitors running in the daemon's namespace, by the instance whose configuration they
-/// were started with (`instances/<id>/vm.json` on their command line).
+/// The daemon's monitors (`Daemon::vmm_pids`: the process it started for each VM), by the
+/// instance whose configuration they were started with (`instances/<id>/vm.json` on their
+/// command line).
 pub fn monitors(d: &Daemon) -> BTreeMap<String, Vec<i32>> {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &d.ns])
-        .output()
-        .unwrap();
     let mut by_instance: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for pid in String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-    {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() != "strato-vmm" {
-            continue;
-        }
+    for pid in d.vmm_pids() {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let Some(at) = cmdline.find("/instances/i-") else {
@@ -150,19 +140,6 @@ pub fn monitors(d: &Daemon) -> BTreeMap<String, Vec<i32>> {
             .chars()
             .take_while(|c| *c != '/')
             .collect();
-        // Only the process the daemon started counts: a jailed monitor runs as its
-        // keeper's child, with the keeper's command line.
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|st| {
-                st.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
-            })
-            .unwrap_or(0);
-        let parent_comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
-        if parent_comm.trim() == "strato-vmm" {
-            continue;
-        }
         by_instance.entry(id).or_default().push(pid);
     }
     by_instance
