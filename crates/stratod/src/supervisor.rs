@@ -657,8 +657,21 @@ mod tests {
             !found.contains(&u),
             "{found:?} holds another instance's monitor {u}"
         );
-        let all = strays(&config, None);
-        assert!(all.contains(&k) && all.contains(&s) && !all.contains(&u));
+        // Seen once in the whole suite under load (2026-12-03, not reproduced in 20 runs
+        // since): a stand-in missing from this second scan right after the first found it.
+        // The cause is not known; the message shows what the scans see if it recurs.
+        let mut all = strays(&config, None);
+        for _ in 0..20 {
+            if all.contains(&k) && all.contains(&s) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            all = strays(&config, None);
+        }
+        assert!(
+            all.contains(&k) && all.contains(&s) && !all.contains(&u),
+            "{all:?}: want {k} and {s}, not {u}"
+        );
         for c in [&mut kept, &mut stray, &mut unrelated] {
             let _ = c.kill();
             let _ = c.wait();
