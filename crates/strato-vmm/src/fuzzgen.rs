@@ -75,6 +75,17 @@ fn case(src: &mut Source<'_>) {
     if last_unterminated {
         sent.pop();
     }
+    // Replies are read as they come, as a client that waits for its answers does: a client
+    // that stops reading is dropped once the socket's buffer is full (a second's write
+    // timeout), and a few hundred lines of refusals fill it.
+    let mut reader = client
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cloning the client: {e}"));
+    let replies = std::thread::spawn(move || {
+        let mut replies = String::new();
+        let _ = reader.read_to_string(&mut replies);
+        replies
+    });
     client
         .write_all(&sent)
         .unwrap_or_else(|e| panic!("writing the request: {e}"));
@@ -89,8 +100,9 @@ fn case(src: &mut Source<'_>) {
         }
     }
     drop(conn);
-    let mut replies = String::new();
-    let _ = client.read_to_string(&mut replies);
+    let replies = replies
+        .join()
+        .unwrap_or_else(|_| panic!("the reply reader panicked"));
     let count = replies.lines().count();
     assert!(count <= lines + 1, "{count} replies to {lines} lines");
     for r in replies.lines() {
@@ -115,5 +127,15 @@ mod tests {
     #[test]
     fn control_socket_properties() {
         strato_fuzzgen::property("control-socket", 300, 1024, super::control_socket);
+    }
+
+    #[test]
+    fn replays_inputs_the_fuzzers_found() {
+        // 138 refusals in a row, their replies unread by the harness, filled the socket
+        // buffer: the connection dropped the client, as it should one that stops reading,
+        // and the valid requests after them were never handled. The harness now reads.
+        super::control_socket(include_bytes!(
+            "../../../fuzz/found/control/state-never-handled"
+        ));
     }
 }
