@@ -28,6 +28,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
 
 
 def api(path, req, timeout=10.0):
@@ -203,7 +204,15 @@ def main():
     for m in MODES[1:]:
         print(f"  aim: the jail adds <= {aim:g} ms at 1 ({m}): ratio to aim "
               f"{(few[1][m] - few[1]['unjailed']) / aim:.2f}")
-    del base
+    remove_mounts(base, mounts)
+
+
+def remove_mounts(base, count):
+    """Detaches the added mounts and removes their directories."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for i in range(count):
+        libc.umount2(os.path.join(base, str(i)).encode(), MNT_DETACH)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
