@@ -404,36 +404,21 @@ impl Cloud {
                 remote,
             });
         }
-        let route = self.route(account, &req.instance_ids, origin).await;
-        if route.remote.is_empty() {
-            let page = self.describe_instances(account, req)?;
-            return Ok(Described {
-                local: page.items,
-                next_token: page.next_token,
-                remote: Vec::new(),
-            });
-        }
-        let local = if route.local.is_empty() {
-            Vec::new()
-        } else {
-            let mut mine = req.clone();
-            mine.instance_ids = route.local.clone();
-            self.describe_instances(account, &mine)?.items
-        };
-        let mut remote = Vec::new();
-        if let Some(link) = self.link() {
-            for (host, ids) in route.remote {
-                remote.extend(
-                    link.describe_instances(&host, account, ids, &req.filters)
-                        .await?,
-                );
-            }
-        }
-        Ok(Described {
-            local,
-            next_token: String::new(),
-            remote,
-        })
+        self.described_by_owner(
+            account,
+            &req.instance_ids,
+            origin,
+            |ids| {
+                let mut mine = req.clone();
+                mine.instance_ids = ids;
+                self.describe_instances(account, &mine)
+            },
+            |link, host, ids| async move {
+                link.describe_instances(&host, account, ids, &req.filters)
+                    .await
+            },
+        )
+        .await
     }
 
     /// DescribeInstanceStatus across the region, as [`Cloud::describe_instances_routed`]
@@ -460,41 +445,67 @@ impl Cloud {
                 remote,
             });
         }
-        let route = self.route(account, &req.instance_ids, origin).await;
+        self.described_by_owner(
+            account,
+            &req.instance_ids,
+            origin,
+            |ids| {
+                let mut mine = req.clone();
+                mine.instance_ids = ids;
+                self.describe_instance_status(account, &mine)
+            },
+            |link, host, ids| async move {
+                link.describe_instance_status(
+                    &host,
+                    account,
+                    ids,
+                    &req.filters,
+                    req.include_all_instances,
+                )
+                .await
+            },
+        )
+        .await
+    }
+
+    /// The routed half of a describe with instance IDs: this host's own described here by
+    /// `local` (given the IDs to describe), each other host's asked of it by `remote`. With
+    /// every ID here, `local` gets them all and its page is the answer.
+    async fn described_by_owner<L, R, F>(
+        &self,
+        account: &str,
+        ids: &[String],
+        origin: Origin,
+        local: impl Fn(Vec<String>) -> ApiResult<crate::cloud::paging::Page<L>>,
+        remote: impl Fn(super::forward::Link, String, Vec<String>) -> F,
+    ) -> ApiResult<Described<L, R>>
+    where
+        F: std::future::Future<Output = ApiResult<Vec<R>>>,
+    {
+        let route = self.route(account, ids, origin).await;
         if route.remote.is_empty() {
-            let page = self.describe_instance_status(account, req)?;
+            let page = local(ids.to_vec())?;
             return Ok(Described {
                 local: page.items,
                 next_token: page.next_token,
                 remote: Vec::new(),
             });
         }
-        let local = if route.local.is_empty() {
+        let mine = if route.local.is_empty() {
             Vec::new()
         } else {
-            let mut mine = req.clone();
-            mine.instance_ids = route.local.clone();
-            self.describe_instance_status(account, &mine)?.items
+            local(route.local.clone())?.items
         };
-        let mut remote = Vec::new();
+        let mut theirs = Vec::new();
         if let Some(link) = self.link() {
             for (host, ids) in route.remote {
-                remote.extend(
-                    link.describe_instance_status(
-                        &host,
-                        account,
-                        ids,
-                        &req.filters,
-                        req.include_all_instances,
-                    )
-                    .await?,
-                );
+                theirs.extend(remote(link.clone(), host, ids).await?);
             }
         }
         Ok(Described {
-            local,
+            local: mine,
             next_token: String::new(),
-            remote,
+            remote: theirs,
         })
     }
 }
