@@ -67,13 +67,15 @@ impl Arena {
     }
 
     /// As [`Arena::take`], but rarely an address outside guest memory, straddling its end
-    /// or wrapping the address space.
+    /// or wrapping the address space. Never a buffer wholly inside guest memory: these
+    /// addresses are handed out again and again, and two such buffers would alias.
     pub fn take_hostile(&mut self, src: &mut Source<'_>, len: u32) -> u64 {
         if !src.rarely() {
             return self.take(len);
         }
         match src.below(4) {
-            0 => MEM_SIZE - u64::from(len.min(64)) / 2 - 1,
+            // Past the end by at least one byte (a 0-byte buffer at the end holds nothing).
+            0 => MEM_SIZE - u64::from(len.min(64)) / 2,
             1 => MEM_SIZE + src.below(1 << 20),
             2 => u64::MAX - src.below(0x1000),
             _ => src.u64() | 1 << 40,
