@@ -242,5 +242,9 @@ mod tests {
             property("fail", 5, 8, |b| assert!(b.len() > 100, "too short"));
         });
         assert!(failed.is_err());
+        // The failing case saved its input (seed 0); it is not a finding to keep.
+        let saved = std::env::temp_dir().join("strato-fuzzgen-fail-0");
+        assert!(saved.exists());
+        let _ = std::fs::remove_file(saved);
     }
 }
