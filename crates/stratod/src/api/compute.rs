@@ -21,8 +21,9 @@ use crate::cloud::paging::PageRequest;
 use crate::cluster::route::{in_request_order, Origin, StateOp};
 use crate::error::ApiResult;
 
-/// An instance as the API shows it.
-pub(super) fn instance_message(v: InstanceView) -> pb::Instance {
+/// An instance as the API shows it: also the shape every host's instances travel in
+/// between the region's hosts, which the Query API renders (query::actions::shapes).
+pub(crate) fn instance_message(v: InstanceView) -> pb::Instance {
     let i = v.instance;
     let primary = v.network_interfaces.first().map(|e| &e.eni);
     pb::Instance {
@@ -91,6 +92,7 @@ pub(super) fn instance_message(v: InstanceView) -> pb::Instance {
             .as_ref()
             .map(|p| p.1.clone())
             .unwrap_or_default(),
+        client_token: i.client_token.clone(),
     }
 }
 
@@ -107,8 +109,8 @@ fn changes(c: Vec<Change>) -> pb::InstanceStateChanges {
     }
 }
 
-/// One instance's checks as the API shows them.
-fn instance_status(s: InstanceStatus) -> pb::InstanceStatus {
+/// One instance's checks as the API shows them (and the Query API renders).
+pub(crate) fn instance_status(s: InstanceStatus) -> pb::InstanceStatus {
     let summary = |c: &crate::prober::Check| pb::StatusSummary {
         status: c.status.name().to_string(),
         details: vec![pb::StatusDetail {

@@ -6,231 +6,22 @@ use base64::Engine;
 
 use super::super::value::{nonempty, Value};
 use super::super::Ctx;
-use super::network_interfaces::ipv6_addresses;
-use super::remote;
-use super::{filters, page, page_request, state, tag_list, tags_for};
+use super::shapes;
+use super::{filters, page, page_request, tags_for};
 use crate::cloud::compute::describe::{DescribeInstanceStatus, DescribeInstances, InstanceView};
 use crate::cloud::compute::instances::InstanceAttributes;
 use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
 use crate::cloud::compute::metadata::MetadataChange;
-use crate::cloud::network::network_interfaces::EniView;
 use crate::cluster::route::{in_request_order, Origin};
 use crate::db::images::Mapping;
-use crate::db::instances::{HttpTokens, MetadataOptions, Toggle};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn metadata_options(o: &MetadataOptions) -> Value {
-    let toggle = |t: Toggle| match t {
-        Toggle::Enabled => "enabled",
-        Toggle::Disabled => "disabled",
-    };
-    Value::obj([
-        ("State", "applied".into()),
-        (
-            "HttpTokens",
-            match o.http_tokens {
-                HttpTokens::Optional => "optional",
-                HttpTokens::Required => "required",
-            }
-            .into(),
-        ),
-        (
-            "HttpPutResponseHopLimit",
-            i64::from(o.http_put_response_hop_limit).into(),
-        ),
-        ("HttpEndpoint", toggle(o.http_endpoint).into()),
-        (
-            "InstanceMetadataTags",
-            toggle(o.instance_metadata_tags).into(),
-        ),
-        ("HttpProtocolIpv6", toggle(o.http_protocol_ipv6).into()),
-    ])
-}
-
-fn eni(v: &EniView, groups: &[(String, String)]) -> Value {
-    let e = &v.eni;
-    let mut ips = vec![Value::obj([
-        ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", v.private_dns_name(&e.private_ip).into()),
-        ("Primary", true.into()),
-    ])];
-    ips.extend(v.secondary.iter().map(|ip| {
-        Value::obj([
-            ("PrivateIpAddress", ip.into()),
-            ("PrivateDnsName", v.private_dns_name(ip).into()),
-            ("Primary", false.into()),
-        ])
-    }));
-    let attachment = match &e.attachment_id {
-        Some(att) => Value::obj([
-            ("AttachmentId", att.into()),
-            ("DeviceIndex", e.device_index.into()),
-            ("Status", "attached".into()),
-            ("AttachTime", Value::Time(e.attach_time.unwrap_or(0))),
-            ("DeleteOnTermination", e.delete_on_termination.into()),
-            ("NetworkCardIndex", 0i64.into()),
-        ]),
-        None => Value::Null,
-    };
-    Value::obj([
-        ("NetworkInterfaceId", (&e.id).into()),
-        ("SubnetId", (&e.subnet_id).into()),
-        ("VpcId", (&v.subnet.vpc_id).into()),
-        ("Description", (&e.description).into()),
-        ("OwnerId", (&e.owner).into()),
-        ("Status", v.status().into()),
-        ("MacAddress", (&e.mac).into()),
-        ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", v.private_dns_name(&e.private_ip).into()),
-        ("PrivateIpAddresses", Value::List(ips)),
-        ("Ipv6Addresses", ipv6_addresses(&v.ipv6)),
-        ("SourceDestCheck", e.source_dest_check.into()),
-        ("InterfaceType", "interface".into()),
-        ("Attachment", attachment),
-        (
-            "Groups",
-            Value::list(v.groups.iter().map(|g| {
-                group(
-                    g,
-                    groups.iter().find(|(id, _)| id == g).map(|x| x.1.as_str()),
-                )
-            })),
-        ),
-    ])
-}
-
-fn group(id: &str, name: Option<&str>) -> Value {
-    Value::obj([
-        ("GroupId", id.into()),
-        ("GroupName", name.map(Value::from).into()),
-    ])
-}
-
-/// The state reason as `Code: Message`, EC2's pair.
-fn state_reason(reason: &str) -> Value {
-    if reason.is_empty() {
-        return Value::Null;
-    }
-    let (code, message) = reason.split_once(": ").unwrap_or((reason, reason));
-    Value::obj([("Code", code.into()), ("Message", message.into())])
-}
-
-/// An instance as DescribeInstances and RunInstances show it.
+/// An instance as DescribeInstances and RunInstances show it: in the message form every
+/// host's instances take, so that this host's and the region's others render alike.
 pub fn instance(v: InstanceView) -> Value {
-    let groups = v.security_groups.clone();
-    let i = v.instance;
-    let primary = v.network_interfaces.first().map(|e| &e.eni);
-    let private_ip = primary.map(|e| e.private_ip.clone()).unwrap_or_default();
-    let placement_group = &v.placement_group_name;
-    Value::obj([
-        ("InstanceId", (&i.id).into()),
-        ("ImageId", (&i.image_id).into()),
-        ("InstanceType", (&i.instance_type).into()),
-        ("State", state(i.state)),
-        ("StateReason", state_reason(&i.state_reason)),
-        ("StateTransitionReason", (&i.state_reason).into()),
-        ("LaunchTime", Value::Time(i.launch_time)),
-        ("AmiLaunchIndex", i.launch_index.into()),
-        (
-            "Placement",
-            Value::obj([
-                ("AvailabilityZone", (&i.az).into()),
-                ("GroupName", (&v.placement_group_name).into()),
-                ("GroupId", nonempty(&i.placement_group)),
-                (
-                    "PartitionNumber",
-                    if placement_group.is_empty() {
-                        Value::Null
-                    } else {
-                        i.partition_number.into()
-                    },
-                ),
-                ("Tenancy", "default".into()),
-                ("HostId", nonempty(&v.host_id)),
-            ]),
-        ),
-        ("PrivateIpAddress", nonempty(&private_ip)),
-        (
-            "PrivateDnsName",
-            v.network_interfaces
-                .first()
-                .map(|e| e.private_dns_name(&private_ip))
-                .unwrap_or_default()
-                .into(),
-        ),
-        ("PublicIpAddress", v.public_ip.clone().into()),
-        ("PublicDnsName", "".into()),
-        ("SubnetId", nonempty(&i.subnet_id)),
-        ("VpcId", nonempty(&v.vpc_id)),
-        (
-            "SecurityGroups",
-            Value::list(groups.iter().map(|(id, name)| group(id, Some(name)))),
-        ),
-        ("KeyName", nonempty(&i.key_name)),
-        ("RootDeviceName", (&i.root_device_name).into()),
-        ("RootDeviceType", "ebs".into()),
-        (
-            "BlockDeviceMappings",
-            Value::list(v.volumes.iter().map(|vol| {
-                Value::obj([
-                    ("DeviceName", vol.device.clone().into()),
-                    (
-                        "Ebs",
-                        Value::obj([
-                            ("VolumeId", (&vol.id).into()),
-                            ("DeleteOnTermination", vol.delete_on_termination.into()),
-                            (
-                                "Status",
-                                vol.attach_state
-                                    .map(|a| a.name())
-                                    .unwrap_or("attached")
-                                    .into(),
-                            ),
-                            ("AttachTime", Value::Time(i.launch_time)),
-                        ]),
-                    ),
-                ])
-            })),
-        ),
-        ("Architecture", "x86_64".into()),
-        ("Hypervisor", "xen".into()),
-        ("VirtualizationType", "hvm".into()),
-        ("EbsOptimized", false.into()),
-        ("EnaSupport", i.ena_support.into()),
-        (
-            "SourceDestCheck",
-            primary.map(|e| e.source_dest_check).into(),
-        ),
-        ("Monitoring", Value::obj([("State", "disabled".into())])),
-        ("ClientToken", nonempty(&i.client_token)),
-        ("Tags", tag_list(&i.tags)),
-        ("MetadataOptions", metadata_options(&i.metadata_options)),
-        (
-            "NetworkInterfaces",
-            Value::list(v.network_interfaces.iter().map(|e| eni(e, &groups))),
-        ),
-        (
-            "CpuOptions",
-            Value::obj([
-                ("CoreCount", i64::from(i.vcpus).into()),
-                ("ThreadsPerCore", 1i64.into()),
-            ]),
-        ),
-        (
-            "IamInstanceProfile",
-            match &v.iam_instance_profile {
-                Some((arn, id)) => {
-                    Value::obj([("Arn", arn.as_str().into()), ("Id", id.as_str().into())])
-                }
-                None => Value::Null,
-            },
-        ),
-        ("PlatformDetails", "Linux/UNIX".into()),
-        ("UsageOperation", "RunInstances".into()),
-        ("BootMode", "legacy-bios".into()),
-    ])
+    shapes::instance(crate::api::compute::instance_message(v))
 }
 
 pub(super) fn mapping(m: &Value) -> Override {
@@ -412,7 +203,7 @@ pub async fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
             i.reservation_id.clone(),
             i.owner_id.clone(),
         );
-        (key.0, key.1, key.2, remote::instance(i))
+        (key.0, key.1, key.2, shapes::instance(i))
     }));
     let items = in_request_order(&ids, items, |i| i.0.as_str());
     let mut reservations: Vec<(String, String, Vec<Value>)> = Vec::new();
@@ -438,23 +229,6 @@ pub async fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ]))
 }
 
-fn summary(c: Option<&crate::prober::Check>) -> Value {
-    match c {
-        Some(c) => Value::obj([
-            ("Status", c.status.name().into()),
-            (
-                "Details",
-                Value::list([Value::obj([
-                    ("Name", "reachability".into()),
-                    ("Status", c.status.detail().into()),
-                    ("ImpairedSince", c.impaired_since.map(Value::Time).into()),
-                ])]),
-            ),
-        ]),
-        None => Value::obj([("Status", "not-applicable".into())]),
-    }
-}
-
 /// DescribeInstanceStatus, routed as DescribeInstances is (a plain one also shows the
 /// instances of hosts found down, impaired).
 pub async fn describe_status(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
@@ -474,32 +248,16 @@ pub async fn describe_status(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         .await?;
     let zones = crate::cloud::placement::regions::all_zones(&ctx.cloud.cfg);
     let zone_of = |az: &str| zones.iter().find(|z| z.name == az).map(|z| z.id.clone());
-    let mut items: Vec<(String, Value)> = p
+    let items: Vec<(String, Value)> = p
         .local
         .into_iter()
+        .map(crate::api::compute::instance_status)
+        .chain(p.remote)
         .map(|s| {
-            let v = Value::obj([
-                ("InstanceId", (&s.instance.id).into()),
-                ("AvailabilityZone", (&s.instance.az).into()),
-                ("AvailabilityZoneId", zone_of(&s.instance.az).into()),
-                ("InstanceState", state(s.instance.state)),
-                (
-                    "SystemStatus",
-                    summary(s.checks.as_ref().map(|c| &c.system)),
-                ),
-                (
-                    "InstanceStatus",
-                    summary(s.checks.as_ref().map(|c| &c.instance)),
-                ),
-                ("Events", Value::list(Vec::<Value>::new())),
-            ]);
-            (s.instance.id, v)
+            let zone_id = zone_of(&s.availability_zone);
+            (s.instance_id.clone(), shapes::status(s, zone_id))
         })
         .collect();
-    items.extend(p.remote.into_iter().map(|s| {
-        let zone_id = zone_of(&s.availability_zone);
-        (s.instance_id.clone(), remote::status(s, zone_id))
-    }));
     let items = in_request_order(&ids, items, |i| i.0.as_str());
     Ok(Value::obj([
         (
@@ -576,7 +334,9 @@ pub fn describe_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         "ramdisk" => ("RamdiskId", attr_value("")),
         "groupSet" => (
             "Groups",
-            Value::list(v.security_groups.iter().map(|(g, n)| group(g, Some(n)))),
+            Value::list(v.security_groups.iter().map(|(id, name)| {
+                Value::obj([("GroupId", id.into()), ("GroupName", name.into())])
+            })),
         ),
         "blockDeviceMapping" => (
             "BlockDeviceMappings",
@@ -692,7 +452,10 @@ pub async fn modify_metadata_options(ctx: &Ctx<'_>, input: &Value) -> ApiResult<
         .await?;
     Ok(Value::obj([
         ("InstanceId", input.str("InstanceId").into()),
-        ("InstanceMetadataOptions", metadata_options(&o)),
+        (
+            "InstanceMetadataOptions",
+            shapes::metadata_options(&crate::api::convert::metadata_options(&o)),
+        ),
     ]))
 }
 

@@ -1,7 +1,7 @@
-//! Instances of the region's other hosts in the Query API's shapes: those hosts answer in
-//! their gRPC form (cluster::route), which carries what DescribeInstances and
-//! DescribeInstanceStatus show, so these mirror `instances::instance` field by field from
-//! the messages instead of from this host's records.
+//! Instances and their status checks in the Query API's shapes, rendered from the gRPC
+//! messages: the region's other hosts answer in that form (cluster::route) and this host's
+//! records are turned into it (api::compute), so one renderer serves both and an instance
+//! looks the same whichever host a caller asks.
 
 use strato_proto::v1 as pb;
 
@@ -97,7 +97,22 @@ fn eni(e: &pb::NetworkInterface, groups: &[pb::GroupIdentifier]) -> Value {
     ])
 }
 
-/// Another host's instance as DescribeInstances shows it.
+/// InstanceMetadataOptions as DescribeInstances and ModifyInstanceMetadataOptions show them.
+pub fn metadata_options(md: &pb::InstanceMetadataOptions) -> Value {
+    Value::obj([
+        ("State", "applied".into()),
+        ("HttpTokens", (&md.http_tokens).into()),
+        (
+            "HttpPutResponseHopLimit",
+            i64::from(md.http_put_response_hop_limit).into(),
+        ),
+        ("HttpEndpoint", (&md.http_endpoint).into()),
+        ("InstanceMetadataTags", (&md.instance_metadata_tags).into()),
+        ("HttpProtocolIpv6", (&md.http_protocol_ipv6).into()),
+    ])
+}
+
+/// An instance as DescribeInstances and RunInstances show it.
 pub fn instance(i: pb::Instance) -> Value {
     let placement = i.placement.clone().unwrap_or_default();
     let primary = i.network_interfaces.first();
@@ -152,7 +167,7 @@ pub fn instance(i: pb::Instance) -> Value {
             "BlockDeviceMappings",
             Value::list(i.block_device_mappings.iter().map(|b| {
                 Value::obj([
-                    ("DeviceName", (&b.device_name).into()),
+                    ("DeviceName", nonempty(&b.device_name)),
                     (
                         "Ebs",
                         Value::obj([
@@ -183,21 +198,9 @@ pub fn instance(i: pb::Instance) -> Value {
             primary.map(|e| e.source_dest_check).into(),
         ),
         ("Monitoring", Value::obj([("State", "disabled".into())])),
+        ("ClientToken", nonempty(&i.client_token)),
         ("Tags", tags(&i.tags)),
-        (
-            "MetadataOptions",
-            Value::obj([
-                ("State", "applied".into()),
-                ("HttpTokens", (&md.http_tokens).into()),
-                (
-                    "HttpPutResponseHopLimit",
-                    i64::from(md.http_put_response_hop_limit).into(),
-                ),
-                ("HttpEndpoint", (&md.http_endpoint).into()),
-                ("InstanceMetadataTags", (&md.instance_metadata_tags).into()),
-                ("HttpProtocolIpv6", (&md.http_protocol_ipv6).into()),
-            ]),
-        ),
+        ("MetadataOptions", metadata_options(&md)),
         (
             "NetworkInterfaces",
             Value::list(
@@ -254,7 +257,8 @@ fn summary(s: Option<&pb::StatusSummary>) -> Value {
     }
 }
 
-/// Another host's instance as DescribeInstanceStatus shows it (`zone_id`: the zone's ID).
+/// An instance's status checks as DescribeInstanceStatus shows them (`zone_id`: the zone's
+/// ID).
 pub fn status(s: pb::InstanceStatus, zone_id: Option<String>) -> Value {
     Value::obj([
         ("InstanceId", (&s.instance_id).into()),
@@ -272,7 +276,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_remote_instance_shows_its_host_and_state() {
+    fn an_instance_shows_its_host_state_token_and_metadata_options() {
         let v = instance(pb::Instance {
             instance_id: "i-0000000000000000a".into(),
             state: Some(pb::InstanceState {
@@ -285,8 +289,18 @@ mod tests {
                 ..Default::default()
             }),
             state_reason: "Client.UserInitiatedShutdown: User initiated shutdown".into(),
+            client_token: "tok-1".into(),
+            metadata_options: Some(pb::InstanceMetadataOptions {
+                http_tokens: "required".into(),
+                http_put_response_hop_limit: 2,
+                ..Default::default()
+            }),
             ..Default::default()
         });
+        assert_eq!(v.str("ClientToken"), "tok-1");
+        let md = v.get("MetadataOptions").unwrap();
+        assert_eq!(md.str("HttpTokens"), "required");
+        assert_eq!(md.int("HttpPutResponseHopLimit"), Some(2));
         assert_eq!(v.str("InstanceId"), "i-0000000000000000a");
         let st = v.get("State").unwrap();
         assert_eq!(st.int("Code"), Some(80));
