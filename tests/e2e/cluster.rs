@@ -476,6 +476,8 @@ fn three_hosts_one_region() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    query_api_launches(&d, &amis);
+
     // The overlay follows membership: every VPC's VXLAN device on each host (each has
     // its default VPC by now) replicates to the other two hosts' underlay addresses.
     for (k, x) in d.iter().enumerate() {
@@ -606,6 +608,105 @@ fn three_hosts_one_region() {
         stopped.elapsed()
     );
     eprintln!("cluster test took {:?}", started.elapsed());
+}
+
+/// The EC2 Query API's RunInstances is placed across the region as gRPC's is: a spread
+/// group of three launched through the aws CLI on h1 lands on three hosts, a fourth is
+/// refused, and a retry with the same ClientToken on another host answers the first launch
+/// (EC2's idempotency is per account and region). Needs one free vCPU per host; leaves the
+/// region's capacity as it found it.
+fn query_api_launches(d: &[Daemon], amis: &[String]) {
+    for x in d {
+        x.cli(&[
+            "create-placement-group",
+            "--group-name",
+            "qsp",
+            "--strategy",
+            "spread",
+        ]);
+    }
+    let launch = |aws: &strato_e2e::query::Aws<'_>, token: &str| {
+        aws.json(&[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &amis[0],
+            "--instance-type",
+            "custom-1-64",
+            "--count",
+            "3",
+            "--placement",
+            "GroupName=qsp",
+            "--client-token",
+            token,
+        ])
+    };
+    let placed = |v: &Value| -> BTreeMap<String, String> {
+        v["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["InstanceId"].as_str().unwrap().to_string(),
+                    i["Placement"]["HostId"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let aws1 = d[0].aws(None);
+    let first = launch(&aws1, "qsp-launch-1");
+    let got = placed(&first);
+    let on: BTreeSet<&str> = got.values().map(String::as_str).collect();
+    assert_eq!(on, BTreeSet::from(["h1", "h2", "h3"]), "{first}");
+    // The fourth: three racks, three instances.
+    let err = aws1.err(
+        "InsufficientInstanceCapacity",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &amis[0],
+            "--instance-type",
+            "custom-1-64",
+            "--count",
+            "1",
+            "--placement",
+            "GroupName=qsp",
+        ],
+    );
+    assert!(err.contains("spread"), "{err}");
+    // A DryRun checks and launches nothing, as on one host.
+    aws1.err(
+        "DryRunOperation",
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            &amis[0],
+            "--instance-type",
+            "custom-1-64",
+            "--dry-run",
+        ],
+    );
+    // The retry, sent to h2 and to h1: the first launch, not a second one.
+    for x in [&d[1], &d[0]] {
+        let again = launch(&x.aws(None), "qsp-launch-1");
+        assert_eq!(placed(&again), got, "{again}");
+        assert_eq!(again["ReservationId"], first["ReservationId"], "{again}");
+    }
+    let ids: Vec<&str> = got.keys().map(String::as_str).collect();
+    let mut args = vec!["ec2", "terminate-instances", "--instance-ids"];
+    args.extend(&ids);
+    d[2].aws(None).json(&args);
+    let deadline = Instant::now() + T;
+    while hosts(&d[0])
+        .values()
+        .any(|h| h["AvailableCapacity"]["AvailableVCpus"] != 1)
+    {
+        assert!(Instant::now() < deadline, "{:?}", hosts(&d[0]));
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 /// The underlay addresses the VXLAN devices of `d`'s VPCs replicate to (the all-zeros

@@ -15,7 +15,6 @@ use crate::cloud::compute::describe::{
     DescribeInstanceStatus, DescribeInstances, InstanceStatus, InstanceView,
 };
 use crate::cloud::compute::instances::{Change, InstanceAttributes};
-use crate::cloud::compute::launch::{Override, RunRequest, TemplateRef};
 use crate::cloud::compute::metadata::MetadataChange;
 use crate::cloud::paging::PageRequest;
 use crate::cluster::route::{in_request_order, Origin, StateOp};
@@ -147,7 +146,6 @@ impl Compute for Api {
     ) -> Result<Response<pb::RunInstancesResponse>, Status> {
         let from_host = self.is_region_host(&req);
         self.handle_async("RunInstances", req, |account, r| async move {
-            let original = r.clone();
             let pinned = match &r.region_placement {
                 Some(_) if !from_host => {
                     return Err(crate::error::ApiError::new(
@@ -158,67 +156,10 @@ impl Compute for Api {
                 Some(p) => Some(super::hosts::pinned_in(p)?),
                 None => None,
             };
-            let placement = r.placement.unwrap_or_default();
-            let md = r.metadata_options.unwrap_or_default();
-            let metadata = MetadataChange::parse(
-                &md.http_tokens,
-                md.http_put_response_hop_limit,
-                &md.http_endpoint,
-                &md.instance_metadata_tags,
-            )?
-            .with_protocol_ipv6(&md.http_protocol_ipv6)?;
-            let run = RunRequest {
-                image_id: r.image_id,
-                instance_type: r.instance_type,
-                min_count: r.min_count,
-                max_count: r.max_count,
-                subnet_id: r.subnet_id,
-                security_group_ids: r.security_group_ids,
-                security_group_names: r.security_groups,
-                user_data: r.user_data,
-                mappings: r
-                    .block_device_mappings
-                    .iter()
-                    .map(|m| Override {
-                        mapping: convert::mapping_in(m),
-                        delete_on_termination: convert::delete_on_termination(m),
-                    })
-                    .collect(),
-                key_name: r.key_name,
-                availability_zone: placement.availability_zone,
-                group_name: placement.group_name,
-                partition_number: placement.partition_number,
-                shutdown_behavior: r.instance_initiated_shutdown_behavior,
-                // A true is explicit by itself; a false only when the caller says so.
-                disable_api_termination: (r.disable_api_termination
-                    || r.has_disable_api_termination)
-                    .then_some(r.disable_api_termination),
-                tags: convert::tags_in(&r.tags),
-                volume_tags: convert::tags_in(&r.volume_tags),
-                client_token: r.client_token,
-                iam_instance_profile: r.iam_instance_profile,
-                associate_public_ip: r
-                    .has_associate_public_ip_address
-                    .then_some(r.associate_public_ip_address),
-                ipv6_count: r.ipv6_address_count,
-                ipv6_addresses: r.ipv6_addresses,
-                launch_template: r.launch_template.map(|t| TemplateRef {
-                    id: t.launch_template_id,
-                    name: t.launch_template_name,
-                    version: t.version,
-                }),
-                metadata,
-                dry_run: false,
-                pinned,
-            };
+            let run = convert::run_request_in(r, pinned)?;
             // In a region of hosts a launch is placed (and its capacity reserved) across
             // the hosts first, unless another host already did.
-            if run.pinned.is_none() {
-                if let Some(r) = self.run_in_region(&account, &run, &original).await? {
-                    return Ok(r);
-                }
-            }
-            self.launch_local(&account, run).await
+            self.cloud.run_instances_routed(&account, run).await
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! The region of hosts in the gRPC layer (config `cluster`): the `Hosts` service
 //! (DescribeHosts), the calls other hosts forward (authenticated by the region's secret,
-//! speaking for the account they name), and RunInstances placed across the region.
+//! speaking for the account they name), and the placement a forwarded RunInstances
+//! carries (the launch itself is placed in `cluster::run`, for both front ends).
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::hosts_server::Hosts;
@@ -8,10 +9,9 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::cloud::compute::launch::{Pinned, RunRequest};
-use crate::cloud::placement::hosts::{HostFilter, Share};
+use crate::cloud::compute::launch::Pinned;
 use crate::cloud::placement::scheduler::Slot;
-use crate::cluster::forward::{self, ACCOUNT_METADATA};
+use crate::cluster::forward::ACCOUNT_METADATA;
 use crate::cluster::route::Origin;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -63,174 +63,6 @@ impl Api {
             Origin::Caller
         }
     }
-
-    /// RunInstances in a region of hosts: places and reserves in etcd, then launches each
-    /// host's share there (this host's here, the others' forwarded with their IDs and
-    /// slots). `None` when there is no region (the caller launches locally as before).
-    pub(super) async fn run_in_region(
-        &self,
-        account: &str,
-        run: &RunRequest,
-        original: &pb::RunInstancesRequest,
-    ) -> ApiResult<Option<pb::RunInstancesResponse>> {
-        let Some(region) = self.cloud.cluster.clone() else {
-            return Ok(None);
-        };
-        let mut out = pb::RunInstancesResponse {
-            reservation_id: String::new(),
-            owner_id: account.to_string(),
-            instances: Vec::new(),
-        };
-        let mut failure: Option<ApiError> = None;
-        let mut exclude: Vec<String> = Vec::new();
-        let mut todo = run.clone();
-        // A host that cannot be reached before its lease lapses gets nothing sent: its
-        // share is placed again without it (twice at most).
-        for attempt in 0..3 {
-            let shares = match self
-                .cloud
-                .place_in_region(account, &todo, HostFilter::Except(&exclude))
-                .await
-            {
-                Ok(Some(s)) => s,
-                Ok(None) => return Ok(None),
-                Err(e) if attempt == 0 => return Err(e),
-                // A share placed again found no room: what launched stands.
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            let mut again = 0;
-            for share in shares {
-                if share.ids.is_empty() {
-                    // Nothing was reserved: the local launch words the refusal.
-                    return Ok(None);
-                }
-                let n = share.ids.len() as i32;
-                let result = if share.host == region.host() {
-                    self.launch_local(account, local_share(&todo, &share))
-                        .await
-                        .map_err(forward::Forwarded::Failed)
-                } else {
-                    let fwd = self.forwarded_share(original, &todo, &share)?;
-                    forward::run_instances(
-                        &share.api,
-                        &region.roots,
-                        &region.cfg.secret,
-                        account,
-                        fwd,
-                    )
-                    .await
-                };
-                match result {
-                    Ok(r) => {
-                        // Reserved IDs the host did not use (it launched fewer) go back.
-                        let unused: Vec<String> = share
-                            .ids
-                            .iter()
-                            .filter(|id| !r.instances.iter().any(|i| &i.instance_id == *id))
-                            .cloned()
-                            .collect();
-                        region.release(&share.host, &unused).await;
-                        if out.reservation_id.is_empty() {
-                            out.reservation_id = r.reservation_id;
-                        }
-                        out.instances.extend(r.instances);
-                    }
-                    Err(forward::Forwarded::Unreachable(e)) => {
-                        tracing::warn!(host = %share.host, error = %e.message, "region host unreachable; placing its share elsewhere");
-                        region.release(&share.host, &share.ids).await;
-                        exclude.push(share.host.clone());
-                        again += n;
-                        failure = Some(e);
-                    }
-                    Err(forward::Forwarded::Failed(e)) => {
-                        region.release(&share.host, &share.ids).await;
-                        failure.get_or_insert(e);
-                    }
-                }
-            }
-            if again == 0 {
-                break;
-            }
-            todo.min_count = again;
-            todo.max_count = again;
-        }
-        let min = run.min_count.max(1) as usize;
-        match failure {
-            Some(e) if out.instances.len() < min => Err(e),
-            _ => Ok(Some(out)),
-        }
-    }
-
-    /// The RunInstances another host gets for its share.
-    fn forwarded_share(
-        &self,
-        original: &pb::RunInstancesRequest,
-        run: &RunRequest,
-        share: &Share,
-    ) -> Result<pb::RunInstancesRequest, forward::Forwarded> {
-        let n = share.ids.len() as i32;
-        let mut fwd = original.clone();
-        fwd.min_count = n;
-        fwd.max_count = n;
-        let mut placement = fwd.placement.take().unwrap_or_default();
-        if fwd.subnet_id.is_empty() && !share.az.is_empty() {
-            placement.availability_zone = share.az.clone();
-        }
-        fwd.placement = Some(placement);
-        fwd.region_placement = Some(pb::RegionPlacement {
-            host: share.host.clone(),
-            instance_ids: share.ids.clone(),
-            racks: share.slots.iter().map(|s| s.rack.clone()).collect(),
-            partitions: share.slots.iter().map(|s| s.partition).collect(),
-            image_name: self
-                .cloud
-                .image_name(&run.image_id)
-                .map_err(forward::Forwarded::Failed)?,
-        });
-        Ok(fwd)
-    }
-
-    /// RunInstances on this host, as the API answers it.
-    pub(super) async fn launch_local(
-        &self,
-        account: &str,
-        run: RunRequest,
-    ) -> ApiResult<pb::RunInstancesResponse> {
-        let (reservation, instances) = self.cloud.run_instances(account, run).await?;
-        let instances = instances
-            .into_iter()
-            .map(|i| {
-                self.cloud
-                    .instance_view(i)
-                    .map(super::compute::instance_message)
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
-        Ok(pb::RunInstancesResponse {
-            reservation_id: reservation,
-            owner_id: account.to_string(),
-            instances,
-        })
-    }
-}
-
-/// This host's share of a launch the region placed.
-fn local_share(run: &RunRequest, share: &Share) -> RunRequest {
-    let n = share.ids.len() as i32;
-    let mut local = run.clone();
-    local.min_count = n;
-    local.max_count = n;
-    if local.subnet_id.is_empty() && !share.az.is_empty() {
-        local.availability_zone = share.az.clone();
-    }
-    local.pinned = Some(Pinned {
-        ids: share.ids.clone(),
-        slots: share.slots.clone(),
-        image_name: String::new(),
-    });
-    local
 }
 
 /// A forwarded launch's placement, in the domain's terms.

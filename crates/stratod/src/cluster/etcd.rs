@@ -211,11 +211,12 @@ impl Etcd {
     }
 
     /// Compare-and-swap: if every `(key, mod_revision)` still holds (0: the key does not
-    /// exist), puts every `(key, value)`. Whether it did.
+    /// exist), puts every `(key, value)`, each bound to its lease if it names one. Whether
+    /// it did.
     pub async fn swap(
         &mut self,
         expect: &[(String, i64)],
-        puts: Vec<(String, Vec<u8>)>,
+        puts: Vec<(String, Vec<u8>, Option<i64>)>,
     ) -> Result<bool, EtcdError> {
         let when: Vec<Compare> = expect
             .iter()
@@ -223,7 +224,10 @@ impl Etcd {
             .collect();
         let ops: Vec<TxnOp> = puts
             .into_iter()
-            .map(|(k, v)| TxnOp::put(self.full(&k), v, None))
+            .map(|(k, v, lease)| {
+                let options = lease.map(|l| PutOptions::new().with_lease(l));
+                TxnOp::put(self.full(&k), v, options)
+            })
             .collect();
         let r = self
             .client

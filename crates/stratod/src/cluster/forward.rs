@@ -16,7 +16,7 @@ use crate::cloud::compute::console::{ConsoleOutput, InputDelivered};
 use crate::cloud::compute::instances::{Change, InstanceAttributes};
 use crate::cloud::compute::metadata::MetadataChange;
 use crate::cloud::filters::Filter;
-use crate::db::instances::{HttpTokens, MetadataOptions, Toggle};
+use crate::db::instances::MetadataOptions;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// The metadata key of the account a forwarded call speaks for.
@@ -255,23 +255,14 @@ fn changes_in(r: pb::InstanceStateChanges) -> ApiResult<Vec<Change>> {
 
 /// The request's words for a metadata change ("" and 0 leave a setting).
 fn metadata_request(id: &str, c: MetadataChange) -> pb::ModifyInstanceMetadataOptionsRequest {
-    let toggle = |t: Option<Toggle>| match t {
-        None => "",
-        Some(Toggle::Enabled) => "enabled",
-        Some(Toggle::Disabled) => "disabled",
-    };
+    let o = crate::api::convert::metadata_change(c);
     pb::ModifyInstanceMetadataOptionsRequest {
         instance_id: id.to_string(),
-        http_tokens: match c.http_tokens {
-            None => "",
-            Some(HttpTokens::Optional) => "optional",
-            Some(HttpTokens::Required) => "required",
-        }
-        .into(),
-        http_put_response_hop_limit: c.hop_limit.map(i32::from).unwrap_or(0),
-        http_endpoint: toggle(c.http_endpoint).into(),
-        instance_metadata_tags: toggle(c.instance_metadata_tags).into(),
-        http_protocol_ipv6: toggle(c.http_protocol_ipv6).into(),
+        http_tokens: o.http_tokens,
+        http_put_response_hop_limit: o.http_put_response_hop_limit,
+        http_endpoint: o.http_endpoint,
+        instance_metadata_tags: o.instance_metadata_tags,
+        http_protocol_ipv6: o.http_protocol_ipv6,
     }
 }
 

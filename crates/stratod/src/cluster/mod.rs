@@ -15,6 +15,7 @@ pub mod membership;
 pub mod placement;
 pub mod reconcile;
 pub mod route;
+pub mod run;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};
@@ -23,9 +24,12 @@ use std::time::{Duration, Instant};
 use self::config::ClusterConfig;
 use self::etcd::{Etcd, EtcdError};
 use self::membership::{HostRecord, HostView, HOSTS, MEMBERS};
-use self::placement::{Reservation, Snapshot, GROUPREV, HOSTREV, RESERVATIONS};
+use self::placement::{Reservation, Snapshot, TokenRecord, GROUPREV, HOSTREV, RESERVATIONS};
 use crate::error::{ApiError, ErrorCode};
 
+/// How long the region remembers a launch's client token (EC2 keeps them for at least a
+/// day); the record lives on an etcd lease of this TTL.
+pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a host waits before trying etcd again.
 const RETRY: Duration = Duration::from_secs(1);
 /// How often the view is rebuilt and lapsed hosts probed even without a watch event.
@@ -314,11 +318,14 @@ impl Region {
         })
     }
 
-    /// Takes the capacity of `claims` if nothing moved since `snap`; whether it did.
+    /// Takes the capacity of `claims` if nothing moved since `snap`, and records the
+    /// launch's client token (key and record) if no launch recorded it first; whether it
+    /// did.
     pub async fn reserve(
         &self,
         snap: &Snapshot,
         claims: &[Reservation],
+        token: Option<(&str, &TokenRecord)>,
     ) -> Result<bool, EtcdError> {
         let mut guards: Vec<String> = claims
             .iter()
@@ -332,22 +339,71 @@ impl Region {
             .collect();
         guards.sort();
         guards.dedup();
-        let expect: Vec<(String, i64)> = guards
+        let mut expect: Vec<(String, i64)> = guards
             .iter()
             .map(|k| (k.clone(), snap.revisions.get(k).copied().unwrap_or(0)))
             .collect();
-        let mut puts: Vec<(String, Vec<u8>)> = guards
+        let mut puts: Vec<(String, Vec<u8>, Option<i64>)> = guards
             .iter()
-            .map(|k| (k.clone(), crate::db::now_ms().to_string().into_bytes()))
+            .map(|k| {
+                (
+                    k.clone(),
+                    crate::db::now_ms().to_string().into_bytes(),
+                    None,
+                )
+            })
             .collect();
         for c in claims {
             let v =
                 serde_json::to_vec(c).map_err(|e| EtcdError::Decode(c.instance_id.clone(), e))?;
-            puts.push((placement::reservation_key(&c.host, &c.instance_id), v));
+            puts.push((placement::reservation_key(&c.host, &c.instance_id), v, None));
         }
         let mut conn = self.etcd().await?;
+        if let Some((key, record)) = token {
+            let v = serde_json::to_vec(record).map_err(|e| EtcdError::Decode(key.into(), e))?;
+            let r = conn.grant(TOKEN_TTL).await;
+            let lease = self.note(r).await?;
+            // Only if no launch recorded the token first (mod revision 0: no such key).
+            expect.push((key.to_string(), 0));
+            puts.push((key.to_string(), v, Some(lease)));
+        }
         let r = conn.swap(&expect, puts).await;
         self.note(r).await
+    }
+
+    /// The record of `account`'s client token `key` ([`placement::token_key`]), if a
+    /// launch made one.
+    pub async fn token(&self, key: &str) -> Result<Option<TokenRecord>, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = c.list(key).await;
+        let (_, entries) = self.note(r).await?;
+        // A prefix read: only the key itself counts.
+        Ok(entries
+            .into_iter()
+            .find(|e| e.key == key)
+            .and_then(|e| serde_json::from_slice(&e.value).ok()))
+    }
+
+    /// Records what a launch with a client token launched, for its retries (best effort:
+    /// the record made at reservation already names the launch's instances).
+    pub async fn record_token(&self, key: &str, record: &TokenRecord) {
+        let Ok(v) = serde_json::to_vec(record) else {
+            return;
+        };
+        let Ok(mut c) = self.etcd().await else { return };
+        let r = c.grant(TOKEN_TTL).await;
+        let Ok(lease) = self.note(r).await else {
+            return;
+        };
+        let r = c.put(key, v, Some(lease)).await;
+        let _ = self.note(r).await;
+    }
+
+    /// Forgets a client token whose launch failed, so that a retry launches.
+    pub async fn forget_token(&self, key: &str) {
+        let Ok(mut c) = self.etcd().await else { return };
+        let r = c.delete(key).await;
+        let _ = self.note(r).await;
     }
 
     /// Gives back the capacity of instances on `host` (best effort: the reconciler of

@@ -7,10 +7,14 @@
 //! capacity with one transaction that also bumps `hostrev/<host>` of every host it uses
 //! (and `grouprev/<account>/<group>`), on the condition that none of those moved since the
 //! snapshot was read: two launches that read the same snapshot cannot both commit.
+//! A launch with a client token records it (`tokens/<account>/<hash>`) in the same
+//! transaction, on the condition that no launch recorded it first: a retry on any host
+//! answers the first launch.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::config::Capacity;
 use super::membership::{HostState, HostView};
@@ -23,6 +27,30 @@ pub const RESERVATIONS: &str = "reservations/";
 pub const HOSTREV: &str = "hostrev/";
 /// Key prefix of the per-group revision keys.
 pub const GROUPREV: &str = "grouprev/";
+
+/// Key prefix of the client tokens of the region's launches.
+pub const TOKENS: &str = "tokens/";
+
+/// What a launch with a client token recorded: a retry with the same token, sent to any
+/// host of the region, answers this launch instead of launching again (EC2's
+/// idempotency is per account and region).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The launch's instances: those reserved, then those launched.
+    pub instance_ids: Vec<String>,
+    /// Its reservation ID (empty while it launches).
+    pub reservation_id: String,
+    /// When the launch reserved its capacity (ms).
+    pub reserved_at_ms: i64,
+}
+
+/// The key of `account`'s client `token`: hashed, since a token is whatever text the
+/// caller chose, and keys should be short and plain.
+pub fn token_key(account: &str, token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{TOKENS}{account}/{hex}")
+}
 
 /// One instance's claim on a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +286,17 @@ fn how_many(free: Capacity, each: Capacity) -> u64 {
 mod tests {
     use super::super::membership::HostRecord;
     use super::*;
+
+    #[test]
+    fn token_keys_are_per_account_and_plain() {
+        let a = token_key("111122223333", "my token/with slashes");
+        assert!(a.starts_with("tokens/111122223333/"), "{a}");
+        assert_eq!(a.len(), "tokens/111122223333/".len() + 64);
+        assert!(!a["tokens/111122223333/".len()..].contains('/'));
+        assert_eq!(a, token_key("111122223333", "my token/with slashes"));
+        assert_ne!(a, token_key("444455556666", "my token/with slashes"));
+        assert_ne!(a, token_key("111122223333", "my token/with slashes2"));
+    }
     use crate::cloud::placement::scheduler::Strategy;
 
     fn host(name: &str, vcpus: u32, racks: &[&str], leased: bool) -> (String, HostView) {

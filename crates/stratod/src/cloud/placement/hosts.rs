@@ -8,7 +8,7 @@ use crate::cloud::placement::scheduler::Slot;
 use crate::cloud::Cloud;
 use crate::cluster::config::Capacity;
 use crate::cluster::membership::HostState;
-use crate::cluster::placement::{self as rp, Demand, Reservation};
+use crate::cluster::placement::{self as rp, Demand, Reservation, TokenRecord};
 use crate::db::instances::Instance;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{self, Kind};
@@ -31,13 +31,13 @@ pub struct Share {
     pub az: String,
 }
 
-/// Which hosts a placement may use.
-#[derive(Debug, Clone, Copy)]
-pub enum HostFilter<'a> {
-    /// Any but these (found unreachable by this launch).
-    Except(&'a [String]),
-    /// This one only.
-    Only(&'a str),
+/// Where a launch goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// Its shares, one per host, reserved.
+    Shares(Vec<Share>),
+    /// An earlier launch recorded its client token: this one answers that launch.
+    Earlier(TokenRecord),
 }
 
 /// One host for DescribeHosts.
@@ -142,14 +142,17 @@ impl Cloud {
     }
 
     /// Places a RunInstances in the region and reserves the capacity: which hosts get how
-    /// many instances, with their IDs; `hosts` says which hosts it may use. `None` without a
-    /// `cluster` config.
+    /// many instances, with their IDs; the hosts in `exclude` (found unreachable by this
+    /// launch) get none. A non-empty `token` (the client token, on a launch's first
+    /// placement) is recorded with the reservations, or names the earlier launch that
+    /// recorded it. `None` without a `cluster` config.
     pub async fn place_in_region(
         &self,
         account: &str,
         req: &RunRequest,
-        hosts: HostFilter<'_>,
-    ) -> ApiResult<Option<Vec<Share>>> {
+        exclude: &[String],
+        token: &str,
+    ) -> ApiResult<Option<Placed>> {
         let Some(region) = self.cluster.clone() else {
             return Ok(None);
         };
@@ -165,13 +168,13 @@ impl Cloud {
         };
         if min < 1 || max < min || max > super::super::compute::launch::MAX_COUNT {
             // The local launch words the refusal.
-            return Ok(Some(vec![Share {
+            return Ok(Some(Placed::Shares(vec![Share {
                 host: region.host().to_string(),
                 api: region.cfg.api.clone(),
                 ids: Vec::new(),
                 slots: Vec::new(),
                 az: String::new(),
-            }]));
+            }])));
         }
         let itype = catalog::lookup(if req.instance_type.is_empty() {
             "t3.micro"
@@ -196,12 +199,15 @@ impl Cloud {
             memory_mib: u64::from(itype.memory_mib),
         };
         let key = group.as_ref().map(|g| format!("{account}/{}", g.name));
+        let token_key = (!token.is_empty()).then(|| rp::token_key(account, token));
         for _ in 0..RESERVE_TRIES {
+            if let Some(k) = &token_key {
+                if let Some(earlier) = region.token(k).await.map_err(|e| region.cut_off(&e))? {
+                    return Ok(Some(Placed::Earlier(earlier)));
+                }
+            }
             let mut snap = region.snapshot().await.map_err(|e| region.cut_off(&e))?;
-            snap.hosts.retain(|name, _| match hosts {
-                HostFilter::Except(these) => !these.contains(name),
-                HostFilter::Only(this) => name == this,
-            });
+            snap.hosts.retain(|name, _| !exclude.contains(name));
             let az = if !az.is_empty() {
                 az.clone()
             } else {
@@ -243,8 +249,13 @@ impl Cloud {
                     reserved_at_ms: crate::db::now_ms(),
                 })
                 .collect();
+            let record = TokenRecord {
+                instance_ids: claims.iter().map(|c| c.instance_id.clone()).collect(),
+                reservation_id: String::new(),
+                reserved_at_ms: crate::db::now_ms(),
+            };
             if !region
-                .reserve(&snap, &claims)
+                .reserve(&snap, &claims, token_key.as_deref().map(|k| (k, &record)))
                 .await
                 .map_err(|e| region.cut_off(&e))?
             {
@@ -270,63 +281,12 @@ impl Cloud {
                     az: c.az.clone(),
                 });
             }
-            return Ok(Some(shares));
+            return Ok(Some(Placed::Shares(shares)));
         }
         Err(ApiError::new(
             ErrorCode::InsufficientInstanceCapacity,
             "Other launches kept taking the region's capacity first; try again.",
         ))
-    }
-
-    /// RunInstances for a front end that cannot forward (the EC2 Query API): in a region,
-    /// placed on this host only, its capacity reserved in etcd like any other launch;
-    /// without one, the plain local launch.
-    pub async fn run_on_this_host(
-        self: &std::sync::Arc<Self>,
-        account: &str,
-        req: RunRequest,
-    ) -> ApiResult<(String, Vec<Instance>)> {
-        let Some(region) = self.cluster.clone() else {
-            return self.run_instances(account, req).await;
-        };
-        if req.dry_run || req.pinned.is_some() {
-            return self.run_instances(account, req).await;
-        }
-        let shares = self
-            .place_in_region(account, &req, HostFilter::Only(region.host()))
-            .await?;
-        let Some(share) = shares.and_then(|s| s.into_iter().next()) else {
-            return self.run_instances(account, req).await;
-        };
-        if share.ids.is_empty() {
-            // Nothing was reserved: the launch words the refusal.
-            return self.run_instances(account, req).await;
-        }
-        let n = share.ids.len() as i32;
-        let mut local = req;
-        local.min_count = n;
-        local.max_count = n;
-        if local.subnet_id.is_empty() && !share.az.is_empty() {
-            local.availability_zone = share.az.clone();
-        }
-        local.pinned = Some(super::super::compute::launch::Pinned {
-            ids: share.ids.clone(),
-            slots: share.slots.clone(),
-            image_name: String::new(),
-        });
-        let result = self.run_instances(account, local).await;
-        let used: Vec<&str> = match &result {
-            Ok((_, list)) => list.iter().map(|i| i.id.as_str()).collect(),
-            Err(_) => Vec::new(),
-        };
-        let unused: Vec<String> = share
-            .ids
-            .iter()
-            .filter(|id| !used.contains(&id.as_str()))
-            .cloned()
-            .collect();
-        region.release(region.host(), &unused).await;
-        result
     }
 
     /// DescribeHosts: the region's hosts (`ids` empty: all). Instances are from the

@@ -155,17 +155,16 @@ pub async fn run(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         iam_instance_profile,
         pinned: None,
     };
-    // In a region of hosts the Query API places on this host (it does not forward yet).
-    let (reservation, instances) = ctx.cloud.run_on_this_host(ctx.account(), req).await?;
-    let instances = instances
-        .into_iter()
-        .map(|i| ctx.cloud.instance_view(i).map(instance))
-        .collect::<ApiResult<Vec<_>>>()?;
+    // In a region of hosts the launch is placed across the hosts, as gRPC's is.
+    let r = ctx.cloud.run_instances_routed(ctx.account(), req).await?;
     Ok(Value::obj([
-        ("ReservationId", reservation.into()),
-        ("OwnerId", ctx.account().into()),
+        ("ReservationId", r.reservation_id.into()),
+        ("OwnerId", r.owner_id.into()),
         ("Groups", Value::list(Vec::<Value>::new())),
-        ("Instances", Value::List(instances)),
+        (
+            "Instances",
+            Value::List(r.instances.into_iter().map(shapes::instance).collect()),
+        ),
     ]))
 }
 
