@@ -690,8 +690,10 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
         ],
     );
     // The retry, sent to h2 and to h1: the first launch, not a second one.
-    for x in [&d[1], &d[0]] {
-        let again = launch(&x.aws(None), "qsp-launch-1");
+    // (Two access keys per user at most: h1's earlier one and `aws1` are two.)
+    let aws2 = d[1].aws(None);
+    for aws in [&aws2, &aws1] {
+        let again = launch(aws, "qsp-launch-1");
         assert_eq!(placed(&again), got, "{again}");
         assert_eq!(again["ReservationId"], first["ReservationId"], "{again}");
     }
