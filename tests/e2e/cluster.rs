@@ -616,6 +616,7 @@ fn three_hosts_one_region() {
 /// (EC2's idempotency is per account and region). Needs one free vCPU per host; leaves the
 /// region's capacity as it found it.
 fn query_api_launches(d: &[Daemon], amis: &[String]) {
+    let started = Instant::now();
     for x in d {
         x.cli(&[
             "create-placement-group",
@@ -709,6 +710,7 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
         assert!(Instant::now() < deadline, "{:?}", hosts(&d[0]));
         std::thread::sleep(Duration::from_millis(300));
     }
+    eprintln!("query API launches took {:?}", started.elapsed());
 }
 
 /// The underlay addresses the VXLAN devices of `d`'s VPCs replicate to (the all-zeros
