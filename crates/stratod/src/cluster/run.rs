@@ -132,17 +132,21 @@ impl Cloud {
                         .await
                         .map_err(forward::Forwarded::Failed)
                 } else {
-                    let fwd = self
-                        .forwarded_share(&todo, &share)
-                        .map_err(forward::Forwarded::Failed)?;
-                    forward::run_instances(
-                        &share.api,
-                        &region.roots,
-                        &region.cfg.secret,
-                        account,
-                        fwd,
-                    )
-                    .await
+                    // A share that cannot be worded fails as a refused one does (its
+                    // reservations go back below).
+                    match self.forwarded_share(&todo, &share) {
+                        Ok(fwd) => {
+                            forward::run_instances(
+                                &share.api,
+                                &region.roots,
+                                &region.cfg.secret,
+                                account,
+                                fwd,
+                            )
+                            .await
+                        }
+                        Err(e) => Err(forward::Forwarded::Failed(e)),
+                    }
                 };
                 match result {
                     Ok(r) => {
