@@ -656,6 +656,26 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
             .collect()
     };
     let aws1 = d[0].aws(None);
+    let dry_run = |aws: &strato_e2e::query::Aws<'_>, code: &str| {
+        aws.err(
+            code,
+            &[
+                "ec2",
+                "run-instances",
+                "--image-id",
+                &amis[0],
+                "--instance-type",
+                "custom-1-64",
+                "--count",
+                "3",
+                "--placement",
+                "GroupName=qsp",
+                "--dry-run",
+            ],
+        )
+    };
+    // A DryRun checks the region's racks, not h1's one, and launches nothing.
+    dry_run(&aws1, "DryRunOperation");
     let first = launch(&aws1, "qsp-launch-1");
     let got = placed(&first);
     let on: BTreeSet<&str> = got.values().map(String::as_str).collect();
@@ -677,19 +697,8 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
         ],
     );
     assert!(err.contains("spread"), "{err}");
-    // A DryRun checks and launches nothing, as on one host.
-    aws1.err(
-        "DryRunOperation",
-        &[
-            "ec2",
-            "run-instances",
-            "--image-id",
-            &amis[0],
-            "--instance-type",
-            "custom-1-64",
-            "--dry-run",
-        ],
-    );
+    // With the group's racks taken, a DryRun is refused as the launch would be.
+    dry_run(&aws1, "InsufficientInstanceCapacity");
     // The retry, sent to h2 and to h1: the first launch, not a second one.
     // (Two access keys per user at most: h1's earlier one and `aws1` are two.)
     let aws2 = d[1].aws(None);

@@ -22,16 +22,28 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 const TOKEN_IN_FLIGHT_MS: i64 = 120_000;
 
 impl Cloud {
-    /// RunInstances wherever the region places it. Without a region, for a dry run (it
-    /// checks here and launches nothing) and for a launch another host placed already
-    /// (pinned), the plain local launch.
+    /// RunInstances wherever the region places it. Without a region, and for a launch
+    /// another host placed already (pinned), the plain local launch; a dry run checks here
+    /// and plans in the region, and launches and reserves nothing.
     pub async fn run_instances_routed(
         self: &Arc<Self>,
         account: &str,
         run: RunRequest,
     ) -> ApiResult<pb::RunInstancesResponse> {
-        if run.dry_run || run.pinned.is_some() {
+        if run.pinned.is_some() {
             return self.launch_here(account, run).await;
+        }
+        if run.dry_run {
+            // Every check of this host first (it answers DryRunOperation when all pass),
+            // then whether the region has room, as a launch would find it.
+            let checked = self.launch_here(account, run.clone()).await;
+            return match checked {
+                Err(e) if e.code == ErrorCode::DryRunOperation => {
+                    self.place_in_region(account, &run, &[], "").await?;
+                    Err(e)
+                }
+                other => other,
+            };
         }
         match self.run_in_region(account, &run).await? {
             Some(r) => Ok(r),
@@ -97,6 +109,11 @@ impl Cloud {
                 .await;
             let shares = match placed {
                 Ok(Some(Placed::Shares(s))) => s,
+                // Only a dry run is merely checked, and a dry run never gets here; were one
+                // to, launching nothing is the safe answer.
+                Ok(Some(Placed::Checked)) => {
+                    return Err(ApiError::internal("A dry run reached the region's launch."))
+                }
                 Ok(Some(Placed::Earlier(rec))) => {
                     match self.earlier_launch(account, token, &rec).await? {
                         Some(r) => return Ok(Some(r)),

@@ -413,6 +413,9 @@ impl Cloud {
         let slots: Vec<Slot> = match (&group, &req.pinned) {
             (_, Some(p)) if !p.slots.is_empty() => p.slots.clone(),
             (_, Some(_)) => Vec::new(),
+            // In a region a group's racks are the region's: its placement checks a dry run
+            // (`cluster::run`), not this host's racks alone.
+            (Some(_), None) if req.dry_run && self.cluster.is_some() => Vec::new(),
             (Some(g), None) => {
                 let slots = scheduler::place(
                     &crate::cloud::placement::groups::view(g),

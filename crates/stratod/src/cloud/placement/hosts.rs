@@ -38,6 +38,8 @@ pub enum Placed {
     Shares(Vec<Share>),
     /// An earlier launch recorded its client token: this one answers that launch.
     Earlier(TokenRecord),
+    /// A dry run: the region has room for it (nothing was reserved).
+    Checked,
 }
 
 /// One host for DescribeHosts.
@@ -145,7 +147,8 @@ impl Cloud {
     /// many instances, with their IDs; the hosts in `exclude` (found unreachable by this
     /// launch) get none. A non-empty `token` (the client token, on a launch's first
     /// placement) is recorded with the reservations, or names the earlier launch that
-    /// recorded it. `None` without a `cluster` config.
+    /// recorded it. A dry run is planned and not reserved. `None` without a `cluster`
+    /// config.
     pub async fn place_in_region(
         &self,
         account: &str,
@@ -234,6 +237,9 @@ impl Cloud {
                 partition: req.partition_number,
             };
             let placed = rp::plan(&snap, &demand, region.host())?;
+            if req.dry_run {
+                return Ok(Some(Placed::Checked));
+            }
             let claims: Vec<Reservation> = placed
                 .iter()
                 .map(|p| Reservation {
