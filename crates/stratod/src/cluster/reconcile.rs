@@ -2,10 +2,13 @@
 //! truth: a terminated instance's claim is removed, a live instance without one (etcd lost
 //! its data, or the key was removed by hand) gets it back, and a claim another host made
 //! for a launch that never arrived is dropped once it is old enough not to be in flight.
+//! This host's keys in the volume index (`owners`) are kept the same way: a volume made or
+//! deleted while etcd was away is put or removed when it is back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::owners;
 use super::placement::Reservation;
 use crate::cloud::Cloud;
 use crate::lifecycle::State;
@@ -74,6 +77,33 @@ pub async fn run(cloud: Arc<Cloud>) {
         }
         if !fix.drop.is_empty() {
             region.release(region.host(), &fix.drop).await;
+        }
+        repair_owners(&cloud, &region).await;
+    }
+}
+
+/// Brings this host's keys in the volume index in step with its database: the keys are
+/// read first, then the database (see [`owners::repair`]).
+async fn repair_owners(cloud: &Cloud, region: &super::Region) {
+    let Ok(indexed) = region.owned_here("vol-").await else {
+        return;
+    };
+    let held = match cloud.held_volumes() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot list this host's volumes for the region");
+            return;
+        }
+    };
+    let fix = owners::repair(&indexed, &held);
+    for (id, account) in &fix.put {
+        if region.put_owner(id, account).await.is_err() {
+            return;
+        }
+    }
+    for id in &fix.drop {
+        if region.drop_owner(id).await.is_err() {
+            return;
         }
     }
 }
