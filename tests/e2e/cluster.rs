@@ -432,8 +432,25 @@ fn three_hosts_one_region() {
     assert_eq!(v["Volumes"][0]["Attachments"][0]["InstanceId"], i2.as_str());
     // The owner's refusal keeps its code.
     d[0].cli_err("VolumeInUse", &["delete-volume", "--volume-id", &v2]);
-    let snap = d[0].json(&["create-snapshot", "--volume-id", &v2]);
+    // The snapshot is taken, and stays, on the volume's host; --wait follows it from h1, and
+    // a volume made from it is made there too.
+    let snap = d[0].json(&["create-snapshot", "--volume-id", &v2, "--wait"]);
+    assert_eq!(snap["State"], "completed", "{snap}");
     let snap = snap["SnapshotId"].as_str().unwrap().to_string();
+    let v = d[1].json(&["describe-snapshots", "--snapshot-ids", &snap]);
+    assert_eq!(v["Snapshots"][0]["VolumeId"], v2.as_str(), "{v}");
+    let v = d[0].json(&[
+        "create-volume",
+        "--snapshot-id",
+        &snap,
+        "--availability-zone",
+        &az,
+    ]);
+    let restored = v["VolumeId"].as_str().unwrap().to_string();
+    assert!(d[1]
+        .cli_raw(&["describe-volumes", "--volume-ids", &restored])
+        .status
+        .success());
     let v3 = d[2].aws(None).json(&[
         "ec2",
         "create-volume",
@@ -464,7 +481,7 @@ fn three_hosts_one_region() {
     };
     let everywhere = listed(&d[0].json(&["describe-volumes"]));
     assert!(everywhere.is_superset(&roots), "{everywhere:?}");
-    assert!(everywhere.contains(&v2) && everywhere.contains(&v3));
+    assert!(everywhere.contains(&v2) && everywhere.contains(&v3) && everywhere.contains(&restored));
     for x in &d[1..] {
         assert_eq!(
             listed(&x.json(&["describe-volumes"])),
@@ -475,14 +492,16 @@ fn three_hosts_one_region() {
     }
     // The aws CLI asks for pages of 1000: the region's volumes are paged as one listing.
     assert_eq!(listed(&aws.json(&["ec2", "describe-volumes"])), everywhere);
-    let deadline = Instant::now() + T;
-    while d[1].json(&["describe-snapshots", "--snapshot-ids", &snap])["Snapshots"][0]["State"]
-        != "completed"
-    {
-        assert!(Instant::now() < deadline, "snapshot {snap} never completed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    d[1].cli(&["delete-snapshot", "--snapshot-id", &snap]);
+    let snaps = |v: &Value| -> BTreeSet<String> {
+        v["Snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["SnapshotId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(snaps(&d[2].json(&["describe-snapshots"])).contains(&snap));
+    assert!(snaps(&aws.json(&["ec2", "describe-snapshots"])).contains(&snap));
     let wait_available = |x: &dyn Fn() -> Value, id: &str| {
         let deadline = Instant::now() + T;
         loop {
@@ -497,10 +516,17 @@ fn three_hosts_one_region() {
     d[0].json(&["detach-volume", "--volume-id", &v2]);
     wait_available(&|| on(&d[0], &v2), &v2);
     d[0].cli(&["delete-volume", "--volume-id", &v2]);
+    wait_available(&|| on(&d[2], &restored), &restored);
+    d[2].cli(&["delete-volume", "--volume-id", &restored]);
+    d[2].cli(&["delete-snapshot", "--snapshot-id", &snap]);
     for x in &d {
         x.cli_err(
             "InvalidVolume.NotFound",
             &["describe-volumes", "--volume-ids", &v2],
+        );
+        x.cli_err(
+            "InvalidSnapshot.NotFound",
+            &["describe-snapshots", "--snapshot-ids", &snap],
         );
     }
     // h3's volume through h1's Query API.

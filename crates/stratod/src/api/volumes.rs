@@ -1,5 +1,6 @@
-//! The Volumes service. In a region of hosts, calls about another host's volume go to that
-//! host (`cluster::volumes`), and a plain DescribeVolumes covers every available host.
+//! The Volumes service. In a region of hosts, calls about another host's volume or snapshot
+//! go to that host (`cluster::volumes`), and a DescribeVolumes or DescribeSnapshots without
+//! IDs covers every available host.
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::volumes_server::Volumes;
@@ -69,18 +70,15 @@ impl Volumes for Api {
         &self,
         req: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("CreateVolume", req, |account, r| async move {
             self.cloud
-                .create_volume_indexed(
-                    &account,
-                    r.size,
-                    &r.volume_type,
-                    &r.availability_zone,
-                    &r.snapshot_id,
-                    convert::tags_in(&r.tags),
-                )
+                .create_volume_routed(&account, &r, origin)
                 .await
-                .map(|v| volume(&v))
+                .map(|a| match a {
+                    Answer::Here(v) => volume(&v),
+                    Answer::There(v) => v,
+                })
         })
         .await
     }
@@ -190,10 +188,16 @@ impl Volumes for Api {
         &self,
         req: Request<pb::DescribeSnapshotsRequest>,
     ) -> Result<Response<pb::DescribeSnapshotsResponse>, Status> {
-        self.handle("DescribeSnapshots", req, |account, r| {
-            self.cloud
-                .describe_snapshots(
-                    account,
+        let origin = match (self.origin(&req), req.get_ref().this_host_only) {
+            (_, true) => Origin::RegionHost,
+            (o, false) => o,
+        };
+        self.handle_async("DescribeSnapshots", req, |account, r| async move {
+            let ids = r.snapshot_ids.clone();
+            let d = self
+                .cloud
+                .describe_snapshots_routed(
+                    &account,
                     &DescribeSnapshots {
                         snapshot_ids: r.snapshot_ids,
                         owner_ids: r.owner_ids,
@@ -203,22 +207,30 @@ impl Volumes for Api {
                             next_token: r.next_token,
                         },
                     },
+                    origin,
                 )
-                .map(|p| pb::DescribeSnapshotsResponse {
-                    next_token: p.next_token,
-                    snapshots: p.items.iter().map(snapshot).collect(),
-                })
+                .await?;
+            let mut snapshots: Vec<pb::Snapshot> = d.local.iter().map(snapshot).collect();
+            snapshots.extend(d.remote);
+            Ok(pb::DescribeSnapshotsResponse {
+                next_token: d.next_token,
+                snapshots: in_request_order(&ids, snapshots, |s| s.snapshot_id.as_str()),
+            })
         })
+        .await
     }
 
     async fn delete_snapshot(
         &self,
         req: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        self.handle("DeleteSnapshot", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("DeleteSnapshot", req, |account, r| async move {
             self.cloud
-                .delete_snapshot(account, &r.snapshot_id)
+                .delete_snapshot_routed(&account, &r.snapshot_id, origin)
+                .await
                 .map(|_| pb::DeleteSnapshotResponse {})
         })
+        .await
     }
 }

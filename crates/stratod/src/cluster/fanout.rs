@@ -1,5 +1,5 @@
 //! The region-wide part of a plain describe (no IDs, no page): every other available host
-//! is asked for its own instances (or volumes), all at once, and a host found down is shown
+//! is asked for its own instances (or volumes, or snapshots), all at once, and a host found down is shown
 //! from its capacity reservations (its volumes are left out: nothing in etcd describes
 //! them). Both front ends add this to what this host answers.
 
@@ -59,6 +59,25 @@ pub async fn volumes_of_other_hosts(
         let (account, filters) = (account.to_string(), filters.to_vec());
         async move {
             link.describe_volumes(&host, &account, Vec::new(), &filters)
+                .await
+        }
+    })
+    .await
+}
+
+/// The snapshots of `account` on every other available host, asked all at once (one that
+/// does not answer is left out).
+pub async fn snapshots_of_other_hosts(
+    cloud: &Cloud,
+    account: &str,
+    owner_ids: &[String],
+    filters: &[Filter],
+) -> Vec<pb::Snapshot> {
+    ask_other_hosts(cloud, "DescribeSnapshots", |link, host| {
+        let (account, owners, filters) =
+            (account.to_string(), owner_ids.to_vec(), filters.to_vec());
+        async move {
+            link.describe_snapshots(&host, &account, Vec::new(), &owners, &filters)
                 .await
         }
     })
@@ -172,5 +191,11 @@ impl HasId for pb::InstanceStatus {
 impl HasId for pb::Volume {
     fn id(&self) -> &str {
         &self.volume_id
+    }
+}
+
+impl HasId for pb::Snapshot {
+    fn id(&self) -> &str {
+        &self.snapshot_id
     }
 }

@@ -2,8 +2,9 @@
 //! truth: a terminated instance's claim is removed, a live instance without one (etcd lost
 //! its data, or the key was removed by hand) gets it back, and a claim another host made
 //! for a launch that never arrived is dropped once it is old enough not to be in flight.
-//! This host's keys in the volume index (`owners`) are kept the same way: a volume made or
-//! deleted while etcd was away is put or removed when it is back.
+//! This host's keys in the index of volumes and snapshots (`owners`) are kept the same way:
+//! one made or deleted while etcd was away (or a snapshot CreateImage made) is put or
+//! removed within seconds of etcd answering.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,20 +79,26 @@ pub async fn run(cloud: Arc<Cloud>) {
         if !fix.drop.is_empty() {
             region.release(region.host(), &fix.drop).await;
         }
-        repair_owners(&cloud, &region).await;
+        repair_owners(&region, "vol-", || cloud.held_volumes()).await;
+        repair_owners(&region, "snap-", || cloud.held_snapshots()).await;
     }
 }
 
-/// Brings this host's keys in the volume index in step with its database: the keys are
-/// read first, then the database (see [`owners::repair`]).
-async fn repair_owners(cloud: &Cloud, region: &super::Region) {
-    let Ok(indexed) = region.owned_here("vol-").await else {
+/// Brings this host's keys of IDs starting with `prefix` in the region's index in step with
+/// its database (`held`): the keys are read first, then the database (see
+/// [`owners::repair`]).
+async fn repair_owners(
+    region: &super::Region,
+    prefix: &str,
+    held: impl FnOnce() -> crate::error::ApiResult<Vec<(String, String)>>,
+) {
+    let Ok(indexed) = region.owned_here(prefix).await else {
         return;
     };
-    let held = match cloud.held_volumes() {
+    let held = match held() {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(error = %e.message, "cannot list this host's volumes for the region");
+            tracing::warn!(error = %e.message, "cannot list this host's {prefix} resources for the region");
             return;
         }
     };

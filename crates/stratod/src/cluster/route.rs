@@ -107,13 +107,15 @@ pub fn in_request_order<T>(
 }
 
 /// What kind of resource the IDs of a route are: instances are found through their capacity
-/// reservations, volumes through the region's owner index (`owners`).
+/// reservations, volumes and snapshots through the region's owner index (`owners`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
     /// `i-…`
     Instance,
     /// `vol-…`
     Volume,
+    /// `snap-…`
+    Snapshot,
 }
 
 /// A state change each host makes to its own instances.
@@ -274,7 +276,7 @@ impl Cloud {
         }
         let owners = match kind {
             Resource::Instance => region.owners_of(account, ids).await,
-            Resource::Volume => region.holders_of(account, ids).await,
+            Resource::Volume | Resource::Snapshot => region.holders_of(account, ids).await,
         };
         match owners {
             Ok(owners) => Route::split(region.host(), ids, &owners),
@@ -290,6 +292,7 @@ impl Cloud {
         match kind {
             Resource::Instance => self.owned_instance(account, id).is_ok(),
             Resource::Volume => self.owned_volume(account, id).is_ok(),
+            Resource::Snapshot => self.owned_snapshot(account, id).is_ok(),
         }
     }
 

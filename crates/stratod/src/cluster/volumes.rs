@@ -1,15 +1,17 @@
-//! Calls about volumes in a region of hosts, for both front ends: a volume lives on the host
-//! that created it (its file is on that host's disk), the region's owner index (`owners`)
-//! says which, and a call about another host's volume is forwarded to that host over the
-//! hosts' TLS links, as calls about instances are (`route`). A call another host forwarded
-//! acts here only.
+//! Calls about volumes and snapshots in a region of hosts, for both front ends: a volume
+//! lives on the host that created it (its file is on that host's disk), a snapshot on the
+//! host of its volume, the region's owner index (`owners`) says which, and a call about
+//! another host's volume or snapshot is forwarded to that host over the hosts' TLS links, as
+//! calls about instances are (`route`). A call another host forwarded acts here only.
 //!
-//! Routed: DescribeVolumes (with IDs: each host describes its own; plain: every available
-//! host's), AttachVolume, DetachVolume, DeleteVolume and CreateSnapshot (the snapshot is
-//! taken, and stays, on the volume's host). CreateVolume creates on the host asked, and
-//! puts the volume in the index. A volume attaches only to an instance on its own host:
-//! AttachVolume of a volume and an instance on two hosts is refused with
-//! `InvalidVolume.ZoneMismatch`, EC2's refusal of a pair that cannot be joined.
+//! Routed: DescribeVolumes and DescribeSnapshots (with IDs: each host describes its own;
+//! without: every available host's), AttachVolume, DetachVolume, DeleteVolume,
+//! CreateSnapshot (the snapshot is taken, and stays, on the volume's host) and
+//! DeleteSnapshot. CreateVolume creates on the host asked, or from a snapshot on the
+//! snapshot's host (its file is there), and puts the volume in the index. A volume attaches
+//! only to an instance on its own host: AttachVolume of a volume and an instance on two
+//! hosts is refused with `InvalidVolume.ZoneMismatch`, EC2's refusal of a pair that cannot
+//! be joined.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use super::forward::{pb_filters, Link};
 use super::route::{Described, Origin, Resource};
 use crate::cloud::filters::Filter;
 use crate::cloud::paging::{paginate, PageRequest};
-use crate::cloud::storage::describe::DescribeVolumes;
+use crate::cloud::storage::describe::{DescribeSnapshots, DescribeVolumes};
 use crate::cloud::Cloud;
 use crate::db::instances::Tag;
 use crate::db::volumes::{Snapshot, Volume};
@@ -83,16 +85,19 @@ pub fn pairing(this_host: &str, volume: &Place, instance: &Place) -> Pairing {
     }
 }
 
-/// One page of the region's volumes, `here` and `there` merged in the order one host lists
-/// its own (creation time, then ID), so that a page's offset means the same on every call.
-fn region_page(
-    here: Vec<Volume>,
-    there: Vec<pb::Volume>,
+/// One page of the region's volumes (or snapshots), `here` and `there` merged in the order
+/// one host lists its own (creation time, then ID, as `key` and `pb_key` give them), so that
+/// a page's offset means the same on every call.
+fn region_page<L, R>(
+    here: Vec<L>,
+    there: Vec<R>,
     page: &PageRequest,
-) -> ApiResult<Described<Volume, pb::Volume>> {
-    let mut all: Vec<Answer<Volume, pb::Volume>> = here.into_iter().map(Answer::Here).collect();
+    key: fn(&L) -> (i64, &str),
+    pb_key: fn(&R) -> (i64, &str),
+) -> ApiResult<Described<L, R>> {
+    let mut all: Vec<Answer<L, R>> = here.into_iter().map(Answer::Here).collect();
     all.extend(there.into_iter().map(Answer::There));
-    all.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    all.sort_by(|a, b| order(a, key, pb_key).cmp(&order(b, key, pb_key)));
     let page = paginate(all, page)?;
     let mut out = Described {
         local: Vec::new(),
@@ -108,11 +113,32 @@ fn region_page(
     Ok(out)
 }
 
-fn order_key(v: &Answer<Volume, pb::Volume>) -> (i64, &str) {
-    match v {
-        Answer::Here(v) => (v.created, v.id.as_str()),
-        Answer::There(v) => (v.create_time_unix, v.volume_id.as_str()),
+/// The listing order of one item of [`region_page`].
+fn order<L, R>(
+    x: &Answer<L, R>,
+    key: fn(&L) -> (i64, &str),
+    pb_key: fn(&R) -> (i64, &str),
+) -> (i64, &str) {
+    match x {
+        Answer::Here(v) => key(v),
+        Answer::There(v) => pb_key(v),
     }
+}
+
+fn volume_key(v: &Volume) -> (i64, &str) {
+    (v.created, &v.id)
+}
+
+fn pb_volume_key(v: &pb::Volume) -> (i64, &str) {
+    (v.create_time_unix, &v.volume_id)
+}
+
+fn snapshot_key(s: &Snapshot) -> (i64, &str) {
+    (s.created, &s.id)
+}
+
+fn pb_snapshot_key(s: &pb::Snapshot) -> (i64, &str) {
+    (s.start_time_unix, &s.snapshot_id)
 }
 
 /// The refusal of a volume and an instance on different hosts.
@@ -147,15 +173,26 @@ impl Cloud {
         id: &str,
         origin: Origin,
     ) -> Option<(Link, String)> {
-        match self.place(Resource::Volume, account, id, origin).await {
+        self.elsewhere(Resource::Volume, account, id, origin).await
+    }
+
+    /// The other host that holds `id` of `kind`, if one does (`None`: answer here).
+    async fn elsewhere(
+        &self,
+        kind: Resource,
+        account: &str,
+        id: &str,
+        origin: Origin,
+    ) -> Option<(Link, String)> {
+        match self.place(kind, account, id, origin).await {
             Place::Host(host) => Some((self.link()?, host)),
             Place::Here | Place::Unknown => None,
         }
     }
 
-    /// Puts `(volume ID, account)` of volumes this host just made in the region's index.
-    /// Best effort: while etcd is away nothing waits on it, and the reconciler puts them
-    /// when it is back.
+    /// Puts `(ID, account)` of volumes or snapshots this host just made in the region's
+    /// index. Best effort: while etcd is away nothing waits on it, and the reconciler puts
+    /// them when it is back.
     pub async fn index_volumes(&self, volumes: &[(String, String)]) {
         let Some(region) = &self.cluster else { return };
         if !region.etcd_reachable() {
@@ -163,8 +200,18 @@ impl Cloud {
         }
         for (id, account) in volumes {
             if let Err(e) = region.put_owner(id, account).await {
-                tracing::debug!(volume = %id, error = %crate::error::chain(&e), "volume not indexed yet; the reconciler will");
+                tracing::debug!(resource = %id, error = %crate::error::chain(&e), "not indexed yet; the reconciler will");
                 return;
+            }
+        }
+    }
+
+    /// Removes `id`, which this host no longer has, from the region's index (best effort:
+    /// the reconciler removes what this misses).
+    async fn unindex(&self, id: &str) {
+        if let Some(region) = self.cluster.as_ref().filter(|r| r.etcd_reachable()) {
+            if let Err(e) = region.drop_owner(id).await {
+                tracing::debug!(resource = id, error = %crate::error::chain(&e), "left in the index; the reconciler will remove it");
             }
         }
     }
@@ -186,19 +233,35 @@ impl Cloud {
         });
     }
 
-    /// CreateVolume, on this host, indexed in the region.
-    pub async fn create_volume_indexed(
+    /// CreateVolume: on this host, or from a snapshot on the snapshot's host; indexed in
+    /// the region by the host that makes it.
+    pub async fn create_volume_routed(
         self: &Arc<Self>,
         account: &str,
-        size: i64,
-        volume_type: &str,
-        az: &str,
-        snapshot_id: &str,
-        tags: Vec<Tag>,
-    ) -> ApiResult<Volume> {
-        let v = self.create_volume(account, size, volume_type, az, snapshot_id, tags)?;
+        req: &pb::CreateVolumeRequest,
+        origin: Origin,
+    ) -> ApiResult<Answer<Volume, pb::Volume>> {
+        if !req.snapshot_id.is_empty() {
+            let there = self
+                .elsewhere(Resource::Snapshot, account, &req.snapshot_id, origin)
+                .await;
+            if let Some((link, host)) = there {
+                return link
+                    .create_volume(&host, account, req.clone())
+                    .await
+                    .map(Answer::There);
+            }
+        }
+        let v = self.create_volume(
+            account,
+            req.size,
+            &req.volume_type,
+            &req.availability_zone,
+            &req.snapshot_id,
+            crate::api::convert::tags_in(&req.tags),
+        )?;
         self.index_volumes(&[(v.id.clone(), v.owner.clone())]).await;
-        Ok(v)
+        Ok(Answer::Here(v))
     }
 
     /// DescribeVolumes across the region: with IDs each volume's host answers for it; one
@@ -228,7 +291,7 @@ impl Cloud {
             all.page = PageRequest::default();
             let here = self.describe_volumes(account, &all)?.items;
             let there = super::fanout::volumes_of_other_hosts(self, account, &req.filters).await;
-            return region_page(here, there, &req.page);
+            return region_page(here, there, &req.page, volume_key, pb_volume_key);
         }
         self.described_by_owner(
             Resource::Volume,
@@ -316,11 +379,7 @@ impl Cloud {
             return link.delete_volume(&host, account, volume_id).await;
         }
         self.delete_volume(account, volume_id)?;
-        if let Some(region) = self.cluster.as_ref().filter(|r| r.etcd_reachable()) {
-            if let Err(e) = region.drop_owner(volume_id).await {
-                tracing::debug!(volume = volume_id, error = %crate::error::chain(&e), "volume left in the index; the reconciler will remove it");
-            }
-        }
+        self.unindex(volume_id).await;
         Ok(())
     }
 
@@ -338,14 +397,137 @@ impl Cloud {
                 .create_snapshot(&host, account, volume_id, description, &tags)
                 .await
                 .map(Answer::There),
-            None => self
-                .create_snapshot(account, volume_id, description, tags)
-                .map(Answer::Here),
+            None => {
+                let s = self.create_snapshot(account, volume_id, description, tags)?;
+                self.index_volumes(&[(s.id.clone(), s.owner.clone())]).await;
+                Ok(Answer::Here(s))
+            }
         }
+    }
+
+    /// DeleteSnapshot, on the snapshot's host, which takes it out of the region's index.
+    pub async fn delete_snapshot_routed(
+        &self,
+        account: &str,
+        snapshot_id: &str,
+        origin: Origin,
+    ) -> ApiResult<()> {
+        let there = self
+            .elsewhere(Resource::Snapshot, account, snapshot_id, origin)
+            .await;
+        if let Some((link, host)) = there {
+            return link.delete_snapshot(&host, account, snapshot_id).await;
+        }
+        self.delete_snapshot(account, snapshot_id)?;
+        self.unindex(snapshot_id).await;
+        Ok(())
+    }
+
+    /// DescribeSnapshots across the region, as [`Cloud::describe_volumes_routed`].
+    pub async fn describe_snapshots_routed(
+        &self,
+        account: &str,
+        req: &DescribeSnapshots,
+        origin: Origin,
+    ) -> ApiResult<Described<Snapshot, pb::Snapshot>> {
+        let paged = req.page.max_results != 0 || !req.page.next_token.is_empty();
+        if self.cluster.is_none()
+            || origin == Origin::RegionHost
+            || paged && !req.snapshot_ids.is_empty()
+        {
+            let page = self.describe_snapshots(account, req)?;
+            return Ok(Described {
+                local: page.items,
+                next_token: page.next_token,
+                remote: Vec::new(),
+            });
+        }
+        if req.snapshot_ids.is_empty() {
+            let mut all = req.clone();
+            all.page = PageRequest::default();
+            let here = self.describe_snapshots(account, &all)?.items;
+            let there = super::fanout::snapshots_of_other_hosts(
+                self,
+                account,
+                &req.owner_ids,
+                &req.filters,
+            )
+            .await;
+            return region_page(here, there, &req.page, snapshot_key, pb_snapshot_key);
+        }
+        self.described_by_owner(
+            Resource::Snapshot,
+            account,
+            &req.snapshot_ids,
+            origin,
+            |ids| {
+                let mut mine = req.clone();
+                mine.snapshot_ids = ids;
+                self.describe_snapshots(account, &mine)
+            },
+            |link, host, ids| async move {
+                link.describe_snapshots(&host, account, ids, &req.owner_ids, &req.filters)
+                    .await
+            },
+        )
+        .await
     }
 }
 
 impl Link {
+    /// CreateVolume on `host` (from a snapshot there).
+    pub async fn create_volume(
+        &self,
+        host: &str,
+        account: &str,
+        msg: pb::CreateVolumeRequest,
+    ) -> ApiResult<pb::Volume> {
+        self.on_volumes(host, account, msg, |mut c, r| async move {
+            c.create_volume(r).await
+        })
+        .await
+    }
+
+    /// DescribeSnapshots of `host`'s own snapshots (`ids` empty: all of them).
+    pub async fn describe_snapshots(
+        &self,
+        host: &str,
+        account: &str,
+        ids: Vec<String>,
+        owner_ids: &[String],
+        filters: &[Filter],
+    ) -> ApiResult<Vec<pb::Snapshot>> {
+        let msg = pb::DescribeSnapshotsRequest {
+            snapshot_ids: ids,
+            owner_ids: owner_ids.to_vec(),
+            filters: pb_filters(filters),
+            this_host_only: true,
+            ..Default::default()
+        };
+        self.on_volumes(host, account, msg, |mut c, r| async move {
+            c.describe_snapshots(r).await
+        })
+        .await
+        .map(|r| r.snapshots)
+    }
+
+    /// DeleteSnapshot on `host`.
+    pub async fn delete_snapshot(
+        &self,
+        host: &str,
+        account: &str,
+        snapshot_id: &str,
+    ) -> ApiResult<()> {
+        let msg = pb::DeleteSnapshotRequest {
+            snapshot_id: snapshot_id.to_string(),
+        };
+        self.on_volumes(host, account, msg, |mut c, r| async move {
+            c.delete_snapshot(r).await
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// DescribeVolumes of `host`'s own volumes (`ids` empty: all of them).
     pub async fn describe_volumes(
         &self,
@@ -515,7 +697,7 @@ mod tests {
                 max_results: max,
                 next_token: token.into(),
             };
-            region_page(local(), remote(), &p)
+            region_page(local(), remote(), &p, volume_key, pb_volume_key)
         };
         let ids = |d: &Described<Volume, pb::Volume>| {
             let mut v: Vec<String> = d.local.iter().map(|v| v.id.clone()).collect();

@@ -55,6 +55,17 @@ impl Cloud {
             .collect())
     }
 
+    /// The `(snapshot ID, account)` of every snapshot this host holds (the region's index
+    /// follows them).
+    pub fn held_snapshots(&self) -> ApiResult<Vec<(String, String)>> {
+        Ok(self
+            .db
+            .snapshots()?
+            .into_iter()
+            .map(|s| (s.id, s.owner))
+            .collect())
+    }
+
     /// A snapshot the account owns.
     pub fn owned_snapshot(&self, account: &str, id: &str) -> ApiResult<Snapshot> {
         ids::check(Kind::Snapshot, id)?;

@@ -106,7 +106,7 @@ fn remote_volume(v: &pb::Volume) -> Value {
     ])
 }
 
-/// Another host's snapshot as CreateSnapshot shows it.
+/// Another host's snapshot as CreateSnapshot and DescribeSnapshots show it.
 fn remote_snapshot(s: &pb::Snapshot) -> Value {
     Value::obj([
         ("SnapshotId", (&s.snapshot_id).into()),
@@ -224,20 +224,23 @@ fn image(v: ImageView) -> Value {
     ])
 }
 
-/// CreateVolume (on this host, indexed in the region).
+/// CreateVolume: on this host, or from a snapshot on the snapshot's host.
 pub async fn create_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let req = pb::CreateVolumeRequest {
+        size: input.int("Size").unwrap_or(0),
+        volume_type: input.str("VolumeType").to_string(),
+        availability_zone: input.str("AvailabilityZone").to_string(),
+        snapshot_id: input.str("SnapshotId").to_string(),
+        tags: crate::api::convert::tags(&tags_for(input, "volume")),
+    };
     let v = ctx
         .cloud
-        .create_volume_indexed(
-            ctx.account(),
-            input.int("Size").unwrap_or(0),
-            input.str("VolumeType"),
-            input.str("AvailabilityZone"),
-            input.str("SnapshotId"),
-            tags_for(input, "volume"),
-        )
+        .create_volume_routed(ctx.account(), &req, Origin::Caller)
         .await?;
-    Ok(volume(&v))
+    Ok(match v {
+        Answer::Here(v) => volume(&v),
+        Answer::There(v) => remote_volume(&v),
+    })
 }
 
 /// AttachVolume, on the volume's host.
@@ -326,27 +329,45 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     })
 }
 
-/// DescribeSnapshots.
-pub fn describe_snapshots(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let p = ctx.cloud.describe_snapshots(
-        ctx.account(),
-        &DescribeSnapshots {
-            snapshot_ids: input.strs("SnapshotIds"),
-            owner_ids: input.strs("OwnerIds"),
-            filters: filters(input),
-            page: page_request(input)?,
-        },
-    )?;
+/// DescribeSnapshots: snapshots named by ID from their hosts; one without IDs covers every
+/// available host of a region.
+pub async fn describe_snapshots(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let ids = input.strs("SnapshotIds");
+    let p = ctx
+        .cloud
+        .describe_snapshots_routed(
+            ctx.account(),
+            &DescribeSnapshots {
+                snapshot_ids: ids.clone(),
+                owner_ids: input.strs("OwnerIds"),
+                filters: filters(input),
+                page: page_request(input)?,
+            },
+            Origin::Caller,
+        )
+        .await?;
+    let mut items: Vec<(String, Value)> = p
+        .local
+        .iter()
+        .map(|s| (s.id.clone(), snapshot(s)))
+        .collect();
+    items.extend(
+        p.remote
+            .iter()
+            .map(|s| (s.snapshot_id.clone(), remote_snapshot(s))),
+    );
+    let items = in_request_order(&ids, items, |(id, _)| id.as_str());
     Ok(Value::obj([
-        ("Snapshots", Value::list(p.items.iter().map(snapshot))),
+        ("Snapshots", Value::list(items.into_iter().map(|(_, s)| s))),
         ("NextToken", nonempty(&p.next_token)),
     ]))
 }
 
-/// DeleteSnapshot.
-pub fn delete_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// DeleteSnapshot, on the snapshot's host.
+pub async fn delete_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_snapshot(ctx.account(), input.str("SnapshotId"))?;
+        .delete_snapshot_routed(ctx.account(), input.str("SnapshotId"), Origin::Caller)
+        .await?;
     Ok(Value::obj([]))
 }
 
