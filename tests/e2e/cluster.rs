@@ -451,14 +451,7 @@ fn three_hosts_one_region() {
         .cli_raw(&["describe-volumes", "--volume-ids", &restored])
         .status
         .success());
-    let v3 = d[2].aws(None).json(&[
-        "ec2",
-        "create-volume",
-        "--size",
-        "1",
-        "--availability-zone",
-        &az,
-    ])["VolumeId"]
+    let v3 = d[2].json(&["create-volume", "--size", "1", "--availability-zone", &az])["VolumeId"]
         .as_str()
         .unwrap()
         .to_string();

@@ -821,6 +821,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn volumes_of_a_host_cut_off_from_etcd_are_made_and_answered_here() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (_dir, cloud) = region_cloud(&silent);
+        let account = cloud.admin_account().to_string();
+        let started = std::time::Instant::now();
+        // Made here (the index catches up when etcd is back), and found here.
+        let req = pb::CreateVolumeRequest {
+            size: 1,
+            availability_zone: cloud.cfg.availability_zones[0].clone(),
+            ..Default::default()
+        };
+        let made = cloud
+            .create_volume_routed(&account, &req, Origin::Caller)
+            .await
+            .unwrap();
+        let crate::cluster::volumes::Answer::Here(v) = made else {
+            panic!("made elsewhere")
+        };
+        let d = cloud
+            .describe_volumes_routed(
+                &account,
+                &crate::cloud::storage::describe::DescribeVolumes {
+                    volume_ids: vec![v.id.clone()],
+                    ..Default::default()
+                },
+                Origin::Caller,
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.local.len(), 1);
+        assert!(d.remote.is_empty());
+        // An ID this host does not hold is refused here, as on one host.
+        let err = cloud
+            .delete_volume_routed(&account, "vol-0000000000000000a", Origin::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidVolumeNotFound);
+        cloud
+            .delete_volume_routed(&account, &v.id, Origin::Caller)
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[tokio::test]
     async fn a_local_refusal_keeps_the_code() {
         let link = Fake::default();
         let err = change_states(
