@@ -637,6 +637,54 @@ fn three_hosts_one_region() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    // The volume index follows the hosts' volumes: the racers' root volumes went with their
+    // instances (DeleteOnTermination), and every live instance's root volume is indexed
+    // under its instance's host.
+    let deadline = Instant::now() + T;
+    loop {
+        let indexed: BTreeSet<(String, String)> = etcd_keys(&ul, "owners/")
+            .iter()
+            .filter_map(|k| k.split_once('/'))
+            .filter(|(_, id)| id.starts_with("vol-"))
+            .map(|(h, id)| (h.to_string(), id.to_string()))
+            .collect();
+        let listed: BTreeSet<String> = d[0].json(&["describe-volumes"])["Volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["VolumeId"].as_str().unwrap().to_string())
+            .collect();
+        let roots: BTreeSet<(String, String)> =
+            strato_e2e::instances_of(&d[0].json(&["describe-instances"]))
+                .iter()
+                .filter(|i| i["State"]["Name"] != "terminated")
+                .flat_map(|i| {
+                    let host = i["Placement"]["HostId"].as_str().unwrap().to_string();
+                    i["BlockDeviceMappings"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|b| b["DeviceName"] == "/dev/vda")
+                        .map(|b| {
+                            (
+                                host.clone(),
+                                b["Ebs"]["VolumeId"].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        let ids: BTreeSet<String> = indexed.iter().map(|(_, id)| id.clone()).collect();
+        if ids == listed && indexed.is_superset(&roots) && roots.len() == 9 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "index {indexed:?}\nlisted {listed:?}\nroots {roots:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     // The overlay follows membership: every VPC's VXLAN device on each host (each has
     // its default VPC by now) replicates to the other two hosts' underlay addresses.
     for (k, x) in d.iter().enumerate() {
@@ -784,6 +832,25 @@ fn three_hosts_one_region() {
         stopped.elapsed()
     );
     eprintln!("cluster test took {:?}", started.elapsed());
+}
+
+/// The keys under `/strato/home-1/<prefix>` in the region's etcd, without that prefix.
+fn etcd_keys(ul: &Underlay, prefix: &str) -> Vec<String> {
+    let full = format!("/strato/home-1/{prefix}");
+    let out = ul.sh(&format!(
+        "ETCDCTL_API=3 etcdctl --endpoints {} get --prefix --keys-only {full}",
+        ul.etcd_endpoint()
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&full))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The underlay addresses the VXLAN devices of `d`'s VPCs replicate to (the all-zeros
