@@ -19,6 +19,7 @@ use strato_proto::v1 as pb;
 
 use super::forward::{pb_filters, Link};
 use super::route::{Described, Origin, Resource};
+use crate::cloud::compute::launch::check_device;
 use crate::cloud::filters::Filter;
 use crate::cloud::paging::{paginate, PageRequest};
 use crate::cloud::storage::describe::{DescribeSnapshots, DescribeVolumes};
@@ -287,6 +288,8 @@ impl Cloud {
             });
         }
         if req.volume_ids.is_empty() {
+            // A page this host would refuse is refused before the other hosts are asked.
+            paginate(Vec::<()>::new(), &req.page)?;
             let mut all = req.clone();
             all.page = PageRequest::default();
             let here = self.describe_volumes(account, &all)?.items;
@@ -334,6 +337,12 @@ impl Cloud {
             .await;
         match (pairing(region.host(), &volume, &instance), self.link()) {
             (Pairing::Apart { volume, instance }, _) => {
+                // Both exist: a device the volume's host would refuse is refused as it
+                // would be, before the pairing.
+                if device.is_empty() {
+                    return Err(ApiError::missing("Device"));
+                }
+                check_device(device)?;
                 Err(apart(volume_id, instance_id, &volume, &instance))
             }
             (Pairing::There(host), Some(link)) => link
@@ -443,6 +452,7 @@ impl Cloud {
             });
         }
         if req.snapshot_ids.is_empty() {
+            paginate(Vec::<()>::new(), &req.page)?;
             let mut all = req.clone();
             all.page = PageRequest::default();
             let here = self.describe_snapshots(account, &all)?.items;
