@@ -8,7 +8,8 @@
 # console: BREAK and `b` (reboot) must end the monitor with the reset status (5); booted
 # again on the same volumes, as the daemon reboots an instance in place, the kernel must
 # come up again, and BREAK and `o` (power off) must end the monitor with the power-off
-# status (0) through ACPI S5. Prints the seconds from the monitor's start to each milestone.
+# status (0) through ACPI S5. Prints the seconds from the monitor's start to each milestone
+# and the CPU seconds the monitor had used by then (steady under load, unlike the first).
 #
 #   scripts/linux-smoke.sh [--keep] [minimal|debian]
 #
@@ -152,6 +153,11 @@ launch() {
 launch "$work/console.log"
 
 elapsed() { echo "$(date +%s.%N) $start" | awk '{printf "%.1f", $1 - $2}'; }
+# The CPU seconds the monitor has used (all its threads; the emulated guest kernel runs on
+# its vCPU thread): unlike the wall-clock seconds, they barely grow when other work loads
+# the machine, so they compare boots measured at different times.
+tick="$(getconf CLK_TCK)"
+cpu_s() { awk -v t="$tick" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$vmm_pid/stat" 2>/dev/null || echo "?"; }
 
 # Milestones, in the order they usually come: name|pattern (extended regex on the console).
 milestones=(
@@ -210,7 +216,7 @@ while :; do
 		[ -n "${seen[$name]:-}" ] && continue
 		if grep -qE "${m#*|}" "$work/console.log"; then
 			seen[$name]="$(elapsed)"
-			printf '%7s s  %s\n' "${seen[$name]}" "$name"
+			printf '%7s s  %7s cpu-s  %s\n' "${seen[$name]}" "$(cpu_s)" "$name"
 		fi
 	done
 	# The kernel's network stack answers once IP-Config is done.

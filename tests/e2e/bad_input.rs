@@ -404,7 +404,7 @@ fn cli_refusals_carry_the_ec2_code_and_change_nothing() {
         ],
     );
     e(
-        ipv,
+        "InvalidVolume.ZoneMismatch",
         &[
             "attach-volume",
             "--volume-id",
@@ -1674,7 +1674,7 @@ async fn volume_rpcs(k: &mut Clients, f: &Fixture) {
         k.v.attach_volume(attach(&f.vol, &f.running, "/dev/vda"))
     );
     refuse!(
-        ipv,
+        "InvalidVolume.ZoneMismatch",
         k.v.attach_volume(attach(&f.far, &f.running, "/dev/vdf"))
     );
     refuse!(

@@ -5,7 +5,9 @@
 //! on disjoint hosts; launches another host placed are forwarded to it over TLS), a host
 //! killed with kill -9 (`unavailable` on the others within TTL plus a probe; restarted, it
 //! rejoins and adopts its VMs), and etcd stopped and started again (launches refused with
-//! `Unavailable` meanwhile, VMs untouched; afterwards nothing is lost).
+//! `Unavailable` meanwhile, VMs untouched; afterwards nothing is lost). Calls about
+//! instances and volumes reach their hosts from any host, through the CLI and the Query
+//! API.
 
 #![allow(clippy::unwrap_used)]
 
@@ -385,6 +387,165 @@ fn three_hosts_one_region() {
     d[0].cli(&["start-instances", "--instance-ids", &i3]);
     d[2].wait_state(&i3, "running", T);
 
+    // Volumes follow their hosts (the region's volume index in etcd): one made on h2 is
+    // described, attached to h2's instance, snapshotted, detached and deleted through h1,
+    // and refused an instance of another host; one made on h3 goes the same way through
+    // h1's Query API; a plain describe on any host lists every host's volumes.
+    let az = d[1].instance(&i2)["Placement"]["AvailabilityZone"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = d[1].json(&["create-volume", "--size", "1", "--availability-zone", &az]);
+    let v2 = v["VolumeId"].as_str().unwrap().to_string();
+    let on = |x: &Daemon, id: &str| x.json(&["describe-volumes", "--volume-ids", id]);
+    assert_eq!(on(&d[0], &v2)["Volumes"][0]["State"], "available");
+    d[0].cli_err_as(
+        Some("token-alice"),
+        "InvalidVolume.NotFound",
+        &["describe-volumes", "--volume-ids", &v2],
+    );
+    let attach = |vol: &str, inst: &str| {
+        [
+            "attach-volume",
+            "--volume-id",
+            vol,
+            "--instance-id",
+            inst,
+            "--device",
+            "/dev/vdf",
+        ]
+        .map(str::to_string)
+    };
+    fn strs(a: &[String]) -> Vec<&str> {
+        a.iter().map(String::as_str).collect()
+    }
+    let err = d[0].cli_err("InvalidVolume.ZoneMismatch", &strs(&attach(&v2, &i3)));
+    assert!(err.contains("host h2") && err.contains("host h3"), "{err}");
+    let a = d[0].json(&strs(&attach(&v2, &i2)));
+    assert_eq!(
+        (a["InstanceId"].as_str(), a["State"].as_str()),
+        (Some(i2.as_str()), Some("attached")),
+        "{a}"
+    );
+    let v = on(&d[2], &v2);
+    assert_eq!(v["Volumes"][0]["State"], "in-use", "{v}");
+    assert_eq!(v["Volumes"][0]["Attachments"][0]["InstanceId"], i2.as_str());
+    // The owner's refusal keeps its code.
+    d[0].cli_err("VolumeInUse", &["delete-volume", "--volume-id", &v2]);
+    // The snapshot is taken, and stays, on the volume's host; --wait follows it from h1, and
+    // a volume made from it is made there too.
+    let snap = d[0].json(&["create-snapshot", "--volume-id", &v2, "--wait"]);
+    assert_eq!(snap["State"], "completed", "{snap}");
+    let snap = snap["SnapshotId"].as_str().unwrap().to_string();
+    let v = d[1].json(&["describe-snapshots", "--snapshot-ids", &snap]);
+    assert_eq!(v["Snapshots"][0]["VolumeId"], v2.as_str(), "{v}");
+    let v = d[0].json(&[
+        "create-volume",
+        "--snapshot-id",
+        &snap,
+        "--availability-zone",
+        &az,
+    ]);
+    let restored = v["VolumeId"].as_str().unwrap().to_string();
+    assert!(d[1]
+        .cli_raw(&["describe-volumes", "--volume-ids", &restored])
+        .status
+        .success());
+    let v3 = d[2].json(&["create-volume", "--size", "1", "--availability-zone", &az])["VolumeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Plain describes: every host lists the same volumes, the root volumes of the nine
+    // instances among them; the Query API's lists them too.
+    let roots: BTreeSet<String> = strato_e2e::instances_of(&d[0].json(&["describe-instances"]))
+        .iter()
+        .flat_map(|i| i["BlockDeviceMappings"].as_array().unwrap().clone())
+        .filter(|b| b["DeviceName"] == "/dev/vda")
+        .map(|b| b["Ebs"]["VolumeId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(roots.len(), 9, "{roots:?}");
+    let listed = |v: &Value| -> BTreeSet<String> {
+        v["Volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["VolumeId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let everywhere = listed(&d[0].json(&["describe-volumes"]));
+    assert!(everywhere.is_superset(&roots), "{everywhere:?}");
+    assert!(everywhere.contains(&v2) && everywhere.contains(&v3) && everywhere.contains(&restored));
+    for x in &d[1..] {
+        assert_eq!(
+            listed(&x.json(&["describe-volumes"])),
+            everywhere,
+            "{}",
+            x.ns
+        );
+    }
+    // The aws CLI asks for pages of 1000: the region's volumes are paged as one listing.
+    assert_eq!(listed(&aws.json(&["ec2", "describe-volumes"])), everywhere);
+    let snaps = |v: &Value| -> BTreeSet<String> {
+        v["Snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["SnapshotId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(snaps(&d[2].json(&["describe-snapshots"])).contains(&snap));
+    assert!(snaps(&aws.json(&["ec2", "describe-snapshots"])).contains(&snap));
+    let wait_available = |x: &dyn Fn() -> Value, id: &str| {
+        let deadline = Instant::now() + T;
+        loop {
+            let v = x();
+            if v["Volumes"][0]["State"] == "available" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} is not available: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    d[0].json(&["detach-volume", "--volume-id", &v2]);
+    wait_available(&|| on(&d[0], &v2), &v2);
+    d[0].cli(&["delete-volume", "--volume-id", &v2]);
+    wait_available(&|| on(&d[2], &restored), &restored);
+    d[2].cli(&["delete-volume", "--volume-id", &restored]);
+    d[2].cli(&["delete-snapshot", "--snapshot-id", &snap]);
+    for x in &d {
+        x.cli_err(
+            "InvalidVolume.NotFound",
+            &["describe-volumes", "--volume-ids", &v2],
+        );
+        x.cli_err(
+            "InvalidSnapshot.NotFound",
+            &["describe-snapshots", "--snapshot-ids", &snap],
+        );
+    }
+    // h3's volume through h1's Query API.
+    let v = aws.json(&["ec2", "describe-volumes", "--volume-ids", &v3]);
+    assert_eq!(v["Volumes"][0]["VolumeId"], v3.as_str(), "{v}");
+    let (far, near) = (attach(&v3, &i2), attach(&v3, &i3));
+    fn ec2(a: &[String]) -> Vec<&str> {
+        [vec!["ec2"], strs(a)].concat()
+    }
+    let err = aws.err("InvalidVolume.ZoneMismatch", &ec2(&far));
+    assert!(err.contains("host h3") && err.contains("host h2"), "{err}");
+    let a = aws.json(&ec2(&near));
+    assert_eq!(a["State"], "attached", "{a}");
+    let v = d[2].json(&["describe-volumes", "--volume-ids", &v3]);
+    assert_eq!(v["Volumes"][0]["Attachments"][0]["InstanceId"], i3.as_str());
+    aws.json(&["ec2", "detach-volume", "--volume-id", &v3]);
+    wait_available(
+        &|| aws.json(&["ec2", "describe-volumes", "--volume-ids", &v3]),
+        &v3,
+    );
+    aws.json(&["ec2", "delete-volume", "--volume-id", &v3]);
+    aws.err(
+        "InvalidVolume.NotFound",
+        &["ec2", "describe-volumes", "--volume-ids", &v3],
+    );
+
     // Only a host holding the region's secret may name a launch's IDs and slots.
     let forged = pb::RunInstancesRequest {
         image_id: amis[0].clone(),
@@ -473,6 +634,54 @@ fn three_hosts_one_region() {
         .any(|h| h["AvailableCapacity"]["AvailableVCpus"] != 1)
     {
         assert!(Instant::now() < deadline, "{:?}", hosts(&d[0]));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // The volume index follows the hosts' volumes: the racers' root volumes went with their
+    // instances (DeleteOnTermination), and every live instance's root volume is indexed
+    // under its instance's host.
+    let deadline = Instant::now() + T;
+    loop {
+        let indexed: BTreeSet<(String, String)> = etcd_keys(&ul, "owners/")
+            .iter()
+            .filter_map(|k| k.split_once('/'))
+            .filter(|(_, id)| id.starts_with("vol-"))
+            .map(|(h, id)| (h.to_string(), id.to_string()))
+            .collect();
+        let listed: BTreeSet<String> = d[0].json(&["describe-volumes"])["Volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["VolumeId"].as_str().unwrap().to_string())
+            .collect();
+        let roots: BTreeSet<(String, String)> =
+            strato_e2e::instances_of(&d[0].json(&["describe-instances"]))
+                .iter()
+                .filter(|i| i["State"]["Name"] != "terminated")
+                .flat_map(|i| {
+                    let host = i["Placement"]["HostId"].as_str().unwrap().to_string();
+                    i["BlockDeviceMappings"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|b| b["DeviceName"] == "/dev/vda")
+                        .map(|b| {
+                            (
+                                host.clone(),
+                                b["Ebs"]["VolumeId"].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        let ids: BTreeSet<String> = indexed.iter().map(|(_, id)| id.clone()).collect();
+        if ids == listed && indexed.is_superset(&roots) && roots.len() == 9 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "index {indexed:?}\nlisted {listed:?}\nroots {roots:?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 
@@ -584,12 +793,29 @@ fn three_hosts_one_region() {
     );
     assert!(err.contains("etcd"), "{err}");
     assert_eq!(d[1].state(&spread[1].0), "running");
+    // A host keeps making and describing its own volumes; the index catches up later.
+    let v = d[0].json(&["create-volume", "--size", "1", "--availability-zone", &az]);
+    let late_vol = v["VolumeId"].as_str().unwrap().to_string();
+    d[0].json(&["describe-volumes", "--volume-ids", &late_vol]);
     etcd.start();
     for x in &d {
         for n in names {
             wait_host(x, n, "available", T);
         }
     }
+    let deadline = Instant::now() + T;
+    while !d[1]
+        .cli_raw(&["describe-volumes", "--volume-ids", &late_vol])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{late_vol}, made while etcd was away, never reached the index"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    d[1].cli(&["delete-volume", "--volume-id", &late_vol]);
     let total: usize = hosts(&d[0])
         .values()
         .map(|h| h["Instances"].as_array().unwrap().len())
@@ -720,6 +946,25 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
         std::thread::sleep(Duration::from_millis(300));
     }
     eprintln!("query API launches took {:?}", started.elapsed());
+}
+
+/// The keys under `/strato/home-1/<prefix>` in the region's etcd, without that prefix.
+fn etcd_keys(ul: &Underlay, prefix: &str) -> Vec<String> {
+    let full = format!("/strato/home-1/{prefix}");
+    let out = ul.sh(&format!(
+        "ETCDCTL_API=3 etcdctl --endpoints {} get --prefix --keys-only {full}",
+        ul.etcd_endpoint()
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&full))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The underlay addresses the VXLAN devices of `d`'s VPCs replicate to (the all-zeros

@@ -454,7 +454,7 @@ fn impossible_attachments_are_refused() {
 
     // A volume in another zone.
     let far = create_volume(&d, "home-1b");
-    err("InvalidParameterValue", attach(&far, &id, "/dev/vdf"));
+    err("InvalidVolume.ZoneMismatch", attach(&far, &id, "/dev/vdf"));
     assert_eq!(volume(&d, &far)["State"], "available");
 
     // A device already in use: the root, also under another name for the same slot.

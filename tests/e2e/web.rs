@@ -663,6 +663,9 @@ fn pages_in_headless_chromium() {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("about:blank")
+        // Chromium's own temporary folders (/tmp/org.chromium.Chromium.*) go where the
+        // profile goes, and with it when the test ends.
+        .env("TMPDIR", &profile)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(d.dir.join("chromium.log")).unwrap())
         .spawn()

@@ -6,13 +6,6 @@
 //!   SMEP/SMAP and
 //!   what depends on them), and reports the vendor GenuineIntel so that Linux avoids the
 //!   AMD-only FNCLEX path;
-//! - hides ERMS and FSRM (fast REP MOVSB/STOSB): the emulator runs a REP-prefixed string
-//!   instruction one element at a time, slower per byte than the unrolled moves Linux
-//!   picks without them (Linux sets REP_GOOD itself only for Intel's family 6, so the
-//!   `rep stosq` paths go too): scripts/linux-smoke.sh reached `Run /sbin/init` in 58 s
-//!   instead of 78 s (docs/performance.md). IA32_MISC_ENABLE keeps fast strings on: with
-//!   them off this host's KVM delivered an exception that Linux's paranoid entry then
-//!   handled with LSL, which the emulator refuses;
 //! - hides the KVM paravirtual features that make Linux issue hypercalls (PV spinlock kicks,
 //!   PV IPIs, PV sched yield): the emulator answers a VMCALL by rewriting it in guest memory,
 //!   which faults once the kernel's text is read-only, so an SMP guest died at its first
@@ -41,10 +34,6 @@ const LEAF1_ECX_F16C: u32 = 1 << 29;
 const LEAF7_EBX_AVX2: u32 = 1 << 5;
 const LEAF7_EBX_SMEP: u32 = 1 << 7;
 const LEAF7_EBX_SMAP: u32 = 1 << 20;
-/// ERMS: enhanced REP MOVSB/STOSB (Linux's memset, memcpy and clear_page then use them).
-const LEAF7_EBX_ERMS: u32 = 1 << 9;
-/// FSRM: fast short REP MOVSB (Linux's memmove then uses it for every length).
-const LEAF7_EDX_FSRM: u32 = 1 << 4;
 /// All AVX-512 foundation/extension bits in CPUID.7.0:EBX (they need XSAVE state).
 const LEAF7_EBX_AVX512: u32 =
     (1 << 16) | (1 << 17) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31);
@@ -85,12 +74,7 @@ pub fn apply_template(cpuid: &mut CpuId, template: CpuTemplate) {
                     | LEAF1_ECX_CX16);
             }
             (7, 0) => {
-                e.ebx &= !(LEAF7_EBX_SMEP
-                    | LEAF7_EBX_SMAP
-                    | LEAF7_EBX_AVX2
-                    | LEAF7_EBX_AVX512
-                    | LEAF7_EBX_ERMS);
-                e.edx &= !LEAF7_EDX_FSRM;
+                e.ebx &= !(LEAF7_EBX_SMEP | LEAF7_EBX_SMAP | LEAF7_EBX_AVX2 | LEAF7_EBX_AVX512);
             }
             (0xd, _) => {
                 // No XSAVE state components without XSAVE.
@@ -247,7 +231,7 @@ mod tests {
         CpuId::from_entries(&[
             e(0, 0, 0xd, 0x6874_7541, 0x444d_4163, 0x6974_6e65), // AuthenticAMD
             e(1, 0, 0, 0, u32::MAX, u32::MAX),
-            e(7, 0, 0, u32::MAX, 0, u32::MAX),
+            e(7, 0, 0, u32::MAX, 0, 0),
             e(0xd, 0, 7, 0x240, 0x340, 0),
             e(KVM_CPUID_FEATURES, 0, 0xffff, 0, 0, 0),
         ])
@@ -265,10 +249,6 @@ mod tests {
             0
         );
         assert_eq!(s[2].ebx & (LEAF7_EBX_SMEP | LEAF7_EBX_SMAP), 0);
-        // No fast REP MOVSB/STOSB; the rest of leaf 7's EDX stays.
-        assert_eq!(s[2].ebx & LEAF7_EBX_ERMS, 0);
-        assert_eq!(s[2].edx & LEAF7_EDX_FSRM, 0);
-        assert_ne!(s[2].edx & 1, 0);
         assert_eq!(s[3].eax, 0);
         // No PV spinlock kicks, PV IPIs or PV sched yield; kvm-clock and the rest stay.
         assert_eq!(s[4].eax, 0xffff & !((1 << 7) | (1 << 11) | (1 << 13)));

@@ -83,7 +83,7 @@ pub async fn describe_volumes(conn: &Conn, a: DescribeVolumes) -> Result<View, C
         volume_ids: a.volume_ids,
         filters: flatten(a.filters),
         max_results: a.page_size.unwrap_or_default(),
-        next_token: String::new(),
+        ..Default::default()
     };
     let client = conn.volumes();
     let err = conn.error("DescribeVolumes");
@@ -135,7 +135,7 @@ pub async fn describe_snapshots(conn: &Conn, a: DescribeSnapshots) -> Result<Vie
         owner_ids: a.owner_ids,
         filters: flatten(a.filters),
         max_results: a.page_size.unwrap_or_default(),
-        next_token: String::new(),
+        ..Default::default()
     };
     let client = conn.volumes();
     let err = conn.error("DescribeSnapshots");

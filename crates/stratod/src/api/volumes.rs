@@ -1,4 +1,6 @@
-//! The Volumes service.
+//! The Volumes service. In a region of hosts, calls about another host's volume or snapshot
+//! go to that host (`cluster::volumes`), and a DescribeVolumes or DescribeSnapshots without
+//! IDs covers every available host.
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::volumes_server::Volumes;
@@ -8,6 +10,8 @@ use super::convert;
 use super::Api;
 use crate::cloud::paging::PageRequest;
 use crate::cloud::storage::describe::{DescribeSnapshots, DescribeVolumes};
+use crate::cluster::route::{in_request_order, Origin};
+use crate::cluster::volumes::Answer;
 use crate::db::volumes::{Snapshot, Volume};
 
 fn volume(v: &Volume) -> pb::Volume {
@@ -38,6 +42,14 @@ fn attachment(v: &Volume) -> Option<pb::VolumeAttachment> {
     })
 }
 
+/// An attachment as this host or the volume's host answered it.
+fn attachment_answer(a: Answer<Volume, pb::VolumeAttachment>) -> pb::VolumeAttachment {
+    match a {
+        Answer::Here(v) => attachment(&v).unwrap_or_default(),
+        Answer::There(a) => a,
+    }
+}
+
 fn snapshot(s: &Snapshot) -> pb::Snapshot {
     pb::Snapshot {
         snapshot_id: s.id.clone(),
@@ -58,29 +70,29 @@ impl Volumes for Api {
         &self,
         req: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::Volume>, Status> {
-        self.handle("CreateVolume", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("CreateVolume", req, |account, r| async move {
             self.cloud
-                .create_volume(
-                    account,
-                    r.size,
-                    &r.volume_type,
-                    &r.availability_zone,
-                    &r.snapshot_id,
-                    convert::tags_in(&r.tags),
-                )
-                .map(|v| volume(&v))
+                .create_volume_routed(&account, &r, origin)
+                .await
+                .map(|a| match a {
+                    Answer::Here(v) => volume(&v),
+                    Answer::There(v) => v,
+                })
         })
+        .await
     }
 
     async fn attach_volume(
         &self,
         req: Request<pb::AttachVolumeRequest>,
     ) -> Result<Response<pb::VolumeAttachment>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("AttachVolume", req, |account, r| async move {
             self.cloud
-                .attach_volume(&account, &r.volume_id, &r.instance_id, &r.device)
+                .attach_volume_routed(&account, &r.volume_id, &r.instance_id, &r.device, origin)
                 .await
-                .map(|v| attachment(&v).unwrap_or_default())
+                .map(attachment_answer)
         })
         .await
     }
@@ -89,11 +101,12 @@ impl Volumes for Api {
         &self,
         req: Request<pb::DetachVolumeRequest>,
     ) -> Result<Response<pb::VolumeAttachment>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("DetachVolume", req, |account, r| async move {
             self.cloud
-                .detach_volume(&account, &r.volume_id, &r.instance_id, r.force)
+                .detach_volume_routed(&account, &r.volume_id, &r.instance_id, r.force, origin)
                 .await
-                .map(|v| attachment(&v).unwrap_or_default())
+                .map(attachment_answer)
         })
         .await
     }
@@ -102,21 +115,31 @@ impl Volumes for Api {
         &self,
         req: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
-        self.handle("DeleteVolume", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("DeleteVolume", req, |account, r| async move {
             self.cloud
-                .delete_volume(account, &r.volume_id)
+                .delete_volume_routed(&account, &r.volume_id, origin)
+                .await
                 .map(|_| pb::DeleteVolumeResponse {})
         })
+        .await
     }
 
     async fn describe_volumes(
         &self,
         req: Request<pb::DescribeVolumesRequest>,
     ) -> Result<Response<pb::DescribeVolumesResponse>, Status> {
-        self.handle("DescribeVolumes", req, |account, r| {
-            self.cloud
-                .describe_volumes(
-                    account,
+        // Another host asks for its own part only (this_host_only): it routed the call.
+        let origin = match (self.origin(&req), req.get_ref().this_host_only) {
+            (_, true) => Origin::RegionHost,
+            (o, false) => o,
+        };
+        self.handle_async("DescribeVolumes", req, |account, r| async move {
+            let ids = r.volume_ids.clone();
+            let d = self
+                .cloud
+                .describe_volumes_routed(
+                    &account,
                     &DescribeVolumes {
                         volume_ids: r.volume_ids,
                         filters: convert::filters(&r.filters),
@@ -125,38 +148,56 @@ impl Volumes for Api {
                             next_token: r.next_token,
                         },
                     },
+                    origin,
                 )
-                .map(|p| pb::DescribeVolumesResponse {
-                    next_token: p.next_token,
-                    volumes: p.items.iter().map(volume).collect(),
-                })
+                .await?;
+            let mut volumes: Vec<pb::Volume> = d.local.iter().map(volume).collect();
+            volumes.extend(d.remote);
+            Ok(pb::DescribeVolumesResponse {
+                next_token: d.next_token,
+                volumes: in_request_order(&ids, volumes, |v| v.volume_id.as_str()),
+            })
         })
+        .await
     }
 
     async fn create_snapshot(
         &self,
         req: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::Snapshot>, Status> {
-        self.handle("CreateSnapshot", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("CreateSnapshot", req, |account, r| async move {
             self.cloud
-                .create_snapshot(
-                    account,
+                .create_snapshot_routed(
+                    &account,
                     &r.volume_id,
                     &r.description,
                     convert::tags_in(&r.tags),
+                    origin,
                 )
-                .map(|s| snapshot(&s))
+                .await
+                .map(|a| match a {
+                    Answer::Here(s) => snapshot(&s),
+                    Answer::There(s) => s,
+                })
         })
+        .await
     }
 
     async fn describe_snapshots(
         &self,
         req: Request<pb::DescribeSnapshotsRequest>,
     ) -> Result<Response<pb::DescribeSnapshotsResponse>, Status> {
-        self.handle("DescribeSnapshots", req, |account, r| {
-            self.cloud
-                .describe_snapshots(
-                    account,
+        let origin = match (self.origin(&req), req.get_ref().this_host_only) {
+            (_, true) => Origin::RegionHost,
+            (o, false) => o,
+        };
+        self.handle_async("DescribeSnapshots", req, |account, r| async move {
+            let ids = r.snapshot_ids.clone();
+            let d = self
+                .cloud
+                .describe_snapshots_routed(
+                    &account,
                     &DescribeSnapshots {
                         snapshot_ids: r.snapshot_ids,
                         owner_ids: r.owner_ids,
@@ -166,22 +207,30 @@ impl Volumes for Api {
                             next_token: r.next_token,
                         },
                     },
+                    origin,
                 )
-                .map(|p| pb::DescribeSnapshotsResponse {
-                    next_token: p.next_token,
-                    snapshots: p.items.iter().map(snapshot).collect(),
-                })
+                .await?;
+            let mut snapshots: Vec<pb::Snapshot> = d.local.iter().map(snapshot).collect();
+            snapshots.extend(d.remote);
+            Ok(pb::DescribeSnapshotsResponse {
+                next_token: d.next_token,
+                snapshots: in_request_order(&ids, snapshots, |s| s.snapshot_id.as_str()),
+            })
         })
+        .await
     }
 
     async fn delete_snapshot(
         &self,
         req: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        self.handle("DeleteSnapshot", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("DeleteSnapshot", req, |account, r| async move {
             self.cloud
-                .delete_snapshot(account, &r.snapshot_id)
+                .delete_snapshot_routed(&account, &r.snapshot_id, origin)
+                .await
                 .map(|_| pb::DeleteSnapshotResponse {})
         })
+        .await
     }
 }

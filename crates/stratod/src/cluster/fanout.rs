@@ -1,6 +1,7 @@
 //! The region-wide part of a plain describe (no IDs, no page): every other available host
-//! is asked for its own instances, all at once, and a host found down is shown from its
-//! capacity reservations. Both front ends add this to what this host answers.
+//! is asked for its own instances (or volumes, or snapshots), all at once, and a host found down is shown
+//! from its capacity reservations (its volumes are left out: nothing in etcd describes
+//! them). Both front ends add this to what this host answers.
 
 use strato_proto::v1 as pb;
 
@@ -47,11 +48,47 @@ pub async fn status_of_other_hosts(
     more
 }
 
+/// The volumes of `account` on every other available host, asked all at once (one that
+/// does not answer is left out).
+pub async fn volumes_of_other_hosts(
+    cloud: &Cloud,
+    account: &str,
+    filters: &[Filter],
+) -> Vec<pb::Volume> {
+    ask_other_hosts(cloud, "DescribeVolumes", |link, host| {
+        let (account, filters) = (account.to_string(), filters.to_vec());
+        async move {
+            link.describe_volumes(&host, &account, Vec::new(), &filters)
+                .await
+        }
+    })
+    .await
+}
+
+/// The snapshots of `account` on every other available host, asked all at once (one that
+/// does not answer is left out).
+pub async fn snapshots_of_other_hosts(
+    cloud: &Cloud,
+    account: &str,
+    owner_ids: &[String],
+    filters: &[Filter],
+) -> Vec<pb::Snapshot> {
+    ask_other_hosts(cloud, "DescribeSnapshots", |link, host| {
+        let (account, owners, filters) =
+            (account.to_string(), owner_ids.to_vec(), filters.to_vec());
+        async move {
+            link.describe_snapshots(&host, &account, Vec::new(), &owners, &filters)
+                .await
+        }
+    })
+    .await
+}
+
 /// Runs `ask(link, host)` against every other available host at once and gathers what
-/// they answer, sorted by instance ID; a host that fails is logged and left out.
+/// they answer, sorted by ID; a host that fails is logged and left out.
 async fn ask_other_hosts<T, F, Fut>(cloud: &Cloud, what: &'static str, ask: F) -> Vec<T>
 where
-    T: HasInstanceId + Send + 'static,
+    T: HasId + Send + 'static,
     F: Fn(Link, String) -> Fut,
     Fut: std::future::Future<Output = ApiResult<Vec<T>>> + Send + 'static,
 {
@@ -76,7 +113,7 @@ where
             Err(_) => {}
         }
     }
-    more.sort_by(|a, b| a.instance_id().cmp(b.instance_id()));
+    more.sort_by(|a, b| a.id().cmp(b.id()));
     more
 }
 
@@ -134,19 +171,31 @@ fn down_host_status(r: &super::placement::Reservation) -> pb::InstanceStatus {
     }
 }
 
-/// What a region-wide describe sorts by.
-trait HasInstanceId {
-    fn instance_id(&self) -> &str;
+/// What a region-wide describe sorts by: the resource's ID.
+trait HasId {
+    fn id(&self) -> &str;
 }
 
-impl HasInstanceId for pb::Instance {
-    fn instance_id(&self) -> &str {
+impl HasId for pb::Instance {
+    fn id(&self) -> &str {
         &self.instance_id
     }
 }
 
-impl HasInstanceId for pb::InstanceStatus {
-    fn instance_id(&self) -> &str {
+impl HasId for pb::InstanceStatus {
+    fn id(&self) -> &str {
         &self.instance_id
+    }
+}
+
+impl HasId for pb::Volume {
+    fn id(&self) -> &str {
+        &self.volume_id
+    }
+}
+
+impl HasId for pb::Snapshot {
+    fn id(&self) -> &str {
+        &self.snapshot_id
     }
 }

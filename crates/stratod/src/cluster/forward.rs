@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
+use strato_proto::v1::volumes_client::VolumesClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::membership::HostState;
@@ -113,11 +114,38 @@ where
     F: FnOnce(ComputeClient<Channel>, tonic::Request<Req>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
 {
+    call_with(
+        endpoint,
+        roots,
+        secret,
+        account,
+        msg,
+        ComputeClient::new,
+        call,
+    )
+    .await
+}
+
+/// [`call`] for any of the API's services: `client` makes the service's client from the
+/// channel.
+async fn call_with<C, Req, Resp, F, Fut>(
+    endpoint: &str,
+    roots: &[String],
+    secret: &str,
+    account: &str,
+    msg: Req,
+    client: fn(Channel) -> C,
+    call: F,
+) -> Result<Resp, Forwarded>
+where
+    F: FnOnce(C, tonic::Request<Req>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
     let req = request(msg, secret, account).map_err(Forwarded::Failed)?;
     let channel = channel(endpoint, roots)
         .await
         .map_err(Forwarded::Unreachable)?;
-    call(ComputeClient::new(channel), req)
+    call(client(channel), req)
         .await
         .map(tonic::Response::into_inner)
         .map_err(|s| Forwarded::Failed(from_status(&s)))
@@ -168,11 +196,45 @@ impl Link {
         F: FnOnce(ComputeClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
+        self.on_service(Whose::Instance, host, account, msg, ComputeClient::new, f)
+            .await
+    }
+
+    /// [`Link::on`] for the Volumes service.
+    pub(super) async fn on_volumes<Req, Resp, F, Fut>(
+        &self,
+        host: &str,
+        account: &str,
+        msg: Req,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(VolumesClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.on_service(Whose::Volume, host, account, msg, VolumesClient::new, f)
+            .await
+    }
+
+    async fn on_service<C, Req, Resp, F, Fut>(
+        &self,
+        whose: Whose,
+        host: &str,
+        account: &str,
+        msg: Req,
+        client: fn(Channel) -> C,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(C, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let (what, them) = whose.words();
         let view = self.region.hosts().remove(host);
         let Some(view) = view else {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
-                format!("The instance's host {host} is not a member of the region."),
+                format!("The {what}'s host {host} is not a member of the region."),
             ));
         };
         // A host found down is not called (that would wait out the connect timeout).
@@ -180,23 +242,40 @@ impl Link {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
                 format!(
-                    "The instance's host {host} is unavailable (its lease lapsed and it does \
-                     not answer); its instances answer again when it is back."
+                    "The {what}'s host {host} is unavailable (its lease lapsed and it does \
+                     not answer); its {them} answer again when it is back."
                 ),
             ));
         }
         let endpoint = view.record.api;
         let r = &self.region;
-        match call(&endpoint, &r.roots, &r.cfg.secret, account, msg, f).await {
+        match call_with(&endpoint, &r.roots, &r.cfg.secret, account, msg, client, f).await {
             Ok(v) => Ok(v),
             Err(Forwarded::Unreachable(e)) => Err(ApiError::new(
                 ErrorCode::Unavailable,
                 format!(
-                    "The instance's host {host} cannot be reached; try again when it is back. ({})",
+                    "The {what}'s host {host} cannot be reached; try again when it is back. ({})",
                     e.message
                 ),
             )),
             Err(Forwarded::Failed(e)) => Err(e),
+        }
+    }
+}
+
+/// What a forwarded call is about, for its messages.
+#[derive(Debug, Clone, Copy)]
+enum Whose {
+    Instance,
+    Volume,
+}
+
+impl Whose {
+    /// The resource, and its plural.
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Whose::Instance => ("instance", "instances"),
+            Whose::Volume => ("volume", "volumes"),
         }
     }
 }
@@ -220,7 +299,7 @@ impl Link {
     }
 }
 
-fn pb_filters(f: &[Filter]) -> Vec<pb::Filter> {
+pub(super) fn pb_filters(f: &[Filter]) -> Vec<pb::Filter> {
     f.iter()
         .map(|f| pb::Filter {
             name: f.name.clone(),

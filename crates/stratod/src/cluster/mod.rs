@@ -1,7 +1,8 @@
 //! A region of several hosts (config `cluster`). Each host's SQLite stays the truth for what
 //! runs on it; etcd holds what the hosts share: membership (`membership`), capacity
-//! reservations for placement (`placement`). Calls that must run on another host are
-//! forwarded to it over the hosts' TLS links (`forward`).
+//! reservations for placement (`placement`), the index of volumes to their hosts
+//! (`owners`). Calls that must run on another host are forwarded to it over the hosts' TLS
+//! links (`forward`; instances in `route`, volumes in `volumes`).
 //!
 //! What a host does when etcd is away: its VMs keep running and its own instances keep
 //! answering; region-wide changes (RunInstances, which must reserve capacity) are refused
@@ -12,10 +13,12 @@ pub mod etcd;
 pub mod fanout;
 pub mod forward;
 pub mod membership;
+pub mod owners;
 pub mod placement;
 pub mod reconcile;
 pub mod route;
 pub mod run;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock};

@@ -2,10 +2,14 @@
 //! truth: a terminated instance's claim is removed, a live instance without one (etcd lost
 //! its data, or the key was removed by hand) gets it back, and a claim another host made
 //! for a launch that never arrived is dropped once it is old enough not to be in flight.
+//! This host's keys in the index of volumes and snapshots (`owners`) are kept the same way:
+//! one made or deleted while etcd was away (or a snapshot CreateImage made) is put or
+//! removed within seconds of etcd answering.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::owners;
 use super::placement::Reservation;
 use crate::cloud::Cloud;
 use crate::lifecycle::State;
@@ -74,6 +78,39 @@ pub async fn run(cloud: Arc<Cloud>) {
         }
         if !fix.drop.is_empty() {
             region.release(region.host(), &fix.drop).await;
+        }
+        repair_owners(&region, "vol-", || cloud.held_volumes()).await;
+        repair_owners(&region, "snap-", || cloud.held_snapshots()).await;
+    }
+}
+
+/// Brings this host's keys of IDs starting with `prefix` in the region's index in step with
+/// its database (`held`): the keys are read first, then the database (see
+/// [`owners::repair`]).
+async fn repair_owners(
+    region: &super::Region,
+    prefix: &str,
+    held: impl FnOnce() -> crate::error::ApiResult<Vec<(String, String)>>,
+) {
+    let Ok(indexed) = region.owned_here(prefix).await else {
+        return;
+    };
+    let held = match held() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot list this host's {prefix} resources for the region");
+            return;
+        }
+    };
+    let fix = owners::repair(&indexed, &held);
+    for (id, account) in &fix.put {
+        if region.put_owner(id, account).await.is_err() {
+            return;
+        }
+    }
+    for id in &fix.drop {
+        if region.drop_owner(id).await.is_err() {
+            return;
         }
     }
 }

@@ -68,7 +68,7 @@ impl Route {
     }
 
     /// The one host other than this that owns the only ID, if another does.
-    fn single_remote(&self) -> Option<&str> {
+    pub(super) fn single_remote(&self) -> Option<&str> {
         match (self.local.is_empty(), self.remote.len()) {
             (true, 1) => self.remote.keys().next().map(String::as_str),
             _ => None,
@@ -104,6 +104,18 @@ pub fn in_request_order<T>(
             .unwrap_or(ids.len())
     });
     items
+}
+
+/// What kind of resource the IDs of a route are: instances are found through their capacity
+/// reservations, volumes and snapshots through the region's owner index (`owners`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `i-…`
+    Instance,
+    /// `vol-…`
+    Volume,
+    /// `snap-…`
+    Snapshot,
 }
 
 /// A state change each host makes to its own instances.
@@ -237,6 +249,18 @@ impl Cloud {
     /// here without a region, for a call another host forwarded, or while etcd cannot be
     /// asked (it did not answer within a lease TTL).
     pub async fn route(&self, account: &str, ids: &[String], origin: Origin) -> Route {
+        self.route_of(Resource::Instance, account, ids, origin)
+            .await
+    }
+
+    /// [`Cloud::route`] for IDs of `kind`.
+    pub async fn route_of(
+        &self,
+        kind: Resource,
+        account: &str,
+        ids: &[String],
+        origin: Origin,
+    ) -> Route {
         let Some(region) = &self.cluster else {
             return Route::all_local(ids);
         };
@@ -247,13 +271,14 @@ impl Cloud {
         }
         // The common case, all of them here (a CLI's --wait polls this way), needs no
         // etcd read.
-        if ids
-            .iter()
-            .all(|id| self.owned_instance(account, id).is_ok())
-        {
+        if ids.iter().all(|id| self.holds(kind, account, id)) {
             return Route::all_local(ids);
         }
-        match region.owners_of(account, ids).await {
+        let owners = match kind {
+            Resource::Instance => region.owners_of(account, ids).await,
+            Resource::Volume | Resource::Snapshot => region.holders_of(account, ids).await,
+        };
+        match owners {
             Ok(owners) => Route::split(region.host(), ids, &owners),
             Err(e) => {
                 tracing::debug!(error = %crate::error::chain(&e), "no owners from etcd; answering here");
@@ -262,8 +287,17 @@ impl Cloud {
         }
     }
 
+    /// Whether this host's database has `account`'s `id` of `kind`.
+    pub(super) fn holds(&self, kind: Resource, account: &str, id: &str) -> bool {
+        match kind {
+            Resource::Instance => self.owned_instance(account, id).is_ok(),
+            Resource::Volume => self.owned_volume(account, id).is_ok(),
+            Resource::Snapshot => self.owned_snapshot(account, id).is_ok(),
+        }
+    }
+
     /// The link to the region's other hosts (`None` without a region).
-    fn link(&self) -> Option<super::forward::Link> {
+    pub(super) fn link(&self) -> Option<super::forward::Link> {
         self.cluster.clone().map(super::forward::Link::new)
     }
 
@@ -405,6 +439,7 @@ impl Cloud {
             });
         }
         self.described_by_owner(
+            Resource::Instance,
             account,
             &req.instance_ids,
             origin,
@@ -446,6 +481,7 @@ impl Cloud {
             });
         }
         self.described_by_owner(
+            Resource::Instance,
             account,
             &req.instance_ids,
             origin,
@@ -468,11 +504,12 @@ impl Cloud {
         .await
     }
 
-    /// The routed half of a describe with instance IDs: this host's own described here by
+    /// The routed half of a describe with IDs of `kind`: this host's own described here by
     /// `local` (given the IDs to describe), each other host's asked of it by `remote`. With
     /// every ID here, `local` gets them all and its page is the answer.
-    async fn described_by_owner<L, R, F>(
+    pub(super) async fn described_by_owner<L, R, F>(
         &self,
+        kind: Resource,
         account: &str,
         ids: &[String],
         origin: Origin,
@@ -482,7 +519,7 @@ impl Cloud {
     where
         F: std::future::Future<Output = ApiResult<Vec<R>>>,
     {
-        let route = self.route(account, ids, origin).await;
+        let route = self.route_of(kind, account, ids, origin).await;
         if route.remote.is_empty() {
             let page = local(ids.to_vec())?;
             return Ok(Described {
@@ -781,6 +818,51 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidInstanceIdNotFound);
+    }
+
+    #[tokio::test]
+    async fn volumes_of_a_host_cut_off_from_etcd_are_made_and_answered_here() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (_dir, cloud) = region_cloud(&silent);
+        let account = cloud.admin_account().to_string();
+        let started = std::time::Instant::now();
+        // Made here (the index catches up when etcd is back), and found here.
+        let req = pb::CreateVolumeRequest {
+            size: 1,
+            availability_zone: cloud.cfg.availability_zones[0].clone(),
+            ..Default::default()
+        };
+        let made = cloud
+            .create_volume_routed(&account, &req, Origin::Caller)
+            .await
+            .unwrap();
+        let crate::cluster::volumes::Answer::Here(v) = made else {
+            panic!("made elsewhere")
+        };
+        let d = cloud
+            .describe_volumes_routed(
+                &account,
+                &crate::cloud::storage::describe::DescribeVolumes {
+                    volume_ids: vec![v.id.clone()],
+                    ..Default::default()
+                },
+                Origin::Caller,
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.local.len(), 1);
+        assert!(d.remote.is_empty());
+        // An ID this host does not hold is refused here, as on one host.
+        let err = cloud
+            .delete_volume_routed(&account, "vol-0000000000000000a", Origin::Caller)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidVolumeNotFound);
+        cloud
+            .delete_volume_routed(&account, &v.id, Origin::Caller)
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[tokio::test]

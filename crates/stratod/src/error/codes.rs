@@ -200,6 +200,8 @@ error_codes! {
     InvalidVolumeNotFound = "InvalidVolume.NotFound", NotFound, 400;
     /// A malformed volume ID.
     InvalidVolumeIdMalformed = "InvalidVolumeID.Malformed", InvalidArgument, 400;
+    /// The volume and the instance cannot be paired (other AZs, or other hosts of a region).
+    InvalidVolumeZoneMismatch = "InvalidVolume.ZoneMismatch", InvalidArgument, 400;
     /// No such CIDR block association of a subnet.
     InvalidSubnetCidrBlockAssociationIdNotFound = "InvalidSubnetCidrBlockAssociationID.NotFound", NotFound, 400;
     /// No such CIDR block association of a VPC.

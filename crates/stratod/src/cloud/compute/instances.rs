@@ -412,7 +412,9 @@ impl Cloud {
                     tracing::warn!(volume = %v.id, error = %e, "cannot delete volume file");
                 }
                 let _ = self.db.close_period(&v.id, now_ms());
-                let _ = self.db.delete_volume_row(&v.id);
+                if self.db.delete_volume_row(&v.id).is_ok() {
+                    self.unindex_volume_later(&v.id);
+                }
             } else {
                 let _ = self.db.detach_volume(&v.id);
             }

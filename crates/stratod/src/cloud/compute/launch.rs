@@ -441,6 +441,8 @@ impl Cloud {
         let reservation = ids::new_id(Kind::Reservation);
         let now = now_s();
         let mut launched = Vec::new();
+        // The volumes made, for the region's index (after the lock, not under it).
+        let mut made: Vec<(String, String)> = Vec::new();
         for index in 0..count {
             let id = req
                 .pinned
@@ -546,6 +548,7 @@ impl Cloud {
                 };
                 self.db.insert_volume(&vol)?;
                 self.meter_volume(&vol)?;
+                made.push((vol.id.clone(), vol.owner.clone()));
             }
             crate::metrics::inc(&self.metrics.instances_launched_total);
             launched.push(inst);
@@ -563,6 +566,7 @@ impl Cloud {
             let id = inst.id.clone();
             tokio::spawn(async move { cloud.boot(&id, true).await });
         }
+        self.index_volumes(&made).await;
         Ok((reservation, launched))
     }
 

@@ -44,6 +44,28 @@ impl Cloud {
         }
     }
 
+    /// The `(volume ID, account)` of every volume this host holds (the region's volume index
+    /// follows them).
+    pub fn held_volumes(&self) -> ApiResult<Vec<(String, String)>> {
+        Ok(self
+            .db
+            .volumes(None)?
+            .into_iter()
+            .map(|v| (v.id, v.owner))
+            .collect())
+    }
+
+    /// The `(snapshot ID, account)` of every snapshot this host holds (the region's index
+    /// follows them).
+    pub fn held_snapshots(&self) -> ApiResult<Vec<(String, String)>> {
+        Ok(self
+            .db
+            .snapshots()?
+            .into_iter()
+            .map(|s| (s.id, s.owner))
+            .collect())
+    }
+
     /// A snapshot the account owns.
     pub fn owned_snapshot(&self, account: &str, id: &str) -> ApiResult<Snapshot> {
         ids::check(Kind::Snapshot, id)?;
@@ -238,10 +260,13 @@ impl Cloud {
             ));
         }
         if v.az != inst.az {
-            return Err(ApiError::invalid(format!(
-                "Volume {volume_id} is in {}, instance {instance_id} in {}.",
-                v.az, inst.az
-            )));
+            return Err(ApiError::new(
+                ErrorCode::InvalidVolumeZoneMismatch,
+                format!(
+                    "Volume {volume_id} is in {}, instance {instance_id} in {}.",
+                    v.az, inst.az
+                ),
+            ));
         }
         if !matches!(inst.state, State::Running | State::Stopped) {
             return Err(ApiError::incorrect_state(

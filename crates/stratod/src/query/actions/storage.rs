@@ -1,4 +1,6 @@
-//! Volumes, snapshots and images.
+//! Volumes, snapshots and images. In a region of hosts, calls about another host's volume
+//! are answered by that host (`cluster::volumes`) in its gRPC form, shown here in the Query
+//! shapes as this host's own are.
 
 use super::super::value::{nonempty, Value};
 use super::super::Ctx;
@@ -10,6 +12,10 @@ use crate::cloud::storage::images::RegisterRequest;
 use crate::db::images::{Mapping, PUBLIC};
 use crate::db::volumes::{Snapshot, Volume};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use strato_proto::v1 as pb;
+
+use crate::cluster::route::{in_request_order, Origin};
+use crate::cluster::volumes::Answer;
 
 fn attachment(v: &Volume) -> Value {
     let Some(instance) = &v.instance_id else {
@@ -53,6 +59,75 @@ fn volume(v: &Volume) -> Value {
         ),
         ("Tags", tag_list(&v.tags)),
     ])
+}
+
+/// Another host's attachment as AttachVolume and DetachVolume show it (`attach_time`: when
+/// known, as this host's show the volume's creation time).
+fn remote_attachment(a: &pb::VolumeAttachment, attach_time: Option<i64>) -> Value {
+    Value::obj([
+        ("VolumeId", (&a.volume_id).into()),
+        ("InstanceId", (&a.instance_id).into()),
+        ("Device", (&a.device).into()),
+        (
+            "State",
+            if a.state.is_empty() {
+                "attached"
+            } else {
+                a.state.as_str()
+            }
+            .into(),
+        ),
+        ("DeleteOnTermination", a.delete_on_termination.into()),
+        ("AttachTime", attach_time.map(Value::Time).into()),
+    ])
+}
+
+/// Another host's volume as DescribeVolumes shows it.
+fn remote_volume(v: &pb::Volume) -> Value {
+    Value::obj([
+        ("VolumeId", (&v.volume_id).into()),
+        ("Size", v.size.into()),
+        ("VolumeType", (&v.volume_type).into()),
+        ("AvailabilityZone", (&v.availability_zone).into()),
+        ("SnapshotId", (&v.snapshot_id).into()),
+        ("State", (&v.state).into()),
+        ("CreateTime", Value::Time(v.create_time_unix)),
+        ("Encrypted", false.into()),
+        ("MultiAttachEnabled", false.into()),
+        (
+            "Attachments",
+            Value::list(
+                v.attachments
+                    .iter()
+                    .map(|a| remote_attachment(a, Some(v.create_time_unix))),
+            ),
+        ),
+        ("Tags", tag_list(&crate::api::convert::tags_in(&v.tags))),
+    ])
+}
+
+/// Another host's snapshot as CreateSnapshot and DescribeSnapshots show it.
+fn remote_snapshot(s: &pb::Snapshot) -> Value {
+    Value::obj([
+        ("SnapshotId", (&s.snapshot_id).into()),
+        ("VolumeId", (&s.volume_id).into()),
+        ("VolumeSize", s.volume_size.into()),
+        ("State", (&s.state).into()),
+        ("Progress", (&s.progress).into()),
+        ("StartTime", Value::Time(s.start_time_unix)),
+        ("Description", (&s.description).into()),
+        ("OwnerId", (&s.owner_id).into()),
+        ("Encrypted", false.into()),
+        ("StorageTier", "standard".into()),
+        ("Tags", tag_list(&crate::api::convert::tags_in(&s.tags))),
+    ])
+}
+
+fn attachment_answer(a: Answer<Volume, pb::VolumeAttachment>) -> Value {
+    match a {
+        Answer::Here(v) => attachment(&v),
+        Answer::There(a) => remote_attachment(&a, None),
+    }
 }
 
 fn snapshot(s: &Snapshot) -> Value {
@@ -149,102 +224,150 @@ fn image(v: ImageView) -> Value {
     ])
 }
 
-/// CreateVolume.
-pub fn create_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let v = ctx.cloud.create_volume(
-        ctx.account(),
-        input.int("Size").unwrap_or(0),
-        input.str("VolumeType"),
-        input.str("AvailabilityZone"),
-        input.str("SnapshotId"),
-        tags_for(input, "volume"),
-    )?;
-    Ok(volume(&v))
-}
-
-/// AttachVolume.
-pub async fn attach_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// CreateVolume: on this host, or from a snapshot on the snapshot's host.
+pub async fn create_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let req = pb::CreateVolumeRequest {
+        size: input.int("Size").unwrap_or(0),
+        volume_type: input.str("VolumeType").to_string(),
+        availability_zone: input.str("AvailabilityZone").to_string(),
+        snapshot_id: input.str("SnapshotId").to_string(),
+        tags: crate::api::convert::tags(&tags_for(input, "volume")),
+    };
     let v = ctx
         .cloud
-        .attach_volume(
+        .create_volume_routed(ctx.account(), &req, Origin::Caller)
+        .await?;
+    Ok(match v {
+        Answer::Here(v) => volume(&v),
+        Answer::There(v) => remote_volume(&v),
+    })
+}
+
+/// AttachVolume, on the volume's host.
+pub async fn attach_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let a = ctx
+        .cloud
+        .attach_volume_routed(
             ctx.account(),
             input.str("VolumeId"),
             input.str("InstanceId"),
             input.str("Device"),
+            Origin::Caller,
         )
         .await?;
-    Ok(attachment(&v))
+    Ok(attachment_answer(a))
 }
 
-/// DetachVolume.
+/// DetachVolume, on the volume's host.
 pub async fn detach_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let v = ctx
+    let a = ctx
         .cloud
-        .detach_volume(
+        .detach_volume_routed(
             ctx.account(),
             input.str("VolumeId"),
             input.str("InstanceId"),
             input.bool("Force").unwrap_or(false),
+            Origin::Caller,
         )
         .await?;
-    Ok(attachment(&v))
+    Ok(attachment_answer(a))
 }
 
-/// DeleteVolume.
-pub fn delete_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// DeleteVolume, on the volume's host.
+pub async fn delete_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_volume(ctx.account(), input.str("VolumeId"))?;
+        .delete_volume_routed(ctx.account(), input.str("VolumeId"), Origin::Caller)
+        .await?;
     Ok(Value::obj([]))
 }
 
-/// DescribeVolumes.
-pub fn describe_volumes(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let p = ctx.cloud.describe_volumes(
-        ctx.account(),
-        &DescribeVolumes {
-            volume_ids: input.strs("VolumeIds"),
-            filters: filters(input),
-            page: page_request(input)?,
-        },
-    )?;
+/// DescribeVolumes: volumes named by ID from their hosts; a plain one covers every
+/// available host of a region.
+pub async fn describe_volumes(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let ids = input.strs("VolumeIds");
+    let p = ctx
+        .cloud
+        .describe_volumes_routed(
+            ctx.account(),
+            &DescribeVolumes {
+                volume_ids: ids.clone(),
+                filters: filters(input),
+                page: page_request(input)?,
+            },
+            Origin::Caller,
+        )
+        .await?;
+    let mut items: Vec<(String, Value)> =
+        p.local.iter().map(|v| (v.id.clone(), volume(v))).collect();
+    items.extend(
+        p.remote
+            .iter()
+            .map(|v| (v.volume_id.clone(), remote_volume(v))),
+    );
+    let items = in_request_order(&ids, items, |(id, _)| id.as_str());
     Ok(Value::obj([
-        ("Volumes", Value::list(p.items.iter().map(volume))),
+        ("Volumes", Value::list(items.into_iter().map(|(_, v)| v))),
         ("NextToken", nonempty(&p.next_token)),
     ]))
 }
 
-/// CreateSnapshot.
-pub fn create_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let s = ctx.cloud.create_snapshot(
-        ctx.account(),
-        input.str("VolumeId"),
-        input.str("Description"),
-        tags_for(input, "snapshot"),
-    )?;
-    Ok(snapshot(&s))
+/// CreateSnapshot, on the volume's host.
+pub async fn create_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let s = ctx
+        .cloud
+        .create_snapshot_routed(
+            ctx.account(),
+            input.str("VolumeId"),
+            input.str("Description"),
+            tags_for(input, "snapshot"),
+            Origin::Caller,
+        )
+        .await?;
+    Ok(match s {
+        Answer::Here(s) => snapshot(&s),
+        Answer::There(s) => remote_snapshot(&s),
+    })
 }
 
-/// DescribeSnapshots.
-pub fn describe_snapshots(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let p = ctx.cloud.describe_snapshots(
-        ctx.account(),
-        &DescribeSnapshots {
-            snapshot_ids: input.strs("SnapshotIds"),
-            owner_ids: input.strs("OwnerIds"),
-            filters: filters(input),
-            page: page_request(input)?,
-        },
-    )?;
+/// DescribeSnapshots: snapshots named by ID from their hosts; one without IDs covers every
+/// available host of a region.
+pub async fn describe_snapshots(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let ids = input.strs("SnapshotIds");
+    let p = ctx
+        .cloud
+        .describe_snapshots_routed(
+            ctx.account(),
+            &DescribeSnapshots {
+                snapshot_ids: ids.clone(),
+                owner_ids: input.strs("OwnerIds"),
+                filters: filters(input),
+                page: page_request(input)?,
+            },
+            Origin::Caller,
+        )
+        .await?;
+    let mut items: Vec<(String, Value)> = p
+        .local
+        .iter()
+        .map(|s| (s.id.clone(), snapshot(s)))
+        .collect();
+    items.extend(
+        p.remote
+            .iter()
+            .map(|s| (s.snapshot_id.clone(), remote_snapshot(s))),
+    );
+    let items = in_request_order(&ids, items, |(id, _)| id.as_str());
     Ok(Value::obj([
-        ("Snapshots", Value::list(p.items.iter().map(snapshot))),
+        ("Snapshots", Value::list(items.into_iter().map(|(_, s)| s))),
         ("NextToken", nonempty(&p.next_token)),
     ]))
 }
 
-/// DeleteSnapshot.
-pub fn delete_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// DeleteSnapshot, on the snapshot's host.
+pub async fn delete_snapshot(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_snapshot(ctx.account(), input.str("SnapshotId"))?;
+        .delete_snapshot_routed(ctx.account(), input.str("SnapshotId"), Origin::Caller)
+        .await?;
     Ok(Value::obj([]))
 }
 
