@@ -657,13 +657,19 @@ fn copies_of_a_running_vm_are_taken_paused() {
     let snap = s["SnapshotId"].as_str().unwrap();
     let copy = d.data().join("snapshots").join(format!("{snap}.img"));
     assert_eq!(read_at(&copy, 4096, marker.len()), marker);
+    // The daemon resumes the VM (and logs the pause) just after it marks the copy done, so
+    // the line may trail the state a client sees by a moment.
     let paused = |n: usize| {
-        let log = d.log();
-        assert_eq!(
-            log.matches("paused for a consistent copy").count(),
-            n,
-            "{log}"
-        );
+        let deadline = Instant::now() + T;
+        loop {
+            let log = d.log();
+            let seen = log.matches("paused for a consistent copy").count();
+            if seen >= n || Instant::now() > deadline {
+                assert_eq!(seen, n, "{log}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     };
     paused(1);
     assert_eq!(monitor_state(&d, &id), "running");
