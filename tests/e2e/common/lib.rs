@@ -632,12 +632,13 @@ impl Daemon {
         self.cli(&["get-console-output", "--instance-id", id])
     }
 
-    /// Waits until the console shows `needle`.
+    /// Waits until the console shows `needle` and the end of its line: the rest of a line
+    /// may reach the console a moment after its start, and callers read the whole line.
     pub fn wait_console(&self, id: &str, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let c = self.console(id);
-            if c.contains(needle) {
+            if c.find(needle).is_some_and(|at| c[at..].contains('\n')) {
                 return c;
             }
             assert!(
