@@ -78,7 +78,11 @@ fn wait_host(d: &Daemon, host: &str, state: &str, timeout: Duration) {
 
 /// Launches from `d`; the instances' IDs and hosts.
 fn launch(d: &Daemon, ami: &str, extra: &[&str]) -> Vec<(String, String)> {
-    let v = d.run_json(ami, extra);
+    ids_and_hosts(&d.run_json(ami, extra))
+}
+
+/// The instances of a RunInstances answer (gRPC's or the Query API's): IDs and hosts.
+fn ids_and_hosts(v: &Value) -> Vec<(String, String)> {
     v["Instances"]
         .as_array()
         .unwrap()
@@ -868,19 +872,7 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
             token,
         ])
     };
-    let placed = |v: &Value| -> BTreeMap<String, String> {
-        v["Instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["InstanceId"].as_str().unwrap().to_string(),
-                    i["Placement"]["HostId"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    };
+    let placed = |v: &Value| -> BTreeMap<String, String> { ids_and_hosts(v).into_iter().collect() };
     let aws1 = d[0].aws(None);
     let dry_run = |aws: &strato_e2e::query::Aws<'_>, code: &str| {
         aws.err(
