@@ -856,41 +856,35 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
             "spread",
         ]);
     }
-    let launch = |aws: &strato_e2e::query::Aws<'_>, token: &str| {
-        aws.json(&[
+    // A run of three in the spread group, with what else a call adds.
+    let run_args = |more: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
             "ec2",
             "run-instances",
             "--image-id",
-            &amis[0],
+            amis[0].as_str(),
             "--instance-type",
             "custom-1-64",
             "--count",
             "3",
             "--placement",
             "GroupName=qsp",
-            "--client-token",
-            token,
-        ])
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(more.iter().map(|s| s.to_string()));
+        a
+    };
+    let launch = |aws: &strato_e2e::query::Aws<'_>, token: &'static str| {
+        let a = run_args(&["--client-token", token]);
+        aws.json(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let placed = |v: &Value| -> BTreeMap<String, String> { ids_and_hosts(v).into_iter().collect() };
     let aws1 = d[0].aws(None);
     let dry_run = |aws: &strato_e2e::query::Aws<'_>, code: &str| {
-        aws.err(
-            code,
-            &[
-                "ec2",
-                "run-instances",
-                "--image-id",
-                &amis[0],
-                "--instance-type",
-                "custom-1-64",
-                "--count",
-                "3",
-                "--placement",
-                "GroupName=qsp",
-                "--dry-run",
-            ],
-        )
+        let a = run_args(&["--dry-run"]);
+        aws.err(code, &a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     // A DryRun checks the region's racks, not h1's one, and launches nothing.
     dry_run(&aws1, "DryRunOperation");
