@@ -76,6 +76,19 @@ fn wait_host(d: &Daemon, host: &str, state: &str, timeout: Duration) {
     }
 }
 
+/// Waits until `d` sees one free vCPU on every host (the tests' launches have given their
+/// capacity back).
+fn wait_one_free_vcpu_each(d: &Daemon) {
+    let deadline = Instant::now() + T;
+    while hosts(d)
+        .values()
+        .any(|h| h["AvailableCapacity"]["AvailableVCpus"] != 1)
+    {
+        assert!(Instant::now() < deadline, "{:?}", hosts(d));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// Launches from `d`; the instances' IDs and hosts.
 fn launch(d: &Daemon, ami: &str, extra: &[&str]) -> Vec<(String, String)> {
     ids_and_hosts(&d.run_json(ami, extra))
@@ -632,14 +645,7 @@ fn three_hosts_one_region() {
         let k = names.iter().position(|n| n == host).unwrap();
         d[k].cli(&["terminate-instances", "--instance-ids", id]);
     }
-    let deadline = Instant::now() + T;
-    while hosts(&d[0])
-        .values()
-        .any(|h| h["AvailableCapacity"]["AvailableVCpus"] != 1)
-    {
-        assert!(Instant::now() < deadline, "{:?}", hosts(&d[0]));
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_one_free_vcpu_each(&d[0]);
 
     // The volume index follows the hosts' volumes: the racers' root volumes went with their
     // instances (DeleteOnTermination), and every live instance's root volume is indexed
@@ -923,14 +929,7 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
     let mut args = vec!["ec2", "terminate-instances", "--instance-ids"];
     args.extend(&ids);
     d[2].aws(None).json(&args);
-    let deadline = Instant::now() + T;
-    while hosts(&d[0])
-        .values()
-        .any(|h| h["AvailableCapacity"]["AvailableVCpus"] != 1)
-    {
-        assert!(Instant::now() < deadline, "{:?}", hosts(&d[0]));
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_one_free_vcpu_each(&d[0]);
     eprintln!("query API launches took {:?}", started.elapsed());
 }
 
