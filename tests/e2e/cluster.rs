@@ -158,35 +158,110 @@ fn three_hosts_one_region() {
 
     // AMIs are not shared yet: the same AMI (by name) on every host.
     let amis: Vec<String> = d.iter().map(|x| x.register_probe("probe")).collect();
+    // Placement groups and key pairs are the region's: made once, on any host, every host
+    // has them (the same IDs), and a name is unique in the region.
+    d[0].cli(&[
+        "create-placement-group",
+        "--group-name",
+        "sp",
+        "--strategy",
+        "spread",
+    ]);
+    d[2].cli(&[
+        "create-placement-group",
+        "--group-name",
+        "pt",
+        "--strategy",
+        "partition",
+        "--partition-count",
+        "3",
+    ]);
+    let key = d[1].json(&[
+        "create-key-pair",
+        "--key-name",
+        "region-key",
+        "--key-type",
+        "ed25519",
+    ]);
+    let key_id = key["KeyPairId"].as_str().unwrap().to_string();
+    let groups_of = |x: &Daemon| -> BTreeMap<String, String> {
+        let v = x.json(&["describe-placement-groups"]);
+        v["PlacementGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["GroupName"].as_str().unwrap().to_string(),
+                    g["GroupId"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let keys_of = |x: &Daemon| -> Vec<(String, String)> {
+        let v = x.json(&["describe-key-pairs"]);
+        v["KeyPairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["KeyName"].as_str().unwrap().to_string(),
+                    k["KeyPairId"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let want_groups = groups_of(&d[2]);
+    assert_eq!(want_groups.len(), 2, "{want_groups:?}");
     for x in &d {
-        x.cli(&[
+        strato_e2e::wait_until(T, "the region's groups and keys on every host", || {
+            groups_of(x) == want_groups
+                && keys_of(x) == [("region-key".to_string(), key_id.clone())]
+        });
+    }
+    d[1].cli_err(
+        "InvalidPlacementGroup.Duplicate",
+        &[
             "create-placement-group",
             "--group-name",
             "sp",
             "--strategy",
-            "spread",
-        ]);
-        x.cli(&[
-            "create-placement-group",
-            "--group-name",
-            "pt",
-            "--strategy",
-            "partition",
-            "--partition-count",
-            "3",
-        ]);
-    }
+            "cluster",
+        ],
+    );
+    let err = d[2].cli_err(
+        "InvalidKeyPair.Duplicate",
+        &["create-key-pair", "--key-name", "region-key"],
+    );
+    assert!(err.contains("region"), "{err}");
+    assert_eq!(keys_of(&d[2]).len(), 1, "the refused key is not kept");
 
     // Spread over three racks (racks are hosts): three instances on three hosts, then the
     // refusal, wherever the launches are sent.
     let mut spread = Vec::new();
     for k in 0..3 {
-        let got = launch(&d[k % 3], &amis[k % 3], &["--placement", "GroupName=sp"]);
+        let got = launch(
+            &d[k % 3],
+            &amis[k % 3],
+            &["--placement", "GroupName=sp", "--key-name", "region-key"],
+        );
         assert_eq!(got.len(), 1);
         spread.push(got[0].clone());
     }
     let spread_hosts: BTreeSet<&str> = spread.iter().map(|(_, h)| h.as_str()).collect();
     assert_eq!(spread_hosts.len(), 3, "{spread:?}");
+    for (id, host) in &spread {
+        let x = &d[names.iter().position(|n| n == host).unwrap()];
+        assert_eq!(x.instance(id)["KeyName"], "region-key", "{id} on {host}");
+    }
+    // A key pair deleted on one host is gone from every host (its instances keep the key).
+    d[2].cli(&["delete-key-pair", "--key-name", "region-key"]);
+    for x in &d {
+        strato_e2e::wait_until(T, "the key pair gone from every host", || {
+            keys_of(x).is_empty()
+        });
+    }
     let err = d[1].cli_err(
         "InsufficientInstanceCapacity",
         &[
@@ -232,6 +307,12 @@ fn three_hosts_one_region() {
         assert_eq!(hs.len(), 1, "a partition spans hosts: {parts:?}");
         assert!(seen.insert(hs.iter().next().unwrap().clone()), "{parts:?}");
     }
+    // A group with instances on other hosts cannot be deleted from any host.
+    let err = d[0].cli_err(
+        "InvalidPlacementGroup.InUse",
+        &["delete-placement-group", "--group-name", "pt"],
+    );
+    assert!(err.contains("host h"), "{err}");
 
     // Each host runs its own: three instances each, running, and describe-hosts from any
     // host counts them.
@@ -853,14 +934,21 @@ fn three_hosts_one_region() {
 /// region's capacity as it found it.
 fn query_api_launches(d: &[Daemon], amis: &[String]) {
     let started = Instant::now();
+    d[1].cli(&[
+        "create-placement-group",
+        "--group-name",
+        "qsp",
+        "--strategy",
+        "spread",
+    ]);
     for x in d {
-        x.cli(&[
-            "create-placement-group",
-            "--group-name",
-            "qsp",
-            "--strategy",
-            "spread",
-        ]);
+        strato_e2e::wait_until(T, "the group on every host", || {
+            x.json(&["describe-placement-groups"])["PlacementGroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["GroupName"] == "qsp")
+        });
     }
     // A run of three in the spread group, with what else a call adds.
     let run_args = |more: &[&'static str]| -> Vec<String> {

@@ -138,6 +138,7 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         tokio::spawn(region.clone().run_lease());
         tokio::spawn(region.run_view());
         tokio::spawn(stratod::cluster::reconcile::run(cloud.clone()));
+        tokio::spawn(stratod::cluster::mirror::run(cloud.clone()));
         tokio::spawn(cloud.clone().follow_region());
     }
     let imds = stratod::imds::Imds::new(cloud.clone(), cloud.metrics.clone());

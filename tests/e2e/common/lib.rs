@@ -916,6 +916,15 @@ pub fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Polls `ok` every 200 ms until it holds; fails naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The instances of a describe-instances reply, across its reservations.
 pub fn instances_of(v: &Value) -> Vec<Value> {
     v["Reservations"]

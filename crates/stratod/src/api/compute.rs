@@ -153,7 +153,13 @@ impl Compute for Api {
                         "RegionPlacement is set only by the region's hosts.",
                     ))
                 }
-                Some(p) => Some(super::hosts::pinned_in(p)?),
+                Some(p) => {
+                    // The host that placed the launch may have made its key pair or group
+                    // a moment ago: this host's copy of the region's records catches up
+                    // first.
+                    self.cloud.mirror_region().await;
+                    Some(super::hosts::pinned_in(p)?)
+                }
                 None => None,
             };
             let run = convert::run_request_in(r, pinned)?;

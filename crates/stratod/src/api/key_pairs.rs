@@ -13,9 +13,15 @@ impl KeyPairs for Api {
         &self,
         req: Request<pb::CreateKeyPairRequest>,
     ) -> Result<Response<pb::CreateKeyPairResponse>, Status> {
-        self.handle("CreateKeyPair", req, |account, r| {
+        self.handle_async("CreateKeyPair", req, |account, r| async move {
             self.cloud
-                .create_key_pair(account, &r.key_name, &r.key_type, convert::tags_in(&r.tags))
+                .create_key_pair_regional(
+                    &account,
+                    &r.key_name,
+                    &r.key_type,
+                    convert::tags_in(&r.tags),
+                )
+                .await
                 .map(|(k, private_key)| pb::CreateKeyPairResponse {
                     tags: convert::tags(&k.tags),
                     key_name: k.name,
@@ -24,20 +30,22 @@ impl KeyPairs for Api {
                     key_pair_id: k.id,
                 })
         })
+        .await
     }
 
     async fn import_key_pair(
         &self,
         req: Request<pb::ImportKeyPairRequest>,
     ) -> Result<Response<pb::ImportKeyPairResponse>, Status> {
-        self.handle("ImportKeyPair", req, |account, r| {
+        self.handle_async("ImportKeyPair", req, |account, r| async move {
             self.cloud
-                .import_key_pair(
-                    account,
+                .import_key_pair_regional(
+                    &account,
                     &r.key_name,
                     &r.public_key_material,
                     convert::tags_in(&r.tags),
                 )
+                .await
                 .map(|k| pb::ImportKeyPairResponse {
                     tags: convert::tags(&k.tags),
                     key_name: k.name,
@@ -45,6 +53,7 @@ impl KeyPairs for Api {
                     key_pair_id: k.id,
                 })
         })
+        .await
     }
 
     async fn describe_key_pairs(
@@ -84,13 +93,15 @@ impl KeyPairs for Api {
         &self,
         req: Request<pb::DeleteKeyPairRequest>,
     ) -> Result<Response<pb::DeleteKeyPairResponse>, Status> {
-        self.handle("DeleteKeyPair", req, |account, r| {
+        self.handle_async("DeleteKeyPair", req, |account, r| async move {
             self.cloud
-                .delete_key_pair(account, &r.key_name, &r.key_pair_id)
+                .delete_key_pair_regional(&account, &r.key_name, &r.key_pair_id)
+                .await
                 .map(|id| pb::DeleteKeyPairResponse {
                     success: true,
                     key_pair_id: id.unwrap_or_default(),
                 })
         })
+        .await
     }
 }

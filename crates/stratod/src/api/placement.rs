@@ -28,20 +28,22 @@ impl PlacementGroups for Api {
         &self,
         req: Request<pb::CreatePlacementGroupRequest>,
     ) -> Result<Response<pb::CreatePlacementGroupResponse>, Status> {
-        self.handle("CreatePlacementGroup", req, |account, r| {
+        self.handle_async("CreatePlacementGroup", req, |account, r| async move {
             self.cloud
-                .create_placement_group(
-                    account,
+                .create_placement_group_regional(
+                    &account,
                     &r.group_name,
                     &r.strategy,
                     r.partition_count,
                     &r.spread_level,
                     convert::tags_in(&r.tags),
                 )
+                .await
                 .map(|g| pb::CreatePlacementGroupResponse {
                     placement_group: Some(message(g)),
                 })
         })
+        .await
     }
 
     async fn describe_placement_groups(
@@ -66,11 +68,13 @@ impl PlacementGroups for Api {
         &self,
         req: Request<pb::DeletePlacementGroupRequest>,
     ) -> Result<Response<pb::DeletePlacementGroupResponse>, Status> {
-        self.handle("DeletePlacementGroup", req, |account, r| {
+        self.handle_async("DeletePlacementGroup", req, |account, r| async move {
             self.cloud
-                .delete_placement_group(account, &r.group_name)
+                .delete_placement_group_regional(&account, &r.group_name)
+                .await
                 .map(|_| pb::DeletePlacementGroupResponse {})
         })
+        .await
     }
 
     async fn modify_instance_placement(

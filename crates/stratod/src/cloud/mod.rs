@@ -24,6 +24,7 @@ pub mod identity;
 pub mod network;
 pub mod paging;
 pub mod placement;
+pub mod shared;
 pub mod storage;
 pub mod tags;
 pub mod usage;

@@ -45,6 +45,24 @@ pub struct Entry {
     pub mod_revision: i64,
 }
 
+/// A condition of a transaction ([`Etcd::txn`]), on a key under the region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    /// The key was last changed at this revision (0: the key does not exist).
+    ModRev(String, i64),
+    /// The key holds exactly this value.
+    Value(String, Vec<u8>),
+}
+
+/// What a transaction ([`Etcd::txn`]) does when its conditions hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Puts the key.
+    Put(String, Vec<u8>),
+    /// Deletes the key.
+    Delete(String),
+}
+
 /// A connection to the region's etcd.
 #[derive(Clone)]
 pub struct Etcd {
@@ -235,5 +253,46 @@ impl Etcd {
             .await
             .map_err(|e| self.fail(e))?;
         Ok(r.succeeded())
+    }
+
+    /// One key (under the region), if it exists.
+    pub async fn get(&mut self, key: &str) -> Result<Option<Entry>, EtcdError> {
+        let full = self.full(key);
+        let r = self
+            .client
+            .get(full, None)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(r.kvs().first().map(|kv| Entry {
+            key: key.to_string(),
+            value: kv.value().to_vec(),
+            mod_revision: kv.mod_revision(),
+        }))
+    }
+
+    /// If every condition holds, does every op; the revision the transaction made when it
+    /// did (`None`: a condition failed and nothing changed).
+    pub async fn txn(&mut self, when: Vec<Cond>, ops: Vec<Op>) -> Result<Option<i64>, EtcdError> {
+        let when: Vec<Compare> = when
+            .into_iter()
+            .map(|c| match c {
+                Cond::ModRev(k, rev) => Compare::mod_revision(self.full(&k), CompareOp::Equal, rev),
+                Cond::Value(k, v) => Compare::value(self.full(&k), CompareOp::Equal, v),
+            })
+            .collect();
+        let ops: Vec<TxnOp> = ops
+            .into_iter()
+            .map(|o| match o {
+                Op::Put(k, v) => TxnOp::put(self.full(&k), v, None),
+                Op::Delete(k) => TxnOp::delete(self.full(&k), None),
+            })
+            .collect();
+        let r = self
+            .client
+            .txn(Txn::new().when(when).and_then(ops))
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(r.succeeded()
+            .then(|| r.header().map(|h| h.revision()).unwrap_or(0)))
     }
 }

@@ -1,7 +1,8 @@
 //! A region of several hosts (config `cluster`). Each host's SQLite stays the truth for what
 //! runs on it; etcd holds what the hosts share: membership (`membership`), capacity
 //! reservations for placement (`placement`), the index of volumes to their hosts
-//! (`owners`). Calls that must run on another host are forwarded to it over the hosts' TLS
+//! (`owners`), and the region-scoped resources (`shared`), which each host mirrors into its
+//! database (`mirror`). Calls that must run on another host are forwarded to it over the hosts' TLS
 //! links (`forward`; instances in `route`, volumes in `volumes`).
 //!
 //! What a host does when etcd is away: its VMs keep running and its own instances keep
@@ -13,11 +14,14 @@ pub mod etcd;
 pub mod fanout;
 pub mod forward;
 pub mod membership;
+pub mod mirror;
 pub mod owners;
 pub mod placement;
 pub mod reconcile;
+pub mod regional;
 pub mod route;
 pub mod run;
+pub mod shared;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -51,6 +55,9 @@ pub struct Region {
     lease: Mutex<Option<i64>>,
     last_ok: Mutex<Option<Instant>>,
     started_at: i64,
+    /// Held while this host's database and the region's shared records are compared or
+    /// changed together (`mirror`), so that a pass never sees a create or delete half done.
+    pub(crate) mirror_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Region {
@@ -74,6 +81,7 @@ impl Region {
             lease: Mutex::new(None),
             last_ok: Mutex::new(None),
             started_at: crate::db::now_s(),
+            mirror_lock: tokio::sync::Mutex::new(()),
         }
     }
 

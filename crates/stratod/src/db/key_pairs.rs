@@ -1,12 +1,13 @@
 //! Key pair rows: public keys and their fingerprints (private keys are never stored).
 
 use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
 
 use super::instances::Tag;
 use super::{Db, DbResult};
 
 /// One key pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPair {
     /// `key-…`
     pub id: String,
@@ -61,6 +62,49 @@ impl Db {
             ],
         )?;
         Ok(n == 1)
+    }
+
+    /// Writes a key pair as the region's record has it (a mirror's insert or update).
+    pub fn upsert_key_pair(&self, k: &KeyPair) -> DbResult<()> {
+        self.conn().execute(
+            &format!(
+                "INSERT INTO key_pairs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, name = excluded.name, \
+                 key_type = excluded.key_type, fingerprint = excluded.fingerprint, \
+                 public_key = excluded.public_key, tags = excluded.tags, created = excluded.created"
+            ),
+            params![
+                k.id,
+                k.owner,
+                k.name,
+                k.key_type,
+                k.fingerprint,
+                k.public_key,
+                serde_json::to_string(&k.tags)?,
+                k.created,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One key pair by ID, whoever owns it.
+    pub fn key_pair(&self, id: &str) -> DbResult<Option<KeyPair>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM key_pairs WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// The ID of every key pair of every account.
+    pub fn key_pair_ids(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM key_pairs ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// An account's key pairs, by name.

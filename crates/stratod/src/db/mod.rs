@@ -21,6 +21,7 @@ pub mod placement;
 pub mod roles;
 pub mod security_groups;
 pub mod sessions;
+pub mod shared;
 pub mod tags;
 pub mod usage;
 pub mod volumes;
@@ -435,6 +436,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE images ADD COLUMN ena_support INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE instances ADD COLUMN ena_support INTEGER NOT NULL DEFAULT 1;
+    "#,
+    // 18: which rows of region-scoped kinds mirror a record in the region's etcd, and the
+    // record's revision this host last applied or published.
+    r#"
+    CREATE TABLE shared_mirror (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
     "#,
 ];
 

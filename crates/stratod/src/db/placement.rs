@@ -2,12 +2,13 @@
 //! rack) is kept in the instance's row (`db::instances`).
 
 use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
 
 use super::instances::Tag;
 use super::{Db, DbResult};
 
 /// One placement group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementGroup {
     /// `pg-…`
     pub id: String,
@@ -62,6 +63,38 @@ impl Db {
             ],
         )?;
         Ok(n == 1)
+    }
+
+    /// Writes a group as the region's record has it (a mirror's insert or update).
+    pub fn upsert_placement_group(&self, g: &PlacementGroup) -> DbResult<()> {
+        self.conn().execute(
+            &format!(
+                "INSERT INTO placement_groups ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, name = excluded.name, \
+                 strategy = excluded.strategy, partition_count = excluded.partition_count, \
+                 spread_level = excluded.spread_level, tags = excluded.tags, \
+                 created = excluded.created"
+            ),
+            params![
+                g.id,
+                g.owner,
+                g.name,
+                g.strategy,
+                g.partition_count,
+                g.spread_level,
+                serde_json::to_string(&g.tags)?,
+                g.created,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The ID of every group of every account.
+    pub fn placement_group_ids(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM placement_groups ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// An account's groups, oldest first.

@@ -281,6 +281,16 @@ impl Cloud {
         Ok(self.db.delete_key_pair(account, name, id)?)
     }
 
+    /// The ID of the account's key pair named `name` (or with ID `id`), if there is one.
+    pub fn key_pair_id(&self, account: &str, name: &str, id: &str) -> ApiResult<Option<String>> {
+        let k = if id.is_empty() {
+            self.db.key_pair_by_name(account, name)?
+        } else {
+            self.db.key_pair(id)?.filter(|k| k.owner == account)
+        };
+        Ok(k.map(|k| k.id))
+    }
+
     /// The public key a launch with `key_name` installs.
     pub fn launch_key(&self, account: &str, name: &str) -> ApiResult<String> {
         self.db

@@ -6,18 +6,21 @@ use super::{filters, tag_list, tags_for};
 use crate::error::{ApiError, ApiResult};
 
 /// CreateKeyPair.
-pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     if !matches!(input.str("KeyFormat"), "" | "pem") {
         return Err(ApiError::invalid(
             "KeyFormat: strato returns keys in PEM (rsa) or the OpenSSH format (ed25519).",
         ));
     }
-    let (k, material) = ctx.cloud.create_key_pair(
-        ctx.account(),
-        input.str("KeyName"),
-        input.str("KeyType"),
-        tags_for(input, "key-pair"),
-    )?;
+    let (k, material) = ctx
+        .cloud
+        .create_key_pair_regional(
+            ctx.account(),
+            input.str("KeyName"),
+            input.str("KeyType"),
+            tags_for(input, "key-pair"),
+        )
+        .await?;
     Ok(Value::obj([
         ("KeyName", k.name.into()),
         ("KeyFingerprint", k.fingerprint.into()),
@@ -28,13 +31,16 @@ pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// ImportKeyPair.
-pub fn import(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let k = ctx.cloud.import_key_pair(
-        ctx.account(),
-        input.str("KeyName"),
-        input.blob("PublicKeyMaterial").unwrap_or_default(),
-        tags_for(input, "key-pair"),
-    )?;
+pub async fn import(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let k = ctx
+        .cloud
+        .import_key_pair_regional(
+            ctx.account(),
+            input.str("KeyName"),
+            input.blob("PublicKeyMaterial").unwrap_or_default(),
+            tags_for(input, "key-pair"),
+        )
+        .await?;
     Ok(Value::obj([
         ("KeyName", k.name.into()),
         ("KeyFingerprint", k.fingerprint.into()),
@@ -76,10 +82,11 @@ pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// DeleteKeyPair.
-pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let id =
-        ctx.cloud
-            .delete_key_pair(ctx.account(), input.str("KeyName"), input.str("KeyPairId"))?;
+pub async fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let id = ctx
+        .cloud
+        .delete_key_pair_regional(ctx.account(), input.str("KeyName"), input.str("KeyPairId"))
+        .await?;
     Ok(Value::obj([
         ("Return", true.into()),
         ("KeyPairId", id.into()),

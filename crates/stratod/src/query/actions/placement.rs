@@ -26,22 +26,26 @@ fn group(g: PlacementGroup) -> Value {
 }
 
 /// CreatePlacementGroup.
-pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     if input.opt_str("LinkedGroupId").is_some() {
         return Err(ApiError::new(
             ErrorCode::UnsupportedOperation,
             "LinkedGroupId is not supported by strato.",
         ));
     }
-    let g = ctx.cloud.create_placement_group(
-        ctx.account(),
-        input.str("GroupName"),
-        input.str("Strategy"),
-        i32::try_from(input.int("PartitionCount").unwrap_or(0))
-            .map_err(|_| ApiError::invalid("PartitionCount is out of range."))?,
-        input.str("SpreadLevel"),
-        tags_for(input, "placement-group"),
-    )?;
+    let partitions = i32::try_from(input.int("PartitionCount").unwrap_or(0))
+        .map_err(|_| ApiError::invalid("PartitionCount is out of range."))?;
+    let g = ctx
+        .cloud
+        .create_placement_group_regional(
+            ctx.account(),
+            input.str("GroupName"),
+            input.str("Strategy"),
+            partitions,
+            input.str("SpreadLevel"),
+            tags_for(input, "placement-group"),
+        )
+        .await?;
     Ok(Value::obj([("PlacementGroup", group(g))]))
 }
 
@@ -60,9 +64,10 @@ pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// DeletePlacementGroup.
-pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_placement_group(ctx.account(), input.str("GroupName"))?;
+        .delete_placement_group_regional(ctx.account(), input.str("GroupName"))
+        .await?;
     Ok(Value::obj([]))
 }
 
