@@ -86,10 +86,10 @@ pub fn pairing(this_host: &str, volume: &Place, instance: &Place) -> Pairing {
     }
 }
 
-/// One page of the region's volumes (or snapshots), `here` and `there` merged in the order
-/// one host lists its own (creation time, then ID, as `key` and `pb_key` give them), so that
-/// a page's offset means the same on every call.
-fn region_page<L, R>(
+/// One page of the region's volumes (or snapshots, or instances), `here` and `there` merged
+/// in the order one host lists its own (creation time, then ID, as `key` and `pb_key` give
+/// them), so that a page's offset means the same on every call.
+pub(super) fn region_page<L, R>(
     here: Vec<L>,
     there: Vec<R>,
     page: &PageRequest,

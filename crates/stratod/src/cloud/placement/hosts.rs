@@ -129,15 +129,19 @@ impl Cloud {
         })
     }
 
-    /// The claims this host's live instances make, and the IDs of its terminated ones.
-    pub fn region_claims(&self, host: &str) -> ApiResult<(Vec<Reservation>, Vec<String>)> {
+    /// The claims this host's live instances make, and the `(ID, account)` of its
+    /// terminated ones (which keep a route record, not a claim, while this host lists them).
+    pub fn region_claims(
+        &self,
+        host: &str,
+    ) -> ApiResult<(Vec<Reservation>, Vec<(String, String)>)> {
         let mut live = Vec::new();
         let mut terminated = Vec::new();
         for i in self.db.instances(None)? {
             if crate::cluster::reconcile::holds_capacity(i.state) {
                 live.push(self.claim_of(host, &i)?);
             } else {
-                terminated.push(i.id);
+                terminated.push((i.id, i.owner));
             }
         }
         Ok((live, terminated))
