@@ -424,6 +424,23 @@ impl Cloud {
         }
     }
 
+    /// One instance with its user data (the Query API's DescribeInstanceAttribute), from
+    /// its host, in the message form every host's instances take.
+    pub async fn instance_with_user_data_routed(
+        &self,
+        account: &str,
+        id: &str,
+        origin: Origin,
+    ) -> ApiResult<pb::Instance> {
+        match self.owner_elsewhere(account, id, origin).await {
+            Some((link, host)) => link.instance_with_user_data(&host, account, id).await,
+            None => {
+                let view = self.instance_view(self.owned_instance(account, id)?)?;
+                Ok(crate::api::compute::instance_message_with_user_data(view))
+            }
+        }
+    }
+
     /// DescribeInstances across the region: with IDs, each owner answers for its own; one
     /// without IDs adds every other available host's instances, paged over the region's
     /// listing when a page size or token is given (the aws CLI always sends MaxResults); one
