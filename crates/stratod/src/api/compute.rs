@@ -92,6 +92,17 @@ pub(crate) fn instance_message(v: InstanceView) -> pb::Instance {
             .map(|p| p.1.clone())
             .unwrap_or_default(),
         client_token: i.client_token.clone(),
+        user_data: Vec::new(),
+    }
+}
+
+/// [`instance_message`] with the instance's user data, which only
+/// `DescribeInstancesRequest.with_user_data` asks for.
+pub(crate) fn instance_message_with_user_data(v: InstanceView) -> pb::Instance {
+    let user_data = v.instance.user_data.clone();
+    pb::Instance {
+        user_data,
+        ..instance_message(v)
     }
 }
 
@@ -196,8 +207,12 @@ impl Compute for Api {
                     origin,
                 )
                 .await?;
-            let mut instances: Vec<pb::Instance> =
-                d.local.into_iter().map(instance_message).collect();
+            let show = if r.with_user_data {
+                instance_message_with_user_data
+            } else {
+                instance_message
+            };
+            let mut instances: Vec<pb::Instance> = d.local.into_iter().map(show).collect();
             instances.extend(d.remote);
             Ok(pb::DescribeInstancesResponse {
                 next_token: d.next_token,

@@ -14,18 +14,22 @@ impl Tags for Api {
         &self,
         req: Request<pb::CreateTagsRequest>,
     ) -> Result<Response<pb::CreateTagsResponse>, Status> {
-        self.handle("CreateTags", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("CreateTags", req, |account, r| async move {
             self.cloud
-                .create_tags(account, &r.resources, &convert::tags_in(&r.tags))
+                .create_tags_routed(&account, &r.resources, &convert::tags_in(&r.tags), origin)
+                .await
                 .map(|_| pb::CreateTagsResponse {})
         })
+        .await
     }
 
     async fn delete_tags(
         &self,
         req: Request<pb::DeleteTagsRequest>,
     ) -> Result<Response<pb::DeleteTagsResponse>, Status> {
-        self.handle("DeleteTags", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("DeleteTags", req, |account, r| async move {
             let keys: Vec<TagKey> = r
                 .tags
                 .into_iter()
@@ -35,25 +39,30 @@ impl Tags for Api {
                 })
                 .collect();
             self.cloud
-                .delete_tags(account, &r.resources, &keys)
+                .delete_tags_routed(&account, &r.resources, &keys, origin)
+                .await
                 .map(|_| pb::DeleteTagsResponse {})
         })
+        .await
     }
 
     async fn describe_tags(
         &self,
         req: Request<pb::DescribeTagsRequest>,
     ) -> Result<Response<pb::DescribeTagsResponse>, Status> {
-        self.handle("DescribeTags", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("DescribeTags", req, |account, r| async move {
             self.cloud
-                .describe_tags(
-                    account,
+                .describe_tags_routed(
+                    &account,
                     &convert::filters(&r.filters),
                     &PageRequest {
                         max_results: r.max_results,
                         next_token: r.next_token,
                     },
+                    origin,
                 )
+                .await
                 .map(|page| pb::DescribeTagsResponse {
                     tags: page
                         .items
@@ -68,5 +77,6 @@ impl Tags for Api {
                     next_token: page.next_token,
                 })
         })
+        .await
     }
 }

@@ -210,12 +210,26 @@ impl Cloud {
         }
     }
 
-    /// CreateTags: adds or overwrites tags on every resource, all or none.
-    pub fn create_tags(&self, account: &str, resources: &[String], tags: &[Tag]) -> ApiResult<()> {
+    /// The checks of a CreateTags that need no resource: the tags, and the IDs' form.
+    pub fn check_create_tags(&self, resources: &[String], tags: &[Tag]) -> ApiResult<()> {
         if tags.is_empty() {
             return Err(ApiError::missing("Tag"));
         }
         check(tags)?;
+        self.tag_targets(resources).map(drop)
+    }
+
+    /// The checks of a DeleteTags that need no resource: the keys, and the IDs' form.
+    pub fn check_delete_tags(&self, resources: &[String], tags: &[TagKey]) -> ApiResult<()> {
+        for t in tags {
+            check_key(&t.key)?;
+        }
+        self.tag_targets(resources).map(drop)
+    }
+
+    /// CreateTags: adds or overwrites tags on every resource, all or none.
+    pub fn create_tags(&self, account: &str, resources: &[String], tags: &[Tag]) -> ApiResult<()> {
+        self.check_create_tags(resources, tags)?;
         let targets = self.tag_targets(resources)?;
         self.apply_tag_change(account, targets, |have| {
             for t in tags {
@@ -235,9 +249,7 @@ impl Cloud {
         resources: &[String],
         tags: &[TagKey],
     ) -> ApiResult<()> {
-        for t in tags {
-            check_key(&t.key)?;
-        }
+        self.check_delete_tags(resources, tags)?;
         let targets = self.tag_targets(resources)?;
         self.apply_tag_change(account, targets, |have| {
             if tags.is_empty() {

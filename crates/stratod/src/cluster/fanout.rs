@@ -1,5 +1,5 @@
-//! The region-wide part of a plain describe (no IDs, no page): every other available host
-//! is asked for its own instances (or volumes, or snapshots), all at once, and a host found down is shown
+//! The region-wide part of a describe without IDs: every other available host is asked for
+//! its own instances (or volumes, snapshots, tags), all at once, and a host found down is shown
 //! from its capacity reservations (its volumes are left out: nothing in etcd describes
 //! them). Both front ends add this to what this host answers.
 
@@ -80,6 +80,20 @@ pub async fn snapshots_of_other_hosts(
             link.describe_snapshots(&host, &account, Vec::new(), &owners, &filters)
                 .await
         }
+    })
+    .await
+}
+
+/// The tags of `account`'s resources on every other available host, asked all at once (one
+/// that does not answer is left out).
+pub async fn tags_of_other_hosts(
+    cloud: &Cloud,
+    account: &str,
+    filters: &[Filter],
+) -> Vec<pb::TagDescription> {
+    ask_other_hosts(cloud, "DescribeTags", |link, host| {
+        let (account, filters) = (account.to_string(), filters.to_vec());
+        async move { link.describe_tags(&host, &account, &filters).await }
     })
     .await
 }
@@ -191,6 +205,12 @@ impl HasId for pb::InstanceStatus {
 impl HasId for pb::Volume {
     fn id(&self) -> &str {
         &self.volume_id
+    }
+}
+
+impl HasId for pb::TagDescription {
+    fn id(&self) -> &str {
+        &self.resource_id
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
+use strato_proto::v1::tags_client::TagsClient;
 use strato_proto::v1::volumes_client::VolumesClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -216,6 +217,22 @@ impl Link {
             .await
     }
 
+    /// [`Link::on`] for the Tags service.
+    pub(super) async fn on_tags<Req, Resp, F, Fut>(
+        &self,
+        host: &str,
+        account: &str,
+        msg: Req,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(TagsClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.on_service(Whose::Resource, host, account, msg, TagsClient::new, f)
+            .await
+    }
+
     async fn on_service<C, Req, Resp, F, Fut>(
         &self,
         whose: Whose,
@@ -268,6 +285,8 @@ impl Link {
 enum Whose {
     Instance,
     Volume,
+    /// Any taggable resource.
+    Resource,
 }
 
 impl Whose {
@@ -276,6 +295,7 @@ impl Whose {
         match self {
             Whose::Instance => ("instance", "instances"),
             Whose::Volume => ("volume", "volumes"),
+            Whose::Resource => ("resource", "resources"),
         }
     }
 }
@@ -296,6 +316,32 @@ impl Link {
             c.stream_console(r).await
         })
         .await
+    }
+}
+
+impl Link {
+    /// One instance of `host`'s with its user data (DescribeInstanceAttribute's userData).
+    pub async fn instance_with_user_data(
+        &self,
+        host: &str,
+        account: &str,
+        id: &str,
+    ) -> ApiResult<pb::Instance> {
+        let msg = pb::DescribeInstancesRequest {
+            instance_ids: vec![id.to_string()],
+            this_host_only: true,
+            with_user_data: true,
+            ..Default::default()
+        };
+        let r = self
+            .on(host, account, msg, |mut c, r| async move {
+                c.describe_instances(r).await
+            })
+            .await?;
+        r.instances
+            .into_iter()
+            .find(|i| i.instance_id == id)
+            .ok_or_else(|| crate::ids::Kind::Instance.not_found(id))
     }
 }
 

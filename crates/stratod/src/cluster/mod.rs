@@ -9,6 +9,7 @@
 //! answering; region-wide changes (RunInstances, which must reserve capacity) are refused
 //! with `Unavailable` until etcd answers again. Nothing else waits on etcd.
 
+pub mod checks;
 pub mod config;
 pub mod etcd;
 pub mod fanout;
@@ -22,6 +23,7 @@ pub mod regional;
 pub mod route;
 pub mod run;
 pub mod shared;
+pub mod tags;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -445,11 +447,13 @@ impl Region {
     }
 
     /// The hosts that own `account`'s instances among `ids`, from their capacity
-    /// reservations: host → its IDs, in the order asked. An ID without a reservation of
-    /// `account` is left out (the caller answers for it here, NotFound for an ID that is
-    /// not the account's, before anything is forwarded). One read of every reservation per
-    /// call is cheap at a homelab's size; an index by instance ID can replace it behind
-    /// this function.
+    /// reservations, and for an ID without one (a terminated instance, which holds no
+    /// capacity) from its host's route record in the owner index: host → its IDs, in the
+    /// order asked. An ID found in neither for `account` is left out (the caller answers
+    /// for it here, NotFound for an ID that is not the account's, before anything is
+    /// forwarded). One read of every reservation per call (and of the index when an ID
+    /// has no reservation) is cheap at a homelab's size; an index by instance ID can
+    /// replace it behind this function.
     pub async fn owners_of(
         &self,
         account: &str,
@@ -458,12 +462,21 @@ impl Region {
         let mut c = self.etcd().await?;
         let r = c.list(RESERVATIONS).await;
         let (_, entries) = self.note(r).await?;
-        let owner: BTreeMap<String, String> = entries
+        let mut owner: BTreeMap<String, String> = entries
             .into_iter()
             .filter_map(|e| serde_json::from_slice::<Reservation>(&e.value).ok())
             .filter(|r| r.account == account)
             .map(|r| (r.instance_id, r.host))
             .collect();
+        if ids.iter().any(|id| !owner.contains_key(id)) {
+            let r = c.list(owners::OWNERS).await;
+            let (_, entries) = self.note(r).await?;
+            for (id, host) in owners::hosts_of(&entries, account) {
+                if id.starts_with("i-") {
+                    owner.entry(id).or_insert(host);
+                }
+            }
+        }
         Ok(route::by_owner(ids, &owner))
     }
 

@@ -4,7 +4,9 @@
 //! for a launch that never arrived is dropped once it is old enough not to be in flight.
 //! This host's keys in the index of volumes and snapshots (`owners`) are kept the same way:
 //! one made or deleted while etcd was away (or a snapshot CreateImage made) is put or
-//! removed within seconds of etcd answering.
+//! removed within seconds of etcd answering. So are the route records of its terminated
+//! instances (`owners/<host>/i-…`): a terminated instance gives its capacity back at once
+//! but stays reachable from every host until this host forgets it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,13 +72,18 @@ pub async fn run(cloud: Arc<Cloud>) {
                 continue;
             }
         };
-        let fix = repair(&claims, &live, &terminated, crate::db::now_ms());
+        let ids: Vec<String> = terminated.iter().map(|(id, _)| id.clone()).collect();
+        let fix = repair(&claims, &live, &ids, crate::db::now_ms());
         for r in &fix.put {
             if region.put_reservation(r).await.is_err() {
                 break;
             }
         }
-        if !fix.drop.is_empty() {
+        // A terminated instance keeps a route record (`owners/<host>/<id>`) for as long as
+        // this host lists it, so that the other hosts still send calls about it here; it is
+        // written before its claim goes, so that no moment has neither.
+        let routed = repair_owners(&region, "i-", || Ok(terminated)).await;
+        if routed && !fix.drop.is_empty() {
             region.release(region.host(), &fix.drop).await;
         }
         repair_owners(&region, "vol-", || cloud.held_volumes()).await;
@@ -86,33 +93,34 @@ pub async fn run(cloud: Arc<Cloud>) {
 
 /// Brings this host's keys of IDs starting with `prefix` in the region's index in step with
 /// its database (`held`): the keys are read first, then the database (see
-/// [`owners::repair`]).
+/// [`owners::repair`]). Whether the index is in step now.
 async fn repair_owners(
     region: &super::Region,
     prefix: &str,
     held: impl FnOnce() -> crate::error::ApiResult<Vec<(String, String)>>,
-) {
+) -> bool {
     let Ok(indexed) = region.owned_here(prefix).await else {
-        return;
+        return false;
     };
     let held = match held() {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e.message, "cannot list this host's {prefix} resources for the region");
-            return;
+            return false;
         }
     };
     let fix = owners::repair(&indexed, &held);
     for (id, account) in &fix.put {
         if region.put_owner(id, account).await.is_err() {
-            return;
+            return false;
         }
     }
     for id in &fix.drop {
         if region.drop_owner(id).await.is_err() {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// Whether an instance in `state` holds capacity on its host.

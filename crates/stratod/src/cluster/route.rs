@@ -244,6 +244,15 @@ pub struct Described<L, R> {
     pub remote: Vec<R>,
 }
 
+/// The region's listing order of instances: launch time, then ID.
+fn instance_key(v: &InstanceView) -> (i64, &str) {
+    (v.instance.launch_time, &v.instance.id)
+}
+
+fn pb_instance_key(i: &pb::Instance) -> (i64, &str) {
+    (i.launch_time_unix, &i.instance_id)
+}
+
 impl Cloud {
     /// Where `account`'s `ids` go (another account's stay here, refused as unknown): all
     /// here without a region, for a call another host forwarded, or while etcd cannot be
@@ -415,9 +424,27 @@ impl Cloud {
         }
     }
 
-    /// DescribeInstances across the region: with IDs, each owner answers for its own; a
-    /// plain describe (no IDs, no page) adds every other available host's instances; a
-    /// paged one or one another host sent covers this host only.
+    /// One instance with its user data (the Query API's DescribeInstanceAttribute), from
+    /// its host, in the message form every host's instances take.
+    pub async fn instance_with_user_data_routed(
+        &self,
+        account: &str,
+        id: &str,
+        origin: Origin,
+    ) -> ApiResult<pb::Instance> {
+        match self.owner_elsewhere(account, id, origin).await {
+            Some((link, host)) => link.instance_with_user_data(&host, account, id).await,
+            None => {
+                let view = self.instance_view(self.owned_instance(account, id)?)?;
+                Ok(crate::api::compute::instance_message_with_user_data(view))
+            }
+        }
+    }
+
+    /// DescribeInstances across the region: with IDs, each owner answers for its own; one
+    /// without IDs adds every other available host's instances, paged over the region's
+    /// listing when a page size or token is given (the aws CLI always sends MaxResults); one
+    /// another host sent covers this host only.
     pub async fn describe_instances_routed(
         &self,
         account: &str,
@@ -425,6 +452,25 @@ impl Cloud {
         origin: Origin,
     ) -> ApiResult<Described<InstanceView, pb::Instance>> {
         let paged = req.page.max_results != 0 || !req.page.next_token.is_empty();
+        if paged
+            && req.instance_ids.is_empty()
+            && origin == Origin::Caller
+            && self.cluster.is_some()
+        {
+            // A page this host would refuse is refused before the other hosts are asked.
+            crate::cloud::paging::paginate(Vec::<()>::new(), &req.page)?;
+            let mut all = req.clone();
+            all.page = crate::cloud::paging::PageRequest::default();
+            let here = self.describe_instances(account, &all)?.items;
+            let there = super::fanout::describe_other_hosts(self, account, &req.filters).await;
+            return super::volumes::region_page(
+                here,
+                there,
+                &req.page,
+                instance_key,
+                pb_instance_key,
+            );
+        }
         if req.instance_ids.is_empty() || paged || origin == Origin::RegionHost {
             let page = self.describe_instances(account, req)?;
             let remote = if !paged && origin == Origin::Caller && req.instance_ids.is_empty() {

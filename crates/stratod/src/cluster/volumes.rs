@@ -86,10 +86,10 @@ pub fn pairing(this_host: &str, volume: &Place, instance: &Place) -> Pairing {
     }
 }
 
-/// One page of the region's volumes (or snapshots), `here` and `there` merged in the order
-/// one host lists its own (creation time, then ID, as `key` and `pb_key` give them), so that
-/// a page's offset means the same on every call.
-fn region_page<L, R>(
+/// One page of the region's volumes (or snapshots, or instances), `here` and `there` merged
+/// in the order one host lists its own (creation time, then ID, as `key` and `pb_key` give
+/// them), so that a page's offset means the same on every call.
+pub(super) fn region_page<L, R>(
     here: Vec<L>,
     there: Vec<R>,
     page: &PageRequest,
@@ -143,7 +143,7 @@ fn pb_snapshot_key(s: &pb::Snapshot) -> (i64, &str) {
 }
 
 /// The refusal of a volume and an instance on different hosts.
-fn apart(volume_id: &str, instance_id: &str, volume: &str, instance: &str) -> ApiError {
+pub(super) fn apart(volume_id: &str, instance_id: &str, volume: &str, instance: &str) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidVolumeZoneMismatch,
         format!(
@@ -156,7 +156,13 @@ fn apart(volume_id: &str, instance_id: &str, volume: &str, instance: &str) -> Ap
 
 impl Cloud {
     /// Where `account`'s `id` of `kind` is, for a call from `origin`.
-    async fn place(&self, kind: Resource, account: &str, id: &str, origin: Origin) -> Place {
+    pub(super) async fn place(
+        &self,
+        kind: Resource,
+        account: &str,
+        id: &str,
+        origin: Origin,
+    ) -> Place {
         let route = self
             .route_of(kind, account, &[id.to_string()], origin)
             .await;

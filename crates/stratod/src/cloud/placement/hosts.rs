@@ -65,6 +65,10 @@ pub struct HostInfo {
     pub started_at: i64,
 }
 
+/// What [`Cloud::region_claims`] finds: the live instances' claims, and the `(ID, account)`
+/// of the terminated ones.
+pub type RegionClaims = (Vec<Reservation>, Vec<(String, String)>);
+
 impl Cloud {
     /// For a launch another host placed here: this host's own available AMI of the name
     /// the placing host gave, when it lacks the AMI's ID (AMIs are not shared yet).
@@ -129,15 +133,16 @@ impl Cloud {
         })
     }
 
-    /// The claims this host's live instances make, and the IDs of its terminated ones.
-    pub fn region_claims(&self, host: &str) -> ApiResult<(Vec<Reservation>, Vec<String>)> {
+    /// The claims this host's live instances make, and the `(ID, account)` of its
+    /// terminated ones (which keep a route record, not a claim, while this host lists them).
+    pub fn region_claims(&self, host: &str) -> ApiResult<RegionClaims> {
         let mut live = Vec::new();
         let mut terminated = Vec::new();
         for i in self.db.instances(None)? {
             if crate::cluster::reconcile::holds_capacity(i.state) {
                 live.push(self.claim_of(host, &i)?);
             } else {
-                terminated.push(i.id);
+                terminated.push((i.id, i.owner));
             }
         }
         Ok((live, terminated))

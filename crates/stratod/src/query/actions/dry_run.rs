@@ -1,11 +1,14 @@
 //! DryRun of a changing action: the checks the call would make that need no change, by the
 //! domain's own lookups (the caller must own, or may change, every resource it names; an
 //! admin-only call needs the admin), then `DryRunOperation`. RunInstances runs all of its
-//! checks in the domain instead (`RunRequest::dry_run`).
+//! checks in the domain instead (`RunRequest::dry_run`). In a region of hosts, the calls
+//! that reach another host's instances, volumes and snapshots have them checked by that
+//! host (`cluster::checks`), as the call itself would be.
 
 use super::super::value::Value;
 use super::super::Ctx;
 use crate::cloud::filters::Filter;
+use crate::cluster::route::{Origin, Resource};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Whether the domain runs this action's dry run itself.
@@ -17,18 +20,35 @@ fn nonempty<'a>(input: &'a Value, member: &str) -> Option<&'a str> {
     input.opt_str(member).filter(|s| !s.is_empty())
 }
 
-fn instances(ctx: &Ctx<'_>, ids: &[String]) -> ApiResult<()> {
+/// That the caller has `ids` of `kind`, on whichever host of the region has them.
+async fn routed(ctx: &Ctx<'_>, kind: Resource, ids: &[String]) -> ApiResult<()> {
+    ctx.cloud
+        .check_owned_routed(kind, ctx.account(), ids, Origin::Caller)
+        .await
+}
+
+/// The instances of a state change, on their hosts.
+async fn instances(ctx: &Ctx<'_>, ids: &[String]) -> ApiResult<()> {
     if ids.is_empty() {
         return Err(ApiError::missing("InstanceId"));
     }
-    for id in ids {
-        ctx.cloud.owned_instance(ctx.account(), id)?;
-    }
-    Ok(())
+    routed(ctx, Resource::Instance, ids).await
 }
 
+/// The instance of a call that reaches its host.
+async fn routed_instance(ctx: &Ctx<'_>, input: &Value) -> ApiResult<()> {
+    instances(ctx, &[input.str("InstanceId").to_string()]).await
+}
+
+/// The instance of a call that acts on the host asked only.
 fn instance(ctx: &Ctx<'_>, input: &Value) -> ApiResult<()> {
-    instances(ctx, &[input.str("InstanceId").to_string()])
+    ctx.cloud
+        .owned_instance(ctx.account(), input.str("InstanceId"))
+        .map(drop)
+}
+
+fn one(id: &str) -> [String; 1] {
+    [id.to_string()]
 }
 
 fn groups(ctx: &Ctx<'_>, ids: &[String]) -> ApiResult<()> {
@@ -55,15 +75,16 @@ fn filter(name: &str, value: &str) -> Vec<Filter> {
     }]
 }
 
-/// A resource a tag call names, by its kind.
-fn taggable(ctx: &Ctx<'_>, id: &str) -> ApiResult<()> {
+/// A resource a tag call names, by its kind (instances, volumes and snapshots on their
+/// hosts, as CreateTags reaches them).
+async fn taggable(ctx: &Ctx<'_>, id: &str) -> ApiResult<()> {
     let (a, c) = (ctx.account(), ctx.cloud);
     let one = [id.to_string()];
     let prefix = id.split_once('-').map_or("", |p| p.0);
     match prefix {
-        "i" => c.owned_instance(a, id).map(drop),
-        "vol" => c.owned_volume(a, id).map(drop),
-        "snap" => c.owned_snapshot(a, id).map(drop),
+        "i" => routed(ctx, Resource::Instance, &one).await,
+        "vol" => routed(ctx, Resource::Volume, &one).await,
+        "snap" => routed(ctx, Resource::Snapshot, &one).await,
         "ami" => c.owned_image(a, id).map(drop),
         "sg" => c.owned_group(a, id).map(drop),
         "eni" => c.owned_eni(a, id).map(drop),
@@ -77,17 +98,23 @@ fn taggable(ctx: &Ctx<'_>, id: &str) -> ApiResult<()> {
 }
 
 /// The checks of `action` that change nothing.
-pub fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> {
+pub async fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> {
     let (a, c) = (ctx.account(), ctx.cloud);
     match action {
         "StopInstances" | "StartInstances" | "TerminateInstances" | "RebootInstances" => {
-            instances(ctx, &input.strs("InstanceIds"))
+            instances(ctx, &input.strs("InstanceIds")).await
         }
         "ModifyInstanceAttribute" => {
-            instance(ctx, input)?;
-            groups(ctx, &input.strs("Groups"))
+            routed_instance(ctx, input).await?;
+            // Groups are per host: another host's instance has its groups checked there,
+            // when the call runs.
+            if instance(ctx, input).is_ok() {
+                groups(ctx, &input.strs("Groups"))?;
+            }
+            Ok(())
         }
-        "ModifyInstanceMetadataOptions" | "CreateImage" => instance(ctx, input),
+        "ModifyInstanceMetadataOptions" => routed_instance(ctx, input).await,
+        "CreateImage" => instance(ctx, input),
         "ModifyInstancePlacement" => {
             instance(ctx, input)?;
             match nonempty(input, "GroupName") {
@@ -96,29 +123,38 @@ pub fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> {
             }
         }
         "CreateVolume" => match nonempty(input, "SnapshotId") {
-            Some(s) => c.owned_snapshot(a, s).map(drop),
+            Some(s) => routed(ctx, Resource::Snapshot, &one(s)).await,
             None => Ok(()),
         },
         "AttachVolume" => {
-            c.owned_volume(a, input.str("VolumeId"))?;
-            instance(ctx, input)
+            c.check_attach_routed(
+                a,
+                input.str("VolumeId"),
+                input.str("InstanceId"),
+                Origin::Caller,
+            )
+            .await
         }
         "DetachVolume" => {
-            c.owned_volume(a, input.str("VolumeId"))?;
-            match nonempty(input, "InstanceId") {
-                Some(i) => c.owned_instance(a, i).map(drop),
-                None => Ok(()),
-            }
+            c.check_detach_routed(
+                a,
+                input.str("VolumeId"),
+                nonempty(input, "InstanceId"),
+                Origin::Caller,
+            )
+            .await
         }
-        "DeleteVolume" | "CreateSnapshot" => c.owned_volume(a, input.str("VolumeId")).map(drop),
-        "DeleteSnapshot" => c.owned_snapshot(a, input.str("SnapshotId")).map(drop),
+        "DeleteVolume" | "CreateSnapshot" => {
+            routed(ctx, Resource::Volume, &one(input.str("VolumeId"))).await
+        }
+        "DeleteSnapshot" => routed(ctx, Resource::Snapshot, &one(input.str("SnapshotId"))).await,
         "DeregisterImage" | "ModifyImageAttribute" => {
             c.owned_image(a, input.str("ImageId")).map(drop)
         }
         "RegisterImage" => c.may_register_images(a),
         "CreateTags" | "DeleteTags" => {
             for r in input.strs("Resources") {
-                taggable(ctx, &r)?;
+                taggable(ctx, &r).await?;
             }
             crate::cloud::tags::check(&super::tags_in(input.items("Tags")))
         }

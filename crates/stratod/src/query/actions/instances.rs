@@ -288,14 +288,15 @@ fn attr_bool(b: bool) -> Value {
     Value::obj([("Value", b.into())])
 }
 
-/// DescribeInstanceAttribute.
-pub fn describe_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// DescribeInstanceAttribute, of an instance on any host of the region (its host answers,
+/// in the message form every host's instances take).
+pub async fn describe_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let attr = input.str("Attribute");
     let id = input.str("InstanceId");
-    let v = ctx
+    let i = ctx
         .cloud
-        .instance_view(ctx.cloud.owned_instance(ctx.account(), id)?)?;
-    let i = &v.instance;
+        .instance_with_user_data_routed(ctx.account(), id, Origin::Caller)
+        .await?;
     let member = match attr {
         "instanceType" => ("InstanceType", attr_value(&i.instance_type)),
         "userData" => (
@@ -316,15 +317,15 @@ pub fn describe_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         "disableApiStop" => ("DisableApiStop", attr_bool(false)),
         "instanceInitiatedShutdownBehavior" => (
             "InstanceInitiatedShutdownBehavior",
-            attr_value(&i.shutdown_behavior),
+            attr_value(&i.instance_initiated_shutdown_behavior),
         ),
         "rootDeviceName" => ("RootDeviceName", attr_value(&i.root_device_name)),
         "sourceDestCheck" => (
             "SourceDestCheck",
             attr_bool(
-                v.network_interfaces
+                i.network_interfaces
                     .first()
-                    .is_none_or(|e| e.eni.source_dest_check),
+                    .is_none_or(|e| e.source_dest_check),
             ),
         ),
         "ebsOptimized" => ("EbsOptimized", attr_bool(false)),
@@ -333,13 +334,16 @@ pub fn describe_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         "ramdisk" => ("RamdiskId", attr_value("")),
         "groupSet" => (
             "Groups",
-            Value::list(v.security_groups.iter().map(|(id, name)| {
-                Value::obj([("GroupId", id.into()), ("GroupName", name.into())])
+            Value::list(i.security_groups.iter().map(|g| {
+                Value::obj([
+                    ("GroupId", (&g.group_id).into()),
+                    ("GroupName", (&g.group_name).into()),
+                ])
             })),
         ),
         "blockDeviceMapping" => (
             "BlockDeviceMappings",
-            match instance(v.clone()) {
+            match shapes::instance(i) {
                 Value::Struct(mut m) => m.remove("BlockDeviceMappings").unwrap_or(Value::Null),
                 _ => Value::Null,
             },

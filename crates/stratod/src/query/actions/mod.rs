@@ -27,7 +27,7 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
     if input.bool("DryRun") == Some(true) && !read_only(action) && !dry_run::in_domain(action) {
         // Nothing may change: the checks the action can make without acting, then the
         // dry run's answer.
-        dry_run::check(ctx, action, input)?;
+        dry_run::check(ctx, action, input).await?;
         return Err(dry_run_ok());
     }
     let out = match action {
@@ -37,7 +37,7 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "DescribeInstances" => instances::describe(ctx, input).await,
         "DescribeInstanceStatus" => instances::describe_status(ctx, input).await,
         "GetConsoleOutput" => instances::console(ctx, input).await,
-        "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input),
+        "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input).await,
         "ModifyInstanceAttribute" => instances::modify_attribute(ctx, input).await,
         "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input).await,
         "DescribeInstanceCreditSpecifications" => {
@@ -67,9 +67,9 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "ImportKeyPair" => keys::import(ctx, input).await,
         "DescribeKeyPairs" => keys::describe(ctx, input),
         "DeleteKeyPair" => keys::delete(ctx, input).await,
-        "CreateTags" => tags::create(ctx, input),
-        "DeleteTags" => tags::delete(ctx, input),
-        "DescribeTags" => tags::describe(ctx, input),
+        "CreateTags" => tags::create(ctx, input).await,
+        "DeleteTags" => tags::delete(ctx, input).await,
+        "DescribeTags" => tags::describe(ctx, input).await,
         "CreateVpc" => vpc::create_vpc(ctx, input).await,
         "DescribeVpcs" => vpc::describe_vpcs(ctx, input),
         "DeleteVpc" => vpc::delete_vpc(ctx, input).await,

@@ -5,21 +5,25 @@ use super::super::value::Value;
 use super::super::Ctx;
 use super::{filters, page_request, tags_in};
 use crate::cloud::tags::TagKey;
+use crate::cluster::route::Origin;
 use crate::error::ApiResult;
 
-/// CreateTags.
-pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    ctx.cloud.create_tags(
-        ctx.account(),
-        &input.strs("Resources"),
-        &tags_in(input.items("Tags")),
-    )?;
+/// CreateTags, each resource tagged on its host in a region of hosts.
+pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    ctx.cloud
+        .create_tags_routed(
+            ctx.account(),
+            &input.strs("Resources"),
+            &tags_in(input.items("Tags")),
+            Origin::Caller,
+        )
+        .await?;
     Ok(Value::obj([]))
 }
 
 /// DeleteTags: a tag given without a value goes whatever its value; with one (even
 /// empty), only with that value.
-pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let keys: Vec<TagKey> = input
         .items("Tags")
         .iter()
@@ -29,15 +33,27 @@ pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         })
         .collect();
     ctx.cloud
-        .delete_tags(ctx.account(), &input.strs("Resources"), &keys)?;
+        .delete_tags_routed(
+            ctx.account(),
+            &input.strs("Resources"),
+            &keys,
+            Origin::Caller,
+        )
+        .await?;
     Ok(Value::obj([]))
 }
 
-/// DescribeTags.
-pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+/// DescribeTags (of the region's instances, volumes and snapshots too).
+pub async fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let p = ctx
         .cloud
-        .describe_tags(ctx.account(), &filters(input), &page_request(input)?)?;
+        .describe_tags_routed(
+            ctx.account(),
+            &filters(input),
+            &page_request(input)?,
+            Origin::Caller,
+        )
+        .await?;
     let (list, next) = (p.items, nonempty(&p.next_token));
     Ok(Value::obj([
         (
