@@ -479,6 +479,58 @@ fn three_hosts_one_region() {
         .map(|r| r["Instances"].as_array().unwrap().len())
         .sum();
     assert_eq!(count, 9, "a plain describe covers the region: {plain}");
+    // Pages of five (the aws CLI follows NextToken) cover the region too, each instance once.
+    let paged = aws.json(&["ec2", "describe-instances", "--page-size", "5"]);
+    let ids: Vec<&str> = paged["Reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().unwrap())
+        .map(|i| i["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 9, "paged: {paged}");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        9,
+        "paged: {paged}"
+    );
+    // Tags on another host's instance, through either front end, land on its host.
+    aws.json(&[
+        "ec2",
+        "create-tags",
+        "--resources",
+        &i2,
+        "--tags",
+        "Key=role,Value=web",
+    ]);
+    d[2].cli(&[
+        "create-tags",
+        "--resources",
+        &i3,
+        "--tags",
+        "Key=role,Value=db",
+    ]);
+    let tag = |x: &Daemon, id: &str| {
+        // An instance with no tags has no Tags member.
+        x.instance(id)["Tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["Key"] == "role")
+            .map(|t| t["Value"].as_str().unwrap().to_string())
+    };
+    assert_eq!(tag(&d[1], &i2).as_deref(), Some("web"));
+    assert_eq!(tag(&d[2], &i3).as_deref(), Some("db"));
+    let dt = aws.json(&["ec2", "describe-tags", "--filters", "Name=key,Values=role"]);
+    let tagged: BTreeSet<&str> = dt["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ResourceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(tagged, BTreeSet::from([i2.as_str(), i3.as_str()]), "{dt}");
+    d[0].cli(&["delete-tags", "--resources", &i2, "--tags", "Key=role"]);
+    assert_eq!(tag(&d[1], &i2), None);
     let v = aws.json(&["ec2", "stop-instances", "--instance-ids", &i3, "--force"]);
     assert_eq!(v["StoppingInstances"][0]["InstanceId"], i3.as_str(), "{v}");
     d[1].wait_state(&i3, "stopped", T);
@@ -727,6 +779,17 @@ fn three_hosts_one_region() {
         d[k].cli(&["terminate-instances", "--instance-ids", id]);
     }
     wait_one_free_vcpu_each(&d[0]);
+    // Their capacity is back, yet another host still routes a describe of each to its
+    // host, which lists it terminated (EC2 shows terminated instances for a while).
+    for (id, host) in &won {
+        let k = names.iter().position(|n| n == host).unwrap();
+        let other = &d[(k + 1) % 3];
+        let v = other.json(&["describe-instances", "--instance-ids", id]);
+        let listed = strato_e2e::instances_of(&v);
+        assert_eq!(listed.len(), 1, "{id} from {}: {v}", names[(k + 1) % 3]);
+        assert_eq!(listed[0]["State"]["Name"], "terminated", "{v}");
+        assert_eq!(listed[0]["Placement"]["HostId"], host.as_str(), "{v}");
+    }
 
     // The volume index follows the hosts' volumes: the racers' root volumes went with their
     // instances (DeleteOnTermination), and every live instance's root volume is indexed
