@@ -255,6 +255,18 @@ fn three_hosts_one_region() {
         let x = &d[names.iter().position(|n| n == host).unwrap()];
         assert_eq!(x.instance(id)["KeyName"], "region-key", "{id} on {host}");
     }
+    // Tags of a region-scoped resource are the region's: a tag put on h1 shows on h3.
+    d[0].cli(&[
+        "create-tags",
+        "--resources",
+        &key_id,
+        "--tags",
+        "Key=team,Value=lab",
+    ]);
+    strato_e2e::wait_until(T, "the key pair's tag on h3", || {
+        let v = d[2].json(&["describe-key-pairs"]);
+        v["KeyPairs"][0]["Tags"][0]["Value"] == "lab"
+    });
     // A key pair deleted on one host is gone from every host (its instances keep the key).
     d[2].cli(&["delete-key-pair", "--key-name", "region-key"]);
     for x in &d {

@@ -1,7 +1,9 @@
 //! Tags in a region of hosts, for both front ends: CreateTags and DeleteTags split the
 //! resource IDs by owner (instances by their reservations or route records, volumes and
 //! snapshots by the owner index), tag this host's part here and forward each other host's
-//! part to it; IDs of the other kinds (VPCs, groups, images, …) are per host and stay here.
+//! part to it; the region-scoped kinds (key pairs, placement groups) are tagged here and
+//! their records published; IDs of the other kinds (VPCs, groups, images, …) are per host and
+//! stay here.
 //! A DescribeTags covers the instances, volumes and snapshots of every available host, paged
 //! over the region's listing.
 
@@ -159,15 +161,40 @@ impl Cloud {
         let route = self.tag_route(account, resources, origin).await;
         let link = match self.link() {
             Some(link) if !route.remote.is_empty() => link,
-            _ => return here(resources),
+            _ => {
+                here(resources)?;
+                return self.share_tag_changes(resources, here).await;
+            }
         };
         if !route.local.is_empty() {
             here(&route.local)?;
+            self.share_tag_changes(&route.local, here).await?;
         }
         for (host, ids) in route.remote {
             match change {
                 Change::Create(tags) => link.create_tags(&host, account, ids, tags).await?,
                 Change::Delete(keys) => link.delete_tags(&host, account, ids, keys).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the tags of the region-scoped resources among `ids` (key pairs, placement
+    /// groups), already changed here by `here`: their records carry their tags, so every
+    /// host shows them. `here` runs again for each one, so a record another host changed
+    /// first keeps this change too.
+    async fn share_tag_changes(
+        &self,
+        ids: &[String],
+        here: impl Fn(&[String]) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        for id in ids {
+            if let Some(kind) = crate::cloud::shared::kind_of(id) {
+                let one = std::slice::from_ref(id);
+                self.share_change(kind, id, || here(one)).await?;
             }
         }
         Ok(())
