@@ -959,6 +959,30 @@ fn three_hosts_one_region() {
     );
     assert!(err.contains("etcd"), "{err}");
     assert_eq!(d[1].state(&spread[1].0), "running");
+    // A region-scoped resource's tags cannot change without the region: refused, and the
+    // host's own copy is left as the region has it.
+    let sp_of = |x: &Daemon| x.json(&["describe-placement-groups", "--group-names", "sp"]);
+    let sp_id = sp_of(&d[0])["PlacementGroups"][0]["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d[0].cli_err(
+        "Unavailable",
+        &[
+            "create-tags",
+            "--resources",
+            &sp_id,
+            "--tags",
+            "Key=late,Value=1",
+        ],
+    );
+    let sp = sp_of(&d[0]);
+    assert!(
+        sp["PlacementGroups"][0]["Tags"]
+            .as_array()
+            .is_none_or(|t| t.is_empty()),
+        "{sp}"
+    );
     // A host keeps making and describing its own volumes; the index catches up later.
     let v = d[0].json(&["create-volume", "--size", "1", "--availability-zone", &az]);
     let late_vol = v["VolumeId"].as_str().unwrap().to_string();

@@ -94,6 +94,13 @@ fn region_tags(
     paginate(here, page)
 }
 
+/// A region-scoped resource as it was before a tag call: its kind, ID and record.
+type SharedRow = (
+    &'static dyn crate::cluster::mirror::SharedKind,
+    String,
+    crate::cluster::shared::Shared,
+);
+
 /// What a tag call changes on each host.
 #[derive(Clone, Copy)]
 enum Change<'a> {
@@ -162,13 +169,15 @@ impl Cloud {
         let link = match self.link() {
             Some(link) if !route.remote.is_empty() => link,
             _ => {
+                let saved = self.shared_rows(resources)?;
                 here(resources)?;
-                return self.share_tag_changes(resources, here).await;
+                return self.share_tag_changes(saved, here).await;
             }
         };
         if !route.local.is_empty() {
+            let saved = self.shared_rows(&route.local)?;
             here(&route.local)?;
-            self.share_tag_changes(&route.local, here).await?;
+            self.share_tag_changes(saved, here).await?;
         }
         for (host, ids) in route.remote {
             match change {
@@ -179,22 +188,40 @@ impl Cloud {
         Ok(())
     }
 
-    /// Publishes the tags of the region-scoped resources among `ids` (key pairs, placement
-    /// groups), already changed here by `here`: their records carry their tags, so every
-    /// host shows them. `here` runs again for each one, so a record another host changed
-    /// first keeps this change too.
-    async fn share_tag_changes(
-        &self,
-        ids: &[String],
-        here: impl Fn(&[String]) -> ApiResult<()>,
-    ) -> ApiResult<()> {
+    /// The region-scoped resources among `ids` (key pairs, placement groups) as they are
+    /// before a tag call changes them (none without a region).
+    fn shared_rows(&self, ids: &[String]) -> ApiResult<Vec<SharedRow>> {
         if self.cluster.is_none() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut rows = Vec::new();
         for id in ids {
             if let Some(kind) = crate::cloud::shared::kind_of(id) {
-                let one = std::slice::from_ref(id);
-                self.share_change(kind, id, || here(one)).await?;
+                if let Some(before) = kind.export(self, id)? {
+                    rows.push((kind, id.clone(), before));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Publishes the tags of the region-scoped resources `saved`, already changed here by
+    /// `here`: their records carry their tags, so every host shows them. `here` runs again
+    /// for each one, so a record another host changed first keeps this change too. When a
+    /// record cannot be published (etcd away), it and the ones after it are put back as
+    /// they were, so this host's copy never differs from the region's.
+    async fn share_tag_changes(
+        &self,
+        saved: Vec<SharedRow>,
+        here: impl Fn(&[String]) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        for (n, (kind, id, _)) in saved.iter().enumerate() {
+            let one = std::slice::from_ref(id);
+            if let Err(e) = self.share_change(*kind, id, || here(one)).await {
+                for (kind, id, before) in &saved[n..] {
+                    kind.import(self, id, before)?;
+                }
+                return Err(e);
             }
         }
         Ok(())
