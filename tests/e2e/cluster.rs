@@ -1115,7 +1115,107 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
     let ids: Vec<&str> = got.keys().map(String::as_str).collect();
     let mut args = vec!["ec2", "terminate-instances", "--instance-ids"];
     args.extend(&ids);
-    d[2].aws(None).json(&args);
+    let aws3 = d[2].aws(None);
+    aws3.json(&args);
+    wait_one_free_vcpu_each(&d[0]);
+
+    // Launch templates are the region's: made on h2, a version added on h1, made the
+    // default on h3 and launched from there; the name is the region's; deleted on h1, gone
+    // everywhere.
+    let lt = aws2.json(&[
+        "ec2",
+        "create-launch-template",
+        "--launch-template-name",
+        "region-lt",
+        "--launch-template-data",
+        r#"{"InstanceType":"custom-1-64"}"#,
+    ]);
+    let lt_id = lt["LaunchTemplate"]["LaunchTemplateId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let versions_on = |aws: &strato_e2e::query::Aws<'_>| {
+        aws.json(&[
+            "ec2",
+            "describe-launch-template-versions",
+            "--launch-template-id",
+            &lt_id,
+        ])["LaunchTemplateVersions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    strato_e2e::wait_until(T, "the launch template on h1", || versions_on(&aws1) == 1);
+    let v2 = aws1.json(&[
+        "ec2",
+        "create-launch-template-version",
+        "--launch-template-id",
+        &lt_id,
+        "--source-version",
+        "1",
+        "--launch-template-data",
+        r#"{"UserData":"aGVsbG8gcmVnaW9u"}"#,
+    ]);
+    assert_eq!(v2["LaunchTemplateVersion"]["VersionNumber"], 2, "{v2}");
+    strato_e2e::wait_until(T, "the template's version 2 on h3", || {
+        versions_on(&aws3) == 2
+    });
+    aws3.json(&[
+        "ec2",
+        "modify-launch-template",
+        "--launch-template-id",
+        &lt_id,
+        "--default-version",
+        "2",
+    ]);
+    aws1.err(
+        "InvalidLaunchTemplateName.AlreadyExistsException",
+        &[
+            "ec2",
+            "create-launch-template",
+            "--launch-template-name",
+            "region-lt",
+            "--launch-template-data",
+            r#"{"InstanceType":"custom-1-64"}"#,
+        ],
+    );
+    let from_lt = aws3.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &amis[2],
+        "--launch-template",
+        &format!("LaunchTemplateId={lt_id}"),
+    ]);
+    let (lt_inst, _) = ids_and_hosts(&from_lt).remove(0);
+    assert_eq!(
+        from_lt["Instances"][0]["InstanceType"], "custom-1-64",
+        "{from_lt}"
+    );
+    // The default version, 2, as h3 made it: its user data came over in the record.
+    let ud = aws1.json(&[
+        "ec2",
+        "describe-instance-attribute",
+        "--instance-id",
+        &lt_inst,
+        "--attribute",
+        "userData",
+    ]);
+    assert_eq!(ud["UserData"]["Value"], "aGVsbG8gcmVnaW9u", "{ud}");
+    aws1.json(&[
+        "ec2",
+        "delete-launch-template",
+        "--launch-template-id",
+        &lt_id,
+    ]);
+    strato_e2e::wait_until(T, "the launch template gone from h2 and h3", || {
+        [&aws2, &aws3].iter().all(|aws| {
+            aws.json(&["ec2", "describe-launch-templates"])["LaunchTemplates"]
+                .as_array()
+                .is_none_or(|l| l.is_empty())
+        })
+    });
+    aws3.json(&["ec2", "terminate-instances", "--instance-ids", &lt_inst]);
     wait_one_free_vcpu_each(&d[0]);
     eprintln!("query API launches took {:?}", started.elapsed());
 }

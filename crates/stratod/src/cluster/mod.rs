@@ -24,6 +24,7 @@ pub mod route;
 pub mod run;
 pub mod shared;
 pub mod tags;
+pub mod templates;
 pub mod volumes;
 
 use std::collections::BTreeMap;
