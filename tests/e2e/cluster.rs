@@ -1168,6 +1168,30 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
         "--default-version",
         "2",
     ]);
+    // Versions added on two hosts at once: consecutive numbers, each host sees both.
+    let add_version = |aws: &strato_e2e::query::Aws<'_>| {
+        aws.json(&[
+            "ec2",
+            "create-launch-template-version",
+            "--launch-template-id",
+            &lt_id,
+            "--launch-template-data",
+            r#"{"InstanceType":"custom-1-64"}"#,
+        ])["LaunchTemplateVersion"]["VersionNumber"]
+            .as_i64()
+            .unwrap()
+    };
+    let raced: BTreeSet<i64> = std::thread::scope(|sc| {
+        let a = sc.spawn(|| add_version(&aws1));
+        let b = sc.spawn(|| add_version(&aws2));
+        [a.join().unwrap(), b.join().unwrap()].into()
+    });
+    assert_eq!(raced, BTreeSet::from([3, 4]));
+    strato_e2e::wait_until(T, "versions 3 and 4 on every host", || {
+        [&aws1, &aws2, &aws3]
+            .iter()
+            .all(|aws| versions_on(aws) == 4)
+    });
     aws1.err(
         "InvalidLaunchTemplateName.AlreadyExistsException",
         &[
