@@ -115,7 +115,11 @@ impl SharedKind for PlacementGroups {
 }
 
 /// Every region-scoped kind, in the order they are mirrored.
-pub static KINDS: &[&dyn SharedKind] = &[&KeyPairs, &PlacementGroups];
+pub static KINDS: &[&dyn SharedKind] = &[
+    &KeyPairs,
+    &PlacementGroups,
+    &crate::cloud::storage::shared_images::Images,
+];
 
 /// The kind of a resource ID, if it is region-scoped.
 pub fn kind_of(id: &str) -> Option<&'static dyn SharedKind> {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use strato_proto::v1 as pb;
 
 use super::forward::{pb_filters, Link};
+use super::mirror::kind_of;
 use super::route::{Origin, Resource, Route};
 use crate::cloud::filters::Filter;
 use crate::cloud::paging::{paginate, Page, PageRequest};
@@ -157,14 +158,28 @@ impl Cloud {
             Change::Delete(keys) => self.delete_tags(account, ids, keys),
         };
         let route = self.tag_route(account, resources, origin).await;
-        let link = match self.link() {
-            Some(link) if !route.remote.is_empty() => link,
-            _ => return here(resources),
+        let (local, remote, link) = match self.link() {
+            Some(link) if !route.remote.is_empty() => (route.local, route.remote, Some(link)),
+            _ => (resources.to_vec(), BTreeMap::new(), None),
         };
-        if !route.local.is_empty() {
-            here(&route.local)?;
+        // A region-scoped resource (an AMI, a key pair, ...) is tagged here and its record
+        // follows, so that every host has the tags.
+        let (shared, local): (Vec<String>, Vec<String>) = local
+            .into_iter()
+            .partition(|id| self.cluster.is_some() && kind_of(id).is_some());
+        if !local.is_empty() || shared.is_empty() {
+            here(&local)?;
         }
-        for (host, ids) in route.remote {
+        for id in &shared {
+            if let Some(kind) = kind_of(id) {
+                self.share_change(kind, id, || here(std::slice::from_ref(id)))
+                    .await?;
+            }
+        }
+        let Some(link) = link else {
+            return Ok(());
+        };
+        for (host, ids) in remote {
             match change {
                 Change::Create(tags) => link.create_tags(&host, account, ids, tags).await?,
                 Change::Delete(keys) => link.delete_tags(&host, account, ids, keys).await?,
