@@ -167,7 +167,7 @@ impl Cloud {
         let (shared, local): (Vec<String>, Vec<String>) = local
             .into_iter()
             .partition(|id| self.cluster.is_some() && kind_of(id).is_some());
-        if !local.is_empty() || shared.is_empty() {
+        if !local.is_empty() {
             here(&local)?;
         }
         for id in &shared {

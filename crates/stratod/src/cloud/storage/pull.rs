@@ -24,6 +24,9 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::Kind;
 use crate::states::SnapshotState;
 
+/// How many times (a second apart) a pull looks for a holder in the index.
+const HOLDER_WAITS: u32 = 6;
+
 impl Cloud {
     /// Makes sure this host has the files of image `image_id` before a launch uses them,
     /// pulling them from a host of the region that holds them. Concurrent launches of one
@@ -46,10 +49,21 @@ impl Cloud {
                 "The files of image {image_id} are missing on this host."
             )));
         };
-        let holders = region
-            .hosts_holding(image_id)
-            .await
-            .map_err(|e| region.cut_off(&e))?;
+        // An AMI that just became available may not be in the index yet (its maker puts its
+        // key once it published the state; its reconciler within seconds anyway).
+        let mut holders = Vec::new();
+        for wait in 0..HOLDER_WAITS {
+            if wait > 0 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            holders = region
+                .hosts_holding(image_id)
+                .await
+                .map_err(|e| region.cut_off(&e))?;
+            if holders.iter().any(|h| h.as_str() != region.host()) {
+                break;
+            }
+        }
         let views = region.hosts();
         let mut why = Vec::new();
         for host in holders.iter().filter(|h| h.as_str() != region.host()) {

@@ -215,7 +215,19 @@ impl Cloud {
                 })
                 .await;
             match r {
-                Ok(()) => return,
+                Ok(()) => {
+                    // A host that made an AMI holds its files: launches elsewhere may pull
+                    // them from here at once (the reconciler would put the key within
+                    // seconds).
+                    if let Some(region) = &self.cluster {
+                        if i.state == ImageState::Available
+                            && self.has_image_files(&i).unwrap_or(false)
+                        {
+                            let _ = region.put_owner(id, &i.owner).await;
+                        }
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(image = id, error = %e.message, "cannot publish the image's state; will retry");
                     tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(4))).await;
