@@ -156,8 +156,55 @@ fn three_hosts_one_region() {
         assert_eq!(h["h2"]["ApiEndpoint"], "https://10.250.0.12:7443");
     }
 
-    // AMIs are not shared yet: the same AMI (by name) on every host.
-    let amis: Vec<String> = d.iter().map(|x| x.register_probe("probe")).collect();
+    // AMIs are the region's: registered once on h1, every host lists it under its ID (its
+    // files stay on h1 until a launch on another host pulls them), its name is taken in the
+    // region, and its tags are the same everywhere.
+    let ami = d[0].register_probe("probe");
+    let amis: Vec<String> = vec![ami.clone(); 3];
+    let image_on = |x: &Daemon, id: &str| -> Option<Value> {
+        let v = x.json(&["describe-images"]);
+        v["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ImageId"] == id)
+            .cloned()
+    };
+    for x in &d {
+        strato_e2e::wait_until(T, "the region's AMI available on every host", || {
+            image_on(x, &ami).is_some_and(|i| i["State"] == "available")
+        });
+    }
+    let err = d[2].cli_err(
+        "InvalidAMIName.Duplicate",
+        &[
+            "register-image",
+            "--name",
+            "probe",
+            "--bundle",
+            strato_e2e::probe_bundle().to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("probe"), "{err}");
+    d[1].cli(&[
+        "create-tags",
+        "--resources",
+        &ami,
+        "--tags",
+        "Key=os,Value=probe",
+    ]);
+    strato_e2e::wait_until(T, "the AMI's tag on h3", || {
+        image_on(&d[2], &ami).is_some_and(|i| i["Tags"][0]["Value"] == "probe")
+    });
+    strato_e2e::wait_until(T, "h1 in the AMI's holders", || {
+        etcd_keys(&ul, "owners/").contains(&format!("h1/{ami}"))
+    });
+    assert!(
+        !etcd_keys(&ul, "owners/")
+            .iter()
+            .any(|k| k.ends_with(&ami) && !k.starts_with("h1/")),
+        "only h1 holds the AMI's files before any launch"
+    );
     // Placement groups and key pairs are the region's: made once, on any host, every host
     // has them (the same IDs), and a name is unique in the region.
     d[0].cli(&[
@@ -251,6 +298,17 @@ fn three_hosts_one_region() {
     }
     let spread_hosts: BTreeSet<&str> = spread.iter().map(|(_, h)| h.as_str()).collect();
     assert_eq!(spread_hosts.len(), 3, "{spread:?}");
+    // h2 and h3 pulled the AMI's kernel from h1 for their instances, which run; each now
+    // holds it too.
+    for (id, host) in &spread {
+        let x = &d[names.iter().position(|n| n == host).unwrap()];
+        x.wait_state(id, "running", T);
+    }
+    strato_e2e::wait_until(T, "every host in the AMI's holders", || {
+        let keys = etcd_keys(&ul, "owners/");
+        names.iter().all(|n| keys.contains(&format!("{n}/{ami}")))
+    });
+
     for (id, host) in &spread {
         let x = &d[names.iter().position(|n| n == host).unwrap()];
         assert_eq!(x.instance(id)["KeyName"], "region-key", "{id} on {host}");
@@ -1015,6 +1073,81 @@ fn three_hosts_one_region() {
     assert_eq!(got.len(), 1);
 
     // A daemon that stops leaves at once (its lease revoked), not a TTL later.
+    // Two AMIs registered on h2: one with a root volume snapshot, one that only h2 will
+    // hold. h1 makes room for one instance.
+    let disk = d[1].data().join("root-volume.img");
+    std::fs::write(
+        &disk,
+        (0..3u32 << 20).map(|b| (b % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let v = d[1].json(&[
+        "register-image",
+        "--name",
+        "probe-disk",
+        "--kernel",
+        strato_e2e::probe_bundle().join("vmlinux").to_str().unwrap(),
+        "--root-volume",
+        disk.to_str().unwrap(),
+        "--boot-args",
+        "console=ttyS0",
+        "--wait",
+    ]);
+    let with_disk = v["ImageId"].as_str().unwrap().to_string();
+    let lonely = d[1].register_probe("probe-on-h2");
+    strato_e2e::wait_until(T, "h2's AMIs available on h1 and held by h2", || {
+        let keys = etcd_keys(&ul, "owners/");
+        [&with_disk, &lonely].iter().all(|a| {
+            image_on(&d[0], a).is_some_and(|i| i["State"] == "available")
+                && keys.contains(&format!("h2/{a}"))
+        })
+    });
+    let spread_h1 = spread.iter().find(|(_, h)| h == "h1").unwrap().0.clone();
+    d[0].cli(&["terminate-instances", "--instance-ids", &spread_h1]);
+    d[0].wait_state(&spread_h1, "terminated", T);
+    let room_on_h1 = || {
+        strato_e2e::wait_until(T, "room on h1", || {
+            hosts(&d[0])["h1"]["AvailableCapacity"]["AvailableVCpus"] == 1
+        })
+    };
+    room_on_h1();
+    // h1 pulls the kernel and the snapshot from h2 (checksummed) and boots from them; the
+    // snapshot keeps its ID and is listed once in the region (h2's; h1's is a replica).
+    let root_snap = image_on(&d[0], &with_disk).unwrap()["BlockDeviceMappings"][0]["Ebs"]
+        ["SnapshotId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = launch(&d[0], &with_disk, &[]);
+    assert_eq!(got[0].1, "h1", "{got:?}");
+    d[0].wait_state(&got[0].0, "running", T);
+    let pulled = d[0].data().join(format!("snapshots/{root_snap}.img"));
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&disk).unwrap()
+    );
+    let snaps = d[0].json(&["describe-snapshots"]);
+    let listed = snaps["Snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["SnapshotId"] == root_snap.as_str())
+        .count();
+    assert_eq!(listed, 1, "{snaps}");
+    strato_e2e::wait_until(T, "h1 among the holders of h2's AMI", || {
+        etcd_keys(&ul, "owners/").contains(&format!("h1/{with_disk}"))
+    });
+    d[0].cli(&["terminate-instances", "--instance-ids", &got[0].0]);
+    d[0].wait_state(&got[0].0, "terminated", T);
+    room_on_h1();
+    // Deregistered on h1, an AMI is gone from every host, and h1 drops the files it pulled.
+    d[0].cli(&["deregister-image", "--image-id", &with_disk]);
+    strato_e2e::wait_until(T, "the deregistered AMI gone from h3", || {
+        image_on(&d[2], &with_disk).is_none()
+    });
+    assert!(!pulled.exists(), "the pulled snapshot outlived its AMI");
+    // An AMI whose only holder is down: a launch elsewhere is accepted (pending while it
+    // pulls) and fails with a reason naming the holder.
     d[1].stop_daemon();
     let stopped = Instant::now();
     wait_host(&d[0], "h2", "unavailable", T);
@@ -1023,6 +1156,16 @@ fn three_hosts_one_region() {
         "h2 took {:?} to leave: its lease was not revoked",
         stopped.elapsed()
     );
+    let got = launch(&d[0], &lonely, &[]);
+    assert_eq!(got[0].1, "h1", "{got:?}");
+    d[0].wait_state(&got[0].0, "terminated", T);
+    let failed = d[0].instance(&got[0].0);
+    let reason = failed["StateTransitionReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&lonely) && reason.contains("h2 is unavailable"),
+        "{failed}"
+    );
+
     eprintln!("cluster test took {:?}", started.elapsed());
 }
 

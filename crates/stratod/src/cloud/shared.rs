@@ -119,7 +119,12 @@ impl SharedKind for PlacementGroups {
 }
 
 /// Every region-scoped kind, in the order they are mirrored.
-pub static KINDS: &[&dyn SharedKind] = &[&KeyPairs, &PlacementGroups, &LaunchTemplates];
+pub static KINDS: &[&dyn SharedKind] = &[
+    &KeyPairs,
+    &PlacementGroups,
+    &LaunchTemplates,
+    &crate::cloud::storage::shared_images::Images,
+];
 
 /// The kind of a resource ID, if it is region-scoped.
 pub fn kind_of(id: &str) -> Option<&'static dyn SharedKind> {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod etcd;
 pub mod fanout;
 pub mod forward;
+pub mod images;
 pub mod membership;
 pub mod mirror;
 pub mod owners;
