@@ -1137,6 +1137,43 @@ fn three_hosts_one_region() {
     strato_e2e::wait_until(T, "h1 among the holders of h2's AMI", || {
         etcd_keys(&ul, "owners/").contains(&format!("h1/{with_disk}"))
     });
+    // CreateImage of h1's instance, asked of h2 (gRPC) and of h3 (the Query API): made on
+    // h1, where the instance's volume is, held by h1 and listed on every host.
+    let via_h2 = d[1].json(&[
+        "create-image",
+        "--instance-id",
+        &got[0].0,
+        "--name",
+        "from-h1-grpc",
+        "--no-reboot",
+    ]);
+    let via_h3 = d[2].aws(None).json(&[
+        "ec2",
+        "create-image",
+        "--instance-id",
+        &got[0].0,
+        "--name",
+        "from-h1-query",
+        "--no-reboot",
+    ]);
+    for made in [&via_h2, &via_h3] {
+        let made = made["ImageId"].as_str().unwrap();
+        strato_e2e::wait_until(T, "an AMI of h1's instance available, held by h1", || {
+            [&d[1], &d[2]]
+                .iter()
+                .all(|x| image_on(x, made).is_some_and(|i| i["State"] == "available"))
+                && etcd_keys(&ul, "owners/").contains(&format!("h1/{made}"))
+        });
+        let snap = image_on(&d[2], made).unwrap()["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            d[0].data().join(format!("snapshots/{snap}.img")).exists(),
+            "{snap} of {made} is not on h1"
+        );
+        d[2].cli(&["deregister-image", "--image-id", made]);
+    }
     d[0].cli(&["terminate-instances", "--instance-ids", &got[0].0]);
     d[0].wait_state(&got[0].0, "terminated", T);
     room_on_h1();

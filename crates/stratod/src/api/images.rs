@@ -147,17 +147,19 @@ impl Images for Api {
         &self,
         req: Request<pb::CreateImageRequest>,
     ) -> Result<Response<pb::CreateImageResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("CreateImage", req, |account, r| async move {
             self.cloud
-                .create_image_regional(
+                .create_image_routed(
                     &account,
                     &r.instance_id,
                     &r.name,
                     &r.description,
                     r.no_reboot,
+                    origin,
                 )
                 .await
-                .map(|i| pb::CreateImageResponse { image_id: i.id })
+                .map(|image_id| pb::CreateImageResponse { image_id })
         })
         .await
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
+use strato_proto::v1::images_client::ImagesClient;
 use strato_proto::v1::tags_client::TagsClient;
 use strato_proto::v1::volumes_client::VolumesClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -214,6 +215,22 @@ impl Link {
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         self.on_service(Whose::Volume, host, account, msg, VolumesClient::new, f)
+            .await
+    }
+
+    /// [`Link::on`] for the Images service, about an instance of `host`'s.
+    pub(super) async fn on_images<Req, Resp, F, Fut>(
+        &self,
+        host: &str,
+        account: &str,
+        msg: Req,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(ImagesClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.on_service(Whose::Instance, host, account, msg, ImagesClient::new, f)
             .await
     }
 

@@ -1,10 +1,15 @@
 //! The calls that create, change and delete AMIs in a region of hosts, for both front ends:
 //! each runs on the host asked, then the region's record follows (`mirror`); without a
 //! region they are the single host's calls. The AMI's files stay on the host that made it
-//! until another host's launch pulls them (`cloud::storage::pull`).
+//! until another host's launch pulls them (`cloud::storage::pull`). CreateImage runs on the
+//! instance's host, where its volumes' files are, and the AMI is that host's.
 
 use std::sync::Arc;
 
+use strato_proto::v1 as pb;
+
+use super::route::{Origin, Resource};
+use super::volumes::Place;
 use crate::cloud::storage::images::RegisterRequest;
 use crate::cloud::storage::shared_images::Images;
 use crate::cloud::Cloud;
@@ -45,6 +50,45 @@ impl Cloud {
     ) -> ApiResult<Image> {
         let i = self.create_image(account, instance_id, name, description, no_reboot)?;
         self.share_image(i).await
+    }
+
+    /// CreateImage on the instance's host (its volumes are files there), which publishes
+    /// the AMI; the answer is the new AMI's ID.
+    pub async fn create_image_routed(
+        self: &Arc<Self>,
+        account: &str,
+        instance_id: &str,
+        name: &str,
+        description: &str,
+        no_reboot: bool,
+        origin: Origin,
+    ) -> ApiResult<String> {
+        let place = self
+            .place(Resource::Instance, account, instance_id, origin)
+            .await;
+        if let (Place::Host(host), Some(link)) = (place, self.link()) {
+            let msg = pb::CreateImageRequest {
+                instance_id: instance_id.to_string(),
+                name: name.to_string(),
+                description: description.to_string(),
+                no_reboot,
+            };
+            let r = link
+                .on_images(&host, account, msg, |mut c, r| async move {
+                    c.create_image(r).await
+                })
+                .await?;
+            return Ok(r.image_id);
+        }
+        let i = Box::pin(self.create_image_regional(
+            account,
+            instance_id,
+            name,
+            description,
+            no_reboot,
+        ))
+        .await?;
+        Ok(i.id)
     }
 
     /// CopyImage (from a peer region into this one), unique by name in the region.

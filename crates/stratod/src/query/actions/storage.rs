@@ -427,17 +427,18 @@ pub async fn deregister_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
 
 /// CreateImage.
 pub async fn create_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let i = ctx
+    let id = ctx
         .cloud
-        .create_image_regional(
+        .create_image_routed(
             ctx.account(),
             input.str("InstanceId"),
             input.str("Name"),
             input.str("Description"),
             input.bool("NoReboot").unwrap_or(false),
+            Origin::Caller,
         )
         .await?;
-    Ok(Value::obj([("ImageId", i.id.into())]))
+    Ok(Value::obj([("ImageId", id.into())]))
 }
 
 fn grantees(list: &[Value]) -> Vec<String> {
