@@ -766,6 +766,103 @@ fn three_hosts_one_region() {
         &["ec2", "describe-volumes", "--volume-ids", &v3],
     );
 
+    // Network interfaces follow their hosts as volumes do: one made on h2 is listed by every
+    // host and h1's Query API, given an address and a description through h1, refused h3's
+    // instance, attached to h2's stopped instance through h3, detached through h1's Query
+    // API and deleted through h3.
+    let subnet = d[1].instance(&i2)["SubnetId"].as_str().unwrap().to_string();
+    let eni = d[1].json(&["create-network-interface", "--subnet-id", &subnet]);
+    let eni = eni["NetworkInterface"]["NetworkInterfaceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enis = |v: &Value| -> Vec<String> {
+        v["NetworkInterfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["NetworkInterfaceId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for x in [&d[0], &d[2]] {
+        assert!(enis(&x.json(&["describe-network-interfaces"])).contains(&eni));
+    }
+    assert!(enis(&aws.json(&["ec2", "describe-network-interfaces"])).contains(&eni));
+    let one_eni = |x: &Daemon| {
+        x.json(&[
+            "describe-network-interfaces",
+            "--network-interface-ids",
+            &eni,
+        ])["NetworkInterfaces"][0]
+            .clone()
+    };
+    let added = d[0].json(&[
+        "assign-private-ip-addresses",
+        "--network-interface-id",
+        &eni,
+        "--secondary-private-ip-address-count",
+        "1",
+    ]);
+    assert_eq!(
+        added["AssignedPrivateIpAddresses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{added}"
+    );
+    d[0].cli(&[
+        "modify-network-interface-attribute",
+        "--network-interface-id",
+        &eni,
+        "--description",
+        "changed through h1",
+    ]);
+    let e = one_eni(&d[2]);
+    assert_eq!(e["Description"], "changed through h1", "{e}");
+    assert_eq!(e["PrivateIpAddresses"].as_array().unwrap().len(), 2, "{e}");
+    let attach_eni = |inst: &str| {
+        [
+            "attach-network-interface",
+            "--network-interface-id",
+            &eni,
+            "--instance-id",
+            inst,
+            "--device-index",
+            "1",
+        ]
+        .map(str::to_string)
+    };
+    let err = d[0].cli_err("InvalidParameterCombination", &strs(&attach_eni(&i3)));
+    assert!(err.contains("host h2") && err.contains("host h3"), "{err}");
+    // h2 answers for its running instance with its own refusal.
+    d[2].cli_err("IncorrectInstanceState", &strs(&attach_eni(&i2)));
+    d[0].cli(&["stop-instances", "--instance-ids", &i2, "--wait"]);
+    let a = d[2].json(&strs(&attach_eni(&i2)));
+    let attachment = a["AttachmentId"].as_str().unwrap().to_string();
+    let e = one_eni(&d[0]);
+    assert_eq!(e["Status"], "in-use", "{e}");
+    assert_eq!(e["Attachment"]["InstanceId"], i2.as_str(), "{e}");
+    aws.json(&[
+        "ec2",
+        "detach-network-interface",
+        "--attachment-id",
+        &attachment,
+    ]);
+    assert_eq!(one_eni(&d[2])["Status"], "available");
+    d[2].cli(&["delete-network-interface", "--network-interface-id", &eni]);
+    for x in &d {
+        x.cli_err(
+            "InvalidNetworkInterfaceID.NotFound",
+            &[
+                "describe-network-interfaces",
+                "--network-interface-ids",
+                &eni,
+            ],
+        );
+    }
+    d[0].cli(&["start-instances", "--instance-ids", &i2, "--wait"]);
+
     // Only a host holding the region's secret may name a launch's IDs and slots.
     let forged = pb::RunInstancesRequest {
         image_id: amis[0].clone(),

@@ -8,6 +8,8 @@ use super::convert;
 use super::Api;
 use crate::cloud::network::dns::name_in;
 use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute, EniView};
+use crate::cluster::interfaces::Described;
+use crate::cluster::volumes::Answer;
 
 /// An ENI as the API shows it.
 pub fn eni_message(v: EniView) -> pb::NetworkInterface {
@@ -64,6 +66,14 @@ pub fn eni_message(v: EniView) -> pb::NetworkInterface {
     }
 }
 
+/// An interface described here or by its host, as the API shows it.
+fn message(d: Described) -> pb::NetworkInterface {
+    match d {
+        Answer::Here(v) => eni_message(v),
+        Answer::There(m) => m,
+    }
+}
+
 #[tonic::async_trait]
 impl NetworkInterfaces for Api {
     async fn create_network_interface(
@@ -83,7 +93,7 @@ impl NetworkInterfaces for Api {
                 ipv6_addresses: r.ipv6_addresses,
             };
             self.cloud
-                .create_network_interface(&account, create)
+                .create_network_interface_indexed(&account, create)
                 .await
                 .map(|v| pb::CreateNetworkInterfaceResponse {
                     network_interface: Some(eni_message(v)),
@@ -96,42 +106,51 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::DescribeNetworkInterfacesRequest>,
     ) -> Result<Response<pb::DescribeNetworkInterfacesResponse>, Status> {
-        self.handle("DescribeNetworkInterfaces", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("DescribeNetworkInterfaces", req, |account, r| async move {
             self.cloud
-                .describe_network_interfaces(
-                    account,
+                .describe_network_interfaces_routed(
+                    &account,
                     &r.network_interface_ids,
                     &convert::filters(&r.filters),
+                    origin,
                 )
+                .await
                 .map(|list| pb::DescribeNetworkInterfacesResponse {
-                    network_interfaces: list.into_iter().map(eni_message).collect(),
+                    network_interfaces: list.into_iter().map(message).collect(),
                 })
         })
+        .await
     }
 
     async fn attach_network_interface(
         &self,
         req: Request<pb::AttachNetworkInterfaceRequest>,
     ) -> Result<Response<pb::AttachNetworkInterfaceResponse>, Status> {
-        self.handle("AttachNetworkInterface", req, |account, r| {
+        let origin = self.origin(&req);
+        self.handle_async("AttachNetworkInterface", req, |account, r| async move {
             self.cloud
-                .attach_network_interface(
-                    account,
+                .attach_network_interface_routed(
+                    &account,
                     &r.network_interface_id,
                     &r.instance_id,
                     r.device_index,
+                    origin,
                 )
+                .await
                 .map(|attachment_id| pb::AttachNetworkInterfaceResponse { attachment_id })
         })
+        .await
     }
 
     async fn detach_network_interface(
         &self,
         req: Request<pb::DetachNetworkInterfaceRequest>,
     ) -> Result<Response<pb::DetachNetworkInterfaceResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("DetachNetworkInterface", req, |account, r| async move {
             self.cloud
-                .detach_network_interface(&account, &r.attachment_id)
+                .detach_network_interface_routed(&account, &r.attachment_id, origin)
                 .await
                 .map(|()| pb::DetachNetworkInterfaceResponse {})
         })
@@ -142,9 +161,10 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::DeleteNetworkInterfaceRequest>,
     ) -> Result<Response<pb::DeleteNetworkInterfaceResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("DeleteNetworkInterface", req, |account, r| async move {
             self.cloud
-                .delete_network_interface(&account, &r.network_interface_id)
+                .delete_network_interface_routed(&account, &r.network_interface_id, origin)
                 .await
                 .map(|()| pb::DeleteNetworkInterfaceResponse {})
         })
@@ -155,13 +175,15 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::AssignPrivateIpAddressesRequest>,
     ) -> Result<Response<pb::AssignPrivateIpAddressesResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("AssignPrivateIpAddresses", req, |account, r| async move {
             self.cloud
-                .assign_private_ips(
+                .assign_private_ips_routed(
                     &account,
                     &r.network_interface_id,
                     &r.private_ip_addresses,
                     r.secondary_private_ip_address_count,
+                    origin,
                 )
                 .await
                 .map(|added| pb::AssignPrivateIpAddressesResponse {
@@ -176,9 +198,15 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::UnassignPrivateIpAddressesRequest>,
     ) -> Result<Response<pb::UnassignPrivateIpAddressesResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("UnassignPrivateIpAddresses", req, |account, r| async move {
             self.cloud
-                .unassign_private_ips(&account, &r.network_interface_id, &r.private_ip_addresses)
+                .unassign_private_ips_routed(
+                    &account,
+                    &r.network_interface_id,
+                    &r.private_ip_addresses,
+                    origin,
+                )
                 .await
                 .map(|()| pb::UnassignPrivateIpAddressesResponse {})
         })
@@ -189,6 +217,7 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::ModifyNetworkInterfaceAttributeRequest>,
     ) -> Result<Response<pb::ModifyNetworkInterfaceAttributeResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async(
             "ModifyNetworkInterfaceAttribute",
             req,
@@ -202,7 +231,12 @@ impl NetworkInterfaces for Api {
                     groups: r.groups,
                 };
                 self.cloud
-                    .modify_network_interface_attribute(&account, &r.network_interface_id, &change)
+                    .modify_network_interface_attribute_routed(
+                        &account,
+                        &r.network_interface_id,
+                        &change,
+                        origin,
+                    )
                     .await
                     .map(|()| pb::ModifyNetworkInterfaceAttributeResponse {})
             },
@@ -214,13 +248,15 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::AssignIpv6AddressesRequest>,
     ) -> Result<Response<pb::AssignIpv6AddressesResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("AssignIpv6Addresses", req, |account, r| async move {
             self.cloud
-                .assign_ipv6_addresses(
+                .assign_ipv6_addresses_routed(
                     &account,
                     &r.network_interface_id,
                     &r.ipv6_addresses,
                     r.ipv6_address_count,
+                    origin,
                 )
                 .await
                 .map(|added| pb::AssignIpv6AddressesResponse {
@@ -235,9 +271,15 @@ impl NetworkInterfaces for Api {
         &self,
         req: Request<pb::UnassignIpv6AddressesRequest>,
     ) -> Result<Response<pb::UnassignIpv6AddressesResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("UnassignIpv6Addresses", req, |account, r| async move {
             self.cloud
-                .unassign_ipv6_addresses(&account, &r.network_interface_id, &r.ipv6_addresses)
+                .unassign_ipv6_addresses_routed(
+                    &account,
+                    &r.network_interface_id,
+                    &r.ipv6_addresses,
+                    origin,
+                )
                 .await
                 .map(|gone| pb::UnassignIpv6AddressesResponse {
                     network_interface_id: r.network_interface_id.clone(),

@@ -28,6 +28,7 @@ fn kind_of(kind: Resource) -> Kind {
         Resource::Instance => Kind::Instance,
         Resource::Volume => Kind::Volume,
         Resource::Snapshot => Kind::Snapshot,
+        Resource::NetworkInterface => Kind::NetworkInterface,
     }
 }
 
@@ -38,11 +39,12 @@ impl Cloud {
             Resource::Instance => self.owned_instance(account, id).map(drop),
             Resource::Volume => self.owned_volume(account, id).map(drop),
             Resource::Snapshot => self.owned_snapshot(account, id).map(drop),
+            Resource::NetworkInterface => self.owned_eni(account, id).map(drop),
         }
     }
 
     /// That `host` has `account`'s `ids` of `kind`, asked of it.
-    async fn owned_on(
+    pub(super) async fn owned_on(
         link: &Link,
         kind: Resource,
         host: &str,
@@ -69,6 +71,16 @@ impl Cloud {
                     .describe_snapshots(host, account, ids.clone(), &[], &[])
                     .await?;
                 let found: Vec<&str> = got.iter().map(|s| s.snapshot_id.as_str()).collect();
+                first_missing(kind, &ids, &found)
+            }
+            Resource::NetworkInterface => {
+                let got = link
+                    .describe_network_interfaces(host, account, ids.clone(), &[])
+                    .await?;
+                let found: Vec<&str> = got
+                    .iter()
+                    .map(|e| e.network_interface_id.as_str())
+                    .collect();
                 first_missing(kind, &ids, &found)
             }
         }

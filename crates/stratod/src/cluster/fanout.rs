@@ -84,6 +84,23 @@ pub async fn snapshots_of_other_hosts(
     .await
 }
 
+/// The network interfaces of `account` on every other available host, asked all at once
+/// (one that does not answer is left out).
+pub async fn interfaces_of_other_hosts(
+    cloud: &Cloud,
+    account: &str,
+    filters: &[Filter],
+) -> Vec<pb::NetworkInterface> {
+    ask_other_hosts(cloud, "DescribeNetworkInterfaces", |link, host| {
+        let (account, filters) = (account.to_string(), filters.to_vec());
+        async move {
+            link.describe_network_interfaces(&host, &account, Vec::new(), &filters)
+                .await
+        }
+    })
+    .await
+}
+
 /// The tags of `account`'s resources on every other available host, asked all at once (one
 /// that does not answer is left out).
 pub async fn tags_of_other_hosts(
@@ -188,6 +205,12 @@ fn down_host_status(r: &super::placement::Reservation) -> pb::InstanceStatus {
 /// What a region-wide describe sorts by: the resource's ID.
 trait HasId {
     fn id(&self) -> &str;
+}
+
+impl HasId for pb::NetworkInterface {
+    fn id(&self) -> &str {
+        &self.network_interface_id
+    }
 }
 
 impl HasId for pb::Instance {

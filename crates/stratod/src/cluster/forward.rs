@@ -8,6 +8,7 @@ use std::time::Duration;
 use strato_proto::v1 as pb;
 use strato_proto::v1::compute_client::ComputeClient;
 use strato_proto::v1::images_client::ImagesClient;
+use strato_proto::v1::network_interfaces_client::NetworkInterfacesClient;
 use strato_proto::v1::tags_client::TagsClient;
 use strato_proto::v1::volumes_client::VolumesClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -234,6 +235,23 @@ impl Link {
             .await
     }
 
+    /// [`Link::on`] for the NetworkInterfaces service.
+    pub(super) async fn on_interfaces<Req, Resp, F, Fut>(
+        &self,
+        host: &str,
+        account: &str,
+        msg: Req,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(NetworkInterfacesClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let client = NetworkInterfacesClient::new;
+        self.on_service(Whose::Interface, host, account, msg, client, f)
+            .await
+    }
+
     /// [`Link::on`] for the Tags service.
     pub(super) async fn on_tags<Req, Resp, F, Fut>(
         &self,
@@ -302,6 +320,7 @@ impl Link {
 enum Whose {
     Instance,
     Volume,
+    Interface,
     /// Any taggable resource.
     Resource,
 }
@@ -312,6 +331,7 @@ impl Whose {
         match self {
             Whose::Instance => ("instance", "instances"),
             Whose::Volume => ("volume", "volumes"),
+            Whose::Interface => ("network interface", "network interfaces"),
             Whose::Resource => ("resource", "resources"),
         }
     }

@@ -15,6 +15,7 @@ pub mod etcd;
 pub mod fanout;
 pub mod forward;
 pub mod images;
+pub mod interfaces;
 pub mod membership;
 pub mod mirror;
 pub mod owners;

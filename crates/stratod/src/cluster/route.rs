@@ -116,6 +116,8 @@ pub enum Resource {
     Volume,
     /// `snap-…`
     Snapshot,
+    /// `eni-…`
+    NetworkInterface,
 }
 
 /// A state change each host makes to its own instances.
@@ -285,7 +287,9 @@ impl Cloud {
         }
         let owners = match kind {
             Resource::Instance => region.owners_of(account, ids).await,
-            Resource::Volume | Resource::Snapshot => region.holders_of(account, ids).await,
+            Resource::Volume | Resource::Snapshot | Resource::NetworkInterface => {
+                region.holders_of(account, ids).await
+            }
         };
         match owners {
             Ok(owners) => Route::split(region.host(), ids, &owners),
@@ -302,6 +306,7 @@ impl Cloud {
             Resource::Instance => self.owned_instance(account, id).is_ok(),
             Resource::Volume => self.owned_volume(account, id).is_ok(),
             Resource::Snapshot => self.owned_snapshot(account, id).is_ok(),
+            Resource::NetworkInterface => self.owned_eni(account, id).is_ok(),
         }
     }
 

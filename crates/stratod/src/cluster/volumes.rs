@@ -184,7 +184,7 @@ impl Cloud {
     }
 
     /// The other host that holds `id` of `kind`, if one does (`None`: answer here).
-    async fn elsewhere(
+    pub(super) async fn elsewhere(
         &self,
         kind: Resource,
         account: &str,
@@ -215,7 +215,7 @@ impl Cloud {
 
     /// Removes `id`, which this host no longer has, from the region's index (best effort:
     /// the reconciler removes what this misses).
-    async fn unindex(&self, id: &str) {
+    pub(super) async fn unindex(&self, id: &str) {
         if let Some(region) = self.cluster.as_ref().filter(|r| r.etcd_reachable()) {
             if let Err(e) = region.drop_owner(id).await {
                 tracing::debug!(resource = id, error = %crate::error::chain(&e), "left in the index; the reconciler will remove it");

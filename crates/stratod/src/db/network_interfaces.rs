@@ -68,6 +68,14 @@ impl Db {
             .optional()?)
     }
 
+    /// `(ID, account)` of every ENI in this database.
+    pub fn eni_owners(&self) -> DbResult<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, owner FROM network_interfaces ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every ENI of an account, oldest first.
     pub fn account_enis(&self, owner: &str) -> DbResult<Vec<Eni>> {
         let conn = self.conn();

@@ -39,6 +39,18 @@ impl Value {
         )
     }
 
+    /// This structure with `members` added (`Null` ones left out); any other value as it is.
+    pub fn with<'a>(mut self, members: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+        if let Value::Struct(m) = &mut self {
+            for (k, v) in members {
+                if !matches!(v, Value::Null) {
+                    m.insert(k.to_string(), v);
+                }
+            }
+        }
+        self
+    }
+
     /// A list from anything that converts.
     pub fn list<T: Into<Value>>(items: impl IntoIterator<Item = T>) -> Value {
         Value::List(items.into_iter().map(Into::into).collect())

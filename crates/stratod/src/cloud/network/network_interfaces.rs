@@ -187,6 +187,23 @@ fn too_many_secondary() -> ApiError {
 }
 
 impl Cloud {
+    /// The `(ENI ID, account)` of every network interface on this host (the region's index
+    /// follows them).
+    pub fn held_interfaces(&self) -> ApiResult<Vec<(String, String)>> {
+        Ok(self.db.eni_owners()?)
+    }
+
+    /// The name of each of security groups `ids` this host knows (empty for one it does
+    /// not), for an interface another host of the region described.
+    pub fn group_names(&self, ids: &[String]) -> ApiResult<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for id in ids {
+            let name = self.db.security_group(id)?.map(|g| g.name);
+            out.push((id.clone(), name.unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
     /// The caller's ENI.
     pub fn owned_eni(&self, account: &str, id: &str) -> ApiResult<Eni> {
         if id.is_empty() {

@@ -114,7 +114,7 @@ pub async fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> 
             Ok(())
         }
         "ModifyInstanceMetadataOptions" => routed_instance(ctx, input).await,
-        "CreateImage" => instance(ctx, input),
+        "CreateImage" => routed_instance(ctx, input).await,
         "ModifyInstancePlacement" => {
             instance(ctx, input)?;
             match nonempty(input, "GroupName") {
@@ -234,17 +234,23 @@ pub async fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> 
             groups(ctx, &input.strs("Groups"))
         }
         "AttachNetworkInterface" => {
-            c.owned_eni(a, input.str("NetworkInterfaceId"))?;
-            instance(ctx, input)
+            c.check_attach_interface_routed(
+                a,
+                input.str("NetworkInterfaceId"),
+                input.str("InstanceId"),
+                Origin::Caller,
+            )
+            .await
         }
         "DetachNetworkInterface" => {
             let id = input.str("AttachmentId");
             if id.is_empty() {
                 return Err(ApiError::missing("AttachmentId"));
             }
+            let there = c.attachment_host(a, id, Origin::Caller).await.is_some();
             let found =
                 c.describe_network_interfaces(a, &[], &filter("attachment.attachment-id", id))?;
-            if found.is_empty() {
+            if found.is_empty() && !there {
                 return Err(ApiError::new(
                     ErrorCode::InvalidAttachmentIdNotFound,
                     format!("The attachment ID '{id}' does not exist"),
@@ -253,7 +259,8 @@ pub async fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> 
             Ok(())
         }
         "AssignIpv6Addresses" | "UnassignIpv6Addresses" => {
-            c.owned_eni(a, input.str("NetworkInterfaceId")).map(drop)
+            let eni = one(input.str("NetworkInterfaceId"));
+            routed(ctx, Resource::NetworkInterface, &eni).await
         }
         "AssociateVpcCidrBlock" => c.changeable_vpc(a, input.str("VpcId")).map(drop),
         "AssociateSubnetCidrBlock" => c.changeable_subnet(a, input.str("SubnetId")).map(drop),
@@ -261,8 +268,14 @@ pub async fn check(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<()> 
         | "AssignPrivateIpAddresses"
         | "UnassignPrivateIpAddresses"
         | "ModifyNetworkInterfaceAttribute" => {
-            c.owned_eni(a, input.str("NetworkInterfaceId"))?;
-            groups(ctx, &input.strs("Groups"))
+            let eni = one(input.str("NetworkInterfaceId"));
+            routed(ctx, Resource::NetworkInterface, &eni).await?;
+            // Groups are per host: another host's interface has its groups checked there,
+            // when the call runs.
+            if c.owned_eni(a, &eni[0]).is_ok() {
+                groups(ctx, &input.strs("Groups"))?;
+            }
+            Ok(())
         }
         "DeletePlacementGroup" => c.placement_group_named(a, input.str("GroupName")).map(drop),
         "CreateLaunchTemplate" => {

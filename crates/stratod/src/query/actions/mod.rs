@@ -27,96 +27,118 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
     if input.bool("DryRun") == Some(true) && !read_only(action) && !dry_run::in_domain(action) {
         // Nothing may change: the checks the action can make without acting, then the
         // dry run's answer.
-        dry_run::check(ctx, action, input).await?;
+        Box::pin(dry_run::check(ctx, action, input)).await?;
         return Err(dry_run_ok());
     }
+    // Each action's future is boxed: unboxed, this future is as large as the largest
+    // action's, and the region's routed calls made it overflow a worker thread's stack.
     let out = match action {
         "DescribeRegions" => regions::describe_regions(ctx, input),
         "DescribeAvailabilityZones" => regions::describe_zones(ctx, input),
-        "RunInstances" => instances::run(ctx, input).await,
-        "DescribeInstances" => instances::describe(ctx, input).await,
-        "DescribeInstanceStatus" => instances::describe_status(ctx, input).await,
-        "GetConsoleOutput" => instances::console(ctx, input).await,
-        "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input).await,
-        "ModifyInstanceAttribute" => instances::modify_attribute(ctx, input).await,
-        "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input).await,
+        "RunInstances" => Box::pin(instances::run(ctx, input)).await,
+        "DescribeInstances" => Box::pin(instances::describe(ctx, input)).await,
+        "DescribeInstanceStatus" => Box::pin(instances::describe_status(ctx, input)).await,
+        "GetConsoleOutput" => Box::pin(instances::console(ctx, input)).await,
+        "DescribeInstanceAttribute" => Box::pin(instances::describe_attribute(ctx, input)).await,
+        "ModifyInstanceAttribute" => Box::pin(instances::modify_attribute(ctx, input)).await,
+        "ModifyInstanceMetadataOptions" => {
+            Box::pin(instances::modify_metadata_options(ctx, input)).await
+        }
         "DescribeInstanceCreditSpecifications" => {
             instances::describe_credit_specifications(ctx, input)
         }
-        "StopInstances" => compute::stop(ctx, input).await,
-        "StartInstances" => compute::start(ctx, input).await,
-        "TerminateInstances" => compute::terminate(ctx, input).await,
-        "RebootInstances" => compute::reboot(ctx, input).await,
+        "StopInstances" => Box::pin(compute::stop(ctx, input)).await,
+        "StartInstances" => Box::pin(compute::start(ctx, input)).await,
+        "TerminateInstances" => Box::pin(compute::terminate(ctx, input)).await,
+        "RebootInstances" => Box::pin(compute::reboot(ctx, input)).await,
         "DescribeInstanceTypes" => compute::describe_types(ctx, input),
-        "CreateVolume" => storage::create_volume(ctx, input).await,
-        "AttachVolume" => storage::attach_volume(ctx, input).await,
-        "DetachVolume" => storage::detach_volume(ctx, input).await,
-        "DeleteVolume" => storage::delete_volume(ctx, input).await,
-        "DescribeVolumes" => storage::describe_volumes(ctx, input).await,
-        "CreateSnapshot" => storage::create_snapshot(ctx, input).await,
-        "DescribeSnapshots" => storage::describe_snapshots(ctx, input).await,
-        "DeleteSnapshot" => storage::delete_snapshot(ctx, input).await,
+        "CreateVolume" => Box::pin(storage::create_volume(ctx, input)).await,
+        "AttachVolume" => Box::pin(storage::attach_volume(ctx, input)).await,
+        "DetachVolume" => Box::pin(storage::detach_volume(ctx, input)).await,
+        "DeleteVolume" => Box::pin(storage::delete_volume(ctx, input)).await,
+        "DescribeVolumes" => Box::pin(storage::describe_volumes(ctx, input)).await,
+        "CreateSnapshot" => Box::pin(storage::create_snapshot(ctx, input)).await,
+        "DescribeSnapshots" => Box::pin(storage::describe_snapshots(ctx, input)).await,
+        "DeleteSnapshot" => Box::pin(storage::delete_snapshot(ctx, input)).await,
         "DescribeImages" => storage::describe_images(ctx, input),
-        "RegisterImage" => storage::register_image(ctx, input).await,
-        "DeregisterImage" => storage::deregister_image(ctx, input).await,
-        "CreateImage" => storage::create_image(ctx, input).await,
-        "ModifyImageAttribute" => storage::modify_image_attribute(ctx, input).await,
+        "RegisterImage" => Box::pin(storage::register_image(ctx, input)).await,
+        "DeregisterImage" => Box::pin(storage::deregister_image(ctx, input)).await,
+        "CreateImage" => Box::pin(storage::create_image(ctx, input)).await,
+        "ModifyImageAttribute" => Box::pin(storage::modify_image_attribute(ctx, input)).await,
         "DescribeImageAttribute" => storage::describe_image_attribute(ctx, input),
-        "CopyImage" => storage::copy_image(ctx, input).await,
-        "CreateKeyPair" => keys::create(ctx, input).await,
-        "ImportKeyPair" => keys::import(ctx, input).await,
+        "CopyImage" => Box::pin(storage::copy_image(ctx, input)).await,
+        "CreateKeyPair" => Box::pin(keys::create(ctx, input)).await,
+        "ImportKeyPair" => Box::pin(keys::import(ctx, input)).await,
         "DescribeKeyPairs" => keys::describe(ctx, input),
-        "DeleteKeyPair" => keys::delete(ctx, input).await,
-        "CreateTags" => tags::create(ctx, input).await,
-        "DeleteTags" => tags::delete(ctx, input).await,
-        "DescribeTags" => tags::describe(ctx, input).await,
-        "CreateVpc" => vpc::create_vpc(ctx, input).await,
+        "DeleteKeyPair" => Box::pin(keys::delete(ctx, input)).await,
+        "CreateTags" => Box::pin(tags::create(ctx, input)).await,
+        "DeleteTags" => Box::pin(tags::delete(ctx, input)).await,
+        "DescribeTags" => Box::pin(tags::describe(ctx, input)).await,
+        "CreateVpc" => Box::pin(vpc::create_vpc(ctx, input)).await,
         "DescribeVpcs" => vpc::describe_vpcs(ctx, input),
-        "DeleteVpc" => vpc::delete_vpc(ctx, input).await,
-        "CreateSubnet" => vpc::create_subnet(ctx, input).await,
+        "DeleteVpc" => Box::pin(vpc::delete_vpc(ctx, input)).await,
+        "CreateSubnet" => Box::pin(vpc::create_subnet(ctx, input)).await,
         "DescribeSubnets" => vpc::describe_subnets(ctx, input),
-        "DeleteSubnet" => vpc::delete_subnet(ctx, input).await,
+        "DeleteSubnet" => Box::pin(vpc::delete_subnet(ctx, input)).await,
         "ModifySubnetAttribute" => vpc::modify_subnet_attribute(ctx, input),
         "CreateSecurityGroup" => security_groups::create(ctx, input),
         "DeleteSecurityGroup" => security_groups::delete(ctx, input),
         "DescribeSecurityGroups" => security_groups::describe(ctx, input),
-        "AuthorizeSecurityGroupIngress" => security_groups::rules(ctx, input, true, false).await,
-        "AuthorizeSecurityGroupEgress" => security_groups::rules(ctx, input, true, true).await,
-        "RevokeSecurityGroupIngress" => security_groups::rules(ctx, input, false, false).await,
-        "RevokeSecurityGroupEgress" => security_groups::rules(ctx, input, false, true).await,
-        "AllocateAddress" => addresses::allocate(ctx, input).await,
-        "AssociateAddress" => addresses::associate(ctx, input).await,
-        "DisassociateAddress" => addresses::disassociate(ctx, input).await,
+        "AuthorizeSecurityGroupIngress" => {
+            Box::pin(security_groups::rules(ctx, input, true, false)).await
+        }
+        "AuthorizeSecurityGroupEgress" => {
+            Box::pin(security_groups::rules(ctx, input, true, true)).await
+        }
+        "RevokeSecurityGroupIngress" => {
+            Box::pin(security_groups::rules(ctx, input, false, false)).await
+        }
+        "RevokeSecurityGroupEgress" => {
+            Box::pin(security_groups::rules(ctx, input, false, true)).await
+        }
+        "AllocateAddress" => Box::pin(addresses::allocate(ctx, input)).await,
+        "AssociateAddress" => Box::pin(addresses::associate(ctx, input)).await,
+        "DisassociateAddress" => Box::pin(addresses::disassociate(ctx, input)).await,
         "ReleaseAddress" => addresses::release(ctx, input),
         "DescribeAddresses" => addresses::describe(ctx, input),
-        "CreateNetworkInterface" => network_interfaces::create(ctx, input).await,
-        "DescribeNetworkInterfaces" => network_interfaces::describe(ctx, input),
-        "AttachNetworkInterface" => network_interfaces::attach(ctx, input),
-        "DetachNetworkInterface" => network_interfaces::detach(ctx, input).await,
-        "DeleteNetworkInterface" => network_interfaces::delete(ctx, input).await,
-        "AssignPrivateIpAddresses" => network_interfaces::assign_private_ips(ctx, input).await,
-        "UnassignPrivateIpAddresses" => network_interfaces::unassign_private_ips(ctx, input).await,
-        "ModifyNetworkInterfaceAttribute" => network_interfaces::modify_attribute(ctx, input).await,
-        "CreatePlacementGroup" => placement::create(ctx, input).await,
+        "CreateNetworkInterface" => Box::pin(network_interfaces::create(ctx, input)).await,
+        "DescribeNetworkInterfaces" => Box::pin(network_interfaces::describe(ctx, input)).await,
+        "AttachNetworkInterface" => Box::pin(network_interfaces::attach(ctx, input)).await,
+        "DetachNetworkInterface" => Box::pin(network_interfaces::detach(ctx, input)).await,
+        "DeleteNetworkInterface" => Box::pin(network_interfaces::delete(ctx, input)).await,
+        "AssignPrivateIpAddresses" => {
+            Box::pin(network_interfaces::assign_private_ips(ctx, input)).await
+        }
+        "UnassignPrivateIpAddresses" => {
+            Box::pin(network_interfaces::unassign_private_ips(ctx, input)).await
+        }
+        "ModifyNetworkInterfaceAttribute" => {
+            Box::pin(network_interfaces::modify_attribute(ctx, input)).await
+        }
+        "CreatePlacementGroup" => Box::pin(placement::create(ctx, input)).await,
         "DescribePlacementGroups" => placement::describe(ctx, input),
-        "DeletePlacementGroup" => placement::delete(ctx, input).await,
+        "DeletePlacementGroup" => Box::pin(placement::delete(ctx, input)).await,
         "ModifyInstancePlacement" => placement::modify_instance_placement(ctx, input),
-        "CreateLaunchTemplate" => launch_templates::create(ctx, input).await,
-        "CreateLaunchTemplateVersion" => launch_templates::create_version(ctx, input).await,
-        "ModifyLaunchTemplate" => launch_templates::modify(ctx, input).await,
+        "CreateLaunchTemplate" => Box::pin(launch_templates::create(ctx, input)).await,
+        "CreateLaunchTemplateVersion" => {
+            Box::pin(launch_templates::create_version(ctx, input)).await
+        }
+        "ModifyLaunchTemplate" => Box::pin(launch_templates::modify(ctx, input)).await,
         "DescribeLaunchTemplates" => launch_templates::describe(ctx, input),
         "DescribeLaunchTemplateVersions" => launch_templates::describe_versions(ctx, input),
-        "DeleteLaunchTemplate" => launch_templates::delete(ctx, input).await,
+        "DeleteLaunchTemplate" => Box::pin(launch_templates::delete(ctx, input)).await,
         "AssociateVpcCidrBlock" => vpc::associate_vpc_cidr_block(ctx, input),
         "DisassociateVpcCidrBlock" => vpc::disassociate_vpc_cidr_block(ctx, input),
-        "AssociateSubnetCidrBlock" => vpc::associate_subnet_cidr_block(ctx, input).await,
-        "DisassociateSubnetCidrBlock" => vpc::disassociate_subnet_cidr_block(ctx, input).await,
+        "AssociateSubnetCidrBlock" => Box::pin(vpc::associate_subnet_cidr_block(ctx, input)).await,
+        "DisassociateSubnetCidrBlock" => {
+            Box::pin(vpc::disassociate_subnet_cidr_block(ctx, input)).await
+        }
         "AssociateIamInstanceProfile" => iam::associate(ctx, input),
         "ReplaceIamInstanceProfileAssociation" => iam::replace(ctx, input),
         "DisassociateIamInstanceProfile" => iam::disassociate(ctx, input),
         "DescribeIamInstanceProfileAssociations" => iam::describe(ctx, input),
-        "AssignIpv6Addresses" => vpc::assign_ipv6_addresses(ctx, input).await,
-        "UnassignIpv6Addresses" => vpc::unassign_ipv6_addresses(ctx, input).await,
+        "AssignIpv6Addresses" => Box::pin(vpc::assign_ipv6_addresses(ctx, input)).await,
+        "UnassignIpv6Addresses" => Box::pin(vpc::unassign_ipv6_addresses(ctx, input)).await,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidAction,

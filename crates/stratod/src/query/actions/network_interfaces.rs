@@ -1,68 +1,52 @@
 //! Elastic network interfaces and their private addresses.
 
+use strato_proto::v1 as pb;
+
 use super::super::value::Value;
 use super::super::Ctx;
 use super::{filters, page, tag_list, tags_for};
-use crate::cloud::network::dns::name_in;
-use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute, EniView};
+use crate::api::convert;
+use crate::api::network_interfaces::eni_message;
+use crate::cloud::network::network_interfaces::{CreateEni, EniAttribute};
+use crate::cluster::interfaces::Described;
+use crate::cluster::route::Origin;
+use crate::cluster::volumes::Answer;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
-/// An interface as DescribeNetworkInterfaces shows it.
-fn eni(ctx: &Ctx<'_>, v: EniView) -> ApiResult<Value> {
-    let names = ctx.cloud.eni_group_names(&v.eni.id)?;
-    let status = v.status();
-    let dns = |ip: &str| name_in(ip, &v.dns_domain);
-    let e = v.eni;
-    let mut ips = vec![Value::obj([
-        ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", dns(&e.private_ip).into()),
-        ("Primary", true.into()),
-    ])];
-    ips.extend(v.secondary.iter().map(|ip| {
-        Value::obj([
-            ("PrivateIpAddress", ip.into()),
-            ("PrivateDnsName", dns(ip).into()),
-            ("Primary", false.into()),
-        ])
-    }));
-    let attachment = match (&e.attachment_id, &e.instance_id) {
-        (Some(att), Some(inst)) => Value::obj([
-            ("AttachmentId", att.into()),
-            ("InstanceId", inst.into()),
-            ("InstanceOwnerId", (&e.owner).into()),
-            ("DeviceIndex", e.device_index.into()),
-            ("NetworkCardIndex", 0i64.into()),
-            ("Status", "attached".into()),
-            ("AttachTime", Value::Time(e.attach_time.unwrap_or(0))),
-            ("DeleteOnTermination", e.delete_on_termination.into()),
-        ]),
-        _ => Value::Null,
+/// An interface as DescribeNetworkInterfaces shows it, described here or by its host: the
+/// instance shape of it (`shapes::eni`) with the members only this call shows.
+fn eni(ctx: &Ctx<'_>, d: Described) -> ApiResult<Value> {
+    let (e, names) = match d {
+        Answer::Here(v) => {
+            let names = ctx.cloud.eni_group_names(&v.eni.id)?;
+            (eni_message(v), names)
+        }
+        Answer::There(e) => {
+            let names = ctx.cloud.group_names(&e.group_ids)?;
+            (e, names)
+        }
     };
-    Ok(Value::obj([
-        ("NetworkInterfaceId", (&e.id).into()),
-        ("SubnetId", (&e.subnet_id).into()),
-        ("VpcId", (&v.subnet.vpc_id).into()),
-        ("AvailabilityZone", (&v.subnet.az).into()),
-        ("Description", (&e.description).into()),
-        ("OwnerId", (&e.owner).into()),
+    let groups: Vec<pb::GroupIdentifier> = names
+        .into_iter()
+        .map(|(group_id, group_name)| pb::GroupIdentifier {
+            group_id,
+            group_name,
+        })
+        .collect();
+    let mut v = super::shapes::eni(&e, &groups);
+    if let (Value::Struct(m), Some(a)) = (&mut v, &e.attachment) {
+        if let Some(att) = m.remove("Attachment") {
+            let att = att.with([
+                ("InstanceId", (&a.instance_id).into()),
+                ("InstanceOwnerId", (&a.instance_owner_id).into()),
+            ]);
+            m.insert("Attachment".into(), att);
+        }
+    }
+    Ok(v.with([
+        ("AvailabilityZone", (&e.availability_zone).into()),
         ("RequesterManaged", false.into()),
-        ("Status", status.into()),
-        ("MacAddress", (&e.mac).into()),
-        ("PrivateIpAddress", (&e.private_ip).into()),
-        ("PrivateDnsName", dns(&e.private_ip).into()),
-        ("PrivateIpAddresses", Value::List(ips)),
-        ("Ipv6Addresses", ipv6_addresses(&v.ipv6)),
-        ("SourceDestCheck", e.source_dest_check.into()),
-        ("InterfaceType", "interface".into()),
-        ("Attachment", attachment),
-        (
-            "Groups",
-            Value::list(v.groups.iter().map(|g| {
-                let name = names.iter().find(|(id, _)| id == g).map(|(_, n)| n.clone());
-                Value::obj([("GroupId", g.into()), ("GroupName", name.into())])
-            })),
-        ),
-        ("TagSet", tag_list(&e.tags)),
+        ("TagSet", tag_list(&convert::tags_in(&e.tags))),
     ]))
 }
 
@@ -114,18 +98,25 @@ pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     };
     let v = ctx
         .cloud
-        .create_network_interface(ctx.account(), create)
+        .create_network_interface_indexed(ctx.account(), create)
         .await?;
-    Ok(Value::obj([("NetworkInterface", eni(ctx, v)?)]))
+    Ok(Value::obj([(
+        "NetworkInterface",
+        eni(ctx, Answer::Here(v))?,
+    )]))
 }
 
 /// DescribeNetworkInterfaces.
-pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let list = ctx.cloud.describe_network_interfaces(
-        ctx.account(),
-        &input.strs("NetworkInterfaceIds"),
-        &filters(input),
-    )?;
+pub async fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let list = ctx
+        .cloud
+        .describe_network_interfaces_routed(
+            ctx.account(),
+            &input.strs("NetworkInterfaceIds"),
+            &filters(input),
+            Origin::Caller,
+        )
+        .await?;
     let (list, next) = page(list, input)?;
     let items = list
         .into_iter()
@@ -138,7 +129,7 @@ pub fn describe(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// AttachNetworkInterface.
-pub fn attach(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn attach(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     if input.int("NetworkCardIndex").is_some_and(|n| n != 0) {
         return Err(ApiError::invalid(
             "strato instances have one network card (index 0).",
@@ -149,12 +140,16 @@ pub fn attach(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         .map(i32::try_from)
         .transpose()
         .map_err(|_| ApiError::invalid("DeviceIndex is out of range."))?;
-    let attachment = ctx.cloud.attach_network_interface(
-        ctx.account(),
-        input.str("NetworkInterfaceId"),
-        input.str("InstanceId"),
-        index,
-    )?;
+    let attachment = ctx
+        .cloud
+        .attach_network_interface_routed(
+            ctx.account(),
+            input.str("NetworkInterfaceId"),
+            input.str("InstanceId"),
+            index,
+            Origin::Caller,
+        )
+        .await?;
     Ok(Value::obj([
         ("AttachmentId", attachment.into()),
         ("NetworkCardIndex", 0i64.into()),
@@ -164,7 +159,7 @@ pub fn attach(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 /// DetachNetworkInterface.
 pub async fn detach(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .detach_network_interface(ctx.account(), input.str("AttachmentId"))
+        .detach_network_interface_routed(ctx.account(), input.str("AttachmentId"), Origin::Caller)
         .await?;
     Ok(Value::obj([]))
 }
@@ -172,7 +167,11 @@ pub async fn detach(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 /// DeleteNetworkInterface.
 pub async fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_network_interface(ctx.account(), input.str("NetworkInterfaceId"))
+        .delete_network_interface_routed(
+            ctx.account(),
+            input.str("NetworkInterfaceId"),
+            Origin::Caller,
+        )
         .await?;
     Ok(Value::obj([]))
 }
@@ -188,13 +187,14 @@ pub async fn assign_private_ips(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value
     let id = input.str("NetworkInterfaceId");
     let added = ctx
         .cloud
-        .assign_private_ips(
+        .assign_private_ips_routed(
             ctx.account(),
             id,
             &input.strs("PrivateIpAddresses"),
             i32::try_from(input.int("SecondaryPrivateIpAddressCount").unwrap_or(0)).map_err(
                 |_| ApiError::invalid("SecondaryPrivateIpAddressCount is out of range."),
             )?,
+            Origin::Caller,
         )
         .await?;
     Ok(Value::obj([
@@ -213,10 +213,11 @@ pub async fn assign_private_ips(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value
 /// UnassignPrivateIpAddresses.
 pub async fn unassign_private_ips(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .unassign_private_ips(
+        .unassign_private_ips_routed(
             ctx.account(),
             input.str("NetworkInterfaceId"),
             &input.strs("PrivateIpAddresses"),
+            Origin::Caller,
         )
         .await?;
     Ok(Value::obj([]))
@@ -249,16 +250,12 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
         groups: input.strs("Groups"),
     };
     ctx.cloud
-        .modify_network_interface_attribute(ctx.account(), input.str("NetworkInterfaceId"), &change)
+        .modify_network_interface_attribute_routed(
+            ctx.account(),
+            input.str("NetworkInterfaceId"),
+            &change,
+            Origin::Caller,
+        )
         .await?;
     Ok(Value::obj([]))
-}
-
-/// An interface's IPv6 addresses, as both of EC2's interface shapes list them.
-pub(super) fn ipv6_addresses(addresses: &[String]) -> Value {
-    Value::list(
-        addresses
-            .iter()
-            .map(|a| Value::obj([("Ipv6Address", a.into()), ("IsPrimaryIpv6", false.into())])),
-    )
 }

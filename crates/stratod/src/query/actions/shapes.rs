@@ -40,7 +40,9 @@ fn state_reason(reason: &str) -> Value {
     Value::obj([("Code", code.into()), ("Message", message.into())])
 }
 
-fn eni(e: &pb::NetworkInterface, groups: &[pb::GroupIdentifier]) -> Value {
+/// An interface as an instance's `NetworkInterfaces` shows it (DescribeNetworkInterfaces
+/// adds to this shape).
+pub(super) fn eni(e: &pb::NetworkInterface, groups: &[pb::GroupIdentifier]) -> Value {
     let attachment = match &e.attachment {
         Some(a) => Value::obj([
             ("AttachmentId", (&a.attachment_id).into()),

@@ -249,7 +249,13 @@ pub async fn assign_ipv6_addresses(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Va
         .map_err(|_| crate::error::ApiError::invalid("Ipv6AddressCount is out of range."))?;
     let added = ctx
         .cloud
-        .assign_ipv6_addresses(ctx.account(), eni, &input.strs("Ipv6Addresses"), count)
+        .assign_ipv6_addresses_routed(
+            ctx.account(),
+            eni,
+            &input.strs("Ipv6Addresses"),
+            count,
+            crate::cluster::route::Origin::Caller,
+        )
         .await?;
     Ok(Value::obj([
         ("NetworkInterfaceId", eni.into()),
@@ -265,7 +271,12 @@ pub async fn unassign_ipv6_addresses(ctx: &Ctx<'_>, input: &Value) -> ApiResult<
     let eni = input.str("NetworkInterfaceId");
     let gone = ctx
         .cloud
-        .unassign_ipv6_addresses(ctx.account(), eni, &input.strs("Ipv6Addresses"))
+        .unassign_ipv6_addresses_routed(
+            ctx.account(),
+            eni,
+            &input.strs("Ipv6Addresses"),
+            crate::cluster::route::Origin::Caller,
+        )
         .await?;
     Ok(Value::obj([
         ("NetworkInterfaceId", eni.into()),
