@@ -120,26 +120,38 @@ impl Cloud {
         instance_id: &str,
         origin: Origin,
     ) -> ApiResult<()> {
+        let pair = (Resource::Volume, volume_id, instance_id);
+        self.check_pair_routed(account, pair, origin, apart).await
+    }
+
+    /// The checks of an attach of `(kind, id)` to instance `instance_id` that change
+    /// nothing (a volume or an interface decides where it runs): its host has both, or the
+    /// pair is refused with `refusal` (of the IDs and their hosts), as the call refuses it.
+    pub(super) async fn check_pair_routed(
+        &self,
+        account: &str,
+        (kind, id, instance_id): (Resource, &str, &str),
+        origin: Origin,
+        refusal: fn(&str, &str, &str, &str) -> crate::error::ApiError,
+    ) -> ApiResult<()> {
         let here = || {
-            self.owned_volume(account, volume_id)?;
+            self.owned_here(kind, account, id)?;
             self.owned_instance(account, instance_id).map(drop)
         };
         let (Some(region), Origin::Caller) = (&self.cluster, origin) else {
             return here();
         };
-        let volume = self
-            .place(Resource::Volume, account, volume_id, origin)
-            .await;
+        let place = self.place(kind, account, id, origin).await;
         let instance = self
             .place(Resource::Instance, account, instance_id, origin)
             .await;
-        match (pairing(region.host(), &volume, &instance), self.link()) {
+        match (pairing(region.host(), &place, &instance), self.link()) {
             (Pairing::Apart { volume, instance }, _) => {
-                Err(apart(volume_id, instance_id, &volume, &instance))
+                Err(refusal(id, instance_id, &volume, &instance))
             }
             (Pairing::There(host), Some(link)) => {
                 let one = |id: &str| vec![id.to_string()];
-                Cloud::owned_on(&link, Resource::Volume, &host, account, one(volume_id)).await?;
+                Cloud::owned_on(&link, kind, &host, account, one(id)).await?;
                 Cloud::owned_on(&link, Resource::Instance, &host, account, one(instance_id)).await
             }
             _ => here(),

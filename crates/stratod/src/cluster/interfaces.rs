@@ -13,6 +13,9 @@
 
 use strato_proto::v1 as pb;
 
+use strato_proto::v1::network_interfaces_client::NetworkInterfacesClient;
+use tonic::transport::Channel;
+
 use super::forward::{pb_filters, Link};
 use super::membership::HostState;
 use super::route::{Origin, Resource};
@@ -55,6 +58,24 @@ impl Cloud {
     ) -> Option<(Link, String)> {
         self.elsewhere(Resource::NetworkInterface, account, id, origin)
             .await
+    }
+
+    /// `call` with `msg` on the host of interface `eni_id` when that is another host
+    /// (`None`: the call is this host's).
+    async fn on_interface_host<Req, Resp, F, Fut>(
+        &self,
+        account: &str,
+        eni_id: &str,
+        origin: Origin,
+        msg: impl FnOnce() -> Req,
+        call: F,
+    ) -> Option<ApiResult<Resp>>
+    where
+        F: FnOnce(NetworkInterfacesClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let (link, host) = self.interface_elsewhere(account, eni_id, origin).await?;
+        Some(link.on_interfaces(&host, account, msg(), call).await)
     }
 
     /// CreateNetworkInterface, on this host; indexed in the region at once (the reconciler
@@ -165,31 +186,8 @@ impl Cloud {
         instance_id: &str,
         origin: Origin,
     ) -> ApiResult<()> {
-        let here = || {
-            self.owned_eni(account, eni_id)?;
-            self.owned_instance(account, instance_id).map(drop)
-        };
-        let (Some(region), Origin::Caller) = (&self.cluster, origin) else {
-            return here();
-        };
-        let eni = self
-            .place(Resource::NetworkInterface, account, eni_id, origin)
-            .await;
-        let instance = self
-            .place(Resource::Instance, account, instance_id, origin)
-            .await;
-        match (pairing(region.host(), &eni, &instance), self.link()) {
-            (Pairing::Apart { volume, instance }, _) => {
-                Err(apart(eni_id, instance_id, &volume, &instance))
-            }
-            (Pairing::There(host), Some(link)) => {
-                let one = |id: &str| vec![id.to_string()];
-                let kind = Resource::NetworkInterface;
-                Cloud::owned_on(&link, kind, &host, account, one(eni_id)).await?;
-                Cloud::owned_on(&link, Resource::Instance, &host, account, one(instance_id)).await
-            }
-            _ => here(),
-        }
+        let pair = (Resource::NetworkInterface, eni_id, instance_id);
+        self.check_pair_routed(account, pair, origin, apart).await
     }
 
     /// The host that has `account`'s attachment `attachment_id`: this one (`None`) when it
@@ -254,16 +252,16 @@ impl Cloud {
         eni_id: &str,
         origin: Origin,
     ) -> ApiResult<()> {
-        if let Some((link, host)) = self.interface_elsewhere(account, eni_id, origin).await {
-            let msg = pb::DeleteNetworkInterfaceRequest {
-                network_interface_id: eni_id.to_string(),
-            };
-            return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
-                    c.delete_network_interface(r).await
-                })
-                .await
-                .map(drop);
+        let msg = || pb::DeleteNetworkInterfaceRequest {
+            network_interface_id: eni_id.to_string(),
+        };
+        let there = self
+            .on_interface_host(account, eni_id, origin, msg, |mut c, r| async move {
+                c.delete_network_interface(r).await
+            })
+            .await;
+        if let Some(r) = there {
+            return r.map(drop);
         }
         self.delete_network_interface(account, eni_id).await?;
         self.unindex(eni_id).await;
@@ -279,18 +277,18 @@ impl Cloud {
         count: i32,
         origin: Origin,
     ) -> ApiResult<Vec<String>> {
-        if let Some((link, host)) = self.interface_elsewhere(account, eni_id, origin).await {
-            let msg = pb::AssignPrivateIpAddressesRequest {
-                network_interface_id: eni_id.to_string(),
-                private_ip_addresses: ips.to_vec(),
-                secondary_private_ip_address_count: count,
-            };
-            return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
-                    c.assign_private_ip_addresses(r).await
-                })
-                .await
-                .map(|r| r.assigned_private_ip_addresses);
+        let msg = || pb::AssignPrivateIpAddressesRequest {
+            network_interface_id: eni_id.to_string(),
+            private_ip_addresses: ips.to_vec(),
+            secondary_private_ip_address_count: count,
+        };
+        let there = self
+            .on_interface_host(account, eni_id, origin, msg, |mut c, r| async move {
+                c.assign_private_ip_addresses(r).await
+            })
+            .await;
+        if let Some(r) = there {
+            return r.map(|r| r.assigned_private_ip_addresses);
         }
         self.assign_private_ips(account, eni_id, ips, count).await
     }
@@ -303,17 +301,17 @@ impl Cloud {
         ips: &[String],
         origin: Origin,
     ) -> ApiResult<()> {
-        if let Some((link, host)) = self.interface_elsewhere(account, eni_id, origin).await {
-            let msg = pb::UnassignPrivateIpAddressesRequest {
-                network_interface_id: eni_id.to_string(),
-                private_ip_addresses: ips.to_vec(),
-            };
-            return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
-                    c.unassign_private_ip_addresses(r).await
-                })
-                .await
-                .map(drop);
+        let msg = || pb::UnassignPrivateIpAddressesRequest {
+            network_interface_id: eni_id.to_string(),
+            private_ip_addresses: ips.to_vec(),
+        };
+        let there = self
+            .on_interface_host(account, eni_id, origin, msg, |mut c, r| async move {
+                c.unassign_private_ip_addresses(r).await
+            })
+            .await;
+        if let Some(r) = there {
+            return r.map(drop);
         }
         self.unassign_private_ips(account, eni_id, ips).await
     }
@@ -326,25 +324,25 @@ impl Cloud {
         change: &EniAttribute,
         origin: Origin,
     ) -> ApiResult<()> {
-        if let Some((link, host)) = self.interface_elsewhere(account, eni_id, origin).await {
-            let msg = pb::ModifyNetworkInterfaceAttributeRequest {
-                network_interface_id: eni_id.to_string(),
-                description: change.description.clone(),
-                source_dest_check: change.source_dest_check,
-                attachment: change.attachment.as_ref().map(|(id, delete)| {
-                    pb::NetworkInterfaceAttachmentChanges {
-                        attachment_id: id.clone(),
-                        delete_on_termination: *delete,
-                    }
-                }),
-                groups: change.groups.clone(),
-            };
-            return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
-                    c.modify_network_interface_attribute(r).await
-                })
-                .await
-                .map(drop);
+        let msg = || pb::ModifyNetworkInterfaceAttributeRequest {
+            network_interface_id: eni_id.to_string(),
+            description: change.description.clone(),
+            source_dest_check: change.source_dest_check,
+            attachment: change.attachment.as_ref().map(|(id, delete)| {
+                pb::NetworkInterfaceAttachmentChanges {
+                    attachment_id: id.clone(),
+                    delete_on_termination: *delete,
+                }
+            }),
+            groups: change.groups.clone(),
+        };
+        let there = self
+            .on_interface_host(account, eni_id, origin, msg, |mut c, r| async move {
+                c.modify_network_interface_attribute(r).await
+            })
+            .await;
+        if let Some(r) = there {
+            return r.map(drop);
         }
         self.modify_network_interface_attribute(account, eni_id, change)
             .await
@@ -359,18 +357,18 @@ impl Cloud {
         count: i32,
         origin: Origin,
     ) -> ApiResult<Vec<String>> {
-        if let Some((link, host)) = self.interface_elsewhere(account, eni_id, origin).await {
-            let msg = pb::AssignIpv6AddressesRequest {
-                network_interface_id: eni_id.to_string(),
-                ipv6_addresses: addresses.to_vec(),
-                ipv6_address_count: count,
-            };
-            return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
-                    c.assign_ipv6_addresses(r).await
-                })
-                .await
-                .map(|r| r.assigned_ipv6_addresses);
+        let msg = || pb::AssignIpv6AddressesRequest {
+            network_interface_id: eni_id.to_string(),
+            ipv6_addresses: addresses.to_vec(),
+            ipv6_address_count: count,
+        };
+        let there = self
+            .on_interface_host(account, eni_id, origin, msg, |mut c, r| async move {
+                c.assign_ipv6_addresses(r).await
+            })
+            .await;
+        if let Some(r) = there {
+            return r.map(|r| r.assigned_ipv6_addresses);
         }
         self.assign_ipv6_addresses(account, eni_id, addresses, count)
             .await
@@ -384,17 +382,17 @@ impl Cloud {
         addresses: &[String],
         origin: Origin,
     ) -> ApiResult<Vec<String>> {
-        if let Some((link, host)) = self.interface_elsewhere(account, eni_id, origin).await {
-            let msg = pb::UnassignIpv6AddressesRequest {
-                network_interface_id: eni_id.to_string(),
-                ipv6_addresses: addresses.to_vec(),
-            };
-            return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
-                    c.unassign_ipv6_addresses(r).await
-                })
-                .await
-                .map(|r| r.unassigned_ipv6_addresses);
+        let msg = || pb::UnassignIpv6AddressesRequest {
+            network_interface_id: eni_id.to_string(),
+            ipv6_addresses: addresses.to_vec(),
+        };
+        let there = self
+            .on_interface_host(account, eni_id, origin, msg, |mut c, r| async move {
+                c.unassign_ipv6_addresses(r).await
+            })
+            .await;
+        if let Some(r) = there {
+            return r.map(|r| r.unassigned_ipv6_addresses);
         }
         self.unassign_ipv6_addresses(account, eni_id, addresses)
             .await
