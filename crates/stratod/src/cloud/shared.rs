@@ -115,7 +115,13 @@ impl SharedKind for PlacementGroups {
 }
 
 /// Every region-scoped kind, in the order they are mirrored.
-pub static KINDS: &[&dyn SharedKind] = &[&KeyPairs, &PlacementGroups];
+pub static KINDS: &[&dyn SharedKind] = &[
+    &KeyPairs,
+    &PlacementGroups,
+    &super::network::region::Vpcs,
+    &super::network::region::Subnets,
+    &super::network::region::SecurityGroups,
+];
 
 /// The kind of a resource ID, if it is region-scoped.
 pub fn kind_of(id: &str) -> Option<&'static dyn SharedKind> {

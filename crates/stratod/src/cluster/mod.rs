@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod forward;
 pub mod membership;
 pub mod mirror;
+pub mod network;
 pub mod owners;
 pub mod placement;
 pub mod reconcile;

@@ -18,6 +18,7 @@ pub mod launch_templates;
 pub mod network;
 pub mod network_interfaces;
 pub mod placement;
+pub mod region_net;
 pub mod roles;
 pub mod security_groups;
 pub mod sessions;
@@ -445,6 +446,14 @@ const MIGRATIONS: &[&str] = &[
         id TEXT NOT NULL,
         revision INTEGER NOT NULL,
         PRIMARY KEY (kind, id)
+    );
+    "#,
+    // 20: the VNI the region allocated to each VPC (a VPC without a row uses the VNI its
+    // ID folds to).
+    r#"
+    CREATE TABLE vpc_vnis (
+        vpc_id TEXT PRIMARY KEY,
+        vni INTEGER NOT NULL
     );
     "#,
 ];

@@ -567,6 +567,7 @@ impl Cloud {
             tokio::spawn(async move { cloud.boot(&id, true).await });
         }
         self.index_volumes(&made).await;
+        self.index_uses().await;
         Ok((reservation, launched))
     }
 
