@@ -7,8 +7,16 @@
 //!   (its value names the account, as `owners` keys do), so that a delete on any host is
 //!   refused while another host still has interfaces in it. Each host writes its own after
 //!   a launch and its reconciler keeps them in step with its database.
+//! - `ips/<subnet>/<address>` holds the host (and account) whose interface has a private
+//!   address of a region subnet ([`IpClaim`]): a host claims an address before its
+//!   interface takes it, in a transaction that fails if any host claimed it first (the host
+//!   then tries the next), so that two hosts never give one address away twice. Its
+//!   reconciler puts back a claim of an address its database has and drops its claims of
+//!   addresses its interfaces gave up (once older than a launch in flight).
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::etcd::{Cond, EtcdError, Op};
 use super::owners::{self, Owned};
@@ -18,6 +26,67 @@ use super::Region;
 pub const VNIS: &str = "vnis/";
 /// Key prefix of the use index.
 pub const USES: &str = "uses/";
+/// Key prefix of the address claims.
+pub const IPS: &str = "ips/";
+/// How old a claim with no interface behind it must be before its host drops it.
+const IP_STALE_MS: i64 = 120_000;
+
+/// What an address claim holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpClaim {
+    /// The host whose interface has (or is about to have) the address.
+    pub host: String,
+    /// The interface's account.
+    pub account: String,
+    /// When it was claimed (Unix ms).
+    pub at_ms: i64,
+}
+
+/// The key of `addr`'s claim in `subnet`.
+pub fn ip_key(subnet: &str, addr: &str) -> String {
+    format!("{IPS}{subnet}/{addr}")
+}
+
+/// `(subnet, address, claim)` of a listed claim.
+fn ip_entry(e: &super::etcd::Entry) -> Option<(String, String, IpClaim)> {
+    let (subnet, addr) = e.key.strip_prefix(IPS)?.split_once('/')?;
+    let c = serde_json::from_slice::<IpClaim>(&e.value).ok()?;
+    Some((subnet.to_string(), addr.to_string(), c))
+}
+
+/// What a host's reconciler changes in its address claims.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IpRepair {
+    /// `(subnet, address, account)` to claim (the database has them, the region not).
+    pub put: Vec<(String, String, String)>,
+    /// `(subnet, address)` of this host's claims to drop.
+    pub drop: Vec<(String, String)>,
+}
+
+/// Compares every claim in the region (`claims`, read before `held`) with the addresses
+/// this host's interfaces hold in region subnets (`held`: subnet, address, account).
+pub fn repair_ips(
+    me: &str,
+    claims: &[(String, String, IpClaim)],
+    held: &[(String, String, String)],
+    now_ms: i64,
+) -> IpRepair {
+    let mut out = IpRepair::default();
+    for (subnet, addr, account) in held {
+        if !claims.iter().any(|(s, a, _)| s == subnet && a == addr) {
+            out.put
+                .push((subnet.clone(), addr.clone(), account.clone()));
+        }
+    }
+    for (subnet, addr, c) in claims {
+        let kept = held.iter().any(|(s, a, _)| s == subnet && a == addr);
+        if c.host == me && !kept && now_ms - c.at_ms > IP_STALE_MS {
+            out.drop.push((subnet.clone(), addr.clone()));
+        }
+    }
+    out
+}
+
 /// How many VNIs after the suggested one a claim tries.
 const VNI_TRIES: u32 = 64;
 
@@ -74,6 +143,94 @@ impl Region {
             .await;
         self.note(r).await?;
         Ok(())
+    }
+
+    /// Every address claim in the region, or in one subnet.
+    pub async fn ip_claims(
+        &self,
+        subnet: Option<&str>,
+    ) -> Result<Vec<(String, String, IpClaim)>, EtcdError> {
+        let prefix = match subnet {
+            Some(s) => format!("{IPS}{s}/"),
+            None => IPS.to_string(),
+        };
+        let mut c = self.etcd().await?;
+        let r = c.list(&prefix).await;
+        let (_, entries) = self.note(r).await?;
+        Ok(entries.iter().filter_map(ip_entry).collect())
+    }
+
+    /// Claims `addr` of `subnet` for this host; false when another claim has it.
+    pub async fn claim_ip(
+        &self,
+        subnet: &str,
+        addr: &str,
+        account: &str,
+    ) -> Result<bool, EtcdError> {
+        let claim = IpClaim {
+            host: self.cfg.host.clone(),
+            account: account.to_string(),
+            at_ms: crate::db::now_ms(),
+        };
+        let key = ip_key(subnet, addr);
+        let v = serde_json::to_vec(&claim).map_err(|e| EtcdError::Decode(key.clone(), e))?;
+        let mut c = self.etcd().await?;
+        let r = c
+            .txn(vec![Cond::ModRev(key.clone(), 0)], vec![Op::Put(key, v)])
+            .await;
+        Ok(self.note(r).await?.is_some())
+    }
+
+    /// Drops this host's claim of `addr` in `subnet` (another host's stays).
+    pub async fn release_ip(&self, subnet: &str, addr: &str) -> Result<(), EtcdError> {
+        let key = ip_key(subnet, addr);
+        let mut c = self.etcd().await?;
+        let got = c.get(&key).await;
+        let Some(e) = self.note(got).await? else {
+            return Ok(());
+        };
+        let mine =
+            serde_json::from_slice::<IpClaim>(&e.value).is_ok_and(|c| c.host == self.cfg.host);
+        if mine {
+            let r = c
+                .txn(
+                    vec![Cond::ModRev(key.clone(), e.mod_revision)],
+                    vec![Op::Delete(key)],
+                )
+                .await;
+            self.note(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings this host's address claims in step with its interfaces (`held`: subnet,
+    /// address, account). An address of this host that another host claimed is logged:
+    /// two interfaces of the region have it (made while etcd was away).
+    pub async fn repair_ip_claims(
+        &self,
+        held: impl FnOnce() -> crate::error::ApiResult<Vec<(String, String, String)>>,
+    ) {
+        let Ok(claims) = self.ip_claims(None).await else {
+            return;
+        };
+        let Ok(held) = held() else {
+            return;
+        };
+        let fix = repair_ips(&self.cfg.host, &claims, &held, crate::db::now_ms());
+        for (subnet, addr, account) in &fix.put {
+            match self.claim_ip(subnet, addr, account).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%subnet, %addr, "another host claimed an address an interface here has")
+                }
+                Err(_) => return,
+            }
+        }
+        for (subnet, addr) in &fix.drop {
+            if self.release_ip(subnet, addr).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The hosts other than this one whose interfaces use `id`.
@@ -146,6 +303,48 @@ impl Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_claims_follow_the_interfaces() {
+        let claim = |host: &str, at_ms: i64| IpClaim {
+            host: host.into(),
+            account: "1".into(),
+            at_ms,
+        };
+        let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        let claims = vec![
+            (
+                "subnet-1".to_string(),
+                "10.0.0.4".to_string(),
+                claim("h1", 0),
+            ),
+            (
+                "subnet-1".to_string(),
+                "10.0.0.5".to_string(),
+                claim("h1", 0),
+            ),
+            // In flight: claimed a moment ago, its interface not yet recorded.
+            (
+                "subnet-1".to_string(),
+                "10.0.0.6".to_string(),
+                claim("h1", 990_000),
+            ),
+            // Another host's: never this host's to drop.
+            (
+                "subnet-1".to_string(),
+                "10.0.0.7".to_string(),
+                claim("h2", 0),
+            ),
+        ];
+        let held = vec![
+            t("subnet-1", "10.0.0.4", "1"),
+            t("subnet-2", "10.1.0.4", "1"),
+        ];
+        let fix = repair_ips("h1", &claims, &held, 1_000_000);
+        assert_eq!(fix.put, [t("subnet-2", "10.1.0.4", "1")]);
+        assert_eq!(fix.drop, [("subnet-1".to_string(), "10.0.0.5".to_string())]);
+        assert_eq!(ip_key("subnet-1", "10.0.0.4"), "ips/subnet-1/10.0.0.4");
+    }
 
     #[test]
     fn vni_claims_start_at_the_suggestion_and_wrap() {

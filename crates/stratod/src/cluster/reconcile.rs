@@ -89,6 +89,7 @@ pub async fn run(cloud: Arc<Cloud>) {
         repair_owners(&region, "vol-", || cloud.held_volumes()).await;
         repair_owners(&region, "snap-", || cloud.held_snapshots()).await;
         region.repair_uses(|| cloud.held_uses()).await;
+        region.repair_ip_claims(|| cloud.held_ips()).await;
     }
 }
 

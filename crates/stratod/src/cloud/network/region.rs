@@ -632,6 +632,78 @@ impl Cloud {
         Ok(out)
     }
 
+    /// Every private address this host's interfaces have in region subnets, for the
+    /// region's address claims: `(subnet, address, account)`.
+    pub fn held_ips(&self) -> ApiResult<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for id in self.db.region_subnet_ids()? {
+            let Some(s) = self.db.subnet(&id)? else {
+                continue;
+            };
+            let owner = self.db.vpc(&s.vpc_id)?.map(|v| v.owner).unwrap_or_default();
+            for ip in self.db.used_ips(&id)? {
+                out.push((id.clone(), ip, owner.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims up to `n` free addresses of region subnet `subnet_id` in etcd for a launch
+    /// here (fewer when the subnet has fewer free); `None` when the subnet is not the
+    /// region's (this host's default VPC, or no region), whose addresses are this host's
+    /// alone. Refused with `Unavailable` while etcd cannot be reached.
+    pub async fn claim_ips(
+        &self,
+        account: &str,
+        subnet_id: &str,
+        n: usize,
+    ) -> ApiResult<Option<Vec<std::net::Ipv4Addr>>> {
+        let Some(region) = self.cluster.clone() else {
+            return Ok(None);
+        };
+        if !self.db.region_subnet_ids()?.iter().any(|s| s == subnet_id) {
+            return Ok(None);
+        }
+        let Some(s) = self.db.subnet(subnet_id)? else {
+            return Ok(None);
+        };
+        let mut used = self.db.used_ips(subnet_id)?;
+        let claims = region
+            .ip_claims(Some(subnet_id))
+            .await
+            .map_err(|e| region.cut_off(&e))?;
+        used.extend(claims.into_iter().map(|(_, a, _)| a));
+        let mut got = Vec::new();
+        while got.len() < n {
+            let Some(ip) = super::plumbing::pick_ip(&s.cidr, &used) else {
+                break;
+            };
+            used.push(ip.to_string());
+            match region.claim_ip(subnet_id, &ip.to_string(), account).await {
+                Ok(true) => got.push(ip),
+                Ok(false) => {}
+                Err(e) => {
+                    self.release_ips(subnet_id, &got).await;
+                    return Err(region.cut_off(&e));
+                }
+            }
+        }
+        Ok(Some(got))
+    }
+
+    /// Gives back claims [`Cloud::claim_ips`] made that no interface took (the reconciler
+    /// drops any left behind).
+    pub async fn release_ips(&self, subnet_id: &str, ips: &[std::net::Ipv4Addr]) {
+        let Some(region) = &self.cluster else {
+            return;
+        };
+        for ip in ips {
+            if region.release_ip(subnet_id, &ip.to_string()).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Brings this host's use keys in step at once (after a launch made interfaces), so
     /// that a delete on another host sees them without waiting for the reconciler.
     pub async fn index_uses(&self) {
