@@ -344,8 +344,7 @@ impl Cloud {
         // awaits): each instance takes one of these.
         let mut claimed = match req.dry_run || req.subnet_id.is_empty() {
             true => None,
-            false => self
-                .claim_ips(account, &req.subnet_id, max as usize)
+            false => Box::pin(self.claim_ips(account, &req.subnet_id, max as usize))
                 .await?
                 .map(std::collections::VecDeque::from),
         };
@@ -590,10 +589,10 @@ impl Cloud {
             tokio::spawn(async move { cloud.boot(&id, true).await });
         }
         if let Some(left) = claimed {
-            self.release_ips(&subnet.id, &Vec::from(left)).await;
+            Box::pin(self.release_ips(&subnet.id, &Vec::from(left))).await;
         }
-        self.index_volumes(&made).await;
-        self.index_uses().await;
+        Box::pin(self.index_volumes(&made)).await;
+        Box::pin(self.index_uses()).await;
         Ok((reservation, launched))
     }
 

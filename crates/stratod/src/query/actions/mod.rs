@@ -1,6 +1,9 @@
 //! Each Query action: the parsed input to one domain call, its result to the model's
 //! output members. Grouped like the domain (`cloud/`).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::value::Value;
 use super::Ctx;
 use crate::cloud::paging::{self, PageRequest};
@@ -22,84 +25,122 @@ mod storage;
 mod tags;
 mod vpc;
 
+/// An action's future, boxed where it is made.
+type Action<'a> = Pin<Box<dyn Future<Output = ApiResult<Value>> + Send + 'a>>;
+
+/// Makes an action's future on the heap, in a frame of its own. Unoptimised builds give
+/// every arm of `ec2`'s match its own stack slot for the future it awaits; inline, those
+/// slots summed to most of a worker thread's 2 MiB stack, which deep launch paths then
+/// overflowed. Boxed here, `ec2` holds one pointer per arm.
+#[inline(never)]
+fn boxed<'a, F>(
+    ctx: &'a Ctx<'a>,
+    input: &'a Value,
+    action: impl FnOnce(&'a Ctx<'a>, &'a Value) -> F,
+) -> Action<'a>
+where
+    F: Future<Output = ApiResult<Value>> + Send + 'a,
+{
+    Box::pin(action(ctx, input))
+}
+
 /// Answers an EC2 action.
 pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value> {
     if input.bool("DryRun") == Some(true) && !read_only(action) && !dry_run::in_domain(action) {
         // Nothing may change: the checks the action can make without acting, then the
         // dry run's answer.
-        dry_run::check(ctx, action, input).await?;
+        Box::pin(dry_run::check(ctx, action, input)).await?;
         return Err(dry_run_ok());
     }
     let out = match action {
         "DescribeRegions" => regions::describe_regions(ctx, input),
         "DescribeAvailabilityZones" => regions::describe_zones(ctx, input),
-        "RunInstances" => instances::run(ctx, input).await,
-        "DescribeInstances" => instances::describe(ctx, input).await,
-        "DescribeInstanceStatus" => instances::describe_status(ctx, input).await,
-        "GetConsoleOutput" => instances::console(ctx, input).await,
-        "DescribeInstanceAttribute" => instances::describe_attribute(ctx, input).await,
-        "ModifyInstanceAttribute" => instances::modify_attribute(ctx, input).await,
-        "ModifyInstanceMetadataOptions" => instances::modify_metadata_options(ctx, input).await,
+        "RunInstances" => boxed(ctx, input, instances::run).await,
+        "DescribeInstances" => boxed(ctx, input, instances::describe).await,
+        "DescribeInstanceStatus" => boxed(ctx, input, instances::describe_status).await,
+        "GetConsoleOutput" => boxed(ctx, input, instances::console).await,
+        "DescribeInstanceAttribute" => boxed(ctx, input, instances::describe_attribute).await,
+        "ModifyInstanceAttribute" => boxed(ctx, input, instances::modify_attribute).await,
+        "ModifyInstanceMetadataOptions" => {
+            boxed(ctx, input, instances::modify_metadata_options).await
+        }
         "DescribeInstanceCreditSpecifications" => {
             instances::describe_credit_specifications(ctx, input)
         }
-        "StopInstances" => compute::stop(ctx, input).await,
-        "StartInstances" => compute::start(ctx, input).await,
-        "TerminateInstances" => compute::terminate(ctx, input).await,
-        "RebootInstances" => compute::reboot(ctx, input).await,
+        "StopInstances" => boxed(ctx, input, compute::stop).await,
+        "StartInstances" => boxed(ctx, input, compute::start).await,
+        "TerminateInstances" => boxed(ctx, input, compute::terminate).await,
+        "RebootInstances" => boxed(ctx, input, compute::reboot).await,
         "DescribeInstanceTypes" => compute::describe_types(ctx, input),
-        "CreateVolume" => storage::create_volume(ctx, input).await,
-        "AttachVolume" => storage::attach_volume(ctx, input).await,
-        "DetachVolume" => storage::detach_volume(ctx, input).await,
-        "DeleteVolume" => storage::delete_volume(ctx, input).await,
-        "DescribeVolumes" => storage::describe_volumes(ctx, input).await,
-        "CreateSnapshot" => storage::create_snapshot(ctx, input).await,
-        "DescribeSnapshots" => storage::describe_snapshots(ctx, input).await,
-        "DeleteSnapshot" => storage::delete_snapshot(ctx, input).await,
+        "CreateVolume" => boxed(ctx, input, storage::create_volume).await,
+        "AttachVolume" => boxed(ctx, input, storage::attach_volume).await,
+        "DetachVolume" => boxed(ctx, input, storage::detach_volume).await,
+        "DeleteVolume" => boxed(ctx, input, storage::delete_volume).await,
+        "DescribeVolumes" => boxed(ctx, input, storage::describe_volumes).await,
+        "CreateSnapshot" => boxed(ctx, input, storage::create_snapshot).await,
+        "DescribeSnapshots" => boxed(ctx, input, storage::describe_snapshots).await,
+        "DeleteSnapshot" => boxed(ctx, input, storage::delete_snapshot).await,
         "DescribeImages" => storage::describe_images(ctx, input),
         "RegisterImage" => storage::register_image(ctx, input),
         "DeregisterImage" => storage::deregister_image(ctx, input),
         "CreateImage" => storage::create_image(ctx, input),
         "ModifyImageAttribute" => storage::modify_image_attribute(ctx, input),
         "DescribeImageAttribute" => storage::describe_image_attribute(ctx, input),
-        "CopyImage" => storage::copy_image(ctx, input).await,
-        "CreateKeyPair" => keys::create(ctx, input).await,
-        "ImportKeyPair" => keys::import(ctx, input).await,
+        "CopyImage" => boxed(ctx, input, storage::copy_image).await,
+        "CreateKeyPair" => boxed(ctx, input, keys::create).await,
+        "ImportKeyPair" => boxed(ctx, input, keys::import).await,
         "DescribeKeyPairs" => keys::describe(ctx, input),
-        "DeleteKeyPair" => keys::delete(ctx, input).await,
-        "CreateTags" => tags::create(ctx, input).await,
-        "DeleteTags" => tags::delete(ctx, input).await,
-        "DescribeTags" => tags::describe(ctx, input).await,
-        "CreateVpc" => vpc::create_vpc(ctx, input).await,
+        "DeleteKeyPair" => boxed(ctx, input, keys::delete).await,
+        "CreateTags" => boxed(ctx, input, tags::create).await,
+        "DeleteTags" => boxed(ctx, input, tags::delete).await,
+        "DescribeTags" => boxed(ctx, input, tags::describe).await,
+        "CreateVpc" => boxed(ctx, input, vpc::create_vpc).await,
         "DescribeVpcs" => vpc::describe_vpcs(ctx, input),
-        "DeleteVpc" => vpc::delete_vpc(ctx, input).await,
-        "CreateSubnet" => vpc::create_subnet(ctx, input).await,
+        "DeleteVpc" => boxed(ctx, input, vpc::delete_vpc).await,
+        "CreateSubnet" => boxed(ctx, input, vpc::create_subnet).await,
         "DescribeSubnets" => vpc::describe_subnets(ctx, input),
-        "DeleteSubnet" => vpc::delete_subnet(ctx, input).await,
+        "DeleteSubnet" => boxed(ctx, input, vpc::delete_subnet).await,
         "ModifySubnetAttribute" => vpc::modify_subnet_attribute(ctx, input),
-        "CreateSecurityGroup" => security_groups::create(ctx, input).await,
-        "DeleteSecurityGroup" => security_groups::delete(ctx, input).await,
+        "CreateSecurityGroup" => boxed(ctx, input, security_groups::create).await,
+        "DeleteSecurityGroup" => boxed(ctx, input, security_groups::delete).await,
         "DescribeSecurityGroups" => security_groups::describe(ctx, input),
-        "AuthorizeSecurityGroupIngress" => security_groups::rules(ctx, input, true, false).await,
-        "AuthorizeSecurityGroupEgress" => security_groups::rules(ctx, input, true, true).await,
-        "RevokeSecurityGroupIngress" => security_groups::rules(ctx, input, false, false).await,
-        "RevokeSecurityGroupEgress" => security_groups::rules(ctx, input, false, true).await,
-        "AllocateAddress" => addresses::allocate(ctx, input).await,
-        "AssociateAddress" => addresses::associate(ctx, input).await,
-        "DisassociateAddress" => addresses::disassociate(ctx, input).await,
+        "AuthorizeSecurityGroupIngress" => {
+            boxed(ctx, input, |c, i| security_groups::rules(c, i, true, false)).await
+        }
+        "AuthorizeSecurityGroupEgress" => {
+            boxed(ctx, input, |c, i| security_groups::rules(c, i, true, true)).await
+        }
+        "RevokeSecurityGroupIngress" => {
+            boxed(ctx, input, |c, i| {
+                security_groups::rules(c, i, false, false)
+            })
+            .await
+        }
+        "RevokeSecurityGroupEgress" => {
+            boxed(ctx, input, |c, i| security_groups::rules(c, i, false, true)).await
+        }
+        "AllocateAddress" => boxed(ctx, input, addresses::allocate).await,
+        "AssociateAddress" => boxed(ctx, input, addresses::associate).await,
+        "DisassociateAddress" => boxed(ctx, input, addresses::disassociate).await,
         "ReleaseAddress" => addresses::release(ctx, input),
         "DescribeAddresses" => addresses::describe(ctx, input),
-        "CreateNetworkInterface" => network_interfaces::create(ctx, input).await,
+        "CreateNetworkInterface" => boxed(ctx, input, network_interfaces::create).await,
         "DescribeNetworkInterfaces" => network_interfaces::describe(ctx, input),
         "AttachNetworkInterface" => network_interfaces::attach(ctx, input),
-        "DetachNetworkInterface" => network_interfaces::detach(ctx, input).await,
-        "DeleteNetworkInterface" => network_interfaces::delete(ctx, input).await,
-        "AssignPrivateIpAddresses" => network_interfaces::assign_private_ips(ctx, input).await,
-        "UnassignPrivateIpAddresses" => network_interfaces::unassign_private_ips(ctx, input).await,
-        "ModifyNetworkInterfaceAttribute" => network_interfaces::modify_attribute(ctx, input).await,
-        "CreatePlacementGroup" => placement::create(ctx, input).await,
+        "DetachNetworkInterface" => boxed(ctx, input, network_interfaces::detach).await,
+        "DeleteNetworkInterface" => boxed(ctx, input, network_interfaces::delete).await,
+        "AssignPrivateIpAddresses" => {
+            boxed(ctx, input, network_interfaces::assign_private_ips).await
+        }
+        "UnassignPrivateIpAddresses" => {
+            boxed(ctx, input, network_interfaces::unassign_private_ips).await
+        }
+        "ModifyNetworkInterfaceAttribute" => {
+            boxed(ctx, input, network_interfaces::modify_attribute).await
+        }
+        "CreatePlacementGroup" => boxed(ctx, input, placement::create).await,
         "DescribePlacementGroups" => placement::describe(ctx, input),
-        "DeletePlacementGroup" => placement::delete(ctx, input).await,
+        "DeletePlacementGroup" => boxed(ctx, input, placement::delete).await,
         "ModifyInstancePlacement" => placement::modify_instance_placement(ctx, input),
         "CreateLaunchTemplate" => launch_templates::create(ctx, input),
         "CreateLaunchTemplateVersion" => launch_templates::create_version(ctx, input),
@@ -109,14 +150,16 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "DeleteLaunchTemplate" => launch_templates::delete(ctx, input),
         "AssociateVpcCidrBlock" => vpc::associate_vpc_cidr_block(ctx, input),
         "DisassociateVpcCidrBlock" => vpc::disassociate_vpc_cidr_block(ctx, input),
-        "AssociateSubnetCidrBlock" => vpc::associate_subnet_cidr_block(ctx, input).await,
-        "DisassociateSubnetCidrBlock" => vpc::disassociate_subnet_cidr_block(ctx, input).await,
+        "AssociateSubnetCidrBlock" => boxed(ctx, input, vpc::associate_subnet_cidr_block).await,
+        "DisassociateSubnetCidrBlock" => {
+            boxed(ctx, input, vpc::disassociate_subnet_cidr_block).await
+        }
         "AssociateIamInstanceProfile" => iam::associate(ctx, input),
         "ReplaceIamInstanceProfileAssociation" => iam::replace(ctx, input),
         "DisassociateIamInstanceProfile" => iam::disassociate(ctx, input),
         "DescribeIamInstanceProfileAssociations" => iam::describe(ctx, input),
-        "AssignIpv6Addresses" => vpc::assign_ipv6_addresses(ctx, input).await,
-        "UnassignIpv6Addresses" => vpc::unassign_ipv6_addresses(ctx, input).await,
+        "AssignIpv6Addresses" => boxed(ctx, input, vpc::assign_ipv6_addresses).await,
+        "UnassignIpv6Addresses" => boxed(ctx, input, vpc::unassign_ipv6_addresses).await,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidAction,
