@@ -156,8 +156,55 @@ fn three_hosts_one_region() {
         assert_eq!(h["h2"]["ApiEndpoint"], "https://10.250.0.12:7443");
     }
 
-    // AMIs are not shared yet: the same AMI (by name) on every host.
-    let amis: Vec<String> = d.iter().map(|x| x.register_probe("probe")).collect();
+    // AMIs are the region's: registered once on h1, every host lists it under its ID (its
+    // files stay on h1 until a launch on another host pulls them), its name is taken in the
+    // region, and its tags are the same everywhere.
+    let ami = d[0].register_probe("probe");
+    let amis: Vec<String> = vec![ami.clone(); 3];
+    let image_on = |x: &Daemon, id: &str| -> Option<Value> {
+        let v = x.json(&["describe-images"]);
+        v["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ImageId"] == id)
+            .cloned()
+    };
+    for x in &d {
+        strato_e2e::wait_until(T, "the region's AMI available on every host", || {
+            image_on(x, &ami).is_some_and(|i| i["State"] == "available")
+        });
+    }
+    let err = d[2].cli_err(
+        "InvalidAMIName.Duplicate",
+        &[
+            "register-image",
+            "--name",
+            "probe",
+            "--bundle",
+            strato_e2e::probe_bundle().to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("probe"), "{err}");
+    d[1].cli(&[
+        "create-tags",
+        "--resources",
+        &ami,
+        "--tags",
+        "Key=os,Value=probe",
+    ]);
+    strato_e2e::wait_until(T, "the AMI's tag on h3", || {
+        image_on(&d[2], &ami).is_some_and(|i| i["Tags"][0]["Value"] == "probe")
+    });
+    strato_e2e::wait_until(T, "h1 in the AMI's holders", || {
+        etcd_keys(&ul, "owners/").contains(&format!("h1/{ami}"))
+    });
+    assert!(
+        !etcd_keys(&ul, "owners/")
+            .iter()
+            .any(|k| k.ends_with(&ami) && !k.starts_with("h1/")),
+        "only h1 holds the AMI's files before any launch"
+    );
     // Placement groups and key pairs are the region's: made once, on any host, every host
     // has them (the same IDs), and a name is unique in the region.
     d[0].cli(&[
@@ -251,10 +298,33 @@ fn three_hosts_one_region() {
     }
     let spread_hosts: BTreeSet<&str> = spread.iter().map(|(_, h)| h.as_str()).collect();
     assert_eq!(spread_hosts.len(), 3, "{spread:?}");
+    // h2 and h3 pulled the AMI's kernel from h1 for their instances, which run; each now
+    // holds it too.
+    for (id, host) in &spread {
+        let x = &d[names.iter().position(|n| n == host).unwrap()];
+        x.wait_state(id, "running", T);
+    }
+    strato_e2e::wait_until(T, "every host in the AMI's holders", || {
+        let keys = etcd_keys(&ul, "owners/");
+        names.iter().all(|n| keys.contains(&format!("{n}/{ami}")))
+    });
+
     for (id, host) in &spread {
         let x = &d[names.iter().position(|n| n == host).unwrap()];
         assert_eq!(x.instance(id)["KeyName"], "region-key", "{id} on {host}");
     }
+    // Tags of a region-scoped resource are the region's: a tag put on h1 shows on h3.
+    d[0].cli(&[
+        "create-tags",
+        "--resources",
+        &key_id,
+        "--tags",
+        "Key=team,Value=lab",
+    ]);
+    strato_e2e::wait_until(T, "the key pair's tag on h3", || {
+        let v = d[2].json(&["describe-key-pairs"]);
+        v["KeyPairs"][0]["Tags"][0]["Value"] == "lab"
+    });
     // A key pair deleted on one host is gone from every host (its instances keep the key).
     d[2].cli(&["delete-key-pair", "--key-name", "region-key"]);
     for x in &d {
@@ -947,6 +1017,30 @@ fn three_hosts_one_region() {
     );
     assert!(err.contains("etcd"), "{err}");
     assert_eq!(d[1].state(&spread[1].0), "running");
+    // A region-scoped resource's tags cannot change without the region: refused, and the
+    // host's own copy is left as the region has it.
+    let sp_of = |x: &Daemon| x.json(&["describe-placement-groups", "--group-names", "sp"]);
+    let sp_id = sp_of(&d[0])["PlacementGroups"][0]["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d[0].cli_err(
+        "Unavailable",
+        &[
+            "create-tags",
+            "--resources",
+            &sp_id,
+            "--tags",
+            "Key=late,Value=1",
+        ],
+    );
+    let sp = sp_of(&d[0]);
+    assert!(
+        sp["PlacementGroups"][0]["Tags"]
+            .as_array()
+            .is_none_or(|t| t.is_empty()),
+        "{sp}"
+    );
     // A host keeps making and describing its own volumes; the index catches up later.
     let v = d[0].json(&["create-volume", "--size", "1", "--availability-zone", &az]);
     let late_vol = v["VolumeId"].as_str().unwrap().to_string();
@@ -979,6 +1073,81 @@ fn three_hosts_one_region() {
     assert_eq!(got.len(), 1);
 
     // A daemon that stops leaves at once (its lease revoked), not a TTL later.
+    // Two AMIs registered on h2: one with a root volume snapshot, one that only h2 will
+    // hold. h1 makes room for one instance.
+    let disk = d[1].data().join("root-volume.img");
+    std::fs::write(
+        &disk,
+        (0..3u32 << 20).map(|b| (b % 251) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let v = d[1].json(&[
+        "register-image",
+        "--name",
+        "probe-disk",
+        "--kernel",
+        strato_e2e::probe_bundle().join("vmlinux").to_str().unwrap(),
+        "--root-volume",
+        disk.to_str().unwrap(),
+        "--boot-args",
+        "console=ttyS0",
+        "--wait",
+    ]);
+    let with_disk = v["ImageId"].as_str().unwrap().to_string();
+    let lonely = d[1].register_probe("probe-on-h2");
+    strato_e2e::wait_until(T, "h2's AMIs available on h1 and held by h2", || {
+        let keys = etcd_keys(&ul, "owners/");
+        [&with_disk, &lonely].iter().all(|a| {
+            image_on(&d[0], a).is_some_and(|i| i["State"] == "available")
+                && keys.contains(&format!("h2/{a}"))
+        })
+    });
+    let spread_h1 = spread.iter().find(|(_, h)| h == "h1").unwrap().0.clone();
+    d[0].cli(&["terminate-instances", "--instance-ids", &spread_h1]);
+    d[0].wait_state(&spread_h1, "terminated", T);
+    let room_on_h1 = || {
+        strato_e2e::wait_until(T, "room on h1", || {
+            hosts(&d[0])["h1"]["AvailableCapacity"]["AvailableVCpus"] == 1
+        })
+    };
+    room_on_h1();
+    // h1 pulls the kernel and the snapshot from h2 (checksummed) and boots from them; the
+    // snapshot keeps its ID and is listed once in the region (h2's; h1's is a replica).
+    let root_snap = image_on(&d[0], &with_disk).unwrap()["BlockDeviceMappings"][0]["Ebs"]
+        ["SnapshotId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = launch(&d[0], &with_disk, &[]);
+    assert_eq!(got[0].1, "h1", "{got:?}");
+    d[0].wait_state(&got[0].0, "running", T);
+    let pulled = d[0].data().join(format!("snapshots/{root_snap}.img"));
+    assert_eq!(
+        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&disk).unwrap()
+    );
+    let snaps = d[0].json(&["describe-snapshots"]);
+    let listed = snaps["Snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["SnapshotId"] == root_snap.as_str())
+        .count();
+    assert_eq!(listed, 1, "{snaps}");
+    strato_e2e::wait_until(T, "h1 among the holders of h2's AMI", || {
+        etcd_keys(&ul, "owners/").contains(&format!("h1/{with_disk}"))
+    });
+    d[0].cli(&["terminate-instances", "--instance-ids", &got[0].0]);
+    d[0].wait_state(&got[0].0, "terminated", T);
+    room_on_h1();
+    // Deregistered on h1, an AMI is gone from every host, and h1 drops the files it pulled.
+    d[0].cli(&["deregister-image", "--image-id", &with_disk]);
+    strato_e2e::wait_until(T, "the deregistered AMI gone from h3", || {
+        image_on(&d[2], &with_disk).is_none()
+    });
+    assert!(!pulled.exists(), "the pulled snapshot outlived its AMI");
+    // An AMI whose only holder is down: a launch elsewhere is accepted (pending while it
+    // pulls) and fails with a reason naming the holder.
     d[1].stop_daemon();
     let stopped = Instant::now();
     wait_host(&d[0], "h2", "unavailable", T);
@@ -987,6 +1156,16 @@ fn three_hosts_one_region() {
         "h2 took {:?} to leave: its lease was not revoked",
         stopped.elapsed()
     );
+    let got = launch(&d[0], &lonely, &[]);
+    assert_eq!(got[0].1, "h1", "{got:?}");
+    d[0].wait_state(&got[0].0, "terminated", T);
+    let failed = d[0].instance(&got[0].0);
+    let reason = failed["StateTransitionReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&lonely) && reason.contains("h2 is unavailable"),
+        "{failed}"
+    );
+
     eprintln!("cluster test took {:?}", started.elapsed());
 }
 
@@ -1079,7 +1258,131 @@ fn query_api_launches(d: &[Daemon], amis: &[String]) {
     let ids: Vec<&str> = got.keys().map(String::as_str).collect();
     let mut args = vec!["ec2", "terminate-instances", "--instance-ids"];
     args.extend(&ids);
-    d[2].aws(None).json(&args);
+    let aws3 = d[2].aws(None);
+    aws3.json(&args);
+    wait_one_free_vcpu_each(&d[0]);
+
+    // Launch templates are the region's: made on h2, a version added on h1, made the
+    // default on h3 and launched from there; the name is the region's; deleted on h1, gone
+    // everywhere.
+    let lt = aws2.json(&[
+        "ec2",
+        "create-launch-template",
+        "--launch-template-name",
+        "region-lt",
+        "--launch-template-data",
+        r#"{"InstanceType":"custom-1-64"}"#,
+    ]);
+    let lt_id = lt["LaunchTemplate"]["LaunchTemplateId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let versions_on = |aws: &strato_e2e::query::Aws<'_>| {
+        aws.json(&[
+            "ec2",
+            "describe-launch-template-versions",
+            "--launch-template-id",
+            &lt_id,
+        ])["LaunchTemplateVersions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    strato_e2e::wait_until(T, "the launch template on h1", || versions_on(&aws1) == 1);
+    let v2 = aws1.json(&[
+        "ec2",
+        "create-launch-template-version",
+        "--launch-template-id",
+        &lt_id,
+        "--source-version",
+        "1",
+        "--launch-template-data",
+        r#"{"UserData":"aGVsbG8gcmVnaW9u"}"#,
+    ]);
+    assert_eq!(v2["LaunchTemplateVersion"]["VersionNumber"], 2, "{v2}");
+    strato_e2e::wait_until(T, "the template's version 2 on h3", || {
+        versions_on(&aws3) == 2
+    });
+    aws3.json(&[
+        "ec2",
+        "modify-launch-template",
+        "--launch-template-id",
+        &lt_id,
+        "--default-version",
+        "2",
+    ]);
+    // Versions added on two hosts at once: consecutive numbers, each host sees both.
+    let add_version = |aws: &strato_e2e::query::Aws<'_>| {
+        aws.json(&[
+            "ec2",
+            "create-launch-template-version",
+            "--launch-template-id",
+            &lt_id,
+            "--launch-template-data",
+            r#"{"InstanceType":"custom-1-64"}"#,
+        ])["LaunchTemplateVersion"]["VersionNumber"]
+            .as_i64()
+            .unwrap()
+    };
+    let raced: BTreeSet<i64> = std::thread::scope(|sc| {
+        let a = sc.spawn(|| add_version(&aws1));
+        let b = sc.spawn(|| add_version(&aws2));
+        [a.join().unwrap(), b.join().unwrap()].into()
+    });
+    assert_eq!(raced, BTreeSet::from([3, 4]));
+    strato_e2e::wait_until(T, "versions 3 and 4 on every host", || {
+        [&aws1, &aws2, &aws3]
+            .iter()
+            .all(|aws| versions_on(aws) == 4)
+    });
+    aws1.err(
+        "InvalidLaunchTemplateName.AlreadyExistsException",
+        &[
+            "ec2",
+            "create-launch-template",
+            "--launch-template-name",
+            "region-lt",
+            "--launch-template-data",
+            r#"{"InstanceType":"custom-1-64"}"#,
+        ],
+    );
+    let from_lt = aws3.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &amis[2],
+        "--launch-template",
+        &format!("LaunchTemplateId={lt_id}"),
+    ]);
+    let (lt_inst, _) = ids_and_hosts(&from_lt).remove(0);
+    assert_eq!(
+        from_lt["Instances"][0]["InstanceType"], "custom-1-64",
+        "{from_lt}"
+    );
+    // The default version, 2, as h3 made it: its user data came over in the record.
+    let ud = aws1.json(&[
+        "ec2",
+        "describe-instance-attribute",
+        "--instance-id",
+        &lt_inst,
+        "--attribute",
+        "userData",
+    ]);
+    assert_eq!(ud["UserData"]["Value"], "aGVsbG8gcmVnaW9u", "{ud}");
+    aws1.json(&[
+        "ec2",
+        "delete-launch-template",
+        "--launch-template-id",
+        &lt_id,
+    ]);
+    strato_e2e::wait_until(T, "the launch template gone from h2 and h3", || {
+        [&aws2, &aws3].iter().all(|aws| {
+            aws.json(&["ec2", "describe-launch-templates"])["LaunchTemplates"]
+                .as_array()
+                .is_none_or(|l| l.is_empty())
+        })
+    });
+    aws3.json(&["ec2", "terminate-instances", "--instance-ids", &lt_inst]);
     wait_one_free_vcpu_each(&d[0]);
     eprintln!("query API launches took {:?}", started.elapsed());
 }

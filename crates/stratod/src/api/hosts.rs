@@ -86,7 +86,6 @@ pub(super) fn pinned_in(p: &pb::RegionPlacement) -> ApiResult<Pinned> {
     Ok(Pinned {
         ids: p.instance_ids.clone(),
         slots,
-        image_name: p.image_name.clone(),
     })
 }
 
@@ -145,12 +144,10 @@ mod tests {
             instance_ids: vec!["i-0000000000000000a".into(), "i-0000000000000000b".into()],
             racks: vec!["h2".into(), "h2".into()],
             partitions: vec![1, 2],
-            image_name: "probe".into(),
         };
         let pin = pinned_in(&p).unwrap();
         assert_eq!(pin.ids.len(), 2);
         assert_eq!(pin.slots[1].partition, 2);
-        assert_eq!(pin.image_name, "probe");
         // Ungrouped: no slots at all.
         let plain = pinned_in(&pb::RegionPlacement {
             racks: Vec::new(),

@@ -79,7 +79,7 @@ impl Images for Api {
         &self,
         req: Request<pb::RegisterImageRequest>,
     ) -> Result<Response<pb::RegisterImageResponse>, Status> {
-        self.handle("RegisterImage", req, |account, r| {
+        self.handle_async("RegisterImage", req, |account, r| async move {
             let nonempty = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
             let reg = RegisterRequest {
                 name: r.name,
@@ -97,9 +97,11 @@ impl Images for Api {
                 ena_support: r.ena_support,
             };
             self.cloud
-                .register_image(account, reg)
+                .register_image_regional(&account, reg)
+                .await
                 .map(|i| pb::RegisterImageResponse { image_id: i.id })
         })
+        .await
     }
 
     async fn describe_images(
@@ -132,44 +134,50 @@ impl Images for Api {
         &self,
         req: Request<pb::DeregisterImageRequest>,
     ) -> Result<Response<pb::DeregisterImageResponse>, Status> {
-        self.handle("DeregisterImage", req, |account, r| {
+        self.handle_async("DeregisterImage", req, |account, r| async move {
             self.cloud
-                .deregister_image(account, &r.image_id)
+                .deregister_image_regional(&account, &r.image_id)
+                .await
                 .map(|_| pb::DeregisterImageResponse {})
         })
+        .await
     }
 
     async fn create_image(
         &self,
         req: Request<pb::CreateImageRequest>,
     ) -> Result<Response<pb::CreateImageResponse>, Status> {
-        self.handle("CreateImage", req, |account, r| {
+        self.handle_async("CreateImage", req, |account, r| async move {
             self.cloud
-                .create_image(
-                    account,
+                .create_image_regional(
+                    &account,
                     &r.instance_id,
                     &r.name,
                     &r.description,
                     r.no_reboot,
                 )
+                .await
                 .map(|i| pb::CreateImageResponse { image_id: i.id })
         })
+        .await
     }
 
     async fn modify_image_attribute(
         &self,
         req: Request<pb::ModifyImageAttributeRequest>,
     ) -> Result<Response<pb::ModifyImageAttributeResponse>, Status> {
-        self.handle("ModifyImageAttribute", req, |account, r| {
+        self.handle_async("ModifyImageAttribute", req, |account, r| async move {
             self.cloud
-                .modify_launch_permissions(
-                    account,
+                .modify_launch_permissions_regional(
+                    &account,
                     &r.image_id,
                     &grantees(&r.add),
                     &grantees(&r.remove),
                 )
+                .await
                 .map(|_| pb::ModifyImageAttributeResponse {})
         })
+        .await
     }
 
     async fn copy_image(
@@ -186,7 +194,7 @@ impl Images for Api {
             .map(|s| s.trim().to_string());
         self.handle_async("CopyImage", req, |account, r| async move {
             self.cloud
-                .copy_image(
+                .copy_image_regional(
                     &account,
                     token,
                     &r.source_region,

@@ -39,59 +39,69 @@ impl LaunchTemplates for Api {
         &self,
         req: Request<pb::CreateLaunchTemplateRequest>,
     ) -> Result<Response<pb::CreateLaunchTemplateResponse>, Status> {
-        self.handle("CreateLaunchTemplate", req, |account, r| {
+        self.handle_async("CreateLaunchTemplate", req, |account, r| async move {
             let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
             self.cloud
-                .create_launch_template(
-                    account,
+                .create_launch_template_regional(
+                    &account,
                     &r.launch_template_name,
                     &r.version_description,
                     data,
                     convert::tags_in(&r.tags),
                 )
+                .await
                 .map(|t| pb::CreateLaunchTemplateResponse {
                     launch_template: Some(template(&t)),
                 })
         })
+        .await
     }
 
     async fn create_launch_template_version(
         &self,
         req: Request<pb::CreateLaunchTemplateVersionRequest>,
     ) -> Result<Response<pb::CreateLaunchTemplateVersionResponse>, Status> {
-        self.handle("CreateLaunchTemplateVersion", req, |account, r| {
-            let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
-            self.cloud
-                .create_launch_template_version(
-                    account,
-                    &r.launch_template_id,
-                    &r.launch_template_name,
-                    &r.source_version,
-                    &r.version_description,
-                    data,
-                )
-                .map(|(t, v)| pb::CreateLaunchTemplateVersionResponse {
-                    launch_template_version: Some(version(&t, &v)),
-                })
-        })
+        self.handle_async(
+            "CreateLaunchTemplateVersion",
+            req,
+            |account, r| async move {
+                let data = convert::template_data_in(&r.launch_template_data.unwrap_or_default());
+                self.cloud
+                    .create_launch_template_version_regional(
+                        &account,
+                        &r.launch_template_id,
+                        &r.launch_template_name,
+                        &r.source_version,
+                        &r.version_description,
+                        data,
+                    )
+                    .await
+                    .map(|(t, v)| pb::CreateLaunchTemplateVersionResponse {
+                        launch_template_version: Some(version(&t, &v)),
+                    })
+            },
+        )
+        .await
     }
 
     async fn modify_launch_template(
         &self,
         req: Request<pb::ModifyLaunchTemplateRequest>,
     ) -> Result<Response<pb::ModifyLaunchTemplateResponse>, Status> {
-        self.handle("ModifyLaunchTemplate", req, |account, r| {
+        self.handle_async("ModifyLaunchTemplate", req, |account, r| async move {
             self.cloud
-                .modify_launch_template(
-                    account,
+                .modify_launch_template_regional(
+                    &account,
                     &r.launch_template_id,
                     &r.launch_template_name,
                     &r.default_version,
                 )
+                .await
                 .map(|t| pb::ModifyLaunchTemplateResponse {
                     launch_template: Some(template(&t)),
                 })
         })
+        .await
     }
 
     async fn describe_launch_templates(
@@ -136,12 +146,18 @@ impl LaunchTemplates for Api {
         &self,
         req: Request<pb::DeleteLaunchTemplateRequest>,
     ) -> Result<Response<pb::DeleteLaunchTemplateResponse>, Status> {
-        self.handle("DeleteLaunchTemplate", req, |account, r| {
+        self.handle_async("DeleteLaunchTemplate", req, |account, r| async move {
             self.cloud
-                .delete_launch_template(account, &r.launch_template_id, &r.launch_template_name)
+                .delete_launch_template_regional(
+                    &account,
+                    &r.launch_template_id,
+                    &r.launch_template_name,
+                )
+                .await
                 .map(|t| pb::DeleteLaunchTemplateResponse {
                     launch_template: Some(template(&t)),
                 })
         })
+        .await
     }
 }

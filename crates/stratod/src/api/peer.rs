@@ -40,13 +40,26 @@ impl RegionLink for GrpcRegions {
     ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>> {
         Box::pin(async move {
             let client = connect(endpoint, &self.roots).await?;
-            Ok(Box::new(GrpcSource(client)) as Box<dyn SourceRegion>)
+            Ok(Box::new(GrpcSource(client, None)) as Box<dyn SourceRegion>)
+        })
+    }
+
+    fn connect_host<'a>(
+        &'a self,
+        endpoint: &'a str,
+        roots: &'a [String],
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>> {
+        Box::pin(async move {
+            let client = connect(endpoint, roots).await?;
+            Ok(Box::new(GrpcSource(client, Some(account.to_string()))) as Box<dyn SourceRegion>)
         })
     }
 }
 
-/// A connection to one source daemon.
-struct GrpcSource(ImagesClient<Channel>);
+/// A connection to one source daemon; to a host of this region, with the account its
+/// calls speak for (their token is the region's secret).
+struct GrpcSource(ImagesClient<Channel>, Option<String>);
 
 impl SourceRegion for GrpcSource {
     fn export_image<'a>(
@@ -60,6 +73,7 @@ impl SourceRegion for GrpcSource {
                     image_id: image_id.to_string(),
                 },
                 token,
+                self.1.as_deref(),
             )?;
             let m = self
                 .0
@@ -107,6 +121,7 @@ impl SourceRegion for GrpcSource {
                     offset,
                 },
                 token,
+                self.1.as_deref(),
             )?;
             let stream = self
                 .0
@@ -169,8 +184,20 @@ async fn connect(endpoint: &str, roots: &[String]) -> Result<ImagesClient<Channe
     Ok(ImagesClient::new(channel).max_decoding_message_size(4 * CHUNK))
 }
 
-fn request<T>(msg: T, token: Option<&str>) -> Result<tonic::Request<T>, CopyError> {
+fn request<T>(
+    msg: T,
+    token: Option<&str>,
+    account: Option<&str>,
+) -> Result<tonic::Request<T>, CopyError> {
     let mut r = tonic::Request::new(msg);
+    if let Some(a) = account {
+        let v = a.parse().map_err(|_| CopyError::Refused {
+            code: ErrorCode::AuthFailure.to_string(),
+            message: "The account cannot be sent to the region's host.".into(),
+        })?;
+        r.metadata_mut()
+            .insert(crate::cluster::forward::ACCOUNT_METADATA, v);
+    }
     if let Some(t) = token {
         let v = format!("Bearer {t}")
             .parse()

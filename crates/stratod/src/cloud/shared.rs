@@ -1,10 +1,14 @@
 //! The region-scoped kinds (`cluster::mirror`): how each one's rows leave and enter this
 //! host's database as the region's records, and the notes of which rows mirror a record.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use super::Cloud;
 use crate::cluster::mirror::SharedKind;
 use crate::cluster::shared::Shared;
 use crate::db::key_pairs::KeyPair;
+use crate::db::launch_templates::{Template, Version};
 use crate::db::placement::PlacementGroup;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -118,6 +122,8 @@ impl SharedKind for PlacementGroups {
 pub static KINDS: &[&dyn SharedKind] = &[
     &KeyPairs,
     &PlacementGroups,
+    &LaunchTemplates,
+    &crate::cloud::storage::shared_images::Images,
     &super::network::region::Vpcs,
     &super::network::region::Subnets,
     &super::network::region::SecurityGroups,
@@ -145,5 +151,87 @@ impl Cloud {
     /// Forgets that row `id` of `kind` mirrors a record.
     pub fn forget_mirrored(&self, kind: &str, id: &str) -> ApiResult<()> {
         Ok(self.db.drop_mirrored(kind, id)?)
+    }
+}
+
+/// Launch templates: the record carries the template with every version (versions are
+/// immutable, but a host may add one, so the record is the whole list).
+pub struct LaunchTemplates;
+
+/// A launch template as the region's record carries it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TemplateRecord {
+    template: Template,
+    versions: Vec<VersionRecord>,
+}
+
+/// One version and its user data (base64, as EC2 carries user data).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct VersionRecord {
+    version: Version,
+    user_data: String,
+}
+
+impl SharedKind for LaunchTemplates {
+    fn name(&self) -> &'static str {
+        "launch-template"
+    }
+    fn id_prefix(&self) -> &'static str {
+        "lt-"
+    }
+    fn ids(&self, cloud: &Cloud) -> ApiResult<Vec<String>> {
+        Ok(cloud.db.template_ids()?)
+    }
+    fn export(&self, cloud: &Cloud, id: &str) -> ApiResult<Option<Shared>> {
+        let Some(t) = cloud.db.template(id)? else {
+            return Ok(None);
+        };
+        let versions = cloud
+            .db
+            .template_versions(id)?
+            .into_iter()
+            .map(|v| VersionRecord {
+                user_data: BASE64.encode(&v.data.user_data),
+                version: v,
+            })
+            .collect();
+        Ok(Some(Shared {
+            account: t.owner.clone(),
+            name: t.name.clone(),
+            body: body(&TemplateRecord {
+                template: t,
+                versions,
+            })?,
+        }))
+    }
+    fn import(&self, cloud: &Cloud, id: &str, s: &Shared) -> ApiResult<()> {
+        let r: TemplateRecord = from_body(s)?;
+        if r.template.id != id {
+            return Err(ApiError::internal(format!(
+                "the region's record of {id} names {}",
+                r.template.id
+            )));
+        }
+        let mut versions = Vec::with_capacity(r.versions.len());
+        for v in r.versions {
+            let mut version = v.version;
+            version.data.user_data = BASE64.decode(&v.user_data).map_err(|e| {
+                ApiError::internal(format!(
+                    "the region's record of {id} has bad user data: {e}"
+                ))
+            })?;
+            versions.push(version);
+        }
+        Ok(cloud.db.upsert_template(&r.template, &versions)?)
+    }
+    fn remove(&self, cloud: &Cloud, id: &str) -> ApiResult<()> {
+        cloud.db.delete_template(id)?;
+        Ok(())
+    }
+    fn duplicate(&self, name: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::InvalidLaunchTemplateNameAlreadyExistsException,
+            format!("Launch template name already in use in the region: {name}."),
+        )
     }
 }

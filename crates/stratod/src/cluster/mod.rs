@@ -14,6 +14,7 @@ pub mod config;
 pub mod etcd;
 pub mod fanout;
 pub mod forward;
+pub mod images;
 pub mod membership;
 pub mod mirror;
 pub mod network;
@@ -25,6 +26,7 @@ pub mod route;
 pub mod run;
 pub mod shared;
 pub mod tags;
+pub mod templates;
 pub mod volumes;
 
 use std::collections::BTreeMap;

@@ -109,6 +109,20 @@ impl Region {
             .collect())
     }
 
+    /// Every host whose index has a key for `id` (an AMI is held by each host that has its
+    /// files), whatever the account.
+    pub async fn hosts_holding(&self, id: &str) -> Result<Vec<String>, EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = c.list(OWNERS).await;
+        let (_, entries) = self.note(r).await?;
+        Ok(entries
+            .iter()
+            .filter_map(entry)
+            .filter(|(_, i, _)| *i == id)
+            .map(|(host, _, _)| host.to_string())
+            .collect())
+    }
+
     /// The hosts that hold `account`'s resources among `ids`: host → its IDs, in the order
     /// asked; an ID the index does not name for `account` is left out (the caller answers
     /// for it here). One read of the index per call, as [`Region::owners_of`] does for

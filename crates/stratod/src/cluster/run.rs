@@ -301,7 +301,6 @@ impl Cloud {
             instance_ids: share.ids.clone(),
             racks: share.slots.iter().map(|s| s.rack.clone()).collect(),
             partitions: share.slots.iter().map(|s| s.partition).collect(),
-            image_name: self.image_name(&run.image_id)?,
         });
         Ok(fwd)
     }
@@ -326,7 +325,6 @@ fn local_share(run: &RunRequest, share: &Share) -> RunRequest {
     local.pinned = Some(Pinned {
         ids: share.ids.clone(),
         slots: share.slots.clone(),
-        image_name: String::new(),
     });
     local
 }

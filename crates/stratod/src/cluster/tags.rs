@@ -1,7 +1,9 @@
 //! Tags in a region of hosts, for both front ends: CreateTags and DeleteTags split the
 //! resource IDs by owner (instances by their reservations or route records, volumes and
 //! snapshots by the owner index), tag this host's part here and forward each other host's
-//! part to it; IDs of the other kinds (VPCs, groups, images, …) are per host and stay here.
+//! part to it; the region-scoped kinds (key pairs, placement groups) are tagged here and
+//! their records published; IDs of the other kinds (VPCs, groups, images, …) are per host and
+//! stay here.
 //! A DescribeTags covers the instances, volumes and snapshots of every available host, paged
 //! over the region's listing.
 
@@ -92,6 +94,13 @@ fn region_tags(
     paginate(here, page)
 }
 
+/// A region-scoped resource as it was before a tag call: its kind, ID and record.
+type SharedRow = (
+    &'static dyn crate::cluster::mirror::SharedKind,
+    String,
+    crate::cluster::shared::Shared,
+);
+
 /// What a tag call changes on each host.
 #[derive(Clone, Copy)]
 enum Change<'a> {
@@ -159,15 +168,60 @@ impl Cloud {
         let route = self.tag_route(account, resources, origin).await;
         let link = match self.link() {
             Some(link) if !route.remote.is_empty() => link,
-            _ => return here(resources),
+            _ => {
+                let saved = self.shared_rows(resources)?;
+                here(resources)?;
+                return self.share_tag_changes(saved, here).await;
+            }
         };
         if !route.local.is_empty() {
+            let saved = self.shared_rows(&route.local)?;
             here(&route.local)?;
+            self.share_tag_changes(saved, here).await?;
         }
         for (host, ids) in route.remote {
             match change {
                 Change::Create(tags) => link.create_tags(&host, account, ids, tags).await?,
                 Change::Delete(keys) => link.delete_tags(&host, account, ids, keys).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The region-scoped resources among `ids` (key pairs, placement groups) as they are
+    /// before a tag call changes them (none without a region).
+    fn shared_rows(&self, ids: &[String]) -> ApiResult<Vec<SharedRow>> {
+        if self.cluster.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::new();
+        for id in ids {
+            if let Some(kind) = crate::cloud::shared::kind_of(id) {
+                if let Some(before) = kind.export(self, id)? {
+                    rows.push((kind, id.clone(), before));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Publishes the tags of the region-scoped resources `saved`, already changed here by
+    /// `here`: their records carry their tags, so every host shows them. `here` runs again
+    /// for each one, so a record another host changed first keeps this change too. When a
+    /// record cannot be published (etcd away), it and the ones after it are put back as
+    /// they were, so this host's copy never differs from the region's.
+    async fn share_tag_changes(
+        &self,
+        saved: Vec<SharedRow>,
+        here: impl Fn(&[String]) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        for (n, (kind, id, _)) in saved.iter().enumerate() {
+            let one = std::slice::from_ref(id);
+            if let Err(e) = self.share_change(*kind, id, || here(one)).await {
+                for (kind, id, before) in &saved[n..] {
+                    kind.import(self, id, before)?;
+                }
+                return Err(e);
             }
         }
         Ok(())

@@ -133,6 +133,75 @@ impl Db {
         }
     }
 
+    /// Writes an image as the region's record has it: inserted, or its row replaced (its
+    /// launch permissions kept); false if the owner has another image of that name here.
+    pub fn upsert_image(&self, i: &Image) -> DbResult<bool> {
+        let res = self.conn().execute(
+            &format!(
+                "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                 ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET \
+                 owner = excluded.owner, name = excluded.name, \
+                 description = excluded.description, state = excluded.state, \
+                 state_reason = excluded.state_reason, progress = excluded.progress, \
+                 architecture = excluded.architecture, kernel = excluded.kernel, \
+                 initrd = excluded.initrd, boot_args = excluded.boot_args, \
+                 root_device_name = excluded.root_device_name, bdm = excluded.bdm, \
+                 created = excluded.created, tags = excluded.tags, \
+                 ena_support = excluded.ena_support"
+            ),
+            params![
+                i.id,
+                i.owner,
+                i.name,
+                i.description,
+                i.state,
+                i.state_reason,
+                i.progress,
+                i.architecture,
+                i.kernel,
+                i.initrd,
+                i.boot_args,
+                i.root_device_name,
+                serde_json::to_string(&i.mappings)?,
+                i.created,
+                serde_json::to_string(&i.tags)?,
+                i.ena_support,
+            ],
+        );
+        match res {
+            Ok(_) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ID of every image.
+    pub fn image_ids(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM images ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Replaces an image's launch permissions.
+    pub fn set_launch_permissions(&self, id: &str, grantees: &[String]) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM launch_permissions WHERE image_id = ?1", [id])?;
+        for g in grantees {
+            tx.execute(
+                "INSERT OR IGNORE INTO launch_permissions (image_id, grantee) VALUES (?1, ?2)",
+                params![id, g],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// One image.
     pub fn image(&self, id: &str) -> DbResult<Option<Image>> {
         Ok(self

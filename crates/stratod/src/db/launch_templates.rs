@@ -10,7 +10,7 @@ use super::instances::Tag;
 use super::{Db, DbResult};
 
 /// One launch template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Template {
     /// `lt-…`
     pub id: String,
@@ -72,8 +72,9 @@ pub struct TemplateData {
     pub iam_instance_profile: String,
 }
 
-/// One version of a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One version of a template (its user data travels beside it in a record, as it is
+/// kept beside it in a column of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     /// The template.
     pub template_id: String,
@@ -292,6 +293,48 @@ impl Db {
             .optional()?)
     }
 
+    /// The IDs of every template, whoever owns it.
+    pub fn template_ids(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM launch_templates ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes a template and exactly `versions` as its versions (a copy of another host's
+    /// record), in one transaction.
+    pub fn upsert_template(&self, t: &Template, versions: &[Version]) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            &format!(
+                "INSERT INTO launch_templates ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, name = excluded.name, \
+                 default_version = excluded.default_version, \
+                 latest_version = excluded.latest_version, tags = excluded.tags, \
+                 created = excluded.created"
+            ),
+            params![
+                t.id,
+                t.owner,
+                t.name,
+                t.default_version,
+                t.latest_version,
+                serde_json::to_string(&t.tags)?,
+                t.created,
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM launch_template_versions WHERE template_id = ?1",
+            [&t.id],
+        )?;
+        for v in versions {
+            insert_version(&tx, v)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Deletes a template and its versions; returns whether it existed.
     pub fn delete_template(&self, id: &str) -> DbResult<bool> {
         Ok(self
@@ -381,5 +424,38 @@ mod tests {
         assert!(db.delete_template(&t.id).unwrap());
         assert!(db.template_versions(&t.id).unwrap().is_empty());
         assert!(!db.delete_template(&t.id).unwrap());
+    }
+
+    #[test]
+    fn upsert_replaces_the_row_and_exactly_its_versions() {
+        let db = Db::open_in_memory().unwrap();
+        let (t, v1) = template("lt-0123456789abcdef0", "web");
+        db.insert_template(&t, &v1, 10).unwrap();
+        db.add_template_version(&t.id, "second", &v1.data, 2, 10)
+            .unwrap();
+        // Another host's record: three versions, the default moved, a tag.
+        let mut t2 = t.clone();
+        t2.default_version = 3;
+        t2.latest_version = 3;
+        t2.tags = vec![Tag {
+            key: "team".into(),
+            value: "lab".into(),
+        }];
+        let versions: Vec<Version> = (1..=3)
+            .map(|n| Version {
+                version: n,
+                description: format!("v{n}"),
+                ..v1.clone()
+            })
+            .collect();
+        db.upsert_template(&t2, &versions).unwrap();
+        assert_eq!(db.template(&t.id).unwrap(), Some(t2.clone()));
+        let got = db.template_versions(&t.id).unwrap();
+        assert_eq!(got, versions);
+        assert_eq!(got[0].data.user_data, b"echo hi");
+        // Fewer versions in a newer record: the extra row goes.
+        db.upsert_template(&t2, &versions[..1]).unwrap();
+        assert_eq!(db.template_versions(&t.id).unwrap().len(), 1);
+        assert_eq!(db.template_ids().unwrap(), vec![t.id.clone()]);
     }
 }

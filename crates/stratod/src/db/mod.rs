@@ -448,6 +448,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, id)
     );
     "#,
+    // 19: AMIs in a region: a snapshot this host pulled from another host for a region's
+    // AMI is a replica (same ID as the holder's, kept out of the owner index and describe).
+    r#"
+    ALTER TABLE snapshots ADD COLUMN replica INTEGER NOT NULL DEFAULT 0;
+    "#,
     // 20: the VNI the region allocated to each VPC (a VPC without a row uses the VNI its
     // ID folds to).
     r#"

@@ -258,13 +258,55 @@ impl Db {
             .optional()?)
     }
 
-    /// Every snapshot.
+    /// Every snapshot of this host's own (replicas of other hosts' are left out).
     pub fn snapshots(&self) -> DbResult<Vec<Snapshot>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {SNAP_COLUMNS} FROM snapshots ORDER BY created, id"
+            "SELECT {SNAP_COLUMNS} FROM snapshots WHERE replica = 0 ORDER BY created, id"
         ))?;
         let rows = stmt.query_map([], snapshot_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a replica: a snapshot of a region's AMI pulled from the host that holds it,
+    /// under the same ID (a row that exists already is kept).
+    pub fn insert_replica_snapshot(&self, s: &Snapshot) -> DbResult<()> {
+        self.conn().execute(
+            &format!(
+                "INSERT OR IGNORE INTO snapshots ({SNAP_COLUMNS}, replica) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)"
+            ),
+            params![
+                s.id,
+                s.owner,
+                s.volume_id,
+                s.size_gib,
+                s.state,
+                s.progress,
+                s.description,
+                s.created,
+                serde_json::to_string(&s.tags)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether snapshot `id` is a replica pulled from another host.
+    pub fn is_replica(&self, id: &str) -> DbResult<bool> {
+        Ok(self
+            .conn()
+            .query_row("SELECT replica FROM snapshots WHERE id = ?1", [id], |r| {
+                r.get::<_, bool>(0)
+            })
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// The IDs of every snapshot row, replicas included (whose files are kept).
+    pub fn all_snapshot_ids(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM snapshots")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -90,6 +90,7 @@ impl Cloud {
         let dir = self.instance_dir(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| crate::cloud::host_io("Cannot create the instance folder", e))?;
+        self.pull_launch_files(&inst).await?;
         self.materialize_volumes(id).await?;
         self.timelines.mark(id, "volumes");
         for s in &inst.instance_store {
@@ -109,6 +110,38 @@ impl Cloud {
         self.write_config_drive(&inst)?;
         self.db.set_launch_time(id, now_s())?;
         self.spawn_vmm(&inst).await
+    }
+
+    /// A region's AMI whose files this host lacks: they are pulled from a host that holds
+    /// them before the volumes are cloned (the instance stays pending meanwhile), then the
+    /// instance's kernel and initrd are linked.
+    async fn pull_launch_files(&self, inst: &Instance) -> ApiResult<()> {
+        let kernel = std::path::Path::new(&inst.kernel);
+        let lacking = self.db.instance_volumes(&inst.id)?.iter().any(|v| {
+            v.state == VolumeState::Creating
+                && !v.snapshot_id.is_empty()
+                && !self.snapshot_path(&v.snapshot_id).exists()
+        });
+        if self.cluster.is_none() || (kernel.exists() && !lacking) {
+            return Ok(());
+        }
+        self.ensure_image_files(&inst.image_id).await?;
+        let image = self
+            .db
+            .image(&inst.image_id)?
+            .ok_or_else(|| Kind::Image.not_found(&inst.image_id))?;
+        let link = |src: &str, dst: &std::path::Path| {
+            if dst.exists() {
+                return Ok(());
+            }
+            crate::cloud::storage::images::link_or_copy(std::path::Path::new(src), dst)
+                .map_err(|e| crate::cloud::host_io("Cannot prepare the instance folder", e))
+        };
+        link(&image.kernel, kernel)?;
+        if let (Some(src), Some(dst)) = (&image.initrd, &inst.initrd) {
+            link(src, std::path::Path::new(dst))?;
+        }
+        Ok(())
     }
 
     /// Creates the files of an instance's volumes that do not exist yet.

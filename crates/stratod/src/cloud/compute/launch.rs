@@ -98,9 +98,6 @@ pub struct Pinned {
     pub ids: Vec<String>,
     /// Racks and partitions, one per instance (or none).
     pub slots: Vec<Slot>,
-    /// The AMI's name on the host that placed the launch: AMIs are not shared through etcd
-    /// yet, so a host without the AMI's ID uses its own AMI of that name.
-    pub image_name: String,
 }
 
 /// A launch template named by a RunInstances.
@@ -287,13 +284,10 @@ impl Cloud {
         } else {
             &req.instance_type
         })?;
-        let image = match self.db.image(&req.image_id)? {
-            Some(i) => i,
-            None => match self.region_image(account, &req)? {
-                Some(i) => i,
-                None => return Err(Kind::Image.not_found(&req.image_id)),
-            },
-        };
+        let image = self
+            .launch_image(&req.image_id)
+            .await?
+            .ok_or_else(|| Kind::Image.not_found(&req.image_id))?;
         // Another account's private image does not exist for the caller: EC2 answers
         // NotFound, so that the answer does not tell that the ID is taken.
         if !self.may_launch(account, &image)? {
@@ -471,16 +465,24 @@ impl Cloud {
                 .and_then(|p| p.ids.get(index as usize).cloned())
                 .unwrap_or_else(|| ids::new_id(Kind::Instance));
             // The instance keeps its own link to the kernel, so that deregistering the AMI
-            // does not strand it.
+            // does not strand it. A region's AMI whose files this host lacks is linked once
+            // its boot pulled them.
             let dir = self.instance_dir(&id);
+            let pulled_later =
+                self.cluster.is_some() && !std::path::Path::new(&image.kernel).exists();
             let linked = std::fs::create_dir_all(&dir)
                 .and_then(|_| {
-                    crate::cloud::storage::images::link_or_copy(
-                        std::path::Path::new(&image.kernel),
-                        &dir.join("kernel"),
-                    )
+                    if pulled_later {
+                        Ok(())
+                    } else {
+                        crate::cloud::storage::images::link_or_copy(
+                            std::path::Path::new(&image.kernel),
+                            &dir.join("kernel"),
+                        )
+                    }
                 })
                 .and_then(|_| match &image.initrd {
+                    Some(_) if pulled_later => Ok(()),
                     Some(i) => crate::cloud::storage::images::link_or_copy(
                         std::path::Path::new(i),
                         &dir.join("initrd"),
@@ -633,12 +635,30 @@ impl Cloud {
             let mut m = m.clone();
             if !m.snapshot_id.is_empty() {
                 ids::check(Kind::Snapshot, &m.snapshot_id)?;
-                let snap = self
-                    .db
-                    .snapshot(&m.snapshot_id)?
-                    .ok_or_else(|| Kind::Snapshot.not_found(&m.snapshot_id))?;
                 // A snapshot of the AMI is usable by whoever may launch the AMI.
-                let via_ami = image.mappings.iter().any(|a| a.snapshot_id == snap.id);
+                let of_ami = image
+                    .mappings
+                    .iter()
+                    .find(|a| a.snapshot_id == m.snapshot_id);
+                let snap = match (self.db.snapshot(&m.snapshot_id)?, of_ami) {
+                    (Some(s), _) => s,
+                    // A region's AMI whose files this host lacks: its boot pulls them
+                    // (`storage::pull`), and the AMI's mapping has the snapshot's size.
+                    (None, Some(a)) if self.cluster.is_some() => {
+                        if m.volume_size == 0 {
+                            m.volume_size = a.volume_size;
+                        }
+                        check_size(m.volume_size)?;
+                        if m.volume_type.is_empty() {
+                            m.volume_type = "gp3".into();
+                        }
+                        crate::cloud::storage::volumes::check_volume_type(&m.volume_type)?;
+                        volumes.push(m);
+                        continue;
+                    }
+                    (None, _) => return Err(Kind::Snapshot.not_found(&m.snapshot_id)),
+                };
+                let via_ami = of_ami.is_some();
                 if snap.owner != account && !via_ami {
                     return Err(Kind::Snapshot.not_found(&m.snapshot_id));
                 }

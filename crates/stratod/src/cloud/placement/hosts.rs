@@ -70,37 +70,6 @@ pub struct HostInfo {
 pub type RegionClaims = (Vec<Reservation>, Vec<(String, String)>);
 
 impl Cloud {
-    /// For a launch another host placed here: this host's own available AMI of the name
-    /// the placing host gave, when it lacks the AMI's ID (AMIs are not shared yet).
-    pub(crate) fn region_image(
-        &self,
-        account: &str,
-        req: &RunRequest,
-    ) -> ApiResult<Option<crate::db::images::Image>> {
-        let Some(name) = req
-            .pinned
-            .as_ref()
-            .map(|p| p.image_name.as_str())
-            .filter(|n| !n.is_empty())
-        else {
-            return Ok(None);
-        };
-        for i in self.db.images()? {
-            if i.name == name
-                && i.state == crate::states::ImageState::Available
-                && self.may_launch(account, &i)?
-            {
-                return Ok(Some(i));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The name of an AMI of this host (empty if it has none of that ID).
-    pub fn image_name(&self, id: &str) -> ApiResult<String> {
-        Ok(self.db.image(id)?.map(|i| i.name).unwrap_or_default())
-    }
-
     /// This host's name in the region, or empty without a `cluster` config.
     pub fn host_id(&self) -> &str {
         self.cluster.as_ref().map_or("", |r| r.host())

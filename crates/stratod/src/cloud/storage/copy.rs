@@ -40,7 +40,7 @@ pub const CHUNK: usize = 1 << 20;
 /// at most this much.
 const SYNC_EVERY: u64 = 16 << 20;
 /// How long CopyImage waits for the source's manifest (it hashes every file).
-const MANIFEST_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const MANIFEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest pause between retries while the source is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -155,12 +155,22 @@ fn token_by_digest<'a>(
         .map(String::as_str)
 }
 
+/// One file to pull: the source's, where it goes here, and the snapshot row it fills.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct JobFile {
+pub(super) struct JobFile {
     #[serde(flatten)]
-    source: ExportedFile,
-    dest: PathBuf,
-    snapshot_id: Option<String>,
+    pub(super) source: ExportedFile,
+    pub(super) dest: PathBuf,
+    pub(super) snapshot_id: Option<String>,
+}
+
+/// Where a file is pulled from and what the pull reports on: the source's image ID, the
+/// bearer token its calls carry, and the image here whose progress follows (none for a
+/// host pulling a region's AMI, whose state is the region's).
+pub(super) struct PullFrom<'a> {
+    pub(super) image_id: &'a str,
+    pub(super) token: Option<&'a str>,
+    pub(super) report: Option<&'a str>,
 }
 
 /// The sidecar of a partial file: how much of it is synced and from which source file.
@@ -171,7 +181,7 @@ struct Sidecar {
     sha256: String,
 }
 
-fn part_path(dest: &Path) -> PathBuf {
+pub(super) fn part_path(dest: &Path) -> PathBuf {
     dest.with_extension("part")
 }
 
@@ -580,6 +590,7 @@ impl Cloud {
             tracing::error!(image = %image_id, error = %e, "cannot record the copy's state");
         }
         let _ = crate::cloud::remove_file(&job_path);
+        self.publish_image_state(&image_id).await;
     }
 
     /// One attempt at pulling the files not yet in place.
@@ -603,8 +614,12 @@ impl Cloud {
                 Some(c) => c,
                 None => source.insert(self.regions.connect(&endpoint).await?),
             };
-            self.copy_file(c.as_mut(), image_id, job, f, done, total)
-                .await?;
+            let from = PullFrom {
+                image_id: &job.source_image_id,
+                token: job.token.as_deref(),
+                report: Some(image_id),
+            };
+            self.copy_file(c.as_mut(), &from, f, done, total).await?;
             done += f.source.size;
         }
         Ok(())
@@ -612,15 +627,15 @@ impl Cloud {
 
     /// Pulls one file into its `.part`, from the synced length on, verifies it and renames
     /// it into place.
-    async fn copy_file(
+    pub(super) async fn copy_file(
         &self,
         source: &mut dyn SourceRegion,
-        image_id: &str,
-        job: &Job,
+        from: &PullFrom<'_>,
         f: &JobFile,
         done: u64,
         total: u64,
     ) -> Result<(), CopyError> {
+        let image_id = from.report.unwrap_or(from.image_id);
         let src = &f.source;
         let part = part_path(&f.dest);
         let side = sidecar_path(&f.dest);
@@ -654,7 +669,7 @@ impl Cloud {
         let mut pos = verified;
         if pos < src.size {
             let mut stream = source
-                .read_file(&job.source_image_id, &src.name, pos, job.token.as_deref())
+                .read_file(from.image_id, &src.name, pos, from.token)
                 .await?;
             let started = Instant::now();
             let mut data_bytes: u64 = 0;
@@ -712,9 +727,11 @@ impl Cloud {
                 let pct = ((done + pos) * 100 / total).min(99) as i32;
                 if pct != last_pct {
                     last_pct = pct;
-                    let _ = self
-                        .db
-                        .set_image_state(image_id, ImageState::Pending, "", pct);
+                    if let Some(report) = from.report {
+                        let _ = self
+                            .db
+                            .set_image_state(report, ImageState::Pending, "", pct);
+                    }
                     if let Some(s) = &f.snapshot_id {
                         let own = (pos * 100 / src.size.max(1)).min(99) as i32;
                         let _ = self.db.set_snapshot_state(s, SnapshotState::Pending, own);

@@ -438,6 +438,7 @@ impl Cloud {
         if let Err(e) = r {
             tracing::error!(image = image_id, error = %e, "cannot record image state");
         }
+        self.publish_image_state(image_id).await;
     }
 
     /// The images an account can see: its own, public ones, and those shared with it.
@@ -484,7 +485,7 @@ impl Cloud {
         }
         self.db.delete_image(id)?;
         let _ = std::fs::remove_dir_all(self.image_dir(id));
-        Ok(())
+        self.drop_replicas(&image)
     }
 
     /// ModifyImageAttribute for launch permissions.
@@ -670,6 +671,7 @@ impl Cloud {
                             cloud
                                 .db
                                 .set_image_state(&image.id, ImageState::Failed, &e.message, 0);
+                        cloud.publish_image_state(&image.id).await;
                         return;
                     }
                 }

@@ -6,6 +6,8 @@ pub mod consistent;
 pub mod copy;
 pub mod describe;
 pub mod images;
+pub mod pull;
+pub mod shared_images;
 pub mod source;
 pub mod space;
 pub mod sweep;

@@ -48,6 +48,15 @@ pub trait RegionLink: Send + Sync {
         &'a self,
         endpoint: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>>;
+
+    /// A connection to another host of this region at `endpoint` (verified against
+    /// `roots`), whose calls speak for `account`: their token is the region's secret.
+    fn connect_host<'a>(
+        &'a self,
+        endpoint: &'a str,
+        roots: &'a [String],
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>>;
 }
 
 /// A connection to a source region's daemon. Each call speaks for the caller's token
@@ -89,6 +98,19 @@ impl RegionLink for NoRegions {
         Box::pin(async move {
             Err(CopyError::Unreachable(format!(
                 "{endpoint}: unit tests reach no region"
+            )))
+        })
+    }
+
+    fn connect_host<'a>(
+        &'a self,
+        endpoint: &'a str,
+        _roots: &'a [String],
+        _account: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn SourceRegion>, CopyError>> {
+        Box::pin(async move {
+            Err(CopyError::Unreachable(format!(
+                "{endpoint}: unit tests reach no host"
             )))
         })
     }

@@ -21,8 +21,8 @@ impl Cloud {
                 return;
             }
         };
-        let snapshots: HashSet<String> = match self.db.snapshots() {
-            Ok(s) => s.into_iter().map(|s| s.id).collect(),
+        let snapshots: HashSet<String> = match self.db.all_snapshot_ids() {
+            Ok(s) => s.into_iter().collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot list snapshots: no sweep");
                 return;

@@ -70,7 +70,8 @@ impl Cloud {
     pub fn owned_snapshot(&self, account: &str, id: &str) -> ApiResult<Snapshot> {
         ids::check(Kind::Snapshot, id)?;
         match self.db.snapshot(id)? {
-            Some(s) if s.owner == account => Ok(s),
+            // A replica of another host's snapshot is that host's to change.
+            Some(s) if s.owner == account && !self.db.is_replica(id)? => Ok(s),
             _ => Err(Kind::Snapshot.not_found(id)),
         }
     }
@@ -206,8 +207,10 @@ impl Cloud {
         // Registrations and CreateImage copies are not resumed (their sources may have
         // changed); CopyImage jobs are (they carry a copy.json and verify checksums).
         for image in self.db.images().unwrap_or_default() {
+            // A pending image another host of the region is making is not this host's.
             if image.state == ImageState::Pending
                 && !self.image_dir(&image.id).join("copy.json").exists()
+                && std::path::Path::new(&image.kernel).exists()
             {
                 tracing::warn!(image = %image.id, "image creation cut short by a restart");
                 let reason =

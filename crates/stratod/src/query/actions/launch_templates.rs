@@ -252,38 +252,47 @@ fn bound(input: &Value, member: &str) -> ApiResult<i64> {
 }
 
 /// CreateLaunchTemplate.
-pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let t = ctx.cloud.create_launch_template(
-        ctx.account(),
-        input.str("LaunchTemplateName"),
-        input.str("VersionDescription"),
-        data_in(input.get("LaunchTemplateData"))?,
-        tags_for(input, "launch-template"),
-    )?;
+pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let t = ctx
+        .cloud
+        .create_launch_template_regional(
+            ctx.account(),
+            input.str("LaunchTemplateName"),
+            input.str("VersionDescription"),
+            data_in(input.get("LaunchTemplateData"))?,
+            tags_for(input, "launch-template"),
+        )
+        .await?;
     Ok(Value::obj([("LaunchTemplate", template(&t))]))
 }
 
 /// CreateLaunchTemplateVersion.
-pub fn create_version(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let (t, v) = ctx.cloud.create_launch_template_version(
-        ctx.account(),
-        input.str("LaunchTemplateId"),
-        input.str("LaunchTemplateName"),
-        input.str("SourceVersion"),
-        input.str("VersionDescription"),
-        data_in(input.get("LaunchTemplateData"))?,
-    )?;
+pub async fn create_version(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let (t, v) = ctx
+        .cloud
+        .create_launch_template_version_regional(
+            ctx.account(),
+            input.str("LaunchTemplateId"),
+            input.str("LaunchTemplateName"),
+            input.str("SourceVersion"),
+            input.str("VersionDescription"),
+            data_in(input.get("LaunchTemplateData"))?,
+        )
+        .await?;
     Ok(Value::obj([("LaunchTemplateVersion", version(&t, &v))]))
 }
 
 /// ModifyLaunchTemplate (the default version).
-pub fn modify(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let t = ctx.cloud.modify_launch_template(
-        ctx.account(),
-        input.str("LaunchTemplateId"),
-        input.str("LaunchTemplateName"),
-        input.str("DefaultVersion"),
-    )?;
+pub async fn modify(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let t = ctx
+        .cloud
+        .modify_launch_template_regional(
+            ctx.account(),
+            input.str("LaunchTemplateId"),
+            input.str("LaunchTemplateName"),
+            input.str("DefaultVersion"),
+        )
+        .await?;
     Ok(Value::obj([("LaunchTemplate", template(&t))]))
 }
 
@@ -329,11 +338,14 @@ pub fn describe_versions(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// DeleteLaunchTemplate.
-pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let t = ctx.cloud.delete_launch_template(
-        ctx.account(),
-        input.str("LaunchTemplateId"),
-        input.str("LaunchTemplateName"),
-    )?;
+pub async fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let t = ctx
+        .cloud
+        .delete_launch_template_regional(
+            ctx.account(),
+            input.str("LaunchTemplateId"),
+            input.str("LaunchTemplateName"),
+        )
+        .await?;
     Ok(Value::obj([("LaunchTemplate", template(&t))]))
 }

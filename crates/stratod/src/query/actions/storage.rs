@@ -391,45 +391,52 @@ pub fn describe_images(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 
 /// RegisterImage: `ImageLocation` is a bundle folder on the daemon's host (the admin
 /// account only, as with the CLI's `--bundle`).
-pub fn register_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn register_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let location = input.str("ImageLocation");
-    let i = ctx.cloud.register_image(
-        ctx.account(),
-        RegisterRequest {
-            name: input.str("Name").to_string(),
-            description: input.str("Description").to_string(),
-            bundle: (!location.is_empty()).then(|| location.into()),
-            kernel: None,
-            root_volume: None,
-            boot_args: String::new(),
-            root_device_name: input.str("RootDeviceName").to_string(),
-            mappings: input
-                .items("BlockDeviceMappings")
-                .iter()
-                .map(mapping_in)
-                .collect(),
-            ena_support: input.bool("EnaSupport"),
-        },
-    )?;
+    let i = ctx
+        .cloud
+        .register_image_regional(
+            ctx.account(),
+            RegisterRequest {
+                name: input.str("Name").to_string(),
+                description: input.str("Description").to_string(),
+                bundle: (!location.is_empty()).then(|| location.into()),
+                kernel: None,
+                root_volume: None,
+                boot_args: String::new(),
+                root_device_name: input.str("RootDeviceName").to_string(),
+                mappings: input
+                    .items("BlockDeviceMappings")
+                    .iter()
+                    .map(mapping_in)
+                    .collect(),
+                ena_support: input.bool("EnaSupport"),
+            },
+        )
+        .await?;
     Ok(Value::obj([("ImageId", i.id.into())]))
 }
 
 /// DeregisterImage.
-pub fn deregister_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn deregister_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .deregister_image(ctx.account(), input.str("ImageId"))?;
+        .deregister_image_regional(ctx.account(), input.str("ImageId"))
+        .await?;
     Ok(Value::obj([("Return", true.into())]))
 }
 
 /// CreateImage.
-pub fn create_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let i = ctx.cloud.create_image(
-        ctx.account(),
-        input.str("InstanceId"),
-        input.str("Name"),
-        input.str("Description"),
-        input.bool("NoReboot").unwrap_or(false),
-    )?;
+pub async fn create_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let i = ctx
+        .cloud
+        .create_image_regional(
+            ctx.account(),
+            input.str("InstanceId"),
+            input.str("Name"),
+            input.str("Description"),
+            input.bool("NoReboot").unwrap_or(false),
+        )
+        .await?;
     Ok(Value::obj([("ImageId", i.id.into())]))
 }
 
@@ -444,7 +451,7 @@ fn grantees(list: &[Value]) -> Vec<String> {
 
 /// ModifyImageAttribute (launch permissions), in either of EC2's forms:
 /// `LaunchPermission.Add.N.UserId` or `Attribute=launchPermission&OperationType=add&UserId.N`.
-pub fn modify_image_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn modify_image_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let (mut add, mut remove) = match input.get("LaunchPermission") {
         Some(lp) => (grantees(lp.items("Add")), grantees(lp.items("Remove"))),
         None => (Vec::new(), Vec::new()),
@@ -469,7 +476,8 @@ pub fn modify_image_attribute(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> 
         }
     }
     ctx.cloud
-        .modify_launch_permissions(ctx.account(), input.str("ImageId"), &add, &remove)?;
+        .modify_launch_permissions_regional(ctx.account(), input.str("ImageId"), &add, &remove)
+        .await?;
     Ok(Value::obj([]))
 }
 
@@ -506,7 +514,7 @@ pub async fn copy_image(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     }
     let i = ctx
         .cloud
-        .copy_image(
+        .copy_image_regional(
             ctx.account(),
             None,
             input.str("SourceRegion"),
