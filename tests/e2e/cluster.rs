@@ -1594,9 +1594,17 @@ fn a_vpc_of_the_region() {
         assert_eq!(dev["master"], bridge.as_str(), "{dev}");
     }
 
-    // A probe on h2 and one on h3, each launched through its own host.
+    // A probe on h2 and one on h3, each launched through its own host, of one AMI (the
+    // region's: registered on h2, its files pulled by h3 at launch).
     let ami2 = d[1].register_probe("probe");
-    let ami3 = d[2].register_probe("probe");
+    strato_e2e::wait_until(T, "the AMI available on h3", || {
+        d[2].json(&["describe-images"])["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["ImageId"] == ami2.as_str() && i["State"] == "available")
+    });
+    let ami3 = ami2.clone();
     let extra = ["--subnet-id", &subnet, "--security-group-ids", &sg];
     let p2 = launch(&d[1], &ami2, &extra);
     let p3 = launch(&d[2], &ami3, &extra);
