@@ -1600,3 +1600,223 @@ fn wait_peers(d: &Daemon, want: &[String], timeout: Duration) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `ip -d -j link show NAME` in namespace `ns`, if there is such a link.
+fn link(ns: &str, name: &str) -> Option<Value> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-d", "-j", "link", "show", name])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array().and_then(|a| a.first()).cloned()
+}
+
+/// Waits until `args` succeeds on `d` (a record made on another host has reached it).
+fn wait_cli(d: &Daemon, args: &[&str]) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let mut a = vec!["--output", "json"];
+        a.extend_from_slice(args);
+        let out = d.cli_raw(&a);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} never succeeded: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// VPCs, subnets and security groups are the region's: one VPC, subnet and group made on
+/// h1, a probe instance on h2 and one on h3 in that subnet (each launched through its own
+/// host), their addresses handed out once for the region; they reach each other only once
+/// the group (changed on h1) allows ICMP from the subnet, each host applying the change to
+/// its own instance. Stand-ins on h2's and h3's VPC bridges send the pings (probe guests
+/// only answer IPv4 pings).
+#[test]
+fn a_vpc_of_the_region() {
+    const CIDR: &str = "10.78.0.0/16";
+    const SUBNET: &str = "10.78.1.0/24";
+    let ul = Underlay::new("cv");
+    let _etcd = ul.start_etcd();
+    let ep = ul.etcd_endpoint();
+    let names = ["h1", "h2", "h3"];
+    let addrs = ["10.250.0.11", "10.250.0.12", "10.250.0.13"];
+    let mut d: Vec<Daemon> = vec![ul.start_daemon(
+        "cvh1",
+        config(names[0], addrs[0], &ep),
+        &format!("{}/24", addrs[0]),
+    )];
+    let ca_dir = d[0].data().join("tls");
+    for k in 1..3 {
+        d.push(ul.start_daemon_with(
+            &format!("cvh{}", k + 1),
+            config(names[k], addrs[k], &ep),
+            &format!("{}/24", addrs[k]),
+            |x| copy_ca(&ca_dir, x),
+        ));
+    }
+    for x in &d {
+        for n in names {
+            wait_host(x, n, "available", T);
+        }
+    }
+
+    // Made once, on h1.
+    let v = d[0].json(&["create-vpc", "--cidr-block", CIDR]);
+    let vpc = v["Vpc"]["VpcId"].as_str().unwrap().to_string();
+    let v = d[0].json(&["create-subnet", "--vpc-id", &vpc, "--cidr-block", SUBNET]);
+    let subnet = v["Subnet"]["SubnetId"].as_str().unwrap().to_string();
+    let v = d[0].json(&[
+        "create-security-group",
+        "--group-name",
+        "probe",
+        "--description",
+        "the probes",
+        "--vpc-id",
+        &vpc,
+    ]);
+    let sg = v["GroupId"].as_str().unwrap().to_string();
+    // The name is the region's: h2 cannot make another "probe" group in that VPC.
+    let out = d[1].cli_raw(&[
+        "create-security-group",
+        "--group-name",
+        "probe",
+        "--description",
+        "again",
+        "--vpc-id",
+        &vpc,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("InvalidGroup.Duplicate"),
+        "{out:?}"
+    );
+
+    // h3 describes what h1 made.
+    let v = wait_cli(&d[2], &["describe-vpcs", "--vpc-ids", &vpc]);
+    assert_eq!(v["Vpcs"][0]["CidrBlock"], CIDR, "{v}");
+    let v = wait_cli(&d[2], &["describe-subnets", "--subnet-ids", &subnet]);
+    assert_eq!(v["Subnets"][0]["CidrBlock"], SUBNET, "{v}");
+    let v = wait_cli(&d[2], &["describe-security-groups", "--group-ids", &sg]);
+    assert_eq!(v["SecurityGroups"][0]["GroupName"], "probe", "{v}");
+    wait_cli(&d[1], &["describe-subnets", "--subnet-ids", &subnet]);
+    wait_cli(&d[1], &["describe-security-groups", "--group-ids", &sg]);
+
+    // One VNI, claimed in etcd, on every host's VXLAN device of the VPC.
+    let vnis = etcd_keys(&ul, "vnis/");
+    assert_eq!(vnis.len(), 1, "{vnis:?}");
+    let vni: u64 = vnis[0].parse().unwrap();
+    let bridge = format!("svpc{}", &vpc[4..15]);
+    let vx = format!("svx{}", &vpc[4..16]);
+    for x in &d {
+        let deadline = Instant::now() + T;
+        let dev = loop {
+            if let Some(l) = link(&x.ns, &vx) {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "no {vx} on {}", x.ns);
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(dev["linkinfo"]["info_data"]["id"], vni, "{dev}");
+        assert_eq!(dev["master"], bridge.as_str(), "{dev}");
+    }
+
+    // A probe on h2 and one on h3, each launched through its own host, of one AMI (the
+    // region's: registered on h2, its files pulled by h3 at launch).
+    let ami2 = d[1].register_probe("probe");
+    strato_e2e::wait_until(T, "the AMI available on h3", || {
+        d[2].json(&["describe-images"])["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["ImageId"] == ami2.as_str() && i["State"] == "available")
+    });
+    let ami3 = ami2.clone();
+    let extra = ["--subnet-id", &subnet, "--security-group-ids", &sg];
+    let p2 = launch(&d[1], &ami2, &extra);
+    let p3 = launch(&d[2], &ami3, &extra);
+    assert_eq!(p2[0].1, "h2", "{p2:?}");
+    assert_eq!(p3[0].1, "h3", "{p3:?}");
+    let (p2, p3) = (p2[0].0.clone(), p3[0].0.clone());
+    d[1].wait_state(&p2, "running", T);
+    d[2].wait_state(&p3, "running", T);
+    d[1].wait_status(&p2, ("*", "ok"), T);
+    d[2].wait_status(&p3, ("*", "ok"), T);
+    let ip_of = |x: &Daemon, id: &str| {
+        x.instance(id)["PrivateIpAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ip2, ip3) = (ip_of(&d[1], &p2), ip_of(&d[2], &p3));
+    assert_ne!(ip2, ip3, "the region hands each address out once");
+    let claims = etcd_keys(&ul, &format!("ips/{subnet}/"));
+    assert!(claims.contains(&ip2) && claims.contains(&ip3), "{claims:?}");
+
+    // The group is in use on h2 and h3: h1 may not delete it, nor the subnet.
+    for args in [
+        vec!["delete-security-group", "--group-id", sg.as_str()],
+        vec!["delete-subnet", "--subnet-id", subnet.as_str()],
+    ] {
+        let out = d[0].cli_raw(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("DependencyViolation"),
+            "{args:?}: {out:?}"
+        );
+    }
+
+    // Stand-ins on each host's bridge: one segment across the hosts.
+    let s2 = d[1].host("cvs2", &bridge, "10.78.1.200/24", Some("10.78.1.1"));
+    let s3 = d[2].host("cvs3", &bridge, "10.78.1.201/24", Some("10.78.1.1"));
+    assert!(s2.pings_within("10.78.1.201", 10), "one segment");
+    assert!(!s2.ping(&ip3, 1), "the group allows nothing yet");
+    assert!(!s3.ping(&ip2, 1), "the group allows nothing yet");
+
+    // h1 changes the group; h2 and h3 apply it to their own instances.
+    d[0].cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--cidr",
+        SUBNET,
+    ]);
+    assert!(s2.pings_within(&ip3, 10), "h3 applied h1's rule");
+    assert!(s3.pings_within(&ip2, 10), "h2 applied h1's rule");
+    let v = d[2].json(&["describe-security-groups", "--group-ids", &sg]);
+    assert_eq!(
+        v["SecurityGroups"][0]["IpPermissions"][0]["IpProtocol"], "icmp",
+        "{v}"
+    );
+
+    // Revoked on h3: neither probe answers any more.
+    d[2].cli(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--cidr",
+        SUBNET,
+    ]);
+    let deadline = Instant::now() + T;
+    while s3.ping(&ip2, 1) || s2.ping(&ip3, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the revoke never reached h2 or h3"
+        );
+    }
+}

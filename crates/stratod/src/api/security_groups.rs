@@ -88,11 +88,11 @@ impl Api {
             let perms = permissions_in(&r.ip_permissions);
             if authorize {
                 self.cloud
-                    .authorize(&account, &r.group_id, &r.group_name, egress, &perms)
+                    .authorize_regional(&account, &r.group_id, &r.group_name, egress, &perms)
                     .await?;
             } else {
                 self.cloud
-                    .revoke(&account, &r.group_id, &r.group_name, egress, &perms)
+                    .revoke_regional(&account, &r.group_id, &r.group_name, egress, &perms)
                     .await?;
             }
             Ok(pb::SecurityGroupRulesResponse {})
@@ -107,31 +107,35 @@ impl SecurityGroups for Api {
         &self,
         req: Request<pb::CreateSecurityGroupRequest>,
     ) -> Result<Response<pb::CreateSecurityGroupResponse>, Status> {
-        self.handle("CreateSecurityGroup", req, |account, r| {
+        self.handle_async("CreateSecurityGroup", req, |account, r| async move {
             self.cloud
-                .create_security_group(
-                    account,
+                .create_security_group_regional(
+                    &account,
                     &r.group_name,
                     &r.description,
                     &r.vpc_id,
                     convert::tags_in(&r.tags),
                 )
+                .await
                 .map(|g| pb::CreateSecurityGroupResponse {
                     tags: convert::tags(&g.tags),
                     group_id: g.id,
                 })
         })
+        .await
     }
 
     async fn delete_security_group(
         &self,
         req: Request<pb::DeleteSecurityGroupRequest>,
     ) -> Result<Response<pb::DeleteSecurityGroupResponse>, Status> {
-        self.handle("DeleteSecurityGroup", req, |account, r| {
+        self.handle_async("DeleteSecurityGroup", req, |account, r| async move {
             self.cloud
-                .delete_security_group(account, &r.group_id, &r.group_name)
+                .delete_security_group_regional(&account, &r.group_id, &r.group_name)
+                .await
                 .map(|()| pb::DeleteSecurityGroupResponse {})
         })
+        .await
     }
 
     async fn describe_security_groups(

@@ -79,7 +79,7 @@ impl Vpcs for Api {
     ) -> Result<Response<pb::CreateVpcResponse>, Status> {
         self.handle_async("CreateVpc", req, |account, r| async move {
             self.cloud
-                .create_vpc(&account, &r.cidr_block, convert::tags_in(&r.tags))
+                .create_vpc_regional(&account, &r.cidr_block, convert::tags_in(&r.tags))
                 .await
                 .map(|v| pb::CreateVpcResponse {
                     vpc: Some(self.vpc(v, account.clone())),
@@ -107,7 +107,7 @@ impl Vpcs for Api {
     ) -> Result<Response<pb::DeleteVpcResponse>, Status> {
         self.handle_async("DeleteVpc", req, |account, r| async move {
             self.cloud
-                .delete_vpc(&account, &r.vpc_id)
+                .delete_vpc_regional(&account, &r.vpc_id)
                 .await
                 .map(|()| pb::DeleteVpcResponse {})
         })
@@ -120,7 +120,7 @@ impl Vpcs for Api {
     ) -> Result<Response<pb::CreateSubnetResponse>, Status> {
         self.handle_async("CreateSubnet", req, |account, r| async move {
             self.cloud
-                .create_subnet(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
+                .create_subnet_regional(&account, &r.vpc_id, &r.cidr_block, &r.availability_zone)
                 .await
                 .map(|s| pb::CreateSubnetResponse {
                     subnet: Some(self.subnet(s)),
@@ -148,7 +148,7 @@ impl Vpcs for Api {
     ) -> Result<Response<pb::DeleteSubnetResponse>, Status> {
         self.handle_async("DeleteSubnet", req, |account, r| async move {
             self.cloud
-                .delete_subnet(&account, &r.subnet_id)
+                .delete_subnet_regional(&account, &r.subnet_id)
                 .await
                 .map(|()| pb::DeleteSubnetResponse {})
         })

@@ -81,6 +81,8 @@ pub struct Cloud {
     pub firewall: network::firewall::Firewall,
     /// The VXLAN overlay joining VPC bridges across hosts (its peers change at runtime).
     pub overlay: network::overlay::Overlay,
+    /// What the mirror's imports of VPCs, subnets and groups left for the host to do.
+    pub mirror_net: network::region::MirrorNet,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// The IPv6 router services (advertisements, DHCPv6), one set per VPC bridge.
@@ -163,6 +165,7 @@ impl Cloud {
         });
         Ok(Arc::new_cyclic(|me| Cloud {
             overlay,
+            mirror_net: Default::default(),
             cluster,
             jail_mount_ns,
             jail_net_ns,

@@ -124,6 +124,9 @@ pub static KINDS: &[&dyn SharedKind] = &[
     &PlacementGroups,
     &LaunchTemplates,
     &crate::cloud::storage::shared_images::Images,
+    &super::network::region::Vpcs,
+    &super::network::region::Subnets,
+    &super::network::region::SecurityGroups,
 ];
 
 /// The kind of a resource ID, if it is region-scoped.

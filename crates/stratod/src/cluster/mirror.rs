@@ -210,6 +210,8 @@ impl Cloud {
                 return;
             }
         }
+        // What imports of VPCs, subnets and groups need besides rows (devices, firewall).
+        self.mirrored_network().await;
     }
 
     async fn mirror_kind(&self, region: &Region, kind: &dyn SharedKind) -> ApiResult<()> {

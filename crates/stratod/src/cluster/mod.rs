@@ -18,6 +18,7 @@ pub mod images;
 pub mod interfaces;
 pub mod membership;
 pub mod mirror;
+pub mod network;
 pub mod owners;
 pub mod placement;
 pub mod reconcile;

@@ -31,23 +31,23 @@ impl Cloud {
         run: RunRequest,
     ) -> ApiResult<pb::RunInstancesResponse> {
         if run.pinned.is_some() {
-            return self.launch_here(account, run).await;
+            return Box::pin(self.launch_here(account, run)).await;
         }
         if run.dry_run {
             // Every check of this host first (it answers DryRunOperation when all pass),
             // then whether the region has room, as a launch would find it.
-            let checked = self.launch_here(account, run.clone()).await;
+            let checked = Box::pin(self.launch_here(account, run.clone())).await;
             return match checked {
                 Err(e) if e.code == ErrorCode::DryRunOperation => {
-                    self.place_in_region(account, &run, &[], "").await?;
+                    Box::pin(self.place_in_region(account, &run, &[], "")).await?;
                     Err(e)
                 }
                 other => other,
             };
         }
-        match self.run_in_region(account, &run).await? {
+        match Box::pin(self.run_in_region(account, &run)).await? {
             Some(r) => Ok(r),
-            None => self.launch_here(account, run).await,
+            None => Box::pin(self.launch_here(account, run)).await,
         }
     }
 
@@ -57,7 +57,7 @@ impl Cloud {
         account: &str,
         run: RunRequest,
     ) -> ApiResult<pb::RunInstancesResponse> {
-        let (reservation, instances) = self.run_instances(account, run).await?;
+        let (reservation, instances) = Box::pin(self.run_instances(account, run)).await?;
         let instances = instances
             .into_iter()
             .map(|i| {
@@ -99,14 +99,13 @@ impl Cloud {
         // records the client token; the others place what is left of the same launch.
         let mut attempt = 0;
         while attempt < 3 {
-            let placed = self
-                .place_in_region(
-                    account,
-                    &todo,
-                    &exclude,
-                    if attempt == 0 { token } else { "" },
-                )
-                .await;
+            let placed = Box::pin(self.place_in_region(
+                account,
+                &todo,
+                &exclude,
+                if attempt == 0 { token } else { "" },
+            ))
+            .await;
             let shares = match placed {
                 Ok(Some(Placed::Shares(s))) => s,
                 // Only a dry run is merely checked, and a dry run never gets here; were one
@@ -145,7 +144,7 @@ impl Cloud {
                 }
                 let n = share.ids.len() as i32;
                 let result = if share.host == region.host() {
-                    self.launch_here(account, local_share(&todo, &share))
+                    Box::pin(self.launch_here(account, local_share(&todo, &share)))
                         .await
                         .map_err(forward::Forwarded::Failed)
                 } else {
@@ -153,13 +152,13 @@ impl Cloud {
                     // reservations go back below).
                     match self.forwarded_share(&todo, &share) {
                         Ok(fwd) => {
-                            forward::run_instances(
+                            Box::pin(forward::run_instances(
                                 &share.api,
                                 &region.roots,
                                 &region.cfg.secret,
                                 account,
                                 fwd,
-                            )
+                            ))
                             .await
                         }
                         Err(e) => Err(forward::Forwarded::Failed(e)),

@@ -18,6 +18,7 @@ pub mod launch_templates;
 pub mod network;
 pub mod network_interfaces;
 pub mod placement;
+pub mod region_net;
 pub mod roles;
 pub mod security_groups;
 pub mod sessions;
@@ -451,6 +452,14 @@ const MIGRATIONS: &[&str] = &[
     // AMI is a replica (same ID as the holder's, kept out of the owner index and describe).
     r#"
     ALTER TABLE snapshots ADD COLUMN replica INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 20: the VNI the region allocated to each VPC (a VPC without a row uses the VNI its
+    // ID folds to).
+    r#"
+    CREATE TABLE vpc_vnis (
+        vpc_id TEXT PRIMARY KEY,
+        vni INTEGER NOT NULL
+    );
     "#,
 ];
 

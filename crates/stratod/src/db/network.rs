@@ -1,12 +1,13 @@
 //! VPC, subnet and network-interface rows.
 
 use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
 
 use super::{Db, DbResult};
 use crate::db::instances::Tag;
 
 /// A VPC: an address range with a bridge of its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vpc {
     /// `vpc-…`
     pub id: String,
@@ -27,7 +28,7 @@ pub struct Vpc {
 }
 
 /// A subnet: an address range on its VPC's bridge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subnet {
     /// `subnet-…`
     pub id: String,

@@ -2,12 +2,13 @@
 //! peer, as EC2's security group rules), and which groups each network interface has.
 
 use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
 
 use super::instances::Tag;
 use super::{Db, DbResult};
 
 /// One security group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityGroup {
     /// `sg-…`
     pub id: String,
@@ -26,7 +27,7 @@ pub struct SecurityGroup {
 }
 
 /// One rule: traffic of a protocol and port range from (ingress) or to (egress) a peer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SgRule {
     /// Outbound (true) or inbound.
     pub egress: bool,

@@ -334,6 +334,14 @@ impl Cloud {
         } else {
             Some(self.placement_group_named(account, &req.group_name)?)
         };
+        // A region subnet's addresses are claimed in etcd before the lock (nothing under it
+        // awaits): each instance takes one of these.
+        let mut claimed = match req.dry_run || req.subnet_id.is_empty() {
+            true => None,
+            false => Box::pin(self.claim_ips(account, &req.subnet_id, max as usize))
+                .await?
+                .map(std::collections::VecDeque::from),
+        };
         // From here to the last insert, placement decisions must not interleave with another
         // launch's or start's; nothing below awaits.
         let placement_guard = group.as_ref().map(|_| self.placement_lock());
@@ -384,6 +392,19 @@ impl Cloud {
             ));
         }
         let mut count = (max as i64).min(free) as i32;
+        if let Some(c) = &claimed {
+            if (c.len() as i64) < i64::from(min) {
+                return Err(ApiError::new(
+                    ErrorCode::InsufficientFreeAddressesInSubnet,
+                    format!(
+                        "The subnet {} has {} free addresses in the region; {min} asked for.",
+                        subnet.id,
+                        c.len()
+                    ),
+                ));
+            }
+            count = count.min(c.len() as i32);
+        }
         let public = self.launch_maps_public_ip(&subnet, req.associate_public_ip)?;
         let ipv6 = self.ipv6_ask(&subnet, &req.ipv6_addresses, req.ipv6_count)?;
         if !ipv6.named.is_empty() && max > 1 {
@@ -475,7 +496,8 @@ impl Cloud {
                     e,
                 ));
             }
-            let eni = self.allocate_eni(account, &subnet, &id)?;
+            let ip = claimed.as_mut().and_then(|c| c.pop_front());
+            let eni = self.allocate_eni(account, &subnet, &id, ip)?;
             if let Err(e) = self.give_ipv6(&eni.id, &subnet, &ipv6) {
                 self.db.delete_eni(&eni.id)?;
                 let _ = std::fs::remove_dir_all(&dir);
@@ -568,7 +590,11 @@ impl Cloud {
             let id = inst.id.clone();
             tokio::spawn(async move { cloud.boot(&id, true).await });
         }
-        self.index_volumes(&made).await;
+        if let Some(left) = claimed {
+            Box::pin(self.release_ips(&subnet.id, &Vec::from(left))).await;
+        }
+        Box::pin(self.index_volumes(&made)).await;
+        Box::pin(self.index_uses()).await;
         Ok((reservation, launched))
     }
 

@@ -13,5 +13,6 @@ pub mod ipv6_router;
 pub mod network_interfaces;
 pub mod overlay;
 pub mod plumbing;
+pub mod region;
 pub mod security_groups;
 pub mod vpcs;

@@ -166,14 +166,18 @@ pub fn vxlan_name(vpc_id: &str) -> String {
 }
 
 impl Cloud {
-    /// The VNI of `vpc`: pinned by its CIDR in the config, else derived from its ID.
+    /// The VNI of `vpc`: pinned by its CIDR in the config, else the one the region
+    /// allocated to it (`cluster::network`), else derived from its ID.
     pub fn overlay_vni(&self, vpc: &Vpc) -> u32 {
+        let allocated = || self.db.vpc_vni(&vpc.id).ok().flatten();
         let pinned = self
             .overlay
             .cfg
             .as_ref()
             .and_then(|c| c.vnis.get(&cidr_key(&vpc.cidr)?).copied());
-        pinned.unwrap_or_else(|| derived_vni(&vpc.id))
+        pinned
+            .or_else(allocated)
+            .unwrap_or_else(|| derived_vni(&vpc.id))
     }
 
     /// The MTU guests are told (DHCP option 26): the VXLAN device's when the host has an

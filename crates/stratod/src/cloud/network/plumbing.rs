@@ -129,18 +129,27 @@ impl Cloud {
             })
     }
 
-    /// Records the primary ENI of a new instance with the lowest free address of the subnet.
-    pub fn allocate_eni(&self, owner: &str, subnet: &Subnet, instance_id: &str) -> ApiResult<Eni> {
+    /// Records the primary ENI of a new instance with the lowest free address of the subnet,
+    /// or with `claimed`, the address the region gave this host for it.
+    pub fn allocate_eni(
+        &self,
+        owner: &str,
+        subnet: &Subnet,
+        instance_id: &str,
+        claimed: Option<Ipv4Addr>,
+    ) -> ApiResult<Eni> {
         // A concurrent launch may take the same address first; the unique index refuses the
         // second insert and the loop picks again.
         for _ in 0..64 {
             let used = self.db.used_ips(&subnet.id)?;
-            let ip = pick_ip(&subnet.cidr, &used).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InsufficientFreeAddressesInSubnet,
-                    format!("The subnet {} has no free addresses.", subnet.id),
-                )
-            })?;
+            let ip = claimed
+                .or_else(|| pick_ip(&subnet.cidr, &used))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InsufficientFreeAddressesInSubnet,
+                        format!("The subnet {} has no free addresses.", subnet.id),
+                    )
+                })?;
             let id = ids::new_id(Kind::NetworkInterface);
             let mac = strato_net::MacAddr::random();
             let eni = Eni {
@@ -162,6 +171,11 @@ impl Cloud {
             };
             match self.db.insert_eni(&eni)? {
                 EniInsert::Inserted => return Ok(eni),
+                EniInsert::AddressTaken if claimed.is_some() => {
+                    return Err(ApiError::internal(format!(
+                        "The address {ip} the region gave this host is taken here."
+                    )))
+                }
                 EniInsert::AddressTaken => {}
                 EniInsert::SubnetGone => return Err(Kind::Subnet.not_found(&subnet.id)),
             }

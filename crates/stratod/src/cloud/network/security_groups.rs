@@ -196,6 +196,15 @@ fn all_traffic(egress: bool, peer_group: &str) -> SgRule {
     }
 }
 
+/// The ID of an account's default group of a VPC: derived from both, so that every host of
+/// a region that makes the group (on first use) makes the same one.
+pub fn default_group_id(account: &str, vpc_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("default-group/{account}/{vpc_id}").as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}{}", Kind::SecurityGroup.prefix(), &hex[..17])
+}
+
 fn check_text(param: &str, s: &str) -> ApiResult<()> {
     if s.is_empty() {
         return Err(ApiError::missing(param));
@@ -241,7 +250,7 @@ impl Cloud {
             return Ok(g);
         }
         let g = SecurityGroup {
-            id: ids::new_id(Kind::SecurityGroup),
+            id: default_group_id(account, vpc_id),
             owner: account.to_string(),
             vpc_id: vpc_id.to_string(),
             name: DEFAULT_NAME.into(),
@@ -513,6 +522,55 @@ impl Cloud {
         Ok(out)
     }
 
+    /// The group and the rule rows an Authorize or Revoke names, checked (no rule twice).
+    pub(crate) fn rule_change(
+        &self,
+        account: &str,
+        group_id: &str,
+        group_name: &str,
+        egress: bool,
+        perms: &[Permission],
+    ) -> ApiResult<(SecurityGroup, Vec<SgRule>)> {
+        let g = self.group_by_id_or_name(account, group_id, group_name)?;
+        let rules = self.rules_of(account, &g, egress, perms)?;
+        let mut seen = HashSet::new();
+        if let Some(dup) = rules.iter().find(|r| !seen.insert(*r)) {
+            return Err(duplicate(dup));
+        }
+        Ok((g, rules))
+    }
+
+    /// Records rules of a group: all or none, each new, within the group's limit.
+    pub(crate) fn add_rules(&self, group_id: &str, rules: &[SgRule]) -> ApiResult<()> {
+        match self
+            .db
+            .insert_security_group_rules(group_id, rules, MAX_RULES)?
+        {
+            RulesInsert::Done => Ok(()),
+            RulesInsert::Duplicate(r) => Err(duplicate(&r)),
+            RulesInsert::Limit => Err(ApiError::new(
+                ErrorCode::RulesPerSecurityGroupLimitExceeded,
+                format!(
+                    "The maximum number of rules per security group ({MAX_RULES} per direction) has been reached."
+                ),
+            )),
+        }
+    }
+
+    /// Removes rules of a group: all or none, each one there.
+    pub(crate) fn remove_rules(&self, group_id: &str, rules: &[SgRule]) -> ApiResult<()> {
+        match self.db.delete_security_group_rules(group_id, rules)? {
+            None => Ok(()),
+            Some(missing) => Err(ApiError::new(
+                ErrorCode::InvalidPermissionNotFound,
+                format!(
+                    "The specified rule does not exist in this security group: {}",
+                    describe_rule(&missing)
+                ),
+            )),
+        }
+    }
+
     /// AuthorizeSecurityGroupIngress / Egress: all the rules or none; applied at once.
     pub async fn authorize(
         &self,
@@ -522,27 +580,8 @@ impl Cloud {
         egress: bool,
         perms: &[Permission],
     ) -> ApiResult<()> {
-        let g = self.group_by_id_or_name(account, group_id, group_name)?;
-        let rules = self.rules_of(account, &g, egress, perms)?;
-        let mut seen = HashSet::new();
-        if let Some(dup) = rules.iter().find(|r| !seen.insert(*r)) {
-            return Err(duplicate(dup));
-        }
-        match self
-            .db
-            .insert_security_group_rules(&g.id, &rules, MAX_RULES)?
-        {
-            RulesInsert::Done => {}
-            RulesInsert::Duplicate(r) => return Err(duplicate(&r)),
-            RulesInsert::Limit => {
-                return Err(ApiError::new(
-                    ErrorCode::RulesPerSecurityGroupLimitExceeded,
-                    format!(
-                        "The maximum number of rules per security group ({MAX_RULES} per direction) has been reached."
-                    ),
-                ))
-            }
-        }
+        let (g, rules) = self.rule_change(account, group_id, group_name, egress, perms)?;
+        self.add_rules(&g.id, &rules)?;
         // A change the kernel refuses is not kept: the database stays what the kernel holds.
         if let Err(e) = self.apply_firewall().await {
             self.db.delete_security_group_rules(&g.id, &rules)?;
@@ -560,17 +599,8 @@ impl Cloud {
         egress: bool,
         perms: &[Permission],
     ) -> ApiResult<()> {
-        let g = self.group_by_id_or_name(account, group_id, group_name)?;
-        let rules = self.rules_of(account, &g, egress, perms)?;
-        if let Some(missing) = self.db.delete_security_group_rules(&g.id, &rules)? {
-            return Err(ApiError::new(
-                ErrorCode::InvalidPermissionNotFound,
-                format!(
-                    "The specified rule does not exist in this security group: {}",
-                    describe_rule(&missing)
-                ),
-            ));
-        }
+        let (g, rules) = self.rule_change(account, group_id, group_name, egress, perms)?;
+        self.remove_rules(&g.id, &rules)?;
         if let Err(e) = self.apply_firewall().await {
             self.db
                 .insert_security_group_rules(&g.id, &rules, usize::MAX)?;

@@ -182,6 +182,18 @@ impl Cloud {
         cidr: &str,
         tags: Vec<Tag>,
     ) -> ApiResult<Vpc> {
+        self.create_vpc_as(account, cidr, tags, ids::new_id(Kind::Vpc))
+            .await
+    }
+
+    /// CreateVpc with the VPC's ID chosen by the caller (the region claims its VNI first).
+    pub(crate) async fn create_vpc_as(
+        self: &Arc<Self>,
+        account: &str,
+        cidr: &str,
+        tags: Vec<Tag>,
+        id: String,
+    ) -> ApiResult<Vpc> {
         if cidr.is_empty() {
             return Err(ApiError::missing("CidrBlock"));
         }
@@ -192,7 +204,6 @@ impl Cloud {
                 format!("The CIDR '{cidr}' is invalid: a VPC is a /16 to a /28."),
             ));
         }
-        let id = ids::new_id(Kind::Vpc);
         let v = Vpc {
             bridge: bridge_name(&id),
             id,

@@ -1,6 +1,9 @@
 //! Each Query action: the parsed input to one domain call, its result to the model's
 //! output members. Grouped like the domain (`cloud/`).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::value::Value;
 use super::Ctx;
 use crate::cloud::paging::{self, PageRequest};
@@ -22,6 +25,25 @@ mod storage;
 mod tags;
 mod vpc;
 
+/// An action's future, boxed where it is made.
+type Action<'a> = Pin<Box<dyn Future<Output = ApiResult<Value>> + Send + 'a>>;
+
+/// Makes an action's future on the heap, in a frame of its own. Unoptimised builds give
+/// every arm of `ec2`'s match its own stack slot for the future it awaits; inline, those
+/// slots summed to most of a worker thread's 2 MiB stack, which deep launch paths then
+/// overflowed. Boxed here, `ec2` holds one pointer per arm.
+#[inline(never)]
+fn boxed<'a, F>(
+    ctx: &'a Ctx<'a>,
+    input: &'a Value,
+    action: impl FnOnce(&'a Ctx<'a>, &'a Value) -> F,
+) -> Action<'a>
+where
+    F: Future<Output = ApiResult<Value>> + Send + 'a,
+{
+    Box::pin(action(ctx, input))
+}
+
 /// Answers an EC2 action.
 pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value> {
     if input.bool("DryRun") == Some(true) && !read_only(action) && !dry_run::in_domain(action) {
@@ -30,59 +52,57 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         Box::pin(dry_run::check(ctx, action, input)).await?;
         return Err(dry_run_ok());
     }
-    // Each action's future is boxed: unboxed, this future is as large as the largest
-    // action's, and the region's routed calls made it overflow a worker thread's stack.
     let out = match action {
         "DescribeRegions" => regions::describe_regions(ctx, input),
         "DescribeAvailabilityZones" => regions::describe_zones(ctx, input),
-        "RunInstances" => Box::pin(instances::run(ctx, input)).await,
-        "DescribeInstances" => Box::pin(instances::describe(ctx, input)).await,
-        "DescribeInstanceStatus" => Box::pin(instances::describe_status(ctx, input)).await,
-        "GetConsoleOutput" => Box::pin(instances::console(ctx, input)).await,
-        "DescribeInstanceAttribute" => Box::pin(instances::describe_attribute(ctx, input)).await,
-        "ModifyInstanceAttribute" => Box::pin(instances::modify_attribute(ctx, input)).await,
+        "RunInstances" => boxed(ctx, input, instances::run).await,
+        "DescribeInstances" => boxed(ctx, input, instances::describe).await,
+        "DescribeInstanceStatus" => boxed(ctx, input, instances::describe_status).await,
+        "GetConsoleOutput" => boxed(ctx, input, instances::console).await,
+        "DescribeInstanceAttribute" => boxed(ctx, input, instances::describe_attribute).await,
+        "ModifyInstanceAttribute" => boxed(ctx, input, instances::modify_attribute).await,
         "ModifyInstanceMetadataOptions" => {
-            Box::pin(instances::modify_metadata_options(ctx, input)).await
+            boxed(ctx, input, instances::modify_metadata_options).await
         }
         "DescribeInstanceCreditSpecifications" => {
             instances::describe_credit_specifications(ctx, input)
         }
-        "StopInstances" => Box::pin(compute::stop(ctx, input)).await,
-        "StartInstances" => Box::pin(compute::start(ctx, input)).await,
-        "TerminateInstances" => Box::pin(compute::terminate(ctx, input)).await,
-        "RebootInstances" => Box::pin(compute::reboot(ctx, input)).await,
+        "StopInstances" => boxed(ctx, input, compute::stop).await,
+        "StartInstances" => boxed(ctx, input, compute::start).await,
+        "TerminateInstances" => boxed(ctx, input, compute::terminate).await,
+        "RebootInstances" => boxed(ctx, input, compute::reboot).await,
         "DescribeInstanceTypes" => compute::describe_types(ctx, input),
-        "CreateVolume" => Box::pin(storage::create_volume(ctx, input)).await,
-        "AttachVolume" => Box::pin(storage::attach_volume(ctx, input)).await,
-        "DetachVolume" => Box::pin(storage::detach_volume(ctx, input)).await,
-        "DeleteVolume" => Box::pin(storage::delete_volume(ctx, input)).await,
-        "DescribeVolumes" => Box::pin(storage::describe_volumes(ctx, input)).await,
-        "CreateSnapshot" => Box::pin(storage::create_snapshot(ctx, input)).await,
-        "DescribeSnapshots" => Box::pin(storage::describe_snapshots(ctx, input)).await,
-        "DeleteSnapshot" => Box::pin(storage::delete_snapshot(ctx, input)).await,
+        "CreateVolume" => boxed(ctx, input, storage::create_volume).await,
+        "AttachVolume" => boxed(ctx, input, storage::attach_volume).await,
+        "DetachVolume" => boxed(ctx, input, storage::detach_volume).await,
+        "DeleteVolume" => boxed(ctx, input, storage::delete_volume).await,
+        "DescribeVolumes" => boxed(ctx, input, storage::describe_volumes).await,
+        "CreateSnapshot" => boxed(ctx, input, storage::create_snapshot).await,
+        "DescribeSnapshots" => boxed(ctx, input, storage::describe_snapshots).await,
+        "DeleteSnapshot" => boxed(ctx, input, storage::delete_snapshot).await,
         "DescribeImages" => storage::describe_images(ctx, input),
-        "RegisterImage" => Box::pin(storage::register_image(ctx, input)).await,
-        "DeregisterImage" => Box::pin(storage::deregister_image(ctx, input)).await,
-        "CreateImage" => Box::pin(storage::create_image(ctx, input)).await,
-        "ModifyImageAttribute" => Box::pin(storage::modify_image_attribute(ctx, input)).await,
+        "RegisterImage" => boxed(ctx, input, storage::register_image).await,
+        "DeregisterImage" => boxed(ctx, input, storage::deregister_image).await,
+        "CreateImage" => boxed(ctx, input, storage::create_image).await,
+        "ModifyImageAttribute" => boxed(ctx, input, storage::modify_image_attribute).await,
         "DescribeImageAttribute" => storage::describe_image_attribute(ctx, input),
-        "CopyImage" => Box::pin(storage::copy_image(ctx, input)).await,
-        "CreateKeyPair" => Box::pin(keys::create(ctx, input)).await,
-        "ImportKeyPair" => Box::pin(keys::import(ctx, input)).await,
+        "CopyImage" => boxed(ctx, input, storage::copy_image).await,
+        "CreateKeyPair" => boxed(ctx, input, keys::create).await,
+        "ImportKeyPair" => boxed(ctx, input, keys::import).await,
         "DescribeKeyPairs" => keys::describe(ctx, input),
-        "DeleteKeyPair" => Box::pin(keys::delete(ctx, input)).await,
-        "CreateTags" => Box::pin(tags::create(ctx, input)).await,
-        "DeleteTags" => Box::pin(tags::delete(ctx, input)).await,
-        "DescribeTags" => Box::pin(tags::describe(ctx, input)).await,
-        "CreateVpc" => Box::pin(vpc::create_vpc(ctx, input)).await,
+        "DeleteKeyPair" => boxed(ctx, input, keys::delete).await,
+        "CreateTags" => boxed(ctx, input, tags::create).await,
+        "DeleteTags" => boxed(ctx, input, tags::delete).await,
+        "DescribeTags" => boxed(ctx, input, tags::describe).await,
+        "CreateVpc" => boxed(ctx, input, vpc::create_vpc).await,
         "DescribeVpcs" => vpc::describe_vpcs(ctx, input),
-        "DeleteVpc" => Box::pin(vpc::delete_vpc(ctx, input)).await,
-        "CreateSubnet" => Box::pin(vpc::create_subnet(ctx, input)).await,
+        "DeleteVpc" => boxed(ctx, input, vpc::delete_vpc).await,
+        "CreateSubnet" => boxed(ctx, input, vpc::create_subnet).await,
         "DescribeSubnets" => vpc::describe_subnets(ctx, input),
-        "DeleteSubnet" => Box::pin(vpc::delete_subnet(ctx, input)).await,
+        "DeleteSubnet" => boxed(ctx, input, vpc::delete_subnet).await,
         "ModifySubnetAttribute" => vpc::modify_subnet_attribute(ctx, input),
-        "CreateSecurityGroup" => security_groups::create(ctx, input),
-        "DeleteSecurityGroup" => security_groups::delete(ctx, input),
+        "CreateSecurityGroup" => boxed(ctx, input, security_groups::create).await,
+        "DeleteSecurityGroup" => boxed(ctx, input, security_groups::delete).await,
         "DescribeSecurityGroups" => security_groups::describe(ctx, input),
         "AuthorizeSecurityGroupIngress" => {
             Box::pin(security_groups::rules(ctx, input, true, false)).await
@@ -96,49 +116,47 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "RevokeSecurityGroupEgress" => {
             Box::pin(security_groups::rules(ctx, input, false, true)).await
         }
-        "AllocateAddress" => Box::pin(addresses::allocate(ctx, input)).await,
-        "AssociateAddress" => Box::pin(addresses::associate(ctx, input)).await,
-        "DisassociateAddress" => Box::pin(addresses::disassociate(ctx, input)).await,
+        "AllocateAddress" => boxed(ctx, input, addresses::allocate).await,
+        "AssociateAddress" => boxed(ctx, input, addresses::associate).await,
+        "DisassociateAddress" => boxed(ctx, input, addresses::disassociate).await,
         "ReleaseAddress" => addresses::release(ctx, input),
         "DescribeAddresses" => addresses::describe(ctx, input),
-        "CreateNetworkInterface" => Box::pin(network_interfaces::create(ctx, input)).await,
-        "DescribeNetworkInterfaces" => Box::pin(network_interfaces::describe(ctx, input)).await,
-        "AttachNetworkInterface" => Box::pin(network_interfaces::attach(ctx, input)).await,
-        "DetachNetworkInterface" => Box::pin(network_interfaces::detach(ctx, input)).await,
-        "DeleteNetworkInterface" => Box::pin(network_interfaces::delete(ctx, input)).await,
+        "CreateNetworkInterface" => boxed(ctx, input, network_interfaces::create).await,
+        "DescribeNetworkInterfaces" => boxed(ctx, input, network_interfaces::describe).await,
+        "AttachNetworkInterface" => boxed(ctx, input, network_interfaces::attach).await,
+        "DetachNetworkInterface" => boxed(ctx, input, network_interfaces::detach).await,
+        "DeleteNetworkInterface" => boxed(ctx, input, network_interfaces::delete).await,
         "AssignPrivateIpAddresses" => {
-            Box::pin(network_interfaces::assign_private_ips(ctx, input)).await
+            boxed(ctx, input, network_interfaces::assign_private_ips).await
         }
         "UnassignPrivateIpAddresses" => {
-            Box::pin(network_interfaces::unassign_private_ips(ctx, input)).await
+            boxed(ctx, input, network_interfaces::unassign_private_ips).await
         }
         "ModifyNetworkInterfaceAttribute" => {
-            Box::pin(network_interfaces::modify_attribute(ctx, input)).await
+            boxed(ctx, input, network_interfaces::modify_attribute).await
         }
-        "CreatePlacementGroup" => Box::pin(placement::create(ctx, input)).await,
+        "CreatePlacementGroup" => boxed(ctx, input, placement::create).await,
         "DescribePlacementGroups" => placement::describe(ctx, input),
-        "DeletePlacementGroup" => Box::pin(placement::delete(ctx, input)).await,
+        "DeletePlacementGroup" => boxed(ctx, input, placement::delete).await,
         "ModifyInstancePlacement" => placement::modify_instance_placement(ctx, input),
-        "CreateLaunchTemplate" => Box::pin(launch_templates::create(ctx, input)).await,
-        "CreateLaunchTemplateVersion" => {
-            Box::pin(launch_templates::create_version(ctx, input)).await
-        }
-        "ModifyLaunchTemplate" => Box::pin(launch_templates::modify(ctx, input)).await,
+        "CreateLaunchTemplate" => boxed(ctx, input, launch_templates::create).await,
+        "CreateLaunchTemplateVersion" => boxed(ctx, input, launch_templates::create_version).await,
+        "ModifyLaunchTemplate" => boxed(ctx, input, launch_templates::modify).await,
         "DescribeLaunchTemplates" => launch_templates::describe(ctx, input),
         "DescribeLaunchTemplateVersions" => launch_templates::describe_versions(ctx, input),
-        "DeleteLaunchTemplate" => Box::pin(launch_templates::delete(ctx, input)).await,
+        "DeleteLaunchTemplate" => boxed(ctx, input, launch_templates::delete).await,
         "AssociateVpcCidrBlock" => vpc::associate_vpc_cidr_block(ctx, input),
         "DisassociateVpcCidrBlock" => vpc::disassociate_vpc_cidr_block(ctx, input),
-        "AssociateSubnetCidrBlock" => Box::pin(vpc::associate_subnet_cidr_block(ctx, input)).await,
+        "AssociateSubnetCidrBlock" => boxed(ctx, input, vpc::associate_subnet_cidr_block).await,
         "DisassociateSubnetCidrBlock" => {
-            Box::pin(vpc::disassociate_subnet_cidr_block(ctx, input)).await
+            boxed(ctx, input, vpc::disassociate_subnet_cidr_block).await
         }
         "AssociateIamInstanceProfile" => iam::associate(ctx, input),
         "ReplaceIamInstanceProfileAssociation" => iam::replace(ctx, input),
         "DisassociateIamInstanceProfile" => iam::disassociate(ctx, input),
         "DescribeIamInstanceProfileAssociations" => iam::describe(ctx, input),
-        "AssignIpv6Addresses" => Box::pin(vpc::assign_ipv6_addresses(ctx, input)).await,
-        "UnassignIpv6Addresses" => Box::pin(vpc::unassign_ipv6_addresses(ctx, input)).await,
+        "AssignIpv6Addresses" => boxed(ctx, input, vpc::assign_ipv6_addresses).await,
+        "UnassignIpv6Addresses" => boxed(ctx, input, vpc::unassign_ipv6_addresses).await,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::InvalidAction,

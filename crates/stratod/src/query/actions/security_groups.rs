@@ -126,14 +126,17 @@ fn group(v: GroupView) -> Value {
 }
 
 /// CreateSecurityGroup.
-pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
-    let g = ctx.cloud.create_security_group(
-        ctx.account(),
-        input.str("GroupName"),
-        input.str("Description"),
-        input.str("VpcId"),
-        tags_for(input, "security-group"),
-    )?;
+pub async fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+    let g = ctx
+        .cloud
+        .create_security_group_regional(
+            ctx.account(),
+            input.str("GroupName"),
+            input.str("Description"),
+            input.str("VpcId"),
+            tags_for(input, "security-group"),
+        )
+        .await?;
     Ok(Value::obj([
         ("GroupId", (&g.id).into()),
         ("Tags", tag_list(&g.tags)),
@@ -141,13 +144,15 @@ pub fn create(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// DeleteSecurityGroup.
-pub fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn delete(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let g = ctx.cloud.group_by_id_or_name(
         ctx.account(),
         input.str("GroupId"),
         input.str("GroupName"),
     )?;
-    ctx.cloud.delete_security_group(ctx.account(), &g.id, "")?;
+    ctx.cloud
+        .delete_security_group_regional(ctx.account(), &g.id, "")
+        .await?;
     Ok(Value::obj([
         ("GroupId", g.id.into()),
         ("Return", true.into()),
@@ -186,11 +191,11 @@ pub async fn rules(
     let (id, name) = (input.str("GroupId"), input.str("GroupName"));
     if authorize {
         ctx.cloud
-            .authorize(ctx.account(), id, name, egress, &perms)
+            .authorize_regional(ctx.account(), id, name, egress, &perms)
             .await?;
     } else {
         ctx.cloud
-            .revoke(ctx.account(), id, name, egress, &perms)
+            .revoke_regional(ctx.account(), id, name, egress, &perms)
             .await?;
     }
     Ok(Value::obj([("Return", true.into())]))

@@ -95,7 +95,7 @@ fn subnet(v: SubnetView) -> Value {
 pub async fn create_vpc(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let v = ctx
         .cloud
-        .create_vpc(
+        .create_vpc_regional(
             ctx.account(),
             input.str("CidrBlock"),
             tags_for(input, "vpc"),
@@ -129,7 +129,7 @@ pub fn describe_vpcs(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 /// DeleteVpc.
 pub async fn delete_vpc(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_vpc(ctx.account(), input.str("VpcId"))
+        .delete_vpc_regional(ctx.account(), input.str("VpcId"))
         .await?;
     Ok(Value::obj([]))
 }
@@ -138,7 +138,7 @@ pub async fn delete_vpc(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 pub async fn create_subnet(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let s = ctx
         .cloud
-        .create_subnet(
+        .create_subnet_regional(
             ctx.account(),
             input.str("VpcId"),
             input.str("CidrBlock"),
@@ -163,7 +163,7 @@ pub fn describe_subnets(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 /// DeleteSubnet.
 pub async fn delete_subnet(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_subnet(ctx.account(), input.str("SubnetId"))
+        .delete_subnet_regional(ctx.account(), input.str("SubnetId"))
         .await?;
     Ok(Value::obj([]))
 }
