@@ -818,8 +818,16 @@ fn three_hosts_one_region() {
         "--description",
         "changed through h1",
     ]);
+    d[0].cli(&[
+        "create-tags",
+        "--resources",
+        &eni,
+        "--tags",
+        "Key=role,Value=spare",
+    ]);
     let e = one_eni(&d[2]);
     assert_eq!(e["Description"], "changed through h1", "{e}");
+    assert_eq!(e["TagSet"][0]["Value"], "spare", "{e}");
     assert_eq!(e["PrivateIpAddresses"].as_array().unwrap().len(), 2, "{e}");
     let attach_eni = |inst: &str| {
         [

@@ -1,11 +1,11 @@
 //! Tags in a region of hosts, for both front ends: CreateTags and DeleteTags split the
-//! resource IDs by owner (instances by their reservations or route records, volumes and
-//! snapshots by the owner index), tag this host's part here and forward each other host's
-//! part to it; the region-scoped kinds (key pairs, placement groups) are tagged here and
-//! their records published; IDs of the other kinds (VPCs, groups, images, …) are per host and
-//! stay here.
-//! A DescribeTags covers the instances, volumes and snapshots of every available host, paged
-//! over the region's listing.
+//! resource IDs by owner (instances by their reservations or route records, volumes,
+//! snapshots and network interfaces by the owner index), tag this host's part here and
+//! forward each other host's part to it; the region-scoped kinds (AMIs, key pairs,
+//! placement groups, VPCs, …) are tagged here and their records published; IDs of the other
+//! kinds are per host and stay here.
+//! A DescribeTags covers the instances, volumes, snapshots and network interfaces of every
+//! available host, paged over the region's listing.
 
 use std::collections::BTreeMap;
 
@@ -22,10 +22,11 @@ use crate::error::ApiResult;
 
 /// The kinds whose tags live with the resource on its host and are routed there (the
 /// others are per host).
-const ROUTED: [(Resource, &str, &str); 3] = [
+const ROUTED: [(Resource, &str, &str); 4] = [
     (Resource::Instance, "i-", "instance"),
     (Resource::Volume, "vol-", "volume"),
     (Resource::Snapshot, "snap-", "snapshot"),
+    (Resource::NetworkInterface, "eni-", "network-interface"),
 ];
 
 /// The routed kind of `id`, by its prefix.
@@ -336,6 +337,7 @@ mod tests {
         assert_eq!(routed_kind("i-0123"), Some(Resource::Instance));
         assert_eq!(routed_kind("vol-0123"), Some(Resource::Volume));
         assert_eq!(routed_kind("snap-0123"), Some(Resource::Snapshot));
+        assert_eq!(routed_kind("eni-0123"), Some(Resource::NetworkInterface));
         assert_eq!(routed_kind("igw-0123"), None);
         assert_eq!(routed_kind("sg-0123"), None);
         let asked = ids(&["sg-1", "i-1", "vol-1", "i-2", "snap-1", "vpc-1"]);

@@ -87,7 +87,7 @@ async fn taggable(ctx: &Ctx<'_>, id: &str) -> ApiResult<()> {
         "snap" => routed(ctx, Resource::Snapshot, &one).await,
         "ami" => c.owned_image(a, id).map(drop),
         "sg" => c.owned_group(a, id).map(drop),
-        "eni" => c.owned_eni(a, id).map(drop),
+        "eni" => routed(ctx, Resource::NetworkInterface, &one).await,
         "vpc" => c.describe_vpcs(a, &one, &[]).map(drop),
         "subnet" => c.describe_subnets(a, &one, &[]).map(drop),
         "eipalloc" => c.owned_eip(a, id).map(drop),
