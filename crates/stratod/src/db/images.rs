@@ -98,56 +98,33 @@ pub const PUBLIC: &str = "all";
 impl Db {
     /// Records a new image; false if the owner already has an image of that name.
     pub fn insert_image(&self, i: &Image) -> DbResult<bool> {
-        let res = self.conn().execute(
-            &format!(
-                "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ),
-            params![
-                i.id,
-                i.owner,
-                i.name,
-                i.description,
-                i.state,
-                i.state_reason,
-                i.progress,
-                i.architecture,
-                i.kernel,
-                i.initrd,
-                i.boot_args,
-                i.root_device_name,
-                serde_json::to_string(&i.mappings)?,
-                i.created,
-                serde_json::to_string(&i.tags)?,
-                i.ena_support,
-            ],
-        );
-        match res {
-            Ok(_) => Ok(true),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.write_image(i, "")
     }
 
     /// Writes an image as the region's record has it: inserted, or its row replaced (its
     /// launch permissions kept); false if the owner has another image of that name here.
     pub fn upsert_image(&self, i: &Image) -> DbResult<bool> {
+        self.write_image(
+            i,
+            " ON CONFLICT (id) DO UPDATE SET \
+             owner = excluded.owner, name = excluded.name, \
+             description = excluded.description, state = excluded.state, \
+             state_reason = excluded.state_reason, progress = excluded.progress, \
+             architecture = excluded.architecture, kernel = excluded.kernel, \
+             initrd = excluded.initrd, boot_args = excluded.boot_args, \
+             root_device_name = excluded.root_device_name, bdm = excluded.bdm, \
+             created = excluded.created, tags = excluded.tags, \
+             ena_support = excluded.ena_support",
+        )
+    }
+
+    /// Inserts an image's row, `on_conflict` saying what a row of its ID already there
+    /// becomes; false if the owner has another image of that name.
+    fn write_image(&self, i: &Image, on_conflict: &str) -> DbResult<bool> {
         let res = self.conn().execute(
             &format!(
                 "INSERT INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET \
-                 owner = excluded.owner, name = excluded.name, \
-                 description = excluded.description, state = excluded.state, \
-                 state_reason = excluded.state_reason, progress = excluded.progress, \
-                 architecture = excluded.architecture, kernel = excluded.kernel, \
-                 initrd = excluded.initrd, boot_args = excluded.boot_args, \
-                 root_device_name = excluded.root_device_name, bdm = excluded.bdm, \
-                 created = excluded.created, tags = excluded.tags, \
-                 ena_support = excluded.ena_support"
+                 ?10, ?11, ?12, ?13, ?14, ?15, ?16){on_conflict}"
             ),
             params![
                 i.id,

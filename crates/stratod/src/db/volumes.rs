@@ -227,9 +227,16 @@ impl Db {
 
     /// Records a new snapshot.
     pub fn insert_snapshot(&self, s: &Snapshot) -> DbResult<()> {
+        self.write_snapshot(s, "INSERT", false)
+    }
+
+    /// Inserts a snapshot's row (`verb`: `INSERT` or `INSERT OR IGNORE`), marked a replica
+    /// or not.
+    fn write_snapshot(&self, s: &Snapshot, verb: &str, replica: bool) -> DbResult<()> {
         self.conn().execute(
             &format!(
-                "INSERT INTO snapshots ({SNAP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "{verb} INTO snapshots ({SNAP_COLUMNS}, replica) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ),
             params![
                 s.id,
@@ -241,6 +248,7 @@ impl Db {
                 s.description,
                 s.created,
                 serde_json::to_string(&s.tags)?,
+                replica,
             ],
         )?;
         Ok(())
@@ -271,24 +279,7 @@ impl Db {
     /// Records a replica: a snapshot of a region's AMI pulled from the host that holds it,
     /// under the same ID (a row that exists already is kept).
     pub fn insert_replica_snapshot(&self, s: &Snapshot) -> DbResult<()> {
-        self.conn().execute(
-            &format!(
-                "INSERT OR IGNORE INTO snapshots ({SNAP_COLUMNS}, replica) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)"
-            ),
-            params![
-                s.id,
-                s.owner,
-                s.volume_id,
-                s.size_gib,
-                s.state,
-                s.progress,
-                s.description,
-                s.created,
-                serde_json::to_string(&s.tags)?,
-            ],
-        )?;
-        Ok(())
+        self.write_snapshot(s, "INSERT OR IGNORE", true)
     }
 
     /// Whether snapshot `id` is a replica pulled from another host.
