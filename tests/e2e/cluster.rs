@@ -24,6 +24,9 @@ use strato_proto::v1 as pb;
 const SECRET: &str = "region-secret-for-tests-0123";
 const TTL: u64 = 2;
 const T: Duration = Duration::from_secs(30);
+/// The region's hosts, and their underlay addresses.
+const NAMES: [&str; 3] = ["h1", "h2", "h3"];
+const ADDRS: [&str; 3] = ["10.250.0.11", "10.250.0.12", "10.250.0.13"];
 
 fn config(name: &str, addr: &str, etcd: &str) -> Value {
     let mut c = fast_config();
@@ -117,6 +120,33 @@ fn copy_ca(from: &Path, to: &Daemon) {
     }
 }
 
+/// The region's three hosts h1, h2 and h3 on `ul` (namespaces `<tag>h1`…), started with
+/// etcd at `ep`, once each lists all three as available. The first host makes the region's
+/// CA; the others start with it, so that each trusts the others' certificates.
+fn start_hosts(ul: &Underlay, tag: &str, ep: &str) -> Vec<Daemon> {
+    let (names, addrs) = (NAMES, ADDRS);
+    let mut d = vec![ul.start_daemon(
+        &format!("{tag}h1"),
+        config(names[0], addrs[0], ep),
+        &format!("{}/24", addrs[0]),
+    )];
+    let ca_dir = d[0].data().join("tls");
+    for k in 1..3 {
+        d.push(ul.start_daemon_with(
+            &format!("{tag}h{}", k + 1),
+            config(names[k], addrs[k], ep),
+            &format!("{}/24", addrs[k]),
+            |x| copy_ca(&ca_dir, x),
+        ));
+    }
+    for x in &d {
+        for n in names {
+            wait_host(x, n, "available", T);
+        }
+    }
+    d
+}
+
 #[test]
 fn three_hosts_one_region() {
     // No etcd is a failure, not a skip: `Underlay::start_etcd` says to install it.
@@ -125,31 +155,11 @@ fn three_hosts_one_region() {
     let mut etcd = ul.start_etcd();
     let ep = ul.etcd_endpoint();
     assert!(ep.contains(SWITCH_ADDR));
-    let names = ["h1", "h2", "h3"];
-    let addrs = ["10.250.0.11", "10.250.0.12", "10.250.0.13"];
-    let mut d: Vec<Daemon> = Vec::new();
-    // The first host makes the region's CA; the others start with it, so that each trusts
-    // the others' certificates.
-    d.push(ul.start_daemon(
-        "clh1",
-        config(names[0], addrs[0], &ep),
-        &format!("{}/24", addrs[0]),
-    ));
-    let ca_dir = d[0].data().join("tls");
-    for k in 1..3 {
-        d.push(ul.start_daemon_with(
-            &format!("clh{}", k + 1),
-            config(names[k], addrs[k], &ep),
-            &format!("{}/24", addrs[k]),
-            |x| copy_ca(&ca_dir, x),
-        ));
-    }
+    let names = NAMES;
+    let mut d = start_hosts(&ul, "cl", &ep);
 
     // Membership: each host lists the three, available, with their capacity.
     for x in &d {
-        for n in names {
-            wait_host(x, n, "available", T);
-        }
         let h = hosts(x);
         assert_eq!(h.len(), 3, "{h:?}");
         assert_eq!(h["h2"]["HostProperties"]["TotalVCpus"], 4);
@@ -1654,27 +1664,7 @@ fn a_vpc_of_the_region() {
     let ul = Underlay::new("cv");
     let _etcd = ul.start_etcd();
     let ep = ul.etcd_endpoint();
-    let names = ["h1", "h2", "h3"];
-    let addrs = ["10.250.0.11", "10.250.0.12", "10.250.0.13"];
-    let mut d: Vec<Daemon> = vec![ul.start_daemon(
-        "cvh1",
-        config(names[0], addrs[0], &ep),
-        &format!("{}/24", addrs[0]),
-    )];
-    let ca_dir = d[0].data().join("tls");
-    for k in 1..3 {
-        d.push(ul.start_daemon_with(
-            &format!("cvh{}", k + 1),
-            config(names[k], addrs[k], &ep),
-            &format!("{}/24", addrs[k]),
-            |x| copy_ca(&ca_dir, x),
-        ));
-    }
-    for x in &d {
-        for n in names {
-            wait_host(x, n, "available", T);
-        }
-    }
+    let d = start_hosts(&ul, "cv", &ep);
 
     // Made once, on h1.
     let v = d[0].json(&["create-vpc", "--cidr-block", CIDR]);
