@@ -80,6 +80,23 @@ pub fn build_arp_request(src_mac: [u8; 6], src_ip: Ipv4Addr, target_ip: Ipv4Addr
     f
 }
 
+/// Builds a gratuitous ARP: a broadcast request from `mac` for `ip` itself, which makes
+/// the neighbours that have `ip` in their caches point it at `mac` (an address that moved
+/// to this host).
+pub fn build_gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
+    build_arp_request(mac, ip, ip)
+}
+
+/// Announces that `ip` is on `ifname` now (a gratuitous ARP from the interface's MAC), so
+/// that the LAN stops sending it to the host that had it before.
+pub fn announce(ifname: &str, ip: Ipv4Addr) -> Result<(), NetError> {
+    validate_ifname(ifname)?;
+    let mac = crate::link::link_mac(ifname)?.ok_or_else(|| NetError::NoSuchLink(ifname.into()))?;
+    let sock = PacketSocket::bind(ifname, ETHERTYPE_ARP)?;
+    sock.send(&build_gratuitous_arp(mac, ip))
+        .map_err(|e| NetError::io(format!("announce {ip} on {ifname}"), e))
+}
+
 /// If `frame` is an Ethernet ARP reply for IPv4 whose sender is `target_ip`, returns the
 /// sender's MAC address. Anything else (short, other ethertype or opcode, other sender,
 /// a multicast or zero sender MAC) gives `None`.
@@ -372,6 +389,25 @@ mod tests {
         f[32..38].copy_from_slice(&request[22..28]);
         f[38..42].copy_from_slice(&request[28..32]);
         f
+    }
+
+    /// A gratuitous ARP is a broadcast request whose sender and target are the announced
+    /// address: what neighbours take to update their cache entry of it.
+    #[test]
+    fn gratuitous_arp_layout() {
+        let mac = [2, 0, 0, 0, 0, 9];
+        let ip = Ipv4Addr::new(198, 51, 100, 70);
+        let f = build_gratuitous_arp(mac, ip);
+        assert_eq!(&f[0..6], &[0xff; 6]);
+        assert_eq!(&f[6..12], &mac);
+        assert_eq!(&f[20..22], &ARPOP_REQUEST.to_be_bytes());
+        assert_eq!(&f[22..28], &mac);
+        assert_eq!(&f[28..32], &ip.octets());
+        assert_eq!(&f[32..38], &[0; 6]);
+        assert_eq!(&f[38..42], &ip.octets());
+        // Not a reply: a status check never takes it for the guest's answer.
+        assert_eq!(parse_arp_reply(&f, ip), None);
+        assert!(announce("no such if", ip).is_err());
     }
 
     #[test]

@@ -75,12 +75,14 @@ pub fn remove() -> Result<(), NetError> {
 /// Makes the uplink's public /32s exactly `wanted`: adds the missing ones and deletes the
 /// /32s that `is_public` claims (addresses of the pool) but `wanted` does not hold, so
 /// addresses left behind by a crash go too. Other addresses of the uplink are left alone.
+/// Returns the addresses it added.
 pub fn sync_addresses(
     uplink: &str,
     wanted: &[Ipv4Addr],
     is_public: impl Fn(Ipv4Addr) -> bool,
-) -> Result<(), NetError> {
+) -> Result<Vec<Ipv4Addr>, NetError> {
     let have = link::link_addresses(uplink)?;
+    let mut added = Vec::new();
     for (addr, prefix) in &have {
         if *prefix == 32 && is_public(*addr) && !wanted.contains(addr) {
             link::delete_address(uplink, *addr, 32)?;
@@ -89,9 +91,10 @@ pub fn sync_addresses(
     for addr in wanted {
         if !have.contains(&(*addr, 32)) {
             link::ensure_address(uplink, *addr, 32)?;
+            added.push(*addr);
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Turns on IPv4 forwarding in the calling thread's network namespace.
@@ -197,10 +200,12 @@ mod tests {
             apply("up0", &[b]).expect("same again");
 
             let pool = |ip: Ipv4Addr| ip.octets()[..3] == [198, 51, 100] && ip.octets()[3] >= 16;
-            sync_addresses("up0", &[a.public, b.public], pool).expect("add both");
+            let added = sync_addresses("up0", &[a.public, b.public], pool).expect("add both");
+            assert_eq!(added, [a.public, b.public]);
             // A stray /32 of the pool (left by a crash) goes; other addresses stay.
             link::ensure_address("up0", Ipv4Addr::new(198, 51, 100, 30), 32).expect("stray");
-            sync_addresses("up0", &[b.public], pool).expect("keep one");
+            let added = sync_addresses("up0", &[b.public], pool).expect("keep one");
+            assert!(added.is_empty(), "{added:?}");
             let mut have = link::link_addresses("up0").expect("addrs");
             have.sort();
             assert_eq!(

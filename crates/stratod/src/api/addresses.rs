@@ -52,15 +52,17 @@ impl Addresses for Api {
         &self,
         req: Request<pb::AssociateAddressRequest>,
     ) -> Result<Response<pb::AssociateAddressResponse>, Status> {
+        let origin = self.origin(&req);
         self.handle_async("AssociateAddress", req, |account, r| async move {
             self.cloud
-                .associate_address(
+                .associate_address_routed(
                     &account,
                     &r.allocation_id,
                     &r.instance_id,
                     &r.network_interface_id,
                     &r.private_ip_address,
                     r.allow_reassociation,
+                    origin,
                 )
                 .await
                 .map(|association_id| pb::AssociateAddressResponse { association_id })
@@ -85,11 +87,13 @@ impl Addresses for Api {
         &self,
         req: Request<pb::ReleaseAddressRequest>,
     ) -> Result<Response<pb::ReleaseAddressResponse>, Status> {
-        self.handle("ReleaseAddress", req, |account, r| {
+        self.handle_async("ReleaseAddress", req, |account, r| async move {
             self.cloud
-                .release_address(account, &r.allocation_id)
+                .release_address(&account, &r.allocation_id)
+                .await
                 .map(|()| pb::ReleaseAddressResponse {})
         })
+        .await
     }
 
     async fn describe_addresses(

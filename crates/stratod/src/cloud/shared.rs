@@ -127,6 +127,7 @@ pub static KINDS: &[&dyn SharedKind] = &[
     &super::network::region::Vpcs,
     &super::network::region::Subnets,
     &super::network::region::SecurityGroups,
+    &super::network::shared_addresses::Addresses,
 ];
 
 /// The kind of a resource ID, if it is region-scoped.

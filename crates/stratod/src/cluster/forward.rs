@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strato_proto::v1 as pb;
+use strato_proto::v1::addresses_client::AddressesClient;
 use strato_proto::v1::compute_client::ComputeClient;
 use strato_proto::v1::images_client::ImagesClient;
 use strato_proto::v1::network_interfaces_client::NetworkInterfacesClient;
@@ -249,6 +250,22 @@ impl Link {
     {
         let client = NetworkInterfacesClient::new;
         self.on_service(Whose::Interface, host, account, msg, client, f)
+            .await
+    }
+
+    /// [`Link::on`] for the Addresses service, about an instance or interface of `host`'s.
+    pub(super) async fn on_addresses<Req, Resp, F, Fut>(
+        &self,
+        host: &str,
+        account: &str,
+        msg: Req,
+        f: F,
+    ) -> ApiResult<Resp>
+    where
+        F: FnOnce(AddressesClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.on_service(Whose::Resource, host, account, msg, AddressesClient::new, f)
             .await
     }
 

@@ -48,6 +48,14 @@ pub trait SharedKind: Sync + Send {
     fn remove(&self, cloud: &Cloud, id: &str) -> ApiResult<()>;
     /// The refusal of a name another resource of the account has in the region.
     fn duplicate(&self, name: &str) -> ApiError;
+    /// Whether a pass publishes rows that changed here without a region-wide call (an
+    /// Elastic IP a terminate here disassociated), when this host has the record's latest
+    /// revision.
+    fn republishes(&self) -> bool {
+        false
+    }
+    /// Runs after a pass wrote or deleted rows of the kind here.
+    fn changed(&self, _cloud: &Cloud) {}
 }
 
 /// What one pass changes in one kind's rows.
@@ -221,7 +229,13 @@ impl Cloud {
             .map_err(|e| region.cut_off(&e))?;
         let revs: BTreeMap<String, i64> =
             records.iter().map(|(id, _, r)| (id.clone(), *r)).collect();
-        let p = plan(&revs, &kind.ids(self)?, &self.mirror_notes(kind.name())?);
+        let local = kind.ids(self)?;
+        let p = plan(&revs, &local, &self.mirror_notes(kind.name())?);
+        // After the pass, whatever it did (a failed import may have written some rows).
+        let _later = (!p.import.is_empty() || !p.remove.is_empty()).then(|| Changed(kind, self));
+        if kind.republishes() {
+            self.republish(region, kind, &records, &local, &p).await?;
+        }
         for (id, s, rev) in records.iter().filter(|(id, _, _)| p.import.contains(id)) {
             match kind.import(self, id, s) {
                 Ok(()) => self.note_mirrored(kind.name(), id, *rev)?,
@@ -246,6 +260,47 @@ impl Cloud {
         }
         for id in &p.forget {
             self.forget_mirrored(kind.name(), id)?;
+        }
+        Ok(())
+    }
+}
+
+/// Calls [`SharedKind::changed`] when dropped.
+struct Changed<'a>(&'a dyn SharedKind, &'a Cloud);
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.0.changed(self.1);
+    }
+}
+
+impl Cloud {
+    /// Publishes the rows of `kind` that changed here since this host applied their
+    /// record's latest revision (their export differs from it); one another host changed
+    /// meanwhile is left to the next pass, which imports it.
+    async fn republish(
+        &self,
+        region: &Region,
+        kind: &dyn SharedKind,
+        records: &[(String, Shared, i64)],
+        local: &[String],
+        p: &Plan,
+    ) -> ApiResult<()> {
+        for (id, s, rev) in records {
+            if p.import.contains(id) || !local.contains(id) {
+                continue;
+            }
+            let Some(now) = kind.export(self, id)? else {
+                continue;
+            };
+            if now.body == s.body {
+                continue;
+            }
+            match region.replace(kind.name(), id, &now, *rev).await {
+                Ok(Some(rev)) => self.note_mirrored(kind.name(), id, rev)?,
+                Ok(None) => {}
+                Err(e) => return Err(region.cut_off(&e)),
+            }
         }
         Ok(())
     }

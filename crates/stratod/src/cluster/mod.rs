@@ -9,6 +9,7 @@
 //! answering; region-wide changes (RunInstances, which must reserve capacity) are refused
 //! with `Unavailable` until etcd answers again. Nothing else waits on etcd.
 
+pub mod addresses;
 pub mod checks;
 pub mod config;
 pub mod etcd;

@@ -203,6 +203,15 @@ impl Region {
         Ok(())
     }
 
+    /// Drops the claim of `addr` in `subnet` whichever host made it (the resource that held
+    /// it is gone from the region).
+    pub async fn drop_ip_claim(&self, subnet: &str, addr: &str) -> Result<(), EtcdError> {
+        let mut c = self.etcd().await?;
+        let r = c.delete(&ip_key(subnet, addr)).await;
+        self.note(r).await?;
+        Ok(())
+    }
+
     /// Brings this host's address claims in step with its interfaces (`held`: subnet,
     /// address, account). An address of this host that another host claimed is logged:
     /// two interfaces of the region have it (made while etcd was away).

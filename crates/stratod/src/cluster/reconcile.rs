@@ -90,7 +90,13 @@ pub async fn run(cloud: Arc<Cloud>) {
         repair_owners(&region, "snap-", || cloud.held_snapshots()).await;
         repair_owners(&region, "eni-", || cloud.held_interfaces()).await;
         region.repair_uses(|| cloud.held_uses()).await;
-        region.repair_ip_claims(|| cloud.held_ips()).await;
+        region
+            .repair_ip_claims(|| {
+                let mut held = cloud.held_ips()?;
+                held.extend(cloud.held_public_ips()?);
+                Ok(held)
+            })
+            .await;
         // Every host that has an AMI's files is one a launch elsewhere may pull them from.
         repair_owners(&region, "ami-", || cloud.held_images()).await;
     }

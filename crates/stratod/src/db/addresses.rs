@@ -32,6 +32,9 @@ pub struct PublicIp {
     pub eni_owner: Option<String>,
     /// Tags (Elastic IPs).
     pub tags: Vec<Tag>,
+    /// In a region: the other host whose interface has the association (`None`: this
+    /// host's, or not associated).
+    pub assoc_host: Option<String>,
 }
 
 /// What an allocation from the pool did.
@@ -73,7 +76,8 @@ pub enum Release {
 }
 
 const COLUMNS: &str = "p.public_ip, p.owner, p.allocation_id, p.association_id, p.eni_id, \
-    p.private_ip, n.instance_id, n.owner, p.tags";
+    p.private_ip, COALESCE(n.instance_id, p.instance_hint), COALESCE(n.owner, p.eni_owner_hint), \
+    p.tags, p.assoc_host";
 
 const FROM: &str = "public_ips p LEFT JOIN network_interfaces n ON n.id = p.eni_id";
 
@@ -88,6 +92,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<PublicIp> {
         instance_id: r.get(6)?,
         eni_owner: r.get(7)?,
         tags: super::json_col(r, 8)?,
+        assoc_host: r.get(9)?,
     })
 }
 
@@ -264,8 +269,9 @@ impl Db {
     pub fn public_mappings(&self) -> DbResult<Vec<(String, String)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT public_ip, private_ip FROM public_ips \
-             WHERE eni_id IS NOT NULL AND private_ip IS NOT NULL ORDER BY public_ip",
+            "SELECT p.public_ip, p.private_ip FROM public_ips p \
+             JOIN network_interfaces n ON n.id = p.eni_id \
+             WHERE p.private_ip IS NOT NULL AND p.assoc_host IS NULL ORDER BY p.public_ip",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -321,12 +327,14 @@ impl Db {
             [eni_id, private_ip],
         )?;
         tx.execute(
-            "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL \
+            "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL, \
+             assoc_host = NULL, instance_hint = NULL, eni_owner_hint = NULL \
              WHERE eni_id = ?1 AND private_ip = ?2 AND allocation_id != ?3",
             [eni_id, private_ip, allocation_id],
         )?;
         tx.execute(
-            "UPDATE public_ips SET association_id = ?2, eni_id = ?3, private_ip = ?4 \
+            "UPDATE public_ips SET association_id = ?2, eni_id = ?3, private_ip = ?4, \
+             assoc_host = NULL, instance_hint = NULL, eni_owner_hint = NULL \
              WHERE allocation_id = ?1",
             [allocation_id, association_id, eni_id, private_ip],
         )?;
@@ -337,7 +345,8 @@ impl Db {
     /// Ends an association; false if there is none with this ID.
     pub fn disassociate_eip(&self, association_id: &str) -> DbResult<bool> {
         let n = self.conn().execute(
-            "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL \
+            "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL, \
+             assoc_host = NULL, instance_hint = NULL, eni_owner_hint = NULL \
              WHERE association_id = ?1",
             [association_id],
         )?;
@@ -360,7 +369,8 @@ impl Db {
                 params![eni_id, ip],
             )?;
             n += conn.execute(
-                "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL \
+                "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL, \
+             assoc_host = NULL, instance_hint = NULL, eni_owner_hint = NULL \
                  WHERE eni_id = ?1 AND (?2 IS NULL OR private_ip = ?2)",
                 params![eni_id, ip],
             )?;
@@ -408,7 +418,8 @@ impl Db {
         )?;
         if disassociate {
             n += conn.execute(
-                "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL \
+                "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL, \
+             assoc_host = NULL, instance_hint = NULL, eni_owner_hint = NULL \
                  WHERE allocation_id IS NOT NULL AND eni_id IN \
                  (SELECT id FROM network_interfaces WHERE instance_id = ?1)",
                 [instance_id],
@@ -430,11 +441,101 @@ impl Db {
             [],
         )?;
         n += conn.execute(
-            "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL \
-             WHERE eni_id IS NOT NULL AND eni_id NOT IN (SELECT id FROM network_interfaces)",
+            "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL, \
+             assoc_host = NULL, instance_hint = NULL, eni_owner_hint = NULL \
+             WHERE eni_id IS NOT NULL AND assoc_host IS NULL \
+             AND eni_id NOT IN (SELECT id FROM network_interfaces)",
             [],
         )?;
         Ok(n)
+    }
+
+    /// The allocation ID of every Elastic IP here (in a region: the region's, mirrored).
+    pub fn eip_ids(&self) -> DbResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT allocation_id FROM public_ips WHERE allocation_id IS NOT NULL \
+             ORDER BY allocation_id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes an Elastic IP as the region's record has it. An association on another host
+    /// (`assoc_host`) keeps that interface's instance and owner beside it; whatever else
+    /// here maps the same target gives way (the region's record is newer).
+    pub fn upsert_eip(&self, e: &PublicIp) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let allocation = e.allocation_id.as_deref().unwrap_or_default();
+        if let (Some(eni), Some(ip)) = (&e.eni_id, &e.private_ip) {
+            tx.execute(
+                "DELETE FROM public_ips WHERE allocation_id IS NULL AND eni_id = ?1 \
+                 AND private_ip = ?2",
+                [eni, ip],
+            )?;
+            tx.execute(
+                "UPDATE public_ips SET association_id = NULL, eni_id = NULL, \
+                 private_ip = NULL, assoc_host = NULL, instance_hint = NULL, \
+                 eni_owner_hint = NULL \
+                 WHERE eni_id = ?1 AND private_ip = ?2 AND allocation_id != ?3",
+                [eni, ip, allocation],
+            )?;
+        }
+        let remote = e.assoc_host.is_some();
+        tx.execute(
+            "INSERT INTO public_ips (public_ip, owner, allocation_id, association_id, eni_id, \
+             private_ip, tags, created, assoc_host, instance_hint, eni_owner_hint) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (public_ip) DO UPDATE SET owner = excluded.owner, \
+             allocation_id = excluded.allocation_id, association_id = excluded.association_id, \
+             eni_id = excluded.eni_id, private_ip = excluded.private_ip, tags = excluded.tags, \
+             assoc_host = excluded.assoc_host, instance_hint = excluded.instance_hint, \
+             eni_owner_hint = excluded.eni_owner_hint",
+            params![
+                e.public_ip,
+                e.owner,
+                allocation,
+                e.association_id,
+                e.eni_id,
+                e.private_ip,
+                serde_json::to_string(&e.tags)?,
+                now_s(),
+                e.assoc_host,
+                e.instance_id.as_ref().filter(|_| remote),
+                e.eni_owner.as_ref().filter(|_| remote),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes an Elastic IP's row whatever it maps (the region released it).
+    pub fn delete_eip(&self, allocation_id: &str) -> DbResult<()> {
+        self.conn().execute(
+            "DELETE FROM public_ips WHERE allocation_id = ?1",
+            [allocation_id],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the pool address `public_ip` (one another host of the region claimed first).
+    pub fn drop_pool_ip(&self, public_ip: &str) -> DbResult<()> {
+        self.conn().execute(
+            "DELETE FROM public_ips WHERE allocation_id IS NULL AND public_ip = ?1",
+            [public_ip],
+        )?;
+        Ok(())
+    }
+
+    /// Every public address here, with its owner: the pool's and (in a region, every
+    /// host's) Elastic IPs.
+    pub fn public_ips_held(&self) -> DbResult<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT public_ip, owner FROM public_ips ORDER BY public_ip")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The explicit map-public-IP setting of a subnet (`None`: its default).

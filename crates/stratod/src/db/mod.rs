@@ -461,6 +461,14 @@ const MIGRATIONS: &[&str] = &[
         vni INTEGER NOT NULL
     );
     "#,
+    // 21: Elastic IPs in a region: a row mirrored from the region's record whose
+    // association is another host's names that host, with the instance and owner of the
+    // interface there (this host has no row of that interface to join).
+    r#"
+    ALTER TABLE public_ips ADD COLUMN assoc_host TEXT;
+    ALTER TABLE public_ips ADD COLUMN instance_hint TEXT;
+    ALTER TABLE public_ips ADD COLUMN eni_owner_hint TEXT;
+    "#,
 ];
 
 /// The database handle. SQLite calls are short, so callers hold the lock only for one query

@@ -9,10 +9,12 @@
 //! nothing behind it) and is disassociated, but stays allocated, when the instance is
 //! terminated. Without an uplink the host has no public addresses at all.
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::plumbing::blocking;
+use super::shared_addresses::{self, Addresses};
 use crate::cloud::filters::{self, Filter};
 use crate::cloud::{Cloud, StartError};
 use crate::config::Uplink;
@@ -197,16 +199,26 @@ impl Cloud {
             .map(|i| i.owner)
             .unwrap_or_default();
         for (eni, private_ip) in targets {
-            match self
-                .db
-                .assign_pool_ip(uplink.addresses(), &owner, &eni, &private_ip)?
-            {
-                Allocation::Done(ip) => {
+            if self.db.public_ip_of(&eni, &private_ip)?.is_some() {
+                continue;
+            }
+            // In a region the address is claimed too: hosts may share one pool.
+            let pick = |taken: &HashSet<Ipv4Addr>| {
+                let pool = uplink.addresses().filter(|a| !taken.contains(a));
+                Ok(
+                    match self.db.assign_pool_ip(pool, &owner, &eni, &private_ip)? {
+                        Allocation::Done(ip) | Allocation::Existing(ip) => Ok(ip),
+                        Allocation::PoolEmpty | Allocation::QuotaReached => Err(()),
+                    },
+                )
+            };
+            let drop = |ip: Ipv4Addr| Ok(self.db.drop_pool_ip(&ip.to_string())?);
+            match Box::pin(self.pick_claimed(&owner, pick, drop)).await? {
+                Ok(ip) => {
                     crate::metrics::inc(&self.metrics.public_ips_assigned_total);
                     tracing::info!(instance = instance_id, %ip, "public address assigned");
                 }
-                Allocation::Existing(_) => {}
-                Allocation::PoolEmpty | Allocation::QuotaReached => return Err(pool_empty()),
+                Err(()) => return Err(pool_empty()),
             }
         }
         self.apply_nat().await
@@ -278,7 +290,18 @@ impl Cloud {
                     }
                     strato_net::nat::apply(&u.interface, &rows)?;
                     let wanted: Vec<Ipv4Addr> = rows.iter().map(|m| m.public).collect();
-                    strato_net::nat::sync_addresses(&u.interface, &wanted, |ip| u.contains(ip))
+                    let added = strato_net::nat::sync_addresses(&u.interface, &wanted, |ip| {
+                        u.contains(ip)
+                    })?;
+                    // An address that moved here from another host of the LAN (an Elastic
+                    // IP reassociated): the neighbours learn the new MAC now, not when their
+                    // cache entries go stale.
+                    for ip in added {
+                        if let Err(e) = strato_net::arp::announce(&u.interface, ip) {
+                            tracing::warn!(%ip, error = %e, "cannot announce a public address");
+                        }
+                    }
+                    Ok(())
                 })
                 .await;
                 result.map_err(|e| {
@@ -315,23 +338,40 @@ impl Cloud {
         }
         let u = self.uplink()?;
         let allocation_id = ids::new_id(Kind::Allocation);
-        match self
-            .db
-            .allocate_eip(u.addresses(), account, &allocation_id, u.eip_quota, &tags)?
-        {
-            Allocation::Done(ip) | Allocation::Existing(ip) => {
-                crate::metrics::inc(&self.metrics.addresses_allocated_total);
-                Ok(Allocated {
-                    allocation_id,
-                    public_ip: ip.to_string(),
-                })
+        // The quota counts the region's allocations (mirrored here), the pool leaves out
+        // what other hosts claimed.
+        let pick = |taken: &HashSet<Ipv4Addr>| {
+            let pool = u.addresses().filter(|a| !taken.contains(a));
+            Ok(
+                match self
+                    .db
+                    .allocate_eip(pool, account, &allocation_id, u.eip_quota, &tags)?
+                {
+                    Allocation::Done(ip) | Allocation::Existing(ip) => Ok(ip),
+                    why => Err(why),
+                },
+            )
+        };
+        let drop = |_| Ok(self.db.delete_eip(&allocation_id)?);
+        let ip = match Box::pin(self.pick_claimed(account, pick, drop)).await? {
+            Ok(ip) => ip,
+            Err(Allocation::QuotaReached) => {
+                return Err(ApiError::new(
+                    ErrorCode::AddressLimitExceeded,
+                    "The maximum number of addresses has been reached.",
+                ))
             }
-            Allocation::QuotaReached => Err(ApiError::new(
-                ErrorCode::AddressLimitExceeded,
-                "The maximum number of addresses has been reached.",
-            )),
-            Allocation::PoolEmpty => Err(pool_empty()),
+            Err(_) => return Err(pool_empty()),
+        };
+        if let Err(e) = self.share_new(&Addresses, &allocation_id).await {
+            self.release_public_claim(&ip.to_string(), false).await;
+            return Err(e);
         }
+        crate::metrics::inc(&self.metrics.addresses_allocated_total);
+        Ok(Allocated {
+            allocation_id,
+            public_ip: ip.to_string(),
+        })
     }
 
     /// An Elastic IP of `account`.
@@ -358,7 +398,10 @@ impl Cloud {
         private_ip: &str,
         allow_reassociation: bool,
     ) -> ApiResult<String> {
-        self.owned_eip(account, allocation_id)?;
+        if ids::check(Kind::Allocation, allocation_id).is_ok() {
+            self.fetch_eip(allocation_id).await?;
+        }
+        let eip = self.owned_eip(account, allocation_id)?;
         let eni = match (instance_id.is_empty(), eni_id.is_empty()) {
             (false, true) => {
                 let inst = self.owned_instance(account, instance_id)?;
@@ -411,17 +454,40 @@ impl Cloud {
                 eni.id
             )));
         };
+        // This host maps the address on its uplink: the address must be one its uplink
+        // serves (in a region, hosts' pools may differ).
+        let u = self.uplink()?;
+        if !eip.public_ip.parse().is_ok_and(|ip| u.contains(ip)) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterCombination,
+                format!(
+                    "Address {} is not in the pool of the uplink of host {}, which has {}: \
+                     associate it with an instance on a host whose uplink serves it.",
+                    eip.public_ip,
+                    shared_addresses::me(self),
+                    eni.id
+                ),
+            ));
+        }
         let association_id = ids::new_id(Kind::Association);
-        match self.db.associate_eip(
-            allocation_id,
-            &association_id,
-            &eni.id,
-            &target,
-            allow_reassociation,
-        )? {
+        // The Elastic IP another host showed at this target gives way (disassociated):
+        // the mirror's next pass publishes it.
+        let done = self
+            .share_change(&Addresses, allocation_id, || {
+                Ok(self.db.associate_eip(
+                    allocation_id,
+                    &association_id,
+                    &eni.id,
+                    &target,
+                    allow_reassociation,
+                )?)
+            })
+            .await?;
+        match done {
             Association::Done { released } => {
                 if let Some(ip) = released {
                     tracing::info!(eni = %eni.id, %ip, "pool address released for an Elastic IP");
+                    self.release_public_claim(&ip, false).await;
                 }
             }
             Association::AlreadyAssociated => {
@@ -448,17 +514,39 @@ impl Cloud {
             Some(e) if e.owner == account => {}
             _ => return Err(Kind::Association.not_found(association_id)),
         }
-        if !self.db.disassociate_eip(association_id)? {
+        let Some(id) = self
+            .db
+            .eip_by_association(association_id)?
+            .and_then(|e| e.allocation_id)
+        else {
+            return Err(Kind::Association.not_found(association_id));
+        };
+        // Any host may end it: the interface's host unmaps the address when its mirror
+        // applies the record.
+        let done = self
+            .share_change(&Addresses, &id, || {
+                Ok(self.db.disassociate_eip(association_id)?)
+            })
+            .await?;
+        if !done {
             return Err(Kind::Association.not_found(association_id));
         }
         self.apply_nat().await
     }
 
     /// ReleaseAddress: refused while the address is associated.
-    pub fn release_address(&self, account: &str, allocation_id: &str) -> ApiResult<()> {
+    pub async fn release_address(&self, account: &str, allocation_id: &str) -> ApiResult<()> {
         let e = self.owned_eip(account, allocation_id)?;
-        match self.db.release_eip(allocation_id)? {
-            Release::Done => Ok(()),
+        let released = self
+            .share_delete(&Addresses, Some(allocation_id), || {
+                Ok(self.db.release_eip(allocation_id)?)
+            })
+            .await?;
+        match released {
+            Release::Done => {
+                self.release_public_claim(&e.public_ip, true).await;
+                Ok(())
+            }
             Release::InUse => Err(ApiError::new(
                 ErrorCode::InvalidIpAddressInUse,
                 format!("Address {} is in use.", e.public_ip),
@@ -626,6 +714,7 @@ mod tests {
         // Another account's allocation does not exist for the caller.
         let e = cloud
             .release_address("222222222222", &a.allocation_id)
+            .await
             .unwrap_err();
         assert_eq!(e.code, "InvalidAllocationID.NotFound");
         let e = cloud
@@ -644,6 +733,7 @@ mod tests {
         assert_eq!(
             cloud
                 .release_address("111111111111", "eipalloc-x")
+                .await
                 .unwrap_err()
                 .code,
             "InvalidAllocationID.Malformed"
@@ -722,6 +812,7 @@ mod tests {
         assert_eq!(got[0].private_ip.as_deref(), Some("10.0.0.4"));
         let e = cloud
             .release_address("111111111111", &a.allocation_id)
+            .await
             .unwrap_err();
         assert_eq!(e.code, "InvalidIPAddress.InUse");
         assert!(cloud

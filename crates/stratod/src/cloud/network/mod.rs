@@ -15,4 +15,5 @@ pub mod overlay;
 pub mod plumbing;
 pub mod region;
 pub mod security_groups;
+pub mod shared_addresses;
 pub mod vpcs;

@@ -4,6 +4,7 @@ use super::super::value::{nonempty, Value};
 use super::super::Ctx;
 use super::{filters, tag_list, tags_for};
 use crate::cloud::network::addresses::POOL_NAME;
+use crate::cluster::route::Origin;
 use crate::db::addresses::PublicIp;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -94,13 +95,14 @@ pub async fn associate(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let allocation = allocation_of(ctx, input, "AllocationId")?;
     let association = ctx
         .cloud
-        .associate_address(
+        .associate_address_routed(
             ctx.account(),
             &allocation,
             input.str("InstanceId"),
             input.str("NetworkInterfaceId"),
             input.str("PrivateIpAddress"),
             input.bool("AllowReassociation").unwrap_or(false),
+            Origin::Caller,
         )
         .await?;
     Ok(Value::obj([("AssociationId", nonempty(&association))]))
@@ -119,9 +121,11 @@ pub async fn disassociate(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 }
 
 /// ReleaseAddress.
-pub fn release(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
+pub async fn release(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     let allocation = allocation_of(ctx, input, "AllocationId")?;
-    ctx.cloud.release_address(ctx.account(), &allocation)?;
+    ctx.cloud
+        .release_address(ctx.account(), &allocation)
+        .await?;
     Ok(Value::obj([]))
 }
 

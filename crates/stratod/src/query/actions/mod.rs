@@ -119,7 +119,7 @@ pub async fn ec2(ctx: &Ctx<'_>, action: &str, input: &Value) -> ApiResult<Value>
         "AllocateAddress" => boxed(ctx, input, addresses::allocate).await,
         "AssociateAddress" => boxed(ctx, input, addresses::associate).await,
         "DisassociateAddress" => boxed(ctx, input, addresses::disassociate).await,
-        "ReleaseAddress" => addresses::release(ctx, input),
+        "ReleaseAddress" => boxed(ctx, input, addresses::release).await,
         "DescribeAddresses" => addresses::describe(ctx, input),
         "CreateNetworkInterface" => boxed(ctx, input, network_interfaces::create).await,
         "DescribeNetworkInterfaces" => boxed(ctx, input, network_interfaces::describe).await,
