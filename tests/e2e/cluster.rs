@@ -7,7 +7,8 @@
 //! rejoins and adopts its VMs), and etcd stopped and started again (launches refused with
 //! `Unavailable` meanwhile, VMs untouched; afterwards nothing is lost). Calls about
 //! instances and volumes reach their hosts from any host, through the CLI and the Query
-//! API.
+//! API. A VPC of the region, its hosts with uplinks on one LAN: Elastic IPs allocated,
+//! associated, moved, disassociated and released from any host.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,6 +28,10 @@ const T: Duration = Duration::from_secs(30);
 /// The region's hosts, and their underlay addresses.
 const NAMES: [&str; 3] = ["h1", "h2", "h3"];
 const ADDRS: [&str; 3] = ["10.250.0.11", "10.250.0.12", "10.250.0.13"];
+/// Their uplinks' addresses on the LAN (198.51.100.0/24, the switch .1), when they have one.
+const LAN_ADDRS: [&str; 3] = ["198.51.100.11", "198.51.100.12", "198.51.100.13"];
+/// The public pool every host of the region has (198.51.100.65 to .78).
+const REGION_POOL: &str = "198.51.100.64/28";
 
 fn config(name: &str, addr: &str, etcd: &str) -> Value {
     let mut c = fast_config();
@@ -122,25 +127,50 @@ fn copy_ca(from: &Path, to: &Daemon) {
 
 /// The region's three hosts h1, h2 and h3 on `ul` (namespaces `<tag>h1`…), started with
 /// etcd at `ep`, once each lists all three as available. The first host makes the region's
-/// CA; the others start with it, so that each trusts the others' certificates.
-fn start_hosts(ul: &Underlay, tag: &str, ep: &str) -> Vec<Daemon> {
-    let (names, addrs) = (NAMES, ADDRS);
-    let mut d = vec![ul.start_daemon(
+/// CA; the others start with it, so that each trusts the others' certificates. With
+/// `uplinks`, `ul` gets its LAN and each host an uplink on it ([`LAN_ADDRS`]) and the
+/// region's public pool [`REGION_POOL`] in its config.
+fn start_hosts(ul: &Underlay, tag: &str, ep: &str, uplinks: bool) -> Vec<Daemon> {
+    if uplinks {
+        ul.add_lan();
+    }
+    let host_config = |k: usize| {
+        let mut c = config(NAMES[k], ADDRS[k], ep);
+        if uplinks {
+            c["uplink"] = json!({"interface": strato_e2e::UPLINK, "pool": REGION_POOL});
+        }
+        c
+    };
+    // Plugged into the LAN before it starts: the daemon finds its uplink at start.
+    let plug = |k: usize, x: &Daemon| {
+        if uplinks {
+            ul.plug_uplink(
+                &x.ns,
+                &format!("{tag}h{}", k + 1),
+                &format!("{}/24", LAN_ADDRS[k]),
+            );
+        }
+    };
+    let mut d = vec![ul.start_daemon_with(
         &format!("{tag}h1"),
-        config(names[0], addrs[0], ep),
-        &format!("{}/24", addrs[0]),
+        host_config(0),
+        &format!("{}/24", ADDRS[0]),
+        |x| plug(0, x),
     )];
     let ca_dir = d[0].data().join("tls");
-    for k in 1..3 {
+    for (k, addr) in ADDRS.iter().enumerate().skip(1) {
         d.push(ul.start_daemon_with(
             &format!("{tag}h{}", k + 1),
-            config(names[k], addrs[k], ep),
-            &format!("{}/24", addrs[k]),
-            |x| copy_ca(&ca_dir, x),
+            host_config(k),
+            &format!("{addr}/24"),
+            |x| {
+                copy_ca(&ca_dir, x);
+                plug(k, x);
+            },
         ));
     }
     for x in &d {
-        for n in names {
+        for n in NAMES {
             wait_host(x, n, "available", T);
         }
     }
@@ -156,7 +186,7 @@ fn three_hosts_one_region() {
     let ep = ul.etcd_endpoint();
     assert!(ep.contains(SWITCH_ADDR));
     let names = NAMES;
-    let mut d = start_hosts(&ul, "cl", &ep);
+    let mut d = start_hosts(&ul, "cl", &ep, false);
 
     // Membership: each host lists the three, available, with their capacity.
     for x in &d {
@@ -1656,7 +1686,8 @@ fn wait_cli(d: &Daemon, args: &[&str]) -> Value {
 /// host), their addresses handed out once for the region; they reach each other only once
 /// the group (changed on h1) allows ICMP from the subnet, each host applying the change to
 /// its own instance. Stand-ins on h2's and h3's VPC bridges send the pings (probe guests
-/// only answer IPv4 pings).
+/// only answer IPv4 pings). The hosts have uplinks on one LAN: then the region's Elastic
+/// IPs ([`elastic_ips_of_the_region`]).
 #[test]
 fn a_vpc_of_the_region() {
     const CIDR: &str = "10.78.0.0/16";
@@ -1664,7 +1695,7 @@ fn a_vpc_of_the_region() {
     let ul = Underlay::new("cv");
     let _etcd = ul.start_etcd();
     let ep = ul.etcd_endpoint();
-    let d = start_hosts(&ul, "cv", &ep);
+    let d = start_hosts(&ul, "cv", &ep, true);
 
     // Made once, on h1.
     let v = d[0].json(&["create-vpc", "--cidr-block", CIDR]);
@@ -1817,4 +1848,274 @@ fn a_vpc_of_the_region() {
             "the revoke never reached h2 or h3"
         );
     }
+
+    elastic_ips_of_the_region(&ul, &d, &sg, [(&p2, &ip2), (&p3, &ip3)]);
+}
+
+/// The /32 addresses on `x`'s uplink, sorted.
+fn uplink_publics(x: &Daemon) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-n", &x.ns, "-j", "addr", "show", "dev", strato_e2e::UPLINK])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {out:?}", x.ns);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ips: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["family"] == "inet" && a["prefixlen"] == 32)
+        .filter_map(|a| a["local"].as_str().map(str::to_string))
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The names of the hosts whose uplink has `ip` as a /32.
+fn hosts_with(d: &[Daemon], ip: &str) -> Vec<&'static str> {
+    d.iter()
+        .zip(NAMES)
+        .filter(|(x, _)| uplink_publics(x).iter().any(|p| p == ip))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// Waits until exactly the hosts `want` have `ip` on their uplinks.
+fn wait_uplinks(d: &[Daemon], ip: &str, want: &[&str]) {
+    let deadline = Instant::now() + T;
+    loop {
+        let got = hosts_with(d, ip);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ip} is on the uplinks of {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until ping from the LAN (the switch) to `ip` answers (`answers`) or goes quiet;
+/// fails with what the switch's neighbour table and the hosts' uplinks show.
+fn wait_lan_ping(ul: &Underlay, d: &[Daemon], ip: &str, answers: bool) {
+    let deadline = Instant::now() + T;
+    while ul.ping(ip, 1) != answers {
+        if Instant::now() > deadline {
+            let neigh = ul.sh(&format!("ip neigh show {ip}; ip link show lan0"));
+            let uplinks: Vec<(String, Vec<String>)> = d
+                .iter()
+                .map(|x| (x.ns.clone(), uplink_publics(x)))
+                .collect();
+            panic!(
+                "ping from the LAN to {ip} never {}; the switch's neighbour entry:\n{}\
+                 the hosts' uplinks: {uplinks:?}",
+                if answers { "answered" } else { "went quiet" },
+                String::from_utf8_lossy(&neigh.stdout)
+            );
+        }
+    }
+}
+
+/// `x`'s DescribeAddresses: allocation ID → address.
+fn addresses(x: &Daemon) -> BTreeMap<String, Value> {
+    x.json(&["describe-addresses"])["Addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["AllocationId"].as_str().unwrap().to_string(), a.clone()))
+        .collect()
+}
+
+/// A field of an address as text ("" when absent or null).
+fn field<'a>(a: &'a Value, key: &str) -> &'a str {
+    a[key].as_str().unwrap_or("")
+}
+
+/// Waits until every host's DescribeAddresses shows `alloc` associated as `want`
+/// (association, instance, network interface, private address), or not associated
+/// (`None`).
+fn wait_association(d: &[Daemon], alloc: &str, want: Option<[&str; 4]>) {
+    let keys = [
+        "AssociationId",
+        "InstanceId",
+        "NetworkInterfaceId",
+        "PrivateIpAddress",
+    ];
+    let want = want.unwrap_or([""; 4]);
+    for (x, name) in d.iter().zip(NAMES) {
+        let mut seen = Value::Null;
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(a) = addresses(x).remove(alloc) {
+                if keys.iter().zip(want).all(|(k, w)| field(&a, k) == w) {
+                    break;
+                }
+                seen = a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} shows {alloc} as {seen}, want {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Elastic IPs are the region's (every host an uplink on one LAN, one pool): allocated on
+/// each host, three distinct addresses, each claimed once in etcd and listed by every
+/// host; one associated with h2's probe through h3 is on h2's uplink alone and answers
+/// ping from the LAN, reassociated to h3's probe through h1 it moves to h3's uplink; in
+/// use it cannot be released (h2); disassociated through h2's Query API it leaves the
+/// uplinks and goes quiet; released through h1 it is gone from every host and from etcd.
+/// `probes`: h2's and h3's probe instances, each with its private address, in group `sg`.
+fn elastic_ips_of_the_region(
+    ul: &Underlay,
+    d: &[Daemon],
+    sg: &str,
+    probes: [(&String, &String); 2],
+) {
+    let started = Instant::now();
+    let [(p2, ip2), (p3, ip3)] = probes;
+    let eni_of = |x: &Daemon, id: &str| {
+        x.instance(id)["NetworkInterfaces"][0]["NetworkInterfaceId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (eni2, eni3) = (eni_of(&d[1], p2), eni_of(&d[2], p3));
+    let in_pool = |ip: &str| {
+        ip.strip_prefix("198.51.100.")
+            .and_then(|l| l.parse::<u8>().ok())
+            .is_some_and(|l| (65..=78).contains(&l))
+    };
+
+    // One allocation on each host: three addresses, none handed out twice.
+    let mut allocs: Vec<(String, String)> = Vec::new();
+    for x in d {
+        let a = x.json(&["allocate-address", "--domain", "vpc"]);
+        let ip = field(&a, "PublicIp").to_string();
+        let id = field(&a, "AllocationId").to_string();
+        assert!(id.starts_with("eipalloc-") && in_pool(&ip), "{}: {a}", x.ns);
+        allocs.push((id, ip));
+    }
+    let ips: BTreeSet<&str> = allocs.iter().map(|(_, ip)| ip.as_str()).collect();
+    assert_eq!(
+        ips.len(),
+        3,
+        "the region hands each address out once: {allocs:?}"
+    );
+    let claims = etcd_keys(ul, "ips/public/");
+    for ip in &ips {
+        assert!(claims.iter().any(|c| c == ip), "{ip} unclaimed: {claims:?}");
+    }
+    let ids: BTreeSet<&str> = allocs.iter().map(|(id, _)| id.as_str()).collect();
+    for (x, name) in d.iter().zip(NAMES) {
+        strato_e2e::wait_until(
+            T,
+            &format!("the three allocations listed on {name}"),
+            || {
+                let got = addresses(x);
+                ids.iter().all(|id| {
+                    got.get(*id)
+                        .is_some_and(|a| ips.contains(field(a, "PublicIp")))
+                })
+            },
+        );
+    }
+    let (alloc, eip) = allocs[0].clone();
+
+    // The LAN may ping the probes.
+    d[0].cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        sg,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--cidr",
+        "198.51.100.0/24",
+    ]);
+
+    // h1's address on h2's probe, asked of h3: on h2's uplink alone, NATed to the probe.
+    let v = d[2].json(&[
+        "associate-address",
+        "--allocation-id",
+        &alloc,
+        "--instance-id",
+        p2,
+    ]);
+    let assoc = field(&v, "AssociationId").to_string();
+    assert!(assoc.starts_with("eipassoc-"), "{v}");
+    wait_association(d, &alloc, Some([&assoc, p2, &eni2, ip2]));
+    wait_uplinks(d, &eip, &["h2"]);
+    wait_lan_ping(ul, d, &eip, true);
+    assert_eq!(field(&d[1].instance(p2), "PublicIpAddress"), eip);
+
+    // Without --allow-reassociation it stays where it is.
+    d[0].cli_err(
+        "Resource.AlreadyAssociated",
+        &[
+            "associate-address",
+            "--allocation-id",
+            &alloc,
+            "--instance-id",
+            p3,
+        ],
+    );
+    // With it, through h1, it moves to h3's probe: h2 drops the /32, h3 takes it.
+    let v = d[0].json(&[
+        "associate-address",
+        "--allocation-id",
+        &alloc,
+        "--instance-id",
+        p3,
+        "--allow-reassociation",
+    ]);
+    let assoc = field(&v, "AssociationId").to_string();
+    assert!(assoc.starts_with("eipassoc-"), "{v}");
+    wait_association(d, &alloc, Some([&assoc, p3, &eni3, ip3]));
+    wait_uplinks(d, &eip, &["h3"]);
+    wait_lan_ping(ul, d, &eip, true);
+
+    // In use: h2 may not release it.
+    d[1].cli_err(
+        "InvalidIPAddress.InUse",
+        &["release-address", "--allocation-id", &alloc],
+    );
+    assert!(etcd_keys(ul, "ips/public/").contains(&eip));
+
+    // Disassociated through h2's Query API: off h3's uplink, quiet.
+    d[1].aws(None)
+        .json(&["ec2", "disassociate-address", "--association-id", &assoc]);
+    wait_association(d, &alloc, None);
+    wait_uplinks(d, &eip, &[]);
+    wait_lan_ping(ul, d, &eip, false);
+
+    // Released through h1: no host lists it, etcd no longer claims it.
+    d[0].cli(&["release-address", "--allocation-id", &alloc]);
+    for (x, name) in d.iter().zip(NAMES) {
+        strato_e2e::wait_until(T, &format!("{alloc} gone from {name}"), || {
+            !addresses(x).contains_key(&alloc)
+        });
+    }
+    strato_e2e::wait_until(T, &format!("{eip}'s claim gone from etcd"), || {
+        !etcd_keys(ul, "ips/public/").contains(&eip)
+    });
+
+    // The other two, released through the host after the one that allocated each.
+    for (k, (id, _)) in allocs.iter().enumerate().skip(1) {
+        d[(k + 1) % 3].cli(&["release-address", "--allocation-id", id]);
+    }
+    for (x, name) in d.iter().zip(NAMES) {
+        strato_e2e::wait_until(T, &format!("no allocation left on {name}"), || {
+            addresses(x).is_empty()
+        });
+    }
+    strato_e2e::wait_until(T, "no public address claimed in etcd", || {
+        etcd_keys(ul, "ips/public/").is_empty()
+    });
+    eprintln!("elastic IPs of the region took {:?}", started.elapsed());
 }

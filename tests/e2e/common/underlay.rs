@@ -2,6 +2,9 @@
 //! bridge (the "switch" between hosts), an etcd server on the switch's own address, and
 //! daemons whose namespaces are plugged into the switch by a veth pair (`underlay0` on the
 //! daemon's side). Everything lives in namespaces the test made; nothing leaves them.
+//! Optionally a LAN beside it: a second bridge (`lan0`, the hosts' shared public segment)
+//! that daemons' uplinks plug into, the switch's own address on it standing in for the
+//! outside world that pings public addresses.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -9,13 +12,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{must, sh, Daemon};
+use super::{must, sh, Daemon, UPLINK};
 
 /// The switch's own address: where etcd listens.
 pub const SWITCH_ADDR: &str = "10.250.0.1";
 
 /// The name of each daemon's underlay interface.
 pub const UNDERLAY_IF: &str = "underlay0";
+
+/// The switch's own address on the LAN (its bridge `lan0`, 198.51.100.0/24).
+pub const LAN_ADDR: &str = "198.51.100.1";
+
+/// The LAN's bridge in the switch's namespace.
+pub const LAN_BRIDGE: &str = "lan0";
 
 /// The underlay: a namespace with bridge `sw0`, `10.250.0.1/24` on it.
 pub struct Underlay {
@@ -113,6 +122,53 @@ impl Underlay {
         ]);
         must(&["ip", "-n", ns, "addr", "add", addr, "dev", UNDERLAY_IF]);
         must(&["ip", "-n", ns, "link", "set", UNDERLAY_IF, "up"]);
+    }
+
+    /// Adds the LAN: bridge [`LAN_BRIDGE`] with `198.51.100.1/24` in the switch's namespace,
+    /// for daemons' uplinks ([`Underlay::plug_uplink`]).
+    pub fn add_lan(&self) {
+        must(&[
+            "ip", "-n", &self.ns, "link", "add", LAN_BRIDGE, "type", "bridge",
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &self.ns,
+            "addr",
+            "add",
+            &format!("{LAN_ADDR}/24"),
+            "dev",
+            LAN_BRIDGE,
+        ]);
+        must(&["ip", "-n", &self.ns, "link", "set", LAN_BRIDGE, "up"]);
+    }
+
+    /// Plugs namespace `ns` into the LAN (made by [`Underlay::add_lan`]): [`UPLINK`] (with
+    /// `addr`, `198.51.100.x/24`) there, `l-<tag>` here.
+    pub fn plug_uplink(&self, ns: &str, tag: &str, addr: &str) {
+        let port = format!("l-{tag}");
+        assert!(port.len() <= 15, "LAN port name too long: {port}");
+        must(&[
+            "ip", "-n", &self.ns, "link", "add", &port, "type", "veth", "peer", "name", UPLINK,
+            "netns", ns,
+        ]);
+        must(&[
+            "ip", "-n", &self.ns, "link", "set", &port, "master", LAN_BRIDGE, "up",
+        ]);
+        must(&["ip", "-n", ns, "addr", "add", addr, "dev", UPLINK]);
+        must(&["ip", "-n", ns, "link", "set", UPLINK, "up"]);
+    }
+
+    /// Whether one ping from the switch's namespace to `ip` is answered within `secs`
+    /// seconds (from the LAN when `ip` is on it).
+    pub fn ping(&self, ip: &str, secs: u32) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, "ping", "-c", "1", "-W"])
+            .arg(secs.to_string())
+            .arg(ip)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     /// Runs a shell script in the switch's namespace.
