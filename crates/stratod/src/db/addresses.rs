@@ -609,6 +609,61 @@ mod tests {
     const A: &str = "eni-0000000000000000a";
     const B: &str = "eni-0000000000000000b";
 
+    /// An Elastic IP mirrored from the region whose association is another host's: listed
+    /// with that host's instance, never mapped here, untouched by this host's crash
+    /// cleanup; a newer record moving it to an interface here takes the target from this
+    /// host's pool address.
+    #[test]
+    fn mirrored_elastic_ips_map_on_their_host_only() {
+        let db = setup();
+        let remote = PublicIp {
+            public_ip: "198.51.100.30".into(),
+            owner: "111111111111".into(),
+            allocation_id: Some("eipalloc-0000000000000000a".into()),
+            association_id: Some("eipassoc-0000000000000000a".into()),
+            eni_id: Some("eni-000000000000000ff".into()),
+            private_ip: Some("10.0.0.9".into()),
+            instance_id: Some("i-000000000000000ff".into()),
+            eni_owner: Some("111111111111".into()),
+            tags: vec![],
+            assoc_host: Some("h2".into()),
+        };
+        db.upsert_eip(&remote).unwrap();
+        assert_eq!(
+            db.eip("eipalloc-0000000000000000a").unwrap(),
+            Some(remote.clone())
+        );
+        assert!(db.public_mappings().unwrap().is_empty());
+        assert_eq!(db.release_stale_public_ips().unwrap(), 0);
+        assert_eq!(db.eip_ids().unwrap(), ["eipalloc-0000000000000000a"]);
+        assert_eq!(
+            db.release_eip("eipalloc-0000000000000000a").unwrap(),
+            Release::InUse
+        );
+
+        // A's pool address gives way to the Elastic IP moved to A (a record of this host's).
+        db.assign_pool_ip(pool(), "111111111111", A, "10.0.0.4")
+            .unwrap();
+        let here = PublicIp {
+            eni_id: Some(A.into()),
+            private_ip: Some("10.0.0.4".into()),
+            instance_id: None,
+            eni_owner: None,
+            assoc_host: None,
+            ..remote
+        };
+        db.upsert_eip(&here).unwrap();
+        assert_eq!(
+            db.public_mappings().unwrap(),
+            [("198.51.100.30".to_string(), "10.0.0.4".to_string())]
+        );
+        let got = db.eip("eipalloc-0000000000000000a").unwrap().unwrap();
+        assert_eq!(got.instance_id.as_deref(), Some("i-0000000000000000a"));
+        assert_eq!(db.public_ips_held().unwrap().len(), 1);
+        db.delete_eip("eipalloc-0000000000000000a").unwrap();
+        assert!(db.eip_ids().unwrap().is_empty());
+    }
+
     #[test]
     fn allocation_goes_round_the_pool() {
         let ip = |k| Ipv4Addr::new(198, 51, 100, k);
