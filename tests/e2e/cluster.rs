@@ -1849,6 +1849,129 @@ fn a_vpc_of_the_region() {
         );
     }
 
+    // A rule whose source is a group matches that group's members on every host: an
+    // interface on h2 in group "peers" holding s2's address lets s2 ping h3's probe once
+    // h3's rule names "peers", while s3 (no member) still cannot ping h2's probe; when the
+    // interface goes, h3 stops matching it.
+    let v = d[0].json(&[
+        "create-security-group",
+        "--group-name",
+        "peers",
+        "--description",
+        "members on h2",
+        "--vpc-id",
+        &vpc,
+    ]);
+    let peers = v["GroupId"].as_str().unwrap().to_string();
+    wait_cli(&d[1], &["describe-security-groups", "--group-ids", &peers]);
+    let member = d[1].json(&[
+        "create-network-interface",
+        "--subnet-id",
+        &subnet,
+        "--private-ip-address",
+        "10.78.1.200",
+        "--groups",
+        &peers,
+    ]);
+    let member_id = member["NetworkInterface"]["NetworkInterfaceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d[2].cli(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--source-group",
+        &peers,
+    ]);
+    assert!(
+        s2.pings_within(&ip3, 20),
+        "h3 matches h2's member of the source group"
+    );
+    assert!(!s3.ping(&ip2, 1), "s3 is no member of the source group");
+    d[0].cli(&[
+        "delete-network-interface",
+        "--network-interface-id",
+        &member_id,
+    ]);
+    let deadline = Instant::now() + T;
+    while s2.ping(&ip3, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "h3 kept matching a member h2 deleted"
+        );
+    }
+    d[1].cli(&[
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--source-group",
+        &peers,
+    ]);
+
+    // Interfaces made and given addresses outside a launch claim them in the region at
+    // once: h3's probe's address is refused to an interface on h2, and what h2 picks is
+    // claimed before the call answers.
+    let taken = [
+        "--subnet-id",
+        subnet.as_str(),
+        "--private-ip-address",
+        ip3.as_str(),
+    ];
+    let mut args = vec!["create-network-interface"];
+    args.extend(taken);
+    d[1].cli_err("InvalidIPAddress.InUse", &args);
+    let eni = d[1].json(&["create-network-interface", "--subnet-id", &subnet]);
+    let eni_id = eni["NetworkInterface"]["NetworkInterfaceId"]
+        .as_str()
+        .unwrap();
+    let eni_ip = eni["NetworkInterface"]["PrivateIpAddress"]
+        .as_str()
+        .unwrap();
+    assert!(eni_ip != ip2 && eni_ip != ip3, "{eni}");
+    let claims = etcd_keys(&ul, &format!("ips/{subnet}/"));
+    assert!(claims.iter().any(|c| c == eni_ip), "{claims:?}");
+    let assign = [
+        "assign-private-ip-addresses",
+        "--network-interface-id",
+        eni_id,
+        "--private-ip-addresses",
+        ip3.as_str(),
+    ];
+    d[1].cli_err("InvalidIPAddress.InUse", &assign);
+    d[1].cli(&[
+        "assign-private-ip-addresses",
+        "--network-interface-id",
+        eni_id,
+        "--secondary-private-ip-address-count",
+        "1",
+    ]);
+    let v = d[1].json(&[
+        "describe-network-interfaces",
+        "--network-interface-ids",
+        eni_id,
+    ]);
+    let secondary = v["NetworkInterfaces"][0]["PrivateIpAddresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["PrivateIpAddress"].as_str())
+        .find(|a| *a != eni_ip)
+        .unwrap()
+        .to_string();
+    assert!(secondary != ip2 && secondary != ip3, "{v}");
+    let claims = etcd_keys(&ul, &format!("ips/{subnet}/"));
+    assert!(claims.contains(&secondary), "{claims:?}");
+    d[2].cli(&["delete-network-interface", "--network-interface-id", eni_id]);
+
     elastic_ips_of_the_region(&ul, &d, &sg, [(&p2, &ip2), (&p3, &ip3)]);
 }
 

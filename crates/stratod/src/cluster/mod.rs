@@ -17,6 +17,7 @@ pub mod fanout;
 pub mod forward;
 pub mod images;
 pub mod interfaces;
+pub mod members;
 pub mod membership;
 pub mod mirror;
 pub mod network;
@@ -65,6 +66,8 @@ pub struct Region {
     /// Held while this host's database and the region's shared records are compared or
     /// changed together (`mirror`), so that a pass never sees a create or delete half done.
     pub(crate) mirror_lock: tokio::sync::Mutex<()>,
+    /// The other hosts' security group members, as the reconciler last read them.
+    remote_members: Mutex<members::Remote>,
 }
 
 impl std::fmt::Debug for Region {
@@ -89,6 +92,7 @@ impl Region {
             last_ok: Mutex::new(None),
             started_at: crate::db::now_s(),
             mirror_lock: tokio::sync::Mutex::new(()),
+            remote_members: Mutex::new(members::Remote::new()),
         }
     }
 

@@ -97,6 +97,13 @@ pub async fn run(cloud: Arc<Cloud>) {
                 Ok(held)
             })
             .await;
+        region.repair_members(|| cloud.held_members()).await;
+        if region.refresh_remote_members().await {
+            // A source group's members came or went on another host.
+            if let Err(e) = cloud.apply_firewall().await {
+                tracing::warn!(error = %e.message, "cannot apply the other hosts' group members");
+            }
+        }
         // Every host that has an AMI's files is one a launch elsewhere may pull them from.
         repair_owners(&region, "ami-", || cloud.held_images()).await;
     }

@@ -152,6 +152,19 @@ impl Cloud {
             }
             model.enis.push(er);
         }
+        // Members of source groups on the region's other hosts, on this host's bridge of
+        // their subnet.
+        let remote = self
+            .cluster
+            .as_ref()
+            .map(|r| r.remote_members())
+            .unwrap_or_default();
+        let bridge_of: HashMap<String, String> = self
+            .db
+            .subnets()?
+            .into_iter()
+            .map(|s| (s.id, s.bridge))
+            .collect();
         for p in peers {
             let mut set = GroupSet {
                 id: p.clone(),
@@ -168,8 +181,20 @@ impl Cloud {
                     }
                 }
             }
+            for (subnet, addr) in remote.get(&p).map(Vec::as_slice).unwrap_or_default() {
+                let Some(bridge) = bridge_of.get(subnet) else {
+                    continue;
+                };
+                if let Ok(a) = addr.parse::<Ipv4Addr>() {
+                    set.members.push((bridge.clone(), a));
+                } else if let Ok(a) = addr.parse::<Ipv6Addr>() {
+                    set.members6.push((bridge.clone(), a));
+                }
+            }
             set.members.sort();
+            set.members.dedup();
             set.members6.sort();
+            set.members6.dedup();
             model.groups.push(set);
         }
         // Every VPC bridge limits what reaches the host itself to the guest services.

@@ -172,6 +172,16 @@ fn in_use(ip: &str) -> ApiError {
     )
 }
 
+/// How many times a call picks again when hosts of the region take its picks meanwhile.
+const CLAIM_TRIES: usize = 4;
+
+fn contended() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "Other hosts of the region kept taking the free addresses of the subnet; try again.",
+    )
+}
+
 fn no_addresses(subnet: &str) -> ApiError {
     ApiError::new(
         ErrorCode::InsufficientFreeAddressesInSubnet,
@@ -224,18 +234,49 @@ impl Cloud {
 
     /// CreateNetworkInterface: the records, then the firewall, so that the interface's
     /// rules and anti-spoofing entries exist before anything can use its tap.
+    /// In a region subnet its addresses are claimed in the region first: addresses other
+    /// hosts claimed are never picked, and one another host claimed in the meantime is
+    /// given back and another picked (or, named by the caller, refused).
     pub async fn create_network_interface(
         &self,
         account: &str,
         req: CreateEni,
     ) -> ApiResult<EniView> {
-        let view = self.new_network_interface(account, req)?;
-        self.apply_firewall().await?;
-        Ok(view)
+        let mut avoid = Vec::new();
+        for _ in 0..CLAIM_TRIES {
+            avoid.extend(self.claimed_ips(&req.subnet_id).await?);
+            let view = self.new_network_interface(account, req.clone(), &avoid)?;
+            let mut addrs = vec![view.eni.private_ip.clone()];
+            addrs.extend(view.secondary.iter().cloned());
+            match self.claim_these(account, &req.subnet_id, &addrs).await {
+                Ok(None) => {
+                    self.apply_firewall().await?;
+                    return Ok(view);
+                }
+                Ok(Some(lost)) => {
+                    self.db.delete_eni(&view.eni.id)?;
+                    if lost == req.private_ip || req.secondary_ips.contains(&lost) {
+                        return Err(in_use(&lost));
+                    }
+                    avoid.push(lost);
+                }
+                Err(e) => {
+                    self.db.delete_eni(&view.eni.id)?;
+                    return Err(e);
+                }
+            }
+        }
+        Err(contended())
     }
 
-    /// The records of CreateNetworkInterface.
-    fn new_network_interface(&self, account: &str, req: CreateEni) -> ApiResult<EniView> {
+    /// The records of CreateNetworkInterface; addresses in `avoid` (claimed by hosts of the
+    /// region) are in use.
+    fn new_network_interface(
+        &self,
+        account: &str,
+        req: CreateEni,
+        avoid: &[String],
+    ) -> ApiResult<EniView> {
         if req.subnet_id.is_empty() {
             return Err(ApiError::missing("SubnetId"));
         }
@@ -287,7 +328,8 @@ impl Cloud {
         // A concurrent create or launch may take a picked address first; the insert refuses
         // and the loop picks again. Addresses the caller named are not picked again.
         for _ in 0..64 {
-            let used = self.db.used_ips(&subnet.id)?;
+            let mut used = self.db.used_ips(&subnet.id)?;
+            used.extend(avoid.iter().cloned());
             for ip in primary.iter().chain(&named) {
                 if used.contains(ip) {
                     return Err(in_use(ip));
@@ -599,18 +641,36 @@ impl Cloud {
         ips: &[String],
         count: i32,
     ) -> ApiResult<Vec<String>> {
-        let added = self.add_private_ips(account, eni_id, ips, count)?;
-        self.apply_firewall().await?;
-        Ok(added)
+        let subnet_id = self.owned_eni(account, eni_id)?.subnet_id;
+        let mut avoid = Vec::new();
+        for _ in 0..CLAIM_TRIES {
+            avoid.extend(self.claimed_ips(&subnet_id).await?);
+            let added = self.add_private_ips(account, eni_id, ips, count, &avoid)?;
+            let lost = self.claim_these(account, &subnet_id, &added).await;
+            if !matches!(lost, Ok(None)) {
+                self.db.remove_secondary_ips(eni_id, &added)?;
+            }
+            match lost {
+                Ok(None) => {
+                    self.apply_firewall().await?;
+                    return Ok(added);
+                }
+                Ok(Some(lost)) if ips.contains(&lost) => return Err(in_use(&lost)),
+                Ok(Some(lost)) => avoid.push(lost),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(contended())
     }
 
-    /// The records of AssignPrivateIpAddresses.
+    /// The records of AssignPrivateIpAddresses; addresses in `avoid` are in use.
     fn add_private_ips(
         &self,
         account: &str,
         eni_id: &str,
         ips: &[String],
         count: i32,
+        avoid: &[String],
     ) -> ApiResult<Vec<String>> {
         let eni = self.owned_eni(account, eni_id)?;
         let subnet = self.eni_subnet(&eni)?;
@@ -635,7 +695,8 @@ impl Cloud {
             if have.len() + named.len() + count > MAX_SECONDARY {
                 return Err(too_many_secondary());
             }
-            let used = self.db.used_ips(&subnet.id)?;
+            let mut used = self.db.used_ips(&subnet.id)?;
+            used.extend(avoid.iter().cloned());
             if let Some(ip) = named.iter().find(|ip| used.contains(ip)) {
                 return Err(in_use(ip));
             }
@@ -858,33 +919,35 @@ mod tests {
             secondary_count: n,
             ..Default::default()
         };
-        let a = cloud.new_network_interface(me, req("", 2)).unwrap();
+        let a = cloud.new_network_interface(me, req("", 2), &[]).unwrap();
         assert_eq!(a.eni.private_ip, "10.0.0.4");
         assert_eq!(a.secondary, ["10.0.0.5", "10.0.0.6"]);
         assert_eq!(a.status(), "available");
-        let e = cloud.new_network_interface(me, req("10.0.0.5", 0));
+        let e = cloud.new_network_interface(me, req("10.0.0.5", 0), &[]);
         assert_eq!(e.unwrap_err().code, "InvalidIPAddress.InUse");
-        let e = cloud.new_network_interface(me, req("10.0.0.15", 0));
+        let e = cloud.new_network_interface(me, req("10.0.0.15", 0), &[]);
         assert_eq!(e.unwrap_err().code, "InvalidParameterValue");
         let mut grouped = req("", 0);
         grouped.groups = vec!["sg-0123456789abcdef0".into()];
-        let e = cloud.new_network_interface(me, grouped);
+        let e = cloud.new_network_interface(me, grouped, &[]);
         assert_eq!(e.unwrap_err().code, "InvalidGroup.NotFound");
-        let e = cloud.new_network_interface("222222222222", req("", 0));
+        let e = cloud.new_network_interface("222222222222", req("", 0), &[]);
         assert_eq!(e.unwrap_err().code, "InvalidSubnetID.NotFound");
-        let b = cloud.new_network_interface(me, req("10.0.0.9", 0)).unwrap();
+        let b = cloud
+            .new_network_interface(me, req("10.0.0.9", 0), &[])
+            .unwrap();
         assert_ne!(a.eni.mac, b.eni.mac);
 
-        let added = cloud.add_private_ips(me, &b.eni.id, &[], 1).unwrap();
+        let added = cloud.add_private_ips(me, &b.eni.id, &[], 1, &[]).unwrap();
         assert_eq!(added, ["10.0.0.7"]);
-        let e = cloud.add_private_ips(me, &b.eni.id, &["10.0.0.4".into()], 0);
+        let e = cloud.add_private_ips(me, &b.eni.id, &["10.0.0.4".into()], 0, &[]);
         assert_eq!(e.unwrap_err().code, "InvalidIPAddress.InUse");
         let e = cloud.remove_private_ips(me, &b.eni.id, &["10.0.0.5".into()]);
         assert_eq!(e.unwrap_err().code, "InvalidParameterValue");
         cloud
             .remove_private_ips(me, &b.eni.id, &["10.0.0.7".into()])
             .unwrap();
-        let e = cloud.add_private_ips(me, &b.eni.id, &[], 11);
+        let e = cloud.add_private_ips(me, &b.eni.id, &[], 11, &[]);
         assert_eq!(e.unwrap_err().code, "PrivateIpAddressLimitExceeded");
 
         let f = |name: &str, v: &str| Filter {

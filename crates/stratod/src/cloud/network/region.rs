@@ -632,6 +632,41 @@ impl Cloud {
         Ok(out)
     }
 
+    /// The addresses of this host's interfaces in region subnets by security group, for
+    /// the region's member lists (`cluster::members`).
+    pub fn held_members(
+        &self,
+    ) -> ApiResult<std::collections::BTreeMap<String, crate::cluster::members::Members>> {
+        use crate::cluster::members::Members;
+        let region_subnets = self.db.region_subnet_ids()?;
+        let mut out: std::collections::BTreeMap<String, Members> = Default::default();
+        let groups = self.db.eni_memberships()?;
+        for e in self.db.eni_hosts()? {
+            let Some(eni) = self.db.eni(&e.id)? else {
+                continue;
+            };
+            if !region_subnets.contains(&eni.subnet_id) {
+                continue;
+            }
+            let mut addrs = vec![eni.private_ip.clone()];
+            addrs.extend(self.db.secondary_ips(&e.id)?);
+            addrs.extend(self.db.eni_ipv6(&e.id)?);
+            for (_, g) in groups.iter().filter(|(id, _)| *id == e.id) {
+                let m = out.entry(g.clone()).or_insert_with(|| Members {
+                    account: e.owner.clone(),
+                    addrs: Vec::new(),
+                });
+                m.addrs
+                    .extend(addrs.iter().map(|a| (eni.subnet_id.clone(), a.clone())));
+            }
+        }
+        for m in out.values_mut() {
+            m.addrs.sort();
+            m.addrs.dedup();
+        }
+        Ok(out)
+    }
+
     /// Every private address this host's interfaces have in region subnets, for the
     /// region's address claims: `(subnet, address, account)`.
     pub fn held_ips(&self) -> ApiResult<Vec<(String, String, String)>> {
@@ -689,6 +724,81 @@ impl Cloud {
             }
         }
         Ok(Some(got))
+    }
+
+    /// The addresses of region subnet `subnet_id` that other hosts' claims hold;
+    /// none for a subnet that is not the region's, or without a region.
+    pub async fn claimed_ips(&self, subnet_id: &str) -> ApiResult<Vec<String>> {
+        let Some(region) = &self.cluster else {
+            return Ok(Vec::new());
+        };
+        if !self.db.region_subnet_ids()?.iter().any(|s| s == subnet_id) {
+            return Ok(Vec::new());
+        }
+        let claims = region
+            .ip_claims(Some(subnet_id))
+            .await
+            .map_err(|e| region.cut_off(&e))?;
+        // This host's own claims are of addresses its database has (or had a moment ago:
+        // those are free again here).
+        Ok(claims
+            .into_iter()
+            .filter(|(_, _, c)| c.host != region.host())
+            .map(|(_, a, _)| a)
+            .collect())
+    }
+
+    /// Claims `addrs`, which an interface here just took in region subnet `subnet_id`; the
+    /// first one another host claimed first (`Some`, the others given back), or `None`
+    /// when all are this host's now (or the subnet is not the region's).
+    pub async fn claim_these(
+        &self,
+        account: &str,
+        subnet_id: &str,
+        addrs: &[String],
+    ) -> ApiResult<Option<String>> {
+        let Some(region) = self.cluster.clone() else {
+            return Ok(None);
+        };
+        if !self.db.region_subnet_ids()?.iter().any(|s| s == subnet_id) {
+            return Ok(None);
+        }
+        let mut got: Vec<std::net::Ipv4Addr> = Vec::new();
+        for a in addrs {
+            let r = region.claim_ip(subnet_id, a, account).await;
+            let lost = match r {
+                Ok(true) => {
+                    got.extend(a.parse::<std::net::Ipv4Addr>().ok());
+                    continue;
+                }
+                // This host's own claim (a launch's, or the reconciler's) is no loss.
+                Ok(false) => !self.claimed_here(&region, subnet_id, a).await?,
+                Err(e) => {
+                    self.release_ips(subnet_id, &got).await;
+                    return Err(region.cut_off(&e));
+                }
+            };
+            if lost {
+                self.release_ips(subnet_id, &got).await;
+                return Ok(Some(a.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn claimed_here(
+        &self,
+        region: &crate::cluster::Region,
+        subnet_id: &str,
+        addr: &str,
+    ) -> ApiResult<bool> {
+        let claims = region
+            .ip_claims(Some(subnet_id))
+            .await
+            .map_err(|e| region.cut_off(&e))?;
+        Ok(claims
+            .iter()
+            .any(|(_, a, c)| a == addr && c.host == region.host()))
     }
 
     /// Gives back claims [`Cloud::claim_ips`] made that no interface took (the reconciler
