@@ -32,14 +32,10 @@ impl Cloud {
             return Ok(HashSet::new());
         };
         let claims = region
-            .ip_claims(Some(PUBLIC))
+            .others_ip_claims(PUBLIC)
             .await
             .map_err(|e| region.cut_off(&e))?;
-        Ok(claims
-            .iter()
-            .filter(|(_, _, c)| c.host != region.host())
-            .filter_map(|(_, addr, _)| addr.parse().ok())
-            .collect())
+        Ok(claims.iter().filter_map(|a| a.parse().ok()).collect())
     }
 
     /// Claims public address `ip` for `account` in the region; false when another host has

@@ -160,6 +160,18 @@ impl Region {
         Ok(entries.iter().filter_map(ip_entry).collect())
     }
 
+    /// The addresses of `subnet` that other hosts' claims hold (this host's own claims are
+    /// of addresses its database has, or had a moment ago: those are free again here).
+    pub async fn others_ip_claims(&self, subnet: &str) -> Result<Vec<String>, EtcdError> {
+        Ok(self
+            .ip_claims(Some(subnet))
+            .await?
+            .into_iter()
+            .filter(|(_, _, c)| c.host != self.cfg.host)
+            .map(|(_, a, _)| a)
+            .collect())
+    }
+
     /// Claims `addr` of `subnet` for this host; false when another claim has it.
     pub async fn claim_ip(
         &self,

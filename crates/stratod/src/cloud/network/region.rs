@@ -735,17 +735,10 @@ impl Cloud {
         if !self.db.region_subnet_ids()?.iter().any(|s| s == subnet_id) {
             return Ok(Vec::new());
         }
-        let claims = region
-            .ip_claims(Some(subnet_id))
+        region
+            .others_ip_claims(subnet_id)
             .await
-            .map_err(|e| region.cut_off(&e))?;
-        // This host's own claims are of addresses its database has (or had a moment ago:
-        // those are free again here).
-        Ok(claims
-            .into_iter()
-            .filter(|(_, _, c)| c.host != region.host())
-            .map(|(_, a, _)| a)
-            .collect())
+            .map_err(|e| region.cut_off(&e))
     }
 
     /// Claims `addrs`, which an interface here just took in region subnet `subnet_id`; the
@@ -772,7 +765,11 @@ impl Cloud {
                     continue;
                 }
                 // This host's own claim (a launch's, or the reconciler's) is no loss.
-                Ok(false) => !self.claimed_here(&region, subnet_id, a).await?,
+                Ok(false) => region
+                    .others_ip_claims(subnet_id)
+                    .await
+                    .map_err(|e| region.cut_off(&e))?
+                    .contains(a),
                 Err(e) => {
                     self.release_ips(subnet_id, &got).await;
                     return Err(region.cut_off(&e));
@@ -784,21 +781,6 @@ impl Cloud {
             }
         }
         Ok(None)
-    }
-
-    async fn claimed_here(
-        &self,
-        region: &crate::cluster::Region,
-        subnet_id: &str,
-        addr: &str,
-    ) -> ApiResult<bool> {
-        let claims = region
-            .ip_claims(Some(subnet_id))
-            .await
-            .map_err(|e| region.cut_off(&e))?;
-        Ok(claims
-            .iter()
-            .any(|(_, a, c)| a == addr && c.host == region.host()))
     }
 
     /// Gives back claims [`Cloud::claim_ips`] made that no interface took (the reconciler
