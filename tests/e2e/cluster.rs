@@ -1696,6 +1696,7 @@ fn a_vpc_of_the_region() {
     let _etcd = ul.start_etcd();
     let ep = ul.etcd_endpoint();
     let d = start_hosts(&ul, "cv", &ep, true);
+    let default_vni = the_default_vpc_of_the_region(&ul, &d);
 
     // Made once, on h1.
     let v = d[0].json(&["create-vpc", "--cidr-block", CIDR]);
@@ -1739,7 +1740,10 @@ fn a_vpc_of_the_region() {
     wait_cli(&d[1], &["describe-security-groups", "--group-ids", &sg]);
 
     // One VNI, claimed in etcd, on every host's VXLAN device of the VPC.
-    let vnis = etcd_keys(&ul, "vnis/");
+    let vnis: Vec<String> = etcd_keys(&ul, "vnis/")
+        .into_iter()
+        .filter(|v| *v != default_vni)
+        .collect();
     assert_eq!(vnis.len(), 1, "{vnis:?}");
     let vni: u64 = vnis[0].parse().unwrap();
     let bridge = format!("svpc{}", &vpc[4..15]);
@@ -1973,6 +1977,136 @@ fn a_vpc_of_the_region() {
     d[2].cli(&["delete-network-interface", "--network-interface-id", eni_id]);
 
     elastic_ips_of_the_region(&ul, &d, &sg, [(&p2, &ip2), (&p3, &ip3)]);
+}
+
+/// The region has one default VPC: the same VPC, default subnets and default group on
+/// every host, one VNI on every host's default bridge (`strato0`), addresses claimed in the
+/// region, and instances launched without a subnet on two hosts on one segment, their
+/// groups enforced on each side.
+fn the_default_vpc_of_the_region(ul: &Underlay, d: &[Daemon]) -> String {
+    let defaults = |x: &Daemon| -> (String, Vec<String>, String) {
+        let v = x.json(&["describe-vpcs"]);
+        let vpc = v["Vpcs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["IsDefault"] == true)
+            .map(|v| v["VpcId"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>();
+        assert_eq!(vpc.len(), 1, "one default VPC on {}: {v}", x.ns);
+        let v = x.json(&["describe-subnets"]);
+        let mut subnets: Vec<String> = v["Subnets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["DefaultForAz"] == true)
+            .map(|s| s["SubnetId"].as_str().unwrap().to_string())
+            .collect();
+        subnets.sort();
+        let v = x.json(&["describe-security-groups"]);
+        let group = v["SecurityGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["GroupName"] == "default" && g["VpcId"] == vpc[0].as_str())
+            .map(|g| g["GroupId"].as_str().unwrap().to_string())
+            .unwrap_or_default();
+        (vpc[0].clone(), subnets, group)
+    };
+    let want = defaults(&d[0]);
+    assert!(!want.1.is_empty() && !want.2.is_empty(), "{want:?}");
+    for x in &d[1..] {
+        strato_e2e::wait_until(T, "every host shows the region's default VPC", || {
+            defaults(x) == want
+        });
+    }
+    let (vpc, subnets, group) = want;
+    assert!(etcd_keys(ul, "default-vpc").len() == 1);
+
+    // One VNI on every host's default bridge.
+    let vx = format!("svx{}", &vpc[4..16]);
+    let vni_of = |x: &Daemon| {
+        link(&x.ns, &vx)
+            .filter(|dev| dev["master"] == "strato0")
+            .map(|dev| dev["linkinfo"]["info_data"]["id"].clone())
+    };
+    let first = vni_of(&d[0]).unwrap_or_else(|| panic!("no {vx} on h1"));
+    for x in &d[1..] {
+        strato_e2e::wait_until(T, "the default VPC's VNI on every host", || {
+            vni_of(x).as_ref() == Some(&first)
+        });
+    }
+
+    // Launched without a subnet on h1 and on h3: the region's default subnet, addresses
+    // handed out once in the region.
+    let ami = d[0].register_probe("default-vpc");
+    strato_e2e::wait_until(T, "the AMI available on h3", || {
+        d[2].json(&["describe-images"])["Images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["ImageId"] == ami.as_str() && i["State"] == "available")
+    });
+    let q1 = launch(&d[0], &ami, &[]);
+    let q3 = launch(&d[2], &ami, &[]);
+    assert_eq!((q1[0].1.as_str(), q3[0].1.as_str()), ("h1", "h3"));
+    let (q1, q3) = (q1[0].0.clone(), q3[0].0.clone());
+    d[0].wait_status(&q1, ("*", "ok"), T);
+    d[2].wait_status(&q3, ("*", "ok"), T);
+    let i1 = d[0].instance(&q1);
+    let i3 = d[2].instance(&q3);
+    for i in [&i1, &i3] {
+        assert_eq!(i["VpcId"], vpc.as_str(), "{i}");
+        assert!(subnets.iter().any(|s| i["SubnetId"] == s.as_str()), "{i}");
+    }
+    let ip1 = i1["PrivateIpAddress"].as_str().unwrap().to_string();
+    let ip3 = i3["PrivateIpAddress"].as_str().unwrap().to_string();
+    assert_ne!(ip1, ip3, "the region hands each address out once");
+    let claims = etcd_keys(ul, "ips/");
+    for ip in [&ip1, &ip3] {
+        assert!(
+            claims.iter().any(|c| c.ends_with(&format!("/{ip}"))),
+            "{claims:?}"
+        );
+    }
+
+    // A stand-in on h1's default bridge reaches h3's instance only once the default group
+    // (changed through h2) lets it in.
+    let s1 = d[0].host("cvd1", "strato0", "172.31.15.250/20", Some("172.31.0.1"));
+    assert!(
+        !s1.ping(&ip3, 1),
+        "the default group lets only its members in"
+    );
+    let icmp = [
+        "--group-id",
+        group.as_str(),
+        "--protocol",
+        "icmp",
+        "--port",
+        "-1",
+        "--cidr",
+        "172.31.0.0/16",
+    ];
+    let mut args = vec!["authorize-security-group-ingress"];
+    args.extend(icmp);
+    d[1].cli(&args);
+    assert!(
+        s1.pings_within(&ip3, 20),
+        "h3's instance on h1's default bridge"
+    );
+    assert!(s1.pings_within(&ip1, 10), "h1's own instance");
+    let mut args = vec!["revoke-security-group-ingress"];
+    args.extend(icmp);
+    d[1].cli(&args);
+    let deadline = Instant::now() + T;
+    while s1.ping(&ip3, 1) {
+        assert!(Instant::now() < deadline, "h3 kept the revoked rule");
+    }
+    drop(s1);
+    d[1].cli(&["terminate-instances", "--instance-ids", &q1, &q3]);
+    d[0].wait_state(&q1, "terminated", T);
+    d[2].wait_state(&q3, "terminated", T);
+    first.to_string()
 }
 
 /// The /32 addresses on `x`'s uplink, sorted.

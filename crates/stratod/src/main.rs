@@ -116,6 +116,9 @@ async fn run(cfg: Config, metrics: Option<std::net::SocketAddr>) -> Result<(), S
         .ensure_default_network()
         .await
         .map_err(|e| chain(&e))?;
+    // Before the firewall and the overlay: a default VPC that becomes the region's takes
+    // its ID (and VXLAN device) now. Without etcd the mirror settles it later.
+    cloud.join_region_default().await;
     // Before any monitor is adopted or booted: no instance runs unfiltered.
     cloud.start_firewall().await.map_err(|e| chain(&e))?;
     // After the firewall: no VXLAN port is up before its filters are.

@@ -83,6 +83,8 @@ pub struct Cloud {
     pub overlay: network::overlay::Overlay,
     /// What the mirror's imports of VPCs, subnets and groups left for the host to do.
     pub mirror_net: network::region::MirrorNet,
+    /// Whether this host's default VPC is its region's (`network::region_default`).
+    pub default_join: network::region_default::DefaultVpcJoin,
     /// The DHCP servers, one per VPC bridge.
     pub dhcp: crate::dhcp::Servers,
     /// The IPv6 router services (advertisements, DHCPv6), one set per VPC bridge.
@@ -166,6 +168,7 @@ impl Cloud {
         Ok(Arc::new_cyclic(|me| Cloud {
             overlay,
             mirror_net: Default::default(),
+            default_join: Default::default(),
             cluster,
             jail_mount_ns,
             jail_net_ns,

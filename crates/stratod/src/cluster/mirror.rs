@@ -212,6 +212,11 @@ impl Cloud {
             return;
         };
         let _held = lock.lock().await;
+        // Nothing is published before the default VPC is settled: until then this host's
+        // own would go out as one more VPC of the region.
+        if !self.join_region_default().await {
+            return;
+        }
         for kind in KINDS {
             if let Err(e) = self.mirror_kind(region, *kind).await {
                 tracing::debug!(kind = kind.name(), error = %e.message, "cannot mirror the region's records");

@@ -12,6 +12,7 @@
 pub mod addresses;
 pub mod checks;
 pub mod config;
+pub mod default_vpc;
 pub mod etcd;
 pub mod fanout;
 pub mod forward;

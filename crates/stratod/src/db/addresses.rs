@@ -404,18 +404,21 @@ impl Db {
 
     /// Releases the pool addresses of an instance's network interfaces, and with
     /// `disassociate` ends the associations of its Elastic IPs too (terminate). Returns how
-    /// many rows changed.
+    /// many rows changed, and the pool addresses released.
     pub fn release_instance_public_ips(
         &self,
         instance_id: &str,
         disassociate: bool,
-    ) -> DbResult<usize> {
+    ) -> DbResult<(usize, Vec<String>)> {
         let conn = self.conn();
-        let mut n = conn.execute(
-            "DELETE FROM public_ips WHERE allocation_id IS NULL AND eni_id IN \
-             (SELECT id FROM network_interfaces WHERE instance_id = ?1)",
-            [instance_id],
-        )?;
+        const POOL: &str = "FROM public_ips WHERE allocation_id IS NULL AND eni_id IN \
+             (SELECT id FROM network_interfaces WHERE instance_id = ?1)";
+        let freed: Vec<String> = {
+            let mut stmt = conn.prepare(&format!("SELECT public_ip {POOL}"))?;
+            let rows = stmt.query_map([instance_id], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut n = conn.execute(&format!("DELETE {POOL}"), [instance_id])?;
         if disassociate {
             n += conn.execute(
                 "UPDATE public_ips SET association_id = NULL, eni_id = NULL, private_ip = NULL, \
@@ -425,7 +428,7 @@ impl Db {
                 [instance_id],
             )?;
         }
-        Ok(n)
+        Ok((n, freed))
     }
 
     /// After a crash: releases pool addresses of network interfaces that are gone or whose
@@ -807,17 +810,18 @@ mod tests {
         assert_eq!(
             db.release_instance_public_ips("i-0000000000000000a", false)
                 .unwrap(),
-            1
+            (1, vec!["198.51.100.17".to_string()])
         );
         assert_eq!(
             db.release_instance_public_ips("i-0000000000000000b", false)
-                .unwrap(),
+                .unwrap()
+                .0,
             0
         );
         assert_eq!(
             db.release_instance_public_ips("i-0000000000000000b", true)
                 .unwrap(),
-            1
+            (1, Vec::new())
         );
         assert_eq!(db.eip("eipalloc-1").unwrap().unwrap().association_id, None);
         // No instance rows exist, so a pool address left behind is stale.

@@ -10,6 +10,7 @@ use rusqlite::Connection;
 pub mod access_keys;
 pub mod addresses;
 pub mod client_tokens;
+pub mod default_vpc;
 pub mod images;
 pub mod instances;
 pub mod ipv6;
@@ -468,6 +469,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE public_ips ADD COLUMN assoc_host TEXT;
     ALTER TABLE public_ips ADD COLUMN instance_hint TEXT;
     ALTER TABLE public_ips ADD COLUMN eni_owner_hint TEXT;
+    "#,
+    // 22: a host's default VPC that is its region's (same ID on every host, mirrored like
+    // any VPC of the region) rather than the host's own.
+    r#"
+    ALTER TABLE vpcs ADD COLUMN region_default INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

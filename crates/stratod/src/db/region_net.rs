@@ -82,20 +82,22 @@ impl Db {
         Ok(true)
     }
 
-    /// The IDs of the VPCs other than the default one.
+    /// The IDs of the VPCs the region holds: all but a host's own default VPC.
     pub fn region_vpc_ids(&self) -> DbResult<Vec<String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM vpcs WHERE is_default = 0 ORDER BY id")?;
+        let mut stmt = conn.prepare(
+            "SELECT id FROM vpcs WHERE is_default = 0 OR region_default = 1 ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The IDs of the subnets other than the default VPC's.
+    /// The IDs of the subnets of the VPCs the region holds.
     pub fn region_subnet_ids(&self) -> DbResult<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT s.id FROM subnets s JOIN vpcs v ON v.id = s.vpc_id \
-             WHERE v.is_default = 0 ORDER BY s.id",
+             WHERE v.is_default = 0 OR v.region_default = 1 ORDER BY s.id",
         )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -20,6 +20,22 @@ use crate::states::{AttachState, ImageState, SnapshotState, VolumeState};
 
 pub use super::boot::chain;
 
+/// The AZ of a launch, for its subnet: the one asked for; else, naming no subnet, a
+/// cluster group's (where its instances are: the next goes there); else none (the first).
+fn launch_zone(
+    req: &RunRequest,
+    group: Option<&crate::db::placement::PlacementGroup>,
+    members: &[scheduler::Member],
+) -> String {
+    if !req.availability_zone.is_empty() || !req.subnet_id.is_empty() {
+        return req.availability_zone.clone();
+    }
+    group
+        .and_then(|g| scheduler::cluster_zone(&crate::cloud::placement::groups::view(g), members))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Largest user data, raw.
 pub const MAX_USER_DATA: usize = 16 * 1024;
 /// Most instances one call may launch.
@@ -335,10 +351,22 @@ impl Cloud {
             Some(self.placement_group_named(account, &req.group_name)?)
         };
         // A region subnet's addresses are claimed in etcd before the lock (nothing under it
-        // awaits): each instance takes one of these.
-        let mut claimed = match req.dry_run || req.subnet_id.is_empty() {
+        // awaits): each instance takes one of these. Without a subnet named, the launch's
+        // subnet is its AZ's default one, the AZ found as under the lock (which checks it).
+        let members = match &group {
+            Some(g) => self.group_members(&g.id, None)?,
+            None => Vec::new(),
+        };
+        let claim_subnet = match req.subnet_id.is_empty() {
+            false => req.subnet_id.clone(),
+            true => self
+                .launch_subnet(account, "", &launch_zone(&req, group.as_ref(), &members))
+                .map(|s| s.id)
+                .unwrap_or_default(),
+        };
+        let mut claimed = match req.dry_run || claim_subnet.is_empty() {
             true => None,
-            false => Box::pin(self.claim_ips(account, &req.subnet_id, max as usize))
+            false => Box::pin(self.claim_ips(account, &claim_subnet, max as usize))
                 .await?
                 .map(std::collections::VecDeque::from),
         };
@@ -349,18 +377,18 @@ impl Cloud {
             Some(g) => self.group_members(&g.id, None)?,
             None => Vec::new(),
         };
-        let mut zone = req.availability_zone.clone();
-        if let Some(g) = &group {
-            // A cluster group's next instance goes where the others are unless told.
-            if zone.is_empty() && req.subnet_id.is_empty() {
-                if let Some(z) =
-                    scheduler::cluster_zone(&crate::cloud::placement::groups::view(g), &members)
-                {
-                    zone = z.to_string();
-                }
-            }
+        let subnet = self.launch_subnet(
+            account,
+            &req.subnet_id,
+            &launch_zone(&req, group.as_ref(), &members),
+        )?;
+        if claimed.is_some() && subnet.id != claim_subnet {
+            // Another launch into the cluster group moved it meanwhile (the claims lapse).
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "The placement group's zone changed during the launch; try again.",
+            ));
         }
-        let subnet = self.launch_subnet(account, &req.subnet_id, &zone)?;
         let groups = self.launch_groups(
             account,
             &subnet.vpc_id,

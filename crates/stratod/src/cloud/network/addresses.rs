@@ -226,11 +226,26 @@ impl Cloud {
 
     /// Releases the pool addresses of an instance that stopped; with `terminated`, its
     /// Elastic IPs are disassociated too (they stay allocated). The NAT table follows in
-    /// the background.
+    /// the background, and so do the region's claims of the pool addresses (at once rather
+    /// than after the reconciler's wait, so another host may hand them out again).
     pub fn release_public_ips(&self, instance_id: &str, terminated: bool) {
         match self.db.release_instance_public_ips(instance_id, terminated) {
-            Ok(0) => {}
-            Ok(_) => self.nat_changed(),
+            Ok((0, _)) => {}
+            Ok((_, freed)) => {
+                self.nat_changed();
+                let me = self.me.upgrade();
+                if let (Some(me), false, Ok(rt)) = (
+                    me,
+                    freed.is_empty() || self.cluster.is_none(),
+                    tokio::runtime::Handle::try_current(),
+                ) {
+                    rt.spawn(async move {
+                        for ip in freed {
+                            me.release_public_claim(&ip, false).await;
+                        }
+                    });
+                }
+            }
             Err(e) => {
                 tracing::error!(instance = instance_id, error = %e, "cannot release public addresses")
             }

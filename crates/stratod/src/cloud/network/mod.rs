@@ -14,6 +14,7 @@ pub mod network_interfaces;
 pub mod overlay;
 pub mod plumbing;
 pub mod region;
+pub mod region_default;
 pub mod security_groups;
 pub mod shared_addresses;
 pub mod vpcs;

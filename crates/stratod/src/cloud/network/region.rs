@@ -5,9 +5,10 @@
 //! changed makes the host apply its firewall again for its own instances
 //! ([`Cloud::mirrored_network`], run after every mirror pass).
 //!
-//! Each host's default VPC stays its own (its bridge is the host's configured one and every
-//! account of the host shares it): it, its default subnets and the groups in it are not
-//! published. A VPC's VNI is claimed in etcd with the VPC (`cluster::network`), so no two
+//! The default VPC is the region's too once the host has settled it (`region_default`):
+//! one ID everywhere, on each host's own configured bridge; a host that keeps its own (it
+//! was in use when the host joined) publishes neither it, its subnets nor its groups. A
+//! VPC's VNI is claimed in etcd with the VPC (`cluster::network`), so no two
 //! VPCs of the region share one; deleting a subnet or a group is refused while another
 //! host's interfaces use it (that host's `uses/` keys).
 
@@ -42,7 +43,7 @@ pub struct MirrorNet {
 }
 
 impl MirrorNet {
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.stale.store(true, Ordering::SeqCst);
     }
 }
@@ -103,9 +104,12 @@ impl SharedKind for Vpcs {
         Ok(cloud.db.region_vpc_ids()?)
     }
     fn export(&self, cloud: &Cloud, id: &str) -> ApiResult<Option<Shared>> {
-        let Some(v) = cloud.db.vpc(id)?.filter(|v| !v.is_default) else {
+        let Some(v) = cloud.db.vpc(id)? else {
             return Ok(None);
         };
+        if !cloud.db.vpc_is_regional(id)? {
+            return Ok(None);
+        }
         let vni = cloud.overlay_vni(&v);
         Ok(Some(Shared {
             account: v.owner.clone(),
@@ -116,9 +120,11 @@ impl SharedKind for Vpcs {
     fn import(&self, cloud: &Cloud, id: &str, s: &Shared) -> ApiResult<()> {
         let r: VpcRecord = from_body(s)?;
         same_id(id, &r.vpc.id)?;
-        if r.vpc.is_default {
+        // The region's default VPC is written over the host's row of it (its bridge stays
+        // the host's), never beside another default VPC.
+        if r.vpc.is_default && !cloud.db.vpc_is_regional(id)? {
             return Err(ApiError::internal(format!(
-                "the region's record of {id} is a default VPC"
+                "the region's default VPC {id} is not this host's"
             )));
         }
         cloud.db.set_vpc_vni(id, r.vni)?;
@@ -165,9 +171,12 @@ impl SharedKind for Subnets {
         let Some(s) = cloud.db.subnet(id)? else {
             return Ok(None);
         };
-        let Some(v) = cloud.db.vpc(&s.vpc_id)?.filter(|v| !v.is_default) else {
+        let Some(v) = cloud.db.vpc(&s.vpc_id)? else {
             return Ok(None);
         };
+        if !cloud.db.vpc_is_regional(&v.id)? {
+            return Ok(None);
+        }
         Ok(Some(Shared {
             account: v.owner,
             name: String::new(),
@@ -175,8 +184,12 @@ impl SharedKind for Subnets {
         }))
     }
     fn import(&self, cloud: &Cloud, id: &str, s: &Shared) -> ApiResult<()> {
-        let sub: Subnet = from_body(s)?;
+        let mut sub: Subnet = from_body(s)?;
         same_id(id, &sub.id)?;
+        // On this host's bridge of the VPC (the default VPC's is each host's own).
+        if let Some(v) = cloud.db.vpc(&sub.vpc_id)? {
+            sub.bridge = v.bridge;
+        }
         let Some(block) = parse_cidr(&sub.cidr).map(|(a, p)| (u32::from(a), p)) else {
             return Err(ApiError::internal(format!("bad subnet range {}", sub.cidr)));
         };
@@ -237,11 +250,12 @@ impl SharedKind for SecurityGroups {
         "sg-"
     }
     fn ids(&self, cloud: &Cloud) -> ApiResult<Vec<String>> {
+        let regional: HashSet<String> = cloud.db.region_vpc_ids()?.into_iter().collect();
         let local: HashSet<String> = cloud
             .db
             .vpcs()?
             .into_iter()
-            .filter(|v| v.is_default)
+            .filter(|v| !regional.contains(&v.id))
             .map(|v| v.id)
             .collect();
         Ok(cloud
@@ -256,7 +270,7 @@ impl SharedKind for SecurityGroups {
         let Some(g) = cloud.db.security_group(id)? else {
             return Ok(None);
         };
-        if cloud.db.vpc(&g.vpc_id)?.is_some_and(|v| v.is_default) {
+        if cloud.db.vpc(&g.vpc_id)?.is_some() && !cloud.db.vpc_is_regional(&g.vpc_id)? {
             return Ok(None);
         }
         let rules = cloud.db.security_group_rules(id)?;
@@ -322,6 +336,11 @@ impl Cloud {
             self.drop_vpc_devices(&v).await;
         }
         let me = self.me.upgrade();
+        // The default VPC's bridge and DHCP are the host's from its start; its VXLAN device
+        // moves when it becomes the region's.
+        for v in self.db.vpcs()?.into_iter().filter(|v| v.is_default) {
+            self.overlay_ensure(&v).await?;
+        }
         for v in self.db.vpcs()?.into_iter().filter(|v| !v.is_default) {
             let bridge = v.bridge.clone();
             blocking(move || strato_net::link::ensure_bridge_only(&bridge))
@@ -685,7 +704,7 @@ impl Cloud {
 
     /// Claims up to `n` free addresses of region subnet `subnet_id` in etcd for a launch
     /// here (fewer when the subnet has fewer free); `None` when the subnet is not the
-    /// region's (this host's default VPC, or no region), whose addresses are this host's
+    /// region's (a host's own default VPC, or no region), whose addresses are this host's
     /// alone. Refused with `Unavailable` while etcd cannot be reached.
     pub async fn claim_ips(
         &self,
