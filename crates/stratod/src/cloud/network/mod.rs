@@ -15,6 +15,7 @@ pub mod overlay;
 pub mod plumbing;
 pub mod region;
 pub mod region_default;
+pub mod region_holds;
 pub mod security_groups;
 pub mod shared_addresses;
 pub mod vpcs;
