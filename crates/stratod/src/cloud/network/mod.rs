@@ -13,6 +13,7 @@ pub mod ipv6_router;
 pub mod network_interfaces;
 pub mod overlay;
 pub mod plumbing;
+pub mod private_ips;
 pub mod region;
 pub mod region_default;
 pub mod region_holds;
