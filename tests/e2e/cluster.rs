@@ -1006,6 +1006,51 @@ fn three_hosts_one_region() {
         assert_eq!(listed[0]["Placement"]["HostId"], host.as_str(), "{v}");
     }
 
+    // A launch is all or nothing (EC2's MinCount): two instances from h2 with a snapshot only
+    // h2 holds go one to h2 and one to h1; h2 launches its share, h1 refuses its own, and
+    // h2's instance is terminated again (its protection from termination lifted) before the
+    // launch answers h1's refusal. Its capacity comes back.
+    let vol = d[1].json(&["create-volume", "--size", "1", "--availability-zone", &az])["VolumeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let only_h2 = d[1].json(&["create-snapshot", "--volume-id", &vol, "--wait"]);
+    let only_h2 = only_h2["SnapshotId"].as_str().unwrap().to_string();
+    let mapping = json!([{
+        "DeviceName": "/dev/vdb",
+        "Ebs": {"SnapshotId": only_h2, "DeleteOnTermination": true},
+    }])
+    .to_string();
+    let err = d[1].cli_err(
+        "InvalidSnapshot.NotFound",
+        &[
+            "run-instances",
+            "--image-id",
+            &amis[1],
+            "--instance-type",
+            "custom-1-64",
+            "--count",
+            "2",
+            "--block-device-mappings",
+            &mapping,
+            "--disable-api-termination",
+            "--client-token",
+            "all-or-nothing",
+        ],
+    );
+    assert!(err.contains(&only_h2), "{err}");
+    let undone = strato_e2e::instances_of(&d[1].json(&[
+        "describe-instances",
+        "--filters",
+        "Name=client-token,Values=all-or-nothing",
+    ]));
+    assert_eq!(undone.len(), 1, "h2's share: {undone:?}");
+    assert_eq!(undone[0]["Placement"]["HostId"], "h2", "{undone:?}");
+    d[1].wait_state(undone[0]["InstanceId"].as_str().unwrap(), "terminated", T);
+    wait_one_free_vcpu_each(&d[0]);
+    d[1].cli(&["delete-snapshot", "--snapshot-id", &only_h2]);
+    d[1].cli(&["delete-volume", "--volume-id", &vol]);
+
     // The volume index follows the hosts' volumes: the racers' root volumes went with their
     // instances (DeleteOnTermination), and every live instance's root volume is indexed
     // under its instance's host.
