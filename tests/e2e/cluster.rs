@@ -2178,6 +2178,8 @@ fn elastic_ips_of_the_region(
     for ip in &ips {
         assert!(claims.iter().any(|c| c == ip), "{ip} unclaimed: {claims:?}");
     }
+    // Each holds one of the account's quota slots.
+    assert_eq!(etcd_keys(ul, "quota/address/").len(), 3, "{allocs:?}");
     let ids: BTreeSet<&str> = allocs.iter().map(|(id, _)| id.as_str()).collect();
     for (x, name) in d.iter().zip(NAMES) {
         strato_e2e::wait_until(
@@ -2284,6 +2286,49 @@ fn elastic_ips_of_the_region(
     }
     strato_e2e::wait_until(T, "no public address claimed in etcd", || {
         etcd_keys(ul, "ips/public/").is_empty()
+    });
+    assert!(
+        etcd_keys(ul, "quota/address/").is_empty(),
+        "releases free their quota slots"
+    );
+
+    // The quota (5 by default) is exact across the hosts: nine allocations at once, three
+    // through each host, and exactly five get an address, each holding one of the
+    // account's five slots; the others are refused with AddressLimitExceeded, as is one
+    // more afterwards.
+    let raced: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..9)
+            .map(|k| {
+                let x = &d[k % 3];
+                s.spawn(move || x.cli_raw(&["allocate-address", "--output", "json"]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut won: Vec<String> = Vec::new();
+    for out in &raced {
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            won.push(field(&v, "AllocationId").to_string());
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("AddressLimitExceeded"), "{err}");
+        }
+    }
+    assert_eq!(won.len(), 5, "{won:?}");
+    let slots = etcd_keys(ul, "quota/address/");
+    let numbers: BTreeSet<&str> = slots.iter().filter_map(|k| k.rsplit('/').next()).collect();
+    assert_eq!(
+        numbers,
+        BTreeSet::from(["0", "1", "2", "3", "4"]),
+        "{slots:?}"
+    );
+    d[1].cli_err("AddressLimitExceeded", &["allocate-address"]);
+    for (k, id) in won.iter().enumerate() {
+        d[k % 3].cli(&["release-address", "--allocation-id", id]);
+    }
+    strato_e2e::wait_until(T, "the raced allocations' slots freed", || {
+        etcd_keys(ul, "quota/address/").is_empty()
     });
     eprintln!("elastic IPs of the region took {:?}", started.elapsed());
 }
