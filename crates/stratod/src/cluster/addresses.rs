@@ -17,6 +17,7 @@ use std::net::Ipv4Addr;
 
 use strato_proto::v1 as pb;
 
+use super::forward::Addresses;
 use super::quota;
 use super::route::{Origin, Resource};
 use super::volumes::Place;
@@ -181,7 +182,7 @@ impl Cloud {
             private_ip_address: private_ip.to_string(),
             allow_reassociation,
         };
-        link.on_addresses(&host, account, msg, |mut c, r| async move {
+        link.on(&host, account, msg, |mut c: Addresses, r| async move {
             c.associate_address(r).await
         })
         .await
