@@ -1006,6 +1006,51 @@ fn three_hosts_one_region() {
         assert_eq!(listed[0]["Placement"]["HostId"], host.as_str(), "{v}");
     }
 
+    // A launch is all or nothing (EC2's MinCount): two instances from h2 with a snapshot only
+    // h2 holds go one to h2 and one to h1; h2 launches its share, h1 refuses its own, and
+    // h2's instance is terminated again (its protection from termination lifted) before the
+    // launch answers h1's refusal. Its capacity comes back.
+    let vol = d[1].json(&["create-volume", "--size", "1", "--availability-zone", &az])["VolumeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let only_h2 = d[1].json(&["create-snapshot", "--volume-id", &vol, "--wait"]);
+    let only_h2 = only_h2["SnapshotId"].as_str().unwrap().to_string();
+    let mapping = json!([{
+        "DeviceName": "/dev/vdb",
+        "Ebs": {"SnapshotId": only_h2, "DeleteOnTermination": true},
+    }])
+    .to_string();
+    let err = d[1].cli_err(
+        "InvalidSnapshot.NotFound",
+        &[
+            "run-instances",
+            "--image-id",
+            &amis[1],
+            "--instance-type",
+            "custom-1-64",
+            "--count",
+            "2",
+            "--block-device-mappings",
+            &mapping,
+            "--disable-api-termination",
+            "--client-token",
+            "all-or-nothing",
+        ],
+    );
+    assert!(err.contains(&only_h2), "{err}");
+    let undone = strato_e2e::instances_of(&d[1].json(&[
+        "describe-instances",
+        "--filters",
+        "Name=client-token,Values=all-or-nothing",
+    ]));
+    assert_eq!(undone.len(), 1, "h2's share: {undone:?}");
+    assert_eq!(undone[0]["Placement"]["HostId"], "h2", "{undone:?}");
+    d[1].wait_state(undone[0]["InstanceId"].as_str().unwrap(), "terminated", T);
+    wait_one_free_vcpu_each(&d[0]);
+    d[1].cli(&["delete-snapshot", "--snapshot-id", &only_h2]);
+    d[1].cli(&["delete-volume", "--volume-id", &vol]);
+
     // The volume index follows the hosts' volumes: the racers' root volumes went with their
     // instances (DeleteOnTermination), and every live instance's root volume is indexed
     // under its instance's host.
@@ -2267,6 +2312,8 @@ fn elastic_ips_of_the_region(
     for ip in &ips {
         assert!(claims.iter().any(|c| c == ip), "{ip} unclaimed: {claims:?}");
     }
+    // Each holds one of the account's quota slots.
+    assert_eq!(etcd_keys(ul, "quota/address/").len(), 3, "{allocs:?}");
     let ids: BTreeSet<&str> = allocs.iter().map(|(id, _)| id.as_str()).collect();
     for (x, name) in d.iter().zip(NAMES) {
         strato_e2e::wait_until(
@@ -2373,6 +2420,49 @@ fn elastic_ips_of_the_region(
     }
     strato_e2e::wait_until(T, "no public address claimed in etcd", || {
         etcd_keys(ul, "ips/public/").is_empty()
+    });
+    assert!(
+        etcd_keys(ul, "quota/address/").is_empty(),
+        "releases free their quota slots"
+    );
+
+    // The quota (5 by default) is exact across the hosts: nine allocations at once, three
+    // through each host, and exactly five get an address, each holding one of the
+    // account's five slots; the others are refused with AddressLimitExceeded, as is one
+    // more afterwards.
+    let raced: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..9)
+            .map(|k| {
+                let x = &d[k % 3];
+                s.spawn(move || x.cli_raw(&["allocate-address", "--output", "json"]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut won: Vec<String> = Vec::new();
+    for out in &raced {
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            won.push(field(&v, "AllocationId").to_string());
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("AddressLimitExceeded"), "{err}");
+        }
+    }
+    assert_eq!(won.len(), 5, "{won:?}");
+    let slots = etcd_keys(ul, "quota/address/");
+    let numbers: BTreeSet<&str> = slots.iter().filter_map(|k| k.rsplit('/').next()).collect();
+    assert_eq!(
+        numbers,
+        BTreeSet::from(["0", "1", "2", "3", "4"]),
+        "{slots:?}"
+    );
+    d[1].cli_err("AddressLimitExceeded", &["allocate-address"]);
+    for (k, id) in won.iter().enumerate() {
+        d[k % 3].cli(&["release-address", "--allocation-id", id]);
+    }
+    strato_e2e::wait_until(T, "the raced allocations' slots freed", || {
+        etcd_keys(ul, "quota/address/").is_empty()
     });
     eprintln!("elastic IPs of the region took {:?}", started.elapsed());
 }

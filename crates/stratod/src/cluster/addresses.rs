@@ -4,6 +4,9 @@
 //! their subnet, `network`), and so is every pool address a running instance gets, so that
 //! hosts on one LAN with one pool never hand out an address twice.
 //!
+//! The account's quota is exact across the hosts: each allocation holds one of its
+//! `uplink.eip_quota` numbered slots (`quota/address/<account>/<n>`, `cluster::quota`).
+//!
 //! AssociateAddress runs on the host of the instance or interface it names (that host maps
 //! the address on its uplink); asked of another host, it is forwarded there. Disassociate,
 //! release and tags change the record from any host; the interface's host follows when its
@@ -14,6 +17,8 @@ use std::net::Ipv4Addr;
 
 use strato_proto::v1 as pb;
 
+use super::forward::Addresses;
+use super::quota;
 use super::route::{Origin, Resource};
 use super::volumes::Place;
 use crate::cloud::Cloud;
@@ -63,6 +68,39 @@ impl Cloud {
         };
         if let Err(e) = r {
             tracing::debug!(%ip, error = %crate::error::chain(&e), "address claim kept; the reconciler drops it");
+        }
+    }
+
+    /// Claims a slot of `account`'s Elastic IP quota (`quota` slots) in the region for
+    /// `allocation_id`; false when the account holds them all. True without a region (the
+    /// rows here count then).
+    pub async fn claim_address_slot(
+        &self,
+        account: &str,
+        allocation_id: &str,
+        quota: u32,
+    ) -> ApiResult<bool> {
+        let Some(region) = &self.cluster else {
+            return Ok(true);
+        };
+        region
+            .claim_slot(quota::ADDRESS, account, allocation_id, quota)
+            .await
+            .map(|n| n.is_some())
+            .map_err(|e| region.cut_off(&e))
+    }
+
+    /// Frees the quota slot of `allocation_id` (best effort: the reconciler of the host that
+    /// claimed it drops what this misses).
+    pub async fn release_address_slot(&self, account: &str, allocation_id: &str) {
+        let Some(region) = &self.cluster else {
+            return;
+        };
+        if let Err(e) = region
+            .release_slot(quota::ADDRESS, account, allocation_id)
+            .await
+        {
+            tracing::debug!(allocation = %allocation_id, error = %crate::error::chain(&e), "quota slot kept; the reconciler drops it");
         }
     }
 
@@ -144,7 +182,7 @@ impl Cloud {
             private_ip_address: private_ip.to_string(),
             allow_reassociation,
         };
-        link.on_addresses(&host, account, msg, |mut c, r| async move {
+        link.on(&host, account, msg, |mut c: Addresses, r| async move {
             c.associate_address(r).await
         })
         .await

@@ -187,9 +187,10 @@ impl Link {
         Link { region }
     }
 
-    /// `call` on `host` for `account`; a host that is not a member, or cannot be reached,
+    /// `f` on `host` for `account`, with the client of service `C` (its requests carry the
+    /// region's secret and the account); a host that is not a member, or cannot be reached,
     /// is `Unavailable`, named.
-    async fn on<Req, Resp, F, Fut>(
+    pub(super) async fn on<C, Req, Resp, F, Fut>(
         &self,
         host: &str,
         account: &str,
@@ -197,108 +198,11 @@ impl Link {
         f: F,
     ) -> ApiResult<Resp>
     where
-        F: FnOnce(ComputeClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        self.on_service(Whose::Instance, host, account, msg, ComputeClient::new, f)
-            .await
-    }
-
-    /// [`Link::on`] for the Volumes service.
-    pub(super) async fn on_volumes<Req, Resp, F, Fut>(
-        &self,
-        host: &str,
-        account: &str,
-        msg: Req,
-        f: F,
-    ) -> ApiResult<Resp>
-    where
-        F: FnOnce(VolumesClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        self.on_service(Whose::Volume, host, account, msg, VolumesClient::new, f)
-            .await
-    }
-
-    /// [`Link::on`] for the Images service, about an instance of `host`'s.
-    pub(super) async fn on_images<Req, Resp, F, Fut>(
-        &self,
-        host: &str,
-        account: &str,
-        msg: Req,
-        f: F,
-    ) -> ApiResult<Resp>
-    where
-        F: FnOnce(ImagesClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        self.on_service(Whose::Instance, host, account, msg, ImagesClient::new, f)
-            .await
-    }
-
-    /// [`Link::on`] for the NetworkInterfaces service.
-    pub(super) async fn on_interfaces<Req, Resp, F, Fut>(
-        &self,
-        host: &str,
-        account: &str,
-        msg: Req,
-        f: F,
-    ) -> ApiResult<Resp>
-    where
-        F: FnOnce(NetworkInterfacesClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        let client = NetworkInterfacesClient::new;
-        self.on_service(Whose::Interface, host, account, msg, client, f)
-            .await
-    }
-
-    /// [`Link::on`] for the Addresses service, about an instance or interface of `host`'s.
-    pub(super) async fn on_addresses<Req, Resp, F, Fut>(
-        &self,
-        host: &str,
-        account: &str,
-        msg: Req,
-        f: F,
-    ) -> ApiResult<Resp>
-    where
-        F: FnOnce(AddressesClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        self.on_service(Whose::Resource, host, account, msg, AddressesClient::new, f)
-            .await
-    }
-
-    /// [`Link::on`] for the Tags service.
-    pub(super) async fn on_tags<Req, Resp, F, Fut>(
-        &self,
-        host: &str,
-        account: &str,
-        msg: Req,
-        f: F,
-    ) -> ApiResult<Resp>
-    where
-        F: FnOnce(TagsClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
-        self.on_service(Whose::Resource, host, account, msg, TagsClient::new, f)
-            .await
-    }
-
-    async fn on_service<C, Req, Resp, F, Fut>(
-        &self,
-        whose: Whose,
-        host: &str,
-        account: &str,
-        msg: Req,
-        client: fn(Channel) -> C,
-        f: F,
-    ) -> ApiResult<Resp>
-    where
+        C: Service,
         F: FnOnce(C, tonic::Request<Req>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        let (what, them) = whose.words();
+        let (what, them) = C::WHOSE.words();
         let view = self.region.hosts().remove(host);
         let Some(view) = view else {
             return Err(ApiError::new(
@@ -318,7 +222,17 @@ impl Link {
         }
         let endpoint = view.record.api;
         let r = &self.region;
-        match call_with(&endpoint, &r.roots, &r.cfg.secret, account, msg, client, f).await {
+        match call_with(
+            &endpoint,
+            &r.roots,
+            &r.cfg.secret,
+            account,
+            msg,
+            C::client,
+            f,
+        )
+        .await
+        {
             Ok(v) => Ok(v),
             Err(Forwarded::Unreachable(e)) => Err(ApiError::new(
                 ErrorCode::Unavailable,
@@ -332,9 +246,48 @@ impl Link {
     }
 }
 
+/// A service of the API that calls reach other hosts through: its client, made from a
+/// channel, and what its calls are about (for the messages of a host not reached).
+pub(super) trait Service: Sized {
+    /// What the service's calls are about.
+    const WHOSE: Whose;
+    /// The service's client over `channel`.
+    fn client(channel: Channel) -> Self;
+}
+
+/// The Compute service's client, about instances.
+pub(super) type Compute = ComputeClient<Channel>;
+/// The Volumes service's client, about volumes and snapshots.
+pub(super) type Volumes = VolumesClient<Channel>;
+/// The Images service's client, about an instance (CreateImage).
+pub(super) type Images = ImagesClient<Channel>;
+/// The NetworkInterfaces service's client.
+pub(super) type Interfaces = NetworkInterfacesClient<Channel>;
+/// The Addresses service's client, about an instance or an interface.
+pub(super) type Addresses = AddressesClient<Channel>;
+/// The Tags service's client, about any taggable resource.
+pub(super) type Tags = TagsClient<Channel>;
+
+macro_rules! service {
+    ($client:ident, $whose:expr) => {
+        impl Service for $client<Channel> {
+            const WHOSE: Whose = $whose;
+            fn client(channel: Channel) -> Self {
+                $client::new(channel)
+            }
+        }
+    };
+}
+service!(ComputeClient, Whose::Instance);
+service!(VolumesClient, Whose::Volume);
+service!(ImagesClient, Whose::Instance);
+service!(NetworkInterfacesClient, Whose::Interface);
+service!(AddressesClient, Whose::Resource);
+service!(TagsClient, Whose::Resource);
+
 /// What a forwarded call is about, for its messages.
 #[derive(Debug, Clone, Copy)]
-enum Whose {
+pub(super) enum Whose {
     Instance,
     Volume,
     Interface,
@@ -366,7 +319,7 @@ impl Link {
         let msg = pb::StreamConsoleRequest {
             instance_id: id.to_string(),
         };
-        self.on(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Compute, r| async move {
             c.stream_console(r).await
         })
         .await
@@ -388,7 +341,7 @@ impl Link {
             ..Default::default()
         };
         let r = self
-            .on(host, account, msg, |mut c, r| async move {
+            .on(host, account, msg, |mut c: Compute, r| async move {
                 c.describe_instances(r).await
             })
             .await?;
@@ -473,7 +426,7 @@ impl HostLink for Link {
                     force,
                 };
                 let r = self
-                    .on(host, account, msg, |mut c, r| async move {
+                    .on(host, account, msg, |mut c: Compute, r| async move {
                         c.stop_instances(r).await
                     })
                     .await?;
@@ -482,7 +435,7 @@ impl HostLink for Link {
             StateOp::Start => {
                 let msg = pb::StartInstancesRequest { instance_ids };
                 let r = self
-                    .on(host, account, msg, |mut c, r| async move {
+                    .on(host, account, msg, |mut c: Compute, r| async move {
                         c.start_instances(r).await
                     })
                     .await?;
@@ -490,7 +443,7 @@ impl HostLink for Link {
             }
             StateOp::Reboot => {
                 let msg = pb::RebootInstancesRequest { instance_ids };
-                self.on(host, account, msg, |mut c, r| async move {
+                self.on(host, account, msg, |mut c: Compute, r| async move {
                     c.reboot_instances(r).await
                 })
                 .await?;
@@ -499,7 +452,7 @@ impl HostLink for Link {
             StateOp::Terminate => {
                 let msg = pb::TerminateInstancesRequest { instance_ids };
                 let r = self
-                    .on(host, account, msg, |mut c, r| async move {
+                    .on(host, account, msg, |mut c: Compute, r| async move {
                         c.terminate_instances(r).await
                     })
                     .await?;
@@ -518,7 +471,7 @@ impl HostLink for Link {
             instance_id: id.to_string(),
         };
         let r = self
-            .on(host, account, msg, |mut c, r| async move {
+            .on(host, account, msg, |mut c: Compute, r| async move {
                 c.get_console_output(r).await
             })
             .await?;
@@ -543,7 +496,7 @@ impl HostLink for Link {
             send_break,
         };
         let r = self
-            .on(host, account, msg, |mut c, r| async move {
+            .on(host, account, msg, |mut c: Compute, r| async move {
                 c.send_console_input(r).await
             })
             .await?;
@@ -570,7 +523,7 @@ impl HostLink for Link {
             groups: change.groups.clone(),
             ena_support: change.ena_support,
         };
-        self.on(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Compute, r| async move {
             c.modify_instance_attribute(r).await
         })
         .await
@@ -586,7 +539,7 @@ impl HostLink for Link {
     ) -> ApiResult<MetadataOptions> {
         let msg = metadata_request(id, change);
         let r = self
-            .on(host, account, msg, |mut c, r| async move {
+            .on(host, account, msg, |mut c: Compute, r| async move {
                 c.modify_instance_metadata_options(r).await
             })
             .await?;
@@ -606,7 +559,7 @@ impl HostLink for Link {
             this_host_only: true,
             ..Default::default()
         };
-        self.on(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Compute, r| async move {
             c.describe_instances(r).await
         })
         .await
@@ -628,7 +581,7 @@ impl HostLink for Link {
             this_host_only: true,
             ..Default::default()
         };
-        self.on(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Compute, r| async move {
             c.describe_instance_status(r).await
         })
         .await
@@ -660,6 +613,20 @@ mod tests {
         let shown = crate::api::convert::metadata_options(&c.apply(MetadataOptions::default()));
         let read = metadata_options_in(shown).unwrap();
         assert_eq!(read, c.apply(MetadataOptions::default()));
+    }
+
+    /// Each service's calls name what they are about when its host cannot be reached.
+    #[test]
+    fn each_service_names_its_resource() {
+        fn what<C: Service>() -> &'static str {
+            C::WHOSE.words().0
+        }
+        assert_eq!(what::<Compute>(), "instance");
+        assert_eq!(what::<Images>(), "instance");
+        assert_eq!(what::<Volumes>(), "volume");
+        assert_eq!(what::<Interfaces>(), "network interface");
+        assert_eq!(what::<Addresses>(), "resource");
+        assert_eq!(what::<Tags>(), "resource");
     }
 
     #[test]

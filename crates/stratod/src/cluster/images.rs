@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use strato_proto::v1 as pb;
 
+use super::forward;
 use super::route::{Origin, Resource};
 use super::volumes::Place;
 use crate::cloud::storage::images::RegisterRequest;
@@ -74,9 +75,12 @@ impl Cloud {
                 no_reboot,
             };
             let r = link
-                .on_images(&host, account, msg, |mut c, r| async move {
-                    c.create_image(r).await
-                })
+                .on(
+                    &host,
+                    account,
+                    msg,
+                    |mut c: forward::Images, r| async move { c.create_image(r).await },
+                )
                 .await?;
             return Ok(r.image_id);
         }

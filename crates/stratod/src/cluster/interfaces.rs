@@ -16,7 +16,7 @@ use strato_proto::v1 as pb;
 use strato_proto::v1::network_interfaces_client::NetworkInterfacesClient;
 use tonic::transport::Channel;
 
-use super::forward::{pb_filters, Link};
+use super::forward::{pb_filters, Interfaces, Link};
 use super::membership::HostState;
 use super::route::{Origin, Resource};
 use super::volumes::{pairing, Answer, Pairing};
@@ -75,7 +75,7 @@ impl Cloud {
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let (link, host) = self.interface_elsewhere(account, eni_id, origin).await?;
-        Some(link.on_interfaces(&host, account, msg(), call).await)
+        Some(link.on(&host, account, msg(), call).await)
     }
 
     /// CreateNetworkInterface, on this host; indexed in the region at once (the reconciler
@@ -167,7 +167,7 @@ impl Cloud {
                     instance_id: instance_id.to_string(),
                     device_index,
                 };
-                link.on_interfaces(&host, account, msg, |mut c, r| async move {
+                link.on(&host, account, msg, |mut c: Interfaces, r| async move {
                     c.attach_network_interface(r).await
                 })
                 .await
@@ -236,7 +236,7 @@ impl Cloud {
                 force: false,
             };
             return link
-                .on_interfaces(&host, account, msg, |mut c, r| async move {
+                .on(&host, account, msg, |mut c: Interfaces, r| async move {
                     c.detach_network_interface(r).await
                 })
                 .await
@@ -412,7 +412,7 @@ impl Link {
             network_interface_ids: ids,
             filters: pb_filters(filters),
         };
-        self.on_interfaces(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Interfaces, r| async move {
             c.describe_network_interfaces(r).await
         })
         .await

@@ -24,6 +24,7 @@ pub mod mirror;
 pub mod network;
 pub mod owners;
 pub mod placement;
+pub mod quota;
 pub mod reconcile;
 pub mod regional;
 pub mod route;

@@ -97,6 +97,13 @@ pub async fn run(cloud: Arc<Cloud>) {
                 Ok(held)
             })
             .await;
+        if let Some(u) = &cloud.cfg.uplink {
+            region
+                .repair_quota_slots(super::quota::ADDRESS, u.eip_quota, || {
+                    cloud.held_allocations()
+                })
+                .await;
+        }
         region.repair_members(|| cloud.held_members()).await;
         if region.refresh_remote_members().await {
             // A source group's members came or went on another host.

@@ -4,13 +4,17 @@
 //! answer is in the API's message form, as every host's instances travel between hosts;
 //! each front end renders it its own way.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use strato_proto::v1 as pb;
 
 use super::forward;
 use super::placement::{token_key, TokenRecord};
+use super::route::{HostLink, StateOp};
 use crate::cloud::compute::describe::DescribeInstances;
+use crate::cloud::compute::instances::{Change, InstanceAttributes};
 use crate::cloud::compute::launch::{Pinned, RunRequest};
 use crate::cloud::filters::Filter;
 use crate::cloud::placement::hosts::{Placed, Share};
@@ -90,6 +94,9 @@ impl Cloud {
             instances: Vec::new(),
         };
         let mut failure: Option<ApiError> = None;
+        // What each host launched (host → instance IDs), for a launch that fails below its
+        // MinCount to terminate again.
+        let mut launched: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut exclude: Vec<String> = Vec::new();
         let mut todo = run.clone();
         let token = run.client_token.as_str();
@@ -174,6 +181,10 @@ impl Cloud {
                             .cloned()
                             .collect();
                         region.release(&share.host, &unused).await;
+                        launched
+                            .entry(share.host.clone())
+                            .or_default()
+                            .extend(r.instances.iter().map(|i| i.instance_id.clone()));
                         if out.reservation_id.is_empty() {
                             out.reservation_id = r.reservation_id;
                         }
@@ -201,7 +212,11 @@ impl Cloud {
         }
         let min = run.min_count.max(1) as usize;
         let result = match failure {
-            Some(e) if out.instances.len() < min => Err(e),
+            Some(e) if out.instances.len() < min => {
+                // EC2 launches MinCount or nothing: what the other shares launched goes.
+                Box::pin(self.undo_launch(account, &launched)).await;
+                Err(e)
+            }
             _ => Ok(Some(out)),
         };
         if !token.is_empty() {
@@ -221,6 +236,32 @@ impl Cloud {
             }
         }
         result
+    }
+
+    /// Terminates what a launch that failed below its MinCount launched, each host's part
+    /// on its host, before the launch answers its error; what cannot be terminated is
+    /// logged (it runs on, as any instance does, until terminated by hand).
+    async fn undo_launch(
+        self: &Arc<Self>,
+        account: &str,
+        launched: &BTreeMap<String, Vec<String>>,
+    ) {
+        let (Some(region), Some(link)) = (&self.cluster, self.link()) else {
+            return;
+        };
+        let here = region.host();
+        let left = terminate_launched(
+            &link,
+            here,
+            account,
+            launched,
+            |ids| self.terminate_instances(account, &ids),
+            |id| self.modify_instance(account, &id, Some(false), None),
+        )
+        .await;
+        for (host, ids, e) in left {
+            tracing::warn!(%host, instances = ?ids, code = e.code.as_str(), error = %e.message, "a failed launch could not terminate what it launched; terminate these by hand");
+        }
     }
 
     /// The answer to a retry of the launch that recorded `token`: its instances as they are
@@ -306,6 +347,73 @@ impl Cloud {
     }
 }
 
+/// Terminates `launched` (host → its instance IDs) for a launch that failed: `here`'s part
+/// with `terminate` and `unprotect` (this host's own calls), each other host's through
+/// `link`, one host after another, each on its own (a host that refuses or cannot be
+/// reached leaves the others' parts to be done). An instance protected from termination (the
+/// launch, or its template, asked for DisableApiTermination) has the protection lifted
+/// first. The parts that were not terminated come back, with why.
+async fn terminate_launched(
+    link: &dyn HostLink,
+    here: &str,
+    account: &str,
+    launched: &BTreeMap<String, Vec<String>>,
+    terminate: impl Fn(Vec<String>) -> ApiResult<Vec<Change>>,
+    unprotect: impl Fn(String) -> ApiResult<()>,
+) -> Vec<(String, Vec<String>, ApiError)> {
+    let mut left = Vec::new();
+    for (host, ids) in launched.iter().filter(|(_, ids)| !ids.is_empty()) {
+        let done = if host == here {
+            terminate_part(
+                ids,
+                |part| std::future::ready(terminate(part)),
+                |id| std::future::ready(unprotect(id)),
+            )
+            .await
+        } else {
+            let lift = InstanceAttributes {
+                disable_api_termination: Some(false),
+                ..InstanceAttributes::default()
+            };
+            let lift = &lift;
+            terminate_part(
+                ids,
+                |part| link.change_states(host, account, StateOp::Terminate, part),
+                |id| async move {
+                    link.modify_instance_attribute(host, account, &id, lift)
+                        .await
+                },
+            )
+            .await
+        };
+        if let Err(e) = done {
+            left.push((host.clone(), ids.clone(), e));
+        }
+    }
+    left
+}
+
+/// TerminateInstances of `ids` (all on one host) with `terminate`; refused because one is
+/// protected (`OperationNotPermitted`), each has its protection lifted with `unprotect`, and
+/// they are terminated again.
+async fn terminate_part<T, TF, U, UF>(ids: &[String], terminate: T, unprotect: U) -> ApiResult<()>
+where
+    T: Fn(Vec<String>) -> TF,
+    TF: Future<Output = ApiResult<Vec<Change>>>,
+    U: Fn(String) -> UF,
+    UF: Future<Output = ApiResult<()>>,
+{
+    match terminate(ids.to_vec()).await {
+        Err(e) if e.code == ErrorCode::OperationNotPermitted => {
+            for id in ids {
+                unprotect(id.clone()).await?;
+            }
+            terminate(ids.to_vec()).await.map(|_| ())
+        }
+        done => done.map(|_| ()),
+    }
+}
+
 /// A launch cut down to one host's share: its count, and the AZ placement counted it in
 /// (unless a subnet names the AZ).
 fn remote_share(run: &RunRequest, share: &Share) -> RunRequest {
@@ -331,8 +439,15 @@ fn local_share(run: &RunRequest, share: &Share) -> RunRequest {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::cloud::compute::console::{ConsoleOutput, InputDelivered};
+    use crate::cloud::compute::metadata::MetadataChange;
     use crate::cloud::placement::scheduler::Slot;
+    use crate::db::instances::MetadataOptions;
+    use crate::lifecycle::State;
 
     fn share() -> Share {
         Share {
@@ -379,5 +494,206 @@ mod tests {
         let remote = remote_share(&in_subnet, &share());
         assert_eq!(remote.availability_zone, "");
         assert!(remote.pinned.is_none());
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Hosts as a failed launch finds them: some instances protected from termination, one
+    /// host down. Every call is recorded, this host's as host "h1".
+    #[derive(Default)]
+    struct Hosts {
+        protected: Mutex<BTreeSet<String>>,
+        down: Option<String>,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl Hosts {
+        fn terminate(&self, host: &str, ids: Vec<String>) -> ApiResult<Vec<Change>> {
+            if self.down.as_deref() == Some(host) {
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("{host} is down"),
+                ));
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("terminate {host} {}", ids.join(",")));
+            if let Some(p) = ids
+                .iter()
+                .find(|id| self.protected.lock().unwrap().contains(*id))
+            {
+                return Err(ApiError::new(
+                    ErrorCode::OperationNotPermitted,
+                    format!("The instance '{p}' may not be terminated."),
+                ));
+            }
+            Ok(ids
+                .into_iter()
+                .map(|id| Change {
+                    id,
+                    previous: State::Pending,
+                    current: State::ShuttingDown,
+                })
+                .collect())
+        }
+
+        fn unprotect(&self, host: &str, id: String) -> ApiResult<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("unprotect {host} {id}"));
+            self.protected.lock().unwrap().remove(&id);
+            Ok(())
+        }
+    }
+
+    #[tonic::async_trait]
+    impl HostLink for Hosts {
+        async fn change_states(
+            &self,
+            host: &str,
+            _: &str,
+            op: StateOp,
+            ids: Vec<String>,
+        ) -> ApiResult<Vec<Change>> {
+            assert_eq!(op, StateOp::Terminate);
+            assert_ne!(host, "h1", "this host's part is not forwarded");
+            self.terminate(host, ids)
+        }
+        async fn console_output(&self, _: &str, _: &str, _: &str) -> ApiResult<ConsoleOutput> {
+            unreachable!()
+        }
+        async fn console_input(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &[u8],
+            _: bool,
+        ) -> ApiResult<InputDelivered> {
+            unreachable!()
+        }
+        async fn modify_instance_attribute(
+            &self,
+            host: &str,
+            _: &str,
+            id: &str,
+            change: &InstanceAttributes,
+        ) -> ApiResult<()> {
+            assert_eq!(
+                change,
+                &InstanceAttributes {
+                    disable_api_termination: Some(false),
+                    ..InstanceAttributes::default()
+                }
+            );
+            self.unprotect(host, id.to_string())
+        }
+        async fn modify_metadata_options(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: MetadataChange,
+        ) -> ApiResult<MetadataOptions> {
+            unreachable!()
+        }
+        async fn describe_instances(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<String>,
+            _: &[Filter],
+        ) -> ApiResult<Vec<pb::Instance>> {
+            unreachable!()
+        }
+        async fn describe_instance_status(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<String>,
+            _: &[Filter],
+            _: bool,
+        ) -> ApiResult<Vec<pb::InstanceStatus>> {
+            unreachable!()
+        }
+    }
+
+    async fn undo(
+        hosts: &Hosts,
+        launched: &[(&str, &[&str])],
+    ) -> Vec<(String, Vec<String>, ApiError)> {
+        let launched: BTreeMap<String, Vec<String>> = launched
+            .iter()
+            .map(|(h, i)| (h.to_string(), ids(i)))
+            .collect();
+        terminate_launched(
+            hosts,
+            "h1",
+            "000000000001",
+            &launched,
+            |part| hosts.terminate("h1", part),
+            |id| hosts.unprotect("h1", id),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_failed_launch_terminates_each_hosts_part_on_that_host() {
+        let hosts = Hosts::default();
+        let left = undo(
+            &hosts,
+            &[("h1", &["i-1", "i-2"]), ("h2", &["i-3"]), ("h3", &[])],
+        )
+        .await;
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(
+            *hosts.calls.lock().unwrap(),
+            ["terminate h1 i-1,i-2", "terminate h2 i-3"],
+            "a host that launched nothing is not asked"
+        );
+    }
+
+    #[tokio::test]
+    async fn protected_instances_are_unprotected_then_terminated() {
+        let hosts = Hosts::default();
+        hosts.protected.lock().unwrap().extend(ids(&["i-2", "i-3"]));
+        let left = undo(&hosts, &[("h1", &["i-1", "i-2"]), ("h2", &["i-3"])]).await;
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(
+            *hosts.calls.lock().unwrap(),
+            [
+                "terminate h1 i-1,i-2",
+                "unprotect h1 i-1",
+                "unprotect h1 i-2",
+                "terminate h1 i-1,i-2",
+                "terminate h2 i-3",
+                "unprotect h2 i-3",
+                "terminate h2 i-3",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_that_cannot_terminate_its_part_is_reported_and_the_others_go_on() {
+        let hosts = Hosts {
+            down: Some("h2".into()),
+            ..Hosts::default()
+        };
+        let left = undo(
+            &hosts,
+            &[("h1", &["i-1"]), ("h2", &["i-2"]), ("h3", &["i-3"])],
+        )
+        .await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!((left[0].0.as_str(), &left[0].1), ("h2", &ids(&["i-2"])));
+        assert_eq!(left[0].2.code, ErrorCode::Unavailable);
+        assert_eq!(
+            *hosts.calls.lock().unwrap(),
+            ["terminate h1 i-1", "terminate h3 i-3"]
+        );
     }
 }

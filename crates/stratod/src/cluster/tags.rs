@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use strato_proto::v1 as pb;
 
-use super::forward::{pb_filters, Link};
+use super::forward::{pb_filters, Link, Tags};
 use super::route::{Origin, Resource, Route};
 use crate::cloud::filters::Filter;
 use crate::cloud::paging::{paginate, Page, PageRequest};
@@ -262,7 +262,7 @@ impl Link {
             resources,
             tags: crate::api::convert::tags(tags),
         };
-        self.on_tags(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Tags, r| async move {
             c.create_tags(r).await
         })
         .await
@@ -287,7 +287,7 @@ impl Link {
                 })
                 .collect(),
         };
-        self.on_tags(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Tags, r| async move {
             c.delete_tags(r).await
         })
         .await
@@ -306,7 +306,7 @@ impl Link {
             filters: pb_filters(filters),
             ..Default::default()
         };
-        self.on_tags(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Tags, r| async move {
             c.describe_tags(r).await
         })
         .await

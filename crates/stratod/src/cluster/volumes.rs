@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use strato_proto::v1 as pb;
 
-use super::forward::{pb_filters, Link};
+use super::forward::{pb_filters, Link, Volumes};
 use super::route::{Described, Origin, Resource};
 use crate::cloud::compute::launch::check_device;
 use crate::cloud::filters::Filter;
@@ -498,7 +498,7 @@ impl Link {
         account: &str,
         msg: pb::CreateVolumeRequest,
     ) -> ApiResult<pb::Volume> {
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.create_volume(r).await
         })
         .await
@@ -520,7 +520,7 @@ impl Link {
             this_host_only: true,
             ..Default::default()
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.describe_snapshots(r).await
         })
         .await
@@ -537,7 +537,7 @@ impl Link {
         let msg = pb::DeleteSnapshotRequest {
             snapshot_id: snapshot_id.to_string(),
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.delete_snapshot(r).await
         })
         .await
@@ -558,7 +558,7 @@ impl Link {
             this_host_only: true,
             ..Default::default()
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.describe_volumes(r).await
         })
         .await
@@ -579,7 +579,7 @@ impl Link {
             instance_id: instance_id.to_string(),
             device: device.to_string(),
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.attach_volume(r).await
         })
         .await
@@ -599,7 +599,7 @@ impl Link {
             instance_id: instance_id.to_string(),
             force,
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.detach_volume(r).await
         })
         .await
@@ -610,7 +610,7 @@ impl Link {
         let msg = pb::DeleteVolumeRequest {
             volume_id: volume_id.to_string(),
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.delete_volume(r).await
         })
         .await
@@ -631,7 +631,7 @@ impl Link {
             description: description.to_string(),
             tags: crate::api::convert::tags(tags),
         };
-        self.on_volumes(host, account, msg, |mut c, r| async move {
+        self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.create_snapshot(r).await
         })
         .await

@@ -60,6 +60,13 @@ fn no_uplink() -> ApiError {
     )
 }
 
+fn address_limit() -> ApiError {
+    ApiError::new(
+        ErrorCode::AddressLimitExceeded,
+        "The maximum number of addresses has been reached.",
+    )
+}
+
 fn pool_empty() -> ApiError {
     ApiError::new(
         ErrorCode::InsufficientAddressCapacity,
@@ -353,40 +360,69 @@ impl Cloud {
         }
         let u = self.uplink()?;
         let allocation_id = ids::new_id(Kind::Allocation);
-        // The quota counts the region's allocations (mirrored here), the pool leaves out
-        // what other hosts claimed.
+        // In a region the quota is the account's slots in etcd, exact across the hosts (the
+        // rows here may not have mirrored another host's allocation of a moment ago); on
+        // one host, the rows here.
+        let quota = match self.cluster {
+            Some(_) => {
+                if !self
+                    .claim_address_slot(account, &allocation_id, u.eip_quota)
+                    .await?
+                {
+                    return Err(address_limit());
+                }
+                u32::MAX
+            }
+            None => u.eip_quota,
+        };
+        let allocated =
+            Box::pin(self.allocate_in_pool(u, account, &allocation_id, quota, &tags)).await;
+        if allocated.is_err() {
+            self.release_address_slot(account, &allocation_id).await;
+        }
+        let ip = allocated?;
+        crate::metrics::inc(&self.metrics.addresses_allocated_total);
+        Ok(Allocated {
+            allocation_id,
+            public_ip: ip.to_string(),
+        })
+    }
+
+    /// Records `allocation_id` with the next free address of the pool, claimed and
+    /// published in the region when there is one; `quota`: how many this host's rows of the
+    /// account may hold.
+    async fn allocate_in_pool(
+        &self,
+        u: &Uplink,
+        account: &str,
+        allocation_id: &str,
+        quota: u32,
+        tags: &[Tag],
+    ) -> ApiResult<Ipv4Addr> {
+        // The pool leaves out what other hosts claimed.
         let pick = |taken: &HashSet<Ipv4Addr>| {
             let pool = u.addresses().filter(|a| !taken.contains(a));
             Ok(
                 match self
                     .db
-                    .allocate_eip(pool, account, &allocation_id, u.eip_quota, &tags)?
+                    .allocate_eip(pool, account, allocation_id, quota, tags)?
                 {
                     Allocation::Done(ip) | Allocation::Existing(ip) => Ok(ip),
                     why => Err(why),
                 },
             )
         };
-        let drop = |_| Ok(self.db.delete_eip(&allocation_id)?);
+        let drop = |_| Ok(self.db.delete_eip(allocation_id)?);
         let ip = match Box::pin(self.pick_claimed(account, pick, drop)).await? {
             Ok(ip) => ip,
-            Err(Allocation::QuotaReached) => {
-                return Err(ApiError::new(
-                    ErrorCode::AddressLimitExceeded,
-                    "The maximum number of addresses has been reached.",
-                ))
-            }
+            Err(Allocation::QuotaReached) => return Err(address_limit()),
             Err(_) => return Err(pool_empty()),
         };
-        if let Err(e) = self.share_new(&Addresses, &allocation_id).await {
+        if let Err(e) = self.share_new(&Addresses, allocation_id).await {
             self.release_public_claim(&ip.to_string(), false).await;
             return Err(e);
         }
-        crate::metrics::inc(&self.metrics.addresses_allocated_total);
-        Ok(Allocated {
-            allocation_id,
-            public_ip: ip.to_string(),
-        })
+        Ok(ip)
     }
 
     /// An Elastic IP of `account`.
@@ -560,6 +596,7 @@ impl Cloud {
         match released {
             Release::Done => {
                 self.release_public_claim(&e.public_ip, true).await;
+                self.release_address_slot(account, allocation_id).await;
                 Ok(())
             }
             Release::InUse => Err(ApiError::new(

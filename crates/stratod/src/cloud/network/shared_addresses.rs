@@ -107,6 +107,18 @@ impl Cloud {
             .collect())
     }
 
+    /// The Elastic IPs this host's database has (the region's, mirrored), for the quota
+    /// slots: `(account, allocation ID)`.
+    pub fn held_allocations(&self) -> ApiResult<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for id in self.db.eip_ids()? {
+            if let Some(e) = self.db.eip(&id)? {
+                out.push((e.owner, id));
+            }
+        }
+        Ok(out)
+    }
+
     /// The region's record of Elastic IP `allocation_id` written here when this host has no
     /// row of it yet (allocated elsewhere a moment ago, before the mirror applied it).
     pub async fn fetch_eip(&self, allocation_id: &str) -> ApiResult<()> {
