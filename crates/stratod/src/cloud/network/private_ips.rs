@@ -111,7 +111,12 @@ impl Cloud {
     }
 
     /// The records of UnassignPrivateIpAddresses.
-    pub(super) fn remove_private_ips(&self, account: &str, eni_id: &str, ips: &[String]) -> ApiResult<()> {
+    pub(super) fn remove_private_ips(
+        &self,
+        account: &str,
+        eni_id: &str,
+        ips: &[String],
+    ) -> ApiResult<()> {
         let eni = self.owned_eni(account, eni_id)?;
         if ips.is_empty() {
             return Err(ApiError::missing("PrivateIpAddress"));
