@@ -142,6 +142,7 @@ async fn client(
                     .volumes
                     .delete_volume(pb::DeleteVolumeRequest {
                         volume_id: id.clone(),
+                        ..Default::default()
                     })
                     .await
                     .map(|_| volumes.retain(|v| *v != id)),
@@ -225,6 +226,7 @@ async fn delete_volumes(v: &mut VolumesClient<Channel>, mut ids: Vec<String>) {
             if let Err(s) = v
                 .delete_volume(pb::DeleteVolumeRequest {
                     volume_id: id.clone(),
+                    ..Default::default()
                 })
                 .await
             {

@@ -1507,7 +1507,8 @@ async fn volume_rpcs(k: &mut Clients, f: &Fixture) {
             code,
             what("DeleteVolume"),
             k.v.delete_volume(pb::DeleteVolumeRequest {
-                volume_id: bad.clone()
+                volume_id: bad.clone(),
+                ..Default::default()
             })
         );
         refuse!(
@@ -1565,7 +1566,8 @@ async fn volume_rpcs(k: &mut Clients, f: &Fixture) {
         k.v.delete_volume(with_token(
             ALICE,
             pb::DeleteVolumeRequest {
-                volume_id: f.vol.clone()
+                volume_id: f.vol.clone(),
+                ..Default::default()
             }
         ))
     );
@@ -1598,6 +1600,24 @@ async fn volume_rpcs(k: &mut Clients, f: &Fixture) {
                 snapshot_id: f.snap.clone()
             }
         ))
+    );
+
+    // A volume's move between a region's hosts is theirs to ask for, not a caller's.
+    refuse!(
+        "AuthFailure",
+        k.v.delete_volume(pb::DeleteVolumeRequest {
+            volume_id: f.vol.clone(),
+            region_move: true,
+        })
+    );
+    refuse!(
+        "AuthFailure",
+        k.v.create_volume(pb::CreateVolumeRequest {
+            size: 1,
+            availability_zone: AZ.into(),
+            region_volume_id: "vol-0123456789abcdef0".into(),
+            ..Default::default()
+        })
     );
 
     // CreateVolume values.
@@ -1732,7 +1752,8 @@ async fn volume_rpcs(k: &mut Clients, f: &Fixture) {
     refuse!(
         "VolumeInUse",
         k.v.delete_volume(pb::DeleteVolumeRequest {
-            volume_id: f.root.clone()
+            volume_id: f.root.clone(),
+            ..Default::default()
         })
     );
 }
@@ -1853,6 +1874,7 @@ async fn auth_rpcs(k: &mut Clients, f: &Fixture) {
                 header,
                 pb::DeleteVolumeRequest {
                     volume_id: f.vol.clone(),
+                    ..Default::default()
                 }
             ))
         );

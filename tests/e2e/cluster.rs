@@ -649,7 +649,8 @@ fn three_hosts_one_region() {
 
     // Volumes follow their hosts (the region's volume index in etcd): one made on h2 is
     // described, attached to h2's instance, snapshotted, detached and deleted through h1,
-    // and refused an instance of another host; one made on h3 goes the same way through
+    // and refused an instance of another host once it has a snapshot; a blank one moves to
+    // the instance's host it is attached to; one made on h3 goes the same way through
     // h1's Query API; a plain describe on any host lists every host's volumes.
     let az = d[1].instance(&i2)["Placement"]["AvailabilityZone"]
         .as_str()
@@ -679,8 +680,25 @@ fn three_hosts_one_region() {
     fn strs(a: &[String]) -> Vec<&str> {
         a.iter().map(String::as_str).collect()
     }
-    let err = d[0].cli_err("InvalidVolume.ZoneMismatch", &strs(&attach(&v2, &i3)));
-    assert!(err.contains("host h2") && err.contains("host h3"), "{err}");
+    // A blank volume made on h2, attached through h1 to h3's instance, moves to h3.
+    let vm = d[1].json(&["create-volume", "--size", "1", "--availability-zone", &az]);
+    let vm = vm["VolumeId"].as_str().unwrap().to_string();
+    let a = d[0].json(&strs(&attach(&vm, &i3)));
+    assert_eq!(a["InstanceId"], i3.as_str(), "{a}");
+    let v = on(&d[1], &vm);
+    assert_eq!(
+        v["Volumes"][0]["Attachments"][0]["InstanceId"],
+        i3.as_str(),
+        "{v}"
+    );
+    let owners = etcd_keys(&ul, "owners/");
+    assert!(owners.contains(&format!("h3/{vm}")), "{owners:?}");
+    assert!(!owners.contains(&format!("h2/{vm}")), "{owners:?}");
+    d[0].json(&["detach-volume", "--volume-id", &vm]);
+    strato_e2e::wait_until(T, "the moved volume detached", || {
+        on(&d[0], &vm)["Volumes"][0]["State"] == "available"
+    });
+    d[1].cli(&["delete-volume", "--volume-id", &vm]);
     let a = d[0].json(&strs(&attach(&v2, &i2)));
     assert_eq!(
         (a["InstanceId"].as_str(), a["State"].as_str()),
@@ -768,6 +786,12 @@ fn three_hosts_one_region() {
     };
     d[0].json(&["detach-volume", "--volume-id", &v2]);
     wait_available(&|| on(&d[0], &v2), &v2);
+    // With a snapshot taken of it, it stays on h2: h3's copy is undone, the attach refused.
+    let err = d[0].cli_err("InvalidVolume.ZoneMismatch", &strs(&attach(&v2, &i3)));
+    assert!(err.contains("host h2") && err.contains("host h3"), "{err}");
+    let owners = etcd_keys(&ul, "owners/");
+    assert!(!owners.contains(&format!("h3/{v2}")), "{owners:?}");
+    assert_eq!(on(&d[2], &v2)["Volumes"][0]["State"], "available");
     d[0].cli(&["delete-volume", "--volume-id", &v2]);
     wait_available(&|| on(&d[2], &restored), &restored);
     d[2].cli(&["delete-volume", "--volume-id", &restored]);
@@ -789,12 +813,20 @@ fn three_hosts_one_region() {
     fn ec2(a: &[String]) -> Vec<&str> {
         [vec!["ec2"], strs(a)].concat()
     }
-    let err = aws.err("InvalidVolume.ZoneMismatch", &ec2(&far));
-    assert!(err.contains("host h3") && err.contains("host h2"), "{err}");
     let a = aws.json(&ec2(&near));
     assert_eq!(a["State"], "attached", "{a}");
     let v = d[2].json(&["describe-volumes", "--volume-ids", &v3]);
     assert_eq!(v["Volumes"][0]["Attachments"][0]["InstanceId"], i3.as_str());
+    aws.json(&["ec2", "detach-volume", "--volume-id", &v3]);
+    wait_available(
+        &|| aws.json(&["ec2", "describe-volumes", "--volume-ids", &v3]),
+        &v3,
+    );
+    // Attached and detached, never written: through the Query API it moves to h2's
+    // instance.
+    let a = aws.json(&ec2(&far));
+    assert_eq!(a["InstanceId"], i2.as_str(), "{a}");
+    assert!(etcd_keys(&ul, "owners/").contains(&format!("h2/{v3}")));
     aws.json(&["ec2", "detach-volume", "--volume-id", &v3]);
     wait_available(
         &|| aws.json(&["ec2", "describe-volumes", "--volume-ids", &v3]),

@@ -26,6 +26,7 @@ pub async fn create_volume(conn: &Conn, a: CreateVolume) -> Result<View, CliErro
         availability_zone: a.availability_zone.unwrap_or_default(),
         snapshot_id: a.snapshot_id.unwrap_or_default(),
         tags,
+        ..Default::default()
     };
     let volume = conn
         .volumes()
@@ -69,6 +70,7 @@ pub async fn detach_volume(conn: &Conn, a: DetachVolume) -> Result<View, CliErro
 pub async fn delete_volume(conn: &Conn, a: VolumeId) -> Result<View, CliError> {
     let request = DeleteVolumeRequest {
         volume_id: a.volume_id,
+        ..Default::default()
     };
     conn.volumes()
         .delete_volume(request)

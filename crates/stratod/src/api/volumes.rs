@@ -14,7 +14,7 @@ use crate::cluster::route::{in_request_order, Origin};
 use crate::cluster::volumes::Answer;
 use crate::db::volumes::{Snapshot, Volume};
 
-fn volume(v: &Volume) -> pb::Volume {
+pub(crate) fn volume(v: &Volume) -> pb::Volume {
     pb::Volume {
         volume_id: v.id.clone(),
         size: v.size_gib,
@@ -118,7 +118,7 @@ impl Volumes for Api {
         let origin = self.origin(&req);
         self.handle_async("DeleteVolume", req, |account, r| async move {
             self.cloud
-                .delete_volume_routed(&account, &r.volume_id, origin)
+                .delete_volume_routed(&account, &r.volume_id, r.region_move, origin)
                 .await
                 .map(|_| pb::DeleteVolumeResponse {})
         })

@@ -32,6 +32,7 @@ pub mod run;
 pub mod shared;
 pub mod tags;
 pub mod templates;
+pub mod volume_moves;
 pub mod volumes;
 
 use std::collections::BTreeMap;

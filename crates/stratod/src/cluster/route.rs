@@ -905,12 +905,12 @@ mod tests {
         assert!(d.remote.is_empty());
         // An ID this host does not hold is refused here, as on one host.
         let err = cloud
-            .delete_volume_routed(&account, "vol-0000000000000000a", Origin::Caller)
+            .delete_volume_routed(&account, "vol-0000000000000000a", false, Origin::Caller)
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidVolumeNotFound);
         cloud
-            .delete_volume_routed(&account, &v.id, Origin::Caller)
+            .delete_volume_routed(&account, &v.id, false, Origin::Caller)
             .await
             .unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(1));

@@ -10,8 +10,9 @@
 //! DeleteSnapshot. CreateVolume creates on the host asked, or from a snapshot on the
 //! snapshot's host (its file is there), and puts the volume in the index. A volume attaches
 //! only to an instance on its own host: AttachVolume of a volume and an instance on two
-//! hosts is refused with `InvalidVolume.ZoneMismatch`, EC2's refusal of a pair that cannot
-//! be joined.
+//! hosts moves a blank volume to the instance's host first (`volume_moves`), and is refused
+//! with `InvalidVolume.ZoneMismatch`, EC2's refusal of a pair that cannot be joined, for a
+//! volume that holds data.
 
 use std::sync::Arc;
 
@@ -248,6 +249,14 @@ impl Cloud {
         req: &pb::CreateVolumeRequest,
         origin: Origin,
     ) -> ApiResult<Answer<Volume, pb::Volume>> {
+        if !req.region_volume_id.is_empty() {
+            if origin != Origin::RegionHost {
+                return Err(super::volume_moves::hosts_only("RegionVolumeId"));
+            }
+            let v = self.adopt_blank_volume(super::volume_moves::moved_volume(account, req))?;
+            self.index_volumes(&[(v.id.clone(), v.owner.clone())]).await;
+            return Ok(Answer::Here(v));
+        }
         if !req.snapshot_id.is_empty() {
             let there = self
                 .elsewhere(Resource::Snapshot, account, &req.snapshot_id, origin)
@@ -320,9 +329,10 @@ impl Cloud {
         .await
     }
 
-    /// AttachVolume, on the volume's host; refused when the instance is on another.
+    /// AttachVolume, on the volume's host; a blank volume moves to the instance's host
+    /// first, one with data is refused when the instance is on another.
     pub async fn attach_volume_routed(
-        &self,
+        self: &Arc<Self>,
         account: &str,
         volume_id: &str,
         instance_id: &str,
@@ -342,14 +352,30 @@ impl Cloud {
             .place(Resource::Instance, account, instance_id, origin)
             .await;
         match (pairing(region.host(), &volume, &instance), self.link()) {
-            (Pairing::Apart { volume, instance }, _) => {
+            (Pairing::Apart { volume, instance }, Some(link)) => {
                 // Both exist: a device the volume's host would refuse is refused as it
                 // would be, before the pairing.
                 if device.is_empty() {
                     return Err(ApiError::missing("Device"));
                 }
                 check_device(device)?;
-                Err(apart(volume_id, instance_id, &volume, &instance))
+                self.move_blank_volume(
+                    &link,
+                    account,
+                    volume_id,
+                    instance_id,
+                    (&volume, &instance),
+                )
+                .await?;
+                if instance == region.host() {
+                    return self
+                        .attach_volume(account, volume_id, instance_id, device)
+                        .await
+                        .map(Answer::Here);
+                }
+                link.attach_volume(&instance, account, volume_id, instance_id, device)
+                    .await
+                    .map(Answer::There)
             }
             (Pairing::There(host), Some(link)) => link
                 .attach_volume(&host, account, volume_id, instance_id, device)
@@ -384,12 +410,22 @@ impl Cloud {
     }
 
     /// DeleteVolume, on the volume's host, which takes it out of the region's index.
+    /// With `moved`, only a blank volume moving to another host (`volume_moves`).
     pub async fn delete_volume_routed(
         &self,
         account: &str,
         volume_id: &str,
+        moved: bool,
         origin: Origin,
     ) -> ApiResult<()> {
+        if moved {
+            if origin != Origin::RegionHost {
+                return Err(super::volume_moves::hosts_only("RegionMove"));
+            }
+            self.release_moved_volume(account, volume_id)?;
+            self.unindex(volume_id).await;
+            return Ok(());
+        }
         if let Some((link, host)) = self.volume_elsewhere(account, volume_id, origin).await {
             return link.delete_volume(&host, account, volume_id).await;
         }
@@ -609,6 +645,7 @@ impl Link {
     pub async fn delete_volume(&self, host: &str, account: &str, volume_id: &str) -> ApiResult<()> {
         let msg = pb::DeleteVolumeRequest {
             volume_id: volume_id.to_string(),
+            region_move: false,
         };
         self.on(host, account, msg, |mut c: Volumes, r| async move {
             c.delete_volume(r).await

@@ -225,6 +225,16 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes a volume that is available, detached and has no snapshot taken of it (a
+    /// blank volume moving to another host); false when it is not, or is gone.
+    pub fn delete_free_volume(&self, id: &str) -> DbResult<bool> {
+        Ok(self.conn().execute(
+            "DELETE FROM volumes WHERE id = ?1 AND state = 'available' AND instance_id IS NULL \
+             AND snapshot_id = '' AND NOT EXISTS (SELECT 1 FROM snapshots WHERE volume_id = ?1)",
+            [id],
+        )? == 1)
+    }
+
     /// Records a new snapshot.
     pub fn insert_snapshot(&self, s: &Snapshot) -> DbResult<()> {
         self.write_snapshot(s, "INSERT", false)

@@ -86,6 +86,82 @@ impl Cloud {
         snapshot_id: &str,
         tags: Vec<Tag>,
     ) -> ApiResult<Volume> {
+        let id = ids::new_id(Kind::Volume);
+        self.create_volume_as(
+            account,
+            size,
+            volume_type,
+            az,
+            snapshot_id,
+            tags,
+            (id, now_s()),
+        )
+    }
+
+    /// A blank volume another host of the region hands over (`cluster::volumes`), under its
+    /// ID and creation time: blank here too, since it was never written there.
+    /// `moved` gives the account, size, type, AZ, tags, ID and creation time.
+    pub fn adopt_blank_volume(self: &Arc<Self>, moved: Volume) -> ApiResult<Volume> {
+        ids::check(Kind::Volume, &moved.id)?;
+        if self.db.volume(&moved.id)?.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::IncorrectState,
+                format!("Volume {} is on this host already.", moved.id),
+            ));
+        }
+        self.create_volume_as(
+            &moved.owner,
+            moved.size_gib,
+            &moved.volume_type,
+            &moved.az,
+            "",
+            moved.tags,
+            (moved.id, moved.created),
+        )
+    }
+
+    /// Whether volume `id`'s file holds no data: sparse with no block allocated, as
+    /// CreateVolume made it and no guest ever wrote it (a filesystem without sparse files
+    /// always says no).
+    pub fn volume_never_written(&self, id: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.volume_path(id)).is_ok_and(|m| m.blocks() == 0)
+    }
+
+    /// The local half of a blank volume's move to another host (which made its copy):
+    /// deletes it here if it is still available, detached, without snapshots and never
+    /// written; else refuses, and the move is undone.
+    pub fn release_moved_volume(&self, account: &str, id: &str) -> ApiResult<()> {
+        let v = self.owned_volume(account, id)?;
+        let written = !self.volume_never_written(id);
+        if written || !self.db.delete_free_volume(&v.id)? {
+            return Err(ApiError::new(
+                ErrorCode::InvalidVolumeZoneMismatch,
+                format!(
+                    "Volume {id} holds data (or is in use) on its host: only a blank volume \
+                     never attached moves to another host's instance."
+                ),
+            ));
+        }
+        self.db.close_period(id, now_ms())?;
+        if let Err(e) = crate::cloud::remove_file(&self.volume_path(id)) {
+            tracing::warn!(volume = id, error = %e, "cannot delete a moved volume's file (the next start-up sweeps it)");
+        }
+        Ok(())
+    }
+
+    // The arguments of CreateVolume, and the ID and creation time it gives.
+    #[allow(clippy::too_many_arguments)]
+    fn create_volume_as(
+        self: &Arc<Self>,
+        account: &str,
+        size: i64,
+        volume_type: &str,
+        az: &str,
+        snapshot_id: &str,
+        tags: Vec<Tag>,
+        (id, created): (String, i64),
+    ) -> ApiResult<Volume> {
         crate::cloud::tags::check(&tags)?;
         let vtype = if volume_type.is_empty() {
             "gp3"
@@ -134,7 +210,7 @@ impl Cloud {
         };
         self.ensure_space(need, ErrorCode::InsufficientVolumeCapacity, "the volume")?;
         let v = Volume {
-            id: ids::new_id(Kind::Volume),
+            id,
             owner: account.to_string(),
             size_gib: size,
             volume_type: vtype.to_string(),
@@ -145,7 +221,7 @@ impl Cloud {
             } else {
                 VolumeState::Available
             },
-            created: now_s(),
+            created,
             instance_id: None,
             device: None,
             attach_state: None,

@@ -232,6 +232,7 @@ pub async fn create_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
         availability_zone: input.str("AvailabilityZone").to_string(),
         snapshot_id: input.str("SnapshotId").to_string(),
         tags: crate::api::convert::tags(&tags_for(input, "volume")),
+        ..Default::default()
     };
     let v = ctx
         .cloud
@@ -276,7 +277,7 @@ pub async fn detach_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
 /// DeleteVolume, on the volume's host.
 pub async fn delete_volume(ctx: &Ctx<'_>, input: &Value) -> ApiResult<Value> {
     ctx.cloud
-        .delete_volume_routed(ctx.account(), input.str("VolumeId"), Origin::Caller)
+        .delete_volume_routed(ctx.account(), input.str("VolumeId"), false, Origin::Caller)
         .await?;
     Ok(Value::obj([]))
 }
