@@ -65,6 +65,14 @@ fn request<T>(msg: T, secret: &str, account: &str) -> ApiResult<tonic::Request<T
     Ok(r)
 }
 
+/// Whether a failed call carries the other host's answer (its EC2 code), rather than a
+/// transport's failure.
+fn answered(s: &tonic::Status) -> bool {
+    s.metadata()
+        .get(strato_proto::ERROR_CODE_METADATA)
+        .is_some()
+}
+
 /// The other host's refusal as this host's: its EC2 code and message.
 fn from_status(s: &tonic::Status) -> ApiError {
     let code = s
@@ -92,14 +100,17 @@ fn from_status(s: &tonic::Status) -> ApiError {
 pub enum Forwarded {
     /// The host could not be reached: nothing was sent, so the call may go elsewhere.
     Unreachable(ApiError),
-    /// The host answered with a refusal, or the call broke once sent.
+    /// The host answered with a refusal (or the call could not be worded).
     Failed(ApiError),
+    /// The call was sent and then broke without the host's answer (a timeout, a lost
+    /// connection): the host may have acted on it.
+    Broken(ApiError),
 }
 
 impl From<Forwarded> for ApiError {
     fn from(f: Forwarded) -> ApiError {
         match f {
-            Forwarded::Unreachable(e) | Forwarded::Failed(e) => e,
+            Forwarded::Unreachable(e) | Forwarded::Failed(e) | Forwarded::Broken(e) => e,
         }
     }
 }
@@ -152,7 +163,10 @@ where
     call(client(channel), req)
         .await
         .map(tonic::Response::into_inner)
-        .map_err(|s| Forwarded::Failed(from_status(&s)))
+        .map_err(|s| match answered(&s) {
+            true => Forwarded::Failed(from_status(&s)),
+            false => Forwarded::Broken(from_status(&s)),
+        })
 }
 
 /// RunInstances on another host, for `account`.
@@ -241,7 +255,7 @@ impl Link {
                     e.message
                 ),
             )),
-            Err(Forwarded::Failed(e)) => Err(e),
+            Err(Forwarded::Failed(e) | Forwarded::Broken(e)) => Err(e),
         }
     }
 }
@@ -592,6 +606,20 @@ impl HostLink for Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_told_from_a_broken_call() {
+        let refused: tonic::Status =
+            ApiError::new(ErrorCode::InvalidInstanceIdNotFound, "no such instance").into();
+        assert!(answered(&refused));
+        assert_eq!(
+            from_status(&refused).code,
+            ErrorCode::InvalidInstanceIdNotFound
+        );
+        let broken = tonic::Status::deadline_exceeded("timed out");
+        assert!(!answered(&broken), "a timeout carries no answer");
+        assert_eq!(from_status(&broken).code, ErrorCode::Unavailable);
+    }
 
     #[test]
     fn metadata_changes_cross_the_wire_unchanged() {

@@ -21,6 +21,11 @@ use crate::cloud::placement::hosts::{Placed, Share};
 use crate::cloud::Cloud;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
+/// How long after a forwarded share broke its host is asked to terminate what the share
+/// may have launched: longer than a launch takes there (its files pulled, its volumes
+/// cloned, its monitor started answer it within seconds).
+const SWEEP_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long a launch's instances may take to appear after it recorded its client token
 /// (its reservations wait as long for a forwarded share to arrive).
 const TOKEN_IN_FLIGHT_MS: i64 = 120_000;
@@ -97,6 +102,9 @@ impl Cloud {
         // What each host launched (host → instance IDs), for a launch that fails below its
         // MinCount to terminate again.
         let mut launched: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Shares whose call broke once sent (host → their reserved IDs): the caller never
+        // learns of what they may launch, so it is terminated once it would have launched.
+        let mut broken: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut exclude: Vec<String> = Vec::new();
         let mut todo = run.clone();
         let token = run.client_token.as_str();
@@ -201,6 +209,12 @@ impl Cloud {
                         region.release(&share.host, &share.ids).await;
                         failure.get_or_insert(e);
                     }
+                    Err(forward::Forwarded::Broken(e)) => {
+                        tracing::warn!(host = %share.host, error = %e.message, "a forwarded share broke after it was sent; what it may launch there is terminated later");
+                        region.release(&share.host, &share.ids).await;
+                        broken.insert(share.host.clone(), share.ids.clone());
+                        failure.get_or_insert(e);
+                    }
                 }
             }
             if again == 0 {
@@ -219,6 +233,9 @@ impl Cloud {
             }
             _ => Ok(Some(out)),
         };
+        if !broken.is_empty() {
+            self.sweep_broken(account, broken);
+        }
         if !token.is_empty() {
             let key = token_key(account, token);
             match &result {
@@ -262,6 +279,43 @@ impl Cloud {
         for (host, ids, e) in left {
             tracing::warn!(%host, instances = ?ids, code = e.code.as_str(), error = %e.message, "a failed launch could not terminate what it launched; terminate these by hand");
         }
+    }
+
+    /// After [`SWEEP_AFTER`], terminates on their hosts the instances that shares whose
+    /// calls broke once sent may have launched (one by one: an ID never launched is
+    /// NotFound, which is the point), and logs what cannot be terminated.
+    fn sweep_broken(self: &Arc<Self>, account: &str, broken: BTreeMap<String, Vec<String>>) {
+        let me = Arc::clone(self);
+        let account = account.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(SWEEP_AFTER).await;
+            let (Some(region), Some(link)) = (me.cluster.clone(), me.link()) else {
+                return;
+            };
+            for (host, ids) in broken {
+                for id in ids {
+                    let one = BTreeMap::from([(host.clone(), vec![id.clone()])]);
+                    let left = terminate_launched(
+                        &link,
+                        region.host(),
+                        &account,
+                        &one,
+                        |ids| me.terminate_instances(&account, &ids),
+                        |id| me.modify_instance(&account, &id, Some(false), None),
+                    )
+                    .await;
+                    match left.first() {
+                        None => {
+                            tracing::info!(%host, instance = %id, "terminated an instance a broken share launched")
+                        }
+                        Some((_, _, e)) if e.code == ErrorCode::InvalidInstanceIdNotFound => {}
+                        Some((_, _, e)) => {
+                            tracing::warn!(%host, instance = %id, error = %e.message, "an instance a broken share may have launched is not terminated; check it by hand")
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// The answer to a retry of the launch that recorded `token`: its instances as they are
