@@ -733,6 +733,13 @@ static void run_script(const char *s, u32 n)
 			net_reply_budget = (int)n;
 		} else if (str_eq_n(w, wl, "ping6")) {
 			net6_ping(arg, al);
+		} else if (str_eq_n(w, wl, "ping")) {
+			u32 dst;
+			if (parse_ipv4(arg, al, &dst) != al) {
+				kprintf("probe: user-data: bad ping command\n");
+				continue;
+			}
+			net_ping(dst);
 		} else if (str_eq_n(w, wl, "marker") || str_eq_n(w, wl, "stop-if-marker")) {
 			/* marker <disk> <lba> <text>; stop-if-marker <disk> <lba> <text> ends the
 			 * script when the sector holds that marker (a script that runs once per

@@ -31,6 +31,13 @@ static int our_ip_dev(struct vdev *d) { return net_ip && d->netidx == 0; }
 
 static u8 frame[1536] __attribute__((section(".noinit")));
 
+static struct vdev *dev4;    /* eth0, once set up */
+static u32 arp_want;         /* the address asked for, then the echo's destination */
+static u8 arp_mac[6];
+static volatile int arp_state;   /* 1 asking, 2 answered */
+static volatile int echo4_state; /* 1 waiting, 2 answered */
+#define ECHO4_ID 0x5034
+
 static void send_arp(struct vdev *d, u16 op, const u8 *dmac, const u8 *tha, u32 tpa)
 {
 	u8 *f = frame;
@@ -182,6 +189,73 @@ static void dhcp_run(struct vdev *d)
 	net_gw = r;
 }
 
+static void wait4(volatile int *st, int from, u64 t)
+{
+	u64 t0 = ticks;
+	while (*st == from && ticks - t0 < t)
+		net_service(dev4);
+}
+
+static void print_ping(u32 a, const char *what)
+{
+	kprintf("probe: ping %u.%u.%u.%u %s\n", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, what);
+}
+
+/* `ping <dst>`: resolves the next hop's MAC (dst on eth0's subnet, else the gateway), sends
+ * up to three echo requests from eth0's address and prints
+ * `probe: ping <dst> reply|no-reply|no-neighbour`. */
+void net_ping(u32 dst)
+{
+	if (!dev4 || !net_ip) {
+		print_ping(dst, "no-neighbour");
+		return;
+	}
+	u32 mask = net_prefix ? 0xffffffffU << (32 - net_prefix) : 0;
+	u32 hop = ((dst ^ net_ip) & mask) && net_gw ? net_gw : dst;
+	static const u8 bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	static const u8 zero[6] = {0, 0, 0, 0, 0, 0};
+	arp_want = hop;
+	arp_state = 1;
+	for (u32 t = 0; t < 3 && arp_state == 1; t++) {
+		send_arp(dev4, 1, bcast, zero, hop);
+		wait4(&arp_state, 1, 18);
+	}
+	if (arp_state != 2) {
+		arp_state = 0;
+		print_ping(dst, "no-neighbour");
+		return;
+	}
+	arp_state = 0;
+	arp_want = dst;
+	echo4_state = 1;
+	for (u16 seq = 1; seq <= 3 && echo4_state == 1; seq++) {
+		u8 *f = frame;
+		memcpy(f, arp_mac, 6);
+		memcpy(f + 6, dev4->mac, 6);
+		put16(f + 12, 0x0800);
+		u8 *o = f + 14;
+		memset(o, 0, 20 + 16);
+		o[0] = 0x45;
+		put16(o + 2, 20 + 16);
+		put16(o + 4, seq);
+		o[8] = 64;
+		o[9] = 1;
+		put32(o + 12, net_ip);
+		put32(o + 16, dst);
+		put16(o + 10, csum(o, 20));
+		u8 *m = o + 20;
+		m[0] = 8;
+		put16(m + 4, ECHO4_ID);
+		put16(m + 6, seq);
+		memcpy(m + 8, "strato-4", 8);
+		put16(m + 2, csum(m, 16));
+		net_tx(dev4, f, 14 + 20 + 16);
+		wait4(&echo4_state, 1, 18);
+	}
+	print_ping(dst, echo4_state == 2 ? "reply" : "no-reply");
+	echo4_state = 0;
+}
+
 void net_setup(struct vdev *d)
 {
 	const u8 *m = d->mac;
@@ -191,6 +265,8 @@ void net_setup(struct vdev *d)
 		net_ip = 0;
 	else if (net_dhcp && d->netidx == 0)
 		dhcp_run(d);
+	if (d->netidx == 0)
+		dev4 = d;
 	if (our_ip_dev(d)) {
 		kprintf("probe: ip %u.%u.%u.%u/%u\n", net_ip >> 24, (net_ip >> 16) & 255, (net_ip >> 8) & 255,
 			net_ip & 255, net_prefix);
@@ -205,6 +281,12 @@ static void rx_arp(struct vdev *d, const u8 *p, u32 len)
 {
 	if (len < 42 || be16(p + 14) != 1 || be16(p + 16) != 0x0800 || p[18] != 6 || p[19] != 4)
 		return;
+	if (be16(p + 20) == 2 && arp_state == 1 && be32(p + 28) == arp_want && be32(p + 38) == net_ip &&
+	    !(p[22] & 1)) {
+		memcpy(arp_mac, p + 22, 6);
+		arp_state = 2;
+		return;
+	}
 	if (be16(p + 20) != 1 || be32(p + 38) != net_ip)
 		return;
 	if (net_reply_budget == 0)
@@ -234,6 +316,11 @@ static void rx_ipv4(struct vdev *d, const u8 *p, u32 len)
 	if (ip[9] != 1 || be32(ip + 16) != net_ip || (be16(ip + 6) & 0x3fff)) /* ICMP, to us, unfragmented */
 		return;
 	const u8 *icmp = ip + ihl;
+	if (icmp[0] == 0 && icmp[1] == 0 && echo4_state == 1 && be32(ip + 12) == arp_want &&
+	    be16(icmp + 4) == ECHO4_ID) {
+		echo4_state = 2;
+		return;
+	}
 	if (icmp[0] != 8 || icmp[1] != 0)
 		return;
 	u8 *f = frame;

@@ -155,5 +155,6 @@ void net6_add_addr(const u8 a[16]);
 void net6_setup(struct vdev *d); /* eth0: link-local, RS, DHCPv6, prints the ip6 lines */
 void net6_rx_frame(struct vdev *d, const u8 *frame, u32 len);
 void net6_ping(const char *arg, u32 len); /* user data `ping6 <src>|self <dst>` */
+void net_ping(u32 dst); /* user data `ping <dst>`: IPv4 echo from eth0's address */
 
 #endif

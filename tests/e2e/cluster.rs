@@ -1890,6 +1890,19 @@ fn a_vpc_of_the_region() {
     assert!(!s2.ping(&ip3, 1), "the group allows nothing yet");
     assert!(!s3.ping(&ip2, 1), "the group allows nothing yet");
 
+    // An instance on h2 pings h3's probe at boot (its user data): no reply while the group
+    // allows nothing.
+    let ud = d[1].file("ping.txt", format!("ping {ip3}\n").as_bytes());
+    let user_data = format!("file://{}", ud.display());
+    let mut pinger_args = extra.to_vec();
+    pinger_args.extend(["--user-data", &user_data]);
+    let pinger = launch(&d[1], &ami2, &pinger_args);
+    assert_eq!(pinger[0].1, "h2", "{pinger:?}");
+    let pinger = pinger[0].0.clone();
+    let said = format!("probe: ping {ip3} ");
+    let c = d[1].wait_console(&pinger, &said, T);
+    assert!(c.contains(&format!("{said}no-reply")), "{c}");
+
     // h1 changes the group; h2 and h3 apply it to their own instances.
     d[0].cli(&[
         "authorize-security-group-ingress",
@@ -1904,6 +1917,13 @@ fn a_vpc_of_the_region() {
     ]);
     assert!(s2.pings_within(&ip3, 10), "h3 applied h1's rule");
     assert!(s3.pings_within(&ip2, 10), "h2 applied h1's rule");
+    // Booted again, the instance on h2 reaches the one on h3 now.
+    d[2].cli(&["stop-instances", "--instance-ids", &pinger]);
+    d[1].wait_state(&pinger, "stopped", T);
+    d[0].cli(&["start-instances", "--instance-ids", &pinger]);
+    let c = d[1].wait_console(&pinger, &format!("{said}reply"), T);
+    assert!(c.contains(&format!("{said}reply")), "{c}");
+    d[1].cli(&["terminate-instances", "--instance-ids", &pinger]);
     let v = d[2].json(&["describe-security-groups", "--group-ids", &sg]);
     assert_eq!(
         v["SecurityGroups"][0]["IpPermissions"][0]["IpProtocol"], "icmp",
