@@ -159,10 +159,7 @@ impl Compute for Api {
         self.handle_async("RunInstances", req, |account, r| async move {
             let pinned = match &r.region_placement {
                 Some(_) if !from_host => {
-                    return Err(crate::error::ApiError::new(
-                        crate::error::ErrorCode::AuthFailure,
-                        "RegionPlacement is set only by the region's hosts.",
-                    ))
+                    return Err(crate::cluster::forward::hosts_only("RegionPlacement"))
                 }
                 Some(p) => {
                     // The host that placed the launch may have made its key pair or group

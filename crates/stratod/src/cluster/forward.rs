@@ -95,6 +95,15 @@ fn from_status(s: &tonic::Status) -> ApiError {
     }
 }
 
+/// The refusal of a request field that only the region's hosts set (what they forward),
+/// from any other caller.
+pub fn hosts_only(field: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::AuthFailure,
+        format!("{field} is set only by the region's hosts."),
+    )
+}
+
 /// Why a forwarded call failed.
 #[derive(Debug)]
 pub enum Forwarded {

@@ -16,7 +16,7 @@ use super::forward::Link;
 use super::volumes::apart;
 use crate::cloud::Cloud;
 use crate::db::volumes::Volume;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiResult, ErrorCode};
 use crate::ids::Kind;
 use crate::states::VolumeState;
 
@@ -154,14 +154,6 @@ impl Link {
         .await
         .map(|_| ())
     }
-}
-
-/// The refusal of a move's fields from a caller other than a region host.
-pub fn hosts_only(field: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::AuthFailure,
-        format!("{field} is set only by the region's hosts."),
-    )
 }
 
 #[cfg(test)]

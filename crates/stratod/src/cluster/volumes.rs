@@ -251,7 +251,7 @@ impl Cloud {
     ) -> ApiResult<Answer<Volume, pb::Volume>> {
         if !req.region_volume_id.is_empty() {
             if origin != Origin::RegionHost {
-                return Err(super::volume_moves::hosts_only("RegionVolumeId"));
+                return Err(super::forward::hosts_only("RegionVolumeId"));
             }
             let v = self.adopt_blank_volume(super::volume_moves::moved_volume(account, req))?;
             self.index_volumes(&[(v.id.clone(), v.owner.clone())]).await;
@@ -420,7 +420,7 @@ impl Cloud {
     ) -> ApiResult<()> {
         if moved {
             if origin != Origin::RegionHost {
-                return Err(super::volume_moves::hosts_only("RegionMove"));
+                return Err(super::forward::hosts_only("RegionMove"));
             }
             self.release_moved_volume(account, volume_id)?;
             self.unindex(volume_id).await;

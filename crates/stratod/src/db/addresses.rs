@@ -453,15 +453,20 @@ impl Db {
         Ok(n)
     }
 
-    /// The allocation ID of every Elastic IP here (in a region: the region's, mirrored).
-    pub fn eip_ids(&self) -> DbResult<Vec<String>> {
+    /// `(account, allocation ID)` of every Elastic IP, by allocation ID.
+    pub fn eip_owners(&self) -> DbResult<Vec<(String, String)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT allocation_id FROM public_ips WHERE allocation_id IS NOT NULL \
+            "SELECT owner, allocation_id FROM public_ips WHERE allocation_id IS NOT NULL \
              ORDER BY allocation_id",
         )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The allocation ID of every Elastic IP here (in a region: the region's, mirrored).
+    pub fn eip_ids(&self) -> DbResult<Vec<String>> {
+        Ok(self.eip_owners()?.into_iter().map(|(_, id)| id).collect())
     }
 
     /// Writes an Elastic IP as the region's record has it. An association on another host

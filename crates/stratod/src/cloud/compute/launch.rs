@@ -359,12 +359,13 @@ impl Cloud {
         };
         let claim_subnet = match req.subnet_id.is_empty() {
             false => req.subnet_id.clone(),
-            true => self
-                .launch_subnet(account, "", &launch_zone(&req, group.as_ref(), &members))
-                .map(|s| s.id)
-                .unwrap_or_default(),
+            // Its refusal is the launch's (under the lock it would be the same).
+            true => {
+                self.launch_subnet(account, "", &launch_zone(&req, group.as_ref(), &members))?
+                    .id
+            }
         };
-        let mut claimed = match req.dry_run || claim_subnet.is_empty() {
+        let mut claimed = match req.dry_run {
             true => None,
             false => Box::pin(self.claim_ips(account, &claim_subnet, max as usize))
                 .await?

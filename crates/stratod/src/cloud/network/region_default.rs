@@ -14,6 +14,8 @@
 use std::sync::Mutex;
 
 use super::overlay::derived_vni;
+use super::plumbing::parse_cidr;
+use super::vpcs::overlaps;
 use crate::cloud::Cloud;
 use crate::cluster::default_vpc::{DefaultSubnet, DefaultVpcRecord};
 use crate::cluster::Region;
@@ -82,7 +84,10 @@ impl Cloud {
             Ok(None) => self.offer_own_default(region, &local).await?,
             Err(e) => return Err(region.cut_off(&e)),
         };
-        match self.db.adopt_default_vpc(&local, &rec.layout())? {
+        match self
+            .db
+            .adopt_default_vpc(&local, &rec.layout(), cidrs_overlap)?
+        {
             Adoption::Adopted => {
                 if rec.vpc_id != local.id {
                     // Its VXLAN device is named by its old ID.
@@ -144,6 +149,28 @@ impl Cloud {
     }
 }
 
+/// Whether two `a.b.c.d/n` ranges overlap (one that does not parse overlaps everything: it
+/// is not kept beside the region's).
+pub fn cidrs_overlap(a: &str, b: &str) -> bool {
+    let block = |s: &str| parse_cidr(s).map(|(addr, n)| (u32::from(addr), n));
+    match (block(a), block(b)) {
+        (Some(a), Some(b)) => overlaps(a, b),
+        _ => true,
+    }
+}
+
 fn busy(msg: &str) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_overlap() {
+        assert!(cidrs_overlap("172.31.0.0/20", "172.31.8.0/24"));
+        assert!(!cidrs_overlap("172.31.0.0/20", "172.31.16.0/20"));
+        assert!(cidrs_overlap("bad", "172.31.16.0/20"));
+    }
 }

@@ -110,13 +110,7 @@ impl Cloud {
     /// The Elastic IPs this host's database has (the region's, mirrored), for the quota
     /// slots: `(account, allocation ID)`.
     pub fn held_allocations(&self) -> ApiResult<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for id in self.db.eip_ids()? {
-            if let Some(e) = self.db.eip(&id)? {
-                out.push((e.owner, id));
-            }
-        }
-        Ok(out)
+        Ok(self.db.eip_owners()?)
     }
 
     /// The region's record of Elastic IP `allocation_id` written here when this host has no
